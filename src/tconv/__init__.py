@@ -1,0 +1,20 @@
+"""tconv: convolution and transposed convolution, exactly as every framework computes them.
+
+The public surface:
+
+* :func:`conv`, :func:`conv_transpose`: N-d operations on NumPy and any
+  Array-API array (PyTorch, CuPy, JAX, array-api-strict), returning the
+  caller's array type;
+* :mod:`tconv.shapes`: the output-size arithmetic, padding resolution and
+  solving, and the equivalent direct convolution, on plain integers;
+* :class:`ConvSpec`: the one resolved description of a convolution that every
+  entry point builds.
+"""
+
+from . import shapes
+from .ops import conv, conv_transpose
+from .spec import ConvSpec
+
+__version__ = "0.1.0"
+
+__all__ = ["ConvSpec", "__version__", "conv", "conv_transpose", "shapes"]

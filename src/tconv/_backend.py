@@ -1,0 +1,107 @@
+"""Array-library plumbing: which namespace computes, with which dtype, on which device.
+
+Array type in equals array type out: the namespace comes from the arrays the
+caller passed (through array-api-compat), and the result is made by that
+library, on the input's device. Nothing is silently converted to NumPy; plain
+Python sequences are the only thing converted, into the namespace of the
+arrays they accompany (NumPy when there are none).
+"""
+
+from __future__ import annotations
+
+from typing import Any, NamedTuple
+
+import array_api_compat
+import numpy as np
+
+Array = Any
+
+
+class Prepared(NamedTuple):
+    """The checked arrays of one call and the namespace that computes with them."""
+
+    xp: Any
+    x: Array
+    weight: Array
+    bias: Array | None
+    dtype: Any
+    compute_dtype: Any
+
+
+def _type_name(value: Any) -> str:
+    cls = type(value)
+    return f"{cls.__module__}.{cls.__qualname__}"
+
+
+def prepare(x: Any, weight: Any, bias: Any) -> Prepared:
+    """Find the common namespace, convert sequences, and check dtypes and devices."""
+    named = {"x": x, "weight": weight, "bias": bias}
+    arrays = {k: v for k, v in named.items() if v is not None and array_api_compat.is_array_api_obj(v)}
+    if arrays:
+        try:
+            xp = array_api_compat.array_namespace(*arrays.values())
+        except TypeError:
+            kinds = ", ".join(f"{k}: {_type_name(v)}" for k, v in arrays.items())
+            raise TypeError(
+                f"x, weight and bias must come from the same array library; received {kinds}. "
+                "Convert them to one library first (tconv never converts between libraries silently)."
+            ) from None
+    else:
+        xp = array_api_compat.array_namespace(np.empty(0))
+
+    template = next(iter(arrays.values()), None)
+    converted = {}
+    for name, value in named.items():
+        if value is None or name in arrays:
+            converted[name] = value
+            continue
+        if isinstance(value, (str, bytes)):
+            raise TypeError(f"{name} must be an array; received the string {value!r}")
+        try:
+            kwargs: dict[str, Any] = {}
+            if template is not None:
+                kwargs["device"] = array_api_compat.device(template)
+                if xp.isdtype(template.dtype, "real floating"):
+                    kwargs["dtype"] = template.dtype
+            converted[name] = xp.asarray(value, **kwargs)
+        except (TypeError, ValueError) as err:
+            raise TypeError(
+                f"{name} must be an array or a nested sequence of numbers; received {_type_name(value)} ({err})"
+            ) from None
+
+    x, weight, bias = converted["x"], converted["weight"], converted["bias"]
+    for name in ("x", "weight", "bias"):
+        value = converted[name]
+        if value is None:
+            continue
+        if not xp.isdtype(value.dtype, "real floating"):
+            raise TypeError(
+                f"{name} must have a real floating dtype (float16, float32 or float64); received "
+                f"dtype {value.dtype}. Cast it first, e.g. {name}.astype(float32) or "
+                f"torch's {name}.float()."
+            )
+    for name in ("weight", "bias"):
+        value = converted[name]
+        if value is not None and value.dtype != x.dtype:
+            raise TypeError(
+                f"{name} must have the dtype of x; received {name} of dtype {value.dtype} with x of dtype "
+                f"{x.dtype}. Cast one of them so that both match."
+            )
+    device = array_api_compat.device(x)
+    for name in ("weight", "bias"):
+        value = converted[name]
+        if value is not None and array_api_compat.device(value) != device:
+            raise ValueError(
+                f"{name} must be on the device of x; received {name} on {array_api_compat.device(value)} "
+                f"with x on {device}"
+            )
+    compute_dtype = xp.float32 if xp.finfo(x.dtype).bits < 32 else x.dtype
+    return Prepared(xp, x, weight, bias, x.dtype, compute_dtype)
+
+
+def add_into(xp: Any, out: Array, index: tuple[Any, ...], values: Array) -> Array:
+    """``out[index] += values``, in place where the library allows it, functionally otherwise (JAX)."""
+    if array_api_compat.is_jax_array(out):
+        return out.at[index].add(values)
+    out[index] += values
+    return out

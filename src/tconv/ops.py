@@ -1,0 +1,300 @@
+"""The public operations: N-d convolution and transposed convolution."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+from . import _engine
+from ._backend import Array, prepare
+from .spec import ConvSpec, PaddingArg, parse_groups
+
+__all__ = ["conv", "conv_transpose"]
+
+
+def _shape(a: Any) -> tuple[int, ...]:
+    return tuple(int(n) for n in a.shape)
+
+
+def _run(
+    transposed: bool,
+    x: Any,
+    weight: Any,
+    bias: Any,
+    *,
+    stride: int | Sequence[int],
+    padding: PaddingArg,
+    dilation: int | Sequence[int],
+    groups: int,
+    channels_last: bool,
+    output_padding: int | Sequence[int] = 0,
+    output_size: int | Sequence[int] | None = None,
+) -> Array:
+    if not isinstance(channels_last, bool):
+        raise TypeError(f"channels_last must be True or False; received {channels_last!r}")
+    prepared = prepare(x, weight, bias)
+    x, weight, bias = prepared.x, prepared.weight, prepared.bias
+    layout = "(C_in, C_out/groups, *kernel)" if transposed else "(C_out, C_in/groups, *kernel)"
+    if weight.ndim < 3:
+        raise ValueError(
+            f"weight must have shape {layout}, with at least one spatial axis; "
+            f"received weight of shape {_shape(weight)}"
+        )
+    ndim = weight.ndim - 2
+    if x.ndim not in (ndim + 1, ndim + 2):
+        form = "(N, *spatial, C) or (*spatial, C)" if channels_last else "(N, C, *spatial) or (C, *spatial)"
+        raise ValueError(
+            f"x must have shape {form} with {ndim} spatial axes, to match weight of shape "
+            f"{_shape(weight)}; received x of shape {_shape(x)}"
+        )
+    batched = x.ndim == ndim + 2
+    groups = parse_groups(groups)
+    if channels_last:
+        channels, spatial = x.shape[-1], _shape(x)[x.ndim - 1 - ndim : x.ndim - 1]
+    else:
+        channels, spatial = x.shape[x.ndim - 1 - ndim], _shape(x)[x.ndim - ndim :]
+    kernel = _shape(weight)[2:]
+    if transposed:
+        expected_in, out_channels = weight.shape[0], weight.shape[1] * groups
+    else:
+        expected_in, out_channels = weight.shape[1] * groups, weight.shape[0]
+    if channels != expected_in:
+        relation = "weight.shape[0]" if transposed else "weight.shape[1] * groups"
+        raise ValueError(
+            f"x has {channels} channels but weight of shape {_shape(weight)} with groups={groups} "
+            f"expects {relation} = {expected_in}; received x of shape {_shape(x)}"
+            + (" (channels_last=True)" if channels_last else "")
+        )
+    if weight.shape[0] % groups:
+        role = "input" if transposed else "output"
+        raise ValueError(
+            f"groups must divide weight.shape[0] (the {role} channels); received groups={groups} "
+            f"with weight of shape {_shape(weight)}"
+        )
+    if bias is not None and _shape(bias) != (out_channels,):
+        raise ValueError(
+            f"bias must have shape (C_out,) = ({out_channels},); received bias of shape {_shape(bias)}"
+        )
+    spec = ConvSpec.build(
+        transposed=transposed,
+        input_size=spatial,
+        kernel_size=kernel,
+        in_channels=channels,
+        out_channels=out_channels,
+        stride=stride,
+        padding=padding,
+        dilation=dilation,
+        groups=groups,
+        output_padding=output_padding,
+        output_size=output_size,
+    )
+    return _engine.run(prepared, spec, batched=batched, channels_last=channels_last)
+
+
+def conv(
+    x: Array,
+    weight: Array,
+    /,
+    bias: Array | None = None,
+    *,
+    stride: int | Sequence[int] = 1,
+    padding: PaddingArg = 0,
+    dilation: int | Sequence[int] = 1,
+    groups: int = 1,
+    channels_last: bool = False,
+) -> Array:
+    """N-d convolution (cross-correlation, as every deep-learning framework computes it).
+
+    ``out[n, co, o] = bias[co] + sum_{ci, i} weight[co, ci, i] * x_pad[n, g*C_in/G + ci, o*s + i*d]``
+    per spatial axis, where ``x_pad`` is ``x`` padded with ``(lo, hi)`` zeros
+    and ``g`` is the group of output channel ``co``. The spatial output size
+    is ``floor((n + lo + hi - d*(k-1) - 1) / s) + 1``
+    (:func:`tconv.shapes.conv_output_size`).
+
+    Parameters
+    ----------
+    x : array
+        ``(N, C_in, *spatial)`` or unbatched ``(C_in, *spatial)``; channels last
+        (``(N, *spatial, C_in)``) with ``channels_last=True``. Any array that
+        array-api-compat recognises (NumPy, PyTorch, CuPy, JAX, array-api-strict);
+        the result is of the same library, dtype and device.
+    weight : array
+        ``(C_out, C_in/groups, *kernel)``, the PyTorch/ONNX layout. The number of
+        spatial axes ``d >= 1`` is ``weight.ndim - 2``.
+    bias : array, optional
+        ``(C_out,)``.
+    stride, dilation : int or sequence of int
+        Positive; one value for all axes or one per axis.
+    padding : int, sequence, or str
+        An int, one int per axis, one ``(lo, hi)`` pair per axis, ``'valid'``
+        (none), ``'same'`` (TensorFlow's rule for any stride: output ``ceil(n/s)``,
+        an odd total padding puts the extra element at the end) or
+        ``'same_lower'`` (the extra element at the start, ONNX ``SAME_LOWER``).
+    groups : int
+        Divides both channel counts; ``groups == C_in`` is a depthwise convolution.
+    channels_last : bool
+        Whether the channel axis of ``x`` and of the result is last.
+
+    Returns
+    -------
+    array
+        ``(N, C_out, *out_spatial)`` (or as laid out by ``channels_last``, unbatched
+        when ``x`` is), with ``x``'s dtype. float16 accumulates in float32.
+
+    Raises
+    ------
+    TypeError
+        Non-floating dtypes, mixed dtypes, arrays from different libraries.
+    ValueError
+        Wrong ranks or channel counts, bad stride/dilation/padding/groups, an
+        empty output, a bias of the wrong shape.
+
+    Examples
+    --------
+    Seed 003: a 4x4 input and a 3x3 kernel give 2x2.
+
+    >>> import numpy as np
+    >>> import tconv
+    >>> x = np.arange(16.0).reshape(1, 1, 4, 4)
+    >>> w = np.ones((1, 1, 3, 3))
+    >>> tconv.conv(x, w)
+    array([[[[45., 54.],
+             [81., 90.]]]])
+    >>> tconv.conv(x, w, padding="same", stride=2).shape
+    (1, 1, 2, 2)
+    """
+    return _run(
+        False,
+        x,
+        weight,
+        bias,
+        stride=stride,
+        padding=padding,
+        dilation=dilation,
+        groups=groups,
+        channels_last=channels_last,
+    )
+
+
+def conv_transpose(
+    x: Array,
+    weight: Array,
+    /,
+    bias: Array | None = None,
+    *,
+    stride: int | Sequence[int] = 1,
+    padding: PaddingArg = 0,
+    output_padding: int | Sequence[int] = 0,
+    output_size: int | Sequence[int] | None = None,
+    dilation: int | Sequence[int] = 1,
+    groups: int = 1,
+    channels_last: bool = False,
+) -> Array:
+    """N-d transposed convolution (the adjoint of :func:`conv`, "deconvolution").
+
+    Each input element scales a copy of the kernel and stamps it onto the
+    output, copies ``stride`` apart, and the copies are summed (seed 004):
+    ``full[n, co, j*s + i*d] += x[n, ci, j] * weight[ci, co, i]`` per spatial
+    axis, within each group. The full output has length ``(n-1)*s + d*(k-1) + 1``;
+    the result is that, cropped by the forward convolution's padding ``(lo, hi)``
+    and extended by ``output_padding`` at the high end:
+    ``(n-1)*s + d*(k-1) + 1 - lo - hi + output_padding``
+    (:func:`tconv.shapes.conv_transpose_output_size`). It equals a stride-1
+    convolution of the input with ``s-1`` zeros inserted, padding
+    ``d*(k-1) - lo`` and ``d*(k-1) - hi + output_padding`` and the flipped kernel
+    (:func:`tconv.shapes.equivalent_conv`); tconv never inserts the zeros.
+
+    Parameters
+    ----------
+    x : array
+        ``(N, C_in, *spatial)`` or unbatched ``(C_in, *spatial)``; channels last
+        with ``channels_last=True``. Any array-api-compat array; the result is of
+        the same library, dtype and device.
+    weight : array
+        ``(C_in, C_out/groups, *kernel)``, the PyTorch/ONNX/Paddle layout.
+    bias : array, optional
+        ``(C_out,)``.
+    stride, dilation : int or sequence of int
+        Positive; one value for all axes or one per axis.
+    padding : int, sequence, or str
+        The padding of the matching forward convolution, cropped from the full
+        output: an int, one int per axis, one ``(lo, hi)`` pair per axis, ``'valid'``
+        (no crop), ``'same'`` (output ``n*s`` with TensorFlow/Keras's split: the
+        forward ``'same'`` padding of an ``n*s`` input, total ``max(d*(k-1)+1-s, 0)``,
+        the extra element at the end, and output padding where the kernel is
+        shorter than the stride) or ``'same_lower'`` (the extra element at the
+        start). Values larger than ``d*(k-1)`` crop further, as in PyTorch.
+    output_padding : int or sequence of int
+        Added at the high end; each must be smaller than ``max(stride, dilation)``.
+    output_size : int or sequence of int, optional
+        The wanted spatial size; the output padding is derived from it. Rejected,
+        with the reachable range, when no output padding gives it. Cannot be
+        combined with a non-zero ``output_padding``.
+    groups : int
+        Divides both channel counts.
+    channels_last : bool
+        Whether the channel axis of ``x`` and of the result is last.
+
+    Returns
+    -------
+    array
+        ``(N, C_out, *out_spatial)`` (or as laid out by ``channels_last``, unbatched
+        when ``x`` is), with ``x``'s dtype. float16 accumulates in float32.
+
+    Raises
+    ------
+    TypeError
+        Non-floating dtypes, mixed dtypes, arrays from different libraries.
+    ValueError
+        Wrong ranks or channel counts, bad stride/dilation/padding/groups, an
+        ``output_padding`` that is too large, an unreachable ``output_size``, an
+        empty output, a bias of the wrong shape.
+
+    Examples
+    --------
+    Seed 004, TensorFlow's ``conv2d_transpose`` with VALID padding and stride 2:
+    the first output is ``-67 * -1 = 67``, the top-left kernel element times the
+    top-left input, not 603.
+
+    >>> import numpy as np
+    >>> import tconv
+    >>> x = np.array([[[[-67.0, -77.0], [-117.0, -127.0]]]])
+    >>> w = np.array([[[[-1.0, 2, -3], [4, -5, 6], [-7, 8, -9]]]])
+    >>> tconv.conv_transpose(x, w, stride=2)
+    array([[[[   67.,  -134.,   278.,  -154.,   231.],
+             [ -268.,   335.,  -710.,   385.,  -462.],
+             [  586.,  -770.,  1620.,  -870.,  1074.],
+             [ -468.,   585., -1210.,   635.,  -762.],
+             [  819.,  -936.,  1942., -1016.,  1143.]]]])
+
+    Seed 001: 3x3 with kernel 3 and stride 2 gives 7x7, or 8x8 on request:
+
+    >>> y = np.ones((1, 1, 3, 3))
+    >>> k = np.ones((1, 1, 3, 3))
+    >>> tconv.conv_transpose(y, k, stride=2).shape
+    (1, 1, 7, 7)
+    >>> tconv.conv_transpose(y, k, stride=2, output_padding=1).shape
+    (1, 1, 8, 8)
+    >>> tconv.conv_transpose(y, k, stride=2, output_size=(8, 8)).shape
+    (1, 1, 8, 8)
+
+    Seed 000's DCGAN layer, channels last, ``'same'`` doubles 7x7 to 14x14:
+
+    >>> z = np.zeros((1, 7, 7, 128), dtype=np.float32)
+    >>> tconv.conv_transpose(z, np.zeros((128, 64, 5, 5), np.float32), stride=2,
+    ...                      padding="same", channels_last=True).shape
+    (1, 14, 14, 64)
+    """
+    return _run(
+        True,
+        x,
+        weight,
+        bias,
+        stride=stride,
+        padding=padding,
+        dilation=dilation,
+        groups=groups,
+        channels_last=channels_last,
+        output_padding=output_padding,
+        output_size=output_size,
+    )

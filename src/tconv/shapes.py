@@ -1,0 +1,553 @@
+"""Shape arithmetic of convolution and transposed convolution, on plain integers.
+
+Every function here works on one spatial axis at a time (the ``*_shape``
+functions map the per-axis ones over tuples) and knows nothing about arrays.
+The operations, the layers and the command-line tool call these functions;
+nothing else in tconv repeats the formulas.
+
+Notation used in every docstring, per axis:
+
+* ``n``  input length, ``k`` kernel length, ``s`` stride, ``d`` dilation;
+* ``k_eff = d*(k-1) + 1``, the length the dilated kernel spans;
+* ``(lo, hi)`` the zero padding of the *forward* convolution at the low and
+  high end.  A transposed convolution uses the padding of the convolution it
+  transposes: it computes the full output and crops ``lo`` elements from the
+  start and ``hi`` from the end;
+* ``op`` the output padding of a transposed convolution, added at the high
+  end (it only picks which of the ``s`` input lengths that share one conv
+  output length the transposed convolution returns).
+
+Rules for the padding strings
+-----------------------------
+``'valid'``
+    no padding: ``(0, 0)``.
+``'same'`` (TensorFlow's rule, also ONNX ``SAME_UPPER``)
+    convolution: the output length is ``ceil(n/s)``; the total padding is
+    ``max((ceil(n/s) - 1)*s + k_eff - n, 0)``, split as
+    ``lo = total // 2`` and ``hi = total - lo`` (an odd total puts the extra
+    element at the end).
+    transposed convolution: the output length is ``n*s``; the padding is the
+    one ``'same'`` gives the forward convolution whose input length is
+    ``n*s``, i.e. a total of ``max(k_eff - s, 0)`` split as above, and where
+    ``k_eff < s`` the missing ``s - k_eff`` elements come from output padding.
+``'same_lower'`` (ONNX ``SAME_LOWER``)
+    as ``'same'`` but an odd total puts the extra element at the start.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import NamedTuple
+
+__all__ = [
+    "EquivalentConv",
+    "conv_input_sizes",
+    "conv_output_shape",
+    "conv_output_size",
+    "conv_same_padding",
+    "conv_transpose_output_shape",
+    "conv_transpose_output_size",
+    "conv_transpose_output_sizes",
+    "conv_transpose_same_padding",
+    "dilated_kernel_size",
+    "equivalent_conv",
+    "solve_conv_transpose_padding",
+]
+
+PaddingPair = tuple[int, int]
+
+
+def _pair(padding: int | Sequence[int], name: str = "padding") -> PaddingPair:
+    """Turn a symmetric int or a ``(lo, hi)`` pair into a checked pair."""
+    if isinstance(padding, bool):
+        raise TypeError(f"{name} must be an int or a (lo, hi) pair of ints; received {padding!r}")
+    if isinstance(padding, int):
+        pair = (padding, padding)
+    elif (
+        isinstance(padding, Sequence)
+        and len(padding) == 2
+        and all(isinstance(p, int) and not isinstance(p, bool) for p in padding)
+    ):
+        pair = (int(padding[0]), int(padding[1]))
+    else:
+        raise TypeError(f"{name} must be an int or a (lo, hi) pair of ints; received {padding!r}")
+    if pair[0] < 0 or pair[1] < 0:
+        raise ValueError(f"{name} must be non-negative; received {padding!r}")
+    return pair
+
+
+def _positive(value: int, name: str) -> int:
+    if isinstance(value, bool) or not isinstance(value, int):
+        raise TypeError(f"{name} must be a positive int; received {value!r}")
+    if value < 1:
+        raise ValueError(f"{name} must be a positive int; received {value!r}")
+    return value
+
+
+def _non_negative(value: int, name: str) -> int:
+    if isinstance(value, bool) or not isinstance(value, int):
+        raise TypeError(f"{name} must be a non-negative int; received {value!r}")
+    if value < 0:
+        raise ValueError(f"{name} must be a non-negative int; received {value!r}")
+    return value
+
+
+def dilated_kernel_size(kernel_size: int, dilation: int = 1) -> int:
+    """Length spanned by a dilated kernel: ``k_eff = d*(k-1) + 1``.
+
+    Examples
+    --------
+    >>> dilated_kernel_size(3)
+    3
+    >>> dilated_kernel_size(3, dilation=2)
+    5
+    """
+    _positive(kernel_size, "kernel_size")
+    _positive(dilation, "dilation")
+    return dilation * (kernel_size - 1) + 1
+
+
+def conv_output_size(
+    input_size: int,
+    kernel_size: int,
+    *,
+    stride: int = 1,
+    padding: int | Sequence[int] = 0,
+    dilation: int = 1,
+) -> int:
+    """Output length of a convolution along one axis.
+
+    ``out = floor((n + lo + hi - k_eff) / s) + 1`` with ``k_eff = d*(k-1) + 1``.
+
+    Parameters
+    ----------
+    input_size, kernel_size : int
+        ``n`` and ``k``.
+    stride, dilation : int
+        ``s`` and ``d``.
+    padding : int or (int, int)
+        Symmetric padding or a ``(lo, hi)`` pair.
+
+    Raises
+    ------
+    ValueError
+        If the padded input is shorter than the dilated kernel (output below 1).
+
+    Examples
+    --------
+    Seed 003, a 4x4 input and a 3x3 kernel give 2x2:
+
+    >>> conv_output_size(4, 3)
+    2
+
+    Seed 001, 32 with kernel 18 and padding 3 gives 21; 7 and 8 with kernel 3
+    and stride 2 both give 3:
+
+    >>> conv_output_size(32, 18, padding=3)
+    21
+    >>> conv_output_size(7, 3, stride=2), conv_output_size(8, 3, stride=2)
+    (3, 3)
+    """
+    n = _positive(input_size, "input_size")
+    k_eff = dilated_kernel_size(kernel_size, dilation)
+    s = _positive(stride, "stride")
+    lo, hi = _pair(padding)
+    span = n + lo + hi - k_eff
+    if span < 0:
+        raise ValueError(
+            "the padded input is shorter than the dilated kernel, so the output would be empty; "
+            f"received input_size={n}, padding={(lo, hi)}, kernel_size={kernel_size}, "
+            f"dilation={dilation} (dilated kernel {k_eff})"
+        )
+    return span // s + 1
+
+
+def conv_transpose_output_size(
+    input_size: int,
+    kernel_size: int,
+    *,
+    stride: int = 1,
+    padding: int | Sequence[int] = 0,
+    output_padding: int = 0,
+    dilation: int = 1,
+) -> int:
+    """Output length of a transposed convolution along one axis.
+
+    ``out = (n - 1)*s + k_eff - lo - hi + op`` with ``k_eff = d*(k-1) + 1``:
+    the full output ``(n-1)*s + k_eff`` (each input element stamps the kernel
+    ``s`` apart), cropped by the forward convolution's padding ``(lo, hi)``,
+    extended by ``op`` at the high end.  ``op`` must be smaller than
+    ``max(s, d)``.
+
+    Raises
+    ------
+    ValueError
+        If ``op`` is too large or the crop leaves fewer than one element.
+
+    Examples
+    --------
+    Seed 001: 32 with kernel 3, padding 2 gives 30; with stride 3 it gives 92;
+    21 with kernel 18 and padding 3 gives 32 back; 3 with kernel 3 and
+    stride 2 gives 7, or 8 with ``output_padding=1``:
+
+    >>> conv_transpose_output_size(32, 3, padding=2)
+    30
+    >>> conv_transpose_output_size(32, 3, stride=3, padding=2)
+    92
+    >>> conv_transpose_output_size(21, 18, padding=3)
+    32
+    >>> conv_transpose_output_size(3, 3, stride=2), conv_transpose_output_size(3, 3, stride=2, output_padding=1)
+    (7, 8)
+
+    Seed 002: 2 gives 4 with stride 1 and 5 with stride 2 (kernel 3); seed 001's
+    1x1 kernel with padding 1 crops a 3x3 input to 1x1:
+
+    >>> conv_transpose_output_size(2, 3), conv_transpose_output_size(2, 3, stride=2)
+    (4, 5)
+    >>> conv_transpose_output_size(3, 1, padding=1)
+    1
+    """
+    n = _positive(input_size, "input_size")
+    k_eff = dilated_kernel_size(kernel_size, dilation)
+    s = _positive(stride, "stride")
+    lo, hi = _pair(padding)
+    op = _non_negative(output_padding, "output_padding")
+    if op >= max(s, dilation):
+        raise ValueError(
+            "output_padding must be smaller than stride or dilation; "
+            f"received output_padding={op} with stride={s}, dilation={dilation}"
+        )
+    out = (n - 1) * s + k_eff - lo - hi + op
+    if out < 1:
+        raise ValueError(
+            "the padding crops the whole output of the transposed convolution; received "
+            f"input_size={n}, kernel_size={kernel_size}, stride={s}, padding={(lo, hi)}, "
+            f"output_padding={op}, dilation={dilation}: full output {(n - 1) * s + k_eff + op}, "
+            f"cropped by {lo + hi}"
+        )
+    return out
+
+
+def conv_transpose_output_sizes(
+    input_size: int,
+    kernel_size: int,
+    *,
+    stride: int = 1,
+    padding: int | Sequence[int] = 0,
+    dilation: int = 1,
+) -> range:
+    """Every output length a transposed convolution can give, over all output paddings.
+
+    That is ``conv_transpose_output_size`` for ``op = 0 .. max(s, d) - 1``,
+    minus the lengths below 1. An ``output_size`` argument must lie in this range.
+
+    Examples
+    --------
+    >>> conv_transpose_output_sizes(3, 3, stride=2)
+    range(7, 9)
+    >>> conv_transpose_output_sizes(7, 5, stride=2, padding=2)
+    range(13, 15)
+    """
+    n = _positive(input_size, "input_size")
+    k_eff = dilated_kernel_size(kernel_size, dilation)
+    s = _positive(stride, "stride")
+    lo, hi = _pair(padding)
+    smallest = (n - 1) * s + k_eff - lo - hi
+    return range(max(smallest, 1), smallest + max(s, dilation))
+
+
+def conv_input_sizes(
+    output_size: int,
+    kernel_size: int,
+    *,
+    stride: int = 1,
+    padding: int | Sequence[int] = 0,
+    dilation: int = 1,
+) -> range:
+    """Every input length that a convolution maps to ``output_size``.
+
+    A stride ``s`` convolution drops up to ``s - 1`` trailing elements, so
+    ``s`` input lengths share one output length:
+    ``n = (out - 1)*s + k_eff - lo - hi + r`` for ``r = 0 .. s - 1`` (those
+    at least 1). The transposed convolution returns the smallest unless told
+    otherwise by ``output_padding = r``.
+
+    Examples
+    --------
+    Seed 001, why 7x7 and 8x8 both convolve to 3x3 with kernel 3, stride 2:
+
+    >>> conv_input_sizes(3, 3, stride=2)
+    range(7, 9)
+    >>> conv_input_sizes(2, 3)
+    range(4, 5)
+    """
+    out = _positive(output_size, "output_size")
+    k_eff = dilated_kernel_size(kernel_size, dilation)
+    s = _positive(stride, "stride")
+    lo, hi = _pair(padding)
+    smallest = (out - 1) * s + k_eff - lo - hi
+    return range(max(smallest, 1), smallest + s)
+
+
+def conv_same_padding(
+    input_size: int,
+    kernel_size: int,
+    *,
+    stride: int = 1,
+    dilation: int = 1,
+    lower: bool = False,
+) -> PaddingPair:
+    """The ``(lo, hi)`` padding that ``'same'`` gives a convolution.
+
+    Output ``ceil(n/s)``; total ``max((ceil(n/s) - 1)*s + k_eff - n, 0)``,
+    split ``lo = total // 2``, ``hi = total - lo`` (TensorFlow, ONNX
+    ``SAME_UPPER``), or the other way round with ``lower=True`` (ONNX ``SAME_LOWER``).
+
+    Examples
+    --------
+    >>> conv_same_padding(7, 5)
+    (2, 2)
+    >>> conv_same_padding(14, 5, stride=2)
+    (1, 2)
+    >>> conv_same_padding(14, 5, stride=2, lower=True)
+    (2, 1)
+    """
+    n = _positive(input_size, "input_size")
+    k_eff = dilated_kernel_size(kernel_size, dilation)
+    s = _positive(stride, "stride")
+    out = -(-n // s)
+    total = max((out - 1) * s + k_eff - n, 0)
+    small, large = total // 2, total - total // 2
+    return (large, small) if lower else (small, large)
+
+
+def conv_transpose_same_padding(
+    input_size: int,
+    kernel_size: int,
+    *,
+    stride: int = 1,
+    dilation: int = 1,
+    lower: bool = False,
+) -> tuple[PaddingPair, int]:
+    """The ``((lo, hi), output_padding)`` that ``'same'`` gives a transposed convolution.
+
+    The output length is ``n*s``. The padding is the one ``'same'`` gives the
+    forward convolution of an ``n*s`` input (what TensorFlow's
+    ``conv2d_transpose`` and Keras use): total ``max(k_eff - s, 0)`` split
+    with the extra element at the end (at the start with ``lower=True``).
+    When ``k_eff < s`` the full output is short by ``s - k_eff``, which
+    becomes the output padding.
+
+    Examples
+    --------
+    Seed 000's DCGAN generator: kernel 5 gives padding 2 with stride 1, and
+    ``(1, 2)`` with stride 2 (7 -> 14 -> 28):
+
+    >>> conv_transpose_same_padding(7, 5)
+    ((2, 2), 0)
+    >>> conv_transpose_same_padding(7, 5, stride=2)
+    ((1, 2), 0)
+    >>> conv_transpose_same_padding(4, 1, stride=2)
+    ((0, 0), 1)
+    """
+    n = _positive(input_size, "input_size")
+    k_eff = dilated_kernel_size(kernel_size, dilation)
+    s = _positive(stride, "stride")
+    pair = conv_same_padding(n * s, kernel_size, stride=s, dilation=dilation, lower=lower)
+    output_padding = max(s - k_eff, 0)
+    return pair, output_padding
+
+
+def solve_conv_transpose_padding(
+    input_size: int,
+    output_size: int,
+    kernel_size: int,
+    *,
+    stride: int = 1,
+    dilation: int = 1,
+) -> list[tuple[int, int]]:
+    """Every symmetric ``(padding, output_padding)`` that gives the wanted output length.
+
+    Solves ``out = (n - 1)*s + k_eff - 2p + op`` for ``p >= 0`` and
+    ``0 <= op < max(s, d)``, as seed 000 does by hand. The list is sorted by
+    ``p``; it is empty when no symmetric padding reaches ``out`` (an
+    asymmetric pair may still: ``'same'`` with an even kernel, for example).
+
+    Examples
+    --------
+    Seed 000's DCGAN generator, 7 -> 7 with kernel 5, stride 1, and 7 -> 14
+    with stride 2: both need ``p = 2`` (the second also ``output_padding=1``):
+
+    >>> solve_conv_transpose_padding(7, 7, 5)
+    [(2, 0)]
+    >>> solve_conv_transpose_padding(7, 14, 5, stride=2)
+    [(2, 1)]
+    >>> solve_conv_transpose_padding(14, 28, 5, stride=2)
+    [(2, 1)]
+    >>> solve_conv_transpose_padding(3, 8, 3, stride=2)
+    [(0, 1)]
+    """
+    n = _positive(input_size, "input_size")
+    out = _positive(output_size, "output_size")
+    k_eff = dilated_kernel_size(kernel_size, dilation)
+    s = _positive(stride, "stride")
+    full = (n - 1) * s + k_eff
+    solutions = []
+    for op in range(max(s, dilation)):
+        twice_p = full + op - out
+        if twice_p >= 0 and twice_p % 2 == 0:
+            solutions.append((twice_p // 2, op))
+    return sorted(solutions)
+
+
+class EquivalentConv(NamedTuple):
+    """A transposed convolution along one axis, written as a stride-1 direct convolution.
+
+    Insert ``zeros_between`` zeros between input elements (giving
+    ``dilated_input_size``), pad by ``padding`` (a negative entry crops),
+    and correlate with the *flipped* kernel at stride 1 and the same
+    dilation; channels swap roles (per group).
+    """
+
+    zeros_between: int
+    dilated_input_size: int
+    padding: PaddingPair
+    dilation: int
+    kernel_size: int
+    output_size: int
+
+
+def equivalent_conv(
+    input_size: int,
+    kernel_size: int,
+    *,
+    stride: int = 1,
+    padding: int | Sequence[int] = 0,
+    output_padding: int = 0,
+    dilation: int = 1,
+) -> EquivalentConv:
+    """The direct convolution that a transposed convolution equals, along one axis.
+
+    The input is spread out with ``s - 1`` zeros between elements (length
+    ``(n - 1)*s + 1``), padded by ``d*(k-1) - lo`` at the start and
+    ``d*(k-1) - hi + op`` at the end, and correlated at stride 1 with the
+    flipped kernel, with input and output channels swapped. A padding larger
+    than ``d*(k-1)`` makes the corresponding entry negative: that many
+    elements are cropped instead (seed 001's ``p' = k - 1 - p``).
+
+    Examples
+    --------
+    Seed 001, ``ConvTranspose2d(k=3, padding=2)`` on 32 equals ``Conv2d(k=3,
+    padding=0)`` with the flipped kernel; seed 004, 2 -> 5 with stride 2:
+
+    >>> equivalent_conv(32, 3, padding=2)
+    EquivalentConv(zeros_between=0, dilated_input_size=32, padding=(0, 0), dilation=1, kernel_size=3, output_size=30)
+    >>> equivalent_conv(2, 3, stride=2)
+    EquivalentConv(zeros_between=1, dilated_input_size=3, padding=(2, 2), dilation=1, kernel_size=3, output_size=5)
+    >>> equivalent_conv(3, 1, padding=1).padding
+    (-1, -1)
+    """
+    out = conv_transpose_output_size(
+        input_size,
+        kernel_size,
+        stride=stride,
+        padding=padding,
+        output_padding=output_padding,
+        dilation=dilation,
+    )
+    lo, hi = _pair(padding)
+    reach = dilation * (kernel_size - 1)
+    return EquivalentConv(
+        zeros_between=stride - 1,
+        dilated_input_size=(input_size - 1) * stride + 1,
+        padding=(reach - lo, reach - hi + output_padding),
+        dilation=dilation,
+        kernel_size=kernel_size,
+        output_size=out,
+    )
+
+
+def _per_axis(value: int | Sequence[int], ndim: int, name: str) -> tuple[int, ...]:
+    if isinstance(value, int) and not isinstance(value, bool):
+        return (value,) * ndim
+    if isinstance(value, Sequence) and len(value) == ndim:
+        return tuple(value)
+    raise ValueError(f"{name} must be an int or a sequence of {ndim} ints; received {value!r}")
+
+
+def _pairs_per_axis(
+    padding: int | Sequence[int] | Sequence[Sequence[int]], ndim: int
+) -> tuple[int | Sequence[int], ...]:
+    if isinstance(padding, int) and not isinstance(padding, bool):
+        return (padding,) * ndim
+    if isinstance(padding, Sequence) and len(padding) == ndim:
+        return tuple(padding)
+    raise ValueError(
+        f"padding must be an int, a sequence of {ndim} ints or of {ndim} (lo, hi) pairs; received {padding!r}"
+    )
+
+
+def conv_output_shape(
+    input_shape: Sequence[int],
+    kernel_shape: Sequence[int],
+    *,
+    stride: int | Sequence[int] = 1,
+    padding: int | Sequence[int] | Sequence[Sequence[int]] = 0,
+    dilation: int | Sequence[int] = 1,
+) -> tuple[int, ...]:
+    """Spatial output shape of a convolution: ``conv_output_size`` on every axis.
+
+    Examples
+    --------
+    >>> conv_output_shape((4, 4), (3, 3))
+    (2, 2)
+    >>> conv_output_shape((14, 14), (5, 5), stride=2, padding=[(1, 2), (1, 2)])
+    (7, 7)
+    """
+    ndim = len(kernel_shape)
+    if len(input_shape) != ndim:
+        raise ValueError(
+            f"input_shape must have one entry per kernel axis ({ndim}); received {tuple(input_shape)}"
+        )
+    strides = _per_axis(stride, ndim, "stride")
+    dilations = _per_axis(dilation, ndim, "dilation")
+    pads = _pairs_per_axis(padding, ndim)
+    return tuple(
+        conv_output_size(n, k, stride=s, padding=p, dilation=d)
+        for n, k, s, p, d in zip(input_shape, kernel_shape, strides, pads, dilations)
+    )
+
+
+def conv_transpose_output_shape(
+    input_shape: Sequence[int],
+    kernel_shape: Sequence[int],
+    *,
+    stride: int | Sequence[int] = 1,
+    padding: int | Sequence[int] | Sequence[Sequence[int]] = 0,
+    output_padding: int | Sequence[int] = 0,
+    dilation: int | Sequence[int] = 1,
+) -> tuple[int, ...]:
+    """Spatial output shape of a transposed convolution: ``conv_transpose_output_size`` on every axis.
+
+    Examples
+    --------
+    Seed 000's DCGAN generator, 7x7 -> 14x14 -> 28x28 with kernel 5, stride 2:
+
+    >>> conv_transpose_output_shape((7, 7), (5, 5), stride=2, padding=[(1, 2), (1, 2)])
+    (14, 14)
+    >>> conv_transpose_output_shape((14, 14), (5, 5), stride=2, padding=2, output_padding=1)
+    (28, 28)
+    """
+    ndim = len(kernel_shape)
+    if len(input_shape) != ndim:
+        raise ValueError(
+            f"input_shape must have one entry per kernel axis ({ndim}); received {tuple(input_shape)}"
+        )
+    strides = _per_axis(stride, ndim, "stride")
+    dilations = _per_axis(dilation, ndim, "dilation")
+    output_paddings = _per_axis(output_padding, ndim, "output_padding")
+    pads = _pairs_per_axis(padding, ndim)
+    return tuple(
+        conv_transpose_output_size(n, k, stride=s, padding=p, output_padding=op, dilation=d)
+        for n, k, s, p, op, d in zip(input_shape, kernel_shape, strides, pads, output_paddings, dilations)
+    )

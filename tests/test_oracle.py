@@ -1,0 +1,339 @@
+"""tconv against the naive oracle on random configurations (hypothesis)."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from hypothesis import HealthCheck, assume, given, settings
+from hypothesis import strategies as st
+
+import tconv
+from oracle import insert_zeros_and_pad, naive_conv, naive_conv_transpose, same_pads_tf
+
+SETTINGS = settings(max_examples=120, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+
+
+@st.composite
+def configs(draw, transposed):
+    d = draw(st.integers(1, 3))
+    small = d == 3
+    groups = draw(st.sampled_from([1, 1, 2, 3]))
+    cin_g = draw(st.integers(1, 2 if small else 3))
+    cout_g = draw(st.integers(1, 2 if small else 3))
+    axes = []
+    for _ in range(d):
+        k = draw(st.integers(1, 3 if small else 4))
+        s = draw(st.integers(1, 3))
+        dil = draw(st.integers(1, 2))
+        n = draw(st.integers(1, 4 if small else 6))
+        k_eff = (k - 1) * dil + 1
+        lo = draw(st.integers(0, k_eff + 1))  # up to beyond the kernel
+        hi = draw(st.integers(0, k_eff + 1))
+        op = draw(st.integers(0, max(s, dil) - 1)) if transposed else 0
+        axes.append((n, k, s, dil, lo, hi, op))
+    batch = draw(st.integers(1, 2))
+    return dict(
+        d=d,
+        groups=groups,
+        cin_g=cin_g,
+        cout_g=cout_g,
+        axes=axes,
+        batch=batch,
+        batched=draw(st.booleans()),
+        channels_last=draw(st.booleans()),
+        bias=draw(st.booleans()),
+        padding_form=draw(st.sampled_from(["pairs", "int_or_tuple"])),
+        seed=draw(st.integers(0, 2**16)),
+    )
+
+
+def _expected_size(cfg, transposed):
+    sizes = []
+    for n, k, s, dil, lo, hi, op in cfg["axes"]:
+        k_eff = (k - 1) * dil + 1
+        size = (n - 1) * s + k_eff - lo - hi + op if transposed else (n + lo + hi - k_eff) // s + 1
+        if (not transposed and n + lo + hi < k_eff) or size < 1:
+            return None
+        sizes.append(size)
+    return sizes
+
+
+def _arrays(cfg, transposed):
+    rng = np.random.default_rng(cfg["seed"])
+    g, cin_g, cout_g = cfg["groups"], cfg["cin_g"], cfg["cout_g"]
+    spatial = [a[0] for a in cfg["axes"]]
+    kernel = [a[1] for a in cfg["axes"]]
+    x = rng.standard_normal((cfg["batch"], g * cin_g, *spatial))
+    if transposed:
+        w = rng.standard_normal((g * cin_g, cout_g, *kernel))
+    else:
+        w = rng.standard_normal((g * cout_g, cin_g, *kernel))
+    b = rng.standard_normal(g * cout_g) if cfg["bias"] else None
+    return x, w, b
+
+
+def _padding_arg(cfg):
+    pairs = [(a[4], a[5]) for a in cfg["axes"]]
+    if cfg["padding_form"] == "int_or_tuple" and all(lo == hi for lo, hi in pairs):
+        values = [lo for lo, _ in pairs]
+        return values[0] if len(set(values)) == 1 else tuple(values)
+    return pairs
+
+
+def _call(fn, x, w, b, cfg, **options):
+    """Call tconv with the layout the config asks for; return the result as (N, C, *sp)."""
+    d = cfg["d"]
+    xin = np.moveaxis(x, 1, -1) if cfg["channels_last"] else x
+    if not cfg["batched"]:
+        xin = xin[0]
+    out = fn(xin, w, b, groups=cfg["groups"], channels_last=cfg["channels_last"], **options)
+    if not cfg["batched"]:
+        out = out[None]
+    if cfg["channels_last"]:
+        out = np.moveaxis(out, -1, 1)
+    assert out.ndim == d + 2
+    return out
+
+
+@SETTINGS
+@given(configs(transposed=False))
+def test_conv_matches_oracle(cfg):
+    assume(_expected_size(cfg, False) is not None)
+    if not cfg["batched"]:
+        cfg["batch"] = 1
+    x, w, b = _arrays(cfg, False)
+    axes = cfg["axes"]
+    expected = naive_conv(
+        x,
+        w,
+        b,
+        stride=[a[2] for a in axes],
+        pads=[(a[4], a[5]) for a in axes],
+        dilation=[a[3] for a in axes],
+        groups=cfg["groups"],
+    )
+    got = _call(
+        tconv.conv,
+        x,
+        w,
+        b,
+        cfg,
+        stride=tuple(a[2] for a in axes),
+        padding=_padding_arg(cfg),
+        dilation=tuple(a[3] for a in axes),
+    )
+    assert got.shape == expected.shape
+    np.testing.assert_allclose(got, expected, rtol=1e-10, atol=1e-10)
+
+
+@SETTINGS
+@given(configs(transposed=True))
+def test_conv_transpose_matches_oracle(cfg):
+    assume(_expected_size(cfg, True) is not None)
+    if not cfg["batched"]:
+        cfg["batch"] = 1
+    x, w, b = _arrays(cfg, True)
+    axes = cfg["axes"]
+    expected = naive_conv_transpose(
+        x,
+        w,
+        b,
+        stride=[a[2] for a in axes],
+        pads=[(a[4], a[5]) for a in axes],
+        output_padding=[a[6] for a in axes],
+        dilation=[a[3] for a in axes],
+        groups=cfg["groups"],
+    )
+    got = _call(
+        tconv.conv_transpose,
+        x,
+        w,
+        b,
+        cfg,
+        stride=tuple(a[2] for a in axes),
+        padding=_padding_arg(cfg),
+        output_padding=tuple(a[6] for a in axes),
+        dilation=tuple(a[3] for a in axes),
+    )
+    assert got.shape == expected.shape
+    np.testing.assert_allclose(got, expected, rtol=1e-10, atol=1e-10)
+
+
+@SETTINGS
+@given(configs(transposed=True))
+def test_output_size_selects_output_padding(cfg):
+    """output_size = the oracle's size for some output_padding gives that output."""
+    size = _expected_size(cfg, True)
+    assume(size is not None)
+    x, w, b = _arrays(cfg, True)
+    axes = cfg["axes"]
+    expected = naive_conv_transpose(
+        x,
+        w,
+        b,
+        stride=[a[2] for a in axes],
+        pads=[(a[4], a[5]) for a in axes],
+        output_padding=[a[6] for a in axes],
+        dilation=[a[3] for a in axes],
+        groups=cfg["groups"],
+    )
+    got = tconv.conv_transpose(
+        x,
+        w,
+        b,
+        stride=[a[2] for a in axes],
+        padding=[(a[4], a[5]) for a in axes],
+        output_size=size,
+        dilation=[a[3] for a in axes],
+        groups=cfg["groups"],
+    )
+    np.testing.assert_allclose(got, expected, rtol=1e-10, atol=1e-10)
+
+
+@SETTINGS
+@given(configs(transposed=True))
+def test_conv_transpose_equals_zero_inserted_conv_with_flipped_kernel(cfg):
+    """The equivalent direct convolution (seed 001), built by the test from the oracle:
+    s-1 zeros between inputs, padding d*(k-1)-lo and d*(k-1)-hi+op, the kernel flipped,
+    channels swapped per group, stride 1."""
+    assume(_expected_size(cfg, True) is not None)
+    x, w, _ = _arrays(cfg, True)
+    axes, g, cin_g, cout_g = cfg["axes"], cfg["groups"], cfg["cin_g"], cfg["cout_g"]
+    d = cfg["d"]
+    pads = [((a[1] - 1) * a[3] - a[4], (a[1] - 1) * a[3] - a[5] + a[6]) for a in axes]
+    spread = insert_zeros_and_pad(x, [a[2] for a in axes], pads)
+    # (C_in, C_out/g, *k) -> (C_out, C_in/g, *k), flipped on every spatial axis.
+    w_conv = w.reshape(g, cin_g, cout_g, *w.shape[2:]).swapaxes(1, 2).reshape(g * cout_g, cin_g, *w.shape[2:])
+    w_conv = np.flip(w_conv, axis=tuple(range(2, 2 + d)))
+    expected = naive_conv(spread, w_conv, dilation=[a[3] for a in axes], groups=g)
+    # tconv's description of the same equivalence must agree with what the test built.
+    for (n, k, s, dil, lo, hi, op), pad in zip(axes, pads):
+        eq = tconv.shapes.equivalent_conv(n, k, stride=s, padding=(lo, hi), output_padding=op, dilation=dil)
+        assert eq.padding == pad
+        assert eq.zeros_between == s - 1
+    got = tconv.conv_transpose(
+        x,
+        w,
+        stride=[a[2] for a in axes],
+        padding=[(a[4], a[5]) for a in axes],
+        output_padding=[a[6] for a in axes],
+        dilation=[a[3] for a in axes],
+        groups=g,
+    )
+    np.testing.assert_allclose(got, expected, rtol=1e-10, atol=1e-10)
+
+
+@SETTINGS
+@given(configs(transposed=False))
+def test_adjoint_identity(cfg):
+    """<conv(x, W), y> == <x, conv_transpose(y, W)> with matching options."""
+    out_size = _expected_size(cfg, False)
+    assume(out_size is not None)
+    rng = np.random.default_rng(cfg["seed"])
+    g, cin_g, cout_g = cfg["groups"], cfg["cin_g"], cfg["cout_g"]
+    axes = cfg["axes"]
+    x = rng.standard_normal((2, g * cin_g, *(a[0] for a in axes)))
+    w = rng.standard_normal((g * cout_g, cin_g, *(a[1] for a in axes)))
+    options = dict(
+        stride=[a[2] for a in axes], padding=[(a[4], a[5]) for a in axes], dilation=[a[3] for a in axes], groups=g
+    )
+    y_conv = tconv.conv(x, w, **options)
+    y = rng.standard_normal(y_conv.shape)
+    # The transposed convolution must return x's size: output_size picks the output padding.
+    back = tconv.conv_transpose(
+        y, w.reshape(g, cout_g, cin_g, *w.shape[2:]).reshape(g * cout_g, cin_g, *w.shape[2:]),
+        output_size=x.shape[2:], **options
+    )
+    assert back.shape == x.shape
+    np.testing.assert_allclose(np.vdot(y_conv, y), np.vdot(x, back), rtol=1e-9)
+
+
+@pytest.mark.parametrize("d", [1, 2, 3])
+@pytest.mark.parametrize("lower", [False, True])
+def test_same_padding_matches_tensorflow_rule(d, lower):
+    """'same' and 'same_lower' against the oracle with the test's own TF-rule paddings."""
+    rng = np.random.default_rng(d)
+    mode = "same_lower" if lower else "same"
+    for _ in range(15):
+        n = rng.integers(1, 7, size=d).tolist()
+        k = rng.integers(1, 5, size=d).tolist()
+        s = rng.integers(1, 4, size=d).tolist()
+        dil = rng.integers(1, 3, size=d).tolist()
+        x = rng.standard_normal((1, 2, *n))
+        w = rng.standard_normal((3, 2, *k))
+        pads = [same_pads_tf(*args, lower=lower) for args in zip(n, k, s, dil)]
+        expected = naive_conv(x, w, stride=s, pads=pads, dilation=dil)
+        assert expected.shape[2:] == tuple(-(-a // b) for a, b in zip(n, s))
+        np.testing.assert_allclose(tconv.conv(x, w, stride=s, padding=mode, dilation=dil), expected, atol=1e-10)
+        # Transposed 'same': output n*s, the forward 'same' padding of an n*s input cropped,
+        # and the missing s - k_eff elements (if any) as output padding.
+        wt = rng.standard_normal((2, 3, *k))
+        tpads = [same_pads_tf(a * b, kk, b, dd, lower=lower) for a, kk, b, dd in zip(n, k, s, dil)]
+        ops = [max(b - ((kk - 1) * dd + 1), 0) for kk, b, dd in zip(k, s, dil)]
+        expected_t = naive_conv_transpose(x, wt, stride=s, pads=tpads, output_padding=ops, dilation=dil)
+        got_t = tconv.conv_transpose(x, wt, stride=s, padding=mode, dilation=dil)
+        assert got_t.shape[2:] == tuple(a * b for a, b in zip(n, s))
+        np.testing.assert_allclose(got_t, expected_t, atol=1e-10)
+
+
+@pytest.mark.parametrize("fn", [tconv.conv, tconv.conv_transpose])
+def test_valid_is_zero_padding(fn):
+    rng = np.random.default_rng(0)
+    x = rng.standard_normal((2, 3, 9, 8))
+    w = rng.standard_normal((3, 3, 3, 2))
+    np.testing.assert_array_equal(fn(x, w, stride=2, padding="valid"), fn(x, w, stride=2, padding=0))
+    np.testing.assert_array_equal(fn(x, w, padding="VALID"), fn(x, w))
+
+
+@pytest.mark.parametrize("dtype, rtol", [(np.float16, 2e-2), (np.float32, 1e-5), (np.float64, 1e-12)])
+@pytest.mark.parametrize("fn, oracle", [(tconv.conv, naive_conv), (tconv.conv_transpose, naive_conv_transpose)])
+def test_dtypes(dtype, rtol, fn, oracle):
+    rng = np.random.default_rng(1)
+    x = rng.standard_normal((2, 4, 6, 5)).astype(dtype)
+    w_shape = (4, 3, 3, 3) if fn is tconv.conv_transpose else (3, 4, 3, 3)
+    w = rng.standard_normal(w_shape).astype(dtype)
+    b = rng.standard_normal(3).astype(dtype)
+    got = fn(x, w, b, stride=2, padding=1)
+    assert got.dtype == dtype
+    expected = oracle(x, w, b, stride=[2, 2], pads=[(1, 1), (1, 1)])
+    scale = np.abs(expected).max()
+    np.testing.assert_allclose(got.astype(np.float64), expected, rtol=rtol, atol=rtol * scale)
+
+
+def test_float16_accumulates_in_float32():
+    """A long float16 sum that would lose the small terms if accumulated in float16."""
+    x = np.full((1, 1024, 1), 1.0, dtype=np.float16)
+    x[0, 0, 0] = 2048.0
+    w = np.ones((1, 1024, 1), dtype=np.float16)
+    # float32 accumulation: 2048 + 1023 = 3071 -> nearest float16 is 3072; float16
+    # accumulation would stay at 2048 (2048 + 1 rounds back to 2048).
+    assert float(tconv.conv(x, w)[0, 0, 0]) == 3072.0
+
+
+def test_inputs_are_not_modified():
+    rng = np.random.default_rng(2)
+    x = rng.standard_normal((2, 4, 5, 5))
+    w = rng.standard_normal((4, 2, 3, 3))
+    b = rng.standard_normal(4)
+    copies = [a.copy() for a in (x, w, b)]
+    tconv.conv_transpose(x, w, b, stride=2, padding=1, output_padding=1, groups=2)
+    tconv.conv(x, w.reshape(4, 2, 3, 3), b, groups=2)
+    for before, after in zip(copies, (x, w, b)):
+        np.testing.assert_array_equal(before, after)
+
+
+def test_empty_batch():
+    x = np.zeros((0, 2, 5, 5), np.float32)
+    assert tconv.conv_transpose(x, np.ones((2, 3, 3, 3), np.float32), stride=2).shape == (0, 3, 11, 11)
+    assert tconv.conv(x, np.ones((3, 2, 3, 3), np.float32)).shape == (0, 3, 3, 3)
+
+
+def test_linearity():
+    rng = np.random.default_rng(3)
+    x1, x2 = rng.standard_normal((2, 1, 3, 7, 7))
+    w = rng.standard_normal((3, 2, 4, 4))
+    lhs = tconv.conv_transpose(2.0 * x1 - 3.0 * x2, w, stride=2, padding=1)
+    rhs = 2.0 * tconv.conv_transpose(x1, w, stride=2, padding=1) - 3.0 * tconv.conv_transpose(
+        x2, w, stride=2, padding=1
+    )
+    np.testing.assert_allclose(lhs, rhs, atol=1e-10)
