@@ -42,9 +42,7 @@ def naive_conv(x, w, b=None, stride=None, pads=None, dilation=None, groups=1):
     c_out = w.shape[0]
     cin_g, cout_g = c_in // groups, c_out // groups
     xp = np.pad(x, [(0, 0), (0, 0), *pads])
-    out_sp = [
-        (xp.shape[2 + a] - ((w.shape[2 + a] - 1) * dilation[a] + 1)) // stride[a] + 1 for a in range(d)
-    ]
+    out_sp = [(xp.shape[2 + a] - ((w.shape[2 + a] - 1) * dilation[a] + 1)) // stride[a] + 1 for a in range(d)]
     out = np.zeros((n_batch, c_out, *out_sp))
     for n in range(n_batch):
         for co in range(c_out):
@@ -86,9 +84,7 @@ def naive_conv_transpose(x, w, b=None, stride=None, pads=None, output_padding=No
                     for tap in itertools.product(*(range(k) for k in w.shape[2:])):
                         idx = tuple(pos[a] * stride[a] + tap[a] * dilation[a] for a in range(d))
                         full[(n, g * cout_g + co, *idx)] += value * w[(ci, co, *tap)]
-    crop = tuple(
-        slice(lo, full.shape[2 + a] - hi) for a, (lo, hi) in enumerate(pads)
-    )
+    crop = tuple(slice(lo, full.shape[2 + a] - hi) for a, (lo, hi) in enumerate(pads))
     out = full[(slice(None), slice(None), *crop)]
     assert all(s > 0 for s in out.shape[2:]), "empty output"
     if b is not None:

@@ -235,14 +235,19 @@ def test_adjoint_identity(cfg):
     x = rng.standard_normal((2, g * cin_g, *(a[0] for a in axes)))
     w = rng.standard_normal((g * cout_g, cin_g, *(a[1] for a in axes)))
     options = dict(
-        stride=[a[2] for a in axes], padding=[(a[4], a[5]) for a in axes], dilation=[a[3] for a in axes], groups=g
+        stride=[a[2] for a in axes],
+        padding=[(a[4], a[5]) for a in axes],
+        dilation=[a[3] for a in axes],
+        groups=g,
     )
     y_conv = tconv.conv(x, w, **options)
     y = rng.standard_normal(y_conv.shape)
     # The transposed convolution must return x's size: output_size picks the output padding.
     back = tconv.conv_transpose(
-        y, w.reshape(g, cout_g, cin_g, *w.shape[2:]).reshape(g * cout_g, cin_g, *w.shape[2:]),
-        output_size=x.shape[2:], **options
+        y,
+        w.reshape(g, cout_g, cin_g, *w.shape[2:]).reshape(g * cout_g, cin_g, *w.shape[2:]),
+        output_size=x.shape[2:],
+        **options,
     )
     assert back.shape == x.shape
     np.testing.assert_allclose(np.vdot(y_conv, y), np.vdot(x, back), rtol=1e-9)
@@ -264,7 +269,9 @@ def test_same_padding_matches_tensorflow_rule(d, lower):
         pads = [same_pads_tf(*args, lower=lower) for args in zip(n, k, s, dil)]
         expected = naive_conv(x, w, stride=s, pads=pads, dilation=dil)
         assert expected.shape[2:] == tuple(-(-a // b) for a, b in zip(n, s))
-        np.testing.assert_allclose(tconv.conv(x, w, stride=s, padding=mode, dilation=dil), expected, atol=1e-10)
+        np.testing.assert_allclose(
+            tconv.conv(x, w, stride=s, padding=mode, dilation=dil), expected, atol=1e-10
+        )
         # Transposed 'same': output n*s, the forward 'same' padding of an n*s input cropped,
         # and the missing s - k_eff elements (if any) as output padding.
         wt = rng.standard_normal((2, 3, *k))
@@ -286,7 +293,9 @@ def test_valid_is_zero_padding(fn):
 
 
 @pytest.mark.parametrize("dtype, rtol", [(np.float16, 2e-2), (np.float32, 1e-5), (np.float64, 1e-12)])
-@pytest.mark.parametrize("fn, oracle", [(tconv.conv, naive_conv), (tconv.conv_transpose, naive_conv_transpose)])
+@pytest.mark.parametrize(
+    "fn, oracle", [(tconv.conv, naive_conv), (tconv.conv_transpose, naive_conv_transpose)]
+)
 def test_dtypes(dtype, rtol, fn, oracle):
     rng = np.random.default_rng(1)
     x = rng.standard_normal((2, 4, 6, 5)).astype(dtype)

@@ -31,21 +31,41 @@ def test_conv_output_size_matches_oracle(n, k, s, d, lo, hi):
 
 
 @settings(max_examples=200, deadline=None)
-@given(small, st.integers(1, 5), st.integers(1, 4), st.integers(1, 3), st.integers(0, 4), st.integers(0, 4), st.data())
+@given(
+    small,
+    st.integers(1, 5),
+    st.integers(1, 4),
+    st.integers(1, 3),
+    st.integers(0, 4),
+    st.integers(0, 4),
+    st.data(),
+)
 def test_conv_transpose_output_size_matches_oracle(n, k, s, d, lo, hi, data):
     op = data.draw(st.integers(0, max(s, d) - 1))
     full = (n - 1) * s + (k - 1) * d + 1
     if full + op - lo - hi < 1:
         return
     out = naive_conv_transpose(
-        np.zeros((1, 1, n)), np.zeros((1, 1, k)), stride=[s], pads=[(lo, hi)], output_padding=[op], dilation=[d]
+        np.zeros((1, 1, n)),
+        np.zeros((1, 1, k)),
+        stride=[s],
+        pads=[(lo, hi)],
+        output_padding=[op],
+        dilation=[d],
     )
     got = shapes.conv_transpose_output_size(n, k, stride=s, padding=(lo, hi), output_padding=op, dilation=d)
     assert got == out.shape[-1]
 
 
 @settings(max_examples=200, deadline=None)
-@given(st.integers(1, 12), st.integers(1, 5), st.integers(1, 4), st.integers(1, 3), st.integers(0, 3), st.integers(0, 3))
+@given(
+    st.integers(1, 12),
+    st.integers(1, 5),
+    st.integers(1, 4),
+    st.integers(1, 3),
+    st.integers(0, 3),
+    st.integers(0, 3),
+)
 def test_conv_input_sizes_is_every_input_with_that_output(out, k, s, d, lo, hi):
     brute = [n for n in range(1, 80) if _conv_len(n, k, s, d, lo, hi) == out]
     assert list(shapes.conv_input_sizes(out, k, stride=s, padding=(lo, hi), dilation=d)) == brute
@@ -95,7 +115,9 @@ def test_same_padding_rules():
 def test_same_1d_example_tf_and_onnx_lower():
     """TensorFlow/ONNX SAME_UPPER give [1,10,102,20,203,30]; ONNX SAME_LOWER [10,102,20,203,30,300]."""
     x, w = np.array([[[1.0, 2.0, 3.0]]]), np.array([[[1.0, 10.0, 100.0]]])
-    np.testing.assert_array_equal(tconv.conv_transpose(x, w, stride=2, padding="same"), [[[1, 10, 102, 20, 203, 30]]])
+    np.testing.assert_array_equal(
+        tconv.conv_transpose(x, w, stride=2, padding="same"), [[[1, 10, 102, 20, 203, 30]]]
+    )
     np.testing.assert_array_equal(
         tconv.conv_transpose(x, w, stride=2, padding="same_lower"), [[[10, 102, 20, 203, 30, 300]]]
     )

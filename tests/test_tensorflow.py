@@ -51,7 +51,9 @@ def test_conv_transpose_against_tf(d, padding):
             out = [(a - 1) * b + kk + e for a, b, kk, e in zip(n, s, k, extra)]
             options = {"padding": "valid", "output_size": out}
         expected = fn(x, f, output_shape=(2, *out, c_out), strides=s, padding=padding).numpy()
-        got = tconv.conv_transpose(x, _tf_transpose_filters_to_tconv(f), stride=s, channels_last=True, **options)
+        got = tconv.conv_transpose(
+            x, _tf_transpose_filters_to_tconv(f), stride=s, channels_last=True, **options
+        )
         assert got.shape == expected.shape
         np.testing.assert_allclose(got, expected, rtol=1e-4, atol=1e-4)
 
@@ -75,7 +77,12 @@ def test_convolution_against_tf(d, padding):
         f = rng.standard_normal((*k, c_in, c_out)).astype(np.float32)
         expected = tf.nn.convolution(x, f, strides=s, padding=padding, dilations=dil).numpy()
         got = tconv.conv(
-            x, _tf_conv_filters_to_tconv(f), stride=s, dilation=dil, padding=padding.lower(), channels_last=True
+            x,
+            _tf_conv_filters_to_tconv(f),
+            stride=s,
+            dilation=dil,
+            padding=padding.lower(),
+            channels_last=True,
         )
         assert got.shape == expected.shape
         np.testing.assert_allclose(got, expected, rtol=1e-4, atol=1e-4)

@@ -66,7 +66,8 @@ def prepare(x: Any, weight: Any, bias: Any) -> Prepared:
             converted[name] = xp.asarray(value, **kwargs)
         except (TypeError, ValueError) as err:
             raise TypeError(
-                f"{name} must be an array or a nested sequence of numbers; received {_type_name(value)} ({err})"
+                f"{name} must be an array or a nested sequence of numbers; "
+                f"received {_type_name(value)} ({err})"
             ) from None
 
     x, weight, bias = converted["x"], converted["weight"], converted["bias"]

@@ -86,9 +86,7 @@ def _taps(xp: Any, xg: Array, wt: Array, spec: ConvSpec, batch: int) -> Array:
     """
     groups, c_out_g, c_in_g = wt.shape[1], wt.shape[2], wt.shape[3]
     in_size, out_size = spec.input_size, spec.output_size
-    out = xp.zeros(
-        (groups, c_out_g, batch, *out_size), dtype=xg.dtype, device=array_api_compat.device(xg)
-    )
+    out = xp.zeros((groups, c_out_g, batch, *out_size), dtype=xg.dtype, device=array_api_compat.device(xg))
     lead = (slice(None),) * 3
     for t, tap in enumerate(itertools.product(*(range(k) for k in spec.kernel_size))):
         x_index, out_index, box = [], [], []

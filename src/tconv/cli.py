@@ -10,6 +10,7 @@ import argparse
 import sys
 import time
 from collections.abc import Sequence
+from typing import TextIO
 
 import numpy as np
 
@@ -24,12 +25,14 @@ def _leaky_relu(x: np.ndarray, slope: float = 0.3) -> np.ndarray:
     return np.where(x > 0, x, slope * x)
 
 
-def _glorot_uniform(rng: np.random.Generator, shape: tuple[int, ...], fan_in: int, fan_out: int) -> np.ndarray:
+def _glorot_uniform(
+    rng: np.random.Generator, shape: tuple[int, ...], fan_in: int, fan_out: int
+) -> np.ndarray:
     limit = np.sqrt(6.0 / (fan_in + fan_out))
     return rng.uniform(-limit, limit, size=shape).astype(np.float32)
 
 
-def run_dcgan(batch: int = 16, seed: int = 0, out: object = None) -> bool:
+def run_dcgan(batch: int = 16, seed: int = 0, out: TextIO | None = None) -> bool:
     """Run seed 000's DCGAN generator on random weights; print and check every shape.
 
     Returns whether every shape matches the seed's assertions.

@@ -196,8 +196,10 @@ def conv_transpose_output_size(
     92
     >>> conv_transpose_output_size(21, 18, padding=3)
     32
-    >>> conv_transpose_output_size(3, 3, stride=2), conv_transpose_output_size(3, 3, stride=2, output_padding=1)
-    (7, 8)
+    >>> conv_transpose_output_size(3, 3, stride=2)
+    7
+    >>> conv_transpose_output_size(3, 3, stride=2, output_padding=1)
+    8
 
     Seed 002: 2 gives 4 with stride 1 and 5 with stride 2 (kernel 3); seed 001's
     1x1 kernel with padding 1 crops a 3x3 input to 1x1:
@@ -440,10 +442,12 @@ def equivalent_conv(
     Seed 001, ``ConvTranspose2d(k=3, padding=2)`` on 32 equals ``Conv2d(k=3,
     padding=0)`` with the flipped kernel; seed 004, 2 -> 5 with stride 2:
 
-    >>> equivalent_conv(32, 3, padding=2)
-    EquivalentConv(zeros_between=0, dilated_input_size=32, padding=(0, 0), dilation=1, kernel_size=3, output_size=30)
-    >>> equivalent_conv(2, 3, stride=2)
-    EquivalentConv(zeros_between=1, dilated_input_size=3, padding=(2, 2), dilation=1, kernel_size=3, output_size=5)
+    >>> equivalent_conv(32, 3, padding=2)  # doctest: +NORMALIZE_WHITESPACE
+    EquivalentConv(zeros_between=0, dilated_input_size=32, padding=(0, 0),
+                   dilation=1, kernel_size=3, output_size=30)
+    >>> equivalent_conv(2, 3, stride=2)  # doctest: +NORMALIZE_WHITESPACE
+    EquivalentConv(zeros_between=1, dilated_input_size=3, padding=(2, 2),
+                   dilation=1, kernel_size=3, output_size=5)
     >>> equivalent_conv(3, 1, padding=1).padding
     (-1, -1)
     """

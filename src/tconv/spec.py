@@ -12,7 +12,7 @@ from __future__ import annotations
 import operator
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Any, Union
+from typing import Any
 
 from . import shapes
 
@@ -20,7 +20,7 @@ __all__ = ["ConvSpec", "PaddingArg"]
 
 #: What ``padding`` accepts: an int, one int per axis, one ``(lo, hi)`` pair per
 #: axis, or one of the strings ``'valid'``, ``'same'``, ``'same_lower'``.
-PaddingArg = Union[int, str, Sequence[int], Sequence[Sequence[int]]]
+PaddingArg = int | str | Sequence[int] | Sequence[Sequence[int]]
 
 _PADDING_STRINGS = ("valid", "same", "same_lower")
 
@@ -73,9 +73,7 @@ def _padding_pairs(padding: Any, ndim: int) -> tuple[tuple[int, int], ...]:
             if isinstance(entry, Sequence) and not isinstance(entry, (str, bytes)):
                 if len(entry) != 2:
                     raise ValueError(f"padding must be {expected}; received the entry {entry!r}")
-                pairs.append(
-                    (_as_int(entry[0], "padding", expected), _as_int(entry[1], "padding", expected))
-                )
+                pairs.append((_as_int(entry[0], "padding", expected), _as_int(entry[1], "padding", expected)))
             else:
                 p = _as_int(entry, "padding", expected)
                 pairs.append((p, p))
@@ -252,9 +250,7 @@ class ConvSpec:
                         "Pass explicit (lo, hi) padding pairs instead."
                     )
                 resolved = [
-                    shapes.conv_transpose_same_padding(
-                        n, k, stride=s, dilation=d, lower=mode == "same_lower"
-                    )
+                    shapes.conv_transpose_same_padding(n, k, stride=s, dilation=d, lower=mode == "same_lower")
                     for n, k, s, d in zip(size, kernel, strides, dilations)
                 ]
                 pairs = tuple(pair for pair, _ in resolved)
@@ -288,9 +284,7 @@ class ConvSpec:
                     for n, k, s, p, d in zip(size, kernel, strides, pairs, dilations)
                 ]
                 if any(w not in r for w, r in zip(wanted, reachable)):
-                    ranges = ", ".join(
-                        f"[{r.start}, {r.stop - 1}]" if len(r) else "none" for r in reachable
-                    )
+                    ranges = ", ".join(f"[{r.start}, {r.stop - 1}]" if len(r) else "none" for r in reachable)
                     raise ValueError(
                         f"output_size={wanted} cannot be reached from input size {size} with "
                         f"kernel_size={kernel}, stride={strides}, padding={pairs}, dilation={dilations}; "
