@@ -5,6 +5,8 @@ The public surface:
 * :func:`conv`, :func:`conv_transpose`: N-d operations on NumPy and any
   Array-API array (PyTorch, CuPy, JAX, array-api-strict), returning the
   caller's array type;
+* :func:`conv_grad`, :func:`conv_transpose_grad`: their gradients with respect to
+  input, weight and bias, written as convolutions;
 * :mod:`tconv.shapes`: the output-size arithmetic, padding resolution and
   solving, and the equivalent direct convolution, on plain integers;
 * :class:`ConvSpec`: the one resolved description of a convolution that every
@@ -12,9 +14,18 @@ The public surface:
 """
 
 from . import shapes
+from .grad import conv_grad, conv_transpose_grad
 from .ops import conv, conv_transpose
 from .spec import ConvSpec
 
 __version__ = "0.1.0"
 
-__all__ = ["ConvSpec", "__version__", "conv", "conv_transpose", "shapes"]
+__all__ = [
+    "ConvSpec",
+    "__version__",
+    "conv",
+    "conv_grad",
+    "conv_transpose",
+    "conv_transpose_grad",
+    "shapes",
+]

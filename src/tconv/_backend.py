@@ -24,6 +24,7 @@ class Prepared(NamedTuple):
     x: Array
     weight: Array
     bias: Array | None
+    grad_output: Array | None
     dtype: Any
     compute_dtype: Any
 
@@ -33,9 +34,9 @@ def _type_name(value: Any) -> str:
     return f"{cls.__module__}.{cls.__qualname__}"
 
 
-def prepare(x: Any, weight: Any, bias: Any) -> Prepared:
+def prepare(x: Any, weight: Any, bias: Any, grad_output: Any = None) -> Prepared:
     """Find the common namespace, convert sequences, and check dtypes and devices."""
-    named = {"x": x, "weight": weight, "bias": bias}
+    named = {"x": x, "weight": weight, "bias": bias, "grad_output": grad_output}
     arrays = {k: v for k, v in named.items() if v is not None and array_api_compat.is_array_api_obj(v)}
     if arrays:
         try:
@@ -43,7 +44,7 @@ def prepare(x: Any, weight: Any, bias: Any) -> Prepared:
         except TypeError:
             kinds = ", ".join(f"{k}: {_type_name(v)}" for k, v in arrays.items())
             raise TypeError(
-                f"x, weight and bias must come from the same array library; received {kinds}. "
+                f"{', '.join(arrays)} must come from the same array library; received {kinds}. "
                 "Convert them to one library first (tconv never converts between libraries silently)."
             ) from None
     else:
@@ -70,8 +71,8 @@ def prepare(x: Any, weight: Any, bias: Any) -> Prepared:
                 f"received {_type_name(value)} ({err})"
             ) from None
 
-    x, weight, bias = converted["x"], converted["weight"], converted["bias"]
-    for name in ("x", "weight", "bias"):
+    x = converted["x"]
+    for name in named:
         value = converted[name]
         if value is None:
             continue
@@ -81,7 +82,8 @@ def prepare(x: Any, weight: Any, bias: Any) -> Prepared:
                 f"dtype {value.dtype}. Cast it first, e.g. {name}.astype(float32) or "
                 f"torch's {name}.float()."
             )
-    for name in ("weight", "bias"):
+    others = [name for name in named if name != "x"]
+    for name in others:
         value = converted[name]
         if value is not None and value.dtype != x.dtype:
             raise TypeError(
@@ -89,7 +91,7 @@ def prepare(x: Any, weight: Any, bias: Any) -> Prepared:
                 f"{x.dtype}. Cast one of them so that both match."
             )
     device = array_api_compat.device(x)
-    for name in ("weight", "bias"):
+    for name in others:
         value = converted[name]
         if value is not None and array_api_compat.device(value) != device:
             raise ValueError(
@@ -97,7 +99,9 @@ def prepare(x: Any, weight: Any, bias: Any) -> Prepared:
                 f"with x on {device}"
             )
     compute_dtype = xp.float32 if xp.finfo(x.dtype).bits < 32 else x.dtype
-    return Prepared(xp, x, weight, bias, x.dtype, compute_dtype)
+    return Prepared(
+        xp, x, converted["weight"], converted["bias"], converted["grad_output"], x.dtype, compute_dtype
+    )
 
 
 def add_into(xp: Any, out: Array, index: tuple[Any, ...], values: Array) -> Array:

@@ -22,7 +22,7 @@ fast paths come later and plug in here.
 from __future__ import annotations
 
 import itertools
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from typing import Any, NamedTuple
 
 import array_api_compat
@@ -41,6 +41,7 @@ class Algorithm(NamedTuple):
     description: str
     supports: Callable[[ConvSpec, Any], bool]
     compute: AlgorithmFn
+    weight_grad: AlgorithmFn
 
 
 _ALGORITHMS: dict[str, Algorithm] = {}
@@ -69,25 +70,19 @@ def _overlap(offset: int, stride: int, n_strided: int, n_dense: int) -> tuple[in
     return a0, a1, a0 * stride + offset
 
 
-def _taps(xp: Any, xg: Array, wt: Array, spec: ConvSpec, batch: int) -> Array:
-    """Per-tap gather (convolution) or scatter (transposed convolution).
+def tap_windows(
+    spec: ConvSpec,
+) -> Iterator[tuple[int, tuple[int, ...], tuple[slice, ...], tuple[slice, ...]]]:
+    """For each kernel tap that touches the output: ``(t, box, x_index, out_index)``.
 
     Along one axis, kernel tap ``i`` links input index ``j`` and output index
     ``o`` by ``o*s + i*d - lo = j`` (convolution) or ``j*s + i*d - lo = o``
-    (transposed convolution). So for each tap:
-
-    * convolution:  ``out[o0:o1]        += W_t   @ x[b0::s]``  (gather a strided input window)
-    * transposed:   ``out[b0::s]        += W_t^T @ x[a0:a1]``  (scatter into a strided output window)
-
-    with the ranges from :func:`_overlap`, so padding is never materialised, no
-    zeros are ever inserted or multiplied, and a padding larger than the kernel
-    simply shortens the ranges (a crop). Temporaries are one tap's product, at
-    most the output's size.
+    (transposed convolution). ``x_index`` and ``out_index`` are the matching
+    windows (one strided, one dense, both of shape ``box``) of the spatial
+    axes; ``t`` is the tap's position in C order. Taps whose window is empty
+    (all their products would fall into the padding) are skipped.
     """
-    groups, c_out_g, c_in_g = wt.shape[1], wt.shape[2], wt.shape[3]
     in_size, out_size = spec.input_size, spec.output_size
-    out = xp.zeros((groups, c_out_g, batch, *out_size), dtype=xg.dtype, device=array_api_compat.device(xg))
-    lead = (slice(None),) * 3
     for t, tap in enumerate(itertools.product(*(range(k) for k in spec.kernel_size))):
         x_index, out_index, box = [], [], []
         for axis, i in enumerate(tap):
@@ -105,15 +100,78 @@ def _taps(xp: Any, xg: Array, wt: Array, spec: ConvSpec, batch: int) -> Array:
             if a1 <= a0:
                 break
         else:
-            window = xp.reshape(xg[lead + tuple(x_index)], (groups, c_in_g, -1))
-            w_tap = wt[t, ...]
-            if c_in_g == 1:  # depthwise-like: a broadcast product, not a degenerate matmul
-                y = w_tap * window
-            else:
-                y = xp.matmul(w_tap, window)
-            y = xp.reshape(y, (groups, c_out_g, batch, *box))
-            out = add_into(xp, out, lead + tuple(out_index), y)
+            yield t, tuple(box), tuple(x_index), tuple(out_index)
+
+
+_LEAD = (slice(None),) * 3
+
+
+def _taps(xp: Any, xg: Array, wt: Array, spec: ConvSpec, batch: int) -> Array:
+    """Per-tap gather (convolution) or scatter (transposed convolution).
+
+    With the windows of :func:`tap_windows`, for each tap ``t``:
+
+    * convolution:  ``out[o0:o1] += W_t   @ x[b0::s]``  (gather a strided input window)
+    * transposed:   ``out[b0::s] += W_t^T @ x[a0:a1]``  (scatter into a strided output window)
+
+    so padding is never materialised, no zeros are ever inserted or multiplied,
+    and a padding larger than the kernel simply shortens the windows (a crop).
+    Temporaries are one tap's product, at most the output's size.
+    """
+    groups, c_out_g, c_in_g = wt.shape[1], wt.shape[2], wt.shape[3]
+    out = xp.zeros(
+        (groups, c_out_g, batch, *spec.output_size), dtype=xg.dtype, device=array_api_compat.device(xg)
+    )
+
+    def product(t: int, window: Array) -> Array:
+        if c_in_g == 1:  # depthwise-like: a broadcast product, not a degenerate matmul
+            return wt[t, ...] * window
+        return xp.matmul(wt[t, ...], window)
+
+    touched = False
+    for t, box, x_index, out_index in tap_windows(spec):
+        touched = True
+        y = product(t, xp.reshape(xg[_LEAD + x_index], (groups, c_in_g, -1)))
+        y = xp.reshape(y, (groups, c_out_g, batch, *box))
+        out = add_into(xp, out, _LEAD + out_index, y)
+    if not touched:
+        # The whole output lies in the padding: it is 0 (plus bias) whatever x and the weight.
+        # One empty product keeps the dependence visible to autograd (PyTorch, JAX), which
+        # then gives x and the weight zero gradients, as the frameworks' own operators do;
+        # unlike 0 * sum(x) it cannot turn an inf in x into a NaN.
+        empty = xp.reshape(xg[..., 0:0], (groups, c_in_g, 0))
+        out = out + xp.sum(product(0, empty))
     return out
+
+
+# The weight gradient, as a correlation
+# -------------------------------------
+# Forward, per tap t and per group:  out[:, :, window_out] += W_t @ x[:, :, window_x]
+# (W_t^T for the transposed direction, which is the same statement with the roles of
+# the windows exchanged). The output is linear in W_t, so
+#
+#     dL/dW_t = sum over batch and window of  grad_out[:, window_out] (x) x[:, window_x]
+#             = gy_window @ x_window^T          (C_out/G, M) @ (M, C_in/G), M = N * |window|
+#
+# Read as a function of the tap position i, dL/dW[i] = sum_o gy[o] * x[o*s + i*d - lo]:
+# a correlation of the input with the output gradient in which the output gradient is
+# the kernel, applied with the roles of stride and dilation swapped (the tap advances
+# by d, the "kernel" gy is spread by s). JAX's lax writes it as exactly that convolution
+# with batch and feature axes exchanged; tconv evaluates the same sum tap by tap on the
+# windows the forward pass uses, which keeps groups, padding pairs and crops for free.
+def _taps_weight_grad(xp: Any, xg: Array, gyg: Array, spec: ConvSpec, batch: int) -> Array:
+    """The weight gradient in tap layout ``(K, G, C_out/G, C_in/G)``; see the comment above."""
+    groups, c_in_g, c_out_g = xg.shape[0], xg.shape[1], gyg.shape[1]
+    taps = 1
+    for k in spec.kernel_size:
+        taps *= k
+    grad = xp.zeros((taps, groups, c_out_g, c_in_g), dtype=xg.dtype, device=array_api_compat.device(xg))
+    for t, _, x_index, out_index in tap_windows(spec):
+        x_window = xp.reshape(xg[_LEAD + x_index], (groups, c_in_g, -1))
+        gy_window = xp.reshape(gyg[_LEAD + out_index], (groups, c_out_g, -1))
+        product = xp.matmul(gy_window, xp.permute_dims(x_window, (0, 2, 1)))
+        grad = add_into(xp, grad, (t, slice(None), slice(None), slice(None)), product)
+    return grad
 
 
 register(
@@ -122,8 +180,65 @@ register(
         description="one matrix product per kernel tap, gathered from or scattered into strided windows",
         supports=lambda spec, xp: True,
         compute=_taps,
+        weight_grad=_taps_weight_grad,
     )
 )
+
+
+def _to_internal(
+    xp: Any, a: Array, spec: ConvSpec, channels: int, size: tuple[int, ...], channels_last: bool
+) -> Array:
+    """``(N, C, *sp)`` or ``(N, *sp, C)`` -> ``(G, C/G, N, *sp)``."""
+    d, groups, batch = spec.ndim, spec.groups, a.shape[0]
+    if channels_last:  # (N, *sp, C) -> (N, *sp, G, Cg) -> (G, Cg, N, *sp)
+        a = xp.reshape(a, (batch, *size, groups, channels // groups))
+        return xp.permute_dims(a, (d + 1, d + 2, 0, *range(1, d + 1)))
+    a = xp.reshape(a, (batch, groups, channels // groups, *size))
+    return xp.permute_dims(a, (1, 2, 0, *range(3, d + 3)))
+
+
+def _weight_shape_split(spec: ConvSpec) -> tuple[int, int, int, int]:
+    taps = 1
+    for k in spec.kernel_size:
+        taps *= k
+    return spec.groups, spec.in_channels // spec.groups, spec.out_channels // spec.groups, taps
+
+
+def _weight_to_taps(xp: Any, weight: Array, spec: ConvSpec) -> Array:
+    """Either direction's weight -> ``(K, G, C_out/G, C_in/G)``."""
+    groups, c_in_g, c_out_g, taps = _weight_shape_split(spec)
+    if spec.transposed:  # (C_in, C_out/G, *k) -> (G, C_in/G, C_out/G, K) -> (K, G, C_out/G, C_in/G)
+        wt = xp.reshape(weight, (groups, c_in_g, c_out_g, taps))
+        return xp.permute_dims(wt, (3, 0, 2, 1))
+    # (C_out, C_in/G, *k) -> (G, C_out/G, C_in/G, K) -> (K, G, C_out/G, C_in/G)
+    wt = xp.reshape(weight, (groups, c_out_g, c_in_g, taps))
+    return xp.permute_dims(wt, (3, 0, 1, 2))
+
+
+def _taps_to_weight(xp: Any, wt: Array, spec: ConvSpec) -> Array:
+    """The inverse of :func:`_weight_to_taps`."""
+    groups, c_in_g, c_out_g, taps = _weight_shape_split(spec)
+    if spec.transposed:
+        w = xp.permute_dims(wt, (1, 3, 2, 0))  # (G, C_in/G, C_out/G, K)
+        return xp.reshape(w, (spec.in_channels, c_out_g, *spec.kernel_size))
+    w = xp.permute_dims(wt, (1, 2, 3, 0))  # (G, C_out/G, C_in/G, K)
+    return xp.reshape(w, (spec.out_channels, c_in_g, *spec.kernel_size))
+
+
+def _finish(xp: Any, a: Array, dtype: Any) -> Array:
+    """Cast back to the caller's dtype; hand NumPy callers a contiguous array."""
+    if a.dtype != dtype:
+        a = xp.astype(a, dtype)
+    if array_api_compat.is_numpy_array(a):
+        a = np.ascontiguousarray(a)
+    return a
+
+
+def _batched_compute(prepared: Prepared, a: Array, batched: bool) -> Array:
+    xp = prepared.xp
+    if a.dtype != prepared.compute_dtype:
+        a = xp.astype(a, prepared.compute_dtype)
+    return a if batched else xp.expand_dims(a, axis=0)
 
 
 def run(
@@ -134,50 +249,42 @@ def run(
     channels_last: bool,
 ) -> Array:
     """Compute one call: lay out, run the selected algorithm, add bias, lay the result out."""
-    xp, x, weight, bias = prepared.xp, prepared.x, prepared.weight, prepared.bias
-    compute = prepared.compute_dtype
-    if x.dtype != compute:
-        x = xp.astype(x, compute)
-        weight = xp.astype(weight, compute)
-        bias = None if bias is None else xp.astype(bias, compute)
-    if not batched:
-        x = xp.expand_dims(x, axis=0)
+    xp = prepared.xp
+    x = _batched_compute(prepared, prepared.x, batched)
+    weight = xp.astype(prepared.weight, prepared.compute_dtype)
+    batch, d = x.shape[0], spec.ndim
+    xg = _to_internal(xp, x, spec, spec.in_channels, spec.input_size, channels_last)
+    wt = _weight_to_taps(xp, weight, spec)
 
-    d, groups = spec.ndim, spec.groups
-    batch = x.shape[0]
-    c_in_g, c_out_g = spec.in_channels // groups, spec.out_channels // groups
-    spatial = tuple(range(d))
-    if channels_last:  # (N, *sp, C) -> (N, *sp, G, Cg) -> (G, Cg, N, *sp)
-        xg = xp.reshape(x, (batch, *spec.input_size, groups, c_in_g))
-        xg = xp.permute_dims(xg, (d + 1, d + 2, 0, *(a + 1 for a in spatial)))
-    else:  # (N, C, *sp) -> (N, G, Cg, *sp) -> (G, Cg, N, *sp)
-        xg = xp.reshape(x, (batch, groups, c_in_g, *spec.input_size))
-        xg = xp.permute_dims(xg, (1, 2, 0, *(a + 3 for a in spatial)))
+    out = select(spec, xp).compute(xp, xg, wt, spec, batch)
 
-    taps = 1
-    for k in spec.kernel_size:
-        taps *= k
-    if spec.transposed:  # (C_in, C_out/G, *k) -> (G, C_in/G, C_out/G, K) -> (K, G, C_out/G, C_in/G)
-        wt = xp.reshape(weight, (groups, c_in_g, c_out_g, taps))
-        wt = xp.permute_dims(wt, (3, 0, 2, 1))
-    else:  # (C_out, C_in/G, *k) -> (G, C_out/G, C_in/G, K) -> (K, G, C_out/G, C_in/G)
-        wt = xp.reshape(weight, (groups, c_out_g, c_in_g, taps))
-        wt = xp.permute_dims(wt, (3, 0, 1, 2))
-
-    algorithm = select(spec, xp)
-    out = algorithm.compute(xp, xg, wt, spec, batch)
-
-    if bias is not None:
-        out = out + xp.reshape(bias, (groups, c_out_g, 1, *(1,) * d))
+    if prepared.bias is not None:
+        bias = xp.astype(prepared.bias, prepared.compute_dtype)
+        out = out + xp.reshape(bias, (spec.groups, spec.out_channels // spec.groups, 1, *(1,) * d))
     out = xp.reshape(out, (spec.out_channels, batch, *spec.output_size))
     if channels_last:
-        out = xp.permute_dims(out, (1, *(a + 2 for a in spatial), 0))
+        out = xp.permute_dims(out, (1, *range(2, d + 2), 0))
     else:
-        out = xp.permute_dims(out, (1, 0, *(a + 2 for a in spatial)))
+        out = xp.permute_dims(out, (1, 0, *range(2, d + 2)))
     if not batched:
         out = out[0, ...]
-    if out.dtype != prepared.dtype:
-        out = xp.astype(out, prepared.dtype)
-    if array_api_compat.is_numpy_array(out):
-        out = np.ascontiguousarray(out)
-    return out
+    return _finish(xp, out, prepared.dtype)
+
+
+def run_weight_grad(
+    prepared: Prepared,
+    spec: ConvSpec,
+    grad_output: Array,
+    *,
+    batched: bool,
+    channels_last: bool,
+) -> Array:
+    """The gradient of the loss with respect to the weight, in the weight's own layout."""
+    xp = prepared.xp
+    x = _batched_compute(prepared, prepared.x, batched)
+    gy = _batched_compute(prepared, grad_output, batched)
+    xg = _to_internal(xp, x, spec, spec.in_channels, spec.input_size, channels_last)
+    gyg = _to_internal(xp, gy, spec, spec.out_channels, spec.output_size, channels_last)
+    algorithm = select(spec, xp)
+    grad_taps = algorithm.weight_grad(xp, xg, gyg, spec, x.shape[0])
+    return _finish(xp, _taps_to_weight(xp, grad_taps, spec), prepared.dtype)

@@ -3,10 +3,10 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import Any
+from typing import Any, NamedTuple
 
 from . import _engine
-from ._backend import Array, prepare
+from ._backend import Array, Prepared, prepare
 from .spec import ConvSpec, PaddingArg, parse_groups
 
 __all__ = ["conv", "conv_transpose"]
@@ -16,12 +16,29 @@ def _shape(a: Any) -> tuple[int, ...]:
     return tuple(int(n) for n in a.shape)
 
 
-def _run(
+class Call(NamedTuple):
+    """One parsed call: the checked arrays, the resolved description, the layout."""
+
+    prepared: Prepared
+    spec: ConvSpec
+    batched: bool
+    channels_last: bool
+
+    def output_shape(self) -> tuple[int, ...]:
+        """The result's shape in the caller's layout."""
+        n_c = (self.prepared.x.shape[0],) if self.batched else ()
+        c = self.spec.out_channels
+        sp = self.spec.output_size
+        return (*n_c, *sp, c) if self.channels_last else (*n_c, c, *sp)
+
+
+def parse_call(
     transposed: bool,
     x: Any,
     weight: Any,
     bias: Any,
     *,
+    grad_output: Any = None,
     stride: int | Sequence[int],
     padding: PaddingArg,
     dilation: int | Sequence[int],
@@ -29,10 +46,15 @@ def _run(
     channels_last: bool,
     output_padding: int | Sequence[int] = 0,
     output_size: int | Sequence[int] | None = None,
-) -> Array:
+) -> Call:
+    """Check the arrays of one call against each other and build its :class:`ConvSpec`.
+
+    Shared by the operations and their gradients, so all of them accept and
+    reject exactly the same calls.
+    """
     if not isinstance(channels_last, bool):
         raise TypeError(f"channels_last must be True or False; received {channels_last!r}")
-    prepared = prepare(x, weight, bias)
+    prepared = prepare(x, weight, bias, grad_output)
     x, weight, bias = prepared.x, prepared.weight, prepared.bias
     layout = "(C_in, C_out/groups, *kernel)" if transposed else "(C_out, C_in/groups, *kernel)"
     if weight.ndim < 3:
@@ -88,7 +110,18 @@ def _run(
         output_padding=output_padding,
         output_size=output_size,
     )
-    return _engine.run(prepared, spec, batched=batched, channels_last=channels_last)
+    call = Call(prepared, spec, batched, channels_last)
+    if prepared.grad_output is not None and _shape(prepared.grad_output) != call.output_shape():
+        raise ValueError(
+            f"grad_output must have the shape of the forward output, {call.output_shape()}; "
+            f"received grad_output of shape {_shape(prepared.grad_output)}"
+        )
+    return call
+
+
+def _forward(transposed: bool, x: Any, weight: Any, bias: Any, **options: Any) -> Array:
+    call = parse_call(transposed, x, weight, bias, **options)
+    return _engine.run(call.prepared, call.spec, batched=call.batched, channels_last=call.channels_last)
 
 
 def conv(
@@ -163,7 +196,7 @@ def conv(
     >>> tconv.conv(x, w, padding="same", stride=2).shape
     (1, 1, 2, 2)
     """
-    return _run(
+    return _forward(
         False,
         x,
         weight,
@@ -285,7 +318,7 @@ def conv_transpose(
     ...                      padding="same", channels_last=True).shape
     (1, 14, 14, 64)
     """
-    return _run(
+    return _forward(
         True,
         x,
         weight,

@@ -1,0 +1,222 @@
+"""Gradients of the convolution and the transposed convolution.
+
+The mapping, per spatial axis (stride ``s``, dilation ``d``, padding ``(lo, hi)``):
+
+===========================  ===========================================================
+forward                      gradient with respect to the input
+===========================  ===========================================================
+``y = conv(x, W)``           ``dx = conv_transpose(dy, W)`` with the same stride,
+                             dilation, padding and groups, and ``output_size`` = x's
+                             size (a stride ``s`` convolution drops up to ``s - 1``
+                             trailing inputs; the output size brings them back, with
+                             gradient 0 where they were dropped).
+``y = conv_transpose(x, W)`` ``dx = conv(dy, W)`` with the same stride, dilation,
+                             padding and groups, cropped to x's size (an output
+                             padding of ``s`` or more, possible when ``d > s``, lets
+                             the convolution see further than x).
+===========================  ===========================================================
+
+The weight is the same array in both: a convolution's ``(C_out, C_in/G, *k)``
+is the ``(C_in', C_out'/G, *k)`` of the transposed convolution that maps
+``dy`` (``C_out`` channels) back to ``C_in`` channels, and the other way round.
+So each input gradient is literally a call of the other direction's forward
+operation, through the same argument parsing and the same engine.
+
+The weight gradient is a correlation of the input with the output gradient,
+``dW[i] = sum_{n, o} dy[n, o] x[n, o*s + i*d - lo]`` (the output gradient acts as
+the kernel, with stride and dilation exchanged); the engine evaluates it tap by
+tap on the windows of the forward pass (see ``_engine._taps_weight_grad``). The
+bias gradient is ``dy`` summed over the batch and the spatial axes.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+from . import _engine
+from ._backend import Array
+from .ops import Call, conv, conv_transpose, parse_call
+from .spec import PaddingArg
+
+__all__ = ["conv_grad", "conv_transpose_grad"]
+
+
+def _bias_grad(call: Call) -> Array:
+    xp, gy = call.prepared.xp, call.prepared.grad_output
+    channel_axis = gy.ndim - 1 if call.channels_last else (1 if call.batched else 0)
+    axes = tuple(a for a in range(gy.ndim) if a != channel_axis)
+    total = xp.sum(xp.astype(gy, call.prepared.compute_dtype), axis=axes)
+    return _engine._finish(xp, total, call.prepared.dtype)
+
+
+def _weight_grad(call: Call) -> Array:
+    return _engine.run_weight_grad(
+        call.prepared,
+        call.spec,
+        call.prepared.grad_output,
+        batched=call.batched,
+        channels_last=call.channels_last,
+    )
+
+
+def conv_grad(
+    grad_output: Array,
+    x: Array,
+    weight: Array,
+    /,
+    *,
+    stride: int | Sequence[int] = 1,
+    padding: PaddingArg = 0,
+    dilation: int | Sequence[int] = 1,
+    groups: int = 1,
+    channels_last: bool = False,
+) -> tuple[Array, Array, Array]:
+    """Gradients of :func:`tconv.conv` with respect to its input, weight and bias.
+
+    Parameters
+    ----------
+    grad_output : array
+        The loss's gradient with respect to ``conv(x, weight, ...)``, of that
+        output's shape and layout.
+    x, weight :
+        The forward call's input and weight.
+    stride, padding, dilation, groups, channels_last :
+        The forward call's options, with the same meaning and rules as in
+        :func:`tconv.conv`.
+
+    Returns
+    -------
+    grad_x, grad_weight, grad_bias : arrays
+        Of the shapes of ``x``, ``weight`` and ``(C_out,)``, in the caller's array
+        library and dtype. ``grad_x`` is ``conv_transpose(grad_output, weight)``
+        with the same options and ``output_size`` equal to ``x``'s spatial size.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> import tconv
+    >>> x = np.arange(16.0).reshape(1, 1, 4, 4)
+    >>> w = np.ones((1, 1, 3, 3))
+    >>> gx, gw, gb = tconv.conv_grad(np.ones((1, 1, 2, 2)), x, w)
+    >>> gx[0, 0]  # how many outputs each input reaches
+    array([[1., 2., 2., 1.],
+           [2., 4., 4., 2.],
+           [2., 4., 4., 2.],
+           [1., 2., 2., 1.]])
+    >>> gw[0, 0]  # the sum of each 2x2 window of x
+    array([[10., 14., 18.],
+           [26., 30., 34.],
+           [42., 46., 50.]])
+    >>> gb
+    array([4.])
+    """
+    call = parse_call(
+        False,
+        x,
+        weight,
+        None,
+        grad_output=grad_output,
+        stride=stride,
+        padding=padding,
+        dilation=dilation,
+        groups=groups,
+        channels_last=channels_last,
+    )
+    spec = call.spec
+    grad_x = conv_transpose(
+        call.prepared.grad_output,
+        call.prepared.weight,
+        stride=spec.stride,
+        padding=spec.padding,
+        output_size=spec.input_size,
+        dilation=spec.dilation,
+        groups=spec.groups,
+        channels_last=channels_last,
+    )
+    return grad_x, _weight_grad(call), _bias_grad(call)
+
+
+def conv_transpose_grad(
+    grad_output: Array,
+    x: Array,
+    weight: Array,
+    /,
+    *,
+    stride: int | Sequence[int] = 1,
+    padding: PaddingArg = 0,
+    output_padding: int | Sequence[int] = 0,
+    output_size: int | Sequence[int] | None = None,
+    dilation: int | Sequence[int] = 1,
+    groups: int = 1,
+    channels_last: bool = False,
+) -> tuple[Array, Array, Array]:
+    """Gradients of :func:`tconv.conv_transpose` with respect to its input, weight and bias.
+
+    Parameters
+    ----------
+    grad_output : array
+        The loss's gradient with respect to ``conv_transpose(x, weight, ...)``, of
+        that output's shape and layout.
+    x, weight :
+        The forward call's input and weight.
+    stride, padding, output_padding, output_size, dilation, groups, channels_last :
+        The forward call's options, with the same meaning and rules as in
+        :func:`tconv.conv_transpose`.
+
+    Returns
+    -------
+    grad_x, grad_weight, grad_bias : arrays
+        Of the shapes of ``x``, ``weight`` and ``(C_out,)``, in the caller's array
+        library and dtype. ``grad_x`` is ``conv(grad_output, weight)`` with the same
+        options, cropped to ``x``'s spatial size.
+
+    Examples
+    --------
+    Seed 004's layer: the input gradient of a VALID stride-2 transposed
+    convolution is the stride-2 convolution of the output gradient.
+
+    >>> import numpy as np
+    >>> import tconv
+    >>> x = np.array([[[[-67.0, -77.0], [-117.0, -127.0]]]])
+    >>> w = np.array([[[[-1.0, 2, -3], [4, -5, 6], [-7, 8, -9]]]])
+    >>> gx, gw, gb = tconv.conv_transpose_grad(np.ones((1, 1, 5, 5)), x, w, stride=2)
+    >>> gx  # each input's kernel copy lies wholly inside the output: the kernel's sum
+    array([[[[-5., -5.],
+             [-5., -5.]]]])
+    >>> gw[0, 0]  # each tap sees every input once
+    array([[-388., -388., -388.],
+           [-388., -388., -388.],
+           [-388., -388., -388.]])
+    """
+    call = parse_call(
+        True,
+        x,
+        weight,
+        None,
+        grad_output=grad_output,
+        stride=stride,
+        padding=padding,
+        output_padding=output_padding,
+        output_size=output_size,
+        dilation=dilation,
+        groups=groups,
+        channels_last=channels_last,
+    )
+    spec = call.spec
+    grad_x = conv(
+        call.prepared.grad_output,
+        call.prepared.weight,
+        stride=spec.stride,
+        padding=spec.padding,
+        dilation=spec.dilation,
+        groups=spec.groups,
+        channels_last=channels_last,
+    )
+    spatial_now = tuple(int(n) for n in grad_x.shape)
+    if spatial_now != tuple(int(n) for n in call.prepared.x.shape):
+        crop = tuple(slice(0, n) for n in spec.input_size)
+        lead: tuple[Any, ...] = (slice(None),) if call.batched else ()
+        index = lead + crop + (slice(None),) if channels_last else lead + (slice(None),) + crop
+        grad_x = _engine._finish(call.prepared.xp, grad_x[index], call.prepared.dtype)
+    return grad_x, _weight_grad(call), _bias_grad(call)
