@@ -217,7 +217,7 @@ def _weight_to_taps(xp: Any, weight: Array, spec: ConvSpec) -> Array:
 
 def _taps_to_weight(xp: Any, wt: Array, spec: ConvSpec) -> Array:
     """The inverse of :func:`_weight_to_taps`."""
-    groups, c_in_g, c_out_g, taps = _weight_shape_split(spec)
+    c_in_g, c_out_g = spec.in_channels // spec.groups, spec.out_channels // spec.groups
     if spec.transposed:
         w = xp.permute_dims(wt, (1, 3, 2, 0))  # (G, C_in/G, C_out/G, K)
         return xp.reshape(w, (spec.in_channels, c_out_g, *spec.kernel_size))

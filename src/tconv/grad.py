@@ -44,6 +44,7 @@ __all__ = ["conv_grad", "conv_transpose_grad"]
 
 def _bias_grad(call: Call) -> Array:
     xp, gy = call.prepared.xp, call.prepared.grad_output
+    assert gy is not None  # parse_call was given grad_output
     channel_axis = gy.ndim - 1 if call.channels_last else (1 if call.batched else 0)
     axes = tuple(a for a in range(gy.ndim) if a != channel_axis)
     total = xp.sum(xp.astype(gy, call.prepared.compute_dtype), axis=axes)
