@@ -107,3 +107,25 @@ def test_torch_tensors_keep_autograd():
     torch.nn.functional.conv_transpose2d(x2, w2, stride=2, padding=1).sum().backward()
     torch.testing.assert_close(x.grad, x2.grad)
     torch.testing.assert_close(w.grad, w2.grad)
+
+
+@pytest.mark.parametrize("transposed", [False, True], ids=["conv_grad", "conv_transpose_grad"])
+def test_grads_in_every_library(xp, transposed):
+    rng = np.random.default_rng(3)
+    x_np = rng.standard_normal((2, 5, 6, 4))  # channels last
+    if transposed:
+        w_np = rng.standard_normal((4, 3, 3, 2))
+        options = dict(stride=2, padding=[(1, 0), (0, 1)], output_padding=(1, 0), channels_last=True)
+        forward, grad = tconv.conv_transpose, tconv.conv_transpose_grad
+    else:
+        w_np = rng.standard_normal((6, 2, 3, 2))
+        options = dict(stride=(2, 1), padding="same", groups=2, channels_last=True)
+        forward, grad = tconv.conv, tconv.conv_grad
+    gy_np = rng.standard_normal(forward(x_np, w_np, **options).shape)
+    expected = grad(gy_np, x_np, w_np, **options)
+    x, w, gy = (xp.asarray(a, dtype=xp.float64) for a in (x_np, w_np, gy_np))
+    got = grad(gy, x, w, **options)
+    for mine, reference in zip(got, expected):
+        assert _library(mine) == _library(x)
+        assert mine.dtype == xp.float64
+        np.testing.assert_allclose(_to_numpy(mine), reference, atol=1e-10)

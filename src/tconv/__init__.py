@@ -7,6 +7,8 @@ The public surface:
   caller's array type;
 * :func:`conv_grad`, :func:`conv_transpose_grad`: their gradients with respect to
   input, weight and bias, written as convolutions;
+* :func:`conv_matrix`: the sparse matrix ``C`` of a convolution, whose transpose
+  is the transposed convolution (needs SciPy);
 * :mod:`tconv.shapes`: the output-size arithmetic, padding resolution and
   solving, and the equivalent direct convolution, on plain integers;
 * :class:`ConvSpec`: the one resolved description of a convolution that every
@@ -15,6 +17,7 @@ The public surface:
 
 from . import shapes
 from .grad import conv_grad, conv_transpose_grad
+from .matrix import conv_matrix
 from .ops import conv, conv_transpose
 from .spec import ConvSpec
 
@@ -25,6 +28,7 @@ __all__ = [
     "__version__",
     "conv",
     "conv_grad",
+    "conv_matrix",
     "conv_transpose",
     "conv_transpose_grad",
     "shapes",

@@ -218,6 +218,6 @@ def conv_transpose_grad(
     if spatial_now != tuple(int(n) for n in call.prepared.x.shape):
         crop = tuple(slice(0, n) for n in spec.input_size)
         lead: tuple[Any, ...] = (slice(None),) if call.batched else ()
-        index = lead + crop + (slice(None),) if channels_last else lead + (slice(None),) + crop
+        index = (*lead, *crop, slice(None)) if channels_last else (*lead, slice(None), *crop)
         grad_x = _engine._finish(call.prepared.xp, grad_x[index], call.prepared.dtype)
     return grad_x, _weight_grad(call), _bias_grad(call)
