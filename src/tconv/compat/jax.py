@@ -1,0 +1,266 @@
+"""JAX's ``lax.conv_general_dilated`` and ``lax.conv_transpose``, with ``jax.lax``'s meaning of each argument.
+
+``conv_general_dilated`` with ``lhs_dilation > 1`` inserts ``lhs_dilation - 1`` zeros
+between input elements and then correlates at the given padding: a transposed
+convolution written as a direct one. tconv computes it as :func:`tconv.conv_transpose`
+of the undilated input with the spatially flipped, channel-swapped kernel (never
+inserting the zeros); ``lo = k_eff - 1 - pad_before`` is cropped and the rest becomes
+``hi`` or output padding. Negative paddings (which ``lax`` allows) crop the input or
+the output.
+
+``conv_transpose`` (``lax``'s convenience wrapper) does **not** flip the kernel unless
+``transpose_kernel=True`` (then it matches Keras's ``Conv2DTranspose`` on a Keras
+kernel). Its ``padding``: ``'SAME'``/``'VALID'`` are the forward convolution's padding
+(the output is ``n*s`` or ``n*s + max(k_eff - s, 0)``); explicit pairs are the padding of
+the zero-inserted input (the legacy meaning), unless ``use_consistent_padding=True``
+makes them the forward convolution's padding, as in PyTorch.
+
+Examples
+--------
+>>> import numpy as np
+>>> x = np.array([[[1.0], [2.0], [3.0]]]); k = np.array([[[1.0]], [[10.0]], [[100.0]]])
+>>> conv_transpose(x, k, (2,), "SAME")[0, :, 0]
+array([100.,  10., 201.,  20., 302.,  30.])
+>>> conv_transpose(x, k, (2,), "SAME", transpose_kernel=True)[0, :, 0]
+array([  1.,  10., 102.,  20., 203.,  30.])
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+from .. import shapes
+from .._backend import Array
+from ..ops import conv as _core_conv
+from ..ops import conv_transpose as _core_conv_transpose
+from ._common import as_array, extend, ints, namespace
+
+__all__ = ["conv_general_dilated", "conv_transpose"]
+
+_TRANSPOSE_DEFAULTS = {
+    2: ("NC", "IO", "NC"),
+    3: ("NHC", "HIO", "NHC"),
+    4: ("NHWC", "HWIO", "NHWC"),
+    5: ("NHWDC", "HWDIO", "NHWDC"),
+}
+
+
+def _permutations(dimension_numbers: Any, rank: int) -> tuple[tuple[int, ...], ...]:
+    """``(lhs_perm, rhs_perm, out_perm)`` as ``jax.lax.conv_general_permutations`` defines them."""
+    if dimension_numbers is None:
+        identity = tuple(range(rank))
+        return identity, identity, identity
+    if len(dimension_numbers) != 3:
+        raise TypeError(f"dimension_numbers must have three entries; received {dimension_numbers!r}")
+    if all(isinstance(spec, str) for spec in dimension_numbers):
+        lhs_spec, rhs_spec, out_spec = dimension_numbers
+        charpairs = (("N", "C"), ("O", "I"), ("N", "C"))
+        for spec, (a, b) in zip(dimension_numbers, charpairs):
+            if spec.count(a) != 1 or spec.count(b) != 1 or len(spec) != len(set(spec)) or len(spec) != rank:
+                raise TypeError(
+                    f"dimension_numbers {dimension_numbers!r}: each spec must name {rank} distinct axes with "
+                    f"'{a}' and '{b}' exactly once"
+                )
+        spatial_sets = [set(spec) - set(pair) for spec, pair in zip(dimension_numbers, charpairs)]
+        if not spatial_sets[0] == spatial_sets[1] == spatial_sets[2]:
+            raise TypeError(
+                f"dimension_numbers must share their spatial characters; received {dimension_numbers!r}"
+            )
+
+        def perm(spec: str, pair: tuple[str, str]) -> tuple[int, ...]:
+            spatial = [i for i, c in enumerate(spec) if c not in pair]
+            if spec is not rhs_spec:
+                spatial.sort(key=lambda i: rhs_spec.index(spec[i]))
+            return (spec.index(pair[0]), spec.index(pair[1]), *spatial)
+
+        return perm(lhs_spec, charpairs[0]), perm(rhs_spec, charpairs[1]), perm(out_spec, charpairs[2])
+    perms = tuple(tuple(ints(p, "dimension_numbers")) for p in dimension_numbers)
+    if any(sorted(p) != list(range(rank)) for p in perms):
+        raise ValueError(
+            f"dimension_numbers must be permutations of range({rank}); received {dimension_numbers!r}"
+        )
+    return perms  # type: ignore[return-value]
+
+
+def _inverse(perm: Sequence[int]) -> tuple[int, ...]:
+    inverse = [0] * len(perm)
+    for i, p in enumerate(perm):
+        inverse[p] = i
+    return tuple(inverse)
+
+
+def _general(
+    xp: Any,
+    x: Array,
+    w_oi: Array,
+    window_strides: Sequence[int],
+    pads: Sequence[tuple[int, int]],
+    lhs_dilation: Sequence[int],
+    rhs_dilation: Sequence[int],
+    groups: int,
+) -> Array:
+    """``conv_general_dilated`` on ``x (N, C, *sp)`` and ``w (O, I/G, *k)``, explicit (possibly negative) pads."""
+    ndim = w_oi.ndim - 2
+    if all(s == 1 for s in lhs_dilation):
+        for axis, (lo, hi) in enumerate(pads):  # negative padding crops the input
+            if lo < 0 or hi < 0:
+                x = extend(xp, x, axis + 2, min(lo, 0), min(hi, 0))
+        return _core_conv(
+            x,
+            w_oi,
+            stride=tuple(window_strides),
+            padding=[(max(lo, 0), max(hi, 0)) for lo, hi in pads],
+            dilation=tuple(rhs_dilation),
+            groups=groups,
+        )
+    # The zero-inserted correlation is the transposed convolution with the flipped,
+    # per-group channel-swapped kernel: (O, I/G, *k) -> (I, O/G, *k).
+    c_out, c_in_g = int(w_oi.shape[0]), int(w_oi.shape[1])
+    kernel = tuple(int(k) for k in w_oi.shape[2:])
+    w = xp.reshape(w_oi, (groups, c_out // groups, c_in_g, *kernel))
+    w = xp.permute_dims(w, (0, 2, 1, *range(3, ndim + 3)))
+    w = xp.reshape(w, (groups * c_in_g, c_out // groups, *kernel))
+    w = xp.flip(w, axis=tuple(range(2, ndim + 2)))
+    crops, output_padding, extra = [], [], []
+    for k, s, d, (pa, pb) in zip(kernel, lhs_dilation, rhs_dilation, pads):
+        reach = shapes.dilated_kernel_size(k, d) - 1
+        lo, hi_total = reach - pa, reach - pb
+        op = max(-hi_total, 0)
+        core_op = min(op, max(s, d) - 1)
+        crops.append((max(lo, 0), max(hi_total, 0)))
+        output_padding.append(core_op)
+        extra.append((-min(lo, 0), op - core_op))
+    out = _core_conv_transpose(
+        x,
+        w,
+        stride=tuple(lhs_dilation),
+        padding=crops,
+        output_padding=output_padding,
+        dilation=tuple(rhs_dilation),
+        groups=groups,
+    )
+    for axis, (before, after) in enumerate(extra):
+        if before or after:
+            out = extend(xp, out, axis + 2, before, after)
+    if any(s != 1 for s in window_strides):
+        out = out[(slice(None), slice(None), *(slice(None, None, s) for s in window_strides))]
+    return out
+
+
+def conv_general_dilated(
+    lhs: Array,
+    rhs: Array,
+    window_strides: Sequence[int],
+    padding: str | Sequence[tuple[int, int]],
+    lhs_dilation: Sequence[int] | None = None,
+    rhs_dilation: Sequence[int] | None = None,
+    dimension_numbers: Any = None,
+    feature_group_count: int = 1,
+    batch_group_count: int = 1,
+) -> Array:
+    """``jax.lax.conv_general_dilated`` (default layout ``NC...``/``OI...``, channels first)."""
+    xp = namespace(lhs)
+    lhs, rhs = as_array(xp, lhs), as_array(xp, rhs)
+    rank = lhs.ndim
+    if rhs.ndim != rank or rank < 3:
+        raise ValueError(
+            f"lhs and rhs must have the same rank (at least 3); received {tuple(lhs.shape)} and {tuple(rhs.shape)}"
+        )
+    if batch_group_count != 1:
+        raise ValueError(f"batch_group_count other than 1 is not supported; received {batch_group_count}")
+    ndim = rank - 2
+    lhs_perm, rhs_perm, out_perm = _permutations(dimension_numbers, rank)
+    x = xp.permute_dims(lhs, lhs_perm)
+    w = xp.permute_dims(rhs, rhs_perm)
+    strides = ints(window_strides, "window_strides")
+    lhs_d = (1,) * ndim if lhs_dilation is None else ints(lhs_dilation, "lhs_dilation")
+    rhs_d = (1,) * ndim if rhs_dilation is None else ints(rhs_dilation, "rhs_dilation")
+    for name, value in (("window_strides", strides), ("lhs_dilation", lhs_d), ("rhs_dilation", rhs_d)):
+        if len(value) != ndim:
+            raise ValueError(f"{name} must have {ndim} entries; received {list(value)}")
+    if isinstance(padding, str):
+        if any(s != 1 for s in lhs_d):
+            raise ValueError(
+                "String padding is not implemented for transposed convolution using conv_general_dilated "
+                "(as in jax.lax); give explicit padding or use conv_transpose"
+            )
+        mode = padding.upper()
+        if mode not in ("SAME", "SAME_LOWER", "VALID"):
+            raise ValueError(f"padding must be 'SAME', 'SAME_LOWER', 'VALID' or pairs; received {padding!r}")
+        spatial = [int(n) for n in x.shape[2:]]
+        kernel = [int(k) for k in w.shape[2:]]
+        if mode == "VALID":
+            pads = [(0, 0)] * ndim
+        else:
+            pads = [
+                shapes.conv_same_padding(n, k, stride=s, dilation=d, lower=mode == "SAME_LOWER")
+                for n, k, s, d in zip(spatial, kernel, strides, rhs_d)
+            ]
+    else:
+        pads = [tuple(ints(p, "padding")) for p in padding]  # type: ignore[misc]
+        if len(pads) != ndim or any(len(p) != 2 for p in pads):
+            raise ValueError(f"padding must be {ndim} (low, high) pairs; received {padding!r}")
+    out = _general(xp, x, w, strides, pads, lhs_d, rhs_d, feature_group_count)  # type: ignore[arg-type]
+    return xp.permute_dims(out, _inverse(out_perm))
+
+
+def conv_transpose(
+    lhs: Array,
+    rhs: Array,
+    strides: Sequence[int],
+    padding: str | Sequence[tuple[int, int]],
+    rhs_dilation: Sequence[int] | None = None,
+    dimension_numbers: Any = None,
+    transpose_kernel: bool = False,
+    use_consistent_padding: bool = False,
+) -> Array:
+    """``jax.lax.conv_transpose`` (default layout ``NHWC``/``HWIO``)."""
+    xp = namespace(lhs)
+    lhs, rhs = as_array(xp, lhs), as_array(xp, rhs)
+    rank = lhs.ndim
+    if rhs.ndim != rank or rank < 2:
+        raise ValueError(
+            f"lhs and rhs must have the same rank; received {tuple(lhs.shape)} and {tuple(rhs.shape)}"
+        )
+    if dimension_numbers is None:
+        if rank not in _TRANSPOSE_DEFAULTS:
+            raise ValueError("No 4+ dimensional dimension_number defaults.")
+        dimension_numbers = _TRANSPOSE_DEFAULTS[rank]
+    _, rhs_perm, _ = _permutations(dimension_numbers, rank)
+    ndim = rank - 2
+    kernel = [int(rhs.shape[i]) for i in rhs_perm[2:]]
+    stride = ints(strides, "strides")
+    dilation = (1,) * ndim if rhs_dilation is None else ints(rhs_dilation, "rhs_dilation")
+    pads: Any
+    if use_consistent_padding or (isinstance(padding, str) and padding in ("SAME", "VALID")):
+        given = [padding] * ndim if isinstance(padding, str) else list(padding)
+        pads = []
+        for k, s, d, p in zip(kernel, stride, dilation, given):
+            k_eff = shapes.dilated_kernel_size(k, d)
+            if p == "SAME":
+                pad_len = k_eff + s - 2
+                pad_a = k_eff - 1 if s > k_eff - 1 else -(-pad_len // 2)
+            elif p == "VALID":
+                pad_len = k_eff + s - 2 + max(k_eff - s, 0)
+                pad_a = k_eff - 1
+            else:
+                lo, hi = ints(p, "padding")
+                pad_len, pad_a = (k_eff - lo - 1) + (k_eff - hi - 1), k_eff - lo - 1
+            pads.append((pad_a, pad_len - pad_a))
+    else:
+        pads = padding
+    if transpose_kernel:
+        rhs = xp.flip(rhs, axis=tuple(rhs_perm[2:]))
+        order = list(range(rank))
+        order[rhs_perm[0]], order[rhs_perm[1]] = rhs_perm[1], rhs_perm[0]
+        rhs = xp.permute_dims(rhs, tuple(order))
+    return conv_general_dilated(
+        lhs,
+        rhs,
+        (1,) * ndim,
+        pads,
+        lhs_dilation=stride,
+        rhs_dilation=dilation,
+        dimension_numbers=dimension_numbers,
+    )

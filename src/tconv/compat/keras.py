@@ -1,0 +1,265 @@
+"""Keras 3's convolution rules (TensorFlow backend), as functions the layers use.
+
+Keras ``Conv{1,2,3}DTranspose`` computes its output length with its own rule
+(:func:`conv_transpose_output_length`) and then runs TensorFlow's
+``conv_transpose`` with that ``output_shape``, so the crop is TensorFlow's
+(:func:`tconv.compat.tensorflow.resolve_conv_transpose`):
+
+* ``output_padding=None``: ``'same'`` gives ``n*s``; ``'valid'`` gives
+  ``n*s + max(k_eff - s, 0)`` (the full output, or ``n*s`` when the kernel is
+  shorter than the stride).
+* ``output_padding`` given (each below the stride): ``(n-1)*s + k_eff - 2*pad + op``
+  with ``pad = k_eff // 2`` for ``'same'`` and ``0`` for ``'valid'``. So ``'same'``
+  with ``output_padding=0`` is *not* ``n*s`` in general (3 -> 5 for k=3, s=2).
+
+Kernels are ``(*k, out, in)`` for the transposed layers and ``(*k, in/groups, out)``
+for the forward ones; data is channels last unless ``data_format='channels_first'``.
+
+Examples
+--------
+>>> conv_transpose_output_length(7, 5, "same", stride=2)
+14
+>>> conv_transpose_output_length(3, 3, "same", output_padding=0, stride=2)
+5
+>>> conv_transpose_output_length(4, 2, "valid", stride=3)
+12
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+from .. import shapes
+from .._backend import Array
+from ..ops import conv as _core_conv
+from ..ops import conv_transpose as _core_conv_transpose
+from ._common import as_array, convert_weight, ints, layout_axes, namespace
+from .tensorflow import resolve_conv_transpose
+
+__all__ = [
+    "conv",
+    "conv_output_length",
+    "conv_transpose",
+    "conv_transpose_arguments",
+    "conv_transpose_output_length",
+    "conv_arguments",
+]
+
+
+def _padding_mode(padding: Any, allowed: tuple[str, ...]) -> str:
+    if not isinstance(padding, str) or padding.lower() not in allowed:
+        raise ValueError(f"padding must be one of {', '.join(map(repr, allowed))}; received {padding!r}")
+    return padding.lower()
+
+
+def conv_transpose_output_length(
+    input_length: int,
+    kernel_size: int,
+    padding: str,
+    output_padding: int | None = None,
+    stride: int = 1,
+    dilation: int = 1,
+) -> int:
+    """Keras 3's ``deconv_output_length`` for one axis (see the module docstring)."""
+    mode = _padding_mode(padding, ("valid", "same"))
+    k_eff = shapes.dilated_kernel_size(kernel_size, dilation)
+    if output_padding is None:
+        if mode == "valid":
+            return input_length * stride + max(k_eff - stride, 0)
+        return input_length * stride
+    pad = k_eff // 2 if mode == "same" else 0
+    return (input_length - 1) * stride + k_eff - 2 * pad + output_padding
+
+
+def conv_output_length(
+    input_length: int, kernel_size: int, padding: str, stride: int = 1, dilation: int = 1
+) -> int:
+    """Keras's forward output length: ``'valid'``, ``'same'`` (``ceil(n/s)``) or ``'causal'``.
+
+    Examples
+    --------
+    >>> conv_output_length(7, 3, "valid", stride=2), conv_output_length(7, 3, "same", stride=2)
+    (3, 4)
+    """
+    mode = _padding_mode(padding, ("valid", "same", "causal"))
+    if mode == "same":
+        return -(-input_length // stride)
+    k_eff = shapes.dilated_kernel_size(kernel_size, dilation)
+    pad = (k_eff - 1, 0) if mode == "causal" else (0, 0)
+    return shapes.conv_output_size(input_length, kernel_size, stride=stride, padding=pad, dilation=dilation)
+
+
+def _per_axis(value: Any, ndim: int, name: str) -> tuple[int, ...]:
+    values = ints(value, name)
+    if len(values) == 1:
+        return values * ndim
+    if len(values) != ndim:
+        raise ValueError(f"{name} must be an int or a tuple of {ndim} ints; received {value!r}")
+    return values
+
+
+def conv_transpose_arguments(
+    input_size: Sequence[int],
+    kernel_size: Sequence[int],
+    *,
+    strides: int | Sequence[int] = 1,
+    padding: str = "valid",
+    output_padding: int | Sequence[int] | None = None,
+    dilation_rate: int | Sequence[int] = 1,
+) -> dict[str, Any]:
+    """The core arguments (for :func:`tconv.conv_transpose`) of a Keras transposed convolution.
+
+    Returns ``stride``, ``padding`` (``(lo, hi)`` pairs), ``output_padding`` and
+    ``dilation``. Keras's checks apply: ``output_padding`` must be below the
+    stride on every axis.
+
+    Examples
+    --------
+    Seed 000's generator layers:
+
+    >>> conv_transpose_arguments((7, 7), (5, 5), strides=2, padding="same")["padding"]
+    ((1, 2), (1, 2))
+    >>> conv_transpose_arguments((3,), (3,), strides=2, padding="same", output_padding=0)["padding"]
+    ((1, 1),)
+    """
+    ndim = len(kernel_size)
+    mode = _padding_mode(padding, ("valid", "same"))
+    stride = _per_axis(strides, ndim, "strides")
+    dilation = _per_axis(dilation_rate, ndim, "dilation_rate")
+    ops: tuple[int | None, ...]
+    if output_padding is None:
+        ops = (None,) * ndim
+    else:
+        ops = _per_axis(output_padding, ndim, "output_padding")
+        for op, s in zip(ops, stride):
+            if op >= s:
+                raise ValueError(
+                    f"strides {stride} must be greater than output padding {tuple(ops)} (Keras's rule)"
+                )
+    lengths = tuple(
+        conv_transpose_output_length(n, k, mode, op, s, d)
+        for n, k, op, s, d in zip(input_size, kernel_size, ops, stride, dilation)
+    )
+    pairs, core_ops = resolve_conv_transpose(input_size, lengths, kernel_size, stride, mode.upper(), dilation)
+    return {"stride": stride, "padding": pairs, "output_padding": core_ops, "dilation": dilation}
+
+
+def conv_arguments(
+    input_size: Sequence[int],
+    kernel_size: Sequence[int],
+    *,
+    strides: int | Sequence[int] = 1,
+    padding: str = "valid",
+    dilation_rate: int | Sequence[int] = 1,
+) -> dict[str, Any]:
+    """The core arguments (for :func:`tconv.conv`) of a Keras convolution (``'causal'`` included).
+
+    Examples
+    --------
+    >>> conv_arguments((10,), (3,), padding="causal", dilation_rate=2)["padding"]
+    ((4, 0),)
+    """
+    ndim = len(kernel_size)
+    mode = _padding_mode(padding, ("valid", "same", "causal"))
+    stride = _per_axis(strides, ndim, "strides")
+    dilation = _per_axis(dilation_rate, ndim, "dilation_rate")
+    if any(s > 1 for s in stride) and any(d > 1 for d in dilation):
+        raise ValueError(
+            f"Keras does not combine strides > 1 with dilation_rate > 1; received strides={stride}, "
+            f"dilation_rate={dilation}"
+        )
+    if mode == "causal":
+        if ndim != 1:
+            raise ValueError(f"padding='causal' is only for 1-D convolutions; received {ndim} spatial axes")
+        pairs: Any = ((shapes.dilated_kernel_size(kernel_size[0], dilation[0]) - 1, 0),)
+    else:
+        pairs = tuple(
+            shapes.conv_same_padding(n, k, stride=s, dilation=d) if mode == "same" else (0, 0)
+            for n, k, s, d in zip(input_size, kernel_size, stride, dilation)
+        )
+    return {"stride": stride, "padding": pairs, "dilation": dilation}
+
+
+def _layout(inputs: Any, kernel: Any, data_format: str | None) -> tuple[Any, Array, Array, int, bool]:
+    xp = namespace(inputs)
+    kernel = as_array(xp, kernel)
+    inputs = as_array(xp, inputs)
+    ndim = kernel.ndim - 2
+    if ndim < 1:
+        raise ValueError(f"kernel must have at least 3 dimensions; received shape {tuple(kernel.shape)}")
+    channels_last = layout_axes(data_format or "channels_last", ndim)
+    if inputs.ndim != ndim + 2:
+        raise ValueError(
+            f"inputs must have {ndim + 2} dimensions for a kernel of shape {tuple(kernel.shape)}; "
+            f"received {tuple(inputs.shape)}"
+        )
+    return xp, inputs, kernel, ndim, channels_last
+
+
+def conv_transpose(
+    inputs: Array,
+    kernel: Array,
+    strides: int | Sequence[int] = 1,
+    padding: str = "valid",
+    output_padding: int | Sequence[int] | None = None,
+    data_format: str | None = None,
+    dilation_rate: int | Sequence[int] = 1,
+) -> Array:
+    """``keras.ops.conv_transpose``: kernel ``(*k, out, in)``, channels last by default.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> x = np.array([[[1.0], [2.0], [3.0]]]); k = np.array([[[1.0]], [[10.0]], [[100.0]]])
+    >>> conv_transpose(x, k, 2, "same")[0, :, 0]
+    array([  1.,  10., 102.,  20., 203.,  30.])
+    >>> conv_transpose(x, k, 2, "same", output_padding=0)[0, :, 0]
+    array([ 10., 102.,  20., 203.,  30.])
+    """
+    _, inputs, kernel, ndim, channels_last = _layout(inputs, kernel, data_format)
+    spatial = tuple(int(n) for n in (inputs.shape[1:-1] if channels_last else inputs.shape[2:]))
+    arguments = conv_transpose_arguments(
+        spatial,
+        tuple(int(k) for k in kernel.shape[:ndim]),
+        strides=strides,
+        padding=padding,
+        output_padding=output_padding,
+        dilation_rate=dilation_rate,
+    )
+    return _core_conv_transpose(
+        inputs, convert_weight(kernel, "keras", "torch"), channels_last=channels_last, **arguments
+    )
+
+
+def conv(
+    inputs: Array,
+    kernel: Array,
+    strides: int | Sequence[int] = 1,
+    padding: str = "valid",
+    data_format: str | None = None,
+    dilation_rate: int | Sequence[int] = 1,
+) -> Array:
+    """``keras.ops.conv``: kernel ``(*k, in/groups, out)``, groups inferred, channels last by default."""
+    _, inputs, kernel, ndim, channels_last = _layout(inputs, kernel, data_format)
+    spatial = tuple(int(n) for n in (inputs.shape[1:-1] if channels_last else inputs.shape[2:]))
+    channels_in = int(inputs.shape[-1] if channels_last else inputs.shape[1])
+    per_group = int(kernel.shape[-2])
+    if channels_in % per_group:
+        raise ValueError(
+            f"the inputs' {channels_in} channels must be a multiple of kernel.shape[-2] = {per_group}"
+        )
+    arguments = conv_arguments(
+        spatial,
+        tuple(int(k) for k in kernel.shape[:ndim]),
+        strides=strides,
+        padding=padding,
+        dilation_rate=dilation_rate,
+    )
+    return _core_conv(
+        inputs,
+        convert_weight(kernel, "keras", "torch", transposed=False),
+        groups=channels_in // per_group,
+        channels_last=channels_last,
+        **arguments,
+    )

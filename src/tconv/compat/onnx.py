@@ -1,0 +1,204 @@
+"""ONNX ``Conv`` and ``ConvTranspose`` (opset 22), with ONNX's attributes as ONNX gives them.
+
+Data is channels first; weights ``(M, C/group, *k)`` for ``Conv`` and
+``(C, M/group, *k)`` for ``ConvTranspose``. ``pads`` is ``[b1, ..., bn, e1, ..., en]``.
+
+ConvTranspose output, per axis:
+``out = s*(n-1) + output_padding + d*(k-1) + 1 - b - e``.
+With ``output_shape`` given, the pads are derived from it (``pads`` is ignored):
+``total = s*(n-1) + output_padding + d*(k-1) + 1 - output_shape``, split
+``b = total // 2, e = total - b`` for ``SAME_UPPER`` and ``b = total - total // 2,
+e = total // 2`` otherwise. ``SAME_UPPER``/``SAME_LOWER`` without ``output_shape``
+aim at ``out = n*s`` the same way (where ``total`` would be negative, the missing
+elements become output padding, so the output is still ``n*s``).
+
+Examples
+--------
+>>> import numpy as np
+>>> x = np.array([[[1.0, 2.0, 3.0]]]); w = np.array([[[1.0, 10.0, 100.0]]])
+>>> conv_transpose(x, w, auto_pad="SAME_UPPER", strides=[2])[0, 0]
+array([  1.,  10., 102.,  20., 203.,  30.])
+>>> conv_transpose(x, w, auto_pad="SAME_LOWER", strides=[2])[0, 0]
+array([ 10., 102.,  20., 203.,  30., 300.])
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+from .. import shapes
+from .._backend import Array
+from ..ops import conv as _core_conv
+from ..ops import conv_transpose as _core_conv_transpose
+from ._common import as_array, extend, ints, namespace
+
+__all__ = ["conv", "conv_transpose", "conv_transpose_pads"]
+
+_AUTO_PADS = ("NOTSET", "SAME_UPPER", "SAME_LOWER", "VALID")
+
+
+def _attribute(value: Any, ndim: int, name: str, default: int) -> tuple[int, ...]:
+    if value is None:
+        return (default,) * ndim
+    values = ints(value, name)
+    if len(values) != ndim:
+        raise ValueError(f"{name} must list one int per spatial axis ({ndim}); received {list(values)}")
+    return values
+
+
+def _common(X: Any, W: Any, kernel_shape: Any, auto_pad: str) -> tuple[Any, Array, Array, int]:
+    xp = namespace(X)
+    X, W = as_array(xp, X), as_array(xp, W)
+    ndim = W.ndim - 2
+    if ndim < 1 or X.ndim != ndim + 2:
+        raise ValueError(
+            f"X must be (N, C, *spatial) with one spatial axis per kernel axis; received X of shape "
+            f"{tuple(X.shape)} and W of shape {tuple(W.shape)}"
+        )
+    if kernel_shape is not None and ints(kernel_shape, "kernel_shape") != tuple(int(k) for k in W.shape[2:]):
+        raise ValueError(
+            f"kernel_shape {list(ints(kernel_shape, 'kernel_shape'))} does not match W's spatial shape "
+            f"{list(W.shape[2:])}"
+        )
+    if auto_pad not in _AUTO_PADS:
+        raise ValueError(f"auto_pad must be one of {', '.join(_AUTO_PADS)}; received {auto_pad!r}")
+    return xp, X, W, ndim
+
+
+def _pads_pairs(pads: Any, ndim: int) -> tuple[tuple[int, int], ...]:
+    values = (0,) * (2 * ndim) if pads is None else ints(pads, "pads")
+    if len(values) != 2 * ndim:
+        raise ValueError(
+            f"pads must be [b1..b{ndim}, e1..e{ndim}] ({2 * ndim} ints); received {list(values)}"
+        )
+    return tuple((values[i], values[i + ndim]) for i in range(ndim))
+
+
+def conv(
+    X: Array,
+    W: Array,
+    B: Array | None = None,
+    *,
+    auto_pad: str = "NOTSET",
+    dilations: Sequence[int] | None = None,
+    group: int = 1,
+    kernel_shape: Sequence[int] | None = None,
+    pads: Sequence[int] | None = None,
+    strides: Sequence[int] | None = None,
+) -> Array:
+    """ONNX ``Conv``."""
+    _, X, W, ndim = _common(X, W, kernel_shape, auto_pad)
+    padding: Any
+    if auto_pad == "NOTSET":
+        padding = _pads_pairs(pads, ndim)
+    else:
+        padding = {"SAME_UPPER": "same", "SAME_LOWER": "same_lower", "VALID": "valid"}[auto_pad]
+    return _core_conv(
+        X,
+        W,
+        B,
+        stride=_attribute(strides, ndim, "strides", 1),
+        padding=padding,
+        dilation=_attribute(dilations, ndim, "dilations", 1),
+        groups=group,
+    )
+
+
+def conv_transpose_pads(
+    input_size: Sequence[int],
+    kernel_size: Sequence[int],
+    *,
+    auto_pad: str = "NOTSET",
+    dilations: Sequence[int],
+    output_padding: Sequence[int],
+    output_shape: Sequence[int] | None,
+    pads: Sequence[int] | None,
+    strides: Sequence[int],
+) -> list[tuple[int, int]]:
+    """The ``(b, e)`` pads ONNX's ``ConvTranspose`` uses on each axis (may be negative).
+
+    Examples
+    --------
+    >>> conv_transpose_pads((3,), (3,), auto_pad="SAME_UPPER", dilations=(1,), output_padding=(0,),
+    ...                     output_shape=None, pads=None, strides=(2,))
+    [(0, 1)]
+    >>> conv_transpose_pads((3,), (3,), dilations=(1,), output_padding=(0,), output_shape=(6,),
+    ...                     pads=None, strides=(2,))
+    [(1, 0)]
+    """
+    ndim = len(kernel_size)
+    if output_shape is None and auto_pad in ("NOTSET", "VALID"):
+        return list(_pads_pairs(pads if auto_pad == "NOTSET" else None, ndim))
+    if output_shape is not None:
+        targets = ints(output_shape, "output_shape")
+        if len(targets) == ndim + 2:
+            targets = targets[2:]
+        if len(targets) != ndim:
+            raise ValueError(f"output_shape must list the {ndim} spatial sizes; received {list(targets)}")
+    else:
+        targets = tuple(n * s for n, s in zip(input_size, strides))
+    result = []
+    for n, k, s, d, op, out in zip(input_size, kernel_size, strides, dilations, output_padding, targets):
+        total = s * (n - 1) + op + shapes.dilated_kernel_size(k, d) - out
+        if auto_pad == "SAME_UPPER":
+            result.append((total // 2, total - total // 2))
+        else:
+            result.append((total - total // 2, total // 2))
+    return result
+
+
+def conv_transpose(
+    X: Array,
+    W: Array,
+    B: Array | None = None,
+    *,
+    auto_pad: str = "NOTSET",
+    dilations: Sequence[int] | None = None,
+    group: int = 1,
+    kernel_shape: Sequence[int] | None = None,
+    output_padding: Sequence[int] | None = None,
+    output_shape: Sequence[int] | None = None,
+    pads: Sequence[int] | None = None,
+    strides: Sequence[int] | None = None,
+) -> Array:
+    """ONNX ``ConvTranspose``."""
+    xp, X, W, ndim = _common(X, W, kernel_shape, auto_pad)
+    stride = _attribute(strides, ndim, "strides", 1)
+    dilation = _attribute(dilations, ndim, "dilations", 1)
+    op = _attribute(output_padding, ndim, "output_padding", 0)
+    spatial = tuple(int(n) for n in X.shape[2:])
+    pairs = conv_transpose_pads(
+        spatial,
+        tuple(int(k) for k in W.shape[2:]),
+        auto_pad=auto_pad,
+        dilations=dilation,
+        output_padding=op,
+        output_shape=output_shape,
+        pads=pads,
+        strides=stride,
+    )
+    # The core crops non-negative amounts and appends output padding below max(s, d); a
+    # negative pad (an output larger than the full one) becomes zeros added afterwards.
+    core_pairs = [(max(b, 0), max(e, 0)) for b, e in pairs]
+    core_op = [min(o, max(s, d) - 1) for o, s, d in zip(op, stride, dilation)]
+    out = _core_conv_transpose(
+        X,
+        W,
+        None,
+        stride=stride,
+        padding=core_pairs,
+        output_padding=core_op,
+        dilation=dilation,
+        groups=group,
+    )
+    for axis, ((b, e), o, co) in enumerate(zip(pairs, op, core_op)):
+        before, after = -min(b, 0), -min(e, 0) + (o - co)
+        if before or after:
+            out = extend(xp, out, axis + 2, before, after)
+    if B is not None:
+        B = as_array(xp, B)
+        if tuple(B.shape) != (int(out.shape[1]),):
+            raise ValueError(f"B must have shape ({out.shape[1]},); received {tuple(B.shape)}")
+        out = out + xp.reshape(B, (1, -1, *(1,) * ndim))
+    return out

@@ -1,0 +1,201 @@
+"""Paddle's ``paddle.nn.functional.conv{1,2,3}d_transpose``, with Paddle's arguments and rules.
+
+Weights ``(C_in, C_out/groups, *k)``; data ``NCL``/``NCHW``/``NCDHW`` by default
+(``NLC``/``NHWC``/``NDHWC`` too). ``padding`` takes every form Paddle does: an int,
+one int per axis, ``[lo1, hi1, lo2, hi2, ...]``, one ``[lo, hi]`` pair for every
+dimension of the data (batch and channel pairs zero), or ``'SAME'``/``'VALID'``.
+
+Paddle's ``'SAME'`` differs from TensorFlow's: it is the forward ``'SAME'`` padding
+computed on the transposed convolution's *input* length ``n`` with the undilated
+kernel, ``total = max((ceil(n/s) - 1)*s + k - n, 0)`` (extra element at the end),
+and it resets the dilation to 1. So 3 -> 5 (not 6) for ``k=3, s=2``.
+
+The positional order of ``dilation`` and ``groups`` differs between Paddle's 2-D
+function and its 1-D and 3-D ones; these functions follow Paddle's.
+
+Examples
+--------
+>>> import numpy as np
+>>> x = np.array([[[1.0, 2.0, 3.0]]]); w = np.array([[[1.0, 10.0, 100.0]]])
+>>> conv1d_transpose(x, w, stride=2, padding="SAME")[0, 0]
+array([ 10., 102.,  20., 203.,  30.])
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+from .. import shapes
+from .._backend import Array
+from ..ops import conv_transpose as _core_conv_transpose
+from ._common import as_array, ints, layout_axes, namespace
+
+__all__ = ["conv1d_transpose", "conv2d_transpose", "conv3d_transpose", "same_padding"]
+
+_DEFAULT_FORMATS = {1: "NCL", 2: "NCHW", 3: "NCDHW"}
+
+
+def same_padding(input_size: int, kernel_size: int, stride: int) -> tuple[int, int]:
+    """Paddle's ``'SAME'`` crop of a transposed convolution along one axis (dilation is reset to 1).
+
+    Examples
+    --------
+    >>> same_padding(3, 3, 2), same_padding(5, 5, 3)
+    ((1, 1), (1, 2))
+    """
+    return shapes.conv_same_padding(input_size, kernel_size, stride=stride)
+
+
+def _per_axis(value: Any, ndim: int, name: str) -> tuple[int, ...]:
+    values = ints(value, name)
+    if len(values) == 1:
+        return values * ndim
+    if len(values) != ndim:
+        raise ValueError(f"{name} must be an int or a list of {ndim} ints; received {value!r}")
+    return values
+
+
+def _padding_pairs(padding: Any, ndim: int, channels_last: bool) -> tuple[tuple[int, int], ...]:
+    if isinstance(padding, Sequence) and padding and all(isinstance(p, Sequence) for p in padding):
+        pairs = [tuple(ints(p, "padding")) for p in padding]
+        if len(pairs) != ndim + 2 or any(len(p) != 2 for p in pairs):
+            raise ValueError(
+                f"padding as pairs must have {ndim + 2} [before, after] pairs (one per dimension); received {padding!r}"
+            )
+        outer = (pairs[0], pairs[-1]) if channels_last else (pairs[0], pairs[1])
+        if outer != ((0, 0), (0, 0)):
+            raise ValueError(f"padding on the batch and channel dimensions must be 0; received {padding!r}")
+        spatial = pairs[1:-1] if channels_last else pairs[2:]
+        return tuple((p[0], p[1]) for p in spatial)
+    values = ints(padding, "padding")
+    if len(values) == 1:
+        return ((values[0], values[0]),) * ndim
+    if len(values) == ndim:
+        return tuple((v, v) for v in values)
+    if len(values) == 2 * ndim:
+        return tuple((values[2 * i], values[2 * i + 1]) for i in range(ndim))
+    raise ValueError(
+        f"padding must be an int, {ndim} ints, {2 * ndim} ints, {ndim + 2} pairs, 'SAME' or 'VALID'; "
+        f"received {padding!r}"
+    )
+
+
+def _conv_transpose(
+    ndim: int,
+    x: Array,
+    weight: Array,
+    bias: Array | None,
+    stride: Any,
+    padding: Any,
+    output_padding: Any,
+    dilation: Any,
+    groups: int,
+    output_size: Any,
+    data_format: str,
+) -> Array:
+    xp = namespace(x)
+    x, weight = as_array(xp, x), as_array(xp, weight)
+    if weight.ndim != ndim + 2 or x.ndim != ndim + 2:
+        raise ValueError(
+            f"conv{ndim}d_transpose expects a {ndim + 2}-D input and weight; received x of shape "
+            f"{tuple(x.shape)} and weight of shape {tuple(weight.shape)}"
+        )
+    channels_last = layout_axes(data_format, ndim)
+    strides = _per_axis(stride, ndim, "stride")
+    dilations = _per_axis(dilation, ndim, "dilation")
+    kernel = tuple(int(k) for k in weight.shape[2:])
+    spatial = tuple(int(n) for n in (x.shape[1:-1] if channels_last else x.shape[2:]))
+    if isinstance(padding, str):
+        mode = padding.upper()
+        if mode not in ("SAME", "VALID"):
+            raise ValueError(f"padding must be 'SAME' or 'VALID' when a string; received {padding!r}")
+        if mode == "SAME":
+            pairs = tuple(same_padding(n, k, s) for n, k, s in zip(spatial, kernel, strides))
+            dilations = (1,) * ndim
+        else:
+            pairs = ((0, 0),) * ndim
+    else:
+        pairs = _padding_pairs(padding, ndim, channels_last)
+    op = _per_axis(output_padding, ndim, "output_padding")
+    size: Any = None
+    if output_size is not None:
+        if any(op):
+            raise ValueError("output_padding option is mutually exclusive with output_size")
+        size = _per_axis(output_size, ndim, "output_size")
+        for n, k, s, p, d, want in zip(spatial, kernel, strides, pairs, dilations, size):
+            smallest = shapes.conv_transpose_output_size(n, k, stride=s, padding=p, dilation=d)
+            if not smallest <= want < smallest + s:
+                raise ValueError(
+                    f"output_size {list(size)} is out of range: Paddle admits {smallest} to {smallest + s - 1} "
+                    f"on an axis with input size {n}"
+                )
+    return _core_conv_transpose(
+        x,
+        weight,
+        bias,
+        stride=strides,
+        padding=pairs,
+        output_padding=0 if size is not None else op,
+        output_size=size,
+        dilation=dilations,
+        groups=groups,
+        channels_last=channels_last,
+    )
+
+
+def conv1d_transpose(
+    x: Array,
+    weight: Array,
+    bias: Array | None = None,
+    stride: Any = 1,
+    padding: Any = 0,
+    output_padding: Any = 0,
+    groups: int = 1,
+    dilation: Any = 1,
+    output_size: Any = None,
+    data_format: str = "NCL",
+    name: str | None = None,
+) -> Array:
+    """``paddle.nn.functional.conv1d_transpose``."""
+    return _conv_transpose(
+        1, x, weight, bias, stride, padding, output_padding, dilation, groups, output_size, data_format
+    )
+
+
+def conv2d_transpose(
+    x: Array,
+    weight: Array,
+    bias: Array | None = None,
+    stride: Any = 1,
+    padding: Any = 0,
+    output_padding: Any = 0,
+    dilation: Any = 1,
+    groups: int = 1,
+    output_size: Any = None,
+    data_format: str = "NCHW",
+    name: str | None = None,
+) -> Array:
+    """``paddle.nn.functional.conv2d_transpose`` (``dilation`` before ``groups``, as in Paddle)."""
+    return _conv_transpose(
+        2, x, weight, bias, stride, padding, output_padding, dilation, groups, output_size, data_format
+    )
+
+
+def conv3d_transpose(
+    x: Array,
+    weight: Array,
+    bias: Array | None = None,
+    stride: Any = 1,
+    padding: Any = 0,
+    output_padding: Any = 0,
+    groups: int = 1,
+    dilation: Any = 1,
+    output_size: Any = None,
+    data_format: str = "NCDHW",
+    name: str | None = None,
+) -> Array:
+    """``paddle.nn.functional.conv3d_transpose``."""
+    return _conv_transpose(
+        3, x, weight, bias, stride, padding, output_padding, dilation, groups, output_size, data_format
+    )

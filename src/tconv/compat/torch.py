@@ -1,0 +1,270 @@
+"""PyTorch's ``torch.nn.functional`` convolutions, with PyTorch's arguments and rules.
+
+Signatures and positional order follow ``torch.nn.functional``; ``output_size`` is
+accepted as ``nn.ConvTranspose*d.forward`` takes it (the spatial sizes, or the
+whole shape). PyTorch padding is symmetric; ``'same'``/``'valid'`` exist only for
+the forward convolution, and ``'same'`` only at stride 1 (PyTorch puts an odd
+total's extra element at the end, as TensorFlow does). These functions take any
+array library, like the rest of tconv.
+
+Examples
+--------
+>>> import numpy as np
+>>> from tconv.compat import torch as tF
+>>> x = np.array([[[1.0, 2.0, 3.0]]]); w = np.array([[[1.0, 10.0, 100.0]]])
+>>> tF.conv_transpose1d(x, w, None, 2, 1, 1)   # stride 2, padding 1, output_padding 1
+array([[[ 10., 102.,  20., 203.,  30., 300.]]])
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+from .. import shapes
+from .._backend import Array
+from ..ops import conv, conv_transpose
+from ._common import ints
+
+__all__ = [
+    "conv1d",
+    "conv2d",
+    "conv3d",
+    "conv_transpose1d",
+    "conv_transpose2d",
+    "conv_transpose3d",
+    "output_padding_for",
+]
+
+IntOrSeq = int | Sequence[int]
+
+
+def _expand(value: Any, ndim: int, name: str) -> tuple[int, ...]:
+    values = ints(value, name)
+    if len(values) == 1:
+        return values * ndim
+    if len(values) != ndim:
+        raise ValueError(f"{name} must be an int or a sequence of {ndim} ints; received {value!r}")
+    return values
+
+
+def output_padding_for(
+    input_size: Sequence[int],
+    output_size: Sequence[int],
+    kernel_size: Sequence[int],
+    stride: IntOrSeq,
+    padding: IntOrSeq,
+    dilation: IntOrSeq,
+) -> tuple[int, ...]:
+    """PyTorch's ``_output_padding``: the output padding that gives ``output_size``.
+
+    ``output_size`` may be the spatial sizes or the whole shape (its last ``d``
+    entries are used). PyTorch admits sizes from the smallest output up to
+    ``stride - 1`` more, and raises otherwise.
+
+    Examples
+    --------
+    >>> output_padding_for((3, 3), (8, 8), (3, 3), 2, 0, 1)
+    (1, 1)
+    """
+    d = len(kernel_size)
+    sizes = ints(output_size, "output_size")
+    if len(sizes) == d + 2:
+        sizes = sizes[2:]
+    if len(sizes) != d:
+        raise ValueError(
+            f"output_size must have {d} or {d + 2} elements (got {len(sizes)}); received {tuple(sizes)}"
+        )
+    strides = _expand(stride, d, "stride")
+    pads = _expand(padding, d, "padding")
+    dilations = _expand(dilation, d, "dilation")
+    result = []
+    for n, size, k, s, p, dil in zip(input_size, sizes, kernel_size, strides, pads, dilations):
+        smallest = shapes.conv_transpose_output_size(n, k, stride=s, padding=p, dilation=dil)
+        if not smallest <= size <= smallest + s - 1:
+            raise ValueError(
+                f"requested an output size of {tuple(sizes)}, but valid sizes range from "
+                f"{smallest} to {smallest + s - 1} on an axis with input size {n} "
+                f"(PyTorch admits the smallest output size up to stride - 1 more)"
+            )
+        result.append(size - smallest)
+    return tuple(result)
+
+
+def _conv(
+    ndim: int,
+    input: Array,
+    weight: Array,
+    bias: Array | None,
+    stride: IntOrSeq,
+    padding: str | IntOrSeq,
+    dilation: IntOrSeq,
+    groups: int,
+) -> Array:
+    if isinstance(padding, str):
+        if padding not in ("same", "valid"):
+            raise ValueError(
+                f"padding must be 'same', 'valid', an int or a tuple of ints; received {padding!r}"
+            )
+        if padding == "same" and any(s != 1 for s in _expand(stride, ndim, "stride")):
+            raise ValueError(
+                f"padding='same' is not supported for strided convolutions in PyTorch; received stride={stride!r}"
+            )
+        core_padding: Any = padding
+    else:
+        core_padding = _expand(padding, ndim, "padding")
+    _check_rank(input, weight, ndim, "conv")
+    return conv(
+        input,
+        weight,
+        bias,
+        stride=_expand(stride, ndim, "stride"),
+        padding=core_padding,
+        dilation=_expand(dilation, ndim, "dilation"),
+        groups=groups,
+    )
+
+
+def _check_rank(input: Any, weight: Any, ndim: int, name: str) -> None:
+    w_ndim = getattr(weight, "ndim", None)
+    if w_ndim is not None and w_ndim != ndim + 2:
+        raise ValueError(
+            f"{name}{ndim}d expects a weight with {ndim + 2} dimensions; received weight of shape "
+            f"{tuple(weight.shape)}"
+        )
+    x_ndim = getattr(input, "ndim", None)
+    if x_ndim is not None and x_ndim not in (ndim + 1, ndim + 2):
+        raise ValueError(
+            f"{name}{ndim}d expects a {ndim + 1}-D (unbatched) or {ndim + 2}-D (batched) input; received "
+            f"input of shape {tuple(input.shape)}"
+        )
+
+
+def _conv_transpose(
+    ndim: int,
+    input: Array,
+    weight: Array,
+    bias: Array | None,
+    stride: IntOrSeq,
+    padding: IntOrSeq,
+    output_padding: IntOrSeq,
+    groups: int,
+    dilation: IntOrSeq,
+    output_size: Sequence[int] | None,
+) -> Array:
+    if isinstance(padding, str):
+        raise ValueError(
+            f"conv_transpose{ndim}d takes padding as an int or a tuple of ints (PyTorch has no string padding "
+            f"for transposed convolutions); received {padding!r}. Use tconv.conv_transpose(..., padding='same')."
+        )
+    _check_rank(input, weight, ndim, "conv_transpose")
+    strides = _expand(stride, ndim, "stride")
+    pads = _expand(padding, ndim, "padding")
+    dilations = _expand(dilation, ndim, "dilation")
+    ops = _expand(output_padding, ndim, "output_padding")
+    if output_size is not None:
+        spatial = tuple(int(n) for n in input.shape[-ndim:])
+        ops = output_padding_for(spatial, output_size, tuple(weight.shape[2:]), strides, pads, dilations)
+    return conv_transpose(
+        input,
+        weight,
+        bias,
+        stride=strides,
+        padding=pads,
+        output_padding=ops,
+        dilation=dilations,
+        groups=groups,
+    )
+
+
+def conv1d(
+    input: Array,
+    weight: Array,
+    bias: Array | None = None,
+    stride: IntOrSeq = 1,
+    padding: str | IntOrSeq = 0,
+    dilation: IntOrSeq = 1,
+    groups: int = 1,
+) -> Array:
+    """``torch.nn.functional.conv1d``: input ``(N, C_in, L)``, weight ``(C_out, C_in/groups, k)``."""
+    return _conv(1, input, weight, bias, stride, padding, dilation, groups)
+
+
+def conv2d(
+    input: Array,
+    weight: Array,
+    bias: Array | None = None,
+    stride: IntOrSeq = 1,
+    padding: str | IntOrSeq = 0,
+    dilation: IntOrSeq = 1,
+    groups: int = 1,
+) -> Array:
+    """``torch.nn.functional.conv2d``: input ``(N, C_in, H, W)``, weight ``(C_out, C_in/groups, kh, kw)``."""
+    return _conv(2, input, weight, bias, stride, padding, dilation, groups)
+
+
+def conv3d(
+    input: Array,
+    weight: Array,
+    bias: Array | None = None,
+    stride: IntOrSeq = 1,
+    padding: str | IntOrSeq = 0,
+    dilation: IntOrSeq = 1,
+    groups: int = 1,
+) -> Array:
+    """``torch.nn.functional.conv3d``: input ``(N, C_in, D, H, W)``, weight ``(C_out, C_in/groups, *k)``."""
+    return _conv(3, input, weight, bias, stride, padding, dilation, groups)
+
+
+def conv_transpose1d(
+    input: Array,
+    weight: Array,
+    bias: Array | None = None,
+    stride: IntOrSeq = 1,
+    padding: IntOrSeq = 0,
+    output_padding: IntOrSeq = 0,
+    groups: int = 1,
+    dilation: IntOrSeq = 1,
+    output_size: Sequence[int] | None = None,
+) -> Array:
+    """``torch.nn.functional.conv_transpose1d`` (``output_size`` as ``nn.ConvTranspose1d.forward``)."""
+    return _conv_transpose(
+        1, input, weight, bias, stride, padding, output_padding, groups, dilation, output_size
+    )
+
+
+def conv_transpose2d(
+    input: Array,
+    weight: Array,
+    bias: Array | None = None,
+    stride: IntOrSeq = 1,
+    padding: IntOrSeq = 0,
+    output_padding: IntOrSeq = 0,
+    groups: int = 1,
+    dilation: IntOrSeq = 1,
+    output_size: Sequence[int] | None = None,
+) -> Array:
+    """``torch.nn.functional.conv_transpose2d`` (``output_size`` as ``nn.ConvTranspose2d.forward``).
+
+    Input ``(N, C_in, H, W)``, weight ``(C_in, C_out/groups, kh, kw)``.
+    """
+    return _conv_transpose(
+        2, input, weight, bias, stride, padding, output_padding, groups, dilation, output_size
+    )
+
+
+def conv_transpose3d(
+    input: Array,
+    weight: Array,
+    bias: Array | None = None,
+    stride: IntOrSeq = 1,
+    padding: IntOrSeq = 0,
+    output_padding: IntOrSeq = 0,
+    groups: int = 1,
+    dilation: IntOrSeq = 1,
+    output_size: Sequence[int] | None = None,
+) -> Array:
+    """``torch.nn.functional.conv_transpose3d`` (``output_size`` as ``nn.ConvTranspose3d.forward``)."""
+    return _conv_transpose(
+        3, input, weight, bias, stride, padding, output_padding, groups, dilation, output_size
+    )
