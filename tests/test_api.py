@@ -31,9 +31,7 @@ def test_every_public_name_is_documented():
 
 def test_public_functions_have_examples():
     missing = [
-        name
-        for name, obj in _public_callables()
-        if inspect.isfunction(obj) and "Examples" not in (obj.__doc__ or "")
+        name for name, obj in _public_callables() if inspect.isfunction(obj) and "Examples" not in (obj.__doc__ or "")
     ]
     assert not missing
 

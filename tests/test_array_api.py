@@ -51,9 +51,7 @@ def test_same_library_dtype_and_values(xp, transposed, dtype_name):
     x, w, b = (xp.asarray(a, dtype=dtype) for a in (x_np, w_np, b_np))
     if transposed:
         out = tconv.conv_transpose(x, w, b, stride=2, padding=[(0, 1), (1, 0)], output_padding=1)
-        expected = naive_conv_transpose(
-            x_np, w_np, b_np, stride=[2, 2], pads=[(0, 1), (1, 0)], output_padding=[1, 1]
-        )
+        expected = naive_conv_transpose(x_np, w_np, b_np, stride=[2, 2], pads=[(0, 1), (1, 0)], output_padding=[1, 1])
     else:
         out = tconv.conv(x, w, b, stride=(1, 2), padding="same", groups=2)
         expected = naive_conv(x_np, w_np, b_np, stride=[1, 2], pads=[(1, 1), (0, 1)], groups=2)

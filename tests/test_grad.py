@@ -135,9 +135,7 @@ def test_same_padding_and_output_size_in_grads():
 def test_grad_output_of_the_wrong_shape_is_rejected():
     x = np.zeros((1, 2, 5, 5))
     w = np.zeros((2, 3, 3, 3))
-    with pytest.raises(
-        ValueError, match=r"grad_output must have the shape of the forward output, \(1, 3, 11, 11\)"
-    ):
+    with pytest.raises(ValueError, match=r"grad_output must have the shape of the forward output, \(1, 3, 11, 11\)"):
         tconv.conv_transpose_grad(np.zeros((1, 3, 10, 10)), x, w, stride=2)
     with pytest.raises(TypeError, match=r"grad_output must have the dtype of x"):
         tconv.conv_transpose_grad(np.zeros((1, 3, 11, 11), np.float32), x, w, stride=2)
@@ -239,9 +237,7 @@ def test_autograd_through_tconv_on_torch_tensors(d, transposed):
         mine = [torch.tensor(a, requires_grad=True) for a in (x, w, b)]
         theirs = [torch.tensor(a, requires_grad=True) for a in (x, w, b)]
         if transposed:
-            y1 = tconv.conv_transpose(
-                *mine, stride=s, padding=p, output_padding=op, groups=groups, dilation=dil
-            )
+            y1 = tconv.conv_transpose(*mine, stride=s, padding=p, output_padding=op, groups=groups, dilation=dil)
             y2 = getattr(F, f"conv_transpose{d}d")(
                 *theirs, stride=s, padding=p, output_padding=op, groups=groups, dilation=dil
             )

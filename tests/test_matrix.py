@@ -48,8 +48,7 @@ def test_matrix_columns_are_the_oracle_on_unit_inputs(cfg):
     # C^T is the transposed convolution that maps the output back to x's size.
     y = rng.standard_normal(brute.shape[0])
     out_padding = [
-        n - ((o - 1) * s + (k - 1) * d + 1 - lo - hi)
-        for n, o, (_, k, s, d, lo, hi, _) in zip(spatial, out_size, axes)
+        n - ((o - 1) * s + (k - 1) * d + 1 - lo - hi) for n, o, (_, k, s, d, lo, hi, _) in zip(spatial, out_size, axes)
     ]
     back = naive_conv_transpose(
         y.reshape(1, c_out, *out_size),

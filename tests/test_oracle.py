@@ -212,9 +212,7 @@ def test_same_padding_matches_tensorflow_rule(d, lower):
         pads = [same_pads_tf(*args, lower=lower) for args in zip(n, k, s, dil)]
         expected = naive_conv(x, w, stride=s, pads=pads, dilation=dil)
         assert expected.shape[2:] == tuple(-(-a // b) for a, b in zip(n, s))
-        np.testing.assert_allclose(
-            tconv.conv(x, w, stride=s, padding=mode, dilation=dil), expected, atol=1e-10
-        )
+        np.testing.assert_allclose(tconv.conv(x, w, stride=s, padding=mode, dilation=dil), expected, atol=1e-10)
         # Transposed 'same': output n*s, the forward 'same' padding of an n*s input cropped,
         # and the missing s - k_eff elements (if any) as output padding.
         wt = rng.standard_normal((2, 3, *k))
@@ -236,9 +234,7 @@ def test_valid_is_zero_padding(fn):
 
 
 @pytest.mark.parametrize("dtype, rtol", [(np.float16, 2e-2), (np.float32, 1e-5), (np.float64, 1e-12)])
-@pytest.mark.parametrize(
-    "fn, oracle", [(tconv.conv, naive_conv), (tconv.conv_transpose, naive_conv_transpose)]
-)
+@pytest.mark.parametrize("fn, oracle", [(tconv.conv, naive_conv), (tconv.conv_transpose, naive_conv_transpose)])
 def test_dtypes(dtype, rtol, fn, oracle):
     rng = np.random.default_rng(1)
     x = rng.standard_normal((2, 4, 6, 5)).astype(dtype)

@@ -75,10 +75,7 @@ def test_conv_input_sizes_is_every_input_with_that_output(out, k, s, d, lo, hi):
 @given(small, st.integers(1, 40), st.integers(1, 5), st.integers(1, 4), st.integers(1, 3))
 def test_solve_conv_transpose_padding_is_every_symmetric_solution(n, out, k, s, d):
     brute = [
-        (p, op)
-        for p in range(0, 60)
-        for op in range(max(s, d))
-        if (n - 1) * s + (k - 1) * d + 1 - 2 * p + op == out
+        (p, op) for p in range(0, 60) for op in range(max(s, d)) if (n - 1) * s + (k - 1) * d + 1 - 2 * p + op == out
     ]
     assert shapes.solve_conv_transpose_padding(n, out, k, stride=s, dilation=d) == brute
 
@@ -115,9 +112,7 @@ def test_same_padding_rules():
 def test_same_1d_example_tf_and_onnx_lower():
     """TensorFlow/ONNX SAME_UPPER give [1,10,102,20,203,30]; ONNX SAME_LOWER [10,102,20,203,30,300]."""
     x, w = np.array([[[1.0, 2.0, 3.0]]]), np.array([[[1.0, 10.0, 100.0]]])
-    np.testing.assert_array_equal(
-        tconv.conv_transpose(x, w, stride=2, padding="same"), [[[1, 10, 102, 20, 203, 30]]]
-    )
+    np.testing.assert_array_equal(tconv.conv_transpose(x, w, stride=2, padding="same"), [[[1, 10, 102, 20, 203, 30]]])
     np.testing.assert_array_equal(
         tconv.conv_transpose(x, w, stride=2, padding="same_lower"), [[[10, 102, 20, 203, 30, 300]]]
     )

@@ -51,9 +51,7 @@ def test_conv_transpose_against_tf(d, padding):
             out = [(a - 1) * b + kk + e for a, b, kk, e in zip(n, s, k, extra)]
             options = {"padding": "valid", "output_size": out}
         expected = fn(x, f, output_shape=(2, *out, c_out), strides=s, padding=padding).numpy()
-        got = tconv.conv_transpose(
-            x, _tf_transpose_filters_to_tconv(f), stride=s, channels_last=True, **options
-        )
+        got = tconv.conv_transpose(x, _tf_transpose_filters_to_tconv(f), stride=s, channels_last=True, **options)
         assert got.shape == expected.shape
         np.testing.assert_allclose(got, expected, rtol=1e-4, atol=1e-4)
 

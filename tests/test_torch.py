@@ -47,12 +47,8 @@ def test_against_torch_functional(d, transposed):
         b = rng.standard_normal(groups * cout_g)
         tx, tw, tb = (torch.from_numpy(a) for a in (x, w, b))
         if transposed:
-            expected = CONV_T[d](
-                tx, tw, tb, stride=s, padding=p, output_padding=op, groups=groups, dilation=dil
-            )
-            got = tconv.conv_transpose(
-                x, w, b, stride=s, padding=p, output_padding=op, groups=groups, dilation=dil
-            )
+            expected = CONV_T[d](tx, tw, tb, stride=s, padding=p, output_padding=op, groups=groups, dilation=dil)
+            got = tconv.conv_transpose(x, w, b, stride=s, padding=p, output_padding=op, groups=groups, dilation=dil)
         else:
             expected = CONV[d](tx, tw, tb, stride=s, padding=p, dilation=dil, groups=groups)
             got = tconv.conv(x, w, b, stride=s, padding=p, dilation=dil, groups=groups)
@@ -73,9 +69,7 @@ def test_asymmetric_padding_against_torch_pad_and_crop(d):
         w_conv = rng.standard_normal((2, 3, *k))
         torch_pad = [v for pair in reversed(pairs) for v in pair]  # F.pad wants the last axis first
         expected = CONV[d](F.pad(torch.from_numpy(x), torch_pad), torch.from_numpy(w_conv), stride=s)
-        np.testing.assert_allclose(
-            tconv.conv(x, w_conv, stride=s, padding=pairs), expected.numpy(), atol=1e-10
-        )
+        np.testing.assert_allclose(tconv.conv(x, w_conv, stride=s, padding=pairs), expected.numpy(), atol=1e-10)
 
         w_t = rng.standard_normal((3, 2, *k))
         full = CONV_T[d](torch.from_numpy(x), torch.from_numpy(w_t), stride=s).numpy()
@@ -83,9 +77,7 @@ def test_asymmetric_padding_against_torch_pad_and_crop(d):
         expected_t = full[(slice(None), slice(None), *crop)]
         if min(expected_t.shape) == 0:
             continue
-        np.testing.assert_allclose(
-            tconv.conv_transpose(x, w_t, stride=s, padding=pairs), expected_t, atol=1e-10
-        )
+        np.testing.assert_allclose(tconv.conv_transpose(x, w_t, stride=s, padding=pairs), expected_t, atol=1e-10)
 
 
 @pytest.mark.filterwarnings("ignore:Using padding='same' with even kernel lengths")
@@ -95,9 +87,7 @@ def test_torch_same_padding_for_conv():
         x = rng.standard_normal((2, 3, 9, 10))
         w = rng.standard_normal((4, 3, k, k))
         expected = F.conv2d(torch.from_numpy(x), torch.from_numpy(w), padding="same", dilation=dil)
-        np.testing.assert_allclose(
-            tconv.conv(x, w, padding="same", dilation=dil), expected.numpy(), atol=1e-10
-        )
+        np.testing.assert_allclose(tconv.conv(x, w, padding="same", dilation=dil), expected.numpy(), atol=1e-10)
 
 
 def test_output_size_as_torch_module_forward():

@@ -67,8 +67,7 @@ def prepare(x: Any, weight: Any, bias: Any, grad_output: Any = None) -> Prepared
             converted[name] = xp.asarray(value, **kwargs)
         except (TypeError, ValueError) as err:
             raise TypeError(
-                f"{name} must be an array or a nested sequence of numbers; "
-                f"received {_type_name(value)} ({err})"
+                f"{name} must be an array or a nested sequence of numbers; received {_type_name(value)} ({err})"
             ) from None
 
     x = converted["x"]
@@ -99,9 +98,7 @@ def prepare(x: Any, weight: Any, bias: Any, grad_output: Any = None) -> Prepared
                 f"with x on {device}"
             )
     compute_dtype = xp.float32 if xp.finfo(x.dtype).bits < 32 else x.dtype
-    return Prepared(
-        xp, x, converted["weight"], converted["bias"], converted["grad_output"], x.dtype, compute_dtype
-    )
+    return Prepared(xp, x, converted["weight"], converted["bias"], converted["grad_output"], x.dtype, compute_dtype)
 
 
 def add_into(xp: Any, out: Array, index: tuple[Any, ...], values: Array) -> Array:

@@ -119,9 +119,7 @@ def _taps(xp: Any, xg: Array, wt: Array, spec: ConvSpec, batch: int) -> Array:
     Temporaries are one tap's product, at most the output's size.
     """
     groups, c_out_g, c_in_g = wt.shape[1], wt.shape[2], wt.shape[3]
-    out = xp.zeros(
-        (groups, c_out_g, batch, *spec.output_size), dtype=xg.dtype, device=array_api_compat.device(xg)
-    )
+    out = xp.zeros((groups, c_out_g, batch, *spec.output_size), dtype=xg.dtype, device=array_api_compat.device(xg))
 
     def product(t: int, window: Array) -> Array:
         if c_in_g == 1:  # depthwise-like: a broadcast product, not a degenerate matmul
@@ -185,9 +183,7 @@ register(
 )
 
 
-def _to_internal(
-    xp: Any, a: Array, spec: ConvSpec, channels: int, size: tuple[int, ...], channels_last: bool
-) -> Array:
+def _to_internal(xp: Any, a: Array, spec: ConvSpec, channels: int, size: tuple[int, ...], channels_last: bool) -> Array:
     """``(N, C, *sp)`` or ``(N, *sp, C)`` -> ``(G, C/G, N, *sp)``."""
     d, groups, batch = spec.ndim, spec.groups, a.shape[0]
     if channels_last:  # (N, *sp, C) -> (N, *sp, G, Cg) -> (G, Cg, N, *sp)

@@ -25,9 +25,7 @@ def _leaky_relu(x: np.ndarray, slope: float = 0.3) -> np.ndarray:
     return np.where(x > 0, x, slope * x)
 
 
-def _glorot_uniform(
-    rng: np.random.Generator, shape: tuple[int, ...], fan_in: int, fan_out: int
-) -> np.ndarray:
+def _glorot_uniform(rng: np.random.Generator, shape: tuple[int, ...], fan_in: int, fan_out: int) -> np.ndarray:
     limit = np.sqrt(6.0 / (fan_in + fan_out))
     return rng.uniform(-limit, limit, size=shape).astype(np.float32)
 

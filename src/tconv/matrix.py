@@ -88,9 +88,7 @@ def conv_matrix(
     try:
         w = np.asarray(weight)
     except (TypeError, ValueError, RuntimeError) as err:
-        raise TypeError(
-            f"weight must be an array NumPy can read; received {type(weight).__name__} ({err})"
-        ) from None
+        raise TypeError(f"weight must be an array NumPy can read; received {type(weight).__name__} ({err})") from None
     if isinstance(input_shape, (str, bytes)) or not isinstance(input_shape, Sequence):
         raise TypeError(f"input_shape must be a sequence (C_in, *spatial) of ints; received {input_shape!r}")
     shape = tuple(int(n) for n in input_shape)

@@ -94,9 +94,7 @@ def parse_call(
             f"with weight of shape {_shape(weight)}"
         )
     if bias is not None and _shape(bias) != (out_channels,):
-        raise ValueError(
-            f"bias must have shape (C_out,) = ({out_channels},); received bias of shape {_shape(bias)}"
-        )
+        raise ValueError(f"bias must have shape (C_out,) = ({out_channels},); received bias of shape {_shape(bias)}")
     spec = ConvSpec.build(
         transposed=transposed,
         input_size=spatial,

@@ -510,9 +510,7 @@ def conv_output_shape(
     """
     ndim = len(kernel_shape)
     if len(input_shape) != ndim:
-        raise ValueError(
-            f"input_shape must have one entry per kernel axis ({ndim}); received {tuple(input_shape)}"
-        )
+        raise ValueError(f"input_shape must have one entry per kernel axis ({ndim}); received {tuple(input_shape)}")
     strides = _per_axis(stride, ndim, "stride")
     dilations = _per_axis(dilation, ndim, "dilation")
     pads = _pairs_per_axis(padding, ndim)
@@ -544,9 +542,7 @@ def conv_transpose_output_shape(
     """
     ndim = len(kernel_shape)
     if len(input_shape) != ndim:
-        raise ValueError(
-            f"input_shape must have one entry per kernel axis ({ndim}); received {tuple(input_shape)}"
-        )
+        raise ValueError(f"input_shape must have one entry per kernel axis ({ndim}); received {tuple(input_shape)}")
     strides = _per_axis(stride, ndim, "stride")
     dilations = _per_axis(dilation, ndim, "dilation")
     output_paddings = _per_axis(output_padding, ndim, "output_padding")

@@ -43,8 +43,7 @@ def _ints_per_axis(value: Any, ndim: int, name: str, minimum: int) -> tuple[int,
     if isinstance(value, Sequence):
         if len(value) != ndim:
             raise ValueError(
-                f"{name} must be {expected} (one per spatial axis); received {tuple(value)!r} "
-                f"of length {len(value)}"
+                f"{name} must be {expected} (one per spatial axis); received {tuple(value)!r} of length {len(value)}"
             )
         values = tuple(_as_int(v, name, expected) for v in value)
     else:
@@ -65,9 +64,7 @@ def _padding_pairs(padding: Any, ndim: int) -> tuple[tuple[int, int], ...]:
             hint = ""
             if ndim == 1 and len(padding) == 2:
                 hint = " (for an asymmetric (lo, hi) pair on one axis write [(lo, hi)])"
-            raise ValueError(
-                f"padding must be {expected}; received {padding!r} of length {len(padding)}{hint}"
-            )
+            raise ValueError(f"padding must be {expected}; received {padding!r} of length {len(padding)}{hint}")
         pairs = []
         for entry in padding:
             if isinstance(entry, Sequence) and not isinstance(entry, (str, bytes)):
@@ -199,8 +196,7 @@ class ConvSpec:
         size = tuple(input_size)
         if len(size) != ndim:
             raise ValueError(
-                f"the input must have {ndim} spatial axes to match the kernel {kernel}; "
-                f"received spatial size {size}"
+                f"the input must have {ndim} spatial axes to match the kernel {kernel}; received spatial size {size}"
             )
         if any(n < 1 for n in size):
             raise ValueError(f"the input's spatial size must be positive on every axis; received {size}")
@@ -293,9 +289,7 @@ class ConvSpec:
                 # The range runs over output_padding = 0 .. max(s, d) - 1 (minus sizes
                 # below 1), so the smallest size, reached with output_padding 0, is
                 # r.stop - max(s, d).
-                out_pads = tuple(
-                    w - (r.stop - max(s, d)) for w, r, s, d in zip(wanted, reachable, strides, dilations)
-                )
+                out_pads = tuple(w - (r.stop - max(s, d)) for w, r, s, d in zip(wanted, reachable, strides, dilations))
 
         spec = cls(
             transposed=bool(transposed),

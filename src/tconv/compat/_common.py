@@ -98,9 +98,7 @@ def convert_weight(w: Array, source: str, target: str, *, transposed: bool = Tru
     xp = namespace(w)
     w = as_array(xp, w)
     if w.ndim < 3:
-        raise ValueError(
-            f"w must have at least one spatial axis (ndim >= 3); received shape {tuple(w.shape)}"
-        )
+        raise ValueError(f"w must have at least one spatial axis (ndim >= 3); received shape {tuple(w.shape)}")
     d = w.ndim - 2
     channels_last_src = source in ("tensorflow", "keras", "jax")
     if transposed and groups != 1 and (channels_last_src or target in ("tensorflow", "keras", "jax")):

@@ -64,9 +64,7 @@ def _permutations(dimension_numbers: Any, rank: int) -> tuple[tuple[int, ...], .
                 )
         spatial_sets = [set(spec) - set(pair) for spec, pair in zip(dimension_numbers, charpairs)]
         if not spatial_sets[0] == spatial_sets[1] == spatial_sets[2]:
-            raise TypeError(
-                f"dimension_numbers must share their spatial characters; received {dimension_numbers!r}"
-            )
+            raise TypeError(f"dimension_numbers must share their spatial characters; received {dimension_numbers!r}")
 
         def perm(spec: str, pair: tuple[str, str]) -> tuple[int, ...]:
             spatial = [i for i, c in enumerate(spec) if c not in pair]
@@ -77,10 +75,8 @@ def _permutations(dimension_numbers: Any, rank: int) -> tuple[tuple[int, ...], .
         return perm(lhs_spec, charpairs[0]), perm(rhs_spec, charpairs[1]), perm(out_spec, charpairs[2])
     perms = tuple(tuple(ints(p, "dimension_numbers")) for p in dimension_numbers)
     if any(sorted(p) != list(range(rank)) for p in perms):
-        raise ValueError(
-            f"dimension_numbers must be permutations of range({rank}); received {dimension_numbers!r}"
-        )
-    return perms  # type: ignore[return-value]
+        raise ValueError(f"dimension_numbers must be permutations of range({rank}); received {dimension_numbers!r}")
+    return perms
 
 
 def _inverse(perm: Sequence[int]) -> tuple[int, ...]:
@@ -144,7 +140,8 @@ def _general(
         if before or after:
             out = extend(xp, out, axis + 2, before, after)
     if any(s != 1 for s in window_strides):
-        out = out[(slice(None), slice(None), *(slice(None, None, s) for s in window_strides))]
+        subsample = [slice(None, None, s) for s in window_strides]
+        out = out[tuple([slice(None), slice(None), *subsample])]
     return out
 
 
@@ -201,7 +198,7 @@ def conv_general_dilated(
         pads = [tuple(ints(p, "padding")) for p in padding]  # type: ignore[misc]
         if len(pads) != ndim or any(len(p) != 2 for p in pads):
             raise ValueError(f"padding must be {ndim} (low, high) pairs; received {padding!r}")
-    out = _general(xp, x, w, strides, pads, lhs_d, rhs_d, feature_group_count)  # type: ignore[arg-type]
+    out = _general(xp, x, w, strides, pads, lhs_d, rhs_d, feature_group_count)
     return xp.permute_dims(out, _inverse(out_perm))
 
 
@@ -220,9 +217,7 @@ def conv_transpose(
     lhs, rhs = as_array(xp, lhs), as_array(xp, rhs)
     rank = lhs.ndim
     if rhs.ndim != rank or rank < 2:
-        raise ValueError(
-            f"lhs and rhs must have the same rank; received {tuple(lhs.shape)} and {tuple(rhs.shape)}"
-        )
+        raise ValueError(f"lhs and rhs must have the same rank; received {tuple(lhs.shape)} and {tuple(rhs.shape)}")
     if dimension_numbers is None:
         if rank not in _TRANSPOSE_DEFAULTS:
             raise ValueError("No 4+ dimensional dimension_number defaults.")

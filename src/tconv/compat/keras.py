@@ -39,11 +39,11 @@ from .tensorflow import resolve_conv_transpose
 
 __all__ = [
     "conv",
+    "conv_arguments",
     "conv_output_length",
     "conv_transpose",
     "conv_transpose_arguments",
     "conv_transpose_output_length",
-    "conv_arguments",
 ]
 
 
@@ -72,9 +72,7 @@ def conv_transpose_output_length(
     return (input_length - 1) * stride + k_eff - 2 * pad + output_padding
 
 
-def conv_output_length(
-    input_length: int, kernel_size: int, padding: str, stride: int = 1, dilation: int = 1
-) -> int:
+def conv_output_length(input_length: int, kernel_size: int, padding: str, stride: int = 1, dilation: int = 1) -> int:
     """Keras's forward output length: ``'valid'``, ``'same'`` (``ceil(n/s)``) or ``'causal'``.
 
     Examples
@@ -134,9 +132,7 @@ def conv_transpose_arguments(
         ops = _per_axis(output_padding, ndim, "output_padding")
         for op, s in zip(ops, stride):
             if op >= s:
-                raise ValueError(
-                    f"strides {stride} must be greater than output padding {tuple(ops)} (Keras's rule)"
-                )
+                raise ValueError(f"strides {stride} must be greater than output padding {tuple(ops)} (Keras's rule)")
     lengths = tuple(
         conv_transpose_output_length(n, k, mode, op, s, d)
         for n, k, op, s, d in zip(input_size, kernel_size, ops, stride, dilation)
@@ -246,9 +242,7 @@ def conv(
     channels_in = int(inputs.shape[-1] if channels_last else inputs.shape[1])
     per_group = int(kernel.shape[-2])
     if channels_in % per_group:
-        raise ValueError(
-            f"the inputs' {channels_in} channels must be a multiple of kernel.shape[-2] = {per_group}"
-        )
+        raise ValueError(f"the inputs' {channels_in} channels must be a multiple of kernel.shape[-2] = {per_group}")
     arguments = conv_arguments(
         spatial,
         tuple(int(k) for k in kernel.shape[:ndim]),

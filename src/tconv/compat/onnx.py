@@ -69,9 +69,7 @@ def _common(X: Any, W: Any, kernel_shape: Any, auto_pad: str) -> tuple[Any, Arra
 def _pads_pairs(pads: Any, ndim: int) -> tuple[tuple[int, int], ...]:
     values = (0,) * (2 * ndim) if pads is None else ints(pads, "pads")
     if len(values) != 2 * ndim:
-        raise ValueError(
-            f"pads must be [b1..b{ndim}, e1..e{ndim}] ({2 * ndim} ints); received {list(values)}"
-        )
+        raise ValueError(f"pads must be [b1..b{ndim}, e1..e{ndim}] ({2 * ndim} ints); received {list(values)}")
     return tuple((values[i], values[i + ndim]) for i in range(ndim))
 
 

@@ -29,7 +29,8 @@ from typing import Any
 
 from .. import shapes
 from .._backend import Array
-from ..ops import conv, conv_transpose as _core_conv_transpose
+from ..ops import conv
+from ..ops import conv_transpose as _core_conv_transpose
 from ._common import as_array, convert_weight, ints, layout_axes, namespace
 
 __all__ = [
@@ -47,9 +48,7 @@ __all__ = [
 _DEFAULT_FORMATS = {1: "NWC", 2: "NHWC", 3: "NDHWC"}
 
 
-def _spatial_values(
-    value: Any, ndim: int, channels_last: bool, name: str, default: int = 1
-) -> tuple[int, ...]:
+def _spatial_values(value: Any, ndim: int, channels_last: bool, name: str, default: int = 1) -> tuple[int, ...]:
     """TensorFlow's strides/dilations: an int, or 1, ndim or ndim + 2 values."""
     if value is None:
         return (default,) * ndim
@@ -61,9 +60,7 @@ def _spatial_values(
     if len(values) == ndim + 2:
         outer = (values[0], values[-1]) if channels_last else (values[0], values[1])
         if outer != (1, 1):
-            raise ValueError(
-                f"{name} must be 1 on the batch and channel dimensions; received {name}={list(values)}"
-            )
+            raise ValueError(f"{name} must be 1 on the batch and channel dimensions; received {name}={list(values)}")
         return values[1:-1] if channels_last else values[2:]
     raise ValueError(f"{name} must have 1, {ndim} or {ndim + 2} values; received {name}={list(values)}")
 
@@ -242,9 +239,7 @@ def conv3d_transpose(
 def _check_rank(filters: Any, ndim: int) -> None:
     rank = as_array(namespace(filters), filters).ndim
     if rank != ndim + 2:
-        raise ValueError(
-            f"filters must have {ndim + 2} dimensions for a {ndim}-D convolution; received rank {rank}"
-        )
+        raise ValueError(f"filters must have {ndim + 2} dimensions for a {ndim}-D convolution; received rank {rank}")
 
 
 def convolution(

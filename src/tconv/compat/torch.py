@@ -72,9 +72,7 @@ def output_padding_for(
     if len(sizes) == d + 2:
         sizes = sizes[2:]
     if len(sizes) != d:
-        raise ValueError(
-            f"output_size must have {d} or {d + 2} elements (got {len(sizes)}); received {tuple(sizes)}"
-        )
+        raise ValueError(f"output_size must have {d} or {d + 2} elements (got {len(sizes)}); received {tuple(sizes)}")
     strides = _expand(stride, d, "stride")
     pads = _expand(padding, d, "padding")
     dilations = _expand(dilation, d, "dilation")
@@ -103,9 +101,7 @@ def _conv(
 ) -> Array:
     if isinstance(padding, str):
         if padding not in ("same", "valid"):
-            raise ValueError(
-                f"padding must be 'same', 'valid', an int or a tuple of ints; received {padding!r}"
-            )
+            raise ValueError(f"padding must be 'same', 'valid', an int or a tuple of ints; received {padding!r}")
         if padding == "same" and any(s != 1 for s in _expand(stride, ndim, "stride")):
             raise ValueError(
                 f"padding='same' is not supported for strided convolutions in PyTorch; received stride={stride!r}"
@@ -129,8 +125,7 @@ def _check_rank(input: Any, weight: Any, ndim: int, name: str) -> None:
     w_ndim = getattr(weight, "ndim", None)
     if w_ndim is not None and w_ndim != ndim + 2:
         raise ValueError(
-            f"{name}{ndim}d expects a weight with {ndim + 2} dimensions; received weight of shape "
-            f"{tuple(weight.shape)}"
+            f"{name}{ndim}d expects a weight with {ndim + 2} dimensions; received weight of shape {tuple(weight.shape)}"
         )
     x_ndim = getattr(input, "ndim", None)
     if x_ndim is not None and x_ndim not in (ndim + 1, ndim + 2):
@@ -228,9 +223,7 @@ def conv_transpose1d(
     output_size: Sequence[int] | None = None,
 ) -> Array:
     """``torch.nn.functional.conv_transpose1d`` (``output_size`` as ``nn.ConvTranspose1d.forward``)."""
-    return _conv_transpose(
-        1, input, weight, bias, stride, padding, output_padding, groups, dilation, output_size
-    )
+    return _conv_transpose(1, input, weight, bias, stride, padding, output_padding, groups, dilation, output_size)
 
 
 def conv_transpose2d(
@@ -248,9 +241,7 @@ def conv_transpose2d(
 
     Input ``(N, C_in, H, W)``, weight ``(C_in, C_out/groups, kh, kw)``.
     """
-    return _conv_transpose(
-        2, input, weight, bias, stride, padding, output_padding, groups, dilation, output_size
-    )
+    return _conv_transpose(2, input, weight, bias, stride, padding, output_padding, groups, dilation, output_size)
 
 
 def conv_transpose3d(
@@ -265,6 +256,4 @@ def conv_transpose3d(
     output_size: Sequence[int] | None = None,
 ) -> Array:
     """``torch.nn.functional.conv_transpose3d`` (``output_size`` as ``nn.ConvTranspose3d.forward``)."""
-    return _conv_transpose(
-        3, input, weight, bias, stride, padding, output_padding, groups, dilation, output_size
-    )
+    return _conv_transpose(3, input, weight, bias, stride, padding, output_padding, groups, dilation, output_size)
