@@ -36,7 +36,7 @@ from ..ops import conv as _core_conv
 from ..ops import conv_transpose as _core_conv_transpose
 from ._common import as_array, extend, ints, namespace
 
-__all__ = ["conv_general_dilated", "conv_transpose"]
+__all__ = ["conv_general_dilated", "conv_transpose", "dilated_to_core", "transpose_pads"]
 
 _TRANSPOSE_DEFAULTS = {
     2: ("NC", "IO", "NC"),
@@ -86,6 +86,78 @@ def _inverse(perm: Sequence[int]) -> tuple[int, ...]:
     return tuple(inverse)
 
 
+def dilated_to_core(
+    kernel_size: Sequence[int],
+    lhs_dilation: Sequence[int],
+    rhs_dilation: Sequence[int],
+    pads: Sequence[tuple[int, int]],
+) -> tuple[list[tuple[int, int]], list[int], list[tuple[int, int]]]:
+    """A correlation of the ``lhs_dilation``-spread input padded by ``pads``, as a core transposed convolution.
+
+    Returns the core crop ``(lo, hi)`` and output padding per axis, and the zeros
+    ``(before, after)`` that the core cannot express (a pad larger than the kernel's
+    reach, or an output padding of ``max(s, d)`` or more), to be added afterwards.
+    ``lo = d*(k-1) - pad_before``; ``d*(k-1) - pad_after`` is ``hi`` when non-negative
+    and output padding otherwise.
+
+    Examples
+    --------
+    >>> dilated_to_core((3,), (2,), (1,), [(2, 2)])
+    ([(0, 0)], [0], [(0, 0)])
+    >>> dilated_to_core((3,), (2,), (1,), [(1, 3)])
+    ([(1, 0)], [1], [(0, 0)])
+    """
+    crops, output_padding, extra = [], [], []
+    for k, s, d, (pa, pb) in zip(kernel_size, lhs_dilation, rhs_dilation, pads):
+        reach = shapes.dilated_kernel_size(k, d) - 1
+        lo, hi_total = reach - pa, reach - pb
+        op = max(-hi_total, 0)
+        core_op = min(op, max(s, d) - 1)
+        crops.append((max(lo, 0), max(hi_total, 0)))
+        output_padding.append(core_op)
+        extra.append((-min(lo, 0), op - core_op))
+    return crops, output_padding, extra
+
+
+def transpose_pads(
+    kernel_size: Sequence[int],
+    strides: Sequence[int],
+    padding: str | Sequence[tuple[int, int]],
+    rhs_dilation: Sequence[int],
+    use_consistent_padding: bool = False,
+) -> list[tuple[int, int]]:
+    """The padding ``lax.conv_transpose`` applies to the zero-inserted input, per axis.
+
+    ``'SAME'``/``'VALID'`` (and, with ``use_consistent_padding``, explicit pairs) are
+    the forward convolution's padding and are converted; otherwise explicit pairs are
+    already the zero-inserted input's padding (the legacy meaning).
+
+    Examples
+    --------
+    >>> transpose_pads((3,), (2,), "SAME", (1,)), transpose_pads((3,), (2,), "VALID", (1,))
+    ([(2, 1)], [(2, 2)])
+    """
+    if not (use_consistent_padding or (isinstance(padding, str) and padding in ("SAME", "VALID"))):
+        if isinstance(padding, str):
+            raise ValueError(f"padding must be 'SAME', 'VALID' or (low, high) pairs; received {padding!r}")
+        return [tuple(ints(p, "padding")) for p in padding]  # type: ignore[misc]
+    given = [padding] * len(kernel_size) if isinstance(padding, str) else list(padding)
+    pads = []
+    for k, s, d, p in zip(kernel_size, strides, rhs_dilation, given):
+        k_eff = shapes.dilated_kernel_size(k, d)
+        if p == "SAME":
+            pad_len = k_eff + s - 2
+            pad_a = k_eff - 1 if s > k_eff - 1 else -(-pad_len // 2)
+        elif p == "VALID":
+            pad_len = k_eff + s - 2 + max(k_eff - s, 0)
+            pad_a = k_eff - 1
+        else:
+            lo, hi = ints(p, "padding")
+            pad_len, pad_a = (k_eff - lo - 1) + (k_eff - hi - 1), k_eff - lo - 1
+        pads.append((pad_a, pad_len - pad_a))
+    return pads
+
+
 def _general(
     xp: Any,
     x: Array,
@@ -118,15 +190,7 @@ def _general(
     w = xp.permute_dims(w, (0, 2, 1, *range(3, ndim + 3)))
     w = xp.reshape(w, (groups * c_in_g, c_out // groups, *kernel))
     w = xp.flip(w, axis=tuple(range(2, ndim + 2)))
-    crops, output_padding, extra = [], [], []
-    for k, s, d, (pa, pb) in zip(kernel, lhs_dilation, rhs_dilation, pads):
-        reach = shapes.dilated_kernel_size(k, d) - 1
-        lo, hi_total = reach - pa, reach - pb
-        op = max(-hi_total, 0)
-        core_op = min(op, max(s, d) - 1)
-        crops.append((max(lo, 0), max(hi_total, 0)))
-        output_padding.append(core_op)
-        extra.append((-min(lo, 0), op - core_op))
+    crops, output_padding, extra = dilated_to_core(kernel, lhs_dilation, rhs_dilation, pads)
     out = _core_conv_transpose(
         x,
         w,
@@ -227,24 +291,7 @@ def conv_transpose(
     kernel = [int(rhs.shape[i]) for i in rhs_perm[2:]]
     stride = ints(strides, "strides")
     dilation = (1,) * ndim if rhs_dilation is None else ints(rhs_dilation, "rhs_dilation")
-    pads: Any
-    if use_consistent_padding or (isinstance(padding, str) and padding in ("SAME", "VALID")):
-        given = [padding] * ndim if isinstance(padding, str) else list(padding)
-        pads = []
-        for k, s, d, p in zip(kernel, stride, dilation, given):
-            k_eff = shapes.dilated_kernel_size(k, d)
-            if p == "SAME":
-                pad_len = k_eff + s - 2
-                pad_a = k_eff - 1 if s > k_eff - 1 else -(-pad_len // 2)
-            elif p == "VALID":
-                pad_len = k_eff + s - 2 + max(k_eff - s, 0)
-                pad_a = k_eff - 1
-            else:
-                lo, hi = ints(p, "padding")
-                pad_len, pad_a = (k_eff - lo - 1) + (k_eff - hi - 1), k_eff - lo - 1
-            pads.append((pad_a, pad_len - pad_a))
-    else:
-        pads = padding
+    pads = transpose_pads(kernel, stride, padding, dilation, use_consistent_padding)
     if transpose_kernel:
         rhs = xp.flip(rhs, axis=tuple(rhs_perm[2:]))
         order = list(range(rank))

@@ -31,7 +31,7 @@ from .._backend import Array
 from ..ops import conv_transpose as _core_conv_transpose
 from ._common import as_array, ints, layout_axes, namespace
 
-__all__ = ["conv1d_transpose", "conv2d_transpose", "conv3d_transpose", "same_padding"]
+__all__ = ["conv1d_transpose", "conv2d_transpose", "conv3d_transpose", "core_arguments", "same_padding"]
 
 _DEFAULT_FORMATS = {1: "NCL", 2: "NCHW", 3: "NCDHW"}
 
@@ -81,6 +81,56 @@ def _padding_pairs(padding: Any, ndim: int, channels_last: bool) -> tuple[tuple[
     )
 
 
+def core_arguments(
+    input_size: Sequence[int],
+    kernel_size: Sequence[int],
+    *,
+    stride: Any = 1,
+    padding: Any = 0,
+    output_padding: Any = 0,
+    dilation: Any = 1,
+    output_size: Any = None,
+    channels_last: bool = False,
+) -> dict[str, Any]:
+    """Paddle's transposed-convolution arguments as tconv's core arguments, with Paddle's checks.
+
+    Examples
+    --------
+    >>> core_arguments((3,), (3,), stride=2, padding="SAME", dilation=2)
+    {'stride': (2,), 'padding': ((1, 1),), 'output_padding': (0,), 'dilation': (1,)}
+    """
+    ndim = len(kernel_size)
+    strides = _per_axis(stride, ndim, "stride")
+    dilations = _per_axis(dilation, ndim, "dilation")
+    if isinstance(padding, str):
+        mode = padding.upper()
+        if mode not in ("SAME", "VALID"):
+            raise ValueError(f"padding must be 'SAME' or 'VALID' when a string; received {padding!r}")
+        if mode == "SAME":
+            pairs = tuple(same_padding(n, k, s) for n, k, s in zip(input_size, kernel_size, strides))
+            dilations = (1,) * ndim
+        else:
+            pairs = ((0, 0),) * ndim
+    else:
+        pairs = _padding_pairs(padding, ndim, channels_last)
+    op = _per_axis(output_padding, ndim, "output_padding")
+    if output_size is not None:
+        if any(op):
+            raise ValueError("output_padding option is mutually exclusive with output_size")
+        size = _per_axis(output_size, ndim, "output_size")
+        derived = []
+        for n, k, s, p, d, want in zip(input_size, kernel_size, strides, pairs, dilations, size):
+            smallest = shapes.conv_transpose_output_size(n, k, stride=s, padding=p, dilation=d)
+            if not smallest <= want < smallest + s:
+                raise ValueError(
+                    f"output_size {list(size)} is out of range: Paddle admits {smallest} to {smallest + s - 1} "
+                    f"on an axis with input size {n}"
+                )
+            derived.append(want - smallest)
+        op = tuple(derived)
+    return {"stride": strides, "padding": pairs, "output_padding": op, "dilation": dilations}
+
+
 def _conv_transpose(
     ndim: int,
     x: Array,
@@ -102,46 +152,18 @@ def _conv_transpose(
             f"{tuple(x.shape)} and weight of shape {tuple(weight.shape)}"
         )
     channels_last = layout_axes(data_format, ndim)
-    strides = _per_axis(stride, ndim, "stride")
-    dilations = _per_axis(dilation, ndim, "dilation")
-    kernel = tuple(int(k) for k in weight.shape[2:])
     spatial = tuple(int(n) for n in (x.shape[1:-1] if channels_last else x.shape[2:]))
-    if isinstance(padding, str):
-        mode = padding.upper()
-        if mode not in ("SAME", "VALID"):
-            raise ValueError(f"padding must be 'SAME' or 'VALID' when a string; received {padding!r}")
-        if mode == "SAME":
-            pairs = tuple(same_padding(n, k, s) for n, k, s in zip(spatial, kernel, strides))
-            dilations = (1,) * ndim
-        else:
-            pairs = ((0, 0),) * ndim
-    else:
-        pairs = _padding_pairs(padding, ndim, channels_last)
-    op = _per_axis(output_padding, ndim, "output_padding")
-    size: Any = None
-    if output_size is not None:
-        if any(op):
-            raise ValueError("output_padding option is mutually exclusive with output_size")
-        size = _per_axis(output_size, ndim, "output_size")
-        for n, k, s, p, d, want in zip(spatial, kernel, strides, pairs, dilations, size):
-            smallest = shapes.conv_transpose_output_size(n, k, stride=s, padding=p, dilation=d)
-            if not smallest <= want < smallest + s:
-                raise ValueError(
-                    f"output_size {list(size)} is out of range: Paddle admits {smallest} to {smallest + s - 1} "
-                    f"on an axis with input size {n}"
-                )
-    return _core_conv_transpose(
-        x,
-        weight,
-        bias,
-        stride=strides,
-        padding=pairs,
-        output_padding=0 if size is not None else op,
-        output_size=size,
-        dilation=dilations,
-        groups=groups,
+    arguments = core_arguments(
+        spatial,
+        tuple(int(k) for k in weight.shape[2:]),
+        stride=stride,
+        padding=padding,
+        output_padding=output_padding,
+        dilation=dilation,
+        output_size=output_size,
         channels_last=channels_last,
     )
+    return _core_conv_transpose(x, weight, bias, groups=groups, channels_last=channels_last, **arguments)
 
 
 def conv1d_transpose(

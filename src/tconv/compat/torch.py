@@ -33,6 +33,7 @@ __all__ = [
     "conv_transpose1d",
     "conv_transpose2d",
     "conv_transpose3d",
+    "core_arguments",
     "output_padding_for",
 ]
 
@@ -89,6 +90,53 @@ def output_padding_for(
     return tuple(result)
 
 
+def core_arguments(
+    transposed: bool,
+    input_size: Sequence[int],
+    kernel_size: Sequence[int],
+    *,
+    stride: IntOrSeq = 1,
+    padding: str | IntOrSeq = 0,
+    dilation: IntOrSeq = 1,
+    groups: int = 1,
+    output_padding: IntOrSeq = 0,
+    output_size: Sequence[int] | None = None,
+) -> dict[str, Any]:
+    """PyTorch's arguments as tconv's core arguments, with PyTorch's own checks.
+
+    Examples
+    --------
+    >>> core_arguments(True, (3, 3), (3, 3), stride=2, padding=1, output_size=(6, 6))["output_padding"]
+    (1, 1)
+    """
+    ndim = len(kernel_size)
+    strides = _expand(stride, ndim, "stride")
+    dilations = _expand(dilation, ndim, "dilation")
+    core_padding: Any
+    if isinstance(padding, str):
+        if transposed:
+            raise ValueError(
+                f"conv_transpose{ndim}d takes padding as an int or a tuple of ints (PyTorch has no string padding "
+                f"for transposed convolutions); received {padding!r}. Use tconv.conv_transpose(..., padding='same')."
+            )
+        if padding not in ("same", "valid"):
+            raise ValueError(f"padding must be 'same', 'valid', an int or a tuple of ints; received {padding!r}")
+        if padding == "same" and any(s != 1 for s in strides):
+            raise ValueError(
+                f"padding='same' is not supported for strided convolutions in PyTorch; received stride={stride!r}"
+            )
+        core_padding = padding
+    else:
+        core_padding = _expand(padding, ndim, "padding")
+    arguments: dict[str, Any] = {"stride": strides, "padding": core_padding, "dilation": dilations, "groups": groups}
+    if transposed:
+        ops = _expand(output_padding, ndim, "output_padding")
+        if output_size is not None:
+            ops = output_padding_for(input_size, output_size, kernel_size, strides, core_padding, dilations)
+        arguments["output_padding"] = ops
+    return arguments
+
+
 def _conv(
     ndim: int,
     input: Array,
@@ -99,26 +147,17 @@ def _conv(
     dilation: IntOrSeq,
     groups: int,
 ) -> Array:
-    if isinstance(padding, str):
-        if padding not in ("same", "valid"):
-            raise ValueError(f"padding must be 'same', 'valid', an int or a tuple of ints; received {padding!r}")
-        if padding == "same" and any(s != 1 for s in _expand(stride, ndim, "stride")):
-            raise ValueError(
-                f"padding='same' is not supported for strided convolutions in PyTorch; received stride={stride!r}"
-            )
-        core_padding: Any = padding
-    else:
-        core_padding = _expand(padding, ndim, "padding")
     _check_rank(input, weight, ndim, "conv")
-    return conv(
-        input,
-        weight,
-        bias,
-        stride=_expand(stride, ndim, "stride"),
-        padding=core_padding,
-        dilation=_expand(dilation, ndim, "dilation"),
+    arguments = core_arguments(
+        False,
+        tuple(int(n) for n in input.shape[-ndim:]),
+        tuple(int(k) for k in weight.shape[2:]),
+        stride=stride,
+        padding=padding,
+        dilation=dilation,
         groups=groups,
     )
+    return conv(input, weight, bias, **arguments)
 
 
 def _check_rank(input: Any, weight: Any, ndim: int, name: str) -> None:
@@ -147,29 +186,19 @@ def _conv_transpose(
     dilation: IntOrSeq,
     output_size: Sequence[int] | None,
 ) -> Array:
-    if isinstance(padding, str):
-        raise ValueError(
-            f"conv_transpose{ndim}d takes padding as an int or a tuple of ints (PyTorch has no string padding "
-            f"for transposed convolutions); received {padding!r}. Use tconv.conv_transpose(..., padding='same')."
-        )
     _check_rank(input, weight, ndim, "conv_transpose")
-    strides = _expand(stride, ndim, "stride")
-    pads = _expand(padding, ndim, "padding")
-    dilations = _expand(dilation, ndim, "dilation")
-    ops = _expand(output_padding, ndim, "output_padding")
-    if output_size is not None:
-        spatial = tuple(int(n) for n in input.shape[-ndim:])
-        ops = output_padding_for(spatial, output_size, tuple(weight.shape[2:]), strides, pads, dilations)
-    return conv_transpose(
-        input,
-        weight,
-        bias,
-        stride=strides,
-        padding=pads,
-        output_padding=ops,
-        dilation=dilations,
+    arguments = core_arguments(
+        True,
+        tuple(int(n) for n in input.shape[-ndim:]),
+        tuple(int(k) for k in weight.shape[2:]),
+        stride=stride,
+        padding=padding,
+        dilation=dilation,
         groups=groups,
+        output_padding=output_padding,
+        output_size=output_size,
     )
+    return conv_transpose(input, weight, bias, **arguments)
 
 
 def conv1d(
