@@ -11,25 +11,32 @@ The public surface:
   is the transposed convolution (needs SciPy);
 * :mod:`tconv.shapes`: the output-size arithmetic, padding resolution and
   solving, and the equivalent direct convolution, on plain integers;
+* :mod:`tconv.compat`: each framework's own functions and argument rules
+  (PyTorch, TensorFlow, Keras, ONNX, JAX, Paddle), and weight-layout conversion;
+* :func:`translate`: one framework's layer written in every other's, with the
+  extra crop, pad or split a target needs;
 * :class:`ConvSpec`: the one resolved description of a convolution that every
   entry point builds.
 """
 
-from . import shapes
+from . import compat, shapes
 from .grad import conv_grad, conv_transpose_grad
 from .matrix import conv_matrix
 from .ops import conv, conv_transpose
 from .spec import ConvSpec
+from .translate import translate
 
 __version__ = "0.1.0"
 
 __all__ = [
     "ConvSpec",
     "__version__",
+    "compat",
     "conv",
     "conv_grad",
     "conv_matrix",
     "conv_transpose",
     "conv_transpose_grad",
     "shapes",
+    "translate",
 ]

@@ -28,10 +28,20 @@ from typing import Any
 
 from .. import shapes
 from .._backend import Array
+from ..ops import conv as _core_conv
 from ..ops import conv_transpose as _core_conv_transpose
 from ._common import as_array, ints, layout_axes, namespace
 
-__all__ = ["conv1d_transpose", "conv2d_transpose", "conv3d_transpose", "core_arguments", "same_padding"]
+__all__ = [
+    "conv1d",
+    "conv1d_transpose",
+    "conv2d",
+    "conv2d_transpose",
+    "conv3d",
+    "conv3d_transpose",
+    "core_arguments",
+    "same_padding",
+]
 
 _DEFAULT_FORMATS = {1: "NCL", 2: "NCHW", 3: "NCDHW"}
 
@@ -85,6 +95,7 @@ def core_arguments(
     input_size: Sequence[int],
     kernel_size: Sequence[int],
     *,
+    transposed: bool = True,
     stride: Any = 1,
     padding: Any = 0,
     output_padding: Any = 0,
@@ -92,7 +103,9 @@ def core_arguments(
     output_size: Any = None,
     channels_last: bool = False,
 ) -> dict[str, Any]:
-    """Paddle's transposed-convolution arguments as tconv's core arguments, with Paddle's checks.
+    """Paddle's arguments as tconv's core arguments, with Paddle's checks.
+
+    ``'SAME'`` resets the dilation to 1 in both directions, as Paddle does.
 
     Examples
     --------
@@ -113,6 +126,8 @@ def core_arguments(
             pairs = ((0, 0),) * ndim
     else:
         pairs = _padding_pairs(padding, ndim, channels_last)
+    if not transposed:
+        return {"stride": strides, "padding": pairs, "dilation": dilations}
     op = _per_axis(output_padding, ndim, "output_padding")
     if output_size is not None:
         if any(op):
@@ -221,3 +236,80 @@ def conv3d_transpose(
     return _conv_transpose(
         3, x, weight, bias, stride, padding, output_padding, dilation, groups, output_size, data_format
     )
+
+
+def _conv(
+    ndim: int,
+    x: Array,
+    weight: Array,
+    bias: Array | None,
+    stride: Any,
+    padding: Any,
+    dilation: Any,
+    groups: int,
+    data_format: str,
+) -> Array:
+    xp = namespace(x)
+    x, weight = as_array(xp, x), as_array(xp, weight)
+    if weight.ndim != ndim + 2 or x.ndim != ndim + 2:
+        raise ValueError(
+            f"conv{ndim}d expects a {ndim + 2}-D input and weight; received x of shape {tuple(x.shape)} and "
+            f"weight of shape {tuple(weight.shape)}"
+        )
+    channels_last = layout_axes(data_format, ndim)
+    spatial = tuple(int(n) for n in (x.shape[1:-1] if channels_last else x.shape[2:]))
+    arguments = core_arguments(
+        spatial,
+        tuple(int(k) for k in weight.shape[2:]),
+        transposed=False,
+        stride=stride,
+        padding=padding,
+        dilation=dilation,
+        channels_last=channels_last,
+    )
+    return _core_conv(x, weight, bias, groups=groups, channels_last=channels_last, **arguments)
+
+
+def conv1d(
+    x: Array,
+    weight: Array,
+    bias: Array | None = None,
+    stride: Any = 1,
+    padding: Any = 0,
+    dilation: Any = 1,
+    groups: int = 1,
+    data_format: str = "NCL",
+    name: str | None = None,
+) -> Array:
+    """``paddle.nn.functional.conv1d``."""
+    return _conv(1, x, weight, bias, stride, padding, dilation, groups, data_format)
+
+
+def conv2d(
+    x: Array,
+    weight: Array,
+    bias: Array | None = None,
+    stride: Any = 1,
+    padding: Any = 0,
+    dilation: Any = 1,
+    groups: int = 1,
+    data_format: str = "NCHW",
+    name: str | None = None,
+) -> Array:
+    """``paddle.nn.functional.conv2d``."""
+    return _conv(2, x, weight, bias, stride, padding, dilation, groups, data_format)
+
+
+def conv3d(
+    x: Array,
+    weight: Array,
+    bias: Array | None = None,
+    stride: Any = 1,
+    padding: Any = 0,
+    dilation: Any = 1,
+    groups: int = 1,
+    data_format: str = "NCDHW",
+    name: str | None = None,
+) -> Array:
+    """``paddle.nn.functional.conv3d``."""
+    return _conv(3, x, weight, bias, stride, padding, dilation, groups, data_format)
