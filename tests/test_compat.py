@@ -489,3 +489,20 @@ def test_convert_weight_round_trips_and_refuses_groups():
         convert_weight(w, "torch", "keras", groups=2)
     with pytest.raises(ValueError, match="target must be one of"):
         convert_weight(w, "torch", "caffe")
+
+
+def test_tensorflow_channels_first_formats_equal_channels_last():
+    """TensorFlow's CPU kernels refuse NCHW transposed convolutions; tconv's front end takes the format and
+    must agree with the NHWC computation of the same layer."""
+    rng = np.random.default_rng(90)
+    x = rng.standard_normal((2, 5, 6, 3))
+    f = rng.standard_normal((3, 2, 4, 3))
+    nhwc = ctf.conv2d_transpose(x, f, (2, 10, 12, 4), [1, 2, 2, 1], "SAME")
+    nchw = ctf.conv2d_transpose(np.moveaxis(x, -1, 1), f, (2, 4, 10, 12), [1, 1, 2, 2], "SAME", data_format="NCHW")
+    np.testing.assert_allclose(np.moveaxis(nchw, 1, -1), nhwc, atol=1e-12)
+    fc = rng.standard_normal((3, 2, 3, 4))
+    a = ctf.conv2d(x, fc, 1, [[0, 0], [1, 0], [0, 2], [0, 0]])
+    b = ctf.conv2d(np.moveaxis(x, -1, 1), fc, 1, [[0, 0], [0, 0], [1, 0], [0, 2]], data_format="NCHW")
+    np.testing.assert_allclose(np.moveaxis(b, 1, -1), a, atol=1e-12)
+    with pytest.raises(ValueError, match="strides must be 1 on the batch and channel dimensions"):
+        ctf.conv2d_transpose(x, f, (2, 10, 12, 4), [2, 2, 2, 1], "SAME")
