@@ -1,19 +1,29 @@
 """The ``tconv`` command (also ``python -m tconv``).
 
-For now it has one job, ``tconv dcgan`` (the default): walk seed 000's DCGAN
-generator through tconv on random weights and print the shape of every layer.
+* ``tconv tour``: every worked example of the seeds, computed and checked, with figures (``--out``);
+* ``tconv shape``: output sizes in any framework's terms; the paddings that give a wanted size; the
+  input sizes a convolution maps to the same output;
+* ``tconv explain``: the full report on one layer, and its figures (``--out``);
+* ``tconv translate``: one framework's layer in every other's, with the code to paste;
+* ``tconv dcgan``: seed 000's DCGAN generator walked through tconv on random weights.
+
+Tables use rich when it is installed and the output is a terminal; ``--json`` prints
+machine-readable output; a bad argument prints one line and exits with status 2.
 """
 
 from __future__ import annotations
 
 import argparse
+import json
 import sys
 import time
 from collections.abc import Sequence
-from typing import TextIO
+from typing import Any, NoReturn, TextIO
 
 import numpy as np
 
+from . import shapes
+from .explain import FRAMEWORK_CHOICES, Explanation, explain
 from .ops import conv_transpose
 
 # Seed 000's generator after its Dense + Reshape: (filters, kernel, stride, activation).
@@ -66,18 +76,250 @@ def run_dcgan(batch: int = 16, seed: int = 0, out: TextIO | None = None) -> bool
     return ok
 
 
+class _Parser(argparse.ArgumentParser):
+    """An argument parser whose errors are one line and exit status 2."""
+
+    def error(self, message: str) -> NoReturn:
+        sys.stderr.write(f"{self.prog}: error: {message}\n")
+        raise SystemExit(2)
+
+
+def _sizes(text: str) -> tuple[int, ...]:
+    """``7``, ``7x7`` or ``7x7x7``."""
+    try:
+        values = tuple(int(v) for v in text.lower().split("x"))
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected sizes like 7, 7x7 or 7x7x7; received {text!r}") from None
+    if not values or any(v < 0 for v in values):
+        raise argparse.ArgumentTypeError(f"expected non-negative sizes like 7 or 7x7; received {text!r}")
+    return values
+
+
+def _padding(text: str) -> Any:
+    """A word (``same``, ``valid``, ``same_lower``, ``causal``), ``2``, ``1,2`` (per axis) or ``1:2,0:1`` (pairs)."""
+    word = text.strip().lower()
+    if word in ("same", "valid", "same_lower", "causal"):
+        return word
+    try:
+        if ":" in word:
+            return [tuple(int(v) for v in part.split(":")) for part in word.split(",")]
+        values = [int(v) for v in word.replace("x", ",").split(",")]
+    except ValueError:
+        raise argparse.ArgumentTypeError(
+            f"padding must be same, valid, same_lower, an int, ints per axis (1,2) or pairs (1:2,0:1); "
+            f"received {text!r}"
+        ) from None
+    return values[0] if len(values) == 1 else values
+
+
+def _layer_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--input", type=_sizes, required=True, help="spatial input size: 7, 7x7 or 7x7x7")
+    parser.add_argument("--kernel", type=_sizes, required=True, help="kernel size: 5 or 5x5")
+    parser.add_argument("--stride", type=_sizes, default=(1,), help="stride (default 1)")
+    parser.add_argument(
+        "--padding",
+        type=_padding,
+        default=0,
+        help="same, valid, same_lower, an int, ints per axis (1,2) or pairs (1:2,0:1)",
+    )
+    parser.add_argument("--output-padding", type=_sizes, default=None, help="output padding (transposed)")
+    parser.add_argument("--output-size", type=_sizes, default=None, help="wanted output size (transposed)")
+    parser.add_argument("--dilation", type=_sizes, default=(1,), help="dilation (default 1)")
+    parser.add_argument("--groups", type=int, default=1, help="groups (default 1)")
+    parser.add_argument("--in-channels", type=int, default=None, help="input channels (default: groups)")
+    parser.add_argument("--out-channels", type=int, default=None, help="output channels (default: groups)")
+    parser.add_argument(
+        "--framework",
+        default="torch",
+        choices=FRAMEWORK_CHOICES,
+        help="whose meaning the arguments have (default torch; tconv = tconv's own)",
+    )
+    parser.add_argument("--conv", action="store_true", help="a forward convolution instead of a transposed one")
+    parser.add_argument("--json", action="store_true", help="machine-readable output")
+
+
+def _layer(args: argparse.Namespace) -> Explanation:
+    return explain(
+        args.framework,
+        input_size=args.input,
+        kernel_size=args.kernel,
+        stride=args.stride,
+        padding=args.padding,
+        output_padding=args.output_padding,
+        output_size=args.output_size,
+        dilation=args.dilation,
+        groups=args.groups,
+        in_channels=args.in_channels,
+        out_channels=args.out_channels,
+        transposed=not args.conv,
+    )
+
+
+def _table(headers: Sequence[str], rows: Sequence[Sequence[Any]], stream: TextIO) -> None:
+    """A table: rich's when installed and writing to a terminal, plain aligned text otherwise."""
+    if stream.isatty():
+        try:
+            from rich.console import Console
+            from rich.table import Table
+        except ImportError:
+            pass
+        else:
+            table = Table(*headers)
+            for row in rows:
+                table.add_row(*(str(v) for v in row))
+            Console(file=stream).print(table)
+            return
+    cells = [[str(h) for h in headers]] + [[str(v) for v in row] for row in rows]
+    widths = [max(len(row[i]) for row in cells) for i in range(len(headers))]
+    for n, row in enumerate(cells):
+        print("  ".join(value.ljust(width) for value, width in zip(row, widths)).rstrip(), file=stream)
+        if n == 0:
+            print("  ".join("-" * width for width in widths), file=stream)
+
+
+def _cmd_shape(args: argparse.Namespace, stream: TextIO) -> int:
+    e = _layer(args)
+    spec = e.spec
+    result: dict[str, Any] = {
+        "output_size": spec.output_size,
+        "formula": e.formula_lines(),
+        "padding": spec.padding,
+        "output_padding": spec.output_padding,
+    }
+    rows = []
+    for axis in range(spec.ndim):
+        n, k, s, d = spec.input_size[axis], spec.kernel_size[axis], spec.stride[axis], spec.dilation[axis]
+        row: list[Any] = [axis, n, k, s, d, spec.padding[axis]]
+        if spec.transposed:
+            row += [spec.output_padding[axis], spec.output_size[axis]]
+        else:
+            same = list(
+                shapes.conv_input_sizes(spec.output_size[axis], k, stride=s, padding=spec.padding[axis], dilation=d)
+            )
+            row += [spec.output_size[axis], same]
+        rows.append(row)
+    if spec.transposed and args.want is not None:
+        want = args.want * spec.ndim if len(args.want) == 1 else args.want
+        if len(want) != spec.ndim:
+            raise ValueError(f"--want must have 1 or {spec.ndim} sizes; received {'x'.join(map(str, args.want))}")
+        result["solutions"] = [
+            shapes.solve_conv_transpose_padding(n, w, k, stride=s, dilation=d)
+            for n, w, k, s, d in zip(spec.input_size, want, spec.kernel_size, spec.stride, spec.dilation)
+        ]
+    if not spec.transposed:
+        result["input_sizes_with_same_output"] = [row[-1] for row in rows]
+    if args.json:
+        print(json.dumps(result), file=stream)
+        return 0
+    kind = "transposed convolution" if spec.transposed else "convolution"
+    print(f"{kind} ({args.framework}) -> output {'x'.join(map(str, spec.output_size))}", file=stream)
+    headers = ["axis", "input", "kernel", "stride", "dilation", "padding (lo, hi)"]
+    headers += ["output padding", "output"] if spec.transposed else ["output", "inputs with this output"]
+    _table(headers, rows, stream)
+    for line in e.formula_lines():
+        print(line, file=stream)
+    for axis, solutions in enumerate(result.get("solutions", [])):
+        text = ", ".join(f"padding={p}, output_padding={op}" for p, op in solutions) or "none with symmetric padding"
+        print(f"axis {axis}: (padding, output_padding) giving {want[axis]}: {text}", file=stream)
+    return 0
+
+
+def _cmd_explain(args: argparse.Namespace, stream: TextIO) -> int:
+    e = _layer(args)
+    written: list[str] = []
+    if args.out is not None:
+        from . import figures
+
+        written = [str(p) for p in figures.save_all(args.out, e.spec)]
+    if args.json:
+        print(json.dumps({**e.to_dict(), "figures": written}), file=stream)
+        return 0
+    print(e, end="", file=stream)
+    for path in written:
+        print(f"wrote {path}", file=stream)
+    return 0
+
+
+def _cmd_translate(args: argparse.Namespace, stream: TextIO) -> int:
+    e = _layer(args)
+    if args.json:
+        layers = {
+            name: {
+                "function": f"{layer.module}.{layer.function}",
+                "arguments": repr(layer.kwargs),
+                "exact": layer.exact,
+                "notes": list(layer.notes),
+                "code": layer.code,
+            }
+            for name, layer in e.translation.layers.items()
+        }
+        print(json.dumps({"output_size": e.spec.output_size, "layers": layers}), file=stream)
+        return 0
+    print(e.translation, end="", file=stream)
+    return 0
+
+
+def _cmd_tour(args: argparse.Namespace, stream: TextIO) -> int:
+    from .tour import run_tour
+
+    start = time.perf_counter()
+    checks, written = run_tour(args.out)
+    elapsed = time.perf_counter() - start
+    passed = sum(c.passed for c in checks)
+    if args.json:
+        print(
+            json.dumps(
+                {
+                    "checks": [c.__dict__ for c in checks],
+                    "figures": [str(p) for p in written],
+                    "passed": passed,
+                    "failed": len(checks) - passed,
+                    "seconds": elapsed,
+                }
+            ),
+            file=stream,
+        )
+    else:
+        print("The worked examples of the seed documents, computed by tconv and checked against the seeds", file=stream)
+        for check in checks:
+            print(check.line(), file=stream)
+        for path in written:
+            print(f"wrote {path}", file=stream)
+        print(f"{passed} passed, {len(checks) - passed} failed ({elapsed:.1f}s)", file=stream)
+    return 0 if passed == len(checks) else 1
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of the ``tconv`` command; returns the exit status."""
-    parser = argparse.ArgumentParser(prog="tconv", description=__doc__.splitlines()[0])
-    sub = parser.add_subparsers(dest="command")
-    dcgan = sub.add_parser("dcgan", help="walk seed 000's DCGAN generator through tconv (the default)")
+    parser = _Parser(prog="tconv", description="Convolution and transposed convolution, explained.")
+    sub = parser.add_subparsers(dest="command", parser_class=_Parser)
+    tour = sub.add_parser("tour", help="reproduce every worked example of the seeds (the main job)")
+    tour.add_argument("--out", default=None, help="directory for the figures")
+    tour.add_argument("--json", action="store_true", help="machine-readable output")
+    shape = sub.add_parser("shape", help="output sizes; paddings for a wanted size; inputs sharing an output")
+    _layer_arguments(shape)
+    shape.add_argument("--want", type=_sizes, default=None, help="wanted output size: list every padding giving it")
+    explain_cmd = sub.add_parser("explain", help="the full report on one layer, with figures in --out")
+    _layer_arguments(explain_cmd)
+    explain_cmd.add_argument("--out", default=None, help="directory for the figures")
+    translate_cmd = sub.add_parser("translate", help="one framework's layer in every framework, with the code")
+    _layer_arguments(translate_cmd)
+    dcgan = sub.add_parser("dcgan", help="walk seed 000's DCGAN generator through tconv")
     dcgan.add_argument("--batch", type=int, default=16, help="batch size (default 16)")
     dcgan.add_argument("--seed", type=int, default=0, help="random seed (default 0)")
     args = parser.parse_args(argv)
-    if args.command in (None, "dcgan"):
-        batch = getattr(args, "batch", 16)
-        if batch < 1:
-            parser.error(f"--batch must be a positive int; received {batch}")
-        return 0 if run_dcgan(batch=batch, seed=getattr(args, "seed", 0)) else 1
-    parser.error(f"unknown command {args.command!r}")  # pragma: no cover
-    return 2  # pragma: no cover
+    stream = sys.stdout
+    if args.command is None:
+        parser.print_help(stream)
+        return 0
+    try:
+        if args.command == "dcgan":
+            if args.batch < 1:
+                parser.error(f"--batch must be a positive int; received {args.batch}")
+            return 0 if run_dcgan(batch=args.batch, seed=args.seed) else 1
+        command = {"tour": _cmd_tour, "shape": _cmd_shape, "explain": _cmd_explain, "translate": _cmd_translate}
+        return command[args.command](args, stream)
+    except (ValueError, TypeError, ImportError) as err:
+        message = " ".join(str(err).split())
+        sys.stderr.write(f"tconv {args.command}: error: {message}\n")
+        return 2

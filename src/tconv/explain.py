@@ -1,0 +1,378 @@
+"""Explain one layer: output-size arithmetic, the crop, the equivalent direct convolution, the matrix C,
+the same layer in every framework, and warnings.
+
+:func:`explain` builds an :class:`Explanation` from a layer described with generic
+options in any framework's terms (or tconv's own); ``str()`` is the report that
+``tconv explain`` prints and ``to_dict()`` its ``--json`` form. Every number comes
+from :mod:`tconv.shapes`, :class:`tconv.ConvSpec` and :func:`tconv.translate`.
+
+Examples
+--------
+>>> e = explain(input_size=(2, 2), kernel_size=3, stride=2, padding="valid", framework="tensorflow")
+>>> e.spec.output_size
+(5, 5)
+>>> print(e.formula_lines()[0])
+axis 0: out = (n-1)*s + d*(k-1) + 1 - lo - hi + op = (2-1)*2 + 1*(3-1) + 1 - 0 - 0 + 0 = 5
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from . import _engine, shapes
+from .spec import ConvSpec
+from .translate import Translation, translate
+
+__all__ = ["Explanation", "explain", "layer_spec"]
+
+FRAMEWORK_CHOICES = ("tconv", "torch", "tensorflow", "keras", "onnx", "jax", "paddle")
+
+
+def _per_axis(value: int | Sequence[int] | None, ndim: int, name: str, default: int) -> tuple[int, ...]:
+    if value is None:
+        return (default,) * ndim
+    if isinstance(value, int):
+        return (value,) * ndim
+    values = tuple(int(v) for v in value)
+    if len(values) == 1:
+        return values * ndim
+    if len(values) != ndim:
+        raise ValueError(f"{name} must have 1 or {ndim} values; received {list(values)}")
+    return values
+
+
+def _pairs(padding: Any, ndim: int) -> tuple[tuple[int, int], ...] | None:
+    """Integer padding (int, per axis, or pairs) as pairs; ``None`` for strings."""
+    if isinstance(padding, str):
+        return None
+    if isinstance(padding, int):
+        return ((padding, padding),) * ndim
+    entries = list(padding)
+    if len(entries) == 1 and ndim > 1:
+        entries = entries * ndim
+    if len(entries) != ndim:
+        raise ValueError(f"padding must have 1 or {ndim} entries; received {padding!r}")
+    return tuple((e, e) if isinstance(e, int) else (int(e[0]), int(e[1])) for e in entries)
+
+
+def layer_spec(
+    framework: str,
+    *,
+    input_size: int | Sequence[int],
+    kernel_size: int | Sequence[int],
+    stride: int | Sequence[int] = 1,
+    padding: Any = 0,
+    output_padding: int | Sequence[int] | None = None,
+    output_size: int | Sequence[int] | None = None,
+    dilation: int | Sequence[int] = 1,
+    groups: int = 1,
+    in_channels: int | None = None,
+    out_channels: int | None = None,
+    transposed: bool = True,
+) -> tuple[ConvSpec, Translation]:
+    """A layer given with generic options, read with ``framework``'s meaning of each.
+
+    ``padding`` is a string (``'same'``, ``'valid'``, ``'same_lower'``; the
+    framework's spelling is applied), an int, one int per axis, or ``(lo, hi)``
+    pairs (for frameworks that take them). Returns the resolved spec and the
+    translation into every framework.
+    """
+    size = (input_size,) if isinstance(input_size, int) else tuple(int(n) for n in input_size)
+    ndim = len(size)
+    kernel = _per_axis(kernel_size, ndim, "kernel_size", 1)
+    strides = _per_axis(stride, ndim, "stride", 1)
+    dilations = _per_axis(dilation, ndim, "dilation", 1)
+    c_in = in_channels if in_channels is not None else groups
+    c_out = out_channels if out_channels is not None else groups
+    pairs = _pairs(padding, ndim)
+    mode = padding.lower() if isinstance(padding, str) else None
+    ops = None if output_padding is None else _per_axis(output_padding, ndim, "output_padding", 0)
+    want = None if output_size is None else _per_axis(output_size, ndim, "output_size", 1)
+    common: dict[str, Any] = dict(
+        input_size=size, kernel_size=kernel, in_channels=c_in, out_channels=c_out, transposed=transposed
+    )
+    args: dict[str, Any]
+    if framework == "tconv":
+        spec = ConvSpec.build(
+            transposed=transposed,
+            input_size=size,
+            kernel_size=kernel,
+            in_channels=c_in,
+            out_channels=c_out,
+            stride=strides,
+            padding=padding if mode else (pairs or 0),
+            dilation=dilations,
+            groups=groups,
+            output_padding=(ops or 0) if transposed else 0,
+            output_size=want if transposed else None,
+        )
+        source = "onnx"
+        pads = [lo for lo, _ in spec.padding] + [hi for _, hi in spec.padding]
+        args = dict(strides=spec.stride, pads=pads, dilations=spec.dilation, group=groups)
+        if transposed:
+            args["output_padding"] = spec.output_padding
+        return spec, translate(source, **common, **args)
+    if framework == "torch":
+        if mode in ("same_lower",) or (mode and transposed):
+            raise ValueError(f"PyTorch takes integer padding for transposed convolutions; received padding={padding!r}")
+        if pairs is not None and any(lo != hi for lo, hi in pairs):
+            raise ValueError(f"PyTorch padding is symmetric; received padding={padding!r}")
+        args = dict(
+            stride=strides, padding=mode or tuple(lo for lo, _ in pairs or ()), dilation=dilations, groups=groups
+        )
+        if transposed:
+            args.update(output_padding=ops or 0, output_size=want)
+    elif framework in ("keras", "tensorflow"):
+        if framework == "keras":
+            if mode not in ("same", "valid") and not (mode == "causal" and not transposed):
+                raise ValueError(f"Keras takes padding 'same' or 'valid'; received padding={padding!r}")
+            args = dict(strides=strides, padding=mode, dilation_rate=dilations)
+            if transposed:
+                args["output_padding"] = ops
+            elif groups > 1:
+                args["groups"] = groups
+        else:
+            tf_padding: Any = mode.upper() if mode else [list(p) for p in pairs or ()]
+            args = dict(strides=strides, padding=tf_padding, dilations=dilations)
+            if transposed:
+                if want is None:
+                    full = [
+                        (n - 1) * s + shapes.dilated_kernel_size(k, d)
+                        for n, k, s, d in zip(size, kernel, strides, dilations)
+                    ]
+                    if mode == "same":
+                        want = tuple(n * s for n, s in zip(size, strides))
+                    else:
+                        crop = pairs or ((0, 0),) * ndim
+                        want = tuple(
+                            f - lo - hi + (ops[i] if ops else 0) for i, (f, (lo, hi)) in enumerate(zip(full, crop))
+                        )
+                args["output_shape"] = want
+            elif groups > 1:
+                args["groups"] = groups
+        if transposed and groups > 1:
+            raise ValueError(f"{framework} transposed convolutions have no groups; received groups={groups}")
+    elif framework == "onnx":
+        args = dict(strides=strides, dilations=dilations, group=groups)
+        if mode:
+            args["auto_pad"] = {"same": "SAME_UPPER", "same_lower": "SAME_LOWER", "valid": "VALID"}[mode]
+        else:
+            args["pads"] = [lo for lo, _ in pairs or ()] + [hi for _, hi in pairs or ()]
+        if transposed:
+            args["output_padding"] = ops or (0,) * ndim
+            if want is not None:
+                args["output_shape"] = want
+    elif framework == "jax":
+        if transposed:
+            args = dict(strides=strides, rhs_dilation=dilations)
+            if mode:
+                args["padding"] = mode.upper()
+            else:
+                args.update(padding=list(pairs or ()), use_consistent_padding=True)
+        else:
+            args = dict(
+                window_strides=strides,
+                rhs_dilation=dilations,
+                feature_group_count=groups,
+                padding=mode.upper() if mode else list(pairs or ()),
+            )
+    elif framework == "paddle":
+        args = dict(
+            stride=strides,
+            dilation=dilations,
+            groups=groups,
+            padding=mode.upper() if mode else [v for p in pairs or () for v in p],
+        )
+        if transposed:
+            args.update(output_padding=ops or 0, output_size=want)
+    else:
+        raise ValueError(f"framework must be one of {', '.join(FRAMEWORK_CHOICES)}; received {framework!r}")
+    translation = translate(framework, **common, **args)
+    return translation.spec, translation
+
+
+@dataclass(frozen=True)
+class Explanation:
+    """The report on one layer; ``str()`` is the text, ``to_dict()`` the JSON form."""
+
+    framework: str
+    spec: ConvSpec
+    translation: Translation
+
+    def formula_lines(self) -> list[str]:
+        """The output-size formula with the numbers substituted, per axis."""
+        lines = []
+        spec = self.spec
+        for axis in range(spec.ndim):
+            n, k, s, d = spec.input_size[axis], spec.kernel_size[axis], spec.stride[axis], spec.dilation[axis]
+            lo, hi = spec.padding[axis]
+            out = spec.output_size[axis]
+            if spec.transposed:
+                op = spec.output_padding[axis]
+                lines.append(
+                    f"axis {axis}: out = (n-1)*s + d*(k-1) + 1 - lo - hi + op = "
+                    f"({n}-1)*{s} + {d}*({k}-1) + 1 - {lo} - {hi} + {op} = {out}"
+                )
+            else:
+                lines.append(
+                    f"axis {axis}: out = floor((n + lo + hi - d*(k-1) - 1) / s) + 1 = "
+                    f"floor(({n} + {lo} + {hi} - {d}*({k}-1) - 1) / {s}) + 1 = {out}"
+                )
+        return lines
+
+    def matrix_stats(self) -> dict[str, Any]:
+        """Shape and sparsity of the matrix C of the forward convolution (C^T for a transposed layer)."""
+        spec = self.spec
+        forward = spec
+        if spec.transposed:
+            forward = ConvSpec.build(
+                transposed=False,
+                input_size=spec.output_size,
+                kernel_size=spec.kernel_size,
+                in_channels=spec.out_channels,
+                out_channels=spec.in_channels,
+                stride=spec.stride,
+                padding=spec.padding,
+                dilation=spec.dilation,
+                groups=spec.groups,
+            )
+        taps_total = 0
+        for _, box, _, _ in _engine.tap_windows(forward):
+            count = 1
+            for b in box:
+                count *= b
+            taps_total += count
+        n_out = forward.out_channels
+        for size in forward.output_size:
+            n_out *= size
+        n_in = forward.in_channels
+        for size in forward.input_size:
+            n_in *= size
+        nnz = taps_total * forward.out_channels * (forward.in_channels // forward.groups)
+        return {"rows": n_out, "columns": n_in, "nonzeros": nnz, "density": nnz / (n_out * n_in)}
+
+    def warnings(self) -> list[str]:
+        spec = self.spec
+        notes = []
+        if spec.transposed:
+            for axis, (k, s, d) in enumerate(zip(spec.kernel_size, spec.stride, spec.dilation)):
+                if s > 1 and shapes.dilated_kernel_size(k, d) % s:
+                    notes.append(
+                        f"axis {axis}: the kernel ({shapes.dilated_kernel_size(k, d)}) is not divisible by the stride "
+                        f"({s}), so outputs receive unequal numbers of taps: expect checkerboard artifacts"
+                    )
+            for axis, (n, k, s, d, pad) in enumerate(
+                zip(spec.output_size, spec.kernel_size, spec.stride, spec.dilation, spec.padding)
+            ):
+                if s > 1:
+                    m = spec.input_size[axis]
+                    sizes = list(shapes.conv_input_sizes(m, k, stride=s, padding=pad, dilation=d))
+                    if len(sizes) > 1:
+                        notes.append(
+                            f"axis {axis}: convolutions of sizes {sizes} all give {m}; this layer returns {n} "
+                            f"(output_padding {spec.output_padding[axis]} picks it)"
+                        )
+        for name, layer in self.translation.layers.items():
+            if not layer.exact:
+                notes.append(f"{name} cannot express this layer in one call: {'; '.join(layer.notes)}")
+        return notes
+
+    def equivalent_lines(self) -> list[str]:
+        spec = self.spec
+        if not spec.transposed:
+            return ["(a convolution: it is its own direct form)"]
+        lines = []
+        for axis in range(spec.ndim):
+            eq = shapes.equivalent_conv(
+                spec.input_size[axis],
+                spec.kernel_size[axis],
+                stride=spec.stride[axis],
+                padding=spec.padding[axis],
+                output_padding=spec.output_padding[axis],
+                dilation=spec.dilation[axis],
+            )
+            pad = ", ".join(f"{p} (crop {-p})" if p < 0 else str(p) for p in eq.padding)
+            lines.append(
+                f"axis {axis}: insert {eq.zeros_between} zero(s) between inputs ({spec.input_size[axis]} -> "
+                f"{eq.dilated_input_size}), pad ({pad}), correlate with the flipped kernel at stride 1"
+                f"{f', dilation {eq.dilation}' if eq.dilation > 1 else ''} -> {eq.output_size}"
+            )
+        lines.append(
+            f"channels swap roles: the direct convolution maps {spec.in_channels} -> {spec.out_channels} channels "
+            f"with the weight transposed per group (groups={spec.groups})"
+        )
+        return lines
+
+    def __str__(self) -> str:
+        spec = self.spec
+        kind = "transposed convolution" if spec.transposed else "convolution"
+        size = "x".join(map(str, spec.input_size))
+        out = "x".join(map(str, spec.output_size))
+        lines = [
+            f"{kind} ({self.framework}): input {size}, kernel {'x'.join(map(str, spec.kernel_size))}, "
+            f"stride {'x'.join(map(str, spec.stride))}, dilation {'x'.join(map(str, spec.dilation))}, "
+            f"groups {spec.groups} -> output {out}",
+            "",
+            "Output size",
+            *(f"  {line}" for line in self.formula_lines()),
+        ]
+        if spec.transposed:
+            lines += ["", "Full output and crop"]
+            for axis in range(spec.ndim):
+                full = (spec.input_size[axis] - 1) * spec.stride[axis] + shapes.dilated_kernel_size(
+                    spec.kernel_size[axis], spec.dilation[axis]
+                )
+                lo, hi = spec.padding[axis]
+                lines.append(
+                    f"  axis {axis}: each input stamps the kernel {spec.stride[axis]} apart: full output {full}; "
+                    f"crop {lo} at the start and {hi} at the end; output padding {spec.output_padding[axis]} "
+                    f"-> {spec.output_size[axis]}"
+                )
+            lines += ["", "Equivalent direct convolution", *(f"  {line}" for line in self.equivalent_lines())]
+        stats = self.matrix_stats()
+        role = "its transpose C^T is this layer" if spec.transposed else "this layer is y = C x"
+        lines += [
+            "",
+            "Matrix C",
+            f"  {stats['rows']} x {stats['columns']} ({role}); {stats['nonzeros']} nonzeros, "
+            f"density {stats['density']:.4f}",
+            "",
+            "In every framework",
+        ]
+        for name, layer in self.translation.layers.items():
+            lines.append(f"  # {name} ({'exact' if layer.exact else 'needs an extra step'})")
+            lines.extend(f"  {line}" for line in layer.code.splitlines())
+        warnings = self.warnings()
+        lines += ["", "Warnings", *(f"  - {w}" for w in warnings)] if warnings else ["", "Warnings: none"]
+        return "\n".join(lines) + "\n"
+
+    def to_dict(self) -> dict[str, Any]:
+        spec = self.spec
+        return {
+            "framework": self.framework,
+            "transposed": spec.transposed,
+            "input_size": spec.input_size,
+            "kernel_size": spec.kernel_size,
+            "stride": spec.stride,
+            "dilation": spec.dilation,
+            "padding": spec.padding,
+            "output_padding": spec.output_padding,
+            "groups": spec.groups,
+            "output_size": spec.output_size,
+            "formula": self.formula_lines(),
+            "equivalent_conv": self.equivalent_lines(),
+            "matrix": self.matrix_stats(),
+            "frameworks": {
+                name: {"exact": layer.exact, "code": layer.code, "notes": list(layer.notes)}
+                for name, layer in self.translation.layers.items()
+            },
+            "warnings": self.warnings(),
+        }
+
+
+def explain(framework: str = "tconv", **options: Any) -> Explanation:
+    """Explain one layer given with :func:`layer_spec`'s options in ``framework``'s terms."""
+    spec, translation = layer_spec(framework, **options)
+    return Explanation(framework, spec, translation)
