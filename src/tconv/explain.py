@@ -22,25 +22,13 @@ from dataclasses import dataclass
 from typing import Any
 
 from . import _engine, shapes
+from .compat._common import per_axis
 from .spec import ConvSpec
 from .translate import Translation, translate
 
 __all__ = ["Explanation", "explain", "layer_spec"]
 
 FRAMEWORK_CHOICES = ("tconv", "torch", "tensorflow", "keras", "onnx", "jax", "paddle")
-
-
-def _per_axis(value: int | Sequence[int] | None, ndim: int, name: str, default: int) -> tuple[int, ...]:
-    if value is None:
-        return (default,) * ndim
-    if isinstance(value, int):
-        return (value,) * ndim
-    values = tuple(int(v) for v in value)
-    if len(values) == 1:
-        return values * ndim
-    if len(values) != ndim:
-        raise ValueError(f"{name} must have 1 or {ndim} values; received {list(values)}")
-    return values
 
 
 def _pairs(padding: Any, ndim: int) -> tuple[tuple[int, int], ...] | None:
@@ -81,15 +69,15 @@ def layer_spec(
     """
     size = (input_size,) if isinstance(input_size, int) else tuple(int(n) for n in input_size)
     ndim = len(size)
-    kernel = _per_axis(kernel_size, ndim, "kernel_size", 1)
-    strides = _per_axis(stride, ndim, "stride", 1)
-    dilations = _per_axis(dilation, ndim, "dilation", 1)
+    kernel = per_axis(kernel_size, ndim, "kernel_size", 1)
+    strides = per_axis(stride, ndim, "stride", 1)
+    dilations = per_axis(dilation, ndim, "dilation", 1)
     c_in = in_channels if in_channels is not None else groups
     c_out = out_channels if out_channels is not None else groups
     pairs = _pairs(padding, ndim)
     mode = padding.lower() if isinstance(padding, str) else None
-    ops = None if output_padding is None else _per_axis(output_padding, ndim, "output_padding", 0)
-    want = None if output_size is None else _per_axis(output_size, ndim, "output_size", 1)
+    ops = None if output_padding is None else per_axis(output_padding, ndim, "output_padding", 0)
+    want = None if output_size is None else per_axis(output_size, ndim, "output_size", 1)
     common: dict[str, Any] = dict(
         input_size=size, kernel_size=kernel, in_channels=c_in, out_channels=c_out, transposed=transposed
     )

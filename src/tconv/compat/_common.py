@@ -57,6 +57,24 @@ def ints(value: Any, name: str) -> tuple[int, ...]:
         raise TypeError(f"{name} must be an int or a sequence of ints; received {value!r}") from None
 
 
+def per_axis(value: Any, ndim: int, name: str, default: int | None = None) -> tuple[int, ...]:
+    """An int, or a sequence of 1 or ``ndim`` ints, as ``ndim`` ints (``None`` gives ``default``).
+
+    Examples
+    --------
+    >>> per_axis(2, 3, "stride"), per_axis([1, 2], 2, "stride"), per_axis(None, 2, "dilation", 1)
+    ((2, 2, 2), (1, 2), (1, 1))
+    """
+    if value is None and default is not None:
+        return (default,) * ndim
+    values = ints(value, name)
+    if len(values) == 1:
+        return values * ndim
+    if len(values) != ndim:
+        raise ValueError(f"{name} must be an int or a sequence of {ndim} ints; received {value!r}")
+    return values
+
+
 def flip_spatial(xp: Any, w: Array, spatial_axes: Sequence[int]) -> Array:
     return xp.flip(w, axis=tuple(spatial_axes))
 

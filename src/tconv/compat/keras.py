@@ -34,7 +34,7 @@ from .. import shapes
 from .._backend import Array
 from ..ops import conv as _core_conv
 from ..ops import conv_transpose as _core_conv_transpose
-from ._common import as_array, convert_weight, ints, layout_axes, namespace
+from ._common import as_array, convert_weight, layout_axes, namespace, per_axis
 from .tensorflow import resolve_conv_transpose
 
 __all__ = [
@@ -88,15 +88,6 @@ def conv_output_length(input_length: int, kernel_size: int, padding: str, stride
     return shapes.conv_output_size(input_length, kernel_size, stride=stride, padding=pad, dilation=dilation)
 
 
-def _per_axis(value: Any, ndim: int, name: str) -> tuple[int, ...]:
-    values = ints(value, name)
-    if len(values) == 1:
-        return values * ndim
-    if len(values) != ndim:
-        raise ValueError(f"{name} must be an int or a tuple of {ndim} ints; received {value!r}")
-    return values
-
-
 def conv_transpose_arguments(
     input_size: Sequence[int],
     kernel_size: Sequence[int],
@@ -123,13 +114,13 @@ def conv_transpose_arguments(
     """
     ndim = len(kernel_size)
     mode = _padding_mode(padding, ("valid", "same"))
-    stride = _per_axis(strides, ndim, "strides")
-    dilation = _per_axis(dilation_rate, ndim, "dilation_rate")
+    stride = per_axis(strides, ndim, "strides")
+    dilation = per_axis(dilation_rate, ndim, "dilation_rate")
     ops: tuple[int | None, ...]
     if output_padding is None:
         ops = (None,) * ndim
     else:
-        ops = _per_axis(output_padding, ndim, "output_padding")
+        ops = per_axis(output_padding, ndim, "output_padding")
         for op, s in zip(ops, stride):
             if op >= s:
                 raise ValueError(f"strides {stride} must be greater than output padding {tuple(ops)} (Keras's rule)")
@@ -158,8 +149,8 @@ def conv_arguments(
     """
     ndim = len(kernel_size)
     mode = _padding_mode(padding, ("valid", "same", "causal"))
-    stride = _per_axis(strides, ndim, "strides")
-    dilation = _per_axis(dilation_rate, ndim, "dilation_rate")
+    stride = per_axis(strides, ndim, "strides")
+    dilation = per_axis(dilation_rate, ndim, "dilation_rate")
     if any(s > 1 for s in stride) and any(d > 1 for d in dilation):
         raise ValueError(
             f"Keras does not combine strides > 1 with dilation_rate > 1; received strides={stride}, "

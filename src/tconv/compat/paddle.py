@@ -30,7 +30,7 @@ from .. import shapes
 from .._backend import Array
 from ..ops import conv as _core_conv
 from ..ops import conv_transpose as _core_conv_transpose
-from ._common import as_array, ints, layout_axes, namespace
+from ._common import as_array, ints, layout_axes, namespace, per_axis
 
 __all__ = [
     "conv1d",
@@ -55,15 +55,6 @@ def same_padding(input_size: int, kernel_size: int, stride: int) -> tuple[int, i
     ((1, 1), (1, 2))
     """
     return shapes.conv_same_padding(input_size, kernel_size, stride=stride)
-
-
-def _per_axis(value: Any, ndim: int, name: str) -> tuple[int, ...]:
-    values = ints(value, name)
-    if len(values) == 1:
-        return values * ndim
-    if len(values) != ndim:
-        raise ValueError(f"{name} must be an int or a list of {ndim} ints; received {value!r}")
-    return values
 
 
 def _padding_pairs(padding: Any, ndim: int, channels_last: bool) -> tuple[tuple[int, int], ...]:
@@ -113,8 +104,8 @@ def core_arguments(
     {'stride': (2,), 'padding': ((1, 1),), 'output_padding': (0,), 'dilation': (1,)}
     """
     ndim = len(kernel_size)
-    strides = _per_axis(stride, ndim, "stride")
-    dilations = _per_axis(dilation, ndim, "dilation")
+    strides = per_axis(stride, ndim, "stride")
+    dilations = per_axis(dilation, ndim, "dilation")
     if isinstance(padding, str):
         mode = padding.upper()
         if mode not in ("SAME", "VALID"):
@@ -128,11 +119,11 @@ def core_arguments(
         pairs = _padding_pairs(padding, ndim, channels_last)
     if not transposed:
         return {"stride": strides, "padding": pairs, "dilation": dilations}
-    op = _per_axis(output_padding, ndim, "output_padding")
+    op = per_axis(output_padding, ndim, "output_padding")
     if output_size is not None:
         if any(op):
             raise ValueError("output_padding option is mutually exclusive with output_size")
-        size = _per_axis(output_size, ndim, "output_size")
+        size = per_axis(output_size, ndim, "output_size")
         derived = []
         for n, k, s, p, d, want in zip(input_size, kernel_size, strides, pairs, dilations, size):
             smallest = shapes.conv_transpose_output_size(n, k, stride=s, padding=p, dilation=d)

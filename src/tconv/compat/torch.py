@@ -24,7 +24,7 @@ from typing import Any
 from .. import shapes
 from .._backend import Array
 from ..ops import conv, conv_transpose
-from ._common import ints
+from ._common import ints, per_axis
 
 __all__ = [
     "conv1d",
@@ -38,15 +38,6 @@ __all__ = [
 ]
 
 IntOrSeq = int | Sequence[int]
-
-
-def _expand(value: Any, ndim: int, name: str) -> tuple[int, ...]:
-    values = ints(value, name)
-    if len(values) == 1:
-        return values * ndim
-    if len(values) != ndim:
-        raise ValueError(f"{name} must be an int or a sequence of {ndim} ints; received {value!r}")
-    return values
 
 
 def output_padding_for(
@@ -74,9 +65,9 @@ def output_padding_for(
         sizes = sizes[2:]
     if len(sizes) != d:
         raise ValueError(f"output_size must have {d} or {d + 2} elements (got {len(sizes)}); received {tuple(sizes)}")
-    strides = _expand(stride, d, "stride")
-    pads = _expand(padding, d, "padding")
-    dilations = _expand(dilation, d, "dilation")
+    strides = per_axis(stride, d, "stride")
+    pads = per_axis(padding, d, "padding")
+    dilations = per_axis(dilation, d, "dilation")
     result = []
     for n, size, k, s, p, dil in zip(input_size, sizes, kernel_size, strides, pads, dilations):
         smallest = shapes.conv_transpose_output_size(n, k, stride=s, padding=p, dilation=dil)
@@ -110,8 +101,8 @@ def core_arguments(
     (1, 1)
     """
     ndim = len(kernel_size)
-    strides = _expand(stride, ndim, "stride")
-    dilations = _expand(dilation, ndim, "dilation")
+    strides = per_axis(stride, ndim, "stride")
+    dilations = per_axis(dilation, ndim, "dilation")
     core_padding: Any
     if isinstance(padding, str):
         if transposed:
@@ -127,10 +118,10 @@ def core_arguments(
             )
         core_padding = padding
     else:
-        core_padding = _expand(padding, ndim, "padding")
+        core_padding = per_axis(padding, ndim, "padding")
     arguments: dict[str, Any] = {"stride": strides, "padding": core_padding, "dilation": dilations, "groups": groups}
     if transposed:
-        ops = _expand(output_padding, ndim, "output_padding")
+        ops = per_axis(output_padding, ndim, "output_padding")
         if output_size is not None:
             ops = output_padding_for(input_size, output_size, kernel_size, strides, core_padding, dilations)
         arguments["output_padding"] = ops
