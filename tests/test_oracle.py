@@ -5,6 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 from hypothesis import HealthCheck, assume, given, settings
+from hypothesis import strategies as st
 
 import tconv
 from oracle import insert_zeros_and_pad, naive_conv, naive_conv_transpose, same_pads_tf
@@ -38,9 +39,10 @@ def _call(fn, x, w, b, cfg, **options):
     return out
 
 
+@pytest.mark.parametrize("algorithm", ["taps", "gemm"])
 @SETTINGS
 @given(configs(transposed=False))
-def test_conv_matches_oracle(cfg):
+def test_conv_matches_oracle(algorithm, cfg):
     assume(_expected_size(cfg, False) is not None)
     if not cfg["batched"]:
         cfg["batch"] = 1
@@ -55,23 +57,25 @@ def test_conv_matches_oracle(cfg):
         dilation=[a[3] for a in axes],
         groups=cfg["groups"],
     )
-    got = _call(
-        tconv.conv,
-        x,
-        w,
-        b,
-        cfg,
-        stride=tuple(a[2] for a in axes),
-        padding=_padding_arg(cfg),
-        dilation=tuple(a[3] for a in axes),
-    )
+    with tconv.use_algorithm(algorithm):
+        got = _call(
+            tconv.conv,
+            x,
+            w,
+            b,
+            cfg,
+            stride=tuple(a[2] for a in axes),
+            padding=_padding_arg(cfg),
+            dilation=tuple(a[3] for a in axes),
+        )
     assert got.shape == expected.shape
     np.testing.assert_allclose(got, expected, rtol=1e-10, atol=1e-10)
 
 
+@pytest.mark.parametrize("algorithm", ["taps", "gemm"])
 @SETTINGS
 @given(configs(transposed=True))
-def test_conv_transpose_matches_oracle(cfg):
+def test_conv_transpose_matches_oracle(algorithm, cfg):
     assume(_expected_size(cfg, True) is not None)
     if not cfg["batched"]:
         cfg["batch"] = 1
@@ -87,17 +91,18 @@ def test_conv_transpose_matches_oracle(cfg):
         dilation=[a[3] for a in axes],
         groups=cfg["groups"],
     )
-    got = _call(
-        tconv.conv_transpose,
-        x,
-        w,
-        b,
-        cfg,
-        stride=tuple(a[2] for a in axes),
-        padding=_padding_arg(cfg),
-        output_padding=tuple(a[6] for a in axes),
-        dilation=tuple(a[3] for a in axes),
-    )
+    with tconv.use_algorithm(algorithm):
+        got = _call(
+            tconv.conv_transpose,
+            x,
+            w,
+            b,
+            cfg,
+            stride=tuple(a[2] for a in axes),
+            padding=_padding_arg(cfg),
+            output_padding=tuple(a[6] for a in axes),
+            dilation=tuple(a[3] for a in axes),
+        )
     assert got.shape == expected.shape
     np.testing.assert_allclose(got, expected, rtol=1e-10, atol=1e-10)
 
@@ -285,3 +290,65 @@ def test_linearity():
         x2, w, stride=2, padding=1
     )
     np.testing.assert_allclose(lhs, rhs, atol=1e-10)
+
+
+@SETTINGS
+@given(st.data())
+def test_depth_to_space_matches_oracle(data):
+    """Kernel equal to stride, no padding: the rearrangement path (forced) and the planner's choice."""
+    d = data.draw(st.integers(1, 3))
+    kernel = [data.draw(st.integers(1, 3)) for _ in range(d)]
+    n = [data.draw(st.integers(1, 4)) for _ in range(d)]
+    groups = data.draw(st.sampled_from([1, 2]))
+    rng = np.random.default_rng(data.draw(st.integers(0, 999)))
+    x = rng.standard_normal((2, 2 * groups, *n))
+    w = rng.standard_normal((2 * groups, 3, *kernel))
+    b = rng.standard_normal(3 * groups)
+    expected = naive_conv_transpose(x, w, b, stride=kernel, groups=groups)
+    np.testing.assert_allclose(tconv.conv_transpose(x, w, b, stride=kernel, groups=groups), expected, atol=1e-10)
+    with tconv.use_algorithm("depth_to_space"):
+        np.testing.assert_allclose(
+            tconv.conv_transpose(np.moveaxis(x, 1, -1), w, b, stride=kernel, groups=groups, channels_last=True),
+            np.moveaxis(expected, 1, -1),
+            atol=1e-10,
+        )
+
+
+@pytest.mark.parametrize("transposed", [False, True])
+def test_gemm_works_in_batch_chunks_under_a_small_budget(monkeypatch, transposed):
+    """A call whose temporaries exceed the budget runs in batch chunks and gives the same result."""
+    rng = np.random.default_rng(8)
+    x = rng.standard_normal((7, 4, 6, 6))
+    w = rng.standard_normal((4, 3, 3, 3)) if transposed else rng.standard_normal((3, 4, 3, 3))
+    fn = tconv.conv_transpose if transposed else tconv.conv
+    expected = (naive_conv_transpose if transposed else naive_conv)(x, w, stride=[2, 2], pads=[(1, 1), (1, 1)])
+    monkeypatch.setattr(tconv._engine, "MEMORY_BUDGET", 1)  # every sample is its own chunk
+    seen = []
+    real = tconv._engine._batch_chunks
+    monkeypatch.setattr(tconv._engine, "_batch_chunks", lambda *a: seen.append(real(*a)) or seen[-1])
+    with tconv.use_algorithm("gemm"):
+        np.testing.assert_allclose(fn(x, w, stride=2, padding=1), expected, atol=1e-10)
+    assert len(seen[0]) > 1
+
+
+def test_forcing_an_unsupported_algorithm_is_an_error():
+    with pytest.raises(ValueError, match="does not support this call"), tconv.use_algorithm("depth_to_space"):
+        tconv.conv_transpose(np.ones((1, 1, 3)), np.ones((1, 1, 3)), stride=2)
+    with pytest.raises(ValueError, match="algorithm must be one of"), tconv.use_algorithm("fft"):
+        pass
+
+
+@SETTINGS
+@given(configs(transposed=True))
+def test_direct_path_matches_oracle(cfg):
+    """Stride 1 as the direct convolution with the flipped kernel (forced; the planner prefers gemm)."""
+    axes = [(n, k, 1, d, min(lo, (k - 1) * d), min(hi, (k - 1) * d), 0) for n, k, _, d, lo, hi, _ in cfg["axes"]]
+    cfg = {**cfg, "axes": axes}
+    assume(_expected_size(cfg, True) is not None)
+    x, w, b = _arrays(cfg, True)
+    pads = [(a[4], a[5]) for a in axes]
+    dilation = [a[3] for a in axes]
+    expected = naive_conv_transpose(x, w, b, pads=pads, dilation=dilation, groups=cfg["groups"])
+    with tconv.use_algorithm("direct"):
+        got = tconv.conv_transpose(x, w, b, padding=pads, dilation=dilation, groups=cfg["groups"])
+    np.testing.assert_allclose(got, expected, rtol=1e-10, atol=1e-10)

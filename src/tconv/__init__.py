@@ -20,6 +20,7 @@ The public surface:
 """
 
 from . import compat, shapes
+from ._engine import algorithms, use_algorithm
 from .grad import conv_grad, conv_transpose_grad
 from .matrix import conv_matrix
 from .ops import conv, conv_transpose
@@ -31,6 +32,7 @@ __version__ = "0.1.0"
 __all__ = [
     "ConvSpec",
     "__version__",
+    "algorithms",
     "compat",
     "conv",
     "conv_grad",
@@ -39,4 +41,5 @@ __all__ = [
     "conv_transpose_grad",
     "shapes",
     "translate",
+    "use_algorithm",
 ]
