@@ -188,3 +188,43 @@ def test_python_dash_m_tour():
     result = subprocess.run([sys.executable, "-m", "tconv", "tour"], capture_output=True, text=True, timeout=120)
     assert result.returncode == 0, result.stderr
     assert "16 passed, 0 failed" in result.stdout
+
+
+def test_bench_runs_and_writes_json(tmp_path):
+    """The benchmark script itself (tiny cases, two rounds); its numbers are not asserted: speed is read
+    off the full table, never tested."""
+    out = tmp_path / "bench.json"
+    result = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "tconv",
+            "bench",
+            "--frameworks",
+            "tconv,torch",
+            "--cases",
+            "keras-dcgan-3,unet-up",
+            "--rounds",
+            "2",
+            "--repeats",
+            "2",
+            "--json",
+            str(out),
+        ],
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert result.returncode == 0, result.stderr
+    assert "geometric mean tconv/torch" in result.stdout and "measured float32 GEMM rate" in result.stdout
+    data = json.loads(out.read_text())
+    assert [row["case"] for row in data["rows"]] == ["keras-dcgan-3", "unet-up"]
+    assert all(row["times"]["tconv"] > 0 for row in data["rows"])
+    assert all(row["peak_mib"] <= row["bound_mib"] for row in data["rows"])
+
+
+def test_bench_rejects_unknown_cases():
+    result = subprocess.run(
+        [sys.executable, "-m", "tconv", "bench", "--cases", "nope"], capture_output=True, text=True, timeout=120
+    )
+    assert result.returncode == 2 and "Traceback" not in result.stderr

@@ -5,7 +5,8 @@
   input sizes a convolution maps to the same output;
 * ``tconv explain``: the full report on one layer, and its figures (``--out``);
 * ``tconv translate``: one framework's layer in every other's, with the code to paste;
-* ``tconv dcgan``: seed 000's DCGAN generator walked through tconv on random weights.
+* ``tconv dcgan``: seed 000's DCGAN generator walked through tconv on random weights;
+* ``tconv bench``: the speed benchmark against PyTorch and the other frameworks (:mod:`tconv.bench`).
 
 Tables use rich when it is installed and the output is a terminal; ``--json`` prints
 machine-readable output; a bad argument prints one line and exits with status 2.
@@ -291,6 +292,11 @@ def _cmd_tour(args: argparse.Namespace, stream: TextIO) -> int:
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of the ``tconv`` command; returns the exit status."""
+    arguments = list(sys.argv[1:] if argv is None else argv)
+    if arguments[:1] == ["bench"]:
+        from .bench import main as bench_main
+
+        return bench_main(arguments[1:])
     parser = _Parser(prog="tconv", description="Convolution and transposed convolution, explained.")
     sub = parser.add_subparsers(dest="command", parser_class=_Parser)
     tour = sub.add_parser("tour", help="reproduce every worked example of the seeds (the main job)")
@@ -304,10 +310,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     explain_cmd.add_argument("--out", default=None, help="directory for the figures")
     translate_cmd = sub.add_parser("translate", help="one framework's layer in every framework, with the code")
     _layer_arguments(translate_cmd)
+    sub.add_parser("bench", help="the speed benchmark against PyTorch and the other frameworks (see tconv bench -h)")
     dcgan = sub.add_parser("dcgan", help="walk seed 000's DCGAN generator through tconv")
     dcgan.add_argument("--batch", type=int, default=16, help="batch size (default 16)")
     dcgan.add_argument("--seed", type=int, default=0, help="random seed (default 0)")
-    args = parser.parse_args(argv)
+    args = parser.parse_args(arguments)
     stream = sys.stdout
     if args.command is None:
         parser.print_help(stream)
