@@ -352,3 +352,57 @@ def test_direct_path_matches_oracle(cfg):
     with tconv.use_algorithm("direct"):
         got = tconv.conv_transpose(x, w, b, padding=pads, dilation=dilation, groups=cfg["groups"])
     np.testing.assert_allclose(got, expected, rtol=1e-10, atol=1e-10)
+
+
+@SETTINGS
+@given(configs(transposed=True))
+def test_blocked_col2im_matches_oracle(cfg):
+    """The gemm path's blocked overlap-add, forced on every dilation-1 configuration (the planner uses it
+    only for large kernel/stride ratios, which these small configurations rarely reach)."""
+    from unittest import mock
+
+    axes = [(n, k, s, 1, lo, hi, min(op, s - 1)) for n, k, s, _, lo, hi, op in cfg["axes"]]
+    cfg = {**cfg, "axes": axes}
+    assume(_expected_size(cfg, True) is not None)
+    x, w, b = _arrays(cfg, True)
+    options = dict(
+        stride=[a[2] for a in axes],
+        padding=[(a[4], a[5]) for a in axes],
+        output_padding=[a[6] for a in axes],
+        groups=cfg["groups"],
+    )
+    expected = naive_conv_transpose(
+        x,
+        w,
+        b,
+        stride=options["stride"],
+        pads=options["padding"],
+        output_padding=options["output_padding"],
+        groups=cfg["groups"],
+    )
+    with mock.patch.object(tconv._engine, "_use_blocked_col2im", lambda spec: True), tconv.use_algorithm("gemm"):
+        got = tconv.conv_transpose(x, w, b, **options)
+    np.testing.assert_allclose(got, expected, rtol=1e-10, atol=1e-10)
+
+
+@pytest.mark.parametrize(
+    "shape, kernel, stride, padding", [((2, 3, 5), (16,), 8, 4), ((1, 2, 3, 2), (9, 12), (3, 4), 2)]
+)
+def test_large_kernel_over_stride_takes_the_blocked_path(shape, kernel, stride, padding):
+    rng = np.random.default_rng(9)
+    x = rng.standard_normal(shape)
+    w = rng.standard_normal((shape[1], 2, *kernel))
+    d = len(kernel)
+    strides = list(stride) if isinstance(stride, tuple) else [stride] * d
+    spec = tconv.ConvSpec.build(
+        transposed=True,
+        input_size=shape[2:],
+        kernel_size=kernel,
+        in_channels=shape[1],
+        out_channels=2,
+        stride=strides,
+        padding=padding,
+    )
+    assert tconv._engine._use_blocked_col2im(spec)
+    expected = naive_conv_transpose(x, w, stride=strides, pads=[(padding, padding)] * d)
+    np.testing.assert_allclose(tconv.conv_transpose(x, w, stride=strides, padding=padding), expected, atol=1e-10)
