@@ -369,6 +369,7 @@ def run(frameworks: list[str], cases: list[Case], rounds: int, repeats: int, thr
     # from whichever framework runs next; the frameworks take turns, so their threads must sleep.
     os.environ["OMP_WAIT_POLICY"] = "PASSIVE"
     os.environ["KMP_BLOCKTIME"] = "0"
+    rate = gemm_rate(threads)  # before the workers start, so their imports do not slow it down
     context = mp.get_context("spawn")
     workers = {}
     for name in frameworks:
@@ -376,7 +377,6 @@ def run(frameworks: list[str], cases: list[Case], rounds: int, repeats: int, thr
         process = context.Process(target=_worker, args=(name, threads, child), daemon=True)
         process.start()
         workers[name] = (process, parent)
-    rate = gemm_rate(threads)
     rows = []
     try:
         for case in cases:
