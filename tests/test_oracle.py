@@ -406,3 +406,10 @@ def test_large_kernel_over_stride_takes_the_blocked_path(shape, kernel, stride, 
     assert tconv._engine._use_blocked_col2im(spec)
     expected = naive_conv_transpose(x, w, stride=strides, pads=[(padding, padding)] * d)
     np.testing.assert_allclose(tconv.conv_transpose(x, w, stride=strides, padding=padding), expected, atol=1e-10)
+
+
+def test_zero_output_padding_in_any_form_combines_with_same_and_output_size():
+    x, w = np.ones((1, 1, 3, 3)), np.ones((1, 1, 3, 3))
+    a = tconv.conv_transpose(x, w, stride=2, padding="same", output_padding=(0, 0))
+    np.testing.assert_array_equal(a, tconv.conv_transpose(x, w, stride=2, padding="same"))
+    assert tconv.conv_transpose(x, w, stride=2, output_padding=[0, 0], output_size=(8, 8)).shape[-2:] == (8, 8)

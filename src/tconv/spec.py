@@ -213,9 +213,9 @@ class ConvSpec:
                 )
 
         zeros = (0,) * ndim
-        op_given = output_padding is not None and not (
-            isinstance(output_padding, int) and not isinstance(output_padding, bool) and output_padding == 0
-        )
+        # Only a non-zero output padding counts as given: 0 or (0, 0) says nothing.
+        op_values = output_padding if isinstance(output_padding, Sequence) else [output_padding]
+        op_given = output_padding is not None and any(not isinstance(v, int) or v != 0 for v in op_values)
         if not transposed:
             if op_given:
                 raise ValueError(
