@@ -1,0 +1,130 @@
+"""Optimizers over :class:`tconv.nn.Parameter` lists, with PyTorch's update rules.
+
+``step()`` updates every trainable parameter that has a gradient, then applies
+its constraint (Keras applies constraints after each update); ``zero_grad()``
+clears the gradients.
+
+Examples
+--------
+>>> import numpy as np
+>>> from tconv import nn
+>>> p = nn.Parameter(np.array([1.0]))
+>>> opt = nn.SGD([p], lr=0.1, momentum=0.9)
+>>> p.grad = np.array([1.0]); opt.step(); p.value
+array([0.9])
+>>> p.grad = np.array([1.0]); opt.step(); p.value   # velocity 0.9 * 1 + 1
+array([0.71])
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from typing import Any
+
+import numpy as np
+
+from ._module import Module, Parameter
+
+__all__ = ["SGD", "Adam", "Optimizer", "get"]
+
+
+class Optimizer:
+    def __init__(self, parameters: Iterable[Parameter] | None = None, *, lr: float) -> None:
+        if isinstance(lr, bool) or not isinstance(lr, (int, float)) or lr <= 0:
+            raise ValueError(f"lr must be a positive number; received {lr!r}")
+        self.lr = float(lr)
+        self.parameters: list[Parameter] = []
+        self.state: dict[int, dict[str, Any]] = {}
+        if parameters is not None:
+            self.bind(parameters)
+
+    def bind(self, parameters: Iterable[Parameter]) -> None:
+        """Set the parameters to update (``compile`` does it for a model)."""
+        params = list(parameters)
+        for index, p in enumerate(params):
+            if not isinstance(p, Parameter):
+                raise TypeError(f"parameters[{index}] must be a tconv.nn.Parameter; received {type(p).__name__}")
+        self.parameters = [p for p in params if p.trainable]
+        self.state = {}
+
+    def zero_grad(self) -> None:
+        for p in self.parameters:
+            p.grad = None
+
+    def step(self) -> None:
+        for p in self.parameters:
+            if p.grad is None:
+                continue
+            state = self.state.setdefault(id(p), {})
+            p.value = (p.value - self._update(p.value, p.grad, state)).astype(p.value.dtype, copy=False)
+            p.apply_constraint()
+
+    def _update(self, value: np.ndarray, grad: np.ndarray, state: dict[str, Any]) -> np.ndarray:
+        raise NotImplementedError
+
+
+class SGD(Optimizer):
+    """``v = momentum * v + g (+ weight_decay * w)``; ``w -= lr * v`` (or ``lr * (g + momentum * v)``, Nesterov)."""
+
+    def __init__(
+        self,
+        parameters: Iterable[Parameter] | None = None,
+        lr: float = 0.01,
+        momentum: float = 0.0,
+        nesterov: bool = False,
+        weight_decay: float = 0.0,
+    ) -> None:
+        super().__init__(parameters, lr=lr)
+        if not 0.0 <= momentum < 1.0:
+            raise ValueError(f"momentum must lie in [0, 1); received {momentum}")
+        if nesterov and momentum == 0:
+            raise ValueError("nesterov needs a positive momentum")
+        self.momentum, self.nesterov, self.weight_decay = float(momentum), bool(nesterov), float(weight_decay)
+
+    def _update(self, value: np.ndarray, grad: np.ndarray, state: dict[str, Any]) -> np.ndarray:
+        g = grad + self.weight_decay * value if self.weight_decay else grad
+        if not self.momentum:
+            return self.lr * g
+        velocity = state["velocity"] = self.momentum * state.get("velocity", 0.0) + g
+        return self.lr * (g + self.momentum * velocity if self.nesterov else velocity)
+
+
+class Adam(Optimizer):
+    """Adam with bias correction, PyTorch's form (``eps`` added to the corrected root)."""
+
+    def __init__(
+        self,
+        parameters: Iterable[Parameter] | None = None,
+        lr: float = 1e-3,
+        betas: tuple[float, float] = (0.9, 0.999),
+        eps: float = 1e-8,
+        weight_decay: float = 0.0,
+    ) -> None:
+        super().__init__(parameters, lr=lr)
+        if len(betas) != 2 or not all(0.0 <= b < 1.0 for b in betas):
+            raise ValueError(f"betas must be two numbers in [0, 1); received {betas!r}")
+        self.betas, self.eps, self.weight_decay = (float(betas[0]), float(betas[1])), float(eps), float(weight_decay)
+
+    def _update(self, value: np.ndarray, grad: np.ndarray, state: dict[str, Any]) -> np.ndarray:
+        g = grad + self.weight_decay * value if self.weight_decay else grad
+        b1, b2 = self.betas
+        t = state["t"] = state.get("t", 0) + 1
+        m = state["m"] = b1 * state.get("m", 0.0) + (1 - b1) * g
+        v = state["v"] = b2 * state.get("v", 0.0) + (1 - b2) * g * g
+        m_hat, v_hat = m / (1 - b1**t), v / (1 - b2**t)
+        return self.lr * m_hat / (np.sqrt(v_hat) + self.eps)
+
+
+def get(identifier: Any, model: Module) -> Optimizer:
+    """``'sgd'``, ``'adam'`` (defaults) or an optimizer, bound to ``model``'s parameters."""
+    if isinstance(identifier, str):
+        named = {"sgd": SGD, "adam": Adam}
+        if identifier.lower() not in named:
+            raise ValueError(f"optimizer must be an Optimizer or one of {sorted(named)}; received {identifier!r}")
+        optimizer: Optimizer = named[identifier.lower()]()
+    elif isinstance(identifier, Optimizer):
+        optimizer = identifier
+    else:
+        raise TypeError(f"optimizer must be a name or a tconv.nn optimizer; received {type(identifier).__name__}")
+    optimizer.bind(model.parameters())
+    return optimizer
