@@ -5,14 +5,15 @@ from __future__ import annotations
 import inspect
 
 import tconv
-from tconv import shapes
+from tconv import models, nn, shapes
 
 
 def _public_callables():
-    for name in tconv.__all__:
-        obj = getattr(tconv, name)
-        if inspect.isfunction(obj) or inspect.isclass(obj):
-            yield f"tconv.{name}", obj
+    for module, prefix in ((tconv, "tconv"), (nn, "tconv.nn"), (models, "tconv.models")):
+        for name in module.__all__:
+            obj = getattr(module, name)
+            if inspect.isfunction(obj) or inspect.isclass(obj):
+                yield f"{prefix}.{name}", obj
     for name in shapes.__all__:
         yield f"tconv.shapes.{name}", getattr(shapes, name)
 
@@ -22,6 +23,9 @@ def test_all_names_exist():
         assert hasattr(tconv, name), name
     for name in shapes.__all__:
         assert hasattr(shapes, name), name
+    for module in (nn, models):
+        for name in module.__all__:
+            assert hasattr(module, name), f"{module.__name__}.{name}"
 
 
 def test_every_public_name_is_documented():
@@ -31,7 +35,11 @@ def test_every_public_name_is_documented():
 
 def test_public_functions_have_examples():
     missing = [
-        name for name, obj in _public_callables() if inspect.isfunction(obj) and "Examples" not in (obj.__doc__ or "")
+        name
+        for name, obj in _public_callables()
+        if inspect.isfunction(obj)
+        and (name.count(".") == 1 or name.startswith("tconv.shapes."))
+        and "Examples" not in (obj.__doc__ or "")
     ]
     assert not missing
 

@@ -48,7 +48,11 @@ def _torch_pairs(torch):
             lambda: nn.Conv2d(3, 4, 3, stride=2, padding=1),
             (2, 3, 9, 8),
         ),
-        "Conv2d same": (lambda: tnn.Conv2d(3, 4, 4, padding="same"), lambda: nn.Conv2d(3, 4, 4, padding="same"), (2, 3, 5, 6)),
+        "Conv2d same": (
+            lambda: tnn.Conv2d(3, 4, 4, padding="same"),
+            lambda: nn.Conv2d(3, 4, 4, padding="same"),
+            (2, 3, 5, 6),
+        ),
         "Conv2d reflect": (
             lambda: tnn.Conv2d(3, 2, 3, padding=2, padding_mode="reflect"),
             lambda: nn.Conv2d(3, 2, 3, padding=2, padding_mode="reflect"),
@@ -68,7 +72,11 @@ def _torch_pairs(torch):
         "Conv3d": (lambda: tnn.Conv3d(2, 3, 2, padding=1), lambda: nn.Conv3d(2, 3, 2, padding=1), (1, 2, 3, 3, 3)),
         "Linear": (lambda: tnn.Linear(5, 3), lambda: nn.Linear(5, 3), (4, 5)),
         "BatchNorm1d": (lambda: tnn.BatchNorm1d(3), lambda: nn.BatchNorm1d(3), (6, 3, 4)),
-        "BatchNorm2d": (lambda: tnn.BatchNorm2d(3, momentum=0.3), lambda: nn.BatchNorm2d(3, momentum=0.3), (4, 3, 2, 3)),
+        "BatchNorm2d": (
+            lambda: tnn.BatchNorm2d(3, momentum=0.3),
+            lambda: nn.BatchNorm2d(3, momentum=0.3),
+            (4, 3, 2, 3),
+        ),
         "BatchNorm3d": (lambda: tnn.BatchNorm3d(2), lambda: nn.BatchNorm3d(2), (2, 2, 2, 3, 2)),
         "ReLU": (tnn.ReLU, nn.ReLU, (3, 5)),
         "LeakyReLU": (lambda: tnn.LeakyReLU(0.2), lambda: nn.LeakyReLU(0.2), (3, 5)),
@@ -76,7 +84,11 @@ def _torch_pairs(torch):
         "Sigmoid": (tnn.Sigmoid, nn.Sigmoid, (3, 5)),
         "Flatten": (tnn.Flatten, nn.Flatten, (2, 3, 2, 2)),
         "MaxPool2d": (lambda: tnn.MaxPool2d(3, 2, 1), lambda: nn.MaxPool2d(3, 2, 1), (2, 2, 7, 6)),
-        "AdaptiveAvgPool2d": (lambda: tnn.AdaptiveAvgPool2d((3, 2)), lambda: nn.AdaptiveAvgPool2d((3, 2)), (2, 2, 7, 5)),
+        "AdaptiveAvgPool2d": (
+            lambda: tnn.AdaptiveAvgPool2d((3, 2)),
+            lambda: nn.AdaptiveAvgPool2d((3, 2)),
+            (2, 2, 7, 5),
+        ),
         "Upsample nearest": (lambda: tnn.Upsample(scale_factor=2), lambda: nn.Upsample(scale_factor=2), (1, 2, 3, 4)),
         "Upsample nearest size": (lambda: tnn.Upsample(size=(5, 7)), lambda: nn.Upsample(size=(5, 7)), (1, 2, 3, 4)),
         "Upsample bilinear": (
@@ -171,7 +183,13 @@ def test_sequential_state_dict_from_torch(torch):
         reference[1].running_mean.uniform_(-1, 1)
         reference[1].running_var.uniform_(0.5, 2)
     model = nn.Sequential(
-        [nn.ConvTranspose2d(6, 4, 4, 2, 1, bias=False), nn.BatchNorm2d(4), nn.ReLU(), nn.ConvTranspose2d(4, 1, 4, 2, 1), nn.Tanh()]
+        [
+            nn.ConvTranspose2d(6, 4, 4, 2, 1, bias=False),
+            nn.BatchNorm2d(4),
+            nn.ReLU(),
+            nn.ConvTranspose2d(4, 1, 4, 2, 1),
+            nn.Tanh(),
+        ]
     ).eval()
     model.load_state_dict(reference.state_dict())
     x = np.random.default_rng(1).standard_normal((2, 6, 4, 4)).astype(np.float32)
@@ -270,7 +288,11 @@ def _keras_pairs(k):
             lambda: nn.Conv1D(2, 3, padding="causal", dilation_rate=2),
             (2, 8, 3),
         ),
-        "Conv3D": (lambda: layers.Conv3D(2, 2, padding="same"), lambda: nn.Conv3D(2, 2, padding="same"), (1, 3, 3, 3, 2)),
+        "Conv3D": (
+            lambda: layers.Conv3D(2, 2, padding="same"),
+            lambda: nn.Conv3D(2, 2, padding="same"),
+            (1, 3, 3, 3, 2),
+        ),
         "Dense": (lambda: layers.Dense(3, activation="tanh"), lambda: nn.Dense(3, activation="tanh"), (4, 5)),
         "BatchNormalization": (
             lambda: layers.BatchNormalization(momentum=0.8),
@@ -316,7 +338,9 @@ def test_keras_flavoured_layers_match_keras(keras, name):
     make_keras, make_tconv, shape = _keras_pairs(keras)[name]
     keras.utils.set_random_seed(0)
     rng = np.random.default_rng(0)
-    x = (rng.permutation(np.prod(shape)).reshape(shape) / np.prod(shape) + rng.standard_normal(shape)).astype(np.float32)
+    x = (rng.permutation(np.prod(shape)).reshape(shape) / np.prod(shape) + rng.standard_normal(shape)).astype(
+        np.float32
+    )
     reference, layer = make_keras(), make_tconv()
     reference.build(x.shape)
     layer.build_from_shape(x.shape)

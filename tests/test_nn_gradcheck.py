@@ -62,7 +62,10 @@ def _x(*shape, seed=1):
 
 
 CASES = {
-    "ConvTranspose2d s2 p1 op1": (lambda: nn.ConvTranspose2d(4, 6, 3, stride=2, padding=1, output_padding=1), (2, 4, 5, 4)),
+    "ConvTranspose2d s2 p1 op1": (
+        lambda: nn.ConvTranspose2d(4, 6, 3, stride=2, padding=1, output_padding=1),
+        (2, 4, 5, 4),
+    ),
     "ConvTranspose2d groups dilation": (
         lambda: nn.ConvTranspose2d(4, 6, (2, 3), stride=(1, 2), padding=(0, 2), groups=2, dilation=2),
         (2, 4, 5, 5),

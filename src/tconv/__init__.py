@@ -15,11 +15,15 @@ The public surface:
   (PyTorch, TensorFlow, Keras, ONNX, JAX, Paddle), and weight-layout conversion;
 * :func:`translate`: one framework's layer written in every other's, with the
   extra crop, pad or split a target needs;
+* :mod:`tconv.nn`: layers (PyTorch- and Keras-flavoured) that train on NumPy,
+  with losses, optimizers, summaries and weight loading;
+* :mod:`tconv.models`: the seeds' models (DCGAN, Inception, ResNet bottleneck,
+  learned upsampling, U-Net) and the demos that train them;
 * :class:`ConvSpec`: the one resolved description of a convolution that every
   entry point builds.
 """
 
-from . import compat, shapes
+from . import compat, models, nn, shapes
 from ._engine import algorithms, use_algorithm
 from .grad import conv_grad, conv_transpose_grad
 from .matrix import conv_matrix
@@ -39,6 +43,8 @@ __all__ = [
     "conv_matrix",
     "conv_transpose",
     "conv_transpose_grad",
+    "models",
+    "nn",
     "shapes",
     "translate",
     "use_algorithm",

@@ -314,6 +314,13 @@ def main(argv: Sequence[str] | None = None) -> int:
     dcgan = sub.add_parser("dcgan", help="walk seed 000's DCGAN generator through tconv")
     dcgan.add_argument("--batch", type=int, default=16, help="batch size (default 16)")
     dcgan.add_argument("--seed", type=int, default=0, help="random seed (default 0)")
+    demo = sub.add_parser("demo", help="train the seeds' models with tconv.nn: blocks, upsampling, unet, dcgan")
+    demo.add_argument("names", nargs="*", default=["blocks", "upsampling"], help="demos to run, or all")
+    demo.add_argument("--out", default=None, help="directory for the figures")
+    demo.add_argument("--epochs", type=int, default=None, help="training epochs (each demo has its default)")
+    demo.add_argument("--seed", type=int, default=0, help="random seed (default 0)")
+    demo.add_argument("--width", type=int, default=4, help="dcgan: divide the filters by 1, 2, 4 or 8 (default 4)")
+    demo.add_argument("--json", action="store_true", help="machine-readable output (no progress bars)")
     args = parser.parse_args(arguments)
     stream = sys.stdout
     if args.command is None:
@@ -324,6 +331,15 @@ def main(argv: Sequence[str] | None = None) -> int:
             if args.batch < 1:
                 parser.error(f"--batch must be a positive int; received {args.batch}")
             return 0 if run_dcgan(batch=args.batch, seed=args.seed) else 1
+        if args.command == "demo":
+            from .demo import run_demo
+
+            ok, report = run_demo(
+                args.names, out=args.out, epochs=args.epochs, seed=args.seed, width=args.width, verbose=not args.json
+            )
+            if args.json:
+                print(json.dumps(report), file=stream)
+            return 0 if ok else 1
         command = {"tour": _cmd_tour, "shape": _cmd_shape, "explain": _cmd_explain, "translate": _cmd_translate}
         return command[args.command](args, stream)
     except (ValueError, TypeError, ImportError) as err:

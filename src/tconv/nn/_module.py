@@ -148,6 +148,8 @@ class Module:
 
     activity_regularizer: Callable[..., Any] | None = None
     dtype: np.dtype = np.dtype(np.float32)
+    _parameters: dict[str, Parameter]
+    _modules: dict[str, Module]
 
     def __init__(self) -> None:
         object.__setattr__(self, "_parameters", {})
@@ -331,7 +333,7 @@ class Module:
 
     def save(self, path: Any) -> None:
         """Write the state_dict as a ``.npz`` file (arrays only, never pickle)."""
-        np.savez(path, **self.state_dict())
+        np.savez(path, **self.state_dict())  # type: ignore[arg-type]
 
     def load(self, path: Any) -> None:
         """Read a ``.npz`` file written by :meth:`save` (``allow_pickle=False``)."""

@@ -200,7 +200,9 @@ class Convolution(Module):
             raise ValueError(f"padding_mode must be 'zeros' for transposed convolutions; received {padding_mode!r}")
         self.padding_mode = padding_mode
         if style == "keras":
-            if not isinstance(padding, str) or padding.lower() not in (("valid", "same") if transposed else ("valid", "same", "causal")):
+            if not isinstance(padding, str) or padding.lower() not in (
+                ("valid", "same") if transposed else ("valid", "same", "causal")
+            ):
                 raise ValueError(f"padding must be 'valid' or 'same'; received {padding!r}")
             padding = padding.lower()
             if output_padding is not None:
@@ -225,7 +227,7 @@ class Convolution(Module):
         self.channels_last = bool(channels_last)
         self.activation = activation_function(activation)
         self.kernel_initializer, self.bias_initializer = kernel_initializer, bias_initializer
-        for name, value in (("kernel_initializer", kernel_initializer), ("bias_initializer", bias_initializer)):
+        for value in (kernel_initializer, bias_initializer):
             if value is not None:
                 initializers_module.get(value)  # check now, fail early
         self.kernel_regularizer = regularizers_module.get(kernel_regularizer)
@@ -354,7 +356,9 @@ class Convolution(Module):
             index_maps = []
             for axis, size, (lo, hi) in zip(spatial_axes, spatial, pads):
                 if self.padding_mode == "reflect" and max(lo, hi) >= size:
-                    raise ValueError(f"padding_mode='reflect' needs padding smaller than the input ({size}) on every axis")
+                    raise ValueError(
+                        f"padding_mode='reflect' needs padding smaller than the input ({size}) on every axis"
+                    )
                 if self.padding_mode == "circular" and max(lo, hi) > size:
                     raise ValueError(f"padding_mode='circular' needs padding at most the input ({size}) on every axis")
                 index = np.pad(np.arange(size), (lo, hi), mode=_PADDING_MODES[self.padding_mode])  # type: ignore[call-overload]
@@ -587,7 +591,7 @@ class BatchNorm(Module):
 
     def _backward(self, grad: np.ndarray) -> np.ndarray:
         assert self._cache is not None, "backward called before forward"
-        x_hat, inv_std, gamma, reduce, view, count, training = self._cache
+        x_hat, inv_std, gamma, reduce, view, _, training = self._cache
         if self.scale:
             self.weight.accumulate((grad * x_hat).sum(axis=reduce))
         if self.center:
@@ -698,7 +702,9 @@ class MaxPool(Module):
     ``'valid'``/``'same'`` (Keras, TensorFlow's rule for the split).
     """
 
-    def __init__(self, kernel_size: Any, stride: Any = None, padding: Any = 0, *, rank: int = 2, channels_last: bool = False) -> None:
+    def __init__(
+        self, kernel_size: Any, stride: Any = None, padding: Any = 0, *, rank: int = 2, channels_last: bool = False
+    ) -> None:
         super().__init__()
         self.rank = rank
         self.kernel_size = per_axis(kernel_size, rank, "kernel_size")
@@ -712,7 +718,10 @@ class MaxPool(Module):
         else:
             pads = per_axis(padding, rank, "padding")
             if any(p < 0 or 2 * p > k for p, k in zip(pads, self.kernel_size)):
-                raise ValueError(f"padding should be at most half the kernel size; received padding={pads}, kernel_size={self.kernel_size}")
+                raise ValueError(
+                    "padding should be at most half the kernel size; received "
+                    f"padding={pads}, kernel_size={self.kernel_size}"
+                )
             self.padding = pads
         self.channels_last = channels_last
         self._cache: tuple[Any, ...] | None = None
@@ -726,16 +735,21 @@ class MaxPool(Module):
 
     def forward(self, x: np.ndarray) -> np.ndarray:
         if x.ndim != self.rank + 2:
-            raise ValueError(f"{type(self).__name__} expects inputs with {self.rank + 2} axes; received shape {x.shape}")
+            raise ValueError(
+                f"{type(self).__name__} expects inputs with {self.rank + 2} axes; received shape {x.shape}"
+            )
         x = _to_channels_first(x, self.channels_last)
         pairs = self._pairs(x.shape[2:])
         padded = np.pad(x, [(0, 0), (0, 0), *pairs], constant_values=-np.inf)
         axes = tuple(range(2, self.rank + 2))
         for a, k in zip(axes, self.kernel_size):
             if padded.shape[a] < k:
-                raise ValueError(f"the pooling window {self.kernel_size} is larger than the padded input {padded.shape[2:]}")
+                raise ValueError(
+                    f"the pooling window {self.kernel_size} is larger than the padded input {padded.shape[2:]}"
+                )
         windows = sliding_window_view(padded, self.kernel_size, axis=axes)
-        windows = windows[(slice(None), slice(None), *(slice(None, None, s) for s in self.stride))]
+        steps = (slice(None), slice(None), *(slice(None, None, s) for s in self.stride))
+        windows = windows[steps]
         flat = windows.reshape(*windows.shape[: self.rank + 2], -1)
         arg = flat.argmax(axis=-1)
         y = np.take_along_axis(flat, arg[..., None], axis=-1)[..., 0]
@@ -792,7 +806,9 @@ class AveragePool(Module):
 
     def forward(self, x: np.ndarray) -> np.ndarray:
         if x.ndim != self.rank + 2:
-            raise ValueError(f"{type(self).__name__} expects inputs with {self.rank + 2} axes; received shape {x.shape}")
+            raise ValueError(
+                f"{type(self).__name__} expects inputs with {self.rank + 2} axes; received shape {x.shape}"
+            )
         x = _to_channels_first(x, self.channels_last)
         matrices = [_adaptive_matrix(n, n if o is None else o) for n, o in zip(x.shape[2:], self.output_size)]
         y = _apply_per_axis(x, matrices, 2)
@@ -868,19 +884,20 @@ class Resize(Module):
 
     def forward(self, x: np.ndarray) -> np.ndarray:
         if x.ndim != self.rank + 2:
-            raise ValueError(f"{type(self).__name__} expects inputs with {self.rank + 2} axes; received shape {x.shape}")
+            raise ValueError(
+                f"{type(self).__name__} expects inputs with {self.rank + 2} axes; received shape {x.shape}"
+            )
         x = _to_channels_first(x, self.channels_last)
         spatial = x.shape[2:]
+        scales: list[float | None]
         if self.size is not None:
             outs, scales = self.size, [None] * self.rank
         else:
             assert self.scale_factor is not None
-            outs = tuple(int(math.floor(n * f)) for n, f in zip(spatial, self.scale_factor))
+            outs = tuple(math.floor(n * f) for n, f in zip(spatial, self.scale_factor))
             scales = [1.0 / f for f in self.scale_factor]
         mode = "nearest" if self.mode == "nearest" else "linear"
-        self._matrices = [
-            _resize_matrix(n, o, mode, self.align_corners, s) for n, o, s in zip(spatial, outs, scales)
-        ]
+        self._matrices = [_resize_matrix(n, o, mode, self.align_corners, s) for n, o, s in zip(spatial, outs, scales)]
         return _from_channels_first(_apply_per_axis(x, self._matrices, 2), self.channels_last)
 
     def _backward(self, grad: np.ndarray) -> np.ndarray:

@@ -43,7 +43,7 @@ class L1L2:
         return f"L1L2(l1={self.l1}, l2={self.l2})"
 
 
-def l1(l1: float = 0.01) -> L1L2:  # noqa: E741 - Keras's argument name
+def l1(l1: float = 0.01) -> L1L2:
     """Keras's ``l1``: ``l1 * sum(|w|)``."""
     return L1L2(l1=l1)
 
@@ -53,7 +53,7 @@ def l2(l2: float = 0.01) -> L1L2:
     return L1L2(l2=l2)
 
 
-def l1_l2(l1: float = 0.01, l2: float = 0.01) -> L1L2:  # noqa: E741
+def l1_l2(l1: float = 0.01, l2: float = 0.01) -> L1L2:
     """Both penalties (defaults as the name ``'l1_l2'`` gives in Keras)."""
     return L1L2(l1=l1, l2=l2)
 

@@ -21,7 +21,7 @@ import numpy as np
 
 from ._module import Module, generator
 
-__all__ = ["History", "fit", "evaluate", "predict", "progress"]
+__all__ = ["History", "evaluate", "fit", "predict", "progress"]
 
 
 @dataclass

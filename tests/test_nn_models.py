@@ -1,0 +1,228 @@
+"""tconv.nn containers, training, summaries and weights, and the seeds' models.
+
+Expected numbers come from the seeds (2,330,944 parameters for seed 000's
+generator as Keras counts them; seed 002's block counts), not from tconv.
+"""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+
+from tconv import models, nn
+from tconv.cli import main
+
+
+def test_generator_shapes_and_count():
+    model = models.dcgan_generator()
+    assert model.count_params() == 2330944  # Keras's count (seed 000's model)
+    # trainable: everything but the batch norms' moving mean and variance, 2 * (12544 + 128 + 64)
+    assert model.count_params(trainable_only=True) == 2330944 - 2 * (12544 + 128 + 64)
+    shapes = [layer.output_shape for layer in model]
+    assert shapes[3] == (None, 7, 7, 256)
+    assert shapes[4] == (None, 7, 7, 128)
+    assert shapes[7] == (None, 14, 14, 64)
+    assert shapes[10] == (None, 28, 28, 1)
+    out = model.predict(np.random.default_rng(0).standard_normal((5, 100)))
+    assert out.shape == (5, 28, 28, 1) and np.abs(out).max() <= 1
+
+
+def test_generator_summary_table():
+    text = str(models.dcgan_generator().summary())
+    assert "Total params: 2,330,944" in text
+    assert "Conv2DTranspose" in text and "(None, 14, 14, 64)" in text
+    assert "Non-trainable params: 25,472" in text
+
+
+@pytest.mark.parametrize(
+    "build, shape, expected",
+    [
+        (lambda: models.naive_inception_block(192, 64, 128, 32, bias=False), (None, 192, 8, 8), 387072),
+        (lambda: models.inception_block(192, 64, (96, 128), (16, 32), 32, bias=False), (None, 192, 8, 8), 163328),
+        (lambda: models.plain_residual_block(256, batch_norm=False), (None, 256, 4, 4), 1179648),
+        (lambda: models.bottleneck_block(256, 64, batch_norm=False), (None, 256, 4, 4), 69632),
+    ],
+)
+def test_seed_002_block_counts(build, shape, expected):
+    block = build()
+    summary = block.summary(shape)
+    assert summary.total == expected
+    assert f"Total params: {expected:,}" in str(summary)
+
+
+def test_inception_output_channels_and_bottleneck_projection():
+    block = models.inception_block(16, 4, (4, 8), (2, 3), 5)
+    assert block(np.zeros((2, 16, 6, 6))).shape == (2, 4 + 8 + 3 + 5, 6, 6)
+    projected = models.bottleneck_block(8, 4, stride=2, shortcut=False)
+    assert projected(np.zeros((1, 8, 6, 6))).shape == (1, 16, 3, 3)
+    with pytest.raises(ValueError, match="shortcut"):
+        models.bottleneck_block(8, 4, stride=2)(np.zeros((1, 8, 6, 6)))
+
+
+def test_bottleneck_matches_torch_with_the_same_weights():
+    torch = pytest.importorskip("torch")
+    tnn = torch.nn
+
+    class ConvBN(tnn.Module):
+        def __init__(self, c_in, c_out, k, stride=1, relu=True):
+            super().__init__()
+            self.layers = tnn.Sequential(
+                tnn.Conv2d(c_in, c_out, k, stride, (k - 1) // 2, bias=False), tnn.BatchNorm2d(c_out)
+            )
+            self.relu = relu
+
+        def forward(self, x):
+            y = self.layers(x)
+            return torch.relu(y) if self.relu else y
+
+    torch.manual_seed(0)
+    body = tnn.Sequential(ConvBN(8, 4, 1), ConvBN(4, 4, 3, 2), ConvBN(4, 16, 1, relu=False))
+    short = ConvBN(8, 16, 1, 2, relu=False)
+    block = models.bottleneck_block(8, 4, stride=2, shortcut=False)
+    state = {f"body.{k.replace('layers.', '')}": v for k, v in body.state_dict().items()}
+    state.update({f"shortcut.{k.replace('layers.', '')}": v for k, v in short.state_dict().items()})
+    block.load_state_dict(state)
+    x = np.random.default_rng(0).standard_normal((2, 8, 6, 6)).astype(np.float32)
+    expected = torch.relu(body(torch.tensor(x)) + short(torch.tensor(x))).detach().numpy()
+    np.testing.assert_allclose(block(x), expected, rtol=1e-4, atol=1e-5)
+
+
+def test_fit_decreases_the_loss_and_history():
+    nn.manual_seed(0)
+    rng = np.random.default_rng(0)
+    x = rng.standard_normal((64, 3, 4, 4)).astype(np.float32)
+    teacher = nn.ConvTranspose2d(3, 2, 4, stride=2, padding=1)
+    y = teacher(x)
+    model = nn.Sequential([nn.ConvTranspose2d(3, 2, 4, stride=2, padding=1)])
+    model.compile(optimizer=nn.Adam(lr=0.01), loss="mse")
+    history = model.fit(x, y, epochs=8, batch_size=16, verbose=0, validation_data=(x[:8], y[:8]))
+    assert history["loss"][-1] < 0.2 * history["loss"][0]
+    assert len(history["val_loss"]) == 8
+    assert model.evaluate(x, y) < history["loss"][0]
+
+
+def test_manual_training_loop_with_regularizers_and_constraints():
+    nn.manual_seed(1)
+    rng = np.random.default_rng(1)
+    x = rng.standard_normal((32, 6, 6, 2)).astype(np.float32)
+    y = rng.standard_normal((32, 12, 12, 3)).astype(np.float32)
+    layer = nn.Conv2DTranspose(
+        3,
+        3,
+        strides=2,
+        padding="same",
+        kernel_regularizer="l2",
+        kernel_constraint=nn.constraints.max_norm(0.5, axis=[0, 1, 3]),
+    )
+    loss = nn.MSELoss()
+    first = None
+    optimizer = None
+    for _ in range(20):
+        value = loss(layer(x), y) + layer.regularization_loss()
+        first = value if first is None else first
+        optimizer = optimizer or nn.SGD(layer.parameters(), lr=0.5, momentum=0.5)
+        layer.zero_grad()
+        layer.backward(loss.backward())
+        optimizer.step()
+    assert value < first
+    kernel = layer.get_weights()[0]  # Keras layout (k, k, filters, in): one norm per output filter
+    norms = np.sqrt((kernel**2).sum(axis=(0, 1, 3)))
+    assert norms.max() <= 0.5 + 1e-6
+
+
+def test_weights_round_trip(tmp_path):
+    nn.manual_seed(2)
+    model = models.dcgan_generator(width=4)
+    z = np.random.default_rng(0).standard_normal((2, 100)).astype(np.float32)
+    model.train()
+    model(z)  # moves the batch-norm statistics
+    model.eval()
+    expected = model(z)
+    model.save(tmp_path / "generator.npz")
+    copy = models.dcgan_generator(width=4)
+    copy.load(tmp_path / "generator.npz")
+    np.testing.assert_array_equal(copy.eval()(z), expected)
+    keras_copy = models.dcgan_generator(width=4)
+    keras_copy.set_weights(model.get_weights())
+    np.testing.assert_array_equal(keras_copy.eval()(z), expected)
+    with pytest.raises(ValueError, match="shape"):
+        models.dcgan_generator(width=2).load(tmp_path / "generator.npz")
+
+
+def test_lazy_layers_need_an_input_before_their_weights():
+    layer = nn.Conv2DTranspose(4, 3)
+    with pytest.raises(ValueError, match="first call"):
+        layer.count_params()
+    layer(np.zeros((1, 5, 5, 7)))
+    assert layer.get_weights()[0].shape == (3, 3, 4, 7)
+
+
+def test_bilinear_initializer_reproduces_bilinear_upsampling():
+    layer = nn.ConvTranspose2d(2, 2, 4, stride=2, padding=1, bias=False)
+    layer.initialize("bilinear")
+    x = np.random.default_rng(0).standard_normal((1, 2, 6, 6)).astype(np.float32)
+    learned, fixed = layer(x), nn.Upsample(scale_factor=2, mode="bilinear")(x)
+    np.testing.assert_allclose(learned[..., 1:-1, 1:-1], fixed[..., 1:-1, 1:-1], rtol=1e-5, atol=1e-6)
+
+
+def test_upsampling_demo_learned_beats_bilinear():
+    pytest.importorskip("sklearn")
+    result = models.compare_upsampling(epochs=6, verbose=False)
+    assert result.psnr["learned"] > result.psnr["bilinear"]
+    assert result.history[-1] < result.history[0]
+
+
+def test_unet_learns_the_shapes():
+    # a short run (about 8 s; `tconv demo unet` trains longer for the README's IoU)
+    result = models.train_unet(epochs=4, count=300, size=32, width=8, batch_size=8, verbose=False)
+    assert result.history[-1] < 0.5 * result.history[0]
+    foreground = result.masks > 0.5
+    assert result.logits[foreground].mean() > result.logits[~foreground].mean() + 2
+    assert result.iou > result.baseline_iou + 0.2
+
+
+def test_dcgan_training_steps(tmp_path):
+    pytest.importorskip("sklearn")
+    pytest.importorskip("matplotlib")
+    result = models.train_dcgan(epochs=1, batch_size=32, width=8, limit=128, verbose=False, out=tmp_path)
+    assert len(result.generator_loss) == 1 and np.isfinite(result.generator_loss[0])
+    assert {p.rsplit("/", 1)[-1] for p in result.files} == {"dcgan_digits.png", "dcgan_losses.png"}
+
+
+def test_demo_command_blocks(capsys):
+    assert main(["demo", "blocks", "--json"]) == 0
+    report = json.loads(capsys.readouterr().out)
+    assert report["blocks"]["ok"] and report["blocks"]["counts"]["bottleneck 256 -> 64 -> 64 -> 256"] == 69632
+    assert main(["demo", "bogus"]) == 2
+
+
+def test_layer_argument_errors():
+    cases = [
+        (lambda: nn.ConvTranspose2d(4, 6, 3, groups=4), "divisible by groups"),
+        (lambda: nn.ConvTranspose2d(4, 6, 3, stride=2, output_padding=2), "output_padding"),
+        (lambda: nn.ConvTranspose2d(4, 6, 3, padding_mode="reflect"), "padding_mode"),
+        (lambda: nn.Conv2d(4, 6, 3, padding="full"), "padding"),
+        (lambda: nn.Conv2DTranspose(0, 3), "filters"),
+        (lambda: nn.Conv2DTranspose(2, 3, padding="causal"), "padding"),
+        (lambda: nn.Conv2DTranspose(2, 3, strides=2, output_padding=2)(np.zeros((1, 3, 3, 1))), "output padding"),
+        (lambda: nn.Dense(3, activation="swishy"), "activation"),
+        (lambda: nn.Dropout(1.5), "dropout"),
+        (lambda: nn.BatchNorm2d(3)(np.zeros((2, 3, 4))), "axes"),
+        (lambda: nn.Linear(3, 2)(np.zeros((2, 4))), "features"),
+        (lambda: nn.Reshape((5,))(np.zeros((2, 6))), "target_shape"),
+        (lambda: nn.MaxPool2d(2, padding=2), "half the kernel"),
+        (lambda: nn.SGD([], lr=-1), "lr"),
+        (lambda: nn.initializers.get("uniformish"), "initializer"),
+        (lambda: nn.regularizers.get("l3"), "regularizer"),
+        (lambda: nn.MSELoss()(np.zeros(3), np.zeros(4)), "same shape"),
+        (lambda: nn.Sequential([nn.ReLU()]).fit(np.zeros((2, 2)), np.zeros((2, 2))), "compile"),
+    ]
+    for make, message in cases:
+        with pytest.raises(ValueError, match=message):
+            make()
+    with pytest.raises(TypeError, match="Module"):
+        nn.Sequential([lambda x: x])
+    with pytest.raises(TypeError, match="numeric"):
+        nn.ReLU()(np.array(["a"]))
