@@ -33,6 +33,7 @@ __all__ = [
     "TorchDefault",
     "VarianceScaling",
     "bilinear_kernel",
+    "constant",
     "fans",
     "get",
 ]
@@ -175,6 +176,11 @@ _NAMED: dict[str, Callable[[], Initializer]] = {
 
 
 def constant(value: float) -> Initializer:
+    """Keras's ``Constant(value)``: every entry ``value``.
+
+    >>> constant(0.5)((2,), np.random.default_rng(0))
+    array([0.5, 0.5])
+    """
     return Constant(value)
 
 
