@@ -19,7 +19,6 @@ from __future__ import annotations
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
 
 import numpy as np
 
@@ -201,12 +200,3 @@ def _write_figures(out: Path, samples: np.ndarray, result: DCGANResult) -> list[
     fig.savefig(losses, dpi=100)
     plt.close(fig)
     return [str(grid), str(losses)]
-
-
-def describe(result: DCGANResult) -> dict[str, Any]:
-    return {
-        "generator_loss": result.generator_loss,
-        "discriminator_loss": result.discriminator_loss,
-        "seconds": round(result.seconds, 1),
-        "files": result.files,
-    }

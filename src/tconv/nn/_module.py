@@ -427,12 +427,15 @@ class Sequential(Module):
         if not isinstance(layer, Module):
             raise TypeError(f"layer must be a tconv.nn.Module; received {type(layer).__name__}")
         index = len(self._modules)
-        setattr(self, str(index), layer)
         declared = getattr(layer, "declared_input_shape", None)
         if index == 0 and declared is not None:
             self._sample_shape = (1, *declared)
-        if self._sample_shape is not None:
-            self.build_from_shape((None, *self._sample_shape[1:]))
+        if self._sample_shape is not None:  # build the new layer only, on the previous layer's output
+            previous = self.output_shape if index else (None, *self._sample_shape[1:])
+            assert previous is not None
+            layer.build_from_shape(previous)
+            self.input_shape, self.output_shape = (None, *self._sample_shape[1:]), layer.output_shape
+        setattr(self, str(index), layer)
 
     def __getitem__(self, index: int) -> Module:
         return list(self._modules.values())[index]

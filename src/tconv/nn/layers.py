@@ -135,11 +135,84 @@ def _channel_axis(channels_last: bool) -> int:
     return -1 if channels_last else 1
 
 
+# Keras's fused ``activation='leaky_relu'`` is keras.activations.leaky_relu, slope 0.2.
+_FUSED_SLOPE = 0.2
+
+
+class _KernelLayer(Module):
+    """What convolutions and dense layers share: kernel and bias with their initializers, regularizers and
+    constraints, an optional input shape, and a fused activation."""
+
+    def _configure(
+        self,
+        *,
+        style: str,
+        use_bias: bool,
+        activation: str | None,
+        kernel_initializer: Any,
+        bias_initializer: Any,
+        kernel_regularizer: Any,
+        bias_regularizer: Any,
+        activity_regularizer: Any,
+        kernel_constraint: Any,
+        bias_constraint: Any,
+        input_shape: Sequence[int] | None,
+    ) -> None:
+        self.style, self.use_bias = style, bool(use_bias)
+        self.activation = activation_function(activation)
+        for value in (kernel_initializer, bias_initializer):
+            if value is not None:
+                initializers_module.get(value)  # check now, fail early
+        self.kernel_initializer, self.bias_initializer = kernel_initializer, bias_initializer
+        self.kernel_regularizer = regularizers_module.get(kernel_regularizer)
+        self.bias_regularizer = regularizers_module.get(bias_regularizer)
+        self.activity_regularizer = regularizers_module.get(activity_regularizer)
+        self.kernel_constraint = constraints_module.get(kernel_constraint)
+        self.bias_constraint = constraints_module.get(bias_constraint)
+        self.declared_input_shape = None if input_shape is None else tuple(input_shape)
+        self.built = False
+
+    def _create_weights(
+        self,
+        user_shape: tuple[int, ...],
+        bias_size: int,
+        torch_fan_in: int,
+        to_user: Callable[[np.ndarray], np.ndarray],
+        from_user: Callable[[np.ndarray], np.ndarray],
+    ) -> None:
+        """Draw the kernel (in Keras's layout ``user_shape``) and the bias; PyTorch's default for style 'torch'."""
+        default = initializers_module.TorchDefault(torch_fan_in) if self.style == "torch" else None
+        self.weight = _make_parameter(
+            self,
+            user_shape,
+            self.kernel_initializer or default or "glorot_uniform",
+            regularizer=self.kernel_regularizer,
+            constraint=self.kernel_constraint,
+            to_user=to_user,
+            from_user=from_user,
+        )
+        if self.use_bias:
+            self.bias = _make_parameter(
+                self,
+                (bias_size,),
+                self.bias_initializer or default or "zeros",
+                regularizer=self.bias_regularizer,
+                constraint=self.bias_constraint,
+            )
+        self.built = True
+
+    def _activate(self, z: np.ndarray) -> np.ndarray:
+        return _ACTIVATIONS[self.activation][0](z, _FUSED_SLOPE).astype(z.dtype, copy=False)
+
+    def _activation_grad(self, grad: np.ndarray, z: np.ndarray, y: np.ndarray) -> np.ndarray:
+        return grad * _ACTIVATIONS[self.activation][1](z, y, _FUSED_SLOPE)
+
+
 # -- convolutions ------------------------------------------------------------------
 _PADDING_MODES = {"zeros": None, "reflect": "reflect", "replicate": "edge", "circular": "wrap"}
 
 
-class Convolution(Module):
+class Convolution(_KernelLayer):
     """A convolution or transposed convolution of ``rank`` spatial axes, with either framework's rules.
 
     ``style='torch'`` reads ``padding``/``output_padding``/``output_size`` as
@@ -177,7 +250,7 @@ class Convolution(Module):
         input_shape: Sequence[int] | None = None,
     ) -> None:
         super().__init__()
-        self.rank, self.transposed, self.style = rank, transposed, style
+        self.rank, self.transposed = rank, transposed
         self.out_channels = _positive_int(out_channels, "filters" if style == "keras" else "out_channels")
         self.in_channels = None if in_channels is None else _positive_int(in_channels, "in_channels")
         self.kernel_size = per_axis(kernel_size, rank, "kernel_size")
@@ -200,10 +273,9 @@ class Convolution(Module):
             raise ValueError(f"padding_mode must be 'zeros' for transposed convolutions; received {padding_mode!r}")
         self.padding_mode = padding_mode
         if style == "keras":
-            if not isinstance(padding, str) or padding.lower() not in (
-                ("valid", "same") if transposed else ("valid", "same", "causal")
-            ):
-                raise ValueError(f"padding must be 'valid' or 'same'; received {padding!r}")
+            allowed = ("valid", "same") if transposed else ("valid", "same", "causal")
+            if not isinstance(padding, str) or padding.lower() not in allowed:
+                raise ValueError(f"padding must be one of {allowed}; received {padding!r}")
             padding = padding.lower()
             if output_padding is not None:
                 per_axis(output_padding, rank, "output_padding")
@@ -223,21 +295,21 @@ class Convolution(Module):
                         f"output_padding must be smaller than either stride or dilation; received "
                         f"output_padding={ops} with stride={self.stride}, dilation={self.dilation}"
                     )
-        self.use_bias = bool(use_bias)
         self.channels_last = bool(channels_last)
-        self.activation = activation_function(activation)
-        self.kernel_initializer, self.bias_initializer = kernel_initializer, bias_initializer
-        for value in (kernel_initializer, bias_initializer):
-            if value is not None:
-                initializers_module.get(value)  # check now, fail early
-        self.kernel_regularizer = regularizers_module.get(kernel_regularizer)
-        self.bias_regularizer = regularizers_module.get(bias_regularizer)
-        self.activity_regularizer = regularizers_module.get(activity_regularizer)
-        self.kernel_constraint = constraints_module.get(kernel_constraint)
-        self.bias_constraint = constraints_module.get(bias_constraint)
-        self.declared_input_shape = None if input_shape is None else tuple(input_shape)
+        self._configure(
+            style=style,
+            use_bias=use_bias,
+            activation=activation,
+            kernel_initializer=kernel_initializer,
+            bias_initializer=bias_initializer,
+            kernel_regularizer=kernel_regularizer,
+            bias_regularizer=bias_regularizer,
+            activity_regularizer=activity_regularizer,
+            kernel_constraint=kernel_constraint,
+            bias_constraint=bias_constraint,
+            input_shape=input_shape,
+        )
         self._cache: tuple[Any, ...] | None = None
-        self.built = False
         if self.in_channels is not None:
             self._create(self.in_channels)
 
@@ -270,26 +342,8 @@ class Convolution(Module):
             else (self.out_channels, in_channels // g, *self.kernel_size)
         )
         user_shape = (*self.kernel_size, torch_shape[1], torch_shape[0])
-        fan_in = torch_shape[1] * math.prod(self.kernel_size)
-        default = initializers_module.TorchDefault(fan_in) if self.style == "torch" else None
-        self.weight = _make_parameter(
-            self,
-            user_shape,
-            self.kernel_initializer or default or "glorot_uniform",
-            regularizer=self.kernel_regularizer,
-            constraint=self.kernel_constraint,
-            to_user=self._to_keras,
-            from_user=self._from_keras,
-        )
-        if self.use_bias:
-            self.bias = _make_parameter(
-                self,
-                (self.out_channels,),
-                self.bias_initializer or default or "zeros",
-                regularizer=self.bias_regularizer,
-                constraint=self.bias_constraint,
-            )
-        self.built = True
+        fan_in = torch_shape[1] * math.prod(self.kernel_size)  # PyTorch's: weight.shape[1] * prod(k)
+        self._create_weights(user_shape, self.out_channels, fan_in, self._to_keras, self._from_keras)
 
     def initialize(self, kernel_initializer: Any = None, bias_initializer: Any = None) -> None:
         """Redraw the weights with the given initializers (``'bilinear'`` for FCN-style upsampling)."""
@@ -337,13 +391,14 @@ class Convolution(Module):
             output_size=output_size,
         )
 
-    def _explicit_padding(self, args: dict[str, Any]) -> list[tuple[int, int]]:
+    def _explicit_padding(self, args: dict[str, Any], spatial: tuple[int, ...]) -> list[tuple[int, int]]:
         padding = args["padding"]
         if padding == "valid":
             return [(0, 0)] * self.rank
-        if padding == "same":  # PyTorch's rule: the odd extra goes to the end
-            totals = [d * (k - 1) for k, d in zip(self.kernel_size, self.dilation)]
-            return [(t // 2, t - t // 2) for t in totals]
+        if padding == "same":  # stride 1 (PyTorch's rule): the odd extra goes to the end, as the shape module splits
+            return [
+                shapes.conv_same_padding(n, k, dilation=d) for n, k, d in zip(spatial, self.kernel_size, self.dilation)
+            ]
         return [(int(p), int(p)) if not isinstance(p, tuple) else (int(p[0]), int(p[1])) for p in padding]
 
     def forward(self, x: np.ndarray, output_size: Any = None) -> np.ndarray:
@@ -352,7 +407,7 @@ class Convolution(Module):
         args = self._arguments(spatial, output_size)
         index_maps = None
         if self.padding_mode != "zeros":
-            pads = self._explicit_padding(args)
+            pads = self._explicit_padding(args, spatial)
             index_maps = []
             for axis, size, (lo, hi) in zip(spatial_axes, spatial, pads):
                 if self.padding_mode == "reflect" and max(lo, hi) >= size:
@@ -368,8 +423,7 @@ class Convolution(Module):
         bias = self.bias.value if self.use_bias else None
         op = conv_transpose if self.transposed else conv
         z = op(x, self.weight.value, bias, channels_last=self.channels_last, **args)
-        f, _ = _ACTIVATIONS[self.activation]
-        y = f(z, 0.2).astype(z.dtype, copy=False)
+        y = self._activate(z)
         self._cache = (x, args, index_maps, z, y)
         return y
 
@@ -377,8 +431,7 @@ class Convolution(Module):
         if self._cache is None:
             raise RuntimeError("backward called before forward")
         x, args, index_maps, z, y = self._cache
-        _, df = _ACTIVATIONS[self.activation]
-        grad = grad * df(z, y, 0.2)
+        grad = self._activation_grad(grad, z, y)
         gradient = conv_transpose_grad if self.transposed else conv_grad
         grad_x, grad_w, grad_b = gradient(grad, x, self.weight.value, channels_last=self.channels_last, **args)
         self.weight.accumulate(grad_w)
@@ -401,7 +454,7 @@ class Convolution(Module):
 
 
 # -- dense -------------------------------------------------------------------------------------
-class DenseLayer(Module):
+class DenseLayer(_KernelLayer):
     """``y = x W^T + b`` on the last axis; ``W`` is ``(out, in)`` (PyTorch), Keras's kernel ``(in, out)``."""
 
     def __init__(
@@ -423,18 +476,21 @@ class DenseLayer(Module):
     ) -> None:
         super().__init__()
         self.out_features = _positive_int(out_features, "units" if style == "keras" else "out_features")
-        self.use_bias, self.style = bool(use_bias), style
-        self.activation = activation_function(activation)
-        self.kernel_initializer, self.bias_initializer = kernel_initializer, bias_initializer
-        self.kernel_regularizer = regularizers_module.get(kernel_regularizer)
-        self.bias_regularizer = regularizers_module.get(bias_regularizer)
-        self.activity_regularizer = regularizers_module.get(activity_regularizer)
-        self.kernel_constraint = constraints_module.get(kernel_constraint)
-        self.bias_constraint = constraints_module.get(bias_constraint)
-        self.declared_input_shape = None if input_shape is None else tuple(input_shape)
+        self._configure(
+            style=style,
+            use_bias=use_bias,
+            activation=activation,
+            kernel_initializer=kernel_initializer,
+            bias_initializer=bias_initializer,
+            kernel_regularizer=kernel_regularizer,
+            bias_regularizer=bias_regularizer,
+            activity_regularizer=activity_regularizer,
+            kernel_constraint=kernel_constraint,
+            bias_constraint=bias_constraint,
+            input_shape=input_shape,
+        )
         self.in_features: int | None = None
         self._cache: tuple[np.ndarray, np.ndarray, np.ndarray] | None = None
-        self.built = False
         if in_features is not None:
             self._create(_positive_int(in_features, "in_features"))
 
@@ -446,25 +502,9 @@ class DenseLayer(Module):
 
     def _create(self, in_features: int) -> None:
         self.in_features = in_features
-        default = initializers_module.TorchDefault(in_features) if self.style == "torch" else None
-        self.weight = _make_parameter(
-            self,
-            (in_features, self.out_features),
-            self.kernel_initializer or default or "glorot_uniform",
-            regularizer=self.kernel_regularizer,
-            constraint=self.kernel_constraint,
-            to_user=np.transpose,
-            from_user=np.transpose,
+        self._create_weights(
+            (in_features, self.out_features), self.out_features, in_features, np.transpose, np.transpose
         )
-        if self.use_bias:
-            self.bias = _make_parameter(
-                self,
-                (self.out_features,),
-                self.bias_initializer or default or "zeros",
-                regularizer=self.bias_regularizer,
-                constraint=self.bias_constraint,
-            )
-        self.built = True
 
     def forward(self, x: np.ndarray) -> np.ndarray:
         if x.shape[-1] != self.in_features:
@@ -474,15 +514,14 @@ class DenseLayer(Module):
         z = x @ self.weight.value.T
         if self.use_bias:
             z = z + self.bias.value
-        f, _ = _ACTIVATIONS[self.activation]
-        y = f(z, 0.2).astype(z.dtype, copy=False)
+        y = self._activate(z)
         self._cache = (x, z, y)
         return y
 
     def _backward(self, grad: np.ndarray) -> np.ndarray:
         assert self._cache is not None, "backward called before forward"
         x, z, y = self._cache
-        grad = grad * _ACTIVATIONS[self.activation][1](z, y, 0.2)
+        grad = self._activation_grad(grad, z, y)
         flat_g = grad.reshape(-1, self.out_features)
         self.weight.accumulate(flat_g.T @ x.reshape(-1, x.shape[-1]))
         if self.use_bias:

@@ -69,8 +69,9 @@ class BCEWithLogitsLoss(Loss):
 
     def _value_and_grad(self, prediction: np.ndarray, target: np.ndarray) -> tuple[float, np.ndarray]:
         z = prediction
-        value = np.maximum(z, 0) - z * target + np.log1p(np.exp(-np.abs(z)))
-        sigmoid = np.where(z >= 0, 1 / (1 + np.exp(-np.abs(z))), np.exp(-np.abs(z)) / (1 + np.exp(-np.abs(z))))
+        e = np.exp(-np.abs(z))  # in (0, 1]: no overflow on either side
+        value = np.maximum(z, 0) - z * target + np.log1p(e)
+        sigmoid = np.where(z >= 0, 1, e) / (1 + e)
         return float(np.mean(value)), (sigmoid - target) / z.size
 
 
