@@ -15,6 +15,17 @@ from strategies import expected_size as _expected_size
 
 SETTINGS = settings(max_examples=120, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 
+_jit_missing = pytest.mark.skipif(not tconv._jit.available(), reason="numba is not installed")
+JIT_GEMM = pytest.param("jit_gemm", marks=_jit_missing)
+JIT_DIRECT = pytest.param("jit_direct", marks=_jit_missing)
+
+
+def _forced(algorithm, cfg):
+    """The forced algorithm, or None where it does not cover the config (the compiled path: rank <= 3)."""
+    if algorithm in ("jit_gemm", "jit_direct") and cfg["d"] > 3:
+        return None
+    return algorithm
+
 
 def _padding_arg(cfg):
     pairs = [(a[4], a[5]) for a in cfg["axes"]]
@@ -39,7 +50,7 @@ def _call(fn, x, w, b, cfg, **options):
     return out
 
 
-@pytest.mark.parametrize("algorithm", ["taps", "gemm"])
+@pytest.mark.parametrize("algorithm", ["taps", "gemm", JIT_GEMM, None])
 @SETTINGS
 @given(configs(transposed=False))
 def test_conv_matches_oracle(algorithm, cfg):
@@ -57,7 +68,7 @@ def test_conv_matches_oracle(algorithm, cfg):
         dilation=[a[3] for a in axes],
         groups=cfg["groups"],
     )
-    with tconv.use_algorithm(algorithm):
+    with tconv.use_algorithm(_forced(algorithm, cfg)):
         got = _call(
             tconv.conv,
             x,
@@ -72,7 +83,7 @@ def test_conv_matches_oracle(algorithm, cfg):
     np.testing.assert_allclose(got, expected, rtol=1e-10, atol=1e-10)
 
 
-@pytest.mark.parametrize("algorithm", ["taps", "gemm"])
+@pytest.mark.parametrize("algorithm", ["taps", "gemm", JIT_GEMM, JIT_DIRECT, None])
 @SETTINGS
 @given(configs(transposed=True))
 def test_conv_transpose_matches_oracle(algorithm, cfg):
@@ -91,7 +102,7 @@ def test_conv_transpose_matches_oracle(algorithm, cfg):
         dilation=[a[3] for a in axes],
         groups=cfg["groups"],
     )
-    with tconv.use_algorithm(algorithm):
+    with tconv.use_algorithm(_forced(algorithm, cfg)):
         got = _call(
             tconv.conv_transpose,
             x,

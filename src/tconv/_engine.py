@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import contextlib
 import contextvars
+import functools
 import itertools
 import math
 from collections.abc import Callable, Iterator
@@ -31,6 +32,7 @@ from typing import Any, NamedTuple
 import array_api_compat
 import numpy as np
 
+from . import _fast
 from ._backend import Array, Prepared, add_into
 from .spec import ConvSpec
 
@@ -45,13 +47,16 @@ class Algorithm(NamedTuple):
     supports: Callable[[ConvSpec, Any], bool]
     compute: AlgorithmFn
     weight_grad: AlgorithmFn
+    #: Set for algorithms that work on the caller's layout directly (the compiled NumPy path):
+    #: ``native(x, weight, bias, spec, channels_last)`` with a batched x in the compute dtype.
+    native: Callable[..., Any] | None = None
 
 
 _ALGORITHMS: dict[str, Algorithm] = {}
 
 
 def register(algorithm: Algorithm) -> None:
-    """Add an algorithm; later registrations are preferred by :func:`select`."""
+    """Add an algorithm (the planner, :func:`_plan`, decides which one runs)."""
     _ALGORITHMS[algorithm.name] = algorithm
 
 
@@ -62,13 +67,17 @@ MEMORY_BUDGET = 256 * 2**20
 
 
 def algorithms() -> list[str]:
-    """The names of the registered algorithms, in order of preference (most preferred first).
+    """The names of the registered algorithms; the planner chooses among them per call.
+
+    ``jit_gemm`` and ``jit_direct`` are the compiled NumPy paths (numba, rank <= 3), the others
+    the array-API paths that run on any library (PyTorch, CuPy, JAX, NumPy without numba).
+    :func:`use_algorithm` forces one.
 
     Examples
     --------
     >>> import tconv
     >>> tconv.algorithms()
-    ['gemm', 'taps', 'depth_to_space', 'direct']
+    ['jit_direct', 'jit_gemm', 'gemm', 'taps', 'depth_to_space', 'direct']
     """
     return list(reversed(list(_ALGORITHMS)))
 
@@ -104,10 +113,17 @@ def select(spec: ConvSpec, xp: Any) -> Algorithm:
         if not algorithm.supports(spec, xp):
             raise ValueError(f"the forced algorithm {forced!r} does not support this call ({spec})")
         return algorithm
-    for algorithm in reversed(list(_ALGORITHMS.values())):
-        if algorithm.supports(spec, xp):
-            return algorithm
-    raise RuntimeError(f"no registered algorithm supports {spec}")  # pragma: no cover
+    return _ALGORITHMS[_plan(spec, _fast.supported(spec, xp))]
+
+
+@functools.lru_cache(maxsize=4096)
+def _plan(spec: ConvSpec, compiled: bool) -> str:
+    """The planner, cached per call description (shapes and options) and path."""
+    if compiled:
+        if spec.transposed and _fast.few_channels(spec):
+            return "jit_direct"
+        return "jit_gemm"
+    return "gemm"
 
 
 def _overlap(offset: int, stride: int, n_strided: int, n_dense: int) -> tuple[int, int, int]:
@@ -446,6 +462,44 @@ register(
 )
 
 
+def _native_gemm(x: Array, weight: Array, bias: Array | None, spec: ConvSpec, channels_last: bool) -> Array:
+    if spec.transposed:
+        return _fast.conv_transpose(x, weight, bias, spec, channels_last)
+    return _fast.conv(x, weight, bias, spec, channels_last)
+
+
+def _native_direct(x: Array, weight: Array, bias: Array | None, spec: ConvSpec, channels_last: bool) -> Array:
+    return _fast.conv_transpose(x, weight, bias, spec, channels_last, direct=True)
+
+
+def _native_only(xp: Any, xg: Array, wt: Array, spec: ConvSpec, batch: int) -> Array:  # pragma: no cover
+    raise RuntimeError("this algorithm runs on the caller's layout only (through run())")
+
+
+register(
+    Algorithm(
+        name="jit_gemm",
+        description="compiled im2col / output-stationary col2im around one BLAS product per group "
+        "(NumPy, rank <= 3, needs numba)",
+        supports=_fast.supported,
+        compute=_native_only,
+        weight_grad=_native_only,
+        native=_native_gemm,
+    )
+)
+register(
+    Algorithm(
+        name="jit_direct",
+        description="compiled direct sum per output, for few channels per group (depthwise; NumPy, "
+        "rank <= 3, transposed, needs numba)",
+        supports=lambda spec, xp: spec.transposed and _fast.supported(spec, xp),
+        compute=_native_only,
+        weight_grad=_native_only,
+        native=_native_direct,
+    )
+)
+
+
 def _to_internal(xp: Any, a: Array, spec: ConvSpec, channels: int, size: tuple[int, ...], channels_last: bool) -> Array:
     """``(N, C, *sp)`` or ``(N, *sp, C)`` -> ``(G, C/G, N, *sp)``."""
     d, groups, batch = spec.ndim, spec.groups, a.shape[0]
@@ -511,11 +565,16 @@ def run(
     xp = prepared.xp
     x = _batched_compute(prepared, prepared.x, batched)
     weight = xp.astype(prepared.weight, prepared.compute_dtype)
+    algorithm = select(spec, xp)
+    if algorithm.native is not None:
+        bias = None if prepared.bias is None else xp.astype(prepared.bias, prepared.compute_dtype)
+        out = algorithm.native(x, weight, bias, spec, channels_last)
+        return _finish(xp, out if batched else out[0, ...], prepared.dtype)
     batch, d = x.shape[0], spec.ndim
     xg = _to_internal(xp, x, spec, spec.in_channels, spec.input_size, channels_last)
     wt = _weight_to_taps(xp, weight, spec)
 
-    out = select(spec, xp).compute(xp, xg, wt, spec, batch)
+    out = algorithm.compute(xp, xg, wt, spec, batch)
 
     if prepared.bias is not None:
         bias = xp.astype(prepared.bias, prepared.compute_dtype)
@@ -542,8 +601,35 @@ def run_weight_grad(
     xp = prepared.xp
     x = _batched_compute(prepared, prepared.x, batched)
     gy = _batched_compute(prepared, grad_output, batched)
+    algorithm = select(spec, xp)
+    if algorithm.native is not None:
+        weight = xp.astype(prepared.weight, prepared.compute_dtype)
+        if spec.transposed:
+            _, grad = _fast.conv_transpose_grads(x, weight, gy, spec, channels_last, want_dx=False)
+        else:
+            grad = _fast.conv_weight_grad(x, gy, tuple(weight.shape), spec, channels_last)
+        return _finish(xp, grad, prepared.dtype)
     xg = _to_internal(xp, x, spec, spec.in_channels, spec.input_size, channels_last)
     gyg = _to_internal(xp, gy, spec, spec.out_channels, spec.output_size, channels_last)
-    algorithm = select(spec, xp)
     grad_taps = algorithm.weight_grad(xp, xg, gyg, spec, x.shape[0])
     return _finish(xp, _taps_to_weight(xp, grad_taps, spec), prepared.dtype)
+
+
+def run_transpose_grads(
+    prepared: Prepared,
+    spec: ConvSpec,
+    *,
+    batched: bool,
+    channels_last: bool,
+) -> tuple[Array, Array] | None:
+    """``(grad_x, grad_weight)`` of a transposed convolution in one pass, where the planned algorithm
+    can share their work (the compiled path: one im2col of the output gradient); else None."""
+    xp = prepared.xp
+    if select(spec, xp).native is None:
+        return None
+    x = _batched_compute(prepared, prepared.x, batched)
+    gy = _batched_compute(prepared, prepared.grad_output, batched)
+    weight = xp.astype(prepared.weight, prepared.compute_dtype)
+    dx, dw = _fast.conv_transpose_grads(x, weight, gy, spec, channels_last)
+    assert dx is not None
+    return _finish(xp, dx if batched else dx[0, ...], prepared.dtype), _finish(xp, dw, prepared.dtype)

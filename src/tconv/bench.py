@@ -277,6 +277,10 @@ _PREPARE = {
 
 def _worker(framework: str, threads: int, connection: Any) -> None:
     """Serve ``(case, kind, repeats)`` requests with the median time in seconds (None: not available)."""
+    if framework == "tconv":
+        from tconv import _jit
+
+        _jit.set_threads(threads)  # the compiled kernels' threads (NumPy's BLAS follows OPENBLAS_NUM_THREADS)
     if framework == "torch":
         import torch
 
@@ -362,7 +366,7 @@ class Row:
 
 def run(frameworks: list[str], cases: list[Case], rounds: int, repeats: int, threads: int) -> tuple[float, list[Row]]:
     os.environ["TCONV_BENCH_THREADS"] = str(threads)
-    for name in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS"):
+    for name in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS", "NUMBA_NUM_THREADS"):
         os.environ[name] = str(threads)
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
     # OpenMP threads (PyTorch's) spin-wait after a parallel region by default and steal the cores

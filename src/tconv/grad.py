@@ -205,6 +205,9 @@ def conv_transpose_grad(
         channels_last=channels_last,
     )
     spec = call.spec
+    fused = _engine.run_transpose_grads(call.prepared, spec, batched=call.batched, channels_last=channels_last)
+    if fused is not None:
+        return fused[0], fused[1], _bias_grad(call)
     grad_x = conv(
         call.prepared.grad_output,
         call.prepared.weight,

@@ -1,0 +1,264 @@
+"""The compiled NumPy path: caller's layout in, caller's layout out, BLAS for the products.
+
+Used by the engine's ``jit_gemm`` and ``jit_direct`` algorithms for NumPy arrays of rank
+<= 3 when numba is installed (see :mod:`tconv._jit`). Unlike the array-API algorithms it
+does not rearrange x and the output into the engine's internal layout: the kernels read
+and write any strides, so channels-last arrays are used as they are.
+
+Transposed convolution (``jit_gemm``)
+    ``cols = W^T @ x`` (one product per group: ``(C_out/G * K, C_in/G) @ (C_in/G, N*P)``),
+    then an output-stationary col2im: each output is the sum of the ``cols`` entries
+    that reach it (about ``prod(k/s)`` of them), plus the bias, written once into the
+    output. Chunked over output channels (and batch) so ``cols`` stays near the cache and
+    within the memory budget.
+Convolution (``jit_gemm``)
+    im2col into ``cols (C_in * K, N * P_out)`` (zeros only where the window meets the
+    padding), then ``W @ cols`` and one pass that adds the bias and writes the layout.
+Gradients
+    The transposed convolution's input gradient and weight gradient share one im2col of
+    the output gradient ``cols_gy``: ``dx = W @ cols_gy`` and ``dW = x @ cols_gy^T``. The
+    convolution's weight gradient is ``dy @ im2col(x)^T``.
+Few channels per group (``jit_direct``, depthwise)
+    A matrix product with an inner dimension of 1 or 2 runs far below the BLAS rate, so the
+    transposed convolution is summed directly per output.
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Any
+
+import numpy as np
+
+from . import _jit
+from .spec import ConvSpec
+
+#: Size of one chunk's column buffer: large enough for efficient products, small enough to
+#: stay near the cache (and always within the engine's memory budget).
+CHUNK_BYTES = 64 * 2**20
+
+
+def supported(spec: ConvSpec, xp: Any) -> bool:
+    """NumPy arrays, rank <= 3, numba installed."""
+    return spec.ndim <= 3 and _jit.available() and _is_numpy(xp)
+
+
+def _is_numpy(xp: Any) -> bool:
+    import array_api_compat
+
+    return bool(array_api_compat.is_numpy_namespace(xp))
+
+
+def few_channels(spec: ConvSpec) -> bool:
+    """Where the direct kernel beats a product: at most 2 input channels per group."""
+    return spec.transposed and spec.in_channels // spec.groups <= 2
+
+
+def _view6(a: np.ndarray, groups: int, ndim: int, channels_last: bool) -> np.ndarray:
+    """Batched ``(N, C, *sp)`` or ``(N, *sp, C)`` -> a view ``(N, G, C/G, s1, s2, s3)`` (no copy)."""
+    if channels_last:
+        a = np.moveaxis(a, -1, 1)
+    n, c = a.shape[0], a.shape[1]
+    unit = (1,) * (3 - ndim)
+    shape = (n, groups, c // groups, *unit, *a.shape[2:])
+    strides = (a.strides[0], a.strides[1] * (c // groups), a.strides[1], *(0,) * len(unit), *a.strides[2:])
+    return np.lib.stride_tricks.as_strided(a, shape=shape, strides=strides)
+
+
+def _phase_geometry(spec: ConvSpec) -> _jit.PhaseGeometry:
+    lead = 3 - spec.ndim
+    return _jit.PhaseGeometry(
+        _jit.pad3(spec.input_size, 1),
+        _jit.pad3(spec.kernel_size, 1),
+        _jit.pad3(spec.stride, 1),
+        _jit.pad3(spec.dilation, 1),
+        (0,) * lead + tuple(lo for lo, _ in spec.padding),
+        _jit.pad3(spec.output_size, 1),
+    )
+
+
+def _conv_geometry(size_in: tuple[int, ...], size_out: tuple[int, ...], spec: ConvSpec) -> tuple[Any, ...]:
+    """im2col's arguments: strides, dilations, low paddings and per-tap valid output ranges (3-D padded)."""
+    lead = 3 - spec.ndim
+    s = _jit.pad3(spec.stride, 1)
+    d = _jit.pad3(spec.dilation, 1)
+    p = _jit.pad3(tuple(lo for lo, _ in spec.padding), 0)
+    n = _jit.pad3(size_in, 1)
+    k = _jit.pad3(spec.kernel_size, 1)
+    o = _jit.pad3(size_out, 1)
+    ranges: list[np.ndarray] = []
+    for axis in range(3):
+        if axis < lead:
+            ranges += _jit.conv_ranges(1, 1, 1, 1, 0, 1)
+        else:
+            ranges += _jit.conv_ranges(n[axis], k[axis], s[axis], d[axis], p[axis], o[axis])
+    return (*s, *d, *p, *ranges)
+
+
+def _empty_out(batch: int, channels: int, size: tuple[int, ...], dtype: Any, channels_last: bool) -> np.ndarray:
+    shape = (batch, *size, channels) if channels_last else (batch, channels, *size)
+    return np.empty(shape, dtype=dtype)
+
+
+def _bias6(bias: np.ndarray | None, spec: ConvSpec, dtype: Any) -> np.ndarray:
+    cg = spec.out_channels // spec.groups
+    if bias is None:
+        return np.zeros((spec.groups, cg), dtype=dtype)
+    return np.ascontiguousarray(bias, dtype=dtype).reshape(spec.groups, cg)
+
+
+def _x_matrix(x6: np.ndarray, spec: ConvSpec) -> np.ndarray:
+    """x as ``(G, C_in/G, N * P)`` for the products (a view when N = 1 and channels-first)."""
+    batch, groups, cg = x6.shape[:3]
+    p = math.prod(x6.shape[3:])
+    return np.ascontiguousarray(np.moveaxis(x6, 0, 2)).reshape(groups, cg, batch * p)
+
+
+def conv_transpose(
+    x: np.ndarray,
+    weight: np.ndarray,
+    bias: np.ndarray | None,
+    spec: ConvSpec,
+    channels_last: bool,
+    direct: bool = False,
+) -> np.ndarray:
+    """The transposed convolution of a batched x in the caller's layout; the result in the same layout.
+
+    ``direct``: sum per output with the direct kernel instead of a product and col2im.
+    """
+    groups, d = spec.groups, spec.ndim
+    batch = x.shape[0]
+    cg_in, cg_out = spec.in_channels // groups, spec.out_channels // groups
+    out = _empty_out(batch, spec.out_channels, spec.output_size, x.dtype, channels_last)
+    out6 = _view6(out, groups, d, channels_last)
+    x6 = _view6(x, groups, d, channels_last)
+    geometry = _phase_geometry(spec)
+    bias6 = _bias6(bias, spec, x.dtype)
+    kernel3 = _jit.pad3(spec.kernel_size, 1)
+    w6 = weight.reshape(groups, cg_in, cg_out, *kernel3)
+    if direct:
+        _jit.direct(x6, w6, bias6, out6, geometry)
+        return out
+    taps = math.prod(spec.kernel_size)
+    p_in = math.prod(spec.input_size)
+    item = x.dtype.itemsize
+    xm = _x_matrix(x6, spec)  # (G, cg_in, N * P)
+    wm = weight.reshape(groups, cg_in, cg_out * taps)
+    size3 = _jit.pad3(spec.input_size, 1)
+
+    for n0, n1, c0, c1 in _chunks(batch, cg_out, groups * taps * p_in * item):
+        nb = n1 - n0
+        x_chunk = xm.reshape(groups, cg_in, batch, p_in)[:, :, n0:n1].reshape(groups, cg_in, nb * p_in)
+        w_chunk = wm.reshape(groups, cg_in, cg_out, taps)[:, :, c0:c1].reshape(groups, cg_in, (c1 - c0) * taps)
+        cols = np.matmul(np.swapaxes(w_chunk, 1, 2), x_chunk)  # (G, cb*K, nb*P)
+        cols9 = cols.reshape(groups, c1 - c0, *kernel3, nb, *size3)
+        cols9 = np.moveaxis(cols9, 1, 4)  # (G, K1, K2, K3, cb, nb, n1, n2, n3)
+        _jit.col2im(cols9, bias6[:, c0:c1], out6[n0:n1, :, c0:c1], geometry)
+    return out
+
+
+def _chunks(batch: int, channels: int, bytes_per_pair: int) -> list[tuple[int, int, int, int]]:
+    """(n0, n1, c0, c1) blocks whose buffer (``bytes_per_pair`` per sample and channel) fits CHUNK_BYTES."""
+    per_sample = bytes_per_pair * channels
+    if per_sample * batch <= CHUNK_BYTES or per_sample <= CHUNK_BYTES:
+        step = max(1, CHUNK_BYTES // max(per_sample, 1))
+        return [(n0, min(n0 + step, batch), 0, channels) for n0 in range(0, batch, step)]
+    cstep = max(1, CHUNK_BYTES // max(bytes_per_pair, 1))
+    return [(n, n + 1, c0, min(c0 + cstep, channels)) for n in range(batch) for c0 in range(0, channels, cstep)]
+
+
+def _im2col(x6: np.ndarray, spec: ConvSpec, size_in: tuple[int, ...], size_out: tuple[int, ...]) -> np.ndarray:
+    """``cols (G, C/G * K, N * P_out)`` of a forward convolution's input x6 ``(N, G, C/G, s1, s2, s3)``."""
+    batch, groups, cg = x6.shape[:3]
+    kernel3 = _jit.pad3(spec.kernel_size, 1)
+    out3 = _jit.pad3(size_out, 1)
+    cols = np.empty((groups * cg, *kernel3, batch, *out3), dtype=x6.dtype)
+    _jit.im2col(_merge_groups(x6), cols, _conv_geometry(size_in, size_out, spec))
+    return cols.reshape(groups, cg * math.prod(kernel3), batch * math.prod(out3))
+
+
+def _merge_groups(x6: np.ndarray) -> np.ndarray:
+    """``(N, G, C/G, ...)`` -> ``(N, C, ...)`` as a view (the group axis is a split of the channel axis)."""
+    shape = (x6.shape[0], x6.shape[1] * x6.shape[2], *x6.shape[3:])
+    strides = (x6.strides[0], x6.strides[2], *x6.strides[3:])
+    return np.lib.stride_tricks.as_strided(x6, shape=shape, strides=strides)
+
+
+def _write_channels_first_matrix(y: np.ndarray, bias: np.ndarray | None, out6: np.ndarray, n0: int, n1: int) -> None:
+    """``y (G, C/G, nb * P)`` (+ bias) -> ``out6[n0:n1]`` ``(nb, G, C/G, s1, s2, s3)``."""
+    groups, cg = y.shape[:2]
+    nb = n1 - n0
+    y6 = np.moveaxis(y.reshape(groups, cg, nb, *out6.shape[3:]), 2, 0)
+    if bias is None:
+        out6[n0:n1] = y6
+    else:
+        np.add(y6, bias.reshape(1, groups, cg, 1, 1, 1), out=out6[n0:n1])
+
+
+def conv(x: np.ndarray, weight: np.ndarray, bias: np.ndarray | None, spec: ConvSpec, channels_last: bool) -> np.ndarray:
+    """The (forward) convolution of a batched x in the caller's layout: im2col, one product per group."""
+    groups, d = spec.groups, spec.ndim
+    batch = x.shape[0]
+    cg_in, cg_out = spec.in_channels // groups, spec.out_channels // groups
+    out = _empty_out(batch, spec.out_channels, spec.output_size, x.dtype, channels_last)
+    out6 = _view6(out, groups, d, channels_last)
+    x6 = _view6(x, groups, d, channels_last)
+    taps = math.prod(spec.kernel_size)
+    p_out = math.prod(spec.output_size)
+    wm = weight.reshape(groups, cg_out, cg_in * taps)
+    bias_arr = None if bias is None else np.asarray(bias, dtype=x.dtype)
+    step = max(1, CHUNK_BYTES // max(spec.in_channels * taps * p_out * x.dtype.itemsize, 1))
+    for n0 in range(0, batch, step):
+        n1 = min(n0 + step, batch)
+        cols = _im2col(x6[n0:n1], spec, spec.input_size, spec.output_size)
+        y = np.matmul(wm, cols)  # (G, cg_out, nb * P_out)
+        _write_channels_first_matrix(y, bias_arr, out6, n0, n1)
+    return out
+
+
+def conv_transpose_grads(
+    x: np.ndarray, weight: np.ndarray, gy: np.ndarray, spec: ConvSpec, channels_last: bool, want_dx: bool = True
+) -> tuple[np.ndarray | None, np.ndarray]:
+    """``(dx, dW)`` of a transposed convolution, both from one im2col of the output gradient (dx None unless wanted)."""
+    groups, d = spec.groups, spec.ndim
+    batch = x.shape[0]
+    cg_in, cg_out = spec.in_channels // groups, spec.out_channels // groups
+    taps = math.prod(spec.kernel_size)
+    p_in = math.prod(spec.input_size)
+    x6 = _view6(x, groups, d, channels_last)
+    gy6 = _view6(gy, groups, d, channels_last)
+    dx = _empty_out(batch, spec.in_channels, spec.input_size, x.dtype, channels_last) if want_dx else None
+    dx6 = None if dx is None else _view6(dx, groups, d, channels_last)
+    wm = weight.reshape(groups, cg_in, cg_out * taps)
+    dw = np.zeros((groups, cg_in, cg_out * taps), dtype=x.dtype)
+    step = max(1, CHUNK_BYTES // max(spec.out_channels * taps * p_in * x.dtype.itemsize, 1))
+    for n0 in range(0, batch, step):
+        n1 = min(n0 + step, batch)
+        # The input gradient is the convolution of gy with the same geometry, read at x's positions.
+        cols = _im2col(gy6[n0:n1], spec, spec.output_size, spec.input_size)  # (G, cg_out*K, nb*P_in)
+        if dx6 is not None:
+            _write_channels_first_matrix(np.matmul(wm, cols), None, dx6, n0, n1)
+        xm = _x_matrix(x6[n0:n1], spec)  # (G, cg_in, nb*P_in)
+        dw += np.matmul(xm, np.swapaxes(cols, 1, 2))
+    return dx, dw.reshape(weight.shape)
+
+
+def conv_weight_grad(
+    x: np.ndarray, gy: np.ndarray, weight_shape: tuple[int, ...], spec: ConvSpec, channels_last: bool
+) -> np.ndarray:
+    """The weight gradient of a (forward) convolution: ``dy @ im2col(x)^T`` per group."""
+    groups, d = spec.groups, spec.ndim
+    batch = x.shape[0]
+    cg_in, cg_out = spec.in_channels // groups, spec.out_channels // groups
+    taps = math.prod(spec.kernel_size)
+    p_out = math.prod(spec.output_size)
+    x6 = _view6(x, groups, d, channels_last)
+    gy6 = _view6(gy, groups, d, channels_last)
+    dw = np.zeros((groups, cg_out, cg_in * taps), dtype=x.dtype)
+    step = max(1, CHUNK_BYTES // max(spec.in_channels * taps * p_out * x.dtype.itemsize, 1))
+    for n0 in range(0, batch, step):
+        n1 = min(n0 + step, batch)
+        cols = _im2col(x6[n0:n1], spec, spec.input_size, spec.output_size)
+        gym = _x_matrix(gy6[n0:n1], spec)  # (G, cg_out, nb*P_out)
+        dw += np.matmul(gym, np.swapaxes(cols, 1, 2))
+    return dw.reshape(weight_shape)

@@ -1,0 +1,290 @@
+"""Compiled kernels (numba) for the NumPy fast path: im2col, col2im and a direct small-channel loop.
+
+Everything here is optional: :func:`available` is False when numba is not installed (or
+``TCONV_NO_JIT=1`` is set), and the engine then uses its pure array-API algorithms. The
+matrix products stay in NumPy's BLAS; the kernels only do what NumPy does badly, the
+gathers and overlap-adds with short inner loops, each in one parallel pass.
+
+Every kernel is written for three spatial axes; 1-D and 2-D calls are padded to 3-D with
+unit axes (kernel 1, stride 1, no padding) by :func:`geometry`, so one compiled kernel per
+dtype serves every rank up to 3. Along each axis the geometry is a pair of tables:
+
+* for a transposed convolution (``o = j*s + t*d - lo``), per output index ``o``, the
+  ``(tap t, input j)`` pairs that reach it (``count[o]`` of them): the col2im and direct
+  kernels are *output-stationary*, each output is summed in a register and written once,
+  with the bias, into the caller's layout; no zero is ever multiplied or added;
+* for a convolution (``i = o*s + t*d - lo``), per tap, the range of outputs whose input
+  lies inside x (the rest of the im2col row is zero padding).
+"""
+
+from __future__ import annotations
+
+import functools
+import os
+from typing import Any
+
+import numpy as np
+
+__all__ = ["available"]
+
+
+@functools.cache
+def _numba() -> Any:
+    if os.environ.get("TCONV_NO_JIT", "") not in ("", "0"):
+        return None
+    try:
+        import numba
+    except ImportError:
+        return None
+    return numba
+
+
+def available() -> bool:
+    """Whether the compiled kernels can run (numba importable and not disabled by ``TCONV_NO_JIT``)."""
+    return _numba() is not None
+
+
+# --- geometry tables ----------------------------------------------------------------------------
+
+
+def conv_ranges(n: int, k: int, s: int, d: int, lo: int, out: int) -> tuple[np.ndarray, np.ndarray]:
+    """Per tap ``t``: outputs ``o`` in ``[first[t], last[t])`` read input ``o*s + t*d - lo`` inside ``[0, n)``."""
+    first = np.zeros(k, dtype=np.int64)
+    last = np.zeros(k, dtype=np.int64)
+    for t in range(k):
+        offset = t * d - lo
+        a0 = max(0, -(offset // s))
+        a1 = min(out, (n - 1 - offset) // s + 1)
+        first[t], last[t] = a0, max(a0, a1)
+    return first, last
+
+
+def pad3(values: tuple[int, ...], fill: int) -> tuple[int, ...]:
+    """Left-pad a per-axis tuple to three axes."""
+    return (fill,) * (3 - len(values)) + tuple(values)
+
+
+# --- kernels (compiled on first use, cached on disk) -------------------------------------------
+
+
+@functools.cache
+def _kernels() -> Any:
+    numba = _numba()
+    assert numba is not None
+    jit = functools.partial(numba.njit, parallel=True, cache=True, fastmath=True, nogil=True)
+    prange = numba.prange
+
+    @jit
+    def col2im(cols, bias, out, geo, planes, out_base, out_s, cs, qi1, qi2, qi3):  # type: ignore[no-untyped-def]
+        # Flat buffers. Job = one (group, channel, sample): its cols block (taps t1, t2, t3 at strides
+        # cs[0..2], inputs j1, j2, j3 at cs[3..5], the last contiguous) starts at planes[job], its
+        # output at out_base[job] (strides out_s). Tap t along an axis puts input j at the uncropped
+        # position j*s + t*d = (j + a[t])*s + r[t]: in a phase-major buffer (r1, r2, r3, q1, q2, q3)
+        # each tap is one shifted block add with contiguous rows, which vectorises. Then output o
+        # reads its phase and row at qi[o] (per axis, summed). The buffer's last axis has stride 1.
+        k1, k2, k3 = geo[0], geo[1], geo[2]
+        n1, n2, n3 = geo[3], geo[4], geo[5]
+        o1n, o2n, o3n = geo[6], geo[7], geo[8]
+        b1, b2, size = geo[9], geo[10], geo[12]
+        ta1, ta2, ta3 = geo[13 : 13 + k1], geo[13 + k1 : 13 + k1 + k2], geo[13 + k1 + k2 : 13 + k1 + k2 + k3]
+        for job in prange(planes.shape[0]):
+            base = planes[job]
+            buf = np.zeros(size, dtype=cols.dtype)
+            for t1 in range(k1):
+                for t2 in range(k2):
+                    for t3 in range(k3):
+                        src = base + t1 * cs[0] + t2 * cs[1] + t3 * cs[2]
+                        dst = ta1[t1] + ta2[t2] + ta3[t3]
+                        for j1 in range(n1):
+                            for j2 in range(n2):
+                                s_row = src + j1 * cs[3] + j2 * cs[4]
+                                d_row = dst + j1 * b1 + j2 * b2
+                                # Unit strides on both sides; slices let LLVM see that and vectorise.
+                                b_row = buf[d_row : d_row + n3]
+                                c_row = cols[s_row : s_row + n3]
+                                for j3 in range(n3):
+                                    b_row[j3] += c_row[j3]
+            ob = out_base[job]
+            bj = bias[job]
+            for o1 in range(o1n):
+                for o2 in range(o2n):
+                    row = ob + o1 * out_s[0] + o2 * out_s[1]
+                    brow = qi1[o1] + qi2[o2]
+                    for o3 in range(o3n):
+                        out[row + o3 * out_s[2]] = buf[brow + qi3[o3]] + bj
+
+    @jit
+    def direct(x, w, bias, out, geo, dims, xs, out_s, qi1, qi2, qi3):  # type: ignore[no-untyped-def]
+        # The transposed convolution summed directly, for few channels per group (depthwise): the
+        # phase-major scheme of col2im with x in place of cols and each tap's weight as a factor.
+        # dims = (N, G, Cin_g, Cout_g); xs the element strides of x (N, G, Cin_g, n1, n2, n3), out_s
+        # those of out (N, G, Cout_g, O1, O2, O3); w is flat (G, Cin_g, Cout_g, K1, K2, K3).
+        k1, k2, k3 = geo[0], geo[1], geo[2]
+        n1, n2, n3 = geo[3], geo[4], geo[5]
+        o1n, o2n, o3n = geo[6], geo[7], geo[8]
+        b1, b2, size = geo[9], geo[10], geo[12]
+        ta1, ta2, ta3 = geo[13 : 13 + k1], geo[13 + k1 : 13 + k1 + k2], geo[13 + k1 + k2 : 13 + k1 + k2 + k3]
+        batch, groups, cg_in, cg_out = dims[0], dims[1], dims[2], dims[3]
+        taps = k1 * k2 * k3
+        x3 = xs[5]
+        for job in prange(batch * groups * cg_out):
+            n = job // (groups * cg_out)
+            g = (job // cg_out) % groups
+            co = job % cg_out
+            buf = np.zeros(size, dtype=out.dtype)
+            for ci in range(cg_in):
+                xb = n * xs[0] + g * xs[1] + ci * xs[2]
+                wb = ((g * cg_in + ci) * cg_out + co) * taps
+                for t1 in range(k1):
+                    for t2 in range(k2):
+                        for t3 in range(k3):
+                            wv = w[wb + (t1 * k2 + t2) * k3 + t3]
+                            dst = ta1[t1] + ta2[t2] + ta3[t3]
+                            for j1 in range(n1):
+                                for j2 in range(n2):
+                                    s_row = xb + j1 * xs[3] + j2 * xs[4]
+                                    d_row = dst + j1 * b1 + j2 * b2
+                                    b_row = buf[d_row : d_row + n3]
+                                    if x3 == 1:
+                                        x_row = x[s_row : s_row + n3]
+                                        for j3 in range(n3):
+                                            b_row[j3] += wv * x_row[j3]
+                                    else:
+                                        for j3 in range(n3):
+                                            b_row[j3] += wv * x[s_row + j3 * x3]
+            ob = n * out_s[0] + g * out_s[1] + co * out_s[2]
+            bj = bias[g * cg_out + co]
+            for o1 in range(o1n):
+                for o2 in range(o2n):
+                    row = ob + o1 * out_s[3] + o2 * out_s[4]
+                    brow = qi1[o1] + qi2[o2]
+                    for o3 in range(o3n):
+                        out[row + o3 * out_s[5]] = buf[brow + qi3[o3]] + bj
+
+    @jit
+    def im2col(x, cols, s1, s2, s3, d1, d2, d3, p1, p2, p3, f1, l1, f2, l2, f3, l3):  # type: ignore[no-untyped-def]
+        # x (N, C, D1, D2, D3), any strides; cols (C, K1, K2, K3, N, O1, O2, O3), contiguous:
+        # cols[c, t, n, o] = x[n, c, o*s + t*d - p] inside x, 0 in the padding.
+        c_all, k1n, k2n, k3n, batch = cols.shape[0], cols.shape[1], cols.shape[2], cols.shape[3], cols.shape[4]
+        o1n, o2n, o3n = cols.shape[5], cols.shape[6], cols.shape[7]
+        zero = cols.dtype.type(0)
+        for job in prange(c_all * k1n * k2n * k3n):
+            c = job // (k1n * k2n * k3n)
+            rest = job % (k1n * k2n * k3n)
+            ta = rest // (k2n * k3n)
+            tb = (rest // k3n) % k2n
+            tc = rest % k3n
+            for n in range(batch):
+                for o1 in range(o1n):
+                    inside1 = f1[ta] <= o1 < l1[ta]
+                    i1 = o1 * s1 + ta * d1 - p1
+                    for o2 in range(o2n):
+                        if not (inside1 and f2[tb] <= o2 < l2[tb]):
+                            for o3 in range(o3n):
+                                cols[c, ta, tb, tc, n, o1, o2, o3] = zero
+                            continue
+                        i2 = o2 * s2 + tb * d2 - p2
+                        for o3 in range(f3[tc]):
+                            cols[c, ta, tb, tc, n, o1, o2, o3] = zero
+                        for o3 in range(f3[tc], l3[tc]):
+                            cols[c, ta, tb, tc, n, o1, o2, o3] = x[n, c, i1, i2, o3 * s3 + tc * d3 - p3]
+                        for o3 in range(l3[tc], o3n):
+                            cols[c, ta, tb, tc, n, o1, o2, o3] = zero
+
+    return col2im, direct, im2col
+
+
+class PhaseGeometry:
+    """A transposed convolution's geometry for the phase-major kernels (3-D padded).
+
+    Along an axis (input ``n``, kernel ``k``, stride ``s``, dilation ``d``, low padding ``lo``,
+    output ``out``) tap ``t`` puts input ``j`` at the uncropped position ``j*s + t*d``: phase
+    ``r = t*d mod s``, row ``j + a`` with ``a = t*d // s``. The buffer holds ``s`` phases of
+    ``R = max(n + max(a), ceil((lo + out) / s))`` rows per axis, phase-major ``(r1, r2, r3, q1, q2, q3)``;
+    output ``o`` reads phase ``(o + lo) mod s``, row ``(o + lo) // s``.
+    """
+
+    def __init__(
+        self,
+        n: tuple[int, ...],
+        k: tuple[int, ...],
+        s: tuple[int, ...],
+        d: tuple[int, ...],
+        lo: tuple[int, ...],
+        out: tuple[int, ...],
+    ) -> None:
+        rows = [
+            max(nn + (kk - 1) * dd // ss, -(-(ll + oo) // ss)) for nn, kk, ss, dd, ll, oo in zip(n, k, s, d, lo, out)
+        ]
+        plane = rows[0] * rows[1] * rows[2]
+        q_strides = [rows[1] * rows[2], rows[2], 1]
+        r_strides = [s[1] * s[2] * plane, s[2] * plane, plane]
+        self.size = s[0] * s[1] * s[2] * plane
+        offsets = []
+        for axis in range(3):
+            a, r = np.divmod(np.arange(k[axis]) * d[axis], s[axis])
+            offsets.append(r * r_strides[axis] + a * q_strides[axis])
+        self.reads = []
+        for axis in range(3):
+            q, r = np.divmod(np.arange(out[axis]) + lo[axis], s[axis])
+            self.reads.append((r * r_strides[axis] + q * q_strides[axis]).astype(np.int64))
+        self.geo = np.array([*k, *n, *out, *q_strides, self.size, *np.concatenate(offsets)], dtype=np.int64)
+
+
+def col2im(cols: np.ndarray, bias: np.ndarray, out: np.ndarray, geometry: PhaseGeometry) -> None:
+    """``out[n, g, c, o] = bias[g, c] + sum over (t, j) reaching o of cols[g, t, c, n, j]``.
+
+    ``cols`` is ``(G, K1, K2, K3, C/G, N, n1, n2, n3)`` with a contiguous last axis and ``out``
+    ``(N, G, C/G, O1, O2, O3)``, both views with any non-negative strides.
+    """
+    item = cols.dtype.itemsize
+    cs = [st // item for st in cols.strides]
+    os_ = [st // item for st in out.strides]
+    if cols.shape[8] > 1 and cs[8] != 1:  # pragma: no cover - the engine's cols are always so
+        raise ValueError("col2im needs cols with a contiguous last axis")
+    groups, cg, batch = cols.shape[0], cols.shape[4], cols.shape[5]
+    g, c, n = np.meshgrid(np.arange(groups), np.arange(cg), np.arange(batch), indexing="ij")
+    planes = (g * cs[0] + c * cs[4] + n * cs[5]).ravel()
+    out_base = (n * os_[0] + g * os_[1] + c * os_[2]).ravel()
+    bias_jobs = np.broadcast_to(bias[:, :, None], (groups, cg, batch)).ravel().astype(cols.dtype)
+    strides = np.array([cs[1], cs[2], cs[3], cs[6], cs[7], cs[8]], dtype=np.int64)
+    out_strides = np.array(os_[3:6], dtype=np.int64)
+    _kernels()[0](
+        _flat(cols), bias_jobs, _flat(out), geometry.geo, planes, out_base, out_strides, strides, *geometry.reads
+    )
+
+
+def direct(x: np.ndarray, w: np.ndarray, bias: np.ndarray, out: np.ndarray, geometry: PhaseGeometry) -> None:
+    """A transposed convolution summed per output plane, for few channels per group.
+
+    ``x`` ``(N, G, Cin_g, n1, n2, n3)`` and ``out`` ``(N, G, Cout_g, O1, O2, O3)`` with any non-negative
+    strides, ``w`` ``(G, Cin_g, Cout_g, K1, K2, K3)``, ``bias`` ``(G, Cout_g)``.
+    """
+    item = x.dtype.itemsize
+    xs = np.array([st // item for st in x.strides], dtype=np.int64)
+    out_s = np.array([st // item for st in out.strides], dtype=np.int64)
+    dims = np.array([*x.shape[:3], out.shape[2]], dtype=np.int64)
+    flat_w = np.ascontiguousarray(w).ravel()
+    flat_b = np.ascontiguousarray(bias).ravel()
+    _kernels()[1](_flat(x), flat_w, flat_b, _flat(out), geometry.geo, dims, xs, out_s, *geometry.reads)
+
+
+def _flat(a: np.ndarray) -> np.ndarray:
+    """The memory a view spans (non-negative strides), as a flat array starting at its first element."""
+    item = a.dtype.itemsize
+    if any(st < 0 or st % item for st in a.strides):  # pragma: no cover - views made here never have these
+        raise ValueError("the kernels need non-negative strides in whole elements")
+    span = 1 + sum((n - 1) * st // item for n, st in zip(a.shape, a.strides)) if a.size else 0
+    return np.lib.stride_tricks.as_strided(a, shape=(span,), strides=(item,))
+
+
+def im2col(x: np.ndarray, cols: np.ndarray, geometry: tuple[Any, ...]) -> None:
+    """Fill ``cols (C, K1, K2, K3, N, O1, O2, O3)`` with the strided, dilated, padded windows of x."""
+    _kernels()[2](x, cols, *geometry)
+
+
+def set_threads(threads: int) -> None:
+    """Use ``threads`` threads in the kernels (numba's ``set_num_threads``)."""
+    numba = _numba()
+    if numba is not None:
+        numba.set_num_threads(threads)

@@ -1,0 +1,204 @@
+"""The engine's planner and its compiled paths: choices, gradients per path, chunking, fallbacks."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from hypothesis import HealthCheck, assume, given, settings
+
+import tconv
+from oracle import naive_conv, naive_conv_transpose
+from strategies import arrays_for, configs, expected_size
+
+SETTINGS = settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+needs_jit = pytest.mark.skipif(not tconv._jit.available(), reason="numba is not installed")
+
+
+def _spec(transposed, x_shape, w_shape, groups=1, **options):
+    channels = x_shape[1]
+    out = w_shape[1] * groups if transposed else w_shape[0]
+    return tconv.ConvSpec.build(
+        transposed=transposed,
+        input_size=x_shape[2:],
+        kernel_size=w_shape[2:],
+        in_channels=channels,
+        out_channels=out,
+        groups=groups,
+        **options,
+    )
+
+
+@needs_jit
+def test_planner_choices():
+    numpy = tconv._engine.array_api_compat.array_namespace(np.empty(0))
+    dcgan = _spec(True, (64, 256, 8, 8), (256, 128, 4, 4), stride=2, padding=1)
+    depthwise = _spec(True, (8, 64, 56, 56), (64, 1, 4, 4), groups=64, stride=2, padding=1)
+    forward = _spec(False, (8, 64, 32, 32), (64, 64, 3, 3), padding=1)
+    four_d = _spec(True, (1, 2, 3, 3, 3, 3), (2, 2, 2, 2, 2, 2), stride=2)
+    assert tconv._engine.select(dcgan, numpy).name == "jit_gemm"
+    assert tconv._engine.select(depthwise, numpy).name == "jit_direct"
+    assert tconv._engine.select(forward, numpy).name == "jit_gemm"
+    assert tconv._engine.select(four_d, numpy).name == "gemm"  # the compiled kernels are 3-D
+
+
+def test_planner_without_numba_uses_the_array_api_path(monkeypatch):
+    monkeypatch.setattr(tconv._jit, "available", lambda: False)
+    numpy = tconv._engine.array_api_compat.array_namespace(np.empty(0))
+    spec = _spec(True, (2, 4, 5, 5), (4, 3, 3, 3), stride=2)
+    assert tconv._engine.select(spec, numpy).name == "gemm"
+    rng = np.random.default_rng(0)
+    x, w = rng.standard_normal((2, 4, 5, 5)), rng.standard_normal((4, 3, 3, 3))
+    np.testing.assert_allclose(
+        tconv.conv_transpose(x, w, stride=2), naive_conv_transpose(x, w, stride=[2, 2]), atol=1e-10
+    )
+    with pytest.raises(ValueError, match="does not support this call"), tconv.use_algorithm("jit_gemm"):
+        tconv.conv_transpose(x, w, stride=2)
+
+
+def test_plans_are_cached_per_call_description():
+    tconv._engine._plan.cache_clear()
+    rng = np.random.default_rng(1)
+    x, w = rng.standard_normal((2, 3, 4, 4)), rng.standard_normal((3, 2, 3, 3))
+    for _ in range(3):
+        tconv.conv_transpose(x, w, stride=2)
+    info = tconv._engine._plan.cache_info()
+    assert info.misses == 1 and info.hits == 2
+
+
+def test_four_dimensional_calls_fall_back_and_match_the_oracle():
+    rng = np.random.default_rng(2)
+    x = rng.standard_normal((1, 2, 2, 3, 2, 2))
+    w = rng.standard_normal((2, 2, 2, 2, 2, 2))
+    expected = naive_conv_transpose(x, w, stride=[2, 1, 2, 1], pads=[(1, 0), (0, 0), (0, 1), (0, 0)])
+    got = tconv.conv_transpose(x, w, stride=(2, 1, 2, 1), padding=[(1, 0), (0, 0), (0, 1), (0, 0)])
+    np.testing.assert_allclose(got, expected, atol=1e-10)
+
+
+def _grads_match(transposed, cfg, algorithm):
+    x, w, _ = arrays_for(cfg, transposed)
+    axes = cfg["axes"]
+    options = dict(
+        stride=[a[2] for a in axes],
+        padding=[(a[4], a[5]) for a in axes],
+        dilation=[a[3] for a in axes],
+        groups=cfg["groups"],
+    )
+    oracle_kw = dict(stride=options["stride"], pads=options["padding"], dilation=options["dilation"])
+    if transposed:
+        options["output_padding"] = [a[6] for a in axes]
+        y = naive_conv_transpose(
+            x, w, None, output_padding=options["output_padding"], groups=cfg["groups"], **oracle_kw
+        )
+    else:
+        y = naive_conv(x, w, None, groups=cfg["groups"], **oracle_kw)
+    rng = np.random.default_rng(cfg["seed"] + 7)
+    gy = rng.standard_normal(y.shape)
+    # The reference gradients, from the oracle's adjoint identities: <f(x), gy> is linear in x and in w,
+    # so grad_x and grad_w are read off by applying the oracle to unit directions (small configs only).
+    fn = tconv.conv_transpose_grad if transposed else tconv.conv_grad
+    with tconv.use_algorithm(algorithm):
+        gx, gw, gb = fn(gy, x, w, **options)
+
+    def loss(x_, w_):
+        if transposed:
+            out = naive_conv_transpose(
+                x_, w_, None, output_padding=options["output_padding"], groups=cfg["groups"], **oracle_kw
+            )
+        else:
+            out = naive_conv(x_, w_, None, groups=cfg["groups"], **oracle_kw)
+        return float(np.vdot(out, gy))
+
+    for grad, which in ((gx, 0), (gw, 1)):
+        v = rng.standard_normal(grad.shape)
+        args = [x, w]
+        args[which] = v
+        # loss is bilinear in (x, w): the directional derivative along v is loss with v in its place.
+        np.testing.assert_allclose(np.vdot(grad, v), loss(*args), rtol=1e-8, atol=1e-8)
+    np.testing.assert_allclose(gb, gy.sum(axis=tuple(a for a in range(gy.ndim) if a != 1)), atol=1e-10)
+
+
+@pytest.mark.parametrize(
+    "algorithm",
+    ["taps", "gemm", pytest.param("jit_gemm", marks=needs_jit), pytest.param("jit_direct", marks=needs_jit)],
+)
+@SETTINGS
+@given(configs(transposed=True))
+def test_conv_transpose_grads_per_path(algorithm, cfg):
+    assume(expected_size(cfg, True) is not None)
+    cfg = {**cfg, "batched": True, "channels_last": False}
+    _grads_match(True, cfg, algorithm)
+
+
+@pytest.mark.parametrize("algorithm", ["taps", "gemm", pytest.param("jit_gemm", marks=needs_jit)])
+@SETTINGS
+@given(configs(transposed=False))
+def test_conv_grads_per_path(algorithm, cfg):
+    assume(expected_size(cfg, False) is not None)
+    cfg = {**cfg, "batched": True, "channels_last": False}
+    _grads_match(False, cfg, algorithm)
+
+
+@needs_jit
+@pytest.mark.parametrize("channels_last", [False, True])
+@pytest.mark.parametrize("transposed", [False, True])
+def test_compiled_path_in_chunks_under_a_small_budget(monkeypatch, transposed, channels_last):
+    """With a tiny chunk size every sample (and, transposed, every output channel) is its own chunk."""
+    rng = np.random.default_rng(3)
+    x = rng.standard_normal((5, 6, 7, 6))
+    w = rng.standard_normal((6, 4, 3, 3)) if transposed else rng.standard_normal((4, 6, 3, 3))
+    b = rng.standard_normal(4)
+    fn = tconv.conv_transpose if transposed else tconv.conv
+    naive = naive_conv_transpose if transposed else naive_conv
+    expected = naive(x, w, b, stride=[2, 2], pads=[(1, 0), (1, 1)])
+    gy = rng.standard_normal(expected.shape)
+    with tconv.use_algorithm("jit_gemm"):
+        whole = fn(x, w, b, stride=2, padding=[(1, 0), (1, 1)])
+        whole_grads = (tconv.conv_transpose_grad if transposed else tconv.conv_grad)(
+            gy, x, w, stride=2, padding=[(1, 0), (1, 1)]
+        )
+    monkeypatch.setattr(tconv._fast, "CHUNK_BYTES", 1)
+    chunks = []
+    real = tconv._fast._chunks
+    monkeypatch.setattr(tconv._fast, "_chunks", lambda *a: chunks.append(real(*a)) or chunks[-1])
+    xin = np.moveaxis(x, 1, -1) if channels_last else x
+    gyin = np.moveaxis(gy, 1, -1) if channels_last else gy
+    with tconv.use_algorithm("jit_gemm"):
+        got = fn(xin, w, b, stride=2, padding=[(1, 0), (1, 1)], channels_last=channels_last)
+        grads = (tconv.conv_transpose_grad if transposed else tconv.conv_grad)(
+            gyin, xin, w, stride=2, padding=[(1, 0), (1, 1)], channels_last=channels_last
+        )
+    if channels_last:
+        got = np.moveaxis(got, -1, 1)
+        grads = (np.moveaxis(grads[0], -1, 1), grads[1], grads[2])
+    np.testing.assert_allclose(got, expected, atol=1e-10)
+    np.testing.assert_allclose(whole, expected, atol=1e-10)
+    for a, c in zip(grads, whole_grads):
+        np.testing.assert_allclose(a, c, atol=1e-10)
+    if transposed:
+        assert len(chunks[0]) == 5 * 4  # one sample and one output channel per chunk
+
+
+@needs_jit
+@pytest.mark.parametrize("dtype", [np.float16, np.float32])
+def test_compiled_path_in_low_precision(dtype):
+    rng = np.random.default_rng(4)
+    x = rng.standard_normal((3, 8, 6, 6)).astype(dtype)
+    w = (rng.standard_normal((8, 5, 4, 4)) * 0.1).astype(dtype)
+    expected = naive_conv_transpose(x.astype(np.float64), w.astype(np.float64), stride=[2, 2], pads=[(1, 1)] * 2)
+    for algorithm in ("jit_gemm", "jit_direct"):
+        with tconv.use_algorithm(algorithm):
+            got = tconv.conv_transpose(x, w, stride=2, padding=1)
+        assert got.dtype == dtype
+        tolerance = 1e-2 if dtype == np.float16 else 1e-4
+        np.testing.assert_allclose(got.astype(np.float64), expected, rtol=tolerance, atol=tolerance)
+
+
+@needs_jit
+def test_non_contiguous_inputs_on_the_compiled_path():
+    rng = np.random.default_rng(5)
+    x = rng.standard_normal((4, 6, 10, 8))[:, ::2, ::2, 1:]  # strided view
+    w = rng.standard_normal((3, 2, 3, 3))
+    expected = naive_conv_transpose(np.ascontiguousarray(x), w, stride=[3, 2], pads=[(2, 2), (0, 1)])
+    with tconv.use_algorithm("jit_gemm"):
+        got = tconv.conv_transpose(x, w, stride=(3, 2), padding=[(2, 2), (0, 1)])
+    np.testing.assert_allclose(got, expected, atol=1e-10)
