@@ -39,6 +39,8 @@ def test_planner_choices():
     assert tconv._engine.select(depthwise, numpy).name == "jit_direct"
     assert tconv._engine.select(forward, numpy).name == "jit_gemm"
     assert tconv._engine.select(four_d, numpy).name == "gemm"  # the compiled kernels are 3-D
+    assert tconv._engine.select(dcgan, numpy, channels_last=True).name == "jit_pixels"
+    assert tconv._engine.select(depthwise, numpy, channels_last=True).name == "jit_direct"
 
 
 def test_planner_without_numba_uses_the_array_api_path(monkeypatch):
@@ -63,6 +65,8 @@ def test_plans_are_cached_per_call_description():
         tconv.conv_transpose(x, w, stride=2)
     info = tconv._engine._plan.cache_info()
     assert info.misses == 1 and info.hits == 2
+    tconv.conv_transpose(np.moveaxis(x, 1, -1), w, stride=2, channels_last=True)  # another layout, another plan
+    assert tconv._engine._plan.cache_info().misses == 2
 
 
 def test_four_dimensional_calls_fall_back_and_match_the_oracle():
@@ -142,7 +146,8 @@ def test_conv_grads_per_path(algorithm, cfg):
 @pytest.mark.parametrize("channels_last", [False, True])
 @pytest.mark.parametrize("transposed", [False, True])
 def test_compiled_path_in_chunks_under_a_small_budget(monkeypatch, transposed, channels_last):
-    """With a tiny chunk size every sample (and, transposed, every output channel) is its own chunk."""
+    """With a tiny chunk size every sample and channel is its own chunk: the memory bound for calls whose
+    buffers would exceed it, checked against the oracle and against the unchunked result."""
     rng = np.random.default_rng(3)
     x = rng.standard_normal((5, 6, 7, 6))
     w = rng.standard_normal((6, 4, 3, 3)) if transposed else rng.standard_normal((4, 6, 3, 3))
@@ -157,9 +162,10 @@ def test_compiled_path_in_chunks_under_a_small_budget(monkeypatch, transposed, c
             gy, x, w, stride=2, padding=[(1, 0), (1, 1)]
         )
     monkeypatch.setattr(tconv._fast, "CHUNK_BYTES", 1)
-    chunks = []
-    real = tconv._fast._chunks
+    chunks, blocks = [], []
+    real, real_blocks = tconv._fast._chunks, tconv._fast._im2col_blocks
     monkeypatch.setattr(tconv._fast, "_chunks", lambda *a: chunks.append(real(*a)) or chunks[-1])
+    monkeypatch.setattr(tconv._fast, "_im2col_blocks", lambda *a: blocks.append(real_blocks(*a)) or blocks[-1])
     xin = np.moveaxis(x, 1, -1) if channels_last else x
     gyin = np.moveaxis(gy, 1, -1) if channels_last else gy
     with tconv.use_algorithm("jit_gemm"):
@@ -176,6 +182,9 @@ def test_compiled_path_in_chunks_under_a_small_budget(monkeypatch, transposed, c
         np.testing.assert_allclose(a, c, atol=1e-10)
     if transposed:
         assert len(chunks[0]) == 5 * 4  # one sample and one output channel per chunk
+        assert len(blocks[0]) == 5 * 4  # the gradients' im2col of gy: one sample, one channel of gy
+    else:
+        assert len(blocks[0]) == 5 * 6  # im2col of x: one sample and one input channel per block
 
 
 @needs_jit
@@ -185,7 +194,7 @@ def test_compiled_path_in_low_precision(dtype):
     x = rng.standard_normal((3, 8, 6, 6)).astype(dtype)
     w = (rng.standard_normal((8, 5, 4, 4)) * 0.1).astype(dtype)
     expected = naive_conv_transpose(x.astype(np.float64), w.astype(np.float64), stride=[2, 2], pads=[(1, 1)] * 2)
-    for algorithm in ("jit_gemm", "jit_direct"):
+    for algorithm in ("jit_gemm", "jit_direct", "jit_pixels"):
         with tconv.use_algorithm(algorithm):
             got = tconv.conv_transpose(x, w, stride=2, padding=1)
         assert got.dtype == dtype
@@ -202,3 +211,16 @@ def test_non_contiguous_inputs_on_the_compiled_path():
     with tconv.use_algorithm("jit_gemm"):
         got = tconv.conv_transpose(x, w, stride=(3, 2), padding=[(2, 2), (0, 1)])
     np.testing.assert_allclose(got, expected, atol=1e-10)
+
+
+@pytest.mark.parametrize("channels_last", [False, True])
+def test_single_pixel_input_is_one_product(channels_last):
+    """DCGAN's first layer (1x1 input, no padding): written by one matrix product into the output."""
+    rng = np.random.default_rng(6)
+    x = rng.standard_normal((3, 5, 1, 1))
+    w = rng.standard_normal((5, 4, 4, 3))
+    b = rng.standard_normal(4)
+    expected = naive_conv_transpose(x, w, b, stride=[2, 2])
+    xin = np.moveaxis(x, 1, -1) if channels_last else x
+    got = tconv.conv_transpose(xin, w, b, stride=2, channels_last=channels_last)
+    np.testing.assert_allclose(np.moveaxis(got, -1, 1) if channels_last else got, expected, atol=1e-10)

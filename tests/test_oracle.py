@@ -18,11 +18,14 @@ SETTINGS = settings(max_examples=120, deadline=None, suppress_health_check=[Heal
 _jit_missing = pytest.mark.skipif(not tconv._jit.available(), reason="numba is not installed")
 JIT_GEMM = pytest.param("jit_gemm", marks=_jit_missing)
 JIT_DIRECT = pytest.param("jit_direct", marks=_jit_missing)
+JIT_PIXELS = pytest.param("jit_pixels", marks=_jit_missing)
 
 
 def _forced(algorithm, cfg):
     """The forced algorithm, or None where it does not cover the config (the compiled path: rank <= 3)."""
-    if algorithm in ("jit_gemm", "jit_direct") and cfg["d"] > 3:
+    if algorithm in ("jit_gemm", "jit_direct", "jit_pixels") and cfg["d"] > 3:
+        return None
+    if algorithm == "jit_pixels" and cfg["groups"] > 1:
         return None
     return algorithm
 
@@ -83,7 +86,7 @@ def test_conv_matches_oracle(algorithm, cfg):
     np.testing.assert_allclose(got, expected, rtol=1e-10, atol=1e-10)
 
 
-@pytest.mark.parametrize("algorithm", ["taps", "gemm", JIT_GEMM, JIT_DIRECT, None])
+@pytest.mark.parametrize("algorithm", ["taps", "gemm", JIT_GEMM, JIT_DIRECT, JIT_PIXELS, None])
 @SETTINGS
 @given(configs(transposed=True))
 def test_conv_transpose_matches_oracle(algorithm, cfg):

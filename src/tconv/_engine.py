@@ -69,7 +69,7 @@ MEMORY_BUDGET = 256 * 2**20
 def algorithms() -> list[str]:
     """The names of the registered algorithms; the planner chooses among them per call.
 
-    ``jit_gemm`` and ``jit_direct`` are the compiled NumPy paths (numba, rank <= 3), the others
+    ``jit_gemm``, ``jit_pixels`` and ``jit_direct`` are the compiled NumPy paths (numba, rank <= 3), the others
     the array-API paths that run on any library (PyTorch, CuPy, JAX, NumPy without numba).
     :func:`use_algorithm` forces one.
 
@@ -77,7 +77,7 @@ def algorithms() -> list[str]:
     --------
     >>> import tconv
     >>> tconv.algorithms()
-    ['jit_direct', 'jit_gemm', 'gemm', 'taps', 'depth_to_space', 'direct']
+    ['jit_direct', 'jit_pixels', 'jit_gemm', 'gemm', 'taps', 'depth_to_space', 'direct']
     """
     return list(reversed(list(_ALGORITHMS)))
 
@@ -105,25 +105,74 @@ def use_algorithm(name: str | None) -> Iterator[None]:
         _FORCED.reset(token)
 
 
-def select(spec: ConvSpec, xp: Any) -> Algorithm:
-    """Pick the algorithm for one call: the forced one, or the most preferred that supports it."""
+def select(spec: ConvSpec, xp: Any, channels_last: bool = False) -> Algorithm:
+    """Pick the algorithm for one call: the forced one, or the planner's."""
     forced = _FORCED.get()
     if forced is not None:
         algorithm = _ALGORITHMS[forced]
         if not algorithm.supports(spec, xp):
             raise ValueError(f"the forced algorithm {forced!r} does not support this call ({spec})")
         return algorithm
-    return _ALGORITHMS[_plan(spec, _fast.supported(spec, xp))]
+    return _ALGORITHMS[_plan(spec, _fast.supported(spec, xp), channels_last)]
+
+
+# The planner's cost model: rates measured on the 2-core reference machine (docs/bench-*.txt).
+# Every cost is per sample (all of them grow linearly with the batch, so the batch never changes a plan).
+#: float32 rate of NumPy's BLAS on the column products, in flop/s, when the inner dimension is >= 64;
+#: a product whose inner dimension (C_in per group) is smaller runs proportionally slower.
+GEMM_RATE = 120e9
+#: bytes/s at which the compiled kernels write or read the column buffer (one pass each way).
+COLUMN_STREAM = 5e9
+#: multiply-adds/s of the direct kernel (jit_direct).
+DIRECT_RATE = 3e9
+
+
+def plan_costs(spec: ConvSpec) -> dict[str, float]:
+    """The cost model's estimates, in seconds per sample, for the compiled transposed-convolution paths.
+
+    ``jit_gemm``: the column product (slower when its inner dimension ``C_in/G`` is small), then the
+    column buffer written and read once. ``jit_direct``: every output sums ``C_in/G`` channels times the
+    ``prod(k/s)`` taps that reach it on average.
+
+    Examples
+    --------
+    >>> import tconv
+    >>> depthwise = tconv.ConvSpec.build(transposed=True, input_size=(56, 56), kernel_size=(4, 4),
+    ...     in_channels=64, out_channels=64, groups=64, stride=2, padding=1)
+    >>> costs = tconv._engine.plan_costs(depthwise)
+    >>> costs["jit_direct"] < costs["jit_gemm"]
+    True
+    """
+    groups = spec.groups
+    cg_in, cg_out = spec.in_channels // groups, spec.out_channels // groups
+    taps, p_in, p_out = math.prod(spec.kernel_size), math.prod(spec.input_size), math.prod(spec.output_size)
+    flops = 2.0 * groups * cg_in * cg_out * taps * p_in
+    column_bytes = 4.0 * groups * cg_out * taps * p_in
+    gemm = flops / (GEMM_RATE * min(1.0, cg_in / 64)) + 2 * column_bytes / COLUMN_STREAM
+    reach = taps / math.prod(spec.stride)
+    direct = spec.out_channels * p_out * cg_in * reach / DIRECT_RATE
+    return {"jit_gemm": gemm, "jit_direct": direct}
 
 
 @functools.lru_cache(maxsize=4096)
-def _plan(spec: ConvSpec, compiled: bool) -> str:
-    """The planner, cached per call description (shapes and options) and path."""
-    if compiled:
-        if spec.transposed and _fast.few_channels(spec):
-            return "jit_direct"
+def _plan(spec: ConvSpec, compiled: bool, channels_last: bool) -> str:
+    """The planner, cached per call description (shapes and options), path and layout.
+
+    Without the compiled kernels (numba missing, rank > 3, arrays other than NumPy's): ``gemm``, the
+    array-API product + col2im, measured faster than ``taps`` everywhere once its buffer is cache-sized.
+    Compiled: convolutions take ``jit_gemm``; a channels-last transposed convolution with one group and
+    at least 8 output channels takes ``jit_pixels`` (measured 1.3x faster there: its overlap-add runs
+    along the contiguous channels, and x needs no copy; channels-first it loses everywhere); the rest
+    take the cheaper of ``jit_gemm`` and ``jit_direct`` by :func:`plan_costs`.
+    """
+    if not compiled:
+        return "gemm"
+    if not spec.transposed:
         return "jit_gemm"
-    return "gemm"
+    if channels_last and spec.groups == 1 and spec.out_channels >= 8:
+        return "jit_pixels"
+    costs = plan_costs(spec)
+    return min(costs, key=lambda name: costs[name])
 
 
 def _overlap(offset: int, stride: int, n_strided: int, n_dense: int) -> tuple[int, int, int]:
@@ -420,10 +469,6 @@ def _direct(xp: Any, xg: Array, wt: Array, spec: ConvSpec, batch: int) -> Array:
     return _gemm(xp, xg, xp.flip(wt, axis=0), forward, batch)
 
 
-# Registered from least to most preferred: select() takes the last one that supports a call.
-# Measured on this 2-core machine (tconv/PyTorch, same process): gemm beats taps almost everywhere
-# once its column buffer is kept cache-sized; depth_to_space's rearrangement copy and direct's
-# im2col cost more than the additions they save, so those two run only when forced.
 register(
     Algorithm(
         name="direct",
@@ -468,6 +513,10 @@ def _native_gemm(x: Array, weight: Array, bias: Array | None, spec: ConvSpec, ch
     return _fast.conv(x, weight, bias, spec, channels_last)
 
 
+def _native_pixels(x: Array, weight: Array, bias: Array | None, spec: ConvSpec, channels_last: bool) -> Array:
+    return _fast.conv_transpose_pixels(x, weight, bias, spec, channels_last)
+
+
 def _native_direct(x: Array, weight: Array, bias: Array | None, spec: ConvSpec, channels_last: bool) -> Array:
     return _fast.conv_transpose(x, weight, bias, spec, channels_last, direct=True)
 
@@ -485,6 +534,17 @@ register(
         compute=_native_only,
         weight_grad=_native_only,
         native=_native_gemm,
+    )
+)
+register(
+    Algorithm(
+        name="jit_pixels",
+        description="BLAS product into pixel-major columns, then a compiled overlap-add vectorised along the "
+        "output channels (NumPy, rank <= 3, transposed, one group, needs numba)",
+        supports=_fast.pixels_supported,
+        compute=_native_only,
+        weight_grad=_native_only,
+        native=_native_pixels,
     )
 )
 register(
@@ -565,7 +625,7 @@ def run(
     xp = prepared.xp
     x = _batched_compute(prepared, prepared.x, batched)
     weight = xp.astype(prepared.weight, prepared.compute_dtype)
-    algorithm = select(spec, xp)
+    algorithm = select(spec, xp, channels_last)
     if algorithm.native is not None:
         bias = None if prepared.bias is None else xp.astype(prepared.bias, prepared.compute_dtype)
         out = algorithm.native(x, weight, bias, spec, channels_last)
@@ -601,7 +661,7 @@ def run_weight_grad(
     xp = prepared.xp
     x = _batched_compute(prepared, prepared.x, batched)
     gy = _batched_compute(prepared, grad_output, batched)
-    algorithm = select(spec, xp)
+    algorithm = select(spec, xp, channels_last)
     if algorithm.native is not None:
         weight = xp.astype(prepared.weight, prepared.compute_dtype)
         if spec.transposed:
@@ -625,7 +685,7 @@ def run_transpose_grads(
     """``(grad_x, grad_weight)`` of a transposed convolution in one pass, where the planned algorithm
     can share their work (the compiled path: one im2col of the output gradient); else None."""
     xp = prepared.xp
-    if select(spec, xp).native is None:
+    if select(spec, xp, channels_last).native is None:
         return None
     x = _batched_compute(prepared, prepared.x, batched)
     gy = _batched_compute(prepared, prepared.grad_output, batched)

@@ -38,6 +38,11 @@ from .spec import ConvSpec
 CHUNK_BYTES = 64 * 2**20
 
 
+def pixels_supported(spec: ConvSpec, xp: Any) -> bool:
+    """The pixel-major path: transposed, one group."""
+    return spec.transposed and spec.groups == 1 and supported(spec, xp)
+
+
 def supported(spec: ConvSpec, xp: Any) -> bool:
     """NumPy arrays, rank <= 3, numba installed."""
     return spec.ndim <= 3 and _jit.available() and _is_numpy(xp)
@@ -139,6 +144,8 @@ def conv_transpose(
     if direct:
         _jit.direct(x6, w6, bias6, out6, geometry)
         return out
+    if _is_single_pixel(spec):
+        return _single_pixel(x, weight, bias, spec, channels_last, out)
     taps = math.prod(spec.kernel_size)
     p_in = math.prod(spec.input_size)
     item = x.dtype.itemsize
@@ -154,6 +161,90 @@ def conv_transpose(
         cols9 = cols.reshape(groups, c1 - c0, *kernel3, nb, *size3)
         cols9 = np.moveaxis(cols9, 1, 4)  # (G, K1, K2, K3, cb, nb, n1, n2, n3)
         _jit.col2im(cols9, bias6[:, c0:c1], out6[n0:n1, :, c0:c1], geometry)
+    return out
+
+
+def _is_single_pixel(spec: ConvSpec) -> bool:
+    """A 1x1 input whose kernel copy is the whole output (DCGAN's first layer): a plain matrix product."""
+    return (
+        spec.groups == 1
+        and all(n == 1 for n in spec.input_size)
+        and all(p == (0, 0) for p in spec.padding)
+        and all(d == 1 for d in spec.dilation)
+        and spec.output_size == spec.kernel_size
+    )
+
+
+def _single_pixel(
+    x: np.ndarray, weight: np.ndarray, bias: np.ndarray | None, spec: ConvSpec, channels_last: bool, out: np.ndarray
+) -> np.ndarray:
+    """``out (N, C_out * K) = x (N, C_in) @ W (C_in, C_out * K)``, written straight into the caller's layout."""
+    batch, taps = x.shape[0], math.prod(spec.kernel_size)
+    w2 = weight.reshape(spec.in_channels, spec.out_channels, taps)
+    if channels_last:  # output (N, *k, C_out): the weight's columns in (tap, channel) order
+        w2 = np.ascontiguousarray(np.swapaxes(w2, 1, 2))
+    out2 = out.reshape(batch, -1)
+    np.matmul(x.reshape(batch, spec.in_channels), w2.reshape(spec.in_channels, -1), out=out2)
+    if bias is not None:
+        shape = (1, *(1,) * spec.ndim, -1) if channels_last else (1, -1, *(1,) * spec.ndim)
+        out += np.asarray(bias, dtype=out.dtype).reshape(shape)
+    return out
+
+
+def conv_transpose_pixels(
+    x: np.ndarray, weight: np.ndarray, bias: np.ndarray | None, spec: ConvSpec, channels_last: bool
+) -> np.ndarray:
+    """Pixel-major, one group: ``cols (N*P, K*C_out) = x (N*P, C_in) @ W (C_in, K*C_out)``, then an
+    overlap-add in which each output pixel sums the channel vectors reaching it (vectorised along the
+    channels), written into the caller's layout.
+
+    Channels-last x is that matrix as it is (no copy); channels-first x is its per-sample transpose,
+    which the product reads in place (one product per sample).
+    """
+    out = _empty_out(x.shape[0], spec.out_channels, spec.output_size, x.dtype, channels_last)
+    bias1 = _bias6(bias, spec, x.dtype)[0]
+    if _is_single_pixel(spec):
+        return _single_pixel(x, weight, bias, spec, channels_last, out)
+    return _pixels(x, weight, bias1, spec, out, channels_last)
+
+
+def _pixels(
+    x: np.ndarray, weight: np.ndarray, bias: np.ndarray, spec: ConvSpec, out: np.ndarray, channels_last: bool
+) -> np.ndarray:
+    batch, d = x.shape[0], spec.ndim
+    taps, p_in = math.prod(spec.kernel_size), math.prod(spec.input_size)
+    c_in, c_out = spec.in_channels, spec.out_channels
+    wk = np.ascontiguousarray(np.moveaxis(weight.reshape(c_in, c_out, taps), 1, 2)).reshape(c_in, taps * c_out)
+    unit = (1,) * (3 - d)
+    tables: list[np.ndarray] = []
+    for n, k, s, dil, (lo, _), o in zip(
+        (1,) * (3 - d) + spec.input_size,
+        (1,) * (3 - d) + spec.kernel_size,
+        (1,) * (3 - d) + spec.stride,
+        (1,) * (3 - d) + spec.dilation,
+        ((0, 0),) * (3 - d) + spec.padding,
+        (1,) * (3 - d) + spec.output_size,
+    ):
+        tables += _jit.transposed_tables(n, k, s, dil, lo, o)
+    if channels_last:
+        out5 = out.reshape(batch, *unit, *spec.output_size, c_out)
+        xm = np.ascontiguousarray(x).reshape(batch, p_in, c_in)
+    else:
+        out5 = np.moveaxis(out.reshape(batch, c_out, *unit, *spec.output_size), 1, -1)
+        xm = np.swapaxes(np.ascontiguousarray(x).reshape(batch, c_in, p_in), 1, 2)
+    kernel3 = _jit.pad3(spec.kernel_size, 1)
+    size3 = _jit.pad3(spec.input_size, 1)
+    for n0, n1, c0, c1 in _chunks(batch, c_out, p_in * taps * x.dtype.itemsize):
+        if (c0, c1) == (0, c_out):
+            w_block = wk
+        else:  # a single sample's columns exceed the chunk: a block of output channels at a time
+            w_block = np.ascontiguousarray(wk.reshape(c_in, taps, c_out)[:, :, c0:c1]).reshape(c_in, -1)
+        if channels_last:
+            product = np.matmul(xm[n0:n1].reshape(-1, c_in), w_block)
+        else:
+            product = np.matmul(xm[n0:n1], w_block)
+        cols = product.reshape(n1 - n0, *size3, *kernel3, c1 - c0)
+        _jit.col2im_last(cols, bias[c0:c1], out5[n0:n1, ..., c0:c1], tuple(tables))
     return out
 
 
@@ -184,15 +275,32 @@ def _merge_groups(x6: np.ndarray) -> np.ndarray:
     return np.lib.stride_tricks.as_strided(x6, shape=shape, strides=strides)
 
 
-def _write_channels_first_matrix(y: np.ndarray, bias: np.ndarray | None, out6: np.ndarray, n0: int, n1: int) -> None:
-    """``y (G, C/G, nb * P)`` (+ bias) -> ``out6[n0:n1]`` ``(nb, G, C/G, s1, s2, s3)``."""
+def _write_channels_first_matrix(y: np.ndarray, bias: np.ndarray | None, out6: np.ndarray) -> None:
+    """``y (G', C/G, nb * P)`` (+ ``bias (G', C/G)``) -> ``out6 (nb, G', C/G, s1, s2, s3)``."""
     groups, cg = y.shape[:2]
-    nb = n1 - n0
+    nb = out6.shape[0]
     y6 = np.moveaxis(y.reshape(groups, cg, nb, *out6.shape[3:]), 2, 0)
     if bias is None:
-        out6[n0:n1] = y6
+        out6[...] = y6
     else:
-        np.add(y6, bias.reshape(1, groups, cg, 1, 1, 1), out=out6[n0:n1])
+        np.add(y6, bias.reshape(1, groups, cg, 1, 1, 1), out=out6)
+
+
+def _im2col_blocks(batch: int, groups: int, cg: int, bytes_per: int) -> list[tuple[int, int, int, int, int, int]]:
+    """``(n0, n1, g0, g1, c0, c1)`` blocks of an im2col whose buffer (``bytes_per`` per sample and input
+    channel) fits CHUNK_BYTES: whole samples when one fits, else one sample, one group and a block of
+    its channels at a time (the products over channel blocks are then summed)."""
+    per_sample = groups * cg * bytes_per
+    if per_sample <= CHUNK_BYTES:
+        step = max(1, CHUNK_BYTES // max(per_sample, 1))
+        return [(n0, min(n0 + step, batch), 0, groups, 0, cg) for n0 in range(0, batch, step)]
+    cstep = max(1, CHUNK_BYTES // max(bytes_per, 1))
+    return [
+        (n, n + 1, g, g + 1, c0, min(c0 + cstep, cg))
+        for n in range(batch)
+        for g in range(groups)
+        for c0 in range(0, cg, cstep)
+    ]
 
 
 def conv(x: np.ndarray, weight: np.ndarray, bias: np.ndarray | None, spec: ConvSpec, channels_last: bool) -> np.ndarray:
@@ -206,13 +314,14 @@ def conv(x: np.ndarray, weight: np.ndarray, bias: np.ndarray | None, spec: ConvS
     taps = math.prod(spec.kernel_size)
     p_out = math.prod(spec.output_size)
     wm = weight.reshape(groups, cg_out, cg_in * taps)
-    bias_arr = None if bias is None else np.asarray(bias, dtype=x.dtype)
-    step = max(1, CHUNK_BYTES // max(spec.in_channels * taps * p_out * x.dtype.itemsize, 1))
-    for n0 in range(0, batch, step):
-        n1 = min(n0 + step, batch)
-        cols = _im2col(x6[n0:n1], spec, spec.input_size, spec.output_size)
-        y = np.matmul(wm, cols)  # (G, cg_out, nb * P_out)
-        _write_channels_first_matrix(y, bias_arr, out6, n0, n1)
+    bias_g = None if bias is None else np.asarray(bias, dtype=x.dtype).reshape(groups, cg_out)
+    total = None
+    for n0, n1, g0, g1, c0, c1 in _im2col_blocks(batch, groups, cg_in, taps * p_out * x.dtype.itemsize):
+        cols = _im2col(x6[n0:n1, g0:g1, c0:c1], spec, spec.input_size, spec.output_size)
+        y = np.matmul(wm[g0:g1, :, c0 * taps : c1 * taps], cols)  # (G', cg_out, nb * P_out)
+        total = y if c0 == 0 else total + y
+        if c1 == cg_in:
+            _write_channels_first_matrix(total, None if bias_g is None else bias_g[g0:g1], out6[n0:n1, g0:g1])
     return out
 
 
@@ -231,15 +340,18 @@ def conv_transpose_grads(
     dx6 = None if dx is None else _view6(dx, groups, d, channels_last)
     wm = weight.reshape(groups, cg_in, cg_out * taps)
     dw = np.zeros((groups, cg_in, cg_out * taps), dtype=x.dtype)
-    step = max(1, CHUNK_BYTES // max(spec.out_channels * taps * p_in * x.dtype.itemsize, 1))
-    for n0 in range(0, batch, step):
-        n1 = min(n0 + step, batch)
+    total = None
+    for n0, n1, g0, g1, c0, c1 in _im2col_blocks(batch, groups, cg_out, taps * p_in * x.dtype.itemsize):
         # The input gradient is the convolution of gy with the same geometry, read at x's positions.
-        cols = _im2col(gy6[n0:n1], spec, spec.output_size, spec.input_size)  # (G, cg_out*K, nb*P_in)
+        cols = _im2col(gy6[n0:n1, g0:g1, c0:c1], spec, spec.output_size, spec.input_size)  # (G', cb*K, nb*P_in)
+        block = slice(c0 * taps, c1 * taps)
         if dx6 is not None:
-            _write_channels_first_matrix(np.matmul(wm, cols), None, dx6, n0, n1)
-        xm = _x_matrix(x6[n0:n1], spec)  # (G, cg_in, nb*P_in)
-        dw += np.matmul(xm, np.swapaxes(cols, 1, 2))
+            part = np.matmul(wm[g0:g1, :, block], cols)
+            total = part if c0 == 0 else total + part
+            if c1 == cg_out:
+                _write_channels_first_matrix(total, None, dx6[n0:n1, g0:g1])
+        xm = _x_matrix(x6[n0:n1, g0:g1], spec)  # (G', cg_in, nb*P_in)
+        dw[g0:g1, :, block] += np.matmul(xm, np.swapaxes(cols, 1, 2))
     return dx, dw.reshape(weight.shape)
 
 
@@ -255,10 +367,8 @@ def conv_weight_grad(
     x6 = _view6(x, groups, d, channels_last)
     gy6 = _view6(gy, groups, d, channels_last)
     dw = np.zeros((groups, cg_out, cg_in * taps), dtype=x.dtype)
-    step = max(1, CHUNK_BYTES // max(spec.in_channels * taps * p_out * x.dtype.itemsize, 1))
-    for n0 in range(0, batch, step):
-        n1 = min(n0 + step, batch)
-        cols = _im2col(x6[n0:n1], spec, spec.input_size, spec.output_size)
-        gym = _x_matrix(gy6[n0:n1], spec)  # (G, cg_out, nb*P_out)
-        dw += np.matmul(gym, np.swapaxes(cols, 1, 2))
+    for n0, n1, g0, g1, c0, c1 in _im2col_blocks(batch, groups, cg_in, taps * p_out * x.dtype.itemsize):
+        cols = _im2col(x6[n0:n1, g0:g1, c0:c1], spec, spec.input_size, spec.output_size)
+        gym = _x_matrix(gy6[n0:n1, g0:g1], spec)  # (G', cg_out, nb*P_out)
+        dw[g0:g1, :, c0 * taps : c1 * taps] += np.matmul(gym, np.swapaxes(cols, 1, 2))
     return dw.reshape(weight_shape)

@@ -47,6 +47,23 @@ def available() -> bool:
 # --- geometry tables ----------------------------------------------------------------------------
 
 
+def transposed_tables(n: int, k: int, s: int, d: int, lo: int, out: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Per output ``o``: the taps ``t`` and inputs ``j`` with ``o = j*s + t*d - lo`` (``count[o]`` of them)."""
+    pairs: list[list[tuple[int, int]]] = [[] for _ in range(out)]
+    for t in range(k):
+        offset = t * d - lo
+        for j in range(max(0, -(offset // s)), min(n, (out - 1 - offset) // s + 1)):
+            pairs[j * s + offset].append((t, j))
+    width = max(1, max((len(p) for p in pairs), default=0))
+    taps = np.zeros((out, width), dtype=np.int64)
+    inputs = np.zeros((out, width), dtype=np.int64)
+    count = np.array([len(p) for p in pairs], dtype=np.int64)
+    for o, p in enumerate(pairs):
+        for m, (t, j) in enumerate(p):
+            taps[o, m], inputs[o, m] = t, j
+    return count, taps, inputs
+
+
 def conv_ranges(n: int, k: int, s: int, d: int, lo: int, out: int) -> tuple[np.ndarray, np.ndarray]:
     """Per tap ``t``: outputs ``o`` in ``[first[t], last[t])`` read input ``o*s + t*d - lo`` inside ``[0, n)``."""
     first = np.zeros(k, dtype=np.int64)
@@ -162,6 +179,29 @@ def _kernels() -> Any:
                         out[row + o3 * out_s[5]] = buf[brow + qi3[o3]] + bj
 
     @jit
+    def col2im_last(cols, bias, out, c1, t1, j1, c2, t2, j2, c3, t3, j3):  # type: ignore[no-untyped-def]
+        # Channels-last: cols (N, n1, n2, n3, K1, K2, K3, C) and out (N, O1, O2, O3, C), both contiguous.
+        # Each output pixel is the sum of the cols vectors of the (tap, input) pairs reaching it (the
+        # tables give them per axis), vectorised along the contiguous channel axis.
+        batch, o1n, o2n, o3n, channels = out.shape[0], out.shape[1], out.shape[2], out.shape[3], out.shape[4]
+        for job in prange(batch * o1n):
+            n = job // o1n
+            o1 = job % o1n
+            acc = np.empty(channels, dtype=out.dtype)
+            for o2 in range(o2n):
+                for o3 in range(o3n):
+                    acc[:] = bias
+                    for m1 in range(c1[o1]):
+                        for m2 in range(c2[o2]):
+                            for m3 in range(c3[o3]):
+                                v = cols[n, j1[o1, m1], j2[o2, m2], j3[o3, m3], t1[o1, m1], t2[o2, m2], t3[o3, m3]]
+                                for c in range(channels):
+                                    acc[c] += v[c]
+                    row = out[n, o1, o2, o3]
+                    for c in range(channels):
+                        row[c] = acc[c]
+
+    @jit
     def im2col(x, cols, s1, s2, s3, d1, d2, d3, p1, p2, p3, f1, l1, f2, l2, f3, l3):  # type: ignore[no-untyped-def]
         # x (N, C, D1, D2, D3), any strides; cols (C, K1, K2, K3, N, O1, O2, O3), contiguous:
         # cols[c, t, n, o] = x[n, c, o*s + t*d - p] inside x, 0 in the padding.
@@ -191,7 +231,7 @@ def _kernels() -> Any:
                         for o3 in range(l3[tc], o3n):
                             cols[c, ta, tb, tc, n, o1, o2, o3] = zero
 
-    return col2im, direct, im2col
+    return col2im, direct, im2col, col2im_last
 
 
 class PhaseGeometry:
@@ -276,6 +316,15 @@ def _flat(a: np.ndarray) -> np.ndarray:
         raise ValueError("the kernels need non-negative strides in whole elements")
     span = 1 + sum((n - 1) * st // item for n, st in zip(a.shape, a.strides)) if a.size else 0
     return np.lib.stride_tricks.as_strided(a, shape=(span,), strides=(item,))
+
+
+def col2im_last(cols: np.ndarray, bias: np.ndarray, out: np.ndarray, tables: tuple[np.ndarray, ...]) -> None:
+    """Channels-last overlap-add: ``out[n, o, :] = bias + sum over (t, j) reaching o of cols[n, j, t, :]``.
+
+    ``cols`` ``(N, n1, n2, n3, K1, K2, K3, C)`` and ``out`` ``(N, O1, O2, O3, C)`` contiguous; ``tables``
+    the three axes' :func:`transposed_tables`.
+    """
+    _kernels()[3](cols, np.ascontiguousarray(bias), out, *tables)
 
 
 def im2col(x: np.ndarray, cols: np.ndarray, geometry: tuple[Any, ...]) -> None:
