@@ -40,6 +40,8 @@ def test_planner_choices():
     assert tconv._engine.select(forward, numpy).name == "jit_gemm"
     assert tconv._engine.select(four_d, numpy).name == "gemm"  # the compiled kernels are 3-D
     assert tconv._engine.select(dcgan, numpy, channels_last=True).name == "jit_pixels"
+    fcn32s = _spec(True, (1, 21, 7, 7), (21, 21, 64, 64), stride=32)
+    assert tconv._engine.select(fcn32s, numpy).name == "jit_patches"  # rows of 64, not of 7
     assert tconv._engine.select(depthwise, numpy, channels_last=True).name == "jit_direct"
 
 
@@ -194,7 +196,7 @@ def test_compiled_path_in_low_precision(dtype):
     x = rng.standard_normal((3, 8, 6, 6)).astype(dtype)
     w = (rng.standard_normal((8, 5, 4, 4)) * 0.1).astype(dtype)
     expected = naive_conv_transpose(x.astype(np.float64), w.astype(np.float64), stride=[2, 2], pads=[(1, 1)] * 2)
-    for algorithm in ("jit_gemm", "jit_direct", "jit_pixels"):
+    for algorithm in ("jit_gemm", "jit_direct", "jit_pixels", "jit_patches"):
         with tconv.use_algorithm(algorithm):
             got = tconv.conv_transpose(x, w, stride=2, padding=1)
         assert got.dtype == dtype

@@ -19,13 +19,16 @@ _jit_missing = pytest.mark.skipif(not tconv._jit.available(), reason="numba is n
 JIT_GEMM = pytest.param("jit_gemm", marks=_jit_missing)
 JIT_DIRECT = pytest.param("jit_direct", marks=_jit_missing)
 JIT_PIXELS = pytest.param("jit_pixels", marks=_jit_missing)
+JIT_PATCHES = pytest.param("jit_patches", marks=_jit_missing)
 
 
 def _forced(algorithm, cfg):
     """The forced algorithm, or None where it does not cover the config (the compiled path: rank <= 3)."""
-    if algorithm in ("jit_gemm", "jit_direct", "jit_pixels") and cfg["d"] > 3:
+    if algorithm in ("jit_gemm", "jit_direct", "jit_pixels", "jit_patches") and cfg["d"] > 3:
         return None
-    if algorithm == "jit_pixels" and cfg["groups"] > 1:
+    if algorithm in ("jit_pixels", "jit_patches") and cfg["groups"] > 1:
+        return None
+    if algorithm == "jit_patches" and cfg["axes"][-1][3] != 1:  # dilation 1 on the last axis
         return None
     return algorithm
 
@@ -86,7 +89,7 @@ def test_conv_matches_oracle(algorithm, cfg):
     np.testing.assert_allclose(got, expected, rtol=1e-10, atol=1e-10)
 
 
-@pytest.mark.parametrize("algorithm", ["taps", "gemm", JIT_GEMM, JIT_DIRECT, JIT_PIXELS, None])
+@pytest.mark.parametrize("algorithm", ["taps", "gemm", JIT_GEMM, JIT_DIRECT, JIT_PIXELS, JIT_PATCHES, None])
 @SETTINGS
 @given(configs(transposed=True))
 def test_conv_transpose_matches_oracle(algorithm, cfg):

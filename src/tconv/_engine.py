@@ -69,15 +69,16 @@ MEMORY_BUDGET = 256 * 2**20
 def algorithms() -> list[str]:
     """The names of the registered algorithms; the planner chooses among them per call.
 
-    ``jit_gemm``, ``jit_pixels`` and ``jit_direct`` are the compiled NumPy paths (numba, rank <= 3), the others
-    the array-API paths that run on any library (PyTorch, CuPy, JAX, NumPy without numba).
+    ``jit_gemm``, ``jit_pixels``, ``jit_patches`` and ``jit_direct`` are the compiled NumPy paths
+    (numba, rank <= 3); the others are the array-API paths that run on any library (PyTorch, CuPy,
+    JAX, NumPy without numba).
     :func:`use_algorithm` forces one.
 
     Examples
     --------
     >>> import tconv
     >>> tconv.algorithms()
-    ['jit_direct', 'jit_pixels', 'jit_gemm', 'gemm', 'taps', 'depth_to_space', 'direct']
+    ['jit_direct', 'jit_patches', 'jit_pixels', 'jit_gemm', 'gemm', 'taps', 'depth_to_space', 'direct']
     """
     return list(reversed(list(_ALGORITHMS)))
 
@@ -125,14 +126,17 @@ GEMM_RATE = 120e9
 COLUMN_STREAM = 5e9
 #: multiply-adds/s of the direct kernel (jit_direct).
 DIRECT_RATE = 3e9
+#: seconds per row of an overlap-add (loop set-up; a row is vectorised along its length).
+ROW_COST = 5e-9
 
 
 def plan_costs(spec: ConvSpec) -> dict[str, float]:
     """The cost model's estimates, in seconds per sample, for the compiled transposed-convolution paths.
 
     ``jit_gemm``: the column product (slower when its inner dimension ``C_in/G`` is small), then the
-    column buffer written and read once. ``jit_direct``: every output sums ``C_in/G`` channels times the
-    ``prod(k/s)`` taps that reach it on average.
+    column buffer written and read once, in rows as long as the input's last axis. ``jit_patches``: the
+    same, in rows as long as the kernel's last axis (where it applies). ``jit_direct``: every output sums
+    ``C_in/G`` channels times the ``prod(k/s)`` taps that reach it on average.
 
     Examples
     --------
@@ -148,10 +152,14 @@ def plan_costs(spec: ConvSpec) -> dict[str, float]:
     taps, p_in, p_out = math.prod(spec.kernel_size), math.prod(spec.input_size), math.prod(spec.output_size)
     flops = 2.0 * groups * cg_in * cg_out * taps * p_in
     column_bytes = 4.0 * groups * cg_out * taps * p_in
-    gemm = flops / (GEMM_RATE * min(1.0, cg_in / 64)) + 2 * column_bytes / COLUMN_STREAM
+    product = flops / (GEMM_RATE * min(1.0, cg_in / 64)) + 2 * column_bytes / COLUMN_STREAM
+    elements = column_bytes / 4
+    costs = {"jit_gemm": product + elements / spec.input_size[-1] * ROW_COST}
+    if _fast.patches_geometry_ok(spec):
+        costs["jit_patches"] = product + elements / spec.kernel_size[-1] * ROW_COST
     reach = taps / math.prod(spec.stride)
-    direct = spec.out_channels * p_out * cg_in * reach / DIRECT_RATE
-    return {"jit_gemm": gemm, "jit_direct": direct}
+    costs["jit_direct"] = spec.out_channels * p_out * cg_in * reach / DIRECT_RATE
+    return costs
 
 
 @functools.lru_cache(maxsize=4096)
@@ -517,6 +525,10 @@ def _native_pixels(x: Array, weight: Array, bias: Array | None, spec: ConvSpec, 
     return _fast.conv_transpose_pixels(x, weight, bias, spec, channels_last)
 
 
+def _native_patches(x: Array, weight: Array, bias: Array | None, spec: ConvSpec, channels_last: bool) -> Array:
+    return _fast.conv_transpose_patches(x, weight, bias, spec, channels_last)
+
+
 def _native_direct(x: Array, weight: Array, bias: Array | None, spec: ConvSpec, channels_last: bool) -> Array:
     return _fast.conv_transpose(x, weight, bias, spec, channels_last, direct=True)
 
@@ -545,6 +557,18 @@ register(
         compute=_native_only,
         weight_grad=_native_only,
         native=_native_pixels,
+    )
+)
+register(
+    Algorithm(
+        name="jit_patches",
+        description="BLAS product into each input pixel's kernel patch, then a compiled overlap-add in rows "
+        "of the kernel's length (kernels longer than their input; NumPy, rank <= 3, transposed, one group, "
+        "last-axis dilation 1, needs numba)",
+        supports=_fast.patches_supported,
+        compute=_native_only,
+        weight_grad=_native_only,
+        native=_native_patches,
     )
 )
 register(

@@ -202,6 +202,42 @@ def _kernels() -> Any:
                         row[c] = acc[c]
 
     @jit
+    def col2im_patches(cols, bias, out, s1, s2, s3, d1, d2, lo1, lo2, lo3, u1, u2, u3):  # type: ignore[no-untyped-def]
+        # cols (N, n1, n2, n3, C, K1, K2, K3) contiguous: each input pixel's kernel patch per channel;
+        # out (N, C, O1, O2, O3), any strides. Job = one (sample, channel): every patch is added into an
+        # uncropped (u1, u2, u3) plane row by row, each row K3 contiguous elements on both sides (long
+        # when the kernel is: FCN-32s' 64, an iSTFT's 1024); then the plane is cropped into out.
+        batch, n1n, n2n, n3n, channels = cols.shape[0], cols.shape[1], cols.shape[2], cols.shape[3], cols.shape[4]
+        k1, k2, k3 = cols.shape[5], cols.shape[6], cols.shape[7]
+        o1n, o2n, o3n = out.shape[2], out.shape[3], out.shape[4]
+        for job in prange(batch * channels):
+            n = job // channels
+            c = job % channels
+            plane = np.zeros((u1, u2, u3), dtype=out.dtype)
+            for j1 in range(n1n):
+                for j2 in range(n2n):
+                    for j3 in range(n3n):
+                        p3 = j3 * s3
+                        for t1 in range(k1):
+                            p1 = j1 * s1 + t1 * d1
+                            for t2 in range(k2):
+                                row = plane[p1, j2 * s2 + t2 * d2, p3 : p3 + k3]
+                                patch = cols[n, j1, j2, j3, c, t1, t2]
+                                for t3 in range(k3):
+                                    row[t3] += patch[t3]
+            b = bias[c]
+            for o1 in range(o1n):
+                q1 = o1 + lo1
+                for o2 in range(o2n):
+                    q2 = o2 + lo2
+                    for o3 in range(o3n):
+                        q3 = o3 + lo3
+                        if q1 < u1 and q2 < u2 and q3 < u3:
+                            out[n, c, o1, o2, o3] = plane[q1, q2, q3] + b
+                        else:  # output padding beyond the last patch
+                            out[n, c, o1, o2, o3] = b
+
+    @jit
     def im2col(x, cols, s1, s2, s3, d1, d2, d3, p1, p2, p3, f1, l1, f2, l2, f3, l3):  # type: ignore[no-untyped-def]
         # x (N, C, D1, D2, D3), any strides; cols (C, K1, K2, K3, N, O1, O2, O3), contiguous:
         # cols[c, t, n, o] = x[n, c, o*s + t*d - p] inside x, 0 in the padding.
@@ -231,7 +267,7 @@ def _kernels() -> Any:
                         for o3 in range(l3[tc], o3n):
                             cols[c, ta, tb, tc, n, o1, o2, o3] = zero
 
-    return col2im, direct, im2col, col2im_last
+    return col2im, direct, im2col, col2im_last, col2im_patches
 
 
 class PhaseGeometry:
@@ -325,6 +361,15 @@ def col2im_last(cols: np.ndarray, bias: np.ndarray, out: np.ndarray, tables: tup
     the three axes' :func:`transposed_tables`.
     """
     _kernels()[3](cols, np.ascontiguousarray(bias), out, *tables)
+
+
+def col2im_patches(cols: np.ndarray, bias: np.ndarray, out: np.ndarray, geometry: tuple[int, ...]) -> None:
+    """Patch-major overlap-add for kernels longer than their input along the last axis.
+
+    ``cols`` ``(N, n1, n2, n3, C, K1, K2, K3)`` contiguous, ``out`` ``(N, C, O1, O2, O3)`` any strides,
+    ``geometry`` ``(s1, s2, s3, d1, d2, lo1, lo2, lo3, u1, u2, u3)`` (dilation 1 on the last axis).
+    """
+    _kernels()[4](cols, np.ascontiguousarray(bias), out, *geometry)
 
 
 def im2col(x: np.ndarray, cols: np.ndarray, geometry: tuple[Any, ...]) -> None:
