@@ -26,6 +26,7 @@ Few channels per group (``jit_direct``, depthwise)
 from __future__ import annotations
 
 import math
+import threading
 from typing import Any
 
 import numpy as np
@@ -33,16 +34,33 @@ import numpy as np
 from . import _jit
 from .spec import ConvSpec
 
-#: Size of one chunk's column buffer: large enough for efficient products, and below glibc's largest
-#: mmap threshold (32 MiB), so that the buffer is reused from the heap instead of being mapped and
-#: page-faulted afresh on every call (measured: keras-dcgan-1 takes 1.5x longer with 64 MiB chunks).
-#: Far below the engine's memory budget, max(256 MiB, 2 x output).
+#: Size of one chunk's column buffer: large enough for efficient products (measured on the 2-core
+#: machine: 30 and 64 MiB chunks run equally fast, 8-16 MiB chunks up to 1.4x slower on keras-dcgan-1,
+#: whose products get short), and far below the engine's memory budget, max(256 MiB, 2 x output). The
+#: buffer is reused between calls (:func:`_workspace`): freshly mapped buffers of this size cost page
+#: faults on every call (measured 1.5x on keras-dcgan-1 before the reuse).
 CHUNK_BYTES = 30 * 2**20
 
 
 def pixels_supported(spec: ConvSpec, xp: Any) -> bool:
     """The pixel-major path: transposed, one group."""
     return spec.transposed and spec.groups == 1 and supported(spec, xp)
+
+
+_local = threading.local()
+
+
+def _workspace(shape: tuple[int, ...], dtype: Any) -> np.ndarray:
+    """A column buffer of ``shape``, reused from call to call (one per thread, grown when needed, at most
+    about CHUNK_BYTES): a fresh buffer of tens of MiB costs page faults on every call. Each function uses
+    it for one buffer at a time, and nothing returned to a caller ever lives in it."""
+    dtype = np.dtype(dtype)
+    nbytes = math.prod(shape) * dtype.itemsize
+    buffer = getattr(_local, "buffer", None)
+    if buffer is None or buffer.nbytes < nbytes:
+        buffer = np.empty(max(nbytes, 1), dtype=np.uint8)
+        _local.buffer = buffer
+    return buffer[:nbytes].view(dtype).reshape(shape)
 
 
 def supported(spec: ConvSpec, xp: Any) -> bool:
@@ -159,7 +177,8 @@ def conv_transpose(
         nb = n1 - n0
         x_chunk = xm.reshape(groups, cg_in, batch, p_in)[:, :, n0:n1].reshape(groups, cg_in, nb * p_in)
         w_chunk = wm.reshape(groups, cg_in, cg_out, taps)[:, :, c0:c1].reshape(groups, cg_in, (c1 - c0) * taps)
-        cols = np.matmul(np.swapaxes(w_chunk, 1, 2), x_chunk)  # (G, cb*K, nb*P)
+        a = np.swapaxes(w_chunk, 1, 2)
+        cols = np.matmul(a, x_chunk, out=_workspace((groups, a.shape[1], x_chunk.shape[2]), x.dtype))
         cols9 = cols.reshape(groups, c1 - c0, *kernel3, nb, *size3)
         cols9 = np.moveaxis(cols9, 1, 4)  # (G, K1, K2, K3, cb, nb, n1, n2, n3)
         _jit.col2im(cols9, bias6[:, c0:c1], out6[n0:n1, :, c0:c1], geometry)
@@ -242,9 +261,11 @@ def _pixels(
         else:  # a single sample's columns exceed the chunk: a block of output channels at a time
             w_block = np.ascontiguousarray(wk.reshape(c_in, taps, c_out)[:, :, c0:c1]).reshape(c_in, -1)
         if channels_last:
-            product = np.matmul(xm[n0:n1].reshape(-1, c_in), w_block)
+            a = xm[n0:n1].reshape(-1, c_in)
+            product = np.matmul(a, w_block, out=_workspace((a.shape[0], w_block.shape[1]), x.dtype))
         else:
-            product = np.matmul(xm[n0:n1], w_block)
+            a = xm[n0:n1]
+            product = np.matmul(a, w_block, out=_workspace((*a.shape[:2], w_block.shape[1]), x.dtype))
         cols = product.reshape(n1 - n0, *size3, *kernel3, c1 - c0)
         _jit.col2im_last(cols, bias[c0:c1], out5[n0:n1, ..., c0:c1], tuple(tables))
     return out
@@ -289,10 +310,12 @@ def conv_transpose_patches(
     for n0, n1, c0, c1 in _chunks(batch, c_out, p_in * taps * x.dtype.itemsize):
         w_block = w2[:, c0 * taps : c1 * taps]
         if xm is not None:
-            product = np.matmul(xm[n0:n1].reshape(-1, c_in), w_block)
+            a = xm[n0:n1].reshape(-1, c_in)
+            product = np.matmul(a, w_block, out=_workspace((a.shape[0], w_block.shape[1]), x.dtype))
         else:
             assert x3 is not None
-            product = np.matmul(x3[n0:n1], w_block)
+            a = x3[n0:n1]
+            product = np.matmul(a, w_block, out=_workspace((*a.shape[:2], w_block.shape[1]), x.dtype))
         cols = product.reshape(n1 - n0, *size3, c1 - c0, *kernel3)
         _jit.col2im_patches(cols, bias1[c0:c1], out5[n0:n1, c0:c1], geometry)
     return out
@@ -320,7 +343,7 @@ def _im2col(x6: np.ndarray, spec: ConvSpec, size_in: tuple[int, ...], size_out: 
     batch, groups, cg = x6.shape[:3]
     kernel3 = _jit.pad3(spec.kernel_size, 1)
     out3 = _jit.pad3(size_out, 1)
-    cols = np.empty((groups * cg, *kernel3, batch, *out3), dtype=x6.dtype)
+    cols = _workspace((groups * cg, *kernel3, batch, *out3), x6.dtype)
     _jit.im2col(_merge_groups(x6), cols, _conv_geometry(size_in, size_out, spec))
     return cols.reshape(groups, cg * math.prod(kernel3), batch * math.prod(out3))
 
