@@ -15,8 +15,10 @@ A convolution's weight ``(C_out, C_in/G, *k)`` and a transposed convolution's
 only in which side is strided (see :func:`_taps`).
 
 Algorithms are registered in ``_ALGORITHMS`` with a predicate saying which calls
-they support; :func:`select` picks one. The planner with a cost model and the
-fast paths come later and plug in here.
+they support; :func:`select` asks the planner (:func:`_plan`, cached per call
+description, with the cost model :func:`plan_costs`) unless :func:`use_algorithm`
+forces one. The compiled NumPy algorithms (``jit_*``, :mod:`tconv._fast`) skip the
+internal layout and work on the caller's (their ``native`` entry point).
 """
 
 from __future__ import annotations

@@ -172,7 +172,17 @@ def conv_transpose(
     xm = _x_matrix(x6, spec)  # (G, cg_in, N * P)
     wm = weight.reshape(groups, cg_in, cg_out * taps)
     size3 = _jit.pad3(spec.input_size, 1)
-
+    # A kernel no longer than its stride: no two taps overlap, the output is read straight from cols.
+    no_overlap = all(k <= st and dd == 1 for k, st, dd in zip(spec.kernel_size, spec.stride, spec.dilation))
+    spec3 = tuple(
+        zip(
+            size3,
+            kernel3,
+            _jit.pad3(spec.stride, 1),
+            (0,) * (3 - d) + tuple(lo for lo, _ in spec.padding),
+            _jit.pad3(spec.output_size, 1),
+        )
+    )
     for n0, n1, c0, c1 in _chunks(batch, cg_out, groups * taps * p_in * item):
         nb = n1 - n0
         x_chunk = xm.reshape(groups, cg_in, batch, p_in)[:, :, n0:n1].reshape(groups, cg_in, nb * p_in)
@@ -181,7 +191,10 @@ def conv_transpose(
         cols = np.matmul(a, x_chunk, out=_workspace((groups, a.shape[1], x_chunk.shape[2]), x.dtype))
         cols9 = cols.reshape(groups, c1 - c0, *kernel3, nb, *size3)
         cols9 = np.moveaxis(cols9, 1, 4)  # (G, K1, K2, K3, cb, nb, n1, n2, n3)
-        _jit.col2im(cols9, bias6[:, c0:c1], out6[n0:n1, :, c0:c1], geometry)
+        if no_overlap:
+            _jit.gather(cols9, bias6[:, c0:c1], out6[n0:n1, :, c0:c1], spec3)
+        else:
+            _jit.col2im(cols9, bias6[:, c0:c1], out6[n0:n1, :, c0:c1], geometry)
     return out
 
 

@@ -131,6 +131,30 @@ def _kernels() -> Any:
                         out[row + o3 * out_s[2]] = buf[brow + qi3[o3]] + bj
 
     @jit
+    def gather(cols, bias, out, planes, out_base, out_s, r1, r2, r3):  # type: ignore[no-untyped-def]
+        # Kernel no longer than the stride (dilation 1): every output is reached by at most one (tap,
+        # input) pair, at offset r1[o1] + r2[o2] + r3[o3] in the job's cols block (-1: none), so the
+        # output is read straight from cols, with no accumulation buffer (U-Net's 2x2 stride 2).
+        o1n, o2n, o3n = r1.shape[0], r2.shape[0], r3.shape[0]
+        for job in prange(planes.shape[0]):
+            base = planes[job]
+            ob = out_base[job]
+            bj = bias[job]
+            for o1 in range(o1n):
+                a1 = r1[o1]
+                for o2 in range(o2n):
+                    a2 = r2[o2]
+                    row = ob + o1 * out_s[0] + o2 * out_s[1]
+                    if a1 < 0 or a2 < 0:
+                        for o3 in range(o3n):
+                            out[row + o3 * out_s[2]] = bj
+                        continue
+                    src = base + a1 + a2
+                    for o3 in range(o3n):
+                        a3 = r3[o3]
+                        out[row + o3 * out_s[2]] = (cols[src + a3] if a3 >= 0 else 0) + bj
+
+    @jit
     def direct(x, w, bias, out, geo, dims, xs, out_s, qi1, qi2, qi3):  # type: ignore[no-untyped-def]
         # The transposed convolution summed directly, for few channels per group (depthwise): the
         # phase-major scheme of col2im with x in place of cols and each tap's weight as a factor.
@@ -267,7 +291,7 @@ def _kernels() -> Any:
                         for o3 in range(l3[tc], o3n):
                             cols[c, ta, tb, tc, n, o1, o2, o3] = zero
 
-    return col2im, direct, im2col, col2im_last, col2im_patches
+    return col2im, direct, im2col, col2im_last, col2im_patches, gather
 
 
 class PhaseGeometry:
@@ -328,6 +352,29 @@ def col2im(cols: np.ndarray, bias: np.ndarray, out: np.ndarray, geometry: PhaseG
     _kernels()[0](
         _flat(cols), bias_jobs, _flat(out), geometry.geo, planes, out_base, out_strides, strides, *geometry.reads
     )
+
+
+def gather(cols: np.ndarray, bias: np.ndarray, out: np.ndarray, spec3: tuple[tuple[int, ...], ...]) -> None:
+    """col2im for kernels no longer than their stride (no overlap): each output read straight from cols.
+
+    ``cols`` and ``out`` as in :func:`col2im`; ``spec3`` is ``(n, k, s, lo, out)`` per axis, 3-D padded
+    (dilation 1).
+    """
+    item = cols.dtype.itemsize
+    cs = [st // item for st in cols.strides]
+    os_ = [st // item for st in out.strides]
+    groups, cg, batch = cols.shape[0], cols.shape[4], cols.shape[5]
+    g, c, n = np.meshgrid(np.arange(groups), np.arange(cg), np.arange(batch), indexing="ij")
+    planes = (g * cs[0] + c * cs[4] + n * cs[5]).ravel()
+    out_base = (n * os_[0] + g * os_[1] + c * os_[2]).ravel()
+    bias_jobs = np.broadcast_to(bias[:, :, None], (groups, cg, batch)).ravel().astype(cols.dtype)
+    reads = []
+    for axis, (n_in, k, s, lo, size) in enumerate(spec3):
+        q, r = np.divmod(np.arange(size) + lo, s)
+        inside = (r < k) & (q < n_in)
+        reads.append(np.where(inside, r * cs[1 + axis] + q * cs[6 + axis], -1).astype(np.int64))
+    out_strides = np.array(os_[3:6], dtype=np.int64)
+    _kernels()[5](_flat(cols), bias_jobs, _flat(out), planes, out_base, out_strides, *reads)
 
 
 def direct(x: np.ndarray, w: np.ndarray, bias: np.ndarray, out: np.ndarray, geometry: PhaseGeometry) -> None:
