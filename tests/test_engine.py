@@ -246,3 +246,27 @@ def test_kernel_no_longer_than_stride_reads_columns_directly(kernel, stride, pad
     with tconv.use_algorithm("jit_gemm"):
         got = tconv.conv_transpose(x, w, b, stride=stride, padding=padding, output_padding=output_padding)
     np.testing.assert_allclose(got, expected, atol=1e-10)
+
+
+@needs_jit
+def test_a_call_over_the_chunk_size_chunks_and_bounds_its_temporaries(monkeypatch):
+    """Columns of one sample (2 MiB) over the chunk size (set to 256 KiB here; 30 MiB by default): output-channel
+    chunks, traced temporaries below the whole column buffer, and the oracle's result."""
+    import tracemalloc
+
+    monkeypatch.setattr(tconv._fast, "CHUNK_BYTES", 256 * 2**10)
+    rng = np.random.default_rng(11)
+    x = rng.standard_normal((1, 4, 32, 32), dtype=np.float32)
+    w = rng.standard_normal((4, 8, 8, 8), dtype=np.float32)
+    columns = 8 * 64 * 32 * 32 * 4
+    assert len(tconv._fast._chunks(1, 8, 64 * 32 * 32 * 4)) == 8
+    with tconv.use_algorithm("jit_gemm"):
+        tconv.conv_transpose(x[:, :, :4, :4], w, stride=4, padding=2)  # compile and load outside the trace
+        tconv._fast._local.buffer = None
+        tracemalloc.start()
+        got = tconv.conv_transpose(x, w, stride=4, padding=2)
+        _, peak = tracemalloc.get_traced_memory()
+        tracemalloc.stop()
+    assert peak - got.nbytes < columns / 2  # never all the columns at once
+    expected = naive_conv_transpose(x.astype(np.float64), w.astype(np.float64), stride=[4, 4], pads=[(2, 2)] * 2)
+    np.testing.assert_allclose(got, expected, rtol=1e-4, atol=1e-3)
