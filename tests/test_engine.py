@@ -11,7 +11,7 @@ from oracle import naive_conv, naive_conv_transpose
 from strategies import arrays_for, configs, expected_size
 
 SETTINGS = settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow])
-needs_jit = pytest.mark.skipif(not tconv._jit.available(), reason="numba is not installed")
+needs_jit = pytest.mark.skipif(not tconv._jit.available(), reason="no compiled path (numba missing or TCONV_NO_JIT=1)")
 
 
 def _spec(transposed, x_shape, w_shape, groups=1, **options):

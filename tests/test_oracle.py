@@ -15,7 +15,9 @@ from strategies import expected_size as _expected_size
 
 SETTINGS = settings(max_examples=120, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 
-_jit_missing = pytest.mark.skipif(not tconv._jit.available(), reason="numba is not installed")
+_jit_missing = pytest.mark.skipif(
+    not tconv._jit.available(), reason="no compiled path (numba missing or TCONV_NO_JIT=1)"
+)
 JIT_GEMM = pytest.param("jit_gemm", marks=_jit_missing)
 JIT_DIRECT = pytest.param("jit_direct", marks=_jit_missing)
 JIT_PIXELS = pytest.param("jit_pixels", marks=_jit_missing)
