@@ -210,12 +210,15 @@ def test_bench_runs_and_writes_json(tmp_path):
             "2",
             "--json",
             str(out),
+            "--plot",
+            str(tmp_path / "ratios.png"),
         ],
         capture_output=True,
         text=True,
         timeout=300,
     )
     assert result.returncode == 0, result.stderr
+    assert (tmp_path / "ratios.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     assert "geometric mean tconv/torch" in result.stdout and "measured float32 GEMM rate" in result.stdout
     data = json.loads(out.read_text())
     assert [row["case"] for row in data["rows"]] == ["keras-dcgan-3", "unet-up"]

@@ -519,18 +519,33 @@ def main(argv: list[str] | None = None) -> int:
                 indent=1,
             )
     if args.plot:
-        from .figures import _pyplot
-
-        plt = _pyplot()
-        fig, ax = plt.subplots(figsize=(10, 4), dpi=100)
-        labels = [r.case + (" grad" if r.kind == "grad" else "") for r in rows]
-        ax.bar(range(len(rows)), [r.vs_torch or 0 for r in rows])
-        ax.axhline(1.0, color="black", linewidth=1)
-        ax.set_xticks(range(len(rows)), labels, rotation=70, fontsize=7)
-        ax.set_ylabel("time tconv / torch")
-        fig.tight_layout()
-        fig.savefig(args.plot)
+        plot_ratios([asdict(r) for r in rows], args.plot)
     return 0
+
+
+def plot_ratios(rows: list[dict[str, Any]], path: str) -> None:
+    """Bar chart of tconv/PyTorch and tconv/fastest peer per row (rows as in the ``--json`` table)."""
+    from .figures import _pyplot
+
+    def ratio(row: dict[str, Any], peers: list[str]) -> float:
+        mine = row["times"].get("tconv")
+        theirs = [row["times"][p] for p in peers if row["times"].get(p)]
+        return mine / min(theirs) if mine and theirs else 0.0
+
+    plt = _pyplot()
+    fig, ax = plt.subplots(figsize=(11, 4), dpi=100)
+    labels = [r["case"] + (" grad" if r["kind"] == "grad" else "") for r in rows]
+    positions = range(len(rows))
+    others = sorted({name for r in rows for name in r["times"] if name != "tconv"})
+    ax.bar([p - 0.2 for p in positions], [ratio(r, ["torch"]) for r in rows], width=0.4, label="tconv / PyTorch")
+    ax.bar([p + 0.2 for p in positions], [ratio(r, others) for r in rows], width=0.4, label="tconv / fastest peer")
+    ax.axhline(1.0, color="black", linewidth=1)
+    ax.set_xticks(list(positions), labels, rotation=70, fontsize=7)
+    ax.set_ylabel("time ratio (below 1: tconv faster)")
+    ax.legend(fontsize=8)
+    fig.tight_layout()
+    fig.savefig(path)
+    plt.close(fig)
 
 
 if __name__ == "__main__":
