@@ -36,7 +36,7 @@ import numpy as np
 
 from . import _fast
 from ._backend import Array, Prepared, add_into
-from .spec import ConvSpec
+from .spec import ConvSpec, overlap
 
 AlgorithmFn = Callable[[Any, Array, Array, ConvSpec, int], Array]
 
@@ -185,16 +185,6 @@ def _plan(spec: ConvSpec, compiled: bool, channels_last: bool) -> str:
     return min(costs, key=lambda name: costs[name])
 
 
-def _overlap(offset: int, stride: int, n_strided: int, n_dense: int) -> tuple[int, int, int]:
-    """Indices ``a`` in ``[0, n_strided)`` whose ``b = a*stride + offset`` lies in ``[0, n_dense)``.
-
-    Returns ``(a0, a1, b0)``: the range ``a0 <= a < a1`` and the first ``b``.
-    """
-    a0 = max(0, -(offset // stride))  # ceil(-offset / stride)
-    a1 = min(n_strided, (n_dense - 1 - offset) // stride + 1)
-    return a0, a1, a0 * stride + offset
-
-
 def tap_windows(
     spec: ConvSpec,
 ) -> Iterator[tuple[int, tuple[int, ...], tuple[slice, ...], tuple[slice, ...]]]:
@@ -214,11 +204,11 @@ def tap_windows(
             s = spec.stride[axis]
             offset = i * spec.dilation[axis] - spec.padding[axis][0]
             if spec.transposed:
-                a0, a1, b0 = _overlap(offset, s, in_size[axis], out_size[axis])
+                a0, a1, b0 = overlap(offset, s, in_size[axis], out_size[axis])
                 x_index.append(slice(a0, a1))
                 out_index.append(slice(b0, b0 + (a1 - a0 - 1) * s + 1, s))
             else:
-                a0, a1, b0 = _overlap(offset, s, out_size[axis], in_size[axis])
+                a0, a1, b0 = overlap(offset, s, out_size[axis], in_size[axis])
                 out_index.append(slice(a0, a1))
                 x_index.append(slice(b0, b0 + (a1 - a0 - 1) * s + 1, s))
             box.append(a1 - a0)

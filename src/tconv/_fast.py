@@ -1,7 +1,7 @@
 """The compiled NumPy path: caller's layout in, caller's layout out, BLAS for the products.
 
-Used by the engine's ``jit_gemm`` and ``jit_direct`` algorithms for NumPy arrays of rank
-<= 3 when numba is installed (see :mod:`tconv._jit`). Unlike the array-API algorithms it
+Used by the engine's ``jit_*`` algorithms for NumPy arrays of rank <= 3 when numba is
+installed (see :mod:`tconv._jit`). Unlike the array-API algorithms it
 does not rearrange x and the output into the engine's internal layout: the kernels read
 and write any strides, so channels-last arrays are used as they are.
 
@@ -18,8 +18,12 @@ Gradients
     The transposed convolution's input gradient and weight gradient share one im2col of
     the output gradient ``cols_gy``: ``dx = W @ cols_gy`` and ``dW = x @ cols_gy^T``. The
     convolution's weight gradient is ``dy @ im2col(x)^T``.
+Pixel-major and patch-major (``jit_pixels``, ``jit_patches``; one group)
+    ``cols = x (N*P, C_in) @ W`` with x read as rows of pixels (channels-last x is that
+    matrix itself), then an overlap-add along the contiguous channels (pixels) or along
+    each kernel patch's rows (patches, for kernels longer than their input).
 Few channels per group (``jit_direct``, depthwise)
-    A matrix product with an inner dimension of 1 or 2 runs far below the BLAS rate, so the
+    A matrix product with a small inner dimension runs far below the BLAS rate, so the
     transposed convolution is summed directly per output.
 """
 
@@ -27,7 +31,7 @@ from __future__ import annotations
 
 import math
 import threading
-from typing import Any
+from typing import Any, NamedTuple
 
 import numpy as np
 
@@ -40,11 +44,6 @@ from .spec import ConvSpec
 #: buffer is reused between calls (:func:`_workspace`): freshly mapped buffers of this size cost page
 #: faults on every call (measured 1.5x on keras-dcgan-1 before the reuse).
 CHUNK_BYTES = 30 * 2**20
-
-
-def pixels_supported(spec: ConvSpec, xp: Any) -> bool:
-    """The pixel-major path: transposed, one group."""
-    return spec.transposed and spec.groups == 1 and supported(spec, xp)
 
 
 _local = threading.local()
@@ -68,15 +67,15 @@ def supported(spec: ConvSpec, xp: Any) -> bool:
     return spec.ndim <= 3 and _jit.available() and _is_numpy(xp)
 
 
+def pixels_supported(spec: ConvSpec, xp: Any) -> bool:
+    """The pixel-major path: transposed, one group."""
+    return spec.transposed and spec.groups == 1 and supported(spec, xp)
+
+
 def _is_numpy(xp: Any) -> bool:
     import array_api_compat
 
     return bool(array_api_compat.is_numpy_namespace(xp))
-
-
-def few_channels(spec: ConvSpec) -> bool:
-    """Where the direct kernel beats a product: at most 2 input channels per group."""
-    return spec.transposed and spec.in_channels // spec.groups <= 2
 
 
 def _view6(a: np.ndarray, groups: int, ndim: int, channels_last: bool) -> np.ndarray:
@@ -90,34 +89,40 @@ def _view6(a: np.ndarray, groups: int, ndim: int, channels_last: bool) -> np.nda
     return np.lib.stride_tricks.as_strided(a, shape=shape, strides=strides)
 
 
-def _phase_geometry(spec: ConvSpec) -> _jit.PhaseGeometry:
-    lead = 3 - spec.ndim
-    return _jit.PhaseGeometry(
-        _jit.pad3(spec.input_size, 1),
+class _Axes3(NamedTuple):
+    """A call's per-axis numbers padded to three axes (unit axes first: size 1, kernel 1, stride 1, ...)."""
+
+    size_in: tuple[int, ...]
+    kernel: tuple[int, ...]
+    stride: tuple[int, ...]
+    dilation: tuple[int, ...]
+    low: tuple[int, ...]  # the low padding
+    size_out: tuple[int, ...]
+
+
+def _axes3(spec: ConvSpec, size_in: tuple[int, ...] | None = None, size_out: tuple[int, ...] | None = None) -> _Axes3:
+    """``spec``'s axes padded to 3-D; ``size_in``/``size_out`` replace its sizes (an im2col of a gradient)."""
+    return _Axes3(
+        _jit.pad3(spec.input_size if size_in is None else size_in, 1),
         _jit.pad3(spec.kernel_size, 1),
         _jit.pad3(spec.stride, 1),
         _jit.pad3(spec.dilation, 1),
-        (0,) * lead + tuple(lo for lo, _ in spec.padding),
-        _jit.pad3(spec.output_size, 1),
+        _jit.pad3(tuple(lo for lo, _ in spec.padding), 0),
+        _jit.pad3(spec.output_size if size_out is None else size_out, 1),
     )
+
+
+def _phase_geometry(spec: ConvSpec) -> _jit.PhaseGeometry:
+    return _jit.PhaseGeometry(*_axes3(spec))
 
 
 def _conv_geometry(size_in: tuple[int, ...], size_out: tuple[int, ...], spec: ConvSpec) -> tuple[Any, ...]:
     """im2col's arguments: strides, dilations, low paddings and per-tap valid output ranges (3-D padded)."""
-    lead = 3 - spec.ndim
-    s = _jit.pad3(spec.stride, 1)
-    d = _jit.pad3(spec.dilation, 1)
-    p = _jit.pad3(tuple(lo for lo, _ in spec.padding), 0)
-    n = _jit.pad3(size_in, 1)
-    k = _jit.pad3(spec.kernel_size, 1)
-    o = _jit.pad3(size_out, 1)
+    axes = _axes3(spec, size_in, size_out)
     ranges: list[np.ndarray] = []
-    for axis in range(3):
-        if axis < lead:
-            ranges += _jit.conv_ranges(1, 1, 1, 1, 0, 1)
-        else:
-            ranges += _jit.conv_ranges(n[axis], k[axis], s[axis], d[axis], p[axis], o[axis])
-    return (*s, *d, *p, *ranges)
+    for n, k, st, d, lo, o in zip(*axes):
+        ranges += _jit.conv_ranges(n, k, st, d, lo, o)
+    return (*axes.stride, *axes.dilation, *axes.low, *ranges)
 
 
 def _empty_out(batch: int, channels: int, size: tuple[int, ...], dtype: Any, channels_last: bool) -> np.ndarray:
@@ -132,7 +137,7 @@ def _bias6(bias: np.ndarray | None, spec: ConvSpec, dtype: Any) -> np.ndarray:
     return np.ascontiguousarray(bias, dtype=dtype).reshape(spec.groups, cg)
 
 
-def _x_matrix(x6: np.ndarray, spec: ConvSpec) -> np.ndarray:
+def _x_matrix(x6: np.ndarray) -> np.ndarray:
     """x as ``(G, C_in/G, N * P)`` for the products (a view when N = 1 and channels-first)."""
     batch, groups, cg = x6.shape[:3]
     p = math.prod(x6.shape[3:])
@@ -157,42 +162,32 @@ def conv_transpose(
     out = _empty_out(batch, spec.out_channels, spec.output_size, x.dtype, channels_last)
     out6 = _view6(out, groups, d, channels_last)
     x6 = _view6(x, groups, d, channels_last)
-    geometry = _phase_geometry(spec)
+    axes = _axes3(spec)
     bias6 = _bias6(bias, spec, x.dtype)
-    kernel3 = _jit.pad3(spec.kernel_size, 1)
-    w6 = weight.reshape(groups, cg_in, cg_out, *kernel3)
     if direct:
-        _jit.direct(x6, w6, bias6, out6, geometry)
+        w6 = weight.reshape(groups, cg_in, cg_out, *axes.kernel)
+        _jit.direct(x6, w6, bias6, out6, _jit.PhaseGeometry(*axes))
         return out
     if _is_single_pixel(spec):
         return _single_pixel(x, weight, bias, spec, channels_last, out)
     taps = math.prod(spec.kernel_size)
     p_in = math.prod(spec.input_size)
     item = x.dtype.itemsize
-    xm = _x_matrix(x6, spec)  # (G, cg_in, N * P)
+    xm = _x_matrix(x6)  # (G, cg_in, N * P)
     wm = weight.reshape(groups, cg_in, cg_out * taps)
-    size3 = _jit.pad3(spec.input_size, 1)
     # A kernel no longer than its stride: no two taps overlap, the output is read straight from cols.
     no_overlap = all(k <= st and dd == 1 for k, st, dd in zip(spec.kernel_size, spec.stride, spec.dilation))
-    spec3 = tuple(
-        zip(
-            size3,
-            kernel3,
-            _jit.pad3(spec.stride, 1),
-            (0,) * (3 - d) + tuple(lo for lo, _ in spec.padding),
-            _jit.pad3(spec.output_size, 1),
-        )
-    )
+    geometry = None if no_overlap else _jit.PhaseGeometry(*axes)
     for n0, n1, c0, c1 in _chunks(batch, cg_out, groups * taps * p_in * item):
         nb = n1 - n0
         x_chunk = xm.reshape(groups, cg_in, batch, p_in)[:, :, n0:n1].reshape(groups, cg_in, nb * p_in)
         w_chunk = wm.reshape(groups, cg_in, cg_out, taps)[:, :, c0:c1].reshape(groups, cg_in, (c1 - c0) * taps)
         a = np.swapaxes(w_chunk, 1, 2)
         cols = np.matmul(a, x_chunk, out=_workspace((groups, a.shape[1], x_chunk.shape[2]), x.dtype))
-        cols9 = cols.reshape(groups, c1 - c0, *kernel3, nb, *size3)
+        cols9 = cols.reshape(groups, c1 - c0, *axes.kernel, nb, *axes.size_in)
         cols9 = np.moveaxis(cols9, 1, 4)  # (G, K1, K2, K3, cb, nb, n1, n2, n3)
-        if no_overlap:
-            _jit.gather(cols9, bias6[:, c0:c1], out6[n0:n1, :, c0:c1], spec3)
+        if geometry is None:
+            _jit.gather(cols9, bias6[:, c0:c1], out6[n0:n1, :, c0:c1], axes)
         else:
             _jit.col2im(cols9, bias6[:, c0:c1], out6[n0:n1, :, c0:c1], geometry)
     return out
@@ -225,6 +220,24 @@ def _single_pixel(
     return out
 
 
+def _pixel_rows(x: np.ndarray, spec: ConvSpec, channels_last: bool) -> np.ndarray:
+    """x as ``(N, P, C_in)``: channels-last x as it is, channels-first x as its per-sample transpose (a view)."""
+    batch, p_in, c_in = x.shape[0], math.prod(spec.input_size), spec.in_channels
+    if channels_last:
+        return np.ascontiguousarray(x).reshape(batch, p_in, c_in)
+    return np.swapaxes(np.ascontiguousarray(x).reshape(batch, c_in, p_in), 1, 2)
+
+
+def _rows_product(rows: np.ndarray, w_block: np.ndarray) -> np.ndarray:
+    """``rows (nb, P, C_in) @ w_block (C_in, M)`` into the column buffer: one product when the rows are
+    contiguous (channels-last), one per sample when they are a transposed view."""
+    dtype = np.result_type(rows, w_block)
+    if rows.flags.c_contiguous:
+        flat = rows.reshape(-1, rows.shape[2])
+        return np.matmul(flat, w_block, out=_workspace((flat.shape[0], w_block.shape[1]), dtype))
+    return np.matmul(rows, w_block, out=_workspace((*rows.shape[:2], w_block.shape[1]), dtype))
+
+
 def conv_transpose_pixels(
     x: np.ndarray, weight: np.ndarray, bias: np.ndarray | None, spec: ConvSpec, channels_last: bool
 ) -> np.ndarray:
@@ -235,52 +248,30 @@ def conv_transpose_pixels(
     Channels-last x is that matrix as it is (no copy); channels-first x is its per-sample transpose,
     which the product reads in place (one product per sample).
     """
-    out = _empty_out(x.shape[0], spec.out_channels, spec.output_size, x.dtype, channels_last)
-    bias1 = _bias6(bias, spec, x.dtype)[0]
+    batch = x.shape[0]
+    out = _empty_out(batch, spec.out_channels, spec.output_size, x.dtype, channels_last)
     if _is_single_pixel(spec):
         return _single_pixel(x, weight, bias, spec, channels_last, out)
-    return _pixels(x, weight, bias1, spec, out, channels_last)
-
-
-def _pixels(
-    x: np.ndarray, weight: np.ndarray, bias: np.ndarray, spec: ConvSpec, out: np.ndarray, channels_last: bool
-) -> np.ndarray:
-    batch, d = x.shape[0], spec.ndim
+    bias1 = _bias6(bias, spec, x.dtype)[0]
     taps, p_in = math.prod(spec.kernel_size), math.prod(spec.input_size)
     c_in, c_out = spec.in_channels, spec.out_channels
     wk = np.ascontiguousarray(np.moveaxis(weight.reshape(c_in, c_out, taps), 1, 2)).reshape(c_in, taps * c_out)
-    unit = (1,) * (3 - d)
+    axes = _axes3(spec)
     tables: list[np.ndarray] = []
-    for n, k, s, dil, (lo, _), o in zip(
-        (1,) * (3 - d) + spec.input_size,
-        (1,) * (3 - d) + spec.kernel_size,
-        (1,) * (3 - d) + spec.stride,
-        (1,) * (3 - d) + spec.dilation,
-        ((0, 0),) * (3 - d) + spec.padding,
-        (1,) * (3 - d) + spec.output_size,
-    ):
+    for n, k, s, dil, lo, o in zip(*axes):
         tables += _jit.transposed_tables(n, k, s, dil, lo, o)
-    if channels_last:
-        out5 = out.reshape(batch, *unit, *spec.output_size, c_out)
-        xm = np.ascontiguousarray(x).reshape(batch, p_in, c_in)
+    if channels_last:  # (N, O1, O2, O3, C_out)
+        out5 = out.reshape(batch, *axes.size_out, c_out)
     else:
-        out5 = np.moveaxis(out.reshape(batch, c_out, *unit, *spec.output_size), 1, -1)
-        xm = np.swapaxes(np.ascontiguousarray(x).reshape(batch, c_in, p_in), 1, 2)
-    kernel3 = _jit.pad3(spec.kernel_size, 1)
-    size3 = _jit.pad3(spec.input_size, 1)
+        out5 = np.moveaxis(out.reshape(batch, c_out, *axes.size_out), 1, -1)
+    rows = _pixel_rows(x, spec, channels_last)
     for n0, n1, c0, c1 in _chunks(batch, c_out, p_in * taps * x.dtype.itemsize):
         if (c0, c1) == (0, c_out):
             w_block = wk
         else:  # a single sample's columns exceed the chunk: a block of output channels at a time
             w_block = np.ascontiguousarray(wk.reshape(c_in, taps, c_out)[:, :, c0:c1]).reshape(c_in, -1)
-        if channels_last:
-            a = xm[n0:n1].reshape(-1, c_in)
-            product = np.matmul(a, w_block, out=_workspace((a.shape[0], w_block.shape[1]), x.dtype))
-        else:
-            a = xm[n0:n1]
-            product = np.matmul(a, w_block, out=_workspace((*a.shape[:2], w_block.shape[1]), x.dtype))
-        cols = product.reshape(n1 - n0, *size3, *kernel3, c1 - c0)
-        _jit.col2im_last(cols, bias[c0:c1], out5[n0:n1, ..., c0:c1], tuple(tables))
+        cols = _rows_product(rows[n0:n1], w_block).reshape(n1 - n0, *axes.size_in, *axes.kernel, c1 - c0)
+        _jit.col2im_last(cols, bias1[c0:c1], out5[n0:n1, ..., c0:c1], tuple(tables))
     return out
 
 
@@ -313,23 +304,13 @@ def conv_transpose_patches(
     out5 = _view6(out, 1, d, channels_last)[:, 0]
     bias1 = _bias6(bias, spec, x.dtype)[0]
     w2 = weight.reshape(c_in, c_out * taps)
-    xm = np.ascontiguousarray(x).reshape(batch, p_in, c_in) if channels_last else None
-    x3 = None if channels_last else np.swapaxes(np.ascontiguousarray(x).reshape(batch, c_in, p_in), 1, 2)
-    size3, kernel3 = _jit.pad3(spec.input_size, 1), _jit.pad3(spec.kernel_size, 1)
-    s3, d3 = _jit.pad3(spec.stride, 1), _jit.pad3(spec.dilation, 1)
-    lo3 = (0,) * (3 - d) + tuple(lo for lo, _ in spec.padding)
-    uncropped = tuple((n - 1) * s + (k - 1) * dd + 1 for n, s, k, dd in zip(size3, s3, kernel3, d3))
-    geometry = (*s3, d3[0], d3[1], *lo3, *uncropped)
+    rows = _pixel_rows(x, spec, channels_last)
+    axes = _axes3(spec)
+    uncropped = tuple((n - 1) * s + (k - 1) * dd + 1 for n, k, s, dd in zip(*axes[:4]))
+    geometry = (*axes.stride, *axes.dilation[:2], *axes.low, *uncropped)
     for n0, n1, c0, c1 in _chunks(batch, c_out, p_in * taps * x.dtype.itemsize):
-        w_block = w2[:, c0 * taps : c1 * taps]
-        if xm is not None:
-            a = xm[n0:n1].reshape(-1, c_in)
-            product = np.matmul(a, w_block, out=_workspace((a.shape[0], w_block.shape[1]), x.dtype))
-        else:
-            assert x3 is not None
-            a = x3[n0:n1]
-            product = np.matmul(a, w_block, out=_workspace((*a.shape[:2], w_block.shape[1]), x.dtype))
-        cols = product.reshape(n1 - n0, *size3, c1 - c0, *kernel3)
+        product = _rows_product(rows[n0:n1], w2[:, c0 * taps : c1 * taps])
+        cols = product.reshape(n1 - n0, *axes.size_in, c1 - c0, *axes.kernel)
         _jit.col2im_patches(cols, bias1[c0:c1], out5[n0:n1, c0:c1], geometry)
     return out
 
@@ -354,8 +335,7 @@ def _chunks(batch: int, channels: int, bytes_per_pair: int) -> list[tuple[int, i
 def _im2col(x6: np.ndarray, spec: ConvSpec, size_in: tuple[int, ...], size_out: tuple[int, ...]) -> np.ndarray:
     """``cols (G, C/G * K, N * P_out)`` of a forward convolution's input x6 ``(N, G, C/G, s1, s2, s3)``."""
     batch, groups, cg = x6.shape[:3]
-    kernel3 = _jit.pad3(spec.kernel_size, 1)
-    out3 = _jit.pad3(size_out, 1)
+    kernel3, out3 = _jit.pad3(spec.kernel_size, 1), _jit.pad3(size_out, 1)
     cols = _workspace((groups * cg, *kernel3, batch, *out3), x6.dtype)
     _jit.im2col(_merge_groups(x6), cols, _conv_geometry(size_in, size_out, spec))
     return cols.reshape(groups, cg * math.prod(kernel3), batch * math.prod(out3))
@@ -443,7 +423,7 @@ def conv_transpose_grads(
             total = part if c0 == 0 else total + part
             if c1 == cg_out:
                 _write_channels_first_matrix(total, None, dx6[n0:n1, g0:g1])
-        xm = _x_matrix(x6[n0:n1, g0:g1], spec)  # (G', cg_in, nb*P_in)
+        xm = _x_matrix(x6[n0:n1, g0:g1])  # (G', cg_in, nb*P_in)
         dw[g0:g1, :, block] += np.matmul(xm, np.swapaxes(cols, 1, 2))
     return dx, dw.reshape(weight.shape)
 
@@ -462,6 +442,6 @@ def conv_weight_grad(
     dw = np.zeros((groups, cg_out, cg_in * taps), dtype=x.dtype)
     for n0, n1, g0, g1, c0, c1 in _im2col_blocks(batch, groups, cg_in, taps * p_out * x.dtype.itemsize):
         cols = _im2col(x6[n0:n1, g0:g1, c0:c1], spec, spec.input_size, spec.output_size)
-        gym = _x_matrix(gy6[n0:n1, g0:g1], spec)  # (G', cg_out, nb*P_out)
+        gym = _x_matrix(gy6[n0:n1, g0:g1])  # (G', cg_out, nb*P_out)
         dw[g0:g1, :, c0 * taps : c1 * taps] += np.matmul(gym, np.swapaxes(cols, 1, 2))
     return dw.reshape(weight_shape)

@@ -21,9 +21,11 @@ from __future__ import annotations
 
 import functools
 import os
-from typing import Any
+from typing import Any, NamedTuple
 
 import numpy as np
+
+from .spec import overlap
 
 __all__ = ["available"]
 
@@ -52,7 +54,8 @@ def transposed_tables(n: int, k: int, s: int, d: int, lo: int, out: int) -> tupl
     pairs: list[list[tuple[int, int]]] = [[] for _ in range(out)]
     for t in range(k):
         offset = t * d - lo
-        for j in range(max(0, -(offset // s)), min(n, (out - 1 - offset) // s + 1)):
+        j0, j1, _ = overlap(offset, s, n, out)
+        for j in range(j0, j1):
             pairs[j * s + offset].append((t, j))
     width = max(1, max((len(p) for p in pairs), default=0))
     taps = np.zeros((out, width), dtype=np.int64)
@@ -69,9 +72,7 @@ def conv_ranges(n: int, k: int, s: int, d: int, lo: int, out: int) -> tuple[np.n
     first = np.zeros(k, dtype=np.int64)
     last = np.zeros(k, dtype=np.int64)
     for t in range(k):
-        offset = t * d - lo
-        a0 = max(0, -(offset // s))
-        a1 = min(out, (n - 1 - offset) // s + 1)
+        a0, a1, _ = overlap(t * d - lo, s, out, n)
         first[t], last[t] = a0, max(a0, a1)
     return first, last
 
@@ -331,50 +332,70 @@ class PhaseGeometry:
         self.geo = np.array([*k, *n, *out, *q_strides, self.size, *np.concatenate(offsets)], dtype=np.int64)
 
 
+class _Jobs(NamedTuple):
+    """One job per (group, channel, sample) of a column buffer: where its block starts in ``cols``, where
+    its plane starts in ``out``, its bias; and both arrays' strides in elements."""
+
+    planes: np.ndarray
+    out_base: np.ndarray
+    bias: np.ndarray
+    cols_strides: list[int]
+    out_strides: list[int]
+
+
+def _jobs(cols: np.ndarray, bias: np.ndarray, out: np.ndarray) -> _Jobs:
+    """The jobs of ``cols (G, K1, K2, K3, C/G, N, n1, n2, n3)`` into ``out (N, G, C/G, O1, O2, O3)``."""
+    item = cols.dtype.itemsize
+    cs = [st // item for st in cols.strides]
+    os_ = [st // item for st in out.strides]
+    groups, cg, batch = cols.shape[0], cols.shape[4], cols.shape[5]
+    g, c, n = np.meshgrid(np.arange(groups), np.arange(cg), np.arange(batch), indexing="ij")
+    planes = (g * cs[0] + c * cs[4] + n * cs[5]).ravel()
+    out_base = (n * os_[0] + g * os_[1] + c * os_[2]).ravel()
+    bias_jobs = np.broadcast_to(bias[:, :, None], (groups, cg, batch)).ravel().astype(cols.dtype)
+    return _Jobs(planes, out_base, bias_jobs, cs, os_)
+
+
 def col2im(cols: np.ndarray, bias: np.ndarray, out: np.ndarray, geometry: PhaseGeometry) -> None:
     """``out[n, g, c, o] = bias[g, c] + sum over (t, j) reaching o of cols[g, t, c, n, j]``.
 
     ``cols`` is ``(G, K1, K2, K3, C/G, N, n1, n2, n3)`` with a contiguous last axis and ``out``
     ``(N, G, C/G, O1, O2, O3)``, both views with any non-negative strides.
     """
-    item = cols.dtype.itemsize
-    cs = [st // item for st in cols.strides]
-    os_ = [st // item for st in out.strides]
+    jobs = _jobs(cols, bias, out)
+    cs = jobs.cols_strides
     if cols.shape[8] > 1 and cs[8] != 1:  # pragma: no cover - the engine's cols are always so
         raise ValueError("col2im needs cols with a contiguous last axis")
-    groups, cg, batch = cols.shape[0], cols.shape[4], cols.shape[5]
-    g, c, n = np.meshgrid(np.arange(groups), np.arange(cg), np.arange(batch), indexing="ij")
-    planes = (g * cs[0] + c * cs[4] + n * cs[5]).ravel()
-    out_base = (n * os_[0] + g * os_[1] + c * os_[2]).ravel()
-    bias_jobs = np.broadcast_to(bias[:, :, None], (groups, cg, batch)).ravel().astype(cols.dtype)
     strides = np.array([cs[1], cs[2], cs[3], cs[6], cs[7], cs[8]], dtype=np.int64)
-    out_strides = np.array(os_[3:6], dtype=np.int64)
+    out_strides = np.array(jobs.out_strides[3:6], dtype=np.int64)
     _kernels()[0](
-        _flat(cols), bias_jobs, _flat(out), geometry.geo, planes, out_base, out_strides, strides, *geometry.reads
+        _flat(cols),
+        jobs.bias,
+        _flat(out),
+        geometry.geo,
+        jobs.planes,
+        jobs.out_base,
+        out_strides,
+        strides,
+        *geometry.reads,
     )
 
 
-def gather(cols: np.ndarray, bias: np.ndarray, out: np.ndarray, spec3: tuple[tuple[int, ...], ...]) -> None:
+def gather(cols: np.ndarray, bias: np.ndarray, out: np.ndarray, axes: Any) -> None:
     """col2im for kernels no longer than their stride (no overlap): each output read straight from cols.
 
-    ``cols`` and ``out`` as in :func:`col2im`; ``spec3`` is ``(n, k, s, lo, out)`` per axis, 3-D padded
-    (dilation 1).
+    ``cols`` and ``out`` as in :func:`col2im`; ``axes`` the call's sizes, kernel, stride and low padding per
+    axis, 3-D padded (``size_in``, ``kernel``, ``stride``, ``low``, ``size_out``; dilation 1).
     """
-    item = cols.dtype.itemsize
-    cs = [st // item for st in cols.strides]
-    os_ = [st // item for st in out.strides]
-    groups, cg, batch = cols.shape[0], cols.shape[4], cols.shape[5]
-    g, c, n = np.meshgrid(np.arange(groups), np.arange(cg), np.arange(batch), indexing="ij")
-    planes = (g * cs[0] + c * cs[4] + n * cs[5]).ravel()
-    out_base = (n * os_[0] + g * os_[1] + c * os_[2]).ravel()
-    bias_jobs = np.broadcast_to(bias[:, :, None], (groups, cg, batch)).ravel().astype(cols.dtype)
+    jobs = _jobs(cols, bias, out)
+    cs = jobs.cols_strides
     reads = []
-    for axis, (n_in, k, s, lo, size) in enumerate(spec3):
+    for axis, (n_in, k, s, lo, size) in enumerate(zip(axes.size_in, axes.kernel, axes.stride, axes.low, axes.size_out)):
         q, r = np.divmod(np.arange(size) + lo, s)
         inside = (r < k) & (q < n_in)
         reads.append(np.where(inside, r * cs[1 + axis] + q * cs[6 + axis], -1).astype(np.int64))
-    out_strides = np.array(os_[3:6], dtype=np.int64)
-    _kernels()[5](_flat(cols), bias_jobs, _flat(out), planes, out_base, out_strides, *reads)
+    out_strides = np.array(jobs.out_strides[3:6], dtype=np.int64)
+    _kernels()[5](_flat(cols), jobs.bias, _flat(out), jobs.planes, jobs.out_base, out_strides, *reads)
 
 
 def direct(x: np.ndarray, w: np.ndarray, bias: np.ndarray, out: np.ndarray, geometry: PhaseGeometry) -> None:
