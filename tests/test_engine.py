@@ -262,7 +262,7 @@ def test_a_call_over_the_chunk_size_chunks_and_bounds_its_temporaries(monkeypatc
     assert len(tconv._fast._chunks(1, 8, 64 * 32 * 32 * 4)) == 8
     with tconv.use_algorithm("jit_gemm"):
         tconv.conv_transpose(x[:, :, :4, :4], w, stride=4, padding=2)  # compile and load outside the trace
-        tconv._fast._local.buffer = None
+        tconv._fast.drop_workspaces()
         tracemalloc.start()
         got = tconv.conv_transpose(x, w, stride=4, padding=2)
         _, peak = tracemalloc.get_traced_memory()
@@ -270,3 +270,123 @@ def test_a_call_over_the_chunk_size_chunks_and_bounds_its_temporaries(monkeypatc
     assert peak - got.nbytes < columns / 2  # never all the columns at once
     expected = naive_conv_transpose(x.astype(np.float64), w.astype(np.float64), stride=[4, 4], pads=[(2, 2)] * 2)
     np.testing.assert_allclose(got, expected, rtol=1e-4, atol=1e-3)
+
+
+needs_team = pytest.mark.skipif(
+    not tconv._jit.available() or tconv._team._controller() is None,
+    reason="no thread team (numba or threadpoolctl missing, or TCONV_NO_JIT=1)",
+)
+
+
+def _blas_threads():
+    return [info["num_threads"] for info in tconv._team._controller().info()]
+
+
+@needs_team
+def test_planner_takes_the_pixel_path_for_batched_generators_on_a_team(monkeypatch):
+    numpy = tconv._engine.array_api_compat.array_namespace(np.empty(0))
+    monkeypatch.setattr(tconv._team, "size", lambda: 2)
+    dcgan = _spec(True, (64, 256, 8, 8), (256, 128, 4, 4), stride=2, padding=1)
+    assert tconv._engine.select(dcgan, numpy, batch=64).name == "jit_pixels"
+    assert tconv._engine.select(dcgan, numpy, batch=1).name == "jit_gemm"  # no team for one sample
+    rows_of_32 = _spec(True, (8, 64, 32, 32), (64, 64, 3, 3), padding=2, dilation=2)
+    assert tconv._engine.select(rows_of_32, numpy, batch=8).name == "jit_gemm"
+    one_d = _spec(True, (16, 512, 256), (512, 256, 16), stride=8, padding=4)
+    assert tconv._engine.select(one_d, numpy, batch=16).name == "jit_gemm"
+    monkeypatch.setattr(tconv._team, "size", lambda: 1)
+    assert tconv._engine.select(dcgan, numpy, batch=64).name == "jit_gemm"
+
+
+@needs_team
+@pytest.mark.parametrize("channels_last", [False, True])
+@pytest.mark.parametrize("algorithm", ["jit_gemm", "jit_pixels"])
+def test_thread_team_runs_every_chunk_and_matches_the_oracle(monkeypatch, algorithm, channels_last):
+    """Forced onto a two-thread team with tiny chunks: every chunk runs (on both threads), the result is the
+    oracle's, and the BLAS thread count is what it was before the call."""
+    monkeypatch.setattr(tconv._team, "size", lambda: 2)
+    monkeypatch.setattr(tconv._fast, "TEAM_MIN_BYTES", 0)
+    monkeypatch.setattr(tconv._fast, "TEAM_CHUNK_BYTES", 3 * 4 * 9 * 6 * 8)  # one or two samples per chunk
+    seen = []
+    real_run = tconv._team.run
+
+    def run(work, chunks, threads):
+        def traced(chunk):
+            seen.append((chunk, __import__("threading").get_ident()))
+            work(chunk)
+
+        real_run(traced, chunks, threads)
+
+    monkeypatch.setattr(tconv._team, "run", run)
+    rng = np.random.default_rng(12)
+    x = rng.standard_normal((7, 5, 4, 3))
+    w = rng.standard_normal((5, 3, 3, 3))
+    b = rng.standard_normal(3)
+    expected = naive_conv_transpose(x, w, b, stride=[2, 1], pads=[(1, 0), (0, 1)], output_padding=[1, 0])
+    before = _blas_threads()
+    xin = np.moveaxis(x, 1, -1) if channels_last else x
+    with tconv.use_algorithm(algorithm):
+        got = tconv.conv_transpose(
+            xin, w, b, stride=(2, 1), padding=[(1, 0), (0, 1)], output_padding=(1, 0), channels_last=channels_last
+        )
+    if channels_last:
+        got = np.moveaxis(got, -1, 1)
+    np.testing.assert_allclose(got, expected, atol=1e-10)
+    assert _blas_threads() == before
+    covered = sorted(n for (n0, n1, _, _), _ in seen for n in range(n0, n1))
+    assert covered == list(range(7)) and len(seen) >= 4
+
+
+@needs_team
+def test_thread_team_raises_a_chunks_error_and_restores_blas():
+    before = _blas_threads()
+    done = []
+
+    def work(chunk):
+        if chunk == 3:
+            raise ValueError("chunk 3 failed")
+        done.append(chunk)
+
+    with pytest.raises(ValueError, match="chunk 3 failed"):
+        tconv._team.run(work, list(range(8)), 2)
+    assert _blas_threads() == before
+    assert 3 not in done
+
+
+@needs_team
+def test_concurrent_calls_on_thread_teams_match_the_oracle(monkeypatch):
+    """Several user threads calling at once: each gets its own result, and BLAS is restored once all finish."""
+    import concurrent.futures
+
+    monkeypatch.setattr(tconv._team, "size", lambda: 2)
+    monkeypatch.setattr(tconv._fast, "TEAM_MIN_BYTES", 0)
+    monkeypatch.setattr(tconv._fast, "TEAM_CHUNK_BYTES", 1)
+    rng = np.random.default_rng(13)
+    w = rng.standard_normal((4, 3, 4, 4))
+    xs = [rng.standard_normal((4, 4, 5, 5)) for _ in range(6)]
+    before = _blas_threads()
+    with concurrent.futures.ThreadPoolExecutor(3) as users:
+        results = list(users.map(lambda x: tconv.conv_transpose(x, w, stride=2, padding=1), xs))
+    for x, got in zip(xs, results):
+        np.testing.assert_allclose(got, naive_conv_transpose(x, w, stride=[2, 2], pads=[(1, 1)] * 2), atol=1e-10)
+    assert _blas_threads() == before
+
+
+@needs_team
+@pytest.mark.parametrize("transposed", [True, False])
+@settings(max_examples=25, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(configs(transposed=True), configs(transposed=False))
+def test_gradients_and_convolutions_on_a_thread_team(transposed, cfg_t, cfg_f):
+    """The im2col paths (convolution, both gradients) on a two-thread team with tiny blocks, against the
+    oracle's adjoint identities; the weight gradient is summed from per-thread partials."""
+    cfg = cfg_t if transposed else cfg_f
+    assume(expected_size(cfg, transposed) is not None and cfg["batch"] == 2)
+    cfg = {**cfg, "batched": True, "channels_last": False}
+    runs = []
+    with pytest.MonkeyPatch.context() as patch:
+        real_run = tconv._team.run
+        patch.setattr(tconv._team, "size", lambda: 2)
+        patch.setattr(tconv._team, "run", lambda *a: runs.append(a[2]) or real_run(*a))
+        patch.setattr(tconv._fast, "TEAM_MIN_BYTES", 0)
+        patch.setattr(tconv._fast, "TEAM_CHUNK_BYTES", 2**20)  # whole samples, one per block
+        _grads_match(transposed, cfg, "jit_gemm")
+    assert runs and set(runs) == {2}

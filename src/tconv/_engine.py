@@ -34,7 +34,7 @@ from typing import Any, NamedTuple
 import array_api_compat
 import numpy as np
 
-from . import _fast
+from . import _fast, _team
 from ._backend import Array, Prepared, add_into
 from .spec import ConvSpec, overlap
 
@@ -108,15 +108,16 @@ def use_algorithm(name: str | None) -> Iterator[None]:
         _FORCED.reset(token)
 
 
-def select(spec: ConvSpec, xp: Any, channels_last: bool = False) -> Algorithm:
-    """Pick the algorithm for one call: the forced one, or the planner's."""
+def select(spec: ConvSpec, xp: Any, channels_last: bool = False, batch: int = 1) -> Algorithm:
+    """Pick the algorithm for one call of ``batch`` samples: the forced one, or the planner's."""
     forced = _FORCED.get()
     if forced is not None:
         algorithm = _ALGORITHMS[forced]
         if not algorithm.supports(spec, xp):
             raise ValueError(f"the forced algorithm {forced!r} does not support this call ({spec})")
         return algorithm
-    return _ALGORITHMS[_plan(spec, _fast.supported(spec, xp), channels_last)]
+    team = batch >= _team.size() > 1  # the compiled path would run the call's chunks on a thread team
+    return _ALGORITHMS[_plan(spec, _fast.supported(spec, xp), channels_last, team)]
 
 
 # The planner's cost model: rates measured on the 2-core reference machine (docs/bench-*.txt).
@@ -165,15 +166,19 @@ def plan_costs(spec: ConvSpec) -> dict[str, float]:
 
 
 @functools.lru_cache(maxsize=4096)
-def _plan(spec: ConvSpec, compiled: bool, channels_last: bool) -> str:
-    """The planner, cached per call description (shapes and options), path and layout.
+def _plan(spec: ConvSpec, compiled: bool, channels_last: bool, team: bool = False) -> str:
+    """The planner, cached per call description (shapes and options), path, layout and team.
 
     Without the compiled kernels (numba missing, rank > 3, arrays other than NumPy's): ``gemm``, the
     array-API product + col2im, measured faster than ``taps`` everywhere once its buffer is cache-sized.
     Compiled: convolutions take ``jit_gemm``; a channels-last transposed convolution with one group and
     at least 8 output channels takes ``jit_pixels`` (measured 1.3x faster there: its overlap-add runs
-    along the contiguous channels, and x needs no copy; channels-first it loses everywhere); the rest
-    take the cheaper of ``jit_gemm`` and ``jit_direct`` by :func:`plan_costs`.
+    along the contiguous channels, and x needs no copy). Channels-first, ``jit_pixels`` also wins for the
+    2-D layers of batched generators (DCGAN): on a thread team (:mod:`tconv._team`), one group, at least
+    32 output channels, rows of at most 16 inputs and kernels that overlap (measured 1.1-1.25x faster than
+    ``jit_gemm`` on keras-dcgan-1/2 and dcgan64-2/3, even on dcgan64-4's rows of 16; slower on 1-D, 3-D,
+    batch-1, rows of 32 and few output channels). The rest take the cheaper of ``jit_gemm`` and
+    ``jit_direct`` by :func:`plan_costs`.
     """
     if not compiled:
         return "gemm"
@@ -181,6 +186,10 @@ def _plan(spec: ConvSpec, compiled: bool, channels_last: bool) -> str:
         return "jit_gemm"
     if channels_last and spec.groups == 1 and spec.out_channels >= 8:
         return "jit_pixels"
+    overlapping = any(k * d > s for k, s, d in zip(spec.kernel_size, spec.stride, spec.dilation))
+    if team and spec.ndim == 2 and spec.groups == 1 and spec.out_channels >= 32:
+        if spec.input_size[-1] <= 16 and overlapping:
+            return "jit_pixels"
     costs = plan_costs(spec)
     return min(costs, key=lambda name: costs[name])
 
@@ -641,7 +650,7 @@ def run(
     xp = prepared.xp
     x = _batched_compute(prepared, prepared.x, batched)
     weight = xp.astype(prepared.weight, prepared.compute_dtype)
-    algorithm = select(spec, xp, channels_last)
+    algorithm = select(spec, xp, channels_last, x.shape[0])
     if algorithm.native is not None:
         bias = None if prepared.bias is None else xp.astype(prepared.bias, prepared.compute_dtype)
         out = algorithm.native(x, weight, bias, spec, channels_last)
@@ -677,7 +686,7 @@ def run_weight_grad(
     xp = prepared.xp
     x = _batched_compute(prepared, prepared.x, batched)
     gy = _batched_compute(prepared, grad_output, batched)
-    algorithm = select(spec, xp, channels_last)
+    algorithm = select(spec, xp, channels_last, x.shape[0])
     if algorithm.native is not None:
         weight = xp.astype(prepared.weight, prepared.compute_dtype)
         if spec.transposed:

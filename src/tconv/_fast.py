@@ -35,7 +35,7 @@ from typing import Any, NamedTuple
 
 import numpy as np
 
-from . import _jit
+from . import _jit, _team
 from .spec import ConvSpec
 
 #: Size of one chunk's column buffer: large enough for efficient products (measured on the 2-core
@@ -45,21 +45,43 @@ from .spec import ConvSpec
 #: faults on every call (measured 1.5x on keras-dcgan-1 before the reuse).
 CHUNK_BYTES = 30 * 2**20
 
+#: A team thread's chunk (:mod:`tconv._team`, each thread runs its chunks single-threaded): measured on the
+#: 2-core machine, 6-12 MiB chunks ran keras-dcgan-1/2 and dcgan64-3/4 fastest (2 MiB: short products;
+#: 30 MiB: the columns no longer in the cache when the col2im reads them).
+TEAM_CHUNK_BYTES = 8 * 2**20
+
+#: Below this many bytes of columns a call runs without the team: keras-dcgan-3's 1.25 MiB ran 1.7x slower
+#: on it (single-threaded products of 25 rows; the team's start-up).
+TEAM_MIN_BYTES = 4 * 2**20
+
 
 _local = threading.local()
+_registry: list[dict[int, np.ndarray]] = []  # every thread's buffers, for drop_workspaces
+_registry_lock = threading.Lock()
 
 
-def _workspace(shape: tuple[int, ...], dtype: Any) -> np.ndarray:
-    """A column buffer of ``shape``, reused from call to call (one per thread, grown when needed, at most
-    about CHUNK_BYTES): a fresh buffer of tens of MiB costs page faults on every call. Each function uses
-    it for one buffer at a time, and nothing returned to a caller ever lives in it."""
+def _workspace(shape: tuple[int, ...], dtype: Any, slot: int = 0) -> np.ndarray:
+    """A buffer of ``shape``, reused from call to call (per thread and slot, grown when needed, at most
+    about CHUNK_BYTES): a fresh buffer of tens of MiB costs page faults on every call. Each slot holds one
+    buffer at a time, and nothing returned to a caller ever lives in one."""
     dtype = np.dtype(dtype)
     nbytes = math.prod(shape) * dtype.itemsize
-    buffer = getattr(_local, "buffer", None)
+    buffers = getattr(_local, "buffers", None)
+    if buffers is None:
+        buffers = _local.buffers = {}
+        with _registry_lock:
+            _registry.append(buffers)
+    buffer = buffers.get(slot)
     if buffer is None or buffer.nbytes < nbytes:
-        buffer = np.empty(max(nbytes, 1), dtype=np.uint8)
-        _local.buffer = buffer
+        buffer = buffers[slot] = np.empty(max(nbytes, 1), dtype=np.uint8)
     return buffer[:nbytes].view(dtype).reshape(shape)
+
+
+def drop_workspaces() -> None:
+    """Forget every thread's reusable buffers (the memory is freed once no call is using it)."""
+    with _registry_lock:
+        for buffers in _registry:
+            buffers.clear()
 
 
 def supported(spec: ConvSpec, xp: Any) -> bool:
@@ -178,7 +200,9 @@ def conv_transpose(
     # A kernel no longer than its stride: no two taps overlap, the output is read straight from cols.
     no_overlap = all(k <= st and dd == 1 for k, st, dd in zip(spec.kernel_size, spec.stride, spec.dilation))
     geometry = None if no_overlap else _jit.PhaseGeometry(*axes)
-    for n0, n1, c0, c1 in _chunks(batch, cg_out, groups * taps * p_in * item):
+
+    def work(chunk: tuple[int, int, int, int]) -> None:
+        n0, n1, c0, c1 = chunk
         nb = n1 - n0
         x_chunk = xm.reshape(groups, cg_in, batch, p_in)[:, :, n0:n1].reshape(groups, cg_in, nb * p_in)
         w_chunk = wm.reshape(groups, cg_in, cg_out, taps)[:, :, c0:c1].reshape(groups, cg_in, (c1 - c0) * taps)
@@ -190,6 +214,8 @@ def conv_transpose(
             _jit.gather(cols9, bias6[:, c0:c1], out6[n0:n1, :, c0:c1], axes)
         else:
             _jit.col2im(cols9, bias6[:, c0:c1], out6[n0:n1, :, c0:c1], geometry)
+
+    _each(work, *_schedule(batch, cg_out, groups * taps * p_in * item))
     return out
 
 
@@ -229,13 +255,15 @@ def _pixel_rows(x: np.ndarray, spec: ConvSpec, channels_last: bool) -> np.ndarra
 
 
 def _rows_product(rows: np.ndarray, w_block: np.ndarray) -> np.ndarray:
-    """``rows (nb, P, C_in) @ w_block (C_in, M)`` into the column buffer: one product when the rows are
-    contiguous (channels-last), one per sample when they are a transposed view."""
+    """``rows (nb, P, C_in) @ w_block (C_in, M)`` into the column buffer. Rows that are a transposed view
+    (channels-first x) are first copied into a second buffer, so that the product is one matrix product."""
     dtype = np.result_type(rows, w_block)
-    if rows.flags.c_contiguous:
-        flat = rows.reshape(-1, rows.shape[2])
-        return np.matmul(flat, w_block, out=_workspace((flat.shape[0], w_block.shape[1]), dtype))
-    return np.matmul(rows, w_block, out=_workspace((*rows.shape[:2], w_block.shape[1]), dtype))
+    if not rows.flags.c_contiguous:
+        staged = _workspace(rows.shape, rows.dtype, slot=1)
+        np.copyto(staged, rows)
+        rows = staged
+    flat = rows.reshape(-1, rows.shape[2])
+    return np.matmul(flat, w_block, out=_workspace((flat.shape[0], w_block.shape[1]), dtype))
 
 
 def conv_transpose_pixels(
@@ -265,13 +293,17 @@ def conv_transpose_pixels(
     else:
         out5 = np.moveaxis(out.reshape(batch, c_out, *axes.size_out), 1, -1)
     rows = _pixel_rows(x, spec, channels_last)
-    for n0, n1, c0, c1 in _chunks(batch, c_out, p_in * taps * x.dtype.itemsize):
+
+    def work(chunk: tuple[int, int, int, int]) -> None:
+        n0, n1, c0, c1 = chunk
         if (c0, c1) == (0, c_out):
             w_block = wk
         else:  # a single sample's columns exceed the chunk: a block of output channels at a time
             w_block = np.ascontiguousarray(wk.reshape(c_in, taps, c_out)[:, :, c0:c1]).reshape(c_in, -1)
         cols = _rows_product(rows[n0:n1], w_block).reshape(n1 - n0, *axes.size_in, *axes.kernel, c1 - c0)
         _jit.col2im_last(cols, bias1[c0:c1], out5[n0:n1, ..., c0:c1], tuple(tables))
+
+    _each(work, *_schedule(batch, c_out, p_in * taps * x.dtype.itemsize))
     return out
 
 
@@ -315,21 +347,46 @@ def conv_transpose_patches(
     return out
 
 
-def _even_step(batch: int, most: int) -> int:
-    """The batch step that splits ``batch`` into as few chunks of at most ``most`` samples as possible,
-    of nearly equal sizes (64 samples in chunks of 49 would leave one of 15)."""
+def _even_step(batch: int, most: int, multiple: int = 1) -> int:
+    """The batch step that splits ``batch`` into as few chunks of at most ``most`` samples as possible (their
+    count rounded up to a multiple of ``multiple``, the team's threads), of nearly equal sizes (64 samples in
+    chunks of 49 would leave one of 15)."""
     chunks = max(1, -(-batch // most))
+    chunks = max(1, min(batch, -(-chunks // multiple) * multiple))
     return max(1, -(-batch // chunks))
 
 
-def _chunks(batch: int, channels: int, bytes_per_pair: int) -> list[tuple[int, int, int, int]]:
-    """(n0, n1, c0, c1) blocks whose buffer (``bytes_per_pair`` per sample and channel) fits CHUNK_BYTES."""
+def _chunks(
+    batch: int, channels: int, bytes_per_pair: int, budget: int | None = None, threads: int = 1
+) -> list[tuple[int, int, int, int]]:
+    """(n0, n1, c0, c1) blocks whose buffer (``bytes_per_pair`` per sample and channel) fits ``budget``
+    (CHUNK_BYTES by default), in a multiple of ``threads`` blocks where the batch allows."""
+    budget = CHUNK_BYTES if budget is None else budget
     per_sample = bytes_per_pair * channels
-    if per_sample <= CHUNK_BYTES:
-        step = _even_step(batch, max(1, CHUNK_BYTES // max(per_sample, 1)))
+    if per_sample <= budget:
+        step = _even_step(batch, max(1, budget // max(per_sample, 1)), threads)
         return [(n0, min(n0 + step, batch), 0, channels) for n0 in range(0, batch, step)]
-    cstep = max(1, CHUNK_BYTES // max(bytes_per_pair, 1))
+    cstep = max(1, budget // max(bytes_per_pair, 1))
     return [(n, n + 1, c0, min(c0 + cstep, channels)) for n in range(batch) for c0 in range(0, channels, cstep)]
+
+
+def _schedule(batch: int, channels: int, bytes_per_pair: int) -> tuple[list[tuple[int, int, int, int]], int]:
+    """A call's chunks and the threads to run them on: a team (:mod:`tconv._team`) of TEAM_CHUNK_BYTES chunks
+    when the batch gives every thread a chunk and the columns are TEAM_MIN_BYTES or more, else CHUNK_BYTES
+    chunks one after the other (threads 1)."""
+    threads = _team.size()
+    if threads > 1 and batch >= threads and batch * channels * bytes_per_pair >= TEAM_MIN_BYTES:
+        return _chunks(batch, channels, bytes_per_pair, TEAM_CHUNK_BYTES, threads), threads
+    return _chunks(batch, channels, bytes_per_pair), 1
+
+
+def _each(work: Any, chunks: list[Any], threads: int) -> None:
+    """``work(chunk)`` for every chunk: on a team of ``threads`` threads, or in order in this thread."""
+    if threads > 1:
+        _team.run(work, chunks, threads)
+    else:
+        for chunk in chunks:
+            work(chunk)
 
 
 def _im2col(x6: np.ndarray, spec: ConvSpec, size_in: tuple[int, ...], size_out: tuple[int, ...]) -> np.ndarray:
@@ -359,21 +416,59 @@ def _write_channels_first_matrix(y: np.ndarray, bias: np.ndarray | None, out6: n
         np.add(y6, bias.reshape(1, groups, cg, 1, 1, 1), out=out6)
 
 
-def _im2col_blocks(batch: int, groups: int, cg: int, bytes_per: int) -> list[tuple[int, int, int, int, int, int]]:
+def _im2col_blocks(
+    batch: int, groups: int, cg: int, bytes_per: int, budget: int | None = None, threads: int = 1
+) -> list[tuple[int, int, int, int, int, int]]:
     """``(n0, n1, g0, g1, c0, c1)`` blocks of an im2col whose buffer (``bytes_per`` per sample and input
-    channel) fits CHUNK_BYTES: whole samples when one fits, else one sample, one group and a block of
-    its channels at a time (the products over channel blocks are then summed)."""
+    channel) fits ``budget`` (CHUNK_BYTES by default): whole samples when one fits (in a multiple of
+    ``threads`` blocks where the batch allows), else one sample, one group and a block of its channels
+    at a time (the products over channel blocks are then summed)."""
+    budget = CHUNK_BYTES if budget is None else budget
     per_sample = groups * cg * bytes_per
-    if per_sample <= CHUNK_BYTES:
-        step = _even_step(batch, max(1, CHUNK_BYTES // max(per_sample, 1)))
+    if per_sample <= budget:
+        step = _even_step(batch, max(1, budget // max(per_sample, 1)), threads)
         return [(n0, min(n0 + step, batch), 0, groups, 0, cg) for n0 in range(0, batch, step)]
-    cstep = max(1, CHUNK_BYTES // max(bytes_per, 1))
+    cstep = max(1, budget // max(bytes_per, 1))
     return [
         (n, n + 1, g, g + 1, c0, min(c0 + cstep, cg))
         for n in range(batch)
         for g in range(groups)
         for c0 in range(0, cg, cstep)
     ]
+
+
+def _im2col_schedule(
+    batch: int, groups: int, cg: int, bytes_per: int
+) -> tuple[list[tuple[int, int, int, int, int, int]], int]:
+    """An im2col's blocks and threads, as :func:`_schedule`: a team only when its blocks are whole samples
+    (blocks over channels are summed one after the other)."""
+    threads = _team.size()
+    per_sample = groups * cg * bytes_per
+    if threads > 1 and batch >= threads and per_sample <= TEAM_CHUNK_BYTES and batch * per_sample >= TEAM_MIN_BYTES:
+        return _im2col_blocks(batch, groups, cg, bytes_per, TEAM_CHUNK_BYTES, threads), threads
+    return _im2col_blocks(batch, groups, cg, bytes_per), 1
+
+
+class _Partials:
+    """Per-thread partial sums of an accumulated result (a weight gradient) on a team, added up at the end."""
+
+    def __init__(self, total: np.ndarray, threads: int) -> None:
+        self.total, self.threads = total, threads
+        self.parts: dict[int, np.ndarray] = {}
+
+    def target(self) -> np.ndarray:
+        if self.threads == 1:
+            return self.total
+        ident = threading.get_ident()
+        part = self.parts.get(ident)
+        if part is None:
+            part = self.parts[ident] = np.zeros_like(self.total)
+        return part
+
+    def sum(self) -> np.ndarray:
+        for part in self.parts.values():
+            self.total += part
+        return self.total
 
 
 def conv(x: np.ndarray, weight: np.ndarray, bias: np.ndarray | None, spec: ConvSpec, channels_last: bool) -> np.ndarray:
@@ -389,12 +484,18 @@ def conv(x: np.ndarray, weight: np.ndarray, bias: np.ndarray | None, spec: ConvS
     wm = weight.reshape(groups, cg_out, cg_in * taps)
     bias_g = None if bias is None else np.asarray(bias, dtype=x.dtype).reshape(groups, cg_out)
     total = None
-    for n0, n1, g0, g1, c0, c1 in _im2col_blocks(batch, groups, cg_in, taps * p_out * x.dtype.itemsize):
+
+    def work(block: tuple[int, int, int, int, int, int]) -> None:
+        nonlocal total
+        n0, n1, g0, g1, c0, c1 = block
         cols = _im2col(x6[n0:n1, g0:g1, c0:c1], spec, spec.input_size, spec.output_size)
         y = np.matmul(wm[g0:g1, :, c0 * taps : c1 * taps], cols)  # (G', cg_out, nb * P_out)
-        total = y if c0 == 0 else total + y
+        total = y if c0 == 0 else total + y  # channel blocks (one thread) are summed in order
         if c1 == cg_in:
-            _write_channels_first_matrix(total, None if bias_g is None else bias_g[g0:g1], out6[n0:n1, g0:g1])
+            bias_block = None if bias_g is None else bias_g[g0:g1]
+            _write_channels_first_matrix(total if c0 else y, bias_block, out6[n0:n1, g0:g1])
+
+    _each(work, *_im2col_schedule(batch, groups, cg_in, taps * p_out * x.dtype.itemsize))
     return out
 
 
@@ -412,20 +513,26 @@ def conv_transpose_grads(
     dx = _empty_out(batch, spec.in_channels, spec.input_size, x.dtype, channels_last) if want_dx else None
     dx6 = None if dx is None else _view6(dx, groups, d, channels_last)
     wm = weight.reshape(groups, cg_in, cg_out * taps)
-    dw = np.zeros((groups, cg_in, cg_out * taps), dtype=x.dtype)
+    blocks, threads = _im2col_schedule(batch, groups, cg_out, taps * p_in * x.dtype.itemsize)
+    dw = _Partials(np.zeros((groups, cg_in, cg_out * taps), dtype=x.dtype), threads)
     total = None
-    for n0, n1, g0, g1, c0, c1 in _im2col_blocks(batch, groups, cg_out, taps * p_in * x.dtype.itemsize):
+
+    def work(chunk: tuple[int, int, int, int, int, int]) -> None:
+        nonlocal total
+        n0, n1, g0, g1, c0, c1 = chunk
         # The input gradient is the convolution of gy with the same geometry, read at x's positions.
         cols = _im2col(gy6[n0:n1, g0:g1, c0:c1], spec, spec.output_size, spec.input_size)  # (G', cb*K, nb*P_in)
         block = slice(c0 * taps, c1 * taps)
         if dx6 is not None:
             part = np.matmul(wm[g0:g1, :, block], cols)
-            total = part if c0 == 0 else total + part
+            total = part if c0 == 0 else total + part  # channel blocks (one thread) are summed in order
             if c1 == cg_out:
-                _write_channels_first_matrix(total, None, dx6[n0:n1, g0:g1])
+                _write_channels_first_matrix(total if c0 else part, None, dx6[n0:n1, g0:g1])
         xm = _x_matrix(x6[n0:n1, g0:g1])  # (G', cg_in, nb*P_in)
-        dw[g0:g1, :, block] += np.matmul(xm, np.swapaxes(cols, 1, 2))
-    return dx, dw.reshape(weight.shape)
+        dw.target()[g0:g1, :, block] += np.matmul(xm, np.swapaxes(cols, 1, 2))
+
+    _each(work, blocks, threads)
+    return dx, dw.sum().reshape(weight.shape)
 
 
 def conv_weight_grad(
@@ -439,9 +546,14 @@ def conv_weight_grad(
     p_out = math.prod(spec.output_size)
     x6 = _view6(x, groups, d, channels_last)
     gy6 = _view6(gy, groups, d, channels_last)
-    dw = np.zeros((groups, cg_out, cg_in * taps), dtype=x.dtype)
-    for n0, n1, g0, g1, c0, c1 in _im2col_blocks(batch, groups, cg_in, taps * p_out * x.dtype.itemsize):
+    blocks, threads = _im2col_schedule(batch, groups, cg_in, taps * p_out * x.dtype.itemsize)
+    dw = _Partials(np.zeros((groups, cg_out, cg_in * taps), dtype=x.dtype), threads)
+
+    def work(chunk: tuple[int, int, int, int, int, int]) -> None:
+        n0, n1, g0, g1, c0, c1 = chunk
         cols = _im2col(x6[n0:n1, g0:g1, c0:c1], spec, spec.input_size, spec.output_size)
         gym = _x_matrix(gy6[n0:n1, g0:g1])  # (G', cg_out, nb*P_out)
-        dw[g0:g1, :, c0 * taps : c1 * taps] += np.matmul(gym, np.swapaxes(cols, 1, 2))
-    return dw.reshape(weight_shape)
+        dw.target()[g0:g1, :, c0 * taps : c1 * taps] += np.matmul(gym, np.swapaxes(cols, 1, 2))
+
+    _each(work, blocks, threads)
+    return dw.sum().reshape(weight_shape)

@@ -82,6 +82,10 @@ def pad3(values: tuple[int, ...], fill: int) -> tuple[int, ...]:
     return (fill,) * (3 - len(values)) + tuple(values)
 
 
+#: col2im's jobs per block (consecutive samples of a channel, summed tap by tap).
+BLOCK = 16
+
+
 # --- kernels (compiled on first use, cached on disk) -------------------------------------------
 
 
@@ -93,43 +97,52 @@ def _kernels() -> Any:
     prange = numba.prange
 
     @jit
-    def col2im(cols, bias, out, geo, planes, out_base, out_s, cs, qi1, qi2, qi3):  # type: ignore[no-untyped-def]
+    def col2im(cols, bias, out, geo, planes, out_base, out_s, cs, qi1, qi2, qi3, block):  # type: ignore[no-untyped-def]
         # Flat buffers. Job = one (group, channel, sample): its cols block (taps t1, t2, t3 at strides
         # cs[0..2], inputs j1, j2, j3 at cs[3..5], the last contiguous) starts at planes[job], its
         # output at out_base[job] (strides out_s). Tap t along an axis puts input j at the uncropped
         # position j*s + t*d = (j + a[t])*s + r[t]: in a phase-major buffer (r1, r2, r3, q1, q2, q3)
         # each tap is one shifted block add with contiguous rows, which vectorises. Then output o
         # reads its phase and row at qi[o] (per axis, summed). The buffer's last axis has stride 1.
+        # Jobs run in blocks of `block` consecutive ones (samples of a channel), tap by tap: a tap's
+        # rows for the block's samples are adjacent in cols, so cols is read in long runs.
         k1, k2, k3 = geo[0], geo[1], geo[2]
         n1, n2, n3 = geo[3], geo[4], geo[5]
         o1n, o2n, o3n = geo[6], geo[7], geo[8]
         b1, b2, size = geo[9], geo[10], geo[12]
         ta1, ta2, ta3 = geo[13 : 13 + k1], geo[13 + k1 : 13 + k1 + k2], geo[13 + k1 + k2 : 13 + k1 + k2 + k3]
-        for job in prange(planes.shape[0]):
-            base = planes[job]
-            buf = np.zeros(size, dtype=cols.dtype)
+        jobs = planes.shape[0]
+        for first in prange((jobs + block - 1) // block):
+            j_lo = first * block
+            j_hi = min(j_lo + block, jobs)
+            buf = np.zeros((j_hi - j_lo) * size, dtype=cols.dtype)
             for t1 in range(k1):
                 for t2 in range(k2):
                     for t3 in range(k3):
-                        src = base + t1 * cs[0] + t2 * cs[1] + t3 * cs[2]
+                        tap = t1 * cs[0] + t2 * cs[1] + t3 * cs[2]
                         dst = ta1[t1] + ta2[t2] + ta3[t3]
-                        for j1 in range(n1):
-                            for j2 in range(n2):
-                                s_row = src + j1 * cs[3] + j2 * cs[4]
-                                d_row = dst + j1 * b1 + j2 * b2
-                                # Unit strides on both sides; slices let LLVM see that and vectorise.
-                                b_row = buf[d_row : d_row + n3]
-                                c_row = cols[s_row : s_row + n3]
-                                for j3 in range(n3):
-                                    b_row[j3] += c_row[j3]
-            ob = out_base[job]
-            bj = bias[job]
-            for o1 in range(o1n):
-                for o2 in range(o2n):
-                    row = ob + o1 * out_s[0] + o2 * out_s[1]
-                    brow = qi1[o1] + qi2[o2]
-                    for o3 in range(o3n):
-                        out[row + o3 * out_s[2]] = buf[brow + qi3[o3]] + bj
+                        for job in range(j_lo, j_hi):
+                            src = planes[job] + tap
+                            at = dst + (job - j_lo) * size
+                            for j1 in range(n1):
+                                for j2 in range(n2):
+                                    s_row = src + j1 * cs[3] + j2 * cs[4]
+                                    d_row = at + j1 * b1 + j2 * b2
+                                    # Unit strides on both sides; slices let LLVM see that and vectorise.
+                                    b_row = buf[d_row : d_row + n3]
+                                    c_row = cols[s_row : s_row + n3]
+                                    for j3 in range(n3):
+                                        b_row[j3] += c_row[j3]
+            for job in range(j_lo, j_hi):
+                ob = out_base[job]
+                bj = bias[job]
+                at = (job - j_lo) * size
+                for o1 in range(o1n):
+                    for o2 in range(o2n):
+                        row = ob + o1 * out_s[0] + o2 * out_s[1]
+                        brow = at + qi1[o1] + qi2[o2]
+                        for o3 in range(o3n):
+                            out[row + o3 * out_s[2]] = buf[brow + qi3[o3]] + bj
 
     @jit
     def gather(cols, bias, out, planes, out_base, out_s, r1, r2, r3):  # type: ignore[no-untyped-def]
@@ -204,27 +217,41 @@ def _kernels() -> Any:
                         out[row + o3 * out_s[5]] = buf[brow + qi3[o3]] + bj
 
     @jit
-    def col2im_last(cols, bias, out, c1, t1, j1, c2, t2, j2, c3, t3, j3):  # type: ignore[no-untyped-def]
-        # Channels-last: cols (N, n1, n2, n3, K1, K2, K3, C) and out (N, O1, O2, O3, C), both contiguous.
-        # Each output pixel is the sum of the cols vectors of the (tap, input) pairs reaching it (the
-        # tables give them per axis), vectorised along the contiguous channel axis.
+    def col2im_last(cols, bias, out, c1, t1, j1, c2, t2, j2, c3, t3, j3, pixels_first):  # type: ignore[no-untyped-def]
+        # cols (N, n1, n2, n3, K1, K2, K3, C) contiguous, out (N, O1, O2, O3, C) any strides. Each output
+        # pixel is the sum of the cols vectors of the (tap, input) pairs reaching it (the tables give them
+        # per axis), vectorised along the contiguous channel axis. Pixels are summed in tiles of `tile`
+        # along the last axis; with pixels_first (channels-first out: O3 stride < C stride) each channel's
+        # tile is then written as one contiguous run instead of pixel by pixel with a stride.
         batch, o1n, o2n, o3n, channels = out.shape[0], out.shape[1], out.shape[2], out.shape[3], out.shape[4]
+        tile = 16
         for job in prange(batch * o1n):
             n = job // o1n
             o1 = job % o1n
-            acc = np.empty(channels, dtype=out.dtype)
+            acc = np.empty((tile, channels), dtype=out.dtype)
             for o2 in range(o2n):
-                for o3 in range(o3n):
-                    acc[:] = bias
-                    for m1 in range(c1[o1]):
-                        for m2 in range(c2[o2]):
-                            for m3 in range(c3[o3]):
-                                v = cols[n, j1[o1, m1], j2[o2, m2], j3[o3, m3], t1[o1, m1], t2[o2, m2], t3[o3, m3]]
-                                for c in range(channels):
-                                    acc[c] += v[c]
-                    row = out[n, o1, o2, o3]
-                    for c in range(channels):
-                        row[c] = acc[c]
+                for first in range(0, o3n, tile):
+                    width = min(tile, o3n - first)
+                    for i in range(width):
+                        o3 = first + i
+                        a = acc[i]
+                        a[:] = bias
+                        for m1 in range(c1[o1]):
+                            for m2 in range(c2[o2]):
+                                for m3 in range(c3[o3]):
+                                    v = cols[n, j1[o1, m1], j2[o2, m2], j3[o3, m3], t1[o1, m1], t2[o2, m2], t3[o3, m3]]
+                                    for c in range(channels):
+                                        a[c] += v[c]
+                    if pixels_first:
+                        for c in range(channels):
+                            for i in range(width):
+                                out[n, o1, o2, first + i, c] = acc[i, c]
+                    else:
+                        for i in range(width):
+                            row = out[n, o1, o2, first + i]
+                            a = acc[i]
+                            for c in range(channels):
+                                row[c] = a[c]
 
     @jit
     def col2im_patches(cols, bias, out, s1, s2, s3, d1, d2, lo1, lo2, lo3, u1, u2, u3):  # type: ignore[no-untyped-def]
@@ -378,6 +405,7 @@ def col2im(cols: np.ndarray, bias: np.ndarray, out: np.ndarray, geometry: PhaseG
         out_strides,
         strides,
         *geometry.reads,
+        BLOCK,
     )
 
 
@@ -425,10 +453,12 @@ def _flat(a: np.ndarray) -> np.ndarray:
 def col2im_last(cols: np.ndarray, bias: np.ndarray, out: np.ndarray, tables: tuple[np.ndarray, ...]) -> None:
     """Channels-last overlap-add: ``out[n, o, :] = bias + sum over (t, j) reaching o of cols[n, j, t, :]``.
 
-    ``cols`` ``(N, n1, n2, n3, K1, K2, K3, C)`` and ``out`` ``(N, O1, O2, O3, C)`` contiguous; ``tables``
+    ``cols`` ``(N, n1, n2, n3, K1, K2, K3, C)`` contiguous, ``out`` ``(N, O1, O2, O3, C)`` with any strides
+    (channels-first output is a view with the channel axis moved last); ``tables``
     the three axes' :func:`transposed_tables`.
     """
-    _kernels()[3](cols, np.ascontiguousarray(bias), out, *tables)
+    pixels_first = out.strides[3] < out.strides[4]
+    _kernels()[3](cols, np.ascontiguousarray(bias), out, *tables, pixels_first)
 
 
 def col2im_patches(cols: np.ndarray, bias: np.ndarray, out: np.ndarray, geometry: tuple[int, ...]) -> None:

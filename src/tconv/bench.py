@@ -341,7 +341,7 @@ def peak_memory(case: Case, kind: str) -> float:
 
     fn = _prepare_tconv(case, kind)
     fn()  # warm-up: the first call loads the compiled kernels, whose Python objects are no temporaries
-    _fast._local.buffer = None
+    _fast.drop_workspaces()
     tracemalloc.start()
     tracemalloc.reset_peak()
     result = fn()
