@@ -305,6 +305,7 @@ def test_thread_team_runs_every_chunk_and_matches_the_oracle(monkeypatch, algori
     oracle's, and the BLAS thread count is what it was before the call."""
     monkeypatch.setattr(tconv._team, "size", lambda: 2)
     monkeypatch.setattr(tconv._fast, "TEAM_MIN_BYTES", 0)
+    monkeypatch.setattr(tconv._fast, "TEAM_MIN_CHANNELS", 1)
     monkeypatch.setattr(tconv._fast, "TEAM_CHUNK_BYTES", 3 * 4 * 9 * 6 * 8)  # one or two samples per chunk
     seen = []
     real_run = tconv._team.run
@@ -359,6 +360,7 @@ def test_concurrent_calls_on_thread_teams_match_the_oracle(monkeypatch):
 
     monkeypatch.setattr(tconv._team, "size", lambda: 2)
     monkeypatch.setattr(tconv._fast, "TEAM_MIN_BYTES", 0)
+    monkeypatch.setattr(tconv._fast, "TEAM_MIN_CHANNELS", 1)
     monkeypatch.setattr(tconv._fast, "TEAM_CHUNK_BYTES", 1)
     rng = np.random.default_rng(13)
     w = rng.standard_normal((4, 3, 4, 4))
@@ -387,6 +389,7 @@ def test_gradients_and_convolutions_on_a_thread_team(transposed, cfg_t, cfg_f):
         patch.setattr(tconv._team, "size", lambda: 2)
         patch.setattr(tconv._team, "run", lambda *a: runs.append(a[2]) or real_run(*a))
         patch.setattr(tconv._fast, "TEAM_MIN_BYTES", 0)
+        patch.setattr(tconv._fast, "TEAM_MIN_CHANNELS", 1)
         patch.setattr(tconv._fast, "TEAM_CHUNK_BYTES", 2**20)  # whole samples, one per block
         _grads_match(transposed, cfg, "jit_gemm")
     assert runs and set(runs) == {2}

@@ -25,6 +25,11 @@ Pixel-major and patch-major (``jit_pixels``, ``jit_patches``; one group)
 Few channels per group (``jit_direct``, depthwise)
     A matrix product with a small inner dimension runs far below the BLAS rate, so the
     transposed convolution is summed directly per output.
+Threads
+    A batched call with enough columns runs its chunks on a thread team (:mod:`tconv._team`):
+    each thread takes whole chunks and runs each single-threaded, product and kernel, with
+    BLAS on one thread meanwhile. Other calls run their chunks in order, the products on
+    BLAS's threads and the kernels on numba's (:func:`_schedule`, :func:`_im2col_schedule`).
 """
 
 from __future__ import annotations
@@ -53,6 +58,10 @@ TEAM_CHUNK_BYTES = 8 * 2**20
 #: Below this many bytes of columns a call runs without the team: keras-dcgan-3's 1.25 MiB ran 1.7x slower
 #: on it (single-threaded products of 25 rows; the team's start-up).
 TEAM_MIN_BYTES = 4 * 2**20
+
+#: Nor with fewer channels (the product's rows per tap): dcgan64-5's 3 output channels ran 1.4x slower on it
+#: (its single-threaded products of 48 rows).
+TEAM_MIN_CHANNELS = 16
 
 
 _local = threading.local()
@@ -372,10 +381,11 @@ def _chunks(
 
 def _schedule(batch: int, channels: int, bytes_per_pair: int) -> tuple[list[tuple[int, int, int, int]], int]:
     """A call's chunks and the threads to run them on: a team (:mod:`tconv._team`) of TEAM_CHUNK_BYTES chunks
-    when the batch gives every thread a chunk and the columns are TEAM_MIN_BYTES or more, else CHUNK_BYTES
-    chunks one after the other (threads 1)."""
+    when the batch gives every thread a chunk, the columns are TEAM_MIN_BYTES or more and there are
+    TEAM_MIN_CHANNELS channels or more, else CHUNK_BYTES chunks one after the other (threads 1)."""
     threads = _team.size()
-    if threads > 1 and batch >= threads and batch * channels * bytes_per_pair >= TEAM_MIN_BYTES:
+    big = batch * channels * bytes_per_pair >= TEAM_MIN_BYTES and channels >= TEAM_MIN_CHANNELS
+    if threads > 1 and batch >= threads and big:
         return _chunks(batch, channels, bytes_per_pair, TEAM_CHUNK_BYTES, threads), threads
     return _chunks(batch, channels, bytes_per_pair), 1
 
@@ -444,7 +454,8 @@ def _im2col_schedule(
     (blocks over channels are summed one after the other)."""
     threads = _team.size()
     per_sample = groups * cg * bytes_per
-    if threads > 1 and batch >= threads and per_sample <= TEAM_CHUNK_BYTES and batch * per_sample >= TEAM_MIN_BYTES:
+    big = batch * per_sample >= TEAM_MIN_BYTES and groups * cg >= TEAM_MIN_CHANNELS
+    if threads > 1 and batch >= threads and per_sample <= TEAM_CHUNK_BYTES and big:
         return _im2col_blocks(batch, groups, cg, bytes_per, TEAM_CHUNK_BYTES, threads), threads
     return _im2col_blocks(batch, groups, cg, bytes_per), 1
 
