@@ -82,10 +82,6 @@ def pad3(values: tuple[int, ...], fill: int) -> tuple[int, ...]:
     return (fill,) * (3 - len(values)) + tuple(values)
 
 
-#: col2im's jobs per block (consecutive samples of a channel, summed tap by tap).
-BLOCK = 16
-
-
 # --- kernels (compiled on first use, cached on disk) -------------------------------------------
 
 
@@ -97,52 +93,43 @@ def _kernels() -> Any:
     prange = numba.prange
 
     @jit
-    def col2im(cols, bias, out, geo, planes, out_base, out_s, cs, qi1, qi2, qi3, block):  # type: ignore[no-untyped-def]
+    def col2im(cols, bias, out, geo, planes, out_base, out_s, cs, qi1, qi2, qi3):  # type: ignore[no-untyped-def]
         # Flat buffers. Job = one (group, channel, sample): its cols block (taps t1, t2, t3 at strides
         # cs[0..2], inputs j1, j2, j3 at cs[3..5], the last contiguous) starts at planes[job], its
         # output at out_base[job] (strides out_s). Tap t along an axis puts input j at the uncropped
         # position j*s + t*d = (j + a[t])*s + r[t]: in a phase-major buffer (r1, r2, r3, q1, q2, q3)
         # each tap is one shifted block add with contiguous rows, which vectorises. Then output o
         # reads its phase and row at qi[o] (per axis, summed). The buffer's last axis has stride 1.
-        # Jobs run in blocks of `block` consecutive ones (samples of a channel), tap by tap: a tap's
-        # rows for the block's samples are adjacent in cols, so cols is read in long runs.
         k1, k2, k3 = geo[0], geo[1], geo[2]
         n1, n2, n3 = geo[3], geo[4], geo[5]
         o1n, o2n, o3n = geo[6], geo[7], geo[8]
         b1, b2, size = geo[9], geo[10], geo[12]
         ta1, ta2, ta3 = geo[13 : 13 + k1], geo[13 + k1 : 13 + k1 + k2], geo[13 + k1 + k2 : 13 + k1 + k2 + k3]
-        jobs = planes.shape[0]
-        for first in prange((jobs + block - 1) // block):
-            j_lo = first * block
-            j_hi = min(j_lo + block, jobs)
-            buf = np.zeros((j_hi - j_lo) * size, dtype=cols.dtype)
+        for job in prange(planes.shape[0]):
+            base = planes[job]
+            buf = np.zeros(size, dtype=cols.dtype)
             for t1 in range(k1):
                 for t2 in range(k2):
                     for t3 in range(k3):
-                        tap = t1 * cs[0] + t2 * cs[1] + t3 * cs[2]
+                        src = base + t1 * cs[0] + t2 * cs[1] + t3 * cs[2]
                         dst = ta1[t1] + ta2[t2] + ta3[t3]
-                        for job in range(j_lo, j_hi):
-                            src = planes[job] + tap
-                            at = dst + (job - j_lo) * size
-                            for j1 in range(n1):
-                                for j2 in range(n2):
-                                    s_row = src + j1 * cs[3] + j2 * cs[4]
-                                    d_row = at + j1 * b1 + j2 * b2
-                                    # Unit strides on both sides; slices let LLVM see that and vectorise.
-                                    b_row = buf[d_row : d_row + n3]
-                                    c_row = cols[s_row : s_row + n3]
-                                    for j3 in range(n3):
-                                        b_row[j3] += c_row[j3]
-            for job in range(j_lo, j_hi):
-                ob = out_base[job]
-                bj = bias[job]
-                at = (job - j_lo) * size
-                for o1 in range(o1n):
-                    for o2 in range(o2n):
-                        row = ob + o1 * out_s[0] + o2 * out_s[1]
-                        brow = at + qi1[o1] + qi2[o2]
-                        for o3 in range(o3n):
-                            out[row + o3 * out_s[2]] = buf[brow + qi3[o3]] + bj
+                        for j1 in range(n1):
+                            for j2 in range(n2):
+                                s_row = src + j1 * cs[3] + j2 * cs[4]
+                                d_row = dst + j1 * b1 + j2 * b2
+                                # Unit strides on both sides; slices let LLVM see that and vectorise.
+                                b_row = buf[d_row : d_row + n3]
+                                c_row = cols[s_row : s_row + n3]
+                                for j3 in range(n3):
+                                    b_row[j3] += c_row[j3]
+            ob = out_base[job]
+            bj = bias[job]
+            for o1 in range(o1n):
+                for o2 in range(o2n):
+                    row = ob + o1 * out_s[0] + o2 * out_s[1]
+                    brow = qi1[o1] + qi2[o2]
+                    for o3 in range(o3n):
+                        out[row + o3 * out_s[2]] = buf[brow + qi3[o3]] + bj
 
     @jit
     def gather(cols, bias, out, planes, out_base, out_s, r1, r2, r3):  # type: ignore[no-untyped-def]
@@ -405,7 +392,6 @@ def col2im(cols: np.ndarray, bias: np.ndarray, out: np.ndarray, geometry: PhaseG
         out_strides,
         strides,
         *geometry.reads,
-        BLOCK,
     )
 
 
