@@ -224,6 +224,9 @@ def test_bench_runs_and_writes_json(tmp_path):
     assert [row["case"] for row in data["rows"]] == ["keras-dcgan-3", "unet-up"]
     assert all(row["times"]["tconv"] > 0 for row in data["rows"])
     assert all(row["peak_mib"] <= row["bound_mib"] for row in data["rows"])
+    # each row's %GEMM is against the GEMM rate sampled in its own rounds
+    assert all(row["gemm_gflops"] > 0 for row in data["rows"])
+    assert all(row["gemm_percent"] == pytest.approx(100 * row["gflops"] / row["gemm_gflops"]) for row in data["rows"])
 
 
 def test_bench_rejects_unknown_cases():

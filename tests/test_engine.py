@@ -293,6 +293,12 @@ def test_planner_takes_the_pixel_path_for_batched_generators_on_a_team(monkeypat
     assert tconv._engine.select(rows_of_32, numpy, batch=8).name == "jit_gemm"
     one_d = _spec(True, (16, 512, 256), (512, 256, 16), stride=8, padding=4)
     assert tconv._engine.select(one_d, numpy, batch=16).name == "jit_gemm"
+    # Too small a call for a team (columns under TEAM_MIN_BYTES): the planner must not plan for one either,
+    # else the pixel path would run without the team it was chosen for.
+    small = _spec(True, (2, 64, 4, 4), (64, 64, 4, 4), stride=2, padding=1)
+    assert tconv._fast.team_threads(2, 64, 4 * 16 * 16) == 1
+    assert tconv._engine.select(small, numpy, batch=2).name != "jit_pixels"
+    assert tconv._engine.select(small, numpy, batch=2).name == tconv._engine._plan(small, True, False, False)
     monkeypatch.setattr(tconv._team, "size", lambda: 1)
     assert tconv._engine.select(dcgan, numpy, batch=64).name == "jit_gemm"
 

@@ -34,7 +34,7 @@ from typing import Any, NamedTuple
 import array_api_compat
 import numpy as np
 
-from . import _fast, _team
+from . import _fast
 from ._backend import Array, Prepared, add_into
 from .spec import ConvSpec, overlap
 
@@ -108,15 +108,19 @@ def use_algorithm(name: str | None) -> Iterator[None]:
         _FORCED.reset(token)
 
 
-def select(spec: ConvSpec, xp: Any, channels_last: bool = False, batch: int = 1) -> Algorithm:
-    """Pick the algorithm for one call of ``batch`` samples: the forced one, or the planner's."""
+def select(spec: ConvSpec, xp: Any, channels_last: bool = False, batch: int = 1, itemsize: int = 4) -> Algorithm:
+    """Pick the algorithm for one call of ``batch`` samples of ``itemsize``-byte elements: the forced one,
+    or the planner's."""
     forced = _FORCED.get()
     if forced is not None:
         algorithm = _ALGORITHMS[forced]
         if not algorithm.supports(spec, xp):
             raise ValueError(f"the forced algorithm {forced!r} does not support this call ({spec})")
         return algorithm
-    team = batch >= _team.size() > 1  # the compiled path would run the call's chunks on a thread team
+    # Would the compiled path run this call's chunks on a thread team? (The question its schedule asks of
+    # the pixel path's columns: C_out channels of prod(input) * prod(k) elements per sample.)
+    pair = itemsize * math.prod(spec.input_size) * math.prod(spec.kernel_size)
+    team = _fast.team_threads(batch, spec.out_channels, pair) > 1
     return _ALGORITHMS[_plan(spec, _fast.supported(spec, xp), channels_last, team)]
 
 
@@ -650,7 +654,7 @@ def run(
     xp = prepared.xp
     x = _batched_compute(prepared, prepared.x, batched)
     weight = xp.astype(prepared.weight, prepared.compute_dtype)
-    algorithm = select(spec, xp, channels_last, x.shape[0])
+    algorithm = select(spec, xp, channels_last, x.shape[0], _itemsize(x))
     if algorithm.native is not None:
         bias = None if prepared.bias is None else xp.astype(prepared.bias, prepared.compute_dtype)
         out = algorithm.native(x, weight, bias, spec, channels_last)
@@ -686,7 +690,7 @@ def run_weight_grad(
     xp = prepared.xp
     x = _batched_compute(prepared, prepared.x, batched)
     gy = _batched_compute(prepared, grad_output, batched)
-    algorithm = select(spec, xp, channels_last, x.shape[0])
+    algorithm = select(spec, xp, channels_last, x.shape[0], _itemsize(x))
     if algorithm.native is not None:
         weight = xp.astype(prepared.weight, prepared.compute_dtype)
         if spec.transposed:

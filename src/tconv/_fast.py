@@ -383,11 +383,20 @@ def _schedule(batch: int, channels: int, bytes_per_pair: int) -> tuple[list[tupl
     """A call's chunks and the threads to run them on: a team (:mod:`tconv._team`) of TEAM_CHUNK_BYTES chunks
     when the batch gives every thread a chunk, the columns are TEAM_MIN_BYTES or more and there are
     TEAM_MIN_CHANNELS channels or more, else CHUNK_BYTES chunks one after the other (threads 1)."""
-    threads = _team.size()
-    big = batch * channels * bytes_per_pair >= TEAM_MIN_BYTES and channels >= TEAM_MIN_CHANNELS
-    if threads > 1 and batch >= threads and big:
+    threads = team_threads(batch, channels, bytes_per_pair)
+    if threads > 1:
         return _chunks(batch, channels, bytes_per_pair, TEAM_CHUNK_BYTES, threads), threads
     return _chunks(batch, channels, bytes_per_pair), 1
+
+
+def team_threads(batch: int, channels: int, bytes_per_pair: int) -> int:
+    """The team a call of ``batch`` samples and ``channels`` channels (``bytes_per_pair`` column bytes per
+    sample and channel) runs on: :func:`tconv._team.size` threads when the batch gives every thread a chunk,
+    the columns are TEAM_MIN_BYTES or more and there are TEAM_MIN_CHANNELS channels or more; else 1.
+    The planner asks the same question (:func:`tconv._engine.select`), so that plan and schedule agree."""
+    threads = _team.size()
+    big = batch * channels * bytes_per_pair >= TEAM_MIN_BYTES and channels >= TEAM_MIN_CHANNELS
+    return threads if threads > 1 and batch >= threads and big else 1
 
 
 def _each(work: Any, chunks: list[Any], threads: int) -> None:

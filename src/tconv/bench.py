@@ -4,7 +4,9 @@ Float32, after warm-up, the median of repeated runs, every framework with the sa
 number of threads and in a process of its own (TensorFlow loaded beside PyTorch
 slows PyTorch down several times), the processes taking turns round by round so
 that drift in the machine hits all of them. First it measures the machine's
-float32 matrix-multiply rate (NumPy's BLAS). Per case it prints the times, the
+float32 matrix-multiply rate (NumPy's BLAS), and again at the start of every
+round in tconv's process, so that each case's percentage of it is against the rate
+of its own moment (the machine's speed drifts). Per case it prints the times, the
 ratio tconv/PyTorch, the ratio tconv/fastest peer, tconv's GFLOP/s
 (``2 * N * C_in * C_out/groups * prod(k) * prod(input spatial)``), its percentage
 of the GEMM rate and tconv's peak temporary memory; then the geometric means and
@@ -295,6 +297,9 @@ def _worker(framework: str, threads: int, connection: Any) -> None:
         request = connection.recv()
         if request is None:
             return
+        if request[0] == "gemm":  # a sample of the GEMM rate, taken in this process between the cases
+            connection.send(gemm_rate(threads, repeats=request[1]))
+            continue
         case, kind, repeats = request
         key = (case.name, kind)
         try:
@@ -317,7 +322,7 @@ def _worker(framework: str, threads: int, connection: Any) -> None:
 
 
 def gemm_rate(threads: int, size: int = 2048, repeats: int = 5) -> float:
-    """The machine's float32 matrix-multiply rate in GFLOP/s (NumPy's BLAS)."""
+    """The machine's float32 matrix-multiply rate in GFLOP/s (NumPy's BLAS on ``threads`` threads)."""
     a = np.random.default_rng(0).standard_normal((size, size), dtype=np.float32)
     a @ a
     times = []
@@ -358,6 +363,7 @@ class Row:
     times: dict[str, float | None] = field(default_factory=dict)
     errors: dict[str, str] = field(default_factory=dict)
     gflops: float = 0.0
+    gemm_gflops: float = 0.0  # the GEMM rate measured alongside this row (median of one sample per round)
     gemm_percent: float = 0.0
     peak_mib: float = 0.0
     bound_mib: float = 0.0
@@ -373,7 +379,17 @@ class Row:
         return min(peers, key=lambda p: p[1]) if peers else None
 
 
+#: timed 2048^3 products per GEMM-rate sample (one sample per round, in tconv's process)
+GEMM_REPEATS = 3
+
+
 def run(frameworks: list[str], cases: list[Case], rounds: int, repeats: int, threads: int) -> tuple[float, list[Row]]:
+    """Time every case; return the GEMM rate (median of all samples taken through the run) and the rows.
+
+    The machine's speed drifts (on shared machines by 10-15% between runs), so the GEMM rate is not taken
+    once: every round begins with a sample of it in tconv's process, and each row's %GEMM is against the
+    median of the samples taken in that row's own rounds.
+    """
     os.environ["TCONV_BENCH_THREADS"] = str(threads)
     for name in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS", "NUMBA_NUM_THREADS"):
         os.environ[name] = str(threads)
@@ -382,7 +398,9 @@ def run(frameworks: list[str], cases: list[Case], rounds: int, repeats: int, thr
     # from whichever framework runs next; the frameworks take turns, so their threads must sleep.
     os.environ["OMP_WAIT_POLICY"] = "PASSIVE"
     os.environ["KMP_BLOCKTIME"] = "0"
-    rate = gemm_rate(threads)  # before the workers start, so their imports do not slow it down
+    first = gemm_rate(threads)  # before the workers start, so their imports do not slow it down
+    print(f"float32 GEMM rate before the workers start: {first:.1f} GFLOP/s", flush=True)
+    all_rates: list[float] = []
     context = mp.get_context("spawn")
     workers = {}
     for name in frameworks:
@@ -396,7 +414,10 @@ def run(frameworks: list[str], cases: list[Case], rounds: int, repeats: int, thr
             for kind in ("forward", "grad") if case.grad else ("forward",):
                 samples: dict[str, list[float]] = {name: [] for name in frameworks}
                 row = Row(case.name, kind)
+                rates = []
                 for _ in range(rounds):
+                    workers["tconv"][1].send(("gemm", GEMM_REPEATS))
+                    rates.append(workers["tconv"][1].recv())
                     for name, (_, connection) in workers.items():
                         connection.send((case, kind, repeats))
                         answer = connection.recv()
@@ -408,7 +429,9 @@ def run(frameworks: list[str], cases: list[Case], rounds: int, repeats: int, thr
                 mine = row.times.get("tconv")
                 flops = case.flops * (2 if kind == "grad" else 1)
                 row.gflops = flops / mine / 1e9 if mine else 0.0
-                row.gemm_percent = 100 * row.gflops / rate
+                row.gemm_gflops = statistics.median(rates)
+                row.gemm_percent = 100 * row.gflops / row.gemm_gflops
+                all_rates += rates
                 row.peak_mib = peak_memory(case, kind)
                 out_bytes = (
                     4
@@ -426,7 +449,7 @@ def run(frameworks: list[str], cases: list[Case], rounds: int, repeats: int, thr
         for process, connection in workers.values():
             connection.send(None)
             process.join(timeout=10)
-    return rate, rows
+    return (statistics.median(all_rates) if all_rates else first), rows
 
 
 def _ms(value: float | None) -> str:
@@ -441,7 +464,7 @@ def _format_row(row: Row, frameworks: list[str]) -> str:
     times = " ".join(_ms(row.times.get(name)) for name in frameworks)
     return (
         f"{row.case + (' (grad)' if row.kind == 'grad' else ''):<22} {times} {vs_torch} {vs_peer} "
-        f"{row.gflops:7.1f} {row.gemm_percent:5.1f}% {row.peak_mib:8.1f}/{row.bound_mib:.0f}"
+        f"{row.gflops:7.1f} {row.gemm_gflops:6.1f} {row.gemm_percent:5.1f}% {row.peak_mib:8.1f}/{row.bound_mib:.0f}"
     )
 
 
@@ -488,13 +511,17 @@ def main(argv: list[str] | None = None) -> int:
     header = " ".join(f"{name[:9]:>9}" for name in frameworks)
     print(f"threads: {args.threads}; float32; median of {args.repeats} runs x {args.rounds} rounds; times in ms")
     print(
-        f"{'case':<22} {header} {'/torch':>5} {'/fastest peer':<17} {'GFLOP/s':>7} {'%GEMM':>6} {'peak/bound MiB':>14}"
+        f"{'case':<22} {header} {'/torch':>5} {'/fastest peer':<17} {'GFLOP/s':>7} {'GEMM':>6} {'%GEMM':>6} "
+        f"{'peak/bound MiB':>14}"
     )
     rate, rows = run(frameworks, cases, args.rounds, args.repeats, args.threads)
     vs_torch = [r.vs_torch for r in rows if r.vs_torch]
     vs_peer = [mine / peer[1] for r in rows if (peer := r.fastest_peer) is not None and (mine := r.times.get("tconv"))]
     worst = max(rows, key=lambda r: r.vs_torch or 0.0) if rows else None
-    print(f"measured float32 GEMM rate: {rate:.1f} GFLOP/s")
+    print(
+        f"measured float32 GEMM rate: {rate:.1f} GFLOP/s (median through the run; "
+        f"each row's %GEMM is against the rate measured in its own rounds)"
+    )
     print(
         f"geometric mean tconv/torch: {_geomean(vs_torch):.2f} over {len(vs_torch)} rows; "
         f"tconv/fastest peer: {_geomean(vs_peer):.2f}"
