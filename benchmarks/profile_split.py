@@ -1,0 +1,156 @@
+"""Where a compiled tconv call spends its time: matrix products against compiled kernels, per thread.
+
+    python benchmarks/profile_split.py [case ...]   (default: the benchmark's GEMM-heavy cases)
+
+For each case of ``tconv bench``'s suite (forward, tconv's planner choice) it prints:
+
+* ``call``: the median wall time of the whole call, and its rate as a percentage of the float32 GEMM
+  rate (a 2048^3 product on all threads, measured in this process: ``tconv bench``'s %GEMM; OpenMP
+  threads told not to spin, as there);
+* ``product`` and ``kernels``: per thread, the time inside NumPy's matrix products and inside the
+  compiled kernels (col2im, gather, im2col, ...), averaged over the calls and the threads;
+* ``product alone``: the same products (the shapes recorded from one call), replayed on the same thread
+  team with nothing else, and the percentage of the GEMM rate that alone would reach: the ceiling of the
+  algorithm with free kernels.
+
+The gap between ``call`` and ``product alone`` is the kernels' and the bookkeeping's share; the gap between
+``product alone`` and 100% is BLAS's rate on these shapes (inner dimension C_in, often 128) against a square
+2048 product. This is an instrumentation script (it wraps ``numpy.matmul`` and tconv's private kernels for
+the duration of the run), not part of the library, and nothing in it is a test.
+"""
+
+from __future__ import annotations
+
+import collections
+import os
+import statistics
+import sys
+import threading
+import time
+from typing import Any
+
+# As in ``tconv bench``: OpenMP threads (numba's) sleep after a parallel region instead of spinning, which
+# would otherwise slow the BLAS threads that run next on the same cores (set before numba starts them).
+os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
+os.environ.setdefault("KMP_BLOCKTIME", "0")
+
+import numpy as np
+
+import tconv
+from tconv import _jit, _team
+from tconv.bench import CASES
+
+GEMM_HEAVY = ["keras-dcgan-1", "keras-dcgan-2", "dcgan64-2", "dcgan64-3", "dcgan64-4", "hifigan-1d"]
+KERNELS = ["col2im", "col2im_last", "col2im_patches", "gather", "direct", "im2col"]
+CALLS = 10
+
+
+def _median_ms(fn: Any, repeats: int = CALLS) -> float:
+    fn()
+    times = []
+    for _ in range(repeats):
+        start = time.perf_counter()
+        fn()
+        times.append(time.perf_counter() - start)
+    return 1e3 * statistics.median(times)
+
+
+def _gemm_rate() -> float:
+    a = np.random.default_rng(0).standard_normal((2048, 2048), dtype=np.float32)
+    return 2 * 2048**3 / _median_ms(lambda: a @ a, 5) / 1e6
+
+
+def _replay(recorded: list[tuple[tuple[int, ...], tuple[int, ...], Any]], matmul: Any) -> float:
+    """Median ms of the recorded products alone, on the thread team a call would use (one output per thread,
+    reused, as the call reuses its workspace)."""
+    operands = [(np.ones(a, dtype), np.ones(b, dtype)) for a, b, dtype in recorded]
+    team = _team.size() if len(operands) >= _team.size() else 1
+    local = threading.local()
+
+    def product(i: int) -> None:
+        a, b = operands[i]
+        shape = (*a.shape[:-1], b.shape[-1])
+        size = int(np.prod(shape))
+        out = getattr(local, "out", None)
+        if out is None or out.size < size:
+            out = local.out = np.empty(size, a.dtype)
+        matmul(a, b, out=out[:size].reshape(shape))
+
+    def replay() -> None:
+        if team > 1:
+            _team.run(product, list(range(len(operands))), team)
+        else:
+            for i in range(len(operands)):
+                product(i)
+
+    return _median_ms(replay)
+
+
+def main(names: list[str]) -> int:
+    threads = os.cpu_count() or 1
+    _jit.set_threads(threads)
+    rate = _gemm_rate()
+    print(f"threads: {threads}; float32 GEMM rate (2048^3, all threads): {rate:.1f} GFLOP/s; times in ms")
+    print(
+        f"{'case':<15} {'call':>7} {'%GEMM':>6} {'product/thread':>15} {'kernels/thread':>15} "
+        f"{'product alone':>14} {'%GEMM':>6}"
+    )
+    spent: dict[tuple[str, int], float] = collections.defaultdict(float)
+    shapes: list[tuple[tuple[int, ...], tuple[int, ...], Any]] = []
+    record = [False]
+    real_matmul = np.matmul
+
+    def timed(name: str, fn: Any) -> Any:
+        def wrapper(*args: Any, **kwargs: Any) -> Any:
+            start = time.perf_counter()
+            result = fn(*args, **kwargs)
+            spent[name, threading.get_ident()] += time.perf_counter() - start
+            if record[0] and name == "product":
+                shapes.append((args[0].shape, args[1].shape, args[0].dtype))
+            return result
+
+        return wrapper
+
+    np.matmul = timed("product", real_matmul)
+    originals = {name: getattr(_jit, name) for name in KERNELS}
+    for name, fn in originals.items():
+        setattr(_jit, name, timed("kernels", fn))
+    try:
+        for case in [c for c in CASES if c.name in names]:
+            rng = np.random.default_rng(0)
+            x = rng.standard_normal(case.x, dtype=np.float32)
+            w = rng.standard_normal(case.weight, dtype=np.float32)
+            options = case.options()
+
+            def call(x: np.ndarray = x, w: np.ndarray = w, options: dict[str, Any] = options) -> Any:
+                return tconv.conv_transpose(x, w, **options)
+
+            call()
+            spent.clear()
+            shapes.clear()
+            record[0] = True
+            call()
+            record[0] = False
+            spent.clear()
+            wall = _median_ms(call)
+            per_thread = collections.defaultdict(list)
+            for (name, _), seconds in spent.items():
+                per_thread[name].append(1e3 * seconds / (CALLS + 1))
+            alone = _replay(list(shapes), real_matmul)
+            flops = case.flops / 1e6
+            product = statistics.mean(per_thread["product"]) if per_thread["product"] else 0.0
+            kernels = statistics.mean(per_thread["kernels"]) if per_thread["kernels"] else 0.0
+            print(
+                f"{case.name:<15} {wall:7.2f} {100 * flops / wall / rate:5.1f}% {product:15.2f} {kernels:15.2f} "
+                f"{alone:14.2f} {100 * flops / alone / rate:5.1f}%",
+                flush=True,
+            )
+    finally:
+        np.matmul = real_matmul
+        for name, fn in originals.items():
+            setattr(_jit, name, fn)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1:] or GEMM_HEAVY))
