@@ -215,6 +215,64 @@ def test_non_contiguous_inputs_on_the_compiled_path():
     np.testing.assert_allclose(got, expected, atol=1e-10)
 
 
+def _windows_reference(x, kernel, stride, dilation, pads, out):
+    """im2col by np.pad and a strided slice per tap: ``(C, K, N, P)``, ``[c, t, n, o] = x_pad[n, c, o*s + t*d]``."""
+    xp = np.pad(x, [(0, 0), (0, 0), *pads])
+    taps = []
+    for t in np.ndindex(*kernel):
+        index = tuple(
+            slice(ti * d, ti * d + (o - 1) * s + 1, s) for ti, d, s, o in zip(t, dilation, stride, out, strict=True)
+        )
+        taps.append(xp[(slice(None), slice(None), *index)].reshape(x.shape[0], x.shape[1], -1))
+    return np.stack(taps).transpose(2, 0, 1, 3)
+
+
+@needs_jit
+@pytest.mark.parametrize(
+    "size, kernel, stride, dilation, pads",
+    [
+        ((7, 7), (5, 5), (2, 2), (1, 1), ((2, 2), (2, 2))),  # keras-dcgan-2's input gradient
+        ((9,), (2,), (4,), (1,), ((0, 0),)),  # stride longer than the kernel: x read with gaps, its tail unread
+        ((6, 5), (3, 2), (2, 3), (2, 1), ((1, 0), (0, 2))),  # dilation with stride, asymmetric padding
+        ((3, 4), (2, 2), (1, 1), (1, 1), ((4, 3), (0, 5))),  # padding beyond the kernel: windows of zeros only
+        ((8, 8), (2, 2), (2, 2), (1, 1), ((0, 0), (0, 0))),  # U-Net's 2x2 stride 2: x's planes read in place
+        ((4, 3, 5), (2, 3, 2), (1, 2, 2), (2, 1, 1), ((1, 1), (0, 1), (2, 0))),
+    ],
+)
+@pytest.mark.parametrize("channels_last", [False, True])
+def test_im2col_gathers_every_window(size, kernel, stride, dilation, pads, channels_last):
+    """The compiled im2col (zero-padded planes, then a flat gather) against np.pad and a strided slice per tap."""
+    rng = np.random.default_rng(11)
+    x = rng.standard_normal((3, 4, *size)).astype(np.float32)
+    spec = _spec(False, x.shape, (6, 2, *kernel), groups=2, stride=stride, dilation=dilation, padding=list(pads))
+    out = spec.output_size
+    expected = _windows_reference(x, kernel, stride, dilation, pads, out)
+    xin = np.ascontiguousarray(np.moveaxis(x, 1, -1)) if channels_last else x
+    x6 = tconv._fast._view6(xin, 2, len(size), channels_last)
+    got = tconv._fast._im2col(x6, spec, spec.input_size, spec.output_size)  # (G, C/G * K, N * P)
+    k = int(np.prod(kernel))
+    got = got.reshape(4, k, 3, -1)
+    np.testing.assert_array_equal(got, expected)
+    # and through the whole convolution, against the oracle
+    w = rng.standard_normal((6, 2, *kernel)).astype(np.float32)
+    with tconv.use_algorithm("jit_gemm"):
+        y = tconv.conv(
+            xin, w, stride=stride, dilation=dilation, padding=list(pads), groups=2, channels_last=channels_last
+        )
+    if channels_last:
+        y = np.moveaxis(y, -1, 1)
+    oracle = naive_conv(
+        x.astype(np.float64),
+        w.astype(np.float64),
+        None,
+        stride=list(stride),
+        dilation=list(dilation),
+        pads=list(pads),
+        groups=2,
+    )
+    np.testing.assert_allclose(y, oracle, rtol=1e-4, atol=1e-4)
+
+
 @pytest.mark.parametrize("channels_last", [False, True])
 def test_single_pixel_input_is_one_product(channels_last):
     """DCGAN's first layer (1x1 input, no padding): written by one matrix product into the output."""

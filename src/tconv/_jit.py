@@ -67,16 +67,6 @@ def transposed_tables(n: int, k: int, s: int, d: int, lo: int, out: int) -> tupl
     return count, taps, inputs
 
 
-def conv_ranges(n: int, k: int, s: int, d: int, lo: int, out: int) -> tuple[np.ndarray, np.ndarray]:
-    """Per tap ``t``: outputs ``o`` in ``[first[t], last[t])`` read input ``o*s + t*d - lo`` inside ``[0, n)``."""
-    first = np.zeros(k, dtype=np.int64)
-    last = np.zeros(k, dtype=np.int64)
-    for t in range(k):
-        a0, a1, _ = overlap(t * d - lo, s, out, n)
-        first[t], last[t] = a0, max(a0, a1)
-    return first, last
-
-
 def pad3(values: tuple[int, ...], fill: int) -> tuple[int, ...]:
     """Left-pad a per-axis tuple to three axes."""
     return (fill,) * (3 - len(values)) + tuple(values)
@@ -277,34 +267,18 @@ def _kernels() -> Any:
                             out[n, c, o1, o2, o3] = b
 
     @jit
-    def im2col(x, cols, s1, s2, s3, d1, d2, d3, p1, p2, p3, f1, l1, f2, l2, f3, l3):  # type: ignore[no-untyped-def]
-        # x (N, C, D1, D2, D3), any strides; cols (C, K1, K2, K3, N, O1, O2, O3), contiguous:
-        # cols[c, t, n, o] = x[n, c, o*s + t*d - p] inside x, 0 in the padding.
-        c_all, k1n, k2n, k3n, batch = cols.shape[0], cols.shape[1], cols.shape[2], cols.shape[3], cols.shape[4]
-        o1n, o2n, o3n = cols.shape[5], cols.shape[6], cols.shape[7]
-        zero = cols.dtype.type(0)
-        for job in prange(c_all * k1n * k2n * k3n):
-            c = job // (k1n * k2n * k3n)
-            rest = job % (k1n * k2n * k3n)
-            ta = rest // (k2n * k3n)
-            tb = (rest // k3n) % k2n
-            tc = rest % k3n
+    def im2col(xp, cols, rows, taps):  # type: ignore[no-untyped-def]
+        # xp (N, C, L) zero-padded flat planes; cols (C, K, N, P), contiguous:
+        # cols[c, t, n, o] = xp[n, c, taps[t] + rows[o]] (a flat gather the compiler vectorises; the
+        # zero padding is in xp, so no output needs a test).
+        c_all, k_all, batch, p_all = cols.shape
+        for job in prange(c_all * k_all):
+            c = job // k_all
+            t = job % k_all
+            base = taps[t]
             for n in range(batch):
-                for o1 in range(o1n):
-                    inside1 = f1[ta] <= o1 < l1[ta]
-                    i1 = o1 * s1 + ta * d1 - p1
-                    for o2 in range(o2n):
-                        if not (inside1 and f2[tb] <= o2 < l2[tb]):
-                            for o3 in range(o3n):
-                                cols[c, ta, tb, tc, n, o1, o2, o3] = zero
-                            continue
-                        i2 = o2 * s2 + tb * d2 - p2
-                        for o3 in range(f3[tc]):
-                            cols[c, ta, tb, tc, n, o1, o2, o3] = zero
-                        for o3 in range(f3[tc], l3[tc]):
-                            cols[c, ta, tb, tc, n, o1, o2, o3] = x[n, c, i1, i2, o3 * s3 + tc * d3 - p3]
-                        for o3 in range(l3[tc], o3n):
-                            cols[c, ta, tb, tc, n, o1, o2, o3] = zero
+                for o in range(p_all):
+                    cols[c, t, n, o] = xp[n, c, base + rows[o]]
 
     return col2im, direct, im2col, col2im_last, col2im_patches, gather
 
@@ -456,9 +430,9 @@ def col2im_patches(cols: np.ndarray, bias: np.ndarray, out: np.ndarray, geometry
     _kernels()[4](cols, np.ascontiguousarray(bias), out, *geometry)
 
 
-def im2col(x: np.ndarray, cols: np.ndarray, geometry: tuple[Any, ...]) -> None:
-    """Fill ``cols (C, K1, K2, K3, N, O1, O2, O3)`` with the strided, dilated, padded windows of x."""
-    _kernels()[2](x, cols, *geometry)
+def im2col(xp: np.ndarray, cols: np.ndarray, rows: np.ndarray, taps: np.ndarray) -> None:
+    """Fill ``cols (C, K, N, P)`` with ``xp[n, c, taps[t] + rows[o]]`` (``xp (N, C, L)``: zero-padded flat planes)."""
+    _kernels()[2](xp, cols, rows, taps)
 
 
 def set_threads(threads: int) -> None:

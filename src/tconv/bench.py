@@ -382,6 +382,12 @@ class Row:
 #: timed 2048^3 products per GEMM-rate sample (one sample per round, in tconv's process)
 GEMM_REPEATS = 3
 
+#: seconds of rest after each turn (a GEMM sample, a framework's timed runs) before the next starts. Idle
+#: threads spin before they sleep: OpenBLAS's for 2^28 cycles (about 0.1 s here) after a multi-threaded
+#: product, Eigen's (TensorFlow, JAX) for a while too. Measured here: right after the GEMM sample, tconv's
+#: keras-dcgan-2 ran in 16 ms instead of 8.6 while OpenBLAS's threads spun on the same two cores.
+SETTLE_S = 0.25
+
 
 def run(frameworks: list[str], cases: list[Case], rounds: int, repeats: int, threads: int) -> tuple[float, list[Row]]:
     """Time every case; return the GEMM rate (median of all samples taken through the run) and the rows.
@@ -419,6 +425,7 @@ def run(frameworks: list[str], cases: list[Case], rounds: int, repeats: int, thr
                     workers["tconv"][1].send(("gemm", GEMM_REPEATS))
                     rates.append(workers["tconv"][1].recv())
                     for name, (_, connection) in workers.items():
+                        time.sleep(SETTLE_S)
                         connection.send((case, kind, repeats))
                         answer = connection.recv()
                         if isinstance(answer, float):
