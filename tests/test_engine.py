@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import itertools
+
 import numpy as np
 import pytest
 from hypothesis import HealthCheck, assume, given, settings
@@ -457,3 +459,77 @@ def test_gradients_and_convolutions_on_a_thread_team(transposed, cfg_t, cfg_f):
         patch.setattr(tconv._fast, "TEAM_CHUNK_BYTES", 2**20)  # whole samples, one per block
         _grads_match(transposed, cfg, "jit_gemm")
     assert runs and set(runs) == {2}
+
+
+@pytest.mark.parametrize("seed", range(40))
+def test_cropped_tap_split_lists_the_taps_inside_the_output(seed):
+    """The runs of inputs and their taps that land inside the output, against a count of every (input, tap)."""
+    rng = np.random.default_rng(seed)
+    n, s, d = (int(v) for v in rng.integers(1, 6, size=3))
+    k = int(rng.integers(2, 6))  # a kernel of 1 is never split
+    lo, out = int(rng.integers(0, 2 * k * d)), int(rng.integers(1, n * s + k * d))
+    axes = tconv._fast._Axes3((1, 1, n), (1, 1, k), (1, 1, s), (1, 1, d), (0, 0, lo), (1, 1, out))
+    split = tconv._fast._cropped_tap_split(axes)
+    inside = {(j, t) for j in range(n) for t in range(k) if 0 <= j * s + t * d - lo < out}
+    if split is None:
+        assert len(inside) > (1 - tconv._fast.CROPPED_TAPS_MIN) * n * k
+        return
+    axis, runs = split
+    assert axis == 2 and runs[0][0] == 0 and runs[-1][1] == n
+    assert all(a[1] == b[0] for a, b in itertools.pairwise(runs))  # consecutive, covering every input
+    listed = {(j, t) for j0, j1, t0, t1 in runs for j in range(j0, j1) for t in range(t0, t1)}
+    assert listed == inside
+
+
+@needs_jit
+@pytest.mark.parametrize("channels_last", [False, True])
+@pytest.mark.parametrize(
+    "size, kernel, stride, padding, output_padding, dilation",
+    [
+        ((7, 7), (5, 5), (1, 1), (2, 2), (0, 0), (1, 1)),  # keras-dcgan-1: 17% of the pairs cropped per axis
+        ((4, 4), (4, 4), (2, 2), (1, 1), (0, 0), (1, 1)),  # dcgan64-2
+        ((5, 6), (3, 3), (2, 1), (5, 1), (1, 0), (2, 1)),  # padding beyond the kernel: inputs with no tap inside
+        ((9,), (7,), (3,), (4,), (2,), (1,)),
+        ((3, 4, 5), (3, 2, 3), (1, 2, 2), (1, 0, 2), (0, 1, 1), (1, 1, 2)),
+    ],
+)
+def test_pixel_path_computes_only_the_taps_inside_the_output(
+    monkeypatch, channels_last, size, kernel, stride, padding, output_padding, dilation
+):
+    """jit_pixels' products skip the taps cropped by the padding (in channel blocks, under a small chunk
+    budget, too): the output against the oracle."""
+    rng = np.random.default_rng(12)
+    d = len(size)
+    x = rng.standard_normal((5, 6, *size)).astype(np.float32)
+    w = rng.standard_normal((6, 7, *kernel)).astype(np.float32)
+    b = rng.standard_normal(7).astype(np.float32)
+    spec = _spec(
+        True, x.shape, w.shape, stride=stride, padding=padding, output_padding=output_padding, dilation=dilation
+    )
+    assert tconv._fast._cropped_tap_split(tconv._fast._axes3(spec)) is not None
+    expected = naive_conv_transpose(
+        x.astype(np.float64),
+        w.astype(np.float64),
+        b.astype(np.float64),
+        stride=list(stride),
+        pads=[(p, p) for p in padding],
+        output_padding=list(output_padding),
+        dilation=list(dilation),
+    )
+    xin = np.moveaxis(x, 1, -1) if channels_last else x
+    for budget in (None, 64 * d * 4):  # the default chunks, then blocks of output channels
+        if budget is not None:
+            monkeypatch.setattr(tconv._fast, "CHUNK_BYTES", budget)
+        with tconv.use_algorithm("jit_pixels"):
+            got = tconv.conv_transpose(
+                xin,
+                w,
+                b,
+                stride=stride,
+                padding=padding,
+                output_padding=output_padding,
+                dilation=dilation,
+                channels_last=channels_last,
+            )
+        got = np.moveaxis(got, -1, 1) if channels_last else got
+        np.testing.assert_allclose(got, expected, rtol=1e-4, atol=1e-4)

@@ -194,8 +194,9 @@ def _kernels() -> Any:
                         out[row + o3 * out_s[5]] = buf[brow + qi3[o3]] + bj
 
     @jit
-    def col2im_last(cols, bias, out, c1, t1, j1, c2, t2, j2, c3, t3, j3, pixels_first):  # type: ignore[no-untyped-def]
-        # cols (N, n1, n2, n3, K1, K2, K3, C) contiguous, out (N, O1, O2, O3, C) any strides. Each output
+    def col2im_last(cols, rs, bias, out, c1, t1, j1, c2, t2, j2, c3, t3, j3, pixels_first):  # type: ignore[no-untyped-def]
+        # cols (R, K1, K2, K3, C) contiguous, input pixel (n, j1, j2, j3) in row n*rs[0] + j1*rs[1] + j2*rs[2]
+        # + j3*rs[3] (any order of the four), out (N, O1, O2, O3, C) any strides. Each output
         # pixel is the sum of the cols vectors of the (tap, input) pairs reaching it (the tables give them
         # per axis), vectorised along the contiguous channel axis. Pixels are summed in tiles of `tile`
         # along the last axis; with pixels_first (channels-first out: O3 stride < C stride) each channel's
@@ -216,7 +217,8 @@ def _kernels() -> Any:
                         for m1 in range(c1[o1]):
                             for m2 in range(c2[o2]):
                                 for m3 in range(c3[o3]):
-                                    v = cols[n, j1[o1, m1], j2[o2, m2], j3[o3, m3], t1[o1, m1], t2[o2, m2], t3[o3, m3]]
+                                    row = n * rs[0] + j1[o1, m1] * rs[1] + j2[o2, m2] * rs[2] + j3[o3, m3] * rs[3]
+                                    v = cols[row, t1[o1, m1], t2[o2, m2], t3[o3, m3]]
                                     for c in range(channels):
                                         a[c] += v[c]
                     if pixels_first:
@@ -225,10 +227,10 @@ def _kernels() -> Any:
                                 out[n, o1, o2, first + i, c] = acc[i, c]
                     else:
                         for i in range(width):
-                            row = out[n, o1, o2, first + i]
+                            pixel = out[n, o1, o2, first + i]
                             a = acc[i]
                             for c in range(channels):
-                                row[c] = a[c]
+                                pixel[c] = a[c]
 
     @jit
     def col2im_patches(cols, bias, out, s1, s2, s3, d1, d2, lo1, lo2, lo3, u1, u2, u3):  # type: ignore[no-untyped-def]
@@ -410,15 +412,29 @@ def _flat(a: np.ndarray) -> np.ndarray:
     return np.lib.stride_tricks.as_strided(a, shape=(span,), strides=(item,))
 
 
-def col2im_last(cols: np.ndarray, bias: np.ndarray, out: np.ndarray, tables: tuple[np.ndarray, ...]) -> None:
+def col2im_last(
+    cols: np.ndarray,
+    bias: np.ndarray,
+    out: np.ndarray,
+    tables: tuple[np.ndarray, ...],
+    order: tuple[int, ...] = (0, 1, 2, 3),
+) -> None:
     """Channels-last overlap-add: ``out[n, o, :] = bias + sum over (t, j) reaching o of cols[n, j, t, :]``.
 
-    ``cols`` ``(N, n1, n2, n3, K1, K2, K3, C)`` contiguous, ``out`` ``(N, O1, O2, O3, C)`` with any strides
-    (channels-first output is a view with the channel axis moved last); ``tables``
-    the three axes' :func:`transposed_tables`.
+    ``cols`` contiguous, ``(N, n1, n2, n3, K1, K2, K3, C)``, or with its four leading axes in another
+    ``order`` (leading axis ``i`` is pixel axis ``order[i]``: 0 the sample, 1-3 the input axes; the
+    cropped-tap split of :func:`tconv._fast.conv_transpose_pixels` puts one input axis first); ``out``
+    ``(N, O1, O2, O3, C)`` with any strides (channels-first output is a view with the channel axis moved
+    last); ``tables`` the three axes' :func:`transposed_tables`.
     """
+    strides = np.empty(4, dtype=np.int64)  # rows per step of (n, j1, j2, j3)
+    step = 1
+    for axis in reversed(range(4)):
+        strides[order[axis]] = step
+        step *= cols.shape[axis]
+    rows = cols.reshape(-1, *cols.shape[4:])
     pixels_first = out.strides[3] < out.strides[4]
-    _kernels()[3](cols, np.ascontiguousarray(bias), out, *tables, pixels_first)
+    _kernels()[3](rows, strides, np.ascontiguousarray(bias), out, *tables, pixels_first)
 
 
 def col2im_patches(cols: np.ndarray, bias: np.ndarray, out: np.ndarray, geometry: tuple[int, ...]) -> None:
