@@ -363,6 +363,51 @@ def test_planner_takes_the_pixel_path_for_batched_generators_on_a_team(monkeypat
     assert tconv._engine.select(dcgan, numpy, batch=64).name == "jit_gemm"
 
 
+def test_a_batch_smaller_than_the_team_is_split_over_channels(monkeypatch):
+    """Batch 1 on a two-thread team: blocks of output channels, as many as the threads (or a multiple), each
+    at least TEAM_MIN_CHANNELS wide; too few channels for that and the call keeps the plain schedule."""
+    monkeypatch.setattr(tconv._team, "size", lambda: 2)
+    chunks, threads = tconv._fast._schedule(1, 64, 4 * 2**20 // 64)
+    assert threads == 2 and len(chunks) % 2 == 0
+    assert sorted(c for _, _, c0, c1 in chunks for c in range(c0, c1)) == list(range(64))
+    assert all(c1 - c0 >= tconv._fast.TEAM_MIN_CHANNELS for _, _, c0, c1 in chunks)
+    assert tconv._fast._schedule(1, 21, 2**20)[1] == 1  # fcn32s' 21 channels: 10 a thread is too few
+    chunks, threads = tconv._fast._schedule(1, 64, tconv._fast.TEAM_CHUNK_BYTES // 16)  # 4 chunks' worth
+    assert threads == 2 and len(chunks) == 4
+
+
+@needs_team
+@pytest.mark.parametrize("channels_last", [False, True])
+@pytest.mark.parametrize("algorithm", ["jit_gemm", "jit_pixels"])
+def test_batch_one_on_a_thread_team_matches_the_oracle(monkeypatch, algorithm, channels_last):
+    """A single sample's channel blocks run on both threads of a team; the result is the oracle's."""
+    monkeypatch.setattr(tconv._team, "size", lambda: 2)
+    monkeypatch.setattr(tconv._fast, "TEAM_MIN_BYTES", 0)
+    monkeypatch.setattr(tconv._fast, "TEAM_MIN_CHANNELS", 1)
+    seen = []
+    real_run = tconv._team.run
+
+    def run(work, chunks, threads):
+        seen.extend(chunks)
+        real_run(work, chunks, threads)
+
+    monkeypatch.setattr(tconv._team, "run", run)
+    rng = np.random.default_rng(13)
+    x = rng.standard_normal((1, 5, 6, 4))
+    w = rng.standard_normal((5, 7, 4, 3))
+    b = rng.standard_normal(7)
+    expected = naive_conv_transpose(x, w, b, stride=[2, 1], pads=[(1, 1), (0, 1)], output_padding=[1, 0])
+    xin = np.moveaxis(x, 1, -1) if channels_last else x
+    with tconv.use_algorithm(algorithm):
+        got = tconv.conv_transpose(
+            xin, w, b, stride=(2, 1), padding=[(1, 1), (0, 1)], output_padding=(1, 0), channels_last=channels_last
+        )
+    if channels_last:
+        got = np.moveaxis(got, -1, 1)
+    np.testing.assert_allclose(got, expected, atol=1e-10)
+    assert len(seen) >= 2 and all((n0, n1) == (0, 1) for n0, n1, _, _ in seen)
+
+
 @needs_team
 @pytest.mark.parametrize("channels_last", [False, True])
 @pytest.mark.parametrize("algorithm", ["jit_gemm", "jit_pixels"])

@@ -119,8 +119,11 @@ def select(spec: ConvSpec, xp: Any, channels_last: bool = False, batch: int = 1,
         return algorithm
     # Would the compiled path run this call's chunks on a thread team? (The question its schedule asks of
     # the pixel path's columns: C_out channels of prod(input) * prod(k) elements per sample.)
+    # The pixel rule below was measured on batched teams; a batch smaller than the team (split over channels)
+    # keeps the cost model's choice.
     pair = itemsize * math.prod(spec.input_size) * math.prod(spec.kernel_size)
-    team = _fast.team_threads(batch, spec.out_channels, pair) > 1
+    threads = _fast.team_threads(batch, spec.out_channels, pair)
+    team = threads > 1 and batch >= threads
     return _ALGORITHMS[_plan(spec, _fast.supported(spec, xp), channels_last, team)]
 
 

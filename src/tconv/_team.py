@@ -12,7 +12,8 @@ While a team runs, the BLAS libraries loaded in the process use one thread (thre
 the same means scikit-learn uses around its own parallel loops); the previous setting is restored
 when the last running team finishes. Other threads' NumPy products in that window run
 single-threaded too. The team is skipped (and the plain schedule used) when threadpoolctl is
-not installed, when only one thread is available, or when a call has fewer chunks than threads.
+not installed, when only one thread is available, or when a call is too small for it
+(:func:`tconv._fast.team_threads`; a batch smaller than the team is split over output channels).
 
 The team's size is numba's thread count in the calling thread (``NUMBA_NUM_THREADS``,
 ``numba.set_num_threads``, :func:`tconv._jit.set_threads`), the one setting for tconv's threads.
