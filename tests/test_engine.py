@@ -377,6 +377,33 @@ def test_a_batch_smaller_than_the_team_is_split_over_channels(monkeypatch):
 
 
 @needs_team
+@settings(
+    max_examples=40,
+    deadline=None,
+    suppress_health_check=[HealthCheck.too_slow, HealthCheck.function_scoped_fixture],
+)
+@given(configs(transposed=True))
+def test_batch_one_gradients_in_pixel_blocks_on_a_team(monkeypatch, cfg):
+    """A transposed convolution's gradients at batch 1 on a two-thread team, in blocks of a few pixels (the
+    im2col's window table cut per block, partial weight gradients summed): against the oracle's adjoints."""
+    assume(expected_size(cfg, True) is not None and cfg["d"] <= 3)
+    monkeypatch.setattr(tconv._team, "size", lambda: 2)
+    monkeypatch.setattr(tconv._fast, "TEAM_MIN_BYTES", 0)
+    monkeypatch.setattr(tconv._fast, "TEAM_MIN_CHANNELS", 1)
+    monkeypatch.setattr(tconv._fast, "TEAM_CHUNK_BYTES", 256)  # several blocks of pixels
+    blocks = []
+    real_run = tconv._team.run
+
+    def run(work, chunks, threads):
+        blocks.extend(chunks)
+        real_run(work, chunks, threads)
+
+    monkeypatch.setattr(tconv._team, "run", run)
+    _grads_match(True, {**cfg, "batch": 1, "batched": True, "channels_last": False}, "jit_gemm")
+    assert blocks and sorted(o for o0, o1 in blocks for o in range(o0, o1)) == list(range(blocks[-1][1]))
+
+
+@needs_team
 @pytest.mark.parametrize("channels_last", [False, True])
 @pytest.mark.parametrize("algorithm", ["jit_gemm", "jit_pixels"])
 def test_batch_one_on_a_thread_team_matches_the_oracle(monkeypatch, algorithm, channels_last):

@@ -501,8 +501,15 @@ def _each(work: Any, chunks: list[Any], threads: int) -> None:
             work(chunk)
 
 
-def _im2col(x6: np.ndarray, spec: ConvSpec, size_in: tuple[int, ...], size_out: tuple[int, ...]) -> np.ndarray:
-    """``cols (G, C/G * K, N * P_out)`` of a forward convolution's input x6 ``(N, G, C/G, s1, s2, s3)``.
+def _im2col(
+    x6: np.ndarray,
+    spec: ConvSpec,
+    size_in: tuple[int, ...],
+    size_out: tuple[int, ...],
+    out: np.ndarray | None = None,
+) -> np.ndarray:
+    """``cols (G, C/G * K, N * P_out)`` of a forward convolution's input x6 ``(N, G, C/G, s1, s2, s3)``, in
+    this thread's buffer or in ``out`` (contiguous ``(C, K, N, P_out)``).
 
     x is first copied into zero-padded planes (the low padding in front, up to the last position a window
     reads), so that every column is a flat gather with no test for the border: on keras-dcgan-2's input
@@ -510,20 +517,28 @@ def _im2col(x6: np.ndarray, spec: ConvSpec, size_in: tuple[int, ...], size_out: 
     batch, groups, cg = x6.shape[:3]
     geometry = _im2col_geometry(_axes3(spec, size_in, size_out))
     channels = groups * cg
+    plane = _padded_planes(x6, geometry)
+    shape = (channels, geometry.taps.size, batch, geometry.rows.size)
+    cols = _workspace(shape, x6.dtype) if out is None else out.reshape(shape)
+    _jit.im2col(plane, cols, geometry.rows, geometry.taps)
+    return cols.reshape(groups, cg * geometry.taps.size, batch * geometry.rows.size)
+
+
+def _padded_planes(x6: np.ndarray, geometry: _Im2col) -> np.ndarray:
+    """x6 ``(N, G, C/G, s1, s2, s3)`` as zero-padded flat planes ``(N, C, L)`` for the gather (this thread's
+    buffer; x itself when no window reaches the padding and x is contiguous)."""
+    batch, channels = x6.shape[0], x6.shape[1] * x6.shape[2]
     (a1, b1), (a2, b2), (a3, b3) = geometry.dst
     (c1, e1), (c2, e2), (c3, e3) = geometry.src
     x = _merge_groups(x6)[:, :, c1:e1, c2:e2, c3:e3]
     if x.shape[2:] == geometry.span and x.flags.c_contiguous:
-        plane = x  # no padding and nothing cropped: x's planes are read as they are
-    else:
-        plane = _workspace((batch, channels, *geometry.span), x6.dtype, slot=2)
-        inner = plane[:, :, a1:b1, a2:b2, a3:b3]
-        if inner.size < plane.size:
-            plane.fill(0)
-        inner[...] = x
-    cols = _workspace((channels, geometry.taps.size, batch, geometry.rows.size), x6.dtype)
-    _jit.im2col(plane.reshape(batch, channels, -1), cols, geometry.rows, geometry.taps)
-    return cols.reshape(groups, cg * geometry.taps.size, batch * geometry.rows.size)
+        return x.reshape(batch, channels, -1)  # no padding and nothing cropped: x's planes as they are
+    plane = _workspace((batch, channels, *geometry.span), x6.dtype, slot=2)
+    inner = plane[:, :, a1:b1, a2:b2, a3:b3]
+    if inner.size < plane.size:
+        plane.fill(0)
+    inner[...] = x
+    return plane.reshape(batch, channels, -1)
 
 
 def _merge_groups(x6: np.ndarray) -> np.ndarray:
@@ -645,9 +660,11 @@ def conv_transpose_grads(
     dx = _empty_out(batch, spec.in_channels, spec.input_size, x.dtype, channels_last) if want_dx else None
     dx6 = None if dx is None else _view6(dx, groups, d, channels_last)
     wm = weight.reshape(groups, cg_in, cg_out * taps)
-    blocks, threads = _im2col_schedule(
-        batch, groups, cg_out, _im2col_bytes(spec, spec.output_size, spec.input_size, x.dtype.itemsize)
-    )
+    bytes_per = _im2col_bytes(spec, spec.output_size, spec.input_size, x.dtype.itemsize)
+    threads = _few_samples_team(batch, groups * cg_out, bytes_per)
+    if threads > 1 and not channels_last:
+        return dx, _transposed_grads_in_pixel_blocks(x6, wm, gy6, spec, dx, threads).reshape(weight.shape)
+    blocks, threads = _im2col_schedule(batch, groups, cg_out, bytes_per)
     dw = _Partials(np.zeros((groups, cg_in, cg_out * taps), dtype=x.dtype), threads)
     total = None
 
@@ -667,6 +684,54 @@ def conv_transpose_grads(
 
     _each(work, blocks, threads)
     return dx, dw.sum().reshape(weight.shape)
+
+
+def _few_samples_team(batch: int, channels: int, bytes_per: int) -> int:
+    """The team for the gradients of a call whose batch is smaller than the team (which
+    :func:`_im2col_schedule` runs on one thread: its products on BLAS's threads, its im2col on numba's, the
+    one pool slowing the other after each hand-over): its threads when the columns of the whole batch
+    (``bytes_per`` per sample and channel) are TEAM_MIN_BYTES or more and there are TEAM_MIN_CHANNELS
+    channels or more; else 1."""
+    threads = _team.size()
+    big = batch * channels * bytes_per >= TEAM_MIN_BYTES and channels >= TEAM_MIN_CHANNELS
+    return threads if threads > 1 and batch < threads and big else 1
+
+
+def _transposed_grads_in_pixel_blocks(
+    x6: np.ndarray, wm: np.ndarray, gy6: np.ndarray, spec: ConvSpec, dx: np.ndarray | None, threads: int
+) -> np.ndarray:
+    """:func:`conv_transpose_grads` of a batch smaller than the team (channels-first), on the team in blocks
+    of x's pixels: gy is padded once, then each block's columns are gathered (the im2col's table of window
+    offsets cut to the block), multiplied into the block of ``dx = W @ cols`` and into the thread's partial
+    ``dW += x_block @ cols^T``, while they are in the cache (unet-up-large's gradients at batch 1 on two
+    threads: 27 -> 20 ms). Returns dW ``(G, C_in/G, C_out/G * K)``."""
+    batch, groups, cg_out = gy6.shape[:3]
+    cg_in = x6.shape[2]
+    geometry = _im2col_geometry(_axes3(spec, spec.output_size, spec.input_size))
+    taps, p_in = geometry.taps.size, geometry.rows.size
+    plane = _padded_planes(gy6, geometry)  # read by every thread; work() never touches slot 2
+    x4 = np.ascontiguousarray(_merge_groups(x6)).reshape(batch, groups, cg_in, p_in)
+    dx4 = None if dx is None else dx.reshape(batch, groups, cg_in, p_in)
+    per_pixel = groups * cg_out * taps * batch * x6.dtype.itemsize
+    count = max(threads, -(-p_in * per_pixel // TEAM_CHUNK_BYTES))
+    step = _even_step(p_in, max(1, -(-p_in // (-(-count // threads) * threads))))
+    dw = _Partials(np.zeros((groups, cg_in, cg_out * taps), dtype=x6.dtype), threads)
+
+    def work(block: tuple[int, int]) -> None:
+        o0, o1 = block
+        cols = _workspace((groups * cg_out, taps, batch, o1 - o0), x6.dtype)
+        _jit.im2col(plane, cols, geometry.rows[o0:o1], geometry.taps)
+        cols_g = cols.reshape(groups, cg_out * taps, batch * (o1 - o0))
+        xb = np.moveaxis(x4[:, :, :, o0:o1], 0, 2).reshape(groups, cg_in, -1)  # (G, cg_in, N * ob)
+        target = dw.target()
+        for g in range(groups):
+            if dx4 is not None:
+                part = np.matmul(wm[g], cols_g[g]).reshape(cg_in, batch, o1 - o0)
+                dx4[:, g, :, o0:o1] = np.moveaxis(part, 1, 0)
+            target[g] += np.matmul(xb[g], cols_g[g].T)
+
+    _team.run(work, [(o0, min(o0 + step, p_in)) for o0 in range(0, p_in, step)], threads)
+    return dw.sum()
 
 
 def conv_weight_grad(
