@@ -605,3 +605,43 @@ def test_pixel_path_computes_only_the_taps_inside_the_output(
             )
         got = np.moveaxis(got, -1, 1) if channels_last else got
         np.testing.assert_allclose(got, expected, rtol=1e-4, atol=1e-4)
+
+
+@needs_jit
+@pytest.mark.parametrize("per_sample", [True, False])
+@pytest.mark.parametrize(
+    "size, kernel, stride, padding, output_padding, dilation, groups",
+    [
+        ((6, 5), (4, 4), (2, 2), (1, 1), (0, 0), (1, 1), 1),
+        ((7, 4), (3, 2), (1, 2), (2, 0), (0, 1), (2, 1), 2),
+        ((11,), (5,), (3,), (1,), (2,), (1,), 3),
+        ((3, 4, 2), (2, 3, 2), (2, 1, 2), (0, 1, 0), (1, 0, 1), (1, 1, 1), 1),
+    ],
+)
+def test_jit_gemm_reads_channels_first_x_per_sample_or_copied(
+    monkeypatch, per_sample, size, kernel, stride, padding, output_padding, dilation, groups
+):
+    """jit_gemm's two ways to multiply channels-first x: one product per sample reading x in place, or x copied
+    to one matrix per chunk; both in whole-batch chunks and in blocks of output channels, against the oracle."""
+    monkeypatch.setattr(tconv._fast, "PER_SAMPLE_MIN_PIXELS", 1 if per_sample else 10**9)
+    rng = np.random.default_rng(14)
+    x = rng.standard_normal((4, 3 * groups, *size))
+    w = rng.standard_normal((3 * groups, 5, *kernel))
+    b = rng.standard_normal(5 * groups)
+    options = dict(stride=stride, padding=padding, output_padding=output_padding, dilation=dilation, groups=groups)
+    expected = naive_conv_transpose(
+        x,
+        w,
+        b,
+        stride=list(stride),
+        pads=[(p, p) for p in padding],
+        output_padding=list(output_padding),
+        dilation=list(dilation),
+        groups=groups,
+    )
+    for budget in (None, 8 * int(np.prod(size)) * int(np.prod(kernel)) * 2):  # whole batch, then channel blocks
+        if budget is not None:
+            monkeypatch.setattr(tconv._fast, "CHUNK_BYTES", budget)
+        with tconv.use_algorithm("jit_gemm"):
+            got = tconv.conv_transpose(x, w, b, **options)
+        np.testing.assert_allclose(got, expected, atol=1e-10)
