@@ -349,6 +349,8 @@ def test_planner_takes_the_pixel_path_for_batched_generators_on_a_team(monkeypat
     dcgan = _spec(True, (64, 256, 8, 8), (256, 128, 4, 4), stride=2, padding=1)
     assert tconv._engine.select(dcgan, numpy, batch=64).name == "jit_pixels"
     assert tconv._engine.select(dcgan, numpy, batch=1).name == "jit_gemm"  # no team for one sample
+    rows_of_16 = _spec(True, (64, 128, 16, 16), (128, 64, 4, 4), stride=2, padding=1)  # dcgan64-4
+    assert tconv._engine.select(rows_of_16, numpy, batch=64).name == "jit_gemm"
     rows_of_32 = _spec(True, (8, 64, 32, 32), (64, 64, 3, 3), padding=2, dilation=2)
     assert tconv._engine.select(rows_of_32, numpy, batch=8).name == "jit_gemm"
     one_d = _spec(True, (16, 512, 256), (512, 256, 16), stride=8, padding=4)
@@ -519,9 +521,9 @@ def test_gradients_and_convolutions_on_a_thread_team(transposed, cfg_t, cfg_f):
     """The im2col paths (convolution, both gradients) on a two-thread team with tiny blocks, against the
     oracle's adjoint identities; the weight gradient is summed from per-thread partials."""
     cfg = cfg_t if transposed else cfg_f
-    assume(expected_size(cfg, transposed) is not None and cfg["batch"] == 2)
-    cfg = {**cfg, "batched": True, "channels_last": False}
-    runs = []
+    assume(expected_size(cfg, transposed) is not None)
+    cfg = {**cfg, "batch": 2, "batched": True, "channels_last": False}  # set, not assumed: filtering half
+    runs = []  # the examples away failed hypothesis' health check now and then
     with pytest.MonkeyPatch.context() as patch:
         real_run = tconv._team.run
         patch.setattr(tconv._team, "size", lambda: 2)

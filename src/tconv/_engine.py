@@ -182,10 +182,10 @@ def _plan(spec: ConvSpec, compiled: bool, channels_last: bool, team: bool = Fals
     at least 8 output channels takes ``jit_pixels`` (measured 1.3x faster there: its overlap-add runs
     along the contiguous channels, and x needs no copy). Channels-first, ``jit_pixels`` also wins for the
     2-D layers of batched generators (DCGAN): on a thread team (:mod:`tconv._team`), one group, at least
-    32 output channels, rows of at most 16 inputs and kernels that overlap (measured 1.1-1.25x faster than
-    ``jit_gemm`` on keras-dcgan-1/2 and dcgan64-2/3, even on dcgan64-4's rows of 16; slower on 1-D, 3-D,
-    batch-1, rows of 32 and few output channels). The rest take the cheaper of ``jit_gemm`` and
-    ``jit_direct`` by :func:`plan_costs`.
+    32 output channels, rows of at most 8 inputs and kernels that overlap (measured 1.05-1.25x faster than
+    ``jit_gemm`` on keras-dcgan-1/2 and dcgan64-2/3; slower on 1-D, 3-D, batch-1, rows of 32 and few output
+    channels, and on dcgan64-4's rows of 16 since ``jit_gemm`` reads x in place there: 32.0 against 29.1 ms).
+    The rest take the cheaper of ``jit_gemm`` and ``jit_direct`` by :func:`plan_costs`.
     """
     if not compiled:
         return "gemm"
@@ -195,7 +195,7 @@ def _plan(spec: ConvSpec, compiled: bool, channels_last: bool, team: bool = Fals
         return "jit_pixels"
     overlapping = any(k * d > s for k, s, d in zip(spec.kernel_size, spec.stride, spec.dilation))
     if team and spec.ndim == 2 and spec.groups == 1 and spec.out_channels >= 32:
-        if spec.input_size[-1] <= 16 and overlapping:
+        if spec.input_size[-1] <= 8 and overlapping:
             return "jit_pixels"
     costs = plan_costs(spec)
     return min(costs, key=lambda name: costs[name])
