@@ -69,7 +69,7 @@ def _replay(recorded: list[tuple[tuple[int, ...], tuple[int, ...], Any]], matmul
 
     def product(i: int) -> None:
         a, b = operands[i]
-        shape = (*a.shape[:-1], b.shape[-1])
+        shape = (*np.broadcast_shapes(a.shape[:-2], b.shape[:-2]), a.shape[-2], b.shape[-1])  # stacked products too
         size = int(np.prod(shape))
         out = getattr(local, "out", None)
         if out is None or out.size < size:

@@ -647,3 +647,27 @@ def test_jit_gemm_reads_channels_first_x_per_sample_or_copied(
         with tconv.use_algorithm("jit_gemm"):
             got = tconv.conv_transpose(x, w, b, **options)
         np.testing.assert_allclose(got, expected, atol=1e-10)
+
+
+@pytest.mark.parametrize(
+    "algorithm",
+    ["taps", "gemm", pytest.param("jit_gemm", marks=needs_jit), pytest.param("jit_pixels", marks=needs_jit)],
+)
+@pytest.mark.parametrize("channels_last", [False, True])
+def test_calls_leave_their_inputs_unchanged(algorithm, channels_last):
+    """x, the weight, the bias and the output gradient are read in place (no defensive copies), never written."""
+    rng = np.random.default_rng(15)
+    x = rng.standard_normal((2, 6, 5, 4)).astype(np.float32)
+    w = rng.standard_normal((6, 4, 3, 3)).astype(np.float32)
+    b = rng.standard_normal(4).astype(np.float32)
+    if channels_last:
+        x = np.ascontiguousarray(np.moveaxis(x, 1, -1))
+    options = dict(stride=2, padding=1, output_padding=1, channels_last=channels_last)
+    copies = [a.copy() for a in (x, w, b)]
+    with tconv.use_algorithm(algorithm):
+        y = tconv.conv_transpose(x, w, b, **options)
+        gy = rng.standard_normal(y.shape).astype(np.float32)
+        gy_copy = gy.copy()
+        tconv.conv_transpose_grad(gy, x, w, **options)
+    for a, before in zip((x, w, b, gy), (*copies, gy_copy), strict=True):
+        np.testing.assert_array_equal(a, before)

@@ -47,7 +47,7 @@ def _bias_grad(call: Call) -> Array:
     assert gy is not None  # parse_call was given grad_output
     channel_axis = gy.ndim - 1 if call.channels_last else (1 if call.batched else 0)
     axes = tuple(a for a in range(gy.ndim) if a != channel_axis)
-    total = xp.sum(xp.astype(gy, call.prepared.compute_dtype), axis=axes)
+    total = xp.sum(_engine._cast(xp, gy, call.prepared.compute_dtype), axis=axes)
     return _engine._finish(xp, total, call.prepared.dtype)
 
 
