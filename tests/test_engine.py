@@ -376,6 +376,12 @@ def test_a_batch_smaller_than_the_team_is_split_over_channels(monkeypatch):
     assert tconv._fast._schedule(1, 21, 2**20)[1] == 1  # fcn32s' 21 channels: 10 a thread is too few
     chunks, threads = tconv._fast._schedule(1, 64, tconv._fast.TEAM_CHUNK_BYTES // 16)  # 4 chunks' worth
     assert threads == 2 and len(chunks) == 4
+    for batch, channels, pair, budget in ((1, 5, 2, 3), (3, 10, 7, 20), (1, 7, 5, 12), (2, 9, 4, 4)):
+        blocks = tconv._fast._chunks(batch, channels, pair, budget, threads=2)
+        assert all((n1 - n0) * (c1 - c0) * pair <= max(budget, pair) for n0, n1, c0, c1 in blocks)
+        assert sorted((n, c) for n0, n1, c0, c1 in blocks for n in range(n0, n1) for c in range(c0, c1)) == [
+            (n, c) for n in range(batch) for c in range(channels)
+        ]
 
 
 @needs_team

@@ -480,7 +480,7 @@ def _chunks(
     # team) enough for every thread to have one.
     blocks = max(-(-per_sample // budget), -(-threads // batch))
     blocks = -(-blocks // threads) * threads if batch < threads else blocks
-    cstep = _even_step(channels, max(1, -(-channels // blocks)))
+    cstep = min(_even_step(channels, max(1, -(-channels // blocks))), max(1, budget // max(bytes_per_pair, 1)))
     return [(n, n + 1, c0, min(c0 + cstep, channels)) for n in range(batch) for c0 in range(0, channels, cstep)]
 
 
