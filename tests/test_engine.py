@@ -384,6 +384,22 @@ def test_a_batch_smaller_than_the_team_is_split_over_channels(monkeypatch):
         ]
 
 
+def _two_thread_team(monkeypatch):
+    """A two-thread team for any call size; returns the list the team's chunks are recorded into."""
+    monkeypatch.setattr(tconv._team, "size", lambda: 2)
+    monkeypatch.setattr(tconv._fast, "TEAM_MIN_BYTES", 0)
+    monkeypatch.setattr(tconv._fast, "TEAM_MIN_CHANNELS", 1)
+    chunks_seen = []
+    real_run = tconv._team.run
+
+    def run(work, chunks, threads):
+        chunks_seen.extend(chunks)
+        real_run(work, chunks, threads)
+
+    monkeypatch.setattr(tconv._team, "run", run)
+    return chunks_seen
+
+
 @needs_team
 @settings(
     max_examples=40,
@@ -395,18 +411,8 @@ def test_batch_one_gradients_in_pixel_blocks_on_a_team(monkeypatch, cfg):
     """A transposed convolution's gradients at batch 1 on a two-thread team, in blocks of a few pixels (the
     im2col's window table cut per block, partial weight gradients summed): against the oracle's adjoints."""
     assume(expected_size(cfg, True) is not None and cfg["d"] <= 3)
-    monkeypatch.setattr(tconv._team, "size", lambda: 2)
-    monkeypatch.setattr(tconv._fast, "TEAM_MIN_BYTES", 0)
-    monkeypatch.setattr(tconv._fast, "TEAM_MIN_CHANNELS", 1)
+    blocks = _two_thread_team(monkeypatch)
     monkeypatch.setattr(tconv._fast, "TEAM_CHUNK_BYTES", 256)  # several blocks of pixels
-    blocks = []
-    real_run = tconv._team.run
-
-    def run(work, chunks, threads):
-        blocks.extend(chunks)
-        real_run(work, chunks, threads)
-
-    monkeypatch.setattr(tconv._team, "run", run)
     _grads_match(True, {**cfg, "batch": 1, "batched": True, "channels_last": False}, "jit_gemm")
     assert blocks and sorted(o for o0, o1 in blocks for o in range(o0, o1)) == list(range(blocks[-1][1]))
 
@@ -416,17 +422,7 @@ def test_batch_one_gradients_in_pixel_blocks_on_a_team(monkeypatch, cfg):
 @pytest.mark.parametrize("algorithm", ["jit_gemm", "jit_pixels"])
 def test_batch_one_on_a_thread_team_matches_the_oracle(monkeypatch, algorithm, channels_last):
     """A single sample's channel blocks run on both threads of a team; the result is the oracle's."""
-    monkeypatch.setattr(tconv._team, "size", lambda: 2)
-    monkeypatch.setattr(tconv._fast, "TEAM_MIN_BYTES", 0)
-    monkeypatch.setattr(tconv._fast, "TEAM_MIN_CHANNELS", 1)
-    seen = []
-    real_run = tconv._team.run
-
-    def run(work, chunks, threads):
-        seen.extend(chunks)
-        real_run(work, chunks, threads)
-
-    monkeypatch.setattr(tconv._team, "run", run)
+    seen = _two_thread_team(monkeypatch)
     rng = np.random.default_rng(13)
     x = rng.standard_normal((1, 5, 6, 4))
     w = rng.standard_normal((5, 7, 4, 3))

@@ -42,7 +42,7 @@ from typing import Any, NamedTuple
 import numpy as np
 
 from . import _jit, _team
-from .spec import ConvSpec
+from .spec import ConvSpec, overlap
 
 #: Size of one chunk's column buffer: large enough for efficient products (measured on the 2-core
 #: machine: 30 and 64 MiB chunks run equally fast, 8-16 MiB chunks up to 1.4x slower on keras-dcgan-1,
@@ -405,10 +405,11 @@ def _cropped_tap_split(axes: _Axes3) -> tuple[int, list[tuple[int, int, int, int
     if axis is None:
         return None
     n, k, s, d, lo, out = (field[axis] for field in axes)
+    reach = [overlap(t * d - lo, s, n, out)[:2] for t in range(k)]  # per tap: the inputs landing inside
     runs: list[tuple[int, int, int, int]] = []
     for j in range(n):
-        t0 = min(k, max(0, -((j * s - lo) // d)))  # first t with j*s + t*d - lo >= 0
-        t1 = max(t0, min(k, -((j * s - lo - out) // d)))  # first t with j*s + t*d - lo >= out
+        landing = [t for t, (j0, j1) in enumerate(reach) if j0 <= j < j1]  # consecutive taps
+        t0, t1 = (landing[0], landing[-1] + 1) if landing else (0, 0)
         if runs and runs[-1][1] == j and runs[-1][2:] == (t0, t1):
             runs[-1] = (runs[-1][0], j + 1, t0, t1)
         else:
@@ -517,15 +518,9 @@ def _each(work: Any, chunks: list[Any], threads: int) -> None:
             work(chunk)
 
 
-def _im2col(
-    x6: np.ndarray,
-    spec: ConvSpec,
-    size_in: tuple[int, ...],
-    size_out: tuple[int, ...],
-    out: np.ndarray | None = None,
-) -> np.ndarray:
+def _im2col(x6: np.ndarray, spec: ConvSpec, size_in: tuple[int, ...], size_out: tuple[int, ...]) -> np.ndarray:
     """``cols (G, C/G * K, N * P_out)`` of a forward convolution's input x6 ``(N, G, C/G, s1, s2, s3)``, in
-    this thread's buffer or in ``out`` (contiguous ``(C, K, N, P_out)``).
+    this thread's buffer.
 
     x is first copied into zero-padded planes (the low padding in front, up to the last position a window
     reads), so that every column is a flat gather with no test for the border: on keras-dcgan-2's input
@@ -535,7 +530,7 @@ def _im2col(
     channels = groups * cg
     plane = _padded_planes(x6, geometry)
     shape = (channels, geometry.taps.size, batch, geometry.rows.size)
-    cols = _workspace(shape, x6.dtype) if out is None else out.reshape(shape)
+    cols = _workspace(shape, x6.dtype)
     _jit.im2col(plane, cols, geometry.rows, geometry.taps)
     return cols.reshape(groups, cg * geometry.taps.size, batch * geometry.rows.size)
 
