@@ -38,7 +38,7 @@ import numpy as np
 
 import tconv
 from tconv import _jit, _team
-from tconv.bench import CASES
+from tconv.tools.bench import CASES
 
 GEMM_HEAVY = ["keras-dcgan-1", "keras-dcgan-2", "dcgan64-2", "dcgan64-3", "dcgan64-4", "hifigan-1d"]
 KERNELS = ["col2im", "col2im_last", "col2im_patches", "gather", "direct", "im2col"]

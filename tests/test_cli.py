@@ -9,7 +9,7 @@ import sys
 
 import pytest
 
-from tconv.cli import main
+from tconv.tools.cli import main
 
 GOLDEN = pathlib.Path(__file__).with_name("golden")
 SEED004 = ["--input", "2x2", "--kernel", "3", "--stride", "2", "--padding", "valid", "--framework", "tensorflow"]
@@ -111,7 +111,7 @@ def test_explain_writes_figures_and_json(tmp_path, capsys):
 def test_animations_are_capped_at_64_frames(tmp_path):
     from PIL import Image
 
-    from tconv import figures
+    from tconv.tools import figures
     from tconv.spec import ConvSpec
 
     spec = ConvSpec.build(

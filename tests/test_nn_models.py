@@ -12,7 +12,7 @@ import numpy as np
 import pytest
 
 from tconv import models, nn
-from tconv.cli import main
+from tconv.tools.cli import main
 
 
 def test_generator_shapes_and_count():

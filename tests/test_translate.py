@@ -20,7 +20,7 @@ from tconv.compat import onnx as connx
 from tconv.compat import paddle as cpaddle
 from tconv.compat import tensorflow as ctf
 from tconv.compat import torch as ctorch
-from tconv.translate import translate
+from tconv import translate
 
 COMPAT = {"torch": ctorch, "tensorflow": ctf, "keras": ckeras, "onnx": connx, "jax": cjax, "paddle": cpaddle}
 

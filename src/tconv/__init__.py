@@ -29,7 +29,7 @@ from .grad import conv_grad, conv_transpose_grad
 from .matrix import conv_matrix
 from .ops import conv, conv_transpose
 from .spec import ConvSpec
-from .translate import translate
+from .tools.translate import translate
 
 __version__ = "0.1.0"
 

@@ -107,3 +107,33 @@ def add_into(xp: Any, out: Array, index: tuple[Any, ...], values: Array) -> Arra
         return out.at[index].add(values)
     out[index] += values
     return out
+
+
+def extend(xp: Any, out: Array, axis: int, before: int, after: int) -> Array:
+    """``out`` with ``before``/``after`` zeros added along ``axis``; negative amounts crop instead.
+
+    The one crop-or-extend helper: a framework front end extends an output its framework pads with
+    zeros, and a translated layer crops (negative) what its target computes beyond the wanted output.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> xp = array_api_compat.array_namespace(np.empty(0))
+    >>> extend(xp, np.array([1.0, 2.0, 3.0]), 0, 1, -1)
+    array([0., 1., 2.])
+    """
+    if before < 0:
+        out = out[(slice(None),) * axis + (slice(-before, None),)]
+        before = 0
+    if after < 0:
+        out = out[(slice(None),) * axis + (slice(0, out.shape[axis] + after),)]
+        after = 0
+    parts = []
+    for amount in (before, None, after):
+        if amount is None:
+            parts.append(out)
+        elif amount > 0:
+            shape = list(out.shape)
+            shape[axis] = amount
+            parts.append(xp.zeros(tuple(shape), dtype=out.dtype, device=array_api_compat.device(out)))
+    return parts[0] if len(parts) == 1 else xp.concat(parts, axis=axis)

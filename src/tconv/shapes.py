@@ -39,6 +39,8 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import NamedTuple
 
+from ._arguments import ints_per_axis
+
 __all__ = [
     "EquivalentConv",
     "conv_input_sizes",
@@ -52,6 +54,7 @@ __all__ = [
     "dilated_kernel_size",
     "equivalent_conv",
     "solve_conv_transpose_padding",
+    "transposed_full_size",
 ]
 
 PaddingPair = tuple[int, int]
@@ -105,6 +108,27 @@ def dilated_kernel_size(kernel_size: int, dilation: int = 1) -> int:
     _positive(kernel_size, "kernel_size")
     _positive(dilation, "dilation")
     return dilation * (kernel_size - 1) + 1
+
+
+def transposed_full_size(input_size: int, kernel_size: int, stride: int = 1, dilation: int = 1) -> int:
+    """Length of a transposed convolution's full output, before any crop: ``(n-1)*s + d*(k-1) + 1``.
+
+    Every input element stamps the dilated kernel, ``s`` apart; the last stamp starts at
+    ``(n-1)*s`` and spans ``k_eff``. The padding then crops ``lo`` and ``hi`` from it and the
+    output padding adds at the end (:func:`conv_transpose_output_size`).
+
+    Examples
+    --------
+    Seed 004 (2 -> 5 with kernel 3, stride 2) and seed 000's first stride-2 layer (7 -> 17 before its crop):
+
+    >>> transposed_full_size(2, 3, stride=2)
+    5
+    >>> transposed_full_size(7, 5, stride=2)
+    17
+    """
+    _non_negative(input_size, "input_size")
+    _positive(stride, "stride")
+    return (input_size - 1) * stride + dilated_kernel_size(kernel_size, dilation)
 
 
 def conv_output_size(
@@ -210,7 +234,7 @@ def conv_transpose_output_size(
     1
     """
     n = _positive(input_size, "input_size")
-    k_eff = dilated_kernel_size(kernel_size, dilation)
+    dilated_kernel_size(kernel_size, dilation)
     s = _positive(stride, "stride")
     lo, hi = _pair(padding)
     op = _non_negative(output_padding, "output_padding")
@@ -219,12 +243,13 @@ def conv_transpose_output_size(
             "output_padding must be smaller than stride or dilation; "
             f"received output_padding={op} with stride={s}, dilation={dilation}"
         )
-    out = (n - 1) * s + k_eff - lo - hi + op
+    full = transposed_full_size(n, kernel_size, s, dilation)
+    out = full - lo - hi + op
     if out < 1:
         raise ValueError(
             "the padding crops the whole output of the transposed convolution; received "
             f"input_size={n}, kernel_size={kernel_size}, stride={s}, padding={(lo, hi)}, "
-            f"output_padding={op}, dilation={dilation}: full output {(n - 1) * s + k_eff + op}, "
+            f"output_padding={op}, dilation={dilation}: full output {full + op}, "
             f"cropped by {lo + hi}"
         )
     return out
@@ -251,10 +276,10 @@ def conv_transpose_output_sizes(
     range(13, 15)
     """
     n = _positive(input_size, "input_size")
-    k_eff = dilated_kernel_size(kernel_size, dilation)
+    dilated_kernel_size(kernel_size, dilation)
     s = _positive(stride, "stride")
     lo, hi = _pair(padding)
-    smallest = (n - 1) * s + k_eff - lo - hi
+    smallest = transposed_full_size(n, kernel_size, s, dilation) - lo - hi
     return range(max(smallest, 1), smallest + max(s, dilation))
 
 
@@ -391,9 +416,9 @@ def solve_conv_transpose_padding(
     """
     n = _positive(input_size, "input_size")
     out = _positive(output_size, "output_size")
-    k_eff = dilated_kernel_size(kernel_size, dilation)
+    dilated_kernel_size(kernel_size, dilation)
     s = _positive(stride, "stride")
-    full = (n - 1) * s + k_eff
+    full = transposed_full_size(n, kernel_size, s, dilation)
     solutions = []
     for op in range(max(s, dilation)):
         twice_p = full + op - out
@@ -472,11 +497,7 @@ def equivalent_conv(
 
 
 def _per_axis(value: int | Sequence[int], ndim: int, name: str) -> tuple[int, ...]:
-    if isinstance(value, int) and not isinstance(value, bool):
-        return (value,) * ndim
-    if isinstance(value, Sequence) and len(value) == ndim:
-        return tuple(value)
-    raise ValueError(f"{name} must be an int or a sequence of {ndim} ints; received {value!r}")
+    return ints_per_axis(value, ndim, name)
 
 
 def _pairs_per_axis(

@@ -9,12 +9,12 @@ strings are resolved into explicit ``(lo, hi)`` pairs by :mod:`tconv.shapes`.
 
 from __future__ import annotations
 
-import operator
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
 from . import shapes
+from ._arguments import as_int, ints_per_axis
 
 __all__ = ["ConvSpec", "PaddingArg"]
 
@@ -23,34 +23,6 @@ __all__ = ["ConvSpec", "PaddingArg"]
 PaddingArg = int | str | Sequence[int] | Sequence[Sequence[int]]
 
 _PADDING_STRINGS = ("valid", "same", "same_lower")
-
-
-def _as_int(value: Any, name: str, expected: str) -> int:
-    if isinstance(value, bool):
-        raise TypeError(f"{name} must be {expected}; received {value!r}")
-    try:
-        return operator.index(value)
-    except TypeError:
-        raise TypeError(f"{name} must be {expected}; received {value!r}") from None
-
-
-def _ints_per_axis(value: Any, ndim: int, name: str, minimum: int) -> tuple[int, ...]:
-    """Parse an int or a sequence of ``ndim`` ints, each at least ``minimum``."""
-    kind = "positive" if minimum == 1 else "non-negative"
-    expected = f"a {kind} int or a sequence of {ndim} {kind} ints"
-    if isinstance(value, (str, bytes)):
-        raise TypeError(f"{name} must be {expected}; received {value!r}")
-    if isinstance(value, Sequence):
-        if len(value) != ndim:
-            raise ValueError(
-                f"{name} must be {expected} (one per spatial axis); received {tuple(value)!r} of length {len(value)}"
-            )
-        values = tuple(_as_int(v, name, expected) for v in value)
-    else:
-        values = (_as_int(value, name, expected),) * ndim
-    if any(v < minimum for v in values):
-        raise ValueError(f"{name} must be {expected}; received {value!r}")
-    return values
 
 
 def _padding_pairs(padding: Any, ndim: int) -> tuple[tuple[int, int], ...]:
@@ -70,12 +42,12 @@ def _padding_pairs(padding: Any, ndim: int) -> tuple[tuple[int, int], ...]:
             if isinstance(entry, Sequence) and not isinstance(entry, (str, bytes)):
                 if len(entry) != 2:
                     raise ValueError(f"padding must be {expected}; received the entry {entry!r}")
-                pairs.append((_as_int(entry[0], "padding", expected), _as_int(entry[1], "padding", expected)))
+                pairs.append((as_int(entry[0], "padding", expected), as_int(entry[1], "padding", expected)))
             else:
-                p = _as_int(entry, "padding", expected)
+                p = as_int(entry, "padding", expected)
                 pairs.append((p, p))
     else:
-        p = _as_int(padding, "padding", expected)
+        p = as_int(padding, "padding", expected)
         pairs = [(p, p)] * ndim
     if any(lo < 0 or hi < 0 for lo, hi in pairs):
         raise ValueError(f"padding must be non-negative on every axis; received padding={padding!r}")
@@ -84,7 +56,7 @@ def _padding_pairs(padding: Any, ndim: int) -> tuple[tuple[int, int], ...]:
 
 def parse_groups(groups: Any) -> int:
     """Check ``groups``: a positive int."""
-    value = _as_int(groups, "groups", "a positive int")
+    value = as_int(groups, "groups", "a positive int")
     if value < 1:
         raise ValueError(f"groups must be a positive int; received groups={groups!r}")
     return value
@@ -200,8 +172,8 @@ class ConvSpec:
             )
         if any(n < 1 for n in size):
             raise ValueError(f"the input's spatial size must be positive on every axis; received {size}")
-        strides = _ints_per_axis(stride, ndim, "stride", 1)
-        dilations = _ints_per_axis(dilation, ndim, "dilation", 1)
+        strides = ints_per_axis(stride, ndim, "stride", minimum=1)
+        dilations = ints_per_axis(dilation, ndim, "dilation", minimum=1)
         groups = parse_groups(groups)
         for name, channels in (("in_channels", in_channels), ("out_channels", out_channels)):
             if channels < 1:
@@ -260,7 +232,7 @@ class ConvSpec:
         else:
             pairs = _padding_pairs(padding, ndim)
 
-        out_pads = _ints_per_axis(0 if output_padding is None else output_padding, ndim, "output_padding", 0)
+        out_pads = ints_per_axis(0 if output_padding is None else output_padding, ndim, "output_padding", minimum=0)
         if transposed:
             bad = [i for i in range(ndim) if out_pads[i] >= max(strides[i], dilations[i])]
             if bad:
@@ -274,7 +246,7 @@ class ConvSpec:
                         "give output_padding or output_size, not both; received "
                         f"output_padding={output_padding!r}, output_size={output_size!r}"
                     )
-                wanted = _ints_per_axis(output_size, ndim, "output_size", 1)
+                wanted = ints_per_axis(output_size, ndim, "output_size", minimum=1)
                 reachable = [
                     shapes.conv_transpose_output_sizes(n, k, stride=s, padding=p, dilation=d)
                     for n, k, s, p, d in zip(size, kernel, strides, pairs, dilations)

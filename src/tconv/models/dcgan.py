@@ -176,7 +176,7 @@ def train_dcgan(
 
 
 def _write_figures(out: Path, samples: np.ndarray, result: DCGANResult) -> list[str]:
-    from ..figures import _pyplot
+    from ..tools.figures import _pyplot
 
     plt = _pyplot()
     out.mkdir(parents=True, exist_ok=True)

@@ -134,7 +134,7 @@ def train_unet(
 
 
 def _figure(out: Path, images: np.ndarray, masks: np.ndarray, logits: np.ndarray, score: float) -> str:
-    from ..figures import _pyplot
+    from ..tools.figures import _pyplot
 
     plt = _pyplot()
     out.mkdir(parents=True, exist_ok=True)

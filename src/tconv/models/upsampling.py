@@ -91,7 +91,7 @@ def compare_upsampling(
 def _figure(
     out: Path, low: np.ndarray, predictions: dict[str, np.ndarray], high: np.ndarray, scores: dict[str, float]
 ) -> str:
-    from ..figures import _pyplot
+    from ..tools.figures import _pyplot
 
     plt = _pyplot()
     out.mkdir(parents=True, exist_ok=True)

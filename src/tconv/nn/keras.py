@@ -23,7 +23,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any
 
-from ..compat._common import layout_axes
+from ..frameworks._common import layout_axes
 from .layers import (
     ActivationLayer,
     AveragePool,

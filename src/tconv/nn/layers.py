@@ -17,9 +17,9 @@ import numpy as np
 from numpy.lib.stride_tricks import sliding_window_view
 
 from .. import shapes
-from ..compat import keras as keras_rules
-from ..compat import torch as torch_rules
-from ..compat._common import per_axis
+from ..frameworks import keras as keras_rules
+from ..frameworks import torch as torch_rules
+from ..frameworks._common import per_axis
 from ..grad import conv_grad, conv_transpose_grad
 from ..ops import conv, conv_transpose
 from . import constraints as constraints_module

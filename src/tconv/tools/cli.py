@@ -23,9 +23,9 @@ from typing import Any, NoReturn, TextIO
 
 import numpy as np
 
-from . import shapes
+from .. import shapes
+from ..ops import conv_transpose
 from .explain import FRAMEWORK_CHOICES, Explanation, explain
-from .ops import conv_transpose
 
 # Seed 000's generator after its Dense + Reshape: (filters, kernel, stride, activation).
 _DCGAN_LAYERS = ((128, 5, 1, "leaky_relu"), (64, 5, 2, "leaky_relu"), (1, 5, 2, "tanh"))

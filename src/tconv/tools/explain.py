@@ -21,9 +21,9 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from . import _engine, shapes
-from .compat._common import per_axis
-from .spec import ConvSpec
+from .. import _engine, shapes
+from ..frameworks._common import per_axis
+from ..spec import ConvSpec
 from .translate import Translation, translate
 
 __all__ = ["Explanation", "explain", "layer_spec"]

@@ -28,10 +28,10 @@ from collections.abc import Sequence
 from typing import Any
 
 from .. import shapes
-from .._backend import Array
+from .._backend import Array, extend
 from ..ops import conv as _core_conv
 from ..ops import conv_transpose as _core_conv_transpose
-from ._common import as_array, extend, ints, namespace
+from ._common import as_array, ints, namespace
 
 __all__ = ["conv", "conv_transpose", "conv_transpose_pads"]
 

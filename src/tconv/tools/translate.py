@@ -31,15 +31,15 @@ from typing import Any
 
 import numpy as np
 
-from . import shapes
-from .compat import jax as cjax
-from .compat import keras as ckeras
-from .compat import onnx as connx
-from .compat import paddle as cpaddle
-from .compat import tensorflow as ctf
-from .compat import torch as ctorch
-from .compat._common import FRAMEWORKS, convert_weight
-from .spec import ConvSpec
+from .. import shapes
+from ..frameworks import jax as cjax
+from ..frameworks import keras as ckeras
+from ..frameworks import onnx as connx
+from ..frameworks import paddle as cpaddle
+from ..frameworks import tensorflow as ctf
+from ..frameworks import torch as ctorch
+from ..frameworks._common import FRAMEWORKS, convert_weight
+from ..spec import ConvSpec
 
 __all__ = ["Layer", "Translation", "translate"]
 
@@ -395,7 +395,7 @@ def _crop_code(post: Pairs, channels_last: bool) -> str | None:
 
 
 def _weight_line(layout: str, transposed: bool, groups_note: str = "") -> str:
-    from .compat._common import FORWARD_LAYOUTS, TRANSPOSED_LAYOUTS
+    from ..frameworks._common import FORWARD_LAYOUTS, TRANSPOSED_LAYOUTS
 
     described = (TRANSPOSED_LAYOUTS if transposed else FORWARD_LAYOUTS)[layout]
     if layout in ("torch", "onnx", "paddle"):

@@ -14,11 +14,11 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from . import shapes
-from .compat import keras as ckeras
-from .compat import tensorflow as ctf
-from .matrix import conv_matrix
-from .ops import conv, conv_transpose
+from .. import shapes
+from ..frameworks import keras as ckeras
+from ..frameworks import tensorflow as ctf
+from ..matrix import conv_matrix
+from ..ops import conv, conv_transpose
 
 __all__ = ["Check", "run_tour"]
 
@@ -336,8 +336,8 @@ def run_tour(out: str | pathlib.Path | None = None) -> tuple[list[Check], list[p
             checks.append(Check("?", fn.__name__, False, f"raised {type(err).__name__}: {err}"))
     figures: list[pathlib.Path] = []
     if out is not None:
+        from ..spec import ConvSpec
         from . import figures as fig
-        from .spec import ConvSpec
 
         directory = pathlib.Path(out)
         seed004 = ConvSpec.build(

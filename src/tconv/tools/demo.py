@@ -35,7 +35,7 @@ DEMOS = ("blocks", "upsampling", "unet", "dcgan")
 
 
 def _blocks(stream: TextIO, verbose: bool) -> tuple[bool, dict[str, Any]]:
-    from . import models
+    from .. import models
 
     shape = (None, 192, 28, 28)
     built = {
@@ -61,7 +61,7 @@ def _blocks(stream: TextIO, verbose: bool) -> tuple[bool, dict[str, Any]]:
 def _upsampling(
     out: Path | None, epochs: int | None, seed: int, stream: TextIO, verbose: bool
 ) -> tuple[bool, dict[str, Any]]:
-    from .models import compare_upsampling
+    from ..models import compare_upsampling
 
     result = compare_upsampling(epochs=epochs or 40, seed=seed, out=out, verbose=verbose)
     ok = result.psnr["learned"] > result.psnr["bilinear"]
@@ -76,7 +76,7 @@ def _upsampling(
 def _unet(
     out: Path | None, epochs: int | None, seed: int, stream: TextIO, verbose: bool
 ) -> tuple[bool, dict[str, Any]]:
-    from .models import train_unet
+    from ..models import train_unet
 
     result = train_unet(epochs=epochs or 15, seed=seed, out=out, verbose=verbose)
     ok = result.iou > result.baseline_iou
@@ -92,7 +92,7 @@ def _unet(
 def _dcgan(
     out: Path | None, epochs: int | None, seed: int, stream: TextIO, verbose: bool, width: int = 4
 ) -> tuple[bool, dict[str, Any]]:
-    from .models import dcgan_generator, train_dcgan
+    from ..models import dcgan_generator, train_dcgan
 
     exact = dcgan_generator().count_params()  # seed 000's model as written; Keras counts 2,330,944
     result = train_dcgan(epochs=epochs or 30, width=width, seed=seed, out=out, verbose=verbose)

@@ -15,10 +15,10 @@ from typing import Any
 
 import numpy as np
 
-from . import shapes
-from .matrix import conv_matrix
-from .ops import conv_transpose
-from .spec import ConvSpec
+from .. import shapes
+from ..matrix import conv_matrix
+from ..ops import conv_transpose
+from ..spec import ConvSpec
 
 __all__ = ["save_all", "save_gather_gif", "save_grids", "save_matrix", "save_overlap", "save_scatter_gif"]
 

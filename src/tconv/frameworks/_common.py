@@ -140,25 +140,6 @@ def convert_weight(w: Array, source: str, target: str, *, transposed: bool = Tru
     return canon
 
 
-def extend(xp: Any, out: Array, axis: int, before: int, after: int) -> Array:
-    """Add zeros before/after along ``axis`` (negative amounts crop)."""
-    if before < 0:
-        out = out[(slice(None),) * axis + (slice(-before, None),)]
-        before = 0
-    if after < 0:
-        out = out[(slice(None),) * axis + (slice(0, out.shape[axis] + after),)]
-        after = 0
-    parts = []
-    for amount in (before, None, after):
-        if amount is None:
-            parts.append(out)
-        elif amount > 0:
-            shape = list(out.shape)
-            shape[axis] = amount
-            parts.append(xp.zeros(tuple(shape), dtype=out.dtype, device=array_api_compat.device(out)))
-    return parts[0] if len(parts) == 1 else xp.concat(parts, axis=axis)
-
-
 def layout_axes(data_format: str, ndim: int, name: str = "data_format") -> bool:
     """Whether a framework's data_format string is channels-last."""
     spatial = {1: ("W", "L"), 2: ("HW",), 3: ("DHW",)}.get(ndim, ())

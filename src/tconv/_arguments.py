@@ -1,0 +1,65 @@
+"""The one reader of integer arguments given per spatial axis (``stride``, ``dilation``,
+``output_padding``, ``output_size``, a framework's ``strides`` list, a layer's ``kernel_size``).
+
+Every parser in tconv (:meth:`tconv.ConvSpec.build`, the per-axis helpers of :mod:`tconv.shapes`, the
+framework front ends, the layers) reads such arguments here, so an argument means the same and is refused
+with the same message wherever it is given.
+
+Examples
+--------
+>>> ints_per_axis(2, 3, "stride", minimum=1)
+(2, 2, 2)
+>>> ints_per_axis([1, 2], 2, "dilation", minimum=1)
+(1, 2)
+>>> ints_per_axis([3], 2, "strides", minimum=1, broadcast_one=True)
+(3, 3)
+>>> ints_per_axis(0, 2, "stride", minimum=1)
+Traceback (most recent call last):
+...
+ValueError: stride must be a positive int or a sequence of 2 positive ints; received 0
+"""
+
+from __future__ import annotations
+
+import operator
+from collections.abc import Sequence
+from typing import Any
+
+__all__ = ["as_int", "ints_per_axis"]
+
+
+def as_int(value: Any, name: str, expected: str) -> int:
+    """``value`` as an int (anything ``operator.index`` accepts, never a bool), else ``TypeError``."""
+    if isinstance(value, bool):
+        raise TypeError(f"{name} must be {expected}; received {value!r}")
+    try:
+        return operator.index(value)
+    except TypeError:
+        raise TypeError(f"{name} must be {expected}; received {value!r}") from None
+
+
+def ints_per_axis(
+    value: Any, ndim: int, name: str, *, minimum: int | None = None, broadcast_one: bool = False
+) -> tuple[int, ...]:
+    """An int, or a sequence of ``ndim`` ints (of 1 as well with ``broadcast_one``), as ``ndim`` ints.
+
+    ``minimum`` (when given) is the smallest value accepted: 1 for strides, 0 for paddings.
+    """
+    kind = {None: "", 0: "non-negative ", 1: "positive "}.get(minimum, f">= {minimum} ")
+    expected = f"a {kind}int or a sequence of {ndim} {kind}ints"
+    if isinstance(value, (str, bytes)):
+        raise TypeError(f"{name} must be {expected}; received {value!r}")
+    if isinstance(value, Sequence):
+        if broadcast_one and len(value) == 1:
+            value = value[0]
+        elif len(value) != ndim:
+            raise ValueError(
+                f"{name} must be {expected} (one per spatial axis); received {tuple(value)!r} of length {len(value)}"
+            )
+    if isinstance(value, Sequence):
+        values = tuple(as_int(v, name, expected) for v in value)
+    else:
+        values = (as_int(value, name, expected),) * ndim
+    if minimum is not None and any(v < minimum for v in values):
+        raise ValueError(f"{name} must be {expected}; received {value!r}")
+    return values
