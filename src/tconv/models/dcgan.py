@@ -176,9 +176,9 @@ def train_dcgan(
 
 
 def _write_figures(out: Path, samples: np.ndarray, result: DCGANResult) -> list[str]:
-    from ..tools.figures import _pyplot
+    from .._plotting import pyplot
 
-    plt = _pyplot()
+    plt = pyplot()
     out.mkdir(parents=True, exist_ok=True)
     fig, axes = plt.subplots(4, 4, figsize=(4, 4))
     for ax, image in zip(axes.flat, samples):

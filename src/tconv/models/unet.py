@@ -134,9 +134,9 @@ def train_unet(
 
 
 def _figure(out: Path, images: np.ndarray, masks: np.ndarray, logits: np.ndarray, score: float) -> str:
-    from ..tools.figures import _pyplot
+    from .._plotting import pyplot
 
-    plt = _pyplot()
+    plt = pyplot()
     out.mkdir(parents=True, exist_ok=True)
     fig, axes = plt.subplots(3, len(images), figsize=(1.6 * len(images), 5))
     for col in range(len(images)):

@@ -91,9 +91,9 @@ def compare_upsampling(
 def _figure(
     out: Path, low: np.ndarray, predictions: dict[str, np.ndarray], high: np.ndarray, scores: dict[str, float]
 ) -> str:
-    from ..tools.figures import _pyplot
+    from .._plotting import pyplot
 
-    plt = _pyplot()
+    plt = pyplot()
     out.mkdir(parents=True, exist_ok=True)
     columns = [("input 4x4", low), *((f"{k} {scores[k]:.1f} dB", v[: len(low)]) for k, v in predictions.items())]
     columns.append(("original 8x8", high))

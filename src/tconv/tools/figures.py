@@ -16,6 +16,7 @@ from typing import Any
 import numpy as np
 
 from .. import shapes
+from .._plotting import pyplot
 from ..matrix import conv_matrix
 from ..ops import conv_transpose
 from ..spec import ConvSpec
@@ -24,17 +25,6 @@ __all__ = ["save_all", "save_gather_gif", "save_grids", "save_matrix", "save_ove
 
 _MAX_ANNOTATED = 14  # cells per side up to which values are written on the cells
 _MAX_FRAMES = 64
-
-
-def _pyplot() -> Any:
-    try:
-        import matplotlib
-    except ImportError:  # pragma: no cover - depends on the environment
-        raise ImportError("tconv's figures need matplotlib; install it with pip install 'tconv[plot]'") from None
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    return plt
 
 
 def _two_d(spec: ConvSpec) -> ConvSpec:
@@ -149,7 +139,7 @@ def save_grids(
     path: str | pathlib.Path, spec: ConvSpec, x: np.ndarray | None = None, w: np.ndarray | None = None
 ) -> pathlib.Path:
     """Input, kernel, the zero-inserted padded input, and the output, as one PNG."""
-    plt = _pyplot()
+    plt = pyplot()
     spec2 = _two_d(spec)
     if x is None or w is None:
         x, w = example_arrays(spec2)
@@ -205,7 +195,7 @@ def save_scatter_gif(
     One frame per input element (at most 64, evenly chosen), then a last frame with the crop
     to the layer's output marked.
     """
-    plt = _pyplot()
+    plt = pyplot()
     spec2 = _two_d(spec)
     if x is None or w is None:
         x, w = example_arrays(spec2)
@@ -266,7 +256,7 @@ def save_gather_gif(
     duration_ms: int = 400,
 ) -> pathlib.Path:
     """The flipped kernel slides over the zero-inserted, padded input: one frame per output element (at most 64)."""
-    plt = _pyplot()
+    plt = pyplot()
     spec2 = _two_d(spec)
     if x is None or w is None:
         x, w = example_arrays(spec2)
@@ -309,7 +299,7 @@ def tap_counts(spec: ConvSpec) -> np.ndarray:
 
 def save_overlap(path: str | pathlib.Path, spec: ConvSpec) -> pathlib.Path:
     """A heatmap of :func:`tap_counts`: a checkerboard when the kernel is not divisible by the stride."""
-    plt = _pyplot()
+    plt = pyplot()
     counts = tap_counts(spec)
     fig, ax = plt.subplots(figsize=(5, 4.4), dpi=100)
     image = ax.imshow(counts, cmap="viridis")
@@ -329,7 +319,7 @@ def save_matrix(
     path: str | pathlib.Path, spec: ConvSpec, w: np.ndarray | None = None, max_side: int = 4096
 ) -> pathlib.Path | None:
     """The matrix C of the forward convolution, one channel (its transpose is the layer); ``None`` if too large."""
-    plt = _pyplot()
+    plt = pyplot()
     spec2 = _two_d(spec)
     if w is None:
         _, w = example_arrays(spec2)
