@@ -559,14 +559,14 @@ def main(argv: list[str] | None = None) -> int:
 
 def plot_ratios(rows: list[dict[str, Any]], path: str) -> None:
     """Bar chart of tconv/PyTorch and tconv/fastest peer per row (rows as in the ``--json`` table)."""
-    from .figures import _pyplot
+    from .._plotting import pyplot
 
     def ratio(row: dict[str, Any], peers: list[str]) -> float:
         mine = row["times"].get("tconv")
         theirs = [row["times"][p] for p in peers if row["times"].get(p)]
         return mine / min(theirs) if mine and theirs else 0.0
 
-    plt = _pyplot()
+    plt = pyplot()
     fig, ax = plt.subplots(figsize=(11, 4), dpi=100)
     labels = [r["case"] + (" grad" if r["kind"] == "grad" else "") for r in rows]
     positions = range(len(rows))
