@@ -480,9 +480,9 @@ def _geomean(values: list[float]) -> float:
 
 
 def main(argv: list[str] | None = None) -> int:
-    from .cli import _Parser
+    from .parser import Parser
 
-    parser = _Parser(prog="tconv bench", description=__doc__.splitlines()[0])
+    parser = Parser(prog="tconv bench", description=__doc__.splitlines()[0])
     parser.add_argument(
         "--frameworks",
         default="tconv,torch,onnxruntime,tensorflow,jax",

@@ -19,13 +19,14 @@ import json
 import sys
 import time
 from collections.abc import Sequence
-from typing import Any, NoReturn, TextIO
+from typing import Any, TextIO
 
 import numpy as np
 
 from .. import shapes
 from ..ops import conv_transpose
 from .explain import FRAMEWORK_CHOICES, Explanation, explain
+from .parser import Parser
 
 # Seed 000's generator after its Dense + Reshape: (filters, kernel, stride, activation).
 _DCGAN_LAYERS = ((128, 5, 1, "leaky_relu"), (64, 5, 2, "leaky_relu"), (1, 5, 2, "tanh"))
@@ -75,14 +76,6 @@ def run_dcgan(batch: int = 16, seed: int = 0, out: TextIO | None = None) -> bool
     print(f"output range after tanh: [{value_range[0]:.3f}, {value_range[1]:.3f}]", file=stream)
     print("all shapes match seed 000" if ok else "SHAPE MISMATCH", file=stream)
     return ok
-
-
-class _Parser(argparse.ArgumentParser):
-    """An argument parser whose errors are one line and exit status 2."""
-
-    def error(self, message: str) -> NoReturn:
-        sys.stderr.write(f"{self.prog}: error: {message}\n")
-        raise SystemExit(2)
 
 
 def _sizes(text: str) -> tuple[int, ...]:
@@ -297,8 +290,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         from .bench import main as bench_main
 
         return bench_main(arguments[1:])
-    parser = _Parser(prog="tconv", description="Convolution and transposed convolution, explained.")
-    sub = parser.add_subparsers(dest="command", parser_class=_Parser)
+    parser = Parser(prog="tconv", description="Convolution and transposed convolution, explained.")
+    sub = parser.add_subparsers(dest="command", parser_class=Parser)
     tour = sub.add_parser("tour", help="reproduce every worked example of the seeds (the main job)")
     tour.add_argument("--out", default=None, help="directory for the figures")
     tour.add_argument("--json", action="store_true", help="machine-readable output")
