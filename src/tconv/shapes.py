@@ -5,6 +5,9 @@ functions map the per-axis ones over tuples) and knows nothing about arrays.
 The operations, the layers and the command-line tool call these functions;
 nothing else in tconv repeats the formulas.
 
+This module is long because every formula carries its derivation and doctested examples (the seeds'
+numbers) in its docstring; the code itself is a few lines per function.
+
 Notation used in every docstring, per axis:
 
 * ``n``  input length, ``k`` kernel length, ``s`` stride, ``d`` dilation;

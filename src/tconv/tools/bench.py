@@ -28,6 +28,8 @@ from typing import Any
 
 import numpy as np
 
+from .. import shapes
+
 __all__ = ["CASES", "Case", "main", "run"]
 
 
@@ -445,7 +447,14 @@ def run(frameworks: list[str], cases: list[Case], rounds: int, repeats: int, thr
                     * case.x[0]
                     * case.c_out
                     * math.prod(
-                        (n - 1) * case.stride - 2 * case.padding + case.dilation * (k - 1) + 1 + case.output_padding
+                        shapes.conv_transpose_output_size(
+                            n,
+                            k,
+                            stride=case.stride,
+                            padding=case.padding,
+                            output_padding=case.output_padding,
+                            dilation=case.dilation,
+                        )
                         for n, k in zip(case.x[2:], case.kernel)
                     )
                 )

@@ -203,7 +203,10 @@ def save_scatter_gif(
     (s0, s1), (d0, d1) = spec2.stride, spec2.dilation
     k_eff = [shapes.dilated_kernel_size(k, d) for k, d in zip(spec2.kernel_size, spec2.dilation)]
     full_shape = [
-        (n - 1) * s + ke + op for n, s, ke, op in zip(spec2.input_size, spec2.stride, k_eff, spec2.output_padding)
+        shapes.transposed_full_size(n, k, s, d) + op
+        for n, k, s, d, op in zip(
+            spec2.input_size, spec2.kernel_size, spec2.stride, spec2.dilation, spec2.output_padding
+        )
     ]
     canvas = np.zeros(full_shape)
     stamps = []
