@@ -82,20 +82,42 @@ def _pair(padding: int | Sequence[int], name: str = "padding") -> PaddingPair:
     return pair
 
 
-def _positive(value: int, name: str) -> int:
+def _at_least(value: int, name: str, minimum: int) -> int:
+    kind = "positive" if minimum == 1 else "non-negative"
     if isinstance(value, bool) or not isinstance(value, int):
-        raise TypeError(f"{name} must be a positive int; received {value!r}")
-    if value < 1:
-        raise ValueError(f"{name} must be a positive int; received {value!r}")
+        raise TypeError(f"{name} must be a {kind} int; received {value!r}")
+    if value < minimum:
+        raise ValueError(f"{name} must be a {kind} int; received {value!r}")
     return value
+
+
+def _positive(value: int, name: str) -> int:
+    return _at_least(value, name, 1)
 
 
 def _non_negative(value: int, name: str) -> int:
-    if isinstance(value, bool) or not isinstance(value, int):
-        raise TypeError(f"{name} must be a non-negative int; received {value!r}")
-    if value < 0:
-        raise ValueError(f"{name} must be a non-negative int; received {value!r}")
-    return value
+    return _at_least(value, name, 0)
+
+
+class _Axis(NamedTuple):
+    """One axis's arguments, checked: a length (input or output), ``k_eff``, stride, padding pair."""
+
+    size: int
+    k_eff: int
+    s: int
+    lo: int
+    hi: int
+
+
+def _axis(
+    size: int, size_name: str, kernel_size: int, stride: int, dilation: int, padding: int | Sequence[int] = 0
+) -> _Axis:
+    """Check one axis's arguments in the order every function reports them: size, kernel, stride, padding."""
+    n = _positive(size, size_name)
+    k_eff = dilated_kernel_size(kernel_size, dilation)
+    s = _positive(stride, "stride")
+    lo, hi = _pair(padding)
+    return _Axis(n, k_eff, s, lo, hi)
 
 
 def dilated_kernel_size(kernel_size: int, dilation: int = 1) -> int:
@@ -175,10 +197,7 @@ def conv_output_size(
     >>> conv_output_size(7, 3, stride=2), conv_output_size(8, 3, stride=2)
     (3, 3)
     """
-    n = _positive(input_size, "input_size")
-    k_eff = dilated_kernel_size(kernel_size, dilation)
-    s = _positive(stride, "stride")
-    lo, hi = _pair(padding)
+    n, k_eff, s, lo, hi = _axis(input_size, "input_size", kernel_size, stride, dilation, padding)
     span = n + lo + hi - k_eff
     if span < 0:
         raise ValueError(
@@ -236,10 +255,7 @@ def conv_transpose_output_size(
     >>> conv_transpose_output_size(3, 1, padding=1)
     1
     """
-    n = _positive(input_size, "input_size")
-    dilated_kernel_size(kernel_size, dilation)
-    s = _positive(stride, "stride")
-    lo, hi = _pair(padding)
+    n, _, s, lo, hi = _axis(input_size, "input_size", kernel_size, stride, dilation, padding)
     op = _non_negative(output_padding, "output_padding")
     if op >= max(s, dilation):
         raise ValueError(
@@ -278,10 +294,7 @@ def conv_transpose_output_sizes(
     >>> conv_transpose_output_sizes(7, 5, stride=2, padding=2)
     range(13, 15)
     """
-    n = _positive(input_size, "input_size")
-    dilated_kernel_size(kernel_size, dilation)
-    s = _positive(stride, "stride")
-    lo, hi = _pair(padding)
+    n, _, s, lo, hi = _axis(input_size, "input_size", kernel_size, stride, dilation, padding)
     smallest = transposed_full_size(n, kernel_size, s, dilation) - lo - hi
     return range(max(smallest, 1), smallest + max(s, dilation))
 
@@ -311,10 +324,7 @@ def conv_input_sizes(
     >>> conv_input_sizes(2, 3)
     range(4, 5)
     """
-    out = _positive(output_size, "output_size")
-    k_eff = dilated_kernel_size(kernel_size, dilation)
-    s = _positive(stride, "stride")
-    lo, hi = _pair(padding)
+    out, k_eff, s, lo, hi = _axis(output_size, "output_size", kernel_size, stride, dilation, padding)
     smallest = (out - 1) * s + k_eff - lo - hi
     return range(max(smallest, 1), smallest + s)
 
@@ -342,9 +352,7 @@ def conv_same_padding(
     >>> conv_same_padding(14, 5, stride=2, lower=True)
     (2, 1)
     """
-    n = _positive(input_size, "input_size")
-    k_eff = dilated_kernel_size(kernel_size, dilation)
-    s = _positive(stride, "stride")
+    n, k_eff, s, _, _ = _axis(input_size, "input_size", kernel_size, stride, dilation)
     out = -(-n // s)
     total = max((out - 1) * s + k_eff - n, 0)
     small, large = total // 2, total - total // 2
@@ -380,9 +388,7 @@ def conv_transpose_same_padding(
     >>> conv_transpose_same_padding(4, 1, stride=2)
     ((0, 0), 1)
     """
-    n = _positive(input_size, "input_size")
-    k_eff = dilated_kernel_size(kernel_size, dilation)
-    s = _positive(stride, "stride")
+    n, k_eff, s, _, _ = _axis(input_size, "input_size", kernel_size, stride, dilation)
     pair = conv_same_padding(n * s, kernel_size, stride=s, dilation=dilation, lower=lower)
     output_padding = max(s - k_eff, 0)
     return pair, output_padding
