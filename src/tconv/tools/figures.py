@@ -27,6 +27,15 @@ _MAX_ANNOTATED = 14  # cells per side up to which values are written on the cell
 _MAX_FRAMES = 64
 
 
+def _save(plt: Any, fig: Any, path: str | pathlib.Path) -> pathlib.Path:
+    """Lay ``fig`` out, write it to ``path`` and close it."""
+    fig.tight_layout()
+    target = pathlib.Path(path)
+    fig.savefig(target)
+    plt.close(fig)
+    return target
+
+
 def _two_d(spec: ConvSpec) -> ConvSpec:
     """The first two spatial axes of a layer (a 1-D layer as one row), one channel, no groups."""
     keep: tuple[int, ...] = (0,) if spec.ndim == 1 else (0, 1)
@@ -156,11 +165,7 @@ def save_grids(
         mask=spread != 0,
     )
     _draw_grid(axes[3], out, f"output {out.shape[0]}x{out.shape[1]}")
-    fig.tight_layout()
-    target = pathlib.Path(path)
-    fig.savefig(target)
-    plt.close(fig)
-    return target
+    return _save(plt, fig, path)
 
 
 def _frames_to_gif(frames: list[bytes], path: pathlib.Path, duration_ms: int) -> pathlib.Path:
@@ -311,11 +316,7 @@ def save_overlap(path: str | pathlib.Path, spec: ConvSpec) -> pathlib.Path:
     if max(counts.shape) <= _MAX_ANNOTATED:
         for (r, c), value in np.ndenumerate(counts):
             ax.text(c, r, f"{value:.0f}", ha="center", va="center", color="white", fontsize=7)
-    fig.tight_layout()
-    target = pathlib.Path(path)
-    fig.savefig(target)
-    plt.close(fig)
-    return target
+    return _save(plt, fig, path)
 
 
 def save_matrix(
@@ -357,11 +358,7 @@ def save_matrix(
     )
     ax.set_xlabel("input element")
     ax.set_ylabel("output element")
-    fig.tight_layout()
-    target = pathlib.Path(path)
-    fig.savefig(target)
-    plt.close(fig)
-    return target
+    return _save(plt, fig, path)
 
 
 def save_all(
