@@ -37,7 +37,8 @@ os.environ.setdefault("KMP_BLOCKTIME", "0")
 import numpy as np
 
 import tconv
-from tconv import _jit, _team
+from tconv.implementations.compiled import kernels as compiled_kernels
+from tconv.implementations.compiled import team as thread_team
 from tconv.tools.bench import CASES
 
 GEMM_HEAVY = ["keras-dcgan-1", "keras-dcgan-2", "dcgan64-2", "dcgan64-3", "dcgan64-4", "hifigan-1d"]
@@ -64,7 +65,7 @@ def _replay(recorded: list[tuple[tuple[int, ...], tuple[int, ...], Any]], matmul
     """Median ms of the recorded products alone, on the thread team a call would use (one output per thread,
     reused, as the call reuses its workspace)."""
     operands = [(np.ones(a, dtype), np.ones(b, dtype)) for a, b, dtype in recorded]
-    team = _team.size() if len(operands) >= _team.size() else 1
+    team = thread_team.size() if len(operands) >= thread_team.size() else 1
     local = threading.local()
 
     def product(i: int) -> None:
@@ -78,7 +79,7 @@ def _replay(recorded: list[tuple[tuple[int, ...], tuple[int, ...], Any]], matmul
 
     def replay() -> None:
         if team > 1:
-            _team.run(product, list(range(len(operands))), team)
+            thread_team.run(product, list(range(len(operands))), team)
         else:
             for i in range(len(operands)):
                 product(i)
@@ -88,7 +89,7 @@ def _replay(recorded: list[tuple[tuple[int, ...], tuple[int, ...], Any]], matmul
 
 def main(names: list[str]) -> int:
     threads = os.cpu_count() or 1
-    _jit.set_threads(threads)
+    compiled_kernels.set_threads(threads)
     rate = _gemm_rate()
     print(f"threads: {threads}; float32 GEMM rate (2048^3, all threads): {rate:.1f} GFLOP/s; times in ms")
     print(
@@ -112,9 +113,9 @@ def main(names: list[str]) -> int:
         return wrapper
 
     np.matmul = timed("product", real_matmul)
-    originals = {name: getattr(_jit, name) for name in KERNELS}
+    originals = {name: getattr(compiled_kernels, name) for name in KERNELS}
     for name, fn in originals.items():
-        setattr(_jit, name, timed("kernels", fn))
+        setattr(compiled_kernels, name, timed("kernels", fn))
     try:
         for case in [c for c in CASES if c.name in names]:
             rng = np.random.default_rng(0)
@@ -148,7 +149,7 @@ def main(names: list[str]) -> int:
     finally:
         np.matmul = real_matmul
         for name, fn in originals.items():
-            setattr(_jit, name, fn)
+            setattr(compiled_kernels, name, fn)
     return 0
 
 

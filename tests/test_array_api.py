@@ -20,8 +20,7 @@ def _backends():
 @pytest.fixture(params=_backends())
 def xp(request):
     if request.param == "jax.numpy":
-        jax = pytest.importorskip("jax")
-        jax.config.update("jax_enable_x64", True)
+        request.getfixturevalue("jax_x64")
     module = pytest.importorskip(request.param)
     return array_api_compat.array_namespace(module.asarray([1.0]))
 

@@ -111,8 +111,8 @@ def test_explain_writes_figures_and_json(tmp_path, capsys):
 def test_animations_are_capped_at_64_frames(tmp_path):
     from PIL import Image
 
-    from tconv.tools import figures
     from tconv.spec import ConvSpec
+    from tconv.tools import figures
 
     spec = ConvSpec.build(
         transposed=True, input_size=(1, 20), kernel_size=(1, 3), in_channels=1, out_channels=1, stride=(1, 4)

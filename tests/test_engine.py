@@ -1,4 +1,5 @@
-"""The engine's planner and its compiled paths: choices, gradients per path, chunking, fallbacks."""
+"""The engine's paths: gradients per algorithm, the compiled paths' chunks, thread team and kernels, fallbacks
+(the planner's choices are pinned in tests/test_planner.py)."""
 
 from __future__ import annotations
 
@@ -11,9 +12,12 @@ from hypothesis import HealthCheck, assume, given, settings
 import tconv
 from oracle import naive_conv, naive_conv_transpose
 from strategies import arrays_for, configs, expected_size
+from tconv import _tuning
+from tconv.implementations import array_api
+from tconv.implementations.compiled import geometry, im2col, kernels, schedule, team, workspace
 
 SETTINGS = settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow])
-needs_jit = pytest.mark.skipif(not tconv._jit.available(), reason="no compiled path (numba missing or TCONV_NO_JIT=1)")
+needs_jit = pytest.mark.skipif(not kernels.available(), reason="no compiled path (numba missing or TCONV_NO_JIT=1)")
 
 
 def _spec(transposed, x_shape, w_shape, groups=1, **options):
@@ -28,49 +32,6 @@ def _spec(transposed, x_shape, w_shape, groups=1, **options):
         groups=groups,
         **options,
     )
-
-
-@needs_jit
-def test_planner_choices():
-    numpy = tconv._engine.array_api_compat.array_namespace(np.empty(0))
-    dcgan = _spec(True, (64, 256, 8, 8), (256, 128, 4, 4), stride=2, padding=1)
-    depthwise = _spec(True, (8, 64, 56, 56), (64, 1, 4, 4), groups=64, stride=2, padding=1)
-    forward = _spec(False, (8, 64, 32, 32), (64, 64, 3, 3), padding=1)
-    four_d = _spec(True, (1, 2, 3, 3, 3, 3), (2, 2, 2, 2, 2, 2), stride=2)
-    assert tconv._engine.select(dcgan, numpy).name == "jit_gemm"
-    assert tconv._engine.select(depthwise, numpy).name == "jit_direct"
-    assert tconv._engine.select(forward, numpy).name == "jit_gemm"
-    assert tconv._engine.select(four_d, numpy).name == "gemm"  # the compiled kernels are 3-D
-    assert tconv._engine.select(dcgan, numpy, channels_last=True).name == "jit_pixels"
-    fcn32s = _spec(True, (1, 21, 7, 7), (21, 21, 64, 64), stride=32)
-    assert tconv._engine.select(fcn32s, numpy).name == "jit_patches"  # rows of 64, not of 7
-    assert tconv._engine.select(depthwise, numpy, channels_last=True).name == "jit_direct"
-
-
-def test_planner_without_numba_uses_the_array_api_path(monkeypatch):
-    monkeypatch.setattr(tconv._jit, "available", lambda: False)
-    numpy = tconv._engine.array_api_compat.array_namespace(np.empty(0))
-    spec = _spec(True, (2, 4, 5, 5), (4, 3, 3, 3), stride=2)
-    assert tconv._engine.select(spec, numpy).name == "gemm"
-    rng = np.random.default_rng(0)
-    x, w = rng.standard_normal((2, 4, 5, 5)), rng.standard_normal((4, 3, 3, 3))
-    np.testing.assert_allclose(
-        tconv.conv_transpose(x, w, stride=2), naive_conv_transpose(x, w, stride=[2, 2]), atol=1e-10
-    )
-    with pytest.raises(ValueError, match="does not support this call"), tconv.use_algorithm("jit_gemm"):
-        tconv.conv_transpose(x, w, stride=2)
-
-
-def test_plans_are_cached_per_call_description():
-    tconv._engine._plan.cache_clear()
-    rng = np.random.default_rng(1)
-    x, w = rng.standard_normal((2, 3, 4, 4)), rng.standard_normal((3, 2, 3, 3))
-    for _ in range(3):
-        tconv.conv_transpose(x, w, stride=2)
-    info = tconv._engine._plan.cache_info()
-    assert info.misses == 1 and info.hits == 2
-    tconv.conv_transpose(np.moveaxis(x, 1, -1), w, stride=2, channels_last=True)  # another layout, another plan
-    assert tconv._engine._plan.cache_info().misses == 2
 
 
 def test_four_dimensional_calls_fall_back_and_match_the_oracle():
@@ -165,11 +126,11 @@ def test_compiled_path_in_chunks_under_a_small_budget(monkeypatch, transposed, c
         whole_grads = (tconv.conv_transpose_grad if transposed else tconv.conv_grad)(
             gy, x, w, stride=2, padding=[(1, 0), (1, 1)]
         )
-    monkeypatch.setattr(tconv._fast, "CHUNK_BYTES", 1)
+    monkeypatch.setattr(_tuning, "CHUNK_BYTES", 1)
     chunks, blocks = [], []
-    real, real_blocks = tconv._fast._chunks, tconv._fast._im2col_blocks
-    monkeypatch.setattr(tconv._fast, "_chunks", lambda *a: chunks.append(real(*a)) or chunks[-1])
-    monkeypatch.setattr(tconv._fast, "_im2col_blocks", lambda *a: blocks.append(real_blocks(*a)) or blocks[-1])
+    real, real_blocks = schedule.chunks, schedule.im2col_blocks
+    monkeypatch.setattr(schedule, "chunks", lambda *a: chunks.append(real(*a)) or chunks[-1])
+    monkeypatch.setattr(schedule, "im2col_blocks", lambda *a: blocks.append(real_blocks(*a)) or blocks[-1])
     xin = np.moveaxis(x, 1, -1) if channels_last else x
     gyin = np.moveaxis(gy, 1, -1) if channels_last else gy
     with tconv.use_algorithm("jit_gemm"):
@@ -250,8 +211,8 @@ def test_im2col_gathers_every_window(size, kernel, stride, dilation, pads, chann
     out = spec.output_size
     expected = _windows_reference(x, kernel, stride, dilation, pads, out)
     xin = np.ascontiguousarray(np.moveaxis(x, 1, -1)) if channels_last else x
-    x6 = tconv._fast._view6(xin, 2, len(size), channels_last)
-    got = tconv._fast._im2col(x6, spec, spec.input_size, spec.output_size)  # (G, C/G * K, N * P)
+    x6 = geometry.grouped_view(xin, 2, len(size), channels_last)
+    got = im2col.im2col(x6, spec, spec.input_size, spec.output_size)  # (G, C/G * K, N * P)
     k = int(np.prod(kernel))
     got = got.reshape(4, k, 3, -1)
     np.testing.assert_array_equal(got, expected)
@@ -314,15 +275,15 @@ def test_a_call_over_the_chunk_size_chunks_and_bounds_its_temporaries(monkeypatc
     chunks, traced temporaries below the whole column buffer, and the oracle's result."""
     import tracemalloc
 
-    monkeypatch.setattr(tconv._fast, "CHUNK_BYTES", 256 * 2**10)
+    monkeypatch.setattr(_tuning, "CHUNK_BYTES", 256 * 2**10)
     rng = np.random.default_rng(11)
     x = rng.standard_normal((1, 4, 32, 32), dtype=np.float32)
     w = rng.standard_normal((4, 8, 8, 8), dtype=np.float32)
     columns = 8 * 64 * 32 * 32 * 4
-    assert len(tconv._fast._chunks(1, 8, 64 * 32 * 32 * 4)) == 8
+    assert len(schedule.chunks(1, 8, 64 * 32 * 32 * 4)) == 8
     with tconv.use_algorithm("jit_gemm"):
         tconv.conv_transpose(x[:, :, :4, :4], w, stride=4, padding=2)  # compile and load outside the trace
-        tconv._fast.drop_workspaces()
+        workspace.drop_workspaces()
         tracemalloc.start()
         got = tconv.conv_transpose(x, w, stride=4, padding=2)
         _, peak = tracemalloc.get_traced_memory()
@@ -333,51 +294,28 @@ def test_a_call_over_the_chunk_size_chunks_and_bounds_its_temporaries(monkeypatc
 
 
 needs_team = pytest.mark.skipif(
-    not tconv._jit.available() or tconv._team._controller() is None,
+    not kernels.available() or team._controller() is None,
     reason="no thread team (numba or threadpoolctl missing, or TCONV_NO_JIT=1)",
 )
 
 
 def _blas_threads():
-    return [info["num_threads"] for info in tconv._team._controller().info()]
-
-
-@needs_team
-def test_planner_takes_the_pixel_path_for_batched_generators_on_a_team(monkeypatch):
-    numpy = tconv._engine.array_api_compat.array_namespace(np.empty(0))
-    monkeypatch.setattr(tconv._team, "size", lambda: 2)
-    dcgan = _spec(True, (64, 256, 8, 8), (256, 128, 4, 4), stride=2, padding=1)
-    assert tconv._engine.select(dcgan, numpy, batch=64).name == "jit_pixels"
-    assert tconv._engine.select(dcgan, numpy, batch=1).name == "jit_gemm"  # no team for one sample
-    rows_of_16 = _spec(True, (64, 128, 16, 16), (128, 64, 4, 4), stride=2, padding=1)  # dcgan64-4
-    assert tconv._engine.select(rows_of_16, numpy, batch=64).name == "jit_gemm"
-    rows_of_32 = _spec(True, (8, 64, 32, 32), (64, 64, 3, 3), padding=2, dilation=2)
-    assert tconv._engine.select(rows_of_32, numpy, batch=8).name == "jit_gemm"
-    one_d = _spec(True, (16, 512, 256), (512, 256, 16), stride=8, padding=4)
-    assert tconv._engine.select(one_d, numpy, batch=16).name == "jit_gemm"
-    # Too small a call for a team (columns under TEAM_MIN_BYTES): the planner must not plan for one either,
-    # else the pixel path would run without the team it was chosen for.
-    small = _spec(True, (2, 64, 4, 4), (64, 64, 4, 4), stride=2, padding=1)
-    assert tconv._fast.team_threads(2, 64, 4 * 16 * 16) == 1
-    assert tconv._engine.select(small, numpy, batch=2).name != "jit_pixels"
-    assert tconv._engine.select(small, numpy, batch=2).name == tconv._engine._plan(small, True, False, False)
-    monkeypatch.setattr(tconv._team, "size", lambda: 1)
-    assert tconv._engine.select(dcgan, numpy, batch=64).name == "jit_gemm"
+    return [info["num_threads"] for info in team._controller().info()]
 
 
 def test_a_batch_smaller_than_the_team_is_split_over_channels(monkeypatch):
     """Batch 1 on a two-thread team: blocks of output channels, as many as the threads (or a multiple), each
     at least TEAM_MIN_CHANNELS wide; too few channels for that and the call keeps the plain schedule."""
-    monkeypatch.setattr(tconv._team, "size", lambda: 2)
-    chunks, threads = tconv._fast._schedule(1, 64, 4 * 2**20 // 64)
+    monkeypatch.setattr(team, "size", lambda: 2)
+    chunks, threads = schedule.schedule(1, 64, 4 * 2**20 // 64)
     assert threads == 2 and len(chunks) % 2 == 0
     assert sorted(c for _, _, c0, c1 in chunks for c in range(c0, c1)) == list(range(64))
-    assert all(c1 - c0 >= tconv._fast.TEAM_MIN_CHANNELS for _, _, c0, c1 in chunks)
-    assert tconv._fast._schedule(1, 21, 2**20)[1] == 1  # fcn32s' 21 channels: 10 a thread is too few
-    chunks, threads = tconv._fast._schedule(1, 64, tconv._fast.TEAM_CHUNK_BYTES // 16)  # 4 chunks' worth
+    assert all(c1 - c0 >= _tuning.TEAM_MIN_CHANNELS for _, _, c0, c1 in chunks)
+    assert schedule.schedule(1, 21, 2**20)[1] == 1  # fcn32s' 21 channels: 10 a thread is too few
+    chunks, threads = schedule.schedule(1, 64, _tuning.TEAM_CHUNK_BYTES // 16)  # 4 chunks' worth
     assert threads == 2 and len(chunks) == 4
     for batch, channels, pair, budget in ((1, 5, 2, 3), (3, 10, 7, 20), (1, 7, 5, 12), (2, 9, 4, 4)):
-        blocks = tconv._fast._chunks(batch, channels, pair, budget, threads=2)
+        blocks = schedule.chunks(batch, channels, pair, budget, threads=2)
         assert all((n1 - n0) * (c1 - c0) * pair <= max(budget, pair) for n0, n1, c0, c1 in blocks)
         assert sorted((n, c) for n0, n1, c0, c1 in blocks for n in range(n0, n1) for c in range(c0, c1)) == [
             (n, c) for n in range(batch) for c in range(channels)
@@ -386,17 +324,17 @@ def test_a_batch_smaller_than_the_team_is_split_over_channels(monkeypatch):
 
 def _two_thread_team(monkeypatch):
     """A two-thread team for any call size; returns the list the team's chunks are recorded into."""
-    monkeypatch.setattr(tconv._team, "size", lambda: 2)
-    monkeypatch.setattr(tconv._fast, "TEAM_MIN_BYTES", 0)
-    monkeypatch.setattr(tconv._fast, "TEAM_MIN_CHANNELS", 1)
+    monkeypatch.setattr(team, "size", lambda: 2)
+    monkeypatch.setattr(_tuning, "TEAM_MIN_BYTES", 0)
+    monkeypatch.setattr(_tuning, "TEAM_MIN_CHANNELS", 1)
     chunks_seen = []
-    real_run = tconv._team.run
+    real_run = team.run
 
     def run(work, chunks, threads):
         chunks_seen.extend(chunks)
         real_run(work, chunks, threads)
 
-    monkeypatch.setattr(tconv._team, "run", run)
+    monkeypatch.setattr(team, "run", run)
     return chunks_seen
 
 
@@ -412,7 +350,7 @@ def test_batch_one_gradients_in_pixel_blocks_on_a_team(monkeypatch, cfg):
     im2col's window table cut per block, partial weight gradients summed): against the oracle's adjoints."""
     assume(expected_size(cfg, True) is not None and cfg["d"] <= 3)
     blocks = _two_thread_team(monkeypatch)
-    monkeypatch.setattr(tconv._fast, "TEAM_CHUNK_BYTES", 256)  # several blocks of pixels
+    monkeypatch.setattr(_tuning, "TEAM_CHUNK_BYTES", 256)  # several blocks of pixels
     _grads_match(True, {**cfg, "batch": 1, "batched": True, "channels_last": False}, "jit_gemm")
     assert blocks and sorted(o for o0, o1 in blocks for o in range(o0, o1)) == list(range(blocks[-1][1]))
 
@@ -445,12 +383,12 @@ def test_batch_one_on_a_thread_team_matches_the_oracle(monkeypatch, algorithm, c
 def test_thread_team_runs_every_chunk_and_matches_the_oracle(monkeypatch, algorithm, channels_last):
     """Forced onto a two-thread team with tiny chunks: every chunk runs (on both threads), the result is the
     oracle's, and the BLAS thread count is what it was before the call."""
-    monkeypatch.setattr(tconv._team, "size", lambda: 2)
-    monkeypatch.setattr(tconv._fast, "TEAM_MIN_BYTES", 0)
-    monkeypatch.setattr(tconv._fast, "TEAM_MIN_CHANNELS", 1)
-    monkeypatch.setattr(tconv._fast, "TEAM_CHUNK_BYTES", 3 * 4 * 9 * 6 * 8)  # one or two samples per chunk
+    monkeypatch.setattr(team, "size", lambda: 2)
+    monkeypatch.setattr(_tuning, "TEAM_MIN_BYTES", 0)
+    monkeypatch.setattr(_tuning, "TEAM_MIN_CHANNELS", 1)
+    monkeypatch.setattr(_tuning, "TEAM_CHUNK_BYTES", 3 * 4 * 9 * 6 * 8)  # one or two samples per chunk
     seen = []
-    real_run = tconv._team.run
+    real_run = team.run
 
     def run(work, chunks, threads):
         def traced(chunk):
@@ -459,7 +397,7 @@ def test_thread_team_runs_every_chunk_and_matches_the_oracle(monkeypatch, algori
 
         real_run(traced, chunks, threads)
 
-    monkeypatch.setattr(tconv._team, "run", run)
+    monkeypatch.setattr(team, "run", run)
     rng = np.random.default_rng(12)
     x = rng.standard_normal((7, 5, 4, 3))
     w = rng.standard_normal((5, 3, 3, 3))
@@ -490,7 +428,7 @@ def test_thread_team_raises_a_chunks_error_and_restores_blas():
         done.append(chunk)
 
     with pytest.raises(ValueError, match="chunk 3 failed"):
-        tconv._team.run(work, list(range(8)), 2)
+        team.run(work, list(range(8)), 2)
     assert _blas_threads() == before
     assert 3 not in done
 
@@ -500,10 +438,10 @@ def test_concurrent_calls_on_thread_teams_match_the_oracle(monkeypatch):
     """Several user threads calling at once: each gets its own result, and BLAS is restored once all finish."""
     import concurrent.futures
 
-    monkeypatch.setattr(tconv._team, "size", lambda: 2)
-    monkeypatch.setattr(tconv._fast, "TEAM_MIN_BYTES", 0)
-    monkeypatch.setattr(tconv._fast, "TEAM_MIN_CHANNELS", 1)
-    monkeypatch.setattr(tconv._fast, "TEAM_CHUNK_BYTES", 1)
+    monkeypatch.setattr(team, "size", lambda: 2)
+    monkeypatch.setattr(_tuning, "TEAM_MIN_BYTES", 0)
+    monkeypatch.setattr(_tuning, "TEAM_MIN_CHANNELS", 1)
+    monkeypatch.setattr(_tuning, "TEAM_CHUNK_BYTES", 1)
     rng = np.random.default_rng(13)
     w = rng.standard_normal((4, 3, 4, 4))
     xs = [rng.standard_normal((4, 4, 5, 5)) for _ in range(6)]
@@ -527,12 +465,12 @@ def test_gradients_and_convolutions_on_a_thread_team(transposed, cfg_t, cfg_f):
     cfg = {**cfg, "batch": 2, "batched": True, "channels_last": False}  # set, not assumed: filtering half
     runs = []  # the examples away failed hypothesis' health check now and then
     with pytest.MonkeyPatch.context() as patch:
-        real_run = tconv._team.run
-        patch.setattr(tconv._team, "size", lambda: 2)
-        patch.setattr(tconv._team, "run", lambda *a: runs.append(a[2]) or real_run(*a))
-        patch.setattr(tconv._fast, "TEAM_MIN_BYTES", 0)
-        patch.setattr(tconv._fast, "TEAM_MIN_CHANNELS", 1)
-        patch.setattr(tconv._fast, "TEAM_CHUNK_BYTES", 2**20)  # whole samples, one per block
+        real_run = team.run
+        patch.setattr(team, "size", lambda: 2)
+        patch.setattr(team, "run", lambda *a: runs.append(a[2]) or real_run(*a))
+        patch.setattr(_tuning, "TEAM_MIN_BYTES", 0)
+        patch.setattr(_tuning, "TEAM_MIN_CHANNELS", 1)
+        patch.setattr(_tuning, "TEAM_CHUNK_BYTES", 2**20)  # whole samples, one per block
         _grads_match(transposed, cfg, "jit_gemm")
     assert runs and set(runs) == {2}
 
@@ -544,11 +482,11 @@ def test_cropped_tap_split_lists_the_taps_inside_the_output(seed):
     n, s, d = (int(v) for v in rng.integers(1, 6, size=3))
     k = int(rng.integers(2, 6))  # a kernel of 1 is never split
     lo, out = int(rng.integers(0, 2 * k * d)), int(rng.integers(1, n * s + k * d))
-    axes = tconv._fast._Axes3((1, 1, n), (1, 1, k), (1, 1, s), (1, 1, d), (0, 0, lo), (1, 1, out))
-    split = tconv._fast._cropped_tap_split(axes)
+    axes = geometry.Axes3((1, 1, n), (1, 1, k), (1, 1, s), (1, 1, d), (0, 0, lo), (1, 1, out))
+    split = geometry.cropped_tap_split(axes)
     inside = {(j, t) for j in range(n) for t in range(k) if 0 <= j * s + t * d - lo < out}
     if split is None:
-        assert len(inside) > (1 - tconv._fast.CROPPED_TAPS_MIN) * n * k
+        assert len(inside) > (1 - _tuning.CROPPED_TAPS_MIN) * n * k
         return
     axis, runs = split
     assert axis == 2 and runs[0][0] == 0 and runs[-1][1] == n
@@ -582,7 +520,7 @@ def test_pixel_path_computes_only_the_taps_inside_the_output(
     spec = _spec(
         True, x.shape, w.shape, stride=stride, padding=padding, output_padding=output_padding, dilation=dilation
     )
-    assert tconv._fast._cropped_tap_split(tconv._fast._axes3(spec)) is not None
+    assert geometry.cropped_tap_split(geometry.axes3(spec)) is not None
     expected = naive_conv_transpose(
         x.astype(np.float64),
         w.astype(np.float64),
@@ -595,7 +533,7 @@ def test_pixel_path_computes_only_the_taps_inside_the_output(
     xin = np.moveaxis(x, 1, -1) if channels_last else x
     for budget in (None, 64 * d * 4):  # the default chunks, then blocks of output channels
         if budget is not None:
-            monkeypatch.setattr(tconv._fast, "CHUNK_BYTES", budget)
+            monkeypatch.setattr(_tuning, "CHUNK_BYTES", budget)
         with tconv.use_algorithm("jit_pixels"):
             got = tconv.conv_transpose(
                 xin,
@@ -627,7 +565,7 @@ def test_jit_gemm_reads_channels_first_x_per_sample_or_copied(
 ):
     """jit_gemm's two ways to multiply channels-first x: one product per sample reading x in place, or x copied
     to one matrix per chunk; both in whole-batch chunks and in blocks of output channels, against the oracle."""
-    monkeypatch.setattr(tconv._fast, "PER_SAMPLE_MIN_PIXELS", 1 if per_sample else 10**9)
+    monkeypatch.setattr(_tuning, "PER_SAMPLE_MIN_PIXELS", 1 if per_sample else 10**9)
     rng = np.random.default_rng(14)
     x = rng.standard_normal((4, 3 * groups, *size))
     w = rng.standard_normal((3 * groups, 5, *kernel))
@@ -645,7 +583,7 @@ def test_jit_gemm_reads_channels_first_x_per_sample_or_copied(
     )
     for budget in (None, 8 * int(np.prod(size)) * int(np.prod(kernel)) * 2):  # whole batch, then channel blocks
         if budget is not None:
-            monkeypatch.setattr(tconv._fast, "CHUNK_BYTES", budget)
+            monkeypatch.setattr(_tuning, "CHUNK_BYTES", budget)
         with tconv.use_algorithm("jit_gemm"):
             got = tconv.conv_transpose(x, w, b, **options)
         np.testing.assert_allclose(got, expected, atol=1e-10)
@@ -673,3 +611,41 @@ def test_calls_leave_their_inputs_unchanged(algorithm, channels_last):
         tconv.conv_transpose_grad(gy, x, w, **options)
     for a, before in zip((x, w, b, gy), (*copies, gy_copy), strict=True):
         np.testing.assert_array_equal(a, before)
+
+
+@pytest.mark.parametrize("transposed", [False, True])
+def test_gemm_keeps_its_temporaries_within_the_memory_budget(monkeypatch, transposed):
+    """One sample's columns over max(MEMORY_BUDGET, 2 x output): the gemm path runs tap by tap (temporaries of
+    one tap's product) and still gives the oracle's result; within the budget it keeps its one product."""
+    rng = np.random.default_rng(16)
+    x = rng.standard_normal((2, 4, 3, 3))
+    w = rng.standard_normal((4, 2, 8, 8)) if transposed else rng.standard_normal((2, 4, 3, 3))
+    fn = tconv.conv_transpose if transposed else tconv.conv
+    padding = 4 if transposed else 0  # outputs of 2x2 and 1x1, columns of 64 and 9 taps
+    expected = (naive_conv_transpose if transposed else naive_conv)(x, w, pads=[(padding, padding)] * 2)
+    taps_calls = []
+    real_taps = array_api._taps
+    monkeypatch.setattr(array_api, "_taps", lambda *a: taps_calls.append(a) or real_taps(*a))
+    with tconv.use_algorithm("gemm"):
+        np.testing.assert_allclose(fn(x, w, padding=padding), expected, atol=1e-10)
+        assert not taps_calls  # the default budget holds every sample's columns
+        monkeypatch.setattr(_tuning, "MEMORY_BUDGET", 1)
+        np.testing.assert_allclose(fn(x, w, padding=padding), expected, atol=1e-10)
+    assert len(taps_calls) == 1
+
+
+def test_one_decision_for_the_thread_team(monkeypatch):
+    """team_threads with each Cut against the three rules it replaced (the transposed products' channel blocks,
+    the im2col's whole samples, the small-batch gradients' pixel blocks), on a grid of call sizes."""
+    monkeypatch.setattr(team, "size", lambda: 2)
+    minimum, channels_min, chunk = _tuning.TEAM_MIN_BYTES, _tuning.TEAM_MIN_CHANNELS, _tuning.TEAM_CHUNK_BYTES
+    for batch, channels, pair in itertools.product((1, 2, 3, 64), (1, 15, 16, 31, 32, 64), (1, 2**12, 2**17, 2**20)):
+        big = batch * channels * pair >= minimum
+        by_channels = 2 if big and channels >= channels_min * max(1, -(-2 // batch)) else 1
+        by_samples = 2 if big and channels >= channels_min and batch >= 2 and channels * pair <= chunk else 1
+        by_pixels = 2 if big and channels >= channels_min and batch < 2 else by_samples
+        assert schedule.team_threads(batch, channels, pair, schedule.Cut.CHANNELS) == by_channels
+        assert schedule.team_threads(batch, channels, pair, schedule.Cut.SAMPLES) == by_samples
+        assert schedule.team_threads(batch, channels, pair, schedule.Cut.PIXELS) == by_pixels
+    monkeypatch.setattr(team, "size", lambda: 1)
+    assert all(schedule.team_threads(64, 64, 2**20, cut) == 1 for cut in schedule.Cut)

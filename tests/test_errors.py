@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import re
+from collections.abc import Callable
+from typing import NamedTuple
 
 import numpy as np
 import pytest
@@ -18,146 +20,155 @@ W_C = np.zeros((3, 4, 3, 3), F32)  # conv: (C_out, C_in/g, kh, kw)
 ct = tconv.conv_transpose
 cv = tconv.conv
 
+
+class ErrorCase(NamedTuple):
+    """An invalid call, the error type it raises and a regex its message must match."""
+
+    name: str
+    call: Callable[[], object]
+    error: type[Exception]
+    pattern: str
+
+
 CASES = [
-    # (id, callable, expected type, regex the message must match)
-    (
+    ErrorCase(
         "weight rank too low",
         lambda: ct(X, np.zeros((4, 3), F32)),
         ValueError,
         r"weight must have shape .*\(4, 3\)",
     ),
-    (
+    ErrorCase(
         "x rank wrong",
         lambda: ct(np.zeros((2, 4, 5, 5, 5), F32), W_T),
         ValueError,
         r"x must have shape .*\(2, 4, 5, 5, 5\)",
     ),
-    (
+    ErrorCase(
         "x rank too low",
         lambda: cv(np.zeros((5,), F32), W_C),
         ValueError,
         r"x must have shape .*received x of shape \(5,\)",
     ),
-    (
+    ErrorCase(
         "channel mismatch transpose",
         lambda: ct(np.zeros((2, 5, 5, 5), F32), W_T),
         ValueError,
         r"x has 5 channels .*weight\.shape\[0\] = 4",
     ),
-    (
+    ErrorCase(
         "channel mismatch conv",
         lambda: cv(np.zeros((2, 5, 5, 5), F32), W_C),
         ValueError,
         r"x has 5 channels .*= 4",
     ),
-    (
+    ErrorCase(
         "channel mismatch channels_last",
         lambda: ct(X, W_T, channels_last=True),
         ValueError,
         r"x has 5 channels.*channels_last=True",
     ),
-    ("groups not dividing transpose", lambda: ct(X, W_T, groups=3), ValueError, r"groups"),
-    (
+    ErrorCase("groups not dividing transpose", lambda: ct(X, W_T, groups=3), ValueError, r"groups"),
+    ErrorCase(
         "groups not dividing conv out",
         lambda: cv(X, np.zeros((3, 2, 3, 3), F32), groups=2),
         ValueError,
         r"groups must divide weight\.shape\[0\].*groups=2",
     ),
-    (
+    ErrorCase(
         "groups zero",
         lambda: ct(X, W_T, groups=0),
         ValueError,
         r"groups must be a positive int; received groups=0",
     ),
-    (
+    ErrorCase(
         "groups float",
         lambda: ct(X, W_T, groups=1.5),
         TypeError,
         r"groups must be a positive int; received 1\.5",
     ),
-    ("stride zero", lambda: ct(X, W_T, stride=0), ValueError, r"stride must be a positive int.*received 0"),
-    (
+    ErrorCase("stride zero", lambda: ct(X, W_T, stride=0), ValueError, r"stride must be a positive int.*received 0"),
+    ErrorCase(
         "stride negative per axis",
         lambda: cv(X, W_C, stride=(1, -2)),
         ValueError,
         r"stride must be .*received \(1, -2\)",
     ),
-    (
+    ErrorCase(
         "stride wrong length",
         lambda: ct(X, W_T, stride=(1, 2, 3)),
         ValueError,
         r"stride must be .*one per spatial axis.*\(1, 2, 3\)",
     ),
-    ("stride string", lambda: ct(X, W_T, stride="2"), TypeError, r"stride must be .*'2'"),
-    (
+    ErrorCase("stride string", lambda: ct(X, W_T, stride="2"), TypeError, r"stride must be .*'2'"),
+    ErrorCase(
         "dilation zero",
         lambda: cv(X, W_C, dilation=0),
         ValueError,
         r"dilation must be a positive int.*received 0",
     ),
-    ("dilation bool", lambda: cv(X, W_C, dilation=True), TypeError, r"dilation must be .*True"),
-    (
+    ErrorCase("dilation bool", lambda: cv(X, W_C, dilation=True), TypeError, r"dilation must be .*True"),
+    ErrorCase(
         "kernel size zero",
         lambda: ct(X, np.zeros((4, 3, 0, 3), F32)),
         ValueError,
         r"kernel_size must be positive .*\(0, 3\)",
     ),
-    (
+    ErrorCase(
         "negative padding",
         lambda: ct(X, W_T, padding=-1),
         ValueError,
         r"padding must be non-negative.*padding=-1",
     ),
-    (
+    ErrorCase(
         "negative padding pair",
         lambda: cv(X, W_C, padding=[(0, 1), (2, -1)]),
         ValueError,
         r"padding must be non-negative.*\(2, -1\)",
     ),
-    (
+    ErrorCase(
         "bad padding string",
         lambda: ct(X, W_T, padding="full"),
         ValueError,
         r"padding must be .*'valid', 'same', 'same_lower'.*'full'",
     ),
-    (
+    ErrorCase(
         "padding wrong length",
         lambda: ct(X, W_T, padding=(1, 1, 1)),
         ValueError,
         r"padding must be .*\(1, 1, 1\) of length 3",
     ),
-    (
+    ErrorCase(
         "padding 1-d pair hint",
         lambda: ct(np.zeros((1, 4, 5), F32), np.zeros((4, 3, 3), F32), padding=(1, 2)),
         ValueError,
         r"write \[\(lo, hi\)\]",
     ),
-    (
+    ErrorCase(
         "padding bad pair",
         lambda: cv(X, W_C, padding=[(1, 2, 3), (0, 0)]),
         ValueError,
         r"padding must be .*\(1, 2, 3\)",
     ),
-    ("padding float", lambda: cv(X, W_C, padding=1.0), TypeError, r"padding must be .*1\.0"),
-    (
+    ErrorCase("padding float", lambda: cv(X, W_C, padding=1.0), TypeError, r"padding must be .*1\.0"),
+    ErrorCase(
         "output_padding too large",
         lambda: ct(X, W_T, stride=2, output_padding=2),
         ValueError,
         r"output_padding must be smaller than stride or dilation on every axis; received output_padding=\(2, 2\) with stride=\(2, 2\), dilation=\(1, 1\)",
     ),
-    (
+    ErrorCase(
         "output_padding with stride 1",
         lambda: ct(X, W_T, output_padding=(0, 1)),
         ValueError,
         r"output_padding=\(0, 1\) with stride=\(1, 1\)",
     ),
-    (
+    ErrorCase(
         "output_padding negative",
         lambda: ct(X, W_T, stride=2, output_padding=-1),
         ValueError,
         r"output_padding must be a non-negative int.*-1",
     ),
-    (
+    ErrorCase(
         "output_padding for conv",
         lambda: tconv.ConvSpec.build(
             transposed=False,
@@ -170,106 +181,106 @@ CASES = [
         ValueError,
         r"output_padding only applies to a transposed convolution",
     ),
-    (
+    ErrorCase(
         "output_size unreachable",
         lambda: ct(X, W_T, stride=2, output_size=(13, 9)),
         ValueError,
         r"output_size=\(13, 9\) cannot be reached .*\[11, 12\], \[11, 12\]",
     ),
-    (
+    ErrorCase(
         "output_size wrong length",
         lambda: ct(X, W_T, output_size=(7, 7, 7)),
         ValueError,
         r"output_size must be .*\(7, 7, 7\)",
     ),
-    (
+    ErrorCase(
         "output_size and output_padding",
         lambda: ct(X, W_T, stride=2, output_padding=1, output_size=(12, 12)),
         ValueError,
         r"give output_padding or output_size, not both",
     ),
-    (
+    ErrorCase(
         "same with output_padding",
         lambda: ct(X, W_T, stride=2, padding="same", output_padding=1),
         ValueError,
         r"padding='same' fixes .*output_padding=1",
     ),
-    (
+    ErrorCase(
         "same with output_size",
         lambda: ct(X, W_T, stride=2, padding="same", output_size=(10, 10)),
         ValueError,
         r"padding='same' fixes .*output_size=\(10, 10\)",
     ),
-    (
+    ErrorCase(
         "conv output empty",
         lambda: cv(np.zeros((1, 4, 2, 2), F32), W_C),
         ValueError,
         r"on spatial axis 0: the padded input is shorter than the dilated kernel.*input_size=2",
     ),
-    (
+    ErrorCase(
         "conv_transpose cropped empty",
         lambda: ct(np.zeros((1, 4, 1, 1), F32), W_T, padding=2),
         ValueError,
         r"on spatial axis 0: the padding crops the whole output.*full output 3, cropped by 4",
     ),
-    (
+    ErrorCase(
         "bias wrong shape",
         lambda: ct(X, W_T, np.zeros(4, F32)),
         ValueError,
         r"bias must have shape \(C_out,\) = \(3,\); received bias of shape \(4,\)",
     ),
-    ("bias 2-d", lambda: cv(X, W_C, np.zeros((3, 1), F32)), ValueError, r"bias must have shape .*\(3, 1\)"),
-    (
+    ErrorCase("bias 2-d", lambda: cv(X, W_C, np.zeros((3, 1), F32)), ValueError, r"bias must have shape .*\(3, 1\)"),
+    ErrorCase(
         "integer input",
         lambda: ct(np.zeros((2, 4, 5, 5), np.int32), W_T),
         TypeError,
         r"x must have a real floating dtype .*int32.*Cast",
     ),
-    (
+    ErrorCase(
         "boolean weight",
         lambda: cv(X, np.zeros((3, 4, 3, 3), bool)),
         TypeError,
         r"weight must have a real floating dtype .*bool",
     ),
-    (
+    ErrorCase(
         "complex input",
         lambda: cv(np.zeros((2, 4, 5, 5), np.complex64), W_C),
         TypeError,
         r"x must have a real floating dtype .*complex64",
     ),
-    (
+    ErrorCase(
         "mixed dtypes",
         lambda: ct(X, W_T.astype(np.float64)),
         TypeError,
         r"weight must have the dtype of x; received weight of dtype float64 with x of dtype float32",
     ),
-    ("bias dtype", lambda: ct(X, W_T, np.zeros(3, np.float64)), TypeError, r"bias must have the dtype of x"),
-    ("string as array", lambda: ct("x", W_T), TypeError, r"x must be an array"),
-    (
+    ErrorCase("bias dtype", lambda: ct(X, W_T, np.zeros(3, np.float64)), TypeError, r"bias must have the dtype of x"),
+    ErrorCase("string as array", lambda: ct("x", W_T), TypeError, r"x must be an array"),
+    ErrorCase(
         "channels_last not bool",
         lambda: ct(X, W_T, channels_last="yes"),
         TypeError,
         r"channels_last must be True or False; received 'yes'",
     ),
-    (
+    ErrorCase(
         "spatial size zero",
         lambda: ct(np.zeros((1, 4, 0, 5), F32), W_T),
         ValueError,
         r"spatial size must be positive.*\(0, 5\)",
     ),
-    (
+    ErrorCase(
         "shapes: negative padding",
         lambda: shapes.conv_output_size(5, 3, padding=-1),
         ValueError,
         r"padding must be non-negative; received -1",
     ),
-    (
+    ErrorCase(
         "shapes: zero stride",
         lambda: shapes.conv_transpose_output_size(5, 3, stride=0),
         ValueError,
         r"stride must be a positive int; received 0",
     ),
-    (
+    ErrorCase(
         "shapes: bad pair",
         lambda: shapes.conv_output_size(5, 3, padding=(1, 2, 3)),
         TypeError,
@@ -278,7 +289,7 @@ CASES = [
 ]
 
 
-@pytest.mark.parametrize("call, error, pattern", [c[1:] for c in CASES], ids=[c[0] for c in CASES])
+@pytest.mark.parametrize("call, error, pattern", [c[1:] for c in CASES], ids=[c.name for c in CASES])
 def test_invalid_call_raises_clear_error(call, error, pattern):
     with pytest.raises(error) as info:
         call()

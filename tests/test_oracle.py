@@ -9,206 +9,123 @@ from hypothesis import strategies as st
 
 import tconv
 from oracle import insert_zeros_and_pad, naive_conv, naive_conv_transpose, same_pads_tf
-from strategies import arrays_for as _arrays
 from strategies import configs
-from strategies import expected_size as _expected_size
+from tconv import _tuning
+from tconv.implementations import array_api
+from tconv.implementations.compiled import kernels
 
 SETTINGS = settings(max_examples=120, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 
-_jit_missing = pytest.mark.skipif(
-    not tconv._jit.available(), reason="no compiled path (numba missing or TCONV_NO_JIT=1)"
-)
+_jit_missing = pytest.mark.skipif(not kernels.available(), reason="no compiled path (numba missing or TCONV_NO_JIT=1)")
 JIT_GEMM = pytest.param("jit_gemm", marks=_jit_missing)
 JIT_DIRECT = pytest.param("jit_direct", marks=_jit_missing)
 JIT_PIXELS = pytest.param("jit_pixels", marks=_jit_missing)
 JIT_PATCHES = pytest.param("jit_patches", marks=_jit_missing)
 
 
-def _forced(algorithm, cfg):
-    """The forced algorithm, or None where it does not cover the config (the compiled path: rank <= 3)."""
-    if algorithm in ("jit_gemm", "jit_direct", "jit_pixels", "jit_patches") and cfg["d"] > 3:
+def _forced(algorithm, case):
+    """The forced algorithm, or None where it does not cover the case (the compiled path: rank <= 3)."""
+    if algorithm in ("jit_gemm", "jit_direct", "jit_pixels", "jit_patches") and case.d > 3:
         return None
-    if algorithm in ("jit_pixels", "jit_patches") and cfg["groups"] > 1:
+    if algorithm in ("jit_pixels", "jit_patches") and case.groups > 1:
         return None
-    if algorithm == "jit_patches" and cfg["axes"][-1][3] != 1:  # dilation 1 on the last axis
+    if algorithm == "jit_patches" and case.axes[-1].dilation != 1:
         return None
     return algorithm
 
 
-def _padding_arg(cfg):
-    pairs = [(a[4], a[5]) for a in cfg["axes"]]
-    if cfg["padding_form"] == "int_or_tuple" and all(lo == hi for lo, hi in pairs):
-        values = [lo for lo, _ in pairs]
-        return values[0] if len(set(values)) == 1 else tuple(values)
-    return pairs
-
-
-def _call(fn, x, w, b, cfg, **options):
-    """Call tconv with the layout the config asks for; return the result as (N, C, *sp)."""
-    d = cfg["d"]
-    xin = np.moveaxis(x, 1, -1) if cfg["channels_last"] else x
-    if not cfg["batched"]:
+def _call(case, x, w, b):
+    """Call tconv with the case's padding form and layout; return the result as (N, C, *sp)."""
+    fn = tconv.conv_transpose if case.transposed else tconv.conv
+    xin = np.moveaxis(x, 1, -1) if case.channels_last else x
+    if not case.batched:
         xin = xin[0]
-    out = fn(xin, w, b, groups=cfg["groups"], channels_last=cfg["channels_last"], **options)
-    if not cfg["batched"]:
+    options = {**case.options(), "padding": case.padding_argument()}
+    out = fn(xin, w, b, channels_last=case.channels_last, **options)
+    if not case.batched:
         out = out[None]
-    if cfg["channels_last"]:
+    if case.channels_last:
         out = np.moveaxis(out, -1, 1)
-    assert out.ndim == d + 2
+    assert out.ndim == case.d + 2
     return out
+
+
+def _matches_oracle(algorithm, case):
+    """The case, in its layout and padding form, on the algorithm (where it applies) against the oracle."""
+    assume(case.output_size() is not None)
+    if not case.batched:
+        case = case.replace(batch=1)
+    x, w, b = case.arrays()
+    expected = case.oracle(x, w, b)
+    with tconv.use_algorithm(_forced(algorithm, case)):
+        got = _call(case, x, w, b)
+    assert got.shape == expected.shape
+    np.testing.assert_allclose(got, expected, rtol=1e-10, atol=1e-10)
 
 
 @pytest.mark.parametrize("algorithm", ["taps", "gemm", JIT_GEMM, None])
 @SETTINGS
 @given(configs(transposed=False))
-def test_conv_matches_oracle(algorithm, cfg):
-    assume(_expected_size(cfg, False) is not None)
-    if not cfg["batched"]:
-        cfg["batch"] = 1
-    x, w, b = _arrays(cfg, False)
-    axes = cfg["axes"]
-    expected = naive_conv(
-        x,
-        w,
-        b,
-        stride=[a[2] for a in axes],
-        pads=[(a[4], a[5]) for a in axes],
-        dilation=[a[3] for a in axes],
-        groups=cfg["groups"],
-    )
-    with tconv.use_algorithm(_forced(algorithm, cfg)):
-        got = _call(
-            tconv.conv,
-            x,
-            w,
-            b,
-            cfg,
-            stride=tuple(a[2] for a in axes),
-            padding=_padding_arg(cfg),
-            dilation=tuple(a[3] for a in axes),
-        )
-    assert got.shape == expected.shape
-    np.testing.assert_allclose(got, expected, rtol=1e-10, atol=1e-10)
+def test_conv_matches_oracle(algorithm, case):
+    _matches_oracle(algorithm, case)
 
 
 @pytest.mark.parametrize("algorithm", ["taps", "gemm", JIT_GEMM, JIT_DIRECT, JIT_PIXELS, JIT_PATCHES, None])
 @SETTINGS
 @given(configs(transposed=True))
-def test_conv_transpose_matches_oracle(algorithm, cfg):
-    assume(_expected_size(cfg, True) is not None)
-    if not cfg["batched"]:
-        cfg["batch"] = 1
-    x, w, b = _arrays(cfg, True)
-    axes = cfg["axes"]
-    expected = naive_conv_transpose(
-        x,
-        w,
-        b,
-        stride=[a[2] for a in axes],
-        pads=[(a[4], a[5]) for a in axes],
-        output_padding=[a[6] for a in axes],
-        dilation=[a[3] for a in axes],
-        groups=cfg["groups"],
-    )
-    with tconv.use_algorithm(_forced(algorithm, cfg)):
-        got = _call(
-            tconv.conv_transpose,
-            x,
-            w,
-            b,
-            cfg,
-            stride=tuple(a[2] for a in axes),
-            padding=_padding_arg(cfg),
-            output_padding=tuple(a[6] for a in axes),
-            dilation=tuple(a[3] for a in axes),
-        )
-    assert got.shape == expected.shape
-    np.testing.assert_allclose(got, expected, rtol=1e-10, atol=1e-10)
+def test_conv_transpose_matches_oracle(algorithm, case):
+    _matches_oracle(algorithm, case)
 
 
 @SETTINGS
 @given(configs(transposed=True))
-def test_output_size_selects_output_padding(cfg):
+def test_output_size_selects_output_padding(case):
     """output_size = the oracle's size for some output_padding gives that output."""
-    size = _expected_size(cfg, True)
+    size = case.output_size()
     assume(size is not None)
-    x, w, b = _arrays(cfg, True)
-    axes = cfg["axes"]
-    expected = naive_conv_transpose(
-        x,
-        w,
-        b,
-        stride=[a[2] for a in axes],
-        pads=[(a[4], a[5]) for a in axes],
-        output_padding=[a[6] for a in axes],
-        dilation=[a[3] for a in axes],
-        groups=cfg["groups"],
-    )
-    got = tconv.conv_transpose(
-        x,
-        w,
-        b,
-        stride=[a[2] for a in axes],
-        padding=[(a[4], a[5]) for a in axes],
-        output_size=size,
-        dilation=[a[3] for a in axes],
-        groups=cfg["groups"],
-    )
+    x, w, b = case.arrays()
+    expected = case.oracle(x, w, b)
+    options = case.options()
+    del options["output_padding"]
+    got = tconv.conv_transpose(x, w, b, output_size=size, **options)
     np.testing.assert_allclose(got, expected, rtol=1e-10, atol=1e-10)
 
 
 @SETTINGS
 @given(configs(transposed=True))
-def test_conv_transpose_equals_zero_inserted_conv_with_flipped_kernel(cfg):
+def test_conv_transpose_equals_zero_inserted_conv_with_flipped_kernel(case):
     """The equivalent direct convolution (seed 001), built by the test from the oracle:
     s-1 zeros between inputs, padding d*(k-1)-lo and d*(k-1)-hi+op, the kernel flipped,
     channels swapped per group, stride 1."""
-    assume(_expected_size(cfg, True) is not None)
-    x, w, _ = _arrays(cfg, True)
-    axes, g, cin_g, cout_g = cfg["axes"], cfg["groups"], cfg["cin_g"], cfg["cout_g"]
-    d = cfg["d"]
-    pads = [((a[1] - 1) * a[3] - a[4], (a[1] - 1) * a[3] - a[5] + a[6]) for a in axes]
-    spread = insert_zeros_and_pad(x, [a[2] for a in axes], pads)
+    assume(case.output_size() is not None)
+    x, w, _ = case.arrays()
+    axes, g, cin_g, cout_g, d = case.axes, case.groups, case.cin_g, case.cout_g, case.d
+    pads = [((a.kernel - 1) * a.dilation - a.lo, (a.kernel - 1) * a.dilation - a.hi + a.output_padding) for a in axes]
+    spread = insert_zeros_and_pad(x, case.stride, pads)
     # (C_in, C_out/g, *k) -> (C_out, C_in/g, *k), flipped on every spatial axis.
     w_conv = w.reshape(g, cin_g, cout_g, *w.shape[2:]).swapaxes(1, 2).reshape(g * cout_g, cin_g, *w.shape[2:])
     w_conv = np.flip(w_conv, axis=tuple(range(2, 2 + d)))
-    expected = naive_conv(spread, w_conv, dilation=[a[3] for a in axes], groups=g)
+    expected = naive_conv(spread, w_conv, dilation=case.dilation, groups=g)
     # tconv's description of the same equivalence must agree with what the test built.
     for (n, k, s, dil, lo, hi, op), pad in zip(axes, pads):
         eq = tconv.shapes.equivalent_conv(n, k, stride=s, padding=(lo, hi), output_padding=op, dilation=dil)
         assert eq.padding == pad
         assert eq.zeros_between == s - 1
-    got = tconv.conv_transpose(
-        x,
-        w,
-        stride=[a[2] for a in axes],
-        padding=[(a[4], a[5]) for a in axes],
-        output_padding=[a[6] for a in axes],
-        dilation=[a[3] for a in axes],
-        groups=g,
-    )
+    got = tconv.conv_transpose(x, w, **case.options())
     np.testing.assert_allclose(got, expected, rtol=1e-10, atol=1e-10)
 
 
 @SETTINGS
 @given(configs(transposed=False))
-def test_adjoint_identity(cfg):
+def test_adjoint_identity(case):
     """<conv(x, W), y> == <x, conv_transpose(y, W)> with matching options."""
-    out_size = _expected_size(cfg, False)
+    out_size = case.output_size()
     assume(out_size is not None)
-    rng = np.random.default_rng(cfg["seed"])
-    g, cin_g, cout_g = cfg["groups"], cfg["cin_g"], cfg["cout_g"]
-    axes = cfg["axes"]
-    x = rng.standard_normal((2, g * cin_g, *(a[0] for a in axes)))
-    w = rng.standard_normal((g * cout_g, cin_g, *(a[1] for a in axes)))
-    options = dict(
-        stride=[a[2] for a in axes],
-        padding=[(a[4], a[5]) for a in axes],
-        dilation=[a[3] for a in axes],
-        groups=g,
-    )
+    g, cin_g, cout_g = case.groups, case.cin_g, case.cout_g
+    x, w, _ = case.replace(batch=2, bias=False).arrays()
+    options = case.options()
     y_conv = tconv.conv(x, w, **options)
-    y = rng.standard_normal(y_conv.shape)
+    y = np.random.default_rng(case.seed + 1).standard_normal(y_conv.shape)
     # The transposed convolution must return x's size: output_size picks the output padding.
     back = tconv.conv_transpose(
         y,
@@ -341,10 +258,10 @@ def test_gemm_works_in_batch_chunks_under_a_small_budget(monkeypatch, transposed
     w = rng.standard_normal((4, 3, 3, 3)) if transposed else rng.standard_normal((3, 4, 3, 3))
     fn = tconv.conv_transpose if transposed else tconv.conv
     expected = (naive_conv_transpose if transposed else naive_conv)(x, w, stride=[2, 2], pads=[(1, 1), (1, 1)])
-    monkeypatch.setattr(tconv._engine, "MEMORY_BUDGET", 1)  # every sample is its own chunk
+    monkeypatch.setattr(_tuning, "MEMORY_BUDGET", 1)  # every sample is its own chunk
     seen = []
-    real = tconv._engine._batch_chunks
-    monkeypatch.setattr(tconv._engine, "_batch_chunks", lambda *a: seen.append(real(*a)) or seen[-1])
+    real = array_api._batch_chunks
+    monkeypatch.setattr(array_api, "_batch_chunks", lambda *a: seen.append(real(*a)) or seen[-1])
     with tconv.use_algorithm("gemm"):
         np.testing.assert_allclose(fn(x, w, stride=2, padding=1), expected, atol=1e-10)
     assert len(seen[0]) > 1
@@ -359,48 +276,35 @@ def test_forcing_an_unsupported_algorithm_is_an_error():
 
 @SETTINGS
 @given(configs(transposed=True))
-def test_direct_path_matches_oracle(cfg):
+def test_direct_path_matches_oracle(case):
     """Stride 1 as the direct convolution with the flipped kernel (forced; the planner prefers gemm)."""
-    axes = [(n, k, 1, d, min(lo, (k - 1) * d), min(hi, (k - 1) * d), 0) for n, k, _, d, lo, hi, _ in cfg["axes"]]
-    cfg = {**cfg, "axes": axes}
-    assume(_expected_size(cfg, True) is not None)
-    x, w, b = _arrays(cfg, True)
-    pads = [(a[4], a[5]) for a in axes]
-    dilation = [a[3] for a in axes]
-    expected = naive_conv_transpose(x, w, b, pads=pads, dilation=dilation, groups=cfg["groups"])
+    axes = [
+        a._replace(stride=1, lo=min(a.lo, a.kernel_extent - 1), hi=min(a.hi, a.kernel_extent - 1), output_padding=0)
+        for a in case.axes
+    ]
+    case = case.replace(axes=tuple(axes))
+    assume(case.output_size() is not None)
+    x, w, b = case.arrays()
+    expected = case.oracle(x, w, b)
     with tconv.use_algorithm("direct"):
-        got = tconv.conv_transpose(x, w, b, padding=pads, dilation=dilation, groups=cfg["groups"])
+        got = tconv.conv_transpose(x, w, b, padding=case.padding, dilation=case.dilation, groups=case.groups)
     np.testing.assert_allclose(got, expected, rtol=1e-10, atol=1e-10)
 
 
 @SETTINGS
 @given(configs(transposed=True))
-def test_blocked_col2im_matches_oracle(cfg):
+def test_blocked_col2im_matches_oracle(case):
     """The gemm path's blocked overlap-add, forced on every dilation-1 configuration (the planner uses it
     only for large kernel/stride ratios, which these small configurations rarely reach)."""
     from unittest import mock
 
-    axes = [(n, k, s, 1, lo, hi, min(op, s - 1)) for n, k, s, _, lo, hi, op in cfg["axes"]]
-    cfg = {**cfg, "axes": axes}
-    assume(_expected_size(cfg, True) is not None)
-    x, w, b = _arrays(cfg, True)
-    options = dict(
-        stride=[a[2] for a in axes],
-        padding=[(a[4], a[5]) for a in axes],
-        output_padding=[a[6] for a in axes],
-        groups=cfg["groups"],
-    )
-    expected = naive_conv_transpose(
-        x,
-        w,
-        b,
-        stride=options["stride"],
-        pads=options["padding"],
-        output_padding=options["output_padding"],
-        groups=cfg["groups"],
-    )
-    with mock.patch.object(tconv._engine, "_use_blocked_col2im", lambda spec: True), tconv.use_algorithm("gemm"):
-        got = tconv.conv_transpose(x, w, b, **options)
+    axes = [a._replace(dilation=1, output_padding=min(a.output_padding, a.stride - 1)) for a in case.axes]
+    case = case.replace(axes=tuple(axes))
+    assume(case.output_size() is not None)
+    x, w, b = case.arrays()
+    expected = case.oracle(x, w, b)
+    with mock.patch.object(array_api, "_use_blocked_col2im", lambda spec: True), tconv.use_algorithm("gemm"):
+        got = tconv.conv_transpose(x, w, b, **case.options())
     np.testing.assert_allclose(got, expected, rtol=1e-10, atol=1e-10)
 
 
@@ -422,7 +326,7 @@ def test_large_kernel_over_stride_takes_the_blocked_path(shape, kernel, stride, 
         stride=strides,
         padding=padding,
     )
-    assert tconv._engine._use_blocked_col2im(spec)
+    assert array_api._use_blocked_col2im(spec)
     expected = naive_conv_transpose(x, w, stride=strides, pads=[(padding, padding)] * d)
     np.testing.assert_allclose(tconv.conv_transpose(x, w, stride=strides, padding=padding), expected, atol=1e-10)
 

@@ -6,6 +6,7 @@ import numpy as np
 import pytest
 
 import tconv
+from strategies import random_case
 
 torch = pytest.importorskip("torch")
 F = torch.nn.functional
@@ -14,23 +15,24 @@ CONV = {1: F.conv1d, 2: F.conv2d, 3: F.conv3d}
 CONV_T = {1: F.conv_transpose1d, 2: F.conv_transpose2d, 3: F.conv_transpose3d}
 
 
-def _random_config(rng, d, transposed):
-    while True:
-        groups = int(rng.choice([1, 1, 2, 4]))
-        cin_g, cout_g = (int(v) for v in rng.integers(1, 4, size=2))
-        n = rng.integers(1, 7 if d < 3 else 5, size=d).tolist()
-        k = rng.integers(1, 5 if d < 3 else 4, size=d).tolist()
-        s = rng.integers(1, 4, size=d).tolist()
-        dil = rng.integers(1, 3, size=d).tolist()
-        k_eff = [(a - 1) * b + 1 for a, b in zip(k, dil)]
-        p = [int(rng.integers(0, e + 1)) for e in k_eff]
-        op = [int(rng.integers(0, max(a, b))) for a, b in zip(s, dil)] if transposed else [0] * d
-        if transposed:
-            out = [(a - 1) * b + e - 2 * c + o for a, b, e, c, o in zip(n, s, k_eff, p, op)]
-        else:
-            out = [(a + 2 * c - e) // b + 1 if a + 2 * c >= e else 0 for a, b, e, c in zip(n, s, k_eff, p)]
-        if min(out) >= 1:
-            return groups, cin_g, cout_g, n, k, s, dil, p, op
+def _random_case(rng, d, transposed):
+    return random_case(
+        rng,
+        d,
+        transposed,
+        groups=[1, 1, 2, 4],
+        sizes=(1, 7 if d < 3 else 5),
+        kernels=(1, 5 if d < 3 else 4),
+        strides=(1, 4),
+        dilations=(1, 3),
+    )
+
+
+def _torch_options(case):
+    """The case's options as torch.nn.functional takes them: symmetric padding as one int per axis."""
+    options = case.options()
+    options["padding"] = [lo for lo, _ in case.padding]
+    return options
 
 
 @pytest.mark.parametrize("d", [1, 2, 3])
@@ -38,20 +40,14 @@ def _random_config(rng, d, transposed):
 def test_against_torch_functional(d, transposed):
     rng = np.random.default_rng(100 * d + transposed)
     for _ in range(25):
-        groups, cin_g, cout_g, n, k, s, dil, p, op = _random_config(rng, d, transposed)
-        x = rng.standard_normal((2, groups * cin_g, *n))
-        if transposed:
-            w = rng.standard_normal((groups * cin_g, cout_g, *k))
-        else:
-            w = rng.standard_normal((groups * cout_g, cin_g, *k))
-        b = rng.standard_normal(groups * cout_g)
+        case = _random_case(rng, d, transposed)
+        x = rng.standard_normal((2, case.in_channels, *case.input_size))
+        w = rng.standard_normal(case.weight_shape())
+        b = rng.standard_normal(case.out_channels)
         tx, tw, tb = (torch.from_numpy(a) for a in (x, w, b))
-        if transposed:
-            expected = CONV_T[d](tx, tw, tb, stride=s, padding=p, output_padding=op, groups=groups, dilation=dil)
-            got = tconv.conv_transpose(x, w, b, stride=s, padding=p, output_padding=op, groups=groups, dilation=dil)
-        else:
-            expected = CONV[d](tx, tw, tb, stride=s, padding=p, dilation=dil, groups=groups)
-            got = tconv.conv(x, w, b, stride=s, padding=p, dilation=dil, groups=groups)
+        options = _torch_options(case)
+        expected = (CONV_T if transposed else CONV)[d](tx, tw, tb, **options)
+        got = (tconv.conv_transpose if transposed else tconv.conv)(x, w, b, **options)
         assert got.shape == tuple(expected.shape)
         np.testing.assert_allclose(got, expected.numpy(), rtol=1e-10, atol=1e-10)
 

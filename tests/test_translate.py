@@ -14,13 +14,13 @@ import pytest
 
 import tconv
 from oracle import naive_conv, naive_conv_transpose
+from tconv import translate
 from tconv.compat import jax as cjax
 from tconv.compat import keras as ckeras
 from tconv.compat import onnx as connx
 from tconv.compat import paddle as cpaddle
 from tconv.compat import tensorflow as ctf
 from tconv.compat import torch as ctorch
-from tconv import translate
 
 COMPAT = {"torch": ctorch, "tensorflow": ctf, "keras": ckeras, "onnx": connx, "jax": cjax, "paddle": cpaddle}
 

@@ -24,7 +24,7 @@ The public surface:
 """
 
 from . import compat, models, nn, shapes
-from ._engine import algorithms, use_algorithm
+from .engine import algorithms, use_algorithm
 from .grad import conv_grad, conv_transpose_grad
 from .matrix import conv_matrix
 from .ops import conv, conv_transpose

@@ -25,7 +25,8 @@ operation, through the same argument parsing and the same engine.
 The weight gradient is a correlation of the input with the output gradient,
 ``dW[i] = sum_{n, o} dy[n, o] x[n, o*s + i*d - lo]`` (the output gradient acts as
 the kernel, with stride and dilation exchanged); the engine evaluates it tap by
-tap on the windows of the forward pass (see ``_engine._taps_weight_grad``). The
+tap on the windows of the forward pass (``tconv.implementations.array_api``), or
+from an im2col on the compiled path (``tconv.implementations.compiled.im2col``). The
 bias gradient is ``dy`` summed over the batch and the spatial axes.
 """
 
@@ -34,8 +35,9 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any
 
-from . import _engine
+from . import engine
 from ._backend import Array
+from .engine.layout import cast, finish
 from .ops import Call, conv, conv_transpose, parse_call
 from .spec import PaddingArg
 
@@ -47,12 +49,12 @@ def _bias_grad(call: Call) -> Array:
     assert gy is not None  # parse_call was given grad_output
     channel_axis = gy.ndim - 1 if call.channels_last else (1 if call.batched else 0)
     axes = tuple(a for a in range(gy.ndim) if a != channel_axis)
-    total = xp.sum(_engine._cast(xp, gy, call.prepared.compute_dtype), axis=axes)
-    return _engine._finish(xp, total, call.prepared.dtype)
+    total = xp.sum(cast(xp, gy, call.prepared.compute_dtype), axis=axes)
+    return finish(xp, total, call.prepared.dtype)
 
 
 def _weight_grad(call: Call) -> Array:
-    return _engine.run_weight_grad(
+    return engine.run_weight_grad(
         call.prepared,
         call.spec,
         call.prepared.grad_output,
@@ -205,7 +207,7 @@ def conv_transpose_grad(
         channels_last=channels_last,
     )
     spec = call.spec
-    fused = _engine.run_transpose_grads(call.prepared, spec, batched=call.batched, channels_last=channels_last)
+    fused = engine.run_transpose_grads(call.prepared, spec, batched=call.batched, channels_last=channels_last)
     if fused is not None:
         return fused[0], fused[1], _bias_grad(call)
     grad_x = conv(
@@ -222,5 +224,5 @@ def conv_transpose_grad(
         crop = tuple(slice(0, n) for n in spec.input_size)
         lead: tuple[Any, ...] = (slice(None),) if call.batched else ()
         index = (*lead, *crop, slice(None)) if channels_last else (*lead, slice(None), *crop)
-        grad_x = _engine._finish(call.prepared.xp, grad_x[index], call.prepared.dtype)
+        grad_x = finish(call.prepared.xp, grad_x[index], call.prepared.dtype)
     return grad_x, _weight_grad(call), _bias_grad(call)

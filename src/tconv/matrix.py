@@ -8,7 +8,7 @@ from typing import Any
 import array_api_compat
 import numpy as np
 
-from . import _engine
+from ._geometry import tap_windows
 from .ops import parse_call
 from .spec import PaddingArg
 
@@ -120,7 +120,7 @@ def conv_matrix(
     in_channel = (out_channel // c_out_g) * c_in_g + np.arange(c_in_g)[None, :, None]
 
     rows, cols, values = [], [], []
-    for t, _, x_index, out_index in _engine.tap_windows(spec):
+    for t, _, x_index, out_index in tap_windows(spec):
         out_flat = np.ravel_multi_index(
             np.ix_(*(np.arange(n)[sl] for n, sl in zip(spec.output_size, out_index))), spec.output_size
         ).ravel()

@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any, NamedTuple
 
-from . import _engine
+from . import engine
 from ._backend import Array, Prepared, prepare
 from .spec import ConvSpec, PaddingArg, parse_groups
 
@@ -119,7 +119,7 @@ def parse_call(
 
 def _forward(transposed: bool, x: Any, weight: Any, bias: Any, **options: Any) -> Array:
     call = parse_call(transposed, x, weight, bias, **options)
-    return _engine.run(call.prepared, call.spec, batched=call.batched, channels_last=call.channels_last)
+    return engine.run(call.prepared, call.spec, batched=call.batched, channels_last=call.channels_last)
 
 
 def conv(

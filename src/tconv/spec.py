@@ -300,13 +300,3 @@ class ConvSpec:
             padding=self.padding[axis],
             dilation=self.dilation[axis],
         )
-
-
-def overlap(offset: int, stride: int, n_strided: int, n_dense: int) -> tuple[int, int, int]:
-    """Indices ``a`` in ``[0, n_strided)`` whose ``b = a*stride + offset`` lies in ``[0, n_dense)``.
-
-    Returns ``(a0, a1, b0)``: the range ``a0 <= a < a1`` and the first ``b``.
-    """
-    a0 = max(0, -(offset // stride))  # ceil(-offset / stride)
-    a1 = min(n_strided, (n_dense - 1 - offset) // stride + 1)
-    return a0, a1, a0 * stride + offset

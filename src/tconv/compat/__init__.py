@@ -1,7 +1,9 @@
-"""``tconv.compat``: the public name of the framework front ends in :mod:`tconv.frameworks`.
+"""``tconv.compat``: the public name of the framework modules in :mod:`tconv.frameworks`.
 
-``tconv.compat.torch`` *is* ``tconv.frameworks.torch`` (and so on for every framework), registered
-under both names, so ``from tconv.compat import torch as F`` and ``import tconv.compat.keras`` work.
+``tconv.compat.torch`` *is* ``tconv.frameworks.torch`` (and so on for every registered framework),
+registered under both names, so ``from tconv.compat import torch as F`` and ``import tconv.compat.keras``
+work. The six frameworks are imported by name for type checkers; any other registered framework's
+module is added by the loop over the registry.
 """
 
 import sys
@@ -9,6 +11,7 @@ import sys
 from ..frameworks import (
     FORWARD_LAYOUTS,
     FRAMEWORKS,
+    REGISTRY,
     TRANSPOSED_LAYOUTS,
     convert_weight,
     jax,
@@ -19,9 +22,11 @@ from ..frameworks import (
     torch,
 )
 
-for _module in (jax, keras, onnx, paddle, tensorflow, torch):
-    sys.modules[f"{__name__}.{_module.__name__.rsplit('.', 1)[1]}"] = _module
-del _module
+for _name, _framework in REGISTRY.items():
+    _module = sys.modules[type(_framework).__module__]
+    globals()[_name] = _module
+    sys.modules[f"{__name__}.{_name}"] = _module
+del _name, _framework, _module
 
 __all__ = [
     "FORWARD_LAYOUTS",

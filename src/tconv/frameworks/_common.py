@@ -1,6 +1,6 @@
-"""Helpers shared by the framework front ends: layouts, weight conversion, output extension.
+"""Helpers the framework modules share: the array namespace of an argument, integer lists, data formats.
 
-The front ends translate a framework's arguments into tconv's core arguments and
+The framework modules translate a framework's arguments into tconv's core arguments and
 call :func:`tconv.conv` / :func:`tconv.conv_transpose`; nothing here computes a
 convolution or an output size of its own (those come from :mod:`tconv.shapes`).
 """
@@ -14,25 +14,8 @@ from typing import Any
 import array_api_compat
 import numpy as np
 
+from .._arguments import ints_per_axis
 from .._backend import Array
-
-TRANSPOSED_LAYOUTS = {
-    "torch": "(in, out/groups, *k)",
-    "onnx": "(in, out/groups, *k)",
-    "paddle": "(in, out/groups, *k)",
-    "tensorflow": "(*k, out, in)",
-    "keras": "(*k, out, in)",
-    "jax": "(*k, in, out), spatially flipped (lax.conv_transpose with transpose_kernel=False)",
-}
-FORWARD_LAYOUTS = {
-    "torch": "(out, in/groups, *k)",
-    "onnx": "(out, in/groups, *k)",
-    "paddle": "(out, in/groups, *k)",
-    "tensorflow": "(*k, in/groups, out)",
-    "keras": "(*k, in/groups, out)",
-    "jax": "(*k, in/groups, out) (HWIO)",
-}
-FRAMEWORKS = tuple(TRANSPOSED_LAYOUTS)
 
 
 def namespace(a: Any) -> Any:
@@ -67,81 +50,17 @@ def per_axis(value: Any, ndim: int, name: str, default: int | None = None) -> tu
     """
     if value is None and default is not None:
         return (default,) * ndim
-    values = ints(value, name)
-    if len(values) == 1:
-        return values * ndim
-    if len(values) != ndim:
-        raise ValueError(f"{name} must be an int or a sequence of {ndim} ints; received {value!r}")
-    return values
+    return ints_per_axis(value, ndim, name, broadcast_one=True)
 
 
-def flip_spatial(xp: Any, w: Array, spatial_axes: Sequence[int]) -> Array:
-    return xp.flip(w, axis=tuple(spatial_axes))
-
-
-def convert_weight(w: Array, source: str, target: str, *, transposed: bool = True, groups: int = 1) -> Array:
-    """Convert a weight between the frameworks' layouts.
-
-    Transposed convolutions: PyTorch, ONNX and Paddle store ``(in, out/groups, *k)``;
-    TensorFlow and Keras ``(*k, out, in)``; JAX's ``lax.conv_transpose`` with its
-    default ``transpose_kernel=False`` wants ``(*k, in, out)`` *spatially flipped*
-    (it correlates instead of scattering; with ``transpose_kernel=True`` it takes
-    the Keras layout). Forward convolutions: PyTorch, ONNX, Paddle
-    ``(out, in/groups, *k)``; TensorFlow, Keras and JAX (HWIO) ``(*k, in/groups, out)``.
-
-    Parameters
-    ----------
-    w : array
-        The weight, in ``source``'s layout; any array library.
-    source, target : str
-        One of ``'torch'``, ``'onnx'``, ``'paddle'``, ``'tensorflow'``, ``'keras'``, ``'jax'``.
-    transposed : bool
-        Whether ``w`` belongs to a transposed convolution.
-    groups : int
-        The layer's groups. TensorFlow, Keras and JAX transposed convolutions have
-        none, so a grouped transposed weight cannot be converted to them.
+def is_channels_last(data_format: str, ndim: int, name: str = "data_format") -> bool:
+    """Whether a framework's ``data_format`` string (``'NHWC'``, ``'channels_first'``, ...) is channels-last.
 
     Examples
     --------
-    >>> import numpy as np
-    >>> w = np.zeros((8, 4, 5, 5))              # PyTorch ConvTranspose2d(8, 4, 5)
-    >>> convert_weight(w, "torch", "keras").shape
-    (5, 5, 4, 8)
-    >>> convert_weight(np.zeros((4, 8, 3)), "torch", "tensorflow", transposed=False).shape
-    (3, 8, 4)
+    >>> is_channels_last("NHWC", 2), is_channels_last("channels_first", 3)
+    (True, False)
     """
-    for name, value in (("source", source), ("target", target)):
-        if value not in FRAMEWORKS:
-            raise ValueError(f"{name} must be one of {', '.join(map(repr, FRAMEWORKS))}; received {value!r}")
-    xp = namespace(w)
-    w = as_array(xp, w)
-    if w.ndim < 3:
-        raise ValueError(f"w must have at least one spatial axis (ndim >= 3); received shape {tuple(w.shape)}")
-    d = w.ndim - 2
-    channels_last_src = source in ("tensorflow", "keras", "jax")
-    if transposed and groups != 1 and (channels_last_src or target in ("tensorflow", "keras", "jax")):
-        raise ValueError(
-            f"TensorFlow, Keras and JAX transposed convolutions have no groups; received groups={groups}. "
-            "Run one transposed convolution per group and concatenate the results instead."
-        )
-    # To the canonical PyTorch layout: (A, B, *k).
-    if channels_last_src:
-        canon = xp.permute_dims(w, (d + 1, d, *range(d)))  # (*k, P, Q) -> (Q, P, *k)
-        if transposed and source == "jax":
-            # (*k, in, out) flipped -> (out, in, *k) flipped -> (in, out, *k)
-            canon = flip_spatial(xp, xp.permute_dims(canon, (1, 0, *range(2, d + 2))), range(2, d + 2))
-    else:
-        canon = w
-    if target in ("tensorflow", "keras", "jax"):
-        if transposed and target == "jax":
-            flipped = flip_spatial(xp, canon, range(2, d + 2))  # (in, out, *k) flipped
-            return xp.permute_dims(flipped, (*range(2, d + 2), 0, 1))  # -> (*k, in, out)
-        return xp.permute_dims(canon, (*range(2, d + 2), 1, 0))  # (Q, P, *k) -> (*k, P, Q)
-    return canon
-
-
-def layout_axes(data_format: str, ndim: int, name: str = "data_format") -> bool:
-    """Whether a framework's data_format string is channels-last."""
     spatial = {1: ("W", "L"), 2: ("HW",), 3: ("DHW",)}.get(ndim, ())
     if not isinstance(data_format, str):
         raise TypeError(f"{name} must be a string; received {data_format!r}")

@@ -1,5 +1,9 @@
 """JAX's ``lax.conv_general_dilated`` and ``lax.conv_transpose``, with ``jax.lax``'s meaning of each argument.
 
+This module is long because a framework is one module: ``lax``'s dimension numbers, its two functions, its two
+meanings of explicit padding, and :class:`Jax` (reading its call, writing a layer as its call,
+running it for ``tconv bench``).
+
 ``conv_general_dilated`` with ``lhs_dilation > 1`` inserts ``lhs_dilation - 1`` zeros
 between input elements and then correlates at the given padding: a transposed
 convolution written as a direct one. tconv computes it as :func:`tconv.conv_transpose`
@@ -27,16 +31,19 @@ array([  1.,  10., 102.,  20., 203.,  30.])
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
 from .. import shapes
 from .._backend import Array, extend
 from ..ops import conv as _core_conv
 from ..ops import conv_transpose as _core_conv_transpose
+from ..spec import ConvSpec
 from ._common import as_array, ints, namespace
+from ._writing import keyword_code, weight_line, with_code
+from .base import Arguments, BenchmarkCase, Framework, FrameworkCall, Options, flipped_forward_weight
 
-__all__ = ["conv_general_dilated", "conv_transpose", "dilated_to_core", "transpose_pads"]
+__all__ = ["FRAMEWORK", "Jax", "conv_general_dilated", "conv_transpose", "dilated_to_core", "transpose_pads"]
 
 _TRANSPOSE_DEFAULTS = {
     2: ("NC", "IO", "NC"),
@@ -306,3 +313,193 @@ def conv_transpose(
         rhs_dilation=dilation,
         dimension_numbers=dimension_numbers,
     )
+
+
+def _inserted_padding(spec: ConvSpec) -> list[tuple[int, int]]:
+    """The padding of the zero-inserted input that gives a transposed ``spec``: ``d*(k-1) - crop``
+    (the end's output padding added)."""
+    pads = []
+    for k, dil, (lo, hi), op in zip(spec.kernel_size, spec.dilation, spec.padding, spec.output_padding):
+        reach = shapes.dilated_kernel_size(k, dil) - 1
+        pads.append((reach - lo, reach - hi + op))
+    return pads
+
+
+class Jax(Framework):
+    """JAX's rules: ``lax.conv_general_dilated`` and ``lax.conv_transpose`` (its legacy explicit padding)."""
+
+    name = "jax"
+    display_name = "JAX"
+    transposed_layout = "(*k, in, out), spatially flipped (lax.conv_transpose with transpose_kernel=False)"
+    forward_layout = "(*k, in/groups, out) (HWIO)"
+    kernel_first = True
+    flips_transposed_weight = True
+    transposed_groups = False
+    runtime = "jax"
+
+    def read(
+        self,
+        transposed: bool,
+        input_size: Sequence[int],
+        kernel_size: Sequence[int],
+        arguments: Mapping[str, Any],
+        *,
+        channels_last: bool | None = None,
+    ) -> dict[str, Any]:
+        """``lax.conv_transpose``'s ``strides``, ``padding``, ``rhs_dilation``, ``use_consistent_padding``,
+        ``transpose_kernel``, or ``lax.conv_general_dilated``'s ``window_strides``, ``padding``,
+        ``rhs_dilation``, ``feature_group_count``; a transposed call whose output JAX pads with zeros is refused.
+
+        Examples
+        --------
+        >>> FRAMEWORK.read(True, (3,), (3,), {"strides": (2,), "padding": "SAME"})["padding"]
+        ((0, 1),)
+        """
+        ndim = len(kernel_size)
+        given = Arguments(self.name, arguments)
+        dilation = tuple(given.take("rhs_dilation", default=None) or (1,) * ndim)
+        if transposed:
+            stride = tuple(int(v) for v in given.take("strides"))
+            pads = transpose_pads(
+                kernel_size,
+                stride,
+                given.take("padding"),
+                dilation,
+                given.take("use_consistent_padding", default=False),
+            )
+            given.take("transpose_kernel")
+            crops, output_padding, extra = dilated_to_core(kernel_size, stride, dilation, pads)
+            if any(b or e for b, e in extra):
+                raise ValueError(f"this lax.conv_transpose pads its output with zeros ({extra}); not translatable")
+            core: dict[str, Any] = {
+                "stride": stride,
+                "padding": tuple(crops),
+                "output_padding": tuple(output_padding),
+                "dilation": dilation,
+                "groups": 1,
+            }
+        else:
+            padding = given.take("padding")
+            if isinstance(padding, str):
+                padding = {"SAME": "same", "SAME_LOWER": "same_lower", "VALID": "valid"}[padding.upper()]
+            stride = tuple(int(v) for v in given.take("window_strides"))
+            core = {"stride": stride, "padding": padding, "dilation": dilation}
+            core["groups"] = given.take("feature_group_count", default=1)
+        given.finish()
+        return core
+
+    def write(self, spec: ConvSpec) -> FrameworkCall:
+        d = spec.ndim
+        kwargs: dict[str, Any]
+        if spec.transposed and spec.groups == 1:
+            kwargs = {
+                "strides": spec.stride,
+                "padding": _inserted_padding(spec),
+                "rhs_dilation": spec.dilation,
+                "transpose_kernel": True,
+            }
+            call = FrameworkCall(
+                self.name,
+                "jax.lax",
+                "conv_transpose",
+                kwargs,
+                True,
+                True,
+                "keras",
+                None,
+                spec.output_size,
+                post=((0, 0),) * d,
+                notes=(
+                    "explicit pairs here are lax's legacy meaning: the padding of the zero-inserted "
+                    "input, d*(k-1) - crop",
+                ),
+            )
+            lines = ["from jax import lax", weight_line("keras", True) + "  (transpose_kernel=True)"]
+            lines.append(f"y = lax.conv_transpose(x, w, {keyword_code(kwargs)}) + b")
+            return with_code(call, lines)
+        notes: tuple[str, ...] = ()
+        if spec.transposed:
+            kwargs = {
+                "window_strides": (1,) * d,
+                "padding": _inserted_padding(spec),
+                "lhs_dilation": spec.stride,
+                "rhs_dilation": spec.dilation,
+                "feature_group_count": spec.groups,
+            }
+            layout, notes = (
+                "oihw-flipped",
+                (
+                    "lax.conv_transpose has no groups: conv_general_dilated with lhs_dilation=stride "
+                    "and the flipped, per-group channel-swapped kernel",
+                ),
+            )
+            weight = "w = flip(weight per group (in, out/g, *k) -> (out, in/g, *k), spatial axes)  # OIHW"
+        else:
+            kwargs = {
+                "window_strides": spec.stride,
+                "padding": list(spec.padding),
+                "rhs_dilation": spec.dilation,
+                "feature_group_count": spec.groups,
+            }
+            layout, weight = "torch", "w = weight  # (out, in/groups, *k): OIHW"
+        call = FrameworkCall(
+            self.name,
+            "jax.lax",
+            "conv_general_dilated",
+            kwargs,
+            False,
+            spec.transposed,
+            layout,
+            None,
+            spec.output_size,
+            post=((0, 0),) * d,
+            notes=notes,
+        )
+        lines = [
+            "from jax import lax",
+            weight,
+            f"y = lax.conv_general_dilated(x, w, {keyword_code(kwargs)}) + b[:, None, ...]  # NCHW",
+        ]
+        return with_code(call, lines)
+
+    def options_as_arguments(self, options: Options) -> dict[str, Any]:
+        mode, pairs = options.mode, list(options.pairs or ())
+        arguments: dict[str, Any]
+        if options.transposed:
+            arguments = dict(strides=options.stride, rhs_dilation=options.dilation)
+            if mode:
+                arguments["padding"] = mode.upper()
+            else:
+                arguments.update(padding=pairs, use_consistent_padding=True)
+            return arguments
+        return dict(
+            window_strides=options.stride,
+            rhs_dilation=options.dilation,
+            feature_group_count=options.groups,
+            padding=mode.upper() if mode else pairs,
+        )
+
+    def benchmark(self, case: BenchmarkCase) -> Callable[[], Any] | None:
+        spec, x, w = case.spec, case.x, case.w
+        if case.grad:
+            return None
+        import jax
+
+        # The zero-inserted correlation with the flipped, per-group channel-swapped kernel (OIHW).
+        xj, vj = jax.numpy.asarray(x), jax.numpy.asarray(flipped_forward_weight(w, spec.groups))
+        pads = _inserted_padding(spec)
+        fn = jax.jit(
+            lambda a, k: jax.lax.conv_general_dilated(
+                a,
+                k,
+                (1,) * spec.ndim,
+                pads,
+                lhs_dilation=spec.stride,
+                rhs_dilation=spec.dilation,
+                feature_group_count=spec.groups,
+            )
+        )
+        return lambda: fn(xj, vj).block_until_ready()
+
+
+FRAMEWORK = Jax()

@@ -3,7 +3,7 @@
 Keras ``Conv{1,2,3}DTranspose`` computes its output length with its own rule
 (:func:`conv_transpose_output_length`) and then runs TensorFlow's
 ``conv_transpose`` with that ``output_shape``, so the crop is TensorFlow's
-(:func:`tconv.compat.tensorflow.resolve_conv_transpose`):
+(:func:`tconv.compat.tensorflow.resolve_conv_transpose`); :meth:`Keras.read` gives the core arguments:
 
 * ``output_padding=None``: ``'same'`` gives ``n*s``; ``'valid'`` gives
   ``n*s + max(k_eff - s, 0)`` (the full output, or ``n*s`` when the kernel is
@@ -27,22 +27,35 @@ Examples
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 from .. import shapes
 from .._backend import Array
 from ..ops import conv as _core_conv
 from ..ops import conv_transpose as _core_conv_transpose
-from ._common import as_array, convert_weight, layout_axes, namespace, per_axis
+from ..spec import ConvSpec
+from ._common import as_array, is_channels_last, namespace, per_axis
+from ._writing import (
+    channels_last_tail,
+    extends,
+    fmt,
+    group_split,
+    keyword_code,
+    output_size,
+    post_crop,
+    weight_line,
+    with_code,
+)
+from .base import Arguments, Framework, FrameworkCall, Options, convert_weight
 from .tensorflow import resolve_conv_transpose
 
 __all__ = [
+    "FRAMEWORK",
+    "Keras",
     "conv",
-    "conv_arguments",
     "conv_output_length",
     "conv_transpose",
-    "conv_transpose_arguments",
     "conv_transpose_output_length",
 ]
 
@@ -88,30 +101,15 @@ def conv_output_length(input_length: int, kernel_size: int, padding: str, stride
     return shapes.conv_output_size(input_length, kernel_size, stride=stride, padding=pad, dilation=dilation)
 
 
-def conv_transpose_arguments(
+def _transposed_arguments(
     input_size: Sequence[int],
     kernel_size: Sequence[int],
-    *,
-    strides: int | Sequence[int] = 1,
-    padding: str = "valid",
-    output_padding: int | Sequence[int] | None = None,
-    dilation_rate: int | Sequence[int] = 1,
+    strides: int | Sequence[int],
+    padding: str,
+    output_padding: int | Sequence[int] | None,
+    dilation_rate: int | Sequence[int],
 ) -> dict[str, Any]:
-    """The core arguments (for :func:`tconv.conv_transpose`) of a Keras transposed convolution.
-
-    Returns ``stride``, ``padding`` (``(lo, hi)`` pairs), ``output_padding`` and
-    ``dilation``. Keras's checks apply: ``output_padding`` must be below the
-    stride on every axis.
-
-    Examples
-    --------
-    Seed 000's generator layers:
-
-    >>> conv_transpose_arguments((7, 7), (5, 5), strides=2, padding="same")["padding"]
-    ((1, 2), (1, 2))
-    >>> conv_transpose_arguments((3,), (3,), strides=2, padding="same", output_padding=0)["padding"]
-    ((1, 1),)
-    """
+    """``stride``, ``padding`` (pairs), ``output_padding`` and ``dilation`` of a Keras transposed convolution."""
     ndim = len(kernel_size)
     mode = _padding_mode(padding, ("valid", "same"))
     stride = per_axis(strides, ndim, "strides")
@@ -132,21 +130,14 @@ def conv_transpose_arguments(
     return {"stride": stride, "padding": pairs, "output_padding": core_ops, "dilation": dilation}
 
 
-def conv_arguments(
+def _forward_arguments(
     input_size: Sequence[int],
     kernel_size: Sequence[int],
-    *,
-    strides: int | Sequence[int] = 1,
-    padding: str = "valid",
-    dilation_rate: int | Sequence[int] = 1,
+    strides: int | Sequence[int],
+    padding: str,
+    dilation_rate: int | Sequence[int],
 ) -> dict[str, Any]:
-    """The core arguments (for :func:`tconv.conv`) of a Keras convolution (``'causal'`` included).
-
-    Examples
-    --------
-    >>> conv_arguments((10,), (3,), padding="causal", dilation_rate=2)["padding"]
-    ((4, 0),)
-    """
+    """``stride``, ``padding`` (pairs) and ``dilation`` of a Keras convolution (``'causal'`` included)."""
     ndim = len(kernel_size)
     mode = _padding_mode(padding, ("valid", "same", "causal"))
     stride = per_axis(strides, ndim, "strides")
@@ -175,7 +166,7 @@ def _layout(inputs: Any, kernel: Any, data_format: str | None) -> tuple[Any, Arr
     ndim = kernel.ndim - 2
     if ndim < 1:
         raise ValueError(f"kernel must have at least 3 dimensions; received shape {tuple(kernel.shape)}")
-    channels_last = layout_axes(data_format or "channels_last", ndim)
+    channels_last = is_channels_last(data_format or "channels_last", ndim)
     if inputs.ndim != ndim + 2:
         raise ValueError(
             f"inputs must have {ndim + 2} dimensions for a kernel of shape {tuple(kernel.shape)}; "
@@ -206,13 +197,11 @@ def conv_transpose(
     """
     _, inputs, kernel, ndim, channels_last = _layout(inputs, kernel, data_format)
     spatial = tuple(int(n) for n in (inputs.shape[1:-1] if channels_last else inputs.shape[2:]))
-    arguments = conv_transpose_arguments(
+    arguments = FRAMEWORK.read(
+        True,
         spatial,
         tuple(int(k) for k in kernel.shape[:ndim]),
-        strides=strides,
-        padding=padding,
-        output_padding=output_padding,
-        dilation_rate=dilation_rate,
+        {"strides": strides, "padding": padding, "output_padding": output_padding, "dilation_rate": dilation_rate},
     )
     return _core_conv_transpose(
         inputs, convert_weight(kernel, "keras", "torch"), channels_last=channels_last, **arguments
@@ -234,17 +223,191 @@ def conv(
     per_group = int(kernel.shape[-2])
     if channels_in % per_group:
         raise ValueError(f"the inputs' {channels_in} channels must be a multiple of kernel.shape[-2] = {per_group}")
-    arguments = conv_arguments(
+    arguments = FRAMEWORK.read(
+        False,
         spatial,
         tuple(int(k) for k in kernel.shape[:ndim]),
-        strides=strides,
-        padding=padding,
-        dilation_rate=dilation_rate,
+        {"strides": strides, "padding": padding, "dilation_rate": dilation_rate, "groups": channels_in // per_group},
     )
     return _core_conv(
-        inputs,
-        convert_weight(kernel, "keras", "torch", transposed=False),
-        groups=channels_in // per_group,
-        channels_last=channels_last,
-        **arguments,
+        inputs, convert_weight(kernel, "keras", "torch", transposed=False), channels_last=channels_last, **arguments
     )
+
+
+class Keras(Framework):
+    """Keras 3's rules: its output-length rule, ``'same'``/``'valid'``/``'causal'`` padding, channels last."""
+
+    name = "keras"
+    display_name = "Keras"
+    transposed_layout = "(*k, out, in)"
+    forward_layout = "(*k, in/groups, out)"
+    kernel_first = True
+    transposed_groups = False
+
+    def read(
+        self,
+        transposed: bool,
+        input_size: Sequence[int],
+        kernel_size: Sequence[int],
+        arguments: Mapping[str, Any],
+        *,
+        channels_last: bool | None = None,
+    ) -> dict[str, Any]:
+        """Keras's ``strides``, ``padding``, ``dilation_rate``, ``groups`` (and ``output_padding``).
+
+        Keras's checks apply: ``output_padding`` must be below the stride on every axis.
+
+        Examples
+        --------
+        Seed 000's generator layers:
+
+        >>> FRAMEWORK.read(True, (7, 7), (5, 5), {"strides": 2, "padding": "same"})["padding"]
+        ((1, 2), (1, 2))
+        >>> FRAMEWORK.read(True, (3,), (3,), {"strides": 2, "padding": "same", "output_padding": 0})["padding"]
+        ((1, 1),)
+        >>> FRAMEWORK.read(False, (10,), (3,), {"padding": "causal", "dilation_rate": 2})["padding"]
+        ((4, 0),)
+        """
+        given = Arguments(self.name, arguments)
+        groups = given.take("groups", default=1)
+        strides, padding = given.take("strides", default=1), given.take("padding", default="valid")
+        dilation_rate = given.take("dilation_rate", default=1)
+        if transposed:
+            output_padding = given.take("output_padding")
+            core = _transposed_arguments(input_size, kernel_size, strides, padding, output_padding, dilation_rate)
+        else:
+            core = _forward_arguments(input_size, kernel_size, strides, padding, dilation_rate)
+        given.finish()
+        return {**core, "groups": groups}
+
+    def write(self, spec: ConvSpec) -> FrameworkCall:
+        d = spec.ndim
+        split, notes = group_split(spec, self.display_name)
+        pre_pad = None
+        subsample: tuple[int, ...] = ()
+        if spec.transposed:
+            mode, output_padding, post = self._transposed_mode(spec, notes)
+            kwargs: dict[str, Any] = {
+                "strides": spec.stride,
+                "padding": mode,
+                "output_padding": output_padding,
+                "data_format": "channels_last",
+                "dilation_rate": spec.dilation,
+            }
+            function = "conv_transpose"
+            layer_code = (
+                f"keras.layers.Conv{d}DTranspose({spec.out_channels // split}, {fmt(spec.kernel_size)}, "
+                f"strides={fmt(spec.stride)}, padding={mode!r}, output_padding={fmt(output_padding)}, "
+                f"dilation_rate={fmt(spec.dilation)})"
+            )
+        else:
+            post = ((0, 0),) * d
+            mode = ""
+            stride = spec.stride
+            if any(st > 1 for st in spec.stride) and any(dil > 1 for dil in spec.dilation):
+                stride, subsample = (1,) * d, tuple(spec.stride)
+                notes.append("Keras does not combine strides with dilation_rate: run at stride 1 and subsample")
+            for candidate in ("same", "valid", "causal") if not subsample else ():
+                try:
+                    a = _forward_arguments(spec.input_size, spec.kernel_size, spec.stride, candidate, spec.dilation)
+                except ValueError:
+                    continue
+                if a["padding"] == spec.padding:
+                    mode = candidate
+                    break
+            if not mode:
+                mode, pre_pad = "valid", spec.padding
+                notes.append(
+                    "Keras pads only 'same'/'valid'/'causal': add a ZeroPadding layer (or pad the input) first"
+                )
+            kwargs = {
+                "strides": stride,
+                "padding": mode,
+                "data_format": "channels_last",
+                "dilation_rate": spec.dilation,
+            }
+            function = "conv"
+            layer_code = (
+                f"keras.layers.Conv{d}D({spec.out_channels}, {fmt(spec.kernel_size)}, "
+                f"strides={fmt(stride)}, padding={mode!r}, dilation_rate={fmt(spec.dilation)}, "
+                f"groups={spec.groups})"
+            )
+        call = FrameworkCall(
+            self.name,
+            "keras.ops",
+            function,
+            kwargs,
+            True,
+            spec.transposed,
+            self.name,
+            None,
+            output_size(spec, post),
+            pre_pad,
+            post,
+            subsample,
+            split,
+            tuple(notes),
+        )
+        lines = ["import keras", weight_line(self.name, spec.transposed)]
+        if pre_pad is not None:
+            lines.append(f"x = keras.ops.pad(x, {[[0, 0], *[list(p) for p in pre_pad], [0, 0]]})")
+        lines.append(f"y = keras.ops.{function}(x, w, {keyword_code(kwargs)})" + ("" if extends(post) else " + b"))
+        lines.append(f"# as a layer: {layer_code}, then layer.set_weights([w, b])")
+        channels_last_tail(lines, post, subsample)
+        return with_code(call, lines)
+
+    @staticmethod
+    def _transposed_mode(
+        spec: ConvSpec, notes: list[str]
+    ) -> tuple[str, tuple[int, ...] | None, tuple[tuple[int, int], ...]]:
+        """Keras's ``padding`` and ``output_padding`` for a transposed ``spec``, and the crop still to make."""
+        d = spec.ndim
+        for mode in ("same", "valid"):
+            try:
+                a = _transposed_arguments(spec.input_size, spec.kernel_size, spec.stride, mode, None, spec.dilation)
+                if a["padding"] == spec.padding and a["output_padding"] == spec.output_padding:
+                    return mode, None, post_crop(spec, a["padding"], a["output_padding"])
+                per_axis_op = []
+                for axis in range(d):
+                    found = None
+                    for keras_op in range(spec.stride[axis]):
+                        one = _transposed_arguments(
+                            spec.input_size[axis : axis + 1],
+                            spec.kernel_size[axis : axis + 1],
+                            spec.stride[axis],
+                            mode,
+                            keras_op,
+                            spec.dilation[axis],
+                        )
+                        if (
+                            one["padding"][0] == spec.padding[axis]
+                            and one["output_padding"][0] == spec.output_padding[axis]
+                        ):
+                            found = keras_op
+                            break
+                    per_axis_op.append(found)
+                if all(op is not None for op in per_axis_op):
+                    return mode, tuple(per_axis_op), post_crop(spec, spec.padding, spec.output_padding)  # type: ignore[arg-type]
+            except ValueError:
+                continue
+        a = _transposed_arguments(spec.input_size, spec.kernel_size, spec.stride, "valid", None, spec.dilation)
+        notes.append("Keras's 'same'/'valid' cannot place this crop: use 'valid' and slice the output")
+        return "valid", None, post_crop(spec, a["padding"], a["output_padding"])
+
+    def options_as_arguments(self, options: Options) -> dict[str, Any]:
+        mode = options.mode
+        if mode not in ("same", "valid") and not (mode == "causal" and not options.transposed):
+            raise ValueError(f"Keras takes padding 'same' or 'valid'; received padding={options.padding!r}")
+        arguments: dict[str, Any] = dict(strides=options.stride, padding=mode, dilation_rate=options.dilation)
+        if options.transposed:
+            arguments["output_padding"] = options.output_padding
+            if options.groups > 1:
+                raise ValueError(
+                    f"{self.name} transposed convolutions have no groups; received groups={options.groups}"
+                )
+        elif options.groups > 1:
+            arguments["groups"] = options.groups
+        return arguments
+
+
+FRAMEWORK = Keras()

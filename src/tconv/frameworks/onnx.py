@@ -24,16 +24,19 @@ array([ 10., 102.,  20., 203.,  30., 300.])
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
 from .. import shapes
 from .._backend import Array, extend
 from ..ops import conv as _core_conv
 from ..ops import conv_transpose as _core_conv_transpose
+from ..spec import ConvSpec
 from ._common import as_array, ints, namespace
+from ._writing import crop_code, extends, keyword_code, output_padding_below_stride, output_size, weight_line, with_code
+from .base import Arguments, BenchmarkCase, Framework, FrameworkCall, Options
 
-__all__ = ["conv", "conv_transpose", "conv_transpose_pads"]
+__all__ = ["FRAMEWORK", "Onnx", "conv", "conv_transpose", "conv_transpose_pads"]
 
 _AUTO_PADS = ("NOTSET", "SAME_UPPER", "SAME_LOWER", "VALID")
 
@@ -87,20 +90,22 @@ def conv(
 ) -> Array:
     """ONNX ``Conv``."""
     _, X, W, ndim = _common(X, W, kernel_shape, auto_pad)
-    padding: Any
-    if auto_pad == "NOTSET":
-        padding = _pads_pairs(pads, ndim)
-    else:
-        padding = {"SAME_UPPER": "same", "SAME_LOWER": "same_lower", "VALID": "valid"}[auto_pad]
     return _core_conv(
         X,
         W,
         B,
         stride=_attribute(strides, ndim, "strides", 1),
-        padding=padding,
+        padding=_forward_padding(auto_pad, pads, ndim),
         dilation=_attribute(dilations, ndim, "dilations", 1),
         groups=group,
     )
+
+
+def _forward_padding(auto_pad: str, pads: Any, ndim: int) -> Any:
+    """``Conv``'s padding as core padding: ``pads`` as pairs, or ``auto_pad`` as tconv's string."""
+    if auto_pad == "NOTSET":
+        return _pads_pairs(pads, ndim)
+    return {"SAME_UPPER": "same", "SAME_LOWER": "same_lower", "VALID": "valid"}[auto_pad]
 
 
 def conv_transpose_pads(
@@ -200,3 +205,147 @@ def conv_transpose(
             raise ValueError(f"B must have shape ({out.shape[1]},); received {tuple(B.shape)}")
         out = out + xp.reshape(B, (1, -1, *(1,) * ndim))
     return out
+
+
+class Onnx(Framework):
+    """ONNX's rules: ``Conv``/``ConvTranspose`` attributes, ``pads`` as begins then ends, ``auto_pad``."""
+
+    name = "onnx"
+    display_name = "ONNX"
+    transposed_layout = "(in, out/groups, *k)"
+    forward_layout = "(out, in/groups, *k)"
+    runtime = "onnxruntime"
+
+    def read(
+        self,
+        transposed: bool,
+        input_size: Sequence[int],
+        kernel_size: Sequence[int],
+        arguments: Mapping[str, Any],
+        *,
+        channels_last: bool | None = None,
+    ) -> dict[str, Any]:
+        """ONNX's ``strides``, ``dilations``, ``auto_pad``, ``pads``, ``group`` (and ``output_padding``,
+        ``output_shape``); a ``ConvTranspose`` whose output ONNX pads with zeros is refused.
+
+        Examples
+        --------
+        >>> FRAMEWORK.read(True, (3,), (3,), {"strides": [2], "auto_pad": "SAME_LOWER"})["padding"]
+        ((1, 0),)
+        """
+        ndim = len(kernel_size)
+        given = Arguments(self.name, arguments)
+        stride = _attribute(given.take("strides"), ndim, "strides", 1)
+        dilation = _attribute(given.take("dilations"), ndim, "dilations", 1)
+        auto_pad, pads = given.take("auto_pad", default="NOTSET"), given.take("pads")
+        core: dict[str, Any] = {"stride": stride, "dilation": dilation, "groups": given.take("group", default=1)}
+        if transposed:
+            op = _attribute(given.take("output_padding"), ndim, "output_padding", 0)
+            pairs = conv_transpose_pads(
+                input_size,
+                kernel_size,
+                auto_pad=auto_pad,
+                dilations=dilation,
+                output_padding=op,
+                output_shape=given.take("output_shape"),
+                pads=pads,
+                strides=stride,
+            )
+            if any(b < 0 or e < 0 for b, e in pairs):
+                raise ValueError(f"this ONNX ConvTranspose pads its output with zeros ({pairs}); not translatable")
+            core.update(padding=tuple(pairs), output_padding=op)
+        else:
+            core["padding"] = _forward_padding(auto_pad, pads, ndim)
+        given.finish()
+        return core
+
+    def write(self, spec: ConvSpec) -> FrameworkCall:
+        his, ops, post = output_padding_below_stride(spec)
+        notes = ["ONNX Runtime refuses output_padding >= stride: append the rest as zeros"] if extends(post) else []
+        kwargs: dict[str, Any] = {
+            "strides": list(spec.stride),
+            "pads": [lo for lo, _ in spec.padding] + his,
+            "dilations": list(spec.dilation),
+            "group": spec.groups,
+        }
+        if spec.transposed:
+            kwargs["output_padding"] = ops
+        function = "conv_transpose" if spec.transposed else "conv"
+        call = FrameworkCall(
+            self.name,
+            "onnx",
+            function,
+            kwargs,
+            False,
+            spec.transposed,
+            self.name,
+            "B",
+            output_size(spec, post),
+            post=post,
+            notes=tuple(notes),
+        )
+        op_type = "ConvTranspose" if spec.transposed else "Conv"
+        lines = [
+            "from onnx import helper",
+            weight_line(self.name, spec.transposed),
+            f'node = helper.make_node("{op_type}", ["X", "W", "B"], ["Y"], {keyword_code(kwargs)})',
+        ]
+        crop = crop_code(post, False)
+        if crop:
+            lines.append(crop + "  (then add B)")
+        return with_code(call, lines)
+
+    def options_as_arguments(self, options: Options) -> dict[str, Any]:
+        arguments: dict[str, Any] = dict(strides=options.stride, dilations=options.dilation, group=options.groups)
+        if options.mode:
+            arguments["auto_pad"] = {"same": "SAME_UPPER", "same_lower": "SAME_LOWER", "valid": "VALID"}[options.mode]
+        else:
+            pairs = options.pairs or ()
+            arguments["pads"] = [lo for lo, _ in pairs] + [hi for _, hi in pairs]
+        if options.transposed:
+            arguments["output_padding"] = options.output_padding or (0,) * options.ndim
+            if options.output_size is not None:
+                arguments["output_shape"] = options.output_size
+        return arguments
+
+    def benchmark(self, case: BenchmarkCase) -> Callable[[], Any] | None:
+        spec, x, w, b = case.spec, case.x, case.w, case.b
+        if case.grad:
+            return None
+        import onnxruntime as ort
+        from onnx import TensorProto, helper
+
+        inputs = ["X", "W"] + (["B"] if b is not None else [])
+        node = helper.make_node(
+            "ConvTranspose",
+            inputs,
+            ["Y"],
+            strides=list(spec.stride),
+            pads=[lo for lo, _ in spec.padding] + [hi for _, hi in spec.padding],
+            output_padding=list(spec.output_padding),
+            dilations=list(spec.dilation),
+            group=spec.groups,
+        )
+        graph = helper.make_graph(
+            [node],
+            "g",
+            [helper.make_tensor_value_info("X", TensorProto.FLOAT, list(x.shape))],
+            [helper.make_tensor_value_info("Y", TensorProto.FLOAT, None)],
+            [
+                helper.make_tensor(n, TensorProto.FLOAT, list(a.shape), a.ravel())
+                for n, a in zip(inputs[1:], [w, b])
+                if a is not None
+            ],
+        )
+        model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 22)])
+        model.ir_version = 10
+        options = ort.SessionOptions()
+        options.intra_op_num_threads = case.threads
+        # ONNX Runtime's threads spin-wait after a run by default, stealing the cores from whichever
+        # framework runs next; the benchmark takes turns, so they must sleep instead.
+        options.add_session_config_entry("session.intra_op.allow_spinning", "0")
+        session = ort.InferenceSession(model.SerializeToString(), options, providers=["CPUExecutionProvider"])
+        return lambda: session.run(None, {"X": x})
+
+
+FRAMEWORK = Onnx()

@@ -23,23 +23,27 @@ array([ 10., 102.,  20., 203.,  30.])
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 from .. import shapes
 from .._backend import Array
 from ..ops import conv as _core_conv
 from ..ops import conv_transpose as _core_conv_transpose
-from ._common import as_array, ints, layout_axes, namespace, per_axis
+from ..spec import ConvSpec
+from ._common import as_array, ints, is_channels_last, namespace, per_axis
+from ._writing import crop_code, extends, keyword_code, output_padding_below_stride, output_size, weight_line, with_code
+from .base import Arguments, Framework, FrameworkCall, Options
 
 __all__ = [
+    "FRAMEWORK",
+    "Paddle",
     "conv1d",
     "conv1d_transpose",
     "conv2d",
     "conv2d_transpose",
     "conv3d",
     "conv3d_transpose",
-    "core_arguments",
     "same_padding",
 ]
 
@@ -82,61 +86,6 @@ def _padding_pairs(padding: Any, ndim: int, channels_last: bool) -> tuple[tuple[
     )
 
 
-def core_arguments(
-    input_size: Sequence[int],
-    kernel_size: Sequence[int],
-    *,
-    transposed: bool = True,
-    stride: Any = 1,
-    padding: Any = 0,
-    output_padding: Any = 0,
-    dilation: Any = 1,
-    output_size: Any = None,
-    channels_last: bool = False,
-) -> dict[str, Any]:
-    """Paddle's arguments as tconv's core arguments, with Paddle's checks.
-
-    ``'SAME'`` resets the dilation to 1 in both directions, as Paddle does.
-
-    Examples
-    --------
-    >>> core_arguments((3,), (3,), stride=2, padding="SAME", dilation=2)
-    {'stride': (2,), 'padding': ((1, 1),), 'output_padding': (0,), 'dilation': (1,)}
-    """
-    ndim = len(kernel_size)
-    strides = per_axis(stride, ndim, "stride")
-    dilations = per_axis(dilation, ndim, "dilation")
-    if isinstance(padding, str):
-        mode = padding.upper()
-        if mode not in ("SAME", "VALID"):
-            raise ValueError(f"padding must be 'SAME' or 'VALID' when a string; received {padding!r}")
-        if mode == "SAME":
-            pairs = tuple(same_padding(n, k, s) for n, k, s in zip(input_size, kernel_size, strides))
-            dilations = (1,) * ndim
-        else:
-            pairs = ((0, 0),) * ndim
-    else:
-        pairs = _padding_pairs(padding, ndim, channels_last)
-    if not transposed:
-        return {"stride": strides, "padding": pairs, "dilation": dilations}
-    op = per_axis(output_padding, ndim, "output_padding")
-    if output_size is not None:
-        if any(op):
-            raise ValueError("output_padding option is mutually exclusive with output_size")
-        size = per_axis(output_size, ndim, "output_size")
-        derived = []
-        for n, k, s, p, d, want in zip(input_size, kernel_size, strides, pairs, dilations, size):
-            smallest = shapes.conv_transpose_output_size(n, k, stride=s, padding=p, dilation=d)
-            if not smallest <= want < smallest + s:
-                raise ValueError(
-                    f"output_size {list(size)} is out of range: Paddle admits {smallest} to {smallest + s - 1} "
-                    f"on an axis with input size {n}"
-                )
-            derived.append(want - smallest)
-        op = tuple(derived)
-    return {"stride": strides, "padding": pairs, "output_padding": op, "dilation": dilations}
-
-
 def _conv_transpose(
     ndim: int,
     x: Array,
@@ -157,19 +106,23 @@ def _conv_transpose(
             f"conv{ndim}d_transpose expects a {ndim + 2}-D input and weight; received x of shape "
             f"{tuple(x.shape)} and weight of shape {tuple(weight.shape)}"
         )
-    channels_last = layout_axes(data_format, ndim)
+    channels_last = is_channels_last(data_format, ndim)
     spatial = tuple(int(n) for n in (x.shape[1:-1] if channels_last else x.shape[2:]))
-    arguments = core_arguments(
+    arguments = FRAMEWORK.read(
+        True,
         spatial,
         tuple(int(k) for k in weight.shape[2:]),
-        stride=stride,
-        padding=padding,
-        output_padding=output_padding,
-        dilation=dilation,
-        output_size=output_size,
+        {
+            "stride": stride,
+            "padding": padding,
+            "output_padding": output_padding,
+            "dilation": dilation,
+            "groups": groups,
+            "output_size": output_size,
+        },
         channels_last=channels_last,
     )
-    return _core_conv_transpose(x, weight, bias, groups=groups, channels_last=channels_last, **arguments)
+    return _core_conv_transpose(x, weight, bias, channels_last=channels_last, **arguments)
 
 
 def conv1d_transpose(
@@ -247,18 +200,16 @@ def _conv(
             f"conv{ndim}d expects a {ndim + 2}-D input and weight; received x of shape {tuple(x.shape)} and "
             f"weight of shape {tuple(weight.shape)}"
         )
-    channels_last = layout_axes(data_format, ndim)
+    channels_last = is_channels_last(data_format, ndim)
     spatial = tuple(int(n) for n in (x.shape[1:-1] if channels_last else x.shape[2:]))
-    arguments = core_arguments(
+    arguments = FRAMEWORK.read(
+        False,
         spatial,
         tuple(int(k) for k in weight.shape[2:]),
-        transposed=False,
-        stride=stride,
-        padding=padding,
-        dilation=dilation,
+        {"stride": stride, "padding": padding, "dilation": dilation, "groups": groups},
         channels_last=channels_last,
     )
-    return _core_conv(x, weight, bias, groups=groups, channels_last=channels_last, **arguments)
+    return _core_conv(x, weight, bias, channels_last=channels_last, **arguments)
 
 
 def conv1d(
@@ -304,3 +255,140 @@ def conv3d(
 ) -> Array:
     """``paddle.nn.functional.conv3d``."""
     return _conv(3, x, weight, bias, stride, padding, dilation, groups, data_format)
+
+
+class Paddle(Framework):
+    """Paddle's rules: ``paddle.nn.functional``'s arguments, every padding form, its own ``'SAME'``."""
+
+    name = "paddle"
+    display_name = "Paddle"
+    transposed_layout = "(in, out/groups, *k)"
+    forward_layout = "(out, in/groups, *k)"
+
+    def read(
+        self,
+        transposed: bool,
+        input_size: Sequence[int],
+        kernel_size: Sequence[int],
+        arguments: Mapping[str, Any],
+        *,
+        channels_last: bool | None = None,
+    ) -> dict[str, Any]:
+        """Paddle's ``stride``, ``padding``, ``dilation``, ``groups`` (and ``output_padding``, ``output_size``).
+
+        ``'SAME'`` resets the dilation to 1 in both directions, as Paddle does; padding pairs for
+        every dimension are read in the data layout (channels first by default).
+
+        Examples
+        --------
+        >>> FRAMEWORK.read(True, (3,), (3,), {"stride": 2, "padding": "SAME", "dilation": 2})
+        {'stride': (2,), 'padding': ((1, 1),), 'output_padding': (0,), 'dilation': (1,), 'groups': 1}
+        """
+        given = Arguments(self.name, arguments)
+        stride, padding = given.take("stride", default=1), given.take("padding", default=0)
+        dilation = given.take("dilation", default=1)
+        if transposed:
+            output_padding, output_size = given.take("output_padding", default=0), given.take("output_size")
+        ndim = len(kernel_size)
+        strides = per_axis(stride, ndim, "stride")
+        dilations = per_axis(dilation, ndim, "dilation")
+        if isinstance(padding, str):
+            mode = padding.upper()
+            if mode not in ("SAME", "VALID"):
+                raise ValueError(f"padding must be 'SAME' or 'VALID' when a string; received {padding!r}")
+            if mode == "SAME":
+                pairs = tuple(same_padding(n, k, s) for n, k, s in zip(input_size, kernel_size, strides))
+                dilations = (1,) * ndim
+            else:
+                pairs = ((0, 0),) * ndim
+        else:
+            pairs = _padding_pairs(padding, ndim, bool(channels_last))
+        core: dict[str, Any] = {"stride": strides, "padding": pairs}
+        if transposed:
+            core["output_padding"] = _output_padding(
+                input_size, kernel_size, strides, pairs, dilations, output_padding, output_size
+            )
+        core.update(dilation=dilations, groups=given.take("groups", default=1))
+        given.finish()
+        return core
+
+    def write(self, spec: ConvSpec) -> FrameworkCall:
+        d = spec.ndim
+        his, ops, post = output_padding_below_stride(spec)
+        kwargs: dict[str, Any] = {
+            "stride": spec.stride,
+            "padding": [[0, 0], [0, 0], *[[lo, hi] for (lo, _), hi in zip(spec.padding, his)]],
+            "dilation": spec.dilation,
+            "groups": spec.groups,
+        }
+        if spec.transposed:
+            kwargs["output_padding"] = tuple(ops)
+        notes = ["Paddle refuses output_padding >= stride: append the rest as zeros"] if extends(post) else []
+        function = f"conv{d}d_transpose" if spec.transposed else f"conv{d}d"
+        call = FrameworkCall(
+            self.name,
+            "paddle.nn.functional",
+            function,
+            kwargs,
+            False,
+            spec.transposed,
+            self.name,
+            "bias",
+            output_size(spec, post),
+            post=post,
+            notes=tuple(notes),
+        )
+        bias = "None" if extends(post) else "b"
+        lines = [
+            "import paddle.nn.functional as F",
+            weight_line(self.name, spec.transposed),
+            f"y = F.{function}(x, w, {bias}, {keyword_code(kwargs)})",
+        ]
+        crop = crop_code(post, False)
+        if crop:
+            lines.extend([crop, "y = y + b.reshape([1, -1] + [1] * (y.ndim - 2))"])
+        return with_code(call, lines)
+
+    def options_as_arguments(self, options: Options) -> dict[str, Any]:
+        mode = options.mode
+        arguments: dict[str, Any] = dict(
+            stride=options.stride,
+            dilation=options.dilation,
+            groups=options.groups,
+            padding=mode.upper() if mode else [v for p in options.pairs or () for v in p],
+        )
+        if options.transposed:
+            arguments.update(output_padding=options.output_padding or 0, output_size=options.output_size)
+        return arguments
+
+
+def _output_padding(
+    input_size: Sequence[int],
+    kernel_size: Sequence[int],
+    strides: tuple[int, ...],
+    pairs: tuple[tuple[int, int], ...],
+    dilations: tuple[int, ...],
+    output_padding: Any,
+    output_size: Any,
+) -> tuple[int, ...]:
+    """Paddle's output padding: ``output_padding``, or the one that gives ``output_size`` (not both)."""
+    ndim = len(kernel_size)
+    op = per_axis(output_padding, ndim, "output_padding")
+    if output_size is None:
+        return op
+    if any(op):
+        raise ValueError("output_padding option is mutually exclusive with output_size")
+    size = per_axis(output_size, ndim, "output_size")
+    derived = []
+    for n, k, s, p, d, want in zip(input_size, kernel_size, strides, pairs, dilations, size):
+        smallest = shapes.conv_transpose_output_size(n, k, stride=s, padding=p, dilation=d)
+        if not smallest <= want < smallest + s:
+            raise ValueError(
+                f"output_size {list(size)} is out of range: Paddle admits {smallest} to {smallest + s - 1} "
+                f"on an axis with input size {n}"
+            )
+        derived.append(want - smallest)
+    return tuple(derived)
+
+
+FRAMEWORK = Paddle()

@@ -1,5 +1,9 @@
 """TensorFlow's ``tf.nn`` convolutions, with TensorFlow's arguments, layouts and rules.
 
+This module is long because a framework is one module: the eight ``tf.nn`` functions with TensorFlow's signatures,
+its ``output_shape`` rule, and :class:`TensorFlow` (reading its call, writing a layer as its call,
+running it for ``tconv bench``).
+
 Channels last by default (``NWC``/``NHWC``/``NDHWC``; ``NCW``/``NCHW``/``NCDHW``
 also work). Transposed-convolution filters are ``(*k, out, in)``, forward filters
 ``(*k, in/groups, out)`` (groups inferred from the input's channels, as
@@ -24,16 +28,23 @@ array([  1.,  10., 102.,  20., 203.,  30.])
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Mapping, Sequence
 from typing import Any
+
+import numpy as np
 
 from .. import shapes
 from .._backend import Array
 from ..ops import conv
 from ..ops import conv_transpose as _core_conv_transpose
-from ._common import as_array, convert_weight, ints, layout_axes, namespace
+from ..spec import ConvSpec
+from ._common import as_array, ints, is_channels_last, namespace
+from ._writing import channels_last_tail, extends, group_split, keyword_code, post_crop, weight_line, with_code
+from .base import Arguments, BenchmarkCase, Framework, FrameworkCall, Options, Pairs, convert_weight
 
 __all__ = [
+    "FRAMEWORK",
+    "TensorFlow",
     "conv1d",
     "conv1d_transpose",
     "conv2d",
@@ -108,7 +119,6 @@ def resolve_conv_transpose(
     """
     pairs, output_paddings = [], []
     for axis, (n, out, k, s, d) in enumerate(zip(input_size, output_size, kernel_size, strides, dilations)):
-        k_eff = shapes.dilated_kernel_size(k, d)
         if isinstance(padding, str):
             mode = padding.upper()
             if mode == "SAME":
@@ -128,7 +138,7 @@ def resolve_conv_transpose(
                 f"convolution of the output (padding {padding!r}) to give the input size {n}; "
                 f"received {out}, admissible sizes are {admissible.start} to {admissible.stop - 1}"
             )
-        full = (n - 1) * s + k_eff
+        full = shapes.transposed_full_size(n, k, s, d)
         pairs.append(pair)
         output_paddings.append(out - (full - pair[0] - pair[1]))
     return tuple(pairs), tuple(output_paddings)
@@ -150,7 +160,7 @@ def conv_transpose(
     ndim = filters.ndim - 2
     if ndim not in (1, 2, 3):
         raise ValueError(f"filters must have 3, 4 or 5 dimensions; received shape {tuple(filters.shape)}")
-    channels_last = layout_axes(data_format or _DEFAULT_FORMATS[ndim], ndim)
+    channels_last = is_channels_last(data_format or _DEFAULT_FORMATS[ndim], ndim)
     input = as_array(xp, input)
     if input.ndim != ndim + 2:
         raise ValueError(
@@ -258,7 +268,7 @@ def convolution(
     ndim = filters.ndim - 2
     if ndim not in (1, 2, 3):
         raise ValueError(f"filters must have 3, 4 or 5 dimensions; received shape {tuple(filters.shape)}")
-    channels_last = layout_axes(data_format or _DEFAULT_FORMATS[ndim], ndim)
+    channels_last = is_channels_last(data_format or _DEFAULT_FORMATS[ndim], ndim)
     stride = _spatial_values(strides, ndim, channels_last, "strides")
     dilation = _spatial_values(dilations, ndim, channels_last, "dilations")
     if any(s > 1 for s in stride) and any(d > 1 for d in dilation):
@@ -330,3 +340,202 @@ def conv3d(
     """``tf.nn.conv3d``."""
     _check_rank(filters, 3)
     return convolution(input, filters, strides, padding, data_format, dilations)
+
+
+class TensorFlow(Framework):
+    """TensorFlow's rules: ``tf.nn``'s arguments, ``output_shape`` deciding the crop, channels last."""
+
+    name = "tensorflow"
+    display_name = "TensorFlow"
+    transposed_layout = "(*k, out, in)"
+    forward_layout = "(*k, in/groups, out)"
+    kernel_first = True
+    transposed_groups = False
+    runtime = "tensorflow"
+
+    def read(
+        self,
+        transposed: bool,
+        input_size: Sequence[int],
+        kernel_size: Sequence[int],
+        arguments: Mapping[str, Any],
+        *,
+        channels_last: bool | None = None,
+    ) -> dict[str, Any]:
+        """TensorFlow's ``strides``, ``padding``, ``dilations``, ``groups`` (and ``output_shape``, required).
+
+        ``output_shape`` is the spatial sizes or the whole shape; full-rank ``strides``,
+        ``dilations`` and padding pairs are read in the data layout (channels last by default).
+
+        Examples
+        --------
+        >>> FRAMEWORK.read(True, (3,), (3,), {"strides": 2, "output_shape": (6,)})["padding"]
+        ((0, 1),)
+        """
+        ndim = len(kernel_size)
+        last = True if channels_last is None else channels_last
+        given = Arguments(self.name, arguments)
+        groups = given.take("groups", default=1)
+        stride = _spatial_values(given.take("strides", default=1), ndim, last, "strides")
+        dilation = _spatial_values(given.take("dilations"), ndim, last, "dilations")
+        padding = given.take("padding", default="SAME" if transposed else "VALID")
+        if not isinstance(padding, str):
+            padding = [tuple(p) for p in padding]
+            if len(padding) == ndim + 2:
+                padding = padding[1:-1] if last else padding[2:]
+        core: dict[str, Any] = {"stride": stride, "dilation": dilation, "groups": groups}
+        if transposed:
+            output_shape = given.take("output_shape")
+            if output_shape is None:
+                raise ValueError("a TensorFlow transposed convolution needs output_shape (spatial or full)")
+            out = tuple(int(v) for v in output_shape)
+            if len(out) == ndim + 2:
+                out = out[1:-1] if last else out[2:]
+            core["padding"], core["output_padding"] = resolve_conv_transpose(
+                input_size, out, kernel_size, stride, padding, dilation
+            )
+        else:
+            core["padding"] = padding.lower() if isinstance(padding, str) else padding
+        given.finish()
+        return core
+
+    def write(self, spec: ConvSpec) -> FrameworkCall:
+        d = spec.ndim
+        split, notes = group_split(spec, self.display_name)
+        pre_pad = None
+        subsample: tuple[int, ...] = ()
+        if spec.transposed:
+            mode, pairs, op, size = self._transposed_padding(spec, notes)
+            post = post_crop(spec, pairs, op)
+            if any(dil > 1 for dil in spec.dilation):
+                notes.append("TensorFlow's CPU kernels refuse dilations > 1 in conv*_transpose (they run on GPU)")
+            kwargs: dict[str, Any] = {
+                "output_shape": None,
+                "strides": spec.stride,
+                "padding": mode,
+                "dilations": spec.dilation,
+            }
+            function = f"conv{d}d_transpose"
+        else:
+            size = spec.output_size
+            post = ((0, 0),) * d
+            same = tuple(
+                shapes.conv_same_padding(n, k, stride=s, dilation=dil)
+                for n, k, s, dil in zip(spec.input_size, spec.kernel_size, spec.stride, spec.dilation)
+            )
+            if spec.padding == same:
+                padding: Any = "SAME"
+            elif all(p == (0, 0) for p in spec.padding):
+                padding = "VALID"
+            else:
+                padding, pre_pad = "VALID", spec.padding
+                notes.append("pad the input with tf.pad first (tf.nn.convolution takes only SAME or VALID)")
+            stride = spec.stride
+            if any(s > 1 for s in spec.stride) and any(dil > 1 for dil in spec.dilation):
+                if padding == "SAME":
+                    padding, pre_pad = "VALID", spec.padding
+                stride, subsample = (1,) * d, spec.stride
+                notes.append("TensorFlow does not combine strides with dilations: run at stride 1 and subsample")
+            kwargs = {"strides": stride, "padding": padding, "dilations": spec.dilation}
+            function = "convolution"
+        call = FrameworkCall(
+            self.name,
+            "tf.nn",
+            function,
+            kwargs,
+            True,
+            spec.transposed,
+            self.name,
+            None,
+            size,
+            pre_pad,
+            post,
+            subsample,
+            split,
+            tuple(notes),
+        )
+        lines = ["import tensorflow as tf", weight_line(self.name, spec.transposed)]
+        if pre_pad is not None:
+            lines.append(f"x = tf.pad(x, {[[0, 0], *[list(p) for p in pre_pad], [0, 0]]})")
+        shown = {k: (("N", *size, spec.out_channels // split) if k == "output_shape" else v) for k, v in kwargs.items()}
+        args = keyword_code(shown).replace("'N'", "N")
+        lines.append(f"y = tf.nn.{function}(x, w, {args})" + ("" if extends(post) else " + b"))
+        channels_last_tail(lines, post, subsample)
+        return with_code(call, lines)
+
+    @staticmethod
+    def _transposed_padding(spec: ConvSpec, notes: list[str]) -> tuple[Any, Pairs, tuple[int, ...], tuple[int, ...]]:
+        """TensorFlow's ``padding`` for a transposed ``spec``, the crop and output padding it gives, and the
+        size of its output (the full output, to slice, where no padding of TensorFlow's gives the crop)."""
+        given: list[str | Pairs] = ["SAME", "VALID", *([spec.padding] if spec.ndim == 2 else [])]
+        for padding in given:
+            try:
+                pairs, op = resolve_conv_transpose(
+                    spec.input_size, spec.output_size, spec.kernel_size, spec.stride, padding, spec.dilation
+                )
+            except ValueError:
+                continue
+            if pairs == spec.padding and op == spec.output_padding:
+                mode = padding if isinstance(padding, str) else [[0, 0], *(list(p) for p in padding), [0, 0]]
+                return mode, pairs, op, spec.output_size
+        notes.append("TensorFlow cannot place this crop: compute the full output with VALID and slice it")
+        full = tuple(
+            shapes.transposed_full_size(n, k, s, dil)
+            for n, k, s, dil in zip(spec.input_size, spec.kernel_size, spec.stride, spec.dilation)
+        )
+        return "VALID", ((0, 0),) * spec.ndim, (0,) * spec.ndim, full
+
+    def options_as_arguments(self, options: Options) -> dict[str, Any]:
+        mode, pairs = options.mode, options.pairs
+        padding: Any = mode.upper() if mode else [list(p) for p in pairs or ()]
+        arguments: dict[str, Any] = dict(strides=options.stride, padding=padding, dilations=options.dilation)
+        if options.transposed:
+            want = options.output_size
+            if want is None:
+                if mode == "same":
+                    want = tuple(n * s for n, s in zip(options.input_size, options.stride))
+                else:
+                    ops = options.output_padding or (0,) * options.ndim
+                    full = [
+                        shapes.transposed_full_size(n, k, s, d)
+                        for n, k, s, d in zip(options.input_size, options.kernel_size, options.stride, options.dilation)
+                    ]
+                    want = tuple(
+                        f - lo - hi + op for f, (lo, hi), op in zip(full, pairs or ((0, 0),) * options.ndim, ops)
+                    )
+            arguments["output_shape"] = want
+            if options.groups > 1:
+                raise ValueError(
+                    f"{self.name} transposed convolutions have no groups; received groups={options.groups}"
+                )
+        elif options.groups > 1:
+            arguments["groups"] = options.groups
+        return arguments
+
+    def set_threads(self, threads: int) -> None:
+        import tensorflow as tf
+
+        tf.config.threading.set_intra_op_parallelism_threads(threads)
+        tf.config.threading.set_inter_op_parallelism_threads(1)
+
+    def benchmark(self, case: BenchmarkCase) -> Callable[[], Any] | None:
+        spec, x, w = case.spec, case.x, case.w
+        if case.grad or spec.groups != 1 or any(dil != 1 for dil in spec.dilation):
+            return None  # tf.nn.conv*_transpose has no groups, and its CPU kernels refuse dilation
+        d = spec.ndim
+        pairs, _ = resolve_conv_transpose(
+            spec.input_size, spec.output_size, spec.kernel_size, spec.stride, spec.padding, spec.dilation
+        )
+        if pairs != spec.padding or (d != 2 and any(p != (0, 0) for p in spec.padding)):
+            return None
+        import tensorflow as tf
+
+        xt = tf.constant(np.moveaxis(x, 1, -1))
+        ft = tf.constant(np.ascontiguousarray(np.transpose(w, (*range(2, d + 2), 1, 0))))
+        shape = (x.shape[0], *spec.output_size, spec.out_channels)
+        padding = [[0, 0], *(list(p) for p in spec.padding), [0, 0]] if d == 2 else "VALID"
+        fn = tf.function(lambda: tf.nn.conv_transpose(xt, ft, shape, list(spec.stride), padding=padding))
+        return lambda: fn().numpy()
+
+
+FRAMEWORK = TensorFlow()

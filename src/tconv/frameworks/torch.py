@@ -18,22 +18,26 @@ array([[[ 10., 102.,  20., 203.,  30., 300.]]])
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
 from .. import shapes
 from .._backend import Array
 from ..ops import conv, conv_transpose
+from ..spec import ConvSpec
 from ._common import ints, per_axis
+from ._writing import crop_code, keyword_code, output_size, post_crop, weight_line, with_code
+from .base import Arguments, BenchmarkCase, Framework, FrameworkCall, Options
 
 __all__ = [
+    "FRAMEWORK",
+    "Torch",
     "conv1d",
     "conv2d",
     "conv3d",
     "conv_transpose1d",
     "conv_transpose2d",
     "conv_transpose3d",
-    "core_arguments",
     "output_padding_for",
 ]
 
@@ -81,53 +85,6 @@ def output_padding_for(
     return tuple(result)
 
 
-def core_arguments(
-    transposed: bool,
-    input_size: Sequence[int],
-    kernel_size: Sequence[int],
-    *,
-    stride: IntOrSeq = 1,
-    padding: str | IntOrSeq = 0,
-    dilation: IntOrSeq = 1,
-    groups: int = 1,
-    output_padding: IntOrSeq = 0,
-    output_size: Sequence[int] | None = None,
-) -> dict[str, Any]:
-    """PyTorch's arguments as tconv's core arguments, with PyTorch's own checks.
-
-    Examples
-    --------
-    >>> core_arguments(True, (3, 3), (3, 3), stride=2, padding=1, output_size=(6, 6))["output_padding"]
-    (1, 1)
-    """
-    ndim = len(kernel_size)
-    strides = per_axis(stride, ndim, "stride")
-    dilations = per_axis(dilation, ndim, "dilation")
-    core_padding: Any
-    if isinstance(padding, str):
-        if transposed:
-            raise ValueError(
-                f"conv_transpose{ndim}d takes padding as an int or a tuple of ints (PyTorch has no string padding "
-                f"for transposed convolutions); received {padding!r}. Use tconv.conv_transpose(..., padding='same')."
-            )
-        if padding not in ("same", "valid"):
-            raise ValueError(f"padding must be 'same', 'valid', an int or a tuple of ints; received {padding!r}")
-        if padding == "same" and any(s != 1 for s in strides):
-            raise ValueError(
-                f"padding='same' is not supported for strided convolutions in PyTorch; received stride={stride!r}"
-            )
-        core_padding = padding
-    else:
-        core_padding = per_axis(padding, ndim, "padding")
-    arguments: dict[str, Any] = {"stride": strides, "padding": core_padding, "dilation": dilations, "groups": groups}
-    if transposed:
-        ops = per_axis(output_padding, ndim, "output_padding")
-        if output_size is not None:
-            ops = output_padding_for(input_size, output_size, kernel_size, strides, core_padding, dilations)
-        arguments["output_padding"] = ops
-    return arguments
-
-
 def _conv(
     ndim: int,
     input: Array,
@@ -139,14 +96,11 @@ def _conv(
     groups: int,
 ) -> Array:
     _check_rank(input, weight, ndim, "conv")
-    arguments = core_arguments(
+    arguments = FRAMEWORK.read(
         False,
         tuple(int(n) for n in input.shape[-ndim:]),
         tuple(int(k) for k in weight.shape[2:]),
-        stride=stride,
-        padding=padding,
-        dilation=dilation,
-        groups=groups,
+        {"stride": stride, "padding": padding, "dilation": dilation, "groups": groups},
     )
     return conv(input, weight, bias, **arguments)
 
@@ -178,16 +132,18 @@ def _conv_transpose(
     output_size: Sequence[int] | None,
 ) -> Array:
     _check_rank(input, weight, ndim, "conv_transpose")
-    arguments = core_arguments(
+    arguments = FRAMEWORK.read(
         True,
         tuple(int(n) for n in input.shape[-ndim:]),
         tuple(int(k) for k in weight.shape[2:]),
-        stride=stride,
-        padding=padding,
-        dilation=dilation,
-        groups=groups,
-        output_padding=output_padding,
-        output_size=output_size,
+        {
+            "stride": stride,
+            "padding": padding,
+            "dilation": dilation,
+            "groups": groups,
+            "output_padding": output_padding,
+            "output_size": output_size,
+        },
     )
     return conv_transpose(input, weight, bias, **arguments)
 
@@ -277,3 +233,200 @@ def conv_transpose3d(
 ) -> Array:
     """``torch.nn.functional.conv_transpose3d`` (``output_size`` as ``nn.ConvTranspose3d.forward``)."""
     return _conv_transpose(3, input, weight, bias, stride, padding, output_padding, groups, dilation, output_size)
+
+
+class Torch(Framework):
+    """PyTorch's rules: ``torch.nn.functional``'s arguments, symmetric integer padding, ``'same'`` only forward."""
+
+    name = "torch"
+    display_name = "PyTorch"
+    transposed_layout = "(in, out/groups, *k)"
+    forward_layout = "(out, in/groups, *k)"
+    runtime = "torch"
+
+    def read(
+        self,
+        transposed: bool,
+        input_size: Sequence[int],
+        kernel_size: Sequence[int],
+        arguments: Mapping[str, Any],
+        *,
+        channels_last: bool | None = None,
+    ) -> dict[str, Any]:
+        """PyTorch's ``stride``, ``padding``, ``dilation``, ``groups`` (and ``output_padding``, ``output_size``).
+
+        Examples
+        --------
+        >>> FRAMEWORK.read(True, (3, 3), (3, 3), {"stride": 2, "padding": 1, "output_size": (6, 6)})["output_padding"]
+        (1, 1)
+        """
+        given = Arguments(self.name, arguments)
+        stride = given.take("stride", default=1)
+        padding = given.take("padding", default=0)
+        dilation = given.take("dilation", default=1)
+        groups = given.take("groups", default=1)
+        if transposed:
+            output_padding, output_size = given.take("output_padding", default=0), given.take("output_size")
+        ndim = len(kernel_size)
+        strides = per_axis(stride, ndim, "stride")
+        dilations = per_axis(dilation, ndim, "dilation")
+        core_padding: Any
+        if isinstance(padding, str):
+            if transposed:
+                raise ValueError(
+                    f"conv_transpose{ndim}d takes padding as an int or a tuple of ints (PyTorch has no string "
+                    f"padding for transposed convolutions); received {padding!r}. Use "
+                    "tconv.conv_transpose(..., padding='same')."
+                )
+            if padding not in ("same", "valid"):
+                raise ValueError(f"padding must be 'same', 'valid', an int or a tuple of ints; received {padding!r}")
+            if padding == "same" and any(s != 1 for s in strides):
+                raise ValueError(
+                    f"padding='same' is not supported for strided convolutions in PyTorch; received stride={stride!r}"
+                )
+            core_padding = padding
+        else:
+            core_padding = per_axis(padding, ndim, "padding")
+        core: dict[str, Any] = {"stride": strides, "padding": core_padding, "dilation": dilations, "groups": groups}
+        if transposed:
+            core["output_padding"] = per_axis(output_padding, ndim, "output_padding")
+            if output_size is not None:
+                core["output_padding"] = output_padding_for(
+                    input_size, output_size, kernel_size, strides, core_padding, dilations
+                )
+        given.finish()
+        return core
+
+    def write(self, spec: ConvSpec) -> FrameworkCall:
+        d = spec.ndim
+        notes: list[str] = []
+        pre_pad = None
+        if spec.transposed:
+            pads = tuple(min(lo, hi) for lo, hi in spec.padding)
+            ops = []
+            for (_, hi), op, p, s, dil in zip(spec.padding, spec.output_padding, pads, spec.stride, spec.dilation):
+                ops.append(min(max(op - (hi - p), 0), max(s, dil) - 1))
+            post = post_crop(spec, tuple((p, p) for p in pads), ops)
+            kwargs = {
+                "stride": spec.stride,
+                "padding": pads,
+                "output_padding": tuple(ops),
+                "groups": spec.groups,
+                "dilation": spec.dilation,
+            }
+            function = f"conv_transpose{d}d"
+            if any(b or a for b, a in post):
+                notes.append("PyTorch pads symmetrically, so the asymmetric crop needs a slice after the call")
+        else:
+            post = ((0, 0),) * d
+            same = all(s == 1 for s in spec.stride) and spec.padding == tuple(
+                shapes.conv_same_padding(n, k, dilation=dil)
+                for n, k, dil in zip(spec.input_size, spec.kernel_size, spec.dilation)
+            )
+            padding: Any
+            if all(lo == hi for lo, hi in spec.padding):
+                padding = tuple(lo for lo, _ in spec.padding)
+            elif same:
+                padding = "same"
+            else:
+                padding, pre_pad = 0, spec.padding
+                notes.append("PyTorch pads symmetrically: pad the input with F.pad first")
+            kwargs = {"stride": spec.stride, "padding": padding, "dilation": spec.dilation, "groups": spec.groups}
+            function = f"conv{d}d"
+        call = FrameworkCall(
+            self.name,
+            "torch.nn.functional",
+            function,
+            kwargs,
+            False,
+            spec.transposed,
+            self.name,
+            "bias",
+            output_size(spec, post),
+            pre_pad,
+            post,
+            notes=tuple(notes),
+        )
+        lines = ["import torch.nn.functional as F", weight_line(self.name, spec.transposed)]
+        if pre_pad is not None:
+            flat = [v for pair in reversed(pre_pad) for v in pair]
+            lines.append(f"x = F.pad(x, {tuple(flat)})")
+        lines.append(f"y = F.{function}(x, w, b, {keyword_code(kwargs)})")
+        crop = crop_code(post, False)
+        if crop:
+            extra = tuple((b, a) for b, a in post)
+            lines.append(
+                f"{crop:<31} # PyTorch pads symmetrically: crop {extra[0] if len(set(extra)) == 1 else extra} "
+                "more on each axis"
+            )
+        return with_code(call, lines)
+
+    def options_as_arguments(self, options: Options) -> dict[str, Any]:
+        mode, pairs = options.mode, options.pairs
+        if mode in ("same_lower",) or (mode and options.transposed):
+            raise ValueError(
+                f"PyTorch takes integer padding for transposed convolutions; received padding={options.padding!r}"
+            )
+        if pairs is not None and any(lo != hi for lo, hi in pairs):
+            raise ValueError(f"PyTorch padding is symmetric; received padding={options.padding!r}")
+        arguments: dict[str, Any] = dict(
+            stride=options.stride,
+            padding=mode or tuple(lo for lo, _ in pairs or ()),
+            dilation=options.dilation,
+            groups=options.groups,
+        )
+        if options.transposed:
+            arguments.update(output_padding=options.output_padding or 0, output_size=options.output_size)
+        return arguments
+
+    def set_threads(self, threads: int) -> None:
+        import torch
+
+        torch.set_num_threads(threads)
+
+    def benchmark(self, case: BenchmarkCase) -> Callable[[], Any] | None:
+        spec, x, w, b = case.spec, case.x, case.w, case.b
+        import torch
+
+        xt, wt = torch.from_numpy(x), torch.from_numpy(w)
+        bt = None if b is None else torch.from_numpy(b)
+        fn = getattr(torch.nn.functional, f"conv_transpose{spec.ndim}d")
+        if case.channels_last:
+            xt = xt.contiguous(memory_format=torch.channels_last)
+            wt = wt.contiguous(memory_format=torch.channels_last)
+        pads = [lo for lo, _ in spec.padding]
+        args = dict(
+            stride=spec.stride,
+            padding=tuple(pads),
+            output_padding=spec.output_padding,
+            groups=spec.groups,
+            dilation=spec.dilation,
+        )
+        if not case.grad:
+
+            def forward() -> Any:
+                with torch.no_grad():
+                    return fn(xt, wt, bt, **args)
+
+            return forward
+        gy = torch.ones_like(fn(xt, wt, bt, **args))
+
+        def backward() -> Any:
+            return torch.ops.aten.convolution_backward(
+                gy,
+                xt,
+                wt,
+                [spec.out_channels] if bt is not None else None,
+                list(spec.stride),
+                pads,
+                list(spec.dilation),
+                True,
+                list(spec.output_padding),
+                spec.groups,
+                [True, True, bt is not None],
+            )
+
+        return backward
+
+
+FRAMEWORK = Torch()

@@ -28,7 +28,7 @@ True
 """
 
 from . import constraints, initializers, keras, losses, optim, regularizers, torch
-from ._module import Module, Parallel, Parameter, Residual, Sequential, Summary, generator, manual_seed
+from .containers import Parallel, Residual, Sequential
 from .keras import (
     Activation,
     BatchNormalization,
@@ -45,7 +45,9 @@ from .keras import (
     UpSampling2D,
 )
 from .losses import BCELoss, BCEWithLogitsLoss, MSELoss
+from .module import Module, Parameter, generator, manual_seed
 from .optim import SGD, Adam
+from .summary import Summary
 from .torch import (
     AdaptiveAvgPool2d,
     BatchNorm1d,
@@ -67,7 +69,7 @@ from .torch import (
     Tanh,
     Upsample,
 )
-from .training import History
+from .training import History  # also installs the training loop behind Module.compile/fit/evaluate/predict
 
 __all__ = [
     "SGD",

@@ -23,7 +23,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any
 
-from ..frameworks._common import layout_axes
+from ..frameworks import is_channels_last
 from .layers import (
     ActivationLayer,
     AveragePool,
@@ -59,7 +59,7 @@ __all__ = [
 
 
 def _channels_last(data_format: str | None, rank: int) -> bool:
-    return True if data_format is None else layout_axes(data_format, rank)
+    return True if data_format is None else is_channels_last(data_format, rank)
 
 
 class _KerasConv(Convolution):
@@ -274,7 +274,7 @@ class Flatten(FlattenLayer):
     """``keras.layers.Flatten``: channels-first inputs are moved to channels-last first, as Keras does."""
 
     def __init__(self, data_format: str | None = None) -> None:
-        first = data_format is not None and not layout_axes(data_format, 2)
+        first = data_format is not None and not is_channels_last(data_format, 2)
         super().__init__(1, -1, channels_first_to_last=first)
 
 

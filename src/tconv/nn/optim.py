@@ -23,7 +23,7 @@ from typing import Any
 
 import numpy as np
 
-from ._module import Module, Parameter
+from .module import Module, Parameter
 
 __all__ = ["SGD", "Adam", "Optimizer", "get"]
 

@@ -1,5 +1,8 @@
 """Keras-style training: ``fit``, ``evaluate``, ``predict``, and the progress bar they show.
 
+:class:`KerasTrainer` is the :class:`tconv.nn.module.Trainer` that every module's ``compile``/``fit``/
+``evaluate``/``predict`` methods call; importing this module installs it as ``Module.trainer``.
+
 The loop is the one a user writes by hand::
 
     prediction = model(x_batch)
@@ -19,9 +22,10 @@ from typing import Any, TextIO
 
 import numpy as np
 
-from ._module import Module, generator
+from . import losses, optim
+from .module import Module, generator
 
-__all__ = ["History", "evaluate", "fit", "predict", "progress"]
+__all__ = ["History", "KerasTrainer", "evaluate", "fit", "predict", "progress"]
 
 
 @dataclass
@@ -167,3 +171,20 @@ def evaluate(model: Module, x: Any, y: Any, *, batch_size: int = 32) -> float:
     x, y = np.asarray(x), np.asarray(y)
     _check_pair(x, y)
     return model._compiled[1](predict(model, x, batch_size=batch_size), y)
+
+
+class KerasTrainer:
+    """The :class:`tconv.nn.module.Trainer` of this module's functions."""
+
+    def compile(self, model: Module, optimizer: Any, loss: Any) -> None:
+        """Bind the optimizer (a name or an object) to ``model``'s parameters and keep it with the loss."""
+        model._compiled = (optim.get(optimizer, model), losses.get(loss))
+
+    def fit(self, model: Module, x: Any, y: Any, **options: Any) -> History:
+        return fit(model, x, y, **options)
+
+    evaluate = staticmethod(evaluate)
+    predict = staticmethod(predict)
+
+
+Module.trainer = KerasTrainer()

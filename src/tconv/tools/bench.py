@@ -29,6 +29,8 @@ from typing import Any
 import numpy as np
 
 from .. import shapes
+from ..frameworks import REGISTRY, Framework
+from ..frameworks.base import BenchmarkCase
 
 __all__ = ["CASES", "Case", "main", "run"]
 
@@ -117,107 +119,16 @@ def _prepare_tconv(case: Case, kind: str) -> Any:
     return lambda: tconv.conv_transpose_grad(gy, x, w, channels_last=case.channels_last, **options)
 
 
-def _prepare_torch(case: Case, kind: str) -> Any:
-    import torch
-
-    x_np, w_np, b_np = _arrays(case)
-    x, w = torch.from_numpy(x_np), torch.from_numpy(w_np)
-    b = None if b_np is None else torch.from_numpy(b_np)
-    d = len(case.kernel)
-    fn = getattr(torch.nn.functional, f"conv_transpose{d}d")
-    if case.channels_last:
-        x = x.contiguous(memory_format=torch.channels_last)
-        w = w.contiguous(memory_format=torch.channels_last)
-    o = case.options()
-    args = dict(
-        stride=o["stride"],
-        padding=o["padding"],
-        output_padding=o["output_padding"],
-        groups=o["groups"],
-        dilation=o["dilation"],
-    )
-    if kind == "forward":
-
-        def forward() -> Any:
-            with torch.no_grad():
-                return fn(x, w, b, **args)
-
-        return forward
-    y = fn(x, w, b, **args)
-    gy = torch.ones_like(y)
-
-    def expand(v: int) -> list[int]:
-        return [v] * d
-
-    def backward() -> Any:
-        return torch.ops.aten.convolution_backward(
-            gy,
-            x,
-            w,
-            [case.c_out] if b is not None else None,
-            expand(case.stride),
-            expand(case.padding),
-            expand(case.dilation),
-            True,
-            expand(case.output_padding),
-            case.groups,
-            [True, True, b is not None],
-        )
-
-    return backward
+def _runtimes() -> dict[str, Framework]:
+    """The registered frameworks ``tconv bench`` can run, by the package that runs each (``onnxruntime``, ...)."""
+    return {framework.runtime: framework for framework in REGISTRY.values() if framework.runtime}
 
 
-def _prepare_onnxruntime(case: Case, kind: str) -> Any:
-    if kind != "forward":
-        return None
-    import onnxruntime as ort
-    from onnx import TensorProto, helper
+def _prepare_framework(runtime: str, case: Case, kind: str, threads: int) -> Any:
+    """The real framework's run of ``case`` (``None`` where it cannot run it), through its :class:`Framework`."""
+    import tconv
 
     x, w, b = _arrays(case)
-    d = len(case.kernel)
-    inputs = ["X", "W"] + (["B"] if b is not None else [])
-    node = helper.make_node(
-        "ConvTranspose",
-        inputs,
-        ["Y"],
-        strides=[case.stride] * d,
-        pads=[case.padding] * 2 * d,
-        output_padding=[case.output_padding] * d,
-        dilations=[case.dilation] * d,
-        group=case.groups,
-    )
-    graph = helper.make_graph(
-        [node],
-        "g",
-        [helper.make_tensor_value_info("X", TensorProto.FLOAT, list(x.shape))],
-        [helper.make_tensor_value_info("Y", TensorProto.FLOAT, None)],
-        [
-            helper.make_tensor(n, TensorProto.FLOAT, list(a.shape), a.ravel())
-            for n, a in zip(inputs[1:], [w, b])
-            if a is not None
-        ],
-    )
-    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 22)])
-    model.ir_version = 10
-    options = ort.SessionOptions()
-    options.intra_op_num_threads = int(os.environ.get("TCONV_BENCH_THREADS", "0"))
-    # ONNX Runtime's threads spin-wait after a run by default, stealing the cores from whichever
-    # framework runs next; the benchmark takes turns, so they must sleep instead.
-    options.add_session_config_entry("session.intra_op.allow_spinning", "0")
-    session = ort.InferenceSession(model.SerializeToString(), options, providers=["CPUExecutionProvider"])
-    return lambda: session.run(None, {"X": x})
-
-
-def _prepare_tensorflow(case: Case, kind: str) -> Any:
-    if kind != "forward" or case.groups != 1 or case.dilation != 1:
-        return None  # tf.nn.conv*_transpose has no groups, and its CPU kernels refuse dilation
-    import tensorflow as tf
-
-    import tconv
-    from tconv.compat.tensorflow import resolve_conv_transpose
-
-    x, w, _b = _arrays(case)
-    d = len(case.kernel)
     spec = tconv.ConvSpec.build(
         transposed=True,
         input_size=case.x[2:],
@@ -226,74 +137,17 @@ def _prepare_tensorflow(case: Case, kind: str) -> Any:
         out_channels=case.c_out,
         **case.options(),
     )
-    pairs, _ = resolve_conv_transpose(
-        case.x[2:], spec.output_size, case.kernel, (case.stride,) * d, [(case.padding, case.padding)] * d, (1,) * d
-    )
-    if pairs != spec.padding:
-        return None
-    xt = tf.constant(np.moveaxis(x, 1, -1))
-    ft = tf.constant(np.ascontiguousarray(np.transpose(w, (*range(2, d + 2), 1, 0))))
-    shape = (case.x[0], *spec.output_size, case.c_out)
-    padding = [[0, 0], *([[case.padding, case.padding]] * d), [0, 0]]
-    fn = tf.function(lambda: tf.nn.conv_transpose(xt, ft, shape, case.stride, padding=padding if d == 2 else "VALID"))
-    if d != 2 and case.padding:
-        return None
-    return lambda: fn().numpy()
-
-
-def _prepare_jax(case: Case, kind: str) -> Any:
-    if kind != "forward":
-        return None
-    import jax
-
-    x, w, _b = _arrays(case)
-    d = len(case.kernel)
-    g = case.groups
-    # The zero-inserted correlation with the flipped, per-group channel-swapped kernel (OIHW).
-    c_in, c_out_g = w.shape[0], w.shape[1]
-    v = w.reshape(g, c_in // g, c_out_g, *case.kernel).swapaxes(1, 2).reshape(g * c_out_g, c_in // g, *case.kernel)
-    v = np.ascontiguousarray(np.flip(v, axis=tuple(range(2, d + 2))))
-    reach = case.dilation * (np.array(case.kernel) - 1)
-    pads = [(int(r) - case.padding, int(r) - case.padding + case.output_padding) for r in reach]
-    xj, vj = jax.numpy.asarray(x), jax.numpy.asarray(v)
-    fn = jax.jit(
-        lambda a, k: jax.lax.conv_general_dilated(
-            a,
-            k,
-            (1,) * d,
-            pads,
-            lhs_dilation=(case.stride,) * d,
-            rhs_dilation=(case.dilation,) * d,
-            feature_group_count=g,
-        )
-    )
-    return lambda: fn(xj, vj).block_until_ready()
-
-
-_PREPARE = {
-    "tconv": _prepare_tconv,
-    "torch": _prepare_torch,
-    "onnxruntime": _prepare_onnxruntime,
-    "tensorflow": _prepare_tensorflow,
-    "jax": _prepare_jax,
-}
+    return _runtimes()[runtime].benchmark(BenchmarkCase(spec, x, w, b, kind == "grad", case.channels_last, threads))
 
 
 def _worker(framework: str, threads: int, connection: Any) -> None:
     """Serve ``(case, kind, repeats)`` requests with the median time in seconds (None: not available)."""
     if framework == "tconv":
-        from tconv import _jit
+        from tconv.implementations.compiled.kernels import set_threads
 
-        _jit.set_threads(threads)  # the compiled kernels' threads (NumPy's BLAS follows OPENBLAS_NUM_THREADS)
-    if framework == "torch":
-        import torch
-
-        torch.set_num_threads(threads)
-    if framework == "tensorflow":
-        import tensorflow as tf
-
-        tf.config.threading.set_intra_op_parallelism_threads(threads)
-        tf.config.threading.set_inter_op_parallelism_threads(1)
+        set_threads(threads)  # the compiled kernels' threads (NumPy's BLAS follows OPENBLAS_NUM_THREADS)
+    else:
+        _runtimes()[framework].set_threads(threads)
     cache: dict[tuple[str, str], Any] = {}
     while True:
         request = connection.recv()
@@ -306,7 +160,10 @@ def _worker(framework: str, threads: int, connection: Any) -> None:
         key = (case.name, kind)
         try:
             if key not in cache:
-                cache[key] = _PREPARE[framework](case, kind)
+                if framework == "tconv":
+                    cache[key] = _prepare_tconv(case, kind)
+                else:
+                    cache[key] = _prepare_framework(framework, case, kind, threads)
                 if cache[key] is not None:
                     cache[key]()  # warm-up
             fn = cache[key]
@@ -344,11 +201,11 @@ def peak_memory(case: Case, kind: str) -> float:
     """
     import tracemalloc
 
-    from tconv import _fast
+    from tconv.implementations.compiled.workspace import drop_workspaces
 
     fn = _prepare_tconv(case, kind)
     fn()  # warm-up: the first call loads the compiled kernels, whose Python objects are no temporaries
-    _fast.drop_workspaces()
+    drop_workspaces()
     tracemalloc.start()
     tracemalloc.reset_peak()
     result = fn()
@@ -398,7 +255,6 @@ def run(frameworks: list[str], cases: list[Case], rounds: int, repeats: int, thr
     once: every round begins with a sample of it in tconv's process, and each row's %GEMM is against the
     median of the samples taken in that row's own rounds.
     """
-    os.environ["TCONV_BENCH_THREADS"] = str(threads)
     for name in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS", "NUMBA_NUM_THREADS"):
         os.environ[name] = str(threads)
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
@@ -494,8 +350,9 @@ def main(argv: list[str] | None = None) -> int:
     parser = Parser(prog="tconv bench", description=__doc__.splitlines()[0])
     parser.add_argument(
         "--frameworks",
-        default="tconv,torch,onnxruntime,tensorflow,jax",
-        help="comma-separated; tconv first (default: all five, those not installed are skipped)",
+        default=",".join(["tconv", *_runtimes()]),
+        help="comma-separated; tconv first (default: tconv and every framework it can run; those not installed "
+        "are skipped)",
     )
     parser.add_argument("--cases", default=None, help="comma-separated case names (default: the whole suite)")
     parser.add_argument("--rounds", type=int, default=3, help="rounds, the frameworks taking turns (default 3)")
@@ -507,13 +364,7 @@ def main(argv: list[str] | None = None) -> int:
     import importlib.util
 
     wanted = [f.strip() for f in args.frameworks.split(",") if f.strip()]
-    modules = {
-        "torch": "torch",
-        "onnxruntime": "onnxruntime",
-        "tensorflow": "tensorflow",
-        "jax": "jax",
-        "tconv": "tconv",
-    }
+    modules = {"tconv": "tconv", **{runtime: runtime for runtime in _runtimes()}}
     unknown = [f for f in wanted if f not in modules]
     if unknown or "tconv" not in wanted:
         parser.error(f"--frameworks must include tconv and name only {', '.join(modules)}; received {args.frameworks}")

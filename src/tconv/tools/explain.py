@@ -21,14 +21,17 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from .. import _engine, shapes
-from ..frameworks._common import per_axis
+from .. import shapes
+from .._arguments import ints_per_axis
+from .._geometry import tap_windows
+from ..frameworks import REGISTRY, Options, get
 from ..spec import ConvSpec
 from .translate import Translation, translate
 
 __all__ = ["Explanation", "explain", "layer_spec"]
 
-FRAMEWORK_CHOICES = ("tconv", "torch", "tensorflow", "keras", "onnx", "jax", "paddle")
+#: ``--framework``'s choices: tconv's own meaning of the options, or a registered framework's
+FRAMEWORK_CHOICES = ("tconv", *REGISTRY)
 
 
 def _pairs(padding: Any, ndim: int) -> tuple[tuple[int, int], ...] | None:
@@ -69,19 +72,18 @@ def layer_spec(
     """
     size = (input_size,) if isinstance(input_size, int) else tuple(int(n) for n in input_size)
     ndim = len(size)
-    kernel = per_axis(kernel_size, ndim, "kernel_size", 1)
-    strides = per_axis(stride, ndim, "stride", 1)
-    dilations = per_axis(dilation, ndim, "dilation", 1)
+    kernel = ints_per_axis(kernel_size, ndim, "kernel_size", broadcast_one=True)
+    strides = ints_per_axis(stride, ndim, "stride", broadcast_one=True)
+    dilations = ints_per_axis(dilation, ndim, "dilation", broadcast_one=True)
     c_in = in_channels if in_channels is not None else groups
     c_out = out_channels if out_channels is not None else groups
     pairs = _pairs(padding, ndim)
     mode = padding.lower() if isinstance(padding, str) else None
-    ops = None if output_padding is None else per_axis(output_padding, ndim, "output_padding", 0)
-    want = None if output_size is None else per_axis(output_size, ndim, "output_size", 1)
+    ops = None if output_padding is None else ints_per_axis(output_padding, ndim, "output_padding", broadcast_one=True)
+    want = None if output_size is None else ints_per_axis(output_size, ndim, "output_size", broadcast_one=True)
     common: dict[str, Any] = dict(
         input_size=size, kernel_size=kernel, in_channels=c_in, out_channels=c_out, transposed=transposed
     )
-    args: dict[str, Any]
     if framework == "tconv":
         spec = ConvSpec.build(
             transposed=transposed,
@@ -98,85 +100,14 @@ def layer_spec(
         )
         source = "onnx"
         pads = [lo for lo, _ in spec.padding] + [hi for _, hi in spec.padding]
-        args = dict(strides=spec.stride, pads=pads, dilations=spec.dilation, group=groups)
+        args: dict[str, Any] = dict(strides=spec.stride, pads=pads, dilations=spec.dilation, group=groups)
         if transposed:
             args["output_padding"] = spec.output_padding
         return spec, translate(source, **common, **args)
-    if framework == "torch":
-        if mode in ("same_lower",) or (mode and transposed):
-            raise ValueError(f"PyTorch takes integer padding for transposed convolutions; received padding={padding!r}")
-        if pairs is not None and any(lo != hi for lo, hi in pairs):
-            raise ValueError(f"PyTorch padding is symmetric; received padding={padding!r}")
-        args = dict(
-            stride=strides, padding=mode or tuple(lo for lo, _ in pairs or ()), dilation=dilations, groups=groups
-        )
-        if transposed:
-            args.update(output_padding=ops or 0, output_size=want)
-    elif framework in ("keras", "tensorflow"):
-        if framework == "keras":
-            if mode not in ("same", "valid") and not (mode == "causal" and not transposed):
-                raise ValueError(f"Keras takes padding 'same' or 'valid'; received padding={padding!r}")
-            args = dict(strides=strides, padding=mode, dilation_rate=dilations)
-            if transposed:
-                args["output_padding"] = ops
-            elif groups > 1:
-                args["groups"] = groups
-        else:
-            tf_padding: Any = mode.upper() if mode else [list(p) for p in pairs or ()]
-            args = dict(strides=strides, padding=tf_padding, dilations=dilations)
-            if transposed:
-                if want is None:
-                    full = [
-                        (n - 1) * s + shapes.dilated_kernel_size(k, d)
-                        for n, k, s, d in zip(size, kernel, strides, dilations)
-                    ]
-                    if mode == "same":
-                        want = tuple(n * s for n, s in zip(size, strides))
-                    else:
-                        crop = pairs or ((0, 0),) * ndim
-                        want = tuple(
-                            f - lo - hi + (ops[i] if ops else 0) for i, (f, (lo, hi)) in enumerate(zip(full, crop))
-                        )
-                args["output_shape"] = want
-            elif groups > 1:
-                args["groups"] = groups
-        if transposed and groups > 1:
-            raise ValueError(f"{framework} transposed convolutions have no groups; received groups={groups}")
-    elif framework == "onnx":
-        args = dict(strides=strides, dilations=dilations, group=groups)
-        if mode:
-            args["auto_pad"] = {"same": "SAME_UPPER", "same_lower": "SAME_LOWER", "valid": "VALID"}[mode]
-        else:
-            args["pads"] = [lo for lo, _ in pairs or ()] + [hi for _, hi in pairs or ()]
-        if transposed:
-            args["output_padding"] = ops or (0,) * ndim
-            if want is not None:
-                args["output_shape"] = want
-    elif framework == "jax":
-        if transposed:
-            args = dict(strides=strides, rhs_dilation=dilations)
-            if mode:
-                args["padding"] = mode.upper()
-            else:
-                args.update(padding=list(pairs or ()), use_consistent_padding=True)
-        else:
-            args = dict(
-                window_strides=strides,
-                rhs_dilation=dilations,
-                feature_group_count=groups,
-                padding=mode.upper() if mode else list(pairs or ()),
-            )
-    elif framework == "paddle":
-        args = dict(
-            stride=strides,
-            dilation=dilations,
-            groups=groups,
-            padding=mode.upper() if mode else [v for p in pairs or () for v in p],
-        )
-        if transposed:
-            args.update(output_padding=ops or 0, output_size=want)
-    else:
+    if framework not in REGISTRY:
         raise ValueError(f"framework must be one of {', '.join(FRAMEWORK_CHOICES)}; received {framework!r}")
+    options = Options(transposed, size, kernel, strides, dilations, groups, padding, mode, pairs, ops, want)
+    args = get(framework).options_as_arguments(options)
     translation = translate(framework, **common, **args)
     return translation.spec, translation
 
@@ -227,7 +158,7 @@ class Explanation:
                 groups=spec.groups,
             )
         taps_total = 0
-        for _, box, _, _ in _engine.tap_windows(forward):
+        for _, box, _, _ in tap_windows(forward):
             count = 1
             for b in box:
                 count *= b

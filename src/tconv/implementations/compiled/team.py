@@ -3,20 +3,20 @@
 The plain schedule alternates two thread pools on the same cores: NumPy's BLAS threads for a
 chunk's matrix product, then numba's threads for its col2im. Each hand-over costs time: the
 BLAS threads spin for a while after a product, the numba threads after a kernel, and each
-slows the other down (measured on the 2-core machine: dcgan64-4's col2im 5.6 ms alone, 10.8 ms
-right after a product). The team instead gives each thread its own chunks and runs each chunk
-single-threaded from the product to the last write, like a batch-parallel framework: no
-hand-over, and a chunk's columns are still in the cache when its col2im reads them.
+slows the other down (docs/design.md, "Measurements behind the planner"). The team instead gives
+each thread its own chunks and runs each chunk single-threaded from the product to the last write,
+like a batch-parallel framework: no hand-over, and a chunk's columns are still in the cache when its col2im reads them.
 
 While a team runs, the BLAS libraries loaded in the process use one thread (threadpoolctl,
 the same means scikit-learn uses around its own parallel loops); the previous setting is restored
 when the last running team finishes. Other threads' NumPy products in that window run
 single-threaded too. The team is skipped (and the plain schedule used) when threadpoolctl is
 not installed, when only one thread is available, or when a call is too small for it
-(:func:`tconv._fast.team_threads`; a batch smaller than the team is split over output channels).
+(:func:`tconv.implementations.compiled.schedule.team_threads`, the one function that decides).
 
 The team's size is numba's thread count in the calling thread (``NUMBA_NUM_THREADS``,
-``numba.set_num_threads``, :func:`tconv._jit.set_threads`), the one setting for tconv's threads.
+``numba.set_num_threads``, :func:`tconv.implementations.compiled.kernels.set_threads`), the one setting
+for tconv's threads.
 """
 
 from __future__ import annotations
@@ -29,7 +29,7 @@ from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any, TypeVar
 
-from . import _jit
+from . import kernels
 
 T = TypeVar("T")
 
@@ -52,7 +52,7 @@ def _controller() -> Any:
 
 def size() -> int:
     """The number of threads a team would use in the calling thread (1: no team)."""
-    numba = _jit._numba()
+    numba = kernels.numba_module()
     if numba is None or _controller() is None:
         return 1
     return int(numba.get_num_threads())
@@ -101,7 +101,7 @@ def run(work: Callable[[T], None], chunks: Sequence[T], threads: int) -> None:
     """``work(chunk)`` for every chunk, on ``threads`` threads (the caller's among them), each chunk
     single-threaded throughout; the chunks are handed out in order as threads become free. Returns when
     all are done; the first error raised by any chunk is raised here (after every thread has stopped)."""
-    numba = _jit._numba()
+    numba = kernels.numba_module()
     assert numba is not None
     pending = iter(range(len(chunks)))
     take = threading.Lock()

@@ -1,20 +1,16 @@
-"""Compiled kernels (numba) for the NumPy fast path: im2col, col2im and a direct small-channel loop.
+"""The compiled kernels (numba): im2col, the col2im overlap-adds, the no-overlap gather, the direct sum.
 
 Everything here is optional: :func:`available` is False when numba is not installed (or
-``TCONV_NO_JIT=1`` is set), and the engine then uses its pure array-API algorithms. The
-matrix products stay in NumPy's BLAS; the kernels only do what NumPy does badly, the
-gathers and overlap-adds with short inner loops, each in one parallel pass.
+``TCONV_NO_JIT=1`` is set), and the engine then uses the array-API algorithms
+(:mod:`tconv.implementations.array_api`). The matrix products stay in NumPy's BLAS; the kernels only do
+what NumPy does badly, the gathers and overlap-adds with short inner loops, each in one parallel pass.
 
-Every kernel is written for three spatial axes; 1-D and 2-D calls are padded to 3-D with
-unit axes (kernel 1, stride 1, no padding) by :func:`geometry`, so one compiled kernel per
-dtype serves every rank up to 3. Along each axis the geometry is a pair of tables:
-
-* for a transposed convolution (``o = j*s + t*d - lo``), per output index ``o``, the
-  ``(tap t, input j)`` pairs that reach it (``count[o]`` of them): the col2im and direct
-  kernels are *output-stationary*, each output is summed in a register and written once,
-  with the bias, into the caller's layout; no zero is ever multiplied or added;
-* for a convolution (``i = o*s + t*d - lo``), per tap, the range of outputs whose input
-  lies inside x (the rest of the im2col row is zero padding).
+Every kernel is written for three spatial axes; 1-D and 2-D calls are padded to 3-D with unit axes
+(kernel 1, stride 1, no padding; :func:`tconv.implementations.compiled.geometry.pad3`), so one compiled
+kernel per dtype serves every rank up to 3. For a transposed convolution (``o = j*s + t*d - lo``) the
+col2im and direct kernels are *output-stationary*: each output is summed in a register (or a phase-major
+buffer, :class:`PhaseGeometry`) and written once, with the bias, into the caller's layout; no zero is ever
+multiplied or added. The im2col gathers from zero-padded planes, so no window needs a border test.
 """
 
 from __future__ import annotations
@@ -25,13 +21,12 @@ from typing import Any, NamedTuple
 
 import numpy as np
 
-from .spec import overlap
-
-__all__ = ["available"]
+__all__ = ["available", "numba_module", "set_threads"]
 
 
 @functools.cache
-def _numba() -> Any:
+def numba_module() -> Any:
+    """numba, imported on first use; None when it is missing or ``TCONV_NO_JIT`` is set."""
     if os.environ.get("TCONV_NO_JIT", "") not in ("", "0"):
         return None
     try:
@@ -43,58 +38,62 @@ def _numba() -> Any:
 
 def available() -> bool:
     """Whether the compiled kernels can run (numba importable and not disabled by ``TCONV_NO_JIT``)."""
-    return _numba() is not None
-
-
-# --- geometry tables ----------------------------------------------------------------------------
-
-
-def transposed_tables(n: int, k: int, s: int, d: int, lo: int, out: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """Per output ``o``: the taps ``t`` and inputs ``j`` with ``o = j*s + t*d - lo`` (``count[o]`` of them)."""
-    pairs: list[list[tuple[int, int]]] = [[] for _ in range(out)]
-    for t in range(k):
-        offset = t * d - lo
-        j0, j1, _ = overlap(offset, s, n, out)
-        for j in range(j0, j1):
-            pairs[j * s + offset].append((t, j))
-    width = max(1, max((len(p) for p in pairs), default=0))
-    taps = np.zeros((out, width), dtype=np.int64)
-    inputs = np.zeros((out, width), dtype=np.int64)
-    count = np.array([len(p) for p in pairs], dtype=np.int64)
-    for o, p in enumerate(pairs):
-        for m, (t, j) in enumerate(p):
-            taps[o, m], inputs[o, m] = t, j
-    return count, taps, inputs
-
-
-def pad3(values: tuple[int, ...], fill: int) -> tuple[int, ...]:
-    """Left-pad a per-axis tuple to three axes."""
-    return (fill,) * (3 - len(values)) + tuple(values)
+    return numba_module() is not None
 
 
 # --- kernels (compiled on first use, cached on disk) -------------------------------------------
 
 
+class Kernels(NamedTuple):
+    """The compiled kernels, one per job (see each wrapper below for its arrays)."""
+
+    col2im: Any
+    direct: Any
+    im2col: Any
+    col2im_last: Any
+    col2im_patches: Any
+    gather: Any
+
+
 @functools.cache
-def _kernels() -> Any:
-    numba = _numba()
+def _compiled() -> Kernels:
+    numba = numba_module()
     assert numba is not None
     jit = functools.partial(numba.njit, parallel=True, cache=True, fastmath=True, nogil=True)
     prange = numba.prange
 
     @jit
-    def col2im(cols, bias, out, geo, planes, out_base, out_s, cs, qi1, qi2, qi3):  # type: ignore[no-untyped-def]
+    def col2im(  # type: ignore[no-untyped-def]
+        cols,
+        bias,
+        out,
+        kernel,
+        size_in,
+        size_out,
+        row_strides,
+        size,
+        ta1,
+        ta2,
+        ta3,
+        planes,
+        out_base,
+        out_s,
+        cs,
+        qi1,
+        qi2,
+        qi3,
+    ):
         # Flat buffers. Job = one (group, channel, sample): its cols block (taps t1, t2, t3 at strides
         # cs[0..2], inputs j1, j2, j3 at cs[3..5], the last contiguous) starts at planes[job], its
         # output at out_base[job] (strides out_s). Tap t along an axis puts input j at the uncropped
         # position j*s + t*d = (j + a[t])*s + r[t]: in a phase-major buffer (r1, r2, r3, q1, q2, q3)
         # each tap is one shifted block add with contiguous rows, which vectorises. Then output o
-        # reads its phase and row at qi[o] (per axis, summed). The buffer's last axis has stride 1.
-        k1, k2, k3 = geo[0], geo[1], geo[2]
-        n1, n2, n3 = geo[3], geo[4], geo[5]
-        o1n, o2n, o3n = geo[6], geo[7], geo[8]
-        b1, b2, size = geo[9], geo[10], geo[12]
-        ta1, ta2, ta3 = geo[13 : 13 + k1], geo[13 + k1 : 13 + k1 + k2], geo[13 + k1 + k2 : 13 + k1 + k2 + k3]
+        # reads its phase and row at qi[o] (per axis, summed). The buffer's last axis has stride 1;
+        # row_strides holds its row strides along the first two axes, ta1..ta3 each tap's offset in it per axis.
+        k1, k2, k3 = kernel[0], kernel[1], kernel[2]
+        n1, n2, n3 = size_in[0], size_in[1], size_in[2]
+        o1n, o2n, o3n = size_out[0], size_out[1], size_out[2]
+        b1, b2 = row_strides[0], row_strides[1]
         for job in prange(planes.shape[0]):
             base = planes[job]
             buf = np.zeros(size, dtype=cols.dtype)
@@ -146,16 +145,17 @@ def _kernels() -> Any:
                         out[row + o3 * out_s[2]] = (cols[src + a3] if a3 >= 0 else 0) + bj
 
     @jit
-    def direct(x, w, bias, out, geo, dims, xs, out_s, qi1, qi2, qi3):  # type: ignore[no-untyped-def]
+    def direct(  # type: ignore[no-untyped-def]
+        x, w, bias, out, kernel, size_in, size_out, row_strides, size, ta1, ta2, ta3, dims, xs, out_s, qi1, qi2, qi3
+    ):
         # The transposed convolution summed directly, for few channels per group (depthwise): the
         # phase-major scheme of col2im with x in place of cols and each tap's weight as a factor.
         # dims = (N, G, Cin_g, Cout_g); xs the element strides of x (N, G, Cin_g, n1, n2, n3), out_s
         # those of out (N, G, Cout_g, O1, O2, O3); w is flat (G, Cin_g, Cout_g, K1, K2, K3).
-        k1, k2, k3 = geo[0], geo[1], geo[2]
-        n1, n2, n3 = geo[3], geo[4], geo[5]
-        o1n, o2n, o3n = geo[6], geo[7], geo[8]
-        b1, b2, size = geo[9], geo[10], geo[12]
-        ta1, ta2, ta3 = geo[13 : 13 + k1], geo[13 + k1 : 13 + k1 + k2], geo[13 + k1 + k2 : 13 + k1 + k2 + k3]
+        k1, k2, k3 = kernel[0], kernel[1], kernel[2]
+        n1, n2, n3 = size_in[0], size_in[1], size_in[2]
+        o1n, o2n, o3n = size_out[0], size_out[1], size_out[2]
+        b1, b2 = row_strides[0], row_strides[1]
         batch, groups, cg_in, cg_out = dims[0], dims[1], dims[2], dims[3]
         taps = k1 * k2 * k3
         x3 = xs[5]
@@ -269,10 +269,10 @@ def _kernels() -> Any:
                             out[n, c, o1, o2, o3] = b
 
     @jit
-    def im2col(xp, cols, rows, taps):  # type: ignore[no-untyped-def]
-        # xp (N, C, L) zero-padded flat planes; cols (C, K, N, P), contiguous:
-        # cols[c, t, n, o] = xp[n, c, taps[t] + rows[o]] (a flat gather the compiler vectorises; the
-        # zero padding is in xp, so no output needs a test).
+    def im2col(planes, cols, rows, taps):  # type: ignore[no-untyped-def]
+        # planes (N, C, L) zero-padded flat planes; cols (C, K, N, P), contiguous:
+        # cols[c, t, n, o] = planes[n, c, taps[t] + rows[o]] (a flat gather the compiler vectorises; the
+        # zero padding is in the planes, so no output needs a test).
         c_all, k_all, batch, p_all = cols.shape
         for job in prange(c_all * k_all):
             c = job // k_all
@@ -280,9 +280,9 @@ def _kernels() -> Any:
             base = taps[t]
             for n in range(batch):
                 for o in range(p_all):
-                    cols[c, t, n, o] = xp[n, c, base + rows[o]]
+                    cols[c, t, n, o] = planes[n, c, base + rows[o]]
 
-    return col2im, direct, im2col, col2im_last, col2im_patches, gather
+    return Kernels(col2im, direct, im2col, col2im_last, col2im_patches, gather)
 
 
 class PhaseGeometry:
@@ -310,16 +310,26 @@ class PhaseGeometry:
         plane = rows[0] * rows[1] * rows[2]
         q_strides = [rows[1] * rows[2], rows[2], 1]
         r_strides = [s[1] * s[2] * plane, s[2] * plane, plane]
+        #: the buffer's length, and its row strides along the first two axes (the third is contiguous)
         self.size = s[0] * s[1] * s[2] * plane
-        offsets = []
+        self.row_strides = np.array(q_strides[:2], dtype=np.int64)
+        self.kernel = np.array(k, dtype=np.int64)
+        self.size_in = np.array(n, dtype=np.int64)
+        self.size_out = np.array(out, dtype=np.int64)
+        #: per axis, each tap's offset in the buffer (its phase and row)
+        self.tap_offsets = []
         for axis in range(3):
             a, r = np.divmod(np.arange(k[axis]) * d[axis], s[axis])
-            offsets.append(r * r_strides[axis] + a * q_strides[axis])
+            self.tap_offsets.append((r * r_strides[axis] + a * q_strides[axis]).astype(np.int64))
+        #: per axis, where each output reads the buffer
         self.reads = []
         for axis in range(3):
             q, r = np.divmod(np.arange(out[axis]) + lo[axis], s[axis])
             self.reads.append((r * r_strides[axis] + q * q_strides[axis]).astype(np.int64))
-        self.geo = np.array([*k, *n, *out, *q_strides, self.size, *np.concatenate(offsets)], dtype=np.int64)
+
+    def arguments(self) -> tuple[Any, ...]:
+        """The geometry as the col2im and direct kernels take it (before their own arrays)."""
+        return (self.kernel, self.size_in, self.size_out, self.row_strides, self.size, *self.tap_offsets)
 
 
 class _Jobs(NamedTuple):
@@ -358,11 +368,11 @@ def col2im(cols: np.ndarray, bias: np.ndarray, out: np.ndarray, geometry: PhaseG
         raise ValueError("col2im needs cols with a contiguous last axis")
     strides = np.array([cs[1], cs[2], cs[3], cs[6], cs[7], cs[8]], dtype=np.int64)
     out_strides = np.array(jobs.out_strides[3:6], dtype=np.int64)
-    _kernels()[0](
+    _compiled().col2im(
         _flat(cols),
         jobs.bias,
         _flat(out),
-        geometry.geo,
+        *geometry.arguments(),
         jobs.planes,
         jobs.out_base,
         out_strides,
@@ -385,7 +395,7 @@ def gather(cols: np.ndarray, bias: np.ndarray, out: np.ndarray, axes: Any) -> No
         inside = (r < k) & (q < n_in)
         reads.append(np.where(inside, r * cs[1 + axis] + q * cs[6 + axis], -1).astype(np.int64))
     out_strides = np.array(jobs.out_strides[3:6], dtype=np.int64)
-    _kernels()[5](_flat(cols), jobs.bias, _flat(out), jobs.planes, jobs.out_base, out_strides, *reads)
+    _compiled().gather(_flat(cols), jobs.bias, _flat(out), jobs.planes, jobs.out_base, out_strides, *reads)
 
 
 def direct(x: np.ndarray, w: np.ndarray, bias: np.ndarray, out: np.ndarray, geometry: PhaseGeometry) -> None:
@@ -400,7 +410,7 @@ def direct(x: np.ndarray, w: np.ndarray, bias: np.ndarray, out: np.ndarray, geom
     dims = np.array([*x.shape[:3], out.shape[2]], dtype=np.int64)
     flat_w = np.ascontiguousarray(w).ravel()
     flat_b = np.ascontiguousarray(bias).ravel()
-    _kernels()[1](_flat(x), flat_w, flat_b, _flat(out), geometry.geo, dims, xs, out_s, *geometry.reads)
+    _compiled().direct(_flat(x), flat_w, flat_b, _flat(out), *geometry.arguments(), dims, xs, out_s, *geometry.reads)
 
 
 def _flat(a: np.ndarray) -> np.ndarray:
@@ -423,9 +433,10 @@ def col2im_last(
 
     ``cols`` contiguous, ``(N, n1, n2, n3, K1, K2, K3, C)``, or with its four leading axes in another
     ``order`` (leading axis ``i`` is pixel axis ``order[i]``: 0 the sample, 1-3 the input axes; the
-    cropped-tap split of :func:`tconv._fast.conv_transpose_pixels` puts one input axis first); ``out``
-    ``(N, O1, O2, O3, C)`` with any strides (channels-first output is a view with the channel axis moved
-    last); ``tables`` the three axes' :func:`transposed_tables`.
+    cropped-tap split of :func:`tconv.implementations.compiled.transposed.conv_transpose_pixels` puts one
+    input axis first); ``out`` ``(N, O1, O2, O3, C)`` with any strides (channels-first output is a view with
+    the channel axis moved last); ``tables`` the three axes'
+    :func:`tconv.implementations.compiled.geometry.transposed_tables`.
     """
     strides = np.empty(4, dtype=np.int64)  # rows per step of (n, j1, j2, j3)
     step = 1
@@ -434,7 +445,7 @@ def col2im_last(
         step *= cols.shape[axis]
     rows = cols.reshape(-1, *cols.shape[4:])
     pixels_first = out.strides[3] < out.strides[4]
-    _kernels()[3](rows, strides, np.ascontiguousarray(bias), out, *tables, pixels_first)
+    _compiled().col2im_last(rows, strides, np.ascontiguousarray(bias), out, *tables, pixels_first)
 
 
 def col2im_patches(cols: np.ndarray, bias: np.ndarray, out: np.ndarray, geometry: tuple[int, ...]) -> None:
@@ -443,16 +454,17 @@ def col2im_patches(cols: np.ndarray, bias: np.ndarray, out: np.ndarray, geometry
     ``cols`` ``(N, n1, n2, n3, C, K1, K2, K3)`` contiguous, ``out`` ``(N, C, O1, O2, O3)`` any strides,
     ``geometry`` ``(s1, s2, s3, d1, d2, lo1, lo2, lo3, u1, u2, u3)`` (dilation 1 on the last axis).
     """
-    _kernels()[4](cols, np.ascontiguousarray(bias), out, *geometry)
+    _compiled().col2im_patches(cols, np.ascontiguousarray(bias), out, *geometry)
 
 
-def im2col(xp: np.ndarray, cols: np.ndarray, rows: np.ndarray, taps: np.ndarray) -> None:
-    """Fill ``cols (C, K, N, P)`` with ``xp[n, c, taps[t] + rows[o]]`` (``xp (N, C, L)``: zero-padded flat planes)."""
-    _kernels()[2](xp, cols, rows, taps)
+def im2col(planes: np.ndarray, cols: np.ndarray, rows: np.ndarray, taps: np.ndarray) -> None:
+    """Fill ``cols (C, K, N, P)`` with ``planes[n, c, taps[t] + rows[o]]`` (``planes (N, C, L)``: zero-padded,
+    flattened)."""
+    _compiled().im2col(planes, cols, rows, taps)
 
 
 def set_threads(threads: int) -> None:
     """Use ``threads`` threads in the kernels (numba's ``set_num_threads``)."""
-    numba = _numba()
+    numba = numba_module()
     if numba is not None:
         numba.set_num_threads(threads)

@@ -1,36 +1,27 @@
-"""Parameters, modules, containers, the seeded generator and the summary table.
+"""Parameters, the base class of layers and models, and the seeded generator.
 
 A :class:`Module` computes ``forward`` on NumPy arrays and, given the loss's
 gradient with respect to its output, ``backward`` returns the gradient with
 respect to its input and *accumulates* its parameters' gradients, as
 ``loss.backward()`` does in PyTorch. Every layer caches what its backward needs
 during forward; the last forward is the one differentiated.
+
+Keras's ``compile``/``fit``/``evaluate``/``predict`` are methods of every module, but the loop lives in
+:mod:`tconv.nn.training`, which imports this module: the methods delegate to ``Module.trainer``, a
+:class:`Trainer` that :mod:`tconv.nn.training` installs when :mod:`tconv.nn` is imported. So the imports
+run one way (training, optim and the layers import the module, never the reverse).
 """
 
 from __future__ import annotations
 
-import re
-from collections.abc import Callable, Iterable, Iterator, Sequence
-from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from collections.abc import Callable, Iterator, Sequence
+from typing import Any, ClassVar, Protocol
 
 import numpy as np
 
-if TYPE_CHECKING:  # pragma: no cover
-    from .losses import Loss
-    from .optim import Optimizer
+from .summary import Summary, SummaryRow
 
-__all__ = [
-    "Module",
-    "Parallel",
-    "Parameter",
-    "Residual",
-    "Sequential",
-    "Summary",
-    "SummaryRow",
-    "generator",
-    "manual_seed",
-]
+__all__ = ["Module", "Parameter", "Trainer", "as_float_array", "generator", "manual_seed"]
 
 _rng = np.random.default_rng()
 
@@ -124,7 +115,8 @@ class Parameter:
         return f"{kind}(shape={self.shape}, dtype={self.value.dtype})"
 
 
-def _as_float_array(x: Any, dtype: np.dtype, where: str) -> np.ndarray:
+def as_float_array(x: Any, dtype: np.dtype, where: str) -> np.ndarray:
+    """``x`` as a NumPy array of ``dtype`` (a torch tensor is copied to NumPy); ``TypeError`` if not numeric."""
     if hasattr(x, "detach") and hasattr(x, "cpu"):  # a torch tensor handed in by mistake or by design
         x = x.detach().cpu().numpy()
     try:
@@ -134,6 +126,19 @@ def _as_float_array(x: Any, dtype: np.dtype, where: str) -> np.ndarray:
     if array.dtype == object or not (np.issubdtype(array.dtype, np.number) or array.dtype == np.bool_):
         raise TypeError(f"{where}: expected a numeric array; received dtype {array.dtype}")
     return array.astype(dtype, copy=False)
+
+
+class Trainer(Protocol):
+    """The Keras-style training loop that :class:`Module`'s ``compile``, ``fit``, ``evaluate`` and ``predict``
+    delegate to (:mod:`tconv.nn.training` provides it)."""
+
+    def compile(self, model: Module, optimizer: Any, loss: Any) -> None: ...
+
+    def fit(self, model: Module, x: Any, y: Any, **options: Any) -> Any: ...
+
+    def evaluate(self, model: Module, x: Any, y: Any, *, batch_size: int) -> float: ...
+
+    def predict(self, model: Module, x: Any, *, batch_size: int) -> np.ndarray: ...
 
 
 class Module:
@@ -146,6 +151,7 @@ class Module:
     order of :meth:`get_weights`.
     """
 
+    trainer: ClassVar[Trainer]  # installed by tconv.nn.training
     activity_regularizer: Callable[..., Any] | None = None
     dtype: np.dtype = np.dtype(np.float32)
     _parameters: dict[str, Parameter]
@@ -159,7 +165,7 @@ class Module:
         self.output_shape: tuple[int | None, ...] | None = None
         self.input_shape: tuple[int | None, ...] | None = None
         self._last_output: np.ndarray | None = None
-        self._compiled: tuple[Optimizer, Loss] | None = None
+        self._compiled: tuple[Any, Any] | None = None  # (optimizer, loss): set by the trainer's compile
 
     # -- registration ---------------------------------------------------------
     def __setattr__(self, name: str, value: Any) -> None:
@@ -230,7 +236,7 @@ class Module:
         raise NotImplementedError(f"{type(self).__name__} does not implement backward")
 
     def __call__(self, x: Any, **kwargs: Any) -> np.ndarray:
-        x = _as_float_array(x, self.dtype, type(self).__name__)
+        x = as_float_array(x, self.dtype, type(self).__name__)
         if not self.built:
             self.build(tuple(x.shape))
             self.built = True
@@ -246,7 +252,7 @@ class Module:
         Accumulates into each parameter's ``grad`` (call :meth:`zero_grad` between
         steps), including the regularizers' gradients.
         """
-        grad = _as_float_array(grad, self.dtype, f"{type(self).__name__}.backward")
+        grad = as_float_array(grad, self.dtype, f"{type(self).__name__}.backward")
         if self.activity_regularizer is not None and self._last_output is not None:
             batch = max(1, self._last_output.shape[0])
             grad = grad + self.activity_regularizer.gradient(self._last_output) / batch  # type: ignore[attr-defined]
@@ -306,7 +312,7 @@ class Module:
         for name, value in given.items():
             if name not in own:
                 continue
-            array = _as_float_array(value, own[name].value.dtype, f"state_dict[{name!r}]")
+            array = as_float_array(value, own[name].value.dtype, f"state_dict[{name!r}]")
             if array.shape != own[name].shape:
                 raise ValueError(
                     f"state_dict[{name!r}] must have shape {own[name].shape}; received shape {array.shape}"
@@ -325,7 +331,7 @@ class Module:
         if len(weights) != len(params):
             raise ValueError(f"weights must hold {len(params)} arrays for this model; received {len(weights)}")
         for index, (param, value) in enumerate(zip(params, weights)):
-            array = _as_float_array(value, param.value.dtype, f"weights[{index}]")
+            array = as_float_array(value, param.value.dtype, f"weights[{index}]")
             expected = param.user_value().shape
             if array.shape != expected:
                 raise ValueError(f"weights[{index}] must have shape {expected}; received shape {array.shape}")
@@ -343,32 +349,37 @@ class Module:
     # -- Keras-style training ---------------------------------------------------
     def compile(self, optimizer: Any = "adam", loss: Any = "mse") -> None:
         """Choose the optimizer and loss that :meth:`fit` uses (names or objects)."""
-        from . import losses, optim
-
-        self._compiled = (optim.get(optimizer, self), losses.get(loss))
+        self.trainer.compile(self, optimizer, loss)
 
     def fit(self, x: Any, y: Any, **options: Any) -> Any:
         """Train on ``(x, y)``; see :func:`tconv.nn.training.fit` for the options."""
-        from .training import fit
-
-        return fit(self, x, y, **options)
+        return self.trainer.fit(self, x, y, **options)
 
     def evaluate(self, x: Any, y: Any, *, batch_size: int = 32) -> float:
-        from .training import evaluate
-
-        return evaluate(self, x, y, batch_size=batch_size)
+        """The compiled loss on ``(x, y)``; see :func:`tconv.nn.training.evaluate`."""
+        return self.trainer.evaluate(self, x, y, batch_size=batch_size)
 
     def predict(self, x: Any, *, batch_size: int = 32) -> np.ndarray:
-        from .training import predict
-
-        return predict(self, x, batch_size=batch_size)
+        """The outputs in evaluation mode; see :func:`tconv.nn.training.predict`."""
+        return self.trainer.predict(self, x, batch_size=batch_size)
 
     def summary(self, input_shape: Sequence[int | None] | None = None) -> Summary:
-        """Table of layer, output shape and parameter count with totals (``str()`` is the table)."""
+        """Table of layer, output shape and parameter count with totals (``str()`` is the table).
+
+        ``params`` of a row counts the module and everything inside it.
+        """
         if input_shape is not None:
             self.build_from_shape(input_shape)
         self._require_built("summary()")
-        return Summary.of(self)
+        rows = []
+        for name, module in self.named_modules():
+            if module is self:
+                continue
+            params = sum(p.size for _, p in module.named_parameters())
+            trainable = sum(p.size for _, p in module.named_parameters(trainable_only=True))
+            depth = name.count(".")
+            rows.append(SummaryRow(name, type(module).__name__, depth, module.output_shape, params, trainable))
+        return Summary(type(self).__name__, tuple(rows), self.count_params(), self.count_params(trainable_only=True))
 
     def build_from_shape(self, input_shape: Sequence[int | None]) -> Module:
         """Create every parameter and record every output shape by running one sample of ``input_shape``.
@@ -398,190 +409,3 @@ class Module:
         for name, child in self._modules.items():
             lines.append(f"  ({name}): " + repr(child).replace("\n", "\n  "))
         return "\n".join(lines) + ")" if len(lines) > 1 else lines[0] + ")"
-
-
-class Sequential(Module):
-    """Layers applied one after another; children are named ``"0"``, ``"1"``, ... as in PyTorch.
-
-    When the first layer was given an ``input_shape`` (Keras's
-    ``Dense(..., input_shape=(100,))``), the model is built at once and
-    ``output_shape`` follows every :meth:`add`, so seed 000's assertions run.
-
-    Examples
-    --------
-    >>> from tconv import nn
-    >>> model = nn.Sequential([nn.Dense(8, input_shape=(4,)), nn.ReLU()])
-    >>> model.output_shape
-    (None, 8)
-    >>> model.count_params()
-    40
-    """
-
-    def __init__(self, layers: Iterable[Module] = ()) -> None:
-        super().__init__()
-        self._sample_shape: tuple[int, ...] | None = None
-        for layer in layers:
-            self.add(layer)
-
-    def add(self, layer: Module) -> None:
-        if not isinstance(layer, Module):
-            raise TypeError(f"layer must be a tconv.nn.Module; received {type(layer).__name__}")
-        index = len(self._modules)
-        declared = getattr(layer, "declared_input_shape", None)
-        if index == 0 and declared is not None:
-            self._sample_shape = (1, *declared)
-        if self._sample_shape is not None:  # build the new layer only, on the previous layer's output
-            previous = self.output_shape if index else (None, *self._sample_shape[1:])
-            assert previous is not None
-            layer.build_from_shape(previous)
-            self.input_shape, self.output_shape = (None, *self._sample_shape[1:]), layer.output_shape
-        setattr(self, str(index), layer)
-
-    def __getitem__(self, index: int) -> Module:
-        return list(self._modules.values())[index]
-
-    def __len__(self) -> int:
-        return len(self._modules)
-
-    def __iter__(self) -> Iterator[Module]:
-        return iter(list(self._modules.values()))
-
-    def forward(self, x: np.ndarray) -> np.ndarray:
-        for layer in self._modules.values():
-            x = layer(x)
-        return x
-
-    def _backward(self, grad: np.ndarray) -> np.ndarray:
-        for layer in reversed(list(self._modules.values())):
-            grad = layer.backward(grad)
-        return grad
-
-
-class Parallel(Module):
-    """Branches applied to the same input, their outputs concatenated on ``axis`` (Inception).
-
-    ``axis=1`` for channels-first models, ``-1`` for channels-last.
-    """
-
-    def __init__(self, branches: Sequence[Module] | dict[str, Module], *, axis: int = 1) -> None:
-        super().__init__()
-        items = branches.items() if isinstance(branches, dict) else ((str(i), b) for i, b in enumerate(branches))
-        for name, branch in items:
-            if not isinstance(branch, Module):
-                raise TypeError(f"branch {name!r} must be a tconv.nn.Module; received {type(branch).__name__}")
-            setattr(self, name, branch)
-        if not self._modules:
-            raise ValueError("branches must hold at least one module; received none")
-        self.axis = axis
-        self._sizes: list[int] = []
-
-    def forward(self, x: np.ndarray) -> np.ndarray:
-        outputs = [branch(x) for branch in self._modules.values()]
-        others = {o.shape[: self.axis % o.ndim] + o.shape[self.axis % o.ndim + 1 :] for o in outputs}
-        if len(others) != 1:
-            shapes = {name: o.shape for name, o in zip(self._modules, outputs)}
-            raise ValueError(f"branches must agree on every axis but {self.axis}; their outputs have shapes {shapes}")
-        self._sizes = [o.shape[self.axis] for o in outputs]
-        return np.concatenate(outputs, axis=self.axis)
-
-    def _backward(self, grad: np.ndarray) -> np.ndarray:
-        pieces = np.split(grad, np.cumsum(self._sizes)[:-1], axis=self.axis)
-        total = None
-        for branch, piece in zip(self._modules.values(), pieces):
-            g = branch.backward(piece)
-            total = g if total is None else total + g
-        assert total is not None
-        return total
-
-
-class Residual(Module):
-    """``activation(body(x) + shortcut(x))``: the ResNet block; ``shortcut=None`` is the identity."""
-
-    def __init__(self, body: Module, shortcut: Module | None = None, activation: Module | None = None) -> None:
-        super().__init__()
-        self.body = body
-        if shortcut is not None:
-            self.shortcut = shortcut
-        if activation is not None:
-            self.activation = activation
-        self._has_shortcut = shortcut is not None
-        self._has_activation = activation is not None
-
-    def forward(self, x: np.ndarray) -> np.ndarray:
-        y = self.body(x)
-        short = self.shortcut(x) if self._has_shortcut else x
-        if y.shape != short.shape:
-            raise ValueError(
-                f"the residual body's output shape {y.shape} differs from the shortcut's {short.shape}; "
-                "give a shortcut (e.g. a 1x1 convolution) that matches them"
-            )
-        total = y + short
-        return self.activation(total) if self._has_activation else total
-
-    def _backward(self, grad: np.ndarray) -> np.ndarray:
-        if self._has_activation:
-            grad = self.activation.backward(grad)
-        g_body = self.body.backward(grad)
-        g_short = self.shortcut.backward(grad) if self._has_shortcut else grad
-        return g_body + g_short
-
-
-@dataclass(frozen=True)
-class SummaryRow:
-    name: str
-    kind: str
-    depth: int
-    output_shape: tuple[int | None, ...] | None
-    params: int
-    trainable: int
-
-
-@dataclass(frozen=True)
-class Summary:
-    """A model's table: one row per module (nested ones indented), with totals.
-
-    ``params`` of a row counts the module and everything inside it.
-    """
-
-    model: str
-    rows: tuple[SummaryRow, ...]
-    total: int
-    trainable: int
-
-    @property
-    def non_trainable(self) -> int:
-        return self.total - self.trainable
-
-    @classmethod
-    def of(cls, model: Module) -> Summary:
-        rows = []
-        for name, module in model.named_modules():
-            if module is model:
-                continue
-            params = sum(p.size for _, p in module.named_parameters())
-            trainable = sum(p.size for _, p in module.named_parameters(trainable_only=True))
-            depth = name.count(".")
-            rows.append(SummaryRow(name, type(module).__name__, depth, module.output_shape, params, trainable))
-        total = model.count_params()
-        return cls(type(model).__name__, tuple(rows), total, model.count_params(trainable_only=True))
-
-    def __str__(self) -> str:
-        header = ("Layer (type)", "Output Shape", "Param #")
-        body = []
-        for row in self.rows:
-            label = "  " * row.depth + f"{row.name.rsplit('.', 1)[-1]} ({row.kind})"
-            shape = "?" if row.output_shape is None else re.sub(r"\s+", "", str(row.output_shape)).replace(",", ", ")
-            body.append((label, shape, f"{row.params:,}"))
-        widths = [max(len(r[i]) for r in [header, *body]) for i in range(3)]
-        rule = "-" * (sum(widths) + 6)
-        lines = [f'Model: "{self.model}"', rule.replace("-", "=")]
-        lines.append(f"{header[0]:<{widths[0]}}   {header[1]:<{widths[1]}}   {header[2]:>{widths[2]}}")
-        lines.append(rule.replace("-", "="))
-        for label, shape, params in body:
-            lines.append(f"{label:<{widths[0]}}   {shape:<{widths[1]}}   {params:>{widths[2]}}")
-        lines.append(rule.replace("-", "="))
-        lines.append(f"Total params: {self.total:,}")
-        lines.append(f"Trainable params: {self.trainable:,}")
-        lines.append(f"Non-trainable params: {self.non_trainable:,}")
-        lines.append(rule)
-        return "\n".join(lines)

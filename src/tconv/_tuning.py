@@ -1,0 +1,98 @@
+"""Every number the engine decides by: the planner's thresholds, its cost model's rates, and the sizes in
+which the algorithms cut their work.
+
+One module, below both the planner (:mod:`tconv.engine.planner`) and the algorithms
+(:mod:`tconv.implementations`), so that each reads its numbers from here without importing the other.
+Each value is read when a call runs (``_tuning.NAME``), so a test can change it with ``monkeypatch``.
+
+The values were measured on the 2-core reference machine; the measurements, with their dates, are in
+``docs/design.md`` under "Measurements behind the planner". Comments here say why a number exists and
+which way it cuts, not how fast anything ran.
+"""
+
+from __future__ import annotations
+
+# --- the planner's rules (tconv.engine.planner.plan) ----------------------------------------------------
+
+#: A channels-last transposed convolution with one group takes ``jit_pixels`` from this many output channels
+#: on: its overlap-add runs along the contiguous channels and x needs no copy; with fewer channels the
+#: vectorised channel loop is too short to pay.
+PIXELS_MIN_CHANNELS = 8
+
+#: Channels-first, ``jit_pixels`` pays only for the batched 2-D generator layers on a thread team: at least
+#: this many output channels ...
+PIXELS_TEAM_MIN_CHANNELS = 32
+
+#: ... and input rows of at most this many pixels (longer rows let ``jit_gemm`` read x in place, one
+#: product per sample, which the pixel path cannot).
+PIXELS_TEAM_MAX_ROW = 8
+
+# --- the cost model (tconv.engine.planner.plan_costs; the algorithms' cost()) --------------------------
+# Every cost is per sample (all of them grow linearly with the batch, so the batch never changes a plan).
+
+#: float32 rate of NumPy's BLAS on the column products, in flop/s, when the inner dimension is at least
+#: GEMM_FULL_RATE_INNER ...
+GEMM_RATE = 120e9
+
+#: ... below which inner dimension (``C_in / groups``) a product runs proportionally slower.
+GEMM_FULL_RATE_INNER = 64
+
+#: bytes/s at which the compiled kernels write or read the column buffer (one pass each way).
+COLUMN_STREAM = 5e9
+
+#: multiply-adds/s of the direct kernel (``jit_direct``).
+DIRECT_RATE = 3e9
+
+#: seconds per row of an overlap-add (loop set-up; a row is vectorised along its length).
+ROW_COST = 5e-9
+
+#: Bytes per element the cost model counts. Plans are cached per call description, not per dtype; the
+#: rates above are float32 rates, and a float64 call scales every term alike, so the ranking holds.
+COST_ITEMSIZE = 4
+
+# --- memory ----------------------------------------------------------------------------------------------
+
+#: Temporaries an algorithm may hold besides the output: they stay within max(MEMORY_BUDGET, 2 x output).
+#: The array-API ``gemm`` chunks its batch within it (and within GEMM_CHUNK_BYTES); a call of which one
+#: sample's columns alone exceed it runs tap by tap (``taps``: one tap's product at a time). The compiled
+#: path's chunks (CHUNK_BYTES, TEAM_CHUNK_BYTES) are far below it.
+MEMORY_BUDGET = 256 * 2**20
+
+#: The array-API ``gemm`` path's column buffer per batch chunk: near the cache, which beat both one big
+#: buffer and per-tap products.
+GEMM_CHUNK_BYTES = 8 * 2**20
+
+#: The array-API ``gemm`` path's blocked overlap-add (``ceil(k/s)`` blocks per axis instead of ``k`` taps)
+#: pays when a block gathers at least this many taps on average; with fewer its permuted reads cost more
+#: than the per-tap additions they replace.
+BLOCKED_COL2IM_MIN_TAPS_PER_BLOCK = 8
+
+#: The compiled path's column buffer per chunk: large enough for efficient products, far below
+#: MEMORY_BUDGET. The buffer is reused between calls (freshly mapped buffers of this size cost page faults
+#: on every call).
+CHUNK_BYTES = 30 * 2**20
+
+#: ``jit_patches`` adds into an uncropped output plane per (sample, channel): at most this many elements.
+PATCHES_MAX_PLANE = 4 * 2**20
+
+#: ``jit_gemm`` reads channels-first x in place, one product per sample (no copy of x), when a sample has
+#: at least this many pixels (the products' short side); on smaller samples the per-sample products are
+#: too narrow and one product per chunk after a copy of x is faster.
+PER_SAMPLE_MIN_PIXELS = 128
+
+#: ``jit_pixels`` splits its product by the taps that land inside the output when that skips at least this
+#: share of the (input, tap) pairs along the split axis (the taps cropped away by the padding).
+CROPPED_TAPS_MIN = 0.05
+
+# --- the thread team (tconv.implementations.compiled.schedule.team_threads) ----------------------------
+
+#: A team thread's chunk: each thread runs its chunks single-threaded, so a chunk must be large enough
+#: for its products and small enough that its columns are still in the cache when its kernel reads them.
+TEAM_CHUNK_BYTES = 8 * 2**20
+
+#: Below this many bytes of columns a call runs without the team (single-threaded products of a few rows
+#: and the team's start-up cost more than the team saves).
+TEAM_MIN_BYTES = 4 * 2**20
+
+#: Nor with fewer channels (the rows of each thread's products) than this per thread's share of a sample.
+TEAM_MIN_CHANNELS = 16

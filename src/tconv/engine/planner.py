@@ -1,0 +1,93 @@
+"""The planner: which registered algorithm runs a call, by rules and by the cost model.
+
+:func:`select` is asked the same way by every entry point (:mod:`tconv.engine.run`): the algorithm
+:func:`tconv.use_algorithm` forces (which must support the call), else the planner's choice, cached per
+call description, layout and team (:func:`plan`):
+
+1. without the compiled kernels (numba missing, rank > 3, arrays other than NumPy's): ``gemm``, the
+   array-API product + col2im, faster than ``taps`` everywhere once its buffer is cache-sized;
+2. a convolution: ``jit_gemm``;
+3. a channels-last transposed convolution with one group and ``PIXELS_MIN_CHANNELS`` output channels or
+   more: ``jit_pixels`` (its overlap-add runs along the contiguous channels, and x needs no copy);
+4. channels-first, the batched 2-D generator layers on a thread team (one group, ``PIXELS_TEAM_MIN_CHANNELS``
+   output channels or more, input rows of at most ``PIXELS_TEAM_MAX_ROW``, kernels that overlap):
+   ``jit_pixels``;
+5. else the cheapest by the cost model (:func:`plan_costs`, the algorithms' own ``cost``).
+
+Whether a call runs on a thread team is decided by one function,
+:func:`tconv.implementations.compiled.schedule.team_threads`, asked here and by the compiled schedules,
+so that a plan made for a team is never run without one. Every number is in :mod:`tconv._tuning`; the
+measurements behind them are in ``docs/design.md``.
+"""
+
+from __future__ import annotations
+
+import functools
+import math
+from typing import Any
+
+from .. import _tuning
+from ..implementations.compiled import schedule
+from ..spec import ConvSpec
+from . import registry
+
+
+def plan_costs(spec: ConvSpec) -> dict[str, float]:
+    """The cost model's estimates, in seconds per sample, of the algorithms it ranks for ``spec``.
+
+    Examples
+    --------
+    >>> import tconv
+    >>> from tconv.engine.planner import plan_costs
+    >>> depthwise = tconv.ConvSpec.build(transposed=True, input_size=(56, 56), kernel_size=(4, 4),
+    ...     in_channels=64, out_channels=64, groups=64, stride=2, padding=1)
+    >>> costs = plan_costs(depthwise)
+    >>> sorted(costs)
+    ['jit_direct', 'jit_gemm']
+    >>> costs["jit_direct"] < costs["jit_gemm"]
+    True
+    """
+    costs = {}
+    for algorithm in registry.registered():
+        cost = algorithm.cost(spec)
+        if cost is not None:
+            costs[algorithm.name] = cost
+    return costs
+
+
+@functools.lru_cache(maxsize=4096)
+def plan(spec: ConvSpec, compiled: bool, channels_last: bool, team: bool = False) -> str:
+    """The planner's choice (the rules in the module docstring), cached per call description (shapes and
+    options), path (``compiled``: the compiled kernels can run it), layout and thread team."""
+    if not compiled:
+        return "gemm"
+    if not spec.transposed:
+        return "jit_gemm"
+    if channels_last and spec.groups == 1 and spec.out_channels >= _tuning.PIXELS_MIN_CHANNELS:
+        return "jit_pixels"
+    overlapping = any(k * d > s for k, s, d in zip(spec.kernel_size, spec.stride, spec.dilation))
+    if team and spec.ndim == 2 and spec.groups == 1 and spec.out_channels >= _tuning.PIXELS_TEAM_MIN_CHANNELS:
+        if spec.input_size[-1] <= _tuning.PIXELS_TEAM_MAX_ROW and overlapping:
+            return "jit_pixels"
+    costs = plan_costs(spec)
+    return min(costs, key=lambda name: costs[name])
+
+
+def select(
+    spec: ConvSpec, xp: Any, channels_last: bool = False, batch: int = 1, itemsize: int = 4
+) -> registry.Algorithm:
+    """The algorithm for one call of ``batch`` samples of ``itemsize``-byte elements: the forced one, or the
+    planner's."""
+    algorithm = registry.forced()
+    if algorithm is not None:
+        if not algorithm.supports(spec, xp):
+            raise ValueError(f"the forced algorithm {algorithm.name!r} does not support this call ({spec})")
+        return algorithm
+    # Would the compiled path run this call on a thread team? The question its schedule asks of the pixel
+    # path's columns: C_out channels of prod(input) * prod(k) elements per sample. The pixel rule holds for
+    # batched teams; a batch smaller than the team (cut over channels) keeps the cost model's choice.
+    pair = itemsize * math.prod(spec.input_size) * math.prod(spec.kernel_size)
+    threads = schedule.team_threads(batch, spec.out_channels, pair, schedule.Cut.CHANNELS)
+    team = threads > 1 and batch >= threads
+    compiled = registry.get("jit_gemm").supports(spec, xp)  # jit_gemm runs every call the kernels can
+    return registry.get(plan(spec, compiled, channels_last, team))

@@ -1,0 +1,131 @@
+"""The algorithm interface, the registry of algorithm objects, and forcing one (:func:`use_algorithm`).
+
+Every algorithm is registered here, once, in the order below; the planner (:mod:`tconv.engine.planner`)
+chooses among the registered objects only, and every entry point (:mod:`tconv.engine.run`) reaches an
+algorithm through it.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import contextvars
+from collections.abc import Iterator
+from typing import Any, Protocol
+
+from .._backend import Array
+from ..implementations import array_api
+from ..implementations.compiled import algorithms as compiled
+from ..spec import ConvSpec
+
+
+class Algorithm(Protocol):
+    """One way to compute a call, with its gradients, its support predicate and its cost.
+
+    The arrays it receives are batched, in the compute dtype and in the caller's layout (``channels_last``
+    says which); what it returns is too (the engine casts back and drops the batch axis).
+    """
+
+    #: The name :func:`algorithms` lists and :func:`use_algorithm` takes.
+    name: str
+    #: One line: what it does and what it needs.
+    description: str
+    #: Whether :meth:`transpose_grads` shares work between a transposed convolution's two gradients; if not,
+    #: the input gradient is a call of the convolution and the weight's comes from :meth:`weight_grad`.
+    shares_transpose_grads: bool
+
+    def supports(self, spec: ConvSpec, xp: Any) -> bool:
+        """Whether it can run this call in the array namespace ``xp``."""
+        ...
+
+    def cost(self, spec: ConvSpec) -> float | None:
+        """Seconds per sample by the planner's cost model; None where the model does not rank it."""
+        ...
+
+    def forward(
+        self, xp: Any, x: Array, weight: Array, bias: Array | None, spec: ConvSpec, channels_last: bool
+    ) -> Array:
+        """The call's result (a convolution or a transposed convolution, as ``spec`` says)."""
+        ...
+
+    def weight_grad(self, xp: Any, x: Array, grad_output: Array, spec: ConvSpec, channels_last: bool) -> Array:
+        """The loss's gradient with respect to the weight, in the weight's own layout."""
+        ...
+
+    def transpose_grads(
+        self, xp: Any, x: Array, weight: Array, grad_output: Array, spec: ConvSpec, channels_last: bool
+    ) -> tuple[Array, Array]:
+        """A transposed convolution's ``(grad_x, grad_weight)`` in one pass (where it shares work)."""
+        ...
+
+
+_ALGORITHMS: dict[str, Algorithm] = {}
+
+
+def register(algorithm: Algorithm) -> None:
+    """Add an algorithm object (the planner decides which one runs a call)."""
+    if algorithm.name in _ALGORITHMS:
+        raise ValueError(f"an algorithm named {algorithm.name!r} is registered already")
+    _ALGORITHMS[algorithm.name] = algorithm
+
+
+for _algorithm in (*array_api.ALGORITHMS, *compiled.ALGORITHMS):
+    register(_algorithm)
+
+
+def registered() -> tuple[Algorithm, ...]:
+    """The registered algorithm objects, in the order of registration."""
+    return tuple(_ALGORITHMS.values())
+
+
+def get(name: str) -> Algorithm:
+    """The registered algorithm called ``name``."""
+    return _ALGORITHMS[name]
+
+
+_FORCED: contextvars.ContextVar[str | None] = contextvars.ContextVar("tconv_algorithm", default=None)
+
+
+def forced() -> Algorithm | None:
+    """The algorithm :func:`use_algorithm` forces here, if any."""
+    name = _FORCED.get()
+    return None if name is None else _ALGORITHMS[name]
+
+
+def algorithms() -> list[str]:
+    """The names of the registered algorithms; the planner chooses among them per call.
+
+    ``jit_gemm``, ``jit_pixels``, ``jit_patches`` and ``jit_direct`` are the compiled NumPy paths
+    (numba, rank <= 3); the others are the array-API paths that run on any library (PyTorch, CuPy,
+    JAX, NumPy without numba).
+    :func:`use_algorithm` forces one.
+
+    Examples
+    --------
+    >>> import tconv
+    >>> tconv.algorithms()
+    ['jit_direct', 'jit_patches', 'jit_pixels', 'jit_gemm', 'gemm', 'taps', 'depth_to_space', 'direct']
+    """
+    return list(reversed(list(_ALGORITHMS)))
+
+
+@contextlib.contextmanager
+def use_algorithm(name: str | None) -> Iterator[None]:
+    """Force one algorithm for the calls inside the block (``None``: let the planner choose).
+
+    A forced algorithm that does not support a call raises ``ValueError`` rather than
+    silently falling back, so tests can cover every path.
+
+    Examples
+    --------
+    >>> import numpy as np, tconv
+    >>> with tconv.use_algorithm("taps"):
+    ...     tconv.conv_transpose(np.ones((1, 1, 2)), np.ones((1, 1, 2)), stride=2)
+    array([[[1., 1., 1., 1.]]])
+    """
+    if name is not None and name not in _ALGORITHMS:
+        raise ValueError(f"algorithm must be one of {', '.join(map(repr, _ALGORITHMS))} or None; received {name!r}")
+    token = _FORCED.set(name)
+    try:
+        yield
+    finally:
+        _FORCED.reset(token)

@@ -1,0 +1,13 @@
+"""The compiled NumPy path (numba kernels around BLAS products; NumPy arrays of rank <= 3).
+
+==================  =====================================================================================
+``algorithms``      the four algorithm objects, their support predicates and costs
+``transposed``      the transposed convolutions (``jit_gemm``, ``jit_direct``, ``jit_pixels``, ``jit_patches``)
+``im2col``          the im2col, the convolution, and both directions' gradients
+``geometry``        axes padded to 3-D, grouped views, gather tables, cropped-tap runs
+``schedule``        chunks, and ``team_threads``: the one decision whether a call runs on the thread team
+``team``            the thread team that runs a call's chunks
+``workspace``       buffers reused between calls; per-thread partial sums
+``kernels``         the numba kernels (compiled on first use)
+==================  =====================================================================================
+"""

@@ -1,0 +1,158 @@
+"""The compiled algorithms as objects (the interface :class:`tconv.engine.registry.Algorithm`): what each
+runs, its support predicate and its cost by the planner's cost model.
+
+All four take the caller's layout as it is (any strides, channels-last included) and share their
+gradients: the transposed convolution's input and weight gradients from one im2col of the output gradient,
+the convolution's weight gradient from an im2col of x (:mod:`tconv.implementations.compiled.im2col`).
+
+The cost model (seconds per sample; the rates in :mod:`tconv._tuning`): the column product at
+``GEMM_RATE`` (slower in proportion when ``C_in/G < GEMM_FULL_RATE_INNER``), the column buffer written and
+read once at ``COLUMN_STREAM``, each overlap-add row at ``ROW_COST``, and the direct kernel's multiply-adds
+at ``DIRECT_RATE``. It covers transposed convolutions (a convolution always takes ``jit_gemm``).
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Any
+
+import numpy as np
+
+from ... import _tuning
+from ...spec import ConvSpec
+from . import im2col, transposed
+from .geometry import patches_fit, runs_compiled
+
+
+def _column_product(spec: ConvSpec) -> tuple[float, int]:
+    """The cost of the column product and of streaming its columns once each way, and the columns' elements."""
+    groups = spec.groups
+    cg_in, cg_out = spec.in_channels // groups, spec.out_channels // groups
+    taps, p_in = math.prod(spec.kernel_size), math.prod(spec.input_size)
+    flops = 2.0 * groups * cg_in * cg_out * taps * p_in
+    elements = groups * cg_out * taps * p_in
+    column_bytes = float(_tuning.COST_ITEMSIZE) * elements
+    rate = _tuning.GEMM_RATE * min(1.0, cg_in / _tuning.GEMM_FULL_RATE_INNER)
+    return flops / rate + 2 * column_bytes / _tuning.COLUMN_STREAM, elements
+
+
+class Compiled:
+    """What the compiled algorithms share: NumPy arrays of rank <= 3 with numba, the caller's layout, and the
+    gradients. A subclass names itself and writes :meth:`forward` (and :meth:`supports`, :meth:`cost`)."""
+
+    name = ""
+    description = ""
+    shares_transpose_grads = True
+
+    def supports(self, spec: ConvSpec, xp: Any) -> bool:
+        return runs_compiled(spec, xp)
+
+    def cost(self, spec: ConvSpec) -> float | None:
+        return None
+
+    def forward(
+        self, xp: Any, x: np.ndarray, weight: np.ndarray, bias: np.ndarray | None, spec: ConvSpec, channels_last: bool
+    ) -> np.ndarray:
+        raise NotImplementedError
+
+    def weight_grad(self, xp: Any, x: np.ndarray, grad_output: np.ndarray, spec: ConvSpec, channels_last: bool) -> Any:
+        if spec.transposed:
+            return im2col.conv_transpose_grads(x, None, grad_output, spec, channels_last)[1]
+        return im2col.conv_weight_grad(x, grad_output, spec, channels_last)
+
+    def transpose_grads(
+        self, xp: Any, x: np.ndarray, weight: np.ndarray, grad_output: np.ndarray, spec: ConvSpec, channels_last: bool
+    ) -> tuple[np.ndarray, np.ndarray]:
+        """Both gradients of a transposed convolution from one im2col of the output gradient."""
+        dx, dw = im2col.conv_transpose_grads(x, weight, grad_output, spec, channels_last)
+        assert dx is not None  # the weight was given
+        return dx, dw
+
+
+class JitGemm(Compiled):
+    name = "jit_gemm"
+    description = (
+        "compiled im2col / output-stationary col2im around one BLAS product per group (NumPy, rank <= 3, needs numba)"
+    )
+
+    def cost(self, spec: ConvSpec) -> float | None:
+        """The column product, then an overlap-add in rows as long as the input's last axis."""
+        if not spec.transposed:
+            return None
+        product, elements = _column_product(spec)
+        return product + elements / spec.input_size[-1] * _tuning.ROW_COST
+
+    def forward(
+        self, xp: Any, x: np.ndarray, weight: np.ndarray, bias: np.ndarray | None, spec: ConvSpec, channels_last: bool
+    ) -> np.ndarray:
+        if spec.transposed:
+            return transposed.conv_transpose(x, weight, bias, spec, channels_last)
+        return im2col.conv(x, weight, bias, spec, channels_last)
+
+
+class JitPixels(Compiled):
+    name = "jit_pixels"
+    description = (
+        "BLAS product into pixel-major columns, then a compiled overlap-add vectorised along the "
+        "output channels (NumPy, rank <= 3, transposed, one group, needs numba)"
+    )
+
+    def supports(self, spec: ConvSpec, xp: Any) -> bool:
+        return spec.transposed and spec.groups == 1 and runs_compiled(spec, xp)
+
+    def forward(
+        self, xp: Any, x: np.ndarray, weight: np.ndarray, bias: np.ndarray | None, spec: ConvSpec, channels_last: bool
+    ) -> np.ndarray:
+        return transposed.conv_transpose_pixels(x, weight, bias, spec, channels_last)
+
+
+class JitPatches(Compiled):
+    name = "jit_patches"
+    description = (
+        "BLAS product into each input pixel's kernel patch, then a compiled overlap-add in rows "
+        "of the kernel's length (kernels longer than their input; NumPy, rank <= 3, transposed, one group, "
+        "last-axis dilation 1, needs numba)"
+    )
+
+    def supports(self, spec: ConvSpec, xp: Any) -> bool:
+        return patches_fit(spec) and runs_compiled(spec, xp)
+
+    def cost(self, spec: ConvSpec) -> float | None:
+        """The column product, then an overlap-add in rows as long as the kernel's last axis."""
+        if not patches_fit(spec):
+            return None
+        product, elements = _column_product(spec)
+        return product + elements / spec.kernel_size[-1] * _tuning.ROW_COST
+
+    def forward(
+        self, xp: Any, x: np.ndarray, weight: np.ndarray, bias: np.ndarray | None, spec: ConvSpec, channels_last: bool
+    ) -> np.ndarray:
+        return transposed.conv_transpose_patches(x, weight, bias, spec, channels_last)
+
+
+class JitDirect(Compiled):
+    name = "jit_direct"
+    description = (
+        "compiled direct sum per output, for few channels per group (depthwise; NumPy, "
+        "rank <= 3, transposed, needs numba)"
+    )
+
+    def supports(self, spec: ConvSpec, xp: Any) -> bool:
+        return spec.transposed and runs_compiled(spec, xp)
+
+    def cost(self, spec: ConvSpec) -> float | None:
+        """Every output sums ``C_in/G`` channels times the ``prod(k/s)`` taps that reach it on average."""
+        if not spec.transposed:
+            return None
+        cg_in = spec.in_channels // spec.groups
+        reach = math.prod(spec.kernel_size) / math.prod(spec.stride)
+        return spec.out_channels * math.prod(spec.output_size) * cg_in * reach / _tuning.DIRECT_RATE
+
+    def forward(
+        self, xp: Any, x: np.ndarray, weight: np.ndarray, bias: np.ndarray | None, spec: ConvSpec, channels_last: bool
+    ) -> np.ndarray:
+        return transposed.conv_transpose(x, weight, bias, spec, channels_last, direct=True)
+
+
+#: The compiled algorithms, in the order the engine registers them.
+ALGORITHMS = (JitGemm(), JitPixels(), JitPatches(), JitDirect())

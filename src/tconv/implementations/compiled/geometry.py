@@ -1,0 +1,194 @@
+"""The compiled path's geometry: a call's axes padded to three, views of the caller's arrays by group, the
+im2col's gather tables, the pixel path's per-axis tables and its cropped-tap runs."""
+
+from __future__ import annotations
+
+import functools
+import math
+from typing import Any, NamedTuple
+
+import numpy as np
+
+from ... import _tuning
+from ..._geometry import overlap
+from ...shapes import transposed_full_size
+from ...spec import ConvSpec
+from . import kernels
+
+
+def runs_compiled(spec: ConvSpec, xp: Any) -> bool:
+    """Whether the compiled kernels can run a call: NumPy arrays, rank <= 3, numba installed."""
+    import array_api_compat
+
+    return spec.ndim <= 3 and kernels.available() and bool(array_api_compat.is_numpy_namespace(xp))
+
+
+def pad3(values: tuple[int, ...], fill: int) -> tuple[int, ...]:
+    """Left-pad a per-axis tuple to three axes."""
+    return (fill,) * (3 - len(values)) + tuple(values)
+
+
+class Axes3(NamedTuple):
+    """A call's per-axis numbers padded to three axes (unit axes first: size 1, kernel 1, stride 1, ...)."""
+
+    size_in: tuple[int, ...]
+    kernel: tuple[int, ...]
+    stride: tuple[int, ...]
+    dilation: tuple[int, ...]
+    low: tuple[int, ...]  # the low padding
+    size_out: tuple[int, ...]
+
+
+def axes3(spec: ConvSpec, size_in: tuple[int, ...] | None = None, size_out: tuple[int, ...] | None = None) -> Axes3:
+    """``spec``'s axes padded to 3-D; ``size_in``/``size_out`` replace its sizes (an im2col of a gradient)."""
+    return Axes3(
+        pad3(spec.input_size if size_in is None else size_in, 1),
+        pad3(spec.kernel_size, 1),
+        pad3(spec.stride, 1),
+        pad3(spec.dilation, 1),
+        pad3(tuple(lo for lo, _ in spec.padding), 0),
+        pad3(spec.output_size if size_out is None else size_out, 1),
+    )
+
+
+def grouped_view(a: np.ndarray, groups: int, ndim: int, channels_last: bool) -> np.ndarray:
+    """Batched ``(N, C, *sp)`` or ``(N, *sp, C)`` -> a view ``(N, G, C/G, s1, s2, s3)`` (no copy)."""
+    if channels_last:
+        a = np.moveaxis(a, -1, 1)
+    n, c = a.shape[0], a.shape[1]
+    unit = (1,) * (3 - ndim)
+    shape = (n, groups, c // groups, *unit, *a.shape[2:])
+    strides = (a.strides[0], a.strides[1] * (c // groups), a.strides[1], *(0,) * len(unit), *a.strides[2:])
+    return np.lib.stride_tricks.as_strided(a, shape=shape, strides=strides)
+
+
+def merge_groups(grouped: np.ndarray) -> np.ndarray:
+    """``(N, G, C/G, ...)`` -> ``(N, C, ...)`` as a view (the group axis is a split of the channel axis)."""
+    shape = (grouped.shape[0], grouped.shape[1] * grouped.shape[2], *grouped.shape[3:])
+    strides = (grouped.strides[0], grouped.strides[2], *grouped.strides[3:])
+    return np.lib.stride_tricks.as_strided(grouped, shape=shape, strides=strides)
+
+
+class Im2colGeometry(NamedTuple):
+    """An im2col's geometry (3-D padded): the zero-padded plane ``span`` (per axis, from the low padding's first
+    position to the last position any window reads), where x's readable part lies in it (``src`` of x, ``dst``
+    of the plane, as (start, stop) per axis), and the flat gather tables: ``rows[o]`` the plane offset of
+    output ``o``'s window, ``taps[t]`` that of tap ``t`` within the window."""
+
+    span: tuple[int, ...]
+    src: tuple[tuple[int, int], ...]
+    dst: tuple[tuple[int, int], ...]
+    rows: np.ndarray
+    taps: np.ndarray
+
+
+@functools.lru_cache(maxsize=256)
+def im2col_geometry(axes: Axes3) -> Im2colGeometry:
+    """The im2col tables of one geometry (cached: their arrays are read-only and shared by every call)."""
+    span, src, dst = [], [], []
+    for n, k, st, d, lo, o in zip(*axes):
+        # the windows of o outputs span what a transposed convolution's full output spans; plane position u
+        # reads x at u - lo
+        length = transposed_full_size(o, k, st, d)
+        first, last = max(0, -lo), min(n, length - lo)  # x's part that some window reads
+        span.append(length)
+        src.append((first, max(first, last)))
+        dst.append((first + lo, max(first, last) + lo))
+    _, l2, l3 = span
+    o1, o2, o3 = axes.size_out
+    s1, s2, s3 = axes.stride
+    k1, k2, k3 = axes.kernel
+    d1, d2, d3 = axes.dilation
+    rows = (
+        np.arange(o1)[:, None, None] * (s1 * l2 * l3) + np.arange(o2)[:, None] * (s2 * l3) + np.arange(o3) * s3
+    ).ravel()
+    taps = (
+        np.arange(k1)[:, None, None] * (d1 * l2 * l3) + np.arange(k2)[:, None] * (d2 * l3) + np.arange(k3) * d3
+    ).ravel()
+    rows, taps = rows.astype(np.int64), taps.astype(np.int64)
+    rows.flags.writeable = taps.flags.writeable = False  # cached: shared by every call of this geometry
+    return Im2colGeometry(tuple(span), tuple(src), tuple(dst), rows, taps)
+
+
+def im2col_bytes(spec: ConvSpec, size_in: tuple[int, ...], size_out: tuple[int, ...], itemsize: int) -> int:
+    """An im2col's bytes per sample and input channel: its columns and its zero-padded plane."""
+    geometry = im2col_geometry(axes3(spec, size_in, size_out))
+    return (geometry.rows.size * geometry.taps.size + math.prod(geometry.span)) * itemsize
+
+
+def transposed_tables(n: int, k: int, s: int, d: int, lo: int, out: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Per output ``o``: the taps ``t`` and inputs ``j`` with ``o = j*s + t*d - lo`` (``count[o]`` of them)."""
+    pairs: list[list[tuple[int, int]]] = [[] for _ in range(out)]
+    for t in range(k):
+        offset = t * d - lo
+        j0, j1, _ = overlap(offset, s, n, out)
+        for j in range(j0, j1):
+            pairs[j * s + offset].append((t, j))
+    width = max(1, max((len(p) for p in pairs), default=0))
+    taps = np.zeros((out, width), dtype=np.int64)
+    inputs = np.zeros((out, width), dtype=np.int64)
+    count = np.array([len(p) for p in pairs], dtype=np.int64)
+    for o, p in enumerate(pairs):
+        for m, (t, j) in enumerate(p):
+            taps[o, m], inputs[o, m] = t, j
+    return count, taps, inputs
+
+
+def cropped_tap_split(axes: Axes3) -> tuple[int, list[tuple[int, int, int, int]]] | None:
+    """Along the first axis with a kernel longer than 1: runs ``(j0, j1, t0, t1)`` of consecutive inputs whose
+    taps landing inside the output are ``t0 .. t1-1`` (input ``j``, tap ``t`` land at ``j*s + t*d - lo``), when
+    the taps outside are at least ``_tuning.CROPPED_TAPS_MIN`` of the axis' pairs; else None."""
+    axis = next((a for a in range(3) if axes.kernel[a] > 1), None)
+    if axis is None:
+        return None
+    n, k, s, d, lo, out = (field[axis] for field in axes)
+    reach = [overlap(t * d - lo, s, n, out)[:2] for t in range(k)]  # per tap: the inputs landing inside
+    runs: list[tuple[int, int, int, int]] = []
+    for j in range(n):
+        landing = [t for t, (j0, j1) in enumerate(reach) if j0 <= j < j1]  # consecutive taps
+        t0, t1 = (landing[0], landing[-1] + 1) if landing else (0, 0)
+        if runs and runs[-1][1] == j and runs[-1][2:] == (t0, t1):
+            runs[-1] = (runs[-1][0], j + 1, t0, t1)
+        else:
+            runs.append((j, j + 1, t0, t1))
+    inside = sum((j1 - j0) * (t1 - t0) for j0, j1, t0, t1 in runs)
+    return (axis, runs) if inside <= (1 - _tuning.CROPPED_TAPS_MIN) * n * k else None
+
+
+def patches_fit(spec: ConvSpec) -> bool:
+    """``jit_patches``' geometry: transposed, one group, dilation 1 on the last axis, an uncropped plane of at
+    most ``_tuning.PATCHES_MAX_PLANE`` elements."""
+    uncropped = [
+        transposed_full_size(n, k, s, d)
+        for n, s, k, d in zip(spec.input_size, spec.stride, spec.kernel_size, spec.dilation)
+    ]
+    return (
+        spec.transposed
+        and spec.groups == 1
+        and spec.dilation[-1] == 1
+        and math.prod(uncropped) <= _tuning.PATCHES_MAX_PLANE
+    )
+
+
+def empty_out(batch: int, channels: int, size: tuple[int, ...], dtype: Any, channels_last: bool) -> np.ndarray:
+    """An uninitialised batched result in the caller's layout."""
+    shape = (batch, *size, channels) if channels_last else (batch, channels, *size)
+    return np.empty(shape, dtype=dtype)
+
+
+def grouped_call(x: np.ndarray, spec: ConvSpec, channels_last: bool) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """A call's result (uninitialised, in the caller's layout), and grouped views of it and of x."""
+    out = empty_out(x.shape[0], spec.out_channels, spec.output_size, x.dtype, channels_last)
+    return (
+        out,
+        grouped_view(out, spec.groups, spec.ndim, channels_last),
+        grouped_view(x, spec.groups, spec.ndim, channels_last),
+    )
+
+
+def grouped_matrix(grouped: np.ndarray) -> np.ndarray:
+    """A grouped view ``(N, G, C/G, s1, s2, s3)`` as ``(G, C/G, N * P)`` for the products (a view when N = 1
+    and channels-first, else a copy)."""
+    batch, groups, cg = grouped.shape[:3]
+    p = math.prod(grouped.shape[3:])
+    return np.ascontiguousarray(np.moveaxis(grouped, 0, 2)).reshape(groups, cg, batch * p)

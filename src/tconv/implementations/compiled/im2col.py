@@ -1,0 +1,197 @@
+"""The compiled im2col and what is built on it: the convolution (``jit_gemm``) and the gradients.
+
+Convolution
+    im2col into ``cols (C_in * K, N * P_out)`` (x first copied into zero-padded planes, nothing copied when
+    no window reaches the padding; then every column is one flat gather with no border test), then
+    ``W @ cols`` and one pass that adds the bias and writes the caller's layout.
+Gradients
+    The transposed convolution's input gradient and weight gradient share one im2col of the output gradient
+    ``cols_gy``: ``dx = W @ cols_gy`` and ``dW = x @ cols_gy^T``. The convolution's weight gradient is
+    ``dy @ im2col(x)^T``. On a team the weight gradient is summed from per-thread partials; a batch smaller
+    than the team (channels-first) is cut into blocks of x's pixels (:func:`_grads_in_pixel_blocks`).
+"""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+
+from ... import _tuning
+from ...spec import ConvSpec
+from . import geometry, kernels, schedule, team
+from .workspace import Partials, workspace
+
+
+def im2col(grouped: np.ndarray, spec: ConvSpec, size_in: tuple[int, ...], size_out: tuple[int, ...]) -> np.ndarray:
+    """``cols (G, C/G * K, N * P_out)`` of a forward convolution's input ``(N, G, C/G, s1, s2, s3)``, in this
+    thread's buffer: x copied into zero-padded planes, then every column filled by one flat gather."""
+    batch, groups, cg = grouped.shape[:3]
+    tables = geometry.im2col_geometry(geometry.axes3(spec, size_in, size_out))
+    channels = groups * cg
+    planes = _padded_planes(grouped, tables)
+    shape = (channels, tables.taps.size, batch, tables.rows.size)
+    cols = workspace(shape, grouped.dtype)
+    kernels.im2col(planes, cols, tables.rows, tables.taps)
+    return cols.reshape(groups, cg * tables.taps.size, batch * tables.rows.size)
+
+
+def _padded_planes(grouped: np.ndarray, tables: geometry.Im2colGeometry) -> np.ndarray:
+    """``(N, G, C/G, s1, s2, s3)`` as zero-padded flat planes ``(N, C, L)`` for the gather (this thread's
+    buffer; x itself when no window reaches the padding and x is contiguous)."""
+    batch, channels = grouped.shape[0], grouped.shape[1] * grouped.shape[2]
+    (a1, b1), (a2, b2), (a3, b3) = tables.dst
+    (c1, e1), (c2, e2), (c3, e3) = tables.src
+    x = geometry.merge_groups(grouped)[:, :, c1:e1, c2:e2, c3:e3]
+    if x.shape[2:] == tables.span and x.flags.c_contiguous:
+        return x.reshape(batch, channels, -1)  # no padding and nothing cropped: x's planes as they are
+    plane = workspace((batch, channels, *tables.span), grouped.dtype, slot=2)
+    inner = plane[:, :, a1:b1, a2:b2, a3:b3]
+    if inner.size < plane.size:
+        plane.fill(0)
+    inner[...] = x
+    return plane.reshape(batch, channels, -1)
+
+
+def _write_channels_first_matrix(y: np.ndarray, bias: np.ndarray | None, out_grouped: np.ndarray) -> None:
+    """``y (G', C/G, nb * P)`` (+ ``bias (G', C/G)``) -> ``out_grouped (nb, G', C/G, s1, s2, s3)``."""
+    groups, cg = y.shape[:2]
+    nb = out_grouped.shape[0]
+    y_grouped = np.moveaxis(y.reshape(groups, cg, nb, *out_grouped.shape[3:]), 2, 0)
+    if bias is None:
+        out_grouped[...] = y_grouped
+    else:
+        np.add(y_grouped, bias.reshape(1, groups, cg, 1, 1, 1), out=out_grouped)
+
+
+def conv(x: np.ndarray, weight: np.ndarray, bias: np.ndarray | None, spec: ConvSpec, channels_last: bool) -> np.ndarray:
+    """The (forward) convolution of a batched x in the caller's layout: im2col, one product per group."""
+    groups, batch = spec.groups, x.shape[0]
+    cg_in, cg_out = spec.in_channels // groups, spec.out_channels // groups
+    out, out_grouped, x_grouped = geometry.grouped_call(x, spec, channels_last)
+    taps = math.prod(spec.kernel_size)
+    w_matrix = weight.reshape(groups, cg_out, cg_in * taps)
+    bias_g = None if bias is None else np.asarray(bias, dtype=x.dtype).reshape(groups, cg_out)
+    total = None
+
+    def work(block: tuple[int, int, int, int, int, int]) -> None:
+        nonlocal total
+        n0, n1, g0, g1, c0, c1 = block
+        cols = im2col(x_grouped[n0:n1, g0:g1, c0:c1], spec, spec.input_size, spec.output_size)
+        y = np.matmul(w_matrix[g0:g1, :, c0 * taps : c1 * taps], cols)  # (G', cg_out, nb * P_out)
+        total = y if c0 == 0 else total + y  # channel blocks (one thread) are summed in order
+        if c1 == cg_in:
+            bias_block = None if bias_g is None else bias_g[g0:g1]
+            _write_channels_first_matrix(total if c0 else y, bias_block, out_grouped[n0:n1, g0:g1])
+
+    bytes_per = geometry.im2col_bytes(spec, spec.input_size, spec.output_size, x.dtype.itemsize)
+    schedule.each(work, *schedule.im2col_schedule(batch, groups, cg_in, bytes_per))
+    return out
+
+
+def conv_transpose_grads(
+    x: np.ndarray, weight: np.ndarray | None, gy: np.ndarray, spec: ConvSpec, channels_last: bool
+) -> tuple[np.ndarray | None, np.ndarray]:
+    """``(dx, dW)`` of a transposed convolution, both from one im2col of the output gradient; without the
+    weight, only dW (dx is None). dW has the weight's shape ``(C_in, C_out/G, *k)``."""
+    groups, d = spec.groups, spec.ndim
+    batch = x.shape[0]
+    cg_in, cg_out = spec.in_channels // groups, spec.out_channels // groups
+    taps = math.prod(spec.kernel_size)
+    weight_shape = (spec.in_channels, cg_out, *spec.kernel_size)
+    x_grouped = geometry.grouped_view(x, groups, d, channels_last)
+    gy_grouped = geometry.grouped_view(gy, groups, d, channels_last)
+    dx = (
+        None if weight is None else geometry.empty_out(batch, spec.in_channels, spec.input_size, x.dtype, channels_last)
+    )
+    dx_grouped = None if dx is None else geometry.grouped_view(dx, groups, d, channels_last)
+    w_matrix = None if weight is None else weight.reshape(groups, cg_in, cg_out * taps)
+    bytes_per = geometry.im2col_bytes(spec, spec.output_size, spec.input_size, x.dtype.itemsize)
+    cut = schedule.Cut.SAMPLES if channels_last else schedule.Cut.PIXELS
+    threads = schedule.team_threads(batch, groups * cg_out, bytes_per, cut)
+    if threads > batch:  # a batch smaller than the team, cut into blocks of pixels
+        return dx, _grads_in_pixel_blocks(x_grouped, w_matrix, gy_grouped, spec, dx, threads).reshape(weight_shape)
+    blocks, threads = schedule.im2col_schedule(batch, groups, cg_out, bytes_per, threads)
+    dw = Partials(np.zeros((groups, cg_in, cg_out * taps), dtype=x.dtype), threads)
+    total = None
+
+    def work(chunk: tuple[int, int, int, int, int, int]) -> None:
+        nonlocal total
+        n0, n1, g0, g1, c0, c1 = chunk
+        # The input gradient is the convolution of gy with the same geometry, read at x's positions.
+        cols = im2col(gy_grouped[n0:n1, g0:g1, c0:c1], spec, spec.output_size, spec.input_size)  # (G', cb*K, nb*P)
+        block = slice(c0 * taps, c1 * taps)
+        if dx_grouped is not None and w_matrix is not None:
+            part = np.matmul(w_matrix[g0:g1, :, block], cols)
+            total = part if c0 == 0 else total + part  # channel blocks (one thread) are summed in order
+            if c1 == cg_out:
+                _write_channels_first_matrix(total if c0 else part, None, dx_grouped[n0:n1, g0:g1])
+        x_matrix = geometry.grouped_matrix(x_grouped[n0:n1, g0:g1])  # (G', cg_in, nb*P_in)
+        dw.target()[g0:g1, :, block] += np.matmul(x_matrix, np.swapaxes(cols, 1, 2))
+
+    schedule.each(work, blocks, threads)
+    return dx, dw.sum().reshape(weight_shape)
+
+
+def _grads_in_pixel_blocks(
+    x_grouped: np.ndarray,
+    w_matrix: np.ndarray | None,
+    gy_grouped: np.ndarray,
+    spec: ConvSpec,
+    dx: np.ndarray | None,
+    threads: int,
+) -> np.ndarray:
+    """:func:`conv_transpose_grads` of a batch smaller than the team (channels-first), on the team in blocks
+    of x's pixels: gy is padded once, then each block's columns are gathered (the im2col's table of window
+    offsets cut to the block), multiplied into the block of ``dx = W @ cols`` and into the thread's partial
+    ``dW += x_block @ cols^T``, while they are in the cache. Returns dW ``(G, C_in/G, C_out/G * K)``."""
+    batch, groups, cg_out = gy_grouped.shape[:3]
+    cg_in = x_grouped.shape[2]
+    tables = geometry.im2col_geometry(geometry.axes3(spec, spec.output_size, spec.input_size))
+    taps, p_in = tables.taps.size, tables.rows.size
+    planes = _padded_planes(gy_grouped, tables)  # read by every thread; work() never touches slot 2
+    x_flat = np.ascontiguousarray(geometry.merge_groups(x_grouped)).reshape(batch, groups, cg_in, p_in)
+    dx_flat = None if dx is None else dx.reshape(batch, groups, cg_in, p_in)
+    per_pixel = groups * cg_out * taps * batch * x_grouped.dtype.itemsize
+    count = max(threads, -(-p_in * per_pixel // _tuning.TEAM_CHUNK_BYTES))
+    step = schedule.even_step(p_in, max(1, -(-p_in // (-(-count // threads) * threads))))
+    dw = Partials(np.zeros((groups, cg_in, cg_out * taps), dtype=x_grouped.dtype), threads)
+
+    def work(block: tuple[int, int]) -> None:
+        o0, o1 = block
+        cols = workspace((groups * cg_out, taps, batch, o1 - o0), x_grouped.dtype)
+        kernels.im2col(planes, cols, tables.rows[o0:o1], tables.taps)
+        cols_g = cols.reshape(groups, cg_out * taps, batch * (o1 - o0))
+        xb = np.moveaxis(x_flat[:, :, :, o0:o1], 0, 2).reshape(groups, cg_in, -1)  # (G, cg_in, N * ob)
+        target = dw.target()
+        for g in range(groups):
+            if dx_flat is not None and w_matrix is not None:
+                part = np.matmul(w_matrix[g], cols_g[g]).reshape(cg_in, batch, o1 - o0)
+                dx_flat[:, g, :, o0:o1] = np.moveaxis(part, 1, 0)
+            target[g] += np.matmul(xb[g], cols_g[g].T)
+
+    team.run(work, [(o0, min(o0 + step, p_in)) for o0 in range(0, p_in, step)], threads)
+    return dw.sum()
+
+
+def conv_weight_grad(x: np.ndarray, gy: np.ndarray, spec: ConvSpec, channels_last: bool) -> np.ndarray:
+    """The weight gradient of a (forward) convolution, ``dy @ im2col(x)^T`` per group, in the weight's shape
+    ``(C_out, C_in/G, *k)``."""
+    groups, d = spec.groups, spec.ndim
+    batch = x.shape[0]
+    cg_in, cg_out = spec.in_channels // groups, spec.out_channels // groups
+    taps = math.prod(spec.kernel_size)
+    x_grouped = geometry.grouped_view(x, groups, d, channels_last)
+    gy_grouped = geometry.grouped_view(gy, groups, d, channels_last)
+    bytes_per = geometry.im2col_bytes(spec, spec.input_size, spec.output_size, x.dtype.itemsize)
+    blocks, threads = schedule.im2col_schedule(batch, groups, cg_in, bytes_per)
+    dw = Partials(np.zeros((groups, cg_out, cg_in * taps), dtype=x.dtype), threads)
+
+    def work(chunk: tuple[int, int, int, int, int, int]) -> None:
+        n0, n1, g0, g1, c0, c1 = chunk
+        cols = im2col(x_grouped[n0:n1, g0:g1, c0:c1], spec, spec.input_size, spec.output_size)
+        gy_matrix = geometry.grouped_matrix(gy_grouped[n0:n1, g0:g1])  # (G', cg_out, nb*P_out)
+        dw.target()[g0:g1, :, c0 * taps : c1 * taps] += np.matmul(gy_matrix, np.swapaxes(cols, 1, 2))
+
+    schedule.each(work, blocks, threads)
+    return dw.sum().reshape(spec.out_channels, cg_in, *spec.kernel_size)

@@ -1,0 +1,237 @@
+"""The compiled transposed convolutions: caller's layout in, caller's layout out, BLAS for the products.
+
+``jit_gemm`` (:func:`conv_transpose`)
+    ``cols = W^T @ x`` (one product per group: ``(C_out/G * K, C_in/G) @ (C_in/G, N*P)``), then an
+    output-stationary col2im: each output is the sum of the ``cols`` entries that reach it (about
+    ``prod(k/s)`` of them), plus the bias, written once into the output. Chunked over output channels (and
+    batch) so ``cols`` stays near the cache and within the memory budget.
+``jit_direct`` (:func:`conv_transpose` with ``direct``)
+    For few channels per group (depthwise): a product with a small inner dimension runs far below the BLAS
+    rate, so the transposed convolution is summed directly per output.
+``jit_pixels``, ``jit_patches`` (:func:`conv_transpose_pixels`, :func:`conv_transpose_patches`; one group)
+    ``cols = x (N*P, C_in) @ W`` with x read as rows of pixels (channels-last x is that matrix itself), then
+    an overlap-add along the contiguous channels (pixels) or along each kernel patch's rows (patches, for
+    kernels longer than their input).
+
+A 1x1 input whose kernel copy is the whole output is one product written straight into the output
+(:func:`_single_pixel`), on every path.
+"""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+
+from ... import _tuning
+from ...shapes import transposed_full_size
+from ...spec import ConvSpec
+from . import geometry, kernels, schedule
+from .workspace import workspace
+
+
+def _bias_by_group(bias: np.ndarray | None, spec: ConvSpec, dtype: np.dtype) -> np.ndarray:
+    """The bias as ``(G, C_out/G)`` in ``dtype`` (zeros when there is none)."""
+    cg = spec.out_channels // spec.groups
+    if bias is None:
+        return np.zeros((spec.groups, cg), dtype=dtype)
+    return np.ascontiguousarray(bias, dtype=dtype).reshape(spec.groups, cg)
+
+
+def conv_transpose(
+    x: np.ndarray,
+    weight: np.ndarray,
+    bias: np.ndarray | None,
+    spec: ConvSpec,
+    channels_last: bool,
+    direct: bool = False,
+) -> np.ndarray:
+    """The transposed convolution of a batched x in the caller's layout; the result in the same layout.
+
+    ``direct``: sum per output with the direct kernel instead of a product and col2im.
+    """
+    groups, batch = spec.groups, x.shape[0]
+    cg_in, cg_out = spec.in_channels // groups, spec.out_channels // groups
+    out, out_grouped, x_grouped = geometry.grouped_call(x, spec, channels_last)
+    axes = geometry.axes3(spec)
+    bias_grouped = _bias_by_group(bias, spec, x.dtype)
+    if direct:
+        w_grouped = weight.reshape(groups, cg_in, cg_out, *axes.kernel)
+        kernels.direct(x_grouped, w_grouped, bias_grouped, out_grouped, kernels.PhaseGeometry(*axes))
+        return out
+    if _is_single_pixel(spec):
+        return _single_pixel(x, weight, bias, spec, channels_last, out)
+    taps = math.prod(spec.kernel_size)
+    p_in = math.prod(spec.input_size)
+    item = x.dtype.itemsize
+    # x as (G, cg_in, N * P) for one product per chunk: a transposing copy of x unless N = 1. Channels-first x
+    # with large enough samples is instead read in place by one product per sample.
+    per_sample = batch > 1 and not channels_last and p_in >= _tuning.PER_SAMPLE_MIN_PIXELS
+    x_matrix = None if per_sample else geometry.grouped_matrix(x_grouped)
+    w_matrix = weight.reshape(groups, cg_in, cg_out * taps)
+    # A kernel no longer than its stride: no two taps overlap, the output is read straight from cols.
+    no_overlap = all(k <= st and dd == 1 for k, st, dd in zip(spec.kernel_size, spec.stride, spec.dilation))
+    phases = None if no_overlap else kernels.PhaseGeometry(*axes)
+
+    def work(chunk: tuple[int, int, int, int]) -> None:
+        n0, n1, c0, c1 = chunk
+        nb = n1 - n0
+        w_chunk = w_matrix.reshape(groups, cg_in, cg_out, taps)[:, :, c0:c1].reshape(groups, cg_in, (c1 - c0) * taps)
+        a = np.swapaxes(w_chunk, 1, 2)
+        if x_matrix is None:  # one product per sample, x read in place: (nb, G, cb*K, P)
+            x_samples = x_grouped[n0:n1].reshape(nb, groups, cg_in, p_in)
+            cols = np.matmul(a, x_samples, out=workspace((nb, groups, a.shape[1], p_in), x.dtype))
+            cols_by_tap = cols.reshape(nb, groups, c1 - c0, *axes.kernel, *axes.size_in)
+            cols_by_tap = cols_by_tap.transpose(1, 3, 4, 5, 2, 0, 6, 7, 8)  # (G, K1, K2, K3, cb, nb, n1, n2, n3)
+        else:
+            x_chunk = x_matrix.reshape(groups, cg_in, batch, p_in)[:, :, n0:n1].reshape(groups, cg_in, nb * p_in)
+            cols = np.matmul(a, x_chunk, out=workspace((groups, a.shape[1], x_chunk.shape[2]), x.dtype))
+            cols_by_tap = cols.reshape(groups, c1 - c0, *axes.kernel, nb, *axes.size_in)
+            cols_by_tap = np.moveaxis(cols_by_tap, 1, 4)  # (G, K1, K2, K3, cb, nb, n1, n2, n3)
+        if phases is None:
+            kernels.gather(cols_by_tap, bias_grouped[:, c0:c1], out_grouped[n0:n1, :, c0:c1], axes)
+        else:
+            kernels.col2im(cols_by_tap, bias_grouped[:, c0:c1], out_grouped[n0:n1, :, c0:c1], phases)
+
+    schedule.each(work, *schedule.schedule(batch, cg_out, groups * taps * p_in * item))
+    return out
+
+
+def _is_single_pixel(spec: ConvSpec) -> bool:
+    """A 1x1 input whose kernel copy is the whole output (DCGAN's first layer): a plain matrix product."""
+    return (
+        spec.groups == 1
+        and all(n == 1 for n in spec.input_size)
+        and all(p == (0, 0) for p in spec.padding)
+        and all(d == 1 for d in spec.dilation)
+        and spec.output_size == spec.kernel_size
+    )
+
+
+def _single_pixel(
+    x: np.ndarray, weight: np.ndarray, bias: np.ndarray | None, spec: ConvSpec, channels_last: bool, out: np.ndarray
+) -> np.ndarray:
+    """``out (N, C_out * K) = x (N, C_in) @ W (C_in, C_out * K)``, written straight into the caller's layout."""
+    batch, taps = x.shape[0], math.prod(spec.kernel_size)
+    w2 = weight.reshape(spec.in_channels, spec.out_channels, taps)
+    if channels_last:  # output (N, *k, C_out): the weight's columns in (tap, channel) order
+        w2 = np.ascontiguousarray(np.swapaxes(w2, 1, 2))
+    out2 = out.reshape(batch, spec.out_channels * taps)
+    np.matmul(x.reshape(batch, spec.in_channels), w2.reshape(spec.in_channels, -1), out=out2)
+    if bias is not None:
+        shape = (1, *(1,) * spec.ndim, -1) if channels_last else (1, -1, *(1,) * spec.ndim)
+        out += np.asarray(bias, dtype=out.dtype).reshape(shape)
+    return out
+
+
+def _pixel_rows(x: np.ndarray, spec: ConvSpec, channels_last: bool) -> np.ndarray:
+    """x as ``(N, P, C_in)``: channels-last x as it is, channels-first x as its per-sample transpose (a view)."""
+    batch, p_in, c_in = x.shape[0], math.prod(spec.input_size), spec.in_channels
+    if channels_last:
+        return np.ascontiguousarray(x).reshape(batch, p_in, c_in)
+    return np.swapaxes(np.ascontiguousarray(x).reshape(batch, c_in, p_in), 1, 2)
+
+
+def _rows_product(rows: np.ndarray, w_block: np.ndarray) -> np.ndarray:
+    """``rows (nb, P, C_in) @ w_block (C_in, M)`` into the column buffer. Rows that are a transposed view
+    (channels-first x) are first copied into a second buffer, so that the product is one matrix product."""
+    dtype = np.result_type(rows, w_block)
+    if not rows.flags.c_contiguous:
+        staged = workspace(rows.shape, rows.dtype, slot=1)
+        np.copyto(staged, rows)
+        rows = staged
+    flat = rows.reshape(-1, rows.shape[2])
+    return np.matmul(flat, w_block, out=workspace((flat.shape[0], w_block.shape[1]), dtype))
+
+
+def conv_transpose_pixels(
+    x: np.ndarray, weight: np.ndarray, bias: np.ndarray | None, spec: ConvSpec, channels_last: bool
+) -> np.ndarray:
+    """Pixel-major, one group: ``cols (N*P, K*C_out) = x (N*P, C_in) @ W (C_in, K*C_out)``, then an
+    overlap-add in which each output pixel sums the channel vectors reaching it (vectorised along the
+    channels), written into the caller's layout.
+
+    Channels-last x is that matrix as it is (no copy); channels-first x is its per-sample transpose,
+    copied per chunk into a second buffer. Where the padding crops enough of the taps
+    (:func:`tconv.implementations.compiled.geometry.cropped_tap_split`), x's rows are staged with the split
+    axis first and the product is one product per run of inputs whose taps inside the output are the same,
+    so the cropped taps are never multiplied.
+    """
+    batch = x.shape[0]
+    out = geometry.empty_out(batch, spec.out_channels, spec.output_size, x.dtype, channels_last)
+    if _is_single_pixel(spec):
+        return _single_pixel(x, weight, bias, spec, channels_last, out)
+    bias_row = _bias_by_group(bias, spec, x.dtype)[0]
+    taps, p_in = math.prod(spec.kernel_size), math.prod(spec.input_size)
+    c_in, c_out = spec.in_channels, spec.out_channels
+    wk = np.ascontiguousarray(np.moveaxis(weight.reshape(c_in, c_out, taps), 1, 2)).reshape(c_in, taps * c_out)
+    axes = geometry.axes3(spec)
+    tables: list[np.ndarray] = []
+    for n, k, s, dil, lo, o in zip(*axes):
+        tables += geometry.transposed_tables(n, k, s, dil, lo, o)
+    if channels_last:  # (N, O1, O2, O3, C_out)
+        out_pixels = out.reshape(batch, *axes.size_out, c_out)
+    else:
+        out_pixels = np.moveaxis(out.reshape(batch, c_out, *axes.size_out), 1, -1)
+    rows = _pixel_rows(x, spec, channels_last)
+    split = geometry.cropped_tap_split(axes)
+    if split is not None:  # x as (N, D1, D2, D3, C_in)
+        x_pixels = (
+            x.reshape(batch, *axes.size_in, c_in)
+            if channels_last
+            else np.moveaxis(x.reshape(batch, c_in, *axes.size_in), 1, -1)
+        )
+
+    def work(chunk: tuple[int, int, int, int]) -> None:
+        n0, n1, c0, c1 = chunk
+        if (c0, c1) == (0, c_out):
+            w_block = wk
+        else:  # a single sample's columns exceed the chunk: a block of output channels at a time
+            w_block = np.ascontiguousarray(wk.reshape(c_in, taps, c_out)[:, :, c0:c1]).reshape(c_in, -1)
+        if split is None:
+            cols = _rows_product(rows[n0:n1], w_block).reshape(n1 - n0, *axes.size_in, *axes.kernel, c1 - c0)
+            kernels.col2im_last(cols, bias_row[c0:c1], out_pixels[n0:n1, ..., c0:c1], tuple(tables))
+            return
+        axis, runs = split
+        others = [b for b in range(3) if b != axis]
+        staged = workspace((axes.size_in[axis], n1 - n0, *(axes.size_in[b] for b in others), c_in), x.dtype, slot=1)
+        np.copyto(staged, np.moveaxis(x_pixels[n0:n1], 1 + axis, 0))
+        cols = workspace((*staged.shape[:4], *axes.kernel, c1 - c0), np.result_type(x, w_block))
+        per_index = staged[0].size // c_in  # rows per input index along the split axis
+        per_tap = w_block.shape[1] // axes.kernel[axis]  # columns per tap along it (the axes before: kernel 1)
+        rows_in = staged.reshape(-1, c_in)
+        rows_out = cols.reshape(rows_in.shape[0], -1)
+        for j0, j1, t0, t1 in runs:  # only the taps that land inside the output: the rest stays unwritten
+            r, t = slice(j0 * per_index, j1 * per_index), slice(t0 * per_tap, t1 * per_tap)
+            np.matmul(rows_in[r], w_block[:, t], out=rows_out[r, t])
+        order = (1 + axis, 0, *(1 + b for b in others))
+        kernels.col2im_last(cols, bias_row[c0:c1], out_pixels[n0:n1, ..., c0:c1], tuple(tables), order)
+
+    schedule.each(work, *schedule.schedule(batch, c_out, p_in * taps * x.dtype.itemsize))
+    return out
+
+
+def conv_transpose_patches(
+    x: np.ndarray, weight: np.ndarray, bias: np.ndarray | None, spec: ConvSpec, channels_last: bool
+) -> np.ndarray:
+    """Patch-major, one group: ``cols (N*P, C_out*K) = x (N*P, C_in) @ W (C_in, C_out*K)`` (the weight as it
+    is), then each input pixel's kernel patch is added into the output plane in rows of ``k`` contiguous
+    elements. For kernels longer than their input (FCN-32s, iSTFT), where rows of the input are short."""
+    batch, d = x.shape[0], spec.ndim
+    taps, p_in = math.prod(spec.kernel_size), math.prod(spec.input_size)
+    c_in, c_out = spec.in_channels, spec.out_channels
+    out = geometry.empty_out(batch, c_out, spec.output_size, x.dtype, channels_last)
+    if _is_single_pixel(spec):
+        return _single_pixel(x, weight, bias, spec, channels_last, out)
+    out_planes = geometry.grouped_view(out, 1, d, channels_last)[:, 0]  # (N, C_out, O1, O2, O3)
+    bias_row = _bias_by_group(bias, spec, x.dtype)[0]
+    w2 = weight.reshape(c_in, c_out * taps)
+    rows = _pixel_rows(x, spec, channels_last)
+    axes = geometry.axes3(spec)
+    uncropped = tuple(transposed_full_size(n, k, s, dd) for n, k, s, dd in zip(*axes[:4]))
+    plane = (*axes.stride, *axes.dilation[:2], *axes.low, *uncropped)
+    for n0, n1, c0, c1 in schedule.chunks(batch, c_out, p_in * taps * x.dtype.itemsize):
+        product = _rows_product(rows[n0:n1], w2[:, c0 * taps : c1 * taps])
+        cols = product.reshape(n1 - n0, *axes.size_in, c1 - c0, *axes.kernel)
+        kernels.col2im_patches(cols, bias_row[c0:c1], out_planes[n0:n1, c0:c1], plane)
+    return out

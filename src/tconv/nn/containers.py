@@ -1,0 +1,138 @@
+"""The containers: :class:`Sequential` (one layer after another), :class:`Parallel` (branches on one input,
+concatenated) and :class:`Residual` (a body plus a shortcut)."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Iterator, Sequence
+
+import numpy as np
+
+from .module import Module
+
+__all__ = ["Parallel", "Residual", "Sequential"]
+
+
+class Sequential(Module):
+    """Layers applied one after another; children are named ``"0"``, ``"1"``, ... as in PyTorch.
+
+    When the first layer was given an ``input_shape`` (Keras's
+    ``Dense(..., input_shape=(100,))``), the model is built at once and
+    ``output_shape`` follows every :meth:`add`, so seed 000's assertions run.
+
+    Examples
+    --------
+    >>> from tconv import nn
+    >>> model = nn.Sequential([nn.Dense(8, input_shape=(4,)), nn.ReLU()])
+    >>> model.output_shape
+    (None, 8)
+    >>> model.count_params()
+    40
+    """
+
+    def __init__(self, layers: Iterable[Module] = ()) -> None:
+        super().__init__()
+        self._sample_shape: tuple[int, ...] | None = None
+        for layer in layers:
+            self.add(layer)
+
+    def add(self, layer: Module) -> None:
+        if not isinstance(layer, Module):
+            raise TypeError(f"layer must be a tconv.nn.Module; received {type(layer).__name__}")
+        index = len(self._modules)
+        declared = getattr(layer, "declared_input_shape", None)
+        if index == 0 and declared is not None:
+            self._sample_shape = (1, *declared)
+        if self._sample_shape is not None:  # build the new layer only, on the previous layer's output
+            previous = self.output_shape if index else (None, *self._sample_shape[1:])
+            assert previous is not None
+            layer.build_from_shape(previous)
+            self.input_shape, self.output_shape = (None, *self._sample_shape[1:]), layer.output_shape
+        setattr(self, str(index), layer)
+
+    def __getitem__(self, index: int) -> Module:
+        return list(self._modules.values())[index]
+
+    def __len__(self) -> int:
+        return len(self._modules)
+
+    def __iter__(self) -> Iterator[Module]:
+        return iter(list(self._modules.values()))
+
+    def forward(self, x: np.ndarray) -> np.ndarray:
+        for layer in self._modules.values():
+            x = layer(x)
+        return x
+
+    def _backward(self, grad: np.ndarray) -> np.ndarray:
+        for layer in reversed(list(self._modules.values())):
+            grad = layer.backward(grad)
+        return grad
+
+
+class Parallel(Module):
+    """Branches applied to the same input, their outputs concatenated on ``axis`` (Inception).
+
+    ``axis=1`` for channels-first models, ``-1`` for channels-last.
+    """
+
+    def __init__(self, branches: Sequence[Module] | dict[str, Module], *, axis: int = 1) -> None:
+        super().__init__()
+        items = branches.items() if isinstance(branches, dict) else ((str(i), b) for i, b in enumerate(branches))
+        for name, branch in items:
+            if not isinstance(branch, Module):
+                raise TypeError(f"branch {name!r} must be a tconv.nn.Module; received {type(branch).__name__}")
+            setattr(self, name, branch)
+        if not self._modules:
+            raise ValueError("branches must hold at least one module; received none")
+        self.axis = axis
+        self._sizes: list[int] = []
+
+    def forward(self, x: np.ndarray) -> np.ndarray:
+        outputs = [branch(x) for branch in self._modules.values()]
+        others = {o.shape[: self.axis % o.ndim] + o.shape[self.axis % o.ndim + 1 :] for o in outputs}
+        if len(others) != 1:
+            shapes = {name: o.shape for name, o in zip(self._modules, outputs)}
+            raise ValueError(f"branches must agree on every axis but {self.axis}; their outputs have shapes {shapes}")
+        self._sizes = [o.shape[self.axis] for o in outputs]
+        return np.concatenate(outputs, axis=self.axis)
+
+    def _backward(self, grad: np.ndarray) -> np.ndarray:
+        pieces = np.split(grad, np.cumsum(self._sizes)[:-1], axis=self.axis)
+        total = None
+        for branch, piece in zip(self._modules.values(), pieces):
+            g = branch.backward(piece)
+            total = g if total is None else total + g
+        assert total is not None
+        return total
+
+
+class Residual(Module):
+    """``activation(body(x) + shortcut(x))``: the ResNet block; ``shortcut=None`` is the identity."""
+
+    def __init__(self, body: Module, shortcut: Module | None = None, activation: Module | None = None) -> None:
+        super().__init__()
+        self.body = body
+        if shortcut is not None:
+            self.shortcut = shortcut
+        if activation is not None:
+            self.activation = activation
+        self._has_shortcut = shortcut is not None
+        self._has_activation = activation is not None
+
+    def forward(self, x: np.ndarray) -> np.ndarray:
+        y = self.body(x)
+        short = self.shortcut(x) if self._has_shortcut else x
+        if y.shape != short.shape:
+            raise ValueError(
+                f"the residual body's output shape {y.shape} differs from the shortcut's {short.shape}; "
+                "give a shortcut (e.g. a 1x1 convolution) that matches them"
+            )
+        total = y + short
+        return self.activation(total) if self._has_activation else total
+
+    def _backward(self, grad: np.ndarray) -> np.ndarray:
+        if self._has_activation:
+            grad = self.activation.backward(grad)
+        g_body = self.body.backward(grad)
+        g_short = self.shortcut.backward(grad) if self._has_shortcut else grad
+        return g_body + g_short

@@ -1,0 +1,134 @@
+"""Max pooling (with explicit or ``'same'`` padding) and adaptive or global average pooling."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+import numpy as np
+from numpy.lib.stride_tricks import sliding_window_view
+
+from ... import shapes
+from ..._arguments import ints_per_axis
+from ..module import Module
+from .base import apply_per_axis, check_spatial_rank, from_channels_first, to_channels_first
+
+__all__ = ["AveragePool", "MaxPool"]
+
+
+class MaxPool(Module):
+    """Max pooling over ``rank`` spatial axes with explicit ``(lo, hi)`` padding (padded entries never win).
+
+    ``padding`` is an int / per-axis ints (PyTorch: at most half the kernel), or
+    ``'valid'``/``'same'`` (Keras, TensorFlow's rule for the split).
+    """
+
+    def __init__(
+        self, kernel_size: Any, stride: Any = None, padding: Any = 0, *, rank: int = 2, channels_last: bool = False
+    ) -> None:
+        super().__init__()
+        self.rank = rank
+        self.kernel_size = ints_per_axis(kernel_size, rank, "kernel_size", minimum=1, broadcast_one=True)
+        self.stride = (
+            self.kernel_size if stride is None else ints_per_axis(stride, rank, "stride", minimum=1, broadcast_one=True)
+        )
+        if isinstance(padding, str):
+            if padding.lower() not in ("valid", "same"):
+                raise ValueError(f"padding must be 'valid' or 'same'; received {padding!r}")
+            self.padding: Any = padding.lower()
+        else:
+            pads = ints_per_axis(padding, rank, "padding", broadcast_one=True)
+            if any(p < 0 or 2 * p > k for p, k in zip(pads, self.kernel_size)):
+                raise ValueError(
+                    "padding should be at most half the kernel size; received "
+                    f"padding={pads}, kernel_size={self.kernel_size}"
+                )
+            self.padding = pads
+        self.channels_last = channels_last
+        self._cache: tuple[Any, ...] | None = None
+
+    def _pairs(self, spatial: Sequence[int]) -> list[tuple[int, int]]:
+        if self.padding == "valid":
+            return [(0, 0)] * self.rank
+        if self.padding == "same":
+            return [shapes.conv_same_padding(n, k, stride=s) for n, k, s in zip(spatial, self.kernel_size, self.stride)]
+        return [(p, p) for p in self.padding]
+
+    def forward(self, x: np.ndarray) -> np.ndarray:
+        check_spatial_rank(self, x, self.rank)
+        x = to_channels_first(x, self.channels_last)
+        pairs = self._pairs(x.shape[2:])
+        padded = np.pad(x, [(0, 0), (0, 0), *pairs], constant_values=-np.inf)
+        axes = tuple(range(2, self.rank + 2))
+        for a, k in zip(axes, self.kernel_size):
+            if padded.shape[a] < k:
+                raise ValueError(
+                    f"the pooling window {self.kernel_size} is larger than the padded input {padded.shape[2:]}"
+                )
+        windows = sliding_window_view(padded, self.kernel_size, axis=axes)
+        steps = (slice(None), slice(None), *(slice(None, None, s) for s in self.stride))
+        windows = windows[steps]
+        flat = windows.reshape(*windows.shape[: self.rank + 2], -1)
+        arg = flat.argmax(axis=-1)
+        y = np.take_along_axis(flat, arg[..., None], axis=-1)[..., 0]
+        self._cache = (arg, padded.shape, pairs, x.shape)
+        return from_channels_first(np.ascontiguousarray(y), self.channels_last)
+
+    def _backward(self, grad: np.ndarray) -> np.ndarray:
+        assert self._cache is not None, "backward called before forward"
+        arg, padded_shape, pairs, in_shape = self._cache
+        grad = to_channels_first(grad, self.channels_last)
+        offsets = np.unravel_index(arg, self.kernel_size)
+        grids = np.indices(arg.shape, sparse=True)
+        index = [grids[0], grids[1]]
+        for i, (s, off) in enumerate(zip(self.stride, offsets)):
+            index.append(grids[2 + i] * s + off)
+        full = np.zeros(padded_shape, dtype=grad.dtype)
+        np.add.at(full, tuple(index), grad)
+        crop = (slice(None), slice(None), *(slice(lo, lo + n) for (lo, _), n in zip(pairs, in_shape[2:])))
+        return from_channels_first(full[crop], self.channels_last)
+
+
+def _adaptive_matrix(size: int, out: int) -> np.ndarray:
+    """Rows average PyTorch's adaptive windows: ``[floor(i n / o), ceil((i + 1) n / o))``."""
+    matrix = np.zeros((out, size))
+    for i in range(out):
+        start, stop = (i * size) // out, -((-(i + 1) * size) // out)
+        matrix[i, start:stop] = 1.0 / (stop - start)
+    return matrix
+
+
+class AveragePool(Module):
+    """Adaptive average pooling to ``output_size`` (PyTorch), or global (``output_size=None``; Keras)."""
+
+    def __init__(
+        self, output_size: Any = None, *, rank: int = 2, channels_last: bool = False, keepdims: bool = True
+    ) -> None:
+        super().__init__()
+        self.rank, self.channels_last, self.keepdims = rank, channels_last, keepdims
+        if output_size is None:
+            self.output_size: tuple[int | None, ...] = (1,) * rank
+        else:
+            sizes = output_size if isinstance(output_size, Sequence) else (output_size,) * rank
+            if len(sizes) != rank or any(s is not None and (not isinstance(s, int) or s < 1) for s in sizes):
+                raise ValueError(f"output_size must be {rank} positive ints (or None); received {output_size!r}")
+            self.output_size = tuple(sizes)
+        self._cache: tuple[Any, ...] | None = None
+
+    def forward(self, x: np.ndarray) -> np.ndarray:
+        check_spatial_rank(self, x, self.rank)
+        x = to_channels_first(x, self.channels_last)
+        matrices = [_adaptive_matrix(n, n if o is None else o) for n, o in zip(x.shape[2:], self.output_size)]
+        y = apply_per_axis(x, matrices, 2)
+        self._cache = (matrices, y.shape)
+        y = from_channels_first(y, self.channels_last)
+        return y if self.keepdims else y.reshape(y.shape[0], -1)
+
+    def _backward(self, grad: np.ndarray) -> np.ndarray:
+        assert self._cache is not None, "backward called before forward"
+        matrices, shape = self._cache
+        if not self.keepdims:
+            grad = grad.reshape(from_channels_first(np.empty(shape, dtype=bool), self.channels_last).shape)
+        grad = to_channels_first(grad, self.channels_last)
+        grad = apply_per_axis(grad, [m.T for m in matrices], 2)
+        return from_channels_first(grad, self.channels_last)

@@ -1,0 +1,80 @@
+"""Tests that pin the planner's choices (which algorithm runs which call); correctness is tested elsewhere
+(tests/test_engine.py, tests/test_oracle.py), whatever the planner picks."""
+
+from __future__ import annotations
+
+import array_api_compat
+import numpy as np
+import pytest
+
+import tconv
+from oracle import naive_conv_transpose
+from tconv.engine import planner
+from tconv.implementations.compiled import kernels, schedule, team
+from test_engine import _spec, needs_jit, needs_team
+
+
+@needs_jit
+def test_planner_picks_by_rule_and_by_cost():
+    numpy = array_api_compat.array_namespace(np.empty(0))
+    dcgan = _spec(True, (64, 256, 8, 8), (256, 128, 4, 4), stride=2, padding=1)
+    depthwise = _spec(True, (8, 64, 56, 56), (64, 1, 4, 4), groups=64, stride=2, padding=1)
+    forward = _spec(False, (8, 64, 32, 32), (64, 64, 3, 3), padding=1)
+    four_d = _spec(True, (1, 2, 3, 3, 3, 3), (2, 2, 2, 2, 2, 2), stride=2)
+    assert planner.select(dcgan, numpy).name == "jit_gemm"
+    assert planner.select(depthwise, numpy).name == "jit_direct"
+    assert planner.select(forward, numpy).name == "jit_gemm"
+    assert planner.select(four_d, numpy).name == "gemm"  # the compiled kernels are 3-D
+    assert planner.select(dcgan, numpy, channels_last=True).name == "jit_pixels"
+    fcn32s = _spec(True, (1, 21, 7, 7), (21, 21, 64, 64), stride=32)
+    assert planner.select(fcn32s, numpy).name == "jit_patches"  # rows of 64, not of 7
+    assert planner.select(depthwise, numpy, channels_last=True).name == "jit_direct"
+
+
+def test_planner_picks_gemm_without_numba(monkeypatch):
+    monkeypatch.setattr(kernels, "available", lambda: False)
+    numpy = array_api_compat.array_namespace(np.empty(0))
+    spec = _spec(True, (2, 4, 5, 5), (4, 3, 3, 3), stride=2)
+    assert planner.select(spec, numpy).name == "gemm"
+    rng = np.random.default_rng(0)
+    x, w = rng.standard_normal((2, 4, 5, 5)), rng.standard_normal((4, 3, 3, 3))
+    np.testing.assert_allclose(
+        tconv.conv_transpose(x, w, stride=2), naive_conv_transpose(x, w, stride=[2, 2]), atol=1e-10
+    )
+    with pytest.raises(ValueError, match="does not support this call"), tconv.use_algorithm("jit_gemm"):
+        tconv.conv_transpose(x, w, stride=2)
+
+
+def test_planner_caches_its_plans_per_call_description():
+    planner.plan.cache_clear()
+    rng = np.random.default_rng(1)
+    x, w = rng.standard_normal((2, 3, 4, 4)), rng.standard_normal((3, 2, 3, 3))
+    for _ in range(3):
+        tconv.conv_transpose(x, w, stride=2)
+    info = planner.plan.cache_info()
+    assert info.misses == 1 and info.hits == 2
+    tconv.conv_transpose(np.moveaxis(x, 1, -1), w, stride=2, channels_last=True)  # another layout, another plan
+    assert planner.plan.cache_info().misses == 2
+
+
+@needs_team
+def test_planner_picks_jit_pixels_for_batched_generators_on_a_team(monkeypatch):
+    numpy = array_api_compat.array_namespace(np.empty(0))
+    monkeypatch.setattr(team, "size", lambda: 2)
+    dcgan = _spec(True, (64, 256, 8, 8), (256, 128, 4, 4), stride=2, padding=1)
+    assert planner.select(dcgan, numpy, batch=64).name == "jit_pixels"
+    assert planner.select(dcgan, numpy, batch=1).name == "jit_gemm"  # no team for one sample
+    rows_of_16 = _spec(True, (64, 128, 16, 16), (128, 64, 4, 4), stride=2, padding=1)  # dcgan64-4
+    assert planner.select(rows_of_16, numpy, batch=64).name == "jit_gemm"
+    rows_of_32 = _spec(True, (8, 64, 32, 32), (64, 64, 3, 3), padding=2, dilation=2)
+    assert planner.select(rows_of_32, numpy, batch=8).name == "jit_gemm"
+    one_d = _spec(True, (16, 512, 256), (512, 256, 16), stride=8, padding=4)
+    assert planner.select(one_d, numpy, batch=16).name == "jit_gemm"
+    # Too small a call for a team (columns under TEAM_MIN_BYTES): the planner must not plan for one either,
+    # else the pixel path would run without the team it was chosen for.
+    small = _spec(True, (2, 64, 4, 4), (64, 64, 4, 4), stride=2, padding=1)
+    assert schedule.team_threads(2, 64, 4 * 16 * 16) == 1
+    assert planner.select(small, numpy, batch=2).name != "jit_pixels"
+    assert planner.select(small, numpy, batch=2).name == planner.plan(small, True, False, False)
+    monkeypatch.setattr(team, "size", lambda: 1)
+    assert planner.select(dcgan, numpy, batch=64).name == "jit_gemm"
