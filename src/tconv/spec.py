@@ -1,10 +1,11 @@
 """The one internal description of a convolution, and the one parser that builds it.
 
-Every public entry point (the operations, later the framework front ends, the
-layers and the command-line tool) turns its arguments into a :class:`ConvSpec`
-through :meth:`ConvSpec.build`; nothing else parses ``stride``, ``padding``,
-``dilation``, ``output_padding``, ``output_size`` or ``groups``. Padding
-strings are resolved into explicit ``(lo, hi)`` pairs by :mod:`tconv.shapes`.
+Every entry point (the operations, the framework front ends through their
+``Framework.read_spec``, the layers and the command-line tool) turns its arguments
+into a :class:`ConvSpec` through :meth:`ConvSpec.build`; nothing else resolves
+``stride``, ``padding``, ``dilation``, ``output_padding``, ``output_size`` or
+``groups`` into a call (per-axis integers are read by :mod:`tconv._arguments`).
+Padding strings are resolved into explicit ``(lo, hi)`` pairs by :mod:`tconv.shapes`.
 """
 
 from __future__ import annotations

@@ -240,8 +240,8 @@ class Explanation:
         if spec.transposed:
             lines += ["", "Full output and crop"]
             for axis in range(spec.ndim):
-                full = (spec.input_size[axis] - 1) * spec.stride[axis] + shapes.dilated_kernel_size(
-                    spec.kernel_size[axis], spec.dilation[axis]
+                full = shapes.transposed_full_size(
+                    spec.input_size[axis], spec.kernel_size[axis], spec.stride[axis], spec.dilation[axis]
                 )
                 lo, hi = spec.padding[axis]
                 lines.append(
