@@ -22,7 +22,7 @@ from __future__ import annotations
 from abc import ABC, abstractmethod
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, NamedTuple
 
 import array_api_compat
 import numpy as np
@@ -210,6 +210,16 @@ class BenchmarkCase:
     threads: int
 
 
+class CallShape(NamedTuple):
+    """What a framework's arguments are read against: the direction, the sizes and the data layout (``None``:
+    the framework's default)."""
+
+    transposed: bool
+    input_size: tuple[int, ...]
+    kernel_size: tuple[int, ...]
+    channels_last: bool | None
+
+
 class Arguments:
     """A framework's arguments being read: :meth:`take` each known name, then :meth:`finish`."""
 
@@ -249,7 +259,6 @@ class Framework(ABC):
     #: the package ``tconv bench`` imports to run it (``None``: not benchmarked)
     runtime: str | None = None
 
-    @abstractmethod
     def read(
         self,
         transposed: bool,
@@ -265,8 +274,17 @@ class Framework(ABC):
         ``output_padding``, for :func:`tconv.conv` / :func:`tconv.conv_transpose`, applying the
         framework's defaults and refusing what it refuses. ``channels_last`` is the data layout
         where full-rank lists (batch and channel entries included) depend on it; ``None`` is the
-        framework's default. Unknown names raise ``TypeError``.
+        framework's default. Unknown names raise ``TypeError``. Each framework writes :meth:`parse`.
         """
+        given = Arguments(self.name, arguments)
+        core = self.parse(given, CallShape(transposed, tuple(input_size), tuple(kernel_size), channels_last))
+        given.finish()
+        return core
+
+    @abstractmethod
+    def parse(self, given: Arguments, call: CallShape) -> dict[str, Any]:
+        """:meth:`read`'s work: :meth:`Arguments.take` each of the framework's names from ``given`` (what is
+        left is refused afterwards) and return the core arguments for the call ``call`` describes."""
 
     def read_spec(
         self,

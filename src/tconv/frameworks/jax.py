@@ -31,7 +31,7 @@ array([  1.,  10., 102.,  20., 203.,  30.])
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Sequence
 from typing import Any
 
 from .. import shapes
@@ -41,7 +41,7 @@ from ..ops import conv_transpose as _core_conv_transpose
 from ..spec import ConvSpec
 from ._common import as_array, ints, namespace
 from ._writing import keyword_code, weight_line, with_code
-from .base import Arguments, BenchmarkCase, Framework, FrameworkCall, Options, flipped_forward_weight
+from .base import Arguments, BenchmarkCase, CallShape, Framework, FrameworkCall, Options, flipped_forward_weight
 
 __all__ = ["FRAMEWORK", "Jax", "conv_general_dilated", "conv_transpose", "dilated_to_core", "transpose_pads"]
 
@@ -337,15 +337,7 @@ class Jax(Framework):
     transposed_groups = False
     runtime = "jax"
 
-    def read(
-        self,
-        transposed: bool,
-        input_size: Sequence[int],
-        kernel_size: Sequence[int],
-        arguments: Mapping[str, Any],
-        *,
-        channels_last: bool | None = None,
-    ) -> dict[str, Any]:
+    def parse(self, given: Arguments, call: CallShape) -> dict[str, Any]:
         """``lax.conv_transpose``'s ``strides``, ``padding``, ``rhs_dilation``, ``use_consistent_padding``,
         ``transpose_kernel``, or ``lax.conv_general_dilated``'s ``window_strides``, ``padding``,
         ``rhs_dilation``, ``feature_group_count``; a transposed call whose output JAX pads with zeros is refused.
@@ -355,8 +347,8 @@ class Jax(Framework):
         >>> FRAMEWORK.read(True, (3,), (3,), {"strides": (2,), "padding": "SAME"})["padding"]
         ((0, 1),)
         """
+        transposed, _, kernel_size, _ = call
         ndim = len(kernel_size)
-        given = Arguments(self.name, arguments)
         dilation = tuple(given.take("rhs_dilation", default=None) or (1,) * ndim)
         if transposed:
             stride = tuple(int(v) for v in given.take("strides"))
@@ -385,7 +377,6 @@ class Jax(Framework):
             stride = tuple(int(v) for v in given.take("window_strides"))
             core = {"stride": stride, "padding": padding, "dilation": dilation}
             core["groups"] = given.take("feature_group_count", default=1)
-        given.finish()
         return core
 
     def write(self, spec: ConvSpec) -> FrameworkCall:

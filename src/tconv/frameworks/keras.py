@@ -27,7 +27,7 @@ Examples
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Sequence
 from typing import Any
 
 from .. import shapes
@@ -47,7 +47,7 @@ from ._writing import (
     weight_line,
     with_code,
 )
-from .base import Arguments, Framework, FrameworkCall, Options, convert_weight
+from .base import Arguments, CallShape, Framework, FrameworkCall, Options, convert_weight
 from .tensorflow import resolve_conv_transpose
 
 __all__ = [
@@ -244,15 +244,7 @@ class Keras(Framework):
     kernel_first = True
     transposed_groups = False
 
-    def read(
-        self,
-        transposed: bool,
-        input_size: Sequence[int],
-        kernel_size: Sequence[int],
-        arguments: Mapping[str, Any],
-        *,
-        channels_last: bool | None = None,
-    ) -> dict[str, Any]:
+    def parse(self, given: Arguments, call: CallShape) -> dict[str, Any]:
         """Keras's ``strides``, ``padding``, ``dilation_rate``, ``groups`` (and ``output_padding``).
 
         Keras's checks apply: ``output_padding`` must be below the stride on every axis.
@@ -268,7 +260,7 @@ class Keras(Framework):
         >>> FRAMEWORK.read(False, (10,), (3,), {"padding": "causal", "dilation_rate": 2})["padding"]
         ((4, 0),)
         """
-        given = Arguments(self.name, arguments)
+        transposed, input_size, kernel_size, _ = call
         groups = given.take("groups", default=1)
         strides, padding = given.take("strides", default=1), given.take("padding", default="valid")
         dilation_rate = given.take("dilation_rate", default=1)
@@ -277,7 +269,6 @@ class Keras(Framework):
             core = _transposed_arguments(input_size, kernel_size, strides, padding, output_padding, dilation_rate)
         else:
             core = _forward_arguments(input_size, kernel_size, strides, padding, dilation_rate)
-        given.finish()
         return {**core, "groups": groups}
 
     def write(self, spec: ConvSpec) -> FrameworkCall:

@@ -24,7 +24,7 @@ array([ 10., 102.,  20., 203.,  30., 300.])
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Sequence
 from typing import Any
 
 from .. import shapes
@@ -34,7 +34,7 @@ from ..ops import conv_transpose as _core_conv_transpose
 from ..spec import ConvSpec
 from ._common import as_array, ints, namespace
 from ._writing import crop_code, extends, keyword_code, output_padding_below_stride, output_size, weight_line, with_code
-from .base import Arguments, BenchmarkCase, Framework, FrameworkCall, Options
+from .base import Arguments, BenchmarkCase, CallShape, Framework, FrameworkCall, Options
 
 __all__ = ["FRAMEWORK", "Onnx", "conv", "conv_transpose", "conv_transpose_pads"]
 
@@ -216,15 +216,7 @@ class Onnx(Framework):
     forward_layout = "(out, in/groups, *k)"
     runtime = "onnxruntime"
 
-    def read(
-        self,
-        transposed: bool,
-        input_size: Sequence[int],
-        kernel_size: Sequence[int],
-        arguments: Mapping[str, Any],
-        *,
-        channels_last: bool | None = None,
-    ) -> dict[str, Any]:
+    def parse(self, given: Arguments, call: CallShape) -> dict[str, Any]:
         """ONNX's ``strides``, ``dilations``, ``auto_pad``, ``pads``, ``group`` (and ``output_padding``,
         ``output_shape``); a ``ConvTranspose`` whose output ONNX pads with zeros is refused.
 
@@ -233,8 +225,8 @@ class Onnx(Framework):
         >>> FRAMEWORK.read(True, (3,), (3,), {"strides": [2], "auto_pad": "SAME_LOWER"})["padding"]
         ((1, 0),)
         """
+        transposed, input_size, kernel_size, _ = call
         ndim = len(kernel_size)
-        given = Arguments(self.name, arguments)
         stride = _attribute(given.take("strides"), ndim, "strides", 1)
         dilation = _attribute(given.take("dilations"), ndim, "dilations", 1)
         auto_pad, pads = given.take("auto_pad", default="NOTSET"), given.take("pads")
@@ -256,7 +248,6 @@ class Onnx(Framework):
             core.update(padding=tuple(pairs), output_padding=op)
         else:
             core["padding"] = _forward_padding(auto_pad, pads, ndim)
-        given.finish()
         return core
 
     def write(self, spec: ConvSpec) -> FrameworkCall:

@@ -23,7 +23,7 @@ array([ 10., 102.,  20., 203.,  30.])
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Sequence
 from typing import Any
 
 from .. import shapes
@@ -33,7 +33,7 @@ from ..ops import conv_transpose as _core_conv_transpose
 from ..spec import ConvSpec
 from ._common import as_array, ints, is_channels_last, namespace, per_axis
 from ._writing import crop_code, extends, keyword_code, output_padding_below_stride, output_size, weight_line, with_code
-from .base import Arguments, Framework, FrameworkCall, Options
+from .base import Arguments, CallShape, Framework, FrameworkCall, Options
 
 __all__ = [
     "FRAMEWORK",
@@ -265,15 +265,7 @@ class Paddle(Framework):
     transposed_layout = "(in, out/groups, *k)"
     forward_layout = "(out, in/groups, *k)"
 
-    def read(
-        self,
-        transposed: bool,
-        input_size: Sequence[int],
-        kernel_size: Sequence[int],
-        arguments: Mapping[str, Any],
-        *,
-        channels_last: bool | None = None,
-    ) -> dict[str, Any]:
+    def parse(self, given: Arguments, call: CallShape) -> dict[str, Any]:
         """Paddle's ``stride``, ``padding``, ``dilation``, ``groups`` (and ``output_padding``, ``output_size``).
 
         ``'SAME'`` resets the dilation to 1 in both directions, as Paddle does; padding pairs for
@@ -284,7 +276,7 @@ class Paddle(Framework):
         >>> FRAMEWORK.read(True, (3,), (3,), {"stride": 2, "padding": "SAME", "dilation": 2})
         {'stride': (2,), 'padding': ((1, 1),), 'output_padding': (0,), 'dilation': (1,), 'groups': 1}
         """
-        given = Arguments(self.name, arguments)
+        transposed, input_size, kernel_size, channels_last = call
         stride, padding = given.take("stride", default=1), given.take("padding", default=0)
         dilation = given.take("dilation", default=1)
         if transposed:
@@ -309,7 +301,6 @@ class Paddle(Framework):
                 input_size, kernel_size, strides, pairs, dilations, output_padding, output_size
             )
         core.update(dilation=dilations, groups=given.take("groups", default=1))
-        given.finish()
         return core
 
     def write(self, spec: ConvSpec) -> FrameworkCall:

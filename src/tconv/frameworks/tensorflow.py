@@ -28,7 +28,7 @@ array([  1.,  10., 102.,  20., 203.,  30.])
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Sequence
 from typing import Any
 
 import numpy as np
@@ -40,7 +40,7 @@ from ..ops import conv_transpose as _core_conv_transpose
 from ..spec import ConvSpec
 from ._common import as_array, ints, is_channels_last, namespace
 from ._writing import channels_last_tail, extends, group_split, keyword_code, post_crop, weight_line, with_code
-from .base import Arguments, BenchmarkCase, Framework, FrameworkCall, Options, Pairs, convert_weight
+from .base import Arguments, BenchmarkCase, CallShape, Framework, FrameworkCall, Options, Pairs, convert_weight
 
 __all__ = [
     "FRAMEWORK",
@@ -353,15 +353,7 @@ class TensorFlow(Framework):
     transposed_groups = False
     runtime = "tensorflow"
 
-    def read(
-        self,
-        transposed: bool,
-        input_size: Sequence[int],
-        kernel_size: Sequence[int],
-        arguments: Mapping[str, Any],
-        *,
-        channels_last: bool | None = None,
-    ) -> dict[str, Any]:
+    def parse(self, given: Arguments, call: CallShape) -> dict[str, Any]:
         """TensorFlow's ``strides``, ``padding``, ``dilations``, ``groups`` (and ``output_shape``, required).
 
         ``output_shape`` is the spatial sizes or the whole shape; full-rank ``strides``,
@@ -372,9 +364,9 @@ class TensorFlow(Framework):
         >>> FRAMEWORK.read(True, (3,), (3,), {"strides": 2, "output_shape": (6,)})["padding"]
         ((0, 1),)
         """
+        transposed, input_size, kernel_size, channels_last = call
         ndim = len(kernel_size)
         last = True if channels_last is None else channels_last
-        given = Arguments(self.name, arguments)
         groups = given.take("groups", default=1)
         stride = _spatial_values(given.take("strides", default=1), ndim, last, "strides")
         dilation = _spatial_values(given.take("dilations"), ndim, last, "dilations")
@@ -396,7 +388,6 @@ class TensorFlow(Framework):
             )
         else:
             core["padding"] = padding.lower() if isinstance(padding, str) else padding
-        given.finish()
         return core
 
     def write(self, spec: ConvSpec) -> FrameworkCall:

@@ -18,7 +18,7 @@ array([[[ 10., 102.,  20., 203.,  30., 300.]]])
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Sequence
 from typing import Any
 
 from .. import shapes
@@ -27,7 +27,7 @@ from ..ops import conv, conv_transpose
 from ..spec import ConvSpec
 from ._common import ints, per_axis
 from ._writing import crop_code, keyword_code, output_size, post_crop, weight_line, with_code
-from .base import Arguments, BenchmarkCase, Framework, FrameworkCall, Options
+from .base import Arguments, BenchmarkCase, CallShape, Framework, FrameworkCall, Options
 
 __all__ = [
     "FRAMEWORK",
@@ -244,15 +244,7 @@ class Torch(Framework):
     forward_layout = "(out, in/groups, *k)"
     runtime = "torch"
 
-    def read(
-        self,
-        transposed: bool,
-        input_size: Sequence[int],
-        kernel_size: Sequence[int],
-        arguments: Mapping[str, Any],
-        *,
-        channels_last: bool | None = None,
-    ) -> dict[str, Any]:
+    def parse(self, given: Arguments, call: CallShape) -> dict[str, Any]:
         """PyTorch's ``stride``, ``padding``, ``dilation``, ``groups`` (and ``output_padding``, ``output_size``).
 
         Examples
@@ -260,7 +252,7 @@ class Torch(Framework):
         >>> FRAMEWORK.read(True, (3, 3), (3, 3), {"stride": 2, "padding": 1, "output_size": (6, 6)})["output_padding"]
         (1, 1)
         """
-        given = Arguments(self.name, arguments)
+        transposed, input_size, kernel_size, _ = call
         stride = given.take("stride", default=1)
         padding = given.take("padding", default=0)
         dilation = given.take("dilation", default=1)
@@ -294,7 +286,6 @@ class Torch(Framework):
                 core["output_padding"] = output_padding_for(
                     input_size, output_size, kernel_size, strides, core_padding, dilations
                 )
-        given.finish()
         return core
 
     def write(self, spec: ConvSpec) -> FrameworkCall:
