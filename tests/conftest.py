@@ -1,6 +1,8 @@
 """What every test module shares: the oracle and the strategies on the import path, and the fixtures that set
 a library's global switches for one test and restore them afterwards."""
 
+import contextlib
+import os
 import pathlib
 import sys
 
@@ -10,12 +12,42 @@ import pytest
 sys.path.insert(0, str(pathlib.Path(__file__).parent))
 
 
+@contextlib.contextmanager
+def _x64(jax):
+    """``jax_enable_x64`` on inside the block, its previous setting restored after."""
+    previous = jax.config.read("jax_enable_x64")
+    jax.config.update("jax_enable_x64", True)
+    try:
+        yield jax
+    finally:
+        jax.config.update("jax_enable_x64", previous)
+
+
 @pytest.fixture
 def jax_x64():
     """JAX with float64 arrays enabled (``jax_enable_x64``) for one test, the previous setting restored after;
     skips the test where JAX is not installed."""
     jax = pytest.importorskip("jax")
-    previous = jax.config.read("jax_enable_x64")
-    jax.config.update("jax_enable_x64", True)
-    yield jax
-    jax.config.update("jax_enable_x64", previous)
+    with _x64(jax):
+        yield jax
+
+
+@pytest.fixture
+def jax_x64_if_installed():
+    """``jax_x64`` for a test that compares whichever frameworks are installed: None, not a skip, without JAX."""
+    try:
+        import jax
+    except ImportError:
+        yield None
+        return
+    with _x64(jax):
+        yield jax
+
+
+@pytest.fixture(scope="session")
+def tf():
+    """TensorFlow, imported with its C++ log messages silenced (``TF_CPP_MIN_LOG_LEVEL=3`` unless set, which
+    TensorFlow reads when it loads), the environment restored after the import; skips where it is missing."""
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setenv("TF_CPP_MIN_LOG_LEVEL", os.environ.get("TF_CPP_MIN_LOG_LEVEL", "3"))
+        return pytest.importorskip("tensorflow")

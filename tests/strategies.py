@@ -13,7 +13,6 @@ generator with symmetric padding (the form PyTorch accepts).
 from __future__ import annotations
 
 import dataclasses
-from collections.abc import Iterator, Mapping
 from typing import Any, NamedTuple
 
 import numpy as np
@@ -50,14 +49,11 @@ class Axis(NamedTuple):
 
 
 @dataclasses.dataclass(frozen=True)
-class Case(Mapping[str, Any]):
+class Case:
     """One convolution call: direction, axes, channels and layout.
 
     ``cin_g`` and ``cout_g`` are the input and output channels per group; ``padding_form`` is ``"pairs"``
     (always ``(lo, hi)`` pairs) or ``"int_or_tuple"`` (an int or a tuple where every pair is symmetric).
-    A case also reads as a mapping of its fields (``case["groups"]``, ``{**case, "batch": 1}``), and
-    ``Case.of`` turns such a mapping back into a case: the form in which test_engine, test_grad and
-    test_matrix still use it.
     """
 
     transposed: bool
@@ -71,27 +67,6 @@ class Case(Mapping[str, Any]):
     bias: bool = True
     padding_form: str = "pairs"
     seed: int = 0
-
-    @classmethod
-    def of(cls, fields: Mapping[str, Any], transposed: bool | None = None) -> Case:
-        """The case with these fields (a case, or a mapping made from one), in the given direction."""
-        names = {field.name for field in dataclasses.fields(cls)}
-        values = {name: value for name, value in fields.items() if name in names}
-        if transposed is not None:
-            values["transposed"] = transposed
-        values["axes"] = tuple(Axis(*axis) for axis in values["axes"])
-        return cls(**values)
-
-    def __getitem__(self, name: str) -> Any:
-        if name == "d" or name in {field.name for field in dataclasses.fields(self)}:
-            return getattr(self, name)
-        raise KeyError(name)
-
-    def __iter__(self) -> Iterator[str]:
-        return iter(field.name for field in dataclasses.fields(self))
-
-    def __len__(self) -> int:
-        return len(dataclasses.fields(self))
 
     def replace(self, **changes: Any) -> Case:
         """This case with some fields changed."""
@@ -240,13 +215,3 @@ def random_case(rng, d, transposed, *, groups, sizes, kernels, strides, dilation
         case = Case(transposed, axes, groups=group_count, cin_g=cin_g, cout_g=cout_g)
         if case.output_size() is not None:
             return case
-
-
-def expected_size(cfg, transposed):
-    """``Case.of(cfg, transposed).output_size()``, for the tests that still pass cases as mappings."""
-    return Case.of(cfg, transposed).output_size()
-
-
-def arrays_for(cfg, transposed):
-    """``Case.of(cfg, transposed).arrays()``, for the tests that still pass cases as mappings."""
-    return Case.of(cfg, transposed).arrays()

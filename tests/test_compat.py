@@ -5,8 +5,6 @@ Every real framework is imported lazily and its tests skip cleanly where it is n
 
 from __future__ import annotations
 
-import os
-
 import numpy as np
 import pytest
 
@@ -17,8 +15,6 @@ from tconv.compat import onnx as connx
 from tconv.compat import paddle as cpaddle
 from tconv.compat import tensorflow as ctf
 from tconv.compat import torch as ctorch
-
-os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 
 X1 = np.array([[[1.0, 2.0, 3.0]]])  # (N, C, L)
 W1 = np.array([[[1.0, 10.0, 100.0]]])  # (in, out, k)
@@ -80,7 +76,7 @@ def _real_disagreements(fn_name, expected, run):
     np.testing.assert_allclose(got, expected, err_msg=fn_name)
 
 
-def test_real_frameworks_agree_on_the_disagreement_table():
+def test_real_frameworks_agree_on_the_disagreement_table(jax_x64_if_installed):
     """Where installed, the real frameworks print the numbers the table above asserts."""
     ran = 0
     try:
@@ -111,10 +107,8 @@ def test_real_frameworks_agree_on_the_disagreement_table():
         ran += 1
     except ImportError:
         pass
-    try:
-        import jax
-
-        jax.config.update("jax_enable_x64", True)
+    jax = jax_x64_if_installed
+    if jax is not None:
         k = convert_weight(W1, "torch", "keras")
         _real_disagreements("jax", JAX_PLAIN, lambda: jax.lax.conv_transpose(_nlc(X1), k, (2,), "SAME"))
         _real_disagreements(
@@ -123,8 +117,6 @@ def test_real_frameworks_agree_on_the_disagreement_table():
             lambda: jax.lax.conv_transpose(_nlc(X1), k, (2,), "SAME", transpose_kernel=True),
         )
         ran += 1
-    except ImportError:
-        pass
     if not ran:
         pytest.skip("no real framework installed")
 
@@ -176,8 +168,7 @@ def test_torch_front_end_rejects_as_torch_does():
 
 
 @pytest.mark.parametrize("d", [1, 2, 3])
-def test_tensorflow_front_end_against_tensorflow(d):
-    tf = pytest.importorskip("tensorflow")
+def test_tensorflow_front_end_against_tensorflow(d, tf):
     rng = np.random.default_rng(10 + d)
     fn_t = {1: tf.nn.conv1d_transpose, 2: tf.nn.conv2d_transpose, 3: tf.nn.conv3d_transpose}[d]
     mine_t = {1: ctf.conv1d_transpose, 2: ctf.conv2d_transpose, 3: ctf.conv3d_transpose}[d]
@@ -222,10 +213,10 @@ def test_tensorflow_front_end_rejects_inadmissible_output_shape():
         ctf.conv1d_transpose(np.ones((1, 3, 1)), np.ones((3, 1, 1)), (1, 7, 1), 2, "SAME")
 
 
+@pytest.mark.usefixtures("tf")
 @pytest.mark.parametrize("d", [1, 2, 3])
 def test_keras_front_end_against_keras_layers(d):
     keras = pytest.importorskip("keras")
-    pytest.importorskip("tensorflow")
     rng = np.random.default_rng(20 + d)
     layer_t = {
         1: keras.layers.Conv1DTranspose,
@@ -254,9 +245,9 @@ def test_keras_front_end_against_keras_layers(d):
         )
 
 
+@pytest.mark.usefixtures("tf")
 def test_keras_forward_against_keras():
     keras = pytest.importorskip("keras")
-    pytest.importorskip("tensorflow")
     rng = np.random.default_rng(30)
     for padding in ("valid", "same", "causal"):
         x = rng.standard_normal((2, 11, 4)).astype(np.float32)
@@ -338,15 +329,9 @@ def test_onnx_front_end_against_onnxruntime(d):
         )
 
 
-def _jax():
-    jax = pytest.importorskip("jax")
-    jax.config.update("jax_enable_x64", True)
-    return jax
-
-
 @pytest.mark.parametrize("d", [1, 2, 3])
-def test_jax_front_end_against_jax(d):
-    jax = _jax()
+def test_jax_front_end_against_jax(d, jax_x64):
+    jax = jax_x64
     lax = jax.lax
     rng = np.random.default_rng(50 + d)
     for trial in range(10):
@@ -395,8 +380,8 @@ def test_jax_front_end_against_jax(d):
         )
 
 
-def test_jax_front_end_with_string_dimension_numbers():
-    jax = _jax()
+def test_jax_front_end_with_string_dimension_numbers(jax_x64):
+    jax = jax_x64
     rng = np.random.default_rng(60)
     lhs = rng.standard_normal((4, 7, 2, 5))  # 'HWNC'... a deliberately odd layout
     rhs = rng.standard_normal((3, 3, 2, 5))  # 'OHIW'? use 'HOWI' below

@@ -11,7 +11,7 @@ from hypothesis import HealthCheck, assume, given, settings
 
 import tconv
 from oracle import naive_conv, naive_conv_transpose
-from strategies import arrays_for, configs, expected_size
+from strategies import configs
 from tconv import _tuning
 from tconv.implementations import array_api
 from tconv.implementations.compiled import geometry, im2col, kernels, schedule, team, workspace
@@ -43,39 +43,19 @@ def test_four_dimensional_calls_fall_back_and_match_the_oracle():
     np.testing.assert_allclose(got, expected, atol=1e-10)
 
 
-def _grads_match(transposed, cfg, algorithm):
-    x, w, _ = arrays_for(cfg, transposed)
-    axes = cfg["axes"]
-    options = dict(
-        stride=[a[2] for a in axes],
-        padding=[(a[4], a[5]) for a in axes],
-        dilation=[a[3] for a in axes],
-        groups=cfg["groups"],
-    )
-    oracle_kw = dict(stride=options["stride"], pads=options["padding"], dilation=options["dilation"])
-    if transposed:
-        options["output_padding"] = [a[6] for a in axes]
-        y = naive_conv_transpose(
-            x, w, None, output_padding=options["output_padding"], groups=cfg["groups"], **oracle_kw
-        )
-    else:
-        y = naive_conv(x, w, None, groups=cfg["groups"], **oracle_kw)
-    rng = np.random.default_rng(cfg["seed"] + 7)
+def _grads_match(case, algorithm):
+    x, w, _ = case.arrays()
+    y = case.oracle(x, w)
+    rng = np.random.default_rng(case.seed + 7)
     gy = rng.standard_normal(y.shape)
     # The reference gradients, from the oracle's adjoint identities: <f(x), gy> is linear in x and in w,
     # so grad_x and grad_w are read off by applying the oracle to unit directions (small configs only).
-    fn = tconv.conv_transpose_grad if transposed else tconv.conv_grad
+    fn = tconv.conv_transpose_grad if case.transposed else tconv.conv_grad
     with tconv.use_algorithm(algorithm):
-        gx, gw, gb = fn(gy, x, w, **options)
+        gx, gw, gb = fn(gy, x, w, **case.options())
 
     def loss(x_, w_):
-        if transposed:
-            out = naive_conv_transpose(
-                x_, w_, None, output_padding=options["output_padding"], groups=cfg["groups"], **oracle_kw
-            )
-        else:
-            out = naive_conv(x_, w_, None, groups=cfg["groups"], **oracle_kw)
-        return float(np.vdot(out, gy))
+        return float(np.vdot(case.oracle(x_, w_), gy))
 
     for grad, which in ((gx, 0), (gw, 1)):
         v = rng.standard_normal(grad.shape)
@@ -92,19 +72,17 @@ def _grads_match(transposed, cfg, algorithm):
 )
 @SETTINGS
 @given(configs(transposed=True))
-def test_conv_transpose_grads_per_path(algorithm, cfg):
-    assume(expected_size(cfg, True) is not None)
-    cfg = {**cfg, "batched": True, "channels_last": False}
-    _grads_match(True, cfg, algorithm)
+def test_conv_transpose_grads_per_path(algorithm, case):
+    assume(case.output_size() is not None)
+    _grads_match(case.replace(batched=True, channels_last=False), algorithm)
 
 
 @pytest.mark.parametrize("algorithm", ["taps", "gemm", pytest.param("jit_gemm", marks=needs_jit)])
 @SETTINGS
 @given(configs(transposed=False))
-def test_conv_grads_per_path(algorithm, cfg):
-    assume(expected_size(cfg, False) is not None)
-    cfg = {**cfg, "batched": True, "channels_last": False}
-    _grads_match(False, cfg, algorithm)
+def test_conv_grads_per_path(algorithm, case):
+    assume(case.output_size() is not None)
+    _grads_match(case.replace(batched=True, channels_last=False), algorithm)
 
 
 @needs_jit
@@ -345,13 +323,13 @@ def _two_thread_team(monkeypatch):
     suppress_health_check=[HealthCheck.too_slow, HealthCheck.function_scoped_fixture],
 )
 @given(configs(transposed=True))
-def test_batch_one_gradients_in_pixel_blocks_on_a_team(monkeypatch, cfg):
+def test_batch_one_gradients_in_pixel_blocks_on_a_team(monkeypatch, case):
     """A transposed convolution's gradients at batch 1 on a two-thread team, in blocks of a few pixels (the
     im2col's window table cut per block, partial weight gradients summed): against the oracle's adjoints."""
-    assume(expected_size(cfg, True) is not None and cfg["d"] <= 3)
+    assume(case.output_size() is not None and case.d <= 3)
     blocks = _two_thread_team(monkeypatch)
     monkeypatch.setattr(_tuning, "TEAM_CHUNK_BYTES", 256)  # several blocks of pixels
-    _grads_match(True, {**cfg, "batch": 1, "batched": True, "channels_last": False}, "jit_gemm")
+    _grads_match(case.replace(batch=1, batched=True, channels_last=False), "jit_gemm")
     assert blocks and sorted(o for o0, o1 in blocks for o in range(o0, o1)) == list(range(blocks[-1][1]))
 
 
@@ -457,12 +435,12 @@ def test_concurrent_calls_on_thread_teams_match_the_oracle(monkeypatch):
 @pytest.mark.parametrize("transposed", [True, False])
 @settings(max_examples=25, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(configs(transposed=True), configs(transposed=False))
-def test_gradients_and_convolutions_on_a_thread_team(transposed, cfg_t, cfg_f):
+def test_gradients_and_convolutions_on_a_thread_team(transposed, case_t, case_f):
     """The im2col paths (convolution, both gradients) on a two-thread team with tiny blocks, against the
     oracle's adjoint identities; the weight gradient is summed from per-thread partials."""
-    cfg = cfg_t if transposed else cfg_f
-    assume(expected_size(cfg, transposed) is not None)
-    cfg = {**cfg, "batch": 2, "batched": True, "channels_last": False}  # set, not assumed: filtering half
+    case = case_t if transposed else case_f
+    assume(case.output_size() is not None)
+    case = case.replace(batch=2, batched=True, channels_last=False)  # set, not assumed: filtering half
     runs = []  # the examples away failed hypothesis' health check now and then
     with pytest.MonkeyPatch.context() as patch:
         real_run = team.run
@@ -471,7 +449,7 @@ def test_gradients_and_convolutions_on_a_thread_team(transposed, cfg_t, cfg_f):
         patch.setattr(_tuning, "TEAM_MIN_BYTES", 0)
         patch.setattr(_tuning, "TEAM_MIN_CHANNELS", 1)
         patch.setattr(_tuning, "TEAM_CHUNK_BYTES", 2**20)  # whole samples, one per block
-        _grads_match(transposed, cfg, "jit_gemm")
+        _grads_match(case, "jit_gemm")
     assert runs and set(runs) == {2}
 
 

@@ -8,51 +8,24 @@ import pytest
 from hypothesis import HealthCheck, assume, given, settings
 
 import tconv
-from oracle import naive_conv, naive_conv_transpose
-from strategies import arrays_for, configs, expected_size
+from strategies import configs, random_case
 
 SETTINGS = settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 
 
-def _options(cfg, transposed):
-    axes = cfg["axes"]
-    options = dict(
-        stride=[a[2] for a in axes],
-        padding=[(a[4], a[5]) for a in axes],
-        dilation=[a[3] for a in axes],
-        groups=cfg["groups"],
-    )
-    if transposed:
-        options["output_padding"] = [a[6] for a in axes]
-    return options
-
-
-def _oracle(transposed, x, w, b, cfg):
-    axes = cfg["axes"]
-    kwargs = dict(
-        stride=[a[2] for a in axes],
-        pads=[(a[4], a[5]) for a in axes],
-        dilation=[a[3] for a in axes],
-        groups=cfg["groups"],
-    )
-    if transposed:
-        return naive_conv_transpose(x, w, b, output_padding=[a[6] for a in axes], **kwargs)
-    return naive_conv(x, w, b, **kwargs)
-
-
-def _check_by_finite_differences(transposed, cfg):
+def _check_by_finite_differences(case):
     """L(x, w, b) = <oracle(x, w, b), gy>; central differences along random directions."""
-    x, w, b = arrays_for(cfg, transposed)
+    x, w, b = case.arrays()
     if b is None:
-        b = np.zeros(cfg["groups"] * cfg["cout_g"])
-    rng = np.random.default_rng(cfg["seed"] + 1)
-    gy = rng.standard_normal(_oracle(transposed, x, w, b, cfg).shape)
-    fn = tconv.conv_transpose_grad if transposed else tconv.conv_grad
-    gx, gw, gb = fn(gy, x, w, **_options(cfg, transposed))
+        b = np.zeros(case.out_channels)
+    rng = np.random.default_rng(case.seed + 1)
+    gy = rng.standard_normal(case.oracle(x, w, b).shape)
+    fn = tconv.conv_transpose_grad if case.transposed else tconv.conv_grad
+    gx, gw, gb = fn(gy, x, w, **case.options())
     assert gx.shape == x.shape and gw.shape == w.shape and gb.shape == b.shape
 
     def loss(x_, w_, b_):
-        return float(np.vdot(_oracle(transposed, x_, w_, b_, cfg), gy))
+        return float(np.vdot(case.oracle(x_, w_, b_), gy))
 
     eps = 1e-6
     for grad, which in ((gx, 0), (gw, 1), (gb, 2)):
@@ -67,26 +40,26 @@ def _check_by_finite_differences(transposed, cfg):
 
 @SETTINGS
 @given(configs(transposed=False))
-def test_conv_grad_finite_differences(cfg):
-    assume(expected_size(cfg, False) is not None)
-    _check_by_finite_differences(False, cfg)
+def test_conv_grad_finite_differences(case):
+    assume(case.output_size() is not None)
+    _check_by_finite_differences(case)
 
 
 @SETTINGS
 @given(configs(transposed=True))
-def test_conv_transpose_grad_finite_differences(cfg):
-    assume(expected_size(cfg, True) is not None)
-    _check_by_finite_differences(True, cfg)
+def test_conv_transpose_grad_finite_differences(case):
+    assume(case.output_size() is not None)
+    _check_by_finite_differences(case)
 
 
 @SETTINGS
 @given(configs(transposed=True))
-def test_grads_in_every_layout(cfg):
+def test_grads_in_every_layout(case):
     """Channels-last and unbatched calls give the channels-first gradients, re-laid out."""
-    assume(expected_size(cfg, True) is not None)
-    x, w, _ = arrays_for(cfg, True)
-    options = _options(cfg, True)
-    gy = np.random.default_rng(cfg["seed"]).standard_normal(tconv.conv_transpose(x, w, **options).shape)
+    assume(case.output_size() is not None)
+    x, w, _ = case.arrays()
+    options = case.options()
+    gy = np.random.default_rng(case.seed).standard_normal(tconv.conv_transpose(x, w, **options).shape)
     gx, gw, gb = tconv.conv_transpose_grad(gy, x, w, **options)
     gx_l, gw_l, gb_l = tconv.conv_transpose_grad(
         np.moveaxis(gy, 1, -1), np.moveaxis(x, 1, -1), w, channels_last=True, **options
@@ -157,50 +130,47 @@ torch_params = pytest.mark.parametrize("d", [1, 2, 3])
 
 
 def _torch_case(rng, d, transposed):
-    while True:
-        groups = int(rng.choice([1, 2, 3]))
-        cin_g, cout_g = (int(v) for v in rng.integers(1, 4, size=2))
-        n = rng.integers(1, 7 if d < 3 else 4, size=d).tolist()
-        k = rng.integers(1, 5 if d < 3 else 4, size=d).tolist()
-        s = rng.integers(1, 4, size=d).tolist()
-        dil = rng.integers(1, 3, size=d).tolist()
-        k_eff = [(a - 1) * b + 1 for a, b in zip(k, dil)]
-        p = [int(rng.integers(0, e + 1)) for e in k_eff]
-        op = [int(rng.integers(0, max(a, b))) for a, b in zip(s, dil)] if transposed else [0] * d
-        if transposed:
-            ok = all((a - 1) * b + e - 2 * c + o >= 1 for a, b, e, c, o in zip(n, s, k_eff, p, op))
-        else:
-            ok = all(a + 2 * c >= e for a, e, c in zip(n, k_eff, p))
-        if ok:
-            return groups, cin_g, cout_g, n, k, s, dil, p, op
+    """A case PyTorch accepts (symmetric padding), smaller on three axes."""
+    return random_case(
+        rng,
+        d,
+        transposed,
+        groups=[1, 2, 3],
+        sizes=(1, 7 if d < 3 else 4),
+        kernels=(1, 5 if d < 3 else 4),
+        strides=(1, 4),
+        dilations=(1, 3),
+    )
+
+
+def _torch_function(torch, d, transposed):
+    """torch.nn.functional's convolution or transposed convolution on ``d`` axes."""
+    return getattr(torch.nn.functional, f"conv_transpose{d}d" if transposed else f"conv{d}d")
+
+
+def _torch_options(case):
+    """The case's options as torch.nn.functional takes them: symmetric padding as one int per axis."""
+    options = case.options()
+    options["padding"] = [lo for lo, _ in case.padding]
+    return options
 
 
 @torch_params
 @pytest.mark.parametrize("transposed", [False, True], ids=["conv", "conv_transpose"])
 def test_grads_against_torch_autograd(d, transposed):
     torch = pytest.importorskip("torch")
-    F = torch.nn.functional
     rng = np.random.default_rng(10 * d + transposed)
     for _ in range(15):
-        groups, cin_g, cout_g, n, k, s, dil, p, op = _torch_case(rng, d, transposed)
-        x = rng.standard_normal((2, groups * cin_g, *n))
-        shape_w = (groups * cin_g, cout_g, *k) if transposed else (groups * cout_g, cin_g, *k)
-        w = rng.standard_normal(shape_w)
-        b = rng.standard_normal(groups * cout_g)
+        case = _torch_case(rng, d, transposed)
+        x = rng.standard_normal((2, case.in_channels, *case.input_size))
+        w = rng.standard_normal(case.weight_shape())
+        b = rng.standard_normal(case.out_channels)
         tx, tw, tb = (torch.tensor(a, requires_grad=True) for a in (x, w, b))
-        if transposed:
-            fn = getattr(F, f"conv_transpose{d}d")
-            ty = fn(tx, tw, tb, stride=s, padding=p, output_padding=op, groups=groups, dilation=dil)
-        else:
-            ty = getattr(F, f"conv{d}d")(tx, tw, tb, stride=s, padding=p, dilation=dil, groups=groups)
+        options = _torch_options(case)
+        ty = _torch_function(torch, d, transposed)(tx, tw, tb, **options)
         gy = rng.standard_normal(tuple(ty.shape))
         ty.backward(torch.from_numpy(gy))
-        if transposed:
-            got = tconv.conv_transpose_grad(
-                gy, x, w, stride=s, padding=p, output_padding=op, groups=groups, dilation=dil
-            )
-        else:
-            got = tconv.conv_grad(gy, x, w, stride=s, padding=p, dilation=dil, groups=groups)
+        got = (tconv.conv_transpose_grad if transposed else tconv.conv_grad)(gy, x, w, **options)
         for mine, theirs in zip(got, (tx.grad, tw.grad, tb.grad)):
             np.testing.assert_allclose(mine, theirs.numpy(), rtol=1e-10, atol=1e-10)
 
@@ -226,33 +196,25 @@ def test_grads_on_torch_tensors_return_torch_tensors(transposed):
 def test_autograd_through_tconv_on_torch_tensors(d, transposed):
     """loss.backward() through tconv.conv / conv_transpose equals PyTorch's own operators."""
     torch = pytest.importorskip("torch")
-    F = torch.nn.functional
     rng = np.random.default_rng(50 + d + transposed)
     for _ in range(5):
-        groups, cin_g, cout_g, n, k, s, dil, p, op = _torch_case(rng, d, transposed)
-        x = rng.standard_normal((2, groups * cin_g, *n))
-        shape_w = (groups * cin_g, cout_g, *k) if transposed else (groups * cout_g, cin_g, *k)
-        w = rng.standard_normal(shape_w)
-        b = rng.standard_normal(groups * cout_g)
+        case = _torch_case(rng, d, transposed)
+        x = rng.standard_normal((2, case.in_channels, *case.input_size))
+        w = rng.standard_normal(case.weight_shape())
+        b = rng.standard_normal(case.out_channels)
         mine = [torch.tensor(a, requires_grad=True) for a in (x, w, b)]
         theirs = [torch.tensor(a, requires_grad=True) for a in (x, w, b)]
-        if transposed:
-            y1 = tconv.conv_transpose(*mine, stride=s, padding=p, output_padding=op, groups=groups, dilation=dil)
-            y2 = getattr(F, f"conv_transpose{d}d")(
-                *theirs, stride=s, padding=p, output_padding=op, groups=groups, dilation=dil
-            )
-        else:
-            y1 = tconv.conv(*mine, stride=s, padding=p, dilation=dil, groups=groups)
-            y2 = getattr(F, f"conv{d}d")(*theirs, stride=s, padding=p, dilation=dil, groups=groups)
+        options = _torch_options(case)
+        y1 = (tconv.conv_transpose if transposed else tconv.conv)(*mine, **options)
+        y2 = _torch_function(torch, d, transposed)(*theirs, **options)
         (y1.tanh() ** 2).sum().backward()  # a non-linear loss, so the chain rule is exercised
         (y2.tanh() ** 2).sum().backward()
         for a, b_ in zip(mine, theirs):
             torch.testing.assert_close(a.grad, b_.grad, rtol=1e-9, atol=1e-9)
 
 
-def test_jax_grad_through_tconv():
-    jax = pytest.importorskip("jax")
-    jax.config.update("jax_enable_x64", True)
+def test_jax_grad_through_tconv(jax_x64):
+    jax = jax_x64
     jnp = jax.numpy
     rng = np.random.default_rng(6)
     x = rng.standard_normal((2, 3, 5, 5))

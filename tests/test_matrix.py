@@ -7,40 +7,33 @@ import pytest
 from hypothesis import HealthCheck, assume, given, settings
 
 import tconv
-from oracle import naive_conv, naive_conv_transpose
-from strategies import configs, expected_size
+from oracle import naive_conv_transpose
+from strategies import configs
 
 pytest.importorskip("scipy")
 
 
 @settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(configs(transposed=False))
-def test_matrix_columns_are_the_oracle_on_unit_inputs(cfg):
-    out_size = expected_size(cfg, False)
+def test_matrix_columns_are_the_oracle_on_unit_inputs(case):
+    out_size = case.output_size()
     assume(out_size is not None)
-    axes, g = cfg["axes"], cfg["groups"]
-    c_in, c_out = g * cfg["cin_g"], g * cfg["cout_g"]
-    spatial = tuple(a[0] for a in axes)
+    c_in, c_out = case.in_channels, case.out_channels
+    spatial = tuple(case.input_size)
     assume(c_in * int(np.prod(spatial)) <= 200)
-    rng = np.random.default_rng(cfg["seed"])
-    w = rng.standard_normal((c_out, cfg["cin_g"], *(a[1] for a in axes)))
-    options = dict(
-        stride=[a[2] for a in axes],
-        pads=[(a[4], a[5]) for a in axes],
-        dilation=[a[3] for a in axes],
-        groups=g,
-    )
+    rng = np.random.default_rng(case.seed)
+    w = rng.standard_normal(case.weight_shape())
     C = tconv.conv_matrix(
         (c_in, *spatial),
         w,
-        stride=options["stride"],
-        padding=options["pads"],
-        dilation=options["dilation"],
-        groups=g,
+        stride=case.stride,
+        padding=case.padding,
+        dilation=case.dilation,
+        groups=case.groups,
     )
     n_in = c_in * int(np.prod(spatial))
     brute = np.stack(
-        [naive_conv(np.eye(n_in)[j].reshape(1, c_in, *spatial), w, **options).ravel() for j in range(n_in)],
+        [case.oracle(np.eye(n_in)[j].reshape(1, c_in, *spatial), w).ravel() for j in range(n_in)],
         axis=1,
     )
     assert C.shape == brute.shape
@@ -48,16 +41,11 @@ def test_matrix_columns_are_the_oracle_on_unit_inputs(cfg):
     # C^T is the transposed convolution that maps the output back to x's size.
     y = rng.standard_normal(brute.shape[0])
     out_padding = [
-        n - ((o - 1) * s + (k - 1) * d + 1 - lo - hi) for n, o, (_, k, s, d, lo, hi, _) in zip(spatial, out_size, axes)
+        axis.size - ((o - 1) * axis.stride + axis.kernel_extent - axis.lo - axis.hi)
+        for o, axis in zip(out_size, case.axes)
     ]
     back = naive_conv_transpose(
-        y.reshape(1, c_out, *out_size),
-        w,
-        stride=options["stride"],
-        pads=options["pads"],
-        output_padding=out_padding,
-        dilation=options["dilation"],
-        groups=g,
+        y.reshape(1, c_out, *out_size), w, output_padding=out_padding, **case.oracle_arguments()
     )
     np.testing.assert_allclose(C.T @ y, back.ravel(), atol=1e-10)
 

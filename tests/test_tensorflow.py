@@ -7,15 +7,10 @@ convert the weights with NumPy transposes, written out here.
 
 from __future__ import annotations
 
-import os
-
 import numpy as np
 import pytest
 
-os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
-tf = pytest.importorskip("tensorflow")
-
-import tconv  # noqa: E402
+import tconv
 
 
 def _tf_transpose_filters_to_tconv(f):
@@ -32,7 +27,7 @@ def _tf_conv_filters_to_tconv(f):
 
 @pytest.mark.parametrize("d", [2, 3])
 @pytest.mark.parametrize("padding", ["SAME", "VALID"])
-def test_conv_transpose_against_tf(d, padding):
+def test_conv_transpose_against_tf(d, padding, tf):
     rng = np.random.default_rng(20 * d + (padding == "SAME"))
     fn = tf.nn.conv2d_transpose if d == 2 else tf.nn.conv3d_transpose
     for _ in range(12 if d == 2 else 6):
@@ -58,7 +53,7 @@ def test_conv_transpose_against_tf(d, padding):
 
 @pytest.mark.parametrize("d", [1, 2, 3])
 @pytest.mark.parametrize("padding", ["SAME", "VALID"])
-def test_convolution_against_tf(d, padding):
+def test_convolution_against_tf(d, padding, tf):
     rng = np.random.default_rng(40 * d + (padding == "SAME"))
     for _ in range(10 if d < 3 else 5):
         n = rng.integers(3, 9 if d < 3 else 6, size=d).tolist()
@@ -86,7 +81,7 @@ def test_convolution_against_tf(d, padding):
         np.testing.assert_allclose(got, expected, rtol=1e-4, atol=1e-4)
 
 
-def test_seed004_with_tensorflow_itself():
+def test_seed004_with_tensorflow_itself(tf):
     x = np.array([[[[-67], [-77]], [[-117], [-127]]]], np.float32)
     f = np.array([[[[-1]], [[2]], [[-3]]], [[[4]], [[-5]], [[6]]], [[[-7]], [[8]], [[-9]]]], np.float32)
     expected = tf.nn.conv2d_transpose(x, f, output_shape=(1, 5, 5, 1), strides=[1, 2, 2, 1], padding="VALID")

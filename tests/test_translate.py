@@ -175,9 +175,8 @@ def test_translations_on_real_keras(transposed):
 
 
 @pytest.mark.parametrize("transposed", [True, False], ids=["conv_transpose", "conv"])
-def test_translations_on_real_jax(transposed):
-    jax = pytest.importorskip("jax")
-    jax.config.update("jax_enable_x64", True)
+def test_translations_on_real_jax(transposed, jax_x64):
+    jax = jax_x64
     _compare_real("jax", jax.lax, lambda a: jax.numpy.asarray(a), transposed)
 
 
