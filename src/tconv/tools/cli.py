@@ -6,6 +6,7 @@
 * ``tconv explain``: the full report on one layer, and its figures (``--out``);
 * ``tconv translate``: one framework's layer in every other's, with the code to paste;
 * ``tconv dcgan``: seed 000's DCGAN generator walked through tconv on random weights;
+* ``tconv serve``: the explorer in the browser, on 127.0.0.1 (:mod:`tconv.tools.serve`);
 * ``tconv bench``: the speed benchmark against PyTorch and the other frameworks (:mod:`tconv.bench`).
 
 Tables use rich when it is installed and the output is a terminal; ``--json`` prints
@@ -314,6 +315,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     demo.add_argument("--seed", type=int, default=0, help="random seed (default 0)")
     demo.add_argument("--width", type=int, default=4, help="dcgan: divide the filters by 1, 2, 4 or 8 (default 4)")
     demo.add_argument("--json", action="store_true", help="machine-readable output (no progress bars)")
+    serve = sub.add_parser("serve", help="the explorer: every option live in the browser, on 127.0.0.1")
+    serve.add_argument("--port", type=int, default=8765, help="port on 127.0.0.1 (default 8765; 0 picks a free one)")
+    serve.add_argument("--open", action="store_true", help="open the page in the web browser")
+    serve.add_argument("--verbose", action="store_true", help="log every request")
     args = parser.parse_args(arguments)
     stream = sys.stdout
     if args.command is None:
@@ -333,6 +338,12 @@ def main(argv: Sequence[str] | None = None) -> int:
             if args.json:
                 print(json.dumps(report), file=stream)
             return 0 if ok else 1
+        if args.command == "serve":
+            from .serve import main as serve_main
+
+            if not 0 <= args.port <= 65535:
+                parser.error(f"--port must be between 0 and 65535; received {args.port}")
+            return serve_main(args)
         command = {"tour": _cmd_tour, "shape": _cmd_shape, "explain": _cmd_explain, "translate": _cmd_translate}
         return command[args.command](args, stream)
     except (ValueError, TypeError, ImportError) as err:
