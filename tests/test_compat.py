@@ -451,9 +451,8 @@ def test_paddle_front_end_against_paddle(tmp_path):
         if f"y{i}" not in results:
             continue
         expected = results[f"y{i}"]
-        if min(expected.shape) == 0:  # Paddle returns an empty array; tconv says why instead
-            with pytest.raises(ValueError, match="crops the whole output"):
-                mine[w.ndim - 2](x, w, **kwargs)
+        if min(expected.shape) == 0:  # Paddle returns an empty array where the crop takes everything: so does tconv
+            assert mine[w.ndim - 2](x, w, **kwargs).shape == expected.shape, kwargs
             continue
         got = mine[w.ndim - 2](x, w, **kwargs)
         assert got.shape == expected.shape, kwargs

@@ -263,12 +263,6 @@ CASES = [
         r"channels_last must be True or False; received 'yes'",
     ),
     ErrorCase(
-        "spatial size zero",
-        lambda: ct(np.zeros((1, 4, 0, 5), F32), W_T),
-        ValueError,
-        r"spatial size must be positive.*\(0, 5\)",
-    ),
-    ErrorCase(
         "shapes: negative padding",
         lambda: shapes.conv_output_size(5, 3, padding=-1),
         ValueError,
