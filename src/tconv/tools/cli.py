@@ -10,24 +10,41 @@
 * ``tconv bench``: the speed benchmark against PyTorch and the other frameworks (:mod:`tconv.bench`).
 
 Tables use rich when it is installed and the output is a terminal; ``--json`` prints
-machine-readable output; a bad argument prints one line and exits with status 2.
+machine-readable output; a bad argument (or an ``--out`` that cannot be written) prints one line and exits
+with status 2. Reports are printed before any figure is drawn; drawing shows one line per figure on stderr.
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import os
+import pathlib
 import sys
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import Any, TextIO
 
 import numpy as np
 
-from .. import shapes
+from .. import __version__, shapes
 from ..ops import conv_transpose
+from .demo import DEMOS
 from .explain import FRAMEWORK_CHOICES, Explanation, explain
 from .parser import Parser
+from .reach import answers, report_lines
+
+_EPILOG = f"""examples:
+  tconv tour --out tour                       the worked examples, checked, with their figures
+  tconv shape --input 7 --kernel 5 --stride 2 --framework keras --want 14
+                                              Keras's ways to get 14, and who starts elsewhere
+  tconv explain --input 7x7 --kernel 5 --stride 2 --padding same --framework keras --out figs
+  tconv translate --input 4 --kernel 4 --stride 2 --padding 1
+  tconv demo blocks upsampling                demos: {", ".join(DEMOS)} (or all)
+
+Without --padding each framework's own default applies (Keras 'valid', TensorFlow 'SAME' for a transposed
+convolution, JAX none: it must be given; 0 elsewhere). 'tconv SUBCOMMAND -h' lists a subcommand's options.
+"""
 
 # Seed 000's generator after its Dense + Reshape: (filters, kernel, stride, activation).
 _DCGAN_LAYERS = ((128, 5, 1, "leaky_relu"), (64, 5, 2, "leaky_relu"), (1, 5, 2, "tanh"))
@@ -97,7 +114,14 @@ def _padding(text: str) -> Any:
         return word
     try:
         if ":" in word:
-            return [tuple(int(v) for v in part.split(":")) for part in word.split(",")]
+            pairs = [tuple(int(v) for v in part.split(":")) for part in word.split(",")]
+            for pair in pairs:
+                if len(pair) != 2:
+                    raise argparse.ArgumentTypeError(
+                        f"a padding pair is two ints lo:hi (the crop at the start and at the end of an axis), one "
+                        f"pair per axis separated by commas (1:2,0:1); received {text!r}"
+                    )
+            return pairs
         values = [int(v) for v in word.replace("x", ",").split(",")]
     except ValueError:
         raise argparse.ArgumentTypeError(
@@ -114,8 +138,8 @@ def _layer_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--padding",
         type=_padding,
-        default=0,
-        help="same, valid, same_lower, an int, ints per axis (1,2) or pairs (1:2,0:1)",
+        default=None,
+        help="same, valid, same_lower, an int, ints per axis (1,2) or pairs (1:2,0:1); default: the framework's",
     )
     parser.add_argument("--output-padding", type=_sizes, default=None, help="output padding (transposed)")
     parser.add_argument("--output-size", type=_sizes, default=None, help="wanted output size (transposed)")
@@ -193,14 +217,9 @@ def _cmd_shape(args: argparse.Namespace, stream: TextIO) -> int:
             )
             row += [spec.output_size[axis], same]
         rows.append(row)
-    if spec.transposed and args.want is not None:
-        want = args.want * spec.ndim if len(args.want) == 1 else args.want
-        if len(want) != spec.ndim:
-            raise ValueError(f"--want must have 1 or {spec.ndim} sizes; received {'x'.join(map(str, args.want))}")
-        result["solutions"] = [
-            shapes.solve_conv_transpose_padding(n, w, k, stride=s, dilation=d)
-            for n, w, k, s, d in zip(spec.input_size, want, spec.kernel_size, spec.stride, spec.dilation)
-        ]
+    reached = answers(spec, args.want) if args.want is not None else []
+    if reached:
+        result["ways"] = [answer.to_dict() for answer in reached]
     if not spec.transposed:
         result["input_sizes_with_same_output"] = [row[-1] for row in rows]
     if args.json:
@@ -213,25 +232,52 @@ def _cmd_shape(args: argparse.Namespace, stream: TextIO) -> int:
     _table(headers, rows, stream)
     for line in e.formula_lines():
         print(line, file=stream)
-    for axis, solutions in enumerate(result.get("solutions", [])):
-        text = ", ".join(f"padding={p}, output_padding={op}" for p, op in solutions) or "none with symmetric padding"
-        print(f"axis {axis}: (padding, output_padding) giving {want[axis]}: {text}", file=stream)
+    for answer in reached:
+        print("", file=stream)
+        for line in report_lines(answer, args.framework, spec.ndim):
+            print(line, file=stream)
     return 0
+
+
+def _writable_directory(out: str) -> pathlib.Path:
+    """``out``, created if needed; ``ValueError`` with the reason when figures cannot be written there."""
+    path = pathlib.Path(out)
+    try:
+        path.mkdir(parents=True, exist_ok=True)
+    except OSError as err:
+        raise ValueError(
+            f"--out {out!r} cannot be created: {err.strerror or err}; choose a writable directory"
+        ) from None
+    if not path.is_dir() or not os.access(path, os.W_OK | os.X_OK):
+        raise ValueError(f"--out {out!r} is not a writable directory; choose another")
+    return path
+
+
+def _progress(total: int, stream: TextIO) -> Callable[[pathlib.Path, float], None]:
+    """A callback printing one line per figure written (``[2/5] out/grids.png 0.3s``) on ``stream``."""
+    done = [0]
+
+    def report(path: pathlib.Path, seconds: float) -> None:
+        done[0] += 1
+        print(f"[{done[0]}/{total}] wrote {path} ({seconds:.1f}s)", file=stream, flush=True)
+
+    return report
 
 
 def _cmd_explain(args: argparse.Namespace, stream: TextIO) -> int:
     e = _layer(args)
+    directory = None if args.out is None else _writable_directory(args.out)
+    if not args.json:
+        print(e, end="", file=stream, flush=True)
     written: list[str] = []
-    if args.out is not None:
+    if directory is not None:
         from . import figures
 
-        written = [str(p) for p in figures.save_all(args.out, e.spec)]
+        count = figures.figure_count(e.spec)
+        print(f"drawing {count} figures into {directory}", file=sys.stderr, flush=True)
+        written = [str(p) for p in figures.save_all(directory, e.spec, progress=_progress(count, sys.stderr))]
     if args.json:
         print(json.dumps({**e.to_dict(), "figures": written}), file=stream)
-        return 0
-    print(e, end="", file=stream)
-    for path in written:
-        print(f"wrote {path}", file=stream)
     return 0
 
 
@@ -255,12 +301,22 @@ def _cmd_translate(args: argparse.Namespace, stream: TextIO) -> int:
 
 
 def _cmd_tour(args: argparse.Namespace, stream: TextIO) -> int:
-    from .tour import run_tour
+    from .tour import figure_count, run_checks, write_figures
 
+    directory = None if args.out is None else _writable_directory(args.out)
     start = time.perf_counter()
-    checks, written = run_tour(args.out)
-    elapsed = time.perf_counter() - start
+    checks = run_checks()
     passed = sum(c.passed for c in checks)
+    if not args.json:
+        print("The worked examples of the seed documents, computed by tconv and checked against the seeds", file=stream)
+        for check in checks:
+            print(check.line(), file=stream, flush=True)
+    written: list[pathlib.Path] = []
+    if directory is not None:
+        count = figure_count()
+        print(f"drawing {count} figures into {directory}", file=sys.stderr, flush=True)
+        written = write_figures(directory, progress=_progress(count, sys.stderr))
+    elapsed = time.perf_counter() - start
     if args.json:
         print(
             json.dumps(
@@ -275,11 +331,6 @@ def _cmd_tour(args: argparse.Namespace, stream: TextIO) -> int:
             file=stream,
         )
     else:
-        print("The worked examples of the seed documents, computed by tconv and checked against the seeds", file=stream)
-        for check in checks:
-            print(check.line(), file=stream)
-        for path in written:
-            print(f"wrote {path}", file=stream)
         print(f"{passed} passed, {len(checks) - passed} failed ({elapsed:.1f}s)", file=stream)
     return 0 if passed == len(checks) else 1
 
@@ -291,7 +342,13 @@ def main(argv: Sequence[str] | None = None) -> int:
         from .bench import main as bench_main
 
         return bench_main(arguments[1:])
-    parser = Parser(prog="tconv", description="Convolution and transposed convolution, explained.")
+    parser = Parser(
+        prog="tconv",
+        description="Convolution and transposed convolution, explained.",
+        epilog=_EPILOG,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    parser.add_argument("--version", action="version", version=f"tconv {__version__}")
     sub = parser.add_subparsers(dest="command", parser_class=Parser)
     tour = sub.add_parser("tour", help="reproduce every worked example of the seeds (the main job)")
     tour.add_argument("--out", default=None, help="directory for the figures")
@@ -308,8 +365,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     dcgan = sub.add_parser("dcgan", help="walk seed 000's DCGAN generator through tconv")
     dcgan.add_argument("--batch", type=int, default=16, help="batch size (default 16)")
     dcgan.add_argument("--seed", type=int, default=0, help="random seed (default 0)")
-    demo = sub.add_parser("demo", help="train the seeds' models with tconv.nn: blocks, upsampling, unet, dcgan")
-    demo.add_argument("names", nargs="*", default=["blocks", "upsampling"], help="demos to run, or all")
+    demo = sub.add_parser("demo", help=f"train the seeds' models with tconv.nn: {', '.join(DEMOS)}")
+    demo.add_argument(
+        "names", nargs="*", default=["blocks", "upsampling"], help=f"demos to run: {', '.join(DEMOS)}, or all"
+    )
     demo.add_argument("--out", default=None, help="directory for the figures")
     demo.add_argument("--epochs", type=int, default=None, help="training epochs (each demo has its default)")
     demo.add_argument("--seed", type=int, default=0, help="random seed (default 0)")
@@ -349,4 +408,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     except (ValueError, TypeError, ImportError) as err:
         message = " ".join(str(err).split())
         sys.stderr.write(f"tconv {args.command}: error: {message}\n")
+        return 2
+    except OSError as err:  # a file that cannot be written: say which and why, not a traceback
+        where = f" {err.filename!r}" if err.filename else ""
+        sys.stderr.write(f"tconv {args.command}: error: cannot write{where}: {err.strerror or err}\n")
         return 2

@@ -28,7 +28,7 @@ from ..frameworks import REGISTRY, Options, get
 from ..spec import ConvSpec
 from .translate import Translation, translate
 
-__all__ = ["Explanation", "explain", "layer_spec"]
+__all__ = ["Explanation", "default_padding", "explain", "layer_spec"]
 
 #: ``--framework``'s choices: tconv's own meaning of the options, or a registered framework's
 FRAMEWORK_CHOICES = ("tconv", *REGISTRY)
@@ -45,7 +45,25 @@ def _pairs(padding: Any, ndim: int) -> tuple[tuple[int, int], ...] | None:
         entries = entries * ndim
     if len(entries) != ndim:
         raise ValueError(f"padding must have 1 or {ndim} entries; received {padding!r}")
+    for entry in entries:
+        if not isinstance(entry, int) and len(entry) != 2:
+            raise ValueError(f"a padding pair is two ints (lo, hi); received {tuple(entry)!r} in padding={padding!r}")
     return tuple((e, e) if isinstance(e, int) else (int(e[0]), int(e[1])) for e in entries)
+
+
+def default_padding(framework: str, transposed: bool) -> Any:
+    """The padding ``framework``'s call uses when none is given (``0`` for tconv's own); ``ValueError``
+    where the call requires one."""
+    if framework == "tconv":
+        return 0
+    source = get(framework)
+    padding = source.default_padding(transposed)
+    if padding is None:
+        raise ValueError(
+            f"{source.display_name}'s call has no default padding (it is a required argument): give --padding "
+            "(same, valid, or lo:hi pairs)"
+        )
+    return padding
 
 
 def layer_spec(
@@ -54,7 +72,7 @@ def layer_spec(
     input_size: int | Sequence[int],
     kernel_size: int | Sequence[int],
     stride: int | Sequence[int] = 1,
-    padding: Any = 0,
+    padding: Any = None,
     output_padding: int | Sequence[int] | None = None,
     output_size: int | Sequence[int] | None = None,
     dilation: int | Sequence[int] = 1,
@@ -67,9 +85,20 @@ def layer_spec(
 
     ``padding`` is a string (``'same'``, ``'valid'``, ``'same_lower'``; the
     framework's spelling is applied), an int, one int per axis, or ``(lo, hi)``
-    pairs (for frameworks that take them). Returns the resolved spec and the
-    translation into every framework.
+    pairs (for frameworks that take them); ``None`` is the framework's own default
+    (Keras's ``'valid'``, TensorFlow's ``'SAME'`` for a transposed convolution, 0 for
+    PyTorch, ONNX, Paddle and tconv). Returns the resolved spec and the translation
+    into every framework.
     """
+    if framework != "tconv" and framework not in REGISTRY:
+        raise ValueError(f"framework must be one of {', '.join(FRAMEWORK_CHOICES)}; received {framework!r}")
+    if not transposed and (output_padding is not None or output_size is not None):
+        raise ValueError(
+            "output_padding and output_size belong to transposed convolutions; a convolution's output size "
+            "follows from its padding (drop --conv, or --output-padding/--output-size)"
+        )
+    if padding is None:
+        padding = default_padding(framework, transposed)
     size = (input_size,) if isinstance(input_size, int) else tuple(int(n) for n in input_size)
     ndim = len(size)
     kernel = ints_per_axis(kernel_size, ndim, "kernel_size", broadcast_one=True)
@@ -104,8 +133,6 @@ def layer_spec(
         if transposed:
             args["output_padding"] = spec.output_padding
         return spec, translate(source, **common, **args)
-    if framework not in REGISTRY:
-        raise ValueError(f"framework must be one of {', '.join(FRAMEWORK_CHOICES)}; received {framework!r}")
     options = Options(transposed, size, kernel, strides, dilations, groups, padding, mode, pairs, ops, want)
     args = get(framework).options_as_arguments(options)
     translation = translate(framework, **common, **args)

@@ -11,6 +11,7 @@ from __future__ import annotations
 import pathlib
 from collections.abc import Callable
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 
@@ -20,7 +21,7 @@ from ..frameworks import tensorflow as ctf
 from ..matrix import conv_matrix
 from ..ops import conv, conv_transpose
 
-__all__ = ["Check", "run_tour"]
+__all__ = ["Check", "figure_count", "run_checks", "run_tour", "write_figures"]
 
 
 @dataclass(frozen=True)
@@ -326,36 +327,68 @@ CHECKS: list[Callable[[], Check]] = [
 ]
 
 
-def run_tour(out: str | pathlib.Path | None = None) -> tuple[list[Check], list[pathlib.Path]]:
-    """Run every check; with ``out``, also write the figures of the most instructive examples there."""
+def run_checks() -> list[Check]:
+    """Run every check; a check that raises is a failed check, reported with its reason."""
     checks = []
     for fn in CHECKS:
         try:
             checks.append(fn())
-        except Exception as err:  # a check that crashes is a failed check, reported with its reason
+        except Exception as err:
             checks.append(Check("?", fn.__name__, False, f"raised {type(err).__name__}: {err}"))
-    figures: list[pathlib.Path] = []
-    if out is not None:
-        from ..spec import ConvSpec
-        from . import figures as fig
+    return checks
 
-        directory = pathlib.Path(out)
-        seed004 = ConvSpec.build(
-            transposed=True, input_size=(2, 2), kernel_size=(3, 3), in_channels=1, out_channels=1, stride=2
-        )
-        figures += fig.save_all(directory, seed004, SEED004_X, SEED004_KERNEL, prefix="seed004_")
-        dcgan = ConvSpec.build(
-            transposed=True,
-            input_size=(7, 7),
-            kernel_size=(5, 5),
-            in_channels=1,
-            out_channels=1,
-            stride=2,
-            padding="same",
-        )
-        figures.append(fig.save_overlap(directory / "dcgan_checkerboard.png", dcgan))
-        seed002 = ConvSpec.build(transposed=False, input_size=(4, 4), kernel_size=(3, 3), in_channels=1, out_channels=1)
-        matrix = fig.save_matrix(directory / "seed002_matrix.png", seed002, np.arange(1.0, 10.0).reshape(3, 3))
-        if matrix is not None:
-            figures.append(matrix)
-    return checks, figures
+
+def _figure_layers() -> dict[str, Any]:
+    from ..spec import ConvSpec
+
+    one: dict[str, Any] = dict(in_channels=1, out_channels=1)
+    return {
+        "seed004": ConvSpec.build(transposed=True, input_size=(2, 2), kernel_size=(3, 3), stride=2, **one),
+        "dcgan": ConvSpec.build(
+            transposed=True, input_size=(7, 7), kernel_size=(5, 5), stride=2, padding="same", **one
+        ),
+        "seed002": ConvSpec.build(transposed=False, input_size=(4, 4), kernel_size=(3, 3), **one),
+    }
+
+
+def figure_count() -> int:
+    """How many files :func:`write_figures` writes."""
+    from . import figures as fig
+
+    return fig.figure_count(_figure_layers()["seed004"]) + 2
+
+
+def write_figures(
+    out: str | pathlib.Path, progress: Callable[[pathlib.Path, float], None] | None = None
+) -> list[pathlib.Path]:
+    """The figures of the most instructive examples into ``out``, each reported to ``progress(path, seconds)``:
+    seed 004's layer (all of them), the DCGAN layer's checkerboard, seed 002's matrix."""
+    import time
+
+    from . import figures as fig
+
+    directory = pathlib.Path(out)
+    layers = _figure_layers()
+    written = fig.save_all(
+        directory, layers["seed004"], SEED004_X, SEED004_KERNEL, prefix="seed004_", progress=progress
+    )
+    singles: list[Callable[[], pathlib.Path | None]] = [
+        lambda: fig.save_overlap(directory / "dcgan_checkerboard.png", layers["dcgan"]),
+        lambda: fig.save_matrix(
+            directory / "seed002_matrix.png", layers["seed002"], np.arange(1.0, 10.0).reshape(3, 3)
+        ),
+    ]
+    for draw in singles:
+        start = time.perf_counter()
+        path = draw()
+        if path is not None:
+            written.append(path)
+            if progress is not None:
+                progress(path, time.perf_counter() - start)
+    return written
+
+
+def run_tour(out: str | pathlib.Path | None = None) -> tuple[list[Check], list[pathlib.Path]]:
+    """Run every check; with ``out``, also write the figures of the most instructive examples there."""
+    checks = run_checks()
+    return checks, ([] if out is None else write_figures(out))
