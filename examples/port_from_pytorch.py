@@ -29,5 +29,5 @@ model = nn.Sequential(
 model.load_state_dict(reference.state_dict())
 x = np.random.default_rng(0).standard_normal((2, 64, 8, 8)).astype(np.float32)
 difference = np.abs(model(x) - reference(torch.from_numpy(x)).detach().numpy()).max()
-print(model.summary())
+model.summary()  # prints the table, as Keras and torchinfo do
 print(f"largest difference from PyTorch: {difference:.2e}")

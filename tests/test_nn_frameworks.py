@@ -79,10 +79,10 @@ def _torch_pairs(torch):
         ),
         "BatchNorm3d": (lambda: tnn.BatchNorm3d(2), lambda: nn.BatchNorm3d(2), (2, 2, 2, 3, 2)),
         "ReLU": (tnn.ReLU, nn.ReLU, (3, 5)),
-        "LeakyReLU": (lambda: tnn.LeakyReLU(0.2), lambda: nn.LeakyReLU(0.2), (3, 5)),
+        "LeakyReLU": (lambda: tnn.LeakyReLU(0.2), lambda: nn.torch.LeakyReLU(0.2), (3, 5)),
         "Tanh": (tnn.Tanh, nn.Tanh, (3, 5)),
         "Sigmoid": (tnn.Sigmoid, nn.Sigmoid, (3, 5)),
-        "Flatten": (tnn.Flatten, nn.Flatten, (2, 3, 2, 2)),
+        "Flatten": (tnn.Flatten, nn.torch.Flatten, (2, 3, 2, 2)),
         "MaxPool2d": (lambda: tnn.MaxPool2d(3, 2, 1), lambda: nn.MaxPool2d(3, 2, 1), (2, 2, 7, 6)),
         "AdaptiveAvgPool2d": (
             lambda: tnn.AdaptiveAvgPool2d((3, 2)),

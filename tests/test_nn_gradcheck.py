@@ -100,12 +100,12 @@ CASES = {
     "BatchNormalization": (lambda: nn.BatchNormalization(), (3, 4, 2)),
     "BatchNormalization axis 1 no scale": (lambda: nn.BatchNormalization(axis=1, scale=False), (3, 2, 4)),
     "ReLU": (lambda: nn.ReLU(), (3, 4)),
-    "LeakyReLU": (lambda: nn.LeakyReLU(0.1), (3, 4)),
+    "LeakyReLU": (lambda: nn.torch.LeakyReLU(0.1), (3, 4)),
     "keras LeakyReLU": (lambda: nn.keras.LeakyReLU(), (3, 4)),
     "Tanh": (lambda: nn.Tanh(), (3, 4)),
     "Sigmoid": (lambda: nn.Sigmoid(), (3, 4)),
     "Activation tanh": (lambda: nn.Activation("tanh"), (3, 4)),
-    "Flatten": (lambda: nn.Flatten(), (2, 3, 2, 2)),
+    "Flatten": (lambda: nn.torch.Flatten(), (2, 3, 2, 2)),
     "keras Flatten channels_first": (lambda: nn.keras.Flatten("channels_first"), (2, 3, 2, 2)),
     "Reshape": (lambda: nn.Reshape((2, -1)), (2, 6)),
     "MaxPool2d": (lambda: nn.MaxPool2d(3, stride=2, padding=1), (2, 2, 5, 6)),
@@ -143,7 +143,7 @@ def test_batch_norm_eval_gradients():
 
 
 def test_dropout_gradients_with_a_fixed_mask():
-    gradcheck(nn.Dropout(0.4), _x(4, 6), reseed=11)
+    gradcheck(nn.torch.Dropout(0.4), _x(4, 6), reseed=11)
 
 
 def test_regularizers_enter_the_gradients():

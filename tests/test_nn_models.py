@@ -208,7 +208,7 @@ def test_layer_argument_errors():
         (lambda: nn.Conv2DTranspose(2, 3, padding="causal"), "padding"),
         (lambda: nn.Conv2DTranspose(2, 3, strides=2, output_padding=2)(np.zeros((1, 3, 3, 1))), "output padding"),
         (lambda: nn.Dense(3, activation="swishy"), "activation"),
-        (lambda: nn.Dropout(1.5), "dropout"),
+        (lambda: nn.torch.Dropout(1.5), "dropout"),
         (lambda: nn.BatchNorm2d(3)(np.zeros((2, 3, 4))), "axes"),
         (lambda: nn.Linear(3, 2)(np.zeros((2, 4))), "features"),
         (lambda: nn.Reshape((5,))(np.zeros((2, 6))), "target_shape"),

@@ -91,6 +91,7 @@ class InternalLayout:
         batch, d = x.shape[0], spec.ndim
         xg = _to_internal(xp, x, spec, spec.in_channels, spec.input_size, channels_last)
         out = self.compute(xp, xg, _weight_to_taps(xp, weight, spec), spec, batch)
+        out = _keep_second_order(out, x, weight)
         if bias is not None:
             out = out + xp.reshape(bias, (spec.groups, spec.out_channels // spec.groups, 1, *(1,) * d))
         out = xp.reshape(out, (spec.out_channels, batch, *spec.output_size))
@@ -151,6 +152,22 @@ def _keep_dependence(xp: Any, out: Array, xg: Array, wt: Array) -> Array:
     """
     empty = xp.reshape(xg[..., 0:0], (xg.shape[0], xg.shape[1], 0))
     return out + xp.sum(_product(xp, wt[0, ...], empty))
+
+
+def _keep_second_order(out: Array, x: Array, weight: Array) -> Array:
+    """For PyTorch tensors that require grad: ``out`` plus a zero that keeps a gradient's graph alive.
+
+    The output is linear in x and in the weight, so the gradient with respect to x depends on the weight
+    only (and the reverse); with ``create_graph=True`` and a weight that does not require grad, that
+    gradient would have no graph and ``g.sum().backward()`` would raise. PyTorch's own convolution keeps a
+    double-backward node whenever an input requires grad, giving zero gradients instead. The sum of
+    squares of an empty slice is 0 with a first derivative that depends on the array: the same outcome,
+    at no cost, and no inf in x can make it NaN.
+    """
+    if not array_api_compat.is_torch_array(x) or not (x.requires_grad or weight.requires_grad):
+        return out
+    empty_x, empty_w = x[..., 0:0], weight[..., 0:0]
+    return out + ((empty_x * empty_x).sum() + (empty_w * empty_w).sum()).to(out.dtype)
 
 
 # The weight gradient, as a correlation

@@ -1,12 +1,18 @@
-"""Layers that train on NumPy with tconv's operations and gradients.
+"""Layers that train on NumPy with tconv's operations and gradients, in two namespaces a user picks on purpose.
 
-PyTorch-flavoured constructors (channels-first: ``ConvTranspose2d``,
-``Conv2d``, ``Linear``, ``BatchNorm2d``, ...) and Keras-flavoured ones
-(channels-last: ``Conv2DTranspose``, ``Conv2D``, ``Dense``,
-``BatchNormalization``, ...) are thin translations over one implementation of
-each layer (:mod:`tconv.nn.layers`). Names in both frameworks (``LeakyReLU``,
-``ReLU``, ``Dropout``, ``Flatten``) are PyTorch's here and Keras's in
-:mod:`tconv.nn.keras`.
+* :mod:`tconv.nn.torch` is ``torch.nn``: PyTorch's constructors, defaults and layouts (channels first:
+  ``ConvTranspose2d``, ``Conv2d``, ``Linear``, ``BatchNorm2d``, ``LeakyReLU(negative_slope=0.01)``,
+  ``Dropout(p=0.5)``, ...), with ``Module``, ``Sequential`` and ``init``.
+* :mod:`tconv.nn.keras` is ``keras``/``keras.layers``: Keras 3's (channels last: ``Conv2DTranspose``,
+  ``Conv2D``, ``Dense``, ``BatchNormalization``, ``LeakyReLU(negative_slope=0.3)``, ``Dropout(rate)``, ...),
+  with ``Sequential`` and the ``layers`` namespace.
+
+Both are thin translations over one implementation of each layer (:mod:`tconv.nn.layers`). This top level
+keeps every name that means one thing in both frameworks (``Conv2DTranspose``, ``ConvTranspose2d``, ``Dense``,
+``ReLU``, ``Sequential``, ...). A name whose default or arguments differ between them (``LeakyReLU``: slope
+0.01 or 0.3; ``Dropout``: ``p=0.5`` or ``rate``; ``Flatten``: ``start_dim`` or ``data_format``) is not here:
+``tconv.nn.LeakyReLU`` raises an ``AttributeError`` that names ``tconv.nn.torch.LeakyReLU`` and
+``tconv.nn.keras.LeakyReLU``, rather than give one framework's users the other's default.
 
 Examples
 --------
@@ -27,7 +33,9 @@ Seed 000's first transposed layer, trained one step by hand:
 True
 """
 
-from . import constraints, initializers, keras, losses, optim, regularizers, torch
+from typing import Any
+
+from . import constraints, init, initializers, keras, losses, optim, regularizers, torch
 from .containers import Parallel, Residual, Sequential
 from .keras import (
     Activation,
@@ -59,9 +67,6 @@ from .torch import (
     ConvTranspose1d,
     ConvTranspose2d,
     ConvTranspose3d,
-    Dropout,
-    Flatten,
-    LeakyReLU,
     Linear,
     MaxPool2d,
     ReLU,
@@ -95,11 +100,8 @@ __all__ = [
     "ConvTranspose2d",
     "ConvTranspose3d",
     "Dense",
-    "Dropout",
-    "Flatten",
     "GlobalAveragePooling2D",
     "History",
-    "LeakyReLU",
     "Linear",
     "MSELoss",
     "MaxPool2d",
@@ -118,6 +120,7 @@ __all__ = [
     "Upsample",
     "constraints",
     "generator",
+    "init",
     "initializers",
     "keras",
     "losses",
@@ -126,3 +129,19 @@ __all__ = [
     "regularizers",
     "torch",
 ]
+
+# Names in both frameworks with different defaults or arguments: each framework's namespace has its own.
+_AMBIGUOUS = {
+    "LeakyReLU": "PyTorch's negative_slope defaults to 0.01, Keras's to 0.3",
+    "Dropout": "PyTorch's is Dropout(p=0.5), Keras's Dropout(rate) with no default",
+    "Flatten": "PyTorch's takes (start_dim, end_dim), Keras's (data_format)",
+}
+
+
+def __getattr__(name: str) -> Any:
+    if name in _AMBIGUOUS:
+        raise AttributeError(
+            f"tconv.nn.{name} would mean two things ({_AMBIGUOUS[name]}): write tconv.nn.torch.{name} "
+            f"(torch.nn.{name}) or tconv.nn.keras.{name} (keras.layers.{name})"
+        )
+    raise AttributeError(f"module 'tconv.nn' has no attribute {name!r}")

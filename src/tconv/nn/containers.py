@@ -3,7 +3,8 @@ concatenated) and :class:`Residual` (a body plus a shortcut)."""
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Iterable, Iterator, Mapping, Sequence
+from typing import Any
 
 import numpy as np
 
@@ -13,11 +14,16 @@ __all__ = ["Parallel", "Residual", "Sequential"]
 
 
 class Sequential(Module):
-    """Layers applied one after another; children are named ``"0"``, ``"1"``, ... as in PyTorch.
+    """Layers applied one after another, written either framework's way.
 
-    When the first layer was given an ``input_shape`` (Keras's
-    ``Dense(..., input_shape=(100,))``), the model is built at once and
-    ``output_shape`` follows every :meth:`add`, so seed 000's assertions run.
+    ``Sequential(layer, layer, ...)`` (PyTorch's ``nn.Sequential(*layers)``), ``Sequential(OrderedDict(name=
+    layer, ...))`` (PyTorch's named form), or ``Sequential([layer, ...], name=None)`` / ``Sequential()`` then
+    :meth:`add` (Keras's). Children are named ``"0"``, ``"1"``, ... (or by the dict's keys), which fixes the
+    ``state_dict`` names as in PyTorch.
+
+    When the first layer was given an ``input_shape`` (Keras's ``Dense(..., input_shape=(100,))``), the model
+    is built at once and ``output_shape`` follows every :meth:`add`, so the TensorFlow DCGAN tutorial's
+    ``assert model.output_shape == (None, 7, 7, 256)`` runs.
 
     Examples
     --------
@@ -27,15 +33,27 @@ class Sequential(Module):
     (None, 8)
     >>> model.count_params()
     40
+    >>> nn.Sequential(nn.Linear(4, 8), nn.ReLU())(np.zeros((2, 4))).shape
+    (2, 8)
     """
 
-    def __init__(self, layers: Iterable[Module] = ()) -> None:
+    def __init__(self, *layers: Any, name: str | None = None) -> None:
         super().__init__()
+        if name is not None:
+            self.name = name
         self._sample_shape: tuple[int, ...] | None = None
-        for layer in layers:
-            self.add(layer)
+        items: Iterable[tuple[str | None, Any]]
+        if len(layers) == 1 and isinstance(layers[0], Mapping):
+            items = layers[0].items()
+        elif len(layers) == 1 and not isinstance(layers[0], Module) and isinstance(layers[0], Iterable):
+            items = ((None, layer) for layer in layers[0])
+        else:
+            items = ((None, layer) for layer in layers)
+        for key, layer in items:
+            self.add(layer, key)
 
-    def add(self, layer: Module) -> None:
+    def add(self, layer: Module, name: str | None = None) -> None:
+        """Append ``layer`` (named ``name``, by default its index); with a known input shape, build it."""
         if not isinstance(layer, Module):
             raise TypeError(f"layer must be a tconv.nn.Module; received {type(layer).__name__}")
         index = len(self._modules)
@@ -47,7 +65,7 @@ class Sequential(Module):
             assert previous is not None
             layer.build_from_shape(previous)
             self.input_shape, self.output_shape = (None, *self._sample_shape[1:]), layer.output_shape
-        setattr(self, str(index), layer)
+        setattr(self, str(index) if name is None else str(name), layer)
 
     def __getitem__(self, index: int) -> Module:
         return list(self._modules.values())[index]

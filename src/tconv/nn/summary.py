@@ -11,12 +11,16 @@ __all__ = ["Summary", "SummaryRow"]
 
 @dataclass(frozen=True)
 class SummaryRow:
+    """One module: its label (Keras name or attribute name), class, nesting depth, last output shape (``None``
+    before any call), parameter counts, and whether its parameters exist yet."""
+
     name: str
     kind: str
     depth: int
     output_shape: tuple[int | None, ...] | None
     params: int
     trainable: int
+    built: bool = True
 
 
 @dataclass(frozen=True)
@@ -35,13 +39,16 @@ class Summary:
     def non_trainable(self) -> int:
         return self.total - self.trainable
 
+    def __repr__(self) -> str:  # the table is printed by Module.summary; a REPL echo stays one line
+        return f"Summary(model={self.model!r}, layers={len(self.rows)}, total={self.total:,})"
+
     def __str__(self) -> str:
         header = ("Layer (type)", "Output Shape", "Param #")
         body = []
         for row in self.rows:
-            label = "  " * row.depth + f"{row.name.rsplit('.', 1)[-1]} ({row.kind})"
+            label = "  " * row.depth + f"{row.name} ({row.kind})"
             shape = "?" if row.output_shape is None else re.sub(r"\s+", "", str(row.output_shape)).replace(",", ", ")
-            body.append((label, shape, f"{row.params:,}"))
+            body.append((label, shape, f"{row.params:,}" + ("" if row.built else " (unbuilt)")))
         widths = [max(len(r[i]) for r in [header, *body]) for i in range(3)]
         rule = "-" * (sum(widths) + 6)
         lines = [f'Model: "{self.model}"', rule.replace("-", "=")]
@@ -54,4 +61,9 @@ class Summary:
         lines.append(f"Trainable params: {self.trainable:,}")
         lines.append(f"Non-trainable params: {self.non_trainable:,}")
         lines.append(rule)
+        if any(row.output_shape is None for row in self.rows):
+            lines.append(
+                "Output shapes show once the model has run: call it on an input, or pass "
+                "summary(input_shape=...) with one sample's shape, e.g. (100, 1, 1)."
+            )
         return "\n".join(lines)

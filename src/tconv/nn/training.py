@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import sys
 import time
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from typing import Any, TextIO
 
@@ -25,12 +25,94 @@ import numpy as np
 from . import losses, optim
 from .module import Module, generator
 
-__all__ = ["History", "KerasTrainer", "evaluate", "fit", "predict", "progress"]
+__all__ = ["METRICS", "History", "KerasTrainer", "Metric", "evaluate", "fit", "get_metric", "predict", "progress"]
+
+
+# Keras's metric functions: one value per sample (and position), the last axis reduced; a metric reports the
+# mean of these over every sample seen (Keras's MeanMetricWrapper).
+def _binary_accuracy(y: np.ndarray, p: np.ndarray) -> np.ndarray:
+    return np.mean(y == (p > 0.5), axis=-1)
+
+
+def _categorical_accuracy(y: np.ndarray, p: np.ndarray) -> np.ndarray:
+    return (np.argmax(y, axis=-1) == np.argmax(p, axis=-1)).astype(np.float64)
+
+
+def _sparse_categorical_accuracy(y: np.ndarray, p: np.ndarray) -> np.ndarray:
+    if y.ndim == p.ndim and y.shape[-1] == 1:
+        y = y[..., 0]
+    return (y.astype(np.int64) == np.argmax(p, axis=-1)).astype(np.float64)
+
+
+METRICS: dict[str, Callable[[np.ndarray, np.ndarray], np.ndarray]] = {
+    "mae": lambda y, p: np.mean(np.abs(y - p), axis=-1),
+    "mse": lambda y, p: np.mean((y - p) ** 2, axis=-1),
+    "binary_accuracy": _binary_accuracy,
+    "categorical_accuracy": _categorical_accuracy,
+    "sparse_categorical_accuracy": _sparse_categorical_accuracy,
+}
+METRICS["mean_absolute_error"], METRICS["mean_squared_error"] = METRICS["mae"], METRICS["mse"]
+
+
+@dataclass
+class Metric:
+    """A named running mean of a metric function's values, as Keras reports it (``name`` is the name given to
+    ``compile``, e.g. ``'accuracy'``)."""
+
+    name: str
+    function: Callable[[np.ndarray, np.ndarray], np.ndarray] | None  # None: 'accuracy', chosen on first use
+    total: float = 0.0
+    count: int = 0
+
+    def update(self, y_pred: np.ndarray, y_true: np.ndarray) -> None:
+        y_pred, y_true = np.asarray(y_pred, dtype=np.float64), np.asarray(y_true, dtype=np.float64)
+        if self.function is None:  # Keras's choice for 'accuracy', from the shapes
+            binary = y_pred.shape[-1] == 1
+            sparse = y_true.ndim < y_pred.ndim or (y_true.shape[-1] == 1 and y_pred.shape[-1] > 1)
+            self.function = METRICS[
+                "binary_accuracy" if binary else "sparse_categorical_accuracy" if sparse else "categorical_accuracy"
+            ]
+        if y_true.ndim == y_pred.ndim - 1 and self.function is not _sparse_categorical_accuracy:
+            y_true = y_true[..., None]
+        values = np.asarray(self.function(y_true, y_pred))
+        self.total += float(values.sum())
+        self.count += int(values.size)
+
+    def result(self) -> float:
+        return self.total / max(1, self.count)
+
+    def reset(self) -> None:
+        self.total, self.count = 0.0, 0
+
+
+def get_metric(identifier: Any) -> Metric:
+    """A :class:`Metric` from Keras's names: ``'accuracy'``/``'acc'`` (binary, categorical or sparse
+    categorical accuracy, chosen from the shapes as Keras chooses), ``'mae'``, ``'mse'``, their long names,
+    ``'binary_accuracy'``, ``'categorical_accuracy'``, ``'sparse_categorical_accuracy'``, or a function
+    ``f(y_true, y_pred)`` returning per-sample values."""
+    if callable(identifier):
+        return Metric(getattr(identifier, "__name__", "metric"), identifier)
+    if isinstance(identifier, str) and identifier.lower() in ("accuracy", "acc"):
+        return Metric(identifier, None)
+    if isinstance(identifier, str) and identifier.lower() in METRICS:
+        return Metric(identifier, METRICS[identifier.lower()])
+    raise ValueError(
+        f"metrics must hold names among {sorted(['accuracy', *METRICS])} or functions f(y_true, y_pred); "
+        f"received {identifier!r}"
+    )
+
+
+def _metrics_of(model: Module) -> list[Metric]:
+    assert model._compiled is not None
+    for metric in model._compiled[2]:
+        metric.reset()
+    return list(model._compiled[2])
 
 
 @dataclass
 class History:
-    """Per-epoch means: ``history["loss"]`` (and ``"val_loss"`` with validation data)."""
+    """Per-epoch means: ``history["loss"]`` and each metric's (``"accuracy"``, ``"mae"``, ...), and with
+    validation data ``"val_loss"``, ``"val_accuracy"``, ... as Keras's ``History.history`` holds them."""
 
     history: dict[str, list[float]] = field(default_factory=dict)
 
@@ -111,7 +193,7 @@ def fit(
     """
     if model._compiled is None:
         raise ValueError("call model.compile(optimizer=..., loss=...) before fit")
-    optimizer, loss = model._compiled
+    optimizer, loss, _ = model._compiled
     x, y = np.asarray(x), np.asarray(y)
     _check_pair(x, y)
     batch_size = _check_batch_size(batch_size)
@@ -126,22 +208,28 @@ def fit(
         model.train()
         bar = progress(steps, f"epoch {epoch + 1}/{epochs}", enabled=verbose > 0)
         total, seen = 0.0, 0
+        metrics = _metrics_of(model)
         for index in _batches(len(x), batch_size, shuffle):
             prediction = model(x[index])
             value = loss(prediction, y[index]) + model.regularization_loss()
+            for metric in metrics:
+                metric.update(prediction, y[index])
             model.zero_grad()
             model.backward(loss.backward())
             optimizer.step()
             total += value * len(index)
             seen += len(index)
             if bar is not None:
-                bar.set_postfix_str(f"loss {total / seen:.4f}")
+                bar.set_postfix_str(
+                    " - ".join([f"loss {total / seen:.4f}"] + [f"{m.name} {m.result():.4f}" for m in metrics])
+                )
                 bar.update(1)
-        logs = {"loss": total / seen}
+        logs = {"loss": total / seen, **{m.name: m.result() for m in metrics}}
         if validation_data is not None:
-            logs["val_loss"] = evaluate(model, *validation_data, batch_size=batch_size)
+            scores = evaluate(model, *validation_data, batch_size=batch_size, return_dict=True)
+            logs.update({f"val_{name}": value for name, value in scores.items()})
             if bar is not None:
-                bar.set_postfix_str(f"loss {logs['loss']:.4f} val_loss {logs['val_loss']:.4f}")
+                bar.set_postfix_str(" - ".join(f"{name} {value:.4f}" for name, value in logs.items()))
         if bar is not None:
             bar.close()
         for key, value in logs.items():
@@ -164,26 +252,40 @@ def predict(model: Module, x: Any, *, batch_size: int = 32) -> np.ndarray:
             module.training = mode
 
 
-def evaluate(model: Module, x: Any, y: Any, *, batch_size: int = 32) -> float:
-    """The compiled loss of the predictions on ``(x, y)``."""
+def evaluate(model: Module, x: Any, y: Any, *, batch_size: int = 32, return_dict: bool = False) -> Any:
+    """The compiled loss of the predictions on ``(x, y)``; with metrics, ``[loss, *metrics]`` in the order
+    given to ``compile`` (Keras's return), or ``{"loss": ..., "mae": ...}`` with ``return_dict``."""
     if model._compiled is None:
         raise ValueError("call model.compile(optimizer=..., loss=...) before evaluate")
     x, y = np.asarray(x), np.asarray(y)
     _check_pair(x, y)
-    return model._compiled[1](predict(model, x, batch_size=batch_size), y)
+    prediction = predict(model, x, batch_size=batch_size)
+    scores = {"loss": model._compiled[1](prediction, y)}
+    for metric in _metrics_of(model):
+        metric.update(prediction, y)
+        scores[metric.name] = metric.result()
+    if return_dict:
+        return scores
+    return scores["loss"] if len(scores) == 1 else list(scores.values())
 
 
 class KerasTrainer:
     """The :class:`tconv.nn.module.Trainer` of this module's functions."""
 
-    def compile(self, model: Module, optimizer: Any, loss: Any) -> None:
-        """Bind the optimizer (a name or an object) to ``model``'s parameters and keep it with the loss."""
-        model._compiled = (optim.get(optimizer, model), losses.get(loss))
+    def compile(self, model: Module, optimizer: Any, loss: Any, metrics: Sequence[Any] | None = None) -> None:
+        """Bind the optimizer (a name or an object) to ``model``'s parameters and keep it with the loss and
+        the metrics (:func:`get_metric`)."""
+        if isinstance(metrics, (str, bytes)) or (metrics is not None and not isinstance(metrics, Sequence)):
+            raise TypeError(f"metrics must be a list, e.g. metrics=['accuracy']; received {metrics!r}")
+        chosen = [get_metric(m) for m in metrics or ()]
+        model._compiled = (optim.get(optimizer, model), losses.get(loss), chosen)
 
     def fit(self, model: Module, x: Any, y: Any, **options: Any) -> History:
         return fit(model, x, y, **options)
 
-    evaluate = staticmethod(evaluate)
+    def evaluate(self, model: Module, x: Any, y: Any, *, batch_size: int = 32, return_dict: bool = False) -> Any:
+        return evaluate(model, x, y, batch_size=batch_size, return_dict=return_dict)
+
     predict = staticmethod(predict)
 
 

@@ -38,12 +38,14 @@ def make_parameter(
     to_user: Callable[[np.ndarray], np.ndarray] | None = None,
     from_user: Callable[[np.ndarray], np.ndarray] | None = None,
     trainable: bool = True,
+    buffer: bool = False,
 ) -> Parameter:
     values = initializers_module.get(initializer)(user_shape, generator())
     value = from_user(values) if from_user is not None else values
     return Parameter(
         np.ascontiguousarray(value, dtype=layer.dtype),
         trainable=trainable,
+        buffer=buffer,
         regularizer=regularizer,
         constraint=constraint,
         to_user=to_user,
@@ -86,6 +88,8 @@ class KernelOptions(TypedDict, total=False):
 class KernelLayer(Module):
     """What convolutions and dense layers share: kernel and bias with their initializers, regularizers and
     constraints, an optional input shape, and a fused activation (:class:`KernelOptions`)."""
+
+    bias: Any  # a Parameter, or None without a bias (PyTorch's ``m.bias is None``)
 
     def _configure(
         self,
@@ -143,6 +147,8 @@ class KernelLayer(Module):
                 regularizer=self.bias_regularizer,
                 constraint=self.bias_constraint,
             )
+        else:
+            self.bias = None  # PyTorch's ``m.bias is None``
         self.built = True
 
     def _activate(self, z: np.ndarray) -> np.ndarray:

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import Any
+from typing import Any, ClassVar
 
 import numpy as np
 
@@ -20,8 +20,14 @@ class BatchNorm(Module):
     ``momentum`` is the weight of the new batch in the running averages
     (PyTorch's convention; Keras's ``momentum`` m is ``1 - m`` here), and
     ``unbiased_running_var`` says whether the running variance takes the
-    unbiased batch variance (PyTorch) or the biased one (Keras).
+    unbiased batch variance (PyTorch) or the biased one (Keras). A subclass with
+    ``statistics_are_buffers`` keeps the running statistics as PyTorch's buffers (not
+    counted as parameters); otherwise they are Keras's non-trainable weights.
     """
+
+    statistics_are_buffers: ClassVar[bool] = False
+    weight: Any  # a Parameter, or None without scale (PyTorch's affine=False)
+    bias: Any  # a Parameter, or None without center
 
     def __init__(
         self,
@@ -71,12 +77,12 @@ class BatchNorm(Module):
     def _create(self, num_features: int) -> None:
         self.num_features = num_features
         c = (num_features,)
-        if self.scale:
-            self.weight = make_parameter(self, c, "ones", regularizer=self.gamma_regularizer)
-        if self.center:
-            self.bias = make_parameter(self, c, "zeros", regularizer=self.beta_regularizer)
-        self.running_mean = make_parameter(self, c, "zeros", trainable=False)
-        self.running_var = make_parameter(self, c, "ones", trainable=False)
+        # Without scale or center, weight or bias is None, as in PyTorch's BatchNorm2d(affine=False).
+        self.weight = make_parameter(self, c, "ones", regularizer=self.gamma_regularizer) if self.scale else None
+        self.bias = make_parameter(self, c, "zeros", regularizer=self.beta_regularizer) if self.center else None
+        buffer = self.statistics_are_buffers
+        self.running_mean = make_parameter(self, c, "zeros", trainable=False, buffer=buffer)
+        self.running_var = make_parameter(self, c, "ones", trainable=False, buffer=buffer)
         self.built = True
 
     def forward(self, x: np.ndarray) -> np.ndarray:
