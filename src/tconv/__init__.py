@@ -19,11 +19,13 @@ The public surface:
   with losses, optimizers, summaries and weight loading;
 * :mod:`tconv.models`: the seeds' models (DCGAN, Inception, ResNet bottleneck,
   learned upsampling, U-Net) and the demos that train them;
+* :mod:`tconv.dask`: the operations and :mod:`tconv.nn` models on Dask arrays, tiled exactly (the
+  ``dask`` extra; ``tconv.conv`` and the others hand Dask arrays to it);
 * :class:`ConvSpec`: the one resolved description of a convolution that every
   entry point builds.
 """
 
-from . import compat, models, nn, shapes
+from . import compat, dask, models, nn, shapes
 from .engine import algorithms, use_algorithm
 from .grad import conv_grad, conv_transpose_grad
 from .matrix import conv_matrix
@@ -43,6 +45,7 @@ __all__ = [
     "conv_matrix",
     "conv_transpose",
     "conv_transpose_grad",
+    "dask",
     "models",
     "nn",
     "shapes",

@@ -13,6 +13,11 @@ Examples
 (1, 2)
 >>> ints_per_axis([3], 2, "strides", minimum=1, broadcast_one=True)
 (3, 3)
+>>> import numpy as np
+>>> ints_per_axis(np.array([2, 3]), 2, "stride", minimum=1)
+(2, 3)
+>>> ints_per_axis(np.int64(2), 2, "stride", minimum=1)
+(2, 2)
 >>> ints_per_axis(0, 2, "stride", minimum=1)
 Traceback (most recent call last):
 ...
@@ -38,6 +43,17 @@ def as_int(value: Any, name: str, expected: str) -> int:
         raise TypeError(f"{name} must be {expected}; received {value!r}") from None
 
 
+def _array_as_python(value: Any) -> Any:
+    """A NumPy (or other array-API) array of integers as what it stands for: a 0-d array as its scalar, a 1-d
+    one as a tuple (``stride=np.array([2, 2])``); anything else as it is."""
+    shape = getattr(value, "shape", None)
+    if not isinstance(shape, tuple) or isinstance(value, (str, bytes, Sequence)) or len(shape) > 1:
+        return value
+    if not hasattr(value, "__index__") and len(shape) == 0:
+        return value
+    return tuple(value[i] for i in range(shape[0])) if shape else value
+
+
 def ints_per_axis(
     value: Any, ndim: int, name: str, *, minimum: int | None = None, broadcast_one: bool = False
 ) -> tuple[int, ...]:
@@ -47,6 +63,7 @@ def ints_per_axis(
     """
     kind = {None: "", 0: "non-negative ", 1: "positive "}.get(minimum, f">= {minimum} ")
     expected = f"a {kind}int or a sequence of {ndim} {kind}ints"
+    value = _array_as_python(value)
     if isinstance(value, (str, bytes)):
         raise TypeError(f"{name} must be {expected}; received {value!r}")
     if isinstance(value, Sequence):

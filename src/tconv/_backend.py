@@ -9,6 +9,7 @@ arrays they accompany (NumPy when there are none).
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any, NamedTuple
 
 import array_api_compat
@@ -29,6 +30,39 @@ class Prepared(NamedTuple):
     compute_dtype: Any
 
 
+# Array kinds that a package above the operations computes (tconv.dask registers Dask arrays when tconv is
+# imported): (is_kind, handler). The operations ask `handled_elsewhere` first and hand such calls over whole;
+# a handler has the methods conv, conv_transpose, conv_grad and conv_transpose_grad with the public signatures.
+_ELSEWHERE: list[tuple[Callable[[Any], bool], Any]] = []
+
+
+def register_array_kind(is_kind: Callable[[Any], bool], handler: Any) -> None:
+    """Hand every call with an array for which ``is_kind(array)`` is true to ``handler``."""
+    _ELSEWHERE.append((is_kind, handler))
+
+
+def handled_elsewhere(*arrays: Any) -> Any:
+    """The handler registered for the kind of one of ``arrays``, or ``None`` (compute here)."""
+    for is_kind, handler in _ELSEWHERE:
+        if any(a is not None and is_kind(a) for a in arrays):
+            return handler
+    return None
+
+
+def _native(name: str, value: Any) -> Any:
+    """A NumPy array in a byte order or precision the kernels cannot compute in: a big-endian float16/32/64
+    array as the same values in native order; an extended-precision one (float96/float128) refused, naming
+    the dtype. Anything else as it is."""
+    if not isinstance(value, np.ndarray) or value.dtype.kind != "f":
+        return value
+    if value.dtype.itemsize > 8:
+        raise TypeError(
+            f"{name} must have dtype float16, float32 or float64; received {name} of dtype {value.dtype} "
+            f"(extended precision, which tconv does not compute in). Cast it first, e.g. {name}.astype(np.float64)."
+        )
+    return value if value.dtype.isnative else value.astype(value.dtype.newbyteorder("="))
+
+
 def _type_name(value: Any) -> str:
     cls = type(value)
     return f"{cls.__module__}.{cls.__qualname__}"
@@ -36,7 +70,11 @@ def _type_name(value: Any) -> str:
 
 def prepare(x: Any, weight: Any, bias: Any, grad_output: Any = None) -> Prepared:
     """Find the common namespace, convert sequences, and check dtypes and devices."""
+    for name, value in (("x", x), ("weight", weight)):
+        if value is None:
+            raise TypeError(f"{name} must be an array; received None")
     named = {"x": x, "weight": weight, "bias": bias, "grad_output": grad_output}
+    named = {name: _native(name, value) for name, value in named.items()}
     arrays = {k: v for k, v in named.items() if v is not None and array_api_compat.is_array_api_obj(v)}
     if arrays:
         try:
@@ -89,10 +127,13 @@ def prepare(x: Any, weight: Any, bias: Any, grad_output: Any = None) -> Prepared
                 f"{name} must have the dtype of x; received {name} of dtype {value.dtype} with x of dtype "
                 f"{x.dtype}. Cast one of them so that both match."
             )
+    # A traced JAX array (under vmap, jit or a grad of a grad) has no device yet: nothing to compare then.
     device = array_api_compat.device(x)
     for name in others:
         value = converted[name]
-        if value is not None and array_api_compat.device(value) != device:
+        if value is None or device is None or array_api_compat.device(value) is None:
+            continue
+        if array_api_compat.device(value) != device:
             raise ValueError(
                 f"{name} must be on the device of x; received {name} on {array_api_compat.device(value)} "
                 f"with x on {device}"

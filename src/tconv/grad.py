@@ -35,13 +35,21 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any
 
+import array_api_compat
+
 from . import engine
-from ._backend import Array
+from ._backend import Array, handled_elsewhere
 from .engine.layout import cast, finish
 from .ops import Call, conv, conv_transpose, parse_call
 from .spec import PaddingArg
 
 __all__ = ["conv_grad", "conv_transpose_grad"]
+
+
+def _require(grad_output: Any) -> None:
+    """``grad_output`` is required (``None`` would read as a forward call)."""
+    if grad_output is None:
+        raise TypeError("grad_output must be an array; received None")
 
 
 def _bias_grad(call: Call) -> Array:
@@ -51,6 +59,21 @@ def _bias_grad(call: Call) -> Array:
     axes = tuple(a for a in range(gy.ndim) if a != channel_axis)
     total = xp.sum(cast(xp, gy, call.prepared.compute_dtype), axis=axes)
     return finish(xp, total, call.prepared.dtype)
+
+
+def _empty_grads(call: Call) -> tuple[Array, Array, Array] | None:
+    """The gradients of an empty call (an empty batch or spatial axis, :meth:`Call.is_empty`), or ``None``.
+
+    With no input element every product is zero: the input and weight gradients are zeros
+    of their shapes, and only the bias (added to the padding's windows) gets a gradient.
+    """
+    if not call.is_empty():
+        return None
+    xp, prepared = call.prepared.xp, call.prepared
+    device = array_api_compat.device(prepared.x)
+    zeros_x = xp.zeros(tuple(int(n) for n in prepared.x.shape), dtype=prepared.dtype, device=device)
+    zeros_w = xp.zeros(tuple(int(n) for n in prepared.weight.shape), dtype=prepared.dtype, device=device)
+    return zeros_x, zeros_w, _bias_grad(call)
 
 
 def _weight_grad(call: Call) -> Array:
@@ -114,6 +137,12 @@ def conv_grad(
     >>> gb
     array([4.])
     """
+    if (elsewhere := handled_elsewhere(grad_output, x, weight)) is not None:  # Dask arrays: tconv.dask
+        return elsewhere.conv_grad(
+            grad_output, x, weight, stride=stride, padding=padding, dilation=dilation, groups=groups,
+            channels_last=channels_last,
+        )  # fmt: skip
+    _require(grad_output)
     call = parse_call(
         False,
         x,
@@ -126,6 +155,9 @@ def conv_grad(
         groups=groups,
         channels_last=channels_last,
     )
+    empty = _empty_grads(call)
+    if empty is not None:
+        return empty
     spec = call.spec
     grad_x = conv_transpose(
         call.prepared.grad_output,
@@ -192,6 +224,12 @@ def conv_transpose_grad(
            [-388., -388., -388.],
            [-388., -388., -388.]])
     """
+    if (elsewhere := handled_elsewhere(grad_output, x, weight)) is not None:  # Dask arrays: tconv.dask
+        return elsewhere.conv_transpose_grad(
+            grad_output, x, weight, stride=stride, padding=padding, output_padding=output_padding,
+            output_size=output_size, dilation=dilation, groups=groups, channels_last=channels_last,
+        )  # fmt: skip
+    _require(grad_output)
     call = parse_call(
         True,
         x,
@@ -206,6 +244,9 @@ def conv_transpose_grad(
         groups=groups,
         channels_last=channels_last,
     )
+    empty = _empty_grads(call)
+    if empty is not None:
+        return empty
     spec = call.spec
     fused = engine.run_transpose_grads(call.prepared, spec, batched=call.batched, channels_last=channels_last)
     if fused is not None:

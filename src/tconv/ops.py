@@ -5,8 +5,12 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any, NamedTuple
 
+import array_api_compat
+import numpy as np
+
 from . import engine
-from ._backend import Array, Prepared, prepare
+from ._backend import Array, Prepared, handled_elsewhere, prepare
+from ._hints import layout_hint
 from .spec import ConvSpec, PaddingArg, parse_groups
 
 __all__ = ["conv", "conv_transpose"]
@@ -31,6 +35,22 @@ class Call(NamedTuple):
         sp = self.spec.output_size
         return (*n_c, *sp, c) if self.channels_last else (*n_c, c, *sp)
 
+    def is_empty(self) -> bool:
+        """Whether the input or the output holds no element (an empty batch or spatial axis): the result is
+        then zeros plus the bias, made here rather than by the engine (whose schedules divide by the sizes)."""
+        return 0 in _shape(self.prepared.x) or 0 in self.output_shape()
+
+    def zeros_and_bias(self) -> Array:
+        """The result of an empty call: zeros of :meth:`output_shape` (the padding's windows) plus the bias."""
+        xp, prepared = self.prepared.xp, self.prepared
+        out = xp.zeros(self.output_shape(), dtype=prepared.dtype, device=array_api_compat.device(prepared.x))
+        if prepared.bias is None or 0 in self.output_shape():
+            return out
+        rank = len(self.output_shape())
+        channel_axis = rank - 1 if self.channels_last else (1 if self.batched else 0)
+        shape = tuple(-1 if a == channel_axis else 1 for a in range(rank))
+        return out + xp.reshape(prepared.bias, shape)
+
 
 def parse_call(
     transposed: bool,
@@ -52,8 +72,9 @@ def parse_call(
     Shared by the operations and their gradients, so all of them accept and
     reject exactly the same calls.
     """
-    if not isinstance(channels_last, bool):
+    if not isinstance(channels_last, (bool, np.bool_)):
         raise TypeError(f"channels_last must be True or False; received {channels_last!r}")
+    channels_last = bool(channels_last)
     prepared = prepare(x, weight, bias, grad_output)
     x, weight, bias = prepared.x, prepared.weight, prepared.bias
     layout = "(C_in, C_out/groups, *kernel)" if transposed else "(C_out, C_in/groups, *kernel)"
@@ -86,6 +107,7 @@ def parse_call(
             f"x has {channels} channels but weight of shape {_shape(weight)} with groups={groups} "
             f"expects {relation} = {expected_in}; received x of shape {_shape(x)}"
             + (" (channels_last=True)" if channels_last else "")
+            + layout_hint(transposed, _shape(x), _shape(weight), groups=groups, channels_last=channels_last)
         )
     if weight.shape[0] % groups:
         role = "input" if transposed else "output"
@@ -119,6 +141,8 @@ def parse_call(
 
 def _forward(transposed: bool, x: Any, weight: Any, bias: Any, **options: Any) -> Array:
     call = parse_call(transposed, x, weight, bias, **options)
+    if call.is_empty():
+        return call.zeros_and_bias()
     return engine.run(call.prepared, call.spec, batched=call.batched, channels_last=call.channels_last)
 
 
@@ -194,6 +218,11 @@ def conv(
     >>> tconv.conv(x, w, padding="same", stride=2).shape
     (1, 1, 2, 2)
     """
+    if (elsewhere := handled_elsewhere(x, weight, bias)) is not None:  # Dask arrays: tconv.dask
+        return elsewhere.conv(
+            x, weight, bias, stride=stride, padding=padding, dilation=dilation, groups=groups,
+            channels_last=channels_last,
+        )  # fmt: skip
     return _forward(
         False,
         x,
@@ -316,6 +345,11 @@ def conv_transpose(
     ...                      padding="same", channels_last=True).shape
     (1, 14, 14, 64)
     """
+    if (elsewhere := handled_elsewhere(x, weight, bias)) is not None:  # Dask arrays: tconv.dask
+        return elsewhere.conv_transpose(
+            x, weight, bias, stride=stride, padding=padding, output_padding=output_padding, output_size=output_size,
+            dilation=dilation, groups=groups, channels_last=channels_last,
+        )  # fmt: skip
     return _forward(
         True,
         x,

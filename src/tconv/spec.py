@@ -159,6 +159,10 @@ class ConvSpec:
           :func:`tconv.shapes.conv_transpose_output_sizes`, and it cannot be
           combined with a non-zero ``output_padding``.
         * ``groups``: a positive int dividing both channel counts.
+        * Zero-size inputs: an input axis of length 0 is padded like any other, so the
+          output holds the windows that fit in the padding (zeros, plus the bias) or is
+          empty (:func:`tconv.shapes.conv_output_size`,
+          :func:`tconv.shapes.conv_transpose_output_size`).
         """
         kernel = tuple(kernel_size)
         ndim = len(kernel)
@@ -171,8 +175,8 @@ class ConvSpec:
             raise ValueError(
                 f"the input must have {ndim} spatial axes to match the kernel {kernel}; received spatial size {size}"
             )
-        if any(n < 1 for n in size):
-            raise ValueError(f"the input's spatial size must be positive on every axis; received {size}")
+        if any(n < 0 for n in size):
+            raise ValueError(f"the input's spatial size must be non-negative on every axis; received {size}")
         strides = ints_per_axis(stride, ndim, "stride", minimum=1)
         dilations = ints_per_axis(dilation, ndim, "dilation", minimum=1)
         groups = parse_groups(groups)
@@ -247,7 +251,7 @@ class ConvSpec:
                         "give output_padding or output_size, not both; received "
                         f"output_padding={output_padding!r}, output_size={output_size!r}"
                     )
-                wanted = ints_per_axis(output_size, ndim, "output_size", minimum=1)
+                wanted = ints_per_axis(output_size, ndim, "output_size", minimum=0 if 0 in size else 1)
                 reachable = [
                     shapes.conv_transpose_output_sizes(n, k, stride=s, padding=p, dilation=d)
                     for n, k, s, p, d in zip(size, kernel, strides, pairs, dilations)
@@ -276,7 +280,7 @@ class ConvSpec:
             in_channels=int(in_channels),
             out_channels=int(out_channels),
         )
-        # Validate that the output is non-empty on every axis, naming the axis.
+        # Validate each axis's output (non-empty unless the input axis is), naming the axis.
         for axis in range(ndim):
             try:
                 spec._axis_output(axis)

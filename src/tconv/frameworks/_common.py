@@ -33,6 +33,12 @@ def ints(value: Any, name: str) -> tuple[int, ...]:
     """A framework's list/tuple of ints (or one int) as a tuple, with a clear error."""
     if isinstance(value, (str, bytes)):
         raise TypeError(f"{name} must be an int or a sequence of ints; received {value!r}")
+    if not isinstance(value, (Sequence, int)) and hasattr(value, "__array__"):
+        # A NumPy array or a framework's tensor (TensorFlow takes output_shape and strides as tensors).
+        array = np.asarray(value)
+        if array.ndim > 1 or not np.issubdtype(array.dtype, np.integer):
+            raise TypeError(f"{name} must be an int or a 1-D array of ints; received {value!r}")
+        value = array.tolist()
     seq = list(value) if isinstance(value, Sequence) else [value]
     try:
         return tuple(operator.index(v) for v in seq)
@@ -76,3 +82,24 @@ def is_channels_last(data_format: str, ndim: int, name: str = "data_format") -> 
             return False
     expected = " or ".join(f"'N{s}C', 'NC{s}'" for s in spatial) or "'channels_last' or 'channels_first'"
     raise ValueError(f"{name} must be {expected} for {ndim} spatial axes; received {data_format!r}")
+
+
+def refuse_integers(behaviour: str, *arrays: Any) -> None:
+    """Refuse integer arrays with a ``TypeError`` that says what the framework does with them.
+
+    tconv computes in floating point only (its kernels accumulate in the input's float dtype): an integer
+    convolution would need an exact accumulator and the framework's overflow rule, which tconv does not
+    imitate. ``behaviour`` names the framework's own rule, e.g. ``"tf.nn.conv2d computes int32 on the CPU"``.
+    """
+    for a in arrays:
+        dtype = getattr(a, "dtype", None)
+        try:
+            integer = dtype is not None and np.issubdtype(np.dtype(getattr(dtype, "name", str(dtype))), np.integer)
+        except TypeError:  # torch's dtypes have no name: torch.int64
+            integer = str(dtype).startswith(("torch.int", "torch.uint"))
+        if integer:
+            raise TypeError(
+                f"integer inputs are not supported: {behaviour}, but tconv computes in floating point only; "
+                f"received dtype {dtype}. Cast to float64 first (exact while every sum stays below 2**53) and "
+                "round the result back if you need integers."
+            )

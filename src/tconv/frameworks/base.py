@@ -15,6 +15,12 @@ functions (with the framework's own names and signatures) and one :class:`Framew
 
 :func:`convert_weight` moves weights between the registered frameworks' layouts, which each
 framework declares (:attr:`Framework.kernel_first`, :attr:`Framework.flips_transposed_weight`).
+:meth:`Framework.default_padding` and :meth:`Framework.ways_to_size` (from the framework's
+:meth:`Framework.size_candidates`, checked by its own :meth:`Framework.read`) let ``tconv shape`` and
+``tconv explain`` answer in the framework's own words.
+
+The module is long because it is the whole interface a framework implements (reading, writing, running,
+reaching a size) with the records those methods exchange: one file shows a framework's author all of it.
 """
 
 from __future__ import annotations
@@ -27,6 +33,7 @@ from typing import Any, NamedTuple
 import array_api_compat
 import numpy as np
 
+from .. import shapes
 from .._backend import Array, extend
 from ..spec import ConvSpec
 from ._common import as_array, namespace
@@ -38,6 +45,9 @@ __all__ = [
     "Framework",
     "FrameworkCall",
     "Options",
+    "SizeCandidate",
+    "SizeGoal",
+    "SizeWay",
     "convert_weight",
     "flipped_forward_weight",
     "get",
@@ -210,6 +220,60 @@ class BenchmarkCase:
     threads: int
 
 
+@dataclass(frozen=True)
+class SizeGoal:
+    """One axis of a transposed convolution and the output length wanted on it (``tconv shape --want``), for
+    :meth:`Framework.ways_to_size`.
+
+    ``solutions`` are the symmetric ``(padding, output_padding)`` pairs that give ``want``
+    (:func:`tconv.shapes.solve_conv_transpose_padding`); ``crops`` one ``(lo, hi, output_padding)`` per
+    place the output can start in the full output (``lo``, the alignment), asymmetric ones included.
+    ``ndim`` is the layer's number of spatial axes (some spellings exist only for some).
+    """
+
+    ndim: int
+    input_size: int
+    kernel_size: int
+    stride: int
+    dilation: int
+    want: int
+    solutions: tuple[tuple[int, int], ...]
+    crops: tuple[tuple[int, int, int], ...]
+
+    @property
+    def full_size(self) -> int:
+        """The uncropped output length, ``(n-1)*s + d*(k-1) + 1``."""
+        return shapes.transposed_full_size(self.input_size, self.kernel_size, self.stride, self.dilation)
+
+
+class SizeCandidate(NamedTuple):
+    """A way a framework might reach a wanted size: ``text`` in the framework's words, ``arguments`` its
+    call's arguments for one axis (for :meth:`Framework.read`), ``explicit`` when the crop is spelled out
+    (pairs, pads: the framework reaches any alignment that way)."""
+
+    text: str
+    arguments: dict[str, Any]
+    explicit: bool = False
+
+
+@dataclass(frozen=True)
+class SizeWay:
+    """A checked way of one framework to reach a wanted size on one axis: its words, and the crop
+    ``(lo, hi)`` and output padding its own rules give (read back through :meth:`Framework.read`)."""
+
+    framework: str
+    text: str
+    crop: tuple[int, int]
+    output_padding: int
+    explicit: bool = False
+
+    @property
+    def start(self) -> int:
+        """Where the output starts in the full output (``crop[0]``): two ways with different starts give
+        the same size, shifted against each other."""
+        return self.crop[0]
+
+
 class CallShape(NamedTuple):
     """What a framework's arguments are read against: the direction, the sizes and the data layout (``None``:
     the framework's default)."""
@@ -313,6 +377,50 @@ class Framework(ABC):
     @abstractmethod
     def options_as_arguments(self, options: Options) -> dict[str, Any]:
         """``tconv explain``'s generic options in the framework's argument names (for :meth:`read`)."""
+
+    def default_padding(self, transposed: bool) -> Any:
+        """The padding the framework's call uses when none is given, as one of ``tconv explain``'s generic
+        values (``0``, ``'same'``, ``'valid'``); ``None`` where the call requires it."""
+        return 0
+
+    def size_candidates(self, goal: SizeGoal) -> list[SizeCandidate]:
+        """The framework's spellings that may reach ``goal.want`` on one axis (its strings, its
+        ``output_shape``/``output_size``, its symmetric or explicit paddings). :meth:`ways_to_size` keeps
+        those the framework's own rules (:meth:`read`) confirm; the default is none."""
+        return []
+
+    def ways_to_size(self, goal: SizeGoal) -> list[SizeWay]:
+        """Every way, in the framework's own words, of reaching ``goal.want`` on one axis of a transposed
+        convolution, each with the crop its rules give (read back through :meth:`read`, so a spelling the
+        framework refuses or that gives another size is left out).
+
+        Examples
+        --------
+        >>> goal = SizeGoal(2, 7, 5, 2, 1, 14, ((2, 1),), ((0, 3, 0), (1, 2, 0), (2, 1, 0), (3, 0, 0)))
+        >>> [(w.text, w.crop) for w in get("torch").ways_to_size(goal)]
+        [('padding=2, output_padding=1', (2, 2))]
+        """
+        ways = []
+        for candidate in self.size_candidates(goal):
+            try:
+                core = self.read(True, (goal.input_size,), (goal.kernel_size,), candidate.arguments)
+                entry, op = core["padding"][0], core["output_padding"][0]
+                lo, hi = (entry, entry) if isinstance(entry, int) else entry  # PyTorch's core padding is ints
+                if tuple(core["stride"]) != (goal.stride,) or tuple(core["dilation"]) != (goal.dilation,):
+                    continue  # a spelling that changes the layer (Paddle's 'SAME' resets the dilation)
+                size = shapes.conv_transpose_output_size(
+                    goal.input_size,
+                    goal.kernel_size,
+                    stride=goal.stride,
+                    padding=(lo, hi),
+                    output_padding=op,
+                    dilation=goal.dilation,
+                )
+            except (ValueError, TypeError):
+                continue
+            if size == goal.want:
+                ways.append(SizeWay(self.name, candidate.text, (lo, hi), op, candidate.explicit))
+        return ways
 
     def benchmark(self, case: BenchmarkCase) -> Callable[[], Any] | None:
         """A function running ``case`` on the real framework, for ``tconv bench``; ``None`` where the

@@ -34,14 +34,27 @@ from __future__ import annotations
 from collections.abc import Callable, Sequence
 from typing import Any
 
+from array_api_compat import device
+
 from .. import shapes
+from .._arguments import as_int
 from .._backend import Array, extend
 from ..ops import conv as _core_conv
 from ..ops import conv_transpose as _core_conv_transpose
 from ..spec import ConvSpec
-from ._common import as_array, ints, namespace
+from ._common import as_array, ints, namespace, refuse_integers
 from ._writing import keyword_code, weight_line, with_code
-from .base import Arguments, BenchmarkCase, CallShape, Framework, FrameworkCall, Options, flipped_forward_weight
+from .base import (
+    Arguments,
+    BenchmarkCase,
+    CallShape,
+    Framework,
+    FrameworkCall,
+    Options,
+    SizeCandidate,
+    SizeGoal,
+    flipped_forward_weight,
+)
 
 __all__ = ["FRAMEWORK", "Jax", "conv_general_dilated", "conv_transpose", "dilated_to_core", "transpose_pads"]
 
@@ -228,15 +241,26 @@ def conv_general_dilated(
     batch_group_count: int = 1,
 ) -> Array:
     """``jax.lax.conv_general_dilated`` (default layout ``NC...``/``OI...``, channels first)."""
+    refuse_integers("jax.lax.conv_general_dilated computes integer convolutions on the CPU", lhs, rhs)
     xp = namespace(lhs)
     lhs, rhs = as_array(xp, lhs), as_array(xp, rhs)
     rank = lhs.ndim
-    if rhs.ndim != rank or rank < 3:
+    if rhs.ndim != rank or rank < 2:
         raise ValueError(
-            f"lhs and rhs must have the same rank (at least 3); received {tuple(lhs.shape)} and {tuple(rhs.shape)}"
+            f"lhs and rhs must have the same rank (at least 2); received {tuple(lhs.shape)} and {tuple(rhs.shape)}"
         )
-    if batch_group_count != 1:
-        raise ValueError(f"batch_group_count other than 1 is not supported; received {batch_group_count}")
+    feature_group_count = as_int(feature_group_count, "feature_group_count", "a positive int")
+    batch_group_count = as_int(batch_group_count, "batch_group_count", "a positive int")
+    if feature_group_count < 1 or batch_group_count < 1:
+        raise ValueError(
+            f"feature_group_count and batch_group_count must be positive; received {feature_group_count} and "
+            f"{batch_group_count}"
+        )
+    if feature_group_count > 1 and batch_group_count > 1:
+        raise ValueError(
+            "At most one of feature_group_count and batch_group_count may be > 1, got "
+            f"feature_group_count={feature_group_count} and batch_group_count={batch_group_count} (as in jax.lax)"
+        )
     ndim = rank - 2
     lhs_perm, rhs_perm, out_perm = _permutations(dimension_numbers, rank)
     x = xp.permute_dims(lhs, lhs_perm)
@@ -269,8 +293,64 @@ def conv_general_dilated(
         pads = [tuple(ints(p, "padding")) for p in padding]  # type: ignore[misc]
         if len(pads) != ndim or any(len(p) != 2 for p in pads):
             raise ValueError(f"padding must be {ndim} (low, high) pairs; received {padding!r}")
-    out = _general(xp, x, w, strides, pads, lhs_d, rhs_d, feature_group_count)
+    batch, c_out = int(x.shape[0]), int(w.shape[0])
+    if batch % batch_group_count or c_out % batch_group_count:
+        raise ValueError(
+            f"batch_group_count={batch_group_count} must divide the lhs batch ({batch}) and the rhs output "
+            f"features ({c_out}) (as in jax.lax)"
+        )
+    if int(x.shape[1]) != int(w.shape[1]) * feature_group_count:
+        raise ValueError(
+            f"conv_general_dilated lhs feature dimension size ({int(x.shape[1])}) must equal the rhs input feature "
+            f"dimension size ({int(w.shape[1])}) times feature_group_count ({feature_group_count}) (as in jax.lax)"
+        )
+    sizes = _output_sizes(x.shape[2:], w.shape[2:], strides, pads, lhs_d, rhs_d)
+    if 0 in tuple(int(n) for n in x.shape) or 0 in sizes:
+        # No input element reaches an output: zeros, of JAX's (possibly empty) output shape.
+        empty = xp.zeros((batch // batch_group_count, c_out, *sizes), dtype=x.dtype, device=device(x))
+        return xp.permute_dims(empty, _inverse(out_perm))
+    if ndim == 0:  # no spatial axis: a (grouped) matrix product, as a 1-D convolution with one tap
+        x, w = xp.reshape(x, (*x.shape, 1)), xp.reshape(w, (*w.shape, 1))
+        strides, pads, lhs_d, rhs_d = (1,), [(0, 0)], (1,), (1,)
+    # batch_group_count: the lhs batch and the output features split into as many groups (the group index the
+    # major part of each), the g-th output features computed from the g-th part of the batch.
+    part, rows = batch // batch_group_count, c_out // batch_group_count
+    outs = [
+        _general(
+            xp,
+            x[g * part : (g + 1) * part],
+            w[g * rows : (g + 1) * rows],
+            strides,
+            pads,
+            lhs_d,
+            rhs_d,
+            feature_group_count,
+        )
+        for g in range(batch_group_count)
+    ]
+    out = outs[0] if batch_group_count == 1 else xp.concat(outs, axis=1)
+    if ndim == 0:
+        out = xp.reshape(out, tuple(int(n) for n in out.shape[:2]))
     return xp.permute_dims(out, _inverse(out_perm))
+
+
+def _output_sizes(
+    spatial: Sequence[int],
+    kernel: Sequence[int],
+    strides: Sequence[int],
+    pads: Sequence[tuple[int, int]],
+    lhs_dilation: Sequence[int],
+    rhs_dilation: Sequence[int],
+) -> tuple[int, ...]:
+    """JAX's output sizes: the ``lhs_dilation``-spread input (0 when empty), padded (negative pads crop), the
+    windows of the dilated kernel that fit, and 0 (an empty output) where none does."""
+    sizes = []
+    for n, k, s, (lo, hi), ld, rd in zip(spatial, kernel, strides, pads, lhs_dilation, rhs_dilation):
+        n, k = int(n), int(k)
+        padded = (0 if n == 0 else (n - 1) * ld + 1) + lo + hi
+        k_eff = shapes.dilated_kernel_size(k, rd) if k > 0 else 0
+        sizes.append(0 if padded < k_eff else (padded - k_eff) // s + 1)
+    return tuple(sizes)
 
 
 def conv_transpose(
@@ -457,6 +537,21 @@ class Jax(Framework):
         mode, pairs = options.mode, list(options.pairs or ())
         arguments: dict[str, Any]
         if options.transposed:
+            refused = {
+                "output_size": options.output_size,
+                "output_padding": options.output_padding if any(options.output_padding or ()) else None,
+                "groups": options.groups if options.groups > 1 else None,
+            }
+            for name, value in refused.items():
+                if value is not None:
+                    raise ValueError(
+                        f"lax.conv_transpose has no {name} argument; received {name}={value}: "
+                        + (
+                            "describe the layer with --framework torch; translate writes JAX's form"
+                            if name == "groups"
+                            else "give the crop as padding pairs (--padding lo:hi), or ask --want for JAX's paddings"
+                        )
+                    )
             arguments = dict(strides=options.stride, rhs_dilation=options.dilation)
             if mode:
                 arguments["padding"] = mode.upper()
@@ -469,6 +564,21 @@ class Jax(Framework):
             feature_group_count=options.groups,
             padding=mode.upper() if mode else pairs,
         )
+
+    def default_padding(self, transposed: bool) -> Any:
+        return None  # lax.conv_transpose and conv_general_dilated require padding
+
+    def size_candidates(self, goal: SizeGoal) -> list[SizeCandidate]:
+        """``lax.conv_transpose``'s ``'SAME'`` and ``'VALID'``, or explicit pairs in its legacy meaning
+        (the zero-inserted input's padding, ``d*(k-1) - crop``, the output padding added at the end)."""
+        fixed = {"strides": (goal.stride,), "rhs_dilation": (goal.dilation,)}
+        candidates = [SizeCandidate(f"padding={mode!r}", {**fixed, "padding": mode}) for mode in ("SAME", "VALID")]
+        reach = shapes.dilated_kernel_size(goal.kernel_size, goal.dilation) - 1
+        for lo, hi, op in goal.crops:
+            pair = (reach - lo, reach - hi + op)
+            text = f"padding=[{pair}] (the zero-inserted input's padding: d*(k-1) - crop)"
+            candidates.append(SizeCandidate(text, {**fixed, "padding": [pair]}, explicit=True))
+        return candidates
 
     def benchmark(self, case: BenchmarkCase) -> Callable[[], Any] | None:
         spec, x, w = case.spec, case.x, case.w

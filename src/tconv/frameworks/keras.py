@@ -47,7 +47,7 @@ from ._writing import (
     weight_line,
     with_code,
 )
-from .base import Arguments, CallShape, Framework, FrameworkCall, Options, convert_weight
+from .base import Arguments, CallShape, Framework, FrameworkCall, Options, SizeCandidate, SizeGoal, convert_weight
 from .tensorflow import resolve_conv_transpose
 
 __all__ = [
@@ -392,13 +392,36 @@ class Keras(Framework):
         arguments: dict[str, Any] = dict(strides=options.stride, padding=mode, dilation_rate=options.dilation)
         if options.transposed:
             arguments["output_padding"] = options.output_padding
+            if options.output_size is not None:
+                raise ValueError(
+                    f"Keras's Conv{options.ndim}DTranspose has no output size argument (its length follows from "
+                    f"padding and output_padding); received output_size={options.output_size}: --want lists "
+                    "Keras's paddings that give it"
+                )
             if options.groups > 1:
                 raise ValueError(
-                    f"{self.name} transposed convolutions have no groups; received groups={options.groups}"
+                    f"Keras's Conv{options.ndim}DTranspose has no groups argument; received groups={options.groups}. "
+                    "Describe the layer in a framework with groups (--framework torch): translate writes Keras's "
+                    "form as one call per group"
                 )
         elif options.groups > 1:
             arguments["groups"] = options.groups
         return arguments
+
+    def default_padding(self, transposed: bool) -> Any:
+        return "valid"
+
+    def size_candidates(self, goal: SizeGoal) -> list[SizeCandidate]:
+        """``'same'`` or ``'valid'``, with or without ``output_padding`` (below the stride): Keras's rule
+        decides the length, and TensorFlow's the crop."""
+        fixed = {"strides": goal.stride, "dilation_rate": goal.dilation}
+        candidates = []
+        for mode in ("same", "valid"):
+            candidates.append(SizeCandidate(f"padding={mode!r}", {**fixed, "padding": mode}))
+            for op in range(goal.stride):
+                text = f"padding={mode!r}, output_padding={op}"
+                candidates.append(SizeCandidate(text, {**fixed, "padding": mode, "output_padding": op}))
+        return candidates
 
 
 FRAMEWORK = Keras()

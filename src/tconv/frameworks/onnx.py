@@ -34,7 +34,7 @@ from ..ops import conv_transpose as _core_conv_transpose
 from ..spec import ConvSpec
 from ._common import as_array, ints, namespace
 from ._writing import crop_code, extends, keyword_code, output_padding_below_stride, output_size, weight_line, with_code
-from .base import Arguments, BenchmarkCase, CallShape, Framework, FrameworkCall, Options
+from .base import Arguments, BenchmarkCase, CallShape, Framework, FrameworkCall, Options, SizeCandidate, SizeGoal
 
 __all__ = ["FRAMEWORK", "Onnx", "conv", "conv_transpose", "conv_transpose_pads"]
 
@@ -298,6 +298,24 @@ class Onnx(Framework):
             if options.output_size is not None:
                 arguments["output_shape"] = options.output_size
         return arguments
+
+    def size_candidates(self, goal: SizeGoal) -> list[SizeCandidate]:
+        """``output_shape`` (ONNX then computes the pads, the odd one at the start unless
+        ``auto_pad='SAME_UPPER'``), ``auto_pad`` alone, or explicit ``pads`` (begin, end) with
+        ``output_padding``."""
+        fixed = {"strides": [goal.stride], "dilations": [goal.dilation]}
+        shape = {"output_shape": [goal.want]}
+        candidates = [SizeCandidate(f"output_shape=[{goal.want}] (auto_pad NOTSET)", {**fixed, **shape})]
+        for auto_pad in ("SAME_UPPER", "SAME_LOWER"):
+            arguments = {**fixed, "auto_pad": auto_pad}
+            candidates.append(SizeCandidate(f"auto_pad={auto_pad!r}", arguments))
+            text = f"auto_pad={auto_pad!r}, output_shape=[{goal.want}]"
+            candidates.append(SizeCandidate(text, {**arguments, **shape}))
+        for lo, hi, op in goal.crops:
+            text = f"pads=[{lo}, {hi}] (begin, end)" + (f", output_padding=[{op}]" if op else "")
+            arguments = {**fixed, "pads": [lo, hi], "output_padding": [op]}
+            candidates.append(SizeCandidate(text, arguments, explicit=True))
+        return candidates
 
     def benchmark(self, case: BenchmarkCase) -> Callable[[], Any] | None:
         spec, x, w, b = case.spec, case.x, case.w, case.b

@@ -26,6 +26,8 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any
 
+import array_api_compat
+
 from .. import shapes
 from .._backend import Array
 from ..ops import conv as _core_conv
@@ -33,7 +35,7 @@ from ..ops import conv_transpose as _core_conv_transpose
 from ..spec import ConvSpec
 from ._common import as_array, ints, is_channels_last, namespace, per_axis
 from ._writing import crop_code, extends, keyword_code, output_padding_below_stride, output_size, weight_line, with_code
-from .base import Arguments, CallShape, Framework, FrameworkCall, Options
+from .base import Arguments, CallShape, Framework, FrameworkCall, Options, SizeCandidate, SizeGoal
 
 __all__ = [
     "FRAMEWORK",
@@ -122,6 +124,21 @@ def _conv_transpose(
         },
         channels_last=channels_last,
     )
+    sizes = [
+        shapes.transposed_full_size(n, k, s, d) - lo - hi + op
+        for n, k, s, d, (lo, hi), op in zip(
+            spatial,
+            weight.shape[2:],
+            arguments["stride"],
+            arguments["dilation"],
+            arguments["padding"],
+            arguments["output_padding"],
+        )
+    ]
+    if 0 in sizes:  # Paddle returns an empty output where the crop takes the whole of it
+        c_out = int(weight.shape[1]) * int(arguments["groups"])
+        empty = (int(x.shape[0]), *sizes, c_out) if channels_last else (int(x.shape[0]), c_out, *sizes)
+        return xp.zeros(tuple(empty), dtype=x.dtype, device=array_api_compat.device(x))
     return _core_conv_transpose(x, weight, bias, channels_last=channels_last, **arguments)
 
 
@@ -352,6 +369,25 @@ class Paddle(Framework):
             arguments.update(output_padding=options.output_padding or 0, output_size=options.output_size)
         return arguments
 
+    def size_candidates(self, goal: SizeGoal) -> list[SizeCandidate]:
+        """Symmetric ``padding`` with ``output_padding`` (or ``output_size``), ``'SAME'``/``'VALID'`` (with
+        ``output_size`` where it is needed), or explicit ``[lo, hi]`` pairs."""
+        fixed = {"stride": goal.stride, "dilation": goal.dilation}
+        candidates = [
+            SizeCandidate(f"padding={p}, output_padding={op}", {**fixed, "padding": p, "output_padding": op})
+            for p, op in goal.solutions
+        ]
+        for mode in ("SAME", "VALID"):
+            candidates.append(SizeCandidate(f"padding={mode!r}", {**fixed, "padding": mode}))
+            text = f"padding={mode!r}, output_size={goal.want}"
+            candidates.append(SizeCandidate(text, {**fixed, "padding": mode, "output_size": goal.want}))
+        for lo, hi, op in goal.crops:
+            if lo != hi:
+                text = f"padding=[{lo}, {hi}]" + (f", output_padding={op}" if op else "")
+                arguments = {**fixed, "padding": [lo, hi], "output_padding": op}
+                candidates.append(SizeCandidate(text, arguments, explicit=True))
+        return candidates
+
 
 def _output_padding(
     input_size: Sequence[int],
@@ -369,10 +405,15 @@ def _output_padding(
         return op
     if any(op):
         raise ValueError("output_padding option is mutually exclusive with output_size")
+    if isinstance(output_size, Sequence) and len(output_size) != ndim:
+        raise ValueError(
+            f"output_size must be an int or a list of {ndim} ints (Paddle: its length must be {ndim}); received "
+            f"{list(output_size)!r}"
+        )
     size = per_axis(output_size, ndim, "output_size")
     derived = []
     for n, k, s, p, d, want in zip(input_size, kernel_size, strides, pairs, dilations, size):
-        smallest = shapes.conv_transpose_output_size(n, k, stride=s, padding=p, dilation=d)
+        smallest = shapes.transposed_full_size(n, k, s, d) - p[0] - p[1]
         if not smallest <= want < smallest + s:
             raise ValueError(
                 f"output_size {list(size)} is out of range: Paddle admits {smallest} to {smallest + s - 1} "

@@ -31,6 +31,7 @@ from __future__ import annotations
 from collections.abc import Callable, Sequence
 from typing import Any
 
+import array_api_compat
 import numpy as np
 
 from .. import shapes
@@ -38,9 +39,20 @@ from .._backend import Array
 from ..ops import conv
 from ..ops import conv_transpose as _core_conv_transpose
 from ..spec import ConvSpec
-from ._common import as_array, ints, is_channels_last, namespace
+from ._common import as_array, ints, is_channels_last, namespace, refuse_integers
 from ._writing import channels_last_tail, extends, group_split, keyword_code, post_crop, weight_line, with_code
-from .base import Arguments, BenchmarkCase, CallShape, Framework, FrameworkCall, Options, Pairs, convert_weight
+from .base import (
+    Arguments,
+    BenchmarkCase,
+    CallShape,
+    Framework,
+    FrameworkCall,
+    Options,
+    Pairs,
+    SizeCandidate,
+    SizeGoal,
+    convert_weight,
+)
 
 __all__ = [
     "FRAMEWORK",
@@ -155,6 +167,7 @@ def conv_transpose(
     name: str | None = None,
 ) -> Array:
     """``tf.nn.conv_transpose``: the rank comes from ``filters`` ``(*k, out, in)``."""
+    refuse_integers("tf.nn.conv2d_transpose computes int32 on the CPU (wrapping on overflow)", input)
     xp = namespace(input)
     filters = as_array(xp, filters)
     ndim = filters.ndim - 2
@@ -186,6 +199,9 @@ def conv_transpose(
         tf_padding: Any = padding
     else:
         tf_padding = _explicit_padding(padding, ndim, channels_last)
+    if 0 in tuple(int(n) for n in input.shape):
+        # No input element reaches the output: TensorFlow returns zeros of output_shape unchecked.
+        return xp.zeros(shape, dtype=input.dtype, device=array_api_compat.device(input))
     pairs, output_padding = resolve_conv_transpose(
         spatial_in, spatial_out, tuple(filters.shape[:ndim]), stride, tf_padding, dilation
     )
@@ -226,8 +242,15 @@ def conv2d_transpose(
     dilations: int | Sequence[int] | None = None,
     name: str | None = None,
 ) -> Array:
-    """``tf.nn.conv2d_transpose`` (seed 004)."""
+    """``tf.nn.conv2d_transpose`` (seed 004); ``output_shape`` may be the two spatial sizes alone (only this
+    function takes them: ``conv1d_transpose`` and ``conv_transpose`` refuse them, ``conv3d_transpose`` aborts)."""
     _check_rank(filters, 2)
+    shape = ints(output_shape, "output_shape")
+    if len(shape) == 2:  # the batch and the channels come from the arrays
+        x, f = as_array(namespace(input), input), as_array(namespace(input), filters)
+        channels_last = is_channels_last(data_format, 2)
+        batch, channels = int(x.shape[0]), int(f.shape[-2])
+        output_shape = (batch, *shape, channels) if channels_last else (batch, channels, *shape)
     return conv_transpose(input, filters, output_shape, strides, padding, data_format, dilations)
 
 
@@ -261,7 +284,40 @@ def convolution(
     dilations: int | Sequence[int] | None = None,
     name: str | None = None,
 ) -> Array:
-    """``tf.nn.convolution``: filters ``(*k, in/groups, out)``; groups = input channels / ``filters.shape[-2]``."""
+    """``tf.nn.convolution``: filters ``(*k, in/groups, out)``; groups = input channels / ``filters.shape[-2]``.
+
+    Unlike ``tf.nn.conv1d``/``conv2d``/``conv3d``, it refuses strides > 1 with dilations > 1.
+    """
+    return _convolution(input, filters, strides, padding, data_format, dilations, combine=False)
+
+
+def _tf_output_size(n: int, k: int, s: int, d: int, pair: tuple[int, int]) -> int:
+    """TensorFlow's windowed output size, ``(n + lo + hi - k_eff + s) / s`` truncated toward zero (its C++
+    division): 0 where the padded input is a little short of the kernel, refused where it is negative."""
+    k_eff = shapes.dilated_kernel_size(k, d)
+    numerator = n + pair[0] + pair[1] - k_eff + s
+    size = numerator // s if numerator >= 0 else -(-numerator // s)
+    if size < 0:
+        raise ValueError(
+            f"Computed output size would be negative: {size} [input_size: {n}, effective_filter_size: {k_eff}, "
+            f"stride: {s}] (TensorFlow's refusal)"
+        )
+    return size
+
+
+def _convolution(
+    input: Array,
+    filters: Array,
+    strides: int | Sequence[int] | None,
+    padding: str | Sequence[Sequence[int]],
+    data_format: str | None,
+    dilations: int | Sequence[int] | None,
+    *,
+    combine: bool,
+) -> Array:
+    """The forward convolutions; ``combine``: whether strides > 1 may come with dilations > 1 (``tf.nn.conv1d``,
+    ``conv2d`` and ``conv3d`` allow it on the CPU, ``tf.nn.convolution`` and Keras refuse it)."""
+    refuse_integers("tf.nn.conv1d, conv2d and convolution compute int32 on the CPU (wrapping on overflow)", input)
     xp = namespace(input)
     filters = as_array(xp, filters)
     input = as_array(xp, input)
@@ -271,10 +327,10 @@ def convolution(
     channels_last = is_channels_last(data_format or _DEFAULT_FORMATS[ndim], ndim)
     stride = _spatial_values(strides, ndim, channels_last, "strides")
     dilation = _spatial_values(dilations, ndim, channels_last, "dilations")
-    if any(s > 1 for s in stride) and any(d > 1 for d in dilation):
+    if not combine and any(s > 1 for s in stride) and any(d > 1 for d in dilation):
         raise ValueError(
-            f"TensorFlow does not combine strides > 1 with dilations > 1; received strides={list(stride)}, "
-            f"dilations={list(dilation)}"
+            f"tf.nn.convolution does not combine strides > 1 with dilations > 1; received strides={list(stride)}, "
+            f"dilations={list(dilation)} (tf.nn.conv1d, conv2d and conv3d do)"
         )
     channels_in = int(input.shape[-1] if channels_last else input.shape[1])
     per_group = int(filters.shape[-2])
@@ -289,6 +345,16 @@ def convolution(
         core_padding: Any = padding.lower()
     else:
         core_padding = _explicit_padding(padding, ndim, channels_last)
+    if not isinstance(core_padding, str) or core_padding == "valid":
+        pairs = ((0, 0),) * ndim if isinstance(core_padding, str) else core_padding
+        spatial = tuple(int(n) for n in (input.shape[1:-1] if channels_last else input.shape[2:]))
+        kernel = tuple(int(k) for k in filters.shape[:ndim])
+        sizes = tuple(_tf_output_size(*a) for a in zip(spatial, kernel, stride, dilation, pairs))
+        if 0 in sizes:  # TensorFlow's empty output, where tconv's core would say the input is too short
+            out = int(filters.shape[-1])
+            batch = int(input.shape[0])
+            empty = (batch, *sizes, out) if channels_last else (batch, out, *sizes)
+            return xp.zeros(empty, dtype=input.dtype, device=array_api_compat.device(input))
     return conv(
         input,
         convert_weight(filters, "tensorflow", "torch", transposed=False),
@@ -311,7 +377,7 @@ def conv1d(
 ) -> Array:
     """``tf.nn.conv1d``."""
     _check_rank(filters, 1)
-    return convolution(input, filters, stride, padding, data_format, dilations)
+    return _convolution(input, filters, stride, padding, data_format, dilations, combine=True)
 
 
 def conv2d(
@@ -325,7 +391,7 @@ def conv2d(
 ) -> Array:
     """``tf.nn.conv2d``."""
     _check_rank(filters, 2)
-    return convolution(input, filters, strides, padding, data_format, dilations)
+    return _convolution(input, filters, strides, padding, data_format, dilations, combine=True)
 
 
 def conv3d(
@@ -337,9 +403,12 @@ def conv3d(
     dilations: int | Sequence[int] | None = None,
     name: str | None = None,
 ) -> Array:
-    """``tf.nn.conv3d``."""
+    """``tf.nn.conv3d``: ``strides`` (and ``dilations``, when given) are lists of 5, as TensorFlow requires."""
     _check_rank(filters, 3)
-    return convolution(input, filters, strides, padding, data_format, dilations)
+    for name, value in (("strides", strides), ("dilations", dilations)):
+        if value is not None and (isinstance(value, int) or len(ints(value, name)) != 5):
+            raise TypeError(f"tf.nn.conv3d expects a list of 5 ints for '{name}'; received {value!r}")
+    return _convolution(input, filters, strides, padding, data_format, dilations, combine=True)
 
 
 class TensorFlow(Framework):
@@ -502,6 +571,24 @@ class TensorFlow(Framework):
         elif options.groups > 1:
             arguments["groups"] = options.groups
         return arguments
+
+    def default_padding(self, transposed: bool) -> Any:
+        return "same" if transposed else "valid"  # conv*_transpose: 'SAME'; convolution: 'VALID'
+
+    def size_candidates(self, goal: SizeGoal) -> list[SizeCandidate]:
+        """``output_shape`` decides the size; ``'SAME'``, ``'VALID'`` (where TensorFlow admits the size)
+        or, for ``conv2d_transpose``, explicit pairs decide the crop."""
+        fixed = {"strides": goal.stride, "dilations": goal.dilation, "output_shape": (goal.want,)}
+        shape = f"output_shape with {goal.want} on this axis"
+        candidates = [
+            SizeCandidate(f"padding={mode!r}, {shape}", {**fixed, "padding": mode}) for mode in ("SAME", "VALID")
+        ]
+        if goal.ndim == 2:  # conv2d_transpose alone takes explicit pairs
+            for lo, hi, op in goal.crops:
+                if op == 0:
+                    text = f"padding=[[0, 0], [{lo}, {hi}], ..., [0, 0]], {shape}"
+                    candidates.append(SizeCandidate(text, {**fixed, "padding": [(lo, hi)]}, explicit=True))
+        return candidates
 
     def set_threads(self, threads: int) -> None:
         import tensorflow as tf

@@ -25,9 +25,9 @@ from .. import shapes
 from .._backend import Array
 from ..ops import conv, conv_transpose
 from ..spec import ConvSpec
-from ._common import ints, per_axis
+from ._common import ints, per_axis, refuse_integers
 from ._writing import crop_code, keyword_code, output_size, post_crop, weight_line, with_code
-from .base import Arguments, BenchmarkCase, CallShape, Framework, FrameworkCall, Options
+from .base import Arguments, BenchmarkCase, CallShape, Framework, FrameworkCall, Options, SizeCandidate, SizeGoal
 
 __all__ = [
     "FRAMEWORK",
@@ -106,6 +106,7 @@ def _conv(
 
 
 def _check_rank(input: Any, weight: Any, ndim: int, name: str) -> None:
+    refuse_integers("PyTorch computes integer convolutions on the CPU (int64 wrapping on overflow)", input, weight)
     w_ndim = getattr(weight, "ndim", None)
     if w_ndim is not None and w_ndim != ndim + 2:
         raise ValueError(
@@ -116,6 +117,11 @@ def _check_rank(input: Any, weight: Any, ndim: int, name: str) -> None:
         raise ValueError(
             f"{name}{ndim}d expects a {ndim + 1}-D (unbatched) or {ndim + 2}-D (batched) input; received "
             f"input of shape {tuple(input.shape)}"
+        )
+    if x_ndim is not None and 0 in tuple(int(n) for n in input.shape[x_ndim - ndim :]):
+        raise ValueError(
+            f"Only zero batch or zero channel inputs are supported, but got input shape: {list(input.shape)} "
+            "(PyTorch refuses empty spatial axes)"
         )
 
 
@@ -369,6 +375,15 @@ class Torch(Framework):
         if options.transposed:
             arguments.update(output_padding=options.output_padding or 0, output_size=options.output_size)
         return arguments
+
+    def size_candidates(self, goal: SizeGoal) -> list[SizeCandidate]:
+        """PyTorch reaches a size only with symmetric ``padding`` and ``output_padding`` (or the same
+        ``padding`` and ``output_size`` in ``forward``)."""
+        fixed = {"stride": goal.stride, "dilation": goal.dilation}
+        return [
+            SizeCandidate(f"padding={p}, output_padding={op}", {**fixed, "padding": p, "output_padding": op})
+            for p, op in goal.solutions
+        ]
 
     def set_threads(self, threads: int) -> None:
         import torch

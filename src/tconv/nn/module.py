@@ -10,10 +10,19 @@ Keras's ``compile``/``fit``/``evaluate``/``predict`` are methods of every module
 :mod:`tconv.nn.training`, which imports this module: the methods delegate to ``Module.trainer``, a
 :class:`Trainer` that :mod:`tconv.nn.training` installs when :mod:`tconv.nn` is imported. So the imports
 run one way (training, optim and the layers import the module, never the reverse).
+
+This module is long because :class:`Module` carries both frameworks' model idioms (PyTorch's ``apply``,
+``to``, ``state_dict``, parameters with ``.data``; Keras's ``name``, ``training=``, ``get_weights``,
+``save_weights``, ``summary``), each a few lines that the users of either framework expect on every model.
 """
 
 from __future__ import annotations
 
+import os
+import re
+import zipfile
+import zlib
+from collections import defaultdict
 from collections.abc import Callable, Iterator, Sequence
 from typing import Any, ClassVar, Protocol
 
@@ -21,9 +30,48 @@ import numpy as np
 
 from .summary import Summary, SummaryRow
 
-__all__ = ["Module", "Parameter", "Trainer", "as_float_array", "generator", "manual_seed"]
+__all__ = [
+    "Module",
+    "Parameter",
+    "Trainer",
+    "as_float_array",
+    "auto_name",
+    "check_weights_path",
+    "clear_names",
+    "generator",
+    "manual_seed",
+]
 
 _rng = np.random.default_rng()
+
+# How many modules each Keras-style name prefix has named ("dense", "dense_1", ...), as Keras counts them.
+_name_counts: defaultdict[str, int] = defaultdict(int)
+
+
+def auto_name(class_name: str) -> str:
+    """The next Keras-style name for a module of class ``class_name``: the class in snake case
+    (``Conv2DTranspose`` -> ``conv2d_transpose``, ``LeakyReLU`` -> ``leaky_re_lu``), then ``_1``, ``_2``, ...
+
+    Examples
+    --------
+    >>> clear_names(); auto_name("Conv2DTranspose"), auto_name("Conv2DTranspose"), auto_name("LeakyReLU")
+    ('conv2d_transpose', 'conv2d_transpose_1', 'leaky_re_lu')
+    """
+    prefix = re.sub(r"\W+", "", class_name)
+    prefix = re.sub(r"(.)([A-Z][a-z]+)", r"\1_\2", prefix)
+    prefix = re.sub(r"([a-z])([A-Z])", r"\1_\2", prefix).lower()
+    count = _name_counts[prefix]
+    _name_counts[prefix] += 1
+    return f"{prefix}_{count}" if count else prefix
+
+
+def clear_names() -> None:
+    """Start the Keras-style names over (``dense``, ``dense_1``, ...), as ``keras.backend.clear_session()`` does."""
+    _name_counts.clear()
+
+
+# The calls of sub-modules made during each running forward (innermost last): (module, its input, its output).
+_calls: list[list[tuple[Any, Any, Any]]] = []
 
 
 def manual_seed(seed: int) -> np.random.Generator:
@@ -59,6 +107,10 @@ class Parameter:
     trainable : bool
         False for running statistics (batch norm's ``running_mean``), which the
         optimizers leave alone and Keras counts as non-trainable parameters.
+    buffer : bool
+        True for PyTorch's buffers (the PyTorch-flavoured batch norms' running
+        statistics): in the ``state_dict`` but not counted by :meth:`Module.count_params`
+        or the summary, as PyTorch counts ``model.parameters()``.
     regularizer, constraint : callable, optional
         See :mod:`tconv.nn.regularizers` and :mod:`tconv.nn.constraints`; they
         see the value in the layer's user-facing layout (Keras's for the
@@ -74,10 +126,12 @@ class Parameter:
         constraint: Callable[[np.ndarray], np.ndarray] | None = None,
         to_user: Callable[[np.ndarray], np.ndarray] | None = None,
         from_user: Callable[[np.ndarray], np.ndarray] | None = None,
+        buffer: bool = False,
     ) -> None:
         self.value = np.asarray(value)
         self.grad: np.ndarray | None = None
         self.trainable = trainable
+        self.buffer = buffer
         self.regularizer = regularizer
         self.constraint = constraint
         self._to_user = to_user or (lambda a: a)
@@ -90,6 +144,28 @@ class Parameter:
     @property
     def size(self) -> int:
         return int(self.value.size)
+
+    @property
+    def data(self) -> np.ndarray:
+        """The value itself (PyTorch's ``param.data``): in-place changes, as ``nn.init.normal_(m.weight.data,
+        0.0, 0.02)`` makes them, change the parameter."""
+        return self.value
+
+    @data.setter
+    def data(self, value: Any) -> None:
+        array = np.asarray(value, dtype=self.value.dtype)
+        if array.shape != self.value.shape:
+            raise ValueError(f"data must have shape {self.shape}; received shape {array.shape}")
+        self.value = np.array(array, copy=True, order="C")
+
+    @property
+    def requires_grad(self) -> bool:
+        """Whether optimizers update it (PyTorch's name for ``trainable``)."""
+        return self.trainable
+
+    def numel(self) -> int:
+        """The number of values (PyTorch's ``numel()``)."""
+        return self.size
 
     def user_value(self) -> np.ndarray:
         """The value in the layer's user-facing layout (Keras's for Keras-flavoured layers)."""
@@ -115,6 +191,34 @@ class Parameter:
         return f"{kind}(shape={self.shape}, dtype={self.value.dtype})"
 
 
+def check_weights_path(path: Any, method: str, *, writing: bool = True) -> None:
+    """``ValueError`` for a weights file name tconv would not honour: Keras's ``.keras``/``.h5`` names, and
+    (writing) a name that does not end in ``.npz``, which NumPy would silently extend. An open file passes."""
+    if not isinstance(path, (str, os.PathLike)):
+        return
+    name = os.fspath(path)
+    text = name if isinstance(name, str) else name.decode(errors="replace")
+    lower = text.lower()
+    stem = re.sub(r"(\.weights)?\.(keras|h5|hdf5)$", "", text, flags=re.IGNORECASE)
+    if lower.endswith((".keras", ".h5", ".hdf5")):
+        kind = "Keras's .keras format (architecture and weights)" if lower.endswith(".keras") else "HDF5"
+        raise ValueError(
+            f"{method} reads and writes the weights as a NumPy .npz archive, not {kind}; received {text!r}. "
+            f"Use {stem + '.weights.npz'!r}, and build the model in code before load_weights"
+            + (
+                "; to bring a Keras model's weights, build it with tconv.nn.keras and call "
+                "model.set_weights(keras_model.get_weights())"
+                if not writing
+                else ""
+            )
+        )
+    if writing and not lower.endswith(".npz"):
+        raise ValueError(
+            f"{method} writes a NumPy .npz archive at exactly the path given, which must end in .npz; received "
+            f"{text!r} (NumPy would write {text + '.npz'!r}); use {text + '.npz'!r}"
+        )
+
+
 def as_float_array(x: Any, dtype: np.dtype, where: str) -> np.ndarray:
     """``x`` as a NumPy array of ``dtype`` (a torch tensor is copied to NumPy); ``TypeError`` if not numeric."""
     if hasattr(x, "detach") and hasattr(x, "cpu"):  # a torch tensor handed in by mistake or by design
@@ -125,6 +229,8 @@ def as_float_array(x: Any, dtype: np.dtype, where: str) -> np.ndarray:
         raise TypeError(f"{where}: expected an array; received {type(x).__name__}") from error
     if array.dtype == object or not (np.issubdtype(array.dtype, np.number) or array.dtype == np.bool_):
         raise TypeError(f"{where}: expected a numeric array; received dtype {array.dtype}")
+    if np.issubdtype(array.dtype, np.complexfloating):  # casting would drop the imaginary parts
+        raise TypeError(f"{where}: expected a real array; received dtype {array.dtype}")
     return array.astype(dtype, copy=False)
 
 
@@ -132,11 +238,11 @@ class Trainer(Protocol):
     """The Keras-style training loop that :class:`Module`'s ``compile``, ``fit``, ``evaluate`` and ``predict``
     delegate to (:mod:`tconv.nn.training` provides it)."""
 
-    def compile(self, model: Module, optimizer: Any, loss: Any) -> None: ...
+    def compile(self, model: Module, optimizer: Any, loss: Any, metrics: Sequence[Any] | None = None) -> None: ...
 
     def fit(self, model: Module, x: Any, y: Any, **options: Any) -> Any: ...
 
-    def evaluate(self, model: Module, x: Any, y: Any, *, batch_size: int) -> float: ...
+    def evaluate(self, model: Module, x: Any, y: Any, *, batch_size: int, return_dict: bool = False) -> Any: ...
 
     def predict(self, model: Module, x: Any, *, batch_size: int) -> np.ndarray: ...
 
@@ -152,6 +258,9 @@ class Module:
     """
 
     trainer: ClassVar[Trainer]  # installed by tconv.nn.training
+    #: Whether the summary labels the module by its Keras-style ``name`` (the Keras-flavoured layers) rather than
+    #: by its attribute name (``"0"``, ``"main.3"``; PyTorch's naming).
+    keras_flavoured: ClassVar[bool] = False
     activity_regularizer: Callable[..., Any] | None = None
     dtype: np.dtype = np.dtype(np.float32)
     _parameters: dict[str, Parameter]
@@ -160,12 +269,14 @@ class Module:
     def __init__(self) -> None:
         object.__setattr__(self, "_parameters", {})
         object.__setattr__(self, "_modules", {})
+        self.name = auto_name(type(self).__name__)
         self.training = True
         self.built = True  # layers whose parameters wait for the first input set it to False
         self.output_shape: tuple[int | None, ...] | None = None
         self.input_shape: tuple[int | None, ...] | None = None
         self._last_output: np.ndarray | None = None
-        self._compiled: tuple[Any, Any] | None = None  # (optimizer, loss): set by the trainer's compile
+        self._tape: tuple[list[tuple[Module, Any, Any]], Any, Any] = ([], None, None)
+        self._compiled: tuple[Any, Any, list[Any]] | None = None  # (optimizer, loss, metrics): the trainer's compile
 
     # -- registration ---------------------------------------------------------
     def __setattr__(self, name: str, value: Any) -> None:
@@ -185,6 +296,45 @@ class Module:
 
     def children(self) -> Iterator[Module]:
         yield from self._modules.values()
+
+    def modules(self) -> Iterator[Module]:
+        """This module and every module inside it, depth first (PyTorch's ``modules()``)."""
+        for _, module in self.named_modules():
+            yield module
+
+    def apply(self, fn: Callable[[Module], Any]) -> Module:
+        """Call ``fn`` on every sub-module, then on this module (PyTorch's ``apply``, e.g. ``weights_init``).
+
+        Examples
+        --------
+        >>> from tconv import nn
+        >>> model = nn.torch.Sequential(nn.torch.Linear(2, 3), nn.torch.ReLU())
+        >>> names = []
+        >>> _ = model.apply(lambda m: names.append(m.__class__.__name__))
+        >>> names
+        ['Linear', 'ReLU', 'Sequential']
+        """
+        for child in self.children():
+            child.apply(fn)
+        fn(self)
+        return self
+
+    def to(self, *args: Any, **kwargs: Any) -> Module:
+        """PyTorch's ``to(device)``/``to(dtype)``: the CPU (``"cpu"`` or ``torch.device("cpu")``) is where tconv.nn
+        computes already; a floating dtype converts like :meth:`astype`. Other devices raise ``ValueError``."""
+        for value in (*args, *kwargs.values()):
+            device = value.type if isinstance(getattr(value, "type", None), str) else value  # torch.device
+            if isinstance(device, str) and device.split(":")[0] == "cpu":
+                continue
+            torch_dtype = type(value).__module__.startswith("torch")
+            try:
+                dtype = np.dtype(str(value).removeprefix("torch.") if torch_dtype else value)
+            except TypeError:
+                raise ValueError(
+                    f"tconv.nn computes with NumPy on the CPU; received {value!r} (give 'cpu' or a floating dtype)"
+                ) from None
+            self.astype(dtype)
+        return self
 
     def named_modules(self, prefix: str = "") -> Iterator[tuple[str, Module]]:
         yield prefix, self
@@ -233,15 +383,50 @@ class Module:
         raise NotImplementedError(f"{type(self).__name__} does not implement forward")
 
     def _backward(self, grad: np.ndarray) -> np.ndarray:
-        raise NotImplementedError(f"{type(self).__name__} does not implement backward")
+        """By default, a forward that chains its sub-modules (``return self.main(input)``, or ``x = self.a(x);
+        return self.b(x)``) is differentiated by their backward in reverse; anything else must write its own."""
+        tape, x, y = self._tape
+        chained = bool(tape) and tape[0][1] is x and tape[-1][2] is y
+        chained = chained and all(tape[i][1] is tape[i - 1][2] for i in range(1, len(tape)))
+        if not chained:
+            raise NotImplementedError(
+                f"{type(self).__name__} does not implement _backward, and its forward is not a chain of its "
+                "sub-modules (each called on the previous one's output) that tconv could differentiate"
+            )
+        for module, _, _ in reversed(tape):
+            grad = module.backward(grad)
+        return grad
 
-    def __call__(self, x: Any, **kwargs: Any) -> np.ndarray:
+    def __call__(self, x: Any, *args: Any, training: bool | None = None, **kwargs: Any) -> np.ndarray:
+        """``forward(x)`` on ``x`` as a NumPy array of the module's dtype, building the parameters first if
+        needed. ``training=True``/``False`` (Keras's ``model(x, training=False)``) runs this call in that mode
+        and restores the modes after; ``None`` keeps the current mode (:meth:`train`/:meth:`eval`)."""
+        if training is None:
+            return self._call(x, *args, **kwargs)
+        modes = [(m, m.training) for _, m in self.named_modules()]
+        self.train(bool(training))
+        try:
+            return self._call(x, *args, **kwargs)
+        finally:
+            for module, mode in modes:
+                module.training = mode
+
+    def _call(self, x: Any, *args: Any, **kwargs: Any) -> np.ndarray:
+        given = x
         x = as_float_array(x, self.dtype, type(self).__name__)
         if not self.built:
             self.build(tuple(x.shape))
             self.built = True
         self.input_shape = (None, *x.shape[1:])
-        y = self.forward(x, **kwargs)
+        tape: list[tuple[Module, Any, Any]] = []
+        _calls.append(tape)
+        try:
+            y = self.forward(x, *args, **kwargs)
+        finally:
+            _calls.pop()
+        if len(_calls) > 0:  # the caller's record of its sub-modules' calls, for the default _backward
+            _calls[-1].append((self, given, y))
+        self._tape = (tape, x, y)
         self.output_shape = (None, *y.shape[1:])
         self._last_output = y if self.activity_regularizer is not None else None
         return y
@@ -287,9 +472,22 @@ class Module:
             )
 
     def count_params(self, *, trainable_only: bool = False) -> int:
-        """Number of weights, running statistics included unless ``trainable_only`` (as Keras counts them)."""
+        """Number of weights, as the layers' framework counts them (``trainable_only``: the trainable ones).
+
+        The Keras-flavoured batch normalization's moving mean and variance are non-trainable weights, counted
+        as Keras's ``count_params()`` counts them; the PyTorch-flavoured batch norms' running statistics are
+        buffers, not counted, as ``sum(p.numel() for p in model.parameters())`` counts in PyTorch.
+
+        Examples
+        --------
+        >>> from tconv import nn
+        >>> keras_bn = nn.keras.BatchNormalization()
+        >>> keras_bn.build((None, 4, 4, 8))
+        >>> nn.torch.BatchNorm2d(8).count_params(), keras_bn.count_params()
+        (16, 32)
+        """
         self._require_built("count_params()")
-        return sum(p.size for _, p in self.named_parameters(trainable_only=trainable_only))
+        return sum(p.size for _, p in self.named_parameters(trainable_only=trainable_only) if not p.buffer)
 
     def state_dict(self) -> dict[str, np.ndarray]:
         """Name to array, in PyTorch's names and layouts (``"0.weight"``, ``"1.running_mean"``)."""
@@ -309,6 +507,7 @@ class Module:
         unexpected = sorted(set(given) - set(own))
         if strict and (missing or unexpected):
             raise ValueError(f"state_dict does not match the model: missing {missing}, unexpected {unexpected}")
+        checked = {}  # every array is checked before any is assigned: a bad one leaves the model as it was
         for name, value in given.items():
             if name not in own:
                 continue
@@ -317,7 +516,9 @@ class Module:
                 raise ValueError(
                     f"state_dict[{name!r}] must have shape {own[name].shape}; received shape {array.shape}"
                 )
-            own[name].value = np.array(array, copy=True, order="C")  # never share memory with the source
+            checked[name] = np.array(array, copy=True, order="C")  # never share memory with the source
+        for name, array in checked.items():
+            own[name].value = array
 
     def get_weights(self) -> list[np.ndarray]:
         """The weights in Keras's order and layouts (``layer.get_weights()`` of every layer, concatenated)."""
@@ -330,56 +531,142 @@ class Module:
         params = [p for _, p in self.named_parameters()]
         if len(weights) != len(params):
             raise ValueError(f"weights must hold {len(params)} arrays for this model; received {len(weights)}")
+        checked = []  # every array is checked before any is assigned: a bad one leaves the model as it was
         for index, (param, value) in enumerate(zip(params, weights)):
             array = as_float_array(value, param.value.dtype, f"weights[{index}]")
             expected = param.user_value().shape
             if array.shape != expected:
                 raise ValueError(f"weights[{index}] must have shape {expected}; received shape {array.shape}")
+            checked.append(np.array(array, copy=True))
+        for param, array in zip(params, checked):
             param.set_user_value(array)
 
     def save(self, path: Any) -> None:
-        """Write the state_dict as a ``.npz`` file (arrays only, never pickle)."""
+        """Write the state_dict as a ``.npz`` file (arrays only, never pickle) at exactly ``path``.
+
+        ``path`` must end in ``.npz`` (or be an open binary file); Keras's ``.keras`` and HDF5 names are
+        refused with what to write instead, since the file holds the weights only, as a NumPy archive.
+        """
+        check_weights_path(path, "save")
         np.savez(path, **self.state_dict())  # type: ignore[arg-type]
 
     def load(self, path: Any) -> None:
-        """Read a ``.npz`` file written by :meth:`save` (``allow_pickle=False``)."""
-        with np.load(path, allow_pickle=False) as data:
-            self.load_state_dict({name: data[name] for name in data.files})
+        """Read a ``.npz`` file written by :meth:`save` (``allow_pickle=False``).
+
+        Every array is read and checked before any weight changes: a file that is not such an archive (a
+        ``.npy`` file, a truncated or corrupt one) raises ``ValueError`` saying what it is, and the model keeps
+        its weights.
+        """
+        check_weights_path(path, "load", writing=False)
+        expected = "expected a .npz archive written by Module.save (one array per parameter name)"
+        try:
+            data = np.load(path, allow_pickle=False)
+        except (OSError, ValueError, EOFError, zipfile.BadZipFile) as err:
+            raise ValueError(
+                f"cannot read {path!r} as a weights file: not a .npz archive, or a truncated or corrupt one "
+                f"({err}); {expected}"
+            ) from None
+        if not isinstance(data, np.lib.npyio.NpzFile):
+            raise ValueError(f"{path!r} holds a single array of shape {data.shape} (a .npy file); {expected}")
+        with data:
+            try:
+                arrays = {name: data[name] for name in data.files}
+            except (OSError, ValueError, EOFError, zipfile.BadZipFile, zlib.error) as err:
+                raise ValueError(f"{path!r} is a truncated or corrupt archive ({err}); {expected}") from None
+        self.load_state_dict(arrays)
+
+    def save_weights(self, filepath: Any, overwrite: bool = True) -> None:
+        """Keras's ``save_weights``: :meth:`save` at exactly ``filepath``, which must end in ``.npz``
+        (``"model.weights.npz"``: a NumPy archive, where Keras 3 writes HDF5 to ``.weights.h5``).
+
+        Examples
+        --------
+        >>> import os, tempfile
+        >>> from tconv import nn
+        >>> model = nn.keras.Sequential([nn.keras.layers.Dense(2, input_shape=(3,))])
+        >>> path = os.path.join(tempfile.mkdtemp(), "m.weights.npz")
+        >>> model.save_weights(path); sorted(os.listdir(os.path.dirname(path)))
+        ['m.weights.npz']
+        >>> model.load_weights(path)
+        """
+        check_weights_path(filepath, "save_weights")
+        if not overwrite and isinstance(filepath, (str, os.PathLike)) and os.path.exists(filepath):
+            raise FileExistsError(f"{os.fspath(filepath)!r} exists; pass overwrite=True to replace it")
+        self.save(filepath)
+
+    def load_weights(self, filepath: Any) -> None:
+        """Keras's ``load_weights``: :meth:`load` of a file written by :meth:`save_weights` or :meth:`save`."""
+        check_weights_path(filepath, "load_weights", writing=False)
+        self.load(filepath)
 
     # -- Keras-style training ---------------------------------------------------
-    def compile(self, optimizer: Any = "adam", loss: Any = "mse") -> None:
-        """Choose the optimizer and loss that :meth:`fit` uses (names or objects)."""
-        self.trainer.compile(self, optimizer, loss)
+    def compile(self, optimizer: Any = "adam", loss: Any = "mse", metrics: Sequence[Any] | None = None) -> None:
+        """Choose the optimizer and loss that :meth:`fit` uses (names or objects), and the ``metrics`` that
+        :meth:`fit` and :meth:`evaluate` report with the loss (``'accuracy'``, ``'mae'``, ``'mse'``, ... as
+        Keras names them; see :mod:`tconv.nn.training`)."""
+        self.trainer.compile(self, optimizer, loss, metrics)
 
     def fit(self, x: Any, y: Any, **options: Any) -> Any:
         """Train on ``(x, y)``; see :func:`tconv.nn.training.fit` for the options."""
         return self.trainer.fit(self, x, y, **options)
 
-    def evaluate(self, x: Any, y: Any, *, batch_size: int = 32) -> float:
-        """The compiled loss on ``(x, y)``; see :func:`tconv.nn.training.evaluate`."""
-        return self.trainer.evaluate(self, x, y, batch_size=batch_size)
+    def evaluate(self, x: Any, y: Any, *, batch_size: int = 32, return_dict: bool = False) -> Any:
+        """The compiled loss on ``(x, y)``, or ``[loss, *metrics]`` when compiled with metrics (Keras's return);
+        see :func:`tconv.nn.training.evaluate`."""
+        return self.trainer.evaluate(self, x, y, batch_size=batch_size, return_dict=return_dict)
 
     def predict(self, x: Any, *, batch_size: int = 32) -> np.ndarray:
         """The outputs in evaluation mode; see :func:`tconv.nn.training.predict`."""
         return self.trainer.predict(self, x, batch_size=batch_size)
 
-    def summary(self, input_shape: Sequence[int | None] | None = None) -> Summary:
-        """Table of layer, output shape and parameter count with totals (``str()`` is the table).
+    def summary(
+        self, input_shape: Sequence[int | None] | None = None, *, print_fn: Callable[[str], Any] | None = print
+    ) -> Summary:
+        """Print the table of layer, output shape and parameter count with totals, and return it.
 
-        ``params`` of a row counts the module and everything inside it.
+        Printed as Keras's ``model.summary()`` prints (``print_fn=None``: only returned; ``str()`` of the
+        returned :class:`~tconv.nn.summary.Summary` is the table). ``input_shape`` is one sample's shape
+        without the batch axis (torchsummary's ``summary(model, (100, 1, 1))``; a leading ``None`` includes
+        the batch axis, as Keras's ``build``): one sample is run first, so every output shape is known.
+        Without it, the shapes recorded by the last call are shown, ``?`` before any, and a layer whose
+        parameters wait for its first input counts ``0 (unbuilt)``, as Keras shows it.
+
+        Keras-flavoured layers are labelled by their Keras names (``dense (Dense)``), the others by their
+        attribute names (``0 (ConvTranspose2d)``). ``params`` of a row counts the module and everything
+        inside it, as :meth:`count_params` counts.
         """
         if input_shape is not None:
-            self.build_from_shape(input_shape)
-        self._require_built("summary()")
+            shape = tuple(input_shape)
+            full = shape if shape and shape[0] is None else (None, *shape)
+            try:
+                self.build_from_shape(full)
+            except ValueError as err:
+                raise ValueError(
+                    f"{err}; summary's input_shape is one sample's shape without the batch axis, e.g. (100, 1, 1) "
+                    f"(a leading None includes the batch axis: (None, 100, 1, 1)); received {input_shape!r}"
+                ) from None
         rows = []
         for name, module in self.named_modules():
             if module is self:
                 continue
-            params = sum(p.size for _, p in module.named_parameters())
-            trainable = sum(p.size for _, p in module.named_parameters(trainable_only=True))
-            depth = name.count(".")
-            rows.append(SummaryRow(name, type(module).__name__, depth, module.output_shape, params, trainable))
-        return Summary(type(self).__name__, tuple(rows), self.count_params(), self.count_params(trainable_only=True))
+            counted = [p for _, p in module.named_parameters() if not p.buffer]
+            params = sum(p.size for p in counted)
+            trainable = sum(p.size for p in counted if p.trainable)
+            label = module.name if module.keras_flavoured else name.rsplit(".", 1)[-1]
+            built = all(m.built for _, m in module.named_modules())
+            rows.append(
+                SummaryRow(label, type(module).__name__, name.count("."), module.output_shape, params, trainable, built)
+            )
+        counted = [p for _, p in self.named_parameters() if not p.buffer]
+        summary = Summary(
+            self.name,
+            tuple(rows),
+            sum(p.size for p in counted),
+            sum(p.size for p in counted if p.trainable),
+        )
+        if print_fn is not None:
+            print_fn(str(summary))
+        return summary
 
     def build_from_shape(self, input_shape: Sequence[int | None]) -> Module:
         """Create every parameter and record every output shape by running one sample of ``input_shape``.

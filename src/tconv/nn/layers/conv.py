@@ -104,11 +104,18 @@ class Convolution(KernelLayer):
     def _from_keras(self, w: np.ndarray) -> np.ndarray:
         return np.transpose(w, (self.rank + 1, self.rank, *range(self.rank)))
 
+    def _unbatched(self, ndim: int) -> bool:
+        """Whether an input of ``ndim`` axes is one unbatched sample ``(C, *spatial)``, which PyTorch's layers take."""
+        return self.style == "torch" and not self.channels_last and ndim == self.rank + 1
+
     def build(self, input_shape: Sequence[int | None]) -> None:
+        if self._unbatched(len(input_shape)):
+            input_shape = (1, *input_shape)
         if len(input_shape) != self.rank + 2:
+            unbatched = f" or {self.rank + 1} (unbatched)" if self.style == "torch" else ""
             raise ValueError(
                 f"{type(self).__name__} expects inputs with {self.rank + 2} axes (batch, channels and {self.rank} "
-                f"spatial); received shape {tuple(input_shape)}"
+                f"spatial){unbatched}; received shape {tuple(input_shape)}"
             )
         channels = input_shape[channel_axis(self.channels_last)]
         assert channels is not None
@@ -175,6 +182,13 @@ class Convolution(KernelLayer):
         return [(int(p), int(p)) if not isinstance(p, tuple) else (int(p[0]), int(p[1])) for p in padding]
 
     def forward(self, x: np.ndarray, output_size: Any = None) -> np.ndarray:
+        if self._unbatched(x.ndim):  # one sample, as torch.nn takes it: computed as a batch of one
+            y = self._batched_forward(x[None], output_size)
+            self._cache = (*self._cache[:-1], True) if self._cache is not None else None
+            return y[0]
+        return self._batched_forward(x, output_size)
+
+    def _batched_forward(self, x: np.ndarray, output_size: Any = None) -> np.ndarray:
         spatial_axes = list(range(1, self.rank + 1)) if self.channels_last else list(range(2, self.rank + 2))
         spatial = tuple(x.shape[a] for a in spatial_axes)
         args = self._arguments(spatial, output_size)
@@ -197,13 +211,15 @@ class Convolution(KernelLayer):
         op = conv_transpose if self.transposed else conv
         z = op(x, self.weight.value, bias, channels_last=self.channels_last, **args)
         y = self._activate(z)
-        self._cache = (x, args, index_maps, z, y)
+        self._cache = (x, args, index_maps, z, y, False)
         return y
 
     def _backward(self, grad: np.ndarray) -> np.ndarray:
         if self._cache is None:
             raise RuntimeError("backward called before forward")
-        x, args, index_maps, z, y = self._cache
+        x, args, index_maps, z, y, unbatched = self._cache
+        if unbatched:
+            grad = grad[None]
         grad = self._activation_grad(grad, z, y)
         gradient = conv_transpose_grad if self.transposed else conv_grad
         grad_x, grad_w, grad_b = gradient(grad, x, self.weight.value, channels_last=self.channels_last, **args)
@@ -216,7 +232,7 @@ class Convolution(KernelLayer):
             folded = np.zeros(shape, dtype=grad_x.dtype)
             np.add.at(folded, (slice(None),) * axis + (index,), grad_x)
             grad_x = folded
-        return grad_x
+        return grad_x[0] if unbatched else grad_x
 
     def extra_repr(self) -> str:
         kind = "transposed, " if self.transposed else ""
