@@ -308,7 +308,11 @@ def _cmd_tour(args: argparse.Namespace, stream: TextIO) -> int:
     checks = run_checks()
     passed = sum(c.passed for c in checks)
     if not args.json:
-        print("The worked examples of the seed documents, computed by tconv and checked against the seeds", file=stream)
+        print(
+            "The worked examples of five tutorials and Q&A threads on transposed convolution, computed by tconv "
+            "and checked against their numbers",
+            file=stream,
+        )
         for check in checks:
             print(check.line(), file=stream, flush=True)
     written: list[pathlib.Path] = []

@@ -1,4 +1,5 @@
-"""``tconv tour``: every worked example of the seed documents, computed by tconv and checked against the seed.
+"""``tconv tour``: every worked example of the five tutorials tconv started from, computed by tconv and checked
+against the numbers they print (their titles and subjects: docs/tour.md).
 
 The expected numbers below are the seeds' own, typed in from ``../shared/seeds/``;
 everything compared with them is computed by tconv's operations and shape functions.
@@ -24,11 +25,19 @@ from ..ops import conv, conv_transpose
 __all__ = ["Check", "figure_count", "run_checks", "run_tour", "write_figures"]
 
 
+# Where each check comes from: the five tutorials and Q&A threads (docs/tour.md gives their full titles).
+KERAS_TUTORIAL = "Keras Conv2DTranspose tutorial"
+TORCH_TUTORIAL = "PyTorch ConvTranspose2d tutorial"
+PADDLE_COURSE = "Paddle course, 1x1 and transposed conv"
+CONV_INTRO = "transposed-conv layer intro"
+TF_QA = "tf.nn.conv2d_transpose Q&A"
+
+
 @dataclass(frozen=True)
 class Check:
     """One worked example: where it comes from, what it claims, whether tconv reproduces it."""
 
-    seed: str
+    source: str
     name: str
     passed: bool
     detail: str
@@ -37,7 +46,7 @@ class Check:
         object.__setattr__(self, "passed", bool(self.passed))  # NumPy comparisons give numpy.bool_
 
     def line(self) -> str:
-        return f"{'PASS' if self.passed else 'FAIL'}  {self.seed}  {self.name}: {self.detail}"
+        return f"{'PASS' if self.passed else 'FAIL'}  {self.source}  {self.name}: {self.detail}"
 
 
 SEED004_X = np.array([[-67.0, -77.0], [-117.0, -127.0]])
@@ -60,7 +69,7 @@ def _seed004() -> Check:
     out = np.asarray(ctf.conv2d_transpose(x, f, (1, 5, 5, 1), [1, 2, 2, 1], "VALID"))[0, :, :, 0]
     ok = bool(np.array_equal(out, SEED004_OUTPUT)) and out[0, 0] == 67
     return Check(
-        "seed 004",
+        TF_QA,
         "tf.nn.conv2d_transpose, output (1, 5, 5, 1), VALID, stride 2",
         ok,
         f"the 25 values match the seed's; the first is {out[0, 0]:g} = -67 * -1 (the kernel's "
@@ -76,7 +85,7 @@ def _seed001_flipped() -> Check:
     direct = conv(x, w)
     ok = transposed.shape == direct.shape == (1, 1, 30, 30) and bool(np.allclose(transposed, direct))
     return Check(
-        "seed 001",
+        TORCH_TUTORIAL,
         "ConvTranspose2d(k=3, padding=2) on 32x32",
         ok,
         f"{transposed.shape[-2]}x{transposed.shape[-1]}, equal to Conv2d(k=3, padding=0) with the flipped "
@@ -89,7 +98,7 @@ def _seed001_stride3() -> Check:
     spread = shapes.equivalent_conv(32, 3, stride=3, padding=2).dilated_input_size + 2 * 0
     ok = out.shape[-2:] == (92, 92) and spread == 94
     return Check(
-        "seed 001",
+        TORCH_TUTORIAL,
         "ConvTranspose2d(k=3, padding=2, stride=3) on 32x32",
         ok,
         f"{out.shape[-2]}x{out.shape[-1]}: two zeros between pixels make 32 + 31*2 = {spread}, then 94 - 3 + 1 = 92",
@@ -101,7 +110,7 @@ def _seed001_round_trip() -> Check:
     up = conv_transpose(down, np.ones((1, 1, 18, 18)), padding=3)
     ok = down.shape[-2:] == (21, 21) and up.shape[-2:] == (32, 32)
     return Check(
-        "seed 001",
+        TORCH_TUTORIAL,
         "Conv2d(k=18, padding=3) then ConvTranspose2d with the same arguments",
         ok,
         f"32x32 -> {down.shape[-2]}x{down.shape[-1]} -> {up.shape[-2]}x{up.shape[-1]}",
@@ -117,7 +126,7 @@ def _seed001_output_padding() -> Check:
     sizes = list(shapes.conv_input_sizes(3, 3, stride=2))
     ok = (seven, eight, back, back8) == (3, 3, 7, 8) and sizes == [7, 8]
     return Check(
-        "seed 001",
+        TORCH_TUTORIAL,
         "stride 2, kernel 3: 7x7 and 8x8 both convolve to 3x3",
         ok,
         f"conv gives {seven} and {eight}; the transposed convolution returns {back}, or {back8} with "
@@ -129,7 +138,7 @@ def _seed001_crop() -> Check:
     out = conv_transpose(np.ones((1, 1, 3, 3)), np.full((1, 1, 1, 1), 0.77), padding=1)
     ok = out.shape == (1, 1, 1, 1) and bool(np.isclose(out[0, 0, 0, 0], 0.77))
     return Check(
-        "seed 001",
+        TORCH_TUTORIAL,
         "ConvTranspose2d(k=1, padding=1) on a 3x3 of ones",
         ok,
         f"{out.shape[-2]}x{out.shape[-1]} holding {out[0, 0, 0, 0]:.2f}: p' = k - 1 - p = -1 crops the input",
@@ -142,7 +151,7 @@ def _seed001_full_padding() -> Check:
     border[1:-1, 1:-1] = False
     ok = out.shape == (6, 6) and not out[border].any() and bool(out[~border].all())
     return Check(
-        "seed 001",
+        TORCH_TUTORIAL,
         "Conv2d(k=3, padding=3) on 2x2 (beyond full padding)",
         ok,
         f"{out.shape[0]}x{out.shape[1]} with a border of zeros: no input reaches it",
@@ -153,7 +162,7 @@ def _seed002_one_by_one() -> Check:
     out = conv(np.random.default_rng(3).random((3, 3, 3)), np.ones((4, 3, 1, 1)))
     ok = tuple(out.shape) == (4, 3, 3)
     return Check(
-        "seed 002",
+        PADDLE_COURSE,
         "1x1 convolution, 3x3 input with 3 channels, 4 kernels",
         ok,
         f"output {out.shape[1]}x{out.shape[2]}x{out.shape[0]}: the spatial size stays, the channels mix",
@@ -175,7 +184,9 @@ def _seed002_inception() -> Check:
     plain = _weights([(192, 64, 1), (192, 128, 3), (192, 32, 5)])
     reduced = _weights([(192, 64, 1), (192, 96, 1), (192, 16, 1), (96, 128, 3), (16, 32, 5), (192, 32, 1)])
     ok = (plain, reduced) == (387072, 163328)
-    return Check("seed 002", "Inception block weights without and with 1x1 reductions", ok, f"{plain:,} vs {reduced:,}")
+    return Check(
+        PADDLE_COURSE, "Inception block weights without and with 1x1 reductions", ok, f"{plain:,} vs {reduced:,}"
+    )
 
 
 def _seed002_bottleneck() -> Check:
@@ -183,7 +194,7 @@ def _seed002_bottleneck() -> Check:
     bottleneck = _weights([(256, 64, 1), (64, 64, 3), (64, 256, 1)])
     ok = (plain, bottleneck) == (1179648, 69632)
     return Check(
-        "seed 002", "ResNet block weights, two 3x3 vs the 1x1-3x3-1x1 bottleneck", ok, f"{plain:,} vs {bottleneck:,}"
+        PADDLE_COURSE, "ResNet block weights, two 3x3 vs the 1x1-3x3-1x1 bottleneck", ok, f"{plain:,} vs {bottleneck:,}"
     )
 
 
@@ -206,7 +217,7 @@ def _seed002_matrix() -> Check:
         and bool(np.allclose(C.T @ y.ravel(), conv_transpose(y, w).ravel()))
     )
     return Check(
-        "seed 002",
+        PADDLE_COURSE,
         "convolution as a matrix: 4x4 input, 3x3 kernel",
         ok,
         "C is 4x16 with the seed's pattern; y = C x is the convolution and x' = C^T y the transposed one",
@@ -231,7 +242,7 @@ def _seed002_stride1() -> Check:
         and out[2, 0] == w[2, 0] * y0 + w[1, 0] * y2
     )
     return Check(
-        "seed 002",
+        PADDLE_COURSE,
         "transposed convolution 2x2 -> 4x4, stride 1",
         ok,
         "o' = i' + (k - 1) = 4; every entry as the seed writes it (w11*y0 + w10*y1 + w01*y2 + w00*y3, ...)",
@@ -249,7 +260,7 @@ def _seed002_stride2() -> Check:
         and out[4, 4] == w[2, 2] * y3
     )
     return Check(
-        "seed 002",
+        PADDLE_COURSE,
         "transposed convolution 2x2 -> 5x5, stride 2",
         ok,
         "o' = s(i' - 1) + k = 5; the overlaps add at the centre (w22*y0 + w20*y1 + w02*y2 + w00*y3)",
@@ -261,7 +272,7 @@ def _seed003() -> Check:
     formula = (4 - 3 + 2 * 0) // 1 + 1
     ok = out.shape[-2:] == (2, 2) and formula == 2
     return Check(
-        "seed 003",
+        CONV_INTRO,
         "F.conv2d: 4x4 input, 3x3 kernel",
         ok,
         f"{out.shape[-2]}x{out.shape[-1]}; O = (I - K + 2P)/S + 1 = (4 - 3 + 0)/1 + 1 = {formula}",
@@ -279,7 +290,7 @@ def _seed000_generator() -> Check:
     expected = [(7, 7, 256), (7, 7, 128), (14, 14, 64), (28, 28, 1)]
     ok = seen == expected
     return Check(
-        "seed 000",
+        KERAS_TUTORIAL,
         "DCGAN generator, Conv2DTranspose k5 'same', strides 1, 2, 2",
         ok,
         " -> ".join("x".join(map(str, s)) for s in seen),
@@ -300,7 +311,7 @@ def _seed000_padding() -> Check:
         and shapes.conv_output_size(14, 5, stride=2, padding=2) == 7
     )
     return Check(
-        "seed 000",
+        KERAS_TUTORIAL,
         "solving for the padding of 7 -> 7 and 7 -> 14",
         ok,
         f"p = 2 for both ((padding, output_padding): {first} and {second}); (o + 2p - k) % s = {r1} and {r2}",
