@@ -96,3 +96,12 @@ TEAM_MIN_BYTES = 4 * 2**20
 
 #: Nor with fewer channels (the rows of each thread's products) than this per thread's share of a sample.
 TEAM_MIN_CHANNELS = 16
+
+#: A kernel call runs on the team (in ranges of its jobs, :func:`tconv.implementations.compiled.team.ranges`)
+#: when it touches at least this many elements: below it, waking the team's threads (tens of microseconds)
+#: costs more than they save.
+KERNEL_TEAM_MIN_WORK = 2**16
+
+#: A kernel call on the team is cut into this many ranges a thread (handed out as threads become free), so that
+#: a thread slowed by other work leaves its share to the others.
+KERNEL_RANGES_PER_THREAD = 4

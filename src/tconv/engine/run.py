@@ -7,13 +7,45 @@ caller's dtype (:mod:`tconv.engine.layout`).
 
 from __future__ import annotations
 
+import math
+
 from .._backend import Array, Prepared
 from ..spec import ConvSpec
 from . import layout, planner, registry
 
+#: The largest index (and byte count) a NumPy array and the compiled kernels' int64 arithmetic can hold.
+INDEX_LIMIT = 2**63 - 1
+
+
+def check_index_range(spec: ConvSpec, batch: int, itemsize: int) -> None:
+    """``ValueError`` naming the arguments when a call's numbers or its output overflow the 64-bit index range
+    (where NumPy would say "array is too big" or "Maximum allowed dimension exceeded" and the kernels would
+    wrap around). A huge stride or dilation on a small input is fine: only the sizes that exist count."""
+    pads = tuple(v for pair in spec.padding for v in pair)
+    for name, values in (
+        ("stride", spec.stride),
+        ("dilation", spec.dilation),
+        ("padding", pads),
+        ("output_padding", spec.output_padding),
+    ):
+        if any(v > INDEX_LIMIT for v in values):
+            raise ValueError(f"{name} must be below 2**63 on every axis (the 64-bit index range); received {values}")
+    out = spec.output_size
+    elements = batch * spec.out_channels * math.prod(out)
+    if any(n > INDEX_LIMIT for n in out) or elements * itemsize > INDEX_LIMIT:
+        options = f"stride={spec.stride}, dilation={spec.dilation}, padding={spec.padding}"
+        if spec.transposed:
+            options += f", output_padding={spec.output_padding}"
+        raise ValueError(
+            f"the output would have spatial size {out} ({elements} elements of {batch} samples, "
+            f"{spec.out_channels} channels), beyond the 64-bit index range; from an input of spatial size "
+            f"{spec.input_size} with kernel_size={spec.kernel_size}, {options}"
+        )
+
 
 def _select(prepared: Prepared, spec: ConvSpec, batched: bool, channels_last: bool) -> registry.Algorithm:
     batch = int(prepared.x.shape[0]) if batched else 1
+    check_index_range(spec, batch, layout.compute_itemsize(prepared))
     return planner.select(spec, prepared.xp, channels_last, batch, layout.compute_itemsize(prepared))
 
 

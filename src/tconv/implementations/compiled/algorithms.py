@@ -1,7 +1,8 @@
 """The compiled algorithms as objects (the interface :class:`tconv.engine.registry.Algorithm`): what each
 runs, its support predicate and its cost by the planner's cost model.
 
-All four take the caller's layout as it is (any strides, channels-last included) and share their
+All four take the caller's layout as it is (any strides, channels-last included; a view the kernels cannot
+read in place, with negative or unaligned strides, is copied first: :func:`.geometry.kernel_ready`) and share their
 gradients: the transposed convolution's input and weight gradients from one im2col of the output gradient,
 the convolution's weight gradient from an im2col of x (:mod:`tconv.implementations.compiled.im2col`).
 
@@ -21,7 +22,7 @@ import numpy as np
 from ... import _tuning
 from ...spec import ConvSpec
 from . import im2col, transposed
-from .geometry import patches_fit, runs_compiled
+from .geometry import kernel_ready, patches_fit, runs_compiled
 
 
 def _column_product(spec: ConvSpec) -> tuple[float, int]:
@@ -56,6 +57,7 @@ class Compiled:
         raise NotImplementedError
 
     def weight_grad(self, xp: Any, x: np.ndarray, grad_output: np.ndarray, spec: ConvSpec, channels_last: bool) -> Any:
+        x, grad_output = kernel_ready(x), kernel_ready(grad_output)
         if spec.transposed:
             return im2col.conv_transpose_grads(x, None, grad_output, spec, channels_last)[1]
         return im2col.conv_weight_grad(x, grad_output, spec, channels_last)
@@ -64,6 +66,7 @@ class Compiled:
         self, xp: Any, x: np.ndarray, weight: np.ndarray, grad_output: np.ndarray, spec: ConvSpec, channels_last: bool
     ) -> tuple[np.ndarray, np.ndarray]:
         """Both gradients of a transposed convolution from one im2col of the output gradient."""
+        x, weight, grad_output = kernel_ready(x), kernel_ready(weight), kernel_ready(grad_output)
         dx, dw = im2col.conv_transpose_grads(x, weight, grad_output, spec, channels_last)
         assert dx is not None  # the weight was given
         return dx, dw
@@ -85,6 +88,7 @@ class JitGemm(Compiled):
     def forward(
         self, xp: Any, x: np.ndarray, weight: np.ndarray, bias: np.ndarray | None, spec: ConvSpec, channels_last: bool
     ) -> np.ndarray:
+        x, weight = kernel_ready(x), kernel_ready(weight)
         if spec.transposed:
             return transposed.conv_transpose(x, weight, bias, spec, channels_last)
         return im2col.conv(x, weight, bias, spec, channels_last)
@@ -103,7 +107,7 @@ class JitPixels(Compiled):
     def forward(
         self, xp: Any, x: np.ndarray, weight: np.ndarray, bias: np.ndarray | None, spec: ConvSpec, channels_last: bool
     ) -> np.ndarray:
-        return transposed.conv_transpose_pixels(x, weight, bias, spec, channels_last)
+        return transposed.conv_transpose_pixels(kernel_ready(x), kernel_ready(weight), bias, spec, channels_last)
 
 
 class JitPatches(Compiled):
@@ -127,7 +131,7 @@ class JitPatches(Compiled):
     def forward(
         self, xp: Any, x: np.ndarray, weight: np.ndarray, bias: np.ndarray | None, spec: ConvSpec, channels_last: bool
     ) -> np.ndarray:
-        return transposed.conv_transpose_patches(x, weight, bias, spec, channels_last)
+        return transposed.conv_transpose_patches(kernel_ready(x), kernel_ready(weight), bias, spec, channels_last)
 
 
 class JitDirect(Compiled):
@@ -151,6 +155,7 @@ class JitDirect(Compiled):
     def forward(
         self, xp: Any, x: np.ndarray, weight: np.ndarray, bias: np.ndarray | None, spec: ConvSpec, channels_last: bool
     ) -> np.ndarray:
+        x, weight = kernel_ready(x), kernel_ready(weight)
         return transposed.conv_transpose(x, weight, bias, spec, channels_last, direct=True)
 
 

@@ -23,6 +23,16 @@ def runs_compiled(spec: ConvSpec, xp: Any) -> bool:
     return spec.ndim <= 3 and kernels.available() and bool(array_api_compat.is_numpy_namespace(xp))
 
 
+def kernel_ready(a: np.ndarray) -> np.ndarray:
+    """``a`` as the kernels can read it: itself when its strides are non-negative whole elements and it is
+    aligned (Fortran order, zero strides and read-only arrays included), else a contiguous copy (negative
+    strides: a flipped view; unaligned or byte-offset views of a buffer). Only then is anything copied."""
+    item = a.dtype.itemsize
+    if a.flags.aligned and all(st >= 0 and st % item == 0 for st in a.strides):
+        return a
+    return np.ascontiguousarray(a)
+
+
 def pad3(values: tuple[int, ...], fill: int) -> tuple[int, ...]:
     """Left-pad a per-axis tuple to three axes."""
     return (fill,) * (3 - len(values)) + tuple(values)

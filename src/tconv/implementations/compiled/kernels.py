@@ -3,7 +3,21 @@
 Everything here is optional: :func:`available` is False when numba is not installed (or
 ``TCONV_NO_JIT=1`` is set), and the engine then uses the array-API algorithms
 (:mod:`tconv.implementations.array_api`). The matrix products stay in NumPy's BLAS; the kernels only do
-what NumPy does badly, the gathers and overlap-adds with short inner loops, each in one parallel pass.
+what NumPy does badly, the gathers and overlap-adds with short inner loops, each in one pass.
+
+Each kernel is compiled serial and ``nogil`` and takes a range of its jobs (``start``, ``stop``; a job is an
+output plane or a block of columns, computed whole by one thread), and its wrapper hands the ranges to tconv's
+thread team (:func:`tconv.implementations.compiled.team.ranges`): numba's threading layer (OpenMP here) is never
+started, so nothing spins between calls and ``fork`` stays safe (the reasons are in
+:mod:`tconv.implementations.compiled.team`). The arithmetic and the order of every sum are those of the serial
+loop, so results do not depend on how the jobs are divided.
+
+The machine code is cached where numba finds a writable place (``NUMBA_CACHE_DIR``, ``__pycache__`` here, or the
+user's cache directory); where none is (a read-only install and home), the kernels are compiled in memory, once
+per process, silently (:func:`cache_location`). Nothing in numba's configuration is changed.
+
+The module is long because each of the six kernels sits next to the wrapper that lays out its flat arguments
+and job ranges; splitting them apart would separate index arithmetic that must agree.
 
 Every kernel is written for three spatial axes; 1-D and 2-D calls are padded to 3-D with unit axes
 (kernel 1, stride 1, no padding; :func:`tconv.implementations.compiled.geometry.pad3`), so one compiled
@@ -20,6 +34,8 @@ import os
 from typing import Any, NamedTuple
 
 import numpy as np
+
+from . import team
 
 __all__ = ["available", "numba_module", "set_threads"]
 
@@ -55,12 +71,30 @@ class Kernels(NamedTuple):
     gather: Any
 
 
+def _jit(numba: Any, function: Any) -> Any:
+    """``function`` compiled serial and ``nogil`` (the team runs it in parallel, :mod:`.team`), its machine code
+    cached where numba finds a writable place, else kept in memory only (:func:`cache_location`)."""
+    options = {"parallel": False, "fastmath": True, "nogil": True}
+    try:
+        return numba.njit(cache=True, **options)(function)
+    except RuntimeError as err:  # "cannot cache function ...: no locator available": a read-only install
+        if "cannot cache" not in str(err):
+            raise
+        return numba.njit(cache=False, **options)(function)
+
+
+def cache_location() -> str | None:
+    """Where the kernels' compiled code is cached: the directory numba chose, or None (compiled in memory, on
+    every new process, because nothing numba would use is writable)."""
+    path = getattr(getattr(_compiled().col2im, "_cache", None), "cache_path", None)
+    return None if path is None else str(path)
+
+
 @functools.cache
 def _compiled() -> Kernels:
     numba = numba_module()
     assert numba is not None
-    jit = functools.partial(numba.njit, parallel=True, cache=True, fastmath=True, nogil=True)
-    prange = numba.prange
+    jit = functools.partial(_jit, numba)
 
     @jit
     def col2im(  # type: ignore[no-untyped-def]
@@ -82,6 +116,8 @@ def _compiled() -> Kernels:
         qi1,
         qi2,
         qi3,
+        start,
+        stop,
     ):
         # Flat buffers. Job = one (group, channel, sample): its cols block (taps t1, t2, t3 at strides
         # cs[0..2], inputs j1, j2, j3 at cs[3..5], the last contiguous) starts at planes[job], its
@@ -94,7 +130,7 @@ def _compiled() -> Kernels:
         n1, n2, n3 = size_in[0], size_in[1], size_in[2]
         o1n, o2n, o3n = size_out[0], size_out[1], size_out[2]
         b1, b2 = row_strides[0], row_strides[1]
-        for job in prange(planes.shape[0]):
+        for job in range(start, stop):
             base = planes[job]
             buf = np.zeros(size, dtype=cols.dtype)
             for t1 in range(k1):
@@ -121,12 +157,12 @@ def _compiled() -> Kernels:
                         out[row + o3 * out_s[2]] = buf[brow + qi3[o3]] + bj
 
     @jit
-    def gather(cols, bias, out, planes, out_base, out_s, r1, r2, r3):  # type: ignore[no-untyped-def]
+    def gather(cols, bias, out, planes, out_base, out_s, r1, r2, r3, start, stop):  # type: ignore[no-untyped-def]
         # Kernel no longer than the stride (dilation 1): every output is reached by at most one (tap,
         # input) pair, at offset r1[o1] + r2[o2] + r3[o3] in the job's cols block (-1: none), so the
         # output is read straight from cols, with no accumulation buffer (U-Net's 2x2 stride 2).
         o1n, o2n, o3n = r1.shape[0], r2.shape[0], r3.shape[0]
-        for job in prange(planes.shape[0]):
+        for job in range(start, stop):
             base = planes[job]
             ob = out_base[job]
             bj = bias[job]
@@ -146,7 +182,26 @@ def _compiled() -> Kernels:
 
     @jit
     def direct(  # type: ignore[no-untyped-def]
-        x, w, bias, out, kernel, size_in, size_out, row_strides, size, ta1, ta2, ta3, dims, xs, out_s, qi1, qi2, qi3
+        x,
+        w,
+        bias,
+        out,
+        kernel,
+        size_in,
+        size_out,
+        row_strides,
+        size,
+        ta1,
+        ta2,
+        ta3,
+        dims,
+        xs,
+        out_s,
+        qi1,
+        qi2,
+        qi3,
+        start,
+        stop,
     ):
         # The transposed convolution summed directly, for few channels per group (depthwise): the
         # phase-major scheme of col2im with x in place of cols and each tap's weight as a factor.
@@ -156,10 +211,10 @@ def _compiled() -> Kernels:
         n1, n2, n3 = size_in[0], size_in[1], size_in[2]
         o1n, o2n, o3n = size_out[0], size_out[1], size_out[2]
         b1, b2 = row_strides[0], row_strides[1]
-        batch, groups, cg_in, cg_out = dims[0], dims[1], dims[2], dims[3]
+        groups, cg_in, cg_out = dims[1], dims[2], dims[3]
         taps = k1 * k2 * k3
         x3 = xs[5]
-        for job in prange(batch * groups * cg_out):
+        for job in range(start, stop):
             n = job // (groups * cg_out)
             g = (job // cg_out) % groups
             co = job % cg_out
@@ -194,16 +249,16 @@ def _compiled() -> Kernels:
                         out[row + o3 * out_s[5]] = buf[brow + qi3[o3]] + bj
 
     @jit
-    def col2im_last(cols, rs, bias, out, c1, t1, j1, c2, t2, j2, c3, t3, j3, pixels_first):  # type: ignore[no-untyped-def]
+    def col2im_last(cols, rs, bias, out, c1, t1, j1, c2, t2, j2, c3, t3, j3, pixels_first, start, stop):  # type: ignore[no-untyped-def]
         # cols (R, K1, K2, K3, C) contiguous, input pixel (n, j1, j2, j3) in row n*rs[0] + j1*rs[1] + j2*rs[2]
         # + j3*rs[3] (any order of the four), out (N, O1, O2, O3, C) any strides. Each output
         # pixel is the sum of the cols vectors of the (tap, input) pairs reaching it (the tables give them
         # per axis), vectorised along the contiguous channel axis. Pixels are summed in tiles of `tile`
         # along the last axis; with pixels_first (channels-first out: O3 stride < C stride) each channel's
         # tile is then written as one contiguous run instead of pixel by pixel with a stride.
-        batch, o1n, o2n, o3n, channels = out.shape[0], out.shape[1], out.shape[2], out.shape[3], out.shape[4]
+        o1n, o2n, o3n, channels = out.shape[1], out.shape[2], out.shape[3], out.shape[4]
         tile = 16
-        for job in prange(batch * o1n):
+        for job in range(start, stop):
             n = job // o1n
             o1 = job % o1n
             acc = np.empty((tile, channels), dtype=out.dtype)
@@ -233,15 +288,15 @@ def _compiled() -> Kernels:
                                 pixel[c] = a[c]
 
     @jit
-    def col2im_patches(cols, bias, out, s1, s2, s3, d1, d2, lo1, lo2, lo3, u1, u2, u3):  # type: ignore[no-untyped-def]
+    def col2im_patches(cols, bias, out, s1, s2, s3, d1, d2, lo1, lo2, lo3, u1, u2, u3, start, stop):  # type: ignore[no-untyped-def]
         # cols (N, n1, n2, n3, C, K1, K2, K3) contiguous: each input pixel's kernel patch per channel;
         # out (N, C, O1, O2, O3), any strides. Job = one (sample, channel): every patch is added into an
         # uncropped (u1, u2, u3) plane row by row, each row K3 contiguous elements on both sides (long
         # when the kernel is: FCN-32s' 64, an iSTFT's 1024); then the plane is cropped into out.
-        batch, n1n, n2n, n3n, channels = cols.shape[0], cols.shape[1], cols.shape[2], cols.shape[3], cols.shape[4]
+        n1n, n2n, n3n, channels = cols.shape[1], cols.shape[2], cols.shape[3], cols.shape[4]
         k1, k2, k3 = cols.shape[5], cols.shape[6], cols.shape[7]
         o1n, o2n, o3n = out.shape[2], out.shape[3], out.shape[4]
-        for job in prange(batch * channels):
+        for job in range(start, stop):
             n = job // channels
             c = job % channels
             plane = np.zeros((u1, u2, u3), dtype=out.dtype)
@@ -269,12 +324,12 @@ def _compiled() -> Kernels:
                             out[n, c, o1, o2, o3] = b
 
     @jit
-    def im2col(planes, cols, rows, taps):  # type: ignore[no-untyped-def]
+    def im2col(planes, cols, rows, taps, start, stop):  # type: ignore[no-untyped-def]
         # planes (N, C, L) zero-padded flat planes; cols (C, K, N, P), contiguous:
         # cols[c, t, n, o] = planes[n, c, taps[t] + rows[o]] (a flat gather the compiler vectorises; the
         # zero padding is in the planes, so no output needs a test).
-        c_all, k_all, batch, p_all = cols.shape
-        for job in prange(c_all * k_all):
+        k_all, batch, p_all = cols.shape[1], cols.shape[2], cols.shape[3]
+        for job in range(start, stop):
             c = job // k_all
             t = job % k_all
             base = taps[t]
@@ -290,9 +345,12 @@ class PhaseGeometry:
 
     Along an axis (input ``n``, kernel ``k``, stride ``s``, dilation ``d``, low padding ``lo``,
     output ``out``) tap ``t`` puts input ``j`` at the uncropped position ``j*s + t*d``: phase
-    ``r = t*d mod s``, row ``j + a`` with ``a = t*d // s``. The buffer holds ``s`` phases of
-    ``R = max(n + max(a), ceil((lo + out) / s))`` rows per axis, phase-major ``(r1, r2, r3, q1, q2, q3)``;
-    output ``o`` reads phase ``(o + lo) mod s``, row ``(o + lo) // s``.
+    ``r = t*d mod s``, row ``j + a`` with ``a = t*d // s``. The buffer holds the phases in use (the taps'
+    and those the outputs read: at most ``min(s, k + out)``, never ``s`` itself, so that a huge stride on a
+    tiny input needs no huge buffer) of ``R = max(n + max(a), ceil((lo + out) / s))`` rows per axis,
+    phase-major ``(r1, r2, r3, q1, q2, q3)``; output ``o`` reads phase ``(o + lo) mod s``, row
+    ``(o + lo) // s``. Each (phase, row) cell sums the same terms in the same order wherever it lies, so
+    the numbers do not depend on which phases are stored.
     """
 
     def __init__(
@@ -307,25 +365,35 @@ class PhaseGeometry:
         rows = [
             max(nn + (kk - 1) * dd // ss, -(-(ll + oo) // ss)) for nn, kk, ss, dd, ll, oo in zip(n, k, s, d, lo, out)
         ]
+        tap_rows, tap_phases, read_rows, read_phases, used = [], [], [], [], []
+        for axis in range(3):
+            a, r = np.divmod(np.arange(k[axis], dtype=np.int64) * d[axis], s[axis])
+            q, rr = np.divmod(np.arange(out[axis], dtype=np.int64) + lo[axis], s[axis])
+            phases = np.union1d(r, rr)  # the phases in use, sorted: stored in this order
+            tap_rows.append(a)
+            read_rows.append(q)
+            tap_phases.append(np.searchsorted(phases, r))
+            read_phases.append(np.searchsorted(phases, rr))
+            used.append(phases.size)
         plane = rows[0] * rows[1] * rows[2]
         q_strides = [rows[1] * rows[2], rows[2], 1]
-        r_strides = [s[1] * s[2] * plane, s[2] * plane, plane]
+        r_strides = [used[1] * used[2] * plane, used[2] * plane, plane]
         #: the buffer's length, and its row strides along the first two axes (the third is contiguous)
-        self.size = s[0] * s[1] * s[2] * plane
+        self.size = used[0] * used[1] * used[2] * plane
         self.row_strides = np.array(q_strides[:2], dtype=np.int64)
         self.kernel = np.array(k, dtype=np.int64)
         self.size_in = np.array(n, dtype=np.int64)
         self.size_out = np.array(out, dtype=np.int64)
         #: per axis, each tap's offset in the buffer (its phase and row)
-        self.tap_offsets = []
-        for axis in range(3):
-            a, r = np.divmod(np.arange(k[axis]) * d[axis], s[axis])
-            self.tap_offsets.append((r * r_strides[axis] + a * q_strides[axis]).astype(np.int64))
+        self.tap_offsets = [
+            (tap_phases[axis] * r_strides[axis] + tap_rows[axis] * q_strides[axis]).astype(np.int64)
+            for axis in range(3)
+        ]
         #: per axis, where each output reads the buffer
-        self.reads = []
-        for axis in range(3):
-            q, r = np.divmod(np.arange(out[axis]) + lo[axis], s[axis])
-            self.reads.append((r * r_strides[axis] + q * q_strides[axis]).astype(np.int64))
+        self.reads = [
+            (read_phases[axis] * r_strides[axis] + read_rows[axis] * q_strides[axis]).astype(np.int64)
+            for axis in range(3)
+        ]
 
     def arguments(self) -> tuple[Any, ...]:
         """The geometry as the col2im and direct kernels take it (before their own arrays)."""
@@ -368,7 +436,7 @@ def col2im(cols: np.ndarray, bias: np.ndarray, out: np.ndarray, geometry: PhaseG
         raise ValueError("col2im needs cols with a contiguous last axis")
     strides = np.array([cs[1], cs[2], cs[3], cs[6], cs[7], cs[8]], dtype=np.int64)
     out_strides = np.array(jobs.out_strides[3:6], dtype=np.int64)
-    _compiled().col2im(
+    arguments = (
         _flat(cols),
         jobs.bias,
         _flat(out),
@@ -379,6 +447,9 @@ def col2im(cols: np.ndarray, bias: np.ndarray, out: np.ndarray, geometry: PhaseG
         strides,
         *geometry.reads,
     )
+    kernel = _compiled().col2im
+    work = cols.size + out.size
+    team.ranges(lambda start, stop: kernel(*arguments, start, stop), jobs.planes.size, work)
 
 
 def gather(cols: np.ndarray, bias: np.ndarray, out: np.ndarray, axes: Any) -> None:
@@ -395,7 +466,9 @@ def gather(cols: np.ndarray, bias: np.ndarray, out: np.ndarray, axes: Any) -> No
         inside = (r < k) & (q < n_in)
         reads.append(np.where(inside, r * cs[1 + axis] + q * cs[6 + axis], -1).astype(np.int64))
     out_strides = np.array(jobs.out_strides[3:6], dtype=np.int64)
-    _compiled().gather(_flat(cols), jobs.bias, _flat(out), jobs.planes, jobs.out_base, out_strides, *reads)
+    arguments = (_flat(cols), jobs.bias, _flat(out), jobs.planes, jobs.out_base, out_strides, *reads)
+    kernel = _compiled().gather
+    team.ranges(lambda start, stop: kernel(*arguments, start, stop), jobs.planes.size, out.size)
 
 
 def direct(x: np.ndarray, w: np.ndarray, bias: np.ndarray, out: np.ndarray, geometry: PhaseGeometry) -> None:
@@ -410,13 +483,17 @@ def direct(x: np.ndarray, w: np.ndarray, bias: np.ndarray, out: np.ndarray, geom
     dims = np.array([*x.shape[:3], out.shape[2]], dtype=np.int64)
     flat_w = np.ascontiguousarray(w).ravel()
     flat_b = np.ascontiguousarray(bias).ravel()
-    _compiled().direct(_flat(x), flat_w, flat_b, _flat(out), *geometry.arguments(), dims, xs, out_s, *geometry.reads)
+    arguments = (_flat(x), flat_w, flat_b, _flat(out), *geometry.arguments(), dims, xs, out_s, *geometry.reads)
+    kernel = _compiled().direct
+    jobs = x.shape[0] * x.shape[1] * out.shape[2]
+    work = out.size * (1 + x.shape[2] * int(geometry.kernel.prod()))
+    team.ranges(lambda start, stop: kernel(*arguments, start, stop), jobs, work)
 
 
 def _flat(a: np.ndarray) -> np.ndarray:
     """The memory a view spans (non-negative strides), as a flat array starting at its first element."""
     item = a.dtype.itemsize
-    if any(st < 0 or st % item for st in a.strides):  # pragma: no cover - views made here never have these
+    if any(st < 0 or st % item for st in a.strides):  # pragma: no cover - geometry.kernel_ready copies such views
         raise ValueError("the kernels need non-negative strides in whole elements")
     span = 1 + sum((n - 1) * st // item for n, st in zip(a.shape, a.strides)) if a.size else 0
     return np.lib.stride_tricks.as_strided(a, shape=(span,), strides=(item,))
@@ -445,7 +522,10 @@ def col2im_last(
         step *= cols.shape[axis]
     rows = cols.reshape(-1, *cols.shape[4:])
     pixels_first = out.strides[3] < out.strides[4]
-    _compiled().col2im_last(rows, strides, np.ascontiguousarray(bias), out, *tables, pixels_first)
+    arguments = (rows, strides, np.ascontiguousarray(bias), out, *tables, pixels_first)
+    kernel = _compiled().col2im_last
+    work = out.size + rows.size
+    team.ranges(lambda start, stop: kernel(*arguments, start, stop), out.shape[0] * out.shape[1], work)
 
 
 def col2im_patches(cols: np.ndarray, bias: np.ndarray, out: np.ndarray, geometry: tuple[int, ...]) -> None:
@@ -454,17 +534,22 @@ def col2im_patches(cols: np.ndarray, bias: np.ndarray, out: np.ndarray, geometry
     ``cols`` ``(N, n1, n2, n3, C, K1, K2, K3)`` contiguous, ``out`` ``(N, C, O1, O2, O3)`` any strides,
     ``geometry`` ``(s1, s2, s3, d1, d2, lo1, lo2, lo3, u1, u2, u3)`` (dilation 1 on the last axis).
     """
-    _compiled().col2im_patches(cols, np.ascontiguousarray(bias), out, *geometry)
+    arguments = (cols, np.ascontiguousarray(bias), out, *geometry)
+    kernel = _compiled().col2im_patches
+    work = cols.size + out.size
+    team.ranges(lambda start, stop: kernel(*arguments, start, stop), out.shape[0] * out.shape[1], work)
 
 
 def im2col(planes: np.ndarray, cols: np.ndarray, rows: np.ndarray, taps: np.ndarray) -> None:
     """Fill ``cols (C, K, N, P)`` with ``planes[n, c, taps[t] + rows[o]]`` (``planes (N, C, L)``: zero-padded,
     flattened)."""
-    _compiled().im2col(planes, cols, rows, taps)
+    kernel = _compiled().im2col
+    team.ranges(
+        lambda start, stop: kernel(planes, cols, rows, taps, start, stop), cols.shape[0] * cols.shape[1], cols.size
+    )
 
 
 def set_threads(threads: int) -> None:
-    """Use ``threads`` threads in the kernels (numba's ``set_num_threads``)."""
-    numba = numba_module()
-    if numba is not None:
-        numba.set_num_threads(threads)
+    """Run the kernels (and a call's chunks) on ``threads`` threads: the size of tconv's thread team, for the
+    whole process (:func:`tconv.implementations.compiled.team.set_threads`; numba's own threads are not used)."""
+    team.set_threads(threads)

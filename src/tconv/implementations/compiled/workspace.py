@@ -1,15 +1,33 @@
-"""Buffers the compiled path reuses from call to call, and per-thread partial sums on a team."""
+"""Buffers the compiled path reuses from call to call, and per-thread partial sums on a team.
+
+Each thread's buffers belong to that thread (a :class:`threading.local`): when the thread ends, its buffers go
+with it, so a server that handles each request on a new thread runs at constant memory. A weak set lists the
+live threads' buffers for :func:`drop_workspaces`; a forked child keeps only its own thread's.
+"""
 
 from __future__ import annotations
 
 import math
+import os
 import threading
+import weakref
 from typing import Any
 
 import numpy as np
 
+
+class _Buffers(dict[int, np.ndarray]):
+    """One thread's buffers by slot (a dict subclass, so that the weak set below can refer to it)."""
+
+    __hash__ = object.__hash__  # type: ignore[assignment]  # by identity, for the weak set
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.owner = threading.get_ident()
+
+
 _local = threading.local()
-_every_thread: list[dict[int, np.ndarray]] = []  # every thread's buffers, for drop_workspaces
+_every_thread: weakref.WeakSet[_Buffers] = weakref.WeakSet()  # the live threads' buffers, for drop_workspaces
 _every_thread_lock = threading.Lock()
 
 
@@ -21,11 +39,12 @@ def workspace(shape: tuple[int, ...], dtype: Any, slot: int = 0) -> np.ndarray:
     nbytes = math.prod(shape) * dtype.itemsize
     buffers = getattr(_local, "buffers", None)
     if buffers is None:
-        buffers = _local.buffers = {}
+        buffers = _local.buffers = _Buffers()
         with _every_thread_lock:
-            _every_thread.append(buffers)
+            _every_thread.add(buffers)
     buffer = buffers.get(slot)
     if buffer is None or buffer.nbytes < nbytes:
+        buffers.pop(slot, None)  # the old buffer is freed before the new one is made
         buffer = buffers[slot] = np.empty(max(nbytes, 1), dtype=np.uint8)
     return buffer[:nbytes].view(dtype).reshape(shape)
 
@@ -33,8 +52,21 @@ def workspace(shape: tuple[int, ...], dtype: Any, slot: int = 0) -> np.ndarray:
 def drop_workspaces() -> None:
     """Forget every thread's reusable buffers (the memory is freed once no call is using it)."""
     with _every_thread_lock:
-        for buffers in _every_thread:
+        for buffers in list(_every_thread):
             buffers.clear()
+
+
+def _after_fork_in_child() -> None:  # pragma: no cover - runs in a forked child (tests/test_faults.py)
+    global _every_thread_lock
+    _every_thread_lock = threading.Lock()
+    me = threading.get_ident()
+    for buffers in list(_every_thread):  # the other threads did not survive the fork
+        if buffers.owner != me:
+            buffers.clear()
+
+
+if hasattr(os, "register_at_fork"):
+    os.register_at_fork(after_in_child=_after_fork_in_child)
 
 
 class Partials:
