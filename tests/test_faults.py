@@ -640,3 +640,30 @@ def test_numpy_scalars_and_arrays_where_python_ones_are_meant():
             tconv.conv(x, w, stride=bad, channels_last=True)
     with pytest.raises(TypeError, match="channels_last"):
         tconv.conv(x, w, channels_last=np.int64(1))
+
+
+def test_numpy_arrays_as_padding_and_a_numpy_zero_output_padding():
+    """The siblings in ConvSpec.build: padding as an array (per axis, or one (lo, hi) row per axis) means what
+    the same list means; an output padding of np.int64(0) says nothing, as 0 does."""
+    x, w = RNG.standard_normal((1, 1, 5, 5)), RNG.standard_normal((1, 1, 3, 3))
+    np.testing.assert_array_equal(tconv.conv(x, w, padding=np.array([1, 2])), tconv.conv(x, w, padding=[1, 2]))
+    pairs = np.array([[1, 0], [0, 2]])
+    np.testing.assert_array_equal(tconv.conv(x, w, padding=pairs), tconv.conv(x, w, padding=[(1, 0), (0, 2)]))
+    np.testing.assert_array_equal(
+        tconv.conv_transpose(x, w, stride=2, padding=np.int64(1)), tconv.conv_transpose(x, w, stride=2, padding=1)
+    )
+    spec = tconv.ConvSpec.build(
+        transposed=False, input_size=(5,), kernel_size=(3,), in_channels=1, out_channels=1, output_padding=np.int64(0)
+    )
+    assert spec.output_size == (3,)
+    with pytest.raises(ValueError, match="output_padding only applies"):
+        tconv.ConvSpec.build(
+            transposed=False,
+            input_size=(5,),
+            kernel_size=(3,),
+            in_channels=1,
+            out_channels=1,
+            output_padding=np.int64(1),
+        )
+    with pytest.raises(TypeError, match="padding must be"):
+        tconv.conv(x, w, padding=np.array([1.0, 1.0]))

@@ -30,7 +30,7 @@ import operator
 from collections.abc import Sequence
 from typing import Any
 
-__all__ = ["as_int", "ints_per_axis"]
+__all__ = ["array_as_python", "as_int", "ints_per_axis"]
 
 
 def as_int(value: Any, name: str, expected: str) -> int:
@@ -43,14 +43,18 @@ def as_int(value: Any, name: str, expected: str) -> int:
         raise TypeError(f"{name} must be {expected}; received {value!r}") from None
 
 
-def _array_as_python(value: Any) -> Any:
-    """A NumPy (or other array-API) array of integers as what it stands for: a 0-d array as its scalar, a 1-d
-    one as a tuple (``stride=np.array([2, 2])``); anything else as it is."""
+def array_as_python(value: Any) -> Any:
+    """A NumPy (or other array-API) array as what it stands for in an argument: a 0-d array as its scalar, a
+    1-d one as a tuple (``stride=np.array([2, 2])``), a 2-d one as a tuple of tuples (``padding=np.array([[1, 2],
+    [0, 1]])``, one ``(lo, hi)`` pair per axis); anything else as it is. The entries stay what they are (NumPy
+    integers are read by :func:`as_int`; floats are refused there)."""
     shape = getattr(value, "shape", None)
-    if not isinstance(shape, tuple) or isinstance(value, (str, bytes, Sequence)) or len(shape) > 1:
+    if not isinstance(shape, tuple) or isinstance(value, (str, bytes, Sequence)) or len(shape) > 2:
         return value
     if not hasattr(value, "__index__") and len(shape) == 0:
         return value
+    if len(shape) == 2:
+        return tuple(tuple(value[i][j] for j in range(shape[1])) for i in range(shape[0]))
     return tuple(value[i] for i in range(shape[0])) if shape else value
 
 
@@ -63,7 +67,9 @@ def ints_per_axis(
     """
     kind = {None: "", 0: "non-negative ", 1: "positive "}.get(minimum, f">= {minimum} ")
     expected = f"a {kind}int or a sequence of {ndim} {kind}ints"
-    value = _array_as_python(value)
+    value = array_as_python(value)
+    if isinstance(value, tuple) and any(isinstance(v, tuple) for v in value):
+        raise TypeError(f"{name} must be {expected}; received a 2-d array")
     if isinstance(value, (str, bytes)):
         raise TypeError(f"{name} must be {expected}; received {value!r}")
     if isinstance(value, Sequence):

@@ -15,7 +15,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from . import shapes
-from ._arguments import as_int, ints_per_axis
+from ._arguments import array_as_python, as_int, ints_per_axis
 
 __all__ = ["ConvSpec", "PaddingArg"]
 
@@ -32,6 +32,7 @@ def _padding_pairs(padding: Any, ndim: int) -> tuple[tuple[int, int], ...]:
         f"an int, a sequence of {ndim} ints, a sequence of {ndim} (lo, hi) pairs, "
         f"or one of {', '.join(repr(s) for s in _PADDING_STRINGS)}"
     )
+    padding = array_as_python(padding)  # padding=np.array([1, 1]) or one (lo, hi) row per axis
     if isinstance(padding, Sequence) and not isinstance(padding, (str, bytes)):
         if len(padding) != ndim:
             hint = ""
@@ -191,8 +192,11 @@ class ConvSpec:
 
         zeros = (0,) * ndim
         # Only a non-zero output padding counts as given: 0 or (0, 0) says nothing.
+        output_padding = array_as_python(output_padding)
         op_values = output_padding if isinstance(output_padding, Sequence) else [output_padding]
-        op_given = output_padding is not None and any(not isinstance(v, int) or v != 0 for v in op_values)
+        op_given = output_padding is not None and any(
+            isinstance(v, bool) or not hasattr(v, "__index__") or v != 0 for v in op_values
+        )
         if not transposed:
             if op_given:
                 raise ValueError(
