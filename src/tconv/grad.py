@@ -76,6 +76,27 @@ def _empty_grads(call: Call) -> tuple[Array, Array, Array] | None:
     return zeros_x, zeros_w, _bias_grad(call)
 
 
+def _parse(
+    transposed: bool, grad_output: Any, x: Any, weight: Any, **options: Any
+) -> Call | tuple[Array, Array, Array]:
+    """The parsed call of a gradient, or its result where that needs no engine: the gradients computed by the
+    handler of the arrays' kind (Dask arrays: tconv.dask), or those of an empty call."""
+    if (elsewhere := handled_elsewhere(grad_output, x, weight)) is not None:
+        gradients = elsewhere.conv_transpose_grad if transposed else elsewhere.conv_grad
+        return gradients(grad_output, x, weight, **options)
+    _require(grad_output)
+    call = parse_call(transposed, x, weight, None, grad_output=grad_output, **options)
+    empty = _empty_grads(call)
+    return call if empty is None else empty
+
+
+def _same_options(call: Call) -> dict[str, Any]:
+    """The forward call's options that the input gradient's call (the other direction) takes as they are."""
+    spec = call.spec
+    options = {"stride": spec.stride, "padding": spec.padding, "dilation": spec.dilation, "groups": spec.groups}
+    return {**options, "channels_last": call.channels_last}
+
+
 def _weight_grad(call: Call) -> Array:
     return engine.run_weight_grad(
         call.prepared,
@@ -137,37 +158,14 @@ def conv_grad(
     >>> gb
     array([4.])
     """
-    if (elsewhere := handled_elsewhere(grad_output, x, weight)) is not None:  # Dask arrays: tconv.dask
-        return elsewhere.conv_grad(
-            grad_output, x, weight, stride=stride, padding=padding, dilation=dilation, groups=groups,
-            channels_last=channels_last,
-        )  # fmt: skip
-    _require(grad_output)
-    call = parse_call(
-        False,
-        x,
-        weight,
-        None,
-        grad_output=grad_output,
-        stride=stride,
-        padding=padding,
-        dilation=dilation,
-        groups=groups,
+    call = _parse(
+        False, grad_output, x, weight, stride=stride, padding=padding, dilation=dilation, groups=groups,
         channels_last=channels_last,
-    )
-    empty = _empty_grads(call)
-    if empty is not None:
-        return empty
-    spec = call.spec
+    )  # fmt: skip
+    if not isinstance(call, Call):  # computed elsewhere, or empty
+        return call
     grad_x = conv_transpose(
-        call.prepared.grad_output,
-        call.prepared.weight,
-        stride=spec.stride,
-        padding=spec.padding,
-        output_size=spec.input_size,
-        dilation=spec.dilation,
-        groups=spec.groups,
-        channels_last=channels_last,
+        call.prepared.grad_output, call.prepared.weight, output_size=call.spec.input_size, **_same_options(call)
     )
     return grad_x, _weight_grad(call), _bias_grad(call)
 
@@ -224,42 +222,17 @@ def conv_transpose_grad(
            [-388., -388., -388.],
            [-388., -388., -388.]])
     """
-    if (elsewhere := handled_elsewhere(grad_output, x, weight)) is not None:  # Dask arrays: tconv.dask
-        return elsewhere.conv_transpose_grad(
-            grad_output, x, weight, stride=stride, padding=padding, output_padding=output_padding,
-            output_size=output_size, dilation=dilation, groups=groups, channels_last=channels_last,
-        )  # fmt: skip
-    _require(grad_output)
-    call = parse_call(
-        True,
-        x,
-        weight,
-        None,
-        grad_output=grad_output,
-        stride=stride,
-        padding=padding,
-        output_padding=output_padding,
-        output_size=output_size,
-        dilation=dilation,
-        groups=groups,
-        channels_last=channels_last,
-    )
-    empty = _empty_grads(call)
-    if empty is not None:
-        return empty
+    call = _parse(
+        True, grad_output, x, weight, stride=stride, padding=padding, output_padding=output_padding,
+        output_size=output_size, dilation=dilation, groups=groups, channels_last=channels_last,
+    )  # fmt: skip
+    if not isinstance(call, Call):  # computed elsewhere, or empty
+        return call
     spec = call.spec
     fused = engine.run_transpose_grads(call.prepared, spec, batched=call.batched, channels_last=channels_last)
     if fused is not None:
         return fused[0], fused[1], _bias_grad(call)
-    grad_x = conv(
-        call.prepared.grad_output,
-        call.prepared.weight,
-        stride=spec.stride,
-        padding=spec.padding,
-        dilation=spec.dilation,
-        groups=spec.groups,
-        channels_last=channels_last,
-    )
+    grad_x = conv(call.prepared.grad_output, call.prepared.weight, **_same_options(call))
     spatial_now = tuple(int(n) for n in grad_x.shape)
     if spatial_now != tuple(int(n) for n in call.prepared.x.shape):
         crop = tuple(slice(0, n) for n in spec.input_size)

@@ -139,7 +139,10 @@ def parse_call(
     return call
 
 
-def _forward(transposed: bool, x: Any, weight: Any, bias: Any, **options: Any) -> Array:
+def _dispatch(transposed: bool, x: Any, weight: Any, bias: Any, **options: Any) -> Array:
+    """One forward call, sent on unchanged where its arrays are handled elsewhere (Dask arrays: tconv.dask)."""
+    if (elsewhere := handled_elsewhere(x, weight, bias)) is not None:
+        return (elsewhere.conv_transpose if transposed else elsewhere.conv)(x, weight, bias, **options)
     call = parse_call(transposed, x, weight, bias, **options)
     if call.is_empty():
         return call.zeros_and_bias()
@@ -218,22 +221,10 @@ def conv(
     >>> tconv.conv(x, w, padding="same", stride=2).shape
     (1, 1, 2, 2)
     """
-    if (elsewhere := handled_elsewhere(x, weight, bias)) is not None:  # Dask arrays: tconv.dask
-        return elsewhere.conv(
-            x, weight, bias, stride=stride, padding=padding, dilation=dilation, groups=groups,
-            channels_last=channels_last,
-        )  # fmt: skip
-    return _forward(
-        False,
-        x,
-        weight,
-        bias,
-        stride=stride,
-        padding=padding,
-        dilation=dilation,
-        groups=groups,
+    return _dispatch(
+        False, x, weight, bias, stride=stride, padding=padding, dilation=dilation, groups=groups,
         channels_last=channels_last,
-    )
+    )  # fmt: skip
 
 
 def conv_transpose(
@@ -345,21 +336,7 @@ def conv_transpose(
     ...                      padding="same", channels_last=True).shape
     (1, 14, 14, 64)
     """
-    if (elsewhere := handled_elsewhere(x, weight, bias)) is not None:  # Dask arrays: tconv.dask
-        return elsewhere.conv_transpose(
-            x, weight, bias, stride=stride, padding=padding, output_padding=output_padding, output_size=output_size,
-            dilation=dilation, groups=groups, channels_last=channels_last,
-        )  # fmt: skip
-    return _forward(
-        True,
-        x,
-        weight,
-        bias,
-        stride=stride,
-        padding=padding,
-        dilation=dilation,
-        groups=groups,
-        channels_last=channels_last,
-        output_padding=output_padding,
-        output_size=output_size,
-    )
+    return _dispatch(
+        True, x, weight, bias, stride=stride, padding=padding, output_padding=output_padding, output_size=output_size,
+        dilation=dilation, groups=groups, channels_last=channels_last,
+    )  # fmt: skip

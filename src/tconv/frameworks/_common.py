@@ -59,6 +59,16 @@ def per_axis(value: Any, ndim: int, name: str, default: int | None = None) -> tu
     return ints_per_axis(value, ndim, name, broadcast_one=True)
 
 
+def spatial_pairs(pairs: Sequence[tuple[int, ...]], padding: Any, channels_last: bool) -> tuple[tuple[int, int], ...]:
+    """The spatial ``(before, after)`` pairs of a padding given for every dimension (``pairs``, read from
+    ``padding``); the batch's and the channels' must be ``(0, 0)``."""
+    outer = (pairs[0], pairs[-1]) if channels_last else (pairs[0], pairs[1])
+    if outer != ((0, 0), (0, 0)):
+        raise ValueError(f"padding on the batch and channel dimensions must be 0; received {padding!r}")
+    spatial = pairs[1:-1] if channels_last else pairs[2:]
+    return tuple((p[0], p[1]) for p in spatial)
+
+
 def is_channels_last(data_format: str, ndim: int, name: str = "data_format") -> bool:
     """Whether a framework's ``data_format`` string (``'NHWC'``, ``'channels_first'``, ...) is channels-last.
 

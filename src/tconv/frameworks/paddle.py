@@ -33,7 +33,7 @@ from .._backend import Array
 from ..ops import conv as _core_conv
 from ..ops import conv_transpose as _core_conv_transpose
 from ..spec import ConvSpec
-from ._common import as_array, ints, is_channels_last, namespace, per_axis
+from ._common import as_array, ints, is_channels_last, namespace, per_axis, spatial_pairs
 from ._writing import crop_code, extends, keyword_code, output_padding_below_stride, output_size, weight_line, with_code
 from .base import Arguments, CallShape, Framework, FrameworkCall, Options, SizeCandidate, SizeGoal
 
@@ -70,11 +70,7 @@ def _padding_pairs(padding: Any, ndim: int, channels_last: bool) -> tuple[tuple[
             raise ValueError(
                 f"padding as pairs must have {ndim + 2} [before, after] pairs (one per dimension); received {padding!r}"
             )
-        outer = (pairs[0], pairs[-1]) if channels_last else (pairs[0], pairs[1])
-        if outer != ((0, 0), (0, 0)):
-            raise ValueError(f"padding on the batch and channel dimensions must be 0; received {padding!r}")
-        spatial = pairs[1:-1] if channels_last else pairs[2:]
-        return tuple((p[0], p[1]) for p in spatial)
+        return spatial_pairs(pairs, padding, channels_last)
     values = ints(padding, "padding")
     if len(values) == 1:
         return ((values[0], values[0]),) * ndim
@@ -86,6 +82,27 @@ def _padding_pairs(padding: Any, ndim: int, channels_last: bool) -> tuple[tuple[
         f"padding must be an int, {ndim} ints, {2 * ndim} ints, {ndim + 2} pairs, 'SAME' or 'VALID'; "
         f"received {padding!r}"
     )
+
+
+def _spatial(x: Array, channels_last: bool) -> tuple[int, ...]:
+    return tuple(int(n) for n in (x.shape[1:-1] if channels_last else x.shape[2:]))
+
+
+def _read(
+    transposed: bool, ndim: int, x: Array, weight: Array, given: dict[str, Any], data_format: str
+) -> tuple[Array, Array, dict[str, Any]]:
+    """The input and weight as arrays of one namespace, of rank ``ndim + 2``, and Paddle's ``given`` arguments read."""
+    xp = namespace(x)
+    x, weight = as_array(xp, x), as_array(xp, weight)
+    if weight.ndim != ndim + 2 or x.ndim != ndim + 2:
+        raise ValueError(
+            f"conv{ndim}d{'_transpose' if transposed else ''} expects a {ndim + 2}-D input and weight; received x of "
+            f"shape {tuple(x.shape)} and weight of shape {tuple(weight.shape)}"
+        )
+    channels_last = is_channels_last(data_format, ndim)
+    kernel_size = tuple(int(k) for k in weight.shape[2:])
+    arguments = FRAMEWORK.read(transposed, _spatial(x, channels_last), kernel_size, given, channels_last=channels_last)
+    return x, weight, arguments
 
 
 def _conv_transpose(
@@ -101,29 +118,11 @@ def _conv_transpose(
     output_size: Any,
     data_format: str,
 ) -> Array:
-    xp = namespace(x)
-    x, weight = as_array(xp, x), as_array(xp, weight)
-    if weight.ndim != ndim + 2 or x.ndim != ndim + 2:
-        raise ValueError(
-            f"conv{ndim}d_transpose expects a {ndim + 2}-D input and weight; received x of shape "
-            f"{tuple(x.shape)} and weight of shape {tuple(weight.shape)}"
-        )
-    channels_last = is_channels_last(data_format, ndim)
-    spatial = tuple(int(n) for n in (x.shape[1:-1] if channels_last else x.shape[2:]))
-    arguments = FRAMEWORK.read(
-        True,
-        spatial,
-        tuple(int(k) for k in weight.shape[2:]),
-        {
-            "stride": stride,
-            "padding": padding,
-            "output_padding": output_padding,
-            "dilation": dilation,
-            "groups": groups,
-            "output_size": output_size,
-        },
-        channels_last=channels_last,
-    )
+    given = {"stride": stride, "padding": padding, "output_padding": output_padding}
+    given.update(dilation=dilation, groups=groups, output_size=output_size)
+    x, weight, arguments = _read(True, ndim, x, weight, given, data_format)
+    xp, channels_last = namespace(x), is_channels_last(data_format, ndim)
+    spatial = _spatial(x, channels_last)
     sizes = [
         shapes.transposed_full_size(n, k, s, d) - lo - hi + op
         for n, k, s, d, (lo, hi), op in zip(
@@ -210,23 +209,9 @@ def _conv(
     groups: int,
     data_format: str,
 ) -> Array:
-    xp = namespace(x)
-    x, weight = as_array(xp, x), as_array(xp, weight)
-    if weight.ndim != ndim + 2 or x.ndim != ndim + 2:
-        raise ValueError(
-            f"conv{ndim}d expects a {ndim + 2}-D input and weight; received x of shape {tuple(x.shape)} and "
-            f"weight of shape {tuple(weight.shape)}"
-        )
-    channels_last = is_channels_last(data_format, ndim)
-    spatial = tuple(int(n) for n in (x.shape[1:-1] if channels_last else x.shape[2:]))
-    arguments = FRAMEWORK.read(
-        False,
-        spatial,
-        tuple(int(k) for k in weight.shape[2:]),
-        {"stride": stride, "padding": padding, "dilation": dilation, "groups": groups},
-        channels_last=channels_last,
-    )
-    return _core_conv(x, weight, bias, channels_last=channels_last, **arguments)
+    given = {"stride": stride, "padding": padding, "dilation": dilation, "groups": groups}
+    x, weight, arguments = _read(False, ndim, x, weight, given, data_format)
+    return _core_conv(x, weight, bias, channels_last=is_channels_last(data_format, ndim), **arguments)
 
 
 def conv1d(

@@ -39,7 +39,7 @@ from .._backend import Array
 from ..ops import conv
 from ..ops import conv_transpose as _core_conv_transpose
 from ..spec import ConvSpec
-from ._common import as_array, ints, is_channels_last, namespace, refuse_integers
+from ._common import as_array, ints, is_channels_last, namespace, refuse_integers, spatial_pairs
 from ._writing import channels_last_tail, extends, group_split, keyword_code, post_crop, weight_line, with_code
 from .base import (
     Arguments,
@@ -100,11 +100,7 @@ def _explicit_padding(padding: Any, ndim: int, channels_last: bool) -> tuple[tup
             f"explicit padding must be a list of {ndim + 2} [before, after] pairs (batch, spatial and channel "
             f"dimensions); received {padding!r}"
         )
-    outer = (pairs[0], pairs[-1]) if channels_last else (pairs[0], pairs[1])
-    if outer != ((0, 0), (0, 0)):
-        raise ValueError(f"padding on the batch and channel dimensions must be 0; received {padding!r}")
-    spatial = pairs[1:-1] if channels_last else pairs[2:]
-    return tuple((p[0], p[1]) for p in spatial)
+    return spatial_pairs(pairs, padding, channels_last)
 
 
 def resolve_conv_transpose(

@@ -95,14 +95,17 @@ def _conv(
     dilation: IntOrSeq,
     groups: int,
 ) -> Array:
-    _check_rank(input, weight, ndim, "conv")
+    given = {"stride": stride, "padding": padding, "dilation": dilation, "groups": groups}
+    return _call(False, ndim, input, weight, bias, given)
+
+
+def _call(transposed: bool, ndim: int, input: Array, weight: Array, bias: Array | None, given: dict[str, Any]) -> Array:
+    """``torch.nn.functional``'s ``conv{ndim}d`` (or ``conv_transpose{ndim}d``) with PyTorch's ``given`` arguments."""
+    _check_rank(input, weight, ndim, "conv_transpose" if transposed else "conv")
     arguments = FRAMEWORK.read(
-        False,
-        tuple(int(n) for n in input.shape[-ndim:]),
-        tuple(int(k) for k in weight.shape[2:]),
-        {"stride": stride, "padding": padding, "dilation": dilation, "groups": groups},
+        transposed, tuple(int(n) for n in input.shape[-ndim:]), tuple(int(k) for k in weight.shape[2:]), given
     )
-    return conv(input, weight, bias, **arguments)
+    return (conv_transpose if transposed else conv)(input, weight, bias, **arguments)
 
 
 def _check_rank(input: Any, weight: Any, ndim: int, name: str) -> None:
@@ -137,21 +140,10 @@ def _conv_transpose(
     dilation: IntOrSeq,
     output_size: Sequence[int] | None,
 ) -> Array:
-    _check_rank(input, weight, ndim, "conv_transpose")
-    arguments = FRAMEWORK.read(
-        True,
-        tuple(int(n) for n in input.shape[-ndim:]),
-        tuple(int(k) for k in weight.shape[2:]),
-        {
-            "stride": stride,
-            "padding": padding,
-            "dilation": dilation,
-            "groups": groups,
-            "output_padding": output_padding,
-            "output_size": output_size,
-        },
+    given = {"stride": stride, "padding": padding, "dilation": dilation, "groups": groups}
+    return _call(
+        True, ndim, input, weight, bias, {**given, "output_padding": output_padding, "output_size": output_size}
     )
-    return conv_transpose(input, weight, bias, **arguments)
 
 
 def conv1d(

@@ -167,36 +167,14 @@ class _KerasForwardConv(_KerasConv):
 
 
 class Conv1DTranspose(_KerasConv):
-    """``keras.layers.Conv1DTranspose``: 1-D transposed convolution (the gradient of ``Conv1D``): each input pixel
-    scatters the kernel times its value into the output, ``strides`` apart, cropped as ``padding`` says.
+    """``keras.layers.Conv1DTranspose``: 1-D transposed convolution (the gradient of ``Conv1D``).
 
-    Parameters
-    ----------
-    filters : int
-        Output channels.
-    kernel_size : int or tuple of int
-    strides : int or tuple, default 1
-    padding : {'valid', 'same'}, default 'valid'
-    output_padding : int or tuple, optional
-        Added to the output length; below ``strides``.
-    data_format : {'channels_last', 'channels_first'}, default channels last
-    dilation_rate : int or tuple, default 1
-        Keras refuses ``strides > 1`` with ``dilation_rate > 1``.
-    activation : str, optional
-        Applied to the result: ``'relu'``, ``'leaky_relu'`` (slope 0.2), ``'tanh'``, ``'sigmoid'``, ...
-    use_bias : bool, default True
-    kernel_initializer, bias_initializer : default 'glorot_uniform', 'zeros'
-    kernel_regularizer, bias_regularizer, activity_regularizer, kernel_constraint, bias_constraint : optional
-    input_shape : tuple, optional
-        One sample's shape, so that a :class:`Sequential` builds at once.
+    Arguments, defaults and length rules as :class:`Conv2DTranspose`, over one spatial axis.
 
     Notes
     -----
-    Shapes: input ``(batch, steps, channels)`` (channels last), output ``(batch, *out, filters)`` with ``'same'``:
-    ``out = n * strides``; ``'valid'``: ``out = n * strides + max(k_eff - strides, 0)``; with ``output_padding``: ``(n
-    - 1) * strides + k_eff - 2 * (k_eff // 2 if 'same' else 0) + output_padding``,
-    ``k_eff = dilation_rate * (k - 1) + 1``. ``get_weights()``: the kernel ``(*kernel, filters, in_channels)`` (``(k,
-    out, in)``) and the bias ``(filters,)``.
+    Shapes: input ``(batch, steps, channels)`` (channels last), output ``(batch, out, filters)``. ``get_weights()``:
+    the kernel ``(k, filters, in_channels)`` and the bias ``(filters,)``.
 
     Examples
     --------
@@ -253,36 +231,14 @@ class Conv2DTranspose(_KerasConv):
 
 
 class Conv3DTranspose(_KerasConv):
-    """``keras.layers.Conv3DTranspose``: 3-D transposed convolution (the gradient of ``Conv3D``): each input pixel
-    scatters the kernel times its value into the output, ``strides`` apart, cropped as ``padding`` says.
+    """``keras.layers.Conv3DTranspose``: 3-D transposed convolution (the gradient of ``Conv3D``).
 
-    Parameters
-    ----------
-    filters : int
-        Output channels.
-    kernel_size : int or tuple of int
-    strides : int or tuple, default 1
-    padding : {'valid', 'same'}, default 'valid'
-    output_padding : int or tuple, optional
-        Added to the output length; below ``strides``.
-    data_format : {'channels_last', 'channels_first'}, default channels last
-    dilation_rate : int or tuple, default 1
-        Keras refuses ``strides > 1`` with ``dilation_rate > 1``.
-    activation : str, optional
-        Applied to the result: ``'relu'``, ``'leaky_relu'`` (slope 0.2), ``'tanh'``, ``'sigmoid'``, ...
-    use_bias : bool, default True
-    kernel_initializer, bias_initializer : default 'glorot_uniform', 'zeros'
-    kernel_regularizer, bias_regularizer, activity_regularizer, kernel_constraint, bias_constraint : optional
-    input_shape : tuple, optional
-        One sample's shape, so that a :class:`Sequential` builds at once.
+    Arguments, defaults and length rules as :class:`Conv2DTranspose`, over three spatial axes.
 
     Notes
     -----
-    Shapes: input ``(batch, d1, d2, d3, channels)`` (channels last), output ``(batch, *out, filters)`` with
-    ``'same'``: ``out = n * strides``; ``'valid'``: ``out = n * strides + max(k_eff - strides, 0)``; with
-    ``output_padding``: ``(n - 1) * strides + k_eff - 2 * (k_eff // 2 if 'same' else 0) + output_padding``,
-    ``k_eff = dilation_rate * (k - 1) + 1``. ``get_weights()``: the kernel ``(*kernel, filters, in_channels)`` (``(kd,
-    kh, kw, out, in)``) and the bias ``(filters,)``.
+    Shapes: input ``(batch, d1, d2, d3, channels)`` (channels last), output ``(batch, *out, filters)``.
+    ``get_weights()``: the kernel ``(kd, kh, kw, filters, in_channels)`` and the bias ``(filters,)``.
 
     Examples
     --------
@@ -298,31 +254,13 @@ class Conv3DTranspose(_KerasConv):
 class Conv1D(_KerasForwardConv):
     """``keras.layers.Conv1D``: 1-D convolution (cross-correlation, as Keras computes it).
 
-    Parameters
-    ----------
-    filters : int
-        Output channels.
-    kernel_size : int or tuple of int
-    strides : int or tuple, default 1
-    padding : {'valid', 'same', 'causal'}, default 'valid'
-    groups : int, default 1
-    data_format : {'channels_last', 'channels_first'}, default channels last
-    dilation_rate : int or tuple, default 1
-        Keras refuses ``strides > 1`` with ``dilation_rate > 1``.
-    activation : str, optional
-        Applied to the result: ``'relu'``, ``'leaky_relu'`` (slope 0.2), ``'tanh'``, ``'sigmoid'``, ...
-    use_bias : bool, default True
-    kernel_initializer, bias_initializer : default 'glorot_uniform', 'zeros'
-    kernel_regularizer, bias_regularizer, activity_regularizer, kernel_constraint, bias_constraint : optional
-    input_shape : tuple, optional
-        One sample's shape, so that a :class:`Sequential` builds at once.
+    Arguments, defaults and length rules as :class:`Conv2D`, over one spatial axis; ``padding`` may also be
+    ``'causal'`` (zeros on the left only, so that step ``t`` sees no later step).
 
     Notes
     -----
-    Shapes: input ``(batch, steps, channels)`` (channels last), output ``(batch, *out, filters)`` with ``'same'``:
-    ``out = ceil(n / strides)``; ``'valid'``: ``out = ceil((n - k_eff + 1) / strides)``,
-    ``k_eff = dilation_rate * (k - 1) + 1``. ``get_weights()``: the kernel ``(*kernel, in_channels / groups,
-    filters)`` (``(k, in, out)``) and the bias ``(filters,)``.
+    Shapes: input ``(batch, steps, channels)`` (channels last), output ``(batch, out, filters)``. ``get_weights()``:
+    the kernel ``(k, in_channels / groups, filters)`` and the bias ``(filters,)``.
 
     Examples
     --------
@@ -378,31 +316,12 @@ class Conv2D(_KerasForwardConv):
 class Conv3D(_KerasForwardConv):
     """``keras.layers.Conv3D``: 3-D convolution (cross-correlation, as Keras computes it).
 
-    Parameters
-    ----------
-    filters : int
-        Output channels.
-    kernel_size : int or tuple of int
-    strides : int or tuple, default 1
-    padding : {'valid', 'same'}, default 'valid'
-    groups : int, default 1
-    data_format : {'channels_last', 'channels_first'}, default channels last
-    dilation_rate : int or tuple, default 1
-        Keras refuses ``strides > 1`` with ``dilation_rate > 1``.
-    activation : str, optional
-        Applied to the result: ``'relu'``, ``'leaky_relu'`` (slope 0.2), ``'tanh'``, ``'sigmoid'``, ...
-    use_bias : bool, default True
-    kernel_initializer, bias_initializer : default 'glorot_uniform', 'zeros'
-    kernel_regularizer, bias_regularizer, activity_regularizer, kernel_constraint, bias_constraint : optional
-    input_shape : tuple, optional
-        One sample's shape, so that a :class:`Sequential` builds at once.
+    Arguments, defaults and length rules as :class:`Conv2D`, over three spatial axes.
 
     Notes
     -----
-    Shapes: input ``(batch, d1, d2, d3, channels)`` (channels last), output ``(batch, *out, filters)`` with
-    ``'same'``: ``out = ceil(n / strides)``; ``'valid'``: ``out = ceil((n - k_eff + 1) / strides)``,
-    ``k_eff = dilation_rate * (k - 1) + 1``. ``get_weights()``: the kernel ``(*kernel, in_channels / groups,
-    filters)`` (``(kd, kh, kw, in, out)``) and the bias ``(filters,)``.
+    Shapes: input ``(batch, d1, d2, d3, channels)`` (channels last), output ``(batch, *out, filters)``.
+    ``get_weights()``: the kernel ``(kd, kh, kw, in_channels / groups, filters)`` and the bias ``(filters,)``.
 
     Examples
     --------

@@ -147,27 +147,12 @@ class _ConvTransposeNd(Convolution):
 class Conv1d(_ConvNd):
     """``torch.nn.Conv1d``: 1-D convolution (cross-correlation, as PyTorch computes it), channels first.
 
-    ``y[n, o] = bias[o] + sum over c, k of weight[o, c, k] * x_padded[n, c, stride * i + dilation * k]``, per group.
-
-    Parameters
-    ----------
-    in_channels, out_channels : int
-        Channels of the input and of the output; both divisible by ``groups``.
-    kernel_size : int or tuple of int
-    stride : int or tuple, default 1
-    padding : int, tuple, 'valid' or 'same', default 0
-        Zeros added on both sides of every spatial axis (``'same'``: stride 1 only, the odd extra at the end).
-    dilation : int or tuple, default 1
-    groups : int, default 1
-    bias : bool, default True
-    padding_mode : {'zeros', 'reflect', 'replicate', 'circular'}, default 'zeros'
+    Arguments, defaults and length rule as :class:`Conv2d`, over one spatial axis.
 
     Notes
     -----
-    Shapes: input ``(N, C_in, L)`` (or unbatched ``(C_in, L)``), output ``(N, C_out, ...)`` with
-    ``out = floor((n + 2 * padding - dilation * (k - 1) - 1) / stride) + 1`` per axis; ``weight``
-    ``(C_out, C_in / groups, k)``, ``bias`` ``(C_out,)``, both drawn from ``U(-b, b)``, ``b = 1 / sqrt(fan_in)``
-    (PyTorch's default).
+    Shapes: input ``(N, C_in, L)`` (or unbatched ``(C_in, L)``), output ``(N, C_out, L_out)``; ``weight``
+    ``(C_out, C_in / groups, k)``, ``bias`` ``(C_out,)``, drawn as PyTorch draws them.
 
     Examples
     --------
@@ -219,28 +204,12 @@ class Conv2d(_ConvNd):
 class Conv3d(_ConvNd):
     """``torch.nn.Conv3d``: 3-D convolution (cross-correlation, as PyTorch computes it), channels first.
 
-    ``y[n, o] = bias[o] + sum over c, k of weight[o, c, k] * x_padded[n, c, stride * i + dilation * k]``, per group.
-
-    Parameters
-    ----------
-    in_channels, out_channels : int
-        Channels of the input and of the output; both divisible by ``groups``.
-    kernel_size : int or tuple of int
-    stride : int or tuple, default 1
-    padding : int, tuple, 'valid' or 'same', default 0
-        Zeros added on both sides of every spatial axis (``'same'``: stride 1 only, the odd extra at the end).
-    dilation : int or tuple, default 1
-    groups : int, default 1
-    bias : bool, default True
-    padding_mode : {'zeros', 'reflect', 'replicate', 'circular'}, default 'zeros'
+    Arguments, defaults and length rule as :class:`Conv2d`, over three spatial axes.
 
     Notes
     -----
-    Shapes: input ``(N, C_in, D, H, W)`` (or unbatched ``(C_in, D, H, W)``), output ``(N, C_out, ...)`` with
-    ``out = floor((n + 2 * padding - dilation * (k - 1) - 1) / stride) + 1`` per axis; ``weight``
-    ``(C_out, C_in / groups, kd, kh, kw)``, ``bias`` ``(C_out,)``, both drawn from ``U(-b, b)``, ``b = 1 /
-    sqrt(fan_in)``
-    (PyTorch's default).
+    Shapes: input ``(N, C_in, D, H, W)`` (or unbatched ``(C_in, D, H, W)``), output ``(N, C_out, ...)``;
+    ``weight`` ``(C_out, C_in / groups, kd, kh, kw)``, ``bias`` ``(C_out,)``, drawn as PyTorch draws them.
 
     Examples
     --------
@@ -256,30 +225,12 @@ class Conv3d(_ConvNd):
 class ConvTranspose1d(_ConvTransposeNd):
     """``torch.nn.ConvTranspose1d``: 1-D transposed convolution, the gradient (adjoint) of ``Conv1d``.
 
-    Each input pixel scatters ``weight[c]`` times its value into the output, ``stride`` apart; the full result
-    is cropped by ``padding`` at both ends and extended by ``output_padding`` at the end. ``forward(x,
-    output_size=None)``: PyTorch's ``output_size`` picks the ``output_padding`` that gives that size.
-
-    Parameters
-    ----------
-    in_channels, out_channels : int
-        Channels of the input and of the output; both divisible by ``groups``.
-    kernel_size : int or tuple of int
-    stride : int or tuple, default 1
-    padding : int or tuple, default 0
-        The padding of the matching forward convolution, cropped from both ends of the full output
-        (``'same'``/``'valid'`` accepted too, as :func:`tconv.conv_transpose` reads them).
-    output_padding : int or tuple, default 0
-        Added at the high end of every axis; each below ``max(stride, dilation)``.
-    groups : int, default 1
-    bias : bool, default True
-    dilation : int or tuple, default 1
-    padding_mode : 'zeros'
+    Arguments, defaults, ``forward(x, output_size=None)`` and length rule as :class:`ConvTranspose2d`, over one
+    spatial axis.
 
     Notes
     -----
-    Shapes: input ``(N, C_in, L)`` (or unbatched ``(C_in, L)``), output ``(N, C_out, ...)`` with
-    ``out = (n - 1) * stride - 2 * padding + dilation * (k - 1) + output_padding + 1`` per axis; ``weight``
+    Shapes: input ``(N, C_in, L)`` (or unbatched ``(C_in, L)``), output ``(N, C_out, L_out)``; ``weight``
     ``(C_in, C_out / groups, k)``, ``bias`` ``(C_out,)``, drawn as PyTorch draws them.
 
     Examples
@@ -336,31 +287,13 @@ class ConvTranspose2d(_ConvTransposeNd):
 class ConvTranspose3d(_ConvTransposeNd):
     """``torch.nn.ConvTranspose3d``: 3-D transposed convolution, the gradient (adjoint) of ``Conv3d``.
 
-    Each input pixel scatters ``weight[c]`` times its value into the output, ``stride`` apart; the full result
-    is cropped by ``padding`` at both ends and extended by ``output_padding`` at the end. ``forward(x,
-    output_size=None)``: PyTorch's ``output_size`` picks the ``output_padding`` that gives that size.
-
-    Parameters
-    ----------
-    in_channels, out_channels : int
-        Channels of the input and of the output; both divisible by ``groups``.
-    kernel_size : int or tuple of int
-    stride : int or tuple, default 1
-    padding : int or tuple, default 0
-        The padding of the matching forward convolution, cropped from both ends of the full output
-        (``'same'``/``'valid'`` accepted too, as :func:`tconv.conv_transpose` reads them).
-    output_padding : int or tuple, default 0
-        Added at the high end of every axis; each below ``max(stride, dilation)``.
-    groups : int, default 1
-    bias : bool, default True
-    dilation : int or tuple, default 1
-    padding_mode : 'zeros'
+    Arguments, defaults, ``forward(x, output_size=None)`` and length rule as :class:`ConvTranspose2d`, over three
+    spatial axes.
 
     Notes
     -----
-    Shapes: input ``(N, C_in, D, H, W)`` (or unbatched ``(C_in, D, H, W)``), output ``(N, C_out, ...)`` with
-    ``out = (n - 1) * stride - 2 * padding + dilation * (k - 1) + output_padding + 1`` per axis; ``weight``
-    ``(C_in, C_out / groups, kd, kh, kw)``, ``bias`` ``(C_out,)``, drawn as PyTorch draws them.
+    Shapes: input ``(N, C_in, D, H, W)`` (or unbatched ``(C_in, D, H, W)``), output ``(N, C_out, ...)``;
+    ``weight`` ``(C_in, C_out / groups, kd, kh, kw)``, ``bias`` ``(C_out,)``, drawn as PyTorch draws them.
 
     Examples
     --------
@@ -424,25 +357,9 @@ class _BatchNormNd(BatchNorm):
 
 
 class BatchNorm1d(_BatchNormNd):
-    """``torch.nn.BatchNorm1d``: normalize each channel by the batch's mean and variance (training) or the
-    running averages (``eval()``), then scale and shift: ``y = (x - mean) / sqrt(var + eps) * weight + bias``.
+    """``torch.nn.BatchNorm1d``: :class:`BatchNorm2d` over ``(N, C)`` or ``(N, C, L)`` inputs.
 
-    Parameters
-    ----------
-    num_features : int
-        ``C``, the channels (axis 1).
-    eps : float, default 1e-5
-        Added to the variance.
-    momentum : float, default 0.1
-        The weight of the new batch in the running averages (PyTorch's convention).
-    affine : bool, default True
-        Learn ``weight`` (scale, initially 1) and ``bias`` (shift, initially 0); else they are ``None``.
-
-    Notes
-    -----
-    Shapes: input and output ``(N, C)`` or ``(N, C, L)``. ``running_mean`` and ``running_var`` (the unbiased variance,
-    as PyTorch
-    keeps it) are buffers: in the ``state_dict``, not counted by ``count_params``.
+    Arguments, defaults, statistics and buffers as :class:`BatchNorm2d`.
 
     Examples
     --------
@@ -491,25 +408,9 @@ class BatchNorm2d(_BatchNormNd):
 
 
 class BatchNorm3d(_BatchNormNd):
-    """``torch.nn.BatchNorm3d``: normalize each channel by the batch's mean and variance (training) or the
-    running averages (``eval()``), then scale and shift: ``y = (x - mean) / sqrt(var + eps) * weight + bias``.
+    """``torch.nn.BatchNorm3d``: :class:`BatchNorm2d` over ``(N, C, D, H, W)`` inputs.
 
-    Parameters
-    ----------
-    num_features : int
-        ``C``, the channels (axis 1).
-    eps : float, default 1e-5
-        Added to the variance.
-    momentum : float, default 0.1
-        The weight of the new batch in the running averages (PyTorch's convention).
-    affine : bool, default True
-        Learn ``weight`` (scale, initially 1) and ``bias`` (shift, initially 0); else they are ``None``.
-
-    Notes
-    -----
-    Shapes: input and output ``(N, C, D, H, W)``. ``running_mean`` and ``running_var`` (the unbiased variance, as
-    PyTorch
-    keeps it) are buffers: in the ``state_dict``, not counted by ``count_params``.
+    Arguments, defaults, statistics and buffers as :class:`BatchNorm2d`.
 
     Examples
     --------
