@@ -1,4 +1,4 @@
-"""``tconv bench`` / ``python -m tconv.bench``: tconv against PyTorch and the other frameworks, side by side.
+"""``tconv bench`` / ``python -m tconv.tools.bench``: tconv against PyTorch and the other frameworks, side by side.
 
 Float32, after warm-up, the median of repeated runs, every framework with the same
 number of threads and in a process of its own (TensorFlow loaded beside PyTorch
