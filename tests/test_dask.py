@@ -224,3 +224,102 @@ def test_zarr_in_and_out_on_a_local_cluster(tmp_path: object) -> None:
     stored = zarr.open(target, mode="r")[...]
     np.testing.assert_allclose(stored, model.eval()(x), rtol=1e-5, atol=1e-5)
     np.testing.assert_array_equal(single, tconv.conv_transpose(x, model[0].weight.value, stride=2, padding=1))
+
+
+def test_the_weight_gradient_graph_computes_no_input_gradient() -> None:
+    rng = np.random.default_rng(2)
+    x, w = rng.standard_normal((1, 2, 12, 10)), rng.standard_normal((2, 3, 4, 4))
+    gy = rng.standard_normal(tconv.conv_transpose(x, w, stride=2, padding=1).shape)
+    _, grad_w, _ = tconv.conv_transpose_grad(da.from_array(gy, chunks=(1, 3, 8, 8)), da.from_array(x), w, stride=2,
+                                             padding=1)  # fmt: skip
+    layers = list(grad_w.__dask_graph__().layers)
+    assert any(name.startswith("tconv-weight-grad") for name in layers)
+    assert not any(name.startswith(("tconv-conv-", "tconv-conv_transpose-")) for name in layers)
+    np.testing.assert_allclose(grad_w.compute(), tconv.conv_transpose_grad(gy, x, w, stride=2, padding=1)[1],
+                               rtol=1e-10, atol=1e-10)  # fmt: skip
+
+
+def _thread_settings() -> tuple[int, list[int]]:
+    from threadpoolctl import threadpool_info
+
+    from tconv.implementations.compiled import team
+
+    return team.threads(), [info["num_threads"] for info in threadpool_info() if info["user_api"] == "blas"]
+
+
+def test_set_block_threads_limits_blocks_in_dask_threads_and_restores() -> None:
+    import threading
+
+    from tconv.dask.threads import engine_threads
+
+    before = _thread_settings()
+    seen: list[tuple[int, list[int]]] = []
+
+    def block() -> None:
+        with engine_threads():
+            seen.append(_thread_settings())
+
+    assert tconv.dask.block_threads() == 1  # the default
+    try:
+        thread = threading.Thread(target=block)
+        thread.start()
+        thread.join()
+        with engine_threads():  # the main thread (the synchronous scheduler) keeps every thread
+            assert _thread_settings() == before
+        x = np.random.default_rng(0).standard_normal((2, 3, 40, 40))
+        tconv.conv_transpose(da.from_array(x, chunks=(1, 3, 20, 20)), np.ones((3, 2, 4, 4)), stride=2).compute(
+            scheduler="threads"
+        )
+    finally:
+        tconv.dask.set_block_threads(1)
+    assert seen[0][0] == 1 and all(n == 1 for n in seen[0][1])
+    assert _thread_settings() == before
+
+
+def test_block_threads_can_be_left_to_the_engine() -> None:
+    import threading
+
+    from tconv.dask.threads import engine_threads
+
+    before = _thread_settings()
+    seen: list[tuple[int, list[int]]] = []
+
+    def block() -> None:
+        with engine_threads():
+            seen.append(_thread_settings())
+
+    tconv.dask.set_block_threads(None)
+    try:
+        thread = threading.Thread(target=block)
+        thread.start()
+        thread.join()
+    finally:
+        tconv.dask.set_block_threads(1)
+    assert seen == [before]
+    with pytest.raises(ValueError, match="positive int or None"):
+        tconv.dask.set_block_threads(0)
+
+
+def test_the_resize_rule_is_the_layers_own() -> None:
+    from tconv.dask import network
+    from tconv.nn.layers import resize, resize_rows
+
+    assert network.resize_rows is resize_rows is resize.resize_rows
+
+
+def test_explain_model_prints_the_arithmetic_and_its_json(capsys: pytest.CaptureFixture[str]) -> None:
+    from tconv.tools.cli import main
+
+    assert main(["explain", "--model", "volume-decoder", "--input", "4x160x160x160"]) == 0
+    out = capsys.readouterr().out
+    assert "ConvTranspose3d" in out and "640x640x640 x2" in out and "alignment" in out and "(2,0)" in out
+    assert main(["explain", "--model", "super-resolution", "--input", "1x32x32", "--json"]) == 0
+    data = __import__("json").loads(capsys.readouterr().out)
+    assert data["model"] == "super-resolution" and data["input_shape"] == [1, 1, 32, 32]
+    last = data["layers"][-1]
+    assert last["type"] == "Conv2d" and last["receptive_field"] == [5, 5] and last["halo"] == [[1, 3], [1, 3]]
+    assert last["scale"] == [[2, 1], [2, 1]] and last["alignment"] == [1, 1]
+    assert main(["explain", "--model", "super-resolution", "--input", "3x3x3x3x3"]) == 2
+    assert "takes 2-D inputs" in capsys.readouterr().err
+    assert main(["explain", "--model", "super-resolution", "--input", "3x32x32"]) == 2  # 3 channels, 1 expected
+    assert "error" in capsys.readouterr().err

@@ -23,7 +23,7 @@ import numpy as np
 
 from .. import frameworks, shapes
 from ..nn import Sequential
-from ..nn.layers import ActivationLayer, BatchNorm, Convolution, DropoutLayer, MaxPool, Resize
+from ..nn.layers import ActivationLayer, BatchNorm, Convolution, DropoutLayer, MaxPool, Resize, resize_rows
 from ..nn.layers.activations import ACTIVATIONS
 from ..nn.layers.base import FUSED_SLOPE
 from ..nn.module import Module
@@ -113,6 +113,11 @@ def model_steps(model: Module, input_shape: Sequence[int], *, channels_last: boo
                 raise _refuse(name, layer, f"padding_mode={layer.padding_mode!r} reads across the array's ends")
             if layer.in_channels is None:
                 raise ValueError(f"layer {name!r} has no weights yet; build the model first (model.build_from_shape)")
+            if layer.in_channels != channels:
+                raise ValueError(
+                    f"layer {name!r} ({type(layer).__name__}) takes {layer.in_channels} channels; the input "
+                    f"{tuple(input_shape)} gives it {channels}"
+                )
             args = _conv_arguments(layer, spatial)
             spec = ConvSpec.build(
                 transposed=layer.transposed,
@@ -174,17 +179,45 @@ class ModelArithmetic(NamedTuple):
     stacks: tuple[tuple[shapes.StackArithmetic, ...], ...]  # [axis][depth]
 
     def __str__(self) -> str:
-        head = f"{'layer':<18} {'type':<18} {'output':<18} {'scale':<10} {'receptive field':<16} halo (before, after)"
+        head = (
+            f"{'layer':<18} {'type':<18} {'output':<18} {'scale':<10} {'receptive field':<16} {'alignment':<10} "
+            "halo (before, after)"
+        )
         lines = [head, "-" * (len(head) + 2)]
         for depth, step in enumerate(self.steps):
             rows = [stack[depth] for stack in self.stacks]
             scale = "x".join(f"{r.scale[0]}/{r.scale[1]}" if r.scale[1] != 1 else str(r.scale[0]) for r in rows)
             field = "x".join(str(r.receptive_field) for r in rows)
+            alignment = "x".join(str(r.alignment) for r in rows)
             halo = " ".join(f"({r.halo[0]},{r.halo[1]})" for r in rows)
             output = "x".join(map(str, step.output_spatial)) + f" x{step.channels}"
-            lines.append(f"{step.name:<18} {type(step.layer).__name__:<18} {output:<18} {scale:<10} {field:<16} {halo}")
+            lines.append(
+                f"{step.name:<18} {type(step.layer).__name__:<18} {output:<18} {scale:<10} {field:<16} "
+                f"{alignment:<10} {halo}"
+            )
         lines.append("halo: input elements read beyond an input tile, per spatial axis, by the whole stack so far")
+        lines.append("alignment: the input period of the stack's tiling (tiles starting at its multiples are alike)")
         return "\n".join(lines)
+
+    def to_dict(self) -> dict[str, Any]:
+        """The table as plain data (``tconv explain --model ... --json``): one entry per layer, per axis lists."""
+        layers = []
+        for depth, step in enumerate(self.steps):
+            rows = [stack[depth] for stack in self.stacks]
+            layers.append(
+                {
+                    "name": step.name,
+                    "type": type(step.layer).__name__,
+                    "kind": step.kind,
+                    "output_spatial": list(step.output_spatial),
+                    "channels": step.channels,
+                    "scale": [list(r.scale) for r in rows],
+                    "receptive_field": [r.receptive_field for r in rows],
+                    "halo": [list(r.halo) for r in rows],
+                    "alignment": [r.alignment for r in rows],
+                }
+            )
+        return {"layers": layers}
 
 
 def model_arithmetic(model: Module, input_shape: Sequence[int]) -> ModelArithmetic:
@@ -197,12 +230,13 @@ def model_arithmetic(model: Module, input_shape: Sequence[int]) -> ModelArithmet
     >>> decoder = nn.Sequential([nn.ConvTranspose3d(4, 4, 4, stride=2, padding=1), nn.ReLU(),
     ...                          nn.Conv3d(4, 2, 3, padding=1)])
     >>> print(model_arithmetic(decoder, (1, 4, 8, 8, 8)))  # doctest: +NORMALIZE_WHITESPACE
-    layer              type               output             scale      receptive field  halo (before, after)
-    -----------------------------------------------------------------------------------------------------------
-    0                  ConvTranspose3d    16x16x16 x4        2x2x2      2x2x2            (1,0) (1,0) (1,0)
-    1                  ReLU               16x16x16 x4        2x2x2      2x2x2            (1,0) (1,0) (1,0)
-    2                  Conv3d             16x16x16 x2        2x2x2      3x3x3            (1,1) (1,1) (1,1)
+    layer              type               output             scale      receptive field  alignment  halo (before, after)
+    ----------------------------------------------------------------------------------------------------------------------
+    0                  ConvTranspose3d    16x16x16 x4        2x2x2      2x2x2            1x1x1      (1,0) (1,0) (1,0)
+    1                  ReLU               16x16x16 x4        2x2x2      2x2x2            1x1x1      (1,0) (1,0) (1,0)
+    2                  Conv3d             16x16x16 x2        2x2x2      3x3x3            1x1x1      (1,1) (1,1) (1,1)
     halo: input elements read beyond an input tile, per spatial axis, by the whole stack so far
+    alignment: the input period of the stack's tiling (tiles starting at its multiples are alike)
     """
     steps = model_steps(model, input_shape)
     rank = len(steps[0].axes)
@@ -223,22 +257,12 @@ def _max_pool(x: np.ndarray, step: Step, windows: Sequence[shapes.BlockWindow]) 
     return np.ascontiguousarray(view.max(axis=tuple(range(x.ndim, view.ndim))))
 
 
-def _resize_rows(dst: np.ndarray, size: int, mode: str, ratio: float) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """Source indices and weights of output rows ``dst`` (tconv.nn's Upsample rule: half-pixel, clamped)."""
-    if mode == "nearest":
-        low = np.minimum(np.floor(dst * ratio).astype(int), size - 1)
-        return low, low, np.zeros(dst.shape)
-    position = np.maximum((dst + 0.5) * ratio - 0.5, 0.0)
-    low = np.minimum(np.floor(position).astype(int), size - 1)
-    return low, np.minimum(low + 1, size - 1), position - low
-
-
 def _resize(x: np.ndarray, step: Step, ranges_in: Sequence[tuple[int, int]], ranges_out: Sequence[tuple[int, int]],
             sizes_in: Sequence[int]) -> np.ndarray:  # fmt: skip
     layer: Any = step.layer
     mode = "nearest" if layer.mode == "nearest" else "linear"
     for i, ((c0, c1), (a, b), n, f) in enumerate(zip(ranges_in, ranges_out, sizes_in, layer.scale_factor)):
-        low, high, frac = _resize_rows(np.arange(a, b), n, mode, 1.0 / f)
+        low, high, frac = resize_rows(np.arange(a, b), n, int(n * f), mode, scale=1.0 / f)
         matrix = np.zeros((b - a, c1 - c0))
         rows = np.arange(b - a)
         np.add.at(matrix, (rows, low - c0), 1.0 - frac)

@@ -14,6 +14,8 @@ that the in-memory call computes for those outputs.
   to chunks of at least the window, so each task reads at most three chunks per axis and the graph grows
   linearly with the number of blocks.
 * The weight and bias are one graph key each, which every task names: Dask ships them once per worker.
+* A block in a Dask pool's thread runs the engine on one thread (:mod:`tconv.dask.threads`): Dask already
+  runs one block per core.
 
 This module is long because it holds the four public operations with their signatures and docstrings next to
 the one graph builder they share; the builder itself is about a hundred lines.
@@ -30,12 +32,11 @@ from typing import Any, NamedTuple
 import array_api_compat
 import numpy as np
 
-from .. import shapes
-from ..grad import conv_grad as memory_conv_grad
-from ..grad import conv_transpose_grad as memory_conv_transpose_grad
+from .. import engine, shapes
 from ..ops import conv as memory_conv
 from ..ops import conv_transpose as memory_conv_transpose
 from ..ops import parse_call
+from .threads import engine_threads
 
 __all__ = [
     "EXTRA",
@@ -166,9 +167,11 @@ def _cut(parts: Any, cuts: Sequence[Sequence[slice]], depth: int = 0, index: tup
 def run_block(
     fn: Callable[..., Any], cuts: Any, windows: tuple[Any, ...], sizes: tuple[int, ...], inputs: Any, *shared: Any
 ) -> Any:
-    """One task: cut the read chunks of each input to the block's windows, concatenate, call ``fn``."""
+    """One task: cut the read chunks of each input to the block's windows, concatenate, call ``fn`` (with the
+    threads of :func:`tconv.dask.threads.engine_threads`)."""
     assembled = [None if parts is None else _concat(_cut(parts, c), 0) for parts, c in zip(inputs, cuts)]
-    return fn(windows, sizes, *assembled, *shared)
+    with engine_threads():
+        return fn(windows, sizes, *assembled, *shared)
 
 
 def block_tasks(
@@ -419,7 +422,9 @@ def conv_transpose(
 
 
 class _WeightGradBlock:
-    """One block's share of the weight gradient: the in-memory gradient of the block's own call."""
+    """One block's share of the weight gradient: the engine's weight gradient alone
+    (:func:`tconv.engine.run_weight_grad`) of the block's own call, without the input gradient that
+    :func:`tconv.conv_grad` would compute with it."""
 
     def __init__(self, transposed: bool, spec: Any, layout: Layout, weight_shape: tuple[int, ...]) -> None:
         self.transposed, self.spec, self.layout, self.weight_shape = transposed, spec, layout, weight_shape
@@ -427,8 +432,8 @@ class _WeightGradBlock:
     def __call__(self, windows: tuple[Any, ...], sizes: tuple[int, ...], grad_output: Any, x: Any, weight: Any) -> Any:
         spec, layout = self.spec, self.layout
         spatial = [windows[a] for a in layout.spatial_axes]
+        xp = array_api_compat.array_namespace(weight)
         if x is None:  # the block reads no input: it adds nothing to the weight's gradient
-            xp = array_api_compat.array_namespace(weight)
             return xp.zeros((1, *self.weight_shape), dtype=weight.dtype, device=array_api_compat.device(weight))
         options: dict[str, Any] = {
             "stride": spec.stride,
@@ -438,12 +443,13 @@ class _WeightGradBlock:
             "channels_last": layout.channels_last,
         }
         if self.transposed:
-            _, grad_w, _ = memory_conv_transpose_grad(
-                grad_output, x, weight, output_padding=tuple(w.output_padding for w in spatial), **options
-            )
-        else:
-            _, grad_w, _ = memory_conv_grad(grad_output, x, weight, **options)
-        xp = array_api_compat.array_namespace(grad_w)
+            options["output_padding"] = tuple(w.output_padding for w in spatial)
+        call = parse_call(self.transposed, x, weight, None, grad_output=grad_output, **options)
+        if call.is_empty():  # no input element reaches this block's outputs
+            return xp.zeros((1, *self.weight_shape), dtype=weight.dtype, device=array_api_compat.device(weight))
+        grad_w = engine.run_weight_grad(
+            call.prepared, call.spec, call.prepared.grad_output, batched=call.batched, channels_last=call.channels_last
+        )
         return xp.reshape(grad_w, (1, *self.weight_shape))
 
 

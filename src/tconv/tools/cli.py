@@ -30,7 +30,7 @@ import numpy as np
 from .. import __version__, shapes
 from ..ops import conv_transpose
 from .demo import DEMOS
-from .explain import FRAMEWORK_CHOICES, Explanation, explain
+from .explain import FRAMEWORK_CHOICES, TILEABLE_MODELS, Explanation, explain
 from .parser import Parser
 from .reach import answers, report_lines
 
@@ -39,6 +39,8 @@ _EPILOG = f"""examples:
   tconv shape --input 7 --kernel 5 --stride 2 --framework keras --want 14
                                               Keras's ways to get 14, and who starts elsewhere
   tconv explain --input 7x7 --kernel 5 --stride 2 --padding same --framework keras --out figs
+  tconv explain --model volume-decoder --input 4x160x160x160
+                                              a model's tiling arithmetic: receptive field, halo, alignment
   tconv translate --input 4 --kernel 4 --stride 2 --padding 1
   tconv demo blocks upsampling                demos: {", ".join(DEMOS)} (or all)
 
@@ -281,6 +283,31 @@ def _cmd_explain(args: argparse.Namespace, stream: TextIO) -> int:
     return 0
 
 
+def _explain_model(arguments: Sequence[str], stream: TextIO) -> int:
+    """``tconv explain --model NAME [--input SIZES] [--json]``: a built-in model's tiling arithmetic per layer
+    (:func:`tconv.tools.explain.explain_model`), a path of its own beside the one-layer report."""
+    from .explain import explain_model, model_input_shape
+
+    parser = Parser(prog="tconv explain", description="The tiling arithmetic of a built-in model, layer by layer.")
+    parser.add_argument("--model", required=True, choices=tuple(TILEABLE_MODELS), help="a tileable built-in model")
+    parser.add_argument(
+        "--input", type=_sizes, default=None, help="input: spatial sizes, CxSPATIAL or NxCxSPATIAL (4x160x160x160)"
+    )
+    parser.add_argument("--json", action="store_true", help="machine-readable output")
+    args = parser.parse_args(list(arguments))
+    try:
+        table = explain_model(args.model, args.input)
+    except (ValueError, TypeError, ImportError) as err:
+        sys.stderr.write(f"tconv explain: error: {' '.join(str(err).split())}\n")
+        return 2
+    if args.json:
+        shape = list(model_input_shape(args.model, args.input))
+        print(json.dumps({"model": args.model, "input_shape": shape, **table.to_dict()}), file=stream)
+    else:
+        print(table, file=stream)
+    return 0
+
+
 def _cmd_translate(args: argparse.Namespace, stream: TextIO) -> int:
     e = _layer(args)
     if args.json:
@@ -346,6 +373,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         from .bench import main as bench_main
 
         return bench_main(arguments[1:])
+    if arguments[:1] == ["explain"] and any(a == "--model" or a.startswith("--model=") for a in arguments):
+        return _explain_model(arguments[1:], sys.stdout)
     parser = Parser(
         prog="tconv",
         description="Convolution and transposed convolution, explained.",
@@ -360,7 +389,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     shape = sub.add_parser("shape", help="output sizes; paddings for a wanted size; inputs sharing an output")
     _layer_arguments(shape)
     shape.add_argument("--want", type=_sizes, default=None, help="wanted output size: list every padding giving it")
-    explain_cmd = sub.add_parser("explain", help="the full report on one layer, with figures in --out")
+    explain_cmd = sub.add_parser(
+        "explain",
+        help="the full report on one layer, with figures in --out",
+        epilog=f"tconv explain --model {{{','.join(TILEABLE_MODELS)}}} [--input SIZES] [--json]: a built-in model's "
+        "tiling arithmetic (receptive field, halo, alignment per layer)",
+    )
     _layer_arguments(explain_cmd)
     explain_cmd.add_argument("--out", default=None, help="directory for the figures")
     translate_cmd = sub.add_parser("translate", help="one framework's layer in every framework, with the code")

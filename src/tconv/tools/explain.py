@@ -28,7 +28,15 @@ from ..frameworks import REGISTRY, Options, get
 from ..spec import ConvSpec
 from .translate import Translation, translate
 
-__all__ = ["Explanation", "default_padding", "explain", "layer_spec"]
+__all__ = [
+    "TILEABLE_MODELS",
+    "Explanation",
+    "default_padding",
+    "explain",
+    "explain_model",
+    "layer_spec",
+    "model_input_shape",
+]
 
 #: ``--framework``'s choices: tconv's own meaning of the options, or a registered framework's
 FRAMEWORK_CHOICES = ("tconv", *REGISTRY)
@@ -322,3 +330,63 @@ def explain(framework: str = "tconv", **options: Any) -> Explanation:
     """Explain one layer given with :func:`layer_spec`'s options in ``framework``'s terms."""
     spec, translation = layer_spec(framework, **options)
     return Explanation(framework, spec, translation)
+
+
+# --- ``tconv explain --model``: the tiling arithmetic of a built-in model (a path of its own) -------------------
+
+
+def _volume_decoder() -> Any:
+    from .volume import decoder
+
+    return decoder()
+
+
+def _super_resolution() -> Any:
+    from ..models import super_resolution_net
+
+    return super_resolution_net()
+
+
+#: The built-in models that run tile by tile (:func:`tconv.dask.run_model`): name -> (builder, input channels,
+#: spatial rank). ``volume-decoder`` is ``tconv demo volume``'s decoder, ``super-resolution``
+#: :func:`tconv.models.super_resolution_net`. (The DCGAN generator starts with a dense layer, the U-Net has
+#: skip connections: neither is a stack of local layers.)
+TILEABLE_MODELS: dict[str, tuple[Any, int, int]] = {
+    "volume-decoder": (_volume_decoder, 4, 3),
+    "super-resolution": (_super_resolution, 1, 2),
+}
+
+
+def model_input_shape(name: str, sizes: Sequence[int] | None) -> tuple[int, ...]:
+    """The full input shape ``(N, C, *spatial)`` of model ``name`` from ``sizes``: ``C x spatial``,
+    ``N x C x spatial``, or the spatial sizes alone (the model's channels, batch 1)."""
+    _, channels, rank = TILEABLE_MODELS[name]
+    given = tuple(int(n) for n in sizes) if sizes is not None else (64,) * rank
+    if len(given) == rank:
+        return (1, channels, *given)
+    if len(given) == rank + 1:
+        return (1, *given)
+    if len(given) == rank + 2:
+        return given
+    raise ValueError(
+        f"model {name!r} takes {rank}-D inputs: give --input as {rank} spatial sizes, CxSPATIAL or NxCxSPATIAL "
+        f"(e.g. {'x'.join([str(channels)] + ['64'] * rank)}); received {'x'.join(map(str, given))}"
+    )
+
+
+def explain_model(name: str, sizes: Sequence[int] | None = None) -> Any:
+    """The tiling arithmetic (:func:`tconv.dask.model_arithmetic`: receptive field, halo, alignment per
+    layer) of built-in model ``name`` for inputs of ``sizes`` (see :func:`model_input_shape`).
+
+    Examples
+    --------
+    >>> table = explain_model("super-resolution", (1, 32, 32))
+    >>> last = table.to_dict()["layers"][-1]
+    >>> last["type"], last["receptive_field"], last["halo"]
+    ('Conv2d', [5, 5], [[1, 3], [1, 3]])
+    """
+    if name not in TILEABLE_MODELS:
+        raise ValueError(f"unknown model {name!r}; the tileable built-in models are {', '.join(TILEABLE_MODELS)}")
+    from ..dask import model_arithmetic
+
+    return model_arithmetic(TILEABLE_MODELS[name][0](), model_input_shape(name, sizes))

@@ -26,7 +26,7 @@ from .dense import DenseLayer
 from .dropout import DropoutLayer
 from .norm import BatchNorm
 from .pooling import AveragePool, MaxPool
-from .resize import Resize
+from .resize import Resize, resize_rows
 from .shape import FlattenLayer, ReshapeLayer
 
 __all__ = [
@@ -41,4 +41,5 @@ __all__ = [
     "ReshapeLayer",
     "Resize",
     "activation_function",
+    "resize_rows",
 ]

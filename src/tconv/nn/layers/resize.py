@@ -12,25 +12,46 @@ from ..._arguments import ints_per_axis
 from ..module import Module
 from .base import apply_per_axis, check_spatial_rank, from_channels_first, to_channels_first
 
-__all__ = ["Resize"]
+__all__ = ["Resize", "resize_rows"]
 
 
-def _resize_matrix(size: int, out: int, mode: str, align_corners: bool, scale: float | None) -> np.ndarray:
-    """Interpolation weights ``(out, size)``; ``scale`` is PyTorch's 1/scale_factor when one was given."""
+def resize_rows(
+    dst: np.ndarray, size: int, out: int, mode: str, *, align_corners: bool = False, scale: float | None = None
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Where output rows ``dst`` of an axis resized from ``size`` to ``out`` read: ``(low, high, frac)``, each
+    row being ``(1 - frac) * in[low] + frac * in[high]`` (``mode`` ``'nearest'``: ``low == high``, ``frac`` 0).
+
+    The rule of :class:`Resize` (PyTorch's ``Upsample``): ``scale`` is PyTorch's ``1/scale_factor`` when one was
+    given, else ``size / out``; the linear modes use half-pixel centres clamped at the border, or the corners
+    with ``align_corners``. Shared with :func:`tconv.dask.run_model`, which resizes one tile's rows at a time.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> low, high, frac = resize_rows(np.arange(4), 2, 4, "linear", scale=0.5)
+    >>> low.tolist(), high.tolist(), frac.tolist()
+    ([0, 0, 0, 1], [1, 1, 1, 1], [0.0, 0.25, 0.75, 0.25])
+    """
     ratio = scale if scale is not None else size / out
-    matrix = np.zeros((out, size))
-    dst = np.arange(out)
     if mode == "nearest":
-        src = np.minimum(np.floor(dst * ratio).astype(int), size - 1)
-        matrix[dst, src] = 1.0
-        return matrix
+        low = np.minimum(np.floor(dst * ratio).astype(int), size - 1)
+        return low, low, np.zeros(dst.shape)
     if align_corners:
         position = dst * ((size - 1) / (out - 1) if out > 1 else 0.0)
     else:
         position = np.maximum((dst + 0.5) * ratio - 0.5, 0.0)
     low = np.minimum(np.floor(position).astype(int), size - 1)
-    high = np.minimum(low + 1, size - 1)
-    frac = position - low
+    return low, np.minimum(low + 1, size - 1), position - low
+
+
+def _resize_matrix(size: int, out: int, mode: str, align_corners: bool, scale: float | None) -> np.ndarray:
+    """Interpolation weights ``(out, size)``; ``scale`` is PyTorch's 1/scale_factor when one was given."""
+    matrix = np.zeros((out, size))
+    dst = np.arange(out)
+    low, high, frac = resize_rows(dst, size, out, mode, align_corners=align_corners, scale=scale)
+    if mode == "nearest":
+        matrix[dst, low] = 1.0
+        return matrix
     np.add.at(matrix, (dst, low), 1.0 - frac)
     np.add.at(matrix, (dst, high), frac)
     return matrix

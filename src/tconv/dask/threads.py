@@ -1,0 +1,96 @@
+"""The threads of each block's engine call where Dask already runs blocks in parallel: one by default
+(:func:`set_block_threads`).
+
+Dask's threaded scheduler and ``dask.distributed``'s workers run one block per thread of their pool, so the cores
+are already shared out among blocks. The engine's thread team (:func:`tconv.implementations.compiled.team.threads`,
+all the CPUs by default) is one per process, shared by every calling thread, so blocks do not multiply it; but
+each block still takes ranges of its kernels beside the team and runs its BLAS products on BLAS's threads, so two
+Dask threads on two cores mean up to six busy threads. Measured on 2 cores shared with other processes
+(``benchmarks/dask_tiling.py``, each timing taking each place in turn, four runs), one engine thread per block was
+as fast for the convolutions and, for the transposed ones, faster in three runs of four and steadier (ratio to
+the in-memory call 0.65 to 1.06 against 0.59 to 1.24 with the engine's threads).
+
+:func:`engine_threads` wraps every block (:func:`tconv.dask.tiling.run_block`): while at least one block runs in
+a thread other than the main thread, tconv's team has ``set_block_threads``'s size
+(:func:`tconv.implementations.compiled.kernels.set_threads`, the documented setting) and the BLAS libraries are
+limited to as many threads (threadpoolctl, the means tconv's team itself uses); the first block to start sets
+both, the last to finish restores them. Both settings are process-wide (the engine has no per-thread setting):
+meanwhile, tconv and NumPy calls of other threads of the process use as many threads, and a ``set_threads`` call
+made during a computation is undone by the restore. A block in the main thread (the synchronous scheduler, one
+block at a time) keeps every thread; ``set_block_threads(None)`` leaves the settings alone everywhere (a graph
+of fewer blocks than cores, say).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import threading
+from collections.abc import Iterator
+from typing import Any
+
+from ..implementations.compiled import kernels, team
+
+__all__ = ["block_threads", "engine_threads", "set_block_threads"]
+
+_lock = threading.Lock()  # guards the names below
+_block_threads: int | None = 1
+_active = 0  # blocks running under the limit now
+_saved_team: int | None = None
+_blas_limiter: Any = None
+
+
+def set_block_threads(count: int | None) -> None:
+    """The threads of each block's engine call where Dask runs blocks in parallel (default 1); ``None``: the
+    engine's own settings, untouched."""
+    global _block_threads
+    if count is not None and (isinstance(count, bool) or int(count) != count or count < 1):
+        raise ValueError(f"block threads must be a positive int or None; received {count!r}")
+    _block_threads = None if count is None else int(count)
+
+
+def block_threads() -> int | None:
+    """:func:`set_block_threads`'s value."""
+    return _block_threads
+
+
+def _limit(count: int) -> None:
+    global _active, _saved_team, _blas_limiter
+    with _lock:
+        if _active == 0:
+            _saved_team = team.threads()
+            kernels.set_threads(count)  # first: no chunk team (which limits BLAS itself) starts from here on
+            try:
+                from threadpoolctl import threadpool_limits
+            except ImportError:  # pragma: no cover - a dependency of tconv
+                _blas_limiter = None
+            else:
+                _blas_limiter = threadpool_limits(limits=count, user_api="blas")
+        _active += 1
+
+
+def _restore() -> None:
+    global _active, _saved_team, _blas_limiter
+    with _lock:
+        _active -= 1
+        if _active == 0:
+            if _blas_limiter is not None:
+                _blas_limiter.restore_original_limits()
+                _blas_limiter = None
+            if _saved_team is not None:
+                kernels.set_threads(_saved_team)
+                _saved_team = None
+
+
+@contextlib.contextmanager
+def engine_threads() -> Iterator[None]:
+    """Run the body (one block) with :func:`set_block_threads`'s threads when it runs in a Dask pool's thread
+    (any thread but the main one); unchanged in the main thread or with ``set_block_threads(None)``."""
+    count = _block_threads
+    if count is None or threading.current_thread() is threading.main_thread():
+        yield
+        return
+    _limit(count)
+    try:
+        yield
+    finally:
+        _restore()
