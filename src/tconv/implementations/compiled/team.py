@@ -8,7 +8,8 @@ runs the ranges on its threads, which sleep on a condition variable between call
 nothing that breaks ``fork``. Two kinds of work go to the team:
 
 * :func:`ranges`: one kernel call cut into ranges of its jobs (output planes, columns), for every call big
-  enough (``_tuning.KERNEL_TEAM_MIN_WORK``). The calling thread takes ranges too. Each job is computed whole by
+  enough (``_tuning.KERNEL_TEAM_MIN_WORK``). A calling thread other than the main one takes ranges too (the
+  main thread, where signals land, only waits, with one team thread more). Each job is computed whole by
   one thread with the kernel's arithmetic, so the result is bitwise the same however the jobs are divided.
 * :func:`run`: a call's chunks, each run single-threaded from its product to its last write (the "team"
   schedule, :func:`tconv.implementations.compiled.schedule.team_threads`), with NumPy's BLAS on one thread
@@ -16,10 +17,11 @@ nothing that breaks ``fork``. Two kinds of work go to the team:
 
 Settings. The team's size is :func:`threads` (``NUMBA_NUM_THREADS`` when set, else the CPUs this process may
 run on; :func:`set_threads` changes it for the process). Nothing per-thread is changed. The one process-wide
-setting tconv changes, BLAS's thread count, is limited and restored by the team's own threads (the first to
-start a chunk of a :func:`run` limits it, the last to finish one restores it once no other run needs it), never
-by the calling thread: a ``KeyboardInterrupt``, which Python delivers to the main thread only, cannot skip the
-restore. An interrupted caller stops handing out chunks, waits for the running ones, and re-raises.
+setting tconv changes, BLAS's thread count during a :func:`run`, is limited and restored by the calling thread
+(OpenBLAS keeps a count that another thread restores), the restore retried until it has run, so an interrupt
+cannot skip it. An interrupted caller stops handing out chunks, waits for the running ones, restores BLAS, and
+re-raises. The main thread, where interrupts land, never takes pieces itself: the piece accounting happens
+in threads no signal reaches.
 
 Processes. :func:`os.register_at_fork` handlers make ``fork`` safe at any moment: before a fork the team's lock
 (held only for a few instructions at a time) and numba's compiler lock are taken, so the child never inherits
@@ -33,11 +35,12 @@ address space) is not an error: the work runs on the threads there are, the call
 from __future__ import annotations
 
 import collections
+import contextlib
 import functools
 import os
 import sys
 import threading
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from typing import Any, TypeVar
 
 from ... import _tuning
@@ -50,7 +53,6 @@ _queue: collections.deque[_Job] = collections.deque()  # jobs that may still hav
 _workers: list[threading.Thread] = []
 _local = threading.local()  # .member: True in the team's own threads
 _threads: int | None = None  # the team's size, once set (None: from the environment)
-_blas_users = 0
 _blas_limiter: Any = None
 
 
@@ -98,12 +100,11 @@ def member() -> bool:
 class _Job:
     """Pieces of work handed out one at a time; ``finished`` is set once none is running and none is left."""
 
-    def __init__(self, work: Callable[[Any], None], pieces: Sequence[Any], blas: bool) -> None:
-        self.work, self.pieces, self.blas = work, pieces, blas
+    def __init__(self, work: Callable[[Any], None], pieces: Sequence[Any]) -> None:
+        self.work, self.pieces = work, pieces
         self.next = 0  # the next piece to hand out
         self.running = 0
         self.stopped = False  # a piece failed, or the caller was interrupted: hand out no more
-        self.blas_limited = False
         self.errors: list[BaseException] = []
         self.finished = threading.Event()
 
@@ -111,9 +112,6 @@ class _Job:
         """The next piece's index (call under ``_lock``), or None when there is none to hand out."""
         if self.stopped or self.next >= len(self.pieces):
             return None
-        if self.blas and not self.blas_limited:
-            _limit_blas()
-            self.blas_limited = True
         self.next += 1
         self.running += 1
         return self.next - 1
@@ -127,29 +125,38 @@ class _Job:
         self.settle()
 
     def settle(self) -> None:
-        """Once no piece runs and none is left (call under ``_lock``, in a team thread unless BLAS was never
-        limited): restore BLAS and set ``finished``."""
+        """Set ``finished`` once no piece runs and none is left (call under ``_lock``)."""
         if self.running == 0 and (self.stopped or self.next >= len(self.pieces)) and not self.finished.is_set():
-            if self.blas_limited:
-                _restore_blas()
-                self.blas_limited = False
             self.finished.set()
 
 
-def _limit_blas() -> None:
-    """BLAS on one thread while any chunk team runs (counted, so overlapping runs restore it once)."""
-    global _blas_users, _blas_limiter
-    if _blas_users == 0:
-        _blas_limiter = _controller().limit(limits=1, user_api="blas")
-    _blas_users += 1
+@contextlib.contextmanager
+def _blas_single_threaded() -> Iterator[None]:
+    """BLAS on one thread for the block, limited and restored by the calling thread itself.
 
-
-def _restore_blas() -> None:
-    global _blas_users, _blas_limiter
-    _blas_users -= 1
-    if _blas_users == 0 and _blas_limiter is not None:
-        _blas_limiter.restore_original_limits()
-        _blas_limiter = None
+    The same thread must do both: OpenBLAS (0.3.31 here) leaves its thread count at 1 when another thread
+    restores it while the limiting thread lives. Only the first of overlapping runs limits BLAS (and restores it
+    when it ends; a run still going then has BLAS's threads back, which costs speed, never correctness). The
+    restore is retried until it has run, so an interrupt landing in it cannot skip it: the first interrupt is the
+    one that goes on.
+    """
+    global _blas_limiter
+    with _lock:
+        owner = _blas_limiter is None
+        if owner:
+            _blas_limiter = _controller().limit(limits=1, user_api="blas")
+    try:
+        yield
+    finally:
+        while owner:
+            try:
+                with _lock:
+                    if _blas_limiter is not None:
+                        _blas_limiter.restore_original_limits()
+                        _blas_limiter = None
+                owner = False
+            except BaseException:  # a second interrupt during the restore: restore all the same
+                continue
 
 
 def _serve() -> None:
@@ -211,23 +218,43 @@ def _submit(job: _Job, workers: int) -> int:
     return available
 
 
-def _wait(job: _Job) -> None:
-    """Wait for ``job``; if interrupted, stop it (:func:`_stop`) and re-raise. Raises the first piece's error."""
+def _team_call(job: _Job, workers: int, caller_helps: bool) -> bool:
+    """Queue ``job`` for at least ``workers`` team threads, take pieces in the calling thread too when
+    ``caller_helps``, and wait for the job; ``False`` when no team thread could be started (nothing queued,
+    nothing run). Raises the first piece's error.
+
+    Whatever interrupts the caller, at whatever point (while queueing, between two pieces, while waiting), the
+    job is stopped (:func:`_stop`) before the interrupt goes on. Only a thread that no signal can interrupt
+    helps: Python delivers signals (and so ``KeyboardInterrupt``) to the main thread, where an interrupt
+    between taking a piece and reporting it would leave the job waiting for that piece forever.
+    """
     try:
+        if _submit(job, workers) == 0:
+            return False
+        if caller_helps:
+            while True:
+                with _lock:
+                    index = job.take()
+                if index is None:
+                    break
+                _run_piece(job, index)
         job.finished.wait()
     except BaseException:
         _stop(job)
         raise
     if job.errors:
         raise job.errors[0]
+    return True
 
 
 def _stop(job: _Job) -> None:
-    """Hand out no more pieces of ``job`` and wait for the running ones (a team thread settles it), so that
-    nothing of an interrupted call still writes when its caller goes on. Further interrupts meanwhile are
-    ignored: the first one is the one re-raised."""
+    """Hand out no more pieces of ``job`` and wait for the running ones (a team thread settles it, or this
+    thread when the job never reached the queue), so that nothing of an interrupted call still writes when its
+    caller goes on. Further interrupts meanwhile are ignored: the first one is the one re-raised."""
     with _lock:
         job.stopped = True
+        if job.running == 0 and job not in _queue:
+            job.settle()  # never queued (or already taken off it): nothing will run
         _wake.notify()
     while True:
         try:
@@ -248,12 +275,11 @@ def run(work: Callable[[T], None], chunks: Sequence[T], threads: int) -> None:
         for chunk in chunks:
             work(chunk)
         return
-    job = _Job(work, chunks, blas=True)
-    if _submit(job, threads) == 0:
-        for chunk in chunks:
-            work(chunk)
-        return
-    _wait(job)
+    job = _Job(work, chunks)
+    with _blas_single_threaded():
+        if not _team_call(job, threads, caller_helps=False):
+            for chunk in chunks:
+                work(chunk)
 
 
 def ranges(kernel: Callable[[int, int], None], jobs: int, work: float) -> None:
@@ -267,21 +293,12 @@ def ranges(kernel: Callable[[int, int], None], jobs: int, work: float) -> None:
     pieces = min(jobs, count * _tuning.KERNEL_RANGES_PER_THREAD)
     step = -(-jobs // pieces)
     bounds = [(start, min(start + step, jobs)) for start in range(0, jobs, step)]
-    job = _Job(lambda bound: kernel(*bound), bounds, blas=False)
-    if _submit(job, count - 1) == 0:
+    job = _Job(lambda bound: kernel(*bound), bounds)
+    # A thread other than the main one takes ranges too; the main thread, where interrupts land, only waits
+    # (the team then has one thread more, so as many threads compute either way).
+    helps = threading.current_thread() is not threading.main_thread()
+    if not _team_call(job, count - 1 if helps else count, caller_helps=helps):
         kernel(0, jobs)
-        return
-    try:  # the caller takes ranges too, until none is left; then it waits for the team's
-        while True:
-            with _lock:
-                index = job.take()
-            if index is None:
-                break
-            _run_piece(job, index)
-    except BaseException:
-        _stop(job)
-        raise
-    _wait(job)
 
 
 def _before_fork() -> None:
@@ -299,11 +316,11 @@ def _after_fork_in_parent() -> None:
 
 
 def _after_fork_in_child() -> None:  # pragma: no cover - runs in a forked child (tests/test_faults.py)
-    global _lock, _wake, _queue, _workers, _blas_users, _blas_limiter
+    global _lock, _wake, _queue, _workers, _blas_limiter
     limiter = _blas_limiter
     _lock = threading.Lock()
     _wake = threading.Condition(_lock)
-    _queue, _workers, _blas_users, _blas_limiter = collections.deque(), [], 0, None
+    _queue, _workers, _blas_limiter = collections.deque(), [], None
     compiler = _numba_compiler_lock()
     try:
         if compiler is not None:
