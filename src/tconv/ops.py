@@ -263,10 +263,8 @@ def conv_transpose(
         the same library, dtype and device.
     weight : array
         ``(C_in, C_out/groups, *kernel)``, the PyTorch/ONNX/Paddle layout.
-    bias : array, optional
-        ``(C_out,)``.
-    stride, dilation : int or sequence of int
-        Positive; one value for all axes or one per axis.
+    bias, stride, dilation, groups, channels_last
+        As :func:`conv` (``groups`` divides both channel counts).
     padding : int, sequence, or str
         The padding of the matching forward convolution, cropped from the full
         output: an int, one int per axis, one ``(lo, hi)`` pair per axis, ``'valid'``
@@ -281,25 +279,17 @@ def conv_transpose(
         The wanted spatial size; the output padding is derived from it. Rejected,
         with the reachable range, when no output padding gives it. Cannot be
         combined with a non-zero ``output_padding``.
-    groups : int
-        Divides both channel counts.
-    channels_last : bool
-        Whether the channel axis of ``x`` and of the result is last.
 
     Returns
     -------
     array
-        ``(N, C_out, *out_spatial)`` (or as laid out by ``channels_last``, unbatched
-        when ``x`` is), with ``x``'s dtype. float16 accumulates in float32.
+        ``(N, C_out, *out_spatial)``, laid out as :func:`conv` returns it.
 
     Raises
     ------
-    TypeError
-        Non-floating dtypes, mixed dtypes, arrays from different libraries.
-    ValueError
-        Wrong ranks or channel counts, bad stride/dilation/padding/groups, an
-        ``output_padding`` that is too large, an unreachable ``output_size``, an
-        empty output, a bias of the wrong shape.
+    TypeError, ValueError
+        As :func:`conv`; ``ValueError`` also for an ``output_padding`` that is too
+        large or an unreachable ``output_size``.
 
     Examples
     --------

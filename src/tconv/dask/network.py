@@ -21,7 +21,7 @@ from typing import Any, NamedTuple
 
 import numpy as np
 
-from .. import frameworks, shapes
+from .. import shapes
 from ..nn import Sequential
 from ..nn.layers import ActivationLayer, BatchNorm, Convolution, DropoutLayer, MaxPool, Resize, resize_rows
 from ..nn.layers.activations import ACTIVATIONS
@@ -71,26 +71,6 @@ def _refuse(name: str, layer: Module, why: str) -> ValueError:
     )
 
 
-def _conv_arguments(layer: Convolution, spatial: tuple[int, ...]) -> dict[str, Any]:
-    """The layer's call arguments for inputs of ``spatial`` size, through its framework's rules."""
-    if layer.style == "keras":
-        given: dict[str, Any] = {
-            "strides": layer.stride,
-            "padding": layer.padding,
-            "dilation_rate": layer.dilation,
-            "groups": layer.groups,
-        }
-        if layer.transposed:
-            given["output_padding"] = layer.output_padding
-        return dict(frameworks.get("keras").read(layer.transposed, spatial, layer.kernel_size, given))
-    given = {"stride": layer.stride, "padding": layer.padding, "dilation": layer.dilation, "groups": layer.groups}
-    if layer.transposed and isinstance(layer.padding, str):
-        return given
-    if layer.transposed:
-        given.update(output_padding=layer.output_padding, output_size=None)
-    return dict(frameworks.get("torch").read(layer.transposed, spatial, layer.kernel_size, given))
-
-
 def model_steps(model: Module, input_shape: Sequence[int], *, channels_last: bool | None = None) -> list[Step]:
     """The model's layers as tiling steps for inputs of ``input_shape`` (batch, channels and space), or a
     ``ValueError`` naming the first layer that needs the whole array."""
@@ -118,7 +98,7 @@ def model_steps(model: Module, input_shape: Sequence[int], *, channels_last: boo
                     f"layer {name!r} ({type(layer).__name__}) takes {layer.in_channels} channels; the input "
                     f"{tuple(input_shape)} gives it {channels}"
                 )
-            args = _conv_arguments(layer, spatial)
+            args = dict(layer.call_arguments(spatial))
             spec = ConvSpec.build(
                 transposed=layer.transposed,
                 input_size=spatial,

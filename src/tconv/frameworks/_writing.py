@@ -3,6 +3,7 @@ the crop between a framework's output and the spec's, the weight line, the split
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import Any
 
 from ..spec import ConvSpec
@@ -80,6 +81,27 @@ def weight_line(layout: str, transposed: bool) -> str:
 def output_size(spec: ConvSpec, post: Pairs) -> tuple[int, ...]:
     """The size of the framework's output, before the crop ``post``."""
     return tuple(o + b + a for o, (b, a) in zip(spec.output_size, post))
+
+
+def call_in(
+    name: str,
+    spec: ConvSpec,
+    call: tuple[str, str, dict[str, Any]],
+    channels_last: bool,
+    bias_argument: str | None,
+    post: Pairs,
+    notes: Sequence[str],
+    **rest: Any,
+) -> FrameworkCall:
+    """Framework ``name``'s ``(module, function, kwargs)`` call for ``spec``, its weight in ``name``'s own
+    layout, its output ``output_size(spec, post)`` before the crop ``post`` (unless ``rest`` gives
+    ``output_size``); ``rest`` holds ``pre_pad``, ``subsample`` and ``split_groups`` where they apply."""
+    rest.setdefault("output_size", output_size(spec, post))
+    module, function, kwargs = call
+    return FrameworkCall(
+        name, module, function, kwargs, channels_last, spec.transposed, name, bias_argument,
+        post=post, notes=tuple(notes), **rest,
+    )  # fmt: skip
 
 
 def with_code(call: FrameworkCall, lines: list[str]) -> FrameworkCall:

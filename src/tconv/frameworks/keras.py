@@ -37,6 +37,7 @@ from ..ops import conv_transpose as _core_conv_transpose
 from ..spec import ConvSpec
 from ._common import as_array, is_channels_last, namespace, per_axis
 from ._writing import (
+    call_in,
     channels_last_tail,
     extends,
     fmt,
@@ -311,34 +312,15 @@ class Keras(Framework):
                 notes.append(
                     "Keras pads only 'same'/'valid'/'causal': add a ZeroPadding layer (or pad the input) first"
                 )
-            kwargs = {
-                "strides": stride,
-                "padding": mode,
-                "data_format": "channels_last",
-                "dilation_rate": spec.dilation,
-            }
+            kwargs = dict(strides=stride, padding=mode, data_format="channels_last", dilation_rate=spec.dilation)
             function = "conv"
             layer_code = (
                 f"keras.layers.Conv{d}D({spec.out_channels}, {fmt(spec.kernel_size)}, "
                 f"strides={fmt(stride)}, padding={mode!r}, dilation_rate={fmt(spec.dilation)}, "
                 f"groups={spec.groups})"
             )
-        call = FrameworkCall(
-            self.name,
-            "keras.ops",
-            function,
-            kwargs,
-            True,
-            spec.transposed,
-            self.name,
-            None,
-            output_size(spec, post),
-            pre_pad,
-            post,
-            subsample,
-            split,
-            tuple(notes),
-        )
+        steps = {"pre_pad": pre_pad, "subsample": subsample, "split_groups": split}
+        call = call_in(self.name, spec, ("keras.ops", function, kwargs), True, None, post, notes, **steps)
         lines = ["import keras", weight_line(self.name, spec.transposed)]
         if pre_pad is not None:
             lines.append(f"x = keras.ops.pad(x, {[[0, 0], *[list(p) for p in pre_pad], [0, 0]]})")

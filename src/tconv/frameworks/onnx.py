@@ -33,7 +33,7 @@ from ..ops import conv as _core_conv
 from ..ops import conv_transpose as _core_conv_transpose
 from ..spec import ConvSpec
 from ._common import as_array, ints, namespace
-from ._writing import crop_code, extends, keyword_code, output_padding_below_stride, output_size, weight_line, with_code
+from ._writing import call_in, crop_code, extends, keyword_code, output_padding_below_stride, weight_line, with_code
 from .base import Arguments, BenchmarkCase, CallShape, Framework, FrameworkCall, Options, SizeCandidate, SizeGoal
 
 __all__ = ["FRAMEWORK", "Onnx", "conv", "conv_transpose", "conv_transpose_pads"]
@@ -262,19 +262,7 @@ class Onnx(Framework):
         if spec.transposed:
             kwargs["output_padding"] = ops
         function = "conv_transpose" if spec.transposed else "conv"
-        call = FrameworkCall(
-            self.name,
-            "onnx",
-            function,
-            kwargs,
-            False,
-            spec.transposed,
-            self.name,
-            "B",
-            output_size(spec, post),
-            post=post,
-            notes=tuple(notes),
-        )
+        call = call_in(self.name, spec, ("onnx", function, kwargs), False, "B", post, notes)
         op_type = "ConvTranspose" if spec.transposed else "Conv"
         lines = [
             "from onnx import helper",
@@ -325,10 +313,7 @@ class Onnx(Framework):
         from onnx import TensorProto, helper
 
         inputs = ["X", "W"] + (["B"] if b is not None else [])
-        node = helper.make_node(
-            "ConvTranspose",
-            inputs,
-            ["Y"],
+        attributes: dict[str, Any] = dict(
             strides=list(spec.stride),
             pads=[lo for lo, _ in spec.padding] + [hi for _, hi in spec.padding],
             output_padding=list(spec.output_padding),

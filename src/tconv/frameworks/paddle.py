@@ -34,7 +34,7 @@ from ..ops import conv as _core_conv
 from ..ops import conv_transpose as _core_conv_transpose
 from ..spec import ConvSpec
 from ._common import as_array, ints, is_channels_last, namespace, per_axis, spatial_pairs
-from ._writing import crop_code, extends, keyword_code, output_padding_below_stride, output_size, weight_line, with_code
+from ._writing import call_in, crop_code, extends, keyword_code, output_padding_below_stride, weight_line, with_code
 from .base import Arguments, CallShape, Framework, FrameworkCall, Options, SizeCandidate, SizeGoal
 
 __all__ = [
@@ -318,19 +318,7 @@ class Paddle(Framework):
             kwargs["output_padding"] = tuple(ops)
         notes = ["Paddle refuses output_padding >= stride: append the rest as zeros"] if extends(post) else []
         function = f"conv{d}d_transpose" if spec.transposed else f"conv{d}d"
-        call = FrameworkCall(
-            self.name,
-            "paddle.nn.functional",
-            function,
-            kwargs,
-            False,
-            spec.transposed,
-            self.name,
-            "bias",
-            output_size(spec, post),
-            post=post,
-            notes=tuple(notes),
-        )
+        call = call_in(self.name, spec, ("paddle.nn.functional", function, kwargs), False, "bias", post, notes)
         bias = "None" if extends(post) else "b"
         lines = [
             "import paddle.nn.functional as F",

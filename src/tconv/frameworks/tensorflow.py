@@ -40,7 +40,7 @@ from ..ops import conv
 from ..ops import conv_transpose as _core_conv_transpose
 from ..spec import ConvSpec
 from ._common import as_array, ints, is_channels_last, namespace, refuse_integers, spatial_pairs
-from ._writing import channels_last_tail, extends, group_split, keyword_code, post_crop, weight_line, with_code
+from ._writing import call_in, channels_last_tail, extends, group_split, keyword_code, post_crop, weight_line, with_code
 from .base import (
     Arguments,
     BenchmarkCase,
@@ -458,7 +458,7 @@ class TensorFlow(Framework):
     def write(self, spec: ConvSpec) -> FrameworkCall:
         d = spec.ndim
         split, notes = group_split(spec, self.display_name)
-        pre_pad = None
+        pre_pad: Pairs | None = None
         subsample: tuple[int, ...] = ()
         if spec.transposed:
             mode, pairs, op, size = self._transposed_padding(spec, notes)
@@ -494,22 +494,8 @@ class TensorFlow(Framework):
                 notes.append("TensorFlow does not combine strides with dilations: run at stride 1 and subsample")
             kwargs = {"strides": stride, "padding": padding, "dilations": spec.dilation}
             function = "convolution"
-        call = FrameworkCall(
-            self.name,
-            "tf.nn",
-            function,
-            kwargs,
-            True,
-            spec.transposed,
-            self.name,
-            None,
-            size,
-            pre_pad,
-            post,
-            subsample,
-            split,
-            tuple(notes),
-        )
+        steps = {"pre_pad": pre_pad, "subsample": subsample, "split_groups": split, "output_size": size}
+        call = call_in(self.name, spec, ("tf.nn", function, kwargs), True, None, post, notes, **steps)
         lines = ["import tensorflow as tf", weight_line(self.name, spec.transposed)]
         if pre_pad is not None:
             lines.append(f"x = tf.pad(x, {[[0, 0], *[list(p) for p in pre_pad], [0, 0]]})")

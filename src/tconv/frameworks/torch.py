@@ -26,7 +26,7 @@ from .._backend import Array
 from ..ops import conv, conv_transpose
 from ..spec import ConvSpec
 from ._common import ints, per_axis, refuse_integers
-from ._writing import crop_code, keyword_code, output_size, post_crop, weight_line, with_code
+from ._writing import call_in, crop_code, keyword_code, post_crop, weight_line, with_code
 from .base import Arguments, BenchmarkCase, CallShape, Framework, FrameworkCall, Options, SizeCandidate, SizeGoal
 
 __all__ = [
@@ -322,20 +322,8 @@ class Torch(Framework):
                 notes.append("PyTorch pads symmetrically: pad the input with F.pad first")
             kwargs = {"stride": spec.stride, "padding": padding, "dilation": spec.dilation, "groups": spec.groups}
             function = f"conv{d}d"
-        call = FrameworkCall(
-            self.name,
-            "torch.nn.functional",
-            function,
-            kwargs,
-            False,
-            spec.transposed,
-            self.name,
-            "bias",
-            output_size(spec, post),
-            pre_pad,
-            post,
-            notes=tuple(notes),
-        )
+        functional = ("torch.nn.functional", function, kwargs)
+        call = call_in(self.name, spec, functional, False, "bias", post, notes, pre_pad=pre_pad)
         lines = ["import torch.nn.functional as F", weight_line(self.name, spec.transposed)]
         if pre_pad is not None:
             flat = [v for pair in reversed(pre_pad) for v in pair]
@@ -393,6 +381,18 @@ class Torch(Framework):
             xt = xt.contiguous(memory_format=torch.channels_last)
             wt = wt.contiguous(memory_format=torch.channels_last)
         pads = [lo for lo, _ in spec.padding]
+        if not spec.transposed:
+            if any(lo != hi for lo, hi in spec.padding):
+                return None
+            conv = getattr(torch.nn.functional, f"conv{spec.ndim}d")
+            options = dict(stride=spec.stride, padding=tuple(pads), dilation=spec.dilation, groups=spec.groups)
+
+            def convolution() -> Any:
+                with torch.no_grad():
+                    return conv(xt, wt, bt, **options)
+
+            return convolution
+        fn = getattr(torch.nn.functional, f"conv_transpose{spec.ndim}d")
         args = dict(
             stride=spec.stride,
             padding=tuple(pads),

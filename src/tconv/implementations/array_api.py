@@ -18,6 +18,7 @@ correlation (:func:`_taps_weight_grad`).
 
 from __future__ import annotations
 
+import dataclasses
 import itertools
 import math
 from typing import Any
@@ -398,16 +399,10 @@ class Direct(InternalLayout):
         reverses the taps' C order, so ``wt[::-1]``), channels already swapped in ``wt``; computed by the
         forward im2col path, so the output is written once, not added into tap by tap.
         """
-        forward = ConvSpec.build(
-            transposed=False,
-            input_size=spec.input_size,
-            kernel_size=spec.kernel_size,
-            in_channels=spec.in_channels,
-            out_channels=spec.out_channels,
-            stride=1,
-            padding=_equivalent_padding(spec),
-            dilation=spec.dilation,
-            groups=spec.groups,
+        zeros = (0,) * spec.ndim
+        padding = tuple(_equivalent_padding(spec))
+        forward = dataclasses.replace(
+            spec, transposed=False, stride=(1,) * spec.ndim, padding=padding, output_padding=zeros
         )
         return _gemm(xp, xg, xp.flip(wt, axis=0), forward, batch)
 

@@ -311,17 +311,7 @@ def _explain_model(arguments: Sequence[str], stream: TextIO) -> int:
 def _cmd_translate(args: argparse.Namespace, stream: TextIO) -> int:
     e = _layer(args)
     if args.json:
-        layers = {
-            name: {
-                "function": f"{layer.module}.{layer.function}",
-                "arguments": repr(layer.kwargs),
-                "exact": layer.exact,
-                "notes": list(layer.notes),
-                "code": layer.code,
-            }
-            for name, layer in e.translation.layers.items()
-        }
-        print(json.dumps({"output_size": e.spec.output_size, "layers": layers}), file=stream)
+        print(json.dumps(e.translation_dict()), file=stream)
         return 0
     print(e.translation, end="", file=stream)
     return 0

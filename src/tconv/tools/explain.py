@@ -18,7 +18,7 @@ axis 0: out = (n-1)*s + d*(k-1) + 1 - lo - hi + op = (2-1)*2 + 1*(3-1) + 1 - 0 -
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 from .. import shapes
@@ -123,11 +123,7 @@ def layer_spec(
     )
     if framework == "tconv":
         spec = ConvSpec.build(
-            transposed=transposed,
-            input_size=size,
-            kernel_size=kernel,
-            in_channels=c_in,
-            out_channels=c_out,
+            **common,
             stride=strides,
             padding=padding if mode else (pairs or 0),
             dilation=dilations,
@@ -181,17 +177,9 @@ class Explanation:
         spec = self.spec
         forward = spec
         if spec.transposed:
-            forward = ConvSpec.build(
-                transposed=False,
-                input_size=spec.output_size,
-                kernel_size=spec.kernel_size,
-                in_channels=spec.out_channels,
-                out_channels=spec.in_channels,
-                stride=spec.stride,
-                padding=spec.padding,
-                dilation=spec.dilation,
-                groups=spec.groups,
-            )
+            swapped: dict[str, Any] = {"in_channels": spec.out_channels, "out_channels": spec.in_channels}
+            zeros = (0,) * spec.ndim
+            forward = replace(spec, transposed=False, input_size=spec.output_size, output_padding=zeros, **swapped)
         taps_total = 0
         for _, box, _, _ in tap_windows(forward):
             count = 1
@@ -238,18 +226,12 @@ class Explanation:
         if not spec.transposed:
             return ["(a convolution: it is its own direct form)"]
         lines = []
-        for axis in range(spec.ndim):
-            eq = shapes.equivalent_conv(
-                spec.input_size[axis],
-                spec.kernel_size[axis],
-                stride=spec.stride[axis],
-                padding=spec.padding[axis],
-                output_padding=spec.output_padding[axis],
-                dilation=spec.dilation[axis],
-            )
+        axes = zip(spec.input_size, spec.kernel_size, spec.stride, spec.padding, spec.output_padding, spec.dilation)
+        for axis, (n, k, s, crop, extra, d) in enumerate(axes):
+            eq = shapes.equivalent_conv(n, k, stride=s, padding=crop, output_padding=extra, dilation=d)
             pad = ", ".join(f"{p} (crop {-p})" if p < 0 else str(p) for p in eq.padding)
             lines.append(
-                f"axis {axis}: insert {eq.zeros_between} zero(s) between inputs ({spec.input_size[axis]} -> "
+                f"axis {axis}: insert {eq.zeros_between} zero(s) between inputs ({n} -> "
                 f"{eq.dilated_input_size}), pad ({pad}), correlate with the flipped kernel at stride 1"
                 f"{f', dilation {eq.dilation}' if eq.dilation > 1 else ''} -> {eq.output_size}"
             )
@@ -262,12 +244,10 @@ class Explanation:
     def __str__(self) -> str:
         spec = self.spec
         kind = "transposed convolution" if spec.transposed else "convolution"
-        size = "x".join(map(str, spec.input_size))
-        out = "x".join(map(str, spec.output_size))
         lines = [
-            f"{kind} ({self.framework}): input {size}, kernel {'x'.join(map(str, spec.kernel_size))}, "
-            f"stride {'x'.join(map(str, spec.stride))}, dilation {'x'.join(map(str, spec.dilation))}, "
-            f"groups {spec.groups} -> output {out}",
+            f"{kind} ({self.framework}): input {_by(spec.input_size)}, kernel {_by(spec.kernel_size)}, "
+            f"stride {_by(spec.stride)}, dilation {_by(spec.dilation)}, "
+            f"groups {spec.groups} -> output {_by(spec.output_size)}",
             "",
             "Output size",
             *(f"  {line}" for line in self.formula_lines()),
@@ -302,6 +282,20 @@ class Explanation:
         lines += ["", "Warnings", *(f"  - {w}" for w in warnings)] if warnings else ["", "Warnings: none"]
         return "\n".join(lines) + "\n"
 
+    def translation_dict(self) -> dict[str, Any]:
+        """The output size and every framework's call, as plain data (``tconv translate --json``)."""
+        layers = {
+            name: {
+                "function": f"{layer.module}.{layer.function}",
+                "arguments": repr(layer.kwargs),
+                "exact": layer.exact,
+                "notes": list(layer.notes),
+                "code": layer.code,
+            }
+            for name, layer in self.translation.layers.items()
+        }
+        return {"output_size": self.spec.output_size, "layers": layers}
+
     def to_dict(self) -> dict[str, Any]:
         spec = self.spec
         return {
@@ -324,6 +318,11 @@ class Explanation:
             },
             "warnings": self.warnings(),
         }
+
+
+def _by(values: Sequence[int]) -> str:
+    """``(4, 5)`` as ``4x5``."""
+    return "x".join(map(str, values))
 
 
 def explain(framework: str = "tconv", **options: Any) -> Explanation:

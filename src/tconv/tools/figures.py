@@ -38,6 +38,7 @@ __all__ = [
     "example_arrays",
     "figure_count",
     "save_all",
+    "save_each",
     "save_gather_gif",
     "save_grids",
     "save_matrix",
@@ -670,6 +671,11 @@ def save_all(
         jobs.append(lambda: save_scatter_gif(out / f"{prefix}scatter.gif", spec, x, w))
         jobs.append(lambda: save_gather_gif(out / f"{prefix}gather.gif", spec, x, w))
     jobs.append(lambda: save_matrix(out / f"{prefix}matrix.png", spec, w))
+    return save_each(jobs, progress)
+
+
+def save_each(jobs: list[Callable[[], pathlib.Path | None]], progress: Progress | None = None) -> list[pathlib.Path]:
+    """Run each figure-writing job; returns the files written, each reported to ``progress(path, seconds)``."""
     written = []
     for job in jobs:
         start = time.perf_counter()

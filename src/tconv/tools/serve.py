@@ -353,18 +353,7 @@ def api_explain(options: Mapping[str, str]) -> dict[str, Any]:
 
 
 def api_translate(options: Mapping[str, str]) -> dict[str, Any]:
-    e = _layer(options)
-    layers = {
-        name: {
-            "function": f"{layer.module}.{layer.function}",
-            "arguments": repr(layer.kwargs),
-            "exact": layer.exact,
-            "notes": list(layer.notes),
-            "code": layer.code,
-        }
-        for name, layer in e.translation.layers.items()
-    }
-    return {"output_size": e.spec.output_size, "layers": layers}
+    return _layer(options).translation_dict()
 
 
 def _layer_and_values(options: Mapping[str, str]) -> tuple[ConvSpec, np.ndarray, np.ndarray]:

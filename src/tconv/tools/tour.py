@@ -374,8 +374,6 @@ def write_figures(
 ) -> list[pathlib.Path]:
     """The figures of the most instructive examples into ``out``, each reported to ``progress(path, seconds)``:
     seed 004's layer (all of them), the DCGAN layer's checkerboard, seed 002's matrix."""
-    import time
-
     from . import figures as fig
 
     directory = pathlib.Path(out)
@@ -389,14 +387,7 @@ def write_figures(
             directory / "seed002_matrix.png", layers["seed002"], np.arange(1.0, 10.0).reshape(3, 3)
         ),
     ]
-    for draw in singles:
-        start = time.perf_counter()
-        path = draw()
-        if path is not None:
-            written.append(path)
-            if progress is not None:
-                progress(path, time.perf_counter() - start)
-    return written
+    return written + fig.save_each(singles, progress)
 
 
 def run_tour(out: str | pathlib.Path | None = None) -> tuple[list[Check], list[pathlib.Path]]:

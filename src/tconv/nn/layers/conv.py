@@ -145,7 +145,8 @@ class Convolution(KernelLayer):
         if self.in_channels is not None:
             self._create(self.in_channels)
 
-    def _arguments(self, spatial: tuple[int, ...], output_size: Any) -> dict[str, Any]:
+    def call_arguments(self, spatial: tuple[int, ...], output_size: Any = None) -> dict[str, Any]:
+        """The layer's call arguments for inputs of ``spatial`` size, through its framework's rules."""
         arguments: dict[str, Any]
         if self.style == "keras":
             arguments = {
@@ -191,7 +192,7 @@ class Convolution(KernelLayer):
     def _batched_forward(self, x: np.ndarray, output_size: Any = None) -> np.ndarray:
         spatial_axes = list(range(1, self.rank + 1)) if self.channels_last else list(range(2, self.rank + 2))
         spatial = tuple(x.shape[a] for a in spatial_axes)
-        args = self._arguments(spatial, output_size)
+        args = self.call_arguments(spatial, output_size)
         index_maps = None
         if self.padding_mode != "zeros":
             pads = self._explicit_padding(args, spatial)
