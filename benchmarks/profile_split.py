@@ -1,14 +1,17 @@
 """Where a compiled tconv call spends its time: matrix products against compiled kernels, per thread.
 
-    python benchmarks/profile_split.py [case ...]   (default: the benchmark's GEMM-heavy cases)
+    python benchmarks/profile_split.py [--sweep SEED] [--forward] [case ...]
+        (default: the benchmark's GEMM-heavy cases; with --sweep the named layers of that sweep,
+        with --forward those of the forward suite or sweep)
 
-For each case of ``tconv bench``'s suite (forward, tconv's planner choice) it prints:
+For each case of ``tconv bench``'s suites (tconv's planner choice; a transposed layer's forward) it prints:
 
 * ``call``: the median wall time of the whole call, and its rate as a percentage of the float32 GEMM
-  rate (a 2048^3 product on all threads, measured in this process: ``tconv bench``'s %GEMM; OpenMP
-  threads told not to spin, as there);
+  rate (a 2048^3 product on all threads, measured in this process: ``tconv bench``'s %GEMM; nothing set
+  in the environment, as there);
 * ``product`` and ``kernels``: per thread, the time inside NumPy's matrix products and inside the
   compiled kernels (col2im, gather, im2col, ...), averaged over the calls and the threads;
+* ``other/thread``: the call's time less the two (copies, padding, layout moves, the planner, Python);
 * ``product alone``: the same products (the shapes recorded from one call), replayed on the same thread
   team with nothing else, and the percentage of the GEMM rate that alone would reach: the ceiling of the
   algorithm with free kernels.
@@ -29,17 +32,12 @@ import threading
 import time
 from typing import Any
 
-# As in ``tconv bench``: OpenMP threads (numba's) sleep after a parallel region instead of spinning, which
-# would otherwise slow the BLAS threads that run next on the same cores (set before numba starts them).
-os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
-os.environ.setdefault("KMP_BLOCKTIME", "0")
-
 import numpy as np
 
 import tconv
 from tconv.implementations.compiled import kernels as compiled_kernels
 from tconv.implementations.compiled import team as thread_team
-from tconv.tools.bench import CASES
+from tconv.tools.bench_cases import CASES, FORWARD_CASES, arrays, sweep
 
 GEMM_HEAVY = ["keras-dcgan-1", "keras-dcgan-2", "dcgan64-2", "dcgan64-3", "dcgan64-4", "hifigan-1d"]
 KERNELS = ["col2im", "col2im_last", "col2im_patches", "gather", "direct", "im2col"]
@@ -87,14 +85,26 @@ def _replay(recorded: list[tuple[tuple[int, ...], tuple[int, ...], Any]], matmul
     return _median_ms(replay)
 
 
-def main(names: list[str]) -> int:
+def main(argv: list[str]) -> int:
+    forward = "--forward" in argv
+    argv = [a for a in argv if a != "--forward"]
+    seed = None
+    if "--sweep" in argv:
+        at = argv.index("--sweep")
+        seed = int(argv[at + 1])
+        argv = argv[:at] + argv[at + 2 :]
+    if seed is not None:
+        suite = sweep(seed, max(60, *(int(n.split("-")[-1]) + 1 for n in argv)), transposed=not forward)
+    else:
+        suite = FORWARD_CASES if forward else CASES
+    names = argv or GEMM_HEAVY
     threads = os.cpu_count() or 1
     compiled_kernels.set_threads(threads)
     rate = _gemm_rate()
     print(f"threads: {threads}; float32 GEMM rate (2048^3, all threads): {rate:.1f} GFLOP/s; times in ms")
     print(
-        f"{'case':<15} {'call':>7} {'%GEMM':>6} {'product/thread':>15} {'kernels/thread':>15} "
-        f"{'product alone':>14} {'%GEMM':>6}"
+        f"{'case':<18} {'call':>7} {'%GEMM':>6} {'product/thread':>15} {'kernels/thread':>15} "
+        f"{'other/thread':>13} {'product alone':>14} {'%GEMM':>6}"
     )
     spent: dict[tuple[str, int], float] = collections.defaultdict(float)
     shapes: list[tuple[tuple[int, ...], tuple[int, ...], Any]] = []
@@ -117,14 +127,17 @@ def main(names: list[str]) -> int:
     for name, fn in originals.items():
         setattr(compiled_kernels, name, timed("kernels", fn))
     try:
-        for case in [c for c in CASES if c.name in names]:
-            rng = np.random.default_rng(0)
-            x = rng.standard_normal(case.x, dtype=np.float32)
-            w = rng.standard_normal(case.weight, dtype=np.float32)
-            options = case.options()
+        for case in [c for c in suite if c.name in names]:
+            x, w, b = arrays(case)
+            if case.channels_last:
+                x = np.ascontiguousarray(np.moveaxis(x, 1, -1))
+            options = dict(case.options(), channels_last=case.channels_last)
+            op = tconv.conv_transpose if case.transposed else tconv.conv
 
-            def call(x: np.ndarray = x, w: np.ndarray = w, options: dict[str, Any] = options) -> Any:
-                return tconv.conv_transpose(x, w, **options)
+            def call(
+                x: np.ndarray = x, w: np.ndarray = w, b: Any = b, options: dict[str, Any] = options, op: Any = op
+            ) -> Any:
+                return op(x, w, b, **options)
 
             call()
             spent.clear()
@@ -142,8 +155,8 @@ def main(names: list[str]) -> int:
             product = statistics.mean(per_thread["product"]) if per_thread["product"] else 0.0
             kernels = statistics.mean(per_thread["kernels"]) if per_thread["kernels"] else 0.0
             print(
-                f"{case.name:<15} {wall:7.2f} {100 * flops / wall / rate:5.1f}% {product:15.2f} {kernels:15.2f} "
-                f"{alone:14.2f} {100 * flops / alone / rate:5.1f}%",
+                f"{case.name:<18} {wall:7.2f} {100 * flops / wall / rate:5.1f}% {product:15.2f} {kernels:15.2f} "
+                f"{max(0.0, wall - product - kernels):13.2f} {alone:14.2f} {100 * flops / alone / rate:5.1f}%",
                 flush=True,
             )
     finally:
@@ -154,4 +167,4 @@ def main(names: list[str]) -> int:
 
 
 if __name__ == "__main__":
-    sys.exit(main(sys.argv[1:] or GEMM_HEAVY))
+    sys.exit(main(sys.argv[1:]))

@@ -586,6 +586,19 @@ class Jax(Framework):
             return None
         import jax
 
+        if not spec.transposed:  # the correlation itself, OIHW as tconv's forward weight
+            xj, wj = jax.numpy.asarray(x), jax.numpy.asarray(w)
+            convolve = jax.jit(
+                lambda a, k: jax.lax.conv_general_dilated(
+                    a,
+                    k,
+                    spec.stride,
+                    list(spec.padding),
+                    rhs_dilation=spec.dilation,
+                    feature_group_count=spec.groups,
+                )
+            )
+            return lambda: convolve(xj, wj).block_until_ready()
         # The zero-inserted correlation with the flipped, per-group channel-swapped kernel (OIHW).
         xj, vj = jax.numpy.asarray(x), jax.numpy.asarray(flipped_forward_weight(w, spec.groups))
         pads = _inserted_padding(spec)

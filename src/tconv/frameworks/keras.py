@@ -43,7 +43,6 @@ from ._writing import (
     fmt,
     group_split,
     keyword_code,
-    output_size,
     post_crop,
     weight_line,
     with_code,

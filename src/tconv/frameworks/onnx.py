@@ -316,10 +316,12 @@ class Onnx(Framework):
         attributes: dict[str, Any] = dict(
             strides=list(spec.stride),
             pads=[lo for lo, _ in spec.padding] + [hi for _, hi in spec.padding],
-            output_padding=list(spec.output_padding),
             dilations=list(spec.dilation),
             group=spec.groups,
         )
+        if spec.transposed:
+            attributes["output_padding"] = list(spec.output_padding)
+        node = helper.make_node("ConvTranspose" if spec.transposed else "Conv", inputs, ["Y"], **attributes)
         graph = helper.make_graph(
             [node],
             "g",
@@ -334,10 +336,9 @@ class Onnx(Framework):
         model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 22)])
         model.ir_version = 10
         options = ort.SessionOptions()
+        # the thread count alone: ONNX Runtime's own defaults otherwise, spinning included, as a user has them
+        # (the benchmark rests between the frameworks' turns, so the spinning does not reach the next one)
         options.intra_op_num_threads = case.threads
-        # ONNX Runtime's threads spin-wait after a run by default, stealing the cores from whichever
-        # framework runs next; the benchmark takes turns, so they must sleep instead.
-        options.add_session_config_entry("session.intra_op.allow_spinning", "0")
         session = ort.InferenceSession(model.SerializeToString(), options, providers=["CPUExecutionProvider"])
         return lambda: session.run(None, {"X": x})
 

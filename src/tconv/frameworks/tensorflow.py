@@ -580,6 +580,8 @@ class TensorFlow(Framework):
 
     def benchmark(self, case: BenchmarkCase) -> Callable[[], Any] | None:
         spec, x, w = case.spec, case.x, case.w
+        if not spec.transposed:
+            return None if case.grad else _benchmark_forward(case)
         if case.grad or spec.groups != 1 or any(dil != 1 for dil in spec.dilation):
             return None  # tf.nn.conv*_transpose has no groups, and its CPU kernels refuse dilation
         d = spec.ndim
@@ -596,6 +598,46 @@ class TensorFlow(Framework):
         padding = [[0, 0], *(list(p) for p in spec.padding), [0, 0]] if d == 2 else "VALID"
         fn = tf.function(lambda: tf.nn.conv_transpose(xt, ft, shape, list(spec.stride), padding=padding))
         return lambda: fn().numpy()
+
+
+def _benchmark_forward(case: BenchmarkCase) -> Callable[[], Any] | None:
+    """``tconv bench``'s forward convolution in TensorFlow, channels-last (its layout): ``tf.nn.conv2d`` with
+    explicit padding, ``tf.nn.depthwise_conv2d`` for depthwise 2-D layers, else ``tf.nn.convolution`` after a
+    ``tf.pad``; ``None`` for grouped layers other than depthwise 2-D and for dilation with a stride (TensorFlow
+    refuses both)."""
+    spec, x, w, b = case.spec, case.x, case.w, case.b
+    d, groups = spec.ndim, spec.groups
+    dilated = any(dil != 1 for dil in spec.dilation)
+    depthwise = d == 2 and groups > 1 and groups == spec.in_channels == spec.out_channels
+    if (groups != 1 and not depthwise) or (dilated and any(s != 1 for s in spec.stride)):
+        return None
+    import tensorflow as tf
+
+    xt = tf.constant(np.ascontiguousarray(np.moveaxis(x, 1, -1)))
+    bt = None if b is None else tf.constant(b)
+    pads = [[0, 0], *(list(p) for p in spec.padding), [0, 0]]
+    if depthwise:  # (k, k, C_in, 1) from (C_in, 1, k, k)
+        ft = tf.constant(np.ascontiguousarray(np.transpose(w, (2, 3, 0, 1))))
+
+        def run() -> Any:  # explicit padding aborts TensorFlow's CPU depthwise kernel: pad first
+            padded = tf.pad(xt, pads) if any(lo or hi for lo, hi in spec.padding) else xt
+            y = tf.nn.depthwise_conv2d(padded, ft, [1, *spec.stride, 1], padding="VALID", dilations=list(spec.dilation))
+            return y if bt is None else tf.nn.bias_add(y, bt)
+    else:
+        ft = tf.constant(np.ascontiguousarray(np.transpose(w, (*range(2, d + 2), 1, 0))))
+
+        def run() -> Any:
+            if d == 2:
+                y = tf.nn.conv2d(xt, ft, list(spec.stride), padding=pads, dilations=list(spec.dilation))
+            else:
+                padded = tf.pad(xt, pads) if any(lo or hi for lo, hi in spec.padding) else xt
+                y = tf.nn.convolution(
+                    padded, ft, strides=list(spec.stride), padding="VALID", dilations=list(spec.dilation)
+                )
+            return y if bt is None else tf.nn.bias_add(y, bt)
+
+    fn = tf.function(run)
+    return lambda: fn().numpy()
 
 
 FRAMEWORK = TensorFlow()

@@ -376,10 +376,10 @@ class Torch(Framework):
 
         xt, wt = torch.from_numpy(x), torch.from_numpy(w)
         bt = None if b is None else torch.from_numpy(b)
-        fn = getattr(torch.nn.functional, f"conv_transpose{spec.ndim}d")
-        if case.channels_last:
-            xt = xt.contiguous(memory_format=torch.channels_last)
-            wt = wt.contiguous(memory_format=torch.channels_last)
+        layout = {2: torch.channels_last, 3: torch.channels_last_3d}.get(spec.ndim)
+        if case.channels_last and layout is not None:  # 1-D has no channels-last memory format in PyTorch
+            xt = xt.contiguous(memory_format=layout)
+            wt = wt.contiguous(memory_format=layout)
         pads = [lo for lo, _ in spec.padding]
         if not spec.transposed:
             if any(lo != hi for lo, hi in spec.padding):

@@ -1,0 +1,115 @@
+"""``tconv bench``'s layers and environment: the sweep is drawn from its seed and under its caps, the forward
+suite and the model steps run, and tconv's worker gets thread counts and no OpenMP setting. No timing is
+asserted: speed is read off the full table, never tested."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+
+import pytest
+
+from tconv.tools import bench
+from tconv.tools.bench_cases import FORWARD_CASES, MAX_BYTES, MAX_FLOPS, sweep
+
+pytest.importorskip("torch")
+
+
+@pytest.mark.parametrize("transposed", [True, False])
+def test_sweep_draws_the_same_layers_for_the_same_seed(transposed):
+    first = sweep(11, transposed=transposed)
+    assert first == sweep(11, transposed=transposed)
+    assert first != sweep(12, transposed=transposed)
+    assert len(first) == 60 and len({c.name for c in first}) == 60
+    assert sweep(11, 70, transposed=transposed)[:60] == first  # a larger sweep extends the same draw
+
+
+@pytest.mark.parametrize("transposed", [True, False])
+def test_sweep_respects_the_caps_and_covers_the_kinds_of_layer(transposed):
+    cases = sweep(3, 120, transposed=transposed)
+    assert all(c.flops <= MAX_FLOPS and c.bytes <= MAX_BYTES for c in cases)
+    assert all(min(c.output_spatial) >= 1 for c in cases)
+    assert all(1 <= c.x[0] <= 64 and 1 <= c.x[1] <= 512 and 1 <= c.c_out <= 512 for c in cases)
+    assert all(1 <= k <= 9 for c in cases for k in c.kernel) and all(1 <= c.stride <= 4 for c in cases)
+    assert all(c.x[1] % c.groups == 0 and c.c_out % c.groups == 0 for c in cases)
+    assert {len(c.kernel) for c in cases} == {1, 2, 3}
+    assert any(c.groups > 1 for c in cases) and any(c.groups == c.x[1] > 1 for c in cases)
+    assert any(c.channels_last for c in cases) and any(not c.channels_last for c in cases)
+    assert any(c.dilation > 1 for c in cases) and any(c.kernel[0] < c.stride for c in cases)
+    assert all(c.transposed == transposed for c in cases)
+
+
+def test_the_bench_sets_no_openmp_variable_for_tconvs_worker(monkeypatch):
+    for name in (*bench.WAIT_VARIABLES, "OMP_NUM_THREADS"):
+        monkeypatch.delenv(name, raising=False)
+    env = bench.worker_environment("tconv", 2)
+    assert not any(key.startswith(("OMP_", "KMP_", "GOMP_")) for key in env)
+    assert set(env) <= {"OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS", "NUMBA_NUM_THREADS"}
+    for name in ("torch", "onnxruntime", "tensorflow", "jax"):  # no peer gets a wait setting either
+        assert not set(bench.worker_environment(name, 2)) & set(bench.WAIT_VARIABLES)
+    workers = bench.start_workers(["tconv"], 1)
+    try:
+        connection = workers["tconv"][1]
+        connection.send(("environ",))
+        environ = connection.recv()
+    finally:
+        bench.stop_workers(workers)
+    # Nothing the bench adds: a variable the test process itself has (a framework imported by an earlier test
+    # may have set one) is the user's environment, passed on as it is.
+    inherited = {key for key in os.environ if key.startswith(("OMP_", "KMP_", "GOMP_"))}
+    added = {key for key in environ if key.startswith(("OMP_", "KMP_", "GOMP_"))} - inherited
+    assert not added
+    assert environ["OPENBLAS_NUM_THREADS"] == "1"
+
+
+def _bench(*argv, timeout=300):
+    return subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "tconv",
+            "bench",
+            "--frameworks",
+            "tconv,torch",
+            "--rounds",
+            "1",
+            "--repeats",
+            "1",
+            *argv,
+        ],
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+    )
+
+
+def test_bench_forward_runs_on_a_tiny_size(tmp_path):
+    out = tmp_path / "forward.json"
+    names = ["depthwise-3x3-s2", "wavenet-dilated-1d", "dcgan-disc-3"]  # in the suite's order
+    assert set(names) <= {c.name for c in FORWARD_CASES}
+    result = _bench("--forward", "--batch", "1", "--cases", ",".join(names), "--json", str(out))
+    assert result.returncode == 0, result.stderr
+    assert "forward suite: geometric mean tconv/torch" in result.stdout
+    data = json.loads(out.read_text())
+    assert [row["case"] for row in data["rows"]] == names
+    assert all(row["times"]["tconv"] > 0 and row["times"]["torch"] > 0 for row in data["rows"])
+    assert all(not case["transposed"] for case in data["cases"])
+
+
+def test_bench_sweep_runs_on_a_tiny_size():
+    result = _bench("--sweep", "5", "--sweep-size", "2", "--batch", "1")
+    assert result.returncode == 0, result.stderr
+    assert "sweep seed 5 (2 layers): geometric mean tconv/torch" in result.stdout
+    assert "sweep-00:" in result.stdout and "worst row vs fastest peer" in result.stdout
+
+
+def test_bench_models_runs_on_a_tiny_size(tmp_path):
+    out = tmp_path / "models.json"
+    result = _bench("--models", "--batch", "2", "--json", str(out))
+    assert result.returncode == 0, result.stderr
+    assert "models: geometric mean tconv/torch" in result.stdout
+    rows = json.loads(out.read_text())["rows"]
+    assert [row["case"] for row in rows] == ["dcgan-generator", "dcgan-discriminator", "unet"]
+    assert all(row["times"]["tconv"] > 0 and row["times"]["torch"] > 0 for row in rows)
