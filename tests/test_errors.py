@@ -299,3 +299,44 @@ def test_mismatched_array_libraries():
     torch = pytest.importorskip("torch")
     with pytest.raises(TypeError, match=r"same array library.*numpy.*torch"):
         tconv.conv_transpose(X, torch.zeros(4, 3, 3, 3))
+
+
+def test_a_remembered_parse_never_lets_a_refused_value_through():
+    """ConvSpec.build remembers successful parses of plain values; True is not 1 and 2.0 is not 2 to it."""
+    x = np.ones((1, 2, 5, 5))
+    w = np.ones((2, 3, 3, 3))
+    for _ in range(2):  # the second call finds the first one's parse
+        assert tconv.conv_transpose(x, w, stride=1, groups=1).shape == (1, 3, 7, 7)
+        assert tconv.conv_transpose(x, w, stride=[2, 2], padding=[(1, 0), (0, 1)]).shape == (1, 3, 10, 10)
+    for bad, error in (
+        ({"stride": True}, TypeError),
+        ({"groups": True}, TypeError),
+        ({"stride": 2.0}, TypeError),
+        ({"stride": (2, True)}, TypeError),
+        ({"padding": [(1, 0), (0, -1)]}, ValueError),
+    ):
+        for _ in range(2):
+            with pytest.raises(error):
+                tconv.conv_transpose(x, w, **bad)
+    # A list and a tuple, or a NumPy integer and an int, parse alike (the NumPy one is simply not remembered).
+    assert tconv.conv_transpose(x, w, stride=(2, 2)).shape == tconv.conv_transpose(x, w, stride=np.int64(2)).shape
+
+
+def test_a_remembered_spec_is_the_spec_parsed_afresh():
+    from tconv.spec import ConvSpec
+
+    arguments = dict(
+        transposed=True,
+        input_size=(7, 9),
+        kernel_size=(5, 3),
+        in_channels=4,
+        out_channels=6,
+        stride=(2, 3),
+        padding="same",
+        dilation=1,
+        groups=2,
+    )
+    first = ConvSpec.build(**arguments)
+    again = ConvSpec.build(**arguments)
+    assert again == first and again.output_size == (14, 27)
+    assert ConvSpec.build(**{**arguments, "padding": "valid"}).output_size == ((7 - 1) * 2 + 5, (9 - 1) * 3 + 3)

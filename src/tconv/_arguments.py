@@ -30,7 +30,7 @@ import operator
 from collections.abc import Sequence
 from typing import Any
 
-__all__ = ["array_as_python", "as_int", "ints_per_axis"]
+__all__ = ["array_as_python", "as_int", "ints_per_axis", "plain_key"]
 
 
 def as_int(value: Any, name: str, expected: str) -> int:
@@ -86,3 +86,37 @@ def ints_per_axis(
     if minimum is not None and any(v < minimum for v in values):
         raise ValueError(f"{name} must be {expected}; received {value!r}")
     return values
+
+
+_PLAIN_SCALARS = (int, bool, float, str, type(None))
+
+
+def plain_key(value: Any) -> Any:
+    """A hashable key that tells apart every argument value a parser could read differently, or None.
+
+    Built from Python's own ints, bools, floats, strings, None, and tuples and lists of them (nested), with
+    each value's exact type in the key (``True`` and ``1``, ``[1]`` and ``(1,)`` give different keys); None
+    for anything else (NumPy scalars and arrays, other sequences), which is then parsed every time. A parser
+    whose result depends only on its arguments' types and values may memoise its successful results under
+    this key: the same key always parses to the same result, and a refused value is never stored.
+
+    >>> plain_key((2, [1, 1], "same")) == plain_key((2, [1, 1], "same"))
+    True
+    >>> plain_key((True,)) == plain_key((1,))
+    False
+    >>> import numpy as np
+    >>> plain_key((np.int64(2),)) is None
+    True
+    """
+    kind = type(value)
+    if kind in _PLAIN_SCALARS:
+        return (kind, value)
+    if kind is tuple or kind is list:
+        items = []
+        for item in value:
+            key = plain_key(item)
+            if key is None:
+                return None
+            items.append(key)
+        return (kind, tuple(items))
+    return None

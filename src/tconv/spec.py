@@ -10,12 +10,13 @@ Padding strings are resolved into explicit ``(lo, hi)`` pairs by :mod:`tconv.sha
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
 from . import shapes
-from ._arguments import array_as_python, as_int, ints_per_axis
+from ._arguments import array_as_python, as_int, ints_per_axis, plain_key
 
 __all__ = ["ConvSpec", "PaddingArg"]
 
@@ -24,6 +25,10 @@ __all__ = ["ConvSpec", "PaddingArg"]
 PaddingArg = int | str | Sequence[int] | Sequence[Sequence[int]]
 
 _PADDING_STRINGS = ("valid", "same", "same_lower")
+
+#: :meth:`ConvSpec.build`'s remembered parses (by :func:`tconv._arguments.plain_key`), emptied when full.
+_BUILT: dict[Any, ConvSpec] = {}
+_BUILT_LIMIT = 4096
 
 
 def _padding_pairs(padding: Any, ndim: int) -> tuple[tuple[int, int], ...]:
@@ -107,9 +112,9 @@ class ConvSpec:
         """Number of spatial dimensions."""
         return len(self.kernel_size)
 
-    @property
+    @functools.cached_property
     def output_size(self) -> tuple[int, ...]:
-        """Spatial size of the result, from :mod:`tconv.shapes`."""
+        """Spatial size of the result, from :mod:`tconv.shapes` (worked out once per description)."""
         if self.transposed:
             return shapes.conv_transpose_output_shape(
                 self.input_size,
@@ -164,7 +169,40 @@ class ConvSpec:
           output holds the windows that fit in the padding (zeros, plus the bias) or is
           empty (:func:`tconv.shapes.conv_output_size`,
           :func:`tconv.shapes.conv_transpose_output_size`).
+
+        A layer calls with the same arguments again and again, so a successful parse of plain Python values
+        is remembered (:func:`tconv._arguments.plain_key`); anything refused is parsed, and refused, anew.
         """
+        arguments = (
+            transposed, input_size, kernel_size, in_channels, out_channels, stride, padding, dilation, groups,
+            output_padding, output_size,
+        )  # fmt: skip
+        key = plain_key(arguments)
+        spec = _BUILT.get(key) if key is not None else None
+        if spec is None:
+            spec = cls._parse(*arguments)
+            if key is not None:
+                if len(_BUILT) >= _BUILT_LIMIT:
+                    _BUILT.clear()
+                _BUILT[key] = spec
+        return spec
+
+    @classmethod
+    def _parse(
+        cls,
+        transposed: bool,
+        input_size: Sequence[int],
+        kernel_size: Sequence[int],
+        in_channels: int,
+        out_channels: int,
+        stride: int | Sequence[int],
+        padding: PaddingArg,
+        dilation: int | Sequence[int],
+        groups: int,
+        output_padding: int | Sequence[int],
+        output_size: int | Sequence[int] | None,
+    ) -> ConvSpec:
+        """:meth:`build`'s work, every time."""
         kernel = tuple(kernel_size)
         ndim = len(kernel)
         if ndim < 1:

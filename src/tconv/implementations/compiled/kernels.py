@@ -400,6 +400,14 @@ class PhaseGeometry:
         return (self.kernel, self.size_in, self.size_out, self.row_strides, self.size, *self.tap_offsets)
 
 
+@functools.lru_cache(maxsize=256)
+def phase_geometry(axes: tuple[tuple[int, ...], ...]) -> PhaseGeometry:
+    """The :class:`PhaseGeometry` of a call's 3-D padded axes (``size_in, kernel, stride, dilation, low,
+    size_out``), made once per geometry: a layer called again reuses its tables, which no kernel writes
+    (they stay writeable arrays, so the kernels keep their compiled signatures)."""
+    return PhaseGeometry(*axes)
+
+
 class _Jobs(NamedTuple):
     """One job per (group, channel, sample) of a column buffer: where its block starts in ``cols``, where
     its plane starts in ``out``, its bias; and both arrays' strides in elements."""
@@ -492,6 +500,8 @@ def direct(x: np.ndarray, w: np.ndarray, bias: np.ndarray, out: np.ndarray, geom
 
 def _flat(a: np.ndarray) -> np.ndarray:
     """The memory a view spans (non-negative strides), as a flat array starting at its first element."""
+    if a.flags.c_contiguous:
+        return a.reshape(-1)
     item = a.dtype.itemsize
     if any(st < 0 or st % item for st in a.strides):  # pragma: no cover - geometry.kernel_ready copies such views
         raise ValueError("the kernels need non-negative strides in whole elements")

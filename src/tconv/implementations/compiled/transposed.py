@@ -57,7 +57,7 @@ def conv_transpose(
     bias_grouped = _bias_by_group(bias, spec, x.dtype)
     if direct:
         w_grouped = weight.reshape(groups, cg_in, cg_out, *axes.kernel)
-        kernels.direct(x_grouped, w_grouped, bias_grouped, out_grouped, kernels.PhaseGeometry(*axes))
+        kernels.direct(x_grouped, w_grouped, bias_grouped, out_grouped, kernels.phase_geometry(axes))
         return out
     if _is_single_pixel(spec):
         return _single_pixel(x, weight, bias, spec, channels_last, out)
@@ -71,7 +71,7 @@ def conv_transpose(
     w_matrix = weight.reshape(groups, cg_in, cg_out * taps)
     # A kernel no longer than its stride: no two taps overlap, the output is read straight from cols.
     no_overlap = all(k <= st and dd == 1 for k, st, dd in zip(spec.kernel_size, spec.stride, spec.dilation))
-    phases = None if no_overlap else kernels.PhaseGeometry(*axes)
+    phases = None if no_overlap else kernels.phase_geometry(axes)
 
     def work(chunk: tuple[int, int, int, int]) -> None:
         n0, n1, c0, c1 = chunk
