@@ -44,8 +44,8 @@ Rules for the padding strings
 
 from __future__ import annotations
 
-from collections.abc import Sequence
-from typing import NamedTuple
+from collections.abc import Iterator, Sequence
+from typing import Any, NamedTuple
 
 from ._arguments import ints_per_axis
 
@@ -547,10 +547,6 @@ def equivalent_conv(
     )
 
 
-def _per_axis(value: int | Sequence[int], ndim: int, name: str) -> tuple[int, ...]:
-    return ints_per_axis(value, ndim, name)
-
-
 def _pairs_per_axis(
     padding: int | Sequence[int] | Sequence[Sequence[int]], ndim: int
 ) -> tuple[int | Sequence[int], ...]:
@@ -561,6 +557,27 @@ def _pairs_per_axis(
     raise ValueError(
         f"padding must be an int, a sequence of {ndim} ints or of {ndim} (lo, hi) pairs; received {padding!r}"
     )
+
+
+def _shape_axes(
+    input_shape: Sequence[int],
+    kernel_shape: Sequence[int],
+    stride: int | Sequence[int],
+    padding: int | Sequence[int] | Sequence[Sequence[int]],
+    dilation: int | Sequence[int],
+    output_padding: int | Sequence[int] = 0,
+) -> Iterator[tuple[int, int, int, int | Sequence[int], int, int]]:
+    """The ``*_shape`` functions' arguments, checked and one value per kernel axis: ``(n, k, s, padding, op, d)``.
+
+    One value for all axes is repeated on each; the checks run in the order the functions report them."""
+    ndim = len(kernel_shape)
+    if len(input_shape) != ndim:
+        raise ValueError(f"input_shape must have one entry per kernel axis ({ndim}); received {tuple(input_shape)}")
+    strides = ints_per_axis(stride, ndim, "stride")
+    dilations = ints_per_axis(dilation, ndim, "dilation")
+    output_paddings = ints_per_axis(output_padding, ndim, "output_padding")
+    pads = _pairs_per_axis(padding, ndim)
+    return zip(input_shape, kernel_shape, strides, pads, output_paddings, dilations)
 
 
 def conv_output_shape(
@@ -580,15 +597,9 @@ def conv_output_shape(
     >>> conv_output_shape((14, 14), (5, 5), stride=2, padding=[(1, 2), (1, 2)])
     (7, 7)
     """
-    ndim = len(kernel_shape)
-    if len(input_shape) != ndim:
-        raise ValueError(f"input_shape must have one entry per kernel axis ({ndim}); received {tuple(input_shape)}")
-    strides = _per_axis(stride, ndim, "stride")
-    dilations = _per_axis(dilation, ndim, "dilation")
-    pads = _pairs_per_axis(padding, ndim)
     return tuple(
         conv_output_size(n, k, stride=s, padding=p, dilation=d)
-        for n, k, s, p, d in zip(input_shape, kernel_shape, strides, pads, dilations)
+        for n, k, s, p, _, d in _shape_axes(input_shape, kernel_shape, stride, padding, dilation)
     )
 
 
@@ -612,16 +623,9 @@ def conv_transpose_output_shape(
     >>> conv_transpose_output_shape((14, 14), (5, 5), stride=2, padding=2, output_padding=1)
     (28, 28)
     """
-    ndim = len(kernel_shape)
-    if len(input_shape) != ndim:
-        raise ValueError(f"input_shape must have one entry per kernel axis ({ndim}); received {tuple(input_shape)}")
-    strides = _per_axis(stride, ndim, "stride")
-    dilations = _per_axis(dilation, ndim, "dilation")
-    output_paddings = _per_axis(output_padding, ndim, "output_padding")
-    pads = _pairs_per_axis(padding, ndim)
     return tuple(
         conv_transpose_output_size(n, k, stride=s, padding=p, output_padding=op, dilation=d)
-        for n, k, s, p, op, d in zip(input_shape, kernel_shape, strides, pads, output_paddings, dilations)
+        for n, k, s, p, op, d in _shape_axes(input_shape, kernel_shape, stride, padding, dilation, output_padding)
     )
 
 
@@ -820,6 +824,14 @@ class AxisLayer(NamedTuple):
         return cls(2 * f - f % 2, f, (lo, f - f % 2 - lo), 0, 1, True)
 
 
+def _keywords(layer: AxisLayer) -> dict[str, Any]:
+    """The layer's keyword arguments to the ``conv_*`` and ``conv_transpose_*`` functions."""
+    keywords: dict[str, Any] = {"stride": layer.stride, "padding": layer.padding, "dilation": layer.dilation}
+    if layer.transposed:
+        keywords["output_padding"] = layer.output_padding
+    return keywords
+
+
 def layer_output_size(layer: AxisLayer, input_size: int) -> int:
     """The layer's output length for ``input_size``.
 
@@ -828,18 +840,8 @@ def layer_output_size(layer: AxisLayer, input_size: int) -> int:
     >>> layer_output_size(AxisLayer(3, stride=2, padding=(1, 1)), 10)
     5
     """
-    if layer.transposed:
-        return conv_transpose_output_size(
-            input_size,
-            layer.kernel_size,
-            stride=layer.stride,
-            padding=layer.padding,
-            output_padding=layer.output_padding,
-            dilation=layer.dilation,
-        )
-    return conv_output_size(
-        input_size, layer.kernel_size, stride=layer.stride, padding=layer.padding, dilation=layer.dilation
-    )
+    output_size = conv_transpose_output_size if layer.transposed else conv_output_size
+    return output_size(input_size, layer.kernel_size, **_keywords(layer))
 
 
 def layer_input_range(layer: AxisLayer, output_start: int, output_stop: int, input_size: int) -> BlockWindow:
@@ -850,26 +852,8 @@ def layer_input_range(layer: AxisLayer, output_start: int, output_stop: int, inp
     >>> layer_input_range(AxisLayer(3, padding=(1, 1)), 0, 4, 10)
     BlockWindow(input_start=0, input_stop=5, padding=(1, 0), output_padding=0)
     """
-    if layer.transposed:
-        return conv_transpose_input_range(
-            output_start,
-            output_stop,
-            input_size,
-            layer.kernel_size,
-            stride=layer.stride,
-            padding=layer.padding,
-            output_padding=layer.output_padding,
-            dilation=layer.dilation,
-        )
-    return conv_input_range(
-        output_start,
-        output_stop,
-        input_size,
-        layer.kernel_size,
-        stride=layer.stride,
-        padding=layer.padding,
-        dilation=layer.dilation,
-    )
+    input_range = conv_transpose_input_range if layer.transposed else conv_input_range
+    return input_range(output_start, output_stop, input_size, layer.kernel_size, **_keywords(layer))
 
 
 def stack_input_ranges(

@@ -115,22 +115,12 @@ class ConvSpec:
     @functools.cached_property
     def output_size(self) -> tuple[int, ...]:
         """Spatial size of the result, from :mod:`tconv.shapes` (worked out once per description)."""
+        options: dict[str, Any] = {"stride": self.stride, "padding": self.padding, "dilation": self.dilation}
         if self.transposed:
             return shapes.conv_transpose_output_shape(
-                self.input_size,
-                self.kernel_size,
-                stride=self.stride,
-                padding=self.padding,
-                output_padding=self.output_padding,
-                dilation=self.dilation,
+                self.input_size, self.kernel_size, output_padding=self.output_padding, **options
             )
-        return shapes.conv_output_shape(
-            self.input_size,
-            self.kernel_size,
-            stride=self.stride,
-            padding=self.padding,
-            dilation=self.dilation,
-        )
+        return shapes.conv_output_shape(self.input_size, self.kernel_size, **options)
 
     @classmethod
     def build(
@@ -331,19 +321,12 @@ class ConvSpec:
         return spec
 
     def _axis_output(self, axis: int) -> int:
-        if self.transposed:
-            return shapes.conv_transpose_output_size(
-                self.input_size[axis],
-                self.kernel_size[axis],
-                stride=self.stride[axis],
-                padding=self.padding[axis],
-                output_padding=self.output_padding[axis],
-                dilation=self.dilation[axis],
-            )
-        return shapes.conv_output_size(
-            self.input_size[axis],
+        layer = shapes.AxisLayer(
             self.kernel_size[axis],
-            stride=self.stride[axis],
-            padding=self.padding[axis],
-            dilation=self.dilation[axis],
+            self.stride[axis],
+            self.padding[axis],
+            self.output_padding[axis],
+            self.dilation[axis],
+            self.transposed,
         )
+        return shapes.layer_output_size(layer, self.input_size[axis])

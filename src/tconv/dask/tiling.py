@@ -262,23 +262,41 @@ def _rechunk_spatial(x: Any, layout: Layout, axis_plan: Callable[[int, Sequence[
     return x
 
 
+def _axis_layer(transposed: bool, spec: Any, i: int) -> shapes.AxisLayer:
+    """Spatial axis ``i`` of the operation ``spec`` describes, as a :class:`tconv.shapes.AxisLayer`."""
+    return shapes.AxisLayer(
+        spec.kernel_size[i], spec.stride[i], spec.padding[i], spec.output_padding[i], spec.dilation[i], transposed
+    )
+
+
 def _spatial_plan(transposed: bool, spec: Any, i: int, chunks: Sequence[int]) -> AxisPlan:
-    n, k = spec.input_size[i], spec.kernel_size[i]
-    out = spec.output_size[i]
-    s, d, pad, op = spec.stride[i], spec.dilation[i], spec.padding[i], spec.output_padding[i]
-    if transposed:
+    layer, n, out = _axis_layer(transposed, spec, i), spec.input_size[i], spec.output_size[i]
 
-        def window(a: int, b: int) -> shapes.BlockWindow:
-            return shapes.conv_transpose_input_range(a, b, n, k, stride=s, padding=pad, output_padding=op, dilation=d)
-    else:
-
-        def window(a: int, b: int) -> shapes.BlockWindow:
-            return shapes.conv_input_range(a, b, n, k, stride=s, padding=pad, dilation=d)
+    def window(a: int, b: int) -> shapes.BlockWindow:
+        return shapes.layer_input_range(layer, a, b, n)
 
     def align(edges: list[int]) -> tuple[int, ...]:
-        return shapes.aligned_output_boundaries(edges, out, stride=s, padding=pad, transposed=transposed)
+        return shapes.aligned_output_boundaries(
+            edges, out, stride=layer.stride, padding=layer.padding, transposed=transposed
+        )
 
     return spatial_plan(chunks, out, window, align)
+
+
+def _block_options(transposed: bool, spec: Any, layout: Layout, windows: tuple[Any, ...]) -> dict[str, Any]:
+    """The in-memory call's options for one block: ``spec``'s, with the padding and output padding of the
+    block's windows."""
+    spatial = [windows[a] for a in layout.spatial_axes]
+    options: dict[str, Any] = {
+        "stride": spec.stride,
+        "padding": tuple(w.padding for w in spatial),
+        "dilation": spec.dilation,
+        "groups": spec.groups,
+        "channels_last": layout.channels_last,
+    }
+    if transposed:
+        options["output_padding"] = tuple(w.output_padding for w in spatial)
+    return options
 
 
 def _bias_block(xp: Any, shape: tuple[int, ...], dtype: Any, bias: Any, channel_axis: int, like: Any) -> Any:
@@ -296,22 +314,12 @@ class _ConvBlock:
         self.transposed, self.spec, self.layout = transposed, spec, layout
 
     def __call__(self, windows: tuple[Any, ...], sizes: tuple[int, ...], x: Any, weight: Any, bias: Any = None) -> Any:
-        spec, layout = self.spec, self.layout
-        spatial = [windows[a] for a in layout.spatial_axes]
         if x is None:  # the block reads only padding: the bias alone
             xp = array_api_compat.array_namespace(weight)
-            return _bias_block(xp, sizes, weight.dtype, bias, layout.channel_axis, weight)
-        options: dict[str, Any] = {
-            "stride": spec.stride,
-            "padding": tuple(w.padding for w in spatial),
-            "dilation": spec.dilation,
-            "groups": spec.groups,
-            "channels_last": layout.channels_last,
-        }
+            return _bias_block(xp, sizes, weight.dtype, bias, self.layout.channel_axis, weight)
+        options = _block_options(self.transposed, self.spec, self.layout, windows)
         if self.transposed:
-            return memory_conv_transpose(
-                x, weight, bias, output_padding=tuple(w.output_padding for w in spatial), **options
-            )
+            return memory_conv_transpose(x, weight, bias, **options)
         return memory_conv(x, weight, bias, **options)
 
 
@@ -430,20 +438,10 @@ class _WeightGradBlock:
         self.transposed, self.spec, self.layout, self.weight_shape = transposed, spec, layout, weight_shape
 
     def __call__(self, windows: tuple[Any, ...], sizes: tuple[int, ...], grad_output: Any, x: Any, weight: Any) -> Any:
-        spec, layout = self.spec, self.layout
-        spatial = [windows[a] for a in layout.spatial_axes]
         xp = array_api_compat.array_namespace(weight)
         if x is None:  # the block reads no input: it adds nothing to the weight's gradient
             return xp.zeros((1, *self.weight_shape), dtype=weight.dtype, device=array_api_compat.device(weight))
-        options: dict[str, Any] = {
-            "stride": spec.stride,
-            "padding": tuple(w.padding for w in spatial),
-            "dilation": spec.dilation,
-            "groups": spec.groups,
-            "channels_last": layout.channels_last,
-        }
-        if self.transposed:
-            options["output_padding"] = tuple(w.output_padding for w in spatial)
+        options = _block_options(self.transposed, self.spec, self.layout, windows)
         call = parse_call(self.transposed, x, weight, None, grad_output=grad_output, **options)
         if call.is_empty():  # no input element reaches this block's outputs
             return xp.zeros((1, *self.weight_shape), dtype=weight.dtype, device=array_api_compat.device(weight))
@@ -518,17 +516,8 @@ def _gradients(transposed: bool, grad_output: Any, x: Any, weight: Any, **option
 
 def _windows_for_blocks(transposed: bool, spec: Any, i: int, chunks: Sequence[int]) -> tuple[Any, ...]:
     """The window of each block of an output already chunked (``grad_output``'s chunks)."""
-    n, k = spec.input_size[i], spec.kernel_size[i]
-    s, d, pad, op = spec.stride[i], spec.dilation[i], spec.padding[i], spec.output_padding[i]
-    edges = boundaries(chunks)
-    if transposed:
-        return tuple(
-            shapes.conv_transpose_input_range(a, b, n, k, stride=s, padding=pad, output_padding=op, dilation=d)
-            for a, b in itertools.pairwise(edges)
-        )
-    return tuple(
-        shapes.conv_input_range(a, b, n, k, stride=s, padding=pad, dilation=d) for a, b in itertools.pairwise(edges)
-    )
+    layer, n = _axis_layer(transposed, spec, i), spec.input_size[i]
+    return tuple(shapes.layer_input_range(layer, a, b, n) for a, b in itertools.pairwise(boundaries(chunks)))
 
 
 def conv_grad(

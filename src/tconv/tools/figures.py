@@ -122,6 +122,17 @@ def _as_grid(a: Any, shape: tuple[int, ...]) -> np.ndarray:
     return np.asarray(a, dtype=float).reshape(shape)
 
 
+def _animated(
+    spec: ConvSpec, x: np.ndarray | None, w: np.ndarray | None
+) -> tuple[ConvSpec, str, np.ndarray, np.ndarray]:
+    """What an animation of ``spec`` shows (:func:`_plane`), and its input and kernel: ``x`` and ``w`` where
+    both are given for a 1-D or 2-D layer, the example arrays otherwise."""
+    plane, shown_as = _plane(spec)
+    if x is None or w is None or spec.ndim == 3:
+        x, w = example_arrays(plane)
+    return plane, shown_as, _as_grid(x, plane.input_size), _as_grid(w, plane.kernel_size)
+
+
 def example_arrays(spec: ConvSpec) -> tuple[np.ndarray, np.ndarray]:
     """Small integer example data for a one-channel layer: input 1, 2, 3, ... and kernel 1, 2, 3, ..."""
     x = np.arange(1, 1 + int(np.prod(spec.input_size)), dtype=np.float64).reshape(spec.input_size)
@@ -431,10 +442,7 @@ def save_scatter_gif(
     One frame per input element (at most 64, evenly chosen), then a last frame with the crop to the
     layer's output marked.
     """
-    plane, shown_as = _plane(spec)
-    if x is None or w is None or spec.ndim == 3:
-        x, w = example_arrays(plane)
-    x, w = _as_grid(x, plane.input_size), _as_grid(w, plane.kernel_size)
+    plane, shown_as, x, w = _animated(spec, x, w)
     (s0, s1), (d0, d1) = plane.stride, plane.dilation
     k_eff = [shapes.dilated_kernel_size(k, d) for k, d in zip(plane.kernel_size, plane.dilation)]
     full_shape = tuple(
@@ -504,10 +512,7 @@ def save_gather_gif(
     duration_ms: int = 400,
 ) -> pathlib.Path:
     """The flipped kernel slides over the zero-inserted, padded input: one frame per output element (at most 64)."""
-    plane, shown_as = _plane(spec)
-    if x is None or w is None or spec.ndim == 3:
-        x, w = example_arrays(plane)
-    x, w = _as_grid(x, plane.input_size), _as_grid(w, plane.kernel_size)
+    plane, shown_as, x, w = _animated(spec, x, w)
     spread, category = _spread_input(plane, x)
     out = _layer_output(plane, x, w)
     k_eff = [shapes.dilated_kernel_size(k, d) for k, d in zip(plane.kernel_size, plane.dilation)]

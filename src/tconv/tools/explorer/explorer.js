@@ -327,14 +327,25 @@ function sectionMessage(ids, message) {
   for (const id of ids) $(id).innerHTML = `<p class="section-message">${escapeHtml(message)}</p>`;
 }
 
+// A section's answer from the server: its body, or null when there is none yet or it is an error (the
+// error is then shown in the elements messageIds, and the elements captionIds are emptied).
+function answerBody(answer, messageIds, captionIds) {
+  if (!answer) return null;
+  if (answer.ok) return answer.body;
+  sectionMessage(messageIds, answer.body.error || `error ${answer.status}`);
+  for (const id of captionIds) $(id).textContent = "";
+  return null;
+}
+
 function renderSteps() {
-  const answer = state.steps;
-  if (!answer) return;
-  if (!answer.ok) {
-    const message = answer.body.error || `error ${answer.status}`;
-    sectionMessage(["scatter-canvas", "gather-spread", "output-grid"], message);
+  if (!state.steps) return;
+  const s = answerBody(
+    state.steps,
+    ["scatter-canvas", "gather-spread", "output-grid"],
+    ["scatter-caption", "gather-caption", "output-caption", "scatter-note"],
+  );
+  if (!s) {
     for (const id of ["scatter-input", "scatter-kernel", "gather-kernel", "gather-output"]) $(id).innerHTML = "";
-    for (const id of ["scatter-caption", "gather-caption", "output-caption", "scatter-note"]) $(id).textContent = "";
     players.scatter.count = players.gather.count = 0;
     stop("scatter");
     stop("gather");
@@ -342,7 +353,6 @@ function renderSteps() {
     setRange("gather");
     return;
   }
-  const s = answer.body;
   const limit = Math.max(maxAbs(s.output), maxAbs(s.canvas), 1e-12);
   $("output-caption").textContent =
     `${sizeText(s.output_size)}, ${s.shown}; hover a cell for its index.`;
@@ -465,14 +475,8 @@ function drawGather() {
 }
 
 function renderTaps() {
-  const answer = state.taps;
-  if (!answer) return;
-  if (!answer.ok) {
-    sectionMessage(["taps-grid"], answer.body.error || `error ${answer.status}`);
-    $("taps-caption").textContent = "";
-    return;
-  }
-  const t = answer.body;
+  const t = answerBody(state.taps, ["taps-grid"], ["taps-caption"]);
+  if (!t) return;
   const checkerboard = state.explain && state.explain.warnings.some((w) => w.includes("checkerboard"));
   $("taps-caption").textContent = t.even
     ? `Every output element receives ${t.max} taps: no checkerboard.`
@@ -487,15 +491,8 @@ function renderTaps() {
 }
 
 function renderMatrix() {
-  const answer = state.matrix;
-  if (!answer) return;
-  if (!answer.ok) {
-    sectionMessage(["matrix-grid"], answer.body.error || `error ${answer.status}`);
-    $("matrix-caption").textContent = "";
-    $("matrix-check").textContent = "";
-    return;
-  }
-  const m = answer.body;
+  const m = answerBody(state.matrix, ["matrix-grid"], ["matrix-caption", "matrix-check"]);
+  if (!m) return;
   const limit = Math.max(maxAbs(m.C), 1e-12);
   $("matrix-caption").textContent =
     `C is ${m.rows} x ${m.columns} with ${m.nonzeros} nonzeros: the forward convolution y = C x maps this layer's ` +
