@@ -11,9 +11,9 @@ Padding strings are resolved into explicit ``(lo, hi)`` pairs by :mod:`tconv.sha
 from __future__ import annotations
 
 import functools
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, ParamSpec
 
 from . import shapes
 from ._arguments import array_as_python, as_int, ints_per_axis, plain_key
@@ -29,6 +29,28 @@ _PADDING_STRINGS = ("valid", "same", "same_lower")
 #: :meth:`ConvSpec.build`'s remembered parses (by :func:`tconv._arguments.plain_key`), emptied when full.
 _BUILT: dict[Any, ConvSpec] = {}
 _BUILT_LIMIT = 4096
+
+_P = ParamSpec("_P")
+
+
+def _remembered(parse: Callable[_P, ConvSpec]) -> Callable[_P, ConvSpec]:
+    """``parse`` remembering its successful results for keyword arguments of plain Python values (a refused
+    call raises before anything is stored, so it is refused again next time)."""
+
+    @functools.wraps(parse)
+    def remembered(*args: _P.args, **kwargs: _P.kwargs) -> ConvSpec:
+        options = plain_key(tuple(kwargs.items()))
+        key = None if options is None else (args, options)
+        spec = None if key is None else _BUILT.get(key)
+        if spec is None:
+            spec = parse(*args, **kwargs)
+            if key is not None:
+                if len(_BUILT) >= _BUILT_LIMIT:
+                    _BUILT.clear()
+                _BUILT[key] = spec
+        return spec
+
+    return remembered
 
 
 def _padding_pairs(padding: Any, ndim: int) -> tuple[tuple[int, int], ...]:
@@ -123,6 +145,7 @@ class ConvSpec:
         return shapes.conv_output_shape(self.input_size, self.kernel_size, **options)
 
     @classmethod
+    @_remembered
     def build(
         cls,
         *,
@@ -163,36 +186,6 @@ class ConvSpec:
         A layer calls with the same arguments again and again, so a successful parse of plain Python values
         is remembered (:func:`tconv._arguments.plain_key`); anything refused is parsed, and refused, anew.
         """
-        arguments = (
-            transposed, input_size, kernel_size, in_channels, out_channels, stride, padding, dilation, groups,
-            output_padding, output_size,
-        )  # fmt: skip
-        key = plain_key(arguments)
-        spec = _BUILT.get(key) if key is not None else None
-        if spec is None:
-            spec = cls._parse(*arguments)
-            if key is not None:
-                if len(_BUILT) >= _BUILT_LIMIT:
-                    _BUILT.clear()
-                _BUILT[key] = spec
-        return spec
-
-    @classmethod
-    def _parse(
-        cls,
-        transposed: bool,
-        input_size: Sequence[int],
-        kernel_size: Sequence[int],
-        in_channels: int,
-        out_channels: int,
-        stride: int | Sequence[int],
-        padding: PaddingArg,
-        dilation: int | Sequence[int],
-        groups: int,
-        output_padding: int | Sequence[int],
-        output_size: int | Sequence[int] | None,
-    ) -> ConvSpec:
-        """:meth:`build`'s work, every time."""
         kernel = tuple(kernel_size)
         ndim = len(kernel)
         if ndim < 1:
