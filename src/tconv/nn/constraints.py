@@ -23,6 +23,8 @@ from typing import Any
 
 import numpy as np
 
+from ._identifiers import resolve
+
 __all__ = ["MaxNorm", "NonNeg", "UnitNorm", "get", "max_norm", "non_neg", "unit_norm"]
 
 _EPSILON = 1e-7  # Keras's backend epsilon
@@ -77,13 +79,5 @@ def non_neg() -> NonNeg:
 
 def get(identifier: Any) -> Any:
     """``None``, a name (``'max_norm'``, ``'non_neg'``, ``'unit_norm'``) or a callable."""
-    if identifier is None:
-        return None
-    if isinstance(identifier, str):
-        named = {"max_norm": MaxNorm, "non_neg": NonNeg, "unit_norm": UnitNorm}
-        if identifier not in named:
-            raise ValueError(f"constraint must be one of {sorted(named)} or None; received {identifier!r}")
-        return named[identifier]()
-    if callable(identifier):
-        return identifier
-    raise TypeError(f"constraint must be None, a name or a callable; received {type(identifier).__name__}")
+    named = {"max_norm": MaxNorm, "non_neg": NonNeg, "unit_norm": UnitNorm}
+    return resolve(identifier, named, "constraint", callable, "a callable")

@@ -21,6 +21,8 @@ from typing import Any
 
 import numpy as np
 
+from ._identifiers import resolve
+
 __all__ = ["L1L2", "get", "l1", "l1_l2", "l2"]
 
 
@@ -60,16 +62,9 @@ def l1_l2(l1: float = 0.01, l2: float = 0.01) -> L1L2:
 
 def get(identifier: Any) -> Any:
     """``None``, a name (``'l1'``, ``'l2'``, ``'l1_l2'``) or a regularizer object."""
-    if identifier is None:
-        return None
-    if isinstance(identifier, str):
-        named = {"l1": l1, "l2": l2, "l1_l2": l1_l2}
-        if identifier not in named:
-            raise ValueError(f"regularizer must be one of {sorted(named)} or None; received {identifier!r}")
-        return named[identifier]()
-    if callable(identifier) and hasattr(identifier, "gradient"):
-        return identifier
-    raise TypeError(
-        "regularizer must be None, a name or an object with __call__ and gradient; "
-        f"received {type(identifier).__name__}"
-    )
+    named = {"l1": l1, "l2": l2, "l1_l2": l1_l2}
+    return resolve(identifier, named, "regularizer", _is_regularizer, "an object with __call__ and gradient")
+
+
+def _is_regularizer(candidate: Any) -> bool:
+    return callable(candidate) and hasattr(candidate, "gradient")

@@ -91,32 +91,24 @@ class KernelLayer(Module):
 
     bias: Any  # a Parameter, or None without a bias (PyTorch's ``m.bias is None``)
 
-    def _configure(
-        self,
-        *,
-        style: str = "torch",
-        use_bias: bool = True,
-        activation: str | None = None,
-        kernel_initializer: Any = None,
-        bias_initializer: Any = None,
-        kernel_regularizer: Any = None,
-        bias_regularizer: Any = None,
-        activity_regularizer: Any = None,
-        kernel_constraint: Any = None,
-        bias_constraint: Any = None,
-        input_shape: Sequence[int] | None = None,
-    ) -> None:
-        self.style, self.use_bias = style, bool(use_bias)
-        self.activation = activation_function(activation)
-        for value in (kernel_initializer, bias_initializer):
+    def _configure(self, options: KernelOptions) -> None:
+        """Check and keep the :class:`KernelOptions` (an option left out takes its default)."""
+        unknown = [name for name in options if name not in KernelOptions.__annotations__]
+        if unknown:
+            raise TypeError(f"{type(self).__name__}() got an unexpected keyword argument {unknown[0]!r}")
+        self.style, self.use_bias = options.get("style", "torch"), bool(options.get("use_bias", True))
+        self.activation = activation_function(options.get("activation"))
+        self.kernel_initializer = options.get("kernel_initializer")
+        self.bias_initializer = options.get("bias_initializer")
+        for value in (self.kernel_initializer, self.bias_initializer):
             if value is not None:
                 initializers_module.get(value)  # check now, fail early
-        self.kernel_initializer, self.bias_initializer = kernel_initializer, bias_initializer
-        self.kernel_regularizer = regularizers_module.get(kernel_regularizer)
-        self.bias_regularizer = regularizers_module.get(bias_regularizer)
-        self.activity_regularizer = regularizers_module.get(activity_regularizer)
-        self.kernel_constraint = constraints_module.get(kernel_constraint)
-        self.bias_constraint = constraints_module.get(bias_constraint)
+        self.kernel_regularizer = regularizers_module.get(options.get("kernel_regularizer"))
+        self.bias_regularizer = regularizers_module.get(options.get("bias_regularizer"))
+        self.activity_regularizer = regularizers_module.get(options.get("activity_regularizer"))
+        self.kernel_constraint = constraints_module.get(options.get("kernel_constraint"))
+        self.bias_constraint = constraints_module.get(options.get("bias_constraint"))
+        input_shape = options.get("input_shape")
         self.declared_input_shape = None if input_shape is None else tuple(input_shape)
         self.built = False
 

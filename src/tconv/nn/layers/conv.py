@@ -38,6 +38,7 @@ class Convolution(KernelLayer):
         *,
         rank: int,
         transposed: bool,
+        channels_last: bool = False,
         out_channels: int,
         kernel_size: Any,
         in_channels: int | None = None,
@@ -46,7 +47,6 @@ class Convolution(KernelLayer):
         output_padding: Any = 0,
         dilation: Any = 1,
         groups: int = 1,
-        channels_last: bool = False,
         padding_mode: str = "zeros",
         **options: Unpack[KernelOptions],
     ) -> None:
@@ -92,7 +92,7 @@ class Convolution(KernelLayer):
                         f"output_padding={extra} with stride={self.stride}, dilation={self.dilation}"
                     )
         self.channels_last = bool(channels_last)
-        self._configure(**options)
+        self._configure(options)
         self._cache: tuple[Any, ...] | None = None
         if self.in_channels is not None:
             self._create(self.in_channels)

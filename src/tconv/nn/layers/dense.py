@@ -28,7 +28,7 @@ class DenseLayer(KernelLayer):
         super().__init__()
         style = options.get("style", "torch")
         self.out_features = positive_int(out_features, "units" if style == "keras" else "out_features")
-        self._configure(**options)
+        self._configure(options)
         self.in_features: int | None = None
         self._cache: tuple[np.ndarray, np.ndarray, np.ndarray] | None = None
         if in_features is not None:
