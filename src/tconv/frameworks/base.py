@@ -312,8 +312,9 @@ class Framework(ABC):
     #: how the framework is named in messages and code comments
     display_name: str
     #: the weight layouts, as :data:`tconv.compat.TRANSPOSED_LAYOUTS` / ``FORWARD_LAYOUTS`` describe them
-    transposed_layout: str
-    forward_layout: str
+    #: (by default PyTorch's, which PyTorch, ONNX and Paddle share)
+    transposed_layout: str = "(in, out/groups, *k)"
+    forward_layout: str = "(out, in/groups, *k)"
     #: weights are ``(*k, P, Q)`` (the kernel axes first); otherwise PyTorch's ``(Q, P, *k)``
     kernel_first: bool = False
     #: transposed weights are ``(*k, in, out)`` spatially flipped (``lax.conv_transpose``'s default)

@@ -42,19 +42,10 @@ from .._backend import Array, extend
 from ..ops import conv as _core_conv
 from ..ops import conv_transpose as _core_conv_transpose
 from ..spec import ConvSpec
+from . import base
 from ._common import as_array, ints, namespace, refuse_integers
 from ._writing import keyword_code, weight_line, with_code
-from .base import (
-    Arguments,
-    BenchmarkCase,
-    CallShape,
-    Framework,
-    FrameworkCall,
-    Options,
-    SizeCandidate,
-    SizeGoal,
-    flipped_forward_weight,
-)
+from .base import Arguments, BenchmarkCase, CallShape, Framework, FrameworkCall, Options, SizeCandidate, SizeGoal
 
 __all__ = ["FRAMEWORK", "Jax", "conv_general_dilated", "conv_transpose", "dilated_to_core", "transpose_pads"]
 
@@ -600,7 +591,7 @@ class Jax(Framework):
             )
             return lambda: convolve(xj, wj).block_until_ready()
         # The zero-inserted correlation with the flipped, per-group channel-swapped kernel (OIHW).
-        xj, vj = jax.numpy.asarray(x), jax.numpy.asarray(flipped_forward_weight(w, spec.groups))
+        xj, vj = jax.numpy.asarray(x), jax.numpy.asarray(base.flipped_forward_weight(w, spec.groups))
         pads = _inserted_padding(spec)
         fn = jax.jit(
             lambda a, k: jax.lax.conv_general_dilated(

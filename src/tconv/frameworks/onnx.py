@@ -212,8 +212,6 @@ class Onnx(Framework):
 
     name = "onnx"
     display_name = "ONNX"
-    transposed_layout = "(in, out/groups, *k)"
-    forward_layout = "(out, in/groups, *k)"
     runtime = "onnxruntime"
 
     def parse(self, given: Arguments, call: CallShape) -> dict[str, Any]:
@@ -264,11 +262,8 @@ class Onnx(Framework):
         function = "conv_transpose" if spec.transposed else "conv"
         call = call_in(self.name, spec, ("onnx", function, kwargs), False, "B", post, notes)
         op_type = "ConvTranspose" if spec.transposed else "Conv"
-        lines = [
-            "from onnx import helper",
-            weight_line(self.name, spec.transposed),
-            f'node = helper.make_node("{op_type}", ["X", "W", "B"], ["Y"], {keyword_code(kwargs)})',
-        ]
+        lines = ["from onnx import helper", weight_line(self.name, spec.transposed)]
+        lines.append(f'node = helper.make_node("{op_type}", ["X", "W", "B"], ["Y"], {keyword_code(kwargs)})')
         crop = crop_code(post, False)
         if crop:
             lines.append(crop + "  (then add B)")

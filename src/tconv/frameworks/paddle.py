@@ -49,8 +49,6 @@ __all__ = [
     "same_padding",
 ]
 
-_DEFAULT_FORMATS = {1: "NCL", 2: "NCHW", 3: "NCDHW"}
-
 
 def same_padding(input_size: int, kernel_size: int, stride: int) -> tuple[int, int]:
     """Paddle's ``'SAME'`` crop of a transposed convolution along one axis (dilation is reset to 1).
@@ -264,8 +262,6 @@ class Paddle(Framework):
 
     name = "paddle"
     display_name = "Paddle"
-    transposed_layout = "(in, out/groups, *k)"
-    forward_layout = "(out, in/groups, *k)"
 
     def parse(self, given: Arguments, call: CallShape) -> dict[str, Any]:
         """Paddle's ``stride``, ``padding``, ``dilation``, ``groups`` (and ``output_padding``, ``output_size``).
@@ -320,11 +316,8 @@ class Paddle(Framework):
         function = f"conv{d}d_transpose" if spec.transposed else f"conv{d}d"
         call = call_in(self.name, spec, ("paddle.nn.functional", function, kwargs), False, "bias", post, notes)
         bias = "None" if extends(post) else "b"
-        lines = [
-            "import paddle.nn.functional as F",
-            weight_line(self.name, spec.transposed),
-            f"y = F.{function}(x, w, {bias}, {keyword_code(kwargs)})",
-        ]
+        lines = ["import paddle.nn.functional as F", weight_line(self.name, spec.transposed)]
+        lines.append(f"y = F.{function}(x, w, {bias}, {keyword_code(kwargs)})")
         crop = crop_code(post, False)
         if crop:
             lines.extend([crop, "y = y + b.reshape([1, -1] + [1] * (y.ndim - 2))"])

@@ -238,8 +238,6 @@ class Torch(Framework):
 
     name = "torch"
     display_name = "PyTorch"
-    transposed_layout = "(in, out/groups, *k)"
-    forward_layout = "(out, in/groups, *k)"
     runtime = "torch"
 
     def parse(self, given: Arguments, call: CallShape) -> dict[str, Any]:
