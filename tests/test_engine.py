@@ -627,3 +627,18 @@ def test_one_decision_for_the_thread_team(monkeypatch):
         assert schedule.team_threads(batch, channels, pair, schedule.Cut.PIXELS) == by_pixels
     monkeypatch.setattr(team, "size", lambda: 1)
     assert all(schedule.team_threads(64, 64, 2**20, cut) == 1 for cut in schedule.Cut)
+
+
+def test_the_team_hand_off_is_measured_once_and_sets_the_kernel_threshold():
+    """The kernels go to the team only for work that pays for waking it, by the measured hand-off."""
+    from tconv import _tuning
+    from tconv.implementations.compiled import team
+
+    first = team.handoff_seconds()
+    assert 2e-6 <= first <= 1e-3
+    assert team.handoff_seconds() == first  # measured once per process
+    expected = _tuning.KERNEL_TEAM_PAYBACK * first / _tuning.KERNEL_ELEMENT_SECONDS
+    assert team.kernel_team_min_work() == pytest.approx(expected)
+    calls = []
+    team.ranges(lambda start, stop: calls.append((start, stop)), 8, expected / 2)  # too little: one call, inline
+    assert calls == [(0, 8)]

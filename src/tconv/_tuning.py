@@ -98,9 +98,16 @@ TEAM_MIN_BYTES = 4 * 2**20
 TEAM_MIN_CHANNELS = 16
 
 #: A kernel call runs on the team (in ranges of its jobs, :func:`tconv.implementations.compiled.team.ranges`)
-#: when it touches at least this many elements: below it, waking the team's threads (tens of microseconds)
-#: costs more than they save.
-KERNEL_TEAM_MIN_WORK = 2**16
+#: when the time its threads save pays for waking them, by the machine's cost model: one thread's time for the
+#: work, ``work * KERNEL_ELEMENT_SECONDS``, must be at least ``KERNEL_TEAM_PAYBACK`` times the team's hand-off
+#: (:func:`tconv.implementations.compiled.team.handoff_seconds`, measured once per process: from about 10 us on
+#: a quiet workstation to 70 us on a virtual machine whose idle cores must be woken). Two threads halve the
+#: work, so a payback of 4 leaves the saving at least twice the hand-off. The element time is the kernels'
+#: (col2im, gather, direct, im2col) single-thread time per element they touch, about half a nanosecond for
+#: float32 on the machines of docs/design.md; never fewer than KERNEL_TEAM_MIN_WORK elements.
+KERNEL_ELEMENT_SECONDS = 0.5e-9
+KERNEL_TEAM_PAYBACK = 4.0
+KERNEL_TEAM_MIN_WORK = 2**14
 
 #: A kernel call on the team is cut into this many ranges a thread (handed out as threads become free), so that
 #: a thread slowed by other work leaves its share to the others.

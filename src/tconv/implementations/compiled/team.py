@@ -8,7 +8,8 @@ runs the ranges on its threads, which sleep on a condition variable between call
 nothing that breaks ``fork``. Two kinds of work go to the team:
 
 * :func:`ranges`: one kernel call cut into ranges of its jobs (output planes, columns), for every call big
-  enough (``_tuning.KERNEL_TEAM_MIN_WORK``). A calling thread other than the main one takes ranges too (the
+  enough to pay for waking the team (the cost model in ``_tuning``, from :func:`handoff_seconds` measured on
+  this machine). A calling thread other than the main one takes ranges too (the
   main thread, where signals land, only waits, with one team thread more). Each job is computed whole by
   one thread with the kernel's arithmetic, so the result is bitwise the same however the jobs are divided.
 * :func:`run`: a call's chunks, each run single-threaded from its product to its last write (the "team"
@@ -38,8 +39,10 @@ import collections
 import contextlib
 import functools
 import os
+import statistics
 import sys
 import threading
+import time
 from collections.abc import Callable, Iterator, Sequence
 from typing import Any, TypeVar
 
@@ -284,10 +287,10 @@ def run(work: Callable[[T], None], chunks: Sequence[T], threads: int) -> None:
 
 def ranges(kernel: Callable[[int, int], None], jobs: int, work: float) -> None:
     """``kernel(start, stop)`` over ``range(jobs)`` cut into ranges run in parallel by the team and the calling
-    thread, when ``work`` (elements the kernel touches) is at least ``_tuning.KERNEL_TEAM_MIN_WORK``; else (or
+    thread, when ``work`` (elements the kernel touches) pays for the hand-off (:func:`kernel_team_min_work`); else (or
     from a team thread) ``kernel(0, jobs)`` in the calling thread."""
     count = threads()
-    if jobs <= 1 or count <= 1 or work < _tuning.KERNEL_TEAM_MIN_WORK or member():
+    if jobs <= 1 or count <= 1 or work < _tuning.KERNEL_TEAM_MIN_WORK or member() or work < kernel_team_min_work():
         kernel(0, jobs)
         return
     pieces = min(jobs, count * _tuning.KERNEL_RANGES_PER_THREAD)
@@ -299,6 +302,40 @@ def ranges(kernel: Callable[[int, int], None], jobs: int, work: float) -> None:
     helps = threading.current_thread() is not threading.main_thread()
     if not _team_call(job, count - 1 if helps else count, caller_helps=helps):
         kernel(0, jobs)
+
+
+_handoff: float | None = None  # handoff_seconds(), once measured
+
+
+def handoff_seconds() -> float:
+    """What handing a kernel call to the team costs on this machine: the median wall time of a call of nothing
+    cut into ranges and run by the team (waking its threads, handing out the ranges, waiting for the last),
+    measured once per process (about a millisecond) at the first kernel call big enough to ask, and kept
+    between 2 us and 1 ms."""
+    global _handoff
+    if _handoff is None:
+        count = threads()
+
+        def nothing(bound: tuple[int, int]) -> None:
+            return None
+
+        helps = threading.current_thread() is not threading.main_thread()
+        times = []
+        for _ in range(11):
+            job = _Job(nothing, [(i, i + 1) for i in range(count * _tuning.KERNEL_RANGES_PER_THREAD)])
+            start = time.perf_counter()
+            if not _team_call(job, count - 1 if helps else count, caller_helps=helps):
+                times = [1e-3] * 3  # no team thread could be started: the team is not worth asking for
+                break
+            times.append(time.perf_counter() - start)
+        _handoff = min(max(statistics.median(times[1:]), 2e-6), 1e-3)
+    return _handoff
+
+
+def kernel_team_min_work() -> float:
+    """The least work (elements) a kernel call needs to go to the team: ``_tuning``'s cost model of the team
+    (``KERNEL_TEAM_PAYBACK`` hand-offs of :func:`handoff_seconds` at ``KERNEL_ELEMENT_SECONDS`` an element)."""
+    return _tuning.KERNEL_TEAM_PAYBACK * handoff_seconds() / _tuning.KERNEL_ELEMENT_SECONDS
 
 
 def _before_fork() -> None:
