@@ -14,9 +14,10 @@ the in-memory call 0.65 to 1.06 against 0.59 to 1.24 with the engine's threads).
 a thread other than the main thread, tconv's team has ``set_block_threads``'s size
 (:func:`tconv.implementations.compiled.kernels.set_threads`, the documented setting) and the BLAS libraries are
 limited to as many threads (threadpoolctl, the means tconv's team itself uses); the first block to start sets
-both, the last to finish restores them. Both settings are process-wide (the engine has no per-thread setting):
-meanwhile, tconv and NumPy calls of other threads of the process use as many threads, and a ``set_threads`` call
-made during a computation is undone by the restore. A block in the main thread (the synchronous scheduler, one
+both; the last to finish restores the team, and the block that limited BLAS restores it (from its own
+thread). Both settings are process-wide (the engine has no per-thread setting): meanwhile, tconv and NumPy
+calls of other threads of the process use as many threads, and a ``set_threads`` call made during a
+computation is undone by the restore. A block in the main thread (the synchronous scheduler, one
 block at a time) keeps every thread; ``set_block_threads(None)`` leaves the settings alone everywhere (a graph
 of fewer blocks than cores, say).
 """
@@ -53,32 +54,40 @@ def block_threads() -> int | None:
     return _block_threads
 
 
-def _limit(count: int) -> None:
+def _limit(count: int) -> bool:
+    """Limit the team (counted over overlapping blocks) and, unless a running block already has, BLAS; True
+    when this block owns the BLAS limit (and so must restore it, from this same thread)."""
     global _active, _saved_team, _blas_limiter
     with _lock:
         if _active == 0:
             _saved_team = team.threads()
             kernels.set_threads(count)  # first: no chunk team (which limits BLAS itself) starts from here on
+        _active += 1
+        owner = _blas_limiter is None
+        if owner:
             try:
                 from threadpoolctl import threadpool_limits
             except ImportError:  # pragma: no cover - a dependency of tconv
-                _blas_limiter = None
-            else:
-                _blas_limiter = threadpool_limits(limits=count, user_api="blas")
-        _active += 1
+                return False
+            _blas_limiter = threadpool_limits(limits=count, user_api="blas")
+        return owner
 
 
-def _restore() -> None:
+def _restore(owner: bool) -> None:
+    """Undo :func:`_limit`: the team's size when the last block ends, BLAS when its owner does (the thread that
+    limited it: OpenBLAS, 0.3.31 here, leaves its count as limited when another thread restores it while the
+    limiting thread lives, which left NumPy on one thread after a computation whose first and last blocks ran
+    in different threads). A block still running after the owner has BLAS's threads back (speed, not results);
+    a block starting then limits BLAS again and owns that limit."""
     global _active, _saved_team, _blas_limiter
     with _lock:
         _active -= 1
-        if _active == 0:
-            if _blas_limiter is not None:
-                _blas_limiter.restore_original_limits()
-                _blas_limiter = None
-            if _saved_team is not None:
-                kernels.set_threads(_saved_team)
-                _saved_team = None
+        if owner and _blas_limiter is not None:
+            _blas_limiter.restore_original_limits()
+            _blas_limiter = None
+        if _active == 0 and _saved_team is not None:
+            kernels.set_threads(_saved_team)
+            _saved_team = None
 
 
 @contextlib.contextmanager
@@ -89,8 +98,8 @@ def engine_threads() -> Iterator[None]:
     if count is None or threading.current_thread() is threading.main_thread():
         yield
         return
-    _limit(count)
+    owner = _limit(count)
     try:
         yield
     finally:
-        _restore()
+        _restore(owner)
