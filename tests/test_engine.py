@@ -642,3 +642,28 @@ def test_the_team_hand_off_is_measured_once_and_sets_the_kernel_threshold():
     calls = []
     team.ranges(lambda start, stop: calls.append((start, stop)), 8, expected / 2)  # too little: one call, inline
     assert calls == [(0, 8)]
+
+
+@needs_jit
+@pytest.mark.parametrize("batch", [1, 3])
+@pytest.mark.parametrize("budget", [None, 200])
+@pytest.mark.parametrize("groups", [1, 2])
+def test_forward_convolution_writes_its_product_into_the_result_or_reused_buffers(monkeypatch, batch, budget, groups):
+    """jit_gemm's forward convolution: one channels-first sample's product goes straight into the result; a
+    batch, or channel blocks summed in order (a small CHUNK_BYTES), go through the thread's reused buffers.
+    Called twice, so the second call reuses (and must fully overwrite) the first one's buffers."""
+    rng = np.random.default_rng(batch * 10 + groups)
+    x = rng.standard_normal((batch, 4, 9, 8)).astype(np.float32)
+    w = rng.standard_normal((6, 4 // groups, 3, 3)).astype(np.float32)
+    b = rng.standard_normal(6).astype(np.float32)
+    if budget is not None:
+        monkeypatch.setattr(_tuning, "CHUNK_BYTES", budget)
+    expected = naive_conv(x.astype(np.float64), w.astype(np.float64), b.astype(np.float64), stride=[1, 2],
+                          pads=[(1, 1), (0, 2)], groups=groups)  # fmt: skip
+    with tconv.use_algorithm("jit_gemm"):
+        for _ in range(2):
+            got = tconv.conv(x, w, b, stride=(1, 2), padding=[(1, 1), (0, 2)], groups=groups)
+            np.testing.assert_allclose(got, expected, rtol=1e-4, atol=1e-4)
+            got = tconv.conv(np.moveaxis(x, 1, -1), w, b, stride=(1, 2), padding=[(1, 1), (0, 2)], groups=groups,
+                             channels_last=True)  # fmt: skip
+            np.testing.assert_allclose(np.moveaxis(got, -1, 1), expected, rtol=1e-4, atol=1e-4)

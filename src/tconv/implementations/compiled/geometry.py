@@ -14,6 +14,7 @@ from ..._geometry import overlap
 from ...shapes import transposed_full_size
 from ...spec import ConvSpec
 from . import kernels
+from .workspace import contiguous
 
 
 def runs_compiled(spec: ConvSpec, xp: Any) -> bool:
@@ -126,8 +127,10 @@ def im2col_bytes(spec: ConvSpec, size_in: tuple[int, ...], size_out: tuple[int, 
     return (geometry.rows.size * geometry.taps.size + math.prod(geometry.span)) * itemsize
 
 
+@functools.lru_cache(maxsize=1024)
 def transposed_tables(n: int, k: int, s: int, d: int, lo: int, out: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """Per output ``o``: the taps ``t`` and inputs ``j`` with ``o = j*s + t*d - lo`` (``count[o]`` of them)."""
+    """Per output ``o``: the taps ``t`` and inputs ``j`` with ``o = j*s + t*d - lo`` (``count[o]`` of them);
+    made once per axis geometry and shared by every call (no kernel writes them)."""
     pairs: list[list[tuple[int, int]]] = [[] for _ in range(out)]
     for t in range(k):
         offset = t * d - lo
@@ -144,10 +147,12 @@ def transposed_tables(n: int, k: int, s: int, d: int, lo: int, out: int) -> tupl
     return count, taps, inputs
 
 
-def cropped_tap_split(axes: Axes3) -> tuple[int, list[tuple[int, int, int, int]]] | None:
+@functools.lru_cache(maxsize=1024)
+def cropped_tap_split(axes: Axes3) -> tuple[int, tuple[tuple[int, int, int, int], ...]] | None:
     """Along the first axis with a kernel longer than 1: runs ``(j0, j1, t0, t1)`` of consecutive inputs whose
     taps landing inside the output are ``t0 .. t1-1`` (input ``j``, tap ``t`` land at ``j*s + t*d - lo``), when
-    the taps outside are at least ``_tuning.CROPPED_TAPS_MIN`` of the axis' pairs; else None."""
+    the taps outside are at least ``_tuning.CROPPED_TAPS_MIN`` of the axis' pairs; else None. Made once per
+    geometry."""
     axis = next((a for a in range(3) if axes.kernel[a] > 1), None)
     if axis is None:
         return None
@@ -162,7 +167,7 @@ def cropped_tap_split(axes: Axes3) -> tuple[int, list[tuple[int, int, int, int]]
         else:
             runs.append((j, j + 1, t0, t1))
     inside = sum((j1 - j0) * (t1 - t0) for j0, j1, t0, t1 in runs)
-    return (axis, runs) if inside <= (1 - _tuning.CROPPED_TAPS_MIN) * n * k else None
+    return (axis, tuple(runs)) if inside <= (1 - _tuning.CROPPED_TAPS_MIN) * n * k else None
 
 
 def patches_fit(spec: ConvSpec) -> bool:
@@ -196,9 +201,9 @@ def grouped_call(x: np.ndarray, spec: ConvSpec, channels_last: bool) -> tuple[np
     )
 
 
-def grouped_matrix(grouped: np.ndarray) -> np.ndarray:
-    """A grouped view ``(N, G, C/G, s1, s2, s3)`` as ``(G, C/G, N * P)`` for the products (a view when N = 1
-    and channels-first, else a copy)."""
+def grouped_matrix(grouped: np.ndarray, slot: int) -> np.ndarray:
+    """A grouped view ``(N, G, C/G, s1, s2, s3)`` as ``(G, C/G, N * P)`` for the products: a view when N = 1
+    and channels-first, else a copy in this thread's workspace ``slot`` (:func:`workspace.contiguous`)."""
     batch, groups, cg = grouped.shape[:3]
     p = math.prod(grouped.shape[3:])
-    return np.ascontiguousarray(np.moveaxis(grouped, 0, 2)).reshape(groups, cg, batch * p)
+    return contiguous(np.moveaxis(grouped, 0, 2), slot).reshape(groups, cg, batch * p)

@@ -20,7 +20,7 @@ import numpy as np
 from ... import _tuning
 from ...spec import ConvSpec
 from . import geometry, kernels, schedule, team
-from .workspace import Partials, workspace
+from .workspace import Partials, scratch, workspace
 
 
 def im2col(grouped: np.ndarray, spec: ConvSpec, size_in: tuple[int, ...], size_out: tuple[int, ...]) -> np.ndarray:
@@ -78,11 +78,22 @@ def conv(x: np.ndarray, weight: np.ndarray, bias: np.ndarray | None, spec: ConvS
         nonlocal total
         n0, n1, g0, g1, c0, c1 = block
         cols = im2col(x_grouped[n0:n1, g0:g1, c0:c1], spec, spec.input_size, spec.output_size)
-        y = np.matmul(w_matrix[g0:g1, :, c0 * taps : c1 * taps], cols)  # (G', cg_out, nb * P_out)
-        total = y if c0 == 0 else total + y  # channel blocks (one thread) are summed in order
+        w_block = w_matrix[g0:g1, :, c0 * taps : c1 * taps]
+        shape = (g1 - g0, cg_out, cols.shape[2])  # (G', cg_out, nb * P_out)
+        bias_block = None if bias_g is None else bias_g[g0:g1]
+        # One sample of channels-first output in one block: the product goes straight into the result.
+        if (c0, c1) == (0, cg_in) and n1 - n0 == 1 and not channels_last and out_grouped[n0].flags.c_contiguous:
+            target = out_grouped[n0, g0:g1].reshape(shape)  # a view: the sample's channels are contiguous
+            np.matmul(w_block, cols, out=target)
+            if bias_block is not None:
+                target += bias_block[:, :, None]
+            return
+        if c0 == 0:  # channel blocks (one thread) are summed in order, in this thread's buffers
+            total = np.matmul(w_block, cols, out=scratch(shape, x.dtype, slot=4))
+        else:
+            total += np.matmul(w_block, cols, out=scratch(shape, x.dtype, slot=5))
         if c1 == cg_in:
-            bias_block = None if bias_g is None else bias_g[g0:g1]
-            _write_channels_first_matrix(total if c0 else y, bias_block, out_grouped[n0:n1, g0:g1])
+            _write_channels_first_matrix(total, bias_block, out_grouped[n0:n1, g0:g1])
 
     bytes_per = geometry.im2col_bytes(spec, spec.input_size, spec.output_size, x.dtype.itemsize)
     schedule.each(work, *schedule.im2col_schedule(batch, groups, cg_in, bytes_per))
@@ -126,7 +137,7 @@ def conv_transpose_grads(
             total = part if c0 == 0 else total + part  # channel blocks (one thread) are summed in order
             if c1 == cg_out:
                 _write_channels_first_matrix(total if c0 else part, None, dx_grouped[n0:n1, g0:g1])
-        x_matrix = geometry.grouped_matrix(x_grouped[n0:n1, g0:g1])  # (G', cg_in, nb*P_in)
+        x_matrix = geometry.grouped_matrix(x_grouped[n0:n1, g0:g1], slot=3)  # (G', cg_in, nb*P_in)
         dw.target()[g0:g1, :, block] += np.matmul(x_matrix, np.swapaxes(cols, 1, 2))
 
     schedule.each(work, blocks, threads)
@@ -190,7 +201,7 @@ def conv_weight_grad(x: np.ndarray, gy: np.ndarray, spec: ConvSpec, channels_las
     def work(chunk: tuple[int, int, int, int, int, int]) -> None:
         n0, n1, g0, g1, c0, c1 = chunk
         cols = im2col(x_grouped[n0:n1, g0:g1, c0:c1], spec, spec.input_size, spec.output_size)
-        gy_matrix = geometry.grouped_matrix(gy_grouped[n0:n1, g0:g1])  # (G', cg_out, nb*P_out)
+        gy_matrix = geometry.grouped_matrix(gy_grouped[n0:n1, g0:g1], slot=3)  # (G', cg_out, nb*P_out)
         dw.target()[g0:g1, :, c0 * taps : c1 * taps] += np.matmul(gy_matrix, np.swapaxes(cols, 1, 2))
 
     schedule.each(work, blocks, threads)

@@ -425,11 +425,22 @@ def _jobs(cols: np.ndarray, bias: np.ndarray, out: np.ndarray) -> _Jobs:
     cs = [st // item for st in cols.strides]
     os_ = [st // item for st in out.strides]
     groups, cg, batch = cols.shape[0], cols.shape[4], cols.shape[5]
-    g, c, n = np.meshgrid(np.arange(groups), np.arange(cg), np.arange(batch), indexing="ij")
-    planes = (g * cs[0] + c * cs[4] + n * cs[5]).ravel()
-    out_base = (n * os_[0] + g * os_[1] + c * os_[2]).ravel()
-    bias_jobs = np.broadcast_to(bias[:, :, None], (groups, cg, batch)).ravel().astype(cols.dtype)
+    planes, out_base = _job_bases(groups, cg, batch, cs[0], cs[4], cs[5], os_[1], os_[2], os_[0])
+    bias_jobs = np.repeat(np.asarray(bias, dtype=cols.dtype).reshape(-1), batch)  # jobs in (g, c, n) order
     return _Jobs(planes, out_base, bias_jobs, cs, os_)
+
+
+@functools.lru_cache(maxsize=256)
+def _job_bases(groups: int, cg: int, batch: int, *strides: int) -> tuple[np.ndarray, np.ndarray]:
+    """Where each (group, channel, sample) job's block starts in ``cols`` and its plane in ``out``, from the
+    two arrays' strides along those axes (``cols``'s three, then ``out``'s three): made once per geometry,
+    read-only to the kernels."""
+    g = np.arange(groups, dtype=np.int64)[:, None, None]
+    c = np.arange(cg, dtype=np.int64)[None, :, None]
+    n = np.arange(batch, dtype=np.int64)[None, None, :]
+    planes = (g * strides[0] + c * strides[1] + n * strides[2]).ravel()
+    out_base = (g * strides[3] + c * strides[4] + n * strides[5]).ravel()
+    return planes, out_base
 
 
 def col2im(cols: np.ndarray, bias: np.ndarray, out: np.ndarray, geometry: PhaseGeometry) -> None:
@@ -468,15 +479,26 @@ def gather(cols: np.ndarray, bias: np.ndarray, out: np.ndarray, axes: Any) -> No
     """
     jobs = _jobs(cols, bias, out)
     cs = jobs.cols_strides
-    reads = []
-    for axis, (n_in, k, s, lo, size) in enumerate(zip(axes.size_in, axes.kernel, axes.stride, axes.low, axes.size_out)):
-        q, r = np.divmod(np.arange(size) + lo, s)
-        inside = (r < k) & (q < n_in)
-        reads.append(np.where(inside, r * cs[1 + axis] + q * cs[6 + axis], -1).astype(np.int64))
+    reads = _gather_reads(tuple(axes), (cs[1], cs[2], cs[3]), (cs[6], cs[7], cs[8]))
     out_strides = np.array(jobs.out_strides[3:6], dtype=np.int64)
     arguments = (_flat(cols), jobs.bias, _flat(out), jobs.planes, jobs.out_base, out_strides, *reads)
     kernel = _compiled().gather
     team.ranges(lambda start, stop: kernel(*arguments, start, stop), jobs.planes.size, out.size)
+
+
+@functools.lru_cache(maxsize=256)
+def _gather_reads(
+    axes: tuple[tuple[int, ...], ...], tap_strides: tuple[int, ...], row_strides: tuple[int, ...]
+) -> list[np.ndarray]:
+    """Per axis, where each output reads its (tap, input) in a job's cols block (-1: no tap reaches it), for
+    :func:`gather`: made once per geometry and cols layout, read-only to the kernel."""
+    size_in, kernel, stride, low, size_out = axes[0], axes[1], axes[2], axes[4], axes[5]
+    reads = []
+    for axis in range(3):
+        q, r = np.divmod(np.arange(size_out[axis]) + low[axis], stride[axis])
+        inside = (r < kernel[axis]) & (q < size_in[axis])
+        reads.append(np.where(inside, r * tap_strides[axis] + q * row_strides[axis], -1).astype(np.int64))
+    return reads
 
 
 def direct(x: np.ndarray, w: np.ndarray, bias: np.ndarray, out: np.ndarray, geometry: PhaseGeometry) -> None:

@@ -27,7 +27,7 @@ from ... import _tuning
 from ...shapes import transposed_full_size
 from ...spec import ConvSpec
 from . import geometry, kernels, schedule
-from .workspace import workspace
+from .workspace import contiguous, workspace
 
 
 def _bias_by_group(bias: np.ndarray | None, spec: ConvSpec, dtype: np.dtype) -> np.ndarray:
@@ -67,7 +67,7 @@ def conv_transpose(
     # x as (G, cg_in, N * P) for one product per chunk: a transposing copy of x unless N = 1. Channels-first x
     # with large enough samples is instead read in place by one product per sample.
     per_sample = batch > 1 and not channels_last and p_in >= _tuning.PER_SAMPLE_MIN_PIXELS
-    x_matrix = None if per_sample else geometry.grouped_matrix(x_grouped)
+    x_matrix = None if per_sample else geometry.grouped_matrix(x_grouped, slot=3)
     w_matrix = weight.reshape(groups, cg_in, cg_out * taps)
     # A kernel no longer than its stride: no two taps overlap, the output is read straight from cols.
     no_overlap = all(k <= st and dd == 1 for k, st, dd in zip(spec.kernel_size, spec.stride, spec.dilation))
@@ -164,7 +164,7 @@ def conv_transpose_pixels(
     bias_row = _bias_by_group(bias, spec, x.dtype)[0]
     taps, p_in = math.prod(spec.kernel_size), math.prod(spec.input_size)
     c_in, c_out = spec.in_channels, spec.out_channels
-    wk = np.ascontiguousarray(np.moveaxis(weight.reshape(c_in, c_out, taps), 1, 2)).reshape(c_in, taps * c_out)
+    wk = contiguous(np.moveaxis(weight.reshape(c_in, c_out, taps), 1, 2), slot=6).reshape(c_in, taps * c_out)
     axes = geometry.axes3(spec)
     tables: list[np.ndarray] = []
     for n, k, s, dil, lo, o in zip(*axes):

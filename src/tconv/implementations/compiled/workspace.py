@@ -3,6 +3,11 @@
 Each thread's buffers belong to that thread (a :class:`threading.local`): when the thread ends, its buffers go
 with it, so a server that handles each request on a new thread runs at constant memory. A weak set lists the
 live threads' buffers for :func:`drop_workspaces`; a forked child keeps only its own thread's.
+
+The slots: 0 the column buffer, 1 staged rows (pixel path), 2 zero-padded planes (im2col), 3 grouped
+matrices of x or of the output gradient, 4 and 5 a forward convolution's product and its next channel
+block's, 6 the pixel path's weight in (C_in, K, C_out) order. A function holds a slot only while no callee
+uses the same one.
 """
 
 from __future__ import annotations
@@ -14,6 +19,8 @@ import weakref
 from typing import Any
 
 import numpy as np
+
+from ... import _tuning
 
 
 class _Buffers(dict[int, np.ndarray]):
@@ -47,6 +54,26 @@ def workspace(shape: tuple[int, ...], dtype: Any, slot: int = 0) -> np.ndarray:
         buffers.pop(slot, None)  # the old buffer is freed before the new one is made
         buffer = buffers[slot] = np.empty(max(nbytes, 1), dtype=np.uint8)
     return buffer[:nbytes].view(dtype).reshape(shape)
+
+
+def scratch(shape: tuple[int, ...], dtype: Any, slot: int) -> np.ndarray:
+    """A temporary of ``shape``: this thread's buffer ``slot`` when it fits ``_tuning.CHUNK_BYTES``, else a
+    fresh array (so that no buffer kept between calls outgrows the chunks)."""
+    if math.prod(shape) * np.dtype(dtype).itemsize > _tuning.CHUNK_BYTES:
+        return np.empty(shape, dtype=dtype)
+    return workspace(shape, dtype, slot)
+
+
+def contiguous(a: np.ndarray, slot: int) -> np.ndarray:
+    """``a`` as a C-contiguous array: ``a`` itself when it is one, else a copy in this thread's buffer ``slot``
+    when it fits ``_tuning.CHUNK_BYTES`` (a fresh array above the allocator's mapping threshold, 128 KiB,
+    costs a mapping, page faults and an unmapping on every call, which dominated small calls), else a fresh
+    copy (a larger one is not kept between calls). The copy lives until the slot is used again in this thread."""
+    if a.flags.c_contiguous:
+        return a
+    buffer = scratch(a.shape, a.dtype, slot)
+    np.copyto(buffer, a)
+    return buffer
 
 
 def drop_workspaces() -> None:
