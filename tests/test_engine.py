@@ -667,3 +667,40 @@ def test_forward_convolution_writes_its_product_into_the_result_or_reused_buffer
             got = tconv.conv(np.moveaxis(x, 1, -1), w, b, stride=(1, 2), padding=[(1, 1), (0, 2)], groups=groups,
                              channels_last=True)  # fmt: skip
             np.testing.assert_allclose(np.moveaxis(got, -1, 1), expected, rtol=1e-4, atol=1e-4)
+
+
+@needs_jit
+@pytest.mark.parametrize("channels_last", [False, True])
+@pytest.mark.parametrize("groups", [1, 3])
+@pytest.mark.parametrize("dilation", [1, 2])
+def test_forward_convolution_of_a_small_batch_runs_in_pixel_blocks_on_the_team(
+    monkeypatch, channels_last, groups, dilation
+):
+    """jit_gemm's convolution of a batch smaller than the team: blocks of output pixels on the team (several
+    blocks a sample), each gathered, multiplied and written into its place, against the oracle."""
+    rng = np.random.default_rng(groups * 10 + dilation)
+    x = rng.standard_normal((1, 6, 13, 11)).astype(np.float32)
+    w = rng.standard_normal((9, 6 // groups, 3, 2)).astype(np.float32)
+    b = rng.standard_normal(9).astype(np.float32)
+    options = dict(stride=(2, 1), padding=[(1, 2), (0, 1)], dilation=dilation, groups=groups)
+    expected = naive_conv(x.astype(np.float64), w.astype(np.float64), b.astype(np.float64), stride=[2, 1],
+                          pads=[(1, 2), (0, 1)], dilation=[dilation] * 2, groups=groups)  # fmt: skip
+    monkeypatch.setattr(_tuning, "TEAM_MIN_BYTES", 1)
+    monkeypatch.setattr(_tuning, "TEAM_MIN_CHANNELS", 1)
+    monkeypatch.setattr(_tuning, "TEAM_CHUNK_BYTES", 6 * 6 * 4 * 5)  # about five pixels a block
+    blocks = []
+    real_run = team.run
+    monkeypatch.setattr(
+        team, "run", lambda work, pieces, threads: blocks.append(list(pieces)) or real_run(work, pieces, threads)
+    )
+    saved = team.threads()
+    kernels.set_threads(2)
+    try:
+        xin = np.moveaxis(x, 1, -1) if channels_last else x
+        with tconv.use_algorithm("jit_gemm"):
+            got = tconv.conv(xin, w, b, channels_last=channels_last, **options)
+    finally:
+        kernels.set_threads(saved)
+    got = np.moveaxis(got, -1, 1) if channels_last else got
+    np.testing.assert_allclose(got, expected, rtol=1e-4, atol=1e-4)
+    assert len(blocks) == 1 and len(blocks[0]) > 2  # one team run, several blocks of the sample's pixels

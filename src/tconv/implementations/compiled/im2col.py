@@ -96,7 +96,55 @@ def conv(x: np.ndarray, weight: np.ndarray, bias: np.ndarray | None, spec: ConvS
             _write_channels_first_matrix(total, bias_block, out_grouped[n0:n1, g0:g1])
 
     bytes_per = geometry.im2col_bytes(spec, spec.input_size, spec.output_size, x.dtype.itemsize)
-    schedule.each(work, *schedule.im2col_schedule(batch, groups, cg_in, bytes_per))
+    threads = schedule.team_threads(batch, groups * cg_in, bytes_per, schedule.Cut.PIXELS)
+    if threads > batch:  # a batch smaller than the team, cut into blocks of output pixels
+        return _conv_in_pixel_blocks(x_grouped, w_matrix, bias_g, spec, out, channels_last, threads)
+    schedule.each(work, *schedule.im2col_schedule(batch, groups, cg_in, bytes_per, threads))
+    return out
+
+
+def _conv_in_pixel_blocks(
+    x_grouped: np.ndarray,
+    w_matrix: np.ndarray,
+    bias_g: np.ndarray | None,
+    spec: ConvSpec,
+    out: np.ndarray,
+    channels_last: bool,
+    threads: int,
+) -> np.ndarray:
+    """:func:`conv` of a batch smaller than the team, on the team in blocks of each sample's output pixels: x is
+    padded once, then each block's columns are gathered (the im2col's table of window offsets cut to the
+    block) and multiplied into the block of the output while they are in the cache, every thread with its own
+    buffers and BLAS on one thread. Without it such a call would run its one sample's im2col and product
+    chunk by chunk in one thread."""
+    batch, groups, cg_in = x_grouped.shape[:3]
+    cg_out = w_matrix.shape[1]
+    tables = geometry.im2col_geometry(geometry.axes3(spec, spec.input_size, spec.output_size))
+    taps, p_out = tables.taps.size, tables.rows.size
+    planes = _padded_planes(x_grouped, tables)  # read by every thread; work() never touches slot 2
+    per_pixel = groups * cg_in * taps * x_grouped.dtype.itemsize
+    count = max(threads, -(-p_out * per_pixel // _tuning.TEAM_CHUNK_BYTES))
+    step = schedule.even_step(p_out, max(1, -(-p_out // (-(-count // threads) * threads))))
+    rows = out.reshape(batch, p_out, groups, cg_out) if channels_last else out.reshape(batch, groups, cg_out, p_out)
+    bias_column = None if bias_g is None else bias_g[:, :, None]
+
+    def work(block: tuple[int, int, int]) -> None:
+        n, o0, o1 = block
+        cols = workspace((groups * cg_in, taps, 1, o1 - o0), x_grouped.dtype)
+        kernels.im2col(planes[n : n + 1], cols, tables.rows[o0:o1], tables.taps)
+        y = np.matmul(
+            w_matrix,
+            cols.reshape(groups, cg_in * taps, o1 - o0),
+            out=workspace((groups, cg_out, o1 - o0), x_grouped.dtype, slot=4),
+        )
+        if bias_column is not None:
+            y += bias_column
+        if channels_last:
+            rows[n, o0:o1] = np.moveaxis(y, 2, 0)
+        else:
+            rows[n, :, :, o0:o1] = y
+
+    team.run(work, [(n, o0, min(o0 + step, p_out)) for n in range(batch) for o0 in range(0, p_out, step)], threads)
     return out
 
 
