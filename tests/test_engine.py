@@ -704,3 +704,35 @@ def test_forward_convolution_of_a_small_batch_runs_in_pixel_blocks_on_the_team(
     got = np.moveaxis(got, -1, 1) if channels_last else got
     np.testing.assert_allclose(got, expected, rtol=1e-4, atol=1e-4)
     assert len(blocks) == 1 and len(blocks[0]) > 2  # one team run, several blocks of the sample's pixels
+
+
+@needs_jit
+@pytest.mark.parametrize("channels_last", [False, True])
+@pytest.mark.parametrize("groups", [1, 4])
+def test_a_stride_one_convolution_runs_on_the_direct_kernel_as_its_transposed_twin(channels_last, groups):
+    """jit_direct forced on convolutions: stride 1 with dilation and asymmetric padding up to d*(k-1), 1-D to
+    3-D, batched and not, against the oracle; a stride above 1, or a padding beyond d*(k-1), is refused."""
+    rng = np.random.default_rng(groups)
+    for spatial, kernel, dilation, pads in (
+        ((11,), (4,), (2,), [(6, 0)]),
+        ((9, 7), (3, 2), (1, 3), [(2, 0), (1, 3)]),
+        ((5, 6, 4), (2, 3, 2), (1, 1, 2), [(1, 1), (0, 2), (2, 1)]),
+    ):
+        x = rng.standard_normal((2, 8, *spatial))
+        w = rng.standard_normal((12, 8 // groups, *kernel))
+        b = rng.standard_normal(12)
+        expected = naive_conv(x, w, b, stride=[1] * len(spatial), pads=pads, dilation=list(dilation), groups=groups)
+        xin = np.moveaxis(x, 1, -1) if channels_last else x
+        with tconv.use_algorithm("jit_direct"):
+            got = tconv.conv(xin, w, b, padding=pads, dilation=dilation, groups=groups, channels_last=channels_last)
+            single = tconv.conv(xin[0], w, b, padding=pads, dilation=dilation, groups=groups,
+                                channels_last=channels_last)  # fmt: skip
+        if channels_last:
+            got, single = np.moveaxis(got, -1, 1), np.moveaxis(single, -1, 0)
+        np.testing.assert_allclose(got, expected, atol=1e-10)
+        np.testing.assert_allclose(single, expected[0], atol=1e-10)
+    x, w = rng.standard_normal((1, 4, 9)), rng.standard_normal((4, 4 // groups, 3))
+    with tconv.use_algorithm("jit_direct"):
+        for options in ({"stride": 2}, {"padding": 3}):  # 3 > d*(k-1) = 2
+            with pytest.raises(ValueError, match="does not support"):
+                tconv.conv(x, w, groups=groups, **options)

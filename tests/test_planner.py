@@ -78,3 +78,22 @@ def test_planner_picks_jit_pixels_for_batched_generators_on_a_team(monkeypatch):
     assert planner.select(small, numpy, batch=2).name == planner.plan(small, True, False, False)
     monkeypatch.setattr(team, "size", lambda: 1)
     assert planner.select(dcgan, numpy, batch=64).name == "jit_gemm"
+
+
+def test_planner_picks_the_direct_kernel_for_a_stride_one_depthwise_convolution():
+    import numpy
+
+    from tconv.engine import planner
+    from tconv.implementations.compiled import kernels
+
+    if not kernels.available():
+        pytest.skip("no compiled path")
+
+    def forward(groups, stride, channels=64):
+        spec = tconv.ConvSpec.build(transposed=False, input_size=(28, 28), kernel_size=(3, 3), in_channels=channels,
+                                    out_channels=channels, stride=stride, padding=1, groups=groups)  # fmt: skip
+        return planner.select(spec, numpy, False, 8).name
+
+    assert forward(groups=64, stride=1) == "jit_direct"  # depthwise: the direct sum of its transposed twin
+    assert forward(groups=64, stride=2) == "jit_gemm"  # no stride-1 twin
+    assert forward(groups=1, stride=1) == "jit_gemm"  # 64 channels a group: the products

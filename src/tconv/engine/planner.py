@@ -6,7 +6,8 @@ call description, layout and team (:func:`plan`):
 
 1. without the compiled kernels (numba missing, rank > 3, arrays other than NumPy's): ``gemm``, the
    array-API product + col2im, faster than ``taps`` everywhere once its buffer is cache-sized;
-2. a convolution: ``jit_gemm``;
+2. a convolution: ``jit_gemm``, or ``jit_direct`` where its stride is 1 and the cost model prefers the direct
+   sum for its transposed twin (the flipped kernel; few channels per group, depthwise);
 3. a channels-last transposed convolution with one group and ``PIXELS_MIN_CHANNELS`` output channels or
    more: ``jit_pixels`` (its overlap-add runs along the contiguous channels, and x needs no copy);
 4. channels-first, the batched 2-D generator layers on a thread team (one group, ``PIXELS_TEAM_MIN_CHANNELS``
@@ -28,6 +29,7 @@ from typing import Any
 
 from .. import _tuning
 from ..implementations.compiled import schedule
+from ..implementations.compiled.algorithms import stride_one_transpose
 from ..spec import ConvSpec
 from . import registry
 
@@ -62,6 +64,13 @@ def plan(spec: ConvSpec, compiled: bool, channels_last: bool, team: bool = False
     if not compiled:
         return "gemm"
     if not spec.transposed:
+        # A stride-1 convolution is a transposed convolution of the flipped kernel: the direct sum where the cost
+        # model prefers it for that twin (few channels per group), else im2col and one product per group.
+        twin = stride_one_transpose(spec)
+        if twin is not None:
+            direct, products = registry.get("jit_direct").cost(twin), registry.get("jit_gemm").cost(twin)
+            if direct is not None and products is not None and direct < products:
+                return "jit_direct"
         return "jit_gemm"
     if channels_last and spec.groups == 1 and spec.out_channels >= _tuning.PIXELS_MIN_CHANNELS:
         return "jit_pixels"

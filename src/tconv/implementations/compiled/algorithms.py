@@ -9,7 +9,9 @@ the convolution's weight gradient from an im2col of x (:mod:`tconv.implementatio
 The cost model (seconds per sample; the rates in :mod:`tconv._tuning`): the column product at
 ``GEMM_RATE`` (slower in proportion when ``C_in/G < GEMM_FULL_RATE_INNER``), the column buffer written and
 read once at ``COLUMN_STREAM``, each overlap-add row at ``ROW_COST``, and the direct kernel's multiply-adds
-at ``DIRECT_RATE``. It covers transposed convolutions (a convolution always takes ``jit_gemm``).
+at ``DIRECT_RATE``. It covers transposed convolutions; a convolution takes ``jit_gemm``, or ``jit_direct``
+where its stride is 1 and the direct sum is the cheaper way to compute its transposed twin
+(:func:`stride_one_transpose`).
 """
 
 from __future__ import annotations
@@ -134,28 +136,67 @@ class JitPatches(Compiled):
         return transposed.conv_transpose_patches(kernel_ready(x), kernel_ready(weight), bias, spec, channels_last)
 
 
+def stride_one_transpose(spec: ConvSpec) -> ConvSpec | None:
+    """A stride-1 convolution as the transposed convolution that computes it (None for any other call): the
+    flipped kernel (:func:`transposed_weight`) cropped by ``d*(k-1) - lo`` and ``d*(k-1) - hi``, which needs
+    each side's padding within ``d*(k-1)``. Output ``o`` of both sums ``x[o - lo + t*d] * w[t]`` over the taps."""
+    if spec.transposed or any(s != 1 for s in spec.stride):
+        return None
+    crops = []
+    for (lo, hi), k, d in zip(spec.padding, spec.kernel_size, spec.dilation):
+        reach = d * (k - 1)
+        if lo > reach or hi > reach:
+            return None
+        crops.append((reach - lo, reach - hi))
+    return ConvSpec.build(
+        transposed=True,
+        input_size=spec.input_size,
+        kernel_size=spec.kernel_size,
+        in_channels=spec.in_channels,
+        out_channels=spec.out_channels,
+        padding=tuple(crops),
+        dilation=spec.dilation,
+        groups=spec.groups,
+    )
+
+
+def transposed_weight(weight: np.ndarray, groups: int) -> np.ndarray:
+    """A convolution's weight ``(C_out, C_in/G, *k)`` as the weight of its transposed twin ``(C_in, C_out/G,
+    *k)``: each group's two channel axes swapped and the kernel flipped on every spatial axis."""
+    c_out, cg_in, *kernel = weight.shape
+    grouped = weight.reshape(groups, c_out // groups, cg_in, *kernel).swapaxes(1, 2)
+    flipped = grouped[(slice(None),) * 3 + (slice(None, None, -1),) * len(kernel)]
+    return np.ascontiguousarray(flipped).reshape(groups * cg_in, c_out // groups, *kernel)
+
+
 class JitDirect(Compiled):
     name = "jit_direct"
     description = (
-        "compiled direct sum per output, for few channels per group (depthwise; NumPy, "
-        "rank <= 3, transposed, needs numba)"
+        "compiled direct sum per output, for few channels per group (depthwise; NumPy, rank <= 3, transposed "
+        "or a stride-1 convolution by its transposed twin, needs numba)"
     )
 
     def supports(self, spec: ConvSpec, xp: Any) -> bool:
-        return spec.transposed and runs_compiled(spec, xp)
+        return (spec.transposed or stride_one_transpose(spec) is not None) and runs_compiled(spec, xp)
 
     def cost(self, spec: ConvSpec) -> float | None:
-        """Every output sums ``C_in/G`` channels times the ``prod(k/s)`` taps that reach it on average."""
-        if not spec.transposed:
+        """Every output sums ``C_in/G`` channels times the ``prod(k/s)`` taps that reach it on average (a
+        stride-1 convolution: those of its transposed twin)."""
+        twin = spec if spec.transposed else stride_one_transpose(spec)
+        if twin is None:
             return None
-        cg_in = spec.in_channels // spec.groups
-        reach = math.prod(spec.kernel_size) / math.prod(spec.stride)
-        return spec.out_channels * math.prod(spec.output_size) * cg_in * reach / _tuning.DIRECT_RATE
+        cg_in = twin.in_channels // twin.groups
+        reach = math.prod(twin.kernel_size) / math.prod(twin.stride)
+        return twin.out_channels * math.prod(twin.output_size) * cg_in * reach / _tuning.DIRECT_RATE
 
     def forward(
         self, xp: Any, x: np.ndarray, weight: np.ndarray, bias: np.ndarray | None, spec: ConvSpec, channels_last: bool
     ) -> np.ndarray:
         x, weight = kernel_ready(x), kernel_ready(weight)
+        if not spec.transposed:
+            twin = stride_one_transpose(spec)
+            assert twin is not None  # supports() said so
+            spec, weight = twin, transposed_weight(weight, spec.groups)
         return transposed.conv_transpose(x, weight, bias, spec, channels_last, direct=True)
 
 
