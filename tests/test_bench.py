@@ -113,3 +113,25 @@ def test_bench_models_runs_on_a_tiny_size(tmp_path):
     rows = json.loads(out.read_text())["rows"]
     assert [row["case"] for row in rows] == ["dcgan-generator", "dcgan-discriminator", "unet"]
     assert all(row["times"]["tconv"] > 0 and row["times"]["torch"] > 0 for row in rows)
+
+
+def test_a_turn_times_short_calls_for_long_enough_and_slow_calls_fewer_times(monkeypatch):
+    from tconv.tools import bench
+
+    clock = [0.0]
+    monkeypatch.setattr(bench.time, "perf_counter", lambda: clock[0])
+
+    def runs(seconds, repeats):
+        count = [0]
+
+        def call():
+            clock[0] += seconds
+            count[0] += 1
+
+        assert bench.time_turn(call, repeats) == pytest.approx(seconds)
+        return count[0]
+
+    assert runs(1e-3, 3) == 50  # 3 asked; 50 fill the 0.05 s turn
+    assert runs(1e-5, 3) == bench.MAX_RUNS  # would need 5000: capped
+    assert runs(0.02, 3) == 3  # 3 already fill it
+    assert runs(1.0, 5) == 3  # slow: stopped past SLOW_S (2 s)
