@@ -9,9 +9,9 @@ the convolution's weight gradient from an im2col of x (:mod:`tconv.implementatio
 The cost model (seconds per sample; the rates in :mod:`tconv._tuning`): the column product at
 ``GEMM_RATE`` (slower in proportion when ``C_in/G < GEMM_FULL_RATE_INNER``), the column buffer written and
 read once at ``COLUMN_STREAM``, each overlap-add row at ``ROW_COST``, and the direct kernel's multiply-adds
-at ``DIRECT_RATE``. It covers transposed convolutions; a convolution takes ``jit_gemm``, or ``jit_direct``
-where its stride is 1 and the direct sum is the cheaper way to compute its transposed twin
-(:func:`stride_one_transpose`).
+at ``DIRECT_RATE`` plus a ``ROW_COST`` for each row it adds. It covers transposed convolutions; a
+convolution takes ``jit_gemm``, or ``jit_direct`` where its stride is 1 and the direct sum is the cheaper way
+to compute its transposed twin (:func:`stride_one_transpose`).
 """
 
 from __future__ import annotations
@@ -180,14 +180,19 @@ class JitDirect(Compiled):
         return (spec.transposed or stride_one_transpose(spec) is not None) and runs_compiled(spec, xp)
 
     def cost(self, spec: ConvSpec) -> float | None:
-        """Every output sums ``C_in/G`` channels times the ``prod(k/s)`` taps that reach it on average (a
-        stride-1 convolution: those of its transposed twin)."""
+        """Every output sums ``C_in/G`` channels times the ``prod(k/s)`` taps that reach it on average, and every
+        output plane adds each (input channel, tap)'s input rows as one row each, at ``ROW_COST`` (the loop's
+        set-up, which dominates where rows are short: a 1x1 input, a 1-D input of a few elements) (a stride-1
+        convolution: those of its transposed twin)."""
         twin = spec if spec.transposed else stride_one_transpose(spec)
         if twin is None:
             return None
         cg_in = twin.in_channels // twin.groups
-        reach = math.prod(twin.kernel_size) / math.prod(twin.stride)
-        return twin.out_channels * math.prod(twin.output_size) * cg_in * reach / _tuning.DIRECT_RATE
+        taps = math.prod(twin.kernel_size)
+        reach = taps / math.prod(twin.stride)
+        multiply_adds = twin.out_channels * math.prod(twin.output_size) * cg_in * reach
+        rows = twin.out_channels * cg_in * taps * math.prod(twin.input_size[:-1])
+        return multiply_adds / _tuning.DIRECT_RATE + rows * _tuning.ROW_COST
 
     def forward(
         self, xp: Any, x: np.ndarray, weight: np.ndarray, bias: np.ndarray | None, spec: ConvSpec, channels_last: bool
