@@ -629,11 +629,12 @@ def test_one_decision_for_the_thread_team(monkeypatch):
     assert all(schedule.team_threads(64, 64, 2**20, cut) == 1 for cut in schedule.Cut)
 
 
-def test_the_team_hand_off_is_measured_once_and_sets_the_kernel_threshold():
+def test_the_team_hand_off_is_measured_once_and_sets_the_kernel_threshold(monkeypatch):
     """The kernels go to the team only for work that pays for waking it, by the measured hand-off."""
     from tconv import _tuning
     from tconv.implementations.compiled import team
 
+    monkeypatch.setattr(_tuning, "KERNEL_TEAM_MIN_WORK", 0)  # the cost model alone decides
     first = team.handoff_seconds()
     assert 2e-6 <= first <= 1e-3
     assert team.handoff_seconds() == first  # measured once per process
@@ -650,8 +651,9 @@ def test_the_team_hand_off_is_measured_once_and_sets_the_kernel_threshold():
 @pytest.mark.parametrize("groups", [1, 2])
 def test_forward_convolution_writes_its_product_into_the_result_or_reused_buffers(monkeypatch, batch, budget, groups):
     """jit_gemm's forward convolution: one channels-first sample's product goes straight into the result; a
-    batch, or channel blocks summed in order (a small CHUNK_BYTES), go through the thread's reused buffers.
-    Called twice, so the second call reuses (and must fully overwrite) the first one's buffers."""
+    batch goes through the thread's reused buffers (called twice, so the second call reuses, and must fully
+    overwrite, the first one's), and with a small CHUNK_BYTES in channel blocks summed in order (in fresh
+    arrays then, as every product exceeds that budget)."""
     rng = np.random.default_rng(batch * 10 + groups)
     x = rng.standard_normal((batch, 4, 9, 8)).astype(np.float32)
     w = rng.standard_normal((6, 4 // groups, 3, 3)).astype(np.float32)

@@ -338,5 +338,6 @@ def test_a_remembered_spec_is_the_spec_parsed_afresh():
     )
     first = ConvSpec.build(**arguments)
     again = ConvSpec.build(**arguments)
-    assert again == first and again.output_size == (14, 27)
+    fresh = ConvSpec.build.__wrapped__(ConvSpec, **arguments)  # the parser itself, nothing remembered
+    assert fresh is not first and again == first == fresh and again.output_size == (14, 27)
     assert ConvSpec.build(**{**arguments, "padding": "valid"}).output_size == ((7 - 1) * 2 + 5, (9 - 1) * 3 + 3)

@@ -67,9 +67,10 @@ def _limit(count: int) -> bool:
         if owner:
             try:
                 from threadpoolctl import threadpool_limits
-            except ImportError:  # pragma: no cover - a dependency of tconv
+
+                _blas_limiter = threadpool_limits(limits=count, user_api="blas")
+            except Exception:  # no threadpoolctl, or no BLAS it can limit: the team's size alone is set
                 return False
-            _blas_limiter = threadpool_limits(limits=count, user_api="blas")
         return owner
 
 

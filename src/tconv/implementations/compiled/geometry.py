@@ -147,12 +147,16 @@ def transposed_tables(n: int, k: int, s: int, d: int, lo: int, out: int) -> tupl
     return count, taps, inputs
 
 
-@functools.lru_cache(maxsize=1024)
 def cropped_tap_split(axes: Axes3) -> tuple[int, tuple[tuple[int, int, int, int], ...]] | None:
+    """:func:`_cropped_tap_split` at ``_tuning.CROPPED_TAPS_MIN`` (part of its cache key)."""
+    return _cropped_tap_split(axes, _tuning.CROPPED_TAPS_MIN)
+
+
+@functools.lru_cache(maxsize=1024)
+def _cropped_tap_split(axes: Axes3, cropped_min: float) -> tuple[int, tuple[tuple[int, int, int, int], ...]] | None:
     """Along the first axis with a kernel longer than 1: runs ``(j0, j1, t0, t1)`` of consecutive inputs whose
     taps landing inside the output are ``t0 .. t1-1`` (input ``j``, tap ``t`` land at ``j*s + t*d - lo``), when
-    the taps outside are at least ``_tuning.CROPPED_TAPS_MIN`` of the axis' pairs; else None. Made once per
-    geometry."""
+    the taps outside are at least ``cropped_min`` of the axis' pairs; else None. Made once per geometry."""
     axis = next((a for a in range(3) if axes.kernel[a] > 1), None)
     if axis is None:
         return None
@@ -167,7 +171,7 @@ def cropped_tap_split(axes: Axes3) -> tuple[int, tuple[tuple[int, int, int, int]
         else:
             runs.append((j, j + 1, t0, t1))
     inside = sum((j1 - j0) * (t1 - t0) for j0, j1, t0, t1 in runs)
-    return (axis, tuple(runs)) if inside <= (1 - _tuning.CROPPED_TAPS_MIN) * n * k else None
+    return (axis, tuple(runs)) if inside <= (1 - cropped_min) * n * k else None
 
 
 def patches_fit(spec: ConvSpec) -> bool:

@@ -89,11 +89,15 @@ def conv(x: np.ndarray, weight: np.ndarray, bias: np.ndarray | None, spec: ConvS
                 target += bias_block[:, :, None]
             return
         if c0 == 0:  # channel blocks (one thread) are summed in order, in this thread's buffers
-            total = np.matmul(w_block, cols, out=scratch(shape, x.dtype, slot=4))
+            y = np.matmul(w_block, cols, out=scratch(shape, x.dtype, slot=4))
         else:
-            total += np.matmul(w_block, cols, out=scratch(shape, x.dtype, slot=5))
-        if c1 == cg_in:
-            _write_channels_first_matrix(total, bias_block, out_grouped[n0:n1, g0:g1])
+            assert total is not None  # the sample's first channel block ran before, in this thread
+            y = total
+            y += np.matmul(w_block, cols, out=scratch(shape, x.dtype, slot=5))
+        if c1 < cg_in:
+            total = y  # the sample's next channel block adds to it
+        else:
+            _write_channels_first_matrix(y, bias_block, out_grouped[n0:n1, g0:g1])
 
     bytes_per = geometry.im2col_bytes(spec, spec.input_size, spec.output_size, x.dtype.itemsize)
     threads = schedule.team_threads(batch, groups * cg_in, bytes_per, schedule.Cut.PIXELS)
@@ -135,7 +139,7 @@ def _conv_in_pixel_blocks(
         y = np.matmul(
             w_matrix,
             cols.reshape(groups, cg_in * taps, o1 - o0),
-            out=workspace((groups, cg_out, o1 - o0), x_grouped.dtype, slot=4),
+            out=scratch((groups, cg_out, o1 - o0), x_grouped.dtype, slot=4),
         )
         if bias_column is not None:
             y += bias_column

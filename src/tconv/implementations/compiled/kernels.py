@@ -430,7 +430,7 @@ def _jobs(cols: np.ndarray, bias: np.ndarray, out: np.ndarray) -> _Jobs:
     return _Jobs(planes, out_base, bias_jobs, cs, os_)
 
 
-@functools.lru_cache(maxsize=256)
+@functools.lru_cache(maxsize=64)
 def _job_bases(groups: int, cg: int, batch: int, *strides: int) -> tuple[np.ndarray, np.ndarray]:
     """Where each (group, channel, sample) job's block starts in ``cols`` and its plane in ``out``, from the
     two arrays' strides along those axes (``cols``'s three, then ``out``'s three): made once per geometry,
