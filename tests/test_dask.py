@@ -332,3 +332,39 @@ def test_explain_model_prints_the_arithmetic_and_its_json(capsys: pytest.Capture
     assert "takes 2-D inputs" in capsys.readouterr().err
     assert main(["explain", "--model", "super-resolution", "--input", "3x32x32"]) == 2  # 3 channels, 1 expected
     assert "error" in capsys.readouterr().err
+
+
+def test_a_chunk_team_inside_a_block_leaves_blas_to_the_blocks() -> None:
+    """Block A limits BLAS (to the default one thread a block), block B starts, a chunk team's BLAS step runs
+    in B (with set_block_threads(k >= 2) a real chunk team can: it must not take A's limit for BLAS's own
+    count), A ends and restores, then the team's step and B end: BLAS is back to its count before."""
+    import threading
+
+    from tconv.dask.threads import engine_threads
+    from tconv.implementations.compiled import team
+
+    before = _thread_settings()
+    steps = {name: threading.Event() for name in ("a_in", "b_team", "a_out", "team_out")}
+
+    def block_a() -> None:
+        with engine_threads():
+            steps["a_in"].set()
+            steps["b_team"].wait(10)
+        steps["a_out"].set()
+
+    def block_b() -> None:
+        steps["a_in"].wait(10)
+        with engine_threads():
+            with team._blas_single_threaded():  # what a chunk team does around its run
+                steps["b_team"].set()
+                steps["a_out"].wait(10)
+            steps["team_out"].set()
+
+    assert tconv.dask.block_threads() == 1
+    threads = [threading.Thread(target=block_a), threading.Thread(target=block_b)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(20)
+    assert all(event.is_set() for event in steps.values())
+    assert _thread_settings() == before

@@ -71,6 +71,7 @@ def _limit(count: int) -> bool:
                 _blas_limiter = threadpool_limits(limits=count, user_api="blas")
             except Exception:  # no threadpoolctl, or no BLAS it can limit: the team's size alone is set
                 return False
+            team.blas_held_outside(True)
         return owner
 
 
@@ -86,6 +87,7 @@ def _restore(owner: bool) -> None:
         if owner and _blas_limiter is not None:
             _blas_limiter.restore_original_limits()
             _blas_limiter = None
+            team.blas_held_outside(False)
         if _active == 0 and _saved_team is not None:
             kernels.set_threads(_saved_team)
             _saved_team = None

@@ -57,6 +57,7 @@ _workers: list[threading.Thread] = []
 _local = threading.local()  # .member: True in the team's own threads
 _threads: int | None = None  # the team's size, once set (None: from the environment)
 _blas_limiter: Any = None
+_outer_blas = 0  # layers above the team holding BLAS limited (blas_held_outside): chunk teams leave BLAS alone
 
 
 @functools.cache
@@ -133,6 +134,15 @@ class _Job:
             self.finished.set()
 
 
+def blas_held_outside(held: bool) -> None:
+    """A layer above the team (:mod:`tconv.dask`'s blocks) starts (True) or stops (False) holding BLAS limited:
+    meanwhile a chunk team neither limits nor restores BLAS, so that it never takes the outer limit for BLAS's
+    own count and restores it after the outer layer has restored the real one."""
+    global _outer_blas
+    with _lock:
+        _outer_blas += 1 if held else -1
+
+
 @contextlib.contextmanager
 def _blas_single_threaded() -> Iterator[None]:
     """BLAS on one thread for the block, limited and restored by the calling thread itself.
@@ -145,7 +155,7 @@ def _blas_single_threaded() -> Iterator[None]:
     """
     global _blas_limiter
     with _lock:
-        owner = _blas_limiter is None
+        owner = _blas_limiter is None and _outer_blas == 0
         if owner:
             _blas_limiter = _controller().limit(limits=1, user_api="blas")
     try:
