@@ -154,11 +154,20 @@ def _blas_single_threaded() -> Iterator[None]:
     one that goes on.
     """
     global _blas_limiter
-    with _lock:
-        owner = _blas_limiter is None and _outer_blas == 0
-        if owner:
-            _blas_limiter = _controller().limit(limits=1, user_api="blas")
-    try:
+    owner = False
+    try:  # from before the limit: an interrupt landing anywhere after it still reaches the restore below
+        with _lock:
+            if _blas_limiter is None and _outer_blas == 0:
+                controller = _controller()
+                counts = [(lib, lib.num_threads) for lib in controller.lib_controllers if lib.user_api == "blas"]
+                try:
+                    _blas_limiter = controller.limit(limits=1, user_api="blas")
+                    owner = True
+                except BaseException:  # interrupted while limiting: some libraries may be limited
+                    if not owner:  # (once owner, the restore below undoes the limit)
+                        _set_counts(counts)
+                        _blas_limiter = None
+                    raise
         yield
     finally:
         while owner:
@@ -169,6 +178,18 @@ def _blas_single_threaded() -> Iterator[None]:
                         _blas_limiter = None
                 owner = False
             except BaseException:  # a second interrupt during the restore: restore all the same
+                continue
+
+
+def _set_counts(counts: list[tuple[Any, int]]) -> None:
+    """Give each BLAS library its thread count back, retried until every one is set (a second interrupt
+    landing here cannot leave one limited)."""
+    for lib, count in counts:
+        while True:
+            try:
+                lib.set_num_threads(count)
+                break
+            except BaseException:
                 continue
 
 
