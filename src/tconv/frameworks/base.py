@@ -35,6 +35,7 @@ import numpy as np
 
 from .. import shapes
 from .._backend import Array, extend
+from ..implementations.compiled.algorithms import transposed_weight
 from ..spec import ConvSpec
 from ._common import as_array, namespace
 
@@ -165,10 +166,7 @@ class FrameworkCall:
 def flipped_forward_weight(w: np.ndarray, groups: int) -> np.ndarray:
     """A transposed weight ``(in, out/groups, *k)`` as the forward weight ``(out, in/groups, *k)``, spatially
     flipped, of the correlation with the zero-inserted input that computes the same layer."""
-    c_in, c_out_g = w.shape[0], w.shape[1]
-    v = np.reshape(w, (groups, c_in // groups, c_out_g, *w.shape[2:])).swapaxes(1, 2)
-    v = np.reshape(v, (groups * c_out_g, c_in // groups, *w.shape[2:]))
-    return np.ascontiguousarray(np.flip(v, axis=tuple(range(2, w.ndim))))
+    return transposed_weight(w, groups)  # the same swap and flip takes either layout to the other
 
 
 def _to_numpy(a: Any) -> np.ndarray:

@@ -162,7 +162,8 @@ def stride_one_transpose(spec: ConvSpec) -> ConvSpec | None:
 
 def transposed_weight(weight: np.ndarray, groups: int) -> np.ndarray:
     """A convolution's weight ``(C_out, C_in/G, *k)`` as the weight of its transposed twin ``(C_in, C_out/G,
-    *k)``: each group's two channel axes swapped and the kernel flipped on every spatial axis."""
+    *k)``: each group's two channel axes swapped and the kernel flipped on every spatial axis (and, the same
+    operation, a transposed weight as its forward twin's: :func:`tconv.frameworks.base.flipped_forward_weight`)."""
     c_out, cg_in, *kernel = weight.shape
     grouped = weight.reshape(groups, c_out // groups, cg_in, *kernel).swapaxes(1, 2)
     flipped = grouped[(slice(None),) * 3 + (slice(None, None, -1),) * len(kernel)]
