@@ -17,6 +17,7 @@ import sys
 import tempfile
 import textwrap
 import threading
+import time
 
 import numpy as np
 import pytest
@@ -314,6 +315,78 @@ def test_an_interrupted_team_run_stops_waits_and_restores_blas():
         team.run(work, list(range(50)), 2)
     assert len(ran) <= 3  # stopped: at most the chunks running when it came, and one handed out meanwhile
     assert [i["num_threads"] for i in team._controller().info()] == before
+
+
+def test_an_interrupt_at_any_point_of_a_callers_wait_never_blocks_the_team():
+    """KeyboardInterrupt injected at each trace event of a caller's wait in turn (every call, line and return,
+    in tconv's code and in the threading code it runs): the team thread that finishes the job never blocks,
+    and the caller's next wait returns. (With a ``threading.Event`` as the job's signal, an interrupt as
+    ``Condition.__enter__`` returns left the Event's lock held, and the whole team hung: seen once in CI.)"""
+    point = 1
+    while True:
+        job = team._Job(lambda piece: None, [0])
+        with team._lock:
+            job.take()
+
+        def finish(job=job):
+            time.sleep(0.01)  # the caller is waiting by then, most often
+            with team._lock:
+                job.done(None)
+
+        events = [0]
+
+        def tracer(frame, event, arg, point=point, events=events):
+            events[0] += 1
+            if events[0] == point:
+                raise KeyboardInterrupt
+            return tracer
+
+        finisher = threading.Thread(target=finish, daemon=True)
+        finisher.start()
+        sys.settrace(tracer)
+        try:
+            job.wait()
+        except KeyboardInterrupt:
+            pass
+        finally:
+            sys.settrace(None)
+        finisher.join(5)
+        assert not finisher.is_alive(), f"the team thread blocked finishing a job (interrupt at event {point})"
+        waiter = threading.Thread(target=job.wait, daemon=True)
+        waiter.start()
+        waiter.join(5)
+        assert not waiter.is_alive(), f"a second wait blocked (interrupt at event {point})"
+        if events[0] < point:  # the wait ran through without reaching this point: every point is covered
+            break
+        point += 1
+    assert point > 2  # the wait has trace events to interrupt at
+
+
+@needs_jit
+def test_the_main_thread_never_compiles_a_kernel_itself():
+    """A new specialization asked for from the main thread is compiled (or loaded from the cache) in a thread
+    of its own: an interrupt, which lands in the main thread only, can then never leave numba's or LLVM's
+    locks held (which hung a team thread compiling later, seen once in CI). From another thread the compile
+    runs where it is asked."""
+
+    def add_one(x):
+        return x + 1
+
+    dispatcher = kernels._jit(kernels.numba_module(), add_one)
+    compiled_in, compile_ = [], dispatcher.compile
+
+    def spy(signature):
+        compiled_in.append(threading.current_thread())
+        return compile_(signature)
+
+    dispatcher.compile = spy
+    assert dispatcher(1.0) == 2.0  # main thread, a new signature
+    assert dispatcher(2.0) == 3.0  # the same signature: nothing compiled
+    assert len(compiled_in) == 1 and compiled_in[0] is not threading.main_thread()
+    other = threading.Thread(target=lambda: dispatcher(np.int64(3)))
+    other.start()
+    other.join(60)
+    assert len(compiled_in) == 2 and compiled_in[1] is other
 
 
 # --- defect 4: short-lived threads ------------------------------------------------------------------------

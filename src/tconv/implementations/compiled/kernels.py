@@ -31,6 +31,7 @@ from __future__ import annotations
 
 import functools
 import os
+import threading
 from typing import Any, NamedTuple
 
 import numpy as np
@@ -73,14 +74,53 @@ class Kernels(NamedTuple):
 
 def _jit(numba: Any, function: Any) -> Any:
     """``function`` compiled serial and ``nogil`` (the team runs it in parallel, :mod:`.team`), its machine code
-    cached where numba finds a writable place, else kept in memory only (:func:`cache_location`)."""
+    cached where numba finds a writable place, else kept in memory only (:func:`cache_location`); each new
+    specialization compiled or loaded away from the main thread (:func:`_compile_off_the_main_thread`)."""
     options = {"parallel": False, "fastmath": True, "nogil": True}
     try:
-        return numba.njit(cache=True, **options)(function)
+        dispatcher = numba.njit(cache=True, **options)(function)
     except RuntimeError as err:  # "cannot cache function ...: no locator available": a read-only install
         if "cannot cache" not in str(err):
             raise
-        return numba.njit(cache=False, **options)(function)
+        dispatcher = numba.njit(cache=False, **options)(function)
+    return _compile_off_the_main_thread(dispatcher)
+
+
+def _compile_off_the_main_thread(dispatcher: Any) -> Any:
+    """``dispatcher`` with its compiles (and loads from the cache) run in a thread of their own when the main
+    thread asks for one, the main thread waiting for it.
+
+    Why: Python runs signal handlers, and so raises ``KeyboardInterrupt``, in the main thread only, between
+    any two bytecodes. Compiling takes numba's compiler lock and LLVM's lock through Python-level
+    ``__enter__`` methods, and an interrupt landing just after one of those acquires leaves the lock held for
+    good: the next thread to compile (a team thread, say) waits forever, and the process hangs. A compile in
+    another thread always runs to its end and releases its locks; an interrupted main thread goes on at once
+    and finds the compiled code there on its next call. Numba's C dispatcher looks ``_compile_for_args`` up on
+    the dispatcher object for every new signature, so the method is replaced on this object only."""
+    compile_for_args = getattr(dispatcher, "_compile_for_args", None)
+    if compile_for_args is None:  # pragma: no cover - a numba without it: compiles stay where they are asked
+        return dispatcher
+
+    def compile_elsewhere(*args: Any, **kws: Any) -> Any:
+        if threading.current_thread() is not threading.main_thread():
+            return compile_for_args(*args, **kws)
+        outcome: dict[str, Any] = {}
+
+        def compile_() -> None:
+            try:
+                outcome["value"] = compile_for_args(*args, **kws)
+            except BaseException as err:  # handed to the main thread
+                outcome["error"] = err
+
+        thread = threading.Thread(target=compile_, name="tconv-compile", daemon=True)
+        thread.start()
+        thread.join()
+        if "error" in outcome:
+            raise outcome["error"]
+        return outcome["value"]
+
+    dispatcher._compile_for_args = compile_elsewhere
+    return dispatcher
 
 
 def cache_location() -> str | None:

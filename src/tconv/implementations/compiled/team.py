@@ -102,7 +102,8 @@ def member() -> bool:
 
 
 class _Job:
-    """Pieces of work handed out one at a time; ``finished`` is set once none is running and none is left."""
+    """Pieces of work handed out one at a time; finished (:meth:`wait` returns) once none is running and none
+    is left."""
 
     def __init__(self, work: Callable[[Any], None], pieces: Sequence[Any]) -> None:
         self.work, self.pieces = work, pieces
@@ -110,7 +111,12 @@ class _Job:
         self.running = 0
         self.stopped = False  # a piece failed, or the caller was interrupted: hand out no more
         self.errors: list[BaseException] = []
-        self.finished = threading.Event()
+        self.finished = False
+        # Released once, when the job finishes. A bare lock, not a threading.Event: an Event's wait and set go
+        # through a Condition whose Python-level __enter__ an interrupt can leave holding its lock, after which
+        # the team thread that sets the Event blocks forever while holding _lock, and every call hangs.
+        self._gate = threading.Lock()
+        self._gate.acquire()
 
     def take(self) -> int | None:
         """The next piece's index (call under ``_lock``), or None when there is none to hand out."""
@@ -121,7 +127,7 @@ class _Job:
         return self.next - 1
 
     def done(self, error: BaseException | None) -> None:
-        """One piece is over (call under ``_lock``); the last one restores BLAS and sets ``finished``."""
+        """One piece is over (call under ``_lock``); the last one finishes the job."""
         self.running -= 1
         if error is not None:
             self.errors.append(error)
@@ -129,9 +135,17 @@ class _Job:
         self.settle()
 
     def settle(self) -> None:
-        """Set ``finished`` once no piece runs and none is left (call under ``_lock``)."""
-        if self.running == 0 and (self.stopped or self.next >= len(self.pieces)) and not self.finished.is_set():
-            self.finished.set()
+        """Finish the job once no piece runs and none is left (call under ``_lock``)."""
+        if self.running == 0 and (self.stopped or self.next >= len(self.pieces)) and not self.finished:
+            self.finished = True  # before the release: whoever gets through the gate sees it set
+            self._gate.release()
+
+    def wait(self) -> None:
+        """Block until the job has finished. An interrupt may land anywhere in here and leaves nothing held
+        that matters: the gate is only passed once ``finished`` is set, so a later wait returns at once."""
+        while not self.finished:
+            if self._gate.acquire():  # interruptible; a pending signal's exception is raised from it
+                self._gate.release()
 
 
 def blas_held_outside(held: bool) -> None:
@@ -272,7 +286,7 @@ def _team_call(job: _Job, workers: int, caller_helps: bool) -> bool:
                 if index is None:
                     break
                 _run_piece(job, index)
-        job.finished.wait()
+        job.wait()
     except BaseException:
         _stop(job)
         raise
@@ -284,15 +298,21 @@ def _team_call(job: _Job, workers: int, caller_helps: bool) -> bool:
 def _stop(job: _Job) -> None:
     """Hand out no more pieces of ``job`` and wait for the running ones (a team thread settles it, or this
     thread when the job never reached the queue), so that nothing of an interrupted call still writes when its
-    caller goes on. Further interrupts meanwhile are ignored: the first one is the one re-raised."""
-    with _lock:
-        job.stopped = True
-        if job.running == 0 and job not in _queue:
-            job.settle()  # never queued (or already taken off it): nothing will run
-        _wake.notify()
+    caller goes on. Further interrupts meanwhile are ignored (each step is idempotent and retried): the first
+    one is the one re-raised."""
     while True:
         try:
-            job.finished.wait()
+            with _lock:
+                job.stopped = True
+                if job.running == 0 and job not in _queue:
+                    job.settle()  # never queued (or already taken off it): nothing will run
+                _wake.notify()
+            break
+        except BaseException:
+            continue
+    while True:
+        try:
+            job.wait()
             return
         except BaseException:
             continue
