@@ -30,7 +30,7 @@ import operator
 from collections.abc import Sequence
 from typing import Any
 
-__all__ = ["array_as_python", "as_int", "ints_per_axis", "plain_key"]
+__all__ = ["array_as_python", "as_int", "ints_per_axis", "plain_key", "plain_options_key"]
 
 
 def as_int(value: Any, name: str, expected: str) -> int:
@@ -114,9 +114,31 @@ def plain_key(value: Any) -> Any:
     if kind is tuple or kind is list:
         items = []
         for item in value:
+            item_kind = type(item)
+            if item_kind in _PLAIN_SCALARS:  # the common case, without a call
+                items.append((item_kind, item))
+                continue
             key = plain_key(item)
             if key is None:
                 return None
             items.append(key)
         return (kind, tuple(items))
     return None
+
+
+def plain_options_key(options: dict[str, Any]) -> Any:
+    """:func:`plain_key` of keyword arguments: one ``(name, key)`` per argument, or None when a value has none.
+
+    >>> plain_options_key({"stride": 2, "padding": (1, 1)}) == plain_options_key({"stride": 2, "padding": (1, 1)})
+    True
+    >>> plain_options_key({"stride": True}) == plain_options_key({"stride": 1})
+    False
+    """
+    items = []
+    for name, value in options.items():
+        kind = type(value)
+        key = (kind, value) if kind in _PLAIN_SCALARS else plain_key(value)
+        if key is None:
+            return None
+        items.append((name, key))
+    return tuple(items)

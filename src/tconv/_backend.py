@@ -9,6 +9,7 @@ arrays they accompany (NumPy when there are none).
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Callable
 from typing import Any, NamedTuple
 
@@ -68,8 +69,24 @@ def _type_name(value: Any) -> str:
     return f"{cls.__module__}.{cls.__qualname__}"
 
 
+@functools.cache
+def _numpy_namespace() -> Any:
+    return array_api_compat.array_namespace(np.empty(0))
+
+
+def _plain_numpy(dtype: Any, *arrays: Any) -> bool:
+    """Whether every one of ``arrays`` that is given is a NumPy ndarray (not a subclass) of ``dtype``, itself
+    a native-order float32 or float64: with x and the weight such ndarrays, the common call, which needs none
+    of :func:`prepare`'s conversions and passes all its checks."""
+    if dtype.char not in "fd" or not dtype.isnative:
+        return False
+    return all(a is None or (type(a) is np.ndarray and a.dtype == dtype) for a in arrays)
+
+
 def prepare(x: Any, weight: Any, bias: Any, grad_output: Any = None) -> Prepared:
     """Find the common namespace, convert sequences, and check dtypes and devices."""
+    if type(x) is np.ndarray and type(weight) is np.ndarray and _plain_numpy(x.dtype, weight, bias, grad_output):
+        return Prepared(_numpy_namespace(), x, weight, bias, grad_output, x.dtype, x.dtype)
     for name, value in (("x", x), ("weight", weight)):
         if value is None:
             raise TypeError(f"{name} must be an array; received None")

@@ -16,7 +16,7 @@ from dataclasses import dataclass
 from typing import Any, ParamSpec
 
 from . import shapes
-from ._arguments import array_as_python, as_int, ints_per_axis, plain_key
+from ._arguments import array_as_python, as_int, ints_per_axis, plain_options_key
 
 __all__ = ["ConvSpec", "PaddingArg"]
 
@@ -39,7 +39,7 @@ def _remembered(parse: Callable[_P, ConvSpec]) -> Callable[_P, ConvSpec]:
 
     @functools.wraps(parse)
     def remembered(*args: _P.args, **kwargs: _P.kwargs) -> ConvSpec:
-        options = plain_key(tuple(kwargs.items()))
+        options = plain_options_key(kwargs)
         key = None if options is None else (args, options)
         spec = None if key is None else _BUILT.get(key)
         if spec is None:

@@ -7,6 +7,7 @@ caller's dtype (:mod:`tconv.engine.layout`).
 
 from __future__ import annotations
 
+import functools
 import math
 
 from .._backend import Array, Prepared
@@ -17,10 +18,12 @@ from . import layout, planner, registry
 INDEX_LIMIT = 2**63 - 1
 
 
+@functools.lru_cache(maxsize=1024)
 def check_index_range(spec: ConvSpec, batch: int, itemsize: int) -> None:
     """``ValueError`` naming the arguments when a call's numbers or its output overflow the 64-bit index range
     (where NumPy would say "array is too big" or "Maximum allowed dimension exceeded" and the kernels would
-    wrap around). A huge stride or dilation on a small input is fine: only the sizes that exist count."""
+    wrap around). A huge stride or dilation on a small input is fine: only the sizes that exist count. Calls
+    that pass are remembered (a refused one raises, and is checked again next time)."""
     pads = tuple(v for pair in spec.padding for v in pair)
     for name, values in (
         ("stride", spec.stride),

@@ -52,6 +52,18 @@ class Axes3(NamedTuple):
 
 def axes3(spec: ConvSpec, size_in: tuple[int, ...] | None = None, size_out: tuple[int, ...] | None = None) -> Axes3:
     """``spec``'s axes padded to 3-D; ``size_in``/``size_out`` replace its sizes (an im2col of a gradient)."""
+    if size_in is None and size_out is None:
+        return _spec_axes3(spec)
+    return _axes3(spec, size_in, size_out)
+
+
+@functools.lru_cache(maxsize=256)
+def _spec_axes3(spec: ConvSpec) -> Axes3:
+    """A call's own axes padded to 3-D, made once per spec (a layer called again reuses them)."""
+    return _axes3(spec, None, None)
+
+
+def _axes3(spec: ConvSpec, size_in: tuple[int, ...] | None, size_out: tuple[int, ...] | None) -> Axes3:
     return Axes3(
         pad3(spec.input_size if size_in is None else size_in, 1),
         pad3(spec.kernel_size, 1),
@@ -62,10 +74,21 @@ def axes3(spec: ConvSpec, size_in: tuple[int, ...] | None = None, size_out: tupl
     )
 
 
+def moved(a: np.ndarray, source: int, destination: int) -> np.ndarray:
+    """``np.moveaxis(a, source, destination)`` for one axis given as an int (negative counts from the end),
+    without NumPy's argument normalisation, which costs more than the view on a call's hot path."""
+    rank = a.ndim
+    order = [axis for axis in range(rank) if axis != source % rank]
+    order.insert(destination % rank, source % rank)
+    return a.transpose(order)
+
+
 def grouped_view(a: np.ndarray, groups: int, ndim: int, channels_last: bool) -> np.ndarray:
-    """Batched ``(N, C, *sp)`` or ``(N, *sp, C)`` -> a view ``(N, G, C/G, s1, s2, s3)`` (no copy)."""
+    """Batched ``(N, C, *sp)`` or ``(N, *sp, C)`` -> a view ``(N, G, C/G, s1, s2, s3)`` (no copy), with every
+    stride set: the kernels and :func:`merge_groups` read the group and channel axes' strides even where
+    those axes have length 1 (where a reshape would leave any stride), and the unit axes' are 0."""
     if channels_last:
-        a = np.moveaxis(a, -1, 1)
+        a = moved(a, -1, 1)
     n, c = a.shape[0], a.shape[1]
     unit = (1,) * (3 - ndim)
     shape = (n, groups, c // groups, *unit, *a.shape[2:])
@@ -210,4 +233,4 @@ def grouped_matrix(grouped: np.ndarray, slot: int) -> np.ndarray:
     and channels-first, else a copy in this thread's workspace ``slot`` (:func:`workspace.contiguous`)."""
     batch, groups, cg = grouped.shape[:3]
     p = math.prod(grouped.shape[3:])
-    return contiguous(np.moveaxis(grouped, 0, 2), slot).reshape(groups, cg, batch * p)
+    return contiguous(moved(grouped, 0, 2), slot).reshape(groups, cg, batch * p)

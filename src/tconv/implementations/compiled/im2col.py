@@ -57,7 +57,7 @@ def _write_channels_first_matrix(y: np.ndarray, bias: np.ndarray | None, out_gro
     """``y (G', C/G, nb * P)`` (+ ``bias (G', C/G)``) -> ``out_grouped (nb, G', C/G, s1, s2, s3)``."""
     groups, cg = y.shape[:2]
     nb = out_grouped.shape[0]
-    y_grouped = np.moveaxis(y.reshape(groups, cg, nb, *out_grouped.shape[3:]), 2, 0)
+    y_grouped = geometry.moved(y.reshape(groups, cg, nb, *out_grouped.shape[3:]), 2, 0)
     if bias is None:
         out_grouped[...] = y_grouped
     else:
@@ -144,7 +144,7 @@ def _conv_in_pixel_blocks(
         if bias_column is not None:
             y += bias_column
         if channels_last:
-            rows[n, o0:o1] = np.moveaxis(y, 2, 0)
+            rows[n, o0:o1] = geometry.moved(y, 2, 0)
         else:
             rows[n, :, :, o0:o1] = y
 
@@ -225,12 +225,12 @@ def _grads_in_pixel_blocks(
         cols = workspace((groups * cg_out, taps, batch, o1 - o0), x_grouped.dtype)
         kernels.im2col(planes, cols, tables.rows[o0:o1], tables.taps)
         cols_g = cols.reshape(groups, cg_out * taps, batch * (o1 - o0))
-        xb = np.moveaxis(x_flat[:, :, :, o0:o1], 0, 2).reshape(groups, cg_in, -1)  # (G, cg_in, N * ob)
+        xb = geometry.moved(x_flat[:, :, :, o0:o1], 0, 2).reshape(groups, cg_in, -1)  # (G, cg_in, N * ob)
         target = dw.target()
         for g in range(groups):
             if dx_flat is not None and w_matrix is not None:
                 part = np.matmul(w_matrix[g], cols_g[g]).reshape(cg_in, batch, o1 - o0)
-                dx_flat[:, g, :, o0:o1] = np.moveaxis(part, 1, 0)
+                dx_flat[:, g, :, o0:o1] = geometry.moved(part, 1, 0)
             target[g] += np.matmul(xb[g], cols_g[g].T)
 
     team.run(work, [(o0, min(o0 + step, p_in)) for o0 in range(0, p_in, step)], threads)

@@ -71,9 +71,15 @@ def _controller() -> Any:
 
 
 def threads() -> int:
-    """The team's size: :func:`set_threads`'s value, else ``NUMBA_NUM_THREADS``, else this process's CPUs."""
+    """The team's size: :func:`set_threads`'s value, else ``NUMBA_NUM_THREADS``, else this process's CPUs (the
+    last two read once per process, at the first call that asks, as numba reads ``NUMBA_NUM_THREADS``)."""
     if _threads is not None:
         return _threads
+    return _default_threads()
+
+
+@functools.cache
+def _default_threads() -> int:
     env = os.environ.get("NUMBA_NUM_THREADS", "")
     if env.strip().isdigit() and int(env) > 0:
         return int(env)
@@ -409,6 +415,7 @@ def _after_fork_in_child() -> None:  # pragma: no cover - runs in a forked child
     _lock = threading.Lock()
     _wake = threading.Condition(_lock)
     _queue, _workers, _blas_limiter = collections.deque(), [], None
+    _default_threads.cache_clear()  # the child may run on other CPUs
     compiler = _numba_compiler_lock()
     try:
         if compiler is not None:

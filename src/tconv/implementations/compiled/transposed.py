@@ -87,7 +87,7 @@ def conv_transpose(
             x_chunk = x_matrix.reshape(groups, cg_in, batch, p_in)[:, :, n0:n1].reshape(groups, cg_in, nb * p_in)
             cols = np.matmul(a, x_chunk, out=workspace((groups, a.shape[1], x_chunk.shape[2]), x.dtype))
             cols_by_tap = cols.reshape(groups, c1 - c0, *axes.kernel, nb, *axes.size_in)
-            cols_by_tap = np.moveaxis(cols_by_tap, 1, 4)  # (G, K1, K2, K3, cb, nb, n1, n2, n3)
+            cols_by_tap = geometry.moved(cols_by_tap, 1, 4)  # (G, K1, K2, K3, cb, nb, n1, n2, n3)
         if phases is None:
             kernels.gather(cols_by_tap, bias_grouped[:, c0:c1], out_grouped[n0:n1, :, c0:c1], axes)
         else:
@@ -164,7 +164,7 @@ def conv_transpose_pixels(
     bias_row = _bias_by_group(bias, spec, x.dtype)[0]
     taps, p_in = math.prod(spec.kernel_size), math.prod(spec.input_size)
     c_in, c_out = spec.in_channels, spec.out_channels
-    wk = contiguous(np.moveaxis(weight.reshape(c_in, c_out, taps), 1, 2), slot=6).reshape(c_in, taps * c_out)
+    wk = contiguous(geometry.moved(weight.reshape(c_in, c_out, taps), 1, 2), slot=6).reshape(c_in, taps * c_out)
     axes = geometry.axes3(spec)
     tables: list[np.ndarray] = []
     for n, k, s, dil, lo, o in zip(*axes):
@@ -172,14 +172,14 @@ def conv_transpose_pixels(
     if channels_last:  # (N, O1, O2, O3, C_out)
         out_pixels = out.reshape(batch, *axes.size_out, c_out)
     else:
-        out_pixels = np.moveaxis(out.reshape(batch, c_out, *axes.size_out), 1, -1)
+        out_pixels = geometry.moved(out.reshape(batch, c_out, *axes.size_out), 1, -1)
     rows = _pixel_rows(x, spec, channels_last)
     split = geometry.cropped_tap_split(axes)
     if split is not None:  # x as (N, D1, D2, D3, C_in)
         x_pixels = (
             x.reshape(batch, *axes.size_in, c_in)
             if channels_last
-            else np.moveaxis(x.reshape(batch, c_in, *axes.size_in), 1, -1)
+            else geometry.moved(x.reshape(batch, c_in, *axes.size_in), 1, -1)
         )
 
     def work(chunk: tuple[int, int, int, int]) -> None:
@@ -195,7 +195,7 @@ def conv_transpose_pixels(
         axis, runs = split
         others = [b for b in range(3) if b != axis]
         staged = workspace((axes.size_in[axis], n1 - n0, *(axes.size_in[b] for b in others), c_in), x.dtype, slot=1)
-        np.copyto(staged, np.moveaxis(x_pixels[n0:n1], 1 + axis, 0))
+        np.copyto(staged, geometry.moved(x_pixels[n0:n1], 1 + axis, 0))
         cols = workspace((*staged.shape[:4], *axes.kernel, c1 - c0), np.result_type(x, w_block))
         per_index = staged[0].size // c_in  # rows per input index along the split axis
         per_tap = w_block.shape[1] // axes.kernel[axis]  # columns per tap along it (the axes before: kernel 1)
