@@ -147,6 +147,8 @@ class KernelLayer(Module):
         return ACTIVATIONS[self.activation][0](z, FUSED_SLOPE).astype(z.dtype, copy=False)
 
     def _activation_grad(self, grad: np.ndarray, z: np.ndarray, y: np.ndarray) -> np.ndarray:
+        if self.activation == "linear" and grad.dtype == z.dtype:  # the product with ones would copy grad
+            return grad
         return grad * ACTIVATIONS[self.activation][1](z, y, FUSED_SLOPE)
 
 

@@ -84,7 +84,10 @@ class MaxPool(Module):
         for i, (s, off) in enumerate(zip(self.stride, offsets)):
             index.append(grids[2 + i] * s + off)
         full = np.zeros(padded_shape, dtype=grad.dtype)
-        np.add.at(full, tuple(index), grad)
+        if all(k <= s for k, s in zip(self.kernel_size, self.stride)):
+            full[tuple(index)] = grad  # windows apart: no position is any two windows' maximum
+        else:
+            np.add.at(full, tuple(index), grad)
         crop = (slice(None), slice(None), *(slice(lo, lo + n) for (lo, _), n in zip(pairs, in_shape[2:])))
         return from_channels_first(full[crop], self.channels_last)
 
