@@ -82,6 +82,9 @@ def test_a_child_forked_after_a_call_computes_and_so_does_the_parent():
     """Used before a fork, in the parent, and after it, in the child (on a team of its own)."""
     figures = _run(
         """
+        from tconv import _tuning
+        _tuning.TEAM_MIN_BYTES = 0  # the call on a chunk team whatever the hand-off measured (a loaded machine
+        _tuning.TEAM_MIN_CHANNELS = 1  # measures it slower, and its kernels then stay off the team)
         check(call())
         start = time.perf_counter()
         pid = os.fork()
