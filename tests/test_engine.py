@@ -738,3 +738,45 @@ def test_a_stride_one_convolution_runs_on_the_direct_kernel_as_its_transposed_tw
         for options in ({"stride": 2}, {"padding": 3}):  # 3 > d*(k-1) = 2
             with pytest.raises(ValueError, match="does not support"):
                 tconv.conv(x, w, groups=groups, **options)
+
+
+@needs_jit
+@pytest.mark.parametrize("channels_last", [False, True])
+@pytest.mark.parametrize("groups", [1, 4])
+def test_a_stride_one_transposed_convolution_runs_as_its_forward_twin(channels_last, groups):
+    """jit_im2col forced on transposed convolutions: stride 1 with dilation, asymmetric crops up to d*(k-1),
+    output_padding (allowed where the dilation exceeds it), 1x1 kernels, 1-D to 3-D, batched
+    and not, against the oracle; a stride above 1, or a crop beyond d*(k-1), is refused."""
+    rng = np.random.default_rng(10 + groups)
+    for spatial, kernel, dilation, pads, extra in (
+        ((11,), (4,), (2,), [(6, 0)], (1,)),
+        ((9, 7), (3, 2), (1, 3), [(2, 0), (0, 3)], (0, 2)),
+        ((5, 6, 4), (2, 3, 2), (1, 1, 2), [(1, 1), (0, 2), (2, 1)], (0, 0, 1)),
+        ((6, 5), (1, 1), (1, 1), [(0, 0), (0, 0)], (0, 0)),
+    ):
+        x = rng.standard_normal((2, 8, *spatial))
+        w = rng.standard_normal((8, 12 // groups, *kernel))
+        b = rng.standard_normal(12)
+        ones = [1] * len(spatial)
+        expected = naive_conv_transpose(
+            x, w, b, stride=ones, pads=pads, dilation=list(dilation), output_padding=list(extra), groups=groups
+        )
+        options = {"padding": pads, "dilation": dilation, "output_padding": extra, "groups": groups}
+        xin = np.moveaxis(x, 1, -1) if channels_last else x
+        with tconv.use_algorithm("jit_im2col"):
+            got = tconv.conv_transpose(xin, w, b, channels_last=channels_last, **options)
+            single = tconv.conv_transpose(xin[0], w, b, channels_last=channels_last, **options)
+            low = tconv.conv_transpose(xin.astype(np.float32), w.astype(np.float32), channels_last=channels_last,
+                                       **options)  # fmt: skip
+        if channels_last:
+            got, single, low = np.moveaxis(got, -1, 1), np.moveaxis(single, -1, 0), np.moveaxis(low, -1, 1)
+        np.testing.assert_allclose(got, expected, atol=1e-10)
+        np.testing.assert_allclose(single, expected[0], atol=1e-10)
+        bias_shape = (1, -1) + (1,) * len(spatial)
+        assert low.dtype == np.float32
+        np.testing.assert_allclose(low, expected - b.reshape(bias_shape), rtol=1e-4, atol=1e-4)
+    x, w = rng.standard_normal((1, 4, 9)), rng.standard_normal((4, 4 // groups, 3))
+    with tconv.use_algorithm("jit_im2col"):
+        for options in ({"stride": 2}, {"padding": 3}):  # 3 > d*(k-1) = 2
+            with pytest.raises(ValueError, match="does not support"):
+                tconv.conv_transpose(x, w, groups=groups, **options)

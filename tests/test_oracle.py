@@ -21,11 +21,12 @@ JIT_GEMM = pytest.param("jit_gemm", marks=_jit_missing)
 JIT_DIRECT = pytest.param("jit_direct", marks=_jit_missing)
 JIT_PIXELS = pytest.param("jit_pixels", marks=_jit_missing)
 JIT_PATCHES = pytest.param("jit_patches", marks=_jit_missing)
+JIT_IM2COL = pytest.param("jit_im2col", marks=_jit_missing)
 
 
 def _forced(algorithm, case):
     """The forced algorithm, or None where it does not cover the case (the compiled path: rank <= 3)."""
-    if algorithm in ("jit_gemm", "jit_direct", "jit_pixels", "jit_patches") and case.d > 3:
+    if algorithm in ("jit_gemm", "jit_direct", "jit_pixels", "jit_patches", "jit_im2col") and case.d > 3:
         return None
     if algorithm in ("jit_pixels", "jit_patches") and case.groups > 1:
         return None
@@ -33,6 +34,11 @@ def _forced(algorithm, case):
         return None
     if algorithm == "jit_direct" and not case.transposed:
         # a convolution runs there as its transposed twin: stride 1, each side's padding within d*(k-1)
+        reach = [a.dilation * (a.kernel - 1) for a in case.axes]
+        if any(a.stride != 1 or a.lo > r or a.hi > r for a, r in zip(case.axes, reach)):
+            return None
+    if algorithm == "jit_im2col":
+        # a stride-1 transposed convolution runs there as its forward twin: each side's crop within d*(k-1)
         reach = [a.dilation * (a.kernel - 1) for a in case.axes]
         if any(a.stride != 1 or a.lo > r or a.hi > r for a, r in zip(case.axes, reach)):
             return None
@@ -75,7 +81,7 @@ def test_conv_matches_oracle(algorithm, case):
     _matches_oracle(algorithm, case)
 
 
-@pytest.mark.parametrize("algorithm", ["taps", "gemm", JIT_GEMM, JIT_DIRECT, JIT_PIXELS, JIT_PATCHES, None])
+@pytest.mark.parametrize("algorithm", ["taps", "gemm", JIT_GEMM, JIT_DIRECT, JIT_PIXELS, JIT_PATCHES, JIT_IM2COL, None])
 @SETTINGS
 @given(configs(transposed=True))
 def test_conv_transpose_matches_oracle(algorithm, case):

@@ -97,3 +97,21 @@ def test_planner_picks_the_direct_kernel_for_a_stride_one_depthwise_convolution(
     assert forward(groups=64, stride=1) == "jit_direct"  # depthwise: the direct sum of its transposed twin
     assert forward(groups=64, stride=2) == "jit_gemm"  # no stride-1 twin
     assert forward(groups=1, stride=1) == "jit_gemm"  # 64 channels a group: the products
+
+
+@needs_jit
+def test_planner_pins_jit_im2col_where_its_forward_twin_is_clearly_cheaper():
+    """A stride-1 transposed convolution with few input channels or a large kernel runs as its forward twin
+    (sweep layers that ran 2-4x faster so); where the two estimates are close (a U-Net 3x3 layer, whose
+    column product measured faster), it stays on jit_gemm (TWIN_MARGIN)."""
+    numpy = array_api_compat.array_namespace(np.empty(0))
+    few_inputs = _spec(True, (54, 4, 6, 6), (4, 35, 3, 3), padding=1)
+    large_kernel = _spec(True, (1, 13, 32, 32), (13, 64, 9, 9), padding=3)
+    three_d = _spec(True, (23, 3, 9, 9, 9), (3, 169, 4, 4, 4))
+    unet = _spec(True, (8, 32, 32, 32), (32, 32, 3, 3), padding=1)
+    assert planner.select(few_inputs, numpy, batch=54).name == "jit_im2col"
+    assert planner.select(large_kernel, numpy).name == "jit_im2col"
+    assert planner.select(three_d, numpy, channels_last=True, batch=23).name == "jit_im2col"
+    assert planner.select(unet, numpy, batch=8).name == "jit_gemm"
+    strided = _spec(True, (8, 4, 6, 6), (4, 35, 3, 3), stride=2, padding=1)
+    assert planner.select(strided, numpy, batch=8).name != "jit_im2col"  # no forward twin

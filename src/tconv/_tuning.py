@@ -46,6 +46,11 @@ DIRECT_RATE = 3e9
 #: seconds per row of an overlap-add (loop set-up; a row is vectorised along its length).
 ROW_COST = 5e-9
 
+#: A stride-1 transposed convolution runs as its forward twin (``jit_im2col``) only where the model puts the
+#: twin at most this fraction of every other algorithm's cost: on equal estimates the column product measured
+#: faster (x (8,32,32,32) -> 32 k3 p1: 2.8-4.1 ms against 3.7-5.5; docs/speed.md, 2026-11-30).
+TWIN_MARGIN = 0.8
+
 #: Bytes per element the cost model counts. Plans are cached per call description, not per dtype; the
 #: rates above are float32 rates, and a float64 call scales every term alike, so the ranking holds.
 COST_ITEMSIZE = 4

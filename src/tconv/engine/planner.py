@@ -8,12 +8,15 @@ call description, layout and team (:func:`plan`):
    array-API product + col2im, faster than ``taps`` everywhere once its buffer is cache-sized;
 2. a convolution: ``jit_gemm``, or ``jit_direct`` where its stride is 1 and the cost model prefers the direct
    sum for its transposed twin (the flipped kernel; few channels per group, depthwise);
-3. a channels-last transposed convolution with one group and ``PIXELS_MIN_CHANNELS`` output channels or
+3. a stride-1 transposed convolution whose forward twin (``jit_im2col``: im2col of x and a product over
+   ``C_in/G * K``) the cost model puts at most ``TWIN_MARGIN`` of every other algorithm's cost: ``jit_im2col``
+   (few input channels, large kernels; whatever the layout), unless rule 5 holds;
+4. a channels-last transposed convolution with one group and ``PIXELS_MIN_CHANNELS`` output channels or
    more: ``jit_pixels`` (its overlap-add runs along the contiguous channels, and x needs no copy);
-4. channels-first, the batched 2-D generator layers on a thread team (one group, ``PIXELS_TEAM_MIN_CHANNELS``
+5. channels-first, the batched 2-D generator layers on a thread team (one group, ``PIXELS_TEAM_MIN_CHANNELS``
    output channels or more, input rows of at most ``PIXELS_TEAM_MAX_ROW``, kernels that overlap):
    ``jit_pixels``;
-5. else the cheapest by the cost model (:func:`plan_costs`, the algorithms' own ``cost``).
+6. else the cheapest by the cost model (:func:`plan_costs`, the algorithms' own ``cost``).
 
 Whether a call runs on a thread team is decided by one function,
 :func:`tconv.implementations.compiled.schedule.team_threads`, asked here and by the compiled schedules,
@@ -72,13 +75,27 @@ def plan(spec: ConvSpec, compiled: bool, channels_last: bool, team: bool = False
             if direct is not None and products is not None and direct < products:
                 return "jit_direct"
         return "jit_gemm"
+    costs = plan_costs(spec)
+    overlapping = any(k * d > s for k, s, d in zip(spec.kernel_size, spec.stride, spec.dilation))
+    team_pixels = (
+        team
+        and spec.ndim == 2
+        and spec.groups == 1
+        and spec.out_channels >= _tuning.PIXELS_TEAM_MIN_CHANNELS
+        and spec.input_size[-1] <= _tuning.PIXELS_TEAM_MAX_ROW
+        and overlapping
+    )
+    twin_cost = costs.pop("jit_im2col", None)  # the twin by rule 3 only, never by rule 6
+    if (
+        not team_pixels
+        and twin_cost is not None
+        and (not costs or twin_cost <= _tuning.TWIN_MARGIN * min(costs.values()))
+    ):
+        return "jit_im2col"
     if channels_last and spec.groups == 1 and spec.out_channels >= _tuning.PIXELS_MIN_CHANNELS:
         return "jit_pixels"
-    overlapping = any(k * d > s for k, s, d in zip(spec.kernel_size, spec.stride, spec.dilation))
-    if team and spec.ndim == 2 and spec.groups == 1 and spec.out_channels >= _tuning.PIXELS_TEAM_MIN_CHANNELS:
-        if spec.input_size[-1] <= _tuning.PIXELS_TEAM_MAX_ROW and overlapping:
-            return "jit_pixels"
-    costs = plan_costs(spec)
+    if team_pixels:
+        return "jit_pixels"
     return min(costs, key=lambda name: costs[name])
 
 

@@ -94,7 +94,7 @@ def forced() -> Algorithm | None:
 def algorithms() -> list[str]:
     """The names of the registered algorithms; the planner chooses among them per call.
 
-    ``jit_gemm``, ``jit_pixels``, ``jit_patches`` and ``jit_direct`` are the compiled NumPy paths
+    ``jit_gemm``, ``jit_pixels``, ``jit_patches``, ``jit_direct`` and ``jit_im2col`` are the compiled NumPy paths
     (numba, rank <= 3); the others are the array-API paths that run on any library (PyTorch, CuPy,
     JAX, NumPy without numba).
     :func:`use_algorithm` forces one.
@@ -103,7 +103,7 @@ def algorithms() -> list[str]:
     --------
     >>> import tconv
     >>> tconv.algorithms()
-    ['jit_direct', 'jit_patches', 'jit_pixels', 'jit_gemm', 'gemm', 'taps', 'depth_to_space', 'direct']
+    ['jit_im2col', 'jit_direct', 'jit_patches', 'jit_pixels', 'jit_gemm', 'gemm', 'taps', 'depth_to_space', 'direct']
     """
     return list(reversed(list(_ALGORITHMS)))
 

@@ -1,7 +1,7 @@
 """The compiled NumPy path (numba kernels around BLAS products; NumPy arrays of rank <= 3).
 
 ==================  =====================================================================================
-``algorithms``      the four algorithm objects, their support predicates and costs
+``algorithms``      the five algorithm objects, their support predicates and costs
 ``transposed``      the transposed convolutions (``jit_gemm``, ``jit_direct``, ``jit_pixels``, ``jit_patches``)
 ``im2col``          the im2col, the convolution, and both directions' gradients
 ``geometry``        axes padded to 3-D, grouped views, gather tables, cropped-tap runs

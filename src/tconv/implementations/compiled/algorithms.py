@@ -1,7 +1,7 @@
 """The compiled algorithms as objects (the interface :class:`tconv.engine.registry.Algorithm`): what each
 runs, its support predicate and its cost by the planner's cost model.
 
-All four take the caller's layout as it is (any strides, channels-last included; a view the kernels cannot
+All five take the caller's layout as it is (any strides, channels-last included; a view the kernels cannot
 read in place, with negative or unaligned strides, is copied first: :func:`.geometry.kernel_ready`) and share their
 gradients: the transposed convolution's input and weight gradients from one im2col of the output gradient,
 the convolution's weight gradient from an im2col of x (:mod:`tconv.implementations.compiled.im2col`).
@@ -9,7 +9,8 @@ the convolution's weight gradient from an im2col of x (:mod:`tconv.implementatio
 The cost model (seconds per sample; the rates in :mod:`tconv._tuning`): the column product at
 ``GEMM_RATE`` (slower in proportion when ``C_in/G < GEMM_FULL_RATE_INNER``), the column buffer written and
 read once at ``COLUMN_STREAM``, each overlap-add row at ``ROW_COST``, and the direct kernel's multiply-adds
-at ``DIRECT_RATE`` plus a ``ROW_COST`` for each row it adds. It covers transposed convolutions; a
+at ``DIRECT_RATE`` plus a ``ROW_COST`` for each row it adds; a stride-1 transposed convolution's forward twin
+(``jit_im2col``) by its im2col and product (:func:`_twin_product`). It covers transposed convolutions; a
 convolution takes ``jit_gemm``, or ``jit_direct`` where its stride is 1 and the direct sum is the cheaper way
 to compute its transposed twin (:func:`stride_one_transpose`).
 """
@@ -37,6 +38,28 @@ def _column_product(spec: ConvSpec) -> tuple[float, int]:
     column_bytes = float(_tuning.COST_ITEMSIZE) * elements
     rate = _tuning.GEMM_RATE * min(1.0, cg_in / _tuning.GEMM_FULL_RATE_INNER)
     return flops / rate + 2 * column_bytes / _tuning.COLUMN_STREAM, elements
+
+
+def _twin_product(spec: ConvSpec) -> float:
+    """The cost of a convolution's im2col and product run as a transposed convolution's twin: the product at
+    ``GEMM_RATE``, slower in proportion when its inner dimension ``C_in/G * K`` or its rows ``C_out/G`` fall
+    below ``GEMM_FULL_RATE_INNER`` (BLAS's rate on thin products); its columns streamed once each way, its
+    output written once, and the weight flipped into its twin's layout (a copy per call, charged per sample:
+    the model has no per-call term, so this errs against the twin on large batches), at ``COLUMN_STREAM``."""
+    groups = spec.groups
+    cg_in, cg_out = spec.in_channels // groups, spec.out_channels // groups
+    taps = math.prod(spec.kernel_size)
+    inner, p_out = cg_in * taps, math.prod(spec.output_size)
+    flops = 2.0 * groups * cg_out * inner * p_out
+    full = _tuning.GEMM_FULL_RATE_INNER
+    rate = _tuning.GEMM_RATE * min(1.0, inner / full) * min(1.0, cg_out / full)
+    item = float(_tuning.COST_ITEMSIZE)
+    columns, output, weight = (
+        item * groups * inner * p_out,
+        item * spec.out_channels * p_out,
+        item * cg_in * taps * spec.out_channels,
+    )
+    return flops / rate + (2 * columns + output + 2 * weight) / _tuning.COLUMN_STREAM
 
 
 class Compiled:
@@ -170,6 +193,57 @@ def transposed_weight(weight: np.ndarray, groups: int) -> np.ndarray:
     return np.ascontiguousarray(flipped).reshape(groups * cg_in, c_out // groups, *kernel)
 
 
+def stride_one_conv(spec: ConvSpec) -> ConvSpec | None:
+    """A stride-1 transposed convolution as the convolution that computes it (None for any other call): the
+    flipped kernel (:func:`transposed_weight`) over x padded by ``d*(k-1) - lo`` and ``d*(k-1) - hi +
+    output_padding``, which needs each side's crop within ``d*(k-1)``. Output ``o`` of both sums
+    ``x[o + lo - d*(k-1) + t*d] * w_flipped[t]`` over the taps (the reverse of :func:`stride_one_transpose`)."""
+    if not spec.transposed or any(s != 1 for s in spec.stride):
+        return None
+    pads = []
+    for (lo, hi), k, d, extra in zip(spec.padding, spec.kernel_size, spec.dilation, spec.output_padding):
+        reach = d * (k - 1)
+        if lo > reach or hi > reach:
+            return None
+        pads.append((reach - lo, reach - hi + extra))
+    return ConvSpec.build(
+        transposed=False,
+        input_size=spec.input_size,
+        kernel_size=spec.kernel_size,
+        in_channels=spec.in_channels,
+        out_channels=spec.out_channels,
+        padding=tuple(pads),
+        dilation=spec.dilation,
+        groups=spec.groups,
+    )
+
+
+class JitIm2col(Compiled):
+    name = "jit_im2col"
+    description = (
+        "a stride-1 transposed convolution as its forward twin: compiled im2col of x and one BLAS product per "
+        "group over C_in/G * K (few input channels, large kernels; NumPy, rank <= 3, needs numba)"
+    )
+
+    def supports(self, spec: ConvSpec, xp: Any) -> bool:
+        return stride_one_conv(spec) is not None and runs_compiled(spec, xp)
+
+    def cost(self, spec: ConvSpec) -> float | None:
+        """The twin's im2col and product: the product's inner dimension is ``C_in/G * K`` here, against
+        ``C_in/G`` for the transposed column product, and its columns number ``C_in/G * K * P_out`` against
+        ``C_out/G * K * P_in``."""
+        twin = stride_one_conv(spec)
+        return None if twin is None else _twin_product(twin)
+
+    def forward(
+        self, xp: Any, x: np.ndarray, weight: np.ndarray, bias: np.ndarray | None, spec: ConvSpec, channels_last: bool
+    ) -> np.ndarray:
+        twin = stride_one_conv(spec)
+        assert twin is not None  # supports() said so
+        x, weight = kernel_ready(x), kernel_ready(weight)
+        return im2col.conv(x, transposed_weight(weight, spec.groups), bias, twin, channels_last)
+
+
 class JitDirect(Compiled):
     name = "jit_direct"
     description = (
@@ -207,4 +281,4 @@ class JitDirect(Compiled):
 
 
 #: The compiled algorithms, in the order the engine registers them.
-ALGORITHMS = (JitGemm(), JitPixels(), JitPatches(), JitDirect())
+ALGORITHMS = (JitGemm(), JitPixels(), JitPatches(), JitDirect(), JitIm2col())
