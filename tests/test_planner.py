@@ -115,3 +115,12 @@ def test_planner_pins_jit_im2col_where_its_forward_twin_is_clearly_cheaper():
     assert planner.select(unet, numpy, batch=8).name == "jit_gemm"
     strided = _spec(True, (8, 4, 6, 6), (4, 35, 3, 3), stride=2, padding=1)
     assert planner.select(strided, numpy, batch=8).name != "jit_im2col"  # no forward twin
+
+
+@needs_jit
+def test_planner_pins_jit_direct_for_a_large_dilated_depthwise_kernel_over_a_small_input():
+    """The direct kernel's cost counts each (input, tap) pair at most once: a 6x6x6 kernel of dilation 2 over
+    a 4x4x4 input reaches 14^3 outputs, but only 64 * 216 pairs exist (it ran 7 ms against jit_gemm's 25)."""
+    numpy = array_api_compat.array_namespace(np.empty(0))
+    spec = _spec(True, (29, 25, 4, 4, 4), (25, 1, 6, 6, 6), groups=25, dilation=2)
+    assert planner.select(spec, numpy, batch=29).name == "jit_direct"

@@ -255,7 +255,8 @@ class JitDirect(Compiled):
         return (spec.transposed or stride_one_transpose(spec) is not None) and runs_compiled(spec, xp)
 
     def cost(self, spec: ConvSpec) -> float | None:
-        """Every output sums ``C_in/G`` channels times the ``prod(k/s)`` taps that reach it on average, and every
+        """Every output sums ``C_in/G`` channels times the ``prod(k/s)`` taps that reach it on average (at most every
+        (input, tap) pair once), and every
         output plane adds each (input channel, tap)'s input rows as one row each, at ``ROW_COST`` (the loop's
         set-up, which dominates where rows are short: a 1x1 input, a 1-D input of a few elements) (a stride-1
         convolution: those of its transposed twin)."""
@@ -265,7 +266,11 @@ class JitDirect(Compiled):
         cg_in = twin.in_channels // twin.groups
         taps = math.prod(twin.kernel_size)
         reach = taps / math.prod(twin.stride)
-        multiply_adds = twin.out_channels * math.prod(twin.output_size) * cg_in * reach
+        # no more than every (input, tap) pair once: with a large dilated kernel over a small input the outputs
+        # outnumber prod(s) times the inputs, and most of their taps fall outside x
+        multiply_adds = (
+            twin.out_channels * cg_in * min(math.prod(twin.output_size) * reach, taps * math.prod(twin.input_size))
+        )
         rows = twin.out_channels * cg_in * taps * math.prod(twin.input_size[:-1])
         return multiply_adds / _tuning.DIRECT_RATE + rows * _tuning.ROW_COST
 
