@@ -1,0 +1,108 @@
+"""How well the planner chooses among tconv's own algorithms, on layers it was never tuned on.
+
+    python benchmarks/planner_regret.py [--forward] [--json FILE] SEED [SEED ...]
+
+For every layer of ``tconv bench --sweep SEED`` (transposed convolutions; ``--forward``: convolutions) it times
+each compiled algorithm that supports the layer, forced (:func:`tconv.use_algorithm`), and the planner's own
+choice, in this process with the thread counts it inherits (nothing set). It prints, per seed and over all:
+
+* ``regret``: the geometric mean of (time of the planner's choice) / (time of the fastest algorithm), 1.00 when
+  the planner always picks the fastest;
+* the layers where the choice costs most, with every algorithm's time.
+
+This separates the two reasons a layer can trail a peer framework: a wrong choice among tconv's algorithms
+(regret), or algorithms that are all slower than the peer's (which no planner can fix). It is a measuring
+script, not a test; run it on a quiet machine. ``--json`` keeps the raw times for offline study of the cost
+model (the planner's choice for other ``tconv._tuning`` values can be replayed from them without timing).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import statistics
+import time
+
+import numpy as np
+
+import tconv
+from tconv.engine import planner
+from tconv.tools.bench import _prepare_tconv
+from tconv.tools.bench_cases import sweep
+
+ALGORITHMS = ("jit_gemm", "jit_pixels", "jit_patches", "jit_direct", "jit_im2col")
+
+
+def _median_seconds(call, budget: float = 0.12) -> float:
+    """The median of at least 3 timed calls, more while ``budget`` seconds last (at most 60), after one untimed
+    call (compilation, buffers)."""
+    call()
+    times: list[float] = []
+    end = time.perf_counter() + budget
+    while len(times) < 3 or (time.perf_counter() < end and len(times) < 60):
+        start = time.perf_counter()
+        call()
+        times.append(time.perf_counter() - start)
+    return statistics.median(times)
+
+
+def _spec(case) -> tconv.ConvSpec:
+    out_channels = case.weight[1] * case.groups if case.transposed else case.weight[0]
+    return tconv.ConvSpec.build(
+        transposed=case.transposed,
+        input_size=case.x[2:],
+        kernel_size=case.kernel,
+        in_channels=case.x[1],
+        out_channels=out_channels,
+        **case.options(),
+    )
+
+
+def measure(seed: int, forward: bool) -> list[dict]:
+    rows = []
+    for case in sweep(seed, transposed=not forward):
+        call = _prepare_tconv(case, "forward")
+        times = {}
+        for name in ALGORITHMS:
+            try:
+                with tconv.use_algorithm(name):
+                    times[name] = _median_seconds(call)
+            except ValueError:  # the algorithm does not support this layer
+                continue
+        chosen = planner.select(_spec(case), np, case.channels_last, case.x[0], 4).name  # float32, as timed
+        rows.append({"seed": seed, "name": case.name, "layer": case.describe(), "chosen": chosen, "times": times})
+    return rows
+
+
+def _regret(rows: list[dict]) -> float:
+    logs = [math.log(r["times"][r["chosen"]] / min(r["times"].values())) for r in rows if r["chosen"] in r["times"]]
+    return math.exp(sum(logs) / len(logs)) if logs else float("nan")
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("seeds", type=int, nargs="+")
+    parser.add_argument("--forward", action="store_true", help="the convolution sweep instead of the transposed one")
+    parser.add_argument("--json", help="also write every layer's times here")
+    parser.add_argument("--worst", type=int, default=5, help="how many of the costliest choices to list")
+    args = parser.parse_args()
+    every = []
+    for seed in args.seeds:
+        rows = measure(seed, args.forward)
+        every += rows
+        best = sum(min(r["times"], key=r["times"].get) == r["chosen"] for r in rows)
+        print(f"seed {seed}: {len(rows)} layers, regret {_regret(rows):.3f}, the fastest chosen on {best}", flush=True)
+    print(f"all: {len(every)} layers, regret {_regret(every):.3f}")
+    ranked = sorted(every, key=lambda r: r["times"].get(r["chosen"], math.inf) / min(r["times"].values()))
+    print("costliest choices (ms):")
+    for r in reversed(ranked[-args.worst :]):
+        times = "  ".join(f"{name} {seconds * 1e3:.3f}" for name, seconds in r["times"].items())
+        print(f"  seed {r['seed']} {r['name']}: {r['layer']}; chose {r['chosen']}; {times}")
+    if args.json:
+        with open(args.json, "w", encoding="utf-8") as file:
+            json.dump(every, file)
+
+
+if __name__ == "__main__":
+    main()
