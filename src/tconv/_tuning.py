@@ -28,7 +28,8 @@ PIXELS_TEAM_MIN_CHANNELS = 32
 PIXELS_TEAM_MAX_ROW = 8
 
 # --- the cost model (tconv.engine.planner.plan_costs; the algorithms' cost()) --------------------------
-# Every cost is per sample (all of them grow linearly with the batch, so the batch never changes a plan).
+# Every cost is per sample, plus an algorithm's setup_cost once per call (a weight rearranged on every call), so
+# a plan is made per batch.
 
 #: float32 rate of NumPy's BLAS on the column products, in flop/s, when the inner dimension is at least
 #: GEMM_FULL_RATE_INNER ...
@@ -45,6 +46,13 @@ DIRECT_RATE = 3e9
 
 #: seconds per row of an overlap-add (loop set-up; a row is vectorised along its length).
 ROW_COST = 5e-9
+
+#: seconds per row of ``jit_pixels``' overlap-add (a row: one output pixel's channels from one (input, tap)),
+#: which carries its tile's bookkeeping too. Fitted on the planner's regret (benchmarks/planner_regret.py:
+#: the geometric mean over random layers of the planner's choice against the fastest of tconv's algorithms):
+#: 4 x ROW_COST did best of 1, 2, 4 and 8 on 180 layers (sweeps 2, 4, 5; 1.149 -> 1.125) and held on 240
+#: others (sweeps 8, 9: 1.119 -> 1.111; 11, 12: 1.215 -> 1.136); docs/speed.md, 2026-11-30.
+PIXEL_ROW_COST = 20e-9
 
 #: A stride-1 transposed convolution runs as its forward twin (``jit_im2col``) only where the model puts the
 #: twin at most this fraction of every other algorithm's cost: on equal estimates the column product measured

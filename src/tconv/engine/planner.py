@@ -16,7 +16,8 @@ call description, layout and team (:func:`plan`):
 5. channels-first, the batched 2-D generator layers on a thread team (one group, ``PIXELS_TEAM_MIN_CHANNELS``
    output channels or more, input rows of at most ``PIXELS_TEAM_MAX_ROW``, kernels that overlap):
    ``jit_pixels``;
-6. else the cheapest by the cost model (:func:`plan_costs`, the algorithms' own ``cost``).
+6. else the cheapest by the cost model (:func:`plan_costs`: the algorithms' own ``cost`` per sample times the batch,
+   plus their ``setup_cost`` once).
 
 Whether a call runs on a thread team is decided by one function,
 :func:`tconv.implementations.compiled.schedule.team_threads`, asked here and by the compiled schedules,
@@ -37,8 +38,9 @@ from ..spec import ConvSpec
 from . import registry
 
 
-def plan_costs(spec: ConvSpec) -> dict[str, float]:
-    """The cost model's estimates, in seconds per sample, of the algorithms it ranks for ``spec``.
+def plan_costs(spec: ConvSpec, batch: int = 1) -> dict[str, float]:
+    """The cost model's estimates, in seconds per call of ``batch`` samples, of the algorithms it ranks for
+    ``spec``: each algorithm's ``cost`` per sample times the batch, plus its ``setup_cost`` once.
 
     Examples
     --------
@@ -56,14 +58,14 @@ def plan_costs(spec: ConvSpec) -> dict[str, float]:
     for algorithm in registry.registered():
         cost = algorithm.cost(spec)
         if cost is not None:
-            costs[algorithm.name] = cost
+            costs[algorithm.name] = cost * batch + algorithm.setup_cost(spec)
     return costs
 
 
 @functools.lru_cache(maxsize=4096)
-def plan(spec: ConvSpec, compiled: bool, channels_last: bool, team: bool = False) -> str:
+def plan(spec: ConvSpec, compiled: bool, channels_last: bool, team: bool = False, batch: int = 1) -> str:
     """The planner's choice (the rules in the module docstring), cached per call description (shapes and
-    options), path (``compiled``: the compiled kernels can run it), layout and thread team."""
+    options), path (``compiled``: the compiled kernels can run it), layout, thread team and batch."""
     if not compiled:
         return "gemm"
     if not spec.transposed:
@@ -75,7 +77,7 @@ def plan(spec: ConvSpec, compiled: bool, channels_last: bool, team: bool = False
             if direct is not None and products is not None and direct < products:
                 return "jit_direct"
         return "jit_gemm"
-    costs = plan_costs(spec)
+    costs = plan_costs(spec, batch)
     overlapping = any(k * d > s for k, s, d in zip(spec.kernel_size, spec.stride, spec.dilation))
     team_pixels = (
         team
@@ -116,4 +118,4 @@ def select(
     threads = schedule.team_threads(batch, spec.out_channels, pair, schedule.Cut.CHANNELS)
     team = threads > 1 and batch >= threads
     compiled = registry.get("jit_gemm").supports(spec, xp)  # jit_gemm runs every call the kernels can
-    return registry.get(plan(spec, compiled, channels_last, team))
+    return registry.get(plan(spec, compiled, channels_last, team, batch))

@@ -41,6 +41,10 @@ class Algorithm(Protocol):
         """Seconds per sample by the planner's cost model; None where the model does not rank it."""
         ...
 
+    def setup_cost(self, spec: ConvSpec) -> float:
+        """Seconds per call that do not grow with the batch (a weight rearranged on every call); 0 for none."""
+        ...
+
     def forward(
         self, xp: Any, x: Array, weight: Array, bias: Array | None, spec: ConvSpec, channels_last: bool
     ) -> Array:

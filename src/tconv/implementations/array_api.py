@@ -82,6 +82,9 @@ class InternalLayout:
         """Not in the cost model: the planner picks ``gemm`` by rule wherever the compiled paths do not run."""
         return None
 
+    def setup_cost(self, spec: ConvSpec) -> float:
+        return 0.0
+
     def compute(self, xp: Any, xg: Array, wt: Array, spec: ConvSpec, batch: int) -> Array:
         """``(G, C_out/G, N, *out)`` from ``xg`` and ``wt`` in the internal layout."""
         raise NotImplementedError

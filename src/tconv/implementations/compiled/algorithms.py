@@ -43,9 +43,8 @@ def _column_product(spec: ConvSpec) -> tuple[float, int]:
 def _twin_product(spec: ConvSpec) -> float:
     """The cost of a convolution's im2col and product run as a transposed convolution's twin: the product at
     ``GEMM_RATE``, slower in proportion when its inner dimension ``C_in/G * K`` or its rows ``C_out/G`` fall
-    below ``GEMM_FULL_RATE_INNER`` (BLAS's rate on thin products); its columns streamed once each way, its
-    output written once, and the weight flipped into its twin's layout (a copy per call, charged per sample:
-    the model has no per-call term, so this errs against the twin on large batches), at ``COLUMN_STREAM``."""
+    below ``GEMM_FULL_RATE_INNER`` (BLAS's rate on thin products); its columns streamed once each way and its
+    output written once, at ``COLUMN_STREAM`` (the weight's flip, once a call: :meth:`JitIm2col.setup_cost`)."""
     groups = spec.groups
     cg_in, cg_out = spec.in_channels // groups, spec.out_channels // groups
     taps = math.prod(spec.kernel_size)
@@ -54,12 +53,14 @@ def _twin_product(spec: ConvSpec) -> float:
     full = _tuning.GEMM_FULL_RATE_INNER
     rate = _tuning.GEMM_RATE * min(1.0, inner / full) * min(1.0, cg_out / full)
     item = float(_tuning.COST_ITEMSIZE)
-    columns, output, weight = (
-        item * groups * inner * p_out,
-        item * spec.out_channels * p_out,
-        item * cg_in * taps * spec.out_channels,
-    )
-    return flops / rate + (2 * columns + output + 2 * weight) / _tuning.COLUMN_STREAM
+    columns, output = item * groups * inner * p_out, item * spec.out_channels * p_out
+    return flops / rate + (2 * columns + output) / _tuning.COLUMN_STREAM
+
+
+def _weight_copy(spec: ConvSpec) -> float:
+    """Seconds to copy the weight once each way at ``COLUMN_STREAM`` (an algorithm that rearranges it per call)."""
+    weight = float(_tuning.COST_ITEMSIZE) * spec.in_channels * (spec.out_channels // spec.groups)
+    return 2 * weight * math.prod(spec.kernel_size) / _tuning.COLUMN_STREAM
 
 
 class Compiled:
@@ -75,6 +76,9 @@ class Compiled:
 
     def cost(self, spec: ConvSpec) -> float | None:
         return None
+
+    def setup_cost(self, spec: ConvSpec) -> float:
+        return 0.0
 
     def forward(
         self, xp: Any, x: np.ndarray, weight: np.ndarray, bias: np.ndarray | None, spec: ConvSpec, channels_last: bool
@@ -128,6 +132,21 @@ class JitPixels(Compiled):
 
     def supports(self, spec: ConvSpec, xp: Any) -> bool:
         return spec.transposed and spec.groups == 1 and runs_compiled(spec, xp)
+
+    def cost(self, spec: ConvSpec) -> float | None:
+        """The column product, then an overlap-add in rows as long as the output channels, one per (input pixel,
+        tap), at ``PIXEL_ROW_COST`` (the weight's rearrangement, once a call: :meth:`setup_cost`). Not ranked for
+        kernels no longer than their stride, where ``jit_gemm`` reads its output straight from the columns (no
+        overlap-add: U-Net's 2x2 stride 2 measured 7.4 ms there against 9.9 here)."""
+        overlapping = any(k * d > s for k, s, d in zip(spec.kernel_size, spec.stride, spec.dilation))
+        if not spec.transposed or spec.groups != 1 or not overlapping:
+            return None
+        product, elements = _column_product(spec)
+        return product + elements / spec.out_channels * _tuning.PIXEL_ROW_COST
+
+    def setup_cost(self, spec: ConvSpec) -> float:
+        """The weight rearranged to ``(C_in, K * C_out)`` on every call."""
+        return _weight_copy(spec)
 
     def forward(
         self, xp: Any, x: np.ndarray, weight: np.ndarray, bias: np.ndarray | None, spec: ConvSpec, channels_last: bool
@@ -234,6 +253,10 @@ class JitIm2col(Compiled):
         ``C_out/G * K * P_in``."""
         twin = stride_one_conv(spec)
         return None if twin is None else _twin_product(twin)
+
+    def setup_cost(self, spec: ConvSpec) -> float:
+        """The kernel flipped and its channel axes swapped on every call."""
+        return _weight_copy(spec)
 
     def forward(
         self, xp: Any, x: np.ndarray, weight: np.ndarray, bias: np.ndarray | None, spec: ConvSpec, channels_last: bool
