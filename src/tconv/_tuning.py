@@ -50,8 +50,9 @@ ROW_COST = 5e-9
 #: seconds per row of ``jit_pixels``' overlap-add (a row: one output pixel's channels from one (input, tap)),
 #: which carries its tile's bookkeeping too. Fitted on the planner's regret (benchmarks/planner_regret.py:
 #: the geometric mean over random layers of the planner's choice against the fastest of tconv's algorithms):
-#: 4 x ROW_COST did best of 1, 2, 4 and 8 on 180 layers (sweeps 2, 4, 5; 1.149 -> 1.125) and held on 240
-#: others (sweeps 8, 9: 1.119 -> 1.111; 11, 12: 1.215 -> 1.136); docs/speed.md, 2026-11-30.
+#: 4 x ROW_COST did best of 1, 2, 4 and 8 on 180 layers (sweeps 2, 4, 5) and held on 240 others (sweeps 8, 9
+#: and 11, 12). With the per-call weight terms (setup_cost): 1.149 -> 1.118, 1.119 -> 1.090, 1.215 -> 1.168;
+#: docs/speed.md, 2026-11-30.
 PIXEL_ROW_COST = 20e-9
 
 #: A stride-1 transposed convolution runs as its forward twin (``jit_im2col``) only where the model puts the
