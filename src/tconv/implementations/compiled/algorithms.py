@@ -182,21 +182,28 @@ def stride_one_transpose(spec: ConvSpec) -> ConvSpec | None:
     """A stride-1 convolution as the transposed convolution that computes it (None for any other call): the
     flipped kernel (:func:`transposed_weight`) cropped by ``d*(k-1) - lo`` and ``d*(k-1) - hi``, which needs
     each side's padding within ``d*(k-1)``. Output ``o`` of both sums ``x[o - lo + t*d] * w[t]`` over the taps."""
-    if spec.transposed or any(s != 1 for s in spec.stride):
+    return None if spec.transposed else _stride_one_twin(spec)
+
+
+def _stride_one_twin(spec: ConvSpec) -> ConvSpec | None:
+    """A stride-1 call as its twin of the other direction (None for a stride above 1, or a padding or crop
+    beyond ``d*(k-1)`` on either side): the same sizes and channels, each side's ``p`` turned into
+    ``d*(k-1) - p``, a transposed call's ``output_padding`` added to the high side."""
+    if any(s != 1 for s in spec.stride):
         return None
-    crops = []
-    for (lo, hi), k, d in zip(spec.padding, spec.kernel_size, spec.dilation):
+    pads = []
+    for (lo, hi), k, d, extra in zip(spec.padding, spec.kernel_size, spec.dilation, spec.output_padding):
         reach = d * (k - 1)
         if lo > reach or hi > reach:
             return None
-        crops.append((reach - lo, reach - hi))
+        pads.append((reach - lo, reach - hi + extra))
     return ConvSpec.build(
-        transposed=True,
+        transposed=not spec.transposed,
         input_size=spec.input_size,
         kernel_size=spec.kernel_size,
         in_channels=spec.in_channels,
         out_channels=spec.out_channels,
-        padding=tuple(crops),
+        padding=tuple(pads),
         dilation=spec.dilation,
         groups=spec.groups,
     )
@@ -217,24 +224,7 @@ def stride_one_conv(spec: ConvSpec) -> ConvSpec | None:
     flipped kernel (:func:`transposed_weight`) over x padded by ``d*(k-1) - lo`` and ``d*(k-1) - hi +
     output_padding``, which needs each side's crop within ``d*(k-1)``. Output ``o`` of both sums
     ``x[o + lo - d*(k-1) + t*d] * w_flipped[t]`` over the taps (the reverse of :func:`stride_one_transpose`)."""
-    if not spec.transposed or any(s != 1 for s in spec.stride):
-        return None
-    pads = []
-    for (lo, hi), k, d, extra in zip(spec.padding, spec.kernel_size, spec.dilation, spec.output_padding):
-        reach = d * (k - 1)
-        if lo > reach or hi > reach:
-            return None
-        pads.append((reach - lo, reach - hi + extra))
-    return ConvSpec.build(
-        transposed=False,
-        input_size=spec.input_size,
-        kernel_size=spec.kernel_size,
-        in_channels=spec.in_channels,
-        out_channels=spec.out_channels,
-        padding=tuple(pads),
-        dilation=spec.dilation,
-        groups=spec.groups,
-    )
+    return _stride_one_twin(spec) if spec.transposed else None
 
 
 class JitIm2col(Compiled):
