@@ -44,6 +44,12 @@ COLUMN_STREAM = 5e9
 #: multiply-adds/s of the direct kernel (``jit_direct``).
 DIRECT_RATE = 3e9
 
+#: The direct kernel's cost is multiplied by this for channels-last calls (its per-plane loops then read and write
+#: with a stride of the channel count; the cost model has no other term for layout). Fitted like PIXEL_ROW_COST
+#: (benchmarks/planner_regret.py data; 1, 1.5, 2, 3, 4 and 6 tried): the planner's regret on sweeps 2, 4, 5 /
+#: 8, 9 / 11, 12 went 1.118 / 1.090 / 1.168 -> 1.108 / 1.088 / 1.135.
+DIRECT_CHANNELS_LAST = 2.0
+
 #: seconds per row of an overlap-add (loop set-up; a row is vectorised along its length).
 ROW_COST = 5e-9
 

@@ -17,7 +17,7 @@ call description, layout and team (:func:`plan`):
    output channels or more, input rows of at most ``PIXELS_TEAM_MAX_ROW``, kernels that overlap):
    ``jit_pixels``;
 6. else the cheapest by the cost model (:func:`plan_costs`: the algorithms' own ``cost`` per sample times the batch,
-   plus their ``setup_cost`` once).
+   plus their ``setup_cost`` once; the direct kernel's times ``DIRECT_CHANNELS_LAST`` for a channels-last call).
 
 Whether a call runs on a thread team is decided by one function,
 :func:`tconv.implementations.compiled.schedule.team_threads`, asked here and by the compiled schedules,
@@ -78,6 +78,8 @@ def plan(spec: ConvSpec, compiled: bool, channels_last: bool, team: bool = False
                 return "jit_direct"
         return "jit_gemm"
     costs = plan_costs(spec, batch)
+    if channels_last and "jit_direct" in costs:
+        costs["jit_direct"] *= _tuning.DIRECT_CHANNELS_LAST
     overlapping = any(k * d > s for k, s, d in zip(spec.kernel_size, spec.stride, spec.dilation))
     team_pixels = (
         team
