@@ -24,7 +24,7 @@ import numpy as np
 
 from ... import _tuning
 from ...spec import ConvSpec
-from . import im2col, transposed
+from . import geometry, im2col, transposed
 from .geometry import kernel_ready, patches_fit, runs_compiled
 
 
@@ -55,6 +55,18 @@ def _twin_product(spec: ConvSpec) -> float:
     item = float(_tuning.COST_ITEMSIZE)
     columns, output = item * groups * inner * p_out, item * spec.out_channels * p_out
     return flops / rate + (2 * columns + output) / _tuning.COLUMN_STREAM
+
+
+def _kept_fraction(spec: ConvSpec) -> float:
+    """The share of (input, tap) pairs ``jit_pixels`` multiplies: below 1 where the padding crops enough taps
+    along one axis for it to skip them (:func:`.geometry.cropped_tap_split`), else 1."""
+    axes = geometry.axes3(spec)
+    split = geometry.cropped_tap_split(axes)
+    if split is None:
+        return 1.0
+    axis, runs = split
+    inside = sum((j1 - j0) * (t1 - t0) for j0, j1, t0, t1 in runs)
+    return inside / (axes.size_in[axis] * axes.kernel[axis])
 
 
 def _weight_copy(spec: ConvSpec) -> float:
@@ -142,7 +154,8 @@ class JitPixels(Compiled):
         if not spec.transposed or spec.groups != 1 or not overlapping:
             return None
         product, elements = _column_product(spec)
-        return product + elements / spec.out_channels * _tuning.PIXEL_ROW_COST
+        kept = _kept_fraction(spec)  # the cropped taps' columns are neither computed nor added
+        return kept * (product + elements / spec.out_channels * _tuning.PIXEL_ROW_COST)
 
     def setup_cost(self, spec: ConvSpec) -> float:
         """The weight rearranged to ``(C_in, K * C_out)`` on every call."""
