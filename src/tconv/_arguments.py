@@ -136,8 +136,7 @@ def plain_options_key(options: dict[str, Any]) -> Any:
     """
     items = []
     for name, value in options.items():
-        kind = type(value)
-        key = (kind, value) if kind in _PLAIN_SCALARS else plain_key(value)
+        key = plain_key(value)
         if key is None:
             return None
         items.append((name, key))

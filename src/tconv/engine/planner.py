@@ -17,7 +17,7 @@ call description, layout and team (:func:`plan`):
    output channels or more, input rows of at most ``PIXELS_TEAM_MAX_ROW``, kernels that overlap):
    ``jit_pixels``;
 6. else the cheapest by the cost model (:func:`plan_costs`: the algorithms' own ``cost`` per sample times the batch,
-   plus their ``setup_cost`` once; the direct kernel's times ``DIRECT_CHANNELS_LAST`` for a channels-last call).
+   plus their ``setup_cost`` once, in the call's layout).
 
 Whether a call runs on a thread team is decided by one function,
 :func:`tconv.implementations.compiled.schedule.team_threads`, asked here and by the compiled schedules,
@@ -38,9 +38,9 @@ from ..spec import ConvSpec
 from . import registry
 
 
-def plan_costs(spec: ConvSpec, batch: int = 1) -> dict[str, float]:
-    """The cost model's estimates, in seconds per call of ``batch`` samples, of the algorithms it ranks for
-    ``spec``: each algorithm's ``cost`` per sample times the batch, plus its ``setup_cost`` once.
+def plan_costs(spec: ConvSpec, batch: int = 1, channels_last: bool = False) -> dict[str, float]:
+    """The cost model's estimates, in seconds per call of ``batch`` samples in the given layout, of the algorithms
+    it ranks for ``spec``: each algorithm's ``cost`` per sample times the batch, plus its ``setup_cost`` once.
 
     Examples
     --------
@@ -56,7 +56,7 @@ def plan_costs(spec: ConvSpec, batch: int = 1) -> dict[str, float]:
     """
     costs = {}
     for algorithm in registry.registered():
-        cost = algorithm.cost(spec)
+        cost = algorithm.cost(spec, channels_last)
         if cost is not None:
             costs[algorithm.name] = cost * batch + algorithm.setup_cost(spec)
     return costs
@@ -77,9 +77,7 @@ def plan(spec: ConvSpec, compiled: bool, channels_last: bool, team: bool = False
             if direct is not None and products is not None and direct < products:
                 return "jit_direct"
         return "jit_gemm"
-    costs = plan_costs(spec, batch)
-    if channels_last and "jit_direct" in costs:
-        costs["jit_direct"] *= _tuning.DIRECT_CHANNELS_LAST
+    costs = plan_costs(spec, batch, channels_last)
     overlapping = any(k * d > s for k, s, d in zip(spec.kernel_size, spec.stride, spec.dilation))
     team_pixels = (
         team

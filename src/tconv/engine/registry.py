@@ -37,8 +37,9 @@ class Algorithm(Protocol):
         """Whether it can run this call in the array namespace ``xp``."""
         ...
 
-    def cost(self, spec: ConvSpec) -> float | None:
-        """Seconds per sample by the planner's cost model; None where the model does not rank it."""
+    def cost(self, spec: ConvSpec, channels_last: bool = False) -> float | None:
+        """Seconds per sample by the planner's cost model, in the caller's layout; None where the model does not
+        rank it."""
         ...
 
     def setup_cost(self, spec: ConvSpec) -> float:

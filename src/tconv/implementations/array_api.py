@@ -78,7 +78,7 @@ class InternalLayout:
     def supports(self, spec: ConvSpec, xp: Any) -> bool:
         return True
 
-    def cost(self, spec: ConvSpec) -> float | None:
+    def cost(self, spec: ConvSpec, channels_last: bool = False) -> float | None:
         """Not in the cost model: the planner picks ``gemm`` by rule wherever the compiled paths do not run."""
         return None
 

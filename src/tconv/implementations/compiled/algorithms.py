@@ -65,8 +65,7 @@ def _kept_fraction(spec: ConvSpec) -> float:
     if split is None:
         return 1.0
     axis, runs = split
-    inside = sum((j1 - j0) * (t1 - t0) for j0, j1, t0, t1 in runs)
-    return inside / (axes.size_in[axis] * axes.kernel[axis])
+    return geometry.pairs_inside(runs) / (axes.size_in[axis] * axes.kernel[axis])
 
 
 def _weight_copy(spec: ConvSpec) -> float:
@@ -86,7 +85,7 @@ class Compiled:
     def supports(self, spec: ConvSpec, xp: Any) -> bool:
         return runs_compiled(spec, xp)
 
-    def cost(self, spec: ConvSpec) -> float | None:
+    def cost(self, spec: ConvSpec, channels_last: bool = False) -> float | None:
         return None
 
     def setup_cost(self, spec: ConvSpec) -> float:
@@ -119,7 +118,7 @@ class JitGemm(Compiled):
         "compiled im2col / output-stationary col2im around one BLAS product per group (NumPy, rank <= 3, needs numba)"
     )
 
-    def cost(self, spec: ConvSpec) -> float | None:
+    def cost(self, spec: ConvSpec, channels_last: bool = False) -> float | None:
         """The column product, then an overlap-add in rows as long as the input's last axis."""
         if not spec.transposed:
             return None
@@ -145,7 +144,7 @@ class JitPixels(Compiled):
     def supports(self, spec: ConvSpec, xp: Any) -> bool:
         return spec.transposed and spec.groups == 1 and runs_compiled(spec, xp)
 
-    def cost(self, spec: ConvSpec) -> float | None:
+    def cost(self, spec: ConvSpec, channels_last: bool = False) -> float | None:
         """The column product, then an overlap-add in rows as long as the output channels, one per (input pixel,
         tap), at ``PIXEL_ROW_COST`` (the weight's rearrangement, once a call: :meth:`setup_cost`). Not ranked for
         kernels no longer than their stride, where ``jit_gemm`` reads its output straight from the columns (no
@@ -178,7 +177,7 @@ class JitPatches(Compiled):
     def supports(self, spec: ConvSpec, xp: Any) -> bool:
         return patches_fit(spec) and runs_compiled(spec, xp)
 
-    def cost(self, spec: ConvSpec) -> float | None:
+    def cost(self, spec: ConvSpec, channels_last: bool = False) -> float | None:
         """The column product, then an overlap-add in rows as long as the kernel's last axis."""
         if not patches_fit(spec):
             return None
@@ -250,7 +249,7 @@ class JitIm2col(Compiled):
     def supports(self, spec: ConvSpec, xp: Any) -> bool:
         return stride_one_conv(spec) is not None and runs_compiled(spec, xp)
 
-    def cost(self, spec: ConvSpec) -> float | None:
+    def cost(self, spec: ConvSpec, channels_last: bool = False) -> float | None:
         """The twin's im2col and product: the product's inner dimension is ``C_in/G * K`` here, against
         ``C_in/G`` for the transposed column product, and its columns number ``C_in/G * K * P_out`` against
         ``C_out/G * K * P_in``."""
@@ -280,12 +279,12 @@ class JitDirect(Compiled):
     def supports(self, spec: ConvSpec, xp: Any) -> bool:
         return (spec.transposed or stride_one_transpose(spec) is not None) and runs_compiled(spec, xp)
 
-    def cost(self, spec: ConvSpec) -> float | None:
-        """Every output sums ``C_in/G`` channels times the ``prod(k/s)`` taps that reach it on average (at most every
-        (input, tap) pair once), and every
-        output plane adds each (input channel, tap)'s input rows as one row each, at ``ROW_COST`` (the loop's
-        set-up, which dominates where rows are short: a 1x1 input, a 1-D input of a few elements) (a stride-1
-        convolution: those of its transposed twin)."""
+    def cost(self, spec: ConvSpec, channels_last: bool = False) -> float | None:
+        """Every output sums ``C_in/G`` channels times the ``prod(k/s)`` taps that reach it on average (at most
+        every (input, tap) pair once), and every output plane adds each (input channel, tap)'s input rows as one
+        row each, at ``ROW_COST`` (the loop's set-up, which dominates where rows are short: a 1x1 input, a 1-D
+        input of a few elements); times ``DIRECT_CHANNELS_LAST`` in channels-last, where its loops stride by the
+        channel count (a stride-1 convolution: those of its transposed twin)."""
         twin = spec if spec.transposed else stride_one_transpose(spec)
         if twin is None:
             return None
@@ -298,7 +297,8 @@ class JitDirect(Compiled):
             twin.out_channels * cg_in * min(math.prod(twin.output_size) * reach, taps * math.prod(twin.input_size))
         )
         rows = twin.out_channels * cg_in * taps * math.prod(twin.input_size[:-1])
-        return multiply_adds / _tuning.DIRECT_RATE + rows * _tuning.ROW_COST
+        layout = _tuning.DIRECT_CHANNELS_LAST if channels_last else 1.0
+        return layout * (multiply_adds / _tuning.DIRECT_RATE + rows * _tuning.ROW_COST)
 
     def forward(
         self, xp: Any, x: np.ndarray, weight: np.ndarray, bias: np.ndarray | None, spec: ConvSpec, channels_last: bool

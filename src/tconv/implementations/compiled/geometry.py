@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import functools
 import math
+from collections.abc import Sequence
 from typing import Any, NamedTuple
 
 import numpy as np
@@ -207,8 +208,12 @@ def _cropped_tap_split(axes: Axes3, cropped_min: float) -> tuple[int, tuple[tupl
             runs[-1] = (runs[-1][0], j + 1, t0, t1)
         else:
             runs.append((j, j + 1, t0, t1))
-    inside = sum((j1 - j0) * (t1 - t0) for j0, j1, t0, t1 in runs)
-    return (axis, tuple(runs)) if inside <= (1 - cropped_min) * n * k else None
+    return (axis, tuple(runs)) if pairs_inside(runs) <= (1 - cropped_min) * n * k else None
+
+
+def pairs_inside(runs: Sequence[tuple[int, int, int, int]]) -> int:
+    """How many (input, tap) pairs the runs ``(j0, j1, t0, t1)`` of :func:`cropped_tap_split` keep."""
+    return sum((j1 - j0) * (t1 - t0) for j0, j1, t0, t1 in runs)
 
 
 def patches_fit(spec: ConvSpec) -> bool:
