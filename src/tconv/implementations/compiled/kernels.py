@@ -38,7 +38,7 @@ import numpy as np
 
 from . import team
 
-__all__ = ["available", "numba_module", "set_threads"]
+__all__ = ["available", "compile_kernel", "flat", "numba_module", "set_threads"]
 
 
 @functools.cache
@@ -84,6 +84,14 @@ def _jit(numba: Any, function: Any) -> Any:
             raise
         dispatcher = numba.njit(cache=False, **options)(function)
     return _compile_off_the_main_thread(dispatcher)
+
+
+def compile_kernel(function: Any) -> Any:
+    """``function`` compiled as every kernel here is (serial, ``nogil``, cached; :func:`_jit`): for the kernels
+    that live next to their own geometry in another module (:mod:`.direct_conv`)."""
+    numba = numba_module()
+    assert numba is not None  # the callers run only where available()
+    return _jit(numba, function)
 
 
 def _compile_off_the_main_thread(dispatcher: Any) -> Any:
@@ -496,9 +504,9 @@ def col2im(cols: np.ndarray, bias: np.ndarray, out: np.ndarray, geometry: PhaseG
     strides = np.array([cs[1], cs[2], cs[3], cs[6], cs[7], cs[8]], dtype=np.int64)
     out_strides = np.array(jobs.out_strides[3:6], dtype=np.int64)
     arguments = (
-        _flat(cols),
+        flat(cols),
         jobs.bias,
-        _flat(out),
+        flat(out),
         *geometry.arguments(),
         jobs.planes,
         jobs.out_base,
@@ -521,7 +529,7 @@ def gather(cols: np.ndarray, bias: np.ndarray, out: np.ndarray, axes: Any) -> No
     cs = jobs.cols_strides
     reads = _gather_reads(tuple(axes), (cs[1], cs[2], cs[3]), (cs[6], cs[7], cs[8]))
     out_strides = np.array(jobs.out_strides[3:6], dtype=np.int64)
-    arguments = (_flat(cols), jobs.bias, _flat(out), jobs.planes, jobs.out_base, out_strides, *reads)
+    arguments = (flat(cols), jobs.bias, flat(out), jobs.planes, jobs.out_base, out_strides, *reads)
     kernel = _compiled().gather
     team.ranges(lambda start, stop: kernel(*arguments, start, stop), jobs.planes.size, out.size)
 
@@ -553,14 +561,14 @@ def direct(x: np.ndarray, w: np.ndarray, bias: np.ndarray, out: np.ndarray, geom
     dims = np.array([*x.shape[:3], out.shape[2]], dtype=np.int64)
     flat_w = np.ascontiguousarray(w).ravel()
     flat_b = np.ascontiguousarray(bias).ravel()
-    arguments = (_flat(x), flat_w, flat_b, _flat(out), *geometry.arguments(), dims, xs, out_s, *geometry.reads)
+    arguments = (flat(x), flat_w, flat_b, flat(out), *geometry.arguments(), dims, xs, out_s, *geometry.reads)
     kernel = _compiled().direct
     jobs = x.shape[0] * x.shape[1] * out.shape[2]
     work = out.size * (1 + x.shape[2] * int(geometry.kernel.prod()))
     team.ranges(lambda start, stop: kernel(*arguments, start, stop), jobs, work)
 
 
-def _flat(a: np.ndarray) -> np.ndarray:
+def flat(a: np.ndarray) -> np.ndarray:
     """The memory a view spans (non-negative strides), as a flat array starting at its first element."""
     if a.flags.c_contiguous:
         return a.reshape(-1)
