@@ -711,33 +711,56 @@ def test_forward_convolution_of_a_small_batch_runs_in_pixel_blocks_on_the_team(
 @needs_jit
 @pytest.mark.parametrize("channels_last", [False, True])
 @pytest.mark.parametrize("groups", [1, 4])
-def test_a_stride_one_convolution_runs_on_the_direct_kernel_as_its_transposed_twin(channels_last, groups):
-    """jit_direct forced on convolutions: stride 1 with dilation and asymmetric padding up to d*(k-1), 1-D to
-    3-D, batched and not, against the oracle; a stride above 1, or a padding beyond d*(k-1), is refused."""
+def test_the_direct_convolution_matches_the_oracle_at_every_stride(channels_last, groups):
+    """jit_direct forced on convolutions (the phase-split direct sum): strides 1 to 5, also longer than the
+    kernel, with dilation and asymmetric padding (beyond d*(k-1) too), 1-D to 3-D, batched and not, with and
+    without a bias, float64 and float32, against the oracle."""
     rng = np.random.default_rng(groups)
-    for spatial, kernel, dilation, pads in (
-        ((11,), (4,), (2,), [(6, 0)]),
-        ((9, 7), (3, 2), (1, 3), [(2, 0), (1, 3)]),
-        ((5, 6, 4), (2, 3, 2), (1, 1, 2), [(1, 1), (0, 2), (2, 1)]),
+    for spatial, kernel, stride, dilation, pads in (
+        ((11,), (4,), (1,), (2,), [(6, 0)]),
+        ((17,), (3,), (5,), (1,), [(4, 2)]),
+        ((9, 7), (3, 2), (2, 3), (1, 3), [(2, 0), (1, 3)]),
+        ((12, 10), (2, 2), (4, 3), (1, 1), [(0, 3), (2, 2)]),
+        ((5, 6, 4), (2, 3, 2), (1, 2, 1), (1, 1, 2), [(1, 1), (0, 2), (2, 1)]),
+        ((7, 6, 9), (3, 1, 2), (2, 3, 4), (2, 1, 1), [(3, 0), (0, 0), (1, 1)]),
     ):
         x = rng.standard_normal((2, 8, *spatial))
         w = rng.standard_normal((12, 8 // groups, *kernel))
         b = rng.standard_normal(12)
-        expected = naive_conv(x, w, b, stride=[1] * len(spatial), pads=pads, dilation=list(dilation), groups=groups)
+        expected = naive_conv(x, w, b, stride=list(stride), pads=pads, dilation=list(dilation), groups=groups)
         xin = np.moveaxis(x, 1, -1) if channels_last else x
+        options = dict(stride=stride, padding=pads, dilation=dilation, groups=groups, channels_last=channels_last)
         with tconv.use_algorithm("jit_direct"):
-            got = tconv.conv(xin, w, b, padding=pads, dilation=dilation, groups=groups, channels_last=channels_last)
-            single = tconv.conv(xin[0], w, b, padding=pads, dilation=dilation, groups=groups,
-                                channels_last=channels_last)  # fmt: skip
+            got = tconv.conv(xin, w, b, **options)
+            single = tconv.conv(xin[0], w, b, **options)
+            no_bias = tconv.conv(xin.astype(np.float32), w.astype(np.float32), **options)
         if channels_last:
-            got, single = np.moveaxis(got, -1, 1), np.moveaxis(single, -1, 0)
+            got, single, no_bias = np.moveaxis(got, -1, 1), np.moveaxis(single, -1, 0), np.moveaxis(no_bias, -1, 1)
         np.testing.assert_allclose(got, expected, atol=1e-10)
         np.testing.assert_allclose(single, expected[0], atol=1e-10)
-    x, w = rng.standard_normal((1, 4, 9)), rng.standard_normal((4, 4 // groups, 3))
-    with tconv.use_algorithm("jit_direct"):
-        for options in ({"stride": 2}, {"padding": 3}):  # 3 > d*(k-1) = 2
-            with pytest.raises(ValueError, match="does not support"):
-                tconv.conv(x, w, groups=groups, **options)
+        assert no_bias.dtype == np.float32
+        np.testing.assert_allclose(no_bias, expected - b.reshape(12, *[1] * len(spatial)), rtol=1e-4, atol=1e-4)
+
+
+@needs_jit
+def test_the_direct_convolution_blocks_many_output_channels_and_empty_batches():
+    """More output channels a group than one job's block (DIRECT_CONV_BLOCK_BYTES), a depth multiplier, and a
+    batch of none, forced on jit_direct, against the oracle."""
+    from tconv import _tuning
+
+    rng = np.random.default_rng(3)
+    x = rng.standard_normal((2, 3, 30, 31))
+    w = rng.standard_normal((3 * 40, 1, 3, 3))  # depthwise with a multiplier of 40
+    saved = _tuning.DIRECT_CONV_BLOCK_BYTES
+    _tuning.DIRECT_CONV_BLOCK_BYTES = 8 * 8 * 18 * 16  # 7 wide float64 planes of 16 x 18 a job: 40 channels in 6
+    try:
+        with tconv.use_algorithm("jit_direct"):
+            got = tconv.conv(x, w, stride=2, padding=2, groups=3)
+            empty = tconv.conv(x[:0], w, stride=2, padding=2, groups=3)
+    finally:
+        _tuning.DIRECT_CONV_BLOCK_BYTES = saved
+    np.testing.assert_allclose(got, naive_conv(x, w, None, stride=[2, 2], pads=[(2, 2)] * 2, groups=3), atol=1e-10)
+    assert empty.shape == (0, 120, 16, 17)
 
 
 @needs_jit

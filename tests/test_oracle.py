@@ -32,11 +32,6 @@ def _forced(algorithm, case):
         return None
     if algorithm == "jit_patches" and case.axes[-1].dilation != 1:
         return None
-    if algorithm == "jit_direct" and not case.transposed:
-        # a convolution runs there as its transposed twin: stride 1, each side's padding within d*(k-1)
-        reach = [a.dilation * (a.kernel - 1) for a in case.axes]
-        if any(a.stride != 1 or a.lo > r or a.hi > r for a, r in zip(case.axes, reach)):
-            return None
     if algorithm == "jit_im2col":
         # a stride-1 transposed convolution runs there as its forward twin: each side's crop within d*(k-1)
         reach = [a.dilation * (a.kernel - 1) for a in case.axes]

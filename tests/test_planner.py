@@ -82,7 +82,7 @@ def test_planner_picks_jit_pixels_for_batched_generators_on_a_team(monkeypatch):
     assert planner.select(dcgan, numpy, batch=64).name == "jit_pixels"
 
 
-def test_planner_picks_the_direct_kernel_for_a_stride_one_depthwise_convolution():
+def test_planner_pins_the_direct_kernel_for_depthwise_convolutions_at_any_stride():
     import numpy
 
     from tconv.engine import planner
@@ -96,9 +96,20 @@ def test_planner_picks_the_direct_kernel_for_a_stride_one_depthwise_convolution(
                                     out_channels=channels, stride=stride, padding=1, groups=groups)  # fmt: skip
         return planner.select(spec, numpy, False, 8).name
 
-    assert forward(groups=64, stride=1) == "jit_direct"  # depthwise: the direct sum of its transposed twin
-    assert forward(groups=64, stride=2) == "jit_gemm"  # no stride-1 twin
+    assert forward(groups=64, stride=1) == "jit_direct"  # depthwise: the direct sum
+    assert forward(groups=64, stride=2) == "jit_direct"  # at any stride
     assert forward(groups=1, stride=1) == "jit_gemm"  # 64 channels a group: the products
+    assert forward(groups=1, stride=2) == "jit_gemm"
+
+
+@needs_jit
+def test_planner_pins_the_products_for_a_first_layer_of_one_input_channel():
+    """Keras' MNIST discriminator's first layer (x (64, 1, 28, 28), 64 5x5 filters, stride 2) stays on the
+    products, which measured 2x faster than the direct sum there (0.69 against 1.52 ms)."""
+    numpy = array_api_compat.array_namespace(np.empty(0))
+    spec = tconv.ConvSpec.build(transposed=False, input_size=(28, 28), kernel_size=(5, 5), in_channels=1,
+                                out_channels=64, stride=2, padding=2)  # fmt: skip
+    assert planner.select(spec, numpy, batch=64).name == "jit_gemm"
 
 
 @needs_jit

@@ -44,6 +44,27 @@ COLUMN_STREAM = 5e9
 #: multiply-adds/s of the direct kernel (``jit_direct``).
 DIRECT_RATE = 3e9
 
+#: multiply-adds/s of the direct convolution (``jit_direct`` on a forward call), one tap added to a whole wide
+#: plane per pass (:mod:`tconv.implementations.compiled.direct_conv`), and elements/s at which it copies
+#: its input planes into their phases (the copy reads x with the stride; it dominates a strided depthwise
+#: layer). Measured on one thread of the machine in docs/design.md: 3x3 depthwise layers at stride 1 and 2
+#: gave about 12e9 multiply-adds/s and 0.8 ns a copied element.
+DIRECT_CONV_RATE = 12e9
+PHASE_FILL_RATE = 1.2e9
+
+#: A convolution runs the direct sum only where the cost model puts it at or below this share of the im2col
+#: and product: where the two are close, the product (BLAS) is the better-known estimate (as TWIN_MARGIN). On
+#: one input channel (x (64, 1, 28, 28), 64 5x5 filters, stride 2) a first model without the run and output
+#: terms had them level while the product measured 0.69 ms against 1.52; on depthwise and few-channel layers
+#: the direct sum wins by 2x to 20x in the model. The planner's regret over the forward sweeps' layers
+#: (benchmarks/planner_regret.py --forward): 1.020 on seeds 1 and 7 (looked at while writing the model), 1.045
+#: on seeds 3 and 13 (not).
+DIRECT_CONV_MARGIN = 0.8
+
+#: The direct convolution's job sums this many bytes of wide output planes at most (its block of output
+#: channels; within a core's L2 cache, so that each input channel's phases are copied once per block).
+DIRECT_CONV_BLOCK_BYTES = 256 * 2**10
+
 #: The direct kernel's cost is multiplied by this for channels-last calls (its per-plane loops then read and write
 #: with a stride of the channel count; the cost model has no other term for layout). Fitted like PIXEL_ROW_COST
 #: (benchmarks/planner_regret.py data; 1, 1.5, 2, 3, 4 and 6 tried): the planner's regret on sweeps 2, 4, 5 /

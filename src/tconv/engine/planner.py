@@ -6,8 +6,9 @@ call description, layout and team (:func:`plan`):
 
 1. without the compiled kernels (numba missing, rank > 3, arrays other than NumPy's): ``gemm``, the
    array-API product + col2im, faster than ``taps`` everywhere once its buffer is cache-sized;
-2. a convolution: ``jit_gemm``, or ``jit_direct`` where its stride is 1 and the cost model prefers the direct
-   sum for its transposed twin (the flipped kernel; few channels per group, depthwise);
+2. a convolution: ``jit_direct`` (the direct sum, any stride: few channels per group, depthwise) where the
+   cost model puts it at most ``DIRECT_CONV_MARGIN`` of ``jit_gemm``'s (im2col and one product per group),
+   else ``jit_gemm``;
 3. a stride-1 transposed convolution whose forward twin (``jit_im2col``: im2col of x and a product over
    ``C_in/G * K``) the cost model puts at most ``TWIN_MARGIN`` of every other algorithm's cost: ``jit_im2col``
    (few input channels, large kernels; whatever the layout), unless rule 5 holds;
@@ -33,7 +34,6 @@ from typing import Any
 
 from .. import _tuning
 from ..implementations.compiled import schedule
-from ..implementations.compiled.algorithms import stride_one_transpose
 from ..spec import ConvSpec
 from . import registry
 
@@ -68,16 +68,12 @@ def plan(spec: ConvSpec, compiled: bool, channels_last: bool, team: bool = False
     options), path (``compiled``: the compiled kernels can run it), layout, thread team and batch."""
     if not compiled:
         return "gemm"
-    if not spec.transposed:
-        # A stride-1 convolution is a transposed convolution of the flipped kernel: the direct sum where the cost
-        # model prefers it for that twin (few channels per group), else im2col and one product per group.
-        twin = stride_one_transpose(spec)
-        if twin is not None:
-            direct, products = registry.get("jit_direct").cost(twin), registry.get("jit_gemm").cost(twin)
-            if direct is not None and products is not None and direct < products:
-                return "jit_direct"
-        return "jit_gemm"
     costs = plan_costs(spec, batch, channels_last)
+    if not spec.transposed:  # im2col and one product per group, or the direct sum (few channels per group)
+        direct = costs.pop("jit_direct", None)
+        if direct is not None and (not costs or direct <= _tuning.DIRECT_CONV_MARGIN * min(costs.values())):
+            return "jit_direct"
+        return min(costs, key=lambda name: costs[name])
     overlapping = any(k * d > s for k, s, d in zip(spec.kernel_size, spec.stride, spec.dilation))
     team_pixels = (
         team

@@ -9,5 +9,6 @@
 ``team``            the thread team that runs a call's chunks
 ``workspace``       buffers reused between calls; per-thread partial sums
 ``kernels``         the numba kernels (compiled on first use)
+``direct_conv``     the direct convolution at any stride (``jit_direct`` on a convolution): phases, kernel, cost
 ==================  =====================================================================================
 """

@@ -10,9 +10,9 @@ The cost model (seconds per sample; the rates in :mod:`tconv._tuning`): the colu
 ``GEMM_RATE`` (slower in proportion when ``C_in/G < GEMM_FULL_RATE_INNER``), the column buffer written and
 read once at ``COLUMN_STREAM``, each overlap-add row at ``ROW_COST``, and the direct kernel's multiply-adds
 at ``DIRECT_RATE`` plus a ``ROW_COST`` for each row it adds; a stride-1 transposed convolution's forward twin
-(``jit_im2col``) by its im2col and product (:func:`_twin_product`). It covers transposed convolutions; a
-convolution takes ``jit_gemm``, or ``jit_direct`` where its stride is 1 and the direct sum is the cheaper way
-to compute its transposed twin (:func:`stride_one_transpose`).
+(``jit_im2col``) by its im2col and product (:func:`_twin_product`). A convolution is ranked between ``jit_gemm``
+(its im2col and product, :func:`_twin_product` again) and ``jit_direct`` (the direct sum of
+:mod:`.direct_conv`: wide planes at ``DIRECT_CONV_RATE``, phases copied at ``PHASE_FILL_RATE``).
 """
 
 from __future__ import annotations
@@ -24,7 +24,7 @@ import numpy as np
 
 from ... import _tuning
 from ...spec import ConvSpec
-from . import geometry, im2col, transposed
+from . import direct_conv, geometry, im2col, transposed
 from .geometry import kernel_ready, patches_fit, runs_compiled
 
 
@@ -119,9 +119,10 @@ class JitGemm(Compiled):
     )
 
     def cost(self, spec: ConvSpec, channels_last: bool = False) -> float | None:
-        """The column product, then an overlap-add in rows as long as the input's last axis."""
+        """The column product, then an overlap-add in rows as long as the input's last axis; a convolution: its
+        im2col and product (:func:`_twin_product`)."""
         if not spec.transposed:
-            return None
+            return _twin_product(spec)
         product, elements = _column_product(spec)
         return product + elements / spec.input_size[-1] * _tuning.ROW_COST
 
@@ -190,13 +191,6 @@ class JitPatches(Compiled):
         return transposed.conv_transpose_patches(kernel_ready(x), kernel_ready(weight), bias, spec, channels_last)
 
 
-def stride_one_transpose(spec: ConvSpec) -> ConvSpec | None:
-    """A stride-1 convolution as the transposed convolution that computes it (None for any other call): the
-    flipped kernel (:func:`transposed_weight`) cropped by ``d*(k-1) - lo`` and ``d*(k-1) - hi``, which needs
-    each side's padding within ``d*(k-1)``. Output ``o`` of both sums ``x[o - lo + t*d] * w[t]`` over the taps."""
-    return None if spec.transposed else _stride_one_twin(spec)
-
-
 def _stride_one_twin(spec: ConvSpec) -> ConvSpec | None:
     """A stride-1 call as its twin of the other direction (None for a stride above 1, or a padding or crop
     beyond ``d*(k-1)`` on either side): the same sizes and channels, each side's ``p`` turned into
@@ -235,7 +229,7 @@ def stride_one_conv(spec: ConvSpec) -> ConvSpec | None:
     """A stride-1 transposed convolution as the convolution that computes it (None for any other call): the
     flipped kernel (:func:`transposed_weight`) over x padded by ``d*(k-1) - lo`` and ``d*(k-1) - hi +
     output_padding``, which needs each side's crop within ``d*(k-1)``. Output ``o`` of both sums
-    ``x[o + lo - d*(k-1) + t*d] * w_flipped[t]`` over the taps (the reverse of :func:`stride_one_transpose`)."""
+    ``x[o + lo - d*(k-1) + t*d] * w_flipped[t]`` over the taps"""
     return _stride_one_twin(spec) if spec.transposed else None
 
 
@@ -272,32 +266,28 @@ class JitIm2col(Compiled):
 class JitDirect(Compiled):
     name = "jit_direct"
     description = (
-        "compiled direct sum per output, for few channels per group (depthwise; NumPy, rank <= 3, transposed "
-        "or a stride-1 convolution by its transposed twin, needs numba)"
+        "compiled direct sum per output plane, for few channels per group (depthwise; NumPy, rank <= 3, "
+        "a transposed convolution or a convolution of any stride, needs numba)"
     )
 
-    def supports(self, spec: ConvSpec, xp: Any) -> bool:
-        return (spec.transposed or stride_one_transpose(spec) is not None) and runs_compiled(spec, xp)
-
     def cost(self, spec: ConvSpec, channels_last: bool = False) -> float | None:
-        """Every output sums ``C_in/G`` channels times the ``prod(k/s)`` taps that reach it on average (at most
-        every (input, tap) pair once), and every output plane adds each (input channel, tap)'s input rows as one
-        row each, at ``ROW_COST`` (the loop's set-up, which dominates where rows are short: a 1x1 input, a 1-D
-        input of a few elements); times ``DIRECT_CHANNELS_LAST`` in channels-last, where its loops stride by the
-        channel count (a stride-1 convolution: those of its transposed twin)."""
-        twin = spec if spec.transposed else stride_one_transpose(spec)
-        if twin is None:
-            return None
-        cg_in = twin.in_channels // twin.groups
-        taps = math.prod(twin.kernel_size)
-        reach = taps / math.prod(twin.stride)
+        """A transposed convolution: every output sums ``C_in/G`` channels times the ``prod(k/s)`` taps that
+        reach it on average (at most every (input, tap) pair once), and every output plane adds each (input
+        channel, tap)'s input rows as one row each, at ``ROW_COST`` (the loop's set-up, which dominates where rows
+        are short: a 1x1 input, a 1-D input of a few elements). A convolution: :func:`.direct_conv.cost`. Times
+        ``DIRECT_CHANNELS_LAST`` in channels-last, where its loops stride by the channel count."""
+        layout = _tuning.DIRECT_CHANNELS_LAST if channels_last else 1.0
+        if not spec.transposed:
+            return layout * direct_conv.cost(spec)
+        cg_in = spec.in_channels // spec.groups
+        taps = math.prod(spec.kernel_size)
+        reach = taps / math.prod(spec.stride)
         # no more than every (input, tap) pair once: with a large dilated kernel over a small input the outputs
         # outnumber prod(s) times the inputs, and most of their taps fall outside x
         multiply_adds = (
-            twin.out_channels * cg_in * min(math.prod(twin.output_size) * reach, taps * math.prod(twin.input_size))
+            spec.out_channels * cg_in * min(math.prod(spec.output_size) * reach, taps * math.prod(spec.input_size))
         )
-        rows = twin.out_channels * cg_in * taps * math.prod(twin.input_size[:-1])
-        layout = _tuning.DIRECT_CHANNELS_LAST if channels_last else 1.0
+        rows = spec.out_channels * cg_in * taps * math.prod(spec.input_size[:-1])
         return layout * (multiply_adds / _tuning.DIRECT_RATE + rows * _tuning.ROW_COST)
 
     def forward(
@@ -305,9 +295,7 @@ class JitDirect(Compiled):
     ) -> np.ndarray:
         x, weight = kernel_ready(x), kernel_ready(weight)
         if not spec.transposed:
-            twin = stride_one_transpose(spec)
-            assert twin is not None  # supports() said so
-            spec, weight = twin, transposed_weight(weight, spec.groups)
+            return direct_conv.conv(x, weight, bias, spec, channels_last)
         return transposed.conv_transpose(x, weight, bias, spec, channels_last, direct=True)
 
 

@@ -1,0 +1,228 @@
+"""The direct convolution (``jit_direct`` for a forward call, any stride): few channels per group, depthwise.
+
+A product whose inner dimension is ``C_in/G * K`` (9 for a 3x3 depthwise layer) runs far below the BLAS rate,
+so each output plane is summed directly, one tap at a time, as long contiguous multiply-adds.
+
+Along an axis (input ``n``, kernel ``k``, stride ``s``, dilation ``d``, low padding ``lo``, output ``O``) output
+``o`` reads the padded input at ``o*s + t*d``: phase ``r = t*d mod s``, row ``o + a`` with ``a = t*d // s``.
+So the input plane is first copied into its phases (``Q = O + max(a)`` rows each, zeros where the padding
+is; only the phases some tap reads), and then tap ``t`` adds ``w[t]`` times one phase, shifted by ``a``, to every
+output at once. On a flattened plane that is a single run of contiguous elements: the output is computed
+*wide*, ``O1 x Q2 x Q3`` (its rows as long as the phases' rows), so that the shift by ``a`` is one offset, and
+the extra columns, which read the next row's start, are dropped when the plane is written into the caller's
+layout with the bias. No zero is multiplied except in the padding; the wide columns cost ``Q3 / O3``.
+
+A job is one (sample, group, block of output channels); each input channel's phases are filled once per job.
+"""
+
+from __future__ import annotations
+
+import functools
+import math
+from typing import Any
+
+import numpy as np
+
+from ... import _tuning
+from ...spec import ConvSpec
+from . import geometry, kernels, team
+
+
+class DirectConvGeometry:
+    """The phases of one call's 3-D padded axes (:func:`direct_conv_geometry`), as the kernel reads them."""
+
+    def __init__(self, axes: geometry.Axes3) -> None:
+        n, k, s, d, lo, out = axes
+        reach = [(kk - 1) * dd // ss for kk, ss, dd in zip(k, s, d)]
+        rows = [oo + rr for oo, rr in zip(out, reach)]  # Q per axis
+        tap_phases, tap_rows, phases = [], [], []
+        for axis in range(3):
+            a, r = np.divmod(np.arange(k[axis], dtype=np.int64) * d[axis], s[axis])
+            used = np.unique(r)  # the phases some tap reads, stored in this order
+            phases.append(used)
+            tap_phases.append(np.searchsorted(used, r))
+            tap_rows.append(a)
+        count = [p.size for p in phases]
+        widest = max(count)
+        self.phase = np.zeros((3, widest), dtype=np.int64)  # each stored phase's r
+        self.first = np.zeros((3, widest), dtype=np.int64)  # its rows [first, stop) that hold input
+        self.stop = np.zeros((3, widest), dtype=np.int64)
+        for axis in range(3):
+            for i, r in enumerate(phases[axis]):
+                first = max(0, -(-(lo[axis] - r) // s[axis]))
+                stop = min(rows[axis], (n[axis] - 1 + lo[axis] - r) // s[axis] + 1)
+                self.phase[axis, i], self.first[axis, i], self.stop[axis, i] = r, first, max(first, stop)
+        self.plane = rows[0] * rows[1] * rows[2]
+        phase_strides = [count[1] * count[2] * self.plane, count[2] * self.plane, self.plane]
+        row_strides = [rows[1] * rows[2], rows[2], 1]
+        offsets = [tap_phases[i] * phase_strides[i] + tap_rows[i] * row_strides[i] for i in range(3)]
+        #: each tap's offset in the phase buffer (taps in the weight's order)
+        self.taps = (offsets[0][:, None, None] + offsets[1][None, :, None] + offsets[2][None, None, :]).ravel()
+        #: the wide output's length: up to the last output's place in a plane of the phases' row lengths
+        self.wide = (out[0] - 1) * row_strides[0] + (out[1] - 1) * row_strides[1] + out[2]
+        self.counts = np.array(count, dtype=np.int64)
+        self.rows = np.array(rows, dtype=np.int64)
+        self.size_out = np.array(out, dtype=np.int64)
+        self.stride = np.array(s, dtype=np.int64)
+        self.low = np.array(lo, dtype=np.int64)
+        #: elements copied into the phases per input channel, and the buffer's length
+        self.filled = int(
+            np.prod([(self.stop[i, : count[i]] - self.first[i, : count[i]]).sum() for i in range(3)], dtype=np.int64)
+        )
+        self.size = count[0] * count[1] * count[2] * self.plane
+        #: contiguous runs copied per input channel (one per stored phase of each row that holds input)
+        self.fill_rows = int(
+            (self.stop[0, : count[0]] - self.first[0, : count[0]]).sum()
+            * (self.stop[1, : count[1]] - self.first[1, : count[1]]).sum()
+            * count[2]
+        )
+
+    def arguments(self) -> tuple[Any, ...]:
+        return (
+            self.counts, self.rows, self.size_out, self.stride, self.low,
+            self.phase, self.first, self.stop, self.taps, self.size, self.wide,
+        )  # fmt: skip
+
+
+@functools.lru_cache(maxsize=256)
+def direct_conv_geometry(axes: geometry.Axes3) -> DirectConvGeometry:
+    """The :class:`DirectConvGeometry` of a call's 3-D padded axes, made once per geometry (read-only to the
+    kernel)."""
+    return DirectConvGeometry(axes)
+
+
+def cost(spec: ConvSpec) -> float:
+    """Seconds per sample by the cost model: every (output channel, input channel of its group, tap) adds one
+    wide plane at ``DIRECT_CONV_RATE``, in passes of up to four taps, each pass a ``ROW_COST``; each job fills
+    the phases of its group's input channels at ``PHASE_FILL_RATE`` (elements a second) plus a ``ROW_COST`` a
+    run; the output is written once at ``COLUMN_STREAM``."""
+    axes = geometry.axes3(spec)
+    phases = direct_conv_geometry(axes)
+    cg_in, cg_out = spec.in_channels // spec.groups, spec.out_channels // spec.groups
+    taps = math.prod(spec.kernel_size)
+    fills = spec.groups * -(-cg_out // _block(cg_out, phases.wide, _tuning.COST_ITEMSIZE)) * cg_in
+    multiply_adds = spec.out_channels * cg_in * taps * phases.wide
+    rows = spec.out_channels * cg_in * -(-taps // 4) + fills * phases.fill_rows
+    output = _tuning.COST_ITEMSIZE * spec.out_channels * math.prod(spec.output_size)
+    return (
+        multiply_adds / _tuning.DIRECT_CONV_RATE
+        + fills * phases.filled / _tuning.PHASE_FILL_RATE
+        + rows * _tuning.ROW_COST
+        + output / _tuning.COLUMN_STREAM
+    )
+
+
+def _block(cg_out: int, wide: int, itemsize: int) -> int:
+    """Output channels per job: as many as keep their wide planes within ``DIRECT_CONV_BLOCK_BYTES``."""
+    return max(1, min(cg_out, _tuning.DIRECT_CONV_BLOCK_BYTES // max(1, wide * itemsize)))
+
+
+def conv(x: np.ndarray, weight: np.ndarray, bias: np.ndarray | None, spec: ConvSpec, channels_last: bool) -> np.ndarray:
+    """The (forward) convolution of a batched x in the caller's layout, summed directly (any strides)."""
+    out, out_grouped, x_grouped = geometry.grouped_call(x, spec, channels_last)
+    if out.size == 0:
+        return out
+    axes = geometry.axes3(spec)
+    phases = direct_conv_geometry(axes)
+    batch, groups = x.shape[0], spec.groups
+    cg_in, cg_out = spec.in_channels // groups, spec.out_channels // groups
+    block = _block(cg_out, phases.wide, x.dtype.itemsize)
+    item = x.dtype.itemsize
+    x6, out6 = x_grouped, out_grouped  # (N, G, C/G, s1, s2, s3): 1-D and 2-D padded to 3-D with unit axes
+    x_strides = np.array([st // item for st in x6.strides], dtype=np.int64)
+    out_strides = np.array([st // item for st in out6.strides], dtype=np.int64)
+    dims = np.array([batch, groups, cg_in, cg_out, block], dtype=np.int64)
+    w_flat = np.ascontiguousarray(weight, dtype=x.dtype).reshape(-1)
+    b_flat = np.zeros(spec.out_channels, x.dtype) if bias is None else np.ascontiguousarray(bias, x.dtype).reshape(-1)
+    arrays = (kernels.flat(x6), w_flat, b_flat, kernels.flat(out6), x_strides, out_strides, dims)
+    arguments = (*arrays, *phases.arguments())
+    kernel = _kernel()
+    jobs = batch * groups * -(-cg_out // block)
+    work = out.size * cg_in * math.prod(spec.kernel_size) + x.size
+    team.ranges(lambda start, stop: kernel(*arguments, start, stop), jobs, work)
+    return out
+
+
+@functools.cache
+def _kernel() -> Any:
+    def conv_direct(  # type: ignore[no-untyped-def]
+        x, w, bias, out, xs, out_s, dims, counts, rows, size_out, stride, low,
+        phase, first, stop_row, taps, size, wide, start, stop,
+    ):  # fmt: skip
+        # x (N, G, Cin_g, n1, n2, n3) and out (N, G, Cout_g, O1, O2, O3) flat, with the element strides xs,
+        # out_s; w flat (G, Cout_g, Cin_g, K). Job = (sample, group, block of output channels). The copies'
+        # indices are unsigned, so that none is checked for wrap-around (which would keep them scalar).
+        groups, cg_in, cg_out, block = dims[1], dims[2], dims[3], dims[4]
+        blocks = (cg_out + block - 1) // block
+        p1n, p2n, p3n = counts[0], counts[1], counts[2]
+        q2n, q3n = rows[1], rows[2]
+        plane = rows[0] * q2n * q3n
+        o1n, o2n, o3n = size_out[0], size_out[1], size_out[2]
+        s1, s2, s3 = stride[0], stride[1], stride[2]
+        x3 = xs[5]
+        step = s3 * x3
+        ustep = np.uint64(step)
+        k_all = taps.shape[0]
+        ph = np.zeros(size, dtype=out.dtype)  # the padding's zeros are never overwritten
+        acc = np.empty((block, wide), dtype=out.dtype)
+        for job in range(start, stop):
+            n = job // (groups * blocks)
+            g = (job // blocks) % groups
+            c0 = (job % blocks) * block
+            c1 = min(c0 + block, cg_out)
+            acc[:] = 0
+            for ci in range(cg_in):
+                xb = n * xs[0] + g * xs[1] + ci * xs[2]
+                for p1 in range(p1n):
+                    for q1 in range(first[0, p1], stop_row[0, p1]):
+                        i1 = q1 * s1 + phase[0, p1] - low[0]
+                        for p2 in range(p2n):
+                            for q2 in range(first[1, p2], stop_row[1, p2]):
+                                i2 = q2 * s2 + phase[1, p2] - low[1]
+                                x_row = xb + i1 * xs[3] + i2 * xs[4]
+                                ph_row = (p1 * p2n + p2) * p3n * plane + (q1 * q2n + q2) * q3n
+                                for p3 in range(p3n):
+                                    a = first[2, p3]
+                                    count = stop_row[2, p3] - a
+                                    dst = np.uint64(ph_row + p3 * plane + a)
+                                    src = np.uint64(x_row + (a * s3 + phase[2, p3] - low[2]) * x3)
+                                    if step == 1:
+                                        for j in range(count):
+                                            ph[dst + np.uint64(j)] = x[src + np.uint64(j)]
+                                    else:
+                                        for j in range(count):
+                                            ph[dst + np.uint64(j)] = x[src + np.uint64(j) * ustep]
+                for co in range(c0, c1):
+                    wb = ((g * cg_out + co) * cg_in + ci) * k_all
+                    row = acc[co - c0]
+                    t = 0
+                    while t + 4 <= k_all:  # four taps a pass: a quarter of the passes over the wide plane
+                        wa, wb1, wc, wd = w[wb + t], w[wb + t + 1], w[wb + t + 2], w[wb + t + 3]
+                        sa = ph[taps[t] : taps[t] + wide]
+                        sb = ph[taps[t + 1] : taps[t + 1] + wide]
+                        sc = ph[taps[t + 2] : taps[t + 2] + wide]
+                        sd = ph[taps[t + 3] : taps[t + 3] + wide]
+                        for f in range(wide):
+                            row[f] += wa * sa[f] + wb1 * sb[f] + wc * sc[f] + wd * sd[f]
+                        t += 4
+                    while t < k_all:
+                        wa = w[wb + t]
+                        sa = ph[taps[t] : taps[t] + wide]
+                        for f in range(wide):
+                            row[f] += wa * sa[f]
+                        t += 1
+            for co in range(c0, c1):
+                row = acc[co - c0]
+                ob = n * out_s[0] + g * out_s[1] + co * out_s[2]
+                bj = bias[g * cg_out + co]
+                for o1 in range(o1n):
+                    for o2 in range(o2n):
+                        dst_row = ob + o1 * out_s[3] + o2 * out_s[4]
+                        wide_row = (o1 * q2n + o2) * q3n
+                        for o3 in range(o3n):
+                            out[dst_row + o3 * out_s[5]] = row[wide_row + o3] + bj
+
+    return kernels.compile_kernel(conv_direct)
+
+
+__all__ = ["DirectConvGeometry", "conv", "cost", "direct_conv_geometry"]
