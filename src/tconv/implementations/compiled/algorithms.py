@@ -191,30 +191,6 @@ class JitPatches(Compiled):
         return transposed.conv_transpose_patches(kernel_ready(x), kernel_ready(weight), bias, spec, channels_last)
 
 
-def _stride_one_twin(spec: ConvSpec) -> ConvSpec | None:
-    """A stride-1 call as its twin of the other direction (None for a stride above 1, or a padding or crop
-    beyond ``d*(k-1)`` on either side): the same sizes and channels, each side's ``p`` turned into
-    ``d*(k-1) - p``, a transposed call's ``output_padding`` added to the high side."""
-    if any(s != 1 for s in spec.stride):
-        return None
-    pads = []
-    for (lo, hi), k, d, extra in zip(spec.padding, spec.kernel_size, spec.dilation, spec.output_padding):
-        reach = d * (k - 1)
-        if lo > reach or hi > reach:
-            return None
-        pads.append((reach - lo, reach - hi + extra))
-    return ConvSpec.build(
-        transposed=not spec.transposed,
-        input_size=spec.input_size,
-        kernel_size=spec.kernel_size,
-        in_channels=spec.in_channels,
-        out_channels=spec.out_channels,
-        padding=tuple(pads),
-        dilation=spec.dilation,
-        groups=spec.groups,
-    )
-
-
 def transposed_weight(weight: np.ndarray, groups: int) -> np.ndarray:
     """A convolution's weight ``(C_out, C_in/G, *k)`` as the weight of its transposed twin ``(C_in, C_out/G,
     *k)``: each group's two channel axes swapped and the kernel flipped on every spatial axis (and, the same
@@ -229,8 +205,25 @@ def stride_one_conv(spec: ConvSpec) -> ConvSpec | None:
     """A stride-1 transposed convolution as the convolution that computes it (None for any other call): the
     flipped kernel (:func:`transposed_weight`) over x padded by ``d*(k-1) - lo`` and ``d*(k-1) - hi +
     output_padding``, which needs each side's crop within ``d*(k-1)``. Output ``o`` of both sums
-    ``x[o + lo - d*(k-1) + t*d] * w_flipped[t]`` over the taps"""
-    return _stride_one_twin(spec) if spec.transposed else None
+    ``x[o + lo - d*(k-1) + t*d] * w_flipped[t]`` over the taps."""
+    if not spec.transposed or any(s != 1 for s in spec.stride):
+        return None
+    pads = []
+    for (lo, hi), k, d, extra in zip(spec.padding, spec.kernel_size, spec.dilation, spec.output_padding):
+        reach = d * (k - 1)
+        if lo > reach or hi > reach:
+            return None
+        pads.append((reach - lo, reach - hi + extra))
+    return ConvSpec.build(
+        transposed=False,
+        input_size=spec.input_size,
+        kernel_size=spec.kernel_size,
+        in_channels=spec.in_channels,
+        out_channels=spec.out_channels,
+        padding=tuple(pads),
+        dilation=spec.dilation,
+        groups=spec.groups,
+    )
 
 
 class JitIm2col(Compiled):

@@ -128,13 +128,12 @@ def conv(x: np.ndarray, weight: np.ndarray, bias: np.ndarray | None, spec: ConvS
     cg_in, cg_out = spec.in_channels // groups, spec.out_channels // groups
     block = _block(cg_out, phases.wide, x.dtype.itemsize)
     item = x.dtype.itemsize
-    x6, out6 = x_grouped, out_grouped  # (N, G, C/G, s1, s2, s3): 1-D and 2-D padded to 3-D with unit axes
-    x_strides = np.array([st // item for st in x6.strides], dtype=np.int64)
-    out_strides = np.array([st // item for st in out6.strides], dtype=np.int64)
+    x_strides = np.array([st // item for st in x_grouped.strides], dtype=np.int64)
+    out_strides = np.array([st // item for st in out_grouped.strides], dtype=np.int64)
     dims = np.array([batch, groups, cg_in, cg_out, block], dtype=np.int64)
     w_flat = np.ascontiguousarray(weight, dtype=x.dtype).reshape(-1)
-    b_flat = np.zeros(spec.out_channels, x.dtype) if bias is None else np.ascontiguousarray(bias, x.dtype).reshape(-1)
-    arrays = (kernels.flat(x6), w_flat, b_flat, kernels.flat(out6), x_strides, out_strides, dims)
+    b_flat = geometry.bias_by_group(bias, spec, x.dtype).reshape(-1)
+    arrays = (kernels.flat(x_grouped), w_flat, b_flat, kernels.flat(out_grouped), x_strides, out_strides, dims)
     arguments = (*arrays, *phases.arguments())
     kernel = _kernel()
     jobs = batch * groups * -(-cg_out // block)

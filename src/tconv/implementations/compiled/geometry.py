@@ -253,3 +253,11 @@ def grouped_matrix(grouped: np.ndarray, slot: int) -> np.ndarray:
     batch, groups, cg = grouped.shape[:3]
     p = math.prod(grouped.shape[3:])
     return contiguous(moved(grouped, 0, 2), slot).reshape(groups, cg, batch * p)
+
+
+def bias_by_group(bias: np.ndarray | None, spec: ConvSpec, dtype: np.dtype) -> np.ndarray:
+    """The bias as ``(G, C_out/G)`` in ``dtype`` (zeros when there is none)."""
+    cg = spec.out_channels // spec.groups
+    if bias is None:
+        return np.zeros((spec.groups, cg), dtype=dtype)
+    return np.ascontiguousarray(bias, dtype=dtype).reshape(spec.groups, cg)

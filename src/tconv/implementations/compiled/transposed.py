@@ -30,14 +30,6 @@ from . import geometry, kernels, schedule
 from .workspace import contiguous, workspace
 
 
-def _bias_by_group(bias: np.ndarray | None, spec: ConvSpec, dtype: np.dtype) -> np.ndarray:
-    """The bias as ``(G, C_out/G)`` in ``dtype`` (zeros when there is none)."""
-    cg = spec.out_channels // spec.groups
-    if bias is None:
-        return np.zeros((spec.groups, cg), dtype=dtype)
-    return np.ascontiguousarray(bias, dtype=dtype).reshape(spec.groups, cg)
-
-
 def conv_transpose(
     x: np.ndarray,
     weight: np.ndarray,
@@ -54,7 +46,7 @@ def conv_transpose(
     cg_in, cg_out = spec.in_channels // groups, spec.out_channels // groups
     out, out_grouped, x_grouped = geometry.grouped_call(x, spec, channels_last)
     axes = geometry.axes3(spec)
-    bias_grouped = _bias_by_group(bias, spec, x.dtype)
+    bias_grouped = geometry.bias_by_group(bias, spec, x.dtype)
     if direct:
         w_grouped = weight.reshape(groups, cg_in, cg_out, *axes.kernel)
         kernels.direct(x_grouped, w_grouped, bias_grouped, out_grouped, kernels.phase_geometry(axes))
@@ -161,7 +153,7 @@ def conv_transpose_pixels(
     out = geometry.empty_out(batch, spec.out_channels, spec.output_size, x.dtype, channels_last)
     if _is_single_pixel(spec):
         return _single_pixel(x, weight, bias, spec, channels_last, out)
-    bias_row = _bias_by_group(bias, spec, x.dtype)[0]
+    bias_row = geometry.bias_by_group(bias, spec, x.dtype)[0]
     taps, p_in = math.prod(spec.kernel_size), math.prod(spec.input_size)
     c_in, c_out = spec.in_channels, spec.out_channels
     wk = contiguous(geometry.moved(weight.reshape(c_in, c_out, taps), 1, 2), slot=6).reshape(c_in, taps * c_out)
@@ -224,7 +216,7 @@ def conv_transpose_patches(
     if _is_single_pixel(spec):
         return _single_pixel(x, weight, bias, spec, channels_last, out)
     out_planes = geometry.grouped_view(out, 1, d, channels_last)[:, 0]  # (N, C_out, O1, O2, O3)
-    bias_row = _bias_by_group(bias, spec, x.dtype)[0]
+    bias_row = geometry.bias_by_group(bias, spec, x.dtype)[0]
     w2 = weight.reshape(c_in, c_out * taps)
     rows = _pixel_rows(x, spec, channels_last)
     axes = geometry.axes3(spec)
