@@ -14,7 +14,7 @@ from oracle import naive_conv, naive_conv_transpose
 from strategies import configs
 from tconv import _tuning
 from tconv.implementations import array_api
-from tconv.implementations.compiled import geometry, im2col, kernels, schedule, team, workspace
+from tconv.implementations.compiled import algorithms, geometry, im2col, kernels, schedule, team, workspace
 
 SETTINGS = settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 needs_jit = pytest.mark.skipif(not kernels.available(), reason="no compiled path (numba missing or TCONV_NO_JIT=1)")
@@ -744,15 +744,17 @@ def test_the_direct_convolution_matches_the_oracle_at_every_stride(channels_last
 
 @needs_jit
 def test_the_direct_convolution_blocks_many_output_channels_and_empty_batches():
-    """More output channels a group than one job's block (DIRECT_CONV_BLOCK_BYTES), a depth multiplier, and a
-    batch of none, forced on jit_direct, against the oracle."""
+    """More output channels a group than one job's block (DIRECT_CONV_BLOCK_BYTES; the block rounded down to a
+    multiple of the kernel's four channels a pass), a depth multiplier whose channels leave some after the
+    passes of four (6 = 4 + 2, with 1, 2 and 5 taps), and a batch of none, forced on jit_direct, against the
+    oracle."""
     from tconv import _tuning
 
     rng = np.random.default_rng(3)
     x = rng.standard_normal((2, 3, 30, 31))
     w = rng.standard_normal((3 * 40, 1, 3, 3))  # depthwise with a multiplier of 40
     saved = _tuning.DIRECT_CONV_BLOCK_BYTES
-    _tuning.DIRECT_CONV_BLOCK_BYTES = 8 * 8 * 18 * 16  # 7 wide float64 planes of 16 x 18 a job: 40 channels in 6
+    _tuning.DIRECT_CONV_BLOCK_BYTES = 8 * 8 * 18 * 16  # 7 wide float64 planes of 16 x 18 a job -> blocks of 4
     try:
         with tconv.use_algorithm("jit_direct"):
             got = tconv.conv(x, w, stride=2, padding=2, groups=3)
@@ -761,15 +763,33 @@ def test_the_direct_convolution_blocks_many_output_channels_and_empty_batches():
         _tuning.DIRECT_CONV_BLOCK_BYTES = saved
     np.testing.assert_allclose(got, naive_conv(x, w, None, stride=[2, 2], pads=[(2, 2)] * 2, groups=3), atol=1e-10)
     assert empty.shape == (0, 120, 16, 17)
+    for kernel in ((1, 1), (1, 2), (5, 1)):
+        w6 = rng.standard_normal((3 * 6, 1, *kernel))
+        with tconv.use_algorithm("jit_direct"):
+            got = tconv.conv(x, w6, padding=1, groups=3)
+        np.testing.assert_allclose(got, naive_conv(x, w6, None, pads=[(1, 1)] * 2, groups=3), atol=1e-10)
 
 
 @needs_jit
+@pytest.mark.parametrize("algorithm", ["jit_im2col", "jit_direct"])
 @pytest.mark.parametrize("channels_last", [False, True])
 @pytest.mark.parametrize("groups", [1, 4])
-def test_a_stride_one_transposed_convolution_runs_as_its_forward_twin(channels_last, groups):
-    """jit_im2col forced on transposed convolutions: stride 1 with dilation, asymmetric crops up to d*(k-1),
-    output_padding (allowed where the dilation exceeds it), 1x1 kernels, 1-D to 3-D, batched
-    and not, against the oracle; a stride above 1, or a crop beyond d*(k-1), is refused."""
+def test_a_stride_one_transposed_convolution_runs_as_its_forward_twin(algorithm, channels_last, groups, request):
+    """jit_im2col, and jit_direct through the direct sum of the forward twin (the transposed direct sum's cost
+    made prohibitive, so that every case takes that route), forced on transposed convolutions: stride 1 with
+    dilation, asymmetric crops up to d*(k-1), output_padding (allowed where the dilation exceeds it), 1x1
+    kernels, 1-D to 3-D, batched and not, against the oracle; jit_im2col refuses a stride above 1, or a crop
+    beyond d*(k-1)."""
+    if algorithm == "jit_direct":
+        saved = _tuning.DIRECT_RATE
+        _tuning.DIRECT_RATE = 1.0  # multiply-adds a second: the transposed sum never looks cheaper
+
+        def restore() -> None:
+            _tuning.DIRECT_RATE = saved
+            algorithms.direct_twin.cache_clear()
+
+        request.addfinalizer(restore)
+        algorithms.direct_twin.cache_clear()
     rng = np.random.default_rng(10 + groups)
     for spatial, kernel, dilation, pads, extra in (
         ((11,), (4,), (2,), [(6, 0)], (1,)),
@@ -785,8 +805,12 @@ def test_a_stride_one_transposed_convolution_runs_as_its_forward_twin(channels_l
             x, w, b, stride=ones, pads=pads, dilation=list(dilation), output_padding=list(extra), groups=groups
         )
         options = {"padding": pads, "dilation": dilation, "output_padding": extra, "groups": groups}
+        if algorithm == "jit_direct":
+            spec = tconv.ConvSpec.build(transposed=True, input_size=spatial, kernel_size=kernel, in_channels=8,
+                                        out_channels=12, **options)  # fmt: skip
+            assert algorithms.direct_twin(spec) is not None
         xin = np.moveaxis(x, 1, -1) if channels_last else x
-        with tconv.use_algorithm("jit_im2col"):
+        with tconv.use_algorithm(algorithm):
             got = tconv.conv_transpose(xin, w, b, channels_last=channels_last, **options)
             single = tconv.conv_transpose(xin[0], w, b, channels_last=channels_last, **options)
             low = tconv.conv_transpose(xin.astype(np.float32), w.astype(np.float32), channels_last=channels_last,
@@ -798,6 +822,8 @@ def test_a_stride_one_transposed_convolution_runs_as_its_forward_twin(channels_l
         bias_shape = (1, -1) + (1,) * len(spatial)
         assert low.dtype == np.float32
         np.testing.assert_allclose(low, expected - b.reshape(bias_shape), rtol=1e-4, atol=1e-4)
+    if algorithm != "jit_im2col":
+        return
     x, w = rng.standard_normal((1, 4, 9)), rng.standard_normal((4, 4 // groups, 3))
     with tconv.use_algorithm("jit_im2col"):
         for options in ({"stride": 2}, {"padding": 3}):  # 3 > d*(k-1) = 2

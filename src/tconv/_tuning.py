@@ -52,6 +52,11 @@ DIRECT_RATE = 3e9
 DIRECT_CONV_RATE = 12e9
 PHASE_FILL_RATE = 1.2e9
 
+#: The direct convolution's multiply-adds where it sums four output channels a pass (each phase element loaded
+#: once for four): the kernel alone ran 1.9x its rate a channel at a time (one thread, 16 -> 16 channels, 3x3,
+#: 64x64: 91 against 48 GFLOP/s).
+DIRECT_CONV_BLOCK_RATE = 1.9 * DIRECT_CONV_RATE
+
 #: A convolution runs the direct sum only where the cost model puts it at or below this share of the im2col
 #: and product: where the two are close, the product (BLAS) is the better-known estimate (as TWIN_MARGIN). On
 #: one input channel (x (64, 1, 28, 28), 64 5x5 filters, stride 2) a first model without the run and output

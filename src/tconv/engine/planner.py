@@ -9,15 +9,19 @@ call description, layout and team (:func:`plan`):
 2. a convolution: ``jit_direct`` (the direct sum, any stride: few channels per group, depthwise) where the
    cost model puts it at most ``DIRECT_CONV_MARGIN`` of ``jit_gemm``'s (im2col and one product per group),
    else ``jit_gemm``;
-3. a stride-1 transposed convolution whose forward twin (``jit_im2col``: im2col of x and a product over
+3. a stride-1 transposed convolution that ``jit_direct`` runs as the direct sum of its forward twin
+   (:func:`~tconv.implementations.compiled.algorithms.direct_twin`): ``jit_direct`` where the cost model puts
+   it at most ``DIRECT_CONV_MARGIN`` of every other algorithm's cost (``jit_im2col`` included), as rule 2
+   ranks a convolution, unless rule 6 holds;
+4. a stride-1 transposed convolution whose forward twin (``jit_im2col``: im2col of x and a product over
    ``C_in/G * K``) the cost model puts at most ``TWIN_MARGIN`` of every other algorithm's cost: ``jit_im2col``
-   (few input channels, large kernels; whatever the layout), unless rule 5 holds;
-4. a channels-last transposed convolution with one group and ``PIXELS_MIN_CHANNELS`` output channels or
+   (few input channels, large kernels; whatever the layout), unless rule 6 holds;
+5. a channels-last transposed convolution with one group and ``PIXELS_MIN_CHANNELS`` output channels or
    more: ``jit_pixels`` (its overlap-add runs along the contiguous channels, and x needs no copy);
-5. channels-first, the batched 2-D generator layers on a thread team (one group, ``PIXELS_TEAM_MIN_CHANNELS``
+6. channels-first, the batched 2-D generator layers on a thread team (one group, ``PIXELS_TEAM_MIN_CHANNELS``
    output channels or more, input rows of at most ``PIXELS_TEAM_MAX_ROW``, kernels that overlap):
    ``jit_pixels``;
-6. else the cheapest by the cost model (:func:`plan_costs`: the algorithms' own ``cost`` per sample times the batch,
+7. else the cheapest by the cost model (:func:`plan_costs`: the algorithms' own ``cost`` per sample times the batch,
    plus their ``setup_cost`` once, in the call's layout).
 
 Whether a call runs on a thread team is decided by one function,
@@ -34,6 +38,7 @@ from typing import Any
 
 from .. import _tuning
 from ..implementations.compiled import schedule
+from ..implementations.compiled.algorithms import direct_twin
 from ..spec import ConvSpec
 from . import registry
 
@@ -83,7 +88,11 @@ def plan(spec: ConvSpec, compiled: bool, channels_last: bool, team: bool = False
         and spec.input_size[-1] <= _tuning.PIXELS_TEAM_MAX_ROW
         and overlapping
     )
-    twin_cost = costs.pop("jit_im2col", None)  # the twin by rule 3 only, never by rule 6
+    if not team_pixels and "jit_direct" in costs and direct_twin(spec) is not None:  # rule 3
+        direct = costs.pop("jit_direct")
+        if not costs or direct <= _tuning.DIRECT_CONV_MARGIN * min(costs.values()):
+            return "jit_direct"
+    twin_cost = costs.pop("jit_im2col", None)  # the twin by rule 4 only, never by rule 7
     if (
         not team_pixels
         and twin_cost is not None

@@ -17,6 +17,7 @@ at ``DIRECT_RATE`` plus a ``ROW_COST`` for each row it adds; a stride-1 transpos
 
 from __future__ import annotations
 
+import functools
 import math
 from typing import Any
 
@@ -264,14 +265,26 @@ class JitDirect(Compiled):
     )
 
     def cost(self, spec: ConvSpec, channels_last: bool = False) -> float | None:
-        """A transposed convolution: every output sums ``C_in/G`` channels times the ``prod(k/s)`` taps that
-        reach it on average (at most every (input, tap) pair once), and every output plane adds each (input
-        channel, tap)'s input rows as one row each, at ``ROW_COST`` (the loop's set-up, which dominates where rows
-        are short: a 1x1 input, a 1-D input of a few elements). A convolution: :func:`.direct_conv.cost`. Times
-        ``DIRECT_CHANNELS_LAST`` in channels-last, where its loops stride by the channel count."""
+        """A convolution: :func:`.direct_conv.cost`. A transposed convolution: the cheaper of its own direct
+        sum (:meth:`_transposed_cost`) and, at stride 1, the direct convolution of its forward twin
+        (:func:`stride_one_conv`). Times ``DIRECT_CHANNELS_LAST`` in channels-last, where the loops stride by the
+        channel count."""
         layout = _tuning.DIRECT_CHANNELS_LAST if channels_last else 1.0
         if not spec.transposed:
             return layout * direct_conv.cost(spec)
+        twin = direct_twin(spec)
+        return layout * (self._transposed_cost(spec) if twin is None else direct_conv.cost(twin))
+
+    def setup_cost(self, spec: ConvSpec) -> float:
+        """The kernel flipped on every call where a transposed convolution runs as its twin."""
+        return 0.0 if direct_twin(spec) is None else _weight_copy(spec)
+
+    @staticmethod
+    def _transposed_cost(spec: ConvSpec) -> float:
+        """Every output sums ``C_in/G`` channels times the ``prod(k/s)`` taps that reach it on average (at most
+        every (input, tap) pair once), and every output plane adds each (input channel, tap)'s input rows as one
+        row each, at ``ROW_COST`` (the loop's set-up, which dominates where rows are short: a 1x1 input, a 1-D
+        input of a few elements)."""
         cg_in = spec.in_channels // spec.groups
         taps = math.prod(spec.kernel_size)
         reach = taps / math.prod(spec.stride)
@@ -281,7 +294,7 @@ class JitDirect(Compiled):
             spec.out_channels * cg_in * min(math.prod(spec.output_size) * reach, taps * math.prod(spec.input_size))
         )
         rows = spec.out_channels * cg_in * taps * math.prod(spec.input_size[:-1])
-        return layout * (multiply_adds / _tuning.DIRECT_RATE + rows * _tuning.ROW_COST)
+        return multiply_adds / _tuning.DIRECT_RATE + rows * _tuning.ROW_COST
 
     def forward(
         self, xp: Any, x: np.ndarray, weight: np.ndarray, bias: np.ndarray | None, spec: ConvSpec, channels_last: bool
@@ -289,7 +302,22 @@ class JitDirect(Compiled):
         x, weight = kernel_ready(x), kernel_ready(weight)
         if not spec.transposed:
             return direct_conv.conv(x, weight, bias, spec, channels_last)
+        twin = direct_twin(spec)
+        if twin is not None:
+            return direct_conv.conv(x, transposed_weight(weight, spec.groups), bias, twin, channels_last)
         return transposed.conv_transpose(x, weight, bias, spec, channels_last, direct=True)
+
+
+@functools.lru_cache(maxsize=1024)
+def direct_twin(spec: ConvSpec) -> ConvSpec | None:
+    """The forward twin (:func:`stride_one_conv`) through which ``jit_direct`` runs a stride-1 transposed
+    convolution, where the direct convolution's cost (with the kernel's flip) is below the transposed direct
+    sum's; else None. The twin sums four output channels a pass, the transposed sum one. The planner ranks
+    ``jit_direct`` on such a call as it ranks it on a convolution (``DIRECT_CONV_MARGIN``)."""
+    twin = stride_one_conv(spec)
+    if twin is None or direct_conv.cost(twin) + _weight_copy(spec) >= JitDirect._transposed_cost(spec):
+        return None
+    return twin
 
 
 #: The compiled algorithms, in the order the engine registers them.
