@@ -77,7 +77,10 @@ def test_conv_transpose_grads_per_path(algorithm, case):
     _grads_match(case.replace(batched=True, channels_last=False), algorithm)
 
 
-@pytest.mark.parametrize("algorithm", ["taps", "gemm", pytest.param("jit_gemm", marks=needs_jit)])
+@pytest.mark.parametrize(
+    "algorithm",
+    ["taps", "gemm", pytest.param("jit_gemm", marks=needs_jit), pytest.param("jit_direct", marks=needs_jit)],
+)
 @SETTINGS
 @given(configs(transposed=False))
 def test_conv_grads_per_path(algorithm, case):
@@ -768,6 +771,48 @@ def test_the_direct_convolution_blocks_many_output_channels_and_empty_batches():
         with tconv.use_algorithm("jit_direct"):
             got = tconv.conv(x, w6, padding=1, groups=3)
         np.testing.assert_allclose(got, naive_conv(x, w6, None, pads=[(1, 1)] * 2, groups=3), atol=1e-10)
+
+
+@needs_jit
+@pytest.mark.parametrize("channels_last", [False, True])
+def test_the_direct_weight_gradient_matches_the_oracle(channels_last):
+    """jit_direct's weight gradient of a convolution (the output gradient times each shifted phase, four
+    output channels and three taps a pass, then the rest one channel at a time), forced: 1-D to 3-D, strides
+    1 to 3, dilation, asymmetric padding, groups, 6 output channels a group (a pass of four and two more),
+    1 to 12 taps, a batch of 3 and one sample, float64 and float32, against the oracle's adjoint: the
+    directional derivative of <conv(x, w), gy> along v is <conv(x, v), gy>."""
+    rng = np.random.default_rng(21)
+    for spatial, kernel, stride, dilation, pads, groups in (
+        ((13,), (5,), (2,), (1,), [(3, 1)], 2),
+        ((9, 8), (3, 3), (1, 2), (2, 1), [(2, 2), (0, 3)], 1),
+        ((7, 6), (1, 1), (3, 1), (1, 1), [(0, 0), (1, 0)], 3),
+        ((5, 6, 4), (2, 3, 2), (1, 2, 1), (1, 1, 2), [(1, 1), (0, 2), (2, 1)], 2),
+    ):
+        x = rng.standard_normal((3, 2 * groups, *spatial))
+        w = rng.standard_normal((6 * groups, 2, *kernel))
+        options = {"stride": stride, "padding": pads, "dilation": dilation, "groups": groups}
+        oracle = {"stride": list(stride), "pads": pads, "dilation": list(dilation), "groups": groups}
+        gy = rng.standard_normal(naive_conv(x, w, None, **oracle).shape)
+        v = rng.standard_normal(w.shape)
+        for batch in (slice(None), slice(0, 1)):
+            expected = np.vdot(naive_conv(x[batch], v, None, **oracle), gy[batch])
+            xin, gyin = x[batch], gy[batch]
+            if channels_last:
+                xin, gyin = np.moveaxis(xin, 1, -1), np.moveaxis(gyin, 1, -1)
+            with tconv.use_algorithm("jit_direct"):
+                _, gw, _ = tconv.conv_grad(gyin, xin, w, channels_last=channels_last, **options)
+                _, low, _ = tconv.conv_grad(gyin.astype(np.float32), xin.astype(np.float32), w.astype(np.float32),
+                                            channels_last=channels_last, **options)  # fmt: skip
+            np.testing.assert_allclose(np.vdot(gw, v), expected, rtol=1e-9, atol=1e-9)
+            assert low.dtype == np.float32
+            np.testing.assert_allclose(low, gw, rtol=1e-4, atol=1e-4)
+    for array in (x, w, gy):  # read-only arrays (ONNX Runtime's, memory maps): the kernel never writes to them
+        array.setflags(write=False)
+    with tconv.use_algorithm("jit_direct"):
+        y = tconv.conv(x, w, **options)
+        _, gw, _ = tconv.conv_grad(gy, x, w, **options)
+    np.testing.assert_allclose(y, naive_conv(x, w, None, **oracle), atol=1e-10)
+    np.testing.assert_allclose(np.vdot(gw, v), np.vdot(naive_conv(x, v, None, **oracle), gy), rtol=1e-9)
 
 
 @needs_jit

@@ -4,7 +4,8 @@ runs, its support predicate and its cost by the planner's cost model.
 All five take the caller's layout as it is (any strides, channels-last included; a view the kernels cannot
 read in place, with negative or unaligned strides, is copied first: :func:`.geometry.kernel_ready`) and share their
 gradients: the transposed convolution's input and weight gradients from one im2col of the output gradient,
-the convolution's weight gradient from an im2col of x (:mod:`tconv.implementations.compiled.im2col`).
+the convolution's weight gradient from an im2col of x (:mod:`tconv.implementations.compiled.im2col`), except
+``jit_direct``'s, summed directly (:func:`.direct_conv.weight_grad`).
 
 The cost model (seconds per sample; the rates in :mod:`tconv._tuning`): the column product at
 ``GEMM_RATE`` (slower in proportion when ``C_in/G < GEMM_FULL_RATE_INNER``), the column buffer written and
@@ -306,6 +307,13 @@ class JitDirect(Compiled):
         if twin is not None:
             return direct_conv.conv(x, transposed_weight(weight, spec.groups), bias, twin, channels_last)
         return transposed.conv_transpose(x, weight, bias, spec, channels_last, direct=True)
+
+    def weight_grad(self, xp: Any, x: np.ndarray, grad_output: np.ndarray, spec: ConvSpec, channels_last: bool) -> Any:
+        """A convolution's weight gradient summed directly (:func:`.direct_conv.weight_grad`: no im2col of x);
+        a transposed convolution's from the shared im2col of the output gradient."""
+        if spec.transposed:
+            return super().weight_grad(xp, x, grad_output, spec, channels_last)
+        return direct_conv.weight_grad(kernel_ready(x), kernel_ready(grad_output), spec, channels_last)
 
 
 @functools.lru_cache(maxsize=1024)

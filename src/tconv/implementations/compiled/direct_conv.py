@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import functools
 import math
+from collections.abc import Callable
 from typing import Any
 
 import numpy as np
@@ -26,6 +27,7 @@ import numpy as np
 from ... import _tuning
 from ...spec import ConvSpec
 from . import geometry, kernels, team
+from .workspace import Partials
 
 
 class DirectConvGeometry:
@@ -134,35 +136,70 @@ def conv(x: np.ndarray, weight: np.ndarray, bias: np.ndarray | None, spec: ConvS
     out, out_grouped, x_grouped = geometry.grouped_call(x, spec, channels_last)
     if out.size == 0:
         return out
-    axes = geometry.axes3(spec)
-    phases = direct_conv_geometry(axes)
-    batch, groups = x.shape[0], spec.groups
+    w_flat = np.ascontiguousarray(weight, dtype=x.dtype).reshape(-1)
+    b_flat = geometry.bias_by_group(bias, spec, x.dtype).reshape(-1)
+    unused = np.zeros(1, dtype=x.dtype)
+    _run(x_grouped, out_grouped, spec, lambda: (w_flat, b_flat, kernels.flat(out_grouped), unused, unused, False))
+    return out
+
+
+def weight_grad(x: np.ndarray, gy: np.ndarray, spec: ConvSpec, channels_last: bool) -> np.ndarray:
+    """The weight gradient ``(C_out, C_in/G, *k)`` of a convolution of a batched x, from its output gradient
+    ``gy`` (both in the caller's layout), summed directly: each (output channel, input channel, tap) is the
+    sum over the sample's wide plane of the output gradient times the shifted phase, four output channels and
+    three taps a pass. On a team each thread sums its jobs into its own partial."""
+    groups, d = spec.groups, spec.ndim
+    cg_in = spec.in_channels // groups
+    total = np.zeros(spec.out_channels * cg_in * math.prod(spec.kernel_size), dtype=x.dtype)
+    if x.shape[0] > 0 and total.size > 0:
+        x_grouped = geometry.grouped_view(x, groups, d, channels_last)
+        gy_grouped = geometry.grouped_view(gy, groups, d, channels_last)
+        gy_flat, unused = kernels.flat(gy_grouped), np.zeros(1, dtype=x.dtype)
+        partials = Partials(total, team.threads())
+        _run(x_grouped, gy_grouped, spec, lambda: (unused, unused, unused, gy_flat, partials.target(), True))
+        total = partials.sum()
+    return total.reshape(spec.out_channels, cg_in, *spec.kernel_size)
+
+
+def _run(x_grouped: np.ndarray, out_grouped: np.ndarray, spec: ConvSpec, arrays: Callable[[], tuple[Any, ...]]) -> None:
+    """The kernel over every (sample, group, block of output channels), on the team where the work pays.
+    ``out_grouped`` is the output, or the output gradient, whose layout the kernel reads; ``arrays()``, asked
+    in the thread that runs a range, gives the kernel's ``(w, bias, out, gy, dw, grad)`` (a weight gradient's
+    ``dw`` is that thread's partial)."""
+    phases = direct_conv_geometry(geometry.axes3(spec))
+    batch, groups = x_grouped.shape[0], spec.groups
     cg_in, cg_out = spec.in_channels // groups, spec.out_channels // groups
-    block = _block(cg_out, phases.wide, x.dtype.itemsize)
-    item = x.dtype.itemsize
+    item = x_grouped.dtype.itemsize
+    block = _block(cg_out, phases.wide, item)
     x_strides = np.array([st // item for st in x_grouped.strides], dtype=np.int64)
     out_strides = np.array([st // item for st in out_grouped.strides], dtype=np.int64)
     dims = np.array([batch, groups, cg_in, cg_out, block], dtype=np.int64)
-    w_flat = np.ascontiguousarray(weight, dtype=x.dtype).reshape(-1)
-    b_flat = geometry.bias_by_group(bias, spec, x.dtype).reshape(-1)
-    arrays = (kernels.flat(x_grouped), w_flat, b_flat, kernels.flat(out_grouped), x_strides, out_strides, dims)
-    arguments = (*arrays, *phases.arguments())
+    x_flat = kernels.flat(x_grouped)
+    tables = phases.arguments()
     kernel = _kernel()
     jobs = batch * groups * -(-cg_out // block)
-    work = out.size * cg_in * math.prod(spec.kernel_size) + x.size
-    team.ranges(lambda start, stop: kernel(*arguments, start, stop), jobs, work)
-    return out
+    work = out_grouped.size * cg_in * math.prod(spec.kernel_size) + x_grouped.size
+
+    def run(start: int, stop: int) -> None:
+        w, bias, out, gy, dw, grad = arrays()
+        kernel(x_flat, w, bias, out, gy, dw, x_strides, out_strides, dims, *tables, grad, start, stop)
+
+    team.ranges(run, jobs, work)
 
 
 @functools.cache
 def _kernel() -> Any:
     def conv_direct(  # type: ignore[no-untyped-def]
-        x, w, bias, out, xs, out_s, dims, counts, rows, size_out, stride, low,
-        phase, first, stop_row, taps, size, wide, start, stop,
+        x, w, bias, out, gy, dw, xs, out_s, dims, counts, rows, size_out, stride, low,
+        phase, first, stop_row, taps, size, wide, grad, start, stop,
     ):  # fmt: skip
         # x (N, G, Cin_g, n1, n2, n3) and out (N, G, Cout_g, O1, O2, O3) flat, with the element strides xs,
         # out_s; w flat (G, Cout_g, Cin_g, K). Job = (sample, group, block of output channels). The copies'
         # indices are unsigned, so that none is checked for wrap-around (which would keep them scalar).
+        # With ``grad`` the kernel runs the other way round: it reads the output gradient ``gy`` (laid out as
+        # out, with out_s) into the wide planes, whose wide columns stay zero, and adds to ``dw`` (laid out as
+        # w) the weight gradient, each (channel, tap) the sum over the wide plane of the output gradient times
+        # the shifted phase. The arrays a direction does not use are placeholders of one element.
         groups, cg_in, cg_out, block = dims[1], dims[2], dims[3], dims[4]
         blocks = (cg_out + block - 1) // block
         p1n, p2n, p3n = counts[0], counts[1], counts[2]
@@ -174,14 +211,26 @@ def _kernel() -> Any:
         step = s3 * x3
         ustep = np.uint64(step)
         k_all = taps.shape[0]
-        ph = np.zeros(size, dtype=out.dtype)  # the padding's zeros are never overwritten
-        acc = np.empty((block, wide), dtype=out.dtype)
+        ph = np.zeros(size, dtype=x.dtype)  # the padding's zeros are never overwritten
+        acc = np.zeros((block, wide), dtype=x.dtype)
+        zero = x.dtype.type(0)
         for job in range(start, stop):
             n = job // (groups * blocks)
             g = (job // blocks) % groups
             c0 = (job % blocks) * block
             c1 = min(c0 + block, cg_out)
-            acc[:] = 0
+            if grad:  # the block's output gradients as wide planes
+                for co in range(c0, c1):
+                    row = acc[co - c0]
+                    ob = n * out_s[0] + g * out_s[1] + co * out_s[2]
+                    for o1 in range(o1n):
+                        for o2 in range(o2n):
+                            src_row = ob + o1 * out_s[3] + o2 * out_s[4]
+                            wide_row = (o1 * q2n + o2) * q3n
+                            for o3 in range(o3n):
+                                row[wide_row + o3] = gy[src_row + o3 * out_s[5]]
+            else:
+                acc[:] = 0
             for ci in range(cg_in):
                 xb = n * xs[0] + g * xs[1] + ci * xs[2]
                 for p1 in range(p1n):
@@ -205,7 +254,40 @@ def _kernel() -> Any:
                                             ph[dst + np.uint64(j)] = x[src + np.uint64(j) * ustep]
                 fours = c0  # the channels summed four a pass end here
                 wc_step = cg_in * k_all  # from one output channel's weights to the next's
-                while fours + 4 <= c1:  # four output channels a pass: each phase element loaded once for four
+                while grad and fours + 4 <= c1:  # the weight gradient: twelve sums a pass
+                    w0 = ((g * cg_out + fours) * cg_in + ci) * k_all
+                    r0, r1, r2 = acc[fours - c0], acc[fours - c0 + 1], acc[fours - c0 + 2]
+                    r3 = acc[fours - c0 + 3]
+                    t = 0
+                    while t < k_all:
+                        ta, tb, tc = taps[t], taps[min(t + 1, k_all - 1)], taps[min(t + 2, k_all - 1)]
+                        sa, sb, sc = ph[ta : ta + wide], ph[tb : tb + wide], ph[tc : tc + wide]
+                        a0 = b0 = c0w = a1 = b1 = c1w = a2 = b2 = c2w = a3 = b3 = c3w = zero
+                        for f in range(wide):
+                            va, vb, vc = sa[f], sb[f], sc[f]
+                            y0, y1, y2, y3 = r0[f], r1[f], r2[f], r3[f]
+                            a0 += y0 * va
+                            b0 += y0 * vb
+                            c0w += y0 * vc
+                            a1 += y1 * va
+                            b1 += y1 * vb
+                            c1w += y1 * vc
+                            a2 += y2 * va
+                            b2 += y2 * vb
+                            c2w += y2 * vc
+                            a3 += y3 * va
+                            b3 += y3 * vb
+                            c3w += y3 * vc
+                        for b, (u, v, q) in enumerate(((a0, b0, c0w), (a1, b1, c1w), (a2, b2, c2w), (a3, b3, c3w))):
+                            wt = w0 + b * wc_step + t
+                            dw[wt] += u
+                            if t + 1 < k_all:  # a last pass of fewer than three taps repeats the last one
+                                dw[wt + 1] += v
+                            if t + 2 < k_all:
+                                dw[wt + 2] += q
+                        t += 3
+                    fours += 4
+                while not grad and fours + 4 <= c1:  # four output channels a pass: each phase element loaded once
                     w0 = ((g * cg_out + fours) * cg_in + ci) * k_all
                     w1, w2, w3 = w0 + wc_step, w0 + 2 * wc_step, w0 + 3 * wc_step
                     r0, r1, r2 = acc[fours - c0], acc[fours - c0 + 1], acc[fours - c0 + 2]
@@ -241,6 +323,25 @@ def _kernel() -> Any:
                     wb = ((g * cg_out + co) * cg_in + ci) * k_all
                     row = acc[co - c0]
                     t = 0
+                    while grad and t < k_all:  # the weight gradient: four sums a pass
+                        ta, tb = taps[t], taps[min(t + 1, k_all - 1)]
+                        tc, td = taps[min(t + 2, k_all - 1)], taps[min(t + 3, k_all - 1)]
+                        sa, sb, sc, sd = ph[ta : ta + wide], ph[tb : tb + wide], ph[tc : tc + wide], ph[td : td + wide]
+                        a0 = b0 = c0w = d0 = zero
+                        for f in range(wide):
+                            y0 = row[f]
+                            a0 += y0 * sa[f]
+                            b0 += y0 * sb[f]
+                            c0w += y0 * sc[f]
+                            d0 += y0 * sd[f]
+                        dw[wb + t] += a0
+                        if t + 1 < k_all:  # a last pass of fewer than four taps repeats the last one
+                            dw[wb + t + 1] += b0
+                        if t + 2 < k_all:
+                            dw[wb + t + 2] += c0w
+                        if t + 3 < k_all:
+                            dw[wb + t + 3] += d0
+                        t += 4
                     while t + 4 <= k_all:  # four taps a pass: a quarter of the passes over the wide plane
                         wa, wb1, wc, wd = w[wb + t], w[wb + t + 1], w[wb + t + 2], w[wb + t + 3]
                         sa = ph[taps[t] : taps[t] + wide]
@@ -256,7 +357,7 @@ def _kernel() -> Any:
                         for f in range(wide):
                             row[f] += wa * sa[f]
                         t += 1
-            for co in range(c0, c1):
+            for co in range(c0, c1 if not grad else c0):
                 row = acc[co - c0]
                 ob = n * out_s[0] + g * out_s[1] + co * out_s[2]
                 bj = bias[g * cg_out + co]
@@ -270,4 +371,4 @@ def _kernel() -> Any:
     return kernels.compile_kernel(conv_direct)
 
 
-__all__ = ["DirectConvGeometry", "conv", "cost", "direct_conv_geometry"]
+__all__ = ["DirectConvGeometry", "conv", "cost", "direct_conv_geometry", "weight_grad"]
