@@ -775,12 +775,16 @@ def test_the_direct_convolution_blocks_many_output_channels_and_empty_batches():
 
 @needs_jit
 @pytest.mark.parametrize("channels_last", [False, True])
-def test_the_direct_weight_gradient_matches_the_oracle(channels_last):
+def test_the_direct_weight_gradient_matches_the_oracle(channels_last, monkeypatch, request):
     """jit_direct's weight gradient of a convolution (the output gradient times each shifted phase, four
-    output channels and three taps a pass, then the rest one channel at a time), forced: 1-D to 3-D, strides
-    1 to 3, dilation, asymmetric padding, groups, 6 output channels a group (a pass of four and two more),
-    1 to 12 taps, a batch of 3 and one sample, float64 and float32, against the oracle's adjoint: the
-    directional derivative of <conv(x, w), gy> along v is <conv(x, v), gy>."""
+    output channels and three taps a pass, then the rest one channel at a time), forced, with its cost rule
+    (direct_weight_grad) made to accept every case: 1-D to 3-D, strides 1 to 3, dilation, asymmetric padding,
+    groups, 6 output channels a group (a pass of four and two more), 1 to 12 taps, a batch of 3 and one
+    sample, float64 and float32, against the oracle's adjoint: the directional derivative of <conv(x, w), gy>
+    along v is <conv(x, v), gy>."""
+    monkeypatch.setattr(_tuning, "DIRECT_CONV_MARGIN", 1e9)
+    algorithms.direct_weight_grad.cache_clear()
+    request.addfinalizer(algorithms.direct_weight_grad.cache_clear)
     rng = np.random.default_rng(21)
     for spatial, kernel, stride, dilation, pads, groups in (
         ((13,), (5,), (2,), (1,), [(3, 1)], 2),
@@ -792,6 +796,9 @@ def test_the_direct_weight_gradient_matches_the_oracle(channels_last):
         w = rng.standard_normal((6 * groups, 2, *kernel))
         options = {"stride": stride, "padding": pads, "dilation": dilation, "groups": groups}
         oracle = {"stride": list(stride), "pads": pads, "dilation": list(dilation), "groups": groups}
+        spec = tconv.ConvSpec.build(transposed=False, input_size=spatial, kernel_size=kernel, in_channels=2 * groups,
+                                    out_channels=6 * groups, **options)  # fmt: skip
+        assert algorithms.direct_weight_grad(spec)
         gy = rng.standard_normal(naive_conv(x, w, None, **oracle).shape)
         v = rng.standard_normal(w.shape)
         for batch in (slice(None), slice(0, 1)):

@@ -170,3 +170,17 @@ def test_planner_pins_jit_pixels_where_it_skips_the_cropped_taps():
     numpy = array_api_compat.array_namespace(np.empty(0))
     spec = _spec(True, (12, 216, 4, 4), (216, 96, 4, 4), padding=4, dilation=3)
     assert planner.select(spec, numpy, batch=12).name == "jit_pixels"
+
+
+@needs_jit
+def test_planner_pins_the_direct_weight_gradient_on_long_planes_and_depthwise_layers_only():
+    """jit_direct sums a convolution's weight gradient directly where the cost model puts it at most
+    DIRECT_CONV_MARGIN of the im2col and product: U-Net's 16-channel 3x3 layer at 64x64 (measured 0.41 of the
+    im2col's time) and a 3x3 depthwise layer (0.21) do; 64 channels on 7x7 planes (3.4x slower direct) and the
+    DCGAN discriminator's second layer (64 -> 128, 5x5, stride 2 to 7x7) do not."""
+    from tconv.implementations.compiled import algorithms
+
+    assert algorithms.direct_weight_grad(_spec(False, (8, 16, 64, 64), (16, 16, 3, 3), padding=1))
+    assert algorithms.direct_weight_grad(_spec(False, (8, 64, 56, 56), (64, 1, 3, 3), padding=1, groups=64))
+    assert not algorithms.direct_weight_grad(_spec(False, (8, 64, 7, 7), (64, 64, 3, 3), padding=1))
+    assert not algorithms.direct_weight_grad(_spec(False, (64, 64, 14, 14), (128, 64, 5, 5), stride=2, padding=2))

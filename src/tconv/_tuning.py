@@ -57,6 +57,12 @@ PHASE_FILL_RATE = 1.2e9
 #: 64x64: 91 against 48 GFLOP/s).
 DIRECT_CONV_BLOCK_RATE = 1.9 * DIRECT_CONV_RATE
 
+#: seconds a pass of the direct weight gradient costs beyond the direct convolution's terms: the twelve (or
+#: four) sums of a pass end in horizontal additions of vector accumulators. Measured on 3x3 layers at batch 8
+#: (16 and 64 channels, 7x7 to 56x56): about 75 ns; with DIRECT_CONV_MARGIN the model then picks the direct
+#: sum on none of the 28 layers where the im2col was faster (docs/design.md).
+DIRECT_GRAD_PASS_COST = 75e-9
+
 #: A convolution runs the direct sum only where the cost model puts it at or below this share of the im2col
 #: and product: where the two are close, the product (BLAS) is the better-known estimate (as TWIN_MARGIN). On
 #: one input channel (x (64, 1, 28, 28), 64 5x5 filters, stride 2) a first model without the run and output

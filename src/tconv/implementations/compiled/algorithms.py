@@ -309,11 +309,20 @@ class JitDirect(Compiled):
         return transposed.conv_transpose(x, weight, bias, spec, channels_last, direct=True)
 
     def weight_grad(self, xp: Any, x: np.ndarray, grad_output: np.ndarray, spec: ConvSpec, channels_last: bool) -> Any:
-        """A convolution's weight gradient summed directly (:func:`.direct_conv.weight_grad`: no im2col of x);
-        a transposed convolution's from the shared im2col of the output gradient."""
-        if spec.transposed:
+        """A convolution's weight gradient summed directly (:func:`.direct_conv.weight_grad`: no im2col of x)
+        where the cost model puts that at most ``DIRECT_CONV_MARGIN`` of the im2col and product (short planes
+        of many channels favour the product); else, and for a transposed convolution, from the im2col."""
+        if spec.transposed or not direct_weight_grad(spec):
             return super().weight_grad(xp, x, grad_output, spec, channels_last)
         return direct_conv.weight_grad(kernel_ready(x), kernel_ready(grad_output), spec, channels_last)
+
+
+@functools.lru_cache(maxsize=1024)
+def direct_weight_grad(spec: ConvSpec) -> bool:
+    """Whether ``jit_direct`` sums a convolution's weight gradient directly: where
+    :func:`.direct_conv.weight_grad_cost` is at most ``DIRECT_CONV_MARGIN`` of the im2col and product's
+    (:func:`_twin_product`, the same columns and multiply-adds)."""
+    return direct_conv.weight_grad_cost(spec) <= _tuning.DIRECT_CONV_MARGIN * _twin_product(spec)
 
 
 @functools.lru_cache(maxsize=1024)

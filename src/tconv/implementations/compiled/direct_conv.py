@@ -122,6 +122,18 @@ def cost(spec: ConvSpec) -> float:
     )
 
 
+def weight_grad_cost(spec: ConvSpec) -> float:
+    """Seconds per sample of :func:`weight_grad` by the cost model: :func:`cost`'s terms plus a
+    ``DIRECT_GRAD_PASS_COST`` a pass (each pass ends in horizontal sums of its vector accumulators, which
+    dominate on short planes)."""
+    cg_in, cg_out = spec.in_channels // spec.groups, spec.out_channels // spec.groups
+    taps = math.prod(spec.kernel_size)
+    block = _block(cg_out, direct_conv_geometry(geometry.axes3(spec)).wide, _tuning.COST_ITEMSIZE)
+    fours = (cg_out // block) * (block // 4) + (cg_out % block) // 4  # passes of four channels, a group
+    passes = spec.groups * cg_in * (fours * -(-taps // 3) + (cg_out - 4 * fours) * -(-taps // 4))
+    return cost(spec) + passes * _tuning.DIRECT_GRAD_PASS_COST
+
+
 def _block(cg_out: int, wide: int, itemsize: int) -> int:
     """Output channels per job: as many as keep their wide planes within ``DIRECT_CONV_BLOCK_BYTES``, in
     multiples of four (the kernel sums four channels a pass; four even where their planes are larger)."""
@@ -371,4 +383,4 @@ def _kernel() -> Any:
     return kernels.compile_kernel(conv_direct)
 
 
-__all__ = ["DirectConvGeometry", "conv", "cost", "direct_conv_geometry", "weight_grad"]
+__all__ = ["DirectConvGeometry", "conv", "cost", "direct_conv_geometry", "weight_grad", "weight_grad_cost"]
