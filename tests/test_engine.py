@@ -284,6 +284,56 @@ def _blas_threads():
     return [info["num_threads"] for info in team._controller().info()]
 
 
+@needs_team
+def test_the_compiled_products_never_run_on_blas_threads(monkeypatch):
+    """team.matmul, the compiled path's product: a product worth the hand-off is cut into blocks of rows (or of
+    columns, where they are more) run by the team, a middling one runs in the caller, each on one BLAS thread
+    (BLAS's own threads would spin after it, against the team's next run); a small one is left alone (BLAS
+    would not thread it); stacked and broadcast operands, with and without ``out``, equal NumPy's product; BLAS
+    has its thread count back afterwards."""
+    from threadpoolctl import threadpool_limits
+
+    real = np.matmul
+    seen: list[tuple[int, list[int]]] = []
+    controller = team._controller()
+    # NumPy's own BLAS (other libraries loaded by earlier tests, such as PyTorch's, are not the ones it calls)
+    numpy_blas = [lib for lib in controller.lib_controllers if lib.user_api == "blas" and "numpy" in lib.filepath]
+    numpy_blas = numpy_blas or [lib for lib in controller.lib_controllers if lib.user_api == "blas"]
+
+    def counts() -> list[int]:
+        return [lib.num_threads for lib in numpy_blas]
+
+    def recording(a, b, *args, **kwargs):
+        seen.append((a.shape[-2] * a.shape[-1] * b.shape[-1], counts()))
+        return real(a, b, *args, **kwargs)
+
+    rng = np.random.default_rng(5)
+    cases = [
+        (rng.standard_normal((300, 200)), rng.standard_normal((200, 250))),  # rows: 3e7 flops
+        (rng.standard_normal((40, 200)), rng.standard_normal((200, 3000))),  # columns
+        (rng.standard_normal((3, 90, 120)), rng.standard_normal((120, 500))),  # stacked, b broadcast
+        (rng.standard_normal((60, 80)), rng.standard_normal((80, 70))),  # middling: in the caller
+        (rng.standard_normal((5, 6)), rng.standard_normal((6, 7))),  # small
+    ]
+    monkeypatch.setattr(team, "threads", lambda: 2)  # a team of two wherever the test runs
+    with threadpool_limits(limits=2, user_api="blas"):
+        before = counts()
+        monkeypatch.setattr(np, "matmul", recording)
+        results = [team.matmul(a, b) for a, b in cases]
+        given = np.empty((300, 250))
+        assert team.matmul(*cases[0], out=given) is given
+        monkeypatch.setattr(np, "matmul", real)
+        after = counts()
+    for (a, b), got in zip(cases, results):
+        np.testing.assert_allclose(got, a @ b, rtol=1e-12, atol=1e-12)
+    np.testing.assert_allclose(given, results[0], rtol=1e-12, atol=1e-12)
+    assert after == before
+    small = 5 * 6 * 7
+    assert all(threads == [1] * len(before) for size, threads in seen if size != small)
+    assert [threads for size, threads in seen if size == small] == [before]
+    assert len(seen) > len(cases) + 1  # the large products were cut into blocks
+
+
 def test_a_batch_smaller_than_the_team_is_split_over_channels(monkeypatch):
     """Batch 1 on a two-thread team: blocks of output channels, as many as the threads (or a multiple), each
     at least TEAM_MIN_CHANNELS wide; too few channels for that and the call keeps the plain schedule."""

@@ -57,6 +57,16 @@ PHASE_FILL_RATE = 1.2e9
 #: 64x64: 91 against 48 GFLOP/s).
 DIRECT_CONV_BLOCK_RATE = 1.9 * DIRECT_CONV_RATE
 
+#: The compiled path's products never run on BLAS's own threads (team.matmul): OpenBLAS threads a product once
+#: m * n * k reaches 4 * 65536 (its GEMM_MULTITHREAD_THRESHOLD times SMP_THRESHOLD_MIN), after which its workers
+#: spin for about 0.1 s, and a team run meanwhile shares the cores with them (a convolution run by the team took
+#: 14.5 ms after one 512x512 product against 9.9 alone). A product of at least BLAS_ONE_THREAD_MIN_WORK
+#: multiply-adds runs with BLAS limited to one thread (the limit costs about 8 us: below this BLAS would not
+#: thread it anyway); one of at least TEAM_PRODUCT_MIN_FLOPS is cut into blocks run by the team (0.2 ms on one
+#: thread at 100 GFLOP/s, a few times the team's hand-off).
+BLAS_ONE_THREAD_MIN_WORK = 4 * 65536
+TEAM_PRODUCT_MIN_FLOPS = 2e7
+
 #: seconds a pass of the direct weight gradient costs beyond the direct convolution's terms: the twelve (or
 #: four) sums of a pass end in horizontal additions of vector accumulators. Measured on 3x3 layers at batch 8
 #: (16 and 64 channels, 7x7 to 56x56): about 75 ns; with DIRECT_CONV_MARGIN the model then picks the direct

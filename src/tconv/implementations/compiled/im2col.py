@@ -69,8 +69,8 @@ def times_transposed(a: np.ndarray, b: np.ndarray) -> np.ndarray:
     computed as ``(b @ a^T)^T`` where ``b`` has more rows: OpenBLAS's product with a transposed right operand
     runs up to twice as fast with the taller operand on the left (``docs/design.md``, weight gradients)."""
     if b.shape[-2] > a.shape[-2]:
-        return np.swapaxes(np.matmul(b, np.swapaxes(a, -1, -2)), -1, -2)
-    return np.matmul(a, np.swapaxes(b, -1, -2))
+        return np.swapaxes(team.matmul(b, np.swapaxes(a, -1, -2)), -1, -2)
+    return team.matmul(a, np.swapaxes(b, -1, -2))
 
 
 def conv(x: np.ndarray, weight: np.ndarray, bias: np.ndarray | None, spec: ConvSpec, channels_last: bool) -> np.ndarray:
@@ -93,16 +93,16 @@ def conv(x: np.ndarray, weight: np.ndarray, bias: np.ndarray | None, spec: ConvS
         # One sample of channels-first output in one block: the product goes straight into the result.
         if (c0, c1) == (0, cg_in) and n1 - n0 == 1 and not channels_last and out_grouped[n0].flags.c_contiguous:
             target = out_grouped[n0, g0:g1].reshape(shape)  # a view: the sample's channels are contiguous
-            np.matmul(w_block, cols, out=target)
+            team.matmul(w_block, cols, out=target)
             if bias_block is not None:
                 target += bias_block[:, :, None]
             return
         if c0 == 0:  # channel blocks (one thread) are summed in order, in this thread's buffers
-            y = np.matmul(w_block, cols, out=scratch(shape, x.dtype, slot=4))
+            y = team.matmul(w_block, cols, out=scratch(shape, x.dtype, slot=4))
         else:
             assert total is not None  # the sample's first channel block ran before, in this thread
             y = total
-            y += np.matmul(w_block, cols, out=scratch(shape, x.dtype, slot=5))
+            y += team.matmul(w_block, cols, out=scratch(shape, x.dtype, slot=5))
         if c1 < cg_in:
             total = y  # the sample's next channel block adds to it
         else:
@@ -145,7 +145,7 @@ def _conv_in_pixel_blocks(
         n, o0, o1 = block
         cols = workspace((groups * cg_in, taps, 1, o1 - o0), x_grouped.dtype)
         kernels.im2col(planes[n : n + 1], cols, tables.rows[o0:o1], tables.taps)
-        y = np.matmul(
+        y = team.matmul(
             w_matrix,
             cols.reshape(groups, cg_in * taps, o1 - o0),
             out=scratch((groups, cg_out, o1 - o0), x_grouped.dtype, slot=4),
@@ -194,7 +194,7 @@ def conv_transpose_grads(
         cols = im2col(gy_grouped[n0:n1, g0:g1, c0:c1], spec, spec.output_size, spec.input_size)  # (G', cb*K, nb*P)
         block = slice(c0 * taps, c1 * taps)
         if dx_grouped is not None and w_matrix is not None:
-            part = np.matmul(w_matrix[g0:g1, :, block], cols)
+            part = team.matmul(w_matrix[g0:g1, :, block], cols)
             total = part if c0 == 0 else total + part  # channel blocks (one thread) are summed in order
             if c1 == cg_out:
                 _write_channels_first_matrix(total if c0 else part, None, dx_grouped[n0:n1, g0:g1])
@@ -238,7 +238,7 @@ def _grads_in_pixel_blocks(
         target = dw.target()
         for g in range(groups):
             if dx_flat is not None and w_matrix is not None:
-                part = np.matmul(w_matrix[g], cols_g[g]).reshape(cg_in, batch, o1 - o0)
+                part = team.matmul(w_matrix[g], cols_g[g]).reshape(cg_in, batch, o1 - o0)
                 dx_flat[:, g, :, o0:o1] = geometry.moved(part, 1, 0)
             target[g] += times_transposed(xb[g], cols_g[g])
 

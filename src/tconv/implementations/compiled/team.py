@@ -16,6 +16,9 @@ nothing that breaks ``fork``. Two kinds of work go to the team:
   schedule, :func:`tconv.implementations.compiled.schedule.team_threads`), with NumPy's BLAS on one thread
   meanwhile (threadpoolctl, as scikit-learn does around its own parallel loops). The calling thread only waits.
 
+The compiled path's matrix products go through :func:`matmul`: on the team in blocks, or on one BLAS thread,
+never on BLAS's own threads, which spin after every product they share, against the team's next run.
+
 Settings. The team's size is :func:`threads` (``NUMBA_NUM_THREADS`` when set, else the CPUs this process may
 run on; :func:`set_threads` changes it for the process). Nothing per-thread is changed. The one process-wide
 setting tconv changes, BLAS's thread count during a :func:`run`, is limited and restored by the calling thread
@@ -38,6 +41,7 @@ from __future__ import annotations
 import collections
 import contextlib
 import functools
+import math
 import os
 import statistics
 import sys
@@ -45,6 +49,8 @@ import threading
 import time
 from collections.abc import Callable, Iterator, Sequence
 from typing import Any, TypeVar
+
+import numpy as np
 
 from ... import _tuning
 
@@ -152,6 +158,53 @@ class _Job:
         while not self.finished:
             if self._gate.acquire():  # interruptible; a pending signal's exception is raised from it
                 self._gate.release()
+
+
+@contextlib.contextmanager
+def one_blas_thread(multiply_adds: float) -> Iterator[None]:
+    """BLAS on one thread in the calling thread for a product of ``multiply_adds``, where it is large enough for
+    BLAS to thread it (``BLAS_ONE_THREAD_MIN_WORK``; :func:`matmul`). Nothing is changed from a team thread
+    (BLAS is on one thread there already) or while another run holds BLAS limited."""
+    if multiply_adds < _tuning.BLAS_ONE_THREAD_MIN_WORK or member():
+        yield
+        return
+    with _blas_single_threaded():
+        yield
+
+
+def matmul(a: np.ndarray, b: np.ndarray, out: np.ndarray | None = None) -> np.ndarray:
+    """``np.matmul(a, b, out=out)`` with BLAS never on more than one thread: from the calling thread a product
+    worth the hand-off (``TEAM_PRODUCT_MIN_FLOPS``) is cut into blocks of its rows (or of its columns, where
+    they are more) run by the team, a smaller one runs here on one BLAS thread (:func:`one_blas_thread`);
+    from a team thread it runs as it is. Why: OpenBLAS's workers spin for about 0.1 s after every product
+    they share, and a team run meanwhile shares the cores with them (docs/design.md)."""
+    m, k, n = a.shape[-2], a.shape[-1], b.shape[-1]
+    stack = math.prod(np.broadcast_shapes(a.shape[:-2], b.shape[:-2]))
+    flops = 2.0 * stack * m * n * k
+    count = threads()
+    if member() or count <= 1 or flops < _tuning.TEAM_PRODUCT_MIN_FLOPS:
+        with one_blas_thread(flops / 2):
+            return np.matmul(a, b, out=out)
+    if out is None:
+        shape = (*np.broadcast_shapes(a.shape[:-2], b.shape[:-2]), m, n)
+        out = np.empty(shape, dtype=np.result_type(a.dtype, b.dtype))
+    assert out is not None
+    result = out
+    if m >= n:
+        step = -(-m // count)
+
+        def rows(start: int) -> None:
+            np.matmul(a[..., start : start + step, :], b, out=result[..., start : start + step, :])
+
+        run(rows, range(0, m, step), count)
+    else:
+        step = -(-n // count)
+
+        def columns(start: int) -> None:
+            np.matmul(a, b[..., start : start + step], out=result[..., start : start + step])
+
+        run(columns, range(0, n, step), count)
+    return result
 
 
 def blas_held_outside(held: bool) -> None:

@@ -26,7 +26,7 @@ import numpy as np
 from ... import _tuning
 from ...shapes import transposed_full_size
 from ...spec import ConvSpec
-from . import geometry, kernels, schedule
+from . import geometry, kernels, schedule, team
 from .workspace import contiguous, workspace
 
 
@@ -72,12 +72,12 @@ def conv_transpose(
         a = np.swapaxes(w_chunk, 1, 2)
         if x_matrix is None:  # one product per sample, x read in place: (nb, G, cb*K, P)
             x_samples = x_grouped[n0:n1].reshape(nb, groups, cg_in, p_in)
-            cols = np.matmul(a, x_samples, out=workspace((nb, groups, a.shape[1], p_in), x.dtype))
+            cols = team.matmul(a, x_samples, out=workspace((nb, groups, a.shape[1], p_in), x.dtype))
             cols_by_tap = cols.reshape(nb, groups, c1 - c0, *axes.kernel, *axes.size_in)
             cols_by_tap = cols_by_tap.transpose(1, 3, 4, 5, 2, 0, 6, 7, 8)  # (G, K1, K2, K3, cb, nb, n1, n2, n3)
         else:
             x_chunk = x_matrix.reshape(groups, cg_in, batch, p_in)[:, :, n0:n1].reshape(groups, cg_in, nb * p_in)
-            cols = np.matmul(a, x_chunk, out=workspace((groups, a.shape[1], x_chunk.shape[2]), x.dtype))
+            cols = team.matmul(a, x_chunk, out=workspace((groups, a.shape[1], x_chunk.shape[2]), x.dtype))
             cols_by_tap = cols.reshape(groups, c1 - c0, *axes.kernel, nb, *axes.size_in)
             cols_by_tap = geometry.moved(cols_by_tap, 1, 4)  # (G, K1, K2, K3, cb, nb, n1, n2, n3)
         if phases is None:
@@ -109,7 +109,7 @@ def _single_pixel(
     if channels_last:  # output (N, *k, C_out): the weight's columns in (tap, channel) order
         w2 = np.ascontiguousarray(np.swapaxes(w2, 1, 2))
     out2 = out.reshape(batch, spec.out_channels * taps)
-    np.matmul(x.reshape(batch, spec.in_channels), w2.reshape(spec.in_channels, -1), out=out2)
+    team.matmul(x.reshape(batch, spec.in_channels), w2.reshape(spec.in_channels, -1), out=out2)
     if bias is not None:
         shape = (1, *(1,) * spec.ndim, -1) if channels_last else (1, -1, *(1,) * spec.ndim)
         out += np.asarray(bias, dtype=out.dtype).reshape(shape)
@@ -133,7 +133,7 @@ def _rows_product(rows: np.ndarray, w_block: np.ndarray) -> np.ndarray:
         np.copyto(staged, rows)
         rows = staged
     flat = rows.reshape(-1, rows.shape[2])
-    return np.matmul(flat, w_block, out=workspace((flat.shape[0], w_block.shape[1]), dtype))
+    return team.matmul(flat, w_block, out=workspace((flat.shape[0], w_block.shape[1]), dtype))
 
 
 def conv_transpose_pixels(
@@ -195,7 +195,7 @@ def conv_transpose_pixels(
         rows_out = cols.reshape(rows_in.shape[0], -1)
         for j0, j1, t0, t1 in runs:  # only the taps that land inside the output: the rest stays unwritten
             r, t = slice(j0 * per_index, j1 * per_index), slice(t0 * per_tap, t1 * per_tap)
-            np.matmul(rows_in[r], w_block[:, t], out=rows_out[r, t])
+            team.matmul(rows_in[r], w_block[:, t], out=rows_out[r, t])
         order = (1 + axis, 0, *(1 + b for b in others))
         kernels.col2im_last(cols, bias_row[c0:c1], out_pixels[n0:n1, ..., c0:c1], tuple(tables), order)
 
