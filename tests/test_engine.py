@@ -315,7 +315,7 @@ def test_the_compiled_products_never_run_on_blas_threads(monkeypatch):
         (rng.standard_normal((60, 80)), rng.standard_normal((80, 70))),  # middling: in the caller
         (rng.standard_normal((5, 6)), rng.standard_normal((6, 7))),  # small
     ]
-    monkeypatch.setattr(team, "threads", lambda: 2)  # a team of two wherever the test runs
+    monkeypatch.setattr(team, "size", lambda: 2)  # a team of two wherever the test runs
     with threadpool_limits(limits=2, user_api="blas"):
         before = counts()
         monkeypatch.setattr(np, "matmul", recording)

@@ -164,8 +164,8 @@ class _Job:
 def one_blas_thread(multiply_adds: float) -> Iterator[None]:
     """BLAS on one thread in the calling thread for a product of ``multiply_adds``, where it is large enough for
     BLAS to thread it (``BLAS_ONE_THREAD_MIN_WORK``; :func:`matmul`). Nothing is changed from a team thread
-    (BLAS is on one thread there already) or while another run holds BLAS limited."""
-    if multiply_adds < _tuning.BLAS_ONE_THREAD_MIN_WORK or member():
+    (BLAS is on one thread there already), while another run holds BLAS limited, or without threadpoolctl."""
+    if multiply_adds < _tuning.BLAS_ONE_THREAD_MIN_WORK or member() or _controller() is None:
         yield
         return
     with _blas_single_threaded():
@@ -181,7 +181,7 @@ def matmul(a: np.ndarray, b: np.ndarray, out: np.ndarray | None = None) -> np.nd
     m, k, n = a.shape[-2], a.shape[-1], b.shape[-1]
     stack = math.prod(np.broadcast_shapes(a.shape[:-2], b.shape[:-2]))
     flops = 2.0 * stack * m * n * k
-    count = threads()
+    count = size()
     if member() or count <= 1 or flops < _tuning.TEAM_PRODUCT_MIN_FLOPS:
         with one_blas_thread(flops / 2):
             return np.matmul(a, b, out=out)
