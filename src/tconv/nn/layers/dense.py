@@ -7,6 +7,7 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
+from ...implementations.compiled import team
 from .base import KernelLayer, KernelOptions, positive_int
 
 if TYPE_CHECKING:  # typing.Unpack is Python 3.11's
@@ -51,7 +52,7 @@ class DenseLayer(KernelLayer):
             raise ValueError(
                 f"{type(self).__name__} expects {self.in_features} features on the last axis; received shape {x.shape}"
             )
-        z = x @ self.weight.value.T
+        z = team.matmul(x, self.weight.value.T)  # on tconv's team, never on BLAS's spinning threads
         if self.use_bias:
             z = z + self.bias.value
         y = self._activate(z)
@@ -63,10 +64,10 @@ class DenseLayer(KernelLayer):
         x, z, y = self._cache
         grad = self._activation_grad(grad, z, y)
         flat_g = grad.reshape(-1, self.out_features)
-        self.weight.accumulate(flat_g.T @ x.reshape(-1, x.shape[-1]))
+        self.weight.accumulate(team.matmul(flat_g.T, x.reshape(-1, x.shape[-1])))
         if self.use_bias:
             self.bias.accumulate(flat_g.sum(axis=0))
-        return grad @ self.weight.value
+        return team.matmul(grad, self.weight.value)
 
     def extra_repr(self) -> str:
         return f"{self.in_features}->{self.out_features}, bias={self.use_bias}"
