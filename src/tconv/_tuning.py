@@ -53,9 +53,12 @@ DIRECT_CONV_RATE = 12e9
 PHASE_FILL_RATE = 1.2e9
 
 #: The direct convolution's multiply-adds where it sums four output channels a pass (each phase element loaded
-#: once for four): the kernel alone ran 1.9x its rate a channel at a time (one thread, 16 -> 16 channels, 3x3,
-#: 64x64: 91 against 48 GFLOP/s).
-DIRECT_CONV_BLOCK_RATE = 1.9 * DIRECT_CONV_RATE
+#: once for four). The kernel alone ran 1.9x its rate a channel at a time (one thread, 16 -> 16 channels, 3x3,
+#: 64x64: 91 against 48 GFLOP/s), but in place, on the forward suite's layers of 3-64 input channels, the model
+#: then put the direct sum at 1.1-2.7 times its measured share of jit_gemm's time (resnet-3x3: 1.25 against a
+#: measured 0.81). At 35e9 the planner's regret over forward sweeps went 1.022 -> 1.015 (seeds 1, 7) and 1.071 ->
+#: 1.055 (seeds 3, 13, not looked at before), the transposed sweeps' 1.0995 unchanged (seeds 1, 7).
+DIRECT_CONV_BLOCK_RATE = 35e9
 
 #: The compiled path's products never run on BLAS's own threads (team.matmul): OpenBLAS threads a product once
 #: m * n * k reaches 4 * 65536 (its GEMM_MULTITHREAD_THRESHOLD times SMP_THRESHOLD_MIN), after which its workers
@@ -69,9 +72,10 @@ TEAM_PRODUCT_MIN_FLOPS = 2e7
 
 #: seconds a pass of the direct weight gradient costs beyond the direct convolution's terms: the twelve (or
 #: four) sums of a pass end in horizontal additions of vector accumulators. Measured on 3x3 layers at batch 8
-#: (16 and 64 channels, 7x7 to 56x56): about 75 ns; with DIRECT_CONV_MARGIN the model then picks the direct
-#: sum on none of the 28 layers where the im2col was faster (docs/design.md).
-DIRECT_GRAD_PASS_COST = 75e-9
+#: (16 and 64 channels, 7x7 to 56x56): about 75 ns; 100 ns with DIRECT_CONV_BLOCK_RATE at 35e9, so that with
+#: DIRECT_CONV_MARGIN the model picks the direct sum on none of those 28 layers where the im2col was faster
+#: (and on 17 of the rest; docs/design.md).
+DIRECT_GRAD_PASS_COST = 100e-9
 
 #: A convolution runs the direct sum only where the cost model puts it at or below this share of the im2col
 #: and product: where the two are close, the product (BLAS) is the better-known estimate (as TWIN_MARGIN). On
