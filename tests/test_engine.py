@@ -326,6 +326,8 @@ def test_the_compiled_products_never_run_on_blas_threads(monkeypatch):
         after = counts()
     for (a, b), got in zip(cases, results):
         np.testing.assert_allclose(got, a @ b, rtol=1e-12, atol=1e-12)
+    vector = rng.standard_normal(200)
+    np.testing.assert_allclose(team.matmul(vector, cases[0][1]), vector @ cases[0][1], rtol=1e-12)
     np.testing.assert_allclose(given, results[0], rtol=1e-12, atol=1e-12)
     assert after == before
     small = 5 * 6 * 7

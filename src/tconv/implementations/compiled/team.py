@@ -177,7 +177,10 @@ def matmul(a: np.ndarray, b: np.ndarray, out: np.ndarray | None = None) -> np.nd
     worth the hand-off (``TEAM_PRODUCT_MIN_FLOPS``) is cut into blocks of its rows (or of its columns, where
     they are more) run by the team, a smaller one runs here on one BLAS thread (:func:`one_blas_thread`);
     from a team thread it runs as it is. Why: OpenBLAS's workers spin for about 0.1 s after every product
-    they share, and a team run meanwhile shares the cores with them (docs/design.md)."""
+    they share, and a team run meanwhile shares the cores with them (docs/design.md). A vector operand (1-D)
+    goes to ``np.matmul`` as it is."""
+    if a.ndim < 2 or b.ndim < 2:
+        return np.matmul(a, b, out=out)
     m, k, n = a.shape[-2], a.shape[-1], b.shape[-1]
     stack = math.prod(np.broadcast_shapes(a.shape[:-2], b.shape[:-2]))
     flops = 2.0 * stack * m * n * k
