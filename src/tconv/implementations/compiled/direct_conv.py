@@ -13,6 +13,12 @@ the extra columns, which read the next row's start, are dropped when the plane i
 layout with the bias. No zero is multiplied except in the padding; the wide columns cost ``Q3 / O3``.
 
 A job is one (sample, group, block of output channels); each input channel's phases are filled once per job.
+Output channels go four a pass (three taps a pass: each phase element is loaded once for four channels), the
+block's last ones one a pass (four taps a pass).
+
+The weight gradient (:func:`weight_grad`) runs the same kernel the other way round: the job's output gradients
+are copied into wide planes (their wide columns stay zero), and each (output channel, input channel, tap) is
+the sum over the plane of the gradient times the shifted phase, into the thread's partial.
 """
 
 from __future__ import annotations
