@@ -875,6 +875,30 @@ def test_the_direct_weight_gradient_matches_the_oracle(channels_last, monkeypatc
 
 
 @needs_jit
+def test_the_direct_routes_the_planner_chooses_match_the_oracle():
+    """Unforced: a U-Net-like 3x3 layer of 16 channels, where the planner runs the stride-1 transposed
+    convolution through its twin's direct sum and the convolution's weight gradient directly (both asserted),
+    against the oracle."""
+    from tconv.engine import planner
+
+    rng = np.random.default_rng(31)
+    x, w, b = rng.standard_normal((2, 16, 12, 12)), rng.standard_normal((16, 16, 3, 3)), rng.standard_normal(16)
+    transposed = tconv.ConvSpec.build(transposed=True, input_size=(12, 12), kernel_size=(3, 3), in_channels=16,
+                                      out_channels=16, padding=1)  # fmt: skip
+    forward = tconv.ConvSpec.build(transposed=False, input_size=(12, 12), kernel_size=(3, 3), in_channels=16,
+                                   out_channels=16, padding=1)  # fmt: skip
+    assert planner.select(transposed, np, False, 2, 8).name == "jit_direct"
+    assert algorithms.direct_twin(transposed) is not None
+    assert planner.select(forward, np, False, 2, 8).name == "jit_direct" and algorithms.direct_weight_grad(forward)
+    got = tconv.conv_transpose(x, w, b, padding=1)
+    np.testing.assert_allclose(got, naive_conv_transpose(x, w, b, stride=[1, 1], pads=[(1, 1)] * 2), atol=1e-10)
+    gy, v = rng.standard_normal((2, 16, 12, 12)), rng.standard_normal(w.shape)
+    _, gw, _ = tconv.conv_grad(gy, x, w, padding=1)
+    expected = np.vdot(naive_conv(x, v, None, pads=[(1, 1)] * 2), gy)
+    np.testing.assert_allclose(np.vdot(gw, v), expected, rtol=1e-9)
+
+
+@needs_jit
 @pytest.mark.parametrize("algorithm", ["jit_im2col", "jit_direct"])
 @pytest.mark.parametrize("channels_last", [False, True])
 @pytest.mark.parametrize("groups", [1, 4])
