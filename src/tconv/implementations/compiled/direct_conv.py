@@ -99,28 +99,34 @@ def direct_conv_geometry(axes: geometry.Axes3) -> DirectConvGeometry:
     return DirectConvGeometry(axes)
 
 
+def _channel_passes(spec: ConvSpec, wide: int) -> tuple[int, int, int]:
+    """How the kernel goes through a call's output channels: ``(block, fours, singles)``, the channels of a job,
+    and the passes of four channels and the channels summed one at a time, over all groups."""
+    cg_out = spec.out_channels // spec.groups
+    block = _block(cg_out, wide, _tuning.COST_ITEMSIZE)
+    fours = spec.groups * ((cg_out // block) * (block // 4) + (cg_out % block) // 4)
+    return block, fours, spec.out_channels - 4 * fours
+
+
 def cost(spec: ConvSpec) -> float:
     """Seconds per sample by the cost model: every (output channel, input channel of its group, tap) adds one
     wide plane, at ``DIRECT_CONV_BLOCK_RATE`` for the channels summed four a pass (three taps a pass) and at
     ``DIRECT_CONV_RATE`` for the rest (four taps a pass), each pass a ``ROW_COST`` a channel; each job fills
     the phases of its group's input channels at ``PHASE_FILL_RATE`` (elements a second) plus a ``ROW_COST`` a
     run; the output is written once at ``COLUMN_STREAM``."""
-    axes = geometry.axes3(spec)
-    phases = direct_conv_geometry(axes)
+    phases = direct_conv_geometry(geometry.axes3(spec))
     cg_in, cg_out = spec.in_channels // spec.groups, spec.out_channels // spec.groups
     taps = math.prod(spec.kernel_size)
-    block = _block(cg_out, phases.wide, _tuning.COST_ITEMSIZE)
+    block, fours, single = _channel_passes(spec, phases.wide)
     fills = spec.groups * -(-cg_out // block) * cg_in
-    in_fours = spec.groups * 4 * ((cg_out // block) * (block // 4) + (cg_out % block) // 4)  # channels
-    single = spec.out_channels - in_fours
     plane = cg_in * taps * phases.wide  # one output channel's multiply-adds
     # a pass over four channels' rows costs four ROW_COSTs (its set-up: twelve weights, three phase rows and
     # four output rows; measured about 22 ns against 7 for a one-channel pass, on planes of 8 to 1000)
-    passes = in_fours * cg_in * -(-taps // 3) + single * cg_in * -(-taps // 4)
+    passes = 4 * fours * cg_in * -(-taps // 3) + single * cg_in * -(-taps // 4)
     rows = passes + fills * phases.fill_rows
     output = _tuning.COST_ITEMSIZE * spec.out_channels * math.prod(spec.output_size)
     return (
-        in_fours * plane / _tuning.DIRECT_CONV_BLOCK_RATE
+        4 * fours * plane / _tuning.DIRECT_CONV_BLOCK_RATE
         + single * plane / _tuning.DIRECT_CONV_RATE
         + fills * phases.filled / _tuning.PHASE_FILL_RATE
         + rows * _tuning.ROW_COST
@@ -132,11 +138,9 @@ def weight_grad_cost(spec: ConvSpec) -> float:
     """Seconds per sample of :func:`weight_grad` by the cost model: :func:`cost`'s terms plus a
     ``DIRECT_GRAD_PASS_COST`` a pass (each pass ends in horizontal sums of its vector accumulators, which
     dominate on short planes)."""
-    cg_in, cg_out = spec.in_channels // spec.groups, spec.out_channels // spec.groups
-    taps = math.prod(spec.kernel_size)
-    block = _block(cg_out, direct_conv_geometry(geometry.axes3(spec)).wide, _tuning.COST_ITEMSIZE)
-    fours = (cg_out // block) * (block // 4) + (cg_out % block) // 4  # passes of four channels, a group
-    passes = spec.groups * cg_in * (fours * -(-taps // 3) + (cg_out - 4 * fours) * -(-taps // 4))
+    cg_in, taps = spec.in_channels // spec.groups, math.prod(spec.kernel_size)
+    _, fours, single = _channel_passes(spec, direct_conv_geometry(geometry.axes3(spec)).wide)
+    passes = cg_in * (fours * -(-taps // 3) + single * -(-taps // 4))
     return cost(spec) + passes * _tuning.DIRECT_GRAD_PASS_COST
 
 
@@ -375,7 +379,9 @@ def _kernel() -> Any:
                         for f in range(wide):
                             row[f] += wa * sa[f]
                         t += 1
-            for co in range(c0, c1 if not grad else c0):
+            if grad:
+                continue  # the weight gradient went into dw pass by pass
+            for co in range(c0, c1):
                 row = acc[co - c0]
                 ob = n * out_s[0] + g * out_s[1] + co * out_s[2]
                 bj = bias[g * cg_out + co]
