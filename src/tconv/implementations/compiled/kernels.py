@@ -145,6 +145,17 @@ def _compiled() -> Kernels:
     jit = functools.partial(_jit, numba)
 
     @jit
+    def write_phases(out, buf, ob, st1, st2, st3, qi1, qi2, qi3, bj):  # type: ignore[no-untyped-def]
+        # A job's phase-major buffer into its output plane (col2im, direct): output (o1, o2, o3), at ob + o1*st1
+        # + o2*st2 + o3*st3 in out, reads the buffer at qi1[o1] + qi2[o2] + qi3[o3], plus the bias bj.
+        for o1 in range(qi1.shape[0]):
+            for o2 in range(qi2.shape[0]):
+                row = ob + o1 * st1 + o2 * st2
+                brow = qi1[o1] + qi2[o2]
+                for o3 in range(qi3.shape[0]):
+                    out[row + o3 * st3] = buf[brow + qi3[o3]] + bj
+
+    @jit
     def col2im(  # type: ignore[no-untyped-def]
         cols,
         bias,
@@ -176,7 +187,6 @@ def _compiled() -> Kernels:
         # row_strides holds its row strides along the first two axes, ta1..ta3 each tap's offset in it per axis.
         k1, k2, k3 = kernel[0], kernel[1], kernel[2]
         n1, n2, n3 = size_in[0], size_in[1], size_in[2]
-        o1n, o2n, o3n = size_out[0], size_out[1], size_out[2]
         b1, b2 = row_strides[0], row_strides[1]
         for job in range(start, stop):
             base = planes[job]
@@ -195,14 +205,7 @@ def _compiled() -> Kernels:
                                 c_row = cols[s_row : s_row + n3]
                                 for j3 in range(n3):
                                     b_row[j3] += c_row[j3]
-            ob = out_base[job]
-            bj = bias[job]
-            for o1 in range(o1n):
-                for o2 in range(o2n):
-                    row = ob + o1 * out_s[0] + o2 * out_s[1]
-                    brow = qi1[o1] + qi2[o2]
-                    for o3 in range(o3n):
-                        out[row + o3 * out_s[2]] = buf[brow + qi3[o3]] + bj
+            write_phases(out, buf, out_base[job], out_s[0], out_s[1], out_s[2], qi1, qi2, qi3, bias[job])
 
     @jit
     def gather(cols, bias, out, planes, out_base, out_s, r1, r2, r3, start, stop):  # type: ignore[no-untyped-def]
@@ -257,7 +260,6 @@ def _compiled() -> Kernels:
         # those of out (N, G, Cout_g, O1, O2, O3); w is flat (G, Cin_g, Cout_g, K1, K2, K3).
         k1, k2, k3 = kernel[0], kernel[1], kernel[2]
         n1, n2, n3 = size_in[0], size_in[1], size_in[2]
-        o1n, o2n, o3n = size_out[0], size_out[1], size_out[2]
         b1, b2 = row_strides[0], row_strides[1]
         groups, cg_in, cg_out = dims[1], dims[2], dims[3]
         taps = k1 * k2 * k3
@@ -288,13 +290,7 @@ def _compiled() -> Kernels:
                                         for j3 in range(n3):
                                             b_row[j3] += wv * x[s_row + j3 * x3]
             ob = n * out_s[0] + g * out_s[1] + co * out_s[2]
-            bj = bias[g * cg_out + co]
-            for o1 in range(o1n):
-                for o2 in range(o2n):
-                    row = ob + o1 * out_s[3] + o2 * out_s[4]
-                    brow = qi1[o1] + qi2[o2]
-                    for o3 in range(o3n):
-                        out[row + o3 * out_s[5]] = buf[brow + qi3[o3]] + bj
+            write_phases(out, buf, ob, out_s[3], out_s[4], out_s[5], qi1, qi2, qi3, bias[g * cg_out + co])
 
     @jit
     def col2im_last(cols, rs, bias, out, c1, t1, j1, c2, t2, j2, c3, t3, j3, pixels_first, start, stop):  # type: ignore[no-untyped-def]
