@@ -11,6 +11,7 @@ import numpy as np
 import pytest
 
 from tconv import nn
+from tconv.nn.layers.activations import ACTIVATIONS
 
 EPS = 1e-6
 
@@ -140,6 +141,49 @@ def test_batch_norm_eval_gradients():
     layer.running_var.value = np.array([1.5, 0.5, 2.0])
     layer.eval()
     gradcheck(layer, _x(2, 3, 2, 2))
+
+
+@pytest.mark.parametrize("training", [True, False])
+def test_batch_norm_gradients_with_a_scale_and_shift(training):
+    """Scale and shift away from their initial ones and zeros, so that every term of the backward counts."""
+    layer = nn.BatchNorm2d(3)
+    layer.astype(np.float64)
+    layer.weight.value = np.array([1.7, -0.4, 0.9])
+    layer.bias.value = np.array([0.3, -1.1, 0.2])
+    layer.running_mean.value = np.array([0.1, -0.2, 0.3])
+    layer.running_var.value = np.array([1.5, 0.5, 2.0])
+    layer.train(training)
+    if training:  # the running statistics move with every call: compare the call's own gradients only
+        gradcheck(layer, _x(4, 3, 3, 2), call=lambda m, a: (m.running_mean.value.fill(0), m(a))[1])
+    else:
+        gradcheck(layer, _x(4, 3, 3, 2))
+
+
+@pytest.mark.parametrize("slope", [0.0, 0.01, 0.3, 1.0, 1.5, -0.2])
+def test_leaky_relu_gradients_for_every_slope(slope):
+    """Slopes inside (0, 1] take max(x, a*x); the others the masked form."""
+    gradcheck(nn.torch.LeakyReLU(slope), _x(3, 5) - 0.5)
+
+
+@pytest.mark.parametrize("slope", [0.0, 0.01, 0.2, 1.0, 1.5, -0.2])
+def test_leaky_relu_is_its_definition_on_every_value(slope):
+    """The activation's function and derivative (what the layers and the fused ``activation=`` use): ``x`` where
+    ``x > 0``, else ``slope * x``, and the slope 1 or ``slope``, bitwise, on zeros of both signs, infinities,
+    NaN and the smallest subnormals, in float16, float32 and float64."""
+    for dtype in (np.float16, np.float32, np.float64):
+        x = np.array([0.0, -0.0, np.inf, -np.inf, np.nan, 1.0, -1.0, 2.5, -3.25], dtype=dtype)
+        x = np.concatenate([x, [np.finfo(dtype).smallest_subnormal, -np.finfo(dtype).smallest_subnormal]])
+        x = np.concatenate([x, np.random.default_rng(0).standard_normal(64).astype(dtype)])
+        function, slope_of = ACTIVATIONS["leaky_relu"]
+        with np.errstate(invalid="ignore"):
+            y = function(x, slope)
+            grad = slope_of(x, y, slope)
+            expected = np.array([v if v > 0 else dtype(slope) * v for v in x], dtype=dtype)
+        expected_grad = np.array([1 if v > 0 else slope for v in x], dtype=dtype)
+        assert y.dtype == dtype and grad.dtype == dtype
+        np.testing.assert_array_equal(y, expected)
+        np.testing.assert_array_equal(np.signbit(y), np.signbit(expected))
+        np.testing.assert_array_equal(grad, expected_grad)
 
 
 def test_dropout_gradients_with_a_fixed_mask():

@@ -21,14 +21,26 @@ def sigmoid(x: np.ndarray) -> np.ndarray:
     return out
 
 
+def _leaky_relu(x: np.ndarray, a: float) -> np.ndarray:
+    """``x`` where ``x > 0``, else ``a * x``. For ``0 < a <= 1`` that is ``max(x, a*x)`` (the same numbers):
+    ``np.where`` on a mask of random signs runs about twenty times slower, its loop branching per element."""
+    if 0.0 < a <= 1.0:  # (a = 0 would turn an infinite x into NaN: 0 * inf)
+        return np.maximum(x, a * x)
+    return np.where(x > 0, x, a * x)
+
+
+def _leaky_relu_slope(x: np.ndarray, y: np.ndarray, a: float) -> np.ndarray:
+    """1 where ``x > 0``, else ``a`` (in ``x``'s dtype): for ``0 <= a <= 1``, ``max(x > 0, a)`` (no branching)."""
+    if 0.0 <= a <= 1.0:
+        return np.maximum(x > 0, np.asarray(a, dtype=x.dtype), dtype=x.dtype)
+    return np.where(x > 0, 1.0, a).astype(x.dtype)
+
+
 # name -> (f(x), f'(x, y) given the input x and output y)
 ACTIVATIONS: dict[str, tuple[Callable[..., np.ndarray], Callable[..., np.ndarray]]] = {
     "linear": (lambda x, a: x, lambda x, y, a: np.ones_like(x)),
     "relu": (lambda x, a: np.maximum(x, 0), lambda x, y, a: (x > 0).astype(x.dtype)),
-    "leaky_relu": (
-        lambda x, a: np.where(x > 0, x, a * x),
-        lambda x, y, a: np.where(x > 0, 1.0, a).astype(x.dtype),
-    ),
+    "leaky_relu": (_leaky_relu, _leaky_relu_slope),
     "tanh": (lambda x, a: np.tanh(x), lambda x, y, a: 1 - y * y),
     "sigmoid": (lambda x, a: sigmoid(x), lambda x, y, a: y * (1 - y)),
     "softplus": (lambda x, a: np.logaddexp(0, x), lambda x, y, a: sigmoid(x)),
