@@ -99,36 +99,64 @@ class BatchNorm(Module):
         count = x.size // x.shape[axis]
         if self.training:
             mean = x.mean(axis=reduce)
-            var = x.var(axis=reduce)
+            centred = x - mean.reshape(view)
+            var = _mean_square(centred, reduce, count)
             m = self.momentum
             unbiased = var * count / max(1, count - 1) if self.unbiased_running_var else var
             self.running_mean.value = ((1 - m) * self.running_mean.value + m * mean).astype(self.dtype)
             self.running_var.value = ((1 - m) * self.running_var.value + m * unbiased).astype(self.dtype)
         else:
             mean, var = self.running_mean.value, self.running_var.value
+            centred = x - mean.reshape(view)
         inv_std = 1.0 / np.sqrt(var + self.eps)
-        x_hat = (x - mean.reshape(view)) * inv_std.reshape(view)
+        # In place where the arrays are this layer's own (the numbers of x.var and of the unfused expressions).
+        x_hat = _times(centred, inv_std.reshape(view))
         gamma = self.weight.value if self.scale else np.ones(x.shape[axis], x.dtype)
         y = x_hat * gamma.reshape(view)
         if self.center:
-            y = y + self.bias.value.reshape(view)
+            y = _plus(y, self.bias.value.reshape(view))
         self._cache = (x_hat, inv_std, gamma, reduce, view, count, self.training)
         return y.astype(x.dtype, copy=False)
 
     def _backward(self, grad: np.ndarray) -> np.ndarray:
         assert self._cache is not None, "backward called before forward"
-        x_hat, inv_std, gamma, reduce, view, _, training = self._cache
+        x_hat, inv_std, gamma, reduce, view, count, training = self._cache
+        sum_g = sum_gx = None
         if self.scale:
-            self.weight.accumulate((grad * x_hat).sum(axis=reduce))
+            sum_gx = (grad * x_hat).sum(axis=reduce)
+            self.weight.accumulate(sum_gx)
         if self.center:
-            self.bias.accumulate(grad.sum(axis=reduce))
-        g_hat = grad * gamma.reshape(view)
+            sum_g = grad.sum(axis=reduce)
+            self.bias.accumulate(sum_g)
+        scale = (gamma * inv_std).reshape(view)
         if not training:
-            return g_hat * inv_std.reshape(view)
-        # d x = inv_std * (g_hat - mean(g_hat) - x_hat * mean(g_hat * x_hat)), means over the reduced axes
-        mean_g = g_hat.mean(axis=reduce, keepdims=True)
-        mean_gx = (g_hat * x_hat).mean(axis=reduce, keepdims=True)
-        return (g_hat - mean_g - x_hat * mean_gx) * inv_std.reshape(view)
+            return grad * scale
+        # d x = gamma * inv_std * (g - mean(g) - x_hat * mean(g * x_hat)), means over the reduced axes: the
+        # gradient of gamma * x_hat written with the sums of the parameters' gradients (fewer passes over x)
+        sum_g = grad.sum(axis=reduce) if sum_g is None else sum_g
+        sum_gx = (grad * x_hat).sum(axis=reduce) if sum_gx is None else sum_gx
+        dx = x_hat * (sum_gx / count).reshape(view)
+        dx = dx.astype(np.result_type(grad, dx, scale), copy=False)
+        np.subtract(grad, dx, out=dx)
+        dx -= (sum_g / count).reshape(view)
+        dx *= scale
+        return dx
 
     def extra_repr(self) -> str:
         return f"{self.num_features}, eps={self.eps}, momentum={self.momentum}"
+
+
+def _mean_square(centred: np.ndarray, reduce: tuple[int, ...], count: int) -> np.ndarray:
+    """The mean of ``centred**2`` over ``reduce``: ``x.var`` from ``x - x.mean``, without NumPy's second pass
+    for the mean (the same sums, so the same numbers)."""
+    return np.square(centred).sum(axis=reduce) / count
+
+
+def _times(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    """``a * b``, into ``a`` (an array of the layer's own) where that keeps the product's dtype."""
+    return np.multiply(a, b, out=a) if np.result_type(a, b) == a.dtype else a * b
+
+
+def _plus(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    """``a + b``, into ``a`` (an array of the layer's own) where that keeps the sum's dtype."""
+    return np.add(a, b, out=a) if np.result_type(a, b) == a.dtype else a + b
