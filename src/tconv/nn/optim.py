@@ -109,10 +109,27 @@ class Adam(Optimizer):
         g = grad + self.weight_decay * value if self.weight_decay else grad
         b1, b2 = self.betas
         t = state["t"] = state.get("t", 0) + 1
-        m = state["m"] = b1 * state.get("m", 0.0) + (1 - b1) * g
-        v = state["v"] = b2 * state.get("v", 0.0) + (1 - b2) * g * g
-        m_hat, v_hat = m / (1 - b1**t), v / (1 - b2**t)
-        return self.lr * m_hat / (np.sqrt(v_hat) + self.eps)
+        # m = b1 * m + (1 - b1) * g, v = b2 * v + (1 - b2) * g * g, lr * m_hat / (sqrt(v_hat) + eps): the same
+        # operations in the same order, into the moments and two scratch arrays (an update runs over every
+        # weight; a temporary per operation would double its time)
+        step = (1 - b1) * g
+        term = (1 - b2) * g
+        term *= g
+        if "m" in state and state["m"].dtype == step.dtype and state["m"].shape == step.shape:
+            m, v = state["m"], state["v"]
+            m *= b1
+            m += step
+            v *= b2
+            v += term
+        else:  # the first step, from zero moments (0 * b + x is x)
+            m, v = state["m"], state["v"] = step.copy(), term.copy()
+        np.divide(m, 1 - b1**t, out=step)
+        step *= self.lr
+        np.divide(v, 1 - b2**t, out=term)
+        np.sqrt(term, out=term)
+        term += self.eps
+        step /= term
+        return step
 
 
 def get(identifier: Any, model: Module) -> Optimizer:
