@@ -62,7 +62,7 @@ _queue: collections.deque[_Job] = collections.deque()  # jobs that may still hav
 _workers: list[threading.Thread] = []
 _local = threading.local()  # .member: True in the team's own threads
 _threads: int | None = None  # the team's size, once set (None: from the environment)
-_blas_limiter: Any = None
+_blas_limiter: list[tuple[Any, int]] | None = None  # while a run limits BLAS: each library and its count before
 _outer_blas = 0  # layers above the team holding BLAS limited (blas_held_outside): chunk teams leave BLAS alone
 
 
@@ -237,7 +237,11 @@ def _blas_single_threaded() -> Iterator[None]:
                 controller = _controller()
                 counts = [(lib, lib.num_threads) for lib in controller.lib_controllers if lib.user_api == "blas"]
                 try:
-                    _blas_limiter = controller.limit(limits=1, user_api="blas")
+                    # set directly: threadpoolctl's limit() reads every library's whole info() first (8 us
+                    # a limit and restore, against 4)
+                    for lib, _ in counts:
+                        lib.set_num_threads(1)
+                    _blas_limiter = counts
                     owner = True
                 except BaseException:  # interrupted while limiting: some libraries may be limited
                     if not owner:  # (once owner, the restore below undoes the limit)
@@ -250,7 +254,7 @@ def _blas_single_threaded() -> Iterator[None]:
             try:
                 with _lock:
                     if _blas_limiter is not None:
-                        _blas_limiter.restore_original_limits()
+                        _set_counts(_blas_limiter)
                         _blas_limiter = None
                 owner = False
             except BaseException:  # a second interrupt during the restore: restore all the same
@@ -477,7 +481,7 @@ def _after_fork_in_child() -> None:  # pragma: no cover - runs in a forked child
         if compiler is not None:
             compiler.release()
         if limiter is not None:  # forked while a chunk team had BLAS on one thread: the child gets it back
-            limiter.restore_original_limits()
+            _set_counts(limiter)
     except Exception:  # a fork handler must not fail the child; the team works without these
         pass
 
