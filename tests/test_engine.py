@@ -957,3 +957,90 @@ def test_a_stride_one_transposed_convolution_runs_as_its_forward_twin(algorithm,
         for options in ({"stride": 2}, {"padding": 3}):  # 3 > d*(k-1) = 2
             with pytest.raises(ValueError, match="does not support"):
                 tconv.conv_transpose(x, w, groups=groups, **options)
+
+
+@needs_jit
+@pytest.mark.parametrize("channels_last", [False, True])
+def test_winograd_matches_the_oracle(channels_last):
+    """jit_winograd forced on 3x3 stride-1 convolutions: symmetric and asymmetric padding (none to more than the
+    kernel), odd and even output sizes (a last row or column of tiles half outside), one output row or column,
+    1 to 9 channels, batched and not, with and without bias; float64 to 1e-10 of the oracle, float32 to 1e-4;
+    and stride-1 transposed 3x3 convolutions through their forward twin (crops, output padding)."""
+    rng = np.random.default_rng(21)
+    for spatial, pads, c_in, c_out in (
+        ((7, 7), [(1, 1), (1, 1)], 3, 5),
+        ((8, 6), [(0, 0), (0, 0)], 4, 2),
+        ((5, 9), [(2, 0), (0, 3)], 1, 7),
+        ((3, 3), [(0, 0), (0, 0)], 9, 1),
+        ((1, 12), [(1, 1), (0, 0)], 2, 3),
+        ((6, 11), [(4, 1), (2, 5)], 6, 6),
+        ((16, 15), [(1, 1), (1, 1)], 8, 9),
+    ):
+        x = rng.standard_normal((2, c_in, *spatial))
+        w = rng.standard_normal((c_out, c_in, 3, 3))
+        b = rng.standard_normal(c_out)
+        xin = np.moveaxis(x, 1, -1) if channels_last else x
+        for bias in (b, None):
+            expected = naive_conv(x, w, bias, stride=[1, 1], pads=pads, dilation=[1, 1])
+            with tconv.use_algorithm("jit_winograd"):
+                got = tconv.conv(xin, w, bias, padding=pads, channels_last=channels_last)
+                single = tconv.conv(xin[1], w, bias, padding=pads, channels_last=channels_last)
+                low = tconv.conv(xin.astype(np.float32), w.astype(np.float32), None if bias is None else
+                                 bias.astype(np.float32), padding=pads, channels_last=channels_last)  # fmt: skip
+            if channels_last:
+                got, single, low = np.moveaxis(got, -1, 1), np.moveaxis(single, -1, 0), np.moveaxis(low, -1, 1)
+            np.testing.assert_allclose(got, expected, atol=1e-10, rtol=1e-10)
+            np.testing.assert_allclose(single, expected[1], atol=1e-10, rtol=1e-10)
+            assert low.dtype == np.float32
+            np.testing.assert_allclose(low, expected, rtol=1e-4, atol=1e-4)
+        # the same kernel as a transposed convolution, through its forward twin
+        wt = rng.standard_normal((c_in, c_out, 3, 3))
+        crops = [(min(lo, 2), min(hi, 2)) for lo, hi in pads]
+        extra = [0, 0]
+        expected = naive_conv_transpose(x, wt, b, stride=[1, 1], pads=crops, dilation=[1, 1], output_padding=extra)
+        with tconv.use_algorithm("jit_winograd"):
+            got = tconv.conv_transpose(xin, wt, b, padding=crops, channels_last=channels_last)
+        if channels_last:
+            got = np.moveaxis(got, -1, 1)
+        np.testing.assert_allclose(got, expected, atol=1e-10, rtol=1e-10)
+
+
+@needs_jit
+def test_winograd_refuses_what_it_does_not_compute():
+    """Only 2-D 3x3 kernels at stride 1, dilation 1, one group (and stride-1 transposed twins of those)."""
+    rng = np.random.default_rng(22)
+    x = rng.standard_normal((1, 4, 8, 8))
+    with tconv.use_algorithm("jit_winograd"):
+        for w, options in (
+            (rng.standard_normal((4, 4, 5, 5)), {}),
+            (rng.standard_normal((4, 4, 3, 3)), {"stride": 2}),
+            (rng.standard_normal((4, 4, 3, 3)), {"dilation": 2}),
+            (rng.standard_normal((4, 2, 3, 3)), {"groups": 2}),
+        ):
+            with pytest.raises(ValueError, match="does not support"):
+                tconv.conv(x, w, **options)
+        with pytest.raises(ValueError, match="does not support"):
+            tconv.conv(rng.standard_normal((1, 4, 8)), rng.standard_normal((4, 4, 3)))
+        with pytest.raises(ValueError, match="does not support"):
+            tconv.conv_transpose(x, rng.standard_normal((4, 4, 3, 3)), stride=2)
+
+
+@needs_jit
+def test_winograd_in_chunks_of_tile_rows(monkeypatch):
+    """A chunk budget below one sample's buffers cuts each sample into rows of tiles (and a team run into
+    chunks on every thread): the same numbers as one chunk, against the oracle."""
+    from tconv.implementations.compiled import winograd
+
+    rng = np.random.default_rng(23)
+    x = rng.standard_normal((3, 5, 13, 10))
+    w = rng.standard_normal((6, 5, 3, 3))
+    expected = naive_conv(x, w, None, stride=[1, 1], pads=[(1, 1), (1, 1)], dilation=[1, 1])
+    with tconv.use_algorithm("jit_winograd"):
+        whole = tconv.conv(x, w, padding=1)
+        monkeypatch.setattr(_tuning, "CHUNK_BYTES", 16 * 11 * 5 * 8 * 2)  # two rows of tiles
+        monkeypatch.setattr(_tuning, "TEAM_MIN_BYTES", 0)
+        monkeypatch.setattr(_tuning, "TEAM_CHUNK_BYTES", 16 * 11 * 5 * 8)  # one row of tiles
+        rows = tconv.conv(x, w, padding=1)
+    assert winograd._chunks(3, 7, 16 * 11 * 5 * 8, 16 * 11 * 5 * 8, 2)[0] == (0, 1, 0, 1)
+    np.testing.assert_allclose(whole, expected, atol=1e-10)
+    np.testing.assert_array_equal(rows, whole)

@@ -19,11 +19,14 @@ def test_planner_picks_by_rule_and_by_cost():
     numpy = array_api_compat.array_namespace(np.empty(0))
     dcgan = _spec(True, (64, 256, 8, 8), (256, 128, 4, 4), stride=2, padding=1)
     depthwise = _spec(True, (8, 64, 56, 56), (64, 1, 4, 4), groups=64, stride=2, padding=1)
-    forward = _spec(False, (8, 64, 32, 32), (64, 64, 3, 3), padding=1)
+    forward = _spec(False, (8, 64, 32, 32), (64, 64, 5, 5), padding=2)
+    forward_3x3 = _spec(False, (8, 64, 32, 32), (64, 64, 3, 3), padding=1)
     four_d = _spec(True, (1, 2, 3, 3, 3, 3), (2, 2, 2, 2, 2, 2), stride=2)
     assert planner.select(dcgan, numpy).name == "jit_gemm"
     assert planner.select(depthwise, numpy).name == "jit_direct"
     assert planner.select(forward, numpy).name == "jit_gemm"
+    # Winograd's F(2x2, 3x3): 4.4 ms against 5.5 for jit_gemm and 4.6-6.9 for jit_direct (docs/speed.md)
+    assert planner.select(forward_3x3, numpy).name == "jit_winograd"
     assert planner.select(four_d, numpy).name == "gemm"  # the compiled kernels are 3-D
     assert planner.select(dcgan, numpy, channels_last=True).name == "jit_pixels"
     fcn32s = _spec(True, (1, 21, 7, 7), (21, 21, 64, 64), stride=32)
@@ -98,7 +101,9 @@ def test_planner_pins_the_direct_kernel_for_depthwise_convolutions_at_any_stride
 
     assert forward(groups=64, stride=1) == "jit_direct"  # depthwise: the direct sum
     assert forward(groups=64, stride=2) == "jit_direct"  # at any stride
-    assert forward(groups=1, stride=1) == "jit_gemm"  # 64 channels a group: the products
+    # 64 channels a group: the products (Winograd's 16 at stride 1: 3.25 ms against 4.08 for jit_gemm, 3.34 for
+    # jit_direct; the im2col's one at stride 2)
+    assert forward(groups=1, stride=1) == "jit_winograd"
     assert forward(groups=1, stride=2) == "jit_gemm"
 
 
@@ -136,13 +141,15 @@ def test_planner_pins_jit_direct_for_the_unet_3x3_transposed_layers_through_thei
     """The input gradients of U-Net's 3x3 convolutions (stride-1 transposed convolutions of 16-32 channels) run
     as the direct sum of their forward twin (four output channels a pass): (8, 32, 32, 32) measured 1.33 ms
     there against 1.84 for jit_gemm and 2.21 for jit_im2col, (8, 16, 64, 64) 1.39 against 3.17. At 64 channels
-    the column product stays (1.23 against 1.50)."""
+    the products win (jit_gemm 1.23 against 1.50; jit_winograd since it came)."""
     numpy = array_api_compat.array_namespace(np.empty(0))
     for x_shape, channels in (((8, 32, 32, 32), 32), ((8, 16, 64, 64), 16)):
         unet = _spec(True, x_shape, (channels, channels, 3, 3), padding=1)
         assert planner.select(unet, numpy, batch=8).name == "jit_direct"
     wide = _spec(True, (8, 64, 16, 16), (64, 64, 3, 3), padding=1)
-    assert planner.select(wide, numpy, batch=8).name == "jit_gemm"
+    # at 64 channels the products: Winograd's through the twin (1.27 ms, jit_gemm 1.24; at 14x14 and 128 channels
+    # 2.56 against 3.20)
+    assert planner.select(wide, numpy, batch=8).name == "jit_winograd"
 
 
 @needs_jit

@@ -7,15 +7,16 @@ call description, layout and team (:func:`plan`):
 1. without the compiled kernels (numba missing, rank > 3, arrays other than NumPy's): ``gemm``, the
    array-API product + col2im, faster than ``taps`` everywhere once its buffer is cache-sized;
 2. a convolution: ``jit_direct`` (the direct sum, any stride: few channels per group, depthwise) where the
-   cost model puts it at most ``DIRECT_CONV_MARGIN`` of ``jit_gemm``'s (im2col and one product per group),
-   else ``jit_gemm``;
+   cost model puts it at most ``DIRECT_CONV_MARGIN`` of the others' (``jit_gemm``: im2col and one product per
+   group; ``jit_winograd`` for a 2-D 3x3 stride-1 kernel), else the cheaper of those;
 3. a stride-1 transposed convolution that ``jit_direct`` runs as the direct sum of its forward twin
    (:func:`~tconv.implementations.compiled.algorithms.direct_twin`): ``jit_direct`` where the cost model puts
    it at most ``DIRECT_CONV_MARGIN`` of every other algorithm's cost (``jit_im2col`` included), as rule 2
    ranks a convolution, unless rule 6 holds;
 4. a stride-1 transposed convolution whose forward twin (``jit_im2col``: im2col of x and a product over
-   ``C_in/G * K``) the cost model puts at most ``TWIN_MARGIN`` of every other algorithm's cost: ``jit_im2col``
-   (few input channels, large kernels; whatever the layout), unless rule 6 holds;
+   ``C_in/G * K``; ``jit_winograd`` for a 2-D 3x3 kernel) the cost model puts at most ``TWIN_MARGIN`` of every
+   other algorithm's cost: the cheaper twin (few input channels, large kernels, or a 3x3 kernel over many
+   channels; whatever the layout), unless rule 6 holds;
 5. a channels-last transposed convolution with one group and ``PIXELS_MIN_CHANNELS`` output channels or
    more: ``jit_pixels`` (its overlap-add runs along the contiguous channels, and x needs no copy);
 6. channels-first, the batched 2-D generator layers on a thread team (one group, ``PIXELS_TEAM_MIN_CHANNELS``
@@ -67,6 +68,10 @@ def plan_costs(spec: ConvSpec, batch: int = 1, channels_last: bool = False) -> d
     return costs
 
 
+#: The algorithms that run a stride-1 transposed convolution as its forward twin (rule 4).
+_TWINS = ("jit_im2col", "jit_winograd")
+
+
 @functools.lru_cache(maxsize=4096)
 def plan(spec: ConvSpec, compiled: bool, channels_last: bool, team: bool = False, batch: int = 1) -> str:
     """The planner's choice (the rules in the module docstring), cached per call description (shapes and
@@ -92,13 +97,11 @@ def plan(spec: ConvSpec, compiled: bool, channels_last: bool, team: bool = False
         direct = costs.pop("jit_direct")
         if not costs or direct <= _tuning.DIRECT_CONV_MARGIN * min(costs.values()):
             return "jit_direct"
-    twin_cost = costs.pop("jit_im2col", None)  # the twin by rule 4 only, never by rule 7
-    if (
-        not team_pixels
-        and twin_cost is not None
-        and (not costs or twin_cost <= _tuning.TWIN_MARGIN * min(costs.values()))
-    ):
-        return "jit_im2col"
+    twins = {name: costs.pop(name) for name in _TWINS if name in costs}  # the twins by rule 4 only, never by 7
+    if twins and not team_pixels:
+        twin = min(twins, key=lambda name: twins[name])
+        if not costs or twins[twin] <= _tuning.TWIN_MARGIN * min(costs.values()):
+            return twin
     if channels_last and spec.groups == 1 and spec.out_channels >= _tuning.PIXELS_MIN_CHANNELS:
         return "jit_pixels"
     if team_pixels:

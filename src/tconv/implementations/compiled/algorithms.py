@@ -26,7 +26,7 @@ import numpy as np
 
 from ... import _tuning
 from ...spec import ConvSpec
-from . import direct_conv, geometry, im2col, transposed
+from . import direct_conv, geometry, im2col, transposed, winograd
 from .geometry import kernel_ready, patches_fit, runs_compiled
 
 
@@ -258,6 +258,48 @@ class JitIm2col(Compiled):
         return im2col.conv(x, transposed_weight(weight, spec.groups), bias, twin, channels_last)
 
 
+class JitWinograd(Compiled):
+    name = "jit_winograd"
+    description = (
+        "Winograd's F(2x2, 3x3): 16 BLAS products of the transformed kernel and input, 2.25 times fewer "
+        "multiply-adds than the im2col's (2-D 3x3 stride-1 convolutions, one group, and stride-1 transposed "
+        "ones through their forward twin; NumPy, needs numba)"
+    )
+
+    @staticmethod
+    def _target(spec: ConvSpec) -> ConvSpec | None:
+        """The convolution it computes: the call itself, or a stride-1 transposed convolution's forward twin."""
+        target = stride_one_conv(spec) if spec.transposed else spec
+        if target is None or not winograd.fits(target) or not winograd.fits_memory(target):
+            return None
+        return target
+
+    def supports(self, spec: ConvSpec, xp: Any) -> bool:
+        return self._target(spec) is not None and runs_compiled(spec, xp)
+
+    def cost(self, spec: ConvSpec, channels_last: bool = False) -> float | None:
+        """The 16 products and the tile transforms (:func:`.winograd.cost`)."""
+        target = self._target(spec)
+        return None if target is None else winograd.cost(target)
+
+    def setup_cost(self, spec: ConvSpec) -> float:
+        """The kernel's transform on every call (and a transposed call's flip to its twin's weight)."""
+        target = self._target(spec)
+        if target is None:
+            return 0.0
+        return winograd.setup_cost(target) + (_weight_copy(spec) if spec.transposed else 0.0)
+
+    def forward(
+        self, xp: Any, x: np.ndarray, weight: np.ndarray, bias: np.ndarray | None, spec: ConvSpec, channels_last: bool
+    ) -> np.ndarray:
+        target = self._target(spec)
+        assert target is not None  # supports() said so
+        x, weight = kernel_ready(x), kernel_ready(weight)
+        if spec.transposed:
+            weight = transposed_weight(weight, spec.groups)
+        return winograd.conv(x, weight, bias, target, channels_last)
+
+
 class JitDirect(Compiled):
     name = "jit_direct"
     description = (
@@ -338,4 +380,4 @@ def direct_twin(spec: ConvSpec) -> ConvSpec | None:
 
 
 #: The compiled algorithms, in the order the engine registers them.
-ALGORITHMS = (JitGemm(), JitPixels(), JitPatches(), JitDirect(), JitIm2col())
+ALGORITHMS = (JitGemm(), JitPixels(), JitPatches(), JitDirect(), JitIm2col(), JitWinograd())

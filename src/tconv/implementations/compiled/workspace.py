@@ -4,10 +4,10 @@ Each thread's buffers belong to that thread (a :class:`threading.local`): when t
 with it, so a server that handles each request on a new thread runs at constant memory. A weak set lists the
 live threads' buffers for :func:`drop_workspaces`; a forked child keeps only its own thread's.
 
-The slots: 0 the column buffer, 1 staged rows (pixel path), 2 zero-padded planes (im2col), 3 grouped
-matrices of x or of the output gradient, 4 and 5 a forward convolution's product and its next channel
-block's, 6 the pixel path's weight in (C_in, K, C_out) order. A function holds a slot only while no callee
-uses the same one.
+The slots: 0 the column buffer (Winograd's transformed input), 1 staged rows (pixel path), 2 zero-padded
+planes (im2col), 3 grouped matrices of x or of the output gradient, 4 and 5 a forward convolution's product
+and its next channel block's (4: Winograd's products), 6 the pixel path's weight in (C_in, K, C_out) order
+(Winograd's transformed kernel). A function holds a slot only while no callee uses the same one.
 """
 
 from __future__ import annotations
