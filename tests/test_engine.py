@@ -1044,3 +1044,40 @@ def test_winograd_in_chunks_of_tile_rows(monkeypatch):
     assert winograd._chunks(3, 7, 16 * 11 * 5 * 8, 16 * 11 * 5 * 8, 2)[0] == (0, 1, 0, 1)
     np.testing.assert_allclose(whole, expected, atol=1e-10)
     np.testing.assert_array_equal(rows, whole)
+
+
+@needs_jit
+@pytest.mark.parametrize("channels_last", [False, True])
+def test_the_winograd_route_the_planner_chooses_matches_the_oracle(channels_last):
+    """Unforced: a 64-channel 3x3 layer at batch 4, where the planner runs the convolution and the stride-1
+    transposed convolution (its twin) on jit_winograd (asserted), and the convolution's gradients (the input
+    gradient through the same route), against the oracle on two output channels of every call (the oracle's
+    loops are slow)."""
+    from tconv.engine import planner
+
+    rng = np.random.default_rng(32)
+    x, w, b = rng.standard_normal((4, 64, 8, 8)), rng.standard_normal((64, 64, 3, 3)), rng.standard_normal(64)
+    forward = tconv.ConvSpec.build(transposed=False, input_size=(8, 8), kernel_size=(3, 3), in_channels=64,
+                                   out_channels=64, padding=1)  # fmt: skip
+    transposed = tconv.ConvSpec.build(transposed=True, input_size=(8, 8), kernel_size=(3, 3), in_channels=64,
+                                      out_channels=64, padding=1)  # fmt: skip
+    assert planner.select(forward, np, channels_last, 4, 8).name == "jit_winograd"
+    assert planner.select(transposed, np, channels_last, 4, 8).name == "jit_winograd"
+    xin = np.moveaxis(x, 1, -1) if channels_last else x
+    pads = [(1, 1)] * 2
+    got = tconv.conv(xin, w, b, padding=1, channels_last=channels_last)
+    back = tconv.conv_transpose(xin, w, b, padding=1, channels_last=channels_last)
+    gy = rng.standard_normal(got.shape)
+    gx, gw, gb = tconv.conv_grad(gy, xin, w, padding=1, channels_last=channels_last)
+    if channels_last:
+        got, back, gy, gx = (np.moveaxis(a, -1, 1) for a in (got, back, gy, gx))
+    two = slice(5, 7)  # two output channels
+    np.testing.assert_allclose(got[:, two], naive_conv(x, w[two], b[two], stride=[1, 1], pads=pads), atol=1e-9)
+    expected = naive_conv_transpose(x, w[:, two], b[two], stride=[1, 1], pads=pads)
+    np.testing.assert_allclose(back[:, two], expected, atol=1e-9)
+    np.testing.assert_allclose(gx[:, two], naive_conv_transpose(gy, w[:, two], None, stride=[1, 1], pads=pads),
+                               atol=1e-9)  # fmt: skip
+    v = np.zeros(w.shape)
+    v[two] = rng.standard_normal(v[two].shape)
+    np.testing.assert_allclose(np.vdot(gw, v), np.vdot(naive_conv(x, v[two], None, pads=pads), gy[:, two]), rtol=1e-9)
+    np.testing.assert_allclose(gb, gy.sum(axis=(0, 2, 3)), atol=1e-9)
