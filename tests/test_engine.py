@@ -1057,12 +1057,9 @@ def test_the_winograd_route_the_planner_chooses_matches_the_oracle(channels_last
 
     rng = np.random.default_rng(32)
     x, w, b = rng.standard_normal((4, 64, 8, 8)), rng.standard_normal((64, 64, 3, 3)), rng.standard_normal(64)
-    forward = tconv.ConvSpec.build(transposed=False, input_size=(8, 8), kernel_size=(3, 3), in_channels=64,
-                                   out_channels=64, padding=1)  # fmt: skip
-    transposed = tconv.ConvSpec.build(transposed=True, input_size=(8, 8), kernel_size=(3, 3), in_channels=64,
-                                      out_channels=64, padding=1)  # fmt: skip
-    assert planner.select(forward, np, channels_last, 4, 8).name == "jit_winograd"
-    assert planner.select(transposed, np, channels_last, 4, 8).name == "jit_winograd"
+    for transposed in (False, True):
+        spec = _spec(transposed, x.shape, w.shape, padding=1)
+        assert planner.select(spec, np, channels_last, 4, 8).name == "jit_winograd"
     xin = np.moveaxis(x, 1, -1) if channels_last else x
     pads = [(1, 1)] * 2
     got = tconv.conv(xin, w, b, padding=1, channels_last=channels_last)
