@@ -47,43 +47,34 @@ DIRECT_RATE = 3e9
 #: multiply-adds/s of the direct convolution (``jit_direct`` on a forward call), one tap added to a whole wide
 #: plane per pass (:mod:`tconv.implementations.compiled.direct_conv`), and elements/s at which it copies
 #: its input planes into their phases (the copy reads x with the stride; it dominates a strided depthwise
-#: layer). Measured on one thread of the machine in docs/design.md: 3x3 depthwise layers at stride 1 and 2
-#: gave about 12e9 multiply-adds/s and 0.8 ns a copied element.
+#: layer). Fitted on one thread on 3x3 depthwise layers at stride 1 and 2 (docs/design.md).
 DIRECT_CONV_RATE = 12e9
 PHASE_FILL_RATE = 1.2e9
 
 #: The direct convolution's multiply-adds where it sums four output channels a pass (each phase element loaded
-#: once for four). The kernel alone ran 1.9x its rate a channel at a time (one thread, 16 -> 16 channels, 3x3,
-#: 64x64: 91 against 48 GFLOP/s), but in place, on the forward suite's layers of 3-64 input channels, the model
-#: then put the direct sum at 1.1-2.7 times its measured share of jit_gemm's time (resnet-3x3: 1.25 against a
-#: measured 0.81). At 35e9 the planner's regret over forward sweeps went 1.022 -> 1.015 (seeds 1, 7) and 1.071 ->
-#: 1.055 (seeds 3, 13, not looked at before), the transposed sweeps' 1.0995 unchanged (seeds 1, 7).
+#: once for four). Below the kernel's own rate in isolation: in place, on the forward suite's layers, that rate
+#: overstated the direct sum's share of the call; set by the planner's regret over forward sweeps, new seeds
+#: included (docs/design.md).
 DIRECT_CONV_BLOCK_RATE = 35e9
 
 #: The compiled path's products never run on BLAS's own threads (team.matmul): OpenBLAS threads a product once
 #: m * n * k reaches 4 * 65536 (its GEMM_MULTITHREAD_THRESHOLD times SMP_THRESHOLD_MIN), after which its workers
-#: spin for about 0.1 s, and a team run meanwhile shares the cores with them (a convolution run by the team took
-#: 14.5 ms after one 512x512 product against 9.9 alone). A product of at least BLAS_ONE_THREAD_MIN_WORK
-#: multiply-adds runs with BLAS limited to one thread (the limit costs about 8 us: below this BLAS would not
-#: thread it anyway); one of at least TEAM_PRODUCT_MIN_FLOPS is cut into blocks run by the team (0.2 ms on one
-#: thread at 100 GFLOP/s, a few times the team's hand-off).
+#: spin for a while, and a team run meanwhile shares the cores with them (docs/design.md). A product of at least
+#: BLAS_ONE_THREAD_MIN_WORK multiply-adds runs with BLAS limited to one thread (below it BLAS would not thread it
+#: anyway, and the limit has a cost); one of at least TEAM_PRODUCT_MIN_FLOPS is cut into blocks run by the team
+#: (a few times the team's hand-off of work on one thread).
 BLAS_ONE_THREAD_MIN_WORK = 4 * 65536
 TEAM_PRODUCT_MIN_FLOPS = 2e7
 
 #: seconds a pass of the direct weight gradient costs beyond the direct convolution's terms: the twelve (or
-#: four) sums of a pass end in horizontal additions of vector accumulators. Measured on 3x3 layers at batch 8
-#: (16 and 64 channels, 7x7 to 56x56): about 75 ns; 100 ns with DIRECT_CONV_BLOCK_RATE at 35e9, so that with
-#: DIRECT_CONV_MARGIN the model picks the direct sum on none of those 28 layers where the im2col was faster
-#: (and on 17 of the rest; docs/design.md).
+#: four) sums of a pass end in horizontal additions of vector accumulators. Set, with DIRECT_CONV_BLOCK_RATE,
+#: so that with DIRECT_CONV_MARGIN the model picks the direct sum on none of the measured layers where the
+#: im2col was faster (docs/design.md).
 DIRECT_GRAD_PASS_COST = 100e-9
 
 #: A convolution runs the direct sum only where the cost model puts it at or below this share of the im2col
-#: and product: where the two are close, the product (BLAS) is the better-known estimate (as TWIN_MARGIN). On
-#: one input channel (x (64, 1, 28, 28), 64 5x5 filters, stride 2) a first model without the run and output
-#: terms had them level while the product measured 0.69 ms against 1.52; on depthwise and few-channel layers
-#: the direct sum wins by 2x to 20x in the model. The planner's regret over the forward sweeps' layers
-#: (benchmarks/planner_regret.py --forward): 1.020 on seeds 1 and 7 (looked at while writing the model), 1.045
-#: on seeds 3 and 13 (not).
+#: and product: where the two are close, the product (BLAS) is the better-known estimate (as TWIN_MARGIN); on
+#: depthwise and few-channel layers the direct sum wins by far more than the margin (docs/design.md).
 DIRECT_CONV_MARGIN = 0.8
 
 #: The direct convolution's job sums this many bytes of wide output planes at most (its block of output
@@ -91,9 +82,8 @@ DIRECT_CONV_MARGIN = 0.8
 DIRECT_CONV_BLOCK_BYTES = 256 * 2**10
 
 #: The direct kernel's cost is multiplied by this for channels-last calls (its per-plane loops then read and write
-#: with a stride of the channel count; the cost model has no other term for layout). Fitted like PIXEL_ROW_COST
-#: (benchmarks/planner_regret.py data; 1, 1.5, 2, 3, 4 and 6 tried): the planner's regret on sweeps 2, 4, 5 /
-#: 8, 9 / 11, 12 went 1.118 / 1.090 / 1.168 -> 1.108 / 1.088 / 1.135.
+#: with a stride of the channel count; the cost model has no other term for layout). Fitted like PIXEL_ROW_COST,
+#: on the planner's regret (docs/design.md).
 DIRECT_CHANNELS_LAST = 2.0
 
 #: seconds per row of an overlap-add (loop set-up; a row is vectorised along its length).
@@ -101,15 +91,13 @@ ROW_COST = 5e-9
 
 #: seconds per row of ``jit_pixels``' overlap-add (a row: one output pixel's channels from one (input, tap)),
 #: which carries its tile's bookkeeping too. Fitted on the planner's regret (benchmarks/planner_regret.py:
-#: the geometric mean over random layers of the planner's choice against the fastest of tconv's algorithms):
-#: 4 x ROW_COST did best of 1, 2, 4 and 8 on 180 layers (sweeps 2, 4, 5) and held on 240 others (sweeps 8, 9
-#: and 11, 12). With the per-call weight terms (setup_cost): 1.149 -> 1.118, 1.119 -> 1.090, 1.215 -> 1.168;
-#: docs/speed.md, 2026-11-30.
+#: the geometric mean over random layers of the planner's choice against the fastest of tconv's algorithms),
+#: on sweeps other than those it was then checked on (docs/design.md).
 PIXEL_ROW_COST = 20e-9
 
 #: A stride-1 transposed convolution runs as its forward twin (``jit_im2col``) only where the model puts the
 #: twin at most this fraction of every other algorithm's cost: on equal estimates the column product measured
-#: faster (x (8,32,32,32) -> 32 k3 p1: 2.8-4.1 ms against 3.7-5.5; docs/speed.md, 2026-11-30).
+#: faster (docs/design.md).
 TWIN_MARGIN = 0.8
 
 #: Bytes per element the cost model counts. Plans are cached per call description, not per dtype; the
@@ -166,11 +154,10 @@ TEAM_MIN_CHANNELS = 16
 #: A kernel call runs on the team (in ranges of its jobs, :func:`tconv.implementations.compiled.team.ranges`)
 #: when the time its threads save pays for waking them, by the machine's cost model: one thread's time for the
 #: work, ``work * KERNEL_ELEMENT_SECONDS``, must be at least ``KERNEL_TEAM_PAYBACK`` times the team's hand-off
-#: (:func:`tconv.implementations.compiled.team.handoff_seconds`, measured once per process: from about 10 us on
-#: a quiet workstation to 70 us on a virtual machine whose idle cores must be woken). Two threads halve the
-#: work, so a payback of 4 leaves the saving at least twice the hand-off. The element time is the kernels'
-#: (col2im, gather, direct, im2col) single-thread time per element they touch, about half a nanosecond for
-#: float32 on the machines of docs/design.md; never fewer than KERNEL_TEAM_MIN_WORK elements.
+#: (:func:`tconv.implementations.compiled.team.handoff_seconds`, measured once per process: it differs by an
+#: order of magnitude between machines). Two threads halve the work, so a payback of 4 leaves the saving at
+#: least twice the hand-off. The element time is the kernels' (col2im, gather, direct, im2col) single-thread
+#: time per element they touch, for float32 (docs/design.md); never fewer than KERNEL_TEAM_MIN_WORK elements.
 KERNEL_ELEMENT_SECONDS = 0.5e-9
 KERNEL_TEAM_PAYBACK = 4.0
 KERNEL_TEAM_MIN_WORK = 2**14

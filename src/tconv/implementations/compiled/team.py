@@ -237,8 +237,7 @@ def _blas_single_threaded() -> Iterator[None]:
                 controller = _controller()
                 counts = [(lib, lib.num_threads) for lib in controller.lib_controllers if lib.user_api == "blas"]
                 try:
-                    # set directly: threadpoolctl's limit() reads every library's whole info() first (8 us
-                    # a limit and restore, against 4)
+                    # set directly: threadpoolctl's limit() would read every library's whole info() first
                     for lib, _ in counts:
                         lib.set_num_threads(1)
                     _blas_limiter = counts
