@@ -100,6 +100,16 @@ PIXEL_ROW_COST = 20e-9
 #: faster (docs/design.md).
 TWIN_MARGIN = 0.8
 
+#: ``jit_winograd`` is counted only where the cost model puts it at most this share of the other algorithms'
+#: (``jit_gemm``, or a twin's rivals): its 16 products are thinner than the im2col's one, its transforms run in
+#: short rows on small feature maps, and the model's im2col terms overstate that path's time on two threads more
+#: than Winograd's; fitted on ten layers, checked on others (docs/design.md).
+WINOGRAD_MARGIN = 0.55
+
+#: seconds per row of tiles and channel in ``jit_winograd``'s input and output transforms (their set-up: four
+#: input rows gathered, each row's slices), which dominates on small feature maps.
+WINOGRAD_ROW_COST = 25e-9
+
 #: Bytes per element the cost model counts. Plans are cached per call description, not per dtype; the
 #: rates above are float32 rates, and a float64 call scales every term alike, so the ranking holds.
 COST_ITEMSIZE = 4

@@ -8,15 +8,16 @@ call description, layout and team (:func:`plan`):
    array-API product + col2im, faster than ``taps`` everywhere once its buffer is cache-sized;
 2. a convolution: ``jit_direct`` (the direct sum, any stride: few channels per group, depthwise) where the
    cost model puts it at most ``DIRECT_CONV_MARGIN`` of the others' (``jit_gemm``: im2col and one product per
-   group; ``jit_winograd`` for a 2-D 3x3 stride-1 kernel), else the cheaper of those;
+   group; ``jit_winograd`` for a 2-D 3x3 stride-1 kernel, counted only where its cost is at most
+   ``WINOGRAD_MARGIN`` of ``jit_gemm``'s), else the cheaper of those;
 3. a stride-1 transposed convolution that ``jit_direct`` runs as the direct sum of its forward twin
    (:func:`~tconv.implementations.compiled.algorithms.direct_twin`): ``jit_direct`` where the cost model puts
    it at most ``DIRECT_CONV_MARGIN`` of every other algorithm's cost (``jit_im2col`` included), as rule 2
    ranks a convolution, unless rule 6 holds;
 4. a stride-1 transposed convolution whose forward twin (``jit_im2col``: im2col of x and a product over
-   ``C_in/G * K``; ``jit_winograd`` for a 2-D 3x3 kernel) the cost model puts at most ``TWIN_MARGIN`` of every
-   other algorithm's cost: the cheaper twin (few input channels, large kernels, or a 3x3 kernel over many
-   channels; whatever the layout), unless rule 6 holds;
+   ``C_in/G * K``; ``jit_winograd`` for a 2-D 3x3 kernel) the cost model puts at most ``TWIN_MARGIN`` (for
+   ``jit_winograd``, ``WINOGRAD_MARGIN``) of every other algorithm's cost: the cheaper such twin (few input
+   channels, large kernels, or a 3x3 kernel over many channels; whatever the layout), unless rule 6 holds;
 5. a channels-last transposed convolution with one group and ``PIXELS_MIN_CHANNELS`` output channels or
    more: ``jit_pixels`` (its overlap-add runs along the contiguous channels, and x needs no copy);
 6. channels-first, the batched 2-D generator layers on a thread team (one group, ``PIXELS_TEAM_MIN_CHANNELS``
@@ -79,8 +80,11 @@ def plan(spec: ConvSpec, compiled: bool, channels_last: bool, team: bool = False
     if not compiled:
         return "gemm"
     costs = plan_costs(spec, batch, channels_last)
-    if not spec.transposed:  # im2col and one product per group, or the direct sum (few channels per group)
+    if not spec.transposed:  # im2col and one product per group, Winograd (3x3), or the direct sum
         direct = costs.pop("jit_direct", None)
+        winograd = costs.pop("jit_winograd", None)
+        if winograd is not None and (not costs or winograd <= _tuning.WINOGRAD_MARGIN * min(costs.values())):
+            costs["jit_winograd"] = winograd
         if direct is not None and (not costs or direct <= _tuning.DIRECT_CONV_MARGIN * min(costs.values())):
             return "jit_direct"
         return min(costs, key=lambda name: costs[name])
@@ -98,10 +102,11 @@ def plan(spec: ConvSpec, compiled: bool, channels_last: bool, team: bool = False
         if not costs or direct <= _tuning.DIRECT_CONV_MARGIN * min(costs.values()):
             return "jit_direct"
     twins = {name: costs.pop(name) for name in _TWINS if name in costs}  # the twins by rule 4 only, never by 7
-    if twins and not team_pixels:
-        twin = min(twins, key=lambda name: twins[name])
-        if not costs or twins[twin] <= _tuning.TWIN_MARGIN * min(costs.values()):
-            return twin
+    rest = min(costs.values(), default=None)
+    margins = {"jit_im2col": _tuning.TWIN_MARGIN, "jit_winograd": _tuning.WINOGRAD_MARGIN}
+    qualified = [name for name in twins if rest is None or twins[name] <= margins[name] * rest]
+    if qualified and not team_pixels:
+        return min(qualified, key=lambda name: twins[name])
     if channels_last and spec.groups == 1 and spec.out_channels >= _tuning.PIXELS_MIN_CHANNELS:
         return "jit_pixels"
     if team_pixels:

@@ -57,7 +57,8 @@ def tiles(spec: ConvSpec) -> tuple[int, int]:
 def cost(spec: ConvSpec) -> float:
     """Seconds per sample: the 16 products at ``GEMM_RATE`` (slower in proportion below
     ``GEMM_FULL_RATE_INNER`` input or output channels, their inner dimension and rows), and the transformed input
-    and output (16 values a tile and channel) at ``COLUMN_STREAM`` (docs/design.md, Winograd)."""
+    and output (16 values a tile and channel) at ``COLUMN_STREAM``, and ``WINOGRAD_ROW_COST`` a row of tiles and
+    channel (docs/design.md, Winograd)."""
     rows, columns = tiles(spec)
     count = rows * columns
     c_in, c_out = spec.in_channels, spec.out_channels
@@ -65,7 +66,7 @@ def cost(spec: ConvSpec) -> float:
     rate = _tuning.GEMM_RATE * min(1.0, c_in / full) * min(1.0, c_out / full)
     flops = 2.0 * 16 * c_in * c_out * count
     streamed = 16.0 * (c_in + c_out) * count * _tuning.COST_ITEMSIZE
-    return flops / rate + streamed / _tuning.COLUMN_STREAM
+    return flops / rate + streamed / _tuning.COLUMN_STREAM + (c_in + c_out) * rows * _tuning.WINOGRAD_ROW_COST
 
 
 def setup_cost(spec: ConvSpec) -> float:
