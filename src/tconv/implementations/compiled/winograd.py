@@ -141,17 +141,18 @@ def conv(x: np.ndarray, weight: np.ndarray, bias: np.ndarray | None, spec: ConvS
 def _kernels() -> tuple[Any, Any, Any]:
     def transform_input(x, xs, size, low, n0, n1, i0, i1, tw, v):  # type: ignore[no-untyped-def]
         # x flat, element (n, c, h, w) at n*xs[0] + c*xs[1] + h*xs[2] + w*xs[3]; size (C, H, W); v (16, C, T)
-        # with tile (n, i, j) at t = ((n - n0)*(i1 - i0) + i - i0)*tw + j. Per (sample, channel, row of
-        # tiles): the four padded input rows it reads, split into even and odd columns (so that every later
-        # loop reads with unit stride and vectorises); B^T down the rows (s = B^T d, whole rows at once); then
-        # B along each tile's four columns 2j .. 2j+3 (even j, odd j, even j+1, odd j+1), into v[4a + b].
-        # (Rows are indexed through slices and loop counters, which numba knows are not negative: an index it
-        # must check for wrap-around stays scalar.)
+        # with tile (n, i, j) at t = ((n - n0)*(i1 - i0) + i - i0)*tw + j. Per (sample, channel): the padded
+        # rows the chunk's tiles read, each copied once, split into even and odd columns (so that every later
+        # loop reads with unit stride and vectorises); per row of tiles, B^T down its four rows (s = B^T d,
+        # whole rows at once), then B along each tile's four columns 2j .. 2j+3 (even j, odd j, even j+1, odd
+        # j+1), into v[4a + b]. (Rows are indexed through slices and loop counters, which numba knows are not
+        # negative: an index it must check for wrap-around stays scalar.)
         channels, height, width = size[0], size[1], size[2]
         lo_h, lo_w = low[0], low[1]
         half = tw + 1  # even (and odd) columns of a padded row of 2*tw + 2
-        even = np.zeros((4, half), dtype=v.dtype)
-        odd = np.zeros((4, half), dtype=v.dtype)
+        rows = 2 * (i1 - i0) + 2  # the padded rows from 2*i0 on; the padding's stay zero
+        even = np.zeros((rows, half), dtype=v.dtype)
+        odd = np.zeros((rows, half), dtype=v.dtype)
         se = np.empty((4, half), dtype=v.dtype)
         so = np.empty((4, half), dtype=v.dtype)
         per = i1 - i0
@@ -160,33 +161,43 @@ def _kernels() -> tuple[Any, Any, Any]:
         first_odd = 1 - first_even
         evens, odds = (width - first_even + 1) // 2, (width - first_odd + 1) // 2
         e0, o0 = (lo_w + first_even) // 2, (lo_w + first_odd) // 2
-        step = 2 * xs[3]
+        unit = xs[3] == 1
         for n in range(n0, n1):
             for c in range(channels):
-                for i in range(i0, i1):
-                    for r in range(4):
-                        h = 2 * i - lo_h + r
-                        re, ro = even[r], odd[r]
-                        if h < 0 or h >= height:
-                            re[:] = 0
-                            ro[:] = 0
-                            continue
-                        base = n * xs[0] + c * xs[1] + h * xs[2]  # the padding's columns stay zero
+                for r in range(rows):
+                    h = 2 * i0 + r - lo_h
+                    if h < 0 or h >= height:
+                        continue
+                    base = n * xs[0] + c * xs[1] + h * xs[2]
+                    re, ro = even[r], odd[r]
+                    if unit:  # a contiguous row: every other element, a constant stride
+                        xe = x[base + first_even : base + width]
+                        xo = x[base + first_odd : base + width]
+                        for q in range(evens):
+                            re[e0 + q] = xe[2 * q]
+                        for q in range(odds):
+                            ro[o0 + q] = xo[2 * q]
+                    else:
+                        step = 2 * xs[3]
                         src = base + first_even * xs[3]
                         for q in range(evens):
                             re[e0 + q] = x[src + q * step]
                         src = base + first_odd * xs[3]
                         for q in range(odds):
                             ro[o0 + q] = x[src + q * step]
+                for i in range(i0, i1):
+                    b = 2 * (i - i0)
+                    d0, d1, d2, d3 = even[b], even[b + 1], even[b + 2], even[b + 3]
+                    f0, f1, f2, f3 = odd[b], odd[b + 1], odd[b + 2], odd[b + 3]
                     for q in range(half):
-                        se[0, q] = even[0, q] - even[2, q]
-                        se[1, q] = even[1, q] + even[2, q]
-                        se[2, q] = even[2, q] - even[1, q]
-                        se[3, q] = even[1, q] - even[3, q]
-                        so[0, q] = odd[0, q] - odd[2, q]
-                        so[1, q] = odd[1, q] + odd[2, q]
-                        so[2, q] = odd[2, q] - odd[1, q]
-                        so[3, q] = odd[1, q] - odd[3, q]
+                        se[0, q] = d0[q] - d2[q]
+                        se[1, q] = d1[q] + d2[q]
+                        se[2, q] = d2[q] - d1[q]
+                        se[3, q] = d1[q] - d3[q]
+                        so[0, q] = f0[q] - f2[q]
+                        so[1, q] = f1[q] + f2[q]
+                        so[2, q] = f2[q] - f1[q]
+                        so[3, q] = f1[q] - f3[q]
                     t = ((n - n0) * per + i - i0) * tw
                     for a in range(4):
                         ea, oa = se[a], so[a]
