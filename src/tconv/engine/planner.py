@@ -88,6 +88,13 @@ def plan(spec: ConvSpec, compiled: bool, channels_last: bool, team: bool = False
         if direct is not None and (not costs or direct <= _tuning.DIRECT_CONV_MARGIN * min(costs.values())):
             return "jit_direct"
         return min(costs, key=lambda name: costs[name])
+    # jit_winograd's estimate is counted only where it qualifies (WINOGRAD_MARGIN against what rule 4 weighs the
+    # twins against): an estimate that would never be chosen must not raise the bar for rule 3 either
+    winograd = costs.get("jit_winograd")
+    direct_route = "jit_direct" in costs and direct_twin(spec) is not None  # judged by rule 3 on its own
+    others = [c for name, c in costs.items() if name not in _TWINS and not (direct_route and name == "jit_direct")]
+    if winograd is not None and others and winograd > _tuning.WINOGRAD_MARGIN * min(others):
+        del costs["jit_winograd"]
     overlapping = any(k * d > s for k, s, d in zip(spec.kernel_size, spec.stride, spec.dilation))
     team_pixels = (
         team
