@@ -342,3 +342,36 @@ def test_jax_flavoured_errors_use_the_callers_shapes():
     message = str(info.value)
     assert "(8)" in message and "(4)" in message  # the caller's feature sizes
     assert "(1, 8, 7, 7)" not in message and "x has" not in message  # no internal NCHW shapes
+
+
+def test_adam_steps_a_0d_parameter_and_keeps_its_moments_across_a_cast():
+    """Adam against its textbook form (PyTorch's: moments, bias corrections, eps added to the corrected root):
+    on a 0-d parameter, and on a parameter cast from float64 to float32 mid-training, whose moments (and step
+    count) carry on."""
+
+    def reference(start, grads, cast_at, lr=0.1, b1=0.9, b2=0.999, eps=1e-8):
+        value, m, v, seen = float(start), 0.0, 0.0, []
+        for t, g in enumerate(grads, 1):
+            m = b1 * m + (1 - b1) * g
+            v = b2 * v + (1 - b2) * g * g
+            value -= lr * (m / (1 - b1**t)) / (np.sqrt(v / (1 - b2**t)) + eps)
+            if t == cast_at:
+                value = float(np.float32(value))
+            seen.append(value)
+        return seen
+
+    grads = [1.0, 2.0, 3.0, -1.5, 0.5, 4.0]
+    p = nn.Parameter(np.array(0.7))
+    opt = nn.Adam([p], lr=0.1)
+    for g, expected in zip(grads, reference(0.7, grads, cast_at=None)):
+        p.grad = np.array(g)
+        opt.step()
+        assert p.value.shape == () and abs(float(p.value) - expected) < 1e-12
+    q = nn.Parameter(np.full(3, 0.7))
+    opt = nn.Adam([q], lr=0.1)
+    for t, (g, expected) in enumerate(zip(grads, reference(0.7, grads, cast_at=3)), 1):
+        q.grad = np.full(3, g, dtype=q.value.dtype)
+        opt.step()
+        if t == 3:
+            q.value = q.value.astype(np.float32)  # as Module.astype does
+        np.testing.assert_allclose(q.value, expected, rtol=1e-6)

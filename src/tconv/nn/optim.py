@@ -90,7 +90,8 @@ class SGD(Optimizer):
 
 
 class Adam(Optimizer):
-    """Adam with bias correction, PyTorch's form (``eps`` added to the corrected root)."""
+    """Adam with bias correction, PyTorch's form (``eps`` added to the corrected root). The moments in
+    ``state`` are updated in place (copy them to keep a snapshot)."""
 
     def __init__(
         self,
@@ -112,17 +113,21 @@ class Adam(Optimizer):
         # m = b1 * m + (1 - b1) * g, v = b2 * v + (1 - b2) * g * g, lr * m_hat / (sqrt(v_hat) + eps): the same
         # operations in the same order, into the moments and two scratch arrays (an update runs over every
         # weight; a temporary per operation would double its time)
-        step = (1 - b1) * g
-        term = (1 - b2) * g
+        step = np.asarray((1 - b1) * g)  # (a 0-d parameter's product is a NumPy scalar: made an array)
+        term = np.asarray((1 - b2) * g)
         term *= g
-        if "m" in state and state["m"].dtype == step.dtype and state["m"].shape == step.shape:
+        if "m" not in state:  # the first step, from zero moments (0 * b + x is x)
+            m, v = state["m"], state["v"] = step.copy(), term.copy()
+        elif state["m"].dtype != step.dtype or state["m"].shape != step.shape:  # the parameter was cast or reshaped
+            m = state["m"] = b1 * state["m"] + step  # the moments kept, promoted as NumPy promotes
+            v = state["v"] = b2 * state["v"] + term
+            return self.lr * (m / (1 - b1**t)) / (np.sqrt(v / (1 - b2**t)) + self.eps)
+        else:
             m, v = state["m"], state["v"]
             m *= b1
             m += step
             v *= b2
             v += term
-        else:  # the first step, from zero moments (0 * b + x is x)
-            m, v = state["m"], state["v"] = step.copy(), term.copy()
         np.divide(m, 1 - b1**t, out=step)
         step *= self.lr
         np.divide(v, 1 - b2**t, out=term)
