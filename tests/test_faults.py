@@ -744,3 +744,27 @@ def test_numpy_arrays_as_padding_and_a_numpy_zero_output_padding():
         )
     with pytest.raises(TypeError, match="padding must be"):
         tconv.conv(x, w, padding=np.array([1.0, 1.0]))
+
+
+def test_a_blas_library_that_refuses_its_count_is_left_as_it_is():
+    """Restoring BLAS's thread counts retries while interrupts land, but a library that raises an error of its
+    own (here OSError, every time) is left as it is, and the others are still set: no endless retry (which
+    would also hang a forked child's handler)."""
+
+    class Refusing:
+        calls = 0
+
+        def set_num_threads(self, count):
+            Refusing.calls += 1
+            raise OSError("no")
+
+    class Accepting:
+        def __init__(self):
+            self.count = None
+
+        def set_num_threads(self, count):
+            self.count = count
+
+    refusing, accepting = Refusing(), Accepting()
+    team._set_counts([(refusing, 2), (accepting, 3)])
+    assert Refusing.calls == 1 and accepting.count == 3

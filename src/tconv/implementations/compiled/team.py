@@ -261,14 +261,16 @@ def _blas_single_threaded() -> Iterator[None]:
 
 
 def _set_counts(counts: list[tuple[Any, int]]) -> None:
-    """Give each BLAS library its thread count back, retried until every one is set (a second interrupt
-    landing here cannot leave one limited)."""
+    """Give each BLAS library its thread count back, retried while interrupts land (a second interrupt here
+    cannot leave one limited); a library that raises an error of its own is left as it is."""
     for lib, count in counts:
         while True:
             try:
                 lib.set_num_threads(count)
                 break
-            except BaseException:
+            except Exception:  # the library refuses: retrying would not help
+                break
+            except BaseException:  # an interrupt: set it all the same
                 continue
 
 
