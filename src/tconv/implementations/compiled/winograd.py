@@ -31,7 +31,7 @@ import numpy as np
 from ... import _tuning
 from ...spec import ConvSpec
 from . import geometry, kernels, schedule, team
-from .workspace import workspace
+from .workspace import scratch
 
 #: The kernel transform: ``U = G g G^T`` for a 3x3 kernel ``g`` (the kernel ``transform_kernel`` writes it out).
 G = np.array([[1.0, 0.0, 0.0], [0.5, 0.5, 0.5], [0.5, -0.5, 0.5], [0.0, 0.0, 1.0]])
@@ -82,10 +82,11 @@ def fits_memory(spec: ConvSpec) -> bool:
 
 def transformed_kernel(weight: np.ndarray, dtype: Any, slot: int | None = None) -> np.ndarray:
     """``U (16, C_out, C_in)``: ``G g G^T`` for each (output, input) channel's 3x3 kernel ``g``, position
-    ``xi = 4a + b`` of the 4x4 result at ``U[xi]``, in ``dtype`` (in this thread's buffer ``slot`` if given)."""
+    ``xi = 4a + b`` of the 4x4 result at ``U[xi]``, in ``dtype`` (in this thread's buffer ``slot`` if given and
+    it fits ``CHUNK_BYTES``)."""
     c_out, c_in = weight.shape[:2]
     shape = (16, c_out, c_in)
-    u = np.empty(shape, dtype=dtype) if slot is None else workspace(shape, dtype, slot=slot)
+    u = np.empty(shape, dtype=dtype) if slot is None else scratch(shape, dtype, slot)
     _kernels()[2](np.ascontiguousarray(weight, dtype=dtype).reshape(c_out * c_in, 9), u.reshape(16, -1))
     return u
 
@@ -127,9 +128,9 @@ def conv(x: np.ndarray, weight: np.ndarray, bias: np.ndarray | None, spec: ConvS
     def work(chunk: tuple[int, int, int, int]) -> None:
         n0, n1, i0, i1 = chunk
         count = (n1 - n0) * (i1 - i0) * columns
-        v = workspace((16, c_in, count), x.dtype)
+        v = scratch((16, c_in, count), x.dtype, slot=0)  # kept between calls only within CHUNK_BYTES
         transform_input(x_flat, x_strides, size_in, low, n0, n1, i0, i1, columns, v)
-        m = team.matmul(u, v, out=workspace((16, c_out, count), x.dtype, slot=4))
+        m = team.matmul(u, v, out=scratch((16, c_out, count), x.dtype, slot=4))
         transform_output(m, out_flat, out_strides, size_out, n0, n1, i0, i1, columns, bias_row)
 
     chunks = _chunks(batch, rows, per_row, budget, threads)
