@@ -17,7 +17,8 @@ call description, layout and team (:func:`plan`):
 4. a stride-1 transposed convolution whose forward twin (``jit_im2col``: im2col of x and a product over
    ``C_in/G * K``; ``jit_winograd`` for a 2-D 3x3 kernel) the cost model puts at most ``TWIN_MARGIN`` (for
    ``jit_winograd``, ``WINOGRAD_MARGIN``) of every other algorithm's cost: the cheaper such twin (few input
-   channels, large kernels, or a 3x3 kernel over many channels; whatever the layout), unless rule 6 holds;
+   channels, large kernels, or a 3x3 kernel over many channels; whatever the layout), unless rule 6 holds. A
+   ``jit_winograd`` estimate that fails its margin is dropped before rule 3, so that it raises no bar there;
 5. a channels-last transposed convolution with one group and ``PIXELS_MIN_CHANNELS`` output channels or
    more: ``jit_pixels`` (its overlap-add runs along the contiguous channels, and x needs no copy);
 6. channels-first, the batched 2-D generator layers on a thread team (one group, ``PIXELS_TEAM_MIN_CHANNELS``
