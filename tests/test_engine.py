@@ -864,7 +864,9 @@ def test_the_direct_weight_gradient_matches_the_oracle(channels_last, monkeypatc
                                             channels_last=channels_last, **options)  # fmt: skip
             np.testing.assert_allclose(np.vdot(gw, v), expected, rtol=1e-9, atol=1e-9)
             assert low.dtype == np.float32
-            np.testing.assert_allclose(low, gw, rtol=1e-4, atol=1e-4)
+            # float32 against the oracle too, within float32's rounding of the sum's terms
+            scale = float(np.abs(v).ravel() @ np.abs(low.astype(np.float64)).ravel())
+            np.testing.assert_allclose(np.vdot(low.astype(np.float64), v), expected, rtol=0, atol=1e-5 * scale)
     for array in (x, w, gy):  # read-only arrays (ONNX Runtime's, memory maps): the kernel never writes to them
         array.setflags(write=False)
     with tconv.use_algorithm("jit_direct"):
