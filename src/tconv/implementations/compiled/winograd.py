@@ -91,18 +91,6 @@ def transformed_kernel(weight: np.ndarray, dtype: Any, slot: int | None = None) 
     return u
 
 
-def _chunks(batch: int, rows: int, per_row: int, budget: int, threads: int) -> list[tuple[int, int, int, int]]:
-    """``(n0, n1, i0, i1)``: whole samples where one's buffers (``per_row`` bytes a row of tiles) fit ``budget``,
-    else rows of tiles of one sample; at least ``threads`` chunks where the call allows."""
-    per_sample = per_row * rows
-    if per_sample <= budget and batch >= threads:
-        step = schedule.even_step(batch, max(1, budget // max(per_sample, 1)), threads)
-        return [(n0, min(n0 + step, batch), 0, rows) for n0 in range(0, batch, step)]
-    blocks = max(-(-per_sample // budget), -(-threads // batch))
-    step = max(1, -(-rows // blocks))
-    return [(n, n + 1, i0, min(i0 + step, rows)) for n in range(batch) for i0 in range(0, rows, step)]
-
-
 def conv(x: np.ndarray, weight: np.ndarray, bias: np.ndarray | None, spec: ConvSpec, channels_last: bool) -> np.ndarray:
     """The convolution of a batched x in the caller's layout, by F(2x2, 3x3)."""
     batch, c_in, c_out = x.shape[0], spec.in_channels, spec.out_channels
@@ -119,10 +107,9 @@ def conv(x: np.ndarray, weight: np.ndarray, bias: np.ndarray | None, spec: ConvS
     low = np.array([lo for lo, _ in spec.padding], dtype=np.int64)
     x_flat, out_flat = kernels.flat(x), kernels.flat(out)
     transform_input, transform_output, _ = _kernels()
-    per_row = 16 * (c_in + c_out) * columns * item
+    per_row = 16 * (c_in + c_out) * columns  # transformed values a row of tiles holds, in and out
     # on the team where the transforms' work pays for its hand-off (the products alone would split anyway)
-    elements = 16 * (c_in + c_out) * batch * rows * columns
-    threads = team.size() if team.size() > 1 and elements >= team.kernel_team_min_work() else 1
+    threads = team.size() if team.size() > 1 and batch * rows * per_row >= team.kernel_team_min_work() else 1
     budget = _tuning.TEAM_CHUNK_BYTES if threads > 1 else _tuning.CHUNK_BYTES
 
     def work(chunk: tuple[int, int, int, int]) -> None:
@@ -133,7 +120,8 @@ def conv(x: np.ndarray, weight: np.ndarray, bias: np.ndarray | None, spec: ConvS
         m = team.matmul(u, v, out=scratch((16, c_out, count), x.dtype, slot=4))
         transform_output(m, out_flat, out_strides, size_out, n0, n1, i0, i1, columns, bias_row)
 
-    chunks = _chunks(batch, rows, per_row, budget, threads)
+    # whole samples, or rows of tiles of one sample, within the budget (a row of tiles as a sample's "channel")
+    chunks = schedule.chunks(batch, rows, per_row * item, budget, threads)
     schedule.each(work, chunks, threads if len(chunks) > 1 else 1)
     return out
 
