@@ -1031,8 +1031,6 @@ def test_winograd_refuses_what_it_does_not_compute():
 def test_winograd_in_chunks_of_tile_rows(monkeypatch):
     """A chunk budget below one sample's buffers cuts each sample into rows of tiles (and a team run into
     chunks on every thread): the same numbers as one chunk, against the oracle."""
-    from tconv.implementations.compiled import winograd
-
     rng = np.random.default_rng(23)
     x = rng.standard_normal((3, 5, 13, 10))
     w = rng.standard_normal((6, 5, 3, 3))
@@ -1040,10 +1038,10 @@ def test_winograd_in_chunks_of_tile_rows(monkeypatch):
     with tconv.use_algorithm("jit_winograd"):
         whole = tconv.conv(x, w, padding=1)
         monkeypatch.setattr(_tuning, "CHUNK_BYTES", 16 * 11 * 5 * 8 * 2)  # two rows of tiles
-        monkeypatch.setattr(_tuning, "TEAM_MIN_BYTES", 0)
+        monkeypatch.setattr(team, "kernel_team_min_work", lambda: 0)  # the team, whatever the call's size
         monkeypatch.setattr(_tuning, "TEAM_CHUNK_BYTES", 16 * 11 * 5 * 8)  # one row of tiles
         rows = tconv.conv(x, w, padding=1)
-    assert winograd._chunks(3, 7, 16 * 11 * 5 * 8, 16 * 11 * 5 * 8, 2)[0] == (0, 1, 0, 1)
+    assert schedule.chunks(3, 7, 16 * 11 * 5 * 8, 16 * 11 * 5 * 8, 2)[0] == (0, 1, 0, 1)
     np.testing.assert_allclose(whole, expected, atol=1e-10)
     np.testing.assert_array_equal(rows, whole)
 
