@@ -74,6 +74,15 @@ def plan_costs(spec: ConvSpec, batch: int = 1, channels_last: bool = False) -> d
 _TWINS = ("jit_im2col", "jit_winograd")
 
 
+def _drop_unqualified_winograd(costs: dict[str, float], apart: tuple[str, ...]) -> None:
+    """Drop ``jit_winograd``'s estimate from ``costs`` unless it is at most ``WINOGRAD_MARGIN`` of the cheapest
+    other algorithm's, the algorithms in ``apart`` (judged by rules of their own) left out of that comparison."""
+    winograd = costs.get("jit_winograd")
+    others = [cost for name, cost in costs.items() if name != "jit_winograd" and name not in apart]
+    if winograd is not None and others and winograd > _tuning.WINOGRAD_MARGIN * min(others):
+        del costs["jit_winograd"]
+
+
 @functools.lru_cache(maxsize=4096)
 def plan(spec: ConvSpec, compiled: bool, channels_last: bool, team: bool = False, batch: int = 1) -> str:
     """The planner's choice (the rules in the module docstring), cached per call description (shapes and
@@ -82,20 +91,15 @@ def plan(spec: ConvSpec, compiled: bool, channels_last: bool, team: bool = False
         return "gemm"
     costs = plan_costs(spec, batch, channels_last)
     if not spec.transposed:  # im2col and one product per group, Winograd (3x3), or the direct sum
+        _drop_unqualified_winograd(costs, ("jit_direct",))
         direct = costs.pop("jit_direct", None)
-        winograd = costs.pop("jit_winograd", None)
-        if winograd is not None and (not costs or winograd <= _tuning.WINOGRAD_MARGIN * min(costs.values())):
-            costs["jit_winograd"] = winograd
         if direct is not None and (not costs or direct <= _tuning.DIRECT_CONV_MARGIN * min(costs.values())):
             return "jit_direct"
         return min(costs, key=lambda name: costs[name])
-    # jit_winograd's estimate is counted only where it qualifies (WINOGRAD_MARGIN against what rule 4 weighs the
-    # twins against): an estimate that would never be chosen must not raise the bar for rule 3 either
-    winograd = costs.get("jit_winograd")
-    direct_route = "jit_direct" in costs and direct_twin(spec) is not None  # judged by rule 3 on its own
-    others = [c for name, c in costs.items() if name not in _TWINS and not (direct_route and name == "jit_direct")]
-    if winograd is not None and others and winograd > _tuning.WINOGRAD_MARGIN * min(others):
-        del costs["jit_winograd"]
+    # against what rule 4 weighs the twins against (rule 3 judges a direct twin on its own): an estimate that
+    # would never be chosen must not raise the bar for rule 3 either
+    direct_route = "jit_direct" in costs and direct_twin(spec) is not None
+    _drop_unqualified_winograd(costs, (*_TWINS, "jit_direct") if direct_route else _TWINS)
     overlapping = any(k * d > s for k, s, d in zip(spec.kernel_size, spec.stride, spec.dilation))
     team_pixels = (
         team
@@ -111,8 +115,10 @@ def plan(spec: ConvSpec, compiled: bool, channels_last: bool, team: bool = False
             return "jit_direct"
     twins = {name: costs.pop(name) for name in _TWINS if name in costs}  # the twins by rule 4 only, never by 7
     rest = min(costs.values(), default=None)
-    margins = {"jit_im2col": _tuning.TWIN_MARGIN, "jit_winograd": _tuning.WINOGRAD_MARGIN}
-    qualified = [name for name in twins if rest is None or twins[name] <= margins[name] * rest]
+    # jit_winograd, if still here, has met its margin against the same rest
+    qualified = [
+        name for name in twins if name == "jit_winograd" or rest is None or twins[name] <= _tuning.TWIN_MARGIN * rest
+    ]
     if qualified and not team_pixels:
         return min(qualified, key=lambda name: twins[name])
     if channels_last and spec.groups == 1 and spec.out_channels >= _tuning.PIXELS_MIN_CHANNELS:
