@@ -1079,3 +1079,121 @@ def test_the_winograd_route_the_planner_chooses_matches_the_oracle(channels_last
     expected = np.vdot(naive_conv(x, v[picked], None, pads=pads), gy[:, picked])
     np.testing.assert_allclose(np.vdot(gw, v), expected, rtol=1e-9)
     np.testing.assert_allclose(gb, gy.sum(axis=(0, 2, 3)), atol=1e-9)
+
+
+@needs_jit
+@pytest.mark.parametrize("channels_last", [False, True])
+def test_pointwise_matches_the_oracle(channels_last):
+    """jit_pointwise forced on 1x1 kernels with no padding: convolutions of strides 1-3 (strided pixels copied
+    together), stride-1 transposed convolutions (the weight's matrix read transposed), 1-D to 3-D, groups of one
+    channel to several, a batch of one and more, with and without bias, float64 to 1e-10 of the oracle and
+    float32 to 1e-4, from x in place and from a non-contiguous view of it."""
+    rng = np.random.default_rng(41)
+    for trial in range(40):
+        d = 1 + trial % 3
+        groups = (1, 1, 2, 3)[trial % 4]
+        cg_in, cg_out = 1 + trial % 5, 1 + (trial * 3) % 4
+        transposed = trial % 2 == 1
+        stride = [1] * d if transposed else [int(s) for s in rng.integers(1, 4, size=d)]
+        spatial = tuple(int(n) for n in rng.integers(1, 8, size=d))
+        x = rng.standard_normal((1 + trial % 3, cg_in * groups, *spatial))
+        k = (1,) * d
+        w = rng.standard_normal((cg_in * groups, cg_out, *k) if transposed else (cg_out * groups, cg_in, *k))
+        b = rng.standard_normal(cg_out * groups) if trial % 5 else None
+        naive = naive_conv_transpose if transposed else naive_conv
+        expected = naive(x, w, b, stride=stride, pads=[(0, 0)] * d, groups=groups)
+        fn = tconv.conv_transpose if transposed else tconv.conv
+        xin = np.moveaxis(x, 1, -1) if channels_last else x
+        if trial % 4 == 3:  # a view of every other element of a larger array
+            wide = np.zeros((*xin.shape[:-1], 2 * xin.shape[-1]))
+            wide[..., ::2] = xin
+            xin = wide[..., ::2]
+        options = {"stride": stride, "groups": groups, "channels_last": channels_last}
+        with tconv.use_algorithm("jit_pointwise"):
+            got = fn(xin, w, b, **options)
+            low = fn(xin.astype(np.float32), w.astype(np.float32), None if b is None else b.astype(np.float32),
+                     **options)  # fmt: skip
+        if channels_last:
+            got, low = np.moveaxis(got, -1, 1), np.moveaxis(low, -1, 1)
+        np.testing.assert_allclose(got, expected, atol=1e-10, rtol=1e-10)
+        assert low.dtype == np.float32
+        np.testing.assert_allclose(low, expected, atol=1e-4, rtol=1e-4)
+
+
+@needs_jit
+def test_pointwise_refuses_what_it_does_not_compute():
+    """Only 1x1 kernels with no padding, and transposed ones at stride 1 (a strided one scatters into zeros)."""
+    rng = np.random.default_rng(42)
+    x = rng.standard_normal((2, 4, 6, 6))
+    with tconv.use_algorithm("jit_pointwise"):
+        for w, options in (
+            (rng.standard_normal((3, 4, 3, 3)), {}),
+            (rng.standard_normal((3, 4, 1, 1)), {"padding": 1}),
+            (rng.standard_normal((3, 4, 1, 2)), {}),
+        ):
+            with pytest.raises(ValueError, match="does not support"):
+                tconv.conv(x, w, **options)
+        with pytest.raises(ValueError, match="does not support"):
+            tconv.conv_transpose(x, rng.standard_normal((4, 3, 1, 1)), stride=2)
+        with pytest.raises(ValueError, match="does not support"):
+            tconv.conv_transpose(x, rng.standard_normal((4, 3, 1, 1)), padding=1)
+
+
+@needs_jit
+@pytest.mark.parametrize("channels_last", [False, True])
+def test_pointwise_in_blocks_on_the_team(monkeypatch, channels_last):
+    """A block budget below one sample cuts the pixels into blocks (a sample smaller than the team into one
+    block a thread at least), run on the team: the same numbers as one block, against the oracle."""
+    rng = np.random.default_rng(43)
+    x = rng.standard_normal((3, 6, 9, 7))
+    w, b = rng.standard_normal((5, 6, 1, 1)), rng.standard_normal(5)
+    expected = naive_conv(x, w, b, stride=[1, 1], pads=[(0, 0)] * 2)
+    xin = np.moveaxis(x, 1, -1) if channels_last else x
+    with tconv.use_algorithm("jit_pointwise"):
+        whole = tconv.conv(xin, w, b, channels_last=channels_last)
+        monkeypatch.setattr(_tuning, "POINTWISE_BLOCK_BYTES", 8 * 11 * 10)  # ten pixels of 11 channels
+        monkeypatch.setattr(_tuning, "POINTWISE_MIN_BLOCK", 4)
+        monkeypatch.setattr(_tuning, "TEAM_MIN_BYTES", 0)  # the team, whatever the call's size
+        blocks = tconv.conv(xin, w, b, channels_last=channels_last)
+        single = tconv.conv(xin[:1], w, b, channels_last=channels_last)
+    if channels_last:
+        whole, blocks, single = (np.moveaxis(a, -1, 1) for a in (whole, blocks, single))
+    np.testing.assert_allclose(whole, expected, atol=1e-10)
+    np.testing.assert_allclose(blocks, expected, atol=1e-10)
+    np.testing.assert_allclose(single, expected[:1], atol=1e-10)
+
+
+@needs_jit
+@pytest.mark.parametrize("channels_last", [False, True])
+def test_the_pointwise_route_the_planner_chooses_matches_the_oracle(channels_last):
+    """Unforced: 1x1 layers the planner runs on jit_pointwise (asserted: a convolution at strides 1 and 2, its
+    stride-1 transposed counterpart), with their gradients (the input gradient of the convolution through the
+    same route), against the oracle."""
+    from tconv.engine import planner
+
+    rng = np.random.default_rng(44)
+    x, b = rng.standard_normal((2, 16, 20, 18)), rng.standard_normal(24)
+    w = rng.standard_normal((24, 16, 1, 1))
+    xin = np.moveaxis(x, 1, -1) if channels_last else x
+    for stride in (1, 2):
+        spec = _spec(False, x.shape, w.shape, stride=stride)
+        assert planner.select(spec, np, channels_last, 2, 8).name == "jit_pointwise"
+        got = tconv.conv(xin, w, b, stride=stride, channels_last=channels_last)
+        gy = rng.standard_normal(got.shape)
+        gx, gw, gb = tconv.conv_grad(gy, xin, w, stride=stride, channels_last=channels_last)
+        if channels_last:
+            got, gy, gx = (np.moveaxis(a, -1, 1) for a in (got, gy, gx))
+        pads = [(0, 0)] * 2
+        np.testing.assert_allclose(got, naive_conv(x, w, b, stride=[stride] * 2, pads=pads), atol=1e-10)
+        expected_gx = naive_conv_transpose(gy, w, None, stride=[stride] * 2, pads=pads,
+                                           output_padding=[(n - 1) % stride for n in x.shape[2:]])  # fmt: skip
+        np.testing.assert_allclose(gx, expected_gx, atol=1e-10)
+        v = rng.standard_normal(w.shape)
+        np.testing.assert_allclose(np.vdot(gw, v), np.vdot(naive_conv(x, v, None, stride=[stride] * 2, pads=pads), gy))
+        np.testing.assert_allclose(gb, gy.sum(axis=(0, 2, 3)), atol=1e-10)
+    wt = rng.standard_normal((16, 24, 1, 1))
+    assert planner.select(_spec(True, x.shape, wt.shape), np, channels_last, 2, 8).name == "jit_pointwise"
+    back = tconv.conv_transpose(xin, wt, b, channels_last=channels_last)
+    if channels_last:
+        back = np.moveaxis(back, -1, 1)
+    np.testing.assert_allclose(back, naive_conv_transpose(x, wt, b, stride=[1, 1], pads=[(0, 0)] * 2), atol=1e-10)

@@ -34,6 +34,32 @@ def test_planner_picks_by_rule_and_by_cost():
     assert planner.select(depthwise, numpy, channels_last=True).name == "jit_direct"
 
 
+@needs_jit
+def test_planner_runs_1x1_kernels_as_products():
+    """1x1 kernels with no padding go to jit_pointwise (rule 2), whatever the layout, stride (forward), groups or
+    batch, except a batch of channels-first samples under POINTWISE_MIN_PIXELS output pixels each (ResNet's last
+    stage at 7x7: jit_gemm's one product over the batch, 1.06-1.10x faster); padded, strided-transposed or
+    larger kernels never."""
+    numpy = array_api_compat.array_namespace(np.empty(0))
+    bottleneck = _spec(False, (8, 256, 28, 28), (64, 256, 1, 1))
+    shortcut = _spec(False, (8, 256, 56, 56), (512, 256, 1, 1), stride=2)
+    grouped = _spec(False, (32, 240, 14, 14), (240, 80, 1, 1), groups=3)
+    last_stage = _spec(False, (8, 2048, 7, 7), (512, 2048, 1, 1))
+    head_3d = _spec(True, (1, 32, 24, 24, 24), (32, 2, 1, 1, 1))
+    for spec in (bottleneck, shortcut, grouped, head_3d):
+        for channels_last in (False, True):
+            assert planner.select(spec, numpy, channels_last, batch=8).name == "jit_pointwise"
+    assert planner.select(last_stage, numpy, batch=8).name == "jit_gemm"
+    assert planner.select(last_stage, numpy, batch=1).name == "jit_pointwise"
+    assert planner.select(last_stage, numpy, channels_last=True, batch=8).name == "jit_pointwise"
+    for spec in (
+        _spec(False, (8, 64, 28, 28), (64, 64, 1, 1), padding=1),
+        _spec(True, (8, 64, 28, 28), (64, 64, 1, 1), stride=2),
+        _spec(False, (8, 64, 28, 28), (64, 64, 1, 3)),
+    ):
+        assert planner.select(spec, numpy, batch=8).name != "jit_pointwise"
+
+
 def test_planner_picks_gemm_without_numba(monkeypatch):
     monkeypatch.setattr(kernels, "available", lambda: False)
     numpy = array_api_compat.array_namespace(np.empty(0))
@@ -109,15 +135,15 @@ def test_planner_pins_the_direct_kernel_for_depthwise_convolutions_at_any_stride
 
 @needs_jit
 def test_planner_pins_the_products_for_a_1x1_convolution_of_many_channels():
-    """ResNet's 1x1 bottleneck convolution (x (8, 256, 28, 28), 256 filters) is one product per sample on
-    jit_gemm: it measured 5.6 ms there against 12.0 for the direct sum, whose passes of four channels add
-    one tap a pass. (Keras' MNIST first layer, one input channel to 64 5x5 filters at stride 2, which this test
-    pinned to the products while the direct sum went a channel at a time, now measures level on both: 0.96
-    against 0.88 ms, and noisier than that difference.)"""
+    """ResNet's 1x1 bottleneck convolution (x (8, 256, 28, 28), 256 filters) is one product per sample, on
+    jit_pointwise since it came (4.4 ms against 4.8 on jit_gemm, one process), never the direct sum (12.0 ms),
+    whose passes of four channels add one tap a pass. (Keras' MNIST first layer, one input channel to 64 5x5
+    filters at stride 2, which this test pinned to the products while the direct sum went a channel at a time,
+    now measures level on both: 0.96 against 0.88 ms, and noisier than that difference.)"""
     numpy = array_api_compat.array_namespace(np.empty(0))
     spec = tconv.ConvSpec.build(transposed=False, input_size=(28, 28), kernel_size=(1, 1), in_channels=256,
                                 out_channels=256)  # fmt: skip
-    assert planner.select(spec, numpy, batch=8).name == "jit_gemm"
+    assert planner.select(spec, numpy, batch=8).name == "jit_pointwise"
 
 
 @needs_jit
@@ -199,7 +225,7 @@ def test_planner_pins_the_direct_weight_gradient_on_long_planes_and_depthwise_la
 @needs_jit
 def test_planner_pins_jit_direct_where_winograd_does_not_qualify():
     """A Winograd estimate that fails WINOGRAD_MARGIN is not counted at all: it must not raise the bar the
-    direct sum's twin has to clear (rule 3). Stride-1 transposed 3x3 layers of 24-32 channels at 14x14 and 28x28
+    direct sum's twin has to clear (rule 4). Stride-1 transposed 3x3 layers of 24-32 channels at 14x14 and 28x28
     ran 0.19 ms on jit_direct against 0.25 on jit_pixels (batch 1, channels last) and 0.41 against 0.57 on
     jit_gemm (batch 8, channels first), which the planner chose while the unqualified estimate counted."""
     numpy = array_api_compat.array_namespace(np.empty(0))

@@ -110,6 +110,17 @@ WINOGRAD_MARGIN = 0.55
 #: input rows gathered, each row's slices), which dominates on small feature maps.
 WINOGRAD_ROW_COST = 25e-9
 
+#: ``jit_pointwise`` (1x1 kernels) multiplies blocks of pixels whose input and output take at most this many
+#: bytes (a whole sample where it fits: BLAS's rate on wide products outweighs adding the bias while the block
+#: is in the cache; docs/design.md), and never fewer pixels than POINTWISE_MIN_BLOCK.
+POINTWISE_BLOCK_BYTES = 8 * 2**20
+POINTWISE_MIN_BLOCK = 256
+
+#: The planner runs a batched channels-first 1x1 call on ``jit_pointwise`` only where each sample has at least
+#: this many output pixels: below it the per-sample products are thin, and ``jit_gemm``'s one product over the
+#: gathered batch was faster (1.06-1.5x at 4-49 pixels; 0.6-0.9 at 64-196; docs/design.md).
+POINTWISE_MIN_PIXELS = 64
+
 #: Bytes per element the cost model counts. Plans are cached per call description, not per dtype; the
 #: rates above are float32 rates, and a float64 call scales every term alike, so the ranking holds.
 COST_ITEMSIZE = 4

@@ -6,25 +6,29 @@ call description, layout and team (:func:`plan`):
 
 1. without the compiled kernels (numba missing, rank > 3, arrays other than NumPy's): ``gemm``, the
    array-API product + col2im, faster than ``taps`` everywhere once its buffer is cache-sized;
-2. a convolution: ``jit_direct`` (the direct sum, any stride: few channels per group, depthwise) where the
+2. a 1x1 kernel that pads nothing (a transposed one at stride 1): ``jit_pointwise``, one product per block of
+   pixels written straight into the output (every other algorithm adds a column buffer or a copy to the same
+   product), unless a batch of channels-first samples has fewer than ``POINTWISE_MIN_PIXELS`` output pixels
+   each (:func:`~tconv.implementations.compiled.pointwise.preferred`);
+3. a convolution: ``jit_direct`` (the direct sum, any stride: few channels per group, depthwise) where the
    cost model puts it at most ``DIRECT_CONV_MARGIN`` of the others' (``jit_gemm``: im2col and one product per
    group; ``jit_winograd`` for a 2-D 3x3 stride-1 kernel, counted only where its cost is at most
    ``WINOGRAD_MARGIN`` of ``jit_gemm``'s), else the cheaper of those;
-3. a stride-1 transposed convolution that ``jit_direct`` runs as the direct sum of its forward twin
+4. a stride-1 transposed convolution that ``jit_direct`` runs as the direct sum of its forward twin
    (:func:`~tconv.implementations.compiled.algorithms.direct_twin`): ``jit_direct`` where the cost model puts
-   it at most ``DIRECT_CONV_MARGIN`` of every other algorithm's cost (``jit_im2col`` included), as rule 2
-   ranks a convolution, unless rule 6 holds;
-4. a stride-1 transposed convolution whose forward twin (``jit_im2col``: im2col of x and a product over
+   it at most ``DIRECT_CONV_MARGIN`` of every other algorithm's cost (``jit_im2col`` included), as rule 3
+   ranks a convolution, unless rule 7 holds;
+5. a stride-1 transposed convolution whose forward twin (``jit_im2col``: im2col of x and a product over
    ``C_in/G * K``; ``jit_winograd`` for a 2-D 3x3 kernel) the cost model puts at most ``TWIN_MARGIN`` (for
    ``jit_winograd``, ``WINOGRAD_MARGIN``) of every other algorithm's cost: the cheaper such twin (few input
-   channels, large kernels, or a 3x3 kernel over many channels; whatever the layout), unless rule 6 holds. A
-   ``jit_winograd`` estimate that fails its margin is dropped before rule 3, so that it raises no bar there;
-5. a channels-last transposed convolution with one group and ``PIXELS_MIN_CHANNELS`` output channels or
+   channels, large kernels, or a 3x3 kernel over many channels; whatever the layout), unless rule 7 holds. A
+   ``jit_winograd`` estimate that fails its margin is dropped before rule 4, so that it raises no bar there;
+6. a channels-last transposed convolution with one group and ``PIXELS_MIN_CHANNELS`` output channels or
    more: ``jit_pixels`` (its overlap-add runs along the contiguous channels, and x needs no copy);
-6. channels-first, the batched 2-D generator layers on a thread team (one group, ``PIXELS_TEAM_MIN_CHANNELS``
+7. channels-first, the batched 2-D generator layers on a thread team (one group, ``PIXELS_TEAM_MIN_CHANNELS``
    output channels or more, input rows of at most ``PIXELS_TEAM_MAX_ROW``, kernels that overlap):
    ``jit_pixels``;
-7. else the cheapest by the cost model (:func:`plan_costs`: the algorithms' own ``cost`` per sample times the batch,
+8. else the cheapest by the cost model (:func:`plan_costs`: the algorithms' own ``cost`` per sample times the batch,
    plus their ``setup_cost`` once, in the call's layout).
 
 Whether a call runs on a thread team is decided by one function,
@@ -40,7 +44,7 @@ import math
 from typing import Any
 
 from .. import _tuning
-from ..implementations.compiled import schedule
+from ..implementations.compiled import pointwise, schedule
 from ..implementations.compiled.algorithms import direct_twin
 from ..spec import ConvSpec
 from . import registry
@@ -70,7 +74,7 @@ def plan_costs(spec: ConvSpec, batch: int = 1, channels_last: bool = False) -> d
     return costs
 
 
-#: The algorithms that run a stride-1 transposed convolution as its forward twin (rule 4).
+#: The algorithms that run a stride-1 transposed convolution as its forward twin (rule 5).
 _TWINS = ("jit_im2col", "jit_winograd")
 
 
@@ -90,14 +94,16 @@ def plan(spec: ConvSpec, compiled: bool, channels_last: bool, team: bool = False
     if not compiled:
         return "gemm"
     costs = plan_costs(spec, batch, channels_last)
+    if costs.pop("jit_pointwise", None) is not None and pointwise.preferred(spec, batch, channels_last):
+        return "jit_pointwise"
     if not spec.transposed:  # im2col and one product per group, Winograd (3x3), or the direct sum
         _drop_unqualified_winograd(costs, ("jit_direct",))
         direct = costs.pop("jit_direct", None)
         if direct is not None and (not costs or direct <= _tuning.DIRECT_CONV_MARGIN * min(costs.values())):
             return "jit_direct"
         return min(costs, key=lambda name: costs[name])
-    # against what rule 4 weighs the twins against (rule 3 judges a direct twin on its own): an estimate that
-    # would never be chosen must not raise the bar for rule 3 either
+    # against what rule 5 weighs the twins against (rule 4 judges a direct twin on its own): an estimate that
+    # would never be chosen must not raise the bar for rule 4 either
     direct_route = "jit_direct" in costs and direct_twin(spec) is not None
     _drop_unqualified_winograd(costs, (*_TWINS, "jit_direct") if direct_route else _TWINS)
     overlapping = any(k * d > s for k, s, d in zip(spec.kernel_size, spec.stride, spec.dilation))
@@ -109,11 +115,11 @@ def plan(spec: ConvSpec, compiled: bool, channels_last: bool, team: bool = False
         and spec.input_size[-1] <= _tuning.PIXELS_TEAM_MAX_ROW
         and overlapping
     )
-    if not team_pixels and "jit_direct" in costs and direct_twin(spec) is not None:  # rule 3
+    if not team_pixels and "jit_direct" in costs and direct_twin(spec) is not None:  # rule 4
         direct = costs.pop("jit_direct")
         if not costs or direct <= _tuning.DIRECT_CONV_MARGIN * min(costs.values()):
             return "jit_direct"
-    twins = {name: costs.pop(name) for name in _TWINS if name in costs}  # the twins by rule 4 only, never by 7
+    twins = {name: costs.pop(name) for name in _TWINS if name in costs}  # the twins by rule 5 only, never by 8
     rest = min(costs.values(), default=None)
     # jit_winograd, if still here, has met its margin against the same rest
     qualified = [

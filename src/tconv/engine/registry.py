@@ -99,7 +99,8 @@ def forced() -> Algorithm | None:
 def algorithms() -> list[str]:
     """The names of the registered algorithms; the planner chooses among them per call.
 
-    ``jit_gemm``, ``jit_pixels``, ``jit_patches``, ``jit_direct``, ``jit_im2col`` and ``jit_winograd`` are the
+    ``jit_gemm``, ``jit_pixels``, ``jit_patches``, ``jit_direct``, ``jit_im2col``, ``jit_winograd`` and
+    ``jit_pointwise`` are the
     compiled NumPy paths (numba, rank <= 3); the others are the array-API paths that run on any library
     (PyTorch, CuPy, JAX, NumPy without numba).
     :func:`use_algorithm` forces one.
@@ -108,7 +109,7 @@ def algorithms() -> list[str]:
     --------
     >>> import tconv
     >>> tconv.algorithms()  # doctest: +NORMALIZE_WHITESPACE
-    ['jit_winograd', 'jit_im2col', 'jit_direct', 'jit_patches', 'jit_pixels', 'jit_gemm',
+    ['jit_pointwise', 'jit_winograd', 'jit_im2col', 'jit_direct', 'jit_patches', 'jit_pixels', 'jit_gemm',
      'gemm', 'taps', 'depth_to_space', 'direct']
     """
     return list(reversed(list(_ALGORITHMS)))

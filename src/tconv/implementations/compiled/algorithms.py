@@ -1,7 +1,7 @@
 """The compiled algorithms as objects (the interface :class:`tconv.engine.registry.Algorithm`): what each
 runs, its support predicate and its cost by the planner's cost model.
 
-All five take the caller's layout as it is (any strides, channels-last included; a view the kernels cannot
+All take the caller's layout as it is (any strides, channels-last included; a view the kernels cannot
 read in place, with negative or unaligned strides, is copied first: :func:`.geometry.kernel_ready`) and share their
 gradients: the transposed convolution's input and weight gradients from one im2col of the output gradient,
 the convolution's weight gradient from an im2col of x (:mod:`tconv.implementations.compiled.im2col`), except
@@ -26,7 +26,7 @@ import numpy as np
 
 from ... import _tuning
 from ...spec import ConvSpec
-from . import direct_conv, geometry, im2col, transposed, winograd
+from . import direct_conv, geometry, im2col, pointwise, transposed, winograd
 from .geometry import kernel_ready, patches_fit, runs_compiled
 
 
@@ -300,6 +300,26 @@ class JitWinograd(Compiled):
         return winograd.conv(x, weight, bias, target, channels_last)
 
 
+class JitPointwise(Compiled):
+    name = "jit_pointwise"
+    description = (
+        "1x1 kernels as one BLAS product per block of pixels, written straight into the caller's layout "
+        "(convolutions with no padding, any stride; stride-1 transposed ones; NumPy, needs numba)"
+    )
+
+    def supports(self, spec: ConvSpec, xp: Any) -> bool:
+        return pointwise.fits(spec) and runs_compiled(spec, xp)
+
+    def cost(self, spec: ConvSpec, channels_last: bool = False) -> float | None:
+        """The product and one pass over the output (:func:`.pointwise.cost`)."""
+        return pointwise.cost(spec, channels_last) if pointwise.fits(spec) else None
+
+    def forward(
+        self, xp: Any, x: np.ndarray, weight: np.ndarray, bias: np.ndarray | None, spec: ConvSpec, channels_last: bool
+    ) -> np.ndarray:
+        return pointwise.conv(x, weight, bias, spec, channels_last)
+
+
 class JitDirect(Compiled):
     name = "jit_direct"
     description = (
@@ -380,4 +400,4 @@ def direct_twin(spec: ConvSpec) -> ConvSpec | None:
 
 
 #: The compiled algorithms, in the order the engine registers them.
-ALGORITHMS = (JitGemm(), JitPixels(), JitPatches(), JitDirect(), JitIm2col(), JitWinograd())
+ALGORITHMS = (JitGemm(), JitPixels(), JitPatches(), JitDirect(), JitIm2col(), JitWinograd(), JitPointwise())

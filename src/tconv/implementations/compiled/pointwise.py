@@ -1,0 +1,123 @@
+"""1x1 kernels as plain products (``jit_pointwise``): no im2col, no overlap-add.
+
+A convolution whose kernel is 1 on every axis and that pads nothing (any stride), and a transposed one with
+such a kernel at stride 1 (nothing padded, nothing cropped), computes at every output pixel ``p`` one product
+per group: ``out[n, g, :, p] = W[g] @ x[n, g, :, p * s] + bias[g]``, with ``W[g]`` the ``(C_out/G, C_in/G)``
+matrix of the weight (the transposed weight's ``(C_in/G, C_out/G)`` matrix read transposed). So the product
+reads x where it lies (a strided convolution's pixels copied together first) and writes the output in the
+caller's layout, in blocks of pixels (whole samples where they fit), each block one product on one thread with
+its bias added after it: the output is written once, where ``jit_gemm`` writes a column buffer and then the
+output.
+"""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+
+from ... import _tuning
+from ...spec import ConvSpec
+from . import team
+
+
+def fits(spec: ConvSpec) -> bool:
+    """A 1x1 kernel with no padding; transposed, at stride 1 too (a strided one scatters into zeros)."""
+    if any(k != 1 for k in spec.kernel_size) or any(v for pair in spec.padding for v in pair):
+        return False
+    return not spec.transposed or (all(s == 1 for s in spec.stride) and not any(spec.output_padding))
+
+
+def preferred(spec: ConvSpec, batch: int, channels_last: bool) -> bool:
+    """Whether the planner runs a call it :func:`fits` on ``jit_pointwise``: channels-last (one product over every
+    sample's rows), one sample, or samples of ``POINTWISE_MIN_PIXELS`` output pixels or more. A batch of
+    smaller channels-first samples would be as many thin products; ``jit_gemm`` gathers them into one."""
+    return channels_last or batch == 1 or math.prod(spec.output_size) >= _tuning.POINTWISE_MIN_PIXELS
+
+
+def cost(spec: ConvSpec, channels_last: bool = False) -> float:
+    """Seconds per sample: the product at ``GEMM_RATE`` (slower in proportion for inner dimensions or rows
+    below ``GEMM_FULL_RATE_INNER``, BLAS's rate on thin products) and the output written once at
+    ``COLUMN_STREAM``, with a strided convolution's pixels copied together once (read and written)."""
+    groups = spec.groups
+    cg_in, cg_out = spec.in_channels // groups, spec.out_channels // groups
+    pixels = math.prod(spec.output_size)
+    full = _tuning.GEMM_FULL_RATE_INNER
+    rate = _tuning.GEMM_RATE * min(1.0, cg_in / full) * min(1.0, cg_out / full)
+    item = float(_tuning.COST_ITEMSIZE)
+    copied = 0.0 if all(s == 1 for s in spec.stride) or spec.transposed else 2 * item * spec.in_channels * pixels
+    return 2.0 * spec.out_channels * cg_in * pixels / rate + (item * spec.out_channels * pixels + copied) / (
+        _tuning.COLUMN_STREAM
+    )
+
+
+def _matrices(weight: np.ndarray, spec: ConvSpec) -> np.ndarray:
+    """The weight as ``(G, C_out/G, C_in/G)`` (a transposed weight ``(C_in, C_out/G, 1...)`` read transposed)."""
+    groups = spec.groups
+    cg_in, cg_out = spec.in_channels // groups, spec.out_channels // groups
+    if spec.transposed:
+        return weight.reshape(groups, cg_in, cg_out).transpose(0, 2, 1)
+    return weight.reshape(groups, cg_out, cg_in)
+
+
+def conv(x: np.ndarray, weight: np.ndarray, bias: np.ndarray | None, spec: ConvSpec, channels_last: bool) -> np.ndarray:
+    """The call (:func:`fits`) on a batched x in the caller's layout; the output in the same layout."""
+    groups, d = spec.groups, spec.ndim
+    cg_in, cg_out = spec.in_channels // groups, spec.out_channels // groups
+    batch, pixels = x.shape[0], math.prod(spec.output_size)
+    steps = (1,) * d if spec.transposed else tuple(spec.stride)
+    spatial = tuple(slice(None, None, s) for s in steps)
+    key = (slice(None), *spatial) if channels_last else (slice(None), slice(None), *spatial)
+    sub = np.ascontiguousarray(x[key])  # x itself where it is contiguous and nothing is skipped
+    w = np.ascontiguousarray(_matrices(weight, spec), dtype=x.dtype)
+    b = None if bias is None else np.asarray(bias, dtype=x.dtype).reshape(groups, cg_out)
+    if channels_last:
+        out = np.empty((batch, *spec.output_size, spec.out_channels), dtype=x.dtype)
+        # rows of pixels: (G, rows, C/G) views of (rows, G, C/G), each group's rows read with the stride C
+        rows_in = sub.reshape(batch * pixels, groups, cg_in).transpose(1, 0, 2)
+        rows_out = out.reshape(batch * pixels, groups, cg_out).transpose(1, 0, 2)
+        w_t = w.transpose(0, 2, 1)  # (G, C_in/G, C_out/G)
+        bias_rows = None if b is None else b[:, None, :]
+        threads = _threads(spec, batch, x.dtype.itemsize)
+        step = _step(batch * pixels, spec, x.dtype.itemsize, threads)
+
+        def rows(start: int) -> None:
+            target = rows_out[:, start : start + step]
+            np.matmul(rows_in[:, start : start + step], w_t, out=target)
+            if bias_rows is not None:
+                target += bias_rows
+
+        team.run(rows, range(0, batch * pixels, step), threads)
+        return out
+    out = np.empty((batch, spec.out_channels, *spec.output_size), dtype=x.dtype)
+    planes_in = sub.reshape(batch, groups, cg_in, pixels)
+    planes_out = out.reshape(batch, groups, cg_out, pixels)
+    bias_planes = None if b is None else b[:, :, None]
+    threads = _threads(spec, batch, x.dtype.itemsize)
+    # a batch smaller than the team is cut into enough blocks of pixels for every thread
+    step = _step(pixels, spec, x.dtype.itemsize, -(-threads // batch) if batch < threads else 1)
+
+    def columns(block: tuple[int, int]) -> None:
+        n, start = block
+        target = planes_out[n, :, :, start : start + step]
+        np.matmul(w, planes_in[n, :, :, start : start + step], out=target)
+        if bias_planes is not None:
+            target += bias_planes
+
+    team.run(columns, [(n, start) for n in range(batch) for start in range(0, pixels, step)], threads)
+    return out
+
+
+def _step(pixels: int, spec: ConvSpec, itemsize: int, least: int) -> int:
+    """Pixels a block, of ``pixels`` split evenly: blocks whose input and output take at most
+    ``POINTWISE_BLOCK_BYTES``, at least ``least`` of them, none narrower than ``POINTWISE_MIN_BLOCK`` pixels (a
+    product that narrow runs below BLAS's rate) unless the call has fewer."""
+    per_pixel = itemsize * (spec.in_channels + spec.out_channels)
+    blocks = max(least, -(-pixels * per_pixel // _tuning.POINTWISE_BLOCK_BYTES))
+    return max(min(pixels, _tuning.POINTWISE_MIN_BLOCK), -(-pixels // blocks))
+
+
+def _threads(spec: ConvSpec, batch: int, itemsize: int) -> int:
+    """The team where the call's output is ``TEAM_MIN_BYTES`` or more, else one thread."""
+    output = batch * itemsize * spec.out_channels * math.prod(spec.output_size)
+    return team.size() if output >= _tuning.TEAM_MIN_BYTES else 1
