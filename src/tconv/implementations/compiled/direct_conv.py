@@ -161,7 +161,8 @@ def conv(x: np.ndarray, weight: np.ndarray, bias: np.ndarray | None, spec: ConvS
     w_flat = np.ascontiguousarray(weight, dtype=x.dtype).reshape(-1)
     b_flat = geometry.bias_by_group(bias, spec, x.dtype).reshape(-1)
     unused = np.zeros(1, dtype=x.dtype)
-    _run(x_grouped, out_grouped, spec, lambda: (w_flat, b_flat, kernels.flat(out_grouped), unused, unused, False))
+    out_flat, seconds = kernels.flat(out_grouped), cost(spec) * x.shape[0]
+    _run(x_grouped, out_grouped, spec, lambda: (w_flat, b_flat, out_flat, unused, unused, False), seconds)
     return out
 
 
@@ -178,16 +179,26 @@ def weight_grad(x: np.ndarray, gy: np.ndarray, spec: ConvSpec, channels_last: bo
         gy_grouped = geometry.grouped_view(gy, groups, d, channels_last)
         gy_flat, unused = kernels.flat(gy_grouped), np.zeros(1, dtype=x.dtype)
         partials = Partials(total, team.threads())
-        _run(x_grouped, gy_grouped, spec, lambda: (unused, unused, unused, gy_flat, partials.target(), True))
+        seconds = weight_grad_cost(spec) * x.shape[0]
+        _run(x_grouped, gy_grouped, spec, lambda: (unused, unused, unused, gy_flat, partials.target(), True), seconds)
         total = partials.sum()
     return total.reshape(spec.out_channels, cg_in, *spec.kernel_size)
 
 
-def _run(x_grouped: np.ndarray, out_grouped: np.ndarray, spec: ConvSpec, arrays: Callable[[], tuple[Any, ...]]) -> None:
+def _run(
+    x_grouped: np.ndarray,
+    out_grouped: np.ndarray,
+    spec: ConvSpec,
+    arrays: Callable[[], tuple[Any, ...]],
+    seconds: float,
+) -> None:
     """The kernel over every (sample, group, block of output channels), on the team where the work pays.
     ``out_grouped`` is the output, or the output gradient, whose layout the kernel reads; ``arrays()``, asked
     in the thread that runs a range, gives the kernel's ``(w, bias, out, gy, dw, grad)`` (a weight gradient's
-    ``dw`` is that thread's partial)."""
+    ``dw`` is that thread's partial). ``seconds`` is the call's one-thread time by the cost model (:func:`cost`,
+    :func:`weight_grad_cost`), which the team's rule reads as that many seconds of ``KERNEL_ELEMENT_SECONDS``
+    elements: the kernel's multiply-adds are vectorised, so counting them as elements would put calls of a
+    tenth of a millisecond on the team, whose hand-off then doubles their time."""
     phases = direct_conv_geometry(geometry.axes3(spec))
     batch, groups = x_grouped.shape[0], spec.groups
     cg_in, cg_out = spec.in_channels // groups, spec.out_channels // groups
@@ -200,7 +211,7 @@ def _run(x_grouped: np.ndarray, out_grouped: np.ndarray, spec: ConvSpec, arrays:
     tables = phases.arguments()
     kernel = _kernel()
     jobs = batch * groups * -(-cg_out // block)
-    work = out_grouped.size * cg_in * math.prod(spec.kernel_size) + x_grouped.size
+    work = seconds / _tuning.KERNEL_ELEMENT_SECONDS
 
     def run(start: int, stop: int) -> None:
         w, bias, out, gy, dw, grad = arrays()
