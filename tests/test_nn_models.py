@@ -12,6 +12,7 @@ import numpy as np
 import pytest
 
 from tconv import models, nn
+from tconv.nn.layers.pooling import MaxPool
 from tconv.tools.cli import main
 
 
@@ -226,3 +227,55 @@ def test_layer_argument_errors():
         nn.Sequential([lambda x: x])
     with pytest.raises(TypeError, match="numeric"):
         nn.ReLU()(np.array(["a"]))
+
+
+def _naive_max_pool(x, kernel, stride, pads):
+    """Max pooling of channels-first x by loops: each window's maximum and the index of its first maximum in
+    row-major window order (NaN counts as the maximum, padding as -inf), the reference for nn.MaxPool."""
+    padded = np.pad(x, [(0, 0), (0, 0), *pads], constant_values=-np.inf)
+    out_shape = [(n - k) // s + 1 for n, k, s in zip(padded.shape[2:], kernel, stride)]
+    y = np.empty((*x.shape[:2], *out_shape))
+    winner = {}
+    for n, c, *o in np.ndindex(*y.shape):
+        best, where = None, None
+        for t in np.ndindex(*kernel):
+            at = tuple(oi * s + ti for oi, s, ti in zip(o, stride, t))
+            v = padded[(n, c, *at)]
+            if best is None or (not np.isnan(best) and (np.isnan(v) or v > best)):
+                best, where = v, at
+        y[(n, c, *o)] = best
+        winner[(n, c, *o)] = where
+    return y, winner, padded.shape
+
+
+@pytest.mark.parametrize("channels_last", [False, True])
+def test_max_pool_against_loops(channels_last):
+    """nn.MaxPool against loops over every window, forward and backward: 1-D to 3-D, windows apart, touching
+    and overlapping, padding, ties (values drawn from a few integers), NaN and -inf; the gradient of each window
+    goes to its first maximum and overlapping windows add theirs."""
+    rng = np.random.default_rng(51)
+    for rank, kernel, stride, padding, shape in (
+        (2, (2, 2), (2, 2), 0, (2, 3, 8, 6)),
+        (2, (3, 3), (2, 2), 1, (2, 2, 7, 6)),
+        (2, (3, 2), (1, 1), 0, (1, 2, 5, 5)),
+        (1, (4,), (3,), 2, (2, 3, 11)),
+        (3, (2, 2, 2), (2, 1, 2), 1, (1, 2, 4, 3, 5)),
+    ):
+        x = rng.integers(-2, 3, size=shape).astype(np.float64)  # many ties
+        x.flat[3] = np.nan
+        x.flat[10] = -np.inf
+        layer = MaxPool(kernel, stride, padding, rank=rank, channels_last=channels_last)
+        xin = np.moveaxis(x, 1, -1) if channels_last else x
+        y = layer(xin)
+        gy = rng.standard_normal(y.shape)
+        gx = layer.backward(gy)
+        if channels_last:
+            y, gy, gx = np.moveaxis(y, -1, 1), np.moveaxis(gy, -1, 1), np.moveaxis(gx, -1, 1)
+        pads = [(padding, padding)] * rank
+        expected, winner, padded_shape = _naive_max_pool(x, kernel, stride, pads)
+        np.testing.assert_array_equal(y, expected)
+        full = np.zeros(padded_shape)
+        for index, at in winner.items():
+            full[(*index[:2], *at)] += gy[index]
+        crop = (slice(None), slice(None), *(slice(padding, padding + n) for n in x.shape[2:]))
+        np.testing.assert_allclose(gx, full[crop], rtol=1e-6, atol=1e-6)  # the layers compute in float32
