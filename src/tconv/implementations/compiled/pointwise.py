@@ -71,6 +71,9 @@ def conv(x: np.ndarray, weight: np.ndarray, bias: np.ndarray | None, spec: ConvS
     sub = np.ascontiguousarray(x[key])  # x itself where it is contiguous and nothing is skipped
     w = np.ascontiguousarray(_matrices(weight, spec), dtype=x.dtype)
     b = None if bias is None else np.asarray(bias, dtype=x.dtype).reshape(groups, cg_out)
+    # one input channel a group: each product is an outer product, a broadcast multiply (BLAS runs an inner
+    # dimension of 1 far below its rate)
+    product = np.multiply if cg_in == 1 else np.matmul
     if channels_last:
         out = np.empty((batch, *spec.output_size, spec.out_channels), dtype=x.dtype)
         # rows of pixels: (G, rows, C/G) views of (rows, G, C/G), each group's rows read with the stride C
@@ -83,7 +86,7 @@ def conv(x: np.ndarray, weight: np.ndarray, bias: np.ndarray | None, spec: ConvS
 
         def rows(start: int) -> None:
             target = rows_out[:, start : start + step]
-            np.matmul(rows_in[:, start : start + step], w_t, out=target)
+            product(rows_in[:, start : start + step], w_t, out=target)
             if bias_rows is not None:
                 target += bias_rows
 
@@ -100,7 +103,7 @@ def conv(x: np.ndarray, weight: np.ndarray, bias: np.ndarray | None, spec: ConvS
     def columns(block: tuple[int, int]) -> None:
         n, start = block
         target = planes_out[n, :, :, start : start + step]
-        np.matmul(w, planes_in[n, :, :, start : start + step], out=target)
+        product(w, planes_in[n, :, :, start : start + step], out=target)
         if bias_planes is not None:
             target += bias_planes
 
