@@ -19,6 +19,12 @@ from __future__ import annotations
 #: vectorised channel loop is too short to pay.
 PIXELS_MIN_CHANNELS = 8
 
+#: ... unless the cost model puts ``jit_pixels`` above this many times the cheapest algorithm's estimate: the rule
+#: stands for the layers it was made for (many channels over short rows), and yields on those where the model
+#: sees the pixel path's rows dominate (few input channels, a batch of one with large kernels). Fitted on the
+#: planner's regret over two transposed sweeps, checked on two others (docs/design.md).
+PIXELS_MARGIN = 1.25
+
 #: Channels-first, ``jit_pixels`` pays only for the batched 2-D generator layers on a thread team: at least
 #: this many output channels ...
 PIXELS_TEAM_MIN_CHANNELS = 32

@@ -24,7 +24,8 @@ call description, layout and team (:func:`plan`):
    channels, large kernels, or a 3x3 kernel over many channels; whatever the layout), unless rule 7 holds. A
    ``jit_winograd`` estimate that fails its margin is dropped before rule 4, so that it raises no bar there;
 6. a channels-last transposed convolution with one group and ``PIXELS_MIN_CHANNELS`` output channels or
-   more: ``jit_pixels`` (its overlap-add runs along the contiguous channels, and x needs no copy);
+   more: ``jit_pixels`` (its overlap-add runs along the contiguous channels, and x needs no copy), unless the
+   cost model puts it above ``PIXELS_MARGIN`` times the cheapest estimate;
 7. channels-first, the batched 2-D generator layers on a thread team (one group, ``PIXELS_TEAM_MIN_CHANNELS``
    output channels or more, input rows of at most ``PIXELS_TEAM_MAX_ROW``, kernels that overlap):
    ``jit_pixels``;
@@ -127,7 +128,13 @@ def plan(spec: ConvSpec, compiled: bool, channels_last: bool, team: bool = False
     ]
     if qualified and not team_pixels:
         return min(qualified, key=lambda name: twins[name])
-    if channels_last and spec.groups == 1 and spec.out_channels >= _tuning.PIXELS_MIN_CHANNELS:
+    pixels = costs.get("jit_pixels")
+    if (
+        channels_last
+        and spec.groups == 1
+        and spec.out_channels >= _tuning.PIXELS_MIN_CHANNELS
+        and (pixels is None or pixels <= _tuning.PIXELS_MARGIN * min(costs.values()))
+    ):
         return "jit_pixels"
     if team_pixels:
         return "jit_pixels"
