@@ -78,10 +78,17 @@ TEAM_PRODUCT_MIN_FLOPS = 2e7
 #: im2col was faster (docs/design.md).
 DIRECT_GRAD_PASS_COST = 100e-9
 
-#: A convolution runs the direct sum only where the cost model puts it at or below this share of the im2col
-#: and product: where the two are close, the product (BLAS) is the better-known estimate (as TWIN_MARGIN); on
-#: depthwise and few-channel layers the direct sum wins by far more than the margin (docs/design.md).
+#: A stride-1 transposed convolution runs its twin's direct sum, and a convolution's weight gradient is summed
+#: directly, only where the cost model puts the direct sum at or below this share of the im2col and product: where
+#: the two are close, the product (BLAS) is the better-known estimate (as TWIN_MARGIN); on depthwise and
+#: few-channel layers the direct sum wins by far more than the margin (docs/design.md).
 DIRECT_CONV_MARGIN = 0.8
+
+#: A convolution itself runs the direct sum where the cost model puts it at or below this share of the im2col and
+#: product: 1, the cheaper estimate. It was DIRECT_CONV_MARGIN (0.8) until the planner's regret over four forward
+#: sweeps measured 1 as good or better on each, and the layers whose choice it changes ran faster on the direct
+#: sum (docs/design.md).
+FORWARD_DIRECT_MARGIN = 1.0
 
 #: The direct convolution's job sums this many bytes of wide output planes at most (its block of output
 #: channels; within a core's L2 cache, so that each input channel's phases are copied once per block).

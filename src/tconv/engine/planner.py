@@ -11,13 +11,13 @@ call description, layout and team (:func:`plan`):
    product), unless a batch of channels-first samples has fewer than ``POINTWISE_MIN_PIXELS`` output pixels
    each (:func:`~tconv.implementations.compiled.pointwise.preferred`);
 3. a convolution: ``jit_direct`` (the direct sum, any stride: few channels per group, depthwise) where the
-   cost model puts it at most ``DIRECT_CONV_MARGIN`` of the others' (``jit_gemm``: im2col and one product per
+   cost model puts it at most ``FORWARD_DIRECT_MARGIN`` of the others' (``jit_gemm``: im2col and one product per
    group; ``jit_winograd`` for a 2-D 3x3 stride-1 kernel, counted only where its cost is at most
    ``WINOGRAD_MARGIN`` of ``jit_gemm``'s), else the cheaper of those;
 4. a stride-1 transposed convolution that ``jit_direct`` runs as the direct sum of its forward twin
    (:func:`~tconv.implementations.compiled.algorithms.direct_twin`): ``jit_direct`` where the cost model puts
-   it at most ``DIRECT_CONV_MARGIN`` of every other algorithm's cost (``jit_im2col`` included), as rule 3
-   ranks a convolution, unless rule 7 holds;
+   it at most ``DIRECT_CONV_MARGIN`` of every other algorithm's cost (``jit_im2col`` included; a margin
+   below rule 3's: on close estimates the twin's products measured faster), unless rule 7 holds;
 5. a stride-1 transposed convolution whose forward twin (``jit_im2col``: im2col of x and a product over
    ``C_in/G * K``; ``jit_winograd`` for a 2-D 3x3 kernel) the cost model puts at most ``TWIN_MARGIN`` (for
    ``jit_winograd``, ``WINOGRAD_MARGIN``) of every other algorithm's cost: the cheaper such twin (few input
@@ -100,7 +100,7 @@ def plan(spec: ConvSpec, compiled: bool, channels_last: bool, team: bool = False
     if not spec.transposed:  # im2col and one product per group, Winograd (3x3), or the direct sum
         _drop_unqualified_winograd(costs, ("jit_direct",))
         direct = costs.pop("jit_direct", None)
-        if direct is not None and (not costs or direct <= _tuning.DIRECT_CONV_MARGIN * min(costs.values())):
+        if direct is not None and (not costs or direct <= _tuning.FORWARD_DIRECT_MARGIN * min(costs.values())):
             return "jit_direct"
         return min(costs, key=lambda name: costs[name])
     # against what rule 5 weighs the twins against (rule 4 judges a direct twin on its own): an estimate that
