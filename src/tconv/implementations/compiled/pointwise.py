@@ -30,15 +30,22 @@ def fits(spec: ConvSpec) -> bool:
 
 def preferred(spec: ConvSpec, batch: int, channels_last: bool) -> bool:
     """Whether the planner runs a call it :func:`fits` on ``jit_pointwise``: channels-last (one product over every
-    sample's rows), one sample, or samples of ``POINTWISE_MIN_PIXELS`` output pixels or more. A batch of
-    smaller channels-first samples would be as many thin products; ``jit_gemm`` gathers them into one."""
-    return channels_last or batch == 1 or math.prod(spec.output_size) >= _tuning.POINTWISE_MIN_PIXELS
+    sample's rows), one input channel a group (broadcast multiplies), a batch under ``POINTWISE_THIN_BATCH``, or
+    samples of ``POINTWISE_MIN_PIXELS`` output pixels or more. A larger batch of smaller channels-first samples
+    would be as many thin products; ``jit_gemm`` gathers them into one."""
+    return (
+        channels_last
+        or spec.in_channels == spec.groups
+        or batch < _tuning.POINTWISE_THIN_BATCH
+        or math.prod(spec.output_size) >= _tuning.POINTWISE_MIN_PIXELS
+    )
 
 
 def cost(spec: ConvSpec, channels_last: bool = False) -> float:
     """Seconds per sample: the product at ``GEMM_RATE`` (slower in proportion for inner dimensions or rows
-    below ``GEMM_FULL_RATE_INNER``, BLAS's rate on thin products) and the output written once at
-    ``COLUMN_STREAM``, with a strided convolution's pixels copied together once (read and written)."""
+    below ``GEMM_FULL_RATE_INNER``, BLAS's rate on thin products; none for one input channel a group, a broadcast
+    multiply) and the output written once at ``COLUMN_STREAM``, with a strided convolution's pixels copied
+    together once (read and written)."""
     groups = spec.groups
     cg_in, cg_out = spec.in_channels // groups, spec.out_channels // groups
     pixels = math.prod(spec.output_size)
@@ -46,9 +53,10 @@ def cost(spec: ConvSpec, channels_last: bool = False) -> float:
     rate = _tuning.GEMM_RATE * min(1.0, cg_in / full) * min(1.0, cg_out / full)
     item = float(_tuning.COST_ITEMSIZE)
     copied = 0.0 if all(s == 1 for s in spec.stride) or spec.transposed else 2 * item * spec.in_channels * pixels
-    return 2.0 * spec.out_channels * cg_in * pixels / rate + (item * spec.out_channels * pixels + copied) / (
-        _tuning.COLUMN_STREAM
-    )
+    output = item * spec.out_channels * pixels
+    if cg_in == 1:  # broadcast multiplies: a pass over the output
+        return (output + copied) / _tuning.COLUMN_STREAM
+    return 2.0 * spec.out_channels * cg_in * pixels / rate + (output + copied) / _tuning.COLUMN_STREAM
 
 
 def _matrices(weight: np.ndarray, spec: ConvSpec) -> np.ndarray:
