@@ -139,6 +139,20 @@ POINTWISE_MIN_PIXELS = 64
 #: (1-D and 3-D sweep layers of 1-3 samples and 11-31 pixels: 0.5-0.7 of ``jit_gemm``'s time; docs/design.md).
 POINTWISE_THIN_BATCH = 8
 
+#: Seconds a transposed call costs on each compiled algorithm beyond its per-sample and setup terms: the Python
+#: and hand-off of its steps (a product and an overlap-add, each through the team's wrappers), which decide small
+#: calls. Half the lower quartile of the measured excess over the model on calls the model puts under 0.1 ms
+#: (transposed sweeps 1, 2, 3, 5); the planner's regret on sweeps 7 and 13, not used to fit, went 1.100 -> 1.075
+#: (docs/design.md). Not for convolutions: there the same fit left the regret level or worse.
+TRANSPOSED_CALL_COST = {
+    "jit_gemm": 37e-6,
+    "jit_patches": 27e-6,
+    "jit_im2col": 28e-6,
+    "jit_winograd": 28e-6,
+    "jit_pixels": 10e-6,
+    "jit_direct": 10e-6,
+}
+
 #: Bytes per element the cost model counts. Plans are cached per call description, not per dtype; the
 #: rates above are float32 rates, and a float64 call scales every term alike, so the ranking holds.
 COST_ITEMSIZE = 4

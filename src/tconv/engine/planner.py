@@ -30,7 +30,7 @@ call description, layout and team (:func:`plan`):
    output channels or more, input rows of at most ``PIXELS_TEAM_MAX_ROW``, kernels that overlap):
    ``jit_pixels``;
 8. else the cheapest by the cost model (:func:`plan_costs`: the algorithms' own ``cost`` per sample times the batch,
-   plus their ``setup_cost`` once, in the call's layout).
+   plus their ``setup_cost`` once, in the call's layout, plus a transposed call's fixed ``TRANSPOSED_CALL_COST``).
 
 Whether a call runs on a thread team is decided by one function,
 :func:`tconv.implementations.compiled.schedule.team_threads`, asked here and by the compiled schedules,
@@ -53,7 +53,8 @@ from . import registry
 
 def plan_costs(spec: ConvSpec, batch: int = 1, channels_last: bool = False) -> dict[str, float]:
     """The cost model's estimates, in seconds per call of ``batch`` samples in the given layout, of the algorithms
-    it ranks for ``spec``: each algorithm's ``cost`` per sample times the batch, plus its ``setup_cost`` once.
+    it ranks for ``spec``: each algorithm's ``cost`` per sample times the batch, plus its ``setup_cost`` once, plus
+    (a transposed call) its ``TRANSPOSED_CALL_COST``.
 
     Examples
     --------
@@ -68,10 +69,11 @@ def plan_costs(spec: ConvSpec, batch: int = 1, channels_last: bool = False) -> d
     True
     """
     costs = {}
+    calls = _tuning.TRANSPOSED_CALL_COST if spec.transposed else {}
     for algorithm in registry.registered():
         cost = algorithm.cost(spec, channels_last)
         if cost is not None:
-            costs[algorithm.name] = cost * batch + algorithm.setup_cost(spec)
+            costs[algorithm.name] = cost * batch + algorithm.setup_cost(spec) + calls.get(algorithm.name, 0.0)
     return costs
 
 
