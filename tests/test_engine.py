@@ -1197,3 +1197,76 @@ def test_the_pointwise_route_the_planner_chooses_matches_the_oracle(channels_las
     if channels_last:
         back = np.moveaxis(back, -1, 1)
     np.testing.assert_allclose(back, naive_conv_transpose(x, wt, b, stride=[1, 1], pads=[(0, 0)] * 2), atol=1e-10)
+
+
+def test_dead_taps_are_dropped_with_the_same_results():
+    """Calls whose kernel has leading or trailing taps that meet no input for any output (kernels longer than
+    the input, dilation past it, padding beyond it; both directions, strides 1-3, groups): the planner runs
+    them with the kernel cut to its live taps, and the output and both gradients match the
+    oracle on the whole kernel, the dead taps' weight gradient zero. The cut is taken where the cost model puts
+    it below the whole call with the cut weight's copy (asserted on two layers)."""
+    from tconv.engine.run import _cut_if_cheaper, live_taps
+
+    rng = np.random.default_rng(61)
+    cut_calls = 0
+    for _ in range(300):
+        d = int(rng.integers(1, 4))
+        transposed = bool(rng.integers(0, 2))
+        spatial = tuple(int(v) for v in rng.integers(1, 5, size=d))
+        kernel = tuple(int(v) for v in rng.integers(1, 8, size=d))
+        stride, dilation = [int(v) for v in rng.integers(1, 4, size=d)], [int(v) for v in rng.integers(1, 4, size=d)]
+        pads = [(int(lo), int(hi)) for lo, hi in rng.integers(0, 12, size=(d, 2))]
+        groups = int(rng.choice([1, 2]))
+        options = {"stride": stride, "dilation": dilation, "groups": groups}
+        try:
+            spec = _spec(transposed, (2, 2 * groups, *spatial), (2 * groups, 2, *kernel), padding=pads, **options)
+            if any(o < 1 for o in spec.output_size):
+                continue
+        except ValueError:
+            continue
+        cut = live_taps(spec)
+        if cut is None:
+            continue
+        cut_calls += 1
+        x = rng.standard_normal((2, 2 * groups, *spatial))
+        w = rng.standard_normal((2 * groups, 2, *kernel))
+        b = rng.standard_normal(2 * groups)
+        naive = naive_conv_transpose if transposed else naive_conv
+        expected = naive(x, w, b, pads=pads, **options)
+        fn, grad_fn = (tconv.conv_transpose, tconv.conv_transpose_grad) if transposed else (tconv.conv, tconv.conv_grad)
+        np.testing.assert_allclose(fn(x, w, b, padding=pads, **options), expected, atol=1e-9, rtol=1e-9)
+        gy = rng.standard_normal(expected.shape)
+        gx, gw, _ = grad_fn(gy, x, w, padding=pads, **options)
+        v, u = rng.standard_normal(w.shape), rng.standard_normal(x.shape)
+        np.testing.assert_allclose(np.vdot(gw, v), np.vdot(naive(x, v, None, pads=pads, **options), gy), rtol=1e-8)
+        np.testing.assert_allclose(np.vdot(gx, u), np.vdot(naive(u, w, None, pads=pads, **options), gy), rtol=1e-8)
+        dead = np.ones(kernel, dtype=bool)
+        dead[tuple(slice(first, stop) for first, stop in cut[1])] = False
+        assert not gw[..., dead].any()
+    assert cut_calls > 50
+    # DeepLab's atrous branch on a small map: dilation 24 over 20x20 leaves the centre tap only, a 1x1 kernel
+    aspp = _spec(False, (1, 8, 20, 20), (8, 8, 3, 3), dilation=24, padding=24)
+    assert live_taps(aspp)[0].kernel_size == (1, 1) and live_taps(aspp)[0].padding == ((0, 0), (0, 0))
+    assert _cut_if_cheaper(aspp, 1, False) is not None  # and the planner runs it so
+    # 500 input channels over a 1x1 input, 9x9 at stride 3 to 7x7: the cut weight's copy would cost more
+    assert _cut_if_cheaper(_spec(True, (2, 500, 1, 1), (500, 5, 9, 9), stride=3, padding=1), 2, False) is None
+    assert live_taps(_spec(False, (1, 8, 20, 20), (8, 8, 3, 3), dilation=6, padding=6)) is None
+
+
+def test_dead_taps_on_another_array_library():
+    """The cut kernel and the zero-extended weight gradient on PyTorch tensors (the array-API path)."""
+    torch = pytest.importorskip("torch")
+    rng = np.random.default_rng(62)
+    x, w, b = rng.standard_normal((2, 3, 4, 4)), rng.standard_normal((5, 3, 3, 3)), rng.standard_normal(5)
+    options = {"dilation": 8, "padding": 8}
+    expected = naive_conv(x, w, b, pads=[(8, 8)] * 2, dilation=[8, 8])
+    got = tconv.conv(torch.from_numpy(x), torch.from_numpy(w), torch.from_numpy(b), **options)
+    assert isinstance(got, torch.Tensor)
+    np.testing.assert_allclose(got.numpy(), expected, atol=1e-9)
+    gy = rng.standard_normal(expected.shape)
+    _, gw, _ = tconv.conv_grad(torch.from_numpy(gy), torch.from_numpy(x), torch.from_numpy(w), **options)
+    assert isinstance(gw, torch.Tensor) and tuple(gw.shape) == w.shape
+    v = rng.standard_normal(w.shape)
+    expected = np.vdot(naive_conv(x, v, None, pads=[(8, 8)] * 2, dilation=[8, 8]), gy)
+    np.testing.assert_allclose(np.vdot(gw.numpy(), v), expected, rtol=1e-9)
+    assert not gw.numpy()[..., [0, 2], :].any() and not gw.numpy()[..., :, [0, 2]].any()

@@ -3,14 +3,23 @@
 Each selects its algorithm the same way (:func:`_select`, from the call's batch and compute dtype), casts
 to the compute dtype with a batch axis, asks the algorithm object, and hands the result back in the
 caller's dtype (:mod:`tconv.engine.layout`).
+
+Each first drops the kernel's dead taps (:func:`live_taps`): the leading and trailing taps of an axis that meet
+no input for any output (a kernel much longer than its input, or dilated past it: DeepLab's atrous branches
+on small feature maps, a 9x9 kernel over a 2x2 input) only ever multiply padding. The call runs with the
+kernel cut to its live taps and the padding reduced to match, the same output; their weight gradient is zero.
+Only where the cost model puts the cut call below the whole (:func:`_cut_if_cheaper`); a forced algorithm
+(:func:`tconv.use_algorithm`) gets the call as it is.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import functools
 import math
 
-from .._backend import Array, Prepared
+from .. import _tuning
+from .._backend import Array, Prepared, extend
 from ..spec import ConvSpec
 from . import layout, planner, registry
 
@@ -52,12 +61,106 @@ def _select(prepared: Prepared, spec: ConvSpec, batched: bool, channels_last: bo
     return planner.select(spec, prepared.xp, channels_last, batch, layout.compute_itemsize(prepared))
 
 
+@functools.lru_cache(maxsize=1024)
+def live_taps(spec: ConvSpec) -> tuple[ConvSpec, tuple[tuple[int, int], ...]] | None:
+    """The call with its kernel cut to the taps that meet an input for some output, and each axis's ``(first,
+    stop)`` taps kept; None where every tap is live (or none is on some axis: the output is the padding's).
+
+    Per axis, tap ``t`` meets input ``i`` at output ``o`` where ``i * s + t * d - lo == o`` (transposed) or
+    ``o * s + t * d - lo == i`` (a convolution); leading taps that meet none are dropped with ``d`` of the low
+    padding each, trailing ones with ``d`` of the high padding each, so the output's size and values stay
+    (as far as the padding goes: a dropped tap never reaches past it).
+
+    Examples
+    --------
+    >>> spec = ConvSpec.build(transposed=False, input_size=(4, 4), kernel_size=(3, 3), in_channels=8,
+    ...                       out_channels=8, dilation=6, padding=6)
+    >>> cut, kept = live_taps(spec)
+    >>> cut.kernel_size, cut.padding, kept, cut.output_size == spec.output_size
+    ((1, 1), ((0, 0), (0, 0)), ((1, 2), (1, 2)), True)
+    """
+    if 0 in spec.input_size or 0 in spec.output_size:
+        return None
+    kept, kernel, padding = [], [], []
+    for n, k, s, d, (lo, hi), out in zip(
+        spec.input_size, spec.kernel_size, spec.stride, spec.dilation, spec.padding, spec.output_size
+    ):
+        # positions m * s (m < count) that tap t can pair with: [lo - t * d, lo - t * d + width)
+        count, width = (n, out) if spec.transposed else (out, n)
+        live = [t for t in range(k) if _meets(count, s, lo - t * d, width)]
+        if not live:
+            return None
+        first, stop = min(live[0], lo // d), max(live[-1] + 1, k - hi // d)  # never more than the padding
+        kept.append((first, stop))
+        kernel.append(stop - first)
+        padding.append((lo - first * d, hi - (k - stop) * d))
+    if tuple(kernel) == spec.kernel_size:
+        return None
+    cut = dataclasses.replace(spec, kernel_size=tuple(kernel), padding=tuple(padding))
+    if cut.output_size != spec.output_size:  # pragma: no cover - the arithmetic above keeps it
+        return None
+    return cut, tuple(kept)
+
+
+def _meets(count: int, step: int, start: int, width: int) -> bool:
+    """Whether some ``m * step`` with ``0 <= m < count`` lies in ``[start, start + width)``."""
+    m = max(0, -(-start // step))
+    return m < count and m * step < start + width
+
+
+def _cut(
+    prepared: Prepared, spec: ConvSpec, batched: bool, channels_last: bool
+) -> tuple[ConvSpec, tuple[tuple[int, int], ...]] | None:
+    """:func:`live_taps` where it pays; None under :func:`~tconv.use_algorithm`, whose algorithm runs the call as
+    it is given."""
+    if registry.forced() is not None:
+        return None
+    batch = int(prepared.x.shape[0]) if batched else 1
+    return _cut_if_cheaper(spec, batch, channels_last)
+
+
+@functools.lru_cache(maxsize=1024)
+def _cut_if_cheaper(
+    spec: ConvSpec, batch: int, channels_last: bool
+) -> tuple[ConvSpec, tuple[tuple[int, int], ...]] | None:
+    """:func:`live_taps` where the cost model puts the cut call, with a copy of the cut weight (a strided view of
+    it, which the algorithms read contiguous), below the call as it is: on a small call with a large weight (500
+    input channels over a 1x1 input) the copy costs more than the dead taps."""
+    cut = live_taps(spec)
+    if cut is None:
+        return None
+    whole, part = planner.plan_costs(spec, batch, channels_last), planner.plan_costs(cut[0], batch, channels_last)
+    if not whole or not part:  # no compiled path ranks it: the array-API algorithms loop over the taps
+        return cut
+    kept = spec.in_channels * (spec.out_channels // spec.groups) * math.prod(cut[0].kernel_size)
+    copy = 2.0 * _tuning.COST_ITEMSIZE * kept / _tuning.COLUMN_STREAM
+    return cut if min(part.values()) + copy < min(whole.values()) else None
+
+
+def _cut_weight(weight: Array, kept: tuple[tuple[int, int], ...]) -> Array:
+    index = (slice(None), slice(None), *(slice(first, stop) for first, stop in kept))
+    return weight[index]
+
+
+def _uncut_gradient(
+    prepared: Prepared, grad: Array, kernel: tuple[int, ...], kept: tuple[tuple[int, int], ...]
+) -> Array:
+    """A weight gradient of the cut kernel as the whole kernel's: zeros at the dead taps."""
+    for axis, ((first, stop), k) in enumerate(zip(kept, kernel)):
+        grad = extend(prepared.xp, grad, 2 + axis, first, k - stop)
+    return grad
+
+
 def run(prepared: Prepared, spec: ConvSpec, *, batched: bool, channels_last: bool) -> Array:
     """Compute one call: the selected algorithm's forward, in the caller's layout and dtype."""
+    cut = _cut(prepared, spec, batched, channels_last)
+    weight = prepared.weight
+    if cut is not None:
+        spec, weight = cut[0], _cut_weight(weight, cut[1])
     algorithm = _select(prepared, spec, batched, channels_last)
     xp, dtype = prepared.xp, prepared.compute_dtype
     x = layout.computed(prepared, prepared.x, batched)
-    weight = layout.cast(xp, prepared.weight, dtype)
+    weight = layout.cast(xp, weight, dtype)
     bias = None if prepared.bias is None else layout.cast(xp, prepared.bias, dtype)
     out = algorithm.forward(xp, x, weight, bias, spec, channels_last)
     return layout.finish(xp, out if batched else out[0, ...], prepared.dtype)
@@ -67,11 +170,15 @@ def run_weight_grad(
     prepared: Prepared, spec: ConvSpec, grad_output: Array, *, batched: bool, channels_last: bool
 ) -> Array:
     """The gradient of the loss with respect to the weight, in the weight's own layout."""
+    cut = _cut(prepared, spec, batched, channels_last)
+    kernel = spec.kernel_size
+    if cut is not None:
+        spec = cut[0]
     algorithm = _select(prepared, spec, batched, channels_last)
     x = layout.computed(prepared, prepared.x, batched)
     gy = layout.computed(prepared, grad_output, batched)
-    grad = algorithm.weight_grad(prepared.xp, x, gy, spec, channels_last)
-    return layout.finish(prepared.xp, grad, prepared.dtype)
+    grad = layout.finish(prepared.xp, algorithm.weight_grad(prepared.xp, x, gy, spec, channels_last), prepared.dtype)
+    return grad if cut is None else _uncut_gradient(prepared, grad, kernel, cut[1])
 
 
 def run_transpose_grads(
@@ -79,12 +186,19 @@ def run_transpose_grads(
 ) -> tuple[Array, Array] | None:
     """``(grad_x, grad_weight)`` of a transposed convolution in one pass, where the selected algorithm shares
     their work (the compiled path: one im2col of the output gradient); else None."""
+    cut = _cut(prepared, spec, batched, channels_last)
+    kernel, weight = spec.kernel_size, prepared.weight
+    if cut is not None:
+        spec, weight = cut[0], _cut_weight(weight, cut[1])
     algorithm = _select(prepared, spec, batched, channels_last)
     if not algorithm.shares_transpose_grads:
         return None
     xp = prepared.xp
     x = layout.computed(prepared, prepared.x, batched)
     gy = layout.computed(prepared, prepared.grad_output, batched)
-    weight = layout.cast(xp, prepared.weight, prepared.compute_dtype)
+    weight = layout.cast(xp, weight, prepared.compute_dtype)
     dx, dw = algorithm.transpose_grads(xp, x, weight, gy, spec, channels_last)
-    return layout.finish(xp, dx if batched else dx[0, ...], prepared.dtype), layout.finish(xp, dw, prepared.dtype)
+    dw = layout.finish(xp, dw, prepared.dtype)
+    if cut is not None:
+        dw = _uncut_gradient(prepared, dw, kernel, cut[1])
+    return layout.finish(xp, dx if batched else dx[0, ...], prepared.dtype), dw
