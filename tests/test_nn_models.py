@@ -279,3 +279,30 @@ def test_max_pool_against_loops(channels_last):
             full[(*index[:2], *at)] += gy[index]
         crop = (slice(None), slice(None), *(slice(padding, padding + n) for n in x.shape[2:]))
         np.testing.assert_allclose(gx, full[crop], rtol=1e-6, atol=1e-6)  # the layers compute in float32
+
+
+@pytest.mark.parametrize("rate", [0.1, 0.3, 0.5, 0.9])
+def test_dropout_keeps_each_entry_with_probability_one_minus_rate(rate):
+    """Inverted dropout in training: each entry kept with probability 1 - rate (within five standard deviations of
+    the binomial count over a million entries) and scaled by 1 / (1 - rate), the rest zero; the gradient through
+    the same mask; the same draws after the same seed; the identity in evaluation, zeros at rate 1."""
+    from tconv.nn.module import manual_seed
+
+    layer = nn.torch.Dropout(rate)
+    layer.train()
+    x = np.ones((1000, 1000), dtype=np.float32)
+    y = layer(x)
+    kept = np.count_nonzero(y)
+    assert abs(kept - x.size * (1 - rate)) < 5 * np.sqrt(x.size * rate * (1 - rate))
+    np.testing.assert_allclose(y[y != 0], np.float32(1 / (1 - rate)))
+    gy = np.random.default_rng(3).standard_normal(x.shape).astype(np.float32)
+    np.testing.assert_allclose(layer.backward(gy), np.where(y != 0, gy / (1 - rate), 0), rtol=1e-6)
+    manual_seed(5)
+    first = layer(x)
+    manual_seed(5)
+    assert np.array_equal(layer(x), first)
+    layer.eval()
+    assert layer(x) is x
+    everything = nn.torch.Dropout(1.0)
+    everything.train()
+    assert not everything(x).any() and not everything.backward(gy).any()
