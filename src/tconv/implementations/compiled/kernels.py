@@ -60,6 +60,8 @@ def available() -> bool:
 
 # --- kernels (compiled on first use, cached on disk) -------------------------------------------
 
+_write_phases: Any = None  # the compiled write_phases once _compiled() has run (the kernels call it by this name)
+
 
 class Kernels(NamedTuple):
     """The compiled kernels, one per job (see each wrapper below for its arrays)."""
@@ -155,6 +157,12 @@ def _compiled() -> Kernels:
                 for o3 in range(qi3.shape[0]):
                     out[row + o3 * st3] = buf[brow + qi3[o3]] + bj
 
+    # The kernels below call it as a module global, not through their closure: numba's cache keys a function by
+    # its closure's pickled values, and a dispatcher pickles with an id new in every process, so a kernel holding
+    # it in its closure missed the cache and was compiled again in every new process (about a second).
+    global _write_phases
+    _write_phases = write_phases
+
     @jit
     def col2im(  # type: ignore[no-untyped-def]
         cols,
@@ -205,7 +213,7 @@ def _compiled() -> Kernels:
                                 c_row = cols[s_row : s_row + n3]
                                 for j3 in range(n3):
                                     b_row[j3] += c_row[j3]
-            write_phases(out, buf, out_base[job], out_s[0], out_s[1], out_s[2], qi1, qi2, qi3, bias[job])
+            _write_phases(out, buf, out_base[job], out_s[0], out_s[1], out_s[2], qi1, qi2, qi3, bias[job])
 
     @jit
     def gather(cols, bias, out, planes, out_base, out_s, r1, r2, r3, start, stop):  # type: ignore[no-untyped-def]
@@ -290,7 +298,7 @@ def _compiled() -> Kernels:
                                         for j3 in range(n3):
                                             b_row[j3] += wv * x[s_row + j3 * x3]
             ob = n * out_s[0] + g * out_s[1] + co * out_s[2]
-            write_phases(out, buf, ob, out_s[3], out_s[4], out_s[5], qi1, qi2, qi3, bias[g * cg_out + co])
+            _write_phases(out, buf, ob, out_s[3], out_s[4], out_s[5], qi1, qi2, qi3, bias[g * cg_out + co])
 
     @jit
     def col2im_last(cols, rs, bias, out, c1, t1, j1, c2, t2, j2, c3, t3, j3, pixels_first, start, stop):  # type: ignore[no-untyped-def]
