@@ -1122,6 +1122,18 @@ def test_pointwise_matches_the_oracle(channels_last):
 
 
 @needs_jit
+def test_pointwise_on_an_empty_batch():
+    """jit_pointwise called directly on no samples (the operations answer such calls before the engine): an empty
+    result of the right shape in either layout, not a division by zero."""
+    from tconv.implementations.compiled import pointwise
+
+    spec = _spec(False, (0, 4, 5, 5), (3, 4, 1, 1))
+    w = np.ones((3, 4, 1, 1))
+    assert pointwise.conv(np.ones((0, 4, 5, 5)), w, None, spec, False).shape == (0, 3, 5, 5)
+    assert pointwise.conv(np.ones((0, 5, 5, 4)), w, np.ones(3), spec, True).shape == (0, 5, 5, 3)
+
+
+@needs_jit
 def test_pointwise_refuses_what_it_does_not_compute():
     """Only 1x1 kernels with no padding, and transposed ones at stride 1 (a strided one scatters into zeros)."""
     rng = np.random.default_rng(42)
@@ -1209,7 +1221,7 @@ def test_dead_taps_are_dropped_with_the_same_results():
     from tconv.engine.run import _cut_if_cheaper, live_taps
 
     rng = np.random.default_rng(61)
-    cut_calls = 0
+    cut_calls = taken = 0
     for _ in range(300):
         d = int(rng.integers(1, 4))
         transposed = bool(rng.integers(0, 2))
@@ -1229,6 +1241,7 @@ def test_dead_taps_are_dropped_with_the_same_results():
         if cut is None:
             continue
         cut_calls += 1
+        taken += _cut_if_cheaper(spec, 2, False) is not None
         x = rng.standard_normal((2, 2 * groups, *spatial))
         w = rng.standard_normal((2 * groups, 2, *kernel))
         b = rng.standard_normal(2 * groups)
@@ -1244,7 +1257,7 @@ def test_dead_taps_are_dropped_with_the_same_results():
         dead = np.ones(kernel, dtype=bool)
         dead[tuple(slice(first, stop) for first, stop in cut[1])] = False
         assert not gw[..., dead].any()
-    assert cut_calls > 50
+    assert cut_calls > 50 and taken > cut_calls // 2
     # DeepLab's atrous branch on a small map: dilation 24 over 20x20 leaves the centre tap only, a 1x1 kernel
     aspp = _spec(False, (1, 8, 20, 20), (8, 8, 3, 3), dilation=24, padding=24)
     assert live_taps(aspp)[0].kernel_size == (1, 1) and live_taps(aspp)[0].padding == ((0, 0), (0, 0))
@@ -1252,6 +1265,19 @@ def test_dead_taps_are_dropped_with_the_same_results():
     # 500 input channels over a 1x1 input, 9x9 at stride 3 to 7x7: the cut weight's copy would cost more
     assert _cut_if_cheaper(_spec(True, (2, 500, 1, 1), (500, 5, 9, 9), stride=3, padding=1), 2, False) is None
     assert live_taps(_spec(False, (1, 8, 20, 20), (8, 8, 3, 3), dilation=6, padding=6)) is None
+    # an infinity at a dead tap times the padding's zeros is NaN, as in every framework: such calls are not cut
+    x, w = rng.standard_normal((2, 3, 4, 4)), rng.standard_normal((3, 3, 3, 3))
+    w[:, :, 0, 0] = np.inf
+    options = {"dilation": 8, "padding": 8}
+    with np.errstate(invalid="ignore"):  # inf * 0, on purpose
+        expected = naive_conv(x, w, None, pads=[(8, 8)] * 2, dilation=[8, 8])
+        assert np.isnan(expected).any()
+        np.testing.assert_allclose(tconv.conv(x, w, **options), expected)  # NaN where the oracle has NaN
+        gy = rng.standard_normal(expected.shape)
+        gy[0, 0, 0, 0] = np.inf
+        gw = tconv.conv_grad(gy, x, np.ones((3, 3, 3, 3)), **options)[1]
+    # the dead taps' sums for output channel 0: inf times a padding zero; the other channels' are zero
+    assert np.isnan(gw[0, :, 0, 0]).all() and not gw[1:, :, 0, 0].any()
 
 
 def test_dead_taps_on_another_array_library():

@@ -303,6 +303,9 @@ def test_dropout_keeps_each_entry_with_probability_one_minus_rate(rate):
     assert np.array_equal(layer(x), first)
     layer.eval()
     assert layer(x) is x
+    almost = nn.torch.Dropout(1 - 1e-6)  # a scale past float16's range: dropped entries stay zero, never NaN
+    almost.train()
+    assert not np.isnan(almost.forward(x.astype(np.float16))).any()
     everything = nn.torch.Dropout(1.0)
     everything.train()
     assert not everything(x).any() and not everything.backward(gy).any()

@@ -19,7 +19,7 @@ from __future__ import annotations
 #: vectorised channel loop is too short to pay.
 PIXELS_MIN_CHANNELS = 8
 
-#: ... unless the cost model puts ``jit_pixels`` above this many times the cheapest algorithm's estimate: the rule
+#: ... unless the cost model puts ``jit_pixels`` above this many times the cheapest estimate still ranked: the rule
 #: stands for the layers it was made for (many channels over short rows), and yields on those where the model
 #: sees the pixel path's rows dominate (few input channels, a batch of one with large kernels). Fitted on the
 #: planner's regret over two transposed sweeps, checked on two others (docs/design.md).
@@ -151,6 +151,7 @@ TRANSPOSED_CALL_COST = {
     "jit_winograd": 28e-6,
     "jit_pixels": 10e-6,
     "jit_direct": 10e-6,
+    "jit_pointwise": 17e-6,  # two calls only in the fit (excess 34 and 40 us): half the lower of them
 }
 
 #: Bytes per element the cost model counts. Plans are cached per call description, not per dtype; the

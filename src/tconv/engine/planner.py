@@ -8,8 +8,9 @@ call description, layout and team (:func:`plan`):
    array-API product + col2im, faster than ``taps`` everywhere once its buffer is cache-sized;
 2. a 1x1 kernel that pads nothing (a transposed one at stride 1): ``jit_pointwise``, one product per block of
    pixels written straight into the output (every other algorithm adds a column buffer or a copy to the same
-   product), unless a batch of channels-first samples has fewer than ``POINTWISE_MIN_PIXELS`` output pixels
-   each (:func:`~tconv.implementations.compiled.pointwise.preferred`);
+   product), unless a batch of ``POINTWISE_THIN_BATCH`` or more channels-first samples of more than one input
+   channel a group has fewer than ``POINTWISE_MIN_PIXELS`` output pixels each
+   (:func:`~tconv.implementations.compiled.pointwise.preferred`);
 3. a convolution: ``jit_direct`` (the direct sum, any stride: few channels per group, depthwise) where the
    cost model puts it at most ``FORWARD_DIRECT_MARGIN`` of the others' (``jit_gemm``: im2col and one product per
    group; ``jit_winograd`` for a 2-D 3x3 stride-1 kernel, counted only where its cost is at most
@@ -25,7 +26,8 @@ call description, layout and team (:func:`plan`):
    ``jit_winograd`` estimate that fails its margin is dropped before rule 4, so that it raises no bar there;
 6. a channels-last transposed convolution with one group and ``PIXELS_MIN_CHANNELS`` output channels or
    more: ``jit_pixels`` (its overlap-add runs along the contiguous channels, and x needs no copy), unless the
-   cost model puts it above ``PIXELS_MARGIN`` times the cheapest estimate;
+   cost model puts it above ``PIXELS_MARGIN`` times the cheapest of the estimates still ranked (rules 2-5 have
+   taken ``jit_pointwise``, ``jit_direct``'s twin and the twins out);
 7. channels-first, the batched 2-D generator layers on a thread team (one group, ``PIXELS_TEAM_MIN_CHANNELS``
    output channels or more, input rows of at most ``PIXELS_TEAM_MAX_ROW``, kernels that overlap):
    ``jit_pixels``;

@@ -8,7 +8,8 @@ Each first drops the kernel's dead taps (:func:`live_taps`): the leading and tra
 no input for any output (a kernel much longer than its input, or dilated past it: DeepLab's atrous branches
 on small feature maps, a 9x9 kernel over a 2x2 input) only ever multiply padding. The call runs with the
 kernel cut to its live taps and the padding reduced to match, the same output; their weight gradient is zero.
-Only where the cost model puts the cut call below the whole (:func:`_cut_if_cheaper`); a forced algorithm
+Only where the cost model puts the cut call below the whole (:func:`_cut_if_cheaper`) and the arrays the dead
+taps would multiply by zeros are finite (an infinity times zero is NaN in every framework); a forced algorithm
 (:func:`tconv.use_algorithm`) gets the call as it is.
 """
 
@@ -109,14 +110,19 @@ def _meets(count: int, step: int, start: int, width: int) -> bool:
 
 
 def _cut(
-    prepared: Prepared, spec: ConvSpec, batched: bool, channels_last: bool
+    prepared: Prepared, spec: ConvSpec, batched: bool, channels_last: bool, *multiplied: Array
 ) -> tuple[ConvSpec, tuple[tuple[int, int], ...]] | None:
     """:func:`live_taps` where it pays; None under :func:`~tconv.use_algorithm`, whose algorithm runs the call as
-    it is given."""
+    it is given, and None where one of ``multiplied`` (the arrays the dead taps would multiply by the padding's
+    zeros: the weight, or the data of a weight gradient) holds an infinity or a NaN, whose product with zero
+    every framework carries into the result as NaN."""
     if registry.forced() is not None:
         return None
     batch = int(prepared.x.shape[0]) if batched else 1
-    return _cut_if_cheaper(spec, batch, channels_last)
+    cut = _cut_if_cheaper(spec, batch, channels_last)
+    if cut is None or not all(bool(prepared.xp.all(prepared.xp.isfinite(a))) for a in multiplied):
+        return None
+    return cut
 
 
 @functools.lru_cache(maxsize=1024)
@@ -153,7 +159,7 @@ def _uncut_gradient(
 
 def run(prepared: Prepared, spec: ConvSpec, *, batched: bool, channels_last: bool) -> Array:
     """Compute one call: the selected algorithm's forward, in the caller's layout and dtype."""
-    cut = _cut(prepared, spec, batched, channels_last)
+    cut = _cut(prepared, spec, batched, channels_last, prepared.weight)
     weight = prepared.weight
     if cut is not None:
         spec, weight = cut[0], _cut_weight(weight, cut[1])
@@ -170,7 +176,7 @@ def run_weight_grad(
     prepared: Prepared, spec: ConvSpec, grad_output: Array, *, batched: bool, channels_last: bool
 ) -> Array:
     """The gradient of the loss with respect to the weight, in the weight's own layout."""
-    cut = _cut(prepared, spec, batched, channels_last)
+    cut = _cut(prepared, spec, batched, channels_last, prepared.x, grad_output)
     kernel = spec.kernel_size
     if cut is not None:
         spec = cut[0]
@@ -186,7 +192,7 @@ def run_transpose_grads(
 ) -> tuple[Array, Array] | None:
     """``(grad_x, grad_weight)`` of a transposed convolution in one pass, where the selected algorithm shares
     their work (the compiled path: one im2col of the output gradient); else None."""
-    cut = _cut(prepared, spec, batched, channels_last)
+    cut = _cut(prepared, spec, batched, channels_last, prepared.weight, prepared.x, prepared.grad_output)
     kernel, weight = spec.kernel_size, prepared.weight
     if cut is not None:
         spec, weight = cut[0], _cut_weight(weight, cut[1])

@@ -8,6 +8,11 @@ reads x where it lies (a strided convolution's pixels copied together first) and
 caller's layout, in blocks of pixels (whole samples where they fit), each block one product on one thread with
 its bias added after it: the output is written once, where ``jit_gemm`` writes a column buffer and then the
 output.
+
+A call whose output is under ``TEAM_MIN_BYTES`` runs its products in the calling thread with BLAS as NumPy has it,
+its own threads included for a large product: the compiled path's rule elsewhere (BLAS on one thread outside the
+team, or products cut into blocks on the team: :func:`.team.matmul`) measured 1.2-2x slower on such calls (U-Net's
+3-channel head at batch 1, 1.0 against 2.2 ms; docs/design.md).
 """
 
 from __future__ import annotations
@@ -82,6 +87,13 @@ def conv(x: np.ndarray, weight: np.ndarray, bias: np.ndarray | None, spec: ConvS
     # one input channel a group: each product is an outer product, a broadcast multiply (BLAS runs an inner
     # dimension of 1 far below its rate)
     product = np.multiply if cg_in == 1 else np.matmul
+    if batch == 0 or pixels == 0:  # nothing to compute (the operations answer such calls before the engine)
+        shape = (
+            (batch, *spec.output_size, spec.out_channels)
+            if channels_last
+            else (batch, spec.out_channels, *spec.output_size)
+        )
+        return np.empty(shape, dtype=x.dtype)
     if channels_last:
         out = np.empty((batch, *spec.output_size, spec.out_channels), dtype=x.dtype)
         # rows of pixels: (G, rows, C/G) views of (rows, G, C/G), each group's rows read with the stride C

@@ -10,6 +10,9 @@ from ..module import Module, generator
 
 __all__ = ["DropoutLayer"]
 
+#: bit generators whose raw draws are 64 bits (two uniform 32-bit halves each)
+_SIXTY_FOUR_BITS = (np.random.PCG64, np.random.PCG64DXSM, np.random.Philox, np.random.SFC64)
+
 
 class DropoutLayer(Module):
     """Inverted dropout: zero each entry with probability ``rate`` in training, scale the rest by ``1/(1-rate)``."""
@@ -31,8 +34,12 @@ class DropoutLayer(Module):
         # Each entry is kept where a uniform 32-bit draw is at least rate * 2**32 (the probability to 2**-32,
         # finer than a float32 draw's 2**-24): raw draws of the generator's bit generator, two 32-bit halves
         # each, are half the time of uniform floats, which dominated the layer.
-        bits = generator().bit_generator.random_raw(-(-x.size // 2))
-        draws = np.asarray(bits, dtype=np.uint64).view(np.uint32)[: x.size].reshape(x.shape)
+        rng = generator()
+        if isinstance(rng.bit_generator, _SIXTY_FOUR_BITS):
+            bits = rng.bit_generator.random_raw(-(-x.size // 2))
+            draws = np.asarray(bits, dtype=np.uint64).view(np.uint32)[: x.size].reshape(x.shape)
+        else:  # a bit generator of 32-bit raw draws (MT19937): whole 32-bit integers
+            draws = rng.integers(0, 2**32, size=x.shape, dtype=np.uint32)
         self._mask = draws >= np.uint32(min(2**32 - 1, math.ceil(self.rate * 2**32)))
         return self._scaled(x)
 
@@ -40,7 +47,12 @@ class DropoutLayer(Module):
         """``a`` where the mask keeps it, times ``1/(1-rate)``; zero elsewhere."""
         assert self._mask is not None
         out = np.multiply(a, self._mask)
-        out *= out.dtype.type(1.0 / (1.0 - self.rate))
+        with np.errstate(over="ignore"):
+            scale = out.dtype.type(1.0 / (1.0 - self.rate))
+        if np.isfinite(scale):
+            out *= scale
+        else:  # a scale past the dtype's range (float16, rate within 2e-5 of 1): the dropped entries stay zero
+            np.multiply(out, scale, out=out, where=self._mask)
         return out
 
     def _backward(self, grad: np.ndarray) -> np.ndarray:
