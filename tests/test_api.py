@@ -60,3 +60,19 @@ def test_importing_tconv_does_not_import_optional_frameworks():
     code = "import sys, tconv; print(sorted(m for m in ('torch', 'tensorflow', 'jax') if m in sys.modules))"
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.strip() == "[]"
+
+
+def test_a_call_description_hashes_as_its_fields_once():
+    """ConvSpec's hash (the engine's caches look each call up several times) is the hash of its fields, worked out
+    once: equal descriptions built apart hash alike, a changed field changes it, and a pickled copy keeps it."""
+    import dataclasses
+    import pickle
+
+    build = {"transposed": True, "input_size": (4, 4), "kernel_size": (3, 3), "in_channels": 2, "out_channels": 3}
+    spec, again = tconv.ConvSpec.build(stride=2, **build), tconv.ConvSpec.build(stride=(2, 2), **build)
+    assert spec == again and hash(spec) == hash(again)
+    fields = tuple(getattr(spec, f.name) for f in dataclasses.fields(spec))
+    assert hash(spec) == hash(fields)
+    other = dataclasses.replace(spec, kernel_size=(1, 1))
+    assert other != spec and hash(other) == hash(tuple(getattr(other, f.name) for f in dataclasses.fields(other)))
+    assert hash(pickle.loads(pickle.dumps(spec))) == hash(spec)

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import functools
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, fields
 from typing import Any, ParamSpec
 
 from . import shapes
@@ -128,6 +128,15 @@ class ConvSpec:
     groups: int
     in_channels: int
     out_channels: int
+
+    def __hash__(self) -> int:
+        # The engine's caches (the plan, the index check, the live taps) hash the description several times a call:
+        # worked out once per instance (the fields never change), as the dataclass's own hash of the same fields.
+        cached = self.__dict__.get("_hash")
+        if cached is None:
+            cached = hash(tuple(getattr(self, f.name) for f in fields(self)))
+            object.__setattr__(self, "_hash", cached)
+        return cached
 
     @property
     def ndim(self) -> int:
