@@ -21,6 +21,7 @@ import math
 
 from .. import _tuning
 from .._backend import Array, Prepared, extend
+from .._geometry import overlap
 from ..spec import ConvSpec
 from . import layout, planner, registry
 
@@ -56,8 +57,12 @@ def check_index_range(spec: ConvSpec, batch: int, itemsize: int) -> None:
         )
 
 
+def _batch(prepared: Prepared, batched: bool) -> int:
+    return int(prepared.x.shape[0]) if batched else 1
+
+
 def _select(prepared: Prepared, spec: ConvSpec, batched: bool, channels_last: bool) -> registry.Algorithm:
-    batch = int(prepared.x.shape[0]) if batched else 1
+    batch = _batch(prepared, batched)
     check_index_range(spec, batch, layout.compute_itemsize(prepared))
     return planner.select(spec, prepared.xp, channels_last, batch, layout.compute_itemsize(prepared))
 
@@ -86,9 +91,9 @@ def live_taps(spec: ConvSpec) -> tuple[ConvSpec, tuple[tuple[int, int], ...]] | 
     for n, k, s, d, (lo, hi), out in zip(
         spec.input_size, spec.kernel_size, spec.stride, spec.dilation, spec.padding, spec.output_size
     ):
-        # positions m * s (m < count) that tap t can pair with: [lo - t * d, lo - t * d + width)
-        count, width = (n, out) if spec.transposed else (out, n)
-        live = [t for t in range(k) if _meets(count, s, lo - t * d, width)]
+        # the strided side (inputs of a transposed call, outputs of a convolution) against the dense one
+        strided, dense = (n, out) if spec.transposed else (out, n)
+        live = [t for t in range(k) if _live(overlap(t * d - lo, s, strided, dense))]
         if not live:
             return None
         first, stop = min(live[0], lo // d), max(live[-1] + 1, k - hi // d)  # never more than the padding
@@ -103,10 +108,9 @@ def live_taps(spec: ConvSpec) -> tuple[ConvSpec, tuple[tuple[int, int], ...]] | 
     return cut, tuple(kept)
 
 
-def _meets(count: int, step: int, start: int, width: int) -> bool:
-    """Whether some ``m * step`` with ``0 <= m < count`` lies in ``[start, start + width)``."""
-    m = max(0, -(-start // step))
-    return m < count and m * step < start + width
+def _live(window: tuple[int, int, int]) -> bool:
+    """Whether an :func:`~tconv._geometry.overlap` window holds an index."""
+    return window[0] < window[1]
 
 
 def _cut(
@@ -118,8 +122,7 @@ def _cut(
     every framework carries into the result as NaN."""
     if registry.forced() is not None:
         return None
-    batch = int(prepared.x.shape[0]) if batched else 1
-    cut = _cut_if_cheaper(spec, batch, channels_last)
+    cut = _cut_if_cheaper(spec, _batch(prepared, batched), channels_last)
     if cut is None or not all(bool(prepared.xp.all(prepared.xp.isfinite(a))) for a in multiplied):
         return None
     return cut

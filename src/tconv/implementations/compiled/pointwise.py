@@ -78,6 +78,13 @@ def conv(x: np.ndarray, weight: np.ndarray, bias: np.ndarray | None, spec: ConvS
     groups, d = spec.groups, spec.ndim
     cg_in, cg_out = spec.in_channels // groups, spec.out_channels // groups
     batch, pixels = x.shape[0], math.prod(spec.output_size)
+    shape = (
+        (batch, *spec.output_size, spec.out_channels)
+        if channels_last
+        else (batch, spec.out_channels, *spec.output_size)
+    )
+    if batch == 0 or pixels == 0:  # nothing to compute (the operations answer such calls before the engine)
+        return np.empty(shape, dtype=x.dtype)
     steps = (1,) * d if spec.transposed else tuple(spec.stride)
     spatial = tuple(slice(None, None, s) for s in steps)
     key = (slice(None), *spatial) if channels_last else (slice(None), slice(None), *spatial)
@@ -87,21 +94,14 @@ def conv(x: np.ndarray, weight: np.ndarray, bias: np.ndarray | None, spec: ConvS
     # one input channel a group: each product is an outer product, a broadcast multiply (BLAS runs an inner
     # dimension of 1 far below its rate)
     product = np.multiply if cg_in == 1 else np.matmul
-    if batch == 0 or pixels == 0:  # nothing to compute (the operations answer such calls before the engine)
-        shape = (
-            (batch, *spec.output_size, spec.out_channels)
-            if channels_last
-            else (batch, spec.out_channels, *spec.output_size)
-        )
-        return np.empty(shape, dtype=x.dtype)
+    out = np.empty(shape, dtype=x.dtype)
+    threads = team.size() if out.nbytes >= _tuning.TEAM_MIN_BYTES else 1  # the team for a large output
     if channels_last:
-        out = np.empty((batch, *spec.output_size, spec.out_channels), dtype=x.dtype)
         # rows of pixels: (G, rows, C/G) views of (rows, G, C/G), each group's rows read with the stride C
         rows_in = sub.reshape(batch * pixels, groups, cg_in).transpose(1, 0, 2)
         rows_out = out.reshape(batch * pixels, groups, cg_out).transpose(1, 0, 2)
         w_t = w.transpose(0, 2, 1)  # (G, C_in/G, C_out/G)
         bias_rows = None if b is None else b[:, None, :]
-        threads = _threads(spec, batch, x.dtype.itemsize)
         step = _step(batch * pixels, spec, x.dtype.itemsize, threads)
 
         def rows(start: int) -> None:
@@ -112,11 +112,9 @@ def conv(x: np.ndarray, weight: np.ndarray, bias: np.ndarray | None, spec: ConvS
 
         team.run(rows, range(0, batch * pixels, step), threads)
         return out
-    out = np.empty((batch, spec.out_channels, *spec.output_size), dtype=x.dtype)
     planes_in = sub.reshape(batch, groups, cg_in, pixels)
     planes_out = out.reshape(batch, groups, cg_out, pixels)
     bias_planes = None if b is None else b[:, :, None]
-    threads = _threads(spec, batch, x.dtype.itemsize)
     # a batch smaller than the team is cut into enough blocks of pixels for every thread
     step = _step(pixels, spec, x.dtype.itemsize, -(-threads // batch) if batch < threads else 1)
 
@@ -138,9 +136,3 @@ def _step(pixels: int, spec: ConvSpec, itemsize: int, least: int) -> int:
     per_pixel = itemsize * (spec.in_channels + spec.out_channels)
     blocks = max(least, -(-pixels * per_pixel // _tuning.POINTWISE_BLOCK_BYTES))
     return max(min(pixels, _tuning.POINTWISE_MIN_BLOCK), -(-pixels // blocks))
-
-
-def _threads(spec: ConvSpec, batch: int, itemsize: int) -> int:
-    """The team where the call's output is ``TEAM_MIN_BYTES`` or more, else one thread."""
-    output = batch * itemsize * spec.out_channels * math.prod(spec.output_size)
-    return team.size() if output >= _tuning.TEAM_MIN_BYTES else 1
