@@ -182,6 +182,11 @@ def _windows_reference(x, kernel, stride, dilation, pads, out):
         ((3, 4), (2, 2), (1, 1), (1, 1), ((4, 3), (0, 5))),  # padding beyond the kernel: windows of zeros only
         ((8, 8), (2, 2), (2, 2), (1, 1), ((0, 0), (0, 0))),  # U-Net's 2x2 stride 2: x's planes read in place
         ((4, 3, 5), (2, 3, 2), (1, 2, 2), (2, 1, 1), ((1, 1), (0, 1), (2, 0))),
+        # stride 1 along the last axis: each output row copied as one run
+        ((6, 7), (3, 3), (2, 1), (1, 2), ((1, 0), (2, 1))),
+        ((5, 4, 6), (3, 2, 3), (1, 1, 1), (1, 2, 2), ((1, 1), (0, 2), (3, 1))),
+        ((13,), (3,), (1,), (4,), ((4, 4),)),  # WaveNet-style dilated 1-D
+        ((3, 9), (3, 1), (3, 1), (1, 1), ((0, 0), (0, 0))),
     ],
 )
 @pytest.mark.parametrize("channels_last", [False, True])
@@ -216,6 +221,30 @@ def test_im2col_gathers_every_window(size, kernel, stride, dilation, pads, chann
         groups=2,
     )
     np.testing.assert_allclose(y, oracle, rtol=1e-4, atol=1e-4)
+
+
+@needs_jit
+@pytest.mark.parametrize("stride", [(1, 1), (2, 1), (1, 3)])
+def test_im2col_of_a_block_of_outputs_that_starts_and_ends_inside_rows(stride):
+    """The im2col kernel asked for outputs ``first`` to ``first + P`` (the pixel blocks of small batches), a block
+    that starts inside one output row and ends inside another, against np.pad and a strided slice per tap."""
+    rng = np.random.default_rng(5)
+    x = rng.standard_normal((2, 3, 9, 11)).astype(np.float32)
+    kernel, dilation, pads = (3, 2), (1, 2), ((1, 1), (2, 0))
+    spec = _spec(False, x.shape, (4, 3, *kernel), stride=stride, dilation=dilation, padding=list(pads))
+    expected = _windows_reference(x, kernel, stride, dilation, pads, spec.output_size)  # (C, K, N, P)
+    tables = geometry.im2col_geometry(geometry.axes3(spec, spec.input_size, spec.output_size))
+    padded = np.pad(x, [(0, 0), (0, 0), *pads])
+    span = tables.span[1:]  # the plane the windows span (the geometry is 3-D; its first axis has length 1)
+    planes = np.zeros((2, 3, *span), dtype=np.float32)
+    m1, m2 = min(padded.shape[2], span[0]), min(padded.shape[3], span[1])
+    planes[:, :, :m1, :m2] = padded[:, :, :m1, :m2]
+    planes = planes.reshape(2, 3, -1)
+    p_out = expected.shape[-1]
+    for first, count in [(0, p_out), (3, p_out - 7), (p_out - 2, 2), (1, 1), (spec.output_size[1] + 1, 4)]:
+        cols = np.full((3, 6, 2, count), np.nan, dtype=np.float32)
+        kernels.im2col(np.ascontiguousarray(planes), cols, tables, first)
+        np.testing.assert_array_equal(cols, expected[..., first : first + count])
 
 
 @pytest.mark.parametrize("channels_last", [False, True])

@@ -122,13 +122,15 @@ class Im2colGeometry(NamedTuple):
     """An im2col's geometry (3-D padded): the zero-padded plane ``span`` (per axis, from the low padding's first
     position to the last position any window reads), where x's readable part lies in it (``src`` of x, ``dst``
     of the plane, as (start, stop) per axis), and the flat gather tables: ``rows[o]`` the plane offset of
-    output ``o``'s window, ``taps[t]`` that of tap ``t`` within the window."""
+    output ``o``'s window, ``taps[t]`` that of tap ``t`` within the window; ``runs`` the same windows as rows
+    of outputs, ``(O2, O3, plane step of output axis 1, of axis 2, stride of axis 3)``."""
 
     span: tuple[int, ...]
     src: tuple[tuple[int, int], ...]
     dst: tuple[tuple[int, int], ...]
     rows: np.ndarray
     taps: np.ndarray
+    runs: np.ndarray
 
 
 @functools.lru_cache(maxsize=256)
@@ -155,8 +157,9 @@ def im2col_geometry(axes: Axes3) -> Im2colGeometry:
         np.arange(k1)[:, None, None] * (d1 * l2 * l3) + np.arange(k2)[:, None] * (d2 * l3) + np.arange(k3) * d3
     ).ravel()
     rows, taps = rows.astype(np.int64), taps.astype(np.int64)
-    rows.flags.writeable = taps.flags.writeable = False  # cached: shared by every call of this geometry
-    return Im2colGeometry(tuple(span), tuple(src), tuple(dst), rows, taps)
+    runs = np.array([o2, o3, s1 * l2 * l3, s2 * l3, s3], dtype=np.int64)
+    rows.flags.writeable = taps.flags.writeable = runs.flags.writeable = False  # cached: shared by every call
+    return Im2colGeometry(tuple(span), tuple(src), tuple(dst), rows, taps, runs)
 
 
 def im2col_bytes(spec: ConvSpec, size_in: tuple[int, ...], size_out: tuple[int, ...], itemsize: int) -> int:

@@ -2,7 +2,8 @@
 
 Convolution
     im2col into ``cols (C_in * K, N * P_out)`` (x first copied into zero-padded planes, nothing copied when
-    no window reaches the padding; then every column is one flat gather with no border test), then
+    no window reaches the padding; then every column filled with no border test: one contiguous copy per
+    output row at stride 1 along the last axis, else one flat gather), then
     ``W @ cols`` and one pass that adds the bias and writes the caller's layout.
 Gradients
     The transposed convolution's input gradient and weight gradient share one im2col of the output gradient
@@ -25,14 +26,14 @@ from .workspace import Partials, scratch, workspace
 
 def im2col(grouped: np.ndarray, spec: ConvSpec, size_in: tuple[int, ...], size_out: tuple[int, ...]) -> np.ndarray:
     """``cols (G, C/G * K, N * P_out)`` of a forward convolution's input ``(N, G, C/G, s1, s2, s3)``, in this
-    thread's buffer: x copied into zero-padded planes, then every column filled by one flat gather."""
+    thread's buffer: x copied into zero-padded planes, then every column filled (:func:`.kernels.im2col`)."""
     batch, groups, cg = grouped.shape[:3]
     tables = geometry.im2col_geometry(geometry.axes3(spec, size_in, size_out))
     channels = groups * cg
     planes = _padded_planes(grouped, tables)
     shape = (channels, tables.taps.size, batch, tables.rows.size)
     cols = workspace(shape, grouped.dtype)
-    kernels.im2col(planes, cols, tables.rows, tables.taps)
+    kernels.im2col(planes, cols, tables)
     return cols.reshape(groups, cg * tables.taps.size, batch * tables.rows.size)
 
 
@@ -144,7 +145,7 @@ def _conv_in_pixel_blocks(
     def work(block: tuple[int, int, int]) -> None:
         n, o0, o1 = block
         cols = workspace((groups * cg_in, taps, 1, o1 - o0), x_grouped.dtype)
-        kernels.im2col(planes[n : n + 1], cols, tables.rows[o0:o1], tables.taps)
+        kernels.im2col(planes[n : n + 1], cols, tables, o0)
         y = team.matmul(
             w_matrix,
             cols.reshape(groups, cg_in * taps, o1 - o0),
@@ -232,7 +233,7 @@ def _grads_in_pixel_blocks(
     def work(block: tuple[int, int]) -> None:
         o0, o1 = block
         cols = workspace((groups * cg_out, taps, batch, o1 - o0), x_grouped.dtype)
-        kernels.im2col(planes, cols, tables.rows[o0:o1], tables.taps)
+        kernels.im2col(planes, cols, tables, o0)
         cols_g = cols.reshape(groups, cg_out * taps, batch * (o1 - o0))
         xb = geometry.moved(x_flat[:, :, :, o0:o1], 0, 2).reshape(groups, cg_in, -1)  # (G, cg_in, N * ob)
         target = dw.target()

@@ -376,18 +376,44 @@ def _compiled() -> Kernels:
                             out[n, c, o1, o2, o3] = b
 
     @jit
-    def im2col(planes, cols, rows, taps, start, stop):  # type: ignore[no-untyped-def]
-        # planes (N, C, L) zero-padded flat planes; cols (C, K, N, P), contiguous:
-        # cols[c, t, n, o] = planes[n, c, taps[t] + rows[o]] (a flat gather the compiler vectorises; the
-        # zero padding is in the planes, so no output needs a test).
+    def im2col(planes, cols, rows, taps, runs, first, start, stop):  # type: ignore[no-untyped-def]
+        # planes (N, C, L) zero-padded flat planes; cols (C, K, N, P), contiguous: cols[c, t, n, o] =
+        # planes[n, c, taps[t] + rows[o]], rows the window table cut to the outputs first to first + P (the
+        # zero padding is in the planes, so no output needs a test). runs = (O2, O3, row step of output axis
+        # 1, of axis 2, stride of axis 3): at stride 1 along the last axis an output row's windows start at
+        # consecutive places, so each row is one contiguous copy (unsigned indices, which the compiler
+        # vectorises with no wrap-around test); at other strides, a flat gather through the table.
         k_all, batch, p_all = cols.shape[1], cols.shape[2], cols.shape[3]
+        o2n, o3n, r1, r2, s3 = runs[0], runs[1], runs[2], runs[3], runs[4]
         for job in range(start, stop):
             c = job // k_all
             t = job % k_all
             base = taps[t]
+            if s3 != 1:
+                for n in range(batch):
+                    for o in range(p_all):
+                        cols[c, t, n, o] = planes[n, c, base + rows[o]]
+                continue
             for n in range(batch):
-                for o in range(p_all):
-                    cols[c, t, n, o] = planes[n, c, base + rows[o]]
+                dst = cols[c, t, n]
+                src = planes[n, c]
+                o = 0
+                q12 = first // o3n
+                o3 = first - q12 * o3n
+                o1 = q12 // o2n
+                o2 = q12 - o1 * o2n
+                while o < p_all:
+                    run = np.uint64(min(o3n - o3, p_all - o))
+                    at = np.uint64(o)
+                    off = np.uint64(base + o1 * r1 + o2 * r2 + o3)
+                    for j in range(run):
+                        dst[at + j] = src[off + j]
+                    o += min(o3n - o3, p_all - o)
+                    o3 = 0
+                    o2 += 1
+                    if o2 == o2n:
+                        o2 = 0
+                        o1 += 1
 
     return Kernels(col2im, direct, im2col, col2im_last, col2im_patches, gather)
 
@@ -624,12 +650,16 @@ def col2im_patches(cols: np.ndarray, bias: np.ndarray, out: np.ndarray, geometry
     team.ranges(lambda start, stop: kernel(*arguments, start, stop), out.shape[0] * out.shape[1], work)
 
 
-def im2col(planes: np.ndarray, cols: np.ndarray, rows: np.ndarray, taps: np.ndarray) -> None:
-    """Fill ``cols (C, K, N, P)`` with ``planes[n, c, taps[t] + rows[o]]`` (``planes (N, C, L)``: zero-padded,
-    flattened)."""
+def im2col(planes: np.ndarray, cols: np.ndarray, tables: Any, first: int = 0) -> None:
+    """Fill ``cols (C, K, N, P)`` with ``planes[n, c, taps[t] + rows[first + o]]`` (``planes (N, C, L)``:
+    zero-padded, flattened; ``tables`` an im2col geometry, :class:`.geometry.Im2colGeometry`: its ``rows``,
+    ``taps`` and ``runs``): the outputs ``first`` to ``first + P``."""
     kernel = _compiled().im2col
+    rows, taps, runs = tables.rows[first : first + cols.shape[3]], tables.taps, tables.runs
     team.ranges(
-        lambda start, stop: kernel(planes, cols, rows, taps, start, stop), cols.shape[0] * cols.shape[1], cols.size
+        lambda start, stop: kernel(planes, cols, rows, taps, runs, first, start, stop),
+        cols.shape[0] * cols.shape[1],
+        cols.size,
     )
 
 
