@@ -245,6 +245,11 @@ def test_im2col_of_a_block_of_outputs_that_starts_and_ends_inside_rows(stride):
         cols = np.full((3, 6, 2, count), np.nan, dtype=np.float32)
         kernels.im2col(np.ascontiguousarray(planes), cols, tables, first)
         np.testing.assert_array_equal(cols, expected[..., first : first + count])
+        # the pixel-major gather of the boxes (channel-minor planes, (N, P, K, C)) reads the same windows
+        pixels = np.full((2, count, 6, 3), np.nan, dtype=np.float32)
+        rows = tables.rows[first : first + count]
+        kernels.pixel_rows(np.ascontiguousarray(np.swapaxes(planes, 1, 2)), pixels, rows, tables.taps)
+        np.testing.assert_array_equal(pixels, expected[..., first : first + count].transpose(2, 3, 1, 0))
 
 
 @pytest.mark.parametrize("channels_last", [False, True])
@@ -1364,3 +1369,157 @@ def test_kernels_load_from_the_disk_cache_in_a_new_process(tmp_path):
     second = subprocess.run([sys.executable, "-c", probe], env=env, capture_output=True, text=True, check=True)
     log = second.stdout + second.stderr
     assert "data loaded" in log and "data saved" not in log, log
+
+
+def _case_boxes(case, size_in, size_out):
+    """The boxes of a case's im2col from ``size_in`` to ``size_out`` (a gradient's runs the other way)."""
+    spec = tconv.ConvSpec.build(
+        transposed=case.transposed,
+        input_size=case.input_size,
+        kernel_size=case.kernel_size,
+        in_channels=case.in_channels,
+        out_channels=case.out_channels,
+        **case.options(),
+    )
+    return geometry.tap_classes(geometry.axes3(spec, tuple(size_in), tuple(size_out)))
+
+
+def _boxes_always(monkeypatch):
+    """Every im2col whose windows reach into the padding runs box by box (the cost gate and the per-axis
+    threshold opened); returns the list of the boxes' splits used."""
+    monkeypatch.setattr(_tuning, "TAP_CLASS_CALL_COST", 0.0)
+    monkeypatch.setattr(_tuning, "TAP_CLASS_AXIS_KEPT", 1.0 - 1e-9)
+    monkeypatch.setattr(_tuning, "GEMM_FULL_RATE_INNER", 1e-9)  # no product counted as thin
+    monkeypatch.setattr(_tuning, "COLUMN_STREAM", 1e30)  # nor the copies
+    monkeypatch.setattr(_tuning, "COPY_STREAM", 1e30)
+    used = []
+    real = im2col._by_boxes
+
+    def spy(split, *args, **kwargs):
+        used.append(split)
+        return real(split, *args, **kwargs)
+
+    monkeypatch.setattr(im2col, "_by_boxes", spy)
+    return used
+
+
+@needs_jit
+@pytest.mark.parametrize("threads", [1, 2])
+@settings(
+    max_examples=60,
+    deadline=None,
+    suppress_health_check=[HealthCheck.too_slow, HealthCheck.function_scoped_fixture],
+)
+@given(configs(transposed=False))
+def test_convolution_box_by_box_skips_the_padding_and_matches_the_oracle(monkeypatch, threads, case):
+    """The convolution's im2col and product box by box (the windows at the borders read fewer taps: only those
+    taps' columns and weights), forced for every padded geometry, on one thread and on a two-thread team with
+    three samples: the output and both gradients against the oracle."""
+    assume(case.output_size() is not None and case.d <= 3)
+    monkeypatch.setattr(team, "size", lambda: threads)
+    used = _boxes_always(monkeypatch)
+    case = case.replace(batch=3, batched=True)
+    x, w, b = case.arrays()
+    xin = np.moveaxis(x, 1, -1) if case.channels_last else x
+    with tconv.use_algorithm("jit_gemm"):
+        got = tconv.conv(xin, w, b, channels_last=case.channels_last, **case.options())
+    if case.channels_last:
+        got = np.moveaxis(got, -1, 1)
+    np.testing.assert_allclose(got, case.oracle(x, w, b), rtol=1e-9, atol=1e-9)
+    _grads_match(case.replace(channels_last=False), "jit_gemm")
+    assert all(len(split.classes) > 1 for split in used)
+    if case.groups == 1 and len(_case_boxes(case, case.input_size, case.output_size()).classes) > 1:
+        assert used  # every padded geometry with windows of different taps went box by box
+
+
+@needs_jit
+@pytest.mark.parametrize("threads", [1, 2])
+@settings(
+    max_examples=60,
+    deadline=None,
+    suppress_health_check=[HealthCheck.too_slow, HealthCheck.function_scoped_fixture],
+)
+@given(configs(transposed=True))
+def test_transposed_gradients_box_by_box_match_the_oracle(monkeypatch, threads, case):
+    """A transposed convolution's gradients (the im2col of the output gradient) box by box, forced for every
+    padded geometry: against the oracle's adjoints, and the boxes used wherever the output is cropped."""
+    assume(case.output_size() is not None and case.d <= 3)
+    monkeypatch.setattr(team, "size", lambda: threads)
+    used = _boxes_always(monkeypatch)
+    case = case.replace(batch=3, batched=True, channels_last=False)
+    _grads_match(case, "jit_gemm")
+    if case.groups == 1 and len(_case_boxes(case, case.output_size(), case.input_size).classes) > 1:
+        assert used
+
+
+@needs_jit
+def test_boxes_split_the_padded_borders_and_keep_only_taps_inside():
+    """The boxes of a 5x5 'same' convolution on 7x7 (the DCGAN generator's first layer's gradients): outputs
+    0, 1, 2-4, 5, 6 of an axis read taps 2-4, 1-4, 0-4, 0-3, 0-2, so the axis is cut into the outputs before
+    the widest run (taps 1-4), that run, and those after it (taps 0-3): 31 of 35 pairs an axis kept. The cost
+    model splits that layer's gradients at batch 64 (channels-last, as in the model), but not a 56x56 map,
+    where the borders are a sliver."""
+    spec = _spec(False, (64, 256, 7, 7), (128, 256, 5, 5), padding=2)
+    split = geometry.tap_classes(geometry.axes3(spec))
+    runs = sorted({(c.outputs[2], c.taps[2]) for c in split.classes})
+    assert runs == [((0, 2), (1, 5)), ((2, 5), (0, 5)), ((5, 7), (0, 4))]
+    assert len(split.classes) == 9 and split.kept == pytest.approx((31 / 35) ** 2)
+    corner = next(c for c in split.classes if c.outputs[1:] == ((0, 2), (0, 2)))
+    assert corner.tap_index.tolist() == [5 * t1 + t2 for t1 in range(1, 5) for t2 in range(1, 5)]
+    assert im2col._tap_split(spec, spec.input_size, spec.output_size, 64, 128, 256, True, 2) is not None
+    large = _spec(False, (8, 64, 56, 56), (64, 64, 3, 3), padding=1)
+    assert im2col._tap_split(large, large.input_size, large.output_size, 8, 64, 64, True, 1) is None
+    # DCGAN's discriminator 32x32 -> 16x16: 94% of the pairs kept, less than the copies to pixel-major cost
+    disc = _spec(False, (64, 64, 32, 32), (128, 64, 4, 4), stride=2, padding=1)
+    assert geometry.tap_classes(geometry.axes3(disc)).kept == pytest.approx((62 / 64) ** 2)
+    assert im2col._tap_split(disc, disc.input_size, disc.output_size, 64, 128, 64, False, 1) is None
+
+
+@needs_jit
+@pytest.mark.parametrize("channels_last", [False, True])
+@pytest.mark.parametrize("transposed", [False, True])
+def test_boxes_one_sample_a_job_under_a_small_budget(monkeypatch, transposed, channels_last):
+    """Box by box with every sample a job of its own (a chunk size of one byte): output and gradients against
+    the oracle; and no boxes where one sample's columns exceed the team's chunk size (they are never cut
+    below whole samples)."""
+    rng = np.random.default_rng(8)
+    x = rng.standard_normal((3, 4, 6, 5))
+    w = rng.standard_normal((4, 3, 3, 3)) if transposed else rng.standard_normal((3, 4, 3, 3))
+    b = rng.standard_normal(3)
+    options = dict(stride=(1, 2), padding=[(2, 1), (1, 1)], dilation=(2, 1))
+    naive = naive_conv_transpose if transposed else naive_conv
+    expected = naive(x, w, b, stride=[1, 2], pads=[(2, 1), (1, 1)], dilation=[2, 1])
+    gy = rng.standard_normal(expected.shape)
+    used = _boxes_always(monkeypatch)
+    monkeypatch.setattr(_tuning, "CHUNK_BYTES", 1)
+    jobs = []
+    each = schedule.each
+    monkeypatch.setattr(schedule, "each", lambda work, pieces, n: jobs.extend(pieces) or each(work, pieces, n))
+    xin = np.moveaxis(x, 1, -1) if channels_last else x
+    gyin = np.moveaxis(gy, 1, -1) if channels_last else gy
+    fn = tconv.conv_transpose if transposed else tconv.conv
+    grad = tconv.conv_transpose_grad if transposed else tconv.conv_grad
+    with tconv.use_algorithm("jit_gemm"):
+        got = fn(xin, w, b, channels_last=channels_last, **options)
+        gx, gw, _ = grad(gyin, xin, w, channels_last=channels_last, **options)
+    if channels_last:
+        got, gx = np.moveaxis(got, -1, 1), np.moveaxis(gx, -1, 1)
+    if not transposed:
+        np.testing.assert_allclose(got, expected, atol=1e-10)
+    box_jobs = [job for job in jobs if len(job) == 3]  # (box, n0, n1)
+    assert used and box_jobs and all(n1 - n0 == 1 for _, n0, n1 in box_jobs)
+
+    def loss(x_, w_):
+        return float(np.vdot(naive(x_, w_, None, stride=[1, 2], pads=[(2, 1), (1, 1)], dilation=[2, 1]), gy))
+
+    for g, which in ((gx, 0), (gw, 1)):
+        v = rng.standard_normal(g.shape)
+        args = [x, w]
+        args[which] = v
+        np.testing.assert_allclose(np.vdot(g, v), loss(*args), rtol=1e-8, atol=1e-8)
+    used.clear()
+    monkeypatch.setattr(_tuning, "TEAM_CHUNK_BYTES", 64)
+    with tconv.use_algorithm("jit_gemm"):
+        again = fn(xin, w, b, channels_last=channels_last, **options)
+    assert not used  # one sample's columns over the team's chunk size: one product, as before
+    np.testing.assert_allclose(np.moveaxis(again, -1, 1) if channels_last else again, got, atol=1e-10)

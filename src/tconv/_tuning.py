@@ -191,6 +191,16 @@ PER_SAMPLE_MIN_PIXELS = 128
 #: ``jit_pixels`` splits its product by the taps that land inside the output when that skips at least this
 #: share of the (input, tap) pairs along the split axis (the taps cropped away by the padding).
 CROPPED_TAPS_MIN = 0.05
+#: An im2col (the convolution's ``jit_gemm``, the gradients) splits an axis' outputs into runs that read the same
+#: taps (the windows at the borders reach into the padding) only where the runs keep at most this share of the
+#: axis' (output, tap) pairs: each run is a product of its own (docs/design.md).
+TAP_CLASS_AXIS_KEPT = 0.97
+#: What one box of such a split costs beyond its product (its im2col call, product and write: Python and NumPy).
+TAP_CLASS_CALL_COST = 15e-6
+#: ... and only where the whole batch's zero-padded planes, made once a call for the boxes, stay within this.
+TAP_CLASS_MAX_PLANES = 32 * 2**20
+#: bytes/s of a copy in runs of many contiguous elements (a weight cut to some taps, tap-major: 14-18 GB/s measured)
+COPY_STREAM = 15e9
 
 # --- the thread team (tconv.implementations.compiled.schedule.team_threads) ----------------------------
 

@@ -4,6 +4,7 @@ im2col's gather tables, the pixel path's per-axis tables and its cropped-tap run
 from __future__ import annotations
 
 import functools
+import itertools
 import math
 from collections.abc import Sequence
 from typing import Any, NamedTuple
@@ -160,6 +161,118 @@ def im2col_geometry(axes: Axes3) -> Im2colGeometry:
     runs = np.array([o2, o3, s1 * l2 * l3, s2 * l3, s3], dtype=np.int64)
     rows.flags.writeable = taps.flags.writeable = runs.flags.writeable = False  # cached: shared by every call
     return Im2colGeometry(tuple(span), tuple(src), tuple(dst), rows, taps, runs)
+
+
+class TapClass(NamedTuple):
+    """A box of outputs whose windows read input at no tap outside one box of taps (:func:`tap_classes`): the
+    outputs ``(start, stop)`` and taps ``(start, stop)`` per 3-D padded axis, the taps' flat indices into
+    the kernel, and the im2col tables cut to them (rows relative to the box's first output, whose plane offset
+    is in ``taps``)."""
+
+    outputs: tuple[tuple[int, int], ...]
+    taps: tuple[tuple[int, int], ...]
+    tap_index: np.ndarray
+    tables: Im2colGeometry
+    #: the same gather of the box's outputs themselves from flat unpadded output planes (one tap): the other
+    #: operand of a weight gradient, cut to the box
+    outputs_tables: Im2colGeometry
+
+
+class TapClasses(NamedTuple):
+    """An im2col's outputs split into :class:`TapClass` boxes, and the share of its (output, tap) pairs they
+    keep (the rest read the zero padding only)."""
+
+    classes: tuple[TapClass, ...]
+    kept: float
+
+
+def _valid_taps(n: int, k: int, s: int, d: int, lo: int, out: int) -> tuple[np.ndarray, np.ndarray]:
+    """Per output ``o`` of an axis: the taps ``[a, b)`` whose input ``o*s + t*d - lo`` lies in ``[0, n)``
+    (consecutive; ``a == b`` where none does)."""
+    start = np.arange(out, dtype=np.int64) * s - lo  # input read by tap 0
+    a = np.clip(-(start // d), 0, k)  # the first t with start + t*d >= 0 (ceil(-start / d))
+    b = np.clip((n - 1 - start) // d + 1, 0, k)
+    return a, np.maximum(a, b)
+
+
+def _axis_segments(
+    n: int, k: int, s: int, d: int, lo: int, out: int, split_at: float
+) -> list[tuple[int, int, int, int]]:
+    """An axis' outputs as at most three runs ``(o0, o1, a, b)`` reading no tap outside ``[a, b)``: the longest
+    run of outputs that read the most taps, and the outputs before and after it, each with the union of their
+    taps. One run of every tap where the runs would keep more than ``split_at`` of the axis' (output, tap)
+    pairs."""
+    a, b = _valid_taps(n, k, s, d, lo, out)
+    if out == 0 or (b - a).sum() > split_at * out * k:
+        return [(0, out, 0, k)]
+    change = np.flatnonzero((np.diff(a) != 0) | (np.diff(b) != 0)) + 1
+    edges = [0, *change.tolist(), out]
+    runs = list(itertools.pairwise(edges))
+    widest = max(int(b[o0] - a[o0]) for o0, _ in runs)
+    middle = max((r for r in runs if b[r[0]] - a[r[0]] == widest), key=lambda r: r[1] - r[0])
+    segments = [(o0, o1) for o0, o1 in ((0, middle[0]), middle, (middle[1], out)) if o1 > o0]
+    merged: list[tuple[int, int, int, int]] = []
+    for o0, o1 in segments:
+        lo_tap, hi_tap = int(a[o0:o1].min()), int(b[o0:o1].max())
+        merged.append((o0, o1, lo_tap, max(lo_tap, hi_tap)))
+    return merged
+
+
+def tap_classes(axes: Axes3) -> TapClasses:
+    """:func:`_tap_classes` at ``_tuning.TAP_CLASS_AXIS_KEPT`` (part of its cache key)."""
+    return _tap_classes(axes, _tuning.TAP_CLASS_AXIS_KEPT)
+
+
+@functools.lru_cache(maxsize=256)
+def _tap_classes(axes: Axes3, split_at: float) -> TapClasses:
+    """An im2col's outputs in boxes by the taps they read: along each axis whose windows reach into the padding
+    for at least ``1 - split_at`` of its (output, tap) pairs, the outputs at each border apart from the rest
+    (:func:`_axis_segments`), and their products over the axes. A box's product needs only its taps' columns
+    and weights: the padding's zeros outside its taps are neither gathered nor multiplied. Made once per
+    geometry."""
+    whole = im2col_geometry(axes)
+    _, l2, l3 = whole.span
+    s1, s2, s3 = axes.stride
+    d1, d2, d3 = axes.dilation
+    _, k2, k3 = axes.kernel
+    _, o2n, o3n = axes.size_out
+    step = (s1 * l2 * l3, s2 * l3, s3)  # plane offset of one output along each axis
+    tap_step = (d1 * l2 * l3, d2 * l3, d3)
+    segments = []
+    for axis in range(3):
+        n, k, s, d, lo, out = (field[axis] for field in axes)
+        segments.append(_axis_segments(n, k, s, d, lo, out, split_at))
+    classes = []
+    kept = 0
+    for seg in itertools.product(*segments):
+        counts = [o1 - o0 for o0, o1, _, _ in seg]
+        origin = sum(o0 * st for (o0, _, _, _), st in zip(seg, step))
+        rows = (
+            np.arange(counts[0])[:, None, None] * step[0] + np.arange(counts[1])[:, None] * step[1]
+            + np.arange(counts[2]) * step[2]
+        ).ravel().astype(np.int64)  # fmt: skip
+        t1, t2, t3 = (np.arange(a, b) for _, _, a, b in seg)
+        taps = origin + (
+            t1[:, None, None] * tap_step[0] + t2[:, None] * tap_step[1] + t3 * tap_step[2]
+        ).ravel().astype(np.int64)  # fmt: skip
+        tap_index = (t1[:, None, None] * (k2 * k3) + t2[:, None] * k3 + t3).ravel().astype(np.int64)
+        runs = np.array([counts[1], counts[2], step[0], step[1], s3], dtype=np.int64)
+        out_step = (o2n * o3n, o3n, 1)
+        out_rows = (
+            np.arange(counts[0])[:, None, None] * out_step[0] + np.arange(counts[1])[:, None] * out_step[1]
+            + np.arange(counts[2])
+        ).ravel().astype(np.int64)  # fmt: skip
+        out_origin = np.array([sum(o0 * st for (o0, _, _, _), st in zip(seg, out_step))], dtype=np.int64)
+        out_runs = np.array([counts[1], counts[2], out_step[0], out_step[1], 1], dtype=np.int64)
+        for table in (rows, taps, tap_index, runs, out_rows, out_origin, out_runs):
+            table.flags.writeable = False
+        tables = whole._replace(rows=rows, taps=taps, runs=runs)
+        outputs_tables = whole._replace(rows=out_rows, taps=out_origin, runs=out_runs)
+        outputs = tuple((o0, o1) for o0, o1, _, _ in seg)
+        classes.append(TapClass(outputs, tuple((a, b) for _, _, a, b in seg), tap_index, tables, outputs_tables))
+        kept += rows.size * taps.size
+    total = whole.rows.size * whole.taps.size
+    return TapClasses(tuple(classes), kept / total if total else 1.0)
 
 
 def im2col_bytes(spec: ConvSpec, size_in: tuple[int, ...], size_out: tuple[int, ...], itemsize: int) -> int:

@@ -21,7 +21,7 @@ import numpy as np
 from ... import _tuning
 from ...spec import ConvSpec
 from . import geometry, kernels, schedule, team
-from .workspace import Partials, scratch, workspace
+from .workspace import Partials, contiguous, scratch, workspace
 
 
 def im2col(grouped: np.ndarray, spec: ConvSpec, size_in: tuple[int, ...], size_out: tuple[int, ...]) -> np.ndarray:
@@ -74,6 +74,153 @@ def times_transposed(a: np.ndarray, b: np.ndarray) -> np.ndarray:
     return team.matmul(a, np.swapaxes(b, -1, -2))
 
 
+def _tap_split(
+    spec: ConvSpec,
+    size_in: tuple[int, ...],
+    size_out: tuple[int, ...],
+    batch: int,
+    rows: int,
+    inner: int,
+    channels_last: bool,
+    products: int,
+) -> geometry.TapClasses | None:
+    """The im2col's outputs in boxes by the taps they read (:func:`.geometry.tap_classes`), for one group,
+    where the cost model puts the boxes' ``products`` products (``rows`` rows, over ``inner`` channels a tap,
+    with ``batch`` samples' columns; each of them reads or writes one array of ``rows`` channels at the
+    outputs' positions) below the whole ones. The boxes save the padding's share of each product; they cost
+    ``TAP_CLASS_CALL_COST`` a box, thinner products (fewer than ``GEMM_FULL_RATE_INNER`` columns run slower
+    in proportion), the weight's cut per box at ``COPY_STREAM``, and, channels-first, the pixel-major copies
+    of the input and of each product's array at ``COLUMN_STREAM``. None where the whole products are
+    cheaper, where the whole batch's zero-padded planes (made once a call for the boxes) would exceed
+    ``TAP_CLASS_MAX_PLANES``, or where one sample's columns exceed ``TEAM_CHUNK_BYTES`` (the boxes are never
+    cut below whole samples)."""
+    if spec.groups != 1 or batch == 0:
+        return None
+    axes = geometry.axes3(spec, size_in, size_out)
+    split = geometry.tap_classes(axes)
+    taps, pixels, item = math.prod(spec.kernel_size), math.prod(size_out), float(_tuning.COST_ITEMSIZE)
+    planes = item * batch * inner * math.prod(geometry.im2col_geometry(axes).span)
+    if len(split.classes) == 1 or planes > _tuning.TAP_CLASS_MAX_PLANES:
+        return None
+    if item * inner * taps * pixels > _tuning.TEAM_CHUNK_BYTES:
+        return None
+
+    def product(kept_taps: int, columns: int) -> float:
+        rate = _tuning.GEMM_RATE * min(1.0, columns / _tuning.GEMM_FULL_RATE_INNER)
+        return 2.0 * rows * inner * kept_taps * columns / rate
+
+    saved = products * (
+        product(taps, batch * pixels)
+        - sum(product(c.tap_index.size, batch * c.tables.rows.size) for c in split.classes)
+    )
+    cut = sum(c.tap_index.size for c in split.classes)
+    cost = len(split.classes) * _tuning.TAP_CLASS_CALL_COST + item * rows * inner * cut / _tuning.COPY_STREAM
+    if not channels_last:
+        cost += 2 * (planes + products * item * batch * rows * pixels) / _tuning.COLUMN_STREAM
+    return split if cost < saved else None
+
+
+def _by_boxes(
+    split: geometry.TapClasses,
+    source: np.ndarray,
+    tables: geometry.Im2colGeometry,
+    kernel: tuple[int, ...],
+    threads: int,
+    weight: np.ndarray | None,
+    out_grouped: np.ndarray | None,
+    bias: np.ndarray | None,
+    data: np.ndarray | None = None,
+) -> np.ndarray | None:
+    """An im2col and its products box by box (:func:`_tap_split`), one group, pixel-major: ``source (N, 1, C,
+    s1, s2, s3)`` (either layout) is copied once into zero-padded channel-minor planes ``(N, L, C)``
+    (``tables``: the whole im2col's geometry, ``kernel`` its 3-D kernel); then each job, a box and a block of
+    whole samples, gathers the box's columns ``(nb * P_box, K_box * C)``, each (output, tap) one run of the
+    channels (:func:`.kernels.pixel_rows`), and
+
+    * with ``weight (R, C, K)``: writes ``cols @ weight[box's taps]^T`` (tap-major weights, ``(R, K_box * C)``,
+      cut once a call) into the box of the output ``out_grouped (N, 1, R, ...)``, pixel-major: straight into
+      a channels-last output, else into a buffer copied into the output (with ``bias (R,)``) at the end;
+    * with ``data (N, 1, R', ...)`` (at the outputs' positions: the other operand of a weight gradient): adds
+      the box's rows of ``data`` (pixel-major) times ``cols`` into the box's taps of a tap-major weight
+      gradient ``(R', k1, k2, k3, C)``, and returns it as ``(R', C, K)``."""
+    batch, _, cg = source.shape[:3]
+    item = source.dtype.itemsize
+    planes = _channel_minor_planes(source, tables)  # read by every thread; the jobs never touch slot 2
+    budget = _tuning.TEAM_CHUNK_BYTES if threads > 1 else None
+    jobs = []
+    for index, cls in enumerate(split.classes):
+        per_sample = max(1, cls.tables.rows.size * cls.tap_index.size * cg * item)
+        jobs += [(index, n0, n1) for n0, n1, *_ in schedule.im2col_blocks(batch, 1, 1, per_sample, budget, threads)]
+    weights: list[np.ndarray] = []
+    y_pixels = out_pixels = None
+    if weight is not None and out_grouped is not None:
+        rows = weight.shape[0]
+        w_tm = contiguous(geometry.moved(weight, 2, 1), slot=5)  # (R, K, C)
+        sizes = [rows * cls.tap_index.size * cg for cls in split.classes]
+        buffer = workspace((sum(sizes),), weight.dtype, slot=6)  # each box's taps of the weight (read by all)
+        for cls, start, size in zip(split.classes, np.cumsum([0, *sizes[:-1]]).tolist(), sizes):
+            box = buffer[start : start + size].reshape(rows, cls.tap_index.size, cg)
+            np.take(w_tm, cls.tap_index, axis=1, out=box, mode="clip")  # (mode "raise" buffers ``out``)
+            weights.append(box.reshape(rows, -1))
+        out_pixels = geometry.moved(out_grouped[:, 0], 1, -1)  # (N, O1, O2, O3, R)
+        y_pixels = out_pixels
+        if out_pixels.strides[-1] != out_pixels.itemsize:  # channels-first: pixel-major buffer, copied at the end
+            y_pixels = workspace(out_pixels.shape, out_pixels.dtype, slot=4)
+    data_rows, grads = None, None
+    if data is not None:  # the weight gradient's other operand, pixel-major (N, P, R'); per-thread sums
+        data_pixels = geometry.moved(data[:, 0], 1, -1)
+        data_rows = contiguous(data_pixels, slot=7).reshape(batch, -1, data_pixels.shape[-1])
+        grads = Partials(np.zeros((data_pixels.shape[-1], *kernel, cg), dtype=source.dtype), threads)
+
+    def work(job: tuple[int, int, int]) -> None:
+        index, n0, n1 = job
+        cls = split.classes[index]
+        nb, kc, pc = n1 - n0, cls.tap_index.size, cls.tables.rows.size
+        (o1, e1), (o2, e2), (o3, e3) = cls.outputs
+        if kc == 0:  # windows that read the padding only
+            if y_pixels is not None:
+                y_pixels[n0:n1, o1:e1, o2:e2, o3:e3] = 0
+            return
+        cols = workspace((nb, pc, kc, cg), source.dtype)
+        kernels.pixel_rows(planes[n0:n1], cols, cls.tables.rows, cls.tables.taps)
+        cols = cols.reshape(nb * pc, kc * cg)
+        if y_pixels is not None:
+            y = team.matmul(cols, weights[index].T)  # (nb * P_box, R)
+            y_pixels[n0:n1, o1:e1, o2:e2, o3:e3] = y.reshape(nb, e1 - o1, e2 - o2, e3 - o3, -1)
+        if grads is not None and data_rows is not None:
+            r = data_rows.shape[2]
+            box_rows = workspace((nb, pc, 1, r), source.dtype, slot=3)
+            kernels.pixel_rows(data_rows[n0:n1], box_rows, cls.outputs_tables.rows, cls.outputs_tables.taps)
+            part = team.matmul(box_rows.reshape(nb * pc, r).T, cols)  # (R', K_box * C)
+            (a1, b1), (a2, b2), (a3, b3) = cls.taps  # the box's taps: a block of the tap-major gradient
+            grads.target()[:, a1:b1, a2:b2, a3:b3] += part.reshape(r, b1 - a1, b2 - a2, b3 - a3, cg)
+
+    schedule.each(work, jobs, threads)
+    if y_pixels is not None and out_pixels is not None:
+        if y_pixels is not out_pixels:
+            out_pixels[...] = y_pixels
+        if bias is not None:
+            out_pixels += bias
+    if grads is None:
+        return None
+    total = grads.sum()
+    return np.ascontiguousarray(geometry.moved(total.reshape(total.shape[0], -1, cg), 2, 1))
+
+
+def _channel_minor_planes(source: np.ndarray, tables: geometry.Im2colGeometry) -> np.ndarray:
+    """``source (N, 1, C, s1, s2, s3)`` as zero-padded channel-minor flat planes ``(N, L, C)`` (this thread's
+    buffer, slot 2), the plane the im2col's windows span (``tables``)."""
+    batch, _, cg = source.shape[:3]
+    (a1, b1), (a2, b2), (a3, b3) = tables.dst
+    (c1, e1), (c2, e2), (c3, e3) = tables.src
+    plane = workspace((batch, *tables.span, cg), source.dtype, slot=2)
+    inner = plane[:, a1:b1, a2:b2, a3:b3]
+    if inner.size < plane.size:
+        plane.fill(0)
+    inner[...] = geometry.moved(source[:, 0, :, c1:e1, c2:e2, c3:e3], 1, -1)
+    return plane.reshape(batch, -1, cg)
+
+
 def conv(x: np.ndarray, weight: np.ndarray, bias: np.ndarray | None, spec: ConvSpec, channels_last: bool) -> np.ndarray:
     """The (forward) convolution of a batched x in the caller's layout: im2col, one product per group."""
     groups, batch = spec.groups, x.shape[0]
@@ -113,6 +260,13 @@ def conv(x: np.ndarray, weight: np.ndarray, bias: np.ndarray | None, spec: ConvS
     threads = schedule.team_threads(batch, groups * cg_in, bytes_per, schedule.Cut.PIXELS)
     if threads > batch:  # a batch smaller than the team, cut into blocks of output pixels
         return _conv_in_pixel_blocks(x_grouped, w_matrix, bias_g, spec, out, channels_last, threads)
+    split = _tap_split(spec, spec.input_size, spec.output_size, batch, cg_out, cg_in, channels_last, 1)
+    if split is not None:  # the windows at the borders reach into the padding: products box by box
+        axes = geometry.axes3(spec)
+        bias_1 = None if bias_g is None else bias_g[0]
+        w3 = weight.reshape(cg_out, cg_in, -1)
+        _by_boxes(split, x_grouped, geometry.im2col_geometry(axes), axes.kernel, threads, w3, out_grouped, bias_1)
+        return out
     schedule.each(work, *schedule.im2col_schedule(batch, groups, cg_in, bytes_per, threads))
     return out
 
@@ -187,6 +341,15 @@ def conv_transpose_grads(
     blocks, threads = schedule.im2col_schedule(batch, groups, cg_out, bytes_per, threads)
     dw = Partials(np.zeros((groups, cg_in, cg_out * taps), dtype=x.dtype), threads)
     total = None
+    products = 1 if weight is None else 2
+    split = _tap_split(spec, spec.output_size, spec.input_size, batch, cg_in, cg_out, channels_last, products)
+    if split is not None:  # the windows at the borders reach into the padding: products box by box
+        axes = geometry.axes3(spec, spec.output_size, spec.input_size)
+        w3 = None if weight is None else weight.reshape(cg_in, cg_out, -1)
+        tables = geometry.im2col_geometry(axes)
+        grad = _by_boxes(split, gy_grouped, tables, axes.kernel, threads, w3, dx_grouped, None, x_grouped)
+        assert grad is not None
+        return dx, grad.reshape(weight_shape)
 
     def work(chunk: tuple[int, int, int, int, int, int]) -> None:
         nonlocal total
@@ -259,6 +422,13 @@ def conv_weight_grad(x: np.ndarray, gy: np.ndarray, spec: ConvSpec, channels_las
     bytes_per = geometry.im2col_bytes(spec, spec.input_size, spec.output_size, x.dtype.itemsize)
     blocks, threads = schedule.im2col_schedule(batch, groups, cg_in, bytes_per)
     dw = Partials(np.zeros((groups, cg_out, cg_in * taps), dtype=x.dtype), threads)
+    split = _tap_split(spec, spec.input_size, spec.output_size, batch, cg_out, cg_in, channels_last, 1)
+    if split is not None:  # the windows at the borders reach into the padding: products box by box
+        axes = geometry.axes3(spec)
+        tables = geometry.im2col_geometry(axes)
+        grad = _by_boxes(split, x_grouped, tables, axes.kernel, threads, None, None, None, gy_grouped)
+        assert grad is not None
+        return grad.reshape(spec.out_channels, cg_in, *spec.kernel_size)
 
     def work(chunk: tuple[int, int, int, int, int, int]) -> None:
         n0, n1, g0, g1, c0, c1 = chunk

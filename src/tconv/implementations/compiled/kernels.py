@@ -72,6 +72,7 @@ class Kernels(NamedTuple):
     col2im_last: Any
     col2im_patches: Any
     gather: Any
+    pixel_rows: Any
 
 
 def _jit(numba: Any, function: Any) -> Any:
@@ -415,7 +416,23 @@ def _compiled() -> Kernels:
                         o2 = 0
                         o1 += 1
 
-    return Kernels(col2im, direct, im2col, col2im_last, col2im_patches, gather)
+    @jit
+    def pixel_rows(planes, cols, rows, taps, start, stop):  # type: ignore[no-untyped-def]
+        # planes (N, L, C) channel-minor flat planes; cols (N, P, K, C), contiguous:
+        # cols[n, o, t, :] = planes[n, taps[t] + rows[o], :], one run of C contiguous elements per (output,
+        # tap). Job = (sample, output).
+        p_all, k_all, channels = cols.shape[1], cols.shape[2], cols.shape[3]
+        for job in range(start, stop):
+            n = job // p_all
+            o = job % p_all
+            at = rows[o]
+            for t in range(k_all):
+                src = planes[n, taps[t] + at]
+                dst = cols[n, o, t]
+                for c in range(channels):
+                    dst[c] = src[c]
+
+    return Kernels(col2im, direct, im2col, col2im_last, col2im_patches, gather, pixel_rows)
 
 
 class PhaseGeometry:
@@ -661,6 +678,14 @@ def im2col(planes: np.ndarray, cols: np.ndarray, tables: Any, first: int = 0) ->
         cols.shape[0] * cols.shape[1],
         cols.size,
     )
+
+
+def pixel_rows(planes: np.ndarray, cols: np.ndarray, rows: np.ndarray, taps: np.ndarray) -> None:
+    """Fill ``cols (N, P, K, C)`` with ``planes[n, taps[t] + rows[o], :]`` (``planes (N, L, C)``: channel-minor,
+    flattened): a pixel-major im2col, each (output, tap) one run of the channels."""
+    kernel = _compiled().pixel_rows
+    jobs = cols.shape[0] * cols.shape[1]
+    team.ranges(lambda start, stop: kernel(planes, cols, rows, taps, start, stop), jobs, cols.size)
 
 
 def set_threads(threads: int) -> None:
