@@ -151,6 +151,12 @@ def _by_boxes(
     for index, cls in enumerate(split.classes):
         per_sample = max(1, cls.tables.rows.size * cls.tap_index.size * cg * item)
         jobs += [(index, n0, n1) for n0, n1, *_ in schedule.im2col_blocks(batch, 1, 1, per_sample, budget, threads)]
+    # the largest first, so that the team's threads, handed the jobs in order, finish together
+    jobs.sort(
+        key=lambda job: (
+            -(job[2] - job[1]) * split.classes[job[0]].tables.rows.size * split.classes[job[0]].tap_index.size
+        )
+    )
     weights: list[np.ndarray] = []
     y_pixels = out_pixels = None
     if weight is not None and out_grouped is not None:
