@@ -6,7 +6,6 @@ from collections.abc import Sequence
 from typing import Any
 
 import numpy as np
-from numpy.lib.stride_tricks import sliding_window_view
 
 from ... import shapes
 from ..._arguments import ints_per_axis
@@ -58,21 +57,38 @@ class MaxPool(Module):
         check_spatial_rank(self, x, self.rank)
         x = to_channels_first(x, self.channels_last)
         pairs = self._pairs(x.shape[2:])
-        padded = np.pad(x, [(0, 0), (0, 0), *pairs], constant_values=-np.inf)
-        axes = tuple(range(2, self.rank + 2))
-        for a, k in zip(axes, self.kernel_size):
-            if padded.shape[a] < k:
+        padded = (
+            x if not any(lo or hi for lo, hi in pairs) else np.pad(x, [(0, 0), (0, 0), *pairs], constant_values=-np.inf)
+        )
+        for n, k in zip(padded.shape[2:], self.kernel_size):
+            if n < k:
                 raise ValueError(
                     f"the pooling window {self.kernel_size} is larger than the padded input {padded.shape[2:]}"
                 )
-        windows = sliding_window_view(padded, self.kernel_size, axis=axes)
-        steps = (slice(None), slice(None), *(slice(None, None, s) for s in self.stride))
-        windows = windows[steps]
-        flat = windows.reshape(*windows.shape[: self.rank + 2], -1)
-        arg = flat.argmax(axis=-1)
-        y = np.take_along_axis(flat, arg[..., None], axis=-1)[..., 0]
+        out_shape = tuple((n - k) // s + 1 for n, k, s in zip(padded.shape[2:], self.kernel_size, self.stride))
+        # One strided view per window offset (row-major over the window): the maximum is a running maximum
+        # (NaN propagates), its index the first offset that holds it (or a NaN), as np.argmax over each window.
+        taps = [padded[self._offset(t, out_shape)] for t in np.ndindex(*self.kernel_size)]
+        y = taps[0].copy()
+        for tap in taps[1:]:
+            np.maximum(y, tap, out=y)
+        nan = y.dtype.kind in "fc" and bool(np.isnan(y).any())
+        arg = np.full(y.shape, len(taps) - 1, dtype=np.intp)
+        for k in range(len(taps) - 2, -1, -1):  # down to the first offset, which wins ties
+            hit = taps[k] == y
+            if nan:
+                hit |= np.isnan(taps[k])
+            np.copyto(arg, k, where=hit)
         self._cache = (arg, padded.shape, pairs, x.shape)
-        return from_channels_first(np.ascontiguousarray(y), self.channels_last)
+        return from_channels_first(y, self.channels_last)
+
+    def _offset(self, tap: tuple[int, ...], out_shape: tuple[int, ...]) -> tuple[slice, ...]:
+        """The positions window offset ``tap`` reads in every window (a strided slice of the padded input)."""
+        return (
+            slice(None),
+            slice(None),
+            *(slice(t, t + s * (o - 1) + 1, s) for t, s, o in zip(tap, self.stride, out_shape)),
+        )
 
     def _backward(self, grad: np.ndarray) -> np.ndarray:
         assert self._cache is not None, "backward called before forward"
