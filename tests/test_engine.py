@@ -1384,6 +1384,12 @@ def _case_boxes(case, size_in, size_out):
     return geometry.tap_classes(geometry.axes3(spec, tuple(size_in), tuple(size_out)))
 
 
+#: the box tests' hypothesis settings: sixty cases each, monkeypatched tuning (a function-scoped fixture)
+BOXES_SETTINGS = settings(
+    max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow, HealthCheck.function_scoped_fixture]
+)
+
+
 def _boxes_always(monkeypatch):
     """Every im2col whose windows reach into the padding runs box by box (the cost gate and the per-axis
     threshold opened); returns the list of the boxes' splits used."""
@@ -1405,11 +1411,7 @@ def _boxes_always(monkeypatch):
 
 @needs_jit
 @pytest.mark.parametrize("threads", [1, 2])
-@settings(
-    max_examples=60,
-    deadline=None,
-    suppress_health_check=[HealthCheck.too_slow, HealthCheck.function_scoped_fixture],
-)
+@BOXES_SETTINGS
 @given(configs(transposed=False))
 def test_convolution_box_by_box_skips_the_padding_and_matches_the_oracle(monkeypatch, threads, case):
     """The convolution's im2col and product box by box (the windows at the borders read fewer taps: only those
@@ -1434,11 +1436,7 @@ def test_convolution_box_by_box_skips_the_padding_and_matches_the_oracle(monkeyp
 
 @needs_jit
 @pytest.mark.parametrize("threads", [1, 2])
-@settings(
-    max_examples=60,
-    deadline=None,
-    suppress_health_check=[HealthCheck.too_slow, HealthCheck.function_scoped_fixture],
-)
+@BOXES_SETTINGS
 @given(configs(transposed=True))
 def test_transposed_gradients_box_by_box_match_the_oracle(monkeypatch, threads, case):
     """A transposed convolution's gradients (the im2col of the output gradient) box by box, forced for every
