@@ -44,7 +44,7 @@ def test_four_dimensional_calls_fall_back_and_match_the_oracle():
     np.testing.assert_allclose(got, expected, atol=1e-10)
 
 
-def _grads_match(case, algorithm):
+def _grads_match(case, algorithm, channels_last=False):
     x, w, _ = case.arrays()
     y = case.oracle(x, w)
     rng = np.random.default_rng(case.seed + 7)
@@ -53,7 +53,11 @@ def _grads_match(case, algorithm):
     # so grad_x and grad_w are read off by applying the oracle to unit directions (small configs only).
     fn = tconv.conv_transpose_grad if case.transposed else tconv.conv_grad
     with tconv.use_algorithm(algorithm):
-        gx, gw, gb = fn(gy, x, w, **case.options())
+        if channels_last:  # the same call channels-last; its gradients back in (N, C, *sp)
+            gx, gw, gb = fn(np.moveaxis(gy, 1, -1), np.moveaxis(x, 1, -1), w, channels_last=True, **case.options())
+            gx = np.moveaxis(gx, -1, 1)
+        else:
+            gx, gw, gb = fn(gy, x, w, **case.options())
 
     def loss(x_, w_):
         return float(np.vdot(case.oracle(x_, w_), gy))
@@ -1390,9 +1394,17 @@ BOXES_SETTINGS = settings(
 )
 
 
+def _team_of(monkeypatch, threads):
+    """A team of ``threads`` for every call size (``threads`` 1: no team)."""
+    monkeypatch.setattr(team, "size", lambda: threads)
+    if threads > 1:
+        monkeypatch.setattr(_tuning, "TEAM_MIN_BYTES", 0)
+        monkeypatch.setattr(_tuning, "TEAM_MIN_CHANNELS", 1)
+
+
 def _boxes_always(monkeypatch):
     """Every im2col whose windows reach into the padding runs box by box (the cost gate and the per-axis
-    threshold opened); returns the list of the boxes' splits used."""
+    threshold opened); returns the list of the boxes' splits used, each with the threads it ran on."""
     monkeypatch.setattr(_tuning, "TAP_CLASS_CALL_COST", 0.0)
     monkeypatch.setattr(_tuning, "TAP_CLASS_AXIS_KEPT", 1.0 - 1e-9)
     monkeypatch.setattr(_tuning, "GEMM_FULL_RATE_INNER", 1e-9)  # no product counted as thin
@@ -1401,9 +1413,9 @@ def _boxes_always(monkeypatch):
     used = []
     real = im2col._by_boxes
 
-    def spy(split, *args, **kwargs):
-        used.append(split)
-        return real(split, *args, **kwargs)
+    def spy(split, source, tables, kernel, threads, *args, **kwargs):
+        used.append((split, threads))
+        return real(split, source, tables, kernel, threads, *args, **kwargs)
 
     monkeypatch.setattr(im2col, "_by_boxes", spy)
     return used
@@ -1418,7 +1430,7 @@ def test_convolution_box_by_box_skips_the_padding_and_matches_the_oracle(monkeyp
     taps' columns and weights), forced for every padded geometry, on one thread and on a two-thread team with
     three samples: the output and both gradients against the oracle."""
     assume(case.output_size() is not None and case.d <= 3)
-    monkeypatch.setattr(team, "size", lambda: threads)
+    _team_of(monkeypatch, threads)
     used = _boxes_always(monkeypatch)
     case = case.replace(batch=3, batched=True)
     x, w, b = case.arrays()
@@ -1428,10 +1440,10 @@ def test_convolution_box_by_box_skips_the_padding_and_matches_the_oracle(monkeyp
     if case.channels_last:
         got = np.moveaxis(got, -1, 1)
     np.testing.assert_allclose(got, case.oracle(x, w, b), rtol=1e-9, atol=1e-9)
-    _grads_match(case.replace(channels_last=False), "jit_gemm")
-    assert all(len(split.classes) > 1 for split in used)
+    _grads_match(case, "jit_gemm", case.channels_last)
     if case.groups == 1 and len(_case_boxes(case, case.input_size, case.output_size()).classes) > 1:
         assert used  # every padded geometry with windows of different taps went box by box
+        assert all(ran == threads for _, ran in used)  # on the team where there is one
 
 
 @needs_jit
@@ -1442,12 +1454,12 @@ def test_transposed_gradients_box_by_box_match_the_oracle(monkeypatch, threads, 
     """A transposed convolution's gradients (the im2col of the output gradient) box by box, forced for every
     padded geometry: against the oracle's adjoints, and the boxes used wherever the output is cropped."""
     assume(case.output_size() is not None and case.d <= 3)
-    monkeypatch.setattr(team, "size", lambda: threads)
+    _team_of(monkeypatch, threads)
     used = _boxes_always(monkeypatch)
-    case = case.replace(batch=3, batched=True, channels_last=False)
-    _grads_match(case, "jit_gemm")
+    case = case.replace(batch=3, batched=True)
+    _grads_match(case, "jit_gemm", case.channels_last)
     if case.groups == 1 and len(_case_boxes(case, case.output_size(), case.input_size).classes) > 1:
-        assert used
+        assert used and all(ran == threads for _, ran in used)
 
 
 @needs_jit
@@ -1464,22 +1476,25 @@ def test_boxes_split_the_padded_borders_and_keep_only_taps_inside():
     assert len(split.classes) == 9 and split.kept == pytest.approx((31 / 35) ** 2)
     corner = next(c for c in split.classes if c.outputs[1:] == ((0, 2), (0, 2)))
     assert corner.tap_index.tolist() == [5 * t1 + t2 for t1 in range(1, 5) for t2 in range(1, 5)]
-    assert im2col._tap_split(spec, spec.input_size, spec.output_size, 64, 128, 256, True, 2) is not None
+    assert im2col._tap_split(spec, spec.input_size, spec.output_size, 64, 128, 256, True, 2, 4) is not None
     large = _spec(False, (8, 64, 56, 56), (64, 64, 3, 3), padding=1)
-    assert im2col._tap_split(large, large.input_size, large.output_size, 8, 64, 64, True, 1) is None
+    assert im2col._tap_split(large, large.input_size, large.output_size, 8, 64, 64, True, 1, 4) is None
     # DCGAN's discriminator 32x32 -> 16x16: 94% of the pairs kept, less than the copies to pixel-major cost
     disc = _spec(False, (64, 64, 32, 32), (128, 64, 4, 4), stride=2, padding=1)
     assert geometry.tap_classes(geometry.axes3(disc)).kept == pytest.approx((62 / 64) ** 2)
-    assert im2col._tap_split(disc, disc.input_size, disc.output_size, 64, 128, 64, False, 1) is None
+    assert im2col._tap_split(disc, disc.input_size, disc.output_size, 64, 128, 64, False, 1, 4) is None
+    # a wide 3x3 layer: its weight's nine cuts (49 of the 9 taps' copies) would exceed the chunk size
+    wide = _spec(False, (96, 256, 7, 7), (2048, 256, 3, 3), padding=1)
+    assert im2col._tap_split(wide, wide.input_size, wide.output_size, 96, 2048, 256, True, 1, 4) is None
 
 
 @needs_jit
 @pytest.mark.parametrize("channels_last", [False, True])
 @pytest.mark.parametrize("transposed", [False, True])
-def test_boxes_one_sample_a_job_under_a_small_budget(monkeypatch, transposed, channels_last):
-    """Box by box with every sample a job of its own (a chunk size of one byte): output and gradients against
-    the oracle; and no boxes where one sample's columns exceed the team's chunk size (they are never cut
-    below whole samples)."""
+def test_boxes_in_blocks_of_samples_on_a_team(monkeypatch, transposed, channels_last):
+    """Box by box on a two-thread team, each box in blocks of samples (every sample of every box in exactly one
+    job): output and gradients against the oracle; and no boxes where one sample's columns exceed the team's
+    chunk size (they are never cut below whole samples)."""
     rng = np.random.default_rng(8)
     x = rng.standard_normal((3, 4, 6, 5))
     w = rng.standard_normal((4, 3, 3, 3)) if transposed else rng.standard_normal((3, 4, 3, 3))
@@ -1489,7 +1504,7 @@ def test_boxes_one_sample_a_job_under_a_small_budget(monkeypatch, transposed, ch
     expected = naive(x, w, b, stride=[1, 2], pads=[(2, 1), (1, 1)], dilation=[2, 1])
     gy = rng.standard_normal(expected.shape)
     used = _boxes_always(monkeypatch)
-    monkeypatch.setattr(_tuning, "CHUNK_BYTES", 1)
+    _team_of(monkeypatch, 2)
     jobs = []
     each = schedule.each
     monkeypatch.setattr(schedule, "each", lambda work, pieces, n: jobs.extend(pieces) or each(work, pieces, n))
@@ -1504,8 +1519,14 @@ def test_boxes_one_sample_a_job_under_a_small_budget(monkeypatch, transposed, ch
         got, gx = np.moveaxis(got, -1, 1), np.moveaxis(gx, -1, 1)
     if not transposed:
         np.testing.assert_allclose(got, expected, atol=1e-10)
-    box_jobs = [job for job in jobs if len(job) == 3]  # (box, n0, n1)
-    assert used and box_jobs and all(n1 - n0 == 1 for _, n0, n1 in box_jobs)
+    box_jobs = [job for job in jobs if len(job) == 3]  # (box, n0, n1), of the forward call and the gradients'
+    assert used and all(ran == 2 for _, ran in used)
+    boxes = len(used[0][0].classes)
+    first = sorted(box_jobs[: len(box_jobs) // len(used)])  # the first call's jobs (each call makes as many)
+    assert sorted((box, n) for box, n0, n1 in first for n in range(n0, n1)) == [
+        (box, n) for box in range(boxes) for n in range(3)
+    ]
+    assert len(first) > boxes  # more than one block of samples a box
 
     def loss(x_, w_):
         return float(np.vdot(naive(x_, w_, None, stride=[1, 2], pads=[(2, 1), (1, 1)], dilation=[2, 1]), gy))

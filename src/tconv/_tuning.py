@@ -197,8 +197,6 @@ CROPPED_TAPS_MIN = 0.05
 TAP_CLASS_AXIS_KEPT = 0.97
 #: What one box of such a split costs beyond its product (its im2col call, product and write: Python and NumPy).
 TAP_CLASS_CALL_COST = 15e-6
-#: ... and only where the whole batch's zero-padded planes, made once a call for the boxes, stay within this.
-TAP_CLASS_MAX_PLANES = 32 * 2**20
 #: bytes/s of a copy in runs of many contiguous elements (a weight cut to some taps, tap-major: 14-18 GB/s measured)
 COPY_STREAM = 15e9
 

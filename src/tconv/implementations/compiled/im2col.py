@@ -83,6 +83,7 @@ def _tap_split(
     inner: int,
     channels_last: bool,
     products: int,
+    itemsize: int,
 ) -> geometry.TapClasses | None:
     """The im2col's outputs in boxes by the taps they read (:func:`.geometry.tap_classes`), for one group,
     where the cost model puts the boxes' ``products`` products (``rows`` rows, over ``inner`` channels a tap,
@@ -91,16 +92,18 @@ def _tap_split(
     ``TAP_CLASS_CALL_COST`` a box, thinner products (fewer than ``GEMM_FULL_RATE_INNER`` columns run slower
     in proportion), the weight's cut per box at ``COPY_STREAM``, and, channels-first, the pixel-major copies
     of the input and of each product's array at ``COLUMN_STREAM``. None where the whole products are
-    cheaper, where the whole batch's zero-padded planes (made once a call for the boxes) would exceed
-    ``TAP_CLASS_MAX_PLANES``, or where one sample's columns exceed ``TEAM_CHUNK_BYTES`` (the boxes are never
-    cut below whole samples)."""
+    cheaper, or where the whole batch's zero-padded planes or the weight's cuts (both made once a call, of
+    ``itemsize``-byte elements) would exceed ``CHUNK_BYTES``, or one sample's columns ``TEAM_CHUNK_BYTES``
+    (the boxes are never cut below whole samples)."""
     if spec.groups != 1 or batch == 0:
         return None
     axes = geometry.axes3(spec, size_in, size_out)
     split = geometry.tap_classes(axes)
-    taps, pixels, item = math.prod(spec.kernel_size), math.prod(size_out), float(_tuning.COST_ITEMSIZE)
+    taps, pixels, item = math.prod(spec.kernel_size), math.prod(size_out), float(itemsize)
     planes = item * batch * inner * math.prod(geometry.im2col_geometry(axes).span)
-    if len(split.classes) == 1 or planes > _tuning.TAP_CLASS_MAX_PLANES:
+    cut = sum(c.tap_index.size for c in split.classes)
+    cuts = item * rows * inner * cut
+    if len(split.classes) == 1 or max(planes, cuts) > _tuning.CHUNK_BYTES:
         return None
     if item * inner * taps * pixels > _tuning.TEAM_CHUNK_BYTES:
         return None
@@ -113,8 +116,7 @@ def _tap_split(
         product(taps, batch * pixels)
         - sum(product(c.tap_index.size, batch * c.tables.rows.size) for c in split.classes)
     )
-    cut = sum(c.tap_index.size for c in split.classes)
-    cost = len(split.classes) * _tuning.TAP_CLASS_CALL_COST + item * rows * inner * cut / _tuning.COPY_STREAM
+    cost = len(split.classes) * _tuning.TAP_CLASS_CALL_COST + cuts / _tuning.COPY_STREAM
     if not channels_last:
         cost += 2 * (planes + products * item * batch * rows * pixels) / _tuning.COLUMN_STREAM
     return split if cost < saved else None
@@ -163,7 +165,7 @@ def _by_boxes(
         rows = weight.shape[0]
         w_tm = contiguous(geometry.moved(weight, 2, 1), slot=5)  # (R, K, C)
         sizes = [rows * cls.tap_index.size * cg for cls in split.classes]
-        buffer = workspace((sum(sizes),), weight.dtype, slot=6)  # each box's taps of the weight (read by all)
+        buffer = scratch((sum(sizes),), weight.dtype, slot=6)  # each box's taps of the weight (read by all)
         for cls, start, size in zip(split.classes, np.cumsum([0, *sizes[:-1]]).tolist(), sizes):
             box = buffer[start : start + size].reshape(rows, cls.tap_index.size, cg)
             np.take(w_tm, cls.tap_index, axis=1, out=box, mode="clip")  # (mode "raise" buffers ``out``)
@@ -171,7 +173,7 @@ def _by_boxes(
         out_pixels = geometry.moved(out_grouped[:, 0], 1, -1)  # (N, O1, O2, O3, R)
         y_pixels = out_pixels
         if out_pixels.strides[-1] != out_pixels.itemsize:  # channels-first: pixel-major buffer, copied at the end
-            y_pixels = workspace(out_pixels.shape, out_pixels.dtype, slot=4)
+            y_pixels = scratch(out_pixels.shape, out_pixels.dtype, slot=4)
     data_rows, grads = None, None
     if data is not None:  # the weight gradient's other operand, pixel-major (N, P, R'); per-thread sums
         data_pixels = geometry.moved(data[:, 0], 1, -1)
@@ -215,11 +217,11 @@ def _by_boxes(
 
 def _channel_minor_planes(source: np.ndarray, tables: geometry.Im2colGeometry) -> np.ndarray:
     """``source (N, 1, C, s1, s2, s3)`` as zero-padded channel-minor flat planes ``(N, L, C)`` (this thread's
-    buffer, slot 2), the plane the im2col's windows span (``tables``)."""
+    buffer, slot 2, where it fits ``CHUNK_BYTES``), the plane the im2col's windows span (``tables``)."""
     batch, _, cg = source.shape[:3]
     (a1, b1), (a2, b2), (a3, b3) = tables.dst
     (c1, e1), (c2, e2), (c3, e3) = tables.src
-    plane = workspace((batch, *tables.span, cg), source.dtype, slot=2)
+    plane = scratch((batch, *tables.span, cg), source.dtype, slot=2)
     inner = plane[:, a1:b1, a2:b2, a3:b3]
     if inner.size < plane.size:
         plane.fill(0)
@@ -266,7 +268,9 @@ def conv(x: np.ndarray, weight: np.ndarray, bias: np.ndarray | None, spec: ConvS
     threads = schedule.team_threads(batch, groups * cg_in, bytes_per, schedule.Cut.PIXELS)
     if threads > batch:  # a batch smaller than the team, cut into blocks of output pixels
         return _conv_in_pixel_blocks(x_grouped, w_matrix, bias_g, spec, out, channels_last, threads)
-    split = _tap_split(spec, spec.input_size, spec.output_size, batch, cg_out, cg_in, channels_last, 1)
+    split = _tap_split(
+        spec, spec.input_size, spec.output_size, batch, cg_out, cg_in, channels_last, 1, x.dtype.itemsize
+    )
     if split is not None:  # the windows at the borders reach into the padding: products box by box
         axes = geometry.axes3(spec)
         bias_1 = None if bias_g is None else bias_g[0]
@@ -348,7 +352,9 @@ def conv_transpose_grads(
     dw = Partials(np.zeros((groups, cg_in, cg_out * taps), dtype=x.dtype), threads)
     total = None
     products = 1 if weight is None else 2
-    split = _tap_split(spec, spec.output_size, spec.input_size, batch, cg_in, cg_out, channels_last, products)
+    split = _tap_split(
+        spec, spec.output_size, spec.input_size, batch, cg_in, cg_out, channels_last, products, x.dtype.itemsize
+    )
     if split is not None:  # the windows at the borders reach into the padding: products box by box
         axes = geometry.axes3(spec, spec.output_size, spec.input_size)
         w3 = None if weight is None else weight.reshape(cg_in, cg_out, -1)
@@ -428,7 +434,9 @@ def conv_weight_grad(x: np.ndarray, gy: np.ndarray, spec: ConvSpec, channels_las
     bytes_per = geometry.im2col_bytes(spec, spec.input_size, spec.output_size, x.dtype.itemsize)
     blocks, threads = schedule.im2col_schedule(batch, groups, cg_in, bytes_per)
     dw = Partials(np.zeros((groups, cg_out, cg_in * taps), dtype=x.dtype), threads)
-    split = _tap_split(spec, spec.input_size, spec.output_size, batch, cg_out, cg_in, channels_last, 1)
+    split = _tap_split(
+        spec, spec.input_size, spec.output_size, batch, cg_out, cg_in, channels_last, 1, x.dtype.itemsize
+    )
     if split is not None:  # the windows at the borders reach into the padding: products box by box
         axes = geometry.axes3(spec)
         tables = geometry.im2col_geometry(axes)
