@@ -281,6 +281,18 @@ def test_max_pool_against_loops(channels_last):
         np.testing.assert_allclose(gx, full[crop], rtol=1e-6, atol=1e-6)  # the layers compute in float32
 
 
+def test_max_pool_keeps_the_winner_itself_and_pools_integers():
+    """The maximum is the first winner's own value (the sign of a zero maximum included: -0.0 first stays -0.0),
+    and integer inputs pool with their padding never winning, as their float copies do."""
+    x = np.array([[[[-0.0, 0.0], [0.0, -0.0]]], [[[0.0, -0.0], [-0.0, -0.0]]]])
+    y = MaxPool(2)(x)
+    assert np.signbit(y[0, 0, 0, 0]) and not np.signbit(y[1, 0, 0, 0])
+    xi = np.arange(-40, -15, dtype=np.int32).reshape(1, 1, 5, 5)  # all below zero: a zero padding would win
+    layer = MaxPool(3, 2, 1)
+    np.testing.assert_array_equal(layer(xi), MaxPool(3, 2, 1)(xi.astype(np.float64)))
+    assert layer(xi).max() < 0
+
+
 @pytest.mark.parametrize("rate", [0.1, 0.3, 0.5, 0.9])
 def test_dropout_keeps_each_entry_with_probability_one_minus_rate(rate):
     """Inverted dropout in training: each entry kept with probability 1 - rate (within five standard deviations of

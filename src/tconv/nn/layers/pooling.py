@@ -57,21 +57,23 @@ class MaxPool(Module):
         check_spatial_rank(self, x, self.rank)
         x = to_channels_first(x, self.channels_last)
         pairs = self._pairs(x.shape[2:])
-        padded = (
-            x if not any(lo or hi for lo, hi in pairs) else np.pad(x, [(0, 0), (0, 0), *pairs], constant_values=-np.inf)
-        )
+        padded = x
+        if any(lo or hi for lo, hi in pairs):  # padded entries never win: -inf, or an integer type's minimum
+            low = np.iinfo(x.dtype).min if np.issubdtype(x.dtype, np.integer) else -np.inf
+            padded = np.pad(x, [(0, 0), (0, 0), *pairs], constant_values=low)
         for n, k in zip(padded.shape[2:], self.kernel_size):
             if n < k:
                 raise ValueError(
                     f"the pooling window {self.kernel_size} is larger than the padded input {padded.shape[2:]}"
                 )
         out_shape = tuple((n - k) // s + 1 for n, k, s in zip(padded.shape[2:], self.kernel_size, self.stride))
-        # One strided view per window offset (row-major over the window): the maximum is a running maximum
-        # (NaN propagates), its index the first offset that holds it (or a NaN), as np.argmax over each window.
+        # One strided view per window offset (row-major over the window): the maximum is a running maximum (NaN
+        # propagates; np.maximum(later, y) returns y on ties, so a zero maximum keeps its first sign), its index
+        # the first offset that holds it (or a NaN), as np.argmax over each window.
         taps = [padded[self._offset(t, out_shape)] for t in np.ndindex(*self.kernel_size)]
         y = taps[0].copy()
         for tap in taps[1:]:
-            np.maximum(y, tap, out=y)
+            np.maximum(tap, y, out=y)
         nan = y.dtype.kind in "fc" and bool(np.isnan(y).any())
         arg = np.full(y.shape, len(taps) - 1, dtype=np.intp)
         for k in range(len(taps) - 2, -1, -1):  # down to the first offset, which wins ties
