@@ -270,12 +270,19 @@ def test_single_pixel_input_is_one_product(channels_last):
 
 
 @needs_jit
+@pytest.mark.parametrize("channels_last", [False, True])
 @pytest.mark.parametrize(
     "kernel, stride, padding, output_padding",
-    [((2, 2), (2, 2), (0, 0), (0, 0)), ((2, 1), (3, 2), (1, 0), (2, 1)), ((2, 2, 2), (2, 2, 2), (0, 1, 0), (1, 0, 1))],
+    [
+        ((2, 2), (2, 2), (0, 0), (0, 0)),
+        ((2, 1), (3, 2), (1, 0), (2, 1)),
+        ((2, 2, 2), (2, 2, 2), (0, 1, 0), (1, 0, 1)),
+        ((1, 1), (4, 3), (0, 0), (3, 2)),  # most output rows are the bias alone
+    ],
 )
-def test_kernel_no_longer_than_stride_reads_columns_directly(kernel, stride, padding, output_padding):
-    """No overlap between taps (U-Net's 2x2 stride 2, gaps when the kernel is shorter): the gather path."""
+def test_kernel_no_longer_than_stride_reads_columns_directly(kernel, stride, padding, output_padding, channels_last):
+    """No overlap between taps (U-Net's 2x2 stride 2, gaps when the kernel is shorter): the gather path, its
+    contiguous output rows (channels-first) and strided ones (channels-last)."""
     rng = np.random.default_rng(10)
     d = len(kernel)
     x = rng.standard_normal((2, 3, *(3,) * d))
@@ -284,9 +291,12 @@ def test_kernel_no_longer_than_stride_reads_columns_directly(kernel, stride, pad
     expected = naive_conv_transpose(
         x, w, b, stride=list(stride), pads=[(p, p) for p in padding], output_padding=list(output_padding)
     )
+    xin = np.moveaxis(x, 1, -1) if channels_last else x
     with tconv.use_algorithm("jit_gemm"):
-        got = tconv.conv_transpose(x, w, b, stride=stride, padding=padding, output_padding=output_padding)
-    np.testing.assert_allclose(got, expected, atol=1e-10)
+        got = tconv.conv_transpose(
+            xin, w, b, stride=stride, padding=padding, output_padding=output_padding, channels_last=channels_last
+        )
+    np.testing.assert_allclose(np.moveaxis(got, -1, 1) if channels_last else got, expected, atol=1e-10)
 
 
 @needs_jit

@@ -231,6 +231,16 @@ def _compiled() -> Kernels:
                 for o2 in range(o2n):
                     a2 = r2[o2]
                     row = ob + o1 * out_s[0] + o2 * out_s[1]
+                    if out_s[2] == 1:  # a contiguous output row (channels-first): unit-stride loops
+                        dst = out[row : row + o3n]
+                        if a1 < 0 or a2 < 0:
+                            dst[:] = bj
+                            continue
+                        src = base + a1 + a2
+                        for o3 in range(o3n):
+                            a3 = r3[o3]
+                            dst[o3] = (cols[src + a3] if a3 >= 0 else 0) + bj
+                        continue
                     if a1 < 0 or a2 < 0:
                         for o3 in range(o3n):
                             out[row + o3 * out_s[2]] = bj
