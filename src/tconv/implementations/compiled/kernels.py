@@ -151,11 +151,17 @@ def _compiled() -> Kernels:
     def write_phases(out, buf, ob, st1, st2, st3, qi1, qi2, qi3, bj):  # type: ignore[no-untyped-def]
         # A job's phase-major buffer into its output plane (col2im, direct): output (o1, o2, o3), at ob + o1*st1
         # + o2*st2 + o3*st3 in out, reads the buffer at qi1[o1] + qi2[o2] + qi3[o3], plus the bias bj.
+        n3 = qi3.shape[0]
         for o1 in range(qi1.shape[0]):
             for o2 in range(qi2.shape[0]):
                 row = ob + o1 * st1 + o2 * st2
                 brow = qi1[o1] + qi2[o2]
-                for o3 in range(qi3.shape[0]):
+                if st3 == 1:  # a contiguous output row (channels-first): unit-stride stores
+                    dst = out[row : row + n3]
+                    for o3 in range(n3):
+                        dst[o3] = buf[brow + qi3[o3]] + bj
+                    continue
+                for o3 in range(n3):
                     out[row + o3 * st3] = buf[brow + qi3[o3]] + bj
 
     # The kernels below call it as a module global, not through their closure: numba's cache keys a function by
