@@ -260,6 +260,12 @@ def _kernel() -> Any:
                         for o2 in range(o2n):
                             src_row = ob + o1 * out_s[3] + o2 * out_s[4]
                             wide_row = (o1 * q2n + o2) * q3n
+                            if out_s[5] == 1:  # a contiguous row (channels-first): unit-stride loads
+                                wrow = row[wide_row : wide_row + o3n]
+                                grow = gy[src_row : src_row + o3n]
+                                for o3 in range(o3n):
+                                    wrow[o3] = grow[o3]
+                                continue
                             for o3 in range(o3n):
                                 row[wide_row + o3] = gy[src_row + o3 * out_s[5]]
             else:
@@ -400,6 +406,12 @@ def _kernel() -> Any:
                     for o2 in range(o2n):
                         dst_row = ob + o1 * out_s[3] + o2 * out_s[4]
                         wide_row = (o1 * q2n + o2) * q3n
+                        if out_s[5] == 1:  # a contiguous row (channels-first): unit-stride stores
+                            orow = out[dst_row : dst_row + o3n]
+                            wrow = row[wide_row : wide_row + o3n]
+                            for o3 in range(o3n):
+                                orow[o3] = wrow[o3] + bj
+                            continue
                         for o3 in range(o3n):
                             out[dst_row + o3 * out_s[5]] = row[wide_row + o3] + bj
 
