@@ -1423,9 +1423,9 @@ def _boxes_always(monkeypatch):
     used = []
     real = im2col._by_boxes
 
-    def spy(split, source, tables, kernel, threads, *args, **kwargs):
+    def spy(split, source, axes, threads, *args, **kwargs):
         used.append((split, threads))
-        return real(split, source, tables, kernel, threads, *args, **kwargs)
+        return real(split, source, axes, threads, *args, **kwargs)
 
     monkeypatch.setattr(im2col, "_by_boxes", spy)
     return used

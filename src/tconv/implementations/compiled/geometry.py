@@ -165,17 +165,19 @@ def im2col_geometry(axes: Axes3) -> Im2colGeometry:
 
 class TapClass(NamedTuple):
     """A box of outputs whose windows read input at no tap outside one box of taps (:func:`tap_classes`): the
-    outputs ``(start, stop)`` and taps ``(start, stop)`` per 3-D padded axis, the taps' flat indices into
-    the kernel, and the im2col tables cut to them (rows relative to the box's first output, whose plane offset
-    is in ``taps``)."""
+    outputs ``(start, stop)`` and taps ``(start, stop)`` per 3-D padded axis, the taps' flat indices into the
+    kernel, and the gather tables cut to them: ``rows[o]`` the plane offset of the box's output ``o``'s window
+    from the box's first output's, ``tap_offsets[t]`` that first window's plane offset plus tap ``t``'s;
+    ``out_rows`` and ``out_offset`` the same for the box's outputs themselves in flat unpadded output planes
+    (one "tap": the other operand of a weight gradient, cut to the box)."""
 
     outputs: tuple[tuple[int, int], ...]
     taps: tuple[tuple[int, int], ...]
     tap_index: np.ndarray
-    tables: Im2colGeometry
-    #: the same gather of the box's outputs themselves from flat unpadded output planes (one tap): the other
-    #: operand of a weight gradient, cut to the box
-    outputs_tables: Im2colGeometry
+    rows: np.ndarray
+    tap_offsets: np.ndarray
+    out_rows: np.ndarray
+    out_offset: np.ndarray
 
 
 class TapClasses(NamedTuple):
@@ -256,20 +258,18 @@ def _tap_classes(axes: Axes3, split_at: float) -> TapClasses:
             t1[:, None, None] * tap_step[0] + t2[:, None] * tap_step[1] + t3 * tap_step[2]
         ).ravel().astype(np.int64)  # fmt: skip
         tap_index = (t1[:, None, None] * (k2 * k3) + t2[:, None] * k3 + t3).ravel().astype(np.int64)
-        runs = np.array([counts[1], counts[2], step[0], step[1], s3], dtype=np.int64)
         out_step = (o2n * o3n, o3n, 1)
         out_rows = (
             np.arange(counts[0])[:, None, None] * out_step[0] + np.arange(counts[1])[:, None] * out_step[1]
             + np.arange(counts[2])
         ).ravel().astype(np.int64)  # fmt: skip
-        out_origin = np.array([sum(o0 * st for (o0, _, _, _), st in zip(seg, out_step))], dtype=np.int64)
-        out_runs = np.array([counts[1], counts[2], out_step[0], out_step[1], 1], dtype=np.int64)
-        for table in (rows, taps, tap_index, runs, out_rows, out_origin, out_runs):
+        out_offset = np.array([sum(o0 * st for (o0, _, _, _), st in zip(seg, out_step))], dtype=np.int64)
+        for table in (rows, taps, tap_index, out_rows, out_offset):
             table.flags.writeable = False
-        tables = whole._replace(rows=rows, taps=taps, runs=runs)
-        outputs_tables = whole._replace(rows=out_rows, taps=out_origin, runs=out_runs)
         outputs = tuple((o0, o1) for o0, o1, _, _ in seg)
-        classes.append(TapClass(outputs, tuple((a, b) for _, _, a, b in seg), tap_index, tables, outputs_tables))
+        classes.append(
+            TapClass(outputs, tuple((a, b) for _, _, a, b in seg), tap_index, rows, taps, out_rows, out_offset)
+        )
         kept += rows.size * taps.size
     total = whole.rows.size * whole.taps.size
     return TapClasses(tuple(classes), kept / total if total else 1.0)

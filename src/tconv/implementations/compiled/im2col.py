@@ -113,8 +113,7 @@ def _tap_split(
         return 2.0 * rows * inner * kept_taps * columns / rate
 
     saved = products * (
-        product(taps, batch * pixels)
-        - sum(product(c.tap_index.size, batch * c.tables.rows.size) for c in split.classes)
+        product(taps, batch * pixels) - sum(product(c.tap_index.size, batch * c.rows.size) for c in split.classes)
     )
     cost = len(split.classes) * _tuning.TAP_CLASS_CALL_COST + cuts / _tuning.COPY_STREAM
     if not channels_last:
@@ -125,8 +124,7 @@ def _tap_split(
 def _by_boxes(
     split: geometry.TapClasses,
     source: np.ndarray,
-    tables: geometry.Im2colGeometry,
-    kernel: tuple[int, ...],
+    axes: geometry.Axes3,
     threads: int,
     weight: np.ndarray | None,
     out_grouped: np.ndarray | None,
@@ -135,7 +133,7 @@ def _by_boxes(
 ) -> np.ndarray | None:
     """An im2col and its products box by box (:func:`_tap_split`), one group, pixel-major: ``source (N, 1, C,
     s1, s2, s3)`` (either layout) is copied once into zero-padded channel-minor planes ``(N, L, C)``
-    (``tables``: the whole im2col's geometry, ``kernel`` its 3-D kernel); then each job, a box and a block of
+    (``axes``: the im2col's 3-D padded axes); then each job, a box and a block of
     whole samples, gathers the box's columns ``(nb * P_box, K_box * C)``, each (output, tap) one run of the
     channels (:func:`.kernels.pixel_rows`), and
 
@@ -147,17 +145,17 @@ def _by_boxes(
       gradient ``(R', k1, k2, k3, C)``, and returns it as ``(R', C, K)``."""
     batch, _, cg = source.shape[:3]
     item = source.dtype.itemsize
-    planes = _channel_minor_planes(source, tables)  # read by every thread; the jobs never touch slot 2
+    planes = _channel_minor_planes(
+        source, geometry.im2col_geometry(axes)
+    )  # read by every thread; the jobs never touch slot 2
     budget = _tuning.TEAM_CHUNK_BYTES if threads > 1 else None
     jobs = []
     for index, cls in enumerate(split.classes):
-        per_sample = max(1, cls.tables.rows.size * cls.tap_index.size * cg * item)
+        per_sample = max(1, cls.rows.size * cls.tap_index.size * cg * item)
         jobs += [(index, n0, n1) for n0, n1, *_ in schedule.im2col_blocks(batch, 1, 1, per_sample, budget, threads)]
     # the largest first, so that the team's threads, handed the jobs in order, finish together
     jobs.sort(
-        key=lambda job: (
-            -(job[2] - job[1]) * split.classes[job[0]].tables.rows.size * split.classes[job[0]].tap_index.size
-        )
+        key=lambda job: -(job[2] - job[1]) * split.classes[job[0]].rows.size * split.classes[job[0]].tap_index.size
     )
     weights: list[np.ndarray] = []
     y_pixels = out_pixels = None
@@ -178,19 +176,19 @@ def _by_boxes(
     if data is not None:  # the weight gradient's other operand, pixel-major (N, P, R'); per-thread sums
         data_pixels = geometry.moved(data[:, 0], 1, -1)
         data_rows = contiguous(data_pixels, slot=7).reshape(batch, -1, data_pixels.shape[-1])
-        grads = Partials(np.zeros((data_pixels.shape[-1], *kernel, cg), dtype=source.dtype), threads)
+        grads = Partials(np.zeros((data_pixels.shape[-1], *axes.kernel, cg), dtype=source.dtype), threads)
 
     def work(job: tuple[int, int, int]) -> None:
         index, n0, n1 = job
         cls = split.classes[index]
-        nb, kc, pc = n1 - n0, cls.tap_index.size, cls.tables.rows.size
+        nb, kc, pc = n1 - n0, cls.tap_index.size, cls.rows.size
         (o1, e1), (o2, e2), (o3, e3) = cls.outputs
         if kc == 0:  # windows that read the padding only
             if y_pixels is not None:
                 y_pixels[n0:n1, o1:e1, o2:e2, o3:e3] = 0
             return
         cols = workspace((nb, pc, kc, cg), source.dtype)
-        kernels.pixel_rows(planes[n0:n1], cols, cls.tables.rows, cls.tables.taps)
+        kernels.pixel_rows(planes[n0:n1], cols, cls.rows, cls.tap_offsets)
         cols = cols.reshape(nb * pc, kc * cg)
         if y_pixels is not None:
             y = team.matmul(cols, weights[index].T)  # (nb * P_box, R)
@@ -198,7 +196,7 @@ def _by_boxes(
         if grads is not None and data_rows is not None:
             r = data_rows.shape[2]
             box_rows = workspace((nb, pc, 1, r), source.dtype, slot=3)
-            kernels.pixel_rows(data_rows[n0:n1], box_rows, cls.outputs_tables.rows, cls.outputs_tables.taps)
+            kernels.pixel_rows(data_rows[n0:n1], box_rows, cls.out_rows, cls.out_offset)
             part = team.matmul(box_rows.reshape(nb * pc, r).T, cols)  # (R', K_box * C)
             (a1, b1), (a2, b2), (a3, b3) = cls.taps  # the box's taps: a block of the tap-major gradient
             grads.target()[:, a1:b1, a2:b2, a3:b3] += part.reshape(r, b1 - a1, b2 - a2, b3 - a3, cg)
@@ -272,10 +270,9 @@ def conv(x: np.ndarray, weight: np.ndarray, bias: np.ndarray | None, spec: ConvS
         spec, spec.input_size, spec.output_size, batch, cg_out, cg_in, channels_last, 1, x.dtype.itemsize
     )
     if split is not None:  # the windows at the borders reach into the padding: products box by box
-        axes = geometry.axes3(spec)
         bias_1 = None if bias_g is None else bias_g[0]
         w3 = weight.reshape(cg_out, cg_in, -1)
-        _by_boxes(split, x_grouped, geometry.im2col_geometry(axes), axes.kernel, threads, w3, out_grouped, bias_1)
+        _by_boxes(split, x_grouped, geometry.axes3(spec), threads, w3, out_grouped, bias_1)
         return out
     schedule.each(work, *schedule.im2col_schedule(batch, groups, cg_in, bytes_per, threads))
     return out
@@ -349,8 +346,6 @@ def conv_transpose_grads(
     if threads > batch:  # a batch smaller than the team, cut into blocks of pixels
         return dx, _grads_in_pixel_blocks(x_grouped, w_matrix, gy_grouped, spec, dx, threads).reshape(weight_shape)
     blocks, threads = schedule.im2col_schedule(batch, groups, cg_out, bytes_per, threads)
-    dw = Partials(np.zeros((groups, cg_in, cg_out * taps), dtype=x.dtype), threads)
-    total = None
     products = 1 if weight is None else 2
     split = _tap_split(
         spec, spec.output_size, spec.input_size, batch, cg_in, cg_out, channels_last, products, x.dtype.itemsize
@@ -358,10 +353,11 @@ def conv_transpose_grads(
     if split is not None:  # the windows at the borders reach into the padding: products box by box
         axes = geometry.axes3(spec, spec.output_size, spec.input_size)
         w3 = None if weight is None else weight.reshape(cg_in, cg_out, -1)
-        tables = geometry.im2col_geometry(axes)
-        grad = _by_boxes(split, gy_grouped, tables, axes.kernel, threads, w3, dx_grouped, None, x_grouped)
+        grad = _by_boxes(split, gy_grouped, axes, threads, w3, dx_grouped, None, x_grouped)
         assert grad is not None
         return dx, grad.reshape(weight_shape)
+    dw = Partials(np.zeros((groups, cg_in, cg_out * taps), dtype=x.dtype), threads)
+    total = None
 
     def work(chunk: tuple[int, int, int, int, int, int]) -> None:
         nonlocal total
@@ -433,16 +429,14 @@ def conv_weight_grad(x: np.ndarray, gy: np.ndarray, spec: ConvSpec, channels_las
     gy_grouped = geometry.grouped_view(gy, groups, d, channels_last)
     bytes_per = geometry.im2col_bytes(spec, spec.input_size, spec.output_size, x.dtype.itemsize)
     blocks, threads = schedule.im2col_schedule(batch, groups, cg_in, bytes_per)
-    dw = Partials(np.zeros((groups, cg_out, cg_in * taps), dtype=x.dtype), threads)
     split = _tap_split(
         spec, spec.input_size, spec.output_size, batch, cg_out, cg_in, channels_last, 1, x.dtype.itemsize
     )
     if split is not None:  # the windows at the borders reach into the padding: products box by box
-        axes = geometry.axes3(spec)
-        tables = geometry.im2col_geometry(axes)
-        grad = _by_boxes(split, x_grouped, tables, axes.kernel, threads, None, None, None, gy_grouped)
+        grad = _by_boxes(split, x_grouped, geometry.axes3(spec), threads, None, None, None, gy_grouped)
         assert grad is not None
         return grad.reshape(spec.out_channels, cg_in, *spec.kernel_size)
+    dw = Partials(np.zeros((groups, cg_out, cg_in * taps), dtype=x.dtype), threads)
 
     def work(chunk: tuple[int, int, int, int, int, int]) -> None:
         n0, n1, g0, g1, c0, c1 = chunk

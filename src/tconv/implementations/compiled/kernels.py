@@ -420,12 +420,12 @@ def _compiled() -> Kernels:
                 o1 = q12 // o2n
                 o2 = q12 - o1 * o2n
                 while o < p_all:
-                    run = np.uint64(min(o3n - o3, p_all - o))
+                    length = min(o3n - o3, p_all - o)
                     at = np.uint64(o)
                     off = np.uint64(base + o1 * r1 + o2 * r2 + o3)
-                    for j in range(run):
+                    for j in range(np.uint64(length)):
                         dst[at + j] = src[off + j]
-                    o += min(o3n - o3, p_all - o)
+                    o += length
                     o3 = 0
                     o2 += 1
                     if o2 == o2n:

@@ -66,7 +66,9 @@ class MaxPool(Module):
                 raise ValueError(
                     f"the pooling window {self.kernel_size} is larger than the padded input {padded.shape[2:]}"
                 )
-        out_shape = tuple((n - k) // s + 1 for n, k, s in zip(padded.shape[2:], self.kernel_size, self.stride))
+        out_shape = tuple(
+            shapes.conv_output_size(n, k, stride=s) for n, k, s in zip(padded.shape[2:], self.kernel_size, self.stride)
+        )
         # One strided view per window offset (row-major over the window): the maximum is a running maximum (NaN
         # propagates; np.maximum(later, y) returns y on ties, so a zero maximum keeps its first sign), its index
         # the first offset that holds it (or a NaN), as np.argmax over each window.
