@@ -1527,8 +1527,7 @@ def test_boxes_in_blocks_of_samples_on_a_team(monkeypatch, transposed, channels_
         gx, gw, _ = grad(gyin, xin, w, channels_last=channels_last, **options)
     if channels_last:
         got, gx = np.moveaxis(got, -1, 1), np.moveaxis(gx, -1, 1)
-    if not transposed:
-        np.testing.assert_allclose(got, expected, atol=1e-10)
+    np.testing.assert_allclose(got, expected, atol=1e-10)
     box_jobs = [job for job in jobs if len(job) == 3]  # (box, n0, n1), of the forward call and the gradients'
     assert used and all(ran == 2 for _, ran in used)
     boxes = len(used[0][0].classes)
@@ -1551,4 +1550,4 @@ def test_boxes_in_blocks_of_samples_on_a_team(monkeypatch, transposed, channels_
     with tconv.use_algorithm("jit_gemm"):
         again = fn(xin, w, b, channels_last=channels_last, **options)
     assert not used  # one sample's columns over the team's chunk size: one product, as before
-    np.testing.assert_allclose(np.moveaxis(again, -1, 1) if channels_last else again, got, atol=1e-10)
+    np.testing.assert_allclose(np.moveaxis(again, -1, 1) if channels_last else again, expected, atol=1e-10)
