@@ -1516,8 +1516,8 @@ def test_boxes_in_blocks_of_samples_on_a_team(monkeypatch, transposed, channels_
     used = _boxes_always(monkeypatch)
     _team_of(monkeypatch, 2)
     jobs = []
-    each = schedule.each
-    monkeypatch.setattr(schedule, "each", lambda work, pieces, n: jobs.extend(pieces) or each(work, pieces, n))
+    deal = im2col._box_jobs
+    monkeypatch.setattr(im2col, "_box_jobs", lambda *a: [jobs.extend(b) or b for b in deal(*a)])
     xin = np.moveaxis(x, 1, -1) if channels_last else x
     gyin = np.moveaxis(gy, 1, -1) if channels_last else gy
     fn = tconv.conv_transpose if transposed else tconv.conv
@@ -1528,7 +1528,7 @@ def test_boxes_in_blocks_of_samples_on_a_team(monkeypatch, transposed, channels_
     if channels_last:
         got, gx = np.moveaxis(got, -1, 1), np.moveaxis(gx, -1, 1)
     np.testing.assert_allclose(got, expected, atol=1e-10)
-    box_jobs = [job for job in jobs if len(job) == 3]  # (box, n0, n1), of the forward call and the gradients'
+    box_jobs = jobs  # (box, n0, n1), of the forward call and the gradients'
     assert used and all(ran == 2 for _, ran in used)
     boxes = len(used[0][0].classes)
     first = sorted(box_jobs[: len(box_jobs) // len(used)])  # the first call's jobs (each call makes as many)
@@ -1551,3 +1551,26 @@ def test_boxes_in_blocks_of_samples_on_a_team(monkeypatch, transposed, channels_
         again = fn(xin, w, b, channels_last=channels_last, **options)
     assert not used  # one sample's columns over the team's chunk size: one product, as before
     np.testing.assert_allclose(np.moveaxis(again, -1, 1) if channels_last else again, expected, atol=1e-10)
+
+
+@needs_jit
+def test_box_gradients_are_the_same_on_every_call_on_a_team(monkeypatch):
+    """The weight gradient box by box on a two-thread team is summed in the same order on every call (each bin
+    of jobs its own sum, the bins added in order), so repeated calls give the same bits, as one product does;
+    and it matches the oracle's adjoint."""
+    _team_of(monkeypatch, 2)
+    rng = np.random.default_rng(12)
+    x = rng.standard_normal((12, 7, 7, 24)).astype(np.float32)  # channels-last, as the DCGAN generator's
+    w = rng.standard_normal((24, 16, 5, 5)).astype(np.float32)
+    gy = rng.standard_normal((12, 7, 7, 16)).astype(np.float32)
+    used = _boxes_always(monkeypatch)
+    first = tconv.conv_transpose_grad(gy, x, w, padding=2, channels_last=True)
+    assert used and all(ran == 2 for _, ran in used)
+    for _ in range(6):
+        again = tconv.conv_transpose_grad(gy, x, w, padding=2, channels_last=True)
+        for a, b in zip(first, again):
+            np.testing.assert_array_equal(a, b)
+    x64, gy64 = np.moveaxis(x, -1, 1).astype(np.float64), np.moveaxis(gy, -1, 1).astype(np.float64)
+    v = rng.standard_normal(w.shape)
+    expected = np.vdot(naive_conv_transpose(x64, v, pads=[(2, 2), (2, 2)]), gy64)  # <conv_transpose(x, v), gy>
+    np.testing.assert_allclose(np.vdot(first[1].astype(np.float64), v), expected, rtol=1e-4)
