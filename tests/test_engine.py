@@ -12,7 +12,7 @@ from hypothesis import HealthCheck, assume, given, settings
 
 import tconv
 from oracle import naive_conv, naive_conv_transpose
-from strategies import configs
+from strategies import Axis, Case, configs
 from tconv import _tuning
 from tconv.implementations import array_api
 from tconv.implementations.compiled import algorithms, geometry, im2col, kernels, schedule, team, workspace
@@ -246,14 +246,70 @@ def test_im2col_of_a_block_of_outputs_that_starts_and_ends_inside_rows(stride):
     planes = planes.reshape(2, 3, -1)
     p_out = expected.shape[-1]
     for first, count in [(0, p_out), (3, p_out - 7), (p_out - 2, 2), (1, 1), (spec.output_size[1] + 1, 4)]:
-        cols = np.full((3, 6, 2, count), np.nan, dtype=np.float32)
-        kernels.im2col(np.ascontiguousarray(planes), cols, tables, first)
-        np.testing.assert_array_equal(cols, expected[..., first : first + count])
+        # rows longer than the block's columns (row_length pads them): the extra elements are left as they are
+        cols = np.full((3, 6, 2 * count + 5), np.nan, dtype=np.float32)
+        kernels.im2col(np.ascontiguousarray(planes), cols, count, tables, first)
+        written = cols[:, :, : 2 * count].reshape(3, 6, 2, count)
+        np.testing.assert_array_equal(written, expected[..., first : first + count])
+        assert np.isnan(cols[:, :, 2 * count :]).all()
         # the pixel-major gather of the boxes (channel-minor planes, (N, P, K, C)) reads the same windows
         pixels = np.full((2, count, 6, 3), np.nan, dtype=np.float32)
         rows = tables.rows[first : first + count]
         kernels.pixel_rows(np.ascontiguousarray(np.swapaxes(planes, 1, 2)), pixels, rows, tables.taps)
         np.testing.assert_array_equal(pixels, expected[..., first : first + count].transpose(2, 3, 1, 0))
+
+
+def test_row_length_moves_rows_off_the_aliasing_stride():
+    """row_length pads a row only where its bytes are a multiple of ROW_ALIAS_BYTES, by ROW_ALIAS_PAD bytes."""
+    step = _tuning.ROW_ALIAS_BYTES
+    assert workspace.row_length(step // 4, 4) == step // 4 + _tuning.ROW_ALIAS_PAD // 4
+    assert workspace.row_length(4 * step // 8, 8) == 4 * step // 8 + _tuning.ROW_ALIAS_PAD // 8
+    for count, item in ((step // 4 + 1, 4), (3 * step // 8 - 1, 8), (1, 4), (0, 4)):
+        assert workspace.row_length(count, item) == count
+
+
+@needs_jit
+@pytest.mark.parametrize("algorithm", ["jit_gemm", "jit_winograd"])
+def test_padded_column_rows_match_the_oracle(algorithm, monkeypatch):
+    """Calls whose columns (im2col's N * P, Winograd's tiles) are a multiple of ROW_ALIAS_BYTES a row, so that
+    their buffers' rows are longer than the matrix BLAS reads: forward calls, a transposed call through its
+    twin, and (jit_gemm) the gradients, whose im2col of the output gradient is padded too; against the oracle."""
+    padded = []  # whether each im2col call's rows were longer than the columns it wrote
+    original = kernels.im2col
+
+    def spy(planes, cols, pixels, tables, first=0):
+        padded.append(cols.shape[2] > planes.shape[0] * pixels)
+        original(planes, cols, pixels, tables, first)
+
+    monkeypatch.setattr(kernels, "im2col", spy)
+    rng = np.random.default_rng(23)
+    shapes = {
+        "jit_gemm": ((np.float32, (2, 3, 16, 8)), (np.float64, (4, 2, 16, 16)), (np.float32, (1, 5, 32, 32))),
+        "jit_winograd": ((np.float32, (4, 3, 16, 16)), (np.float64, (2, 2, 16, 16)), (np.float32, (1, 5, 32, 32))),
+    }
+    for dtype, x_shape in shapes[algorithm]:
+        pixels = x_shape[2] * x_shape[3] // (1 if algorithm == "jit_gemm" else 4)  # Winograd: 2x2 output tiles
+        columns = x_shape[0] * pixels
+        assert workspace.row_length(columns, np.dtype(dtype).itemsize) > columns  # the padded layout is what runs
+        x = rng.standard_normal(x_shape)
+        w = rng.standard_normal((4, x_shape[1], 3, 3))
+        b = rng.standard_normal(4)
+        with tconv.use_algorithm(algorithm):
+            got = tconv.conv(x.astype(dtype), w.astype(dtype), b.astype(dtype), padding=1)
+        tol = 1e-4 if dtype == np.float32 else 1e-10
+        expected = naive_conv(x, w, b, stride=[1, 1], pads=[(1, 1), (1, 1)], dilation=[1, 1])
+        np.testing.assert_allclose(got, expected, rtol=tol, atol=tol)
+        wt = rng.standard_normal((x_shape[1], 4, 3, 3))
+        with tconv.use_algorithm(algorithm):
+            got_t = tconv.conv_transpose(x.astype(dtype), wt.astype(dtype), None, padding=1)
+        expected_t = naive_conv_transpose(x, wt, None, stride=[1, 1], pads=[(1, 1), (1, 1)], dilation=[1, 1])
+        np.testing.assert_allclose(got_t, expected_t, rtol=tol, atol=tol)
+    if algorithm == "jit_gemm":  # float64 gradients: 2 x 8 x 8 columns of 8 bytes, 1 KiB a row
+        axis = Axis(8, 3, 1, 1, 1, 1)
+        assert workspace.row_length(2 * 8 * 8, 8) > 2 * 8 * 8
+        for transposed in (False, True):
+            _grads_match(Case(transposed, (axis, axis), cin_g=3, cout_g=4, seed=3), "jit_gemm")
+        assert padded and all(padded)  # every im2col of these calls wrote rows longer than its columns
 
 
 @pytest.mark.parametrize("channels_last", [False, True])

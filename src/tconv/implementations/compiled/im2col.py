@@ -21,7 +21,7 @@ import numpy as np
 from ... import _tuning
 from ...spec import ConvSpec
 from . import geometry, kernels, schedule, team
-from .workspace import Partials, contiguous, scratch, workspace
+from .workspace import Partials, contiguous, row_length, scratch, workspace
 
 
 def im2col(grouped: np.ndarray, spec: ConvSpec, size_in: tuple[int, ...], size_out: tuple[int, ...]) -> np.ndarray:
@@ -31,10 +31,10 @@ def im2col(grouped: np.ndarray, spec: ConvSpec, size_in: tuple[int, ...], size_o
     tables = geometry.im2col_geometry(geometry.axes3(spec, size_in, size_out))
     channels = groups * cg
     planes = _padded_planes(grouped, tables)
-    shape = (channels, tables.taps.size, batch, tables.rows.size)
-    cols = workspace(shape, grouped.dtype)
-    kernels.im2col(planes, cols, tables)
-    return cols.reshape(groups, cg * tables.taps.size, batch * tables.rows.size)
+    count = batch * tables.rows.size
+    cols = workspace((channels, tables.taps.size, row_length(count, grouped.dtype.itemsize)), grouped.dtype)
+    kernels.im2col(planes, cols, tables.rows.size, tables)
+    return cols[:, :, :count].reshape(groups, cg * tables.taps.size, count)
 
 
 def _padded_planes(grouped: np.ndarray, tables: geometry.Im2colGeometry) -> np.ndarray:
@@ -329,11 +329,12 @@ def _conv_in_pixel_blocks(
 
     def work(block: tuple[int, int, int]) -> None:
         n, o0, o1 = block
-        cols = workspace((groups * cg_in, taps, 1, o1 - o0), x_grouped.dtype)
-        kernels.im2col(planes[n : n + 1], cols, tables, o0)
+        width = o1 - o0
+        cols = workspace((groups * cg_in, taps, row_length(width, x_grouped.dtype.itemsize)), x_grouped.dtype)
+        kernels.im2col(planes[n : n + 1], cols, width, tables, o0)
         y = team.matmul(
             w_matrix,
-            cols.reshape(groups, cg_in * taps, o1 - o0),
+            cols[:, :, :width].reshape(groups, cg_in * taps, width),
             out=scratch((groups, cg_out, o1 - o0), x_grouped.dtype, slot=4),
         )
         if bias_column is not None:
@@ -427,9 +428,10 @@ def _grads_in_pixel_blocks(
 
     def work(block: tuple[int, int]) -> None:
         o0, o1 = block
-        cols = workspace((groups * cg_out, taps, batch, o1 - o0), x_grouped.dtype)
-        kernels.im2col(planes, cols, tables, o0)
-        cols_g = cols.reshape(groups, cg_out * taps, batch * (o1 - o0))
+        count = batch * (o1 - o0)
+        cols = workspace((groups * cg_out, taps, row_length(count, x_grouped.dtype.itemsize)), x_grouped.dtype)
+        kernels.im2col(planes, cols, o1 - o0, tables, o0)
+        cols_g = cols[:, :, :count].reshape(groups, cg_out * taps, count)
         xb = geometry.moved(x_flat[:, :, :, o0:o1], 0, 2).reshape(groups, cg_in, -1)  # (G, cg_in, N * ob)
         target = dw.target()
         for g in range(groups):

@@ -393,14 +393,15 @@ def _compiled() -> Kernels:
                             out[n, c, o1, o2, o3] = b
 
     @jit
-    def im2col(planes, cols, rows, taps, runs, first, start, stop):  # type: ignore[no-untyped-def]
-        # planes (N, C, L) zero-padded flat planes; cols (C, K, N, P), contiguous: cols[c, t, n, o] =
-        # planes[n, c, taps[t] + rows[o]], rows the window table cut to the outputs first to first + P (the
-        # zero padding is in the planes, so no output needs a test). runs = (O2, O3, row step of output axis
-        # 1, of axis 2, stride of axis 3): at stride 1 along the last axis an output row's windows start at
-        # consecutive places, so each row is one contiguous copy (unsigned indices, which the compiler
-        # vectorises with no wrap-around test); at other strides, a flat gather through the table.
-        k_all, batch, p_all = cols.shape[1], cols.shape[2], cols.shape[3]
+    def im2col(planes, cols, batch, p_all, rows, taps, runs, first, start, stop):  # type: ignore[no-untyped-def]
+        # planes (N, C, L) zero-padded flat planes; cols (C, K, R) contiguous, R >= N * P (a row may be longer
+        # than its N * P columns): cols[c, t, n * P + o] = planes[n, c, taps[t] + rows[o]], rows the window
+        # table cut to the outputs first to first + P (the zero padding is in the planes, so no output needs a
+        # test). runs = (O2, O3, row step of output axis 1, of axis 2, stride of axis 3): at stride 1 along the
+        # last axis an output row's windows start at consecutive places, so each row is one contiguous copy
+        # (unsigned indices, which the compiler vectorises with no wrap-around test); at other strides, a flat
+        # gather through the table.
+        k_all = cols.shape[1]
         o2n, o3n, r1, r2, s3 = runs[0], runs[1], runs[2], runs[3], runs[4]
         for job in range(start, stop):
             c = job // k_all
@@ -408,11 +409,12 @@ def _compiled() -> Kernels:
             base = taps[t]
             if s3 != 1:
                 for n in range(batch):
+                    dst = cols[c, t, n * p_all : (n + 1) * p_all]
                     for o in range(p_all):
-                        cols[c, t, n, o] = planes[n, c, base + rows[o]]
+                        dst[o] = planes[n, c, base + rows[o]]
                 continue
             for n in range(batch):
-                dst = cols[c, t, n]
+                dst = cols[c, t, n * p_all : (n + 1) * p_all]
                 src = planes[n, c]
                 o = 0
                 q12 = first // o3n
@@ -683,16 +685,18 @@ def col2im_patches(cols: np.ndarray, bias: np.ndarray, out: np.ndarray, geometry
     team.ranges(lambda start, stop: kernel(*arguments, start, stop), out.shape[0] * out.shape[1], work)
 
 
-def im2col(planes: np.ndarray, cols: np.ndarray, tables: Any, first: int = 0) -> None:
-    """Fill ``cols (C, K, N, P)`` with ``planes[n, c, taps[t] + rows[first + o]]`` (``planes (N, C, L)``:
-    zero-padded, flattened; ``tables`` an im2col geometry, :class:`.geometry.Im2colGeometry`: its ``rows``,
-    ``taps`` and ``runs``): the outputs ``first`` to ``first + P``."""
+def im2col(planes: np.ndarray, cols: np.ndarray, pixels: int, tables: Any, first: int = 0) -> None:
+    """Fill ``cols (C, K, R)`` (contiguous, ``R >= N * pixels``) with ``cols[c, t, n * pixels + o] =
+    planes[n, c, taps[t] + rows[first + o]]`` (``planes (N, C, L)``: zero-padded, flattened; ``tables`` an
+    im2col geometry, :class:`.geometry.Im2colGeometry`: its ``rows``, ``taps`` and ``runs``): the outputs
+    ``first`` to ``first + pixels`` of every sample; the rows' last ``R - N * pixels`` elements are not written."""
     kernel = _compiled().im2col
-    rows, taps, runs = tables.rows[first : first + cols.shape[3]], tables.taps, tables.runs
+    batch = planes.shape[0]
+    rows, taps, runs = tables.rows[first : first + pixels], tables.taps, tables.runs
     team.ranges(
-        lambda start, stop: kernel(planes, cols, rows, taps, runs, first, start, stop),
+        lambda start, stop: kernel(planes, cols, batch, pixels, rows, taps, runs, first, start, stop),
         cols.shape[0] * cols.shape[1],
-        cols.size,
+        cols.shape[0] * cols.shape[1] * batch * pixels,
     )
 
 

@@ -31,7 +31,7 @@ import numpy as np
 from ... import _tuning
 from ...spec import ConvSpec
 from . import geometry, kernels, schedule, team
-from .workspace import scratch
+from .workspace import row_length, scratch
 
 #: The kernel transform: ``U = G g G^T`` for a 3x3 kernel ``g`` (the kernel ``transform_kernel`` writes it out).
 G = np.array([[1.0, 0.0, 0.0], [0.5, 0.5, 0.5], [0.5, -0.5, 0.5], [0.0, 0.0, 1.0]])
@@ -115,9 +115,10 @@ def conv(x: np.ndarray, weight: np.ndarray, bias: np.ndarray | None, spec: ConvS
     def work(chunk: tuple[int, int, int, int]) -> None:
         n0, n1, i0, i1 = chunk
         count = (n1 - n0) * (i1 - i0) * columns
-        v = scratch((16, c_in, count), x.dtype, slot=0)  # kept between calls only within CHUNK_BYTES
+        # kept between calls only within CHUNK_BYTES; rows of row_length(count) (its last elements unused)
+        v = scratch((16, c_in, row_length(count, item)), x.dtype, slot=0)
         transform_input(x_flat, x_strides, size_in, low, n0, n1, i0, i1, columns, v)
-        m = team.matmul(u, v, out=scratch((16, c_out, count), x.dtype, slot=4))
+        m = team.matmul(u, v[:, :, :count], out=scratch((16, c_out, count), x.dtype, slot=4))
         transform_output(m, out_flat, out_strides, size_out, n0, n1, i0, i1, columns, bias_row)
 
     # whole samples, or rows of tiles of one sample, within the budget (a row of tiles as a sample's "channel")
@@ -129,13 +130,13 @@ def conv(x: np.ndarray, weight: np.ndarray, bias: np.ndarray | None, spec: ConvS
 @functools.cache
 def _kernels() -> tuple[Any, Any, Any]:
     def transform_input(x, xs, size, low, n0, n1, i0, i1, tw, v):  # type: ignore[no-untyped-def]
-        # x flat, element (n, c, h, w) at n*xs[0] + c*xs[1] + h*xs[2] + w*xs[3]; size (C, H, W); v (16, C, T)
-        # with tile (n, i, j) at t = ((n - n0)*(i1 - i0) + i - i0)*tw + j. Per (sample, channel): the padded
-        # rows the chunk's tiles read, each copied once, split into even and odd columns (so that every later
-        # loop reads with unit stride and vectorises); per row of tiles, B^T down its four rows (s = B^T d,
-        # whole rows at once), then B along each tile's four columns 2j .. 2j+3 (even j, odd j, even j+1, odd
-        # j+1), into v[4a + b]. (Rows are indexed through slices and loop counters, which numba knows are not
-        # negative: an index it must check for wrap-around stays scalar.)
+        # x flat, element (n, c, h, w) at n*xs[0] + c*xs[1] + h*xs[2] + w*xs[3]; size (C, H, W); v (16, C, R),
+        # R at least the chunk's tiles, tile (n, i, j) at t = ((n - n0)*(i1 - i0) + i - i0)*tw + j. Per (sample,
+        # channel): the padded rows the chunk's tiles read, each copied once, split into even and odd columns
+        # (so that every later loop reads with unit stride and vectorises); per row of tiles, B^T down its four
+        # rows (s = B^T d, whole rows at once), then B along each tile's four columns 2j .. 2j+3 (even j, odd j,
+        # even j+1, odd j+1), into v[4a + b]. (Rows are indexed through slices and loop counters, which numba
+        # knows are not negative: an index it must check for wrap-around stays scalar.)
         channels, height, width = size[0], size[1], size[2]
         lo_h, lo_w = low[0], low[1]
         half = tw + 1  # even (and odd) columns of a padded row of 2*tw + 2

@@ -67,6 +67,15 @@ def scratch(shape: tuple[int, ...], dtype: Any, slot: int) -> np.ndarray:
     return workspace(shape, dtype, slot)
 
 
+def row_length(count: int, itemsize: int) -> int:
+    """The elements to allocate for each row of a matrix of ``count`` columns that BLAS reads as a product's
+    right-hand operand: ``count``, or a little more where the rows would be a multiple of
+    ``_tuning.ROW_ALIAS_BYTES`` apart (cache-set aliasing while BLAS packs the operand)."""
+    if count > 0 and (count * itemsize) % _tuning.ROW_ALIAS_BYTES == 0:
+        return count + max(1, _tuning.ROW_ALIAS_PAD // itemsize)
+    return count
+
+
 def contiguous(a: np.ndarray, slot: int) -> np.ndarray:
     """``a`` as a C-contiguous array: ``a`` itself when it is one, else a copy in this thread's buffer ``slot``
     when it fits ``_tuning.CHUNK_BYTES`` (a fresh array above the allocator's mapping threshold, 128 KiB,
