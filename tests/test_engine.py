@@ -272,8 +272,9 @@ def test_row_length_moves_rows_off_the_aliasing_stride():
 @pytest.mark.parametrize("algorithm", ["jit_gemm", "jit_winograd"])
 def test_padded_column_rows_match_the_oracle(algorithm, monkeypatch):
     """Calls whose columns (im2col's N * P, Winograd's tiles) are a multiple of ROW_ALIAS_BYTES a row, so that
-    their buffers' rows are longer than the matrix BLAS reads: forward calls, a transposed call through its
-    twin, and (jit_gemm) the gradients, whose im2col of the output gradient is padded too; against the oracle."""
+    their buffers' rows are longer than the matrix BLAS reads (Winograd's planes of C_in rows too): forward
+    calls, a transposed call through its twin, and (jit_gemm) the gradients, whose im2col of the output
+    gradient is padded too; against the oracle."""
     padded = []  # whether each im2col call's rows were longer than the columns it wrote
     original = kernels.im2col
 
@@ -285,12 +286,21 @@ def test_padded_column_rows_match_the_oracle(algorithm, monkeypatch):
     rng = np.random.default_rng(23)
     shapes = {
         "jit_gemm": ((np.float32, (2, 3, 16, 8)), (np.float64, (4, 2, 16, 16)), (np.float32, (1, 5, 32, 32))),
-        "jit_winograd": ((np.float32, (4, 3, 16, 16)), (np.float64, (2, 2, 16, 16)), (np.float32, (1, 5, 32, 32))),
+        # Winograd's last: 64 tiles a row (not padded), planes of 4 x 64 (padded)
+        "jit_winograd": (
+            (np.float32, (4, 3, 16, 16)),
+            (np.float64, (2, 2, 16, 16)),
+            (np.float32, (1, 5, 32, 32)),
+            (np.float32, (4, 4, 8, 8)),
+        ),
     }
     for dtype, x_shape in shapes[algorithm]:
+        item = np.dtype(dtype).itemsize
         pixels = x_shape[2] * x_shape[3] // (1 if algorithm == "jit_gemm" else 4)  # Winograd: 2x2 output tiles
         columns = x_shape[0] * pixels
-        assert workspace.row_length(columns, np.dtype(dtype).itemsize) > columns  # the padded layout is what runs
+        row = workspace.row_length(columns, item)
+        plane = x_shape[1] * row  # Winograd's transformed input: a plane of C_in rows per tile position
+        assert row > columns or (algorithm == "jit_winograd" and workspace.row_length(plane, item) > plane)
         x = rng.standard_normal(x_shape)
         w = rng.standard_normal((4, x_shape[1], 3, 3))
         b = rng.standard_normal(4)

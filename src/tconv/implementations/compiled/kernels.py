@@ -75,11 +75,20 @@ class Kernels(NamedTuple):
     pixel_rows: Any
 
 
-def _jit(numba: Any, function: Any) -> Any:
+#: LLVM's fast-math flags without reassociation: a kernel whose loops run over a chunk of varying length (its
+#: vectorised body and scalar tail falling on different elements) gives the same bits however a call is chunked
+FASTMATH_IN_ORDER = frozenset({"nnan", "ninf", "nsz", "arcp", "contract", "afn"})
+
+
+def _jit(numba: Any, function: Any, fastmath: bool | frozenset[str] = True) -> Any:
     """``function`` compiled serial and ``nogil`` (the team runs it in parallel, :mod:`.team`), its machine code
     cached where numba finds a writable place, else kept in memory only (:func:`cache_location`); each new
     specialization compiled or loaded away from the main thread (:func:`_compile_off_the_main_thread`)."""
-    options = {"parallel": False, "fastmath": True, "nogil": True}
+    options = {
+        "parallel": False,
+        "fastmath": set(fastmath) if isinstance(fastmath, frozenset) else fastmath,
+        "nogil": True,
+    }
     try:
         dispatcher = numba.njit(cache=True, **options)(function)
     except RuntimeError as err:  # "cannot cache function ...: no locator available": a read-only install
@@ -89,12 +98,13 @@ def _jit(numba: Any, function: Any) -> Any:
     return _compile_off_the_main_thread(dispatcher)
 
 
-def compile_kernel(function: Any) -> Any:
+def compile_kernel(function: Any, fastmath: bool | frozenset[str] = True) -> Any:
     """``function`` compiled as every kernel here is (serial, ``nogil``, cached; :func:`_jit`): for the kernels
-    that live next to their own geometry in another module (:mod:`.direct_conv`)."""
+    that live next to their own geometry in another module (:mod:`.direct_conv`, :mod:`.winograd`);
+    ``fastmath`` as numba takes it (:data:`FASTMATH_IN_ORDER`: no reassociation)."""
     numba = numba_module()
     assert numba is not None  # the callers run only where available()
-    return _jit(numba, function)
+    return _jit(numba, function, fastmath)
 
 
 def _compile_off_the_main_thread(dispatcher: Any) -> Any:

@@ -115,11 +115,16 @@ def conv(x: np.ndarray, weight: np.ndarray, bias: np.ndarray | None, spec: ConvS
     def work(chunk: tuple[int, int, int, int]) -> None:
         n0, n1, i0, i1 = chunk
         count = (n1 - n0) * (i1 - i0) * columns
-        # kept between calls only within CHUNK_BYTES; rows of row_length(count) (its last elements unused)
-        v = scratch((16, c_in, row_length(count, item)), x.dtype, slot=0)
-        transform_input(x_flat, x_strides, size_in, low, n0, n1, i0, i1, columns, v)
-        m = team.matmul(u, v[:, :, :count], out=scratch((16, c_out, count), x.dtype, slot=4))
-        transform_output(m, out_flat, out_strides, size_out, n0, n1, i0, i1, columns, bias_row)
+        # V (16, C_in, count) in rows of row_length(count) and planes of row_length(C_in * width) elements
+        # (both off the aliasing strides: the kernel writes the 16 planes at once, BLAS reads the rows); the
+        # buffer is kept between calls only within CHUNK_BYTES
+        width = row_length(count, item)
+        planes = scratch((16, row_length(c_in * width, item)), x.dtype, slot=0)
+        transform_input(x_flat, x_strides, size_in, low, n0, n1, i0, i1, columns, planes, width)
+        v = planes[:, : c_in * width].reshape(16, c_in, width)[:, :, :count]
+        products = scratch((16, row_length(c_out * count, item)), x.dtype, slot=4)  # M's planes off them too
+        team.matmul(u, v, out=products[:, : c_out * count].reshape(16, c_out, count))
+        transform_output(products, count, out_flat, out_strides, size_out, n0, n1, i0, i1, columns, bias_row)
 
     # whole samples, or rows of tiles of one sample, within the budget (a row of tiles as a sample's "channel")
     chunks = schedule.chunks(batch, rows, per_row * item, budget, threads)
@@ -129,29 +134,31 @@ def conv(x: np.ndarray, weight: np.ndarray, bias: np.ndarray | None, spec: ConvS
 
 @functools.cache
 def _kernels() -> tuple[Any, Any, Any]:
-    def transform_input(x, xs, size, low, n0, n1, i0, i1, tw, v):  # type: ignore[no-untyped-def]
-        # x flat, element (n, c, h, w) at n*xs[0] + c*xs[1] + h*xs[2] + w*xs[3]; size (C, H, W); v (16, C, R),
-        # R at least the chunk's tiles, tile (n, i, j) at t = ((n - n0)*(i1 - i0) + i - i0)*tw + j. Per (sample,
-        # channel): the padded rows the chunk's tiles read, each copied once, split into even and odd columns
-        # (so that every later loop reads with unit stride and vectorises); per row of tiles, B^T down its four
-        # rows (s = B^T d, whole rows at once), then B along each tile's four columns 2j .. 2j+3 (even j, odd j,
-        # even j+1, odd j+1), into v[4a + b]. (Rows are indexed through slices and loop counters, which numba
-        # knows are not negative: an index it must check for wrap-around stays scalar.)
+    def transform_input(x, xs, size, low, n0, n1, i0, i1, tw, v, row):  # type: ignore[no-untyped-def]
+        # x flat, element (n, c, h, w) at n*xs[0] + c*xs[1] + h*xs[2] + w*xs[3]; size (C, H, W); v (16, L)
+        # contiguous, V[xi, c, t] at v[xi, c*row + t] (row at least the chunk's tiles, L at least C*row),
+        # tile (n, i, j) at t = ((n - n0)*(i1 - i0) + i - i0)*tw + j.
+        # Per (sample, channel): the padded rows the chunk's tiles read, each copied once, split into even and
+        # odd columns (flat, ``half`` a row); then per tile its 4x4 values (rows b .. b+3 at even j, odd j,
+        # even j+1, odd j+1), B^T down the columns and B along the rows, into v[4a + b] at t. Indices are
+        # unsigned (no wrap-around test) and no slice is made per row of tiles: on small maps (8 tiles a row)
+        # the slices' set-up, not the arithmetic, took the time (docs/design.md).
         channels, height, width = size[0], size[1], size[2]
         lo_h, lo_w = low[0], low[1]
         half = tw + 1  # even (and odd) columns of a padded row of 2*tw + 2
         rows = 2 * (i1 - i0) + 2  # the padded rows from 2*i0 on; the padding's stay zero
-        even = np.zeros((rows, half), dtype=v.dtype)
-        odd = np.zeros((rows, half), dtype=v.dtype)
-        se = np.empty((4, half), dtype=v.dtype)
-        so = np.empty((4, half), dtype=v.dtype)
+        even = np.zeros(rows * half, dtype=v.dtype)
+        odd = np.zeros(rows * half, dtype=v.dtype)
         per = i1 - i0
         # input column q sits at padded column lo_w + q: the even ones from q = first_even on, every other one
         first_even = lo_w % 2
         first_odd = 1 - first_even
         evens, odds = (width - first_even + 1) // 2, (width - first_odd + 1) // 2
         e0, o0 = (lo_w + first_even) // 2, (lo_w + first_odd) // 2
-        unit = xs[3] == 1
+        unit, step, two = xs[3] == 1, np.uint64(2 * xs[3]), np.uint64(2)  # every other element of a row
+        flat = v.reshape(-1)
+        plane = np.uint64(v.shape[1])  # from V[xi] to V[xi + 1]
+        one, wide = np.uint64(1), np.uint64(half)
         for n in range(n0, n1):
             for c in range(channels):
                 for r in range(rows):
@@ -159,81 +166,113 @@ def _kernels() -> tuple[Any, Any, Any]:
                     if h < 0 or h >= height:
                         continue
                     base = n * xs[0] + c * xs[1] + h * xs[2]
-                    re, ro = even[r], odd[r]
-                    if unit:  # a contiguous row: every other element, a constant stride
-                        xe = x[base + first_even : base + width]
-                        xo = x[base + first_odd : base + width]
-                        for q in range(evens):
-                            re[e0 + q] = xe[2 * q]
-                        for q in range(odds):
-                            ro[o0 + q] = xo[2 * q]
-                    else:
-                        step = 2 * xs[3]
-                        src = base + first_even * xs[3]
-                        for q in range(evens):
-                            re[e0 + q] = x[src + q * step]
-                        src = base + first_odd * xs[3]
-                        for q in range(odds):
-                            ro[o0 + q] = x[src + q * step]
+                    dst_e, dst_o = np.uint64(r * half + e0), np.uint64(r * half + o0)
+                    src_e = np.uint64(base + first_even * xs[3])
+                    src_o = np.uint64(base + first_odd * xs[3])
+                    if unit:  # a contiguous row: every other element, a stride the compiler knows
+                        for q in range(np.uint64(evens)):
+                            even[dst_e + q] = x[src_e + two * q]
+                        for q in range(np.uint64(odds)):
+                            odd[dst_o + q] = x[src_o + two * q]
+                        continue
+                    for q in range(np.uint64(evens)):
+                        even[dst_e + q] = x[src_e + q * step]
+                    for q in range(np.uint64(odds)):
+                        odd[dst_o + q] = x[src_o + q * step]
+                row_of_c = np.uint64(c * row)
                 for i in range(i0, i1):
-                    b = 2 * (i - i0)
-                    d0, d1, d2, d3 = even[b], even[b + 1], even[b + 2], even[b + 3]
-                    f0, f1, f2, f3 = odd[b], odd[b + 1], odd[b + 2], odd[b + 3]
-                    for q in range(half):
-                        se[0, q] = d0[q] - d2[q]
-                        se[1, q] = d1[q] + d2[q]
-                        se[2, q] = d2[q] - d1[q]
-                        se[3, q] = d1[q] - d3[q]
-                        so[0, q] = f0[q] - f2[q]
-                        so[1, q] = f1[q] + f2[q]
-                        so[2, q] = f2[q] - f1[q]
-                        so[3, q] = f1[q] - f3[q]
-                    t = ((n - n0) * per + i - i0) * tw
-                    for a in range(4):
-                        ea, oa = se[a], so[a]
-                        v0 = v[4 * a, c, t : t + tw]
-                        v1 = v[4 * a + 1, c, t : t + tw]
-                        v2 = v[4 * a + 2, c, t : t + tw]
-                        v3 = v[4 * a + 3, c, t : t + tw]
-                        for j in range(tw):
-                            v0[j] = ea[j] - ea[j + 1]
-                            v1[j] = oa[j] + ea[j + 1]
-                            v2[j] = ea[j + 1] - oa[j]
-                            v3[j] = oa[j] - oa[j + 1]
+                    top = np.uint64(2 * (i - i0) * half)
+                    t = row_of_c + np.uint64(((n - n0) * per + i - i0) * tw)
+                    for j in range(np.uint64(tw)):
+                        r0 = top + j
+                        r1 = r0 + wide
+                        r2 = r1 + wide
+                        r3 = r2 + wide
+                        a0, b0, c0, d0 = even[r0], odd[r0], even[r0 + one], odd[r0 + one]
+                        a1, b1, c1, d1 = even[r1], odd[r1], even[r1 + one], odd[r1 + one]
+                        a2, b2, c2, d2 = even[r2], odd[r2], even[r2 + one], odd[r2 + one]
+                        a3, b3, c3, d3 = even[r3], odd[r3], even[r3 + one], odd[r3 + one]
+                        # B^T down the tile's four columns (each s row holds columns a, b, c, d)
+                        s0a, s0b, s0c, s0d = a0 - a2, b0 - b2, c0 - c2, d0 - d2
+                        s1a, s1b, s1c, s1d = a1 + a2, b1 + b2, c1 + c2, d1 + d2
+                        s2a, s2b, s2c, s2d = a2 - a1, b2 - b1, c2 - c1, d2 - d1
+                        s3a, s3b, s3c, s3d = a1 - a3, b1 - b3, c1 - c3, d1 - d3
+                        at = t + j
+                        flat[at] = s0a - s0c
+                        flat[at + plane] = s0b + s0c
+                        flat[at + np.uint64(2) * plane] = s0c - s0b
+                        flat[at + np.uint64(3) * plane] = s0b - s0d
+                        flat[at + np.uint64(4) * plane] = s1a - s1c
+                        flat[at + np.uint64(5) * plane] = s1b + s1c
+                        flat[at + np.uint64(6) * plane] = s1c - s1b
+                        flat[at + np.uint64(7) * plane] = s1b - s1d
+                        flat[at + np.uint64(8) * plane] = s2a - s2c
+                        flat[at + np.uint64(9) * plane] = s2b + s2c
+                        flat[at + np.uint64(10) * plane] = s2c - s2b
+                        flat[at + np.uint64(11) * plane] = s2b - s2d
+                        flat[at + np.uint64(12) * plane] = s3a - s3c
+                        flat[at + np.uint64(13) * plane] = s3b + s3c
+                        flat[at + np.uint64(14) * plane] = s3c - s3b
+                        flat[at + np.uint64(15) * plane] = s3b - s3d
 
-    def transform_output(m, out, os, size, n0, n1, i0, i1, tw, bias):  # type: ignore[no-untyped-def]
-        # m (16, K, T) laid out as v; out flat, element (n, k, oh, ow) at n*os[0] + k*os[1] + oh*os[2] +
-        # ow*os[3]; size (K, OH, OW). Per (sample, channel, row of tiles): A^T m A for each tile, plus the bias,
-        # written into the output's two rows; a last row or column of tiles outside the output is dropped.
+    def transform_output(m, row, out, os, size, n0, n1, i0, i1, tw, bias):  # type: ignore[no-untyped-def]
+        # m (16, L) contiguous, M[xi, k, t] at m[xi, k*row + t], tiles laid out as V's; out flat, element
+        # (n, k, oh, ow) at n*os[0] + k*os[1] + oh*os[2] + ow*os[3]; size (K, OH, OW). Per channel: A^T m A
+        # plus the bias for every tile of the chunk in one loop (unsigned indices), into four rows of values
+        # (the tiles' top and bottom output rows, even and odd columns); then each row of tiles interleaved
+        # into its two output rows, a last row or column of tiles outside the output dropped.
         k_all, oh_n, ow_n = size[0], size[1], size[2]
         per = i1 - i0
+        count = (n1 - n0) * per * tw
         pairs = ow_n // 2  # tiles whose two columns are inside
         s3 = os[3]
-        for n in range(n0, n1):
-            for k in range(k_all):
-                b = bias[k]
+        flat = m.reshape(-1)
+        plane = np.uint64(m.shape[1])
+        values = np.empty((4, count), dtype=m.dtype)
+        top_even, top_odd, bottom_even, bottom_odd = values[0], values[1], values[2], values[3]
+        two = np.uint64(2)
+        for k in range(k_all):
+            b = bias[k]
+            row_of_k = np.uint64(k * row)
+            for f in range(np.uint64(count)):
+                at = row_of_k + f
+                m0, m1 = flat[at], flat[at + plane]
+                m2, m3 = flat[at + two * plane], flat[at + np.uint64(3) * plane]
+                m4, m5 = flat[at + np.uint64(4) * plane], flat[at + np.uint64(5) * plane]
+                m6, m7 = flat[at + np.uint64(6) * plane], flat[at + np.uint64(7) * plane]
+                m8, m9 = flat[at + np.uint64(8) * plane], flat[at + np.uint64(9) * plane]
+                m10, m11 = flat[at + np.uint64(10) * plane], flat[at + np.uint64(11) * plane]
+                m12, m13 = flat[at + np.uint64(12) * plane], flat[at + np.uint64(13) * plane]
+                m14, m15 = flat[at + np.uint64(14) * plane], flat[at + np.uint64(15) * plane]
+                p0, q0 = m0 + m1 + m2, m1 - m2 - m3
+                p1, q1 = m4 + m5 + m6, m5 - m6 - m7
+                p2, q2 = m8 + m9 + m10, m9 - m10 - m11
+                p3, q3 = m12 + m13 + m14, m13 - m14 - m15
+                top_even[f] = p0 + p1 + p2 + b
+                top_odd[f] = q0 + q1 + q2 + b
+                bottom_even[f] = p1 - p2 - p3 + b
+                bottom_odd[f] = q1 - q2 - q3 + b
+            for n in range(n0, n1):
                 for i in range(i0, i1):
-                    t = ((n - n0) * per + i - i0) * tw
+                    t = np.uint64(((n - n0) * per + i - i0) * tw)
                     top = n * os[0] + k * os[1] + 2 * i * os[2]
-                    bottom = top + os[2]
-                    two = 2 * i + 1 < oh_n
-                    for j in range(tw):
-                        p0 = m[0, k, t + j] + m[1, k, t + j] + m[2, k, t + j]
-                        q0 = m[1, k, t + j] - m[2, k, t + j] - m[3, k, t + j]
-                        p1 = m[4, k, t + j] + m[5, k, t + j] + m[6, k, t + j]
-                        q1 = m[5, k, t + j] - m[6, k, t + j] - m[7, k, t + j]
-                        p2 = m[8, k, t + j] + m[9, k, t + j] + m[10, k, t + j]
-                        q2 = m[9, k, t + j] - m[10, k, t + j] - m[11, k, t + j]
-                        p3 = m[12, k, t + j] + m[13, k, t + j] + m[14, k, t + j]
-                        q3 = m[13, k, t + j] - m[14, k, t + j] - m[15, k, t + j]
-                        left = 2 * j * s3
-                        out[top + left] = p0 + p1 + p2 + b
-                        if two:
-                            out[bottom + left] = p1 - p2 - p3 + b
-                        if j < pairs:
-                            out[top + left + s3] = q0 + q1 + q2 + b
-                            if two:
-                                out[bottom + left + s3] = q1 - q2 - q3 + b
+                    for lower in range(2):
+                        if lower == 1 and 2 * i + 1 >= oh_n:
+                            break
+                        evens = top_even if lower == 0 else bottom_even
+                        odds = top_odd if lower == 0 else bottom_odd
+                        line = top + lower * os[2]
+                        if s3 == 1:  # a contiguous row: the even and odd columns interleaved
+                            dst = np.uint64(line)
+                            for j in range(np.uint64(pairs)):
+                                out[dst + two * j] = evens[t + j]
+                                out[dst + two * j + np.uint64(1)] = odds[t + j]
+                        else:
+                            for j in range(pairs):
+                                out[line + 2 * j * s3] = evens[t + np.uint64(j)]
+                                out[line + (2 * j + 1) * s3] = odds[t + np.uint64(j)]
+                        if ow_n % 2 == 1:
+                            out[line + 2 * pairs * s3] = evens[t + np.uint64(pairs)]
 
     def transform_kernel(w, u):  # type: ignore[no-untyped-def]
         # w (C_out * C_in, 9): each 3x3 kernel g in row order; u (16, C_out * C_in): G g G^T, G's rows
@@ -263,8 +302,9 @@ def _kernels() -> tuple[Any, Any, Any]:
                 u[xi, p0 : p0 + width] = done[xi, :width]
 
     return (
-        kernels.compile_kernel(transform_input),
-        kernels.compile_kernel(transform_output),
+        # in order: each runs over a chunk's tiles in one loop, and a call's numbers must not depend on its chunks
+        kernels.compile_kernel(transform_input, kernels.FASTMATH_IN_ORDER),
+        kernels.compile_kernel(transform_output, kernels.FASTMATH_IN_ORDER),
         kernels.compile_kernel(transform_kernel),
     )
 
