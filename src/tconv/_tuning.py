@@ -114,14 +114,14 @@ PIXEL_ROW_COST = 20e-9
 TWIN_MARGIN = 0.8
 
 #: ``jit_winograd`` is counted only where the cost model puts it at most this share of the other algorithms'
-#: (``jit_gemm``, or a twin's rivals): its 16 products are thinner than the im2col's one, its transforms run in
-#: short rows on small feature maps, and the model's im2col terms overstate that path's time on two threads more
-#: than Winograd's; fitted on ten layers, checked on others (docs/design.md).
-WINOGRAD_MARGIN = 0.55
+#: (``jit_gemm``, or a twin's rivals): its 16 products are thinner than the im2col's one, and the model's im2col
+#: terms overstate that path's time on two threads more than Winograd's. Refitted with WINOGRAD_ROW_COST after
+#: the transforms' rewrite on 30 random 3x3 layers, checked on 30 others (docs/design.md).
+WINOGRAD_MARGIN = 0.85
 
-#: seconds per row of tiles and channel in ``jit_winograd``'s input and output transforms (their set-up: four
-#: input rows gathered, each row's slices), which dominates on small feature maps.
-WINOGRAD_ROW_COST = 25e-9
+#: seconds per row of tiles and channel in ``jit_winograd``'s input and output transforms (four input rows
+#: copied into their even and odd columns, a row of tiles' set-up).
+WINOGRAD_ROW_COST = 5e-9
 
 #: ``jit_pointwise`` (1x1 kernels) multiplies blocks of pixels whose input and output take at most this many
 #: bytes (a whole sample where it fits: BLAS's rate on wide products outweighs adding the bias while the block
