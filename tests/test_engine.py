@@ -164,6 +164,22 @@ def test_non_contiguous_inputs_on_the_compiled_path():
     np.testing.assert_allclose(got, expected, atol=1e-10)
 
 
+@needs_jit
+@pytest.mark.parametrize("algorithm", ["jit_gemm", "jit_pixels", "jit_patches", "jit_direct"])
+def test_strided_weight_views_on_the_compiled_path(algorithm):
+    """A weight that is a strided view (the engine passes a kernel cut to its live taps as one), each layout:
+    the transposed paths copy or reshape it once into their own order, against the oracle on its copy."""
+    rng = np.random.default_rng(9)
+    w = rng.standard_normal((6, 5, 5, 7))[:, 1:, 1:4, ::2]  # (6, 4, 3, 4), no axis contiguous but the first
+    x = rng.standard_normal((2, 6, 5, 4))
+    expected = naive_conv_transpose(x, np.ascontiguousarray(w), stride=[2, 1], pads=[(1, 0), (2, 1)])
+    for channels_last in (False, True):
+        xin = np.ascontiguousarray(np.moveaxis(x, 1, -1)) if channels_last else x
+        with tconv.use_algorithm(algorithm):
+            got = tconv.conv_transpose(xin, w, stride=(2, 1), padding=[(1, 0), (2, 1)], channels_last=channels_last)
+        np.testing.assert_allclose(np.moveaxis(got, -1, 1) if channels_last else got, expected, atol=1e-10)
+
+
 def _windows_reference(x, kernel, stride, dilation, pads, out):
     """im2col by np.pad and a strided slice per tap: ``(C, K, N, P)``, ``[c, t, n, o] = x_pad[n, c, o*s + t*d]``."""
     xp = np.pad(x, [(0, 0), (0, 0), *pads])

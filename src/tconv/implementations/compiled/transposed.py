@@ -156,7 +156,9 @@ def conv_transpose_pixels(
     bias_row = geometry.bias_by_group(bias, spec, x.dtype)[0]
     taps, p_in = math.prod(spec.kernel_size), math.prod(spec.input_size)
     c_in, c_out = spec.in_channels, spec.out_channels
-    wk = contiguous(geometry.moved(weight.reshape(c_in, c_out, taps), 1, 2), slot=6).reshape(c_in, taps * c_out)
+    # (C_in, *k, C_out) in one copy: a weight cut to its live taps (a strided view) is not reshaped first, which
+    # would copy it once more
+    wk = contiguous(np.moveaxis(weight, 1, -1), slot=6).reshape(c_in, taps * c_out)
     axes = geometry.axes3(spec)
     tables: list[np.ndarray] = []
     for n, k, s, dil, lo, o in zip(*axes):
