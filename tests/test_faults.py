@@ -298,7 +298,7 @@ def test_an_interrupted_team_run_stops_waits_and_restores_blas():
     interrupt is re-raised, and BLAS is restored by the team's thread (in-process, deterministic)."""
     if team.size() < 2 and team._controller() is None:
         pytest.skip("no threadpoolctl")
-    started, release, ran = threading.Event(), threading.Event(), []
+    started, release, handled, ran = threading.Event(), threading.Event(), threading.Event(), []
 
     def work(chunk):
         ran.append(chunk)
@@ -307,15 +307,27 @@ def test_an_interrupted_team_run_stops_waits_and_restores_blas():
 
     import signal
 
+    def on_interrupt(signum, frame):  # Python's own handler, noting when the main thread has run it
+        handled.set()
+        raise KeyboardInterrupt
+
     def interrupt():  # a real signal, which wakes the waiting caller (interrupt_main would not)
         started.wait(5)
         signal.pthread_kill(threading.main_thread().ident, signal.SIGINT)
+        # the running chunks end only once the caller has the interrupt (a fixed delay let a busy machine run
+        # every chunk first)
+        handled.wait(5)
         threading.Timer(0.05, release.set).start()
 
     before = [i["num_threads"] for i in team._controller().info()]
-    threading.Thread(target=interrupt).start()
-    with pytest.raises(KeyboardInterrupt):
-        team.run(work, list(range(50)), 2)
+    previous = signal.signal(signal.SIGINT, on_interrupt)
+    try:
+        threading.Thread(target=interrupt).start()
+        with pytest.raises(KeyboardInterrupt):
+            team.run(work, list(range(50)), 2)
+    finally:
+        signal.signal(signal.SIGINT, previous)
+    assert handled.is_set()
     assert len(ran) <= 3  # stopped: at most the chunks running when it came, and one handed out meanwhile
     assert [i["num_threads"] for i in team._controller().info()] == before
 
