@@ -170,7 +170,7 @@ def test_strided_weight_views_on_the_compiled_path(algorithm):
     """A weight that is a strided view (the engine passes a kernel cut to its live taps as one), each layout:
     the transposed paths copy or reshape it once into their own order, against the oracle on its copy."""
     rng = np.random.default_rng(9)
-    w = rng.standard_normal((6, 5, 5, 7))[:, 1:, 1:4, ::2]  # (6, 4, 3, 4), no axis contiguous but the first
+    w = rng.standard_normal((6, 5, 5, 7))[:, 1:, 1:4, ::2]  # (6, 4, 3, 4), no axis of unit stride
     x = rng.standard_normal((2, 6, 5, 4))
     expected = naive_conv_transpose(x, np.ascontiguousarray(w), stride=[2, 1], pads=[(1, 0), (2, 1)])
     for channels_last in (False, True):
@@ -289,8 +289,8 @@ def test_row_length_moves_rows_off_the_aliasing_stride():
 def test_padded_column_rows_match_the_oracle(algorithm, monkeypatch):
     """Calls whose columns (im2col's N * P, Winograd's tiles) are a multiple of ROW_ALIAS_BYTES a row, so that
     their buffers' rows are longer than the matrix BLAS reads (Winograd's planes of C_in rows too): forward
-    calls, a transposed call through its twin, and (jit_gemm) the gradients, whose im2col of the output
-    gradient is padded too; against the oracle."""
+    calls, a transposed call (through its forward twin for jit_winograd), and (jit_gemm) the gradients, whose
+    im2col of the output gradient is padded too; against the oracle."""
     padded = []  # whether each im2col call's rows were longer than the columns it wrote
     original = kernels.im2col
 
@@ -1156,6 +1156,57 @@ def test_winograd_refuses_what_it_does_not_compute():
             tconv.conv(rng.standard_normal((1, 4, 8)), rng.standard_normal((4, 4, 3)))
         with pytest.raises(ValueError, match="does not support"):
             tconv.conv_transpose(x, rng.standard_normal((4, 4, 3, 3)), stride=2)
+
+
+@needs_jit
+def test_every_padded_layout_in_chunks_matches_the_oracle(monkeypatch):
+    """row_length made to pad every row and plane by an odd amount (so that no buffer is the matrix BLAS reads),
+    with the calls cut small: Winograd in rows of tiles on the team (chunks starting inside a sample), both
+    layouts; jit_gemm's forward call and gradients in whole samples and, for one sample on the team, in blocks
+    of pixels; all against the oracle."""
+    from tconv.implementations.compiled import winograd
+
+    def always(count, itemsize):
+        return count + 3
+
+    monkeypatch.setattr(im2col, "row_length", always)
+    monkeypatch.setattr(winograd, "row_length", always)
+    rng = np.random.default_rng(29)
+    x = rng.standard_normal((3, 5, 13, 10))
+    w = rng.standard_normal((6, 5, 3, 3))
+    b = rng.standard_normal(6)
+    expected = naive_conv(x, w, b, stride=[1, 1], pads=[(1, 1), (1, 1)], dilation=[1, 1])
+    monkeypatch.setattr(_tuning, "CHUNK_BYTES", 16 * 11 * 5 * 8 * 2)  # two rows of tiles a chunk
+    monkeypatch.setattr(team, "kernel_team_min_work", lambda: 0)
+    monkeypatch.setattr(_tuning, "TEAM_CHUNK_BYTES", 16 * 11 * 5 * 8)  # one row of tiles
+    for channels_last in (False, True):
+        xin = np.ascontiguousarray(np.moveaxis(x, 1, -1)) if channels_last else x
+        with tconv.use_algorithm("jit_winograd"):
+            got = tconv.conv(xin, w, b, padding=1, channels_last=channels_last)
+        np.testing.assert_allclose(np.moveaxis(got, -1, 1) if channels_last else got, expected, atol=1e-10)
+    monkeypatch.undo()
+    monkeypatch.setattr(im2col, "row_length", always)
+    monkeypatch.setattr(_tuning, "TEAM_MIN_BYTES", 0)  # the team, one sample in blocks of pixels
+    blocks = []
+    for name in ("_conv_in_pixel_blocks", "_grads_in_pixel_blocks"):
+        original = getattr(im2col, name)
+
+        def spy(*args, _name=name, _original=original, **kwargs):
+            blocks.append(_name)
+            return _original(*args, **kwargs)
+
+        monkeypatch.setattr(im2col, name, spy)
+    axis = Axis(9, 3, 1, 1, 1, 1)
+    x16, w16 = rng.standard_normal((3, 16, 13, 10)), rng.standard_normal((6, 16, 3, 3))
+    expected16 = naive_conv(x16, w16, b, stride=[1, 1], pads=[(1, 1), (1, 1)], dilation=[1, 1])
+    for batch in (1, 3):
+        for transposed in (False, True):
+            _grads_match(Case(transposed, (axis, axis), cin_g=3, cout_g=18, batch=batch, seed=batch), "jit_gemm")
+        with tconv.use_algorithm("jit_gemm"):
+            got = tconv.conv(x16[:batch], w16, b, padding=1)
+        np.testing.assert_allclose(got, expected16[:batch], atol=1e-10)
+    if team.size() > 1:  # one sample on a team of two: both pixel-block paths ran
+        assert set(blocks) == {"_conv_in_pixel_blocks", "_grads_in_pixel_blocks"}
 
 
 @needs_jit

@@ -203,7 +203,7 @@ COPY_STREAM = 15e9
 #: A matrix tconv writes for BLAS to read as the right-hand operand (im2col's columns, Winograd's transformed
 #: input) gets a row stride that is not a multiple of this many bytes: OpenBLAS packs that operand a few rows at a
 #: time down its columns, and rows a multiple of 4 KiB apart (1 KiB measured too) fall into the same sets of the
-#: L1 cache. Products with such rows measured 1.2-1.6x slower (M = 16-64 rows, one thread and two; docs/design.md).
+#: L1 cache. Products with such rows measured 1.2-1.8x slower (M = 16-64 rows, one thread and two; docs/design.md).
 ROW_ALIAS_BYTES = 1024
 #: the bytes added to such a row (two cache lines: one measured 1.6x, two 1.8x faster on 4 KiB rows at M = 32)
 ROW_ALIAS_PAD = 128

@@ -428,10 +428,10 @@ def _grads_in_pixel_blocks(
 
     def work(block: tuple[int, int]) -> None:
         o0, o1 = block
-        count = batch * (o1 - o0)
-        cols = workspace((groups * cg_out, taps, row_length(count, x_grouped.dtype.itemsize)), x_grouped.dtype)
+        columns = batch * (o1 - o0)
+        cols = workspace((groups * cg_out, taps, row_length(columns, x_grouped.dtype.itemsize)), x_grouped.dtype)
         kernels.im2col(planes, cols, o1 - o0, tables, o0)
-        cols_g = cols[:, :, :count].reshape(groups, cg_out * taps, count)
+        cols_g = cols[:, :, :columns].reshape(groups, cg_out * taps, columns)
         xb = geometry.moved(x_flat[:, :, :, o0:o1], 0, 2).reshape(groups, cg_in, -1)  # (G, cg_in, N * ob)
         target = dw.target()
         for g in range(groups):

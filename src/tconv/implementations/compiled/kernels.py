@@ -38,7 +38,7 @@ import numpy as np
 
 from . import team
 
-__all__ = ["available", "compile_kernel", "flat", "numba_module", "set_threads"]
+__all__ = ["FASTMATH_IN_ORDER", "available", "compile_kernel", "flat", "numba_module", "set_threads"]
 
 
 @functools.cache
@@ -76,7 +76,8 @@ class Kernels(NamedTuple):
 
 
 #: LLVM's fast-math flags without reassociation: a kernel whose loops run over a chunk of varying length (its
-#: vectorised body and scalar tail falling on different elements) gives the same bits however a call is chunked
+#: vectorised body and scalar tail falling on different elements) then computes each element the same way
+#: however a call is chunked
 FASTMATH_IN_ORDER = frozenset({"nnan", "ninf", "nsz", "arcp", "contract", "afn"})
 
 

@@ -115,13 +115,13 @@ def conv(x: np.ndarray, weight: np.ndarray, bias: np.ndarray | None, spec: ConvS
     def work(chunk: tuple[int, int, int, int]) -> None:
         n0, n1, i0, i1 = chunk
         count = (n1 - n0) * (i1 - i0) * columns
-        # V (16, C_in, count) in rows of row_length(count) and planes of row_length(C_in * width) elements
-        # (both off the aliasing strides: the kernel writes the 16 planes at once, BLAS reads the rows); the
-        # buffer is kept between calls only within CHUNK_BYTES
-        width = row_length(count, item)
-        planes = scratch((16, row_length(c_in * width, item)), x.dtype, slot=0)
-        transform_input(x_flat, x_strides, size_in, low, n0, n1, i0, i1, columns, planes, width)
-        v = planes[:, : c_in * width].reshape(16, c_in, width)[:, :, :count]
+        # V (16, C_in, count) in rows of row_length(count) and planes of row_length(C_in * row) elements (both
+        # off the aliasing strides: the kernel writes the 16 planes at once, BLAS reads the rows); the buffer is
+        # kept between calls only within CHUNK_BYTES
+        row = row_length(count, item)
+        v_buffer = scratch((16, row_length(c_in * row, item)), x.dtype, slot=0)
+        transform_input(x_flat, x_strides, size_in, low, n0, n1, i0, i1, columns, v_buffer, row)
+        v = v_buffer[:, : c_in * row].reshape(16, c_in, row)[:, :, :count]
         products = scratch((16, row_length(c_out * count, item)), x.dtype, slot=4)  # M's planes off them too
         team.matmul(u, v, out=products[:, : c_out * count].reshape(16, c_out, count))
         transform_output(products, count, out_flat, out_strides, size_out, n0, n1, i0, i1, columns, bias_row)
@@ -302,7 +302,7 @@ def _kernels() -> tuple[Any, Any, Any]:
                 u[xi, p0 : p0 + width] = done[xi, :width]
 
     return (
-        # in order: each runs over a chunk's tiles in one loop, and a call's numbers must not depend on its chunks
+        # in order: each runs over a chunk's tiles in one loop, and its numbers must not depend on the chunks
         kernels.compile_kernel(transform_input, kernels.FASTMATH_IN_ORDER),
         kernels.compile_kernel(transform_output, kernels.FASTMATH_IN_ORDER),
         kernels.compile_kernel(transform_kernel),
