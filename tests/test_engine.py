@@ -1210,6 +1210,27 @@ def test_every_padded_layout_in_chunks_matches_the_oracle(monkeypatch):
 
 
 @needs_jit
+def test_winograd_kernel_transform_in_blocks_on_the_team(monkeypatch):
+    """U = G g G^T for 1200 kernels (blocks of 512, the last partial), on the team in ranges and in one thread,
+    against the matrices applied by einsum; float32 and float64."""
+    from tconv.implementations.compiled import winograd
+
+    rng = np.random.default_rng(31)
+    weight = rng.standard_normal((40, 30, 3, 3))
+    g = np.array([[1, 0, 0], [0.5, 0.5, 0.5], [0.5, -0.5, 0.5], [0, 0, 1]])  # F(2x2, 3x3)'s G (Lavin and Gray)
+    expected = np.einsum("ai,ocij,bj->aboc", g, weight, g).reshape(16, 40, 30)
+    for dtype, tolerance in ((np.float64, 1e-12), (np.float32, 1e-5)):
+        alone = winograd.transformed_kernel(weight, dtype)
+        monkeypatch.setattr(team, "kernel_team_min_work", lambda: 0)
+        monkeypatch.setattr(_tuning, "KERNEL_TEAM_MIN_WORK", 0)
+        on_team = winograd.transformed_kernel(weight, dtype)
+        monkeypatch.undo()
+        assert alone.dtype == on_team.dtype == dtype
+        np.testing.assert_allclose(alone, expected, rtol=tolerance, atol=tolerance)
+        np.testing.assert_array_equal(on_team, alone)
+
+
+@needs_jit
 def test_winograd_in_chunks_of_tile_rows(monkeypatch):
     """A chunk budget below one sample's buffers cuts each sample into rows of tiles (and a team run into
     chunks on every thread): the same numbers as one chunk, against the oracle."""
