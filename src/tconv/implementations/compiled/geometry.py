@@ -220,6 +220,15 @@ def _axis_segments(
     return merged
 
 
+def _box_offsets(ranges: Sequence[np.ndarray], steps: Sequence[int]) -> np.ndarray:
+    """The flat offsets ``i1*steps[0] + i2*steps[1] + i3*steps[2]`` of a 3-D box of indices (``ranges``, one
+    array an axis), in row-major order, read-only."""
+    r1, r2, r3 = ranges
+    flat = (r1[:, None, None] * steps[0] + r2[:, None] * steps[1] + r3 * steps[2]).ravel().astype(np.int64)
+    flat.flags.writeable = False
+    return flat
+
+
 def tap_classes(axes: Axes3) -> TapClasses:
     """:func:`_tap_classes` at ``_tuning.TAP_CLASS_AXIS_KEPT`` (part of its cache key)."""
     return _tap_classes(axes, _tuning.TAP_CLASS_AXIS_KEPT)
@@ -246,26 +255,17 @@ def _tap_classes(axes: Axes3, split_at: float) -> TapClasses:
         segments.append(_axis_segments(n, k, s, d, lo, out, split_at))
     classes = []
     kept = 0
+    out_step = (o2n * o3n, o3n, 1)
     for seg in itertools.product(*segments):
-        counts = [o1 - o0 for o0, o1, _, _ in seg]
-        origin = sum(o0 * st for (o0, _, _, _), st in zip(seg, step))
-        rows = (
-            np.arange(counts[0])[:, None, None] * step[0] + np.arange(counts[1])[:, None] * step[1]
-            + np.arange(counts[2]) * step[2]
-        ).ravel().astype(np.int64)  # fmt: skip
-        t1, t2, t3 = (np.arange(a, b) for _, _, a, b in seg)
-        taps = origin + (
-            t1[:, None, None] * tap_step[0] + t2[:, None] * tap_step[1] + t3 * tap_step[2]
-        ).ravel().astype(np.int64)  # fmt: skip
-        tap_index = (t1[:, None, None] * (k2 * k3) + t2[:, None] * k3 + t3).ravel().astype(np.int64)
-        out_step = (o2n * o3n, o3n, 1)
-        out_rows = (
-            np.arange(counts[0])[:, None, None] * out_step[0] + np.arange(counts[1])[:, None] * out_step[1]
-            + np.arange(counts[2])
-        ).ravel().astype(np.int64)  # fmt: skip
-        out_offset = np.array([sum(o0 * st for (o0, _, _, _), st in zip(seg, out_step))], dtype=np.int64)
-        for table in (rows, taps, tap_index, out_rows, out_offset):
-            table.flags.writeable = False
+        first = [np.array([o0]) for o0, _, _, _ in seg]  # the box's first output, for the origins
+        counts = [np.arange(o1 - o0) for o0, o1, _, _ in seg]
+        tap_range = [np.arange(a, b) for _, _, a, b in seg]
+        rows = _box_offsets(counts, step)
+        taps = _box_offsets(tap_range, tap_step) + _box_offsets(first, step)[0]
+        taps.flags.writeable = False
+        tap_index = _box_offsets(tap_range, (k2 * k3, k3, 1))
+        out_rows = _box_offsets(counts, out_step)
+        out_offset = _box_offsets(first, out_step)
         outputs = tuple((o0, o1) for o0, o1, _, _ in seg)
         classes.append(
             TapClass(outputs, tuple((a, b) for _, _, a, b in seg), tap_index, rows, taps, out_rows, out_offset)

@@ -138,8 +138,29 @@ def conv(x: np.ndarray, weight: np.ndarray, bias: np.ndarray | None, spec: ConvS
     return out
 
 
+_apply_g: Any = None  # the compiled apply_g once _kernels() has run (transform_kernel calls it by this name)
+
+
 @functools.cache
 def _kernels() -> tuple[Any, Any, Any]:
+    def apply_g(g0, g1, g2, r0, r1, r2, r3, width):  # type: ignore[no-untyped-def]
+        # G's four rows (1, 0, 0), (1/2, 1/2, 1/2), (1/2, -1/2, 1/2), (0, 0, 1) applied to three rows of values
+        # (the first ``width`` of each) into four, one loop and one store a row (so that each vectorises).
+        half = g0.dtype.type(0.5)
+        for e in range(width):
+            r0[e] = g0[e]
+        for e in range(width):
+            r1[e] = (g0[e] + g1[e] + g2[e]) * half
+        for e in range(width):
+            r2[e] = (g0[e] - g1[e] + g2[e]) * half
+        for e in range(width):
+            r3[e] = g2[e]
+
+    # transform_kernel calls it as a module global, not through its closure, which numba's cache would key by the
+    # dispatcher's id, new in every process (kernels._compiled, write_phases)
+    global _apply_g
+    _apply_g = kernels.compile_kernel(apply_g)
+
     def transform_input(x, xs, size, low, n0, n1, i0, i1, tw, v, row):  # type: ignore[no-untyped-def]
         # x flat, element (n, c, h, w) at n*xs[0] + c*xs[1] + h*xs[2] + w*xs[3]; size (C, H, W); v (16, L)
         # contiguous, V[xi, c, t] at v[xi, c*row + t] (row at least the chunk's tiles, L at least C*row),
@@ -286,7 +307,6 @@ def _kernels() -> tuple[Any, Any, Any]:
         # along the rows; the kernels start to stop. In blocks of 512 kernels: the block's kernels transposed
         # into nine rows g, then each row of t (12) and of u (16) one loop over the block, one store a loop (so
         # that each vectorises; a kernel at a time ran 1.6-2.8x slower: docs/design.md).
-        half = w.dtype.type(0.5)
         block = 512
         g = np.empty((9, block), dtype=w.dtype)
         t = np.empty((12, block), dtype=w.dtype)
@@ -296,31 +316,12 @@ def _kernels() -> tuple[Any, Any, Any]:
                 src = w[p0 + e]
                 for j in range(9):
                     g[j, e] = src[j]
-            for j in range(3):
-                g0, g1, g2 = g[j], g[3 + j], g[6 + j]
-                t0, t1, t2, t3 = t[j], t[3 + j], t[6 + j], t[9 + j]
-                for e in range(width):
-                    t0[e] = g0[e]
-                for e in range(width):
-                    t1[e] = (g0[e] + g1[e] + g2[e]) * half
-                for e in range(width):
-                    t2[e] = (g0[e] - g1[e] + g2[e]) * half
-                for e in range(width):
-                    t3[e] = g2[e]
-            for a in range(4):
-                r0, r1, r2 = t[3 * a], t[3 * a + 1], t[3 * a + 2]
-                u0 = u[4 * a, p0 : p0 + width]
-                u1 = u[4 * a + 1, p0 : p0 + width]
-                u2 = u[4 * a + 2, p0 : p0 + width]
-                u3 = u[4 * a + 3, p0 : p0 + width]
-                for e in range(width):
-                    u0[e] = r0[e]
-                for e in range(width):
-                    u1[e] = (r0[e] + r1[e] + r2[e]) * half
-                for e in range(width):
-                    u2[e] = (r0[e] - r1[e] + r2[e]) * half
-                for e in range(width):
-                    u3[e] = r2[e]
+            for j in range(3):  # down the columns: t[3a + j] = (G g)[a, j]
+                _apply_g(g[j], g[3 + j], g[6 + j], t[j], t[3 + j], t[6 + j], t[9 + j], width)
+            for a in range(4):  # along the rows: U[4a + b] = (G g G^T)[a, b]
+                u0, u1 = u[4 * a, p0 : p0 + width], u[4 * a + 1, p0 : p0 + width]  # contiguous rows
+                u2, u3 = u[4 * a + 2, p0 : p0 + width], u[4 * a + 3, p0 : p0 + width]
+                _apply_g(t[3 * a], t[3 * a + 1], t[3 * a + 2], u0, u1, u2, u3, width)
 
     return (
         # in order: each runs over a chunk's tiles in one loop, and its numbers must not depend on the chunks
