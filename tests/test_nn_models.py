@@ -251,7 +251,7 @@ def _naive_max_pool(x, kernel, stride, pads):
 @pytest.mark.parametrize("channels_last", [False, True])
 def test_max_pool_against_loops(channels_last):
     """nn.MaxPool against loops over every window, forward and backward: 1-D to 3-D, windows apart, touching
-    and overlapping, padding, ties (values drawn from a few integers), NaN and -inf; the gradient of each window
+    and overlapping, windows of more than 256 entries, padding, ties (values drawn from a few integers), NaN and -inf; the gradient of each window
     goes to its first maximum and overlapping windows add theirs."""
     rng = np.random.default_rng(51)
     for rank, kernel, stride, padding, shape in (
@@ -260,6 +260,7 @@ def test_max_pool_against_loops(channels_last):
         (2, (3, 2), (1, 1), 0, (1, 2, 5, 5)),
         (1, (4,), (3,), 2, (2, 3, 11)),
         (3, (2, 2, 2), (2, 1, 2), 1, (1, 2, 4, 3, 5)),
+        (2, (17, 16), (1, 1), 0, (1, 2, 18, 17)),  # 272 offsets: the index needs more than a byte
     ):
         x = rng.integers(-2, 3, size=shape).astype(np.float64)  # many ties
         x.flat[3] = np.nan
