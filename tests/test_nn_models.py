@@ -251,8 +251,8 @@ def _naive_max_pool(x, kernel, stride, pads):
 @pytest.mark.parametrize("channels_last", [False, True])
 def test_max_pool_against_loops(channels_last):
     """nn.MaxPool against loops over every window, forward and backward: 1-D to 3-D, windows apart, touching
-    and overlapping, windows of more than 256 entries, padding, ties (values drawn from a few integers), NaN and -inf; the gradient of each window
-    goes to its first maximum and overlapping windows add theirs."""
+    and overlapping, windows of more than 256 entries, padding, ties (values drawn from a few integers), NaN and
+    -inf; the gradient of each window goes to its first maximum and overlapping windows add theirs."""
     rng = np.random.default_rng(51)
     for rank, kernel, stride, padding, shape in (
         (2, (2, 2), (2, 2), 0, (2, 3, 8, 6)),
