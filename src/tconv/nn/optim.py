@@ -23,6 +23,7 @@ from typing import Any
 
 import numpy as np
 
+from ..implementations.compiled import optimizer as compiled_optimizer
 from .module import Module, Parameter
 
 __all__ = ["SGD", "Adam", "Optimizer", "get"]
@@ -56,11 +57,19 @@ class Optimizer:
             if p.grad is None:
                 continue
             state = self.state.setdefault(id(p), {})
-            p.value = (p.value - self._update(p.value, p.grad, state)).astype(p.value.dtype, copy=False)
+            value = self._new_value(p.value, p.grad, state)
+            if value is None:
+                value = (p.value - self._update(p.value, p.grad, state)).astype(p.value.dtype, copy=False)
+            p.value = value
             p.apply_constraint()
 
     def _update(self, value: np.ndarray, grad: np.ndarray, state: dict[str, Any]) -> np.ndarray:
         raise NotImplementedError
+
+    def _new_value(self, value: np.ndarray, grad: np.ndarray, state: dict[str, Any]) -> np.ndarray | None:
+        """The parameter's new value computed whole, where the optimizer has a one-pass form for these arrays
+        (its state updated as :meth:`_update` would); None where ``step`` subtracts :meth:`_update`'s step."""
+        return None
 
 
 class SGD(Optimizer):
@@ -91,7 +100,9 @@ class SGD(Optimizer):
 
 class Adam(Optimizer):
     """Adam with bias correction, PyTorch's form (``eps`` added to the corrected root). The moments in
-    ``state`` are updated in place (copy them to keep a snapshot)."""
+    ``state`` are updated in place (copy them to keep a snapshot). With numba installed, steps after the first
+    on float32/float64 parameters without weight decay run in one compiled pass
+    (:mod:`tconv.implementations.compiled.optimizer`), to the bit the NumPy steps' results."""
 
     def __init__(
         self,
@@ -105,6 +116,20 @@ class Adam(Optimizer):
         if len(betas) != 2 or not all(0.0 <= b < 1.0 for b in betas):
             raise ValueError(f"betas must be two numbers in [0, 1); received {betas!r}")
         self.betas, self.eps, self.weight_decay = (float(betas[0]), float(betas[1])), float(eps), float(weight_decay)
+
+    def _new_value(self, value: np.ndarray, grad: np.ndarray, state: dict[str, Any]) -> np.ndarray | None:
+        # From the second step on, without weight decay, on float32/float64 arrays: the compiled pass
+        # (compiled.optimizer), the same operations and roundings as _update's, in one pass for eleven
+        if (
+            self.weight_decay
+            or "m" not in state
+            or not compiled_optimizer.supports(value, grad, state["m"], state["v"])
+        ):
+            return None
+        state["t"] += 1
+        return compiled_optimizer.adam_step(
+            value, grad, state["m"], state["v"], self.betas, self.lr, self.eps, state["t"]
+        )
 
     def _update(self, value: np.ndarray, grad: np.ndarray, state: dict[str, Any]) -> np.ndarray:
         g = grad + self.weight_decay * value if self.weight_decay else grad

@@ -10,5 +10,6 @@
 ``workspace``       buffers reused between calls; per-thread partial sums
 ``kernels``         the numba kernels (compiled on first use)
 ``direct_conv``     the direct convolution at any stride (``jit_direct`` on a convolution): phases, kernel, cost
+``optimizer``       Adam's update in one pass (:class:`tconv.nn.Adam`'s step)
 ==================  =====================================================================================
 """

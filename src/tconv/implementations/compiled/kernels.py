@@ -81,7 +81,7 @@ class Kernels(NamedTuple):
 FASTMATH_IN_ORDER = frozenset({"nnan", "ninf", "nsz", "arcp", "contract", "afn"})
 
 
-def _jit(numba: Any, function: Any, fastmath: bool | frozenset[str] = True) -> Any:
+def _jit(numba: Any, function: Any, fastmath: bool | frozenset[str] = True, error_model: str = "python") -> Any:
     """``function`` compiled serial and ``nogil`` (the team runs it in parallel, :mod:`.team`), its machine code
     cached where numba finds a writable place, else kept in memory only (:func:`cache_location`); each new
     specialization compiled or loaded away from the main thread (:func:`_compile_off_the_main_thread`)."""
@@ -89,6 +89,7 @@ def _jit(numba: Any, function: Any, fastmath: bool | frozenset[str] = True) -> A
         "parallel": False,
         "fastmath": set(fastmath) if isinstance(fastmath, frozenset) else fastmath,
         "nogil": True,
+        "error_model": error_model,
     }
     try:
         dispatcher = numba.njit(cache=True, **options)(function)
@@ -99,13 +100,14 @@ def _jit(numba: Any, function: Any, fastmath: bool | frozenset[str] = True) -> A
     return _compile_off_the_main_thread(dispatcher)
 
 
-def compile_kernel(function: Any, fastmath: bool | frozenset[str] = True) -> Any:
+def compile_kernel(function: Any, fastmath: bool | frozenset[str] = True, error_model: str = "python") -> Any:
     """``function`` compiled as every kernel here is (serial, ``nogil``, cached; :func:`_jit`): for the kernels
-    that live next to their own geometry in another module (:mod:`.direct_conv`, :mod:`.winograd`);
-    ``fastmath`` as numba takes it (:data:`FASTMATH_IN_ORDER`: no reassociation)."""
+    that live next to their own geometry in another module (:mod:`.direct_conv`, :mod:`.winograd`,
+    :mod:`.optimizer`); ``fastmath`` and ``error_model`` as numba takes them (:data:`FASTMATH_IN_ORDER`: no
+    reassociation; ``"numpy"``: a division by zero gives inf or NaN instead of raising)."""
     numba = numba_module()
     assert numba is not None  # the callers run only where available()
-    return _jit(numba, function, fastmath)
+    return _jit(numba, function, fastmath, error_model)
 
 
 def _compile_off_the_main_thread(dispatcher: Any) -> Any:
