@@ -282,6 +282,31 @@ def test_max_pool_against_loops(channels_last):
         np.testing.assert_allclose(gx, full[crop], rtol=1e-6, atol=1e-6)  # the layers compute in float32
 
 
+@pytest.mark.parametrize("kernel, stride, padding", [(2, 2, 0), (3, 2, 1), (2, 3, 0)])
+def test_max_pool_gradient_reaches_only_the_winners(kernel, stride, padding):
+    """The backward pass gives each window's gradient to its first maximum only, to the bit: an inf or NaN in
+    the incoming gradient stays in its winner (the others keep exact zeros), and positions no window won get
+    +0.0, not the -0.0 of a negative gradient times zero; windows apart, overlapping and with gaps between them."""
+    rng = np.random.default_rng(5)
+    x = rng.integers(-3, 4, size=(2, 2, 7, 8)).astype(np.float32)
+    layer = MaxPool(kernel, stride, padding)
+    y = layer(x)
+    expected_shape = _naive_max_pool(x, (kernel, kernel), (stride, stride), [(padding, padding)] * 2)
+    _, winner, padded_shape = expected_shape
+    for special in (None, np.inf, np.nan):
+        gy = -rng.random(y.shape).astype(np.float32) - 0.5  # all negative
+        if special is not None:
+            gy[0, 1, 1, 1] = special
+        gx = layer.backward(gy)
+        full = np.zeros(padded_shape, dtype=np.float32)
+        for index, at in winner.items():
+            full[(*index[:2], *at)] += gy[index]
+        crop = (slice(None), slice(None), *(slice(padding, padding + n) for n in x.shape[2:]))
+        np.testing.assert_allclose(gx, full[crop], rtol=1e-6)  # NaN where the loops have NaN, and only there
+        lost = full[crop] == 0
+        assert not np.signbit(gx[lost]).any()
+
+
 def test_max_pool_keeps_the_winner_itself_and_pools_integers():
     """The maximum is the first winner's own value (the sign of a zero maximum included: -0.0 first stays -0.0),
     and integer inputs pool with their padding never winning, as their float copies do."""

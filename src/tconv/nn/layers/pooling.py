@@ -110,16 +110,23 @@ class MaxPool(Module):
         arg, padded_shape, pairs, in_shape, out_shape = self._cache
         grad = to_channels_first(grad, self.channels_last)
         full = np.zeros(padded_shape, dtype=grad.dtype)
-        # Each window offset in turn adds the gradient of the windows it won to the positions it reads (a strided
-        # view in which no position appears twice); windows apart (kernel <= stride) write each position once.
-        apart = all(k <= s for k, s in zip(self.kernel_size, self.stride))
+        # Each window offset in turn adds to the positions it reads (a strided view in which no position appears
+        # twice) the gradient of the windows it won: the gradient times the mask of its wins, added so that a
+        # negative gradient times a lost window leaves +0.0 (as the loops' untouched zeros), not -0.0. A gradient
+        # holding inf or NaN (whose product with a lost window would be NaN) is added under the mask instead.
+        masked = not np.isfinite(grad).all() if grad.dtype.kind in "fc" else False
+        overlap = any(k > s for k, s in zip(self.kernel_size, self.stride))
+        zero = grad.dtype.type(0)
         won = np.empty(arg.shape, dtype=bool)
+        part = np.empty(arg.shape, dtype=grad.dtype)
         for k, tap in enumerate(np.ndindex(*self.kernel_size)):
             np.equal(arg, k, out=won)
-            if apart:
-                np.multiply(grad, won, out=full[self._offset(tap, out_shape)])
+            view = full[self._offset(tap, out_shape)]
+            if masked:
+                np.add(view, grad, out=view, where=won)
             else:
-                full[self._offset(tap, out_shape)] += grad * won
+                np.multiply(grad, won, out=part)
+                np.add(view if overlap else zero, part, out=view)  # windows apart: each position written once
         crop = (slice(None), slice(None), *(slice(lo, lo + n) for (lo, _), n in zip(pairs, in_shape[2:])))
         return from_channels_first(full[crop], self.channels_last)
 
