@@ -414,3 +414,30 @@ def test_adam_one_pass_step_is_the_numpy_steps_to_the_bit(dtype, monkeypatch):
         assert fused.value.dtype == dtype
         np.testing.assert_allclose(fused.value, value, rtol=1e-5 if dtype == np.float32 else 1e-12, atol=1e-7)
     assert len(calls) == len(grads) - 1  # every step after the first ran the one-pass form
+
+
+def test_adam_with_a_numpy_learning_rate_runs_the_numpy_steps(monkeypatch):
+    """A learning rate set to a NumPy float64 after construction makes NumPy compute the step in float64 on float32
+    weights; the one-pass form (which rounds lr to float32) is then not used, and the values are the NumPy path's."""
+    from tconv.implementations.compiled import optimizer as compiled_optimizer
+
+    calls = []
+    step = compiled_optimizer.adam_step
+    monkeypatch.setattr(compiled_optimizer, "adam_step", lambda *a: calls.append(1) or step(*a))
+    rng = np.random.default_rng(3)
+    start = rng.standard_normal(4096).astype(np.float32)
+    grads = [rng.standard_normal(start.size).astype(np.float32) for _ in range(3)]
+    p = nn.Parameter(start.copy())
+    opt = nn.Adam([p], lr=0.01)
+    opt.lr = np.float64(1e-3) * 0.3
+    m = v = np.zeros(start.size, dtype=np.float32)
+    value = start.copy()
+    for t, g in enumerate(grads, 1):
+        p.grad = g.copy()
+        opt.step()
+        m = m * np.float32(0.9) + np.float32(0.1) * g
+        v = v * np.float32(0.999) + np.float32(0.001) * g * g
+        update = (m / np.float32(1 - 0.9**t)) * opt.lr  # float64, as NumPy computes it with a float64 lr
+        value = value - (update / (np.sqrt(v / np.float32(1 - 0.999**t)) + np.float32(1e-8))).astype(np.float32)
+        np.testing.assert_allclose(p.value, value, rtol=1e-6, atol=1e-9)
+    assert not calls

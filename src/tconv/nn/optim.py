@@ -101,8 +101,9 @@ class SGD(Optimizer):
 class Adam(Optimizer):
     """Adam with bias correction, PyTorch's form (``eps`` added to the corrected root). The moments in
     ``state`` are updated in place (copy them to keep a snapshot). With numba installed, steps after the first
-    on float32/float64 parameters without weight decay run in one compiled pass
-    (:mod:`tconv.implementations.compiled.optimizer`), to the bit the NumPy steps' results."""
+    on float32/float64 parameters without weight decay (``lr``, ``betas`` and ``eps`` Python floats) run in one
+    compiled pass (:mod:`tconv.implementations.compiled.optimizer`), to the bit the NumPy steps' results; that
+    pass does not report floating-point errors to ``np.errstate`` (an inf gradient gives NaN silently)."""
 
     def __init__(
         self,
@@ -118,18 +119,21 @@ class Adam(Optimizer):
         self.betas, self.eps, self.weight_decay = (float(betas[0]), float(betas[1])), float(eps), float(weight_decay)
 
     def _new_value(self, value: np.ndarray, grad: np.ndarray, state: dict[str, Any]) -> np.ndarray | None:
-        # From the second step on, without weight decay, on float32/float64 arrays: the compiled pass
-        # (compiled.optimizer), the same operations and roundings as _update's, in one pass for eleven
+        # From the second step on, without weight decay, on float32/float64 arrays, with lr, betas and eps Python
+        # floats (a NumPy float64 lr would make _update compute in float64 on float32 weights): the compiled pass
+        # (compiled.optimizer), _update's operations and roundings in one pass for thirteen and the subtraction
+        hyper = (self.lr, *self.betas, self.eps)
         if (
             self.weight_decay
             or "m" not in state
+            or not all(type(h) is float for h in hyper)
             or not compiled_optimizer.supports(value, grad, state["m"], state["v"])
         ):
             return None
-        state["t"] += 1
-        return compiled_optimizer.adam_step(
-            value, grad, state["m"], state["v"], self.betas, self.lr, self.eps, state["t"]
-        )
+        t = state["t"] + 1
+        new = compiled_optimizer.adam_step(value, grad, state["m"], state["v"], self.betas, self.lr, self.eps, t)
+        state["t"] = t
+        return new
 
     def _update(self, value: np.ndarray, grad: np.ndarray, state: dict[str, Any]) -> np.ndarray:
         g = grad + self.weight_decay * value if self.weight_decay else grad

@@ -1,9 +1,9 @@
 """Adam's update in one pass over a parameter (:class:`tconv.nn.Adam`'s step where numba is installed).
 
-NumPy runs Adam's update as eleven passes over the parameter (the moments in place, two scratch arrays, the new
-value); on the DCGAN generator's 2.3 million weights that was about 5 ms of a training step. The loop below does
-the same operations, in the same order and precision, element by element: each is rounded as NumPy rounds it
-(no fused multiply-add, no reassociation), so the moments and the new value are NumPy's to the bit.
+NumPy runs Adam's update as thirteen passes over the parameter and a fourteenth for the new value (the moments in
+place, two scratch arrays); on the DCGAN generator's 2.3 million weights that was about 5 ms of a training step.
+The loop below does the same operations, in the same order and precision, element by element: each is rounded as
+NumPy rounds it (no fused multiply-add, no reassociation), so the moments and the new value are NumPy's to the bit.
 """
 
 from __future__ import annotations
