@@ -200,6 +200,9 @@ TAP_CLASS_CALL_COST = 15e-6
 #: bytes/s of a copy in runs of many contiguous elements (a weight cut to some taps, tap-major: 14-18 GB/s measured)
 COPY_STREAM = 15e9
 
+#: bytes a second of a transposing copy (channels-last x into jit_gemm's (C_in, N*P) operand), read and written
+TRANSPOSE_STREAM = 10e9
+
 #: A matrix tconv writes for BLAS to read as the right-hand operand (im2col's columns, Winograd's transformed
 #: input) gets a row stride that is not a multiple of this many bytes: OpenBLAS packs that operand a few rows at a
 #: time down its columns, and rows a multiple of 4 KiB apart (1 KiB measured too) fall into the same sets of the

@@ -121,12 +121,14 @@ class JitGemm(Compiled):
     )
 
     def cost(self, spec: ConvSpec, channels_last: bool = False) -> float | None:
-        """The column product, then an overlap-add in rows as long as the input's last axis; a convolution: its
-        im2col and product (:func:`_twin_product`)."""
+        """The column product, then an overlap-add in rows as long as the input's last axis, and in channels-last
+        the transposing copy of x into the product's ``(C_in, N*P)`` operand, read and written at
+        ``COLUMN_STREAM``; a convolution: its im2col and product (:func:`_twin_product`)."""
         if not spec.transposed:
             return _twin_product(spec)
         product, elements = _column_product(spec)
-        return product + elements / spec.input_size[-1] * _tuning.ROW_COST
+        copy = 2.0 * _tuning.COST_ITEMSIZE * spec.in_channels * math.prod(spec.input_size) if channels_last else 0.0
+        return product + elements / spec.input_size[-1] * _tuning.ROW_COST + copy / _tuning.TRANSPOSE_STREAM
 
     def forward(
         self, xp: Any, x: np.ndarray, weight: np.ndarray, bias: np.ndarray | None, spec: ConvSpec, channels_last: bool
