@@ -94,10 +94,14 @@ FORWARD_DIRECT_MARGIN = 1.0
 #: channels; within a core's L2 cache, so that each input channel's phases are copied once per block).
 DIRECT_CONV_BLOCK_BYTES = 256 * 2**10
 
-#: The direct kernel's cost is multiplied by this for channels-last calls (its per-plane loops then read and write
-#: with a stride of the channel count; the cost model has no other term for layout). Fitted like PIXEL_ROW_COST,
-#: on the planner's regret (docs/design.md).
+#: A transposed convolution's direct kernel's cost is multiplied by this for channels-last calls (its per-plane
+#: loops then read and write with a stride of the channel count; that cost model has no other term for layout).
+#: Fitted like PIXEL_ROW_COST, on the planner's regret (docs/design.md).
 DIRECT_CHANNELS_LAST = 2.0
+
+#: A (forward) convolution's direct sum, channels-last: its phase fills and output write (which stride by the
+#: channel count) cost this many times as much; its sums run on the same wide planes in either layout.
+DIRECT_CONV_LAST_MEMORY = 2.0
 
 #: seconds per row of an overlap-add (loop set-up; a row is vectorised along its length).
 ROW_COST = 5e-9

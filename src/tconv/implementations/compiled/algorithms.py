@@ -330,13 +330,13 @@ class JitDirect(Compiled):
     )
 
     def cost(self, spec: ConvSpec, channels_last: bool = False) -> float | None:
-        """A convolution: :func:`.direct_conv.cost`. A transposed convolution: the cheaper of its own direct
-        sum (:meth:`_transposed_cost`) and, at stride 1, the direct convolution of its forward twin
-        (:func:`stride_one_conv`). Times ``DIRECT_CHANNELS_LAST`` in channels-last, where the loops stride by the
-        channel count."""
-        layout = _tuning.DIRECT_CHANNELS_LAST if channels_last else 1.0
+        """A convolution: :func:`.direct_conv.cost` (channels-last, its fills and output write costlier). A
+        transposed convolution: the cheaper of its own direct sum (:meth:`_transposed_cost`) and, at stride 1, the
+        direct convolution of its forward twin (:func:`stride_one_conv`), times ``DIRECT_CHANNELS_LAST`` in
+        channels-last, where the loops stride by the channel count."""
         if not spec.transposed:
-            return layout * direct_conv.cost(spec)
+            return direct_conv.cost(spec, channels_last)
+        layout = _tuning.DIRECT_CHANNELS_LAST if channels_last else 1.0
         twin = direct_twin(spec)
         return layout * (self._transposed_cost(spec) if twin is None else direct_conv.cost(twin))
 

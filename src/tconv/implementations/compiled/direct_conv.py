@@ -108,12 +108,14 @@ def _channel_passes(spec: ConvSpec, wide: int) -> tuple[int, int, int]:
     return block, fours, spec.out_channels - 4 * fours
 
 
-def cost(spec: ConvSpec) -> float:
+def cost(spec: ConvSpec, channels_last: bool = False) -> float:
     """Seconds per sample by the cost model: every (output channel, input channel of its group, tap) adds one
     wide plane, at ``DIRECT_CONV_BLOCK_RATE`` for the channels summed four a pass (three taps a pass) and at
     ``DIRECT_CONV_RATE`` for the rest (four taps a pass), each pass a ``ROW_COST`` a channel; each job fills
     the phases of its group's input channels at ``PHASE_FILL_RATE`` (elements a second) plus a ``ROW_COST`` a
-    run; the output is written once at ``COLUMN_STREAM``."""
+    run; the output is written once at ``COLUMN_STREAM``. Channels-last, the fills and the output's write,
+    which then stride by the channel count, cost ``DIRECT_CONV_LAST_MEMORY`` times as much (the sums run on
+    the same wide planes in either layout)."""
     phases = direct_conv_geometry(geometry.axes3(spec))
     cg_in, cg_out = spec.in_channels // spec.groups, spec.out_channels // spec.groups
     taps = math.prod(spec.kernel_size)
@@ -123,14 +125,15 @@ def cost(spec: ConvSpec) -> float:
     # a pass over four channels' rows costs four ROW_COSTs (its set-up: twelve weights, three phase rows and
     # four output rows, about three times a one-channel pass's; docs/design.md)
     passes = 4 * fours * cg_in * -(-taps // 3) + single * cg_in * -(-taps // 4)
-    rows = passes + fills * phases.fill_rows
     output = _tuning.COST_ITEMSIZE * spec.out_channels * math.prod(spec.output_size)
+    memory = _tuning.DIRECT_CONV_LAST_MEMORY if channels_last else 1.0
     return (
         4 * fours * plane / _tuning.DIRECT_CONV_BLOCK_RATE
         + single * plane / _tuning.DIRECT_CONV_RATE
-        + fills * phases.filled / _tuning.PHASE_FILL_RATE
-        + rows * _tuning.ROW_COST
-        + output / _tuning.COLUMN_STREAM
+        + memory * fills * phases.filled / _tuning.PHASE_FILL_RATE
+        + passes * _tuning.ROW_COST
+        + memory * fills * phases.fill_rows * _tuning.ROW_COST
+        + memory * output / _tuning.COLUMN_STREAM
     )
 
 
