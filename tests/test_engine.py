@@ -1140,14 +1140,14 @@ def test_winograd_matches_the_oracle(channels_last):
 
 @needs_jit
 def test_winograd_refuses_what_it_does_not_compute():
-    """Only 2-D 3x3 kernels at stride 1, dilation 1, one group (and stride-1 transposed twins of those)."""
+    """Only 2-D 3x3 kernels at stride 1 (any dilation), one group (and stride-1 transposed twins of those)."""
     rng = np.random.default_rng(22)
     x = rng.standard_normal((1, 4, 8, 8))
     with tconv.use_algorithm("jit_winograd"):
         for w, options in (
             (rng.standard_normal((4, 4, 5, 5)), {}),
             (rng.standard_normal((4, 4, 3, 3)), {"stride": 2}),
-            (rng.standard_normal((4, 4, 3, 3)), {"dilation": 2}),
+            (rng.standard_normal((4, 4, 3, 3)), {"stride": (1, 2), "dilation": 2}),
             (rng.standard_normal((4, 2, 3, 3)), {"groups": 2}),
         ):
             with pytest.raises(ValueError, match="does not support"):
@@ -1156,6 +1156,46 @@ def test_winograd_refuses_what_it_does_not_compute():
             tconv.conv(rng.standard_normal((1, 4, 8)), rng.standard_normal((4, 4, 3)))
         with pytest.raises(ValueError, match="does not support"):
             tconv.conv_transpose(x, rng.standard_normal((4, 4, 3, 3)), stride=2)
+
+
+@needs_jit
+@pytest.mark.parametrize("channels_last", [False, True])
+def test_dilated_winograd_phase_by_phase_matches_the_oracle(channels_last, monkeypatch):
+    """A dilated 3x3 convolution by Winograd, one undilated convolution per phase of the outputs, against the
+    oracle: dilations (2, 2) to (5, 3), one axis dilated, paddings from none to more than the dilation and
+    asymmetric, maps where some phases hold no input (all padding: the bias alone) or a single output; batch 1
+    and 3; in chunks of one row of tiles on the team; and the stride-1 transposed twin of a dilated layer."""
+    rng = np.random.default_rng(41)
+    monkeypatch.setattr(team, "kernel_team_min_work", lambda: 0)
+    monkeypatch.setattr(_tuning, "TEAM_CHUNK_BYTES", 16 * 9 * 4 * 8)  # about a row of tiles a chunk
+    checked = 0
+    for size in ((9, 7), (13, 10), (3, 4), (2, 12)):
+        for dilation in ((2, 2), (3, 2), (1, 3), (5, 3)):
+            for pads in ([(0, 0), (0, 0)], [(1, 1), (2, 2)], [(2, 3), (1, 0)], [(5, 4), (4, 6)]):
+                out = [n + lo + hi - 2 * d for n, (lo, hi), d in zip(size, pads, dilation)]
+                if min(out) < 1:
+                    continue
+                batch = 1 + 2 * (checked % 2)
+                x, w, b = (
+                    rng.standard_normal((batch, 3, *size)),
+                    rng.standard_normal((4, 3, 3, 3)),
+                    rng.standard_normal(4),
+                )
+                expected = naive_conv(x, w, b, stride=[1, 1], pads=pads, dilation=list(dilation))
+                xin = np.ascontiguousarray(np.moveaxis(x, 1, -1)) if channels_last else x
+                with tconv.use_algorithm("jit_winograd"):
+                    got = tconv.conv(xin, w, b, padding=pads, dilation=dilation, channels_last=channels_last)
+                np.testing.assert_allclose(np.moveaxis(got, -1, 1) if channels_last else got, expected, atol=1e-10)
+                checked += 1
+    assert checked > 40
+    x, wt, b = rng.standard_normal((2, 3, 9, 8)), rng.standard_normal((3, 4, 3, 3)), rng.standard_normal(4)
+    expected = naive_conv_transpose(
+        x, wt, b, stride=[1, 1], pads=[(2, 2), (1, 1)], dilation=[2, 3], output_padding=[0, 0]
+    )
+    xin = np.ascontiguousarray(np.moveaxis(x, 1, -1)) if channels_last else x
+    with tconv.use_algorithm("jit_winograd"):
+        got = tconv.conv_transpose(xin, wt, b, padding=(2, 1), dilation=(2, 3), channels_last=channels_last)
+    np.testing.assert_allclose(np.moveaxis(got, -1, 1) if channels_last else got, expected, atol=1e-10)
 
 
 @needs_jit

@@ -127,6 +127,10 @@ WINOGRAD_MARGIN = 0.85
 #: copied into their even and odd columns, a row of tiles' set-up).
 WINOGRAD_ROW_COST = 5e-9
 
+#: A dilated 3x3 convolution runs by Winograd phase by phase (one undilated convolution per residue of the
+#: outputs); the planner ranks it only where every phase has at least this many outputs along each axis.
+WINOGRAD_MIN_PHASE = 6
+
 #: ``jit_pointwise`` (1x1 kernels) multiplies blocks of pixels whose input and output take at most this many
 #: bytes (a whole sample where it fits: BLAS's rate on wide products outweighs adding the bias while the block
 #: is in the cache; docs/design.md), and never fewer pixels than POINTWISE_MIN_BLOCK.

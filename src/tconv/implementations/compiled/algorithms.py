@@ -264,8 +264,8 @@ class JitWinograd(Compiled):
     name = "jit_winograd"
     description = (
         "Winograd's F(2x2, 3x3): 16 BLAS products of the transformed kernel and input, 2.25 times fewer "
-        "multiply-adds than the im2col's (2-D 3x3 stride-1 convolutions, one group, and stride-1 transposed "
-        "ones through their forward twin; NumPy, needs numba)"
+        "multiply-adds than the im2col's (2-D 3x3 stride-1 convolutions, dilated ones phase by phase, one group, "
+        "and stride-1 transposed ones through their forward twin; NumPy, needs numba)"
     )
 
     @staticmethod
@@ -280,9 +280,10 @@ class JitWinograd(Compiled):
         return self._target(spec) is not None and runs_compiled(spec, xp)
 
     def cost(self, spec: ConvSpec, channels_last: bool = False) -> float | None:
-        """The 16 products and the tile transforms (:func:`.winograd.cost`)."""
+        """The 16 products and the tile transforms (:func:`.winograd.cost`); not ranked where a dilated call's
+        phases are too small (:func:`.winograd.phases_pay`)."""
         target = self._target(spec)
-        return None if target is None else winograd.cost(target)
+        return None if target is None or not winograd.phases_pay(target) else winograd.cost(target)
 
     def setup_cost(self, spec: ConvSpec) -> float:
         """The kernel's transform on every call (and a transposed call's flip to its twin's weight)."""

@@ -1,4 +1,4 @@
-"""Winograd's minimal filtering F(2x2, 3x3) for 3x3 stride-1 convolutions (``jit_winograd``).
+"""Winograd's minimal filtering F(2x2, 3x3) for 3x3 stride-1 convolutions, dilated ones too (``jit_winograd``).
 
 The output is cut into 2x2 tiles; tile ``(i, j)`` reads the 4x4 patch ``d`` of the padded input at rows
 ``2i .. 2i+3`` and columns ``2j .. 2j+3``, and equals ``A^T [(G g G^T) * (B^T d B)] A`` summed over the input
@@ -14,6 +14,10 @@ multiply-adds than the im2col's one (Lavin and Gray, "Fast Algorithms for Convol
 NNPACK and oneDNN use the same transform). The transforms of ``d`` and ``M`` are additions only, that of ``g``
 additions and halvings; the results differ from the direct sum's by rounding.
 
+A dilated call is ``d1 * d2`` undilated ones, one per phase of the outputs (:func:`phases`): the outputs of one
+residue read only the inputs of that residue, so each phase runs the same kernels on its inputs and outputs seen
+with the dilation folded into their strides; all the phases' chunks go to the team in one run.
+
 A call runs in chunks of tiles (whole samples, or rows of tiles of one sample), each from the input transform
 (into this thread's buffer) through the 16 products to the output transform (which adds the bias and writes the
 caller's layout, dropping the half of a last row or column of tiles that lies outside an odd-sized output); on
@@ -24,7 +28,7 @@ the thread team where the transforms' work pays for the hand-off
 from __future__ import annotations
 
 import functools
-from typing import Any
+from typing import Any, NamedTuple
 
 import numpy as np
 
@@ -38,29 +42,70 @@ G = np.array([[1.0, 0.0, 0.0], [0.5, 0.5, 0.5], [0.5, -0.5, 0.5], [0.0, 0.0, 1.0
 
 
 def fits(spec: ConvSpec) -> bool:
-    """Whether ``jit_winograd`` computes a call: a 2-D convolution, 3x3 kernel, stride 1, dilation 1, one group."""
+    """Whether ``jit_winograd`` computes a call: a 2-D convolution, 3x3 kernel, stride 1, any dilation, one group."""
     return (
         not spec.transposed
         and spec.ndim == 2
         and spec.kernel_size == (3, 3)
         and spec.stride == (1, 1)
-        and spec.dilation == (1, 1)
         and spec.groups == 1
+        and all(lo >= 0 and hi >= 0 for lo, hi in spec.padding)
     )
 
 
-def tiles(spec: ConvSpec) -> tuple[int, int]:
-    """Rows and columns of 2x2 output tiles."""
-    return -(-spec.output_size[0] // 2), -(-spec.output_size[1] // 2)
+class Phase(NamedTuple):
+    """One undilated 3x3 convolution of a call (the whole call at dilation 1; at dilation ``(d1, d2)`` each of
+    the ``d1 * d2`` phases): the outputs ``(a + d1*q1, b + d2*q2)`` read only the inputs of the same residues, at
+    rows and columns of the same stride, so each phase is a stride-1 3x3 convolution of every ``d``-th input
+    (the space-to-batch rewriting of a dilated convolution; TensorFlow's ``atrous_conv2d`` does the same). Along
+    each axis: the phase's first input ``first`` (of ``size_in`` inputs ``dilation`` apart), its low padding
+    ``low``, its first output ``start`` (of ``size_out``, ``dilation`` apart)."""
+
+    first: tuple[int, int]
+    size_in: tuple[int, int]
+    low: tuple[int, int]
+    start: tuple[int, int]
+    size_out: tuple[int, int]
+
+    def tiles(self) -> tuple[int, int]:
+        """Rows and columns of 2x2 output tiles."""
+        return -(-self.size_out[0] // 2), -(-self.size_out[1] // 2)
+
+
+def phases(spec: ConvSpec) -> list[Phase]:
+    """The call's undilated 3x3 convolutions (:class:`Phase`), those with at least one output. Output ``o = a +
+    d*q`` reads the padded inputs ``a + d*(q + t)``, ``t < 3``: input ``i = a + d*m - lo`` is row ``m`` of phase
+    ``a``, the phase's inputs start at ``(a - lo) mod d`` and its padding holds the rows ``m`` before that one."""
+    per_axis = []
+    for n, o, d, (lo, _) in zip(spec.input_size, spec.output_size, spec.dilation, spec.padding):
+        axis = []
+        for a in range(min(d, o)):
+            first = (a - lo) % d
+            axis.append((first, max(0, -(-(n - first) // d)), (first + lo - a) // d, a, -(-(o - a) // d)))
+        per_axis.append(axis)
+    return [
+        Phase((f1, f2), (n1, n2), (m1, m2), (a1, a2), (q1, q2))
+        for f1, n1, m1, a1, q1 in per_axis[0]
+        for f2, n2, m2, a2, q2 in per_axis[1]
+    ]
+
+
+def phases_pay(spec: ConvSpec) -> bool:
+    """Whether a dilated call's phases are large enough for the planner to rank Winograd: at least
+    ``WINOGRAD_MIN_PHASE`` outputs a phase along each axis (each phase's chunks cost 16 products and two
+    transforms of their own, and its last tiles are half empty: with dilation 8 over 17x17 outputs Winograd took
+    3.9 times jit_gemm's time, at 12 over 33x33 2.1 times). Always true at dilation 1."""
+    return all(d == 1 or o // d >= _tuning.WINOGRAD_MIN_PHASE for o, d in zip(spec.output_size, spec.dilation))
 
 
 def cost(spec: ConvSpec) -> float:
     """Seconds per sample: the 16 products at ``GEMM_RATE`` (slower in proportion below
     ``GEMM_FULL_RATE_INNER`` input or output channels, their inner dimension and rows), and the transformed input
     and output (16 values a tile and channel) at ``COLUMN_STREAM``, and ``WINOGRAD_ROW_COST`` a row of tiles and
-    channel (docs/design.md, Winograd)."""
-    rows, columns = tiles(spec)
-    count = rows * columns
+    channel (docs/design.md, Winograd), over every phase of a dilated call."""
+    counts = [p.tiles() for p in phases(spec)]
+    count = sum(rows * columns for rows, columns in counts)
+    rows = sum(rows for rows, _ in counts)
     c_in, c_out = spec.in_channels, spec.out_channels
     full = _tuning.GEMM_FULL_RATE_INNER
     rate = _tuning.GEMM_RATE * min(1.0, c_in / full) * min(1.0, c_out / full)
@@ -76,7 +121,8 @@ def setup_cost(spec: ConvSpec) -> float:
 
 def fits_memory(spec: ConvSpec) -> bool:
     """Whether one row of tiles' transformed input and output fit ``_tuning.CHUNK_BYTES`` (a chunk is at least one)."""
-    per_row = 16 * (spec.in_channels + spec.out_channels) * tiles(spec)[1] * _tuning.COST_ITEMSIZE
+    columns = max((p.tiles()[1] for p in phases(spec)), default=0)
+    per_row = 16 * (spec.in_channels + spec.out_channels) * columns * _tuning.COST_ITEMSIZE
     return per_row <= _tuning.CHUNK_BYTES
 
 
@@ -98,43 +144,60 @@ def transformed_kernel(weight: np.ndarray, dtype: Any, slot: int | None = None) 
 
 
 def conv(x: np.ndarray, weight: np.ndarray, bias: np.ndarray | None, spec: ConvSpec, channels_last: bool) -> np.ndarray:
-    """The convolution of a batched x in the caller's layout, by F(2x2, 3x3)."""
+    """The convolution of a batched x in the caller's layout, by F(2x2, 3x3), phase by phase where it is
+    dilated (:func:`phases`); all phases' chunks in one run of the team."""
     batch, c_in, c_out = x.shape[0], spec.in_channels, spec.out_channels
-    rows, columns = tiles(spec)
     item = x.dtype.itemsize
     out = geometry.empty_out(batch, c_out, spec.output_size, x.dtype, channels_last)
     u = transformed_kernel(weight, x.dtype, slot=6)  # read by every chunk; no chunk uses slot 6
     bias_row = np.zeros(c_out, dtype=x.dtype) if bias is None else np.asarray(bias, dtype=x.dtype).reshape(-1)
     axes_x = (0, 3, 1, 2) if channels_last else (0, 1, 2, 3)  # (n, c, h, w) in x's and out's own axes
-    x_strides = np.array([x.strides[a] // item for a in axes_x], dtype=np.int64)
-    out_strides = np.array([out.strides[a] // item for a in axes_x], dtype=np.int64)
-    size_in = np.array([c_in, *spec.input_size], dtype=np.int64)
-    size_out = np.array([c_out, *spec.output_size], dtype=np.int64)
-    low = np.array([lo for lo, _ in spec.padding], dtype=np.int64)
+    x_steps = [x.strides[a] // item for a in axes_x]
+    out_steps = [out.strides[a] // item for a in axes_x]
+    d1, d2 = spec.dilation
+    # each phase reads every d-th input and writes every d-th output: its arrays start at its first element
+    x_strides = np.array([x_steps[0], x_steps[1], d1 * x_steps[2], d2 * x_steps[3]], dtype=np.int64)
+    out_strides = np.array([out_steps[0], out_steps[1], d1 * out_steps[2], d2 * out_steps[3]], dtype=np.int64)
     x_flat, out_flat = kernels.flat(x), kernels.flat(out)
     transform_input, transform_output, _ = _kernels()
-    per_row = 16 * (c_in + c_out) * columns  # transformed values a row of tiles holds, in and out
-    # on the team where the transforms' work pays for its hand-off (the products alone would split anyway)
-    threads = team.size() if team.size() > 1 and batch * rows * per_row >= team.kernel_team_min_work() else 1
+    work_items: list[tuple[Phase, int, int, int, int]] = []
+    total = 0
+    all_phases = phases(spec)
+    threads_wanted = team.size() if team.size() > 1 else 1
+    for phase in all_phases:
+        rows, columns = phase.tiles()
+        total += batch * rows * 16 * (c_in + c_out) * columns
+    threads = threads_wanted if threads_wanted > 1 and total >= team.kernel_team_min_work() else 1
     budget = _tuning.TEAM_CHUNK_BYTES if threads > 1 else _tuning.CHUNK_BYTES
+    for phase in all_phases:
+        rows, columns = phase.tiles()
+        per_row = 16 * (c_in + c_out) * columns  # transformed values a row of tiles holds, in and out
+        # whole samples, or rows of tiles of one sample, within the budget (a row of tiles as a sample's "channel")
+        work_items += [(phase, *chunk) for chunk in schedule.chunks(batch, rows, per_row * item, budget, threads)]
 
-    def work(chunk: tuple[int, int, int, int]) -> None:
-        n0, n1, i0, i1 = chunk
+    def work(item_: tuple[Phase, int, int, int, int]) -> None:
+        phase, n0, n1, i0, i1 = item_
+        columns = phase.tiles()[1]
         count = (n1 - n0) * (i1 - i0) * columns
+        (f1, f2), (a1, a2) = phase.first, phase.start
+        # the phase's inputs (none: a phase all padding reads nothing) and outputs, from their first element
+        x_from = f1 * x_steps[2] + f2 * x_steps[3] if min(phase.size_in) > 0 else 0
+        size_in = np.array([c_in, *phase.size_in], dtype=np.int64)
+        size_out = np.array([c_out, *phase.size_out], dtype=np.int64)
+        low = np.array(phase.low, dtype=np.int64)
         # V (16, C_in, count) in rows of row_length(count) and planes of row_length(C_in * row) elements (both
         # off the aliasing strides: the kernel writes the 16 planes at once, BLAS reads the rows); the buffer is
         # kept between calls only within CHUNK_BYTES
         row = row_length(count, item)
         v_buffer = scratch((16, row_length(c_in * row, item)), x.dtype, slot=0)
-        transform_input(x_flat, x_strides, size_in, low, n0, n1, i0, i1, columns, v_buffer, row)
+        transform_input(x_flat[x_from:], x_strides, size_in, low, n0, n1, i0, i1, columns, v_buffer, row)
         v = v_buffer[:, : c_in * row].reshape(16, c_in, row)[:, :, :count]
         products = scratch((16, row_length(c_out * count, item)), x.dtype, slot=4)  # M's planes off them too
         team.matmul(u, v, out=products[:, : c_out * count].reshape(16, c_out, count))
-        transform_output(products, count, out_flat, out_strides, size_out, n0, n1, i0, i1, columns, bias_row)
+        out_from = a1 * out_steps[2] + a2 * out_steps[3]
+        transform_output(products, count, out_flat[out_from:], out_strides, size_out, n0, n1, i0, i1, columns, bias_row)
 
-    # whole samples, or rows of tiles of one sample, within the budget (a row of tiles as a sample's "channel")
-    chunks = schedule.chunks(batch, rows, per_row * item, budget, threads)
-    schedule.each(work, chunks, threads if len(chunks) > 1 else 1)
+    schedule.each(work, work_items, threads if len(work_items) > 1 else 1)
     return out
 
 
@@ -331,4 +394,15 @@ def _kernels() -> tuple[Any, Any, Any]:
     )
 
 
-__all__ = ["G", "conv", "cost", "fits", "fits_memory", "setup_cost", "tiles", "transformed_kernel"]
+__all__ = [
+    "G",
+    "Phase",
+    "conv",
+    "cost",
+    "fits",
+    "fits_memory",
+    "phases",
+    "phases_pay",
+    "setup_cost",
+    "transformed_kernel",
+]
