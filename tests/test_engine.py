@@ -1168,6 +1168,7 @@ def test_dilated_winograd_phase_by_phase_matches_the_oracle(channels_last, monke
     rng = np.random.default_rng(41)
     monkeypatch.setattr(team, "kernel_team_min_work", lambda: 0)
     monkeypatch.setattr(_tuning, "TEAM_CHUNK_BYTES", 16 * 9 * 4 * 8)  # about a row of tiles a chunk
+    monkeypatch.setattr(_tuning, "CHUNK_BYTES", 16 * 9 * 4 * 8)  # the same without a team (one thread)
     checked = 0
     for size in ((9, 7), (13, 10), (3, 4), (2, 12)):
         for dilation in ((2, 2), (3, 2), (1, 3), (5, 3)):

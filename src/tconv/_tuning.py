@@ -94,9 +94,9 @@ FORWARD_DIRECT_MARGIN = 1.0
 #: channels; within a core's L2 cache, so that each input channel's phases are copied once per block).
 DIRECT_CONV_BLOCK_BYTES = 256 * 2**10
 
-#: A transposed convolution's direct kernel's cost is multiplied by this for channels-last calls (its per-plane
-#: loops then read and write with a stride of the channel count; that cost model has no other term for layout).
-#: Fitted like PIXEL_ROW_COST, on the planner's regret (docs/design.md).
+#: A transposed convolution's direct estimate (its own kernel's, or its stride-1 twin's) is multiplied by this
+#: for channels-last calls, whose loops then read and write with a stride of the channel count (that estimate has
+#: no other term for layout). Fitted like PIXEL_ROW_COST, on the planner's regret (docs/design.md).
 DIRECT_CHANNELS_LAST = 2.0
 
 #: A (forward) convolution's direct sum, channels-last: its phase fills and output write (which stride by the

@@ -123,7 +123,7 @@ class JitGemm(Compiled):
     def cost(self, spec: ConvSpec, channels_last: bool = False) -> float | None:
         """The column product, then an overlap-add in rows as long as the input's last axis, and in channels-last
         the transposing copy of x into the product's ``(C_in, N*P)`` operand, read and written at
-        ``COLUMN_STREAM``; a convolution: its im2col and product (:func:`_twin_product`)."""
+        ``TRANSPOSE_STREAM``; a convolution: its im2col and product (:func:`_twin_product`)."""
         if not spec.transposed:
             return _twin_product(spec)
         product, elements = _column_product(spec)
