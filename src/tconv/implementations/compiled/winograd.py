@@ -160,20 +160,19 @@ def conv(x: np.ndarray, weight: np.ndarray, bias: np.ndarray | None, spec: ConvS
     out_strides = np.array([out_steps[0], out_steps[1], d1 * out_steps[2], d2 * out_steps[3]], dtype=np.int64)
     x_flat, out_flat = kernels.flat(x), kernels.flat(out)
     transform_input, transform_output, _ = _kernels()
-    work_items: list[tuple[Phase, int, int, int, int]] = []
-    total = 0
     all_phases = phases(spec)
-    threads_wanted = team.size() if team.size() > 1 else 1
-    for phase in all_phases:
-        rows, columns = phase.tiles()
-        total += batch * rows * 16 * (c_in + c_out) * columns
-    threads = threads_wanted if threads_wanted > 1 and total >= team.kernel_team_min_work() else 1
+    # transformed values a row of tiles holds, in and out, and the rows of tiles, per phase
+    per_row = [16 * (c_in + c_out) * phase.tiles()[1] for phase in all_phases]
+    total = sum(batch * phase.tiles()[0] * values for phase, values in zip(all_phases, per_row))
+    # on the team where the transforms' work pays for its hand-off (the products alone would split anyway)
+    threads = team.size() if team.size() > 1 and total >= team.kernel_team_min_work() else 1
     budget = _tuning.TEAM_CHUNK_BYTES if threads > 1 else _tuning.CHUNK_BYTES
-    for phase in all_phases:
-        rows, columns = phase.tiles()
-        per_row = 16 * (c_in + c_out) * columns  # transformed values a row of tiles holds, in and out
-        # whole samples, or rows of tiles of one sample, within the budget (a row of tiles as a sample's "channel")
-        work_items += [(phase, *chunk) for chunk in schedule.chunks(batch, rows, per_row * item, budget, threads)]
+    # whole samples, or rows of tiles of one sample, within the budget (a row of tiles as a sample's "channel")
+    work_items = [
+        (phase, *chunk)
+        for phase, values in zip(all_phases, per_row)
+        for chunk in schedule.chunks(batch, phase.tiles()[0], values * item, budget, threads)
+    ]
 
     def work(item_: tuple[Phase, int, int, int, int]) -> None:
         phase, n0, n1, i0, i1 = item_
