@@ -31,7 +31,16 @@ from tconv.engine import planner
 from tconv.tools.bench import _prepare_tconv
 from tconv.tools.bench_cases import sweep
 
-ALGORITHMS = ("jit_gemm", "jit_pixels", "jit_patches", "jit_direct", "jit_im2col", "jit_winograd", "jit_pointwise")
+ALGORITHMS = (
+    "jit_gemm",
+    "jit_pixels",
+    "jit_patches",
+    "jit_direct",
+    "jit_im2col",
+    "jit_winograd",
+    "jit_pointwise",
+    "jit_depthwise",
+)
 
 
 def _median_seconds(call, budget: float = 0.12) -> float:

@@ -1365,6 +1365,111 @@ def test_pointwise_matches_the_oracle(channels_last):
 
 
 @needs_jit
+@pytest.mark.parametrize("channels_last", [False, True])
+def test_depthwise_matches_the_oracle(channels_last):
+    """jit_depthwise forced on depthwise layers (one input and one output channel per group): convolutions and
+    transposed convolutions, 1-D to 3-D, strides 1-3, dilations 1-2, symmetric and asymmetric padding, output
+    padding, kernels longer than the input, one channel to many, a batch of one and more, unbatched calls, with
+    and without bias, float64 to 1e-10 of the oracle and float32 to 1e-4, from x in place and from a
+    non-contiguous view of it (channels-first calls run the same kernel with the channels a plane apart)."""
+    rng = np.random.default_rng(43)
+    for trial in range(48):
+        d = 1 + trial % 3
+        channels = (1, 3, 8, 17)[trial % 4]
+        transposed = trial % 2 == 1
+        stride = [int(v) for v in rng.integers(1, 4, size=d)]
+        dilation = [int(v) for v in rng.integers(1, 3, size=d)]
+        k = [int(v) for v in rng.integers(1, 5, size=d)]
+        spatial = tuple(int(n) for n in rng.integers(1, 9, size=d))
+        reach = [dd * (kk - 1) for kk, dd in zip(k, dilation)]
+        pads = [(int(rng.integers(0, r + 1)), int(rng.integers(0, r + 1))) for r in reach]
+        extra = [int(rng.integers(0, max(s, dd))) if transposed else 0 for s, dd in zip(stride, dilation)]
+        extra = [e if e < max(s, dd) else 0 for e, s, dd in zip(extra, stride, dilation)]
+        if transposed:  # the crop leaves at least one output
+            full = [(n - 1) * s + r + 1 for n, s, r in zip(spatial, stride, reach)]
+            pads = [(min(lo, f - 1), min(hi, f - 1 - min(lo, f - 1))) for (lo, hi), f in zip(pads, full)]
+        else:  # a convolution needs a window inside the padded input
+            spatial = tuple(max(n, r + 1 - lo - hi) for n, r, (lo, hi) in zip(spatial, reach, pads))
+        x = rng.standard_normal((1 + trial % 3, channels, *spatial))
+        w = rng.standard_normal((channels, 1, *k))
+        b = rng.standard_normal(channels) if trial % 5 else None
+        options = {"stride": stride, "dilation": dilation, "groups": channels}
+        if transposed:
+            expected = naive_conv_transpose(x, w, b, pads=pads, output_padding=extra, **options)
+            fn, call = tconv.conv_transpose, {**options, "padding": pads, "output_padding": extra}
+        else:
+            expected = naive_conv(x, w, b, pads=pads, **options)
+            fn, call = tconv.conv, {**options, "padding": pads}
+        xin = np.moveaxis(x, 1, -1) if channels_last else x
+        if trial % 4 == 3:  # a view of every other element of a larger array
+            wide = np.zeros((*xin.shape[:-1], 2 * xin.shape[-1]))
+            wide[..., ::2] = xin
+            xin = wide[..., ::2]
+        with tconv.use_algorithm("jit_depthwise"):
+            got = fn(xin, w, b, channels_last=channels_last, **call)
+            single = fn(xin[0], w, b, channels_last=channels_last, **call)
+            low = fn(xin.astype(np.float32), w.astype(np.float32), None if b is None else b.astype(np.float32),
+                     channels_last=channels_last, **call)  # fmt: skip
+        if channels_last:
+            got, low, single = np.moveaxis(got, -1, 1), np.moveaxis(low, -1, 1), np.moveaxis(single, -1, 0)
+        np.testing.assert_allclose(got, expected, atol=1e-10, rtol=1e-10)
+        np.testing.assert_allclose(single, expected[0], atol=1e-10, rtol=1e-10)
+        assert low.dtype == np.float32
+        np.testing.assert_allclose(low, expected, atol=1e-4, rtol=1e-4)
+
+
+@needs_jit
+def test_depthwise_refuses_what_it_does_not_compute():
+    """Only one input and one output channel per group: a dense layer, a grouped one and a depthwise layer with a
+    channel multiplier are refused when forced, naming the algorithm."""
+    rng = np.random.default_rng(44)
+    x = rng.standard_normal((1, 4, 6, 6))
+    with tconv.use_algorithm("jit_depthwise"):
+        for w, groups in ((rng.standard_normal((4, 4, 3, 3)), 1), (rng.standard_normal((4, 2, 3, 3)), 2),
+                          (rng.standard_normal((8, 1, 3, 3)), 4)):  # fmt: skip
+            with pytest.raises(ValueError, match="jit_depthwise"):
+                tconv.conv(x, w, groups=groups, padding=1)
+
+
+@needs_jit
+def test_the_depthwise_route_the_planner_chooses_matches_the_oracle():
+    """Unforced: a channels-last depthwise 3x3 stride-2 layer of 96 channels at batch 4, which the planner runs on
+    jit_depthwise (asserted, the convolution and the transposed convolution), and the convolution's gradients
+    (the input gradient through the transposed route), against the oracle on three channels of every call (the
+    oracle's loops are slow); the same layer channels-first stays on jit_direct."""
+    from tconv.engine import planner
+
+    rng = np.random.default_rng(45)
+    x, w, b = rng.standard_normal((4, 96, 14, 14)), rng.standard_normal((96, 1, 3, 3)), rng.standard_normal(96)
+    for transposed in (False, True):
+        spec = _spec(transposed, x.shape, (96, 1, 3, 3), groups=96, stride=2, padding=1)
+        assert planner.select(spec, np, True, 4, 8).name == "jit_depthwise"
+        assert planner.select(spec, np, False, 4, 8).name == "jit_direct"
+    xin = np.moveaxis(x, 1, -1)
+    options = {"stride": 2, "padding": 1, "groups": 96, "channels_last": True}
+    got = np.moveaxis(tconv.conv(xin, w, b, **options), -1, 1)
+    back = np.moveaxis(tconv.conv_transpose(xin, w, b, **options), -1, 1)
+    gy = rng.standard_normal(got.shape)
+    gx, gw, gb = tconv.conv_grad(np.moveaxis(gy, 1, -1), xin, w, **options)
+    gx = np.moveaxis(gx, -1, 1)
+    picked = [5, 40, 95]
+    pads = [(1, 1)] * 2
+    for c in picked:
+        one = slice(c, c + 1)
+        np.testing.assert_allclose(got[:, one], naive_conv(x[:, one], w[one], b[one], stride=[2, 2], pads=pads),
+                                   atol=1e-9)  # fmt: skip
+        expected = naive_conv_transpose(x[:, one], w[one], b[one], stride=[2, 2], pads=pads)
+        np.testing.assert_allclose(back[:, one], expected, atol=1e-9)
+        # the input gradient: the transposed convolution of gy, output padding to x's size (14 from 7)
+        expected_gx = naive_conv_transpose(gy[:, one], w[one], None, stride=[2, 2], pads=pads, output_padding=[1, 1])
+        np.testing.assert_allclose(gx[:, one], expected_gx, atol=1e-9)
+        np.testing.assert_allclose(gb[c], gy[:, c].sum(), atol=1e-9)
+        v = rng.standard_normal((1, 1, 3, 3))
+        expected = np.vdot(naive_conv(x[:, one], v, None, stride=[2, 2], pads=pads), gy[:, one])
+        np.testing.assert_allclose(np.vdot(gw[one], v), expected, rtol=1e-9)
+
+
+@needs_jit
 def test_pointwise_on_an_empty_batch():
     """jit_pointwise called directly on no samples (the operations answer such calls before the engine): an empty
     result of the right shape in either layout, not a division by zero."""
@@ -1548,9 +1653,9 @@ def test_no_kernel_holds_a_compiled_function_in_its_closure():
     with an id that is new in every process: a kernel that called another through its closure missed the cache
     and was compiled again in every new process (the first transposed call took about a second instead of 0.4).
     Kernels call one another as module globals."""
-    from tconv.implementations.compiled import direct_conv, winograd
+    from tconv.implementations.compiled import depthwise, direct_conv, winograd
 
-    dispatchers = [*kernels._compiled(), direct_conv._kernel(), *winograd._kernels()]
+    dispatchers = [*kernels._compiled(), direct_conv._kernel(), *winograd._kernels(), depthwise._kernel()]
     for dispatcher in dispatchers:
         cells = dispatcher.py_func.__closure__ or ()
         held = [cell.cell_contents for cell in cells if hasattr(cell.cell_contents, "py_func")]

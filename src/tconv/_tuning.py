@@ -50,6 +50,12 @@ COLUMN_STREAM = 5e9
 #: multiply-adds/s of the direct kernel (``jit_direct``).
 DIRECT_RATE = 3e9
 
+#: ``jit_depthwise`` (channels-last depthwise layers, :mod:`tconv.implementations.compiled.depthwise`): seconds
+#: per (output pixel, tap) pair, the set-up of its loop along the channels, and the multiply-adds a second
+#: along them (vectorised). Fitted on single-thread timings of 2-D layers of 64-256 channels (docs/design.md).
+DEPTHWISE_PAIR_COST = 8e-9
+DEPTHWISE_RATE = 8e9
+
 #: multiply-adds/s of the direct convolution (``jit_direct`` on a forward call), one tap added to a whole wide
 #: plane per pass (:mod:`tconv.implementations.compiled.direct_conv`), and elements/s at which it copies
 #: its input planes into their phases (the copy reads x with the stride; it dominates a strided depthwise

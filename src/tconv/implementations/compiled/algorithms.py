@@ -26,7 +26,7 @@ import numpy as np
 
 from ... import _tuning
 from ...spec import ConvSpec
-from . import direct_conv, geometry, im2col, pointwise, transposed, winograd
+from . import depthwise, direct_conv, geometry, im2col, pointwise, transposed, winograd
 from .geometry import kernel_ready, patches_fit, runs_compiled
 
 
@@ -382,6 +382,28 @@ class JitDirect(Compiled):
         return direct_conv.weight_grad(kernel_ready(x), kernel_ready(grad_output), spec, channels_last)
 
 
+class JitDepthwise(Compiled):
+    name = "jit_depthwise"
+    description = (
+        "compiled sum per output pixel along the contiguous channels, for channels-last depthwise layers (one "
+        "input and one output channel per group; a convolution or a transposed convolution, any stride, "
+        "dilation and padding; NumPy, rank <= 3, needs numba)"
+    )
+
+    def supports(self, spec: ConvSpec, xp: Any) -> bool:
+        return depthwise.fits(spec) and runs_compiled(spec, xp)
+
+    def cost(self, spec: ConvSpec, channels_last: bool = False) -> float | None:
+        """A pair cost and the channels' multiply-adds per (output pixel, tap) pair, and the output's write
+        (:func:`.depthwise.cost`); ranked channels-last only."""
+        return depthwise.cost(spec, channels_last)
+
+    def forward(
+        self, xp: Any, x: np.ndarray, weight: np.ndarray, bias: np.ndarray | None, spec: ConvSpec, channels_last: bool
+    ) -> np.ndarray:
+        return depthwise.run(kernel_ready(x), kernel_ready(weight), bias, spec, channels_last)
+
+
 @functools.lru_cache(maxsize=1024)
 def direct_weight_grad(spec: ConvSpec) -> bool:
     """Whether ``jit_direct`` sums a convolution's weight gradient directly: where
@@ -403,4 +425,13 @@ def direct_twin(spec: ConvSpec) -> ConvSpec | None:
 
 
 #: The compiled algorithms, in the order the engine registers them.
-ALGORITHMS = (JitGemm(), JitPixels(), JitPatches(), JitDirect(), JitIm2col(), JitWinograd(), JitPointwise())
+ALGORITHMS = (
+    JitGemm(),
+    JitPixels(),
+    JitPatches(),
+    JitDirect(),
+    JitIm2col(),
+    JitWinograd(),
+    JitPointwise(),
+    JitDepthwise(),
+)

@@ -1,0 +1,185 @@
+"""Depthwise convolutions and transposed convolutions in channels-last layout (``jit_depthwise``).
+
+A depthwise layer (one input and one output channel per group: Keras' ``DepthwiseConv2D``, MobileNet's 3x3
+layers, a depthwise upsampling) multiplies each channel by its own kernel, so there is no product to hand to
+BLAS, and ``jit_direct``'s planes (one channel's whole plane at a time) read and write a channels-last array
+with a stride of the channel count. Here each output pixel is summed along the contiguous channels instead:
+for every (tap, input pixel) pair that reaches it, one multiply-add of the tap's weights (``w (K, C)``, tap-major,
+made once a call) and the input pixel's channel vector, vectorised over the channels; then the pixel's vector is
+written once. Which pairs reach an output comes from per-axis tables (an output ``o`` of a convolution reads input
+``o*s + t*d - lo``; a transposed convolution's output ``o`` receives input ``j`` where ``o = j*s + t*d - lo``), so
+the padding, the stride and the dilation cost nothing inside the loops, and no zero is multiplied.
+
+Each output pixel's sum runs in the same order (the bias, then the pairs tap by tap) whichever thread computes
+it, so the numbers do not depend on the thread count. The team takes rows of output pixels (sample, first output
+axis).
+"""
+
+from __future__ import annotations
+
+import functools
+import math
+from typing import Any
+
+import numpy as np
+
+from ... import _tuning
+from ..._geometry import overlap
+from ...spec import ConvSpec
+from . import geometry, kernels, team
+
+
+def fits(spec: ConvSpec) -> bool:
+    """Whether ``jit_depthwise`` computes a call: one input and one output channel per group."""
+    return spec.groups == spec.in_channels == spec.out_channels
+
+
+def forward_tables(n: int, k: int, s: int, d: int, lo: int, out: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Per output ``o`` of a convolution: the taps ``t`` and inputs ``j = o*s + t*d - lo`` inside ``[0, n)``
+    (``count[o]`` of them, in tap order), as :func:`.geometry.transposed_tables` gives them for a transposed one."""
+    pairs: list[list[tuple[int, int]]] = [[] for _ in range(out)]
+    for t in range(k):
+        offset = t * d - lo
+        o0, o1, _ = overlap(offset, s, out, n)
+        for o in range(o0, o1):
+            pairs[o].append((t, o * s + offset))
+    width = max(1, max((len(p) for p in pairs), default=0))
+    taps = np.zeros((out, width), dtype=np.int64)
+    inputs = np.zeros((out, width), dtype=np.int64)
+    count = np.array([len(p) for p in pairs], dtype=np.int64)
+    for o, p in enumerate(pairs):
+        for m, (t, j) in enumerate(p):
+            taps[o, m], inputs[o, m] = t, j
+    return count, taps, inputs
+
+
+@functools.lru_cache(maxsize=256)
+def _tables(axes: geometry.Axes3, transposed: bool) -> tuple[np.ndarray, ...]:
+    """The three axes' ``(count, taps, inputs)`` tables, made once per geometry (no kernel writes them)."""
+    make = geometry.transposed_tables if transposed else forward_tables
+    tables: list[np.ndarray] = []
+    for n, k, s, d, lo, o in zip(*axes):
+        for table in make(n, k, s, d, lo, o):
+            table.flags.writeable = False
+            tables.append(table)
+    return tuple(tables)
+
+
+def pairs(spec: ConvSpec) -> int:
+    """The (output pixel, tap) pairs of one sample and channel: the product over the axes of each axis' pairs."""
+    tables = _tables(geometry.axes3(spec), spec.transposed)
+    return math.prod(int(tables[3 * axis].sum()) for axis in range(3))
+
+
+def cost(spec: ConvSpec, channels_last: bool = False) -> float | None:
+    """Seconds per sample: ``DEPTHWISE_PAIR_COST`` a (output pixel, tap) pair (the loop's set-up) plus its
+    channels at ``DEPTHWISE_RATE`` multiply-adds a second, and the output written once at ``COLUMN_STREAM``.
+    Ranked channels-last only: channels-first, the channels are a plane apart and ``jit_direct``'s planes run
+    along the rows instead."""
+    if not channels_last or not fits(spec):
+        return None
+    channels = spec.in_channels
+    output = float(_tuning.COST_ITEMSIZE) * channels * math.prod(spec.output_size)
+    return (
+        pairs(spec) * (_tuning.DEPTHWISE_PAIR_COST + channels / _tuning.DEPTHWISE_RATE) + output / _tuning.COLUMN_STREAM
+    )
+
+
+def run(x: np.ndarray, weight: np.ndarray, bias: np.ndarray | None, spec: ConvSpec, channels_last: bool) -> np.ndarray:
+    """The call (a convolution or a transposed convolution, as ``spec`` says) of a batched x in the caller's layout,
+    its result in the same layout. The weight is ``(C, 1, *k)`` either way."""
+    batch, channels = x.shape[0], spec.in_channels
+    axes = geometry.axes3(spec)
+    out = geometry.empty_out(batch, channels, spec.output_size, x.dtype, channels_last)
+    if out.size == 0:
+        return out
+    # (N, n1, n2, n3, C) and (N, O1, O2, O3, C) views in either layout
+    if channels_last:
+        x5 = x.reshape(batch, *axes.size_in, channels)
+        out5 = out.reshape(batch, *axes.size_out, channels)
+    else:
+        x5 = geometry.moved(x.reshape(batch, channels, *axes.size_in), 1, -1)
+        out5 = geometry.moved(out.reshape(batch, channels, *axes.size_out), 1, -1)
+    taps = math.prod(spec.kernel_size)
+    w_taps = np.ascontiguousarray(np.asarray(weight, dtype=x.dtype).reshape(channels, taps).T).reshape(-1)
+    b = np.zeros(channels, dtype=x.dtype) if bias is None else np.ascontiguousarray(bias, dtype=x.dtype).reshape(-1)
+    item = x.dtype.itemsize
+    x_steps = np.array([st // item for st in x5.strides], dtype=np.int64)
+    out_steps = np.array([st // item for st in out5.strides], dtype=np.int64)
+    kernel_size = np.array(axes.kernel, dtype=np.int64)
+    sizes = np.array([*out5.shape[1:4], channels], dtype=np.int64)
+    x_flat, out_flat = kernels.flat(x5), kernels.flat(out5)
+    tables = _tables(axes, spec.transposed)
+    kernel = _kernel()
+    rows = batch * axes.size_out[0]
+    work = batch * pairs(spec) * channels  # elements multiplied, one thread's time by KERNEL_ELEMENT_SECONDS
+    team.ranges(
+        lambda start, stop: kernel(
+            x_flat, x_steps, w_taps, b, out_flat, out_steps, kernel_size, sizes, *tables, start, stop
+        ),
+        rows,
+        work,
+    )
+    return out
+
+
+@functools.cache
+def _kernel() -> Any:
+    def depthwise(x, xs, w, bias, out, os, kernel, sizes, c1, t1, j1, c2, t2, j2, c3, t3, j3, start, stop):  # type: ignore[no-untyped-def]
+        # x flat, pixel (n, j1, j2, j3) channel c at n*xs[0] + j1*xs[1] + j2*xs[2] + j3*xs[3] + c*xs[4]; w flat
+        # (K1, K2, K3, C) tap-major; out flat, laid out by os like x; sizes (O1, O2, O3, C). Job = (sample, first
+        # output index). Per output pixel: the bias, then for every (tap, input) pair the tables give one
+        # multiply-add along the channels (unsigned indices, so that the loop vectorises with no wrap-around
+        # test), then the pixel written.
+        o1n, o2n, o3n, channels = sizes[0], sizes[1], sizes[2], sizes[3]
+        k2, k3 = kernel[1], kernel[2]
+        width = np.uint64(channels)
+        x_unit, out_unit = xs[4] == 1, os[4] == 1
+        x_c, out_c = np.uint64(xs[4]), np.uint64(os[4])
+        acc = np.empty(channels, dtype=out.dtype)
+        for job in range(start, stop):
+            n = job // o1n
+            o1 = job % o1n
+            for o2 in range(o2n):
+                for o3 in range(o3n):
+                    for c in range(width):
+                        acc[c] = bias[c]
+                    for m1 in range(c1[o1]):
+                        ta = t1[o1, m1]
+                        xa = n * xs[0] + j1[o1, m1] * xs[1]
+                        for m2 in range(c2[o2]):
+                            tb = ta * k2 + t2[o2, m2]
+                            xb = xa + j2[o2, m2] * xs[2]
+                            count = c3[o3]
+                            m3 = 0
+                            while x_unit and m3 + 2 <= count:  # two pairs a pass: half the passes over acc
+                                w0 = np.uint64((tb * k3 + t3[o3, m3]) * channels)
+                                x0 = np.uint64(xb + j3[o3, m3] * xs[3])
+                                w1 = np.uint64((tb * k3 + t3[o3, m3 + 1]) * channels)
+                                x1 = np.uint64(xb + j3[o3, m3 + 1] * xs[3])
+                                for c in range(width):
+                                    acc[c] += w[w0 + c] * x[x0 + c] + w[w1 + c] * x[x1 + c]
+                                m3 += 2
+                            while m3 < count:
+                                w0 = np.uint64((tb * k3 + t3[o3, m3]) * channels)
+                                x0 = np.uint64(xb + j3[o3, m3] * xs[3])
+                                if x_unit:
+                                    for c in range(width):
+                                        acc[c] += w[w0 + c] * x[x0 + c]
+                                else:
+                                    for c in range(width):
+                                        acc[c] += w[w0 + c] * x[x0 + c * x_c]
+                                m3 += 1
+                    o0 = np.uint64(n * os[0] + o1 * os[1] + o2 * os[2] + o3 * os[3])
+                    if out_unit:
+                        for c in range(width):
+                            out[o0 + c] = acc[c]
+                    else:
+                        for c in range(width):
+                            out[o0 + c * out_c] = acc[c]
+
+    # in order: each output's sum must not depend on how the compiler splits it (nor on the thread that runs it)
+    return kernels.compile_kernel(depthwise, kernels.FASTMATH_IN_ORDER)
+
+
+__all__ = ["cost", "fits", "forward_tables", "pairs", "run"]
