@@ -40,6 +40,11 @@ def test_planner_picks_by_rule_and_by_cost():
     # channels-last, the depthwise layer sums along the contiguous channels (2.7 ms against 15.9 for jit_direct,
     # whose planes then stride by the channel count; 8 samples, tenth session)
     assert planner.select(depthwise, numpy, channels_last=True).name == "jit_depthwise"
+    # channels-first too where the planes are a few pixels (sweep 11's layer 21: 0.07 ms against 0.72 for jit_direct,
+    # whose set-up is per plane), not where they are large (the layer above, 56x56)
+    tiny = _spec(True, (51, 168, 1, 1), (168, 1, 6, 6), groups=168, padding=2)
+    assert planner.select(tiny, numpy, batch=51).name == "jit_depthwise"
+    assert planner.select(depthwise, numpy, batch=8).name == "jit_direct"
 
 
 @needs_jit
@@ -208,6 +213,11 @@ def test_planner_pins_jit_gemm_over_the_direct_kernel_for_a_channels_last_layer_
     # channels-last, the depthwise layer sums along the contiguous channels (2.7 ms against 15.9 for jit_direct,
     # whose planes then stride by the channel count; 8 samples, tenth session)
     assert planner.select(depthwise, numpy, channels_last=True).name == "jit_depthwise"
+    # channels-first too where the planes are a few pixels (sweep 11's layer 21: 0.07 ms against 0.72 for jit_direct,
+    # whose set-up is per plane), not where they are large (the layer above, 56x56)
+    tiny = _spec(True, (51, 168, 1, 1), (168, 1, 6, 6), groups=168, padding=2)
+    assert planner.select(tiny, numpy, batch=51).name == "jit_depthwise"
+    assert planner.select(depthwise, numpy, batch=8).name == "jit_direct"
 
 
 @needs_jit

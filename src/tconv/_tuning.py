@@ -56,6 +56,11 @@ DIRECT_RATE = 3e9
 DEPTHWISE_PAIR_COST = 8e-9
 DEPTHWISE_RATE = 8e9
 
+#: ... and channels-first, its estimate grows by one for every this many pixels of the larger of the input and
+#: output planes (the channels a plane apart): on 16 samples of 3x3 layers over HxH planes it beat jit_direct up
+#: to H = 4-6 (2.5-7x at 1x1 and 2x2 planes of 256 channels) and lost from there on (1.2-2.7x at H = 8-12).
+DEPTHWISE_FIRST_PIXELS = 32
+
 #: multiply-adds/s of the direct convolution (``jit_direct`` on a forward call), one tap added to a whole wide
 #: plane per pass (:mod:`tconv.implementations.compiled.direct_conv`), and elements/s at which it copies
 #: its input planes into their phases (the copy reads x with the stride; it dominates a strided depthwise

@@ -385,17 +385,17 @@ class JitDirect(Compiled):
 class JitDepthwise(Compiled):
     name = "jit_depthwise"
     description = (
-        "compiled sum per output pixel along the contiguous channels, for channels-last depthwise layers (one "
-        "input and one output channel per group; a convolution or a transposed convolution, any stride, "
-        "dilation and padding; NumPy, rank <= 3, needs numba)"
+        "compiled sum per output pixel along the channels, for depthwise layers (one input and one output "
+        "channel per group) channels-last or on small planes; a convolution or a transposed convolution, any "
+        "stride, dilation and padding (NumPy, rank <= 3, needs numba)"
     )
 
     def supports(self, spec: ConvSpec, xp: Any) -> bool:
         return depthwise.fits(spec) and runs_compiled(spec, xp)
 
     def cost(self, spec: ConvSpec, channels_last: bool = False) -> float | None:
-        """A pair cost and the channels' multiply-adds per (output pixel, tap) pair, and the output's write
-        (:func:`.depthwise.cost`); ranked channels-last only."""
+        """A pair cost and the channels' multiply-adds per (output pixel, tap) pair, and the output's write; more
+        channels-first, in proportion to the planes (:func:`.depthwise.cost`)."""
         return depthwise.cost(spec, channels_last)
 
     def forward(

@@ -74,15 +74,20 @@ def pairs(spec: ConvSpec) -> int:
 def cost(spec: ConvSpec, channels_last: bool = False) -> float | None:
     """Seconds per sample: ``DEPTHWISE_PAIR_COST`` a (output pixel, tap) pair (the loop's set-up) plus its
     channels at ``DEPTHWISE_RATE`` multiply-adds a second, and the output written once at ``COLUMN_STREAM``.
-    Ranked channels-last only: channels-first, the channels are a plane apart and ``jit_direct``'s planes run
-    along the rows instead."""
-    if not channels_last or not fits(spec):
+    Channels-first, the channels are a plane apart: the estimate grows by one for every
+    ``DEPTHWISE_FIRST_PIXELS`` pixels of the larger plane (each channel's element then a cache line of its own;
+    on planes of a few pixels the sum along the channels still beats ``jit_direct``'s planes, whose set-up is
+    per plane)."""
+    if not fits(spec):
         return None
     channels = spec.in_channels
     output = float(_tuning.COST_ITEMSIZE) * channels * math.prod(spec.output_size)
-    return (
-        pairs(spec) * (_tuning.DEPTHWISE_PAIR_COST + channels / _tuning.DEPTHWISE_RATE) + output / _tuning.COLUMN_STREAM
-    )
+    estimate = pairs(spec) * (_tuning.DEPTHWISE_PAIR_COST + channels / _tuning.DEPTHWISE_RATE)
+    estimate += output / _tuning.COLUMN_STREAM
+    if not channels_last:
+        plane = max(math.prod(spec.input_size), math.prod(spec.output_size))
+        estimate *= 1.0 + plane / _tuning.DEPTHWISE_FIRST_PIXELS
+    return estimate
 
 
 def run(x: np.ndarray, weight: np.ndarray, bias: np.ndarray | None, spec: ConvSpec, channels_last: bool) -> np.ndarray:
