@@ -1384,7 +1384,6 @@ def test_depthwise_matches_the_oracle(channels_last):
         reach = [dd * (kk - 1) for kk, dd in zip(k, dilation)]
         pads = [(int(rng.integers(0, r + 1)), int(rng.integers(0, r + 1))) for r in reach]
         extra = [int(rng.integers(0, max(s, dd))) if transposed else 0 for s, dd in zip(stride, dilation)]
-        extra = [e if e < max(s, dd) else 0 for e, s, dd in zip(extra, stride, dilation)]
         if transposed:  # the crop leaves at least one output
             full = [(n - 1) * s + r + 1 for n, s, r in zip(spatial, stride, reach)]
             pads = [(min(lo, f - 1), min(hi, f - 1 - min(lo, f - 1))) for (lo, hi), f in zip(pads, full)]
@@ -1429,6 +1428,32 @@ def test_depthwise_refuses_what_it_does_not_compute():
                           (rng.standard_normal((8, 1, 3, 3)), 4)):  # fmt: skip
             with pytest.raises(ValueError, match="jit_depthwise"):
                 tconv.conv(x, w, groups=groups, padding=1)
+
+
+@needs_jit
+def test_depthwise_splits_one_sample_and_leaves_shared_tables_alone(monkeypatch):
+    """jit_depthwise hands a batch of one sample to the team in blocks of output pixels (its first jobs were whole
+    samples: a 2-D call at batch 1 ran on one thread), and leaves the transposed tables it shares with jit_pixels
+    writeable (a read-only array is another type to numba: jit_pixels' overlap-add was compiled again). Its pair
+    count, taken per tap without the tables, is the tables' count."""
+    from tconv.implementations.compiled import depthwise
+
+    jobs = []
+    ranges = team.ranges
+    monkeypatch.setattr(team, "ranges", lambda kernel, count, work: (jobs.append(count), ranges(kernel, count, work)))
+    rng = np.random.default_rng(46)
+    x, w = rng.standard_normal((1, 56, 56, 32)), rng.standard_normal((32, 1, 3, 3))
+    with tconv.use_algorithm("jit_depthwise"):
+        got = tconv.conv_transpose(x, w, stride=2, padding=1, groups=32, channels_last=True)
+    assert jobs and jobs[-1] >= 2 * 56
+    spec = _spec(True, (1, 32, 56, 56), (32, 1, 3, 3), groups=32, stride=2, padding=1)
+    tables = [geometry.transposed_tables(*axis) for axis in zip(*geometry.axes3(spec))]
+    assert all(t.flags.writeable for triple in tables for t in triple)
+    counts = [triple[0].sum() for triple in tables]
+    assert depthwise.pairs(spec) == int(np.prod(counts))
+    expected = naive_conv_transpose(np.moveaxis(x[:, :, :, :2], -1, 1), w[:2], None, stride=[2, 2], pads=[(1, 1)] * 2,
+                                    groups=2)  # fmt: skip
+    np.testing.assert_allclose(np.moveaxis(got, -1, 1)[:, :2], expected, atol=1e-10)
 
 
 @needs_jit

@@ -61,6 +61,12 @@ DEPTHWISE_RATE = 8e9
 #: to H = 4-6 (2.5-7x at 1x1 and 2x2 planes of 256 channels) and lost from there on (1.2-2.7x at H = 8-12).
 DEPTHWISE_FIRST_PIXELS = 32
 
+#: ... its team jobs are blocks of this many output pixels along the last axis (so that a batch of one sample,
+#: or a 1-D call, still splits), and the planner ranks it only where its per-axis tables hold at most this many
+#: (output, tap) entries (a long 1-D call's tables would outgrow its output).
+DEPTHWISE_JOB_PIXELS = 64
+DEPTHWISE_TABLE_MAX = 2**20
+
 #: multiply-adds/s of the direct convolution (``jit_direct`` on a forward call), one tap added to a whole wide
 #: plane per pass (:mod:`tconv.implementations.compiled.direct_conv`), and elements/s at which it copies
 #: its input planes into their phases (the copy reads x with the stride; it dominates a strided depthwise

@@ -1,18 +1,21 @@
-"""Depthwise convolutions and transposed convolutions in channels-last layout (``jit_depthwise``).
+"""Depthwise convolutions and transposed convolutions summed along the channels (``jit_depthwise``).
 
 A depthwise layer (one input and one output channel per group: Keras' ``DepthwiseConv2D``, MobileNet's 3x3
 layers, a depthwise upsampling) multiplies each channel by its own kernel, so there is no product to hand to
 BLAS, and ``jit_direct``'s planes (one channel's whole plane at a time) read and write a channels-last array
-with a stride of the channel count. Here each output pixel is summed along the contiguous channels instead:
-for every (tap, input pixel) pair that reaches it, one multiply-add of the tap's weights (``w (K, C)``, tap-major,
-made once a call) and the input pixel's channel vector, vectorised over the channels; then the pixel's vector is
-written once. Which pairs reach an output comes from per-axis tables (an output ``o`` of a convolution reads input
-``o*s + t*d - lo``; a transposed convolution's output ``o`` receives input ``j`` where ``o = j*s + t*d - lo``), so
-the padding, the stride and the dilation cost nothing inside the loops, and no zero is multiplied.
+with a stride of the channel count. Here each output pixel is summed along the channels instead: for every
+(tap, input pixel) pair that reaches it, one multiply-add of the tap's weights (``w (K, C)``, tap-major, made
+once a call) and the input pixel's channel vector, vectorised over the channels where they are contiguous; then
+the pixel's vector is written once. Which pairs reach an output comes from per-axis tables (an output ``o`` of a
+convolution reads input ``o*s + t*d - lo``; a transposed convolution's output ``o`` receives input ``j`` where
+``o = j*s + t*d - lo``), so the padding, the stride and the dilation cost nothing inside the loops, and no zero
+is multiplied. Channels-first, the same kernel reads the channels a plane apart: the planner ranks it there for
+planes of a few pixels, where ``jit_direct``'s per-plane set-up dominates.
 
-Each output pixel's sum runs in the same order (the bias, then the pairs tap by tap) whichever thread computes
-it, so the numbers do not depend on the thread count. The team takes rows of output pixels (sample, first output
-axis).
+Each output pixel's sum runs in the same order whichever thread computes it (the bias, then the pairs in the
+tables' order, two at a time where the channels are contiguous, so one layout's numbers may differ from the
+other's by rounding), so the numbers do not depend on the thread count. The team takes blocks of
+``DEPTHWISE_JOB_PIXELS`` output pixels along the last axis, of every (sample, first axis, second axis).
 """
 
 from __future__ import annotations
@@ -53,22 +56,31 @@ def forward_tables(n: int, k: int, s: int, d: int, lo: int, out: int) -> tuple[n
     return count, taps, inputs
 
 
-@functools.lru_cache(maxsize=256)
+@functools.lru_cache(maxsize=64)
 def _tables(axes: geometry.Axes3, transposed: bool) -> tuple[np.ndarray, ...]:
-    """The three axes' ``(count, taps, inputs)`` tables, made once per geometry (no kernel writes them)."""
+    """The three axes' ``(count, taps, inputs)`` tables, made once per geometry (no kernel writes them; they stay
+    writeable arrays, as :mod:`.kernels`' tables do, so that the kernel keeps one compiled signature)."""
     make = geometry.transposed_tables if transposed else forward_tables
-    tables: list[np.ndarray] = []
-    for n, k, s, d, lo, o in zip(*axes):
-        for table in make(n, k, s, d, lo, o):
-            table.flags.writeable = False
-            tables.append(table)
-    return tuple(tables)
+    return tuple(table for n, k, s, d, lo, o in zip(*axes) for table in make(n, k, s, d, lo, o))
 
 
 def pairs(spec: ConvSpec) -> int:
-    """The (output pixel, tap) pairs of one sample and channel: the product over the axes of each axis' pairs."""
-    tables = _tables(geometry.axes3(spec), spec.transposed)
-    return math.prod(int(tables[3 * axis].sum()) for axis in range(3))
+    """The (output pixel, tap) pairs of one sample and channel: the product over the axes of each axis' pairs,
+    counted per tap (:func:`tconv._geometry.overlap`) without building the tables."""
+    total = 1
+    for n, k, s, d, lo, o in zip(*geometry.axes3(spec)):
+        if spec.transposed:  # tap t lands input j at j*s + t*d - lo
+            total *= sum(max(0, j1 - j0) for j0, j1, _ in (overlap(t * d - lo, s, n, o) for t in range(k)))
+        else:  # output o reads input o*s + t*d - lo
+            total *= sum(max(0, o1 - o0) for o0, o1, _ in (overlap(t * d - lo, s, o, n) for t in range(k)))
+    return total
+
+
+def tables_fit(spec: ConvSpec) -> bool:
+    """Whether the call's tables (two of at most ``O x K`` entries an axis) stay within ``DEPTHWISE_TABLE_MAX``
+    entries: a long 1-D call's would outgrow its own output; the planner does not rank such calls."""
+    axes = geometry.axes3(spec)
+    return sum(o * k for o, k in zip(axes.size_out, axes.kernel)) <= _tuning.DEPTHWISE_TABLE_MAX
 
 
 def cost(spec: ConvSpec, channels_last: bool = False) -> float | None:
@@ -77,8 +89,8 @@ def cost(spec: ConvSpec, channels_last: bool = False) -> float | None:
     Channels-first, the channels are a plane apart: the estimate grows by one for every
     ``DEPTHWISE_FIRST_PIXELS`` pixels of the larger plane (each channel's element then a cache line of its own;
     on planes of a few pixels the sum along the channels still beats ``jit_direct``'s planes, whose set-up is
-    per plane)."""
-    if not fits(spec):
+    per plane). None (not ranked) where the tables outgrow ``DEPTHWISE_TABLE_MAX`` (:func:`tables_fit`)."""
+    if not fits(spec) or not tables_fit(spec):
         return None
     channels = spec.in_channels
     output = float(_tuning.COST_ITEMSIZE) * channels * math.prod(spec.output_size)
@@ -116,13 +128,15 @@ def run(x: np.ndarray, weight: np.ndarray, bias: np.ndarray | None, spec: ConvSp
     x_flat, out_flat = kernels.flat(x5), kernels.flat(out5)
     tables = _tables(axes, spec.transposed)
     kernel = _kernel()
-    rows = batch * axes.size_out[0]
+    o1, o2, o3 = axes.size_out
+    block = _tuning.DEPTHWISE_JOB_PIXELS
+    jobs = batch * o1 * o2 * -(-o3 // block)  # blocks of output pixels along the last axis
     work = batch * pairs(spec) * channels  # elements multiplied, one thread's time by KERNEL_ELEMENT_SECONDS
     team.ranges(
         lambda start, stop: kernel(
-            x_flat, x_steps, w_taps, b, out_flat, out_steps, kernel_size, sizes, *tables, start, stop
+            x_flat, x_steps, w_taps, b, out_flat, out_steps, kernel_size, sizes, block, *tables, start, stop
         ),
-        rows,
+        jobs,
         work,
     )
     return out
@@ -130,61 +144,65 @@ def run(x: np.ndarray, weight: np.ndarray, bias: np.ndarray | None, spec: ConvSp
 
 @functools.cache
 def _kernel() -> Any:
-    def depthwise(x, xs, w, bias, out, os, kernel, sizes, c1, t1, j1, c2, t2, j2, c3, t3, j3, start, stop):  # type: ignore[no-untyped-def]
+    def depthwise(x, xs, w, bias, out, os, kernel, sizes, block, c1, t1, j1, c2, t2, j2, c3, t3, j3, start, stop):  # type: ignore[no-untyped-def]
         # x flat, pixel (n, j1, j2, j3) channel c at n*xs[0] + j1*xs[1] + j2*xs[2] + j3*xs[3] + c*xs[4]; w flat
         # (K1, K2, K3, C) tap-major; out flat, laid out by os like x; sizes (O1, O2, O3, C). Job = (sample, first
-        # output index). Per output pixel: the bias, then for every (tap, input) pair the tables give one
-        # multiply-add along the channels (unsigned indices, so that the loop vectorises with no wrap-around
-        # test), then the pixel written.
+        # output index, second, block of ``block`` outputs along the last axis). Per output pixel: the bias, then
+        # for every (tap, input) pair the tables give one multiply-add along the channels (unsigned indices, so
+        # that the loop vectorises with no wrap-around test), then the pixel written. Every offset is a sum of
+        # non-negative terms (the tables' inputs lie in [0, n)), so the unsigned casts never wrap.
         o1n, o2n, o3n, channels = sizes[0], sizes[1], sizes[2], sizes[3]
+        blocks = (o3n + block - 1) // block
         k2, k3 = kernel[1], kernel[2]
         width = np.uint64(channels)
         x_unit, out_unit = xs[4] == 1, os[4] == 1
         x_c, out_c = np.uint64(xs[4]), np.uint64(os[4])
         acc = np.empty(channels, dtype=out.dtype)
         for job in range(start, stop):
-            n = job // o1n
-            o1 = job % o1n
-            for o2 in range(o2n):
-                for o3 in range(o3n):
-                    for c in range(width):
-                        acc[c] = bias[c]
-                    for m1 in range(c1[o1]):
-                        ta = t1[o1, m1]
-                        xa = n * xs[0] + j1[o1, m1] * xs[1]
-                        for m2 in range(c2[o2]):
-                            tb = ta * k2 + t2[o2, m2]
-                            xb = xa + j2[o2, m2] * xs[2]
-                            count = c3[o3]
-                            m3 = 0
-                            while x_unit and m3 + 2 <= count:  # two pairs a pass: half the passes over acc
-                                w0 = np.uint64((tb * k3 + t3[o3, m3]) * channels)
-                                x0 = np.uint64(xb + j3[o3, m3] * xs[3])
-                                w1 = np.uint64((tb * k3 + t3[o3, m3 + 1]) * channels)
-                                x1 = np.uint64(xb + j3[o3, m3 + 1] * xs[3])
+            first = (job % blocks) * block
+            row = job // blocks
+            o2 = row % o2n
+            o1 = (row // o2n) % o1n
+            n = row // (o2n * o1n)
+            for o3 in range(first, min(o3n, first + block)):
+                for c in range(width):
+                    acc[c] = bias[c]
+                for m1 in range(c1[o1]):
+                    ta = t1[o1, m1]
+                    xa = n * xs[0] + j1[o1, m1] * xs[1]
+                    for m2 in range(c2[o2]):
+                        tb = ta * k2 + t2[o2, m2]
+                        xb = xa + j2[o2, m2] * xs[2]
+                        count = c3[o3]
+                        m3 = 0
+                        while x_unit and m3 + 2 <= count:  # two pairs a pass: half the passes over acc
+                            w0 = np.uint64((tb * k3 + t3[o3, m3]) * channels)
+                            x0 = np.uint64(xb + j3[o3, m3] * xs[3])
+                            w1 = np.uint64((tb * k3 + t3[o3, m3 + 1]) * channels)
+                            x1 = np.uint64(xb + j3[o3, m3 + 1] * xs[3])
+                            for c in range(width):
+                                acc[c] += w[w0 + c] * x[x0 + c] + w[w1 + c] * x[x1 + c]
+                            m3 += 2
+                        while m3 < count:
+                            w0 = np.uint64((tb * k3 + t3[o3, m3]) * channels)
+                            x0 = np.uint64(xb + j3[o3, m3] * xs[3])
+                            if x_unit:
                                 for c in range(width):
-                                    acc[c] += w[w0 + c] * x[x0 + c] + w[w1 + c] * x[x1 + c]
-                                m3 += 2
-                            while m3 < count:
-                                w0 = np.uint64((tb * k3 + t3[o3, m3]) * channels)
-                                x0 = np.uint64(xb + j3[o3, m3] * xs[3])
-                                if x_unit:
-                                    for c in range(width):
-                                        acc[c] += w[w0 + c] * x[x0 + c]
-                                else:
-                                    for c in range(width):
-                                        acc[c] += w[w0 + c] * x[x0 + c * x_c]
-                                m3 += 1
-                    o0 = np.uint64(n * os[0] + o1 * os[1] + o2 * os[2] + o3 * os[3])
-                    if out_unit:
-                        for c in range(width):
-                            out[o0 + c] = acc[c]
-                    else:
-                        for c in range(width):
-                            out[o0 + c * out_c] = acc[c]
+                                    acc[c] += w[w0 + c] * x[x0 + c]
+                            else:
+                                for c in range(width):
+                                    acc[c] += w[w0 + c] * x[x0 + c * x_c]
+                            m3 += 1
+                o0 = np.uint64(n * os[0] + o1 * os[1] + o2 * os[2] + o3 * os[3])
+                if out_unit:
+                    for c in range(width):
+                        out[o0 + c] = acc[c]
+                else:
+                    for c in range(width):
+                        out[o0 + c * out_c] = acc[c]
 
     # in order: each output's sum must not depend on how the compiler splits it (nor on the thread that runs it)
     return kernels.compile_kernel(depthwise, kernels.FASTMATH_IN_ORDER)
 
 
-__all__ = ["cost", "fits", "forward_tables", "pairs", "run"]
+__all__ = ["cost", "fits", "forward_tables", "pairs", "run", "tables_fit"]
