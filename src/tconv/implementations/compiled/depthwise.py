@@ -1,16 +1,16 @@
 """Depthwise convolutions and transposed convolutions summed along the channels (``jit_depthwise``).
 
-A depthwise layer (one input and one output channel per group: Keras' ``DepthwiseConv2D``, MobileNet's 3x3
-layers, a depthwise upsampling) multiplies each channel by its own kernel, so there is no product to hand to
-BLAS, and ``jit_direct``'s planes (one channel's whole plane at a time) read and write a channels-last array
-with a stride of the channel count. Here each output pixel is summed along the channels instead: for every
-(tap, input pixel) pair that reaches it, one multiply-add of the tap's weights (``w (K, C)``, tap-major, made
-once a call) and the input pixel's channel vector, vectorised over the channels where they are contiguous; then
-the pixel's vector is written once. Which pairs reach an output comes from per-axis tables (an output ``o`` of a
-convolution reads input ``o*s + t*d - lo``; a transposed convolution's output ``o`` receives input ``j`` where
-``o = j*s + t*d - lo``), so the padding, the stride and the dilation cost nothing inside the loops, and no zero
-is multiplied. Channels-first, the same kernel reads the channels a plane apart: the planner ranks it there for
-planes of a few pixels, where ``jit_direct``'s per-plane set-up dominates.
+A depthwise layer (one input and one output channel per group: Keras' ``DepthwiseConv2D``, MobileNet's 3x3 layers, a
+depthwise upsampling) multiplies each channel by its own kernel, so there is no product to hand to BLAS, and
+``jit_direct``'s planes (one channel's whole plane at a time) read and write a channels-last array with a stride of
+the channel count. Here each output pixel is summed along the channels instead: for every (tap, input pixel) pair
+that reaches it, one multiply-add of the tap's weights (``w (K, C)``, tap-major, made once a call) and the input
+pixel's channel vector, vectorised over the channels where they are contiguous; then the pixel's vector is written
+once. Which pairs reach an output comes from per-axis tables (an output ``o`` of a convolution reads input
+``o*s + t*d - lo``, :func:`.geometry.forward_tables`; a transposed convolution's output ``o`` receives input ``j``
+where ``o = j*s + t*d - lo``, :func:`.geometry.transposed_tables`), so the padding, the stride and the dilation cost
+nothing inside the loops, and no zero is multiplied. Channels-first, the same kernel reads the channels a plane
+apart: the planner ranks it there for planes of a few pixels, where ``jit_direct``'s per-plane set-up dominates.
 
 Each output pixel's sum runs in the same order whichever thread computes it (the bias, then the pairs in the
 tables' order, two at a time where the channels are contiguous, so one layout's numbers may differ from the
@@ -37,30 +37,11 @@ def fits(spec: ConvSpec) -> bool:
     return spec.groups == spec.in_channels == spec.out_channels
 
 
-def forward_tables(n: int, k: int, s: int, d: int, lo: int, out: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """Per output ``o`` of a convolution: the taps ``t`` and inputs ``j = o*s + t*d - lo`` inside ``[0, n)``
-    (``count[o]`` of them, in tap order), as :func:`.geometry.transposed_tables` gives them for a transposed one."""
-    pairs: list[list[tuple[int, int]]] = [[] for _ in range(out)]
-    for t in range(k):
-        offset = t * d - lo
-        o0, o1, _ = overlap(offset, s, out, n)
-        for o in range(o0, o1):
-            pairs[o].append((t, o * s + offset))
-    width = max(1, max((len(p) for p in pairs), default=0))
-    taps = np.zeros((out, width), dtype=np.int64)
-    inputs = np.zeros((out, width), dtype=np.int64)
-    count = np.array([len(p) for p in pairs], dtype=np.int64)
-    for o, p in enumerate(pairs):
-        for m, (t, j) in enumerate(p):
-            taps[o, m], inputs[o, m] = t, j
-    return count, taps, inputs
-
-
 @functools.lru_cache(maxsize=64)
 def _tables(axes: geometry.Axes3, transposed: bool) -> tuple[np.ndarray, ...]:
     """The three axes' ``(count, taps, inputs)`` tables, made once per geometry (no kernel writes them; they stay
     writeable arrays, as :mod:`.kernels`' tables do, so that the kernel keeps one compiled signature)."""
-    make = geometry.transposed_tables if transposed else forward_tables
+    make = geometry.transposed_tables if transposed else geometry.forward_tables
     return tuple(table for n, k, s, d, lo, o in zip(*axes) for table in make(n, k, s, d, lo, o))
 
 
@@ -205,4 +186,4 @@ def _kernel() -> Any:
     return kernels.compile_kernel(depthwise, kernels.FASTMATH_IN_ORDER)
 
 
-__all__ = ["cost", "fits", "forward_tables", "pairs", "run", "tables_fit"]
+__all__ = ["cost", "fits", "pairs", "run", "tables_fit"]

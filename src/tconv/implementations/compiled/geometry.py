@@ -291,6 +291,25 @@ def transposed_tables(n: int, k: int, s: int, d: int, lo: int, out: int) -> tupl
         j0, j1, _ = overlap(offset, s, n, out)
         for j in range(j0, j1):
             pairs[j * s + offset].append((t, j))
+    return _pair_tables(pairs)
+
+
+def forward_tables(n: int, k: int, s: int, d: int, lo: int, out: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Per output ``o`` of a convolution: the taps ``t`` and inputs ``j = o*s + t*d - lo`` inside ``[0, n)``
+    (``count[o]`` of them, in tap order), as :func:`transposed_tables` gives them for a transposed one."""
+    pairs: list[list[tuple[int, int]]] = [[] for _ in range(out)]
+    for t in range(k):
+        offset = t * d - lo
+        o0, o1, _ = overlap(offset, s, out, n)
+        for o in range(o0, o1):
+            pairs[o].append((t, o * s + offset))
+    return _pair_tables(pairs)
+
+
+def _pair_tables(pairs: list[list[tuple[int, int]]]) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Each output's ``(tap, input)`` pairs as ``(count (O,), taps (O, W), inputs (O, W))``, ``W`` the most pairs
+    of any output (at least one column), unused entries zero."""
+    out = len(pairs)
     width = max(1, max((len(p) for p in pairs), default=0))
     taps = np.zeros((out, width), dtype=np.int64)
     inputs = np.zeros((out, width), dtype=np.int64)
