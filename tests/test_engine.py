@@ -659,6 +659,19 @@ def test_cropped_tap_split_lists_the_taps_inside_the_output(seed):
     assert listed == inside
 
 
+def test_the_pixel_path_splits_only_where_the_skipped_taps_pay_for_the_products():
+    """The same cropped geometry is split with many channels and left whole with few: each product the split
+    adds costs PRODUCT_CALL_COST, more than the few channels' skipped multiply-adds."""
+    few = _spec(True, (2, 8, 4, 4), (8, 8, 3, 3), stride=(2, 2), padding=(1, 1))
+    many = _spec(True, (2, 256, 4, 4), (256, 256, 3, 3), stride=(2, 2), padding=(1, 1))
+    axes = geometry.axes3(few)
+    axis, runs = geometry.cropped_tap_split(axes)
+    skipped = (axes.size_in[axis] * axes.kernel[axis] - geometry.pairs_inside(runs)) * 4 * 3  # other axis: 4 x 3
+    extra = (len(runs) - 1) * _tuning.PRODUCT_CALL_COST
+    assert 2.0 * skipped * 8 * 8 / _tuning.GEMM_RATE < extra < 2.0 * skipped * 256 * 256 / _tuning.GEMM_RATE
+    assert geometry.pixel_split(few) is None and geometry.pixel_split(many) == (axis, runs)
+
+
 @needs_jit
 @pytest.mark.parametrize("channels_last", [False, True])
 @pytest.mark.parametrize(
@@ -684,7 +697,8 @@ def test_pixel_path_computes_only_the_taps_inside_the_output(
     spec = _spec(
         True, x.shape, w.shape, stride=stride, padding=padding, output_padding=output_padding, dilation=dilation
     )
-    assert geometry.cropped_tap_split(geometry.axes3(spec)) is not None
+    monkeypatch.setattr(_tuning, "PRODUCT_CALL_COST", 0.0)  # split these small calls too
+    assert geometry.pixel_split(spec) is not None
     expected = naive_conv_transpose(
         x.astype(np.float64),
         w.astype(np.float64),

@@ -322,6 +322,32 @@ def test_a_remembered_parse_never_lets_a_refused_value_through():
     assert tconv.conv_transpose(x, w, stride=(2, 2)).shape == tconv.conv_transpose(x, w, stride=np.int64(2)).shape
 
 
+def test_a_remembered_call_is_refused_again_when_its_arrays_do_not_match():
+    """parse_call remembers a NumPy call by its arrays' shapes and plain options: a call that differs from a
+    remembered one only in a shape (the channels, the bias, a gradient's shape, the rank) is checked afresh
+    and refused, however often the good one ran before; the good one's description is the one parsed afresh."""
+    from tconv.ops import _parse, parse_call
+
+    x, w = np.ones((2, 4, 5, 5), np.float32), np.ones((4, 3, 3, 3), np.float32)
+    options = dict(stride=2, padding=1, dilation=1, groups=1, channels_last=False)
+    for _ in range(2):
+        call = parse_call(True, x, w, np.ones(3, np.float32), **options)
+        assert call.spec == _parse(True, call.prepared, 2, 1, 1, 1, False, 0, None)[0]
+        assert call.output_shape() == (2, 3, 9, 9)
+    for bad in (
+        lambda: tconv.conv_transpose(np.ones((2, 5, 5, 5), np.float32), w, stride=2, padding=1),  # channels
+        lambda: tconv.conv_transpose(x, w, np.ones(4, np.float32), stride=2, padding=1),  # bias
+        lambda: tconv.conv_transpose(np.ones((2, 4, 5), np.float32), w, stride=2, padding=1),  # rank
+        lambda: tconv.conv_transpose(x, w, stride=2, padding=1, channels_last=True),  # layout
+        lambda: tconv.conv_transpose_grad(np.ones((2, 3, 8, 8), np.float32), x, w, stride=2, padding=1),
+    ):
+        for _ in range(2):
+            with pytest.raises(ValueError):
+                bad()
+    with pytest.raises(TypeError, match="channels_last"):
+        tconv.conv_transpose(x, w, stride=2, padding=1, channels_last=1)
+
+
 def test_a_remembered_spec_is_the_spec_parsed_afresh():
     from tconv.spec import ConvSpec
 

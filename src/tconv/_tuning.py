@@ -216,6 +216,9 @@ PER_SAMPLE_MIN_PIXELS = 128
 #: ``jit_pixels`` splits its product by the taps that land inside the output when that skips at least this
 #: share of the (input, tap) pairs along the split axis (the taps cropped away by the padding).
 CROPPED_TAPS_MIN = 0.05
+#: What one more matrix product costs beyond its multiply-adds (NumPy's matmul call, BLAS's set-up, the slices):
+#: ``jit_pixels`` splits its product only where the taps it skips save more than this per added product.
+PRODUCT_CALL_COST = 5e-6
 #: An im2col (the convolution's ``jit_gemm``, the gradients) splits an axis' outputs into runs that read the same
 #: taps (the windows at the borders reach into the padding) only where the runs keep at most this share of the
 #: axis' (output, tap) pairs: each run is a product of its own (docs/design.md).

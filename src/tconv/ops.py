@@ -9,6 +9,7 @@ import array_api_compat
 import numpy as np
 
 from . import engine
+from ._arguments import plain_key
 from ._backend import Array, Prepared, handled_elsewhere, prepare
 from ._hints import layout_hint
 from .spec import ConvSpec, PaddingArg, parse_groups
@@ -38,7 +39,7 @@ class Call(NamedTuple):
     def is_empty(self) -> bool:
         """Whether the input or the output holds no element (an empty batch or spatial axis): the result is
         then zeros plus the bias, made here rather than by the engine (whose schedules divide by the sizes)."""
-        return 0 in _shape(self.prepared.x) or 0 in self.output_shape()
+        return 0 in self.prepared.x.shape or self.spec.out_channels == 0 or 0 in self.spec.output_size
 
     def zeros_and_bias(self) -> Array:
         """The result of an empty call: zeros of :meth:`output_shape` (the padding's windows) plus the bias."""
@@ -74,8 +75,51 @@ def parse_call(
     """
     if not isinstance(channels_last, (bool, np.bool_)):
         raise TypeError(f"channels_last must be True or False; received {channels_last!r}")
-    channels_last = bool(channels_last)
     prepared = prepare(x, weight, bias, grad_output)
+    options = (stride, padding, dilation, groups, channels_last, output_padding, output_size)
+    key = _remembered_key(transposed, prepared, options)
+    parsed = None if key is None else _PARSED.get(key)
+    if parsed is None:
+        parsed = _parse(transposed, prepared, *options)
+        if key is not None:
+            if len(_PARSED) >= _PARSED_LIMIT:
+                _PARSED.clear()
+            _PARSED[key] = parsed
+    return Call(prepared, *parsed)
+
+
+#: :func:`parse_call`'s remembered results for NumPy arrays and plain Python options, by the arrays' shapes
+#: and the options' :func:`~tconv._arguments.plain_key` (emptied when full). The checks read nothing else:
+#: a call with the same key passes them, and a refused call raises before anything is stored.
+_PARSED: dict[Any, tuple[ConvSpec, bool, bool]] = {}
+_PARSED_LIMIT = 4096
+
+
+def _remembered_key(transposed: bool, prepared: Prepared, options: tuple[Any, ...]) -> Any:
+    """The key :func:`parse_call` remembers a call under, or None (arrays other than NumPy's own, or an option
+    that is not a plain Python value: parsed every time)."""
+    arrays = (prepared.x, prepared.weight, prepared.bias, prepared.grad_output)
+    if not all(a is None or type(a) is np.ndarray for a in arrays):
+        return None
+    values = plain_key(options)
+    if values is None:
+        return None
+    return (transposed, *(None if a is None else a.shape for a in arrays), values)
+
+
+def _parse(
+    transposed: bool,
+    prepared: Prepared,
+    stride: int | Sequence[int],
+    padding: PaddingArg,
+    dilation: int | Sequence[int],
+    groups: int,
+    channels_last: bool,
+    output_padding: int | Sequence[int],
+    output_size: int | Sequence[int] | None,
+) -> tuple[ConvSpec, bool, bool]:
+    """:func:`parse_call`'s checks of the prepared arrays against each other, and the call's description."""
+    channels_last = bool(channels_last)
     x, weight, bias = prepared.x, prepared.weight, prepared.bias
     layout = "(C_in, C_out/groups, *kernel)" if transposed else "(C_out, C_in/groups, *kernel)"
     if weight.ndim < 3:
@@ -136,7 +180,7 @@ def parse_call(
             f"grad_output must have the shape of the forward output, {call.output_shape()}; "
             f"received grad_output of shape {_shape(prepared.grad_output)}"
         )
-    return call
+    return spec, batched, channels_last
 
 
 def _dispatch(transposed: bool, x: Any, weight: Any, bias: Any, **options: Any) -> Array:

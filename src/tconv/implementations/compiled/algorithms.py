@@ -61,9 +61,9 @@ def _twin_product(spec: ConvSpec) -> float:
 
 def _kept_fraction(spec: ConvSpec) -> float:
     """The share of (input, tap) pairs ``jit_pixels`` multiplies: below 1 where the padding crops enough taps
-    along one axis for it to skip them (:func:`.geometry.cropped_tap_split`), else 1."""
+    along one axis for it to skip them (:func:`.geometry.pixel_split`), else 1."""
     axes = geometry.axes3(spec)
-    split = geometry.cropped_tap_split(axes)
+    split = geometry.pixel_split(spec)
     if split is None:
         return 1.0
     axis, runs = split

@@ -45,9 +45,10 @@ def _tables(axes: geometry.Axes3, transposed: bool) -> tuple[np.ndarray, ...]:
     return tuple(table for n, k, s, d, lo, o in zip(*axes) for table in make(n, k, s, d, lo, o))
 
 
+@functools.lru_cache(maxsize=1024)
 def pairs(spec: ConvSpec) -> int:
     """The (output pixel, tap) pairs of one sample and channel: the product over the axes of each axis' pairs,
-    counted per tap (:func:`tconv._geometry.overlap`) without building the tables."""
+    counted per tap (:func:`tconv._geometry.overlap`) without building the tables (once per spec)."""
     total = 1
     for n, k, s, d, lo, o in zip(*geometry.axes3(spec)):
         if spec.transposed:  # tap t lands input j at j*s + t*d - lo
@@ -87,32 +88,28 @@ def run(x: np.ndarray, weight: np.ndarray, bias: np.ndarray | None, spec: ConvSp
     """The call (a convolution or a transposed convolution, as ``spec`` says) of a batched x in the caller's layout,
     its result in the same layout. The weight is ``(C, 1, *k)`` either way."""
     batch, channels = x.shape[0], spec.in_channels
-    axes = geometry.axes3(spec)
     out = geometry.empty_out(batch, channels, spec.output_size, x.dtype, channels_last)
     if out.size == 0:
         return out
-    # (N, n1, n2, n3, C) and (N, O1, O2, O3, C) views in either layout
-    if channels_last:
-        x5 = x.reshape(batch, *axes.size_in, channels)
-        out5 = out.reshape(batch, *axes.size_out, channels)
-    else:
-        x5 = geometry.moved(x.reshape(batch, channels, *axes.size_in), 1, -1)
-        out5 = geometry.moved(out.reshape(batch, channels, *axes.size_out), 1, -1)
+    if x.flags.c_contiguous:
+        x_steps = _steps(spec, channels_last, batch)
+        x_flat = x.reshape(-1)
+    else:  # a strided view (geometry.kernel_ready keeps such views): as (N, n1, n2, n3, C), its steps and span
+        size_in = geometry.axes3(spec).size_in
+        if channels_last:
+            x5 = x.reshape(batch, *size_in, channels)
+        else:
+            x5 = geometry.moved(x.reshape(batch, channels, *size_in), 1, -1)
+        x_steps = np.array([st // x.dtype.itemsize for st in x5.strides], dtype=np.int64)
+        x_flat = kernels.flat(x5)
+    block = _tuning.DEPTHWISE_JOB_PIXELS
+    out_steps, kernel_size, sizes, jobs, work = _layout(spec, channels_last, batch, block)
     taps = math.prod(spec.kernel_size)
     w_taps = np.ascontiguousarray(np.asarray(weight, dtype=x.dtype).reshape(channels, taps).T).reshape(-1)
     b = np.zeros(channels, dtype=x.dtype) if bias is None else np.ascontiguousarray(bias, dtype=x.dtype).reshape(-1)
-    item = x.dtype.itemsize
-    x_steps = np.array([st // item for st in x5.strides], dtype=np.int64)
-    out_steps = np.array([st // item for st in out5.strides], dtype=np.int64)
-    kernel_size = np.array(axes.kernel, dtype=np.int64)
-    sizes = np.array([*out5.shape[1:4], channels], dtype=np.int64)
-    x_flat, out_flat = kernels.flat(x5), kernels.flat(out5)
-    tables = _tables(axes, spec.transposed)
+    tables = _tables(geometry.axes3(spec), spec.transposed)
     kernel = _kernel()
-    o1, o2, o3 = axes.size_out
-    block = _tuning.DEPTHWISE_JOB_PIXELS
-    jobs = batch * o1 * o2 * -(-o3 // block)  # blocks of output pixels along the last axis
-    work = batch * pairs(spec) * channels  # elements multiplied, one thread's time by KERNEL_ELEMENT_SECONDS
+    out_flat = out.reshape(-1)
     team.ranges(
         lambda start, stop: kernel(
             x_flat, x_steps, w_taps, b, out_flat, out_steps, kernel_size, sizes, block, *tables, start, stop
@@ -121,6 +118,41 @@ def run(x: np.ndarray, weight: np.ndarray, bias: np.ndarray | None, spec: ConvSp
         work,
     )
     return out
+
+
+@functools.lru_cache(maxsize=256)
+def _steps(spec: ConvSpec, channels_last: bool, batch: int) -> np.ndarray:
+    """The element steps of a contiguous batched array of ``spec``'s input (``channels_last`` or not) along
+    (sample, n1, n2, n3, channel), the channel axis seen last (made once per call description)."""
+    return _pixel_steps((batch, *geometry.axes3(spec).size_in), spec.in_channels, channels_last)
+
+
+@functools.lru_cache(maxsize=256)
+def _layout(
+    spec: ConvSpec, channels_last: bool, batch: int, block: int
+) -> tuple[np.ndarray, np.ndarray, np.ndarray, int, int]:
+    """The kernel's numbers for one call description, made once: the output's steps (as :func:`_steps`), the
+    kernel's size, the sizes ``(O1, O2, O3, C)``, the jobs (blocks of ``block`` outputs along the last axis) and
+    the work (elements multiplied, one thread's time by ``KERNEL_ELEMENT_SECONDS``). Arrays no
+    caller writes."""
+    axes = geometry.axes3(spec)
+    channels = spec.in_channels
+    o1, o2, o3 = axes.size_out
+    out_steps = _pixel_steps((batch, *axes.size_out), channels, channels_last)
+    kernel_size = np.array(axes.kernel, dtype=np.int64)
+    sizes = np.array([o1, o2, o3, channels], dtype=np.int64)
+    jobs = batch * o1 * o2 * -(-o3 // block)
+    return out_steps, kernel_size, sizes, jobs, batch * pairs(spec) * channels
+
+
+def _pixel_steps(pixels: tuple[int, ...], channels: int, channels_last: bool) -> np.ndarray:
+    """Element steps along ``(n, p1, p2, p3, c)`` of a contiguous ``(n, p1, p2, p3, c)`` array (channels last) or
+    ``(n, c, p1, p2, p3)`` array (channels first)."""
+    _, p1, p2, p3 = pixels
+    if channels_last:
+        return np.array([p1 * p2 * p3 * channels, p2 * p3 * channels, p3 * channels, channels, 1], dtype=np.int64)
+    plane = p1 * p2 * p3
+    return np.array([channels * plane, p2 * p3, p3, 1, plane], dtype=np.int64)
 
 
 @functools.cache

@@ -346,6 +346,29 @@ def _cropped_tap_split(axes: Axes3, cropped_min: float) -> tuple[int, tuple[tupl
     return (axis, tuple(runs)) if pairs_inside(runs) <= (1 - cropped_min) * n * k else None
 
 
+def pixel_split(spec: ConvSpec) -> tuple[int, tuple[tuple[int, int, int, int], ...]] | None:
+    """:func:`cropped_tap_split` where skipping the cropped taps pays for the products it adds: the multiply-adds
+    skipped per sample (at ``GEMM_RATE``) against ``PRODUCT_CALL_COST`` for each run's product beyond the first.
+    On a small call the split's products cost more than the taps they skip."""
+    return _pixel_split(spec, _tuning.CROPPED_TAPS_MIN, _tuning.PRODUCT_CALL_COST, _tuning.GEMM_RATE)
+
+
+@functools.lru_cache(maxsize=1024)
+def _pixel_split(
+    spec: ConvSpec, cropped_min: float, call_cost: float, rate: float
+) -> tuple[int, tuple[tuple[int, int, int, int], ...]] | None:
+    """:func:`pixel_split` at these constants (part of its cache key)."""
+    axes = axes3(spec)
+    split = _cropped_tap_split(axes, cropped_min)
+    if split is None:
+        return None
+    axis, runs = split
+    others = math.prod(axes.size_in) * math.prod(axes.kernel) // (axes.size_in[axis] * axes.kernel[axis])
+    skipped = (axes.size_in[axis] * axes.kernel[axis] - pairs_inside(runs)) * others
+    seconds = 2.0 * skipped * spec.in_channels * spec.out_channels / rate
+    return split if seconds >= (len(runs) - 1) * call_cost else None
+
+
 def pairs_inside(runs: Sequence[tuple[int, int, int, int]]) -> int:
     """How many (input, tap) pairs the runs ``(j0, j1, t0, t1)`` of :func:`cropped_tap_split` keep."""
     return sum((j1 - j0) * (t1 - t0) for j0, j1, t0, t1 in runs)

@@ -70,8 +70,8 @@ def times_transposed(a: np.ndarray, b: np.ndarray) -> np.ndarray:
     computed as ``(b @ a^T)^T`` where ``b`` has more rows: OpenBLAS's product with a transposed right operand
     runs up to twice as fast with the taller operand on the left (``docs/design.md``, weight gradients)."""
     if b.shape[-2] > a.shape[-2]:
-        return np.swapaxes(team.matmul(b, np.swapaxes(a, -1, -2)), -1, -2)
-    return team.matmul(a, np.swapaxes(b, -1, -2))
+        return team.matmul(b, a.swapaxes(-1, -2)).swapaxes(-1, -2)
+    return team.matmul(a, b.swapaxes(-1, -2))
 
 
 def _tap_split(

@@ -182,14 +182,16 @@ def matmul(a: np.ndarray, b: np.ndarray, out: np.ndarray | None = None) -> np.nd
     if a.ndim < 2 or b.ndim < 2:
         return np.matmul(a, b, out=out)
     m, k, n = a.shape[-2], a.shape[-1], b.shape[-1]
-    stack = math.prod(np.broadcast_shapes(a.shape[:-2], b.shape[:-2]))
-    flops = 2.0 * stack * m * n * k
+    lead = () if a.ndim == b.ndim == 2 else np.broadcast_shapes(a.shape[:-2], b.shape[:-2])
+    flops = 2.0 * math.prod(lead) * m * n * k
+    if flops < 2.0 * _tuning.BLAS_ONE_THREAD_MIN_WORK:  # a small product: as it is (no team, no BLAS limit)
+        return np.matmul(a, b, out=out)
     count = size()
     if member() or count <= 1 or flops < _tuning.TEAM_PRODUCT_MIN_FLOPS:
         with one_blas_thread(flops / 2):
             return np.matmul(a, b, out=out)
     if out is None:
-        shape = (*np.broadcast_shapes(a.shape[:-2], b.shape[:-2]), m, n)
+        shape = (*lead, m, n)
         out = np.empty(shape, dtype=np.result_type(a.dtype, b.dtype))
     assert out is not None
     result = out

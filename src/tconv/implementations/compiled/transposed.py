@@ -69,7 +69,7 @@ def conv_transpose(
         n0, n1, c0, c1 = chunk
         nb = n1 - n0
         w_chunk = w_matrix.reshape(groups, cg_in, cg_out, taps)[:, :, c0:c1].reshape(groups, cg_in, (c1 - c0) * taps)
-        a = np.swapaxes(w_chunk, 1, 2)
+        a = w_chunk.swapaxes(1, 2)
         if x_matrix is None:  # one product per sample, x read in place: (nb, G, cb*K, P)
             x_samples = x_grouped[n0:n1].reshape(nb, groups, cg_in, p_in)
             cols = team.matmul(a, x_samples, out=workspace((nb, groups, a.shape[1], p_in), x.dtype))
@@ -107,7 +107,7 @@ def _single_pixel(
     batch, taps = x.shape[0], math.prod(spec.kernel_size)
     w2 = weight.reshape(spec.in_channels, spec.out_channels, taps)
     if channels_last:  # output (N, *k, C_out): the weight's columns in (tap, channel) order
-        w2 = np.ascontiguousarray(np.swapaxes(w2, 1, 2))
+        w2 = np.ascontiguousarray(w2.swapaxes(1, 2))
     out2 = out.reshape(batch, spec.out_channels * taps)
     team.matmul(x.reshape(batch, spec.in_channels), w2.reshape(spec.in_channels, -1), out=out2)
     if bias is not None:
@@ -121,7 +121,7 @@ def _pixel_rows(x: np.ndarray, spec: ConvSpec, channels_last: bool) -> np.ndarra
     batch, p_in, c_in = x.shape[0], math.prod(spec.input_size), spec.in_channels
     if channels_last:
         return np.ascontiguousarray(x).reshape(batch, p_in, c_in)
-    return np.swapaxes(np.ascontiguousarray(x).reshape(batch, c_in, p_in), 1, 2)
+    return np.ascontiguousarray(x).reshape(batch, c_in, p_in).swapaxes(1, 2)
 
 
 def _rows_product(rows: np.ndarray, w_block: np.ndarray) -> np.ndarray:
@@ -145,7 +145,7 @@ def conv_transpose_pixels(
 
     Channels-last x is that matrix as it is (no copy); channels-first x is its per-sample transpose,
     copied per chunk into a second buffer. Where the padding crops enough of the taps
-    (:func:`tconv.implementations.compiled.geometry.cropped_tap_split`), x's rows are staged with the split
+    (:func:`tconv.implementations.compiled.geometry.pixel_split`), x's rows are staged with the split
     axis first and the product is one product per run of inputs whose taps inside the output are the same,
     so the cropped taps are never multiplied.
     """
@@ -158,7 +158,7 @@ def conv_transpose_pixels(
     c_in, c_out = spec.in_channels, spec.out_channels
     # (C_in, *k, C_out) in one copy: a weight cut to its live taps (a strided view) is not reshaped first, which
     # would copy it once more
-    wk = contiguous(np.moveaxis(weight, 1, -1), slot=6).reshape(c_in, taps * c_out)
+    wk = contiguous(geometry.moved(weight, 1, -1), slot=6).reshape(c_in, taps * c_out)
     axes = geometry.axes3(spec)
     tables: list[np.ndarray] = []
     for n, k, s, dil, lo, o in zip(*axes):
@@ -168,7 +168,7 @@ def conv_transpose_pixels(
     else:
         out_pixels = geometry.moved(out.reshape(batch, c_out, *axes.size_out), 1, -1)
     rows = _pixel_rows(x, spec, channels_last)
-    split = geometry.cropped_tap_split(axes)
+    split = geometry.pixel_split(spec)
     if split is not None:  # x as (N, D1, D2, D3, C_in)
         x_pixels = (
             x.reshape(batch, *axes.size_in, c_in)
