@@ -54,7 +54,7 @@ class Axes3(NamedTuple):
 
 def axes3(spec: ConvSpec, size_in: tuple[int, ...] | None = None, size_out: tuple[int, ...] | None = None) -> Axes3:
     """``spec``'s axes padded to 3-D; ``size_in``/``size_out`` replace its sizes (an im2col of a gradient)."""
-    if size_in is None and size_out is None:
+    if (size_in is None or size_in == spec.input_size) and (size_out is None or size_out == spec.output_size):
         return _spec_axes3(spec)
     return _axes3(spec, size_in, size_out)
 

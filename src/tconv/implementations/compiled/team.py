@@ -190,11 +190,7 @@ def matmul(a: np.ndarray, b: np.ndarray, out: np.ndarray | None = None) -> np.nd
     if member() or count <= 1 or flops < _tuning.TEAM_PRODUCT_MIN_FLOPS:
         with one_blas_thread(flops / 2):
             return np.matmul(a, b, out=out)
-    if out is None:
-        shape = (*lead, m, n)
-        out = np.empty(shape, dtype=np.result_type(a.dtype, b.dtype))
-    assert out is not None
-    result = out
+    result = np.empty((*lead, m, n), dtype=np.result_type(a.dtype, b.dtype)) if out is None else out
     if m >= n:
         step = -(-m // count)
 
