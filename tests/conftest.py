@@ -12,12 +12,13 @@ import pytest
 sys.path.insert(0, str(pathlib.Path(__file__).parent))
 
 # TensorFlow's CPU kernels depend on the machine: it turns its oneDNN kernels on by itself only on some CPUs
-# (newer x86 ones: AVX-512 VNNI or BF16, AMX; not this project's AMD EPYC, nor older AVX-512 CPUs). Without them its Eigen kernels refuse calls that tconv and oneDNN compute: a
-# Conv1DTranspose or conv_transpose with dilation > 1 ("Current CPU implementations do not yet support dilation
-# rates larger than 1") and some empty inputs with an output shape of 1 ("Size of out_backprop doesn't match
-# computed"). The peer tests compare tconv with one TensorFlow on every machine: its oneDNN kernels, unless the
-# person running the tests chose otherwise (a TensorFlow built without oneDNN keeps its Eigen kernels: there those
-# peer comparisons fail). Set here, before any test imports TensorFlow.
+# (newer x86 ones: AVX-512 VNNI or BF16, AMX; not this project's AMD EPYC, nor older AVX-512 CPUs). Without them,
+# its Eigen kernels refuse calls that tconv and oneDNN compute: a Conv1DTranspose or conv_transpose with dilation
+# > 1 ("Current CPU implementations do not yet support dilation rates larger than 1") and some empty inputs with an
+# output shape of 1 ("Size of out_backprop doesn't match computed"). The peer tests compare tconv with one
+# TensorFlow on every machine: its oneDNN kernels, unless the person running the tests chose otherwise (a
+# TensorFlow built without oneDNN keeps its Eigen kernels: there those peer comparisons fail). Set here, before
+# any test imports TensorFlow.
 os.environ.setdefault("TF_ENABLE_ONEDNN_OPTS", "1")
 
 
