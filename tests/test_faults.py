@@ -314,7 +314,7 @@ def test_an_interrupted_team_run_stops_waits_and_restores_blas():
     def work(chunk):
         ran.append(chunk)
         started.set()
-        release.wait(5)
+        release.wait(60)  # released only once the caller has the interrupt (after a minute: a failure)
 
     import signal
 
@@ -326,8 +326,8 @@ def test_an_interrupted_team_run_stops_waits_and_restores_blas():
         started.wait(5)
         signal.pthread_kill(threading.main_thread().ident, signal.SIGINT)
         # the running chunks end only once the caller has the interrupt (a fixed delay let a busy machine run
-        # every chunk first)
-        handled.wait(5)
+        # every chunk first; so did a 5 s wait for the handler, once, in a loaded full run)
+        handled.wait(60)
         threading.Timer(0.05, release.set).start()
 
     before = [i["num_threads"] for i in team._controller().info()]

@@ -5,6 +5,7 @@
 from __future__ import annotations
 
 import pathlib
+import re
 import threading
 import urllib.parse
 
@@ -228,7 +229,8 @@ def test_the_steps_play_from_the_keyboard(page):
     play.focus()
     p.keyboard.press("Enter")
     expect(play).to_have_text("Pause")
-    expect(p.locator("#gather-caption")).to_contain_text("step 3 of 25", timeout=5000)
+    # playing moves on by itself: step 3 or any later one (the polls can fall between two steps)
+    expect(p.locator("#gather-caption")).to_contain_text(re.compile(r"step ([3-9]|1\d|2[0-5]) of 25"), timeout=5000)
     p.keyboard.press("Enter")
     expect(play).to_have_text("Play")
     assert page.unexpected_errors() == []
