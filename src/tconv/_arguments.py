@@ -30,7 +30,7 @@ import operator
 from collections.abc import Sequence
 from typing import Any
 
-__all__ = ["array_as_python", "as_int", "ints_per_axis", "plain_key", "plain_options_key"]
+__all__ = ["array_as_python", "as_int", "ints_per_axis", "plain_key", "plain_options_key", "remember"]
 
 
 def as_int(value: Any, name: str, expected: str) -> int:
@@ -124,6 +124,14 @@ def plain_key(value: Any) -> Any:
             items.append(key)
         return (kind, tuple(items))
     return None
+
+
+def remember(table: dict[Any, Any], key: Any, value: Any, limit: int) -> None:
+    """Store ``value`` under ``key`` in a memo of parses, emptied first when it holds ``limit`` entries (so it never
+    grows past them)."""
+    if len(table) >= limit:
+        table.clear()
+    table[key] = value
 
 
 def plain_options_key(options: dict[str, Any]) -> Any:

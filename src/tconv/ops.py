@@ -9,7 +9,7 @@ import array_api_compat
 import numpy as np
 
 from . import engine
-from ._arguments import plain_key
+from ._arguments import plain_key, remember
 from ._backend import Array, Prepared, handled_elsewhere, prepare
 from ._hints import layout_hint
 from .spec import ConvSpec, PaddingArg, parse_groups
@@ -82,9 +82,7 @@ def parse_call(
     if parsed is None:
         parsed = _parse(transposed, prepared, *options)
         if key is not None:
-            if len(_PARSED) >= _PARSED_LIMIT:
-                _PARSED.clear()
-            _PARSED[key] = parsed
+            remember(_PARSED, key, parsed, _PARSED_LIMIT)
     return Call(prepared, *parsed)
 
 

@@ -16,7 +16,7 @@ from dataclasses import dataclass, fields
 from typing import Any, ParamSpec
 
 from . import shapes
-from ._arguments import array_as_python, as_int, ints_per_axis, plain_options_key
+from ._arguments import array_as_python, as_int, ints_per_axis, plain_options_key, remember
 
 __all__ = ["ConvSpec", "PaddingArg"]
 
@@ -45,9 +45,7 @@ def _remembered(parse: Callable[_P, ConvSpec]) -> Callable[_P, ConvSpec]:
         if spec is None:
             spec = parse(*args, **kwargs)
             if key is not None:
-                if len(_BUILT) >= _BUILT_LIMIT:
-                    _BUILT.clear()
-                _BUILT[key] = spec
+                remember(_BUILT, key, spec, _BUILT_LIMIT)
         return spec
 
     return remembered

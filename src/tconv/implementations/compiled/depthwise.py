@@ -91,8 +91,9 @@ def run(x: np.ndarray, weight: np.ndarray, bias: np.ndarray | None, spec: ConvSp
     out = geometry.empty_out(batch, channels, spec.output_size, x.dtype, channels_last)
     if out.size == 0:
         return out
+    block = _tuning.DEPTHWISE_JOB_PIXELS
+    x_steps, out_steps, kernel_size, sizes, jobs, work = _layout(spec, channels_last, batch, block)
     if x.flags.c_contiguous:
-        x_steps = _steps(spec, channels_last, batch)
         x_flat = x.reshape(-1)
     else:  # a strided view (geometry.kernel_ready keeps such views): as (N, n1, n2, n3, C), its steps and span
         size_in = geometry.axes3(spec).size_in
@@ -102,8 +103,6 @@ def run(x: np.ndarray, weight: np.ndarray, bias: np.ndarray | None, spec: ConvSp
             x5 = geometry.moved(x.reshape(batch, channels, *size_in), 1, -1)
         x_steps = np.array([st // x.dtype.itemsize for st in x5.strides], dtype=np.int64)
         x_flat = kernels.flat(x5)
-    block = _tuning.DEPTHWISE_JOB_PIXELS
-    out_steps, kernel_size, sizes, jobs, work = _layout(spec, channels_last, batch, block)
     taps = math.prod(spec.kernel_size)
     w_taps = np.ascontiguousarray(np.asarray(weight, dtype=x.dtype).reshape(channels, taps).T).reshape(-1)
     b = np.zeros(channels, dtype=x.dtype) if bias is None else np.ascontiguousarray(bias, dtype=x.dtype).reshape(-1)
@@ -121,28 +120,22 @@ def run(x: np.ndarray, weight: np.ndarray, bias: np.ndarray | None, spec: ConvSp
 
 
 @functools.lru_cache(maxsize=256)
-def _steps(spec: ConvSpec, channels_last: bool, batch: int) -> np.ndarray:
-    """The element steps of a contiguous batched array of ``spec``'s input (``channels_last`` or not) along
-    (sample, n1, n2, n3, channel), the channel axis seen last (made once per call description)."""
-    return _pixel_steps((batch, *geometry.axes3(spec).size_in), spec.in_channels, channels_last)
-
-
-@functools.lru_cache(maxsize=256)
 def _layout(
     spec: ConvSpec, channels_last: bool, batch: int, block: int
-) -> tuple[np.ndarray, np.ndarray, np.ndarray, int, int]:
-    """The kernel's numbers for one call description, made once: the output's steps (as :func:`_steps`), the
-    kernel's size, the sizes ``(O1, O2, O3, C)``, the jobs (blocks of ``block`` outputs along the last axis) and
-    the work (elements multiplied, one thread's time by ``KERNEL_ELEMENT_SECONDS``). Arrays no
-    caller writes."""
+) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, int, int]:
+    """The kernel's numbers for one call description, made once: the element steps of a contiguous input and of
+    the output along (sample, n1, n2, n3, channel), the kernel's size, the sizes ``(O1, O2, O3, C)``, the jobs
+    (blocks of ``block`` outputs along the last axis) and the work (elements multiplied, one thread's time by
+    ``KERNEL_ELEMENT_SECONDS``). Arrays no caller writes."""
     axes = geometry.axes3(spec)
     channels = spec.in_channels
     o1, o2, o3 = axes.size_out
+    x_steps = _pixel_steps((batch, *axes.size_in), channels, channels_last)
     out_steps = _pixel_steps((batch, *axes.size_out), channels, channels_last)
     kernel_size = np.array(axes.kernel, dtype=np.int64)
     sizes = np.array([o1, o2, o3, channels], dtype=np.int64)
     jobs = batch * o1 * o2 * -(-o3 // block)
-    return out_steps, kernel_size, sizes, jobs, batch * pairs(spec) * channels
+    return x_steps, out_steps, kernel_size, sizes, jobs, batch * pairs(spec) * channels
 
 
 def _pixel_steps(pixels: tuple[int, ...], channels: int, channels_last: bool) -> np.ndarray:
