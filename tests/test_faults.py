@@ -304,17 +304,26 @@ def test_interrupts_at_random_points_leave_settings_and_the_team_as_they_were():
     assert figures["threads"] == 2 and figures["workers"] >= 1
 
 
-def test_an_interrupted_team_run_stops_waits_and_restores_blas():
+def test_an_interrupted_team_run_stops_waits_and_restores_blas(monkeypatch):
     """The caller interrupted while waiting: no chunk is handed out after, the running ones end before the
     interrupt is re-raised, and BLAS is restored by the team's thread (in-process, deterministic)."""
     if team.size() < 2 and team._controller() is None:
         pytest.skip("no threadpoolctl")
-    started, release, handled, ran = threading.Event(), threading.Event(), threading.Event(), []
+    started, release, handled = threading.Event(), threading.Event(), threading.Event()
+    ran, ended, jobs = [], [], []
+
+    class Job(team._Job):  # the team's own job, noted so that the test can see when the caller has stopped it
+        def __init__(self, *args):
+            super().__init__(*args)
+            jobs.append(self)
+
+    monkeypatch.setattr(team, "_Job", Job)
 
     def work(chunk):
         ran.append(chunk)
         started.set()
-        release.wait(60)  # released only once the caller has the interrupt (after a minute: a failure)
+        release.wait(60)  # released only once the caller has stopped the job (after a minute: a failure)
+        ended.append(chunk)
 
     import signal
 
@@ -325,10 +334,15 @@ def test_an_interrupted_team_run_stops_waits_and_restores_blas():
     def interrupt():  # a real signal, which wakes the waiting caller (interrupt_main would not)
         started.wait(5)
         signal.pthread_kill(threading.main_thread().ident, signal.SIGINT)
-        # the running chunks end only once the caller has the interrupt (a fixed delay let a busy machine run
-        # every chunk first; so did a 5 s wait for the handler, once, in a loaded full run)
+        # The running chunks end only once the caller has stopped the job. Releasing them 50 ms after the
+        # handler ran was a race: whenever the main thread stalled longer than that between its handler and
+        # stopping the job (a loaded machine; a sleep of 0.2 s in the handler reproduces it every time), the
+        # team threads ran all 50 chunks first, as in two of four CI runs.
         handled.wait(60)
-        threading.Timer(0.05, release.set).start()
+        deadline = time.monotonic() + 60
+        while not (jobs and jobs[0].stopped) and time.monotonic() < deadline:
+            time.sleep(0.001)
+        release.set()
 
     before = [i["num_threads"] for i in team._controller().info()]
     previous = signal.signal(signal.SIGINT, on_interrupt)
@@ -336,9 +350,12 @@ def test_an_interrupted_team_run_stops_waits_and_restores_blas():
         threading.Thread(target=interrupt).start()
         with pytest.raises(KeyboardInterrupt):
             team.run(work, list(range(50)), 2)
+        assert sorted(ended) == sorted(ran)  # every chunk handed out had ended before the interrupt went on
     finally:
         signal.signal(signal.SIGINT, previous)
+        release.set()
     assert handled.is_set()
+    assert len(jobs) == 1 and jobs[0].stopped
     assert len(ran) <= 3  # stopped: at most the chunks running when it came, and one handed out meanwhile
     assert [i["num_threads"] for i in team._controller().info()] == before
 
