@@ -305,8 +305,9 @@ def test_interrupts_at_random_points_leave_settings_and_the_team_as_they_were():
 
 
 def test_an_interrupted_team_run_stops_waits_and_restores_blas(monkeypatch):
-    """The caller interrupted while waiting: no chunk is handed out after, the running ones end before the
-    interrupt is re-raised, and BLAS is restored by the team's thread (in-process, deterministic)."""
+    """The caller interrupted inside its own chunk, while a team thread runs another: no chunk is handed out
+    after, the running ones end before the interrupt is re-raised, and BLAS is restored (in-process,
+    deterministic)."""
     if team.size() < 2 and team._controller() is None:
         pytest.skip("no threadpoolctl")
     started, release, handled = threading.Event(), threading.Event(), threading.Event()
@@ -322,8 +323,10 @@ def test_an_interrupted_team_run_stops_waits_and_restores_blas(monkeypatch):
     def work(chunk):
         ran.append(chunk)
         started.set()
-        release.wait(60)  # released only once the caller has stopped the job (after a minute: a failure)
-        ended.append(chunk)
+        try:  # the caller's own chunk ends here by the interrupt, the team thread's once released
+            release.wait(60)  # released only once the caller has stopped the job (after a minute: a failure)
+        finally:
+            ended.append(chunk)
 
     import signal
 
@@ -356,6 +359,7 @@ def test_an_interrupted_team_run_stops_waits_and_restores_blas(monkeypatch):
         release.set()
     assert handled.is_set()
     assert len(jobs) == 1 and jobs[0].stopped
+    assert not team.member()  # the caller ran its chunk as a member of the team, and is not one any more
     assert len(ran) <= 3  # stopped: at most the chunks running when it came, and one handed out meanwhile
     assert [i["num_threads"] for i in team._controller().info()] == before
 

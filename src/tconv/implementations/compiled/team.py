@@ -9,12 +9,12 @@ nothing that breaks ``fork``. Two kinds of work go to the team:
 
 * :func:`ranges`: one kernel call cut into ranges of its jobs (output planes, columns), for every call big
   enough to pay for waking the team (the cost model in ``_tuning``, from :func:`handoff_seconds` measured on
-  this machine). A calling thread other than the main one takes ranges too (the
-  main thread, where signals land, only waits, with one team thread more). Each job is computed whole by
+  this machine). The calling thread takes ranges too. Each job is computed whole by
   one thread with the kernel's arithmetic, so the result is bitwise the same however the jobs are divided.
 * :func:`run`: a call's chunks, each run single-threaded from its product to its last write (the "team"
   schedule, :func:`tconv.implementations.compiled.schedule.team_threads`), with NumPy's BLAS on one thread
-  meanwhile (threadpoolctl, as scikit-learn does around its own parallel loops). The calling thread only waits.
+  meanwhile (threadpoolctl, as scikit-learn does around its own parallel loops). The calling thread takes chunks
+  too.
 
 The compiled path's matrix products go through :func:`matmul`: on the team in blocks, or on one BLAS thread,
 never on BLAS's own threads, which spin after every product they share, against the team's next run.
@@ -24,8 +24,8 @@ run on; :func:`set_threads` changes it for the process). Nothing per-thread is c
 setting tconv changes, BLAS's thread count during a :func:`run`, is limited and restored by the calling thread
 (OpenBLAS keeps a count that another thread restores), the restore retried until it has run, so an interrupt
 cannot skip it. An interrupted caller stops handing out chunks, waits for the running ones, restores BLAS, and
-re-raises. The main thread, where interrupts land, never takes pieces itself: the piece accounting happens
-in threads no signal reaches.
+re-raises. The calling thread takes pieces too, but the job never waits for those (:meth:`_Job.take_own`): the
+piece accounting that an interrupt must not cut short happens in the team's threads, which no signal reaches.
 
 Processes. :func:`os.register_at_fork` handlers make ``fork`` safe at any moment: before a fork the team's lock
 (held only for a few instructions at a time) and numba's compiler lock are taken, so the child never inherits
@@ -131,11 +131,22 @@ class _Job:
         self._gate.acquire()
 
     def take(self) -> int | None:
-        """The next piece's index (call under ``_lock``), or None when there is none to hand out."""
+        """The next piece's index for a team thread, counted as running until it reports :meth:`done` (call under
+        ``_lock``), or None when there is none to hand out."""
         if self.stopped or self.next >= len(self.pieces):
             return None
         self.next += 1
         self.running += 1
+        return self.next - 1
+
+    def take_own(self) -> int | None:
+        """The next piece's index for the caller, who runs it itself and reports nothing (call under ``_lock``),
+        or None when there is none left: the job never waits for a caller's piece, so an interrupt landing
+        anywhere in one cannot leave the job waiting forever (the caller's wait settles the job once it has
+        none left, :meth:`settle`)."""
+        if self.stopped or self.next >= len(self.pieces):
+            return None
+        self.next += 1
         return self.next - 1
 
     def done(self, error: BaseException | None) -> None:
@@ -327,32 +338,38 @@ def _submit(job: _Job, workers: int) -> int:
         available = _start_workers(workers)
         if available:
             _queue.append(job)
-            _wake.notify(min(available, len(job.pieces)))
+            _wake.notify(min(workers, available, len(job.pieces)))
     return available
 
 
-def _team_call(job: _Job, workers: int, caller_helps: bool) -> bool:
-    """Queue ``job`` for at least ``workers`` team threads, take pieces in the calling thread too when
-    ``caller_helps``, and wait for the job; ``False`` when no team thread could be started (nothing queued,
+def _team_call(job: _Job, workers: int, caller_takes: bool = True) -> bool:
+    """Queue ``job`` for at least ``workers`` team threads, take pieces in the calling thread too (running them
+    itself, as a member of the team meanwhile: what they hand to the team runs in place; unless not
+    ``caller_takes``), and wait for the job; ``False`` when no team thread could be started (nothing queued,
     nothing run). Raises the first piece's error.
 
-    Whatever interrupts the caller, at whatever point (while queueing, between two pieces, while waiting), the
-    job is stopped (:func:`_stop`) before the interrupt goes on. Only a thread that no signal can interrupt
-    helps: Python delivers signals (and so ``KeyboardInterrupt``) to the main thread, where an interrupt
-    between taking a piece and reporting it would leave the job waiting for that piece forever.
+    The caller's own pieces are not counted by the job (:meth:`_Job.take_own`), so the caller may be the main
+    thread, where signals land: whatever interrupts it, at whatever point (while queueing, inside or between its
+    pieces, while waiting), the job is stopped (:func:`_stop`: the team threads' running pieces end, none is
+    handed out) before the interrupt goes on.
     """
     try:
         if _submit(job, workers) == 0:
             return False
-        if caller_helps:
-            while True:
-                with _lock:
-                    index = job.take()
+        while caller_takes:
+            with _lock:
+                index = job.take_own()
                 if index is None:
+                    job.settle()  # the team threads' pieces may all have ended already
                     break
-                _run_piece(job, index)
+            _local.member = True
+            try:
+                job.work(job.pieces[index])
+            finally:
+                _local.member = False
         job.wait()
     except BaseException:
+        _local.member = False
         _stop(job)
         raise
     if job.errors:
@@ -384,8 +401,9 @@ def _stop(job: _Job) -> None:
 
 
 def run(work: Callable[[T], None], chunks: Sequence[T], threads: int) -> None:
-    """``work(chunk)`` for every chunk, on ``threads`` team threads, each chunk single-threaded throughout with
-    BLAS on one thread; the chunks are handed out in order as threads become free. Returns when all are done;
+    """``work(chunk)`` for every chunk, on ``threads`` threads (the calling thread and ``threads - 1`` team
+    threads), each chunk single-threaded throughout with BLAS on one thread; the chunks are handed out in order as
+    threads become free. Returns when all are done;
     the first error raised by any chunk is raised here (after every chunk has stopped). From a team thread, or
     where no team thread can be started, the chunks run in order in the calling thread."""
     if not chunks:
@@ -396,7 +414,7 @@ def run(work: Callable[[T], None], chunks: Sequence[T], threads: int) -> None:
         return
     job = _Job(work, chunks)
     with _blas_single_threaded():
-        if not _team_call(job, threads, caller_helps=False):
+        if not _team_call(job, threads - 1):
             for chunk in chunks:
                 work(chunk)
 
@@ -413,10 +431,7 @@ def ranges(kernel: Callable[[int, int], None], jobs: int, work: float) -> None:
     step = -(-jobs // pieces)
     bounds = [(start, min(start + step, jobs)) for start in range(0, jobs, step)]
     job = _Job(lambda bound: kernel(*bound), bounds)
-    # A thread other than the main one takes ranges too; the main thread, where interrupts land, only waits
-    # (the team then has one thread more, so as many threads compute either way).
-    helps = threading.current_thread() is not threading.main_thread()
-    if not _team_call(job, count - 1 if helps else count, caller_helps=helps):
+    if not _team_call(job, count - 1):  # the calling thread takes ranges too
         kernel(0, jobs)
 
 
@@ -425,9 +440,10 @@ _handoff: float | None = None  # handoff_seconds(), once measured
 
 def handoff_seconds() -> float:
     """What handing a kernel call to the team costs on this machine: the median wall time of a call of nothing
-    cut into ranges and run by the team (waking its threads, handing out the ranges, waiting for the last),
-    measured once per process (about a millisecond) at the first kernel call big enough to ask, and kept
-    between 2 us and 1 ms."""
+    cut into ranges and run by the team's threads alone (waking them, handing out the ranges, waiting for the
+    last; the caller, who takes ranges too in a real call, only waits here, so that its own quick ranges do
+    not hide the team's wake-up, which a real call pays: measured in docs/design.md), measured once per process
+    (about a millisecond) at the first kernel call big enough to ask, and kept between 2 us and 1 ms."""
     global _handoff
     if _handoff is None:
         count = threads()
@@ -435,12 +451,11 @@ def handoff_seconds() -> float:
         def nothing(bound: tuple[int, int]) -> None:
             return None
 
-        helps = threading.current_thread() is not threading.main_thread()
         times = []
         for _ in range(11):
             job = _Job(nothing, [(i, i + 1) for i in range(count * _tuning.KERNEL_RANGES_PER_THREAD)])
             start = time.perf_counter()
-            if not _team_call(job, count - 1 if helps else count, caller_helps=helps):
+            if not _team_call(job, count, caller_takes=False):
                 times = [1e-3] * 3  # no team thread could be started: the team is not worth asking for
                 break
             times.append(time.perf_counter() - start)
