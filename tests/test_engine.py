@@ -419,9 +419,11 @@ def _blas_threads():
 def test_the_compiled_products_never_run_on_blas_threads(monkeypatch):
     """team.matmul, the compiled path's product: a product worth the hand-off is cut into blocks of rows (or of
     columns, where they are more) run by the team, a middling one runs in the caller, each on one BLAS thread
-    (BLAS's own threads would spin after it, against the team's next run); a small one is left alone (BLAS
-    would not thread it); stacked and broadcast operands, with and without ``out``, equal NumPy's product; BLAS
-    has its thread count back afterwards."""
+    (BLAS's own threads would spin after it, against the team's next run). BLAS threads no product below
+    ``BLAS_ONE_THREAD_MIN_WORK`` multiply-adds, so those are left alone: a small one, the matrices of a stack
+    of small ones, and a middling one that a few blocks bring below it (cheaper than setting BLAS's thread
+    count). Stacked and broadcast operands, with and without ``out``, equal NumPy's product; BLAS has its
+    thread count back afterwards."""
     from threadpoolctl import threadpool_limits
 
     real = np.matmul
@@ -443,7 +445,9 @@ def test_the_compiled_products_never_run_on_blas_threads(monkeypatch):
         (rng.standard_normal((300, 200)), rng.standard_normal((200, 250))),  # rows: 3e7 flops
         (rng.standard_normal((40, 200)), rng.standard_normal((200, 3000))),  # columns
         (rng.standard_normal((3, 90, 120)), rng.standard_normal((120, 500))),  # stacked, b broadcast
-        (rng.standard_normal((60, 80)), rng.standard_normal((80, 70))),  # middling: in the caller
+        (rng.standard_normal((60, 80)), rng.standard_normal((80, 70))),  # middling: in the caller, in 2 blocks
+        (rng.standard_normal((300, 150)), rng.standard_normal((150, 100))),  # middling, 18 blocks: BLAS limited
+        (rng.standard_normal((4, 60, 40)), rng.standard_normal((40, 60))),  # a stack of small ones
         (rng.standard_normal((5, 6)), rng.standard_normal((6, 7))),  # small
     ]
     monkeypatch.setattr(team, "size", lambda: 2)  # a team of two wherever the test runs
@@ -461,9 +465,16 @@ def test_the_compiled_products_never_run_on_blas_threads(monkeypatch):
     np.testing.assert_allclose(team.matmul(vector, cases[0][1]), vector @ cases[0][1], rtol=1e-12)
     np.testing.assert_allclose(given, results[0], rtol=1e-12, atol=1e-12)
     assert after == before
-    small = 5 * 6 * 7
-    assert all(threads == [1] * len(before) for size, threads in seen if size != small)
-    assert [threads for size, threads in seen if size == small] == [before]
+    limit = _tuning.BLAS_ONE_THREAD_MIN_WORK
+    assert limit == 4 * 65536  # OpenBLAS threads a product from m * n * k = 4 * 65536 on (see _tuning)
+    # every product BLAS received was one it does not thread, or ran with BLAS on one thread
+    assert all(size < limit or threads == [1] * len(before) for size, threads in seen)
+    assert any(threads == [1] * len(before) for size, threads in seen)
+    unlimited = [size for size, threads in seen if threads == before]
+    for size in (5 * 6 * 7, 60 * 40 * 60):  # the small one and the stack of small ones
+        unlimited.remove(size)
+    assert len(unlimited) == 2 and sum(unlimited) == 60 * 80 * 70  # the middling one, in two blocks
+    assert [size for size, threads in seen if size == 300 * 150 * 100] == [300 * 150 * 100]  # limited, uncut
     assert len(seen) > len(cases) + 1  # the large products were cut into blocks
 
 

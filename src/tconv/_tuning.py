@@ -87,6 +87,9 @@ DIRECT_CONV_BLOCK_RATE = 35e9
 #: anyway, and the limit has a cost); one of at least TEAM_PRODUCT_MIN_FLOPS is cut into blocks run by the team
 #: (a few times the team's hand-off of work on one thread).
 BLAS_ONE_THREAD_MIN_WORK = 4 * 65536
+#: a product of at most this many blocks below BLAS_ONE_THREAD_MIN_WORK runs as those blocks rather than with
+#: BLAS limited (team._one_thread_product; docs/design.md)
+BLAS_SPLIT_MAX_PIECES = 4
 TEAM_PRODUCT_MIN_FLOPS = 2e7
 
 #: seconds a pass of the direct weight gradient costs beyond the direct convolution's terms: the twelve (or

@@ -186,7 +186,7 @@ def one_blas_thread(multiply_adds: float) -> Iterator[None]:
 def matmul(a: np.ndarray, b: np.ndarray, out: np.ndarray | None = None) -> np.ndarray:
     """``np.matmul(a, b, out=out)`` with BLAS never on more than one thread: from the calling thread a product
     worth the hand-off (``TEAM_PRODUCT_MIN_FLOPS``) is cut into blocks of its rows (or of its columns, where
-    they are more) run by the team, a smaller one runs here on one BLAS thread (:func:`one_blas_thread`);
+    they are more) run by the team, a smaller one runs here on one BLAS thread (:func:`_one_thread_product`);
     from a team thread it runs as it is. Why: OpenBLAS's workers spin for about 0.1 s after every product
     they share, and a team run meanwhile shares the cores with them (docs/design.md). A vector operand (1-D)
     goes to ``np.matmul`` as it is."""
@@ -198,10 +198,10 @@ def matmul(a: np.ndarray, b: np.ndarray, out: np.ndarray | None = None) -> np.nd
     if flops < 2.0 * _tuning.BLAS_ONE_THREAD_MIN_WORK:  # a small product: as it is (no team, no BLAS limit)
         return np.matmul(a, b, out=out)
     count = size()
-    if member() or count <= 1 or flops < _tuning.TEAM_PRODUCT_MIN_FLOPS:
-        with one_blas_thread(flops / 2):
-            return np.matmul(a, b, out=out)
     result = np.empty((*lead, m, n), dtype=np.result_type(a.dtype, b.dtype)) if out is None else out
+    if member() or count <= 1 or flops < _tuning.TEAM_PRODUCT_MIN_FLOPS:
+        _one_thread_product(a, b, result, m, n, k)
+        return result
     if m >= n:
         step = -(-m // count)
 
@@ -217,6 +217,33 @@ def matmul(a: np.ndarray, b: np.ndarray, out: np.ndarray | None = None) -> np.nd
 
         run(columns, range(0, n, step), count)
     return result
+
+
+def _one_thread_product(a: np.ndarray, b: np.ndarray, out: np.ndarray, m: int, n: int, k: int) -> None:
+    """``np.matmul(a, b, out=out)`` on one BLAS thread, in the cheapest of three ways. BLAS threads none of the
+    2-D products NumPy hands it (one per matrix of a stack) below ``BLAS_ONE_THREAD_MIN_WORK`` multiply-adds:
+    such products run as they are. One that needs at most ``BLAS_SPLIT_MAX_PIECES`` blocks of its rows (or
+    columns, where they are more) to get below it runs as those blocks, one after the other: BLAS's thread
+    count, set to one and back, cost more than the added products (about 20 us, against 3-5 us a block).
+    Others run with BLAS limited to one thread (:func:`one_blas_thread`)."""
+    limit = _tuning.BLAS_ONE_THREAD_MIN_WORK
+    if m * n * k < limit:
+        np.matmul(a, b, out=out)
+        return
+    if m >= n:
+        step = (limit - 1) // (n * k)
+        if step >= 1 and -(-m // step) <= _tuning.BLAS_SPLIT_MAX_PIECES:
+            for start in range(0, m, step):
+                np.matmul(a[..., start : start + step, :], b, out=out[..., start : start + step, :])
+            return
+    else:
+        step = (limit - 1) // (m * k)
+        if step >= 1 and -(-n // step) <= _tuning.BLAS_SPLIT_MAX_PIECES:
+            for start in range(0, n, step):
+                np.matmul(a, b[..., start : start + step], out=out[..., start : start + step])
+            return
+    with one_blas_thread(m * n * k):
+        np.matmul(a, b, out=out)
 
 
 def blas_held_outside(held: bool) -> None:
