@@ -76,6 +76,13 @@ def _controller() -> Any:
     return ThreadpoolController()
 
 
+@functools.cache
+def _blas_libraries() -> tuple[Any, ...]:
+    """threadpoolctl's controllers of the BLAS libraries among those :func:`_controller` found."""
+    controller = _controller()
+    return tuple(lib for lib in controller.lib_controllers if lib.user_api == "blas") if controller else ()
+
+
 def threads() -> int:
     """The team's size: :func:`set_threads`'s value, else ``NUMBA_NUM_THREADS``, else this process's CPUs (the
     last two read once per process, at the first call that asks, as numba reads ``NUMBA_NUM_THREADS``)."""
@@ -270,8 +277,7 @@ def _blas_single_threaded() -> Iterator[None]:
     try:  # from before the limit: an interrupt landing anywhere after it still reaches the restore below
         with _lock:
             if _blas_limiter is None and _outer_blas == 0:
-                controller = _controller()
-                counts = [(lib, lib.num_threads) for lib in controller.lib_controllers if lib.user_api == "blas"]
+                counts = [(lib, lib.get_num_threads()) for lib in _blas_libraries()]
                 try:
                     # set directly: threadpoolctl's limit() would read every library's whole info() first
                     for lib, _ in counts:
