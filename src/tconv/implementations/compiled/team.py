@@ -469,14 +469,20 @@ def ranges(kernel: Callable[[int, int], None], jobs: int, work: float) -> None:
 
 
 _handoff: float | None = None  # handoff_seconds(), once measured
+_HANDOFF_WARM, _HANDOFF_SAMPLES = 3, 25  # handoff_seconds' calls left out (waking new threads), and those timed
 
 
 def handoff_seconds() -> float:
-    """What handing a kernel call to the team costs on this machine: the median wall time of a call of nothing
-    cut into ranges and run by the team's threads alone (waking them, handing out the ranges, waiting for the
-    last; the caller, who takes ranges too in a real call, only waits here, so that its own quick ranges do
-    not hide the team's wake-up, which a real call pays: measured in docs/design.md), measured once per process
-    (about a millisecond) at the first kernel call big enough to ask, and kept between 2 us and 1 ms."""
+    """What handing a kernel call to the team costs on this machine: the lower quartile of the wall times of
+    calls of nothing cut into ranges and run by the team's threads alone (waking them, handing out the ranges,
+    waiting for the last; the caller, who takes ranges too in a real call, only waits here, so that its own
+    quick ranges do not hide the team's wake-up, which a real call pays), measured once per process (about
+    2 ms) at the first kernel call big enough to ask, and kept between 2 us and 1 ms.
+
+    The first calls, which wake threads that were just started, are left out, and a quartile rather than the
+    median is taken: on a virtual machine the hypervisor stalls whole bursts of wake-ups now and then, and a
+    median of eleven calls gave 44 to 340 us in ten processes of the same machine (so each process drew its
+    own threshold for the team, :func:`kernel_team_min_work`; docs/design.md)."""
     global _handoff
     if _handoff is None:
         count = threads()
@@ -485,14 +491,15 @@ def handoff_seconds() -> float:
             return None
 
         times = []
-        for _ in range(11):
+        for _ in range(_HANDOFF_WARM + _HANDOFF_SAMPLES):
             job = _Job(nothing, [(i, i + 1) for i in range(count * _tuning.KERNEL_RANGES_PER_THREAD)])
             start = time.perf_counter()
             if not _team_call(job, count, caller_takes=False):
-                times = [1e-3] * 3  # no team thread could be started: the team is not worth asking for
+                times = [1e-3] * (_HANDOFF_WARM + 4)  # no team thread could be started: not worth asking for
                 break
             times.append(time.perf_counter() - start)
-        _handoff = min(max(statistics.median(times[1:]), 2e-6), 1e-3)
+        quartile = statistics.quantiles(times[_HANDOFF_WARM:], n=4)[0]
+        _handoff = min(max(quartile, 2e-6), 1e-3)
     return _handoff
 
 
