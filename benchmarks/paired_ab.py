@@ -1,0 +1,122 @@
+"""Is tree B faster than tree A? Every call of a sweep, timed in paired processes with the cases interleaved.
+
+    python benchmarks/paired_ab.py A_SRC B_SRC [--seed SEED] [--procs N] [--cases NAME,NAME]
+
+``A_SRC`` and ``B_SRC`` are two ``src`` folders of tconv (a ``git worktree add /tmp/A REV`` of the tree before
+a change, and this checkout's ``src``). For each of the 120 layers of ``tconv bench --sweep SEED`` (60
+transposed, 60 forward), every one of ``N`` worker processes a side times a turn of calls (the median of at
+least five calls filling 0.05 s, after four untimed ones), the ``2N`` turns in a shuffled order, one case after
+the other; each side's time for a case is the geometric mean over its processes. It prints each case's times and
+ratio, and the geometric mean of the ratios with its standard error. Each worker runs with nothing set in its
+environment but ``PATH``, ``HOME`` and ``PYTHONPATH`` (the user's environment).
+
+Why this design (measured on the 2-vCPU virtual machine of 2026-12-01). A call's time differs between
+processes of the same tree by up to 2x (a trivial call took 32 to 65 us), and the machine's speed drifts over
+minutes. Alternating whole processes (A, then B, then A...) and taking each side's best of three read a 10%
+gain twice for a change that paired processes put at 3%; the same tree on both sides read 0.978 with one
+process a side and 1.008 +- 0.010 with three. So: several processes a side (the spread between processes
+averages out), and the sides' turns at the same moment (the drift cancels). Run the tree against itself first;
+a difference smaller than two standard errors is not one.
+
+A measurement script, not a test; nothing in it is asserted.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import os
+import random
+import statistics
+import subprocess
+import sys
+
+WORKER = r"""
+import json, statistics, sys, time
+import numpy as np
+import tconv
+from tconv.tools.bench_cases import arrays, sweep
+
+calls = []
+for transposed in (True, False):
+    for case in sweep(int(sys.argv[1]), transposed=transposed):
+        x, w, b = arrays(case)
+        options = case.options()
+        if case.channels_last:
+            x = np.ascontiguousarray(np.moveaxis(x, 1, -1))
+        fn = tconv.conv_transpose if transposed else tconv.conv
+        calls.append((case.name, lambda fn=fn, x=x, w=w, b=b, case=case, options=options: fn(
+            x, w, b, channels_last=case.channels_last, **options)))
+for line in sys.stdin:
+    name, call = calls[int(line)]
+    for _ in range(4):
+        call()
+    times = []
+    while len(times) < 200:
+        start = time.perf_counter()
+        call()
+        times.append(time.perf_counter() - start)
+        if sum(times) > 1 or (len(times) >= 5 and sum(times) >= 0.05):
+            break
+    print(json.dumps([name, statistics.median(times)]), flush=True)
+"""
+
+
+def _start(src: str, seed: int) -> subprocess.Popen[str]:
+    env = {"PATH": os.environ.get("PATH", "/usr/bin:/bin"), "HOME": os.environ.get("HOME", "/"), "PYTHONPATH": src}
+    return subprocess.Popen(
+        [sys.executable, "-c", WORKER, str(seed)], stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True, env=env
+    )
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("a", help="tree A's src folder (before)")
+    parser.add_argument("b", help="tree B's src folder (after)")
+    parser.add_argument("--seed", type=int, default=23, help="the sweep's seed (default 23)")
+    parser.add_argument("--procs", type=int, default=3, help="worker processes a side (default 3)")
+    parser.add_argument("--cases", default="", help="only these cases (comma-separated names)")
+    args = parser.parse_args()
+    sides = {"A": [_start(args.a, args.seed) for _ in range(args.procs)]}
+    sides["B"] = [_start(args.b, args.seed) for _ in range(args.procs)]
+    sys.path.insert(0, args.b)
+    from tconv.tools.bench_cases import sweep
+
+    names = [case.name for transposed in (True, False) for case in sweep(args.seed, transposed=transposed)]
+    wanted = set(filter(None, args.cases.split(","))) or set(names)
+    logs: dict[str, dict[str, list[float]]] = {"A": {}, "B": {}}
+    try:
+        for index, name in enumerate(names):
+            if name not in wanted:
+                continue
+            turns = [(side, worker) for side, workers in sides.items() for worker in workers]
+            random.Random(index).shuffle(turns)
+            for side, worker in turns:
+                assert worker.stdin is not None and worker.stdout is not None
+                worker.stdin.write(f"{index}\n")
+                worker.stdin.flush()
+                got, seconds = json.loads(worker.stdout.readline())
+                logs[side].setdefault(got, []).append(math.log(seconds))
+    finally:
+        for workers in sides.values():
+            for worker in workers:
+                if worker.stdin is not None:
+                    worker.stdin.close()
+                worker.wait()
+    ratios = []
+    print(f"{'case':12s} {'A us':>10s} {'B us':>10s}   B/A")
+    for name in logs["A"]:
+        a, b = (1e6 * math.exp(statistics.mean(logs[side][name])) for side in ("A", "B"))
+        ratios.append(math.log(b / a))
+        print(f"{name:12s} {a:10.1f} {b:10.1f} {b / a:6.3f}")
+    mean = math.exp(statistics.mean(ratios))
+    error = mean * statistics.stdev(ratios) / math.sqrt(len(ratios)) if len(ratios) > 1 else float("nan")
+    print(
+        f"geometric mean B/A: {mean:.3f} +- {error:.3f} (one standard error) over {len(ratios)} calls, "
+        f"seed {args.seed}, {args.procs} processes a side"
+    )
+
+
+if __name__ == "__main__":
+    main()
