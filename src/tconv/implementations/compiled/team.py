@@ -34,6 +34,11 @@ limited, the child gets BLAS's original thread count back. The child builds its 
 
 Memory. A thread that cannot be started (``RuntimeError``/``MemoryError`` at the limit of threads or of the
 address space) is not an error: the work runs on the threads there are, the caller's among them.
+
+The module is long because everything that touches the team's state is here: its threads and jobs, the
+products cut over it, BLAS's limit and its restore, and the fork handlers all read and write the names guarded
+by one lock (``_lock``: the queue, the workers, the BLAS limiter), which no other module may touch, and each
+of them has to stay correct against an interrupt at any bytecode.
 """
 
 from __future__ import annotations
