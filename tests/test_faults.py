@@ -305,7 +305,7 @@ def test_interrupts_at_random_points_leave_settings_and_the_team_as_they_were():
 
 
 def test_an_interrupted_team_run_stops_waits_and_restores_blas(monkeypatch):
-    """The caller interrupted inside its own chunk, while a team thread runs another: no chunk is handed out
+    """The caller interrupted while chunks run (its own, most often, and a team thread's): no chunk is handed out
     after, the running ones end before the interrupt is re-raised, and BLAS is restored (in-process,
     deterministic)."""
     if team.size() < 2 and team._controller() is None:
@@ -324,7 +324,9 @@ def test_an_interrupted_team_run_stops_waits_and_restores_blas(monkeypatch):
         ran.append(chunk)
         started.set()
         try:  # the caller's own chunk ends here by the interrupt, the team thread's once released
-            release.wait(60)  # released only once the caller has stopped the job (after a minute: a failure)
+            deadline = time.monotonic() + 60  # released only once the caller has stopped the job (else: a failure)
+            while not release.is_set() and time.monotonic() < deadline:
+                time.sleep(0.001)  # not Event.wait: an interrupt inside its Python-level lock could leave it held
         finally:
             ended.append(chunk)
 
@@ -362,6 +364,62 @@ def test_an_interrupted_team_run_stops_waits_and_restores_blas(monkeypatch):
     assert not team.member()  # the caller ran its chunk as a member of the team, and is not one any more
     assert len(ran) <= 3  # stopped: at most the chunks running when it came, and one handed out meanwhile
     assert [i["num_threads"] for i in team._controller().info()] == before
+
+
+def test_the_first_error_of_a_team_run_is_raised_whichever_thread_ran_its_chunk():
+    """A team thread's chunk fails first, the caller's own chunk later: the team thread's error is raised (the
+    caller's chunks' errors are noted in the job like the team's, in the order they happened), after every
+    chunk has stopped, and the caller is no team member afterwards."""
+    team_failed = threading.Event()
+    running = []
+
+    def work(chunk):
+        running.append(chunk)
+        if threading.current_thread() is threading.main_thread():
+            team_failed.wait(5)
+            time.sleep(0.05)
+            raise ValueError(f"the caller's chunk {chunk}, second")
+        team_failed.set()
+        raise RuntimeError(f"a team thread's chunk {chunk}, first")
+
+    with pytest.raises(RuntimeError, match="first"):
+        team.run(work, list(range(6)), 2)
+    assert len(running) < 6  # stopped at the first error
+    assert not team.member()
+
+
+def test_an_interrupt_as_the_stop_of_a_failed_chunk_starts_still_stops_the_job():
+    """The caller's own chunk raises an ordinary error while an interrupt is pending (here tripped by
+    ``interrupt_main`` during the blocking call that then fails): the interrupt lands as the caller handles the
+    error, and the job is still stopped before it goes on: no team chunk starts after ``team.run`` has raised,
+    the job is off the queue and BLAS is restored."""
+    import _thread
+    import queue
+    import signal
+
+    team.run(lambda chunk: None, list(range(4)), 2)  # the team started
+    started, lock = [], threading.Lock()
+
+    def work(chunk):
+        if threading.current_thread() is threading.main_thread():
+            return queue.SimpleQueue().get(timeout=1.0)  # queue.Empty from C after 1 s: a failed chunk
+        with lock:
+            started.append(time.monotonic())
+        time.sleep(0.05)
+
+    previous = signal.signal(signal.SIGINT, signal.default_int_handler)
+    try:
+        threading.Timer(0.05, _thread.interrupt_main).start()  # tripped while the chunk's C call blocks
+        with pytest.raises(KeyboardInterrupt):
+            team.run(work, list(range(100)), 2)
+        raised_at = time.monotonic()
+        time.sleep(0.3)
+    finally:
+        signal.signal(signal.SIGINT, previous)
+    with lock:
+        assert not [t for t in started if t > raised_at]  # nothing of the call ran on after it raised
+        assert len(started) < 99
+    assert not team._queue and team._blas_limiter is None
 
 
 def test_an_interrupt_at_any_point_of_a_callers_wait_never_blocks_the_team():
@@ -500,6 +558,17 @@ def test_an_address_space_cap_gives_memory_error_and_a_usable_process():
         import resource
         kernels.set_threads(2)
         check(call())
+        # OpenBLAS allocates its buffers as threads first run products, and ends the process when it cannot (no
+        # caller can catch that): every thread that may run a product under the caps runs one first, all of them at
+        # once (barriers hold each thread to exactly one, and start them together)
+        parties = len(team._workers) + 1
+        barrier = threading.Barrier(parties, timeout=30)
+        def first_product(index):
+            a = np.ones((512, 512), np.float32)
+            barrier.wait()
+            a @ a
+            barrier.wait()
+        team.run(first_product, list(range(parties)), parties)
         x = np.ones((8, 256, 64, 64), np.float32)
         w = np.ones((256, 128, 4, 4), np.float32)
         gy = np.ones((8, 128, 130, 130), np.float32)

@@ -199,19 +199,20 @@ def matmul(a: np.ndarray, b: np.ndarray, out: np.ndarray | None = None) -> np.nd
     """``np.matmul(a, b, out=out)`` with BLAS never on more than one thread: from the calling thread a product
     worth the hand-off (``TEAM_PRODUCT_MIN_FLOPS``) is cut into blocks of its rows (or of its columns, where
     they are more) run by the team, a smaller one runs here on one BLAS thread (:func:`_one_thread_product`);
-    from a team thread it runs as it is. Why: OpenBLAS's workers spin for about 0.1 s after every product
-    they share, and a team run meanwhile shares the cores with them (docs/design.md). A vector operand (1-D)
-    goes to ``np.matmul`` as it is."""
+    from a team thread (BLAS on one thread already, for the run it is part of) it runs as it is. Why: OpenBLAS's
+    workers spin for about 0.1 s after every product they share, and a team run meanwhile shares the cores with
+    them (docs/design.md). A vector operand (1-D) goes to ``np.matmul`` as it is. ``out`` must not overlap ``a``
+    or ``b`` (the blocks would read what others wrote; no caller passes one that does)."""
     if a.ndim < 2 or b.ndim < 2:
         return np.matmul(a, b, out=out)
     m, k, n = a.shape[-2], a.shape[-1], b.shape[-1]
     lead = () if a.ndim == b.ndim == 2 else np.broadcast_shapes(a.shape[:-2], b.shape[:-2])
     flops = 2.0 * math.prod(lead) * m * n * k
-    if flops < 2.0 * _tuning.BLAS_ONE_THREAD_MIN_WORK:  # a small product: as it is (no team, no BLAS limit)
+    if flops < 2.0 * _tuning.BLAS_ONE_THREAD_MIN_WORK or member():  # small, or in a team run: as it is
         return np.matmul(a, b, out=out)
     count = size()
     result = np.empty((*lead, m, n), dtype=np.result_type(a.dtype, b.dtype)) if out is None else out
-    if member() or count <= 1 or flops < _tuning.TEAM_PRODUCT_MIN_FLOPS:
+    if count <= 1 or flops < _tuning.TEAM_PRODUCT_MIN_FLOPS:
         _one_thread_product(a, b, result, m, n, k)
         return result
     if m >= n:
@@ -242,18 +243,18 @@ def _one_thread_product(a: np.ndarray, b: np.ndarray, out: np.ndarray, m: int, n
     if m * n * k < limit:
         np.matmul(a, b, out=out)
         return
-    if m >= n:
-        step = (limit - 1) // (n * k)
-        if step >= 1 and -(-m // step) <= _tuning.BLAS_SPLIT_MAX_PIECES:
-            for start in range(0, m, step):
+    rows = m >= n
+    length, other = (m, n) if rows else (n, m)
+    largest = (limit - 1) // (other * k)  # the longest block below the limit
+    pieces = -(-length // largest) if largest >= 1 else 0
+    if 1 <= pieces <= _tuning.BLAS_SPLIT_MAX_PIECES:
+        step = -(-length // pieces)  # blocks as even as that many allow
+        for start in range(0, length, step):
+            if rows:
                 np.matmul(a[..., start : start + step, :], b, out=out[..., start : start + step, :])
-            return
-    else:
-        step = (limit - 1) // (m * k)
-        if step >= 1 and -(-n // step) <= _tuning.BLAS_SPLIT_MAX_PIECES:
-            for start in range(0, n, step):
+            else:
                 np.matmul(a, b[..., start : start + step], out=out[..., start : start + step])
-            return
+        return
     with one_blas_thread(m * n * k):
         np.matmul(a, b, out=out)
 
@@ -384,12 +385,13 @@ def _team_call(job: _Job, workers: int, caller_takes: bool = True) -> bool:
     """Queue ``job`` for at least ``workers`` team threads, take pieces in the calling thread too (running them
     itself, as a member of the team meanwhile: what they hand to the team runs in place; unless not
     ``caller_takes``), and wait for the job; ``False`` when no team thread could be started (nothing queued,
-    nothing run). Raises the first piece's error.
+    nothing run). Raises the first piece's error, the caller's own pieces' errors counted as the team's (in the
+    order they happened; the job stopped at the first).
 
     The caller's own pieces are not counted by the job (:meth:`_Job.take_own`), so the caller may be the main
     thread, where signals land: whatever interrupts it, at whatever point (while queueing, inside or between its
-    pieces, while waiting), the job is stopped (:func:`_stop`: the team threads' running pieces end, none is
-    handed out) before the interrupt goes on.
+    pieces, while waiting, or at the start of the stop itself), the job is stopped (:func:`_stop`: the team
+    threads' running pieces end, none is handed out) before the interrupt goes on.
     """
     try:
         if _submit(job, workers) == 0:
@@ -403,12 +405,21 @@ def _team_call(job: _Job, workers: int, caller_takes: bool = True) -> bool:
             _local.member = True
             try:
                 job.work(job.pieces[index])
+            except Exception as error:  # as a team thread's piece: noted, the job stopped, raised after the wait
+                with _lock:
+                    job.errors.append(error)
+                    job.stopped = True
             finally:
                 _local.member = False
         job.wait()
     except BaseException:
         _local.member = False
-        _stop(job)
+        while True:  # an interrupt landing as _stop starts (before its own retries) must not skip it
+            try:
+                _stop(job)
+                break
+            except BaseException:
+                continue
         raise
     if job.errors:
         raise job.errors[0]
@@ -486,9 +497,11 @@ def handoff_seconds() -> float:
 
     The first calls, which wake threads that were just started, are left out, and a quartile rather than the
     median is taken: on a virtual machine the hypervisor stalls whole bursts of wake-ups now and then, and a
-    median of eleven calls gave 44 to 340 us in ten processes of the same machine (so each process drew its
+    median of ten calls gave 44 to 340 us in ten processes of the same machine (so each process drew its
     own threshold for the team, :func:`kernel_team_min_work`; docs/design.md)."""
     global _handoff
+    if _handoff is None and member():  # a team thread waiting on the others could wait on itself: not measured
+        return 1e-3
     if _handoff is None:
         count = threads()
 
@@ -499,7 +512,7 @@ def handoff_seconds() -> float:
         for _ in range(_HANDOFF_WARM + _HANDOFF_SAMPLES):
             job = _Job(nothing, [(i, i + 1) for i in range(count * _tuning.KERNEL_RANGES_PER_THREAD)])
             start = time.perf_counter()
-            if not _team_call(job, count, caller_takes=False):
+            if not _team_call(job, count - 1, caller_takes=False):  # the threads a real call wakes
                 times = [1e-3] * (_HANDOFF_WARM + 4)  # no team thread could be started: not worth asking for
                 break
             times.append(time.perf_counter() - start)
