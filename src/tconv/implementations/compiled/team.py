@@ -165,9 +165,13 @@ class _Job:
         """One piece is over (call under ``_lock``); the last one finishes the job."""
         self.running -= 1
         if error is not None:
-            self.errors.append(error)
-            self.stopped = True
+            self.fail(error)
         self.settle()
+
+    def fail(self, error: BaseException) -> None:
+        """A piece raised ``error`` (call under ``_lock``): noted, in order, and no piece is handed out after."""
+        self.errors.append(error)
+        self.stopped = True
 
     def settle(self) -> None:
         """Finish the job once no piece runs and none is left (call under ``_lock``)."""
@@ -215,21 +219,19 @@ def matmul(a: np.ndarray, b: np.ndarray, out: np.ndarray | None = None) -> np.nd
     if count <= 1 or flops < _tuning.TEAM_PRODUCT_MIN_FLOPS:
         _one_thread_product(a, b, result, m, n, k)
         return result
-    if m >= n:
-        step = -(-m // count)
-
-        def rows(start: int) -> None:
-            np.matmul(a[..., start : start + step, :], b, out=result[..., start : start + step, :])
-
-        run(rows, range(0, m, step), count)
-    else:
-        step = -(-n // count)
-
-        def columns(start: int) -> None:
-            np.matmul(a, b[..., start : start + step], out=result[..., start : start + step])
-
-        run(columns, range(0, n, step), count)
+    by_rows = m >= n
+    length = m if by_rows else n
+    step = -(-length // count)
+    run(lambda start: _block_product(a, b, result, by_rows, start, start + step), range(0, length, step), count)
     return result
+
+
+def _block_product(a: np.ndarray, b: np.ndarray, out: np.ndarray, by_rows: bool, start: int, stop: int) -> None:
+    """Rows ``start:stop`` of ``a @ b`` into the same rows of ``out`` (``by_rows``), else those columns."""
+    if by_rows:
+        np.matmul(a[..., start:stop, :], b, out=out[..., start:stop, :])
+    else:
+        np.matmul(a, b[..., start:stop], out=out[..., start:stop])
 
 
 def _one_thread_product(a: np.ndarray, b: np.ndarray, out: np.ndarray, m: int, n: int, k: int) -> None:
@@ -250,10 +252,7 @@ def _one_thread_product(a: np.ndarray, b: np.ndarray, out: np.ndarray, m: int, n
     if 1 <= pieces <= _tuning.BLAS_SPLIT_MAX_PIECES:
         step = -(-length // pieces)  # blocks as even as that many allow
         for start in range(0, length, step):
-            if rows:
-                np.matmul(a[..., start : start + step, :], b, out=out[..., start : start + step, :])
-            else:
-                np.matmul(a, b[..., start : start + step], out=out[..., start : start + step])
+            _block_product(a, b, out, rows, start, start + step)
         return
     with one_blas_thread(m * n * k):
         np.matmul(a, b, out=out)
@@ -407,8 +406,7 @@ def _team_call(job: _Job, workers: int, caller_takes: bool = True) -> bool:
                 job.work(job.pieces[index])
             except Exception as error:  # as a team thread's piece: noted, the job stopped, raised after the wait
                 with _lock:
-                    job.errors.append(error)
-                    job.stopped = True
+                    job.fail(error)
             finally:
                 _local.member = False
         job.wait()
