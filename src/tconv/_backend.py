@@ -69,9 +69,32 @@ def _type_name(value: Any) -> str:
     return f"{cls.__module__}.{cls.__qualname__}"
 
 
+class _NumpyNamespace:
+    """array-api-compat's NumPy namespace, imported when a call first asks it for a function.
+
+    Why: importing ``array_api_compat.numpy`` takes about 0.08 s (it walks all of NumPy's names, which imports
+    NumPy's lazily loaded submodules), and the compiled path asks the namespace for nothing on most calls, so a
+    process's first call on NumPy arrays need not wait for it. The name is the module's, so that
+    ``array_api_compat.is_numpy_namespace`` recognises it. A name, once asked for, is kept on the object."""
+
+    __name__ = "array_api_compat.numpy"
+
+    def __getattr__(self, name: str) -> Any:
+        if name.startswith("__"):  # copy, pickle and the like probe dunders: not the namespace's to answer
+            raise AttributeError(name)
+        import array_api_compat.numpy as namespace
+
+        value = getattr(namespace, name)
+        setattr(self, name, value)
+        return value
+
+    def __repr__(self) -> str:
+        return "<array_api_compat.numpy, imported on first use>"
+
+
 @functools.cache
 def _numpy_namespace() -> Any:
-    return array_api_compat.array_namespace(np.empty(0))
+    return _NumpyNamespace()
 
 
 def _plain_numpy(dtype: Any, *arrays: Any) -> bool:
