@@ -1,13 +1,15 @@
 """Is tree B faster than tree A? Every call of a sweep, timed in paired processes with the cases interleaved.
 
-    python benchmarks/paired_ab.py A_SRC B_SRC [--seed SEED] [--procs N] [--cases NAME,NAME]
+    python benchmarks/paired_ab.py A_SRC B_SRC [--seed SEED | --suite] [--procs N] [--cases NAME,NAME]
 
 ``A_SRC`` and ``B_SRC`` are two ``src`` folders of tconv (a ``git worktree add /tmp/A REV`` of the tree before
 a change, and this checkout's ``src``). For each of the 120 layers of ``tconv bench --sweep SEED`` (60
 transposed, 60 forward), every one of ``N`` worker processes a side times a turn of calls (the median of at
 least five calls filling 0.05 s, after four untimed ones), the ``2N`` turns in a shuffled order, one case after
 the other; each side's time for a case is the geometric mean over its processes. It prints each case's times and
-ratio, and the geometric mean of the ratios with its standard error. Each worker runs with nothing set in its
+ratio, and the geometric mean of the ratios with its standard error. With ``--suite`` the calls are those of
+``tconv bench``'s two suites instead: the transposed layers, their gradients (``NAME (grad)``: both gradients,
+where the suite times them) and the forward layers. Each worker runs with nothing set in its
 environment but ``PATH``, ``HOME`` and ``PYTHONPATH`` (the user's environment).
 
 Why this design (measured on the 2-vCPU virtual machine of 2026-12-01). A call's time differs between
@@ -36,11 +38,15 @@ WORKER = r"""
 import json, statistics, sys, time
 import numpy as np
 import tconv
-from tconv.tools.bench_cases import arrays, sweep
+from tconv.tools.bench_cases import CASES, FORWARD_CASES, arrays, sweep
 
 calls = []
 for transposed in (True, False):
-    for case in sweep(int(sys.argv[1]), transposed=transposed):
+    if sys.argv[1] == "suite":
+        cases = CASES if transposed else FORWARD_CASES
+    else:
+        cases = sweep(int(sys.argv[1]), transposed=transposed)
+    for case in cases:
         x, w, b = arrays(case)
         options = case.options()
         if case.channels_last:
@@ -48,6 +54,10 @@ for transposed in (True, False):
         fn = tconv.conv_transpose if transposed else tconv.conv
         calls.append((case.name, lambda fn=fn, x=x, w=w, b=b, case=case, options=options: fn(
             x, w, b, channels_last=case.channels_last, **options)))
+        if transposed and getattr(case, "grad", False):
+            gy = np.ones_like(calls[-1][1]())
+            calls.append((case.name + " (grad)", lambda x=x, w=w, gy=gy, case=case, options=options:
+                tconv.conv_transpose_grad(gy, x, w, channels_last=case.channels_last, **options)))
 for line in sys.stdin:
     name, call = calls[int(line)]
     for _ in range(4):
@@ -63,10 +73,10 @@ for line in sys.stdin:
 """
 
 
-def _start(src: str, seed: int) -> subprocess.Popen[str]:
+def _start(src: str, seed: str) -> subprocess.Popen[str]:
     env = {"PATH": os.environ.get("PATH", "/usr/bin:/bin"), "HOME": os.environ.get("HOME", "/"), "PYTHONPATH": src}
     return subprocess.Popen(
-        [sys.executable, "-c", WORKER, str(seed)], stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True, env=env
+        [sys.executable, "-c", WORKER, seed], stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True, env=env
     )
 
 
@@ -75,15 +85,21 @@ def main() -> None:
     parser.add_argument("a", help="tree A's src folder (before)")
     parser.add_argument("b", help="tree B's src folder (after)")
     parser.add_argument("--seed", type=int, default=23, help="the sweep's seed (default 23)")
+    parser.add_argument("--suite", action="store_true", help="the suites' layers and gradients, not a sweep")
     parser.add_argument("--procs", type=int, default=3, help="worker processes a side (default 3)")
     parser.add_argument("--cases", default="", help="only these cases (comma-separated names)")
     args = parser.parse_args()
-    sides = {"A": [_start(args.a, args.seed) for _ in range(args.procs)]}
-    sides["B"] = [_start(args.b, args.seed) for _ in range(args.procs)]
+    which = "suite" if args.suite else str(args.seed)
+    sides = {"A": [_start(args.a, which) for _ in range(args.procs)]}
+    sides["B"] = [_start(args.b, which) for _ in range(args.procs)]
     sys.path.insert(0, args.b)
-    from tconv.tools.bench_cases import sweep
+    from tconv.tools.bench_cases import CASES, FORWARD_CASES, sweep
 
-    names = [case.name for transposed in (True, False) for case in sweep(args.seed, transposed=transposed)]
+    if args.suite:
+        names = [n for c in CASES for n in ([c.name, c.name + " (grad)"] if c.grad else [c.name])]
+        names += [c.name for c in FORWARD_CASES]
+    else:
+        names = [case.name for transposed in (True, False) for case in sweep(args.seed, transposed=transposed)]
     wanted = set(filter(None, args.cases.split(","))) or set(names)
     logs: dict[str, dict[str, list[float]]] = {"A": {}, "B": {}}
     try:
@@ -105,16 +121,17 @@ def main() -> None:
                     worker.stdin.close()
                 worker.wait()
     ratios = []
-    print(f"{'case':12s} {'A us':>10s} {'B us':>10s}   B/A")
+    width = max(12, *(len(name) for name in logs["A"]))
+    print(f"{'case':{width}s} {'A us':>10s} {'B us':>10s}   B/A")
     for name in logs["A"]:
         a, b = (1e6 * math.exp(statistics.mean(logs[side][name])) for side in ("A", "B"))
         ratios.append(math.log(b / a))
-        print(f"{name:12s} {a:10.1f} {b:10.1f} {b / a:6.3f}")
+        print(f"{name:{width}s} {a:10.1f} {b:10.1f} {b / a:6.3f}")
     mean = math.exp(statistics.mean(ratios))
     error = mean * statistics.stdev(ratios) / math.sqrt(len(ratios)) if len(ratios) > 1 else float("nan")
     print(
         f"geometric mean B/A: {mean:.3f} +- {error:.3f} (one standard error) over {len(ratios)} calls, "
-        f"seed {args.seed}, {args.procs} processes a side"
+        f"{'the suites' if args.suite else f'seed {args.seed}'}, {args.procs} processes a side"
     )
 
 
