@@ -41,6 +41,27 @@ def test_sweep_respects_the_caps_and_covers_the_kinds_of_layer(transposed):
     assert all(c.transposed == transposed for c in cases)
 
 
+def test_a_peers_standard_error_goes_to_a_file_of_its_own_removed_when_it_ends():
+    """TensorFlow's native logging printed into the table; a peer's worker now writes its standard error (the
+    descriptor, where native libraries write) to a file, and tconv's worker keeps the console."""
+    pytest.importorskip("onnxruntime")
+    if not os.path.exists("/proc/self/fd/2"):
+        pytest.skip("reads the workers' descriptors from /proc")
+    workers = bench.start_workers(["tconv", "onnxruntime"], 1)
+    try:
+        for _, connection in workers.values():
+            connection.send(("environ",))
+            connection.recv()  # the worker is up (it redirects before it serves)
+        log = bench.WORKER_LOGS["onnxruntime"]
+        assert os.path.exists(log)
+        assert os.readlink(f"/proc/{workers['onnxruntime'][0].pid}/fd/2") == log
+        assert os.readlink(f"/proc/{workers['tconv'][0].pid}/fd/2") == os.readlink("/proc/self/fd/2")
+        assert "tconv" not in bench.WORKER_LOGS
+    finally:
+        bench.stop_workers(workers)
+    assert not os.path.exists(log) and "onnxruntime" not in bench.WORKER_LOGS
+
+
 def test_the_bench_sets_no_openmp_variable_for_tconvs_worker(monkeypatch):
     for name in (*bench.WAIT_VARIABLES, "OMP_NUM_THREADS"):
         monkeypatch.delenv(name, raising=False)
@@ -135,3 +156,16 @@ def test_a_turn_times_short_calls_for_long_enough_and_slow_calls_fewer_times(mon
     assert runs(1e-5, 3) == bench.MAX_RUNS  # would need 5000: capped
     assert runs(0.02, 3) == 3  # 3 already fill it
     assert runs(1.0, 5) == 3  # slow: stopped past SLOW_S (2 s)
+
+
+def test_the_summary_leaves_out_a_mean_it_has_no_rows_for():
+    from tconv.tools.bench_report import Row, summarize
+
+    rows = [Row("a", "forward", times={"tconv": 2.0, "onnxruntime": 1.0}), Row("b", "forward", times={"tconv": 1.0})]
+    first = summarize(rows, "suite")[0]
+    assert first == "suite: geometric mean tconv/fastest peer: 2.00 over 1 rows"
+    rows.append(Row("c", "forward", times={"tconv": 1.0, "torch": 4.0}))
+    assert summarize(rows, "suite")[0] == (
+        "suite: geometric mean tconv/torch: 0.25 over 1 rows; tconv/fastest peer: 0.71 over 2 rows"
+    )
+    assert summarize([Row("d", "forward", times={"tconv": 1.0})], "suite")[0] == "suite: no ratio (no peer timed a row)"

@@ -26,6 +26,7 @@ import multiprocessing as mp
 import os
 import statistics
 import sys
+import tempfile
 import time
 from dataclasses import asdict, replace
 from typing import Any
@@ -140,9 +141,14 @@ def time_turn(fn: Any, repeats: int) -> float:
     return statistics.median(times)
 
 
-def _worker(framework: str, threads: int, connection: Any) -> None:
+def _worker(framework: str, threads: int, connection: Any, log: str | None = None) -> None:
     """Serve ``(case, kind, repeats)`` requests with the median time in seconds (None: not available),
-    ``("gemm", repeats)`` with a GEMM-rate sample and ``("environ",)`` with the worker's environment."""
+    ``("gemm", repeats)`` with a GEMM-rate sample and ``("environ",)`` with the worker's environment. With
+    ``log``, the process's standard error (its file descriptor, where native libraries write) goes to that file."""
+    if log is not None:
+        descriptor = os.open(log, os.O_WRONLY | os.O_APPEND)
+        os.dup2(descriptor, 2)
+        os.close(descriptor)
     if framework == "tconv":
         from tconv.implementations.compiled.kernels import set_threads
 
@@ -176,14 +182,28 @@ def _worker(framework: str, threads: int, connection: Any) -> None:
             connection.send(f"{type(err).__name__}: {err}"[:120])
 
 
+#: the file each peer framework's worker writes its standard error to, by framework (:func:`start_workers`)
+WORKER_LOGS: dict[str, str] = {}
+
+
 def start_workers(frameworks: list[str], threads: int) -> dict[str, tuple[Any, Any]]:
     """One process per framework (spawned), each with :func:`worker_environment` over the caller's environment
-    (the variables are set in this process only while the worker starts, so that the worker's imports see them)."""
+    (the variables are set in this process only while the worker starts, so that the worker's imports see them).
+
+    A peer framework's worker writes its standard error to a file of its own (:data:`WORKER_LOGS`), so that the
+    messages its native libraries print as they load (TensorFlow's and XLA's logging, which ignores
+    ``TF_CPP_MIN_LOG_LEVEL`` before it is set up) do not break into the table; the file is named where the
+    worker dies, and removed by :func:`stop_workers` when it ends normally. tconv's worker keeps the console."""
     context = mp.get_context("spawn")
     workers = {}
     for name in frameworks:
         parent, child = context.Pipe()
-        process = context.Process(target=_worker, args=(name, threads, child), daemon=True)
+        log = None
+        if name != "tconv":
+            handle, log = tempfile.mkstemp(prefix=f"tconv-bench-{name}-", suffix=".log")
+            os.close(handle)
+            WORKER_LOGS[name] = log
+        process = context.Process(target=_worker, args=(name, threads, child, log), daemon=True)
         env = worker_environment(name, threads)
         saved = {key: os.environ.get(key) for key in env}
         os.environ.update(env)
@@ -200,12 +220,16 @@ def start_workers(frameworks: list[str], threads: int) -> dict[str, tuple[Any, A
 
 
 def stop_workers(workers: dict[str, tuple[Any, Any]]) -> None:
-    for process, connection in workers.values():
+    """Ask each worker to end, and remove the standard-error files of those that ended normally."""
+    for name, (process, connection) in workers.items():
         with contextlib.suppress(BrokenPipeError, OSError):
             connection.send(None)
         process.join(timeout=10)
         if process.is_alive():
             process.terminate()
+        elif process.exitcode == 0 and name in WORKER_LOGS:
+            with contextlib.suppress(OSError):
+                os.remove(WORKER_LOGS.pop(name))
 
 
 def gemm_rate(threads: int, size: int = 2048, repeats: int = 5) -> float:
@@ -286,6 +310,8 @@ def run(
                             answer = connection.recv()
                         except (EOFError, OSError):  # the framework's process died (a native abort): drop it
                             answer = f"{name}'s process died on this case; not run after it"
+                            if name in WORKER_LOGS:
+                                answer += f" (its messages: {WORKER_LOGS[name]})"
                             if name == "tconv":
                                 raise
                             del workers[name]
@@ -376,6 +402,7 @@ def main(argv: list[str] | None = None) -> int:
             print(f"    beyond thread counts for {name} alone: {', '.join(extra)} (log output only)")
     inherited = [f"{k}={os.environ[k]}" for k in WAIT_VARIABLES if k in os.environ]
     print(f"  inherited wait settings from the caller's environment: {', '.join(inherited) or 'none'}")
+    print("  the peers' own messages (standard error) go to a file each, named only where a peer's process dies")
     if args.sweep is not None:
         for case in suite:
             if isinstance(case, Case):

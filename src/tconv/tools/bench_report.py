@@ -66,10 +66,12 @@ def summarize(rows: list[Row], label: str) -> list[str]:
     """The summary lines: geometric means against PyTorch and the fastest peer, the worst rows, rows over 1.25."""
     vs_torch = [r.vs_torch for r in rows if r.vs_torch]
     vs_peer = [v for r in rows if (v := _vs_peer(r))]
-    lines = [
-        f"{label}: geometric mean tconv/torch: {_geomean(vs_torch):.2f} over {len(vs_torch)} rows; "
-        f"tconv/fastest peer: {_geomean(vs_peer):.2f} over {len(vs_peer)} rows"
+    means = [
+        f"tconv/{against}: {_geomean(ratios):.2f} over {len(ratios)} rows"
+        for against, ratios in (("torch", vs_torch), ("fastest peer", vs_peer))
+        if ratios  # a run without PyTorch (or without any peer) has no such mean, rather than nan
     ]
+    lines = [f"{label}: geometric mean {'; '.join(means)}" if means else f"{label}: no ratio (no peer timed a row)"]
     worst_torch = max((r for r in rows if r.vs_torch), key=lambda r: r.vs_torch or 0.0, default=None)
     worst_peer = max((r for r in rows if _vs_peer(r)), key=lambda r: _vs_peer(r) or 0.0, default=None)
     if worst_torch is not None:
