@@ -1,6 +1,6 @@
 """Is tree B faster than tree A? Every call of a sweep, timed in paired processes with the cases interleaved.
 
-    python benchmarks/paired_ab.py A_SRC B_SRC [--seed SEED | --suite] [--procs N] [--cases NAME,NAME]
+    python benchmarks/paired_ab.py A_SRC B_SRC [--seed SEED | --suite | --models] [--procs N] [--cases NAME,NAME]
 
 ``A_SRC`` and ``B_SRC`` are two ``src`` folders of tconv (a ``git worktree add /tmp/A REV`` of the tree before
 a change, and this checkout's ``src``). For each of the 120 layers of ``tconv bench --sweep SEED`` (60
@@ -9,8 +9,9 @@ least five calls filling 0.05 s, after four untimed ones), the ``2N`` turns in a
 the other; each side's time for a case is the geometric mean over its processes. It prints each case's times and
 ratio, and the geometric mean of the ratios with its standard error. With ``--suite`` the calls are those of
 ``tconv bench``'s two suites instead: the transposed layers, their gradients (``NAME (grad)``: both gradients,
-where the suite times them) and the forward layers. Each worker runs with nothing set in its
-environment but ``PATH``, ``HOME`` and ``PYTHONPATH`` (the user's environment).
+where the suite times them) and the forward layers; with ``--models``, the training steps of ``tconv bench
+--models``. Each worker runs with nothing set in its environment but ``PATH``, ``HOME`` and ``PYTHONPATH`` (the
+user's environment).
 
 Why this design (measured on the 2-vCPU virtual machine of 2026-12-01). A call's time differs between
 processes of the same tree by up to 2x (a trivial call took 32 to 65 us), and the machine's speed drifts over
@@ -41,7 +42,11 @@ import tconv
 from tconv.tools.bench_cases import CASES, FORWARD_CASES, arrays, sweep
 
 calls = []
-for transposed in (True, False):
+if sys.argv[1] == "models":
+    from tconv.tools.bench_models import MODELS, _tconv_step
+
+    calls = [(case.name, _tconv_step(case)) for case in MODELS]
+for transposed in (True, False) if sys.argv[1] != "models" else ():
     if sys.argv[1] == "suite":
         cases = CASES if transposed else FORWARD_CASES
     else:
@@ -86,16 +91,21 @@ def main() -> None:
     parser.add_argument("b", help="tree B's src folder (after)")
     parser.add_argument("--seed", type=int, default=23, help="the sweep's seed (default 23)")
     parser.add_argument("--suite", action="store_true", help="the suites' layers and gradients, not a sweep")
+    parser.add_argument("--models", action="store_true", help="the training steps of tconv bench --models")
     parser.add_argument("--procs", type=int, default=3, help="worker processes a side (default 3)")
     parser.add_argument("--cases", default="", help="only these cases (comma-separated names)")
     args = parser.parse_args()
-    which = "suite" if args.suite else str(args.seed)
+    which = "models" if args.models else "suite" if args.suite else str(args.seed)
     sides = {"A": [_start(args.a, which) for _ in range(args.procs)]}
     sides["B"] = [_start(args.b, which) for _ in range(args.procs)]
     sys.path.insert(0, args.b)
     from tconv.tools.bench_cases import CASES, FORWARD_CASES, sweep
 
-    if args.suite:
+    if args.models:
+        from tconv.tools.bench_models import MODELS
+
+        names = [case.name for case in MODELS]
+    elif args.suite:
         names = [n for c in CASES for n in ([c.name, c.name + " (grad)"] if c.grad else [c.name])]
         names += [c.name for c in FORWARD_CASES]
     else:
@@ -131,7 +141,8 @@ def main() -> None:
     error = mean * statistics.stdev(ratios) / math.sqrt(len(ratios)) if len(ratios) > 1 else float("nan")
     print(
         f"geometric mean B/A: {mean:.3f} +- {error:.3f} (one standard error) over {len(ratios)} calls, "
-        f"{'the suites' if args.suite else f'seed {args.seed}'}, {args.procs} processes a side"
+        f"{'the models' if args.models else 'the suites' if args.suite else f'seed {args.seed}'}, "
+        f"{args.procs} processes a side"
     )
 
 
