@@ -1924,3 +1924,81 @@ def test_box_gradients_are_the_same_on_every_call_on_a_team(monkeypatch):
     v = rng.standard_normal(w.shape)
     expected = np.vdot(naive_conv_transpose(x64, v, pads=[(2, 2), (2, 2)]), gy64)  # <conv_transpose(x, v), gy>
     np.testing.assert_allclose(np.vdot(first[1].astype(np.float64), v), expected, rtol=1e-4)
+
+
+def _tiles_everywhere(monkeypatch):
+    """Every transposing copy of float32/float64 runs in tiles, however small."""
+    monkeypatch.setattr(_tuning, "TRANSPOSE_TILES_MIN_BYTES", 0)
+    monkeypatch.setattr(_tuning, "TRANSPOSE_TILES_MIN_SIDE", 1)
+    monkeypatch.setattr(_tuning, "TRANSPOSE_TILES_MIN_ROWS", 1)
+
+
+@needs_jit
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_transposing_copies_in_tiles_are_numpys_copies(monkeypatch, dtype):
+    """Channels-last arrays as channels-first matrices, channels-first planes as pixel-major ones, and the way
+    back (the destination the transposed view): every element lands where NumPy's copy puts it, at sizes that
+    are and are not multiples of the tile; layouts that are no stack of transposes are left to the caller."""
+    from tconv.implementations.compiled import transpose
+
+    _tiles_everywhere(monkeypatch)
+    rng = np.random.default_rng(3)
+    views = [
+        np.moveaxis(rng.standard_normal((3, 5, 7, 37)).astype(dtype), -1, 0),  # (N, H, W, C) -> (C, N, H, W)
+        np.moveaxis(rng.standard_normal((4, 33, 9, 11)).astype(dtype), 1, -1),  # (N, C, H, W) -> (N, H, W, C)
+        rng.standard_normal((70, 65)).astype(dtype).T,
+        np.moveaxis(rng.standard_normal((2, 1, 6, 40)).astype(dtype), -1, 1),  # a unit axis in between
+    ]
+    for view in views:
+        assert transpose.transposed_layout(view) is not None
+        got = np.empty(view.shape, dtype)
+        assert transpose.copy(got, view)
+        np.testing.assert_array_equal(got, view)
+        memory = np.zeros(view.base.shape if view.base is not None else view.shape, dtype)
+        target = np.lib.stride_tricks.as_strided(memory, view.shape, view.strides)  # laid out as the view is
+        source = rng.standard_normal(view.shape).astype(dtype)
+        assert transpose.copy(target, source)
+        np.testing.assert_array_equal(target, source)
+    plain = rng.standard_normal((40, 50))
+    assert transpose.transposed_layout(plain) is None
+    assert transpose.transposed_layout(plain[:, ::2].T) is None  # every other column: not one block of memory
+    assert transpose.transposed_layout(np.moveaxis(rng.standard_normal((4, 5, 6, 7)), 1, 2)) is None
+    assert not transpose.copy(np.empty((50, 40), np.int64), np.arange(2000).reshape(40, 50).T)
+
+
+@needs_jit
+@pytest.mark.parametrize("algorithm", ["jit_gemm", "jit_pixels"])
+def test_channels_last_calls_and_gradients_with_tiled_copies_match_the_oracle(monkeypatch, algorithm):
+    """With every transposing copy in tiles, channels-last calls (x copied into the product's operand) and their
+    gradients (dx written back from its matrix) are the oracle's."""
+    from tconv.implementations.compiled import transpose
+
+    _tiles_everywhere(monkeypatch)
+    tiled = []
+    real_copy = transpose.copy
+    monkeypatch.setattr(transpose, "copy", lambda dst, src: tiled.append(real_copy(dst, src)) or tiled[-1])
+    rng = np.random.default_rng(14)
+    x = rng.standard_normal((6, 5, 7, 9))
+    w = rng.standard_normal((5, 4, 3, 3))
+    b = rng.standard_normal(4)
+    options = dict(stride=2, padding=1, output_padding=1)
+    expected = naive_conv_transpose(x, w, b, stride=[2, 2], pads=[(1, 1), (1, 1)], output_padding=[1, 1])
+    x_last = np.ascontiguousarray(np.moveaxis(x, 1, -1))  # as a channels-last caller holds it
+    with tconv.use_algorithm(algorithm):
+        got = tconv.conv_transpose(x_last, w, b, channels_last=True, **options)
+    np.testing.assert_allclose(np.moveaxis(got, -1, 1), expected, atol=1e-10)
+    assert any(tiled)  # x copied into the product's operand in tiles
+    tiled.clear()
+    gy = rng.standard_normal(expected.shape)
+    gx, gw, _ = tconv.conv_transpose_grad(
+        np.ascontiguousarray(np.moveaxis(gy, 1, -1)), x_last, w, channels_last=True, **options
+    )
+    assert sum(tiled) >= 2  # x into its matrix, and dx back from its matrix
+
+    def loss(x_, w_):  # <conv_transpose(x, w), gy>, bilinear: a gradient's product with v is the loss at v
+        pads = [(1, 1), (1, 1)]
+        return float(np.vdot(naive_conv_transpose(x_, w_, stride=[2, 2], pads=pads, output_padding=[1, 1]), gy))
+
+    v_x, v_w = rng.standard_normal(x.shape), rng.standard_normal(w.shape)
+    np.testing.assert_allclose(np.vdot(np.moveaxis(gx, -1, 1), v_x), loss(v_x, w), rtol=1e-8)
+    np.testing.assert_allclose(np.vdot(gw, v_w), loss(x, v_w), rtol=1e-8)

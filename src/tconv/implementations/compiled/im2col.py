@@ -20,7 +20,7 @@ import numpy as np
 
 from ... import _tuning
 from ...spec import ConvSpec
-from . import geometry, kernels, schedule, team
+from . import geometry, kernels, schedule, team, transpose
 from .workspace import Partials, contiguous, row_length, scratch, workspace
 
 
@@ -60,7 +60,9 @@ def _write_channels_first_matrix(y: np.ndarray, bias: np.ndarray | None, out_gro
     nb = out_grouped.shape[0]
     y_grouped = geometry.moved(y.reshape(groups, cg, nb, *out_grouped.shape[3:]), 2, 0)
     if bias is None:
-        out_grouped[...] = y_grouped
+        # channels-last out: a transposing copy, in tiles where it is large (transpose.copy)
+        if not transpose.copy(geometry.moved(out_grouped, 0, 2), y.reshape(groups, cg, nb, *out_grouped.shape[3:])):
+            out_grouped[...] = y_grouped
     else:
         np.add(y_grouped, bias.reshape(1, groups, cg, 1, 1, 1), out=out_grouped)
 

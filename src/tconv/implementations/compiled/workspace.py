@@ -80,11 +80,17 @@ def contiguous(a: np.ndarray, slot: int) -> np.ndarray:
     """``a`` as a C-contiguous array: ``a`` itself when it is one, else a copy in this thread's buffer ``slot``
     when it fits ``_tuning.CHUNK_BYTES`` (a fresh array above the allocator's mapping threshold, 128 KiB,
     costs a mapping, page faults and an unmapping on every call, which dominated small calls), else a fresh
-    copy (a larger one is not kept between calls). The copy lives until the slot is used again in this thread."""
+    copy (a larger one is not kept between calls). The copy lives until the slot is used again in this thread.
+    A copy that transposes (a channels-last array as its channels-first matrix, channels-first planes as
+    pixel-major ones) runs in tiles (:func:`.transpose.copy`: NumPy's own reads the source a row apart for every
+    element)."""
     if a.flags.c_contiguous:
         return a
     buffer = scratch(a.shape, a.dtype, slot)
-    np.copyto(buffer, a)
+    from . import transpose  # here, not at the top: transpose imports the kernels, which import this module's users
+
+    if not transpose.copy(buffer, a):
+        np.copyto(buffer, a)
     return buffer
 
 

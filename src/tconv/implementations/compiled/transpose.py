@@ -1,0 +1,105 @@
+"""Transposing copies in tiles: a channels-last array as its channels-first matrix and back.
+
+The compiled path turns channels-last arrays into ``(C, N*P)`` product operands (and channels-first planes into
+pixel-major ones) with a copy that swaps two axes. NumPy's copy of such a view walks the destination in order and
+reads the source a whole row apart for every element, about 1 GB/s here (a (12544, 64) float32 matrix in 3.5 ms).
+:func:`copy` does the same copy in 32 x 32 tiles, whose reads and writes both stay in the cache, and on the team
+where it is large enough. Any view that is a stack of transposed C-contiguous matrices after merging its axes
+qualifies (:func:`transposed_layout`); the numbers are copied, not computed, so the result is the same array.
+"""
+
+from __future__ import annotations
+
+import functools
+from typing import Any
+
+import numpy as np
+
+from ... import _tuning
+from . import kernels, team
+
+#: the side of a tile, in elements
+TILE = 32
+
+
+def transposed_layout(a: np.ndarray) -> tuple[int, int, int] | None:
+    """``(batches, rows, cols)`` where ``a``, read in C order, is ``src[b].T`` for each ``b`` of a C-contiguous
+    ``src (batches, rows, cols)`` in ``a``'s memory (so ``a``'s copy is the transposes, ``(batches, cols,
+    rows)``); None for any other layout. Axes of length one are ignored and adjacent axes that step through memory
+    together are merged first: a channels-last ``(N, H, W, C)`` array moved to ``(C, N, H, W)`` is one transposed
+    ``(N*H*W, C)`` matrix, a channels-first ``(N, C, H, W)`` one moved to ``(N, H, W, C)`` is ``N`` of them."""
+    item = a.dtype.itemsize
+    axes: list[list[int]] = []
+    for size, stride in zip(a.shape, a.strides):
+        if size == 1:
+            continue
+        if axes and axes[-1][1] == stride * size:
+            axes[-1] = [axes[-1][0] * size, stride]
+        else:
+            axes.append([size, stride])
+    if len(axes) == 2:
+        axes.insert(0, [1, 0])
+    if len(axes) != 3:
+        return None
+    (batches, step), (cols, col_step), (rows, row_step) = axes
+    if col_step != item or row_step != cols * item or (batches > 1 and step != rows * cols * item):
+        return None
+    return batches, rows, cols
+
+
+def copy(dst: np.ndarray, src: np.ndarray) -> bool:
+    """``dst[...] = src`` by tiles where one of them is C-contiguous and the other a stack of transposed matrices
+    (:func:`transposed_layout`), of the same shape and dtype (float32 or float64), at least
+    ``TRANSPOSE_TILES_MIN_BYTES`` in all, with matrices of ``TRANSPOSE_TILES_MIN_SIDE`` rows and columns or more
+    and either ``TRANSPOSE_TILES_MIN_ROWS`` rows (as the C-contiguous side lays them out) or
+    ``TRANSPOSE_TILES_MIN_BYTES`` each, and the compiled kernels are available; returns whether it copied (else
+    the caller copies). Elsewhere NumPy's copy, whose reads then stay in the cache, measured as fast or faster
+    (docs/design.md, transposing copies)."""
+    if src.nbytes < _tuning.TRANSPOSE_TILES_MIN_BYTES or src.dtype != dst.dtype or src.dtype.char not in "fd":
+        return False
+    if dst.shape != src.shape or not kernels.available():
+        return False
+    if dst.flags.c_contiguous and (layout := transposed_layout(src)) is not None:
+        batches, rows, cols = layout  # src is the transposes of (batches, rows, cols) in its memory
+    elif src.flags.c_contiguous and (layout := transposed_layout(dst)) is not None:
+        batches, cols, rows = layout  # dst's memory is the transposes of src's, read as (batches, rows, cols)
+    else:
+        return False
+    if min(rows, cols) < _tuning.TRANSPOSE_TILES_MIN_SIDE:
+        return False
+    if rows < _tuning.TRANSPOSE_TILES_MIN_ROWS and rows * cols * src.itemsize < _tuning.TRANSPOSE_TILES_MIN_BYTES:
+        return False
+    source, target = kernels.flat(src), kernels.flat(dst)
+    kernel = _kernel()
+    tiles = batches * -(-rows // TILE) * -(-cols // TILE)
+    team.ranges(lambda start, stop: kernel(source, target, rows, cols, start, stop), tiles, float(src.size))
+    return True
+
+
+@functools.cache
+def _kernel() -> Any:
+    tile = TILE
+
+    def transpose(src, dst, rows, cols, start, stop):  # type: ignore[no-untyped-def]
+        # src: batches of (rows, cols), C-contiguous; dst: the same batches transposed, (cols, rows). A job is one
+        # tile: (batch, block of ``tile`` columns, block of ``tile`` rows), the rows' blocks fastest, so that a
+        # range of jobs writes one stretch of dst; each tile's reads (rows of the source) and writes (its
+        # columns, rows of the destination) stay in the cache.
+        row_blocks = (rows + tile - 1) // tile
+        col_blocks = (cols + tile - 1) // tile
+        size = rows * cols
+        for job in range(start, stop):
+            r0 = (job % row_blocks) * tile
+            c0 = ((job // row_blocks) % col_blocks) * tile
+            base = (job // (row_blocks * col_blocks)) * size
+            r1 = min(rows, r0 + tile)
+            for c in range(c0, min(cols, c0 + tile)):
+                d = base + c * rows
+                s = base + c
+                for r in range(r0, r1):
+                    dst[d + r] = src[s + r * cols]
+
+    return kernels.compile_kernel(transpose)
+
+
+__all__ = ["TILE", "copy", "transposed_layout"]
