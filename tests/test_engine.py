@@ -1938,12 +1938,17 @@ def _tiles_everywhere(monkeypatch):
 def test_transposing_copies_in_tiles_are_numpys_copies(monkeypatch, dtype):
     """Channels-last arrays as channels-first matrices, channels-first planes as pixel-major ones, and the way
     back (the destination the transposed view): every element lands where NumPy's copy puts it, at sizes that
-    are and are not multiples of the tile; layouts that are no stack of transposes are left to the caller."""
+    are and are not multiples of the tile, the tiles on the team where it has two threads or more; layouts that
+    are no stack of transposes, reversed or byte-swapped views are left to the caller."""
     from tconv.implementations.compiled import transpose
 
     _tiles_everywhere(monkeypatch)
+    monkeypatch.setattr(_tuning, "KERNEL_TEAM_MIN_WORK", 0)
+    monkeypatch.setattr(team, "kernel_team_min_work", lambda: 0.0)  # every copy's tiles in ranges on the team
     rng = np.random.default_rng(3)
     views = [
+        rng.standard_normal((96, 64)).astype(dtype).T,  # whole tiles only
+        np.moveaxis(rng.standard_normal((2, 9, 11, 300)).astype(dtype), -1, 0),  # many tiles
         np.moveaxis(rng.standard_normal((3, 5, 7, 37)).astype(dtype), -1, 0),  # (N, H, W, C) -> (C, N, H, W)
         np.moveaxis(rng.standard_normal((4, 33, 9, 11)).astype(dtype), 1, -1),  # (N, C, H, W) -> (N, H, W, C)
         rng.standard_normal((70, 65)).astype(dtype).T,
@@ -1964,19 +1969,26 @@ def test_transposing_copies_in_tiles_are_numpys_copies(monkeypatch, dtype):
     assert transpose.transposed_layout(plain[:, ::2].T) is None  # every other column: not one block of memory
     assert transpose.transposed_layout(np.moveaxis(rng.standard_normal((4, 5, 6, 7)), 1, 2)) is None
     assert not transpose.copy(np.empty((50, 40), np.int64), np.arange(2000).reshape(40, 50).T)
+    reversed_rows = rng.standard_normal((1, 40, 50)).astype(dtype)[::-1].transpose(0, 2, 1)  # a unit axis, stride < 0
+    assert not transpose.copy(np.empty(reversed_rows.shape, dtype), reversed_rows)
+    swapped = rng.standard_normal((40, 50)).astype(np.dtype(dtype).newbyteorder(">")).T
+    assert not transpose.copy(np.empty(swapped.shape, swapped.dtype), swapped)
 
 
 @needs_jit
-@pytest.mark.parametrize("algorithm", ["jit_gemm", "jit_pixels"])
-def test_channels_last_calls_and_gradients_with_tiled_copies_match_the_oracle(monkeypatch, algorithm):
-    """With every transposing copy in tiles, channels-last calls (x copied into the product's operand) and their
-    gradients (dx written back from its matrix) are the oracle's."""
+def test_channels_last_calls_and_gradients_with_tiled_copies_match_the_oracle(monkeypatch):
+    """With every transposing copy in tiles, a channels-last call of ``jit_gemm`` (x copied into the product's
+    operand) and its gradients (x copied likewise, dx written back from its matrix) are the oracle's."""
     from tconv.implementations.compiled import transpose
 
     _tiles_everywhere(monkeypatch)
     tiled = []
     real_copy = transpose.copy
-    monkeypatch.setattr(transpose, "copy", lambda dst, src: tiled.append(real_copy(dst, src)) or tiled[-1])
+    def spy(dst, src):  # (copied in tiles, into a C-contiguous buffer rather than a transposed view)
+        tiled.append((real_copy(dst, src), bool(dst.flags.c_contiguous)))
+        return tiled[-1][0]
+
+    monkeypatch.setattr(transpose, "copy", spy)
     rng = np.random.default_rng(14)
     x = rng.standard_normal((6, 5, 7, 9))
     w = rng.standard_normal((5, 4, 3, 3))
@@ -1984,16 +1996,16 @@ def test_channels_last_calls_and_gradients_with_tiled_copies_match_the_oracle(mo
     options = dict(stride=2, padding=1, output_padding=1)
     expected = naive_conv_transpose(x, w, b, stride=[2, 2], pads=[(1, 1), (1, 1)], output_padding=[1, 1])
     x_last = np.ascontiguousarray(np.moveaxis(x, 1, -1))  # as a channels-last caller holds it
-    with tconv.use_algorithm(algorithm):
+    with tconv.use_algorithm("jit_gemm"):
         got = tconv.conv_transpose(x_last, w, b, channels_last=True, **options)
     np.testing.assert_allclose(np.moveaxis(got, -1, 1), expected, atol=1e-10)
-    assert any(tiled)  # x copied into the product's operand in tiles
+    assert (True, True) in tiled  # x copied into the product's operand in tiles
     tiled.clear()
     gy = rng.standard_normal(expected.shape)
     gx, gw, _ = tconv.conv_transpose_grad(
         np.ascontiguousarray(np.moveaxis(gy, 1, -1)), x_last, w, channels_last=True, **options
     )
-    assert sum(tiled) >= 2  # x into its matrix, and dx back from its matrix
+    assert (True, True) in tiled and (True, False) in tiled  # x into its matrix, dx back from its matrix
 
     def loss(x_, w_):  # <conv_transpose(x, w), gy>, bilinear: a gradient's product with v is the loss at v
         pads = [(1, 1), (1, 1)]

@@ -147,8 +147,9 @@ def _worker(framework: str, threads: int, connection: Any, log: str | None = Non
     ``log``, the process's standard error (its file descriptor, where native libraries write) goes to that file."""
     if log is not None:
         descriptor = os.open(log, os.O_WRONLY | os.O_APPEND)
-        os.dup2(descriptor, 2)
-        os.close(descriptor)
+        if descriptor != 2:  # (2 itself when the parent's standard error was closed)
+            os.dup2(descriptor, 2)
+            os.close(descriptor)
     if framework == "tconv":
         from tconv.implementations.compiled.kernels import set_threads
 
@@ -193,7 +194,7 @@ def start_workers(frameworks: list[str], threads: int) -> dict[str, tuple[Any, A
     A peer framework's worker writes its standard error to a file of its own (:data:`WORKER_LOGS`), so that the
     messages its native libraries print as they load (TensorFlow's and XLA's logging, which ignores
     ``TF_CPP_MIN_LOG_LEVEL`` before it is set up) do not break into the table; the file is named where the
-    worker dies, and removed by :func:`stop_workers` when it ends normally. tconv's worker keeps the console."""
+    worker dies, and removed by :func:`stop_workers` otherwise. tconv's worker keeps the console."""
     context = mp.get_context("spawn")
     workers = {}
     for name in frameworks:
@@ -220,14 +221,16 @@ def start_workers(frameworks: list[str], threads: int) -> dict[str, tuple[Any, A
 
 
 def stop_workers(workers: dict[str, tuple[Any, Any]]) -> None:
-    """Ask each worker to end, and remove the standard-error files of those that ended normally."""
+    """Ask each worker to end (ending it after 10 s), and remove their standard-error files: the workers here did
+    not die on a case (one that did was dropped from ``workers``, and its file named in the table's notes)."""
     for name, (process, connection) in workers.items():
         with contextlib.suppress(BrokenPipeError, OSError):
             connection.send(None)
         process.join(timeout=10)
         if process.is_alive():
             process.terminate()
-        elif process.exitcode == 0 and name in WORKER_LOGS:
+            process.join(timeout=10)
+        if name in WORKER_LOGS:
             with contextlib.suppress(OSError):
                 os.remove(WORKER_LOGS.pop(name))
 

@@ -11,5 +11,6 @@
 ``kernels``         the numba kernels (compiled on first use)
 ``direct_conv``     the direct convolution at any stride (``jit_direct`` on a convolution): phases, kernel, cost
 ``optimizer``       Adam's update in one pass (:class:`tconv.nn.Adam`'s step)
+``transpose``       transposing copies in tiles (a channels-last array as its channels-first matrix and back)
 ==================  =====================================================================================
 """

@@ -54,11 +54,15 @@ def copy(dst: np.ndarray, src: np.ndarray) -> bool:
     and either ``TRANSPOSE_TILES_MIN_ROWS`` rows (as the C-contiguous side lays them out) or
     ``TRANSPOSE_TILES_MIN_BYTES`` each, and the compiled kernels are available; returns whether it copied (else
     the caller copies). Elsewhere NumPy's copy, whose reads then stay in the cache, measured as fast or faster
-    (docs/design.md, transposing copies)."""
+    (docs/design.md, transposing copies). ``src`` and ``dst`` must not overlap (the tiles would read what others
+    wrote; every caller copies into a buffer of its own)."""
     if src.nbytes < _tuning.TRANSPOSE_TILES_MIN_BYTES or src.dtype != dst.dtype or src.dtype.char not in "fd":
         return False
-    if dst.shape != src.shape or not kernels.available():
+    if not src.dtype.isnative or dst.shape != src.shape or not kernels.available():
         return False
+    for a in (src, dst):  # the kernel reads and writes memory forwards, in whole elements
+        if any(st < 0 or st % a.itemsize for st in a.strides):
+            return False
     if dst.flags.c_contiguous and (layout := transposed_layout(src)) is not None:
         batches, rows, cols = layout  # src is the transposes of (batches, rows, cols) in its memory
     elif src.flags.c_contiguous and (layout := transposed_layout(dst)) is not None:

@@ -80,7 +80,8 @@ def contiguous(a: np.ndarray, slot: int) -> np.ndarray:
     """``a`` as a C-contiguous array: ``a`` itself when it is one, else a copy in this thread's buffer ``slot``
     when it fits ``_tuning.CHUNK_BYTES`` (a fresh array above the allocator's mapping threshold, 128 KiB,
     costs a mapping, page faults and an unmapping on every call, which dominated small calls), else a fresh
-    copy (a larger one is not kept between calls). The copy lives until the slot is used again in this thread.
+    copy (a larger one is not kept between calls); ``a`` must not lie in that slot's buffer. The copy lives until
+    the slot is used again in this thread.
     A copy that transposes (a channels-last array as its channels-first matrix, channels-first planes as
     pixel-major ones) runs in tiles (:func:`.transpose.copy`: NumPy's own reads the source a row apart for every
     element)."""
