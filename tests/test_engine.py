@@ -1984,6 +1984,7 @@ def test_channels_last_calls_and_gradients_with_tiled_copies_match_the_oracle(mo
     _tiles_everywhere(monkeypatch)
     tiled = []
     real_copy = transpose.copy
+
     def spy(dst, src):  # (copied in tiles, into a C-contiguous buffer rather than a transposed view)
         tiled.append((real_copy(dst, src), bool(dst.flags.c_contiguous)))
         return tiled[-1][0]
