@@ -131,12 +131,14 @@ def main() -> None:
                     worker.stdin.close()
                 worker.wait()
     ratios = []
-    width = max(12, *(len(name) for name in logs["A"]))
+    width = max([12, *(len(name) for name in logs["A"])])
     print(f"{'case':{width}s} {'A us':>10s} {'B us':>10s}   B/A")
     for name in logs["A"]:
         a, b = (1e6 * math.exp(statistics.mean(logs[side][name])) for side in ("A", "B"))
         ratios.append(math.log(b / a))
         print(f"{name:{width}s} {a:10.1f} {b:10.1f} {b / a:6.3f}")
+    if not ratios:
+        raise SystemExit(f"no case matched --cases {args.cases!r}")
     mean = math.exp(statistics.mean(ratios))
     error = mean * statistics.stdev(ratios) / math.sqrt(len(ratios)) if len(ratios) > 1 else float("nan")
     print(
