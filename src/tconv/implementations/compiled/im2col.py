@@ -58,10 +58,11 @@ def _write_channels_first_matrix(y: np.ndarray, bias: np.ndarray | None, out_gro
     """``y (G', C/G, nb * P)`` (+ ``bias (G', C/G)``) -> ``out_grouped (nb, G', C/G, s1, s2, s3)``."""
     groups, cg = y.shape[:2]
     nb = out_grouped.shape[0]
-    y_grouped = geometry.moved(y.reshape(groups, cg, nb, *out_grouped.shape[3:]), 2, 0)
+    y_planes = y.reshape(groups, cg, nb, *out_grouped.shape[3:])
+    y_grouped = geometry.moved(y_planes, 2, 0)
     if bias is None:
         # channels-last out: a transposing copy, in tiles where it is large (transpose.copy)
-        if not transpose.copy(geometry.moved(out_grouped, 0, 2), y.reshape(groups, cg, nb, *out_grouped.shape[3:])):
+        if not transpose.copy(geometry.moved(out_grouped, 0, 2), y_planes):
             out_grouped[...] = y_grouped
     else:
         np.add(y_grouped, bias.reshape(1, groups, cg, 1, 1, 1), out=out_grouped)

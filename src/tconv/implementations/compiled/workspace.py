@@ -24,6 +24,7 @@ from typing import Any
 import numpy as np
 
 from ... import _tuning
+from . import transpose
 
 
 class _Buffers(dict[int, np.ndarray]):
@@ -88,8 +89,6 @@ def contiguous(a: np.ndarray, slot: int) -> np.ndarray:
     if a.flags.c_contiguous:
         return a
     buffer = scratch(a.shape, a.dtype, slot)
-    from . import transpose  # here, not at the top: transpose imports the kernels, which import this module's users
-
     if not transpose.copy(buffer, a):
         np.copyto(buffer, a)
     return buffer
