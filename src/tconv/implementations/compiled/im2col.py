@@ -216,28 +216,17 @@ def _box_jobs(
     split: geometry.TapClasses, batch: int, pair_bytes: int, threads: int
 ) -> list[list[tuple[int, int, int]]]:
     """The boxes' jobs ``(box, n0, n1)`` (each box in blocks of whole samples whose columns, ``pair_bytes`` a
-    (pixel, tap) pair, fit the chunk size) dealt out to one bin a thread, the largest first to the least loaded
-    bin, so that the threads finish together. Each bin sums its own weight gradient in its jobs' order and the
-    bins are added in their order: the same sums in the same order on every call, whichever thread runs which
-    bin (a thread's partial would hold whichever jobs it happened to take from the team's queue). More bins than
-    threads measured 1.1-2x slower (a whole-gradient sum each), and the jobs' parts kept and added in order at
-    the end 1.1-1.3x."""
+    (pixel, tap) pair, fit the chunk size) dealt out to one bin a thread (:func:`.schedule.deal`). Each bin
+    sums its own weight gradient in its jobs' order and the bins are added in their order: the same sums in
+    the same order on every call, whichever thread runs which bin. More bins than threads measured 1.1-2x
+    slower (a whole-gradient sum each), and the jobs' parts kept and added in order at the end 1.1-1.3x."""
     budget = _tuning.TEAM_CHUNK_BYTES if threads > 1 else None
     jobs = []
     for index, cls in enumerate(split.classes):
         per_sample = max(1, cls.rows.size * cls.tap_index.size * pair_bytes)
         jobs += [(index, n0, n1) for n0, n1, *_ in schedule.im2col_blocks(batch, 1, 1, per_sample, budget, threads)]
-
-    def size(job: tuple[int, int, int]) -> int:
-        return (job[2] - job[1]) * split.classes[job[0]].rows.size * split.classes[job[0]].tap_index.size
-
-    bins: list[list[tuple[int, int, int]]] = [[] for _ in range(max(1, threads))]
-    loads = [0] * len(bins)
-    for job in sorted(jobs, key=size, reverse=True):
-        least = loads.index(min(loads))
-        bins[least].append(job)
-        loads[least] += size(job)
-    return [b for b in bins if b]
+    sizes = [(n1 - n0) * split.classes[index].rows.size * split.classes[index].tap_index.size for index, n0, n1 in jobs]
+    return [[jobs[i] for i in dealt] for dealt in schedule.deal(sizes, threads)]
 
 
 def _channel_minor_planes(source: np.ndarray, tables: geometry.Im2colGeometry) -> np.ndarray:

@@ -118,6 +118,21 @@ def im2col_schedule(
     return im2col_blocks(batch, groups, cg, bytes_per), 1
 
 
+def deal(sizes: Sequence[float], bins: int) -> list[list[int]]:
+    """The indices of pieces of work of the given ``sizes`` dealt out to at most ``bins`` bins, the largest first
+    to the least loaded bin (the first such), so that bins run by different threads finish together. The same
+    sizes are dealt the same way on every call, which is what makes a sum a bin at a time reproducible (a
+    thread's own partial would hold whichever pieces it happened to take from the team's queue). Bins left
+    empty are dropped."""
+    dealt: list[list[int]] = [[] for _ in range(max(1, bins))]
+    loads = [0.0] * len(dealt)
+    for index in sorted(range(len(sizes)), key=lambda i: sizes[i], reverse=True):
+        least = loads.index(min(loads))
+        dealt[least].append(index)
+        loads[least] += sizes[index]
+    return [b for b in dealt if b]
+
+
 def each(work: Callable[[T], None], pieces: Sequence[T], threads: int) -> None:
     """``work(piece)`` for every piece: on a team of ``threads`` threads, or in order in this thread."""
     if threads > 1:
@@ -127,4 +142,4 @@ def each(work: Callable[[T], None], pieces: Sequence[T], threads: int) -> None:
             work(piece)
 
 
-__all__ = ["Cut", "chunks", "each", "even_step", "im2col_blocks", "im2col_schedule", "schedule", "team_threads"]
+__all__ = ["Cut", "chunks", "deal", "each", "even_step", "im2col_blocks", "im2col_schedule", "schedule", "team_threads"]
