@@ -524,8 +524,16 @@ def test_batch_one_gradients_in_pixel_blocks_on_a_team(monkeypatch, case):
     """A transposed convolution's gradients at batch 1 on a two-thread team, in blocks of a few pixels (the
     im2col's window table cut per block, partial weight gradients summed): against the oracle's adjoints."""
     assume(case.output_size() is not None and case.d <= 3)
-    blocks = _two_thread_team(monkeypatch)
+    _two_thread_team(monkeypatch)
     monkeypatch.setattr(_tuning, "TEAM_CHUNK_BYTES", 256)  # several blocks of pixels
+    blocks = []  # the blocks dealt to the team's bins
+    real_each_dealt = schedule.each_dealt
+
+    def each_dealt(work, pieces, threads, sizes=None):
+        blocks.extend(pieces)
+        real_each_dealt(work, pieces, threads, sizes)
+
+    monkeypatch.setattr(schedule, "each_dealt", each_dealt)
     _grads_match(case.replace(batch=1, batched=True, channels_last=False), "jit_gemm")
     assert blocks and sorted(o for o0, o1 in blocks for o in range(o0, o1)) == list(range(blocks[-1][1]))
 
@@ -2015,3 +2023,154 @@ def test_channels_last_calls_and_gradients_with_tiled_copies_match_the_oracle(mo
     v_x, v_w = rng.standard_normal(x.shape), rng.standard_normal(w.shape)
     np.testing.assert_allclose(np.vdot(np.moveaxis(gx, -1, 1), v_x), loss(v_x, w), rtol=1e-8)
     np.testing.assert_allclose(np.vdot(gw, v_w), loss(x, v_w), rtol=1e-8)
+
+
+def test_deal_gives_the_largest_pieces_first_to_the_least_loaded_bin():
+    """schedule.deal: every piece in exactly one bin, the largest first to the least loaded (the first such),
+    empty bins dropped; the same sizes are dealt the same way every time."""
+    sizes = [3, 9, 1, 4, 4, 7]
+    bins = schedule.deal(sizes, 2)
+    # By hand, largest first (ties in index order): 9 (index 1) -> A 9; 7 (5) -> B 7; 4 (3) -> B 11;
+    # 4 (4) -> A 13; 3 (0) -> B 14; 1 (2) -> A 14.
+    assert bins == [[1, 4, 2], [5, 3, 0]]
+    assert sorted(i for b in bins for i in b) == list(range(len(sizes)))
+    assert schedule.deal(sizes, 2) == bins
+    assert schedule.deal([5, 5], 4) == [[0], [1]]  # two pieces, four bins: two left empty and dropped
+    assert schedule.deal([], 3) == []
+    assert schedule.deal([2, 2, 2], 1) == [[0, 1, 2]]
+
+
+def test_each_dealt_runs_each_bin_in_order_on_one_thread_whatever_the_timing(monkeypatch):
+    """schedule.each_dealt on a two-thread team, with pieces that take random times: each piece goes to the bin
+    deal() gives it, whichever thread is free first, a bin's pieces run in order on one thread, and sums kept
+    a bin at a time (workspace.Partials) come out to the same bits on every run."""
+    import random
+    import threading
+    import time
+
+    _team_of(monkeypatch, 2)
+    monkeypatch.setattr(team, "_threads", 2)  # kernels.set_threads(2), undone after the test
+    rng = np.random.default_rng(3)
+    values = rng.standard_normal((12, 64)).astype(np.float32) * 10.0 ** rng.integers(-4, 4, (12, 1))
+    sizes = [float(s) for s in rng.integers(1, 5, 12)]
+    expected_bins = schedule.deal(sizes, 2)
+    results = []
+    for _ in range(8):
+        runs = []
+        partials = workspace.Partials(np.zeros(64, dtype=np.float32))
+
+        def work(piece, which, runs=runs, partials=partials):
+            time.sleep(random.random() * 2e-3)
+            runs.append((piece, which, threading.get_ident()))
+            partials.target(which)[...] += values[piece]
+
+        schedule.each_dealt(work, list(range(12)), 2, sizes)
+        for which, dealt in enumerate(expected_bins):
+            ran = [(piece, ident) for piece, b, ident in runs if b == which]
+            assert [piece for piece, _ in ran] == dealt  # the bin's pieces, in the dealt order
+            assert len({ident for _, ident in ran}) == 1  # on one thread
+        results.append(partials.sum())
+    for result in results[1:]:
+        np.testing.assert_array_equal(result, results[0])
+    np.testing.assert_allclose(results[0], values.astype(np.float64).sum(axis=0), rtol=1e-5, atol=1e-3)
+
+
+def _jittered(monkeypatch):
+    """Random delays in the weight gradients' products and in the direct kernel, so that which thread takes
+    which piece of a call varies from call to call (as it does on a busy machine)."""
+    import random
+    import time
+
+    from tconv.implementations.compiled import direct_conv
+
+    def slow(fn):
+        def call(*args):
+            time.sleep(random.random() * 1e-3)
+            return fn(*args)
+
+        return call
+
+    monkeypatch.setattr(im2col, "times_transposed", slow(im2col.times_transposed))
+    kernel = direct_conv._kernel()
+    monkeypatch.setattr(direct_conv, "_kernel", lambda: slow(kernel))
+
+
+@needs_jit
+@pytest.mark.parametrize(
+    "path, transposed, x_shape, w_shape, options, algorithm",
+    [
+        ("conv_weight_grad", False, (12, 12, 10, 10), (16, 12, 3, 3), {}, "jit_gemm"),
+        ("conv_weight_grad", False, (12, 10, 10, 12), (16, 12, 3, 3), {"channels_last": True}, "jit_gemm"),
+        ("conv_weight_grad", False, (12, 16, 9, 9), (16, 1, 3, 3), {"groups": 16}, "jit_depthwise"),
+        ("conv_transpose_grads", True, (12, 16, 6, 6), (16, 12, 4, 4), {"stride": 2}, "jit_gemm"),
+        ("_grads_in_pixel_blocks", True, (1, 16, 24, 24), (16, 12, 4, 4), {"stride": 2}, "jit_gemm"),
+        ("direct_conv.weight_grad", False, (12, 4, 16, 16), (4, 4, 3, 3), {"padding": 1}, "jit_direct"),
+    ],
+)
+def test_weight_gradients_are_the_same_on_every_call_on_a_team(
+    monkeypatch, path, transposed, x_shape, w_shape, options, algorithm
+):
+    """The weight gradient's sums over chunks of the batch (or of the pixels, or over a kernel's ranges) on a
+    two-thread team, with random delays so that the threads take the pieces in a different order on each
+    call: every call gives the same bits (each bin of pieces, or each range, its own partial, added in order),
+    and the gradient matches the oracle's adjoint. Before, each thread kept one partial, and the bits changed
+    from call to call."""
+    from tconv.implementations.compiled import direct_conv
+
+    _team_of(monkeypatch, 2)
+    monkeypatch.setattr(_tuning, "TEAM_CHUNK_BYTES", 64 * 1024)  # two or three samples a chunk: several a call
+    monkeypatch.setattr(_tuning, "KERNEL_TEAM_MIN_WORK", 0)
+    monkeypatch.setattr(team, "kernel_team_min_work", lambda: 0.0)  # the direct kernel's ranges on the team
+    monkeypatch.setattr(team, "_threads", 2)  # kernels.set_threads(2), undone after the test
+    _jittered(monkeypatch)
+    inside, pieces = [False], []  # the weight gradient's function running; the pieces its sums were cut into
+    real_each_dealt, real_ranges = schedule.each_dealt, team.ranges
+
+    direct = path.startswith("direct")  # the kernel's ranges; else the chunks dealt to bins
+
+    def each_dealt(work, chunks, threads, sizes=None):
+        if inside[0] and not direct:
+            pieces.append((len(chunks), threads))
+        return real_each_dealt(work, chunks, threads, sizes)
+
+    def ranges(kernel, jobs, work):
+        if inside[0] and direct:
+            pieces.append((jobs, team.threads()))
+        return real_ranges(kernel, jobs, work)
+
+    monkeypatch.setattr(schedule, "each_dealt", each_dealt)
+    monkeypatch.setattr(team, "ranges", ranges)
+    module, name = (direct_conv, "weight_grad") if direct else (im2col, path)
+    real = getattr(module, name)
+
+    def spied(*args):
+        inside[0] = True
+        try:
+            return real(*args)
+        finally:
+            inside[0] = False
+
+    monkeypatch.setattr(module, name, spied)
+    rng = np.random.default_rng(len(path) + len(x_shape))
+    channels_last = options.get("channels_last", False)
+    x = rng.standard_normal(x_shape).astype(np.float32)
+    w = rng.standard_normal(w_shape).astype(np.float32)
+    fn, grad = (tconv.conv_transpose, tconv.conv_transpose_grad) if transposed else (tconv.conv, tconv.conv_grad)
+    with tconv.use_algorithm(algorithm):
+        gy = rng.standard_normal(fn(x, w, **options).shape).astype(np.float32)
+        first = grad(gy, x, w, **options)
+        again = [grad(gy, x, w, **options) for _ in range(6)]
+    assert len(pieces) == 7 and all(count > 2 and threads == 2 for count, threads in pieces), pieces
+    for other in again:
+        np.testing.assert_array_equal(other[1], first[1])
+    x64 = np.moveaxis(x, -1, 1) if channels_last else x
+    gy64 = np.moveaxis(gy, -1, 1) if channels_last else gy
+    x64, gy64, v = x64.astype(np.float64), gy64.astype(np.float64), rng.standard_normal(w.shape)
+    keys = {k: v_ for k, v_ in options.items() if k != "channels_last"}
+    pads = [(keys.get("padding", 0),) * 2] * 2
+    stride, groups = [keys.get("stride", 1)] * 2, keys.get("groups", 1)
+    if transposed:
+        expected = np.vdot(naive_conv_transpose(x64, v, stride=stride, pads=pads), gy64)
+    else:
+        expected = np.vdot(naive_conv(x64, v, stride=stride, pads=pads, groups=groups), gy64)
+    np.testing.assert_allclose(np.vdot(first[1].astype(np.float64), v), expected, rtol=1e-4)

@@ -18,7 +18,7 @@ block's last ones one a pass (four taps a pass).
 
 The weight gradient (:func:`weight_grad`) runs the same kernel the other way round: the job's output gradients
 are copied into wide planes (their wide columns stay zero), and each (output channel, input channel, tap) is
-the sum over the plane of the gradient times the shifted phase, into the thread's partial.
+the sum over the plane of the gradient times the shifted phase, into the partial of the job's range.
 """
 
 from __future__ import annotations
@@ -165,7 +165,7 @@ def conv(x: np.ndarray, weight: np.ndarray, bias: np.ndarray | None, spec: ConvS
     b_flat = geometry.bias_by_group(bias, spec, x.dtype).reshape(-1)
     unused = np.zeros(1, dtype=x.dtype)
     out_flat, seconds = kernels.flat(out_grouped), cost(spec) * x.shape[0]
-    _run(x_grouped, out_grouped, spec, lambda: (w_flat, b_flat, out_flat, unused, unused, False), seconds)
+    _run(x_grouped, out_grouped, spec, lambda start: (w_flat, b_flat, out_flat, unused, unused, False), seconds)
     return out
 
 
@@ -173,7 +173,8 @@ def weight_grad(x: np.ndarray, gy: np.ndarray, spec: ConvSpec, channels_last: bo
     """The weight gradient ``(C_out, C_in/G, *k)`` of a convolution of a batched x, from its output gradient
     ``gy`` (both in the caller's layout), summed directly: each (output channel, input channel, tap) is the
     sum over the sample's wide plane of the output gradient times the shifted phase, four output channels and
-    three taps a pass. On a team each thread sums its jobs into its own partial."""
+    three taps a pass. On a team each range of jobs sums into its own partial, and the partials are added in the
+    ranges' order (:class:`.workspace.Partials`): the same result on every call."""
     groups, d = spec.groups, spec.ndim
     cg_in = spec.in_channels // groups
     total = np.zeros(spec.out_channels * cg_in * math.prod(spec.kernel_size), dtype=x.dtype)
@@ -181,9 +182,13 @@ def weight_grad(x: np.ndarray, gy: np.ndarray, spec: ConvSpec, channels_last: bo
         x_grouped = geometry.grouped_view(x, groups, d, channels_last)
         gy_grouped = geometry.grouped_view(gy, groups, d, channels_last)
         gy_flat, unused = kernels.flat(gy_grouped), np.zeros(1, dtype=x.dtype)
-        partials = Partials(total, team.threads())
+        partials = Partials(total)  # one a range of jobs, keyed by its start
         seconds = weight_grad_cost(spec) * x.shape[0]
-        _run(x_grouped, gy_grouped, spec, lambda: (unused, unused, unused, gy_flat, partials.target(), True), seconds)
+
+        def arrays(start: int) -> tuple[Any, ...]:
+            return unused, unused, unused, gy_flat, partials.target(start), True
+
+        _run(x_grouped, gy_grouped, spec, arrays, seconds)
         total = partials.sum()
     return total.reshape(spec.out_channels, cg_in, *spec.kernel_size)
 
@@ -192,16 +197,16 @@ def _run(
     x_grouped: np.ndarray,
     out_grouped: np.ndarray,
     spec: ConvSpec,
-    arrays: Callable[[], tuple[Any, ...]],
+    arrays: Callable[[int], tuple[Any, ...]],
     seconds: float,
 ) -> None:
     """The kernel over every (sample, group, block of output channels), on the team where the work pays.
-    ``out_grouped`` is the output, or the output gradient, whose layout the kernel reads; ``arrays()``, asked
-    in the thread that runs a range, gives the kernel's ``(w, bias, out, gy, dw, grad)`` (a weight gradient's
-    ``dw`` is that thread's partial). ``seconds`` is the call's one-thread time by the cost model (:func:`cost`,
-    :func:`weight_grad_cost`), which the team's rule reads as that many seconds of ``KERNEL_ELEMENT_SECONDS``
-    elements: the kernel's multiply-adds are vectorised, so counting them as elements would put calls of a
-    tenth of a millisecond on the team, whose hand-off then doubles their time."""
+    ``out_grouped`` is the output, or the output gradient, whose layout the kernel reads; ``arrays(start)``,
+    asked in the thread that runs the range from ``start``, gives the kernel's ``(w, bias, out, gy, dw, grad)``
+    (a weight gradient's ``dw`` is that range's partial). ``seconds`` is the call's one-thread time by the cost
+    model (:func:`cost`, :func:`weight_grad_cost`), which the team's rule reads as that many seconds of
+    ``KERNEL_ELEMENT_SECONDS`` elements: the kernel's multiply-adds are vectorised, so counting them as elements
+    would put calls of a tenth of a millisecond on the team, whose hand-off then doubles their time."""
     phases = direct_conv_geometry(geometry.axes3(spec))
     batch, groups = x_grouped.shape[0], spec.groups
     cg_in, cg_out = spec.in_channels // groups, spec.out_channels // groups
@@ -217,7 +222,7 @@ def _run(
     work = seconds / _tuning.KERNEL_ELEMENT_SECONDS
 
     def run(start: int, stop: int) -> None:
-        w, bias, out, gy, dw, grad = arrays()
+        w, bias, out, gy, dw, grad = arrays(start)
         kernel(x_flat, w, bias, out, gy, dw, x_strides, out_strides, dims, *tables, grad, start, stop)
 
     team.ranges(run, jobs, work)

@@ -212,6 +212,12 @@ def _by_boxes(
     return np.ascontiguousarray(geometry.moved(total.reshape(total.shape[0], -1, cg), 2, 1))
 
 
+def _block_size(block: tuple[int, int, int, int, int, int]) -> int:
+    """An im2col block's ``(n0, n1, g0, g1, c0, c1)`` share of the work (samples x groups x channels)."""
+    n0, n1, g0, g1, c0, c1 = block
+    return (n1 - n0) * (g1 - g0) * (c1 - c0)
+
+
 def _box_jobs(
     split: geometry.TapClasses, batch: int, pair_bytes: int, threads: int
 ) -> list[list[tuple[int, int, int]]]:
@@ -373,10 +379,10 @@ def conv_transpose_grads(
         grad = _by_boxes(split, gy_grouped, axes, threads, w3, dx_grouped, None, x_grouped)
         assert grad is not None
         return dx, grad.reshape(weight_shape)
-    dw = Partials(np.zeros((groups, cg_in, cg_out * taps), dtype=x.dtype), threads)
+    dw = Partials(np.zeros((groups, cg_in, cg_out * taps), dtype=x.dtype))
     total = None
 
-    def work(chunk: tuple[int, int, int, int, int, int]) -> None:
+    def work(chunk: tuple[int, int, int, int, int, int], which: int) -> None:
         nonlocal total
         n0, n1, g0, g1, c0, c1 = chunk
         # The input gradient is the convolution of gy with the same geometry, read at x's positions.
@@ -388,9 +394,9 @@ def conv_transpose_grads(
             if c1 == cg_out:
                 _write_channels_first_matrix(total if c0 else part, None, dx_grouped[n0:n1, g0:g1])
         x_matrix = geometry.grouped_matrix(x_grouped[n0:n1, g0:g1], slot=3)  # (G', cg_in, nb*P_in)
-        dw.target()[g0:g1, :, block] += times_transposed(x_matrix, cols)
+        dw.target(which)[g0:g1, :, block] += times_transposed(x_matrix, cols)
 
-    schedule.each(work, blocks, threads)
+    schedule.each_dealt(work, blocks, threads, [_block_size(block) for block in blocks])
     return dx, dw.sum().reshape(weight_shape)
 
 
@@ -416,23 +422,24 @@ def _grads_in_pixel_blocks(
     per_pixel = groups * cg_out * taps * batch * x_grouped.dtype.itemsize
     count = max(threads, -(-p_in * per_pixel // _tuning.TEAM_CHUNK_BYTES))
     step = schedule.even_step(p_in, max(1, -(-p_in // (-(-count // threads) * threads))))
-    dw = Partials(np.zeros((groups, cg_in, cg_out * taps), dtype=x_grouped.dtype), threads)
+    dw = Partials(np.zeros((groups, cg_in, cg_out * taps), dtype=x_grouped.dtype))
 
-    def work(block: tuple[int, int]) -> None:
+    def work(block: tuple[int, int], which: int) -> None:
         o0, o1 = block
         columns = batch * (o1 - o0)
         cols = workspace((groups * cg_out, taps, row_length(columns, x_grouped.dtype.itemsize)), x_grouped.dtype)
         kernels.im2col(planes, cols, o1 - o0, tables, o0)
         cols_g = cols[:, :, :columns].reshape(groups, cg_out * taps, columns)
         xb = geometry.moved(x_flat[:, :, :, o0:o1], 0, 2).reshape(groups, cg_in, -1)  # (G, cg_in, N * ob)
-        target = dw.target()
+        target = dw.target(which)
         for g in range(groups):
             if dx_flat is not None and w_matrix is not None:
                 part = team.matmul(w_matrix[g], cols_g[g]).reshape(cg_in, batch, o1 - o0)
                 dx_flat[:, g, :, o0:o1] = geometry.moved(part, 1, 0)
             target[g] += times_transposed(xb[g], cols_g[g])
 
-    team.run(work, [(o0, min(o0 + step, p_in)) for o0 in range(0, p_in, step)], threads)
+    blocks = [(o0, min(o0 + step, p_in)) for o0 in range(0, p_in, step)]
+    schedule.each_dealt(work, blocks, threads, [o1 - o0 for o0, o1 in blocks])
     return dw.sum()
 
 
@@ -454,13 +461,13 @@ def conv_weight_grad(x: np.ndarray, gy: np.ndarray, spec: ConvSpec, channels_las
         grad = _by_boxes(split, x_grouped, geometry.axes3(spec), threads, None, None, None, gy_grouped)
         assert grad is not None
         return grad.reshape(spec.out_channels, cg_in, *spec.kernel_size)
-    dw = Partials(np.zeros((groups, cg_out, cg_in * taps), dtype=x.dtype), threads)
+    dw = Partials(np.zeros((groups, cg_out, cg_in * taps), dtype=x.dtype))
 
-    def work(chunk: tuple[int, int, int, int, int, int]) -> None:
+    def work(chunk: tuple[int, int, int, int, int, int], which: int) -> None:
         n0, n1, g0, g1, c0, c1 = chunk
         cols = im2col(x_grouped[n0:n1, g0:g1, c0:c1], spec, spec.input_size, spec.output_size)
         gy_matrix = geometry.grouped_matrix(gy_grouped[n0:n1, g0:g1], slot=3)  # (G', cg_out, nb*P_out)
-        dw.target()[g0:g1, :, c0 * taps : c1 * taps] += times_transposed(gy_matrix, cols)
+        dw.target(which)[g0:g1, :, c0 * taps : c1 * taps] += times_transposed(gy_matrix, cols)
 
-    schedule.each(work, blocks, threads)
+    schedule.each_dealt(work, blocks, threads, [_block_size(block) for block in blocks])
     return dw.sum().reshape(spec.out_channels, cg_in, *spec.kernel_size)

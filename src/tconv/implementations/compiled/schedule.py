@@ -142,4 +142,30 @@ def each(work: Callable[[T], None], pieces: Sequence[T], threads: int) -> None:
             work(piece)
 
 
-__all__ = ["Cut", "chunks", "deal", "each", "even_step", "im2col_blocks", "im2col_schedule", "schedule", "team_threads"]
+def each_dealt(
+    work: Callable[[T, int], None], pieces: Sequence[T], threads: int, sizes: Sequence[float] | None = None
+) -> None:
+    """``work(piece, bin)`` for every piece, the pieces dealt to ``threads`` bins (:func:`deal`; ``sizes``, or
+    all alike) and each bin's run in order on one thread: for sums kept a bin at a time
+    (:class:`.workspace.Partials`), which then come out the same on every call."""
+    bins = deal([1.0] * len(pieces) if sizes is None else sizes, threads)
+
+    def run(which: int) -> None:
+        for index in bins[which]:
+            work(pieces[index], which)
+
+    each(run, range(len(bins)), threads)
+
+
+__all__ = [
+    "Cut",
+    "chunks",
+    "deal",
+    "each",
+    "each_dealt",
+    "even_step",
+    "im2col_blocks",
+    "im2col_schedule",
+    "schedule",
+    "team_threads",
+]

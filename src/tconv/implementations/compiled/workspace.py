@@ -1,4 +1,4 @@
-"""Buffers the compiled path reuses from call to call, and per-thread partial sums on a team.
+"""Buffers the compiled path reuses from call to call, and partial sums a bin of work on a team.
 
 Each thread's buffers belong to that thread (a :class:`threading.local`): when the thread ends, its buffers go
 with it, so a server that handles each request on a new thread runs at constant memory. A weak set lists the
@@ -115,22 +115,25 @@ if hasattr(os, "register_at_fork"):
 
 
 class Partials:
-    """Per-thread partial sums of an accumulated result (a weight gradient) on a team, added up at the end."""
+    """Partial sums of an accumulated result (a weight gradient) on a team, one a bin of the work, added up in
+    the bins' order at the end. A bin is a fixed set of pieces (:func:`.schedule.each_dealt`, or a kernel's
+    range) run in order by one thread at a time, so the sums and their order are the same on every call,
+    whichever thread runs which bin: the gradient is reproducible to the bit. (One partial a thread held
+    whichever pieces that thread happened to take from the team's queue, and a weight gradient changed in its
+    last bits from call to call.) Bin 0 sums into the total itself; the others are allocated when first asked."""
 
-    def __init__(self, total: np.ndarray, threads: int) -> None:
-        self.total, self.threads = total, threads
-        self.parts: dict[int, np.ndarray] = {}
+    def __init__(self, total: np.ndarray) -> None:
+        self.total = total
+        self.parts: dict[int, np.ndarray] = {0: total}
 
-    def target(self) -> np.ndarray:
-        if self.threads == 1:
-            return self.total
-        ident = threading.get_ident()
-        part = self.parts.get(ident)
+    def target(self, which: int) -> np.ndarray:
+        """Bin ``which``'s partial (asked by the one thread running that bin)."""
+        part = self.parts.get(which)
         if part is None:
-            part = self.parts[ident] = np.zeros_like(self.total)
+            part = self.parts[which] = np.zeros_like(self.total)
         return part
 
     def sum(self) -> np.ndarray:
-        for part in self.parts.values():
-            self.total += part
+        for which in sorted(self.parts)[1:]:
+            self.total += self.parts[which]
         return self.total
