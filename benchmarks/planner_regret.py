@@ -38,6 +38,7 @@ ALGORITHMS = (
     "jit_direct",
     "jit_im2col",
     "jit_winograd",
+    "jit_winograd4",
     "jit_pointwise",
     "jit_depthwise",
 )

@@ -1125,13 +1125,18 @@ def test_a_stride_one_transposed_convolution_runs_as_its_forward_twin(algorithm,
                 tconv.conv_transpose(x, w, groups=groups, **options)
 
 
+WINOGRADS = ["jit_winograd", "jit_winograd4"]  # F(2x2, 3x3) and F(4x4, 3x3)
+
+
 @needs_jit
+@pytest.mark.parametrize("algorithm", WINOGRADS)
 @pytest.mark.parametrize("channels_last", [False, True])
-def test_winograd_matches_the_oracle(channels_last):
-    """jit_winograd forced on 3x3 stride-1 convolutions: symmetric and asymmetric padding (none to more than the
-    kernel), odd and even output sizes (a last row or column of tiles half outside), one output row or column,
-    1 to 9 channels, batched and not, with and without bias; float64 to 1e-10 of the oracle, float32 to 1e-4;
-    and stride-1 transposed 3x3 convolutions through their forward twin (crops, output padding)."""
+def test_winograd_matches_the_oracle(channels_last, algorithm):
+    """jit_winograd and jit_winograd4 forced on 3x3 stride-1 convolutions: symmetric and asymmetric padding (none
+    to more than the kernel), output sizes of every remainder (a last row or column of tiles partly outside), one
+    output row or column, 1 to 9 channels, batched and not, with and without bias; float64 to 1e-10 of the
+    oracle, float32 to 1e-4; and stride-1 transposed 3x3 convolutions through their forward twin (crops, output
+    padding)."""
     rng = np.random.default_rng(21)
     for spatial, pads, c_in, c_out in (
         ((7, 7), [(1, 1), (1, 1)], 3, 5),
@@ -1141,6 +1146,8 @@ def test_winograd_matches_the_oracle(channels_last):
         ((1, 12), [(1, 1), (0, 0)], 2, 3),
         ((6, 11), [(4, 1), (2, 5)], 6, 6),
         ((16, 15), [(1, 1), (1, 1)], 8, 9),
+        ((13, 22), [(1, 2), (0, 1)], 5, 4),  # 4x4 tiles: a last row of one output row, a last column of three
+        ((19, 17), [(0, 0), (3, 0)], 3, 3),  # ... of one row and two columns
     ):
         x = rng.standard_normal((2, c_in, *spatial))
         w = rng.standard_normal((c_out, c_in, 3, 3))
@@ -1148,7 +1155,7 @@ def test_winograd_matches_the_oracle(channels_last):
         xin = np.moveaxis(x, 1, -1) if channels_last else x
         for bias in (b, None):
             expected = naive_conv(x, w, bias, stride=[1, 1], pads=pads, dilation=[1, 1])
-            with tconv.use_algorithm("jit_winograd"):
+            with tconv.use_algorithm(algorithm):
                 got = tconv.conv(xin, w, bias, padding=pads, channels_last=channels_last)
                 single = tconv.conv(xin[1], w, bias, padding=pads, channels_last=channels_last)
                 low = tconv.conv(xin.astype(np.float32), w.astype(np.float32), None if bias is None else
@@ -1164,7 +1171,7 @@ def test_winograd_matches_the_oracle(channels_last):
         crops = [(min(lo, 2), min(hi, 2)) for lo, hi in pads]
         extra = [0, 0]
         expected = naive_conv_transpose(x, wt, b, stride=[1, 1], pads=crops, dilation=[1, 1], output_padding=extra)
-        with tconv.use_algorithm("jit_winograd"):
+        with tconv.use_algorithm(algorithm):
             got = tconv.conv_transpose(xin, wt, b, padding=crops, channels_last=channels_last)
         if channels_last:
             got = np.moveaxis(got, -1, 1)
@@ -1172,11 +1179,12 @@ def test_winograd_matches_the_oracle(channels_last):
 
 
 @needs_jit
-def test_winograd_refuses_what_it_does_not_compute():
+@pytest.mark.parametrize("algorithm", WINOGRADS)
+def test_winograd_refuses_what_it_does_not_compute(algorithm):
     """Only 2-D 3x3 kernels at stride 1 (any dilation), one group (and stride-1 transposed twins of those)."""
     rng = np.random.default_rng(22)
     x = rng.standard_normal((1, 4, 8, 8))
-    with tconv.use_algorithm("jit_winograd"):
+    with tconv.use_algorithm(algorithm):
         for w, options in (
             (rng.standard_normal((4, 4, 5, 5)), {}),
             (rng.standard_normal((4, 4, 3, 3)), {"stride": 2}),
@@ -1192,8 +1200,9 @@ def test_winograd_refuses_what_it_does_not_compute():
 
 
 @needs_jit
+@pytest.mark.parametrize("algorithm", WINOGRADS)
 @pytest.mark.parametrize("channels_last", [False, True])
-def test_dilated_winograd_phase_by_phase_matches_the_oracle(channels_last, monkeypatch):
+def test_dilated_winograd_phase_by_phase_matches_the_oracle(channels_last, algorithm, monkeypatch):
     """A dilated 3x3 convolution by Winograd, one undilated convolution per phase of the outputs, against the
     oracle: dilations (2, 2) to (5, 3), one axis dilated, paddings from none to more than the dilation and
     asymmetric, maps where some phases hold no input (all padding: the bias alone) or a single output; batch 1
@@ -1217,7 +1226,7 @@ def test_dilated_winograd_phase_by_phase_matches_the_oracle(channels_last, monke
                 )
                 expected = naive_conv(x, w, b, stride=[1, 1], pads=pads, dilation=list(dilation))
                 xin = np.ascontiguousarray(np.moveaxis(x, 1, -1)) if channels_last else x
-                with tconv.use_algorithm("jit_winograd"):
+                with tconv.use_algorithm(algorithm):
                     got = tconv.conv(xin, w, b, padding=pads, dilation=dilation, channels_last=channels_last)
                 np.testing.assert_allclose(np.moveaxis(got, -1, 1) if channels_last else got, expected, atol=1e-10)
                 checked += 1
@@ -1227,7 +1236,7 @@ def test_dilated_winograd_phase_by_phase_matches_the_oracle(channels_last, monke
         x, wt, b, stride=[1, 1], pads=[(2, 2), (1, 1)], dilation=[2, 3], output_padding=[0, 0]
     )
     xin = np.ascontiguousarray(np.moveaxis(x, 1, -1)) if channels_last else x
-    with tconv.use_algorithm("jit_winograd"):
+    with tconv.use_algorithm(algorithm):
         got = tconv.conv_transpose(xin, wt, b, padding=(2, 1), dilation=(2, 3), channels_last=channels_last)
     np.testing.assert_allclose(np.moveaxis(got, -1, 1) if channels_last else got, expected, atol=1e-10)
 
@@ -1253,9 +1262,9 @@ def test_every_padded_layout_in_chunks_matches_the_oracle(monkeypatch):
     monkeypatch.setattr(_tuning, "CHUNK_BYTES", 16 * 11 * 5 * 8 * 2)  # two rows of tiles a chunk
     monkeypatch.setattr(team, "kernel_team_min_work", lambda: 0)
     monkeypatch.setattr(_tuning, "TEAM_CHUNK_BYTES", 16 * 11 * 5 * 8)  # one row of tiles
-    for channels_last in (False, True):
+    for channels_last, algorithm in itertools.product((False, True), WINOGRADS):
         xin = np.ascontiguousarray(np.moveaxis(x, 1, -1)) if channels_last else x
-        with tconv.use_algorithm("jit_winograd"):
+        with tconv.use_algorithm(algorithm):
             got = tconv.conv(xin, w, b, padding=1, channels_last=channels_last)
         np.testing.assert_allclose(np.moveaxis(got, -1, 1) if channels_last else got, expected, atol=1e-10)
     monkeypatch.undo()
@@ -1286,57 +1295,66 @@ def test_every_padded_layout_in_chunks_matches_the_oracle(monkeypatch):
 @needs_jit
 def test_winograd_kernel_transform_in_blocks_on_the_team(monkeypatch):
     """U = G g G^T for 1200 kernels (blocks of 512, the last partial), on the team in ranges and in one thread,
-    against the matrices applied by einsum; float32 and float64."""
+    against the matrices applied by einsum; float32 and float64; F(2x2, 3x3)'s 4x3 G and F(4x4, 3x3)'s 6x3."""
     from tconv.implementations.compiled import winograd
 
     rng = np.random.default_rng(31)
     weight = rng.standard_normal((40, 30, 3, 3))
     g = np.array([[1, 0, 0], [0.5, 0.5, 0.5], [0.5, -0.5, 0.5], [0, 0, 1]])  # F(2x2, 3x3)'s G (Lavin and Gray)
     expected = np.einsum("ai,ocij,bj->aboc", g, weight, g).reshape(16, 40, 30)
+    # F(4x4, 3x3)'s G (Lavin and Gray's points 0, 1, -1, 2, -2 and infinity)
+    g4 = np.array([[6, 0, 0], [-4, -4, -4], [-4, 4, -4], [1, 2, 4], [1, -2, 4], [0, 0, 24]]) / 24
+    expected4 = np.einsum("ai,ocij,bj->aboc", g4, weight, g4).reshape(36, 40, 30)
     for dtype, tolerance in ((np.float64, 1e-12), (np.float32, 1e-5)):
-        alone = winograd.transformed_kernel(weight, dtype)
-        monkeypatch.setattr(team, "kernel_team_min_work", lambda: 0)
-        monkeypatch.setattr(_tuning, "KERNEL_TEAM_MIN_WORK", 0)
-        on_team = winograd.transformed_kernel(weight, dtype)
-        monkeypatch.undo()
-        assert alone.dtype == on_team.dtype == dtype
-        np.testing.assert_allclose(alone, expected, rtol=tolerance, atol=tolerance)
-        np.testing.assert_array_equal(on_team, alone)
+        for m, want in ((2, expected), (4, expected4)):
+            alone = winograd.transformed_kernel(weight, dtype, m=m)
+            monkeypatch.setattr(team, "kernel_team_min_work", lambda: 0)
+            monkeypatch.setattr(_tuning, "KERNEL_TEAM_MIN_WORK", 0)
+            on_team = winograd.transformed_kernel(weight, dtype, m=m)
+            monkeypatch.undo()
+            assert alone.dtype == on_team.dtype == dtype
+            np.testing.assert_allclose(alone, want, rtol=tolerance, atol=tolerance)
+            np.testing.assert_array_equal(on_team, alone)
 
 
 @needs_jit
-def test_winograd_in_chunks_of_tile_rows(monkeypatch):
+@pytest.mark.parametrize("algorithm", WINOGRADS)
+def test_winograd_in_chunks_of_tile_rows(monkeypatch, algorithm):
     """A chunk budget below one sample's buffers cuts each sample into rows of tiles (and a team run into
     chunks on every thread): the same numbers as one chunk, against the oracle."""
     rng = np.random.default_rng(23)
     x = rng.standard_normal((3, 5, 13, 10))
     w = rng.standard_normal((6, 5, 3, 3))
     expected = naive_conv(x, w, None, stride=[1, 1], pads=[(1, 1), (1, 1)], dilation=[1, 1])
-    with tconv.use_algorithm("jit_winograd"):
+    # the bytes of a row of tiles, transformed input and output (16 values a 2x2 tile, 36 a 4x4 one)
+    positions, tile_rows, columns = (16, 7, 5) if algorithm == "jit_winograd" else (36, 4, 3)
+    row_bytes = positions * 11 * columns * 8
+    with tconv.use_algorithm(algorithm):
         whole = tconv.conv(x, w, padding=1)
-        monkeypatch.setattr(_tuning, "CHUNK_BYTES", 16 * 11 * 5 * 8 * 2)  # two rows of tiles
+        monkeypatch.setattr(_tuning, "CHUNK_BYTES", row_bytes * 2)  # two rows of tiles
         monkeypatch.setattr(team, "kernel_team_min_work", lambda: 0)  # the team, whatever the call's size
-        monkeypatch.setattr(_tuning, "TEAM_CHUNK_BYTES", 16 * 11 * 5 * 8)  # one row of tiles
+        monkeypatch.setattr(_tuning, "TEAM_CHUNK_BYTES", row_bytes)  # one row of tiles
         rows = tconv.conv(x, w, padding=1)
-    assert schedule.chunks(3, 7, 16 * 11 * 5 * 8, 16 * 11 * 5 * 8, 2)[0] == (0, 1, 0, 1)
+    assert schedule.chunks(3, tile_rows, row_bytes, row_bytes, 2)[0] == (0, 1, 0, 1)
     np.testing.assert_allclose(whole, expected, atol=1e-10)
     np.testing.assert_array_equal(rows, whole)
 
 
 @needs_jit
+@pytest.mark.parametrize("side, algorithm", [(12, "jit_winograd"), (16, "jit_winograd4")])
 @pytest.mark.parametrize("channels_last", [False, True])
-def test_the_winograd_route_the_planner_chooses_matches_the_oracle(channels_last):
+def test_the_winograd_route_the_planner_chooses_matches_the_oracle(channels_last, side, algorithm):
     """Unforced: a 64-channel 3x3 layer at batch 4, where the planner runs the convolution and the stride-1
-    transposed convolution (its twin) on jit_winograd (asserted), and the convolution's gradients (the input
-    gradient through the same route), against the oracle on one output channel of every call (the oracle's
-    loops are slow)."""
+    transposed convolution (its twin) by Winograd (asserted: F(2x2, 3x3) over 12x12, F(4x4, 3x3) over 16x16),
+    and the convolution's gradients (the input gradient through the same route), against the oracle on one
+    output channel of every call (the oracle's loops are slow)."""
     from tconv.engine import planner
 
     rng = np.random.default_rng(32)
-    x, w, b = rng.standard_normal((4, 64, 16, 16)), rng.standard_normal((64, 64, 3, 3)), rng.standard_normal(64)
+    x, w, b = rng.standard_normal((4, 64, side, side)), rng.standard_normal((64, 64, 3, 3)), rng.standard_normal(64)
     for transposed in (False, True):
         spec = _spec(transposed, x.shape, w.shape, padding=1)
-        assert planner.select(spec, np, channels_last, 4, 8).name == "jit_winograd"
+        assert planner.select(spec, np, channels_last, 4, 8).name == algorithm
     xin = np.moveaxis(x, 1, -1) if channels_last else x
     pads = [(1, 1)] * 2
     got = tconv.conv(xin, w, b, padding=1, channels_last=channels_last)
@@ -1711,9 +1729,10 @@ def test_no_kernel_holds_a_compiled_function_in_its_closure():
     with an id that is new in every process: a kernel that called another through its closure missed the cache
     and was compiled again in every new process (the first transposed call took about a second instead of 0.4).
     Kernels call one another as module globals."""
-    from tconv.implementations.compiled import depthwise, direct_conv, winograd
+    from tconv.implementations.compiled import depthwise, direct_conv, winograd, winograd4
 
-    dispatchers = [*kernels._compiled(), direct_conv._kernel(), *winograd._kernels(), depthwise._kernel()]
+    dispatchers = [*kernels._compiled(), direct_conv._kernel(), *winograd._kernels(), *winograd4.kernels()]
+    dispatchers.append(depthwise._kernel())
     for dispatcher in dispatchers:
         cells = dispatcher.py_func.__closure__ or ()
         held = [cell.cell_contents for cell in cells if hasattr(cell.cell_contents, "py_func")]

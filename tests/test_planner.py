@@ -28,8 +28,9 @@ def test_planner_picks_by_rule_and_by_cost():
     # 64 -> 64 5x5 over 32x32, one sample: the direct sum by the cost model since FORWARD_DIRECT_MARGIN is 1 (2.89
     # against 2.97-3.05 ms on jit_gemm)
     assert planner.select(forward, numpy).name == "jit_direct"
-    # Winograd's F(2x2, 3x3): 4.4 ms against 5.5 for jit_gemm and 4.6-6.9 for jit_direct (docs/speed.md)
-    assert planner.select(forward_3x3, numpy).name == "jit_winograd"
+    # Winograd's F(4x4, 3x3): 5.6 ms against 7.1 for F(2x2, 3x3) (0.81 of its time, paired), 9.7 for jit_gemm and
+    # 10.5 for jit_direct (2026-12-01, a busy machine; F(2x2, 3x3) had measured 4.4 against 5.5 and 4.6-6.9)
+    assert planner.select(forward_3x3, numpy).name == "jit_winograd4"
     assert planner.select(four_d, numpy).name == "gemm"  # the compiled kernels are 3-D
     # channels-last: jit_pixels for the batch (25.7 ms against 30.8 on jit_gemm at 64 samples), not for one
     # sample, where the model puts it past PIXELS_MARGIN (1.33 against 0.78 ms)
@@ -109,8 +110,9 @@ def test_planner_picks_jit_pixels_for_batched_generators_on_a_team(monkeypatch):
     rows_of_16 = _spec(True, (64, 128, 16, 16), (128, 64, 4, 4), stride=2, padding=1)  # dcgan64-4
     assert planner.select(rows_of_16, numpy, batch=64).name == "jit_gemm"
     rows_of_32 = _spec(True, (8, 64, 32, 32), (64, 64, 3, 3), padding=2, dilation=2)  # the suite's "dilated"
-    # not the pixel path (rows of 32); its twin by Winograd phase by phase (2.8 ms against jit_gemm's 5.1)
-    assert planner.select(rows_of_32, numpy, batch=8).name == "jit_winograd"
+    # not the pixel path (rows of 32); its twin by Winograd phase by phase (2.8 ms against jit_gemm's 5.1), now
+    # F(4x4, 3x3) on the 16x16 phases: 5.8 ms against 7.0 for F(2x2, 3x3) and 7.3 for jit_gemm (a busy machine)
+    assert planner.select(rows_of_32, numpy, batch=8).name == "jit_winograd4"
     one_d = _spec(True, (16, 512, 256), (512, 256, 16), stride=8, padding=4)
     assert planner.select(one_d, numpy, batch=16).name == "jit_gemm"
     # Too small a call for a team (columns under TEAM_MIN_BYTES): the planner must not plan for one either,
@@ -141,9 +143,9 @@ def test_planner_pins_the_direct_kernel_for_depthwise_convolutions_at_any_stride
 
     assert forward(groups=64, stride=1) == "jit_direct"  # depthwise: the direct sum
     assert forward(groups=64, stride=2) == "jit_direct"  # at any stride
-    # 64 channels a group: the products (Winograd's 16 at stride 1: 3.25 ms against 4.08 for jit_gemm, 3.34 for
-    # jit_direct; the im2col's one at stride 2)
-    assert forward(groups=1, stride=1) == "jit_winograd"
+    # 64 channels a group: the products (Winograd's at stride 1: F(4x4, 3x3) 4.3 ms against 5.4 for F(2x2, 3x3),
+    # 6.9 for jit_gemm and 8.2 for jit_direct on a busy machine; the im2col's one at stride 2)
+    assert forward(groups=1, stride=1) == "jit_winograd4"
     assert forward(groups=1, stride=2) == "jit_gemm"
 
 
@@ -177,19 +179,22 @@ def test_planner_pins_jit_im2col_where_its_forward_twin_is_clearly_cheaper():
 
 
 @needs_jit
-def test_planner_pins_jit_direct_for_the_unet_3x3_transposed_layers_through_their_twin():
+def test_planner_pins_the_unet_3x3_transposed_layers_through_their_twin():
     """The input gradients of U-Net's 3x3 convolutions (stride-1 transposed convolutions of 16-32 channels) run
-    as the direct sum of their forward twin (four output channels a pass): (8, 32, 32, 32) measured 1.33 ms
-    there against 1.84 for jit_gemm and 2.21 for jit_im2col, (8, 16, 64, 64) 1.39 against 3.17. At 64 channels
-    the products win (jit_gemm 1.23 against 1.50; jit_winograd since it came)."""
+    as their forward twin. At 32 channels by F(4x4, 3x3): (8, 32, 32, 32) measured 2.01 ms there against 2.50
+    for jit_direct (the direct sum of the twin, chosen before F(4x4, 3x3) came: 1.33 against 1.84 for jit_gemm
+    then), 2.32 for F(2x2, 3x3) and 2.55 for jit_gemm. At 16 channels the direct sum still clears
+    DIRECT_CONV_MARGIN (rule 4): (8, 16, 64, 64) 3.20 ms against 2.87 for F(4x4, 3x3), 3.47 for F(2x2, 3x3) and
+    4.25 for jit_gemm (2026-12-01, a busy machine: within 10% of the fastest). At 64 channels the products win."""
     numpy = array_api_compat.array_namespace(np.empty(0))
-    for x_shape, channels in (((8, 32, 32, 32), 32), ((8, 16, 64, 64), 16)):
+    for x_shape, channels, chosen in (((8, 32, 32, 32), 32, "jit_winograd4"), ((8, 16, 64, 64), 16, "jit_direct")):
         unet = _spec(True, x_shape, (channels, channels, 3, 3), padding=1)
-        assert planner.select(unet, numpy, batch=8).name == "jit_direct"
+        assert planner.select(unet, numpy, batch=8).name == chosen
     wide = _spec(True, (8, 64, 16, 16), (64, 64, 3, 3), padding=1)
     # at 64 channels the products: Winograd's through the twin (1.27 ms, jit_gemm 1.24; at 14x14 and 128 channels
-    # 2.56 against 3.20)
-    assert planner.select(wide, numpy, batch=8).name == "jit_winograd"
+    # 2.56 against 3.20); F(4x4, 3x3) since it came, 1.77 ms against 1.87 for F(2x2, 3x3) (0.94 paired) and 2.20
+    # for jit_gemm on a busy machine
+    assert planner.select(wide, numpy, batch=8).name == "jit_winograd4"
 
 
 @needs_jit
@@ -256,7 +261,9 @@ def test_planner_ranks_dilated_winograd_only_where_its_phases_pay():
     at dilation 8 over 17x17 outputs (2.4 ms against jit_gemm's 0.6) or 12 over 33x33."""
     numpy = array_api_compat.array_namespace(np.empty(0))
     pays = _spec(False, (2, 512, 32, 32), (256, 512, 3, 3), padding=2, dilation=2)
-    assert planner.select(pays, numpy, batch=2).name == "jit_winograd"
+    # (F(2x2, 3x3) 26.1 ms, F(4x4, 3x3) 29.0, jit_gemm 40.0 on a busy machine: the model puts F(4x4, 3x3) first on
+    # these 16x16 phases, the smallest it ranks, and it measured 1.11 times F(2x2, 3x3)'s time)
+    assert planner.select(pays, numpy, batch=2).name in ("jit_winograd", "jit_winograd4")
     for x_shape, d in (((2, 64, 17, 17), 8), ((1, 256, 33, 33), 12)):
         small = _spec(False, x_shape, (x_shape[1], x_shape[1], 3, 3), padding=d, dilation=d)
         assert "jit_winograd" not in planner.plan_costs(small, x_shape[0])
@@ -306,3 +313,22 @@ def test_planner_pins_jit_direct_where_winograd_does_not_qualify():
         assert _tuning.WINOGRAD_MARGIN * others < costs["jit_winograd"] < others  # counted, it would win
         assert costs["jit_direct"] > _tuning.DIRECT_CONV_MARGIN * costs["jit_winograd"]  # and bar jit_direct
         assert planner.select(spec, numpy, channels_last, x_shape[0]).name == "jit_direct"
+
+
+@needs_jit
+def test_planner_ranks_winograd4_only_from_sixteen_outputs_a_phase_side():
+    """F(4x4, 3x3) is ranked only where every phase of the call has WINOGRAD4_MIN_SIDE outputs along each axis
+    (on smaller maps its partly empty tiles and its transforms' set-up a row of tiles outweigh its products:
+    (8, 128, 12, 12) -> 16 measured 1.51 times F(2x2, 3x3)'s time, (1, 64, 7, 7) -> 64 1.54 times)."""
+    numpy = array_api_compat.array_namespace(np.empty(0))
+    side = _tuning.WINOGRAD4_MIN_SIDE
+    for size, dilation, ranked in (
+        (side, 1, True),
+        (side - 1, 1, False),
+        (2 * side, 2, True),
+        (2 * side - 1, 2, False),
+    ):
+        spec = _spec(False, (4, 64, size, size), (64, 64, 3, 3), padding=dilation, dilation=dilation)
+        assert ("jit_winograd4" in planner.plan_costs(spec, 4)) is ranked, (size, dilation)
+    small = _spec(False, (8, 128, 12, 12), (16, 128, 3, 3), padding=1)
+    assert planner.select(small, numpy, batch=8).name != "jit_winograd4"

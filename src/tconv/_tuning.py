@@ -161,6 +161,19 @@ WINOGRAD_ROW_COST = 5e-9
 #: outputs); the planner ranks it only where every phase has at least this many outputs along each axis.
 WINOGRAD_MIN_PHASE = 6
 
+#: ``jit_winograd4`` (F(4x4, 3x3)) is ranked only where every phase of the call has at least this many outputs
+#: along each axis (four rows and columns of tiles): below, its partly empty tiles and its transforms' set-up a
+#: row of tiles outweigh its products on most layers (docs/design.md, F(4x4, 3x3)).
+WINOGRAD4_MIN_SIDE = 16
+
+#: What the cost model counts for each of F(4x4, 3x3)'s transformed input values, as a share of one of
+#: F(2x2, 3x3)'s (each comes from a 6x6 patch, in two passes; timed apart, 1.7-2.5 times as long a value).
+#: Chosen among 1, 1.5, 2 and 3 on 160 random 3x3 layers (benchmarks/winograd_tiles.py and a draft of it, four
+#: seeds): the planner's choice took 1.047 and 1.052 of the fastest measured time on the two halves, against
+#: 1.048 and 1.066 at 1.0 and 1.112 and 1.070 without F(4x4, 3x3). Checked on two new seeds (5, 6; 80 layers):
+#: 1.062 and 1.089, against 1.123 and 1.101 with F(4x4, 3x3) never ranked (docs/design.md).
+WINOGRAD4_INPUT_COST = 1.5
+
 #: ``jit_pointwise`` (1x1 kernels) multiplies blocks of pixels whose input and output take at most this many
 #: bytes (a whole sample where it fits: BLAS's rate on wide products outweighs adding the bias while the block
 #: is in the cache; docs/design.md), and never fewer pixels than POINTWISE_MIN_BLOCK.
@@ -187,6 +200,7 @@ TRANSPOSED_CALL_COST = {
     "jit_patches": 27e-6,
     "jit_im2col": 28e-6,
     "jit_winograd": 28e-6,
+    "jit_winograd4": 28e-6,  # as jit_winograd: the same steps
     "jit_pixels": 10e-6,
     "jit_direct": 10e-6,
     "jit_pointwise": 17e-6,  # two calls only in the fit (excess 34 and 40 us): half the lower of them

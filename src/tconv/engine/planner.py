@@ -13,18 +13,19 @@ call description, layout and team (:func:`plan`):
    (:func:`~tconv.implementations.compiled.pointwise.preferred`);
 3. a convolution: ``jit_direct`` (the direct sum, any stride: few channels per group, depthwise) where the
    cost model puts it at most ``FORWARD_DIRECT_MARGIN`` of the others' (``jit_gemm``: im2col and one product per
-   group; ``jit_winograd`` for a 2-D 3x3 stride-1 kernel, dilated ones only where each phase has
-   ``WINOGRAD_MIN_PHASE`` outputs a side, counted only where its cost is at most ``WINOGRAD_MARGIN`` of
-   ``jit_gemm``'s; ``jit_depthwise`` for a depthwise layer), else the cheapest of those;
+   group; ``jit_winograd`` and ``jit_winograd4`` (F(2x2, 3x3) and F(4x4, 3x3)) for a 2-D 3x3 stride-1 kernel,
+   dilated ones only where each phase has ``WINOGRAD_MIN_PHASE`` outputs a side, each counted only where its
+   cost is at most ``WINOGRAD_MARGIN`` of ``jit_gemm``'s; ``jit_depthwise`` for a depthwise layer), else the
+   cheapest of those;
 4. a stride-1 transposed convolution that ``jit_direct`` runs as the direct sum of its forward twin
    (:func:`~tconv.implementations.compiled.algorithms.direct_twin`): ``jit_direct`` where the cost model puts
    it at most ``DIRECT_CONV_MARGIN`` of every other algorithm's cost (``jit_im2col`` included; a margin
    below rule 3's: on close estimates the twin's products measured faster), unless rule 7 holds;
 5. a stride-1 transposed convolution whose forward twin (``jit_im2col``: im2col of x and a product over
-   ``C_in/G * K``; ``jit_winograd`` for a 2-D 3x3 kernel) the cost model puts at most ``TWIN_MARGIN`` (for
-   ``jit_winograd``, ``WINOGRAD_MARGIN``) of every other algorithm's cost: the cheaper such twin (few input
-   channels, large kernels, or a 3x3 kernel over many channels; whatever the layout), unless rule 7 holds. A
-   ``jit_winograd`` estimate that fails its margin is dropped before rule 4, so that it raises no bar there;
+   ``C_in/G * K``; ``jit_winograd`` or ``jit_winograd4`` for a 2-D 3x3 kernel) the cost model puts at most
+   ``TWIN_MARGIN`` (for Winograd's, ``WINOGRAD_MARGIN``) of every other algorithm's cost: the cheaper such twin
+   (few input channels, large kernels, or a 3x3 kernel over many channels; whatever the layout), unless rule 7
+   holds. A Winograd estimate that fails its margin is dropped before rule 4, so that it raises no bar there;
 6. a channels-last transposed convolution with one group and ``PIXELS_MIN_CHANNELS`` output channels or
    more: ``jit_pixels`` (its overlap-add runs along the contiguous channels, and x needs no copy), unless the
    cost model puts it above ``PIXELS_MARGIN`` times the cheapest of the estimates still ranked (rules 2-5 have
@@ -80,17 +81,22 @@ def plan_costs(spec: ConvSpec, batch: int = 1, channels_last: bool = False) -> d
     return costs
 
 
+#: Winograd's algorithms: F(2x2, 3x3) and F(4x4, 3x3).
+_WINOGRADS = ("jit_winograd", "jit_winograd4")
+
 #: The algorithms that run a stride-1 transposed convolution as its forward twin (rule 5).
-_TWINS = ("jit_im2col", "jit_winograd")
+_TWINS = ("jit_im2col", *_WINOGRADS)
 
 
 def _drop_unqualified_winograd(costs: dict[str, float], apart: tuple[str, ...]) -> None:
-    """Drop ``jit_winograd``'s estimate from ``costs`` unless it is at most ``WINOGRAD_MARGIN`` of the cheapest
-    other algorithm's, the algorithms in ``apart`` (judged by rules of their own) left out of that comparison."""
-    winograd = costs.get("jit_winograd")
-    others = [cost for name, cost in costs.items() if name != "jit_winograd" and name not in apart]
-    if winograd is not None and others and winograd > _tuning.WINOGRAD_MARGIN * min(others):
-        del costs["jit_winograd"]
+    """Drop each Winograd estimate from ``costs`` unless it is at most ``WINOGRAD_MARGIN`` of the cheapest
+    non-Winograd algorithm's, the algorithms in ``apart`` (judged by rules of their own) left out of that
+    comparison; the two tile sizes are then weighed against each other by their costs alone."""
+    others = [cost for name, cost in costs.items() if name not in _WINOGRADS and name not in apart]
+    for name in _WINOGRADS:
+        winograd = costs.get(name)
+        if winograd is not None and others and winograd > _tuning.WINOGRAD_MARGIN * min(others):
+            del costs[name]
 
 
 @functools.lru_cache(maxsize=4096)
@@ -127,9 +133,9 @@ def plan(spec: ConvSpec, compiled: bool, channels_last: bool, team: bool = False
             return "jit_direct"
     twins = {name: costs.pop(name) for name in _TWINS if name in costs}  # the twins by rule 5 only, never by 8
     rest = min(costs.values(), default=None)
-    # jit_winograd, if still here, has met its margin against the same rest
+    # a Winograd twin, if still here, has met its margin against the same rest
     qualified = [
-        name for name in twins if name == "jit_winograd" or rest is None or twins[name] <= _tuning.TWIN_MARGIN * rest
+        name for name in twins if name in _WINOGRADS or rest is None or twins[name] <= _tuning.TWIN_MARGIN * rest
     ]
     if qualified and not team_pixels:
         return min(qualified, key=lambda name: twins[name])

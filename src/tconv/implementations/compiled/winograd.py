@@ -1,4 +1,5 @@
-"""Winograd's minimal filtering F(2x2, 3x3) for 3x3 stride-1 convolutions, dilated ones too (``jit_winograd``).
+"""Winograd's minimal filtering F(2x2, 3x3) and F(4x4, 3x3) for 3x3 stride-1 convolutions, dilated ones too
+(``jit_winograd`` and ``jit_winograd4``).
 
 The output is cut into 2x2 tiles; tile ``(i, j)`` reads the 4x4 patch ``d`` of the padded input at rows
 ``2i .. 2i+3`` and columns ``2j .. 2j+3``, and equals ``A^T [(G g G^T) * (B^T d B)] A`` summed over the input
@@ -18,6 +19,10 @@ A dilated call is ``d1 * d2`` undilated ones, one per phase of the outputs (:fun
 residue read only the inputs of that residue, so each phase runs the same kernels on its inputs and outputs seen
 with the dilation folded into their strides; all the phases' chunks go to the team in one run.
 
+F(4x4, 3x3) (``m = 4``, ``jit_winograd4``) cuts the output into 4x4 tiles read from 6x6 patches: 36 products
+over a quarter of the tiles, 4 times fewer multiply-adds than the im2col's; its transforms are in
+:mod:`.winograd4`, and everything else (phases, chunks, products) is shared.
+
 A call runs in chunks of tiles (whole samples, or rows of tiles of one sample), each from the input transform
 (into this thread's buffer) through the 16 products to the output transform (which adds the bias and writes the
 caller's layout, dropping the half of a last row or column of tiles that lies outside an odd-sized output); on
@@ -34,7 +39,7 @@ import numpy as np
 
 from ... import _tuning
 from ...spec import ConvSpec
-from . import geometry, kernels, schedule, team
+from . import geometry, kernels, schedule, team, winograd4
 from .workspace import row_length, scratch
 
 #: The kernel transform: ``U = G g G^T`` for a 3x3 kernel ``g`` (the kernel ``transform_kernel`` writes it out).
@@ -67,9 +72,9 @@ class Phase(NamedTuple):
     start: tuple[int, int]
     size_out: tuple[int, int]
 
-    def tiles(self) -> tuple[int, int]:
-        """Rows and columns of 2x2 output tiles."""
-        return -(-self.size_out[0] // 2), -(-self.size_out[1] // 2)
+    def tiles(self, m: int = 2) -> tuple[int, int]:
+        """Rows and columns of ``m x m`` output tiles."""
+        return -(-self.size_out[0] // m), -(-self.size_out[1] // m)
 
 
 def phases(spec: ConvSpec) -> list[Phase]:
@@ -90,49 +95,58 @@ def phases(spec: ConvSpec) -> list[Phase]:
     ]
 
 
-def phases_pay(spec: ConvSpec) -> bool:
-    """Whether a dilated call's phases are large enough for the planner to rank Winograd: at least
-    ``WINOGRAD_MIN_PHASE`` outputs a phase along each axis (each phase's chunks cost 16 products and two
-    transforms of their own, and its last tiles are half empty: with dilation 8 over 17x17 outputs Winograd took
-    3.9 times jit_gemm's time, at 12 over 33x33 2.1 times). Always true at dilation 1."""
+def phases_pay(spec: ConvSpec, m: int = 2) -> bool:
+    """Whether a call's phases are large enough for the planner to rank Winograd with ``m x m`` tiles. F(2x2,
+    3x3): at dilation 1 always; a dilated call's phases need ``WINOGRAD_MIN_PHASE`` outputs along each axis (each
+    phase's chunks cost 16 products and two transforms of their own, and its last tiles are half empty: with
+    dilation 8 over 17x17 outputs Winograd took 3.9 times jit_gemm's time, at 12 over 33x33 2.1 times). F(4x4,
+    3x3): every phase ``WINOGRAD4_MIN_SIDE`` outputs along each axis, dilated or not (below, its partly empty
+    tiles and its transforms' set-up a row of tiles outweigh its smaller products: docs/design.md)."""
+    if m == 4:
+        return all(o // d >= _tuning.WINOGRAD4_MIN_SIDE for o, d in zip(spec.output_size, spec.dilation))
     return all(d == 1 or o // d >= _tuning.WINOGRAD_MIN_PHASE for o, d in zip(spec.output_size, spec.dilation))
 
 
-def cost(spec: ConvSpec) -> float:
-    """Seconds per sample: the 16 products at ``GEMM_RATE`` (slower in proportion below
-    ``GEMM_FULL_RATE_INNER`` input or output channels, their inner dimension and rows), and the transformed input
-    and output (16 values a tile and channel) at ``COLUMN_STREAM``, and ``WINOGRAD_ROW_COST`` a row of tiles and
+def cost(spec: ConvSpec, m: int = 2) -> float:
+    """Seconds per sample with ``m x m`` tiles: the ``(m + 2)^2`` products at ``GEMM_RATE`` (slower in proportion
+    below ``GEMM_FULL_RATE_INNER`` input or output channels, their inner dimension and rows), the transformed
+    input and output (``(m + 2)^2`` values a tile and channel; F(4x4, 3x3)'s input values at
+    ``WINOGRAD4_INPUT_COST`` times the rest) at ``COLUMN_STREAM``, and ``WINOGRAD_ROW_COST`` a row of tiles and
     channel (docs/design.md, Winograd), over every phase of a dilated call."""
-    counts = [p.tiles() for p in phases(spec)]
+    counts = [p.tiles(m) for p in phases(spec)]
+    positions = (m + 2) ** 2
     count = sum(rows * columns for rows, columns in counts)
     rows = sum(rows for rows, _ in counts)
     c_in, c_out = spec.in_channels, spec.out_channels
     full = _tuning.GEMM_FULL_RATE_INNER
     rate = _tuning.GEMM_RATE * min(1.0, c_in / full) * min(1.0, c_out / full)
-    flops = 2.0 * 16 * c_in * c_out * count
-    streamed = 16.0 * (c_in + c_out) * count * _tuning.COST_ITEMSIZE
+    flops = 2.0 * positions * c_in * c_out * count
+    per_input = 1.0 if m == 2 else _tuning.WINOGRAD4_INPUT_COST  # F(4x4, 3x3)'s values from a 6x6 patch, two passes
+    streamed = positions * (per_input * c_in + c_out) * count * _tuning.COST_ITEMSIZE
     return flops / rate + streamed / _tuning.COLUMN_STREAM + (c_in + c_out) * rows * _tuning.WINOGRAD_ROW_COST
 
 
-def setup_cost(spec: ConvSpec) -> float:
-    """Seconds a call: the kernel's transform, 16 values a channel pair, at ``COLUMN_STREAM``."""
-    return 16.0 * spec.in_channels * spec.out_channels * _tuning.COST_ITEMSIZE / _tuning.COLUMN_STREAM
+def setup_cost(spec: ConvSpec, m: int = 2) -> float:
+    """Seconds a call: the kernel's transform, ``(m + 2)^2`` values a channel pair, at ``COLUMN_STREAM``."""
+    return (m + 2) ** 2 * spec.in_channels * spec.out_channels * _tuning.COST_ITEMSIZE / _tuning.COLUMN_STREAM
 
 
-def fits_memory(spec: ConvSpec) -> bool:
+def fits_memory(spec: ConvSpec, m: int = 2) -> bool:
     """Whether one row of tiles' transformed input and output fit ``_tuning.CHUNK_BYTES`` (a chunk is at least one)."""
-    columns = max((p.tiles()[1] for p in phases(spec)), default=0)
-    per_row = 16 * (spec.in_channels + spec.out_channels) * columns * _tuning.COST_ITEMSIZE
+    columns = max((p.tiles(m)[1] for p in phases(spec)), default=0)
+    per_row = (m + 2) ** 2 * (spec.in_channels + spec.out_channels) * columns * _tuning.COST_ITEMSIZE
     return per_row <= _tuning.CHUNK_BYTES
 
 
-def transformed_kernel(weight: np.ndarray, dtype: Any, slot: int | None = None) -> np.ndarray:
+def transformed_kernel(weight: np.ndarray, dtype: Any, slot: int | None = None, m: int = 2) -> np.ndarray:
     """``U (16, C_out, C_in)``: ``G g G^T`` for each (output, input) channel's 3x3 kernel ``g``, position
     ``xi = 4a + b`` of the 4x4 result at ``U[xi]``, in ``dtype`` (in this thread's buffer ``slot`` if given and
     it fits ``CHUNK_BYTES``)."""
     c_out, c_in = weight.shape[:2]
-    shape = (16, c_out, c_in)
+    shape = ((m + 2) ** 2, c_out, c_in)
     u = np.empty(shape, dtype=dtype) if slot is None else scratch(shape, dtype, slot)
+    if m == 4:
+        return winograd4.transformed_kernel(weight, u)
     w, rows, kernel = (
         np.ascontiguousarray(weight, dtype=dtype).reshape(c_out * c_in, 9),
         u.reshape(16, -1),
@@ -143,13 +157,16 @@ def transformed_kernel(weight: np.ndarray, dtype: Any, slot: int | None = None) 
     return u
 
 
-def conv(x: np.ndarray, weight: np.ndarray, bias: np.ndarray | None, spec: ConvSpec, channels_last: bool) -> np.ndarray:
+def conv(
+    x: np.ndarray, weight: np.ndarray, bias: np.ndarray | None, spec: ConvSpec, channels_last: bool, m: int = 2
+) -> np.ndarray:
     """The convolution of a batched x in the caller's layout, by F(2x2, 3x3), phase by phase where it is
     dilated (:func:`phases`); all phases' chunks in one run of the team."""
     batch, c_in, c_out = x.shape[0], spec.in_channels, spec.out_channels
     item = x.dtype.itemsize
     out = geometry.empty_out(batch, c_out, spec.output_size, x.dtype, channels_last)
-    u = transformed_kernel(weight, x.dtype, slot=6)  # read by every chunk; no chunk uses slot 6
+    positions = (m + 2) ** 2
+    u = transformed_kernel(weight, x.dtype, slot=6, m=m)  # read by every chunk; no chunk uses slot 6
     bias_row = np.zeros(c_out, dtype=x.dtype) if bias is None else np.asarray(bias, dtype=x.dtype).reshape(-1)
     axes_x = (0, 3, 1, 2) if channels_last else (0, 1, 2, 3)  # (n, c, h, w) in x's and out's own axes
     x_steps = [x.strides[a] // item for a in axes_x]
@@ -159,11 +176,11 @@ def conv(x: np.ndarray, weight: np.ndarray, bias: np.ndarray | None, spec: ConvS
     x_strides = np.array([x_steps[0], x_steps[1], d1 * x_steps[2], d2 * x_steps[3]], dtype=np.int64)
     out_strides = np.array([out_steps[0], out_steps[1], d1 * out_steps[2], d2 * out_steps[3]], dtype=np.int64)
     x_flat, out_flat = kernels.flat(x), kernels.flat(out)
-    transform_input, transform_output, _ = _kernels()
+    transform_input, transform_output = (_kernels() if m == 2 else winograd4.kernels())[:2]
     all_phases = phases(spec)
     # transformed values a row of tiles holds, in and out, and the rows of tiles, per phase
-    per_row = [16 * (c_in + c_out) * phase.tiles()[1] for phase in all_phases]
-    total = sum(batch * phase.tiles()[0] * values for phase, values in zip(all_phases, per_row))
+    per_row = [positions * (c_in + c_out) * phase.tiles(m)[1] for phase in all_phases]
+    total = sum(batch * phase.tiles(m)[0] * values for phase, values in zip(all_phases, per_row))
     # on the team where the transforms' work pays for its hand-off (the products alone would split anyway)
     threads = team.size() if team.size() > 1 and total >= team.kernel_team_min_work() else 1
     budget = _tuning.TEAM_CHUNK_BYTES if threads > 1 else _tuning.CHUNK_BYTES
@@ -171,12 +188,12 @@ def conv(x: np.ndarray, weight: np.ndarray, bias: np.ndarray | None, spec: ConvS
     work_items = [
         (phase, *chunk)
         for phase, values in zip(all_phases, per_row)
-        for chunk in schedule.chunks(batch, phase.tiles()[0], values * item, budget, threads)
+        for chunk in schedule.chunks(batch, phase.tiles(m)[0], values * item, budget, threads)
     ]
 
     def work(item_: tuple[Phase, int, int, int, int]) -> None:
         phase, n0, n1, i0, i1 = item_
-        columns = phase.tiles()[1]
+        columns = phase.tiles(m)[1]
         count = (n1 - n0) * (i1 - i0) * columns
         (f1, f2), (a1, a2) = phase.first, phase.start
         # the phase's inputs (none: a phase all padding reads nothing) and outputs, from their first element
@@ -188,11 +205,11 @@ def conv(x: np.ndarray, weight: np.ndarray, bias: np.ndarray | None, spec: ConvS
         # off the aliasing strides: the kernel writes the 16 planes at once, BLAS reads the rows); the buffer is
         # kept between calls only within CHUNK_BYTES
         row = row_length(count, item)
-        v_buffer = scratch((16, row_length(c_in * row, item)), x.dtype, slot=0)
+        v_buffer = scratch((positions, row_length(c_in * row, item)), x.dtype, slot=0)
         transform_input(x_flat[x_from:], x_strides, size_in, low, n0, n1, i0, i1, columns, v_buffer, row)
-        v = v_buffer[:, : c_in * row].reshape(16, c_in, row)[:, :, :count]
-        products = scratch((16, row_length(c_out * count, item)), x.dtype, slot=4)  # M's planes off them too
-        team.matmul(u, v, out=products[:, : c_out * count].reshape(16, c_out, count))
+        v = v_buffer[:, : c_in * row].reshape(positions, c_in, row)[:, :, :count]
+        products = scratch((positions, row_length(c_out * count, item)), x.dtype, slot=4)  # M's planes off them too
+        team.matmul(u, v, out=products[:, : c_out * count].reshape(positions, c_out, count))
         out_from = a1 * out_steps[2] + a2 * out_steps[3]
         transform_output(products, count, out_flat[out_from:], out_strides, size_out, n0, n1, i0, i1, columns, bias_row)
 
