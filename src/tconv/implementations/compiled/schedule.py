@@ -146,9 +146,10 @@ def each_dealt(
     work: Callable[[T, int], None], pieces: Sequence[T], threads: int, sizes: Sequence[float] | None = None
 ) -> None:
     """``work(piece, bin)`` for every piece, the pieces dealt to ``threads`` bins (:func:`deal`; ``sizes``, or
-    all alike) and each bin's run in order on one thread: for sums kept a bin at a time
+    all alike) and each bin's run on one thread in the order the pieces were given (a caller may rely on it: an
+    im2col's channel blocks of one sample are summed in order): for sums kept a bin at a time
     (:class:`.workspace.Partials`), which then come out the same on every call."""
-    bins = deal([1.0] * len(pieces) if sizes is None else sizes, threads)
+    bins = [sorted(dealt) for dealt in deal([1.0] * len(pieces) if sizes is None else sizes, threads)]
 
     def run(which: int) -> None:
         for index in bins[which]:
