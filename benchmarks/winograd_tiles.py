@@ -120,9 +120,13 @@ def main() -> None:
         print(f"seed {seed}: {len(rows)} layers; planner's regret {_regret(rows, 'chosen'):.3f}, "
               f"with F(4x4, 3x3) never ranked {_regret(rows, 'without'):.3f}", flush=True)  # fmt: skip
     both = [r for r in every if "jit_winograd" in r["times"] and "jit_winograd4" in r["times"]]
+
+    def phase_side(r: dict) -> int:  # outputs along each axis of the call's smallest phase
+        return (r["size"] + 2 * r["padding"] - 2 * r["dilation"]) // r["dilation"]
+
     for low, high in ((1, 16), (16, 32), (32, 1 << 30)):
         ratios = [r["times"]["jit_winograd4"] / r["times"]["jit_winograd"] for r in both
-                  if low <= r["size"] // r["dilation"] < high]  # fmt: skip
+                  if low <= phase_side(r) < high]  # fmt: skip
         if ratios:
             mean = math.exp(sum(map(math.log, ratios)) / len(ratios))
             print(f"phase side {low}-{min(high, 9999) - 1}: F(4x4, 3x3) / F(2x2, 3x3) geometric mean {mean:.2f} "

@@ -642,7 +642,7 @@ def test_concurrent_calls_on_thread_teams_match_the_oracle(monkeypatch):
 @given(configs(transposed=True), configs(transposed=False))
 def test_gradients_and_convolutions_on_a_thread_team(transposed, case_t, case_f):
     """The im2col paths (convolution, both gradients) on a two-thread team with tiny blocks, against the
-    oracle's adjoint identities; the weight gradient is summed from per-thread partials."""
+    oracle's adjoint identities; the weight gradient is summed a bin of chunks at a time."""
     case = case_t if transposed else case_f
     assume(case.output_size() is not None)
     case = case.replace(batch=2, batched=True, channels_last=False)  # set, not assumed: filtering half

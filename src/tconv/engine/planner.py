@@ -14,9 +14,10 @@ call description, layout and team (:func:`plan`):
 3. a convolution: ``jit_direct`` (the direct sum, any stride: few channels per group, depthwise) where the
    cost model puts it at most ``FORWARD_DIRECT_MARGIN`` of the others' (``jit_gemm``: im2col and one product per
    group; ``jit_winograd`` and ``jit_winograd4`` (F(2x2, 3x3) and F(4x4, 3x3)) for a 2-D 3x3 stride-1 kernel,
-   dilated ones only where each phase has ``WINOGRAD_MIN_PHASE`` outputs a side, each counted only where its
-   cost is at most ``WINOGRAD_MARGIN`` of ``jit_gemm``'s; ``jit_depthwise`` for a depthwise layer), else the
-   cheapest of those;
+   ``jit_winograd`` on dilated ones only where each phase has ``WINOGRAD_MIN_PHASE`` outputs a side and
+   ``jit_winograd4`` on any only where each phase has ``WINOGRAD4_MIN_SIDE``, each counted only where its cost
+   is at most ``WINOGRAD_MARGIN`` of ``jit_gemm``'s; ``jit_depthwise`` for a depthwise layer), else the cheapest
+   of those;
 4. a stride-1 transposed convolution that ``jit_direct`` runs as the direct sum of its forward twin
    (:func:`~tconv.implementations.compiled.algorithms.direct_twin`): ``jit_direct`` where the cost model puts
    it at most ``DIRECT_CONV_MARGIN`` of every other algorithm's cost (``jit_im2col`` included; a margin

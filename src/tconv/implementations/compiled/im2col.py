@@ -8,7 +8,8 @@ Convolution
 Gradients
     The transposed convolution's input gradient and weight gradient share one im2col of the output gradient
     ``cols_gy``: ``dx = W @ cols_gy`` and ``dW = x @ cols_gy^T``. The convolution's weight gradient is
-    ``dy @ im2col(x)^T``. On a team the weight gradient is summed from per-thread partials; a batch smaller
+    ``dy @ im2col(x)^T``. On a team the weight gradient is summed a fixed bin of chunks at a time
+    (:func:`.schedule.each_dealt`, :class:`.workspace.Partials`); a batch smaller
     than the team (channels-first) is cut into blocks of x's pixels (:func:`_grads_in_pixel_blocks`).
 """
 

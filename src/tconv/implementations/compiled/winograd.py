@@ -24,8 +24,8 @@ over a quarter of the tiles, 4 times fewer multiply-adds than the im2col's; its 
 :mod:`.winograd4`, and everything else (phases, chunks, products) is shared.
 
 A call runs in chunks of tiles (whole samples, or rows of tiles of one sample), each from the input transform
-(into this thread's buffer) through the 16 products to the output transform (which adds the bias and writes the
-caller's layout, dropping the half of a last row or column of tiles that lies outside an odd-sized output); on
+(into this thread's buffer) through the ``(m + 2)^2`` products to the output transform (which adds the bias and
+writes the caller's layout, dropping the part of a last row or column of tiles that lies outside the output); on
 the thread team where the transforms' work pays for the hand-off
 (:func:`tconv.implementations.compiled.team.kernel_team_min_work`).
 """
@@ -139,7 +139,8 @@ def fits_memory(spec: ConvSpec, m: int = 2) -> bool:
 
 
 def transformed_kernel(weight: np.ndarray, dtype: Any, slot: int | None = None, m: int = 2) -> np.ndarray:
-    """``U (16, C_out, C_in)``: ``G g G^T`` for each (output, input) channel's 3x3 kernel ``g``, position
+    """``U ((m + 2)^2, C_out, C_in)``: for ``m = 4`` :func:`.winograd4.transformed_kernel`; for ``m = 2``
+    ``U (16, C_out, C_in)``: ``G g G^T`` for each (output, input) channel's 3x3 kernel ``g``, position
     ``xi = 4a + b`` of the 4x4 result at ``U[xi]``, in ``dtype`` (in this thread's buffer ``slot`` if given and
     it fits ``CHUNK_BYTES``)."""
     c_out, c_in = weight.shape[:2]
@@ -160,7 +161,7 @@ def transformed_kernel(weight: np.ndarray, dtype: Any, slot: int | None = None, 
 def conv(
     x: np.ndarray, weight: np.ndarray, bias: np.ndarray | None, spec: ConvSpec, channels_last: bool, m: int = 2
 ) -> np.ndarray:
-    """The convolution of a batched x in the caller's layout, by F(2x2, 3x3), phase by phase where it is
+    """The convolution of a batched x in the caller's layout, by F(m x m, 3x3), phase by phase where it is
     dilated (:func:`phases`); all phases' chunks in one run of the team."""
     batch, c_in, c_out = x.shape[0], spec.in_channels, spec.out_channels
     item = x.dtype.itemsize
