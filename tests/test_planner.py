@@ -333,3 +333,15 @@ def test_planner_ranks_winograd4_only_from_sixteen_outputs_a_phase_side():
         assert ("jit_winograd4" in planner.plan_costs(spec, 4)) is ranked, (size, dilation)
     small = _spec(False, (8, 128, 12, 12), (16, 128, 3, 3), padding=1)
     assert planner.select(small, numpy, batch=8).name != "jit_winograd4"
+
+
+@needs_jit
+def test_planner_prices_winograd4_kernel_transform_per_call():
+    """F(4x4, 3x3) transforms the kernel on every call, at WINOGRAD4_KERNEL_COST times F(2x2, 3x3)'s cost a
+    value: at batch 1 a 512-channel layer keeps F(2x2, 3x3) (over 28x28 F(4x4, 3x3) measured 26.2 ms against 16.7,
+    over 32x32 29.4 against 20.1), while at batch 4 the transform is shared by the samples and F(4x4, 3x3) wins
+    (43.0 against 45.3 ms over 28x28; 2026-12-01, a busy machine)."""
+    numpy = array_api_compat.array_namespace(np.empty(0))
+    for batch, side, chosen in ((1, 28, "jit_winograd"), (1, 32, "jit_winograd"), (4, 28, "jit_winograd4")):
+        spec = _spec(False, (batch, 512, side, side), (512, 512, 3, 3), padding=1)
+        assert planner.select(spec, numpy, batch=batch).name == chosen, (batch, side)

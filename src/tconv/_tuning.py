@@ -174,6 +174,12 @@ WINOGRAD4_MIN_SIDE = 16
 #: 1.062 and 1.089, against 1.123 and 1.101 with F(4x4, 3x3) never ranked (docs/design.md).
 WINOGRAD4_INPUT_COST = 1.5
 
+#: What the cost model counts for each value of F(4x4, 3x3)'s transformed kernel (made on every call), as a share
+#: of one of F(2x2, 3x3)'s: 512 x 512 channels took 9.9 ms for 9.4 M values against 2.1 ms for 4.2 M on the team
+#: (its buffer, over CHUNK_BYTES, is mapped afresh each call; F(2x2, 3x3)'s is kept). Without it the planner ran
+#: batch-1 layers of 512 channels over 28x28 and 32x32 by F(4x4, 3x3) at 1.5-1.6 times F(2x2, 3x3)'s time.
+WINOGRAD4_KERNEL_COST = 2.0
+
 #: ``jit_pointwise`` (1x1 kernels) multiplies blocks of pixels whose input and output take at most this many
 #: bytes (a whole sample where it fits: BLAS's rate on wide products outweighs adding the bias while the block
 #: is in the cache; docs/design.md), and never fewer pixels than POINTWISE_MIN_BLOCK.

@@ -127,8 +127,12 @@ def cost(spec: ConvSpec, m: int = 2) -> float:
 
 
 def setup_cost(spec: ConvSpec, m: int = 2) -> float:
-    """Seconds a call: the kernel's transform, ``(m + 2)^2`` values a channel pair, at ``COLUMN_STREAM``."""
-    return (m + 2) ** 2 * spec.in_channels * spec.out_channels * _tuning.COST_ITEMSIZE / _tuning.COLUMN_STREAM
+    """Seconds a call: the kernel's transform, ``(m + 2)^2`` values a channel pair, at ``COLUMN_STREAM`` (F(4x4,
+    3x3)'s at ``WINOGRAD4_KERNEL_COST`` times as long a value)."""
+    per_value = 1.0 if m == 2 else _tuning.WINOGRAD4_KERNEL_COST
+    return (
+        per_value * (m + 2) ** 2 * spec.in_channels * spec.out_channels * _tuning.COST_ITEMSIZE / _tuning.COLUMN_STREAM
+    )
 
 
 def fits_memory(spec: ConvSpec, m: int = 2) -> bool:
