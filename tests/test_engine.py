@@ -93,6 +93,33 @@ def test_conv_grads_per_path(algorithm, case):
     _grads_match(case.replace(batched=True, channels_last=False), algorithm)
 
 
+@SETTINGS
+@given(configs(transposed=True) | configs(transposed=False))
+def test_gradients_with_the_planners_choices_avoided(case):
+    """The algorithms the planner picks for a call's gradients, avoided (:func:`tconv.avoid_algorithms`): none of
+    them runs again, and the gradients of the next choices pass the oracle's adjoint identities."""
+    from unittest import mock
+
+    from tconv.engine import planner
+
+    assume(case.output_size() is not None)
+    case = case.replace(batched=True, channels_last=False)
+    real, chosen = planner.select, []
+
+    def select(*args, **kwargs):
+        algorithm = real(*args, **kwargs)
+        chosen.append(algorithm.name)
+        return algorithm
+
+    with mock.patch.object(planner, "select", select):
+        _grads_match(case, None)
+        first = set(chosen)
+        chosen.clear()
+        with tconv.avoid_algorithms(*first):
+            _grads_match(case, None)
+    assert first and chosen and not first & set(chosen)
+
+
 @needs_jit
 @pytest.mark.parametrize("channels_last", [False, True])
 @pytest.mark.parametrize("transposed", [False, True])

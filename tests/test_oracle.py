@@ -342,3 +342,34 @@ def test_zero_output_padding_in_any_form_combines_with_same_and_output_size():
     a = tconv.conv_transpose(x, w, stride=2, padding="same", output_padding=(0, 0))
     np.testing.assert_array_equal(a, tconv.conv_transpose(x, w, stride=2, padding="same"))
     assert tconv.conv_transpose(x, w, stride=2, output_padding=[0, 0], output_size=(8, 8)).shape[-2:] == (8, 8)
+
+
+@SETTINGS
+@given(configs(transposed=True) | configs(transposed=False))
+def test_avoided_algorithms_give_way_and_match_the_oracle(case):
+    """The planner's choices for a call, avoided (:func:`tconv.avoid_algorithms`): none of them runs again, and
+    the next choice computes the call, in its layout and padding form, as the oracle does."""
+    from unittest import mock
+
+    from tconv.engine import planner
+
+    assume(case.output_size() is not None)
+    if not case.batched:
+        case = case.replace(batch=1)
+    x, w, b = case.arrays()
+    expected = case.oracle(x, w, b)
+    real, chosen = planner.select, []
+
+    def select(*args, **kwargs):
+        algorithm = real(*args, **kwargs)
+        chosen.append(algorithm.name)
+        return algorithm
+
+    with mock.patch.object(planner, "select", select):
+        _call(case, x, w, b)
+        first = set(chosen)
+        chosen.clear()
+        with tconv.avoid_algorithms(*first):
+            got = _call(case, x, w, b)
+    assert first and chosen and not first & set(chosen)
+    np.testing.assert_allclose(got, expected, rtol=1e-10, atol=1e-10)

@@ -345,3 +345,64 @@ def test_planner_prices_winograd4_kernel_transform_per_call():
     for batch, side, chosen in ((1, 28, "jit_winograd"), (1, 32, "jit_winograd"), (4, 28, "jit_winograd4")):
         spec = _spec(False, (batch, 512, side, side), (512, 512, 3, 3), padding=1)
         assert planner.select(spec, numpy, batch=batch).name == chosen, (batch, side)
+
+
+@needs_jit
+def test_avoid_algorithms_leaves_the_next_choice():
+    """``tconv.avoid_algorithms`` takes its names out of every rule and estimate: the planner then picks what it
+    would pick among the rest, the rule of an avoided algorithm giving way to the next (rules 2, 6 and 7 return
+    their algorithm without comparing costs), and blocks nest."""
+    numpy = array_api_compat.array_namespace(np.empty(0))
+    forward_3x3 = _spec(False, (8, 64, 32, 32), (64, 64, 3, 3), padding=1)
+    dcgan = _spec(True, (64, 256, 8, 8), (256, 128, 4, 4), stride=2, padding=1)
+    bottleneck = _spec(False, (8, 256, 28, 28), (64, 256, 1, 1))
+    assert planner.select(forward_3x3, numpy, batch=8).name == "jit_winograd4"
+    with tconv.avoid_algorithms("jit_winograd4"):
+        assert planner.select(forward_3x3, numpy, batch=8).name == "jit_winograd"
+        with tconv.avoid_algorithms("jit_winograd"):
+            assert planner.select(forward_3x3, numpy, batch=8).name not in ("jit_winograd", "jit_winograd4")
+        assert planner.select(forward_3x3, numpy, batch=8).name == "jit_winograd"
+    assert planner.select(forward_3x3, numpy, batch=8).name == "jit_winograd4"
+    # rule 6 (channels-last, 64 samples) and rule 2 (a 1x1 kernel) give way to the cost model's next choice
+    assert planner.select(dcgan, numpy, channels_last=True, batch=64).name == "jit_pixels"
+    assert planner.select(bottleneck, numpy, batch=8).name == "jit_pointwise"
+    with tconv.avoid_algorithms("jit_pixels", "jit_pointwise"):
+        assert planner.select(dcgan, numpy, channels_last=True, batch=64).name == "jit_gemm"
+        assert planner.select(bottleneck, numpy, batch=8).name == "jit_gemm"
+    # with only the 1x1 path left, it runs whatever rule 2 says
+    compiled = [name for name in tconv.algorithms() if name.startswith("jit_")]
+    with tconv.avoid_algorithms(*(name for name in compiled if name != "jit_pointwise")):
+        assert planner.select(_spec(False, (8, 2048, 7, 7), (512, 2048, 1, 1)), numpy, batch=8).name == "jit_pointwise"
+    # every compiled algorithm avoided: the array-API product, then the per-tap one; none left: an error
+    with tconv.avoid_algorithms(*compiled):
+        assert planner.select(dcgan, numpy, batch=64).name == "gemm"
+        with tconv.avoid_algorithms("gemm"):
+            assert planner.select(dcgan, numpy, batch=64).name == "taps"
+            with pytest.raises(ValueError, match="leaves no algorithm for this call"), tconv.avoid_algorithms("taps"):
+                planner.select(dcgan, numpy, batch=64)
+
+
+@needs_team
+def test_avoid_algorithms_gives_way_on_the_team_rule():
+    """Rule 7 (channels-first batched generator layers on a team: jit_pixels without comparing costs) gives way
+    when jit_pixels is avoided."""
+    numpy = array_api_compat.array_namespace(np.empty(0))
+    dcgan = _spec(True, (64, 256, 8, 8), (256, 128, 4, 4), stride=2, padding=1)
+    if team.size() < 2 or planner.select(dcgan, numpy, batch=64).name != "jit_pixels":
+        pytest.skip("rule 7 does not hold here (one thread)")
+    with tconv.avoid_algorithms("jit_pixels"):
+        assert planner.select(dcgan, numpy, batch=64).name != "jit_pixels"
+
+
+def test_avoid_algorithms_checks_its_names_and_forcing():
+    with pytest.raises(ValueError, match=r"each name must be one of .* received 'fft'"), tconv.avoid_algorithms("fft"):
+        pass
+    with pytest.raises(TypeError, match=r"algorithm names .* received 3"), tconv.avoid_algorithms(3):
+        pass
+    x, w = np.ones((1, 1, 3)), np.ones((1, 1, 2))
+    with tconv.avoid_algorithms("taps"), tconv.use_algorithm("taps"):
+        with pytest.raises(ValueError, match="forced algorithm 'taps' is also avoided"):
+            tconv.conv_transpose(x, w, stride=2)
+    with tconv.avoid_algorithms("taps"):
+        pass
+    assert tconv.engine.registry.avoided() == frozenset()

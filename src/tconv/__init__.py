@@ -26,7 +26,7 @@ The public surface:
 """
 
 from . import compat, dask, models, nn, shapes
-from .engine import algorithms, use_algorithm
+from .engine import algorithms, avoid_algorithms, use_algorithm
 from .grad import conv_grad, conv_transpose_grad
 from .matrix import conv_matrix
 from .ops import conv, conv_transpose
@@ -39,6 +39,7 @@ __all__ = [
     "ConvSpec",
     "__version__",
     "algorithms",
+    "avoid_algorithms",
     "compat",
     "conv",
     "conv_grad",

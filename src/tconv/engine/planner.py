@@ -2,7 +2,8 @@
 
 :func:`select` is asked the same way by every entry point (:mod:`tconv.engine.run`): the algorithm
 :func:`tconv.use_algorithm` forces (which must support the call), else the planner's choice, cached per
-call description, layout and team (:func:`plan`):
+call description, layout and team (:func:`plan`), among the algorithms :func:`tconv.avoid_algorithms` leaves it
+(a rule whose algorithm is avoided does not apply; the next one decides):
 
 1. without the compiled kernels (numba missing, rank > 3, arrays other than NumPy's): ``gemm``, the
    array-API product + col2im, faster than ``taps`` everywhere once its buffer is cache-sized;
@@ -56,10 +57,12 @@ from ..spec import ConvSpec
 from . import registry
 
 
-def plan_costs(spec: ConvSpec, batch: int = 1, channels_last: bool = False) -> dict[str, float]:
+def plan_costs(
+    spec: ConvSpec, batch: int = 1, channels_last: bool = False, avoided: frozenset[str] = frozenset()
+) -> dict[str, float]:
     """The cost model's estimates, in seconds per call of ``batch`` samples in the given layout, of the algorithms
-    it ranks for ``spec``: each algorithm's ``cost`` per sample times the batch, plus its ``setup_cost`` once, plus
-    (a transposed call) its ``TRANSPOSED_CALL_COST``.
+    it ranks for ``spec`` (none of those in ``avoided``): each algorithm's ``cost`` per sample times the batch,
+    plus its ``setup_cost`` once, plus (a transposed call) its ``TRANSPOSED_CALL_COST``.
 
     Examples
     --------
@@ -76,6 +79,8 @@ def plan_costs(spec: ConvSpec, batch: int = 1, channels_last: bool = False) -> d
     costs = {}
     calls = _tuning.TRANSPOSED_CALL_COST if spec.transposed else {}
     for algorithm in registry.registered():
+        if algorithm.name in avoided:
+            continue
         cost = algorithm.cost(spec, channels_last)
         if cost is not None:
             costs[algorithm.name] = cost * batch + algorithm.setup_cost(spec) + calls.get(algorithm.name, 0.0)
@@ -100,21 +105,47 @@ def _drop_unqualified_winograd(costs: dict[str, float], apart: tuple[str, ...]) 
             del costs[name]
 
 
+#: The array-API algorithms the planner falls back on, in its order of preference: without the compiled kernels
+#: (rule 1), or with every compiled algorithm that ranks a call avoided. Both run any call.
+_FALLBACKS = ("gemm", "taps")
+
+
+def _fallback(spec: ConvSpec, avoided: frozenset[str]) -> str:
+    """The first of :data:`_FALLBACKS` not avoided; ``ValueError`` where both are (nothing left runs the call)."""
+    for name in _FALLBACKS:
+        if name not in avoided:
+            return name
+    raise ValueError(
+        f"avoid_algorithms leaves no algorithm for this call ({spec}); avoided: {', '.join(sorted(avoided))}"
+    )
+
+
 @functools.lru_cache(maxsize=4096)
-def plan(spec: ConvSpec, compiled: bool, channels_last: bool, team: bool = False, batch: int = 1) -> str:
+def plan(
+    spec: ConvSpec,
+    compiled: bool,
+    channels_last: bool,
+    team: bool = False,
+    batch: int = 1,
+    avoided: frozenset[str] = frozenset(),
+) -> str:
     """The planner's choice (the rules in the module docstring), cached per call description (shapes and
-    options), path (``compiled``: the compiled kernels can run it), layout, thread team and batch."""
+    options), path (``compiled``: the compiled kernels can run it), layout, thread team, batch and the
+    algorithms it must not choose (``avoided``)."""
     if not compiled:
-        return "gemm"
-    costs = plan_costs(spec, batch, channels_last)
-    if costs.pop("jit_pointwise", None) is not None and pointwise.preferred(spec, batch, channels_last):
+        return _fallback(spec, avoided)
+    costs = plan_costs(spec, batch, channels_last, avoided)
+    if not costs:  # every compiled algorithm that ranks the call is avoided
+        return _fallback(spec, avoided)
+    pointwise_cost = costs.pop("jit_pointwise", None)
+    if pointwise_cost is not None and (not costs or pointwise.preferred(spec, batch, channels_last)):
         return "jit_pointwise"
     if not spec.transposed:  # im2col and one product per group, Winograd (3x3), or the direct sum
         _drop_unqualified_winograd(costs, ("jit_direct",))
         direct = costs.pop("jit_direct", None)
         if direct is not None and (not costs or direct <= _tuning.FORWARD_DIRECT_MARGIN * min(costs.values())):
             return "jit_direct"
-        return min(costs, key=lambda name: costs[name])
+        return min(costs, key=lambda name: costs[name]) if costs else _fallback(spec, avoided)
     # against what rule 5 weighs the twins against (rule 4 judges a direct twin on its own): an estimate that
     # would never be chosen must not raise the bar for rule 4 either
     direct_route = "jit_direct" in costs and direct_twin(spec) is not None
@@ -122,6 +153,7 @@ def plan(spec: ConvSpec, compiled: bool, channels_last: bool, team: bool = False
     overlapping = any(k * d > s for k, s, d in zip(spec.kernel_size, spec.stride, spec.dilation))
     team_pixels = (
         team
+        and "jit_pixels" not in avoided
         and spec.ndim == 2
         and spec.groups == 1
         and spec.out_channels >= _tuning.PIXELS_TEAM_MIN_CHANNELS
@@ -143,13 +175,16 @@ def plan(spec: ConvSpec, compiled: bool, channels_last: bool, team: bool = False
     pixels = costs.get("jit_pixels")
     if (
         channels_last
+        and "jit_pixels" not in avoided
         and spec.groups == 1
         and spec.out_channels >= _tuning.PIXELS_MIN_CHANNELS
-        and (pixels is None or pixels <= _tuning.PIXELS_MARGIN * min(costs.values()))
+        and (pixels is None or pixels <= _tuning.PIXELS_MARGIN * min(costs.values(), default=math.inf))
     ):
         return "jit_pixels"
     if team_pixels:
         return "jit_pixels"
+    if not costs:  # the twins and the direct twin, all avoided or past their margins, were all it ranked
+        return min(twins, key=lambda name: twins[name]) if twins else _fallback(spec, avoided)
     return min(costs, key=lambda name: costs[name])
 
 
@@ -157,9 +192,14 @@ def select(
     spec: ConvSpec, xp: Any, channels_last: bool = False, batch: int = 1, itemsize: int = 4
 ) -> registry.Algorithm:
     """The algorithm for one call of ``batch`` samples of ``itemsize``-byte elements: the forced one, or the
-    planner's."""
-    algorithm = registry.forced()
+    planner's among those not avoided."""
+    algorithm, avoided = registry.forced(), registry.avoided()
     if algorithm is not None:
+        if algorithm.name in avoided:
+            raise ValueError(
+                f"the forced algorithm {algorithm.name!r} is also avoided "
+                f"(avoid_algorithms: {', '.join(sorted(avoided))})"
+            )
         if not algorithm.supports(spec, xp):
             raise ValueError(f"the forced algorithm {algorithm.name!r} does not support this call ({spec})")
         return algorithm
@@ -170,4 +210,4 @@ def select(
     threads = schedule.team_threads(batch, spec.out_channels, pair, schedule.Cut.CHANNELS)
     team = threads > 1 and batch >= threads
     compiled = registry.get("jit_gemm").supports(spec, xp)  # jit_gemm runs every call the kernels can
-    return registry.get(plan(spec, compiled, channels_last, team, batch))
+    return registry.get(plan(spec, compiled, channels_last, team, batch, avoided))

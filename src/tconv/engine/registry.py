@@ -1,4 +1,5 @@
-"""The algorithm interface, the registry of algorithm objects, and forcing one (:func:`use_algorithm`).
+"""The algorithm interface, the registry of algorithm objects, forcing one (:func:`use_algorithm`) and keeping the
+planner from some (:func:`avoid_algorithms`).
 
 Every algorithm is registered here, once, in the order below; the planner (:mod:`tconv.engine.planner`)
 chooses among the registered objects only, and every entry point (:mod:`tconv.engine.run`) reaches an
@@ -90,10 +91,18 @@ def get(name: str) -> Algorithm:
 _FORCED: contextvars.ContextVar[str | None] = contextvars.ContextVar("tconv_algorithm", default=None)
 
 
+_AVOIDED: contextvars.ContextVar[frozenset[str]] = contextvars.ContextVar("tconv_avoided", default=frozenset())
+
+
 def forced() -> Algorithm | None:
     """The algorithm :func:`use_algorithm` forces here, if any."""
     name = _FORCED.get()
     return None if name is None else _ALGORITHMS[name]
+
+
+def avoided() -> frozenset[str]:
+    """The names :func:`avoid_algorithms` keeps the planner from here (empty outside any such block)."""
+    return _AVOIDED.get()
 
 
 def algorithms() -> list[str]:
@@ -103,7 +112,7 @@ def algorithms() -> list[str]:
     ``jit_winograd4``, ``jit_pointwise`` and ``jit_depthwise`` are the
     compiled NumPy paths (numba, rank <= 3); the others are the array-API paths that run on any library
     (PyTorch, CuPy, JAX, NumPy without numba).
-    :func:`use_algorithm` forces one.
+    :func:`use_algorithm` forces one; :func:`avoid_algorithms` keeps the planner from some.
 
     Examples
     --------
@@ -136,3 +145,37 @@ def use_algorithm(name: str | None) -> Iterator[None]:
         yield
     finally:
         _FORCED.reset(token)
+
+
+@contextlib.contextmanager
+def avoid_algorithms(*names: str) -> Iterator[None]:
+    """Keep the planner from choosing the named algorithms for the calls inside the block; it chooses among the
+    others as it would (forward calls and gradients alike).
+
+    Where :func:`use_algorithm` forces one algorithm (which raises on a call it cannot run), this keeps every
+    call running: e.g. ``avoid_algorithms("jit_winograd4")`` keeps F(2x2, 3x3)'s tighter float32 rounding where
+    the planner would pick F(4x4, 3x3), and lets it pick something else where neither Winograd runs. Blocks
+    nest: an inner block avoids its names and the outer block's. Like :func:`use_algorithm`, the setting holds
+    in the thread (and ``contextvars`` context) that enters the block. With every algorithm that could run a
+    call avoided, the call raises ``ValueError``; so does forcing an avoided algorithm.
+
+    Examples
+    --------
+    >>> import numpy as np, tconv
+    >>> x, w = np.ones((1, 1, 3)), np.ones((1, 1, 2))
+    >>> with tconv.avoid_algorithms("jit_gemm", "jit_direct"):
+    ...     tconv.conv_transpose(x, w, stride=2)
+    array([[[1., 1., 1., 1., 1., 1.]]])
+    """
+    for name in names:
+        if not isinstance(name, str):
+            raise TypeError(f"avoid_algorithms takes algorithm names (str); received {name!r} ({type(name).__name__})")
+        if name not in _ALGORITHMS:
+            raise ValueError(
+                f"avoid_algorithms: each name must be one of {', '.join(map(repr, _ALGORITHMS))}; received {name!r}"
+            )
+    token = _AVOIDED.set(_AVOIDED.get() | frozenset(names))
+    try:
+        yield
+    finally:
+        _AVOIDED.reset(token)

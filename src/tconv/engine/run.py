@@ -122,7 +122,7 @@ def _cut(
     every framework carries into the result as NaN."""
     if registry.forced() is not None:
         return None
-    cut = _cut_if_cheaper(spec, _batch(prepared, batched), channels_last)
+    cut = _cut_if_cheaper(spec, _batch(prepared, batched), channels_last, registry.avoided())
     if cut is None or not all(bool(prepared.xp.all(prepared.xp.isfinite(a))) for a in multiplied):
         return None
     return cut
@@ -130,15 +130,17 @@ def _cut(
 
 @functools.lru_cache(maxsize=1024)
 def _cut_if_cheaper(
-    spec: ConvSpec, batch: int, channels_last: bool
+    spec: ConvSpec, batch: int, channels_last: bool, avoided: frozenset[str] = frozenset()
 ) -> tuple[ConvSpec, tuple[tuple[int, int], ...]] | None:
     """:func:`live_taps` where the cost model puts the cut call, with a copy of the cut weight (a strided view of
     it, which the algorithms read contiguous), below the call as it is: on a small call with a large weight (500
-    input channels over a 1x1 input) the copy costs more than the dead taps."""
+    input channels over a 1x1 input) the copy costs more than the dead taps. Both costs among the algorithms not
+    ``avoided`` (:func:`tconv.avoid_algorithms`)."""
     cut = live_taps(spec)
     if cut is None:
         return None
-    whole, part = planner.plan_costs(spec, batch, channels_last), planner.plan_costs(cut[0], batch, channels_last)
+    whole = planner.plan_costs(spec, batch, channels_last, avoided)
+    part = planner.plan_costs(cut[0], batch, channels_last, avoided)
     if not whole or not part:  # no compiled path ranks it: the array-API algorithms loop over the taps
         return cut
     kept = spec.in_channels * (spec.out_channels // spec.groups) * math.prod(cut[0].kernel_size)
