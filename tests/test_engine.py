@@ -1207,6 +1207,35 @@ def test_winograd_matches_the_oracle(channels_last, algorithm):
 
 @needs_jit
 @pytest.mark.parametrize("algorithm", WINOGRADS)
+def test_channels_last_winograd_along_many_and_strided_channels(algorithm):
+    """The channels-last transforms (:mod:`.winograd_last`) run along the channels, the output's in blocks of
+    CHANNEL_BLOCK: more output channels than two blocks (a remainder), an input whose channels are every other
+    element of a larger array (not unit-stride), and outputs whose last row and column of tiles are partly outside;
+    against the oracle in float64 and the same call channels-first in float32."""
+    from tconv.implementations.compiled import winograd_last
+
+    rng = np.random.default_rng(24)
+    c_out = 2 * winograd_last.CHANNEL_BLOCK + 3
+    wide = rng.standard_normal((2, 7, 9, 10))  # (N, H, W, 2 C_in): channels taken every other one
+    x_last = wide[..., ::2]
+    x = np.ascontiguousarray(np.moveaxis(x_last, -1, 1))
+    w = rng.standard_normal((c_out, 5, 3, 3))
+    b = rng.standard_normal(c_out)
+    pads = [(1, 0), (2, 1)]
+    expected = naive_conv(x, w, b, stride=[1, 1], pads=pads, dilation=[1, 1])
+    with tconv.use_algorithm(algorithm):
+        got = tconv.conv(x_last, w, b, padding=pads, channels_last=True)
+        first32 = tconv.conv(x.astype(np.float32), w.astype(np.float32), b.astype(np.float32), padding=pads)
+        last32 = tconv.conv(
+            np.ascontiguousarray(x_last, dtype=np.float32), w.astype(np.float32), b.astype(np.float32),
+            padding=pads, channels_last=True,
+        )  # fmt: skip
+    np.testing.assert_allclose(np.moveaxis(got, -1, 1), expected, atol=1e-10, rtol=1e-10)
+    np.testing.assert_allclose(np.moveaxis(last32, -1, 1), first32, atol=1e-4, rtol=1e-4)
+
+
+@needs_jit
+@pytest.mark.parametrize("algorithm", WINOGRADS)
 def test_winograd_refuses_what_it_does_not_compute(algorithm):
     """Only 2-D 3x3 kernels at stride 1 (any dilation), one group (and stride-1 transposed twins of those)."""
     rng = np.random.default_rng(22)

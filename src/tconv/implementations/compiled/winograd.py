@@ -21,7 +21,9 @@ with the dilation folded into their strides; all the phases' chunks go to the te
 
 F(4x4, 3x3) (``m = 4``, ``jit_winograd4``) cuts the output into 4x4 tiles read from 6x6 patches: 36 products
 over a quarter of the tiles, 4 times fewer multiply-adds than the im2col's; its transforms are in
-:mod:`.winograd4`, and everything else (phases, chunks, products) is shared.
+:mod:`.winograd4`, and everything else (phases, chunks, products) is shared. Channels-last, both tile sizes lay
+the transformed input out by tile, ``V[xi] (tiles, C_in)``, and multiply ``M[xi] = V[xi] @ U[xi]^T``, so that the
+transforms of :mod:`.winograd_last` run along the contiguous channels.
 
 A call runs in chunks of tiles (whole samples, or rows of tiles of one sample), each from the input transform
 (into this thread's buffer) through the ``(m + 2)^2`` products to the output transform (which adds the bias and
@@ -39,7 +41,7 @@ import numpy as np
 
 from ... import _tuning
 from ...spec import ConvSpec
-from . import geometry, kernels, schedule, team, winograd4
+from . import geometry, kernels, schedule, team, winograd4, winograd_last
 from .workspace import row_length, scratch
 
 #: The kernel transform: ``U = G g G^T`` for a 3x3 kernel ``g`` (the kernel ``transform_kernel`` writes it out).
@@ -181,7 +183,12 @@ def conv(
     x_strides = np.array([x_steps[0], x_steps[1], d1 * x_steps[2], d2 * x_steps[3]], dtype=np.int64)
     out_strides = np.array([out_steps[0], out_steps[1], d1 * out_steps[2], d2 * out_steps[3]], dtype=np.int64)
     x_flat, out_flat = kernels.flat(x), kernels.flat(out)
-    transform_input, transform_output = (_kernels() if m == 2 else winograd4.kernels())[:2]
+    if channels_last:  # V[xi] (tiles, C_in) and M[xi] (tiles, C_out): the transforms run along the channels
+        assert out_steps[1] == 1  # the output is made here, contiguous
+        transform_input, transform_output = winograd_last.kernels(m)
+        u_t = u.transpose(0, 2, 1)  # U[xi]^T (C_in, C_out), a view
+    else:
+        transform_input, transform_output = (_kernels() if m == 2 else winograd4.kernels())[:2]
     all_phases = phases(spec)
     # transformed values a row of tiles holds, in and out, and the rows of tiles, per phase
     per_row = [positions * (c_in + c_out) * phase.tiles(m)[1] for phase in all_phases]
@@ -209,13 +216,24 @@ def conv(
         # V (16, C_in, count) in rows of row_length(count) and planes of row_length(C_in * row) elements (both
         # off the aliasing strides: the kernel writes the 16 planes at once, BLAS reads the rows); the buffer is
         # kept between calls only within CHUNK_BYTES
+        out_from = a1 * out_steps[2] + a2 * out_steps[3]
+        if channels_last:  # V[xi, t, c] at v[xi, t*row + c]; M[xi, t, k] at products[xi, t*c_out + k]
+            row = row_length(c_in, item)
+            v_buffer = scratch((positions, row_length(count * row, item)), x.dtype, slot=0)
+            transform_input(x_flat[x_from:], x_strides, size_in, low, n0, n1, i0, i1, columns, v_buffer, row)
+            v = v_buffer[:, : count * row].reshape(positions, count, row)[:, :, :c_in]
+            products = scratch((positions, row_length(count * c_out, item)), x.dtype, slot=4)
+            team.matmul(v, u_t, out=products[:, : count * c_out].reshape(positions, count, c_out))
+            transform_output(
+                products, c_out, out_flat[out_from:], out_strides, size_out, n0, n1, i0, i1, columns, bias_row
+            )
+            return
         row = row_length(count, item)
         v_buffer = scratch((positions, row_length(c_in * row, item)), x.dtype, slot=0)
         transform_input(x_flat[x_from:], x_strides, size_in, low, n0, n1, i0, i1, columns, v_buffer, row)
         v = v_buffer[:, : c_in * row].reshape(positions, c_in, row)[:, :, :count]
         products = scratch((positions, row_length(c_out * count, item)), x.dtype, slot=4)  # M's planes off them too
         team.matmul(u, v, out=products[:, : c_out * count].reshape(positions, c_out, count))
-        out_from = a1 * out_steps[2] + a2 * out_steps[3]
         transform_output(products, count, out_flat[out_from:], out_strides, size_out, n0, n1, i0, i1, columns, bias_row)
 
     schedule.each(work, work_items, threads if len(work_items) > 1 else 1)
