@@ -1211,7 +1211,8 @@ def test_channels_last_winograd_along_many_and_strided_channels(algorithm):
     """The channels-last transforms (:mod:`.winograd_last`) run along the channels, the output's in blocks of
     CHANNEL_BLOCK: more output channels than two blocks (a remainder), an input whose channels are every other
     element of a larger array (not unit-stride), and outputs whose last row and column of tiles are partly outside;
-    against the oracle in float64 and the same call channels-first in float32."""
+    against the oracle in float64 and the same call channels-first in float32 (bit for bit with one input
+    channel)."""
     from tconv.implementations.compiled import winograd_last
 
     rng = np.random.default_rng(24)
@@ -1232,6 +1233,14 @@ def test_channels_last_winograd_along_many_and_strided_channels(algorithm):
         )  # fmt: skip
     np.testing.assert_allclose(np.moveaxis(got, -1, 1), expected, atol=1e-10, rtol=1e-10)
     np.testing.assert_allclose(np.moveaxis(last32, -1, 1), first32, atol=1e-4, rtol=1e-4)
+    # one input channel: the products are single multiplications in both layouts, so the transforms alone
+    # decide the bits, and they compute every value as the channels-first kernels do
+    x1 = rng.standard_normal((2, 1, 13, 11)).astype(np.float32)
+    w1, b1 = rng.standard_normal((6, 1, 3, 3)).astype(np.float32), rng.standard_normal(6).astype(np.float32)
+    with tconv.use_algorithm(algorithm):
+        first = tconv.conv(x1, w1, b1, padding=[(1, 2), (0, 1)])
+        last = tconv.conv(np.moveaxis(x1, 1, -1), w1, b1, padding=[(1, 2), (0, 1)], channels_last=True)
+    np.testing.assert_array_equal(np.moveaxis(last, -1, 1), first)
 
 
 @needs_jit

@@ -6,7 +6,9 @@ call description, layout and team (:func:`plan`), among the algorithms :func:`tc
 (a rule whose algorithm is avoided does not apply; the next one decides):
 
 1. without the compiled kernels (numba missing, rank > 3, arrays other than NumPy's): ``gemm``, the
-   array-API product + col2im, faster than ``taps`` everywhere once its buffer is cache-sized;
+   array-API product + col2im, faster than ``taps`` everywhere once its buffer is cache-sized (``taps`` where
+   ``gemm`` is avoided; where both are, or where every compiled algorithm the cost model ranks is avoided too, the
+   first algorithm of :func:`tconv.algorithms`' list that is not avoided and runs the call, else ``ValueError``);
 2. a 1x1 kernel that pads nothing (a transposed one at stride 1): ``jit_pointwise``, one product per block of
    pixels written straight into the output (every other algorithm adds a column buffer or a copy to the same
    product), unless a batch of ``POINTWISE_THIN_BATCH`` or more channels-first samples of more than one input
@@ -110,14 +112,9 @@ def _drop_unqualified_winograd(costs: dict[str, float], apart: tuple[str, ...]) 
 _FALLBACKS = ("gemm", "taps")
 
 
-def _fallback(spec: ConvSpec, avoided: frozenset[str]) -> str:
-    """The first of :data:`_FALLBACKS` not avoided; ``ValueError`` where both are (nothing left runs the call)."""
-    for name in _FALLBACKS:
-        if name not in avoided:
-            return name
-    raise ValueError(
-        f"avoid_algorithms leaves no algorithm for this call ({spec}); avoided: {', '.join(sorted(avoided))}"
-    )
+def _fallback(avoided: frozenset[str]) -> str | None:
+    """The first of :data:`_FALLBACKS` not avoided; None where both are (:func:`select` then looks further)."""
+    return next((name for name in _FALLBACKS if name not in avoided), None)
 
 
 @functools.lru_cache(maxsize=4096)
@@ -128,15 +125,16 @@ def plan(
     team: bool = False,
     batch: int = 1,
     avoided: frozenset[str] = frozenset(),
-) -> str:
+) -> str | None:
     """The planner's choice (the rules in the module docstring), cached per call description (shapes and
     options), path (``compiled``: the compiled kernels can run it), layout, thread team, batch and the
-    algorithms it must not choose (``avoided``)."""
+    algorithms it must not choose (``avoided``); None where it avoids ``gemm`` and ``taps`` and every compiled
+    algorithm the cost model ranks (:func:`select` then takes any other that runs the call)."""
     if not compiled:
-        return _fallback(spec, avoided)
+        return _fallback(avoided)
     costs = plan_costs(spec, batch, channels_last, avoided)
     if not costs:  # every compiled algorithm that ranks the call is avoided
-        return _fallback(spec, avoided)
+        return _fallback(avoided)
     pointwise_cost = costs.pop("jit_pointwise", None)
     if pointwise_cost is not None and (not costs or pointwise.preferred(spec, batch, channels_last)):
         return "jit_pointwise"
@@ -145,7 +143,7 @@ def plan(
         direct = costs.pop("jit_direct", None)
         if direct is not None and (not costs or direct <= _tuning.FORWARD_DIRECT_MARGIN * min(costs.values())):
             return "jit_direct"
-        return min(costs, key=lambda name: costs[name]) if costs else _fallback(spec, avoided)
+        return min(costs, key=lambda name: costs[name])  # never empty: jit_direct alone returned above
     # against what rule 5 weighs the twins against (rule 4 judges a direct twin on its own): an estimate that
     # would never be chosen must not raise the bar for rule 4 either
     direct_route = "jit_direct" in costs and direct_twin(spec) is not None
@@ -178,14 +176,12 @@ def plan(
         and "jit_pixels" not in avoided
         and spec.groups == 1
         and spec.out_channels >= _tuning.PIXELS_MIN_CHANNELS
-        and (pixels is None or pixels <= _tuning.PIXELS_MARGIN * min(costs.values(), default=math.inf))
+        and (pixels is None or pixels <= _tuning.PIXELS_MARGIN * min(costs.values()))
     ):
         return "jit_pixels"
     if team_pixels:
         return "jit_pixels"
-    if not costs:  # the twins and the direct twin, all avoided or past their margins, were all it ranked
-        return min(twins, key=lambda name: twins[name]) if twins else _fallback(spec, avoided)
-    return min(costs, key=lambda name: costs[name])
+    return min(costs, key=lambda name: costs[name])  # never empty: with no rest, every twin qualified above
 
 
 def select(
@@ -210,4 +206,13 @@ def select(
     threads = schedule.team_threads(batch, spec.out_channels, pair, schedule.Cut.CHANNELS)
     team = threads > 1 and batch >= threads
     compiled = registry.get("jit_gemm").supports(spec, xp)  # jit_gemm runs every call the kernels can
-    return registry.get(plan(spec, compiled, channels_last, team, batch, avoided))
+    name = plan(spec, compiled, channels_last, team, batch, avoided)
+    if name is not None:
+        return registry.get(name)
+    # gemm and taps avoided, and every compiled algorithm the cost model ranks: any other that runs the call
+    for name in registry.algorithms():
+        if name not in avoided and registry.get(name).supports(spec, xp):
+            return registry.get(name)
+    raise ValueError(
+        f"avoid_algorithms leaves no algorithm that runs this call ({spec}); avoided: {', '.join(sorted(avoided))}"
+    )

@@ -153,11 +153,12 @@ def avoid_algorithms(*names: str) -> Iterator[None]:
     others as it would (forward calls and gradients alike).
 
     Where :func:`use_algorithm` forces one algorithm (which raises on a call it cannot run), this keeps every
-    call running: e.g. ``avoid_algorithms("jit_winograd4")`` keeps F(2x2, 3x3)'s tighter float32 rounding where
-    the planner would pick F(4x4, 3x3), and lets it pick something else where neither Winograd runs. Blocks
-    nest: an inner block avoids its names and the outer block's. Like :func:`use_algorithm`, the setting holds
-    in the thread (and ``contextvars`` context) that enters the block. With every algorithm that could run a
-    call avoided, the call raises ``ValueError``; so does forcing an avoided algorithm.
+    call running: e.g. ``avoid_algorithms("jit_winograd4")`` keeps F(4x4, 3x3)'s looser float32 rounding out
+    wherever the planner would pick it, and the planner picks the next by its rules (F(2x2, 3x3), or the direct
+    sum or the im2col where those rank next); its other choices stay as they were. Blocks nest: an inner block
+    avoids its names and the outer block's. Like :func:`use_algorithm`, the setting holds in the thread (and
+    ``contextvars`` context) that enters the block. With every algorithm that could run a call avoided, the call
+    raises ``ValueError``; so does forcing an avoided algorithm.
 
     Examples
     --------

@@ -213,11 +213,12 @@ def conv(
         size_in = np.array([c_in, *phase.size_in], dtype=np.int64)
         size_out = np.array([c_out, *phase.size_out], dtype=np.int64)
         low = np.array(phase.low, dtype=np.int64)
-        # V (16, C_in, count) in rows of row_length(count) and planes of row_length(C_in * row) elements (both
-        # off the aliasing strides: the kernel writes the 16 planes at once, BLAS reads the rows); the buffer is
-        # kept between calls only within CHUNK_BYTES
         out_from = a1 * out_steps[2] + a2 * out_steps[3]
-        if channels_last:  # V[xi, t, c] at v[xi, t*row + c]; M[xi, t, k] at products[xi, t*c_out + k]
+        # the buffers are kept between calls only within CHUNK_BYTES
+        if (
+            channels_last
+        ):  # V[xi, t, c] at v[xi, t*row + c] ((m + 2)^2 planes), M[xi, t, k] at products[xi, t*c_out + k]
+            # V's rows (the product's left operand here) and planes off the aliasing strides too
             row = row_length(c_in, item)
             v_buffer = scratch((positions, row_length(count * row, item)), x.dtype, slot=0)
             transform_input(x_flat[x_from:], x_strides, size_in, low, n0, n1, i0, i1, columns, v_buffer, row)
@@ -228,6 +229,8 @@ def conv(
                 products, c_out, out_flat[out_from:], out_strides, size_out, n0, n1, i0, i1, columns, bias_row
             )
             return
+        # V ((m + 2)^2, C_in, count) in rows of row_length(count) and planes of row_length(C_in * row) elements
+        # (both off the aliasing strides: the kernel writes the planes at once, BLAS reads the rows)
         row = row_length(count, item)
         v_buffer = scratch((positions, row_length(c_in * row, item)), x.dtype, slot=0)
         transform_input(x_flat[x_from:], x_strides, size_in, low, n0, n1, i0, i1, columns, v_buffer, row)

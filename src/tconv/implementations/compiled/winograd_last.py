@@ -12,9 +12,9 @@ stays zero), applies ``B^T`` down every column of the strip once (the columns tw
 transformed once), then ``B`` along each tile's ``m + 2`` columns, into ``V``. The output transform applies ``A^T``
 down each tile's columns of ``M`` and ``A`` along its rows plus the bias, a block of output channels at a time (so
 that its intermediate stays in the first-level cache), into the tile's output pixels; the part of a last row or
-column of tiles outside the output is not computed. The arithmetic of each value is the channels-first kernels'
-(the same formulas in the same order); the products sum in a different order, so the layouts' results may differ
-by rounding.
+column of tiles outside the output is not computed. Each transformed value is computed as the channels-first
+kernels compute it (the same formulas in the same order, without reassociation), so the layouts' results differ
+only by the products', which sum over the channels in BLAS's order.
 """
 
 from __future__ import annotations
@@ -159,16 +159,18 @@ def _kernels() -> dict[int, tuple[Any, Any]]:
 
     def transform_output_last2(mm, row, out, os, size, n0, n1, i0, i1, tw, bias):  # type: ignore[no-untyped-def]
         # M[xi, t, k] at mm[xi, t*row + k]; out flat, element (n, k, oh, ow) at n*os[0] + k + oh*os[2] + ow*os[3]
-        # (a channels-last output is contiguous along its channels: os[1] is 1); size (K, OH, OW). Per tile and
-        # block of output channels: A^T down the tile's four columns into q (2, 4, block), then A along its two
-        # rows plus the bias, into the tile's output pixels inside the output
+        # (a channels-last output is contiguous along its channels); size (K, OH, OW). Per tile and block of
+        # output channels: A along each of the tile's four rows of M into p and q (row a at 2a and 2a + 1 of
+        # pq), then A^T down them plus the bias, into the tile's output pixels inside the output: the order of
+        # winograd's channels-first transform_output, so that each value rounds as there
         k_all, oh_n, ow_n = size[0], size[1], size[2]
         block = min(k_all, CHANNEL_BLOCK)
         flat = mm.reshape(-1)
         plane = np.uint64(mm.shape[1])
-        q = np.empty(8 * block, dtype=mm.dtype)
+        pq = np.empty(8 * block, dtype=mm.dtype)
         per = i1 - i0
         bq = np.uint64(block)
+        two, three = np.uint64(2), np.uint64(3)
         for n in range(n0, n1):
             for i in range(i0, i1):
                 for j in range(tw):
@@ -177,32 +179,36 @@ def _kernels() -> dict[int, tuple[Any, Any]]:
                     cols_in = min(2, ow_n - 2 * j)
                     for k0 in range(0, k_all, block):
                         kb = np.uint64(min(block, k_all - k0))
-                        for b4 in range(4):
-                            src = t + np.uint64(k0) + np.uint64(b4) * plane
-                            dst = np.uint64(b4) * bq
+                        for a4 in range(4):
+                            src = t + np.uint64(k0) + np.uint64(4 * a4) * plane
+                            dst = np.uint64(2 * a4) * bq
                             for k in range(kb):
                                 a = src + k
-                                m0, m1 = flat[a], flat[a + np.uint64(4) * plane]
-                                m2, m3 = flat[a + np.uint64(8) * plane], flat[a + np.uint64(12) * plane]
-                                q[dst + k] = m0 + m1 + m2
-                                q[dst + np.uint64(4) * bq + k] = m1 - m2 - m3
+                                m0, m1, m2, m3 = (
+                                    flat[a],
+                                    flat[a + plane],
+                                    flat[a + two * plane],
+                                    flat[a + three * plane],
+                                )
+                                pq[dst + k] = m0 + m1 + m2
+                                pq[dst + bq + k] = m1 - m2 - m3
                         for r in range(rows_in):
-                            qr = np.uint64(4 * r) * bq
-                            base = n * os[0] + (2 * i + r) * os[2] + 2 * j * os[3] + k0 * os[1]
+                            base = n * os[0] + (2 * i + r) * os[2] + 2 * j * os[3] + k0
                             o0 = np.uint64(base)
                             o1 = np.uint64(base + os[3])
-                            if cols_in == 2:
-                                for k in range(kb):
-                                    e = qr + k
-                                    e0, e1 = q[e], q[e + bq]
-                                    e2, e3 = q[e + np.uint64(2) * bq], q[e + np.uint64(3) * bq]
-                                    b = bias[np.uint64(k0) + k]
-                                    out[o0 + k] = e0 + e1 + e2 + b
-                                    out[o1 + k] = e1 - e2 - e3 + b
-                                continue
-                            for k in range(kb):  # a last column of tiles with one output column inside
-                                e = qr + k
-                                out[o0 + k] = q[e] + q[e + bq] + q[e + np.uint64(2) * bq] + bias[np.uint64(k0) + k]
+                            for k in range(kb):
+                                p0, q0 = pq[k], pq[bq + k]
+                                p1, q1 = pq[two * bq + k], pq[three * bq + k]
+                                p2, q2 = pq[np.uint64(4) * bq + k], pq[np.uint64(5) * bq + k]
+                                p3, q3 = pq[np.uint64(6) * bq + k], pq[np.uint64(7) * bq + k]
+                                b = bias[np.uint64(k0) + k]
+                                if r == 0:
+                                    even, odd = p0 + p1 + p2 + b, q0 + q1 + q2 + b
+                                else:
+                                    even, odd = p1 - p2 - p3 + b, q1 - q2 - q3 + b
+                                out[o0 + k] = even
+                                if cols_in == 2:
+                                    out[o1 + k] = odd
 
     def transform_output_last4(mm, row, out, os, size, n0, n1, i0, i1, tw, bias):  # type: ignore[no-untyped-def]
         # as transform_output_last2 with A4^T and A4 (the formulas of winograd4's transform_output4): q (4, 6,
@@ -239,7 +245,7 @@ def _kernels() -> dict[int, tuple[Any, Any]]:
                                 q[dst + np.uint64(3) * six + k] = m1 - m2 + c8 * (m3 - m4) + m5
                         for r in range(rows_in):
                             qr = np.uint64(r) * six
-                            base = n * os[0] + (4 * i + r) * os[2] + 4 * j * os[3] + k0 * os[1]
+                            base = n * os[0] + (4 * i + r) * os[2] + 4 * j * os[3] + k0
                             if cols_in == 4:
                                 o0 = np.uint64(base)
                                 o1, o2, o3 = o0 + np.uint64(os[3]), o0 + np.uint64(2 * os[3]), o0 + np.uint64(3 * os[3])
