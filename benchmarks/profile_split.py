@@ -10,7 +10,8 @@ For each case of ``tconv bench``'s suites (tconv's planner choice; a transposed 
   rate (a 2048^3 product on all threads, measured in this process: ``tconv bench``'s %GEMM; nothing set
   in the environment, as there);
 * ``product`` and ``kernels``: per thread, the time inside NumPy's matrix products and inside the
-  compiled kernels (col2im, gather, im2col, ...), averaged over the calls and the threads;
+  compiled kernels (col2im, gather, im2col, the direct sum, the depthwise and Winograd kernels, ...), averaged
+  over the calls and the threads;
 * ``other/thread``: the call's time less the two (copies, padding, layout moves, the planner, Python);
 * ``product alone``: the same products (the shapes recorded from one call), replayed on the same thread
   team with nothing else, and the percentage of the GEMM rate that alone would reach: the ceiling of the
@@ -35,12 +36,21 @@ from typing import Any
 import numpy as np
 
 import tconv
+from tconv.implementations.compiled import depthwise, direct_conv, winograd, winograd4, winograd_last
 from tconv.implementations.compiled import kernels as compiled_kernels
 from tconv.implementations.compiled import team as thread_team
 from tconv.tools.bench_cases import CASES, FORWARD_CASES, arrays, sweep
 
 GEMM_HEAVY = ["keras-dcgan-1", "keras-dcgan-2", "dcgan64-2", "dcgan64-3", "dcgan64-4", "hifigan-1d"]
 KERNELS = ["col2im", "col2im_last", "col2im_patches", "gather", "direct", "im2col"]
+#: the kernels that live beside their own geometry: (module, name of the function that returns them)
+OTHER_KERNELS = [
+    (direct_conv, "_kernel"),
+    (depthwise, "_kernel"),
+    (winograd, "_kernels"),
+    (winograd4, "kernels"),
+    (winograd_last, "kernels"),
+]
 CALLS = 10
 
 
@@ -126,6 +136,19 @@ def main(argv: list[str]) -> int:
     originals = {name: getattr(compiled_kernels, name) for name in KERNELS}
     for name, fn in originals.items():
         setattr(compiled_kernels, name, timed("kernels", fn))
+    getters = {(module, name): getattr(module, name) for module, name in OTHER_KERNELS}
+
+    def timed_getter(getter: Any) -> Any:
+        def get(*args: Any) -> Any:
+            found = getter(*args)
+            if isinstance(found, tuple):
+                return tuple(timed("kernels", k) for k in found)
+            return timed("kernels", found)
+
+        return get
+
+    for (module, name), getter in getters.items():
+        setattr(module, name, timed_getter(getter))
     try:
         for case in [c for c in suite if c.name in names]:
             x, w, b = arrays(case)
@@ -150,19 +173,25 @@ def main(argv: list[str]) -> int:
             per_thread = collections.defaultdict(list)
             for (name, _), seconds in spent.items():
                 per_thread[name].append(1e3 * seconds / (CALLS + 1))
-            alone = _replay(list(shapes), real_matmul)
             flops = case.flops / 1e6
             product = statistics.mean(per_thread["product"]) if per_thread["product"] else 0.0
             kernels = statistics.mean(per_thread["kernels"]) if per_thread["kernels"] else 0.0
+            if shapes:
+                alone = _replay(list(shapes), real_matmul)
+                replayed = f"{alone:14.2f} {100 * flops / alone / rate:5.1f}%"
+            else:  # no product (the direct sum, the depthwise kernel): nothing to replay
+                replayed = f"{'-':>14} {'-':>6}"
             print(
                 f"{case.name:<18} {wall:7.2f} {100 * flops / wall / rate:5.1f}% {product:15.2f} {kernels:15.2f} "
-                f"{max(0.0, wall - product - kernels):13.2f} {alone:14.2f} {100 * flops / alone / rate:5.1f}%",
+                f"{max(0.0, wall - product - kernels):13.2f} {replayed}",
                 flush=True,
             )
     finally:
         np.matmul = real_matmul
         for name, fn in originals.items():
             setattr(compiled_kernels, name, fn)
+        for (module, name), getter in getters.items():
+            setattr(module, name, getter)
     return 0
 
 
