@@ -12,6 +12,7 @@ from hypothesis import HealthCheck, assume, given, settings
 
 import tconv
 from oracle import naive_conv, naive_conv_transpose
+from planner_spy import chosen_algorithms
 from strategies import Axis, Case, configs
 from tconv import _tuning
 from tconv.implementations import array_api
@@ -98,26 +99,13 @@ def test_conv_grads_per_path(algorithm, case):
 def test_gradients_with_the_planners_choices_avoided(case):
     """The algorithms the planner picks for a call's gradients, avoided (:func:`tconv.avoid_algorithms`): none of
     them runs again, and the gradients of the next choices pass the oracle's adjoint identities."""
-    from unittest import mock
-
-    from tconv.engine import planner
-
     assume(case.output_size() is not None)
     case = case.replace(batched=True, channels_last=False)
-    real, chosen = planner.select, []
-
-    def select(*args, **kwargs):
-        algorithm = real(*args, **kwargs)
-        chosen.append(algorithm.name)
-        return algorithm
-
-    with mock.patch.object(planner, "select", select):
+    with chosen_algorithms() as chosen:
         _grads_match(case, None)
-        first = set(chosen)
-        chosen.clear()
-        with tconv.avoid_algorithms(*first):
-            _grads_match(case, None)
-    assert first and chosen and not first & set(chosen)
+    with chosen_algorithms() as instead, tconv.avoid_algorithms(*chosen):
+        _grads_match(case, None)
+    assert chosen and instead and not set(chosen) & set(instead)
 
 
 @needs_jit

@@ -9,6 +9,7 @@ from hypothesis import strategies as st
 
 import tconv
 from oracle import insert_zeros_and_pad, naive_conv, naive_conv_transpose, same_pads_tf
+from planner_spy import chosen_algorithms
 from strategies import configs
 from tconv import _tuning
 from tconv.implementations import array_api
@@ -349,27 +350,14 @@ def test_zero_output_padding_in_any_form_combines_with_same_and_output_size():
 def test_avoided_algorithms_give_way_and_match_the_oracle(case):
     """The planner's choices for a call, avoided (:func:`tconv.avoid_algorithms`): none of them runs again, and
     the next choice computes the call, in its layout and padding form, as the oracle does."""
-    from unittest import mock
-
-    from tconv.engine import planner
-
     assume(case.output_size() is not None)
     if not case.batched:
         case = case.replace(batch=1)
     x, w, b = case.arrays()
     expected = case.oracle(x, w, b)
-    real, chosen = planner.select, []
-
-    def select(*args, **kwargs):
-        algorithm = real(*args, **kwargs)
-        chosen.append(algorithm.name)
-        return algorithm
-
-    with mock.patch.object(planner, "select", select):
+    with chosen_algorithms() as chosen:
         _call(case, x, w, b)
-        first = set(chosen)
-        chosen.clear()
-        with tconv.avoid_algorithms(*first):
-            got = _call(case, x, w, b)
-    assert first and chosen and not first & set(chosen)
+    with chosen_algorithms() as instead, tconv.avoid_algorithms(*chosen):
+        got = _call(case, x, w, b)
+    assert chosen and instead and not set(chosen) & set(instead)
     np.testing.assert_allclose(got, expected, rtol=1e-10, atol=1e-10)
