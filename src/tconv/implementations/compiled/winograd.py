@@ -215,10 +215,9 @@ def conv(
         low = np.array(phase.low, dtype=np.int64)
         out_from = a1 * out_steps[2] + a2 * out_steps[3]
         # the buffers are kept between calls only within CHUNK_BYTES
-        if (
-            channels_last
-        ):  # V[xi, t, c] at v[xi, t*row + c] ((m + 2)^2 planes), M[xi, t, k] at products[xi, t*c_out + k]
-            # V's rows (the product's left operand here) and planes off the aliasing strides too
+        if channels_last:
+            # V[xi, t, c] at v[xi, t*row + c] ((m + 2)^2 planes), M[xi, t, k] at products[xi, t*c_out + k]; V's
+            # rows (the product's left operand here) and planes off the aliasing strides too
             row = row_length(c_in, item)
             v_buffer = scratch((positions, row_length(count * row, item)), x.dtype, slot=0)
             transform_input(x_flat[x_from:], x_strides, size_in, low, n0, n1, i0, i1, columns, v_buffer, row)

@@ -246,43 +246,24 @@ def _kernels() -> dict[int, tuple[Any, Any]]:
                         for r in range(rows_in):
                             qr = np.uint64(r) * six
                             base = n * os[0] + (4 * i + r) * os[2] + 4 * j * os[3] + k0
-                            if cols_in == 4:
-                                o0 = np.uint64(base)
-                                o1, o2, o3 = o0 + np.uint64(os[3]), o0 + np.uint64(2 * os[3]), o0 + np.uint64(3 * os[3])
-                                for k in range(kb):
-                                    e = qr + k
-                                    e0, e1, e2 = q[e], q[e + bq], q[e + np.uint64(2) * bq]
-                                    e3, e4, e5 = (
-                                        q[e + np.uint64(3) * bq],
-                                        q[e + np.uint64(4) * bq],
-                                        q[e + np.uint64(5) * bq],
-                                    )
-                                    b = bias[np.uint64(k0) + k]
-                                    out[o0 + k] = e0 + e1 + e2 + e3 + e4 + b
+                            o0 = np.uint64(base)
+                            o1, o2, o3 = o0 + np.uint64(os[3]), o0 + np.uint64(2 * os[3]), o0 + np.uint64(3 * os[3])
+                            for k in range(kb):  # the columns of a last tile outside the output not written
+                                e = qr + k
+                                e0, e1, e2 = q[e], q[e + bq], q[e + np.uint64(2) * bq]
+                                e3, e4, e5 = (
+                                    q[e + np.uint64(3) * bq],
+                                    q[e + np.uint64(4) * bq],
+                                    q[e + np.uint64(5) * bq],
+                                )
+                                b = bias[np.uint64(k0) + k]
+                                out[o0 + k] = e0 + e1 + e2 + e3 + e4 + b
+                                if cols_in > 1:
                                     out[o1 + k] = e1 - e2 + c2 * (e3 - e4) + b
+                                if cols_in > 2:
                                     out[o2 + k] = e1 + e2 + c4 * (e3 + e4) + b
+                                if cols_in > 3:
                                     out[o3 + k] = e1 - e2 + c8 * (e3 - e4) + e5 + b
-                                continue
-                            for s_ in range(cols_in):  # a last column of tiles, partly outside
-                                o = np.uint64(base + s_ * os[3])
-                                for k in range(kb):
-                                    e = qr + k
-                                    e0, e1, e2 = q[e], q[e + bq], q[e + np.uint64(2) * bq]
-                                    e3, e4, e5 = (
-                                        q[e + np.uint64(3) * bq],
-                                        q[e + np.uint64(4) * bq],
-                                        q[e + np.uint64(5) * bq],
-                                    )
-                                    b = bias[np.uint64(k0) + k]
-                                    if s_ == 0:
-                                        value = e0 + e1 + e2 + e3 + e4 + b
-                                    elif s_ == 1:
-                                        value = e1 - e2 + c2 * (e3 - e4) + b
-                                    elif s_ == 2:
-                                        value = e1 + e2 + c4 * (e3 + e4) + b
-                                    else:
-                                        value = e1 - e2 + c8 * (e3 - e4) + e5 + b
-                                    out[o + k] = value
 
     global _strip_rows
     _strip_rows = compiled_strip_rows
