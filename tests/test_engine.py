@@ -2056,6 +2056,77 @@ def test_transposing_copies_in_tiles_are_numpys_copies(monkeypatch, dtype):
 
 
 @needs_jit
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_plane_copies_in_tiles_are_numpys_copies(monkeypatch, dtype):
+    """transpose.planes: a channels-last array into the interior of zero-padded channels-first planes, and
+    channels-first planes into the interior of zero-padded channel-minor ones, at sizes that are and are not
+    multiples of the tile, the tiles on the team: every element lands where NumPy's copy puts it and the
+    padding is left as it was; other layouts, too few channels and other dtypes are left to the caller."""
+    from tconv.implementations.compiled import transpose
+
+    _tiles_everywhere(monkeypatch)
+    monkeypatch.setattr(_tuning, "KERNEL_TEAM_MIN_WORK", 0)
+    monkeypatch.setattr(team, "kernel_team_min_work", lambda: 0.0)
+    rng = np.random.default_rng(8)
+    for n, c, s1, s2, s3 in [(2, 37, 1, 9, 70), (1, 64, 3, 5, 33), (3, 5, 2, 4, 2), (1, 32, 1, 1, 32)]:
+        last = np.moveaxis(rng.standard_normal((n, s1, s2, s3, c)).astype(dtype), -1, 1)  # channels contiguous
+        first = rng.standard_normal((n, c, s1, s2, s3)).astype(dtype)  # rows contiguous
+        planes = np.full((n, c, s1 + 2, s2 + 1, s3 + 3), 7.0, dtype)
+        minor = np.full((n, s1 + 1, s2 + 2, s3 + 2, c), 7.0, dtype)
+        for memory, box, source in (
+            (planes, (slice(None), slice(None), slice(1, -1), slice(1, None), slice(2, -1)), last),
+            (minor, (slice(None), slice(1, None), slice(1, -1), slice(1, -1)), first),
+        ):
+            target = memory[box] if memory is planes else np.moveaxis(memory[box], -1, 1)
+            expected = memory.copy()
+            (expected[box] if memory is planes else np.moveaxis(expected[box], -1, 1))[...] = source
+            assert transpose.planes(target, source)
+            np.testing.assert_array_equal(memory, expected)
+    both_first = rng.standard_normal((2, 4, 3, 5, 6))
+    assert not transpose.planes(np.empty_like(both_first), both_first)  # rows contiguous on both sides
+    last = np.moveaxis(rng.standard_normal((2, 3, 5, 6, 40)), -1, 1)
+    assert not transpose.planes(np.empty(last.shape, np.int64), last.astype(np.int64))
+    monkeypatch.setattr(_tuning, "TRANSPOSE_TILES_MIN_SIDE", 41)
+    assert not transpose.planes(np.empty(last.shape), last)  # fewer channels than the tiles need
+
+
+@needs_jit
+@pytest.mark.parametrize("boxes", [False, True])
+@BOXES_SETTINGS
+@given(configs(transposed=False))
+def test_convolutions_with_planes_copied_in_tiles_match_the_oracle(monkeypatch, boxes, case):
+    """With every copy into an im2col's zero-padded planes in tiles (a channels-last x into channels-first
+    planes; with the boxes, channels-first x into channel-minor ones), ``jit_gemm``'s convolution and both its
+    gradients are the oracle's, in either layout, on a two-thread team."""
+    from tconv.implementations.compiled import transpose
+
+    assume(case.output_size() is not None and case.d <= 3)
+    _tiles_everywhere(monkeypatch)
+    _team_of(monkeypatch, 2)
+    if boxes:
+        _boxes_always(monkeypatch)
+    tiled = []
+    real = transpose.planes
+
+    def spy(dst, src):
+        tiled.append(real(dst, src))
+        return tiled[-1]
+
+    monkeypatch.setattr(transpose, "planes", spy)
+    case = case.replace(batch=3, batched=True)
+    x, w, b = case.arrays()
+    xin = np.ascontiguousarray(np.moveaxis(x, 1, -1)) if case.channels_last else x  # channels-last memory
+    with tconv.use_algorithm("jit_gemm"):
+        got = tconv.conv(xin, w, b, channels_last=case.channels_last, **case.options())
+    if case.channels_last:
+        got = np.moveaxis(got, -1, 1)
+    np.testing.assert_allclose(got, case.oracle(x, w, b), rtol=1e-9, atol=1e-9)
+    _grads_match(case, "jit_gemm", case.channels_last)  # (channels-last views of channels-first memory)
+    if case.channels_last and not boxes and case.groups == 1 and case.cin_g > 1 and case.input_size[-1] > 1:
+        assert True in tiled  # x copied into the padded planes in tiles
+
+
+@needs_jit
 def test_channels_last_calls_and_gradients_with_tiled_copies_match_the_oracle(monkeypatch):
     """With every transposing copy in tiles, a channels-last call of ``jit_gemm`` (x copied into the product's
     operand) and its gradients (x copied likewise, dx written back from its matrix) are the oracle's."""

@@ -51,7 +51,8 @@ def _padded_planes(grouped: np.ndarray, tables: geometry.Im2colGeometry) -> np.n
     inner = plane[:, :, a1:b1, a2:b2, a3:b3]
     if inner.size < plane.size:
         plane.fill(0)
-    inner[...] = x
+    if not transpose.planes(inner, x):  # a channels-last x: in tiles where it is large
+        inner[...] = x
     return plane.reshape(batch, channels, -1)
 
 
@@ -246,7 +247,9 @@ def _channel_minor_planes(source: np.ndarray, tables: geometry.Im2colGeometry) -
     inner = plane[:, a1:b1, a2:b2, a3:b3]
     if inner.size < plane.size:
         plane.fill(0)
-    inner[...] = geometry.moved(source[:, 0, :, c1:e1, c2:e2, c3:e3], 1, -1)
+    interior = source[:, 0, :, c1:e1, c2:e2, c3:e3]
+    if not transpose.planes(geometry.moved(inner, -1, 1), interior):  # a channels-first source: in tiles
+        inner[...] = geometry.moved(interior, 1, -1)
     return plane.reshape(batch, -1, cg)
 
 

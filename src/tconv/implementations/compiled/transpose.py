@@ -80,6 +80,43 @@ def copy(dst: np.ndarray, src: np.ndarray) -> bool:
     return True
 
 
+def planes(dst: np.ndarray, src: np.ndarray) -> bool:
+    """``dst[...] = src`` for ``(N, C, s1, s2, s3)`` views of which one has its channels contiguous and the other
+    its rows (a channels-last array into an im2col's zero-padded channels-first planes, or channels-first planes
+    into channel-minor ones): by tiles of ``TILE`` channels by ``TILE`` pixels of a row, on the team where it is
+    large enough; float32/float64, at least ``TRANSPOSE_TILES_MIN_BYTES`` and ``TRANSPOSE_TILES_MIN_SIDE``
+    channels, else False (the caller copies). NumPy's copy of such a view reads the source a channel count or a
+    plane apart for every element it writes. ``src`` and ``dst`` must not overlap."""
+    if src.ndim != 5 or dst.shape != src.shape or src.dtype != dst.dtype or src.dtype.char not in "fd":
+        return False
+    if not src.dtype.isnative or not kernels.available() or src.nbytes < _tuning.TRANSPOSE_TILES_MIN_BYTES:
+        return False
+    batch, channels, n1, n2, n3 = src.shape
+    item = src.itemsize
+    if channels < _tuning.TRANSPOSE_TILES_MIN_SIDE or n3 < 2:
+        return False
+    if any(st < 0 or st % item for a in (src, dst) for st in a.strides):
+        return False
+    if src.strides[1] == item and dst.strides[4] == item:
+        along_rows = True  # the tiles' writes run along dst's rows
+    elif src.strides[4] == item and dst.strides[1] == item:
+        along_rows = False  # along dst's channels
+    else:
+        return False
+    s_n, s_c, s_1, s_2, s_3 = (st // item for st in src.strides)
+    d_n, d_c, d_1, d_2, d_3 = (st // item for st in dst.strides)
+    source, target = kernels.flat(src), kernels.flat(dst)
+    kernel = _planes_kernel()
+    jobs = batch * n1 * n2 * -(-channels // TILE)
+    shape, steps = (n1, n2, n3, channels), (s_n, s_c, s_1, s_2, s_3, d_n, d_c, d_1, d_2, d_3)
+
+    def run(start: int, stop: int) -> None:
+        kernel(source, target, *shape, *steps, along_rows, start, stop)
+
+    team.ranges(run, jobs, float(src.size))
+    return True
+
+
 @functools.cache
 def _kernel() -> Any:
     tile = TILE
@@ -106,4 +143,42 @@ def _kernel() -> Any:
     return kernels.compile_kernel(transpose)
 
 
-__all__ = ["TILE", "copy", "transposed_layout"]
+@functools.cache
+def _planes_kernel() -> Any:
+    tile = TILE
+
+    def planes(  # type: ignore[no-untyped-def]
+        src, dst, n1, n2, n3, channels, s_n, s_c, s_1, s_2, s_3, d_n, d_c, d_1, d_2, d_3, along_rows, start, stop
+    ):
+        # src, dst: the flat memory of (N, C, s1, s2, s3) views (strides in elements). A job is one row
+        # (n, i1, i2) and a block of ``tile`` channels, the blocks fastest; each tile of ``tile`` pixels of the
+        # row is read into the cache once, its writes run along dst's contiguous axis.
+        blocks = (channels + tile - 1) // tile
+        for job in range(start, stop):
+            c0 = (job % blocks) * tile
+            row = job // blocks
+            i2 = row % n2
+            i1 = (row // n2) % n1
+            n = row // (n1 * n2)
+            s_row = n * s_n + i1 * s_1 + i2 * s_2
+            d_row = n * d_n + i1 * d_1 + i2 * d_2
+            c1 = min(channels, c0 + tile)
+            for p0 in range(0, n3, tile):
+                p1 = min(n3, p0 + tile)
+                if along_rows:
+                    for c in range(c0, c1):
+                        d = d_row + c * d_c
+                        s = s_row + c * s_c
+                        for p in range(p0, p1):
+                            dst[d + p] = src[s + p * s_3]
+                else:
+                    for p in range(p0, p1):
+                        d = d_row + p * d_3
+                        s = s_row + p * s_3
+                        for c in range(c0, c1):
+                            dst[d + c] = src[s + c * s_c]
+
+    return kernels.compile_kernel(planes)
+
+
+__all__ = ["TILE", "copy", "planes", "transposed_layout"]
