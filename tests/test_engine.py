@@ -2091,13 +2091,14 @@ def test_plane_copies_in_tiles_are_numpys_copies(monkeypatch, dtype):
 
 
 @needs_jit
-@pytest.mark.parametrize("boxes", [False, True])
+@pytest.mark.parametrize("boxes, batch", [(False, 1), (False, 3), (True, 3)])
 @BOXES_SETTINGS
 @given(configs(transposed=False))
-def test_convolutions_with_planes_copied_in_tiles_match_the_oracle(monkeypatch, boxes, case):
+def test_convolutions_with_planes_copied_in_tiles_match_the_oracle(monkeypatch, boxes, batch, case):
     """With every copy into an im2col's zero-padded planes in tiles (a channels-last x into channels-first
-    planes; with the boxes, channels-first x into channel-minor ones), ``jit_gemm``'s convolution and both its
-    gradients are the oracle's, in either layout, on a two-thread team."""
+    planes; with the boxes, channels-first x into channel-minor ones), ``jit_gemm``'s convolution (channels-last:
+    pixel-major products straight into the output, in blocks of pixels for one sample, of samples for three)
+    and both its gradients are the oracle's, in either layout, on a two-thread team."""
     from tconv.implementations.compiled import transpose
 
     assume(case.output_size() is not None and case.d <= 3)
@@ -2113,7 +2114,7 @@ def test_convolutions_with_planes_copied_in_tiles_match_the_oracle(monkeypatch, 
         return tiled[-1]
 
     monkeypatch.setattr(transpose, "planes", spy)
-    case = case.replace(batch=3, batched=True)
+    case = case.replace(batch=batch, batched=True)
     x, w, b = case.arrays()
     xin = np.ascontiguousarray(np.moveaxis(x, 1, -1)) if case.channels_last else x  # channels-last memory
     with tconv.use_algorithm("jit_gemm"):

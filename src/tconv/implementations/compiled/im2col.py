@@ -56,6 +56,18 @@ def _padded_planes(grouped: np.ndarray, tables: geometry.Im2colGeometry) -> np.n
     return plane.reshape(batch, channels, -1)
 
 
+def _pixel_major_products(cols: np.ndarray, w: np.ndarray, bias: np.ndarray | None, rows: np.ndarray) -> None:
+    """``rows[:, g] = cols[g]^T @ w[g]^T (+ bias[g])`` for each group: ``cols (G', C/G * K, P)``, ``w (G', C_out/G,
+    C/G * K)``, ``rows (P, G', C_out/G)`` (a channels-last output's pixels, each group's rows a channel count
+    apart): the products written pixel-major where the output is, instead of channel-major and then copied
+    across (a transposing copy of the whole output, the larger the more output channels)."""
+    for g in range(cols.shape[0]):
+        target = rows[:, g]
+        team.matmul(cols[g].T, w[g].T, out=target)
+        if bias is not None:
+            target += bias[g]
+
+
 def _write_channels_first_matrix(y: np.ndarray, bias: np.ndarray | None, out_grouped: np.ndarray) -> None:
     """``y (G', C/G, nb * P)`` (+ ``bias (G', C/G)``) -> ``out_grouped (nb, G', C/G, s1, s2, s3)``."""
     groups, cg = y.shape[:2]
@@ -261,6 +273,8 @@ def conv(x: np.ndarray, weight: np.ndarray, bias: np.ndarray | None, spec: ConvS
     taps = math.prod(spec.kernel_size)
     w_matrix = weight.reshape(groups, cg_out, cg_in * taps)
     bias_g = None if bias is None else np.asarray(bias, dtype=x.dtype).reshape(groups, cg_out)
+    p_out = math.prod(spec.output_size)
+    out_rows = out.reshape(batch * p_out, groups, cg_out) if channels_last else None  # (N * P_out, G, C/G)
     total = None
 
     def work(block: tuple[int, int, int, int, int, int]) -> None:
@@ -270,6 +284,10 @@ def conv(x: np.ndarray, weight: np.ndarray, bias: np.ndarray | None, spec: ConvS
         w_block = w_matrix[g0:g1, :, c0 * taps : c1 * taps]
         shape = (g1 - g0, cg_out, cols.shape[2])  # (G', cg_out, nb * P_out)
         bias_block = None if bias_g is None else bias_g[g0:g1]
+        # Channels-last output, all channels in one block: pixel-major products, straight into the result.
+        if out_rows is not None and (c0, c1) == (0, cg_in):
+            _pixel_major_products(cols, w_block, bias_block, out_rows[n0 * p_out : n1 * p_out, g0:g1])
+            return
         # One sample of channels-first output in one block: the product goes straight into the result.
         if (c0, c1) == (0, cg_in) and n1 - n0 == 1 and not channels_last and out_grouped[n0].flags.c_contiguous:
             target = out_grouped[n0, g0:g1].reshape(shape)  # a view: the sample's channels are contiguous
@@ -334,17 +352,14 @@ def _conv_in_pixel_blocks(
         width = o1 - o0
         cols = workspace((groups * cg_in, taps, row_length(width, x_grouped.dtype.itemsize)), x_grouped.dtype)
         kernels.im2col(planes[n : n + 1], cols, width, tables, o0)
-        y = team.matmul(
-            w_matrix,
-            cols[:, :, :width].reshape(groups, cg_in * taps, width),
-            out=scratch((groups, cg_out, o1 - o0), x_grouped.dtype, slot=4),
-        )
+        block = cols[:, :, :width].reshape(groups, cg_in * taps, width)
+        if channels_last:  # pixel-major products, straight into the result
+            _pixel_major_products(block, w_matrix, bias_g, rows[n, o0:o1])
+            return
+        y = team.matmul(w_matrix, block, out=scratch((groups, cg_out, o1 - o0), x_grouped.dtype, slot=4))
         if bias_column is not None:
             y += bias_column
-        if channels_last:
-            rows[n, o0:o1] = geometry.moved(y, 2, 0)
-        else:
-            rows[n, :, :, o0:o1] = y
+        rows[n, :, :, o0:o1] = y
 
     team.run(work, [(n, o0, min(o0 + step, p_out)) for n in range(batch) for o0 in range(0, p_out, step)], threads)
     return out
