@@ -977,6 +977,40 @@ def test_the_direct_convolution_matches_the_oracle_at_every_stride(channels_last
 
 
 @needs_jit
+@pytest.mark.parametrize("staged", [False, True])
+def test_the_direct_convolution_channels_last_staged_or_in_place_matches_the_oracle(monkeypatch, staged):
+    """A channels-last x in channels-last memory, the direct sum with x, the output and the output gradient
+    copied channels-first (:func:`.direct_conv.staged`: every array, TRANSPOSE_TILES_MIN_BYTES 0) or read and
+    written a channel count apart (none): the forward convolution and the direct weight gradient (by the
+    oracle's adjoint identity), 1-D to 3-D, groups 1 and 3."""
+    from tconv.implementations.compiled import direct_conv
+
+    monkeypatch.setattr(_tuning, "TRANSPOSE_TILES_MIN_BYTES", 0 if staged else 2**62)
+    rng = np.random.default_rng(21)
+    for spatial, kernel, stride, pads, groups in (
+        ((9, 7), (3, 2), (2, 1), [(1, 0), (2, 1)], 1),
+        ((5, 6, 4), (2, 3, 2), (1, 2, 1), [(1, 1), (0, 2), (2, 1)], 3),
+        ((17,), (3,), (5,), [(4, 2)], 1),
+    ):
+        x = rng.standard_normal((2, 6, *spatial))
+        w = rng.standard_normal((9, 6 // groups, *kernel))
+        b = rng.standard_normal(9)
+        expected = naive_conv(x, w, b, stride=list(stride), pads=pads, groups=groups)
+        x_last = np.ascontiguousarray(np.moveaxis(x, 1, -1))
+        assert direct_conv.staged(x_last) == staged
+        with tconv.use_algorithm("jit_direct"):
+            got = tconv.conv(x_last, w, b, stride=stride, padding=pads, groups=groups, channels_last=True)
+        assert got.flags.c_contiguous
+        np.testing.assert_allclose(np.moveaxis(got, -1, 1), expected, atol=1e-10)
+        gy = rng.standard_normal(expected.shape)
+        spec = _spec(False, x.shape, w.shape, groups=groups, stride=stride, padding=pads)
+        dw = direct_conv.weight_grad(x_last, np.ascontiguousarray(np.moveaxis(gy, 1, -1)), spec, True)
+        v = rng.standard_normal(w.shape)
+        along_v = np.vdot(naive_conv(x, v, None, stride=list(stride), pads=pads, groups=groups), gy)
+        np.testing.assert_allclose(np.vdot(dw, v), along_v, rtol=1e-9)
+
+
+@needs_jit
 def test_the_direct_convolution_blocks_many_output_channels_and_empty_batches():
     """More output channels a group than one job's block (DIRECT_CONV_BLOCK_BYTES; the block rounded down to a
     multiple of the kernel's four channels a pass), a depth multiplier whose channels leave some after the

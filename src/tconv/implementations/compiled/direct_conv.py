@@ -32,8 +32,8 @@ import numpy as np
 
 from ... import _tuning
 from ...spec import ConvSpec
-from . import geometry, kernels, team
-from .workspace import Partials
+from . import geometry, kernels, team, transpose
+from .workspace import Partials, contiguous, scratch
 
 
 class DirectConvGeometry:
@@ -115,7 +115,8 @@ def cost(spec: ConvSpec, channels_last: bool = False) -> float:
     the phases of its group's input channels at ``PHASE_FILL_RATE`` (elements a second) plus a ``ROW_COST`` a
     run; the output is written once at ``COLUMN_STREAM``. Channels-last, the fills and the output's write,
     which then stride by the channel count, cost ``DIRECT_CONV_LAST_MEMORY`` times as much (the sums run on
-    the same wide planes in either layout)."""
+    the same wide planes in either layout), except where x or the output is copied channels-first
+    (:func:`staged`): that copy, read and written at ``TRANSPOSE_STREAM``, instead."""
     phases = direct_conv_geometry(geometry.axes3(spec))
     cg_in, cg_out = spec.in_channels // spec.groups, spec.out_channels // spec.groups
     taps = math.prod(spec.kernel_size)
@@ -126,14 +127,23 @@ def cost(spec: ConvSpec, channels_last: bool = False) -> float:
     # four output rows, about three times a one-channel pass's; docs/design.md)
     passes = 4 * fours * cg_in * -(-taps // 3) + single * cg_in * -(-taps // 4)
     output = _tuning.COST_ITEMSIZE * spec.out_channels * math.prod(spec.output_size)
-    memory = _tuning.DIRECT_CONV_LAST_MEMORY if channels_last else 1.0
+    x_bytes = _tuning.COST_ITEMSIZE * spec.in_channels * math.prod(spec.input_size)
+    fill = write = 1.0
+    copies = 0.0
+    if channels_last:
+        for size in (x_bytes, output):
+            if size >= _tuning.TRANSPOSE_TILES_MIN_BYTES:  # staged: copied channels-first
+                copies += 2 * size / _tuning.TRANSPOSE_STREAM
+        fill = 1.0 if x_bytes >= _tuning.TRANSPOSE_TILES_MIN_BYTES else _tuning.DIRECT_CONV_LAST_MEMORY
+        write = 1.0 if output >= _tuning.TRANSPOSE_TILES_MIN_BYTES else _tuning.DIRECT_CONV_LAST_MEMORY
     return (
         4 * fours * plane / _tuning.DIRECT_CONV_BLOCK_RATE
         + single * plane / _tuning.DIRECT_CONV_RATE
-        + memory * fills * phases.filled / _tuning.PHASE_FILL_RATE
+        + fill * fills * phases.filled / _tuning.PHASE_FILL_RATE
         + passes * _tuning.ROW_COST
-        + memory * fills * phases.fill_rows * _tuning.ROW_COST
-        + memory * output / _tuning.COLUMN_STREAM
+        + fill * fills * phases.fill_rows * _tuning.ROW_COST
+        + write * output / _tuning.COLUMN_STREAM
+        + copies
     )
 
 
@@ -156,17 +166,51 @@ def _block(cg_out: int, wide: int, itemsize: int) -> int:
     return block
 
 
+def staged(a: np.ndarray) -> bool:
+    """Whether a channels-last ``a`` is copied channels-first for the direct sum (:func:`conv`): where one
+    sample of it (the kernel's jobs run a sample at a time) is ``TRANSPOSE_TILES_MIN_BYTES`` or more. Below it
+    the kernel's reads and writes a channel count apart stay in the cache, and the copies measured slower
+    ((16, 16, 16, 512) -> 16, 0.5 MiB a sample: 10.2 against 13.0 ms)."""
+    return a.shape[0] > 0 and a.nbytes // a.shape[0] >= _tuning.TRANSPOSE_TILES_MIN_BYTES
+
+
+def _channels_first(a: np.ndarray, slot: int) -> np.ndarray:
+    """A channels-last ``a (N, *sp, C)`` as channels-first ``(N, C, *sp)``: a C-contiguous copy in this thread's
+    buffer ``slot`` (in tiles: :func:`.workspace.contiguous`) where it is :func:`staged`, else a view."""
+    view = geometry.moved(a, -1, 1)
+    return contiguous(view, slot) if staged(a) else view
+
+
 def conv(x: np.ndarray, weight: np.ndarray, bias: np.ndarray | None, spec: ConvSpec, channels_last: bool) -> np.ndarray:
-    """The (forward) convolution of a batched x in the caller's layout, summed directly (any strides)."""
-    out, out_grouped, x_grouped = geometry.grouped_call(x, spec, channels_last)
-    if out.size == 0:
+    """The (forward) convolution of a batched x in the caller's layout, summed directly (any strides).
+    Channels-last, a large x is copied channels-first and a large output summed channels-first and copied
+    back (:func:`staged`): the kernel's phase fills and output writes would otherwise read and write a
+    channel count apart, each input channel's fill streaming the whole of x through the cache ((2, 96, 96,
+    128) -> 8: 16.1 against 9.3 ms; (4, 128, 128, 64) -> 128: 512 against 173 ms)."""
+    if not channels_last:
+        out = geometry.empty_out(x.shape[0], spec.out_channels, spec.output_size, x.dtype, False)
+        _conv_into(x, weight, bias, spec, out)
         return out
+    result = geometry.empty_out(x.shape[0], spec.out_channels, spec.output_size, x.dtype, True)
+    target = geometry.moved(result, -1, 1)
+    out = scratch(target.shape, x.dtype, slot=4) if staged(result) else target
+    _conv_into(_channels_first(x, slot=3), weight, bias, spec, out)
+    if out is not target and not transpose.copy(target, out):
+        np.copyto(target, out)
+    return result
+
+
+def _conv_into(x: np.ndarray, weight: np.ndarray, bias: np.ndarray | None, spec: ConvSpec, out: np.ndarray) -> None:
+    """:func:`conv` of a channels-first x (any strides) into ``out``, channels-first (any strides)."""
+    out_grouped = geometry.grouped_view(out, spec.groups, spec.ndim, False)
+    x_grouped = geometry.grouped_view(x, spec.groups, spec.ndim, False)
+    if out.size == 0:
+        return
     w_flat = np.ascontiguousarray(weight, dtype=x.dtype).reshape(-1)
     b_flat = geometry.bias_by_group(bias, spec, x.dtype).reshape(-1)
     unused = np.zeros(1, dtype=x.dtype)
     out_flat, seconds = kernels.flat(out_grouped), cost(spec) * x.shape[0]
     _run(x_grouped, out_grouped, spec, lambda start: (w_flat, b_flat, out_flat, unused, unused, False), seconds)
-    return out
 
 
 def weight_grad(x: np.ndarray, gy: np.ndarray, spec: ConvSpec, channels_last: bool) -> np.ndarray:
@@ -179,8 +223,10 @@ def weight_grad(x: np.ndarray, gy: np.ndarray, spec: ConvSpec, channels_last: bo
     cg_in = spec.in_channels // groups
     total = np.zeros(spec.out_channels * cg_in * math.prod(spec.kernel_size), dtype=x.dtype)
     if x.shape[0] > 0 and total.size > 0:
-        x_grouped = geometry.grouped_view(x, groups, d, channels_last)
-        gy_grouped = geometry.grouped_view(gy, groups, d, channels_last)
+        if channels_last:  # both read channels-first (see conv)
+            x, gy = _channels_first(x, slot=3), _channels_first(gy, slot=4)
+        x_grouped = geometry.grouped_view(x, groups, d, False)
+        gy_grouped = geometry.grouped_view(gy, groups, d, False)
         gy_flat, unused = kernels.flat(gy_grouped), np.zeros(1, dtype=x.dtype)
         partials = Partials(total)  # one a range of jobs, keyed by its start
         seconds = weight_grad_cost(spec) * x.shape[0]
