@@ -352,11 +352,11 @@ def _conv_in_pixel_blocks(
         width = o1 - o0
         cols = workspace((groups * cg_in, taps, row_length(width, x_grouped.dtype.itemsize)), x_grouped.dtype)
         kernels.im2col(planes[n : n + 1], cols, width, tables, o0)
-        block = cols[:, :, :width].reshape(groups, cg_in * taps, width)
+        gathered = cols[:, :, :width].reshape(groups, cg_in * taps, width)
         if channels_last:  # pixel-major products, straight into the result
-            _pixel_major_products(block, w_matrix, bias_g, rows[n, o0:o1])
+            _pixel_major_products(gathered, w_matrix, bias_g, rows[n, o0:o1])
             return
-        y = team.matmul(w_matrix, block, out=scratch((groups, cg_out, o1 - o0), x_grouped.dtype, slot=4))
+        y = team.matmul(w_matrix, gathered, out=scratch((groups, cg_out, o1 - o0), x_grouped.dtype, slot=4))
         if bias_column is not None:
             y += bias_column
         rows[n, :, :, o0:o1] = y
