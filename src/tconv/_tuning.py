@@ -130,7 +130,8 @@ DIRECT_CONV_BLOCK_BYTES = 256 * 2**10
 DIRECT_CHANNELS_LAST = 2.0
 
 #: A (forward) convolution's direct sum, channels-last: its phase fills and output write (which stride by the
-#: channel count) cost this many times as much; its sums run on the same wide planes in either layout.
+#: channel count) cost this many times as much; its sums run on the same wide planes in either layout. Not where
+#: a sample of x or of the output is TRANSPOSE_TILES_MIN_BYTES or more: that array is copied channels-first first.
 DIRECT_CONV_LAST_MEMORY = 2.0
 
 #: seconds per row of an overlap-add (loop set-up; a row is vectorised along its length).
