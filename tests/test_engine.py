@@ -980,7 +980,7 @@ def test_the_direct_convolution_matches_the_oracle_at_every_stride(channels_last
 @pytest.mark.parametrize("staged", [False, True])
 def test_the_direct_convolution_channels_last_staged_or_in_place_matches_the_oracle(monkeypatch, staged):
     """A channels-last x in channels-last memory, the direct sum with x, the output and the output gradient
-    copied channels-first (:func:`.direct_conv.staged`: every array, TRANSPOSE_TILES_MIN_BYTES 0) or read and
+    copied channels-first (:func:`.workspace.staged`: every array, TRANSPOSE_TILES_MIN_BYTES 0) or read and
     written a channel count apart (none): the forward convolution and the direct weight gradient (by the
     oracle's adjoint identity), 1-D to 3-D, groups 1 and 3."""
     from tconv.implementations.compiled import direct_conv
@@ -997,7 +997,7 @@ def test_the_direct_convolution_channels_last_staged_or_in_place_matches_the_ora
         b = rng.standard_normal(9)
         expected = naive_conv(x, w, b, stride=list(stride), pads=pads, groups=groups)
         x_last = np.ascontiguousarray(np.moveaxis(x, 1, -1))
-        assert direct_conv.staged(x_last) == staged
+        assert workspace.staged(x_last) == staged
         with tconv.use_algorithm("jit_direct"):
             got = tconv.conv(x_last, w, b, stride=stride, padding=pads, groups=groups, channels_last=True)
         assert got.flags.c_contiguous

@@ -33,7 +33,7 @@ import numpy as np
 from ... import _tuning
 from ...spec import ConvSpec
 from . import geometry, kernels, team, transpose
-from .workspace import Partials, contiguous, scratch
+from .workspace import Partials, channels_first, scratch, staged
 
 
 class DirectConvGeometry:
@@ -116,7 +116,7 @@ def cost(spec: ConvSpec, channels_last: bool = False) -> float:
     run; the output is written once at ``COLUMN_STREAM``. Channels-last, the fills and the output's write,
     which then stride by the channel count, cost ``DIRECT_CONV_LAST_MEMORY`` times as much (the sums run on
     the same wide planes in either layout), except where x or the output is copied channels-first
-    (:func:`staged`): that copy, read and written at ``TRANSPOSE_STREAM``, instead."""
+    (:func:`.workspace.staged`): that copy, read and written at ``TRANSPOSE_STREAM``, instead."""
     phases = direct_conv_geometry(geometry.axes3(spec))
     cg_in, cg_out = spec.in_channels // spec.groups, spec.out_channels // spec.groups
     taps = math.prod(spec.kernel_size)
@@ -166,25 +166,10 @@ def _block(cg_out: int, wide: int, itemsize: int) -> int:
     return block
 
 
-def staged(a: np.ndarray) -> bool:
-    """Whether a channels-last ``a`` is copied channels-first for the direct sum (:func:`conv`): where one
-    sample of it (the kernel's jobs run a sample at a time) is ``TRANSPOSE_TILES_MIN_BYTES`` or more. Below it
-    the kernel's reads and writes a channel count apart stay in the cache, and the copies measured slower
-    ((16, 16, 16, 512) -> 16, 0.5 MiB a sample: 10.2 against 13.0 ms)."""
-    return a.shape[0] > 0 and a.nbytes // a.shape[0] >= _tuning.TRANSPOSE_TILES_MIN_BYTES
-
-
-def _channels_first(a: np.ndarray, slot: int) -> np.ndarray:
-    """A channels-last ``a (N, *sp, C)`` as channels-first ``(N, C, *sp)``: a C-contiguous copy in this thread's
-    buffer ``slot`` (in tiles: :func:`.workspace.contiguous`) where it is :func:`staged`, else a view."""
-    view = geometry.moved(a, -1, 1)
-    return contiguous(view, slot) if staged(a) else view
-
-
 def conv(x: np.ndarray, weight: np.ndarray, bias: np.ndarray | None, spec: ConvSpec, channels_last: bool) -> np.ndarray:
     """The (forward) convolution of a batched x in the caller's layout, summed directly (any strides).
     Channels-last, a large x is copied channels-first and a large output summed channels-first and copied
-    back (:func:`staged`): the kernel's phase fills and output writes would otherwise read and write a
+    back (:func:`.workspace.staged`): the kernel's phase fills and output writes would otherwise read and write a
     channel count apart, each input channel's fill streaming the whole of x through the cache ((2, 96, 96,
     128) -> 8: 16.1 against 9.3 ms; (4, 128, 128, 64) -> 128: 512 against 173 ms)."""
     if not channels_last:
@@ -194,7 +179,7 @@ def conv(x: np.ndarray, weight: np.ndarray, bias: np.ndarray | None, spec: ConvS
     result = geometry.empty_out(x.shape[0], spec.out_channels, spec.output_size, x.dtype, True)
     target = geometry.moved(result, -1, 1)
     out = scratch(target.shape, x.dtype, slot=4) if staged(result) else target
-    _conv_into(_channels_first(x, slot=3), weight, bias, spec, out)
+    _conv_into(channels_first(x, slot=3), weight, bias, spec, out)
     if out is not target and not transpose.copy(target, out):
         np.copyto(target, out)
     return result
@@ -224,7 +209,7 @@ def weight_grad(x: np.ndarray, gy: np.ndarray, spec: ConvSpec, channels_last: bo
     total = np.zeros(spec.out_channels * cg_in * math.prod(spec.kernel_size), dtype=x.dtype)
     if x.shape[0] > 0 and total.size > 0:
         if channels_last:  # both read channels-first (see conv)
-            x, gy = _channels_first(x, slot=3), _channels_first(gy, slot=4)
+            x, gy = channels_first(x, slot=3), channels_first(gy, slot=4)
         x_grouped = geometry.grouped_view(x, groups, d, False)
         gy_grouped = geometry.grouped_view(gy, groups, d, False)
         gy_flat, unused = kernels.flat(gy_grouped), np.zeros(1, dtype=x.dtype)

@@ -94,6 +94,23 @@ def contiguous(a: np.ndarray, slot: int) -> np.ndarray:
     return buffer
 
 
+def staged(a: np.ndarray) -> bool:
+    """Whether a channels-last ``a`` is copied channels-first for a direct sum (:func:`channels_first`): where one
+    sample of it (the direct kernels' jobs run a sample at a time) is ``TRANSPOSE_TILES_MIN_BYTES`` or more. A
+    kernel that fills or writes each channel's plane of a channels-last array reads or writes it a channel count
+    apart; on a large sample each channel streams the whole sample through the cache. Below the threshold those
+    accesses stay in the cache, and the copies measured slower ((16, 16, 16, 512) -> 16, 0.5 MiB a sample: 10.2
+    against 13.0 ms)."""
+    return a.shape[0] > 0 and a.nbytes // a.shape[0] >= _tuning.TRANSPOSE_TILES_MIN_BYTES
+
+
+def channels_first(a: np.ndarray, slot: int) -> np.ndarray:
+    """A channels-last ``a (N, *sp, C)`` as channels-first ``(N, C, *sp)``: a C-contiguous copy in this thread's
+    buffer ``slot`` (in tiles: :func:`contiguous`) where it is :func:`staged`, else a view."""
+    view = np.moveaxis(a, -1, 1)
+    return contiguous(view, slot) if staged(a) else view
+
+
 def drop_workspaces() -> None:
     """Forget every thread's reusable buffers (the memory is freed once no call is using it)."""
     with _every_thread_lock:
