@@ -981,8 +981,8 @@ def test_the_direct_convolution_matches_the_oracle_at_every_stride(channels_last
 def test_the_direct_convolution_channels_last_staged_or_in_place_matches_the_oracle(monkeypatch, staged):
     """A channels-last x in channels-last memory, the direct sum with x, the output and the output gradient
     copied channels-first (:func:`.workspace.staged`: every array, TRANSPOSE_TILES_MIN_BYTES 0) or read and
-    written a channel count apart (none): the forward convolution and the direct weight gradient (by the
-    oracle's adjoint identity), 1-D to 3-D, groups 1 and 3."""
+    written a channel count apart (none): the forward convolution, the direct weight gradient (by the
+    oracle's adjoint identity) and a transposed convolution's own direct sum, 1-D to 3-D, groups 1 and 3."""
     from tconv.implementations.compiled import direct_conv
 
     monkeypatch.setattr(_tuning, "TRANSPOSE_TILES_MIN_BYTES", 0 if staged else 2**62)
@@ -1008,6 +1008,14 @@ def test_the_direct_convolution_channels_last_staged_or_in_place_matches_the_ora
         v = rng.standard_normal(w.shape)
         along_v = np.vdot(naive_conv(x, v, None, stride=list(stride), pads=pads, groups=groups), gy)
         np.testing.assert_allclose(np.vdot(dw, v), along_v, rtol=1e-9)
+        # the transposed direct sum (its own kernel, at a stride above one) staged the same way
+        wt = rng.standard_normal((6, 9 // groups, *kernel))
+        options = dict(stride=[s + 1 for s in stride], padding=pads, groups=groups)
+        expected = naive_conv_transpose(x, wt, b, stride=options["stride"], pads=pads, groups=groups)
+        with tconv.use_algorithm("jit_direct"):
+            got = tconv.conv_transpose(x_last, wt, b, channels_last=True, **options)
+        assert got.flags.c_contiguous
+        np.testing.assert_allclose(np.moveaxis(got, -1, 1), expected, atol=1e-10)
 
 
 @needs_jit

@@ -26,8 +26,8 @@ import numpy as np
 from ... import _tuning
 from ...shapes import transposed_full_size
 from ...spec import ConvSpec
-from . import geometry, kernels, schedule, team
-from .workspace import contiguous, workspace
+from . import geometry, kernels, schedule, team, transpose
+from .workspace import channels_first, contiguous, scratch, staged, workspace
 
 
 def conv_transpose(
@@ -40,17 +40,15 @@ def conv_transpose(
 ) -> np.ndarray:
     """The transposed convolution of a batched x in the caller's layout; the result in the same layout.
 
-    ``direct``: sum per output with the direct kernel instead of a product and col2im.
+    ``direct``: sum per output with the direct kernel instead of a product and col2im (:func:`_direct`).
     """
     groups, batch = spec.groups, x.shape[0]
     cg_in, cg_out = spec.in_channels // groups, spec.out_channels // groups
+    if direct:
+        return _direct(x, weight, bias, spec, channels_last)
     out, out_grouped, x_grouped = geometry.grouped_call(x, spec, channels_last)
     axes = geometry.axes3(spec)
     bias_grouped = geometry.bias_by_group(bias, spec, x.dtype)
-    if direct:
-        w_grouped = weight.reshape(groups, cg_in, cg_out, *axes.kernel)
-        kernels.direct(x_grouped, w_grouped, bias_grouped, out_grouped, kernels.phase_geometry(axes))
-        return out
     if _is_single_pixel(spec):
         return _single_pixel(x, weight, bias, spec, channels_last, out)
     taps = math.prod(spec.kernel_size)
@@ -86,6 +84,34 @@ def conv_transpose(
             kernels.col2im(cols_by_tap, bias_grouped[:, c0:c1], out_grouped[n0:n1, :, c0:c1], phases)
 
     schedule.each(work, *schedule.schedule(batch, cg_out, groups * taps * p_in * item))
+    return out
+
+
+def _direct(
+    x: np.ndarray, weight: np.ndarray, bias: np.ndarray | None, spec: ConvSpec, channels_last: bool
+) -> np.ndarray:
+    """The transposed convolution summed per output plane (:func:`.kernels.direct`). Channels-last, a large x and
+    a large output (:func:`.workspace.staged`) are copied channels-first and back: the kernel reads each input
+    channel's rows and writes each output channel's plane, a channel count apart in channels-last, and on a
+    large sample each channel then streams the whole sample through the cache ((3, 10, 10, 10, 32) -> 32 k2
+    s4 d3 depthwise, 8 MiB of output a sample: 35.6 ms, against 5.5 channels-first)."""
+    groups = spec.groups
+    cg_in, cg_out = spec.in_channels // groups, spec.out_channels // groups
+    axes = geometry.axes3(spec)
+    out = geometry.empty_out(x.shape[0], spec.out_channels, spec.output_size, x.dtype, channels_last)
+    target = geometry.moved(out, -1, 1) if channels_last else out
+    summed = scratch(target.shape, x.dtype, slot=4) if channels_last and staged(out) else target
+    x_first = channels_first(x, slot=3) if channels_last else x
+    w_grouped = weight.reshape(groups, cg_in, cg_out, *axes.kernel)
+    kernels.direct(
+        geometry.grouped_view(x_first, groups, spec.ndim, False),
+        w_grouped,
+        geometry.bias_by_group(bias, spec, x.dtype),
+        geometry.grouped_view(summed, groups, spec.ndim, False),
+        kernels.phase_geometry(axes),
+    )
+    if summed is not target and not transpose.copy(target, summed):
+        np.copyto(target, summed)
     return out
 
 
