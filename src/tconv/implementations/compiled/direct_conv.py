@@ -33,7 +33,7 @@ import numpy as np
 from ... import _tuning
 from ...spec import ConvSpec
 from . import geometry, kernels, team, transpose
-from .workspace import Partials, channels_first, scratch, staged
+from .workspace import Partials, channels_first, scratch, staged, stages
 
 
 class DirectConvGeometry:
@@ -130,12 +130,9 @@ def cost(spec: ConvSpec, channels_last: bool = False) -> float:
     x_bytes = _tuning.COST_ITEMSIZE * spec.in_channels * math.prod(spec.input_size)
     fill = write = 1.0
     copies = 0.0
-    if channels_last:
-        for size in (x_bytes, output):
-            if size >= _tuning.TRANSPOSE_TILES_MIN_BYTES:  # staged: copied channels-first
-                copies += 2 * size / _tuning.TRANSPOSE_STREAM
-        fill = 1.0 if x_bytes >= _tuning.TRANSPOSE_TILES_MIN_BYTES else _tuning.DIRECT_CONV_LAST_MEMORY
-        write = 1.0 if output >= _tuning.TRANSPOSE_TILES_MIN_BYTES else _tuning.DIRECT_CONV_LAST_MEMORY
+    if channels_last:  # a staged array is copied channels-first and back; the others are read a channel apart
+        fill, write = (1.0 if stages(size) else _tuning.DIRECT_CONV_LAST_MEMORY for size in (x_bytes, output))
+        copies = sum(2 * size / _tuning.TRANSPOSE_STREAM for size in (x_bytes, output) if stages(size))
     return (
         4 * fours * plane / _tuning.DIRECT_CONV_BLOCK_RATE
         + single * plane / _tuning.DIRECT_CONV_RATE

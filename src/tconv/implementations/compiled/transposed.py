@@ -42,10 +42,10 @@ def conv_transpose(
 
     ``direct``: sum per output with the direct kernel instead of a product and col2im (:func:`_direct`).
     """
-    groups, batch = spec.groups, x.shape[0]
-    cg_in, cg_out = spec.in_channels // groups, spec.out_channels // groups
     if direct:
         return _direct(x, weight, bias, spec, channels_last)
+    groups, batch = spec.groups, x.shape[0]
+    cg_in, cg_out = spec.in_channels // groups, spec.out_channels // groups
     out, out_grouped, x_grouped = geometry.grouped_call(x, spec, channels_last)
     axes = geometry.axes3(spec)
     bias_grouped = geometry.bias_by_group(bias, spec, x.dtype)

@@ -101,7 +101,12 @@ def staged(a: np.ndarray) -> bool:
     apart; on a large sample each channel streams the whole sample through the cache. Below the threshold those
     accesses stay in the cache, and the copies measured slower ((16, 16, 16, 512) -> 16, 0.5 MiB a sample: 10.2
     against 13.0 ms)."""
-    return a.shape[0] > 0 and a.nbytes // a.shape[0] >= _tuning.TRANSPOSE_TILES_MIN_BYTES
+    return a.shape[0] > 0 and stages(a.nbytes // a.shape[0])
+
+
+def stages(sample_bytes: float) -> bool:
+    """:func:`staged`'s rule on the bytes of one sample (the cost model asks it of its estimates)."""
+    return sample_bytes >= _tuning.TRANSPOSE_TILES_MIN_BYTES
 
 
 def channels_first(a: np.ndarray, slot: int) -> np.ndarray:
