@@ -195,6 +195,40 @@ def test_strided_weight_views_on_the_compiled_path(algorithm):
         np.testing.assert_allclose(np.moveaxis(got, -1, 1) if channels_last else got, expected, atol=1e-10)
 
 
+@needs_jit
+@pytest.mark.parametrize("in_place", [False, True])
+@pytest.mark.parametrize("algorithm", ["jit_pixels", "jit_patches"])
+def test_pixel_rows_of_channels_first_x_read_in_place_or_copied_match_the_oracle(algorithm, in_place, monkeypatch):
+    """jit_pixels and jit_patches multiply channels-first x's pixel rows either in place (one product per sample,
+    BLAS reading each sample transposed) or after a transposing copy (PIXEL_ROWS_IN_PLACE_MAX_COLUMNS): both
+    against the oracle, 1-D to 3-D, batches 1 and 3, float32 and float64, with a bias, forward and gradients."""
+    monkeypatch.setattr(_tuning, "PIXEL_ROWS_IN_PLACE_MAX_COLUMNS", 10**9 if in_place else 0)
+    rng = np.random.default_rng(41)
+    for spatial, kernel, stride, pads, batch, dtype in (
+        ((9,), (4,), (2,), [(1, 2)], 3, np.float64),
+        ((5, 6), (3, 3), (2, 1), [(1, 1), (0, 2)], 3, np.float32),
+        ((4, 3), (5, 5), (1, 2), [(0, 0), (1, 1)], 1, np.float64),  # kernels longer than the input (patches)
+        ((3, 2, 4), (2, 3, 2), (2, 1, 2), [(0, 1), (1, 1), (0, 0)], 3, np.float64),
+    ):
+        x = rng.standard_normal((batch, 5, *spatial)).astype(dtype)
+        w = rng.standard_normal((5, 4, *kernel)).astype(dtype)
+        b = rng.standard_normal(4).astype(dtype)
+        options = dict(stride=stride, padding=pads)
+        expected = naive_conv_transpose(x, w, b, stride=list(stride), pads=pads)
+        tolerance = 1e-4 if dtype == np.float32 else 1e-10
+        with tconv.use_algorithm(algorithm):
+            got = tconv.conv_transpose(x, w, b, **options)
+            gy = rng.standard_normal(got.shape).astype(dtype)
+            dx, dw, _ = tconv.conv_transpose_grad(gy, x, w, **options)
+        np.testing.assert_allclose(got, expected, rtol=tolerance, atol=tolerance)
+        # the adjoint: <conv_transpose(v, w), gy> = <v, dx> for every v, and likewise for the weight
+        v, u = rng.standard_normal(x.shape), rng.standard_normal(w.shape)
+        lhs = np.vdot(naive_conv_transpose(v, w.astype(np.float64), stride=list(stride), pads=pads), gy)
+        np.testing.assert_allclose(lhs, np.vdot(v, dx), rtol=tolerance * 10)
+        lhs = np.vdot(naive_conv_transpose(x.astype(np.float64), u, stride=list(stride), pads=pads), gy)
+        np.testing.assert_allclose(lhs, np.vdot(u, dw), rtol=tolerance * 10)
+
+
 def _windows_reference(x, kernel, stride, dilation, pads, out):
     """im2col by np.pad and a strided slice per tap: ``(C, K, N, P)``, ``[c, t, n, o] = x_pad[n, c, o*s + t*d]``."""
     xp = np.pad(x, [(0, 0), (0, 0), *pads])

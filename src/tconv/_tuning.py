@@ -247,6 +247,14 @@ PATCHES_MAX_PLANE = 4 * 2**20
 #: too narrow and one product per chunk after a copy of x is faster.
 PER_SAMPLE_MIN_PIXELS = 128
 
+#: ``jit_pixels`` and ``jit_patches`` multiply channels-first x's pixel rows in place, one product per sample
+#: with BLAS reading each sample transposed, where a chunk's product has at most this many columns (taps x
+#: output channels); with more, one product after a transposing copy of x is faster. Measured on one BLAS
+#: thread, per-sample over copy-and-product: (7, 437, 14) x 5 columns 0.42, (64, 256, 16) x 64 0.57, (8, 128,
+#: 1024) x 400 0.81, (8, 64, 128) x 1000 0.97, (8, 512, 128) x 900 1.13, (1, 64, 4096) x 500 1.12, (64, 256,
+#: 64) x 2048 1.14 (docs/design.md).
+PIXEL_ROWS_IN_PLACE_MAX_COLUMNS = 400
+
 #: ``jit_pixels`` splits its product by the taps that land inside the output when that skips at least this
 #: share of the (input, tap) pairs along the split axis (the taps cropped away by the padding).
 CROPPED_TAPS_MIN = 0.05

@@ -151,9 +151,15 @@ def _pixel_rows(x: np.ndarray, spec: ConvSpec, channels_last: bool) -> np.ndarra
 
 
 def _rows_product(rows: np.ndarray, w_block: np.ndarray) -> np.ndarray:
-    """``rows (nb, P, C_in) @ w_block (C_in, M)`` into the column buffer. Rows that are a transposed view
-    (channels-first x) are first copied into a second buffer, so that the product is one matrix product."""
+    """``rows (nb, P, C_in) @ w_block (C_in, M)`` into the column buffer, as ``(nb * P, M)``. Rows that are a
+    transposed view (channels-first x) are read in place by one product per sample where ``M`` is at most
+    ``PIXEL_ROWS_IN_PLACE_MAX_COLUMNS``, else first copied into a second buffer, so that the product is one
+    matrix product."""
     dtype = np.result_type(rows, w_block)
+    if not rows.flags.c_contiguous and w_block.shape[1] <= _tuning.PIXEL_ROWS_IN_PLACE_MAX_COLUMNS:
+        out = workspace((rows.shape[0] * rows.shape[1], w_block.shape[1]), dtype)
+        team.matmul(rows, w_block, out=out.reshape(rows.shape[0], rows.shape[1], -1))
+        return out
     if not rows.flags.c_contiguous:
         staged = workspace(rows.shape, rows.dtype, slot=1)
         np.copyto(staged, rows)
