@@ -355,7 +355,6 @@ def test_a_routed_call_goes_the_checked_way_whenever_anything_else_differs():
     a NumPy scalar option, a list for the weight, an empty batch) is checked afresh: refused, or computed as the
     oracle does; a forced or avoided algorithm still applies to a routed call."""
     from oracle import naive_conv, naive_conv_transpose
-
     from tconv import ops
 
     rng = np.random.default_rng(31)
