@@ -806,12 +806,15 @@ def test_pixel_path_computes_only_the_taps_inside_the_output(
         ((3, 4, 2), (2, 3, 2), (2, 1, 2), (0, 1, 0), (1, 0, 1), (1, 1, 1), 1),
     ],
 )
-def test_jit_gemm_reads_channels_first_x_per_sample_or_copied(
-    monkeypatch, per_sample, size, kernel, stride, padding, output_padding, dilation, groups
+@pytest.mark.parametrize("channels_last", [False, True])
+def test_jit_gemm_reads_x_per_sample_or_copied(
+    monkeypatch, per_sample, channels_last, size, kernel, stride, padding, output_padding, dilation, groups
 ):
-    """jit_gemm's two ways to multiply channels-first x: one product per sample reading x in place, or x copied
-    to one matrix per chunk; both in whole-batch chunks and in blocks of output channels, against the oracle."""
-    monkeypatch.setattr(_tuning, "PER_SAMPLE_MIN_PIXELS", 1 if per_sample else 10**9)
+    """jit_gemm's two ways to multiply x, in either layout: one product per sample reading x in place (by its
+    pixel count, channels-first, or by the products' rows), or x copied to one matrix per chunk; both in
+    whole-batch chunks and in blocks of output channels, against the oracle."""
+    monkeypatch.setattr(_tuning, "PER_SAMPLE_MIN_PIXELS", 1 if per_sample and not channels_last else 10**9)
+    monkeypatch.setattr(_tuning, "PER_SAMPLE_MAX_ROWS", 10**9 if per_sample and channels_last else 0)
     rng = np.random.default_rng(14)
     x = rng.standard_normal((4, 3 * groups, *size))
     w = rng.standard_normal((3 * groups, 5, *kernel))
@@ -827,12 +830,13 @@ def test_jit_gemm_reads_channels_first_x_per_sample_or_copied(
         dilation=list(dilation),
         groups=groups,
     )
+    xin = np.moveaxis(x, 1, -1) if channels_last else x
     for budget in (None, 8 * int(np.prod(size)) * int(np.prod(kernel)) * 2):  # whole batch, then channel blocks
         if budget is not None:
             monkeypatch.setattr(_tuning, "CHUNK_BYTES", budget)
         with tconv.use_algorithm("jit_gemm"):
-            got = tconv.conv_transpose(x, w, b, **options)
-        np.testing.assert_allclose(got, expected, atol=1e-10)
+            got = tconv.conv_transpose(xin, w, b, channels_last=channels_last, **options)
+        np.testing.assert_allclose(np.moveaxis(got, -1, 1) if channels_last else got, expected, atol=1e-10)
 
 
 @pytest.mark.parametrize(

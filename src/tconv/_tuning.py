@@ -246,6 +246,8 @@ PATCHES_MAX_PLANE = 4 * 2**20
 #: at least this many pixels (the products' short side); on smaller samples the per-sample products are
 #: too narrow and one product per chunk after a copy of x is faster.
 PER_SAMPLE_MIN_PIXELS = 128
+#: ... or, in either layout, where a group's product has at most this many rows (taps x output channels)
+PER_SAMPLE_MAX_ROWS = 64
 
 #: ``jit_pixels`` and ``jit_patches`` multiply channels-first x's pixel rows in place, one product per sample
 #: with BLAS reading each sample transposed, where a chunk's product has at most this many columns (taps x

@@ -54,9 +54,11 @@ def conv_transpose(
     taps = math.prod(spec.kernel_size)
     p_in = math.prod(spec.input_size)
     item = x.dtype.itemsize
-    # x as (G, cg_in, N * P) for one product per chunk: a transposing copy of x unless N = 1. Channels-first x
-    # with large enough samples is instead read in place by one product per sample.
-    per_sample = batch > 1 and not channels_last and p_in >= _tuning.PER_SAMPLE_MIN_PIXELS
+    # x as (G, cg_in, N * P) for one product per chunk: a transposing copy of x unless N = 1. x is instead read in
+    # place by one product per sample where the products are short (few taps x output channels: the copy would
+    # cost more than the products), and channels-first x where its samples are large enough.
+    narrow = cg_out * taps <= _tuning.PER_SAMPLE_MAX_ROWS
+    per_sample = batch > 1 and (narrow or (not channels_last and p_in >= _tuning.PER_SAMPLE_MIN_PIXELS))
     x_matrix = None if per_sample else geometry.grouped_matrix(x_grouped, slot=3)
     w_matrix = weight.reshape(groups, cg_in, cg_out * taps)
     # A kernel no longer than its stride: no two taps overlap, the output is read straight from cols.
