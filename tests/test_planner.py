@@ -121,6 +121,12 @@ def test_planner_picks_jit_pixels_for_batched_generators_on_a_team(monkeypatch):
     assert schedule.team_threads(2, 64, 4 * 16 * 16) == 1
     assert planner.select(small, numpy, batch=2).name != "jit_pixels"
     assert planner.select(small, numpy, batch=2).name == planner.plan(small, True, False, False)
+    # one input channel: products of inner dimension one, which the cost model puts far above the forward twin's
+    # im2col (measured 3.0 ms against 0.63): the team rule yields (PIXELS_TEAM_MARGIN)
+    thin = _spec(True, (14, 1, 4, 4), (1, 387, 4, 4))
+    costs = planner.plan_costs(thin, 14, False, frozenset())
+    assert costs["jit_pixels"] > _tuning.PIXELS_TEAM_MARGIN * min(costs.values())
+    assert planner.select(thin, numpy, batch=14).name == min(costs, key=costs.get) == "jit_im2col"
     monkeypatch.setattr(team, "size", lambda: 1)
     # without a team the cost model decides: rows of 128 channels against rows of 8 pixels (single-threaded,
     # jit_pixels measured 52 ms against jit_gemm's 55)

@@ -33,6 +33,13 @@ PIXELS_TEAM_MIN_CHANNELS = 32
 #: product per sample, which the pixel path cannot).
 PIXELS_TEAM_MAX_ROW = 8
 
+#: ... unless the cost model puts ``jit_pixels`` above this many times the cheapest estimate (twins included):
+#: a layer of one or two input channels, whose pixel products have an inner dimension of one or two ((14, 1, 4,
+#: 4) -> 387 k4: 3.0 ms against 0.63 for the forward twin). Replayed on transposed sweeps 11-16 (360 layers):
+#: the planner's regret 1.080 -> 1.072, four choices changed, each to a faster one; 1.5 to 5 all alike; sweeps
+#: 17-19 (180 layers): no choice changed (docs/design.md).
+PIXELS_TEAM_MARGIN = 3.0
+
 # --- the cost model (tconv.engine.planner.plan_costs; the algorithms' cost()) --------------------------
 # Every cost is per sample, plus an algorithm's setup_cost once per call (a weight rearranged on every call), so
 # a plan is made per batch.

@@ -36,7 +36,8 @@ call description, layout and team (:func:`plan`), among the algorithms :func:`tc
    taken ``jit_pointwise``, ``jit_direct``'s twin and the twins out);
 7. channels-first, the batched 2-D generator layers on a thread team (one group, ``PIXELS_TEAM_MIN_CHANNELS``
    output channels or more, input rows of at most ``PIXELS_TEAM_MAX_ROW``, kernels that overlap):
-   ``jit_pixels``;
+   ``jit_pixels``, unless the cost model puts it above ``PIXELS_TEAM_MARGIN`` times the cheapest estimate
+   (one or two input channels, whose products have an inner dimension of one or two);
 8. else the cheapest by the cost model (:func:`plan_costs`: the algorithms' own ``cost`` per sample times the batch,
    plus their ``setup_cost`` once, in the call's layout, plus a transposed call's fixed ``TRANSPOSED_CALL_COST``).
 
@@ -157,6 +158,7 @@ def plan(
         and spec.out_channels >= _tuning.PIXELS_TEAM_MIN_CHANNELS
         and spec.input_size[-1] <= _tuning.PIXELS_TEAM_MAX_ROW
         and overlapping
+        and costs.get("jit_pixels", math.inf) <= _tuning.PIXELS_TEAM_MARGIN * min(costs.values())
     )
     if not team_pixels and "jit_direct" in costs and direct_twin(spec) is not None:  # rule 4
         direct = costs.pop("jit_direct")
