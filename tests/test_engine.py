@@ -229,6 +229,30 @@ def test_pixel_rows_of_channels_first_x_read_in_place_or_copied_match_the_oracle
         np.testing.assert_allclose(lhs, np.vdot(u, dw), rtol=tolerance * 10)
 
 
+@needs_jit
+@pytest.mark.parametrize("channels_last", [False, True])
+def test_the_transposed_direct_sum_four_input_channels_a_pass_matches_the_oracle(channels_last):
+    """The transposed direct kernel adds four input channels' rows a pass (channels-first x), then the rest one at a
+    time: 4, 5, 7 and 9 input channels a group, groups 1 and 2, 1-D to 3-D, strides, dilation and padding, forced
+    jit_direct (channels-last x, read a channel count apart, takes the one-at-a-time loop), against the oracle."""
+    rng = np.random.default_rng(43)
+    for spatial, kernel, stride, dilation, pads, cg_in, groups in (
+        ((11,), (5,), (3,), (1,), [(2, 1)], 4, 1),
+        ((6, 7), (4, 3), (2, 1), (1, 2), [(1, 0), (2, 2)], 5, 2),
+        ((5, 4), (9, 9), (3, 3), (1, 1), [(4, 4), (4, 4)], 9, 1),  # fsrcnn's kernel longer than three strides
+        ((3, 4, 3), (2, 3, 2), (2, 1, 2), (1, 1, 2), [(0, 1), (1, 0), (1, 1)], 7, 1),
+    ):
+        x = rng.standard_normal((2, cg_in * groups, *spatial))
+        w = rng.standard_normal((cg_in * groups, 3, *kernel))
+        b = rng.standard_normal(3 * groups)
+        options = dict(stride=stride, dilation=dilation, padding=pads, groups=groups)
+        expected = naive_conv_transpose(x, w, b, stride=list(stride), pads=pads, dilation=list(dilation), groups=groups)
+        xin = np.ascontiguousarray(np.moveaxis(x, 1, -1)) if channels_last else x
+        with tconv.use_algorithm("jit_direct"):
+            got = tconv.conv_transpose(xin, w, b, channels_last=channels_last, **options)
+        np.testing.assert_allclose(np.moveaxis(got, -1, 1) if channels_last else got, expected, atol=1e-10)
+
+
 def _windows_reference(x, kernel, stride, dilation, pads, out):
     """im2col by np.pad and a strided slice per tap: ``(C, K, N, P)``, ``[c, t, n, o] = x_pad[n, c, o*s + t*d]``."""
     xp = np.pad(x, [(0, 0), (0, 0), *pads])

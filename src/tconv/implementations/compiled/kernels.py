@@ -307,7 +307,31 @@ def _compiled() -> Kernels:
             g = (job // cg_out) % groups
             co = job % cg_out
             buf = np.zeros(size, dtype=out.dtype)
-            for ci in range(cg_in):
+            blocked = 0  # the input channels summed four a pass end here
+            w_step = cg_out * taps  # from one input channel's weights to the next's
+            while x3 == 1 and blocked + 4 <= cg_in:  # four input channels a pass: each buffer row loaded, stored once
+                xb = n * xs[0] + g * xs[1] + blocked * xs[2]
+                xc = xs[2]
+                wb = ((g * cg_in + blocked) * cg_out + co) * taps
+                for t1 in range(k1):
+                    for t2 in range(k2):
+                        for t3 in range(k3):
+                            wt = wb + (t1 * k2 + t2) * k3 + t3
+                            v0, v1, v2, v3 = w[wt], w[wt + w_step], w[wt + 2 * w_step], w[wt + 3 * w_step]
+                            dst = ta1[t1] + ta2[t2] + ta3[t3]
+                            for j1 in range(n1):
+                                for j2 in range(n2):
+                                    s_row = xb + j1 * xs[3] + j2 * xs[4]
+                                    d_row = dst + j1 * b1 + j2 * b2
+                                    b_row = buf[d_row : d_row + n3]
+                                    r0 = x[s_row : s_row + n3]
+                                    r1 = x[s_row + xc : s_row + xc + n3]
+                                    r2 = x[s_row + 2 * xc : s_row + 2 * xc + n3]
+                                    r3 = x[s_row + 3 * xc : s_row + 3 * xc + n3]
+                                    for j3 in range(n3):
+                                        b_row[j3] += v0 * r0[j3] + v1 * r1[j3] + v2 * r2[j3] + v3 * r3[j3]
+                blocked += 4
+            for ci in range(blocked, cg_in):
                 xb = n * xs[0] + g * xs[1] + ci * xs[2]
                 wb = ((g * cg_in + ci) * cg_out + co) * taps
                 for t1 in range(k1):
