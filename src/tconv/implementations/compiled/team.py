@@ -210,7 +210,10 @@ def matmul(a: np.ndarray, b: np.ndarray, out: np.ndarray | None = None) -> np.nd
     if a.ndim < 2 or b.ndim < 2:
         return np.matmul(a, b, out=out)
     m, k, n = a.shape[-2], a.shape[-1], b.shape[-1]
-    lead = () if a.ndim == b.ndim == 2 else np.broadcast_shapes(a.shape[:-2], b.shape[:-2])
+    if b.ndim == 2:  # a stack times one matrix (the common case; np.broadcast_shapes costs a few us)
+        lead = a.shape[:-2]
+    else:
+        lead = np.broadcast_shapes(a.shape[:-2], b.shape[:-2])
     flops = 2.0 * math.prod(lead) * m * n * k
     if flops < 2.0 * _tuning.BLAS_ONE_THREAD_MIN_WORK or member():  # small, or in a team run: as it is
         return np.matmul(a, b, out=out)
