@@ -106,10 +106,19 @@ def _plain_numpy(dtype: Any, *arrays: Any) -> bool:
     return all(a is None or (type(a) is np.ndarray and a.dtype == dtype) for a in arrays)
 
 
-def prepare(x: Any, weight: Any, bias: Any, grad_output: Any = None) -> Prepared:
-    """Find the common namespace, convert sequences, and check dtypes and devices."""
+def plain_numpy_call(x: Any, weight: Any, bias: Any, grad_output: Any = None) -> Prepared | None:
+    """:func:`prepare`'s result where x and the weight are NumPy ndarrays (no subclass) and every array given is
+    of one native float32 or float64 dtype, the common call, which needs none of its conversions and passes all
+    its checks; else None (:func:`prepare` has work to do)."""
     if type(x) is np.ndarray and type(weight) is np.ndarray and _plain_numpy(x.dtype, weight, bias, grad_output):
         return Prepared(_numpy_namespace(), x, weight, bias, grad_output, x.dtype, x.dtype)
+    return None
+
+
+def prepare(x: Any, weight: Any, bias: Any, grad_output: Any = None) -> Prepared:
+    """Find the common namespace, convert sequences, and check dtypes and devices."""
+    if (plain := plain_numpy_call(x, weight, bias, grad_output)) is not None:
+        return plain
     for name, value in (("x", x), ("weight", weight)):
         if value is None:
             raise TypeError(f"{name} must be an array; received None")

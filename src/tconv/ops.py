@@ -10,7 +10,7 @@ import numpy as np
 
 from . import engine
 from ._arguments import plain_key, remember
-from ._backend import Array, Prepared, _numpy_namespace, _plain_numpy, handled_elsewhere, prepare
+from ._backend import Array, Prepared, handled_elsewhere, plain_numpy_call, prepare
 from ._hints import layout_hint
 from .spec import ConvSpec, PaddingArg, parse_groups
 
@@ -187,12 +187,12 @@ def _dispatch(transposed: bool, x: Any, weight: Any, bias: Any, **options: Any) 
     A call on plain NumPy arrays (:func:`_route_key`) that has passed every check before, with the same
     shapes and options, goes straight to the engine with the description it was given then (:data:`_ROUTES`):
     on a call of 0.1 ms the checks, the namespace and the dispatch took a quarter of the time."""
-    key = _route_key(transposed, x, weight, bias, options) if type(x) is np.ndarray else None
+    plain = plain_numpy_call(x, weight, bias)
+    key = None if plain is None else _route_key(transposed, x, weight, bias, options)
     route = None if key is None else _ROUTES.get(key)
-    if route is not None:
+    if plain is not None and route is not None:
         spec, batched, channels_last = route
-        prepared = Prepared(_numpy_namespace(), x, weight, bias, None, x.dtype, x.dtype)
-        return engine.run(prepared, spec, batched=batched, channels_last=channels_last)
+        return engine.run(plain, spec, batched=batched, channels_last=channels_last)
     if (elsewhere := handled_elsewhere(x, weight, bias)) is not None:
         return (elsewhere.conv_transpose if transposed else elsewhere.conv)(x, weight, bias, **options)
     call = parse_call(transposed, x, weight, bias, **options)
@@ -208,13 +208,11 @@ def _dispatch(transposed: bool, x: Any, weight: Any, bias: Any, **options: Any) 
 _ROUTES: dict[Any, tuple[ConvSpec, bool, bool]] = {}
 
 
-def _route_key(transposed: bool, x: np.ndarray, weight: Any, bias: Any, options: dict[str, Any]) -> Any:
-    """The key of a forward call on NumPy ndarrays (no subclass) of one native float32 or float64 dtype, which
-    need none of :func:`~tconv._backend.prepare`'s conversions (and no other package's handling), with options of
-    plain Python values (:func:`~tconv._arguments.plain_key`); else None. The options come as keywords of the
-    public functions, always in their signature's order."""
-    if type(weight) is not np.ndarray or not _plain_numpy(x.dtype, weight, bias):
-        return None
+def _route_key(transposed: bool, x: np.ndarray, weight: np.ndarray, bias: Any, options: dict[str, Any]) -> Any:
+    """The key of a forward call on arrays that need none of :func:`~tconv._backend.prepare`'s conversions (and
+    no other package's handling: :func:`~tconv._backend.plain_numpy_call`), with options of plain Python values
+    (:func:`~tconv._arguments.plain_key`); else None. The options come as keywords of the public functions, always
+    in their signature's order."""
     values = plain_key(tuple(options.values()))
     if values is None:
         return None
