@@ -9,7 +9,7 @@ import array_api_compat
 import numpy as np
 
 from . import engine
-from ._arguments import plain_key, remember
+from ._arguments import plain_key, plain_options_key, remember
 from ._backend import Array, Prepared, handled_elsewhere, plain_numpy_call, prepare
 from ._hints import layout_hint
 from .spec import ConvSpec, PaddingArg, parse_groups
@@ -211,9 +211,8 @@ _ROUTES: dict[Any, tuple[ConvSpec, bool, bool]] = {}
 def _route_key(transposed: bool, x: np.ndarray, weight: np.ndarray, bias: Any, options: dict[str, Any]) -> Any:
     """The key of a forward call on arrays that need none of :func:`~tconv._backend.prepare`'s conversions (and
     no other package's handling: :func:`~tconv._backend.plain_numpy_call`), with options of plain Python values
-    (:func:`~tconv._arguments.plain_key`); else None. The options come as keywords of the public functions, always
-    in their signature's order."""
-    values = plain_key(tuple(options.values()))
+    (:func:`~tconv._arguments.plain_options_key`, each value under its name); else None."""
+    values = plain_options_key(options)
     if values is None:
         return None
     return (transposed, x.shape, weight.shape, None if bias is None else bias.shape, values)
