@@ -349,7 +349,7 @@ def test_a_remembered_call_is_refused_again_when_its_arrays_do_not_match():
 
 
 def test_a_routed_call_goes_the_checked_way_whenever_anything_else_differs():
-    """A NumPy call that passed every check once is remembered with its description (ops._ROUTES) and goes
+    """A NumPy call that passed every check once is remembered with its description (ops._PARSED) and goes
     straight to the engine the next time: the same result as the oracle's, batched and not, a forward call and a
     transposed one. A call that differs in anything the route does not hold (a bias of another dtype, a float16 x,
     a NumPy scalar option, a list for the weight, an empty batch) is checked afresh: refused, or computed as the
@@ -361,7 +361,7 @@ def test_a_routed_call_goes_the_checked_way_whenever_anything_else_differs():
     x, w = rng.standard_normal((2, 4, 5, 5)), rng.standard_normal((4, 3, 3, 3))
     b = rng.standard_normal(3)
     expected = naive_conv_transpose(x, w, b, stride=[2, 2], pads=[(1, 1)] * 2)
-    ops._ROUTES.clear()
+    ops._PARSED.clear()
     for _ in range(3):
         np.testing.assert_allclose(tconv.conv_transpose(x, w, b, stride=2, padding=1), expected, atol=1e-10)
         np.testing.assert_allclose(tconv.conv_transpose(x[1], w, b, stride=2, padding=1), expected[1], atol=1e-10)
@@ -370,7 +370,7 @@ def test_a_routed_call_goes_the_checked_way_whenever_anything_else_differs():
             naive_conv(x, w.swapaxes(0, 1), b, stride=[2, 2], pads=[(1, 1)] * 2),
             atol=1e-10,
         )
-    assert len(ops._ROUTES) == 3
+    assert len(ops._PARSED) == 3
     with pytest.raises(TypeError, match="dtype"):
         tconv.conv_transpose(x, w, b.astype(np.float32), stride=2, padding=1)
     half = tconv.conv_transpose(x.astype(np.float16), w.astype(np.float16), stride=2, padding=1)

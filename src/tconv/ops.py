@@ -9,7 +9,7 @@ import array_api_compat
 import numpy as np
 
 from . import engine
-from ._arguments import plain_key, plain_options_key, remember
+from ._arguments import plain_key, remember
 from ._backend import Array, Prepared, handled_elsewhere, plain_numpy_call, prepare
 from ._hints import layout_hint
 from .spec import ConvSpec, PaddingArg, parse_groups
@@ -76,7 +76,7 @@ def parse_call(
     if not isinstance(channels_last, (bool, np.bool_)):
         raise TypeError(f"channels_last must be True or False; received {channels_last!r}")
     prepared = prepare(x, weight, bias, grad_output)
-    options = (stride, padding, dilation, groups, channels_last, output_padding, output_size)
+    options = _option_values(stride, padding, dilation, groups, channels_last, output_padding, output_size)
     key = _remembered_key(transposed, prepared, options)
     parsed = None if key is None else _PARSED.get(key)
     if parsed is None:
@@ -91,6 +91,15 @@ def parse_call(
 #: a call with the same key passes them, and a refused call raises before anything is stored.
 _PARSED: dict[Any, tuple[ConvSpec, bool, bool]] = {}
 _PARSED_LIMIT = 4096
+
+
+def _option_values(
+    stride: Any, padding: Any, dilation: Any, groups: Any, channels_last: Any, output_padding: Any = 0,
+    output_size: Any = None,
+) -> tuple[Any, ...]:  # fmt: skip
+    """A call's options in the order :func:`parse_call` remembers them under (a forward convolution's omitted
+    ``output_padding`` and ``output_size`` as their defaults)."""
+    return (stride, padding, dilation, groups, channels_last, output_padding, output_size)
 
 
 def _remembered_key(transposed: bool, prepared: Prepared, options: tuple[Any, ...]) -> Any:
@@ -184,38 +193,23 @@ def _parse(
 def _dispatch(transposed: bool, x: Any, weight: Any, bias: Any, **options: Any) -> Array:
     """One forward call, sent on unchanged where its arrays are handled elsewhere (Dask arrays: tconv.dask).
 
-    A call on plain NumPy arrays (:func:`_route_key`) that has passed every check before, with the same
-    shapes and options, goes straight to the engine with the description it was given then (:data:`_ROUTES`):
+    A call on plain NumPy arrays (:func:`~tconv._backend.plain_numpy_call`) whose shapes and options passed
+    :func:`parse_call` before goes straight to the engine with the description remembered then (:data:`_PARSED`):
     on a call of 0.1 ms the checks, the namespace and the dispatch took a quarter of the time."""
     plain = plain_numpy_call(x, weight, bias)
-    key = None if plain is None else _route_key(transposed, x, weight, bias, options)
-    route = None if key is None else _ROUTES.get(key)
-    if plain is not None and route is not None:
-        spec, batched, channels_last = route
-        return engine.run(plain, spec, batched=batched, channels_last=channels_last)
+    if plain is not None:
+        parsed = _PARSED.get(_remembered_key(transposed, plain, _option_values(**options)))
+        if parsed is not None:
+            call = Call(plain, *parsed)
+            if call.is_empty():
+                return call.zeros_and_bias()
+            return engine.run(plain, call.spec, batched=call.batched, channels_last=call.channels_last)
     if (elsewhere := handled_elsewhere(x, weight, bias)) is not None:
         return (elsewhere.conv_transpose if transposed else elsewhere.conv)(x, weight, bias, **options)
     call = parse_call(transposed, x, weight, bias, **options)
     if call.is_empty():
         return call.zeros_and_bias()
-    if key is not None:
-        remember(_ROUTES, key, (call.spec, call.batched, call.channels_last), _PARSED_LIMIT)
     return engine.run(call.prepared, call.spec, batched=call.batched, channels_last=call.channels_last)
-
-
-#: :func:`_dispatch`'s routes: the description, batch axis and layout of each call under its :func:`_route_key`
-#: that passed :func:`parse_call` and was not empty (emptied when full). The key holds everything those read.
-_ROUTES: dict[Any, tuple[ConvSpec, bool, bool]] = {}
-
-
-def _route_key(transposed: bool, x: np.ndarray, weight: np.ndarray, bias: Any, options: dict[str, Any]) -> Any:
-    """The key of a forward call on arrays that need none of :func:`~tconv._backend.prepare`'s conversions (and
-    no other package's handling: :func:`~tconv._backend.plain_numpy_call`), with options of plain Python values
-    (:func:`~tconv._arguments.plain_options_key`, each value under its name); else None."""
-    values = plain_options_key(options)
-    if values is None:
-        return None
-    return (transposed, x.shape, weight.shape, None if bias is None else bias.shape, values)
 
 
 def conv(
