@@ -1537,23 +1537,30 @@ def test_the_winograd_route_the_planner_chooses_matches_the_oracle(channels_last
 @pytest.mark.parametrize("channels_last", [False, True])
 def test_pointwise_matches_the_oracle(channels_last):
     """jit_pointwise forced on 1x1 kernels with no padding: convolutions of strides 1-3 (strided pixels copied
-    together), stride-1 transposed convolutions (the weight's matrix read transposed), 1-D to 3-D, groups of one
-    channel to several, a batch of one and more, with and without bias, float64 to 1e-10 of the oracle and
-    float32 to 1e-4, from x in place and from a non-contiguous view of it."""
+    together), transposed convolutions (the weight's matrix read transposed) at stride 1 and, every other one,
+    at strides 1-3 with dilation and output padding (the stride-1 products scattered among the bias), 1-D to
+    3-D, groups of one channel to several, a batch of one and more, with and without bias, float64 to 1e-10 of
+    the oracle and float32 to 1e-4, from x in place and from a non-contiguous view of it."""
     rng = np.random.default_rng(41)
-    for trial in range(40):
+    for trial in range(80):
         d = 1 + trial % 3
         groups = (1, 1, 2, 3)[trial % 4]
         cg_in, cg_out = 1 + trial % 5, 1 + (trial * 3) % 4
         transposed = trial % 2 == 1
-        stride = [1] * d if transposed else [int(s) for s in rng.integers(1, 4, size=d)]
+        scattered = transposed and trial % 4 == 1
+        stride = [1] * d if transposed and not scattered else [int(s) for s in rng.integers(1, 4, size=d)]
+        dilation = [int(v) for v in rng.integers(1, 4, size=d)] if scattered else [1] * d
+        output_padding = [int(rng.integers(0, max(s, v))) for s, v in zip(stride, dilation)] if scattered else [0] * d
         spatial = tuple(int(n) for n in rng.integers(1, 8, size=d))
         x = rng.standard_normal((1 + trial % 3, cg_in * groups, *spatial))
         k = (1,) * d
         w = rng.standard_normal((cg_in * groups, cg_out, *k) if transposed else (cg_out * groups, cg_in, *k))
         b = rng.standard_normal(cg_out * groups) if trial % 5 else None
-        naive = naive_conv_transpose if transposed else naive_conv
-        expected = naive(x, w, b, stride=stride, pads=[(0, 0)] * d, groups=groups)
+        if transposed:
+            expected = naive_conv_transpose(x, w, b, stride=stride, pads=[(0, 0)] * d, groups=groups,
+                                            dilation=dilation, output_padding=output_padding)  # fmt: skip
+        else:
+            expected = naive_conv(x, w, b, stride=stride, pads=[(0, 0)] * d, groups=groups)
         fn = tconv.conv_transpose if transposed else tconv.conv
         xin = np.moveaxis(x, 1, -1) if channels_last else x
         if trial % 4 == 3:  # a view of every other element of a larger array
@@ -1561,6 +1568,8 @@ def test_pointwise_matches_the_oracle(channels_last):
             wide[..., ::2] = xin
             xin = wide[..., ::2]
         options = {"stride": stride, "groups": groups, "channels_last": channels_last}
+        if scattered:
+            options.update(dilation=dilation, output_padding=output_padding)
         with tconv.use_algorithm("jit_pointwise"):
             got = fn(xin, w, b, **options)
             low = fn(xin.astype(np.float32), w.astype(np.float32), None if b is None else b.astype(np.float32),
@@ -1716,7 +1725,7 @@ def test_pointwise_on_an_empty_batch():
 
 @needs_jit
 def test_pointwise_refuses_what_it_does_not_compute():
-    """Only 1x1 kernels with no padding, and transposed ones at stride 1 (a strided one scatters into zeros)."""
+    """Only 1x1 kernels with no padding, in either direction."""
     rng = np.random.default_rng(42)
     x = rng.standard_normal((2, 4, 6, 6))
     with tconv.use_algorithm("jit_pointwise"):
@@ -1728,9 +1737,9 @@ def test_pointwise_refuses_what_it_does_not_compute():
             with pytest.raises(ValueError, match="does not support"):
                 tconv.conv(x, w, **options)
         with pytest.raises(ValueError, match="does not support"):
-            tconv.conv_transpose(x, rng.standard_normal((4, 3, 1, 1)), stride=2)
-        with pytest.raises(ValueError, match="does not support"):
             tconv.conv_transpose(x, rng.standard_normal((4, 3, 1, 1)), padding=1)
+        with pytest.raises(ValueError, match="does not support"):
+            tconv.conv_transpose(x, rng.standard_normal((4, 3, 2, 2)), stride=2)
 
 
 @needs_jit
@@ -1786,11 +1795,14 @@ def test_the_pointwise_route_the_planner_chooses_matches_the_oracle(channels_las
         np.testing.assert_allclose(np.vdot(gw, v), np.vdot(naive_conv(x, v, None, stride=[stride] * 2, pads=pads), gy))
         np.testing.assert_allclose(gb, gy.sum(axis=(0, 2, 3)), atol=1e-10)
     wt = rng.standard_normal((16, 24, 1, 1))
-    assert planner.select(_spec(True, x.shape, wt.shape), np, channels_last, 2, 8).name == "jit_pointwise"
-    back = tconv.conv_transpose(xin, wt, b, channels_last=channels_last)
-    if channels_last:
-        back = np.moveaxis(back, -1, 1)
-    np.testing.assert_allclose(back, naive_conv_transpose(x, wt, b, stride=[1, 1], pads=[(0, 0)] * 2), atol=1e-10)
+    for stride, extra in ((1, 0), (2, 1), (3, 0)):  # stride 2 and 3: the products scattered among the bias
+        spec = _spec(True, x.shape, wt.shape, stride=stride, output_padding=extra)
+        assert planner.select(spec, np, channels_last, 2, 8).name == "jit_pointwise"
+        back = tconv.conv_transpose(xin, wt, b, stride=stride, output_padding=extra, channels_last=channels_last)
+        if channels_last:
+            back = np.moveaxis(back, -1, 1)
+        expected = naive_conv_transpose(x, wt, b, stride=[stride] * 2, pads=[(0, 0)] * 2, output_padding=[extra] * 2)
+        np.testing.assert_allclose(back, expected, atol=1e-10)
 
 
 def test_dead_taps_are_dropped_with_the_same_results():

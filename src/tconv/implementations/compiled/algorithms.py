@@ -319,7 +319,8 @@ class JitPointwise(Compiled):
     name = "jit_pointwise"
     description = (
         "1x1 kernels as one BLAS product per block of pixels, written straight into the caller's layout "
-        "(convolutions with no padding, any stride; stride-1 transposed ones; NumPy, needs numba)"
+        "(convolutions with no padding, any stride; transposed ones too, a strided one scattered among the bias; "
+        "NumPy, needs numba)"
     )
 
     def supports(self, spec: ConvSpec, xp: Any) -> bool:

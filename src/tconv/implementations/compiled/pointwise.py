@@ -1,13 +1,13 @@
 """1x1 kernels as plain products (``jit_pointwise``): no im2col, no overlap-add.
 
 A convolution whose kernel is 1 on every axis and that pads nothing (any stride), and a transposed one with
-such a kernel at stride 1 (nothing padded, nothing cropped), computes at every output pixel ``p`` one product
-per group: ``out[n, g, :, p] = W[g] @ x[n, g, :, p * s] + bias[g]``, with ``W[g]`` the ``(C_out/G, C_in/G)``
+such a kernel (nothing padded, nothing cropped), computes at every output pixel ``p`` one product per group: ``out[n, g, :, p] = W[g] @ x[n, g, :, p * s] + bias[g]``, with ``W[g]`` the ``(C_out/G, C_in/G)``
 matrix of the weight (the transposed weight's ``(C_in/G, C_out/G)`` matrix read transposed). So the product
 reads x where it lies (a strided convolution's pixels copied together first) and writes the output in the
 caller's layout, in blocks of pixels (whole samples where they fit), each block one product on one thread with
 its bias added after it: the output is written once, where ``jit_gemm`` writes a column buffer and then the
-output.
+output. A strided transposed one scatters: its stride-1 call's pixels land on every ``s``-th output pixel
+along each axis, and every other pixel holds the bias (:func:`_scattered`).
 
 A call whose output is under ``TEAM_MIN_BYTES`` runs its products in the calling thread with BLAS as NumPy has it,
 its own threads included for a large product: the compiled path's rule elsewhere (BLAS on one thread outside the
@@ -17,6 +17,8 @@ team, or products cut into blocks on the team: :func:`.team.matmul`) measured 1.
 
 from __future__ import annotations
 
+import dataclasses
+import functools
 import math
 
 import numpy as np
@@ -27,10 +29,21 @@ from . import team
 
 
 def fits(spec: ConvSpec) -> bool:
-    """A 1x1 kernel with no padding; transposed, at stride 1 too (a strided one scatters into zeros)."""
-    if any(k != 1 for k in spec.kernel_size) or any(v for pair in spec.padding for v in pair):
-        return False
-    return not spec.transposed or (all(s == 1 for s in spec.stride) and not any(spec.output_padding))
+    """A 1x1 kernel with no padding (transposed: any stride and output padding, :func:`_scattered`)."""
+    return all(k == 1 for k in spec.kernel_size) and not any(v for pair in spec.padding for v in pair)
+
+
+def _scattered_call(spec: ConvSpec) -> bool:
+    """Whether a call :func:`fits` is a transposed one whose output is more than its stride-1 pixels."""
+    return spec.transposed and (any(s != 1 for s in spec.stride) or any(spec.output_padding))
+
+
+@functools.lru_cache(maxsize=256)
+def _dense(spec: ConvSpec) -> ConvSpec:
+    """A transposed call that :func:`fits` at stride 1 with no output padding: its output is x's pixels (one
+    description per call's, whose output size is worked out once: about 60 us through :mod:`tconv.shapes`)."""
+    ones = (1,) * spec.ndim
+    return dataclasses.replace(spec, stride=ones, dilation=ones, output_padding=(0,) * spec.ndim)
 
 
 def preferred(spec: ConvSpec, batch: int, channels_last: bool) -> bool:
@@ -42,7 +55,7 @@ def preferred(spec: ConvSpec, batch: int, channels_last: bool) -> bool:
         channels_last
         or spec.in_channels == spec.groups
         or batch < _tuning.POINTWISE_THIN_BATCH
-        or math.prod(spec.output_size) >= _tuning.POINTWISE_MIN_PIXELS
+        or math.prod(spec.input_size if spec.transposed else spec.output_size) >= _tuning.POINTWISE_MIN_PIXELS
     )
 
 
@@ -50,7 +63,13 @@ def cost(spec: ConvSpec, channels_last: bool = False) -> float:
     """Seconds per sample: the product at ``GEMM_RATE`` (slower in proportion for inner dimensions or rows
     below ``GEMM_FULL_RATE_INNER``, BLAS's rate on thin products; none for one input channel a group, a broadcast
     multiply) and the output written once at ``COLUMN_STREAM``, with a strided convolution's pixels copied
-    together once (read and written)."""
+    together once (read and written); a scattering transposed call's products over x's pixels, written and read
+    once before the whole output is written (:func:`_scattered`)."""
+    if _scattered_call(spec):
+        dense = _dense(spec)
+        item = float(_tuning.COST_ITEMSIZE)
+        moved = item * spec.out_channels * (math.prod(spec.output_size) + 2 * math.prod(spec.input_size))
+        return cost(dense, channels_last) + moved / _tuning.COLUMN_STREAM
     groups = spec.groups
     cg_in, cg_out = spec.in_channels // groups, spec.out_channels // groups
     pixels = math.prod(spec.output_size)
@@ -75,6 +94,8 @@ def _matrices(weight: np.ndarray, spec: ConvSpec) -> np.ndarray:
 
 def conv(x: np.ndarray, weight: np.ndarray, bias: np.ndarray | None, spec: ConvSpec, channels_last: bool) -> np.ndarray:
     """The call (:func:`fits`) on a batched x in the caller's layout; the output in the same layout."""
+    if _scattered_call(spec):
+        return _scattered(x, weight, bias, spec, channels_last)
     groups, d = spec.groups, spec.ndim
     cg_in, cg_out = spec.in_channels // groups, spec.out_channels // groups
     batch, pixels = x.shape[0], math.prod(spec.output_size)
@@ -126,6 +147,25 @@ def conv(x: np.ndarray, weight: np.ndarray, bias: np.ndarray | None, spec: ConvS
             target += bias_planes
 
     team.run(columns, [(n, start) for n in range(batch) for start in range(0, pixels, step)], threads)
+    return out
+
+
+def _scattered(
+    x: np.ndarray, weight: np.ndarray, bias: np.ndarray | None, spec: ConvSpec, channels_last: bool
+) -> np.ndarray:
+    """A strided transposed call (or one with output padding): output pixel ``i * s`` along each axis is the
+    stride-1 call's pixel ``i`` (:func:`_dense`), every other pixel the bias (zero without one)."""
+    dense = conv(x, weight, bias, _dense(spec), channels_last)
+    batch, c_out = x.shape[0], spec.out_channels
+    size = tuple(spec.output_size)
+    out = np.empty((batch, *size, c_out) if channels_last else (batch, c_out, *size), dtype=dense.dtype)
+    if bias is None:
+        out.fill(0)
+    else:
+        b = np.asarray(bias, dtype=out.dtype)
+        out[...] = b if channels_last else b.reshape(c_out, *(1,) * spec.ndim)
+    pixels = tuple(slice(0, (n - 1) * s + 1, s) for n, s in zip(spec.input_size, spec.stride))
+    out[(slice(None), *pixels) if channels_last else (slice(None), slice(None), *pixels)] = dense
     return out
 
 
