@@ -53,20 +53,23 @@ def test_planner_runs_1x1_kernels_as_products():
     """1x1 kernels with no padding go to jit_pointwise (rule 2), whatever the layout, stride (forward), groups or
     batch, except a batch of channels-first samples under POINTWISE_MIN_PIXELS output pixels each (ResNet's last
     stage at 7x7: jit_gemm's one product over the batch, 1.06-1.10x faster); transposed ones at any stride (their
-    products scattered among the bias); padded or larger kernels never."""
+    products scattered among the bias) where the output is at most POINTWISE_SCATTER_MAX_BYTES; padded or larger
+    kernels never."""
     numpy = array_api_compat.array_namespace(np.empty(0))
     bottleneck = _spec(False, (8, 256, 28, 28), (64, 256, 1, 1))
     shortcut = _spec(False, (8, 256, 56, 56), (512, 256, 1, 1), stride=2)
     grouped = _spec(False, (32, 240, 14, 14), (240, 80, 1, 1), groups=3)
     last_stage = _spec(False, (8, 2048, 7, 7), (512, 2048, 1, 1))
     head_3d = _spec(True, (1, 32, 24, 24, 24), (32, 2, 1, 1, 1))
-    scattered = _spec(True, (8, 64, 28, 28), (64, 64, 1, 1), stride=2)
+    scattered = _spec(True, (8, 64, 7, 7), (64, 64, 1, 1), stride=2)  # an output of 0.4 MB at batch 8
     for spec in (bottleneck, shortcut, grouped, head_3d, scattered):
         for channels_last in (False, True):
             assert planner.select(spec, numpy, channels_last, batch=8).name == "jit_pointwise"
     assert planner.select(last_stage, numpy, batch=8).name == "jit_gemm"
     assert planner.select(last_stage, numpy, batch=1).name == "jit_pointwise"
     assert planner.select(last_stage, numpy, channels_last=True, batch=8).name == "jit_pointwise"
+    # a strided transposed output above POINTWISE_SCATTER_MAX_BYTES (6.4 MB): jit_gemm writes it on the team
+    assert planner.select(_spec(True, (8, 64, 28, 28), (64, 64, 1, 1), stride=2), numpy, batch=8).name == "jit_gemm"
     for spec in (
         _spec(False, (8, 64, 28, 28), (64, 64, 1, 1), padding=1),
         _spec(True, (8, 64, 28, 28), (64, 64, 1, 1), stride=2, padding=1),
