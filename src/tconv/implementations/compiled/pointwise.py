@@ -143,6 +143,12 @@ def conv(x: np.ndarray, weight: np.ndarray, bias: np.ndarray | None, spec: ConvS
     # a batch smaller than the team is cut into enough blocks of pixels for every thread
     step = _step(pixels, spec, x.dtype.itemsize, -(-threads // batch) if batch < threads else 1)
 
+    if threads == 1 and step >= pixels:  # whole samples in this thread: one stacked product for the batch
+        product(w, planes_in, out=planes_out)
+        if bias_planes is not None:
+            planes_out += bias_planes
+        return out
+
     def columns(block: tuple[int, int]) -> None:
         n, start = block
         target = planes_out[n, :, :, start : start + step]
