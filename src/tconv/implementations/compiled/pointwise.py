@@ -1,8 +1,9 @@
 """1x1 kernels as plain products (``jit_pointwise``): no im2col, no overlap-add.
 
 A convolution whose kernel is 1 on every axis and that pads nothing (any stride), and a transposed one with
-such a kernel (nothing padded, nothing cropped), computes at every output pixel ``p`` one product per group: ``out[n, g, :, p] = W[g] @ x[n, g, :, p * s] + bias[g]``, with ``W[g]`` the ``(C_out/G, C_in/G)``
-matrix of the weight (the transposed weight's ``(C_in/G, C_out/G)`` matrix read transposed). So the product
+such a kernel (nothing padded, nothing cropped), computes at every output pixel ``p`` one product per group:
+``out[n, g, :, p] = W[g] @ x[n, g, :, p * s] + bias[g]``, with ``W[g]`` the ``(C_out/G, C_in/G)`` matrix of the
+weight (the transposed weight's ``(C_in/G, C_out/G)`` matrix read transposed). So the product
 reads x where it lies (a strided convolution's pixels copied together first) and writes the output in the
 caller's layout, in blocks of pixels (whole samples where they fit), each block one product on one thread with
 its bias added after it: the output is written once, where ``jit_gemm`` writes a column buffer and then the
