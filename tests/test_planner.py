@@ -53,8 +53,8 @@ def test_planner_runs_1x1_kernels_as_products():
     """1x1 kernels with no padding go to jit_pointwise (rule 2), whatever the layout, stride (forward), groups or
     batch, except a batch of channels-first samples under POINTWISE_MIN_PIXELS output pixels each (ResNet's last
     stage at 7x7: jit_gemm's one product over the batch, 1.06-1.10x faster); transposed ones at any stride (their
-    products scattered among the bias) where the output is at most POINTWISE_SCATTER_MAX_BYTES; padded or larger
-    kernels never."""
+    products scattered among the bias) channels-last, or channels-first where the output is at most
+    POINTWISE_SCATTER_MAX_BYTES; padded or larger kernels never."""
     numpy = array_api_compat.array_namespace(np.empty(0))
     bottleneck = _spec(False, (8, 256, 28, 28), (64, 256, 1, 1))
     shortcut = _spec(False, (8, 256, 56, 56), (512, 256, 1, 1), stride=2)
@@ -68,8 +68,11 @@ def test_planner_runs_1x1_kernels_as_products():
     assert planner.select(last_stage, numpy, batch=8).name == "jit_gemm"
     assert planner.select(last_stage, numpy, batch=1).name == "jit_pointwise"
     assert planner.select(last_stage, numpy, channels_last=True, batch=8).name == "jit_pointwise"
-    # a strided transposed output above POINTWISE_SCATTER_MAX_BYTES (6.4 MB): jit_gemm writes it on the team
-    assert planner.select(_spec(True, (8, 64, 28, 28), (64, 64, 1, 1), stride=2), numpy, batch=8).name == "jit_gemm"
+    # a channels-first strided transposed output above POINTWISE_SCATTER_MAX_BYTES (6.4 MB): jit_gemm writes it on
+    # the team; channels-last, the scatter writes whole channel vectors and stays on jit_pointwise
+    large = _spec(True, (8, 64, 28, 28), (64, 64, 1, 1), stride=2)
+    assert planner.select(large, numpy, batch=8).name == "jit_gemm"
+    assert planner.select(large, numpy, channels_last=True, batch=8).name == "jit_pointwise"
     for spec in (
         _spec(False, (8, 64, 28, 28), (64, 64, 1, 1), padding=1),
         _spec(True, (8, 64, 28, 28), (64, 64, 1, 1), stride=2, padding=1),

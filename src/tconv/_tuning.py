@@ -204,10 +204,12 @@ POINTWISE_MIN_PIXELS = 64
 #: (1-D and 3-D sweep layers of 1-3 samples and 11-31 pixels: 0.5-0.7 of ``jit_gemm``'s time; docs/design.md).
 POINTWISE_THIN_BATCH = 8
 
-#: The planner runs a strided transposed 1x1 call on ``jit_pointwise`` (its products scattered into an output
-#: filled with the bias, single-threaded passes) only where the whole output takes at most this many bytes: 0.48-0.85
-#: of the planner's former choice's time up to 1.8 MB, 1.02-1.04 at 2.4 MB, 1.4-1.7 from 10 MB, where ``jit_gemm``
-#: writes its products straight into the output on the team (sweeps 11, 12, 20, 31; docs/design.md).
+#: The planner runs a channels-first strided transposed 1x1 call on ``jit_pointwise`` (its products scattered into
+#: an output filled with the bias, single-threaded passes) only where the whole output takes at most this many
+#: bytes: 0.48-0.85 of the planner's former choice's time up to 1.8 MB, 1.02-1.04 at 2.4 MB, 1.4-1.7 from 10 MB,
+#: where ``jit_gemm`` writes its products straight into the output on the team (sweeps 11, 12, 20, 31;
+#: docs/design.md). Channels-last ones at any size: 0.31-0.80 of the next algorithm's time on 7 of 9 such layers
+#: of 2.4-29 MiB in sweeps 17-40, 1.22 and 2.18 on two of 10 and 2 output channels.
 POINTWISE_SCATTER_MAX_BYTES = 2 * 2**20
 
 #: Seconds a transposed call costs on each compiled algorithm beyond its per-sample and setup terms: the Python

@@ -13,7 +13,7 @@ call description, layout and team (:func:`plan`), among the algorithms :func:`tc
    output (every other algorithm adds a column buffer or a copy to the same product), unless a batch of
    ``POINTWISE_THIN_BATCH`` or more channels-first samples of more than one input channel a group has fewer than
    ``POINTWISE_MIN_PIXELS`` output pixels each; a strided transposed one (its products scattered among the bias)
-   only where its output is at most ``POINTWISE_SCATTER_MAX_BYTES``
+   channels-last, or channels-first where its output is at most ``POINTWISE_SCATTER_MAX_BYTES``
    (:func:`~tconv.implementations.compiled.pointwise.preferred`);
 3. a convolution: ``jit_direct`` (the direct sum, any stride: few channels per group, depthwise) where the
    cost model puts it at most ``FORWARD_DIRECT_MARGIN`` of the others' (``jit_gemm``: im2col and one product per

@@ -51,11 +51,13 @@ def preferred(spec: ConvSpec, batch: int, channels_last: bool) -> bool:
     """Whether the planner runs a call it :func:`fits` on ``jit_pointwise``: channels-last (one product over every
     sample's rows), one input channel a group (broadcast multiplies), a batch under ``POINTWISE_THIN_BATCH``, or
     samples of ``POINTWISE_MIN_PIXELS`` output pixels or more. A larger batch of smaller channels-first samples
-    would be as many thin products; ``jit_gemm`` gathers them into one. A strided transposed call only where its
-    whole output is at most ``POINTWISE_SCATTER_MAX_BYTES`` (its fill and scatter are single-threaded passes)."""
+    would be as many thin products; ``jit_gemm`` gathers them into one. A strided transposed call channels-last
+    (its scatter writes whole pixels' channel vectors), or channels-first where its whole output is at most
+    ``POINTWISE_SCATTER_MAX_BYTES`` (the fill and the scatter, every ``s``-th element of each row, are
+    single-threaded passes)."""
     if _scattered_call(spec):
         output = batch * spec.out_channels * math.prod(spec.output_size) * _tuning.COST_ITEMSIZE
-        return output <= _tuning.POINTWISE_SCATTER_MAX_BYTES
+        return channels_last or output <= _tuning.POINTWISE_SCATTER_MAX_BYTES
     return (
         channels_last
         or spec.in_channels == spec.groups
