@@ -10,7 +10,7 @@ import pytest
 import tconv
 from oracle import naive_conv_transpose
 from tconv import _tuning
-from tconv.engine import planner
+from tconv.engine import planner, registry
 from tconv.implementations.compiled import kernels, schedule, team
 from test_engine import _spec, needs_jit, needs_team
 
@@ -432,3 +432,19 @@ def test_avoid_algorithms_checks_its_names_and_forcing():
     with tconv.avoid_algorithms("taps"):
         pass
     assert tconv.engine.registry.avoided() == frozenset()
+
+
+@needs_jit
+def test_patches_gives_way_on_kernels_no_longer_than_their_stride_with_many_channels():
+    """A kernel no longer than its stride (nothing overlaps) with PATCHES_NO_OVERLAP_MAX_CHANNELS output channels
+    or more: jit_patches is not ranked (seed 41's sweep-02, (48, 9, 3) -> 186 k4 s4, took 1.27 ms on it against
+    0.42 on jit_gemm) but still runs when forced; with fewer output channels, or with a kernel that overlaps, it is
+    ranked as before."""
+    numpy = array_api_compat.array_namespace(np.empty(0))
+    patches = registry.get("jit_patches")
+    wide = _spec(True, (48, 9, 3), (9, 186, 4), stride=4, padding=1)
+    assert patches.cost(wide) is None and patches.supports(wide, numpy)
+    assert planner.select(wide, numpy, batch=48).name == "jit_gemm"
+    few = _spec(True, (48, 9, 3), (9, _tuning.PATCHES_NO_OVERLAP_MAX_CHANNELS - 1, 4), stride=4, padding=1)
+    overlapping = _spec(True, (48, 9, 3), (9, 186, 5), stride=4, padding=1)
+    assert patches.cost(few) is not None and patches.cost(overlapping) is not None

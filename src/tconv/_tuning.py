@@ -272,6 +272,13 @@ PER_SAMPLE_MAX_ROWS = 64
 #: 64) x 2048 1.14 (docs/design.md).
 PIXEL_ROWS_IN_PLACE_MAX_COLUMNS = 400
 
+#: ``jit_patches`` is not ranked for a kernel no longer than its stride with this many output channels or more.
+#: Chosen on 9 such layers of transposed sweeps 11-16 and 41 it took 1.06-5.3x the fastest algorithm's time; the 8
+#: with 139-508 output channels and one of 43 (where ``jit_patches`` stayed the better of the two): the bound lies
+#: between them. Replayed: the planner's regret over those 420 layers 1.0720 -> 1.0626. Sweeps 17-40, not used to
+#: choose it: 7 choices changed, 0.58-1.29 of the time, geometric mean 0.81 (docs/design.md).
+PATCHES_NO_OVERLAP_MAX_CHANNELS = 64
+
 #: ``jit_pixels`` splits its product by the taps that land inside the output when that skips at least this
 #: share of the (input, tap) pairs along the split axis (the taps cropped away by the padding).
 CROPPED_TAPS_MIN = 0.05

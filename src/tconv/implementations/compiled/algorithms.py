@@ -183,8 +183,14 @@ class JitPatches(Compiled):
         return patches_fit(spec) and runs_compiled(spec, xp)
 
     def cost(self, spec: ConvSpec, channels_last: bool = False) -> float | None:
-        """The column product, then an overlap-add in rows as long as the kernel's last axis."""
+        """The column product, then an overlap-add in rows as long as the kernel's last axis. Not ranked for
+        kernels no longer than their stride (nothing overlaps: ``jit_gemm`` reads the output straight from its
+        columns) with ``PATCHES_NO_OVERLAP_MAX_CHANNELS`` output channels or more, where it adds a short row per
+        input pixel and output channel (docs/design.md)."""
+        overlapping = any(k * d > s for k, s, d in zip(spec.kernel_size, spec.stride, spec.dilation))
         if not patches_fit(spec):
+            return None
+        if not overlapping and spec.out_channels >= _tuning.PATCHES_NO_OVERLAP_MAX_CHANNELS:
             return None
         product, elements = _column_product(spec)
         return product + elements / spec.kernel_size[-1] * _tuning.ROW_COST
