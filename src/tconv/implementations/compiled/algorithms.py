@@ -367,9 +367,11 @@ class JitDirect(Compiled):
     @staticmethod
     def _transposed_cost(spec: ConvSpec) -> float:
         """Every output sums ``C_in/G`` channels times the ``prod(k/s)`` taps that reach it on average (at most
-        every (input, tap) pair once), and every output plane adds each (input channel, tap)'s input rows as one
+        every (input, tap) pair once), every output plane adds each (input channel, tap)'s input rows as one
         row each, at ``ROW_COST`` (the loop's set-up, which dominates where rows are short: a 1x1 input, a 1-D
-        input of a few elements)."""
+        input of a few elements), and the whole output is written once at ``COLUMN_STREAM``: a kernel shorter
+        than its stride reaches few outputs, and without that term the estimate missed the bias-only ones
+        (sweep 41's (2, 4, 55, 55) -> 136 k1 s4 ran 2.1x ``jit_gemm``'s time on it; docs/design.md)."""
         cg_in = spec.in_channels // spec.groups
         taps = math.prod(spec.kernel_size)
         reach = taps / math.prod(spec.stride)
@@ -379,7 +381,8 @@ class JitDirect(Compiled):
             spec.out_channels * cg_in * min(math.prod(spec.output_size) * reach, taps * math.prod(spec.input_size))
         )
         rows = spec.out_channels * cg_in * taps * math.prod(spec.input_size[:-1])
-        return multiply_adds / _tuning.DIRECT_RATE + rows * _tuning.ROW_COST
+        output = float(_tuning.COST_ITEMSIZE) * spec.out_channels * math.prod(spec.output_size)
+        return multiply_adds / _tuning.DIRECT_RATE + rows * _tuning.ROW_COST + output / _tuning.COLUMN_STREAM
 
     def forward(
         self, xp: Any, x: np.ndarray, weight: np.ndarray, bias: np.ndarray | None, spec: ConvSpec, channels_last: bool
