@@ -64,6 +64,9 @@ def conv_transpose(
     # A kernel no longer than its stride: no two taps overlap, the output is read straight from cols.
     no_overlap = all(k <= st and dd == 1 for k, st, dd in zip(spec.kernel_size, spec.stride, spec.dilation))
     phases = None if no_overlap else kernels.phase_geometry(axes)
+    # one input channel a group: each product is an outer product, a broadcast multiply (BLAS runs an inner
+    # dimension of 1 far below its rate; jit_pointwise does the same)
+    product = np.multiply if cg_in == 1 else team.matmul
 
     def work(chunk: tuple[int, int, int, int]) -> None:
         n0, n1, c0, c1 = chunk
@@ -72,12 +75,12 @@ def conv_transpose(
         a = w_chunk.swapaxes(1, 2)
         if x_matrix is None:  # one product per sample, x read in place: (nb, G, cb*K, P)
             x_samples = x_grouped[n0:n1].reshape(nb, groups, cg_in, p_in)
-            cols = team.matmul(a, x_samples, out=workspace((nb, groups, a.shape[1], p_in), x.dtype))
+            cols = product(a, x_samples, out=workspace((nb, groups, a.shape[1], p_in), x.dtype))
             cols_by_tap = cols.reshape(nb, groups, c1 - c0, *axes.kernel, *axes.size_in)
             cols_by_tap = cols_by_tap.transpose(1, 3, 4, 5, 2, 0, 6, 7, 8)  # (G, K1, K2, K3, cb, nb, n1, n2, n3)
         else:
             x_chunk = x_matrix.reshape(groups, cg_in, batch, p_in)[:, :, n0:n1].reshape(groups, cg_in, nb * p_in)
-            cols = team.matmul(a, x_chunk, out=workspace((groups, a.shape[1], x_chunk.shape[2]), x.dtype))
+            cols = product(a, x_chunk, out=workspace((groups, a.shape[1], x_chunk.shape[2]), x.dtype))
             cols_by_tap = cols.reshape(groups, c1 - c0, *axes.kernel, nb, *axes.size_in)
             cols_by_tap = geometry.moved(cols_by_tap, 1, 4)  # (G, K1, K2, K3, cb, nb, n1, n2, n3)
         if phases is None:
