@@ -51,6 +51,15 @@ def conv_transpose(
     bias_grouped = geometry.bias_by_group(bias, spec, x.dtype)
     if _is_single_pixel(spec):
         return _single_pixel(x, weight, bias, spec, channels_last, out)
+    # A large channels-last output is written channels-first and copied across in tiles: the kernels write each
+    # output channel's plane, a channel count apart in channels-last (as the direct sum does, :func:`_direct`)
+    summed = (
+        scratch((batch, spec.out_channels, *spec.output_size), x.dtype, slot=4)
+        if channels_last and staged(out)
+        else None
+    )
+    if summed is not None:
+        out_grouped = geometry.grouped_view(summed, groups, spec.ndim, False)
     taps = math.prod(spec.kernel_size)
     p_in = math.prod(spec.input_size)
     item = x.dtype.itemsize
@@ -89,6 +98,10 @@ def conv_transpose(
             kernels.col2im(cols_by_tap, bias_grouped[:, c0:c1], out_grouped[n0:n1, :, c0:c1], phases)
 
     schedule.each(work, *schedule.schedule(batch, cg_out, groups * taps * p_in * item))
+    if summed is not None:
+        target = geometry.moved(out, -1, 1)
+        if not transpose.copy(target, summed):
+            np.copyto(target, summed)
     return out
 
 
