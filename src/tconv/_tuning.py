@@ -84,6 +84,13 @@ TRANSPOSE_TILES_MIN_BYTES = 2**20
 TRANSPOSE_TILES_MIN_SIDE = 32
 TRANSPOSE_TILES_MIN_ROWS = 128
 
+#: ``jit_gemm``'s transposed call stages a large channels-last output channels-first where the staging buffer is
+#: reused (at most CHUNK_BYTES) or the output has at least this many channels (a 64-byte cache line of float32
+#: channels: with fewer, the strided writes of each channel's plane share lines, and a fresh buffer's page faults
+#: and the copy cost more: (3, 8, 27, 27, 27) -> 3 k6 s4 channels-last, 45 MB, 1.61x the time staged;
+#: docs/design.md).
+STAGED_MIN_CHANNELS = 16
+
 #: multiply-adds/s of the direct convolution (``jit_direct`` on a forward call), one tap added to a whole wide
 #: plane per pass (:mod:`tconv.implementations.compiled.direct_conv`), and elements/s at which it copies
 #: its input planes into their phases (the copy reads x with the stride; it dominates a strided depthwise
