@@ -90,6 +90,9 @@ TRANSPOSE_TILES_MIN_ROWS = 128
 #: and the copy cost more: (3, 8, 27, 27, 27) -> 3 k6 s4 channels-last, 45 MB, 1.61x the time staged;
 #: docs/design.md).
 STAGED_MIN_CHANNELS = 16
+#: ... and never where the staging buffer would be a fresh array above this many bytes: with the output, the
+#: column chunks and x's copy it must stay within the memory bound, max(256 MiB, twice the output).
+STAGED_MAX_FRESH_BYTES = 64 * 2**20
 
 #: multiply-adds/s of the direct convolution (``jit_direct`` on a forward call), one tap added to a whole wide
 #: plane per pass (:mod:`tconv.implementations.compiled.direct_conv`), and elements/s at which it copies

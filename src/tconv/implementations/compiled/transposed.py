@@ -54,8 +54,11 @@ def conv_transpose(
     # A large channels-last output is written channels-first and copied across in tiles: the kernels write each
     # output channel's plane, a channel count apart in channels-last (as the direct sum does, :func:`_direct`).
     # Not where the copy would be a fresh array (above CHUNK_BYTES) of few channels, whose strided writes share
-    # cache lines: (3, 8, 27, 27, 27) -> 3 k6 s4, 45 MB of output, took 1.6x the time staged.
-    fits = out.nbytes <= _tuning.CHUNK_BYTES or spec.out_channels >= _tuning.STAGED_MIN_CHANNELS
+    # cache lines ((3, 8, 27, 27, 27) -> 3 k6 s4, 45 MB of output, took 1.6x the time staged), nor a fresh one
+    # above STAGED_MAX_FRESH_BYTES (a second output-sized array would break the memory bound of twice the output).
+    fits = out.nbytes <= _tuning.CHUNK_BYTES or (
+        spec.out_channels >= _tuning.STAGED_MIN_CHANNELS and out.nbytes <= _tuning.STAGED_MAX_FRESH_BYTES
+    )
     summed = (
         scratch((batch, spec.out_channels, *spec.output_size), x.dtype, slot=4)
         if channels_last and staged(out) and fits

@@ -7,7 +7,9 @@ live threads' buffers for :func:`drop_workspaces`; a forked child keeps only its
 The slots: 0 the column buffer (Winograd's transformed input; a box's columns), 1 staged rows (pixel path), 2
 zero-padded planes (im2col; channel-minor for the boxes), 3 grouped matrices of x or of the output gradient (a
 box's rows of the weight gradient's other operand), 4 and 5 a forward convolution's product and its next
-channel block's (4: Winograd's products, the boxes' pixel-major output; 5: the boxes' tap-major weight), 6 the
+channel block's (4: Winograd's products, the boxes' pixel-major output, and a transposed call's channels-first
+output before its copy into a channels-last result: the direct sum's and ``jit_gemm``'s, which the team's threads
+write while the calling thread holds it; 5: the boxes' tap-major weight), 6 the
 pixel path's weight in (C_in, K, C_out) order (Winograd's transformed kernel; the boxes' weight cuts), 7 the
 boxes' pixel-major copy of the weight gradient's other operand. A function holds a slot only while no callee
 uses the same one; a buffer over ``_tuning.CHUNK_BYTES`` is never kept (:func:`scratch`).
