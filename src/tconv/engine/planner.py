@@ -57,6 +57,7 @@ from typing import Any
 from .. import _tuning
 from ..implementations.compiled import pointwise, schedule
 from ..implementations.compiled.algorithms import direct_twin
+from ..implementations.compiled.geometry import taps_overlap
 from ..spec import ConvSpec
 from . import registry
 
@@ -150,7 +151,6 @@ def plan(
     # would never be chosen must not raise the bar for rule 4 either
     direct_route = "jit_direct" in costs and direct_twin(spec) is not None
     _drop_unqualified_winograd(costs, (*_TWINS, "jit_direct") if direct_route else _TWINS)
-    overlapping = any(k * d > s for k, s, d in zip(spec.kernel_size, spec.stride, spec.dilation))
     team_pixels = (
         team
         and "jit_pixels" not in avoided
@@ -158,7 +158,7 @@ def plan(
         and spec.groups == 1
         and spec.out_channels >= _tuning.PIXELS_TEAM_MIN_CHANNELS
         and spec.input_size[-1] <= _tuning.PIXELS_TEAM_MAX_ROW
-        and overlapping
+        and taps_overlap(spec)
         and costs.get("jit_pixels", math.inf) <= _tuning.PIXELS_TEAM_MARGIN * min(costs.values())
     )
     if not team_pixels and "jit_direct" in costs and direct_twin(spec) is not None:  # rule 4

@@ -27,7 +27,7 @@ import numpy as np
 from ... import _tuning
 from ...spec import ConvSpec
 from . import depthwise, direct_conv, geometry, im2col, pointwise, transposed, winograd
-from .geometry import kernel_ready, patches_fit, runs_compiled
+from .geometry import kernel_ready, patches_fit, runs_compiled, taps_overlap
 
 
 def _column_product(spec: ConvSpec) -> tuple[float, int]:
@@ -154,8 +154,7 @@ class JitPixels(Compiled):
         tap), at ``PIXEL_ROW_COST`` (the weight's rearrangement, once a call: :meth:`setup_cost`). Not ranked for
         kernels no longer than their stride, where ``jit_gemm`` reads its output straight from the columns (no
         overlap-add, which measured faster on U-Net's 2x2 stride 2: docs/design.md)."""
-        overlapping = any(k * d > s for k, s, d in zip(spec.kernel_size, spec.stride, spec.dilation))
-        if not spec.transposed or spec.groups != 1 or not overlapping:
+        if not spec.transposed or spec.groups != 1 or not taps_overlap(spec):
             return None
         product, elements = _column_product(spec)
         kept = _kept_fraction(spec)  # the cropped taps' columns are neither computed nor added
@@ -187,10 +186,9 @@ class JitPatches(Compiled):
         kernels no longer than their stride (nothing overlaps: ``jit_gemm`` reads the output straight from its
         columns) with ``PATCHES_NO_OVERLAP_MAX_CHANNELS`` output channels or more, where it adds a short row per
         input pixel and output channel (docs/design.md)."""
-        overlapping = any(k * d > s for k, s, d in zip(spec.kernel_size, spec.stride, spec.dilation))
         if not patches_fit(spec):
             return None
-        if not overlapping and spec.out_channels >= _tuning.PATCHES_NO_OVERLAP_MAX_CHANNELS:
+        if not taps_overlap(spec) and spec.out_channels >= _tuning.PATCHES_NO_OVERLAP_MAX_CHANNELS:
             return None
         product, elements = _column_product(spec)
         return product + elements / spec.kernel_size[-1] * _tuning.ROW_COST

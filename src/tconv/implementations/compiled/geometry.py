@@ -374,6 +374,12 @@ def pairs_inside(runs: Sequence[tuple[int, int, int, int]]) -> int:
     return sum((j1 - j0) * (t1 - t0) for j0, j1, t0, t1 in runs)
 
 
+def taps_overlap(spec: ConvSpec) -> bool:
+    """Whether some axis's dilated kernel is longer than its stride, so that taps of neighbouring inputs land on
+    the same output (a transposed call's overlap-add has work to do)."""
+    return any(k * d > s for k, s, d in zip(spec.kernel_size, spec.stride, spec.dilation))
+
+
 def patches_fit(spec: ConvSpec) -> bool:
     """``jit_patches``' geometry: transposed, one group, dilation 1 on the last axis, an uncropped plane of at
     most ``_tuning.PATCHES_MAX_PLANE`` elements."""

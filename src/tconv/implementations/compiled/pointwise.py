@@ -62,7 +62,7 @@ def preferred(spec: ConvSpec, batch: int, channels_last: bool) -> bool:
         channels_last
         or spec.in_channels == spec.groups
         or batch < _tuning.POINTWISE_THIN_BATCH
-        or math.prod(spec.input_size if spec.transposed else spec.output_size) >= _tuning.POINTWISE_MIN_PIXELS
+        or math.prod(spec.output_size) >= _tuning.POINTWISE_MIN_PIXELS
     )
 
 
