@@ -124,6 +124,41 @@ def test_a_child_forked_after_a_call_computes_and_so_does_the_parent():
 
 @needs_jit
 @needs_fork
+def test_a_fork_while_another_thread_compiles_and_logs_does_not_deadlock():
+    """numba's compiler logs (``logging``'s module lock) while it holds its compiler lock, and both locks are taken
+    by fork handlers: ``logging``'s own, and tconv's (:mod:`tconv.implementations.compiled.team`). A fork while
+    a thread compiles must take them in that order, the compiler lock first, or each side waits for the other's
+    lock for good (seen when a fork met the first compile of a kernel after a change to tconv's kernel source,
+    which empties numba's cache). Here a thread holds the compiler lock, and takes the logging lock after the main
+    thread has started its fork."""
+    figures = _run(
+        """
+        import logging
+        from numba.core.compiler_lock import global_compiler_lock
+        holding = threading.Event()
+        def compiling():
+            with global_compiler_lock:
+                holding.set()
+                time.sleep(0.3)  # the main thread's fork begins meanwhile
+                with logging._lock:  # what numba's compile passes take to log
+                    pass
+        thread = threading.Thread(target=compiling)
+        thread.start()
+        holding.wait()
+        time.sleep(0.05)
+        pid = os.fork()
+        if pid == 0:
+            os._exit(0)
+        thread.join()
+        result(status=os.waitstatus_to_exitcode(os.waitpid(pid, 0)[1]))
+        """,
+        timeout=60,
+    )
+    assert figures["status"] == 0
+
+
+@needs_jit
+@needs_fork
 def test_forks_made_while_calls_run_in_other_threads_do_not_deadlock():
     """A thread keeps calling (chunk teams and kernel ranges) while the main thread forks; every child
     computes correctly within its deadline, and the parent's calls stay correct."""

@@ -28,9 +28,10 @@ re-raises. The calling thread takes pieces too, but the job never waits for thos
 piece accounting that an interrupt must not cut short happens in the team's threads, which no signal reaches.
 
 Processes. :func:`os.register_at_fork` handlers make ``fork`` safe at any moment: before a fork the team's lock
-(held only for a few instructions at a time) and numba's compiler lock are taken, so the child never inherits
-them held; in the child the team starts empty (its threads did not survive the fork) and, if a run had BLAS
-limited, the child gets BLAS's original thread count back. The child builds its own team on its first call.
+(held only for a few instructions at a time) and numba's compiler lock are taken (before ``logging``'s module
+lock, which numba's compiler takes while it holds its own), so the child never inherits them held; in the child
+the team starts empty (its threads did not survive the fork) and, if a run had BLAS limited, the child gets
+BLAS's original thread count back. The child builds its own team on its first call.
 
 Memory. A thread that cannot be started (``RuntimeError``/``MemoryError`` at the limit of threads or of the
 address space) is not an error: the work runs on the threads there are, the caller's among them.
@@ -46,6 +47,7 @@ from __future__ import annotations
 import collections
 import contextlib
 import functools
+import logging  # noqa: F401 - imported before this module's fork handlers are registered (see the end)
 import math
 import os
 import statistics
@@ -567,5 +569,9 @@ def _numba_compiler_lock() -> Any:
     return sys.modules["numba.core.compiler_lock"].global_compiler_lock
 
 
+# Registered after `logging`'s own fork handlers (imported above), so that this one runs before them: Python runs the
+# `before` handlers in the reverse order of registration. numba's compiler logs while it holds its compiler lock,
+# so the compiler lock must be taken before logging's module lock; the other order, where logging was first
+# imported after this module (numba imports it), left a fork waiting for a compiling thread that waited for it.
 if hasattr(os, "register_at_fork"):
     os.register_at_fork(before=_before_fork, after_in_parent=_after_fork_in_parent, after_in_child=_after_fork_in_child)
