@@ -315,8 +315,9 @@ def test_interrupts_at_random_points_leave_settings_and_the_team_as_they_were():
         interrupted = 0
         for i in range(200):
             _tuning.TEAM_MIN_BYTES = 0 if i % 2 else 4 * 2**20  # chunk teams, or the kernels' ranges
-            signal.setitimer(signal.ITIMER_REAL, random.uniform(0.0001, 0.02))
             try:  # each call twice: the calls are fast enough that one alone leaves most timers unfired
+                # (the timer set inside: a 0.1 ms one can fire as setitimer returns, on a machine that paused us)
+                signal.setitimer(signal.ITIMER_REAL, random.uniform(0.0001, 0.02))
                 for _ in range(2):
                     call() if i % 3 else tconv.conv_transpose_grad(EXPECTED, X, W, stride=2, padding=1)
                 signal.setitimer(signal.ITIMER_REAL, 0)
