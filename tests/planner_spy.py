@@ -1,23 +1,26 @@
-"""Which algorithms the planner picks for the calls inside a block (a test helper)."""
+"""Which algorithms the engine runs for the calls inside a block (a test helper)."""
 
 from __future__ import annotations
 
 import contextlib
+import importlib
 from collections.abc import Iterator
 from unittest import mock
 
-from tconv.engine import planner
+#: the engine's entry points (the package re-exports a function of the same name as the module)
+engine_run = importlib.import_module("tconv.engine.run")
 
 
 @contextlib.contextmanager
 def chosen_algorithms() -> Iterator[list[str]]:
-    """The names :func:`tconv.engine.planner.select` returns inside the block, in order (forced ones too)."""
-    real, chosen = planner.select, []
+    """The names of the algorithms the engine's entry points run inside the block, in order (forced ones too):
+    the planner's choice for each call (remembered from an earlier call of the same description, or made now)."""
+    real, chosen = engine_run._routed, []
 
-    def select(*args, **kwargs):  # type: ignore[no-untyped-def]
-        algorithm = real(*args, **kwargs)
+    def routed(*args, **kwargs):  # type: ignore[no-untyped-def]
+        cut, algorithm = real(*args, **kwargs)
         chosen.append(algorithm.name)
-        return algorithm
+        return cut, algorithm
 
-    with mock.patch.object(planner, "select", select):
+    with mock.patch.object(engine_run, "_routed", routed):
         yield chosen

@@ -3,6 +3,8 @@
 
 from __future__ import annotations
 
+import importlib
+
 import array_api_compat
 import numpy as np
 import pytest
@@ -13,6 +15,8 @@ from tconv import _tuning
 from tconv.engine import planner, registry
 from tconv.implementations.compiled import kernels, schedule, team
 from test_engine import _spec, needs_jit, needs_team
+
+engine_run = importlib.import_module("tconv.engine.run")  # the module, not the package's function
 
 
 @needs_jit
@@ -97,14 +101,23 @@ def test_planner_picks_gemm_without_numba(monkeypatch):
 
 def test_planner_caches_its_plans_per_call_description():
     planner.plan.cache_clear()
+    engine_run._route.cache_clear()
     rng = np.random.default_rng(1)
     x, w = rng.standard_normal((2, 3, 4, 4)), rng.standard_normal((3, 2, 3, 3))
     for _ in range(3):
         tconv.conv_transpose(x, w, stride=2)
-    info = planner.plan.cache_info()
-    assert info.misses == 1 and info.hits == 2
+    # the engine asks the planner once, and remembers its answer for the same call description
+    assert engine_run._route.cache_info().misses == 1 and engine_run._route.cache_info().hits == 2
+    assert planner.plan.cache_info().misses == 1
+    spec = _spec(True, (2, 3, 4, 4), (3, 2, 3, 3), stride=2)
+    numpy = array_api_compat.array_namespace(np.empty(0))
+    planner.select(spec, numpy, batch=2, itemsize=8)
+    assert planner.plan.cache_info().misses == 1 and planner.plan.cache_info().hits == 1
     tconv.conv_transpose(np.moveaxis(x, 1, -1), w, stride=2, channels_last=True)  # another layout, another plan
-    assert planner.plan.cache_info().misses == 2
+    assert planner.plan.cache_info().misses == 2 and engine_run._route.cache_info().misses == 2
+    with tconv.avoid_algorithms(planner.select(spec, numpy, batch=2, itemsize=8).name):
+        tconv.conv_transpose(x, w, stride=2)  # other algorithms avoided: decided again
+    assert engine_run._route.cache_info().misses >= 3
 
 
 @needs_team

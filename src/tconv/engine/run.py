@@ -1,6 +1,6 @@
 """The engine's entry points: one call, a weight gradient, a transposed convolution's two gradients.
 
-Each selects its algorithm the same way (:func:`_select`, from the call's batch and compute dtype), casts
+Each selects its algorithm the same way (:func:`_routed`, from the call's batch and compute dtype), casts
 to the compute dtype with a batch axis, asks the algorithm object, and hands the result back in the
 caller's dtype (:mod:`tconv.engine.layout`).
 
@@ -18,10 +18,12 @@ from __future__ import annotations
 import dataclasses
 import functools
 import math
+from typing import Any
 
 from .. import _tuning
 from .._backend import Array, Prepared, extend
 from .._geometry import overlap
+from ..implementations.compiled import team
 from ..spec import ConvSpec
 from . import layout, planner, registry
 
@@ -61,10 +63,54 @@ def _batch(prepared: Prepared, batched: bool) -> int:
     return int(prepared.x.shape[0]) if batched else 1
 
 
-def _select(prepared: Prepared, spec: ConvSpec, batched: bool, channels_last: bool) -> registry.Algorithm:
-    batch = _batch(prepared, batched)
-    check_index_range(spec, batch, layout.compute_itemsize(prepared))
-    return planner.select(spec, prepared.xp, channels_last, batch, layout.compute_itemsize(prepared))
+def _routed(
+    prepared: Prepared, spec: ConvSpec, batched: bool, channels_last: bool, *multiplied: Array
+) -> tuple[tuple[ConvSpec, tuple[tuple[int, int], ...]] | None, registry.Algorithm]:
+    """The call's :func:`live_taps` cut where it pays, and the algorithm that runs it (the cut call's or the
+    whole's): decided once per call description, layout, dtype, forced and avoided algorithms and team
+    (:func:`_route`; a call of 0.1 ms spent 8 us deciding again what it had decided last time). Only the
+    finiteness of ``multiplied`` is looked at on every call: where one of them (the arrays the dead taps would
+    multiply by the padding's zeros: the weight, or the data of a weight gradient) holds an infinity or a NaN,
+    whose product with zero every framework carries into the result as NaN, the call runs whole."""
+    forced = registry.forced()
+    whole, cut, part = _route(
+        spec,
+        prepared.xp,
+        _batch(prepared, batched),
+        channels_last,
+        layout.compute_itemsize(prepared),
+        None if forced is None else forced.name,
+        registry.avoided(),
+        team.size(),
+    )
+    if cut is None or part is None or not all(bool(prepared.xp.all(prepared.xp.isfinite(a))) for a in multiplied):
+        return None, whole
+    return cut, part
+
+
+@functools.lru_cache(maxsize=4096)
+def _route(
+    spec: ConvSpec,
+    xp: Any,
+    batch: int,
+    channels_last: bool,
+    itemsize: int,
+    forced: str | None,
+    avoided: frozenset[str],
+    team_size: int,
+) -> tuple[registry.Algorithm, tuple[ConvSpec, tuple[tuple[int, int], ...]] | None, registry.Algorithm | None]:
+    """:func:`_routed`'s decisions: the whole call's algorithm, the cut (None under a forced algorithm, which runs
+    the call as it is given, or where the cut does not pay) and the cut call's algorithm. ``forced``, ``avoided``
+    and ``team_size`` are the state :func:`tconv.engine.planner.select` reads, in the key so that a change of any
+    of them is a new decision. A call that overflows the index range or that the forced algorithm cannot run
+    raises, and is not remembered."""
+    del forced, team_size  # read again by planner.select; here they only key the cache
+    check_index_range(spec, batch, itemsize)
+    whole = planner.select(spec, xp, channels_last, batch, itemsize)
+    cut = None if registry.forced() is not None else _cut_if_cheaper(spec, batch, channels_last, avoided)
+    if cut is None:
+        return whole, None, None
+    return whole, cut, planner.select(cut[0], xp, channels_last, batch, itemsize)
 
 
 @functools.lru_cache(maxsize=1024)
@@ -113,21 +159,6 @@ def _live(window: tuple[int, int, int]) -> bool:
     return window[0] < window[1]
 
 
-def _cut(
-    prepared: Prepared, spec: ConvSpec, batched: bool, channels_last: bool, *multiplied: Array
-) -> tuple[ConvSpec, tuple[tuple[int, int], ...]] | None:
-    """:func:`live_taps` where it pays; None under :func:`~tconv.use_algorithm`, whose algorithm runs the call as
-    it is given, and None where one of ``multiplied`` (the arrays the dead taps would multiply by the padding's
-    zeros: the weight, or the data of a weight gradient) holds an infinity or a NaN, whose product with zero
-    every framework carries into the result as NaN."""
-    if registry.forced() is not None:
-        return None
-    cut = _cut_if_cheaper(spec, _batch(prepared, batched), channels_last, registry.avoided())
-    if cut is None or not all(bool(prepared.xp.all(prepared.xp.isfinite(a))) for a in multiplied):
-        return None
-    return cut
-
-
 @functools.lru_cache(maxsize=1024)
 def _cut_if_cheaper(
     spec: ConvSpec, batch: int, channels_last: bool, avoided: frozenset[str] = frozenset()
@@ -164,11 +195,10 @@ def _uncut_gradient(
 
 def run(prepared: Prepared, spec: ConvSpec, *, batched: bool, channels_last: bool) -> Array:
     """Compute one call: the selected algorithm's forward, in the caller's layout and dtype."""
-    cut = _cut(prepared, spec, batched, channels_last, prepared.weight)
+    cut, algorithm = _routed(prepared, spec, batched, channels_last, prepared.weight)
     weight = prepared.weight
     if cut is not None:
         spec, weight = cut[0], _cut_weight(weight, cut[1])
-    algorithm = _select(prepared, spec, batched, channels_last)
     xp, dtype = prepared.xp, prepared.compute_dtype
     x = layout.computed(prepared, prepared.x, batched)
     weight = layout.cast(xp, weight, dtype)
@@ -181,11 +211,10 @@ def run_weight_grad(
     prepared: Prepared, spec: ConvSpec, grad_output: Array, *, batched: bool, channels_last: bool
 ) -> Array:
     """The gradient of the loss with respect to the weight, in the weight's own layout."""
-    cut = _cut(prepared, spec, batched, channels_last, prepared.x, grad_output)
+    cut, algorithm = _routed(prepared, spec, batched, channels_last, prepared.x, grad_output)
     kernel = spec.kernel_size
     if cut is not None:
         spec = cut[0]
-    algorithm = _select(prepared, spec, batched, channels_last)
     x = layout.computed(prepared, prepared.x, batched)
     gy = layout.computed(prepared, grad_output, batched)
     grad = layout.finish(prepared.xp, algorithm.weight_grad(prepared.xp, x, gy, spec, channels_last), prepared.dtype)
@@ -197,11 +226,10 @@ def run_transpose_grads(
 ) -> tuple[Array, Array] | None:
     """``(grad_x, grad_weight)`` of a transposed convolution in one pass, where the selected algorithm shares
     their work (the compiled path: one im2col of the output gradient); else None."""
-    cut = _cut(prepared, spec, batched, channels_last, prepared.weight, prepared.x, prepared.grad_output)
+    cut, algorithm = _routed(prepared, spec, batched, channels_last, prepared.weight, prepared.x, prepared.grad_output)
     kernel, weight = spec.kernel_size, prepared.weight
     if cut is not None:
         spec, weight = cut[0], _cut_weight(weight, cut[1])
-    algorithm = _select(prepared, spec, batched, channels_last)
     if not algorithm.shares_transpose_grads:
         return None
     xp = prepared.xp
