@@ -240,9 +240,11 @@ def _run(
     cg_in, cg_out = spec.in_channels // groups, spec.out_channels // groups
     item = x_grouped.dtype.itemsize
     block = _block(cg_out, phases.wide, item)
-    x_strides = np.array([st // item for st in x_grouped.strides], dtype=np.int64)
-    out_strides = np.array([st // item for st in out_grouped.strides], dtype=np.int64)
-    dims = np.array([batch, groups, cg_in, cg_out, block], dtype=np.int64)
+    x_strides, out_strides, dims = kernels.index_arrays(
+        tuple(st // item for st in x_grouped.strides),
+        tuple(st // item for st in out_grouped.strides),
+        (batch, groups, cg_in, cg_out, block),
+    )
     x_flat = kernels.flat(x_grouped)
     tables = phases.arguments()
     kernel = _kernel()

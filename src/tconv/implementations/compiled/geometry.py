@@ -102,14 +102,24 @@ def grouped_view(a: np.ndarray, groups: int, ndim: int, channels_last: bool) -> 
     """Batched ``(N, C, *sp)`` or ``(N, *sp, C)`` -> a view ``(N, G, C/G, s1, s2, s3)`` (no copy), with every
     stride set: the kernels and :func:`merge_groups` read the group and channel axes' strides even where
     those axes have length 1 (where a reshape would leave any stride), and the unit axes' are 0."""
-    memory = a
-    if channels_last:
-        a = moved(a, -1, 1)
-    n, c = a.shape[0], a.shape[1]
+    shape, strides = _grouped_layout(a.shape, a.strides, groups, ndim, channels_last)
+    return strided(a, shape, strides)
+
+
+@functools.lru_cache(maxsize=1024)
+def _grouped_layout(
+    shape: tuple[int, ...], strides: tuple[int, ...], groups: int, ndim: int, channels_last: bool
+) -> tuple[tuple[int, ...], tuple[int, ...]]:
+    """:func:`grouped_view`'s shape and strides (bytes) for an array of ``shape`` and ``strides``, made once per
+    layout (this is on every call's path)."""
+    if channels_last:  # the channel axis moved to follow the batch axis
+        shape = (shape[0], shape[-1], *shape[1:-1])
+        strides = (strides[0], strides[-1], *strides[1:-1])
+    n, c = shape[0], shape[1]
     unit = (1,) * (3 - ndim)
-    shape = (n, groups, c // groups, *unit, *a.shape[2:])
-    strides = (a.strides[0], a.strides[1] * (c // groups), a.strides[1], *(0,) * len(unit), *a.strides[2:])
-    return strided(a, shape, strides, memory)
+    grouped = (n, groups, c // groups, *unit, *shape[2:])
+    steps = (strides[0], strides[1] * (c // groups), strides[1], *(0,) * len(unit), *strides[2:])
+    return grouped, steps
 
 
 def merge_groups(grouped: np.ndarray) -> np.ndarray:

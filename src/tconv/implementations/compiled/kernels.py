@@ -38,7 +38,7 @@ import numpy as np
 
 from . import team
 
-__all__ = ["FASTMATH_IN_ORDER", "available", "compile_kernel", "flat", "numba_module", "set_threads"]
+__all__ = ["FASTMATH_IN_ORDER", "available", "compile_kernel", "flat", "index_arrays", "numba_module", "set_threads"]
 
 
 @functools.cache
@@ -73,6 +73,7 @@ class Kernels(NamedTuple):
     col2im_patches: Any
     gather: Any
     pixel_rows: Any
+    pointer: Any  # an array's first element's address (flat)
 
 
 #: LLVM's fast-math flags without reassociation: a kernel whose loops run over a chunk of varying length (its
@@ -490,7 +491,11 @@ def _compiled() -> Kernels:
                 for c in range(channels):
                     dst[c] = src[c]
 
-    return Kernels(col2im, direct, im2col, col2im_last, col2im_patches, gather, pixel_rows)
+    @jit
+    def pointer(a):  # type: ignore[no-untyped-def]
+        return a.ctypes.data
+
+    return Kernels(col2im, direct, im2col, col2im_last, col2im_patches, gather, pixel_rows, pointer)
 
 
 class PhaseGeometry:
@@ -568,32 +573,35 @@ class _Jobs(NamedTuple):
     planes: np.ndarray
     out_base: np.ndarray
     bias: np.ndarray
-    cols_strides: list[int]
-    out_strides: list[int]
+    cols_strides: tuple[int, ...]
+    out_strides: tuple[int, ...]
 
 
 def _jobs(cols: np.ndarray, bias: np.ndarray, out: np.ndarray) -> _Jobs:
     """The jobs of ``cols (G, K1, K2, K3, C/G, N, n1, n2, n3)`` into ``out (N, G, C/G, O1, O2, O3)``."""
-    item = cols.dtype.itemsize
-    cs = [st // item for st in cols.strides]
-    os_ = [st // item for st in out.strides]
-    groups, cg, batch = cols.shape[0], cols.shape[4], cols.shape[5]
-    planes, out_base = _job_bases(groups, cg, batch, cs[0], cs[4], cs[5], os_[1], os_[2], os_[0])
-    bias_jobs = np.repeat(np.asarray(bias, dtype=cols.dtype).reshape(-1), batch)  # jobs in (g, c, n) order
+    batch = cols.shape[5]
+    planes, out_base, cs, os_ = _job_bases(cols.shape, cols.strides, out.strides, cols.dtype.itemsize)
+    bias_jobs = np.asarray(bias, dtype=cols.dtype).reshape(-1)
+    if batch > 1:
+        bias_jobs = np.repeat(bias_jobs, batch)  # jobs in (g, c, n) order
     return _Jobs(planes, out_base, bias_jobs, cs, os_)
 
 
-@functools.lru_cache(maxsize=64)
-def _job_bases(groups: int, cg: int, batch: int, *strides: int) -> tuple[np.ndarray, np.ndarray]:
-    """Where each (group, channel, sample) job's block starts in ``cols`` and its plane in ``out``, from the
-    two arrays' strides along those axes (``cols``'s three, then ``out``'s three): made once per geometry,
-    read-only to the kernels."""
-    g = np.arange(groups, dtype=np.int64)[:, None, None]
-    c = np.arange(cg, dtype=np.int64)[None, :, None]
-    n = np.arange(batch, dtype=np.int64)[None, None, :]
-    planes = (g * strides[0] + c * strides[1] + n * strides[2]).ravel()
-    out_base = (g * strides[3] + c * strides[4] + n * strides[5]).ravel()
-    return planes, out_base
+@functools.lru_cache(maxsize=256)
+def _job_bases(
+    shape: tuple[int, ...], cols_strides: tuple[int, ...], out_strides: tuple[int, ...], item: int
+) -> tuple[np.ndarray, np.ndarray, tuple[int, ...], tuple[int, ...]]:
+    """Where each (group, channel, sample) job's block starts in ``cols`` and its plane in ``out``, from
+    ``cols``'s shape and both arrays' strides (bytes), and those strides in elements: made once per layout,
+    read-only to the kernels and their wrappers."""
+    cs = tuple(st // item for st in cols_strides)
+    os_ = tuple(st // item for st in out_strides)
+    g = np.arange(shape[0], dtype=np.int64)[:, None, None]
+    c = np.arange(shape[4], dtype=np.int64)[None, :, None]
+    n = np.arange(shape[5], dtype=np.int64)[None, None, :]
+    planes = (g * cs[0] + c * cs[4] + n * cs[5]).ravel()
+    out_base = (g * os_[1] + c * os_[2] + n * os_[0]).ravel()
+    return planes, out_base, cs, os_
 
 
 def col2im(cols: np.ndarray, bias: np.ndarray, out: np.ndarray, geometry: PhaseGeometry) -> None:
@@ -606,8 +614,7 @@ def col2im(cols: np.ndarray, bias: np.ndarray, out: np.ndarray, geometry: PhaseG
     cs = jobs.cols_strides
     if cols.shape[8] > 1 and cs[8] != 1:  # pragma: no cover - the engine's cols are always so
         raise ValueError("col2im needs cols with a contiguous last axis")
-    strides = np.array([cs[1], cs[2], cs[3], cs[6], cs[7], cs[8]], dtype=np.int64)
-    out_strides = np.array(jobs.out_strides[3:6], dtype=np.int64)
+    strides, out_strides = index_arrays((cs[1], cs[2], cs[3], cs[6], cs[7], cs[8]), jobs.out_strides[3:6])
     arguments = (
         flat(cols),
         jobs.bias,
@@ -624,6 +631,13 @@ def col2im(cols: np.ndarray, bias: np.ndarray, out: np.ndarray, geometry: PhaseG
     team.ranges(lambda start, stop: kernel(*arguments, start, stop), jobs.planes.size, work)
 
 
+@functools.lru_cache(maxsize=256)
+def index_arrays(*values: tuple[int, ...]) -> tuple[np.ndarray, ...]:
+    """Each tuple of ints (a layout's strides in elements, a call's sizes) as an int64 array for the kernels,
+    made once per tuple (this is on every call's path); the kernels only read them."""
+    return tuple(np.array(ints, dtype=np.int64) for ints in values)
+
+
 def gather(cols: np.ndarray, bias: np.ndarray, out: np.ndarray, axes: Any) -> None:
     """col2im for kernels no longer than their stride (no overlap): each output read straight from cols.
 
@@ -633,7 +647,7 @@ def gather(cols: np.ndarray, bias: np.ndarray, out: np.ndarray, axes: Any) -> No
     jobs = _jobs(cols, bias, out)
     cs = jobs.cols_strides
     reads = _gather_reads(tuple(axes), (cs[1], cs[2], cs[3]), (cs[6], cs[7], cs[8]))
-    out_strides = np.array(jobs.out_strides[3:6], dtype=np.int64)
+    out_strides = index_arrays(jobs.out_strides[3:6])[0]
     arguments = (flat(cols), jobs.bias, flat(out), jobs.planes, jobs.out_base, out_strides, *reads)
     kernel = _compiled().gather
     team.ranges(lambda start, stop: kernel(*arguments, start, stop), jobs.planes.size, out.size)
@@ -661,9 +675,9 @@ def direct(x: np.ndarray, w: np.ndarray, bias: np.ndarray, out: np.ndarray, geom
     strides, ``w`` ``(G, Cin_g, Cout_g, K1, K2, K3)``, ``bias`` ``(G, Cout_g)``.
     """
     item = x.dtype.itemsize
-    xs = np.array([st // item for st in x.strides], dtype=np.int64)
-    out_s = np.array([st // item for st in out.strides], dtype=np.int64)
-    dims = np.array([*x.shape[:3], out.shape[2]], dtype=np.int64)
+    xs, out_s, dims = index_arrays(
+        tuple(st // item for st in x.strides), tuple(st // item for st in out.strides), (*x.shape[:3], out.shape[2])
+    )
     flat_w = np.ascontiguousarray(w).ravel()
     flat_b = np.ascontiguousarray(bias).ravel()
     arguments = (flat(x), flat_w, flat_b, flat(out), *geometry.arguments(), dims, xs, out_s, *geometry.reads)
@@ -674,13 +688,30 @@ def direct(x: np.ndarray, w: np.ndarray, bias: np.ndarray, out: np.ndarray, geom
 
 
 def flat(a: np.ndarray) -> np.ndarray:
-    """The memory a view spans (non-negative strides), as a flat array starting at its first element."""
+    """The memory a view spans (non-negative strides), as a flat array starting at its first element.
+
+    Made through the buffer of the array that owns the memory, where that one is C-contiguous and writeable (a
+    workspace buffer, a fresh output, the caller's x): about 2 us, against 6-7 us through
+    ``np.lib.stride_tricks.as_strided`` (every kernel call makes two or three of these; docs/design.md)."""
     if a.flags.c_contiguous:
         return a.reshape(-1)
     item = a.dtype.itemsize
-    if any(st < 0 or st % item for st in a.strides):  # pragma: no cover - geometry.kernel_ready copies such views
-        raise ValueError("the kernels need non-negative strides in whole elements")
-    span = 1 + sum((n - 1) * st // item for n, st in zip(a.shape, a.strides)) if a.size else 0
+    span = 1
+    for n, st in zip(a.shape, a.strides):
+        if n == 0:
+            span = 0
+            break
+        if st < 0 or st % item:  # pragma: no cover - geometry.kernel_ready copies such views
+            raise ValueError("the kernels need non-negative strides in whole elements")
+        span += (n - 1) * (st // item)
+    owner = a.base
+    while isinstance(owner, np.ndarray) and owner.base is not None and isinstance(owner.base, np.ndarray):
+        owner = owner.base
+    if span and isinstance(owner, np.ndarray) and owner.flags.c_contiguous and owner.flags.writeable:
+        pointer = _compiled().pointer
+        offset = pointer(a) - pointer(owner)
+        if 0 <= offset and offset + span * item <= owner.nbytes:
+            return np.ndarray((span,), a.dtype, owner, offset, (item,))
     return np.lib.stride_tricks.as_strided(a, shape=(span,), strides=(item,))
 
 
@@ -700,17 +731,25 @@ def col2im_last(
     the channel axis moved last); ``tables`` the three axes'
     :func:`tconv.implementations.compiled.geometry.transposed_tables`.
     """
-    strides = np.empty(4, dtype=np.int64)  # rows per step of (n, j1, j2, j3)
-    step = 1
-    for axis in reversed(range(4)):
-        strides[order[axis]] = step
-        step *= cols.shape[axis]
+    strides = _row_steps(order, cols.shape[:4])  # rows per step of (n, j1, j2, j3)
     rows = cols.reshape(-1, *cols.shape[4:])
     pixels_first = out.strides[3] < out.strides[4]
     arguments = (rows, strides, np.ascontiguousarray(bias), out, *tables, pixels_first)
     kernel = _compiled().col2im_last
     work = out.size + rows.size
     team.ranges(lambda start, stop: kernel(*arguments, start, stop), out.shape[0] * out.shape[1], work)
+
+
+@functools.lru_cache(maxsize=256)
+def _row_steps(order: tuple[int, ...], leading: tuple[int, ...]) -> np.ndarray:
+    """:func:`col2im_last`'s rows per step of (sample, j1, j2, j3), for leading axes of sizes ``leading`` in
+    ``order``: made once per layout, read-only to the kernel."""
+    strides = np.empty(4, dtype=np.int64)
+    step = 1
+    for axis in reversed(range(4)):
+        strides[order[axis]] = step
+        step *= leading[axis]
+    return strides
 
 
 def col2im_patches(cols: np.ndarray, bias: np.ndarray, out: np.ndarray, geometry: tuple[int, ...]) -> None:

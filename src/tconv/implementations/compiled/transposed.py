@@ -19,6 +19,7 @@ A 1x1 input whose kernel copy is the whole output is one product written straigh
 
 from __future__ import annotations
 
+import functools
 import math
 
 import numpy as np
@@ -77,8 +78,7 @@ def conv_transpose(
     x_matrix = None if per_sample else geometry.grouped_matrix(x_grouped, slot=3)
     w_matrix = weight.reshape(groups, cg_in, cg_out * taps)
     # A kernel no longer than its stride: no two taps overlap, the output is read straight from cols.
-    no_overlap = all(k <= st and dd == 1 for k, st, dd in zip(spec.kernel_size, spec.stride, spec.dilation))
-    phases = None if no_overlap else kernels.phase_geometry(axes)
+    phases = None if _gathers(spec) else kernels.phase_geometry(axes)
     # one input channel a group: each product is an outer product, a broadcast multiply (BLAS runs an inner
     # dimension of 1 far below its rate; jit_pointwise does the same)
     product = np.multiply if cg_in == 1 else team.matmul
@@ -86,7 +86,12 @@ def conv_transpose(
     def work(chunk: tuple[int, int, int, int]) -> None:
         n0, n1, c0, c1 = chunk
         nb = n1 - n0
-        w_chunk = w_matrix.reshape(groups, cg_in, cg_out, taps)[:, :, c0:c1].reshape(groups, cg_in, (c1 - c0) * taps)
+        if (c0, c1) == (0, cg_out):
+            w_chunk = w_matrix
+        else:
+            w_chunk = w_matrix.reshape(groups, cg_in, cg_out, taps)[:, :, c0:c1].reshape(
+                groups, cg_in, (c1 - c0) * taps
+            )
         a = w_chunk.swapaxes(1, 2)
         if x_matrix is None:  # one product per sample, x read in place: (nb, G, cb*K, P)
             x_samples = x_grouped[n0:n1].reshape(nb, groups, cg_in, p_in)
@@ -109,6 +114,13 @@ def conv_transpose(
         if not transpose.copy(target, summed):
             np.copyto(target, summed)
     return out
+
+
+@functools.lru_cache(maxsize=1024)
+def _gathers(spec: ConvSpec) -> bool:
+    """Whether every axis's kernel is no longer than its stride, undilated: no two taps overlap, and ``jit_gemm``
+    reads each output straight from its columns (:func:`.kernels.gather`)."""
+    return all(k <= st and dd == 1 for k, st, dd in zip(spec.kernel_size, spec.stride, spec.dilation))
 
 
 def _direct(
@@ -139,6 +151,7 @@ def _direct(
     return out
 
 
+@functools.lru_cache(maxsize=1024)
 def _is_single_pixel(spec: ConvSpec) -> bool:
     """A 1x1 input whose kernel copy is the whole output (DCGAN's first layer): a plain matrix product."""
     return (

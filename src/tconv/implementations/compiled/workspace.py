@@ -114,7 +114,7 @@ def stages(sample_bytes: float) -> bool:
 def channels_first(a: np.ndarray, slot: int) -> np.ndarray:
     """A channels-last ``a (N, *sp, C)`` as channels-first ``(N, C, *sp)``: a C-contiguous copy in this thread's
     buffer ``slot`` (in tiles: :func:`contiguous`) where it is :func:`staged`, else a view."""
-    view = np.moveaxis(a, -1, 1)
+    view = a.transpose(0, a.ndim - 1, *range(1, a.ndim - 1))  # np.moveaxis(a, -1, 1), without its checks
     return contiguous(view, slot) if staged(a) else view
 
 
