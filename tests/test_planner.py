@@ -461,3 +461,20 @@ def test_patches_gives_way_on_kernels_no_longer_than_their_stride_with_many_chan
     few = _spec(True, (48, 9, 3), (9, _tuning.PATCHES_NO_OVERLAP_MAX_CHANNELS - 1, 4), stride=4, padding=1)
     overlapping = _spec(True, (48, 9, 3), (9, 186, 5), stride=4, padding=1)
     assert patches.cost(few) is not None and patches.cost(overlapping) is not None
+
+
+@needs_jit
+def test_a_channels_last_output_spread_by_the_stride_is_counted_where_nothing_overlaps():
+    """jit_gemm's (and jit_patches') estimate of a channels-last call whose kernel is no longer than its stride
+    counts writing the whole output once more (most of it the bias alone), as the channels-first one does not:
+    seed 12's (24, 37, 20, 20) -> 37 k2 s4 depthwise channels-last took 18 ms on jit_gemm, estimated at 4.5,
+    against 2.5 on jit_depthwise, which the planner now picks."""
+    numpy = array_api_compat.array_namespace(np.empty(0))
+    gemm = registry.get("jit_gemm")
+    spread = _spec(True, (24, 37, 20, 20), (37, 1, 2, 2), stride=4, groups=37)
+    output = _tuning.COST_ITEMSIZE * 37 * 78 * 78 / _tuning.COLUMN_STREAM  # (20 - 1) * 4 + 2 = 78 a side
+    copy = 2 * _tuning.COST_ITEMSIZE * 37 * 20 * 20 / _tuning.TRANSPOSE_STREAM  # x's transposing copy, as before
+    assert gemm.cost(spread, channels_last=True) == pytest.approx(gemm.cost(spread) + copy + output)
+    overlapping = _spec(True, (24, 37, 20, 20), (37, 1, 5, 5), stride=4, groups=37)
+    assert gemm.cost(overlapping, channels_last=True) < gemm.cost(overlapping) + output / 2
+    assert planner.select(spread, numpy, channels_last=True, batch=24).name == "jit_depthwise"

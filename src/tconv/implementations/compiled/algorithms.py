@@ -128,7 +128,8 @@ class JitGemm(Compiled):
             return _twin_product(spec)
         product, elements = _column_product(spec)
         copy = 2.0 * _tuning.COST_ITEMSIZE * spec.in_channels * math.prod(spec.input_size) if channels_last else 0.0
-        return product + elements / spec.input_size[-1] * _tuning.ROW_COST + copy / _tuning.TRANSPOSE_STREAM
+        rows = elements / spec.input_size[-1] * _tuning.ROW_COST
+        return product + rows + copy / _tuning.TRANSPOSE_STREAM + _spread_output(spec, channels_last)
 
     def forward(
         self, xp: Any, x: np.ndarray, weight: np.ndarray, bias: np.ndarray | None, spec: ConvSpec, channels_last: bool
@@ -191,7 +192,19 @@ class JitPatches(Compiled):
         if not taps_overlap(spec) and spec.out_channels >= _tuning.PATCHES_NO_OVERLAP_MAX_CHANNELS:
             return None
         product, elements = _column_product(spec)
-        return product + elements / spec.kernel_size[-1] * _tuning.ROW_COST
+        return product + elements / spec.kernel_size[-1] * _tuning.ROW_COST + _spread_output(spec, channels_last)
+
+
+def _spread_output(spec: ConvSpec, channels_last: bool) -> float:
+    """A channels-last transposed call whose taps never overlap (each kernel no longer than its stride): the whole
+    output written once more at ``COLUMN_STREAM``, which the column terms miss. Its outputs number up to
+    ``prod(s/k)`` times the columns, most of them the bias alone, and channels-last they are written a channel
+    count apart or through a channels-first copy; sweep 12's (24, 37, 20, 20) -> 37 k2 s4 depthwise was
+    estimated at 4.5 ms on ``jit_gemm`` and took 18. Channels-first, where the rows are written whole, the term
+    moved four choices to ones 1.1-2.7x slower (docs/design.md). Zero elsewhere."""
+    if not channels_last or taps_overlap(spec):
+        return 0.0
+    return float(_tuning.COST_ITEMSIZE) * spec.out_channels * math.prod(spec.output_size) / _tuning.COLUMN_STREAM
 
     def forward(
         self, xp: Any, x: np.ndarray, weight: np.ndarray, bias: np.ndarray | None, spec: ConvSpec, channels_last: bool
