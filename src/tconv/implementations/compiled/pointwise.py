@@ -174,9 +174,12 @@ def _scattered(
     out = np.empty((batch, *size, c_out) if channels_last else (batch, c_out, *size), dtype=dense.dtype)
     if bias is None:
         out.fill(0)
+    elif channels_last:  # a row of pixels at a time: NumPy's loop over C alone costs ~10 ns a pixel
+        row = np.tile(np.asarray(bias, dtype=out.dtype), size[-1])
+        if out.size:
+            out.reshape(-1, row.size)[...] = row
     else:
-        b = np.asarray(bias, dtype=out.dtype)
-        out[...] = b if channels_last else b.reshape(c_out, *(1,) * spec.ndim)
+        out[...] = np.asarray(bias, dtype=out.dtype).reshape(c_out, *(1,) * spec.ndim)
     pixels = tuple(slice(0, (n - 1) * s + 1, s) for n, s in zip(spec.input_size, spec.stride))
     out[(slice(None), *pixels) if channels_last else (slice(None), slice(None), *pixels)] = dense
     return out
