@@ -194,6 +194,11 @@ class JitPatches(Compiled):
         product, elements = _column_product(spec)
         return product + elements / spec.kernel_size[-1] * _tuning.ROW_COST + _spread_output(spec, channels_last)
 
+    def forward(
+        self, xp: Any, x: np.ndarray, weight: np.ndarray, bias: np.ndarray | None, spec: ConvSpec, channels_last: bool
+    ) -> np.ndarray:
+        return transposed.conv_transpose_patches(kernel_ready(x), kernel_ready(weight), bias, spec, channels_last)
+
 
 def _spread_output(spec: ConvSpec, channels_last: bool) -> float:
     """A channels-last transposed call whose taps never overlap (each kernel no longer than its stride): the whole
@@ -205,11 +210,6 @@ def _spread_output(spec: ConvSpec, channels_last: bool) -> float:
     if not channels_last or taps_overlap(spec):
         return 0.0
     return float(_tuning.COST_ITEMSIZE) * spec.out_channels * math.prod(spec.output_size) / _tuning.COLUMN_STREAM
-
-    def forward(
-        self, xp: Any, x: np.ndarray, weight: np.ndarray, bias: np.ndarray | None, spec: ConvSpec, channels_last: bool
-    ) -> np.ndarray:
-        return transposed.conv_transpose_patches(kernel_ready(x), kernel_ready(weight), bias, spec, channels_last)
 
 
 def transposed_weight(weight: np.ndarray, groups: int) -> np.ndarray:
