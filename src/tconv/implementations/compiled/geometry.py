@@ -95,7 +95,7 @@ def strided(
     memory = a if memory is None else memory
     if memory.flags.c_contiguous and memory.flags.writeable:
         return np.ndarray(shape, a.dtype, memory, 0, strides)
-    return np.lib.stride_tricks.as_strided(a, shape=shape, strides=strides)
+    return kernels.view(a, shape, strides)  # through the memory's owner, where it can
 
 
 def grouped_view(a: np.ndarray, groups: int, ndim: int, channels_last: bool) -> np.ndarray:

@@ -38,7 +38,16 @@ import numpy as np
 
 from . import team
 
-__all__ = ["FASTMATH_IN_ORDER", "available", "compile_kernel", "flat", "index_arrays", "numba_module", "set_threads"]
+__all__ = [
+    "FASTMATH_IN_ORDER",
+    "available",
+    "compile_kernel",
+    "flat",
+    "index_arrays",
+    "numba_module",
+    "set_threads",
+    "view",
+]
 
 
 @functools.cache
@@ -688,11 +697,7 @@ def direct(x: np.ndarray, w: np.ndarray, bias: np.ndarray, out: np.ndarray, geom
 
 
 def flat(a: np.ndarray) -> np.ndarray:
-    """The memory a view spans (non-negative strides), as a flat array starting at its first element.
-
-    Made through the buffer of the array that owns the memory, where that one is C-contiguous and writeable (a
-    workspace buffer, a fresh output, the caller's x): about 2 us, against 6-7 us through
-    ``np.lib.stride_tricks.as_strided`` (every kernel call makes two or three of these; docs/design.md)."""
+    """The memory a view spans (non-negative strides), as a flat array starting at its first element."""
     if a.flags.c_contiguous:
         return a.reshape(-1)
     item = a.dtype.itemsize
@@ -704,15 +709,27 @@ def flat(a: np.ndarray) -> np.ndarray:
         if st < 0 or st % item:  # pragma: no cover - geometry.kernel_ready copies such views
             raise ValueError("the kernels need non-negative strides in whole elements")
         span += (n - 1) * (st // item)
+    return view(a, (span,), (item,))
+
+
+def view(a: np.ndarray, shape: tuple[int, ...], strides: tuple[int, ...]) -> np.ndarray:
+    """A view with ``shape`` and ``strides`` (bytes) of the memory from ``a``'s first element, as
+    ``np.lib.stride_tricks.as_strided`` makes it. Made through the buffer of the array that owns the memory,
+    where that one is C-contiguous and writeable, as ``a`` is (a workspace buffer, a fresh output, the caller's
+    x), at the offset of ``a``'s first element (a compiled pointer difference), for non-negative strides: about
+    2 us, against 6-7 us through ``as_strided``, and this is on every call's path (two or three views a
+    kernel call)."""
     owner = a.base
-    while isinstance(owner, np.ndarray) and owner.base is not None and isinstance(owner.base, np.ndarray):
+    while isinstance(owner, np.ndarray) and isinstance(owner.base, np.ndarray):
         owner = owner.base
-    if span and isinstance(owner, np.ndarray) and owner.flags.c_contiguous and owner.flags.writeable:
+    fast = a.flags.writeable and min(strides, default=0) >= 0 and available()  # read-only views stay read-only
+    if fast and isinstance(owner, np.ndarray) and owner.flags.c_contiguous and owner.flags.writeable:
         pointer = _compiled().pointer
         offset = pointer(a) - pointer(owner)
-        if 0 <= offset and offset + span * item <= owner.nbytes:
-            return np.ndarray((span,), a.dtype, owner, offset, (item,))
-    return np.lib.stride_tricks.as_strided(a, shape=(span,), strides=(item,))
+        reach = sum((n - 1) * st for n, st in zip(shape, strides)) + a.dtype.itemsize if 0 not in shape else 0
+        if 0 <= offset and offset + reach <= owner.nbytes:
+            return np.ndarray(shape, a.dtype, owner, offset, strides)
+    return np.lib.stride_tricks.as_strided(a, shape=shape, strides=strides)
 
 
 def col2im_last(
