@@ -22,6 +22,17 @@ sys.path.insert(0, str(pathlib.Path(__file__).parent))
 os.environ.setdefault("TF_ENABLE_ONEDNN_OPTS", "1")
 
 
+@pytest.fixture(autouse=True)
+def _fresh_routes():
+    """Every test starts with the engine's remembered routing forgotten (``tconv.engine.run._route``): a test that
+    changes the tuning constants or the compiled path's availability (monkeypatched) sees the planner decide
+    again, whichever tests ran before it."""
+    import importlib
+
+    importlib.import_module("tconv.engine.run")._route.cache_clear()
+    yield
+
+
 @contextlib.contextmanager
 def _x64(jax):
     """``jax_enable_x64`` on inside the block, its previous setting restored after."""

@@ -2481,3 +2481,59 @@ def test_transposed_gradients_in_channel_blocks_with_a_remainder_match_the_oracl
     v = rng.standard_normal(w.shape)
     expected = np.vdot(naive_conv_transpose(x, v, stride=[2, 2], pads=[(1, 1)] * 2, groups=groups), gy)
     np.testing.assert_allclose(np.vdot(gw, v), expected, rtol=1e-9)
+
+
+@needs_jit
+def test_kernel_views_are_the_memory_as_strided_would_view_it():
+    """kernels.flat and kernels.view make their views through the memory's owner where they can (a pointer
+    difference): the same addresses and numbers as NumPy's as_strided on sliced, permuted, channels-last and
+    zero-stride views; a read-only view stays read-only; an owner of a dtype the compiled pointer does not take
+    (float16 memory seen as float32) works too, and so does a call on such an x."""
+    from tconv.implementations.compiled import kernels
+
+    def address(a):
+        return a.__array_interface__["data"][0]
+
+    base = np.arange(4 * 7 * 6 * 5, dtype=np.float32).reshape(4, 7, 6, 5)
+    frozen = base.copy()
+    frozen.flags.writeable = False
+    half = np.arange(800, dtype=np.float16).view(np.float32).reshape(4, 5, 4, 5)  # float16 memory
+    views = [
+        base.transpose(1, 0, 2, 3)[:, 1:3, 2:],
+        np.moveaxis(base, -1, 1)[1:],
+        base[::2, :, 1:4, ::2],
+        frozen.transpose(3, 2, 1, 0)[1:],
+        half[..., ::2],
+    ]
+    for a in views:
+        item = a.dtype.itemsize
+        span = 1 + sum((n - 1) * st // item for n, st in zip(a.shape, a.strides))
+        got = kernels.flat(a)
+        expected = np.lib.stride_tricks.as_strided(a, shape=(span,), strides=(item,))
+        assert address(got) == address(a) and got.shape == (span,)
+        np.testing.assert_array_equal(got, expected)
+        assert got.flags.writeable == a.flags.writeable
+        shape, strides = (2, 3, *a.shape[1:]), (a.strides[0], 0, *a.strides[1:])  # a zero stride added
+        widened = kernels.view(a[:2], shape, strides)
+        np.testing.assert_array_equal(widened, np.broadcast_to(a[:2, None], shape))
+        assert address(widened) == address(a)
+    x = half[..., ::2].astype(np.float64)
+    w = np.random.default_rng(0).standard_normal((5, 2, 3, 3))
+    got = tconv.conv_transpose(half[..., ::2], w.astype(np.float32), stride=2)
+    np.testing.assert_allclose(got, naive_conv_transpose(x, w, stride=[2, 2]), rtol=1e-4, atol=1e-2)
+
+
+def test_a_cut_call_runs_where_only_its_cut_has_an_algorithm_left():
+    """A kernel with dead taps runs cut to its live ones; with every algorithm but one avoided, the one left may run
+    the cut call and not the whole (depth_to_space takes kernels no longer than their stride). The cut call runs;
+    with a NaN in the weight the call must run whole (so that the NaN reaches the output), and then it raises the
+    whole call's refusal."""
+    x, w = np.ones((1, 2, 1, 1)), np.ones((2, 3, 3, 3))
+    options = {"stride": 2, "padding": ((1, 0), (1, 0))}
+    others = [name for name in tconv.algorithms() if name != "depth_to_space"]
+    with tconv.avoid_algorithms(*others):
+        got = tconv.conv_transpose(x, w, **options)
+        np.testing.assert_allclose(got, naive_conv_transpose(x, w, stride=[2, 2], pads=[(1, 0), (1, 0)]))
+        w[0, 0, 0, 0] = np.nan
+        with pytest.raises(ValueError, match="avoid_algorithms leaves no algorithm"):
+            tconv.conv_transpose(x, w, **options)

@@ -467,7 +467,7 @@ def test_patches_gives_way_on_kernels_no_longer_than_their_stride_with_many_chan
 def test_a_channels_last_output_spread_by_the_stride_is_counted_where_nothing_overlaps():
     """jit_gemm's (and jit_patches') estimate of a channels-last call whose kernel is no longer than its stride
     counts writing the whole output once more (most of it the bias alone), as the channels-first one does not:
-    seed 12's (24, 37, 20, 20) -> 37 k2 s4 depthwise channels-last took 18 ms on jit_gemm, estimated at 4.5,
+    sweep 12's (24, 37, 20, 20) -> 37 k2 s4 depthwise channels-last took 18 ms on jit_gemm, estimated at 4.5,
     against 2.5 on jit_depthwise, which the planner now picks."""
     numpy = array_api_compat.array_namespace(np.empty(0))
     gemm = registry.get("jit_gemm")

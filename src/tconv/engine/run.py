@@ -23,7 +23,7 @@ from typing import Any
 from .. import _tuning
 from .._backend import Array, Prepared, extend
 from .._geometry import overlap
-from ..implementations.compiled import team
+from ..implementations.compiled import kernels, team
 from ..spec import ConvSpec
 from . import layout, planner, registry
 
@@ -82,10 +82,13 @@ def _routed(
         None if forced is None else forced.name,
         registry.avoided(),
         team.size(),
+        kernels.available(),
     )
-    if cut is None or part is None or not all(bool(prepared.xp.all(prepared.xp.isfinite(a))) for a in multiplied):
-        return None, whole
-    return cut, part
+    if cut is not None and part is not None and all(bool(prepared.xp.all(prepared.xp.isfinite(a))) for a in multiplied):
+        return cut, part
+    if isinstance(whole, ValueError):  # the whole call has no algorithm (only the cut one had)
+        raise whole
+    return None, whole
 
 
 @functools.lru_cache(maxsize=4096)
@@ -98,19 +101,29 @@ def _route(
     forced: str | None,
     avoided: frozenset[str],
     team_size: int,
-) -> tuple[registry.Algorithm, tuple[ConvSpec, tuple[tuple[int, int], ...]] | None, registry.Algorithm | None]:
+    compiled: bool,
+) -> tuple[
+    registry.Algorithm | ValueError, tuple[ConvSpec, tuple[tuple[int, int], ...]] | None, registry.Algorithm | None
+]:
     """:func:`_routed`'s decisions: the whole call's algorithm, the cut (None under a forced algorithm, which runs
-    the call as it is given, or where the cut does not pay) and the cut call's algorithm. ``forced``, ``avoided``
-    and ``team_size`` are the state :func:`tconv.engine.planner.select` reads, in the key so that a change of any
-    of them is a new decision. A call that overflows the index range or that the forced algorithm cannot run
-    raises, and is not remembered."""
-    del forced, team_size  # read again by planner.select; here they only key the cache
+    the call as it is given, or where the cut does not pay) and the cut call's algorithm. ``forced``, ``avoided``,
+    ``team_size`` and ``compiled`` (whether the compiled kernels can run) are the process's state that
+    :func:`tconv.engine.planner.select` reads, in the key so that a change of any of them is a new decision (the
+    tuning constants it reads are not: they are fixed in a user's process, and the tests that change them clear
+    this cache). A call that overflows the index range, or that the forced algorithm cannot run, raises and is
+    not remembered. Where the cut runs, the whole call's refusal (``avoid_algorithms`` leaving it no algorithm) is
+    kept in place of its algorithm, raised only where the whole call must run."""
+    del forced, team_size, compiled  # read again by planner.select; here they only key the cache
     check_index_range(spec, batch, itemsize)
-    whole = planner.select(spec, xp, channels_last, batch, itemsize)
     cut = None if registry.forced() is not None else _cut_if_cheaper(spec, batch, channels_last, avoided)
     if cut is None:
-        return whole, None, None
-    return whole, cut, planner.select(cut[0], xp, channels_last, batch, itemsize)
+        return planner.select(spec, xp, channels_last, batch, itemsize), None, None
+    part = planner.select(cut[0], xp, channels_last, batch, itemsize)
+    try:
+        whole: registry.Algorithm | ValueError = planner.select(spec, xp, channels_last, batch, itemsize)
+    except ValueError as refusal:
+        whole = refusal
+    return whole, cut, part
 
 
 @functools.lru_cache(maxsize=1024)

@@ -201,7 +201,8 @@ class JitPatches(Compiled):
 
 
 def _spread_output(spec: ConvSpec, channels_last: bool) -> float:
-    """A channels-last transposed call whose taps never overlap (each kernel no longer than its stride): the whole
+    """A channels-last transposed call whose taps never overlap (each dilated kernel no longer than its stride,
+    :func:`~.geometry.taps_overlap`): the whole
     output written once more at ``COLUMN_STREAM``, which the column terms miss. Its outputs number up to
     ``prod(s/k)`` times the columns, most of them the bias alone, and channels-last they are written a channel
     count apart or through a channels-first copy; sweep 12's (24, 37, 20, 20) -> 37 k2 s4 depthwise was

@@ -590,7 +590,7 @@ def _jobs(cols: np.ndarray, bias: np.ndarray, out: np.ndarray) -> _Jobs:
     """The jobs of ``cols (G, K1, K2, K3, C/G, N, n1, n2, n3)`` into ``out (N, G, C/G, O1, O2, O3)``."""
     batch = cols.shape[5]
     planes, out_base, cs, os_ = _job_bases(cols.shape, cols.strides, out.strides, cols.dtype.itemsize)
-    bias_jobs = np.asarray(bias, dtype=cols.dtype).reshape(-1)
+    bias_jobs = np.array(bias, dtype=cols.dtype).reshape(-1)  # a copy: a read-only bias would be another kernel
     if batch > 1:
         bias_jobs = np.repeat(bias_jobs, batch)  # jobs in (g, c, n) order
     return _Jobs(planes, out_base, bias_jobs, cs, os_)
@@ -722,10 +722,12 @@ def view(a: np.ndarray, shape: tuple[int, ...], strides: tuple[int, ...]) -> np.
     owner = a.base
     while isinstance(owner, np.ndarray) and isinstance(owner.base, np.ndarray):
         owner = owner.base
-    fast = a.flags.writeable and min(strides, default=0) >= 0 and available()  # read-only views stay read-only
-    if fast and isinstance(owner, np.ndarray) and owner.flags.c_contiguous and owner.flags.writeable:
+    # read-only views stay read-only; the compiled pointer takes native float32 and float64 (the kernels' arrays)
+    fast = a.flags.writeable and a.dtype.isnative and a.dtype.char in "fd" and min(strides, default=0) >= 0
+    if fast and isinstance(owner, np.ndarray) and owner.flags.c_contiguous and owner.flags.writeable and available():
+        memory = owner if owner.dtype.isnative and owner.dtype.char in "fdB" else owner.reshape(-1).view(np.uint8)
         pointer = _compiled().pointer
-        offset = pointer(a) - pointer(owner)
+        offset = pointer(a) - pointer(memory)
         reach = sum((n - 1) * st for n, st in zip(shape, strides)) + a.dtype.itemsize if 0 not in shape else 0
         if 0 <= offset and offset + reach <= owner.nbytes:
             return np.ndarray(shape, a.dtype, owner, offset, strides)
