@@ -2537,3 +2537,39 @@ def test_a_cut_call_runs_where_only_its_cut_has_an_algorithm_left():
         w[0, 0, 0, 0] = np.nan
         with pytest.raises(ValueError, match="avoid_algorithms leaves no algorithm"):
             tconv.conv_transpose(x, w, **options)
+
+
+@needs_jit
+def test_jit_pixels_with_its_products_folded_in_matches_the_oracle():
+    """jit_pixels with at most PIXELS_DIRECT_MAX_IN input channels folds its products into the overlap-add
+    (kernels.pixels_direct: no column buffer); with more it multiplies into columns first. Both, forced, on random
+    1-3-D layers of both layouts with stride, dilation, padding, output padding and bias, against the oracle."""
+    rng = np.random.default_rng(19)
+    folded = _tuning.PIXELS_DIRECT_MAX_IN
+    for trial in range(48):
+        d = 1 + trial % 3
+        c_in = int(rng.integers(1, folded + 1)) if trial % 4 else folded + 1
+        stride = [int(v) for v in rng.integers(1, 4, size=d)]
+        dilation = [int(v) for v in rng.integers(1, 3, size=d)]
+        kernel = [int(v) for v in rng.integers(2, 6, size=d)]
+        pads = [(int(rng.integers(0, 3)), int(rng.integers(0, 3))) for _ in range(d)]
+        output_padding = [int(rng.integers(0, max(s, v))) for s, v in zip(stride, dilation)]
+        x = rng.standard_normal((1 + trial % 3, c_in, *(int(v) for v in rng.integers(1, 6, size=d))))
+        w = rng.standard_normal((c_in, int(rng.integers(1, 20)), *kernel))
+        b = rng.standard_normal(w.shape[1]) if trial % 5 else None
+        try:
+            expected = naive_conv_transpose(
+                x, w, b, stride=stride, pads=pads, dilation=dilation, output_padding=output_padding
+            )
+        except AssertionError:  # the padding crops the whole output: not a call
+            continue
+        if 0 in expected.shape:
+            continue
+        channels_last = bool(trial % 2)
+        xin = np.moveaxis(x, 1, -1) if channels_last else x
+        options = {"stride": stride, "padding": pads, "dilation": dilation, "output_padding": output_padding}
+        with tconv.use_algorithm("jit_pixels"):
+            got = tconv.conv_transpose(xin, w, b, channels_last=channels_last, **options)
+        if channels_last:
+            got = np.moveaxis(got, -1, 1)
+        np.testing.assert_allclose(got, expected, atol=1e-10, rtol=1e-10)

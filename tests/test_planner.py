@@ -141,12 +141,16 @@ def test_planner_picks_jit_pixels_for_batched_generators_on_a_team(monkeypatch):
     assert schedule.team_threads(2, 64, 4 * 16 * 16) == 1
     assert planner.select(small, numpy, batch=2).name != "jit_pixels"
     assert planner.select(small, numpy, batch=2).name == planner.plan(small, True, False, False)
-    # one input channel: products of inner dimension one, which the cost model puts far above the forward twin's
-    # im2col (measured 3.0 ms against 0.63): the team rule yields (PIXELS_TEAM_MARGIN)
-    thin = _spec(True, (14, 1, 4, 4), (1, 387, 4, 4))
+    # four input channels: products of inner dimension four, which the cost model puts far above the forward
+    # twin's im2col (with one, before the products were folded in: 3.0 ms measured against 0.63): the team rule
+    # yields (PIXELS_TEAM_MARGIN). With one to three (PIXELS_DIRECT_MAX_IN) the products are folded into the
+    # overlap-add, estimated near the twin (one channel: 0.53 ms measured against 0.49) and taken by the rule.
+    thin = _spec(True, (14, 4, 4, 4), (4, 387, 4, 4))
     costs = planner.plan_costs(thin, 14, False, frozenset())
     assert costs["jit_pixels"] > _tuning.PIXELS_TEAM_MARGIN * min(costs.values())
     assert planner.select(thin, numpy, batch=14).name == min(costs, key=costs.get) == "jit_im2col"
+    folded = _spec(True, (14, 1, 4, 4), (1, 387, 4, 4))
+    assert planner.select(folded, numpy, batch=14).name == "jit_pixels"
     monkeypatch.setattr(team, "size", lambda: 1)
     # without a team the cost model decides: rows of 128 channels against rows of 8 pixels (single-threaded,
     # jit_pixels measured 52 ms against jit_gemm's 55)
@@ -478,3 +482,20 @@ def test_a_channels_last_output_spread_by_the_stride_is_counted_where_nothing_ov
     overlapping = _spec(True, (24, 37, 20, 20), (37, 1, 5, 5), stride=4, groups=37)
     assert gemm.cost(overlapping, channels_last=True) < gemm.cost(overlapping) + output / 2
     assert planner.select(spread, numpy, channels_last=True, batch=24).name == "jit_depthwise"
+
+
+@needs_jit
+def test_the_planner_takes_the_folded_pixel_path_for_one_input_channel():
+    """One input channel channels-last (sweep 41's (1, 1, 56, 56) -> 127 k4 s2): the folded products cost a row per
+    (input, tap) pair that reaches the output, and the planner picks jit_pixels (1.9-2.1 ms forced, against 4.1 on
+    jit_direct, its former choice); with more input channels than PIXELS_DIRECT_MAX_IN the estimate is the column
+    product's again."""
+    numpy = array_api_compat.array_namespace(np.empty(0))
+    pixels = registry.get("jit_pixels")
+    one = _spec(True, (1, 1, 56, 56), (1, 127, 4, 4), stride=2)
+    pairs = 56 * 56 * 16  # every (input, tap) pair lands inside the output (no padding)
+    per_pair = _tuning.PIXEL_ROW_COST + (_tuning.ROW_COST + 127 / _tuning.DIRECT_RATE)
+    assert pixels.cost(one, channels_last=True) == pytest.approx(pairs * per_pair)
+    assert planner.select(one, numpy, channels_last=True).name == "jit_pixels"
+    many = _spec(True, (1, 16, 56, 56), (16, 127, 4, 4), stride=2)
+    assert pixels.cost(many, channels_last=True) != pytest.approx(pairs * (_tuning.PIXEL_ROW_COST + 16 * 127e-9))

@@ -19,6 +19,10 @@ from __future__ import annotations
 #: vectorised channel loop is too short to pay.
 PIXELS_MIN_CHANNELS = 8
 
+#: ``jit_pixels`` folds its products into the overlap-add (no column buffer) for this many input channels or
+#: fewer: a product of inner dimension 1-4 runs far below BLAS's rate, and its columns are written and read again.
+PIXELS_DIRECT_MAX_IN = 3
+
 #: ... unless the cost model puts ``jit_pixels`` above this many times the cheapest estimate still ranked: the rule
 #: stands for the layers it was made for (many channels over short rows), and yields on those where the model
 #: sees the pixel path's rows dominate (few input channels, a batch of one with large kernels). Fitted on the

@@ -82,6 +82,7 @@ class Kernels(NamedTuple):
     col2im_patches: Any
     gather: Any
     pixel_rows: Any
+    pixels_direct: Any
     pointer: Any  # an array's first element's address (flat)
 
 
@@ -501,10 +502,51 @@ def _compiled() -> Kernels:
                     dst[c] = src[c]
 
     @jit
+    def pixels_direct(x, rs, w, bias, out, c1, t1, j1, c2, t2, j2, c3, t3, j3, pixels_first, start, stop):  # type: ignore[no-untyped-def]
+        # col2im_last with the products folded in, for few input channels: x (R, C_in) contiguous rows of input
+        # pixels (row n*rs[0] + j1*rs[1] + j2*rs[2] + j3*rs[3]), w (C_in, K1, K2, K3, C) contiguous, out (N, O1, O2,
+        # O3, C) any strides. Each output pixel is the bias plus, for each (tap, input) pair reaching it, the
+        # input's C_in values times the tap's weight rows, summed along the contiguous channels in a tile of
+        # pixels and written as col2im_last writes.
+        o1n, o2n, o3n, channels = out.shape[1], out.shape[2], out.shape[3], out.shape[4]
+        c_in = x.shape[1]
+        tile = 16
+        for job in range(start, stop):
+            n = job // o1n
+            o1 = job % o1n
+            acc = np.empty((tile, channels), dtype=out.dtype)
+            for o2 in range(o2n):
+                for first in range(0, o3n, tile):
+                    width = min(tile, o3n - first)
+                    for i in range(width):
+                        o3 = first + i
+                        a = acc[i]
+                        a[:] = bias
+                        for m1 in range(c1[o1]):
+                            for m2 in range(c2[o2]):
+                                for m3 in range(c3[o3]):
+                                    row = n * rs[0] + j1[o1, m1] * rs[1] + j2[o2, m2] * rs[2] + j3[o3, m3] * rs[3]
+                                    for ci in range(c_in):
+                                        v = x[row, ci]
+                                        wr = w[ci, t1[o1, m1], t2[o2, m2], t3[o3, m3]]
+                                        for c in range(channels):
+                                            a[c] += v * wr[c]
+                    if pixels_first:
+                        for c in range(channels):
+                            for i in range(width):
+                                out[n, o1, o2, first + i, c] = acc[i, c]
+                    else:
+                        for i in range(width):
+                            pixel = out[n, o1, o2, first + i]
+                            a = acc[i]
+                            for c in range(channels):
+                                pixel[c] = a[c]
+
+    @jit
     def pointer(a):  # type: ignore[no-untyped-def]
         return a.ctypes.data
 
-    return Kernels(col2im, direct, im2col, col2im_last, col2im_patches, gather, pixel_rows, pointer)
+    return Kernels(col2im, direct, im2col, col2im_last, col2im_patches, gather, pixel_rows, pixels_direct, pointer)
 
 
 class PhaseGeometry:
@@ -756,6 +798,24 @@ def col2im_last(
     arguments = (rows, strides, np.ascontiguousarray(bias), out, *tables, pixels_first)
     kernel = _compiled().col2im_last
     work = out.size + rows.size
+    team.ranges(lambda start, stop: kernel(*arguments, start, stop), out.shape[0] * out.shape[1], work)
+
+
+def pixels_direct(
+    x: np.ndarray, weight: np.ndarray, bias: np.ndarray, out: np.ndarray, tables: tuple[np.ndarray, ...]
+) -> None:
+    """:func:`col2im_last` with the column product folded in, for few input channels: ``out[n, o, :] = bias + sum
+    over (t, j) reaching o of x[n, j, :] @ weight[:, t, :]``.
+
+    ``x`` ``(N, n1, n2, n3, C_in)`` contiguous, ``weight`` ``(C_in, K1, K2, K3, C)`` contiguous, ``out`` ``(N, O1,
+    O2, O3, C)`` with any strides, ``tables`` the three axes' transposed tables (as :func:`col2im_last`'s).
+    """
+    rows = x.reshape(-1, x.shape[4])
+    strides = _row_steps((0, 1, 2, 3), x.shape[:4])
+    pixels_first = out.strides[3] < out.strides[4]
+    arguments = (rows, strides, weight, np.ascontiguousarray(bias), out, *tables, pixels_first)
+    kernel = _compiled().pixels_direct
+    work = out.size * (1 + x.shape[4])
     team.ranges(lambda start, stop: kernel(*arguments, start, stop), out.shape[0] * out.shape[1], work)
 
 

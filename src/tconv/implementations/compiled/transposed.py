@@ -11,7 +11,8 @@
 ``jit_pixels``, ``jit_patches`` (:func:`conv_transpose_pixels`, :func:`conv_transpose_patches`; one group)
     ``cols = x (N*P, C_in) @ W`` with x read as rows of pixels (channels-last x is that matrix itself), then
     an overlap-add along the contiguous channels (pixels) or along each kernel patch's rows (patches, for
-    kernels longer than their input).
+    kernels longer than their input). With at most ``PIXELS_DIRECT_MAX_IN`` input channels the pixel path folds
+    the product into its overlap-add (:func:`.kernels.pixels_direct`, no column buffer).
 
 A 1x1 input whose kernel copy is the whole output is one product written straight into the output
 (:func:`_single_pixel`), on every path.
@@ -236,6 +237,11 @@ def conv_transpose_pixels(
         out_pixels = out.reshape(batch, *axes.size_out, c_out)
     else:
         out_pixels = geometry.moved(out.reshape(batch, c_out, *axes.size_out), 1, -1)
+    if c_in <= _tuning.PIXELS_DIRECT_MAX_IN:  # few input channels: the products folded into the overlap-add
+        x_pixels = np.ascontiguousarray(x if channels_last else geometry.moved(x, 1, -1))
+        w_taps = wk.reshape(c_in, *axes.kernel, c_out)
+        kernels.pixels_direct(x_pixels.reshape(batch, *axes.size_in, c_in), w_taps, bias_row, out_pixels, tuple(tables))
+        return out
     rows = _pixel_rows(x, spec, channels_last)
     split = geometry.pixel_split(spec)
     if split is not None:  # x as (N, D1, D2, D3, C_in)
