@@ -87,7 +87,7 @@ def _routed(
     if cut is not None and part is not None and all(bool(prepared.xp.all(prepared.xp.isfinite(a))) for a in multiplied):
         return cut, part
     if isinstance(whole, ValueError):  # the whole call has no algorithm (only the cut one had)
-        raise whole
+        raise ValueError(*whole.args)  # a new one each time: the remembered one would gather tracebacks
     return None, whole
 
 
