@@ -1,4 +1,5 @@
-"""The compiled kernels (numba): im2col, the col2im overlap-adds, the no-overlap gather, the direct sum.
+"""The compiled kernels (numba): im2col, the col2im overlap-adds (one with its products folded in), the no-overlap
+gather, the direct sum.
 
 Everything here is optional: :func:`available` is False when numba is not installed (or
 ``TCONV_NO_JIT=1`` is set), and the engine then uses the array-API algorithms
@@ -16,7 +17,7 @@ The machine code is cached where numba finds a writable place (``NUMBA_CACHE_DIR
 user's cache directory); where none is (a read-only install and home), the kernels are compiled in memory, once
 per process, silently (:func:`cache_location`). Nothing in numba's configuration is changed.
 
-The module is long because each of the six kernels sits next to the wrapper that lays out its flat arguments
+The module is long because each of its kernels sits next to the wrapper that lays out its flat arguments
 and job ranges; splitting them apart would separate index arithmetic that must agree.
 
 Every kernel is written for three spatial axes; 1-D and 2-D calls are padded to 3-D with unit axes
