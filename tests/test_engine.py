@@ -2540,13 +2540,16 @@ def test_a_cut_call_runs_where_only_its_cut_has_an_algorithm_left():
 
 
 @needs_jit
-def test_jit_pixels_with_its_products_folded_in_matches_the_oracle():
+def test_jit_pixels_with_its_products_folded_in_matches_the_oracle(monkeypatch):
     """jit_pixels with at most PIXELS_DIRECT_MAX_IN input channels folds its products into the overlap-add
     (kernels.pixels_direct: no column buffer); with more it multiplies into columns first. Both, forced, on random
     1-3-D layers of both layouts with stride, dilation, padding, output padding and bias, against the oracle."""
     rng = np.random.default_rng(19)
     folded = _tuning.PIXELS_DIRECT_MAX_IN
     for trial in range(48):
+        if trial == 24:  # the rest with every kernel call on the team (where there is one), in rows of pixels
+            monkeypatch.setattr(_tuning, "KERNEL_TEAM_MIN_WORK", 0)
+            monkeypatch.setattr(team, "kernel_team_min_work", lambda: 0.0)
         d = 1 + trial % 3
         c_in = int(rng.integers(1, folded + 1)) if trial % 4 else folded + 1
         stride = [int(v) for v in rng.integers(1, 4, size=d)]
@@ -2565,11 +2568,20 @@ def test_jit_pixels_with_its_products_folded_in_matches_the_oracle():
             continue
         if 0 in expected.shape:
             continue
-        channels_last = bool(trial % 2)
+        channels_last = bool((trial // 4) % 2 if trial % 4 == 0 else trial % 2)  # both layouts on both paths
         xin = np.moveaxis(x, 1, -1) if channels_last else x
+        if trial % 6 == 5:  # read-only arrays, as a caller may hand them
+            xin, w = xin.copy(), w.copy()
+            xin.flags.writeable = w.flags.writeable = False
         options = {"stride": stride, "padding": pads, "dilation": dilation, "output_padding": output_padding}
         with tconv.use_algorithm("jit_pixels"):
             got = tconv.conv_transpose(xin, w, b, channels_last=channels_last, **options)
+            b32 = None if b is None else b.astype(np.float32)
+            low = tconv.conv_transpose(
+                xin.astype(np.float32), w.astype(np.float32), b32, channels_last=channels_last, **options
+            )
         if channels_last:
-            got = np.moveaxis(got, -1, 1)
+            got, low = np.moveaxis(got, -1, 1), np.moveaxis(low, -1, 1)
         np.testing.assert_allclose(got, expected, atol=1e-10, rtol=1e-10)
+        assert low.dtype == np.float32
+        np.testing.assert_allclose(low, expected, atol=1e-3, rtol=1e-3)

@@ -485,7 +485,7 @@ def test_a_channels_last_output_spread_by_the_stride_is_counted_where_nothing_ov
 
 
 @needs_jit
-def test_the_planner_takes_the_folded_pixel_path_for_one_input_channel():
+def test_the_planner_takes_the_folded_pixel_path_for_one_input_channel(monkeypatch):
     """One input channel channels-last (sweep 41's (1, 1, 56, 56) -> 127 k4 s2): the folded products cost a row per
     (input, tap) pair that reaches the output, and the planner picks jit_pixels (1.9-2.1 ms forced, against 4.1 on
     jit_direct, its former choice); with more input channels than PIXELS_DIRECT_MAX_IN the estimate is the column
@@ -498,4 +498,7 @@ def test_the_planner_takes_the_folded_pixel_path_for_one_input_channel():
     assert pixels.cost(one, channels_last=True) == pytest.approx(pairs * per_pair)
     assert planner.select(one, numpy, channels_last=True).name == "jit_pixels"
     many = _spec(True, (1, 16, 56, 56), (16, 127, 4, 4), stride=2)
-    assert pixels.cost(many, channels_last=True) != pytest.approx(pairs * (_tuning.PIXEL_ROW_COST + 16 * 127e-9))
+    folded = pairs * (_tuning.PIXEL_ROW_COST + 16 * (_tuning.ROW_COST + 127 / _tuning.DIRECT_RATE))
+    assert pixels.cost(many, channels_last=True) != pytest.approx(folded)
+    monkeypatch.setattr(_tuning, "PIXELS_DIRECT_MAX_IN", 16)  # the same call folded: the other estimate
+    assert pixels.cost(many, channels_last=True) == pytest.approx(folded)

@@ -20,7 +20,7 @@ from __future__ import annotations
 PIXELS_MIN_CHANNELS = 8
 
 #: ``jit_pixels`` folds its products into the overlap-add (no column buffer) for this many input channels or
-#: fewer: a product of inner dimension 1-4 runs far below BLAS's rate, and its columns are written and read again.
+#: fewer: a product of inner dimension 1-3 runs far below BLAS's rate, and its columns are written and read again.
 PIXELS_DIRECT_MAX_IN = 3
 
 #: ... unless the cost model puts ``jit_pixels`` above this many times the cheapest estimate still ranked: the rule
@@ -38,8 +38,9 @@ PIXELS_TEAM_MIN_CHANNELS = 32
 PIXELS_TEAM_MAX_ROW = 8
 
 #: ... unless the cost model puts ``jit_pixels`` above this many times the cheapest estimate (twins included):
-#: a layer of one or two input channels, whose pixel products have an inner dimension of one or two ((14, 1, 4,
-#: 4) -> 387 k4: 3.0 ms against 0.63 for the forward twin). Replayed on transposed sweeps 11-16 (360 layers):
+#: a layer of few input channels beyond ``PIXELS_DIRECT_MAX_IN``, whose pixel products have a short inner
+#: dimension (with one, before the products were folded in: (14, 1, 4, 4) -> 387 k4, 3.0 ms against 0.63 for the
+#: forward twin). Replayed on transposed sweeps 11-16 (360 layers):
 #: the planner's regret 1.080 -> 1.072, four choices changed, each to a faster one; 1.5 to 5 all alike; sweeps
 #: 17-19 (180 layers): no choice changed (docs/design.md).
 PIXELS_TEAM_MARGIN = 3.0

@@ -38,7 +38,7 @@ call description, layout and team (:func:`plan`), among the algorithms :func:`tc
 7. channels-first, the batched 2-D generator layers on a thread team (one group, ``PIXELS_TEAM_MIN_CHANNELS``
    output channels or more, input rows of at most ``PIXELS_TEAM_MAX_ROW``, kernels that overlap):
    ``jit_pixels``, unless the cost model puts it above ``PIXELS_TEAM_MARGIN`` times the cheapest estimate
-   (one or two input channels, whose products have an inner dimension of one or two);
+   (few input channels beyond ``PIXELS_DIRECT_MAX_IN``, whose products have a short inner dimension);
 8. else the cheapest by the cost model (:func:`plan_costs`: the algorithms' own ``cost`` per sample times the batch,
    plus their ``setup_cost`` once, in the call's layout, plus a transposed call's fixed ``TRANSPOSED_CALL_COST``).
 

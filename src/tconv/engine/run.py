@@ -122,7 +122,7 @@ def _route(
     try:
         whole: registry.Algorithm | ValueError = planner.select(spec, xp, channels_last, batch, itemsize)
     except ValueError as refusal:
-        whole = refusal
+        whole = ValueError(*refusal.args)  # without the traceback, whose frames hold the first call's arrays
     return whole, cut, part
 
 

@@ -70,15 +70,6 @@ def _kept_fraction(spec: ConvSpec) -> float:
     return geometry.pairs_inside(runs) / (axes.size_in[axis] * axes.kernel[axis])
 
 
-def _reached_pairs(spec: ConvSpec) -> int:
-    """The (input, tap) pairs of one sample that land inside a transposed call's output (the cropped ones left
-    out), from the per-axis tables of :func:`.geometry.transposed_tables`."""
-    pairs = 1
-    for n, k, s, d, lo, out in zip(*geometry.axes3(spec)):
-        pairs *= int(geometry.transposed_tables(n, k, s, d, lo, out)[0].sum())
-    return pairs
-
-
 def _weight_copy(spec: ConvSpec) -> float:
     """Seconds to copy the weight once each way at ``COLUMN_STREAM`` (an algorithm that rearranges it per call)."""
     weight = float(_tuning.COST_ITEMSIZE) * spec.in_channels * (spec.out_channels // spec.groups)
@@ -153,7 +144,8 @@ class JitPixels(Compiled):
     name = "jit_pixels"
     description = (
         "BLAS product into pixel-major columns, then a compiled overlap-add vectorised along the "
-        "output channels (NumPy, rank <= 3, transposed, one group, needs numba)"
+        "output channels; with one to three input channels the products folded into the overlap-add "
+        "(NumPy, rank <= 3, transposed, one group, needs numba)"
     )
 
     def supports(self, spec: ConvSpec, xp: Any) -> bool:
@@ -162,17 +154,17 @@ class JitPixels(Compiled):
     def cost(self, spec: ConvSpec, channels_last: bool = False) -> float | None:
         """The column product, then an overlap-add in rows as long as the output channels, one per (input pixel,
         tap), at ``PIXEL_ROW_COST`` (the weight's rearrangement, once a call: :meth:`setup_cost`); with at most
-        ``PIXELS_DIRECT_MAX_IN`` input channels, the products folded in: for each pair that reaches the output,
-        that row and ``C_in`` rows of the weight at ``ROW_COST`` with their multiply-adds at ``DIRECT_RATE``. Not
-        ranked for
-        kernels no longer than their stride, where ``jit_gemm`` reads its output straight from the columns (no
-        overlap-add, which measured faster on U-Net's 2x2 stride 2: docs/design.md)."""
+        ``PIXELS_DIRECT_MAX_IN`` input channels, the products folded in: for each pair that reaches the output
+        (:func:`.depthwise.pairs`, counted without the tables), that row and ``C_in`` rows of the weight at
+        ``ROW_COST`` with their multiply-adds at ``DIRECT_RATE``. Not ranked for kernels no longer than their
+        stride, where ``jit_gemm`` reads its output straight from the columns (no overlap-add, which measured
+        faster on U-Net's 2x2 stride 2: docs/design.md)."""
         if not spec.transposed or spec.groups != 1 or not taps_overlap(spec):
             return None
         if spec.in_channels <= _tuning.PIXELS_DIRECT_MAX_IN:  # the products folded into the overlap-add
             rows = spec.in_channels * (_tuning.ROW_COST + spec.out_channels / _tuning.DIRECT_RATE)
             per_pair = _tuning.PIXEL_ROW_COST + rows
-            return _reached_pairs(spec) * per_pair
+            return depthwise.pairs(spec) * per_pair  # the (input, tap) pairs inside the output
         product, elements = _column_product(spec)
         kept = _kept_fraction(spec)  # the cropped taps' columns are neither computed nor added
         return kept * (product + elements / spec.out_channels * _tuning.PIXEL_ROW_COST)

@@ -508,40 +508,41 @@ def _compiled() -> Kernels:
         # pixels (row n*rs[0] + j1*rs[1] + j2*rs[2] + j3*rs[3]), w (C_in, K1, K2, K3, C) contiguous, out (N, O1, O2,
         # O3, C) any strides. Each output pixel is the bias plus, for each (tap, input) pair reaching it, the
         # input's C_in values times the tap's weight rows, summed along the contiguous channels in a tile of
-        # pixels and written as col2im_last writes.
+        # pixels and written as col2im_last writes. A job is one row of output pixels (n, o1, o2): a 1-D or 2-D
+        # call of one sample still has rows enough to share among the team's threads.
         o1n, o2n, o3n, channels = out.shape[1], out.shape[2], out.shape[3], out.shape[4]
         c_in = x.shape[1]
         tile = 16
+        acc = np.empty((tile, channels), dtype=out.dtype)
         for job in range(start, stop):
-            n = job // o1n
-            o1 = job % o1n
-            acc = np.empty((tile, channels), dtype=out.dtype)
-            for o2 in range(o2n):
-                for first in range(0, o3n, tile):
-                    width = min(tile, o3n - first)
-                    for i in range(width):
-                        o3 = first + i
-                        a = acc[i]
-                        a[:] = bias
-                        for m1 in range(c1[o1]):
-                            for m2 in range(c2[o2]):
-                                for m3 in range(c3[o3]):
-                                    row = n * rs[0] + j1[o1, m1] * rs[1] + j2[o2, m2] * rs[2] + j3[o3, m3] * rs[3]
-                                    for ci in range(c_in):
-                                        v = x[row, ci]
-                                        wr = w[ci, t1[o1, m1], t2[o2, m2], t3[o3, m3]]
-                                        for c in range(channels):
-                                            a[c] += v * wr[c]
-                    if pixels_first:
-                        for c in range(channels):
-                            for i in range(width):
-                                out[n, o1, o2, first + i, c] = acc[i, c]
-                    else:
+            n = job // (o1n * o2n)
+            o1 = (job // o2n) % o1n
+            o2 = job % o2n
+            for first in range(0, o3n, tile):
+                width = min(tile, o3n - first)
+                for i in range(width):
+                    o3 = first + i
+                    a = acc[i]
+                    a[:] = bias
+                    for m1 in range(c1[o1]):
+                        for m2 in range(c2[o2]):
+                            for m3 in range(c3[o3]):
+                                row = n * rs[0] + j1[o1, m1] * rs[1] + j2[o2, m2] * rs[2] + j3[o3, m3] * rs[3]
+                                for ci in range(c_in):
+                                    v = x[row, ci]
+                                    wr = w[ci, t1[o1, m1], t2[o2, m2], t3[o3, m3]]
+                                    for c in range(channels):
+                                        a[c] += v * wr[c]
+                if pixels_first:
+                    for c in range(channels):
                         for i in range(width):
-                            pixel = out[n, o1, o2, first + i]
-                            a = acc[i]
-                            for c in range(channels):
-                                pixel[c] = a[c]
+                            out[n, o1, o2, first + i, c] = acc[i, c]
+                else:
+                    for i in range(width):
+                        pixel = out[n, o1, o2, first + i]
+                        a = acc[i]
+                        for c in range(channels):
+                            pixel[c] = a[c]
 
     @jit
     def pointer(a):  # type: ignore[no-untyped-def]
@@ -816,8 +817,9 @@ def pixels_direct(
     pixels_first = out.strides[3] < out.strides[4]
     arguments = (rows, strides, weight, np.ascontiguousarray(bias), out, *tables, pixels_first)
     kernel = _compiled().pixels_direct
-    work = out.size * (1 + x.shape[4])
-    team.ranges(lambda start, stop: kernel(*arguments, start, stop), out.shape[0] * out.shape[1], work)
+    work = out.size + rows.shape[0] * weight.size  # each input pixel meets every weight row once
+    jobs = out.shape[0] * out.shape[1] * out.shape[2]  # rows of output pixels
+    team.ranges(lambda start, stop: kernel(*arguments, start, stop), jobs, work)
 
 
 @functools.lru_cache(maxsize=256)

@@ -238,7 +238,11 @@ def conv_transpose_pixels(
     else:
         out_pixels = geometry.moved(out.reshape(batch, c_out, *axes.size_out), 1, -1)
     if c_in <= _tuning.PIXELS_DIRECT_MAX_IN:  # few input channels: the products folded into the overlap-add
-        x_pixels = np.ascontiguousarray(x if channels_last else geometry.moved(x, 1, -1))
+        # (N, *sp, C_in), contiguous and writeable (a read-only x would compile the kernel again): channels-first x
+        # copied across in this thread's buffer
+        x_pixels = contiguous(x if channels_last else geometry.moved(x, 1, -1), slot=1)
+        if not x_pixels.flags.writeable:
+            x_pixels = x_pixels.copy()
         w_taps = wk.reshape(c_in, *axes.kernel, c_out)
         kernels.pixels_direct(x_pixels.reshape(batch, *axes.size_in, c_in), w_taps, bias_row, out_pixels, tuple(tables))
         return out
