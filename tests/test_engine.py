@@ -2543,7 +2543,8 @@ def test_a_cut_call_runs_where_only_its_cut_has_an_algorithm_left():
 def test_jit_pixels_with_its_products_folded_in_matches_the_oracle(monkeypatch):
     """jit_pixels with at most PIXELS_DIRECT_MAX_IN input channels folds its products into the overlap-add
     (kernels.pixels_direct: no column buffer); with more it multiplies into columns first. Both, forced, on random
-    1-3-D layers of both layouts with stride, dilation, padding, output padding and bias, against the oracle."""
+    1-3-D layers of both layouts with stride, dilation, padding, output padding and bias, against the oracle, in
+    float64, float32 and float16, with read-only arrays and a strided weight view, on one thread and on the team."""
     rng = np.random.default_rng(19)
     folded = _tuning.PIXELS_DIRECT_MAX_IN
     for trial in range(48):
@@ -2573,6 +2574,10 @@ def test_jit_pixels_with_its_products_folded_in_matches_the_oracle(monkeypatch):
         if trial % 6 == 5:  # read-only arrays, as a caller may hand them
             xin, w = xin.copy(), w.copy()
             xin.flags.writeable = w.flags.writeable = False
+        elif trial % 6 == 2:  # a strided view of a weight (every other output channel of a wider one)
+            wide = np.zeros((w.shape[0], 2 * w.shape[1], *w.shape[2:]))
+            wide[:, ::2] = w
+            w = wide[:, ::2]
         options = {"stride": stride, "padding": pads, "dilation": dilation, "output_padding": output_padding}
         with tconv.use_algorithm("jit_pixels"):
             got = tconv.conv_transpose(xin, w, b, channels_last=channels_last, **options)
@@ -2585,3 +2590,12 @@ def test_jit_pixels_with_its_products_folded_in_matches_the_oracle(monkeypatch):
         np.testing.assert_allclose(got, expected, atol=1e-10, rtol=1e-10)
         assert low.dtype == np.float32
         np.testing.assert_allclose(low, expected, atol=1e-3, rtol=1e-3)
+        if trial % 8 == 1:  # float16 in and out, summed in float32
+            b16 = None if b is None else b.astype(np.float16)
+            with tconv.use_algorithm("jit_pixels"):
+                half = tconv.conv_transpose(
+                    xin.astype(np.float16), w.astype(np.float16), b16, channels_last=channels_last, **options
+                )
+            half = np.moveaxis(half, -1, 1) if channels_last else half
+            assert half.dtype == np.float16
+            np.testing.assert_allclose(half, expected, atol=2e-2 * (1 + np.abs(expected).max()), rtol=2e-2)
