@@ -212,8 +212,9 @@ def matmul(a: np.ndarray, b: np.ndarray, out: np.ndarray | None = None) -> np.nd
     if a.ndim < 2 or b.ndim < 2:
         return np.matmul(a, b, out=out)
     m, k, n = a.shape[-2], a.shape[-1], b.shape[-1]
-    if b.ndim == 2 or a.shape[:-2] == b.shape[:-2]:  # a stack times one matrix, or two stacks alike (the common
-        lead = a.shape[:-2]  # cases; np.broadcast_shapes costs a few us)
+    # a stack times one matrix, or two stacks alike: the common cases, without np.broadcast_shapes (a few us)
+    if b.ndim == 2 or a.shape[:-2] == b.shape[:-2]:
+        lead = a.shape[:-2]
     else:
         lead = np.broadcast_shapes(a.shape[:-2], b.shape[:-2])
     flops = 2.0 * math.prod(lead) * m * n * k
