@@ -17,6 +17,7 @@ from strategies import Axis, Case, configs
 from tconv import _tuning
 from tconv.implementations import array_api
 from tconv.implementations.compiled import algorithms, geometry, im2col, kernels, schedule, team, workspace
+from tconv.implementations.compiled import transposed as transposed_path
 
 SETTINGS = settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 needs_jit = pytest.mark.skipif(not kernels.available(), reason="no compiled path (numba missing or TCONV_NO_JIT=1)")
@@ -2537,6 +2538,76 @@ def test_a_cut_call_runs_where_only_its_cut_has_an_algorithm_left():
         w[0, 0, 0, 0] = np.nan
         with pytest.raises(ValueError, match="avoid_algorithms leaves no algorithm"):
             tconv.conv_transpose(x, w, **options)
+
+
+@needs_jit
+def test_jit_pixels_block_writes_match_the_oracle(monkeypatch):
+    """Channels-last, where the output is whole blocks of the stride (kernels no longer than their strides,
+    nothing cropped, output padding s - k), jit_pixels writes each tap's product straight into the output
+    (transposed._blocks). Forced on random 1-3-D layers, kernels equal to and shorter than their strides (outputs
+    left to the bias), with and without bias, against the oracle in float64 and float32, with a transposed view of
+    x, read-only arrays and a strided weight view, in one piece and in many, on one thread and on the team; a spy
+    checks that the block path ran."""
+    rng = np.random.default_rng(20)
+    ran = []
+    blocks = transposed_path._blocks
+    monkeypatch.setattr(transposed_path, "_blocks", lambda *args: ran.append(args[3]) or blocks(*args))
+    for trial in range(36):
+        if trial == 18:  # the rest in pieces of a few rows, on the team where there is one
+            monkeypatch.setattr(_tuning, "PIXELS_BLOCKS_PIECE_BYTES", 1)
+            monkeypatch.setattr(_tuning, "TEAM_MIN_BYTES", 0)
+        d = 1 + trial % 3
+        stride = [int(v) for v in rng.integers(1, 5, size=d)]
+        kernel = [s if trial % 3 else int(rng.integers(1, s + 1)) for s in stride]
+        c_in = _tuning.PIXELS_BLOCKS_MAX_IN if trial in (7, 21) else int(rng.integers(2, 12))  # 2-D and 1-D
+        # sides of 2 or more: a 1x1 input whose kernel is the whole output is one product (_single_pixel)
+        x = rng.standard_normal((1 + trial % 4, c_in, *(int(v) for v in rng.integers(2, 7, size=d))))
+        w = rng.standard_normal((c_in, int(rng.integers(1, 12)), *kernel))
+        b = rng.standard_normal(w.shape[1]) if trial % 5 else None
+        output_padding = [s - k for s, k in zip(stride, kernel)]
+        expected = naive_conv_transpose(x, w, b, stride=stride, output_padding=output_padding)
+        xin = np.moveaxis(x, 1, -1)  # a transposed view of channels-first x
+        if trial % 4 == 1:
+            xin = np.ascontiguousarray(xin)
+        if trial % 6 == 5:  # read-only arrays, as a caller may hand them
+            xin, w = xin.copy(), w.copy()
+            xin.flags.writeable = w.flags.writeable = False
+        elif trial % 6 == 2:  # a strided view of a weight (every other output channel of a wider one)
+            wide = np.zeros((w.shape[0], 2 * w.shape[1], *w.shape[2:]))
+            wide[:, ::2] = w
+            w = wide[:, ::2]
+        options = {"stride": stride, "output_padding": output_padding}
+        before = len(ran)
+        with tconv.use_algorithm("jit_pixels"):
+            got = tconv.conv_transpose(xin, w, b, channels_last=True, **options)
+            b32 = None if b is None else b.astype(np.float32)
+            low = tconv.conv_transpose(xin.astype(np.float32), w.astype(np.float32), b32, channels_last=True, **options)
+        assert len(ran) == before + 2, (trial, stride, kernel, c_in)
+        np.testing.assert_allclose(np.moveaxis(got, -1, 1), expected, atol=1e-10, rtol=1e-10)
+        assert low.dtype == np.float32
+        np.testing.assert_allclose(np.moveaxis(low, -1, 1), expected, atol=1e-3, rtol=1e-3)
+
+
+@needs_jit
+def test_jit_pixels_writes_blocks_only_where_the_output_is_whole_blocks():
+    """The block path's condition (transposed.blocks_fit): a cropped start, an output shorter than n * s,
+    dilation, overlapping taps, one input channel (the folded path's) or more than PIXELS_BLOCKS_MAX_IN in 2-D
+    each rule it out; 1-D takes any count of input channels (one product)."""
+    many = _tuning.PIXELS_BLOCKS_MAX_IN + 1
+
+    def fits(x_shape, w_shape, **options):
+        return transposed_path.blocks_fit(_spec(True, x_shape, w_shape, **options))
+
+    assert fits((2, 8, 5, 6), (8, 4, 2, 2), stride=2)
+    assert fits((2, 8, 5, 6), (8, 4, 1, 2), stride=(3, 2), output_padding=(2, 0))
+    assert fits((2, many, 9), (many, 4, 3), stride=3)
+    assert not fits((2, 8, 5, 6), (8, 4, 2, 2), stride=2, padding=1, output_padding=1)  # cropped: shifted blocks
+    assert not fits((2, 8, 5, 6), (8, 4, 1, 2), stride=(3, 2))  # output 13 rows, not 15
+    assert not fits((2, 8, 5, 6), (8, 4, 2, 2), stride=4, dilation=2, output_padding=1)
+    assert not fits((2, 8, 5, 6), (8, 4, 3, 3), stride=2, output_padding=1)  # the taps overlap
+    assert not fits((2, 1, 5, 6), (1, 4, 2, 2), stride=2)
+    assert not fits((2, many, 5, 6), (many, 4, 2, 2), stride=2)
+    assert not fits((2, 8, 5, 6), (4, 4, 2, 2), stride=2, groups=2)
 
 
 @needs_jit

@@ -23,6 +23,18 @@ PIXELS_MIN_CHANNELS = 8
 #: fewer: a product of inner dimension 1-3 runs far below BLAS's rate, and its columns are written and read again.
 PIXELS_DIRECT_MAX_IN = 3
 
+#: Channels-last, where the output is whole blocks of the stride (kernels no longer than their strides, nothing
+#: cropped: :func:`tconv.implementations.compiled.transposed.writes_blocks`), ``jit_pixels`` writes each tap's
+#: product straight into the output for this many input channels or fewer (any count in 1-D, one product):
+#: one BLAS product per input row and tap, each packing the weight's ``C_in x k * C_out`` block again, which
+#: is cheap against the copy of the output it saves only while the inner dimension is short. 2-D k2 s2,
+#: products against the column path: 0.49-1.07 for 16-128 input channels, 0.66-1.92 for 256-1024 (docs/design.md).
+PIXELS_BLOCKS_MAX_IN = 128
+
+#: ``jit_pixels``' block writes run in pieces of about this many bytes of output, so that each piece's bias is
+#: added while it is still in the cache.
+PIXELS_BLOCKS_PIECE_BYTES = 2**20
+
 #: ... unless the cost model puts ``jit_pixels`` above this many times the cheapest estimate still ranked: the rule
 #: stands for the layers it was made for (many channels over short rows), and yields on those where the model
 #: sees the pixel path's rows dominate (few input channels, a batch of one with large kernels). Fitted on the

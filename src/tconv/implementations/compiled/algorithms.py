@@ -144,7 +144,8 @@ class JitPixels(Compiled):
     name = "jit_pixels"
     description = (
         "BLAS product into pixel-major columns, then a compiled overlap-add vectorised along the "
-        "output channels; with one to three input channels the products folded into the overlap-add "
+        "output channels; with one to three input channels the products folded into the overlap-add; "
+        "channels-last output of whole stride blocks written by the products themselves "
         "(NumPy, rank <= 3, transposed, one group, needs numba)"
     )
 
