@@ -31,6 +31,14 @@ PIXELS_DIRECT_MAX_IN = 3
 #: products against the column path: 0.49-1.07 for 16-128 input channels, 0.66-1.92 for 256-1024 (docs/design.md).
 PIXELS_BLOCKS_MAX_IN = 128
 
+#: bytes/s at which BLAS packs the weight's block for each of ``jit_pixels``' block-write products (the cost
+#: model's term for them, :func:`tconv.implementations.compiled.algorithms._blocks_cost`).
+BLOCKS_PACK_STREAM = 40e9
+
+#: seconds each of those products costs besides its multiply-adds and packing (NumPy's loop over the stack and
+#: BLAS's call): (4, 13, 13, 13, 64) -> 4 k2 s2, 2704 products of 13 rows, took 2.0 ms.
+BLOCKS_PRODUCT_COST = 0.6e-6
+
 #: ``jit_pixels``' block writes run in pieces of about this many bytes of output, so that each piece's bias is
 #: added while it is still in the cache.
 PIXELS_BLOCKS_PIECE_BYTES = 2**20

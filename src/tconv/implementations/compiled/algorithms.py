@@ -157,10 +157,16 @@ class JitPixels(Compiled):
         tap), at ``PIXEL_ROW_COST`` (the weight's rearrangement, once a call: :meth:`setup_cost`); with at most
         ``PIXELS_DIRECT_MAX_IN`` input channels, the products folded in: for each pair that reaches the output
         (:func:`.depthwise.pairs`, counted without the tables), that row and ``C_in`` rows of the weight at
-        ``ROW_COST`` with their multiply-adds at ``DIRECT_RATE``. Not ranked for kernels no longer than their
-        stride, where ``jit_gemm`` reads its output straight from the columns (no overlap-add, which measured
-        faster on U-Net's 2x2 stride 2: docs/design.md)."""
-        if not spec.transposed or spec.groups != 1 or not taps_overlap(spec):
+        ``ROW_COST`` with their multiply-adds at ``DIRECT_RATE``. Channels-last, where the output is whole blocks
+        of the stride and the products are written straight into it (:func:`.transposed.blocks_fit`):
+        :func:`_blocks_cost`. Not ranked for other kernels no longer than their stride, where ``jit_gemm`` reads its
+        output straight from the columns (no overlap-add, which measured faster on U-Net's 2x2 stride 2:
+        docs/design.md)."""
+        if not spec.transposed or spec.groups != 1:
+            return None
+        if channels_last and transposed.blocks_fit(spec):  # each tap's product written into the output
+            return _blocks_cost(spec)
+        if not taps_overlap(spec):
             return None
         if spec.in_channels <= _tuning.PIXELS_DIRECT_MAX_IN:  # the products folded into the overlap-add
             rows = spec.in_channels * (_tuning.ROW_COST + spec.out_channels / _tuning.DIRECT_RATE)
@@ -207,6 +213,23 @@ class JitPatches(Compiled):
         self, xp: Any, x: np.ndarray, weight: np.ndarray, bias: np.ndarray | None, spec: ConvSpec, channels_last: bool
     ) -> np.ndarray:
         return transposed.conv_transpose_patches(kernel_ready(x), kernel_ready(weight), bias, spec, channels_last)
+
+
+def _blocks_cost(spec: ConvSpec) -> float:
+    """``jit_pixels``' block writes (:func:`.transposed._blocks`), per sample: the product at ``GEMM_RATE`` (slower
+    in proportion below ``GEMM_FULL_RATE_INNER`` input channels), the output written once at ``COLUMN_STREAM``
+    (twice where a kernel shorter than its stride leaves outputs to the bias: the fill first), and in 2-D and 3-D
+    the weight's ``C_in x kD * C_out`` block packed by BLAS at ``BLOCKS_PACK_STREAM`` and ``BLOCKS_PRODUCT_COST``
+    for each of its products (one per input row and tap of the axes before the last)."""
+    c_in, c_out = spec.in_channels, spec.out_channels
+    flops = 2.0 * c_in * c_out * math.prod(spec.kernel_size) * math.prod(spec.input_size)
+    product = flops / (_tuning.GEMM_RATE * min(1.0, c_in / _tuning.GEMM_FULL_RATE_INNER))
+    gaps = any(k < st for k, st in zip(spec.kernel_size, spec.stride))
+    written = (2 if gaps else 1) * float(_tuning.COST_ITEMSIZE) * c_out * math.prod(spec.output_size)
+    products = math.prod(spec.input_size[:-1]) * math.prod(spec.kernel_size[:-1]) if spec.ndim > 1 else 0
+    block = float(_tuning.COST_ITEMSIZE) * c_in * spec.kernel_size[-1] * c_out
+    packed = products * (block / _tuning.BLOCKS_PACK_STREAM + _tuning.BLOCKS_PRODUCT_COST)
+    return product + written / _tuning.COLUMN_STREAM + packed
 
 
 def _spread_output(spec: ConvSpec, channels_last: bool) -> float:
