@@ -17,6 +17,7 @@ from strategies import Axis, Case, configs
 from tconv import _tuning
 from tconv.implementations import array_api
 from tconv.implementations.compiled import algorithms, geometry, im2col, kernels, schedule, team, workspace
+from tconv.implementations.compiled import phases as phases_path
 from tconv.implementations.compiled import transposed as transposed_path
 
 SETTINGS = settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow])
@@ -2586,6 +2587,88 @@ def test_jit_pixels_block_writes_match_the_oracle(monkeypatch):
         np.testing.assert_allclose(np.moveaxis(got, -1, 1), expected, atol=1e-10, rtol=1e-10)
         assert low.dtype == np.float32
         np.testing.assert_allclose(np.moveaxis(low, -1, 1), expected, atol=1e-3, rtol=1e-3)
+
+
+@needs_jit
+def test_jit_phases_matches_the_oracle(monkeypatch):
+    """jit_phases (one stride-1 convolution per output phase: an im2col of x for the phase's taps, one product
+    written into the phase's outputs) forced on random 1-3-D layers of both layouts with stride, dilation, padding,
+    output padding and bias (kernels shorter than their stride too: phases no tap reaches), against the oracle in
+    float64, float32 and float16, with read-only arrays and a strided weight view; its products through a buffer
+    and in place, in whole samples a piece and in rows of one sample, on one thread and on the team."""
+    rng = np.random.default_rng(21)
+    for trial in range(48):
+        if trial == 16:  # products written in place, in pieces of a few rows
+            monkeypatch.setattr(_tuning, "PHASES_IN_PLACE_MIN_ROWS", 1)
+            monkeypatch.setattr(_tuning, "PHASES_PIECE_BYTES", 64)
+        if trial == 32:  # and on the team where there is one
+            monkeypatch.setattr(_tuning, "TEAM_MIN_BYTES", 0)
+        d = 1 + trial % 3
+        stride = [int(v) for v in rng.integers(1, 5, size=d)]
+        dilation = [int(v) for v in rng.integers(1, 3, size=d)]
+        kernel = [int(v) for v in rng.integers(1, 7, size=d)]
+        pads = [(int(rng.integers(0, 4)), int(rng.integers(0, 4))) for _ in range(d)]
+        output_padding = [int(rng.integers(0, max(s, v))) for s, v in zip(stride, dilation)]
+        x = rng.standard_normal((1 + trial % 4, int(rng.integers(1, 7)), *(int(v) for v in rng.integers(1, 8, size=d))))
+        w = rng.standard_normal((x.shape[1], int(rng.integers(1, 9)), *kernel))
+        b = rng.standard_normal(w.shape[1]) if trial % 5 else None
+        try:
+            expected = naive_conv_transpose(
+                x, w, b, stride=stride, pads=pads, dilation=dilation, output_padding=output_padding
+            )
+        except AssertionError:  # the padding crops the whole output: not a call
+            continue
+        if 0 in expected.shape:
+            continue
+        channels_last = bool(trial % 2)
+        xin = np.moveaxis(x, 1, -1) if channels_last else x
+        if trial % 6 == 5:  # read-only arrays, as a caller may hand them
+            xin, w = xin.copy(), w.copy()
+            xin.flags.writeable = w.flags.writeable = False
+        elif trial % 6 == 2:  # a strided view of a weight (every other output channel of a wider one)
+            wide = np.zeros((w.shape[0], 2 * w.shape[1], *w.shape[2:]))
+            wide[:, ::2] = w
+            w = wide[:, ::2]
+        options = {"stride": stride, "padding": pads, "dilation": dilation, "output_padding": output_padding}
+        with tconv.use_algorithm("jit_phases"):
+            got = tconv.conv_transpose(xin, w, b, channels_last=channels_last, **options)
+            b32 = None if b is None else b.astype(np.float32)
+            low = tconv.conv_transpose(
+                xin.astype(np.float32), w.astype(np.float32), b32, channels_last=channels_last, **options
+            )
+            b16 = None if b is None else b.astype(np.float16)
+            half = tconv.conv_transpose(
+                xin.astype(np.float16), w.astype(np.float16), b16, channels_last=channels_last, **options
+            )
+        if channels_last:
+            got, low, half = (np.moveaxis(a, -1, 1) for a in (got, low, half))
+        np.testing.assert_allclose(got, expected, atol=1e-10, rtol=1e-10)
+        assert low.dtype == np.float32 and half.dtype == np.float16
+        np.testing.assert_allclose(low, expected, atol=1e-3, rtol=1e-3)
+        np.testing.assert_allclose(half, expected, atol=2e-2 * (1 + np.abs(expected).max()), rtol=2e-2)
+
+
+@needs_jit
+def test_jit_phases_runs_each_phase_on_its_own_taps():
+    """The phases of one axis (6 inputs, k7 s3, padding 2, output padding 2: 20 outputs): outputs o = 3q + r receive
+    the taps t = r + 2 (mod 3) from inputs q + (r + 2 - t) / 3; x is padded by what the phases read beyond it."""
+    spec = _spec(True, (1, 2, 6), (2, 3, 7), stride=3, padding=2, output_padding=2)
+    assert spec.output_size == (20,)
+    plan = phases_path.plan(spec)
+    starts = [p.start for p in plan.axes[0]]
+    assert starts == [0, 1, 2]
+    first = plan.axes[0][0]
+    assert first.taps == (2, 5) and first.offsets == (0, -1) and first.length == 7
+    middle, last = plan.axes[0][1:]
+    assert middle.taps == (0, 3, 6) and middle.offsets == (1, 0, -1) and middle.length == 7
+    assert last.taps == (1, 4) and last.offsets == (1, 0) and last.length == 6
+    assert plan.pad_low == (1,) and plan.pad_high == (2,)  # input -1, and input 7 (phase 1's last output)
+    # every (input, tap) pair that lands inside the output is in exactly one phase
+    pairs = {(j, t) for j in range(6) for t in range(7) if 0 <= 3 * j + t - 2 < 20}
+    from_phases = {
+        (q + o, t) for p in plan.axes[0] for t, o in zip(p.taps, p.offsets) for q in range(p.length) if 0 <= q + o < 6
+    }
+    assert from_phases == pairs
 
 
 @needs_jit

@@ -23,13 +23,14 @@ JIT_DIRECT = pytest.param("jit_direct", marks=_jit_missing)
 JIT_PIXELS = pytest.param("jit_pixels", marks=_jit_missing)
 JIT_PATCHES = pytest.param("jit_patches", marks=_jit_missing)
 JIT_IM2COL = pytest.param("jit_im2col", marks=_jit_missing)
+JIT_PHASES = pytest.param("jit_phases", marks=_jit_missing)
 
 
 def _forced(algorithm, case):
     """The forced algorithm, or None where it does not cover the case (the compiled path: rank <= 3)."""
-    if algorithm in ("jit_gemm", "jit_direct", "jit_pixels", "jit_patches", "jit_im2col") and case.d > 3:
+    if algorithm in ("jit_gemm", "jit_direct", "jit_pixels", "jit_patches", "jit_im2col", "jit_phases") and case.d > 3:
         return None
-    if algorithm in ("jit_pixels", "jit_patches") and case.groups > 1:
+    if algorithm in ("jit_pixels", "jit_patches", "jit_phases") and case.groups > 1:
         return None
     if algorithm == "jit_patches" and case.axes[-1].dilation != 1:
         return None
@@ -77,7 +78,9 @@ def test_conv_matches_oracle(algorithm, case):
     _matches_oracle(algorithm, case)
 
 
-@pytest.mark.parametrize("algorithm", ["taps", "gemm", JIT_GEMM, JIT_DIRECT, JIT_PIXELS, JIT_PATCHES, JIT_IM2COL, None])
+@pytest.mark.parametrize(
+    "algorithm", ["taps", "gemm", JIT_GEMM, JIT_DIRECT, JIT_PIXELS, JIT_PATCHES, JIT_IM2COL, JIT_PHASES, None]
+)
 @SETTINGS
 @given(configs(transposed=True))
 def test_conv_transpose_matches_oracle(algorithm, case):

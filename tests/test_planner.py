@@ -519,3 +519,27 @@ def test_the_planner_ranks_the_block_writes_channels_last():
     assert planner.select(few, numpy, channels_last=False, batch=4).name != "jit_pixels"
     short_rows = _spec(True, (4, 64, 13, 13, 13), (64, 4, 2, 2, 2), stride=2)
     assert planner.select(short_rows, numpy, channels_last=True, batch=4).name == "jit_gemm"
+
+
+@needs_jit
+def test_the_planner_takes_the_phases_within_their_margin():
+    """Channels-last strided layers of few input channels: jit_phases (one stride-1 convolution per output phase,
+    the product's inner dimension C_in times the phase's taps) where the cost model puts it at most PHASES_MARGIN
+    of every other estimate: sweep 36's (20, 3, 56, 56) -> 30 k4 s2 took 7.3 ms there against 37.1 on jit_pixels,
+    its former choice. Sweep 16's (37, 31, 6) -> 384 k6 s2, estimated at 0.69 of jit_pixels, ran 1.3-3.0x slower
+    on jit_phases, and the margin leaves it to jit_pixels. Channels-first jit_phases is not ranked (it would copy x
+    and the output across)."""
+    numpy = array_api_compat.array_namespace(np.empty(0))
+    phases = registry.get("jit_phases")
+    few = _spec(True, (4, 3, 56, 56), (3, 30, 4, 4), stride=2, padding=1)
+    assert planner.select(few, numpy, channels_last=True, batch=4).name == "jit_phases"
+    assert phases.cost(few, channels_last=False) is None
+    assert planner.select(few, numpy, channels_last=False, batch=4).name != "jit_phases"
+    wide = _spec(True, (37, 31, 6), (31, 384, 6), stride=2, padding=1)
+    costs = planner.plan_costs(wide, 37, True)
+    others = min(cost for name, cost in costs.items() if name != "jit_phases")
+    assert costs["jit_phases"] < others  # the cheapest estimate ...
+    assert costs["jit_phases"] > _tuning.PHASES_MARGIN * others  # ... but not by the margin
+    assert planner.select(wide, numpy, channels_last=True, batch=37).name == "jit_pixels"
+    stride_one = _spec(True, (4, 3, 56, 56), (3, 30, 4, 4), padding=1)
+    assert phases.cost(stride_one, channels_last=True) is None  # the twin's im2col there

@@ -43,6 +43,25 @@ BLOCKS_PRODUCT_COST = 0.6e-6
 #: added while it is still in the cache.
 PIXELS_BLOCKS_PIECE_BYTES = 2**20
 
+#: ``jit_phases`` (:mod:`tconv.implementations.compiled.phases`) runs its im2col and products in pieces of about
+#: this many bytes of im2col (one sample's rows along the first axis), which stay in the cache for the product.
+PHASES_PIECE_BYTES = 2**20
+
+#: The planner ranks ``jit_phases`` only where its estimate is at most this share of every other algorithm's:
+#: on the 14 sweep layers of seeds 11-16 and 41-43 where it would otherwise be chosen, it ran 0.18-0.89 of the
+#: former choice's time at estimate ratios of 0.21-0.54 (one loss, 1.55-2.1x, at 0.56), and 0.8-3.0x at 0.69-0.79
+#: (one win, 0.27, at 0.75): its fixed costs on small layers run above the model's (docs/design.md).
+PHASES_MARGIN = 0.6
+
+#: ``jit_phases`` writes a phase's products in place (a product per row of outputs along the last axis) where
+#: those rows are at least this long; shorter ones go through one product into a buffer and a copy, since each
+#: product packs the phase's weight again.
+PHASES_IN_PLACE_MIN_ROWS = 32
+
+#: seconds each (piece, phase) of ``jit_phases`` costs besides its bytes and multiply-adds: the slices, the
+#: im2col kernel's call and the product's, in Python.
+PHASES_CALL_COST = 8e-6
+
 #: ... unless the cost model puts ``jit_pixels`` above this many times the cheapest estimate still ranked: the rule
 #: stands for the layers it was made for (many channels over short rows), and yields on those where the model
 #: sees the pixel path's rows dominate (few input channels, a batch of one with large kernels). Fitted on the

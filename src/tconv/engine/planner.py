@@ -39,6 +39,9 @@ call description, layout and team (:func:`plan`), among the algorithms :func:`tc
    output channels or more, input rows of at most ``PIXELS_TEAM_MAX_ROW``, kernels that overlap):
    ``jit_pixels``, unless the cost model puts it above ``PIXELS_TEAM_MARGIN`` times the cheapest estimate
    (few input channels beyond ``PIXELS_DIRECT_MAX_IN``, whose products have a short inner dimension);
+``jit_phases`` (channels-last strided transposed calls, one stride-1 convolution per output phase) takes part in
+rules 4-8 only where the cost model puts it at most ``PHASES_MARGIN`` of every other algorithm's estimate;
+
 8. else the cheapest by the cost model (:func:`plan_costs`: the algorithms' own ``cost`` per sample times the batch,
    plus their ``setup_cost`` once, in the call's layout, plus a transposed call's fixed ``TRANSPOSED_CALL_COST``).
 
@@ -141,6 +144,10 @@ def plan(
     pointwise_cost = costs.pop("jit_pointwise", None)
     if pointwise_cost is not None and (not costs or pointwise.preferred(spec, batch, channels_last)):
         return "jit_pointwise"
+    phases = costs.get("jit_phases")
+    if phases is not None and len(costs) > 1:  # ranked only at its margin (below): its estimate runs optimistic
+        if phases > _tuning.PHASES_MARGIN * min(cost for name, cost in costs.items() if name != "jit_phases"):
+            del costs["jit_phases"]
     if not spec.transposed:  # im2col and one product per group, Winograd (3x3), or the direct sum
         _drop_unqualified_winograd(costs, ("jit_direct",))
         direct = costs.pop("jit_direct", None)

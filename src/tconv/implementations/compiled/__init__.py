@@ -1,9 +1,10 @@
 """The compiled NumPy path (numba kernels around BLAS products; NumPy arrays of rank <= 3).
 
 ==================  =====================================================================================
-``algorithms``      the five algorithm objects, their support predicates and costs
+``algorithms``      the algorithm objects, their support predicates and costs
 ``transposed``      the transposed convolutions (``jit_gemm``, ``jit_direct``, ``jit_pixels``, ``jit_patches``)
 ``im2col``          the im2col, the convolution, and both directions' gradients
+``phases``          ``jit_phases``: a strided transposed convolution as one stride-1 convolution per phase
 ``geometry``        axes padded to 3-D, grouped views, gather tables, cropped-tap runs
 ``schedule``        chunks, and ``team_threads``: the one decision whether a call runs on the thread team
 ``team``            the thread team that runs a call's chunks

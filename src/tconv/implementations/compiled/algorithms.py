@@ -14,6 +14,11 @@ at ``DIRECT_RATE`` plus a ``ROW_COST`` for each row it adds; a stride-1 transpos
 (``jit_im2col``) by its im2col and product (:func:`_twin_product`). A convolution is ranked between ``jit_gemm``
 (its im2col and product, :func:`_twin_product` again) and ``jit_direct`` (the direct sum of
 :mod:`.direct_conv`: wide planes at ``DIRECT_CONV_RATE``, phases copied at ``PHASE_FILL_RATE``).
+
+The module is long because every compiled algorithm's object, with its support predicate and the cost terms the
+transposed paths share (the column product, the spread output, the weight's copy), sits here, so that the
+planner's inputs are read in one place; the estimates tied to one algorithm's own geometry live beside it
+(:func:`.depthwise.cost`, :func:`.winograd.cost`, :func:`.phases.cost`).
 """
 
 from __future__ import annotations
@@ -26,7 +31,7 @@ import numpy as np
 
 from ... import _tuning
 from ...spec import ConvSpec
-from . import depthwise, direct_conv, geometry, im2col, pointwise, transposed, winograd
+from . import depthwise, direct_conv, geometry, im2col, phases, pointwise, transposed, winograd
 from .geometry import kernel_ready, patches_fit, runs_compiled, taps_overlap
 
 
@@ -213,6 +218,33 @@ class JitPatches(Compiled):
         self, xp: Any, x: np.ndarray, weight: np.ndarray, bias: np.ndarray | None, spec: ConvSpec, channels_last: bool
     ) -> np.ndarray:
         return transposed.conv_transpose_patches(kernel_ready(x), kernel_ready(weight), bias, spec, channels_last)
+
+
+class JitPhases(Compiled):
+    name = "jit_phases"
+    description = (
+        "one stride-1 convolution per output phase: an im2col of x for the phase's taps and one BLAS product "
+        "written straight into the phase's outputs (NumPy, rank <= 3, transposed, one group, needs numba)"
+    )
+
+    def supports(self, spec: ConvSpec, xp: Any) -> bool:
+        return spec.transposed and spec.groups == 1 and runs_compiled(spec, xp)
+
+    def cost(self, spec: ConvSpec, channels_last: bool = False) -> float | None:
+        """:func:`.phases.cost`, channels-last with a stride above 1 only: channels-first it copies x and the
+        output across, and at stride 1 it is the twin's im2col (``jit_im2col``)."""
+        if not channels_last or not spec.transposed or spec.groups != 1 or all(s == 1 for s in spec.stride):
+            return None
+        return phases.cost(spec)
+
+    def setup_cost(self, spec: ConvSpec) -> float:
+        """The weight rearranged per phase, and one piece's Python per phase."""
+        return _weight_copy(spec) + phases.setup_cost(spec)
+
+    def forward(
+        self, xp: Any, x: np.ndarray, weight: np.ndarray, bias: np.ndarray | None, spec: ConvSpec, channels_last: bool
+    ) -> np.ndarray:
+        return phases.conv_transpose_phases(kernel_ready(x), kernel_ready(weight), bias, spec, channels_last)
 
 
 def _blocks_cost(spec: ConvSpec) -> float:
@@ -501,4 +533,5 @@ ALGORITHMS = (
     JitWinograd4(),
     JitPointwise(),
     JitDepthwise(),
+    JitPhases(),
 )

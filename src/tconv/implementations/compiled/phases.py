@@ -1,0 +1,262 @@
+"""``jit_phases``: a strided transposed convolution as one stride-1 convolution per output phase.
+
+Along an axis of stride ``s``, the outputs ``o = q*s + r`` of one phase ``r`` receive only the taps ``t`` with
+``t*d = r + lo (mod s)``, from the inputs ``j = q + (r + lo - t*d) / s``: a stride-1 correlation of x with that
+phase's sub-kernel (about ``k / s`` taps). Over ``D`` axes there are ``prod(s)`` phases (XNNPACK's
+subconvolutions, the sub-pixel view of a transposed convolution). Each phase is an im2col of x for its taps
+(``C_in`` times its tap count per output: the product's inner dimension, against ``C_in`` for the column
+products of ``jit_gemm`` and ``jit_pixels``) and one BLAS product written straight into the phase's outputs, a
+strided view of the channels-last output (every ``s``-th pixel; the rows of the last axis ``s * C_out`` apart).
+No column buffer of ``C_out * K`` per input pixel, no overlap-add, and no zero multiplied: for few input channels
+and kernels longer than their stride (sweep 43's (2, 2, 66, 66) -> 13 k5 s2 channels-last).
+
+A phase that no tap reaches (a kernel shorter than its stride) is the bias. x is copied once into a zero-padded
+channels-last buffer, so that each tap's rows are one slice; channels-first x and output go through channels-last
+copies. The im2col and product run in pieces of one sample's rows along the first axis (about
+``PHASES_PIECE_BYTES`` of im2col each) on the thread team where the call is large enough.
+"""
+
+from __future__ import annotations
+
+import functools
+import itertools
+import math
+from typing import Any, NamedTuple
+
+import numpy as np
+
+from ... import _tuning
+from ...spec import ConvSpec
+from . import geometry, kernels, schedule, team, transpose
+from .workspace import scratch, workspace
+
+
+class AxisPhase(NamedTuple):
+    """One axis's phase: its first output ``start``, its ``length`` in outputs (``start``, ``start + s``, ...), its
+    live taps (those reaching an input for some output) and each tap's input offset (output ``q`` of the phase
+    reads input ``q + offset``)."""
+
+    start: int
+    length: int
+    taps: tuple[int, ...]
+    offsets: tuple[int, ...]
+
+
+class Plan(NamedTuple):
+    """Every axis's phases, and the zero padding of x (low, high per axis) that puts every tap's rows inside it."""
+
+    axes: tuple[tuple[AxisPhase, ...], ...]
+    pad_low: tuple[int, ...]
+    pad_high: tuple[int, ...]
+
+
+def _axis_phases(n: int, k: int, s: int, d: int, lo: int, out: int) -> tuple[AxisPhase, ...]:
+    phases = []
+    for r in range(min(s, out)):
+        count = -(-(out - r) // s)
+        taps, offsets = [], []
+        for t in range(k):
+            if (r + lo - t * d) % s:
+                continue
+            offset = (r + lo - t * d) // s
+            if offset + count - 1 >= 0 and offset <= n - 1:  # some output of the phase reads an input
+                taps.append(t)
+                offsets.append(offset)
+        phases.append(AxisPhase(r, count, tuple(taps), tuple(offsets)))
+    return tuple(phases)
+
+
+@functools.lru_cache(maxsize=1024)
+def plan(spec: ConvSpec) -> Plan:
+    """The phases of a transposed call, per axis, and the padding of x they need."""
+    axes, low, high = [], [], []
+    for n, k, s, d, (lo, _), out in zip(
+        spec.input_size, spec.kernel_size, spec.stride, spec.dilation, spec.padding, spec.output_size
+    ):
+        phases = _axis_phases(n, k, s, d, lo, out)
+        axes.append(phases)
+        reads = [(o, o + p.length - 1) for p in phases for o in p.offsets]
+        low.append(max([0] + [-first for first, _ in reads]))
+        high.append(max([0] + [last - (n - 1) for _, last in reads]))
+    return Plan(tuple(axes), tuple(low), tuple(high))
+
+
+def _taps_slice(phase: AxisPhase) -> slice:
+    """A phase's live taps as a slice of the kernel axis: they step by ``s / gcd(s, d)``, and those reaching an
+    input are a run of them (their offsets fall by one a tap)."""
+    taps = phase.taps
+    step = taps[1] - taps[0] if len(taps) > 1 else 1
+    return slice(taps[0], taps[-1] + 1, step)
+
+
+def im2col_elements(spec: ConvSpec) -> int:
+    """The im2col's elements per sample, over every phase: each output pixel's live taps times ``C_in``."""
+    phases = plan(spec).axes
+    per_axis = [sum(p.length * len(p.taps) for p in axis) for axis in phases]
+    return math.prod(per_axis) * spec.in_channels
+
+
+def cost(spec: ConvSpec) -> float:
+    """The cost model's seconds per sample: each phase's product at ``GEMM_RATE``, slower in proportion where its
+    inner dimension (``C_in`` times the phase's taps, and the bias's row) or ``C_out`` is below
+    ``GEMM_FULL_RATE_INNER``; the im2col written and read, x's padded copy and the output written once, at
+    ``COLUMN_STREAM``, and a ``ROW_COST`` for each of the im2col's runs along the last axis (one per tap, channel and
+    row of the other axes); where a phase's rows along the last axis reach ``PHASES_IN_PLACE_MIN_ROWS``, each of its
+    products (one per row) at ``BLOCKS_PRODUCT_COST`` with its weight packed at ``BLOCKS_PACK_STREAM``, else its
+    outputs written and read once more (the buffer); ``PHASES_CALL_COST`` per phase for each
+    ``PHASES_PIECE_BYTES`` of im2col (one piece a call: :func:`setup_cost`)."""
+    c_in, c_out = spec.in_channels, spec.out_channels
+    full, item = _tuning.GEMM_FULL_RATE_INNER, float(_tuning.COST_ITEMSIZE)
+    product = packed = 0.0
+    buffered = runs = 0
+    combos = list(itertools.product(*plan(spec).axes))
+    for combo in combos:
+        taps = math.prod(len(p.taps) for p in combo)
+        if not taps:
+            continue
+        outputs = math.prod(p.length for p in combo)
+        width = taps * c_in + 1  # and the bias's row
+        rate = _tuning.GEMM_RATE * min(1.0, width / full) * min(1.0, c_out / full)
+        product += 2.0 * outputs * width * c_out / rate
+        runs += taps * c_in * math.prod(p.length for p in combo[:-1])  # the im2col's inner loops
+        if combo[-1].length >= _tuning.PHASES_IN_PLACE_MIN_ROWS:
+            block = item * width * c_out / _tuning.BLOCKS_PACK_STREAM + _tuning.BLOCKS_PRODUCT_COST
+            packed += math.prod(p.length for p in combo[:-1]) * block
+        else:
+            buffered += outputs * c_out
+    columns = im2col_elements(spec)
+    streamed = 2 * columns + 2 * c_in * math.prod(spec.input_size) + c_out * math.prod(spec.output_size)
+    calls = len(combos) * _tuning.PHASES_CALL_COST * columns * item / _tuning.PHASES_PIECE_BYTES
+    gathered = runs * _tuning.ROW_COST
+    return product + packed + gathered + item * (streamed + 2 * buffered) / _tuning.COLUMN_STREAM + calls
+
+
+def setup_cost(spec: ConvSpec) -> float:
+    """One piece's Python per phase, once a call (the weight's rearrangement is the caller's to add)."""
+    return math.prod(len(axis) for axis in plan(spec).axes) * _tuning.PHASES_CALL_COST
+
+
+def conv_transpose_phases(
+    x: np.ndarray, weight: np.ndarray, bias: np.ndarray | None, spec: ConvSpec, channels_last: bool
+) -> np.ndarray:
+    """The transposed convolution of a batched x (one group) phase by phase, in the caller's layout."""
+    batch = x.shape[0]
+    c_in, c_out = spec.in_channels, spec.out_channels
+    phases = plan(spec)
+    sizes = spec.input_size
+    padded = scratch(
+        (batch, *(n + lo + hi for n, lo, hi in zip(sizes, phases.pad_low, phases.pad_high)), c_in), x.dtype, slot=2
+    )
+    if any(phases.pad_low) or any(phases.pad_high):
+        padded.fill(0)
+    inside = padded[tuple([slice(None), *(slice(lo, lo + n) for lo, n in zip(phases.pad_low, sizes))])]
+    source = x if channels_last else geometry.moved(x, 1, -1)
+    if not transpose.copy(inside, source):
+        np.copyto(inside, source)
+    result = geometry.empty_out(batch, c_out, spec.output_size, x.dtype, channels_last)
+    # channels-first, the phases write a channels-last copy (this thread's buffer), transposed into the result
+    out = result if channels_last else scratch((batch, *spec.output_size, c_out), x.dtype, slot=4)
+    bias_row = None if bias is None else np.ascontiguousarray(bias, dtype=x.dtype)
+    w_taps = np.moveaxis(weight, 1, -1)  # (C_in, k1, ..., kD, C_out)
+    # per phase: its axes' phases, the output's strided view, and the weight's rows (taps, C_in) x C_out
+    jobs: list[tuple[tuple[AxisPhase, ...], np.ndarray, np.ndarray | None, np.ndarray | None]] = []
+    for combo in itertools.product(*phases.axes):
+        view = out[tuple([slice(None), *(slice(p.start, None, s) for p, s in zip(combo, spec.stride))])]
+        if any(not p.taps for p in combo):
+            jobs.append((combo, view, None, None))
+            continue
+        taps = w_taps[tuple([slice(None), *map(_taps_slice, combo)])]  # (C_in, T1, ..., TD, C_out), a view
+        rows = np.moveaxis(taps, 0, -2).reshape(-1, c_out)  # (T1 * ... * TD * C_in, C_out), one copy
+        if bias_row is not None:  # the bias, as the weight of the im2col's column of ones
+            rows = np.concatenate([rows, bias_row[None]])
+        # each tap's offsets into the padded x, per axis (3-D: unit axes before the call's own)
+        shifts = [[0]] * (3 - spec.ndim) + [[o + lo for o in p.offsets] for p, lo in zip(combo, phases.pad_low)]
+        offsets = np.array(list(itertools.product(*shifts)), dtype=np.int64).reshape(-1, 3)
+        jobs.append((combo, view, np.ascontiguousarray(rows), offsets))
+    first = max(p.length for p in phases.axes[0])  # the first axis's outputs per phase, at most
+    live = [combo for combo, _, rows, _ in jobs if rows is not None]
+    # the largest phase's im2col of one sample, in bytes
+    sample_bytes = (
+        x.dtype.itemsize
+        * c_in
+        * max((math.prod(p.length for p in c) * math.prod(len(p.taps) for p in c) for c in live), default=1)
+    )
+    threads = schedule.team_threads(batch, c_out, max(1, im2col_elements(spec) // c_out) * x.dtype.itemsize)
+    samples = max(1, _tuning.PHASES_PIECE_BYTES // sample_bytes)
+    if threads > 1:  # two pieces a thread at least
+        samples = min(samples, batch // (2 * threads))
+    if samples >= 1:  # whole samples a piece
+        pieces = [(n0, min(n0 + samples, batch), 0, first) for n0 in range(0, batch, samples)]
+    else:  # a sample's rows along the first axis a piece
+        step = max(1, min(first, first * _tuning.PHASES_PIECE_BYTES // sample_bytes))
+        if threads > 1:
+            step = max(1, min(step, -(-first * batch // (2 * threads))))
+        pieces = [(n, n + 1, q0, min(q0 + step, first)) for n in range(batch) for q0 in range(0, first, step)]
+
+    units = (1,) * (3 - spec.ndim)  # unit axes before the call's own, as the kernels pad to 3-D
+    padded3 = padded.reshape(batch, *units, *padded.shape[1:-1], c_in)
+    flat = padded3.reshape(-1)  # a view: the buffer is contiguous
+    s0, s1, s2, s3 = (stride // x.dtype.itemsize for stride in padded3.strides[:4])
+    s_first = (s1, s2, s3)[3 - spec.ndim]  # along the first axis, which the pieces cut
+    ones = 0 if bias_row is None else 1  # a row of ones in the im2col, the bias a row of the weight's
+
+    def work(piece: tuple[int, int, int, int]) -> None:
+        n0, n1, q0, q_stop = piece
+        for combo, view, rows, offsets in jobs:
+            q1 = min(q_stop, combo[0].length)
+            if q0 >= q1:
+                continue
+            target = view[n0:n1, q0:q1]
+            if rows is None:
+                target[...] = 0 if bias_row is None else bias_row
+                continue
+            counts = (n1 - n0, q1 - q0, *(p.length for p in combo[1:]))
+            width, count = rows.shape[0], math.prod(counts)
+            columns = workspace((width, count), x.dtype)  # tap-major: the product's operand transposed
+            base = n0 * s0 + q0 * s_first
+            _gather()(
+                flat, columns.reshape(-1), offsets, base, s0, s1, s2, s3, counts[0], *units, *counts[1:], c_in, ones
+            )
+            if counts[-1] >= _tuning.PHASES_IN_PLACE_MIN_ROWS:  # a product per row of outputs, written in place
+                team.matmul(np.moveaxis(columns.reshape(width, *counts), 0, -1), rows, out=target)
+            else:  # one product into a buffer, copied into the phase's outputs
+                product = workspace((count, c_out), x.dtype, slot=1)
+                team.matmul(columns.T, rows, out=product)
+                target[...] = product.reshape(*counts, c_out)
+
+    schedule.each(work, pieces, threads)
+    if not channels_last:
+        target = geometry.moved(result, 1, -1)
+        if not transpose.copy(target, out):
+            np.copyto(target, out)
+    return result
+
+
+@functools.cache
+def _gather() -> Any:
+    """The compiled im2col of one piece of one phase, tap-major on flat arrays: for each tap ``t`` (offsets
+    ``offsets[t]``, strides ``s0`` to ``s3`` of padded x from ``base``: the piece's first sample and row) and
+    channel ``c``, the row ``t * C + c`` of ``dst`` holds that channel at ``(n, i1 + o1, i2 + o2, i3 + o3)`` for
+    each sample ``n`` and output ``(i1, i2, i3)`` of the piece, in that order: its inner loop runs along
+    the last axis's outputs (a product's rows), not along the channels, which are few where this path pays; then a
+    row of ones where ``ones`` (the bias's)."""
+
+    def gather(src, dst, offsets, base, s0, s1, s2, s3, rn, r1, r2, r3, channels, ones):  # type: ignore[no-untyped-def]
+        rows = rn * r1 * r2 * r3
+        for t in range(offsets.shape[0]):
+            first = base + offsets[t, 0] * s1 + offsets[t, 1] * s2 + offsets[t, 2] * s3
+            for c in range(channels):
+                write = (t * channels + c) * rows
+                for n in range(rn):
+                    for i1 in range(r1):
+                        for i2 in range(r2):
+                            read = first + n * s0 + i1 * s1 + i2 * s2 + c
+                            for i3 in range(r3):
+                                dst[write + i3] = src[read + i3 * s3]
+                            write += r3
+        if ones:
+            start = offsets.shape[0] * channels * rows
+            for row in range(rows):
+                dst[start + row] = 1.0
+
+    return kernels.compile_kernel(gather)
