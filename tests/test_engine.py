@@ -2541,6 +2541,19 @@ def test_a_cut_call_runs_where_only_its_cut_has_an_algorithm_left():
             tconv.conv_transpose(x, w, **options)
 
 
+def _as_callers_hand_them(trial, x, w):
+    """x and the weight as callers hand them, by trial: read-only arrays (trial % 6 == 5), a strided view of a
+    weight (every other output channel of a wider one; trial % 6 == 2), else as they are."""
+    if trial % 6 == 5:
+        x, w = x.copy(), w.copy()
+        x.flags.writeable = w.flags.writeable = False
+    elif trial % 6 == 2:
+        wide = np.zeros((w.shape[0], 2 * w.shape[1], *w.shape[2:]), dtype=w.dtype)
+        wide[:, ::2] = w
+        w = wide[:, ::2]
+    return x, w
+
+
 @needs_jit
 def test_jit_pixels_block_writes_match_the_oracle(monkeypatch):
     """Channels-last, where the output is whole blocks of the stride (kernels no longer than their strides,
@@ -2570,13 +2583,7 @@ def test_jit_pixels_block_writes_match_the_oracle(monkeypatch):
         xin = np.moveaxis(x, 1, -1)  # a transposed view of channels-first x
         if trial % 4 == 1:
             xin = np.ascontiguousarray(xin)
-        if trial % 6 == 5:  # read-only arrays, as a caller may hand them
-            xin, w = xin.copy(), w.copy()
-            xin.flags.writeable = w.flags.writeable = False
-        elif trial % 6 == 2:  # a strided view of a weight (every other output channel of a wider one)
-            wide = np.zeros((w.shape[0], 2 * w.shape[1], *w.shape[2:]))
-            wide[:, ::2] = w
-            w = wide[:, ::2]
+        xin, w = _as_callers_hand_them(trial, xin, w)
         options = {"stride": stride, "output_padding": output_padding}
         before = len(ran)
         with tconv.use_algorithm("jit_pixels"):
@@ -2622,13 +2629,7 @@ def test_jit_phases_matches_the_oracle(monkeypatch):
             continue
         channels_last = bool(trial % 2)
         xin = np.moveaxis(x, 1, -1) if channels_last else x
-        if trial % 6 == 5:  # read-only arrays, as a caller may hand them
-            xin, w = xin.copy(), w.copy()
-            xin.flags.writeable = w.flags.writeable = False
-        elif trial % 6 == 2:  # a strided view of a weight (every other output channel of a wider one)
-            wide = np.zeros((w.shape[0], 2 * w.shape[1], *w.shape[2:]))
-            wide[:, ::2] = w
-            w = wide[:, ::2]
+        xin, w = _as_callers_hand_them(trial, xin, w)
         options = {"stride": stride, "padding": pads, "dilation": dilation, "output_padding": output_padding}
         with tconv.use_algorithm("jit_phases"):
             got = tconv.conv_transpose(xin, w, b, channels_last=channels_last, **options)
@@ -2725,13 +2726,7 @@ def test_jit_pixels_with_its_products_folded_in_matches_the_oracle(monkeypatch):
             continue
         channels_last = bool((trial // 4) % 2 if trial % 4 == 0 else trial % 2)  # both layouts on both paths
         xin = np.moveaxis(x, 1, -1) if channels_last else x
-        if trial % 6 == 5:  # read-only arrays, as a caller may hand them
-            xin, w = xin.copy(), w.copy()
-            xin.flags.writeable = w.flags.writeable = False
-        elif trial % 6 == 2:  # a strided view of a weight (every other output channel of a wider one)
-            wide = np.zeros((w.shape[0], 2 * w.shape[1], *w.shape[2:]))
-            wide[:, ::2] = w
-            w = wide[:, ::2]
+        xin, w = _as_callers_hand_them(trial, xin, w)
         options = {"stride": stride, "padding": pads, "dilation": dilation, "output_padding": output_padding}
         with tconv.use_algorithm("jit_pixels"):
             got = tconv.conv_transpose(xin, w, b, channels_last=channels_last, **options)
