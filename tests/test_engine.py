@@ -2566,10 +2566,13 @@ def test_jit_pixels_block_writes_match_the_oracle(monkeypatch):
     ran = []
     blocks = transposed_path._blocks
     monkeypatch.setattr(transposed_path, "_blocks", lambda *args: ran.append(args[3]) or blocks(*args))
+    team_run, teamed = team.run, []
+    monkeypatch.setattr(team, "run", lambda *args: teamed.append(args) or team_run(*args))
     for trial in range(36):
         if trial == 18:  # the rest in pieces of a few rows, on the team where there is one
             monkeypatch.setattr(_tuning, "PIXELS_BLOCKS_PIECE_BYTES", 1)
             monkeypatch.setattr(_tuning, "TEAM_MIN_BYTES", 0)
+            monkeypatch.setattr(_tuning, "TEAM_MIN_CHANNELS", 1)
         d = 1 + trial % 3
         stride = [int(v) for v in rng.integers(1, 5, size=d)]
         kernel = [s if trial % 3 else int(rng.integers(1, s + 1)) for s in stride]
@@ -2594,6 +2597,7 @@ def test_jit_pixels_block_writes_match_the_oracle(monkeypatch):
         np.testing.assert_allclose(np.moveaxis(got, -1, 1), expected, atol=1e-10, rtol=1e-10)
         assert low.dtype == np.float32
         np.testing.assert_allclose(np.moveaxis(low, -1, 1), expected, atol=1e-3, rtol=1e-3)
+    assert teamed or team.size() == 1
 
 
 @needs_jit
@@ -2604,12 +2608,18 @@ def test_jit_phases_matches_the_oracle(monkeypatch):
     float64, float32 and float16, with read-only arrays and a strided weight view; its products through a buffer
     and in place, in whole samples a piece and in rows of one sample, on one thread and on the team."""
     rng = np.random.default_rng(21)
+    gather, team_run = phases_path._gather(), team.run
+    bases, teamed = [], []  # where each im2col piece starts in padded x; the team's runs
+    monkeypatch.setattr(phases_path, "_gather", lambda: lambda *args: bases.append(args[3]) or gather(*args))
+    monkeypatch.setattr(team, "run", lambda *args: teamed.append(args) or team_run(*args))
+    row_pieces = 0  # calls cut into rows of one sample (more distinct starts than samples)
     for trial in range(48):
-        if trial == 16:  # products written in place, in pieces of a few rows
+        if trial == 16:  # products written in place, in pieces of one row
             monkeypatch.setattr(_tuning, "PHASES_IN_PLACE_MIN_ROWS", 1)
-            monkeypatch.setattr(_tuning, "PHASES_PIECE_BYTES", 64)
+            monkeypatch.setattr(_tuning, "PHASES_PIECE_BYTES", 1)
         if trial == 32:  # and on the team where there is one
             monkeypatch.setattr(_tuning, "TEAM_MIN_BYTES", 0)
+            monkeypatch.setattr(_tuning, "TEAM_MIN_CHANNELS", 1)
         d = 1 + trial % 3
         stride = [int(v) for v in rng.integers(1, 5, size=d)]
         dilation = [int(v) for v in rng.integers(1, 3, size=d)]
@@ -2632,7 +2642,9 @@ def test_jit_phases_matches_the_oracle(monkeypatch):
         xin, w = _as_callers_hand_them(trial, xin, w)
         options = {"stride": stride, "padding": pads, "dilation": dilation, "output_padding": output_padding}
         with tconv.use_algorithm("jit_phases"):
+            bases.clear()
             got = tconv.conv_transpose(xin, w, b, channels_last=channels_last, **options)
+            row_pieces += len(set(bases)) > x.shape[0]
             b32 = None if b is None else b.astype(np.float32)
             low = tconv.conv_transpose(
                 xin.astype(np.float32), w.astype(np.float32), b32, channels_last=channels_last, **options
@@ -2647,6 +2659,8 @@ def test_jit_phases_matches_the_oracle(monkeypatch):
         assert low.dtype == np.float32 and half.dtype == np.float16
         np.testing.assert_allclose(low, expected, atol=1e-3, rtol=1e-3)
         np.testing.assert_allclose(half, expected, atol=2e-2 * (1 + np.abs(expected).max()), rtol=2e-2)
+    assert row_pieces > 0
+    assert teamed or team.size() == 1
 
 
 @needs_jit

@@ -30,7 +30,9 @@ call description, layout and team (:func:`plan`), among the algorithms :func:`tc
    ``C_in/G * K``; ``jit_winograd`` or ``jit_winograd4`` for a 2-D 3x3 kernel) the cost model puts at most
    ``TWIN_MARGIN`` (for Winograd's, ``WINOGRAD_MARGIN``) of every other algorithm's cost: the cheaper such twin
    (few input channels, large kernels, or a 3x3 kernel over many channels; whatever the layout), unless rule 7
-   holds. A Winograd estimate that fails its margin is dropped before rule 4, so that it raises no bar there;
+   holds. A Winograd estimate that fails its margin is dropped before rule 4, so that it raises no bar there
+   (nor does ``jit_phases``' estimate unless it is at most ``PHASES_MARGIN`` of every other's: it is ranked for
+   channels-last strided calls only, one stride-1 convolution per output phase, so it meets rules 6-8);
 6. a channels-last transposed convolution with one group and ``PIXELS_MIN_CHANNELS`` output channels or
    more: ``jit_pixels`` (its overlap-add runs along the contiguous channels, and x needs no copy), unless the
    cost model puts it above ``PIXELS_MARGIN`` times the cheapest of the estimates still ranked (rules 2-5 have
@@ -39,9 +41,6 @@ call description, layout and team (:func:`plan`), among the algorithms :func:`tc
    output channels or more, input rows of at most ``PIXELS_TEAM_MAX_ROW``, kernels that overlap):
    ``jit_pixels``, unless the cost model puts it above ``PIXELS_TEAM_MARGIN`` times the cheapest estimate
    (few input channels beyond ``PIXELS_DIRECT_MAX_IN``, whose products have a short inner dimension);
-``jit_phases`` (channels-last strided transposed calls, one stride-1 convolution per output phase) takes part in
-rules 4-8 only where the cost model puts it at most ``PHASES_MARGIN`` of every other algorithm's estimate;
-
 8. else the cheapest by the cost model (:func:`plan_costs`: the algorithms' own ``cost`` per sample times the batch,
    plus their ``setup_cost`` once, in the call's layout, plus a transposed call's fixed ``TRANSPOSED_CALL_COST``).
 

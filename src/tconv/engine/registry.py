@@ -118,7 +118,7 @@ def algorithms() -> list[str]:
     --------
     >>> import tconv
     >>> tconv.algorithms()  # doctest: +NORMALIZE_WHITESPACE
-    ['jit_phases', 'jit_depthwise', 'jit_pointwise', 'jit_winograd4', 'jit_winograd', 'jit_im2col', 'jit_direct',
+    ['jit_depthwise', 'jit_pointwise', 'jit_winograd4', 'jit_winograd', 'jit_im2col', 'jit_direct', 'jit_phases',
      'jit_patches', 'jit_pixels', 'jit_gemm', 'gemm', 'taps', 'depth_to_space', 'direct']
     """
     return list(reversed(list(_ALGORITHMS)))

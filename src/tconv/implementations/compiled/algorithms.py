@@ -527,11 +527,11 @@ ALGORITHMS = (
     JitGemm(),
     JitPixels(),
     JitPatches(),
+    JitPhases(),  # before the others: the last resort (every ranked algorithm avoided) takes it late
     JitDirect(),
     JitIm2col(),
     JitWinograd(),
     JitWinograd4(),
     JitPointwise(),
     JitDepthwise(),
-    JitPhases(),
 )

@@ -7,13 +7,15 @@ subconvolutions, the sub-pixel view of a transposed convolution). Each phase is 
 (``C_in`` times its tap count per output: the product's inner dimension, against ``C_in`` for the column
 products of ``jit_gemm`` and ``jit_pixels``) and one BLAS product written straight into the phase's outputs, a
 strided view of the channels-last output (every ``s``-th pixel; the rows of the last axis ``s * C_out`` apart).
-No column buffer of ``C_out * K`` per input pixel, no overlap-add, and no zero multiplied: for few input channels
+No column buffer of ``C_out * K`` per input pixel, no overlap-add, and none of the zeros a stride inserts between
+inputs multiplied (only the padded border's, where a tap reaches past x): for few input channels
 and kernels longer than their stride (sweep 43's (2, 2, 66, 66) -> 13 k5 s2 channels-last).
 
 A phase that no tap reaches (a kernel shorter than its stride) is the bias. x is copied once into a zero-padded
-channels-last buffer, so that each tap's rows are one slice; channels-first x and output go through channels-last
-copies. The im2col and product run in pieces of one sample's rows along the first axis (about
-``PHASES_PIECE_BYTES`` of im2col each) on the thread team where the call is large enough.
+channels-last buffer; channels-first x and output go through channels-last copies (a forced call only: the
+planner ranks ``jit_phases`` channels-last). The im2col and product run in pieces of about ``PHASES_PIECE_BYTES``
+of im2col, whole samples where one fits, else rows of one sample along the first axis, on the thread team where
+the call is large enough.
 """
 
 from __future__ import annotations
@@ -28,7 +30,7 @@ import numpy as np
 from ... import _tuning
 from ...spec import ConvSpec
 from . import geometry, kernels, schedule, team, transpose
-from .workspace import scratch, workspace
+from .workspace import scratch
 
 
 class AxisPhase(NamedTuple):
@@ -83,7 +85,7 @@ def plan(spec: ConvSpec) -> Plan:
 
 def _taps_slice(phase: AxisPhase) -> slice:
     """A phase's live taps as a slice of the kernel axis: they step by ``s / gcd(s, d)``, and those reaching an
-    input are a run of them (their offsets fall by one a tap)."""
+    input are a run of them (their offsets fall by ``d / gcd(s, d)`` a tap, so the live ones are contiguous)."""
     taps = phase.taps
     step = taps[1] - taps[0] if len(taps) > 1 else 1
     return slice(taps[0], taps[-1] + 1, step)
@@ -182,7 +184,7 @@ def conv_transpose_phases(
         * max((math.prod(p.length for p in c) * math.prod(len(p.taps) for p in c) for c in live), default=1)
     )
     threads = schedule.team_threads(batch, c_out, max(1, im2col_elements(spec) // c_out) * x.dtype.itemsize)
-    samples = max(1, _tuning.PHASES_PIECE_BYTES // sample_bytes)
+    samples = _tuning.PHASES_PIECE_BYTES // sample_bytes
     if threads > 1:  # two pieces a thread at least
         samples = min(samples, batch // (2 * threads))
     if samples >= 1:  # whole samples a piece
@@ -212,7 +214,7 @@ def conv_transpose_phases(
                 continue
             counts = (n1 - n0, q1 - q0, *(p.length for p in combo[1:]))
             width, count = rows.shape[0], math.prod(counts)
-            columns = workspace((width, count), x.dtype)  # tap-major: the product's operand transposed
+            columns = scratch((width, count), x.dtype, slot=0)  # tap-major: the product's operand transposed
             base = n0 * s0 + q0 * s_first
             _gather()(
                 flat, columns.reshape(-1), offsets, base, s0, s1, s2, s3, counts[0], *units, *counts[1:], c_in, ones
@@ -220,7 +222,7 @@ def conv_transpose_phases(
             if counts[-1] >= _tuning.PHASES_IN_PLACE_MIN_ROWS:  # a product per row of outputs, written in place
                 team.matmul(np.moveaxis(columns.reshape(width, *counts), 0, -1), rows, out=target)
             else:  # one product into a buffer, copied into the phase's outputs
-                product = workspace((count, c_out), x.dtype, slot=1)
+                product = scratch((count, c_out), x.dtype, slot=1)
                 team.matmul(columns.T, rows, out=product)
                 target[...] = product.reshape(*counts, c_out)
 

@@ -11,8 +11,11 @@ channel block's (4: Winograd's products, the boxes' pixel-major output, and a tr
 output before its copy into a channels-last result: the direct sum's and ``jit_gemm``'s, which the team's threads
 write while the calling thread holds it; 5: the boxes' tap-major weight), 6 the
 pixel path's weight in (C_in, K, C_out) order (Winograd's transformed kernel; the boxes' weight cuts), 7 the
-boxes' pixel-major copy of the weight gradient's other operand. A function holds a slot only while no callee
-uses the same one; a buffer over ``_tuning.CHUNK_BYTES`` is never kept (:func:`scratch`).
+boxes' pixel-major copy of the weight gradient's other operand. ``jit_phases`` (:mod:`.phases`): 2 its
+zero-padded channels-last x and 4 a channels-first call's channels-last output, held by the calling thread; 0 a
+piece's im2col and 1 its product before the copy into the output, in whichever thread runs the piece. A function
+holds a slot only while no callee uses the same one; a buffer over ``_tuning.CHUNK_BYTES`` is never kept
+(:func:`scratch`).
 """
 
 from __future__ import annotations
