@@ -48,9 +48,10 @@ PIXELS_BLOCKS_PIECE_BYTES = 2**20
 PHASES_PIECE_BYTES = 2**20
 
 #: The planner ranks ``jit_phases`` only where its estimate is at most this share of every other algorithm's:
-#: on the 14 sweep layers of seeds 11-16 and 41-43 where it would otherwise be chosen, it ran 0.18-0.89 of the
-#: former choice's time at estimate ratios of 0.21-0.54 (one loss, 1.55-2.1x, at 0.56), and 0.8-3.0x at 0.69-0.79
-#: (one win, 0.27, at 0.75): its fixed costs on small layers run above the model's (docs/design.md).
+#: on the sweep layers of seeds 11-16 and 41-43 where it would otherwise be chosen, it ran 0.18-0.89 of the former
+#: choice's time at estimate ratios up to 0.54 (one loss, 1.5-2.1x, at 0.56) and 0.8-3.0x at 0.69-0.79; its fixed
+#: costs on small layers run above the model's. Held out (seeds 17-40): 25 choices changed, 0.584 of the former
+#: choices' time (docs/design.md).
 PHASES_MARGIN = 0.6
 
 #: ``jit_phases`` writes a phase's products in place (a product per row of outputs along the last axis) where

@@ -100,13 +100,15 @@ def im2col_elements(spec: ConvSpec) -> int:
 
 def cost(spec: ConvSpec) -> float:
     """The cost model's seconds per sample: each phase's product at ``GEMM_RATE``, slower in proportion where its
-    inner dimension (``C_in`` times the phase's taps, and the bias's row) or ``C_out`` is below
-    ``GEMM_FULL_RATE_INNER``; the im2col written and read, x's padded copy and the output written once, at
-    ``COLUMN_STREAM``, and a ``ROW_COST`` for each of the im2col's runs along the last axis (one per tap, channel and
-    row of the other axes); where a phase's rows along the last axis reach ``PHASES_IN_PLACE_MIN_ROWS``, each of its
-    products (one per row) at ``BLOCKS_PRODUCT_COST`` with its weight packed at ``BLOCKS_PACK_STREAM``, else its
-    outputs written and read once more (the buffer); ``PHASES_CALL_COST`` per phase for each
-    ``PHASES_PIECE_BYTES`` of im2col (one piece a call: :func:`setup_cost`)."""
+    inner dimension (``C_in`` times the phase's taps, and the bias's row) is below ``GEMM_FULL_RATE_INNER`` (not
+    for few output channels too: with both factors the thin products of sweep 43's (2, 2, 66, 66) -> 13 k5 s2,
+    0.2 ms measured, were estimated at 1.5); the im2col written and read, x's padded copy and the output written
+    once, at ``COLUMN_STREAM``, and a ``ROW_COST`` for each of the im2col's runs along the last axis (one per tap,
+    channel and row of the other axes); where a phase's rows along the last axis reach
+    ``PHASES_IN_PLACE_MIN_ROWS``, each of its products (one per row) at ``BLOCKS_PRODUCT_COST`` with its weight
+    packed at ``BLOCKS_PACK_STREAM``, else its outputs written and read once more (the buffer);
+    ``PHASES_CALL_COST`` per phase for each ``PHASES_PIECE_BYTES`` of im2col (one piece a call:
+    :func:`setup_cost`)."""
     c_in, c_out = spec.in_channels, spec.out_channels
     full, item = _tuning.GEMM_FULL_RATE_INNER, float(_tuning.COST_ITEMSIZE)
     product = packed = 0.0
@@ -118,7 +120,7 @@ def cost(spec: ConvSpec) -> float:
             continue
         outputs = math.prod(p.length for p in combo)
         width = taps * c_in + 1  # and the bias's row
-        rate = _tuning.GEMM_RATE * min(1.0, width / full) * min(1.0, c_out / full)
+        rate = _tuning.GEMM_RATE * min(1.0, width / full)
         product += 2.0 * outputs * width * c_out / rate
         runs += taps * c_in * math.prod(p.length for p in combo[:-1])  # the im2col's inner loops
         if combo[-1].length >= _tuning.PHASES_IN_PLACE_MIN_ROWS:
