@@ -171,7 +171,7 @@ def conv_transpose_phases(
             continue
         taps = w_taps[tuple([slice(None), *map(_taps_slice, combo)])]  # (C_in, T1, ..., TD, C_out), a view
         rows = np.moveaxis(taps, 0, -2).reshape(-1, c_out)  # (T1 * ... * TD * C_in, C_out), one copy
-        if bias_row is not None:  # the bias, as the weight of the im2col's column of ones
+        if bias_row is not None:  # the bias, as the weight of the im2col's row of ones
             rows = np.concatenate([rows, bias_row[None]])
         # each tap's offsets into the padded x, per axis (3-D: unit axes before the call's own)
         shifts = [[0]] * (3 - spec.ndim) + [[o + lo for o in p.offsets] for p, lo in zip(combo, phases.pad_low)]
