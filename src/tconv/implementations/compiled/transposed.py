@@ -396,8 +396,8 @@ def conv_transpose_patches(
 @functools.lru_cache(maxsize=1024)
 def _patch_plane(spec: ConvSpec) -> tuple[int, ...]:
     """``col2im_patches``' plane geometry, made once per call description: the strides, the first two axes'
-    dilations, the crops at the start and the uncropped output sizes (three shape computations a call took about
-    a tenth of a 0.08 ms call's time)."""
+    dilations, the crops at the start and the uncropped output sizes (three shape computations a call, 56 of the
+    199 Python calls cProfile counted in one call of a 0.08 ms layer)."""
     axes = geometry.axes3(spec)
     uncropped = tuple(transposed_full_size(n, k, s, dd) for n, k, s, dd in zip(*axes[:4]))
     return (*axes.stride, *axes.dilation[:2], *axes.low, *uncropped)
