@@ -3,6 +3,7 @@ planner's choices with and without them, on random aligned layers.
 
     python benchmarks/block_writes.py paths SEED [COUNT]     # forced jit_pixels: block writes vs column path
     python benchmarks/block_writes.py choices SEED [COUNT]   # the planner's choice before and after, timed forced
+    python benchmarks/block_writes.py grouped SEED [COUNT]   # the same on grouped layers
 
 The layers (``COUNT``, 24 by default): 1-D to 3-D channels-last transposed calls whose every kernel is equal to
 (three in four) or shorter than its stride (2-4), with output padding ``s - k`` so that each output size is
@@ -14,8 +15,10 @@ call with ``writes_blocks`` answering False (the tree before the block writes, i
 PyTorch's own call in channels-last memory; it prints each layer and the geometric means. ``choices`` asks the
 planner with and without the block writes (``writes_blocks`` patched, the plan cache cleared), times each choice
 forced, with ``jit_gemm`` and ``jit_pixels`` both ways, and prints each choice's regret against the fastest of
-those timed and the geometric mean of after over before. Run it on a quiet machine: single rows move 1.5-2x
-between runs on a busy 2-vCPU one.
+those timed and the geometric mean of after over before. ``grouped`` does what ``choices`` does on grouped layers
+(2-32 groups of 2-64 input and 1-128 output channels; before the grouped block writes, ``jit_pixels`` took no
+groups), timing ``jit_direct`` too. Run it on a quiet machine: single rows
+move 1.5-2x between runs on a busy 2-vCPU one.
 
 A measurement script, not a test; nothing in it is asserted.
 """
@@ -59,21 +62,27 @@ class _ColumnPath:
         planner.plan.cache_clear()
 
 
-def _layers(seed: int, count: int) -> Iterator[tuple[int, int, int, int, int, int, int]]:
+def _layers(seed: int, count: int, grouped: bool = False) -> Iterator[tuple[int, int, int, int, int, int, int, int]]:
     rng = np.random.default_rng(seed)
     made = 0
     while made < count:
         d = int(rng.choice([1, 2, 2, 2, 3]))
         s = int(rng.choice([2, 2, 2, 3, 4]))
         k = s if rng.random() < 0.75 else int(rng.integers(1, s))
-        c_in = int(rng.choice([2, 3, 4, 8, 16, 32, 64, 128, 256]))
-        c_out = int(rng.choice([1, 3, 4, 8, 16, 32, 64, 128, 256]))
+        if grouped:
+            groups = int(rng.choice([2, 3, 4, 8, 16, 32]))
+            c_in = groups * int(rng.choice([2, 3, 4, 8, 16, 32, 64]))
+            c_out = groups * int(rng.choice([1, 2, 4, 8, 16, 32, 64, 128]))
+        else:
+            groups = 1
+            c_in = int(rng.choice([2, 3, 4, 8, 16, 32, 64, 128, 256]))
+            c_out = int(rng.choice([1, 3, 4, 8, 16, 32, 64, 128, 256]))
         n = int(rng.choice([1, 1, 2, 4, 8, 16]))
         side = int(rng.integers(4, {1: 300, 2: 64, 3: 16}[d]))
         if n * c_in * side**d * 4 > 16e6 or n * c_out * (side * s) ** d * 4 > 32e6:
             continue
         made += 1
-        yield d, n, c_in, c_out, side, k, s
+        yield d, n, c_in, c_out, side, k, s, groups
 
 
 def _geomean(values: list[float]) -> float:
@@ -92,12 +101,12 @@ def main(mode: str, seed: int, count: int) -> None:
     against_torch: list[float] = []
     before_regret: list[float] = []
     after_regret: list[float] = []
-    for d, n, c_in, c_out, side, k, s in _layers(seed, count):
+    for d, n, c_in, c_out, side, k, s, groups in _layers(seed, count, grouped=mode == "grouped"):
         x = rng.standard_normal((n, *(side,) * d, c_in), dtype=np.float32)
-        w = rng.standard_normal((c_in, c_out, *(k,) * d), dtype=np.float32)
+        w = rng.standard_normal((c_in, c_out // groups, *(k,) * d), dtype=np.float32)
         b = rng.standard_normal(c_out, dtype=np.float32)
-        options = {"stride": s, "output_padding": s - k}
-        name = f"{d}-D N{n} C_in {c_in} C_out {c_out} side {side} k{k} s{s}"
+        options = {"stride": s, "output_padding": s - k, "groups": groups}
+        name = f"{d}-D N{n} C_in {c_in} C_out {c_out} G{groups} side {side} k{k} s{s}"
 
         def call(x=x, w=w, b=b, options=options) -> object:
             return tconv.conv_transpose(x, w, b, channels_last=True, **options)
@@ -134,10 +143,13 @@ def main(mode: str, seed: int, count: int) -> None:
         planner.plan.cache_clear()
         new = planner.plan(spec, True, True, False, n)
         times: dict[str, float] = {}
-        for algorithm in {old, new, "jit_gemm", "jit_pixels"}:
+        timed = {old, new, "jit_gemm", "jit_pixels"}
+        if groups > 1:  # jit_pixels only where its block writes take the call
+            timed = {*timed, "jit_direct"} - ({"jit_pixels"} if not transposed.blocks_fit(spec) else set())
+        for algorithm in timed:
             with tconv.use_algorithm(algorithm):
                 times["after " + algorithm] = _median(call)
-                if algorithm == "jit_pixels":
+                if algorithm == "jit_pixels" and groups == 1:  # grouped, it had no path before
                     with _ColumnPath():
                         times["before " + algorithm] = _median(call)
                 else:
@@ -164,6 +176,6 @@ def main(mode: str, seed: int, count: int) -> None:
 
 
 if __name__ == "__main__":
-    if len(sys.argv) < 3 or sys.argv[1] not in ("paths", "choices"):
+    if len(sys.argv) < 3 or sys.argv[1] not in ("paths", "choices", "grouped"):
         sys.exit(__doc__)
     main(sys.argv[1], int(sys.argv[2]), int(sys.argv[3]) if len(sys.argv) > 3 else 24)

@@ -2611,6 +2611,60 @@ def test_jit_pixels_block_writes_match_the_oracle(monkeypatch):
 
 
 @needs_jit
+def test_jit_pixels_grouped_block_writes_match_the_oracle(monkeypatch):
+    """With groups, the block writes (transposed._blocks) run a product per group and tap of the last axis, the
+    groups' outputs interleaved with the taps' in each row. Forced on random grouped 1-3-D layers whose output is
+    whole blocks of the stride (kernels equal to and shorter than their strides), with and without bias, in both
+    layouts (channels-first through channels-last copies), against the oracle in float64 and float32, with views
+    and read-only arrays, in one piece and in many, on one thread and on the team; a spy checks that the block
+    path ran, and a grouped call whose output is not whole blocks is refused."""
+    rng = np.random.default_rng(22)
+    ran = []
+    blocks = transposed_path._blocks
+    monkeypatch.setattr(transposed_path, "_blocks", lambda *args: ran.append(args[3]) or blocks(*args))
+    team_run, teamed = team.run, []
+    monkeypatch.setattr(team, "run", lambda *args: teamed.append(args) or team_run(*args))
+    for trial in range(36):
+        if trial == 18:  # the rest in pieces of a few rows, on the team where there is one
+            monkeypatch.setattr(_tuning, "PIXELS_BLOCKS_PIECE_BYTES", 1)
+            monkeypatch.setattr(_tuning, "TEAM_MIN_BYTES", 0)
+            monkeypatch.setattr(_tuning, "TEAM_MIN_CHANNELS", 1)
+        d = 1 + trial % 3
+        stride = [int(v) for v in rng.integers(1, 5, size=d)]
+        kernel = [s if trial % 3 else int(rng.integers(1, s + 1)) for s in stride]
+        groups = int(rng.integers(2, 5))
+        x = rng.standard_normal(
+            (1 + trial % 4, groups * int(rng.integers(2, 6)), *(int(v) for v in rng.integers(2, 7, size=d)))
+        )
+        w = rng.standard_normal((x.shape[1], int(rng.integers(1, 6)), *kernel))
+        b = rng.standard_normal(groups * w.shape[1]) if trial % 5 else None
+        output_padding = [s - k for s, k in zip(stride, kernel)]
+        expected = naive_conv_transpose(x, w, b, stride=stride, output_padding=output_padding, groups=groups)
+        channels_last = trial % 4 != 0
+        xin = np.moveaxis(x, 1, -1) if channels_last else x
+        xin, w = _as_callers_hand_them(trial, xin, w)
+        options = {"stride": stride, "output_padding": output_padding, "groups": groups}
+        before = len(ran)
+        with tconv.use_algorithm("jit_pixels"):
+            got = tconv.conv_transpose(xin, w, b, channels_last=channels_last, **options)
+            b32 = None if b is None else b.astype(np.float32)
+            low = tconv.conv_transpose(
+                xin.astype(np.float32), w.astype(np.float32), b32, channels_last=channels_last, **options
+            )
+        assert len(ran) == before + 2, (trial, stride, kernel, groups)
+        if channels_last:
+            got, low = np.moveaxis(got, -1, 1), np.moveaxis(low, -1, 1)
+        np.testing.assert_allclose(got, expected, atol=1e-10, rtol=1e-10)
+        assert low.dtype == np.float32
+        np.testing.assert_allclose(low, expected, atol=1e-3, rtol=1e-3)
+    assert teamed or team.size() == 1
+    x = np.zeros((1, 6, 5, 5))
+    w = np.zeros((6, 2, 3, 3))
+    with tconv.use_algorithm("jit_pixels"), pytest.raises(ValueError, match="jit_pixels"):
+        tconv.conv_transpose(x, w, stride=2, groups=2)  # overlapping taps
+
+
+@needs_jit
 def test_jit_phases_matches_the_oracle(monkeypatch):
     """jit_phases (one stride-1 convolution per output phase: an im2col of x for the phase's taps, one product
     written into the phase's outputs) forced on random 1-3-D layers of both layouts with stride, dilation, padding,
@@ -2694,8 +2748,8 @@ def test_jit_phases_runs_each_phase_on_its_own_taps():
 @needs_jit
 def test_jit_pixels_writes_blocks_only_where_the_output_is_whole_blocks():
     """The block path's condition (transposed.blocks_fit): a cropped start, an output shorter than n * s,
-    dilation, overlapping taps, one input channel (the folded path's) or more than PIXELS_BLOCKS_MAX_IN in 2-D
-    each rule it out; 1-D takes any count of input channels (one product)."""
+    dilation, overlapping taps, one input channel a group (the folded path's, or a depthwise call) or more than
+    PIXELS_BLOCKS_MAX_IN a group in 2-D each rule it out; 1-D takes any count of input channels (one product)."""
     many = _tuning.PIXELS_BLOCKS_MAX_IN + 1
 
     def fits(x_shape, w_shape, **options):
@@ -2710,7 +2764,11 @@ def test_jit_pixels_writes_blocks_only_where_the_output_is_whole_blocks():
     assert not fits((2, 8, 5, 6), (8, 4, 3, 3), stride=2, output_padding=1)  # the taps overlap
     assert not fits((2, 1, 5, 6), (1, 4, 2, 2), stride=2)
     assert not fits((2, many, 5, 6), (many, 4, 2, 2), stride=2)
-    assert not fits((2, 8, 5, 6), (4, 4, 2, 2), stride=2, groups=2)
+    assert fits((2, 8, 5, 6), (8, 4, 2, 2), stride=2, groups=2)  # two input channels a group or more
+    assert not fits((2, 8, 5, 6), (8, 1, 2, 2), stride=2, groups=8)  # depthwise
+    assert fits((2, 2 * many, 9), (2 * many, 4, 3), stride=3, groups=2)
+    assert not fits((2, 2 * many, 5, 6), (2 * many, 4, 2, 2), stride=2, groups=2)
+    assert fits((2, 2 * many, 5, 6), (2 * many, 4, 2, 2), stride=2, groups=3)  # the bound is per group
 
 
 @needs_jit

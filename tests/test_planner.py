@@ -510,7 +510,8 @@ def test_the_planner_ranks_the_block_writes_channels_last():
     output (transposed._blocks), and the cost model ranks it: for a 2x2 stride-2 layer to three channels it is the
     cheapest ((4, 32, 63, 63) -> 3: 0.65 ms forced, against 0.90 on jit_gemm, the choice before); 3-D over short
     rows, whose 2704 products of 13 rows each cost more than their multiply-adds (BLOCKS_PRODUCT_COST), it is not
-    (2.0 ms against 1.4 on jit_gemm). Channels-first the blocks are not contiguous, and it is not ranked."""
+    (2.0 ms against 1.4 on jit_gemm). Channels-first the blocks are not contiguous, and it is not ranked. Likewise
+    with groups."""
     numpy = array_api_compat.array_namespace(np.empty(0))
     pixels = registry.get("jit_pixels")
     few = _spec(True, (4, 32, 63, 63), (32, 3, 2, 2), stride=2)
@@ -519,6 +520,12 @@ def test_the_planner_ranks_the_block_writes_channels_last():
     assert planner.select(few, numpy, channels_last=False, batch=4).name != "jit_pixels"
     short_rows = _spec(True, (4, 64, 13, 13, 13), (64, 4, 2, 2, 2), stride=2)
     assert planner.select(short_rows, numpy, channels_last=True, batch=4).name == "jit_gemm"
+    # with groups, a product per group and tap of the last axis: sweep 44's (6, 76, 40, 40) -> 496 k2 s2, 4 groups
+    # (13 ms forced, against 51-58 on jit_gemm, the choice before); channels-first it is not ranked
+    grouped = _spec(True, (6, 76, 40, 40), (76, 124, 2, 2), groups=4, stride=2)
+    assert planner.select(grouped, numpy, channels_last=True, batch=6).name == "jit_pixels"
+    assert pixels.cost(grouped, channels_last=False) is None
+    assert planner.select(grouped, numpy, channels_last=False, batch=6).name != "jit_pixels"
 
 
 @needs_jit

@@ -150,12 +150,13 @@ class JitPixels(Compiled):
     description = (
         "BLAS product into pixel-major columns, then a compiled overlap-add vectorised along the "
         "output channels; with one to three input channels the products folded into the overlap-add; "
-        "channels-last output of whole stride blocks written by the products themselves "
-        "(NumPy, rank <= 3, transposed, one group, needs numba)"
+        "channels-last output of whole stride blocks written by the products themselves, the only case with "
+        "groups (NumPy, rank <= 3, transposed, needs numba)"
     )
 
     def supports(self, spec: ConvSpec, xp: Any) -> bool:
-        return spec.transposed and spec.groups == 1 and runs_compiled(spec, xp)
+        grouped_ok = spec.groups == 1 or (spec.transposed and transposed.blocks_fit(spec))
+        return spec.transposed and grouped_ok and runs_compiled(spec, xp)
 
     def cost(self, spec: ConvSpec, channels_last: bool = False) -> float | None:
         """The column product, then an overlap-add in rows as long as the output channels, one per (input pixel,
@@ -167,10 +168,12 @@ class JitPixels(Compiled):
         :func:`_blocks_cost`. Not ranked for other kernels no longer than their stride, where ``jit_gemm`` reads its
         output straight from the columns (no overlap-add, which measured faster on U-Net's 2x2 stride 2:
         docs/design.md)."""
-        if not spec.transposed or spec.groups != 1:
+        if not spec.transposed:
             return None
         if channels_last and transposed.blocks_fit(spec):  # each tap's product written into the output
             return _blocks_cost(spec)
+        if spec.groups != 1:
+            return None
         if not taps_overlap(spec):
             return None
         if spec.in_channels <= _tuning.PIXELS_DIRECT_MAX_IN:  # the products folded into the overlap-add
@@ -249,17 +252,24 @@ class JitPhases(Compiled):
 
 def _blocks_cost(spec: ConvSpec) -> float:
     """``jit_pixels``' block writes (:func:`.transposed._blocks`), per sample: the product at ``GEMM_RATE`` (slower
-    in proportion below ``GEMM_FULL_RATE_INNER`` input channels), the output written once at ``COLUMN_STREAM``
-    (twice where a kernel shorter than its stride leaves outputs to the bias: the fill first), and in 2-D and 3-D
-    the weight's ``C_in x kD * C_out`` block packed by BLAS at ``BLOCKS_PACK_STREAM`` and ``BLOCKS_PRODUCT_COST``
-    for each of its products (one per input row and tap of the axes before the last)."""
-    c_in, c_out = spec.in_channels, spec.out_channels
-    flops = 2.0 * c_in * c_out * math.prod(spec.kernel_size) * math.prod(spec.input_size)
-    product = flops / (_tuning.GEMM_RATE * min(1.0, c_in / _tuning.GEMM_FULL_RATE_INNER))
+    in proportion below ``GEMM_FULL_RATE_INNER`` input channels a group), the output written once at
+    ``COLUMN_STREAM`` (twice where a kernel shorter than its stride leaves outputs to the bias: the fill first), and
+    the weight's block packed by BLAS at ``BLOCKS_PACK_STREAM`` and ``BLOCKS_PRODUCT_COST`` for each of its
+    products: one group, in 2-D and 3-D, a ``C_in x kD * C_out`` block per input row and tap of the axes before the
+    last; with groups a ``C_in/G x C_out/G`` block per group and tap of the last axis too (in 1-D once a call)."""
+    c_in, c_out, groups = spec.in_channels, spec.out_channels, spec.groups
+    cg_in = c_in // groups
+    flops = 2.0 * cg_in * c_out * math.prod(spec.kernel_size) * math.prod(spec.input_size)
+    product = flops / (_tuning.GEMM_RATE * min(1.0, cg_in / _tuning.GEMM_FULL_RATE_INNER))
     gaps = any(k < st for k, st in zip(spec.kernel_size, spec.stride))
     written = (2 if gaps else 1) * float(_tuning.COST_ITEMSIZE) * c_out * math.prod(spec.output_size)
-    products = math.prod(spec.input_size[:-1]) * math.prod(spec.kernel_size[:-1]) if spec.ndim > 1 else 0
-    block = float(_tuning.COST_ITEMSIZE) * c_in * spec.kernel_size[-1] * c_out
+    item, rows = float(_tuning.COST_ITEMSIZE), math.prod(spec.input_size[:-1]) * math.prod(spec.kernel_size[:-1])
+    if groups == 1:
+        products = rows if spec.ndim > 1 else 0
+        block = item * c_in * spec.kernel_size[-1] * c_out
+    else:
+        products = rows * groups * spec.kernel_size[-1]
+        block = item * cg_in * (c_out // groups)
     packed = products * (block / _tuning.BLOCKS_PACK_STREAM + _tuning.BLOCKS_PRODUCT_COST)
     return product + written / _tuning.COLUMN_STREAM + packed
 
