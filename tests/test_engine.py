@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import itertools
 import os
 
@@ -414,16 +415,31 @@ def test_padded_column_rows_match_the_oracle(algorithm, monkeypatch):
 
 
 @pytest.mark.parametrize("channels_last", [False, True])
-def test_single_pixel_input_is_one_product(channels_last):
-    """DCGAN's first layer (1x1 input, no padding): written by one matrix product into the output."""
+@pytest.mark.parametrize("algorithm", [None, "jit_gemm", "jit_pixels", "jit_patches"])
+def test_single_pixel_input_is_one_product(channels_last, algorithm, monkeypatch):
+    """DCGAN's first layer (1x1 input, no padding): written by one matrix product into the output, on the planner's
+    choice and on each algorithm that takes it. Channels-last, fewer samples than input channels multiply in the
+    weight's order and transpose the product into place (by NumPy, and by the tiled transposing copy, its size
+    bound lowered), more copy the weight into the output's order; float64 and float32."""
     rng = np.random.default_rng(6)
-    x = rng.standard_normal((3, 5, 1, 1))
-    w = rng.standard_normal((5, 4, 4, 3))
-    b = rng.standard_normal(4)
-    expected = naive_conv_transpose(x, w, b, stride=[2, 2])
-    xin = np.moveaxis(x, 1, -1) if channels_last else x
-    got = tconv.conv_transpose(xin, w, b, stride=2, channels_last=channels_last)
-    np.testing.assert_allclose(np.moveaxis(got, -1, 1) if channels_last else got, expected, atol=1e-10)
+    monkeypatch.setattr(_tuning, "TRANSPOSE_TILES_MIN_BYTES", 0)  # the (2, 96, 64) products by tiles
+    for batch, c_in, c_out, kernel in [(3, 5, 4, (4, 3)), (7, 5, 4, (4, 3)), (2, 40, 96, (8, 8)), (1, 3, 2, (5,))]:
+        if algorithm is not None and not kernels.available():
+            pytest.skip("no compiled path")
+        x = rng.standard_normal((batch, c_in, *(1,) * len(kernel)))
+        w = rng.standard_normal((c_in, c_out, *kernel))
+        b = rng.standard_normal(c_out)
+        expected = naive_conv_transpose(x, w, b, stride=[2] * len(kernel))
+        xin = np.moveaxis(x, 1, -1) if channels_last else x
+        with contextlib.nullcontext() if algorithm is None else tconv.use_algorithm(algorithm):
+            got = tconv.conv_transpose(xin, w, b, stride=2, channels_last=channels_last)
+            x32, w32, b32 = (a.astype(np.float32) for a in (xin, w, b))
+            low = tconv.conv_transpose(x32, w32, b32, stride=2, channels_last=channels_last)
+        if channels_last:
+            got, low = np.moveaxis(got, -1, 1), np.moveaxis(low, -1, 1)
+        np.testing.assert_allclose(got, expected, atol=1e-10)
+        assert low.dtype == np.float32
+        np.testing.assert_allclose(low, expected, atol=1e-4, rtol=1e-4)
 
 
 @needs_jit

@@ -169,13 +169,23 @@ def _is_single_pixel(spec: ConvSpec) -> bool:
 def _single_pixel(
     x: np.ndarray, weight: np.ndarray, bias: np.ndarray | None, spec: ConvSpec, channels_last: bool, out: np.ndarray
 ) -> np.ndarray:
-    """``out (N, C_out * K) = x (N, C_in) @ W (C_in, C_out * K)``, written straight into the caller's layout."""
-    batch, taps = x.shape[0], math.prod(spec.kernel_size)
-    w2 = weight.reshape(spec.in_channels, spec.out_channels, taps)
-    if channels_last:  # output (N, *k, C_out): the weight's columns in (tap, channel) order
-        w2 = np.ascontiguousarray(w2.swapaxes(1, 2))
-    out2 = out.reshape(batch, spec.out_channels * taps)
-    team.matmul(x.reshape(batch, spec.in_channels), w2.reshape(spec.in_channels, -1), out=out2)
+    """``out (N, C_out * K) = x (N, C_in) @ W (C_in, C_out * K)``, written straight into the caller's layout.
+    Channels-last the output is ``(N, K, C_out)``: with fewer samples than input channels the product is made in
+    the weight's ``(C_out, K)`` order and its ``N * C_out * K`` values transposed into place, else the weight's
+    ``C_in * C_out * K`` are (sweep 43's (1, 63, 1, 1) -> 346 k4 copied 1.4 MB of weight a call for 22 K outputs)."""
+    batch, taps, c_in, c_out = x.shape[0], math.prod(spec.kernel_size), spec.in_channels, spec.out_channels
+    w2 = weight.reshape(c_in, c_out, taps)
+    x2 = x.reshape(batch, c_in)
+    if channels_last and batch < c_in:
+        product = scratch((batch, c_out, taps), x.dtype, slot=4)
+        team.matmul(x2, w2.reshape(c_in, -1), out=product.reshape(batch, -1))
+        target = out.reshape(batch, taps, c_out).swapaxes(1, 2)
+        if not transpose.copy(target, product):
+            np.copyto(target, product)
+    else:
+        if channels_last:  # output (N, *k, C_out): the weight's columns in (tap, channel) order
+            w2 = np.ascontiguousarray(w2.swapaxes(1, 2))
+        team.matmul(x2, w2.reshape(c_in, -1), out=out.reshape(batch, c_out * taps))
     if bias is not None:
         shape = (1, *(1,) * spec.ndim, -1) if channels_last else (1, -1, *(1,) * spec.ndim)
         out += np.asarray(bias, dtype=out.dtype).reshape(shape)
