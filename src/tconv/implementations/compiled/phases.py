@@ -140,20 +140,95 @@ def setup_cost(spec: ConvSpec) -> float:
     return math.prod(len(axis) for axis in plan(spec).axes) * _tuning.PHASES_CALL_COST
 
 
+class _Phase(NamedTuple):
+    """One phase of a call, as :func:`conv_transpose_phases` runs it: its axes' phases, its outputs (a strided view's
+    index into the channels-last output), its live taps as a view's index into the weight's ``(C_in, *k, C_out)``
+    (None: no tap reaches the phase, whose outputs are the bias), each tap's offsets into padded x per 3-D axis,
+    and its outputs past the first axis. Indexes start with the batch's (or the weight's input channels')."""
+
+    axes: tuple[AxisPhase, ...]
+    outputs: tuple[slice, ...]
+    taps: tuple[slice, ...] | None
+    offsets: np.ndarray | None
+    rest: tuple[int, ...]
+
+
+class _Layout(NamedTuple):
+    """What :func:`conv_transpose_phases` reads of a call description alone, made once per description."""
+
+    phases: tuple[_Phase, ...]
+    padded: tuple[int, ...]  # padded x's shape past the batch, channels-last
+    inside: tuple[slice, ...]  # x's place in padded x
+    borders: tuple[tuple[slice, ...], ...]  # the padding's slabs of padded x, zeroed on every call
+    first: int  # the first axis's outputs per phase, at most
+    largest: int  # the largest phase's im2col of one sample, in elements
+
+
+@functools.lru_cache(maxsize=1024)
+def _layout(spec: ConvSpec) -> _Layout:
+    phases = plan(spec)
+    sizes, low, high = spec.input_size, phases.pad_low, phases.pad_high
+    padded = (*(n + lo + hi for n, lo, hi in zip(sizes, low, high)), spec.in_channels)
+    every = slice(None)
+    inside = (every, *(slice(lo, lo + n) for lo, n in zip(low, sizes)))
+    borders = []
+    for axis, (lo, n) in enumerate(zip(low, sizes)):
+        before = (every,) * (axis + 1)
+        if lo:
+            borders.append((*before, slice(0, lo)))
+        if padded[axis] > lo + n:
+            borders.append((*before, slice(lo + n, None)))
+    runs = []
+    for combo in itertools.product(*phases.axes):
+        outputs = (every, *(slice(p.start, None, s) for p, s in zip(combo, spec.stride)))
+        rest = tuple(p.length for p in combo[1:])
+        if any(not p.taps for p in combo):
+            runs.append(_Phase(combo, outputs, None, None, rest))
+            continue
+        # each tap's offsets into the padded x, per axis (3-D: unit axes before the call's own)
+        shifts = [[0]] * (3 - spec.ndim) + [[o + lo for o in p.offsets] for p, lo in zip(combo, low)]
+        offsets = np.array(list(itertools.product(*shifts)), dtype=np.int64).reshape(-1, 3)
+        runs.append(_Phase(combo, outputs, (every, *map(_taps_slice, combo)), offsets, rest))
+    live = [run.axes for run in runs if run.taps is not None]
+    largest = spec.in_channels * max(
+        (math.prod(p.length for p in c) * math.prod(len(p.taps) for p in c) for c in live), default=1
+    )
+    first = max(p.length for p in phases.axes[0])
+    return _Layout(tuple(runs), padded, inside, tuple(borders), first, largest)
+
+
+def _pieces(spec: ConvSpec, batch: int, itemsize: int) -> tuple[list[tuple[int, int, int, int]], int]:
+    """A call's pieces ``(n0, n1, q0, q1)`` (samples ``n0:n1``, rows ``q0:q1`` of the first axis) and its threads:
+    whole samples a piece where one sample's largest im2col fits ``PHASES_PIECE_BYTES``, else rows of one sample,
+    two pieces a thread at least on a team."""
+    layout = _layout(spec)
+    first, sample_bytes = layout.first, itemsize * layout.largest
+    threads = schedule.team_threads(
+        batch, spec.out_channels, max(1, im2col_elements(spec) // spec.out_channels) * itemsize
+    )
+    samples = _tuning.PHASES_PIECE_BYTES // sample_bytes
+    if threads > 1:  # two pieces a thread at least
+        samples = min(samples, batch // (2 * threads))
+    if samples >= 1:  # whole samples a piece
+        return [(n0, min(n0 + samples, batch), 0, first) for n0 in range(0, batch, samples)], threads
+    # a sample's rows along the first axis a piece
+    step = max(1, min(first, first * _tuning.PHASES_PIECE_BYTES // sample_bytes))
+    if threads > 1:
+        step = max(1, min(step, -(-first * batch // (2 * threads))))
+    return [(n, n + 1, q0, min(q0 + step, first)) for n in range(batch) for q0 in range(0, first, step)], threads
+
+
 def conv_transpose_phases(
     x: np.ndarray, weight: np.ndarray, bias: np.ndarray | None, spec: ConvSpec, channels_last: bool
 ) -> np.ndarray:
     """The transposed convolution of a batched x (one group) phase by phase, in the caller's layout."""
     batch = x.shape[0]
     c_in, c_out = spec.in_channels, spec.out_channels
-    phases = plan(spec)
-    sizes = spec.input_size
-    padded = scratch(
-        (batch, *(n + lo + hi for n, lo, hi in zip(sizes, phases.pad_low, phases.pad_high)), c_in), x.dtype, slot=2
-    )
-    if any(phases.pad_low) or any(phases.pad_high):
-        padded.fill(0)
-    inside = padded[tuple([slice(None), *(slice(lo, lo + n) for lo, n in zip(phases.pad_low, sizes))])]
+    layout = _layout(spec)
+    padded = scratch((batch, *layout.padded), x.dtype, slot=2)
+    for border in layout.borders:  # the padding's zeros (x fills the rest)
+        padded[border] = 0
+    inside = padded[layout.inside]
     source = x if channels_last else geometry.moved(x, 1, -1)
     if not transpose.copy(inside, source):
         np.copyto(inside, source)
@@ -161,68 +236,66 @@ def conv_transpose_phases(
     # channels-first, the phases write a channels-last copy (this thread's buffer), transposed into the result
     out = result if channels_last else scratch((batch, *spec.output_size, c_out), x.dtype, slot=4)
     bias_row = None if bias is None else np.ascontiguousarray(bias, dtype=x.dtype)
-    w_taps = np.moveaxis(weight, 1, -1)  # (C_in, k1, ..., kD, C_out)
-    # per phase: its axes' phases, the output's strided view, and the weight's rows (taps, C_in) x C_out
-    jobs: list[tuple[tuple[AxisPhase, ...], np.ndarray, np.ndarray | None, np.ndarray | None]] = []
-    for combo in itertools.product(*phases.axes):
-        view = out[tuple([slice(None), *(slice(p.start, None, s) for p, s in zip(combo, spec.stride))])]
-        if any(not p.taps for p in combo):
-            jobs.append((combo, view, None, None))
+    ones = 0 if bias_row is None else 1  # a row of ones in the im2col, the bias a row of the weight's
+    d = spec.ndim
+    w_taps = weight.transpose(0, *range(2, d + 2), 1)  # (C_in, k1, ..., kD, C_out)
+    tap_major = (*range(1, d + 1), 0, d + 1)  # (T1, ..., TD, C_in, C_out) of a phase's taps
+    rows_last = (*range(1, d + 2), 0)  # a piece's im2col (width, *counts) as (*counts, width)
+    # per phase: its outputs, a strided view of the output, and the weight's rows (taps, C_in) x C_out, then the
+    # bias's (one copy)
+    jobs: list[tuple[_Phase, np.ndarray, np.ndarray | None]] = []
+    for phase in layout.phases:
+        view = out[phase.outputs]
+        if phase.taps is None:
+            jobs.append((phase, view, None))
             continue
-        taps = w_taps[tuple([slice(None), *map(_taps_slice, combo)])]  # (C_in, T1, ..., TD, C_out), a view
-        rows = np.moveaxis(taps, 0, -2).reshape(-1, c_out)  # (T1 * ... * TD * C_in, C_out), one copy
-        if bias_row is not None:  # the bias, as the weight of the im2col's row of ones
-            rows = np.concatenate([rows, bias_row[None]])
-        # each tap's offsets into the padded x, per axis (3-D: unit axes before the call's own)
-        shifts = [[0]] * (3 - spec.ndim) + [[o + lo for o in p.offsets] for p, lo in zip(combo, phases.pad_low)]
-        offsets = np.array(list(itertools.product(*shifts)), dtype=np.int64).reshape(-1, 3)
-        jobs.append((combo, view, np.ascontiguousarray(rows), offsets))
-    first = max(p.length for p in phases.axes[0])  # the first axis's outputs per phase, at most
-    live = [combo for combo, _, rows, _ in jobs if rows is not None]
-    # the largest phase's im2col of one sample, in bytes
-    sample_bytes = (
-        x.dtype.itemsize
-        * c_in
-        * max((math.prod(p.length for p in c) * math.prod(len(p.taps) for p in c) for c in live), default=1)
-    )
-    threads = schedule.team_threads(batch, c_out, max(1, im2col_elements(spec) // c_out) * x.dtype.itemsize)
-    samples = _tuning.PHASES_PIECE_BYTES // sample_bytes
-    if threads > 1:  # two pieces a thread at least
-        samples = min(samples, batch // (2 * threads))
-    if samples >= 1:  # whole samples a piece
-        pieces = [(n0, min(n0 + samples, batch), 0, first) for n0 in range(0, batch, samples)]
-    else:  # a sample's rows along the first axis a piece
-        step = max(1, min(first, first * _tuning.PHASES_PIECE_BYTES // sample_bytes))
-        if threads > 1:
-            step = max(1, min(step, -(-first * batch // (2 * threads))))
-        pieces = [(n, n + 1, q0, min(q0 + step, first)) for n in range(batch) for q0 in range(0, first, step)]
+        taps = w_taps[phase.taps]  # (C_in, T1, ..., TD, C_out), a view
+        count = math.prod(taps.shape[1:-1]) * c_in
+        rows = np.empty((count + ones, c_out), dtype=x.dtype)
+        rows[:count].reshape(*taps.shape[1:-1], c_in, c_out)[...] = taps.transpose(tap_major)
+        if bias_row is not None:
+            rows[count] = bias_row
+        jobs.append((phase, view, rows))
+    pieces, threads = _pieces(spec, batch, x.dtype.itemsize)
 
     units = (1,) * (3 - spec.ndim)  # unit axes before the call's own, as the kernels pad to 3-D
-    padded3 = padded.reshape(batch, *units, *padded.shape[1:-1], c_in)
+    padded3 = padded.reshape(batch, *units, *layout.padded)
     flat = padded3.reshape(-1)  # a view: the buffer is contiguous
     s0, s1, s2, s3 = (stride // x.dtype.itemsize for stride in padded3.strides[:4])
     s_first = (s1, s2, s3)[3 - spec.ndim]  # along the first axis, which the pieces cut
-    ones = 0 if bias_row is None else 1  # a row of ones in the im2col, the bias a row of the weight's
+    gather = _gather()
 
     def work(piece: tuple[int, int, int, int]) -> None:
         n0, n1, q0, q_stop = piece
-        for combo, view, rows, offsets in jobs:
-            q1 = min(q_stop, combo[0].length)
+        for phase, view, rows in jobs:
+            q1 = min(q_stop, phase.axes[0].length)
             if q0 >= q1:
                 continue
             target = view[n0:n1, q0:q1]
             if rows is None:
                 target[...] = 0 if bias_row is None else bias_row
                 continue
-            counts = (n1 - n0, q1 - q0, *(p.length for p in combo[1:]))
+            counts = (n1 - n0, q1 - q0, *phase.rest)
             width, count = rows.shape[0], math.prod(counts)
             columns = scratch((width, count), x.dtype, slot=0)  # tap-major: the product's operand transposed
             base = n0 * s0 + q0 * s_first
-            _gather()(
-                flat, columns.reshape(-1), offsets, base, s0, s1, s2, s3, counts[0], *units, *counts[1:], c_in, ones
+            gather(
+                flat,
+                columns.reshape(-1),
+                phase.offsets,
+                base,
+                s0,
+                s1,
+                s2,
+                s3,
+                counts[0],
+                *units,
+                *counts[1:],
+                c_in,
+                ones,
             )
             if counts[-1] >= _tuning.PHASES_IN_PLACE_MIN_ROWS:  # a product per row of outputs, written in place
-                team.matmul(np.moveaxis(columns.reshape(width, *counts), 0, -1), rows, out=target)
+                team.matmul(columns.reshape(width, *counts).transpose(rows_last), rows, out=target)
             else:  # one product into a buffer, copied into the phase's outputs
                 product = scratch((count, c_out), x.dtype, slot=1)
                 team.matmul(columns.T, rows, out=product)
