@@ -374,7 +374,13 @@ def _compiled() -> Kernels:
         # per axis), vectorised along the contiguous channel axis. Pixels are summed in tiles of `tile`
         # along the last axis; with pixels_first (channels-first out: O3 stride < C stride) each channel's
         # tile is then written as one contiguous run instead of pixel by pixel with a stride.
+        # The (row, tap) vectors are read as rows of cols seen 2-D, ``(R * K, C)``, their index built axis by
+        # axis: a 2-D index and no 4-D view a pair ran the overlap-add 2x faster (DCGAN's (5, 64, 14, 14) -> 32
+        # k4 s2: 0.40-0.63 ms -> 0.18-0.28, the kernel alone, one thread).
         o1n, o2n, o3n, channels = out.shape[1], out.shape[2], out.shape[3], out.shape[4]
+        k2, k3 = cols.shape[2], cols.shape[3]
+        taps = cols.shape[1] * k2 * k3
+        vectors = cols.reshape(-1, channels)
         tile = 16
         for job in range(start, stop):
             n = job // o1n
@@ -386,12 +392,16 @@ def _compiled() -> Kernels:
                     for i in range(width):
                         o3 = first + i
                         a = acc[i]
-                        a[:] = bias
+                        for c in range(channels):
+                            a[c] = bias[c]
                         for m1 in range(c1[o1]):
+                            row1 = n * rs[0] + j1[o1, m1] * rs[1]
+                            tap1 = t1[o1, m1] * k2
                             for m2 in range(c2[o2]):
+                                row2 = row1 + j2[o2, m2] * rs[2]
+                                tap2 = (tap1 + t2[o2, m2]) * k3
                                 for m3 in range(c3[o3]):
-                                    row = n * rs[0] + j1[o1, m1] * rs[1] + j2[o2, m2] * rs[2] + j3[o3, m3] * rs[3]
-                                    v = cols[row, t1[o1, m1], t2[o2, m2], t3[o3, m3]]
+                                    v = vectors[(row2 + j3[o3, m3] * rs[3]) * taps + tap2 + t3[o3, m3]]
                                     for c in range(channels):
                                         a[c] += v[c]
                     if pixels_first:
@@ -795,7 +805,7 @@ def col2im_last(
     :func:`tconv.implementations.compiled.geometry.transposed_tables`.
     """
     strides = _row_steps(order, cols.shape[:4])  # rows per step of (n, j1, j2, j3)
-    rows = cols.reshape(-1, *cols.shape[4:])
+    rows = np.ascontiguousarray(cols).reshape(-1, *cols.shape[4:])  # the kernel reads it as (R * K, C)
     pixels_first = out.strides[3] < out.strides[4]
     arguments = (rows, strides, np.ascontiguousarray(bias), out, *tables, pixels_first)
     kernel = _compiled().col2im_last
