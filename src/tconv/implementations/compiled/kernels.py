@@ -520,8 +520,13 @@ def _compiled() -> Kernels:
         # input's C_in values times the tap's weight rows, summed along the contiguous channels in a tile of
         # pixels and written as col2im_last writes. A job is one row of output pixels (n, o1, o2): a 1-D or 2-D
         # call of one sample still has rows enough to share among the team's threads.
+        # The weight's rows read from w seen 2-D, ``(C_in * K, C)``, as col2im_last reads its vectors (1.4x
+        # faster than a 4-D view a row: (3, 2, 30, 30) -> 24 k5 s2, the kernel alone).
         o1n, o2n, o3n, channels = out.shape[1], out.shape[2], out.shape[3], out.shape[4]
         c_in = x.shape[1]
+        k2, k3 = w.shape[2], w.shape[3]
+        taps = w.shape[1] * k2 * k3
+        rows_w = w.reshape(-1, channels)
         tile = 16
         acc = np.empty((tile, channels), dtype=out.dtype)
         for job in range(start, stop):
@@ -533,14 +538,20 @@ def _compiled() -> Kernels:
                 for i in range(width):
                     o3 = first + i
                     a = acc[i]
-                    a[:] = bias
+                    for c in range(channels):
+                        a[c] = bias[c]
                     for m1 in range(c1[o1]):
+                        row1 = n * rs[0] + j1[o1, m1] * rs[1]
+                        tap1 = t1[o1, m1] * k2
                         for m2 in range(c2[o2]):
+                            row2 = row1 + j2[o2, m2] * rs[2]
+                            tap2 = (tap1 + t2[o2, m2]) * k3
                             for m3 in range(c3[o3]):
-                                row = n * rs[0] + j1[o1, m1] * rs[1] + j2[o2, m2] * rs[2] + j3[o3, m3] * rs[3]
+                                row = row2 + j3[o3, m3] * rs[3]
+                                tap = tap2 + t3[o3, m3]
                                 for ci in range(c_in):
                                     v = x[row, ci]
-                                    wr = w[ci, t1[o1, m1], t2[o2, m2], t3[o3, m3]]
+                                    wr = rows_w[ci * taps + tap]
                                     for c in range(channels):
                                         a[c] += v * wr[c]
                 if pixels_first:
@@ -825,7 +836,7 @@ def pixels_direct(
     rows = x.reshape(-1, x.shape[4])
     strides = _row_steps((0, 1, 2, 3), x.shape[:4])
     pixels_first = out.strides[3] < out.strides[4]
-    arguments = (rows, strides, weight, np.ascontiguousarray(bias), out, *tables, pixels_first)
+    arguments = (rows, strides, np.ascontiguousarray(weight), np.ascontiguousarray(bias), out, *tables, pixels_first)
     kernel = _compiled().pixels_direct
     work = out.size + rows.shape[0] * weight.size  # each input pixel meets every weight row once
     jobs = out.shape[0] * out.shape[1] * out.shape[2]  # rows of output pixels
