@@ -256,7 +256,8 @@ def _blocks_cost(spec: ConvSpec) -> float:
     ``COLUMN_STREAM`` (twice where a kernel shorter than its stride leaves outputs to the bias: the fill first), and
     the weight's block packed by BLAS at ``BLOCKS_PACK_STREAM`` and ``BLOCKS_PRODUCT_COST`` for each of its
     products: one group, in 2-D and 3-D, a ``C_in x kD * C_out`` block per input row and tap of the axes before the
-    last; with groups a ``C_in/G x C_out/G`` block per group and tap of the last axis too (in 1-D once a call)."""
+    last; with groups a ``C_in/G x C_out/G`` block per group and tap of the last axis too (in 1-D once a piece,
+    counted here once a sample: an overestimate where a piece spans several samples)."""
     c_in, c_out, groups = spec.in_channels, spec.out_channels, spec.groups
     cg_in = c_in // groups
     flops = 2.0 * cg_in * c_out * math.prod(spec.kernel_size) * math.prod(spec.input_size)

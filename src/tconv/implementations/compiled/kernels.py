@@ -375,8 +375,7 @@ def _compiled() -> Kernels:
         # along the last axis; with pixels_first (channels-first out: O3 stride < C stride) each channel's
         # tile is then written as one contiguous run instead of pixel by pixel with a stride.
         # The (row, tap) vectors are read as rows of cols seen 2-D, ``(R * K, C)``, their index built axis by
-        # axis: a 2-D index and no 4-D view a pair ran the overlap-add 2x faster (DCGAN's (5, 64, 14, 14) -> 32
-        # k4 s2: 0.40-0.63 ms -> 0.18-0.28, the kernel alone, one thread).
+        # axis: no 4-D view per pair (docs/design.md, the twenty-first session's smaller steps).
         o1n, o2n, o3n, channels = out.shape[1], out.shape[2], out.shape[3], out.shape[4]
         k2, k3 = cols.shape[2], cols.shape[3]
         taps = cols.shape[1] * k2 * k3
@@ -520,8 +519,7 @@ def _compiled() -> Kernels:
         # input's C_in values times the tap's weight rows, summed along the contiguous channels in a tile of
         # pixels and written as col2im_last writes. A job is one row of output pixels (n, o1, o2): a 1-D or 2-D
         # call of one sample still has rows enough to share among the team's threads.
-        # The weight's rows read from w seen 2-D, ``(C_in * K, C)``, as col2im_last reads its vectors (1.4x
-        # faster than a 4-D view a row: (3, 2, 30, 30) -> 24 k5 s2, the kernel alone).
+        # The weight's rows read from w seen 2-D, ``(C_in * K, C)``, as col2im_last reads its vectors.
         o1n, o2n, o3n, channels = out.shape[1], out.shape[2], out.shape[3], out.shape[4]
         c_in = x.shape[1]
         k2, k3 = w.shape[2], w.shape[3]

@@ -8,7 +8,8 @@
 ``jit_direct`` (:func:`conv_transpose` with ``direct``)
     For few channels per group (depthwise): a product with a small inner dimension runs far below the BLAS
     rate, so the transposed convolution is summed directly per output.
-``jit_pixels``, ``jit_patches`` (:func:`conv_transpose_pixels`, :func:`conv_transpose_patches`; one group)
+``jit_pixels``, ``jit_patches`` (:func:`conv_transpose_pixels`, :func:`conv_transpose_patches`; one group, and
+groups for the pixel path's block writes)
     ``cols = x (N*P, C_in) @ W`` with x read as rows of pixels (channels-last x is that matrix itself), then
     an overlap-add along the contiguous channels (pixels) or along each kernel patch's rows (patches, for
     kernels longer than their input). With at most ``PIXELS_DIRECT_MAX_IN`` input channels the pixel path folds
@@ -172,7 +173,7 @@ def _single_pixel(
     """``out (N, C_out * K) = x (N, C_in) @ W (C_in, C_out * K)``, written straight into the caller's layout.
     Channels-last the output is ``(N, K, C_out)``: with fewer samples than input channels the product is made in
     the weight's ``(C_out, K)`` order and its ``N * C_out * K`` values transposed into place, else the weight's
-    ``C_in * C_out * K`` are (sweep 43's (1, 63, 1, 1) -> 346 k4 copied 1.4 MB of weight a call for 22 K outputs)."""
+    ``C_in * C_out * K`` are: the smaller copy (docs/design.md, the twenty-first session's smaller steps)."""
     batch, taps, c_in, c_out = x.shape[0], math.prod(spec.kernel_size), spec.in_channels, spec.out_channels
     w2 = weight.reshape(c_in, c_out, taps)
     x2 = x.reshape(batch, c_in)
@@ -224,9 +225,8 @@ def _blocks(x: np.ndarray, weight: np.ndarray, bias: np.ndarray | None, spec: Co
     rows each (one product of ``N*n1`` rows in 1-D), their output rows ``sD*C_out`` apart. A kernel shorter than
     its stride leaves outputs no tap reaches: those are the bias. With groups, the taps of the last axis and the
     groups interleave in each row of outputs (``(kD, G, C_out/G)``): a product per group and tap of the last axis,
-    ``x[..., group's channels] (nD, C_in/G) @ W (C_in/G, C_out/G)``, all of them one stacked product (sweep 44's
-    (6, 76, 40, 40) -> 496 k2 s2, 4 groups: 13 ms, against 51-58 on ``jit_gemm``, its choice before, and 30 on
-    ONNX Runtime). Run in pieces of the rows ``N*n1`` of about
+    ``x[..., group's channels] (nD, C_in/G) @ W (C_in/G, C_out/G)``, all of them one stacked product (measured in
+    docs/design.md, "Grouped block writes"). Run in pieces of the rows ``N*n1`` of about
     ``PIXELS_BLOCKS_PIECE_BYTES`` of output (the bias added in the cache), on the team where the call is large
     enough (:func:`.schedule.team_threads`)."""
     batch, d = x.shape[0], spec.ndim
@@ -315,9 +315,9 @@ def _rows_product(rows: np.ndarray, w_block: np.ndarray) -> np.ndarray:
 def conv_transpose_pixels(
     x: np.ndarray, weight: np.ndarray, bias: np.ndarray | None, spec: ConvSpec, channels_last: bool
 ) -> np.ndarray:
-    """Pixel-major, one group: ``cols (N*P, K*C_out) = x (N*P, C_in) @ W (C_in, K*C_out)``, then an
-    overlap-add in which each output pixel sums the channel vectors reaching it (vectorised along the
-    channels), written into the caller's layout.
+    """Pixel-major, one group (groups for the block writes only, below): ``cols (N*P, K*C_out) = x (N*P, C_in) @
+    W (C_in, K*C_out)``, then an overlap-add in which each output pixel sums the channel vectors reaching it
+    (vectorised along the channels), written into the caller's layout.
 
     Channels-last x is that matrix as it is (no copy); channels-first x is its per-sample transpose,
     copied per chunk into a second buffer. Where the padding crops enough of the taps

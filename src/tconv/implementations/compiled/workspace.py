@@ -13,7 +13,9 @@ write while the calling thread holds it; 5: the boxes' tap-major weight), 6 the
 pixel path's weight in (C_in, K, C_out) order (Winograd's transformed kernel; the boxes' weight cuts), 7 the
 boxes' pixel-major copy of the weight gradient's other operand. ``jit_phases`` (:mod:`.phases`): 2 its
 zero-padded channels-last x and 4 a channels-first call's channels-last output, held by the calling thread; 0 a
-piece's im2col and 1 its product before the copy into the output, in whichever thread runs the piece. A function
+piece's im2col and 1 its product before the copy into the output, in whichever thread runs the piece. The
+pixel path's grouped block writes, channels-first: 1 x's channels-last copy and 4 the channels-last output; a
+channels-last 1x1 input's product before its transposing copy: 4. A function
 holds a slot only while no callee uses the same one; a buffer over ``_tuning.CHUNK_BYTES`` is never kept
 (:func:`scratch`).
 """
