@@ -336,6 +336,8 @@ def conv_transpose_pixels(
         return _blocks(x, weight, bias, spec, out)
     if spec.groups > 1:  # only the block writes take groups (blocks_fit); channels-first (a forced call, ranked
         # channels-last only) through channels-last copies of x and the output
+        if not blocks_fit(spec):  # JitPixels.supports refuses these; never a wrong answer if one came here
+            raise ValueError(f"jit_pixels runs a grouped call only as block writes (transposed.blocks_fit): {spec}")
         staged_out = scratch((batch, *spec.output_size, spec.out_channels), x.dtype, slot=4)
         _blocks(contiguous(geometry.moved(x, 1, -1), slot=1), weight, bias, spec, staged_out)
         target = geometry.moved(out, 1, -1)
