@@ -2601,7 +2601,7 @@ def test_jit_pixels_block_writes_match_the_oracle(monkeypatch):
             monkeypatch.setattr(_tuning, "TEAM_MIN_CHANNELS", 1)
         d = 1 + trial % 3
         stride = [int(v) for v in rng.integers(1, 5, size=d)]
-        kernel = [s if trial % 3 else int(rng.integers(1, s + 1)) for s in stride]
+        kernel = [s if (trial // 3) % 3 else int(rng.integers(1, s + 1)) for s in stride]  # any rank has gaps
         c_in = _tuning.PIXELS_BLOCKS_MAX_IN if trial in (7, 21) else int(rng.integers(2, 12))  # 2-D and 1-D
         # sides of 2 or more: a 1x1 input whose kernel is the whole output is one product (_single_pixel)
         x = rng.standard_normal((1 + trial % 4, c_in, *(int(v) for v in rng.integers(2, 7, size=d))))
@@ -2631,8 +2631,8 @@ def test_jit_pixels_grouped_block_writes_match_the_oracle(monkeypatch):
     """With groups, the block writes (transposed._blocks) run a product per group and tap of the last axis, the
     groups' outputs interleaved with the taps' in each row. Forced on random grouped 1-3-D layers whose output is
     whole blocks of the stride (kernels equal to and shorter than their strides), with and without bias, in both
-    layouts (channels-first through channels-last copies), against the oracle in float64 and float32, with views
-    and read-only arrays, in one piece and in many, on one thread and on the team; a spy checks that the block
+    layouts (channels-first through channels-last copies), against the oracle in float64, float32 and float16, with
+    views and read-only arrays, in one piece and in many, on one thread and on the team; a spy checks that the block
     path ran, and a grouped call whose output is not whole blocks is refused."""
     rng = np.random.default_rng(22)
     ran = []
@@ -2647,7 +2647,7 @@ def test_jit_pixels_grouped_block_writes_match_the_oracle(monkeypatch):
             monkeypatch.setattr(_tuning, "TEAM_MIN_CHANNELS", 1)
         d = 1 + trial % 3
         stride = [int(v) for v in rng.integers(1, 5, size=d)]
-        kernel = [s if trial % 3 else int(rng.integers(1, s + 1)) for s in stride]
+        kernel = [s if (trial // 3) % 3 else int(rng.integers(1, s + 1)) for s in stride]  # any rank has gaps
         groups = int(rng.integers(2, 5))
         x = rng.standard_normal(
             (1 + trial % 4, groups * int(rng.integers(2, 6)), *(int(v) for v in rng.integers(2, 7, size=d)))
@@ -2667,12 +2667,17 @@ def test_jit_pixels_grouped_block_writes_match_the_oracle(monkeypatch):
             low = tconv.conv_transpose(
                 xin.astype(np.float32), w.astype(np.float32), b32, channels_last=channels_last, **options
             )
-        assert len(ran) == before + 2, (trial, stride, kernel, groups)
+            b16 = None if b is None else b.astype(np.float16)
+            half = tconv.conv_transpose(
+                xin.astype(np.float16), w.astype(np.float16), b16, channels_last=channels_last, **options
+            )
+        assert len(ran) == before + 3, (trial, stride, kernel, groups)
         if channels_last:
-            got, low = np.moveaxis(got, -1, 1), np.moveaxis(low, -1, 1)
+            got, low, half = (np.moveaxis(a, -1, 1) for a in (got, low, half))
         np.testing.assert_allclose(got, expected, atol=1e-10, rtol=1e-10)
-        assert low.dtype == np.float32
+        assert low.dtype == np.float32 and half.dtype == np.float16
         np.testing.assert_allclose(low, expected, atol=1e-3, rtol=1e-3)
+        np.testing.assert_allclose(half, expected, atol=2e-2 * (1 + np.abs(expected).max()), rtol=2e-2)
     assert teamed or team.size() == 1
     x = np.zeros((1, 6, 5, 5))
     w = np.zeros((6, 2, 3, 3))
@@ -2685,9 +2690,16 @@ def test_jit_phases_matches_the_oracle(monkeypatch):
     """jit_phases (one stride-1 convolution per output phase: an im2col of x for the phase's taps, one product
     written into the phase's outputs) forced on random 1-3-D layers of both layouts with stride, dilation, padding,
     output padding and bias (kernels shorter than their stride too: phases no tap reaches), against the oracle in
-    float64, float32 and float16, with read-only arrays and a strided weight view; its products through a buffer
-    and in place, in whole samples a piece and in rows of one sample, on one thread and on the team."""
+    float64, float32 and float16, with read-only arrays and a strided weight view, padded x's buffer handed over
+    full of NaN (only its border is zeroed); its products through a buffer and in place, in whole samples a piece
+    and in rows of one sample, on one thread and on the team."""
     rng = np.random.default_rng(21)
+    scratch = phases_path.scratch  # padded x's buffer (slot 2) handed over full of NaN: the border must be zeroed
+    monkeypatch.setattr(
+        phases_path,
+        "scratch",
+        lambda shape, dtype, slot: np.full(shape, np.nan, dtype) if slot == 2 else scratch(shape, dtype, slot),
+    )
     gather, team_run = phases_path._gather(), team.run
     bases, teamed = [], []  # where each im2col piece starts in padded x; the team's runs
     monkeypatch.setattr(phases_path, "_gather", lambda: lambda *args: bases.append(args[3]) or gather(*args))
