@@ -2686,6 +2686,18 @@ def test_jit_pixels_grouped_block_writes_match_the_oracle(monkeypatch):
 
 
 @needs_jit
+@pytest.mark.parametrize("channels_last", [False, True])
+def test_grouped_block_writes_have_the_oracles_gradients(channels_last):
+    """A grouped call that jit_pixels runs as block writes gets its gradients from the shared im2col path (one group
+    or many): forced, both layouts, in 2-D with a kernel shorter than its stride on one axis."""
+    case = Case(True, (Axis(5, 2, 2, 1, 0, 0, 0), Axis(4, 1, 3, 1, 0, 0, 2)), groups=2, cin_g=3, cout_g=2, seed=9)
+    assert transposed_path.blocks_fit(
+        _spec(True, (2, 6, 5, 4), (6, 2, 2, 1), groups=2, stride=(2, 3), output_padding=(0, 2))
+    )
+    _grads_match(case, "jit_pixels", channels_last=channels_last)
+
+
+@needs_jit
 def test_jit_phases_matches_the_oracle(monkeypatch):
     """jit_phases (one stride-1 convolution per output phase: an im2col of x for the phase's taps, one product
     written into the phase's outputs) forced on random 1-3-D layers of both layouts with stride, dilation, padding,
