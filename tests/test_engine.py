@@ -2580,6 +2580,43 @@ def _as_callers_hand_them(trial, x, w):
     return x, w
 
 
+def _in_three_dtypes(x, w, b, channels_last, **options):
+    """``conv_transpose`` of the arrays as they are (float64), then in float32 and in float16."""
+    results = []
+    for dtype in (x.dtype, np.float32, np.float16):
+        x_, w_, b_ = (None if a is None else a.astype(dtype, copy=False) for a in (x, w, b))
+        results.append(tconv.conv_transpose(x_, w_, b_, channels_last=channels_last, **options))
+    return tuple(results)
+
+
+def _match_in_three_dtypes(results, expected, channels_last):
+    """:func:`_in_three_dtypes`' results (in the call's layout) against the oracle, each to its dtype's tolerance."""
+    got, low, half = (np.moveaxis(a, -1, 1) if channels_last else a for a in results)
+    np.testing.assert_allclose(got, expected, atol=1e-10, rtol=1e-10)
+    assert low.dtype == np.float32 and half.dtype == np.float16
+    np.testing.assert_allclose(low, expected, atol=1e-3, rtol=1e-3)
+    np.testing.assert_allclose(half, expected, atol=2e-2 * (1 + np.abs(expected).max()), rtol=2e-2)
+
+
+def _block_write_trials(monkeypatch, rng, ran, teamed, count=36):
+    """The block-write oracle tests' trials: spies that note each run of transposed._blocks (its call description,
+    in ``ran``) and of the team (``teamed``), and per trial its rank, strides and kernels (equal to and shorter
+    than their strides, at every rank), drawn from ``rng``; the second half in pieces of a few rows, on the team
+    where there is one."""
+    blocks, team_run = transposed_path._blocks, team.run
+    monkeypatch.setattr(transposed_path, "_blocks", lambda *args: ran.append(args[3]) or blocks(*args))
+    monkeypatch.setattr(team, "run", lambda *args: teamed.append(args) or team_run(*args))
+    for trial in range(count):
+        if trial == count // 2:
+            monkeypatch.setattr(_tuning, "PIXELS_BLOCKS_PIECE_BYTES", 1)
+            monkeypatch.setattr(_tuning, "TEAM_MIN_BYTES", 0)
+            monkeypatch.setattr(_tuning, "TEAM_MIN_CHANNELS", 1)
+        d = 1 + trial % 3
+        stride = [int(v) for v in rng.integers(1, 5, size=d)]
+        kernel = [s if (trial // 3) % 3 else int(rng.integers(1, s + 1)) for s in stride]  # any rank has gaps
+        yield trial, d, stride, kernel
+
+
 @needs_jit
 def test_jit_pixels_block_writes_match_the_oracle(monkeypatch):
     """Channels-last, where the output is whole blocks of the stride (kernels no longer than their strides,
@@ -2589,19 +2626,8 @@ def test_jit_pixels_block_writes_match_the_oracle(monkeypatch):
     x, read-only arrays and a strided weight view, in one piece and in many, on one thread and on the team; a spy
     checks that the block path ran."""
     rng = np.random.default_rng(20)
-    ran = []
-    blocks = transposed_path._blocks
-    monkeypatch.setattr(transposed_path, "_blocks", lambda *args: ran.append(args[3]) or blocks(*args))
-    team_run, teamed = team.run, []
-    monkeypatch.setattr(team, "run", lambda *args: teamed.append(args) or team_run(*args))
-    for trial in range(36):
-        if trial == 18:  # the rest in pieces of a few rows, on the team where there is one
-            monkeypatch.setattr(_tuning, "PIXELS_BLOCKS_PIECE_BYTES", 1)
-            monkeypatch.setattr(_tuning, "TEAM_MIN_BYTES", 0)
-            monkeypatch.setattr(_tuning, "TEAM_MIN_CHANNELS", 1)
-        d = 1 + trial % 3
-        stride = [int(v) for v in rng.integers(1, 5, size=d)]
-        kernel = [s if (trial // 3) % 3 else int(rng.integers(1, s + 1)) for s in stride]  # any rank has gaps
+    ran, teamed = [], []
+    for trial, d, stride, kernel in _block_write_trials(monkeypatch, rng, ran, teamed):
         c_in = _tuning.PIXELS_BLOCKS_MAX_IN if trial in (7, 21) else int(rng.integers(2, 12))  # 2-D and 1-D
         # sides of 2 or more: a 1x1 input whose kernel is the whole output is one product (_single_pixel)
         x = rng.standard_normal((1 + trial % 4, c_in, *(int(v) for v in rng.integers(2, 7, size=d))))
@@ -2635,19 +2661,8 @@ def test_jit_pixels_grouped_block_writes_match_the_oracle(monkeypatch):
     views and read-only arrays, in one piece and in many, on one thread and on the team; a spy checks that the block
     path ran, and a grouped call whose output is not whole blocks is refused."""
     rng = np.random.default_rng(22)
-    ran = []
-    blocks = transposed_path._blocks
-    monkeypatch.setattr(transposed_path, "_blocks", lambda *args: ran.append(args[3]) or blocks(*args))
-    team_run, teamed = team.run, []
-    monkeypatch.setattr(team, "run", lambda *args: teamed.append(args) or team_run(*args))
-    for trial in range(36):
-        if trial == 18:  # the rest in pieces of a few rows, on the team where there is one
-            monkeypatch.setattr(_tuning, "PIXELS_BLOCKS_PIECE_BYTES", 1)
-            monkeypatch.setattr(_tuning, "TEAM_MIN_BYTES", 0)
-            monkeypatch.setattr(_tuning, "TEAM_MIN_CHANNELS", 1)
-        d = 1 + trial % 3
-        stride = [int(v) for v in rng.integers(1, 5, size=d)]
-        kernel = [s if (trial // 3) % 3 else int(rng.integers(1, s + 1)) for s in stride]  # any rank has gaps
+    ran, teamed = [], []
+    for trial, d, stride, kernel in _block_write_trials(monkeypatch, rng, ran, teamed):
         groups = int(rng.integers(2, 5))
         x = rng.standard_normal(
             (1 + trial % 4, groups * int(rng.integers(2, 6)), *(int(v) for v in rng.integers(2, 7, size=d)))
@@ -2662,22 +2677,9 @@ def test_jit_pixels_grouped_block_writes_match_the_oracle(monkeypatch):
         options = {"stride": stride, "output_padding": output_padding, "groups": groups}
         before = len(ran)
         with tconv.use_algorithm("jit_pixels"):
-            got = tconv.conv_transpose(xin, w, b, channels_last=channels_last, **options)
-            b32 = None if b is None else b.astype(np.float32)
-            low = tconv.conv_transpose(
-                xin.astype(np.float32), w.astype(np.float32), b32, channels_last=channels_last, **options
-            )
-            b16 = None if b is None else b.astype(np.float16)
-            half = tconv.conv_transpose(
-                xin.astype(np.float16), w.astype(np.float16), b16, channels_last=channels_last, **options
-            )
+            got, low, half = _in_three_dtypes(xin, w, b, channels_last, **options)
         assert len(ran) == before + 3, (trial, stride, kernel, groups)
-        if channels_last:
-            got, low, half = (np.moveaxis(a, -1, 1) for a in (got, low, half))
-        np.testing.assert_allclose(got, expected, atol=1e-10, rtol=1e-10)
-        assert low.dtype == np.float32 and half.dtype == np.float16
-        np.testing.assert_allclose(low, expected, atol=1e-3, rtol=1e-3)
-        np.testing.assert_allclose(half, expected, atol=2e-2 * (1 + np.abs(expected).max()), rtol=2e-2)
+        _match_in_three_dtypes((got, low, half), expected, channels_last)
     assert teamed or team.size() == 1
     x = np.zeros((1, 6, 5, 5))
     w = np.zeros((6, 2, 3, 3))
@@ -2742,22 +2744,9 @@ def test_jit_phases_matches_the_oracle(monkeypatch):
         options = {"stride": stride, "padding": pads, "dilation": dilation, "output_padding": output_padding}
         with tconv.use_algorithm("jit_phases"):
             bases.clear()
-            got = tconv.conv_transpose(xin, w, b, channels_last=channels_last, **options)
-            row_pieces += len(set(bases)) > x.shape[0]
-            b32 = None if b is None else b.astype(np.float32)
-            low = tconv.conv_transpose(
-                xin.astype(np.float32), w.astype(np.float32), b32, channels_last=channels_last, **options
-            )
-            b16 = None if b is None else b.astype(np.float16)
-            half = tconv.conv_transpose(
-                xin.astype(np.float16), w.astype(np.float16), b16, channels_last=channels_last, **options
-            )
-        if channels_last:
-            got, low, half = (np.moveaxis(a, -1, 1) for a in (got, low, half))
-        np.testing.assert_allclose(got, expected, atol=1e-10, rtol=1e-10)
-        assert low.dtype == np.float32 and half.dtype == np.float16
-        np.testing.assert_allclose(low, expected, atol=1e-3, rtol=1e-3)
-        np.testing.assert_allclose(half, expected, atol=2e-2 * (1 + np.abs(expected).max()), rtol=2e-2)
+            got, low, half = _in_three_dtypes(xin, w, b, channels_last, **options)
+            row_pieces += len(set(bases)) > x.shape[0]  # the same starts in each dtype
+        _match_in_three_dtypes((got, low, half), expected, channels_last)
     assert row_pieces > 0
     assert teamed or team.size() == 1
 
