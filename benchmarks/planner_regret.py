@@ -41,6 +41,7 @@ ALGORITHMS = (
     "jit_winograd4",
     "jit_pointwise",
     "jit_depthwise",
+    "jit_phases",
 )
 
 
