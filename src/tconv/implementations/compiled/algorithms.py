@@ -155,8 +155,7 @@ class JitPixels(Compiled):
     )
 
     def supports(self, spec: ConvSpec, xp: Any) -> bool:
-        grouped_ok = spec.groups == 1 or (spec.transposed and transposed.blocks_fit(spec))
-        return spec.transposed and grouped_ok and runs_compiled(spec, xp)
+        return spec.transposed and (spec.groups == 1 or transposed.blocks_fit(spec)) and runs_compiled(spec, xp)
 
     def cost(self, spec: ConvSpec, channels_last: bool = False) -> float | None:
         """The column product, then an overlap-add in rows as long as the output channels, one per (input pixel,

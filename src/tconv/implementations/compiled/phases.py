@@ -230,8 +230,7 @@ def conv_transpose_phases(
         padded[border] = 0
     inside = padded[layout.inside]
     source = x if channels_last else geometry.moved(x, 1, -1)
-    if not transpose.copy(inside, source):
-        np.copyto(inside, source)
+    transpose.assign(inside, source)
     result = geometry.empty_out(batch, c_out, spec.output_size, x.dtype, channels_last)
     # channels-first, the phases write a channels-last copy (this thread's buffer), transposed into the result
     out = result if channels_last else scratch((batch, *spec.output_size, c_out), x.dtype, slot=4)
@@ -304,8 +303,7 @@ def conv_transpose_phases(
     schedule.each(work, pieces, threads)
     if not channels_last:
         target = geometry.moved(result, 1, -1)
-        if not transpose.copy(target, out):
-            np.copyto(target, out)
+        transpose.assign(target, out)
     return result
 
 

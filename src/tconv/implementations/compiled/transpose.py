@@ -80,6 +80,12 @@ def copy(dst: np.ndarray, src: np.ndarray) -> bool:
     return True
 
 
+def assign(dst: np.ndarray, src: np.ndarray) -> None:
+    """``dst[...] = src``: by tiles where :func:`copy` takes the pair, else NumPy's copy."""
+    if not copy(dst, src):
+        np.copyto(dst, src)
+
+
 def planes(dst: np.ndarray, src: np.ndarray) -> bool:
     """``dst[...] = src`` for ``(N, C, s1, s2, s3)`` views of which one has its channels contiguous and the other
     its rows (a channels-last array into an im2col's zero-padded channels-first planes, or channels-first planes

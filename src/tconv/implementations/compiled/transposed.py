@@ -115,8 +115,7 @@ def conv_transpose(
     schedule.each(work, *schedule.schedule(batch, cg_out, groups * taps * p_in * item))
     if summed is not None:
         target = geometry.moved(out, -1, 1)
-        if not transpose.copy(target, summed):
-            np.copyto(target, summed)
+        transpose.assign(target, summed)
     return out
 
 
@@ -181,8 +180,7 @@ def _single_pixel(
         product = scratch((batch, c_out, taps), x.dtype, slot=4)
         team.matmul(x2, w2.reshape(c_in, -1), out=product.reshape(batch, -1))
         target = out.reshape(batch, taps, c_out).swapaxes(1, 2)
-        if not transpose.copy(target, product):
-            np.copyto(target, product)
+        transpose.assign(target, product)
     else:
         if channels_last:  # output (N, *k, C_out): the weight's columns in (tap, channel) order
             w2 = np.ascontiguousarray(w2.swapaxes(1, 2))
@@ -341,8 +339,7 @@ def conv_transpose_pixels(
         staged_out = scratch((batch, *spec.output_size, spec.out_channels), x.dtype, slot=4)
         _blocks(contiguous(geometry.moved(x, 1, -1), slot=1), weight, bias, spec, staged_out)
         target = geometry.moved(out, 1, -1)
-        if not transpose.copy(target, staged_out):
-            np.copyto(target, staged_out)
+        transpose.assign(target, staged_out)
         return out
     bias_row = geometry.bias_by_group(bias, spec, x.dtype)[0]
     taps, p_in = math.prod(spec.kernel_size), math.prod(spec.input_size)

@@ -96,8 +96,7 @@ def contiguous(a: np.ndarray, slot: int) -> np.ndarray:
     if a.flags.c_contiguous:
         return a
     buffer = scratch(a.shape, a.dtype, slot)
-    if not transpose.copy(buffer, a):
-        np.copyto(buffer, a)
+    transpose.assign(buffer, a)
     return buffer
 
 
