@@ -1099,6 +1099,57 @@ def test_the_direct_convolution_channels_last_staged_or_in_place_matches_the_ora
 
 
 @needs_jit
+@pytest.mark.parametrize("channels_last", [False, True])
+@pytest.mark.parametrize("tile_bytes", [64, 200])
+def test_the_tiled_direct_convolution_matches_the_oracle(monkeypatch, channels_last, tile_bytes):
+    """The forward direct sum in tiles of the wide plane (:func:`.direct_conv._run_tiles`), with tiles so short
+    (16 and 25 float64 elements) that their edges fall at every place in the wide rows: strides 1 to 3,
+    dilation, asymmetric padding, 1-D to 3-D, groups, output channels in fours and beyond them (4, 5, 6, 9 a
+    group), a batch of one (each sample cut into blocks of channels for the team) and of three, float64 and
+    float32, a transposed stride-1 call (its forward twin), against the oracle; and the spy shows the tiles ran."""
+    from tconv.implementations.compiled import direct_conv
+
+    monkeypatch.setattr(_tuning, "DIRECT_TILE_BYTES", tile_bytes)
+    runs = []
+    tiles = direct_conv._run_tiles
+    monkeypatch.setattr(direct_conv, "_run_tiles", lambda *args: (runs.append(args[2]), tiles(*args))[1])
+    rng = np.random.default_rng(tile_bytes)
+    for spatial, kernel, stride, dilation, pads, groups, cg_out, batch in (
+        ((70,), (3,), (1,), (1,), [(1, 1)], 1, 5, 1),
+        ((170,), (4,), (3,), (2,), [(4, 0)], 2, 4, 3),
+        ((9, 11), (3, 3), (1, 1), (1, 1), [(1, 1), (1, 1)], 1, 9, 1),
+        ((24, 20), (3, 2), (2, 3), (1, 2), [(2, 0), (1, 3)], 2, 6, 3),
+        ((5, 6, 7), (3, 2, 3), (1, 2, 1), (1, 1, 2), [(1, 1), (0, 2), (2, 1)], 1, 4, 1),
+        ((6, 5, 8), (2, 3, 2), (2, 1, 2), (1, 1, 1), [(0, 1), (1, 1), (1, 0)], 3, 5, 3),
+    ):
+        c_in = 3 * groups
+        x = rng.standard_normal((batch, c_in, *spatial))
+        w = rng.standard_normal((cg_out * groups, 3, *kernel))
+        b = rng.standard_normal(cg_out * groups)
+        expected = naive_conv(x, w, b, stride=list(stride), pads=pads, dilation=list(dilation), groups=groups)
+        xin = np.ascontiguousarray(np.moveaxis(x, 1, -1)) if channels_last else x
+        options = dict(stride=stride, padding=pads, dilation=dilation, groups=groups, channels_last=channels_last)
+        runs.clear()
+        with tconv.use_algorithm("jit_direct"):
+            got = tconv.conv(xin, w, b, **options)
+            single = tconv.conv(xin.astype(np.float32), w.astype(np.float32), b.astype(np.float32), **options)
+        assert len(runs) == 2, (spatial, runs)
+        if channels_last:
+            got, single = np.moveaxis(got, -1, 1), np.moveaxis(single, -1, 1)
+        np.testing.assert_allclose(got, expected, atol=1e-10)
+        assert single.dtype == np.float32
+        np.testing.assert_allclose(single, expected, rtol=1e-4, atol=1e-4)
+    # a transposed convolution at stride 1 runs its forward twin's direct sum, in tiles too
+    x = rng.standard_normal((2, 4, 13, 12))
+    wt = rng.standard_normal((4, 6, 3, 4))
+    runs.clear()
+    with tconv.use_algorithm("jit_direct"):
+        got = tconv.conv_transpose(x, wt, padding=[(1, 2), (0, 1)])
+    assert runs
+    np.testing.assert_allclose(got, naive_conv_transpose(x, wt, None, pads=[(1, 2), (0, 1)]), atol=1e-10)
+
+
+@needs_jit
 def test_the_direct_convolution_blocks_many_output_channels_and_empty_batches():
     """More output channels a group than one job's block (DIRECT_CONV_BLOCK_BYTES; the block rounded down to a
     multiple of the kernel's four channels a pass), a depth multiplier whose channels leave some after the

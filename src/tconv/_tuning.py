@@ -186,6 +186,12 @@ FORWARD_DIRECT_MARGIN = 1.0
 #: channels; within a core's L2 cache, so that each input channel's phases are copied once per block).
 DIRECT_CONV_BLOCK_BYTES = 256 * 2**10
 
+#: The forward direct sum runs in tiles of the wide plane of this many bytes (four output channels' sums of a
+#: tile stay in the L1 cache while every input channel and tap is added), where one group's phases, which each
+#: thread then holds whole, take at most DIRECT_TILE_PHASE_BYTES.
+DIRECT_TILE_BYTES = 4096
+DIRECT_TILE_PHASE_BYTES = 32 * 2**20
+
 #: A transposed convolution's direct estimate (its own kernel's, or its stride-1 twin's) is multiplied by this
 #: for channels-last calls, whose loops then read and write with a stride of the channel count (that estimate has
 #: no other term for layout). Fitted like PIXEL_ROW_COST, on the planner's regret (docs/design.md).

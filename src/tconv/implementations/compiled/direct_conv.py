@@ -16,6 +16,15 @@ A job is one (sample, group, block of output channels); each input channel's pha
 Output channels go four a pass (three taps a pass: each phase element is loaded once for four channels), the
 block's last ones one a pass (four taps a pass).
 
+Where a group has four output channels or more and the wide plane is longer than a tile (``DIRECT_TILE_BYTES``),
+the forward sum runs in tiles (:func:`_tiled_kernel`): a job fills the phases of all its group's input channels
+first, then sums each tile of the wide plane for four output channels over every (input channel, tap), so that
+those four rows of sums stay in the L1 cache instead of streaming whole wide planes through the L2 cache once
+per input channel and three taps, and writes the tile's valid columns straight into the output. A batch with
+fewer (sample, group) pairs than the team has ranges is cut into blocks of output channels, as many as make the
+jobs a multiple of the threads, so each thread fills a pair's phases once (docs/design.md, "The tiled direct
+sum").
+
 The weight gradient (:func:`weight_grad`) runs the same kernel the other way round: the job's output gradients
 are copied into wide planes (their wide columns stay zero), and each (output channel, input channel, tap) is
 the sum over the plane of the gradient times the shifted phase, into the partial of the job's range.
@@ -190,9 +199,66 @@ def _conv_into(x: np.ndarray, weight: np.ndarray, bias: np.ndarray | None, spec:
         return
     w_flat = np.ascontiguousarray(weight, dtype=x.dtype).reshape(-1)
     b_flat = geometry.bias_by_group(bias, spec, x.dtype).reshape(-1)
-    unused = np.zeros(1, dtype=x.dtype)
     out_flat, seconds = kernels.flat(out_grouped), cost(spec) * x.shape[0]
+    phases = direct_conv_geometry(geometry.axes3(spec))
+    if _tiles_fit(spec, phases, x.dtype.itemsize):
+        _run_tiles(x_grouped, out_grouped, spec, phases, w_flat, b_flat, out_flat, seconds)
+        return
+    unused = np.zeros(1, dtype=x.dtype)
     _run(x_grouped, out_grouped, spec, lambda start: (w_flat, b_flat, out_flat, unused, unused, False), seconds)
+
+
+def _tiles_fit(spec: ConvSpec, phases: DirectConvGeometry, itemsize: int) -> bool:
+    """Whether the forward sum runs in tiles (:func:`_tiled_kernel`): where a group has four output channels or
+    more and their wide planes are longer than a tile (shorter ones stay in the L1 cache in the whole-plane
+    kernel, which ran those layers faster), and where one group's phases, which each thread then holds
+    whole, fit ``DIRECT_TILE_PHASE_BYTES``."""
+    return (
+        spec.out_channels // spec.groups >= 4
+        and phases.wide > _tile(itemsize)
+        and spec.in_channels // spec.groups * phases.size * itemsize <= _tuning.DIRECT_TILE_PHASE_BYTES
+    )
+
+
+def _tile(itemsize: int) -> int:
+    """The tiled kernel's tile: ``DIRECT_TILE_BYTES`` of ``itemsize``-byte elements, 16 at least."""
+    return max(16, _tuning.DIRECT_TILE_BYTES // itemsize)
+
+
+def _run_tiles(
+    x_grouped: np.ndarray,
+    out_grouped: np.ndarray,
+    spec: ConvSpec,
+    phases: DirectConvGeometry,
+    w_flat: np.ndarray,
+    b_flat: np.ndarray,
+    out_flat: np.ndarray,
+    seconds: float,
+) -> None:
+    """The tiled kernel over every (sample, group, block of output channels). A block is all of a group's
+    output channels where there are enough (sample, group) pairs for the team; else each pair is cut into as
+    many blocks (in fours) as make the jobs a multiple of the team's threads, so that each thread fills a
+    pair's phases once."""
+    batch, groups = x_grouped.shape[0], spec.groups
+    cg_in, cg_out = spec.in_channels // groups, spec.out_channels // groups
+    item = x_grouped.dtype.itemsize
+    pairs, threads = batch * groups, team.threads()
+    cuts = 1 if pairs >= _tuning.KERNEL_RANGES_PER_THREAD * threads else threads // math.gcd(pairs, threads)
+    block = min(cg_out, 4 * -(-cg_out // (4 * cuts)))
+    x_strides, out_strides, dims = kernels.index_arrays(
+        tuple(st // item for st in x_grouped.strides),
+        tuple(st // item for st in out_grouped.strides),
+        (batch, groups, cg_in, cg_out, block),
+    )
+    x_flat = kernels.flat(x_grouped)
+    tables = phases.arguments()
+    tile = _tile(item)
+    kernel = _tiled_kernel()
+
+    def run(start: int, stop: int) -> None:
+        kernel(x_flat, w_flat, b_flat, out_flat, x_strides, out_strides, dims, *tables, tile, start, stop)
+
+    team.ranges(run, pairs * -(-cg_out // block), seconds / _tuning.KERNEL_ELEMENT_SECONDS)
 
 
 def weight_grad(x: np.ndarray, gy: np.ndarray, spec: ConvSpec, channels_last: bool) -> np.ndarray:
@@ -454,6 +520,156 @@ def _kernel() -> Any:
                             out[dst_row + o3 * out_s[5]] = row[wide_row + o3] + bj
 
     return kernels.compile_kernel(conv_direct)
+
+
+@functools.cache
+def _tiled_kernel() -> Any:
+    def conv_tiles(  # type: ignore[no-untyped-def]
+        x, w, bias, out, xs, out_s, dims, counts, rows, size_out, stride, low,
+        phase, first, stop_row, taps, size, wide, tile, start, stop,
+    ):  # fmt: skip
+        # The forward sum in tiles of the wide plane. x (N, G, Cin_g, n1, n2, n3) and out (N, G, Cout_g, O1, O2,
+        # O3) flat, with the element strides xs, out_s; w flat (G, Cout_g, Cin_g, K); bias flat (G * Cout_g).
+        # Job = (sample, group, block of output channels): the phases of all the group's input channels are
+        # filled once (``size`` elements a channel, zeros where the padding is), then for each tile of
+        # ``tile`` wide elements and four output channels at a time the sums over every (input channel, tap)
+        # are kept in ``acc`` (four rows of one tile, within the core's L1 cache) and the tile's valid
+        # columns written to out with the bias. The channels beyond the last four go one at a time.
+        groups, cg_in, cg_out, block = dims[1], dims[2], dims[3], dims[4]
+        blocks = (cg_out + block - 1) // block
+        p1n, p2n, p3n = counts[0], counts[1], counts[2]
+        q2n, q3n = rows[1], rows[2]
+        plane = rows[0] * q2n * q3n
+        o2n, o3n = size_out[1], size_out[2]
+        s1, s2, s3 = stride[0], stride[1], stride[2]
+        x3 = xs[5]
+        step = s3 * x3
+        ustep = np.uint64(step)
+        k_all = taps.shape[0]
+        ph = np.zeros(cg_in * size, dtype=x.dtype)  # the padding's zeros are never overwritten
+        acc = np.zeros((4, tile), dtype=x.dtype)
+        filled = -1  # the (sample, group) whose phases ph holds
+        for job in range(start, stop):
+            n = job // (groups * blocks)
+            g = (job // blocks) % groups
+            c0 = (job % blocks) * block
+            c1 = min(c0 + block, cg_out)
+            if filled != n * groups + g:
+                filled = n * groups + g
+                for ci in range(cg_in):
+                    xb = n * xs[0] + g * xs[1] + ci * xs[2]
+                    pb = ci * size
+                    for p1 in range(p1n):
+                        for q1 in range(first[0, p1], stop_row[0, p1]):
+                            i1 = q1 * s1 + phase[0, p1] - low[0]
+                            for p2 in range(p2n):
+                                for q2 in range(first[1, p2], stop_row[1, p2]):
+                                    i2 = q2 * s2 + phase[1, p2] - low[1]
+                                    x_row = xb + i1 * xs[3] + i2 * xs[4]
+                                    ph_row = pb + (p1 * p2n + p2) * p3n * plane + (q1 * q2n + q2) * q3n
+                                    for p3 in range(p3n):
+                                        a = first[2, p3]
+                                        count = stop_row[2, p3] - a
+                                        dst = np.uint64(ph_row + p3 * plane + a)
+                                        src = np.uint64(x_row + (a * s3 + phase[2, p3] - low[2]) * x3)
+                                        if step == 1:
+                                            for j in range(count):
+                                                ph[dst + np.uint64(j)] = x[src + np.uint64(j)]
+                                        else:
+                                            for j in range(count):
+                                                ph[dst + np.uint64(j)] = x[src + np.uint64(j) * ustep]
+            for f0 in range(0, wide, tile):
+                width = min(tile, wide - f0)
+                co = c0
+                while co < c1:
+                    four = co + 4 <= c1  # four channels a pass (three taps), else one (four taps)
+                    r0, r1, r2, r3 = acc[0], acc[1], acc[2], acc[3]
+                    r0[:width] = 0
+                    if four:
+                        r1[:width] = 0
+                        r2[:width] = 0
+                        r3[:width] = 0
+                    for ci in range(cg_in):
+                        pb = ci * size + f0
+                        w0 = ((g * cg_out + co) * cg_in + ci) * k_all
+                        t = 0
+                        if four:
+                            wc = cg_in * k_all
+                            w1, w2, w3 = w0 + wc, w0 + 2 * wc, w0 + 3 * wc
+                            while t + 3 <= k_all:  # twelve weights and seven rows in registers
+                                a0, b0, e0 = w[w0 + t], w[w0 + t + 1], w[w0 + t + 2]
+                                a1, b1, e1 = w[w1 + t], w[w1 + t + 1], w[w1 + t + 2]
+                                a2, b2, e2 = w[w2 + t], w[w2 + t + 1], w[w2 + t + 2]
+                                a3, b3, e3 = w[w3 + t], w[w3 + t + 1], w[w3 + t + 2]
+                                sa = ph[pb + taps[t] : pb + taps[t] + width]
+                                sb = ph[pb + taps[t + 1] : pb + taps[t + 1] + width]
+                                sc = ph[pb + taps[t + 2] : pb + taps[t + 2] + width]
+                                for f in range(width):
+                                    va, vb, vc = sa[f], sb[f], sc[f]
+                                    r0[f] += a0 * va + b0 * vb + e0 * vc
+                                    r1[f] += a1 * va + b1 * vb + e1 * vc
+                                    r2[f] += a2 * va + b2 * vb + e2 * vc
+                                    r3[f] += a3 * va + b3 * vb + e3 * vc
+                                t += 3
+                            while t < k_all:
+                                a0, a1, a2, a3 = w[w0 + t], w[w1 + t], w[w2 + t], w[w3 + t]
+                                sa = ph[pb + taps[t] : pb + taps[t] + width]
+                                for f in range(width):
+                                    va = sa[f]
+                                    r0[f] += a0 * va
+                                    r1[f] += a1 * va
+                                    r2[f] += a2 * va
+                                    r3[f] += a3 * va
+                                t += 1
+                            continue
+                        while t + 4 <= k_all:
+                            wa, wb, wc1, wd = w[w0 + t], w[w0 + t + 1], w[w0 + t + 2], w[w0 + t + 3]
+                            sa = ph[pb + taps[t] : pb + taps[t] + width]
+                            sb = ph[pb + taps[t + 1] : pb + taps[t + 1] + width]
+                            sc = ph[pb + taps[t + 2] : pb + taps[t + 2] + width]
+                            sd = ph[pb + taps[t + 3] : pb + taps[t + 3] + width]
+                            for f in range(width):
+                                r0[f] += wa * sa[f] + wb * sb[f] + wc1 * sc[f] + wd * sd[f]
+                            t += 4
+                        while t < k_all:
+                            wa = w[w0 + t]
+                            sa = ph[pb + taps[t] : pb + taps[t] + width]
+                            for f in range(width):
+                                r0[f] += wa * sa[f]
+                            t += 1
+                    done = 4 if four else 1
+                    # the tile's valid columns, a run of o3 < O3 of each wide row with o2 < O2, with the bias
+                    wide_row = f0 // q3n
+                    o1 = wide_row // q2n
+                    o2 = wide_row - o1 * q2n
+                    f = f0
+                    while f < f0 + width:
+                        o3 = f - wide_row * q3n
+                        end = min(f0 + width, wide_row * q3n + o3n)
+                        if o3 < o3n and o2 < o2n:
+                            length = end - f
+                            src = f - f0
+                            for k in range(done):
+                                row_acc = acc[k, src : src + length]
+                                bj = bias[g * cg_out + co + k]
+                                dst = n * out_s[0] + g * out_s[1] + (co + k) * out_s[2]
+                                dst += o1 * out_s[3] + o2 * out_s[4] + o3 * out_s[5]
+                                if out_s[5] == 1:
+                                    orow = out[dst : dst + length]
+                                    for j in range(length):
+                                        orow[j] = row_acc[j] + bj
+                                else:
+                                    for j in range(length):
+                                        out[dst + j * out_s[5]] = row_acc[j] + bj
+                        wide_row += 1
+                        f = wide_row * q3n
+                        o2 += 1
+                        if o2 == q2n:
+                            o2 = 0
+                            o1 += 1
+                    co += done
+
+    return kernels.compile_kernel(conv_tiles)
 
 
 __all__ = ["DirectConvGeometry", "conv", "cost", "direct_conv_geometry", "weight_grad", "weight_grad_cost"]
