@@ -25,6 +25,9 @@ fewer (sample, group) pairs than the team has ranges is cut into blocks of outpu
 jobs a multiple of the threads, so each thread fills a pair's phases once (docs/design.md, "The tiled direct
 sum").
 
+The module is long because its two kernels (whole planes, which the weight gradient runs too, and tiles) share
+the phase geometry and its cost model, and each is one compiled function whose loops are written out in full.
+
 The weight gradient (:func:`weight_grad`) runs the same kernel the other way round: the job's output gradients
 are copied into wide planes (their wide columns stay zero), and each (output channel, input channel, tap) is
 the sum over the plane of the gradient times the shifted phase, into the partial of the job's range.
