@@ -1105,11 +1105,16 @@ def test_the_tiled_direct_convolution_matches_the_oracle(monkeypatch, channels_l
     """The forward direct sum in tiles of the wide plane (:func:`.direct_conv._run_tiles`), with tiles so short
     (16 and 25 float64 elements) that their edges fall at every place in the wide rows: strides 1 to 3,
     dilation, asymmetric padding, 1-D to 3-D, groups, output channels in fours and beyond them (4, 5, 6, 9 a
-    group), a batch of one (each sample cut into blocks of channels for the team) and of three, float64 and
-    float32, a transposed stride-1 call (its forward twin), against the oracle; and the spy shows the tiles ran."""
+    group), a batch of one (each sample cut into blocks of channels for a team of three) and of three, float64
+    (tiles of 16 and 25) and float32 (16 and 50), every call's ranges on the team (some starting inside a
+    sample's blocks), a transposed stride-1 call (its forward twin), against the oracle; and the spy shows the
+    tiles ran."""
     from tconv.implementations.compiled import direct_conv
 
     monkeypatch.setattr(_tuning, "DIRECT_TILE_BYTES", tile_bytes)
+    monkeypatch.setattr(team, "_threads", 3)  # team.set_threads(3), undone after the test
+    monkeypatch.setattr(_tuning, "KERNEL_TEAM_MIN_WORK", 0)
+    monkeypatch.setattr(team, "kernel_team_min_work", lambda: 0.0)  # every call's ranges on the team
     runs = []
     tiles = direct_conv._run_tiles
     monkeypatch.setattr(direct_conv, "_run_tiles", lambda *args: (runs.append(args[2]), tiles(*args))[1])

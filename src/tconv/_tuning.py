@@ -188,9 +188,10 @@ DIRECT_CONV_BLOCK_BYTES = 256 * 2**10
 
 #: The forward direct sum runs in tiles of the wide plane of this many bytes (four output channels' sums of a
 #: tile stay in the L1 cache while every input channel and tap is added), where one group's phases, which each
-#: thread then holds whole, take at most DIRECT_TILE_PHASE_BYTES.
+#: thread of the team holds whole (filled once and read a tile at a time, from L2 or beyond), take at most
+#: DIRECT_TILE_PHASE_BYTES over the whole team.
 DIRECT_TILE_BYTES = 4096
-DIRECT_TILE_PHASE_BYTES = 32 * 2**20
+DIRECT_TILE_PHASE_BYTES = 64 * 2**20
 
 #: A transposed convolution's direct estimate (its own kernel's, or its stride-1 twin's) is multiplied by this
 #: for channels-last calls, whose loops then read and write with a stride of the channel count (that estimate has

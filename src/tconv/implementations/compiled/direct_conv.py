@@ -12,7 +12,8 @@ output at once. On a flattened plane that is a single run of contiguous elements
 the extra columns, which read the next row's start, are dropped when the plane is written into the caller's
 layout with the bias. No zero is multiplied except in the padding; the wide columns cost ``Q3 / O3``.
 
-A job is one (sample, group, block of output channels); each input channel's phases are filled once per job.
+A job is one (sample, group, block of output channels); in the whole-plane kernel each input channel's phases
+are filled once per job.
 Output channels go four a pass (three taps a pass: each phase element is loaded once for four channels), the
 block's last ones one a pass (four taps a pass).
 
@@ -21,9 +22,9 @@ the forward sum runs in tiles (:func:`_tiled_kernel`): a job fills the phases of
 first, then sums each tile of the wide plane for four output channels over every (input channel, tap), so that
 those four rows of sums stay in the L1 cache instead of streaming whole wide planes through the L2 cache once
 per input channel and three taps, and writes the tile's valid columns straight into the output. A batch with
-fewer (sample, group) pairs than the team has ranges is cut into blocks of output channels, as many as make the
-jobs a multiple of the threads, so each thread fills a pair's phases once (docs/design.md, "The tiled direct
-sum").
+fewer (sample, group) pairs than the team has ranges is cut into blocks of output channels (in fours; up to as
+many a pair as make the jobs a multiple of the threads), so that a thread fills a pair's phases about once
+(docs/design.md, "The tiled direct sum").
 
 The module is long because its two kernels (whole planes, which the weight gradient runs too, and tiles) share
 the phase geometry and its cost model, and each is one compiled function whose loops are written out in full.
@@ -214,12 +215,12 @@ def _conv_into(x: np.ndarray, weight: np.ndarray, bias: np.ndarray | None, spec:
 def _tiles_fit(spec: ConvSpec, phases: DirectConvGeometry, itemsize: int) -> bool:
     """Whether the forward sum runs in tiles (:func:`_tiled_kernel`): where a group has four output channels or
     more and their wide planes are longer than a tile (shorter ones stay in the L1 cache in the whole-plane
-    kernel, which ran those layers faster), and where one group's phases, which each thread then holds
-    whole, fit ``DIRECT_TILE_PHASE_BYTES``."""
+    kernel, which ran those layers faster), and where one group's phases, which each thread of the team then
+    holds whole, fit ``DIRECT_TILE_PHASE_BYTES`` for the whole team."""
     return (
         spec.out_channels // spec.groups >= 4
         and phases.wide > _tile(itemsize)
-        and spec.in_channels // spec.groups * phases.size * itemsize <= _tuning.DIRECT_TILE_PHASE_BYTES
+        and spec.in_channels // spec.groups * phases.size * itemsize * team.threads() <= _tuning.DIRECT_TILE_PHASE_BYTES
     )
 
 
@@ -239,9 +240,9 @@ def _run_tiles(
     seconds: float,
 ) -> None:
     """The tiled kernel over every (sample, group, block of output channels). A block is all of a group's
-    output channels where there are enough (sample, group) pairs for the team; else each pair is cut into as
-    many blocks (in fours) as make the jobs a multiple of the team's threads, so that each thread fills a
-    pair's phases once."""
+    output channels where there are enough (sample, group) pairs for the team; else each pair is cut into
+    blocks of output channels (in fours), up to as many as make the jobs a multiple of the team's threads
+    (fewer where the fours run out), so that a thread fills a pair's phases about once."""
     batch, groups = x_grouped.shape[0], spec.groups
     cg_in, cg_out = spec.in_channels // groups, spec.out_channels // groups
     item = x_grouped.dtype.itemsize
