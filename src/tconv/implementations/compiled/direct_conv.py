@@ -256,7 +256,8 @@ def _run_tiles(
     )
     x_flat = kernels.flat(x_grouped)
     tables = phases.arguments()
-    tile = _tile(item)
+    tiles = -(-phases.wide // _tile(item))
+    tile = 16 * -(-phases.wide // (16 * tiles))  # tiles of even length (not 1024 and 31)
     kernel = _tiled_kernel()
 
     def run(start: int, stop: int) -> None:
