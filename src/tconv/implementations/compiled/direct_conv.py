@@ -554,6 +554,11 @@ def _tiled_kernel() -> Any:
         ph = np.zeros(cg_in * size, dtype=x.dtype)  # the padding's zeros are never overwritten
         acc = np.zeros((4, tile), dtype=x.dtype)
         filled = -1  # the (sample, group) whose phases ph holds
+        terms = cg_in * k_all  # (input channel, tap) pairs, in the weight's order
+        offsets = np.empty(terms, dtype=np.int64)  # each pair's phase row in ph
+        for ci in range(cg_in):
+            for t in range(k_all):
+                offsets[ci * k_all + t] = ci * size + taps[t]
         for job in range(start, stop):
             n = job // (groups * blocks)
             g = (job // blocks) % groups
@@ -594,54 +599,57 @@ def _tiled_kernel() -> Any:
                         r1[:width] = 0
                         r2[:width] = 0
                         r3[:width] = 0
-                    for ci in range(cg_in):
-                        pb = ci * size + f0
-                        w0 = ((g * cg_out + co) * cg_in + ci) * k_all
-                        t = 0
-                        if four:
-                            wc = cg_in * k_all
-                            w1, w2, w3 = w0 + wc, w0 + 2 * wc, w0 + 3 * wc
-                            while t + 3 <= k_all:  # twelve weights and seven rows in registers
-                                a0, b0, e0 = w[w0 + t], w[w0 + t + 1], w[w0 + t + 2]
-                                a1, b1, e1 = w[w1 + t], w[w1 + t + 1], w[w1 + t + 2]
-                                a2, b2, e2 = w[w2 + t], w[w2 + t + 1], w[w2 + t + 2]
-                                a3, b3, e3 = w[w3 + t], w[w3 + t + 1], w[w3 + t + 2]
-                                sa = ph[pb + taps[t] : pb + taps[t] + width]
-                                sb = ph[pb + taps[t + 1] : pb + taps[t + 1] + width]
-                                sc = ph[pb + taps[t + 2] : pb + taps[t + 2] + width]
-                                for f in range(width):
-                                    va, vb, vc = sa[f], sb[f], sc[f]
-                                    r0[f] += a0 * va + b0 * vb + e0 * vc
-                                    r1[f] += a1 * va + b1 * vb + e1 * vc
-                                    r2[f] += a2 * va + b2 * vb + e2 * vc
-                                    r3[f] += a3 * va + b3 * vb + e3 * vc
-                                t += 3
-                            while t < k_all:
-                                a0, a1, a2, a3 = w[w0 + t], w[w1 + t], w[w2 + t], w[w3 + t]
-                                sa = ph[pb + taps[t] : pb + taps[t] + width]
-                                for f in range(width):
-                                    va = sa[f]
-                                    r0[f] += a0 * va
-                                    r1[f] += a1 * va
-                                    r2[f] += a2 * va
-                                    r3[f] += a3 * va
-                                t += 1
-                            continue
-                        while t + 4 <= k_all:
-                            wa, wb, wc1, wd = w[w0 + t], w[w0 + t + 1], w[w0 + t + 2], w[w0 + t + 3]
-                            sa = ph[pb + taps[t] : pb + taps[t] + width]
-                            sb = ph[pb + taps[t + 1] : pb + taps[t + 1] + width]
-                            sc = ph[pb + taps[t + 2] : pb + taps[t + 2] + width]
-                            sd = ph[pb + taps[t + 3] : pb + taps[t + 3] + width]
+                    # the (input channel, tap) terms in one run, three a pass for four channels and four for
+                    # one, whatever the kernel's length (a 2-tap kernel would otherwise add one term a pass)
+                    w0 = (g * cg_out + co) * terms
+                    j = 0
+                    if four:
+                        w1, w2, w3 = w0 + terms, w0 + 2 * terms, w0 + 3 * terms
+                        while j + 3 <= terms:  # twelve weights and seven rows in registers
+                            a0, b0, e0 = w[w0 + j], w[w0 + j + 1], w[w0 + j + 2]
+                            a1, b1, e1 = w[w1 + j], w[w1 + j + 1], w[w1 + j + 2]
+                            a2, b2, e2 = w[w2 + j], w[w2 + j + 1], w[w2 + j + 2]
+                            a3, b3, e3 = w[w3 + j], w[w3 + j + 1], w[w3 + j + 2]
+                            oa, ob, oc = offsets[j] + f0, offsets[j + 1] + f0, offsets[j + 2] + f0
+                            sa, sb, sc = ph[oa : oa + width], ph[ob : ob + width], ph[oc : oc + width]
                             for f in range(width):
-                                r0[f] += wa * sa[f] + wb * sb[f] + wc1 * sc[f] + wd * sd[f]
-                            t += 4
-                        while t < k_all:
-                            wa = w[w0 + t]
-                            sa = ph[pb + taps[t] : pb + taps[t] + width]
+                                va, vb, vc = sa[f], sb[f], sc[f]
+                                r0[f] += a0 * va + b0 * vb + e0 * vc
+                                r1[f] += a1 * va + b1 * vb + e1 * vc
+                                r2[f] += a2 * va + b2 * vb + e2 * vc
+                                r3[f] += a3 * va + b3 * vb + e3 * vc
+                            j += 3
+                        while j < terms:
+                            a0, a1, a2, a3 = w[w0 + j], w[w1 + j], w[w2 + j], w[w3 + j]
+                            oa = offsets[j] + f0
+                            sa = ph[oa : oa + width]
                             for f in range(width):
-                                r0[f] += wa * sa[f]
-                            t += 1
+                                va = sa[f]
+                                r0[f] += a0 * va
+                                r1[f] += a1 * va
+                                r2[f] += a2 * va
+                                r3[f] += a3 * va
+                            j += 1
+                    while not four and j + 4 <= terms:
+                        wa, wb, wc1, wd = w[w0 + j], w[w0 + j + 1], w[w0 + j + 2], w[w0 + j + 3]
+                        oa, ob = offsets[j] + f0, offsets[j + 1] + f0
+                        oc, od = offsets[j + 2] + f0, offsets[j + 3] + f0
+                        sa, sb, sc, sd = (
+                            ph[oa : oa + width],
+                            ph[ob : ob + width],
+                            ph[oc : oc + width],
+                            ph[od : od + width],
+                        )
+                        for f in range(width):
+                            r0[f] += wa * sa[f] + wb * sb[f] + wc1 * sc[f] + wd * sd[f]
+                        j += 4
+                    while not four and j < terms:
+                        wa = w[w0 + j]
+                        oa = offsets[j] + f0
+                        sa = ph[oa : oa + width]
+                        for f in range(width):
+                            r0[f] += wa * sa[f]
+                        j += 1
                     done = 4 if four else 1
                     # the tile's valid columns, a run of o3 < O3 of each wide row with o2 < O2, with the bias
                     wide_row = f0 // q3n
