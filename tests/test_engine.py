@@ -1103,10 +1103,11 @@ def test_the_direct_convolution_channels_last_staged_or_in_place_matches_the_ora
 @pytest.mark.parametrize("tile_bytes", [64, 200])
 def test_the_tiled_direct_convolution_matches_the_oracle(monkeypatch, channels_last, tile_bytes):
     """The forward direct sum in tiles of the wide plane (:func:`.direct_conv._run_tiles`), with tiles so short
-    (16 and 25 float64 elements) that their edges fall at every place in the wide rows: strides 1 to 3,
+    (16 elements, or 25 and 50 evened out in multiples of 16) that their edges fall at every place in the wide
+    rows, and the (input channel, tap) terms run across input channels three and four at a time: strides 1 to 3,
     dilation, asymmetric padding, 1-D to 3-D, groups, output channels in fours and beyond them (4, 5, 6, 9 a
     group), a batch of one (each sample cut into blocks of channels for a team of three) and of three, float64
-    (tiles of 16 and 25) and float32 (16 and 50), every call's ranges on the team (some starting inside a
+    and float32, every call's ranges on the team (some starting inside a
     sample's blocks), a transposed stride-1 call (its forward twin), against the oracle; and the spy shows the
     tiles ran."""
     from tconv.implementations.compiled import direct_conv

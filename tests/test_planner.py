@@ -196,16 +196,38 @@ def test_planner_pins_the_products_for_a_1x1_convolution_of_many_channels():
 def test_planner_pins_jit_im2col_where_its_forward_twin_is_clearly_cheaper():
     """A stride-1 transposed convolution with few input channels or a large kernel runs as its forward twin
     (sweep layers that ran 2-4x faster so; few_inputs measured 0.25 ms there against 0.38 for the twin's
-    direct sum and 0.75 for jit_gemm)."""
+    direct sum and 0.75 for jit_gemm). The large kernel's twin is summed in tiles since the twenty-second
+    session, which brought the direct sum level with the twin's product there (3.39 against 3.23 ms forced,
+    one process, best of four): either may be chosen; jit_gemm (15 ms by the model) may not."""
     numpy = array_api_compat.array_namespace(np.empty(0))
     few_inputs = _spec(True, (54, 4, 6, 6), (4, 35, 3, 3), padding=1)
     large_kernel = _spec(True, (1, 13, 32, 32), (13, 64, 9, 9), padding=3)
     three_d = _spec(True, (23, 3, 9, 9, 9), (3, 169, 4, 4, 4))
     assert planner.select(few_inputs, numpy, batch=54).name == "jit_im2col"
-    assert planner.select(large_kernel, numpy).name == "jit_im2col"
+    assert planner.select(large_kernel, numpy).name in ("jit_im2col", "jit_direct")
     assert planner.select(three_d, numpy, channels_last=True, batch=23).name == "jit_im2col"
     strided = _spec(True, (8, 4, 6, 6), (4, 35, 3, 3), stride=2, padding=1)
     assert planner.select(strided, numpy, batch=8).name != "jit_im2col"  # no forward twin
+
+
+@needs_jit
+def test_planner_takes_the_tiled_direct_sum_where_it_beats_the_products():
+    """Layers of sweeps 47 and 46 that run the tiled direct sum (DIRECT_TILE_RATE, fitted on sweeps 45 and 46
+    and checked on 47 to 50), measured forced on 2026-12-02: a convolution (16, 13, 120, 120) -> 135 k3 s2 p1,
+    jit_direct 28.6 ms against 38.7 for jit_gemm (the choice before); a stride-1 transposed convolution (3, 3, 54,
+    54) -> 132 k4, its twin's direct sum 1.89 ms against 2.84 for jit_im2col (the choice before) and 10.3 for
+    jit_gemm. A 3x3 depthwise layer, whose one-channel groups keep the whole-plane kernel, is priced as
+    before."""
+    numpy = array_api_compat.array_namespace(np.empty(0))
+    forward = _spec(False, (16, 13, 120, 120), (135, 13, 3, 3), stride=2, padding=1)
+    transposed = _spec(True, (3, 3, 54, 54), (3, 132, 4, 4))
+    assert planner.select(forward, numpy, batch=16).name == "jit_direct"
+    assert planner.select(transposed, numpy, batch=3).name == "jit_direct"
+    from tconv.implementations.compiled import direct_conv
+
+    depthwise = _spec(False, (8, 128, 56, 56), (128, 1, 3, 3), padding=1, groups=128)
+    assert direct_conv.cost(depthwise) == direct_conv.cost(depthwise, tiles=False)
+    assert direct_conv.cost(forward) < direct_conv.cost(forward, tiles=False)
 
 
 @needs_jit
@@ -215,9 +237,12 @@ def test_planner_pins_the_unet_3x3_transposed_layers_through_their_twin():
     for jit_direct (the direct sum of the twin, chosen before F(4x4, 3x3) came: 1.33 against 1.84 for jit_gemm
     then), 2.32 for F(2x2, 3x3) and 2.55 for jit_gemm. At 16 channels the direct sum still clears
     DIRECT_CONV_MARGIN (rule 4): (8, 16, 64, 64) 3.20 ms against 2.87 for F(4x4, 3x3), 3.47 for F(2x2, 3x3) and
-    4.25 for jit_gemm (2026-12-01, a busy machine: within 10% of the fastest). At 64 channels the products win."""
+    4.25 for jit_gemm (2026-12-01, a busy machine: within 10% of the fastest). At 64 channels the products win.
+    Since the twenty-second session the direct sum runs in tiles (DIRECT_TILE_RATE) and takes the 32-channel
+    layer too: 2.02 ms against 2.06 for F(4x4, 3x3) and 2.04 for F(2x2, 3x3) (forced, best of five); the
+    16-channel one 2.00 against 3.63-4.04."""
     numpy = array_api_compat.array_namespace(np.empty(0))
-    for x_shape, channels, chosen in (((8, 32, 32, 32), 32, "jit_winograd4"), ((8, 16, 64, 64), 16, "jit_direct")):
+    for x_shape, channels, chosen in (((8, 32, 32, 32), 32, "jit_direct"), ((8, 16, 64, 64), 16, "jit_direct")):
         unet = _spec(True, x_shape, (channels, channels, 3, 3), padding=1)
         assert planner.select(unet, numpy, batch=8).name == chosen
     wide = _spec(True, (8, 64, 16, 16), (64, 64, 3, 3), padding=1)

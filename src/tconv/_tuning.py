@@ -192,6 +192,11 @@ DIRECT_CONV_BLOCK_BYTES = 256 * 2**10
 #: DIRECT_TILE_PHASE_BYTES over the whole team.
 DIRECT_TILE_BYTES = 4096
 DIRECT_TILE_PHASE_BYTES = 64 * 2**20
+#: The tiled sum's multiply-adds/s where it sums four output channels a pass (DIRECT_CONV_BLOCK_RATE's
+#: counterpart, set like it by the planner's regret): fitted on the 19 layers of sweeps 45 and 46 (both
+#: directions) that run the tiles, 1.037 -> 1.020, and checked on the 29 of sweeps 47 to 50, 1.039 -> 1.012
+#: (docs/design.md, "The tiled direct sum").
+DIRECT_TILE_RATE = 65e9
 
 #: A transposed convolution's direct estimate (its own kernel's, or its stride-1 twin's) is multiplied by this
 #: for channels-last calls, whose loops then read and write with a stride of the channel count (that estimate has

@@ -121,7 +121,7 @@ def _channel_passes(spec: ConvSpec, wide: int) -> tuple[int, int, int]:
     return block, fours, spec.out_channels - 4 * fours
 
 
-def cost(spec: ConvSpec, channels_last: bool = False) -> float:
+def cost(spec: ConvSpec, channels_last: bool = False, tiles: bool | None = None) -> float:
     """Seconds per sample by the cost model: every (output channel, input channel of its group, tap) adds one
     wide plane, at ``DIRECT_CONV_BLOCK_RATE`` for the channels summed four a pass (three taps a pass) and at
     ``DIRECT_CONV_RATE`` for the rest (four taps a pass), each pass a ``ROW_COST`` a channel; each job fills
@@ -129,16 +129,27 @@ def cost(spec: ConvSpec, channels_last: bool = False) -> float:
     run; the output is written once at ``COLUMN_STREAM``. Channels-last, the fills and the output's write,
     which then stride by the channel count, cost ``DIRECT_CONV_LAST_MEMORY`` times as much (the sums run on
     the same wide planes in either layout), except where x or the output is copied channels-first
-    (:func:`.workspace.staged`): that copy, read and written at ``TRANSPOSE_STREAM``, instead."""
+    (:func:`.workspace.staged`): that copy, read and written at ``TRANSPOSE_STREAM``, instead.
+
+    In tiles (``tiles``; by default where :func:`_tiles_fit` runs them), the channels summed four a pass run at
+    ``DIRECT_TILE_RATE``, every pass is made once a tile, and a sample's phases are filled once a group."""
     phases = direct_conv_geometry(geometry.axes3(spec))
     cg_in, cg_out = spec.in_channels // spec.groups, spec.out_channels // spec.groups
     taps = math.prod(spec.kernel_size)
-    block, fours, single = _channel_passes(spec, phases.wide)
-    fills = spec.groups * -(-cg_out // block) * cg_in
+    if tiles is None:
+        tiles = _tiles_fit(spec, phases, _tuning.COST_ITEMSIZE)
     plane = cg_in * taps * phases.wide  # one output channel's multiply-adds
     # a pass over four channels' rows costs four ROW_COSTs (its set-up: twelve weights, three phase rows and
     # four output rows, about three times a one-channel pass's; docs/design.md)
-    passes = 4 * fours * cg_in * -(-taps // 3) + single * cg_in * -(-taps // 4)
+    if tiles:  # the (input channel, tap) terms in one run, a pass's rows a tile long
+        fours, rate = spec.groups * (cg_out // 4), _tuning.DIRECT_TILE_RATE
+        single = spec.out_channels - 4 * fours
+        fills, count = spec.groups * cg_in, -(-phases.wide // _tile(_tuning.COST_ITEMSIZE))
+        passes = count * (4 * fours * -(-cg_in * taps // 3) + single * -(-cg_in * taps // 4))
+    else:
+        block, fours, single = _channel_passes(spec, phases.wide)
+        fills, rate = spec.groups * -(-cg_out // block) * cg_in, _tuning.DIRECT_CONV_BLOCK_RATE
+        passes = 4 * fours * cg_in * -(-taps // 3) + single * cg_in * -(-taps // 4)
     output = _tuning.COST_ITEMSIZE * spec.out_channels * math.prod(spec.output_size)
     x_bytes = _tuning.COST_ITEMSIZE * spec.in_channels * math.prod(spec.input_size)
     fill = write = 1.0
@@ -147,7 +158,7 @@ def cost(spec: ConvSpec, channels_last: bool = False) -> float:
         fill, write = (1.0 if stages(size) else _tuning.DIRECT_CONV_LAST_MEMORY for size in (x_bytes, output))
         copies = sum(2 * size / _tuning.TRANSPOSE_STREAM for size in (x_bytes, output) if stages(size))
     return (
-        4 * fours * plane / _tuning.DIRECT_CONV_BLOCK_RATE
+        4 * fours * plane / rate
         + single * plane / _tuning.DIRECT_CONV_RATE
         + fill * fills * phases.filled / _tuning.PHASE_FILL_RATE
         + passes * _tuning.ROW_COST
@@ -160,11 +171,11 @@ def cost(spec: ConvSpec, channels_last: bool = False) -> float:
 def weight_grad_cost(spec: ConvSpec) -> float:
     """Seconds per sample of :func:`weight_grad` by the cost model: :func:`cost`'s terms plus a
     ``DIRECT_GRAD_PASS_COST`` a pass (each pass ends in horizontal sums of its vector accumulators, which
-    dominate on short planes)."""
+    dominate on short planes); the gradient sums whole planes, never tiles."""
     cg_in, taps = spec.in_channels // spec.groups, math.prod(spec.kernel_size)
     _, fours, single = _channel_passes(spec, direct_conv_geometry(geometry.axes3(spec)).wide)
     passes = cg_in * (fours * -(-taps // 3) + single * -(-taps // 4))
-    return cost(spec) + passes * _tuning.DIRECT_GRAD_PASS_COST
+    return cost(spec, tiles=False) + passes * _tuning.DIRECT_GRAD_PASS_COST
 
 
 def _block(cg_out: int, wide: int, itemsize: int) -> int:
