@@ -1933,6 +1933,17 @@ def test_dead_taps_are_dropped_with_the_same_results():
     # 500 input channels over a 1x1 input, 9x9 at stride 3 to 7x7: the cut weight's copy would cost more
     assert _cut_if_cheaper(_spec(True, (2, 500, 1, 1), (500, 5, 9, 9), stride=3, padding=1), 2, False) is None
     assert live_taps(_spec(False, (1, 8, 20, 20), (8, 8, 3, 3), dilation=6, padding=6)) is None
+    # a NumPy weight's live taps gathered into a contiguous array (from a view of another layout too)
+    from tconv.engine.run import _cut_weight
+
+    for weight in (
+        rng.standard_normal((4, 6, 9, 7)),
+        rng.standard_normal((9, 7, 4, 6)).astype(np.float16).transpose(2, 3, 0, 1),
+    ):
+        kept = ((2, 5), (1, 7))
+        cut_weight = _cut_weight(weight, kept)
+        assert cut_weight.flags.c_contiguous and cut_weight.dtype == weight.dtype
+        np.testing.assert_array_equal(cut_weight, weight[:, :, 2:5, 1:7])
     # an infinity at a dead tap times the padding's zeros is NaN, as in every framework: such calls are not cut
     x, w = rng.standard_normal((2, 3, 4, 4)), rng.standard_normal((3, 3, 3, 3))
     w[:, :, 0, 0] = np.inf

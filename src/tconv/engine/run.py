@@ -20,6 +20,8 @@ import functools
 import math
 from typing import Any
 
+import numpy as np
+
 from .. import _tuning
 from .._backend import Array, Prepared, extend
 from .._geometry import overlap
@@ -193,8 +195,14 @@ def _cut_if_cheaper(
 
 
 def _cut_weight(weight: Array, kept: tuple[tuple[int, int], ...]) -> Array:
-    index = (slice(None), slice(None), *(slice(first, stop) for first, stop in kept))
-    return weight[index]
+    """The weight's live taps: a view, except for a NumPy weight, whose kept taps are gathered at once into a
+    contiguous array (a view's runs of a few taps would be copied run by run by each reshape the algorithm
+    makes of it: 1.1 ms a reshape on a (82, 320, 9, 9) weight cut to 3x3, against 0.5 ms for the gather)."""
+    if not isinstance(weight, np.ndarray):
+        return weight[(slice(None), slice(None), *(slice(first, stop) for first, stop in kept))]
+    taps = np.ravel_multi_index(np.ix_(*(np.arange(first, stop) for first, stop in kept)), weight.shape[2:])
+    rows = weight.reshape(weight.shape[0] * weight.shape[1], -1)
+    return rows.take(taps.ravel(), axis=1).reshape(*weight.shape[:2], *(stop - first for first, stop in kept))
 
 
 def _uncut_gradient(
