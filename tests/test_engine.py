@@ -1156,6 +1156,49 @@ def test_the_tiled_direct_convolution_matches_the_oracle(monkeypatch, channels_l
 
 
 @needs_jit
+def test_patch_convolutions_match_the_oracle(monkeypatch):
+    """A channels-last convolution whose windows are patches (kernel no longer than the stride, no dilation, no
+    groups: :func:`.im2col._patch_conv`), forced on jit_gemm: 1-D to 3-D, kernels equal to and shorter than the
+    stride, with padding on either side (the span padded) and without (a view of x, longer than the span), a
+    transposed view of x, with and without bias, float64 and float32, against the oracle; the spy shows the
+    patch path ran, and that a dilated or grouped call does not take it."""
+    from tconv.implementations.compiled import im2col
+
+    ran = []
+    patches = im2col._patch_conv
+    monkeypatch.setattr(im2col, "_patch_conv", lambda *args: ran.append(args[3]) or patches(*args))
+    rng = np.random.default_rng(17)
+    for spatial, kernel, stride, pads in (
+        ((23,), (4,), (4,), [(1, 2)]),
+        ((17, 14), (2, 3), (2, 3), [(0, 0), (0, 0)]),
+        ((18, 13), (2, 1), (3, 2), [(2, 0), (1, 1)]),
+        ((7, 9, 8), (2, 3, 2), (2, 3, 4), [(0, 1), (1, 0), (0, 0)]),
+    ):
+        x = rng.standard_normal((3, 5, *spatial))
+        w = rng.standard_normal((6, 5, *kernel))
+        b = rng.standard_normal(6)
+        expected = naive_conv(x, w, b, stride=list(stride), pads=pads)
+        x_last = np.moveaxis(x, 1, -1)  # a transposed view
+        ran.clear()
+        with tconv.use_algorithm("jit_gemm"):
+            got = tconv.conv(x_last, w, b, stride=stride, padding=pads, channels_last=True)
+            low = tconv.conv(x_last.astype(np.float32), w.astype(np.float32), stride=stride, padding=pads,
+                             channels_last=True)  # fmt: skip
+        assert len(ran) == 2
+        np.testing.assert_allclose(np.moveaxis(got, -1, 1), expected, atol=1e-10)
+        assert low.dtype == np.float32
+        no_bias = expected - b.reshape(6, *[1] * len(spatial))
+        np.testing.assert_allclose(np.moveaxis(low, -1, 1), no_bias, rtol=1e-4, atol=1e-4)
+    ran.clear()
+    x = rng.standard_normal((2, 12, 12, 4))
+    with tconv.use_algorithm("jit_gemm"):
+        tconv.conv(x, rng.standard_normal((4, 4, 2, 2)), stride=3, dilation=2, channels_last=True)
+        tconv.conv(x, rng.standard_normal((4, 2, 2, 2)), stride=2, groups=2, channels_last=True)
+        tconv.conv(np.moveaxis(x, -1, 1), rng.standard_normal((4, 4, 2, 2)), stride=2)  # channels-first
+    assert not ran
+
+
+@needs_jit
 def test_the_direct_convolution_blocks_many_output_channels_and_empty_batches():
     """More output channels a group than one job's block (DIRECT_CONV_BLOCK_BYTES; the block rounded down to a
     multiple of the kernel's four channels a pass), a depth multiplier whose channels leave some after the
@@ -2327,11 +2370,13 @@ def test_convolutions_with_planes_copied_in_tiles_match_the_oracle(monkeypatch, 
     _grads_match(case, "jit_gemm", case.channels_last)  # (channels-last views of channels-first memory)
     last, out = case.axes[-1], case.output_size()[-1]
     read = {o * last.stride + t * last.dilation - last.lo for o in range(out) for t in range(last.kernel)}
+    patches = all(a.kernel <= a.stride and a.dilation == 1 for a in case.axes)  # im2col._patch_conv's calls
     if (
         case.channels_last
         and not boxes
         and case.groups == 1
         and case.cin_g > 1
+        and not patches
         and len(read & set(range(last.size))) > 1
     ):
         assert True in tiled  # x (rows of two or more of its values read) copied into the padded planes in tiles
