@@ -1158,15 +1158,15 @@ def test_the_tiled_direct_convolution_matches_the_oracle(monkeypatch, channels_l
 @needs_jit
 def test_patch_convolutions_match_the_oracle(monkeypatch):
     """A channels-last convolution whose windows are patches (kernel no longer than the stride, no dilation, no
-    groups: :func:`.im2col._patch_conv`), forced on jit_gemm: 1-D to 3-D, kernels equal to and shorter than the
+    groups: :func:`.patch_conv.conv`), forced on jit_gemm: 1-D to 3-D, kernels equal to and shorter than the
     stride, with padding on either side (the span padded) and without (a view of x, longer than the span), a
     transposed view of x, with and without bias, float64 and float32, against the oracle; the spy shows the
     patch path ran, and that a dilated or grouped call does not take it."""
-    from tconv.implementations.compiled import im2col
+    from tconv.implementations.compiled import patch_conv
 
     ran = []
-    patches = im2col._patch_conv
-    monkeypatch.setattr(im2col, "_patch_conv", lambda *args: ran.append(args[3]) or patches(*args))
+    patches = patch_conv.conv
+    monkeypatch.setattr(patch_conv, "conv", lambda *args: ran.append(args[3]) or patches(*args))
     rng = np.random.default_rng(17)
     for spatial, kernel, stride, pads in (
         ((23,), (4,), (4,), [(1, 2)]),
@@ -2370,7 +2370,7 @@ def test_convolutions_with_planes_copied_in_tiles_match_the_oracle(monkeypatch, 
     _grads_match(case, "jit_gemm", case.channels_last)  # (channels-last views of channels-first memory)
     last, out = case.axes[-1], case.output_size()[-1]
     read = {o * last.stride + t * last.dilation - last.lo for o in range(out) for t in range(last.kernel)}
-    patches = all(a.kernel <= a.stride and a.dilation == 1 for a in case.axes)  # im2col._patch_conv's calls
+    patches = all(a.kernel <= a.stride and a.dilation == 1 for a in case.axes)  # patch_conv's calls
     if (
         case.channels_last
         and not boxes
