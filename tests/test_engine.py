@@ -1173,6 +1173,7 @@ def test_patch_convolutions_match_the_oracle(monkeypatch):
         ((17, 14), (2, 3), (2, 3), [(0, 0), (0, 0)]),
         ((18, 13), (2, 1), (3, 2), [(2, 0), (1, 1)]),
         ((7, 9, 8), (2, 3, 2), (2, 3, 4), [(0, 1), (1, 0), (0, 0)]),
+        ((3,), (6,), (6,), [(7, 0)]),  # the low padding past the span: the one window is all padding
     ):
         x = rng.standard_normal((3, 5, *spatial))
         w = rng.standard_normal((6, 5, *kernel))

@@ -39,7 +39,8 @@ def conv(x: np.ndarray, weight: np.ndarray, bias: np.ndarray | None, spec: ConvS
     span = tuple(o * st for o, st in zip(out_size, stride))
     low = tuple(lo for lo, _ in spec.padding)
     # x's rows at span row r: r - lo, where 0 <= r - lo < n
-    src = tuple(slice(max(0, -lo), min(n, sp - lo)) for lo, n, sp in zip(low, spec.input_size, span))
+    # (none where the low padding reaches past the span: its windows are all padding)
+    src = tuple(slice(0, max(0, min(n, sp - lo))) for lo, n, sp in zip(low, spec.input_size, span))
     dst = tuple(slice(sl.start + lo, sl.stop + lo) for sl, lo in zip(src, low))
     whole = slice(None)
     inside = (whole, *src, whole)
