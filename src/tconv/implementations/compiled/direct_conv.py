@@ -137,7 +137,7 @@ def cost(spec: ConvSpec, channels_last: bool = False, tiles: bool | None = None)
     cg_in, cg_out = spec.in_channels // spec.groups, spec.out_channels // spec.groups
     taps = math.prod(spec.kernel_size)
     if tiles is None:
-        tiles = _tiles_fit(spec, phases, _tuning.COST_ITEMSIZE)
+        tiles = _tiles_fit(spec, phases, _tuning.COST_ITEMSIZE, threads=1)
     plane = cg_in * taps * phases.wide  # one output channel's multiply-adds
     # a pass over four channels' rows costs four ROW_COSTs (its set-up: twelve weights, three phase rows and
     # four output rows, about three times a one-channel pass's; docs/design.md)
@@ -223,15 +223,18 @@ def _conv_into(x: np.ndarray, weight: np.ndarray, bias: np.ndarray | None, spec:
     _run(x_grouped, out_grouped, spec, lambda start: (w_flat, b_flat, out_flat, unused, unused, False), seconds)
 
 
-def _tiles_fit(spec: ConvSpec, phases: DirectConvGeometry, itemsize: int) -> bool:
+def _tiles_fit(spec: ConvSpec, phases: DirectConvGeometry, itemsize: int, threads: int | None = None) -> bool:
     """Whether the forward sum runs in tiles (:func:`_tiled_kernel`): where a group has four output channels or
     more and their wide planes are longer than a tile (shorter ones stay in the L1 cache in the whole-plane
     kernel, which ran those layers faster), and where one group's phases, which each thread of the team then
-    holds whole, fit ``DIRECT_TILE_PHASE_BYTES`` for the whole team."""
+    holds whole, fit ``DIRECT_TILE_PHASE_BYTES`` for the whole team (of ``threads``, by default the team's
+    size now; the cost model asks for one thread, so that its estimates, which the planner caches, do not
+    depend on the team's size: it prices tiles that a large team may then run whole, near the budget)."""
     return (
         spec.out_channels // spec.groups >= 4
         and phases.wide > _tile(itemsize)
-        and spec.in_channels // spec.groups * phases.size * itemsize * team.threads() <= _tuning.DIRECT_TILE_PHASE_BYTES
+        and spec.in_channels // spec.groups * phases.size * itemsize * (team.threads() if threads is None else threads)
+        <= _tuning.DIRECT_TILE_PHASE_BYTES
     )
 
 
