@@ -344,7 +344,46 @@ def _run(
 
 
 @functools.cache
+def _fill_kernel() -> Any:
+    def fill_phases(x, ph, xb, pb, xs, counts, rows, stride, low, phase, first, stop_row):  # type: ignore[no-untyped-def]
+        # One input channel of x (flat, from element xb, strides xs) copied into its phases in ph from element pb:
+        # each stored phase's rows that hold input (``first`` to ``stop_row``), the rest left as they are (the
+        # padding's zeros). The indices are unsigned, so that none is checked for wrap-around (which would keep
+        # the copies scalar). Called by both direct kernels.
+        p1n, p2n, p3n = counts[0], counts[1], counts[2]
+        q2n, q3n = rows[1], rows[2]
+        plane = rows[0] * q2n * q3n
+        s1, s2, s3 = stride[0], stride[1], stride[2]
+        x3 = xs[5]
+        step = s3 * x3
+        ustep = np.uint64(step)
+        for p1 in range(p1n):
+            for q1 in range(first[0, p1], stop_row[0, p1]):
+                i1 = q1 * s1 + phase[0, p1] - low[0]
+                for p2 in range(p2n):
+                    for q2 in range(first[1, p2], stop_row[1, p2]):
+                        i2 = q2 * s2 + phase[1, p2] - low[1]
+                        x_row = xb + i1 * xs[3] + i2 * xs[4]
+                        ph_row = pb + (p1 * p2n + p2) * p3n * plane + (q1 * q2n + q2) * q3n
+                        for p3 in range(p3n):
+                            a = first[2, p3]
+                            count = stop_row[2, p3] - a
+                            dst = np.uint64(ph_row + p3 * plane + a)
+                            src = np.uint64(x_row + (a * s3 + phase[2, p3] - low[2]) * x3)
+                            if step == 1:
+                                for j in range(count):
+                                    ph[dst + np.uint64(j)] = x[src + np.uint64(j)]
+                            else:
+                                for j in range(count):
+                                    ph[dst + np.uint64(j)] = x[src + np.uint64(j) * ustep]
+
+    return kernels.compile_kernel(fill_phases)
+
+
+@functools.cache
 def _kernel() -> Any:
+    fill = _fill_kernel()
+
     def conv_direct(  # type: ignore[no-untyped-def]
         x, w, bias, out, gy, dw, xs, out_s, dims, counts, rows, size_out, stride, low,
         phase, first, stop_row, taps, size, wide, grad, start, stop,
@@ -358,14 +397,8 @@ def _kernel() -> Any:
         # the shifted phase. The arrays a direction does not use are placeholders of one element.
         groups, cg_in, cg_out, block = dims[1], dims[2], dims[3], dims[4]
         blocks = (cg_out + block - 1) // block
-        p1n, p2n, p3n = counts[0], counts[1], counts[2]
         q2n, q3n = rows[1], rows[2]
-        plane = rows[0] * q2n * q3n
         o1n, o2n, o3n = size_out[0], size_out[1], size_out[2]
-        s1, s2, s3 = stride[0], stride[1], stride[2]
-        x3 = xs[5]
-        step = s3 * x3
-        ustep = np.uint64(step)
         k_all = taps.shape[0]
         ph = np.zeros(size, dtype=x.dtype)  # the padding's zeros are never overwritten
         acc = np.zeros((block, wide), dtype=x.dtype)
@@ -394,26 +427,9 @@ def _kernel() -> Any:
             else:
                 acc[:] = 0
             for ci in range(cg_in):
-                xb = n * xs[0] + g * xs[1] + ci * xs[2]
-                for p1 in range(p1n):
-                    for q1 in range(first[0, p1], stop_row[0, p1]):
-                        i1 = q1 * s1 + phase[0, p1] - low[0]
-                        for p2 in range(p2n):
-                            for q2 in range(first[1, p2], stop_row[1, p2]):
-                                i2 = q2 * s2 + phase[1, p2] - low[1]
-                                x_row = xb + i1 * xs[3] + i2 * xs[4]
-                                ph_row = (p1 * p2n + p2) * p3n * plane + (q1 * q2n + q2) * q3n
-                                for p3 in range(p3n):
-                                    a = first[2, p3]
-                                    count = stop_row[2, p3] - a
-                                    dst = np.uint64(ph_row + p3 * plane + a)
-                                    src = np.uint64(x_row + (a * s3 + phase[2, p3] - low[2]) * x3)
-                                    if step == 1:
-                                        for j in range(count):
-                                            ph[dst + np.uint64(j)] = x[src + np.uint64(j)]
-                                    else:
-                                        for j in range(count):
-                                            ph[dst + np.uint64(j)] = x[src + np.uint64(j) * ustep]
+                fill(
+                    x, ph, n * xs[0] + g * xs[1] + ci * xs[2], 0, xs, counts, rows, stride, low, phase, first, stop_row
+                )
                 fours = c0  # the channels summed four a pass end here
                 wc_step = cg_in * k_all  # from one output channel's weights to the next's
                 while grad and fours + 4 <= c1:  # the weight gradient: twelve sums a pass
@@ -543,6 +559,8 @@ def _kernel() -> Any:
 
 @functools.cache
 def _tiled_kernel() -> Any:
+    fill = _fill_kernel()
+
     def conv_tiles(  # type: ignore[no-untyped-def]
         x, w, bias, out, xs, out_s, dims, counts, rows, size_out, stride, low,
         phase, first, stop_row, taps, size, wide, tile, start, stop,
@@ -556,14 +574,8 @@ def _tiled_kernel() -> Any:
         # columns written to out with the bias. The channels beyond the last four go one at a time.
         groups, cg_in, cg_out, block = dims[1], dims[2], dims[3], dims[4]
         blocks = (cg_out + block - 1) // block
-        p1n, p2n, p3n = counts[0], counts[1], counts[2]
         q2n, q3n = rows[1], rows[2]
-        plane = rows[0] * q2n * q3n
         o2n, o3n = size_out[1], size_out[2]
-        s1, s2, s3 = stride[0], stride[1], stride[2]
-        x3 = xs[5]
-        step = s3 * x3
-        ustep = np.uint64(step)
         k_all = taps.shape[0]
         ph = np.zeros(cg_in * size, dtype=x.dtype)  # the padding's zeros are never overwritten
         acc = np.zeros((4, tile), dtype=x.dtype)
@@ -582,26 +594,7 @@ def _tiled_kernel() -> Any:
                 filled = n * groups + g
                 for ci in range(cg_in):
                     xb = n * xs[0] + g * xs[1] + ci * xs[2]
-                    pb = ci * size
-                    for p1 in range(p1n):
-                        for q1 in range(first[0, p1], stop_row[0, p1]):
-                            i1 = q1 * s1 + phase[0, p1] - low[0]
-                            for p2 in range(p2n):
-                                for q2 in range(first[1, p2], stop_row[1, p2]):
-                                    i2 = q2 * s2 + phase[1, p2] - low[1]
-                                    x_row = xb + i1 * xs[3] + i2 * xs[4]
-                                    ph_row = pb + (p1 * p2n + p2) * p3n * plane + (q1 * q2n + q2) * q3n
-                                    for p3 in range(p3n):
-                                        a = first[2, p3]
-                                        count = stop_row[2, p3] - a
-                                        dst = np.uint64(ph_row + p3 * plane + a)
-                                        src = np.uint64(x_row + (a * s3 + phase[2, p3] - low[2]) * x3)
-                                        if step == 1:
-                                            for j in range(count):
-                                                ph[dst + np.uint64(j)] = x[src + np.uint64(j)]
-                                        else:
-                                            for j in range(count):
-                                                ph[dst + np.uint64(j)] = x[src + np.uint64(j) * ustep]
+                    fill(x, ph, xb, ci * size, xs, counts, rows, stride, low, phase, first, stop_row)
             for f0 in range(0, wide, tile):
                 width = min(tile, wide - f0)
                 co = c0
