@@ -343,6 +343,12 @@ def _run(
     team.ranges(run, jobs, work)
 
 
+#: the compiled fill_phases once _fill_kernel() has run: the direct kernels call it by this module global, not
+#: through their closure (numba's disk cache keys a function by its pickled closure, and a dispatcher pickles
+#: with an id new in every process, so a kernel holding it there would be compiled again in every process)
+_fill_phases: Any = None
+
+
 @functools.cache
 def _fill_kernel() -> Any:
     def fill_phases(x, ph, xb, pb, xs, counts, rows, stride, low, phase, first, stop_row):  # type: ignore[no-untyped-def]
@@ -377,12 +383,14 @@ def _fill_kernel() -> Any:
                                 for j in range(count):
                                     ph[dst + np.uint64(j)] = x[src + np.uint64(j) * ustep]
 
-    return kernels.compile_kernel(fill_phases)
+    global _fill_phases
+    _fill_phases = kernels.compile_kernel(fill_phases)
+    return _fill_phases
 
 
 @functools.cache
 def _kernel() -> Any:
-    fill = _fill_kernel()
+    _fill_kernel()  # sets _fill_phases, which the kernel calls
 
     def conv_direct(  # type: ignore[no-untyped-def]
         x, w, bias, out, gy, dw, xs, out_s, dims, counts, rows, size_out, stride, low,
@@ -427,7 +435,7 @@ def _kernel() -> Any:
             else:
                 acc[:] = 0
             for ci in range(cg_in):
-                fill(
+                _fill_phases(
                     x, ph, n * xs[0] + g * xs[1] + ci * xs[2], 0, xs, counts, rows, stride, low, phase, first, stop_row
                 )
                 fours = c0  # the channels summed four a pass end here
@@ -559,7 +567,7 @@ def _kernel() -> Any:
 
 @functools.cache
 def _tiled_kernel() -> Any:
-    fill = _fill_kernel()
+    _fill_kernel()  # sets _fill_phases, which the kernel calls
 
     def conv_tiles(  # type: ignore[no-untyped-def]
         x, w, bias, out, xs, out_s, dims, counts, rows, size_out, stride, low,
@@ -594,7 +602,7 @@ def _tiled_kernel() -> Any:
                 filled = n * groups + g
                 for ci in range(cg_in):
                     xb = n * xs[0] + g * xs[1] + ci * xs[2]
-                    fill(x, ph, xb, ci * size, xs, counts, rows, stride, low, phase, first, stop_row)
+                    _fill_phases(x, ph, xb, ci * size, xs, counts, rows, stride, low, phase, first, stop_row)
             for f0 in range(0, wide, tile):
                 width = min(tile, wide - f0)
                 co = c0
