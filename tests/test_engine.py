@@ -1156,6 +1156,55 @@ def test_the_tiled_direct_convolution_matches_the_oracle(monkeypatch, channels_l
 
 
 @needs_jit
+def test_phases_beyond_the_cache_budget_run_in_whole_planes(monkeypatch):
+    """One thread's phases above ``DIRECT_TILE_CACHE_BYTES`` (they would spill from the last-level cache, and
+    every four output channels read them again) run the whole-plane kernel, whatever the team; at the budget, in
+    tiles; both against the oracle."""
+    from tconv.implementations.compiled import direct_conv
+
+    monkeypatch.setattr(_tuning, "DIRECT_TILE_BYTES", 64)
+    runs = []
+    tiles = direct_conv._run_tiles
+    monkeypatch.setattr(direct_conv, "_run_tiles", lambda *args: (runs.append(args[2]), tiles(*args))[1])
+    rng = np.random.default_rng(5)
+    x, w = rng.standard_normal((2, 6, 19, 17)), rng.standard_normal((8, 6, 3, 3))
+    spec = tconv.ConvSpec.build(
+        transposed=False, input_size=(19, 17), kernel_size=(3, 3), in_channels=6, out_channels=8, stride=2, padding=1
+    )
+    held = 6 * direct_conv.direct_conv_geometry(geometry.axes3(spec)).size * x.itemsize  # one thread's phases
+    expected = naive_conv(x, w, None, stride=[2, 2], pads=[(1, 1), (1, 1)])
+    for budget, tiled in ((held, True), (held - 1, False)):
+        monkeypatch.setattr(_tuning, "DIRECT_TILE_CACHE_BYTES", budget)
+        for threads in (1, 2):
+            monkeypatch.setattr(team, "_threads", threads)
+            runs.clear()
+            with tconv.use_algorithm("jit_direct"):
+                got = tconv.conv(x, w, stride=2, padding=1)
+            assert bool(runs) == tiled, (budget, threads)
+            np.testing.assert_allclose(got, expected, atol=1e-10)
+
+
+def test_the_last_level_cache_is_read_from_linux_sysfs(tmp_path):
+    """``_tuning._shared_cache_bytes`` takes the largest of the caches Linux lists (sizes in K, M or bytes), and
+    the default where there are none or a size is unreadable."""
+    for index, size in enumerate(["32K", "512K", "32768K"]):
+        (tmp_path / f"index{index}").mkdir()
+        (tmp_path / f"index{index}" / "size").write_text(size + "\n")
+    assert _tuning._shared_cache_bytes(7, str(tmp_path)) == 32 * 2**20
+    (tmp_path / "index4").mkdir()
+    (tmp_path / "index4" / "size").write_text("2M")
+    assert _tuning._shared_cache_bytes(7, str(tmp_path)) == 32 * 2**20
+    (tmp_path / "index5").mkdir()
+    (tmp_path / "index5" / "size").write_text("64M")
+    assert _tuning._shared_cache_bytes(7, str(tmp_path)) == 64 * 2**20
+    assert _tuning._shared_cache_bytes(7, str(tmp_path / "none")) == 7
+    (tmp_path / "index6").mkdir()
+    (tmp_path / "index6" / "size").write_text("large")
+    assert _tuning._shared_cache_bytes(7, str(tmp_path)) == 7
+    assert 0 < _tuning.DIRECT_TILE_CACHE_BYTES <= 32 * 2**20
+
+
+@needs_jit
 def test_patch_convolutions_match_the_oracle(monkeypatch):
     """A channels-last convolution whose windows are patches (kernel no longer than the stride, no dilation, no
     groups: :func:`.patch_conv.conv`), forced on jit_gemm: 1-D to 3-D, kernels equal to and shorter than the

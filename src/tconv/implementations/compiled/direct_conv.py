@@ -227,14 +227,16 @@ def _tiles_fit(spec: ConvSpec, phases: DirectConvGeometry, itemsize: int, thread
     """Whether the forward sum runs in tiles (:func:`_tiled_kernel`): where a group has four output channels or
     more and their wide planes are longer than a tile (shorter ones stay in the L1 cache in the whole-plane
     kernel, which ran those layers faster), and where one group's phases, which each thread of the team then
-    holds whole, fit ``DIRECT_TILE_PHASE_BYTES`` for the whole team (of ``threads``, by default the team's
-    size now; the cost model asks for one thread, so that its estimates, which the planner caches, do not
-    depend on the team's size: it prices tiles that a large team may then run whole, near the budget)."""
+    holds whole, stay in the last-level cache (``DIRECT_TILE_CACHE_BYTES`` a thread) and fit
+    ``DIRECT_TILE_PHASE_BYTES`` for the whole team (of ``threads``, by default the team's size now; the cost
+    model asks for one thread, so that its estimates, which the planner caches, do not depend on the team's
+    size: it prices tiles that a large team may then run whole, near the budget)."""
+    held = spec.in_channels // spec.groups * phases.size * itemsize  # one thread's phases
     return (
         spec.out_channels // spec.groups >= 4
         and phases.wide > _tile(itemsize)
-        and spec.in_channels // spec.groups * phases.size * itemsize * (team.threads() if threads is None else threads)
-        <= _tuning.DIRECT_TILE_PHASE_BYTES
+        and held <= _tuning.DIRECT_TILE_CACHE_BYTES
+        and held * (team.threads() if threads is None else threads) <= _tuning.DIRECT_TILE_PHASE_BYTES
     )
 
 
