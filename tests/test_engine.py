@@ -1157,9 +1157,9 @@ def test_the_tiled_direct_convolution_matches_the_oracle(monkeypatch, channels_l
 
 @needs_jit
 def test_phases_beyond_the_cache_budget_run_in_whole_planes(monkeypatch):
-    """One thread's phases above ``DIRECT_TILE_CACHE_BYTES`` (they would spill from the last-level cache, and
-    every four output channels read them again) run the whole-plane kernel, whatever the team; at the budget, in
-    tiles; both against the oracle."""
+    """A team's phases above ``DIRECT_TILE_CACHE_BYTES`` (they would spill from the last-level cache, and every
+    four output channels read them again), counted for two threads at least, run the whole-plane kernel; at the
+    budget, in tiles; teams of one to three, both against the oracle."""
     from tconv.implementations.compiled import direct_conv
 
     monkeypatch.setattr(_tuning, "DIRECT_TILE_BYTES", 64)
@@ -1173,10 +1173,11 @@ def test_phases_beyond_the_cache_budget_run_in_whole_planes(monkeypatch):
     )
     held = 6 * direct_conv.direct_conv_geometry(geometry.axes3(spec)).size * x.itemsize  # one thread's phases
     expected = naive_conv(x, w, None, stride=[2, 2], pads=[(1, 1), (1, 1)])
-    for budget, tiled in ((held, True), (held - 1, False)):
-        monkeypatch.setattr(_tuning, "DIRECT_TILE_CACHE_BYTES", budget)
-        for threads in (1, 2):
-            monkeypatch.setattr(team, "_threads", threads)
+    for threads in (1, 2, 3):
+        monkeypatch.setattr(team, "_threads", threads)
+        need = held * max(2, threads)
+        for budget, tiled in ((need, True), (need - 1, False)):
+            monkeypatch.setattr(_tuning, "DIRECT_TILE_CACHE_BYTES", budget)
             runs.clear()
             with tconv.use_algorithm("jit_direct"):
                 got = tconv.conv(x, w, stride=2, padding=1)
@@ -1185,23 +1186,24 @@ def test_phases_beyond_the_cache_budget_run_in_whole_planes(monkeypatch):
 
 
 def test_the_last_level_cache_is_read_from_linux_sysfs(tmp_path):
-    """``_tuning._shared_cache_bytes`` takes the largest of the caches Linux lists (sizes in K, M or bytes), and
-    the default where there are none or a size is unreadable."""
-    for index, size in enumerate(["32K", "512K", "32768K"]):
+    """``_tuning._shared_cache_bytes`` takes the largest of the caches Linux lists (sizes in K, M, G or bytes,
+    either case), skips a cache whose size is missing or unreadable, and gives the default where none is read."""
+
+    def cache(index: int, size: str | None) -> None:
         (tmp_path / f"index{index}").mkdir()
-        (tmp_path / f"index{index}" / "size").write_text(size + "\n")
-    assert _tuning._shared_cache_bytes(7, str(tmp_path)) == 32 * 2**20
-    (tmp_path / "index4").mkdir()
-    (tmp_path / "index4" / "size").write_text("2M")
-    assert _tuning._shared_cache_bytes(7, str(tmp_path)) == 32 * 2**20
-    (tmp_path / "index5").mkdir()
-    (tmp_path / "index5" / "size").write_text("64M")
-    assert _tuning._shared_cache_bytes(7, str(tmp_path)) == 64 * 2**20
+        if size is not None:
+            (tmp_path / f"index{index}" / "size").write_text(size + "\n")
+
     assert _tuning._shared_cache_bytes(7, str(tmp_path / "none")) == 7
-    (tmp_path / "index6").mkdir()
-    (tmp_path / "index6" / "size").write_text("large")
+    cache(0, None)  # Linux leaves out the size of a cache it knows none for
+    cache(1, "large")
     assert _tuning._shared_cache_bytes(7, str(tmp_path)) == 7
-    assert 0 < _tuning.DIRECT_TILE_CACHE_BYTES <= 32 * 2**20
+    for index, size in enumerate(["32k", "512K", "32768K", "2M", "1048576"], start=2):
+        cache(index, size)
+    assert _tuning._shared_cache_bytes(7, str(tmp_path)) == 32 * 2**20
+    cache(7, "64M")
+    assert _tuning._shared_cache_bytes(7, str(tmp_path)) == 64 * 2**20
+    assert 0 < _tuning.DIRECT_TILE_CACHE_BYTES <= 64 * 2**20
 
 
 @needs_jit

@@ -17,16 +17,17 @@ from pathlib import Path
 
 
 def _shared_cache_bytes(default: int, root: str = "/sys/devices/system/cpu/cpu0/cache") -> int:
-    """The first CPU's largest cache (the last level, which its cores share: L3), as Linux reports it under
-    ``root``; ``default`` where it does not (another system, a sandbox) or reports it in a form not known here."""
+    """The first CPU's largest cache of any level (the last level, which its cores share: L3 on most machines),
+    as Linux lists its caches under ``root``, in bytes; a cache whose size is missing or in a form not known here
+    is skipped, and ``default`` is returned where none is readable (another system, a sandbox)."""
     largest = 0
-    try:
-        for index in Path(root).glob("index*"):
+    for index in Path(root).glob("index*"):
+        try:
             text = (index / "size").read_text().strip().upper()
             scale = {"K": 2**10, "M": 2**20, "G": 2**30}.get(text[-1:], 1)
             largest = max(largest, int(text.rstrip("KMG")) * scale)
-    except (OSError, ValueError):
-        return default
+        except (OSError, ValueError):
+            continue
     return largest or default
 
 
@@ -207,14 +208,16 @@ DIRECT_CONV_BLOCK_BYTES = 256 * 2**10
 #: The forward direct sum runs in tiles of the wide plane of this many bytes (four output channels' sums of a
 #: tile stay in the L1 cache while every input channel and tap is added), where one group's phases, which each
 #: thread of the team holds whole (filled once and read a tile at a time, from L2 or beyond), take at most
-#: DIRECT_TILE_PHASE_BYTES over the whole team (a bound on memory) and DIRECT_TILE_CACHE_BYTES on one thread.
+#: DIRECT_TILE_PHASE_BYTES over the whole team (a bound on memory) and DIRECT_TILE_CACHE_BYTES over a team of at
+#: least two threads (a bound on the cache).
 DIRECT_TILE_BYTES = 4096
 DIRECT_TILE_PHASE_BYTES = 64 * 2**20
 #: Every four output channels read a tile's phase rows again: phases that spill from the last-level cache come
-#: from memory each time. So one thread's phases are held to a third of that cache (32 MiB at most; 10.7 MiB on
-#: a 32 MiB L3, where two threads holding 11.6-34 MiB each ran 1.3-1.6x slower in tiles than in whole planes,
-#: and those holding up to 6.4 MiB 0.75-0.96x; docs/design.md, "The tiled direct sum").
-DIRECT_TILE_CACHE_BYTES = min(32 * 2**20, _shared_cache_bytes(96 * 2**20) // 3)
+#: from memory each time. So the team's phases are held to two thirds of that cache (64 MiB at most), counted for
+#: two threads where the team is smaller, so that the cost model, which asks for one thread, prices what a team of
+#: two runs (10.7 MiB a thread on a 32 MiB L3, where two threads holding 11.6-19.5 MiB each ran 1.3-1.6x slower in
+#: tiles than in whole planes; docs/design.md, "The tiled direct sum").
+DIRECT_TILE_CACHE_BYTES = min(64 * 2**20, _shared_cache_bytes(96 * 2**20) * 2 // 3)
 #: The tiled sum's multiply-adds/s where it sums four output channels a pass (DIRECT_CONV_BLOCK_RATE's
 #: counterpart, set like it by the planner's regret): fitted on the 19 layers of sweeps 45 and 46 (both
 #: directions) that run the tiles, 1.037 -> 1.020, and checked on the 29 of sweeps 47 to 50, 1.039 -> 1.012
