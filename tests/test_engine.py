@@ -1185,6 +1185,39 @@ def test_phases_beyond_the_cache_budget_run_in_whole_planes(monkeypatch):
             np.testing.assert_allclose(got, expected, atol=1e-10)
 
 
+@needs_jit
+def test_short_planes_of_two_tap_kernels_run_in_tiles(monkeypatch):
+    """A kernel of two taps over several input channels runs the tiled sum even where its wide plane is
+    shorter than a tile (the whole plane one tile; its passes take three terms across input channels, where the
+    whole-plane kernel's add one tap each); three taps, or one input channel a group, keep the whole-plane kernel;
+    all against the oracle, channels first and last, grouped and dilated."""
+    from tconv.implementations.compiled import direct_conv
+
+    runs = []
+    tiles = direct_conv._run_tiles
+    monkeypatch.setattr(direct_conv, "_run_tiles", lambda *args: (runs.append(args[2]), tiles(*args))[1])
+    rng = np.random.default_rng(11)
+    for spatial, kernel, dilation, groups, c_in, tiled in (
+        ((37,), (2,), (3,), 1, 5, True),
+        ((20,), (2,), (1,), 2, 6, True),
+        ((9, 11), (1, 2), (1, 2), 1, 3, True),
+        ((37,), (3,), (1,), 1, 5, False),
+        ((37,), (2,), (1,), 4, 4, False),  # one input channel a group
+    ):
+        x = rng.standard_normal((3, c_in, *spatial))
+        w = rng.standard_normal((8, c_in // groups, *kernel))
+        b = rng.standard_normal(8)
+        pads = [(1, 0)] * len(spatial)
+        expected = naive_conv(x, w, b, stride=[1] * len(spatial), pads=pads, dilation=list(dilation), groups=groups)
+        for channels_last in (False, True):
+            xin = np.ascontiguousarray(np.moveaxis(x, 1, -1)) if channels_last else x
+            runs.clear()
+            with tconv.use_algorithm("jit_direct"):
+                got = tconv.conv(xin, w, b, padding=pads, dilation=dilation, groups=groups, channels_last=channels_last)
+            assert bool(runs) == tiled, (spatial, kernel, groups)
+            np.testing.assert_allclose(np.moveaxis(got, -1, 1) if channels_last else got, expected, atol=1e-10)
+
+
 def test_the_last_level_cache_is_read_from_linux_sysfs(tmp_path):
     """``_tuning._shared_cache_bytes`` takes the largest of the caches Linux lists (sizes in K, M, G or bytes,
     either case), skips a cache whose size is missing or unreadable, and gives the default where none is read."""
