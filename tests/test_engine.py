@@ -1208,6 +1208,11 @@ def test_short_planes_of_two_tap_kernels_run_in_tiles(monkeypatch):
         w = rng.standard_normal((8, c_in // groups, *kernel))
         b = rng.standard_normal(8)
         pads = [(1, 0)] * len(spatial)
+        spec = tconv.ConvSpec.build(
+            transposed=False, input_size=spatial, kernel_size=kernel, in_channels=c_in, out_channels=8,
+            padding=pads, dilation=dilation, groups=groups,
+        )  # fmt: skip
+        assert direct_conv.direct_conv_geometry(geometry.axes3(spec)).wide <= direct_conv._tile(8)  # a short plane
         expected = naive_conv(x, w, b, stride=[1] * len(spatial), pads=pads, dilation=list(dilation), groups=groups)
         for channels_last in (False, True):
             xin = np.ascontiguousarray(np.moveaxis(x, 1, -1)) if channels_last else x

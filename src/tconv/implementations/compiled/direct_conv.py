@@ -18,13 +18,14 @@ Output channels go four a pass (three taps a pass: each phase element is loaded 
 block's last ones one a pass (four taps a pass).
 
 Where a group has four output channels or more and the wide plane is longer than a tile (``DIRECT_TILE_BYTES``),
-the forward sum runs in tiles (:func:`_tiled_kernel`): a job fills the phases of all its group's input channels
-first, then sums each tile of the wide plane for four output channels over every (input channel, tap), so that
-those four rows of sums stay in the L1 cache instead of streaming whole wide planes through the L2 cache once
-per input channel and three taps, and writes the tile's valid columns straight into the output. A batch with
-fewer (sample, group) pairs than the team has ranges is cut into blocks of output channels (in fours; up to as
-many a pair as make the jobs a multiple of the threads), so that a thread fills a pair's phases about once
-(docs/design.md, "The tiled direct sum").
+or the kernel has two taps over several input channels (any plane: the whole plane one tile), and the phases fit
+the cache and memory bounds (:func:`_tiles_fit`), the forward sum runs in tiles (:func:`_tiled_kernel`): a job
+fills the phases of all its group's input channels first, then sums each tile of the wide plane for four output
+channels over every (input channel, tap), so that those four rows of sums stay in the L1 cache instead of
+streaming whole wide planes through the L2 cache once per input channel and three taps, and writes the tile's
+valid columns straight into the output. A batch with fewer (sample, group) pairs than the team has ranges is cut
+into blocks of output channels (in fours; up to as many a pair as make the jobs a multiple of the threads), so
+that a thread fills a pair's phases about once (docs/design.md, "The tiled direct sum").
 
 The module is long because its two kernels (whole planes, which the weight gradient runs too, and tiles) share
 the phase geometry and its cost model, and each is one compiled function whose loops are written out in full.
