@@ -229,12 +229,12 @@ def _tiles_fit(spec: ConvSpec, phases: DirectConvGeometry, itemsize: int, thread
     more and their wide planes are longer than a tile (shorter ones stay in the L1 cache in the whole-plane
     kernel, which ran those layers faster), or the kernel has two taps over several input channels (the
     whole-plane kernel's passes then add one tap each; the tiles' passes take three terms across input channels),
-    and where one group's phases, which each thread of the team then
-    holds whole, stay in the last-level cache (``DIRECT_TILE_CACHE_BYTES`` for the team, counted for two threads
-    at least) and fit ``DIRECT_TILE_PHASE_BYTES`` for the whole team (of ``threads``, by default the team's size
-    now). The cost model asks for one thread, so that its estimates, which the planner caches, do not depend on
-    the team's size: it prices what a team of two runs, and tiles that a larger team may then run whole. It also
-    asks for float32 (``COST_ITEMSIZE``): a float64 call near the bounds may run whole planes priced as tiles."""
+    and where one group's phases, which each thread of the team then holds whole, stay in the last-level cache
+    (``DIRECT_TILE_CACHE_BYTES`` for the team, counted for two threads at least) and fit
+    ``DIRECT_TILE_PHASE_BYTES`` for the whole team (of ``threads``, by default the team's size now). The cost
+    model asks for one thread, so that its estimates, which the planner caches, do not depend on the team's
+    size: it prices what a team of two runs, and tiles that a larger team may then run whole. It also asks for
+    float32 (``COST_ITEMSIZE``): a float64 call near the bounds may run whole planes priced as tiles."""
     cg_in = spec.in_channels // spec.groups
     held = cg_in * phases.size * itemsize  # one thread's phases
     team_size = team.threads() if threads is None else threads
