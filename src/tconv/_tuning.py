@@ -287,16 +287,6 @@ WINOGRAD4_KERNEL_COST = 2.0
 POINTWISE_BLOCK_BYTES = 8 * 2**20
 POINTWISE_MIN_BLOCK = 256
 
-#: The planner runs a batched channels-first 1x1 call on ``jit_pointwise`` only where each sample has at least
-#: this many output pixels (or one input channel a group, whose products are broadcast multiplies): below it
-#: the per-sample products are thin, and ``jit_gemm``'s one product over the gathered batch was faster (1.06-1.5x
-#: at 4-49 pixels, batches of 8-64; 0.6-0.9 at 64-196; docs/design.md) ...
-POINTWISE_MIN_PIXELS = 64
-
-#: ... in a batch of at least this many samples: a few per-sample products cost less than gathering them into one
-#: (1-D and 3-D sweep layers of 1-3 samples and 11-31 pixels: 0.5-0.7 of ``jit_gemm``'s time; docs/design.md).
-POINTWISE_THIN_BATCH = 8
-
 #: The planner runs a channels-first strided transposed 1x1 call on ``jit_pointwise`` (its products scattered into
 #: an output filled with the bias, single-threaded passes) only where the whole output takes at most this many
 #: bytes: 0.48-0.85 of the planner's former choice's time up to 1.8 MB, 1.02-1.04 at 2.4 MB, 1.4-1.7 from 10 MB,

@@ -10,11 +10,9 @@ call description, layout and team (:func:`plan`), among the algorithms :func:`tc
    ``gemm`` is avoided; where both are, or where every compiled algorithm the cost model ranks is avoided too, the
    first algorithm of :func:`tconv.algorithms`' list that is not avoided and runs the call, else ``ValueError``);
 2. a 1x1 kernel that pads nothing: ``jit_pointwise``, one product per block of pixels written straight into the
-   output (every other algorithm adds a column buffer or a copy to the same product), unless a batch of
-   ``POINTWISE_THIN_BATCH`` or more channels-first samples of more than one input channel a group has fewer than
-   ``POINTWISE_MIN_PIXELS`` output pixels each; a strided transposed one (its products scattered among the bias)
-   channels-last, or channels-first where its output is at most ``POINTWISE_SCATTER_MAX_BYTES``
-   (:func:`~tconv.implementations.compiled.pointwise.preferred`);
+   output (every other algorithm adds a column buffer or a copy to the same product); a strided transposed one
+   (its products scattered among the bias) channels-last, or channels-first where its output is at most
+   ``POINTWISE_SCATTER_MAX_BYTES`` (:func:`~tconv.implementations.compiled.pointwise.preferred`);
 3. a convolution: ``jit_direct`` (the direct sum, any stride: few channels per group, depthwise) where the
    cost model puts it at most ``FORWARD_DIRECT_MARGIN`` of the others' (``jit_gemm``: im2col and one product per
    group; ``jit_winograd`` and ``jit_winograd4`` (F(2x2, 3x3) and F(4x4, 3x3)) for a 2-D 3x3 stride-1 kernel,

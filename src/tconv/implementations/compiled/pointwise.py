@@ -48,22 +48,16 @@ def _dense(spec: ConvSpec) -> ConvSpec:
 
 
 def preferred(spec: ConvSpec, batch: int, channels_last: bool) -> bool:
-    """Whether the planner runs a call it :func:`fits` on ``jit_pointwise``: channels-last (one product over every
-    sample's rows), one input channel a group (broadcast multiplies), a batch under ``POINTWISE_THIN_BATCH``, or
-    samples of ``POINTWISE_MIN_PIXELS`` output pixels or more. A larger batch of smaller channels-first samples
-    would be as many thin products; ``jit_gemm`` gathers them into one. A strided transposed call channels-last
-    (its scatter writes whole pixels' channel vectors), or channels-first where its whole output is at most
-    ``POINTWISE_SCATTER_MAX_BYTES`` (the fill and the scatter, every ``s``-th element of each row, are
-    single-threaded passes)."""
+    """Whether the planner runs a call it :func:`fits` on ``jit_pointwise``: every such call but a strided
+    transposed one channels-first whose whole output is above ``POINTWISE_SCATTER_MAX_BYTES`` (the fill and the
+    scatter, every ``s``-th element of each row, are single-threaded passes; channels-last, the scatter writes
+    whole pixels' channel vectors). A batch of channels-first samples of a few pixels each runs one stacked
+    product (or thin per-sample products on the team), not ``jit_gemm``'s one product over the gathered batch:
+    19 such layers of 4-49 pixels, 0.28-0.99 of ``jit_gemm``'s time on 17 (docs/design.md)."""
     if _scattered_call(spec):
         output = batch * spec.out_channels * math.prod(spec.output_size) * _tuning.COST_ITEMSIZE
         return channels_last or output <= _tuning.POINTWISE_SCATTER_MAX_BYTES
-    return (
-        channels_last
-        or spec.in_channels == spec.groups
-        or batch < _tuning.POINTWISE_THIN_BATCH
-        or math.prod(spec.output_size) >= _tuning.POINTWISE_MIN_PIXELS
-    )
+    return True
 
 
 def cost(spec: ConvSpec, channels_last: bool = False) -> float:
