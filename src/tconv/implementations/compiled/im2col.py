@@ -11,10 +11,14 @@ Gradients
     ``dy @ im2col(x)^T``. On a team the weight gradient is summed a fixed bin of chunks at a time
     (:func:`.schedule.each_dealt`, :class:`.workspace.Partials`); a batch smaller
     than the team (channels-first) is cut into blocks of x's pixels (:func:`_grads_in_pixel_blocks`).
+
+The module is long because the convolution and the gradients share the im2col, its split into boxes by the taps
+(:func:`_tap_split`, :func:`_by_boxes`) and its schedules; apart, each would repeat them.
 """
 
 from __future__ import annotations
 
+import functools
 import math
 
 import numpy as np
@@ -102,6 +106,35 @@ def _tap_split(
     products: int,
     itemsize: int,
 ) -> geometry.TapClasses | None:
+    """:func:`_decided_tap_split`, decided once per call description and the tuning constants it reads (part of
+    its cache key, so that a changed constant is a new decision): on a call of 0.1 ms the decision took a sixth
+    of the time, every call."""
+    constants = (
+        _tuning.CHUNK_BYTES,
+        _tuning.TEAM_CHUNK_BYTES,
+        _tuning.GEMM_RATE,
+        _tuning.GEMM_FULL_RATE_INNER,
+        _tuning.TAP_CLASS_CALL_COST,
+        _tuning.TAP_CLASS_AXIS_KEPT,
+        _tuning.COPY_STREAM,
+        _tuning.COLUMN_STREAM,
+    )
+    return _decided_tap_split(spec, size_in, size_out, batch, rows, inner, channels_last, products, itemsize, constants)
+
+
+@functools.lru_cache(maxsize=1024)
+def _decided_tap_split(
+    spec: ConvSpec,
+    size_in: tuple[int, ...],
+    size_out: tuple[int, ...],
+    batch: int,
+    rows: int,
+    inner: int,
+    channels_last: bool,
+    products: int,
+    itemsize: int,
+    constants: tuple[float, ...],
+) -> geometry.TapClasses | None:
     """The im2col's outputs in boxes by the taps they read (:func:`.geometry.tap_classes`), for one group,
     where the cost model puts the boxes' ``products`` products (``rows`` rows, over ``inner`` channels a tap,
     with ``batch`` samples' columns; each of them reads or writes one array of ``rows`` channels at the
@@ -111,7 +144,8 @@ def _tap_split(
     of the input and of each product's array at ``COLUMN_STREAM``. None where the whole products are
     cheaper, or where the whole batch's zero-padded planes or the weight's cuts (both made once a call, of
     ``itemsize``-byte elements) would exceed ``CHUNK_BYTES``, or one sample's columns ``TEAM_CHUNK_BYTES``
-    (the boxes are never cut below whole samples)."""
+    (the boxes are never cut below whole samples). ``constants`` (the values read here) only key the cache."""
+    del constants
     if spec.groups != 1 or batch == 0:
         return None
     axes = geometry.axes3(spec, size_in, size_out)
