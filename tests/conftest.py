@@ -24,12 +24,14 @@ os.environ.setdefault("TF_ENABLE_ONEDNN_OPTS", "1")
 
 @pytest.fixture(autouse=True)
 def _fresh_routes():
-    """Every test starts with the engine's remembered routing forgotten (``tconv.engine.run._route``): a test that
+    """Every test starts with the engine's remembered routing forgotten (``tconv.engine.run._route``, and
+    ``direct_conv.dots_preferred``, the direct sum's channels-last route): a test that
     changes the tuning constants or the compiled path's availability (monkeypatched) sees the planner decide
     again, whichever tests ran before it."""
     import importlib
 
     importlib.import_module("tconv.engine.run")._route.cache_clear()
+    importlib.import_module("tconv.implementations.compiled.direct_conv").dots_preferred.cache_clear()
     yield
 
 

@@ -1223,6 +1223,95 @@ def test_short_planes_of_two_tap_kernels_run_in_tiles(monkeypatch):
             np.testing.assert_allclose(np.moveaxis(got, -1, 1) if channels_last else got, expected, atol=1e-10)
 
 
+def _dot_products_spy(monkeypatch):
+    """The specs :func:`tconv.implementations.compiled.channel_dots.conv` runs, listed as it runs them."""
+    from tconv.implementations.compiled import channel_dots
+
+    runs = []
+    real = channel_dots.conv
+    monkeypatch.setattr(channel_dots, "conv", lambda x, w, b, spec: (runs.append(spec), real(x, w, b, spec))[1])
+    return runs
+
+
+@needs_jit
+@pytest.mark.parametrize("team_size", [1, 3])
+def test_channels_last_dot_products_match_the_oracle(monkeypatch, team_size):
+    """``jit_direct`` on a channels-last x with few output channels a group over many input channels sums dot
+    products along the channels (:mod:`.channel_dots`): 1-3-D, strides, dilations (the taps along the last axis
+    one run, or one run a tap where dilated or grouped), asymmetric and large padding (taps that meet no input),
+    groups, a bias or none, float32 and float64, a non-contiguous x, batches cut among a team's threads; against
+    the oracle, forced and chosen by the planner."""
+    from tconv.implementations.compiled import direct_conv
+
+    runs = _dot_products_spy(monkeypatch)
+    _team_of(monkeypatch, team_size)
+    rng = np.random.default_rng(23)
+    cases = (  # spatial, kernel, stride, dilation, pads, c_in, c_out, groups
+        ((19,), (8,), (1,), (1,), [(3, 3)], 151, 3, 1),
+        ((23,), (3,), (2,), (2,), [(0, 4)], 80, 5, 1),
+        ((9, 11), (3, 3), (1, 1), (1, 1), [(1, 1), (2, 0)], 72, 6, 1),
+        ((12, 10), (5, 3), (2, 3), (1, 2), [(4, 2), (1, 1)], 64, 4, 1),
+        ((8, 9), (3, 3), (1, 2), (1, 1), [(1, 1), (1, 1)], 192, 4, 2),  # grouped: one run a tap
+        ((5, 6, 7), (3, 2, 3), (1, 2, 1), (1, 1, 1), [(1, 1), (0, 1), (1, 1)], 70, 2, 1),
+        ((4, 4), (9, 9), (2, 2), (1, 1), [(4, 4), (4, 4)], 100, 1, 1),  # most taps meet only padding
+    )
+    for spatial, kernel, stride, dilation, pads, c_in, c_out, groups in cases:
+        for dtype in (np.float64, np.float32):
+            x = rng.standard_normal((3, c_in, *spatial)).astype(dtype)
+            w = rng.standard_normal((c_out, c_in // groups, *kernel)).astype(dtype)
+            b = rng.standard_normal(c_out).astype(dtype) if dtype == np.float64 else None
+            expected = naive_conv(x, w, b, stride=list(stride), pads=pads, dilation=list(dilation), groups=groups)
+            options = dict(stride=stride, padding=pads, dilation=dilation, groups=groups, channels_last=True)
+            spec = tconv.ConvSpec.build(
+                transposed=False, input_size=spatial, kernel_size=kernel, in_channels=c_in, out_channels=c_out,
+                stride=stride, padding=pads, dilation=dilation, groups=groups,
+            )  # fmt: skip
+            assert direct_conv.dots_preferred(spec), (spatial, kernel)
+            views = (np.ascontiguousarray(np.moveaxis(x, 1, -1)), np.moveaxis(x, 1, -1))  # the second strided
+            tolerance = 1e-10 if dtype == np.float64 else 2e-4
+            for xin in views:
+                runs.clear()
+                with tconv.use_algorithm("jit_direct"):
+                    got = tconv.conv(xin, w, b, **options)
+                assert runs == [spec]
+                np.testing.assert_allclose(np.moveaxis(got, -1, 1), expected, atol=tolerance, rtol=tolerance)
+            got = tconv.conv(views[0], w, b, **options)  # the planner's choice (a cut of the dead taps, say)
+            np.testing.assert_allclose(np.moveaxis(got, -1, 1), expected, atol=tolerance, rtol=tolerance)
+
+
+@needs_jit
+def test_dot_products_only_for_few_outputs_over_long_runs(monkeypatch):
+    """The dot products are taken channels-last only: up to DOT_MAX_OUT output channels a group, runs of
+    DOT_MIN_RUN elements on average (the taps along the last axis times the channels, or the channels alone where
+    dilated there), and the cost model's estimate below the sum over planes'; channels-first never."""
+    from tconv.implementations.compiled import channel_dots, direct_conv
+
+    runs = _dot_products_spy(monkeypatch)
+
+    def spec(c_in, c_out, kernel=(3, 3), dilation=1, groups=1):
+        return tconv.ConvSpec.build(
+            transposed=False, input_size=(20, 20), kernel_size=kernel, in_channels=c_in, out_channels=c_out,
+            padding=1, dilation=dilation, groups=groups,
+        )  # fmt: skip
+
+    assert direct_conv.dots_preferred(spec(128, 2))
+    assert not direct_conv.dots_preferred(spec(128, _tuning.DOT_MAX_OUT + 4))  # many outputs: planes or a product
+    assert channel_dots.mean_run(spec(20, 2)) < _tuning.DOT_MIN_RUN  # 20 channels by three taps, less at borders
+    assert not direct_conv.dots_preferred(spec(20, 2))
+    assert channel_dots.mean_run(spec(48, 2, dilation=2)) == 48  # dilated: a run a tap
+    assert not direct_conv.dots_preferred(spec(48, 2, dilation=2))
+    assert direct_conv.dots_preferred(spec(96, 2, dilation=2))
+    monkeypatch.setattr(_tuning, "DOT_MAX_OUT", 1)
+    direct_conv.dots_preferred.cache_clear()
+    assert not direct_conv.dots_preferred(spec(128, 2))
+    x = np.random.default_rng(0).standard_normal((2, 128, 20, 20))
+    w = np.random.default_rng(1).standard_normal((2, 128, 3, 3))
+    with tconv.use_algorithm("jit_direct"):
+        channels_first = tconv.conv(x, w, padding=1)
+    assert runs == []
+    np.testing.assert_allclose(channels_first, naive_conv(x, w, pads=[(1, 1)] * 2), atol=1e-10)
+
+
 def test_the_last_level_cache_is_read_from_linux_sysfs(tmp_path):
     """``_tuning._shared_cache_bytes`` takes the largest of the caches Linux lists (sizes in K, M, G or bytes,
     either case), skips a cache whose size is missing or unreadable, and gives the default where none is read."""

@@ -281,6 +281,24 @@ WINOGRAD4_INPUT_COST = 1.5
 #: batch-1 layers of 512 channels over 28x28 and 32x32 by F(4x4, 3x3) at 1.5-1.6 times F(2x2, 3x3)'s time.
 WINOGRAD4_KERNEL_COST = 2.0
 
+#: ``jit_direct``'s channels-last dot products (:mod:`~tconv.implementations.compiled.channel_dots`): a run's
+#: set-up (its loop's entry and the sum of its vector accumulators at the end, the output's write shared among
+#: its runs), in seconds ...
+DOT_RUN_COST = 14e-9
+
+#: ... and its elements, as loads of x's and the weights' values a second (a dot product of four output channels
+#: loads five values an element), vectorised. Both fitted on 23 channels-last layers of 1-16 output channels, one
+#: thread (rms error of the estimate 30%; docs/design.md, "Channels-last dot products").
+DOT_LOAD_RATE = 20e9
+
+#: The most output channels a group that ``jit_direct`` sums as dot products along the channels: beyond, a
+#: product (``jit_gemm``) or the sum over planes reuses each element of x for more of them.
+DOT_MAX_OUT = 16
+
+#: ... and the shortest run (elements, on average) it takes: shorter runs are mostly the vector loop's scalar
+#: remainder, and ran 1.5-2.3x the estimate (runs of 24-60 elements).
+DOT_MIN_RUN = 64
+
 #: ``jit_pointwise`` (1x1 kernels) multiplies blocks of pixels whose input and output take at most this many
 #: bytes (a whole sample where it fits: BLAS's rate on wide products outweighs adding the bias while the block
 #: is in the cache; docs/design.md), and never fewer pixels than POINTWISE_MIN_BLOCK.

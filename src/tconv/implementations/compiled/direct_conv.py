@@ -46,7 +46,7 @@ import numpy as np
 
 from ... import _tuning
 from ...spec import ConvSpec
-from . import geometry, kernels, team, transpose
+from . import channel_dots, geometry, kernels, team, transpose
 from .workspace import Partials, channels_first, scratch, staged, stages
 
 
@@ -122,7 +122,7 @@ def _channel_passes(spec: ConvSpec, wide: int) -> tuple[int, int, int]:
     return block, fours, spec.out_channels - 4 * fours
 
 
-def cost(spec: ConvSpec, channels_last: bool = False, tiles: bool | None = None) -> float:
+def cost(spec: ConvSpec, channels_last: bool = False, tiles: bool | None = None, planes_only: bool = False) -> float:
     """Seconds per sample by the cost model: every (output channel, input channel of its group, tap) adds one
     wide plane, at ``DIRECT_CONV_BLOCK_RATE`` for the channels summed four a pass (three taps a pass) and at
     ``DIRECT_CONV_RATE`` for the rest (four taps a pass), each pass a ``ROW_COST`` a channel; each job fills
@@ -133,7 +133,10 @@ def cost(spec: ConvSpec, channels_last: bool = False, tiles: bool | None = None)
     (:func:`.workspace.staged`): that copy, read and written at ``TRANSPOSE_STREAM``, instead.
 
     In tiles (``tiles``; by default where :func:`_tiles_fit` runs them), the channels summed four a pass run at
-    ``DIRECT_TILE_RATE``, every pass is made once a tile, and a sample's phases are filled once a group."""
+    ``DIRECT_TILE_RATE``, every pass is made once a tile, and a sample's phases are filled once a group.
+
+    Channels-last, where :func:`.channel_dots.preferred` puts the dot products along the channels below that
+    (unless ``planes_only``), their estimate (:func:`.channel_dots.cost`), the route :func:`conv` then takes."""
     phases = direct_conv_geometry(geometry.axes3(spec))
     cg_in, cg_out = spec.in_channels // spec.groups, spec.out_channels // spec.groups
     taps = math.prod(spec.kernel_size)
@@ -158,7 +161,7 @@ def cost(spec: ConvSpec, channels_last: bool = False, tiles: bool | None = None)
     if channels_last:  # a staged array is copied channels-first and back; the others are read a channel apart
         fill, write = (1.0 if stages(size) else _tuning.DIRECT_CONV_LAST_MEMORY for size in (x_bytes, output))
         copies = sum(2 * size / _tuning.TRANSPOSE_STREAM for size in (x_bytes, output) if stages(size))
-    return (
+    planes = (
         4 * fours * plane / rate
         + single * plane / _tuning.DIRECT_CONV_RATE
         + fill * fills * phases.filled / _tuning.PHASE_FILL_RATE
@@ -167,6 +170,18 @@ def cost(spec: ConvSpec, channels_last: bool = False, tiles: bool | None = None)
         + write * output / _tuning.COLUMN_STREAM
         + copies
     )
+    if channels_last and not planes_only and channel_dots.preferred(spec, planes):
+        return channel_dots.cost(spec)
+    return planes
+
+
+@functools.lru_cache(maxsize=1024)
+def dots_preferred(spec: ConvSpec) -> bool:
+    """Whether :func:`conv` runs a channels-last call as dot products along the channels
+    (:func:`.channel_dots.preferred` against the sum over planes, :func:`cost`'s two estimates), decided once
+    per call description (the tuning constants are fixed in a user's process; the tests that change them clear
+    this cache, as they clear the engine's routes)."""
+    return channel_dots.preferred(spec, cost(spec, channels_last=True, planes_only=True))
 
 
 def weight_grad_cost(spec: ConvSpec) -> float:
@@ -190,14 +205,18 @@ def _block(cg_out: int, wide: int, itemsize: int) -> int:
 
 def conv(x: np.ndarray, weight: np.ndarray, bias: np.ndarray | None, spec: ConvSpec, channels_last: bool) -> np.ndarray:
     """The (forward) convolution of a batched x in the caller's layout, summed directly (any strides).
-    Channels-last, a large x is copied channels-first and a large output summed channels-first and copied
-    back (:func:`.workspace.staged`): the kernel's phase fills and output writes would otherwise read and write a
-    channel count apart, each input channel's fill streaming the whole of x through the cache ((2, 96, 96,
-    128) -> 8: 16.1 against 9.3 ms; (4, 128, 128, 64) -> 128: 512 against 173 ms)."""
+    Channels-last, as dot products along the channels where the cost model prefers them (:func:`dots_preferred`:
+    few output channels a group over many input channels); else a large x is copied channels-first and a large
+    output summed channels-first and copied back (:func:`.workspace.staged`): the kernel's phase fills and output
+    writes would otherwise read and write a channel count apart, each input channel's fill streaming the whole of
+    x through the cache ((2, 96, 96, 128) -> 8: 16.1 against 9.3 ms; (4, 128, 128, 64) -> 128: 512 against 173
+    ms)."""
     if not channels_last:
         out = geometry.empty_out(x.shape[0], spec.out_channels, spec.output_size, x.dtype, False)
         _conv_into(x, weight, bias, spec, out)
         return out
+    if dots_preferred(spec):
+        return channel_dots.conv(x, weight, bias, spec)
     result = geometry.empty_out(x.shape[0], spec.out_channels, spec.output_size, x.dtype, True)
     target = geometry.moved(result, -1, 1)
     out = scratch(target.shape, x.dtype, slot=4) if staged(result) else target
