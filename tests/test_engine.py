@@ -1239,12 +1239,15 @@ def test_channels_last_dot_products_match_the_oracle(monkeypatch, team_size):
     """``jit_direct`` on a channels-last x with few output channels a group over many input channels sums dot
     products along the channels (:mod:`.channel_dots`): 1-3-D, strides, dilations (the taps along the last axis
     one run, or one run a tap where dilated or grouped), asymmetric and large padding (taps that meet no input),
-    groups, a bias or none, float32 and float64, a non-contiguous x, batches cut among a team's threads; against
-    the oracle, forced and chosen by the planner."""
+    groups, a bias or none, float32 and float64; x contiguous, a transposed view (copied) and a crop of a larger
+    batch (read through its strides); every call's ranges on a team of ``team_size``; against the oracle,
+    forced and chosen by the planner."""
     from tconv.implementations.compiled import direct_conv
 
     runs = _dot_products_spy(monkeypatch)
-    _team_of(monkeypatch, team_size)
+    monkeypatch.setattr(team, "_threads", team_size)  # team.set_threads(team_size), undone after the test
+    monkeypatch.setattr(_tuning, "KERNEL_TEAM_MIN_WORK", 0)
+    monkeypatch.setattr(team, "kernel_team_min_work", lambda: 0.0)  # every call's ranges on the team
     rng = np.random.default_rng(23)
     cases = (  # spatial, kernel, stride, dilation, pads, c_in, c_out, groups
         ((19,), (8,), (1,), (1,), [(3, 3)], 151, 3, 1),
@@ -1257,7 +1260,9 @@ def test_channels_last_dot_products_match_the_oracle(monkeypatch, team_size):
     )
     for spatial, kernel, stride, dilation, pads, c_in, c_out, groups in cases:
         for dtype in (np.float64, np.float32):
-            x = rng.standard_normal((3, c_in, *spatial)).astype(dtype)
+            larger = rng.standard_normal((3, *(n + 3 for n in spatial), c_in)).astype(dtype)
+            crop = larger[(slice(None), *(slice(1, 1 + n) for n in spatial))]  # channels-last, gaps between rows
+            x = np.ascontiguousarray(np.moveaxis(crop, -1, 1))
             w = rng.standard_normal((c_out, c_in // groups, *kernel)).astype(dtype)
             b = rng.standard_normal(c_out).astype(dtype) if dtype == np.float64 else None
             expected = naive_conv(x, w, b, stride=list(stride), pads=pads, dilation=list(dilation), groups=groups)
@@ -1267,7 +1272,8 @@ def test_channels_last_dot_products_match_the_oracle(monkeypatch, team_size):
                 stride=stride, padding=pads, dilation=dilation, groups=groups,
             )  # fmt: skip
             assert direct_conv.dots_preferred(spec), (spatial, kernel)
-            views = (np.ascontiguousarray(np.moveaxis(x, 1, -1)), np.moveaxis(x, 1, -1))  # the second strided
+            assert not crop.flags.c_contiguous
+            views = (np.ascontiguousarray(crop), np.moveaxis(x, 1, -1), crop)  # the second's channels strided
             tolerance = 1e-10 if dtype == np.float64 else 2e-4
             for xin in views:
                 runs.clear()
@@ -1295,21 +1301,27 @@ def test_dot_products_only_for_few_outputs_over_long_runs(monkeypatch):
         )  # fmt: skip
 
     assert direct_conv.dots_preferred(spec(128, 2))
+    x = np.random.default_rng(0).standard_normal((2, 128, 20, 20))
+    w = np.random.default_rng(1).standard_normal((2, 128, 3, 3))
+    with tconv.use_algorithm("jit_direct"):
+        channels_first = tconv.conv(x, w, padding=1)  # the same layer channels-first: the planes
+        assert runs == []
+        tconv.conv(np.moveaxis(x, 1, -1), w, padding=1, channels_last=True)
+        assert runs == [spec(128, 2)]
+    np.testing.assert_allclose(channels_first, naive_conv(x, w, pads=[(1, 1)] * 2), atol=1e-10)
     assert not direct_conv.dots_preferred(spec(128, _tuning.DOT_MAX_OUT + 4))  # many outputs: planes or a product
     assert channel_dots.mean_run(spec(20, 2)) < _tuning.DOT_MIN_RUN  # 20 channels by three taps, less at borders
     assert not direct_conv.dots_preferred(spec(20, 2))
     assert channel_dots.mean_run(spec(48, 2, dilation=2)) == 48  # dilated: a run a tap
     assert not direct_conv.dots_preferred(spec(48, 2, dilation=2))
     assert direct_conv.dots_preferred(spec(96, 2, dilation=2))
+    monkeypatch.setattr(_tuning, "DOT_LOAD_RATE", 1e6)  # within both bounds, but dearer than the planes
+    direct_conv.dots_preferred.cache_clear()
+    assert not direct_conv.dots_preferred(spec(128, 2))
+    monkeypatch.undo()
     monkeypatch.setattr(_tuning, "DOT_MAX_OUT", 1)
     direct_conv.dots_preferred.cache_clear()
     assert not direct_conv.dots_preferred(spec(128, 2))
-    x = np.random.default_rng(0).standard_normal((2, 128, 20, 20))
-    w = np.random.default_rng(1).standard_normal((2, 128, 3, 3))
-    with tconv.use_algorithm("jit_direct"):
-        channels_first = tconv.conv(x, w, padding=1)
-    assert runs == []
-    np.testing.assert_allclose(channels_first, naive_conv(x, w, pads=[(1, 1)] * 2), atol=1e-10)
 
 
 def test_the_last_level_cache_is_read_from_linux_sysfs(tmp_path):

@@ -7,8 +7,9 @@ of that run with the tap's weights, laid out ``(G, C_out/G, K, C_in/G)`` so that
 one group and no dilation along the last spatial axis, the runs of consecutive taps along that axis are
 consecutive pixels, one run of ``(taps) * C_in`` elements (a 3x3 kernel over 64 channels: three runs of 192
 an output, not nine of 64). Output channels go four a dot product (each element of x loaded once for four
-weights), the group's last ones two or one at a time. Nothing is copied: x is read where it lies (a view whose
-channels or last axis are not contiguous is copied first), and each output is written once, with its bias.
+weights), the group's last ones two or one at a time. Nothing is copied: x is read where it lies, through its
+own strides (a view whose channels, or with fused runs its last axis's pixels, are not contiguous is copied
+first), and each output is written once, with its bias.
 
 The direct sum over planes (:mod:`.direct_conv`) copies a channels-last x channels-first before it sums, and
 its passes run over a whole plane per (output channel, input channel, taps): with few output channels and many
@@ -30,12 +31,14 @@ from ...spec import ConvSpec
 from . import geometry, kernels, team
 
 
-def _span(n: int, k: int, s: int, d: int, lo: int, o: int) -> tuple[int, int]:
-    """The first and stop tap along an axis that meet x (``0 <= o*s + t*d - lo < n``) for output ``o``."""
-    start = o * s - lo
-    first = -(start // d) if start < 0 else 0
-    stop = min(k, (n - 1 - start) // d + 1) if n - 1 - start >= 0 else 0
-    return min(first, k), max(stop, min(first, k))
+def _spans(n: int, k: int, s: int, d: int, lo: int, out: int) -> tuple[np.ndarray, np.ndarray]:
+    """Along one axis, each output's first and stop tap that meet x (``0 <= o*s + t*d - lo < n``; an empty span
+    where none does)."""
+    start = np.arange(out, dtype=np.int64) * s - lo  # where tap 0 of each output reads
+    first = np.minimum(np.where(start < 0, -(start // d), 0), k)
+    last = n - 1 - start  # how far the taps may reach
+    stop = np.where(last >= 0, np.minimum(k, last // d + 1), 0)
+    return first, np.maximum(stop, first)
 
 
 @functools.lru_cache(maxsize=256)
@@ -45,9 +48,9 @@ def _tables(axes: geometry.Axes3) -> tuple[np.ndarray, np.ndarray]:
     read-only, shared by every call)."""
     geo = np.array([*axes.kernel, *axes.stride, *axes.dilation, *axes.low, *axes.size_out], dtype=np.int64)
     spans = np.zeros((6, max(axes.size_out)), dtype=np.int64)
-    for a, (n, k, s, d, lo, out) in enumerate(zip(*axes)):
-        for o in range(out):
-            spans[2 * a, o], spans[2 * a + 1, o] = _span(n, k, s, d, lo, o)
+    for a, axis in enumerate(zip(*axes)):
+        first, stop = _spans(*axis)
+        spans[2 * a, : first.size], spans[2 * a + 1, : stop.size] = first, stop
     geo.flags.writeable = spans.flags.writeable = False
     return geo, spans
 
@@ -55,10 +58,11 @@ def _tables(axes: geometry.Axes3) -> tuple[np.ndarray, np.ndarray]:
 @functools.lru_cache(maxsize=256)
 def _mean_taps(axes: geometry.Axes3) -> tuple[float, ...]:
     """Per 3-D padded axis, the mean over its outputs of the taps that meet x (made once per geometry)."""
-    return tuple(
-        sum(stop - first for first, stop in (_span(n, k, s, d, lo, o) for o in range(out))) / out if out else 0.0
-        for n, k, s, d, lo, out in zip(*axes)
-    )
+    means = []
+    for axis in zip(*axes):
+        first, stop = _spans(*axis)
+        means.append(float((stop - first).mean()) if first.size else 0.0)
+    return tuple(means)
 
 
 def fused(spec: ConvSpec) -> bool:
@@ -116,8 +120,8 @@ def conv(x: np.ndarray, weight: np.ndarray, bias: np.ndarray | None, spec: ConvS
     out = geometry.empty_out(batch, spec.out_channels, spec.output_size, x.dtype, True)
     if out.size == 0:
         return out
-    if x.strides[-1] != x.itemsize or (spec.ndim > 0 and x.strides[-2] != x.shape[-1] * x.itemsize):
-        x = np.ascontiguousarray(x)
+    if x.strides[-1] != x.itemsize or (fused(spec) and x.strides[-2] != x.shape[-1] * x.itemsize):
+        x = np.ascontiguousarray(x)  # the runs need the channels (fused: the last axis's pixels too) contiguous
     groups = spec.groups
     cg_in, cg_out = spec.in_channels // groups, spec.out_channels // groups
     taps = math.prod(spec.kernel_size)
@@ -136,7 +140,8 @@ def conv(x: np.ndarray, weight: np.ndarray, bias: np.ndarray | None, spec: ConvS
     strides, dims = kernels.index_arrays(x_strides, (groups, cg_in, cg_out, int(fused(spec)), step, blocks))
     geo, spans = _tables(axes)
     kernel = _kernel()
-    x_flat, w_flat, out_flat = x.reshape(-1), w.reshape(-1), out.reshape(-1)
+    # x's memory from its first element, read through its own strides (a cropped view is not copied)
+    x_flat, w_flat, out_flat = kernels.flat(x), w.reshape(-1), out.reshape(-1)
     seconds = cost(spec) * batch
 
     def run(start: int, stop: int) -> None:
@@ -149,21 +154,22 @@ def conv(x: np.ndarray, weight: np.ndarray, bias: np.ndarray | None, spec: ConvS
 @functools.cache
 def _kernel() -> Any:
     def channel_dots(x, w, bias, out, xs, geo, spans, dims, start, stop):  # type: ignore[no-untyped-def]
-        # x flat (N, n1, n2, n3, C) with element strides xs (N, axis 1, 2, 3; the channels contiguous and axis 3's
-        # pixels a channel count apart); w flat (C_out, K, C_in/G); out flat (N, o1, o2, o3, C_out), contiguous.
-        # geo: per 3-D padded axis k, s, d, lo, o (each three long); spans: per axis and output, the first and
-        # stop tap that meet x (axis a's outputs from offsets[a], :func:`_spans`). Job = (sample, o1, o2, block
-        # of o3). Each output sums, over the taps that meet x, the dot product of x's run of the group's channels
-        # at the tap's pixel with the tap's weights (with ``joined``, the taps along axis 3 one run). Indices
-        # are unsigned, so that none is checked for wrap-around (which would keep the loops scalar).
-        k1, k2, k3 = geo[0], geo[1], geo[2]
+        # x flat (N, n1, n2, n3, C) from its first element, with element strides xs (N, axis 1, 2, 3; the
+        # channels contiguous, and with ``joined`` axis 3's pixels a channel count apart); w flat (C_out, K,
+        # C_in/G); out flat (N, o1, o2, o3, C_out), contiguous. geo: per 3-D padded axis k, s, d, lo, o (each three
+        # long); spans (6, max O): per axis two rows, each output's first and stop tap that meet x
+        # (:func:`_tables`). Job = (sample, o1, o2, block of o3). Each output sums, over the taps that meet x, the
+        # dot product of x's run of the group's channels at the tap's pixel with the tap's weights (with
+        # ``joined``, the taps along axis 3 one run). Indices are unsigned, so that none is checked for
+        # wrap-around (which would keep the loops scalar).
+        k2, k3 = geo[1], geo[2]
         s1, s2, s3 = geo[3], geo[4], geo[5]
         d1, d2, d3 = geo[6], geo[7], geo[8]
         l1, l2, l3 = geo[9], geo[10], geo[11]
         o1n, o2n, o3n = geo[12], geo[13], geo[14]
         groups, cg_in, cg_out, joined, step, blocks = dims[0], dims[1], dims[2], dims[3], dims[4], dims[5]
         c_out = groups * cg_out
-        k_all = k1 * k2 * k3
+        k_all = geo[0] * k2 * k3
         channel = k_all * cg_in  # from one output channel's weights to the next's
         zero = x.dtype.type(0)
         for job in range(start, stop):
