@@ -1240,8 +1240,8 @@ def test_channels_last_dot_products_match_the_oracle(monkeypatch, team_size):
     products along the channels (:mod:`.channel_dots`): 1-3-D, strides, dilations (the taps along the last axis
     one run, or one run a tap where dilated or grouped), asymmetric and large padding (taps that meet no input),
     groups, a bias or none, float32 and float64; x contiguous, a transposed view (copied) and a crop of a larger
-    batch (read through its strides); every call's ranges on a team of ``team_size``; against the oracle,
-    forced and chosen by the planner."""
+    batch (read through its strides); every call's ranges on a team of ``team_size``; a stride-1 transposed
+    convolution through its forward twin; against the oracle, forced and chosen by the planner."""
     from tconv.implementations.compiled import direct_conv
 
     runs = _dot_products_spy(monkeypatch)
@@ -1283,6 +1283,21 @@ def test_channels_last_dot_products_match_the_oracle(monkeypatch, team_size):
                 np.testing.assert_allclose(np.moveaxis(got, -1, 1), expected, atol=tolerance, rtol=tolerance)
             got = tconv.conv(views[0], w, b, **options)  # the planner's choice (a cut of the dead taps, say)
             np.testing.assert_allclose(np.moveaxis(got, -1, 1), expected, atol=tolerance, rtol=tolerance)
+    # a stride-1 transposed convolution whose forward twin runs as dot products
+    x = rng.standard_normal((3, 96, 9, 9))
+    w = rng.standard_normal((96, 2, 3, 3))
+    spec = tconv.ConvSpec.build(
+        transposed=True, input_size=(9, 9), kernel_size=(3, 3), in_channels=96, out_channels=2, padding=1
+    )
+    twin = algorithms.direct_twin(spec)
+    assert twin is not None and direct_conv.dots_preferred(twin)
+    assert algorithms.JitDirect().cost(spec, channels_last=True) == direct_conv.cost(twin, channels_last=True)
+    runs.clear()
+    with tconv.use_algorithm("jit_direct"):
+        got = tconv.conv_transpose(np.moveaxis(x, 1, -1), w, padding=1, channels_last=True)
+    assert runs == [twin]
+    expected = naive_conv_transpose(x, w, stride=[1, 1], pads=[(1, 1)] * 2, output_padding=[0, 0])
+    np.testing.assert_allclose(np.moveaxis(got, -1, 1), expected, atol=1e-10)
 
 
 @needs_jit

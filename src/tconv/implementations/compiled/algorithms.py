@@ -439,12 +439,17 @@ class JitDirect(Compiled):
         """A convolution: :func:`.direct_conv.cost` (channels-last, its fills and output write costlier). A
         transposed convolution: the cheaper of its own direct sum (:meth:`_transposed_cost`) and, at stride 1, the
         direct convolution of its forward twin (:func:`stride_one_conv`), times ``DIRECT_CHANNELS_LAST`` in
-        channels-last, where the loops stride by the channel count."""
+        channels-last, where the loops stride by the channel count (except where the twin runs as dot products
+        along the channels, :func:`.direct_conv.dots_preferred`: their estimate)."""
         if not spec.transposed:
             return direct_conv.cost(spec, channels_last)
         layout = _tuning.DIRECT_CHANNELS_LAST if channels_last else 1.0
         twin = direct_twin(spec)
-        return layout * (self._transposed_cost(spec) if twin is None else direct_conv.cost(twin))
+        if twin is None:
+            return layout * self._transposed_cost(spec)
+        if channels_last and direct_conv.dots_preferred(twin):  # the twin runs as dot products (forward)
+            return direct_conv.cost(twin, channels_last=True)
+        return layout * direct_conv.cost(twin)
 
     def setup_cost(self, spec: ConvSpec) -> float:
         """The kernel flipped on every call where a transposed convolution runs as its twin."""
