@@ -432,7 +432,8 @@ class JitDirect(Compiled):
     name = "jit_direct"
     description = (
         "compiled direct sum per output plane, for few channels per group (depthwise; NumPy, rank <= 3, "
-        "a transposed convolution or a convolution of any stride, needs numba)"
+        "a transposed convolution or a convolution of any stride, needs numba); channels-last with few output "
+        "channels per group over many input channels, dot products along the channels"
     )
 
     def cost(self, spec: ConvSpec, channels_last: bool = False) -> float | None:
