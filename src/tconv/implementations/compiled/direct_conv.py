@@ -122,21 +122,36 @@ def _channel_passes(spec: ConvSpec, wide: int) -> tuple[int, int, int]:
     return block, fours, spec.out_channels - 4 * fours
 
 
-def cost(spec: ConvSpec, channels_last: bool = False, tiles: bool | None = None, planes_only: bool = False) -> float:
-    """Seconds per sample by the cost model: every (output channel, input channel of its group, tap) adds one
-    wide plane, at ``DIRECT_CONV_BLOCK_RATE`` for the channels summed four a pass (three taps a pass) and at
-    ``DIRECT_CONV_RATE`` for the rest (four taps a pass), each pass a ``ROW_COST`` a channel; each job fills
-    the phases of its group's input channels at ``PHASE_FILL_RATE`` (elements a second) plus a ``ROW_COST`` a
-    run; the output is written once at ``COLUMN_STREAM``. Channels-last, the fills and the output's write,
-    which then stride by the channel count, cost ``DIRECT_CONV_LAST_MEMORY`` times as much (the sums run on
-    the same wide planes in either layout), except where x or the output is copied channels-first
+def cost(spec: ConvSpec, channels_last: bool = False, tiles: bool | None = None) -> float:
+    """Seconds per sample by the cost model of the route :func:`conv` takes: channels-last where
+    :func:`dots_preferred`, the dot products along the channels (:func:`.channel_dots.cost`); else the sum over
+    planes (:func:`_planes_cost`, in tiles where ``tiles``, by default where they run)."""
+    if channels_last and dots_preferred(spec):
+        return channel_dots.cost(spec)
+    return _planes_cost(spec, channels_last, tiles)
+
+
+@functools.lru_cache(maxsize=1024)
+def dots_preferred(spec: ConvSpec) -> bool:
+    """Whether :func:`conv` runs a channels-last call as dot products along the channels
+    (:func:`.channel_dots.preferred` against the sum over planes, :func:`_planes_cost`), decided once per call
+    description (the tuning constants are fixed in a user's process; the tests that change them clear this
+    cache, as they clear the engine's routes)."""
+    return channel_dots.preferred(spec, _planes_cost(spec, channels_last=True))
+
+
+def _planes_cost(spec: ConvSpec, channels_last: bool = False, tiles: bool | None = None) -> float:
+    """Seconds per sample of the sum over planes by the cost model: every (output channel, input channel of its
+    group, tap) adds one wide plane, at ``DIRECT_CONV_BLOCK_RATE`` for the channels summed four a pass (three
+    taps a pass) and at ``DIRECT_CONV_RATE`` for the rest (four taps a pass), each pass a ``ROW_COST`` a channel;
+    each job fills the phases of its group's input channels at ``PHASE_FILL_RATE`` (elements a second) plus a
+    ``ROW_COST`` a run; the output is written once at ``COLUMN_STREAM``. Channels-last, the fills and the
+    output's write, which then stride by the channel count, cost ``DIRECT_CONV_LAST_MEMORY`` times as much (the
+    sums run on the same wide planes in either layout), except where x or the output is copied channels-first
     (:func:`.workspace.staged`): that copy, read and written at ``TRANSPOSE_STREAM``, instead.
 
     In tiles (``tiles``; by default where :func:`_tiles_fit` runs them), the channels summed four a pass run at
-    ``DIRECT_TILE_RATE``, every pass is made once a tile, and a sample's phases are filled once a group.
-
-    Channels-last, where :func:`.channel_dots.preferred` puts the dot products along the channels below that
-    (unless ``planes_only``), their estimate (:func:`.channel_dots.cost`), the route :func:`conv` then takes."""
+    ``DIRECT_TILE_RATE``, every pass is made once a tile, and a sample's phases are filled once a group."""
     phases = direct_conv_geometry(geometry.axes3(spec))
     cg_in, cg_out = spec.in_channels // spec.groups, spec.out_channels // spec.groups
     taps = math.prod(spec.kernel_size)
@@ -161,7 +176,7 @@ def cost(spec: ConvSpec, channels_last: bool = False, tiles: bool | None = None,
     if channels_last:  # a staged array is copied channels-first and back; the others are read a channel apart
         fill, write = (1.0 if stages(size) else _tuning.DIRECT_CONV_LAST_MEMORY for size in (x_bytes, output))
         copies = sum(2 * size / _tuning.TRANSPOSE_STREAM for size in (x_bytes, output) if stages(size))
-    planes = (
+    return (
         4 * fours * plane / rate
         + single * plane / _tuning.DIRECT_CONV_RATE
         + fill * fills * phases.filled / _tuning.PHASE_FILL_RATE
@@ -170,18 +185,6 @@ def cost(spec: ConvSpec, channels_last: bool = False, tiles: bool | None = None,
         + write * output / _tuning.COLUMN_STREAM
         + copies
     )
-    if channels_last and not planes_only and channel_dots.preferred(spec, planes):
-        return channel_dots.cost(spec)
-    return planes
-
-
-@functools.lru_cache(maxsize=1024)
-def dots_preferred(spec: ConvSpec) -> bool:
-    """Whether :func:`conv` runs a channels-last call as dot products along the channels
-    (:func:`.channel_dots.preferred` against the sum over planes, :func:`cost`'s two estimates), decided once
-    per call description (the tuning constants are fixed in a user's process; the tests that change them clear
-    this cache, as they clear the engine's routes)."""
-    return channel_dots.preferred(spec, cost(spec, channels_last=True, planes_only=True))
 
 
 def weight_grad_cost(spec: ConvSpec) -> float:
