@@ -1300,6 +1300,94 @@ def test_channels_last_dot_products_match_the_oracle(monkeypatch, team_size):
     np.testing.assert_allclose(np.moveaxis(got, -1, 1), expected, atol=1e-10)
 
 
+def _blocked_spy(monkeypatch):
+    """The layouts :func:`tconv.implementations.compiled.blocked.conv` runs, listed as it runs them."""
+    from tconv.implementations.compiled import blocked
+
+    runs = []
+    real = blocked.conv
+    monkeypatch.setattr(blocked, "conv", lambda x, w, b, spec, last: (runs.append(last), real(x, w, b, spec, last))[1])
+    return runs
+
+
+@needs_jit
+@pytest.mark.parametrize("team_size", [1, 3])
+def test_register_blocked_convolution_matches_the_oracle(monkeypatch, team_size):
+    """``jit_blocked`` (:mod:`.blocked`) forced: 1-3-D, strides, dilations, asymmetric padding and kernels larger
+    than x (pixels a tap at a time at the border, taps that meet only padding), groups, output channels that fill
+    no whole block (the row buffer), few and many input channels (the table of offsets, the loops a run), a bias
+    or none, float32 and float64, both layouts; x contiguous, a crop of a larger array and a transposed view (all
+    read in place); every call's ranges on a team of ``team_size``; against the oracle."""
+    runs = _blocked_spy(monkeypatch)
+    monkeypatch.setattr(team, "_threads", team_size)
+    monkeypatch.setattr(_tuning, "KERNEL_TEAM_MIN_WORK", 0)
+    monkeypatch.setattr(team, "kernel_team_min_work", lambda: 0.0)
+    rng = np.random.default_rng(31)
+    cases = (  # spatial, kernel, stride, dilation, pads, c_in, c_out, groups
+        ((19,), (5,), (1,), (1,), [(2, 2)], 3, 16, 1),
+        ((23,), (3,), (2,), (2,), [(0, 4)], 40, 37, 1),
+        ((9, 11), (3, 3), (1, 1), (1, 1), [(1, 1), (2, 0)], 4, 32, 1),
+        ((12, 10), (5, 3), (2, 3), (1, 2), [(4, 2), (1, 1)], 6, 20, 2),
+        ((8, 13), (3, 3), (1, 1), (1, 1), [(1, 1), (1, 1)], 64, 24, 1),
+        ((5, 6, 7), (3, 2, 3), (1, 2, 1), (1, 1, 1), [(1, 1), (0, 1), (1, 1)], 5, 9, 1),
+        ((4, 4), (9, 9), (1, 1), (1, 1), [(4, 4), (4, 4)], 3, 8, 1),  # most taps meet only padding
+        ((3, 10), (2, 2), (1, 1), (1, 1), [(0, 0), (0, 0)], 12, 48, 3),
+    )
+    for spatial, kernel, stride, dilation, pads, c_in, c_out, groups in cases:
+        for dtype in (np.float64, np.float32):
+            larger = rng.standard_normal((3, c_in + 2, *(n + 3 for n in spatial))).astype(dtype)
+            crop = larger[(slice(None), slice(1, 1 + c_in), *(slice(1, 1 + n) for n in spatial))]
+            x = np.ascontiguousarray(crop)
+            w = rng.standard_normal((c_out, c_in // groups, *kernel)).astype(dtype)
+            b = rng.standard_normal(c_out).astype(dtype) if dtype == np.float64 else None
+            expected = naive_conv(x, w, b, stride=list(stride), pads=pads, dilation=list(dilation), groups=groups)
+            options = dict(stride=stride, padding=pads, dilation=dilation, groups=groups)
+            tolerance = 1e-10 if dtype == np.float64 else 2e-4
+            last = np.ascontiguousarray(np.moveaxis(x, 1, -1))
+            inputs = ((x, False), (crop, False), (last, True), (np.moveaxis(x, 1, -1), True))
+            for xin, channels_last in inputs:
+                runs.clear()
+                with tconv.use_algorithm("jit_blocked"):
+                    got = tconv.conv(xin, w, b, channels_last=channels_last, **options)
+                assert runs == [channels_last]
+                got = np.moveaxis(got, -1, 1) if channels_last else got
+                np.testing.assert_allclose(got, expected, atol=tolerance, rtol=tolerance)
+
+
+@needs_jit
+def test_planner_ranks_register_blocks_channels_last_along_unit_strides(monkeypatch):
+    """The planner ranks ``jit_blocked`` channels-last with stride 1 along the last axis only, and takes it on a
+    first convolution (3 input channels, 32 outputs: BLAS's product has 27 inner terms); the choice matches the
+    oracle. Forced, it runs the calls it is not ranked on (channels-first, strided), and never a transposed one."""
+    from tconv.engine import planner
+    from tconv.implementations.compiled import blocked
+
+    def spec(stride=1):
+        return tconv.ConvSpec.build(
+            transposed=False, input_size=(32, 32), kernel_size=(3, 3), in_channels=3, out_channels=32, stride=stride,
+            padding=1,
+        )  # fmt: skip
+
+    assert blocked.ranked(spec(), channels_last=True)
+    assert not blocked.ranked(spec(), channels_last=False)
+    assert not blocked.ranked(spec(stride=(1, 2)), channels_last=True)
+    assert blocked.ranked(spec(stride=(2, 1)), channels_last=True)
+    assert "jit_blocked" not in planner.plan_costs(spec(), 16, False)
+    assert planner.select(spec(), np, channels_last=True, batch=16).name == "jit_blocked"
+    runs = _blocked_spy(monkeypatch)
+    rng = np.random.default_rng(5)
+    x = rng.standard_normal((16, 3, 32, 32)).astype(np.float32)
+    w = rng.standard_normal((32, 3, 3, 3)).astype(np.float32)
+    got = tconv.conv(np.moveaxis(x, 1, -1).copy(), w, padding=1, channels_last=True)
+    assert runs == [True]
+    np.testing.assert_allclose(np.moveaxis(got, -1, 1), naive_conv(x, w, pads=[(1, 1)] * 2), rtol=2e-4, atol=2e-4)
+    with tconv.use_algorithm("jit_blocked"):
+        got = tconv.conv(x, w, stride=2, padding=1)
+        np.testing.assert_allclose(got, naive_conv(x, w, stride=[2, 2], pads=[(1, 1)] * 2), rtol=2e-4, atol=2e-4)
+        with pytest.raises(ValueError, match="jit_blocked"):
+            tconv.conv_transpose(x, np.ones((3, 4, 3, 3), np.float32))
+
+
 @needs_jit
 def test_dot_products_only_for_few_outputs_over_long_runs(monkeypatch):
     """The dot products are taken channels-last only: up to DOT_MAX_OUT output channels a group, runs of

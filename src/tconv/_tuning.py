@@ -299,6 +299,29 @@ DOT_MAX_OUT = 16
 #: remainder, and ran 1.5-2.3x the estimate (runs of 24-60 elements).
 DOT_MIN_RUN = 64
 
+#: The bytes of the SIMD vectors the register-blocked kernels are written with
+#: (:mod:`~tconv.implementations.compiled.simd`): 256 bits, AVX2's registers, which LLVM splits in two on a
+#: machine with 128-bit vectors only.
+VECTOR_BYTES = 32
+
+#: ``jit_blocked`` (:mod:`~tconv.implementations.compiled.blocked`): vector multiply-adds a second over the whole
+#: team in its blocks of four pixels, ...
+BLOCKED_RATE = 10e9
+
+#: ... one pixel at a time (the border along the last axis, and the pixels left over from the blocks: a weight
+#: load for every multiply-add), ...
+BLOCKED_EDGE_RATE = 4e9
+
+#: ... and the set-up of each (pixel block, channel block, row of taps) loop, in seconds.
+BLOCKED_ROW_COST = 2e-9
+
+#: Runs of (tap, input channel) pairs shorter than this (a first convolution's 3-4 channels) are summed, where
+#: every tap meets x, as one loop over all the pairs through a table of their offsets in x, instead of a loop a
+#: run: with runs of 9-12 the runs' set-up took half the time ((8, 128, 128, 4) -> 32: 8.5 against 6.4 ms, one
+#: thread), and with runs of 192 the table's loads cost a quarter ((8, 56, 56, 64) -> 64: 27 against 35 ms; runs
+#: of 48 measured slower through the table too).
+BLOCKED_SHORT_RUN = 32
+
 #: ``jit_pointwise`` (1x1 kernels) multiplies blocks of pixels whose input and output take at most this many
 #: bytes (a whole sample where it fits: BLAS's rate on wide products outweighs adding the bias while the block
 #: is in the cache; docs/design.md), and never fewer pixels than POINTWISE_MIN_BLOCK.

@@ -18,8 +18,8 @@ call description, layout and team (:func:`plan`), among the algorithms :func:`tc
    group; ``jit_winograd`` and ``jit_winograd4`` (F(2x2, 3x3) and F(4x4, 3x3)) for a 2-D 3x3 stride-1 kernel,
    ``jit_winograd`` on dilated ones only where each phase has ``WINOGRAD_MIN_PHASE`` outputs a side and
    ``jit_winograd4`` on any only where each phase has ``WINOGRAD4_MIN_SIDE``, each counted only where its cost
-   is at most ``WINOGRAD_MARGIN`` of ``jit_gemm``'s; ``jit_depthwise`` for a depthwise layer), else the cheapest
-   of those;
+   is at most ``WINOGRAD_MARGIN`` of ``jit_gemm``'s; ``jit_depthwise`` for a depthwise layer; ``jit_blocked``,
+   the register-blocked direct sum, channels-last with stride 1 along the last axis), else the cheapest of those;
 4. a stride-1 transposed convolution that ``jit_direct`` runs as the direct sum of its forward twin
    (:func:`~tconv.implementations.compiled.algorithms.direct_twin`): ``jit_direct`` where the cost model puts
    it at most ``DIRECT_CONV_MARGIN`` of every other algorithm's cost (``jit_im2col`` included; a margin

@@ -31,7 +31,7 @@ import numpy as np
 
 from ... import _tuning
 from ...spec import ConvSpec
-from . import depthwise, direct_conv, geometry, im2col, phases, pointwise, transposed, winograd
+from . import blocked, depthwise, direct_conv, geometry, im2col, phases, pointwise, transposed, winograd
 from .geometry import kernel_ready, patches_fit, runs_compiled, taps_overlap
 
 
@@ -518,6 +518,32 @@ class JitDepthwise(Compiled):
         return depthwise.run(kernel_ready(x), kernel_ready(weight), bias, spec, channels_last)
 
 
+class JitBlocked(Compiled):
+    name = "jit_blocked"
+    description = (
+        "compiled direct convolution with blocks of 4 output pixels x 2 SIMD vectors of output channels held in "
+        "registers, x read in place in either layout (forward convolutions, any stride, dilation, padding and "
+        "groups; NumPy, rank <= 3, needs numba)"
+    )
+
+    def supports(self, spec: ConvSpec, xp: Any) -> bool:
+        return blocked.fits(spec) and runs_compiled(spec, xp)
+
+    def cost(self, spec: ConvSpec, channels_last: bool = False) -> float | None:
+        """The vector multiply-adds, the loops' set-up and the output's write (:func:`.blocked.cost`), where the
+        planner ranks it (:func:`.blocked.ranked`: channels-last, stride 1 along the last axis)."""
+        return blocked.cost(spec) if blocked.ranked(spec, channels_last) else None
+
+    def setup_cost(self, spec: ConvSpec) -> float:
+        """The weight packed into blocks on every call (:func:`.blocked.packing_cost`)."""
+        return blocked.packing_cost(spec)
+
+    def forward(
+        self, xp: Any, x: np.ndarray, weight: np.ndarray, bias: np.ndarray | None, spec: ConvSpec, channels_last: bool
+    ) -> np.ndarray:
+        return blocked.conv(kernel_ready(x), kernel_ready(weight), bias, spec, channels_last)
+
+
 @functools.lru_cache(maxsize=1024)
 def direct_weight_grad(spec: ConvSpec) -> bool:
     """Whether ``jit_direct`` sums a convolution's weight gradient directly: where
@@ -550,4 +576,5 @@ ALGORITHMS = (
     JitWinograd4(),
     JitPointwise(),
     JitDepthwise(),
+    JitBlocked(),
 )

@@ -1,0 +1,449 @@
+"""A convolution summed directly with its outputs held in registers (``jit_blocked``): blocks of four output
+pixels along the last spatial axis times two SIMD vectors of output channels (sixteen float32 or eight float64).
+
+For every (tap, input channel) the block loads its two weight vectors once and broadcasts each of its four
+pixels' input element once, and makes eight vector multiply-adds: four times as many multiply-adds as loads of
+either kind, which keeps a core's two FMA units busy (oneDNN's direct convolutions and XNNPACK's micro-kernels
+are built the same way). Nothing is copied, x included: the kernel reads x through its own strides, channels
+first or last, and writes a channels-last output's vectors in place (a channels-first output, or a group's last
+partial block, goes through a row buffer, so each channel's row is written contiguously). The weight is packed
+once a call, ``(G, blocks, K, C_in/G, 2 * lanes)``, zero-padded to whole blocks.
+
+Pixels whose taps along the last axis do not all meet x (the padding's border), and those left over from the
+blocks of four, are summed one pixel at a time over the taps that meet x; rows whose taps along the other axes
+meet the padding sum fewer taps. The products are exact in the same way as the other kernels' (fused
+multiply-adds in the order of the taps, then the input channels).
+
+Where it pays: layers whose products BLAS runs below its rate, because their inner dimension ``C_in/G * K`` or
+their output channels are short (a first convolution over three channels: 27 terms), and layers an im2col would
+copy many times over. Its cost (:func:`cost`) is the vector multiply-adds at ``BLOCKED_RATE``, the border's at
+``BLOCKED_EDGE_RATE``, and each block's loop set-up; output channels padded to a whole block count in full, so a
+layer of few output channels a group (depthwise) is left to the others.
+"""
+
+from __future__ import annotations
+
+import functools
+import math
+from typing import Any
+
+import numpy as np
+
+from ... import _tuning
+from ...spec import ConvSpec
+from . import geometry, kernels, team
+
+#: output pixels a register block holds (the kernel's code is written for four)
+PIXELS = 4
+
+
+def lanes(itemsize: int) -> int:
+    """Elements of one SIMD vector (:data:`tconv._tuning.VECTOR_BYTES`)."""
+    return _tuning.VECTOR_BYTES // itemsize
+
+
+def fits(spec: ConvSpec) -> bool:
+    """A forward convolution of rank 1-3 (a transposed one runs elsewhere)."""
+    return not spec.transposed and 1 <= spec.ndim <= 3
+
+
+def ranked(spec: ConvSpec, channels_last: bool) -> bool:
+    """Whether the planner ranks ``jit_blocked`` on a call (it runs every call :func:`fits` when forced):
+    channels-last with stride 1 along the last axis, where the estimate held (0.9-1.2 of the measured time on
+    ten layers). Channels-first, each input channel's element lies a plane apart, and a block's (tap, input
+    channel) pairs touch as many cache lines as it has pairs, more than L1 holds from 64 channels on: 1.2-3.1
+    times the estimate on nine layers. With a stride along the last axis, a block's four pixels span twice the
+    lines: 1.2-1.7 times on two (docs/design.md, "Register-blocked direct convolution")."""
+    return fits(spec) and channels_last and spec.stride[-1] == 1
+
+
+def _spans(n: int, k: int, s: int, d: int, lo: int, out: int) -> tuple[np.ndarray, np.ndarray]:
+    """Along one axis, each output's first and stop tap that meet x (``0 <= o*s + t*d - lo < n``; an empty span
+    where none does)."""
+    start = np.arange(out, dtype=np.int64) * s - lo  # where tap 0 of each output reads
+    first = np.minimum(np.where(start < 0, -(start // d), 0), k)
+    last = n - 1 - start
+    stop = np.where(last >= 0, np.minimum(k, last // d + 1), 0)
+    return first, np.maximum(stop, first)
+
+
+@functools.lru_cache(maxsize=256)
+def _tables(axes: geometry.Axes3) -> tuple[np.ndarray, np.ndarray, tuple[int, int]]:
+    """The kernel's geometry (per 3-D padded axis: kernel, stride, dilation, low padding, outputs), its spans
+    ``(6, max O)`` (per axis two rows: each output's first and stop tap that meet x) and the interior of the last
+    axis, ``[lo, hi)``: the outputs all of whose taps along it meet x (made once per geometry; read-only)."""
+    geo = np.array([*axes.kernel, *axes.stride, *axes.dilation, *axes.low, *axes.size_out], dtype=np.int64)
+    spans = np.zeros((6, max(axes.size_out)), dtype=np.int64)
+    for a, axis in enumerate(zip(*axes)):
+        first, stop = _spans(*axis)
+        spans[2 * a, : first.size], spans[2 * a + 1, : stop.size] = first, stop
+    first, stop = spans[4, : axes.size_out[2]], spans[5, : axes.size_out[2]]
+    full = np.flatnonzero((first == 0) & (stop == axes.kernel[2]))  # an interval: the span grows, then shrinks
+    interior = (int(full[0]), int(full[-1]) + 1) if full.size else (0, 0)
+    geo.flags.writeable = spans.flags.writeable = False
+    return geo, spans, interior
+
+
+@functools.lru_cache(maxsize=256)
+def _shape(axes: geometry.Axes3) -> tuple[float, float]:
+    """The mean over the output pixels of the taps that meet x (all axes), and the share of the last axis's
+    outputs the blocks of four cover (the rest run a pixel at a time)."""
+    taps = 1.0
+    for axis in zip(*axes):
+        first, stop = _spans(*axis)
+        taps *= float((stop - first).mean()) if first.size else 0.0
+    _, _, (lo, hi) = _tables(axes)
+    return taps, (hi - lo) // PIXELS * PIXELS / axes.size_out[2]
+
+
+def cost(spec: ConvSpec) -> float:
+    """Seconds per sample by the cost model: each output pixel's vector multiply-adds (two a block of output
+    channels, per input channel a group and tap that meets x) at ``BLOCKED_RATE`` in the blocks of four pixels
+    and ``BLOCKED_EDGE_RATE`` a pixel at a time; each (block, row of taps) a ``BLOCKED_ROW_COST``; the output
+    written once at ``COLUMN_STREAM``. The output channels a group count rounded up to whole blocks."""
+    axes = geometry.axes3(spec)
+    taps, blocked_share = _shape(axes)
+    groups = spec.groups
+    cg_in, cg_out = spec.in_channels // groups, spec.out_channels // groups
+    width = 2 * lanes(_tuning.COST_ITEMSIZE)
+    blocks = groups * -(-cg_out // width)
+    pixels = math.prod(spec.output_size)
+    vector_fmas = pixels * blocks * 2 * cg_in * taps
+    seconds = vector_fmas * (blocked_share / _tuning.BLOCKED_RATE + (1 - blocked_share) / _tuning.BLOCKED_EDGE_RATE)
+    rows = taps / axes.kernel[2]  # rows of taps a pixel block sums (each a loop over the last axis's taps)
+    pixel_blocks = pixels * (blocked_share / PIXELS + 1 - blocked_share)
+    output = float(_tuning.COST_ITEMSIZE) * spec.out_channels * pixels
+    return seconds + pixel_blocks * blocks * rows * _tuning.BLOCKED_ROW_COST + output / _tuning.COLUMN_STREAM
+
+
+def packing_cost(spec: ConvSpec) -> float:
+    """Seconds to pack the weight (once a call): the padded blocks zeroed, written and read through a transposing
+    copy, at ``COLUMN_STREAM`` each way (53:fsweep-13 of the forward sweep, 2 output channels of a 8x8x8 kernel
+    over 130 channels, packs 4 MiB of blocks for 2 pixels)."""
+    groups = spec.groups
+    cg_in, cg_out = spec.in_channels // groups, spec.out_channels // groups
+    width = 2 * lanes(_tuning.COST_ITEMSIZE)
+    padded = float(_tuning.COST_ITEMSIZE) * groups * -(-cg_out // width) * width * cg_in * math.prod(spec.kernel_size)
+    return 3 * padded / _tuning.COLUMN_STREAM
+
+
+def _packed(weight: np.ndarray, bias: np.ndarray | None, spec: ConvSpec, dtype: Any) -> tuple[np.ndarray, np.ndarray]:
+    """The weight as ``(G, blocks, K, C_in/G, width)`` and the bias as ``(G, blocks * width)``, zero-padded to
+    whole blocks of ``width`` output channels."""
+    groups = spec.groups
+    cg_in, cg_out = spec.in_channels // groups, spec.out_channels // groups
+    taps = math.prod(spec.kernel_size)
+    width = 2 * lanes(np.dtype(dtype).itemsize)
+    n_blocks = -(-cg_out // width)
+    w = np.zeros((groups, n_blocks * width, cg_in, taps), dtype=dtype)
+    w[:, :cg_out] = weight.reshape(groups, cg_out, cg_in, taps)
+    w = np.ascontiguousarray(w.reshape(groups, n_blocks, width, cg_in, taps).transpose(0, 1, 4, 3, 2))
+    b = np.zeros((groups, n_blocks * width), dtype=dtype)
+    if bias is not None:
+        b[:, :cg_out] = np.asarray(bias, dtype=dtype).reshape(groups, cg_out)
+    return w.reshape(-1), b.reshape(-1)
+
+
+def _element_strides(a: np.ndarray, ndim: int, channels_last: bool) -> tuple[int, ...]:
+    """``(N, axis 1, axis 2, axis 3, channels)`` strides of a batched array in elements, padded to 3-D."""
+    item = a.itemsize
+    strides = [st // item for st in a.strides]
+    channel = strides.pop(-1 if channels_last else 1)
+    return (strides[0], *((0,) * (3 - ndim)), *strides[1:], channel)
+
+
+def conv(x: np.ndarray, weight: np.ndarray, bias: np.ndarray | None, spec: ConvSpec, channels_last: bool) -> np.ndarray:
+    """The convolution of a batched x in the caller's layout (any non-negative strides), into a fresh output in
+    the same layout."""
+    batch = x.shape[0]
+    out = geometry.empty_out(batch, spec.out_channels, spec.output_size, x.dtype, channels_last)
+    if out.size == 0:
+        return out
+    groups = spec.groups
+    cg_in, cg_out = spec.in_channels // groups, spec.out_channels // groups
+    width = 2 * lanes(x.itemsize)
+    w, b = _packed(weight, bias, spec, x.dtype)
+    axes = geometry.axes3(spec)
+    geo, spans, (lo, hi) = _tables(axes)
+    pairs = batch * axes.size_out[0] * axes.size_out[1]
+    wanted = _tuning.KERNEL_RANGES_PER_THREAD * team.threads()
+    blocks = min(-(-axes.size_out[2] // PIXELS), max(1, -(-wanted // pairs)))  # cut the last axis where pairs are few
+    step = -(-axes.size_out[2] // blocks)
+    step = -(-step // PIXELS) * PIXELS  # whole blocks of pixels a job
+    blocks = -(-axes.size_out[2] // step)
+    x_strides = _element_strides(x, spec.ndim, channels_last)
+    out_strides = _element_strides(out, spec.ndim, channels_last)
+    dims = (groups, cg_in, cg_out, -(-cg_out // width), step, blocks, lo, hi)
+    xs, os_, dims_array = kernels.index_arrays(x_strides, out_strides, dims)
+    # every (tap, input channel) pair's offset in x from the pixel tap 0 meets, in the weights' order
+    grid = np.zeros((1, 1, 1, 1), dtype=np.int64)
+    for a, (k, d) in enumerate(zip(axes.kernel, axes.dilation)):
+        shape = [1, 1, 1, 1]
+        shape[a] = k
+        grid = grid + (np.arange(k, dtype=np.int64) * d * x_strides[1 + a]).reshape(shape)
+    offsets = (grid + np.arange(cg_in, dtype=np.int64) * x_strides[4]).reshape(-1)
+    kernel = _kernel()
+    x_flat, out_flat = kernels.flat(x), out.reshape(-1)
+    seconds = cost(spec) * batch
+
+    def run(start: int, stop: int) -> None:
+        kernel(x_flat, w, b, out_flat, xs, os_, geo, spans, dims_array, offsets, start, stop)
+
+    team.ranges(run, pairs * blocks, seconds / _tuning.KERNEL_ELEMENT_SECONDS)
+    return out
+
+
+@functools.cache
+def _kernel() -> Any:
+    from .simd import vfma, vload, vsplat, vstore
+
+    vector_bytes, short_run = _tuning.VECTOR_BYTES, _tuning.BLOCKED_SHORT_RUN
+
+    def four(  # type: ignore[no-untyped-def]
+        x,
+        w,
+        bias,
+        dst,
+        xb,
+        wb,
+        bb,
+        db,
+        dstep,
+        t1a,
+        t1b,
+        t2a,
+        t2b,
+        k2,
+        k3,
+        cg_in,
+        tap1,
+        tap2,
+        tap3,
+        xc,
+        pixel,
+        runs,
+        run,
+    ):
+        # Four pixels ``pixel`` apart in x from ``xb``, every tap along the last axis, the rows of taps
+        # [t1a, t1b) x [t2a, t2b); one block of output channels (weights from ``wb``, bias from ``bb``) into
+        # ``dst`` from ``db``, ``dstep`` a pixel. Each row of taps is ``runs`` runs of ``run`` (tap, input
+        # channel) pairs ``xc`` apart in x: one run of all the taps along the last axis where they are
+        # contiguous (channels-last, dilation 1 there, every channel of the group), else one run a tap.
+        lane = vector_bytes // x.itemsize  # a constant of the compiled code, as the offsets from it
+        width = 2 * lane
+        a00 = a10 = a20 = a30 = vload(bias, bb)
+        a01 = a11 = a21 = a31 = vload(bias, bb + lane)
+        for t1 in range(t1a, t1b):
+            for t2 in range(t2a, t2b):
+                xi = xb + t1 * tap1 + t2 * tap2
+                wi = wb + (t1 * k2 + t2) * k3 * cg_in * width
+                for _r in range(runs):
+                    xe = xi
+                    for _e in range(run):
+                        w0 = vload(w, wi)
+                        w1 = vload(w, wi + lane)
+                        v = vsplat(x, xe)
+                        a00 = vfma(a00, v, w0)
+                        a01 = vfma(a01, v, w1)
+                        v = vsplat(x, xe + pixel)
+                        a10 = vfma(a10, v, w0)
+                        a11 = vfma(a11, v, w1)
+                        v = vsplat(x, xe + 2 * pixel)
+                        a20 = vfma(a20, v, w0)
+                        a21 = vfma(a21, v, w1)
+                        v = vsplat(x, xe + 3 * pixel)
+                        a30 = vfma(a30, v, w0)
+                        a31 = vfma(a31, v, w1)
+                        wi += width
+                        xe += xc
+                    xi += tap3
+        vstore(dst, db, a00)
+        vstore(dst, db + lane, a01)
+        vstore(dst, db + dstep, a10)
+        vstore(dst, db + dstep + lane, a11)
+        vstore(dst, db + 2 * dstep, a20)
+        vstore(dst, db + 2 * dstep + lane, a21)
+        vstore(dst, db + 3 * dstep, a30)
+        vstore(dst, db + 3 * dstep + lane, a31)
+
+    def four_all(x, w, bias, dst, xb, wb, bb, db, dstep, offsets, pixel):  # type: ignore[no-untyped-def]
+        # :func:`four` where every tap meets x (the interior): one loop over the (tap, input channel) pairs,
+        # each read at its offset from ``xb`` (``offsets``), the weights in the same order.
+        lane = vector_bytes // x.itemsize
+        width = 2 * lane
+        a00 = a10 = a20 = a30 = vload(bias, bb)
+        a01 = a11 = a21 = a31 = vload(bias, bb + lane)
+        wi = wb
+        for e in range(offsets.size):
+            xe = xb + offsets[e]
+            w0 = vload(w, wi)
+            w1 = vload(w, wi + lane)
+            v = vsplat(x, xe)
+            a00 = vfma(a00, v, w0)
+            a01 = vfma(a01, v, w1)
+            v = vsplat(x, xe + pixel)
+            a10 = vfma(a10, v, w0)
+            a11 = vfma(a11, v, w1)
+            v = vsplat(x, xe + 2 * pixel)
+            a20 = vfma(a20, v, w0)
+            a21 = vfma(a21, v, w1)
+            v = vsplat(x, xe + 3 * pixel)
+            a30 = vfma(a30, v, w0)
+            a31 = vfma(a31, v, w1)
+            wi += width
+        vstore(dst, db, a00)
+        vstore(dst, db + lane, a01)
+        vstore(dst, db + dstep, a10)
+        vstore(dst, db + dstep + lane, a11)
+        vstore(dst, db + 2 * dstep, a20)
+        vstore(dst, db + 2 * dstep + lane, a21)
+        vstore(dst, db + 3 * dstep, a30)
+        vstore(dst, db + 3 * dstep + lane, a31)
+
+    def one(x, w, bias, dst, xb, wb, bb, db, t1a, t1b, t2a, t2b, t3a, t3b, k2, k3, cg_in, tap1, tap2, tap3, xc):  # type: ignore[no-untyped-def]
+        # One pixel from ``xb``, the taps [t1a, t1b) x [t2a, t2b) x [t3a, t3b); as :func:`four` otherwise.
+        lane = vector_bytes // x.itemsize
+        width = 2 * lane
+        a0 = vload(bias, bb)
+        a1 = vload(bias, bb + lane)
+        for t1 in range(t1a, t1b):
+            for t2 in range(t2a, t2b):
+                xi = xb + t1 * tap1 + t2 * tap2 + t3a * tap3
+                wi = wb + ((t1 * k2 + t2) * k3 + t3a) * cg_in * width
+                for _t3 in range(t3a, t3b):
+                    xe = xi
+                    for _ci in range(cg_in):
+                        v = vsplat(x, xe)
+                        a0 = vfma(a0, v, vload(w, wi))
+                        a1 = vfma(a1, v, vload(w, wi + lane))
+                        wi += width
+                        xe += xc
+                    xi += tap3
+        vstore(dst, db, a0)
+        vstore(dst, db + lane, a1)
+
+    # inlined (numba's IR) into the job loop: a call passes every array as seven arguments, most on the stack
+    inline = kernels.numba_module().njit(inline="always", fastmath=True, nogil=True)
+    four_pixels, four_interior, one_pixel = inline(four), inline(four_all), inline(one)
+
+    def blocked(x, w, bias, out, xs, os, geo, spans, dims, offsets, start, stop):  # type: ignore[no-untyped-def]
+        # x flat from its first element, element strides xs (N, axis 1, 2, 3, channel); out flat (fresh, so from
+        # element 0), strides os alike; w flat (G, blocks, K, C_in/G, width), bias (G, blocks * width), both
+        # zero-padded to whole blocks of width = 2 * lanes output channels. geo: per 3-D padded axis k, s, d, lo,
+        # o; spans (6, max O): per axis each output's first and stop tap that meet x; [lo3, hi3) the last axis's
+        # outputs whose taps along it all meet x. Job = (sample, o1, o2, block of ``step`` o3).
+        k2, k3 = geo[1], geo[2]
+        s1, s2, s3 = geo[3], geo[4], geo[5]
+        d1, d2, d3 = geo[6], geo[7], geo[8]
+        l1, l2, l3 = geo[9], geo[10], geo[11]
+        o1n, o2n, o3n = geo[12], geo[13], geo[14]
+        groups, cg_in, cg_out, n_blocks = dims[0], dims[1], dims[2], dims[3]
+        step, blocks, lo3, hi3 = dims[4], dims[5], dims[6], dims[7]
+        width = 2 * (vector_bytes // x.itemsize)
+        block_weights = geo[0] * k2 * k3 * cg_in * width
+        xc, oc, o3s = xs[4], os[4], os[3]
+        tap1, tap2, tap3 = d1 * xs[1], d2 * xs[2], d3 * xs[3]
+        pixel = s3 * xs[3]
+        fused = tap3 == cg_in * xc  # the taps along the last axis one run of x (else one run a tap)
+        runs, run = (1, k3 * cg_in) if fused else (k3, cg_in)
+        short_runs = run < short_run
+        row = np.empty(step * width, dtype=x.dtype)  # a job's outputs of one block, where not stored in place
+        for job in range(start, stop):
+            block = job % blocks
+            rest = job // blocks
+            o2 = rest % o2n
+            rest = rest // o2n
+            o1 = rest % o1n
+            n = rest // o1n
+            first = block * step
+            last = min(first + step, o3n)
+            t1a, t1b = spans[0, o1], spans[1, o1]
+            t2a, t2b = spans[2, o2], spans[3, o2]
+            x_row = n * xs[0] + (o1 * s1 - l1) * xs[1] + (o2 * s2 - l2) * xs[2]
+            out_row = n * os[0] + o1 * os[1] + o2 * os[2]
+            # the row's taps all meet x, and its runs are short enough for their loops' set-up to dominate
+            every_row = short_runs and t1a == 0 and t1b == geo[0] and t2a == 0 and t2b == k2
+            for g in range(groups):
+                x_group = x_row + g * cg_in * xc
+                for cb in range(n_blocks):
+                    c0 = g * cg_out + cb * width
+                    valid = min(width, cg_out - cb * width)
+                    wb = (g * n_blocks + cb) * block_weights
+                    bb = (g * n_blocks + cb) * width
+                    in_place = oc == 1 and valid == width  # else through the row buffer
+                    dst = out if in_place else row
+                    dstep = o3s if in_place else width
+                    d0 = out_row + c0 if in_place else -first * width
+                    o3 = first
+                    while o3 < last:
+                        xb = x_group + (o3 * s3 - l3) * xs[3]
+                        if every_row and lo3 <= o3 and o3 + 4 <= min(hi3, last):
+                            four_interior(x, w, bias, dst, xb, wb, bb, d0 + o3 * dstep, dstep, offsets, pixel)
+                            o3 += 4
+                        elif lo3 <= o3 and o3 + 4 <= min(hi3, last):
+                            four_pixels(
+                                x,
+                                w,
+                                bias,
+                                dst,
+                                xb,
+                                wb,
+                                bb,
+                                d0 + o3 * dstep,
+                                dstep,
+                                t1a,
+                                t1b,
+                                t2a,
+                                t2b,
+                                k2,
+                                k3,
+                                cg_in,
+                                tap1,
+                                tap2,
+                                tap3,
+                                xc,
+                                pixel,
+                                runs,
+                                run,
+                            )
+                            o3 += 4
+                        else:
+                            t3a, t3b = spans[4, o3], spans[5, o3]
+                            one_pixel(
+                                x,
+                                w,
+                                bias,
+                                dst,
+                                xb,
+                                wb,
+                                bb,
+                                d0 + o3 * dstep,
+                                t1a,
+                                t1b,
+                                t2a,
+                                t2b,
+                                t3a,
+                                t3b,
+                                k2,
+                                k3,
+                                cg_in,
+                                tap1,
+                                tap2,
+                                tap3,
+                                xc,
+                            )
+                            o3 += 1
+                    if not in_place:  # the row buffer into the output, each channel's row contiguous where it is
+                        if oc == 1:
+                            for o in range(first, last):
+                                ob = out_row + o * o3s + c0
+                                rb = (o - first) * width
+                                for i in range(valid):
+                                    out[ob + i] = row[rb + i]
+                        else:
+                            for i in range(valid):
+                                ob = out_row + (c0 + i) * oc
+                                for o in range(first, last):
+                                    out[ob + o * o3s] = row[(o - first) * width + i]
+
+    return kernels.compile_kernel(blocked)

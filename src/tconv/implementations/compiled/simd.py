@@ -1,0 +1,121 @@
+"""Short SIMD vectors for the compiled kernels: a numba type whose values are LLVM vectors of ``VECTOR_BYTES``
+(256 bits: eight float32 or four float64 lanes), and the handful of operations a register-blocked kernel needs
+(:mod:`.blocked`): a load of consecutive elements, a broadcast of one element, a fused multiply-add and a store.
+
+Why not numba's own vectorisation: LLVM vectorises an inner loop, so a kernel that keeps a block of outputs in
+registers (several pixels times a vector of output channels, each input element and each weight vector loaded
+once for the whole block) has to be written with the vectors explicit. Written as scalars, LLVM's SLP pass
+vectorised some of the sums and left the rest scalar (7 GFLOP/s on a first convolution), and with the sums in an
+array they live in memory and each multiply-add stores (docs/design.md, "Register-blocked direct convolution").
+LLVM lowers these vectors to whatever the machine has: two 128-bit halves without AVX, one register with AVX2,
+part of one with AVX-512.
+
+Imported only by the kernels' builders, after :func:`.kernels.numba_module` found numba: importing this module
+imports numba.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from llvmlite import ir
+from numba.core import cgutils, types
+from numba.extending import intrinsic, models, register_model
+
+from ... import _tuning
+
+__all__ = ["Vector", "vfma", "vload", "vsplat", "vstore"]
+
+
+class Vector(types.Type):
+    """``VECTOR_BYTES`` of ``dtype``'s elements, one LLVM vector value (kept in a register where one is free)."""
+
+    def __init__(self, dtype: Any) -> None:
+        self.dtype = dtype
+        self.lanes = _tuning.VECTOR_BYTES * 8 // dtype.bitwidth
+        super().__init__(name=f"Vector({dtype} x {self.lanes})")
+
+
+@register_model(Vector)
+class _VectorModel(models.PrimitiveModel):
+    def __init__(self, dmm: Any, fe_type: Vector) -> None:
+        element = dmm.lookup(fe_type.dtype).get_value_type()
+        super().__init__(dmm, fe_type, ir.VectorType(element, fe_type.lanes))
+
+
+def _address(context: Any, builder: Any, array_type: Any, array: Any, index: Any) -> Any:
+    """The address of element ``index`` of a 1-D array's memory (no bounds or wrap-around check: the kernels'
+    index arithmetic keeps every access inside the array)."""
+    data = context.make_array(array_type)(context, builder, array).data
+    return builder.gep(data, [index])
+
+
+def _check_array(array: Any) -> None:
+    if not isinstance(array, types.Array) or array.ndim != 1 or array.dtype not in (types.float32, types.float64):
+        raise TypeError(f"expected a 1-D float32 or float64 array, received {array}")
+
+
+@intrinsic
+def vload(typingctx: Any, array: Any, index: Any) -> Any:
+    """The vector of ``array[index : index + lanes]`` (any alignment)."""
+    _check_array(array)
+    vector = Vector(array.dtype)
+
+    def codegen(context: Any, builder: Any, signature: Any, args: Any) -> Any:
+        address = _address(context, builder, signature.args[0], args[0], args[1])
+        pointer = builder.bitcast(address, context.get_value_type(vector).as_pointer())
+        return builder.load(pointer, align=array.dtype.bitwidth // 8)
+
+    return vector(array, index), codegen
+
+
+@intrinsic
+def vstore(typingctx: Any, array: Any, index: Any, value: Any) -> Any:
+    """``array[index : index + lanes] = value`` (any alignment)."""
+    _check_array(array)
+    if not isinstance(value, Vector) or value.dtype != array.dtype:
+        raise TypeError(f"expected a vector of {array.dtype}, received {value}")
+
+    def codegen(context: Any, builder: Any, signature: Any, args: Any) -> Any:
+        address = _address(context, builder, signature.args[0], args[0], args[1])
+        pointer = builder.bitcast(address, args[2].type.as_pointer())
+        builder.store(args[2], pointer, align=array.dtype.bitwidth // 8)
+        return context.get_dummy_value()
+
+    return types.void(array, index, value), codegen
+
+
+@intrinsic
+def vsplat(typingctx: Any, array: Any, index: Any) -> Any:
+    """The vector whose every lane is ``array[index]``."""
+    _check_array(array)
+    vector = Vector(array.dtype)
+
+    def codegen(context: Any, builder: Any, signature: Any, args: Any) -> Any:
+        element = builder.load(_address(context, builder, signature.args[0], args[0], args[1]))
+        vector_type = context.get_value_type(vector)
+        first = builder.insert_element(ir.Constant(vector_type, ir.Undefined), element, ir.IntType(32)(0))
+        lanes = ir.Constant(ir.VectorType(ir.IntType(32), vector.lanes), [0] * vector.lanes)
+        return builder.shuffle_vector(first, ir.Constant(vector_type, ir.Undefined), lanes)
+
+    return vector(array, index), codegen
+
+
+@intrinsic
+def vfma(typingctx: Any, accumulator: Any, a: Any, b: Any) -> Any:
+    """``accumulator + a * b`` lane by lane, fused where the machine has a fused multiply-add (LLVM's
+    ``fmuladd``)."""
+    if not (isinstance(accumulator, Vector) and accumulator == a == b):
+        raise TypeError(f"expected three vectors of one type, received {accumulator}, {a}, {b}")
+
+    def codegen(context: Any, builder: Any, signature: Any, args: Any) -> Any:
+        vector_type = args[0].type
+        bits = 32 if isinstance(vector_type.element, ir.FloatType) else 64
+        function = cgutils.get_or_insert_function(
+            builder.module,
+            ir.FunctionType(vector_type, [vector_type] * 3),
+            f"llvm.fmuladd.v{vector_type.count}f{bits}",
+        )
+        return builder.call(function, [args[1], args[2], args[0]])
+
+    return accumulator(accumulator, a, b), codegen
