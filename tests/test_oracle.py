@@ -20,6 +20,7 @@ SETTINGS = settings(max_examples=120, deadline=None, suppress_health_check=[Heal
 _jit_missing = pytest.mark.skipif(not kernels.available(), reason="no compiled path (numba missing or TCONV_NO_JIT=1)")
 JIT_GEMM = pytest.param("jit_gemm", marks=_jit_missing)
 JIT_DIRECT = pytest.param("jit_direct", marks=_jit_missing)
+JIT_BLOCKED = pytest.param("jit_blocked", marks=_jit_missing)
 JIT_PIXELS = pytest.param("jit_pixels", marks=_jit_missing)
 JIT_PATCHES = pytest.param("jit_patches", marks=_jit_missing)
 JIT_IM2COL = pytest.param("jit_im2col", marks=_jit_missing)
@@ -28,7 +29,10 @@ JIT_PHASES = pytest.param("jit_phases", marks=_jit_missing)
 
 def _forced(algorithm, case):
     """The forced algorithm, or None where it does not cover the case (the compiled path: rank <= 3)."""
-    if algorithm in ("jit_gemm", "jit_direct", "jit_pixels", "jit_patches", "jit_im2col", "jit_phases") and case.d > 3:
+    if (
+        algorithm in ("jit_gemm", "jit_direct", "jit_pixels", "jit_patches", "jit_im2col", "jit_phases", "jit_blocked")
+        and case.d > 3
+    ):
         return None
     if algorithm in ("jit_pixels", "jit_patches", "jit_phases") and case.groups > 1:
         return None
@@ -71,7 +75,7 @@ def _matches_oracle(algorithm, case):
     np.testing.assert_allclose(got, expected, rtol=1e-10, atol=1e-10)
 
 
-@pytest.mark.parametrize("algorithm", ["taps", "gemm", JIT_GEMM, JIT_DIRECT, None])
+@pytest.mark.parametrize("algorithm", ["taps", "gemm", JIT_GEMM, JIT_DIRECT, JIT_BLOCKED, None])
 @SETTINGS
 @given(configs(transposed=False))
 def test_conv_matches_oracle(algorithm, case):
