@@ -1355,10 +1355,11 @@ def test_register_blocked_convolution_matches_the_oracle(monkeypatch, team_size)
 
 
 @needs_jit
-def test_planner_ranks_register_blocks_channels_last_along_unit_strides(monkeypatch):
-    """The planner ranks ``jit_blocked`` channels-last with stride 1 along the last axis only, and takes it on a
-    first convolution (3 input channels, 32 outputs: BLAS's product has 27 inner terms); the choice matches the
-    oracle. Forced, it runs the calls it is not ranked on (channels-first, strided), and never a transposed one."""
+def test_planner_ranks_register_blocks_channels_last(monkeypatch):
+    """The planner ranks ``jit_blocked`` channels-last only, and takes it on a first convolution (3 input channels,
+    32 outputs: BLAS's product has 27 inner terms); the choice matches the oracle. Forced, it runs the calls it is
+    not ranked on (channels-first), a stride-1 transposed convolution as its forward twin (never a strided one),
+    and the gradients that come with it."""
     from tconv.engine import planner
     from tconv.implementations.compiled import blocked
 
@@ -1369,9 +1370,8 @@ def test_planner_ranks_register_blocks_channels_last_along_unit_strides(monkeypa
         )  # fmt: skip
 
     assert blocked.ranked(spec(), channels_last=True)
+    assert blocked.ranked(spec(stride=2), channels_last=True)
     assert not blocked.ranked(spec(), channels_last=False)
-    assert not blocked.ranked(spec(stride=(1, 2)), channels_last=True)
-    assert blocked.ranked(spec(stride=(2, 1)), channels_last=True)
     assert "jit_blocked" not in planner.plan_costs(spec(), 16, False)
     assert planner.select(spec(), np, channels_last=True, batch=16).name == "jit_blocked"
     runs = _blocked_spy(monkeypatch)
@@ -1384,8 +1384,30 @@ def test_planner_ranks_register_blocks_channels_last_along_unit_strides(monkeypa
     with tconv.use_algorithm("jit_blocked"):
         got = tconv.conv(x, w, stride=2, padding=1)
         np.testing.assert_allclose(got, naive_conv(x, w, stride=[2, 2], pads=[(1, 1)] * 2), rtol=2e-4, atol=2e-4)
-        with pytest.raises(ValueError, match="jit_blocked"):
-            tconv.conv_transpose(x, np.ones((3, 4, 3, 3), np.float32))
+        with pytest.raises(ValueError, match="jit_blocked"):  # a strided transposed convolution: not here
+            tconv.conv_transpose(x, np.ones((3, 4, 3, 3), np.float32), stride=2)
+        # a stride-1 transposed one runs as its forward twin (the flipped kernel)
+        wt = rng.standard_normal((3, 20, 3, 3)).astype(np.float32)
+        got = tconv.conv_transpose(x, wt, padding=(0, 2))
+        expected = naive_conv_transpose(x, wt, pads=[(0, 0), (2, 2)])
+        np.testing.assert_allclose(got, expected, rtol=2e-4, atol=2e-4)
+    # the gradients that come with it, channels-last: the input's by the oracle's transposed convolution, the
+    # weight's and the bias's from the oracle's response to each weight (the convolution is linear in it)
+    x, w = rng.standard_normal((2, 3, 6, 7)), rng.standard_normal((9, 3, 3, 3))
+    options = dict(stride=[1, 1], pads=[(1, 1), (0, 2)])
+    gy = rng.standard_normal(naive_conv(x, w, **options).shape)
+    with tconv.use_algorithm("jit_blocked"):
+        dx, dw, db = tconv.conv_grad(
+            np.moveaxis(gy, 1, -1), np.moveaxis(x, 1, -1), w, padding=((1, 1), (0, 2)), channels_last=True
+        )
+    np.testing.assert_allclose(np.moveaxis(dx, -1, 1), naive_conv_transpose(gy, w, **options))
+    expected_dw = np.zeros_like(w)
+    for i in np.ndindex(*w.shape):
+        unit = np.zeros_like(w)
+        unit[i] = 1.0
+        expected_dw[i] = np.sum(gy * naive_conv(x, unit, **options))
+    np.testing.assert_allclose(dw, expected_dw, atol=1e-10)
+    np.testing.assert_allclose(db, gy.sum(axis=(0, 2, 3)), atol=1e-10)
 
 
 @needs_jit

@@ -302,10 +302,13 @@ def test_planner_prices_the_direct_convolution_s_channels_last_strides_on_its_me
     """A channels-last convolution's direct sum strides by the channel count in its phase fills and its output
     write, not in its sums over the wide planes: only those terms grow (DIRECT_CONV_LAST_MEMORY). x(9,43,41,41)
     nhwc -> 51, k5 s2 p1 (sweep 2's fsweep-27) measured 4.5 ms on jit_direct against 6.8 on jit_gemm, which
-    the whole estimate doubled had chosen; a layer of one channel each way keeps its sums' share unchanged."""
+    the whole estimate doubled had chosen; a layer of one channel each way keeps its sums' share unchanged.
+    (``jit_blocked``, 4.2 ms there, is chosen over both; the comparison here is between the other two.)"""
     numpy = array_api_compat.array_namespace(np.empty(0))
     spec = _spec(False, (9, 43, 41, 41), (51, 43, 5, 5), stride=2, padding=1)
-    assert planner.select(spec, numpy, channels_last=True, batch=9).name == "jit_direct"
+    assert planner.select(spec, numpy, channels_last=True, batch=9).name == "jit_blocked"
+    with tconv.avoid_algorithms("jit_blocked"):
+        assert planner.select(spec, numpy, channels_last=True, batch=9).name == "jit_direct"
     first = planner.plan_costs(spec, 9, False)["jit_direct"]
     last = planner.plan_costs(spec, 9, True)["jit_direct"]
     assert first < last < 1.5 * first  # the sums dominate here and are the same in both layouts

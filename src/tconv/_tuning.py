@@ -306,21 +306,27 @@ VECTOR_BYTES = 32
 
 #: ``jit_blocked`` (:mod:`~tconv.implementations.compiled.blocked`): vector multiply-adds a second over the whole
 #: team in its blocks of four pixels, ...
-BLOCKED_RATE = 10e9
+BLOCKED_RATE = 12e9
 
 #: ... one pixel at a time (the border along the last axis, and the pixels left over from the blocks: a weight
 #: load for every multiply-add), ...
-BLOCKED_EDGE_RATE = 4e9
+BLOCKED_EDGE_RATE = 3e9
 
-#: ... and the set-up of each (pixel block, channel block, row of taps) loop, in seconds.
-BLOCKED_ROW_COST = 2e-9
+#: ... and each (pixel block, channel block)'s bias loads, stores and loop set-up, in seconds. The three fitted on
+#: the 23 channels-last layers of forward sweep 52 and the forward suite, two threads (rms error 14%; the weight's
+#: packing, ``blocked.packing_cost``, taken off first; docs/design.md, "Register-blocked direct convolution").
+BLOCKED_BLOCK_COST = 30e-9
 
-#: Runs of (tap, input channel) pairs shorter than this (a first convolution's 3-4 channels) are summed, where
-#: every tap meets x, as one loop over all the pairs through a table of their offsets in x, instead of a loop a
-#: run: with runs of 9-12 the runs' set-up took half the time ((8, 128, 128, 4) -> 32: 8.5 against 6.4 ms, one
-#: thread), and with runs of 192 the table's loads cost a quarter ((8, 56, 56, 64) -> 64: 27 against 35 ms; runs
-#: of 48 measured slower through the table too).
-BLOCKED_SHORT_RUN = 32
+#: The planner takes ``jit_blocked`` only where its estimate is at most this fraction of every other's (rule 3):
+#: on the 34 channels-last layers of forward sweeps 52-54 and the forward suite it was ranked first on, it ran
+#: 0.44-0.96 of the other choice's time where its estimate was at most 0.52 of it, and 1.2-1.5 times on three
+#: layers of 36-64 input channels where it was 0.60-0.76 (those products run at BLAS's full rate, and the model's
+#: ``jit_gemm`` estimate was the one off; docs/design.md, "Register-blocked direct convolution").
+BLOCKED_MARGIN = 0.55
+
+#: ... and ranks it only with this many output channels a group or more: half a block of 16 lanes (a block is
+#: summed whole, padded with zero weights); with 1-7 it ran 1.1-3.3x slower than the other choice on nine layers.
+BLOCKED_MIN_OUT = 8
 
 #: ``jit_pointwise`` (1x1 kernels) multiplies blocks of pixels whose input and output take at most this many
 #: bytes (a whole sample where it fits: BLAS's rate on wide products outweighs adding the bias while the block

@@ -522,26 +522,34 @@ class JitBlocked(Compiled):
     name = "jit_blocked"
     description = (
         "compiled direct convolution with blocks of 4 output pixels x 2 SIMD vectors of output channels held in "
-        "registers, x read in place in either layout (forward convolutions, any stride, dilation, padding and "
-        "groups; NumPy, rank <= 3, needs numba)"
+        "registers, x read in place in either layout (convolutions of any stride, dilation, padding and groups, "
+        "and stride-1 transposed ones as their forward twin; NumPy, rank <= 3, needs numba)"
     )
 
     def supports(self, spec: ConvSpec, xp: Any) -> bool:
-        return blocked.fits(spec) and runs_compiled(spec, xp)
+        """A convolution, or a stride-1 transposed convolution through its forward twin (:func:`stride_one_conv`:
+        the flipped kernel), rank 1-3."""
+        target = stride_one_conv(spec) if spec.transposed else spec
+        return target is not None and blocked.fits(target) and runs_compiled(spec, xp)
 
     def cost(self, spec: ConvSpec, channels_last: bool = False) -> float | None:
-        """The vector multiply-adds, the loops' set-up and the output's write (:func:`.blocked.cost`), where the
-        planner ranks it (:func:`.blocked.ranked`: channels-last, stride 1 along the last axis)."""
+        """The vector multiply-adds and the blocks' set-up (:func:`.blocked.cost`), where the planner ranks it
+        (:func:`.blocked.ranked`: convolutions channels-last; a transposed one runs here only when forced)."""
         return blocked.cost(spec) if blocked.ranked(spec, channels_last) else None
 
     def setup_cost(self, spec: ConvSpec) -> float:
         """The weight packed into blocks on every call (:func:`.blocked.packing_cost`)."""
-        return blocked.packing_cost(spec)
+        return blocked.packing_cost(spec) if blocked.fits(spec) else 0.0
 
     def forward(
         self, xp: Any, x: np.ndarray, weight: np.ndarray, bias: np.ndarray | None, spec: ConvSpec, channels_last: bool
     ) -> np.ndarray:
-        return blocked.conv(kernel_ready(x), kernel_ready(weight), bias, spec, channels_last)
+        x, weight = kernel_ready(x), kernel_ready(weight)
+        if spec.transposed:
+            twin = stride_one_conv(spec)
+            assert twin is not None  # supports() holds
+            return blocked.conv(x, transposed_weight(weight, spec.groups), bias, twin, channels_last)
+        return blocked.conv(x, weight, bias, spec, channels_last)
 
 
 @functools.lru_cache(maxsize=1024)

@@ -49,12 +49,13 @@ def fits(spec: ConvSpec) -> bool:
 
 def ranked(spec: ConvSpec, channels_last: bool) -> bool:
     """Whether the planner ranks ``jit_blocked`` on a call (it runs every call :func:`fits` when forced):
-    channels-last with stride 1 along the last axis, where the estimate held (0.9-1.2 of the measured time on
-    ten layers). Channels-first, each input channel's element lies a plane apart, and a block's (tap, input
-    channel) pairs touch as many cache lines as it has pairs, more than L1 holds from 64 channels on: 1.2-3.1
-    times the estimate on nine layers. With a stride along the last axis, a block's four pixels span twice the
-    lines: 1.2-1.7 times on two (docs/design.md, "Register-blocked direct convolution")."""
-    return fits(spec) and channels_last and spec.stride[-1] == 1
+    channels-last, where the estimate held (rms error 14% on 23 layers), with ``BLOCKED_MIN_OUT`` output channels
+    a group or more (fewer fill less than half a block). Channels-first, each input channel's
+    element lies a plane apart, and a block's (tap, input channel) pairs touch as many cache lines as it has
+    pairs, more than L1 holds from 64 channels on: it ran 1.2-5x slower than the planner's choice on 17 of the
+    suite's and sweep 52's layers and faster on none by more than 0.2 (docs/design.md, "Register-blocked direct
+    convolution")."""
+    return fits(spec) and channels_last and spec.out_channels // spec.groups >= _tuning.BLOCKED_MIN_OUT
 
 
 def _spans(n: int, k: int, s: int, d: int, lo: int, out: int) -> tuple[np.ndarray, np.ndarray]:
@@ -99,8 +100,9 @@ def _shape(axes: geometry.Axes3) -> tuple[float, float]:
 def cost(spec: ConvSpec) -> float:
     """Seconds per sample by the cost model: each output pixel's vector multiply-adds (two a block of output
     channels, per input channel a group and tap that meets x) at ``BLOCKED_RATE`` in the blocks of four pixels
-    and ``BLOCKED_EDGE_RATE`` a pixel at a time; each (block, row of taps) a ``BLOCKED_ROW_COST``; the output
-    written once at ``COLUMN_STREAM``. The output channels a group count rounded up to whole blocks."""
+    and ``BLOCKED_EDGE_RATE`` a pixel at a time, and each (pixel block, channel block) a ``BLOCKED_BLOCK_COST``
+    (its bias loaded, its outputs stored, its loops entered). The output channels a group count rounded up to
+    whole blocks."""
     axes = geometry.axes3(spec)
     taps, blocked_share = _shape(axes)
     groups = spec.groups
@@ -110,21 +112,19 @@ def cost(spec: ConvSpec) -> float:
     pixels = math.prod(spec.output_size)
     vector_fmas = pixels * blocks * 2 * cg_in * taps
     seconds = vector_fmas * (blocked_share / _tuning.BLOCKED_RATE + (1 - blocked_share) / _tuning.BLOCKED_EDGE_RATE)
-    rows = taps / axes.kernel[2]  # rows of taps a pixel block sums (each a loop over the last axis's taps)
     pixel_blocks = pixels * (blocked_share / PIXELS + 1 - blocked_share)
-    output = float(_tuning.COST_ITEMSIZE) * spec.out_channels * pixels
-    return seconds + pixel_blocks * blocks * rows * _tuning.BLOCKED_ROW_COST + output / _tuning.COLUMN_STREAM
+    return seconds + pixel_blocks * blocks * _tuning.BLOCKED_BLOCK_COST
 
 
 def packing_cost(spec: ConvSpec) -> float:
-    """Seconds to pack the weight (once a call): the padded blocks zeroed, written and read through a transposing
-    copy, at ``COLUMN_STREAM`` each way (53:fsweep-13 of the forward sweep, 2 output channels of a 8x8x8 kernel
-    over 130 channels, packs 4 MiB of blocks for 2 pixels)."""
+    """Seconds to pack the weight (once a call): the padded blocks written and read once at ``COLUMN_STREAM``
+    (0.5-1.1 of the measured time on six weights of 35 KB to 2.8 MB; a layer of few outputs packs mostly zeros:
+    2 output channels of an 8x8x8 kernel over 130 channels fill 4 MiB of blocks)."""
     groups = spec.groups
     cg_in, cg_out = spec.in_channels // groups, spec.out_channels // groups
     width = 2 * lanes(_tuning.COST_ITEMSIZE)
     padded = float(_tuning.COST_ITEMSIZE) * groups * -(-cg_out // width) * width * cg_in * math.prod(spec.kernel_size)
-    return 3 * padded / _tuning.COLUMN_STREAM
+    return 2 * padded / _tuning.COLUMN_STREAM
 
 
 def _packed(weight: np.ndarray, bias: np.ndarray | None, spec: ConvSpec, dtype: Any) -> tuple[np.ndarray, np.ndarray]:
@@ -195,9 +195,8 @@ def conv(x: np.ndarray, weight: np.ndarray, bias: np.ndarray | None, spec: ConvS
 
 @functools.cache
 def _kernel() -> Any:
+    from .simd import lanes as vector_lanes
     from .simd import vfma, vload, vsplat, vstore
-
-    vector_bytes, short_run = _tuning.VECTOR_BYTES, _tuning.BLOCKED_SHORT_RUN
 
     def four(  # type: ignore[no-untyped-def]
         x,
@@ -229,7 +228,7 @@ def _kernel() -> Any:
         # ``dst`` from ``db``, ``dstep`` a pixel. Each row of taps is ``runs`` runs of ``run`` (tap, input
         # channel) pairs ``xc`` apart in x: one run of all the taps along the last axis where they are
         # contiguous (channels-last, dilation 1 there, every channel of the group), else one run a tap.
-        lane = vector_bytes // x.itemsize  # a constant of the compiled code, as the offsets from it
+        lane = vector_lanes(x)  # a constant of the compiled code, as the offsets from it
         width = 2 * lane
         a00 = a10 = a20 = a30 = vload(bias, bb)
         a01 = a11 = a21 = a31 = vload(bias, bb + lane)
@@ -269,7 +268,7 @@ def _kernel() -> Any:
     def four_all(x, w, bias, dst, xb, wb, bb, db, dstep, offsets, pixel):  # type: ignore[no-untyped-def]
         # :func:`four` where every tap meets x (the interior): one loop over the (tap, input channel) pairs,
         # each read at its offset from ``xb`` (``offsets``), the weights in the same order.
-        lane = vector_bytes // x.itemsize
+        lane = vector_lanes(x)
         width = 2 * lane
         a00 = a10 = a20 = a30 = vload(bias, bb)
         a01 = a11 = a21 = a31 = vload(bias, bb + lane)
@@ -302,7 +301,7 @@ def _kernel() -> Any:
 
     def one(x, w, bias, dst, xb, wb, bb, db, t1a, t1b, t2a, t2b, t3a, t3b, k2, k3, cg_in, tap1, tap2, tap3, xc):  # type: ignore[no-untyped-def]
         # One pixel from ``xb``, the taps [t1a, t1b) x [t2a, t2b) x [t3a, t3b); as :func:`four` otherwise.
-        lane = vector_bytes // x.itemsize
+        lane = vector_lanes(x)
         width = 2 * lane
         a0 = vload(bias, bb)
         a1 = vload(bias, bb + lane)
@@ -339,14 +338,13 @@ def _kernel() -> Any:
         o1n, o2n, o3n = geo[12], geo[13], geo[14]
         groups, cg_in, cg_out, n_blocks = dims[0], dims[1], dims[2], dims[3]
         step, blocks, lo3, hi3 = dims[4], dims[5], dims[6], dims[7]
-        width = 2 * (vector_bytes // x.itemsize)
+        width = 2 * vector_lanes(x)
         block_weights = geo[0] * k2 * k3 * cg_in * width
         xc, oc, o3s = xs[4], os[4], os[3]
         tap1, tap2, tap3 = d1 * xs[1], d2 * xs[2], d3 * xs[3]
         pixel = s3 * xs[3]
         fused = tap3 == cg_in * xc  # the taps along the last axis one run of x (else one run a tap)
         runs, run = (1, k3 * cg_in) if fused else (k3, cg_in)
-        short_runs = run < short_run
         row = np.empty(step * width, dtype=x.dtype)  # a job's outputs of one block, where not stored in place
         for job in range(start, stop):
             block = job % blocks
@@ -361,8 +359,7 @@ def _kernel() -> Any:
             t2a, t2b = spans[2, o2], spans[3, o2]
             x_row = n * xs[0] + (o1 * s1 - l1) * xs[1] + (o2 * s2 - l2) * xs[2]
             out_row = n * os[0] + o1 * os[1] + o2 * os[2]
-            # the row's taps all meet x, and its runs are short enough for their loops' set-up to dominate
-            every_row = short_runs and t1a == 0 and t1b == geo[0] and t2a == 0 and t2b == k2
+            every_row = t1a == 0 and t1b == geo[0] and t2a == 0 and t2b == k2  # the row's taps all meet x
             for g in range(groups):
                 x_group = x_row + g * cg_in * xc
                 for cb in range(n_blocks):

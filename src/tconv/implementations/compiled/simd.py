@@ -1,6 +1,7 @@
 """Short SIMD vectors for the compiled kernels: a numba type whose values are LLVM vectors of ``VECTOR_BYTES``
 (256 bits: eight float32 or four float64 lanes), and the handful of operations a register-blocked kernel needs
-(:mod:`.blocked`): a load of consecutive elements, a broadcast of one element, a fused multiply-add and a store.
+(:mod:`.blocked`): a load of consecutive elements, a broadcast of one element, a fused multiply-add and a store,
+and the lanes of a vector of an array's elements as a constant of the compiled code.
 
 Why not numba's own vectorisation: LLVM vectorises an inner loop, so a kernel that keeps a block of outputs in
 registers (several pixels times a vector of output channels, each input element and each weight vector loaded
@@ -24,7 +25,7 @@ from numba.extending import intrinsic, models, register_model
 
 from ... import _tuning
 
-__all__ = ["Vector", "vfma", "vload", "vsplat", "vstore"]
+__all__ = ["Vector", "lanes", "vfma", "vload", "vsplat", "vstore"]
 
 
 class Vector(types.Type):
@@ -119,3 +120,17 @@ def vfma(typingctx: Any, accumulator: Any, a: Any, b: Any) -> Any:
         return builder.call(function, [args[1], args[2], args[0]])
 
     return accumulator(accumulator, a, b), codegen
+
+
+@intrinsic
+def lanes(typingctx: Any, array: Any) -> Any:
+    """The lanes of a vector of ``array``'s elements, a constant of the compiled code (``array.itemsize`` is read
+    from the array at run time, so offsets computed from it are not constants, and LLVM then keeps a base address
+    for each offset, more than the registers hold)."""
+    _check_array(array)
+    count = Vector(array.dtype).lanes
+
+    def codegen(context: Any, builder: Any, signature: Any, args: Any) -> Any:
+        return ir.Constant(ir.IntType(64), count)
+
+    return types.int64(array), codegen
