@@ -1316,10 +1316,12 @@ def test_register_blocked_convolution_matches_the_oracle(monkeypatch, team_size)
     """``jit_blocked`` (:mod:`.blocked`) forced: 1-3-D, strides, dilations, asymmetric padding and kernels larger
     than x (pixels a tap at a time at the border, taps that meet only padding), groups, output channels that fill
     no whole block (the row buffer), few and many input channels (the table of offsets, the loops a run), a bias
-    or none, float32 and float64, both layouts; x contiguous, a crop of a larger array and a transposed view (all
-    read in place); every call's ranges on a team of ``team_size``; against the oracle."""
+    or none, float32 and float64, both layouts; x contiguous, a crop of a larger array and a transposed view (read
+    in place channels-last, copied channels-last in pieces of a few samples channels-first); every call's ranges on
+    a team of ``team_size``; against the oracle."""
     runs = _blocked_spy(monkeypatch)
     monkeypatch.setattr(team, "_threads", team_size)
+    monkeypatch.setattr(_tuning, "CHUNK_BYTES", 2048 * team_size)  # a channels-first x copied a few samples a time
     monkeypatch.setattr(_tuning, "KERNEL_TEAM_MIN_WORK", 0)
     monkeypatch.setattr(team, "kernel_team_min_work", lambda: 0.0)
     rng = np.random.default_rng(31)

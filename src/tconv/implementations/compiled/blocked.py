@@ -31,7 +31,7 @@ import numpy as np
 
 from ... import _tuning
 from ...spec import ConvSpec
-from . import geometry, kernels, team
+from . import geometry, kernels, team, workspace
 
 #: output pixels a register block holds (the kernel's code is written for four)
 PIXELS = 4
@@ -154,15 +154,35 @@ def _element_strides(a: np.ndarray, ndim: int, channels_last: bool) -> tuple[int
 
 def conv(x: np.ndarray, weight: np.ndarray, bias: np.ndarray | None, spec: ConvSpec, channels_last: bool) -> np.ndarray:
     """The convolution of a batched x in the caller's layout (any non-negative strides), into a fresh output in
-    the same layout."""
+    the same layout. A channels-first x of several channels is copied channels-last first, ``CHUNK_BYTES`` of
+    samples at a time (:func:`.workspace.contiguous`, in tiles): read in place, each (tap, input channel) pair of
+    a block would touch a cache line of its own (:func:`ranked`)."""
     batch = x.shape[0]
     out = geometry.empty_out(batch, spec.out_channels, spec.output_size, x.dtype, channels_last)
     if out.size == 0:
         return out
+    w, b = _packed(weight, bias, spec, x.dtype)
+    if channels_last:
+        _run(x, out, w, b, spec, True)
+        return out
+    x_last = x.transpose(0, *range(2, x.ndim), 1)  # np.moveaxis(x, 1, -1), a view
+    if spec.in_channels == 1:  # a channels-first x of one channel is channels-last
+        _run(x_last, out, w, b, spec, False)
+        return out
+    chunk = max(1, int(_tuning.CHUNK_BYTES // max(1, x.nbytes // batch)))
+    for first in range(0, batch, chunk):
+        piece = workspace.contiguous(x_last[first : first + chunk], slot=2)
+        _run(piece, out[first : first + chunk], w, b, spec, False)
+    return out
+
+
+def _run(x: np.ndarray, out: np.ndarray, w: np.ndarray, b: np.ndarray, spec: ConvSpec, out_last: bool) -> None:
+    """The kernel on a channels-last x (any non-negative strides) into ``out`` (channels-last where
+    ``out_last``, else channels-first), on the team."""
+    batch = x.shape[0]
     groups = spec.groups
     cg_in, cg_out = spec.in_channels // groups, spec.out_channels // groups
     width = 2 * lanes(x.itemsize)
-    w, b = _packed(weight, bias, spec, x.dtype)
     axes = geometry.axes3(spec)
     geo, spans, (lo, hi) = _tables(axes)
     pairs = batch * axes.size_out[0] * axes.size_out[1]
@@ -171,8 +191,8 @@ def conv(x: np.ndarray, weight: np.ndarray, bias: np.ndarray | None, spec: ConvS
     step = -(-axes.size_out[2] // blocks)
     step = -(-step // PIXELS) * PIXELS  # whole blocks of pixels a job
     blocks = -(-axes.size_out[2] // step)
-    x_strides = _element_strides(x, spec.ndim, channels_last)
-    out_strides = _element_strides(out, spec.ndim, channels_last)
+    x_strides = _element_strides(x, spec.ndim, True)
+    out_strides = _element_strides(out, spec.ndim, out_last)
     dims = (groups, cg_in, cg_out, -(-cg_out // width), step, blocks, lo, hi)
     xs, os_, dims_array = kernels.index_arrays(x_strides, out_strides, dims)
     # every (tap, input channel) pair's offset in x from the pixel tap 0 meets, in the weights' order
@@ -183,14 +203,13 @@ def conv(x: np.ndarray, weight: np.ndarray, bias: np.ndarray | None, spec: ConvS
         grid = grid + (np.arange(k, dtype=np.int64) * d * x_strides[1 + a]).reshape(shape)
     offsets = (grid + np.arange(cg_in, dtype=np.int64) * x_strides[4]).reshape(-1)
     kernel = _kernel()
-    x_flat, out_flat = kernels.flat(x), out.reshape(-1)
+    x_flat, out_flat = kernels.flat(x), kernels.flat(out)
     seconds = cost(spec) * batch
 
     def run(start: int, stop: int) -> None:
         kernel(x_flat, w, b, out_flat, xs, os_, geo, spans, dims_array, offsets, start, stop)
 
     team.ranges(run, pairs * blocks, seconds / _tuning.KERNEL_ELEMENT_SECONDS)
-    return out
 
 
 @functools.cache
@@ -326,8 +345,8 @@ def _kernel() -> Any:
     four_pixels, four_interior, one_pixel = inline(four), inline(four_all), inline(one)
 
     def blocked(x, w, bias, out, xs, os, geo, spans, dims, offsets, start, stop):  # type: ignore[no-untyped-def]
-        # x flat from its first element, element strides xs (N, axis 1, 2, 3, channel); out flat (fresh, so from
-        # element 0), strides os alike; w flat (G, blocks, K, C_in/G, width), bias (G, blocks * width), both
+        # x flat from its first element, element strides xs (N, axis 1, 2, 3, channel); out flat from its first
+        # element, strides os alike; w flat (G, blocks, K, C_in/G, width), bias (G, blocks * width), both
         # zero-padded to whole blocks of width = 2 * lanes output channels. geo: per 3-D padded axis k, s, d, lo,
         # o; spans (6, max O): per axis each output's first and stop tap that meet x; [lo3, hi3) the last axis's
         # outputs whose taps along it all meet x. Job = (sample, o1, o2, block of ``step`` o3).

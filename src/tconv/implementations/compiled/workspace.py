@@ -15,7 +15,8 @@ boxes' pixel-major copy of the weight gradient's other operand. ``jit_phases`` (
 zero-padded channels-last x and 4 a channels-first call's channels-last output, held by the calling thread; 0 a
 piece's im2col and 1 its product before the copy into the output, in whichever thread runs the piece. The
 pixel path's grouped block writes, channels-first: 1 x's channels-last copy and 4 the channels-last output; a
-channels-last 1x1 input's product before its transposing copy: 4. A function
+channels-last 1x1 input's product before its transposing copy: 4. ``jit_blocked`` (:mod:`.blocked`): 2 a
+channels-first x's channels-last copy. A function
 holds a slot only while no callee uses the same one; a buffer over ``_tuning.CHUNK_BYTES`` is never kept
 (:func:`scratch`).
 """
