@@ -4,21 +4,23 @@ pixels along the last spatial axis times two SIMD vectors of output channels (si
 For every (tap, input channel) the block loads its two weight vectors once and broadcasts each of its four
 pixels' input element once, and makes eight vector multiply-adds: four times as many multiply-adds as loads of
 either kind, which keeps a core's two FMA units busy (oneDNN's direct convolutions and XNNPACK's micro-kernels
-are built the same way). Nothing is copied, x included: the kernel reads x through its own strides, channels
-first or last, and writes a channels-last output's vectors in place (a channels-first output, or a group's last
-partial block, goes through a row buffer, so each channel's row is written contiguously). The weight is packed
-once a call, ``(G, blocks, K, C_in/G, 2 * lanes)``, zero-padded to whole blocks.
+are built the same way). The vectors are written explicitly (:mod:`.simd`). A channels-last x is read in place
+through its own strides, and a channels-last output's vectors are stored in place; a channels-first x of
+several channels is copied channels-last first, and a channels-first output (or a group's last partial block)
+goes through a row buffer, so each channel's row is written contiguously. The weight is packed once a call,
+``(G, blocks, K, C_in/G, 2 * lanes)``, zero-padded to whole blocks.
 
+Where a row's taps along the first axes all meet x, a block sums all its (tap, input channel) pairs in one loop
+through a table of their offsets in x; elsewhere (the padding's rows) a loop a run of the pairs that meet x.
 Pixels whose taps along the last axis do not all meet x (the padding's border), and those left over from the
-blocks of four, are summed one pixel at a time over the taps that meet x; rows whose taps along the other axes
-meet the padding sum fewer taps. The products are exact in the same way as the other kernels' (fused
-multiply-adds in the order of the taps, then the input channels).
+blocks of four, are summed one pixel at a time over the taps that meet x. Each output is summed with fused
+multiply-adds in the order of the taps, then the input channels, whichever thread computes it.
 
 Where it pays: layers whose products BLAS runs below its rate, because their inner dimension ``C_in/G * K`` or
 their output channels are short (a first convolution over three channels: 27 terms), and layers an im2col would
 copy many times over. Its cost (:func:`cost`) is the vector multiply-adds at ``BLOCKED_RATE``, the border's at
-``BLOCKED_EDGE_RATE``, and each block's loop set-up; output channels padded to a whole block count in full, so a
-layer of few output channels a group (depthwise) is left to the others.
+``BLOCKED_EDGE_RATE``, and each block's set-up; output channels padded to a whole block count in full, so a
+layer of few output channels a group (depthwise) is left to the others (:func:`ranked`).
 """
 
 from __future__ import annotations
@@ -50,11 +52,9 @@ def fits(spec: ConvSpec) -> bool:
 def ranked(spec: ConvSpec, channels_last: bool) -> bool:
     """Whether the planner ranks ``jit_blocked`` on a call (it runs every call :func:`fits` when forced):
     channels-last, where the estimate held (rms error 14% on 23 layers), with ``BLOCKED_MIN_OUT`` output channels
-    a group or more (fewer fill less than half a block). Channels-first, each input channel's
-    element lies a plane apart, and a block's (tap, input channel) pairs touch as many cache lines as it has
-    pairs, more than L1 holds from 64 channels on: it ran 1.2-5x slower than the planner's choice on 17 of the
-    suite's and sweep 52's layers and faster on none by more than 0.2 (docs/design.md, "Register-blocked direct
-    convolution")."""
+    a group or more (fewer fill less than half a block). Channels-first, the copy of x and the output's writes a
+    channel at a time kept it at 0.97-3.6 times the planner's other choice on the forward suite's and sweep 52's
+    43 channels-first layers (docs/design.md, "Register-blocked direct convolution")."""
     return fits(spec) and channels_last and spec.out_channels // spec.groups >= _tuning.BLOCKED_MIN_OUT
 
 
