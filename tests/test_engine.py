@@ -1319,7 +1319,12 @@ def test_register_blocked_convolution_matches_the_oracle(monkeypatch, team_size)
     or none, float32 and float64, both layouts; x contiguous, a crop of a larger array and a transposed view (read
     in place channels-last, copied channels-last in pieces of a few samples channels-first); every call's ranges on
     a team of ``team_size``; against the oracle."""
+    from tconv.implementations.compiled import blocked
+
     runs = _blocked_spy(monkeypatch)
+    pieces = []
+    real_run = blocked._run
+    monkeypatch.setattr(blocked, "_run", lambda x, *rest: (pieces.append(x.shape[0]), real_run(x, *rest))[1])
     monkeypatch.setattr(team, "_threads", team_size)
     monkeypatch.setattr(_tuning, "CHUNK_BYTES", 2048 * team_size)  # a channels-first x copied a few samples a time
     monkeypatch.setattr(_tuning, "KERNEL_TEAM_MIN_WORK", 0)
@@ -1334,6 +1339,7 @@ def test_register_blocked_convolution_matches_the_oracle(monkeypatch, team_size)
         ((5, 6, 7), (3, 2, 3), (1, 2, 1), (1, 1, 1), [(1, 1), (0, 1), (1, 1)], 5, 9, 1),
         ((4, 4), (9, 9), (1, 1), (1, 1), [(4, 4), (4, 4)], 3, 8, 1),  # most taps meet only padding
         ((3, 10), (2, 2), (1, 1), (1, 1), [(0, 0), (0, 0)], 12, 48, 3),
+        ((7, 9), (3, 3), (2, 1), (1, 1), [(1, 2), (5, 5)], 1, 17, 1),  # one channel; outputs no tap reaches
     )
     for spatial, kernel, stride, dilation, pads, c_in, c_out, groups in cases:
         for dtype in (np.float64, np.float32):
@@ -1347,11 +1353,19 @@ def test_register_blocked_convolution_matches_the_oracle(monkeypatch, team_size)
             tolerance = 1e-10 if dtype == np.float64 else 2e-4
             last = np.ascontiguousarray(np.moveaxis(x, 1, -1))
             inputs = ((x, False), (crop, False), (last, True), (np.moveaxis(x, 1, -1), True))
+            inputs += ((np.moveaxis(crop, 1, -1), True),)  # channels-last with gaps, read in place
             for xin, channels_last in inputs:
                 runs.clear()
+                pieces.clear()
                 with tconv.use_algorithm("jit_blocked"):
                     got = tconv.conv(xin, w, b, channels_last=channels_last, **options)
                 assert runs == [channels_last]
+                if channels_last or c_in == 1:  # read in place, whole
+                    assert pieces == [3]
+                else:  # copied channels-last, CHUNK_BYTES of samples at a time
+                    per_sample = c_in * int(np.prod(spatial)) * x.itemsize
+                    chunk = max(1, 2048 * team_size // per_sample)
+                    assert pieces == [min(chunk, 3 - i) for i in range(0, 3, chunk)]
                 got = np.moveaxis(got, -1, 1) if channels_last else got
                 np.testing.assert_allclose(got, expected, atol=tolerance, rtol=tolerance)
 
@@ -1383,14 +1397,18 @@ def test_planner_ranks_register_blocks_channels_last(monkeypatch):
     got = tconv.conv(np.moveaxis(x, 1, -1).copy(), w, padding=1, channels_last=True)
     assert runs == [True]
     np.testing.assert_allclose(np.moveaxis(got, -1, 1), naive_conv(x, w, pads=[(1, 1)] * 2), rtol=2e-4, atol=2e-4)
+    runs.clear()
     with tconv.use_algorithm("jit_blocked"):
         got = tconv.conv(x, w, stride=2, padding=1)
+        assert runs == [False]
         np.testing.assert_allclose(got, naive_conv(x, w, stride=[2, 2], pads=[(1, 1)] * 2), rtol=2e-4, atol=2e-4)
         with pytest.raises(ValueError, match="jit_blocked"):  # a strided transposed convolution: not here
             tconv.conv_transpose(x, np.ones((3, 4, 3, 3), np.float32), stride=2)
         # a stride-1 transposed one runs as its forward twin (the flipped kernel)
         wt = rng.standard_normal((3, 20, 3, 3)).astype(np.float32)
+        runs.clear()
         got = tconv.conv_transpose(x, wt, padding=(0, 2))
+        assert runs == [False]
         expected = naive_conv_transpose(x, wt, pads=[(0, 0), (2, 2)])
         np.testing.assert_allclose(got, expected, rtol=2e-4, atol=2e-4)
     # the gradients that come with it, channels-last: the input's by the oracle's transposed convolution, the
@@ -1398,10 +1416,12 @@ def test_planner_ranks_register_blocks_channels_last(monkeypatch):
     x, w = rng.standard_normal((2, 3, 6, 7)), rng.standard_normal((9, 3, 3, 3))
     options = dict(stride=[1, 1], pads=[(1, 1), (0, 2)])
     gy = rng.standard_normal(naive_conv(x, w, **options).shape)
+    runs.clear()
     with tconv.use_algorithm("jit_blocked"):
         dx, dw, db = tconv.conv_grad(
             np.moveaxis(gy, 1, -1), np.moveaxis(x, 1, -1), w, padding=((1, 1), (0, 2)), channels_last=True
         )
+    assert runs == [True]  # the input's gradient, the transposed twin (the weight's comes from the im2col)
     np.testing.assert_allclose(np.moveaxis(dx, -1, 1), naive_conv_transpose(gy, w, **options))
     expected_dw = np.zeros_like(w)
     for i in np.ndindex(*w.shape):
@@ -2345,14 +2365,17 @@ def test_no_kernel_holds_a_compiled_function_in_its_closure():
     with an id that is new in every process: a kernel that called another through its closure missed the cache
     and was compiled again in every new process (the first transposed call took about a second instead of 0.4).
     Kernels call one another as module globals."""
-    from tconv.implementations.compiled import depthwise, direct_conv, winograd, winograd4
+    from tconv.implementations.compiled import blocked, depthwise, direct_conv, winograd, winograd4
 
     dispatchers = [*kernels._compiled(), direct_conv._kernel(), direct_conv._tiled_kernel(), *winograd._kernels()]
     dispatchers += [*winograd4.kernels()]
-    dispatchers.append(depthwise._kernel())
+    dispatchers += [depthwise._kernel(), blocked._kernel()]
     for dispatcher in dispatchers:
         cells = dispatcher.py_func.__closure__ or ()
-        held = [cell.cell_contents for cell in cells if hasattr(cell.cell_contents, "py_func")]
+        # a dispatcher, or a numba intrinsic (both pickle with an id of their process)
+        held = [
+            c.cell_contents for c in cells if hasattr(c.cell_contents, "py_func") or hasattr(c.cell_contents, "_uuid")
+        ]
         assert not held, f"{dispatcher.py_func.__name__} holds {held} in its closure"
 
 
@@ -2360,7 +2383,7 @@ def test_no_kernel_holds_a_compiled_function_in_its_closure():
 def test_kernels_load_from_the_disk_cache_in_a_new_process(tmp_path):
     """A second process finds the first one's compiled kernels on disk (numba's cache in a fresh directory) and
     compiles nothing for the same calls: the col2im (overlapping taps) and transposed direct kernels, both of
-    which call a shared compiled helper."""
+    which call a shared compiled helper, and the register-blocked kernel (numba intrinsics and inlined helpers)."""
     import subprocess
     import sys
 
@@ -2370,6 +2393,8 @@ def test_kernels_load_from_the_disk_cache_in_a_new_process(tmp_path):
         "tconv.conv_transpose(x, np.ones((4, 3, 4, 4), np.float32), stride=2, padding=1)\n"
         "with tconv.use_algorithm('jit_direct'):\n"
         "    tconv.conv_transpose(x, np.ones((4, 1, 4, 4), np.float32), stride=2, padding=1, groups=4)\n"
+        "with tconv.use_algorithm('jit_blocked'):\n"
+        "    tconv.conv(x, np.ones((16, 4, 3, 3), np.float32), padding=1)\n"
     )
     env = {**os.environ, "NUMBA_CACHE_DIR": str(tmp_path), "NUMBA_DEBUG_CACHE": "1"}
     first = subprocess.run([sys.executable, "-c", probe], env=env, capture_output=True, text=True, check=True)

@@ -522,7 +522,7 @@ class JitBlocked(Compiled):
     name = "jit_blocked"
     description = (
         "compiled direct convolution with blocks of 4 output pixels x 2 SIMD vectors of output channels held in "
-        "registers, x read in place in either layout (convolutions of any stride, dilation, padding and groups, "
+        "registers, x read in place channels-last (convolutions of any stride, dilation, padding and groups, "
         "and stride-1 transposed ones as their forward twin; NumPy, rank <= 3, needs numba)"
     )
 

@@ -45,14 +45,15 @@ def lanes(itemsize: int) -> int:
 
 
 def fits(spec: ConvSpec) -> bool:
-    """A forward convolution of rank 1-3 (a transposed one runs elsewhere)."""
+    """A forward convolution of rank 1-3 (a stride-1 transposed one runs as its forward twin:
+    :class:`~.algorithms.JitBlocked`)."""
     return not spec.transposed and 1 <= spec.ndim <= 3
 
 
 def ranked(spec: ConvSpec, channels_last: bool) -> bool:
     """Whether the planner ranks ``jit_blocked`` on a call (it runs every call :func:`fits` when forced):
     channels-last, where the estimate held (rms error 14% on 23 layers), with ``BLOCKED_MIN_OUT`` output channels
-    a group or more (fewer fill less than half a block). Channels-first, the copy of x and the output's writes a
+    a group or more (fewer fill less than half a float32 block). Channels-first, the copy of x and the output's writes a
     channel at a time kept it at 0.97-3.6 times the planner's other choice on the forward suite's and sweep 52's
     43 channels-first layers (docs/design.md, "Register-blocked direct convolution")."""
     return fits(spec) and channels_last and spec.out_channels // spec.groups >= _tuning.BLOCKED_MIN_OUT
@@ -94,7 +95,7 @@ def _shape(axes: geometry.Axes3) -> tuple[float, float]:
         first, stop = _spans(*axis)
         taps *= float((stop - first).mean()) if first.size else 0.0
     _, _, (lo, hi) = _tables(axes)
-    return taps, (hi - lo) // PIXELS * PIXELS / axes.size_out[2]
+    return taps, (hi - lo) // PIXELS * PIXELS / axes.size_out[2] if axes.size_out[2] else 0.0
 
 
 def cost(spec: ConvSpec) -> float:
@@ -193,7 +194,7 @@ def _run(x: np.ndarray, out: np.ndarray, w: np.ndarray, b: np.ndarray, spec: Con
     blocks = -(-axes.size_out[2] // step)
     x_strides = _element_strides(x, spec.ndim, True)
     out_strides = _element_strides(out, spec.ndim, out_last)
-    dims = (groups, cg_in, cg_out, -(-cg_out // width), step, blocks, lo, hi)
+    dims = (groups, cg_in, cg_out, -(-cg_out // width), step, blocks, lo, hi, width)
     xs, os_, dims_array = kernels.index_arrays(x_strides, out_strides, dims)
     # every (tap, input channel) pair's offset in x from the pixel tap 0 meets, in the weights' order
     grid = np.zeros((1, 1, 1, 1), dtype=np.int64)
@@ -212,10 +213,26 @@ def _run(x: np.ndarray, out: np.ndarray, w: np.ndarray, b: np.ndarray, spec: Con
     team.ranges(run, pairs * blocks, seconds / _tuning.KERNEL_ELEMENT_SECONDS)
 
 
+#: the kernel's callees, set by :func:`_kernel` (module globals: see there)
+_lanes: Any = None
+_vfma: Any = None
+_vload: Any = None
+_vsplat: Any = None
+_vstore: Any = None
+_four: Any = None
+_four_all: Any = None
+_one: Any = None
+
+
 @functools.cache
 def _kernel() -> Any:
-    from .simd import lanes as vector_lanes
-    from .simd import vfma, vload, vsplat, vstore
+    from . import simd
+
+    # Everything the kernel calls is a module global, not a closure variable: numba's disk cache keys a function
+    # by its pickled closure, and a dispatcher or an intrinsic pickles with an id new in every process, so a
+    # kernel holding one in its closure would be compiled again in every new process (kernels.py does the same).
+    global _lanes, _vfma, _vload, _vsplat, _vstore, _four, _four_all, _one
+    _lanes, _vfma, _vload, _vsplat, _vstore = simd.lanes, simd.vfma, simd.vload, simd.vsplat, simd.vstore
 
     def four(  # type: ignore[no-untyped-def]
         x,
@@ -246,11 +263,12 @@ def _kernel() -> Any:
         # [t1a, t1b) x [t2a, t2b); one block of output channels (weights from ``wb``, bias from ``bb``) into
         # ``dst`` from ``db``, ``dstep`` a pixel. Each row of taps is ``runs`` runs of ``run`` (tap, input
         # channel) pairs ``xc`` apart in x: one run of all the taps along the last axis where they are
-        # contiguous (channels-last, dilation 1 there, every channel of the group), else one run a tap.
-        lane = vector_lanes(x)  # a constant of the compiled code, as the offsets from it
+        # contiguous (x's pixels a group's channels apart: channels-last with one group, dilation 1 there), else
+        # one run a tap.
+        lane = _lanes(x)  # a constant of the compiled code, as the offsets from it
         width = 2 * lane
-        a00 = a10 = a20 = a30 = vload(bias, bb)
-        a01 = a11 = a21 = a31 = vload(bias, bb + lane)
+        a00 = a10 = a20 = a30 = _vload(bias, bb)
+        a01 = a11 = a21 = a31 = _vload(bias, bb + lane)
         for t1 in range(t1a, t1b):
             for t2 in range(t2a, t2b):
                 xi = xb + t1 * tap1 + t2 * tap2
@@ -258,72 +276,72 @@ def _kernel() -> Any:
                 for _r in range(runs):
                     xe = xi
                     for _e in range(run):
-                        w0 = vload(w, wi)
-                        w1 = vload(w, wi + lane)
-                        v = vsplat(x, xe)
-                        a00 = vfma(a00, v, w0)
-                        a01 = vfma(a01, v, w1)
-                        v = vsplat(x, xe + pixel)
-                        a10 = vfma(a10, v, w0)
-                        a11 = vfma(a11, v, w1)
-                        v = vsplat(x, xe + 2 * pixel)
-                        a20 = vfma(a20, v, w0)
-                        a21 = vfma(a21, v, w1)
-                        v = vsplat(x, xe + 3 * pixel)
-                        a30 = vfma(a30, v, w0)
-                        a31 = vfma(a31, v, w1)
+                        w0 = _vload(w, wi)
+                        w1 = _vload(w, wi + lane)
+                        v = _vsplat(x, xe)
+                        a00 = _vfma(a00, v, w0)
+                        a01 = _vfma(a01, v, w1)
+                        v = _vsplat(x, xe + pixel)
+                        a10 = _vfma(a10, v, w0)
+                        a11 = _vfma(a11, v, w1)
+                        v = _vsplat(x, xe + 2 * pixel)
+                        a20 = _vfma(a20, v, w0)
+                        a21 = _vfma(a21, v, w1)
+                        v = _vsplat(x, xe + 3 * pixel)
+                        a30 = _vfma(a30, v, w0)
+                        a31 = _vfma(a31, v, w1)
                         wi += width
                         xe += xc
                     xi += tap3
-        vstore(dst, db, a00)
-        vstore(dst, db + lane, a01)
-        vstore(dst, db + dstep, a10)
-        vstore(dst, db + dstep + lane, a11)
-        vstore(dst, db + 2 * dstep, a20)
-        vstore(dst, db + 2 * dstep + lane, a21)
-        vstore(dst, db + 3 * dstep, a30)
-        vstore(dst, db + 3 * dstep + lane, a31)
+        _vstore(dst, db, a00)
+        _vstore(dst, db + lane, a01)
+        _vstore(dst, db + dstep, a10)
+        _vstore(dst, db + dstep + lane, a11)
+        _vstore(dst, db + 2 * dstep, a20)
+        _vstore(dst, db + 2 * dstep + lane, a21)
+        _vstore(dst, db + 3 * dstep, a30)
+        _vstore(dst, db + 3 * dstep + lane, a31)
 
     def four_all(x, w, bias, dst, xb, wb, bb, db, dstep, offsets, pixel):  # type: ignore[no-untyped-def]
         # :func:`four` where every tap meets x (the interior): one loop over the (tap, input channel) pairs,
         # each read at its offset from ``xb`` (``offsets``), the weights in the same order.
-        lane = vector_lanes(x)
+        lane = _lanes(x)
         width = 2 * lane
-        a00 = a10 = a20 = a30 = vload(bias, bb)
-        a01 = a11 = a21 = a31 = vload(bias, bb + lane)
+        a00 = a10 = a20 = a30 = _vload(bias, bb)
+        a01 = a11 = a21 = a31 = _vload(bias, bb + lane)
         wi = wb
         for e in range(offsets.size):
             xe = xb + offsets[e]
-            w0 = vload(w, wi)
-            w1 = vload(w, wi + lane)
-            v = vsplat(x, xe)
-            a00 = vfma(a00, v, w0)
-            a01 = vfma(a01, v, w1)
-            v = vsplat(x, xe + pixel)
-            a10 = vfma(a10, v, w0)
-            a11 = vfma(a11, v, w1)
-            v = vsplat(x, xe + 2 * pixel)
-            a20 = vfma(a20, v, w0)
-            a21 = vfma(a21, v, w1)
-            v = vsplat(x, xe + 3 * pixel)
-            a30 = vfma(a30, v, w0)
-            a31 = vfma(a31, v, w1)
+            w0 = _vload(w, wi)
+            w1 = _vload(w, wi + lane)
+            v = _vsplat(x, xe)
+            a00 = _vfma(a00, v, w0)
+            a01 = _vfma(a01, v, w1)
+            v = _vsplat(x, xe + pixel)
+            a10 = _vfma(a10, v, w0)
+            a11 = _vfma(a11, v, w1)
+            v = _vsplat(x, xe + 2 * pixel)
+            a20 = _vfma(a20, v, w0)
+            a21 = _vfma(a21, v, w1)
+            v = _vsplat(x, xe + 3 * pixel)
+            a30 = _vfma(a30, v, w0)
+            a31 = _vfma(a31, v, w1)
             wi += width
-        vstore(dst, db, a00)
-        vstore(dst, db + lane, a01)
-        vstore(dst, db + dstep, a10)
-        vstore(dst, db + dstep + lane, a11)
-        vstore(dst, db + 2 * dstep, a20)
-        vstore(dst, db + 2 * dstep + lane, a21)
-        vstore(dst, db + 3 * dstep, a30)
-        vstore(dst, db + 3 * dstep + lane, a31)
+        _vstore(dst, db, a00)
+        _vstore(dst, db + lane, a01)
+        _vstore(dst, db + dstep, a10)
+        _vstore(dst, db + dstep + lane, a11)
+        _vstore(dst, db + 2 * dstep, a20)
+        _vstore(dst, db + 2 * dstep + lane, a21)
+        _vstore(dst, db + 3 * dstep, a30)
+        _vstore(dst, db + 3 * dstep + lane, a31)
 
     def one(x, w, bias, dst, xb, wb, bb, db, t1a, t1b, t2a, t2b, t3a, t3b, k2, k3, cg_in, tap1, tap2, tap3, xc):  # type: ignore[no-untyped-def]
         # One pixel from ``xb``, the taps [t1a, t1b) x [t2a, t2b) x [t3a, t3b); as :func:`four` otherwise.
-        lane = vector_lanes(x)
+        lane = _lanes(x)
         width = 2 * lane
-        a0 = vload(bias, bb)
-        a1 = vload(bias, bb + lane)
+        a0 = _vload(bias, bb)
+        a1 = _vload(bias, bb + lane)
         for t1 in range(t1a, t1b):
             for t2 in range(t2a, t2b):
                 xi = xb + t1 * tap1 + t2 * tap2 + t3a * tap3
@@ -331,18 +349,18 @@ def _kernel() -> Any:
                 for _t3 in range(t3a, t3b):
                     xe = xi
                     for _ci in range(cg_in):
-                        v = vsplat(x, xe)
-                        a0 = vfma(a0, v, vload(w, wi))
-                        a1 = vfma(a1, v, vload(w, wi + lane))
+                        v = _vsplat(x, xe)
+                        a0 = _vfma(a0, v, _vload(w, wi))
+                        a1 = _vfma(a1, v, _vload(w, wi + lane))
                         wi += width
                         xe += xc
                     xi += tap3
-        vstore(dst, db, a0)
-        vstore(dst, db + lane, a1)
+        _vstore(dst, db, a0)
+        _vstore(dst, db + lane, a1)
 
     # inlined (numba's IR) into the job loop: a call passes every array as seven arguments, most on the stack
     inline = kernels.numba_module().njit(inline="always", fastmath=True, nogil=True)
-    four_pixels, four_interior, one_pixel = inline(four), inline(four_all), inline(one)
+    _four, _four_all, _one = inline(four), inline(four_all), inline(one)
 
     def blocked(x, w, bias, out, xs, os, geo, spans, dims, offsets, start, stop):  # type: ignore[no-untyped-def]
         # x flat from its first element, element strides xs (N, axis 1, 2, 3, channel); out flat from its first
@@ -357,7 +375,9 @@ def _kernel() -> Any:
         o1n, o2n, o3n = geo[12], geo[13], geo[14]
         groups, cg_in, cg_out, n_blocks = dims[0], dims[1], dims[2], dims[3]
         step, blocks, lo3, hi3 = dims[4], dims[5], dims[6], dims[7]
-        width = 2 * vector_lanes(x)
+        width = 2 * _lanes(x)
+        if width != dims[8]:  # compiled code from a cache older than the packing's VECTOR_BYTES
+            raise ValueError("jit_blocked's compiled kernel disagrees with its packed weight's block width")
         block_weights = geo[0] * k2 * k3 * cg_in * width
         xc, oc, o3s = xs[4], os[4], os[3]
         tap1, tap2, tap3 = d1 * xs[1], d2 * xs[2], d3 * xs[3]
@@ -394,10 +414,10 @@ def _kernel() -> Any:
                     while o3 < last:
                         xb = x_group + (o3 * s3 - l3) * xs[3]
                         if every_row and lo3 <= o3 and o3 + 4 <= min(hi3, last):
-                            four_interior(x, w, bias, dst, xb, wb, bb, d0 + o3 * dstep, dstep, offsets, pixel)
+                            _four_all(x, w, bias, dst, xb, wb, bb, d0 + o3 * dstep, dstep, offsets, pixel)
                             o3 += 4
                         elif lo3 <= o3 and o3 + 4 <= min(hi3, last):
-                            four_pixels(
+                            _four(
                                 x,
                                 w,
                                 bias,
@@ -425,7 +445,7 @@ def _kernel() -> Any:
                             o3 += 4
                         else:
                             t3a, t3b = spans[4, o3], spans[5, o3]
-                            one_pixel(
+                            _one(
                                 x,
                                 w,
                                 bias,

@@ -51,9 +51,13 @@ def _address(context: Any, builder: Any, array_type: Any, array: Any, index: Any
     return builder.gep(data, [index])
 
 
-def _check_array(array: Any) -> None:
+def _check_array(array: Any, written: bool = False) -> None:
+    """A 1-D C-contiguous float32 or float64 array (its elements one after another: the operations index its
+    memory directly), writeable where ``written``."""
     if not isinstance(array, types.Array) or array.ndim != 1 or array.dtype not in (types.float32, types.float64):
         raise TypeError(f"expected a 1-D float32 or float64 array, received {array}")
+    if array.layout != "C" or (written and not array.mutable):
+        raise TypeError(f"expected a C-contiguous{' writeable' if written else ''} array, received {array}")
 
 
 @intrinsic
@@ -73,7 +77,7 @@ def vload(typingctx: Any, array: Any, index: Any) -> Any:
 @intrinsic
 def vstore(typingctx: Any, array: Any, index: Any, value: Any) -> Any:
     """``array[index : index + lanes] = value`` (any alignment)."""
-    _check_array(array)
+    _check_array(array, written=True)
     if not isinstance(value, Vector) or value.dtype != array.dtype:
         raise TypeError(f"expected a vector of {array.dtype}, received {value}")
 
