@@ -53,37 +53,19 @@ def fits(spec: ConvSpec) -> bool:
 def ranked(spec: ConvSpec, channels_last: bool) -> bool:
     """Whether the planner ranks ``jit_blocked`` on a call (it runs every call :func:`fits` when forced):
     channels-last, where the estimate held (rms error 14% on 23 layers), with ``BLOCKED_MIN_OUT`` output channels
-    a group or more (fewer fill less than half a float32 block). Channels-first, the copy of x and the output's writes a
-    channel at a time kept it at 0.97-3.6 times the planner's other choice on the forward suite's and sweep 52's
-    43 channels-first layers (docs/design.md, "Register-blocked direct convolution")."""
+    a group or more (fewer fill less than half a float32 block). Channels-first, the copy of x and the output's
+    writes a channel at a time kept it at 0.97-3.6 times the planner's other choice on the forward suite's and
+    sweep 52's 43 channels-first layers (docs/design.md, "Register-blocked direct convolution")."""
     return fits(spec) and channels_last and spec.out_channels // spec.groups >= _tuning.BLOCKED_MIN_OUT
 
 
-def _spans(n: int, k: int, s: int, d: int, lo: int, out: int) -> tuple[np.ndarray, np.ndarray]:
-    """Along one axis, each output's first and stop tap that meet x (``0 <= o*s + t*d - lo < n``; an empty span
-    where none does)."""
-    start = np.arange(out, dtype=np.int64) * s - lo  # where tap 0 of each output reads
-    first = np.minimum(np.where(start < 0, -(start // d), 0), k)
-    last = n - 1 - start
-    stop = np.where(last >= 0, np.minimum(k, last // d + 1), 0)
-    return first, np.maximum(stop, first)
-
-
 @functools.lru_cache(maxsize=256)
-def _tables(axes: geometry.Axes3) -> tuple[np.ndarray, np.ndarray, tuple[int, int]]:
-    """The kernel's geometry (per 3-D padded axis: kernel, stride, dilation, low padding, outputs), its spans
-    ``(6, max O)`` (per axis two rows: each output's first and stop tap that meet x) and the interior of the last
-    axis, ``[lo, hi)``: the outputs all of whose taps along it meet x (made once per geometry; read-only)."""
-    geo = np.array([*axes.kernel, *axes.stride, *axes.dilation, *axes.low, *axes.size_out], dtype=np.int64)
-    spans = np.zeros((6, max(axes.size_out)), dtype=np.int64)
-    for a, axis in enumerate(zip(*axes)):
-        first, stop = _spans(*axis)
-        spans[2 * a, : first.size], spans[2 * a + 1, : stop.size] = first, stop
-    first, stop = spans[4, : axes.size_out[2]], spans[5, : axes.size_out[2]]
-    full = np.flatnonzero((first == 0) & (stop == axes.kernel[2]))  # an interval: the span grows, then shrinks
-    interior = (int(full[0]), int(full[-1]) + 1) if full.size else (0, 0)
-    geo.flags.writeable = spans.flags.writeable = False
-    return geo, spans, interior
+def _interior(axes: geometry.Axes3) -> tuple[int, int]:
+    """The interior of the last axis, ``[lo, hi)``: the outputs all of whose taps along it meet x (an interval:
+    the span grows, then shrinks; made once per geometry)."""
+    first, stop = geometry.tap_spans(*(axis[2] for axis in axes))
+    full = np.flatnonzero((first == 0) & (stop == axes.kernel[2]))
+    return (int(full[0]), int(full[-1]) + 1) if full.size else (0, 0)
 
 
 @functools.lru_cache(maxsize=256)
@@ -92,9 +74,9 @@ def _shape(axes: geometry.Axes3) -> tuple[float, float]:
     outputs the blocks of four cover (the rest run a pixel at a time)."""
     taps = 1.0
     for axis in zip(*axes):
-        first, stop = _spans(*axis)
+        first, stop = geometry.tap_spans(*axis)
         taps *= float((stop - first).mean()) if first.size else 0.0
-    _, _, (lo, hi) = _tables(axes)
+    lo, hi = _interior(axes)
     return taps, (hi - lo) // PIXELS * PIXELS / axes.size_out[2] if axes.size_out[2] else 0.0
 
 
@@ -185,7 +167,8 @@ def _run(x: np.ndarray, out: np.ndarray, w: np.ndarray, b: np.ndarray, spec: Con
     cg_in, cg_out = spec.in_channels // groups, spec.out_channels // groups
     width = 2 * lanes(x.itemsize)
     axes = geometry.axes3(spec)
-    geo, spans, (lo, hi) = _tables(axes)
+    geo, spans = geometry.span_tables(axes)
+    lo, hi = _interior(axes)
     pairs = batch * axes.size_out[0] * axes.size_out[1]
     wanted = _tuning.KERNEL_RANGES_PER_THREAD * team.threads()
     blocks = min(-(-axes.size_out[2] // PIXELS), max(1, -(-wanted // pairs)))  # cut the last axis where pairs are few

@@ -31,36 +31,12 @@ from ...spec import ConvSpec
 from . import geometry, kernels, team
 
 
-def _spans(n: int, k: int, s: int, d: int, lo: int, out: int) -> tuple[np.ndarray, np.ndarray]:
-    """Along one axis, each output's first and stop tap that meet x (``0 <= o*s + t*d - lo < n``; an empty span
-    where none does)."""
-    start = np.arange(out, dtype=np.int64) * s - lo  # where tap 0 of each output reads
-    first = np.minimum(np.where(start < 0, -(start // d), 0), k)
-    last = n - 1 - start  # how far the taps may reach
-    stop = np.where(last >= 0, np.minimum(k, last // d + 1), 0)
-    return first, np.maximum(stop, first)
-
-
-@functools.lru_cache(maxsize=256)
-def _tables(axes: geometry.Axes3) -> tuple[np.ndarray, np.ndarray]:
-    """The kernel's geometry (per 3-D padded axis: kernel, stride, dilation, low padding, outputs) and its spans
-    ``(6, max O)``: per axis two rows, each output's first and stop tap that meet x (made once per geometry;
-    read-only, shared by every call)."""
-    geo = np.array([*axes.kernel, *axes.stride, *axes.dilation, *axes.low, *axes.size_out], dtype=np.int64)
-    spans = np.zeros((6, max(axes.size_out)), dtype=np.int64)
-    for a, axis in enumerate(zip(*axes)):
-        first, stop = _spans(*axis)
-        spans[2 * a, : first.size], spans[2 * a + 1, : stop.size] = first, stop
-    geo.flags.writeable = spans.flags.writeable = False
-    return geo, spans
-
-
 @functools.lru_cache(maxsize=256)
 def _mean_taps(axes: geometry.Axes3) -> tuple[float, ...]:
     """Per 3-D padded axis, the mean over its outputs of the taps that meet x (made once per geometry)."""
     means = []
     for axis in zip(*axes):
-        first, stop = _spans(*axis)
+        first, stop = geometry.tap_spans(*axis)
         means.append(float((stop - first).mean()) if first.size else 0.0)
     return tuple(means)
 
@@ -138,7 +114,7 @@ def conv(x: np.ndarray, weight: np.ndarray, bias: np.ndarray | None, spec: ConvS
     step = -(-axes.size_out[2] // blocks)
     blocks = -(-axes.size_out[2] // step)
     strides, dims = kernels.index_arrays(x_strides, (groups, cg_in, cg_out, int(fused(spec)), step, blocks))
-    geo, spans = _tables(axes)
+    geo, spans = geometry.span_tables(axes)
     kernel = _kernel()
     # x's memory from its first element, read through its own strides (a cropped view is not copied)
     x_flat, w_flat, out_flat = kernels.flat(x), w.reshape(-1), out.reshape(-1)
@@ -158,9 +134,9 @@ def _kernel() -> Any:
         # channels contiguous, and with ``joined`` axis 3's pixels a channel count apart); w flat (C_out, K,
         # C_in/G); out flat (N, o1, o2, o3, C_out), contiguous. geo: per 3-D padded axis k, s, d, lo, o (each three
         # long); spans (6, max O): per axis two rows, each output's first and stop tap that meet x
-        # (:func:`_tables`). Job = (sample, o1, o2, block of o3). Each output sums, over the taps that meet x, the
-        # dot product of x's run of the group's channels at the tap's pixel with the tap's weights (with
-        # ``joined``, the taps along axis 3 one run). Indices are unsigned, so that none is checked for
+        # (:func:`.geometry.span_tables`). Job = (sample, o1, o2, block of o3). Each output sums, over the taps
+        # that meet x, the dot product of x's run of the group's channels at the tap's pixel with the tap's
+        # weights (with ``joined``, the taps along axis 3 one run). Indices are unsigned, so that none is checked for
         # wrap-around (which would keep the loops scalar).
         k2, k3 = geo[1], geo[2]
         s1, s2, s3 = geo[3], geo[4], geo[5]

@@ -435,3 +435,28 @@ def bias_by_group(bias: np.ndarray | None, spec: ConvSpec, dtype: np.dtype) -> n
     if bias is None:
         return np.zeros((spec.groups, cg), dtype=dtype)
     return np.ascontiguousarray(bias, dtype=dtype).reshape(spec.groups, cg)
+
+
+def tap_spans(n: int, k: int, s: int, d: int, lo: int, out: int) -> tuple[np.ndarray, np.ndarray]:
+    """Along one axis (size ``n``, kernel ``k``, stride ``s``, dilation ``d``, low padding ``lo``, ``out``
+    outputs), each output's first and stop tap that meet x (``0 <= o*s + t*d - lo < n``; an empty span where none
+    does)."""
+    start = np.arange(out, dtype=np.int64) * s - lo  # where tap 0 of each output reads
+    first = np.minimum(np.where(start < 0, -(start // d), 0), k)
+    last = n - 1 - start  # how far the taps may reach
+    stop = np.where(last >= 0, np.minimum(k, last // d + 1), 0)
+    return first, np.maximum(stop, first)
+
+
+@functools.lru_cache(maxsize=256)
+def span_tables(axes: Axes3) -> tuple[np.ndarray, np.ndarray]:
+    """A direct kernel's geometry (per 3-D padded axis: kernel, stride, dilation, low padding, outputs) and its
+    spans ``(6, max O)``: per axis two rows, each output's first and stop tap that meet x (:func:`tap_spans`;
+    made once per geometry, read-only, shared by every call)."""
+    geo = np.array([*axes.kernel, *axes.stride, *axes.dilation, *axes.low, *axes.size_out], dtype=np.int64)
+    spans = np.zeros((6, max(axes.size_out)), dtype=np.int64)
+    for a, axis in enumerate(zip(*axes)):
+        first, stop = tap_spans(*axis)
+        spans[2 * a, : first.size], spans[2 * a + 1, : stop.size] = first, stop
+    geo.flags.writeable = spans.flags.writeable = False
+    return geo, spans
