@@ -72,10 +72,7 @@ def _interior(axes: geometry.Axes3) -> tuple[int, int]:
 def _shape(axes: geometry.Axes3) -> tuple[float, float]:
     """The mean over the output pixels of the taps that meet x (all axes), and the share of the last axis's
     outputs the blocks of four cover (the rest run a pixel at a time)."""
-    taps = 1.0
-    for axis in zip(*axes):
-        first, stop = geometry.tap_spans(*axis)
-        taps *= float((stop - first).mean()) if first.size else 0.0
+    taps = math.prod(geometry.mean_taps(axes))
     lo, hi = _interior(axes)
     return taps, (hi - lo) // PIXELS * PIXELS / axes.size_out[2] if axes.size_out[2] else 0.0
 
@@ -122,8 +119,7 @@ def _packed(weight: np.ndarray, bias: np.ndarray | None, spec: ConvSpec, dtype: 
     w[:, :cg_out] = weight.reshape(groups, cg_out, cg_in, taps)
     w = np.ascontiguousarray(w.reshape(groups, n_blocks, width, cg_in, taps).transpose(0, 1, 4, 3, 2))
     b = np.zeros((groups, n_blocks * width), dtype=dtype)
-    if bias is not None:
-        b[:, :cg_out] = np.asarray(bias, dtype=dtype).reshape(groups, cg_out)
+    b[:, :cg_out] = geometry.bias_by_group(bias, spec, dtype)
     return w.reshape(-1), b.reshape(-1)
 
 
@@ -159,6 +155,20 @@ def conv(x: np.ndarray, weight: np.ndarray, bias: np.ndarray | None, spec: ConvS
     return out
 
 
+@functools.lru_cache(maxsize=256)
+def _offsets(kernel: tuple[int, ...], dilation: tuple[int, ...], x_strides: tuple[int, ...], cg_in: int) -> np.ndarray:
+    """Every (tap, input channel) pair's offset in x from the pixel tap 0 meets, in the packed weight's order, for
+    x's element strides ``(N, axis 1, 2, 3, channels)`` (made once per geometry and strides; read-only)."""
+    grid = np.zeros((1, 1, 1, 1), dtype=np.int64)
+    for a, (k, d) in enumerate(zip(kernel, dilation)):
+        shape = [1, 1, 1, 1]
+        shape[a] = k
+        grid = grid + (np.arange(k, dtype=np.int64) * d * x_strides[1 + a]).reshape(shape)
+    offsets = (grid + np.arange(cg_in, dtype=np.int64) * x_strides[4]).reshape(-1)
+    offsets.flags.writeable = False
+    return offsets
+
+
 def _run(x: np.ndarray, out: np.ndarray, w: np.ndarray, b: np.ndarray, spec: ConvSpec, out_last: bool) -> None:
     """The kernel on a channels-last x (any non-negative strides) into ``out`` (channels-last where
     ``out_last``, else channels-first), on the team."""
@@ -179,13 +189,7 @@ def _run(x: np.ndarray, out: np.ndarray, w: np.ndarray, b: np.ndarray, spec: Con
     out_strides = _element_strides(out, spec.ndim, out_last)
     dims = (groups, cg_in, cg_out, -(-cg_out // width), step, blocks, lo, hi, width)
     xs, os_, dims_array = kernels.index_arrays(x_strides, out_strides, dims)
-    # every (tap, input channel) pair's offset in x from the pixel tap 0 meets, in the weights' order
-    grid = np.zeros((1, 1, 1, 1), dtype=np.int64)
-    for a, (k, d) in enumerate(zip(axes.kernel, axes.dilation)):
-        shape = [1, 1, 1, 1]
-        shape[a] = k
-        grid = grid + (np.arange(k, dtype=np.int64) * d * x_strides[1 + a]).reshape(shape)
-    offsets = (grid + np.arange(cg_in, dtype=np.int64) * x_strides[4]).reshape(-1)
+    offsets = _offsets(axes.kernel, axes.dilation, x_strides, cg_in)
     kernel = _kernel()
     x_flat, out_flat = kernels.flat(x), kernels.flat(out)
     seconds = cost(spec) * batch

@@ -31,16 +31,6 @@ from ...spec import ConvSpec
 from . import geometry, kernels, team
 
 
-@functools.lru_cache(maxsize=256)
-def _mean_taps(axes: geometry.Axes3) -> tuple[float, ...]:
-    """Per 3-D padded axis, the mean over its outputs of the taps that meet x (made once per geometry)."""
-    means = []
-    for axis in zip(*axes):
-        first, stop = geometry.tap_spans(*axis)
-        means.append(float((stop - first).mean()) if first.size else 0.0)
-    return tuple(means)
-
-
 def fused(spec: ConvSpec) -> bool:
     """Whether the taps along the last spatial axis read one run together: one group, dilation 1 there."""
     return spec.groups == 1 and spec.dilation[-1] == 1
@@ -58,7 +48,7 @@ def cost(spec: ConvSpec) -> float:
     loads a second (a dot product of ``w`` channels loads ``w + 1`` values an element: x's and each weight's),
     over the taps that meet x on average (the padding's taps are skipped); the output written once at
     ``COLUMN_STREAM``; where the runs cannot be fused, one run per tap."""
-    taps = _mean_taps(geometry.axes3(spec))
+    taps = geometry.mean_taps(geometry.axes3(spec))
     cg_in, cg_out = spec.in_channels // spec.groups, spec.out_channels // spec.groups
     runs = taps[0] * taps[1] * (1.0 if fused(spec) else taps[2])
     elements = taps[0] * taps[1] * taps[2] * cg_in
@@ -76,7 +66,7 @@ def mean_run(spec: ConvSpec) -> float:
     """The elements of a run on average: the group's input channels, times the taps along the last axis that meet
     x where they are one run (:func:`fused`)."""
     cg_in = spec.in_channels // spec.groups
-    return cg_in * (_mean_taps(geometry.axes3(spec))[2] if fused(spec) else 1.0)
+    return cg_in * (geometry.mean_taps(geometry.axes3(spec))[2] if fused(spec) else 1.0)
 
 
 def preferred(spec: ConvSpec, planes: float) -> bool:

@@ -460,3 +460,14 @@ def span_tables(axes: Axes3) -> tuple[np.ndarray, np.ndarray]:
         spans[2 * a, : first.size], spans[2 * a + 1, : stop.size] = first, stop
     geo.flags.writeable = spans.flags.writeable = False
     return geo, spans
+
+
+@functools.lru_cache(maxsize=256)
+def mean_taps(axes: Axes3) -> tuple[float, ...]:
+    """Per 3-D padded axis, the mean over its outputs of the taps that meet x (:func:`tap_spans`; made once per
+    geometry): the direct kernels' cost models count the taps they sum with it."""
+    means = []
+    for axis in zip(*axes):
+        first, stop = tap_spans(*axis)
+        means.append(float((stop - first).mean()) if first.size else 0.0)
+    return tuple(means)
