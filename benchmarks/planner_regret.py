@@ -42,6 +42,7 @@ ALGORITHMS = (
     "jit_pointwise",
     "jit_depthwise",
     "jit_phases",
+    "jit_blocked",
 )
 
 
