@@ -1371,11 +1371,12 @@ def test_register_blocked_convolution_matches_the_oracle(monkeypatch, team_size)
 
 
 @needs_jit
-def test_planner_ranks_register_blocks_channels_last(monkeypatch):
-    """The planner ranks ``jit_blocked`` channels-last only, and takes it on a first convolution (3 input channels,
-    32 outputs: BLAS's product has 27 inner terms); the choice matches the oracle. Forced, it runs the calls it is
-    not ranked on (channels-first), a stride-1 transposed convolution as its forward twin (never a strided one),
-    and the gradients that come with it."""
+def test_planner_ranks_register_blocks(monkeypatch):
+    """The planner ranks ``jit_blocked`` channels-last, and takes it on a first convolution (3 input channels,
+    32 outputs: BLAS's product has 27 inner terms); channels-first it ranks it without 1x1 kernels and takes it on
+    small calls only (``BLOCKED_FIRST_MAX_SECONDS``); each choice matches the oracle. Forced, it runs the calls it
+    is not ranked on, a stride-1 transposed convolution as its forward twin (never a strided one), and the
+    gradients that come with it."""
     from tconv.engine import planner
     from tconv.implementations.compiled import blocked
 
@@ -1387,11 +1388,28 @@ def test_planner_ranks_register_blocks_channels_last(monkeypatch):
 
     assert blocked.ranked(spec(), channels_last=True)
     assert blocked.ranked(spec(stride=2), channels_last=True)
-    assert not blocked.ranked(spec(), channels_last=False)
-    assert "jit_blocked" not in planner.plan_costs(spec(), 16, False)
+    assert blocked.ranked(spec(), channels_last=False)
+    one_by_one = tconv.ConvSpec.build(transposed=False, input_size=(8, 8), kernel_size=(1, 1), in_channels=16,
+                                      out_channels=32)  # fmt: skip
+    assert blocked.ranked(one_by_one, channels_last=True) and not blocked.ranked(one_by_one, channels_last=False)
     assert planner.select(spec(), np, channels_last=True, batch=16).name == "jit_blocked"
+    # channels-first, a small call (sweep 53's (9, 20, 6, 6) -> 16 k8 p2: 0.14 ms forced against jit_gemm's 0.37)
+    # and a large one (ResNet's (8, 64, 56, 56) -> 64 3x3 stride 2: 4.9 ms against jit_gemm's 4.3)
+    small = tconv.ConvSpec.build(transposed=False, input_size=(6, 6), kernel_size=(8, 8), in_channels=20,
+                                 out_channels=16, padding=2)  # fmt: skip
+    large = tconv.ConvSpec.build(transposed=False, input_size=(56, 56), kernel_size=(3, 3), in_channels=64,
+                                 out_channels=64, stride=2, padding=1)  # fmt: skip
+    assert planner.select(small, np, channels_last=False, batch=9).name == "jit_blocked"
+    assert planner.plan_costs(large, 8, False)["jit_blocked"] > _tuning.BLOCKED_FIRST_MAX_SECONDS
+    assert planner.select(large, np, channels_last=False, batch=8).name != "jit_blocked"
     runs = _blocked_spy(monkeypatch)
     rng = np.random.default_rng(5)
+    x = rng.standard_normal((9, 20, 6, 6)).astype(np.float32)
+    w = rng.standard_normal((16, 20, 8, 8)).astype(np.float32)
+    got = tconv.conv(x, w, padding=2)
+    assert runs == [False]  # chosen, into the channels-first output
+    np.testing.assert_allclose(got, naive_conv(x, w, pads=[(2, 2)] * 2), rtol=2e-4, atol=2e-4)
+    runs.clear()
     x = rng.standard_normal((16, 3, 32, 32)).astype(np.float32)
     w = rng.standard_normal((32, 3, 3, 3)).astype(np.float32)
     got = tconv.conv(np.moveaxis(x, 1, -1).copy(), w, padding=1, channels_last=True)

@@ -328,6 +328,26 @@ BLOCKED_MARGIN = 0.55
 #: summed whole, padded with zero weights); with 1-7 it ran 1.1-3.3x slower than the other choice on nine layers.
 BLOCKED_MIN_OUT = 8
 
+#: ``jit_blocked`` channels-first: the output's elements a second its row buffer writes a channel at a time
+#: (each output channel's row contiguous, the buffer read across its lanes; x's copy channels-last counts at
+#: ``TRANSPOSE_STREAM``), ...
+BLOCKED_SCATTER_RATE = 1e9
+
+#: ... taken only on calls its estimate (the whole call's) puts under this many seconds (on larger ones the copy
+#: of x and the scatter, not the multiply-adds, decided: 0.97-3.6 times the other choice on 43 layers; ResNet's
+#: (8, 64, 56, 56) 3x3 stride-2 layers ran 1.13 times ``jit_gemm``'s 4.3 ms), ...
+BLOCKED_FIRST_MAX_SECONDS = 3e-3
+
+#: ... where its estimate is at most this fraction of every other's (``BLOCKED_MARGIN``'s role), ...
+BLOCKED_FIRST_MARGIN = 0.7
+
+#: ... and ranked there with this many output channels a group or more (one is depthwise: ``jit_depthwise`` and
+#: ``jit_direct`` run along the channels). The four fitted by replaying the planner on forced timings of every
+#: algorithm on forward sweeps 51-54 (``benchmarks/planner_regret.py --json``): the planner's regret 1.075 -> 1.073
+#: (51, 52) and 1.140 -> 1.093 (53, 54); on sweeps 55 and 56, measured after the fit, 1.131 -> 1.100
+#: (docs/design.md, "Register-blocked direct convolution").
+BLOCKED_FIRST_MIN_OUT = 2
+
 #: ``jit_pointwise`` (1x1 kernels) multiplies blocks of pixels whose input and output take at most this many
 #: bytes (a whole sample where it fits: BLAS's rate on wide products outweighs adding the bias while the block
 #: is in the cache; docs/design.md), and never fewer pixels than POINTWISE_MIN_BLOCK.

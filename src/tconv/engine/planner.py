@@ -13,16 +13,16 @@ call description, layout and team (:func:`plan`), among the algorithms :func:`tc
    output (every other algorithm adds a column buffer or a copy to the same product); a strided transposed one
    (its products scattered among the bias) channels-last, or channels-first where its output is at most
    ``POINTWISE_SCATTER_MAX_BYTES`` (:func:`~tconv.implementations.compiled.pointwise.preferred`);
-3. a convolution: ``jit_blocked`` (the register-blocked direct sum; ranked channels-last with
-   ``BLOCKED_MIN_OUT`` output channels a group or more) where the cost model puts it at most ``BLOCKED_MARGIN``
-   of every other estimate (the Winograd ones that qualify below); else ``jit_direct`` (the direct sum, any
-   stride: few channels per group, depthwise) where the
-   cost model puts it at most ``FORWARD_DIRECT_MARGIN`` of the others' (``jit_gemm``: im2col and one product per
-   group; ``jit_winograd`` and ``jit_winograd4`` (F(2x2, 3x3) and F(4x4, 3x3)) for a 2-D 3x3 stride-1 kernel,
+3. a convolution: ``jit_blocked`` (the register-blocked direct sum; ranked channels-last with ``BLOCKED_MIN_OUT``
+   output channels a group or more, channels-first with ``BLOCKED_FIRST_MIN_OUT`` and more than one tap, and taken
+   there only where its estimate is under ``BLOCKED_FIRST_MAX_SECONDS``) where the cost model puts it at most
+   ``BLOCKED_MARGIN`` (channels-first ``BLOCKED_FIRST_MARGIN``) of every other estimate (the Winograd ones that
+   qualify below); else ``jit_direct`` (the direct sum, any stride: few channels per group, depthwise) where the cost
+   model puts it at most ``FORWARD_DIRECT_MARGIN`` of the others' (``jit_gemm``: im2col and one product per group;
+   ``jit_winograd`` and ``jit_winograd4`` (F(2x2, 3x3) and F(4x4, 3x3)) for a 2-D 3x3 stride-1 kernel,
    ``jit_winograd`` on dilated ones only where each phase has ``WINOGRAD_MIN_PHASE`` outputs a side and
-   ``jit_winograd4`` on any only where each phase has ``WINOGRAD4_MIN_SIDE``, each counted only where its cost
-   is at most ``WINOGRAD_MARGIN`` of ``jit_gemm``'s; ``jit_depthwise`` for a depthwise layer), else the cheapest
-   of those;
+   ``jit_winograd4`` on any only where each phase has ``WINOGRAD4_MIN_SIDE``, each counted only where its cost is at
+   most ``WINOGRAD_MARGIN`` of ``jit_gemm``'s; ``jit_depthwise`` for a depthwise layer), else the cheapest of those;
 4. a stride-1 transposed convolution that ``jit_direct`` runs as the direct sum of its forward twin
    (:func:`~tconv.implementations.compiled.algorithms.direct_twin`): ``jit_direct`` where the cost model puts
    it at most ``DIRECT_CONV_MARGIN`` of every other algorithm's cost (``jit_im2col`` included; a margin
@@ -151,7 +151,10 @@ def plan(
     if not spec.transposed:  # im2col and one product per group, Winograd (3x3), or the direct sums
         blocked = costs.pop("jit_blocked", None)  # judged by its own margin, against every other estimate left
         _drop_unqualified_winograd(costs, ("jit_direct",))
-        if blocked is not None and (not costs or blocked <= _tuning.BLOCKED_MARGIN * min(costs.values())):
+        if blocked is not None and not channels_last and blocked > _tuning.BLOCKED_FIRST_MAX_SECONDS:
+            blocked = None  # channels-first, a large call: x's copy and the output's writes decide
+        margin = _tuning.BLOCKED_MARGIN if channels_last else _tuning.BLOCKED_FIRST_MARGIN
+        if blocked is not None and (not costs or blocked <= margin * min(costs.values())):
             return "jit_blocked"
         direct = costs.pop("jit_direct", None)
         if direct is not None and (not costs or direct <= _tuning.FORWARD_DIRECT_MARGIN * min(costs.values())):

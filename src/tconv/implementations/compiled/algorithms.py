@@ -535,7 +535,7 @@ class JitBlocked(Compiled):
     def cost(self, spec: ConvSpec, channels_last: bool = False) -> float | None:
         """The vector multiply-adds and the blocks' set-up (:func:`.blocked.cost`), where the planner ranks it
         (:func:`.blocked.ranked`: convolutions channels-last; a transposed one runs here only when forced)."""
-        return blocked.cost(spec) if blocked.ranked(spec, channels_last) else None
+        return blocked.cost(spec, channels_last) if blocked.ranked(spec, channels_last) else None
 
     def setup_cost(self, spec: ConvSpec) -> float:
         """The weight packed into blocks on every call (:func:`.blocked.packing_cost`)."""

@@ -55,11 +55,17 @@ def fits(spec: ConvSpec) -> bool:
 
 def ranked(spec: ConvSpec, channels_last: bool) -> bool:
     """Whether the planner ranks ``jit_blocked`` on a call (it runs every call :func:`fits` when forced):
-    channels-last, where the estimate held (rms error 14% on 23 layers), with ``BLOCKED_MIN_OUT`` output channels
-    a group or more (fewer fill less than half a float32 block). Channels-first, the copy of x and the output's
-    writes a channel at a time kept it at 0.97-3.6 times the planner's other choice on the forward suite's and
-    sweep 52's 43 channels-first layers (docs/design.md, "Register-blocked direct convolution")."""
-    return fits(spec) and channels_last and spec.out_channels // spec.groups >= _tuning.BLOCKED_MIN_OUT
+    channels-last (where the estimate held: rms error 14% on 23 layers) with ``BLOCKED_MIN_OUT`` output channels a
+    group or more (fewer fill less than half a float32 block); channels-first with ``BLOCKED_FIRST_MIN_OUT`` and a
+    kernel of more than one tap (a 1x1 layer is one product at BLAS's rate: 1.5-3.4 times faster on the sweeps'
+    1x1 layers). The planner takes it channels-first on small calls only (``BLOCKED_FIRST_MAX_SECONDS``:
+    docs/design.md, "Register-blocked direct convolution")."""
+    if not fits(spec):
+        return False
+    cg_out = spec.out_channels // spec.groups
+    if channels_last:
+        return cg_out >= _tuning.BLOCKED_MIN_OUT
+    return cg_out >= _tuning.BLOCKED_FIRST_MIN_OUT and math.prod(spec.kernel_size) > 1
 
 
 @functools.lru_cache(maxsize=256)
@@ -80,12 +86,13 @@ def _shape(axes: geometry.Axes3) -> tuple[float, float]:
     return taps, (hi - lo) // PIXELS * PIXELS / axes.size_out[2] if axes.size_out[2] else 0.0
 
 
-def cost(spec: ConvSpec) -> float:
+def cost(spec: ConvSpec, channels_last: bool = True) -> float:
     """Seconds per sample by the cost model: each output pixel's vector multiply-adds (two a block of output
     channels, per input channel a group and tap that meets x) at ``BLOCKED_RATE`` in the blocks of four pixels
     and ``BLOCKED_EDGE_RATE`` a pixel at a time, and each (pixel block, channel block) a ``BLOCKED_BLOCK_COST``
     (its bias loaded, its outputs stored, its loops entered). The output channels a group count rounded up to
-    whole blocks."""
+    whole blocks. Channels-first, x's copy channels-last (several channels) at ``TRANSPOSE_STREAM`` and the
+    output written from the row buffer at ``BLOCKED_SCATTER_RATE``."""
     axes = geometry.axes3(spec)
     taps, blocked_share = _shape(axes)
     groups = spec.groups
@@ -96,7 +103,13 @@ def cost(spec: ConvSpec) -> float:
     vector_fmas = pixels * blocks * 2 * cg_in * taps
     seconds = vector_fmas * (blocked_share / _tuning.BLOCKED_RATE + (1 - blocked_share) / _tuning.BLOCKED_EDGE_RATE)
     pixel_blocks = pixels * (blocked_share / PIXELS + 1 - blocked_share)
-    return seconds + pixel_blocks * blocks * _tuning.BLOCKED_BLOCK_COST
+    seconds += pixel_blocks * blocks * _tuning.BLOCKED_BLOCK_COST
+    if not channels_last:
+        if spec.in_channels > 1:  # read and written once
+            x_bytes = _tuning.COST_ITEMSIZE * spec.in_channels * math.prod(spec.input_size)
+            seconds += 2 * x_bytes / _tuning.TRANSPOSE_STREAM
+        seconds += pixels * spec.out_channels / _tuning.BLOCKED_SCATTER_RATE
+    return seconds
 
 
 def packing_cost(spec: ConvSpec) -> float:
@@ -216,7 +229,7 @@ def _plan(
     dims = (groups, cg_in, cg_out, -(-cg_out // width), step, blocks, lo, hi, width)
     xs, os_, dims_array = kernels.index_arrays(x_elements, out_elements, dims)  # shared by the plan's calls, read only
     offsets = _offsets(axes.kernel, axes.dilation, x_elements, cg_in)
-    work = cost(spec) * batch / _tuning.KERNEL_ELEMENT_SECONDS
+    work = cost(spec, out_last) * batch / _tuning.KERNEL_ELEMENT_SECONDS
     return _Plan(xs, os_, geo, spans, dims_array, offsets, pairs * blocks, work)
 
 
