@@ -1312,16 +1312,19 @@ def _blocked_spy(monkeypatch):
 
 @needs_jit
 @pytest.mark.parametrize("team_size", [1, 3])
-def test_register_blocked_convolution_matches_the_oracle(monkeypatch, team_size):
+@pytest.mark.parametrize("padded", [False, True])
+def test_register_blocked_convolution_matches_the_oracle(monkeypatch, team_size, padded):
     """``jit_blocked`` (:mod:`.blocked`) forced: 1-3-D, strides, dilations, asymmetric padding and kernels larger
     than x (pixels a tap at a time at the border, taps that meet only padding), groups, output channels that fill
     no whole block (the row buffer), few and many input channels (the table of offsets, the loops a run), a bias
     or none, float32 and float64, both layouts; x contiguous, a crop of a larger array and a transposed view (read
-    in place channels-last, copied channels-last in pieces of a few samples channels-first); every call's ranges on
-    a team of ``team_size``; against the oracle."""
+    in place channels-last, copied channels-last in pieces of a few samples channels-first), or (``padded``) x
+    copied into a zero-padded buffer in pieces of a few samples, whatever its layout (no border; a row's last
+    pixels a block of four); every call's ranges on a team of ``team_size``; against the oracle."""
     from tconv.implementations.compiled import blocked
 
     runs = _blocked_spy(monkeypatch)
+    monkeypatch.setattr(blocked, "_costs", lambda spec, last: (1.0, 0.0) if padded else (0.0, 1.0))
     pieces = []
     real_run = blocked._run
     monkeypatch.setattr(blocked, "_run", lambda x, *rest: (pieces.append(x.shape[0]), real_run(x, *rest))[1])
@@ -1360,7 +1363,15 @@ def test_register_blocked_convolution_matches_the_oracle(monkeypatch, team_size)
                 with tconv.use_algorithm("jit_blocked"):
                     got = tconv.conv(xin, w, b, channels_last=channels_last, **options)
                 assert runs == [channels_last]
-                if channels_last or c_in == 1:  # read in place, whole
+                if padded:  # copied into the padded buffer, CHUNK_BYTES of samples at a time
+                    spec = tconv.ConvSpec.build(
+                        transposed=False, input_size=spatial, kernel_size=kernel, in_channels=c_in,
+                        out_channels=c_out, **options,
+                    )  # fmt: skip
+                    per_sample = c_in * int(np.prod(blocked._padded(spec).buffer)) * x.itemsize
+                    chunk = max(1, 2048 * team_size // per_sample)
+                    assert pieces == [min(chunk, 3 - i) for i in range(0, 3, chunk)]
+                elif channels_last or c_in == 1:  # read in place, whole
                     assert pieces == [3]
                 else:  # copied channels-last, CHUNK_BYTES of samples at a time
                     per_sample = c_in * int(np.prod(spatial)) * x.itemsize
@@ -1637,7 +1648,7 @@ def test_the_direct_weight_gradient_matches_the_oracle(channels_last, monkeypatc
 def test_the_direct_routes_the_planner_chooses_match_the_oracle():
     """Unforced: a U-Net-like 3x3 layer of 16 channels, where the planner runs the stride-1 transposed
     convolution through its twin's direct sum and the convolution's weight gradient directly (both asserted),
-    against the oracle."""
+    against the oracle, and the convolution itself on the register blocks."""
     from tconv.engine import planner
 
     rng = np.random.default_rng(31)
@@ -1648,7 +1659,8 @@ def test_the_direct_routes_the_planner_chooses_match_the_oracle():
                                    out_channels=16, padding=1)  # fmt: skip
     assert planner.select(transposed, np, False, 2, 8).name == "jit_direct"
     assert algorithms.direct_twin(transposed) is not None
-    assert planner.select(forward, np, False, 2, 8).name == "jit_direct" and algorithms.direct_weight_grad(forward)
+    # the convolution itself runs on the register blocks over a padded copy (0.079 ms forced, jit_direct 0.093)
+    assert planner.select(forward, np, False, 2, 8).name == "jit_blocked" and algorithms.direct_weight_grad(forward)
     got = tconv.conv_transpose(x, w, b, padding=1)
     np.testing.assert_allclose(got, naive_conv_transpose(x, w, b, stride=[1, 1], pads=[(1, 1)] * 2), atol=1e-10)
     gy, v = rng.standard_normal((2, 16, 12, 12)), rng.standard_normal(w.shape)

@@ -328,6 +328,11 @@ BLOCKED_MARGIN = 0.55
 #: summed whole, padded with zero weights); with 1-7 it ran 1.1-3.3x slower than the other choice on nine layers.
 BLOCKED_MIN_OUT = 8
 
+#: ``jit_blocked`` copies x into a zero-padded buffer (no border, a row's last pixels a block of four) where its
+#: estimate with the copy, plus this fixed cost of the copy's steps in seconds, is below the estimate without
+#: (measured 5 us on (3, 6, 6, 6, 2) -> 12 k4, where both ran 52-57 us).
+BLOCKED_PADDED_CALL_COST = 5e-6
+
 #: ``jit_blocked`` channels-first: the output's elements a second its row buffer writes a channel at a time
 #: (each output channel's row contiguous, the buffer read across its lanes; x's copy channels-last counts at
 #: ``TRANSPOSE_STREAM``), ...

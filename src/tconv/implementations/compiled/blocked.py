@@ -13,7 +13,9 @@ goes through a row buffer, so each channel's row is written contiguously. The we
 Where a row's taps along the first axes all meet x, a block sums all its (tap, input channel) pairs in one loop
 through a table of their offsets in x; elsewhere (the padding's rows) a loop a run of the pairs that meet x.
 Pixels whose taps along the last axis do not all meet x (the padding's border), and those left over from the
-blocks of four, are summed one pixel at a time over the taps that meet x. Each output is summed with fused
+blocks of four, are summed one pixel at a time over the taps that meet x; or, where the cost model says it pays
+(small maps, whose pixels are mostly border), x is first copied into a zero-padded buffer, over which every row
+runs its blocks through the table and a row's last pixels run as a block of four (:func:`_padded`). Each output is summed with fused
 multiply-adds in the order of the taps, then the input channels, whichever thread computes it.
 
 Where it pays: layers whose products BLAS runs below its rate, because their inner dimension ``C_in/G * K`` or
@@ -36,7 +38,7 @@ import numpy as np
 
 from ... import _tuning
 from ...spec import ConvSpec
-from . import geometry, kernels, team, workspace
+from . import geometry, kernels, team, transpose, workspace
 
 #: output pixels a register block holds (the kernel's code is written for four)
 PIXELS = 4
@@ -86,30 +88,54 @@ def _shape(axes: geometry.Axes3) -> tuple[float, float]:
     return taps, (hi - lo) // PIXELS * PIXELS / axes.size_out[2] if axes.size_out[2] else 0.0
 
 
-def cost(spec: ConvSpec, channels_last: bool = True) -> float:
-    """Seconds per sample by the cost model: each output pixel's vector multiply-adds (two a block of output
-    channels, per input channel a group and tap that meets x) at ``BLOCKED_RATE`` in the blocks of four pixels
-    and ``BLOCKED_EDGE_RATE`` a pixel at a time, and each (pixel block, channel block) a ``BLOCKED_BLOCK_COST``
-    (its bias loaded, its outputs stored, its loops entered). The output channels a group count rounded up to
-    whole blocks. Channels-first, x's copy channels-last (several channels) at ``TRANSPOSE_STREAM`` and the
-    output written from the row buffer at ``BLOCKED_SCATTER_RATE``."""
-    axes = geometry.axes3(spec)
-    taps, blocked_share = _shape(axes)
+def _sums(spec: ConvSpec, taps: float, blocked_share: float, pixels: int) -> float:
+    """Seconds per sample of the kernel's sums: the vector multiply-adds of ``pixels`` outputs (``taps`` a pixel)
+    at ``BLOCKED_RATE`` in blocks of four (``blocked_share`` of them) and ``BLOCKED_EDGE_RATE`` a pixel at a time,
+    and each (pixel block, channel block) a ``BLOCKED_BLOCK_COST`` (its bias loaded, its outputs stored, its loops
+    entered), the output channels a group rounded up to whole blocks."""
     groups = spec.groups
     cg_in, cg_out = spec.in_channels // groups, spec.out_channels // groups
     width = 2 * lanes(_tuning.COST_ITEMSIZE)
     blocks = groups * -(-cg_out // width)
-    pixels = math.prod(spec.output_size)
     vector_fmas = pixels * blocks * 2 * cg_in * taps
     seconds = vector_fmas * (blocked_share / _tuning.BLOCKED_RATE + (1 - blocked_share) / _tuning.BLOCKED_EDGE_RATE)
     pixel_blocks = pixels * (blocked_share / PIXELS + 1 - blocked_share)
-    seconds += pixel_blocks * blocks * _tuning.BLOCKED_BLOCK_COST
+    return seconds + pixel_blocks * blocks * _tuning.BLOCKED_BLOCK_COST
+
+
+@functools.lru_cache(maxsize=1024)
+def _costs(spec: ConvSpec, channels_last: bool) -> tuple[float, float]:
+    """Seconds per sample by the cost model, x read as it is (copied channels-last where it is channels-first with
+    several channels) and x copied into a zero-padded buffer (:func:`_padded`). As it is: the taps that meet x
+    counted, the border's pixels one at a time. Padded: every tap of every output (the padding's zeros included)
+    in blocks of four, the last axis's outputs rounded up to whole blocks, and the buffer filled and written (a
+    transposing copy at ``TRANSPOSE_STREAM`` from a channels-first x of several channels, else ``COPY_STREAM``).
+    Channels-first, the output is written from the row buffer at ``BLOCKED_SCATTER_RATE`` either way."""
+    axes = geometry.axes3(spec)
+    taps, blocked_share = _shape(axes)
+    pixels = math.prod(spec.output_size)
+    plain = _sums(spec, taps, blocked_share, pixels)
+    layout = _padded(spec)
+    rounded = pixels // spec.output_size[-1] * -(-spec.output_size[-1] // PIXELS) * PIXELS
+    padded = _sums(spec, math.prod(spec.kernel_size), 1.0, rounded)
+    item = _tuning.COST_ITEMSIZE
+    x_bytes = item * spec.in_channels * math.prod(spec.input_size)
+    buffer_bytes = item * spec.in_channels * math.prod(layout.buffer)
+    transposing = not channels_last and spec.in_channels > 1
+    padded += (x_bytes + buffer_bytes) / (_tuning.TRANSPOSE_STREAM if transposing else _tuning.COPY_STREAM)
+    padded += buffer_bytes / _tuning.COPY_STREAM  # the zeros
+    if transposing:
+        plain += 2 * x_bytes / _tuning.TRANSPOSE_STREAM  # the copy channels-last, read and written once
     if not channels_last:
-        if spec.in_channels > 1:  # read and written once
-            x_bytes = _tuning.COST_ITEMSIZE * spec.in_channels * math.prod(spec.input_size)
-            seconds += 2 * x_bytes / _tuning.TRANSPOSE_STREAM
-        seconds += pixels * spec.out_channels / _tuning.BLOCKED_SCATTER_RATE
-    return seconds
+        scatter = pixels * spec.out_channels / _tuning.BLOCKED_SCATTER_RATE
+        plain, padded = plain + scatter, padded + scatter
+    return plain, padded
+
+
+def cost(spec: ConvSpec, channels_last: bool = True) -> float:
+    """Seconds per sample by the cost model (:func:`_costs`): x read as it is or copied into a zero-padded buffer,
+    whichever it puts lower (:func:`conv` runs that one)."""
+    return min(_costs(spec, channels_last))
 
 
 def packing_cost(spec: ConvSpec) -> float:
@@ -164,6 +190,17 @@ def conv(x: np.ndarray, weight: np.ndarray, bias: np.ndarray | None, spec: ConvS
     if out.size == 0:
         return out
     w, b = _packed(weight, bias, spec, x.dtype)
+    plain, padded = _costs(spec, channels_last)
+    if (padded - plain) * batch + _tuning.BLOCKED_PADDED_CALL_COST < 0:  # x copied into a zero-padded buffer,
+        # CHUNK_BYTES of samples at a time
+        layout = _padded(spec)
+        source = geometry.moved(x, -1, 1) if channels_last else x  # (N, C, *spatial), a view
+        buffer_shape = (*layout.buffer, spec.in_channels)
+        chunk = max(1, int(_tuning.CHUNK_BYTES // max(1, math.prod(buffer_shape) * x.itemsize)))
+        for first in range(0, batch, chunk):
+            piece = _padded_copy(source[first : first + chunk], layout, buffer_shape)
+            _run(piece, out[first : first + chunk], w, b, layout.spec, channels_last, True)
+        return out
     if channels_last:
         _run(x, out, w, b, spec, True)
         return out
@@ -176,6 +213,68 @@ def conv(x: np.ndarray, weight: np.ndarray, bias: np.ndarray | None, spec: ConvS
         piece = workspace.contiguous(x_last[first : first + chunk], slot=2)
         _run(piece, out[first : first + chunk], w, b, spec, False)
     return out
+
+
+class _Padding(NamedTuple):
+    """x copied into a zero-padded buffer (:func:`_padded`): the call over it, the buffer's spatial shape, the
+    buffer's part x fills (``where``, an index of ``(N, *spatial, C)``), the part of x that fills it (``reads``, an
+    index of ``(N, C, *spatial)``), and whether the buffer has zeros to fill."""
+
+    spec: ConvSpec
+    buffer: tuple[int, ...]
+    where: tuple[slice, ...]
+    reads: tuple[slice, ...]
+    zeros: bool
+
+
+@functools.lru_cache(maxsize=256)
+def _padded(spec: ConvSpec) -> _Padding:
+    """The call over x copied into a zero-padded buffer: every output's taps all meet the buffer (no border: each
+    row runs the blocks of four through the offsets' table), and along the last axis the buffer reaches four
+    pixels on from every output, so that the row's last pixels run as a block of four too (the kernel's ``tail``).
+    The call over the buffer pads nothing; its input is the span the outputs' taps reach (x cropped where it
+    reaches further)."""
+    extent, buffer, where, reads = [], [], [slice(None)], [slice(None), slice(None)]
+    last = spec.ndim - 1
+    for a, (n, k, st, d, (lo, _), o) in enumerate(
+        zip(spec.input_size, spec.kernel_size, spec.stride, spec.dilation, spec.padding, spec.output_size)
+    ):
+        span = (o - 1) * st + (k - 1) * d + 1
+        extent.append(span)
+        buffer.append(span + ((-(-o // PIXELS) * PIXELS - o) * st if a == last else 0))
+        start = max(0, -lo)
+        stop = max(start, min(n, span - lo))
+        where.append(slice(start + lo, stop + lo))
+        reads.append(slice(start, stop))
+    call = ConvSpec.build(
+        transposed=False,
+        input_size=tuple(extent),
+        kernel_size=spec.kernel_size,
+        in_channels=spec.in_channels,
+        out_channels=spec.out_channels,
+        stride=spec.stride,
+        dilation=spec.dilation,
+        groups=spec.groups,
+    )
+    filled = math.prod(r.stop - r.start for r in reads[2:])
+    return _Padding(call, tuple(buffer), tuple(where), tuple(reads), filled < math.prod(buffer))
+
+
+def _padded_copy(source: np.ndarray, layout: _Padding, buffer_shape: tuple[int, ...]) -> np.ndarray:
+    """``source (N, C, *spatial)`` (any strides) copied channels-last into this thread's zero-padded buffer
+    (slot 2), ``(N, *layout.buffer, C)``: channels-first planes of ``TRANSPOSE_TILES_MIN_BYTES`` or more by tiles
+    (:func:`.transpose.planes`), others by NumPy."""
+    plane = workspace.scratch((source.shape[0], *buffer_shape), source.dtype, slot=2)
+    inner = plane[layout.where]
+    if layout.zeros:
+        plane.fill(0)
+    interior = source[layout.reads]
+    if interior.nbytes >= _tuning.TRANSPOSE_TILES_MIN_BYTES and interior.strides[-1] == interior.itemsize:
+        missing = tuple(range(2, 5 - source.ndim + 2))  # unit axes to three spatial ones, for the tiles
+        if transpose.planes(np.expand_dims(geometry.moved(inner, -1, 1), missing), np.expand_dims(interior, missing)):
+            return plane
+    inner[...] = geometry.moved(interior, 1, -1)
+    return plane
 
 
 @functools.lru_cache(maxsize=256)
@@ -208,10 +307,11 @@ class _Plan(NamedTuple):
 @functools.lru_cache(maxsize=1024)
 def _plan(
     spec: ConvSpec, batch: int, x_strides: tuple[int, ...], out_strides: tuple[int, ...], out_last: bool,
-    itemsize: int, threads: int,
+    itemsize: int, threads: int, tail: bool,
 ) -> _Plan:  # fmt: skip
     """A call's :class:`_Plan`, made once per call description, batch, byte strides of x (channels-last) and of
-    the output, output layout, itemsize and team size: on a call of 0.05 ms its making took a fifth."""
+    the output, output layout, itemsize, team size and ``tail`` (x a padded copy, readable four pixels on from
+    every output: :func:`_padded`): on a call of 0.05 ms its making took a fifth."""
     groups = spec.groups
     cg_in, cg_out = spec.in_channels // groups, spec.out_channels // groups
     width = 2 * lanes(itemsize)
@@ -226,17 +326,19 @@ def _plan(
     blocks = -(-axes.size_out[2] // step)
     x_elements = _element_strides(x_strides, itemsize, spec.ndim, True)
     out_elements = _element_strides(out_strides, itemsize, spec.ndim, out_last)
-    dims = (groups, cg_in, cg_out, -(-cg_out // width), step, blocks, lo, hi, width)
+    dims = (groups, cg_in, cg_out, -(-cg_out // width), step, blocks, lo, hi, width, int(tail))
     xs, os_, dims_array = kernels.index_arrays(x_elements, out_elements, dims)  # shared by the plan's calls, read only
     offsets = _offsets(axes.kernel, axes.dilation, x_elements, cg_in)
-    work = cost(spec, out_last) * batch / _tuning.KERNEL_ELEMENT_SECONDS
+    work = min(_costs(spec, out_last)) * batch / _tuning.KERNEL_ELEMENT_SECONDS
     return _Plan(xs, os_, geo, spans, dims_array, offsets, pairs * blocks, work)
 
 
-def _run(x: np.ndarray, out: np.ndarray, w: np.ndarray, b: np.ndarray, spec: ConvSpec, out_last: bool) -> None:
+def _run(
+    x: np.ndarray, out: np.ndarray, w: np.ndarray, b: np.ndarray, spec: ConvSpec, out_last: bool, tail: bool = False
+) -> None:
     """The kernel on a channels-last x (any non-negative strides) into ``out`` (channels-last where
-    ``out_last``, else channels-first), on the team."""
-    plan = _plan(spec, x.shape[0], x.strides, out.strides, out_last, x.itemsize, team.threads())
+    ``out_last``, else channels-first), on the team; ``tail``: x is a padded copy (:func:`_padded`)."""
+    plan = _plan(spec, x.shape[0], x.strides, out.strides, out_last, x.itemsize, team.threads(), tail)
     kernel = _kernel()
     x_flat, out_flat = kernels.flat(x), kernels.flat(out)
     xs, os_, geo, spans, dims, offsets = plan.xs, plan.os, plan.geo, plan.spans, plan.dims, plan.offsets
@@ -409,6 +511,7 @@ def _kernel() -> Any:
         o1n, o2n, o3n = geo[12], geo[13], geo[14]
         groups, cg_in, cg_out, n_blocks = dims[0], dims[1], dims[2], dims[3]
         step, blocks, lo3, hi3 = dims[4], dims[5], dims[6], dims[7]
+        tail = dims[9] != 0  # x readable four pixels on from every output (a padded copy): a last partial block
         width = 2 * _lanes(x)
         if width != dims[8]:  # compiled code from a cache older than the packing's VECTOR_BYTES
             raise ValueError("jit_blocked's compiled kernel disagrees with its packed weight's block width")
@@ -419,6 +522,7 @@ def _kernel() -> Any:
         fused = tap3 == cg_in * xc  # the taps along the last axis one run of x (else one run a tap)
         runs, run = (1, k3 * cg_in) if fused else (k3, cg_in)
         row = np.empty(step * width, dtype=x.dtype)  # a job's outputs of one block, where not stored in place
+        spare = np.empty(PIXELS * width, dtype=x.dtype)  # a partial last block's four pixels (``tail``)
         for job in range(start, stop):
             block = job % blocks
             rest = job // blocks
@@ -450,6 +554,12 @@ def _kernel() -> Any:
                         if every_row and lo3 <= o3 and o3 + 4 <= min(hi3, last):
                             _four_all(x, w, bias, dst, xb, wb, bb, d0 + o3 * dstep, dstep, offsets, pixel)
                             o3 += 4
+                        elif tail and every_row and lo3 <= o3 and hi3 == o3n:  # the row's last pixels, as four
+                            _four_all(x, w, bias, spare, xb, wb, bb, 0, width, offsets, pixel)
+                            for p in range(last - o3):
+                                for i in range(width):
+                                    dst[d0 + (o3 + p) * dstep + i] = spare[p * width + i]
+                            o3 = last
                         elif lo3 <= o3 and o3 + 4 <= min(hi3, last):
                             _four(
                                 x,
