@@ -24,15 +24,21 @@ os.environ.setdefault("TF_ENABLE_ONEDNN_OPTS", "1")
 
 @pytest.fixture(autouse=True)
 def _fresh_routes():
-    """Every test starts with the engine's remembered routing forgotten (``tconv.engine.run._route``, and
-    ``direct_conv.dots_preferred``, the direct sum's channels-last route): a test that
+    """Every test starts with the engine's remembered routing forgotten (``tconv.engine.run._route``,
+    ``direct_conv.dots_preferred``, the direct sum's channels-last route, and ``jit_blocked``'s estimates and plans,
+    cleared again after the test): a test that
     changes the tuning constants or the compiled path's availability (monkeypatched) sees the planner decide
     again, whichever tests ran before it."""
     import importlib
 
     importlib.import_module("tconv.engine.run")._route.cache_clear()
     importlib.import_module("tconv.implementations.compiled.direct_conv").dots_preferred.cache_clear()
+    blocked = importlib.import_module("tconv.implementations.compiled.blocked")
+    blocked._costs.cache_clear()  # the register blocks' estimates and plans read the tuning constants too
+    blocked._plan.cache_clear()
     yield
+    blocked._costs.cache_clear()  # a test that replaced _costs leaves no plan made from its numbers
+    blocked._plan.cache_clear()
 
 
 @contextlib.contextmanager

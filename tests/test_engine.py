@@ -1343,6 +1343,8 @@ def test_register_blocked_convolution_matches_the_oracle(monkeypatch, team_size,
         ((4, 4), (9, 9), (1, 1), (1, 1), [(4, 4), (4, 4)], 3, 8, 1),  # most taps meet only padding
         ((3, 10), (2, 2), (1, 1), (1, 1), [(0, 0), (0, 0)], 12, 48, 3),
         ((7, 9), (3, 3), (2, 1), (1, 1), [(1, 2), (5, 5)], 1, 17, 1),  # one channel; outputs no tap reaches
+        ((10,), (3,), (2,), (1,), [(0, 0)], 5, 16, 1),  # x reaches past the last output's taps (cropped)
+        ((11, 10), (2, 2), (3, 3), (1, 1), [(0, 0), (0, 0)], 4, 16, 1),  # cropped along the last axis only
     )
     for spatial, kernel, stride, dilation, pads, c_in, c_out, groups in cases:
         for dtype in (np.float64, np.float32):
@@ -1364,11 +1366,12 @@ def test_register_blocked_convolution_matches_the_oracle(monkeypatch, team_size,
                     got = tconv.conv(xin, w, b, channels_last=channels_last, **options)
                 assert runs == [channels_last]
                 if padded:  # copied into the padded buffer, CHUNK_BYTES of samples at a time
-                    spec = tconv.ConvSpec.build(
-                        transposed=False, input_size=spatial, kernel_size=kernel, in_channels=c_in,
-                        out_channels=c_out, **options,
-                    )  # fmt: skip
-                    per_sample = c_in * int(np.prod(blocked._padded(spec).buffer)) * x.itemsize
+                    # the buffer: the span the outputs' taps reach, and four pixels on from every output along the
+                    # last axis (whole blocks of four)
+                    sizes = expected.shape[2:]
+                    buffer = [(o - 1) * st + (k - 1) * d + 1 for o, st, k, d in zip(sizes, stride, kernel, dilation)]
+                    buffer[-1] += (-(-sizes[-1] // 4) * 4 - sizes[-1]) * stride[-1]
+                    per_sample = c_in * int(np.prod(buffer)) * x.itemsize
                     chunk = max(1, 2048 * team_size // per_sample)
                     assert pieces == [min(chunk, 3 - i) for i in range(0, 3, chunk)]
                 elif channels_last or c_in == 1:  # read in place, whole
@@ -1379,6 +1382,30 @@ def test_register_blocked_convolution_matches_the_oracle(monkeypatch, team_size,
                     assert pieces == [min(chunk, 3 - i) for i in range(0, 3, chunk)]
                 got = np.moveaxis(got, -1, 1) if channels_last else got
                 np.testing.assert_allclose(got, expected, atol=tolerance, rtol=tolerance)
+
+
+@needs_jit
+@pytest.mark.parametrize("rank", [1, 2, 3])
+def test_register_blocks_padded_copy_by_tiles(monkeypatch, rank):
+    """The zero-padded copy of a channels-first x of many channels runs by tiles (:func:`.transpose.planes`, its
+    thresholds lowered to reach it on small arrays), at every rank; against the oracle."""
+    from tconv.implementations.compiled import blocked, transpose
+
+    monkeypatch.setattr(blocked, "_costs", lambda spec, last: (1.0, 0.0))  # the padded copy
+    monkeypatch.setattr(_tuning, "TRANSPOSE_TILES_MIN_BYTES", 0)
+    monkeypatch.setattr(_tuning, "TRANSPOSE_TILES_MIN_SIDE", 2)
+    tiled = []
+    real = transpose.planes
+    monkeypatch.setattr(transpose, "planes", lambda dst, src: (tiled.append(src.shape), real(dst, src))[1])
+    rng = np.random.default_rng(rank)
+    spatial = (9, 7, 6)[:rank]
+    x = rng.standard_normal((2, 40, *spatial))
+    w = rng.standard_normal((24, 40, *(3,) * rank))
+    with tconv.use_algorithm("jit_blocked"):
+        got = tconv.conv(x, w, stride=2, padding=1)
+    assert tiled and all(len(shape) == 5 and shape[1] == 40 for shape in tiled)
+    expected = naive_conv(x, w, stride=[2] * rank, pads=[(1, 1)] * rank)
+    np.testing.assert_allclose(got, expected, rtol=1e-10, atol=1e-10)
 
 
 @needs_jit
@@ -1661,6 +1688,8 @@ def test_the_direct_routes_the_planner_chooses_match_the_oracle():
     assert algorithms.direct_twin(transposed) is not None
     # the convolution itself runs on the register blocks over a padded copy (0.079 ms forced, jit_direct 0.093)
     assert planner.select(forward, np, False, 2, 8).name == "jit_blocked" and algorithms.direct_weight_grad(forward)
+    got = tconv.conv(x, w, b, padding=1)
+    np.testing.assert_allclose(got, naive_conv(x, w, b, pads=[(1, 1)] * 2), atol=1e-10)
     got = tconv.conv_transpose(x, w, b, padding=1)
     np.testing.assert_allclose(got, naive_conv_transpose(x, w, b, stride=[1, 1], pads=[(1, 1)] * 2), atol=1e-10)
     gy, v = rng.standard_normal((2, 16, 12, 12)), rng.standard_normal(w.shape)

@@ -339,8 +339,8 @@ BLOCKED_PADDED_CALL_COST = 5e-6
 BLOCKED_SCATTER_RATE = 1e9
 
 #: ... taken only on calls its estimate (the whole call's) puts under this many seconds (on larger ones the copy
-#: of x and the scatter, not the multiply-adds, decided: 0.97-3.6 times the other choice on 43 layers; ResNet's
-#: (8, 64, 56, 56) 3x3 stride-2 layers ran 1.13 times ``jit_gemm``'s 4.3 ms), ...
+#: of x and the scatter, not the multiply-adds, decided: 0.97-3.6 times the other choice on 43 layers;
+#: (8, 64, 56, 56) -> 64 3x3 stride 2 ran 1.13 times ``jit_gemm``'s 4.3 ms), ...
 BLOCKED_FIRST_MAX_SECONDS = 3e-3
 
 #: ... where its estimate is at most this fraction of every other's (``BLOCKED_MARGIN``'s role), ...

@@ -522,7 +522,8 @@ class JitBlocked(Compiled):
     name = "jit_blocked"
     description = (
         "compiled direct convolution with blocks of 4 output pixels x 2 SIMD vectors of output channels held in "
-        "registers, x read in place channels-last (convolutions of any stride, dilation, padding and groups, "
+        "registers, x read in place channels-last or copied (channels-last, or zero-padded on small maps; "
+        "convolutions of any stride, dilation, padding and groups, "
         "and stride-1 transposed ones as their forward twin; NumPy, rank <= 3, needs numba)"
     )
 
@@ -533,8 +534,9 @@ class JitBlocked(Compiled):
         return target is not None and blocked.fits(target) and runs_compiled(spec, xp)
 
     def cost(self, spec: ConvSpec, channels_last: bool = False) -> float | None:
-        """The vector multiply-adds and the blocks' set-up (:func:`.blocked.cost`), where the planner ranks it
-        (:func:`.blocked.ranked`: convolutions channels-last; a transposed one runs here only when forced)."""
+        """The vector multiply-adds, the blocks' set-up and the copies (:func:`.blocked.cost`), where the planner
+        ranks it (:func:`.blocked.ranked`: convolutions channels-last, and channels-first of more than one tap; a
+        transposed one runs here only when forced)."""
         return blocked.cost(spec, channels_last) if blocked.ranked(spec, channels_last) else None
 
     def setup_cost(self, spec: ConvSpec) -> float:

@@ -13,16 +13,18 @@ goes through a row buffer, so each channel's row is written contiguously. The we
 Where a row's taps along the first axes all meet x, a block sums all its (tap, input channel) pairs in one loop
 through a table of their offsets in x; elsewhere (the padding's rows) a loop a run of the pairs that meet x.
 Pixels whose taps along the last axis do not all meet x (the padding's border), and those left over from the
-blocks of four, are summed one pixel at a time over the taps that meet x; or, where the cost model says it pays
+blocks of four, are summed one pixel at a time over the taps that meet x. Or, where the cost model says it pays
 (small maps, whose pixels are mostly border), x is first copied into a zero-padded buffer, over which every row
-runs its blocks through the table and a row's last pixels run as a block of four (:func:`_padded`). Each output is summed with fused
-multiply-adds in the order of the taps, then the input channels, whichever thread computes it.
+runs its blocks through the table and a row's last pixels run as a block of four (:func:`_padded`). Each output
+is summed with fused multiply-adds in the order of the taps, then the input channels, whichever thread computes
+it.
 
 Where it pays: layers whose products BLAS runs below its rate, because their inner dimension ``C_in/G * K`` or
 their output channels are short (a first convolution over three channels: 27 terms), and layers an im2col would
-copy many times over. Its cost (:func:`cost`) is the vector multiply-adds at ``BLOCKED_RATE``, the border's at
-``BLOCKED_EDGE_RATE``, and each block's set-up; output channels padded to a whole block count in full, so a
-layer of few output channels a group (depthwise) is left to the others (:func:`ranked`).
+copy many times over. Its cost (:func:`cost`, :func:`_costs`) is the vector multiply-adds at ``BLOCKED_RATE``,
+the border's at ``BLOCKED_EDGE_RATE``, and each block's set-up, plus the copies (x's channels-last or padded copy,
+a channels-first output's writes from the row buffer); output channels padded to a whole block count in full, so
+a layer of few output channels a group (depthwise) is left to the others (:func:`ranked`).
 
 The module is long because its kernel's three block sums (all taps, a row's runs, one pixel) are written out
 vector by vector: a helper that looped over the accumulators would keep them in memory, not in registers.
@@ -111,9 +113,11 @@ def _costs(spec: ConvSpec, channels_last: bool) -> tuple[float, float]:
     in blocks of four, the last axis's outputs rounded up to whole blocks, and the buffer filled and written (a
     transposing copy at ``TRANSPOSE_STREAM`` from a channels-first x of several channels, else ``COPY_STREAM``).
     Channels-first, the output is written from the row buffer at ``BLOCKED_SCATTER_RATE`` either way."""
+    pixels = math.prod(spec.output_size)
+    if pixels == 0:  # nothing to sum (tconv.conv returns such calls before any algorithm)
+        return 0.0, math.inf
     axes = geometry.axes3(spec)
     taps, blocked_share = _shape(axes)
-    pixels = math.prod(spec.output_size)
     plain = _sums(spec, taps, blocked_share, pixels)
     layout = _padded(spec)
     rounded = pixels // spec.output_size[-1] * -(-spec.output_size[-1] // PIXELS) * PIXELS
@@ -123,7 +127,8 @@ def _costs(spec: ConvSpec, channels_last: bool) -> tuple[float, float]:
     buffer_bytes = item * spec.in_channels * math.prod(layout.buffer)
     transposing = not channels_last and spec.in_channels > 1
     padded += (x_bytes + buffer_bytes) / (_tuning.TRANSPOSE_STREAM if transposing else _tuning.COPY_STREAM)
-    padded += buffer_bytes / _tuning.COPY_STREAM  # the zeros
+    if layout.zeros:
+        padded += buffer_bytes / _tuning.COPY_STREAM  # the zeros
     if transposing:
         plain += 2 * x_bytes / _tuning.TRANSPOSE_STREAM  # the copy channels-last, read and written once
     if not channels_last:
@@ -182,9 +187,11 @@ def _element_strides(strides: tuple[int, ...], itemsize: int, ndim: int, channel
 
 def conv(x: np.ndarray, weight: np.ndarray, bias: np.ndarray | None, spec: ConvSpec, channels_last: bool) -> np.ndarray:
     """The convolution of a batched x in the caller's layout (any non-negative strides), into a fresh output in
-    the same layout. A channels-first x of several channels is copied channels-last first, ``CHUNK_BYTES`` of
-    samples at a time (:func:`.workspace.contiguous`, in tiles): read in place, each (tap, input channel) pair of
-    a block would touch a cache line of its own (:func:`ranked`)."""
+    the same layout. Where the cost model prices it lower (:func:`_costs`, plus ``BLOCKED_PADDED_CALL_COST``), x is
+    copied into a zero-padded channels-last buffer first, ``CHUNK_BYTES`` of samples at a time (:func:`_padded`).
+    Else a channels-last x is read in place, and a channels-first x of several channels is copied channels-last
+    first, ``CHUNK_BYTES`` of samples at a time (:func:`.workspace.contiguous`, in tiles): read in place, each
+    (tap, input channel) pair of a block would touch a cache line of its own."""
     batch = x.shape[0]
     out = geometry.empty_out(batch, spec.out_channels, spec.output_size, x.dtype, channels_last)
     if out.size == 0:
@@ -298,7 +305,8 @@ class _Plan(NamedTuple):
     os: np.ndarray  # the output's, alike
     geo: np.ndarray  # geometry.span_tables
     spans: np.ndarray
-    dims: np.ndarray  # groups, C_in/G, C_out/G, channel blocks, pixels a job, jobs a row, interior [lo, hi), width
+    dims: np.ndarray  # groups, C_in/G, C_out/G, channel blocks, pixels a job, jobs a row, interior [lo, hi), width,
+    # tail (x a padded copy: a row's last pixels a block of four)
     offsets: np.ndarray  # the (tap, input channel) pairs' offsets in x (:func:`_offsets`)
     jobs: int
     work: float  # elements of work, for the team's hand-off (team.ranges)
@@ -311,7 +319,7 @@ def _plan(
 ) -> _Plan:  # fmt: skip
     """A call's :class:`_Plan`, made once per call description, batch, byte strides of x (channels-last) and of
     the output, output layout, itemsize, team size and ``tail`` (x a padded copy, readable four pixels on from
-    every output: :func:`_padded`): on a call of 0.05 ms its making took a fifth."""
+    every output: :func:`_padded`): on a call of 0.07 ms its making took a tenth."""
     groups = spec.groups
     cg_in, cg_out = spec.in_channels // groups, spec.out_channels // groups
     width = 2 * lanes(itemsize)
@@ -503,7 +511,8 @@ def _kernel() -> Any:
         # element, strides os alike; w flat (G, blocks, K, C_in/G, width), bias (G, blocks * width), both
         # zero-padded to whole blocks of width = 2 * lanes output channels. geo: per 3-D padded axis k, s, d, lo,
         # o; spans (6, max O): per axis each output's first and stop tap that meet x; [lo3, hi3) the last axis's
-        # outputs whose taps along it all meet x. Job = (sample, o1, o2, block of ``step`` o3).
+        # outputs whose taps along it all meet x; dims as _Plan's (dims[9], ``tail``: x readable four pixels on from
+        # every output, a padded copy). Job = (sample, o1, o2, block of ``step`` o3).
         k2, k3 = geo[1], geo[2]
         s1, s2, s3 = geo[3], geo[4], geo[5]
         d1, d2, d3 = geo[6], geo[7], geo[8]
