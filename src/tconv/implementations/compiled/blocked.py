@@ -26,8 +26,9 @@ the border's at ``BLOCKED_EDGE_RATE``, and each block's set-up, plus the copies 
 a channels-first output's writes from the row buffer); output channels padded to a whole block count in full, so
 a layer of few output channels a group (depthwise) is left to the others (:func:`ranked`).
 
-The module is long because its kernel's three block sums (all taps, a row's runs, one pixel) are written out
-vector by vector: a helper that looped over the accumulators would keep them in memory, not in registers.
+The module is long because its kernel's block sums (all taps, a row's runs, one pixel) keep their eight
+accumulators as separate values, passed to and returned from inlined helpers vector by vector: a helper that looped
+over them in an array would keep them in memory, not in registers.
 """
 
 from __future__ import annotations
@@ -240,19 +241,14 @@ def _padded(spec: ConvSpec) -> _Padding:
     row runs the blocks of four through the offsets' table), and along the last axis the buffer reaches four
     pixels on from every output, so that the row's last pixels run as a block of four too (the kernel's ``tail``).
     The call over the buffer pads nothing; its input is the span the outputs' taps reach (x cropped where it
-    reaches further)."""
-    extent, buffer, where, reads = [], [], [slice(None)], [slice(None), slice(None)]
-    last = spec.ndim - 1
-    for a, (n, k, st, d, (lo, _), o) in enumerate(
-        zip(spec.input_size, spec.kernel_size, spec.stride, spec.dilation, spec.padding, spec.output_size)
-    ):
-        span = (o - 1) * st + (k - 1) * d + 1
-        extent.append(span)
-        buffer.append(span + ((-(-o // PIXELS) * PIXELS - o) * st if a == last else 0))
-        start = max(0, -lo)
-        stop = max(start, min(n, span - lo))
-        where.append(slice(start + lo, stop + lo))
-        reads.append(slice(start, stop))
+    reaches further): the im2col's zero-padded plane (:func:`.geometry.im2col_geometry`), the same span and the
+    same part of x in it."""
+    planes = geometry.im2col_geometry(geometry.axes3(spec))
+    rank, o, st = spec.ndim, spec.output_size[-1], spec.stride[-1]
+    extent = planes.span[3 - rank :]
+    buffer = (*extent[:-1], extent[-1] + (-(-o // PIXELS) * PIXELS - o) * st)  # four pixels on from every output
+    where = (slice(None), *(slice(a, b) for a, b in planes.dst[3 - rank :]))
+    reads = (slice(None), slice(None), *(slice(a, b) for a, b in planes.src[3 - rank :]))
     call = ConvSpec.build(
         transposed=False,
         input_size=tuple(extent),
@@ -264,7 +260,7 @@ def _padded(spec: ConvSpec) -> _Padding:
         groups=spec.groups,
     )
     filled = math.prod(r.stop - r.start for r in reads[2:])
-    return _Padding(call, tuple(buffer), tuple(where), tuple(reads), filled < math.prod(buffer))
+    return _Padding(call, buffer, where, reads, filled < math.prod(buffer))
 
 
 def _padded_copy(source: np.ndarray, layout: _Padding, buffer_shape: tuple[int, ...]) -> np.ndarray:
@@ -363,6 +359,8 @@ _vfma: Any = None
 _vload: Any = None
 _vsplat: Any = None
 _vstore: Any = None
+_pair: Any = None
+_store: Any = None
 _four: Any = None
 _four_all: Any = None
 _one: Any = None
@@ -375,8 +373,39 @@ def _kernel() -> Any:
     # Everything the kernel calls is a module global, not a closure variable: numba's disk cache keys a function
     # by its pickled closure, and a dispatcher or an intrinsic pickles with an id new in every process, so a
     # kernel holding one in its closure would be compiled again in every new process (kernels.py does the same).
-    global _lanes, _vfma, _vload, _vsplat, _vstore, _four, _four_all, _one
+    global _lanes, _vfma, _vload, _vsplat, _vstore, _pair, _store, _four, _four_all, _one
     _lanes, _vfma, _vload, _vsplat, _vstore = simd.lanes, simd.vfma, simd.vload, simd.vsplat, simd.vstore
+
+    def pair(x, w, xe, wi, pixel, lane, a00, a01, a10, a11, a20, a21, a30, a31):  # type: ignore[no-untyped-def]
+        # One (tap, input channel) pair into a block's accumulators: its two weight vectors from ``wi``, each of
+        # the four pixels' input element (``pixel`` apart from ``xe``) broadcast once, eight multiply-adds. The
+        # accumulators go in and come back as values (inlined: they stay in registers).
+        w0 = _vload(w, wi)
+        w1 = _vload(w, wi + lane)
+        v = _vsplat(x, xe)
+        a00 = _vfma(a00, v, w0)
+        a01 = _vfma(a01, v, w1)
+        v = _vsplat(x, xe + pixel)
+        a10 = _vfma(a10, v, w0)
+        a11 = _vfma(a11, v, w1)
+        v = _vsplat(x, xe + 2 * pixel)
+        a20 = _vfma(a20, v, w0)
+        a21 = _vfma(a21, v, w1)
+        v = _vsplat(x, xe + 3 * pixel)
+        a30 = _vfma(a30, v, w0)
+        a31 = _vfma(a31, v, w1)
+        return a00, a01, a10, a11, a20, a21, a30, a31
+
+    def store(dst, db, dstep, lane, a00, a01, a10, a11, a20, a21, a30, a31):  # type: ignore[no-untyped-def]
+        # A block's four pixels (``dstep`` apart from ``db``), two vectors each, into ``dst``.
+        _vstore(dst, db, a00)
+        _vstore(dst, db + lane, a01)
+        _vstore(dst, db + dstep, a10)
+        _vstore(dst, db + dstep + lane, a11)
+        _vstore(dst, db + 2 * dstep, a20)
+        _vstore(dst, db + 2 * dstep + lane, a21)
+        _vstore(dst, db + 3 * dstep, a30)
+        _vstore(dst, db + 3 * dstep + lane, a31)
 
     def four(  # type: ignore[no-untyped-def]
         x,
@@ -420,31 +449,13 @@ def _kernel() -> Any:
                 for _r in range(runs):
                     xe = xi
                     for _e in range(run):
-                        w0 = _vload(w, wi)
-                        w1 = _vload(w, wi + lane)
-                        v = _vsplat(x, xe)
-                        a00 = _vfma(a00, v, w0)
-                        a01 = _vfma(a01, v, w1)
-                        v = _vsplat(x, xe + pixel)
-                        a10 = _vfma(a10, v, w0)
-                        a11 = _vfma(a11, v, w1)
-                        v = _vsplat(x, xe + 2 * pixel)
-                        a20 = _vfma(a20, v, w0)
-                        a21 = _vfma(a21, v, w1)
-                        v = _vsplat(x, xe + 3 * pixel)
-                        a30 = _vfma(a30, v, w0)
-                        a31 = _vfma(a31, v, w1)
+                        a00, a01, a10, a11, a20, a21, a30, a31 = _pair(
+                            x, w, xe, wi, pixel, lane, a00, a01, a10, a11, a20, a21, a30, a31
+                        )
                         wi += width
                         xe += xc
                     xi += tap3
-        _vstore(dst, db, a00)
-        _vstore(dst, db + lane, a01)
-        _vstore(dst, db + dstep, a10)
-        _vstore(dst, db + dstep + lane, a11)
-        _vstore(dst, db + 2 * dstep, a20)
-        _vstore(dst, db + 2 * dstep + lane, a21)
-        _vstore(dst, db + 3 * dstep, a30)
-        _vstore(dst, db + 3 * dstep + lane, a31)
+        _store(dst, db, dstep, lane, a00, a01, a10, a11, a20, a21, a30, a31)
 
     def four_all(x, w, bias, dst, xb, wb, bb, db, dstep, offsets, pixel):  # type: ignore[no-untyped-def]
         # :func:`four` where every tap meets x (the interior): one loop over the (tap, input channel) pairs,
@@ -456,29 +467,11 @@ def _kernel() -> Any:
         wi = wb
         for e in range(offsets.size):
             xe = xb + offsets[e]
-            w0 = _vload(w, wi)
-            w1 = _vload(w, wi + lane)
-            v = _vsplat(x, xe)
-            a00 = _vfma(a00, v, w0)
-            a01 = _vfma(a01, v, w1)
-            v = _vsplat(x, xe + pixel)
-            a10 = _vfma(a10, v, w0)
-            a11 = _vfma(a11, v, w1)
-            v = _vsplat(x, xe + 2 * pixel)
-            a20 = _vfma(a20, v, w0)
-            a21 = _vfma(a21, v, w1)
-            v = _vsplat(x, xe + 3 * pixel)
-            a30 = _vfma(a30, v, w0)
-            a31 = _vfma(a31, v, w1)
+            a00, a01, a10, a11, a20, a21, a30, a31 = _pair(
+                x, w, xe, wi, pixel, lane, a00, a01, a10, a11, a20, a21, a30, a31
+            )
             wi += width
-        _vstore(dst, db, a00)
-        _vstore(dst, db + lane, a01)
-        _vstore(dst, db + dstep, a10)
-        _vstore(dst, db + dstep + lane, a11)
-        _vstore(dst, db + 2 * dstep, a20)
-        _vstore(dst, db + 2 * dstep + lane, a21)
-        _vstore(dst, db + 3 * dstep, a30)
-        _vstore(dst, db + 3 * dstep + lane, a31)
+        _store(dst, db, dstep, lane, a00, a01, a10, a11, a20, a21, a30, a31)
 
     def one(x, w, bias, dst, xb, wb, bb, db, t1a, t1b, t2a, t2b, t3a, t3b, k2, k3, cg_in, tap1, tap2, tap3, xc):  # type: ignore[no-untyped-def]
         # One pixel from ``xb``, the taps [t1a, t1b) x [t2a, t2b) x [t3a, t3b); as :func:`four` otherwise.
@@ -504,6 +497,7 @@ def _kernel() -> Any:
 
     # inlined (numba's IR) into the job loop: a call passes every array as seven arguments, most on the stack
     inline = kernels.numba_module().njit(inline="always", fastmath=True, nogil=True)
+    _pair, _store = inline(pair), inline(store)  # before the functions that call them are compiled
     _four, _four_all, _one = inline(four), inline(four_all), inline(one)
 
     def blocked(x, w, bias, out, xs, os, geo, spans, dims, offsets, start, stop):  # type: ignore[no-untyped-def]
