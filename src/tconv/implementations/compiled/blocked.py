@@ -178,14 +178,6 @@ def _packed(weight: np.ndarray, bias: np.ndarray | None, spec: ConvSpec, dtype: 
     return w.reshape(-1), b.reshape(-1)
 
 
-def _element_strides(strides: tuple[int, ...], itemsize: int, ndim: int, channels_last: bool) -> tuple[int, ...]:
-    """``(N, axis 1, axis 2, axis 3, channels)`` strides in elements of a batched array of byte ``strides``,
-    padded to 3-D."""
-    elements = [st // itemsize for st in strides]
-    channel = elements.pop(-1 if channels_last else 1)
-    return (elements[0], *((0,) * (3 - ndim)), *elements[1:], channel)
-
-
 def conv(x: np.ndarray, weight: np.ndarray, bias: np.ndarray | None, spec: ConvSpec, channels_last: bool) -> np.ndarray:
     """The convolution of a batched x in the caller's layout (any non-negative strides), into a fresh output in
     the same layout. Where the cost model prices it lower (:func:`_costs`, plus ``BLOCKED_PADDED_CALL_COST``), x is
@@ -328,8 +320,8 @@ def _plan(
     step = -(-axes.size_out[2] // blocks)
     step = -(-step // PIXELS) * PIXELS  # whole blocks of pixels a job
     blocks = -(-axes.size_out[2] // step)
-    x_elements = _element_strides(x_strides, itemsize, spec.ndim, True)
-    out_elements = _element_strides(out_strides, itemsize, spec.ndim, out_last)
+    x_elements = geometry.element_strides(x_strides, itemsize, spec.ndim, True)
+    out_elements = geometry.element_strides(out_strides, itemsize, spec.ndim, out_last)
     dims = (groups, cg_in, cg_out, -(-cg_out // width), step, blocks, lo, hi, width, int(tail))
     xs, os_, dims_array = kernels.index_arrays(x_elements, out_elements, dims)  # shared by the plan's calls, read only
     offsets = _offsets(axes.kernel, axes.dilation, x_elements, cg_in)

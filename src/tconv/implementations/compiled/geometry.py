@@ -405,6 +405,14 @@ def patches_fit(spec: ConvSpec) -> bool:
     )
 
 
+def element_strides(strides: tuple[int, ...], itemsize: int, ndim: int, channels_last: bool) -> tuple[int, ...]:
+    """``(N, axis 1, axis 2, axis 3, channels)`` strides in elements of a batched array of byte ``strides``,
+    padded to 3-D (the register-blocked kernels' index arithmetic)."""
+    elements = [st // itemsize for st in strides]
+    channel = elements.pop(-1 if channels_last else 1)
+    return (elements[0], *((0,) * (3 - ndim)), *elements[1:], channel)
+
+
 def empty_out(batch: int, channels: int, size: tuple[int, ...], dtype: Any, channels_last: bool) -> np.ndarray:
     """An uninitialised batched result in the caller's layout."""
     shape = (batch, *size, channels) if channels_last else (batch, channels, *size)
