@@ -43,6 +43,7 @@ ALGORITHMS = (
     "jit_depthwise",
     "jit_phases",
     "jit_blocked",
+    "jit_dots",
 )
 
 

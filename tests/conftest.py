@@ -25,8 +25,8 @@ os.environ.setdefault("TF_ENABLE_ONEDNN_OPTS", "1")
 @pytest.fixture(autouse=True)
 def _fresh_routes():
     """Every test starts with the engine's remembered routing forgotten (``tconv.engine.run._route``,
-    ``direct_conv.dots_preferred``, the direct sum's channels-last route, and ``jit_blocked``'s estimates and plans,
-    cleared again after the test): a test that
+    ``direct_conv.dots_preferred``, the direct sum's channels-last route, ``jit_blocked``'s estimates and plans, and
+    ``jit_dots``' (all cleared again after the test)): a test that
     changes the tuning constants or the compiled path's availability (monkeypatched) sees the planner decide
     again, whichever tests ran before it."""
     import importlib
@@ -34,11 +34,13 @@ def _fresh_routes():
     importlib.import_module("tconv.engine.run")._route.cache_clear()
     importlib.import_module("tconv.implementations.compiled.direct_conv").dots_preferred.cache_clear()
     blocked = importlib.import_module("tconv.implementations.compiled.blocked")
-    blocked._costs.cache_clear()  # the register blocks' estimates and plans read the tuning constants too
-    blocked._plan.cache_clear()
+    dots = importlib.import_module("tconv.implementations.compiled.window_dots")
+    caches = (blocked._costs, blocked._plan, dots.cost, dots._plan)  # their estimates and plans read the constants
+    for cache in caches:
+        cache.cache_clear()
     yield
-    blocked._costs.cache_clear()  # a test that replaced _costs leaves no plan made from its numbers
-    blocked._plan.cache_clear()
+    for cache in caches:  # a test that replaced _costs leaves no plan made from its numbers
+        cache.cache_clear()
 
 
 @contextlib.contextmanager

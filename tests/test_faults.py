@@ -692,6 +692,28 @@ def test_views_of_every_kind_in_every_argument(algorithm):
 
 
 @needs_jit
+def test_views_of_every_kind_on_the_window_dots_path():
+    """``jit_dots`` runs convolutions only: x and the weight as every kind of view, both layouts, against the
+    oracle; a zero-stride x too."""
+    x = RNG.standard_normal((2, 3, 6, 5))
+    w = RNG.standard_normal((9, 3, 3, 2))
+    pads = [(1, 1), (0, 1)]
+    expected = naive_conv(x, w, pads=pads)
+    with tconv.use_algorithm("jit_dots"):
+        for channels_last in (False, True):
+
+            def layout(a, channels_last=channels_last):
+                return np.moveaxis(a, 1, -1) if channels_last else a
+
+            for kind, xv in _views(layout(x)).items():
+                for wv in _views(w).values():
+                    got = tconv.conv(xv, wv, padding=pads, channels_last=channels_last)
+                    np.testing.assert_allclose(got, layout(expected), atol=1e-12, err_msg=kind)
+        zero = np.broadcast_to(x[:, :, :1], x.shape)
+        np.testing.assert_allclose(tconv.conv(zero, w), naive_conv(np.ascontiguousarray(zero), w), atol=1e-12)
+
+
+@needs_jit
 def test_views_of_every_kind_on_the_register_blocked_path():
     """``jit_blocked`` runs convolutions (the transposed views test above is strided, which it does not run): x,
     weight and grad_output as every kind of view, both layouts, forward and the gradients of a stride-1 layer

@@ -21,6 +21,7 @@ _jit_missing = pytest.mark.skipif(not kernels.available(), reason="no compiled p
 JIT_GEMM = pytest.param("jit_gemm", marks=_jit_missing)
 JIT_DIRECT = pytest.param("jit_direct", marks=_jit_missing)
 JIT_BLOCKED = pytest.param("jit_blocked", marks=_jit_missing)
+JIT_DOTS = pytest.param("jit_dots", marks=_jit_missing)
 JIT_PIXELS = pytest.param("jit_pixels", marks=_jit_missing)
 JIT_PATCHES = pytest.param("jit_patches", marks=_jit_missing)
 JIT_IM2COL = pytest.param("jit_im2col", marks=_jit_missing)
@@ -30,7 +31,17 @@ JIT_PHASES = pytest.param("jit_phases", marks=_jit_missing)
 def _forced(algorithm, case):
     """The forced algorithm, or None where it does not cover the case (the compiled path: rank <= 3)."""
     if (
-        algorithm in ("jit_gemm", "jit_direct", "jit_pixels", "jit_patches", "jit_im2col", "jit_phases", "jit_blocked")
+        algorithm
+        in (
+            "jit_gemm",
+            "jit_direct",
+            "jit_pixels",
+            "jit_patches",
+            "jit_im2col",
+            "jit_phases",
+            "jit_blocked",
+            "jit_dots",
+        )
         and case.d > 3
     ):
         return None
@@ -75,7 +86,7 @@ def _matches_oracle(algorithm, case):
     np.testing.assert_allclose(got, expected, rtol=1e-10, atol=1e-10)
 
 
-@pytest.mark.parametrize("algorithm", ["taps", "gemm", JIT_GEMM, JIT_DIRECT, JIT_BLOCKED, None])
+@pytest.mark.parametrize("algorithm", ["taps", "gemm", JIT_GEMM, JIT_DIRECT, JIT_BLOCKED, JIT_DOTS, None])
 @SETTINGS
 @given(configs(transposed=False))
 def test_conv_matches_oracle(algorithm, case):

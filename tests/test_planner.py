@@ -10,7 +10,8 @@ import numpy as np
 import pytest
 
 import tconv
-from oracle import naive_conv_transpose
+from oracle import naive_conv, naive_conv_transpose
+from planner_spy import chosen_algorithms
 from tconv import _tuning
 from tconv.engine import planner, registry
 from tconv.implementations.compiled import kernels, schedule, team
@@ -582,3 +583,32 @@ def test_the_planner_takes_the_phases_within_their_margin():
     assert planner.select(wide, numpy, channels_last=True, batch=37).name == "jit_pixels"
     stride_one = _spec(True, (4, 3, 56, 56), (3, 30, 4, 4), padding=1)
     assert phases.cost(stride_one, channels_last=True) is None  # the twin's im2col there
+
+
+@needs_jit
+def test_planner_picks_window_dots_on_small_calls_only():
+    """Rule 3 takes ``jit_dots`` where its estimate and its call's own cost are under ``DOTS_MAX_SECONDS`` and
+    ``DOTS_MARGIN`` of the others' with theirs: a small 3-D call of one output pixel a sample (sweep 52's fsweep-19,
+    31 us forced against jit_gemm's 73), in either layout; not ResNet's 3x3 layer (8, 64, 56, 56) -> 64, nor a
+    large strided layer of a large weight ((8, 512, 14, 14) -> 1024 3x3 stride 2, an 18.9 MB weight read once a
+    block of four pixels); the chosen call runs ``jit_dots`` and matches the oracle."""
+    small = tconv.ConvSpec.build(transposed=False, input_size=(3, 3, 3), kernel_size=(5, 5, 5), in_channels=1,
+                                 out_channels=210, stride=2, padding=3, dilation=2)  # fmt: skip
+    resnet = tconv.ConvSpec.build(transposed=False, input_size=(56, 56), kernel_size=(3, 3), in_channels=64,
+                                  out_channels=64, padding=1)  # fmt: skip
+    wide = tconv.ConvSpec.build(transposed=False, input_size=(14, 14), kernel_size=(3, 3), in_channels=512,
+                                out_channels=1024, stride=2, padding=1)  # fmt: skip
+    assert planner.select(small, np, channels_last=False, batch=4).name == "jit_dots"
+    assert planner.select(small, np, channels_last=True, batch=4).name == "jit_dots"
+    for spec in (resnet, wide):
+        for channels_last in (False, True):
+            assert planner.select(spec, np, channels_last=channels_last, batch=8).name != "jit_dots"
+    rng = np.random.default_rng(19)
+    x = rng.standard_normal((4, 1, 3, 3, 3)).astype(np.float32)
+    w = rng.standard_normal((210, 1, 5, 5, 5)).astype(np.float32)
+    b = rng.standard_normal(210).astype(np.float32)
+    with chosen_algorithms() as chosen:
+        got = tconv.conv(x, w, b, stride=2, padding=3, dilation=2)
+    assert chosen == ["jit_dots"]
+    expected = naive_conv(x, w, b, stride=[2] * 3, pads=[(3, 3)] * 3, dilation=[2] * 3)
+    np.testing.assert_allclose(got, expected, rtol=2e-4, atol=2e-4)

@@ -9,6 +9,9 @@ The values were measured on the 2-core reference machine; the measurements, with
 ``docs/design.md`` under "Measurements behind the planner". Comments here say why a number exists and
 which way it cuts, not how fast anything ran. One value is read from the machine at import: the last-level
 cache's size, which bounds the tiled direct sum's phases (``DIRECT_TILE_CACHE_BYTES``).
+
+The module is long because every number keeps its reason beside it, and one place for all of them is the point:
+split by algorithm, the planner's margins and the rates they weigh would sit in modules apart.
 """
 
 from __future__ import annotations
@@ -332,6 +335,27 @@ BLOCKED_MIN_OUT = 8
 #: estimate with the copy, plus this fixed cost of the copy's steps in seconds, is below the estimate without
 #: (measured 5 us on (3, 6, 6, 6, 2) -> 12 k4, where both ran 52-57 us).
 BLOCKED_PADDED_CALL_COST = 5e-6
+
+#: ``jit_dots`` (:mod:`~tconv.implementations.compiled.window_dots`): window elements gathered a second, vector
+#: multiply-adds a second (two weight rows times four pixels a block, six loads a step of eight), the window's
+#: last elements short of a vector a second, and each output's sum of lanes and store (docs/design.md, "Windows
+#: and weight rows").
+DOTS_GATHER_RATE = 6.7e8
+DOTS_VECTOR_RATE = 1.0e10
+DOTS_SCALAR_RATE = 1.4e9
+DOTS_OUTPUT_COST = 2.2e-9
+#: Where a group's weight rows pass this many bytes, ``jit_dots``' cost adds their stream for every block of pixels:
+#: every block reads all of them, and from about the second-level cache on they come from further out.
+DOTS_WEIGHT_CACHE_BYTES = 512 * 2**10
+#: ``jit_dots`` is taken only on calls it estimates under this: its rates were fitted on calls under 3 ms, and on
+#: larger ones its estimate ran up to 4-7 times short of its time (a 54 MB weight read once a block of pixels).
+DOTS_MAX_SECONDS = 1e-3
+#: The Python around each path's kernels on a forward call, which the cost model's per-sample estimates leave out:
+#: ``jit_dots`` is taken where its estimate plus its own is at most ``DOTS_MARGIN`` of every other's plus theirs
+#: (planner rule 3; measured on layers of a few microseconds' work, docs/design.md, "Windows and weight rows").
+FORWARD_CALL_COST = {"jit_dots": 18e-6, "jit_gemm": 70e-6, "jit_direct": 30e-6, "jit_blocked": 50e-6}
+FORWARD_CALL_COST_OTHERS = 30e-6
+DOTS_MARGIN = 0.8
 
 #: ``jit_blocked`` channels-first: the output's elements a second its row buffer writes a channel at a time
 #: (each output channel's row contiguous, the buffer read across its lanes; x's copy channels-last counts at

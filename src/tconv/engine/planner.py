@@ -13,7 +13,11 @@ call description, layout and team (:func:`plan`), among the algorithms :func:`tc
    output (every other algorithm adds a column buffer or a copy to the same product); a strided transposed one
    (its products scattered among the bias) channels-last, or channels-first where its output is at most
    ``POINTWISE_SCATTER_MAX_BYTES`` (:func:`~tconv.implementations.compiled.pointwise.preferred`);
-3. a convolution: ``jit_blocked`` (the register-blocked direct sum; ranked channels-last with ``BLOCKED_MIN_OUT``
+3. a convolution: ``jit_dots`` (dot products of windows and weight rows, in one compiled call) where its estimate
+   plus its call's own cost (``FORWARD_CALL_COST``: the Python around each path's kernels, which the per-sample
+   estimates leave out) is under ``DOTS_MAX_SECONDS`` and at most ``DOTS_MARGIN`` of every other estimate plus
+   theirs (small calls); else
+   ``jit_blocked`` (the register-blocked direct sum; ranked channels-last with ``BLOCKED_MIN_OUT``
    output channels a group or more, channels-first with ``BLOCKED_FIRST_MIN_OUT`` and more than one tap, and taken
    there only where its estimate is under ``BLOCKED_FIRST_MAX_SECONDS``) where the cost model puts it at most
    ``BLOCKED_MARGIN`` (channels-first ``BLOCKED_FIRST_MARGIN``) of every other estimate (the Winograd ones that
@@ -149,8 +153,11 @@ def plan(
         if phases > _tuning.PHASES_MARGIN * min(cost for name, cost in costs.items() if name != "jit_phases"):
             del costs["jit_phases"]
     if not spec.transposed:  # im2col and one product per group, Winograd (3x3), or the direct sums
+        dots = costs.pop("jit_dots", None)  # judged with the calls' own costs, against every other estimate
         blocked = costs.pop("jit_blocked", None)  # judged by its own margin, against every other estimate left
         _drop_unqualified_winograd(costs, ("jit_direct",))
+        if dots is not None and _dots_first(dots, blocked, costs, channels_last):
+            return "jit_dots"
         if blocked is not None and not channels_last and blocked > _tuning.BLOCKED_FIRST_MAX_SECONDS:
             blocked = None  # channels-first, a large call: x's copy and the output's writes decide
         margin = _tuning.BLOCKED_MARGIN if channels_last else _tuning.BLOCKED_FIRST_MARGIN
@@ -198,6 +205,20 @@ def plan(
     if team_pixels:
         return "jit_pixels"
     return min(costs, key=lambda name: costs[name])  # never empty: with no rest, every twin qualified above
+
+
+def _dots_first(dots: float, blocked: float | None, costs: dict[str, float], channels_last: bool) -> bool:
+    """Rule 3's first question: whether ``jit_dots``' estimate plus its call's own cost (``FORWARD_CALL_COST``) is
+    under ``DOTS_MAX_SECONDS`` and at most ``DOTS_MARGIN`` of every other estimate still ranked plus theirs
+    (``jit_blocked``'s where rule 3 would weigh it: channels-first only under ``BLOCKED_FIRST_MAX_SECONDS``)."""
+    calls = _tuning.FORWARD_CALL_COST
+    others = {name: cost + calls.get(name, _tuning.FORWARD_CALL_COST_OTHERS) for name, cost in costs.items()}
+    if blocked is not None and (channels_last or blocked <= _tuning.BLOCKED_FIRST_MAX_SECONDS):
+        others["jit_blocked"] = blocked + calls.get("jit_blocked", _tuning.FORWARD_CALL_COST_OTHERS)
+    own = dots + calls.get("jit_dots", 0.0)
+    if own > _tuning.DOTS_MAX_SECONDS:
+        return False
+    return not others or own <= _tuning.DOTS_MARGIN * min(others.values())
 
 
 def select(

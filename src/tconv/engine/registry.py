@@ -109,7 +109,7 @@ def algorithms() -> list[str]:
     """The names of the registered algorithms; the planner chooses among them per call.
 
     ``jit_gemm``, ``jit_pixels``, ``jit_patches``, ``jit_direct``, ``jit_im2col``, ``jit_winograd``,
-    ``jit_winograd4``, ``jit_pointwise``, ``jit_depthwise``, ``jit_blocked`` and ``jit_phases`` are the
+    ``jit_winograd4``, ``jit_pointwise``, ``jit_depthwise``, ``jit_blocked``, ``jit_dots`` and ``jit_phases`` are the
     compiled NumPy paths (numba, rank <= 3); the others are the array-API paths that run on any library
     (PyTorch, CuPy, JAX, NumPy without numba).
     :func:`use_algorithm` forces one; :func:`avoid_algorithms` keeps the planner from some.
@@ -118,8 +118,8 @@ def algorithms() -> list[str]:
     --------
     >>> import tconv
     >>> tconv.algorithms()  # doctest: +NORMALIZE_WHITESPACE
-    ['jit_blocked', 'jit_depthwise', 'jit_pointwise', 'jit_winograd4', 'jit_winograd', 'jit_im2col', 'jit_direct',
-     'jit_phases', 'jit_patches', 'jit_pixels', 'jit_gemm', 'gemm', 'taps', 'depth_to_space', 'direct']
+    ['jit_dots', 'jit_blocked', 'jit_depthwise', 'jit_pointwise', 'jit_winograd4', 'jit_winograd', 'jit_im2col',
+     'jit_direct', 'jit_phases', 'jit_patches', 'jit_pixels', 'jit_gemm', 'gemm', 'taps', 'depth_to_space', 'direct']
     """
     return list(reversed(list(_ALGORITHMS)))
 

@@ -181,10 +181,12 @@ def _cut_if_cheaper(
     """:func:`live_taps` where the cost model puts the cut call, with a copy of the cut weight (a strided view of
     it, which the algorithms read contiguous), below the call as it is: on a small call with a large weight (500
     input channels over a 1x1 input) the copy costs more than the dead taps. Both costs among the algorithms not
-    ``avoided`` (:func:`tconv.avoid_algorithms`)."""
+    ``avoided`` (:func:`tconv.avoid_algorithms`), nor ``jit_dots``, which the planner weighs with the calls' own
+    costs (its rule 3), not by its estimate alone."""
     cut = live_taps(spec)
     if cut is None:
         return None
+    avoided = avoided | {"jit_dots"}  # taken by its own rule (planner rule 3), on estimates without the calls' costs
     whole = planner.plan_costs(spec, batch, channels_last, avoided)
     part = planner.plan_costs(cut[0], batch, channels_last, avoided)
     if not whole or not part:  # no compiled path ranks it: the array-API algorithms loop over the taps

@@ -31,7 +31,7 @@ import numpy as np
 
 from ... import _tuning
 from ...spec import ConvSpec
-from . import blocked, depthwise, direct_conv, geometry, im2col, phases, pointwise, transposed, winograd
+from . import blocked, depthwise, direct_conv, geometry, im2col, phases, pointwise, transposed, window_dots, winograd
 from .geometry import kernel_ready, patches_fit, runs_compiled, taps_overlap
 
 
@@ -554,6 +554,34 @@ class JitBlocked(Compiled):
         return blocked.conv(x, weight, bias, spec, channels_last)
 
 
+class JitDots(Compiled):
+    name = "jit_dots"
+    description = (
+        "compiled dot products of each output's window of x with its weight row (the weight read as it is), four "
+        "pixels' windows gathered at a time, in one compiled call for small convolutions; any stride, dilation, "
+        "padding and groups, either layout (NumPy, rank <= 3, needs numba)"
+    )
+
+    def supports(self, spec: ConvSpec, xp: Any) -> bool:
+        return window_dots.fits(spec) and runs_compiled(spec, xp)
+
+    def cost(self, spec: ConvSpec, channels_last: bool = False) -> float | None:
+        """The windows' gather, the dot products' vector multiply-adds and each output's sum of lanes
+        (:func:`.window_dots.cost`); the planner weighs it with the calls' own costs (rule 3)."""
+        return window_dots.cost(spec) if window_dots.fits(spec) else None
+
+    def forward(
+        self, xp: Any, x: np.ndarray, weight: np.ndarray, bias: np.ndarray | None, spec: ConvSpec, channels_last: bool
+    ) -> np.ndarray:
+        return window_dots.conv(kernel_ready(x), weight, bias, spec, channels_last)
+
+    def weight_grad(self, xp: Any, x: np.ndarray, grad_output: np.ndarray, spec: ConvSpec, channels_last: bool) -> Any:
+        """As ``jit_direct``'s: summed directly where :func:`direct_weight_grad` holds, else from the im2col (the
+        gradient the planner's other choices for the call would run; the window sums have no gradient of their
+        own)."""
+        return JitDirect().weight_grad(xp, x, grad_output, spec, channels_last)
+
+
 @functools.lru_cache(maxsize=1024)
 def direct_weight_grad(spec: ConvSpec) -> bool:
     """Whether ``jit_direct`` sums a convolution's weight gradient directly: where
@@ -587,4 +615,5 @@ ALGORITHMS = (
     JitPointwise(),
     JitDepthwise(),
     JitBlocked(),
+    JitDots(),
 )

@@ -1,7 +1,8 @@
 """Short SIMD vectors for the compiled kernels: a numba type whose values are LLVM vectors of ``VECTOR_BYTES``
 (256 bits: eight float32 or four float64 lanes), and the handful of operations a register-blocked kernel needs
 (:mod:`.blocked`): a load of consecutive elements, a broadcast of one element, a fused multiply-add and a store,
-and the lanes of a vector of an array's elements as a constant of the compiled code.
+the sum of a vector's lanes (:mod:`.window_dots`), and the lanes of a vector of an array's elements as a constant
+of the compiled code.
 
 Why not numba's own vectorisation: LLVM vectorises an inner loop, so a kernel that keeps a block of outputs in
 registers (several pixels times a vector of output channels, each input element and each weight vector loaded
@@ -25,7 +26,7 @@ from numba.extending import intrinsic, models, register_model
 
 from ... import _tuning
 
-__all__ = ["Vector", "lanes", "vfma", "vload", "vsplat", "vstore"]
+__all__ = ["Vector", "lanes", "vfma", "vload", "vsplat", "vstore", "vsum"]
 
 
 class Vector(types.Type):
@@ -124,6 +125,30 @@ def vfma(typingctx: Any, accumulator: Any, a: Any, b: Any) -> Any:
         return builder.call(function, [args[1], args[2], args[0]])
 
     return accumulator(accumulator, a, b), codegen
+
+
+@intrinsic
+def vsum(typingctx: Any, vector: Any) -> Any:
+    """The sum of a vector's lanes, as a tree (halves added until one lane is left, not the lanes one after
+    another; a kernel compiled with fast math may let LLVM reassociate it, in the same way on every call of that
+    build)."""
+    if not isinstance(vector, Vector):
+        raise TypeError(f"expected a vector, received {vector}")
+    if vector.lanes & (vector.lanes - 1):
+        raise TypeError(f"expected a power-of-two count of lanes, received {vector}")
+
+    def codegen(context: Any, builder: Any, signature: Any, args: Any) -> Any:
+        value, count = args[0], vector.lanes
+        while count > 1:
+            half = count // 2
+            lanes_of = [
+                ir.Constant(ir.VectorType(ir.IntType(32), half), list(r)) for r in (range(half), range(half, count))
+            ]
+            low, high = (builder.shuffle_vector(value, value, picked) for picked in lanes_of)
+            value, count = builder.fadd(low, high), half
+        return builder.extract_element(value, ir.IntType(32)(0))
+
+    return vector.dtype(vector), codegen
 
 
 @intrinsic

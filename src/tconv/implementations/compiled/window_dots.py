@@ -1,0 +1,252 @@
+"""A convolution as dot products of windows and weight rows, in one compiled call (``jit_dots``).
+
+Each output is the dot product of its window of x (``C_in/G * K`` elements: the group's input channels times the
+taps) with its output channel's row of the weight, which the PyTorch/ONNX layout ``(C_out, C_in/G, *k)`` already
+holds contiguous. The kernel gathers four pixels' windows into a small buffer (zeros where a tap falls in the
+padding), then runs the dot products two weight rows at a time, eight SIMD accumulators (four pixels times two
+rows; each window vector and each weight vector loaded once for the block), and sums each accumulator's lanes at
+the end (:func:`.simd.vsum`).
+
+Where it pays: small calls. Nothing is packed, copied or planned again on a call: the weight is read where it is,
+x in place in either layout, the output written in place in either layout, and the call's numbers are made once
+per call description (:func:`_plan`). The other paths spend tens of microseconds around their kernels on such calls
+(an im2col's buffers, a product through BLAS, a packed weight), which is most of the call there (x (4, 1, 3, 3, 3)
+with 210 5x5x5 filters: 47 us, of which the product and the gather took 6). Every output ends in a sum of lanes,
+so a window shorter than a few vectors costs more here than where the vectors run along the output channels
+(:mod:`.blocked`); the cost model (:func:`cost`) counts it.
+"""
+
+from __future__ import annotations
+
+import functools
+import math
+from typing import Any, NamedTuple
+
+import numpy as np
+
+from ... import _tuning
+from ...spec import ConvSpec
+from . import geometry, kernels, team
+
+__all__ = ["conv", "cost", "fits"]
+
+#: pixels a block: the windows gathered together, each weight vector multiplied into all four
+PIXELS = 4
+
+
+def fits(spec: ConvSpec) -> bool:
+    """A convolution (not transposed), rank 1-3."""
+    return not spec.transposed and 1 <= spec.ndim <= 3
+
+
+def _lanes(itemsize: int) -> int:
+    return max(1, _tuning.VECTOR_BYTES // itemsize)
+
+
+@functools.lru_cache(maxsize=1024)
+def cost(spec: ConvSpec) -> float:
+    """Seconds per sample by the cost model: every pixel's window gathered once a group (``DOTS_GATHER_RATE``
+    elements a second), the vector multiply-adds of its dot products (``DOTS_VECTOR_RATE``; the weight rows run in
+    pairs, so a group's odd last row costs a pair), the window's last elements short of a vector one by one
+    (``DOTS_SCALAR_RATE``), each output's sum of lanes and store (``DOTS_OUTPUT_COST``), and, where a group's weight
+    rows pass ``DOTS_WEIGHT_CACHE_BYTES``, those rows streamed again for every block of four pixels (at
+    ``COLUMN_STREAM``: every block reads them all). The tuning constants it reads are fixed in a user's process; the
+    tests that change them clear this cache (``tests/conftest.py``)."""
+    groups = spec.groups
+    cg_in, cg_out = spec.in_channels // groups, spec.out_channels // groups
+    window = cg_in * math.prod(spec.kernel_size)
+    lanes = _lanes(_tuning.COST_ITEMSIZE)
+    pixels = math.prod(spec.output_size)
+    outputs = pixels * groups * -(-cg_out // 2) * 2
+    rows = float(_tuning.COST_ITEMSIZE) * cg_out * window  # a group's weight rows, read once a block of pixels
+    weight = 0.0
+    if rows > _tuning.DOTS_WEIGHT_CACHE_BYTES:
+        weight = groups * (pixels / PIXELS) * rows / _tuning.COLUMN_STREAM
+    return (
+        pixels * groups * window / _tuning.DOTS_GATHER_RATE
+        + outputs * (window // lanes) / _tuning.DOTS_VECTOR_RATE
+        + outputs * (window % lanes) / _tuning.DOTS_SCALAR_RATE
+        + outputs * _tuning.DOTS_OUTPUT_COST
+        + weight
+    )
+
+
+class _Plan(NamedTuple):
+    """What a call's kernel needs beyond its arrays (:func:`_plan`)."""
+
+    xs: np.ndarray  # x's element strides (N, axis 1, 2, 3, channels)
+    os: np.ndarray  # the output's, alike
+    geo: np.ndarray  # geometry.span_tables
+    spans: np.ndarray
+    dims: np.ndarray  # groups, C_in/G, C_out/G, the batch's output pixels
+    jobs: int  # blocks of four pixels
+    work: float  # elements of work, for the team's hand-off (team.ranges)
+
+
+@functools.lru_cache(maxsize=1024)
+def _plan(
+    spec: ConvSpec, batch: int, x_strides: tuple[int, ...], out_strides: tuple[int, ...], channels_last: bool,
+    itemsize: int,
+) -> _Plan:  # fmt: skip
+    """A call's :class:`_Plan`, made once per call description, batch, byte strides of x and of the output, layout
+    and itemsize. A job is a block of four of the batch's output pixels, in order across rows and samples (a
+    small output, one pixel a sample, still fills whole blocks)."""
+    groups = spec.groups
+    geo, spans = geometry.span_tables(geometry.axes3(spec))
+    pixels = batch * math.prod(spec.output_size)
+    x_elements = geometry.element_strides(x_strides, itemsize, spec.ndim, channels_last)
+    out_elements = geometry.element_strides(out_strides, itemsize, spec.ndim, channels_last)
+    dims = (groups, spec.in_channels // groups, spec.out_channels // groups, pixels)
+    xs, os_, dims_array = kernels.index_arrays(x_elements, out_elements, dims)
+    work = cost(spec) * batch / _tuning.KERNEL_ELEMENT_SECONDS
+    return _Plan(xs, os_, geo, spans, dims_array, -(-pixels // PIXELS), work)
+
+
+def conv(x: np.ndarray, weight: np.ndarray, bias: np.ndarray | None, spec: ConvSpec, channels_last: bool) -> np.ndarray:
+    """The convolution of a batched x in the caller's layout (any non-negative strides), into a fresh output in the
+    same layout; the weight ``(C_out, C_in/G, *k)`` read as it is where it is C-contiguous."""
+    batch = x.shape[0]
+    out = geometry.empty_out(batch, spec.out_channels, spec.output_size, x.dtype, channels_last)
+    if out.size == 0:
+        return out
+    w = np.ascontiguousarray(weight, dtype=x.dtype).reshape(-1)
+    b = geometry.bias_by_group(bias, spec, x.dtype).reshape(-1)
+    plan = _plan(spec, batch, x.strides, out.strides, channels_last, x.itemsize)
+    kernel = _kernel()
+    x_flat, out_flat = kernels.flat(x), kernels.flat(out)
+    xs, os_, geo, spans, dims = plan.xs, plan.os, plan.geo, plan.spans, plan.dims
+
+    def run(start: int, stop: int) -> None:
+        kernel(x_flat, w, b, out_flat, xs, os_, geo, spans, dims, start, stop)
+
+    team.ranges(run, plan.jobs, plan.work)
+    return out
+
+
+#: the kernel's callees, set by :func:`_kernel` (module globals: numba's disk cache keys a function by its pickled
+#: closure, and an intrinsic pickles with an id new in every process; :mod:`.blocked` does the same)
+_lanes_of: Any = None
+_vfma: Any = None
+_vload: Any = None
+_vsplat: Any = None
+_vsum: Any = None
+_gather: Any = None
+
+
+@functools.cache
+def _kernel() -> Any:
+    from . import simd
+
+    global _lanes_of, _vfma, _vload, _vsplat, _vsum, _gather
+    _lanes_of, _vfma, _vload, _vsplat, _vsum = simd.lanes, simd.vfma, simd.vload, simd.vsplat, simd.vsum
+
+    def gather(x, col, base, xg, xs, geo, spans, o1, o2, o3, cg_in):  # type: ignore[no-untyped-def]
+        # Output (o1, o2, o3)'s window of one group's channels (x from ``xg``) into ``col`` from ``base``, in the
+        # weight row's order (channel, tap 1, 2, 3); zeros at the taps that fall in the padding.
+        k1, k2, k3 = geo[0], geo[1], geo[2]
+        t1a, t1b = spans[0, o1], spans[1, o1]
+        t2a, t2b = spans[2, o2], spans[3, o2]
+        t3a, t3b = spans[4, o3], spans[5, o3]
+        taps = k1 * k2 * k3
+        if t1b - t1a < k1 or t2b - t2a < k2 or t3b - t3a < k3:
+            for i in range(cg_in * taps):
+                col[base + i] = 0.0
+        i1 = o1 * geo[3] - geo[9]
+        i2 = o2 * geo[4] - geo[10]
+        i3 = o3 * geo[5] - geo[11]
+        step3 = geo[8] * xs[3]
+        for ci in range(cg_in):
+            xc = xg + ci * xs[4] + i1 * xs[1] + i2 * xs[2] + i3 * xs[3]
+            cb = base + ci * taps
+            for t1 in range(t1a, t1b):
+                for t2 in range(t2a, t2b):
+                    xr = xc + t1 * geo[6] * xs[1] + t2 * geo[7] * xs[2]
+                    cr = cb + (t1 * k2 + t2) * k3
+                    for t3 in range(t3a, t3b):
+                        col[cr + t3] = x[xr + t3 * step3]
+
+    _gather = kernels.numba_module().njit(inline="always", fastmath=True, nogil=True)(gather)
+
+    def dots(x, w, bias, out, xs, os, geo, spans, dims, start, stop):  # type: ignore[no-untyped-def]
+        # x flat from its first element, element strides xs (N, axis 1, 2, 3, channel); out alike (os); w flat
+        # (C_out, C_in/G, k1, k2, k3); bias (C_out,). geo and spans: geometry.span_tables; dims as _Plan's. Job =
+        # a block of four of the batch's output pixels in order (sample, o1, o2, o3), across rows and samples.
+        groups, cg_in, cg_out = dims[0], dims[1], dims[2]
+        o1n, o2n, o3n = geo[12], geo[13], geo[14]
+        pixels = dims[3]  # the batch's output pixels, N * O1 * O2 * O3
+        window = cg_in * geo[0] * geo[1] * geo[2]
+        lane = _lanes_of(x)
+        vectors = window - window % lane
+        row = -(-window // lane) * lane  # a pixel's window in the buffer, whole vectors apart
+        col = np.zeros(4 * row, dtype=x.dtype)
+        zero = np.zeros(1, dtype=x.dtype)
+        bases = np.zeros(4, dtype=np.int64)  # the block's pixels' first elements in out
+        for job in range(start, stop):
+            count = min(4, pixels - 4 * job)
+            for g in range(groups):
+                for p in range(count):
+                    rest = 4 * job + p
+                    o3 = rest % o3n
+                    rest = rest // o3n
+                    o2 = rest % o2n
+                    rest = rest // o2n
+                    o1 = rest % o1n
+                    n = rest // o1n
+                    bases[p] = n * os[0] + o1 * os[1] + o2 * os[2] + o3 * os[3]
+                    _gather(x, col, p * row, n * xs[0] + g * cg_in * xs[4], xs, geo, spans, o1, o2, o3, cg_in)
+                c = g * cg_out
+                while c < (g + 1) * cg_out:
+                    pair = c + 1 < (g + 1) * cg_out
+                    r0 = c * window
+                    r1 = r0 + window if pair else r0  # one row left: the same row twice
+                    a00 = a01 = a10 = a11 = a20 = a21 = a30 = a31 = _vsplat(zero, 0)
+                    for k in range(0, vectors, lane):
+                        w0 = _vload(w, r0 + k)
+                        w1 = _vload(w, r1 + k)
+                        v = _vload(col, k)
+                        a00 = _vfma(a00, v, w0)
+                        a01 = _vfma(a01, v, w1)
+                        v = _vload(col, row + k)
+                        a10 = _vfma(a10, v, w0)
+                        a11 = _vfma(a11, v, w1)
+                        v = _vload(col, 2 * row + k)
+                        a20 = _vfma(a20, v, w0)
+                        a21 = _vfma(a21, v, w1)
+                        v = _vload(col, 3 * row + k)
+                        a30 = _vfma(a30, v, w0)
+                        a31 = _vfma(a31, v, w1)
+                    s00, s01, s10, s11 = _vsum(a00), _vsum(a01), _vsum(a10), _vsum(a11)
+                    s20, s21, s30, s31 = _vsum(a20), _vsum(a21), _vsum(a30), _vsum(a31)
+                    for k in range(vectors, window):
+                        u0, u1 = w[r0 + k], w[r1 + k]
+                        e = col[k]
+                        s00 += e * u0
+                        s01 += e * u1
+                        e = col[row + k]
+                        s10 += e * u0
+                        s11 += e * u1
+                        e = col[2 * row + k]
+                        s20 += e * u0
+                        s21 += e * u1
+                        e = col[3 * row + k]
+                        s30 += e * u0
+                        s31 += e * u1
+                    b0, b1, oc = bias[c], bias[c + 1] if pair else bias[c], os[4]
+                    out[bases[0] + c * oc] = s00 + b0
+                    if count > 1:
+                        out[bases[1] + c * oc] = s10 + b0
+                    if count > 2:
+                        out[bases[2] + c * oc] = s20 + b0
+                    if count > 3:
+                        out[bases[3] + c * oc] = s30 + b0
+                    if pair:
+                        out[bases[0] + (c + 1) * oc] = s01 + b1
+                        if count > 1:
+                            out[bases[1] + (c + 1) * oc] = s11 + b1
+                        if count > 2:
+                            out[bases[2] + (c + 1) * oc] = s21 + b1
+                        if count > 3:
+                            out[bases[3] + (c + 1) * oc] = s31 + b1
+                    c += 2
+
+    return kernels.compile_kernel(dots)

@@ -1,0 +1,84 @@
+"""``jit_dots`` (:mod:`tconv.implementations.compiled.window_dots`): dot products of windows and weight rows, forced,
+against the oracle (the planner's choice of it: ``tests/test_planner.py``)."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+import tconv
+from oracle import naive_conv
+from tconv import _tuning
+from tconv.implementations.compiled import kernels, team
+
+needs_jit = pytest.mark.skipif(not kernels.available(), reason="no compiled path (numba missing or TCONV_NO_JIT=1)")
+
+#: spatial, kernel, stride, dilation, pads, c_in, c_out, groups, batch
+CASES = (
+    ((19,), (5,), (1,), (1,), [(2, 2)], 3, 16, 1, 3),  # a window of 15: one vector and a tail
+    ((23,), (3,), (2,), (2,), [(0, 4)], 40, 37, 1, 2),  # an odd count of weight rows
+    ((9, 11), (3, 3), (1, 1), (1, 1), [(1, 1), (2, 0)], 4, 32, 1, 2),
+    ((12, 10), (5, 3), (2, 3), (1, 2), [(4, 2), (1, 1)], 6, 20, 2, 3),  # groups
+    ((3, 3, 3), (5, 5, 5), (2, 2, 2), (2, 2, 2), [(3, 3)] * 3, 1, 21, 1, 4),  # one output pixel a sample
+    ((5, 6, 7), (3, 2, 3), (1, 2, 1), (1, 1, 1), [(1, 1), (0, 1), (1, 1)], 5, 9, 1, 2),
+    ((4, 4), (9, 9), (1, 1), (1, 1), [(4, 4), (4, 4)], 3, 8, 1, 3),  # most taps meet only padding
+    ((6, 6), (2, 2), (2, 2), (1, 1), [(0, 0), (0, 0)], 12, 12, 12, 5),  # depthwise: a window of four
+    ((7, 9), (3, 3), (2, 1), (1, 1), [(1, 2), (5, 5)], 1, 1, 1, 2),  # one row; outputs no tap reaches
+    ((10,), (1,), (3,), (1,), [(0, 0)], 64, 5, 1, 1),  # a 1x1 window of whole vectors, x cropped by the stride
+)
+
+
+@needs_jit
+@pytest.mark.parametrize("team_size", [1, 3])
+def test_window_dots_match_the_oracle(monkeypatch, team_size):
+    """Forced: 1-3-D, strides, dilations, asymmetric padding and kernels larger than x, groups and depthwise, odd
+    and even output channel counts, windows shorter and longer than a vector, blocks of four pixels across rows and
+    samples, a bias or none in either dtype, float32 and float64; x contiguous, a crop of a larger array,
+    channels-last and channels-last views with gaps; every call's ranges on a team of ``team_size``."""
+    monkeypatch.setattr(team, "_threads", team_size)
+    monkeypatch.setattr(_tuning, "KERNEL_TEAM_MIN_WORK", 0)
+    monkeypatch.setattr(team, "kernel_team_min_work", lambda: 0.0)
+    rng = np.random.default_rng(7)
+    for spatial, kernel, stride, dilation, pads, c_in, c_out, groups, batch in CASES:
+        for dtype in (np.float64, np.float32):
+            larger = rng.standard_normal((batch, c_in + 2, *(n + 3 for n in spatial))).astype(dtype)
+            crop = larger[(slice(None), slice(1, 1 + c_in), *(slice(1, 1 + n) for n in spatial))]
+            x = np.ascontiguousarray(crop)
+            w = rng.standard_normal((c_out, c_in // groups, *kernel)).astype(dtype)
+            b = rng.standard_normal(c_out).astype(dtype) if (dtype == np.float64) == (c_in % 2 == 0) else None
+            expected = naive_conv(x, w, b, stride=list(stride), pads=pads, dilation=list(dilation), groups=groups)
+            options = dict(stride=stride, padding=pads, dilation=dilation, groups=groups)
+            tolerance = 1e-10 if dtype == np.float64 else 2e-4
+            last = np.ascontiguousarray(np.moveaxis(x, 1, -1))
+            inputs = ((x, False), (crop, False), (last, True), (np.moveaxis(crop, 1, -1), True))
+            for xin, channels_last in inputs:
+                with tconv.use_algorithm("jit_dots"):
+                    got = tconv.conv(xin, w, b, channels_last=channels_last, **options)
+                got = np.moveaxis(got, -1, 1) if channels_last else got
+                np.testing.assert_allclose(got, expected, atol=tolerance, rtol=tolerance)
+
+
+@needs_jit
+def test_window_dots_any_weight_layout():
+    """A weight of another layout (a transposed view, which the kernel reads through a contiguous copy) gives the
+    same result as its contiguous copy, against the oracle; x and the weight are left as they were."""
+    rng = np.random.default_rng(3)
+    x = rng.standard_normal((2, 6, 8, 8)).astype(np.float32)
+    w = rng.standard_normal((6, 10, 3, 3)).astype(np.float32).swapaxes(0, 1)  # (10, 6, 3, 3), not contiguous
+    x_before, w_before = x.copy(), w.copy()
+    with tconv.use_algorithm("jit_dots"):
+        got = tconv.conv(x, w, padding=1)
+        again = tconv.conv(x, np.ascontiguousarray(w), padding=1)
+    np.testing.assert_array_equal(got, again)
+    np.testing.assert_allclose(got, naive_conv(x, w, pads=[(1, 1)] * 2), rtol=2e-4, atol=2e-4)
+    np.testing.assert_array_equal(x, x_before)
+    np.testing.assert_array_equal(w, w_before)
+
+
+@needs_jit
+def test_window_dots_only_convolutions():
+    """A transposed convolution is not run here: forcing it raises, naming the algorithm."""
+    x = np.ones((1, 2, 4, 4), dtype=np.float32)
+    w = np.ones((2, 3, 3, 3), dtype=np.float32)
+    with tconv.use_algorithm("jit_dots"), pytest.raises(ValueError, match="jit_dots"):
+        tconv.conv_transpose(x, w, stride=2)
