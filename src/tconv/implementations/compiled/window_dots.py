@@ -26,7 +26,7 @@ import numpy as np
 
 from ... import _tuning
 from ...spec import ConvSpec
-from . import geometry, kernels, team
+from . import blocked, geometry, kernels, team
 
 __all__ = ["conv", "cost", "fits"]
 
@@ -37,10 +37,6 @@ PIXELS = 4
 def fits(spec: ConvSpec) -> bool:
     """A convolution (not transposed), rank 1-3."""
     return not spec.transposed and 1 <= spec.ndim <= 3
-
-
-def _lanes(itemsize: int) -> int:
-    return max(1, _tuning.VECTOR_BYTES // itemsize)
 
 
 @functools.lru_cache(maxsize=1024)
@@ -55,7 +51,7 @@ def cost(spec: ConvSpec) -> float:
     groups = spec.groups
     cg_in, cg_out = spec.in_channels // groups, spec.out_channels // groups
     window = cg_in * math.prod(spec.kernel_size)
-    lanes = _lanes(_tuning.COST_ITEMSIZE)
+    lanes = blocked.lanes(_tuning.COST_ITEMSIZE)
     pixels = math.prod(spec.output_size)
     outputs = pixels * groups * -(-cg_out // 2) * 2
     rows = float(_tuning.COST_ITEMSIZE) * cg_out * window  # a group's weight rows, read once a block of pixels
