@@ -1,6 +1,7 @@
 """How well the planner chooses among tconv's own algorithms, on layers it was never tuned on.
 
     python benchmarks/planner_regret.py [--forward] [--json FILE] SEED [SEED ...]
+    python benchmarks/planner_regret.py --replay FILE [FILE ...] [--set NAME=VALUE ...]
 
 For every layer of ``tconv bench --sweep SEED`` (transposed convolutions; ``--forward``: convolutions) it times
 each compiled algorithm that supports the layer, forced (:func:`tconv.use_algorithm`), and the planner's own
@@ -13,7 +14,10 @@ choice, in this process with the thread counts it inherits (nothing set). It pri
 This separates the two reasons a layer can trail a peer framework: a wrong choice among tconv's algorithms
 (regret), or algorithms that are all slower than the peer's (which no planner can fix). It is a measuring
 script, not a test; run it on a quiet machine. ``--json`` keeps the raw times for offline study of the cost
-model (the planner's choice for other ``tconv._tuning`` values can be replayed from them without timing).
+model: ``--replay`` asks the planner of this checkout (with ``--set``'s ``tconv._tuning`` values, set before its
+first question) which algorithm it takes on each recorded layer and prints the regret on the recorded times. An
+algorithm's recorded time is that of the route it took when timed (the direct sum in tiles or whole planes, say),
+so a replay judges the planner's constants, not a change inside an algorithm.
 """
 
 from __future__ import annotations
@@ -88,18 +92,61 @@ def measure(seed: int, forward: bool) -> list[dict]:
     return rows
 
 
+def _worst(rows: list[dict], count: int) -> None:
+    """Print the ``count`` layers whose choice costs most, with every algorithm's time."""
+    ranked = sorted(rows, key=lambda r: r["times"].get(r["chosen"], math.inf) / min(r["times"].values()))
+    print("costliest choices (ms):")
+    for r in reversed(ranked[-count:]):
+        times = "  ".join(f"{name} {seconds * 1e3:.3f}" for name, seconds in r["times"].items())
+        print(f"  seed {r['seed']} {r['name']}: {r['layer']}; chose {r['chosen']}; {times}")
+
+
 def _regret(rows: list[dict]) -> float:
     logs = [math.log(r["times"][r["chosen"]] / min(r["times"].values())) for r in rows if r["chosen"] in r["times"]]
     return math.exp(sum(logs) / len(logs)) if logs else float("nan")
 
 
+def _replayed(rows: list[dict]) -> list[dict]:
+    """The recorded rows with ``chosen`` asked again of this checkout's planner (float32, as timed)."""
+    cases = {}
+    for seed in sorted({r["seed"] for r in rows}):
+        for forward in (True, False):
+            cases.update({(seed, forward, c.name): c for c in sweep(seed, transposed=not forward)})
+    again = []
+    for r in rows:
+        case = cases[(r["seed"], not r["name"].startswith("sweep"), r["name"])]
+        chosen = planner.select(_spec(case), np, case.channels_last, case.x[0], 4).name
+        again.append({**r, "chosen": chosen})
+    return again
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("seeds", type=int, nargs="+")
+    parser.add_argument("seeds", type=int, nargs="*")
+    parser.add_argument("--replay", nargs="+", metavar="FILE", help="recorded times (--json) to ask the planner on")
+    parser.add_argument("--set", nargs="+", default=[], metavar="NAME=VALUE", help="tconv._tuning values to replay")
     parser.add_argument("--forward", action="store_true", help="the convolution sweep instead of the transposed one")
     parser.add_argument("--json", help="also write every layer's times here")
     parser.add_argument("--worst", type=int, default=5, help="how many of the costliest choices to list")
     args = parser.parse_args()
+    if args.replay:
+        from tconv import _tuning
+
+        for setting in args.set:
+            name, value = setting.split("=")
+            if not hasattr(_tuning, name):
+                parser.error(f"--set: tconv._tuning has no {name}")
+            setattr(_tuning, name, type(getattr(_tuning, name))(float(value)))
+        recorded = []
+        for path in args.replay:
+            with open(path, encoding="utf-8") as file:
+                recorded += json.load(file)
+        before = _regret(recorded)
+        every = _replayed(recorded)
+        changed = sum(a["chosen"] != b["chosen"] for a, b in zip(recorded, every))
+        print(f"replayed {len(every)} layers: regret {_regret(every):.3f} (recorded {before:.3f}), {changed} changed")
+        _worst(every, args.worst)
+        return
     every = []
     for seed in args.seeds:
         rows = measure(seed, args.forward)
@@ -107,11 +154,7 @@ def main() -> None:
         best = sum(min(r["times"], key=r["times"].get) == r["chosen"] for r in rows)
         print(f"seed {seed}: {len(rows)} layers, regret {_regret(rows):.3f}, the fastest chosen on {best}", flush=True)
     print(f"all: {len(every)} layers, regret {_regret(every):.3f}")
-    ranked = sorted(every, key=lambda r: r["times"].get(r["chosen"], math.inf) / min(r["times"].values()))
-    print("costliest choices (ms):")
-    for r in reversed(ranked[-args.worst :]):
-        times = "  ".join(f"{name} {seconds * 1e3:.3f}" for name, seconds in r["times"].items())
-        print(f"  seed {r['seed']} {r['name']}: {r['layer']}; chose {r['chosen']}; {times}")
+    _worst(every, args.worst)
     if args.json:
         with open(args.json, "w", encoding="utf-8") as file:
             json.dump(every, file)
