@@ -95,6 +95,8 @@ def measure(seed: int, forward: bool) -> list[dict]:
 def _worst(rows: list[dict], count: int) -> None:
     """Print the ``count`` layers whose choice costs most, with every algorithm's time."""
     ranked = sorted(rows, key=lambda r: r["times"].get(r["chosen"], math.inf) / min(r["times"].values()))
+    if count <= 0:
+        return
     print("costliest choices (ms):")
     for r in reversed(ranked[-count:]):
         times = "  ".join(f"{name} {seconds * 1e3:.3f}" for name, seconds in r["times"].items())

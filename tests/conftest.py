@@ -25,17 +25,20 @@ os.environ.setdefault("TF_ENABLE_ONEDNN_OPTS", "1")
 @pytest.fixture(autouse=True)
 def _fresh_routes():
     """Every test starts with the engine's remembered routing forgotten (``tconv.engine.run._route``,
-    ``direct_conv.dots_preferred``, the direct sum's channels-last route, ``jit_blocked``'s estimates and plans, and
-    ``jit_dots``' (all cleared again after the test)): a test that
-    changes the tuning constants or the compiled path's availability (monkeypatched) sees the planner decide
-    again, whichever tests ran before it."""
+    ``direct_conv.dots_preferred``, the direct sum's channels-last route, its choice of tiles, ``jit_blocked``'s
+    estimates and plans, ``jit_dots``', and the planner's cached choices (all but the first two cleared again
+    after the test)): a test that changes the tuning constants or the compiled path's availability
+    (monkeypatched) sees the planner decide again, whichever tests ran before it."""
     import importlib
 
     importlib.import_module("tconv.engine.run")._route.cache_clear()
-    importlib.import_module("tconv.implementations.compiled.direct_conv").dots_preferred.cache_clear()
+    direct = importlib.import_module("tconv.implementations.compiled.direct_conv")
+    direct.dots_preferred.cache_clear()
     blocked = importlib.import_module("tconv.implementations.compiled.blocked")
     dots = importlib.import_module("tconv.implementations.compiled.window_dots")
-    caches = (blocked._costs, blocked._plan, dots.cost, dots._plan)  # their estimates and plans read the constants
+    planner = importlib.import_module("tconv.engine.planner")
+    caches = (blocked._costs, blocked._plan, dots.cost, dots._plan, direct.tiles_cheaper, planner.plan)  # their
+    # estimates and plans read the constants
     for cache in caches:
         cache.cache_clear()
     yield

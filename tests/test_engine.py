@@ -1100,19 +1100,23 @@ def test_the_direct_convolution_channels_last_staged_or_in_place_matches_the_ora
 
 @needs_jit
 @pytest.mark.parametrize("channels_last", [False, True])
-@pytest.mark.parametrize("tile_bytes", [64, 200])
-def test_the_tiled_direct_convolution_matches_the_oracle(monkeypatch, channels_last, tile_bytes):
+@pytest.mark.parametrize(("tile_bytes", "chunk", "sub_bytes"), [(64, 32, 2**17), (200, 5, 1)])
+def test_the_tiled_direct_convolution_matches_the_oracle(monkeypatch, channels_last, tile_bytes, chunk, sub_bytes):
     """The forward direct sum in tiles of the wide plane (:func:`.direct_conv._run_tiles`), with tiles so short
     (16 elements, or 25 and 50 evened out in multiples of 16) that their edges fall at every place in the wide
-    rows, and the (input channel, tap) terms run across input channels three and four at a time: strides 1 to 3,
-    dilation, asymmetric padding, 1-D to 3-D, groups, output channels in fours and beyond them (4, 5, 6, 9 a
-    group), a batch of one (each sample cut into blocks of channels for a team of three) and of three, float64
-    and float32, every call's ranges on the team (some starting inside a
-    sample's blocks), a transposed stride-1 call (its forward twin), against the oracle; and the spy shows the
-    tiles ran."""
+    rows, the (input channel, tap) terms in chunks of all or of five (a chunk's end inside an input channel's
+    taps, the sums carried in memory between chunks), a group's output channels a tile holds all or four at a
+    time (the last four or fewer one at a time): strides 1 to 3, dilation, asymmetric padding, 1-D to 3-D,
+    groups, output channels in fours and beyond them (4, 5, 6, 9 a group), output rows shorter and longer than a
+    vector, a batch of one (each sample cut into blocks of channels for a team of three) and of three, float64
+    and float32, every call's ranges on the team (some starting inside a sample's blocks), a transposed stride-1
+    call (its forward twin), against the oracle; and the spy shows the tiles ran."""
     from tconv.implementations.compiled import direct_conv
 
     monkeypatch.setattr(_tuning, "DIRECT_TILE_BYTES", tile_bytes)
+    monkeypatch.setattr(direct_conv, "CHUNK_TERMS", chunk)
+    monkeypatch.setattr(direct_conv, "SUB_BYTES", sub_bytes)
+    monkeypatch.setattr(direct_conv, "tiles_cheaper", lambda spec: True)  # the tiles, whatever the estimates
     monkeypatch.setattr(team, "_threads", 3)  # team.set_threads(3), undone after the test
     monkeypatch.setattr(_tuning, "KERNEL_TEAM_MIN_WORK", 0)
     monkeypatch.setattr(team, "kernel_team_min_work", lambda: 0.0)  # every call's ranges on the team
@@ -1186,33 +1190,34 @@ def test_phases_beyond_the_cache_budget_run_in_whole_planes(monkeypatch):
 
 
 @needs_jit
-def test_short_planes_of_two_tap_kernels_run_in_tiles(monkeypatch):
-    """A kernel of two taps over several input channels runs the tiled sum even where its wide plane is
-    shorter than a tile (the whole plane one tile; its passes take three terms across input channels, where the
-    whole-plane kernel's add one tap each); three taps, or one input channel a group, keep the whole-plane kernel;
-    all against the oracle, channels first and last, grouped and dilated."""
+def test_tiles_run_where_the_cost_model_prices_them_lower(monkeypatch):
+    """The forward direct sum runs in tiles where a group has four output channels or more and the cost model
+    prices the tiles at most the whole planes (:func:`.direct_conv.tiles_cheaper`), however short the wide plane
+    (one of four elements over 48 input channels: the whole planes' passes, one a tap and channel, cost more than
+    the blocks summed past the plane's end); else, or with three output channels, the whole-plane kernel; all
+    against the oracle, channels first and last, grouped and dilated."""
     from tconv.implementations.compiled import direct_conv
 
     runs = []
     tiles = direct_conv._run_tiles
     monkeypatch.setattr(direct_conv, "_run_tiles", lambda *args: (runs.append(args[2]), tiles(*args))[1])
     rng = np.random.default_rng(11)
-    for spatial, kernel, dilation, groups, c_in, tiled in (
-        ((37,), (2,), (3,), 1, 5, True),
-        ((20,), (2,), (1,), 2, 6, True),
-        ((9, 11), (1, 2), (1, 2), 1, 3, True),
-        ((37,), (3,), (1,), 1, 5, False),
-        ((37,), (2,), (1,), 4, 4, False),  # one input channel a group
+    for spatial, kernel, dilation, groups, c_in, c_out, tiled in (
+        ((37,), (2,), (3,), 1, 5, 8, True),
+        ((20,), (3,), (1,), 2, 6, 8, True),  # a wide plane of 19: one block and a part
+        ((6,), (4,), (1,), 1, 48, 64, True),  # a wide plane of 4
+        ((9, 11), (1, 2), (1, 2), 1, 3, 8, False),  # priced lower in whole planes
+        ((37,), (3,), (1,), 1, 5, 3, False),  # three output channels
     ):
         x = rng.standard_normal((3, c_in, *spatial))
-        w = rng.standard_normal((8, c_in // groups, *kernel))
-        b = rng.standard_normal(8)
+        w = rng.standard_normal((c_out, c_in // groups, *kernel))
+        b = rng.standard_normal(c_out)
         pads = [(1, 0)] * len(spatial)
         spec = tconv.ConvSpec.build(
-            transposed=False, input_size=spatial, kernel_size=kernel, in_channels=c_in, out_channels=8,
+            transposed=False, input_size=spatial, kernel_size=kernel, in_channels=c_in, out_channels=c_out,
             padding=pads, dilation=dilation, groups=groups,
         )  # fmt: skip
-        assert direct_conv.direct_conv_geometry(geometry.axes3(spec)).wide <= direct_conv._tile(8)  # a short plane
+        assert direct_conv.tiles_cheaper(spec) == tiled or c_out < 4
         expected = naive_conv(x, w, b, stride=[1] * len(spatial), pads=pads, dilation=list(dilation), groups=groups)
         for channels_last in (False, True):
             xin = np.ascontiguousarray(np.moveaxis(x, 1, -1)) if channels_last else x
@@ -1437,14 +1442,17 @@ def test_planner_ranks_register_blocks(monkeypatch):
                                  out_channels=16, padding=2)  # fmt: skip
     large = tconv.ConvSpec.build(transposed=False, input_size=(56, 56), kernel_size=(3, 3), in_channels=64,
                                  out_channels=64, stride=2, padding=1)  # fmt: skip
-    assert planner.select(small, np, channels_last=False, batch=9).name == "jit_blocked"
-    assert planner.plan_costs(large, 8, False)["jit_blocked"] > _tuning.BLOCKED_FIRST_MAX_SECONDS
-    assert planner.select(large, np, channels_last=False, batch=8).name != "jit_blocked"
+    # (jit_direct avoided: its tiles, 0.18 ms there, are priced close to jit_blocked and taken)
+    with tconv.avoid_algorithms("jit_direct"):
+        assert planner.select(small, np, channels_last=False, batch=9).name == "jit_blocked"
+        assert planner.plan_costs(large, 8, False)["jit_blocked"] > _tuning.BLOCKED_FIRST_MAX_SECONDS
+        assert planner.select(large, np, channels_last=False, batch=8).name != "jit_blocked"
     runs = _blocked_spy(monkeypatch)
     rng = np.random.default_rng(5)
     x = rng.standard_normal((9, 20, 6, 6)).astype(np.float32)
     w = rng.standard_normal((16, 20, 8, 8)).astype(np.float32)
-    got = tconv.conv(x, w, padding=2)
+    with tconv.avoid_algorithms("jit_direct"):
+        got = tconv.conv(x, w, padding=2)
     assert runs == [False]  # chosen, into the channels-first output
     np.testing.assert_allclose(got, naive_conv(x, w, pads=[(2, 2)] * 2), rtol=2e-4, atol=2e-4)
     runs.clear()
@@ -1675,7 +1683,7 @@ def test_the_direct_weight_gradient_matches_the_oracle(channels_last, monkeypatc
 def test_the_direct_routes_the_planner_chooses_match_the_oracle():
     """Unforced: a U-Net-like 3x3 layer of 16 channels, where the planner runs the stride-1 transposed
     convolution through its twin's direct sum and the convolution's weight gradient directly (both asserted),
-    against the oracle, and the convolution itself on the register blocks."""
+    against the oracle, and the convolution itself on a direct sum."""
     from tconv.engine import planner
 
     rng = np.random.default_rng(31)
@@ -1686,8 +1694,10 @@ def test_the_direct_routes_the_planner_chooses_match_the_oracle():
                                    out_channels=16, padding=1)  # fmt: skip
     assert planner.select(transposed, np, False, 2, 8).name == "jit_direct"
     assert algorithms.direct_twin(transposed) is not None
-    # the convolution itself runs on the register blocks over a padded copy (0.079 ms forced, jit_direct 0.093)
-    assert planner.select(forward, np, False, 2, 8).name == "jit_blocked" and algorithms.direct_weight_grad(forward)
+    # the convolution itself runs on a direct sum: the register blocks over a padded copy or the direct sum's tiles
+    # (74 and 77 us forced, float32), whichever the estimates put first
+    chosen = planner.select(forward, np, False, 2, 8).name
+    assert chosen in ("jit_blocked", "jit_direct") and algorithms.direct_weight_grad(forward)
     got = tconv.conv(x, w, b, padding=1)
     np.testing.assert_allclose(got, naive_conv(x, w, b, pads=[(1, 1)] * 2), atol=1e-10)
     got = tconv.conv_transpose(x, w, b, padding=1)

@@ -221,11 +221,11 @@ DIRECT_TILE_PHASE_BYTES = 64 * 2**20
 #: two runs (10.7 MiB a thread on a 32 MiB L3, where two threads holding 11.6-19.5 MiB each ran 1.3-1.6x slower in
 #: tiles than in whole planes; docs/design.md, "The tiled direct sum").
 DIRECT_TILE_CACHE_BYTES = min(64 * 2**20, _shared_cache_bytes(96 * 2**20) * 2 // 3)
-#: The tiled sum's multiply-adds/s where it sums four output channels a pass (DIRECT_CONV_BLOCK_RATE's
-#: counterpart, set like it by the planner's regret): fitted on the 19 layers of sweeps 45 and 46 (both
-#: directions) that run the tiles, 1.037 -> 1.020, and checked on the 29 of sweeps 47 to 50, 1.039 -> 1.012
-#: (docs/design.md, "The tiled direct sum").
-DIRECT_TILE_RATE = 65e9
+#: The tiled sum's multiply-adds/s where it sums four output channels in register blocks (DIRECT_CONV_BLOCK_RATE's
+#: counterpart, set like it by the planner's regret): replayed on forced timings of forward sweeps 51-56 (fitted)
+#: and 57-58 (held out) with the blocks in registers, 50e9-75e9 gave 1.132-1.141 and 1.149-1.187, 55e9 1.136 and
+#: 1.149 (docs/design.md, "Register blocks along the pixels"; 65e9 before, for sums kept in the L1 cache).
+DIRECT_TILE_RATE = 55e9
 
 #: A transposed convolution's direct estimate (its own kernel's, or its stride-1 twin's) is multiplied by this
 #: for channels-last calls, whose loops then read and write with a stride of the channel count (that estimate has

@@ -17,15 +17,18 @@ are filled once per job.
 Output channels go four a pass (three taps a pass: each phase element is loaded once for four channels), the
 block's last ones one a pass (four taps a pass).
 
-Where a group has four output channels or more and the wide plane is longer than a tile (``DIRECT_TILE_BYTES``),
-or the kernel has two taps over several input channels (any plane: the whole plane one tile), and the phases fit
-the cache and memory bounds (:func:`_tiles_fit`), the forward sum runs in tiles (:func:`_tiled_kernel`): a job
-fills the phases of all its group's input channels first, then sums each tile of the wide plane for four output
-channels over every (input channel, tap), so that those four rows of sums stay in the L1 cache instead of
-streaming whole wide planes through the L2 cache once per input channel and three taps, and writes the tile's
-valid columns straight into the output. A batch with fewer (sample, group) pairs than the team has ranges is cut
-into blocks of output channels (in fours; up to as many a pair as make the jobs a multiple of the threads), so
-that a thread fills a pair's phases about once (docs/design.md, "The tiled direct sum").
+Where a group has four output channels or more, the cost model prices them lower (:func:`tiles_cheaper`) and the
+phases fit the cache and memory bounds (:func:`_tiles_fit`), the forward sum runs in tiles (:func:`_tiled_kernel`):
+a job fills the phases of all its group's input channels first, then for each tile of the wide plane sums every
+(input channel, tap) for four output channels at a time in register blocks of two SIMD vectors of wide elements
+(:mod:`.simd`: eight sums in registers, each term's two phase vectors and four weights loaded once for eight
+multiply-adds), the terms in chunks (``CHUNK_TERMS``) whose phase rows stay in the cache while every four channels
+read them, the sums carried between chunks in a tile's rows for as many channels as ``SUB_BYTES`` hold, and
+writes the tile's valid columns straight into the output with the bias (vectors where a run is one long). A batch
+with fewer (sample, group) pairs than the team has ranges is cut into blocks of output channels (in fours; up to
+as many a pair as make the jobs a multiple of the threads), so that a thread fills a pair's phases about once
+(docs/design.md, "The tiled direct sum"). Each output's terms are added in the weight's order, one fused
+multiply-add each, whichever thread sums it.
 
 The module is long because its two kernels (whole planes, which the weight gradient runs too, and tiles) share
 the phase geometry and its cost model, and each is one compiled function whose loops are written out in full.
@@ -48,6 +51,14 @@ from ... import _tuning
 from ...spec import ConvSpec
 from . import channel_dots, geometry, kernels, team, transpose
 from .workspace import Partials, channels_first, scratch, staged, stages
+
+#: (input channel, tap) terms the tiled kernel sums a chunk, its sums in registers (:func:`_tiled_kernel`)
+CHUNK_TERMS = 128
+#: wide elements a register block of the tiled kernel sums (two vectors of float32; a float64 block is half as
+#: wide, which the cost model, asking for float32, does not price)
+BLOCK_WIDE = 16
+#: bytes of a tile's sums the tiled kernel keeps for as many output channels as fit (:func:`_tiled_kernel`)
+SUB_BYTES = 128 * 2**10
 
 
 class DirectConvGeometry:
@@ -160,11 +171,14 @@ def _planes_cost(spec: ConvSpec, channels_last: bool = False, tiles: bool | None
     plane = cg_in * taps * phases.wide  # one output channel's multiply-adds
     # a pass over four channels' rows costs four ROW_COSTs (its set-up: twelve weights, three phase rows and
     # four output rows, about three times a one-channel pass's; docs/design.md)
-    if tiles:  # the (input channel, tap) terms in one run, a pass's rows a tile long
+    if tiles:  # four channels' sums in registers over blocks of BLOCK_WIDE wide elements; one channel's passes
+        # four terms each, a tile long; the valid columns written a run at a time
         fours, rate = spec.groups * (cg_out // 4), _tuning.DIRECT_TILE_RATE
         single = spec.out_channels - 4 * fours
         fills, count = spec.groups * cg_in, -(-phases.wide // _tile(_tuning.COST_ITEMSIZE))
-        passes = count * (4 * fours * -(-cg_in * taps // 3) + single * -(-cg_in * taps // 4))
+        plane = cg_in * taps * -(-phases.wide // BLOCK_WIDE) * BLOCK_WIDE  # the blocks' multiply-adds, whole
+        runs = spec.out_channels * (math.prod(spec.output_size[:-1]) + count - 1)  # a tile's end cuts a row
+        passes = count * single * -(-cg_in * taps // 4) + runs
     else:
         block, fours, single = _channel_passes(spec, phases.wide)
         fills, rate = spec.groups * -(-cg_out // block) * cg_in, _tuning.DIRECT_CONV_BLOCK_RATE
@@ -247,25 +261,34 @@ def _conv_into(x: np.ndarray, weight: np.ndarray, bias: np.ndarray | None, spec:
 
 
 def _tiles_fit(spec: ConvSpec, phases: DirectConvGeometry, itemsize: int, threads: int | None = None) -> bool:
-    """Whether the forward sum runs in tiles (:func:`_tiled_kernel`): where a group has four output channels or
-    more and their wide planes are longer than a tile (shorter ones stay in the L1 cache in the whole-plane
-    kernel, which ran those layers faster), or the kernel has two taps over several input channels (the
-    whole-plane kernel's passes then add one tap each; the tiles' passes take three terms across input channels),
-    and where one group's phases, which each thread of the team then holds whole, stay in the last-level cache
-    (``DIRECT_TILE_CACHE_BYTES`` for the team, counted for two threads at least) and fit
-    ``DIRECT_TILE_PHASE_BYTES`` for the whole team (of ``threads``, by default the team's size now). The cost
-    model asks for one thread, so that its estimates, which the planner caches, do not depend on the team's
-    size: it prices what a team of two runs, and tiles that a larger team may then run whole. It also asks for
-    float32 (``COST_ITEMSIZE``): a float64 call near the bounds may run whole planes priced as tiles."""
+    """Whether the forward sum runs in tiles (:func:`_tiled_kernel`): where a group has four output channels or more and
+    the cost model prices the tiles lower (:func:`tiles_cheaper`; the register blocks ran 0.67 of the whole-plane
+    kernel's time over the 77 layers of sweeps 51 and 52 where it ran before, the slowest 1.27: docs/design.md, "The
+    tiled direct sum"), and where one group's phases, which each thread of the team then holds whole, stay in the last-
+    level cache (``DIRECT_TILE_CACHE_BYTES`` for the team, counted for two threads at least) and fit
+    ``DIRECT_TILE_PHASE_BYTES`` for the whole team (of ``threads``, by default the team's size now). The cost model asks
+    for one thread, so that its estimates, which the planner caches, do not depend on the team's size: it prices what a
+    team of two runs, and tiles that a larger team may then run whole. It also asks for float32 (``COST_ITEMSIZE``): a
+    float64 call near the bounds may run whole planes priced as tiles."""
     cg_in = spec.in_channels // spec.groups
     held = cg_in * phases.size * itemsize  # one thread's phases
     team_size = team.threads() if threads is None else threads
     return (
         spec.out_channels // spec.groups >= 4
-        and (phases.wide > _tile(itemsize) or (math.prod(spec.kernel_size) == 2 and cg_in >= 2))
         and held * max(2, team_size) <= _tuning.DIRECT_TILE_CACHE_BYTES
         and held * team_size <= _tuning.DIRECT_TILE_PHASE_BYTES
+        and tiles_cheaper(spec)
     )
+
+
+@functools.lru_cache(maxsize=1024)
+def tiles_cheaper(spec: ConvSpec) -> bool:
+    """Whether the cost model puts the tiles at most the whole planes' cost (:func:`_planes_cost`, channels-first:
+    the layouts' terms are the same for both), decided once per call description (the tests that change the
+    tuning constants clear this cache, as they clear the engine's routes). On a wide plane shorter than a
+    register block (``BLOCK_WIDE``) the tiles sum mostly past its end, and the whole planes pay a pass a tap and
+    channel; which costs more depends on the channels and terms."""
+    return _planes_cost(spec, tiles=True) <= _planes_cost(spec, tiles=False)
 
 
 def _tile(itemsize: int) -> int:
@@ -302,10 +325,12 @@ def _run_tiles(
     tables = phases.arguments()
     tiles = -(-phases.wide // _tile(item))
     tile = 16 * -(-phases.wide // (16 * tiles))  # tiles of even length (not 1024 and 31)
+    chunk = CHUNK_TERMS
+    sub = max(4, SUB_BYTES // ((tile + 16) * item) // 4 * 4)  # channels a tile's sums hold in flat
     kernel = _tiled_kernel()
 
     def run(start: int, stop: int) -> None:
-        kernel(x_flat, w_flat, b_flat, out_flat, x_strides, out_strides, dims, *tables, tile, start, stop)
+        kernel(x_flat, w_flat, b_flat, out_flat, x_strides, out_strides, dims, *tables, tile, chunk, sub, start, stop)
 
     team.ranges(run, pairs * -(-cg_out // block), seconds / _tuning.KERNEL_ELEMENT_SECONDS)
 
@@ -595,28 +620,52 @@ def _kernel() -> Any:
     return kernels.compile_kernel(conv_direct)
 
 
+#: the SIMD operations the tiled kernel calls, set by :func:`_tiled_kernel` (module globals, as ``_fill_phases``)
+_lanes: Any = None
+_vfma: Any = None
+_vload: Any = None
+_vsplat: Any = None
+_vstore: Any = None
+_vzero: Any = None
+_vadd: Any = None
+
+
 @functools.cache
 def _tiled_kernel() -> Any:
+    from . import simd
+
     _fill_kernel()  # sets _fill_phases, which the kernel calls
+    global _lanes, _vadd, _vfma, _vload, _vsplat, _vstore, _vzero
+    _lanes, _vadd, _vfma, _vload, _vsplat, _vstore, _vzero = (
+        simd.lanes, simd.vadd, simd.vfma, simd.vload, simd.vsplat, simd.vstore, simd.vzero
+    )  # fmt: skip
 
     def conv_tiles(  # type: ignore[no-untyped-def]
         x, w, bias, out, xs, out_s, dims, counts, rows, size_out, stride, low,
-        phase, first, stop_row, taps, size, wide, tile, start, stop,
+        phase, first, stop_row, taps, size, wide, tile, chunk, sub, start, stop,
     ):  # fmt: skip
         # The forward sum in tiles of the wide plane. x (N, G, Cin_g, n1, n2, n3) and out (N, G, Cout_g, O1, O2,
         # O3) flat, with the element strides xs, out_s; w flat (G, Cout_g, Cin_g, K); bias flat (G * Cout_g).
         # Job = (sample, group, block of output channels): the phases of all the group's input channels are
-        # filled once (``size`` elements a channel, zeros where the padding is), then for each tile of
-        # ``tile`` wide elements and four output channels at a time the sums over every (input channel, tap)
-        # are kept in ``acc`` (four rows of one tile, within the core's L1 cache) and the tile's valid
-        # columns written to out with the bias. The channels beyond the last four go one at a time.
+        # filled once (``size`` elements a channel, zeros where the padding is); then for each tile of ``tile``
+        # wide elements and each ``sub`` of the block's channels (a multiple of four), the (input channel, tap)
+        # terms in chunks of ``chunk``: each four channels sum a chunk in blocks of two vectors of wide elements,
+        # the block's eight sums in registers (each term's two phase vectors and four weights loaded once for
+        # eight multiply-adds), kept between chunks in the channels' rows of ``flat`` (within the L2 cache), so
+        # that a chunk's phase rows, read by every four channels, stay in the cache too. The last channels that
+        # are not four go one at a time, four terms a pass, their rows in memory. Then the tile's valid columns
+        # are written to out with the bias.
         groups, cg_in, cg_out, block = dims[1], dims[2], dims[3], dims[4]
         blocks = (cg_out + block - 1) // block
         q2n, q3n = rows[1], rows[2]
         o2n, o3n = size_out[1], size_out[2]
         k_all = taps.shape[0]
-        ph = np.zeros(cg_in * size, dtype=x.dtype)  # the padding's zeros are never overwritten
-        acc = np.zeros((4, tile), dtype=x.dtype)
+        lane = _lanes(x)
+        # the padding's zeros are never overwritten; a block's vectors read up to 2 * lane - 1 elements past the
+        # last wide element (sums of no output's, never written), so ph has that many more
+        ph = np.zeros(cg_in * size + 2 * lane, dtype=x.dtype)
+        pitch = tile + 2 * lane  # a channel's row of a tile in flat, the blocks rounded up to whole pairs of vectors
+        flat = np.zeros(sub * pitch, dtype=x.dtype)
         filled = -1  # the (sample, group) whose phases ph holds
         terms = cg_in * k_all  # (input channel, tap) pairs, in the weight's order
         offsets = np.empty(terms, dtype=np.int64)  # each pair's phase row in ph
@@ -635,97 +684,112 @@ def _tiled_kernel() -> Any:
                     _fill_phases(x, ph, xb, ci * size, xs, counts, rows, stride, low, phase, first, stop_row)
             for f0 in range(0, wide, tile):
                 width = min(tile, wide - f0)
-                co = c0
-                while co < c1:
-                    four = co + 4 <= c1  # four channels a pass (three taps), else one (four taps)
-                    r0, r1, r2, r3 = acc[0], acc[1], acc[2], acc[3]
-                    r0[:width] = 0
-                    if four:
-                        r1[:width] = 0
-                        r2[:width] = 0
-                        r3[:width] = 0
-                    # the (input channel, tap) terms in one run, three a pass for four channels and four for
-                    # one, whatever the kernel's length (a 2-tap kernel would otherwise add one term a pass)
-                    w0 = (g * cg_out + co) * terms
-                    j = 0
-                    if four:
-                        w1, w2, w3 = w0 + terms, w0 + 2 * terms, w0 + 3 * terms
-                        while j + 3 <= terms:  # twelve weights and seven rows in registers
-                            a0, b0, e0 = w[w0 + j], w[w0 + j + 1], w[w0 + j + 2]
-                            a1, b1, e1 = w[w1 + j], w[w1 + j + 1], w[w1 + j + 2]
-                            a2, b2, e2 = w[w2 + j], w[w2 + j + 1], w[w2 + j + 2]
-                            a3, b3, e3 = w[w3 + j], w[w3 + j + 1], w[w3 + j + 2]
-                            oa, ob, oc = offsets[j] + f0, offsets[j + 1] + f0, offsets[j + 2] + f0
-                            sa, sb, sc = ph[oa : oa + width], ph[ob : ob + width], ph[oc : oc + width]
+                for s0 in range(c0, c1, sub):
+                    s1 = min(s0 + sub, c1)
+                    fours = s0 + (s1 - s0) // 4 * 4  # the channels summed four at a time end here
+                    for t0 in range(0, terms, chunk):
+                        t1 = min(t0 + chunk, terms)
+                        for co in range(s0, fours, 4):
+                            rb = (co - s0) * pitch
+                            w0 = (g * cg_out + co) * terms
+                            w1, w2, w3 = w0 + terms, w0 + 2 * terms, w0 + 3 * terms
+                            for f in range(0, width, 2 * lane):
+                                base = f0 + f
+                                r = rb + f
+                                if t0 == 0:
+                                    s00 = s01 = s10 = s11 = s20 = s21 = s30 = s31 = _vzero(ph)
+                                else:
+                                    s00, s01 = _vload(flat, r), _vload(flat, r + lane)
+                                    s10, s11 = _vload(flat, r + pitch), _vload(flat, r + pitch + lane)
+                                    s20, s21 = _vload(flat, r + 2 * pitch), _vload(flat, r + 2 * pitch + lane)
+                                    s30, s31 = _vload(flat, r + 3 * pitch), _vload(flat, r + 3 * pitch + lane)
+                                for t in range(t0, t1):
+                                    at = offsets[t] + base
+                                    v0 = _vload(ph, at)
+                                    v1 = _vload(ph, at + lane)
+                                    c = _vsplat(w, w0 + t)
+                                    s00 = _vfma(s00, v0, c)
+                                    s01 = _vfma(s01, v1, c)
+                                    c = _vsplat(w, w1 + t)
+                                    s10 = _vfma(s10, v0, c)
+                                    s11 = _vfma(s11, v1, c)
+                                    c = _vsplat(w, w2 + t)
+                                    s20 = _vfma(s20, v0, c)
+                                    s21 = _vfma(s21, v1, c)
+                                    c = _vsplat(w, w3 + t)
+                                    s30 = _vfma(s30, v0, c)
+                                    s31 = _vfma(s31, v1, c)
+                                _vstore(flat, r, s00)
+                                _vstore(flat, r + lane, s01)
+                                _vstore(flat, r + pitch, s10)
+                                _vstore(flat, r + pitch + lane, s11)
+                                _vstore(flat, r + 2 * pitch, s20)
+                                _vstore(flat, r + 2 * pitch + lane, s21)
+                                _vstore(flat, r + 3 * pitch, s30)
+                                _vstore(flat, r + 3 * pitch + lane, s31)
+                    for co in range(fours, s1):  # one channel: four terms a pass, its row in memory
+                        rb = (co - s0) * pitch
+                        r0 = flat[rb : rb + width]
+                        r0[:] = 0
+                        w0 = (g * cg_out + co) * terms
+                        j = 0
+                        while j + 4 <= terms:
+                            wa, wb, wc1, wd = w[w0 + j], w[w0 + j + 1], w[w0 + j + 2], w[w0 + j + 3]
+                            oa, ob = offsets[j] + f0, offsets[j + 1] + f0
+                            oc, od = offsets[j + 2] + f0, offsets[j + 3] + f0
+                            sa, sb, sc, sd = (
+                                ph[oa : oa + width],
+                                ph[ob : ob + width],
+                                ph[oc : oc + width],
+                                ph[od : od + width],
+                            )
                             for f in range(width):
-                                va, vb, vc = sa[f], sb[f], sc[f]
-                                r0[f] += a0 * va + b0 * vb + e0 * vc
-                                r1[f] += a1 * va + b1 * vb + e1 * vc
-                                r2[f] += a2 * va + b2 * vb + e2 * vc
-                                r3[f] += a3 * va + b3 * vb + e3 * vc
-                            j += 3
+                                r0[f] += wa * sa[f] + wb * sb[f] + wc1 * sc[f] + wd * sd[f]
+                            j += 4
                         while j < terms:
-                            a0, a1, a2, a3 = w[w0 + j], w[w1 + j], w[w2 + j], w[w3 + j]
+                            wa = w[w0 + j]
                             oa = offsets[j] + f0
                             sa = ph[oa : oa + width]
                             for f in range(width):
-                                va = sa[f]
-                                r0[f] += a0 * va
-                                r1[f] += a1 * va
-                                r2[f] += a2 * va
-                                r3[f] += a3 * va
+                                r0[f] += wa * sa[f]
                             j += 1
-                    while not four and j + 4 <= terms:
-                        wa, wb, wc1, wd = w[w0 + j], w[w0 + j + 1], w[w0 + j + 2], w[w0 + j + 3]
-                        oa, ob = offsets[j] + f0, offsets[j + 1] + f0
-                        oc, od = offsets[j + 2] + f0, offsets[j + 3] + f0
-                        sa, sb, sc, sd = (
-                            ph[oa : oa + width],
-                            ph[ob : ob + width],
-                            ph[oc : oc + width],
-                            ph[od : od + width],
-                        )
-                        for f in range(width):
-                            r0[f] += wa * sa[f] + wb * sb[f] + wc1 * sc[f] + wd * sd[f]
-                        j += 4
-                    while not four and j < terms:
-                        wa = w[w0 + j]
-                        oa = offsets[j] + f0
-                        sa = ph[oa : oa + width]
-                        for f in range(width):
-                            r0[f] += wa * sa[f]
-                        j += 1
-                    done = 4 if four else 1
-                    # the tile's valid columns, a run of o3 < O3 of each wide row with o2 < O2, with the bias
-                    wide_row = f0 // q3n
-                    o1 = wide_row // q2n
-                    o2 = wide_row - o1 * q2n
-                    f = f0
-                    while f < f0 + width:
-                        o3 = f - wide_row * q3n
-                        end = min(f0 + width, wide_row * q3n + o3n)
-                        if o3 < o3n and o2 < o2n:
-                            length = end - f
-                            src = f - f0
-                            for k in range(done):
-                                row_acc = acc[k, src : src + length]
-                                bj = bias[g * cg_out + co + k]
-                                dst = n * out_s[0] + g * out_s[1] + (co + k) * out_s[2]
-                                dst += o1 * out_s[3] + o2 * out_s[4] + o3 * out_s[5]
-                                if out_s[5] == 1:
-                                    orow = out[dst : dst + length]
-                                    for j in range(length):
-                                        orow[j] = row_acc[j] + bj
-                                else:
-                                    for j in range(length):
-                                        out[dst + j * out_s[5]] = row_acc[j] + bj
-                        wide_row += 1
-                        f = wide_row * q3n
-                        o2 += 1
-                        if o2 == q2n:
-                            o2 = 0
-                            o1 += 1
-                    co += done
+                    # the tile's valid columns, a run of o3 < O3 of each wide row with o2 < O2, with the bias,
+                    # channel by channel (each run one slice of the channel's row in flat and one of out)
+                    first_row = f0 // q3n
+                    end_row = (f0 + width - 1) // q3n + 1
+                    for co in range(s0, s1):
+                        bj = bias[g * cg_out + co]
+                        bias_vector = _vsplat(bias, g * cg_out + co)
+                        ob = n * out_s[0] + g * out_s[1] + co * out_s[2]
+                        kb = (co - s0) * pitch - f0  # the element of flat that holds wide element f: kb + f
+                        o1 = first_row // q2n
+                        o2 = first_row - o1 * q2n
+                        for wide_row in range(first_row, end_row):
+                            if o2 < o2n:
+                                row_start = wide_row * q3n
+                                lo = max(row_start, f0)
+                                hi = min(row_start + o3n, f0 + width)
+                                if lo < hi:
+                                    length = hi - lo
+                                    dst = ob + o1 * out_s[3] + o2 * out_s[4] + (lo - row_start) * out_s[5]
+                                    src = kb + lo
+                                    if out_s[5] == 1 and length >= lane:  # vectors, the last one ending the run
+                                        j = 0
+                                        while j + lane < length:
+                                            _vstore(out, dst + j, _vadd(_vload(flat, src + j), bias_vector))
+                                            j += lane
+                                        j = length - lane
+                                        _vstore(out, dst + j, _vadd(_vload(flat, src + j), bias_vector))
+                                    elif out_s[5] == 1:
+                                        for j in range(length):
+                                            out[dst + j] = flat[src + j] + bj
+                                    else:
+                                        for j in range(length):
+                                            out[dst + j * out_s[5]] = flat[src + j] + bj
+                            o2 += 1
+                            if o2 == q2n:
+                                o2 = 0
+                                o1 += 1
 
     return kernels.compile_kernel(conv_tiles)
 

@@ -1,8 +1,8 @@
 """Short SIMD vectors for the compiled kernels: a numba type whose values are LLVM vectors of ``VECTOR_BYTES``
 (256 bits: eight float32 or four float64 lanes), and the handful of operations a register-blocked kernel needs
-(:mod:`.blocked`): a load of consecutive elements, a broadcast of one element, a fused multiply-add and a store,
-the sum of a vector's lanes (:mod:`.window_dots`), and the lanes of a vector of an array's elements as a constant
-of the compiled code.
+(:mod:`.blocked`, :mod:`.direct_conv`): a load of consecutive elements, a broadcast of one element, a vector of
+zeros, a sum, a fused multiply-add and a store, the sum of a vector's lanes (:mod:`.window_dots`), and the lanes of a
+vector of an array's elements as a constant of the compiled code.
 
 Why not numba's own vectorisation: LLVM vectorises an inner loop, so a kernel that keeps a block of outputs in
 registers (several pixels times a vector of output channels, each input element and each weight vector loaded
@@ -26,7 +26,7 @@ from numba.extending import intrinsic, models, register_model
 
 from ... import _tuning
 
-__all__ = ["Vector", "lanes", "vfma", "vload", "vsplat", "vstore", "vsum"]
+__all__ = ["Vector", "lanes", "vadd", "vfma", "vload", "vsplat", "vstore", "vsum", "vzero"]
 
 
 class Vector(types.Type):
@@ -105,6 +105,30 @@ def vsplat(typingctx: Any, array: Any, index: Any) -> Any:
         return builder.shuffle_vector(first, ir.Constant(vector_type, ir.Undefined), lanes)
 
     return vector(array, index), codegen
+
+
+@intrinsic
+def vzero(typingctx: Any, array: Any) -> Any:
+    """The vector of zeros of ``array``'s element type (an accumulator's start)."""
+    _check_array(array)
+    vector = Vector(array.dtype)
+
+    def codegen(context: Any, builder: Any, signature: Any, args: Any) -> Any:
+        return ir.Constant(context.get_value_type(vector), None)
+
+    return vector(array), codegen
+
+
+@intrinsic
+def vadd(typingctx: Any, a: Any, b: Any) -> Any:
+    """``a + b`` lane by lane."""
+    if not (isinstance(a, Vector) and a == b):
+        raise TypeError(f"expected two vectors of one type, received {a}, {b}")
+
+    def codegen(context: Any, builder: Any, signature: Any, args: Any) -> Any:
+        return builder.fadd(args[0], args[1])
+
+    return a(a, b), codegen
 
 
 @intrinsic
