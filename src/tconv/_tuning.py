@@ -336,14 +336,17 @@ BLOCKED_MIN_OUT = 8
 #: (measured 5 us on (3, 6, 6, 6, 2) -> 12 k4, where both ran 52-57 us).
 BLOCKED_PADDED_CALL_COST = 5e-6
 
-#: ``jit_dots`` (:mod:`~tconv.implementations.compiled.window_dots`): window elements gathered a second, vector
-#: multiply-adds a second (two weight rows times four pixels a block, six loads a step of eight), the window's
-#: last elements short of a vector a second, and each output's sum of lanes and store (docs/design.md, "Windows
-#: and weight rows").
-DOTS_GATHER_RATE = 6.7e8
-DOTS_VECTOR_RATE = 1.0e10
-DOTS_SCALAR_RATE = 1.4e9
-DOTS_OUTPUT_COST = 2.2e-9
+#: ``jit_dots`` (:mod:`~tconv.implementations.compiled.window_dots`): window elements gathered a second (those that
+#: meet x), each run of them along the last axis, vector multiply-adds a second (two weight rows times four pixels
+#: a block, six loads a step of eight), the window's last elements short of a vector a second, and each output's
+#: sum of lanes and store (docs/design.md, "Windows and weight rows": fitted on the forced timings of forward
+#: sweeps 51-58 under 3 ms, weighted by 1/time; the run's term was missing before, and a window of two-tap runs
+#: gathered at 7 ns an element against the 1.5 priced).
+DOTS_GATHER_RATE = 1.37e9
+DOTS_RUN_COST = 8.1e-9
+DOTS_VECTOR_RATE = 5.95e9
+DOTS_SCALAR_RATE = 1.56e9
+DOTS_OUTPUT_COST = 1.8e-9
 #: Where a group's weight rows pass this many bytes, ``jit_dots``' cost adds their stream for every block of pixels:
 #: every block reads all of them, and from about the second-level cache on they come from further out.
 DOTS_WEIGHT_CACHE_BYTES = 512 * 2**10

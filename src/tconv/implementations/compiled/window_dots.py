@@ -41,13 +41,13 @@ def fits(spec: ConvSpec) -> bool:
 
 @functools.lru_cache(maxsize=1024)
 def cost(spec: ConvSpec) -> float:
-    """Seconds per sample by the cost model: every pixel's window gathered once a group (``DOTS_GATHER_RATE``
-    elements a second), the vector multiply-adds of its dot products (``DOTS_VECTOR_RATE``; the weight rows run in
-    pairs, so a group's odd last row costs a pair), the window's last elements short of a vector one by one
-    (``DOTS_SCALAR_RATE``), each output's sum of lanes and store (``DOTS_OUTPUT_COST``), and, where a group's weight
-    rows pass ``DOTS_WEIGHT_CACHE_BYTES``, those rows streamed again for every block of four pixels (at
-    ``COLUMN_STREAM``: every block reads them all). The tuning constants it reads are fixed in a user's process; the
-    tests that change them clear this cache (``tests/conftest.py``)."""
+    """Seconds per sample by the cost model: every pixel's window gathered once a group, the elements that meet x at
+    ``DOTS_GATHER_RATE`` a second and each run of them along the last axis a ``DOTS_RUN_COST``, the vector multiply-adds
+    of its dot products (``DOTS_VECTOR_RATE``; the weight rows run in pairs, so a group's odd last row costs a pair),
+    the window's last elements short of a vector one by one (``DOTS_SCALAR_RATE``), each output's sum of lanes and store
+    (``DOTS_OUTPUT_COST``), and, where a group's weight rows pass ``DOTS_WEIGHT_CACHE_BYTES``, those rows streamed again
+    for every block of four pixels (at ``COLUMN_STREAM``: every block reads them all). The tuning constants it reads are
+    fixed in a user's process; the tests that change them clear this cache (``tests/conftest.py``)."""
     groups = spec.groups
     cg_in, cg_out = spec.in_channels // groups, spec.out_channels // groups
     window = cg_in * math.prod(spec.kernel_size)
@@ -58,8 +58,11 @@ def cost(spec: ConvSpec) -> float:
     weight = 0.0
     if rows > _tuning.DOTS_WEIGHT_CACHE_BYTES:
         weight = groups * (pixels / PIXELS) * rows / _tuning.COLUMN_STREAM
+    meet1, meet2, meet3 = geometry.mean_taps(geometry.axes3(spec))  # the taps that meet x, a mean per axis
+    runs = pixels * groups * cg_in * meet1 * meet2  # the gather's runs along the last axis
     return (
-        pixels * groups * window / _tuning.DOTS_GATHER_RATE
+        runs * meet3 / _tuning.DOTS_GATHER_RATE
+        + runs * _tuning.DOTS_RUN_COST
         + outputs * (window // lanes) / _tuning.DOTS_VECTOR_RATE
         + outputs * (window % lanes) / _tuning.DOTS_SCALAR_RATE
         + outputs * _tuning.DOTS_OUTPUT_COST
