@@ -104,8 +104,15 @@ def _worst(rows: list[dict], count: int) -> None:
 
 
 def _regret(rows: list[dict]) -> float:
+    """The geometric mean of the chosen algorithm's time over the fastest one's, over the rows where the chosen one
+    was timed (:func:`_untimed` counts the others)."""
     logs = [math.log(r["times"][r["chosen"]] / min(r["times"].values())) for r in rows if r["chosen"] in r["times"]]
     return math.exp(sum(logs) / len(logs)) if logs else float("nan")
+
+
+def _untimed(rows: list[dict]) -> int:
+    """The rows whose chosen algorithm has no recorded time (left out of :func:`_regret`)."""
+    return sum(r["chosen"] not in r["times"] for r in rows)
 
 
 def _replayed(rows: list[dict]) -> list[dict]:
@@ -135,9 +142,9 @@ def main() -> None:
         from tconv import _tuning
 
         for setting in args.set:
-            name, value = setting.split("=")
-            if not hasattr(_tuning, name):
-                parser.error(f"--set: tconv._tuning has no {name}")
+            name, _, value = setting.partition("=")
+            if not isinstance(getattr(_tuning, name, None), (int, float)):
+                parser.error(f"--set: expected NAME=VALUE for a number in tconv._tuning; received {setting!r}")
             setattr(_tuning, name, type(getattr(_tuning, name))(float(value)))
         recorded = []
         for path in args.replay:
@@ -146,9 +153,13 @@ def main() -> None:
         before = _regret(recorded)
         every = _replayed(recorded)
         changed = sum(a["chosen"] != b["chosen"] for a, b in zip(recorded, every))
-        print(f"replayed {len(every)} layers: regret {_regret(every):.3f} (recorded {before:.3f}), {changed} changed")
+        untimed = f", {_untimed(every)} left out (their choice not timed)" if _untimed(every) else ""
+        regret = f"regret {_regret(every):.3f} (recorded {before:.3f})"
+        print(f"replayed {len(every)} layers: {regret}, {changed} changed{untimed}")
         _worst(every, args.worst)
         return
+    if not args.seeds:
+        parser.error("expected SEED ... to time, or --replay FILE ...")
     every = []
     for seed in args.seeds:
         rows = measure(seed, args.forward)

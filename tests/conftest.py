@@ -26,9 +26,10 @@ os.environ.setdefault("TF_ENABLE_ONEDNN_OPTS", "1")
 def _fresh_routes():
     """Every test starts with the engine's remembered routing forgotten (``tconv.engine.run._route``,
     ``direct_conv.dots_preferred``, the direct sum's channels-last route, its choice of tiles, ``jit_blocked``'s
-    estimates and plans, ``jit_dots``', and the planner's cached choices (all but the first two cleared again
-    after the test)): a test that changes the tuning constants or the compiled path's availability
-    (monkeypatched) sees the planner decide again, whichever tests ran before it."""
+    estimates and plans, ``jit_dots``', the planner's cached choices, the direct sum's twin and weight-gradient
+    choices and the dead-tap cut's (all but the first two cleared again after the test)): a test that changes the
+    tuning constants or the compiled path's availability (monkeypatched) sees the planner decide again, whichever
+    tests ran before it."""
     import importlib
 
     importlib.import_module("tconv.engine.run")._route.cache_clear()
@@ -37,8 +38,12 @@ def _fresh_routes():
     blocked = importlib.import_module("tconv.implementations.compiled.blocked")
     dots = importlib.import_module("tconv.implementations.compiled.window_dots")
     planner = importlib.import_module("tconv.engine.planner")
-    caches = (blocked._costs, blocked._plan, dots.cost, dots._plan, direct.tiles_cheaper, planner.plan)  # their
-    # estimates and plans read the constants
+    algorithms = importlib.import_module("tconv.implementations.compiled.algorithms")
+    run = importlib.import_module("tconv.engine.run")
+    caches = (
+        blocked._costs, blocked._plan, dots.cost, dots._plan, direct.tiles_cheaper, planner.plan,
+        algorithms.direct_twin, algorithms.direct_weight_grad, run._cut_if_cheaper,
+    )  # fmt: skip  # their estimates, plans and choices read the constants
     for cache in caches:
         cache.cache_clear()
     yield

@@ -1100,14 +1100,15 @@ def test_the_direct_convolution_channels_last_staged_or_in_place_matches_the_ora
 
 @needs_jit
 @pytest.mark.parametrize("channels_last", [False, True])
-@pytest.mark.parametrize(("tile_bytes", "chunk", "sub_bytes"), [(64, 32, 2**17), (200, 5, 1)])
+@pytest.mark.parametrize(("tile_bytes", "chunk", "sub_bytes"), [(64, 32, 2**17), (200, 5, 1), (64, 7, 2048)])
 def test_the_tiled_direct_convolution_matches_the_oracle(monkeypatch, channels_last, tile_bytes, chunk, sub_bytes):
     """The forward direct sum in tiles of the wide plane (:func:`.direct_conv._run_tiles`), with tiles so short
     (16 elements, or 25 and 50 evened out in multiples of 16) that their edges fall at every place in the wide
-    rows, the (input channel, tap) terms in chunks of all or of five (a chunk's end inside an input channel's
-    taps, the sums carried in memory between chunks), a group's output channels a tile holds all or four at a
-    time (the last four or fewer one at a time): strides 1 to 3, dilation, asymmetric padding, 1-D to 3-D,
-    groups, output channels in fours and beyond them (4, 5, 6, 9 a group), output rows shorter and longer than a
+    rows, the (input channel, tap) terms in chunks of 32, seven or five (a chunk's end inside an input channel's
+    taps, the sums carried in memory between chunks), a group's output channels a tile holds all, eight (float64;
+    sixteen float32) or four at a time (two four-channel blocks in one share, a group's last channels short of
+    four one at a time): strides 1 to 3, dilation, asymmetric padding, 1-D to 3-D,
+    groups, output channels in fours and beyond them (4, 5, 6, 9, 13 a group), output rows shorter and longer than a
     vector, a batch of one (each sample cut into blocks of channels for a team of three) and of three, float64
     and float32, every call's ranges on the team (some starting inside a sample's blocks), a transposed stride-1
     call (its forward twin), against the oracle; and the spy shows the tiles ran."""
@@ -1131,6 +1132,7 @@ def test_the_tiled_direct_convolution_matches_the_oracle(monkeypatch, channels_l
         ((24, 20), (3, 2), (2, 3), (1, 2), [(2, 0), (1, 3)], 2, 6, 3),
         ((5, 6, 7), (3, 2, 3), (1, 2, 1), (1, 1, 2), [(1, 1), (0, 2), (2, 1)], 1, 4, 1),
         ((6, 5, 8), (2, 3, 2), (2, 1, 2), (1, 1, 1), [(0, 1), (1, 1), (1, 0)], 3, 5, 3),
+        ((29, 31), (3, 3), (1, 1), (1, 1), [(1, 1), (1, 1)], 1, 13, 2),  # three four-channel blocks and one
     ):
         c_in = 3 * groups
         x = rng.standard_normal((batch, c_in, *spatial))

@@ -10,7 +10,8 @@ is; only the phases some tap reads), and then tap ``t`` adds ``w[t]`` times one 
 output at once. On a flattened plane that is a single run of contiguous elements: the output is computed
 *wide*, ``O1 x Q2 x Q3`` (its rows as long as the phases' rows), so that the shift by ``a`` is one offset, and
 the extra columns, which read the next row's start, are dropped when the plane is written into the caller's
-layout with the bias. No zero is multiplied except in the padding; the wide columns cost ``Q3 / O3``.
+layout with the bias. No zero is multiplied except in the padding (and, in tiles, past the plane's end up to a
+whole register block); the wide columns cost ``Q3 / O3``.
 
 A job is one (sample, group, block of output channels); in the whole-plane kernel each input channel's phases
 are filled once per job.
@@ -24,11 +25,12 @@ a job fills the phases of all its group's input channels first, then for each ti
 (:mod:`.simd`: eight sums in registers, each term's two phase vectors and four weights loaded once for eight
 multiply-adds), the terms in chunks (``CHUNK_TERMS``) whose phase rows stay in the cache while every four channels
 read them, the sums carried between chunks in a tile's rows for as many channels as ``SUB_BYTES`` hold, and
-writes the tile's valid columns straight into the output with the bias (vectors where a run is one long). A batch
+writes the tile's valid columns straight into the output with the bias (as vectors where a run is at least a
+vector long). A batch
 with fewer (sample, group) pairs than the team has ranges is cut into blocks of output channels (in fours; up to
 as many a pair as make the jobs a multiple of the threads), so that a thread fills a pair's phases about once
-(docs/design.md, "The tiled direct sum"). Each output's terms are added in the weight's order, one fused
-multiply-add each, whichever thread sums it.
+(docs/design.md, "The tiled direct sum" and "Register blocks along the pixels"). Each output is summed by one
+thread, in the same order whichever thread that is.
 
 The module is long because its two kernels (whole planes, which the weight gradient runs too, and tiles) share
 the phase geometry and its cost model, and each is one compiled function whose loops are written out in full.
@@ -56,7 +58,7 @@ from .workspace import Partials, channels_first, scratch, staged, stages
 CHUNK_TERMS = 128
 #: wide elements a register block of the tiled kernel sums (two vectors of float32; a float64 block is half as
 #: wide, which the cost model, asking for float32, does not price)
-BLOCK_WIDE = 16
+BLOCK_WIDE = 2 * _tuning.VECTOR_BYTES // _tuning.COST_ITEMSIZE
 #: bytes of a tile's sums the tiled kernel keeps for as many output channels as fit (:func:`_tiled_kernel`)
 SUB_BYTES = 128 * 2**10
 
@@ -161,8 +163,10 @@ def _planes_cost(spec: ConvSpec, channels_last: bool = False, tiles: bool | None
     sums run on the same wide planes in either layout), except where x or the output is copied channels-first
     (:func:`.workspace.staged`): that copy, read and written at ``TRANSPOSE_STREAM``, instead.
 
-    In tiles (``tiles``; by default where :func:`_tiles_fit` runs them), the channels summed four a pass run at
-    ``DIRECT_TILE_RATE``, every pass is made once a tile, and a sample's phases are filled once a group."""
+    In tiles (``tiles``; by default where :func:`_tiles_fit` runs them), the channels summed four at a time run at
+    ``DIRECT_TILE_RATE`` over the wide plane rounded up to whole register blocks (``BLOCK_WIDE``), the rest one a
+    pass as in the whole planes, each pass made once a tile, each written run a ``ROW_COST``, and a sample's phases
+    are filled once a group."""
     phases = direct_conv_geometry(geometry.axes3(spec))
     cg_in, cg_out = spec.in_channels // spec.groups, spec.out_channels // spec.groups
     taps = math.prod(spec.kernel_size)
@@ -171,12 +175,15 @@ def _planes_cost(spec: ConvSpec, channels_last: bool = False, tiles: bool | None
     plane = cg_in * taps * phases.wide  # one output channel's multiply-adds
     # a pass over four channels' rows costs four ROW_COSTs (its set-up: twelve weights, three phase rows and
     # four output rows, about three times a one-channel pass's; docs/design.md)
-    if tiles:  # four channels' sums in registers over blocks of BLOCK_WIDE wide elements; one channel's passes
-        # four terms each, a tile long; the valid columns written a run at a time
+    fours_plane = plane
+    if tiles:  # four channels' sums in registers over blocks of BLOCK_WIDE wide elements, summed whole; one
+        # channel's passes four terms each, a tile long
         fours, rate = spec.groups * (cg_out // 4), _tuning.DIRECT_TILE_RATE
         single = spec.out_channels - 4 * fours
         fills, count = spec.groups * cg_in, -(-phases.wide // _tile(_tuning.COST_ITEMSIZE))
-        plane = cg_in * taps * -(-phases.wide // BLOCK_WIDE) * BLOCK_WIDE  # the blocks' multiply-adds, whole
+        fours_plane = cg_in * taps * -(-phases.wide // BLOCK_WIDE) * BLOCK_WIDE
+        # each run of valid columns the writer copies a ROW_COST (the whole planes' writer, alike, is left out of
+        # their estimate: with the term the planner's regret replayed 1.130, without it 1.136, on sweeps 51-56)
         runs = spec.out_channels * (math.prod(spec.output_size[:-1]) + count - 1)  # a tile's end cuts a row
         passes = count * single * -(-cg_in * taps // 4) + runs
     else:
@@ -191,7 +198,7 @@ def _planes_cost(spec: ConvSpec, channels_last: bool = False, tiles: bool | None
         fill, write = (1.0 if stages(size) else _tuning.DIRECT_CONV_LAST_MEMORY for size in (x_bytes, output))
         copies = sum(2 * size / _tuning.TRANSPOSE_STREAM for size in (x_bytes, output) if stages(size))
     return (
-        4 * fours * plane / rate
+        4 * fours * fours_plane / rate
         + single * plane / _tuning.DIRECT_CONV_RATE
         + fill * fills * phases.filled / _tuning.PHASE_FILL_RATE
         + passes * _tuning.ROW_COST
@@ -262,14 +269,14 @@ def _conv_into(x: np.ndarray, weight: np.ndarray, bias: np.ndarray | None, spec:
 
 def _tiles_fit(spec: ConvSpec, phases: DirectConvGeometry, itemsize: int, threads: int | None = None) -> bool:
     """Whether the forward sum runs in tiles (:func:`_tiled_kernel`): where a group has four output channels or more and
-    the cost model prices the tiles lower (:func:`tiles_cheaper`; the register blocks ran 0.67 of the whole-plane
-    kernel's time over the 77 layers of sweeps 51 and 52 where it ran before, the slowest 1.27: docs/design.md, "The
-    tiled direct sum"), and where one group's phases, which each thread of the team then holds whole, stay in the last-
-    level cache (``DIRECT_TILE_CACHE_BYTES`` for the team, counted for two threads at least) and fit
-    ``DIRECT_TILE_PHASE_BYTES`` for the whole team (of ``threads``, by default the team's size now). The cost model asks
-    for one thread, so that its estimates, which the planner caches, do not depend on the team's size: it prices what a
-    team of two runs, and tiles that a larger team may then run whole. It also asks for float32 (``COST_ITEMSIZE``): a
-    float64 call near the bounds may run whole planes priced as tiles."""
+    the cost model prices the tiles at most the whole planes (:func:`tiles_cheaper`; the register blocks ran 0.67 of the
+    whole-plane kernel's time over the 77 layers of sweeps 51 and 52 where it ran before, the slowest 1.27:
+    docs/design.md, "Register blocks along the pixels"), and where one group's phases, which each thread of the team
+    then holds whole, stay in the last-level cache (``DIRECT_TILE_CACHE_BYTES`` for the team, counted for two threads
+    at least) and fit ``DIRECT_TILE_PHASE_BYTES`` for the whole team (of ``threads``, by default the team's size now).
+    The cost model asks for one thread, so that its estimates, which the planner caches, do not depend on the team's
+    size: it prices what a team of two runs, and tiles that a larger team may then run whole. It also asks for float32
+    (``COST_ITEMSIZE``): a float64 call near the bounds may run whole planes priced as tiles."""
     cg_in = spec.in_channels // spec.groups
     held = cg_in * phases.size * itemsize  # one thread's phases
     team_size = team.threads() if threads is None else threads
@@ -284,7 +291,8 @@ def _tiles_fit(spec: ConvSpec, phases: DirectConvGeometry, itemsize: int, thread
 @functools.lru_cache(maxsize=1024)
 def tiles_cheaper(spec: ConvSpec) -> bool:
     """Whether the cost model puts the tiles at most the whole planes' cost (:func:`_planes_cost`, channels-first:
-    the layouts' terms are the same for both), decided once per call description (the tests that change the
+    channels-last multiplies the fills of both by the same factor, and the whole planes fill more of them, so the
+    comparison leans towards the whole planes there), decided once per call description (the tests that change the
     tuning constants clear this cache, as they clear the engine's routes). On a wide plane shorter than a
     register block (``BLOCK_WIDE``) the tiles sum mostly past its end, and the whole planes pay a pass a tap and
     channel; which costs more depends on the channels and terms."""
@@ -326,7 +334,8 @@ def _run_tiles(
     tiles = -(-phases.wide // _tile(item))
     tile = 16 * -(-phases.wide // (16 * tiles))  # tiles of even length (not 1024 and 31)
     chunk = CHUNK_TERMS
-    sub = max(4, SUB_BYTES // ((tile + 16) * item) // 4 * 4)  # channels a tile's sums hold in flat
+    pitch = tile + 2 * _tuning.VECTOR_BYTES // item  # a channel's row of sums in the kernel (tile + 2 * lane)
+    sub = max(4, min(SUB_BYTES // (pitch * item) // 4 * 4, 4 * -(-block // 4)))  # channels a tile's sums hold
     kernel = _tiled_kernel()
 
     def run(start: int, stop: int) -> None:
@@ -665,7 +674,7 @@ def _tiled_kernel() -> Any:
         # last wide element (sums of no output's, never written), so ph has that many more
         ph = np.zeros(cg_in * size + 2 * lane, dtype=x.dtype)
         pitch = tile + 2 * lane  # a channel's row of a tile in flat, the blocks rounded up to whole pairs of vectors
-        flat = np.zeros(sub * pitch, dtype=x.dtype)
+        flat = np.empty(sub * pitch, dtype=x.dtype)  # each row's sums written before they are read
         filled = -1  # the (sample, group) whose phases ph holds
         terms = cg_in * k_all  # (input channel, tap) pairs, in the weight's order
         offsets = np.empty(terms, dtype=np.int64)  # each pair's phase row in ph
