@@ -691,15 +691,16 @@ def test_views_of_every_kind_in_every_argument(algorithm):
     )
 
 
-@needs_jit
-def test_views_of_every_kind_on_the_window_dots_path():
-    """``jit_dots`` runs convolutions only: x and the weight as every kind of view, both layouts, against the
-    oracle; a zero-stride x too."""
+def _forward_views_match(algorithm, with_grads):
+    """``algorithm`` forced on x and the weight as every kind of view, both layouts, against the oracle, and on a
+    zero-stride x; ``with_grads``: grad_output too, as every kind of view, through the input's gradient of the
+    stride-1 layer."""
     x = RNG.standard_normal((2, 3, 6, 5))
     w = RNG.standard_normal((9, 3, 3, 2))
     pads = [(1, 1), (0, 1)]
     expected = naive_conv(x, w, pads=pads)
-    with tconv.use_algorithm("jit_dots"):
+    gy = RNG.standard_normal(expected.shape)
+    with tconv.use_algorithm(algorithm):
         for channels_last in (False, True):
 
             def layout(a, channels_last=channels_last):
@@ -709,8 +710,19 @@ def test_views_of_every_kind_on_the_window_dots_path():
                 for wv in _views(w).values():
                     got = tconv.conv(xv, wv, padding=pads, channels_last=channels_last)
                     np.testing.assert_allclose(got, layout(expected), atol=1e-12, err_msg=kind)
+                for gv in _views(layout(gy)).values() if with_grads else ():
+                    dx, _, _ = tconv.conv_grad(gv, xv, w, padding=pads, channels_last=channels_last)
+                    want = naive_conv_transpose(gy, w, pads=pads)
+                    np.testing.assert_allclose(dx, layout(want), atol=1e-12, err_msg=kind)
         zero = np.broadcast_to(x[:, :, :1], x.shape)
         np.testing.assert_allclose(tconv.conv(zero, w), naive_conv(np.ascontiguousarray(zero), w), atol=1e-12)
+
+
+@needs_jit
+def test_views_of_every_kind_on_the_window_dots_path():
+    """``jit_dots`` runs convolutions only: x and the weight as every kind of view, both layouts, against the
+    oracle; a zero-stride x too."""
+    _forward_views_match("jit_dots", with_grads=False)
 
 
 @needs_jit
@@ -718,27 +730,7 @@ def test_views_of_every_kind_on_the_register_blocked_path():
     """``jit_blocked`` runs convolutions (the transposed views test above is strided, which it does not run): x,
     weight and grad_output as every kind of view, both layouts, forward and the gradients of a stride-1 layer
     (the input's through the transposed twin it runs), against the oracle; a zero-stride x too."""
-    x = RNG.standard_normal((2, 3, 6, 5))
-    w = RNG.standard_normal((9, 3, 3, 2))
-    pads = [(1, 1), (0, 1)]
-    expected = naive_conv(x, w, pads=pads)
-    gy = RNG.standard_normal(expected.shape)
-    with tconv.use_algorithm("jit_blocked"):
-        for channels_last in (False, True):
-
-            def layout(a, channels_last=channels_last):
-                return np.moveaxis(a, 1, -1) if channels_last else a
-
-            for kind, xv in _views(layout(x)).items():
-                for wv in _views(w).values():
-                    got = tconv.conv(xv, wv, padding=pads, channels_last=channels_last)
-                    np.testing.assert_allclose(got, layout(expected), atol=1e-12, err_msg=kind)
-                for gv in _views(layout(gy)).values():
-                    dx, _, _ = tconv.conv_grad(gv, xv, w, padding=pads, channels_last=channels_last)
-                    want = naive_conv_transpose(gy, w, pads=pads)
-                    np.testing.assert_allclose(dx, layout(want), atol=1e-12, err_msg=kind)
-        zero = np.broadcast_to(x[:, :, :1], x.shape)
-        np.testing.assert_allclose(tconv.conv(zero, w), naive_conv(np.ascontiguousarray(zero), w), atol=1e-12)
+    _forward_views_match("jit_blocked", with_grads=True)
 
 
 @needs_jit

@@ -51,14 +51,14 @@ import numpy as np
 
 from ... import _tuning
 from ...spec import ConvSpec
-from . import channel_dots, geometry, kernels, team, transpose
+from . import blocked, channel_dots, geometry, kernels, team, transpose
 from .workspace import Partials, channels_first, scratch, staged, stages
 
 #: (input channel, tap) terms the tiled kernel sums a chunk, its sums in registers (:func:`_tiled_kernel`)
 CHUNK_TERMS = 128
 #: wide elements a register block of the tiled kernel sums (two vectors of float32; a float64 block is half as
 #: wide, which the cost model, asking for float32, does not price)
-BLOCK_WIDE = 2 * _tuning.VECTOR_BYTES // _tuning.COST_ITEMSIZE
+BLOCK_WIDE = 2 * blocked.lanes(_tuning.COST_ITEMSIZE)
 #: bytes of a tile's sums the tiled kernel keeps for as many output channels as fit (:func:`_tiled_kernel`)
 SUB_BYTES = 128 * 2**10
 
@@ -334,7 +334,7 @@ def _run_tiles(
     tiles = -(-phases.wide // _tile(item))
     tile = 16 * -(-phases.wide // (16 * tiles))  # tiles of even length (not 1024 and 31)
     chunk = CHUNK_TERMS
-    pitch = tile + 2 * _tuning.VECTOR_BYTES // item  # a channel's row of sums in the kernel (tile + 2 * lane)
+    pitch = tile + 2 * blocked.lanes(item)  # a channel's row of sums in the kernel (its pitch)
     sub = max(4, min(SUB_BYTES // (pitch * item) // 4 * 4, 4 * -(-block // 4)))  # channels a tile's sums hold
     kernel = _tiled_kernel()
 
