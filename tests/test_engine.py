@@ -1162,6 +1162,48 @@ def test_the_tiled_direct_convolution_matches_the_oracle(monkeypatch, channels_l
 
 
 @needs_jit
+@pytest.mark.parametrize("chunk", [128, 5])
+def test_the_tiles_one_channel_register_blocks_match_the_oracle(monkeypatch, chunk):
+    """The tiled direct sum's channels summed one at a time (a group's channels short of four, every channel of a
+    depthwise layer), eight vectors of sums a block in registers and the tile's last blocks two vectors each: wide
+    planes of 1 to 300 elements (no eight-vector block, one and a part, several and a tail of every length below
+    and above four vectors), one to three output channels a group and seven (one four-channel block and three
+    single channels), depthwise, strided, dilated and 1-D to 3-D, the terms whole and in chunks of five (a
+    chunk's end inside an input channel's taps), float64 and float32, against the oracle; the spy shows the tiles
+    ran."""
+    from tconv.implementations.compiled import direct_conv
+
+    monkeypatch.setattr(direct_conv, "CHUNK_TERMS", chunk)
+    monkeypatch.setattr(direct_conv, "tiles_cheaper", lambda spec: True)  # the tiles, whatever the estimates
+    runs = []
+    tiles = direct_conv._run_tiles
+    monkeypatch.setattr(direct_conv, "_run_tiles", lambda *args: (runs.append(args[2]), tiles(*args))[1])
+    rng = np.random.default_rng(chunk)
+    for spatial, kernel, stride, dilation, pads, groups, c_in, c_out in (
+        ((3,), (3,), (1,), (1,), [(1, 1)], 1, 4, 1),  # a wide plane of 3
+        ((70,), (3,), (1,), (1,), [(1, 1)], 1, 6, 2),  # 70: one block of 64 and a tail of 6
+        ((300,), (5,), (2,), (1,), [(2, 1)], 1, 3, 3),  # strided: 149
+        ((33, 29), (3, 3), (1, 1), (1, 1), [(1, 1), (1, 1)], 1, 5, 7),  # a block of four channels and three
+        ((23, 21), (5, 3), (2, 1), (1, 2), [(2, 0), (1, 3)], 8, 8, 8),  # depthwise, strided and dilated
+        ((9, 10, 11), (3, 2, 3), (1, 2, 1), (1, 1, 2), [(1, 1), (0, 2), (2, 1)], 6, 6, 6),  # depthwise 3-D
+        ((40, 38), (2, 2), (1, 1), (1, 1), [(0, 0), (0, 0)], 2, 4, 4),  # two output channels a group
+    ):
+        x = rng.standard_normal((2, c_in, *spatial))
+        w = rng.standard_normal((c_out, c_in // groups, *kernel))
+        b = rng.standard_normal(c_out)
+        expected = naive_conv(x, w, b, stride=list(stride), pads=pads, dilation=list(dilation), groups=groups)
+        options = dict(stride=stride, padding=pads, dilation=dilation, groups=groups)
+        runs.clear()
+        with tconv.use_algorithm("jit_direct"):
+            got = tconv.conv(x, w, b, **options)
+            single = tconv.conv(x.astype(np.float32), w.astype(np.float32), b.astype(np.float32), **options)
+        assert len(runs) == 2, (spatial, runs)
+        np.testing.assert_allclose(got, expected, atol=1e-10)
+        assert single.dtype == np.float32
+        np.testing.assert_allclose(single, expected, rtol=1e-4, atol=1e-4)
+
+
+@needs_jit
 def test_phases_beyond_the_cache_budget_run_in_whole_planes(monkeypatch):
     """A team's phases above ``DIRECT_TILE_CACHE_BYTES`` (they would spill from the last-level cache, and every
     four output channels read them again), counted for two threads at least, run the whole-plane kernel; at the
@@ -1193,11 +1235,12 @@ def test_phases_beyond_the_cache_budget_run_in_whole_planes(monkeypatch):
 
 @needs_jit
 def test_tiles_run_where_the_cost_model_prices_them_lower(monkeypatch):
-    """The forward direct sum runs in tiles where a group has four output channels or more and the cost model
-    prices the tiles at most the whole planes (:func:`.direct_conv.tiles_cheaper`), however short the wide plane
-    (one of four elements over 48 input channels: the whole planes' passes, one a tap and channel, cost more than
-    the blocks summed past the plane's end); else, or with three output channels, the whole-plane kernel; all
-    against the oracle, channels first and last, grouped and dilated."""
+    """The forward direct sum runs in tiles where the cost model prices them at most the whole planes
+    (:func:`.direct_conv.tiles_cheaper`), however short the wide plane (one of four elements over 48 input
+    channels: the whole planes' passes, one a tap and channel, cost more than the blocks summed past the plane's
+    end) and whatever the output channels a group (three, or two, summed one at a time); else the whole-plane
+    kernel (a depthwise layer of three taps); all against the oracle, channels first and last, grouped and
+    dilated."""
     from tconv.implementations.compiled import direct_conv
 
     runs = []
@@ -1209,7 +1252,9 @@ def test_tiles_run_where_the_cost_model_prices_them_lower(monkeypatch):
         ((20,), (3,), (1,), 2, 6, 8, True),  # a wide plane of 19: one block and a part
         ((6,), (4,), (1,), 1, 48, 64, True),  # a wide plane of 4
         ((9, 11), (1, 2), (1, 2), 1, 3, 8, False),  # priced lower in whole planes
-        ((37,), (3,), (1,), 1, 5, 3, False),  # three output channels
+        ((37,), (3,), (1,), 1, 5, 3, True),  # three output channels, one at a time in registers
+        ((6,), (4,), (1,), 1, 48, 2, True),  # two output channels of 192 terms (channels-first)
+        ((37,), (3,), (1,), 8, 8, 8, False),  # depthwise, three terms a channel: whole planes
     ):
         x = rng.standard_normal((3, c_in, *spatial))
         w = rng.standard_normal((c_out, c_in // groups, *kernel))
@@ -1219,14 +1264,16 @@ def test_tiles_run_where_the_cost_model_prices_them_lower(monkeypatch):
             transposed=False, input_size=spatial, kernel_size=kernel, in_channels=c_in, out_channels=c_out,
             padding=pads, dilation=dilation, groups=groups,
         )  # fmt: skip
-        assert direct_conv.tiles_cheaper(spec) == tiled or c_out < 4
+        assert direct_conv.tiles_cheaper(spec) == tiled
         expected = naive_conv(x, w, b, stride=[1] * len(spatial), pads=pads, dilation=list(dilation), groups=groups)
         for channels_last in (False, True):
             xin = np.ascontiguousarray(np.moveaxis(x, 1, -1)) if channels_last else x
             runs.clear()
             with tconv.use_algorithm("jit_direct"):
                 got = tconv.conv(xin, w, b, padding=pads, dilation=dilation, groups=groups, channels_last=channels_last)
-            assert bool(runs) == tiled, (spatial, kernel, groups)
+            # channels-last, few output channels over many inputs run as dot products along the channels instead
+            dots = channels_last and direct_conv.dots_preferred(spec)
+            assert bool(runs) == (tiled and not dots), (spatial, kernel, groups, channels_last)
             np.testing.assert_allclose(np.moveaxis(got, -1, 1) if channels_last else got, expected, atol=1e-10)
 
 

@@ -226,6 +226,10 @@ DIRECT_TILE_CACHE_BYTES = min(64 * 2**20, _shared_cache_bytes(96 * 2**20) * 2 //
 #: and 57-58 (held out) with the blocks in registers, 50e9-75e9 gave 1.132-1.141 and 1.149-1.187, 55e9 1.136 and
 #: 1.149 (docs/design.md, "Register blocks along the pixels"; 65e9 before, for sums kept in the L1 cache).
 DIRECT_TILE_RATE = 55e9
+#: The tiled sum's multiply-adds/s for the channels it sums one at a time (a group's last channels that are not
+#: four, every channel of a depthwise layer), eight vectors of one channel's sums in registers, each term's phase
+#: vectors loaded once for one multiply-add each (DIRECT_CONV_RATE's counterpart in the whole planes).
+DIRECT_TILE_SINGLE_RATE = 13.5e9
 
 #: A transposed convolution's direct estimate (its own kernel's, or its stride-1 twin's) is multiplied by this
 #: for channels-last calls, whose loops then read and write with a stride of the channel count (that estimate has

@@ -18,15 +18,15 @@ are filled once per job.
 Output channels go four a pass (three taps a pass: each phase element is loaded once for four channels), the
 block's last ones one a pass (four taps a pass).
 
-Where a group has four output channels or more, the cost model prices them lower (:func:`tiles_cheaper`) and the
-phases fit the cache and memory bounds (:func:`_tiles_fit`), the forward sum runs in tiles (:func:`_tiled_kernel`):
-a job fills the phases of all its group's input channels first, then for each tile of the wide plane sums every
-(input channel, tap) for four output channels at a time in register blocks of two SIMD vectors of wide elements
-(:mod:`.simd`: eight sums in registers, each term's two phase vectors and four weights loaded once for eight
-multiply-adds), the terms in chunks (``CHUNK_TERMS``) whose phase rows stay in the cache while every four channels
-read them, the sums carried between chunks in a tile's rows for as many channels as ``SUB_BYTES`` hold, and
-writes the tile's valid columns straight into the output with the bias (as vectors where a run is at least a
-vector long). A batch
+Where the cost model prices them lower (:func:`tiles_cheaper`) and the phases fit the cache and memory bounds
+(:func:`_tiles_fit`), the forward sum runs in tiles (:func:`_tiled_kernel`): a job fills the phases of all its
+group's input channels first, then for each tile of the wide plane sums every (input channel, tap) for four output
+channels at a time in register blocks of two SIMD vectors of wide elements (:mod:`.simd`: eight sums in registers,
+each term's two phase vectors and four weights loaded once for eight multiply-adds), and a group's channels short of
+four (all of a depthwise layer's) one at a time in blocks of eight vectors (a tile's last blocks two), the terms in
+chunks (``CHUNK_TERMS``) whose phase rows stay in the cache while every four channels read them, the sums carried
+between chunks in a tile's rows for as many channels as ``SUB_BYTES`` hold, and writes the tile's valid columns
+straight into the output with the bias (as vectors where a run is at least a vector long). A batch
 with fewer (sample, group) pairs than the team has ranges is cut into blocks of output channels (in fours; up to
 as many a pair as make the jobs a multiple of the threads), so that a thread fills a pair's phases about once
 (docs/design.md, "The tiled direct sum" and "Register blocks along the pixels"). Each output is summed by one
@@ -164,9 +164,9 @@ def _planes_cost(spec: ConvSpec, channels_last: bool = False, tiles: bool | None
     (:func:`.workspace.staged`): that copy, read and written at ``TRANSPOSE_STREAM``, instead.
 
     In tiles (``tiles``; by default where :func:`_tiles_fit` runs them), the channels summed four at a time run at
-    ``DIRECT_TILE_RATE`` over the wide plane rounded up to whole register blocks (``BLOCK_WIDE``), the rest one a
-    pass as in the whole planes, each pass made once a tile, each written run a ``ROW_COST``, and a sample's phases
-    are filled once a group."""
+    ``DIRECT_TILE_RATE`` and the rest, one at a time, at ``DIRECT_TILE_SINGLE_RATE``, over the wide plane rounded up
+    to whole register blocks (``BLOCK_WIDE``), each chunk of terms a channel and tile a ``ROW_COST``, each written
+    run a ``ROW_COST``, and a sample's phases are filled once a group."""
     phases = direct_conv_geometry(geometry.axes3(spec))
     cg_in, cg_out = spec.in_channels // spec.groups, spec.out_channels // spec.groups
     taps = math.prod(spec.kernel_size)
@@ -175,17 +175,18 @@ def _planes_cost(spec: ConvSpec, channels_last: bool = False, tiles: bool | None
     plane = cg_in * taps * phases.wide  # one output channel's multiply-adds
     # a pass over four channels' rows costs four ROW_COSTs (its set-up: twelve weights, three phase rows and
     # four output rows, about three times a one-channel pass's; docs/design.md)
-    fours_plane = plane
-    if tiles:  # four channels' sums in registers over blocks of BLOCK_WIDE wide elements, summed whole; one
-        # channel's passes four terms each, a tile long
+    fours_plane = single_plane = plane
+    single_rate = _tuning.DIRECT_CONV_RATE
+    if tiles:  # four channels' sums, or one channel's, in registers over blocks of BLOCK_WIDE wide elements
+        # (or more), summed whole, the terms a chunk at a time
         fours, rate = spec.groups * (cg_out // 4), _tuning.DIRECT_TILE_RATE
-        single = spec.out_channels - 4 * fours
+        single, single_rate = spec.out_channels - 4 * fours, _tuning.DIRECT_TILE_SINGLE_RATE
         fills, count = spec.groups * cg_in, -(-phases.wide // _tile(_tuning.COST_ITEMSIZE))
-        fours_plane = cg_in * taps * -(-phases.wide // BLOCK_WIDE) * BLOCK_WIDE
+        fours_plane = single_plane = cg_in * taps * -(-phases.wide // BLOCK_WIDE) * BLOCK_WIDE
         # each run of valid columns the writer copies a ROW_COST (the whole planes' writer, alike, is left out of
         # their estimate: with the term the planner's regret replayed 1.130, without it 1.136, on sweeps 51-56)
         runs = spec.out_channels * (math.prod(spec.output_size[:-1]) + count - 1)  # a tile's end cuts a row
-        passes = count * single * -(-cg_in * taps // 4) + runs
+        passes = count * single * -(-cg_in * taps // CHUNK_TERMS) + runs
     else:
         block, fours, single = _channel_passes(spec, phases.wide)
         fills, rate = spec.groups * -(-cg_out // block) * cg_in, _tuning.DIRECT_CONV_BLOCK_RATE
@@ -199,7 +200,7 @@ def _planes_cost(spec: ConvSpec, channels_last: bool = False, tiles: bool | None
         copies = sum(2 * size / _tuning.TRANSPOSE_STREAM for size in (x_bytes, output) if stages(size))
     return (
         4 * fours * fours_plane / rate
-        + single * plane / _tuning.DIRECT_CONV_RATE
+        + single * single_plane / single_rate
         + fill * fills * phases.filled / _tuning.PHASE_FILL_RATE
         + passes * _tuning.ROW_COST
         + fill * fills * phases.fill_rows * _tuning.ROW_COST
@@ -268,10 +269,11 @@ def _conv_into(x: np.ndarray, weight: np.ndarray, bias: np.ndarray | None, spec:
 
 
 def _tiles_fit(spec: ConvSpec, phases: DirectConvGeometry, itemsize: int, threads: int | None = None) -> bool:
-    """Whether the forward sum runs in tiles (:func:`_tiled_kernel`): where a group has four output channels or more and
-    the cost model prices the tiles at most the whole planes (:func:`tiles_cheaper`; the register blocks ran 0.67 of the
-    whole-plane kernel's time over the 77 layers of sweeps 51 and 52 where it ran before, the slowest 1.27:
-    docs/design.md, "Register blocks along the pixels"), and where one group's phases, which each thread of the team
+    """Whether the forward sum runs in tiles (:func:`_tiled_kernel`): where the cost model prices the tiles at most the
+    whole planes (:func:`tiles_cheaper`; the register blocks ran 0.67 of the whole-plane kernel's time over the 77
+    layers of sweeps 51 and 52 where it ran before, the slowest 1.27: docs/design.md, "Register blocks along the
+    pixels"; a group of fewer than four output channels sums them one at a time, "One channel's sums in
+    registers"), and where one group's phases, which each thread of the team
     then holds whole, stay in the last-level cache (``DIRECT_TILE_CACHE_BYTES`` for the team, counted for two threads
     at least) and fit ``DIRECT_TILE_PHASE_BYTES`` for the whole team (of ``threads``, by default the team's size now).
     The cost model asks for one thread, so that its estimates, which the planner caches, do not depend on the team's
@@ -281,8 +283,7 @@ def _tiles_fit(spec: ConvSpec, phases: DirectConvGeometry, itemsize: int, thread
     held = cg_in * phases.size * itemsize  # one thread's phases
     team_size = team.threads() if threads is None else threads
     return (
-        spec.out_channels // spec.groups >= 4
-        and held * max(2, team_size) <= _tuning.DIRECT_TILE_CACHE_BYTES
+        held * max(2, team_size) <= _tuning.DIRECT_TILE_CACHE_BYTES
         and held * team_size <= _tuning.DIRECT_TILE_PHASE_BYTES
         and tiles_cheaper(spec)
     )
@@ -334,7 +335,7 @@ def _run_tiles(
     tiles = -(-phases.wide // _tile(item))
     tile = 16 * -(-phases.wide // (16 * tiles))  # tiles of even length (not 1024 and 31)
     chunk = CHUNK_TERMS
-    pitch = tile + 2 * blocked.lanes(item)  # a channel's row of sums in the kernel (its pitch)
+    pitch = tile + 8 * blocked.lanes(item)  # a channel's row of sums in the kernel (its pitch)
     sub = max(4, min(SUB_BYTES // (pitch * item) // 4 * 4, 4 * -(-block // 4)))  # channels a tile's sums hold
     kernel = _tiled_kernel()
 
@@ -662,18 +663,19 @@ def _tiled_kernel() -> Any:
         # the block's eight sums in registers (each term's two phase vectors and four weights loaded once for
         # eight multiply-adds), kept between chunks in the channels' rows of ``flat`` (within the L2 cache), so
         # that a chunk's phase rows, read by every four channels, stay in the cache too. The last channels that
-        # are not four go one at a time, four terms a pass, their rows in memory. Then the tile's valid columns
-        # are written to out with the bias.
+        # are not four go one at a time, eight vectors of one channel's sums a block in registers (the tile's
+        # last blocks, of four vectors or fewer, two vectors each), the terms in the same chunks. Then the tile's
+        # valid columns are written to out with the bias.
         groups, cg_in, cg_out, block = dims[1], dims[2], dims[3], dims[4]
         blocks = (cg_out + block - 1) // block
         q2n, q3n = rows[1], rows[2]
         o2n, o3n = size_out[1], size_out[2]
         k_all = taps.shape[0]
         lane = _lanes(x)
-        # the padding's zeros are never overwritten; a block's vectors read up to 2 * lane - 1 elements past the
+        # the padding's zeros are never overwritten; a block's vectors read up to 8 * lane - 1 elements past the
         # last wide element (sums of no output's, never written), so ph has that many more
-        ph = np.zeros(cg_in * size + 2 * lane, dtype=x.dtype)
-        pitch = tile + 2 * lane  # a channel's row of a tile in flat, the blocks rounded up to whole pairs of vectors
+        ph = np.zeros(cg_in * size + 8 * lane, dtype=x.dtype)
+        pitch = tile + 8 * lane  # a channel's row of a tile in flat, the blocks rounded up to whole blocks
         flat = np.empty(sub * pitch, dtype=x.dtype)  # each row's sums written before they are read
         filled = -1  # the (sample, group) whose phases ph holds
         terms = cg_in * k_all  # (input channel, tap) pairs, in the weight's order
@@ -736,32 +738,57 @@ def _tiled_kernel() -> Any:
                                 _vstore(flat, r + 2 * pitch + lane, s21)
                                 _vstore(flat, r + 3 * pitch, s30)
                                 _vstore(flat, r + 3 * pitch + lane, s31)
-                    for co in range(fours, s1):  # one channel: four terms a pass, its row in memory
+                    for co in range(fours, s1):  # one channel: eight vectors of sums a block in registers
                         rb = (co - s0) * pitch
-                        r0 = flat[rb : rb + width]
-                        r0[:] = 0
                         w0 = (g * cg_out + co) * terms
-                        j = 0
-                        while j + 4 <= terms:
-                            wa, wb, wc1, wd = w[w0 + j], w[w0 + j + 1], w[w0 + j + 2], w[w0 + j + 3]
-                            oa, ob = offsets[j] + f0, offsets[j + 1] + f0
-                            oc, od = offsets[j + 2] + f0, offsets[j + 3] + f0
-                            sa, sb, sc, sd = (
-                                ph[oa : oa + width],
-                                ph[ob : ob + width],
-                                ph[oc : oc + width],
-                                ph[od : od + width],
-                            )
-                            for f in range(width):
-                                r0[f] += wa * sa[f] + wb * sb[f] + wc1 * sc[f] + wd * sd[f]
-                            j += 4
-                        while j < terms:
-                            wa = w[w0 + j]
-                            oa = offsets[j] + f0
-                            sa = ph[oa : oa + width]
-                            for f in range(width):
-                                r0[f] += wa * sa[f]
-                            j += 1
+                        for t0 in range(0, terms, chunk):
+                            t1 = min(t0 + chunk, terms)
+                            f = 0
+                            while width - f > 4 * lane:  # eight sums, each term's weight splat once for them
+                                base = f0 + f
+                                r = rb + f
+                                if t0 == 0:
+                                    s00 = s01 = s10 = s11 = s20 = s21 = s30 = s31 = _vzero(ph)
+                                else:
+                                    s00, s01 = _vload(flat, r), _vload(flat, r + lane)
+                                    s10, s11 = _vload(flat, r + 2 * lane), _vload(flat, r + 3 * lane)
+                                    s20, s21 = _vload(flat, r + 4 * lane), _vload(flat, r + 5 * lane)
+                                    s30, s31 = _vload(flat, r + 6 * lane), _vload(flat, r + 7 * lane)
+                                for t in range(t0, t1):
+                                    at = offsets[t] + base
+                                    c = _vsplat(w, w0 + t)
+                                    s00 = _vfma(s00, _vload(ph, at), c)
+                                    s01 = _vfma(s01, _vload(ph, at + lane), c)
+                                    s10 = _vfma(s10, _vload(ph, at + 2 * lane), c)
+                                    s11 = _vfma(s11, _vload(ph, at + 3 * lane), c)
+                                    s20 = _vfma(s20, _vload(ph, at + 4 * lane), c)
+                                    s21 = _vfma(s21, _vload(ph, at + 5 * lane), c)
+                                    s30 = _vfma(s30, _vload(ph, at + 6 * lane), c)
+                                    s31 = _vfma(s31, _vload(ph, at + 7 * lane), c)
+                                _vstore(flat, r, s00)
+                                _vstore(flat, r + lane, s01)
+                                _vstore(flat, r + 2 * lane, s10)
+                                _vstore(flat, r + 3 * lane, s11)
+                                _vstore(flat, r + 4 * lane, s20)
+                                _vstore(flat, r + 5 * lane, s21)
+                                _vstore(flat, r + 6 * lane, s30)
+                                _vstore(flat, r + 7 * lane, s31)
+                                f += 8 * lane
+                            while f < width:  # the tile's last blocks, four vectors or fewer: two vectors each
+                                base = f0 + f
+                                r = rb + f
+                                if t0 == 0:
+                                    s00 = s01 = _vzero(ph)
+                                else:
+                                    s00, s01 = _vload(flat, r), _vload(flat, r + lane)
+                                for t in range(t0, t1):
+                                    at = offsets[t] + base
+                                    c = _vsplat(w, w0 + t)
+                                    s00 = _vfma(s00, _vload(ph, at), c)
+                                    s01 = _vfma(s01, _vload(ph, at + lane), c)
+                                _vstore(flat, r, s00)
+                                _vstore(flat, r + lane, s01)
+                                f += 2 * lane
                     # the tile's valid columns, a run of o3 < O3 of each wide row with o2 < O2, with the bias,
                     # channel by channel (each run one slice of the channel's row in flat and one of out)
                     first_row = f0 // q3n
