@@ -5,11 +5,13 @@
 
 The timing run draws random forward convolutions whose groups have one to three output channels (three in five
 depthwise, the rest one group of 1-64 input channels), batch 1-32, 1-D to 3-D, kernels 1-9 (1-5 in 3-D), strides
-1-3, some dilated, and times ``jit_direct`` forced twice: in tiles and in whole planes (its
-``tiles_cheaper`` replaced for the call), alternated three rounds, the best of five calls each, in this process with
-the thread counts it inherits. The replay asks the cost model of this checkout, with ``DIRECT_TILE_SINGLE_RATE`` set
-to each of ``--rates``, which route it takes on each recorded layer, and prints the geometric mean of the taken
-route's time over the faster one's (the regret; 1.00 always picks the faster), next to always taking one route.
+1-3, some dilated (none whose kernel outgrows the padded input), and times ``jit_direct`` forced twice: in tiles
+and in whole planes (its ``tiles_cheaper`` replaced for the call), alternated three rounds, the best of five calls
+each, in this process with the thread counts it inherits; a layer whose tiles did not run (phases beyond the cache
+or memory bounds) is left out, and the records are written after each layer. The replay asks the cost model of
+this checkout, with ``DIRECT_TILE_SINGLE_RATE`` set to each of ``--rates``, which route it takes on each recorded
+layer, and prints the geometric mean of the taken route's time over the faster one's (the regret; 1.00 always picks
+the faster), next to always taking one route.
 A measuring script, not a test; run it on a quiet machine (docs/design.md, "One channel's sums in registers").
 """
 
@@ -39,9 +41,9 @@ def _layers(seed: int, count: int) -> list[dict]:
         size = int(rng.integers(4, {1: 512, 2: 128, 3: 32}[d]))
         k = int(rng.integers(1, 10 if d < 3 else 6))
         s, dil = int(rng.integers(1, 4)), 1 if rng.random() < 0.8 else 2
-        if (k - 1) * dil + 1 > size + 2:
-            continue
         p = int(rng.integers(0, (k - 1) * dil // 2 + 1))
+        if (k - 1) * dil + 1 > size + 2 * p:  # a kernel longer than the padded input: no output
+            continue
         if rng.random() < 0.6:  # depthwise
             c_in = c_out = groups = int(rng.integers(1, 129))
         else:
@@ -73,9 +75,18 @@ def _best(fn, calls: int = 5) -> float:
     return min(times)
 
 
-def time_layers(seed: int, count: int) -> list[dict]:
+def time_layers(seed: int, count: int, path: str | None) -> list[dict]:
+    """Both routes' best times on each layer, written to ``path`` (if given) after each; a layer whose tiles did not
+    run when forced (the phases beyond the cache or memory bounds, :func:`.direct_conv._tiles_fit`) is left out."""
     rng = np.random.default_rng(seed + 1)
-    chosen = direct_conv.tiles_cheaper
+    chosen, tiled = direct_conv.tiles_cheaper, direct_conv._run_tiles
+    ran: list[bool] = []
+
+    def spy(*args: object) -> None:
+        ran.append(True)
+        tiled(*args)
+
+    direct_conv._run_tiles = spy
     records = []
     try:
         for layer in _layers(seed, count):
@@ -85,17 +96,23 @@ def time_layers(seed: int, count: int) -> list[dict]:
             w = w.astype(np.float32)
             options = {name: layer[name] for name in ("stride", "padding", "dilation", "groups")}
             best = {route: math.inf for route in ROUTES}
+            ran.clear()
             with tconv.use_algorithm("jit_direct"):
                 for _ in range(3):
                     for route in ROUTES:
                         direct_conv.tiles_cheaper = lambda spec, route=route: route == "tiles"
                         call = functools.partial(tconv.conv, x, w, **options)
                         best[route] = min(best[route], _best(call))
-            record = {**layer, **best}
-            records.append(record)
+            if not ran:
+                print(f"{layer}: the tiles did not run (phases beyond the bounds); left out", flush=True)
+                continue
+            records.append({**layer, **best})
             print(f"{layer}: tiles {best['tiles'] * 1e3:.3f} ms, planes {best['planes'] * 1e3:.3f} ms", flush=True)
+            if path:
+                with open(path, "w") as file:
+                    json.dump(records, file)
     finally:
-        direct_conv.tiles_cheaper = chosen
+        direct_conv.tiles_cheaper, direct_conv._run_tiles = chosen, tiled
     return records
 
 
@@ -114,7 +131,7 @@ def replay(records: list[dict], rates: list[float]) -> None:
             taken = []
             for record in records:
                 cost, spec = direct_conv._planes_cost, _spec(record)
-                in_tiles = cost(spec, tiles=True) <= cost(spec, tiles=False)
+                in_tiles = cost(spec, tiles=True, registers=True) <= cost(spec, tiles=False)
                 taken.append(record["tiles"] if in_tiles else record["planes"])
             share = sum(t == r["tiles"] for t, r in zip(taken, records))
             print(
@@ -134,15 +151,15 @@ def main() -> None:
     parser.add_argument("count", nargs="?", type=int, default=60)
     args = parser.parse_args()
     if args.replay:
-        replay([r for name in args.replay for r in json.load(open(name))], args.rates)
+        records = []
+        for name in args.replay:
+            with open(name) as file:
+                records.extend(json.load(file))
+        replay(records, args.rates)
         return
     if args.seed is None:
         parser.error("give a SEED to time, or --replay FILE")
-    records = time_layers(args.seed, args.count)
-    if args.json:
-        with open(args.json, "w") as file:
-            json.dump(records, file)
-    replay(records, args.rates)
+    replay(time_layers(args.seed, args.count, args.json), args.rates)
 
 
 if __name__ == "__main__":

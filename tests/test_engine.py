@@ -1166,15 +1166,20 @@ def test_the_tiled_direct_convolution_matches_the_oracle(monkeypatch, channels_l
 def test_the_tiles_one_channel_register_blocks_match_the_oracle(monkeypatch, chunk):
     """The tiled direct sum's channels summed one at a time (a group's channels short of four, every channel of a
     depthwise layer), eight vectors of sums a block in registers and the tile's last blocks two vectors each: wide
-    planes of 1 to 300 elements (no eight-vector block, one and a part, several and a tail of every length below
-    and above four vectors), one to three output channels a group and seven (one four-channel block and three
+    planes of 3 to about 1500 elements (no eight-vector block; one and a tail; several, the last one reaching past
+    the tile's end; two tiles), one to three output channels a group and seven (one four-channel block and three
     single channels), depthwise, strided, dilated and 1-D to 3-D, the terms whole and in chunks of five (a
-    chunk's end inside an input channel's taps), float64 and float32, against the oracle; the spy shows the tiles
-    ran."""
+    chunk's end inside an input channel's taps), float64 and float32, every call's ranges on a team of three,
+    against the oracle; the spy shows the tiles ran. The vector loads are not bounds-checked, so the test also
+    checks the geometry's bound they rely on: every tap's phase row, read a wide plane long, ends within one input
+    channel's phases."""
     from tconv.implementations.compiled import direct_conv
 
     monkeypatch.setattr(direct_conv, "CHUNK_TERMS", chunk)
     monkeypatch.setattr(direct_conv, "tiles_cheaper", lambda spec: True)  # the tiles, whatever the estimates
+    monkeypatch.setattr(team, "_threads", 3)  # team.set_threads(3), undone after the test
+    monkeypatch.setattr(_tuning, "KERNEL_TEAM_MIN_WORK", 0)
+    monkeypatch.setattr(team, "kernel_team_min_work", lambda: 0.0)  # every call's ranges on the team
     runs = []
     tiles = direct_conv._run_tiles
     monkeypatch.setattr(direct_conv, "_run_tiles", lambda *args: (runs.append(args[2]), tiles(*args))[1])
@@ -1182,7 +1187,7 @@ def test_the_tiles_one_channel_register_blocks_match_the_oracle(monkeypatch, chu
     for spatial, kernel, stride, dilation, pads, groups, c_in, c_out in (
         ((3,), (3,), (1,), (1,), [(1, 1)], 1, 4, 1),  # a wide plane of 3
         ((70,), (3,), (1,), (1,), [(1, 1)], 1, 6, 2),  # 70: one block of 64 and a tail of 6
-        ((300,), (5,), (2,), (1,), [(2, 1)], 1, 3, 3),  # strided: 149
+        ((300,), (5,), (2,), (1,), [(2, 1)], 1, 3, 3),  # strided: 150
         ((33, 29), (3, 3), (1, 1), (1, 1), [(1, 1), (1, 1)], 1, 5, 7),  # a block of four channels and three
         ((23, 21), (5, 3), (2, 1), (1, 2), [(2, 0), (1, 3)], 8, 8, 8),  # depthwise, strided and dilated
         ((9, 10, 11), (3, 2, 3), (1, 2, 1), (1, 1, 2), [(1, 1), (0, 2), (2, 1)], 6, 6, 6),  # depthwise 3-D
@@ -1198,6 +1203,8 @@ def test_the_tiles_one_channel_register_blocks_match_the_oracle(monkeypatch, chu
             got = tconv.conv(x, w, b, **options)
             single = tconv.conv(x.astype(np.float32), w.astype(np.float32), b.astype(np.float32), **options)
         assert len(runs) == 2, (spatial, runs)
+        phases = direct_conv.direct_conv_geometry(geometry.axes3(runs[0]))
+        assert int(phases.taps.max()) + phases.wide <= phases.size, spatial
         np.testing.assert_allclose(got, expected, atol=1e-10)
         assert single.dtype == np.float32
         np.testing.assert_allclose(single, expected, rtol=1e-4, atol=1e-4)

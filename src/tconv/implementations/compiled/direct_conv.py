@@ -153,7 +153,9 @@ def dots_preferred(spec: ConvSpec) -> bool:
     return channel_dots.preferred(spec, _planes_cost(spec, channels_last=True))
 
 
-def _planes_cost(spec: ConvSpec, channels_last: bool = False, tiles: bool | None = None) -> float:
+def _planes_cost(
+    spec: ConvSpec, channels_last: bool = False, tiles: bool | None = None, registers: bool = False
+) -> float:
     """Seconds per sample of the sum over planes by the cost model: every (output channel, input channel of its
     group, tap) adds one wide plane, at ``DIRECT_CONV_BLOCK_RATE`` for the channels summed four a pass (three
     taps a pass) and at ``DIRECT_CONV_RATE`` for the rest (four taps a pass), each pass a ``ROW_COST`` a channel;
@@ -164,9 +166,16 @@ def _planes_cost(spec: ConvSpec, channels_last: bool = False, tiles: bool | None
     (:func:`.workspace.staged`): that copy, read and written at ``TRANSPOSE_STREAM``, instead.
 
     In tiles (``tiles``; by default where :func:`_tiles_fit` runs them), the channels summed four at a time run at
-    ``DIRECT_TILE_RATE`` and the rest, one at a time, at ``DIRECT_TILE_SINGLE_RATE``, over the wide plane rounded up
-    to whole register blocks (``BLOCK_WIDE``), each chunk of terms a channel and tile a ``ROW_COST``, each written
-    run a ``ROW_COST``, and a sample's phases are filled once a group."""
+    ``DIRECT_TILE_RATE`` over the wide plane rounded up to whole register blocks (``BLOCK_WIDE``), each written run a
+    ``ROW_COST``, and a sample's phases are filled once a group. The rest, one at a time: with ``registers`` (as
+    :func:`tiles_cheaper` weighs the tiles against the whole planes) at ``DIRECT_TILE_SINGLE_RATE`` over the same
+    rounded plane (their blocks of eight vectors, which may sum up to four vectors past a tile's end, priced as
+    blocks of two), a ``ROW_COST`` a chunk of terms, channel and tile; else (the estimate the planner ranks) as the
+    whole planes price them, one a pass, four terms a pass, each pass made once a tile: an upper bound, since the
+    tiles run only where they cost less. Priced lower for the planner too, they moved 7 of 600 choices on recorded
+    forced timings of forward sweeps 51-59, three of them (few output channels over many input channels,
+    channels-first) from ``jit_blocked`` at 0.19-0.89 ms to the direct sum at 0.80-1.8 ms in whole planes
+    (docs/design.md, "One channel's sums in registers")."""
     phases = direct_conv_geometry(geometry.axes3(spec))
     cg_in, cg_out = spec.in_channels // spec.groups, spec.out_channels // spec.groups
     taps = math.prod(spec.kernel_size)
@@ -180,13 +189,17 @@ def _planes_cost(spec: ConvSpec, channels_last: bool = False, tiles: bool | None
     if tiles:  # four channels' sums, or one channel's, in registers over blocks of BLOCK_WIDE wide elements
         # (or more), summed whole, the terms a chunk at a time
         fours, rate = spec.groups * (cg_out // 4), _tuning.DIRECT_TILE_RATE
-        single, single_rate = spec.out_channels - 4 * fours, _tuning.DIRECT_TILE_SINGLE_RATE
+        single = spec.out_channels - 4 * fours
         fills, count = spec.groups * cg_in, -(-phases.wide // _tile(_tuning.COST_ITEMSIZE))
-        fours_plane = single_plane = cg_in * taps * -(-phases.wide // BLOCK_WIDE) * BLOCK_WIDE
+        fours_plane = cg_in * taps * -(-phases.wide // BLOCK_WIDE) * BLOCK_WIDE
         # each run of valid columns the writer copies a ROW_COST (the whole planes' writer, alike, is left out of
         # their estimate: with the term the planner's regret replayed 1.130, without it 1.136, on sweeps 51-56)
         runs = spec.out_channels * (math.prod(spec.output_size[:-1]) + count - 1)  # a tile's end cuts a row
-        passes = count * single * -(-cg_in * taps // CHUNK_TERMS) + runs
+        if registers:
+            single_plane, single_rate = fours_plane, _tuning.DIRECT_TILE_SINGLE_RATE
+            passes = count * single * -(-cg_in * taps // CHUNK_TERMS) + runs
+        else:
+            passes = count * single * -(-cg_in * taps // 4) + runs
     else:
         block, fours, single = _channel_passes(spec, phases.wide)
         fills, rate = spec.groups * -(-cg_out // block) * cg_in, _tuning.DIRECT_CONV_BLOCK_RATE
@@ -291,13 +304,14 @@ def _tiles_fit(spec: ConvSpec, phases: DirectConvGeometry, itemsize: int, thread
 
 @functools.lru_cache(maxsize=1024)
 def tiles_cheaper(spec: ConvSpec) -> bool:
-    """Whether the cost model puts the tiles at most the whole planes' cost (:func:`_planes_cost`, channels-first:
+    """Whether the cost model puts the tiles (their single channels priced in registers) at most the whole planes'
+    cost (:func:`_planes_cost`, channels-first:
     channels-last multiplies the fills of both by the same factor, and the whole planes fill more of them, so the
     comparison leans towards the whole planes there), decided once per call description (the tests that change the
     tuning constants clear this cache, as they clear the engine's routes). On a wide plane shorter than a
     register block (``BLOCK_WIDE``) the tiles sum mostly past its end, and the whole planes pay a pass a tap and
     channel; which costs more depends on the channels and terms."""
-    return _planes_cost(spec, tiles=True) <= _planes_cost(spec, tiles=False)
+    return _planes_cost(spec, tiles=True, registers=True) <= _planes_cost(spec, tiles=False)
 
 
 def _tile(itemsize: int) -> int:
@@ -672,10 +686,11 @@ def _tiled_kernel() -> Any:
         o2n, o3n = size_out[1], size_out[2]
         k_all = taps.shape[0]
         lane = _lanes(x)
-        # the padding's zeros are never overwritten; a block's vectors read up to 8 * lane - 1 elements past the
-        # last wide element (sums of no output's, never written), so ph has that many more
+        # the padding's zeros are never overwritten; a block's vectors read up to 4 * lane - 1 elements past the
+        # last wide element (an eight-vector block starts where more than four vectors are left; sums of no
+        # output's, never written), so ph has more than that (eight vectors) past its end
         ph = np.zeros(cg_in * size + 8 * lane, dtype=x.dtype)
-        pitch = tile + 8 * lane  # a channel's row of a tile in flat, the blocks rounded up to whole blocks
+        pitch = tile + 8 * lane  # a channel's row of a tile in flat, room for the last block past the tile's end
         flat = np.empty(sub * pitch, dtype=x.dtype)  # each row's sums written before they are read
         filled = -1  # the (sample, group) whose phases ph holds
         terms = cg_in * k_all  # (input channel, tap) pairs, in the weight's order
