@@ -1211,6 +1211,43 @@ def test_the_tiles_one_channel_register_blocks_match_the_oracle(monkeypatch, chu
 
 
 @needs_jit
+@pytest.mark.parametrize("stride", [2, 3, 4])
+def test_the_direct_sums_strided_phase_copies_match_the_oracle(monkeypatch, stride):
+    """The direct sum copies x into its phases; at a stride of 2 to 4 along the last axis (an element stride of 2
+    to 4: channels-first, or channels-last with one channel, or at stride 1 with two or three channels) as whole
+    vectors of every second, third or fourth element (``simd.vload_every``), the run's last elements one at a
+    time: rows
+    of every length from 1 to 40 (each phase's run shorter than a vector, a vector and one, several), padded on
+    either side or not, float64 and float32, in tiles and in whole planes, against the oracle."""
+    from tconv.implementations.compiled import direct_conv
+
+    rng = np.random.default_rng(stride)
+    for n, tiles in itertools.product(range(1, 41), (True, False)):
+        monkeypatch.setattr(direct_conv, "tiles_cheaper", lambda spec, tiles=tiles: tiles)
+        for pads, c_in in (((0, 0), 1), ((2, 1), 2), ((1, 3), 3)):
+            x = rng.standard_normal((2, c_in, 3, n))
+            w = rng.standard_normal((5, c_in, 2, 3))
+            padding = [(1, 0), pads]
+            if (n + sum(pads) - 3) // stride + 1 < 1:
+                continue
+            expected = naive_conv(x, w, None, stride=[1, stride], pads=padding)
+            with tconv.use_algorithm("jit_direct"):
+                for dtype, atol in ((np.float64, 1e-10), (np.float32, 1e-4)):
+                    got = tconv.conv(x.astype(dtype), w.astype(dtype), stride=(1, stride), padding=padding)
+                    np.testing.assert_allclose(got, expected, atol=atol, rtol=atol)
+                    # channels-last: one channel reads with the stride, more than one with the channel count
+                    last = np.ascontiguousarray(np.moveaxis(x, 1, -1)).astype(dtype)
+                    got = tconv.conv(last, w.astype(dtype), stride=(1, stride), padding=padding, channels_last=True)
+                    np.testing.assert_allclose(np.moveaxis(got, -1, 1), expected, atol=atol, rtol=atol)
+            if c_in > 1:  # stride 1 over a channels-last row of c_in channels: an element stride of c_in
+                expected = naive_conv(x, w, None, stride=[1, 1], pads=padding)
+                last = np.ascontiguousarray(np.moveaxis(x, 1, -1))
+                with tconv.use_algorithm("jit_direct"):
+                    got = tconv.conv(last, w, padding=padding, channels_last=True)
+                np.testing.assert_allclose(np.moveaxis(got, -1, 1), expected, atol=1e-10)
+
+
+@needs_jit
 def test_phases_beyond_the_cache_budget_run_in_whole_planes(monkeypatch):
     """A team's phases above ``DIRECT_TILE_CACHE_BYTES`` (they would spill from the last-level cache, and every
     four output channels read them again), counted for two threads at least, run the whole-plane kernel; at the

@@ -430,6 +430,11 @@ _fill_phases: Any = None
 
 @functools.cache
 def _fill_kernel() -> Any:
+    from . import simd
+
+    global _lanes, _vload_every, _vstore
+    _lanes, _vload_every, _vstore = simd.lanes, simd.vload_every, simd.vstore
+
     def fill_phases(x, ph, xb, pb, xs, counts, rows, stride, low, phase, first, stop_row):  # type: ignore[no-untyped-def]
         # One input channel of x (flat, from element xb, strides xs) copied into its phases in ph from element pb:
         # each stored phase's rows that hold input (``first`` to ``stop_row``), the rest left as they are (the
@@ -440,6 +445,7 @@ def _fill_kernel() -> Any:
         plane = rows[0] * q2n * q3n
         s1, s2, s3 = stride[0], stride[1], stride[2]
         x3 = xs[5]
+        lane = _lanes(x)
         step = s3 * x3
         ustep = np.uint64(step)
         for p1 in range(p1n):
@@ -458,6 +464,21 @@ def _fill_kernel() -> Any:
                             if step == 1:
                                 for j in range(count):
                                     ph[dst + np.uint64(j)] = x[src + np.uint64(j)]
+                            elif 2 <= step <= 4:  # whole vectors, every step-th element kept by a shuffle
+                                # (LLVM leaves the loop below scalar); each vector reads step - 1 elements
+                                # past its last, so the vectors stop a vector and one element before the run's end
+                                j = 0
+                                while j + lane < count:
+                                    at = src + np.uint64(j) * ustep
+                                    if step == 2:
+                                        _vstore(ph, dst + np.uint64(j), _vload_every(x, at, 2))
+                                    elif step == 3:
+                                        _vstore(ph, dst + np.uint64(j), _vload_every(x, at, 3))
+                                    else:
+                                        _vstore(ph, dst + np.uint64(j), _vload_every(x, at, 4))
+                                    j += lane
+                                for i in range(j, count):
+                                    ph[dst + np.uint64(i)] = x[src + np.uint64(i) * ustep]
                             else:
                                 for j in range(count):
                                     ph[dst + np.uint64(j)] = x[src + np.uint64(j) * ustep]
@@ -652,6 +673,7 @@ _vsplat: Any = None
 _vstore: Any = None
 _vzero: Any = None
 _vadd: Any = None
+_vload_every: Any = None  # set by :func:`_fill_kernel`
 
 
 @functools.cache

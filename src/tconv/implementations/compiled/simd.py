@@ -1,6 +1,7 @@
 """Short SIMD vectors for the compiled kernels: a numba type whose values are LLVM vectors of ``VECTOR_BYTES``
 (256 bits: eight float32 or four float64 lanes), and the handful of operations a register-blocked kernel needs
-(:mod:`.blocked`, :mod:`.direct_conv`): a load of consecutive elements, a broadcast of one element, a vector of
+(:mod:`.blocked`, :mod:`.direct_conv`): a load of consecutive elements (or of every second, third or fourth,
+for the direct sum's strided copies into phases), a broadcast of one element, a vector of
 zeros, a sum, a fused multiply-add and a store, the sum of a vector's lanes (:mod:`.window_dots`), and the lanes of a
 vector of an array's elements as a constant of the compiled code.
 
@@ -26,7 +27,7 @@ from numba.extending import intrinsic, models, register_model
 
 from ... import _tuning
 
-__all__ = ["Vector", "lanes", "vadd", "vfma", "vload", "vsplat", "vstore", "vsum", "vzero"]
+__all__ = ["Vector", "lanes", "vadd", "vfma", "vload", "vload_every", "vsplat", "vstore", "vsum", "vzero"]
 
 
 class Vector(types.Type):
@@ -73,6 +74,29 @@ def vload(typingctx: Any, array: Any, index: Any) -> Any:
         return builder.load(pointer, align=array.dtype.bitwidth // 8)
 
     return vector(array, index), codegen
+
+
+@intrinsic(prefer_literal=True)
+def vload_every(typingctx: Any, array: Any, index: Any, step: Any) -> Any:
+    """The vector of ``array[index : index + step * lanes : step]`` (any alignment; ``step``, a constant of the
+    compiled code, at least 2): the ``step * lanes`` elements from ``index`` loaded at once and every ``step``-th
+    kept by one shuffle (LLVM lowers it to a few permutes; a strided loop of elements it leaves scalar, or
+    gathers). It reads ``step - 1`` elements past the last one it keeps: the caller keeps them inside the array."""
+    _check_array(array)
+    if not isinstance(step, types.IntegerLiteral) or step.literal_value < 2:
+        raise TypeError(f"expected a constant step of at least 2, received {step}")
+    vector = Vector(array.dtype)
+    every = step.literal_value
+
+    def codegen(context: Any, builder: Any, signature: Any, args: Any) -> Any:
+        address = _address(context, builder, signature.args[0], args[0], args[1])
+        element = context.get_value_type(vector).element
+        wide = ir.VectorType(element, every * vector.lanes)
+        loaded = builder.load(builder.bitcast(address, wide.as_pointer()), align=array.dtype.bitwidth // 8)
+        kept = ir.Constant(ir.VectorType(ir.IntType(32), vector.lanes), [i * every for i in range(vector.lanes)])
+        return builder.shuffle_vector(loaded, ir.Constant(wide, ir.Undefined), kept)
+
+    return vector(array, index, step), codegen
 
 
 @intrinsic
