@@ -168,14 +168,15 @@ def _planes_cost(
     In tiles (``tiles``; by default where :func:`_tiles_fit` runs them), the channels summed four at a time run at
     ``DIRECT_TILE_RATE`` over the wide plane rounded up to whole register blocks (``BLOCK_WIDE``), each written run a
     ``ROW_COST``, and a sample's phases are filled once a group. The rest, one at a time: with ``registers`` (as
-    :func:`tiles_cheaper` weighs the tiles against the whole planes) at ``DIRECT_TILE_SINGLE_RATE`` over the same
-    rounded plane (their blocks of eight vectors, which may sum up to four vectors past a tile's end, priced as
-    blocks of two), a ``ROW_COST`` a chunk of terms, channel and tile; else (the estimate the planner ranks) as the
-    whole planes price them, one a pass, four terms a pass, each pass made once a tile: an upper bound, since the
-    tiles run only where they cost less. Priced lower for the planner too, they moved 7 of 600 choices on recorded
-    forced timings of forward sweeps 51-59, three of them (few output channels over many input channels,
-    channels-first) from ``jit_blocked`` at 0.19-0.89 ms to the direct sum at 0.80-1.8 ms in whole planes
-    (docs/design.md, "One channel's sums in registers")."""
+    :func:`tiles_cheaper` weighs the tiles against the whole planes), or where they are a group's remainder past
+    its fours, at ``DIRECT_TILE_SINGLE_RATE`` over the same rounded plane (their blocks of eight vectors, which may
+    sum up to four vectors past a tile's end, priced as blocks of two), a ``ROW_COST`` a chunk of terms, channel
+    and tile; else (the estimate the planner ranks for groups of one to three output channels) as the whole planes
+    price them, one a pass, four terms a pass, each pass made once a tile: an upper bound, since the tiles run only
+    where they cost less. Priced lower for the planner there too, they moved three choices on recorded forced
+    timings of forward sweeps 51-59 (few output channels over many input channels, channels-first) from
+    ``jit_blocked`` at 0.19-0.89 ms to the direct sum at 0.80-1.8 ms in whole planes (docs/design.md, "One
+    channel's sums in registers")."""
     phases = direct_conv_geometry(geometry.axes3(spec))
     cg_in, cg_out = spec.in_channels // spec.groups, spec.out_channels // spec.groups
     taps = math.prod(spec.kernel_size)
@@ -195,7 +196,7 @@ def _planes_cost(
         # each run of valid columns the writer copies a ROW_COST (the whole planes' writer, alike, is left out of
         # their estimate: with the term the planner's regret replayed 1.130, without it 1.136, on sweeps 51-56)
         runs = spec.out_channels * (math.prod(spec.output_size[:-1]) + count - 1)  # a tile's end cuts a row
-        if registers:
+        if registers or cg_out >= 4:  # the planner's estimate too where the single channels are a remainder
             single_plane, single_rate = fours_plane, _tuning.DIRECT_TILE_SINGLE_RATE
             passes = count * single * -(-cg_in * taps // CHUNK_TERMS) + runs
         else:
