@@ -2769,8 +2769,9 @@ def _tiles_everywhere(monkeypatch):
 def test_transposing_copies_in_tiles_are_numpys_copies(monkeypatch, dtype):
     """Channels-last arrays as channels-first matrices, channels-first planes as pixel-major ones, and the way
     back (the destination the transposed view): every element lands where NumPy's copy puts it, at sizes that
-    are and are not multiples of the tile, the tiles on the team where it has two threads or more; layouts that
-    are no stack of transposes, reversed or byte-swapped views are left to the caller."""
+    are and are not multiples of the tile and of a vector's lanes (the square blocks a tile copies by vector
+    shuffles, and its last rows and columns short of a block), the tiles on the team where it has two threads or
+    more; layouts that are no stack of transposes, reversed or byte-swapped views are left to the caller."""
     from tconv.implementations.compiled import transpose
 
     _tiles_everywhere(monkeypatch)
@@ -2783,6 +2784,8 @@ def test_transposing_copies_in_tiles_are_numpys_copies(monkeypatch, dtype):
         np.moveaxis(rng.standard_normal((3, 5, 7, 37)).astype(dtype), -1, 0),  # (N, H, W, C) -> (C, N, H, W)
         np.moveaxis(rng.standard_normal((4, 33, 9, 11)).astype(dtype), 1, -1),  # (N, C, H, W) -> (N, H, W, C)
         rng.standard_normal((70, 65)).astype(dtype).T,
+        rng.standard_normal((9, 15)).astype(dtype).T,  # one block of shuffles and edges along both sides
+        rng.standard_normal((3, 8, 16)).astype(dtype).transpose(0, 2, 1),  # whole blocks of eight, three matrices
         np.moveaxis(rng.standard_normal((2, 1, 6, 40)).astype(dtype), -1, 1),  # a unit axis in between
     ]
     for view in views:

@@ -1,9 +1,9 @@
 """Short SIMD vectors for the compiled kernels: a numba type whose values are LLVM vectors of ``VECTOR_BYTES``
 (256 bits: eight float32 or four float64 lanes), and the handful of operations a register-blocked kernel needs
 (:mod:`.blocked`, :mod:`.direct_conv`): a load of consecutive elements (or of every second, third or fourth,
-for the direct sum's strided copies into phases), a broadcast of one element, a vector of
-zeros, a sum, a fused multiply-add and a store, the sum of a vector's lanes (:mod:`.window_dots`), and the lanes of a
-vector of an array's elements as a constant of the compiled code.
+for the direct sum's strided copies into phases), a broadcast of one element, a vector of zeros, a sum, a fused
+multiply-add and a store, the sum of a vector's lanes (:mod:`.window_dots`), a square block's transpose
+(:mod:`.transpose`), and the lanes of a vector of an array's elements as a constant of the compiled code.
 
 Why not numba's own vectorisation: LLVM vectorises an inner loop, so a kernel that keeps a block of outputs in
 registers (several pixels times a vector of output channels, each input element and each weight vector loaded
@@ -27,7 +27,7 @@ from numba.extending import intrinsic, models, register_model
 
 from ... import _tuning
 
-__all__ = ["Vector", "lanes", "vadd", "vfma", "vload", "vload_every", "vsplat", "vstore", "vsum", "vzero"]
+__all__ = ["Vector", "lanes", "vadd", "vfma", "vload", "vload_every", "vsplat", "vstore", "vsum", "vtranspose", "vzero"]
 
 
 class Vector(types.Type):
@@ -129,6 +129,54 @@ def vsplat(typingctx: Any, array: Any, index: Any) -> Any:
         return builder.shuffle_vector(first, ir.Constant(vector_type, ir.Undefined), lanes)
 
     return vector(array, index), codegen
+
+
+@intrinsic
+def vtranspose(typingctx: Any, dst: Any, to: Any, dst_step: Any, src: Any, at: Any, src_step: Any) -> Any:
+    """A square block of ``lanes x lanes`` elements copied transposed: row ``i`` of ``src`` (``lanes`` elements from
+    ``at + i * src_step``) becomes column ``i`` of ``dst`` (element ``i`` of each row from ``to + j * dst_step``),
+    by ``lanes`` vector loads, log2(lanes) rounds of shuffles (each swaps blocks of the rows pairwise, as a
+    transpose of 2 x 2 blocks of blocks) and ``lanes`` vector stores, where an element-by-element copy reads a
+    row apart for every element it writes."""
+    _check_array(src)
+    _check_array(dst, written=True)
+    if src.dtype != dst.dtype:
+        raise TypeError(f"expected arrays of one dtype, received {src}, {dst}")
+    if not all(isinstance(i, types.Integer) for i in (to, dst_step, at, src_step)):
+        raise TypeError(f"expected integer indices and steps, received {to}, {dst_step}, {at}, {src_step}")
+    vector = Vector(src.dtype)
+    lanes = vector.lanes
+
+    def codegen(context: Any, builder: Any, signature: Any, args: Any) -> Any:
+        dst_array, src_array = args[0], args[3]
+        to_index, dst_stride, at_index, src_stride = (
+            context.cast(builder, args[i], signature.args[i], types.int64) for i in (1, 2, 4, 5)
+        )
+        vector_type = context.get_value_type(vector)
+        align = src.dtype.bitwidth // 8
+        rows = []
+        for i in range(lanes):
+            index = builder.add(at_index, builder.mul(src_stride, ir.Constant(src_stride.type, i)))
+            address = _address(context, builder, signature.args[3], src_array, index)
+            rows.append(builder.load(builder.bitcast(address, vector_type.as_pointer()), align=align))
+        block = 1
+        while block < lanes:
+            low = [k if not k & block else lanes + k - block for k in range(lanes)]
+            high = [k + block if not k & block else lanes + k for k in range(lanes)]
+            masks = [ir.Constant(ir.VectorType(ir.IntType(32), lanes), m) for m in (low, high)]
+            for i in range(lanes):
+                if i & block:
+                    continue
+                a, b = rows[i], rows[i + block]
+                rows[i], rows[i + block] = (builder.shuffle_vector(a, b, mask) for mask in masks)
+            block *= 2
+        for j in range(lanes):
+            index = builder.add(to_index, builder.mul(dst_stride, ir.Constant(dst_stride.type, j)))
+            address = _address(context, builder, signature.args[0], dst_array, index)
+            builder.store(rows[j], builder.bitcast(address, vector_type.as_pointer()), align=align)
+        return context.get_dummy_value()
+
+    return types.void(dst, to, dst_step, src, at, src_step), codegen
 
 
 @intrinsic

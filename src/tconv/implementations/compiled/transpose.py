@@ -3,8 +3,9 @@
 The compiled path turns channels-last arrays into ``(C, N*P)`` product operands (and channels-first planes into
 pixel-major ones) with a copy that swaps two axes. NumPy's copy of such a view walks the destination in order and
 reads the source a whole row apart for every element, about 1 GB/s here (a (12544, 64) float32 matrix in 3.5 ms).
-:func:`copy` does the same copy in 32 x 32 tiles, whose reads and writes both stay in the cache, and on the team
-where it is large enough. Any view that is a stack of transposed C-contiguous matrices after merging its axes
+:func:`copy` does the same copy in 32 x 32 tiles, whose reads and writes both stay in the cache (each tile's square
+blocks of a vector's lanes transposed in registers, :func:`.simd.vtranspose`), and on the team where it is large
+enough. Any view that is a stack of transposed C-contiguous matrices after merging its axes
 qualifies (:func:`transposed_layout`); the numbers are copied, not computed, so the result is the same array.
 """
 
@@ -123,15 +124,28 @@ def planes(dst: np.ndarray, src: np.ndarray) -> bool:
     return True
 
 
+#: the SIMD operations the transposing kernel calls, set by :func:`_kernel` (module globals: numba's disk cache
+#: keys a kernel by its closure, as :mod:`.direct_conv` explains)
+_lanes: Any = None
+_vtranspose: Any = None
+
+
 @functools.cache
 def _kernel() -> Any:
+    from . import simd
+
+    global _lanes, _vtranspose
+    _lanes, _vtranspose = simd.lanes, simd.vtranspose
     tile = TILE
 
     def transpose(src, dst, rows, cols, start, stop):  # type: ignore[no-untyped-def]
         # src: batches of (rows, cols), C-contiguous; dst: the same batches transposed, (cols, rows). A job is one
         # tile: (batch, block of ``tile`` columns, block of ``tile`` rows), the rows' blocks fastest, so that a
         # range of jobs writes one stretch of dst; each tile's reads (rows of the source) and writes (its
-        # columns, rows of the destination) stay in the cache.
+        # columns, rows of the destination) stay in the cache. Within a tile, square blocks of a vector's lanes
+        # go by vector loads, shuffles and stores (``simd.vtranspose``), the tile's last rows and columns
+        # short of a block element by element.
+        lane = _lanes(src)
         row_blocks = (rows + tile - 1) // tile
         col_blocks = (cols + tile - 1) // tile
         size = rows * cols
@@ -140,10 +154,16 @@ def _kernel() -> Any:
             c0 = ((job // row_blocks) % col_blocks) * tile
             base = (job // (row_blocks * col_blocks)) * size
             r1 = min(rows, r0 + tile)
-            for c in range(c0, min(cols, c0 + tile)):
+            c1 = min(cols, c0 + tile)
+            rv = r0 + (r1 - r0) // lane * lane  # the rows and columns in whole blocks end here
+            cv = c0 + (c1 - c0) // lane * lane
+            for c in range(c0, cv, lane):
+                for r in range(r0, rv, lane):
+                    _vtranspose(dst, base + c * rows + r, rows, src, base + r * cols + c, cols)
+            for c in range(c0, c1):
                 d = base + c * rows
                 s = base + c
-                for r in range(r0, r1):
+                for r in range(r0 if c >= cv else rv, r1):
                     dst[d + r] = src[s + r * cols]
 
     return kernels.compile_kernel(transpose)
