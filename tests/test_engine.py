@@ -1214,15 +1214,15 @@ def test_the_tiles_one_channel_register_blocks_match_the_oracle(monkeypatch, chu
 @pytest.mark.parametrize("stride", [2, 3, 4])
 def test_the_direct_sums_strided_phase_copies_match_the_oracle(monkeypatch, stride):
     """The direct sum copies x into its phases; at a stride of 2 to 4 along the last axis (an element stride of 2
-    to 4: channels-first, or channels-last with one channel, or at stride 1 with two or three channels) as whole
-    vectors of every second, third or fourth element (``simd.vload_every``), the run's last elements one at a
-    time: rows
-    of every length from 1 to 40 (each phase's run shorter than a vector, a vector and one, several), padded on
-    either side or not, float64 and float32, in tiles and in whole planes, against the oracle."""
+    to 4: channels-first, channels-last with one channel, or with two channels at stride 2; and at stride 1 with
+    two or three channels) as whole vectors of every second, third or fourth element (``simd.vload_every``), the
+    run's last elements one at a time: rows of every length from 1 to 40 and of 64 and 100 (each phase's run
+    shorter than a vector, a vector and one, several), padded on either side or not, float64 and float32, in
+    tiles and in whole planes, against the oracle."""
     from tconv.implementations.compiled import direct_conv
 
     rng = np.random.default_rng(stride)
-    for n, tiles in itertools.product(range(1, 41), (True, False)):
+    for n, tiles in itertools.product((*range(1, 41), 64, 100), (True, False)):
         monkeypatch.setattr(direct_conv, "tiles_cheaper", lambda spec, tiles=tiles: tiles)
         for pads, c_in in (((0, 0), 1), ((2, 1), 2), ((1, 3), 3)):
             x = rng.standard_normal((2, c_in, 3, n))
@@ -1239,12 +1239,13 @@ def test_the_direct_sums_strided_phase_copies_match_the_oracle(monkeypatch, stri
                     last = np.ascontiguousarray(np.moveaxis(x, 1, -1)).astype(dtype)
                     got = tconv.conv(last, w.astype(dtype), stride=(1, stride), padding=padding, channels_last=True)
                     np.testing.assert_allclose(np.moveaxis(got, -1, 1), expected, atol=atol, rtol=atol)
-            if c_in > 1:  # stride 1 over a channels-last row of c_in channels: an element stride of c_in
-                expected = naive_conv(x, w, None, stride=[1, 1], pads=padding)
+            if c_in > 1 and stride == 2:  # stride 1 over a channels-last row of c_in channels: an element stride
+                expected = naive_conv(x, w, None, stride=[1, 1], pads=padding)  # of c_in (once, not per stride)
                 last = np.ascontiguousarray(np.moveaxis(x, 1, -1))
                 with tconv.use_algorithm("jit_direct"):
-                    got = tconv.conv(last, w, padding=padding, channels_last=True)
-                np.testing.assert_allclose(np.moveaxis(got, -1, 1), expected, atol=1e-10)
+                    for dtype, atol in ((np.float64, 1e-10), (np.float32, 1e-4)):
+                        got = tconv.conv(last.astype(dtype), w.astype(dtype), padding=padding, channels_last=True)
+                        np.testing.assert_allclose(np.moveaxis(got, -1, 1), expected, atol=atol, rtol=atol)
 
 
 @needs_jit

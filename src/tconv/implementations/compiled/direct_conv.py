@@ -173,8 +173,8 @@ def _planes_cost(
     sum up to four vectors past a tile's end, priced as blocks of two), a ``ROW_COST`` a chunk of terms, channel
     and tile; else (the estimate the planner ranks for groups of one to three output channels) as the whole planes
     price them, one a pass, four terms a pass, each pass made once a tile: an upper bound, since the tiles run only
-    where they cost less. Priced lower for the planner there too, they moved three choices on recorded forced
-    timings of forward sweeps 51-59 (few output channels over many input channels, channels-first) from
+    where they cost less. Priced lower for the planner there too, they moved two choices on recorded forced
+    timings of forward sweeps 51-59 ((53, 420, 20) -> 2 and (12, 368, 14) -> 3, channels-first) from
     ``jit_blocked`` at 0.19-0.89 ms to the direct sum at 0.80-1.8 ms in whole planes (docs/design.md, "One
     channel's sums in registers")."""
     phases = direct_conv_geometry(geometry.axes3(spec))
@@ -467,7 +467,8 @@ def _fill_kernel() -> Any:
                                     ph[dst + np.uint64(j)] = x[src + np.uint64(j)]
                             elif 2 <= step <= 4:  # whole vectors, every step-th element kept by a shuffle
                                 # (LLVM leaves the loop below scalar); each vector reads step - 1 elements
-                                # past its last, so the vectors stop a vector and one element before the run's end
+                                # past its last, so a vector runs only while a vector and one more element remain
+                                # (it then never reads past the run's last element)
                                 j = 0
                                 while j + lane < count:
                                     at = src + np.uint64(j) * ustep
