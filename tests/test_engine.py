@@ -1098,6 +1098,22 @@ def test_the_direct_convolution_channels_last_staged_or_in_place_matches_the_ora
         np.testing.assert_allclose(np.moveaxis(got, -1, 1), expected, atol=1e-10)
 
 
+def _tiles_forced_on_a_team(monkeypatch) -> list:
+    """The forward direct sum forced into tiles, whatever the estimates, on a team of three (``team.set_threads(3)``,
+    undone after the test) with every call's ranges on the team; returns the list a spy fills with the spec of each
+    call the tiles ran."""
+    from tconv.implementations.compiled import direct_conv
+
+    monkeypatch.setattr(direct_conv, "tiles_cheaper", lambda spec: True)
+    monkeypatch.setattr(team, "_threads", 3)
+    monkeypatch.setattr(_tuning, "KERNEL_TEAM_MIN_WORK", 0)
+    monkeypatch.setattr(team, "kernel_team_min_work", lambda: 0.0)
+    runs: list = []
+    tiles = direct_conv._run_tiles
+    monkeypatch.setattr(direct_conv, "_run_tiles", lambda *args: (runs.append(args[2]), tiles(*args))[1])
+    return runs
+
+
 @needs_jit
 @pytest.mark.parametrize("channels_last", [False, True])
 @pytest.mark.parametrize(("tile_bytes", "chunk", "sub_bytes"), [(64, 32, 2**17), (200, 5, 1), (64, 7, 2048)])
@@ -1117,13 +1133,7 @@ def test_the_tiled_direct_convolution_matches_the_oracle(monkeypatch, channels_l
     monkeypatch.setattr(_tuning, "DIRECT_TILE_BYTES", tile_bytes)
     monkeypatch.setattr(direct_conv, "CHUNK_TERMS", chunk)
     monkeypatch.setattr(direct_conv, "SUB_BYTES", sub_bytes)
-    monkeypatch.setattr(direct_conv, "tiles_cheaper", lambda spec: True)  # the tiles, whatever the estimates
-    monkeypatch.setattr(team, "_threads", 3)  # team.set_threads(3), undone after the test
-    monkeypatch.setattr(_tuning, "KERNEL_TEAM_MIN_WORK", 0)
-    monkeypatch.setattr(team, "kernel_team_min_work", lambda: 0.0)  # every call's ranges on the team
-    runs = []
-    tiles = direct_conv._run_tiles
-    monkeypatch.setattr(direct_conv, "_run_tiles", lambda *args: (runs.append(args[2]), tiles(*args))[1])
+    runs = _tiles_forced_on_a_team(monkeypatch)
     rng = np.random.default_rng(tile_bytes)
     for spatial, kernel, stride, dilation, pads, groups, cg_out, batch in (
         ((70,), (3,), (1,), (1,), [(1, 1)], 1, 5, 1),
@@ -1176,13 +1186,7 @@ def test_the_tiles_one_channel_register_blocks_match_the_oracle(monkeypatch, chu
     from tconv.implementations.compiled import direct_conv
 
     monkeypatch.setattr(direct_conv, "CHUNK_TERMS", chunk)
-    monkeypatch.setattr(direct_conv, "tiles_cheaper", lambda spec: True)  # the tiles, whatever the estimates
-    monkeypatch.setattr(team, "_threads", 3)  # team.set_threads(3), undone after the test
-    monkeypatch.setattr(_tuning, "KERNEL_TEAM_MIN_WORK", 0)
-    monkeypatch.setattr(team, "kernel_team_min_work", lambda: 0.0)  # every call's ranges on the team
-    runs = []
-    tiles = direct_conv._run_tiles
-    monkeypatch.setattr(direct_conv, "_run_tiles", lambda *args: (runs.append(args[2]), tiles(*args))[1])
+    runs = _tiles_forced_on_a_team(monkeypatch)
     rng = np.random.default_rng(chunk)
     for spatial, kernel, stride, dilation, pads, groups, c_in, c_out in (
         ((3,), (3,), (1,), (1,), [(1, 1)], 1, 4, 1),  # a wide plane of 3
