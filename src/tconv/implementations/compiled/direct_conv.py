@@ -430,11 +430,19 @@ _fill_phases: Any = None
 
 
 @functools.cache
-def _fill_kernel() -> Any:
+def _bind_simd() -> None:
+    """Set the module globals through which both direct kernels call the SIMD operations (:mod:`.simd`, whose
+    import needs numba: made at the first kernel's build)."""
     from . import simd
 
-    global _lanes, _vload_every, _vstore
-    _lanes, _vload_every, _vstore = simd.lanes, simd.vload_every, simd.vstore
+    global _lanes, _vadd, _vfma, _vload, _vload_every, _vsplat, _vstore, _vzero
+    _lanes, _vadd, _vfma, _vload, _vload_every = simd.lanes, simd.vadd, simd.vfma, simd.vload, simd.vload_every
+    _vsplat, _vstore, _vzero = simd.vsplat, simd.vstore, simd.vzero
+
+
+@functools.cache
+def _fill_kernel() -> Any:
+    _bind_simd()
 
     def fill_phases(x, ph, xb, pb, xs, counts, rows, stride, low, phase, first, stop_row):  # type: ignore[no-untyped-def]
         # One input channel of x (flat, from element xb, strides xs) copied into its phases in ph from element pb:
@@ -667,7 +675,7 @@ def _kernel() -> Any:
     return kernels.compile_kernel(conv_direct)
 
 
-#: the SIMD operations the tiled kernel calls, set by :func:`_tiled_kernel` (module globals, as ``_fill_phases``)
+#: the SIMD operations the direct kernels call, set by :func:`_bind_simd` (module globals, as ``_fill_phases``)
 _lanes: Any = None
 _vfma: Any = None
 _vload: Any = None
@@ -675,18 +683,13 @@ _vsplat: Any = None
 _vstore: Any = None
 _vzero: Any = None
 _vadd: Any = None
-_vload_every: Any = None  # set by :func:`_fill_kernel`
+_vload_every: Any = None
 
 
 @functools.cache
 def _tiled_kernel() -> Any:
-    from . import simd
-
+    _bind_simd()
     _fill_kernel()  # sets _fill_phases, which the kernel calls
-    global _lanes, _vadd, _vfma, _vload, _vsplat, _vstore, _vzero
-    _lanes, _vadd, _vfma, _vload, _vsplat, _vstore, _vzero = (
-        simd.lanes, simd.vadd, simd.vfma, simd.vload, simd.vsplat, simd.vstore, simd.vzero
-    )  # fmt: skip
 
     def conv_tiles(  # type: ignore[no-untyped-def]
         x, w, bias, out, xs, out_s, dims, counts, rows, size_out, stride, low,
