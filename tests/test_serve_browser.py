@@ -189,6 +189,19 @@ def test_the_url_round_trips_the_state(browser, server, page):
         again.page.close()
 
 
+def test_a_change_marks_the_page_busy_before_its_debounced_update(page):
+    """A reader waiting on data-busy never takes the old results for the new: the page is busy from the change,
+    not from when the debounce timer fires (under load the timer can fire well after the 200 ms)."""
+    p = page.page
+    assert p.locator("#output-grid .cell").count() == 14 * 14
+    p.fill("#stride", "3")
+    assert p.evaluate("document.body.dataset.busy") == "true"
+    p.wait_for_selector("body[data-busy=false]")
+    expect(p.locator("#output-size-value")).to_have_text("21x21")
+    assert p.locator("#output-grid .cell").count() == 21 * 21
+    assert page.unexpected_errors() == []
+
+
 def test_an_invalid_size_shows_the_message(page):
     p = page.page
     page.set("input", "7x")

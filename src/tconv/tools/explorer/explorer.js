@@ -199,10 +199,13 @@ async function getJson(endpoint, params) {
   return { ok: response.ok, status: response.status, body };
 }
 
+// A change marks the page busy at once, not when its debounced update starts, so nothing (a person, a test)
+// reads the old results as the new ones while the timer waits on a slow machine.
 let debounce = null;
 function scheduleUpdate(delay = 200) {
   clearTimeout(debounce);
-  debounce = setTimeout(() => { update().catch(showFailure); }, delay);
+  document.body.dataset.busy = "true";
+  debounce = setTimeout(() => { debounce = null; update().catch(showFailure); }, delay);
 }
 
 function showFailure(err) {
@@ -222,7 +225,8 @@ function clearError() {
   $("results").classList.remove("stale");
 }
 
-// Every update marks the page busy while it runs (people see the results dim; the tests wait on it).
+// Every update marks the page busy while it runs, and until no change is waiting (people see the results dim;
+// the tests wait on it).
 let pending = 0;
 async function update() {
   pending += 1;
@@ -231,7 +235,7 @@ async function update() {
     await refresh();
   } finally {
     pending -= 1;
-    if (!pending) {
+    if (!pending && debounce === null) {
       state.freshLayer = false;
       document.body.dataset.busy = "false";
     }
