@@ -62,7 +62,13 @@ def result(**figures):
 """
 
 
-def _run(script: str, timeout: float = 180, env: dict[str, str] | None = None, prefix: list[str] | None = None):
+def _run(
+    script: str,
+    timeout: float = 180,
+    env: dict[str, str] | None = None,
+    prefix: list[str] | None = None,
+    prelude: str = PRELUDE,
+):
     """Run ``script`` (after the prelude) in a fresh interpreter; its RESULT figures, or a failure with its
     output. A hang past ``timeout`` fails the test."""
     environment = {**os.environ, "PYTHONPATH": SRC + os.pathsep + os.environ.get("PYTHONPATH", "")}
@@ -70,7 +76,7 @@ def _run(script: str, timeout: float = 180, env: dict[str, str] | None = None, p
     with tempfile.TemporaryDirectory() as folder:  # a file, not -c: spawned children re-import __main__
         path = os.path.join(folder, "scenario.py")
         with open(path, "w", encoding="utf-8") as file:
-            file.write(PRELUDE + textwrap.dedent(script))
+            file.write(prelude + textwrap.dedent(script))
         command = [*(prefix or []), sys.executable, path]
         try:
             done = subprocess.run(command, capture_output=True, text=True, timeout=timeout, env=environment)
@@ -582,6 +588,78 @@ def test_a_threads_workspaces_go_when_it_ends():
 
 
 # --- defect 5: memory limits ------------------------------------------------------------------------------
+
+
+@needs_jit
+def test_a_compile_under_a_tight_cap_is_a_memory_error_not_an_abort(tmp_path):
+    """LLVM aborts the process when an allocation fails mid-compile (``std::bad_alloc``): under a cap that leaves
+    little room, a call that needs a new kernel raises ``MemoryError`` naming the limit instead, and with the cap
+    lifted the same call compiles and is right. A cache of its own, empty, so the kernel must be compiled."""
+    pytest.importorskip("resource")
+    figures = _run(
+        """
+        import resource
+        from oracle import naive_conv
+        x = rng.standard_normal((2, 6, 9, 9)).astype(np.float32)
+        w = rng.standard_normal((6, 1, 3, 3)).astype(np.float32)
+        with open("/proc/self/status") as f:
+            vm = next(int(line.split()[1]) * 1024 for line in f if line.startswith("VmSize:"))
+        soft, hard = resource.getrlimit(resource.RLIMIT_AS)
+        resource.setrlimit(resource.RLIMIT_AS, (vm + 32 * 2**20, hard))
+        try:
+            tconv.conv(x, w, stride=2, padding=1, groups=6)
+            message = None
+        except MemoryError as err:
+            message = str(err)
+        finally:
+            resource.setrlimit(resource.RLIMIT_AS, (soft, hard))
+        y = tconv.conv(x, w, stride=2, padding=1, groups=6)
+        error = float(np.abs(y - naive_conv(x, w, stride=(2, 2), pads=[(1, 1), (1, 1)], groups=6)).max())
+        result(message=message, error=error)
+        """,
+        env={"NUMBA_CACHE_DIR": str(tmp_path), "PYTHONPATH": SRC + os.pathsep + os.path.dirname(__file__)},
+    )
+    assert figures["message"] is not None and "RLIMIT_AS" in figures["message"] and "MiB" in figures["message"]
+    assert figures["error"] < 1e-4
+
+
+@needs_jit
+def test_a_first_call_under_a_tight_cap_is_a_memory_error_not_a_crash(tmp_path):
+    """Capped before tconv has compiled or loaded anything: loading numba's LLVM or the first compile fails for want
+    of address space (an ``OSError`` from llvmlite, an abort inside LLVM); the call raises ``MemoryError`` naming
+    the limit, and with the cap lifted the same call is right."""
+    pytest.importorskip("resource")
+    figures = _run(
+        """
+        import json, resource
+        import numpy as np
+        import tconv
+        from oracle import naive_conv
+        rng = np.random.default_rng(1)
+        x = rng.standard_normal((2, 6, 9, 9)).astype(np.float32)
+        w = rng.standard_normal((6, 1, 3, 3)).astype(np.float32)
+        messages = []
+        soft, hard = resource.getrlimit(resource.RLIMIT_AS)
+        for extra in (64, 128):
+            with open("/proc/self/status") as f:
+                vm = next(int(line.split()[1]) * 1024 for line in f if line.startswith("VmSize:"))
+            resource.setrlimit(resource.RLIMIT_AS, (vm + extra * 2**20, hard))
+            try:
+                tconv.conv(x, w, stride=2, padding=1, groups=6)
+                messages.append(None)
+            except MemoryError as err:
+                messages.append(str(err))
+            finally:
+                resource.setrlimit(resource.RLIMIT_AS, (soft, hard))
+        y = tconv.conv(x, w, stride=2, padding=1, groups=6)
+        error = float(np.abs(y - naive_conv(x, w, stride=(2, 2), pads=[(1, 1), (1, 1)], groups=6)).max())
+        print("RESULT " + json.dumps({"messages": messages, "error": error}), flush=True)
+        """,
+        prelude="",
+        env={"NUMBA_CACHE_DIR": str(tmp_path), "PYTHONPATH": SRC + os.pathsep + os.path.dirname(__file__)},
+    )
+    assert all(m is not None and "RLIMIT_AS" in m for m in figures["messages"]), figures["messages"]
+    assert figures["error"] < 1e-4
 
 
 @needs_jit

@@ -32,6 +32,7 @@ from __future__ import annotations
 
 import functools
 import os
+import sys
 import threading
 from typing import Any, NamedTuple
 
@@ -56,10 +57,24 @@ def numba_module() -> Any:
     """numba, imported on first use; None when it is missing or ``TCONV_NO_JIT`` is set."""
     if os.environ.get("TCONV_NO_JIT", "") not in ("", "0"):
         return None
+    loaded = set(sys.modules)
     try:
         import numba
     except ImportError:
         return None
+    except OSError as err:  # llvmlite's library could not be mapped: under a memory limit, say so
+        # the half-imported packages are forgotten, so that a later call imports them whole (else numba's package
+        # lacks the submodules that stayed in sys.modules)
+        for name in set(sys.modules) - loaded:
+            if name.split(".")[0] in ("numba", "llvmlite"):
+                del sys.modules[name]
+        left = _memory_left()
+        if left is None:
+            raise
+        raise MemoryError(
+            f"numba (tconv's compiled kernels) could not be loaded with {max(left[0], 0) // 2**20} MiB left under "
+            f"this process's {left[1]} soft limit (raise the limit, or make the first call before setting it): {err}"
+        ) from err
     return numba
 
 
@@ -122,6 +137,52 @@ def compile_kernel(function: Any, fastmath: bool | frozenset[str] = True, error_
     return _jit(numba, function, fastmath, error_model)
 
 
+#: address space a compile (or a load from the cache) is given at least. Measured on a cold cache, capping
+#: ``RLIMIT_AS`` at the process's size plus E MiB just before a call: LLVM aborted the process (``std::bad_alloc``)
+#: at E = 16 and 48 with LLVM already started, and failed at up to 150 on the process's first compile; 200 passed
+#: (a new thread's malloc arena alone reserves 64-128 MiB)
+COMPILE_HEADROOM_BYTES = 256 * 2**20
+
+
+def _memory_left() -> tuple[int, str] | None:
+    """The bytes this process may still map under its ``RLIMIT_AS`` or ``RLIMIT_DATA`` soft limit, whichever
+    leaves fewer, with the limit's name; None where neither is set or where the process cannot tell (no
+    ``resource`` module, no ``/proc``)."""
+    try:
+        import resource
+
+        limits = [
+            (name, resource.getrlimit(getattr(resource, name))[0], field)
+            for name, field in (("RLIMIT_AS", "VmSize"), ("RLIMIT_DATA", "VmData"))
+            if hasattr(resource, name)
+        ]
+        limits = [(name, soft, field) for name, soft, field in limits if soft != resource.RLIM_INFINITY]
+        if not limits:
+            return None
+        with open("/proc/self/status", encoding="ascii") as status:
+            used = {line.split(":")[0]: int(line.split()[1]) * 1024 for line in status if line.startswith("Vm")}
+        left = [(soft - used[field], name) for name, soft, field in limits if field in used]
+    except (ImportError, OSError, ValueError, IndexError):
+        return None
+    return min(left) if left else None
+
+
+def _check_room_to_compile() -> None:
+    """``MemoryError`` where the process's memory limit leaves too little room to compile a kernel.
+
+    LLVM ends the whole process (``std::bad_alloc``, then ``abort``) when an allocation fails inside a compile, and
+    no caller can catch that: under a tight ``ulimit -v`` a first call could kill the program. The check is made
+    only when a kernel is about to be compiled or loaded, once per signature and process."""
+    left = _memory_left()
+    if left is not None and left[0] < COMPILE_HEADROOM_BYTES:
+        room, name = left
+        raise MemoryError(
+            f"tconv needs about {COMPILE_HEADROOM_BYTES // 2**20} MiB of address space to compile a kernel; "
+            f"this process has {max(room, 0) // 2**20} MiB left under its {name} soft limit (raise the limit, "
+            "or make the first call before setting it)"
+        )
+
+
 def _compile_off_the_main_thread(dispatcher: Any) -> Any:
     """``dispatcher`` with its compiles (and loads from the cache) run in a thread of their own when the main
     thread asks for one, the main thread waiting for it.
@@ -138,6 +199,7 @@ def _compile_off_the_main_thread(dispatcher: Any) -> Any:
         return dispatcher
 
     def compile_elsewhere(*args: Any, **kws: Any) -> Any:
+        _check_room_to_compile()
         if threading.current_thread() is not threading.main_thread():
             return compile_for_args(*args, **kws)
         outcome: dict[str, Any] = {}
@@ -149,7 +211,10 @@ def _compile_off_the_main_thread(dispatcher: Any) -> Any:
                 outcome["error"] = err
 
         thread = threading.Thread(target=compile_, name="tconv-compile", daemon=True)
-        thread.start()
+        try:
+            thread.start()
+        except RuntimeError:  # no thread to be had (a limit on threads): compile here, as numba would
+            return compile_for_args(*args, **kws)
         thread.join()
         if "error" in outcome:
             raise outcome["error"]
