@@ -141,6 +141,16 @@ DEPTHWISE_FIRST_PIXELS = 32
 DEPTHWISE_JOB_PIXELS = 64
 DEPTHWISE_TABLE_MAX = 2**20
 
+#: ``jit_depthwise`` channels-first, a forward convolution through a channels-last tile of a vector's lanes of
+#: channels (:func:`tconv.implementations.compiled.depthwise.run_staged`): where the tile holds at most this many
+#: bytes; vector multiply-adds a second, bytes a second copied into the tile and out to the planes, and seconds a
+#: job (a sample's block of channels). Fitted on one thread's timings of 39 random layers (1-D to 3-D, 8-512
+#: channels, kernels 1-7, strides 1-4): within 0.7-1.4 of the time where a call takes over 30 us
+DEPTHWISE_TILE_MAX_BYTES = 2 * 2**20
+DEPTHWISE_STAGED_RATE = 2.3e9
+DEPTHWISE_STAGED_STREAM = 1.8e10
+DEPTHWISE_STAGED_JOB = 1.3e-7
+
 #: a transposing copy (a channels-last array as its channels-first matrix, channels-first planes as pixel-major
 #: ones, and back; :mod:`tconv.implementations.compiled.transpose`) runs in tiles from this many bytes, where its
 #: matrices have at least TRANSPOSE_TILES_MIN_SIDE rows and columns and either TRANSPOSE_TILES_MIN_ROWS rows (the

@@ -500,7 +500,8 @@ class JitDepthwise(Compiled):
     name = "jit_depthwise"
     description = (
         "compiled sum per output pixel along the channels, for depthwise layers (one input and one output "
-        "channel per group) channels-last or on small planes; a convolution or a transposed convolution, any "
+        "channel per group): channels-last, or channels-first through a channels-last tile of a vector's lanes "
+        "of channels (a convolution) or on small planes; a convolution or a transposed convolution, any "
         "stride, dilation and padding (NumPy, rank <= 3, needs numba)"
     )
 
@@ -509,7 +510,8 @@ class JitDepthwise(Compiled):
 
     def cost(self, spec: ConvSpec, channels_last: bool = False) -> float | None:
         """A pair cost and the channels' multiply-adds per (output pixel, tap) pair, and the output's write; more
-        channels-first, in proportion to the planes (:func:`.depthwise.cost`)."""
+        channels-first, in proportion to the planes, except for a convolution through the tile: its vector
+        multiply-adds and copies (:func:`.depthwise.cost`)."""
         return depthwise.cost(spec, channels_last)
 
     def forward(
