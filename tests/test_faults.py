@@ -590,6 +590,35 @@ def test_a_threads_workspaces_go_when_it_ends():
 # --- defect 5: memory limits ------------------------------------------------------------------------------
 
 
+MALLOC_DEBUG = "/lib/x86_64-linux-gnu/libc_malloc_debug.so.0"
+
+
+@needs_jit
+@pytest.mark.skipif(not os.path.exists(MALLOC_DEBUG), reason="needs glibc's malloc debugging library")
+def test_the_depthwise_tile_kernel_writes_inside_its_buffers():
+    """Under glibc's heap checks (``glibc.malloc.check=3``), which end the process at the first corrupted chunk:
+    the channels-first depthwise tile kernel over float32 and float64 (four lanes a vector there, where blocks of
+    eight pixels once overran its buffer of pixel vectors), rows of 1-40 output pixels, strides 1-3."""
+    figures = _run(
+        """
+        worst = 0.0
+        for dtype in (np.float32, np.float64):
+            for size, stride in ((5, 1), (30, 1), (41, 2), (17, 3), (80, 1)):
+                x = rng.standard_normal((2, 13, size, size)).astype(dtype)
+                w = rng.standard_normal((13, 1, 3, 3)).astype(dtype)
+                with tconv.use_algorithm("jit_depthwise"):
+                    y = tconv.conv(x, w, stride=stride, padding=1, groups=13)
+                with tconv.use_algorithm("taps"):
+                    reference = tconv.conv(x.astype(np.float64), w.astype(np.float64), stride=stride, padding=1,
+                                           groups=13)
+                worst = max(worst, float(np.abs(y - reference).max()))
+        result(worst=worst)
+        """,
+        env={"LD_PRELOAD": MALLOC_DEBUG, "GLIBC_TUNABLES": "glibc.malloc.check=3"},
+    )
+    assert figures["worst"] < 1e-4
+
+
 @needs_jit
 def test_a_compile_under_a_tight_cap_is_a_memory_error_not_an_abort(tmp_path):
     """LLVM aborts the process when an allocation fails mid-compile (``std::bad_alloc``): under a cap that leaves

@@ -433,7 +433,7 @@ def _staged_kernel() -> Any:
                             _vstore(outs, slot * lane, acc0)
                             slot += 1
                             q3 += 1
-                        if slot >= lane:  # a whole block of pixels: into the planes, the rest moved up
+                        while slot >= lane:  # whole blocks of pixels: into the planes, the rest moved up
                             if width == lane:
                                 _vtranspose(out, out_base + written, plane_out, outs, 0, lane)
                             else:
