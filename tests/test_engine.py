@@ -2264,7 +2264,9 @@ def test_depthwise_channels_first_through_its_tile_matches_the_oracle(monkeypatc
     blocks and a part; rows shorter than, as long as and longer than a block (the last block overlapping); output
     rows of 1-13 pixels (blocks of eight, four and single pixels, flushed across rows); strides 1-4 and kernels
     shorter than the stride, dilation, asymmetric and no padding, 1-D to 3-D, float64 to 1e-10 of the oracle and
-    float32 to 1e-4, with and without bias, forced and as the planner's choice."""
+    float32 to 1e-4, with and without bias, forced and as the planner's choice. Transposed convolutions at stride 1
+    (the flipped kernel's convolution: crops wider than the kernel's reach, output padding under the dilation)
+    too; a strided transposed one is not staged."""
     from tconv import _tuning
     from tconv.engine import planner
     from tconv.implementations.compiled import depthwise
@@ -2273,29 +2275,41 @@ def test_depthwise_channels_first_through_its_tile_matches_the_oracle(monkeypatc
     ranges = team.ranges
     monkeypatch.setattr(team, "ranges", lambda kernel, count, work: (jobs.append(count), ranges(kernel, count, work)))
     rng = np.random.default_rng(47)
-    for trial in range(36):
+    for trial in range(54):
         d = (2, 1, 2, 3)[trial % 4]
         dtype = (np.float64, np.float32)[trial % 2]
+        transposed = trial % 3 == 2
         lanes = _tuning.VECTOR_BYTES // np.dtype(dtype).itemsize
-        channels = (lanes, lanes + 1, 2 * lanes + 5)[trial % 3]
-        stride = [int(v) for v in rng.integers(1, 5, size=d)]
+        channels = (lanes, lanes + 1, 2 * lanes + 5)[trial % 3 if trial % 6 < 3 else (trial + 1) % 3]
+        stride = [1] * d if transposed else [int(v) for v in rng.integers(1, 5, size=d)]
         dilation = [int(v) for v in rng.integers(1, 3, size=d)] if trial % 5 == 0 else [1] * d
         k = [int(v) for v in rng.integers(1, 6, size=d)]
         sizes = {1: (3, 40), 2: (2, 24), 3: (2, 9)}[d]
         spatial = tuple(int(n) for n in rng.integers(*sizes, size=d))
         reach = [dd * (kk - 1) for kk, dd in zip(k, dilation)]
         pads = [(int(rng.integers(0, r + 1)), int(rng.integers(0, r + 1))) for r in reach]
-        spatial = tuple(max(n, r + 1 - lo - hi) for n, r, (lo, hi) in zip(spatial, reach, pads))
+        extra = [int(rng.integers(0, dd)) if transposed else 0 for dd in dilation]
+        if transposed:  # the crop leaves at least one output
+            full = [n + r for n, r in zip(spatial, reach)]
+            pads = [(min(lo, f - 1), min(hi, f - 1 - min(lo, f - 1))) for (lo, hi), f in zip(pads, full)]
+        else:  # a window inside the padded input
+            spatial = tuple(max(n, r + 1 - lo - hi) for n, r, (lo, hi) in zip(spatial, reach, pads))
         x = rng.standard_normal((1 + trial % 2, channels, *spatial))
         w = rng.standard_normal((channels, 1, *k))
         b = rng.standard_normal(channels) if trial % 3 else None
         options = {"stride": stride, "dilation": dilation, "groups": channels, "padding": pads}
-        expected = naive_conv(x, w, b, pads=pads, stride=stride, dilation=dilation, groups=channels)
-        spec = _spec(False, x.shape, w.shape, groups=channels, stride=stride, dilation=dilation, padding=pads)
+        if transposed:
+            expected = naive_conv_transpose(x, w, b, pads=pads, output_padding=extra, stride=stride,
+                                            dilation=dilation, groups=channels)  # fmt: skip
+            fn, options = tconv.conv_transpose, {**options, "output_padding": extra}
+        else:
+            expected = naive_conv(x, w, b, pads=pads, stride=stride, dilation=dilation, groups=channels)
+            fn = tconv.conv
+        spec = _spec(transposed, x.shape, w.shape, **options)
         assert depthwise.staged_fits(spec, np.dtype(dtype).itemsize)
         jobs.clear()
         with tconv.use_algorithm("jit_depthwise"):
-            got = tconv.conv(x.astype(dtype), w.astype(dtype), None if b is None else b.astype(dtype), **options)
+            got = fn(x.astype(dtype), w.astype(dtype), None if b is None else b.astype(dtype), **options)
         assert jobs == [x.shape[0] * -(-channels // lanes)]
         assert got.dtype == dtype
         np.testing.assert_allclose(got, expected, **({"atol": 1e-10, "rtol": 1e-10} if dtype == np.float64 else
@@ -2306,6 +2320,13 @@ def test_depthwise_channels_first_through_its_tile_matches_the_oracle(monkeypatc
     assert planner.select(spec, np, False, 2, 8).name == "jit_depthwise"
     got = tconv.conv(x, w, b, stride=2, padding=1, groups=24)
     np.testing.assert_allclose(got, naive_conv(x, w, b, stride=[2, 2], pads=[(1, 1)] * 2, groups=24), atol=1e-10)
+    # chosen: a 3x3 transposed one at stride 1 (a depthwise layer's input gradient); at stride 2 the planes
+    spec = _spec(True, x.shape, w.shape, groups=24, padding=1)
+    assert planner.select(spec, np, False, 2, 8).name == "jit_depthwise"
+    got = tconv.conv_transpose(x, w, b, padding=1, groups=24)
+    expected = naive_conv_transpose(x, w, b, stride=[1, 1], pads=[(1, 1)] * 2, groups=24)
+    np.testing.assert_allclose(got, expected, atol=1e-10)
+    assert not depthwise.staged_fits(_spec(True, x.shape, w.shape, groups=24, stride=2, padding=1))
 
 
 @needs_jit

@@ -12,7 +12,8 @@ where ``o = j*s + t*d - lo``, :func:`.geometry.transposed_tables`), so the paddi
 nothing inside the loops, and no zero is multiplied. Channels-first, the same kernel reads the channels a plane
 apart: the planner ranks it there for planes of a few pixels, where ``jit_direct``'s per-plane set-up dominates.
 
-A channels-first *convolution* of at least a vector's lanes of channels goes another way (:func:`run_staged`): a
+A channels-first *convolution* (or a transposed one at stride 1, as its flipped kernel's convolution) of at least
+a vector's lanes of channels goes another way (:func:`run_staged`): a
 job (a sample's block of a vector's lanes of channels) copies the block's planes into a channels-last tile of
 the padded input (zeros where the padding is, by lanes x lanes transposes in registers), sums each output pixel
 as the bias plus one vector multiply-add a tap along the block's channels, eight output pixels at a time with
@@ -229,20 +230,35 @@ def _kernel() -> Any:
 
 
 def staged_fits(spec: ConvSpec, itemsize: int = _tuning.COST_ITEMSIZE) -> bool:
-    """Whether a channels-first call runs through :func:`_staged_kernel`: a forward convolution of at least a
-    vector's lanes of channels (fewer would fill the tile element by element, for a fraction of each vector:
-    (8, 3, 98, 98) 2x2 stride 2 ran 2.2x ``jit_direct``'s time) whose padded input tile holds at most
-    ``DEPTHWISE_TILE_MAX_BYTES``."""
-    if spec.transposed or not fits(spec) or spec.in_channels < _tuning.VECTOR_BYTES // itemsize:
+    """Whether a channels-first call runs through :func:`_staged_kernel`: a forward convolution, or a transposed
+    one at stride 1 (:func:`_staged_axes`), of at least a vector's lanes of channels (fewer would fill the tile
+    element by element, for a fraction of each vector: (8, 3, 98, 98) 2x2 stride 2 ran 2.2x ``jit_direct``'s
+    time) whose padded input tile holds at most ``DEPTHWISE_TILE_MAX_BYTES``."""
+    if not fits(spec) or spec.in_channels < _tuning.VECTOR_BYTES // itemsize:
         return False
-    return _staged_numbers(spec, itemsize)[0] <= _tuning.DEPTHWISE_TILE_MAX_BYTES
+    axes = _staged_axes(spec)
+    return axes is not None and _staged_numbers(axes, itemsize)[0] <= _tuning.DEPTHWISE_TILE_MAX_BYTES
 
 
 @functools.lru_cache(maxsize=256)
-def _staged_numbers(spec: ConvSpec, itemsize: int) -> tuple[int, np.ndarray, np.ndarray]:
+def _staged_axes(spec: ConvSpec) -> geometry.Axes3 | None:
+    """The forward convolution the tile kernel computes for ``spec``: its own axes, or for a transposed call at
+    stride 1 (``o = j + t*d - lo``) the convolution of x with the flipped kernel (``o`` reads ``j = o + u*d -
+    ((k-1)*d - lo)``, ``u = k-1-t``), its low padding ``(k-1)*d - lo`` (negative where the crop is wider: the tile
+    then starts inside x); None for a strided transposed call."""
+    axes = geometry.axes3(spec)
+    if not spec.transposed:
+        return axes
+    if any(s != 1 for s in axes.stride):
+        return None
+    low = tuple((k - 1) * d - lo for k, d, lo in zip(axes.kernel, axes.dilation, axes.low))
+    return axes._replace(low=low)
+
+
+@functools.lru_cache(maxsize=256)
+def _staged_numbers(axes: geometry.Axes3, itemsize: int) -> tuple[int, np.ndarray, np.ndarray]:
     """The tile's bytes, the kernel's sizes (``n``, ``O``, ``P`` the tile's padded input, stride, low padding,
     3 each, and the first and last input element copied along each axis) and each tap's offset in the tile."""
-    axes = geometry.axes3(spec)
     lanes = _tuning.VECTOR_BYTES // itemsize
     reach = zip(axes.size_out, axes.kernel, axes.stride, axes.dilation)
     padded = [(o - 1) * s + (k - 1) * d + 1 for o, k, s, d in reach]
@@ -266,7 +282,9 @@ def staged_cost(spec: ConvSpec) -> float:
     channels."""
     lanes = _tuning.VECTOR_BYTES // _tuning.COST_ITEMSIZE
     blocks = -(-spec.in_channels // lanes)
-    tile_bytes = _staged_numbers(spec, _tuning.COST_ITEMSIZE)[0]
+    axes = _staged_axes(spec)
+    assert axes is not None  # the callers ask staged_fits first
+    tile_bytes = _staged_numbers(axes, _tuning.COST_ITEMSIZE)[0]
     pixels = math.prod(spec.output_size)
     multiply_adds = blocks * pixels * math.prod(spec.kernel_size)
     copied = blocks * tile_bytes + _tuning.COST_ITEMSIZE * spec.in_channels * pixels
@@ -275,7 +293,8 @@ def staged_cost(spec: ConvSpec) -> float:
 
 
 def run_staged(x: np.ndarray, weight: np.ndarray, bias: np.ndarray | None, spec: ConvSpec) -> np.ndarray:
-    """A channels-first depthwise convolution of a batched x: each job (sample, a vector's lanes of channels)
+    """A channels-first depthwise convolution (or transposed convolution at stride 1) of a batched x: each job
+    (sample, a vector's lanes of channels)
     copies its channels' planes into a channels-last tile with the padding as zeros, sums every output pixel's
     taps as vector multiply-adds along the channels, and writes the pixels back into the planes."""
     batch, channels = x.shape[0], spec.in_channels
@@ -284,11 +303,16 @@ def run_staged(x: np.ndarray, weight: np.ndarray, bias: np.ndarray | None, spec:
         return out
     itemsize = x.dtype.itemsize
     lanes = _tuning.VECTOR_BYTES // itemsize
-    _, numbers, offsets = _staged_numbers(spec, itemsize)
+    axes = _staged_axes(spec)
+    assert axes is not None  # the callers ask staged_fits first
+    _, numbers, offsets = _staged_numbers(axes, itemsize)
     padded_channels = -(-channels // lanes) * lanes
     taps = math.prod(spec.kernel_size)
+    w = np.asarray(weight, dtype=x.dtype)
+    if spec.transposed:  # the flipped kernel's convolution (_staged_axes)
+        w = np.flip(w, axis=tuple(range(2, w.ndim)))
     w_taps = np.zeros((taps, padded_channels), dtype=x.dtype)
-    w_taps[:, :channels] = np.asarray(weight, dtype=x.dtype).reshape(channels, taps).T
+    w_taps[:, :channels] = w.reshape(channels, taps).T
     b = np.zeros(padded_channels, dtype=x.dtype)
     if bias is not None:
         b[:channels] = np.asarray(bias, dtype=x.dtype).reshape(-1)
@@ -327,7 +351,9 @@ def _staged_kernel() -> Any:
         # padded input, (O-1)*s + (k-1)*d + 1 an axis), s (3), low padding (3), the input rows copied [a, b)
         # (3 + 3). offsets: each tap's place in the tile. A job is (sample, block of ``lane`` channels): the
         # block's planes go into the tile (P1, P2, P3, lane), by lane x lane transposes where a run has a whole
-        # block (its last block overlapping the one before); the padding is zero from the tile's allocation (the
+        # block (its last block overlapping the one before), rows shorter than that a whole slab (n2 x n3, one run
+        # in x) a block of pixels at a time, each pixel's vector then stored in place; the padding is zero from
+        # the tile's allocation (the
         # rows copied are the same every job). Then each output pixel is the bias plus every tap's weight vector
         # times the tile's vector, in the taps' order, eight (else four, else one) pixels along the last axis at
         # a time, each weight vector loaded once for all of them; the pixels' vectors gather in ``outs`` and go
@@ -348,12 +374,29 @@ def _staged_kernel() -> Any:
         step = s3 * lane
         tile = np.zeros(numbers[6] * p2 * p3 * lane, dtype=x.dtype)
         outs = np.empty((lane + 8) * lane, dtype=x.dtype)
+        pixels = np.empty(lane * lane, dtype=x.dtype)
         for job in range(start, stop):
             n = job // blocks
             c0 = (job % blocks) * lane
             width = min(lane, channels - c0)
             x_base = (n * channels + c0) * plane_in
+            short = width == lane and b3 - a3 < lane and n2 * n3 >= lane  # rows shorter than a block
             for j1 in range(a1, b1):
+                if short:  # the slab's pixels (all its rows, one run) a block at a time, each pixel then placed
+                    slab = n2 * n3
+                    src = x_base + j1 * slab
+                    f0 = 0
+                    while f0 < slab:
+                        f0 = min(f0, slab - lane)  # the last block overlapping the one before
+                        _vtranspose(pixels, 0, lane, x, src + f0, plane_in)
+                        for f in range(f0, f0 + lane):
+                            j2 = f // n3
+                            j3 = f - j2 * n3
+                            if a2 <= j2 < b2 and a3 <= j3 < b3:
+                                at = (((j1 + lo1) * p2 + j2 + lo2) * p3 + lo3 + j3) * lane
+                                _vstore(tile, at, _vload(pixels, (f - f0) * lane))
+                        f0 += lane
+                    continue
                 for j2 in range(a2, b2):
                     src = x_base + (j1 * n2 + j2) * n3
                     dst = (((j1 + lo1) * p2 + j2 + lo2) * p3 + lo3) * lane
