@@ -2259,7 +2259,7 @@ def test_depthwise_matches_the_oracle(channels_last):
 
 @needs_jit
 def test_depthwise_channels_first_through_its_tile_matches_the_oracle(monkeypatch):
-    """Channels-first depthwise convolutions through the channels-last tile (``depthwise.run_staged``, asserted by
+    """Channels-first depthwise convolutions through the channels-last tile (``depthwise_tile.run``, asserted by
     its jobs: a sample's block of a vector's lanes of channels): a whole block, one channel past it and two
     blocks and a part; rows shorter than, as long as and longer than a block (the last block overlapping); output
     rows of 1-13 pixels (blocks of eight, four and single pixels, flushed across rows); strides 1-4 and kernels
@@ -2269,7 +2269,7 @@ def test_depthwise_channels_first_through_its_tile_matches_the_oracle(monkeypatc
     too; a strided transposed one is not staged."""
     from tconv import _tuning
     from tconv.engine import planner
-    from tconv.implementations.compiled import depthwise
+    from tconv.implementations.compiled import depthwise_tile
 
     jobs = []
     ranges = team.ranges
@@ -2306,7 +2306,7 @@ def test_depthwise_channels_first_through_its_tile_matches_the_oracle(monkeypatc
             expected = naive_conv(x, w, b, pads=pads, stride=stride, dilation=dilation, groups=channels)
             fn = tconv.conv
         spec = _spec(transposed, x.shape, w.shape, **options)
-        assert depthwise.staged_fits(spec, np.dtype(dtype).itemsize)
+        assert depthwise_tile.fits(spec, np.dtype(dtype).itemsize)
         jobs.clear()
         with tconv.use_algorithm("jit_depthwise"):
             got = fn(x.astype(dtype), w.astype(dtype), None if b is None else b.astype(dtype), **options)
@@ -2326,7 +2326,7 @@ def test_depthwise_channels_first_through_its_tile_matches_the_oracle(monkeypatc
     got = tconv.conv_transpose(x, w, b, padding=1, groups=24)
     expected = naive_conv_transpose(x, w, b, stride=[1, 1], pads=[(1, 1)] * 2, groups=24)
     np.testing.assert_allclose(got, expected, atol=1e-10)
-    assert not depthwise.staged_fits(_spec(True, x.shape, w.shape, groups=24, stride=2, padding=1))
+    assert not depthwise_tile.fits(_spec(True, x.shape, w.shape, groups=24, stride=2, padding=1))
 
 
 @needs_jit

@@ -12,14 +12,8 @@ where ``o = j*s + t*d - lo``, :func:`.geometry.transposed_tables`), so the paddi
 nothing inside the loops, and no zero is multiplied. Channels-first, the same kernel reads the channels a plane
 apart: the planner ranks it there for planes of a few pixels, where ``jit_direct``'s per-plane set-up dominates.
 
-A channels-first *convolution* (or a transposed one at stride 1, as its flipped kernel's convolution) of at least
-a vector's lanes of channels goes another way (:func:`run_staged`): a
-job (a sample's block of a vector's lanes of channels) copies the block's planes into a channels-last tile of
-the padded input (zeros where the padding is, by lanes x lanes transposes in registers), sums each output pixel
-as the bias plus one vector multiply-add a tap along the block's channels, eight output pixels at a time with
-each weight vector loaded once for the eight, and writes the pixels back into the planes by transposes. Any
-stride and dilation read the tile at their offsets, so no phase is copied and no zero multiplied outside the
-padding; it is oneDNN's and XNNPACK's layout for depthwise layers, made a job at a time in the cache.
+A channels-first depthwise convolution or transposed convolution of at least a vector's lanes of channels runs
+through a channels-last tile instead (:mod:`.depthwise_tile`).
 
 Each output pixel's sum runs in the same order whichever thread computes it (the bias, then the pairs in the
 tables' order, two at a time where the channels are contiguous, so one layout's numbers may differ from the
@@ -38,7 +32,7 @@ import numpy as np
 from ... import _tuning
 from ..._geometry import overlap
 from ...spec import ConvSpec
-from . import geometry, kernels, team
+from . import depthwise_tile, geometry, kernels, team
 
 
 def fits(spec: ConvSpec) -> bool:
@@ -83,8 +77,8 @@ def cost(spec: ConvSpec, channels_last: bool = False) -> float | None:
     per plane). None (not ranked) where the tables outgrow ``DEPTHWISE_TABLE_MAX`` (:func:`tables_fit`)."""
     if not fits(spec):
         return None
-    if not channels_last and staged_fits(spec):
-        return staged_cost(spec)
+    if not channels_last and depthwise_tile.fits(spec):
+        return depthwise_tile.cost(spec)
     if not tables_fit(spec):
         return None
     channels = spec.in_channels
@@ -100,8 +94,8 @@ def cost(spec: ConvSpec, channels_last: bool = False) -> float | None:
 def run(x: np.ndarray, weight: np.ndarray, bias: np.ndarray | None, spec: ConvSpec, channels_last: bool) -> np.ndarray:
     """The call (a convolution or a transposed convolution, as ``spec`` says) of a batched x in the caller's layout,
     its result in the same layout. The weight is ``(C, 1, *k)`` either way."""
-    if not channels_last and staged_fits(spec, x.dtype.itemsize):
-        return run_staged(x, weight, bias, spec)
+    if not channels_last and depthwise_tile.fits(spec, x.dtype.itemsize):
+        return depthwise_tile.run(x, weight, bias, spec)
     batch, channels = x.shape[0], spec.in_channels
     out = geometry.empty_out(batch, channels, spec.output_size, x.dtype, channels_last)
     if out.size == 0:
@@ -226,272 +220,4 @@ def _kernel() -> Any:
     return kernels.compile_kernel(depthwise, kernels.FASTMATH_IN_ORDER)
 
 
-# --- channels-first convolutions through a channels-last tile -----------------------------------------------
-
-
-def staged_fits(spec: ConvSpec, itemsize: int = _tuning.COST_ITEMSIZE) -> bool:
-    """Whether a channels-first call runs through :func:`_staged_kernel`: a forward convolution, or a transposed
-    one at stride 1 (:func:`_staged_axes`), of at least a vector's lanes of channels (fewer would fill the tile
-    element by element, for a fraction of each vector: (8, 3, 98, 98) 2x2 stride 2 ran 2.2x ``jit_direct``'s
-    time) whose padded input tile holds at most ``DEPTHWISE_TILE_MAX_BYTES``."""
-    if not fits(spec) or spec.in_channels < _tuning.VECTOR_BYTES // itemsize:
-        return False
-    axes = _staged_axes(spec)
-    return axes is not None and _staged_numbers(axes, itemsize)[0] <= _tuning.DEPTHWISE_TILE_MAX_BYTES
-
-
-@functools.lru_cache(maxsize=256)
-def _staged_axes(spec: ConvSpec) -> geometry.Axes3 | None:
-    """The forward convolution the tile kernel computes for ``spec``: its own axes, or for a transposed call at
-    stride 1 (``o = j + t*d - lo``) the convolution of x with the flipped kernel (``o`` reads ``j = o + u*d -
-    ((k-1)*d - lo)``, ``u = k-1-t``), its low padding ``(k-1)*d - lo`` (negative where the crop is wider: the tile
-    then starts inside x); None for a strided transposed call."""
-    axes = geometry.axes3(spec)
-    if not spec.transposed:
-        return axes
-    if any(s != 1 for s in axes.stride):
-        return None
-    low = tuple((k - 1) * d - lo for k, d, lo in zip(axes.kernel, axes.dilation, axes.low))
-    return axes._replace(low=low)
-
-
-@functools.lru_cache(maxsize=256)
-def _staged_numbers(axes: geometry.Axes3, itemsize: int) -> tuple[int, np.ndarray, np.ndarray]:
-    """The tile's bytes, the kernel's sizes (``n``, ``O``, ``P`` the tile's padded input, stride, low padding,
-    3 each, and the first and last input element copied along each axis) and each tap's offset in the tile."""
-    lanes = _tuning.VECTOR_BYTES // itemsize
-    reach = zip(axes.size_out, axes.kernel, axes.stride, axes.dilation)
-    padded = [(o - 1) * s + (k - 1) * d + 1 for o, k, s, d in reach]
-    first = [max(0, -lo) for lo in axes.low]
-    stop = [max(f, min(n, p - lo)) for f, n, p, lo in zip(first, axes.size_in, padded, axes.low)]
-    numbers = np.array([*axes.size_in, *axes.size_out, *padded, *axes.stride, *axes.low, *first, *stop], dtype=np.int64)
-    p1, p2, p3 = padded
-    d1, d2, d3 = axes.dilation
-    k1, k2, k3 = axes.kernel
-    offsets = np.array(
-        [((t1 * d1 * p2 + t2 * d2) * p3 + t3 * d3) * lanes for t1 in range(k1) for t2 in range(k2) for t3 in range(k3)],
-        dtype=np.int64,
-    )
-    return p1 * p2 * p3 * lanes * itemsize, numbers, offsets
-
-
-def staged_cost(spec: ConvSpec) -> float:
-    """Seconds per sample of :func:`_staged_kernel`: its vector multiply-adds (a vector's lanes of channels, every
-    output pixel and tap) at ``DEPTHWISE_STAGED_RATE``, its copies in and out (the tile and the output, each
-    element once) at ``DEPTHWISE_STAGED_STREAM`` bytes a second, and ``DEPTHWISE_STAGED_JOB`` a block of
-    channels."""
-    lanes = _tuning.VECTOR_BYTES // _tuning.COST_ITEMSIZE
-    blocks = -(-spec.in_channels // lanes)
-    axes = _staged_axes(spec)
-    assert axes is not None  # the callers ask staged_fits first
-    tile_bytes = _staged_numbers(axes, _tuning.COST_ITEMSIZE)[0]
-    pixels = math.prod(spec.output_size)
-    multiply_adds = blocks * pixels * math.prod(spec.kernel_size)
-    copied = blocks * tile_bytes + _tuning.COST_ITEMSIZE * spec.in_channels * pixels
-    streamed = copied / _tuning.DEPTHWISE_STAGED_STREAM
-    return multiply_adds / _tuning.DEPTHWISE_STAGED_RATE + streamed + blocks * _tuning.DEPTHWISE_STAGED_JOB
-
-
-def run_staged(x: np.ndarray, weight: np.ndarray, bias: np.ndarray | None, spec: ConvSpec) -> np.ndarray:
-    """A channels-first depthwise convolution (or transposed convolution at stride 1) of a batched x: each job
-    (sample, a vector's lanes of channels)
-    copies its channels' planes into a channels-last tile with the padding as zeros, sums every output pixel's
-    taps as vector multiply-adds along the channels, and writes the pixels back into the planes."""
-    batch, channels = x.shape[0], spec.in_channels
-    out = geometry.empty_out(batch, channels, spec.output_size, x.dtype, False)
-    if out.size == 0:
-        return out
-    itemsize = x.dtype.itemsize
-    lanes = _tuning.VECTOR_BYTES // itemsize
-    axes = _staged_axes(spec)
-    assert axes is not None  # the callers ask staged_fits first
-    _, numbers, offsets = _staged_numbers(axes, itemsize)
-    padded_channels = -(-channels // lanes) * lanes
-    taps = math.prod(spec.kernel_size)
-    w = np.asarray(weight, dtype=x.dtype)
-    if spec.transposed:  # the flipped kernel's convolution (_staged_axes)
-        w = np.flip(w, axis=tuple(range(2, w.ndim)))
-    w_taps = np.zeros((taps, padded_channels), dtype=x.dtype)
-    w_taps[:, :channels] = w.reshape(channels, taps).T
-    b = np.zeros(padded_channels, dtype=x.dtype)
-    if bias is not None:
-        b[:channels] = np.asarray(bias, dtype=x.dtype).reshape(-1)
-    x_flat = np.ascontiguousarray(x).reshape(-1)
-    out_flat = out.reshape(-1)
-    kernel = _staged_kernel()
-    jobs = batch * (padded_channels // lanes)
-    work = float(batch * padded_channels * math.prod(spec.output_size) * taps)
-    team.ranges(
-        lambda start, stop: kernel(x_flat, w_taps.reshape(-1), b, out_flat, channels, numbers, offsets, start, stop),
-        jobs,
-        work,
-    )
-    return out
-
-
-# The compiled kernel calls the SIMD operations as module globals (numba's cache keys a kernel by its closure, as
-# :mod:`.direct_conv` explains); :func:`_staged_kernel` binds them.
-_lanes: Any = None
-_vload: Any = None
-_vstore: Any = None
-_vfma: Any = None
-_vtranspose: Any = None
-
-
-@functools.cache
-def _staged_kernel() -> Any:
-    from . import simd
-
-    global _lanes, _vload, _vstore, _vfma, _vtranspose
-    _lanes, _vload, _vstore, _vfma, _vtranspose = simd.lanes, simd.vload, simd.vstore, simd.vfma, simd.vtranspose
-
-    def staged(x, w, bias, out, channels, numbers, offsets, start, stop):  # type: ignore[no-untyped-def]
-        # x flat (N, C, n1, n2, n3); w flat (K, Cp) tap-major, its channels padded with zeros to whole vectors
-        # (Cp), bias (Cp) likewise; out flat (N, C, O1, O2, O3). numbers: n (3), O (3), P (3: the tile's
-        # padded input, (O-1)*s + (k-1)*d + 1 an axis), s (3), low padding (3), the input rows copied [a, b)
-        # (3 + 3). offsets: each tap's place in the tile. A job is (sample, block of ``lane`` channels): the
-        # block's planes go into the tile (P1, P2, P3, lane), by lane x lane transposes where a run has a whole
-        # block (its last block overlapping the one before), rows shorter than that a whole slab (n2 x n3, one run
-        # in x) a block of pixels at a time, each pixel's vector then stored in place; the padding is zero from
-        # the tile's allocation (the
-        # rows copied are the same every job). Then each output pixel is the bias plus every tap's weight vector
-        # times the tile's vector, in the taps' order, eight (else four, else one) pixels along the last axis at
-        # a time, each weight vector loaded once for all of them; the pixels' vectors gather in ``outs`` and go
-        # to the planes transposed, ``lane`` pixels at a time (the last ones of a job element by element).
-        lane = _lanes(x)
-        n1, n2, n3 = numbers[0], numbers[1], numbers[2]
-        o1n, o2n, o3n = numbers[3], numbers[4], numbers[5]
-        p2, p3 = numbers[7], numbers[8]
-        s1, s2, s3 = numbers[9], numbers[10], numbers[11]
-        lo1, lo2, lo3 = numbers[12], numbers[13], numbers[14]
-        a1, a2, a3 = numbers[15], numbers[16], numbers[17]
-        b1, b2, b3 = numbers[18], numbers[19], numbers[20]
-        plane_in = n1 * n2 * n3
-        plane_out = o1n * o2n * o3n
-        padded_channels = bias.size
-        blocks = padded_channels // lane
-        taps = offsets.size
-        step = s3 * lane
-        tile = np.zeros(numbers[6] * p2 * p3 * lane, dtype=x.dtype)
-        outs = np.empty((lane + 8) * lane, dtype=x.dtype)
-        pixels = np.empty(lane * lane, dtype=x.dtype)
-        for job in range(start, stop):
-            n = job // blocks
-            c0 = (job % blocks) * lane
-            width = min(lane, channels - c0)
-            x_base = (n * channels + c0) * plane_in
-            short = width == lane and b3 - a3 < lane and n2 * n3 >= lane  # rows shorter than a block
-            for j1 in range(a1, b1):
-                if short:  # the slab's pixels (all its rows, one run) a block at a time, each pixel then placed
-                    slab = n2 * n3
-                    src = x_base + j1 * slab
-                    f0 = 0
-                    while f0 < slab:
-                        f0 = min(f0, slab - lane)  # the last block overlapping the one before
-                        _vtranspose(pixels, 0, lane, x, src + f0, plane_in)
-                        for f in range(f0, f0 + lane):
-                            j2 = f // n3
-                            j3 = f - j2 * n3
-                            if a2 <= j2 < b2 and a3 <= j3 < b3:
-                                at = (((j1 + lo1) * p2 + j2 + lo2) * p3 + lo3 + j3) * lane
-                                _vstore(tile, at, _vload(pixels, (f - f0) * lane))
-                        f0 += lane
-                    continue
-                for j2 in range(a2, b2):
-                    src = x_base + (j1 * n2 + j2) * n3
-                    dst = (((j1 + lo1) * p2 + j2 + lo2) * p3 + lo3) * lane
-                    j3 = a3
-                    if width == lane and b3 - a3 >= lane:
-                        while j3 + lane <= b3:
-                            _vtranspose(tile, dst + j3 * lane, lane, x, src + j3, plane_in)
-                            j3 += lane
-                        if j3 < b3:  # the run's last pixels: the last whole block, overlapping the one before
-                            _vtranspose(tile, dst + (b3 - lane) * lane, lane, x, src + b3 - lane, plane_in)
-                            j3 = b3
-                    while j3 < b3:
-                        for c in range(width):
-                            tile[dst + j3 * lane + c] = x[src + c * plane_in + j3]
-                        j3 += 1
-            out_base = (n * channels + c0) * plane_out
-            slot = 0  # pixels waiting in outs
-            written = 0  # pixels of the planes written
-            for q1 in range(o1n):
-                for q2 in range(o2n):
-                    row = ((q1 * s1 * p2) + q2 * s2) * p3 * lane
-                    q3 = 0
-                    while q3 < o3n:
-                        at = row + q3 * step
-                        if q3 + 8 <= o3n:
-                            acc0 = _vload(bias, c0)
-                            acc1 = acc0
-                            acc2 = acc0
-                            acc3 = acc0
-                            acc4 = acc0
-                            acc5 = acc0
-                            acc6 = acc0
-                            acc7 = acc0
-                            for t in range(taps):
-                                wv = _vload(w, t * padded_channels + c0)
-                                i = at + offsets[t]
-                                acc0 = _vfma(acc0, wv, _vload(tile, i))
-                                acc1 = _vfma(acc1, wv, _vload(tile, i + step))
-                                acc2 = _vfma(acc2, wv, _vload(tile, i + 2 * step))
-                                acc3 = _vfma(acc3, wv, _vload(tile, i + 3 * step))
-                                acc4 = _vfma(acc4, wv, _vload(tile, i + 4 * step))
-                                acc5 = _vfma(acc5, wv, _vload(tile, i + 5 * step))
-                                acc6 = _vfma(acc6, wv, _vload(tile, i + 6 * step))
-                                acc7 = _vfma(acc7, wv, _vload(tile, i + 7 * step))
-                            _vstore(outs, slot * lane, acc0)
-                            _vstore(outs, (slot + 1) * lane, acc1)
-                            _vstore(outs, (slot + 2) * lane, acc2)
-                            _vstore(outs, (slot + 3) * lane, acc3)
-                            _vstore(outs, (slot + 4) * lane, acc4)
-                            _vstore(outs, (slot + 5) * lane, acc5)
-                            _vstore(outs, (slot + 6) * lane, acc6)
-                            _vstore(outs, (slot + 7) * lane, acc7)
-                            slot += 8
-                            q3 += 8
-                        elif q3 + 4 <= o3n:
-                            acc0 = _vload(bias, c0)
-                            acc1 = acc0
-                            acc2 = acc0
-                            acc3 = acc0
-                            for t in range(taps):
-                                wv = _vload(w, t * padded_channels + c0)
-                                i = at + offsets[t]
-                                acc0 = _vfma(acc0, wv, _vload(tile, i))
-                                acc1 = _vfma(acc1, wv, _vload(tile, i + step))
-                                acc2 = _vfma(acc2, wv, _vload(tile, i + 2 * step))
-                                acc3 = _vfma(acc3, wv, _vload(tile, i + 3 * step))
-                            _vstore(outs, slot * lane, acc0)
-                            _vstore(outs, (slot + 1) * lane, acc1)
-                            _vstore(outs, (slot + 2) * lane, acc2)
-                            _vstore(outs, (slot + 3) * lane, acc3)
-                            slot += 4
-                            q3 += 4
-                        else:
-                            acc0 = _vload(bias, c0)
-                            for t in range(taps):
-                                acc0 = _vfma(acc0, _vload(w, t * padded_channels + c0), _vload(tile, at + offsets[t]))
-                            _vstore(outs, slot * lane, acc0)
-                            slot += 1
-                            q3 += 1
-                        while slot >= lane:  # whole blocks of pixels: into the planes, the rest moved up
-                            if width == lane:
-                                _vtranspose(out, out_base + written, plane_out, outs, 0, lane)
-                            else:
-                                for r in range(lane):
-                                    for c in range(width):
-                                        out[out_base + c * plane_out + written + r] = outs[r * lane + c]
-                            written += lane
-                            slot -= lane
-                            for r in range(slot):
-                                _vstore(outs, r * lane, _vload(outs, (lane + r) * lane))
-            for r in range(slot):
-                for c in range(width):
-                    out[out_base + c * plane_out + written + r] = outs[r * lane + c]
-
-    return kernels.compile_kernel(staged, kernels.FASTMATH_IN_ORDER)
-
-
-__all__ = ["cost", "fits", "pairs", "run", "run_staged", "staged_cost", "staged_fits", "tables_fit"]
+__all__ = ["cost", "fits", "pairs", "run", "tables_fit"]
