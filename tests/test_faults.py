@@ -597,8 +597,9 @@ MALLOC_DEBUG = "/lib/x86_64-linux-gnu/libc_malloc_debug.so.0"
 @pytest.mark.skipif(not os.path.exists(MALLOC_DEBUG), reason="needs glibc's malloc debugging library")
 def test_the_depthwise_tile_kernel_writes_inside_its_buffers():
     """Under glibc's heap checks (``glibc.malloc.check=3``), which end the process at the first corrupted chunk:
-    the channels-first depthwise tile kernel over float32 and float64 (four lanes a vector there, where blocks of
-    eight pixels once overran its buffer of pixel vectors), rows of 1-40 output pixels, strides 1-3."""
+    the channels-first depthwise tile kernels over float32 and float64 (four lanes a vector there, where blocks of
+    eight pixels once overran the buffer of pixel vectors), rows of 1-40 input pixels, strides 1-3, convolutions
+    and transposed convolutions."""
     figures = _run(
         """
         worst = 0.0
@@ -611,6 +612,12 @@ def test_the_depthwise_tile_kernel_writes_inside_its_buffers():
                 with tconv.use_algorithm("taps"):
                     reference = tconv.conv(x.astype(np.float64), w.astype(np.float64), stride=stride, padding=1,
                                            groups=13)
+                worst = max(worst, float(np.abs(y - reference).max()))
+                with tconv.use_algorithm("jit_depthwise"):  # transposed: the flipped kernel, or the phases
+                    y = tconv.conv_transpose(x, w, stride=stride, padding=1, groups=13)
+                with tconv.use_algorithm("taps"):
+                    reference = tconv.conv_transpose(x.astype(np.float64), w.astype(np.float64), stride=stride,
+                                                     padding=1, groups=13)
                 worst = max(worst, float(np.abs(y - reference).max()))
         result(worst=worst)
         """,

@@ -501,8 +501,8 @@ class JitDepthwise(Compiled):
     description = (
         "compiled sum per output pixel along the channels, for depthwise layers (one input and one output "
         "channel per group): channels-last, or channels-first through a channels-last tile of a vector's lanes "
-        "of channels (a convolution, or a transposed one at stride 1) or on small planes; a convolution or a "
-        "transposed convolution, any "
+        "of channels (a convolution or a transposed one, the latter by its output's phases where strided) or on "
+        "small planes; a convolution or a transposed convolution, any "
         "stride, dilation and padding (NumPy, rank <= 3, needs numba)"
     )
 
