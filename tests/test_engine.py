@@ -2260,14 +2260,15 @@ def test_depthwise_matches_the_oracle(channels_last):
 @needs_jit
 def test_depthwise_channels_first_through_its_tile_matches_the_oracle(monkeypatch):
     """Channels-first depthwise convolutions through the channels-last tile (``depthwise_tile.run``, asserted by
-    its jobs: a sample's block of a vector's lanes of channels): a whole block, one channel past it and two
-    blocks and a part; rows shorter than, as long as and longer than a block (the last block overlapping); output
+    its jobs: a sample's block of a vector's lanes of channels): 8, 9 and 21 channels (whole blocks and parts in
+    both dtypes); rows shorter than, as long as and longer than a block (the last block overlapping); output
     rows of 1-13 pixels (blocks of eight, four and single pixels, flushed across rows); strides 1-4 and kernels
     shorter than the stride, dilation, asymmetric and no padding, 1-D to 3-D, float64 to 1e-10 of the oracle and
     float32 to 1e-4, with and without bias, forced and as the planner's choice. Transposed convolutions too: at
     stride 1 as the flipped kernel's convolution (crops wider than the kernel's reach, output padding under the
     dilation), strided by the output's phases (strides 2-4, kernels shorter than the stride, phases with no
-    tap, output padding under the stride)."""
+    tap, output padding under the stride). Dtype, rank, batch, bias and direction are drawn independently; a
+    4-D call is not the tile's (its arithmetic is 3-D)."""
     from tconv import _tuning
     from tconv.engine import planner
     from tconv.implementations.compiled import depthwise_tile
@@ -2276,28 +2277,29 @@ def test_depthwise_channels_first_through_its_tile_matches_the_oracle(monkeypatc
     ranges = team.ranges
     monkeypatch.setattr(team, "ranges", lambda kernel, count, work: (jobs.append(count), ranges(kernel, count, work)))
     rng = np.random.default_rng(47)
-    for trial in range(54):
-        d = (2, 1, 2, 3)[trial % 4]
-        dtype = (np.float64, np.float32)[trial % 2]
-        transposed = trial % 3 == 2
+    for _ in range(60):  # each setting drawn on its own
+        d = int(rng.integers(1, 4))
+        dtype = (np.float64, np.float32)[int(rng.integers(0, 2))]
+        transposed = bool(rng.integers(0, 2))
         lanes = _tuning.VECTOR_BYTES // np.dtype(dtype).itemsize
-        channels = (lanes, lanes + 1, 2 * lanes + 5)[trial % 3 if trial % 6 < 3 else (trial + 1) % 3]
-        stride = [1] * d if transposed and trial % 4 < 2 else [int(v) for v in rng.integers(1, 5, size=d)]
-        dilation = [int(v) for v in rng.integers(1, 3, size=d)] if trial % 5 == 0 else [1] * d
+        channels = (8, 9, 21)[int(rng.integers(0, 3))]  # a float32 vector's lanes at least (both dtypes' blocks)
+        stride = [1] * d if transposed and rng.integers(0, 2) else [int(v) for v in rng.integers(1, 5, size=d)]
+        dilation = [int(v) for v in rng.integers(1, 3, size=d)] if rng.integers(0, 4) == 0 else [1] * d
         k = [int(v) for v in rng.integers(1, 6, size=d)]
         sizes = {1: (3, 40), 2: (2, 24), 3: (2, 9)}[d]
         spatial = tuple(int(n) for n in rng.integers(*sizes, size=d))
         reach = [dd * (kk - 1) for kk, dd in zip(k, dilation)]
-        pads = [(int(rng.integers(0, r + 1)), int(rng.integers(0, r + 1))) for r in reach]
         extra = [int(rng.integers(0, max(st, dd))) if transposed else 0 for st, dd in zip(stride, dilation)]
-        if transposed:  # the crop leaves at least one output
+        if transposed:  # any crop that leaves an output: wider than the kernel's reach too (the tile inside x)
             full = [(n - 1) * st + r + 1 for n, st, r in zip(spatial, stride, reach)]
-            pads = [(min(lo, f - 1), min(hi, f - 1 - min(lo, f - 1))) for (lo, hi), f in zip(pads, full)]
+            lows = [int(rng.integers(0, f)) for f in full]
+            pads = [(lo, int(rng.integers(0, f - lo))) for lo, f in zip(lows, full)]
         else:  # a window inside the padded input
+            pads = [(int(rng.integers(0, r + 1)), int(rng.integers(0, r + 1))) for r in reach]
             spatial = tuple(max(n, r + 1 - lo - hi) for n, r, (lo, hi) in zip(spatial, reach, pads))
-        x = rng.standard_normal((1 + trial % 2, channels, *spatial))
+        x = rng.standard_normal((int(rng.integers(1, 3)), channels, *spatial))
         w = rng.standard_normal((channels, 1, *k))
-        b = rng.standard_normal(channels) if trial % 3 else None
+        b = rng.standard_normal(channels) if rng.integers(0, 3) else None
         options = {"stride": stride, "dilation": dilation, "groups": channels, "padding": pads}
         if transposed:
             expected = naive_conv_transpose(x, w, b, pads=pads, output_padding=extra, stride=stride,
@@ -2315,6 +2317,13 @@ def test_depthwise_channels_first_through_its_tile_matches_the_oracle(monkeypatc
         assert got.dtype == dtype
         np.testing.assert_allclose(got, expected, **({"atol": 1e-10, "rtol": 1e-10} if dtype == np.float64 else
                                                      {"atol": 1e-4, "rtol": 1e-4}))  # fmt: skip
+    assert not depthwise_tile.fits(_spec(False, (1, 8, 4, 4, 4, 4), (8, 1, 3, 3, 3, 3), groups=8, padding=1))
+    # ... and such a call whose dead taps make the engine price every algorithm (the tile's 3-D unpacking once
+    # raised ValueError there) runs, right
+    x4, w4 = rng.standard_normal((1, 8, 4, 4, 4, 4)), rng.standard_normal((8, 1, 3, 3, 3, 3))
+    got = tconv.conv(x4, w4, dilation=6, padding=6, groups=8)
+    expected = naive_conv(x4, w4, stride=[1] * 4, pads=[(6, 6)] * 4, dilation=[6] * 4, groups=8)
+    np.testing.assert_allclose(got, expected, atol=1e-10)
     # chosen: a MobileNet-like 3x3 stride-2 layer channels-first
     x, w, b = rng.standard_normal((2, 24, 28, 28)), rng.standard_normal((24, 1, 3, 3)), rng.standard_normal(24)
     spec = _spec(False, x.shape, w.shape, groups=24, stride=2, padding=1)

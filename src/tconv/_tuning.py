@@ -141,8 +141,8 @@ DEPTHWISE_FIRST_PIXELS = 32
 DEPTHWISE_JOB_PIXELS = 64
 DEPTHWISE_TABLE_MAX = 2**20
 
-#: ``jit_depthwise`` channels-first, a forward convolution through a channels-last tile of a vector's lanes of
-#: channels (:func:`tconv.implementations.compiled.depthwise_tile.run`): where the tile holds at most this many
+#: ``jit_depthwise`` channels-first, a convolution or a transposed one through a channels-last tile of a vector's
+#: lanes of channels (:func:`tconv.implementations.compiled.depthwise_tile.run`): where the tile holds at most this many
 #: bytes; vector multiply-adds a second, bytes a second copied into the tile and out to the planes, and seconds a
 #: job (a sample's block of channels). Fitted on one thread's timings of 39 random layers (1-D to 3-D, 8-512
 #: channels, kernels 1-7, strides 1-4): within 0.7-1.4 of the time where a call takes over 30 us

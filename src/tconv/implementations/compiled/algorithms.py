@@ -511,8 +511,8 @@ class JitDepthwise(Compiled):
 
     def cost(self, spec: ConvSpec, channels_last: bool = False) -> float | None:
         """A pair cost and the channels' multiply-adds per (output pixel, tap) pair, and the output's write; more
-        channels-first, in proportion to the planes, except for a convolution through the tile: its vector
-        multiply-adds and copies (:func:`.depthwise.cost`)."""
+        channels-first, in proportion to the planes, except for a call through the tile: its vector multiply-adds
+        and copies (:func:`.depthwise.cost`)."""
         return depthwise.cost(spec, channels_last)
 
     def forward(

@@ -26,12 +26,15 @@ from . import geometry, kernels, team
 
 
 def fits(spec: ConvSpec, itemsize: int = _tuning.COST_ITEMSIZE) -> bool:
-    """Whether a channels-first call runs through :func:`_staged_kernel`: a forward convolution, or a transposed
-    one at stride 1 (:func:`_staged_axes`), of at least a vector's lanes of channels (fewer would fill the tile
-    element by element, for a fraction of each vector: (8, 3, 98, 98) 2x2 stride 2 ran 2.2x ``jit_direct``'s
-    time) whose padded input tile holds at most ``DEPTHWISE_TILE_MAX_BYTES``."""
+    """Whether a channels-first depthwise call of rank 3 or less runs through the tile: a convolution or a
+    transposed one at stride 1 (:func:`_staged_kernel`, :func:`_staged_axes`), or a strided transposed one
+    (:func:`_phased_kernel`), of at least a vector's lanes of channels of ``itemsize`` bytes and of
+    ``COST_ITEMSIZE`` (fewer would fill the tile element by element, for a fraction of each vector: (8, 3, 98, 98)
+    2x2 stride 2 ran 2.2x ``jit_direct``'s time; both, so that the planner prices the kernel that runs), whose
+    padded input tile holds at most ``DEPTHWISE_TILE_MAX_BYTES``."""
     depthwise = spec.groups == spec.in_channels == spec.out_channels
-    if not depthwise or spec.in_channels < _tuning.VECTOR_BYTES // itemsize:
+    lanes = _tuning.VECTOR_BYTES // min(itemsize, _tuning.COST_ITEMSIZE)
+    if not depthwise or spec.ndim > 3 or spec.in_channels < lanes:
         return False
     if _phased(spec):
         return _phase_numbers(geometry.axes3(spec), itemsize)[0] <= _tuning.DEPTHWISE_TILE_MAX_BYTES
@@ -40,8 +43,9 @@ def fits(spec: ConvSpec, itemsize: int = _tuning.COST_ITEMSIZE) -> bool:
 
 
 def _phased(spec: ConvSpec) -> bool:
-    """Whether a call runs through :func:`_phased_kernel`: a strided transposed one that crops nothing below zero."""
-    return spec.transposed and any(s != 1 for s in spec.stride) and all(lo >= 0 for lo, _ in spec.padding)
+    """Whether a call runs through :func:`_phased_kernel`: a strided transposed one (its crop is never negative:
+    :class:`~tconv.spec.ConvSpec` refuses negative padding, and the phases' arithmetic counts on it)."""
+    return spec.transposed and any(s != 1 for s in spec.stride)
 
 
 @functools.lru_cache(maxsize=256)
@@ -56,7 +60,7 @@ def _phase_numbers(axes: geometry.Axes3, itemsize: int) -> tuple[int, np.ndarray
     n, k, s, d, lo, o = axes
     low = [-(-(kk - 1) * dd // ss) for kk, dd, ss in zip(k, d, s)]
     rows = [(oo - 1 + ll) // ss for oo, ll, ss in zip(o, lo, s)]  # the last q
-    padded = [q + ll + 1 for q, ll in zip(rows, low)]
+    padded = [max(0, q + ll + 1) for q, ll in zip(rows, low)]  # none where there is no output
     stop = [max(0, min(nn, pp - ll)) for nn, pp, ll in zip(n, padded, low)]
     steps = [padded[1] * padded[2] * lanes, padded[2] * lanes, lanes]
     per_axis = []  # for each axis and phase: (tap, offset along the axis in elements)
@@ -105,7 +109,7 @@ def _staged_numbers(axes: geometry.Axes3, itemsize: int) -> tuple[int, np.ndarra
     3 each, and the first and last input element copied along each axis) and each tap's offset in the tile."""
     lanes = _tuning.VECTOR_BYTES // itemsize
     reach = zip(axes.size_out, axes.kernel, axes.stride, axes.dilation)
-    padded = [(o - 1) * s + (k - 1) * d + 1 for o, k, s, d in reach]
+    padded = [max(0, (o - 1) * s + (k - 1) * d + 1) if o else 0 for o, k, s, d in reach]  # none where no output
     first = [max(0, -lo) for lo in axes.low]
     stop = [max(f, min(n, p - lo)) for f, n, p, lo in zip(first, axes.size_in, padded, axes.low)]
     numbers = np.array([*axes.size_in, *axes.size_out, *padded, *axes.stride, *axes.low, *first, *stop], dtype=np.int64)

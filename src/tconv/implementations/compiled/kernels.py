@@ -60,17 +60,19 @@ def numba_module() -> Any:
     loaded = set(sys.modules)
     try:
         import numba
-    except ImportError:
-        return None
-    except OSError as err:  # llvmlite's library could not be mapped: under a memory limit, say so
-        # the half-imported packages are forgotten, so that a later call imports them whole (else numba's package
-        # lacks the submodules that stayed in sys.modules)
+    except (ImportError, OSError) as err:
+        # under a memory limit with little room, llvmlite's library (OSError) or one of numba's extensions
+        # (ImportError) may fail to map: a MemoryError saying so, the half-imported packages forgotten so that a
+        # later call imports them whole (else numba's package lacks the submodules that stayed in sys.modules),
+        # and nothing cached; anything else is what it says (numba missing: None, cached)
+        left = _memory_left()
+        if left is None or left[0] >= COMPILE_HEADROOM_BYTES:
+            if isinstance(err, ImportError):
+                return None
+            raise
         for name in set(sys.modules) - loaded:
             if name.split(".")[0] in ("numba", "llvmlite"):
                 del sys.modules[name]
-        left = _memory_left()
-        if left is None:
-            raise
         raise MemoryError(
             f"numba (tconv's compiled kernels) could not be loaded with {max(left[0], 0) // 2**20} MiB left under "
             f"this process's {left[1]} soft limit (raise the limit, or make the first call before setting it): {err}"
