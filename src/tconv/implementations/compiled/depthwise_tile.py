@@ -194,21 +194,42 @@ def run(x: np.ndarray, weight: np.ndarray, bias: np.ndarray | None, spec: ConvSp
     return out
 
 
-# The compiled kernel calls the SIMD operations as module globals (numba's cache keys a kernel by its closure, as
-# :mod:`.direct_conv` explains); :func:`_staged_kernel` binds them.
+# The compiled kernels call the SIMD operations and the row copy as module globals (numba's cache keys a kernel by
+# its closure, as :mod:`.direct_conv` explains); :func:`_staged_kernel` binds them.
 _lanes: Any = None
 _vload: Any = None
 _vstore: Any = None
 _vfma: Any = None
 _vtranspose: Any = None
+_copy_row: Any = None
 
 
 @functools.cache
 def _staged_kernel() -> Any:
     from . import simd
 
-    global _lanes, _vload, _vstore, _vfma, _vtranspose
+    global _lanes, _vload, _vstore, _vfma, _vtranspose, _copy_row
     _lanes, _vload, _vstore, _vfma, _vtranspose = simd.lanes, simd.vload, simd.vstore, simd.vfma, simd.vtranspose
+
+    def copy_row(x, tile, src, dst, a3, b3, plane_in, width, lane):  # type: ignore[no-untyped-def]
+        # pixels [a3, b3) of a row of ``width`` channels a plane apart in x (from ``src``) into the tile's
+        # pixel vectors (from ``dst``): by lane x lane transposes where the run has a whole block (its last block
+        # overlapping the one before), else element by element
+        j3 = a3
+        if width == lane and b3 - a3 >= lane:
+            while j3 + lane <= b3:
+                _vtranspose(tile, dst + j3 * lane, lane, x, src + j3, plane_in)
+                j3 += lane
+            if j3 < b3:  # the run's last pixels: the last whole block, overlapping the one before
+                _vtranspose(tile, dst + (b3 - lane) * lane, lane, x, src + b3 - lane, plane_in)
+                j3 = b3
+        while j3 < b3:
+            for c in range(width):
+                tile[dst + j3 * lane + c] = x[src + c * plane_in + j3]
+            j3 += 1
+
+    # inlined (numba's IR) into both kernels' job loops, as :mod:`.blocked` does its blocks
+    _copy_row = kernels.numba_module().njit(inline="always", nogil=True)(copy_row)
 
     def staged(x, w, bias, out, channels, numbers, offsets, start, stop):  # type: ignore[no-untyped-def]
         # x flat (N, C, n1, n2, n3); w flat (K, Cp) tap-major, its channels padded with zeros to whole vectors
@@ -265,18 +286,7 @@ def _staged_kernel() -> Any:
                 for j2 in range(a2, b2):
                     src = x_base + (j1 * n2 + j2) * n3
                     dst = (((j1 + lo1) * p2 + j2 + lo2) * p3 + lo3) * lane
-                    j3 = a3
-                    if width == lane and b3 - a3 >= lane:
-                        while j3 + lane <= b3:
-                            _vtranspose(tile, dst + j3 * lane, lane, x, src + j3, plane_in)
-                            j3 += lane
-                        if j3 < b3:  # the run's last pixels: the last whole block, overlapping the one before
-                            _vtranspose(tile, dst + (b3 - lane) * lane, lane, x, src + b3 - lane, plane_in)
-                            j3 = b3
-                    while j3 < b3:
-                        for c in range(width):
-                            tile[dst + j3 * lane + c] = x[src + c * plane_in + j3]
-                        j3 += 1
+                    _copy_row(x, tile, src, dst, a3, b3, plane_in, width, lane)
             out_base = (n * channels + c0) * plane_out
             slot = 0  # pixels waiting in outs
             written = 0  # pixels of the planes written
@@ -395,18 +405,7 @@ def _phased_kernel() -> Any:
                 for j2 in range(e2):
                     src = x_base + (j1 * n2 + j2) * n3
                     dst = (((j1 + l1) * p2 + j2 + l2) * p3 + l3) * lane
-                    j3 = 0
-                    if width == lane and e3 >= lane:
-                        while j3 + lane <= e3:
-                            _vtranspose(tile, dst + j3 * lane, lane, x, src + j3, plane_in)
-                            j3 += lane
-                        if j3 < e3:  # the run's last pixels: the last whole block, overlapping the one before
-                            _vtranspose(tile, dst + (e3 - lane) * lane, lane, x, src + e3 - lane, plane_in)
-                            j3 = e3
-                    while j3 < e3:
-                        for c in range(width):
-                            tile[dst + j3 * lane + c] = x[src + c * plane_in + j3]
-                        j3 += 1
+                    _copy_row(x, tile, src, dst, 0, e3, plane_in, width, lane)
             out_base = (n * channels + c0) * plane_out
             b = _vload(bias, c0)
             for o1 in range(o1n):
