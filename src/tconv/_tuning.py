@@ -374,7 +374,7 @@ DOTS_MAX_SECONDS = 1e-3
 #: AVX2 machine) its time was a median 0.81 of its estimate, the others' 1.3-1.9. Replayed, 0.8 -> 1.6 took the
 #: planner's regret from 1.140 to 1.099 over those 420 layers, lower on each sweep, and on the twenty-seventh
 #: session's AVX-512 timings of sweeps 51 and 52 the chosen time over the former choice's went 0.979 -> 0.946 and
-#: 0.948 -> 0.956; 2.0 lost there (0.991 on sweep 52). DOTS_MAX_SECONDS bounds what a wrong take can cost.
+#: 0.948 -> 0.956; 2.0 lost there (0.991 on sweep 52). DOTS_MAX_SECONDS bounds a wrong take's estimate.
 FORWARD_CALL_COST = {"jit_dots": 18e-6, "jit_gemm": 70e-6, "jit_direct": 30e-6, "jit_blocked": 50e-6}
 FORWARD_CALL_COST_OTHERS = 30e-6
 DOTS_MARGIN = 1.6
