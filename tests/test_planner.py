@@ -640,36 +640,30 @@ def test_planner_picks_window_dots_on_small_calls_only():
 
 @needs_jit
 @pytest.mark.parametrize(
-    ("x_shape", "w_shape", "stride", "padding", "channels_last"),
+    ("x_shape", "w_shape", "stride", "padding"),
     [
-        ((4, 29, 3, 3, 3), (166, 29, 3, 3, 3), 1, 1, False),  # forward sweep 52's fsweep-11: 0.51 of jit_gemm's time
-        ((56, 2, 8), (164, 2, 7), 1, 0, False),  # sweep 50's fsweep-31: 0.57 of jit_gemm's time
+        ((4, 29, 3, 3, 3), (166, 29, 3, 3, 3), 1, 1),  # forward sweep 52's fsweep-11: 0.51 of jit_gemm's time
+        ((56, 2, 8), (164, 2, 7), 1, 0),  # sweep 50's fsweep-31: 0.57 of jit_gemm's time
     ],
 )
-def test_planner_takes_window_dots_within_its_margin_above_the_others(
-    x_shape, w_shape, stride, padding, channels_last, monkeypatch
-):
+def test_planner_takes_window_dots_within_its_margin_above_the_others(x_shape, w_shape, stride, padding, monkeypatch):
     """``DOTS_MARGIN`` is above 1 (``jit_dots``' estimate runs high against the others'): on these small layers
     (estimates about 1.3 times the cheapest other's, each with its call's cost) rule 3 takes ``jit_dots``, and the
-    chosen call matches the oracle; with the margin at 1 the planner takes another algorithm."""
+    chosen call (channels-first) matches the oracle; with the margin at 1 the planner takes another algorithm."""
     rank = len(x_shape) - 2
     spec = tconv.ConvSpec.build(transposed=False, input_size=x_shape[2:], kernel_size=w_shape[2:],
                                 in_channels=x_shape[1], out_channels=w_shape[0], stride=stride,
                                 padding=padding)  # fmt: skip
     batch = x_shape[0]
-    assert planner.select(spec, np, channels_last=channels_last, batch=batch).name == "jit_dots"
+    assert planner.select(spec, np, channels_last=False, batch=batch).name == "jit_dots"
     rng = np.random.default_rng(53)
     x = rng.standard_normal(x_shape).astype(np.float32)
     w = rng.standard_normal(w_shape).astype(np.float32)
     expected = naive_conv(x, w, stride=[stride] * rank, pads=[(padding, padding)] * rank)
-    if channels_last:
-        x = np.ascontiguousarray(np.moveaxis(x, 1, -1))
     with chosen_algorithms() as chosen:
-        got = tconv.conv(x, w, stride=stride, padding=padding, channels_last=channels_last)
+        got = tconv.conv(x, w, stride=stride, padding=padding)
     assert chosen == ["jit_dots"]
-    if channels_last:
-        got = np.moveaxis(got, -1, 1)
     np.testing.assert_allclose(got, expected, rtol=2e-4, atol=2e-4)
     monkeypatch.setattr(_tuning, "DOTS_MARGIN", 1.0)
     planner.plan.cache_clear()
-    assert planner.select(spec, np, channels_last=channels_last, batch=batch).name != "jit_dots"
+    assert planner.select(spec, np, channels_last=False, batch=batch).name != "jit_dots"
