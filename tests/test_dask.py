@@ -275,11 +275,47 @@ def test_set_block_threads_limits_blocks_in_dask_threads_and_restores() -> None:
         )
     finally:
         tconv.dask.set_block_threads(1)
-    # The team has the block's size and BLAS is limited through threadpoolctl. (OpenBLAS 0.3.31 reports the
-    # limit only in a process whose other threads have not run BLAS products: it ignores some threads' requests,
-    # so the count it reports is not asserted; the restore below is what a limit left behind would break.)
+    # The team has the block's size and BLAS the block's limit (threadpoolctl, 3.8 on, ignores a thread's limit
+    # while another thread holds its control of OpenBLAS: neither tconv's runs nor the blocks keep it).
     assert seen[0][0] == 1 and limiting == [True]
+    assert seen[0][1] == [1] * len(before[1])
     assert _thread_settings() == before
+
+
+def test_a_block_in_a_living_pool_thread_leaves_the_main_thread_able_to_limit_blas() -> None:
+    """Dask's pool threads live on after a computation. A block's BLAS limit, restored from its own thread, must
+    give threadpoolctl's control up there: kept, every limit set from the main thread (a chunk team's around its
+    run) was ignored while the pool lived, and the team ran beside BLAS's threads."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    from tconv.dask.threads import engine_threads
+    from tconv.implementations.compiled import team
+
+    libs = team._blas_libraries()  # those the team limits: the BLAS libraries loaded at its first use
+
+    def counts() -> list[int]:
+        return [lib.get_num_threads() for lib in libs]
+
+    before = counts()
+    if not libs or min(before) < 2:
+        pytest.skip("no BLAS whose limit to one thread would show (or no threadpoolctl)")
+
+    def block() -> list[int]:
+        with engine_threads():
+            return counts()
+
+    def limited_here() -> list[int]:
+        with team._blas_single_threaded():  # what a chunk team does around its run
+            return counts()
+
+    pool = ThreadPoolExecutor(1)
+    try:
+        assert limited_here() == [1] * len(libs)
+        assert pool.submit(block).result() == [1] * len(libs)  # the block's limit took
+        assert limited_here() == [1] * len(libs)  # and the pool's thread, alive, kept no control
+    finally:
+        pool.shutdown()
+    assert counts() == before
 
 
 def test_block_threads_can_be_left_to_the_engine() -> None:

@@ -569,6 +569,61 @@ def test_the_compiled_products_never_run_on_blas_threads(monkeypatch):
     assert len(seen) > len(cases) + 1  # the large products were cut into blocks
 
 
+def _controlled_blas() -> list:
+    """The BLAS libraries whose thread count threadpoolctl lets one thread at a time change (3.8 on: OpenBLAS
+    with its own threads, one pool for the process; the first thread to change the count is its only
+    "controlling thread" until it gives the control up or ends, other threads' changes silently ignored)."""
+    return [
+        lib
+        for lib in team._blas_libraries()
+        if hasattr(type(lib), "clear_controlling_thread") and lib.threading_layer != "openmp"
+    ]
+
+
+@needs_team
+def test_a_run_leaves_no_thread_in_control_of_blas(monkeypatch):
+    """A team run limits BLAS from its calling thread and restores it there; it must also give threadpoolctl's
+    control up. Kept, the main thread held it for good after its first run: every limit set from another thread
+    (a Dask block's, another library's) was ignored. And a run from another thread (a Dask worker's), kept
+    alive, left the main thread's later runs unable to limit BLAS: their teams ran beside BLAS's threads."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    libs = _controlled_blas()
+    if not libs:
+        pytest.skip("no BLAS under threadpoolctl's controlling thread (threadpoolctl < 3.8, or OpenMP BLAS)")
+    original = [lib.get_num_threads() for lib in libs]
+    if min(original) < 2:
+        pytest.skip("BLAS has one thread here: a limit to one would not show")
+    type(libs[0]).clear_controlling_thread(force=True)  # whatever earlier code in this process left
+    monkeypatch.setattr(team, "size", lambda: 2)
+    rng = np.random.default_rng(0)
+    a, b = rng.standard_normal((300, 200)), rng.standard_normal((200, 250))  # a team run (see the test above)
+
+    def limit_here() -> list[int]:  # another library's limit, from its own thread: set, read, restored
+        for lib in libs:
+            lib.set_num_threads(1)
+        seen = [lib.get_num_threads() for lib in libs]
+        for lib, count in zip(libs, original):
+            lib.set_num_threads(count)
+        type(libs[0]).clear_controlling_thread()
+        return seen
+
+    def team_limit() -> list[int]:  # what a run's limit gives in this thread
+        with team._blas_single_threaded():
+            return [lib.get_num_threads() for lib in libs]
+
+    pool = ThreadPoolExecutor(1)  # its thread lives on, as Dask's pool threads do
+    try:
+        np.testing.assert_allclose(team.matmul(a, b), a @ b, rtol=1e-12)  # limits and restores in this thread
+        assert pool.submit(limit_here).result() == [1] * len(libs)  # the main thread kept no control
+        np.testing.assert_allclose(pool.submit(team.matmul, a, b).result(), a @ b, rtol=1e-12)
+        assert team_limit() == [1] * len(libs)  # nor did the pool's thread, still alive
+        assert pool.submit(team_limit).result() == [1] * len(libs)
+    finally:
+        pool.shutdown()
+    assert [lib.get_num_threads() for lib in libs] == original
+
+
 def test_a_batch_smaller_than_the_team_is_split_over_channels(monkeypatch):
     """Batch 1 on a two-thread team: blocks of output channels, as many as the threads (or a multiple), each
     at least TEAM_MIN_CHANNELS wide; too few channels for that and the call keeps the plain schedule."""

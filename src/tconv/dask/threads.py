@@ -75,15 +75,17 @@ def _limit(count: int) -> bool:
 
 def _restore(owner: bool) -> None:
     """Undo :func:`_limit`: the team's size when the last block ends, BLAS when its owner does (the thread that
-    limited it: OpenBLAS, 0.3.31 here, leaves its count as limited when another thread restores it while the
-    limiting thread lives, which left NumPy on one thread after a computation whose first and last blocks ran
-    in different threads). A block still running after the owner has BLAS's threads back (speed, not results);
-    a block starting then limits BLAS again and owns that limit."""
+    limited it: threadpoolctl, 3.8 on, ignores other threads' changes while the thread that first changed
+    OpenBLAS's count lives and keeps its control, which left NumPy on one thread after a computation whose
+    first and last blocks ran in different threads), and then that thread gives the control up (kept, the main
+    thread's limits, a chunk team's, were ignored while Dask's pool lived). A block still running after the owner
+    has BLAS's threads back (speed, not results); a block starting then limits BLAS again and owns that limit."""
     global _active, _saved_team, _blas_limiter
     with _lock:
         _active -= 1
         if owner and _blas_limiter is not None:
             _blas_limiter.restore_original_limits()
+            team.release_blas_control()  # kept, it would leave other threads' limits ignored while this one lives
             _blas_limiter = None
             team.blas_held_outside(False)
         if _active == 0 and _saved_team is not None:

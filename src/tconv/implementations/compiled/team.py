@@ -22,7 +22,8 @@ never on BLAS's own threads, which spin after every product they share, against 
 Settings. The team's size is :func:`threads` (``NUMBA_NUM_THREADS`` when set, else the CPUs this process may
 run on; :func:`set_threads` changes it for the process). Nothing per-thread is changed. The one process-wide
 setting tconv changes, BLAS's thread count during a :func:`run`, is limited and restored by the calling thread
-(OpenBLAS keeps a count that another thread restores), the restore retried until it has run, so an interrupt
+(threadpoolctl ignores a restore from another thread), and the control of BLAS that threadpoolctl gives the
+thread that changes it is given up after the restore; the restore is retried until it has run, so an interrupt
 cannot skip it. An interrupted caller stops handing out chunks, waits for the running ones, restores BLAS, and
 re-raises. The calling thread takes pieces too, but the job never waits for those (:meth:`_Job.take_own`): the
 piece accounting that an interrupt must not cut short happens in the team's threads, which no signal reaches.
@@ -54,7 +55,7 @@ import statistics
 import sys
 import threading
 import time
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from typing import Any, TypeVar
 
 import numpy as np
@@ -264,6 +265,12 @@ def _one_thread_product(a: np.ndarray, b: np.ndarray, out: np.ndarray, m: int, n
         np.matmul(a, b, out=out)
 
 
+def release_blas_control() -> None:
+    """Give up threadpoolctl's control of the BLAS libraries where the calling thread holds it, once the thread
+    has restored what it limited (:func:`_release_blas_control`)."""
+    _release_blas_control(_blas_libraries())
+
+
 def blas_held_outside(held: bool) -> None:
     """A layer above the team (:mod:`tconv.dask`'s blocks) starts (True) or stops (False) holding BLAS limited:
     meanwhile a chunk team neither limits nor restores BLAS, so that it never takes the outer limit for BLAS's
@@ -277,11 +284,20 @@ def blas_held_outside(held: bool) -> None:
 def _blas_single_threaded() -> Iterator[None]:
     """BLAS on one thread for the block, limited and restored by the calling thread itself.
 
-    The same thread must do both: OpenBLAS (0.3.31 here) leaves its thread count at 1 when another thread
-    restores it while the limiting thread lives. Only the first of overlapping runs limits BLAS (and restores it
-    when it ends; a run still going then has BLAS's threads back, which costs speed, never correctness). The
-    restore is retried until it has run, so an interrupt landing in it cannot skip it: the first interrupt is the
-    one that goes on.
+    The same thread must do both: a restore from another thread, while the limiting thread lives, is ignored
+    (threadpoolctl's controlling thread, below; earlier notes blamed OpenBLAS 0.3.31). Only the first of
+    overlapping runs limits BLAS (and restores it when it ends; a run still going then has BLAS's threads back,
+    which costs speed, never correctness). The restore is retried until it has run, so an interrupt landing in it
+    cannot skip it: the first interrupt is the one that goes on.
+
+    threadpoolctl (3.8 on) lets one thread at a time change OpenBLAS's count (pthreads builds: one pool for the
+    process): the first that changes it, until it ends or gives the control up; other threads' changes are
+    silently ignored. So the control this thread holds after the restore (taken by this limit, or by an earlier
+    change of the caller's own in this thread) is given up (:func:`_release_blas_control`; the counts stay as
+    restored). Kept, it left every other thread's limits ignored for as long as this one lived (the main thread:
+    for good), a Dask block's among them, and a limit tconv set from a Dask worker's thread left the main
+    thread's ignored. Where another thread holds the control (a limit the user set from a thread that still
+    runs), BLAS keeps its threads during the run, as it did before threadpoolctl 3.8.
     """
     global _blas_limiter
     owner = False
@@ -306,11 +322,28 @@ def _blas_single_threaded() -> Iterator[None]:
             try:
                 with _lock:
                     if _blas_limiter is not None:
-                        _set_counts(_blas_limiter)
+                        limiter = _blas_limiter
+                        _set_counts(limiter)
                         _blas_limiter = None
+                        _release_blas_control(lib for lib, _ in limiter)  # never raises
                 owner = False
             except BaseException:  # a second interrupt during the restore: restore all the same
                 continue
+
+
+def _release_blas_control(libraries: Iterable[Any]) -> None:
+    """Give up threadpoolctl's control of these BLAS libraries where this thread holds it (3.8 on: the thread
+    that first changes OpenBLAS's count is the only one whose changes take effect, until it gives the control up
+    or ends). Nothing where it holds none, or with a threadpoolctl that has no such control. Never raises (an
+    interrupt aside): a failure here (a ``MemoryError`` under an address-space cap, say) leaves the control
+    where it is, which costs other threads' limits, never results."""
+    try:
+        for kind in {type(lib) for lib in libraries}:
+            release = getattr(kind, "clear_controlling_thread", None)
+            if release is not None:
+                release()
+    except Exception:
+        pass
 
 
 def _set_counts(counts: list[tuple[Any, int]]) -> None:
@@ -558,6 +591,7 @@ def _after_fork_in_child() -> None:  # pragma: no cover - runs in a forked child
             compiler.release()
         if limiter is not None:  # forked while a chunk team had BLAS on one thread: the child gets it back
             _set_counts(limiter)
+            _release_blas_control(lib for lib, _ in limiter)
     except Exception:  # a fork handler must not fail the child; the team works without these
         pass
 
