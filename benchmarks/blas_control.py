@@ -8,7 +8,8 @@ silently ignored (docs/design.md, "Whose limit takes"). This script shows, in on
   first ran a small ``tconv.dask`` computation on Dask's threaded scheduler, whose pool threads live on. Where a
   block's thread kept the control, the second process's teams run beside BLAS's threads.
 * ``limit``: one tconv call in the main thread, then a limit to one BLAS thread set from another thread: whether
-  it took (``get_num_threads`` read back there).
+  it took (``get_num_threads`` read back there); and the same through OpenBLAS's own ``openblas_set_num_threads``
+  (past threadpoolctl's rule), which takes from any thread.
 
 Run: ``python benchmarks/blas_control.py [--repeats N]`` (it starts one child process per part).
 """
@@ -85,8 +86,22 @@ def _limit_part() -> dict:
             lib.set_num_threads(count)
         return seen
 
+    def raw_limit() -> list[int | None]:  # OpenBLAS's own call, past threadpoolctl's rule (a private helper)
+        seen: list[int | None] = []
+        for lib, count in zip(libs, original):
+            setter = getattr(lib, "_get_symbol", lambda name: None)("openblas_set_num_threads")
+            if setter is None:
+                seen.append(None)
+                continue
+            setter(1)
+            seen.append(lib.get_num_threads())
+            setter(count)
+        return seen
+
     with ThreadPoolExecutor(1) as pool:
-        return {"original": original, "limited_in_other_thread": pool.submit(limit).result()}
+        limited = pool.submit(limit).result()
+        raw = pool.submit(raw_limit).result()
+    return {"original": original, "limited_in_other_thread": limited, "openblas_call_in_other_thread": raw}
 
 
 def main() -> None:
@@ -117,6 +132,10 @@ def main() -> None:
     print(
         f"another thread's limit to one BLAS thread after a tconv call in the main thread: "
         f"{'took' if took else 'IGNORED'} (counts {limit['original']} -> {limit['limited_in_other_thread']})"
+    )
+    print(
+        f"OpenBLAS's own openblas_set_num_threads(1) from that thread: counts -> "
+        f"{limit['openblas_call_in_other_thread']}"
     )
 
 

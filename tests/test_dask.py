@@ -247,12 +247,24 @@ def _thread_settings() -> tuple[int, list[int]]:
     return team.threads(), [info["num_threads"] for info in threadpool_info() if info["user_api"] == "blas"]
 
 
+def _no_thread_in_control_of_blas() -> None:
+    """Clear threadpoolctl's control of OpenBLAS (3.8 on; nothing before), whichever thread holds it: earlier code
+    in this process (another library's limit set outside a `with`) may have left it, and then every limit set
+    from another thread, a block's among them, is ignored."""
+    from tconv.implementations.compiled import team
+
+    kind = team._openblas_controller()
+    if kind is not None:
+        kind.clear_controlling_thread(force=True)
+
+
 def test_set_block_threads_limits_blocks_in_dask_threads_and_restores() -> None:
     import threading
 
     import tconv.dask.threads as block_settings
     from tconv.dask.threads import engine_threads
 
+    _no_thread_in_control_of_blas()
     before = _thread_settings()
     seen: list[tuple[int, list[int]]] = []
     limiting: list[bool] = []
@@ -291,6 +303,7 @@ def test_a_block_in_a_living_pool_thread_leaves_the_main_thread_able_to_limit_bl
     from tconv.dask.threads import engine_threads
     from tconv.implementations.compiled import team
 
+    _no_thread_in_control_of_blas()
     libs = team._blas_libraries()  # those the team limits: the BLAS libraries loaded at its first use
 
     def counts() -> list[int]:

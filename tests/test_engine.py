@@ -612,6 +612,9 @@ def test_a_run_leaves_no_thread_in_control_of_blas(monkeypatch):
         with team._blas_single_threaded():
             return [lib.get_num_threads() for lib in libs]
 
+    def counts() -> list[int]:
+        return [lib.get_num_threads() for lib in libs]
+
     pool = ThreadPoolExecutor(1)  # its thread lives on, as Dask's pool threads do
     try:
         np.testing.assert_allclose(team.matmul(a, b), a @ b, rtol=1e-12)  # limits and restores in this thread
@@ -619,9 +622,28 @@ def test_a_run_leaves_no_thread_in_control_of_blas(monkeypatch):
         np.testing.assert_allclose(pool.submit(team.matmul, a, b).result(), a @ b, rtol=1e-12)
         assert team_limit() == [1] * len(libs)  # nor did the pool's thread, still alive
         assert pool.submit(team_limit).result() == [1] * len(libs)
+        # A limit of the caller's own, set outside a `with` (this thread takes the control), then a run: the run
+        # keeps the control it found, so the caller's restore still takes, and other threads' changes do not
+        for lib in libs:
+            lib.set_num_threads(1)
+        assert team.holds_blas_control()
+        np.testing.assert_allclose(team.matmul(a, b), a @ b, rtol=1e-12)
+        assert team.holds_blas_control() and counts() == [1] * len(libs)
+
+        def change_here() -> list[int]:
+            for lib, count in zip(libs, original):
+                lib.set_num_threads(count)
+            return counts()
+
+        assert pool.submit(change_here).result() == [1] * len(libs)  # ignored: this thread holds the control
+        for lib, count in zip(libs, original):
+            lib.set_num_threads(count)
+        assert counts() == original  # the caller's restore took
+        team.release_blas_control()
+        assert not team.holds_blas_control()
     finally:
         pool.shutdown()
-    assert [lib.get_num_threads() for lib in libs] == original
+    assert counts() == original
 
 
 def test_a_batch_smaller_than_the_team_is_split_over_channels(monkeypatch):

@@ -36,6 +36,7 @@ _block_threads: int | None = 1
 _active = 0  # blocks running under the limit now
 _saved_team: int | None = None
 _blas_limiter: Any = None
+_blas_release = False  # the BLAS limit took threadpoolctl's control: give it up with the restore
 
 
 def set_block_threads(count: int | None) -> None:
@@ -55,7 +56,7 @@ def block_threads() -> int | None:
 def _limit(count: int) -> bool:
     """Limit the team (counted over overlapping blocks) and, unless a running block already has, BLAS; True
     when this block owns the BLAS limit (and so must restore it, from this same thread)."""
-    global _active, _saved_team, _blas_limiter
+    global _active, _saved_team, _blas_limiter, _blas_release
     with _lock:
         if _active == 0:
             _saved_team = team.threads()
@@ -66,6 +67,7 @@ def _limit(count: int) -> bool:
             try:
                 from threadpoolctl import threadpool_limits
 
+                _blas_release = not team.holds_blas_control()  # else this thread's own limit holds it
                 _blas_limiter = threadpool_limits(limits=count, user_api="blas")
             except Exception:  # no threadpoolctl, or no BLAS it can limit: the team's size alone is set
                 return False
@@ -85,9 +87,10 @@ def _restore(owner: bool) -> None:
         _active -= 1
         if owner and _blas_limiter is not None:
             _blas_limiter.restore_original_limits()
-            team.release_blas_control()  # kept, it would leave other threads' limits ignored while this one lives
             _blas_limiter = None
             team.blas_held_outside(False)
+            if _blas_release:  # kept, it would leave other threads' limits ignored while this one lives
+                team.release_blas_control()  # never raises
         if _active == 0 and _saved_team is not None:
             kernels.set_threads(_saved_team)
             _saved_team = None

@@ -23,10 +23,11 @@ Settings. The team's size is :func:`threads` (``NUMBA_NUM_THREADS`` when set, el
 run on; :func:`set_threads` changes it for the process). Nothing per-thread is changed. The one process-wide
 setting tconv changes, BLAS's thread count during a :func:`run`, is limited and restored by the calling thread
 (threadpoolctl ignores a restore from another thread), and the control of BLAS that threadpoolctl gives the
-thread that changes it is given up after the restore; the restore is retried until it has run, so an interrupt
-cannot skip it. An interrupted caller stops handing out chunks, waits for the running ones, restores BLAS, and
-re-raises. The calling thread takes pieces too, but the job never waits for those (:meth:`_Job.take_own`): the
-piece accounting that an interrupt must not cut short happens in the team's threads, which no signal reaches.
+thread that first changes it is given up after the restore where the limit took it; the restore is retried
+until it has run, so an interrupt cannot skip it. An interrupted caller stops handing out chunks, waits for
+the running ones, restores BLAS, and re-raises. The calling thread takes pieces too, but the job never waits for
+those (:meth:`_Job.take_own`): the piece accounting that an interrupt must not cut short happens in the team's
+threads, which no signal reaches.
 
 Processes. :func:`os.register_at_fork` handlers make ``fork`` safe at any moment: before a fork the team's lock
 (held only for a few instructions at a time) and numba's compiler lock are taken (before ``logging``'s module
@@ -55,7 +56,7 @@ import statistics
 import sys
 import threading
 import time
-from collections.abc import Callable, Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from typing import Any, TypeVar
 
 import numpy as np
@@ -265,10 +266,38 @@ def _one_thread_product(a: np.ndarray, b: np.ndarray, out: np.ndarray, m: int, n
         np.matmul(a, b, out=out)
 
 
+@functools.cache
+def _openblas_controller() -> Any:
+    """threadpoolctl's ``OpenBLASController`` class where it has a controlling thread (3.8 on), else None."""
+    try:
+        from threadpoolctl import OpenBLASController
+    except ImportError:
+        return None
+    return OpenBLASController if hasattr(OpenBLASController, "clear_controlling_thread") else None
+
+
+def holds_blas_control() -> bool:
+    """Whether the calling thread holds threadpoolctl's control of OpenBLAS now (3.8 on: the first thread that
+    changes an OpenBLAS's thread count is the only one whose changes take effect, until it gives the control up
+    or ends). False without that control, or where threadpoolctl's state cannot be read (then a limit's control
+    is given up after it, as threadpoolctl's own ``with`` blocks do)."""
+    kind = _openblas_controller()
+    state = getattr(kind, "_SHARED_STATE", None)  # no public reader; read defensively
+    return getattr(state, "controlling_thread", None) is threading.current_thread()
+
+
 def release_blas_control() -> None:
-    """Give up threadpoolctl's control of the BLAS libraries where the calling thread holds it, once the thread
-    has restored what it limited (:func:`_release_blas_control`)."""
-    _release_blas_control(_blas_libraries())
+    """Give up threadpoolctl's control of OpenBLAS where the calling thread holds it (nothing otherwise). For a
+    thread that took it with a limit it has restored; never raises (an interrupt aside): a failure here (a
+    ``MemoryError`` under an address-space cap, say) leaves the control where it is, which costs other threads'
+    limits, never results."""
+    kind = _openblas_controller()
+    if kind is None:
+        return
+    try:
+        kind.clear_controlling_thread()
+    except Exception:
+        pass
 
 
 def blas_held_outside(held: bool) -> None:
@@ -292,58 +321,50 @@ def _blas_single_threaded() -> Iterator[None]:
 
     threadpoolctl (3.8 on) lets one thread at a time change OpenBLAS's count (pthreads builds: one pool for the
     process): the first that changes it, until it ends or gives the control up; other threads' changes are
-    silently ignored. So the control this thread holds after the restore (taken by this limit, or by an earlier
-    change of the caller's own in this thread) is given up (:func:`_release_blas_control`; the counts stay as
-    restored). Kept, it left every other thread's limits ignored for as long as this one lived (the main thread:
-    for good), a Dask block's among them, and a limit tconv set from a Dask worker's thread left the main
-    thread's ignored. Where another thread holds the control (a limit the user set from a thread that still
-    runs), BLAS keeps its threads during the run, as it did before threadpoolctl 3.8.
+    silently ignored. So where this limit took the control, it is given up after the restore
+    (:func:`release_blas_control`); one this thread held before (a limit of the caller's own, whose restore must
+    still take) is kept. Kept, tconv's left every other thread's limits ignored for as long as this one lived (the
+    main thread: for good), a Dask block's among them, and a limit tconv set from a Dask worker's thread left the
+    main thread's ignored. Where another thread holds the control (a limit set from another thread that lives,
+    not yet restored or set outside a ``with``), BLAS keeps its threads during the run, as it did before
+    threadpoolctl 3.8.
     """
     global _blas_limiter
     owner = False
+    mine: list[tuple[Any, int]] | None = None  # this run's limit, restored only while it is the one held
+    release = False  # this limit took threadpoolctl's control: give it up after the restore
     try:  # from before the limit: an interrupt landing anywhere after it still reaches the restore below
         with _lock:
             if _blas_limiter is None and _outer_blas == 0:
+                release = not holds_blas_control()
                 counts = [(lib, lib.get_num_threads()) for lib in _blas_libraries()]
                 try:
                     # set directly: threadpoolctl's limit() would read every library's whole info() first
                     for lib, _ in counts:
                         lib.set_num_threads(1)
-                    _blas_limiter = counts
+                    _blas_limiter = mine = counts
                     owner = True
                 except BaseException:  # interrupted while limiting: some libraries may be limited
                     if not owner:  # (once owner, the restore below undoes the limit)
                         _set_counts(counts)
+                        if release:
+                            release_blas_control()
                         _blas_limiter = None
                     raise
         yield
     finally:
-        while owner:
+        while owner:  # the restore, then the release, both retried until this run's limit is gone
             try:
                 with _lock:
-                    if _blas_limiter is not None:
-                        limiter = _blas_limiter
-                        _set_counts(limiter)
+                    if _blas_limiter is mine:
+                        assert mine is not None  # owner: this run limited BLAS
+                        _set_counts(mine)
+                        if release:
+                            release_blas_control()
                         _blas_limiter = None
-                        _release_blas_control(lib for lib, _ in limiter)  # never raises
                 owner = False
             except BaseException:  # a second interrupt during the restore: restore all the same
                 continue
-
-
-def _release_blas_control(libraries: Iterable[Any]) -> None:
-    """Give up threadpoolctl's control of these BLAS libraries where this thread holds it (3.8 on: the thread
-    that first changes OpenBLAS's count is the only one whose changes take effect, until it gives the control up
-    or ends). Nothing where it holds none, or with a threadpoolctl that has no such control. Never raises (an
-    interrupt aside): a failure here (a ``MemoryError`` under an address-space cap, say) leaves the control
-    where it is, which costs other threads' limits, never results."""
-    try:
-        for kind in {type(lib) for lib in libraries}:
-            release = getattr(kind, "clear_controlling_thread", None)
-            if release is not None:
-                release()
-    except Exception:
-        pass
 
 
 def _set_counts(counts: list[tuple[Any, int]]) -> None:
@@ -590,8 +611,9 @@ def _after_fork_in_child() -> None:  # pragma: no cover - runs in a forked child
         if compiler is not None:
             compiler.release()
         if limiter is not None:  # forked while a chunk team had BLAS on one thread: the child gets it back
+            # (threadpoolctl's control is left as it is: giving it up takes threadpoolctl's lock, which another
+            # thread of the parent may have held at the fork)
             _set_counts(limiter)
-            _release_blas_control(lib for lib, _ in limiter)
     except Exception:  # a fork handler must not fail the child; the team works without these
         pass
 
