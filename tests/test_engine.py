@@ -615,6 +615,14 @@ def test_a_run_leaves_no_thread_in_control_of_blas(monkeypatch):
     def counts() -> list[int]:
         return [lib.get_num_threads() for lib in libs]
 
+    def change_to(wanted: list[int], release: bool = False) -> list[int]:  # set from the calling thread
+        for lib, count in zip(libs, wanted):
+            lib.set_num_threads(count)
+        seen = counts()
+        if release:
+            type(libs[0]).clear_controlling_thread()
+        return seen
+
     pool = ThreadPoolExecutor(1)  # its thread lives on, as Dask's pool threads do
     try:
         np.testing.assert_allclose(team.matmul(a, b), a @ b, rtol=1e-12)  # limits and restores in this thread
@@ -631,9 +639,7 @@ def test_a_run_leaves_no_thread_in_control_of_blas(monkeypatch):
         assert team.holds_blas_control() and counts() == [1] * len(libs)
 
         def change_here() -> list[int]:
-            for lib, count in zip(libs, original):
-                lib.set_num_threads(count)
-            return counts()
+            return change_to(original)
 
         assert pool.submit(change_here).result() == [1] * len(libs)  # ignored: this thread holds the control
         for lib, count in zip(libs, original):
@@ -641,8 +647,17 @@ def test_a_run_leaves_no_thread_in_control_of_blas(monkeypatch):
         assert counts() == original  # the caller's restore took
         team.release_blas_control()
         assert not team.holds_blas_control()
+        # Another thread's limit, held while a run here starts and restored (its control given up) before the
+        # run ends: the run leaves OpenBLAS to that thread, so its own restore cannot write back the 1 it read
+        assert pool.submit(change_to, [1] * len(libs)).result() == [1] * len(libs)
+        with team._blas_single_threaded():
+            assert pool.submit(change_to, original, True).result() == original
+        assert counts() == original and not team.holds_blas_control()
     finally:
         pool.shutdown()
+        for lib, count in zip(libs, original):  # whatever an assertion above left: the counts, then the control
+            lib.set_num_threads(count)
+        type(libs[0]).clear_controlling_thread(force=True)
     assert counts() == original
 
 

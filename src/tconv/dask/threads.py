@@ -62,7 +62,9 @@ def _limit(count: int) -> bool:
             _saved_team = team.threads()
             kernels.set_threads(count)  # first: no chunk team (which limits BLAS itself) starts from here on
         _active += 1
-        owner = _blas_limiter is None
+        # BLAS is limited by the first block, unless another thread holds threadpoolctl's control of OpenBLAS (a
+        # limit from here would be ignored, and its restore, after that thread's, would write back the limited count)
+        owner = _blas_limiter is None and not team.blas_controlled_elsewhere()
         if owner:
             try:
                 from threadpoolctl import threadpool_limits
@@ -88,9 +90,9 @@ def _restore(owner: bool) -> None:
         if owner and _blas_limiter is not None:
             _blas_limiter.restore_original_limits()
             _blas_limiter = None
-            team.blas_held_outside(False)
             if _blas_release:  # kept, it would leave other threads' limits ignored while this one lives
                 team.release_blas_control()  # never raises
+            team.blas_held_outside(False)
         if _active == 0 and _saved_team is not None:
             kernels.set_threads(_saved_team)
             _saved_team = None

@@ -72,6 +72,7 @@ _workers: list[threading.Thread] = []
 _local = threading.local()  # .member: True in the team's own threads
 _threads: int | None = None  # the team's size, once set (None: from the environment)
 _blas_limiter: list[tuple[Any, int]] | None = None  # while a run limits BLAS: each library and its count before
+_blas_release: threading.Thread | None = None  # ... and the thread whose limit took threadpoolctl's control
 _outer_blas = 0  # layers above the team holding BLAS limited (blas_held_outside): chunk teams leave BLAS alone
 
 
@@ -286,6 +287,31 @@ def holds_blas_control() -> bool:
     return getattr(state, "controlling_thread", None) is threading.current_thread()
 
 
+def _shared_pool(lib: Any) -> bool:
+    """Whether threadpoolctl lets one thread at a time change this library's count (an OpenBLAS with its own
+    threads, one pool for the process, under threadpoolctl 3.8 on)."""
+    kind = _openblas_controller()
+    return kind is not None and isinstance(lib, kind) and getattr(lib, "threading_layer", None) != "openmp"
+
+
+def blas_controlled_elsewhere() -> bool:
+    """Whether another thread, alive, holds threadpoolctl's control of OpenBLAS now: a limit set from here would
+    be ignored, and its restore, once that thread has restored and given the control up, would write back the
+    count read while it was limited."""
+    state = getattr(_openblas_controller(), "_SHARED_STATE", None)
+    holder = getattr(state, "controlling_thread", None)
+    return holder is not None and holder is not threading.current_thread() and holder.is_alive()
+
+
+def _control_lock() -> Any:
+    """threadpoolctl's lock around its control of OpenBLAS (None where there is none): taken before a fork
+    (:func:`_before_fork`), so that the child never inherits it held. None before threadpoolctl is imported."""
+    if "threadpoolctl" not in sys.modules:
+        return None
+    lock = getattr(getattr(_openblas_controller(), "_SHARED_STATE", None), "lock", None)
+    return lock if hasattr(lock, "acquire") and hasattr(lock, "release") else None
+
+
 def release_blas_control() -> None:
     """Give up threadpoolctl's control of OpenBLAS where the calling thread holds it (nothing otherwise). For a
     thread that took it with a limit it has restored; never raises (an interrupt aside): a failure here (a
@@ -329,7 +355,7 @@ def _blas_single_threaded() -> Iterator[None]:
     not yet restored or set outside a ``with``), BLAS keeps its threads during the run, as it did before
     threadpoolctl 3.8.
     """
-    global _blas_limiter
+    global _blas_limiter, _blas_release
     owner = False
     mine: list[tuple[Any, int]] | None = None  # this run's limit, restored only while it is the one held
     release = False  # this limit took threadpoolctl's control: give it up after the restore
@@ -338,11 +364,14 @@ def _blas_single_threaded() -> Iterator[None]:
             if _blas_limiter is None and _outer_blas == 0:
                 release = not holds_blas_control()
                 counts = [(lib, lib.get_num_threads()) for lib in _blas_libraries()]
+                if blas_controlled_elsewhere():  # OpenBLAS's pool is another thread's to limit and restore
+                    counts = [(lib, count) for lib, count in counts if not _shared_pool(lib)]
                 try:
                     # set directly: threadpoolctl's limit() would read every library's whole info() first
                     for lib, _ in counts:
                         lib.set_num_threads(1)
-                    _blas_limiter = mine = counts
+                    _blas_limiter, _blas_release = counts, threading.current_thread() if release else None
+                    mine = counts
                     owner = True
                 except BaseException:  # interrupted while limiting: some libraries may be limited
                     if not owner:  # (once owner, the restore below undoes the limit)
@@ -590,9 +619,15 @@ def _before_fork() -> None:
     if compiler is not None:
         compiler.acquire()
     _lock.acquire()
+    control = _control_lock()  # after _lock, the order of a run (which changes BLAS's count holding _lock)
+    if control is not None:
+        control.acquire()
 
 
 def _after_fork_in_parent() -> None:
+    control = _control_lock()
+    if control is not None:
+        control.release()
     _lock.release()
     compiler = _numba_compiler_lock()
     if compiler is not None:
@@ -601,7 +636,7 @@ def _after_fork_in_parent() -> None:
 
 def _after_fork_in_child() -> None:  # pragma: no cover - runs in a forked child (tests/test_faults.py)
     global _lock, _wake, _queue, _workers, _blas_limiter
-    limiter = _blas_limiter
+    limiter, release = _blas_limiter, _blas_release
     _lock = threading.Lock()
     _wake = threading.Condition(_lock)
     _queue, _workers, _blas_limiter = collections.deque(), [], None
@@ -610,10 +645,14 @@ def _after_fork_in_child() -> None:  # pragma: no cover - runs in a forked child
     try:
         if compiler is not None:
             compiler.release()
+        control = _control_lock()  # taken before the fork, by the thread that is the child's
+        if control is not None:
+            control.release()
         if limiter is not None:  # forked while a chunk team had BLAS on one thread: the child gets it back
-            # (threadpoolctl's control is left as it is: giving it up takes threadpoolctl's lock, which another
-            # thread of the parent may have held at the fork)
-            _set_counts(limiter)
+            held = holds_blas_control()  # this thread's own, before the restore (a limit of the caller's)
+            _set_counts(limiter)  # a limiting thread other than this one is gone: the restore takes the control
+            if release is threading.current_thread() or not held:
+                release_blas_control()
     except Exception:  # a fork handler must not fail the child; the team works without these
         pass
 
