@@ -277,14 +277,18 @@ def _openblas_controller() -> Any:
     return OpenBLASController if hasattr(OpenBLASController, "clear_controlling_thread") else None
 
 
+def _control_state() -> Any:
+    """threadpoolctl's shared state of OpenBLAS's control (its controlling thread and lock; None where there is
+    none). It has no public reader, so the names in it are read defensively."""
+    return getattr(_openblas_controller(), "_SHARED_STATE", None)
+
+
 def holds_blas_control() -> bool:
     """Whether the calling thread holds threadpoolctl's control of OpenBLAS now (3.8 on: the first thread that
     changes an OpenBLAS's thread count is the only one whose changes take effect, until it gives the control up
     or ends). False without that control, or where threadpoolctl's state cannot be read (then a limit's control
     is given up after it, as threadpoolctl's own ``with`` blocks do)."""
-    kind = _openblas_controller()
-    state = getattr(kind, "_SHARED_STATE", None)  # no public reader; read defensively
-    return getattr(state, "controlling_thread", None) is threading.current_thread()
+    return getattr(_control_state(), "controlling_thread", None) is threading.current_thread()
 
 
 def _shared_pool(lib: Any) -> bool:
@@ -298,8 +302,7 @@ def blas_controlled_elsewhere() -> bool:
     """Whether another thread, alive, holds threadpoolctl's control of OpenBLAS now: a limit set from here would
     be ignored, and its restore, once that thread has restored and given the control up, would write back the
     count read while it was limited."""
-    state = getattr(_openblas_controller(), "_SHARED_STATE", None)
-    holder = getattr(state, "controlling_thread", None)
+    holder = getattr(_control_state(), "controlling_thread", None)
     return holder is not None and holder is not threading.current_thread() and holder.is_alive()
 
 
@@ -308,7 +311,7 @@ def _control_lock() -> Any:
     (:func:`_before_fork`), so that the child never inherits it held. None before threadpoolctl is imported."""
     if "threadpoolctl" not in sys.modules:
         return None
-    lock = getattr(getattr(_openblas_controller(), "_SHARED_STATE", None), "lock", None)
+    lock = getattr(_control_state(), "lock", None)
     return lock if hasattr(lock, "acquire") and hasattr(lock, "release") else None
 
 
