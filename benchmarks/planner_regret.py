@@ -17,7 +17,9 @@ script, not a test; run it on a quiet machine. ``--json`` keeps the raw times fo
 model: ``--replay`` asks the planner of this checkout (with ``--set``'s ``tconv._tuning`` values, set before its
 first question) which algorithm it takes on each recorded layer and prints the regret on the recorded times. An
 algorithm's recorded time is that of the route it took when timed (the direct sum in tiles or whole planes, say),
-so a replay judges the planner's constants, not a change inside an algorithm.
+so a replay judges the planner's constants, not a change inside an algorithm. The planner prices products at this
+machine's measured rate (:mod:`tconv.implementations.compiled.machine`); to replay timings taken on another machine,
+or to try product rates by hand, turn it off: ``--set MEASURED_GEMM_RATE=0 GEMM_RATE=7e10``.
 """
 
 from __future__ import annotations

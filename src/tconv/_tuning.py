@@ -112,8 +112,22 @@ PIXELS_TEAM_MARGIN = 3.0
 # a plan is made per batch.
 
 #: float32 rate of NumPy's BLAS on the column products, in flop/s, when the inner dimension is at least
-#: GEMM_FULL_RATE_INNER ...
+#: GEMM_FULL_RATE_INNER: the rate the model was first fitted with, used as it is where MEASURED_GEMM_RATE is off or
+#: this machine's rate could not be measured; else the cost model prices products at GEMM_PROBE_SHARE times the
+#: rate measured here (tconv.implementations.compiled.machine.gemm_rate) ...
 GEMM_RATE = 120e9
+
+#: Whether the cost model prices products by this machine's own rate (1) or by GEMM_RATE (0: the test suite,
+#: whose planner pins were written against GEMM_RATE, and replays of another machine's timings).
+MEASURED_GEMM_RATE = 1
+
+#: ... the cost model's rate as a multiple of the probe's: one float32 product of (128, 576) x (576, 1024) (a
+#: 3x3 layer of 64 -> 128 channels over 32x32 pixels) on one BLAS thread (the compiled path's products never run
+#: on BLAS's threads: each team thread runs its own). On the AMD EPYC without AVX-512 (31-33 GFLOP/s a thread)
+#: replays of 420 forward and 120 transposed layers timed there met the least regret at 65e9-80e9 (forward 1.099
+#: at 120e9, 1.081-1.084 from 30e9 to 80e9; transposed 1.057 at 120e9, 1.056-1.060 from 70e9 up, 1.087 at 30e9);
+#: 2.2 puts it at about 70e9 (docs/design.md, "The machine's GEMM rate").
+GEMM_PROBE_SHARE = 2.2
 
 #: ... below which inner dimension (``C_in / groups``) a product runs proportionally slower.
 GEMM_FULL_RATE_INNER = 64

@@ -292,6 +292,10 @@ def run(
     """
     first = gemm_rate(threads)  # before the workers start, so their imports do not slow it down
     print(f"float32 GEMM rate before the workers start: {first:.1f} GFLOP/s", flush=True)
+    if "tconv" in frameworks:
+        from tconv.implementations.compiled import machine
+
+        print(f"tconv's cost model prices products at {machine.describe()}", flush=True)
     all_rates: list[float] = []
     workers = start_workers(frameworks, threads)
     rows = []

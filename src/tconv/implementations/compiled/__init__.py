@@ -8,6 +8,7 @@
 ``geometry``        axes padded to 3-D, grouped views, gather tables, cropped-tap runs
 ``schedule``        chunks, and ``team_threads``: the one decision whether a call runs on the thread team
 ``team``            the thread team that runs a call's chunks
+``machine``         this machine's product rate for the cost model (measured once, kept on disk)
 ``workspace``       buffers reused between calls; partial sums a bin of work
 ``kernels``         the numba kernels (compiled on first use)
 ``direct_conv``     the direct convolution at any stride (``jit_direct`` on a convolution): phases, kernel, cost

@@ -31,7 +31,19 @@ import numpy as np
 
 from ... import _tuning
 from ...spec import ConvSpec
-from . import blocked, depthwise, direct_conv, geometry, im2col, phases, pointwise, transposed, window_dots, winograd
+from . import (
+    blocked,
+    depthwise,
+    direct_conv,
+    geometry,
+    im2col,
+    machine,
+    phases,
+    pointwise,
+    transposed,
+    window_dots,
+    winograd,
+)
 from .geometry import kernel_ready, patches_fit, runs_compiled, taps_overlap
 
 
@@ -43,7 +55,7 @@ def _column_product(spec: ConvSpec) -> tuple[float, int]:
     flops = 2.0 * groups * cg_in * cg_out * taps * p_in
     elements = groups * cg_out * taps * p_in
     column_bytes = float(_tuning.COST_ITEMSIZE) * elements
-    rate = _tuning.GEMM_RATE * min(1.0, cg_in / _tuning.GEMM_FULL_RATE_INNER)
+    rate = machine.gemm_rate() * min(1.0, cg_in / _tuning.GEMM_FULL_RATE_INNER)
     return flops / rate + 2 * column_bytes / _tuning.COLUMN_STREAM, elements
 
 
@@ -58,7 +70,7 @@ def _twin_product(spec: ConvSpec) -> float:
     inner, p_out = cg_in * taps, math.prod(spec.output_size)
     flops = 2.0 * groups * cg_out * inner * p_out
     full = _tuning.GEMM_FULL_RATE_INNER
-    rate = _tuning.GEMM_RATE * min(1.0, inner / full) * min(1.0, cg_out / full)
+    rate = machine.gemm_rate() * min(1.0, inner / full) * min(1.0, cg_out / full)
     item = float(_tuning.COST_ITEMSIZE)
     columns, output = item * groups * inner * p_out, item * spec.out_channels * p_out
     return flops / rate + (2 * columns + output) / _tuning.COLUMN_STREAM
@@ -260,7 +272,7 @@ def _blocks_cost(spec: ConvSpec) -> float:
     c_in, c_out, groups = spec.in_channels, spec.out_channels, spec.groups
     cg_in = c_in // groups
     flops = 2.0 * cg_in * c_out * math.prod(spec.kernel_size) * math.prod(spec.input_size)
-    product = flops / (_tuning.GEMM_RATE * min(1.0, cg_in / _tuning.GEMM_FULL_RATE_INNER))
+    product = flops / (machine.gemm_rate() * min(1.0, cg_in / _tuning.GEMM_FULL_RATE_INNER))
     gaps = any(k < st for k, st in zip(spec.kernel_size, spec.stride))
     written = (2 if gaps else 1) * float(_tuning.COST_ITEMSIZE) * c_out * math.prod(spec.output_size)
     item, rows = float(_tuning.COST_ITEMSIZE), math.prod(spec.input_size[:-1]) * math.prod(spec.kernel_size[:-1])

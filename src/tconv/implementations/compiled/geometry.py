@@ -15,7 +15,7 @@ from ... import _tuning
 from ..._geometry import overlap
 from ...shapes import transposed_full_size
 from ...spec import ConvSpec
-from . import kernels
+from . import kernels, machine
 from .workspace import contiguous
 
 
@@ -360,7 +360,7 @@ def pixel_split(spec: ConvSpec) -> tuple[int, tuple[tuple[int, int, int, int], .
     """:func:`cropped_tap_split` where skipping the cropped taps pays for the products it adds: the multiply-adds
     skipped per sample (at ``GEMM_RATE``) against ``PRODUCT_CALL_COST`` for each run's product beyond the first.
     On a small call the split's products cost more than the taps they skip."""
-    return _pixel_split(spec, _tuning.CROPPED_TAPS_MIN, _tuning.PRODUCT_CALL_COST, _tuning.GEMM_RATE)
+    return _pixel_split(spec, _tuning.CROPPED_TAPS_MIN, _tuning.PRODUCT_CALL_COST, machine.gemm_rate())
 
 
 @functools.lru_cache(maxsize=1024)

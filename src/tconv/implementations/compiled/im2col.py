@@ -25,7 +25,7 @@ import numpy as np
 
 from ... import _tuning
 from ...spec import ConvSpec
-from . import geometry, kernels, patch_conv, schedule, team, transpose
+from . import geometry, kernels, machine, patch_conv, schedule, team, transpose
 from .workspace import Partials, contiguous, row_length, scratch, workspace
 
 
@@ -112,7 +112,7 @@ def _tap_split(
     constants = (
         _tuning.CHUNK_BYTES,
         _tuning.TEAM_CHUNK_BYTES,
-        _tuning.GEMM_RATE,
+        machine.gemm_rate(),
         _tuning.GEMM_FULL_RATE_INNER,
         _tuning.TAP_CLASS_CALL_COST,
         _tuning.TAP_CLASS_AXIS_KEPT,
@@ -160,7 +160,7 @@ def _decided_tap_split(
         return None
 
     def product(kept_taps: int, columns: int) -> float:
-        rate = _tuning.GEMM_RATE * min(1.0, columns / _tuning.GEMM_FULL_RATE_INNER)
+        rate = machine.gemm_rate() * min(1.0, columns / _tuning.GEMM_FULL_RATE_INNER)
         return 2.0 * rows * inner * kept_taps * columns / rate
 
     saved = products * (

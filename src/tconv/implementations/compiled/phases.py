@@ -29,7 +29,7 @@ import numpy as np
 
 from ... import _tuning
 from ...spec import ConvSpec
-from . import geometry, kernels, schedule, team, transpose
+from . import geometry, kernels, machine, schedule, team, transpose
 from .workspace import scratch
 
 
@@ -120,7 +120,7 @@ def cost(spec: ConvSpec) -> float:
             continue
         outputs = math.prod(p.length for p in combo)
         width = taps * c_in + 1  # and the bias's row
-        rate = _tuning.GEMM_RATE * min(1.0, width / full)
+        rate = machine.gemm_rate() * min(1.0, width / full)
         product += 2.0 * outputs * width * c_out / rate
         runs += taps * c_in * math.prod(p.length for p in combo[:-1])  # the im2col's inner loops
         if combo[-1].length >= _tuning.PHASES_IN_PLACE_MIN_ROWS:

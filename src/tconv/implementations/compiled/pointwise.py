@@ -26,7 +26,7 @@ import numpy as np
 
 from ... import _tuning
 from ...spec import ConvSpec
-from . import team
+from . import machine, team
 
 
 def fits(spec: ConvSpec) -> bool:
@@ -75,7 +75,7 @@ def cost(spec: ConvSpec, channels_last: bool = False) -> float:
     cg_in, cg_out = spec.in_channels // groups, spec.out_channels // groups
     pixels = math.prod(spec.output_size)
     full = _tuning.GEMM_FULL_RATE_INNER
-    rate = _tuning.GEMM_RATE * min(1.0, cg_in / full) * min(1.0, cg_out / full)
+    rate = machine.gemm_rate() * min(1.0, cg_in / full) * min(1.0, cg_out / full)
     item = float(_tuning.COST_ITEMSIZE)
     copied = 0.0 if all(s == 1 for s in spec.stride) or spec.transposed else 2 * item * spec.in_channels * pixels
     output = item * spec.out_channels * pixels

@@ -125,6 +125,20 @@ def size() -> int:
     return threads() if _controller() is not None else 1
 
 
+def blas_thread_counts() -> list[int]:
+    """The thread count each BLAS library loaded at the team's first use reports now (empty without
+    threadpoolctl)."""
+    return [lib.get_num_threads() for lib in _blas_libraries()]
+
+
+def blas_description() -> str:
+    """Those BLAS libraries' names, versions and the kernels each chose for this CPU ("" without threadpoolctl)."""
+    return "; ".join(
+        f"{getattr(lib, 'internal_api', '?')} {getattr(lib, 'version', '?')} {getattr(lib, 'architecture', '?')}"
+        for lib in _blas_libraries()
+    )
+
+
 def member() -> bool:
     """Whether the calling thread is one of the team's (work handed to the team from it runs in it, serially)."""
     return bool(getattr(_local, "member", False))

@@ -41,7 +41,7 @@ import numpy as np
 
 from ... import _tuning
 from ...spec import ConvSpec
-from . import geometry, kernels, schedule, team, winograd4, winograd_last
+from . import geometry, kernels, machine, schedule, team, winograd4, winograd_last
 from .workspace import row_length, scratch
 
 #: The kernel transform: ``U = G g G^T`` for a 3x3 kernel ``g`` (the kernel ``transform_kernel`` writes it out).
@@ -121,7 +121,7 @@ def cost(spec: ConvSpec, m: int = 2) -> float:
     rows = sum(rows for rows, _ in counts)
     c_in, c_out = spec.in_channels, spec.out_channels
     full = _tuning.GEMM_FULL_RATE_INNER
-    rate = _tuning.GEMM_RATE * min(1.0, c_in / full) * min(1.0, c_out / full)
+    rate = machine.gemm_rate() * min(1.0, c_in / full) * min(1.0, c_out / full)
     flops = 2.0 * positions * c_in * c_out * count
     per_input = 1.0 if m == 2 else _tuning.WINOGRAD4_INPUT_COST  # F(4x4, 3x3)'s values from a 6x6 patch, two passes
     streamed = positions * (per_input * c_in + c_out) * count * _tuning.COST_ITEMSIZE

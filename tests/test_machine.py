@@ -1,0 +1,213 @@
+"""This machine's product rate for the cost model (tconv.implementations.compiled.machine): measured on one BLAS
+thread, remembered on disk per machine, never trusted when BLAS kept its threads, and what the planner prices
+products at. The root conftest turns the measured rate off for every other test; these turn it on."""
+
+import json
+import os
+import threading
+import time
+
+import numpy as np
+import pytest
+
+import tconv
+from tconv import _tuning
+from tconv.engine import planner
+from tconv.implementations.compiled import machine, team
+
+
+@pytest.fixture
+def measured(monkeypatch, tmp_path):
+    """The measured rate on, this process's probe forgotten, the cache file under ``tmp_path``."""
+    monkeypatch.setattr(_tuning, "MEASURED_GEMM_RATE", 1)
+    monkeypatch.setattr(machine, "_probe", machine._UNSET)
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path))
+    yield tmp_path
+    planner.plan.cache_clear()
+
+
+def test_the_rate_is_the_share_of_the_probe_and_off_is_gemm_rate(measured, monkeypatch):
+    monkeypatch.setattr(machine, "_measure", lambda: 40e9)
+    assert machine.gemm_rate() == pytest.approx(_tuning.GEMM_PROBE_SHARE * 40e9)
+    monkeypatch.setattr(_tuning, "MEASURED_GEMM_RATE", 0)
+    assert machine.gemm_rate() == _tuning.GEMM_RATE
+
+
+def test_an_untrusted_probe_falls_back_on_gemm_rate_and_is_not_kept(measured, monkeypatch):
+    monkeypatch.setattr(machine, "_measure", lambda: None)
+    assert machine.gemm_rate() == _tuning.GEMM_RATE
+    assert not machine.cache_file().exists()
+
+
+def test_the_probe_is_kept_per_machine_and_read_by_the_next_process(measured, monkeypatch):
+    calls = []
+    monkeypatch.setattr(machine, "_measure", lambda: calls.append(1) or 37e9)
+    assert machine.probe_rate() == 37e9
+    assert machine.probe_rate() == 37e9 and len(calls) == 1  # once per process
+    path = measured / "tconv" / "machine.json"
+    assert machine.cache_file() == path
+    assert json.loads(path.read_text())["gemm_probe_flops"] == {machine.machine_key(): 37e9}
+
+    monkeypatch.setattr(machine, "_probe", machine._UNSET)  # a new process on the same machine
+    monkeypatch.setattr(machine, "_measure", lambda: pytest.fail("measured again: the file was not read"))
+    assert machine.probe_rate() == 37e9
+
+    # another machine's entry (or another NumPy's) is kept beside this one's, and never read for it
+    data = json.loads(path.read_text())
+    data["gemm_probe_flops"]["another CPU x64 | numpy 1.0 | mkl"] = 500e9
+    path.write_text(json.dumps(data))
+    monkeypatch.setattr(machine, "_probe", machine._UNSET)
+    assert machine.probe_rate() == 37e9
+    this = machine.machine_key()
+    monkeypatch.setattr(machine, "machine_key", lambda: "a third machine")
+    monkeypatch.setattr(machine, "_probe", machine._UNSET)
+    monkeypatch.setattr(machine, "_measure", lambda: 12e9)
+    assert machine.probe_rate() == 12e9
+    assert json.loads(path.read_text())["gemm_probe_flops"] == {
+        this: 37e9,
+        "another CPU x64 | numpy 1.0 | mkl": 500e9,
+        "a third machine": 12e9,
+    }
+
+
+@pytest.mark.parametrize(
+    "text",
+    ["{not json", json.dumps([1, 2]), json.dumps({"gemm_probe_flops": {"KEY": -5.0}}), json.dumps({"other": 1})],
+)
+def test_a_damaged_or_implausible_file_is_measured_again_and_rewritten(measured, monkeypatch, text):
+    path = machine.cache_file()
+    path.parent.mkdir(parents=True)
+    path.write_text(text.replace("KEY", machine.machine_key()))
+    monkeypatch.setattr(machine, "_measure", lambda: 33e9)
+    assert machine.probe_rate() == 33e9
+    assert json.loads(path.read_text())["gemm_probe_flops"][machine.machine_key()] == 33e9
+
+
+def test_an_unwritable_cache_is_measured_once_per_process_without_an_error(measured, monkeypatch):
+    blocker = measured / "tconv"
+    blocker.write_text("a file where the directory would go")  # mkdir fails: nothing can be written
+    monkeypatch.setattr(machine, "_measure", lambda: 21e9)
+    assert machine.probe_rate() == 21e9
+    assert blocker.read_text() == "a file where the directory would go"
+    assert [p.name for p in measured.iterdir()] == ["tconv"]  # no temporary file left behind
+
+
+def test_threads_asking_at_once_measure_once(measured, monkeypatch):
+    calls = []
+
+    def slow() -> float:
+        calls.append(1)
+        time.sleep(0.05)
+        return 29e9
+
+    monkeypatch.setattr(machine, "_measure", slow)
+    seen = []
+    threads = [threading.Thread(target=lambda: seen.append(machine.probe_rate())) for _ in range(4)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert seen == [29e9] * 4 and len(calls) == 1
+
+
+def test_the_measurement_runs_on_one_blas_thread_and_is_plausible():
+    """The real probe: on one BLAS thread, so its rate is one thread's; a float32 product on one modern core runs
+    at 1-300 GFLOP/s. Its rate against a product timed here with BLAS limited by threadpoolctl (same shape, one
+    thread): the two measure the same thing, so they agree within a factor of two (timing noise only slows)."""
+    threadpoolctl = pytest.importorskip("threadpoolctl")
+    libs = team._blas_libraries()
+    if not libs:
+        pytest.skip("no BLAS under threadpoolctl")
+    rate = machine._measure()
+    assert rate is not None and 1e9 < rate < 3e11
+    rows, inner, columns = machine.PROBE_SHAPE
+    rng = np.random.default_rng(1)
+    a = rng.standard_normal((rows, inner), dtype=np.float32)
+    b = rng.standard_normal((inner, columns), dtype=np.float32)
+    with threadpoolctl.threadpool_limits(1, user_api="blas"):
+        counts = team.blas_thread_counts()
+        a @ b
+        best = min(_seconds(lambda: a @ b) for _ in range(7))
+    assert counts == [1] * len(libs)
+    independent = 2.0 * rows * inner * columns / best
+    assert independent / 2 < rate < independent * 2
+
+
+def _seconds(call) -> float:
+    start = time.perf_counter()
+    call()
+    return time.perf_counter() - start
+
+
+def test_a_probe_beside_blas_threads_is_not_trusted(monkeypatch):
+    """Where BLAS could not be held to one thread (another thread holds threadpoolctl's control), the rate would
+    be several threads': None, so the model keeps GEMM_RATE and nothing is written."""
+    monkeypatch.setattr(team, "one_blas_thread", lambda work: _nothing())
+    monkeypatch.setattr(team, "blas_thread_counts", lambda: [2])
+    assert machine._measure() is None
+    monkeypatch.setattr(team, "blas_thread_counts", lambda: [])  # no threadpoolctl: not known to be one thread
+    assert machine._measure() is None
+
+
+class _nothing:
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        return False
+
+
+def test_the_planner_prices_products_at_the_machines_rate(measured, monkeypatch):
+    """The planner's estimates of the product algorithms follow the measured rate, and its choice with them: on a
+    machine whose BLAS is slow against its compiled loops a layer leaves the products for a direct sum."""
+    spec = tconv.ConvSpec.build(
+        transposed=False, input_size=(28, 28), kernel_size=(3, 3), in_channels=64, out_channels=64, padding=1
+    )
+    choices, gemm = {}, {}
+    for rate in (1e9, 1e12):
+        monkeypatch.setattr(machine, "_probe", rate / _tuning.GEMM_PROBE_SHARE)
+        planner.plan.cache_clear()
+        gemm[rate] = planner.plan_costs(spec, 8)["jit_gemm"]
+        choices[rate] = planner.plan(spec, True, False, True, 8)
+    assert gemm[1e9] > 10 * gemm[1e12]  # the product is most of the estimate, and scales with the rate
+    assert choices[1e12] in ("jit_gemm", "jit_winograd", "jit_winograd4")
+    assert choices[1e9] not in ("jit_gemm", "jit_winograd", "jit_winograd4", "jit_pointwise")
+
+
+@pytest.mark.skipif(not hasattr(os, "fork"), reason="needs fork")
+def test_a_child_forked_while_measuring_measures_itself(measured, monkeypatch):
+    """The lock held by a thread measuring at the fork is a new, free one in the child: its first plan does not
+    hang."""
+    started, release = threading.Event(), threading.Event()
+    monkeypatch.setattr(machine, "_measure", lambda: started.set() or (release.wait(10) and 26e9))
+    thread = threading.Thread(target=machine.probe_rate)
+    thread.start()
+    assert started.wait(10)
+    pid = os.fork()
+    if pid == 0:  # pragma: no cover - the child
+        code = 1
+        try:
+            machine._measure = lambda: 24e9
+            code = 0 if machine.probe_rate() == 24e9 else 2
+        finally:
+            os._exit(code)
+    deadline = time.monotonic() + 20  # the parent's thread still measuring, its lock held
+    while time.monotonic() < deadline:
+        done, status = os.waitpid(pid, os.WNOHANG)
+        if done:
+            break
+        time.sleep(0.02)
+    else:
+        os.kill(pid, 9)
+        os.waitpid(pid, 0)
+        _release_measuring(release, thread)
+        pytest.fail("the forked child hung on the lock held at the fork")
+    _release_measuring(release, thread)
+    assert os.WIFEXITED(status) and os.WEXITSTATUS(status) == 0
+    assert machine.probe_rate() == 26e9
+
+
+def _release_measuring(release: threading.Event, thread: threading.Thread) -> None:
+    """Let the parent's measuring thread finish."""
+    release.set()
+    thread.join()
