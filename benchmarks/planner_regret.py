@@ -17,9 +17,10 @@ script, not a test; run it on a quiet machine. ``--json`` keeps the raw times fo
 model: ``--replay`` asks the planner of this checkout (with ``--set``'s ``tconv._tuning`` values, set before its
 first question) which algorithm it takes on each recorded layer and prints the regret on the recorded times. An
 algorithm's recorded time is that of the route it took when timed (the direct sum in tiles or whole planes, say),
-so a replay judges the planner's constants, not a change inside an algorithm. The planner prices products at this
-machine's measured rate (:mod:`tconv.implementations.compiled.machine`); to replay timings taken on another machine,
-or to try product rates by hand, turn it off: ``--set MEASURED_GEMM_RATE=0 GEMM_RATE=7e10``.
+so a replay judges the planner's constants, not a change inside an algorithm. The planner prices products at the
+machine's measured rate (:mod:`tconv.implementations.compiled.machine`); ``--json`` records that rate with every
+layer (``gemm_rate``), and ``--replay`` prices products at the recorded rate where the rows have one (else at this
+machine's), unless ``--set GEMM_RATE=...`` names another (which turns the measured rate off).
 """
 
 from __future__ import annotations
@@ -34,6 +35,7 @@ import numpy as np
 
 import tconv
 from tconv.engine import planner
+from tconv.implementations.compiled import machine
 from tconv.tools.bench import _prepare_tconv
 from tconv.tools.bench_cases import sweep
 
@@ -90,7 +92,16 @@ def measure(seed: int, forward: bool) -> list[dict]:
             except ValueError:  # the algorithm does not support this layer
                 continue
         chosen = planner.select(_spec(case), np, case.channels_last, case.x[0], 4).name  # float32, as timed
-        rows.append({"seed": seed, "name": case.name, "layer": case.describe(), "chosen": chosen, "times": times})
+        rows.append(
+            {
+                "seed": seed,
+                "name": case.name,
+                "layer": case.describe(),
+                "chosen": chosen,
+                "times": times,
+                "gemm_rate": machine.gemm_rate(),
+            }
+        )
     return rows
 
 
@@ -152,6 +163,13 @@ def main() -> None:
         for path in args.replay:
             with open(path, encoding="utf-8") as file:
                 recorded += json.load(file)
+        rates = {r.get("gemm_rate") for r in recorded}
+        named = {setting.partition("=")[0] for setting in args.set}
+        if "GEMM_RATE" in named:
+            _tuning.MEASURED_GEMM_RATE = 0
+        elif "MEASURED_GEMM_RATE" not in named and len(rates) == 1 and None not in rates:
+            _tuning.MEASURED_GEMM_RATE, _tuning.GEMM_RATE = 0, float(rates.pop())
+            print(f"products priced at the recorded rate, {_tuning.GEMM_RATE / 1e9:.1f} GFLOP/s")
         before = _regret(recorded)
         every = _replayed(recorded)
         changed = sum(a["chosen"] != b["chosen"] for a, b in zip(recorded, every))

@@ -4,6 +4,8 @@ products at. The root conftest turns the measured rate off for every other test;
 
 import json
 import os
+import subprocess
+import sys
 import threading
 import time
 
@@ -72,7 +74,17 @@ def test_the_probe_is_kept_per_machine_and_read_by_the_next_process(measured, mo
 
 @pytest.mark.parametrize(
     "text",
-    ["{not json", json.dumps([1, 2]), json.dumps({"gemm_probe_flops": {"KEY": -5.0}}), json.dumps({"other": 1})],
+    [
+        "{not json",
+        json.dumps([1, 2]),
+        json.dumps({"gemm_probe_flops": [1]}),
+        json.dumps({"gemm_probe_flops": {"KEY": -5.0}}),
+        json.dumps({"gemm_probe_flops": {"KEY": "33e9"}}),
+        json.dumps({"gemm_probe_flops": {"KEY": True}}),
+        '{"gemm_probe_flops": {"KEY": NaN}}',
+        "[" * 100_000 + "]" * 100_000,  # deeper than json's recursion
+        json.dumps({"other": 1}),
+    ],
 )
 def test_a_damaged_or_implausible_file_is_measured_again_and_rewritten(measured, monkeypatch, text):
     path = machine.cache_file()
@@ -81,6 +93,109 @@ def test_a_damaged_or_implausible_file_is_measured_again_and_rewritten(measured,
     monkeypatch.setattr(machine, "_measure", lambda: 33e9)
     assert machine.probe_rate() == 33e9
     assert json.loads(path.read_text())["gemm_probe_flops"][machine.machine_key()] == 33e9
+
+
+def test_a_whole_number_in_the_file_is_read_and_other_fields_are_kept(measured, monkeypatch):
+    path = machine.cache_file()
+    path.parent.mkdir(parents=True)
+    path.write_text(json.dumps({"gemm_probe_flops": {machine.machine_key(): 35_000_000_000}, "later": [1]}))
+    monkeypatch.setattr(machine, "_measure", lambda: pytest.fail("measured again"))
+    assert machine.probe_rate() == 35e9
+    machine._write(path, "another machine", 20e9)
+    assert json.loads(path.read_text())["later"] == [1]
+
+
+@pytest.mark.parametrize("home, xdg", [("~", ""), ("relative/home", ""), ("", "relative/cache")])
+def test_without_an_absolute_home_nothing_is_written(measured, monkeypatch, home, xdg, tmp_path):
+    """No home (``~`` unexpanded, as for a user id without a passwd entry) or a relative one: measured once per
+    process, and no ``./~/.cache`` made in the working directory."""
+    monkeypatch.setenv("XDG_CACHE_HOME", xdg)
+    monkeypatch.setenv("HOME", home)
+    monkeypatch.chdir(tmp_path)
+    if home == "~":
+        monkeypatch.setattr(os.path, "expanduser", lambda path: path)
+    assert machine.cache_file() is None
+    monkeypatch.setattr(machine, "_measure", lambda: 27e9)
+    assert machine.probe_rate() == 27e9
+    assert not [p for p in tmp_path.iterdir() if p.name != "tconv"]
+
+
+def test_processes_starting_together_measure_once(measured, monkeypatch):
+    """Another process holds the file's lock while it measures: this one waits, then reads that rate."""
+    fcntl = pytest.importorskip("fcntl")
+    path = machine.cache_file()
+    path.parent.mkdir(parents=True)
+    descriptor = os.open(path.with_name(path.name + ".lock"), os.O_RDWR | os.O_CREAT)
+    fcntl.flock(descriptor, fcntl.LOCK_EX)  # the other process, measuring
+    monkeypatch.setattr(machine, "_FILE_LOCK_SECONDS", 30.0)
+    monkeypatch.setattr(machine, "_measure", lambda: pytest.fail("measured beside the other process"))
+    seen = []
+    waiting = threading.Thread(target=lambda: seen.append(machine.probe_rate()))
+    waiting.start()
+    time.sleep(0.2)
+    assert seen == []  # still waiting for the lock
+    path.write_text(json.dumps({"gemm_probe_flops": {machine.machine_key(): 41e9}}))  # the other's result
+    os.close(descriptor)  # its lock released
+    waiting.join(10)
+    assert seen == [41e9]
+
+
+def test_a_lock_held_too_long_is_not_waited_for(measured, monkeypatch):
+    fcntl = pytest.importorskip("fcntl")
+    path = machine.cache_file()
+    path.parent.mkdir(parents=True)
+    descriptor = os.open(path.with_name(path.name + ".lock"), os.O_RDWR | os.O_CREAT)
+    fcntl.flock(descriptor, fcntl.LOCK_EX)
+    try:
+        monkeypatch.setattr(machine, "_FILE_LOCK_SECONDS", 0.1)
+        monkeypatch.setattr(machine, "_measure", lambda: 23e9)
+        assert machine.probe_rate() == 23e9
+    finally:
+        os.close(descriptor)
+
+
+def test_an_error_while_asking_gives_gemm_rate_not_an_error(measured, monkeypatch):
+    def broken() -> float:
+        raise RuntimeError("a BLAS that threadpoolctl cannot read")
+
+    monkeypatch.setattr(machine, "_measure", broken)
+    assert machine.probe_rate() is None and machine.gemm_rate() == _tuning.GEMM_RATE
+
+
+def test_the_rate_is_capped_at_gemm_rate(measured, monkeypatch):
+    monkeypatch.setattr(machine, "_measure", lambda: 10 * _tuning.GEMM_RATE)
+    assert machine.gemm_rate() == _tuning.GEMM_RATE
+
+
+def test_describe_says_where_the_rate_came_from(measured, monkeypatch):
+    monkeypatch.setattr(machine, "_measure", lambda: 30e9)
+    line = machine.describe()
+    assert line.startswith(f"{_tuning.GEMM_PROBE_SHARE * 30:.1f} GFLOP/s") and str(machine.cache_file()) in line
+    monkeypatch.setattr(machine, "_probe", None)
+    assert "could not measure" in machine.describe()
+    monkeypatch.setattr(_tuning, "MEASURED_GEMM_RATE", 0)
+    assert machine.describe() == f"{_tuning.GEMM_RATE / 1e9:.1f} GFLOP/s (GEMM_RATE, pinned: the measured rate is off)"
+
+
+@pytest.mark.parametrize("value, expected", [("7e10", 7e10), ("  5000000000 ", 5e9), ("", None)])
+def test_the_environment_pins_the_rate(monkeypatch, value, expected):
+    monkeypatch.setenv("TCONV_GEMM_RATE", value)
+    assert _tuning._pinned_gemm_rate() == expected
+
+
+@pytest.mark.parametrize("value", ["fast", "-1", "0", "inf", "nan"])
+def test_a_bad_pinned_rate_is_reported_and_ignored(monkeypatch, value):
+    monkeypatch.setenv("TCONV_GEMM_RATE", value)
+    with pytest.warns(UserWarning, match=r"TCONV_GEMM_RATE: expected a positive rate in flop/s.*received"):
+        assert _tuning._pinned_gemm_rate() is None
+
+
+def test_a_pinned_rate_reaches_a_new_process_and_turns_the_measurement_off(tmp_path):
+    code = "from tconv import _tuning; print(_tuning.GEMM_RATE, _tuning.MEASURED_GEMM_RATE)"
+    env = {**os.environ, "TCONV_GEMM_RATE": "6.5e10", "XDG_CACHE_HOME": str(tmp_path)}
+    result = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, timeout=120)
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.split() == ["65000000000.0", "0"]
 
 
 def test_an_unwritable_cache_is_measured_once_per_process_without_an_error(measured, monkeypatch):
@@ -147,6 +262,56 @@ def test_a_probe_beside_blas_threads_is_not_trusted(monkeypatch):
     assert machine._measure() is None
     monkeypatch.setattr(team, "blas_thread_counts", lambda: [])  # no threadpoolctl: not known to be one thread
     assert machine._measure() is None
+
+
+def test_a_probe_while_another_thread_holds_blas_control_is_not_trusted():
+    """A live thread that set OpenBLAS's count itself holds threadpoolctl's control (3.8 on): tconv's limit to one
+    thread cannot take, so the probe would measure two threads' rate; it gives None instead."""
+    libs = [
+        lib
+        for lib in team._blas_libraries()
+        if hasattr(type(lib), "clear_controlling_thread") and lib.threading_layer != "openmp"
+    ]
+    if not libs:
+        pytest.skip("no BLAS under threadpoolctl's controlling thread (threadpoolctl < 3.8, or OpenMP BLAS)")
+    original = [lib.get_num_threads() for lib in libs]
+    if min(original) < 2:
+        pytest.skip("BLAS has one thread here: a probe on several would not show")
+    type(libs[0]).clear_controlling_thread(force=True)  # whatever earlier code in this process left
+    holding, done = threading.Event(), threading.Event()
+
+    def hold() -> None:  # another library's thread: sets the count, keeps the control while it lives
+        for lib in libs:
+            lib.set_num_threads(2)
+        holding.set()
+        done.wait(30)
+        for lib, count in zip(libs, original):
+            lib.set_num_threads(count)
+        type(libs[0]).clear_controlling_thread()
+
+    thread = threading.Thread(target=hold)
+    thread.start()
+    try:
+        assert holding.wait(10)
+        assert machine._measure() is None
+    finally:
+        done.set()
+        thread.join()
+    assert machine._measure() is not None  # the control given up: the probe runs on one thread again
+
+
+def test_a_dask_block_asks_for_the_rate_before_it_limits_blas(measured, monkeypatch):
+    """A block limits BLAS to its own thread count (``set_block_threads``); a probe under that limit would not be
+    on one thread, so the block asks for the rate first."""
+    from tconv.dask import threads as block_threads
+
+    seen = []
+    monkeypatch.setattr(machine, "_measure", lambda: seen.append(block_threads._active) or 30e9)
+    owner = block_threads._limit(2)
+    try:
+        assert seen == [0]  # measured before this block counted itself active, or limited anything
+    finally:
+        block_threads._restore(owner)
 
 
 class _nothing:

@@ -16,6 +16,8 @@ split by algorithm, the planner's margins and the rates they weigh would sit in 
 
 from __future__ import annotations
 
+import os
+import warnings
 from pathlib import Path
 
 
@@ -32,6 +34,23 @@ def _shared_cache_bytes(default: int, root: str = "/sys/devices/system/cpu/cpu0/
         except (OSError, ValueError):
             continue
     return largest or default
+
+
+def _pinned_gemm_rate(variable: str = "TCONV_GEMM_RATE") -> float | None:
+    """The product rate pinned in the environment (``TCONV_GEMM_RATE=70e9``), in flop/s; None where it is unset. A
+    value that is not a positive number is reported (a warning naming the variable) and ignored."""
+    text = os.environ.get(variable, "").strip()
+    if not text:
+        return None
+    try:
+        rate = float(text)
+    except ValueError:
+        rate = float("nan")
+    if not 0 < rate < float("inf"):
+        message = f"{variable}: expected a positive rate in flop/s such as 7e10; received {text!r} (ignored)"
+        warnings.warn(message, stacklevel=2)
+        return None
+    return rate
 
 
 # --- the planner's rules (tconv.engine.planner.plan) ----------------------------------------------------
@@ -112,24 +131,28 @@ PIXELS_TEAM_MARGIN = 3.0
 # a plan is made per batch.
 
 #: float32 rate of NumPy's BLAS on the column products, in flop/s, when the inner dimension is at least
-#: GEMM_FULL_RATE_INNER: the rate the model was first fitted with, used as it is where MEASURED_GEMM_RATE is off or
-#: this machine's rate could not be measured; else the cost model prices products at GEMM_PROBE_SHARE times the
-#: rate measured here (tconv.implementations.compiled.machine.gemm_rate) ...
-GEMM_RATE = 120e9
+#: GEMM_FULL_RATE_INNER (below): the rate the model was first fitted with. The cost model
+#: prices products at GEMM_PROBE_SHARE times the rate measured on this machine, at most this
+#: (tconv.implementations.compiled.machine.gemm_rate), and at this where MEASURED_GEMM_RATE is off or this process
+#: could not measure. ``TCONV_GEMM_RATE`` in the environment replaces it and turns the measurement off.
+_PINNED_GEMM_RATE = _pinned_gemm_rate()
+GEMM_RATE = _PINNED_GEMM_RATE or 120e9
 
-#: Whether the cost model prices products by this machine's own rate (1) or by GEMM_RATE (0: the test suite,
-#: whose planner pins were written against GEMM_RATE, and replays of another machine's timings).
-MEASURED_GEMM_RATE = 1
+#: Whether the cost model prices products by this machine's own rate (1) or by GEMM_RATE (0: where
+#: ``TCONV_GEMM_RATE`` is set, in the test suite, whose planner pins were written against GEMM_RATE, and for
+#: replays of another machine's timings).
+MEASURED_GEMM_RATE = 0 if _PINNED_GEMM_RATE else 1
 
-#: ... the cost model's rate as a multiple of the probe's: one float32 product of (128, 576) x (576, 1024) (a
-#: 3x3 layer of 64 -> 128 channels over 32x32 pixels) on one BLAS thread (the compiled path's products never run
-#: on BLAS's threads: each team thread runs its own). On the AMD EPYC without AVX-512 (31-33 GFLOP/s a thread)
+#: The cost model's rate as a multiple of the probe's: one float32 product of (128, 576) x (576, 1024) (a 3x3
+#: layer of 64 -> 128 channels over 32x32 pixels) on one BLAS thread (the compiled path's products never run on
+#: BLAS's threads: each team thread runs its own). On the AMD EPYC without AVX-512 (31-33 GFLOP/s a thread)
 #: replays of 420 forward and 120 transposed layers timed there met the least regret at 65e9-80e9 (forward 1.099
-#: at 120e9, 1.081-1.084 from 30e9 to 80e9; transposed 1.057 at 120e9, 1.056-1.060 from 70e9 up, 1.087 at 30e9);
-#: 2.2 puts it at about 70e9 (docs/design.md, "The machine's GEMM rate").
+#: at 120e9, 1.081-1.084 from 30e9 to 80e9; transposed 1.057 at 120e9, 1.056-1.062 from 60e9 up, 1.087 at 30e9);
+#: 2.2 puts it at about 70e9 (docs/design.md, "The machine's GEMM rate"). Capped at GEMM_RATE: on the AVX-512
+#: machine (about 100 GFLOP/s a thread) 2.2 would give about 220e9, which no replay has checked.
 GEMM_PROBE_SHARE = 2.2
 
-#: ... below which inner dimension (``C_in / groups``) a product runs proportionally slower.
+#: The inner dimension (``C_in / groups``) below which a product runs proportionally slower than the rate above.
 GEMM_FULL_RATE_INNER = 64
 
 #: bytes/s at which the compiled kernels write or read the column buffer (one pass each way).

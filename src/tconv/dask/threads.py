@@ -27,7 +27,7 @@ import threading
 from collections.abc import Iterator
 from typing import Any
 
-from ..implementations.compiled import kernels, team
+from ..implementations.compiled import kernels, machine, team
 
 __all__ = ["block_threads", "engine_threads", "set_block_threads"]
 
@@ -57,6 +57,9 @@ def _limit(count: int) -> bool:
     """Limit the team (counted over overlapping blocks) and, unless a running block already has, BLAS; True
     when this block owns the BLAS limit (and so must restore it, from this same thread)."""
     global _active, _saved_team, _blas_limiter, _blas_release
+    # the cost model's product rate, measured (once per machine) before any block limits BLAS: a probe under a
+    # block's limit of several BLAS threads is not trusted, and the process would keep GEMM_RATE
+    machine.gemm_rate()
     with _lock:
         if _active == 0:
             _saved_team = team.threads()

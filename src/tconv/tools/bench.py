@@ -290,12 +290,12 @@ def run(
     median of the samples taken in that row's own rounds. Model cases (``--models``) time a training step
     and have no GEMM share or memory bound.
     """
-    first = gemm_rate(threads)  # before the workers start, so their imports do not slow it down
-    print(f"float32 GEMM rate before the workers start: {first:.1f} GFLOP/s", flush=True)
-    if "tconv" in frameworks:
+    if "tconv" in frameworks:  # first: on a new machine this measures, which BLAS's spinning threads would slow
         from tconv.implementations.compiled import machine
 
         print(f"tconv's cost model prices products at {machine.describe()}", flush=True)
+    first = gemm_rate(threads)  # before the workers start, so their imports do not slow it down
+    print(f"float32 GEMM rate before the workers start: {first:.1f} GFLOP/s", flush=True)
     all_rates: list[float] = []
     workers = start_workers(frameworks, threads)
     rows = []

@@ -7,12 +7,12 @@ gradients: the transposed convolution's input and weight gradients from one im2c
 the convolution's weight gradient from an im2col of x (:mod:`tconv.implementations.compiled.im2col`), except
 ``jit_direct``'s, summed directly (:func:`.direct_conv.weight_grad`).
 
-The cost model (seconds per sample; the rates in :mod:`tconv._tuning`): the column product at
-``GEMM_RATE`` (slower in proportion when ``C_in/G < GEMM_FULL_RATE_INNER``), the column buffer written and
-read once at ``COLUMN_STREAM``, each overlap-add row at ``ROW_COST``, and the direct kernel's multiply-adds
-at ``DIRECT_RATE`` plus a ``ROW_COST`` for each row it adds; a stride-1 transposed convolution's forward twin
-(``jit_im2col``) by its im2col and product (:func:`_twin_product`). A convolution is ranked between ``jit_gemm``
-(its im2col and product, :func:`_twin_product` again) and ``jit_direct`` (the direct sum of
+The cost model (seconds per sample; the rates in :mod:`tconv._tuning`): the column product at the machine's product
+rate, ``gemm_rate()`` (:mod:`.machine`; slower in proportion when ``C_in/G < GEMM_FULL_RATE_INNER``), the column
+buffer written and read once at ``COLUMN_STREAM``, each overlap-add row at ``ROW_COST``, and the direct kernel's
+multiply-adds at ``DIRECT_RATE`` plus a ``ROW_COST`` for each row it adds; a stride-1 transposed convolution's
+forward twin (``jit_im2col``) by its im2col and product (:func:`_twin_product`). A convolution is ranked between
+``jit_gemm`` (its im2col and product, :func:`_twin_product` again) and ``jit_direct`` (the direct sum of
 :mod:`.direct_conv`: wide planes at ``DIRECT_CONV_RATE``, phases copied at ``PHASE_FILL_RATE``).
 
 The module is long because every compiled algorithm's object, with its support predicate and the cost terms the
@@ -61,7 +61,7 @@ def _column_product(spec: ConvSpec) -> tuple[float, int]:
 
 def _twin_product(spec: ConvSpec) -> float:
     """The cost of a convolution's im2col and product run as a transposed convolution's twin: the product at
-    ``GEMM_RATE``, slower in proportion when its inner dimension ``C_in/G * K`` or its rows ``C_out/G`` fall
+    ``gemm_rate()``, slower in proportion when its inner dimension ``C_in/G * K`` or its rows ``C_out/G`` fall
     below ``GEMM_FULL_RATE_INNER`` (BLAS's rate on thin products); its columns streamed once each way and its
     output written once, at ``COLUMN_STREAM`` (the weight's flip, once a call: :meth:`JitIm2col.setup_cost`)."""
     groups = spec.groups
@@ -262,7 +262,7 @@ class JitPhases(Compiled):
 
 
 def _blocks_cost(spec: ConvSpec) -> float:
-    """``jit_pixels``' block writes (:func:`.transposed._blocks`), per sample: the product at ``GEMM_RATE`` (slower
+    """``jit_pixels``' block writes (:func:`.transposed._blocks`), per sample: the product at ``gemm_rate()`` (slower
     in proportion below ``GEMM_FULL_RATE_INNER`` input channels a group), the output written once at
     ``COLUMN_STREAM`` (twice where a kernel shorter than its stride leaves outputs to the bias: the fill first), and
     the weight's block packed by BLAS at ``BLOCKS_PACK_STREAM`` and ``BLOCKS_PRODUCT_COST`` for each of its

@@ -358,7 +358,7 @@ def _cropped_tap_split(axes: Axes3, cropped_min: float) -> tuple[int, tuple[tupl
 
 def pixel_split(spec: ConvSpec) -> tuple[int, tuple[tuple[int, int, int, int], ...]] | None:
     """:func:`cropped_tap_split` where skipping the cropped taps pays for the products it adds: the multiply-adds
-    skipped per sample (at ``GEMM_RATE``) against ``PRODUCT_CALL_COST`` for each run's product beyond the first.
+    skipped per sample (at ``gemm_rate()``) against ``PRODUCT_CALL_COST`` for each run's product beyond the first.
     On a small call the split's products cost more than the taps they skip."""
     return _pixel_split(spec, _tuning.CROPPED_TAPS_MIN, _tuning.PRODUCT_CALL_COST, machine.gemm_rate())
 

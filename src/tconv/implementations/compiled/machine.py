@@ -2,45 +2,59 @@
 
 The cost model prices every algorithm's products at a rate and its compiled loops at rates of their own
 (:mod:`tconv._tuning`). Fitted on one machine, the product rate misleads on another: BLAS's speed follows the
-vector width and the cores (a float32 product on one thread ran at about 100 GFLOP/s on the AVX-512 machine the
-model was fitted on, 31-35 on an AMD EPYC with AVX2), while the compiled loops moved far less between the two (a
-replay that slowed their rates as well did worse, docs/design.md). So the model prices products at
-``GEMM_PROBE_SHARE`` times a rate measured here (:func:`gemm_rate`): one product of a typical layer's shape on
-one BLAS thread, the way the compiled path runs its products (each thread of tconv's team runs its own).
+vector width and the cores (a float32 product ran at about 100 GFLOP/s a thread on the AVX-512 machine the model
+was fitted on, 31-35 on an AMD EPYC with AVX2), while the compiled loops moved far less between the two (a replay
+that slowed their rates as well did worse, docs/design.md). So the model prices products at ``GEMM_PROBE_SHARE``
+times a rate measured here, never above ``GEMM_RATE`` (:func:`gemm_rate`; the replays support lowering the rate on
+a slower machine, and nothing yet raising it on a faster one): one product of a typical layer's shape on one BLAS
+thread, the way the compiled path runs its products (each thread of tconv's team runs its own).
 
-The measurement (:func:`probe_rate`) takes under 0.1 s, once per machine: it is kept in a small JSON file under
-the user's cache directory (``$XDG_CACHE_HOME/tconv``, else ``~/.cache/tconv``), keyed by the CPU, the CPU count
-NumPy's version and its BLAS, so that every process on a machine plans alike (the same algorithm, hence the same
-bits, for the same call) and a new one does not pay the measurement. Where no such file can be read or written
-(a read-only home), it is measured once per process. A measurement that cannot be trusted is never kept on disk:
-where BLAS could not be held to one thread (another thread holds its control, :mod:`.team`), the model falls
-back on ``GEMM_RATE``.
+The measurement (:func:`probe_rate`) takes about 0.07 s here, once per machine. It is kept in a small JSON file
+under the user's cache directory (``$XDG_CACHE_HOME/tconv``, else ``~/.cache/tconv``; :func:`cache_file`), keyed by
+the probe, the CPU, the CPU count, NumPy's version and its BLAS (:func:`machine_key`), so that the processes on a
+machine plan alike and a new one does not pay the measurement. Processes that start together take a lock on the
+file (where the system has ``fcntl``), so one measures and the others read its rate. Where nothing can be written
+(no absolute home or cache directory, a read-only one) it is measured once per process.
+
+A measurement that cannot be trusted is never kept: where BLAS could not be held to one thread (another thread
+holds threadpoolctl's control of it, :mod:`.team`), the process keeps ``GEMM_RATE``. ``TCONV_GEMM_RATE=<flop/s>``
+in the environment pins the rate and turns the measurement off (read by :mod:`tconv._tuning` at import): for
+plans that must not depend on the machine (the test suite's subprocesses, workers on several machines).
 """
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import json
 import os
 import platform
+import tempfile
 import threading
 import time
+from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
 from ... import _tuning
 from . import team
 
-__all__ = ["cache_file", "describe", "gemm_rate", "machine_key", "probe_rate"]
+__all__ = ["PROBE", "cache_file", "describe", "gemm_rate", "machine_key", "probe_rate"]
 
-#: The probe's product: (rows, inner, columns).
+#: The probe's product, (rows, inner, columns), and its version: part of the cache key, so that a changed probe
+#: measures again.
 PROBE_SHAPE = (128, 576, 1024)
+PROBE = "probe 1: float32 128x576 @ 576x1024, one BLAS thread, fastest of 5-20"
 
 #: Rates outside this range (flop/s) are not believed, from a file or a measurement.
 _PLAUSIBLE = (1e8, 1e14)
 
-_lock = threading.Lock()  # one measurement at a time; guards _probe's first setting
+#: Seconds a process waits for another's lock on the cache file before it measures on its own.
+_FILE_LOCK_SECONDS = 2.0
+
+_lock = threading.Lock()  # one measurement at a time in this process; guards _probe's first setting
 _UNSET = object()
 _probe: object = _UNSET  # the probe's rate this process uses, once known (None: not trusted)
 
@@ -57,113 +71,174 @@ if hasattr(os, "register_at_fork"):
 
 def gemm_rate() -> float:
     """The cost model's float32 product rate in flop/s: ``GEMM_PROBE_SHARE`` times this machine's probe
-    (:func:`probe_rate`), or ``GEMM_RATE`` where ``MEASURED_GEMM_RATE`` is off or the probe is not trusted.
-
-    Examples
-    --------
-    >>> from tconv import _tuning
-    >>> from tconv.implementations.compiled import machine
-    >>> rate = machine.gemm_rate()
-    >>> rate == _tuning.GEMM_RATE or rate == _tuning.GEMM_PROBE_SHARE * machine.probe_rate()
-    True
-    """
+    (:func:`probe_rate`), at most ``GEMM_RATE``; ``GEMM_RATE`` itself where ``MEASURED_GEMM_RATE`` is off or the
+    probe is not trusted."""
     if not _tuning.MEASURED_GEMM_RATE:
         return _tuning.GEMM_RATE
     probe = probe_rate()
-    return _tuning.GEMM_RATE if probe is None else _tuning.GEMM_PROBE_SHARE * probe
+    return _tuning.GEMM_RATE if probe is None else min(_tuning.GEMM_RATE, _tuning.GEMM_PROBE_SHARE * probe)
 
 
 def describe() -> str:
     """One line on the rate the cost model prices products at, and where it came from (for ``tconv bench``)."""
     rate = gemm_rate() / 1e9
     if not _tuning.MEASURED_GEMM_RATE:
-        return f"{rate:.1f} GFLOP/s (GEMM_RATE; the measured rate is off)"
+        return f"{rate:.1f} GFLOP/s (GEMM_RATE, pinned: the measured rate is off)"
     probe = probe_rate()
     if probe is None:
-        return f"{rate:.1f} GFLOP/s (GEMM_RATE: BLAS could not be held to one thread to measure)"
+        return f"{rate:.1f} GFLOP/s (GEMM_RATE: this process could not measure the machine's rate on one BLAS thread)"
+    path = cache_file()
+    kept = f"kept in {path}" if path is not None and machine_key() in _read(path) else "not kept on disk"
     share = _tuning.GEMM_PROBE_SHARE
-    return f"{rate:.1f} GFLOP/s ({share:g} x {probe / 1e9:.1f} measured on one thread; kept in {cache_file()})"
+    return f"{rate:.1f} GFLOP/s ({share:g} x {probe / 1e9:.1f} measured on one thread, at most GEMM_RATE; {kept})"
 
 
 def probe_rate() -> float | None:
     """This machine's one-thread float32 rate on :data:`PROBE_SHAPE`, in flop/s: from the cache file, else
-    measured (and written there where it was measured on one BLAS thread); None where it could not be measured on
-    one thread (or without threadpoolctl, which holds it there). Asked once per process; thread-safe."""
+    measured (and written there); None where it could not be measured on one thread (or without threadpoolctl,
+    which holds BLAS there). Asked once per process; thread-safe; never raises an ``Exception``."""
     global _probe
     rate = _probe  # read once: the cost model asks on every estimate
     if rate is _UNSET:
         with _lock:
             if _probe is _UNSET:
-                _probe = _remembered_or_measured(machine_key())
+                try:
+                    _probe = _remembered_or_measured()
+                except Exception:  # a hint for the cost model: never an error in the user's call
+                    _probe = None
             rate = _probe
     return rate  # type: ignore[return-value]  # a float or None once set
 
 
 @functools.cache
 def machine_key() -> str:
-    """What the probe's rate depends on: the CPU's model and count, NumPy's version and its BLAS (name, version
-    and the kernels it chose for this CPU)."""
-    blas = team.blas_description() or "BLAS unknown"
-    return f"{_cpu_model()} x{os.cpu_count()} | numpy {np.__version__} | {blas}"
+    """What the probe's rate depends on: the probe, the CPU's model and count, NumPy's version and its BLAS."""
+    return f"{PROBE} | {_cpu_model()} x{os.cpu_count()} | numpy {np.__version__} | {_numpy_blas()}"
 
 
-def cache_file() -> Path:
-    """Where the probe's rates are kept: ``tconv/machine.json`` in ``$XDG_CACHE_HOME``, else ``~/.cache``."""
-    root = os.environ.get("XDG_CACHE_HOME") or os.path.join(os.path.expanduser("~"), ".cache")
-    return Path(root) / "tconv" / "machine.json"
+def cache_file() -> Path | None:
+    """Where the probe's rates are kept: ``tconv/machine.json`` in ``$XDG_CACHE_HOME`` (where it is an absolute
+    path), else in ``~/.cache``; None where neither is usable (no home, a relative one, or the root directory:
+    nothing is written)."""
+    xdg = os.environ.get("XDG_CACHE_HOME", "")
+    if os.path.isabs(xdg):
+        return Path(xdg) / "tconv" / "machine.json"
+    home = os.path.expanduser("~")  # "~" itself without a home; "/" with HOME set empty
+    usable = os.path.isabs(home) and Path(home) != Path(home).parent
+    return Path(home) / ".cache" / "tconv" / "machine.json" if usable else None
 
 
 def _cpu_model() -> str:
-    """The CPU's model name (Linux's ``/proc/cpuinfo``; else what :mod:`platform` says)."""
+    """The CPU's model as Linux's ``/proc/cpuinfo`` names it (x86's model name; ARM's implementer and part), with
+    the architecture; the architecture alone elsewhere."""
+    fields: dict[str, str] = {}
     try:
         with open("/proc/cpuinfo", encoding="utf-8", errors="replace") as file:
             for line in file:
-                if line.startswith("model name"):
-                    return line.partition(":")[2].strip()
+                name, _, value = line.partition(":")
+                name = name.strip()
+                if name in ("model name", "CPU implementer", "CPU part", "Hardware") and name not in fields:
+                    fields[name] = value.strip()
     except OSError:
         pass
-    return platform.processor() or platform.machine() or "unknown CPU"
+    described = ", ".join(f"{name} {value}" for name, value in fields.items() if name != "model name")
+    return " ".join(part for part in (fields.get("model name", ""), described, platform.machine()) if part)
+
+
+def _numpy_blas() -> str:
+    """NumPy's own BLAS, as its build configuration names it (not whichever other BLAS the process has loaded);
+    threadpoolctl's list where NumPy does not say."""
+    try:
+        config = np.show_config(mode="dicts")
+        blas = config["Build Dependencies"]["blas"]
+        return f"{blas['name']} {blas.get('version', '?')}"
+    except Exception:  # an older NumPy, another build
+        return team.blas_description() or "BLAS unknown"
 
 
 def _plausible(rate: object) -> bool:
-    return isinstance(rate, float) and _PLAUSIBLE[0] < rate < _PLAUSIBLE[1]
+    return isinstance(rate, (int, float)) and not isinstance(rate, bool) and _PLAUSIBLE[0] < rate < _PLAUSIBLE[1]
 
 
-def _read() -> dict[str, float]:
-    """The cache file's rates (empty where it is missing, unreadable or not what this module writes)."""
+def _load(path: Path) -> dict[str, Any]:
+    """The cache file's whole content (empty where it is missing, unreadable or not a JSON object)."""
     try:
-        data = json.loads(cache_file().read_text(encoding="utf-8"))
-    except (OSError, ValueError):
+        data = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, ValueError, RecursionError):
         return {}
-    rates = data.get("gemm_probe_flops") if isinstance(data, dict) else None
-    return {k: v for k, v in rates.items() if isinstance(k, str) and _plausible(v)} if isinstance(rates, dict) else {}
+    return data if isinstance(data, dict) else {}
 
 
-def _remembered_or_measured(key: str) -> float | None:
-    rate = _read().get(key)
-    if rate is not None:
-        return rate
-    rate = _measure()
-    if rate is not None:
-        _write(key, rate)
+def _read(path: Path) -> dict[str, float]:
+    """The cache file's plausible rates by machine key."""
+    rates = _load(path).get("gemm_probe_flops")
+    if not isinstance(rates, dict):
+        return {}
+    return {key: float(rate) for key, rate in rates.items() if isinstance(key, str) and _plausible(rate)}
+
+
+def _remembered_or_measured() -> float | None:
+    """The cache file's rate for this machine, else a measurement (written there where it is trusted), under the
+    file's lock so that processes starting together measure once."""
+    key, path = machine_key(), cache_file()
+    if path is None:
+        return _measure()
+    with _file_locked(path):
+        rate = _read(path).get(key)
+        if rate is None:
+            rate = _measure()
+            if rate is not None:
+                _write(path, key, rate)
     return rate
 
 
-def _write(key: str, rate: float) -> None:
-    """Add ``key``'s rate to the cache file (written whole to a temporary file, then renamed, so that a reader
-    never sees half of it); nothing where it cannot be written."""
-    path = cache_file()
-    rates = {**_read(), key: rate}
-    temporary = path.with_name(f".{path.name}.{os.getpid()}.{threading.get_ident()}")
+@contextlib.contextmanager
+def _file_locked(path: Path) -> Iterator[None]:
+    """An exclusive lock on ``path``'s lock file, waited for at most ``_FILE_LOCK_SECONDS``; the block runs
+    unlocked where there is no ``fcntl``, the lock file cannot be opened, or the wait runs out."""
+    try:
+        import fcntl
+
+        path.parent.mkdir(parents=True, exist_ok=True)
+        descriptor = os.open(path.with_name(path.name + ".lock"), os.O_RDWR | os.O_CREAT, 0o644)
+    except (ImportError, OSError):
+        yield
+        return
+    try:
+        end = time.monotonic() + _FILE_LOCK_SECONDS
+        while True:
+            try:
+                fcntl.flock(descriptor, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                break
+            except OSError:
+                if time.monotonic() > end:
+                    break
+                time.sleep(0.01)
+        yield
+    finally:
+        os.close(descriptor)  # and with it the lock
+
+
+def _write(path: Path, key: str, rate: float) -> None:
+    """Add ``key``'s rate to the cache file, every other entry and field kept (written whole to a new temporary
+    file, then renamed over it, so that a reader never sees half of it); nothing where it cannot be written."""
+    data = _load(path)
+    rates = data.get("gemm_probe_flops")
+    data["gemm_probe_flops"] = {**(rates if isinstance(rates, dict) else {}), key: rate}
+    temporary = None
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
-        temporary.write_text(json.dumps({"gemm_probe_flops": rates}, indent=1), encoding="utf-8")
+        descriptor, temporary = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+        with os.fdopen(descriptor, "w", encoding="utf-8") as file:
+            json.dump(data, file, indent=1)
         os.replace(temporary, path)
+        temporary = None
     except OSError:
-        try:
-            temporary.unlink(missing_ok=True)
-        except OSError:
-            pass
+        pass
+    finally:
+        if temporary is not None:
+            with contextlib.suppress(OSError):
+                os.unlink(temporary)
 
 
 def _measure(budget: float = 0.05, repeats: int = 5) -> float | None:

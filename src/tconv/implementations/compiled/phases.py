@@ -99,7 +99,7 @@ def im2col_elements(spec: ConvSpec) -> int:
 
 
 def cost(spec: ConvSpec) -> float:
-    """The cost model's seconds per sample: each phase's product at ``GEMM_RATE``, slower in proportion where its
+    """The cost model's seconds per sample: each phase's product at ``gemm_rate()``, slower in proportion where its
     inner dimension (``C_in`` times the phase's taps, and the bias's row) is below ``GEMM_FULL_RATE_INNER`` (not
     for few output channels too: with both factors the thin products of sweep 43's (2, 2, 66, 66) -> 13 k5 s2,
     0.2 ms measured, were estimated at 1.5); the im2col written and read, x's padded copy and the output written

@@ -61,7 +61,7 @@ def preferred(spec: ConvSpec, batch: int, channels_last: bool) -> bool:
 
 
 def cost(spec: ConvSpec, channels_last: bool = False) -> float:
-    """Seconds per sample: the product at ``GEMM_RATE`` (slower in proportion for inner dimensions or rows
+    """Seconds per sample: the product at ``gemm_rate()`` (slower in proportion for inner dimensions or rows
     below ``GEMM_FULL_RATE_INNER``, BLAS's rate on thin products; none for one input channel a group, a broadcast
     multiply) and the output written once at ``COLUMN_STREAM``, with a strided convolution's pixels copied
     together once (read and written); a scattering transposed call's products over x's pixels, written and read

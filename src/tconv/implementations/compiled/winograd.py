@@ -110,7 +110,7 @@ def phases_pay(spec: ConvSpec, m: int = 2) -> bool:
 
 
 def cost(spec: ConvSpec, m: int = 2) -> float:
-    """Seconds per sample with ``m x m`` tiles: the ``(m + 2)^2`` products at ``GEMM_RATE`` (slower in proportion
+    """Seconds per sample with ``m x m`` tiles: the ``(m + 2)^2`` products at ``gemm_rate()`` (slower in proportion
     below ``GEMM_FULL_RATE_INNER`` input or output channels, their inner dimension and rows), the transformed
     input and output (``(m + 2)^2`` values a tile and channel; F(4x4, 3x3)'s input values at
     ``WINOGRAD4_INPUT_COST`` times the rest) at ``COLUMN_STREAM``, and ``WINOGRAD_ROW_COST`` a row of tiles and
