@@ -90,3 +90,21 @@ def tf():
     with pytest.MonkeyPatch.context() as patch:
         patch.setenv("TF_CPP_MIN_LOG_LEVEL", os.environ.get("TF_CPP_MIN_LOG_LEVEL", "3"))
         return pytest.importorskip("tensorflow")
+
+
+@pytest.fixture
+def controlled_blas() -> list:
+    """The BLAS libraries whose thread count threadpoolctl lets one thread at a time change (3.8 on: OpenBLAS with
+    its own threads, one pool for the process; the first thread to change the count is its only "controlling
+    thread" until it gives the control up or ends, other threads' changes silently ignored); the test is skipped
+    where there are none."""
+    from tconv.implementations.compiled import team
+
+    libs = [
+        lib
+        for lib in team._blas_libraries()
+        if hasattr(type(lib), "clear_controlling_thread") and lib.threading_layer != "openmp"
+    ]
+    if not libs:
+        pytest.skip("no BLAS under threadpoolctl's controlling thread (threadpoolctl < 3.8, or OpenMP BLAS)")
+    return libs

@@ -569,28 +569,15 @@ def test_the_compiled_products_never_run_on_blas_threads(monkeypatch):
     assert len(seen) > len(cases) + 1  # the large products were cut into blocks
 
 
-def _controlled_blas() -> list:
-    """The BLAS libraries whose thread count threadpoolctl lets one thread at a time change (3.8 on: OpenBLAS
-    with its own threads, one pool for the process; the first thread to change the count is its only
-    "controlling thread" until it gives the control up or ends, other threads' changes silently ignored)."""
-    return [
-        lib
-        for lib in team._blas_libraries()
-        if hasattr(type(lib), "clear_controlling_thread") and lib.threading_layer != "openmp"
-    ]
-
-
 @needs_team
-def test_a_run_leaves_no_thread_in_control_of_blas(monkeypatch):
+def test_a_run_leaves_no_thread_in_control_of_blas(monkeypatch, controlled_blas):
     """A team run limits BLAS from its calling thread and restores it there; it must also give threadpoolctl's
     control up. Kept, the main thread held it for good after its first run: every limit set from another thread
     (a Dask block's, another library's) was ignored. And a run from another thread (a Dask worker's), kept
     alive, left the main thread's later runs unable to limit BLAS: their teams ran beside BLAS's threads."""
     from concurrent.futures import ThreadPoolExecutor
 
-    libs = _controlled_blas()
-    if not libs:
-        pytest.skip("no BLAS under threadpoolctl's controlling thread (threadpoolctl < 3.8, or OpenMP BLAS)")
+    libs = controlled_blas
     original = [lib.get_num_threads() for lib in libs]
     if min(original) < 2:
         pytest.skip("BLAS has one thread here: a limit to one would not show")

@@ -264,16 +264,10 @@ def test_a_probe_beside_blas_threads_is_not_trusted(monkeypatch):
     assert machine._measure() is None
 
 
-def test_a_probe_while_another_thread_holds_blas_control_is_not_trusted():
+def test_a_probe_while_another_thread_holds_blas_control_is_not_trusted(controlled_blas):
     """A live thread that set OpenBLAS's count itself holds threadpoolctl's control (3.8 on): tconv's limit to one
     thread cannot take, so the probe would measure two threads' rate; it gives None instead."""
-    libs = [
-        lib
-        for lib in team._blas_libraries()
-        if hasattr(type(lib), "clear_controlling_thread") and lib.threading_layer != "openmp"
-    ]
-    if not libs:
-        pytest.skip("no BLAS under threadpoolctl's controlling thread (threadpoolctl < 3.8, or OpenMP BLAS)")
+    libs = controlled_blas
     original = [lib.get_num_threads() for lib in libs]
     if min(original) < 2:
         pytest.skip("BLAS has one thread here: a probe on several would not show")
