@@ -19,8 +19,9 @@ first question) which algorithm it takes on each recorded layer and prints the r
 algorithm's recorded time is that of the route it took when timed (the direct sum in tiles or whole planes, say),
 so a replay judges the planner's constants, not a change inside an algorithm. The planner prices products at the
 machine's measured rate (:mod:`tconv.implementations.compiled.machine`); ``--json`` records that rate with every
-layer (``gemm_rate``), and ``--replay`` prices products at the recorded rate where the rows have one (else at this
-machine's), unless ``--set GEMM_RATE=...`` names another (which turns the measured rate off).
+layer (``gemm_rate``), and ``--replay`` prices products at the recorded rate where all the rows record the same one
+(else at this machine's), unless ``--set`` names ``GEMM_RATE`` (which turns the measured rate off),
+``MEASURED_GEMM_RATE`` or ``GEMM_PROBE_SHARE``; it says which it used.
 """
 
 from __future__ import annotations
@@ -167,9 +168,13 @@ def main() -> None:
         named = {setting.partition("=")[0] for setting in args.set}
         if "GEMM_RATE" in named:
             _tuning.MEASURED_GEMM_RATE = 0
-        elif "MEASURED_GEMM_RATE" not in named and len(rates) == 1 and None not in rates:
+        elif named & {"MEASURED_GEMM_RATE", "GEMM_PROBE_SHARE"}:
+            print("products priced by --set's values and this machine's probe, not at the recorded rate")
+        elif len(rates) == 1 and None not in rates:
             _tuning.MEASURED_GEMM_RATE, _tuning.GEMM_RATE = 0, float(rates.pop())
             print(f"products priced at the recorded rate, {_tuning.GEMM_RATE / 1e9:.1f} GFLOP/s")
+        else:
+            print("products priced at this machine's rate (the rows record none, or several)")
         before = _regret(recorded)
         every = _replayed(recorded)
         changed = sum(a["chosen"] != b["chosen"] for a, b in zip(recorded, every))

@@ -140,6 +140,36 @@ def test_processes_starting_together_measure_once(measured, monkeypatch):
     assert seen == [41e9]
 
 
+def test_a_remembered_rate_is_read_without_waiting_for_the_lock(measured, monkeypatch):
+    fcntl = pytest.importorskip("fcntl")
+    path = machine.cache_file()
+    path.parent.mkdir(parents=True)
+    path.write_text(json.dumps({"gemm_probe_flops": {machine.machine_key(): 44e9}}))
+    descriptor = os.open(path.with_name(path.name + ".lock"), os.O_RDWR | os.O_CREAT)
+    fcntl.flock(descriptor, fcntl.LOCK_EX)  # a process that holds the lock and never lets go
+    try:
+        monkeypatch.setattr(machine, "_FILE_LOCK_SECONDS", 30.0)
+        start = time.monotonic()
+        assert machine.probe_rate() == 44e9
+        assert time.monotonic() - start < 5
+    finally:
+        os.close(descriptor)
+
+
+def test_a_file_system_without_locks_goes_on_unlocked(measured, monkeypatch):
+    fcntl = pytest.importorskip("fcntl")
+
+    def no_locks(descriptor, operation):
+        raise OSError(37, "No locks available")
+
+    monkeypatch.setattr(fcntl, "flock", no_locks)
+    monkeypatch.setattr(machine, "_FILE_LOCK_SECONDS", 30.0)
+    monkeypatch.setattr(machine, "_measure", lambda: 22e9)
+    start = time.monotonic()
+    assert machine.probe_rate() == 22e9
+    assert time.monotonic() - start < 5
+
+
 def test_a_lock_held_too_long_is_not_waited_for(measured, monkeypatch):
     fcntl = pytest.importorskip("fcntl")
     path = machine.cache_file()
@@ -149,7 +179,9 @@ def test_a_lock_held_too_long_is_not_waited_for(measured, monkeypatch):
     try:
         monkeypatch.setattr(machine, "_FILE_LOCK_SECONDS", 0.1)
         monkeypatch.setattr(machine, "_measure", lambda: 23e9)
+        start = time.monotonic()
         assert machine.probe_rate() == 23e9
+        assert time.monotonic() - start < 5  # gave up on the lock after its wait
     finally:
         os.close(descriptor)
 
@@ -245,7 +277,7 @@ def test_the_measurement_runs_on_one_blas_thread_and_is_plausible():
         best = min(_seconds(lambda: a @ b) for _ in range(7))
     assert counts == [1] * len(libs)
     independent = 2.0 * rows * inner * columns / best
-    assert independent / 2 < rate < independent * 2
+    assert independent / 3 < rate < independent * 3  # loose: a sanity check of what is measured, not a timing
 
 
 def _seconds(call) -> float:
@@ -339,6 +371,7 @@ def test_a_child_forked_while_measuring_measures_itself(measured, monkeypatch):
     hang."""
     started, release = threading.Event(), threading.Event()
     monkeypatch.setattr(machine, "_measure", lambda: started.set() or (release.wait(10) and 26e9))
+    monkeypatch.setattr(machine, "_FILE_LOCK_SECONDS", 0.2)  # the child waits this long for the parent's file lock
     thread = threading.Thread(target=machine.probe_rate)
     thread.start()
     assert started.wait(10)

@@ -57,12 +57,19 @@ _FILE_LOCK_SECONDS = 2.0
 _lock = threading.Lock()  # one measurement at a time in this process; guards _probe's first setting
 _UNSET = object()
 _probe: object = _UNSET  # the probe's rate this process uses, once known (None: not trusted)
+_held_descriptor: int | None = None  # the cache file's lock file while this process holds or waits for its lock
 
 
 def _after_fork_in_child() -> None:  # pragma: no cover - runs in a forked child (tests/test_machine.py)
-    """A child forked while another thread measured holds a copy of the lock taken: a new one, unheld."""
-    global _lock
+    """A child forked while another thread measured holds a copy of the lock taken: a new one, unheld; and a copy
+    of the cache file's descriptor, whose lock (``flock``: the open file's) would stay held while the child lives,
+    after the parent has released it: closed."""
+    global _lock, _held_descriptor
     _lock = threading.Lock()
+    if _held_descriptor is not None:
+        with contextlib.suppress(OSError):
+            os.close(_held_descriptor)
+        _held_descriptor = None
 
 
 if hasattr(os, "register_at_fork"):
@@ -183,7 +190,10 @@ def _remembered_or_measured() -> float | None:
     key, path = machine_key(), cache_file()
     if path is None:
         return _measure()
-    with _file_locked(path):
+    rate = _read(path).get(key)  # the usual case: no lock to wait for
+    if rate is not None:
+        return rate
+    with _file_locked(path):  # read again: another process may have measured while this one waited
         rate = _read(path).get(key)
         if rate is None:
             rate = _measure()
@@ -204,18 +214,23 @@ def _file_locked(path: Path) -> Iterator[None]:
     except (ImportError, OSError):
         yield
         return
+    global _held_descriptor
+    _held_descriptor = descriptor
     try:
         end = time.monotonic() + _FILE_LOCK_SECONDS
         while True:
             try:
                 fcntl.flock(descriptor, fcntl.LOCK_EX | fcntl.LOCK_NB)
                 break
-            except OSError:
+            except BlockingIOError:  # another process holds it: wait, for a while
                 if time.monotonic() > end:
                     break
                 time.sleep(0.01)
+            except OSError:  # no locks on this file system: go on unlocked
+                break
         yield
     finally:
+        _held_descriptor = None
         os.close(descriptor)  # and with it the lock
 
 
