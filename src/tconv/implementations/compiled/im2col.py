@@ -72,7 +72,7 @@ def _pixel_major_products(cols: np.ndarray, w: np.ndarray, bias: np.ndarray | No
             target += bias[g]
 
 
-def write_channels_first_matrix(y: np.ndarray, bias: np.ndarray | None, out_grouped: np.ndarray) -> None:
+def _write_channels_first_matrix(y: np.ndarray, bias: np.ndarray | None, out_grouped: np.ndarray) -> None:
     """``y (G', C/G, nb * P)`` (+ ``bias (G', C/G)``) -> ``out_grouped (nb, G', C/G, s1, s2, s3)``."""
     groups, cg = y.shape[:2]
     nb = out_grouped.shape[0]
@@ -346,7 +346,7 @@ def conv(x: np.ndarray, weight: np.ndarray, bias: np.ndarray | None, spec: ConvS
         if c1 < cg_in:
             total = y  # the sample's next channel block adds to it
         else:
-            write_channels_first_matrix(y, bias_block, out_grouped[n0:n1, g0:g1])
+            _write_channels_first_matrix(y, bias_block, out_grouped[n0:n1, g0:g1])
 
     bytes_per = geometry.im2col_bytes(spec, spec.input_size, spec.output_size, x.dtype.itemsize)
     threads = schedule.team_threads(batch, groups * cg_in, bytes_per, schedule.Cut.PIXELS)
@@ -453,7 +453,7 @@ def conv_transpose_grads(
             part = team.matmul(w_matrix[g0:g1, :, block], cols)
             total = part if c0 == 0 else total + part  # channel blocks (one thread) are summed in order
             if c1 == cg_out:
-                write_channels_first_matrix(total if c0 else part, None, dx_grouped[n0:n1, g0:g1])
+                _write_channels_first_matrix(total if c0 else part, None, dx_grouped[n0:n1, g0:g1])
         x_matrix = geometry.grouped_matrix(x_grouped[n0:n1, g0:g1], slot=3)  # (G', cg_in, nb*P_in)
         dw.target(which)[g0:g1, :, block] += times_transposed(x_matrix, cols)
 
