@@ -1,6 +1,7 @@
 """Is tree B faster than tree A? Every call of a sweep, timed in paired processes with the cases interleaved.
 
-    python benchmarks/paired_ab.py A_SRC B_SRC [--seed SEED | --suite | --models] [--procs N] [--cases NAME,NAME]
+    python benchmarks/paired_ab.py A_SRC B_SRC [--seed SEED | --suite | --models | --pick SEED:NAME,...]
+        [--procs N] [--cases NAME,NAME]
 
 ``A_SRC`` and ``B_SRC`` are two ``src`` folders of tconv (a ``git worktree add /tmp/A REV`` of the tree before
 a change, and this checkout's ``src``). For each of the 120 layers of ``tconv bench --sweep SEED`` (60
@@ -10,8 +11,9 @@ the other; each side's time for a case is the geometric mean over its processes.
 ratio, and the geometric mean of the ratios with its standard error. With ``--suite`` the calls are those of
 ``tconv bench``'s two suites instead: the transposed layers, their gradients (``NAME (grad)``: both gradients,
 where the suite times them) and the forward layers; with ``--models``, the training steps of ``tconv bench
---models``. Each worker runs with nothing set in its environment but ``PATH``, ``HOME`` and ``PYTHONPATH`` (the
-user's environment).
+--models``; with ``--pick``, the named layers of several sweeps (``7:fsweep-31,56:sweep-13``: a change that
+touches one kind of layer, measured on every such layer of many seeds). Each worker runs with nothing set in
+its environment but ``PATH``, ``HOME`` and ``PYTHONPATH`` (the user's environment).
 
 Why this design (measured on the 2-vCPU virtual machine of 2026-12-01). A call's time differs between
 processes of the same tree by up to 2x (a trivial call took 32 to 65 us), and the machine's speed drifts over
@@ -46,22 +48,26 @@ if sys.argv[1] == "models":
     from tconv.tools.bench_models import MODELS, _tconv_step
 
     calls = [(case.name, _tconv_step(case)) for case in MODELS]
+picked = [pick.split(":") for pick in sys.argv[1][5:].split(",")] if sys.argv[1].startswith("pick:") else []
 for transposed in (True, False) if sys.argv[1] != "models" else ():
     if sys.argv[1] == "suite":
-        cases = CASES if transposed else FORWARD_CASES
+        cases = [(case.name, case) for case in (CASES if transposed else FORWARD_CASES)]
+    elif picked:
+        drawn = {(seed, c.name): c for seed in {s for s, _ in picked} for c in sweep(int(seed), transposed=transposed)}
+        cases = [(f"{seed}:{name}", drawn[(seed, name)]) for seed, name in picked if (seed, name) in drawn]
     else:
-        cases = sweep(int(sys.argv[1]), transposed=transposed)
-    for case in cases:
+        cases = [(case.name, case) for case in sweep(int(sys.argv[1]), transposed=transposed)]
+    for label, case in cases:
         x, w, b = arrays(case)
         options = case.options()
         if case.channels_last:
             x = np.ascontiguousarray(np.moveaxis(x, 1, -1))
         fn = tconv.conv_transpose if transposed else tconv.conv
-        calls.append((case.name, lambda fn=fn, x=x, w=w, b=b, case=case, options=options: fn(
+        calls.append((label, lambda fn=fn, x=x, w=w, b=b, case=case, options=options: fn(
             x, w, b, channels_last=case.channels_last, **options)))
         if transposed and getattr(case, "grad", False):
             gy = np.ones_like(calls[-1][1]())
-            calls.append((case.name + " (grad)", lambda x=x, w=w, gy=gy, case=case, options=options:
+            calls.append((label + " (grad)", lambda x=x, w=w, gy=gy, case=case, options=options:
                 tconv.conv_transpose_grad(gy, x, w, channels_last=case.channels_last, **options)))
 for line in sys.stdin:
     name, call = calls[int(line)]
@@ -94,8 +100,9 @@ def main() -> None:
     parser.add_argument("--models", action="store_true", help="the training steps of tconv bench --models")
     parser.add_argument("--procs", type=int, default=3, help="worker processes a side (default 3)")
     parser.add_argument("--cases", default="", help="only these cases (comma-separated names)")
+    parser.add_argument("--pick", default="", help="sweep layers of several seeds (comma-separated SEED:NAME)")
     args = parser.parse_args()
-    which = "models" if args.models else "suite" if args.suite else str(args.seed)
+    which = "models" if args.models else "suite" if args.suite else f"pick:{args.pick}" if args.pick else str(args.seed)
     sides = {"A": [_start(args.a, which) for _ in range(args.procs)]}
     sides["B"] = [_start(args.b, which) for _ in range(args.procs)]
     sys.path.insert(0, args.b)
@@ -108,6 +115,12 @@ def main() -> None:
     elif args.suite:
         names = [n for c in CASES for n in ([c.name, c.name + " (grad)"] if c.grad else [c.name])]
         names += [c.name for c in FORWARD_CASES]
+    elif args.pick:
+        picked = [pick.split(":") for pick in args.pick.split(",")]
+        names = []
+        for transposed in (True, False):
+            drawn = {(seed, c.name) for seed in {s for s, _ in picked} for c in sweep(int(seed), transposed=transposed)}
+            names += [f"{seed}:{name}" for seed, name in picked if (seed, name) in drawn]
     else:
         names = [case.name for transposed in (True, False) for case in sweep(args.seed, transposed=transposed)]
     wanted = set(filter(None, args.cases.split(","))) or set(names)
