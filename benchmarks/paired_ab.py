@@ -154,10 +154,11 @@ def main() -> None:
         raise SystemExit(f"no case matched --cases {args.cases!r}")
     mean = math.exp(statistics.mean(ratios))
     error = mean * statistics.stdev(ratios) / math.sqrt(len(ratios)) if len(ratios) > 1 else float("nan")
+    measured = "the models" if args.models else "the suites" if args.suite else f"seed {args.seed}"
+    measured = "the picked layers" if args.pick else measured
     print(
         f"geometric mean B/A: {mean:.3f} +- {error:.3f} (one standard error) over {len(ratios)} calls, "
-        f"{'the models' if args.models else 'the suites' if args.suite else f'seed {args.seed}'}, "
-        f"{args.procs} processes a side"
+        f"{measured}, {args.procs} processes a side"
     )
 
 
