@@ -570,6 +570,50 @@ def test_the_compiled_products_never_run_on_blas_threads(monkeypatch):
 
 
 @needs_team
+def test_each_thread_warms_blas_once_on_one_blas_thread(monkeypatch):
+    """Before its first product for tconv, each thread of a run (the caller and the team's) runs one float32
+    product of ``BLAS_WARM_UP_SHAPE`` with BLAS on one thread, once; a second run runs none, and neither does a
+    thread outside a run's limit (BLAS would run it on its own threads)."""
+    import threading
+
+    from threadpoolctl import threadpool_limits
+
+    real = np.matmul
+    controller = team._controller()
+    numpy_blas = [lib for lib in controller.lib_controllers if lib.user_api == "blas" and "numpy" in lib.filepath]
+    numpy_blas = numpy_blas or [lib for lib in controller.lib_controllers if lib.user_api == "blas"]
+    warm_ups: list[tuple[int, list[int]]] = []
+    m, k, n = _tuning.BLAS_WARM_UP_SHAPE
+
+    def recording(a, b, *args, **kwargs):
+        if a.shape == (m, k) and b.shape == (k, n) and a.dtype == np.float32:
+            warm_ups.append((threading.get_ident(), [lib.num_threads for lib in numpy_blas]))
+        return real(a, b, *args, **kwargs)
+
+    both = threading.Barrier(2, timeout=30)  # each piece waits for the other: the caller and a team thread
+
+    def piece(_: int) -> None:
+        both.wait()
+        np.matmul(np.ones((3, 4)), np.ones((4, 5)))
+
+    monkeypatch.setattr(team, "_local", threading.local())  # no thread has warmed BLAS yet
+    monkeypatch.setattr(team, "size", lambda: 2)
+    with threadpool_limits(limits=2, user_api="blas"):
+        monkeypatch.setattr(np, "matmul", recording)
+        team.run(piece, [0, 1], 2)
+        first = list(warm_ups)
+        team.run(piece, [0, 1], 2)
+        outside: list[tuple[int, list[int]]] = []
+        thread = threading.Thread(target=lambda: (team._warm_blas(), outside.extend(warm_ups[len(first) :])))
+        thread.start()
+        thread.join()
+        monkeypatch.setattr(np, "matmul", real)
+    assert len(first) == 2 and len({ident for ident, _ in first}) == 2  # once in each of the two threads
+    assert all(counts == [1] * len(numpy_blas) for _, counts in first)  # on one BLAS thread
+    assert warm_ups == first and not outside  # none in the second run, none outside a run
+
+
+@needs_team
 def test_a_run_leaves_no_thread_in_control_of_blas(monkeypatch, controlled_blas):
     """A team run limits BLAS from its calling thread and restores it there; it must also give threadpoolctl's
     control up. Kept, the main thread held it for good after its first run: every limit set from another thread

@@ -17,7 +17,9 @@ nothing that breaks ``fork``. Two kinds of work go to the team:
   too.
 
 The compiled path's matrix products go through :func:`matmul`: on the team in blocks, or on one BLAS thread,
-never on BLAS's own threads, which spin after every product they share, against the team's next run.
+never on BLAS's own threads, which spin after every product they share, against the team's next run. Each
+thread runs one small product first, once, under a run's one-thread limit (:func:`_warm_blas`: OpenBLAS ran
+narrow products 2-3.8 times slower in a thread that had run no wide one).
 
 Settings. The team's size is :func:`threads` (``NUMBA_NUM_THREADS`` when set, else the CPUs this process may
 run on; :func:`set_threads` changes it for the process). Nothing per-thread is changed. The one process-wide
@@ -69,7 +71,7 @@ _lock = threading.Lock()  # guards every module-level name below; held for a few
 _wake = threading.Condition(_lock)
 _queue: collections.deque[_Job] = collections.deque()  # jobs that may still have pieces to hand out
 _workers: list[threading.Thread] = []
-_local = threading.local()  # .member: True in the team's own threads
+_local = threading.local()  # .member: True in the team's own threads; .warm: _warm_blas has run in this thread
 _threads: int | None = None  # the team's size, once set (None: from the environment)
 _blas_limiter: list[tuple[Any, int]] | None = None  # while a run limits BLAS: each library and its count before
 _blas_release: threading.Thread | None = None  # ... and the thread whose limit took threadpoolctl's control
@@ -148,8 +150,9 @@ class _Job:
     """Pieces of work handed out one at a time; finished (:meth:`wait` returns) once none is running and none
     is left."""
 
-    def __init__(self, work: Callable[[Any], None], pieces: Sequence[Any]) -> None:
+    def __init__(self, work: Callable[[Any], None], pieces: Sequence[Any], products: bool = False) -> None:
         self.work, self.pieces = work, pieces
+        self.products = products  # a run's chunks, which may multiply (BLAS on one thread): warm BLAS first
         self.next = 0  # the next piece to hand out
         self.running = 0
         self.stopped = False  # a piece failed, or the caller was interrupted: hand out no more
@@ -215,7 +218,21 @@ def one_blas_thread(multiply_adds: float) -> Iterator[None]:
         yield
         return
     with _blas_single_threaded():
+        _warm_blas()
         yield
+
+
+def _warm_blas() -> None:
+    """Once in each thread, while a run holds BLAS on one thread: one float32 product of
+    ``BLAS_WARM_UP_SHAPE``, before the thread's first product for tconv. OpenBLAS ran narrow float32 products in
+    a thread 2-3.5 times slower until one product that wide had run there (``_tuning``; cause not found); the
+    product costs about 0.4 ms once. Outside a run's limit (another thread's, a limit held above the team at
+    a count of its own, or none) it is skipped: BLAS might run it on its own threads, which then spin."""
+    if getattr(_local, "warm", False) or not _blas_limiter:
+        return
+    _local.warm = True
+    m, k, n = _tuning.BLAS_WARM_UP_SHAPE
+    np.matmul(np.ones((m, k), np.float32), np.ones((k, n), np.float32))
 
 
 def matmul(a: np.ndarray, b: np.ndarray, out: np.ndarray | None = None) -> np.ndarray:
@@ -455,6 +472,8 @@ def _next_piece() -> tuple[_Job | None, int]:
 def _run_piece(job: _Job, index: int) -> None:
     error = None
     try:
+        if job.products:
+            _warm_blas()
         job.work(job.pieces[index])
     except BaseException as err:  # handed to the caller
         error = err
@@ -565,8 +584,9 @@ def run(work: Callable[[T], None], chunks: Sequence[T], threads: int) -> None:
         for chunk in chunks:
             work(chunk)
         return
-    job = _Job(work, chunks)
+    job = _Job(work, chunks, True)  # products: its chunks may multiply
     with _blas_single_threaded():
+        _warm_blas()
         if not _team_call(job, threads - 1):
             for chunk in chunks:
                 work(chunk)
