@@ -1,14 +1,14 @@
 """OpenBLAS's first products in a process: single-threaded products before and after one wide product.
 
 On the 2-vCPU AMD EPYC (AVX2) virtual machine of 2026-12-04, a fresh process ran some float32 products on one BLAS
-thread 2-3.5 times slower than the same process did once one product with at least about 384 columns and 128
-rows had run on that thread (a product of (384, 16) x (16, 384), 0.4 ms, was enough; (384, 384) x (384, 200) and
-(16, 384) x (384, 384) were not). The cause was not found (docs/speed.md, 2026-12-04, thirty-fourth session).
-tconv's team runs its products on one BLAS thread in each of its threads, so a process whose products are all
-narrow runs them in that state. This script measures it, each row in a fresh process (the environment as it is):
+thread 1.6-3.8 times slower than the same process did once a product such as (384, 16) x (16, 384) (0.4 ms) had
+run on that thread ((384, 1) x (1, 384), (384, 384) x (384, 200) and (16, 384) x (384, 384) did not change it).
+The cause was not found (docs/design.md, ``BLAS_WARM_UP_SHAPE``). tconv now runs that product once in each thread
+(``team._warm_blas``); "cold" here switches it off, so the two columns compare no warm-up with one. Each row runs
+in a fresh process (the environment as it is):
 
 * ``products``: the rate of a few product shapes on one BLAS thread and through ``team.matmul`` (cut into row
-  blocks on the team), cold and after the wide product on every team thread;
+  blocks on the team), cold and after the product on every thread that runs products;
 * ``layers``: ``tconv bench``'s transposed and forward suites' layers, each timed cold and after the same warm-up
   (median of ``--repeats`` calls after two untimed ones).
 
@@ -25,7 +25,7 @@ import sys
 SHAPES = [(456, 230, 196), (512, 512, 196), (1024, 230, 49), (64, 576, 1024), (256, 256, 784), (128, 576, 1024)]
 
 CHILD = r"""
-import json, statistics, sys, time
+import json, statistics, sys, threading, time
 import numpy as np
 from threadpoolctl import threadpool_limits
 import tconv
@@ -33,13 +33,23 @@ from tconv.implementations.compiled import team
 
 part, repeats = sys.argv[1], int(sys.argv[2])
 wide = (np.ones((384, 16), np.float32), np.ones((16, 384), np.float32))
+tconv_warm_up = team._warm_blas
+team._warm_blas = lambda: None  # cold: tconv's own warm-up off until warm_up()
 
 
 def warm_up():
-    # the wide product on every thread that runs products: this one (one BLAS thread) and the team's
+    # the product on every thread that runs products: this one (one BLAS thread) and each of the team's (a
+    # barrier holds each thread to one piece until all have one)
+    team._warm_blas = tconv_warm_up
     with threadpool_limits(1):
         wide[0] @ wide[1]
-    team.run(lambda _: wide[0] @ wide[1], range(4 * team.size()), team.size())
+    every = threading.Barrier(team.size(), timeout=30)
+
+    def piece(_):
+        every.wait()
+        wide[0] @ wide[1]
+
+    team.run(piece, range(team.size()), team.size())
 
 
 def median(call):

@@ -48,7 +48,7 @@ if sys.argv[1] == "models":
     from tconv.tools.bench_models import MODELS, _tconv_step
 
     calls = [(case.name, _tconv_step(case)) for case in MODELS]
-picked = [pick.split(":") for pick in sys.argv[1][5:].split(",")] if sys.argv[1].startswith("pick:") else []
+picked = [tuple(pick.split(":")) for pick in sys.argv[1][5:].split(",")] if sys.argv[1].startswith("pick:") else []
 for transposed in (True, False) if sys.argv[1] != "models" else ():
     if sys.argv[1] == "suite":
         cases = [(case.name, case) for case in (CASES if transposed else FORWARD_CASES)]
@@ -84,6 +84,19 @@ for line in sys.stdin:
 """
 
 
+def _picks(text: str) -> list[tuple[str, str]]:
+    """``--pick``'s layers as (seed, name), each once, in order; the seed as an integer reads it (``07`` is 7)."""
+    picked: list[tuple[str, str]] = []
+    for pick in filter(None, (part.strip() for part in text.split(","))):
+        seed, sep, name = pick.partition(":")
+        if not sep or not seed.strip().isdigit() or not name.strip():
+            raise SystemExit(f"--pick: expected SEED:NAME (such as 56:fsweep-31); received {pick!r}")
+        key = (str(int(seed)), name.strip())
+        if key not in picked:
+            picked.append(key)
+    return picked
+
+
 def _start(src: str, seed: str) -> subprocess.Popen[str]:
     env = {"PATH": os.environ.get("PATH", "/usr/bin:/bin"), "HOME": os.environ.get("HOME", "/"), "PYTHONPATH": src}
     return subprocess.Popen(
@@ -99,9 +112,12 @@ def main() -> None:
     parser.add_argument("--suite", action="store_true", help="the suites' layers and gradients, not a sweep")
     parser.add_argument("--models", action="store_true", help="the training steps of tconv bench --models")
     parser.add_argument("--procs", type=int, default=3, help="worker processes a side (default 3)")
-    parser.add_argument("--cases", default="", help="only these cases (comma-separated names)")
+    parser.add_argument("--cases", default="", help="only these cases (comma-separated names; SEED:NAME under --pick)")
     parser.add_argument("--pick", default="", help="sweep layers of several seeds (comma-separated SEED:NAME)")
     args = parser.parse_args()
+    picked = _picks(args.pick)
+    if picked:
+        args.pick = ",".join(f"{seed}:{name}" for seed, name in picked)  # as the workers read it
     which = "models" if args.models else "suite" if args.suite else f"pick:{args.pick}" if args.pick else str(args.seed)
     sides = {"A": [_start(args.a, which) for _ in range(args.procs)]}
     sides["B"] = [_start(args.b, which) for _ in range(args.procs)]
@@ -115,14 +131,25 @@ def main() -> None:
     elif args.suite:
         names = [n for c in CASES for n in ([c.name, c.name + " (grad)"] if c.grad else [c.name])]
         names += [c.name for c in FORWARD_CASES]
-    elif args.pick:
-        picked = [pick.split(":") for pick in args.pick.split(",")]
+    elif picked:
         names = []
         for transposed in (True, False):
-            drawn = {(seed, c.name) for seed in {s for s, _ in picked} for c in sweep(int(seed), transposed=transposed)}
-            names += [f"{seed}:{name}" for seed, name in picked if (seed, name) in drawn]
+            drawn = {
+                (seed, c.name): c for seed in {s for s, _ in picked} for c in sweep(int(seed), transposed=transposed)
+            }
+            for seed, name in picked:
+                if (seed, name) in drawn:
+                    grad = transposed and drawn[(seed, name)].grad  # the workers time its gradients too
+                    names += [f"{seed}:{name}", f"{seed}:{name} (grad)"] if grad else [f"{seed}:{name}"]
+        unmatched = [f"{seed}:{name}" for seed, name in picked if f"{seed}:{name}" not in names]
+        if unmatched:
+            raise SystemExit(f"--pick: no such sweep layer: {', '.join(unmatched)}")
     else:
-        names = [case.name for transposed in (True, False) for case in sweep(args.seed, transposed=transposed)]
+        names = []
+        for transposed in (True, False):
+            for case in sweep(args.seed, transposed=transposed):
+                grad = transposed and case.grad  # the workers time its gradients too
+                names += [case.name, case.name + " (grad)"] if grad else [case.name]
     wanted = set(filter(None, args.cases.split(","))) or set(names)
     logs: dict[str, dict[str, list[float]]] = {"A": {}, "B": {}}
     try:

@@ -233,12 +233,12 @@ BLAS_ONE_THREAD_MIN_WORK = 4 * 65536
 BLAS_SPLIT_MAX_PIECES = 4
 TEAM_PRODUCT_MIN_FLOPS = 2e7
 
-#: (m, k, n) of the float32 product each thread runs once, on one BLAS thread, before its first product for tconv
-#: (team._warm_blas). On the AMD EPYC (AVX2) virtual machine of 2026-12-04, NumPy's OpenBLAS 0.3.31 ran narrow
-#: single-threaded float32 products (196 columns: 3.4-3.8x; 49: 1.6-2x) slower in each thread until one product at
-#: least about 128 x 384 in its output had run there (k as small as 16 did; (384, 384) x (384, 200) did not),
-#: with no page faults either way and float64 unaffected; cause not found. In fresh processes the suites' layers
-#: ran 0.90 of their time after it (dcgan64-4 175 -> 71 ms; python benchmarks/blas_cold_products.py).
+#: (m, k, n) of the float32 product each thread runs once, with BLAS on one thread, before its first product for
+#: tconv where it can (team._warm_blas). On the AMD EPYC (AVX2) virtual machine of 2026-12-04, NumPy's OpenBLAS
+#: 0.3.31 ran narrow single-threaded float32 products (196 columns: 3.4-3.8x; 49: 1.6-2x) slower in each thread
+#: until a product such as this one had run there ((384, 1) x (1, 384), (16, 384) x (384, 384) and (384, 384) x
+#: (384, 200) did not change it); cause not found. One suite layer a fresh process ran 0.897 of its time with it
+#: against none (dcgan64-4 175 -> 71 ms; python benchmarks/blas_cold_products.py layers; docs/design.md).
 BLAS_WARM_UP_SHAPE = (384, 16, 384)
 
 #: seconds a pass of the direct weight gradient costs beyond the direct convolution's terms: the twelve (or

@@ -18,8 +18,8 @@ nothing that breaks ``fork``. Two kinds of work go to the team:
 
 The compiled path's matrix products go through :func:`matmul`: on the team in blocks, or on one BLAS thread,
 never on BLAS's own threads, which spin after every product they share, against the team's next run. Each
-thread runs one small product first, once, under a run's one-thread limit (:func:`_warm_blas`: OpenBLAS ran
-narrow products 2-3.8 times slower in a thread that had run no wide one).
+thread runs one small product first, once, with BLAS on one thread (:func:`_warm_blas`: OpenBLAS ran narrow
+products 1.6-3.8 times slower in a thread that had run no such product).
 
 Settings. The team's size is :func:`threads` (``NUMBA_NUM_THREADS`` when set, else the CPUs this process may
 run on; :func:`set_threads` changes it for the process). Nothing per-thread is changed. The one process-wide
@@ -71,7 +71,8 @@ _lock = threading.Lock()  # guards every module-level name below; held for a few
 _wake = threading.Condition(_lock)
 _queue: collections.deque[_Job] = collections.deque()  # jobs that may still have pieces to hand out
 _workers: list[threading.Thread] = []
-_local = threading.local()  # .member: True in the team's own threads; .warm: _warm_blas has run in this thread
+_local = threading.local()  # .member: True in the team's own threads
+_warmed = threading.local()  # .done: True once _warm_blas has run its product in this thread
 _threads: int | None = None  # the team's size, once set (None: from the environment)
 _blas_limiter: list[tuple[Any, int]] | None = None  # while a run limits BLAS: each library and its count before
 _blas_release: threading.Thread | None = None  # ... and the thread whose limit took threadpoolctl's control
@@ -223,16 +224,24 @@ def one_blas_thread(multiply_adds: float) -> Iterator[None]:
 
 
 def _warm_blas() -> None:
-    """Once in each thread, while a run holds BLAS on one thread: one float32 product of
-    ``BLAS_WARM_UP_SHAPE``, before the thread's first product for tconv. OpenBLAS ran narrow float32 products in
-    a thread 2-3.5 times slower until one product that wide had run there (``_tuning``; cause not found); the
-    product costs about 0.4 ms once. Outside a run's limit (another thread's, a limit held above the team at
-    a count of its own, or none) it is skipped: BLAS might run it on its own threads, which then spin."""
-    if getattr(_local, "warm", False) or not _blas_limiter:
+    """Once in each thread that runs products for tconv, before the first of them where it can: one float32
+    product of ``BLAS_WARM_UP_SHAPE`` with every BLAS library on one thread. OpenBLAS ran narrow float32 products
+    in a thread 1.6-3.8 times slower until one such product had run there (``_tuning``; cause not found); the
+    product costs about 0.4 ms once. Where some library has more than one thread (no limit held, or one that
+    leaves a library out; or no threadpoolctl to tell) it waits for a later call: BLAS would thread the product,
+    and its threads then spin.
+    It never fails a call: an error in it is ignored (the thread is then counted as warmed)."""
+    if getattr(_warmed, "done", False):
         return
-    _local.warm = True
-    m, k, n = _tuning.BLAS_WARM_UP_SHAPE
-    np.matmul(np.ones((m, k), np.float32), np.ones((k, n), np.float32))
+    try:
+        libraries = _blas_libraries()  # none without threadpoolctl: BLAS's threads unknown
+        if not libraries or any(lib.get_num_threads() != 1 for lib in libraries):
+            return
+        m, k, n = _tuning.BLAS_WARM_UP_SHAPE
+        np.matmul(np.ones((m, k), np.float32), np.ones((k, n), np.float32))
+    except Exception:  # a hint for speed, never an error in the user's call
+        pass
+    _warmed.done = True
 
 
 def matmul(a: np.ndarray, b: np.ndarray, out: np.ndarray | None = None) -> np.ndarray:
@@ -581,6 +590,7 @@ def run(work: Callable[[T], None], chunks: Sequence[T], threads: int) -> None:
     if not chunks:
         return
     if member() or threads <= 1:
+        _warm_blas()  # where BLAS is on one thread already (a Dask block's limit, a caller's own)
         for chunk in chunks:
             work(chunk)
         return
@@ -672,8 +682,9 @@ def _after_fork_in_parent() -> None:
 
 
 def _after_fork_in_child() -> None:  # pragma: no cover - runs in a forked child (tests/test_faults.py)
-    global _lock, _wake, _queue, _workers, _blas_limiter
+    global _lock, _wake, _queue, _workers, _blas_limiter, _warmed
     limiter, release = _blas_limiter, _blas_release
+    _warmed = threading.local()  # the child's OpenBLAS state is a copy: warmed again, on its first product
     _lock = threading.Lock()
     _wake = threading.Condition(_lock)
     _queue, _workers, _blas_limiter = collections.deque(), [], None
