@@ -148,8 +148,10 @@ MEASURED_GEMM_RATE = 0 if _PINNED_GEMM_RATE else 1
 #: BLAS's threads: each team thread runs its own). On the AMD EPYC without AVX-512 (31-33 GFLOP/s a thread)
 #: replays of 420 forward and 120 transposed layers timed there met the least regret at 65e9-80e9 (forward 1.099
 #: at 120e9, 1.081-1.084 from 30e9 to 80e9; transposed 1.057 at 120e9, 1.056-1.062 from 60e9 up, 1.087 at 30e9);
-#: 2.2 puts it at about 70e9 (docs/design.md, "The machine's GEMM rate"). Capped at GEMM_RATE: on the AVX-512
-#: machine (about 100 GFLOP/s a thread) 2.2 would give about 220e9, which no replay has checked.
+#: 2.2 puts it at about 70e9 (docs/design.md, "The machine's GEMM rate"). Capped at GEMM_RATE: on an Intel Xeon
+#: with AVX-512 (150 GFLOP/s a thread) 2.2 would give 331e9, and replays of its 600 transposed and 540 forward sweep
+#: layers did best at 90e9-120e9 (1.086 and 1.102 at the cap, 1.098 and 1.113 at 330e9: docs/design.md, "the GEMM
+#: rate's cap on an AVX-512 machine").
 GEMM_PROBE_SHARE = 2.2
 
 #: The inner dimension (``C_in / groups``) below which a product runs proportionally slower than the rate above.

@@ -27,7 +27,10 @@ call description, layout and team (:func:`plan`), among the algorithms :func:`tc
    ``jit_winograd`` on dilated ones only where each phase has ``WINOGRAD_MIN_PHASE`` outputs a side and
    ``jit_winograd4`` on any only where each phase has ``WINOGRAD4_MIN_SIDE``, each counted only where its cost is at
    most ``WINOGRAD_MARGIN`` of ``jit_gemm``'s; ``jit_depthwise`` for a depthwise layer), else the cheapest of those;
-4. a stride-1 transposed convolution that ``jit_direct`` runs as the direct sum of its forward twin
+4. a stride-1 transposed convolution: first ``jit_blocked``, the register blocks over its forward twin
+   (:func:`~tconv.implementations.compiled.algorithms.stride_one_conv`), by rule 3's margins against every other
+   estimate (a Winograd one that fails its margin dropped first); it raises no bar below. Then, one that
+   ``jit_direct`` runs as the direct sum of its forward twin
    (:func:`~tconv.implementations.compiled.algorithms.direct_twin`): ``jit_direct`` where the cost model puts
    it at most ``DIRECT_CONV_MARGIN`` of every other algorithm's cost (``jit_im2col`` included; a margin
    below rule 3's: on close estimates the twin's products measured faster), unless rule 7 holds;
@@ -170,7 +173,12 @@ def plan(
     # against what rule 5 weighs the twins against (rule 4 judges a direct twin on its own): an estimate that
     # would never be chosen must not raise the bar for rule 4 either
     direct_route = "jit_direct" in costs and direct_twin(spec) is not None
+    blocked = costs.pop("jit_blocked", None)  # a stride-1 call's forward twin, judged by rule 3's margins
     _drop_unqualified_winograd(costs, (*_TWINS, "jit_direct") if direct_route else _TWINS)
+    if blocked is not None and (channels_last or blocked <= _tuning.BLOCKED_FIRST_MAX_SECONDS):
+        margin = _tuning.BLOCKED_MARGIN if channels_last else _tuning.BLOCKED_FIRST_MARGIN
+        if not costs or blocked <= margin * min(costs.values()):
+            return "jit_blocked"
     team_pixels = (
         team
         and "jit_pixels" not in avoided

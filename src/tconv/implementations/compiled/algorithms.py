@@ -550,13 +550,20 @@ class JitBlocked(Compiled):
 
     def cost(self, spec: ConvSpec, channels_last: bool = False) -> float | None:
         """The vector multiply-adds, the blocks' set-up and the copies (:func:`.blocked.cost`), where the planner
-        ranks it (:func:`.blocked.ranked`: convolutions channels-last, and channels-first of more than one tap; a
-        transposed one runs here only when forced)."""
-        return blocked.cost(spec, channels_last) if blocked.ranked(spec, channels_last) else None
+        ranks it (:func:`.blocked.ranked`: convolutions channels-last, and channels-first of more than one tap); a
+        stride-1 transposed convolution priced as its forward twin (:func:`stride_one_conv`)."""
+        target = stride_one_conv(spec) if spec.transposed else spec
+        if target is None or not blocked.ranked(target, channels_last):
+            return None
+        return blocked.cost(target, channels_last)
 
     def setup_cost(self, spec: ConvSpec) -> float:
-        """The weight packed into blocks on every call (:func:`.blocked.packing_cost`)."""
-        return blocked.packing_cost(spec) if blocked.fits(spec) else 0.0
+        """The weight packed into blocks on every call (:func:`.blocked.packing_cost`); a transposed one's also
+        flipped, its channel axes swapped, first (:func:`transposed_weight`)."""
+        target = stride_one_conv(spec) if spec.transposed else spec
+        if target is None or not blocked.fits(target):
+            return 0.0
+        return blocked.packing_cost(target) + (_weight_copy(spec) if spec.transposed else 0.0)
 
     def forward(
         self, xp: Any, x: np.ndarray, weight: np.ndarray, bias: np.ndarray | None, spec: ConvSpec, channels_last: bool

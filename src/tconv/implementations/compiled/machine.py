@@ -6,7 +6,8 @@ vector width and the cores (a float32 product ran at about 100 GFLOP/s a thread 
 was fitted on, 31-35 on an AMD EPYC with AVX2), while the compiled loops moved far less between the two (a replay
 that slowed their rates as well did worse, docs/design.md). So the model prices products at ``GEMM_PROBE_SHARE``
 times a rate measured here, never above ``GEMM_RATE`` (:func:`gemm_rate`; the replays support lowering the rate on
-a slower machine, and nothing yet raising it on a faster one): one product of a typical layer's shape on one BLAS
+a slower machine, and not raising it on a faster one: on an AVX-512 Xeon whose probe reads 150 GFLOP/s, rates above
+the cap chose worse, docs/design.md): one product of a typical layer's shape on one BLAS
 thread, the way the compiled path runs its products (each thread of tconv's team runs its own).
 
 The measurement (:func:`probe_rate`) takes about 0.07 s here, once per machine. It is kept in a small JSON file
