@@ -2642,6 +2642,37 @@ def test_pointwise_in_blocks_on_the_team(monkeypatch, channels_last):
 
 @needs_jit
 @pytest.mark.parametrize("channels_last", [False, True])
+def test_depthwise_one_by_one_layers_take_the_depthwise_kernel(channels_last):
+    """Rule 2 gives a depthwise 1x1 layer (one multiply a channel and pixel) to ``jit_depthwise`` where its estimate
+    is below ``jit_pointwise``'s: the 11 sweep layers (of 14 such timed on both machines, forward and transposed,
+    both layouts) that this moved ran 0.43-0.85 of ``jit_pointwise``'s time (docs/design.md). Unforced, against the
+    oracle, with the bias: a convolution at stride 2 and a transposed one at stride 2."""
+    from tconv.engine import planner
+
+    rng = np.random.default_rng(45)
+    x, b = rng.standard_normal((3, 40, 30, 30)), rng.standard_normal(40)
+    w = rng.standard_normal((40, 1, 1, 1))
+    xin = np.moveaxis(x, 1, -1).copy() if channels_last else x
+    forward = _spec(False, x.shape, w.shape, stride=2, groups=40)
+    transposed = _spec(True, x.shape, w.shape, stride=2, groups=40)
+    for spec in (forward, transposed):
+        costs = planner.plan_costs(spec, 3, channels_last)
+        assert costs["jit_depthwise"] < costs["jit_pointwise"]
+        assert planner.select(spec, np, channels_last, 3, 8).name == "jit_depthwise"
+    with chosen_algorithms() as chosen:
+        got = tconv.conv(xin, w, b, stride=2, groups=40, channels_last=channels_last)
+        back = tconv.conv_transpose(xin, w, b, stride=2, groups=40, channels_last=channels_last)
+    assert chosen == ["jit_depthwise", "jit_depthwise"]
+    if channels_last:
+        got, back = np.moveaxis(got, -1, 1), np.moveaxis(back, -1, 1)
+    pads = [(0, 0)] * 2
+    np.testing.assert_allclose(got, naive_conv(x, w, b, stride=[2, 2], pads=pads, groups=40), atol=1e-10)
+    expected = naive_conv_transpose(x, w, b, stride=[2, 2], pads=pads, groups=40)
+    np.testing.assert_allclose(back, expected, atol=1e-10)
+
+
+@needs_jit
+@pytest.mark.parametrize("channels_last", [False, True])
 def test_the_pointwise_route_the_planner_chooses_matches_the_oracle(channels_last):
     """Unforced: 1x1 layers the planner runs on jit_pointwise (asserted: a convolution at strides 1 and 2, its
     stride-1 transposed counterpart), with their gradients (the input gradient of the convolution through the

@@ -12,7 +12,8 @@ call description, layout and team (:func:`plan`), among the algorithms :func:`tc
 2. a 1x1 kernel that pads nothing: ``jit_pointwise``, one product per block of pixels written straight into the
    output (every other algorithm adds a column buffer or a copy to the same product); a strided transposed one
    (its products scattered among the bias) channels-last, or channels-first where its output is at most
-   ``POINTWISE_SCATTER_MAX_BYTES`` (:func:`~tconv.implementations.compiled.pointwise.preferred`);
+   ``POINTWISE_SCATTER_MAX_BYTES`` (:func:`~tconv.implementations.compiled.pointwise.preferred`); a depthwise one
+   where the cost model puts ``jit_depthwise`` below it: ``jit_depthwise`` (one multiply a channel and pixel);
 3. a convolution: ``jit_dots`` (dot products of windows and weight rows, in one compiled call) where its estimate
    plus its call's own cost (``FORWARD_CALL_COST``: the Python around each path's kernels, which the per-sample
    estimates leave out) is under ``DOTS_MAX_SECONDS`` and at most ``DOTS_MARGIN`` of every other estimate plus
@@ -150,7 +151,8 @@ def plan(
         return _fallback(avoided)
     pointwise_cost = costs.pop("jit_pointwise", None)
     if pointwise_cost is not None and (not costs or pointwise.preferred(spec, batch, channels_last)):
-        return "jit_pointwise"
+        depthwise_cost = costs.get("jit_depthwise")  # a depthwise 1x1 layer: one multiply a channel and pixel
+        return "jit_depthwise" if depthwise_cost is not None and depthwise_cost < pointwise_cost else "jit_pointwise"
     phases = costs.get("jit_phases")
     if phases is not None and len(costs) > 1:  # ranked only at its margin (below): its estimate runs optimistic
         if phases > _tuning.PHASES_MARGIN * min(cost for name, cost in costs.items() if name != "jit_phases"):
