@@ -1674,6 +1674,15 @@ def test_planner_takes_register_blocks_for_stride_one_transposed_layers(monkeypa
                                    out_channels=16, stride=2)  # fmt: skip
     assert "jit_blocked" not in planner.plan_costs(strided, 2, True)
     assert "jit_blocked" not in planner.plan_costs(strided, 2, False)
+    # every other algorithm avoided: a large channels-first call (over BLOCKED_FIRST_MAX_SECONDS), either direction,
+    # still gets jit_blocked rather than an error
+    others = [name for name in tconv.algorithms() if name != "jit_blocked"]
+    for transposed in (True, False):
+        large = tconv.ConvSpec.build(transposed=transposed, input_size=(64, 64), kernel_size=(3, 3), in_channels=64,
+                                     out_channels=64, padding=1)  # fmt: skip
+        assert planner.plan_costs(large, 8, False)["jit_blocked"] > _tuning.BLOCKED_FIRST_MAX_SECONDS
+        with tconv.avoid_algorithms(*others):
+            assert planner.select(large, np, channels_last=False, batch=8).name == "jit_blocked"
 
 
 @needs_jit
@@ -2663,6 +2672,9 @@ def test_depthwise_one_by_one_layers_take_the_depthwise_kernel(channels_last):
         got = tconv.conv(xin, w, b, stride=2, groups=40, channels_last=channels_last)
         back = tconv.conv_transpose(xin, w, b, stride=2, groups=40, channels_last=channels_last)
     assert chosen == ["jit_depthwise", "jit_depthwise"]
+    with tconv.avoid_algorithms("jit_depthwise"):  # rule 2 as before
+        assert planner.select(forward, np, channels_last, 3, 8).name == "jit_pointwise"
+        assert planner.select(transposed, np, channels_last, 3, 8).name == "jit_pointwise"
     if channels_last:
         got, back = np.moveaxis(got, -1, 1), np.moveaxis(back, -1, 1)
     pads = [(0, 0)] * 2

@@ -381,7 +381,8 @@ BLOCKED_EDGE_RATE = 3e9
 #: packing, ``blocked.packing_cost``, taken off first; docs/design.md, "Register-blocked direct convolution").
 BLOCKED_BLOCK_COST = 30e-9
 
-#: The planner takes ``jit_blocked`` only where its estimate is at most this fraction of every other's (rule 3):
+#: The planner takes ``jit_blocked`` only where its estimate is at most this fraction of every other's (rule 3; and
+#: rule 4 for a stride-1 transposed call's forward twin, not fitted there: docs/design.md, thirty-fifth session):
 #: on the 34 channels-last layers of forward sweeps 52-54 and the forward suite it was ranked first on, it ran
 #: 0.44-0.96 of the other choice's time where its estimate was at most 0.52 of it, and 1.2-1.5 times on three
 #: layers of 36-64 input channels where it was 0.60-0.76 (those products run at BLAS's full rate, and the model's
@@ -436,7 +437,7 @@ BLOCKED_SCATTER_RATE = 1e9
 #: (8, 64, 56, 56) -> 64 3x3 stride 2 ran 1.13 times ``jit_gemm``'s 4.3 ms), ...
 BLOCKED_FIRST_MAX_SECONDS = 3e-3
 
-#: ... where its estimate is at most this fraction of every other's (``BLOCKED_MARGIN``'s role), ...
+#: ... where its estimate is at most this fraction of every other's (``BLOCKED_MARGIN``'s role, in rules 3 and 4), ...
 BLOCKED_FIRST_MARGIN = 0.7
 
 #: ... and ranked there with this many output channels a group or more (one is depthwise: ``jit_depthwise`` and

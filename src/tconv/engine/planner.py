@@ -30,7 +30,8 @@ call description, layout and team (:func:`plan`), among the algorithms :func:`tc
    most ``WINOGRAD_MARGIN`` of ``jit_gemm``'s; ``jit_depthwise`` for a depthwise layer), else the cheapest of those;
 4. a stride-1 transposed convolution: first ``jit_blocked``, the register blocks over its forward twin
    (:func:`~tconv.implementations.compiled.algorithms.stride_one_conv`), by rule 3's margins against every other
-   estimate (a Winograd one that fails its margin dropped first); it raises no bar below. Then, one that
+   estimate (a Winograd one that fails its margin dropped first), unless rule 7 holds; it raises no bar below
+   (and is taken where every other algorithm is avoided). Then, one that
    ``jit_direct`` runs as the direct sum of its forward twin
    (:func:`~tconv.implementations.compiled.algorithms.direct_twin`): ``jit_direct`` where the cost model puts
    it at most ``DIRECT_CONV_MARGIN`` of every other algorithm's cost (``jit_im2col`` included; a margin
@@ -45,7 +46,7 @@ call description, layout and team (:func:`plan`), among the algorithms :func:`tc
 6. a channels-last transposed convolution with one group and ``PIXELS_MIN_CHANNELS`` output channels or
    more: ``jit_pixels`` (its overlap-add runs along the contiguous channels, and x needs no copy), unless the
    cost model puts it above ``PIXELS_MARGIN`` times the cheapest of the estimates still ranked (rules 2-5 have
-   taken ``jit_pointwise``, ``jit_direct``'s twin and the twins out);
+   taken ``jit_pointwise``, ``jit_blocked``, ``jit_direct``'s twin and the twins out);
 7. channels-first, the batched 2-D generator layers on a thread team (one group, ``PIXELS_TEAM_MIN_CHANNELS``
    output channels or more, input rows of at most ``PIXELS_TEAM_MAX_ROW``, kernels that overlap):
    ``jit_pixels``, unless the cost model puts it above ``PIXELS_TEAM_MARGIN`` times the cheapest estimate
@@ -163,7 +164,7 @@ def plan(
         _drop_unqualified_winograd(costs, ("jit_direct",))
         if dots is not None and _dots_first(dots, blocked, costs, channels_last):
             return "jit_dots"
-        if blocked is not None and not channels_last and blocked > _tuning.BLOCKED_FIRST_MAX_SECONDS:
+        if blocked is not None and costs and not channels_last and blocked > _tuning.BLOCKED_FIRST_MAX_SECONDS:
             blocked = None  # channels-first, a large call: x's copy and the output's writes decide
         margin = _tuning.BLOCKED_MARGIN if channels_last else _tuning.BLOCKED_FIRST_MARGIN
         if blocked is not None and (not costs or blocked <= margin * min(costs.values())):
@@ -176,11 +177,9 @@ def plan(
     # would never be chosen must not raise the bar for rule 4 either
     direct_route = "jit_direct" in costs and direct_twin(spec) is not None
     blocked = costs.pop("jit_blocked", None)  # a stride-1 call's forward twin, judged by rule 3's margins
+    if blocked is not None and not costs:  # every other algorithm avoided
+        return "jit_blocked"
     _drop_unqualified_winograd(costs, (*_TWINS, "jit_direct") if direct_route else _TWINS)
-    if blocked is not None and (channels_last or blocked <= _tuning.BLOCKED_FIRST_MAX_SECONDS):
-        margin = _tuning.BLOCKED_MARGIN if channels_last else _tuning.BLOCKED_FIRST_MARGIN
-        if not costs or blocked <= margin * min(costs.values()):
-            return "jit_blocked"
     team_pixels = (
         team
         and "jit_pixels" not in avoided
@@ -191,6 +190,10 @@ def plan(
         and taps_overlap(spec)
         and costs.get("jit_pixels", math.inf) <= _tuning.PIXELS_TEAM_MARGIN * min(costs.values())
     )
+    if blocked is not None and not team_pixels and (channels_last or blocked <= _tuning.BLOCKED_FIRST_MAX_SECONDS):
+        margin = _tuning.BLOCKED_MARGIN if channels_last else _tuning.BLOCKED_FIRST_MARGIN
+        if blocked <= margin * min(costs.values()):
+            return "jit_blocked"
     if not team_pixels and "jit_direct" in costs and direct_twin(spec) is not None:  # rule 4
         direct = costs.pop("jit_direct")
         if not costs or direct <= _tuning.DIRECT_CONV_MARGIN * min(costs.values()):

@@ -59,7 +59,8 @@ def fits(spec: ConvSpec) -> bool:
 
 
 def ranked(spec: ConvSpec, channels_last: bool) -> bool:
-    """Whether the planner ranks ``jit_blocked`` on a call (it runs every call :func:`fits` when forced):
+    """Whether the planner ranks ``jit_blocked`` on a convolution (it runs every call :func:`fits` when forced,
+    and a stride-1 transposed one through its forward twin, which the planner asks this about):
     channels-last (where the estimate held: rms error 14% on 23 layers) with ``BLOCKED_MIN_OUT`` output channels a
     group or more (fewer fill less than half a float32 block); channels-first with ``BLOCKED_FIRST_MIN_OUT`` and a
     kernel of more than one tap (a 1x1 layer is one product at BLAS's rate: 1.5-3.4 times faster on the sweeps'
