@@ -164,10 +164,7 @@ def plan(
         _drop_unqualified_winograd(costs, ("jit_direct",))
         if dots is not None and _dots_first(dots, blocked, costs, channels_last):
             return "jit_dots"
-        if blocked is not None and costs and not channels_last and blocked > _tuning.BLOCKED_FIRST_MAX_SECONDS:
-            blocked = None  # channels-first, a large call: x's copy and the output's writes decide
-        margin = _tuning.BLOCKED_MARGIN if channels_last else _tuning.BLOCKED_FIRST_MARGIN
-        if blocked is not None and (not costs or blocked <= margin * min(costs.values())):
+        if blocked is not None and _blocked_first(blocked, costs, channels_last):
             return "jit_blocked"
         direct = costs.pop("jit_direct", None)
         if direct is not None and (not costs or direct <= _tuning.FORWARD_DIRECT_MARGIN * min(costs.values())):
@@ -190,10 +187,8 @@ def plan(
         and taps_overlap(spec)
         and costs.get("jit_pixels", math.inf) <= _tuning.PIXELS_TEAM_MARGIN * min(costs.values())
     )
-    if blocked is not None and not team_pixels and (channels_last or blocked <= _tuning.BLOCKED_FIRST_MAX_SECONDS):
-        margin = _tuning.BLOCKED_MARGIN if channels_last else _tuning.BLOCKED_FIRST_MARGIN
-        if blocked <= margin * min(costs.values()):
-            return "jit_blocked"
+    if blocked is not None and not team_pixels and _blocked_first(blocked, costs, channels_last):
+        return "jit_blocked"
     if not team_pixels and "jit_direct" in costs and direct_twin(spec) is not None:  # rule 4
         direct = costs.pop("jit_direct")
         if not costs or direct <= _tuning.DIRECT_CONV_MARGIN * min(costs.values()):
@@ -218,6 +213,18 @@ def plan(
     if team_pixels:
         return "jit_pixels"
     return min(costs, key=lambda name: costs[name])  # never empty: with no rest, every twin qualified above
+
+
+def _blocked_first(blocked: float, costs: dict[str, float], channels_last: bool) -> bool:
+    """Rules 3 and 4's question for ``jit_blocked``: whether its estimate is at most ``BLOCKED_MARGIN``
+    (channels-first ``BLOCKED_FIRST_MARGIN``, and only under ``BLOCKED_FIRST_MAX_SECONDS``: on larger calls x's
+    copy and the output's writes decide) of every other estimate still ranked; always where none is."""
+    if not costs:
+        return True
+    if not channels_last and blocked > _tuning.BLOCKED_FIRST_MAX_SECONDS:
+        return False
+    margin = _tuning.BLOCKED_MARGIN if channels_last else _tuning.BLOCKED_FIRST_MARGIN
+    return blocked <= margin * min(costs.values())
 
 
 def _dots_first(dots: float, blocked: float | None, costs: dict[str, float], channels_last: bool) -> bool:

@@ -334,6 +334,12 @@ def stride_one_conv(spec: ConvSpec) -> ConvSpec | None:
     )
 
 
+def convolution_computed(spec: ConvSpec) -> ConvSpec | None:
+    """The convolution an algorithm of forward sums runs for ``spec``: the call itself, or a stride-1 transposed
+    convolution's forward twin (:func:`stride_one_conv`); None for another transposed call."""
+    return stride_one_conv(spec) if spec.transposed else spec
+
+
 class JitIm2col(Compiled):
     name = "jit_im2col"
     description = (
@@ -376,7 +382,7 @@ class JitWinograd(Compiled):
 
     def _target(self, spec: ConvSpec) -> ConvSpec | None:
         """The convolution it computes: the call itself, or a stride-1 transposed convolution's forward twin."""
-        target = stride_one_conv(spec) if spec.transposed else spec
+        target = convolution_computed(spec)
         if target is None or not winograd.fits(target) or not winograd.fits_memory(target, self.tile):
             return None
         return target
@@ -545,14 +551,14 @@ class JitBlocked(Compiled):
     def supports(self, spec: ConvSpec, xp: Any) -> bool:
         """A convolution, or a stride-1 transposed convolution through its forward twin (:func:`stride_one_conv`:
         the flipped kernel), rank 1-3."""
-        target = stride_one_conv(spec) if spec.transposed else spec
+        target = convolution_computed(spec)
         return target is not None and blocked.fits(target) and runs_compiled(spec, xp)
 
     def cost(self, spec: ConvSpec, channels_last: bool = False) -> float | None:
         """The vector multiply-adds, the blocks' set-up and the copies (:func:`.blocked.cost`), where the planner
         ranks it (:func:`.blocked.ranked`: convolutions channels-last, and channels-first of more than one tap); a
         stride-1 transposed convolution priced as its forward twin (:func:`stride_one_conv`)."""
-        target = stride_one_conv(spec) if spec.transposed else spec
+        target = convolution_computed(spec)
         if target is None or not blocked.ranked(target, channels_last):
             return None
         return blocked.cost(target, channels_last)
@@ -560,7 +566,7 @@ class JitBlocked(Compiled):
     def setup_cost(self, spec: ConvSpec) -> float:
         """The weight packed into blocks on every call (:func:`.blocked.packing_cost`); a transposed one's also
         flipped, its channel axes swapped, first (:func:`transposed_weight`)."""
-        target = stride_one_conv(spec) if spec.transposed else spec
+        target = convolution_computed(spec)
         if target is None or not blocked.fits(target):
             return 0.0
         return blocked.packing_cost(target) + (_weight_copy(spec) if spec.transposed else 0.0)
