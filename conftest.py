@@ -3,7 +3,8 @@ products at ``GEMM_RATE``, the rate its planner tests were written against, not 
 (:mod:`tconv.implementations.compiled.machine`), so that the planner's choices they pin are the same on every
 machine. ``TCONV_GEMM_RATE`` is set to it for the Pythons the tests start (the command, forked and spawned
 workers, the compiled-code cache's second process), so that they plan alike too and never write the user's cache
-file; ``tests/test_machine.py`` turns the measurement back on for its own tests."""
+file; ``tests/test_machine.py`` turns the measurement back on for its own tests. Likewise the cost model counts
+vectors of ``VECTOR_BYTES`` (256 bits) whatever width the kernels run at (512 bits on a machine with AVX-512)."""
 
 import os
 
@@ -12,4 +13,5 @@ os.environ.pop("TCONV_GEMM_RATE", None)  # the source's GEMM_RATE, not one pinne
 from tconv import _tuning  # after the pop: _tuning reads the variable at import
 
 _tuning.MEASURED_GEMM_RATE = 0
+_tuning.PRICED_VECTOR_BYTES = _tuning.VECTOR_BYTES
 os.environ["TCONV_GEMM_RATE"] = repr(_tuning.GEMM_RATE)

@@ -21,7 +21,9 @@ so a replay judges the planner's constants, not a change inside an algorithm. Th
 machine's measured rate (:mod:`tconv.implementations.compiled.machine`); ``--json`` records that rate with every
 layer (``gemm_rate``), and ``--replay`` prices products at the recorded rate where all the rows record the same one
 (else at this machine's), unless ``--set`` names ``GEMM_RATE`` (which turns the measured rate off),
-``MEASURED_GEMM_RATE`` or ``GEMM_PROBE_SHARE``; it says which it used.
+``MEASURED_GEMM_RATE`` or ``GEMM_PROBE_SHARE``; it says which it used. Likewise each row records the compiled
+kernels' vector width (``vector_bytes``; 32 where a row has none, as before it was recorded), and ``--replay``
+prices vectors of that width (``PRICED_VECTOR_BYTES``) unless ``--set`` names it.
 """
 
 from __future__ import annotations
@@ -101,6 +103,7 @@ def measure(seed: int, forward: bool) -> list[dict]:
                 "chosen": chosen,
                 "times": times,
                 "gemm_rate": machine.gemm_rate(),
+                "vector_bytes": machine.vector_bytes(),
             }
         )
     return rows
@@ -175,6 +178,14 @@ def main() -> None:
             print(f"products priced at the recorded rate, {_tuning.GEMM_RATE / 1e9:.1f} GFLOP/s")
         else:
             print("products priced at this machine's rate (the rows record none, or several)")
+        widths = {r.get("vector_bytes", _tuning.VECTOR_BYTES) for r in recorded}  # rows before it: 32 everywhere
+        if "PRICED_VECTOR_BYTES" in named:
+            pass
+        elif len(widths) == 1:
+            _tuning.PRICED_VECTOR_BYTES = int(widths.pop())
+            print(f"vectors priced at the recorded width, {_tuning.PRICED_VECTOR_BYTES * 8} bits")
+        else:
+            parser.error(f"the rows record several vector widths ({sorted(widths)}): replay them apart")
         before = _regret(recorded)
         every = _replayed(recorded)
         changed = sum(a["chosen"] != b["chosen"] for a, b in zip(recorded, every))

@@ -403,3 +403,98 @@ def _release_measuring(release: threading.Event, thread: threading.Thread) -> No
     """Let the parent's measuring thread finish."""
     release.set()
     thread.join()
+
+
+# --- the kernels' vector width ------------------------------------------------------------------------------------
+
+
+def _cpu_flags() -> set[str] | None:
+    """The CPU's flags as Linux's ``/proc/cpuinfo`` lists them (None where there is no such file or field)."""
+    try:
+        with open("/proc/cpuinfo", encoding="utf-8", errors="replace") as file:
+            for line in file:
+                name, _, value = line.partition(":")
+                if name.strip() == "flags":
+                    return set(value.split())
+    except OSError:
+        return None
+    return None
+
+
+@pytest.mark.skipif(not tconv.implementations.compiled.kernels.available(), reason="needs numba")
+def test_the_kernels_write_512_bit_vectors_exactly_where_the_cpu_has_avx512():
+    """The width follows the CPU, its flags read here from Linux's /proc/cpuinfo (the code asks numba)."""
+    numba_set = ("NUMBA_CPU_NAME", "NUMBA_CPU_FEATURES", "NUMBA_ENABLE_AVX")
+    if _cpu_flags() is None or any(name in os.environ for name in numba_set):
+        pytest.skip("needs Linux's /proc/cpuinfo and numba targeting this CPU")
+    assert machine.vector_bytes() == (64 if "avx512f" in _cpu_flags() else 32)
+
+
+def test_wide_vectors_are_priced_at_their_share_of_the_narrow_rate(monkeypatch):
+    """At 512 bits a rate counted in vectors is the 256-bit one times ``WIDE_VECTOR_SHARE`` (each vector does twice
+    the work), and one counted in elements twice that; at 256 bits both stay as fitted. ``jit_blocked``'s estimate
+    for a layer of 64 output channels follows: half the blocks of vectors, each at the share of the rate."""
+    spec = tconv.ConvSpec.build(
+        transposed=False, input_size=(40, 40), kernel_size=(3, 3), in_channels=64, out_channels=64, padding=1
+    )
+    from tconv.implementations.compiled import blocked
+
+    sums = {}
+    for width in (32, 64):
+        monkeypatch.setattr(_tuning, "PRICED_VECTOR_BYTES", width)
+        share = _tuning.WIDE_VECTOR_SHARE if width == 64 else 1.0
+        assert machine.vector_rate(3e9) == pytest.approx(3e9 * share)
+        assert machine.vector_speed() == pytest.approx(share * width / 32)
+        assert blocked.priced_lanes(4) == width // 4
+        monkeypatch.setattr(_tuning, "BLOCKED_BLOCK_COST", 0.0)  # the sums alone
+        sums[width] = blocked._sums(spec, 9.0, 1.0, 1600)
+    assert sums[64] / sums[32] == pytest.approx(0.5 / _tuning.WIDE_VECTOR_SHARE)
+
+
+@pytest.mark.skipif(not tconv.implementations.compiled.kernels.available(), reason="needs numba")
+def test_kernels_compiled_for_a_cpu_without_avx_write_256_bit_vectors_and_agree_with_the_oracle():
+    """``NUMBA_CPU_NAME=generic`` (numba's portable target: no AVX) in a new process: the kernels are written with
+    256-bit vectors (the test suite itself runs at this machine's width, 512 bits where it has AVX-512), and every
+    algorithm written with them, forced, gives the naive oracle's results: the register blocks, the direct sum in
+    tiles, the depthwise tile (channels-first, a vector's lanes and fewer), the windows' dot products."""
+    probe = r"""
+import sys
+import numpy as np, tconv
+sys.path.insert(0, sys.argv[1])
+import oracle
+from tconv.implementations.compiled import machine
+rng = np.random.default_rng(5)
+print("width", machine.vector_bytes())
+worst = 0.0
+cases = [
+    ("jit_blocked", (2, 20, 9, 11), (40, 20, 3, 3), dict(padding=1), False),
+    ("jit_blocked", (1, 6, 8, 8), (7, 6, 3, 2), dict(stride=2), False),
+    ("jit_direct", (2, 5, 13, 12), (9, 5, 3, 3), dict(padding=1), False),
+    ("jit_direct", (2, 4, 7, 7), (4, 3, 4, 4), dict(stride=2, padding=1), True),
+    ("jit_depthwise", (2, 9, 10, 9), (9, 1, 3, 3), dict(padding=1, groups=9), False),
+    ("jit_depthwise", (2, 16, 6, 7), (16, 1, 3, 3), dict(stride=2, padding=1, groups=16), True),
+    ("jit_dots", (3, 11, 6, 6), (21, 11, 2, 2), dict(stride=2), False),
+]
+for name, xs, ws, options, transposed in cases:
+    x = rng.standard_normal(xs).astype(np.float32)
+    w = rng.standard_normal(ws).astype(np.float32)
+    b = rng.standard_normal(ws[1] * options.get("groups", 1) if transposed else ws[0]).astype(np.float32)
+    with tconv.use_algorithm(name):
+        y = (tconv.conv_transpose if transposed else tconv.conv)(x, w, b, **options)
+    s, p, g = options.get("stride", 1), options.get("padding", 0), options.get("groups", 1)
+    if transposed:
+        ref = oracle.naive_conv_transpose(x, w, b, stride=[s, s], pads=[(p, p)] * 2, groups=g)
+    else:
+        ref = oracle.naive_conv(x, w, b, stride=[s, s], pads=[(p, p)] * 2, groups=g)
+    worst = max(worst, float(np.abs(y - ref).max() / np.abs(ref).max()))
+print("worst", worst)
+"""
+    env = {**os.environ, "NUMBA_CPU_NAME": "generic"}
+    env.pop("NUMBA_CPU_FEATURES", None)
+    tests = os.path.dirname(os.path.abspath(__file__))
+    done = subprocess.run(
+        [sys.executable, "-c", probe, tests], env=env, capture_output=True, text=True, timeout=600, check=True
+    )
+    lines = dict(line.split(" ", 1) for line in done.stdout.splitlines() if " " in line)
+    assert int(lines["width"]) == 32, done.stdout + done.stderr
+    assert float(lines["worst"]) < 1e-5, done.stdout

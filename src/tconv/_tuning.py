@@ -365,8 +365,23 @@ DOT_MIN_RUN = 64
 
 #: The bytes of the SIMD vectors the register-blocked kernels are written with
 #: (:mod:`~tconv.implementations.compiled.simd`): 256 bits, AVX2's registers, which LLVM splits in two on a
-#: machine with 128-bit vectors only.
+#: machine with 128-bit vectors only, ...
 VECTOR_BYTES = 32
+
+#: ... and on a CPU with AVX-512 (F) where numba compiles for one, 512 bits, one of its registers
+#: (:func:`tconv.implementations.compiled.machine.vector_bytes`). The kernels' vector rates below were fitted with
+#: ``VECTOR_BYTES``; ...
+WIDE_VECTOR_BYTES = 64
+
+#: ... a wide vector's multiply-add runs at this share of their rate (a vector of twice the lanes: 2 x the share
+#: of the elements a second). Fitted by the planner's regret on forced timings of the wide kernels (docs/design.md,
+#: "512-bit vectors where the machine has them").
+WIDE_VECTOR_SHARE = 0.6
+
+#: The vector width the cost model counts, in bytes: 0 for the kernels' own (the machine's); another value for a
+#: replay of timings taken at that width, and in the test suite (``VECTOR_BYTES``), whose planner pins were
+#: written against it.
+PRICED_VECTOR_BYTES = 0
 
 #: ``jit_blocked`` (:mod:`~tconv.implementations.compiled.blocked`): vector multiply-adds a second over the whole
 #: team in its blocks of four pixels, ...

@@ -41,15 +41,21 @@ import numpy as np
 
 from ... import _tuning
 from ...spec import ConvSpec
-from . import geometry, kernels, team, transpose, workspace
+from . import geometry, kernels, machine, team, transpose, workspace
 
 #: output pixels a register block holds (the kernel's code is written for four)
 PIXELS = 4
 
 
 def lanes(itemsize: int) -> int:
-    """Elements of one SIMD vector (:data:`tconv._tuning.VECTOR_BYTES`)."""
-    return _tuning.VECTOR_BYTES // itemsize
+    """Elements of one SIMD vector of the compiled kernels (:func:`.machine.vector_bytes`)."""
+    return machine.vector_bytes() // itemsize
+
+
+def priced_lanes(itemsize: int) -> int:
+    """Elements of one SIMD vector as the cost model counts them (:func:`.machine.priced_vector_bytes`: the
+    kernels' own, except in a replay of another width's timings and in the test suite)."""
+    return machine.priced_vector_bytes() // itemsize
 
 
 def fits(spec: ConvSpec) -> bool:
@@ -94,15 +100,17 @@ def _shape(axes: geometry.Axes3) -> tuple[float, float]:
 
 def _sums(spec: ConvSpec, taps: float, blocked_share: float, pixels: int) -> float:
     """Seconds per sample of the kernel's sums: the vector multiply-adds of ``pixels`` outputs (``taps`` a pixel)
-    at ``BLOCKED_RATE`` in blocks of four (``blocked_share`` of them) and ``BLOCKED_EDGE_RATE`` a pixel at a time,
-    and each (pixel block, channel block) a ``BLOCKED_BLOCK_COST`` (its bias loaded, its outputs stored, its loops
-    entered), the output channels a group rounded up to whole blocks."""
+    at ``BLOCKED_RATE`` in blocks of four (``blocked_share`` of them) and ``BLOCKED_EDGE_RATE`` a pixel at a time
+    (both at the priced width, :func:`.machine.vector_rate`), and each (pixel block, channel block) a
+    ``BLOCKED_BLOCK_COST`` (its bias loaded, its outputs stored, its loops entered), the output channels a group
+    rounded up to whole blocks."""
     groups = spec.groups
     cg_in, cg_out = spec.in_channels // groups, spec.out_channels // groups
-    width = 2 * lanes(_tuning.COST_ITEMSIZE)
+    width = 2 * priced_lanes(_tuning.COST_ITEMSIZE)
     blocks = groups * -(-cg_out // width)
     vector_fmas = pixels * blocks * 2 * cg_in * taps
-    seconds = vector_fmas * (blocked_share / _tuning.BLOCKED_RATE + (1 - blocked_share) / _tuning.BLOCKED_EDGE_RATE)
+    rate, edge_rate = machine.vector_rate(_tuning.BLOCKED_RATE), machine.vector_rate(_tuning.BLOCKED_EDGE_RATE)
+    seconds = vector_fmas * (blocked_share / rate + (1 - blocked_share) / edge_rate)
     pixel_blocks = pixels * (blocked_share / PIXELS + 1 - blocked_share)
     return seconds + pixel_blocks * blocks * _tuning.BLOCKED_BLOCK_COST
 
@@ -151,7 +159,7 @@ def packing_cost(spec: ConvSpec) -> float:
     2 output channels of an 8x8x8 kernel over 130 channels fill 4 MiB of blocks)."""
     groups = spec.groups
     cg_in, cg_out = spec.in_channels // groups, spec.out_channels // groups
-    width = 2 * lanes(_tuning.COST_ITEMSIZE)
+    width = 2 * priced_lanes(_tuning.COST_ITEMSIZE)
     padded = float(_tuning.COST_ITEMSIZE) * groups * -(-cg_out // width) * width * cg_in * math.prod(spec.kernel_size)
     return 2 * padded / _tuning.COLUMN_STREAM
 

@@ -51,14 +51,11 @@ import numpy as np
 
 from ... import _tuning
 from ...spec import ConvSpec
-from . import blocked, channel_dots, geometry, kernels, team, transpose
+from . import blocked, channel_dots, geometry, kernels, machine, team, transpose
 from .workspace import Partials, channels_first, scratch, staged, stages
 
 #: (input channel, tap) terms the tiled kernel sums a chunk, its sums in registers (:func:`_tiled_kernel`)
 CHUNK_TERMS = 128
-#: wide elements a register block of the tiled kernel sums (two vectors of float32; a float64 block is half as
-#: wide, which the cost model, asking for float32, does not price)
-BLOCK_WIDE = 2 * blocked.lanes(_tuning.COST_ITEMSIZE)
 #: bytes of a tile's sums the tiled kernel keeps for as many output channels as fit (:func:`_tiled_kernel`)
 SUB_BYTES = 128 * 2**10
 
@@ -153,6 +150,13 @@ def dots_preferred(spec: ConvSpec) -> bool:
     return channel_dots.preferred(spec, _planes_cost(spec, channels_last=True))
 
 
+def _block_width() -> int:
+    """Wide elements a register block of the tiled kernel sums, as the cost model counts them: two vectors of float32
+    (:func:`.blocked.priced_lanes`; a float64 block is half as wide, which the cost model, asking for float32, does
+    not price)."""
+    return 2 * blocked.priced_lanes(_tuning.COST_ITEMSIZE)
+
+
 def _planes_cost(
     spec: ConvSpec, channels_last: bool = False, tiles: bool | None = None, registers: bool = False
 ) -> float:
@@ -166,11 +170,12 @@ def _planes_cost(
     (:func:`.workspace.staged`): that copy, read and written at ``TRANSPOSE_STREAM``, instead.
 
     In tiles (``tiles``; by default where :func:`_tiles_fit` runs them), the channels summed four at a time run at
-    ``DIRECT_TILE_RATE`` over the wide plane rounded up to whole register blocks (``BLOCK_WIDE``), each written run a
-    ``ROW_COST``, and a sample's phases are filled once a group. The rest, one at a time: with ``registers`` (as
-    :func:`tiles_cheaper` weighs the tiles against the whole planes), or where they are a group's remainder past
-    its fours, at ``DIRECT_TILE_SINGLE_RATE`` over the same rounded plane (their blocks of eight vectors, which may
-    sum up to four vectors past a tile's end, priced as blocks of two), a ``ROW_COST`` a chunk of terms, channel
+    ``DIRECT_TILE_RATE`` (times :func:`.machine.vector_speed`) over the wide plane rounded up to whole register
+    blocks (:func:`_block_width`), each written run a ``ROW_COST``, and a sample's phases are filled once a group.
+    The rest, one at a time: with ``registers`` (as :func:`tiles_cheaper` weighs the tiles against the whole
+    planes), or where they are a group's remainder past its fours, at ``DIRECT_TILE_SINGLE_RATE`` over the same
+    rounded plane (their blocks of eight vectors, which may sum up to four vectors past a tile's end, priced as
+    blocks of two), a ``ROW_COST`` a chunk of terms, channel
     and tile; else (the estimate the planner ranks for groups of one to three output channels) as the whole planes
     price them, one a pass, four terms a pass, each pass made once a tile: an upper bound, since the tiles run only
     where they cost less. Priced lower for the planner there too, they moved two choices on recorded forced
@@ -187,17 +192,18 @@ def _planes_cost(
     # four output rows, about three times a one-channel pass's; docs/design.md)
     fours_plane = single_plane = plane
     single_rate = _tuning.DIRECT_CONV_RATE
-    if tiles:  # four channels' sums, or one channel's, in registers over blocks of BLOCK_WIDE wide elements
+    if tiles:  # four channels' sums, or one channel's, in registers over blocks of _block_width() wide elements
         # (or more), summed whole, the terms a chunk at a time
-        fours, rate = spec.groups * (cg_out // 4), _tuning.DIRECT_TILE_RATE
+        fours, rate = spec.groups * (cg_out // 4), _tuning.DIRECT_TILE_RATE * machine.vector_speed()
         single = spec.out_channels - 4 * fours
         fills, count = spec.groups * cg_in, -(-phases.wide // _tile(_tuning.COST_ITEMSIZE))
-        fours_plane = cg_in * taps * -(-phases.wide // BLOCK_WIDE) * BLOCK_WIDE
+        block_wide = _block_width()
+        fours_plane = cg_in * taps * -(-phases.wide // block_wide) * block_wide
         # each run of valid columns the writer copies a ROW_COST (the whole planes' writer, alike, is left out of
         # their estimate: with the term the planner's regret replayed 1.130, without it 1.136, on sweeps 51-56)
         runs = spec.out_channels * (math.prod(spec.output_size[:-1]) + count - 1)  # a tile's end cuts a row
         if registers or cg_out >= 4:  # the planner's estimate too where the single channels are a remainder
-            single_plane, single_rate = fours_plane, _tuning.DIRECT_TILE_SINGLE_RATE
+            single_plane, single_rate = fours_plane, _tuning.DIRECT_TILE_SINGLE_RATE * machine.vector_speed()
             passes = count * single * -(-cg_in * taps // CHUNK_TERMS) + runs
         else:
             passes = count * single * -(-cg_in * taps // 4) + runs
@@ -310,7 +316,7 @@ def tiles_cheaper(spec: ConvSpec) -> bool:
     channels-last multiplies the fills of both by the same factor, and the whole planes fill more of them, so the
     comparison leans towards the whole planes there), decided once per call description (the tests that change the
     tuning constants clear this cache, as they clear the engine's routes). On a wide plane shorter than a
-    register block (``BLOCK_WIDE``) the tiles sum mostly past its end, and the whole planes pay a pass a tap and
+    register block (``_block_width()``) the tiles sum mostly past its end, and the whole planes pay a pass a tap and
     channel; which costs more depends on the channels and terms."""
     return _planes_cost(spec, tiles=True, registers=True) <= _planes_cost(spec, tiles=False)
 

@@ -42,7 +42,18 @@ import numpy as np
 from ... import _tuning
 from . import team
 
-__all__ = ["PROBE", "cache_file", "describe", "gemm_rate", "machine_key", "probe_rate"]
+__all__ = [
+    "PROBE",
+    "cache_file",
+    "describe",
+    "gemm_rate",
+    "machine_key",
+    "priced_vector_bytes",
+    "probe_rate",
+    "vector_bytes",
+    "vector_rate",
+    "vector_speed",
+]
 
 #: The probe's product, (rows, inner, columns), and its version: part of the cache key, so that a changed probe
 #: measures again.
@@ -85,6 +96,44 @@ def gemm_rate() -> float:
         return _tuning.GEMM_RATE
     probe = probe_rate()
     return _tuning.GEMM_RATE if probe is None else min(_tuning.GEMM_RATE, _tuning.GEMM_PROBE_SHARE * probe)
+
+
+@functools.cache
+def vector_bytes() -> int:
+    """The bytes of the SIMD vectors the compiled kernels are written with (:mod:`.simd`): ``WIDE_VECTOR_BYTES``
+    (512 bits) where numba compiles for a CPU with AVX-512 F, else ``VECTOR_BYTES`` (256). It follows numba's own
+    target, not the CPU's flags: ``NUMBA_CPU_FEATURES`` where set (``NUMBA_CPU_NAME=generic``: none), else the host's
+    features as numba reads them (``NUMBA_ENABLE_AVX=0`` turns them off), so that the width agrees with the
+    compiled code's cache key, which holds those features. ``VECTOR_BYTES`` where numba is missing."""
+    try:
+        from numba.core import codegen, config
+    except ImportError:
+        return _tuning.VECTOR_BYTES
+    pinned = getattr(config, "CPU_FEATURES", None)  # numba's config sets its fields at import
+    features = pinned if pinned is not None else codegen.get_host_cpu_features()
+    return _tuning.WIDE_VECTOR_BYTES if "+avx512f" in str(features).split(",") else _tuning.VECTOR_BYTES
+
+
+def priced_vector_bytes() -> int:
+    """The vector width the cost model counts: ``PRICED_VECTOR_BYTES`` where set, else the kernels' own
+    (:func:`vector_bytes`)."""
+    return _tuning.PRICED_VECTOR_BYTES or vector_bytes()
+
+
+def vector_speed() -> float:
+    """The compiled kernels' multiply-adds a second at the priced width (:func:`priced_vector_bytes`) as a multiple of
+    those at ``VECTOR_BYTES``, at which their rates were fitted: ``2 x WIDE_VECTOR_SHARE`` with 512-bit vectors,
+    else 1. A rate counted in vectors is multiplied by ``vector_speed() * VECTOR_BYTES / priced_vector_bytes()``
+    (:func:`vector_rate`)."""
+    if priced_vector_bytes() == _tuning.WIDE_VECTOR_BYTES:
+        return _tuning.WIDE_VECTOR_SHARE * _tuning.WIDE_VECTOR_BYTES / _tuning.VECTOR_BYTES
+    return 1.0
+
+
+def vector_rate(rate: float) -> float:
+    """A rate in vector multiply-adds a second, fitted at ``VECTOR_BYTES``, at the priced width (``rate x
+    WIDE_VECTOR_SHARE`` with 512-bit vectors)."""
+    return rate * vector_speed() * _tuning.VECTOR_BYTES / priced_vector_bytes()
 
 
 def describe() -> str:

@@ -1,5 +1,6 @@
-"""Short SIMD vectors for the compiled kernels: a numba type whose values are LLVM vectors of ``VECTOR_BYTES``
-(256 bits: eight float32 or four float64 lanes), and the handful of operations a register-blocked kernel needs
+"""Short SIMD vectors for the compiled kernels: a numba type whose values are LLVM vectors of the machine's width
+(:func:`.machine.vector_bytes`: 256 bits, eight float32 or four float64 lanes; 512 bits where numba compiles for
+AVX-512), and the handful of operations a register-blocked kernel needs
 (:mod:`.blocked`, :mod:`.direct_conv`): a load of consecutive elements (or of every second, third or fourth,
 for the direct sum's strided copies into phases), a broadcast of one element, a vector of zeros, a sum, a fused
 multiply-add and a store, the sum of a vector's lanes (:mod:`.window_dots`), a square block's transpose
@@ -11,7 +12,8 @@ once for the whole block) has to be written with the vectors explicit. Written a
 vectorised some of the sums and left the rest scalar (7 GFLOP/s on a first convolution), and with the sums in an
 array they live in memory and each multiply-add stores (docs/design.md, "Register-blocked direct convolution").
 LLVM lowers these vectors to whatever the machine has: two 128-bit halves without AVX, one register with AVX2,
-part of one with AVX-512.
+one with AVX-512 (whose 512-bit registers LLVM's vectoriser leaves unused by default: it prefers 256 bits on those
+CPUs, so only vectors written out get them).
 
 Imported only by the kernels' builders, after :func:`.kernels.numba_module` found numba: importing this module
 imports numba.
@@ -25,17 +27,18 @@ from llvmlite import ir
 from numba.core import cgutils, types
 from numba.extending import intrinsic, models, register_model
 
-from ... import _tuning
+from . import machine
 
 __all__ = ["Vector", "lanes", "vadd", "vfma", "vload", "vload_every", "vsplat", "vstore", "vsum", "vtranspose", "vzero"]
 
 
 class Vector(types.Type):
-    """``VECTOR_BYTES`` of ``dtype``'s elements, one LLVM vector value (kept in a register where one is free)."""
+    """:func:`.machine.vector_bytes` of ``dtype``'s elements, one LLVM vector value (kept in a register where one is
+    free)."""
 
     def __init__(self, dtype: Any) -> None:
         self.dtype = dtype
-        self.lanes = _tuning.VECTOR_BYTES * 8 // dtype.bitwidth
+        self.lanes = machine.vector_bytes() * 8 // dtype.bitwidth
         super().__init__(name=f"Vector({dtype} x {self.lanes})")
 
 
