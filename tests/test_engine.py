@@ -17,7 +17,7 @@ from planner_spy import chosen_algorithms
 from strategies import Axis, Case, configs
 from tconv import _tuning
 from tconv.implementations import array_api
-from tconv.implementations.compiled import algorithms, geometry, im2col, kernels, machine, schedule, team, workspace
+from tconv.implementations.compiled import algorithms, geometry, im2col, kernels, schedule, team, workspace
 from tconv.implementations.compiled import phases as phases_path
 from tconv.implementations.compiled import transposed as transposed_path
 
@@ -2446,6 +2446,7 @@ def test_depthwise_channels_first_through_its_tile_matches_the_oracle(monkeypatc
     dilation), strided by the output's phases (strides 2-4, kernels shorter than the stride, phases with no
     tap, output padding under the stride). Dtype, rank, batch, bias and direction are drawn independently; a
     4-D call is not the tile's (its arithmetic is 3-D)."""
+    from tconv import _tuning
     from tconv.engine import planner
     from tconv.implementations.compiled import depthwise_tile
 
@@ -2457,7 +2458,7 @@ def test_depthwise_channels_first_through_its_tile_matches_the_oracle(monkeypatc
         d = int(rng.integers(1, 4))
         dtype = (np.float64, np.float32)[int(rng.integers(0, 2))]
         transposed = bool(rng.integers(0, 2))
-        lanes = machine.vector_bytes() // np.dtype(dtype).itemsize  # the kernel's (the cost model's may differ)
+        lanes = _tuning.VECTOR_BYTES // np.dtype(dtype).itemsize
         channels = (8, 9, 21)[int(rng.integers(0, 3))]  # a float32 vector's lanes at least (both dtypes' blocks)
         stride = [1] * d if transposed and rng.integers(0, 2) else [int(v) for v in rng.integers(1, 5, size=d)]
         dilation = [int(v) for v in rng.integers(1, 3, size=d)] if rng.integers(0, 4) == 0 else [1] * d

@@ -424,9 +424,11 @@ def _cpu_flags() -> set[str] | None:
 @pytest.mark.skipif(not tconv.implementations.compiled.kernels.available(), reason="needs numba")
 def test_the_kernels_write_512_bit_vectors_exactly_where_the_cpu_has_avx512():
     """The width follows the CPU, its flags read here from Linux's /proc/cpuinfo (the code asks numba)."""
+    from numba.core import config
+
     numba_set = ("NUMBA_CPU_NAME", "NUMBA_CPU_FEATURES", "NUMBA_ENABLE_AVX")
-    if _cpu_flags() is None or any(name in os.environ for name in numba_set):
-        pytest.skip("needs Linux's /proc/cpuinfo and numba targeting this CPU")
+    if _cpu_flags() is None or any(name in os.environ for name in numba_set) or not config.ENABLE_AVX:
+        pytest.skip("needs Linux's /proc/cpuinfo and numba targeting this CPU with its AVX")
     assert machine.vector_bytes() == (64 if "avx512f" in _cpu_flags() else 32)
 
 
@@ -451,12 +453,54 @@ def test_wide_vectors_are_priced_at_their_share_of_the_narrow_rate(monkeypatch):
     assert sums[64] / sums[32] == pytest.approx(0.5 / _tuning.WIDE_VECTOR_SHARE)
 
 
+def test_the_cost_model_counts_the_priced_width_not_the_kernels(monkeypatch):
+    """With the priced width pinned (as in this suite), every algorithm's estimate and the planner's choice are the
+    same whatever width the kernels run at: no cost reads the kernels' width (it would make the suite's planner pins
+    depend on the machine, and a replay of another width's timings wrong)."""
+    from tconv.implementations.compiled import blocked, direct_conv, window_dots
+
+    specs = [
+        tconv.ConvSpec.build(transposed=False, input_size=(30, 30), kernel_size=(3, 3), in_channels=24,
+                             out_channels=40, padding=1),
+        tconv.ConvSpec.build(transposed=False, input_size=(17, 19), kernel_size=(5, 5), in_channels=16,
+                             out_channels=16, groups=16, stride=2),
+        tconv.ConvSpec.build(transposed=True, input_size=(12, 12), kernel_size=(3, 3), in_channels=32,
+                             out_channels=48, padding=1),
+        tconv.ConvSpec.build(transposed=False, input_size=(40,), kernel_size=(7,), in_channels=9, out_channels=3),
+        tconv.ConvSpec.build(transposed=False, input_size=(6, 6, 6), kernel_size=(3, 3, 3), in_channels=8,
+                             out_channels=70, padding=1),
+    ]  # fmt: skip
+    seen = {}
+    for kernel_bytes in (32, 64):
+        monkeypatch.setattr(machine, "_vector_bytes", kernel_bytes)
+        for cache in (planner.plan, blocked._costs, window_dots.cost, direct_conv.tiles_cheaper):
+            cache.cache_clear()
+        seen[kernel_bytes] = [
+            (planner.plan_costs(spec, 4, last), planner.plan(spec, True, last, True, 4))
+            for spec in specs
+            for last in (False, True)
+        ]
+    assert seen[32] == seen[64]
+
+
+def test_the_environment_pins_the_priced_width():
+    """``TCONV_PRICED_VECTOR_BYTES`` sets the width the cost model counts in a new process (the test suite's
+    subprocesses plan alike on every machine); a value other than 32 or 64 is reported and ignored."""
+    probe = "from tconv import _tuning; print(_tuning.PRICED_VECTOR_BYTES)"
+    for value, expected, warned in (("64", "64", False), ("32", "32", False), ("48", "0", True)):
+        env = {**os.environ, "TCONV_PRICED_VECTOR_BYTES": value}
+        done = subprocess.run([sys.executable, "-c", probe], env=env, capture_output=True, text=True, check=True)
+        assert done.stdout.strip() == expected
+        assert ("TCONV_PRICED_VECTOR_BYTES: expected 32 or 64" in done.stderr) == warned
+
+
 @pytest.mark.skipif(not tconv.implementations.compiled.kernels.available(), reason="needs numba")
 def test_kernels_compiled_for_a_cpu_without_avx_write_256_bit_vectors_and_agree_with_the_oracle():
-    """``NUMBA_CPU_NAME=generic`` (numba's portable target: no AVX) in a new process: the kernels are written with
-    256-bit vectors (the test suite itself runs at this machine's width, 512 bits where it has AVX-512), and every
-    algorithm written with them, forced, gives the naive oracle's results: the register blocks, the direct sum in
-    tiles, the depthwise tile (channels-first, a vector's lanes and fewer), the windows' dot products."""
+    """``NUMBA_CPU_NAME=generic`` (numba's portable target: no AVX) in a new process: the register blocks are
+    written with 256-bit vectors (the test suite itself runs them at this machine's width, 512 bits where it has
+    AVX-512), and the algorithms written with explicit vectors, forced, give the naive oracle's results:
+    ``jit_blocked``, ``jit_direct`` (a forward call, whose sums run in tiles where the model prefers them), the
+    depthwise tile (channels-first) and the windows' dot products."""
     probe = r"""
 import sys
 import numpy as np, tconv

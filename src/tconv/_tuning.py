@@ -53,6 +53,19 @@ def _pinned_gemm_rate(variable: str = "TCONV_GEMM_RATE") -> float | None:
     return rate
 
 
+def _pinned_vector_bytes(variable: str = "TCONV_PRICED_VECTOR_BYTES") -> int:
+    """The vector width the cost model counts, pinned in the environment (``TCONV_PRICED_VECTOR_BYTES=32``), in
+    bytes; 0 where it is unset. A value other than 32 or 64 is reported (a warning naming the variable) and
+    ignored."""
+    text = os.environ.get(variable, "").strip()
+    if not text:
+        return 0
+    if text not in ("32", "64"):
+        warnings.warn(f"{variable}: expected 32 or 64 (bytes); received {text!r} (ignored)", stacklevel=2)
+        return 0
+    return int(text)
+
+
 # --- the planner's rules (tconv.engine.planner.plan) ----------------------------------------------------
 
 #: A channels-last transposed convolution with one group takes ``jit_pixels`` from this many output channels
@@ -368,20 +381,23 @@ DOT_MIN_RUN = 64
 #: machine with 128-bit vectors only, ...
 VECTOR_BYTES = 32
 
-#: ... and on a CPU with AVX-512 (F) where numba compiles for one, 512 bits, one of its registers
-#: (:func:`tconv.implementations.compiled.machine.vector_bytes`). The kernels' vector rates below were fitted with
-#: ``VECTOR_BYTES``; ...
+#: ... and, for the register blocks bound by their multiply-adds (``jit_blocked``, the direct sum's tiles), on a
+#: CPU with AVX-512 (F) where numba compiles for one, 512 bits, one of its registers
+#: (:func:`tconv.implementations.compiled.machine.vector_bytes`). Their rates (``BLOCKED_*``, ``DIRECT_TILE_*``)
+#: were fitted with ``VECTOR_BYTES``; ...
 WIDE_VECTOR_BYTES = 64
 
 #: ... a wide vector's multiply-add runs at this share of their rate (a vector of twice the lanes: 2 x the share
-#: of the elements a second). Fitted by the planner's regret on forced timings of the wide kernels (docs/design.md,
-#: "512-bit vectors where the machine has them").
+#: of the elements a second). Fitted by the planner's regret on forced timings of the wide kernels on an Intel
+#: Xeon (docs/design.md, "512-bit vectors where the machine has them"); not measured on a CPU that splits
+#: 512-bit operations in two (AMD's Zen 4).
 WIDE_VECTOR_SHARE = 0.6
 
 #: The vector width the cost model counts, in bytes: 0 for the kernels' own (the machine's); another value for a
 #: replay of timings taken at that width, and in the test suite (``VECTOR_BYTES``), whose planner pins were
-#: written against it.
-PRICED_VECTOR_BYTES = 0
+#: written against it. ``TCONV_PRICED_VECTOR_BYTES`` in the environment sets it (with ``TCONV_GEMM_RATE``: plans
+#: that do not depend on the machine, the test suite's subprocesses).
+PRICED_VECTOR_BYTES = _pinned_vector_bytes()
 
 #: ``jit_blocked`` (:mod:`~tconv.implementations.compiled.blocked`): vector multiply-adds a second over the whole
 #: team in its blocks of four pixels, ...

@@ -1,5 +1,6 @@
 """A convolution summed directly with its outputs held in registers (``jit_blocked``): blocks of four output
-pixels along the last spatial axis times two SIMD vectors of output channels (sixteen float32 or eight float64).
+pixels along the last spatial axis times two SIMD vectors of output channels, the machine's widest
+(:func:`.simd.widest`: sixteen float32 or eight float64 with 256-bit vectors, twice that with AVX-512's).
 
 For every (tap, input channel) the block loads its two weight vectors once and broadcasts each of its four
 pixels' input element once, and makes eight vector multiply-adds: four times as many multiply-adds as loads of
@@ -375,7 +376,11 @@ def _kernel() -> Any:
     # by its pickled closure, and a dispatcher or an intrinsic pickles with an id new in every process, so a
     # kernel holding one in its closure would be compiled again in every new process (kernels.py does the same).
     global _lanes, _vfma, _vload, _vsplat, _vstore, _pair, _store, _four, _four_all, _one
-    _lanes, _vfma, _vload, _vsplat, _vstore = simd.lanes, simd.vfma, simd.vload, simd.vsplat, simd.vstore
+    wide = simd.widest()  # the machine's widest vectors: the sums are bound by their multiply-adds
+    _lanes, _vload, _vsplat, _vfma, _vstore = wide.lanes, wide.vload, wide.vsplat, simd.vfma, simd.vstore
+    # The width is in the kernel's closure (an int pickles alike in every process): numba's cache keys the kernel
+    # by it, so that code compiled for another width is never loaded for this one.
+    vector_bytes = wide.vector_bytes
 
     def pair(x, w, xe, wi, pixel, lane, a00, a01, a10, a11, a20, a21, a30, a31):  # type: ignore[no-untyped-def]
         # One (tap, input channel) pair into a block's accumulators: its two weight vectors from ``wi``, each of
@@ -517,7 +522,7 @@ def _kernel() -> Any:
         step, blocks, lo3, hi3 = dims[4], dims[5], dims[6], dims[7]
         tail = dims[9] != 0  # x readable four pixels on from every output (a padded copy): a last partial block
         width = 2 * _lanes(x)
-        if width != dims[8]:  # compiled code from a cache older than the packing's VECTOR_BYTES
+        if width != dims[8] or width * x.itemsize != 2 * vector_bytes:  # never: the width keys the cache
             raise ValueError("jit_blocked's compiled kernel disagrees with its packed weight's block width")
         block_weights = geo[0] * k2 * k3 * cg_in * width
         xc, oc, o3s = xs[4], os[4], os[3]

@@ -22,7 +22,7 @@ import numpy as np
 
 from ... import _tuning
 from ...spec import ConvSpec
-from . import geometry, kernels, machine, team
+from . import geometry, kernels, team
 
 
 def fits(spec: ConvSpec, itemsize: int = _tuning.COST_ITEMSIZE) -> bool:
@@ -33,15 +33,13 @@ def fits(spec: ConvSpec, itemsize: int = _tuning.COST_ITEMSIZE) -> bool:
     2x2 stride 2 ran 2.2x ``jit_direct``'s time; both, so that the planner prices the kernel that runs), whose
     padded input tile holds at most ``DEPTHWISE_TILE_MAX_BYTES``."""
     depthwise = spec.groups == spec.in_channels == spec.out_channels
-    width = machine.priced_vector_bytes()  # as the cost model counts it: fits chooses a route by speed alone
-    if not depthwise or spec.ndim > 3 or spec.in_channels < width // min(itemsize, _tuning.COST_ITEMSIZE):
+    lanes = _tuning.VECTOR_BYTES // min(itemsize, _tuning.COST_ITEMSIZE)
+    if not depthwise or spec.ndim > 3 or spec.in_channels < lanes:
         return False
     if _phased(spec):
-        return _phase_numbers(geometry.axes3(spec), itemsize, width // itemsize)[0] <= _tuning.DEPTHWISE_TILE_MAX_BYTES
+        return _phase_numbers(geometry.axes3(spec), itemsize)[0] <= _tuning.DEPTHWISE_TILE_MAX_BYTES
     axes = _staged_axes(spec)
-    return (
-        axes is not None and _staged_numbers(axes, itemsize, width // itemsize)[0] <= _tuning.DEPTHWISE_TILE_MAX_BYTES
-    )
+    return axes is not None and _staged_numbers(axes, itemsize)[0] <= _tuning.DEPTHWISE_TILE_MAX_BYTES
 
 
 def _phased(spec: ConvSpec) -> bool:
@@ -51,15 +49,14 @@ def _phased(spec: ConvSpec) -> bool:
 
 
 @functools.lru_cache(maxsize=256)
-def _phase_numbers(
-    axes: geometry.Axes3, itemsize: int, lanes: int
-) -> tuple[int, np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+def _phase_numbers(axes: geometry.Axes3, itemsize: int) -> tuple[int, np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
     """:func:`_phased_kernel`'s numbers: the tile's bytes; ``n``, ``O``, ``P`` (the tile), ``L`` (where x's first
     element lies in it), ``s``, the low crop and the input rows copied, 3 each; and for each combination of the
     output's phases along the three axes (``r = (o + lo) mod s``), its taps' count, their offsets in the tile
     from the output's row ``q = (o + lo) // s`` and their places in the weight. Output ``o`` receives
     ``x[j] * w[t]`` where ``o + lo = j*s + t*d``: for phase ``r`` the taps with ``t*d = r (mod s)``, from
     ``j = q - (t*d - r) / s``, at the tile's ``j + L`` (``L = ceil((k-1)*d / s)``, so that no offset is negative)."""
+    lanes = _tuning.VECTOR_BYTES // itemsize
     n, k, s, d, lo, o = axes
     low = [-(-(kk - 1) * dd // ss) for kk, dd, ss in zip(k, d, s)]
     rows = [(oo - 1 + ll) // ss for oo, ll, ss in zip(o, lo, s)]  # the last q
@@ -107,9 +104,10 @@ def _staged_axes(spec: ConvSpec) -> geometry.Axes3 | None:
 
 
 @functools.lru_cache(maxsize=256)
-def _staged_numbers(axes: geometry.Axes3, itemsize: int, lanes: int) -> tuple[int, np.ndarray, np.ndarray]:
+def _staged_numbers(axes: geometry.Axes3, itemsize: int) -> tuple[int, np.ndarray, np.ndarray]:
     """The tile's bytes, the kernel's sizes (``n``, ``O``, ``P`` the tile's padded input, stride, low padding,
     3 each, and the first and last input element copied along each axis) and each tap's offset in the tile."""
+    lanes = _tuning.VECTOR_BYTES // itemsize
     reach = zip(axes.size_out, axes.kernel, axes.stride, axes.dilation)
     padded = [max(0, (o - 1) * s + (k - 1) * d + 1) if o else 0 for o, k, s, d in reach]  # none where no output
     first = [max(0, -lo) for lo in axes.low]
@@ -127,24 +125,23 @@ def _staged_numbers(axes: geometry.Axes3, itemsize: int, lanes: int) -> tuple[in
 
 def cost(spec: ConvSpec) -> float:
     """Seconds per sample of :func:`_staged_kernel`: its vector multiply-adds (a vector's lanes of channels, every
-    output pixel and tap) at ``DEPTHWISE_STAGED_RATE`` (at the priced width, :func:`.machine.vector_rate`), its
-    copies in and out (the tile and the output, each element once) at ``DEPTHWISE_STAGED_STREAM`` bytes a second,
-    and ``DEPTHWISE_STAGED_JOB`` a block of channels."""
-    lanes = machine.priced_vector_bytes() // _tuning.COST_ITEMSIZE
+    output pixel and tap) at ``DEPTHWISE_STAGED_RATE``, its copies in and out (the tile and the output, each
+    element once) at ``DEPTHWISE_STAGED_STREAM`` bytes a second, and ``DEPTHWISE_STAGED_JOB`` a block of
+    channels."""
+    lanes = _tuning.VECTOR_BYTES // _tuning.COST_ITEMSIZE
     blocks = -(-spec.in_channels // lanes)
     pixels = math.prod(spec.output_size)
     if _phased(spec):  # a phase's taps only: about one in the stride's product
-        tile_bytes = _phase_numbers(geometry.axes3(spec), _tuning.COST_ITEMSIZE, lanes)[0]
+        tile_bytes = _phase_numbers(geometry.axes3(spec), _tuning.COST_ITEMSIZE)[0]
         multiply_adds = blocks * pixels * math.prod(spec.kernel_size) / math.prod(spec.stride)
     else:
         axes = _staged_axes(spec)
         assert axes is not None  # the callers ask fits first
-        tile_bytes = _staged_numbers(axes, _tuning.COST_ITEMSIZE, lanes)[0]
+        tile_bytes = _staged_numbers(axes, _tuning.COST_ITEMSIZE)[0]
         multiply_adds = blocks * pixels * math.prod(spec.kernel_size)
     copied = blocks * tile_bytes + _tuning.COST_ITEMSIZE * spec.in_channels * pixels
     streamed = copied / _tuning.DEPTHWISE_STAGED_STREAM
-    rate = machine.vector_rate(_tuning.DEPTHWISE_STAGED_RATE)
-    return multiply_adds / rate + streamed + blocks * _tuning.DEPTHWISE_STAGED_JOB
+    return multiply_adds / _tuning.DEPTHWISE_STAGED_RATE + streamed + blocks * _tuning.DEPTHWISE_STAGED_JOB
 
 
 def run(x: np.ndarray, weight: np.ndarray, bias: np.ndarray | None, spec: ConvSpec) -> np.ndarray:
@@ -157,7 +154,7 @@ def run(x: np.ndarray, weight: np.ndarray, bias: np.ndarray | None, spec: ConvSp
     if out.size == 0:
         return out
     itemsize = x.dtype.itemsize
-    lanes = machine.vector_bytes() // itemsize
+    lanes = _tuning.VECTOR_BYTES // itemsize
     phased = _phased(spec)
     padded_channels = -(-channels // lanes) * lanes
     taps = math.prod(spec.kernel_size)
@@ -175,7 +172,7 @@ def run(x: np.ndarray, weight: np.ndarray, bias: np.ndarray | None, spec: ConvSp
     work = float(batch * padded_channels * math.prod(spec.output_size) * taps)
     w_flat = w_taps.reshape(-1)
     if phased:
-        _, numbers, counts, offsets, weights = _phase_numbers(geometry.axes3(spec), itemsize, lanes)
+        _, numbers, counts, offsets, weights = _phase_numbers(geometry.axes3(spec), itemsize)
         phases = _phased_kernel()
         team.ranges(
             lambda start, stop: phases(
@@ -187,7 +184,7 @@ def run(x: np.ndarray, weight: np.ndarray, bias: np.ndarray | None, spec: ConvSp
         return out
     axes = _staged_axes(spec)
     assert axes is not None  # the callers ask fits first
-    _, numbers, offsets = _staged_numbers(axes, itemsize, lanes)
+    _, numbers, offsets = _staged_numbers(axes, itemsize)
     kernel = _staged_kernel()
     team.ranges(
         lambda start, stop: kernel(x_flat, w_flat, b, out_flat, channels, numbers, offsets, start, stop),

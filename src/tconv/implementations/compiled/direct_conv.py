@@ -354,7 +354,8 @@ def _run_tiles(
     x_flat = kernels.flat(x_grouped)
     tables = phases.arguments()
     tiles = -(-phases.wide // _tile(item))
-    tile = 16 * -(-phases.wide // (16 * tiles))  # tiles of even length (not 1024 and 31)
+    whole = max(16, 2 * blocked.lanes(item))  # tiles of whole register blocks (not 1024 and 31)
+    tile = whole * -(-phases.wide // (whole * tiles))
     chunk = CHUNK_TERMS
     pitch = tile + 8 * blocked.lanes(item)  # a channel's row of sums in the kernel (its pitch)
     sub = max(4, min(SUB_BYTES // (pitch * item) // 4 * 4, 4 * -(-block // 4)))  # channels a tile's sums hold
@@ -436,14 +437,18 @@ _fill_phases: Any = None
 
 
 @functools.cache
-def _bind_simd() -> None:
+def _bind_simd() -> int:
     """Set the module globals through which both direct kernels call the SIMD operations (:mod:`.simd`, whose
-    import needs numba: made at the first kernel's build)."""
+    import needs numba: made at the first kernel's build): the phase copies' at 256 bits (they move data), the
+    tiles' sums at the machine's widest (:func:`.simd.widest`), whose bytes it returns."""
     from . import simd
 
-    global _lanes, _vadd, _vfma, _vload, _vload_every, _vsplat, _vstore, _vzero
-    _lanes, _vadd, _vfma, _vload, _vload_every = simd.lanes, simd.vadd, simd.vfma, simd.vload, simd.vload_every
-    _vsplat, _vstore, _vzero = simd.vsplat, simd.vstore, simd.vzero
+    global _fill_lanes, _vload_every, _lanes, _vadd, _vfma, _vload, _vsplat, _vstore, _vzero
+    _fill_lanes, _vload_every = simd.lanes, simd.vload_every
+    wide = simd.widest()
+    _lanes, _vload, _vsplat, _vzero = wide.lanes, wide.vload, wide.vsplat, wide.vzero
+    _vadd, _vfma, _vstore = simd.vadd, simd.vfma, simd.vstore
+    return wide.vector_bytes
 
 
 @functools.cache
@@ -460,7 +465,7 @@ def _fill_kernel() -> Any:
         plane = rows[0] * q2n * q3n
         s1, s2, s3 = stride[0], stride[1], stride[2]
         x3 = xs[5]
-        lane = _lanes(x)
+        lane = _fill_lanes(x)
         step = s3 * x3
         ustep = np.uint64(step)
         for p1 in range(p1n):
@@ -682,6 +687,7 @@ def _kernel() -> Any:
 
 
 #: the SIMD operations the direct kernels call, set by :func:`_bind_simd` (module globals, as ``_fill_phases``)
+_fill_lanes: Any = None
 _lanes: Any = None
 _vfma: Any = None
 _vload: Any = None
@@ -694,7 +700,9 @@ _vload_every: Any = None
 
 @functools.cache
 def _tiled_kernel() -> Any:
-    _bind_simd()
+    # the width in the kernel's closure (an int pickles alike in every process): numba's cache keys the kernel by
+    # it, so that code compiled for another width is never loaded for this one
+    vector_bytes = _bind_simd()
     _fill_kernel()  # sets _fill_phases, which the kernel calls
 
     def conv_tiles(  # type: ignore[no-untyped-def]
@@ -719,6 +727,8 @@ def _tiled_kernel() -> Any:
         o2n, o3n = size_out[1], size_out[2]
         k_all = taps.shape[0]
         lane = _lanes(x)
+        if lane * x.itemsize != vector_bytes:  # never: the width keys the cache
+            raise ValueError("the direct sum's compiled tiles disagree with their vector width")
         # the padding's zeros are never overwritten; a block's vectors read up to 4 * lane - 1 elements past the
         # last wide element (an eight-vector block starts where more than four vectors are left; sums of no
         # output's, never written), so ph has more than that (eight vectors) past its end

@@ -20,7 +20,12 @@ file (where the system has ``fcntl``), so one measures and the others read its r
 A measurement that cannot be trusted is never kept: where BLAS could not be held to one thread (another thread
 holds threadpoolctl's control of it, :mod:`.team`), the process keeps ``GEMM_RATE``. ``TCONV_GEMM_RATE=<flop/s>``
 in the environment pins the rate and turns the measurement off (read by :mod:`tconv._tuning` at import): for
-plans that must not depend on the machine (the test suite's subprocesses, workers on several machines).
+plans that must not depend on the machine (the test suite's subprocesses, workers on several machines), together
+with ``TCONV_PRICED_VECTOR_BYTES``, which pins the vector width the cost model counts.
+
+The module also says which vectors the register blocks are compiled with (:func:`vector_bytes`: 512 bits where
+numba compiles for AVX-512) and how the cost model prices them (:func:`priced_vector_bytes`, :func:`vector_rate`,
+:func:`vector_speed`).
 """
 
 from __future__ import annotations
@@ -40,7 +45,7 @@ from typing import Any
 import numpy as np
 
 from ... import _tuning
-from . import team
+from . import kernels, team
 
 __all__ = [
     "PROBE",
@@ -69,6 +74,7 @@ _FILE_LOCK_SECONDS = 2.0
 _lock = threading.Lock()  # one measurement at a time in this process; guards _probe's first setting
 _UNSET = object()
 _probe: object = _UNSET  # the probe's rate this process uses, once known (None: not trusted)
+_vector_bytes: int | None = None  # vector_bytes() once numba has answered
 _held_descriptor: int | None = None  # the cache file's lock file while this process holds or waits for its lock
 
 
@@ -98,20 +104,23 @@ def gemm_rate() -> float:
     return _tuning.GEMM_RATE if probe is None else min(_tuning.GEMM_RATE, _tuning.GEMM_PROBE_SHARE * probe)
 
 
-@functools.cache
 def vector_bytes() -> int:
-    """The bytes of the SIMD vectors the compiled kernels are written with (:mod:`.simd`): ``WIDE_VECTOR_BYTES``
-    (512 bits) where numba compiles for a CPU with AVX-512 F, else ``VECTOR_BYTES`` (256). It follows numba's own
-    target, not the CPU's flags: ``NUMBA_CPU_FEATURES`` where set (``NUMBA_CPU_NAME=generic``: none), else the host's
-    features as numba reads them (``NUMBA_ENABLE_AVX=0`` turns them off), so that the width agrees with the
-    compiled code's cache key, which holds those features. ``VECTOR_BYTES`` where numba is missing."""
-    try:
-        from numba.core import codegen, config
-    except ImportError:
-        return _tuning.VECTOR_BYTES
-    pinned = getattr(config, "CPU_FEATURES", None)  # numba's config sets its fields at import
-    features = pinned if pinned is not None else codegen.get_host_cpu_features()
-    return _tuning.WIDE_VECTOR_BYTES if "+avx512f" in str(features).split(",") else _tuning.VECTOR_BYTES
+    """The bytes of the widest SIMD vectors the compiled kernels are written with (:func:`.simd.widest`):
+    ``WIDE_VECTOR_BYTES`` (512 bits) where numba compiles for a CPU with AVX-512 F, else ``VECTOR_BYTES`` (256). It
+    is read from the features numba's code generator compiles for (``NUMBA_CPU_FEATURES`` where set;
+    ``NUMBA_CPU_NAME=generic`` or ``NUMBA_ENABLE_AVX=0``: none), the ones in the compiled code's cache key.
+    ``VECTOR_BYTES`` where numba cannot run (missing, or ``TCONV_NO_JIT``); that answer is not kept, so that a
+    process that loads numba later asks again."""
+    global _vector_bytes
+    if _vector_bytes is None:
+        numba = kernels.numba_module()
+        if numba is None:
+            return _tuning.VECTOR_BYTES
+        from numba.core.registry import cpu_target
+
+        features = str(cpu_target.target_context.codegen().magic_tuple()[2]).split(",")
+        _vector_bytes = _tuning.WIDE_VECTOR_BYTES if "+avx512f" in features else _tuning.VECTOR_BYTES
+    return _vector_bytes
 
 
 def priced_vector_bytes() -> int:

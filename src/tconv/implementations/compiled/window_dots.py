@@ -26,7 +26,7 @@ import numpy as np
 
 from ... import _tuning
 from ...spec import ConvSpec
-from . import blocked, geometry, kernels, machine, team
+from . import geometry, kernels, team
 
 __all__ = ["conv", "cost", "fits"]
 
@@ -42,17 +42,16 @@ def fits(spec: ConvSpec) -> bool:
 @functools.lru_cache(maxsize=1024)
 def cost(spec: ConvSpec) -> float:
     """Seconds per sample by the cost model: every pixel's window gathered once a group, the elements that meet x at
-    ``DOTS_GATHER_RATE`` a second and each run of them along the last axis a ``DOTS_RUN_COST``, the vector
-    multiply-adds of its dot products (``DOTS_VECTOR_RATE`` at the priced width, :func:`.machine.vector_rate`; the
-    weight rows run in pairs, so a group's odd last row costs a pair), the window's last elements short of a vector
-    one by one (``DOTS_SCALAR_RATE``), each output's sum of lanes and store (``DOTS_OUTPUT_COST``), and, where a
-    group's weight rows pass ``DOTS_WEIGHT_CACHE_BYTES``, those rows streamed again for every block of four pixels
-    (at ``COLUMN_STREAM``: every block reads them all). The tuning constants it reads are fixed in a user's process;
-    the tests that change them clear this cache (``tests/conftest.py``)."""
+    ``DOTS_GATHER_RATE`` a second and each run of them along the last axis a ``DOTS_RUN_COST``, the vector multiply-adds
+    of its dot products (``DOTS_VECTOR_RATE``; the weight rows run in pairs, so a group's odd last row costs a pair),
+    the window's last elements short of a vector one by one (``DOTS_SCALAR_RATE``), each output's sum of lanes and store
+    (``DOTS_OUTPUT_COST``), and, where a group's weight rows pass ``DOTS_WEIGHT_CACHE_BYTES``, those rows streamed again
+    for every block of four pixels (at ``COLUMN_STREAM``: every block reads them all). The tuning constants it reads are
+    fixed in a user's process; the tests that change them clear this cache (``tests/conftest.py``)."""
     groups = spec.groups
     cg_in, cg_out = spec.in_channels // groups, spec.out_channels // groups
     window = cg_in * math.prod(spec.kernel_size)
-    lanes = blocked.priced_lanes(_tuning.COST_ITEMSIZE)
+    lanes = _tuning.VECTOR_BYTES // _tuning.COST_ITEMSIZE  # its vectors are 256 bits on every machine (.simd)
     pixels = math.prod(spec.output_size)
     outputs = pixels * groups * -(-cg_out // 2) * 2
     rows = float(_tuning.COST_ITEMSIZE) * cg_out * window  # a group's weight rows, read once a block of pixels
@@ -64,7 +63,7 @@ def cost(spec: ConvSpec) -> float:
     return (
         runs * meet3 / _tuning.DOTS_GATHER_RATE
         + runs * _tuning.DOTS_RUN_COST
-        + outputs * (window // lanes) / machine.vector_rate(_tuning.DOTS_VECTOR_RATE)
+        + outputs * (window // lanes) / _tuning.DOTS_VECTOR_RATE
         + outputs * (window % lanes) / _tuning.DOTS_SCALAR_RATE
         + outputs * _tuning.DOTS_OUTPUT_COST
         + weight
