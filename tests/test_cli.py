@@ -229,7 +229,7 @@ def test_bench_runs_and_writes_json(tmp_path):
     assert "geometric mean tconv/torch" in result.stdout and "measured float32 GEMM rate" in result.stdout
     # the cost model's product rate, pinned for the tests' subprocesses (the root conftest's TCONV_GEMM_RATE)
     assert "tconv's cost model prices products at 120.0 GFLOP/s (GEMM_RATE, pinned" in result.stdout
-    assert re.search(r"tconv's compiled kernels write (256|512)-bit vectors", result.stdout)
+    assert re.search(r"tconv's register-blocked kernels write (256|512)-bit vectors", result.stdout)
     data = json.loads(out.read_text())
     assert [row["case"] for row in data["rows"]] == ["keras-dcgan-3", "unet-up"]
     assert all(row["times"]["tconv"] > 0 for row in data["rows"])

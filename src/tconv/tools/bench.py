@@ -294,7 +294,7 @@ def run(
         from tconv.implementations.compiled import machine
 
         print(f"tconv's cost model prices products at {machine.describe()}", flush=True)
-        print(f"tconv's compiled kernels write {machine.vector_bytes() * 8}-bit vectors", flush=True)
+        print(f"tconv's register-blocked kernels write {machine.vector_bytes() * 8}-bit vectors", flush=True)
     first = gemm_rate(threads)  # before the workers start, so their imports do not slow it down
     print(f"float32 GEMM rate before the workers start: {first:.1f} GFLOP/s", flush=True)
     all_rates: list[float] = []
