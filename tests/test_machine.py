@@ -457,7 +457,11 @@ def test_the_cost_model_counts_the_priced_width_not_the_kernels(monkeypatch):
     """With the priced width pinned (as in this suite), every algorithm's estimate and the planner's choice are the
     same whatever width the kernels run at: no cost reads the kernels' width (it would make the suite's planner pins
     depend on the machine, and a replay of another width's timings wrong)."""
-    from tconv.implementations.compiled import blocked, direct_conv, window_dots
+    import importlib
+
+    from tconv.implementations.compiled import algorithms, blocked, direct_conv, window_dots
+
+    run = importlib.import_module("tconv.engine.run")  # the module (tconv.engine.run is also a function's name)
 
     specs = [
         tconv.ConvSpec.build(transposed=False, input_size=(30, 30), kernel_size=(3, 3), in_channels=24,
@@ -473,7 +477,10 @@ def test_the_cost_model_counts_the_priced_width_not_the_kernels(monkeypatch):
     seen = {}
     for kernel_bytes in (32, 64):
         monkeypatch.setattr(machine, "_vector_bytes", kernel_bytes)
-        for cache in (planner.plan, blocked._costs, window_dots.cost, direct_conv.tiles_cheaper):
+        assert blocked.lanes(4) == kernel_bytes // 4 and blocked.priced_lanes(4) == _tuning.VECTOR_BYTES // 4
+        caches = (planner.plan, blocked._costs, window_dots.cost, direct_conv.tiles_cheaper)
+        caches += (direct_conv.dots_preferred, algorithms.direct_twin, algorithms.direct_weight_grad)
+        for cache in (*caches, run._cut_if_cheaper):
             cache.cache_clear()
         seen[kernel_bytes] = [
             (planner.plan_costs(spec, 4, last), planner.plan(spec, True, last, True, 4))

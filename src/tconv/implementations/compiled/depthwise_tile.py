@@ -10,6 +10,9 @@ their offsets, so no phase is copied and no zero multiplied outside the padding;
 layout for depthwise layers, made a job at a time in the cache. A transposed one at stride 1 is its flipped
 kernel's convolution (:func:`_staged_axes`); a strided one runs by its output's phases on the same tile
 (:func:`_phased_kernel`). Each output is summed in the taps' order whichever thread runs it.
+
+The module is long because its two kernels (a convolution's and a strided transposed one's) share the tile's
+copies in and out, and each keeps its tables' arithmetic next to it.
 """
 
 from __future__ import annotations
@@ -210,6 +213,9 @@ def _staged_kernel() -> Any:
 
     global _lanes, _vload, _vstore, _vfma, _vtranspose, _copy_row
     _lanes, _vload, _vstore, _vfma, _vtranspose = simd.lanes, simd.vload, simd.vstore, simd.vfma, simd.vtranspose
+    # 256 bits on every machine (:mod:`.simd`), held in the kernel's closure too: numba's cache keys a kernel by
+    # its closure, so that code of another width (an earlier tconv's) is never loaded
+    vector_bytes = _tuning.VECTOR_BYTES
 
     def copy_row(x, tile, src, dst, a3, b3, plane_in, width, lane):  # type: ignore[no-untyped-def]
         # pixels [a3, b3) of a row of ``width`` channels a plane apart in x (from ``src``) into the tile's
@@ -245,6 +251,8 @@ def _staged_kernel() -> Any:
         # a time, each weight vector loaded once for all of them; the pixels' vectors gather in ``outs`` and go
         # to the planes transposed, ``lane`` pixels at a time (the last ones of a job element by element).
         lane = _lanes(x)
+        if lane * x.itemsize != vector_bytes:  # never: the width keys the cache
+            raise ValueError("the depthwise tile was compiled for another vector width")
         n1, n2, n3 = numbers[0], numbers[1], numbers[2]
         o1n, o2n, o3n = numbers[3], numbers[4], numbers[5]
         p2, p3 = numbers[7], numbers[8]
@@ -372,6 +380,9 @@ def _staged_kernel() -> Any:
 @functools.cache
 def _phased_kernel() -> Any:
     _staged_kernel()  # binds the SIMD operations
+    # 256 bits on every machine (:mod:`.simd`), held in the kernel's closure too: numba's cache keys a kernel by
+    # its closure, so that code of another width (an earlier tconv's) is never loaded
+    vector_bytes = _tuning.VECTOR_BYTES
 
     def phased(x, w, bias, out, channels, numbers, counts, offsets, weights, start, stop):  # type: ignore[no-untyped-def]
         # A strided transposed convolution: x flat (N, C, n1, n2, n3), w flat (K, Cp), bias (Cp), out flat
@@ -383,6 +394,8 @@ def _phased_kernel() -> Any:
         # phases' taps (counts, offsets, weights of the combination (r1, r2, r3)); their vectors go into the
         # row's buffer at their places, and the row to the planes by transposes (its last block overlapping).
         lane = _lanes(x)
+        if lane * x.itemsize != vector_bytes:  # never: the width keys the cache
+            raise ValueError("the depthwise tile was compiled for another vector width")
         n1, n2, n3 = numbers[0], numbers[1], numbers[2]
         o1n, o2n, o3n = numbers[3], numbers[4], numbers[5]
         p2, p3 = numbers[7], numbers[8]

@@ -454,6 +454,9 @@ def _bind_simd() -> int:
 @functools.cache
 def _fill_kernel() -> Any:
     _bind_simd()
+    # 256 bits on every machine (:mod:`.simd`), held in the kernel's closure too: numba's cache keys a kernel by
+    # its closure, so that code of another width (an earlier tconv's) is never loaded
+    vector_bytes = _tuning.VECTOR_BYTES
 
     def fill_phases(x, ph, xb, pb, xs, counts, rows, stride, low, phase, first, stop_row):  # type: ignore[no-untyped-def]
         # One input channel of x (flat, from element xb, strides xs) copied into its phases in ph from element pb:
@@ -466,6 +469,8 @@ def _fill_kernel() -> Any:
         s1, s2, s3 = stride[0], stride[1], stride[2]
         x3 = xs[5]
         lane = _fill_lanes(x)
+        if lane * x.itemsize != vector_bytes:  # never: the width keys the cache
+            raise ValueError("the direct sum's phase copy was compiled for another vector width")
         step = s3 * x3
         ustep = np.uint64(step)
         for p1 in range(p1n):

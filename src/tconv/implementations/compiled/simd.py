@@ -1,10 +1,10 @@
-"""Short SIMD vectors for the compiled kernels: a numba type whose values are LLVM vectors of the machine's width
-(:func:`.machine.vector_bytes`: 256 bits, eight float32 or four float64 lanes; 512 bits where numba compiles for
-AVX-512), and the handful of operations a register-blocked kernel needs
-(:mod:`.blocked`, :mod:`.direct_conv`): a load of consecutive elements (or of every second, third or fourth,
-for the direct sum's strided copies into phases), a broadcast of one element, a vector of zeros, a sum, a fused
-multiply-add and a store, the sum of a vector's lanes (:mod:`.window_dots`), a square block's transpose
-(:mod:`.transpose`), and the lanes of a vector of an array's elements as a constant of the compiled code.
+"""Short SIMD vectors for the compiled kernels: a numba type whose values are LLVM vectors, 256 bits (eight float32 or
+four float64 lanes) for the module's own operations, and the machine's widest (:func:`widest`, 512 bits where numba
+compiles for AVX-512) for the register blocks bound by their multiply-adds, and the handful of operations a
+register-blocked kernel needs (:mod:`.blocked`, :mod:`.direct_conv`): a load of consecutive elements (or of every
+second, third or fourth, for the direct sum's strided copies into phases), a broadcast of one element, a vector of
+zeros, a sum, a fused multiply-add and a store, the sum of a vector's lanes (:mod:`.window_dots`), a square block's
+transpose (:mod:`.transpose`), and the lanes of a vector of an array's elements as a constant of the compiled code.
 
 Why not numba's own vectorisation: LLVM vectorises an inner loop, so a kernel that keeps a block of outputs in
 registers (several pixels times a vector of output channels, each input element and each weight vector loaded

@@ -137,6 +137,9 @@ def _kernel() -> Any:
     global _lanes, _vtranspose
     _lanes, _vtranspose = simd.lanes, simd.vtranspose
     tile = TILE
+    # 256 bits on every machine (:mod:`.simd`), held in the kernel's closure too: numba's cache keys a kernel by
+    # its closure, so that code of another width (an earlier tconv's) is never loaded
+    vector_bytes = _tuning.VECTOR_BYTES
 
     def transpose(src, dst, rows, cols, start, stop):  # type: ignore[no-untyped-def]
         # src: batches of (rows, cols), C-contiguous; dst: the same batches transposed, (cols, rows). A job is one
@@ -146,6 +149,8 @@ def _kernel() -> Any:
         # go by vector loads, shuffles and stores (``simd.vtranspose``), the tile's last rows and columns
         # short of a block element by element.
         lane = _lanes(src)
+        if lane * src.itemsize != vector_bytes:  # never: the width keys the cache
+            raise ValueError("the tiled transpose was compiled for another vector width")
         row_blocks = (rows + tile - 1) // tile
         col_blocks = (cols + tile - 1) // tile
         size = rows * cols

@@ -138,6 +138,9 @@ def _kernel() -> Any:
 
     global _lanes_of, _vfma, _vload, _vsplat, _vsum, _gather
     _lanes_of, _vfma, _vload, _vsplat, _vsum = simd.lanes, simd.vfma, simd.vload, simd.vsplat, simd.vsum
+    # 256 bits on every machine (:mod:`.simd`), held in the kernel's closure too: numba's cache keys a kernel by
+    # its closure, so that code of another width (an earlier tconv's) is never loaded
+    vector_bytes = _tuning.VECTOR_BYTES
 
     def gather(x, col, base, xg, xs, geo, spans, o1, o2, o3, cg_in):  # type: ignore[no-untyped-def]
         # Output (o1, o2, o3)'s window of one group's channels (x from ``xg``) into ``col`` from ``base``, in the
@@ -175,6 +178,8 @@ def _kernel() -> Any:
         pixels = dims[3]  # the batch's output pixels, N * O1 * O2 * O3
         window = cg_in * geo[0] * geo[1] * geo[2]
         lane = _lanes_of(x)
+        if lane * x.itemsize != vector_bytes:  # never: the width keys the cache
+            raise ValueError("jit_dots' kernel was compiled for another vector width")
         vectors = window - window % lane
         row = -(-window // lane) * lane  # a pixel's window in the buffer, whole vectors apart
         col = np.zeros(4 * row, dtype=x.dtype)
