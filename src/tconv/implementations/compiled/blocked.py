@@ -378,9 +378,7 @@ def _kernel() -> Any:
     global _lanes, _vfma, _vload, _vsplat, _vstore, _pair, _store, _four, _four_all, _one
     wide = simd.widest()  # the machine's widest vectors: the sums are bound by their multiply-adds
     _lanes, _vload, _vsplat, _vfma, _vstore = wide.lanes, wide.vload, wide.vsplat, simd.vfma, simd.vstore
-    # The width is in the kernel's closure (an int pickles alike in every process): numba's cache keys the kernel
-    # by it, so that code compiled for another width is never loaded for this one.
-    vector_bytes = wide.vector_bytes
+    vector_bytes = wide.vector_bytes  # in the closure, as .simd.width says
 
     def pair(x, w, xe, wi, pixel, lane, a00, a01, a10, a11, a20, a21, a30, a31):  # type: ignore[no-untyped-def]
         # One (tap, input channel) pair into a block's accumulators: its two weight vectors from ``wi``, each of

@@ -213,9 +213,7 @@ def _staged_kernel() -> Any:
 
     global _lanes, _vload, _vstore, _vfma, _vtranspose, _copy_row
     _lanes, _vload, _vstore, _vfma, _vtranspose = simd.lanes, simd.vload, simd.vstore, simd.vfma, simd.vtranspose
-    # 256 bits on every machine (:mod:`.simd`), held in the kernel's closure too: numba's cache keys a kernel by
-    # its closure, so that code of another width (an earlier tconv's) is never loaded
-    vector_bytes = _tuning.VECTOR_BYTES
+    vector_bytes = _tuning.VECTOR_BYTES  # 256 bits everywhere; in the closure, as .simd.width says
 
     def copy_row(x, tile, src, dst, a3, b3, plane_in, width, lane):  # type: ignore[no-untyped-def]
         # pixels [a3, b3) of a row of ``width`` channels a plane apart in x (from ``src``) into the tile's
@@ -380,9 +378,7 @@ def _staged_kernel() -> Any:
 @functools.cache
 def _phased_kernel() -> Any:
     _staged_kernel()  # binds the SIMD operations
-    # 256 bits on every machine (:mod:`.simd`), held in the kernel's closure too: numba's cache keys a kernel by
-    # its closure, so that code of another width (an earlier tconv's) is never loaded
-    vector_bytes = _tuning.VECTOR_BYTES
+    vector_bytes = _tuning.VECTOR_BYTES  # 256 bits everywhere; in the closure, as .simd.width says
 
     def phased(x, w, bias, out, channels, numbers, counts, offsets, weights, start, stop):  # type: ignore[no-untyped-def]
         # A strided transposed convolution: x flat (N, C, n1, n2, n3), w flat (K, Cp), bias (Cp), out flat

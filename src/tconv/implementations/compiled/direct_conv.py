@@ -454,9 +454,7 @@ def _bind_simd() -> int:
 @functools.cache
 def _fill_kernel() -> Any:
     _bind_simd()
-    # 256 bits on every machine (:mod:`.simd`), held in the kernel's closure too: numba's cache keys a kernel by
-    # its closure, so that code of another width (an earlier tconv's) is never loaded
-    vector_bytes = _tuning.VECTOR_BYTES
+    vector_bytes = _tuning.VECTOR_BYTES  # 256 bits everywhere; in the closure, as .simd.width says
 
     def fill_phases(x, ph, xb, pb, xs, counts, rows, stride, low, phase, first, stop_row):  # type: ignore[no-untyped-def]
         # One input channel of x (flat, from element xb, strides xs) copied into its phases in ph from element pb:
@@ -705,9 +703,7 @@ _vload_every: Any = None
 
 @functools.cache
 def _tiled_kernel() -> Any:
-    # the width in the kernel's closure (an int pickles alike in every process): numba's cache keys the kernel by
-    # it, so that code compiled for another width is never loaded for this one
-    vector_bytes = _bind_simd()
+    vector_bytes = _bind_simd()  # the tiles' width, in the closure, as .simd.width says
     _fill_kernel()  # sets _fill_phases, which the kernel calls
 
     def conv_tiles(  # type: ignore[no-untyped-def]

@@ -169,7 +169,11 @@ class Width(NamedTuple):
 @functools.cache
 def width(vector_bytes: int) -> Width:
     """The intrinsics that make vectors of ``vector_bytes`` (made once a width: a kernel binds them as module
-    globals, so that numba's cache, which keys a kernel by its closure, never holds them)."""
+    globals, so that numba's cache, which keys a kernel by its closure, never holds them).
+
+    Every kernel written with them holds its width's bytes as an int in its closure instead (an int pickles alike in
+    every process, and numba's cache key includes the closure), and checks it against its compiled lanes: code
+    cached for another width, by an earlier tconv whose source file is unchanged, is then never loaded."""
 
     def typed(dtype: Any) -> Vector:
         return Vector(dtype, vector_bytes * 8 // dtype.bitwidth)

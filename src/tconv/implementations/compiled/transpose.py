@@ -137,9 +137,7 @@ def _kernel() -> Any:
     global _lanes, _vtranspose
     _lanes, _vtranspose = simd.lanes, simd.vtranspose
     tile = TILE
-    # 256 bits on every machine (:mod:`.simd`), held in the kernel's closure too: numba's cache keys a kernel by
-    # its closure, so that code of another width (an earlier tconv's) is never loaded
-    vector_bytes = _tuning.VECTOR_BYTES
+    vector_bytes = _tuning.VECTOR_BYTES  # 256 bits everywhere; in the closure, as .simd.width says
 
     def transpose(src, dst, rows, cols, start, stop):  # type: ignore[no-untyped-def]
         # src: batches of (rows, cols), C-contiguous; dst: the same batches transposed, (cols, rows). A job is one

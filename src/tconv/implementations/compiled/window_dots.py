@@ -138,9 +138,7 @@ def _kernel() -> Any:
 
     global _lanes_of, _vfma, _vload, _vsplat, _vsum, _gather
     _lanes_of, _vfma, _vload, _vsplat, _vsum = simd.lanes, simd.vfma, simd.vload, simd.vsplat, simd.vsum
-    # 256 bits on every machine (:mod:`.simd`), held in the kernel's closure too: numba's cache keys a kernel by
-    # its closure, so that code of another width (an earlier tconv's) is never loaded
-    vector_bytes = _tuning.VECTOR_BYTES
+    vector_bytes = _tuning.VECTOR_BYTES  # 256 bits everywhere; in the closure, as .simd.width says
 
     def gather(x, col, base, xg, xs, geo, spans, o1, o2, o3, cg_in):  # type: ignore[no-untyped-def]
         # Output (o1, o2, o3)'s window of one group's channels (x from ``xg``) into ``col`` from ``base``, in the
