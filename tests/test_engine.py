@@ -1303,6 +1303,34 @@ def test_the_tiled_direct_convolution_matches_the_oracle(monkeypatch, channels_l
 
 
 @needs_jit
+@pytest.mark.parametrize("stride", [1, 2])
+def test_the_tiles_write_output_rows_of_every_length(monkeypatch, stride):
+    """The tiled direct sum writes each output row's valid columns with the bias: as wide vectors where the run
+    is at least one, as 256-bit vectors where it is shorter than a wide vector but at least a 256-bit one (on a
+    machine whose tiles run 512-bit vectors; elsewhere both are the same), one element at a time below that.
+    Output rows of every length from 1 to 40 and of 64 (shorter than either vector, between them, a vector and
+    one, several), one and three rows a plane (runs cut by the tiles' edges too), five output channels (a block
+    of four and one alone), float64 and float32, channels first, against the oracle; the spy shows the tiles
+    ran."""
+    runs = _tiles_forced_on_a_team(monkeypatch)
+    rng = np.random.default_rng(stride)
+    for length, rows in itertools.product((*range(1, 41), 64), (1, 3)):
+        n = (length - 1) * stride + 1  # a 3-wide kernel with padding 1 keeps (stride 1) or halves the row
+        x = rng.standard_normal((2, 2, rows, n))
+        w = rng.standard_normal((5, 2, 1, 3))
+        b = rng.standard_normal(5)
+        pads = [(0, 0), (1, 1)]
+        expected = naive_conv(x, w, b, stride=[1, stride], pads=pads)
+        assert expected.shape[-1] == length
+        runs.clear()
+        with tconv.use_algorithm("jit_direct"):
+            for dtype, atol in ((np.float64, 1e-10), (np.float32, 1e-4)):
+                got = tconv.conv(x.astype(dtype), w.astype(dtype), b.astype(dtype), stride=(1, stride), padding=pads)
+                np.testing.assert_allclose(got, expected, atol=atol, rtol=atol)
+        assert len(runs) == 2, (length, runs)
+
+
+@needs_jit
 @pytest.mark.parametrize("chunk", [128, 5])
 def test_the_tiles_one_channel_register_blocks_match_the_oracle(monkeypatch, chunk):
     """The tiled direct sum's channels summed one at a time (a group's channels short of four, every channel of a

@@ -26,7 +26,8 @@ each term's two phase vectors and four weights loaded once for eight multiply-ad
 four (all of a depthwise layer's) one at a time in blocks of eight vectors (a tile's last blocks two), the terms in
 chunks (``CHUNK_TERMS``) whose phase rows stay in the cache while every four channels read them, the sums carried
 between chunks in a tile's rows for as many channels as ``SUB_BYTES`` hold, and writes the tile's valid columns
-straight into the output with the bias (as vectors where a run is at least a vector long). A batch
+straight into the output with the bias (as vectors where a run is at least a vector long; 256-bit vectors where
+it is shorter than a wide one: 512-bit tiles wrote a 14-column row one element at a time). A batch
 with fewer (sample, group) pairs than the team has ranges is cut into blocks of output channels (in fours; up to
 as many a pair as make the jobs a multiple of the threads), so that a thread fills a pair's phases about once
 (docs/design.md, "The tiled direct sum" and "Register blocks along the pixels"). Each output is summed by one
@@ -444,7 +445,9 @@ def _bind_simd() -> int:
     from . import simd
 
     global _fill_lanes, _vload_every, _lanes, _vadd, _vfma, _vload, _vsplat, _vstore, _vzero
+    global _vload_narrow, _vsplat_narrow
     _fill_lanes, _vload_every = simd.lanes, simd.vload_every
+    _vload_narrow, _vsplat_narrow = simd.vload, simd.vsplat
     wide = simd.widest()
     _lanes, _vload, _vsplat, _vzero = wide.lanes, wide.vload, wide.vsplat, wide.vzero
     _vadd, _vfma, _vstore = simd.vadd, simd.vfma, simd.vstore
@@ -699,6 +702,8 @@ _vstore: Any = None
 _vzero: Any = None
 _vadd: Any = None
 _vload_every: Any = None
+_vload_narrow: Any = None
+_vsplat_narrow: Any = None
 
 
 @functools.cache
@@ -728,6 +733,7 @@ def _tiled_kernel() -> Any:
         o2n, o3n = size_out[1], size_out[2]
         k_all = taps.shape[0]
         lane = _lanes(x)
+        narrow = _fill_lanes(x)  # the 256-bit vectors that write runs shorter than a wide vector
         if lane * x.itemsize != vector_bytes:  # never: the width keys the cache
             raise ValueError("the direct sum's compiled tiles disagree with their vector width")
         # the padding's zeros are never overwritten; a block's vectors read up to 4 * lane - 1 elements past the
@@ -875,6 +881,14 @@ def _tiled_kernel() -> Any:
                                             j += lane
                                         j = length - lane
                                         _vstore(out, dst + j, _vadd(_vload(flat, src + j), bias_vector))
+                                    elif out_s[5] == 1 and length >= narrow:  # a run short of a wide vector
+                                        narrow_bias = _vsplat_narrow(bias, g * cg_out + co)
+                                        j = 0
+                                        while j + narrow < length:
+                                            _vstore(out, dst + j, _vadd(_vload_narrow(flat, src + j), narrow_bias))
+                                            j += narrow
+                                        j = length - narrow
+                                        _vstore(out, dst + j, _vadd(_vload_narrow(flat, src + j), narrow_bias))
                                     elif out_s[5] == 1:
                                         for j in range(length):
                                             out[dst + j] = flat[src + j] + bj
