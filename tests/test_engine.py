@@ -1670,6 +1670,77 @@ def test_register_blocks_padded_copy_by_tiles(monkeypatch, rank):
     np.testing.assert_allclose(got, expected, rtol=1e-10, atol=1e-10)
 
 
+def test_zero_border_zeroes_exactly_what_lies_outside_the_inner_part():
+    """:func:`.workspace.zero_border` on buffers of ranks 2 to 5 with an inner part of every kind per axis (whole,
+    cut on one side, on both, from the first element, empty): every element outside it zero, every one inside
+    as it was, against a mask built independently."""
+    rng = np.random.default_rng(3)
+    for rank in range(2, 6):
+        for _ in range(40):
+            shape = tuple(int(n) for n in rng.integers(1, 7, size=rank))
+            inner, mask = [], np.zeros(shape, dtype=bool)
+            for n in shape[: int(rng.integers(1, rank + 1))]:
+                start = int(rng.integers(0, n + 1))
+                stop = int(rng.integers(start, n + 1))
+                inner.append(slice(None) if rng.uniform() < 0.2 else slice(start, stop))
+            mask[tuple(inner)] = True
+            buffer = rng.standard_normal(shape) + 5.0  # no zero before
+            before = buffer.copy()
+            workspace.zero_border(buffer, tuple(inner))
+            assert np.all(buffer[~mask] == 0), (shape, inner)
+            np.testing.assert_array_equal(buffer[mask], before[mask])
+
+
+@needs_jit
+def test_padded_copies_never_leave_a_buffers_old_contents_in_the_padding(monkeypatch):
+    """The paths that copy x (or an output gradient) into a zero-padded buffer of the thread's own (slot 2) zero
+    only its border: with that buffer filled with NaN before every call (what an earlier call of another shape
+    could leave there), ``jit_blocked``'s padded copy, ``jit_gemm``'s im2col planes and its weight gradient's
+    planes, box by box too (channel-minor planes), on one thread, each against the oracle: a NaN left in the
+    padding would reach the result."""
+    from tconv.implementations.compiled import blocked
+
+    _team_of(monkeypatch, 1)
+    monkeypatch.setattr(blocked, "_costs", lambda spec, last: (1.0, 0.0))  # the padded copy
+
+    def poisoned() -> None:
+        workspace.workspace((2**20,), np.float64, slot=2).fill(np.nan)
+
+    rng = np.random.default_rng(5)
+    for spatial, kernel, stride, pads in (
+        ((9,), (3,), (2,), [(1, 2)]),
+        ((7, 6), (3, 2), (1, 2), [(1, 1), (2, 0)]),
+        ((5, 4, 6), (2, 3, 3), (2, 1, 1), [(1, 0), (1, 1), (0, 2)]),
+    ):
+        x = rng.standard_normal((2, 6, *spatial))
+        w = rng.standard_normal((5, 6, *kernel))
+        b = rng.standard_normal(5)
+        options = dict(stride=stride, padding=pads)
+        expected = naive_conv(x, w, b, stride=list(stride), pads=pads)
+        for algorithm in ("jit_blocked", "jit_gemm"):
+            poisoned()
+            with tconv.use_algorithm(algorithm):
+                got = tconv.conv(x, w, b, **options)
+            np.testing.assert_allclose(got, expected, atol=1e-10, err_msg=algorithm)
+        case_grads = []
+        with monkeypatch.context() as boxes:
+            for by_boxes in (False, True):
+                used = _boxes_always(boxes) if by_boxes else []
+                poisoned()
+                gy = rng.standard_normal(expected.shape)
+                with tconv.use_algorithm("jit_gemm"):
+                    gx, gw, _ = tconv.conv_grad(gy, x, w, **options)
+                assert bool(used) == by_boxes, spatial
+                case_grads.append((gy, gx, gw))
+        for gy, gx, gw in case_grads:
+            for grad, which in ((gx, 0), (gw, 1)):
+                v = rng.standard_normal(grad.shape)
+                args = [x, w]
+                args[which] = v
+                loss = float(np.vdot(naive_conv(*args, None, stride=list(stride), pads=pads), gy))
+                np.testing.assert_allclose(np.vdot(grad, v), loss, rtol=1e-8, atol=1e-8)
+
+
 @needs_jit
 def test_planner_takes_register_blocks_for_stride_one_transposed_layers(monkeypatch):
     """A stride-1 transposed convolution is priced as its forward twin on ``jit_blocked`` (the weight flipped and

@@ -272,7 +272,7 @@ def _padded_copy(source: np.ndarray, layout: _Padding, buffer_shape: tuple[int, 
     plane = workspace.scratch((source.shape[0], *buffer_shape), source.dtype, slot=2)
     inner = plane[layout.where]
     if layout.zeros:
-        plane.fill(0)
+        workspace.zero_border(plane, layout.where)
     interior = source[layout.reads]
     if interior.nbytes >= _tuning.TRANSPOSE_TILES_MIN_BYTES and interior.strides[-1] == interior.itemsize:
         missing = tuple(range(2, 5 - source.ndim + 2))  # unit axes to three spatial ones, for the tiles

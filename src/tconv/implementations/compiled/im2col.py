@@ -26,7 +26,7 @@ import numpy as np
 from ... import _tuning
 from ...spec import ConvSpec
 from . import geometry, kernels, machine, patch_conv, schedule, team, transpose
-from .workspace import Partials, contiguous, row_length, scratch, workspace
+from .workspace import Partials, contiguous, row_length, scratch, workspace, zero_border
 
 
 def im2col(grouped: np.ndarray, spec: ConvSpec, size_in: tuple[int, ...], size_out: tuple[int, ...]) -> np.ndarray:
@@ -52,9 +52,10 @@ def _padded_planes(grouped: np.ndarray, tables: geometry.Im2colGeometry) -> np.n
     if x.shape[2:] == tables.span and x.flags.c_contiguous:
         return x.reshape(batch, channels, -1)  # no padding and nothing cropped: x's planes as they are
     plane = workspace((batch, channels, *tables.span), grouped.dtype, slot=2)
-    inner = plane[:, :, a1:b1, a2:b2, a3:b3]
+    where = (slice(None), slice(None), slice(a1, b1), slice(a2, b2), slice(a3, b3))
+    inner = plane[where]
     if inner.size < plane.size:
-        plane.fill(0)
+        zero_border(plane, where)
     if not transpose.planes(inner, x):  # a channels-last x: in tiles where it is large
         inner[...] = x
     return plane.reshape(batch, channels, -1)
@@ -290,9 +291,10 @@ def _channel_minor_planes(source: np.ndarray, tables: geometry.Im2colGeometry) -
     (a1, b1), (a2, b2), (a3, b3) = tables.dst
     (c1, e1), (c2, e2), (c3, e3) = tables.src
     plane = scratch((batch, *tables.span, cg), source.dtype, slot=2)
-    inner = plane[:, a1:b1, a2:b2, a3:b3]
+    where = (slice(None), slice(a1, b1), slice(a2, b2), slice(a3, b3))
+    inner = plane[where]
     if inner.size < plane.size:
-        plane.fill(0)
+        zero_border(plane, where)
     interior = source[:, 0, :, c1:e1, c2:e2, c3:e3]
     if not transpose.planes(geometry.moved(inner, -1, 1), interior):  # a channels-first source: in tiles
         inner[...] = geometry.moved(interior, 1, -1)

@@ -76,6 +76,19 @@ def scratch(shape: tuple[int, ...], dtype: Any, slot: int) -> np.ndarray:
     return workspace(shape, dtype, slot)
 
 
+def zero_border(buffer: np.ndarray, inner: tuple[slice, ...]) -> None:
+    """Zeros in every element of ``buffer`` outside ``inner`` (a slice an axis from the first, each with a start
+    and a stop; the axes past them whole), the part a copy fills next: a padded plane's border, a slab an axis and
+    side, instead of the whole buffer (a (64, 34, 34, 64) float32 plane of a 32 x 32 map padded by one took 1.3 ms
+    to fill, its border a tenth of that). Elements in more than one slab (the corners) are zeroed more than once."""
+    for axis, part in enumerate(inner):
+        start, stop = part.start or 0, buffer.shape[axis] if part.stop is None else part.stop
+        if start > 0:
+            buffer[(slice(None),) * axis + (slice(0, start),)] = 0
+        if stop < buffer.shape[axis]:
+            buffer[(slice(None),) * axis + (slice(stop, None),)] = 0
+
+
 def row_length(count: int, itemsize: int) -> int:
     """The elements to allocate for each row of a matrix of ``count`` columns that BLAS reads as a product's
     right-hand operand: ``count``, or a little more where the rows would be a multiple of
