@@ -15,7 +15,7 @@ This separates the two reasons a layer can trail a peer framework: a wrong choic
 (regret), or algorithms that are all slower than the peer's (which no planner can fix). It is a measuring
 script, not a test; run it on a quiet machine. ``--json`` keeps the raw times for offline study of the cost
 model: ``--replay`` asks the planner of this checkout (with ``--set``'s ``tconv._tuning`` values, set before its
-first question) which algorithm it takes on each recorded layer and prints the regret on the recorded times. An
+first question; ``NAME[KEY]=VALUE`` sets one entry of a table such as ``FORWARD_CALL_COST``) which algorithm it takes on each recorded layer and prints the regret on the recorded times. An
 algorithm's recorded time is that of the route it took when timed (the direct sum in tiles or whole planes, say),
 so a replay judges the planner's constants, not a change inside an algorithm. The planner prices products at the
 machine's measured rate (:mod:`tconv.implementations.compiled.machine`); ``--json`` records that rate with every
@@ -160,15 +160,24 @@ def main() -> None:
 
         for setting in args.set:
             name, _, value = setting.partition("=")
-            if not isinstance(getattr(_tuning, name, None), (int, float)):
-                parser.error(f"--set: expected NAME=VALUE for a number in tconv._tuning; received {setting!r}")
-            setattr(_tuning, name, type(getattr(_tuning, name))(float(value)))
+            name, _, key = name.partition("[")  # NAME[KEY]: one entry of a table (FORWARD_CALL_COST[jit_blocked])
+            key = key.removesuffix("]")
+            table = getattr(_tuning, name, None)
+            if key and isinstance(table, dict) and isinstance(table.get(key), (int, float)):
+                setattr(_tuning, name, {**table, key: type(table[key])(float(value))})
+                continue
+            if key or not isinstance(table, (int, float)):
+                parser.error(
+                    f"--set: expected NAME=VALUE for a number in tconv._tuning, or NAME[KEY]=VALUE for one in a "
+                    f"table of numbers; received {setting!r}"
+                )
+            setattr(_tuning, name, type(table)(float(value)))
         recorded = []
         for path in args.replay:
             with open(path, encoding="utf-8") as file:
                 recorded += json.load(file)
         rates = {r.get("gemm_rate") for r in recorded}
-        named = {setting.partition("=")[0] for setting in args.set}
+        named = {setting.partition("=")[0].partition("[")[0] for setting in args.set}
         if "GEMM_RATE" in named:
             _tuning.MEASURED_GEMM_RATE = 0
         elif named & {"MEASURED_GEMM_RATE", "GEMM_PROBE_SHARE"}:
