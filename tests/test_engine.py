@@ -6,6 +6,8 @@ from __future__ import annotations
 import contextlib
 import itertools
 import os
+import threading
+import time
 
 import numpy as np
 import pytest
@@ -836,6 +838,93 @@ def test_thread_team_raises_a_chunks_error_and_restores_blas():
         team.run(work, list(range(8)), 2)
     assert _blas_threads() == before
     assert 3 not in done
+
+
+def _team_thread_ids() -> list[int]:
+    """The team's threads' native ids, started first where there are none (a run of eight pieces on two; each
+    thread adds its id as it starts, which may be after the run: waited for, up to 10 s)."""
+    team.run(lambda chunk: None, list(range(8)), 2)
+    deadline = time.monotonic() + 10
+    while not team._worker_ids and time.monotonic() < deadline:
+        time.sleep(0.01)
+    return list(team._worker_ids)
+
+
+@pytest.fixture
+def affinity_restored():
+    """The team's threads allowed every CPU the process may use again after the test, and ``_keep_off``'s record of
+    them forgotten (so that later tests start from the system's placement)."""
+    yield
+    allowed = os.sched_getaffinity(0)
+    for tid in list(team._worker_ids):
+        with contextlib.suppress(OSError):
+            os.sched_setaffinity(tid, allowed)
+    team._kept_off.clear()
+    team._kept_off_refused = False
+    team._free_cpus = frozenset()
+
+
+@needs_team
+@pytest.mark.skipif(not hasattr(os, "sched_setaffinity"), reason="no CPU affinity on this system")
+def test_team_threads_wake_off_the_callers_cpu(monkeypatch, affinity_restored):
+    """Each team call lets the sleeping team threads wake only on the CPUs the caller may run on but the one it
+    is on, and each woken thread takes all of them back before its first piece: seen in the system calls made
+    (by which thread, on which thread, with which CPUs) for a caller on a (pretended) first and then second CPU
+    of its set, and read back from the system after the calls. A caller allowed one CPU changes nothing; a
+    system that refuses the setting leaves the team as it was, the call's result right, and is not asked again."""
+    allowed = frozenset(os.sched_getaffinity(0))
+    if len(allowed) < 2:
+        pytest.skip("the process may run on one CPU only")
+    tids = _team_thread_ids()
+    assert tids
+    real = os.sched_setaffinity
+    calls: list = []
+
+    def spy(tid, cpus):
+        calls.append((threading.get_native_id(), tid, frozenset(cpus)))
+        real(tid, cpus)
+
+    monkeypatch.setattr(os, "sched_setaffinity", spy)
+    caller = threading.get_native_id()
+    for cpu in sorted(allowed)[:2]:
+        monkeypatch.setattr(team, "_current_cpu", lambda cpu=cpu: cpu)
+        time.sleep(0.05)  # the team threads asleep
+        calls.clear()
+        ran: list = []
+        # pieces of 2 ms each (asleep, the GIL free), so that the woken team thread takes some
+        team.run(lambda chunk, ran=ran: (time.sleep(0.002), ran.append(threading.get_native_id())), list(range(8)), 2)
+        assert set(ran) - {caller}, "no team thread took a piece"
+        kept_off = {tid for by, tid, cpus in calls if by == caller and cpus == allowed - {cpu}}
+        assert kept_off == set(tids), (cpu, calls)
+        woken = {by for by, tid, cpus in calls if tid == 0 and cpus == allowed}
+        assert woken <= set(tids) and woken >= set(ran) - {caller}, (cpu, calls, ran)
+        for tid in woken:
+            assert os.sched_getaffinity(tid) == allowed
+    # the caller pinned to one CPU: nothing to keep the team off, nothing asked
+    one = min(allowed)
+    monkeypatch.setattr(os, "sched_getaffinity", lambda pid: {one})
+    monkeypatch.setattr(team, "_current_cpu", lambda: one)
+    calls.clear()
+    team.run(lambda chunk: None, list(range(8)), 2)
+    assert not [call for call in calls if call[1] != 0]
+    monkeypatch.undo()
+    # refused: the call still right, the setting not tried again
+    tried = []
+
+    def refuse(tid, cpus):
+        tried.append(tid)
+        raise PermissionError("not allowed here")
+
+    monkeypatch.setattr(team, "_current_cpu", lambda: min(allowed))
+    monkeypatch.setattr(os, "sched_setaffinity", refuse)
+    team._kept_off.clear()
+    rng = np.random.default_rng(2)
+    x, w = rng.standard_normal((4, 8, 9, 9)), rng.standard_normal((8, 4, 3, 3))
+    for _ in range(2):
+        got = tconv.conv_transpose(x, w, stride=2)
+        np.testing.assert_allclose(got, naive_conv_transpose(x, w, stride=[2, 2]), atol=1e-10)
+        team.run(lambda chunk: None, list(range(8)), 2)
+    assert len(tried) == 1 and team._kept_off_refused
 
 
 @needs_team

@@ -22,7 +22,11 @@ thread runs one small product first, once, with BLAS on one thread (:func:`_warm
 products 1.6-3.8 times slower in a thread that had run no such product).
 
 Settings. The team's size is :func:`threads` (``NUMBA_NUM_THREADS`` when set, else the CPUs this process may
-run on; :func:`set_threads` changes it for the process). Nothing per-thread is changed. The one process-wide
+run on; :func:`set_threads` changes it for the process). No thread but the team's own is changed, and those only
+in the CPUs they may wake on: each team call lets them wake anywhere the caller may run but on the caller's
+current CPU, and all of those again once awake (:func:`_keep_off`, :func:`_woken`; never one CPU each, which would
+pile the teams of several processes onto the same CPUs). The scheduler had put a team thread, woken after the
+machine idled, on its caller's CPU. The one process-wide
 setting tconv changes, BLAS's thread count during a :func:`run`, is limited and restored by the calling thread
 (threadpoolctl ignores a restore from another thread), and the control of BLAS that threadpoolctl gives the
 thread that first changes it is given up after the restore where the limit took it; the restore is retried
@@ -71,6 +75,9 @@ _lock = threading.Lock()  # guards every module-level name below; held for a few
 _wake = threading.Condition(_lock)
 _queue: collections.deque[_Job] = collections.deque()  # jobs that may still have pieces to hand out
 _workers: list[threading.Thread] = []
+_worker_ids: list[int] = []  # the team threads' native ids, each added by the thread as it starts
+_kept_off: dict[int, frozenset[int]] = {}  # a team thread's native id -> the CPUs it may wake on (_keep_off)
+_free_cpus: frozenset[int] = frozenset()  # the CPUs a woken team thread may run on again (the last caller's)
 _local = threading.local()  # .member: True in the team's own threads
 _warmed = threading.local()  # .done: True once _warm_blas has run its product in this thread
 _threads: int | None = None  # the team's size, once set (None: from the environment)
@@ -456,6 +463,9 @@ def _set_counts(counts: list[tuple[Any, int]]) -> None:
 def _serve() -> None:
     """A team thread: take the next piece of the oldest job that has one, run it, report it; sleep when idle."""
     _local.member = True
+    me = threading.get_native_id()
+    with _lock:
+        _worker_ids.append(me)
     while True:
         with _lock:
             while True:
@@ -463,6 +473,7 @@ def _serve() -> None:
                 if job is not None:
                     break
                 _wake.wait()
+                _woken(me)
         _run_piece(job, index)
 
 
@@ -509,9 +520,80 @@ def _submit(job: _Job, workers: int) -> int:
     with _lock:
         available = _start_workers(workers)
         if available:
+            _keep_off(_current_cpu())
             _queue.append(job)
             _wake.notify(min(workers, available, len(job.pieces)))
     return available
+
+
+@functools.cache
+def _sched_getcpu() -> Any:
+    """The C library's ``sched_getcpu`` (the CPU the calling thread runs on), or None where there is none."""
+    try:
+        import ctypes
+
+        function = ctypes.CDLL(None).sched_getcpu
+    except (OSError, AttributeError, ImportError):
+        return None
+    function.restype, function.argtypes = ctypes.c_int, []
+    return function
+
+
+def _current_cpu() -> int | None:
+    """The CPU the calling thread runs on now, or None where it cannot be told."""
+    function = _sched_getcpu()
+    cpu = -1 if function is None else function()
+    return cpu if cpu >= 0 else None
+
+
+def _keep_off(cpu: int | None) -> None:
+    """Let every team thread wake on the CPUs the calling thread may run on but ``cpu``, the one it is on now
+    (call under ``_lock``; a thread's setting is changed only where it differs); once awake, a thread may run on
+    all of them again (:func:`_woken`). Why: a team thread woken by the caller after the machine had idled was put
+    on the caller's own CPU (a virtual machine's idle CPUs look busy to the scheduler once the host has stopped
+    them), and the two shared it for tens of milliseconds: a 0.5 ms call took 0.8-1.4 ms for its next dozens of
+    calls (docs/design.md, "Keeping the team off the caller's CPU"). Nothing is changed where the CPU cannot be
+    told or the caller may run on one CPU only; where the system refuses a setting (not Linux, a container's
+    limits), none is tried again in this process."""
+    global _kept_off_refused, _free_cpus
+    if cpu is None or _kept_off_refused or not _worker_ids:
+        return
+    try:
+        free = frozenset(os.sched_getaffinity(0))
+    except (AttributeError, OSError):  # no affinity on this system
+        _kept_off_refused = True
+        return
+    allowed = free - {cpu}
+    if not allowed:
+        return
+    _free_cpus = free
+    for tid in list(_worker_ids):
+        if _kept_off.get(tid) == allowed:
+            continue
+        try:
+            os.sched_setaffinity(tid, allowed)
+        except ProcessLookupError:  # the thread is gone: forgotten
+            _worker_ids.remove(tid)
+            _kept_off.pop(tid, None)
+            continue
+        except OSError:  # refused: the team is left where the system puts it
+            _kept_off_refused = True
+            return
+        _kept_off[tid] = allowed
+
+
+def _woken(tid: int) -> None:
+    """A team thread just woken (call under ``_lock``, in that thread): the CPUs :func:`_keep_off` left out of its
+    wake-up are its own again, so the scheduler may move it where it likes while it works."""
+    if tid in _kept_off:
+        del _kept_off[tid]
+        try:
+            os.sched_setaffinity(0, _free_cpus)
+        except OSError:  # left as it is: the next wake-up is kept off the caller's CPU all the same
+            pass
+
+
+_kept_off_refused = False
 
 
 def _team_call(job: _Job, workers: int, caller_takes: bool = True) -> bool:
@@ -682,12 +764,13 @@ def _after_fork_in_parent() -> None:
 
 
 def _after_fork_in_child() -> None:  # pragma: no cover - runs in a forked child (tests/test_faults.py)
-    global _lock, _wake, _queue, _workers, _blas_limiter, _warmed
+    global _lock, _wake, _queue, _workers, _blas_limiter, _warmed, _worker_ids, _kept_off, _free_cpus
     limiter, release = _blas_limiter, _blas_release
     _warmed = threading.local()  # the child's OpenBLAS state is a copy: warmed again, on its first product
     _lock = threading.Lock()
     _wake = threading.Condition(_lock)
     _queue, _workers, _blas_limiter = collections.deque(), [], None
+    _worker_ids, _kept_off, _free_cpus = [], {}, frozenset()  # the parent's team threads are not the child's
     _default_threads.cache_clear()  # the child may run on other CPUs
     compiler = _numba_compiler_lock()
     try:
