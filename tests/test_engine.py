@@ -1662,6 +1662,36 @@ def _blocked_spy(monkeypatch):
 
 
 @needs_jit
+@pytest.mark.parametrize("padded", [False, True])
+def test_register_blocks_of_every_row_length_match_the_oracle(monkeypatch, padded):
+    """``jit_blocked`` forced on output rows of every length from 1 to 40 and of 64, so that a row's interior
+    holds no block, blocks of four only, one block of eight (with 512-bit vectors) and four or fewer left, several:
+    x read as it is (the border's pixels one at a time) and copied into a zero-padded buffer (every row's last
+    pixels as a block of four), channels first and last, 33 output channels (a whole block and a partial one at 16
+    lanes, one and a partial at 32), float32 and float64, against the oracle."""
+    from tconv.implementations.compiled import blocked
+
+    runs = _blocked_spy(monkeypatch)
+    monkeypatch.setattr(blocked, "_costs", lambda spec, last: (1.0, 0.0) if padded else (0.0, 1.0))
+    rng = np.random.default_rng(8)
+    w = rng.standard_normal((33, 3, 2, 3))
+    b = rng.standard_normal(33)
+    for length in (*range(1, 41), 64):
+        x = rng.standard_normal((2, 3, 3, length))
+        expected = naive_conv(x, w, b, pads=[(0, 1), (1, 1)])
+        for channels_last, dtype, tolerance in ((False, np.float64, 1e-10), (True, np.float32, 1e-4)):
+            xin = np.ascontiguousarray(np.moveaxis(x, 1, -1)) if channels_last else x
+            with tconv.use_algorithm("jit_blocked"):
+                got = tconv.conv(
+                    xin.astype(dtype), w.astype(dtype), b.astype(dtype), padding=[(0, 1), (1, 1)],
+                    channels_last=channels_last,
+                )  # fmt: skip
+            got = np.moveaxis(got, -1, 1) if channels_last else got
+            np.testing.assert_allclose(got, expected, atol=tolerance, rtol=tolerance, err_msg=f"{length}")
+    assert len(runs) == 2 * 41
+
+
+@needs_jit
 @pytest.mark.parametrize("team_size", [1, 3])
 @pytest.mark.parametrize("padded", [False, True])
 def test_register_blocked_convolution_matches_the_oracle(monkeypatch, team_size, padded):

@@ -1,6 +1,9 @@
 """A convolution summed directly with its outputs held in registers (``jit_blocked``): blocks of four output
 pixels along the last spatial axis times two SIMD vectors of output channels, the machine's widest
-(:func:`.simd.widest`: sixteen float32 or eight float64 with 256-bit vectors, twice that with AVX-512's).
+(:func:`.simd.widest`: sixteen float32 or eight float64 with 256-bit vectors, twice that with AVX-512's). With
+AVX-512's 32 vector registers, a row's interior goes in blocks of eight pixels (sixteen sums): the same
+multiply-adds with half the weight loads and loop steps, 0.77-0.89 of the time of blocks of four on seven layers
+of the suites (docs/design.md, "Blocks of eight pixels").
 
 For every (tap, input channel) the block loads its two weight vectors once and broadcasts each of its four
 pixels' input element once, and makes eight vector multiply-adds: four times as many multiply-adds as loads of
@@ -366,6 +369,7 @@ _store: Any = None
 _four: Any = None
 _four_all: Any = None
 _one: Any = None
+_eight_all: Any = None
 
 
 @functools.cache
@@ -375,10 +379,11 @@ def _kernel() -> Any:
     # Everything the kernel calls is a module global, not a closure variable: numba's disk cache keys a function
     # by its pickled closure, and a dispatcher or an intrinsic pickles with an id new in every process, so a
     # kernel holding one in its closure would be compiled again in every new process (kernels.py does the same).
-    global _lanes, _vfma, _vload, _vsplat, _vstore, _pair, _store, _four, _four_all, _one
+    global _lanes, _vfma, _vload, _vsplat, _vstore, _pair, _store, _four, _four_all, _one, _eight_all
     wide = simd.widest()  # the machine's widest vectors: the sums are bound by their multiply-adds
     _lanes, _vload, _vsplat, _vfma, _vstore = wide.lanes, wide.vload, wide.vsplat, simd.vfma, simd.vstore
     vector_bytes = wide.vector_bytes  # in the closure, as .simd.width says
+    eights = vector_bytes >= 64  # AVX-512's 32 vector registers: a row's interior in blocks of eight pixels
 
     def pair(x, w, xe, wi, pixel, lane, a00, a01, a10, a11, a20, a21, a30, a31):  # type: ignore[no-untyped-def]
         # One (tap, input channel) pair into a block's accumulators: its two weight vectors from ``wi``, each of
@@ -499,10 +504,52 @@ def _kernel() -> Any:
         _vstore(dst, db, a0)
         _vstore(dst, db + lane, a1)
 
+    def eight_all(x, w, bias, dst, xb, wb, bb, db, dstep, offsets, pixel):  # type: ignore[no-untyped-def]
+        # :func:`four_all` for eight pixels (512-bit vectors only: sixteen sums, two weight vectors and a broadcast
+        # fill 19 of the 32 registers; 256-bit code has 16): each pair's weights loaded once for sixteen
+        # multiply-adds, half the loads and loop steps a multiply-add of a block of four.
+        lane = _lanes(x)
+        width = 2 * lane
+        a00 = a10 = a20 = a30 = a40 = a50 = a60 = a70 = _vload(bias, bb)
+        a01 = a11 = a21 = a31 = a41 = a51 = a61 = a71 = _vload(bias, bb + lane)
+        wi = wb
+        for e in range(offsets.size):
+            xe = xb + offsets[e]
+            w0 = _vload(w, wi)
+            w1 = _vload(w, wi + lane)
+            v = _vsplat(x, xe)
+            a00 = _vfma(a00, v, w0)
+            a01 = _vfma(a01, v, w1)
+            v = _vsplat(x, xe + pixel)
+            a10 = _vfma(a10, v, w0)
+            a11 = _vfma(a11, v, w1)
+            v = _vsplat(x, xe + 2 * pixel)
+            a20 = _vfma(a20, v, w0)
+            a21 = _vfma(a21, v, w1)
+            v = _vsplat(x, xe + 3 * pixel)
+            a30 = _vfma(a30, v, w0)
+            a31 = _vfma(a31, v, w1)
+            v = _vsplat(x, xe + 4 * pixel)
+            a40 = _vfma(a40, v, w0)
+            a41 = _vfma(a41, v, w1)
+            v = _vsplat(x, xe + 5 * pixel)
+            a50 = _vfma(a50, v, w0)
+            a51 = _vfma(a51, v, w1)
+            v = _vsplat(x, xe + 6 * pixel)
+            a60 = _vfma(a60, v, w0)
+            a61 = _vfma(a61, v, w1)
+            v = _vsplat(x, xe + 7 * pixel)
+            a70 = _vfma(a70, v, w0)
+            a71 = _vfma(a71, v, w1)
+            wi += width
+        _store(dst, db, dstep, lane, a00, a01, a10, a11, a20, a21, a30, a31)
+        _store(dst, db + 4 * dstep, dstep, lane, a40, a41, a50, a51, a60, a61, a70, a71)
+
     # inlined (numba's IR) into the job loop: a call passes every array as seven arguments, most on the stack
     inline = kernels.numba_module().njit(inline="always", fastmath=True, nogil=True)
     _pair, _store = inline(pair), inline(store)  # before the functions that call them are compiled
     _four, _four_all, _one = inline(four), inline(four_all), inline(one)
+    _eight_all = inline(eight_all)
 
     def blocked(x, w, bias, out, xs, os, geo, spans, dims, offsets, start, stop):  # type: ignore[no-untyped-def]
         # x flat from its first element, element strides xs (N, axis 1, 2, 3, channel); out flat from its first
@@ -558,7 +605,10 @@ def _kernel() -> Any:
                     o3 = first
                     while o3 < last:
                         xb = x_group + (o3 * s3 - l3) * xs[3]
-                        if every_row and lo3 <= o3 and o3 + 4 <= min(hi3, last):
+                        if eights and every_row and lo3 <= o3 and o3 + 8 <= min(hi3, last):
+                            _eight_all(x, w, bias, dst, xb, wb, bb, d0 + o3 * dstep, dstep, offsets, pixel)
+                            o3 += 8
+                        elif every_row and lo3 <= o3 and o3 + 4 <= min(hi3, last):
                             _four_all(x, w, bias, dst, xb, wb, bb, d0 + o3 * dstep, dstep, offsets, pixel)
                             o3 += 4
                         elif tail and every_row and lo3 <= o3 and hi3 == o3n:  # the row's last pixels, as four
