@@ -840,14 +840,18 @@ def test_thread_team_raises_a_chunks_error_and_restores_blas():
     assert 3 not in done
 
 
-def _team_thread_ids() -> list[int]:
-    """The team's threads' native ids, started first where there are none (a run of eight pieces on two; each
-    thread adds its id as it starts, which may be after the run: waited for, up to 10 s)."""
+def _sleeping_team_thread_ids() -> list[int]:
+    """The team's threads' native ids, all of them asleep (started first where there are none: a run of eight
+    pieces on two; waited for, up to 10 s)."""
     team.run(lambda chunk: None, list(range(8)), 2)
     deadline = time.monotonic() + 10
-    while not team._worker_ids and time.monotonic() < deadline:
+    while time.monotonic() < deadline:
+        with team._lock:
+            alive = [thread.native_id for thread in team._workers if thread.is_alive()]
+            if alive and set(alive) == team._asleep:
+                return alive
         time.sleep(0.01)
-    return list(team._worker_ids)
+    raise AssertionError("the team's threads did not go to sleep")
 
 
 @pytest.fixture
@@ -856,12 +860,11 @@ def affinity_restored():
     them forgotten (so that later tests start from the system's placement)."""
     yield
     allowed = os.sched_getaffinity(0)
-    for tid in list(team._worker_ids):
+    for tid in [thread.native_id for thread in team._workers]:
         with contextlib.suppress(OSError):
             os.sched_setaffinity(tid, allowed)
     team._kept_off.clear()
     team._kept_off_refused = False
-    team._free_cpus = frozenset()
 
 
 @needs_team
@@ -875,8 +878,7 @@ def test_team_threads_wake_off_the_callers_cpu(monkeypatch, affinity_restored):
     allowed = frozenset(os.sched_getaffinity(0))
     if len(allowed) < 2:
         pytest.skip("the process may run on one CPU only")
-    tids = _team_thread_ids()
-    assert tids
+    tids = _sleeping_team_thread_ids()
     real = os.sched_setaffinity
     calls: list = []
 
@@ -888,7 +890,10 @@ def test_team_threads_wake_off_the_callers_cpu(monkeypatch, affinity_restored):
     caller = threading.get_native_id()
     for cpu in sorted(allowed)[:2]:
         monkeypatch.setattr(team, "_current_cpu", lambda cpu=cpu: cpu)
-        time.sleep(0.05)  # the team threads asleep
+        assert sorted(_sleeping_team_thread_ids()) == sorted(tids)
+        for tid in tids:  # as the system left them: the last run's setting (if no piece woke them) undone
+            real(tid, allowed)
+        team._kept_off.clear()
         calls.clear()
         ran: list = []
         # pieces of 2 ms each (asleep, the GIL free), so that the woken team thread takes some

@@ -23,10 +23,10 @@ products 1.6-3.8 times slower in a thread that had run no such product).
 
 Settings. The team's size is :func:`threads` (``NUMBA_NUM_THREADS`` when set, else the CPUs this process may
 run on; :func:`set_threads` changes it for the process). No thread but the team's own is changed, and those only
-in the CPUs they may wake on: each team call lets them wake anywhere the caller may run but on the caller's
-current CPU, and all of those again once awake (:func:`_keep_off`, :func:`_woken`; never one CPU each, which would
-pile the teams of several processes onto the same CPUs). The scheduler had put a team thread, woken after the
-machine idled, on its caller's CPU. The one process-wide
+in the CPUs they may wake on: each team call lets its sleeping threads wake anywhere the caller may run but on the
+caller's current CPU, and a woken thread takes the caller's whole set back (:func:`_keep_off`; never one CPU for
+good, which would pile the teams of several processes onto the same CPUs). The scheduler had put a team thread,
+woken after the machine idled, on its caller's CPU. The one process-wide
 setting tconv changes, BLAS's thread count during a :func:`run`, is limited and restored by the calling thread
 (threadpoolctl ignores a restore from another thread), and the control of BLAS that threadpoolctl gives the
 thread that first changes it is given up after the restore where the limit took it; the restore is retried
@@ -75,7 +75,7 @@ _lock = threading.Lock()  # guards every module-level name below; held for a few
 _wake = threading.Condition(_lock)
 _queue: collections.deque[_Job] = collections.deque()  # jobs that may still have pieces to hand out
 _workers: list[threading.Thread] = []
-_worker_ids: list[int] = []  # the team threads' native ids, each added by the thread as it starts
+_asleep: set[int] = set()  # the native ids of the team threads waiting for work (on _wake)
 _kept_off: dict[int, frozenset[int]] = {}  # a team thread's native id -> the CPUs it may wake on (_keep_off)
 _free_cpus: frozenset[int] = frozenset()  # the CPUs a woken team thread may run on again (the last caller's)
 _local = threading.local()  # .member: True in the team's own threads
@@ -461,19 +461,25 @@ def _set_counts(counts: list[tuple[Any, int]]) -> None:
 
 
 def _serve() -> None:
-    """A team thread: take the next piece of the oldest job that has one, run it, report it; sleep when idle."""
+    """A team thread: take the next piece of the oldest job that has one, run it, report it; sleep when idle
+    (listed in ``_asleep`` meanwhile), and once woken take back the CPUs its wake-up was kept off
+    (:func:`_keep_off`), outside the lock."""
     _local.member = True
     me = threading.get_native_id()
-    with _lock:
-        _worker_ids.append(me)
     while True:
         with _lock:
             while True:
                 job, index = _next_piece()
                 if job is not None:
                     break
-                _wake.wait()
-                _woken(me)
+                _asleep.add(me)
+                try:
+                    _wake.wait()
+                finally:
+                    _asleep.discard(me)
+            widen = _free_cpus if _kept_off.pop(me, None) is not None else None
+        if widen:
+            _run_on(widen)
         _run_piece(job, index)
 
 
@@ -528,14 +534,16 @@ def _submit(job: _Job, workers: int) -> int:
 
 @functools.cache
 def _sched_getcpu() -> Any:
-    """The C library's ``sched_getcpu`` (the CPU the calling thread runs on), or None where there is none."""
+    """The C library's ``sched_getcpu`` (the CPU the calling thread runs on) on Linux, else None."""
+    if not sys.platform.startswith("linux"):
+        return None
     try:
         import ctypes
 
         function = ctypes.CDLL(None).sched_getcpu
-    except (OSError, AttributeError, ImportError):
+        function.restype, function.argtypes = ctypes.c_int, []
+    except Exception:  # no such library or function here: the team is left where the system puts it
         return None
-    function.restype, function.argtypes = ctypes.c_int, []
     return function
 
 
@@ -547,16 +555,18 @@ def _current_cpu() -> int | None:
 
 
 def _keep_off(cpu: int | None) -> None:
-    """Let every team thread wake on the CPUs the calling thread may run on but ``cpu``, the one it is on now
-    (call under ``_lock``; a thread's setting is changed only where it differs); once awake, a thread may run on
-    all of them again (:func:`_woken`). Why: a team thread woken by the caller after the machine had idled was put
-    on the caller's own CPU (a virtual machine's idle CPUs look busy to the scheduler once the host has stopped
-    them), and the two shared it for tens of milliseconds: a 0.5 ms call took 0.8-1.4 ms for its next dozens of
-    calls (docs/design.md, "Keeping the team off the caller's CPU"). Nothing is changed where the CPU cannot be
-    told or the caller may run on one CPU only; where the system refuses a setting (not Linux, a container's
-    limits), none is tried again in this process."""
+    """Let every sleeping team thread (``_asleep``) wake only on the CPUs the calling thread may run on but
+    ``cpu``, the one it is on now (call under ``_lock``; a thread's setting is changed only where it differs), and
+    note the caller's whole set (``_free_cpus``), which a thread takes back once awake (:func:`_serve`), so that
+    the scheduler may move it where it likes while it works. With two CPUs that wake-up is on the one the caller
+    is not on; a thread is never given one CPU for good (several processes' teams would pile onto the same ones).
+    Why: a team thread woken by the caller after the machine had idled was put on the caller's own CPU (a virtual
+    machine's idle CPUs look busy to the scheduler once the host has stopped them), and the two shared it for tens
+    of milliseconds: a 0.5 ms call took 0.8-1.4 ms for its next dozens of calls (docs/design.md, "Keeping the team
+    off the caller's CPU"). Nothing is changed where the CPU cannot be told or the caller may run on one CPU only;
+    where the system refuses a setting (not Linux, a container's limits), none is tried again in this process."""
     global _kept_off_refused, _free_cpus
-    if cpu is None or _kept_off_refused or not _worker_ids:
+    if cpu is None or _kept_off_refused or not _asleep:
         return
     try:
         free = frozenset(os.sched_getaffinity(0))
@@ -567,14 +577,13 @@ def _keep_off(cpu: int | None) -> None:
     if not allowed:
         return
     _free_cpus = free
-    for tid in list(_worker_ids):
+    for tid in list(_asleep):
         if _kept_off.get(tid) == allowed:
             continue
         try:
             os.sched_setaffinity(tid, allowed)
-        except ProcessLookupError:  # the thread is gone: forgotten
-            _worker_ids.remove(tid)
-            _kept_off.pop(tid, None)
+        except ProcessLookupError:  # never for a thread waiting on _wake; forgotten all the same
+            _asleep.discard(tid)
             continue
         except OSError:  # refused: the team is left where the system puts it
             _kept_off_refused = True
@@ -582,15 +591,13 @@ def _keep_off(cpu: int | None) -> None:
         _kept_off[tid] = allowed
 
 
-def _woken(tid: int) -> None:
-    """A team thread just woken (call under ``_lock``, in that thread): the CPUs :func:`_keep_off` left out of its
-    wake-up are its own again, so the scheduler may move it where it likes while it works."""
-    if tid in _kept_off:
-        del _kept_off[tid]
-        try:
-            os.sched_setaffinity(0, _free_cpus)
-        except OSError:  # left as it is: the next wake-up is kept off the caller's CPU all the same
-            pass
+def _run_on(cpus: frozenset[int]) -> None:
+    """Let the calling team thread run on ``cpus`` (the set its wake-up was kept within is widened again); left
+    as it is where the system refuses (its next wake-up is kept off the caller's CPU all the same)."""
+    try:
+        os.sched_setaffinity(0, cpus)
+    except OSError:
+        pass
 
 
 _kept_off_refused = False
@@ -764,13 +771,13 @@ def _after_fork_in_parent() -> None:
 
 
 def _after_fork_in_child() -> None:  # pragma: no cover - runs in a forked child (tests/test_faults.py)
-    global _lock, _wake, _queue, _workers, _blas_limiter, _warmed, _worker_ids, _kept_off, _free_cpus
+    global _lock, _wake, _queue, _workers, _blas_limiter, _warmed, _asleep, _kept_off, _free_cpus
     limiter, release = _blas_limiter, _blas_release
     _warmed = threading.local()  # the child's OpenBLAS state is a copy: warmed again, on its first product
     _lock = threading.Lock()
     _wake = threading.Condition(_lock)
     _queue, _workers, _blas_limiter = collections.deque(), [], None
-    _worker_ids, _kept_off, _free_cpus = [], {}, frozenset()  # the parent's team threads are not the child's
+    _asleep, _kept_off, _free_cpus = set(), {}, frozenset()  # the parent's team threads are not the child's
     _default_threads.cache_clear()  # the child may run on other CPUs
     compiler = _numba_compiler_lock()
     try:
