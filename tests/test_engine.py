@@ -1797,7 +1797,7 @@ def test_register_blocks_padded_copy_by_tiles(monkeypatch, rank):
 def test_zero_border_zeroes_exactly_what_lies_outside_the_inner_part():
     """:func:`.workspace.zero_border` on buffers of ranks 2 to 5 with an inner part of every kind per axis (whole,
     cut on one side, on both, from the first element, empty): every element outside it zero, every one inside
-    as it was, against a mask built independently."""
+    as it was, against a mask built independently; a negative start or stop, or a step, refused."""
     rng = np.random.default_rng(3)
     for rank in range(2, 6):
         for _ in range(40):
@@ -1813,6 +1813,9 @@ def test_zero_border_zeroes_exactly_what_lies_outside_the_inner_part():
             workspace.zero_border(buffer, tuple(inner))
             assert np.all(buffer[~mask] == 0), (shape, inner)
             np.testing.assert_array_equal(buffer[mask], before[mask])
+    for part in (slice(-2, None), slice(0, -1), slice(0, 4, 2)):  # refused, not half done
+        with pytest.raises(ValueError, match="inner: expected slices"):
+            workspace.zero_border(np.ones((5, 5)), (part,))
 
 
 @needs_jit
