@@ -11,20 +11,20 @@ choice, in this process with the thread counts it inherits (nothing set). It pri
   the planner always picks the fastest;
 * the layers where the choice costs most, with every algorithm's time.
 
-This separates the two reasons a layer can trail a peer framework: a wrong choice among tconv's algorithms
-(regret), or algorithms that are all slower than the peer's (which no planner can fix). It is a measuring
-script, not a test; run it on a quiet machine. ``--json`` keeps the raw times for offline study of the cost
-model: ``--replay`` asks the planner of this checkout (with ``--set``'s ``tconv._tuning`` values, set before its
-first question; ``NAME[KEY]=VALUE`` sets one entry of a table such as ``FORWARD_CALL_COST``) which algorithm it takes on each recorded layer and prints the regret on the recorded times. An
-algorithm's recorded time is that of the route it took when timed (the direct sum in tiles or whole planes, say),
-so a replay judges the planner's constants, not a change inside an algorithm. The planner prices products at the
-machine's measured rate (:mod:`tconv.implementations.compiled.machine`); ``--json`` records that rate with every
-layer (``gemm_rate``), and ``--replay`` prices products at the recorded rate where all the rows record the same one
-(else at this machine's), unless ``--set`` names ``GEMM_RATE`` (which turns the measured rate off),
-``MEASURED_GEMM_RATE`` or ``GEMM_PROBE_SHARE``; it says which it used. Likewise each row records the compiled
-kernels' vector width (``vector_bytes``; 32 where a row has none, as before it was recorded), and ``--replay``
-prices vectors of that width (``PRICED_VECTOR_BYTES``) unless ``--set`` names it.
-"""
+This separates the two reasons a layer can trail a peer framework: a wrong choice among tconv's algorithms (regret),
+or algorithms that are all slower than the peer's (which no planner can fix). It is a measuring script, not a test;
+run it on a quiet machine. ``--json`` keeps the raw times for offline study of the cost model: ``--replay`` asks the
+planner of this checkout (with ``--set``'s ``tconv._tuning`` values, set before its first question;
+``NAME[KEY]=VALUE`` sets one entry of a table such as ``FORWARD_CALL_COST``) which algorithm it takes on each
+recorded layer and prints the regret on the recorded times. An algorithm's recorded time is that of the route it
+took when timed (the direct sum in tiles or whole planes, say), so a replay judges the planner's constants, not a
+change inside an algorithm. The planner prices products at the machine's measured rate
+(:mod:`tconv.implementations.compiled.machine`); ``--json`` records that rate with every layer (``gemm_rate``), and
+``--replay`` prices products at the recorded rate where all the rows record the same one (else at this machine's),
+unless ``--set`` names ``GEMM_RATE`` (which turns the measured rate off), ``MEASURED_GEMM_RATE`` or
+``GEMM_PROBE_SHARE``; it says which it used. Likewise each row records the compiled kernels' vector width
+(``vector_bytes``; 32 where a row has none, as before it was recorded), and ``--replay`` prices vectors of that
+width (``PRICED_VECTOR_BYTES``) unless ``--set`` names it."""
 
 from __future__ import annotations
 
@@ -160,7 +160,9 @@ def main() -> None:
 
         for setting in args.set:
             name, _, value = setting.partition("=")
-            name, _, key = name.partition("[")  # NAME[KEY]: one entry of a table (FORWARD_CALL_COST[jit_blocked])
+            name, bracket, key = name.partition("[")  # NAME[KEY]: an entry of a table (FORWARD_CALL_COST[jit_blocked])
+            if bracket and not key.endswith("]"):
+                parser.error(f"--set: expected NAME[KEY]=VALUE, with the closing bracket; received {setting!r}")
             key = key.removesuffix("]")
             table = getattr(_tuning, name, None)
             if key and isinstance(table, dict) and isinstance(table.get(key), (int, float)):
