@@ -5,14 +5,14 @@ AVX-512's 32 vector registers, a row's interior goes in blocks of eight pixels (
 multiply-adds with half the weight loads and loop steps, 0.77-0.89 of the time of blocks of four on seven layers
 of the suites (docs/design.md, "Blocks of eight pixels").
 
-For every (tap, input channel) the block loads its two weight vectors once and broadcasts each of its four
-pixels' input element once, and makes eight vector multiply-adds: four times as many multiply-adds as loads of
-either kind, which keeps a core's two FMA units busy (oneDNN's direct convolutions and XNNPACK's micro-kernels
-are built the same way). The vectors are written explicitly (:mod:`.simd`). A channels-last x is read in place
-through its own strides, and a channels-last output's vectors are stored in place; a channels-first x of
-several channels is copied channels-last first, and a channels-first output (or a group's last partial block)
-goes through a row buffer, so each channel's row is written contiguously. The weight is packed once a call,
-``(G, blocks, K, C_in/G, 2 * lanes)``, zero-padded to whole blocks.
+For every (tap, input channel) a block of four loads its two weight vectors once, broadcasts each pixel's input
+element once, and makes eight vector multiply-adds (a block of eight: sixteen): four times as many multiply-adds as
+loads of either kind, which keeps a core's two FMA units busy (oneDNN's direct convolutions and XNNPACK's
+micro-kernels are built the same way). The vectors are written explicitly (:mod:`.simd`). A channels-last x is read
+in place through its own strides, and a channels-last output's vectors are stored in place; a channels-first x of
+several channels is copied channels-last first, and a channels-first output (or a group's last partial block) goes
+through a row buffer, so each channel's row is written contiguously. The weight is packed once a call, ``(G, blocks,
+K, C_in/G, 2 * lanes)``, zero-padded to whole blocks.
 
 Where a row's taps along the first axes all meet x, a block sums all its (tap, input channel) pairs in one loop
 through a table of their offsets in x; elsewhere (the padding's rows) a loop a run of the pairs that meet x.
@@ -104,8 +104,9 @@ def _shape(axes: geometry.Axes3) -> tuple[float, float]:
 
 def _sums(spec: ConvSpec, taps: float, blocked_share: float, pixels: int) -> float:
     """Seconds per sample of the kernel's sums: the vector multiply-adds of ``pixels`` outputs (``taps`` a pixel)
-    at ``BLOCKED_RATE`` in blocks of four (``blocked_share`` of them) and ``BLOCKED_EDGE_RATE`` a pixel at a time
-    (both at the priced width, :func:`.machine.vector_rate`), and each (pixel block, channel block) a
+    at ``BLOCKED_RATE`` in blocks of four (``blocked_share`` of them; a 512-bit kernel's blocks of eight are priced
+    as blocks of four, and ``WIDE_VECTOR_SHARE`` replayed best unchanged with them) and ``BLOCKED_EDGE_RATE`` a pixel
+    at a time (both at the priced width, :func:`.machine.vector_rate`), and each (pixel block, channel block) a
     ``BLOCKED_BLOCK_COST`` (its bias loaded, its outputs stored, its loops entered), the output channels a group
     rounded up to whole blocks."""
     groups = spec.groups
