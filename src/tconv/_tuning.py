@@ -444,8 +444,12 @@ DOTS_OUTPUT_COST = 1.8e-9
 #: every block reads all of them, and from about the second-level cache on they come from further out.
 DOTS_WEIGHT_CACHE_BYTES = 512 * 2**10
 #: ``jit_dots`` is taken only on calls it estimates under this: its rates were fitted on calls under 3 ms, and on
-#: larger ones its estimate ran up to 4-7 times short of its time (a 54 MB weight read once a block of pixels).
-DOTS_MAX_SECONDS = 1e-3
+#: larger ones its estimate ran up to 4-7 times short of its time (a 54 MB weight read once a block of pixels),
+#: before the weight's stream was counted (``DOTS_WEIGHT_CACHE_BYTES``). 1 ms until the thirty-seventh session;
+#: 10 ms replayed at least as well on every kept forward timing: the planner's regret 1.096 -> 1.095 (sweeps 47-50,
+#: this session's kernels), 1.094 -> 1.090 and 1.097 -> 1.091 (sessions 36 and 35, AVX-512), 1.117 -> 1.075
+#: (session 33, the AMD EPYC), 1.080 unchanged (session 31's) (docs/design.md, "Windows and weight rows").
+DOTS_MAX_SECONDS = 1e-2
 #: The Python around each path's kernels on a forward call, which the cost model's per-sample estimates leave out:
 #: ``jit_dots`` is taken where its estimate plus its own is at most ``DOTS_MARGIN`` of every other's plus theirs
 #: (planner rule 3; measured on layers of a few microseconds' work, docs/design.md, "Windows and weight rows").
