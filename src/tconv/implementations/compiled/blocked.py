@@ -516,32 +516,13 @@ def _kernel() -> Any:
         wi = wb
         for e in range(offsets.size):
             xe = xb + offsets[e]
-            w0 = _vload(w, wi)
-            w1 = _vload(w, wi + lane)
-            v = _vsplat(x, xe)
-            a00 = _vfma(a00, v, w0)
-            a01 = _vfma(a01, v, w1)
-            v = _vsplat(x, xe + pixel)
-            a10 = _vfma(a10, v, w0)
-            a11 = _vfma(a11, v, w1)
-            v = _vsplat(x, xe + 2 * pixel)
-            a20 = _vfma(a20, v, w0)
-            a21 = _vfma(a21, v, w1)
-            v = _vsplat(x, xe + 3 * pixel)
-            a30 = _vfma(a30, v, w0)
-            a31 = _vfma(a31, v, w1)
-            v = _vsplat(x, xe + 4 * pixel)
-            a40 = _vfma(a40, v, w0)
-            a41 = _vfma(a41, v, w1)
-            v = _vsplat(x, xe + 5 * pixel)
-            a50 = _vfma(a50, v, w0)
-            a51 = _vfma(a51, v, w1)
-            v = _vsplat(x, xe + 6 * pixel)
-            a60 = _vfma(a60, v, w0)
-            a61 = _vfma(a61, v, w1)
-            v = _vsplat(x, xe + 7 * pixel)
-            a70 = _vfma(a70, v, w0)
-            a71 = _vfma(a71, v, w1)
+            # two blocks of four with the same weight vectors (loaded once: the second loads are the first's)
+            a00, a01, a10, a11, a20, a21, a30, a31 = _pair(
+                x, w, xe, wi, pixel, lane, a00, a01, a10, a11, a20, a21, a30, a31
+            )
+            a40, a41, a50, a51, a60, a61, a70, a71 = _pair(
+                x, w, xe + 4 * pixel, wi, pixel, lane, a40, a41, a50, a51, a60, a61, a70, a71
+            )
             wi += width
         _store(dst, db, dstep, lane, a00, a01, a10, a11, a20, a21, a30, a31)
         _store(dst, db + 4 * dstep, dstep, lane, a40, a41, a50, a51, a60, a61, a70, a71)
