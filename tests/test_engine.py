@@ -896,8 +896,17 @@ def test_team_threads_wake_off_the_callers_cpu(monkeypatch, affinity_restored):
         team._kept_off.clear()
         calls.clear()
         ran: list = []
-        # pieces of 2 ms each (asleep, the GIL free), so that the woken team thread takes some
-        team.run(lambda chunk, ran=ran: (time.sleep(0.002), ran.append(threading.get_native_id())), list(range(8)), 2)
+        helped = threading.Event()
+
+        def piece(chunk, ran=ran, helped=helped):
+            # the caller's pieces wait (up to 5 s) until a team thread has taken one, so that one always does
+            ran.append(threading.get_native_id())
+            if threading.get_native_id() == caller:
+                helped.wait(5)
+            else:
+                helped.set()
+
+        team.run(piece, list(range(8)), 2)
         assert set(ran) - {caller}, "no team thread took a piece"
         kept_off = {tid for by, tid, cpus in calls if by == caller and cpus == allowed - {cpu}}
         assert kept_off == set(tids), (cpu, calls)
@@ -905,7 +914,31 @@ def test_team_threads_wake_off_the_callers_cpu(monkeypatch, affinity_restored):
         assert woken <= set(tids) and woken >= set(ran) - {caller}, (cpu, calls, ran)
         for tid in woken:
             assert os.sched_getaffinity(tid) == allowed
+    # a busy team thread (not in _asleep) is left alone: only the sleeping ones are narrowed (a thread of this
+    # test's, waiting on an event, stands in for a sleeping one beside the team's first thread made busy)
+    assert sorted(_sleeping_team_thread_ids()) == sorted(tids)
+    release = threading.Event()
+    stand_in = threading.Thread(target=release.wait, args=(10,))
+    stand_in.start()
+    calls.clear()
+    with team._lock:
+        asleep = set(team._asleep)
+        team._asleep.discard(tids[0])  # as if it were running a piece
+        team._asleep.add(stand_in.native_id)
+        team._kept_off.clear()
+        try:
+            team._keep_off(min(allowed))
+        finally:
+            team._asleep.clear()
+            team._asleep.update(asleep)
+    release.set()
+    stand_in.join()
+    assert {tid for _, tid, _ in calls} == {stand_in.native_id, *tids[1:]}, calls
+    for tid in tids:
+        real(tid, allowed)
+    team._kept_off.clear()
     # the caller pinned to one CPU: nothing to keep the team off, nothing asked
+    assert sorted(_sleeping_team_thread_ids()) == sorted(tids)
     one = min(allowed)
     monkeypatch.setattr(os, "sched_getaffinity", lambda pid: {one})
     monkeypatch.setattr(team, "_current_cpu", lambda: one)

@@ -462,25 +462,30 @@ def _set_counts(counts: list[tuple[Any, int]]) -> None:
 
 def _serve() -> None:
     """A team thread: take the next piece of the oldest job that has one, run it, report it; sleep when idle
-    (listed in ``_asleep`` meanwhile), and once woken take back the CPUs its wake-up was kept off
-    (:func:`_keep_off`), outside the lock."""
+    (listed in ``_asleep`` meanwhile), and once woken to a piece take back the CPUs its wake-up was kept off
+    (:func:`_keep_off`: the last caller's set), outside the lock. A thread that ends (it never does but by an
+    error in the team's own code) leaves no record of its CPUs behind for a thread that gets its id."""
     _local.member = True
     me = threading.get_native_id()
-    while True:
+    try:
+        while True:
+            with _lock:
+                while True:
+                    job, index = _next_piece()
+                    if job is not None:
+                        break
+                    _asleep.add(me)
+                    try:
+                        _wake.wait()
+                    finally:
+                        _asleep.discard(me)
+                widen = _free_cpus if _kept_off.pop(me, None) is not None else None
+            if widen:
+                _run_on(widen)
+            _run_piece(job, index)
+    finally:
         with _lock:
-            while True:
-                job, index = _next_piece()
-                if job is not None:
-                    break
-                _asleep.add(me)
-                try:
-                    _wake.wait()
-                finally:
-                    _asleep.discard(me)
-            widen = _free_cpus if _kept_off.pop(me, None) is not None else None
-        if widen:
-            _run_on(widen)
-        _run_piece(job, index)
+            _kept_off.pop(me, None)
 
 
 def _next_piece() -> tuple[_Job | None, int]:
@@ -563,8 +568,8 @@ def _keep_off(cpu: int | None) -> None:
     Why: a team thread woken by the caller after the machine had idled was put on the caller's own CPU (a virtual
     machine's idle CPUs look busy to the scheduler once the host has stopped them), and the two shared it for tens
     of milliseconds: a 0.5 ms call took 0.8-1.4 ms for its next dozens of calls (docs/design.md, "Keeping the team
-    off the caller's CPU"). Nothing is changed where the CPU cannot be told or the caller may run on one CPU only;
-    where the system refuses a setting (not Linux, a container's limits), none is tried again in this process."""
+    off the caller's CPU"). Nothing is changed where the CPU cannot be told (off Linux) or the caller may run on one
+    CPU only; where the system refuses a setting (a container's limits), none is tried again in this process."""
     global _kept_off_refused, _free_cpus
     if cpu is None or _kept_off_refused or not _asleep:
         return

@@ -78,9 +78,9 @@ def scratch(shape: tuple[int, ...], dtype: Any, slot: int) -> np.ndarray:
 
 def zero_border(buffer: np.ndarray, inner: tuple[slice, ...]) -> None:
     """Zeros in every element of ``buffer`` outside ``inner`` (a slice an axis from the first, each ``slice(a, b)``
-    with ``0 <= a``, ``0 <= b`` and no step, or ``slice(None)``; the axes past them whole), the part a copy fills
-    next: a padded plane's border, a slab an axis and side, instead of the whole buffer (a (64, 35, 35, 64)
-    float32 buffer of a 32 x 32 map padded by one: 0.70 ms to fill, 0.17 for its border). Elements in more than
+    with ``0 <= a``, ``0 <= b`` and a step of 1 or none, or ``slice(None)``; the axes past them whole), the part a
+    copy fills next: a padded plane's border, a slab an axis and side, instead of the whole buffer (a (64, 35, 35,
+    64) float32 buffer of a 32 x 32 map padded by one: 0.70 ms to fill, 0.17 for its border). Elements in more than
     one slab (the corners) are zeroed more than once."""
     for axis, part in enumerate(inner):
         start, stop = part.start or 0, buffer.shape[axis] if part.stop is None else part.stop
