@@ -417,8 +417,11 @@ BLOCKED_BLOCK_COST = 30e-9
 #: on the 34 channels-last layers of forward sweeps 52-54 and the forward suite it was ranked first on, it ran
 #: 0.44-0.96 of the other choice's time where its estimate was at most 0.52 of it, and 1.2-1.5 times on three
 #: layers of 36-64 input channels where it was 0.60-0.76 (those products run at BLAS's full rate, and the model's
-#: ``jit_gemm`` estimate was the one off; docs/design.md, "Register-blocked direct convolution").
-BLOCKED_MARGIN = 0.55
+#: ``jit_gemm`` estimate was the one off; docs/design.md, "Register-blocked direct convolution"). 0.65 since the
+#: thirty-seventh session, whose blocks of eight pixels run 512-bit layers at 0.77-0.89 of their time: replayed on
+#: those kernels' forward sweeps 47-50, 1.095 -> 1.086; on the earlier timings 1.090 -> 1.088 (session 36), 1.091
+#: -> 1.092 (35), 1.075 and 1.080 -> 1.078 (the AMD EPYC's, sessions 33 and 31); the transposed replays unchanged.
+BLOCKED_MARGIN = 0.65
 
 #: ... and ranks it only with this many output channels a group or more: half a block of 16 lanes (a block is
 #: summed whole, padded with zero weights); with 1-7 it ran 1.1-3.3x slower than the other choice on nine layers.
