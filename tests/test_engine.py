@@ -1432,11 +1432,10 @@ def test_the_tiled_direct_convolution_matches_the_oracle(monkeypatch, channels_l
 @needs_jit
 @pytest.mark.parametrize("stride", [1, 2])
 def test_the_tiles_write_output_rows_of_every_length(monkeypatch, stride):
-    """The tiled direct sum writes each output row's valid columns with the bias: as wide vectors where the run
-    is at least one, as 256-bit vectors where it is shorter than a wide vector but at least a 256-bit one (on a
-    machine whose tiles run 512-bit vectors; elsewhere both are the same), one element at a time below that.
-    Output rows of every length from 1 to 40 and of 64 (shorter than either vector, between them, a vector and
-    one, several), one and three rows a plane (runs cut by the tiles' edges too), five output channels (a block
+    """The tiled direct sum writes each output row's valid columns with the bias: as 256-bit vectors where the run
+    is at least one long (whatever width the tiles sum at), one element at a time below that. Output rows of every
+    length from 1 to 40 and of 64 (shorter than a 256-bit or a 512-bit vector, between them, a vector and one,
+    several), one and three rows a plane (runs cut by the tiles' edges too), five output channels (a block
     of four and one alone), float64 and float32, channels first, against the oracle; the spy shows the tiles
     ran."""
     runs = _tiles_forced_on_a_team(monkeypatch)

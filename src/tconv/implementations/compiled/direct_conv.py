@@ -26,8 +26,8 @@ each term's two phase vectors and four weights loaded once for eight multiply-ad
 four (all of a depthwise layer's) one at a time in blocks of eight vectors (a tile's last blocks two), the terms in
 chunks (``CHUNK_TERMS``) whose phase rows stay in the cache while every four channels read them, the sums carried
 between chunks in a tile's rows for as many channels as ``SUB_BYTES`` hold, and writes the tile's valid columns
-straight into the output with the bias (as vectors where a run is at least a vector long; 256-bit vectors where
-it is shorter than a wide one: 512-bit tiles wrote a 14-column row one element at a time). A batch
+straight into the output with the bias (as 256-bit vectors where a run is at least one long, as every kernel that
+moves data: 512-bit ones left a 14-column row to be written one element at a time). A batch
 with fewer (sample, group) pairs than the team has ranges is cut into blocks of output channels (in fours; up to
 as many a pair as make the jobs a multiple of the threads), so that a thread fills a pair's phases about once
 (docs/design.md, "The tiled direct sum" and "Register blocks along the pixels"). Each output is summed by one
@@ -733,7 +733,7 @@ def _tiled_kernel() -> Any:
         o2n, o3n = size_out[1], size_out[2]
         k_all = taps.shape[0]
         lane = _lanes(x)
-        narrow = _fill_lanes(x)  # the 256-bit vectors that write runs shorter than a wide vector
+        narrow = _fill_lanes(x)  # the writer's vectors: 256 bits, as every kernel's that moves data
         if lane * x.itemsize != vector_bytes:  # never: the width keys the cache
             raise ValueError("the direct sum's compiled tiles disagree with their vector width")
         # the padding's zeros are never overwritten; a block's vectors read up to 4 * lane - 1 elements past the
@@ -860,7 +860,7 @@ def _tiled_kernel() -> Any:
                     end_row = (f0 + width - 1) // q3n + 1
                     for co in range(s0, s1):
                         bj = bias[g * cg_out + co]
-                        bias_vector = _vsplat(bias, g * cg_out + co)
+                        bias_vector = _vsplat_narrow(bias, g * cg_out + co)
                         ob = n * out_s[0] + g * out_s[1] + co * out_s[2]
                         kb = (co - s0) * pitch - f0  # the element of flat that holds wide element f: kb + f
                         o1 = first_row // q2n
@@ -874,21 +874,13 @@ def _tiled_kernel() -> Any:
                                     length = hi - lo
                                     dst = ob + o1 * out_s[3] + o2 * out_s[4] + (lo - row_start) * out_s[5]
                                     src = kb + lo
-                                    if out_s[5] == 1 and length >= lane:  # vectors, the last one ending the run
-                                        j = 0
-                                        while j + lane < length:
-                                            _vstore(out, dst + j, _vadd(_vload(flat, src + j), bias_vector))
-                                            j += lane
-                                        j = length - lane
-                                        _vstore(out, dst + j, _vadd(_vload(flat, src + j), bias_vector))
-                                    elif out_s[5] == 1 and length >= narrow:  # a run short of a wide vector
-                                        narrow_bias = _vsplat_narrow(bias, g * cg_out + co)
+                                    if out_s[5] == 1 and length >= narrow:  # vectors, the last one ending the run
                                         j = 0
                                         while j + narrow < length:
-                                            _vstore(out, dst + j, _vadd(_vload_narrow(flat, src + j), narrow_bias))
+                                            _vstore(out, dst + j, _vadd(_vload_narrow(flat, src + j), bias_vector))
                                             j += narrow
                                         j = length - narrow
-                                        _vstore(out, dst + j, _vadd(_vload_narrow(flat, src + j), narrow_bias))
+                                        _vstore(out, dst + j, _vadd(_vload_narrow(flat, src + j), bias_vector))
                                     elif out_s[5] == 1:
                                         for j in range(length):
                                             out[dst + j] = flat[src + j] + bj
