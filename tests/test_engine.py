@@ -1731,17 +1731,21 @@ def test_register_blocks_of_every_row_length_match_the_oracle(monkeypatch, padde
 @needs_jit
 @pytest.mark.parametrize("team_size", [1, 3])
 @pytest.mark.parametrize("padded", [False, True])
-def test_register_blocked_convolution_matches_the_oracle(monkeypatch, team_size, padded):
+def test_register_blocked_convolution_matches_the_oracle(monkeypatch, request, team_size, padded):
     """``jit_blocked`` (:mod:`.blocked`) forced: 1-3-D, strides, dilations, asymmetric padding and kernels larger
     than x (pixels a tap at a time at the border, taps that meet only padding), groups, output channels that fill
     no whole block (the row buffer), few and many input channels (the table of offsets, the loops a run), a bias
     or none, float32 and float64, both layouts; x contiguous, a crop of a larger array and a transposed view (read
     in place channels-last, copied channels-last in pieces of a few samples channels-first), or (``padded``) x
     copied into a zero-padded buffer in pieces of a few samples, whatever its layout (no border; a row's last
-    pixels a block of four); every call's ranges on a team of ``team_size``; against the oracle."""
+    pixels a block of four); every call's ranges on a team of ``team_size``, each block of output channels run
+    over three jobs in turn (the last run of a range shorter); against the oracle."""
     from tconv.implementations.compiled import blocked
 
     runs = _blocked_spy(monkeypatch)
+    monkeypatch.setattr(_tuning, "BLOCKED_TOGETHER_JOBS", 3)
+    blocked._plan.cache_clear()  # the plans are made again with three jobs in turn, and after the test without
+    request.addfinalizer(blocked._plan.cache_clear)
     monkeypatch.setattr(blocked, "_costs", lambda spec, last: (1.0, 0.0) if padded else (0.0, 1.0))
     pieces = []
     real_run = blocked._run
@@ -1800,6 +1804,32 @@ def test_register_blocked_convolution_matches_the_oracle(monkeypatch, team_size,
                     assert pieces == [min(chunk, 3 - i) for i in range(0, 3, chunk)]
                 got = np.moveaxis(got, -1, 1) if channels_last else got
                 np.testing.assert_allclose(got, expected, atol=tolerance, rtol=tolerance)
+
+
+def test_register_blocks_run_over_as_many_rows_as_their_x_fits_the_budget(monkeypatch):
+    """Each block of output channels runs over the jobs whose x fits ``BLOCKED_TOGETHER_BYTES`` in turn (each job's
+    rows of taps times the columns its outputs' taps span times a pixel's channels), between one and
+    ``BLOCKED_TOGETHER_JOBS``: counted by hand on three layers."""
+    from tconv.implementations.compiled import blocked
+
+    def together(kernel, stride, dilation, step, c_in):
+        spec = tconv.ConvSpec.build(
+            transposed=False, input_size=(40,) * len(kernel), kernel_size=kernel, in_channels=c_in, out_channels=8,
+            stride=stride, dilation=dilation,
+        )  # fmt: skip
+        return blocked._together(geometry.axes3(spec), step, c_in * 4)
+
+    monkeypatch.setattr(_tuning, "BLOCKED_TOGETHER_BYTES", 100_000)
+    monkeypatch.setattr(_tuning, "BLOCKED_TOGETHER_JOBS", 32)
+    # 4 rows x (7 * 2 + 4 = 18 columns) x 512 bytes = 36864 bytes a job: two jobs
+    assert together((4, 4), (2, 2), (1, 1), 8, 128) == 2
+    # dilation 2: 5 rows x (3 * 1 + 5 = 8 columns) x 64 bytes = 2560 a job: 39, capped at 32
+    assert together((3, 3), (1, 1), (2, 2), 4, 16) == 32
+    # 3-D 3x3x3 over 64 channels: 9 rows x 10 columns x 256 bytes = 23040: four; 1-D: 1 row x 131 x 1024 bytes
+    assert together((3, 3, 3), (1, 1, 1), (1, 1, 1), 8, 64) == 4
+    assert together((3,), (1,), (1,), 129, 256) == 1  # over the budget alone: still one job
+    monkeypatch.setattr(_tuning, "BLOCKED_TOGETHER_JOBS", 3)
+    assert together((3, 3), (1, 1), (2, 2), 4, 16) == 3
 
 
 @needs_jit

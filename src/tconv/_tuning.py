@@ -427,6 +427,13 @@ BLOCKED_MARGIN = 0.65
 #: summed whole, padded with zero weights); with 1-7 it ran 1.1-3.3x slower than the other choice on nine layers.
 BLOCKED_MIN_OUT = 8
 
+#: ``jit_blocked`` runs each block of output channels over several jobs (rows of outputs) in turn, as many as read
+#: at most this many bytes of x between them, ...
+BLOCKED_TOGETHER_BYTES = 512 * 2**10
+
+#: ... and at most this many (docs/design.md, "A block's weights over several rows").
+BLOCKED_TOGETHER_JOBS = 32
+
 #: ``jit_blocked`` copies x into a zero-padded buffer (no border, a row's last pixels a block of four) where its
 #: estimate with the copy, plus this fixed cost of the copy's steps in seconds, is below the estimate without
 #: (measured 5 us on (3, 6, 6, 6, 2) -> 12 k4, where both ran 52-57 us).

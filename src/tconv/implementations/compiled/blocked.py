@@ -3,7 +3,9 @@ pixels along the last spatial axis times two SIMD vectors of output channels, th
 (:func:`.simd.widest`: sixteen float32 or eight float64 with 256-bit vectors, twice that with AVX-512's). With
 AVX-512's 32 vector registers, a row's interior goes in blocks of eight pixels (sixteen sums): the same
 multiply-adds with half the weight loads and loop steps, 0.77-0.89 of the time of blocks of four on seven layers
-of the suites (docs/design.md, "Blocks of eight pixels").
+of the suites (docs/design.md, "Blocks of eight pixels"). Each block of output channels runs over several rows
+of outputs in turn (:func:`_together`), so that its weights are read from the core's own cache by all but the first
+(docs/design.md, "A block's weights over several rows").
 
 For every (tap, input channel) a block of four loads its two weight vectors once, broadcasts each pixel's input
 element once, and makes eight vector multiply-adds (a block of eight: sixteen): four times as many multiply-adds as
@@ -336,11 +338,24 @@ def _plan(
     blocks = -(-axes.size_out[2] // step)
     x_elements = geometry.element_strides(x_strides, itemsize, spec.ndim, True)
     out_elements = geometry.element_strides(out_strides, itemsize, spec.ndim, out_last)
-    dims = (groups, cg_in, cg_out, -(-cg_out // width), step, blocks, lo, hi, width, int(tail))
+    together = _together(axes, step, spec.in_channels * itemsize)
+    dims = (groups, cg_in, cg_out, -(-cg_out // width), step, blocks, lo, hi, width, int(tail), together)
     xs, os_, dims_array = kernels.index_arrays(x_elements, out_elements, dims)  # shared by the plan's calls, read only
     offsets = _offsets(axes.kernel, axes.dilation, x_elements, cg_in)
     work = min(_costs(spec, out_last)) * batch / _tuning.KERNEL_ELEMENT_SECONDS
     return _Plan(xs, os_, geo, spans, dims_array, offsets, pairs * blocks, work)
+
+
+def _together(axes: geometry.Axes3, step: int, pixel_bytes: int) -> int:
+    """The jobs (rows of ``step`` outputs) each block of output channels runs over in turn: as many as read at most
+    ``BLOCKED_TOGETHER_BYTES`` of x between them (each job's taps' rows, the columns its outputs' taps span), at
+    most ``BLOCKED_TOGETHER_JOBS``, at least one. A block's weights are then read from memory or a shared cache
+    once for them all, and from the core's own cache by the rest: a layer of 512 input channels and 3x3 taps has
+    2.4 MB of weights a block of 32 output channels, more than a core's L2 cache holds."""
+    rows = axes.dilation[0] * (axes.kernel[0] - 1) + 1
+    rows *= axes.dilation[1] * (axes.kernel[1] - 1) + 1
+    columns = (step - 1) * axes.stride[2] + axes.dilation[2] * (axes.kernel[2] - 1) + 1
+    return max(1, min(_tuning.BLOCKED_TOGETHER_JOBS, _tuning.BLOCKED_TOGETHER_BYTES // (rows * columns * pixel_bytes)))
 
 
 def _run(
@@ -557,112 +572,115 @@ def _kernel() -> Any:
         pixel = s3 * xs[3]
         fused = tap3 == cg_in * xc  # the taps along the last axis one run of x (else one run a tap)
         runs, run = (1, k3 * cg_in) if fused else (k3, cg_in)
+        together = dims[10]
         row = np.empty(step * width, dtype=x.dtype)  # a job's outputs of one block, where not stored in place
         spare = np.empty(PIXELS * width, dtype=x.dtype)  # a partial last block's four pixels (``tail``)
-        for job in range(start, stop):
-            block = job % blocks
-            rest = job // blocks
-            o2 = rest % o2n
-            rest = rest // o2n
-            o1 = rest % o1n
-            n = rest // o1n
-            first = block * step
-            last = min(first + step, o3n)
-            t1a, t1b = spans[0, o1], spans[1, o1]
-            t2a, t2b = spans[2, o2], spans[3, o2]
-            x_row = n * xs[0] + (o1 * s1 - l1) * xs[1] + (o2 * s2 - l2) * xs[2]
-            out_row = n * os[0] + o1 * os[1] + o2 * os[2]
-            every_row = t1a == 0 and t1b == geo[0] and t2a == 0 and t2b == k2  # the row's taps all meet x
+        for j0 in range(start, stop, together):  # a block's weights over ``together`` jobs in turn
+            j1 = min(j0 + together, stop)
             for g in range(groups):
-                x_group = x_row + g * cg_in * xc
                 for cb in range(n_blocks):
-                    c0 = g * cg_out + cb * width
-                    valid = min(width, cg_out - cb * width)
-                    wb = (g * n_blocks + cb) * block_weights
-                    bb = (g * n_blocks + cb) * width
-                    in_place = oc == 1 and valid == width  # else through the row buffer
-                    dst = out if in_place else row
-                    dstep = o3s if in_place else width
-                    d0 = out_row + c0 if in_place else -first * width
-                    o3 = first
-                    while o3 < last:
-                        xb = x_group + (o3 * s3 - l3) * xs[3]
-                        if eights and every_row and lo3 <= o3 and o3 + 8 <= min(hi3, last):
-                            _eight_all(x, w, bias, dst, xb, wb, bb, d0 + o3 * dstep, dstep, offsets, pixel)
-                            o3 += 8
-                        elif every_row and lo3 <= o3 and o3 + 4 <= min(hi3, last):
-                            _four_all(x, w, bias, dst, xb, wb, bb, d0 + o3 * dstep, dstep, offsets, pixel)
-                            o3 += 4
-                        elif tail and every_row and lo3 <= o3 and hi3 == o3n:  # the row's last pixels, as four
-                            _four_all(x, w, bias, spare, xb, wb, bb, 0, width, offsets, pixel)
-                            for p in range(last - o3):
-                                for i in range(width):
-                                    dst[d0 + (o3 + p) * dstep + i] = spare[p * width + i]
-                            o3 = last
-                        elif lo3 <= o3 and o3 + 4 <= min(hi3, last):
-                            _four(
-                                x,
-                                w,
-                                bias,
-                                dst,
-                                xb,
-                                wb,
-                                bb,
-                                d0 + o3 * dstep,
-                                dstep,
-                                t1a,
-                                t1b,
-                                t2a,
-                                t2b,
-                                k2,
-                                k3,
-                                cg_in,
-                                tap1,
-                                tap2,
-                                tap3,
-                                xc,
-                                pixel,
-                                runs,
-                                run,
-                            )
-                            o3 += 4
-                        else:
-                            t3a, t3b = spans[4, o3], spans[5, o3]
-                            _one(
-                                x,
-                                w,
-                                bias,
-                                dst,
-                                xb,
-                                wb,
-                                bb,
-                                d0 + o3 * dstep,
-                                t1a,
-                                t1b,
-                                t2a,
-                                t2b,
-                                t3a,
-                                t3b,
-                                k2,
-                                k3,
-                                cg_in,
-                                tap1,
-                                tap2,
-                                tap3,
-                                xc,
-                            )
-                            o3 += 1
-                    if not in_place:  # the row buffer into the output, each channel's row contiguous where it is
-                        if oc == 1:
-                            for o in range(first, last):
-                                ob = out_row + o * o3s + c0
-                                rb = (o - first) * width
-                                for i in range(valid):
-                                    out[ob + i] = row[rb + i]
-                        else:
-                            for i in range(valid):
-                                ob = out_row + (c0 + i) * oc
+                    for job in range(j0, j1):
+                        block = job % blocks
+                        rest = job // blocks
+                        o2 = rest % o2n
+                        rest = rest // o2n
+                        o1 = rest % o1n
+                        n = rest // o1n
+                        first = block * step
+                        last = min(first + step, o3n)
+                        t1a, t1b = spans[0, o1], spans[1, o1]
+                        t2a, t2b = spans[2, o2], spans[3, o2]
+                        x_row = n * xs[0] + (o1 * s1 - l1) * xs[1] + (o2 * s2 - l2) * xs[2]
+                        out_row = n * os[0] + o1 * os[1] + o2 * os[2]
+                        every_row = t1a == 0 and t1b == geo[0] and t2a == 0 and t2b == k2  # the row's taps all meet x
+                        x_group = x_row + g * cg_in * xc
+                        c0 = g * cg_out + cb * width
+                        valid = min(width, cg_out - cb * width)
+                        wb = (g * n_blocks + cb) * block_weights
+                        bb = (g * n_blocks + cb) * width
+                        in_place = oc == 1 and valid == width  # else through the row buffer
+                        dst = out if in_place else row
+                        dstep = o3s if in_place else width
+                        d0 = out_row + c0 if in_place else -first * width
+                        o3 = first
+                        while o3 < last:
+                            xb = x_group + (o3 * s3 - l3) * xs[3]
+                            if eights and every_row and lo3 <= o3 and o3 + 8 <= min(hi3, last):
+                                _eight_all(x, w, bias, dst, xb, wb, bb, d0 + o3 * dstep, dstep, offsets, pixel)
+                                o3 += 8
+                            elif every_row and lo3 <= o3 and o3 + 4 <= min(hi3, last):
+                                _four_all(x, w, bias, dst, xb, wb, bb, d0 + o3 * dstep, dstep, offsets, pixel)
+                                o3 += 4
+                            elif tail and every_row and lo3 <= o3 and hi3 == o3n:  # the row's last pixels, as four
+                                _four_all(x, w, bias, spare, xb, wb, bb, 0, width, offsets, pixel)
+                                for p in range(last - o3):
+                                    for i in range(width):
+                                        dst[d0 + (o3 + p) * dstep + i] = spare[p * width + i]
+                                o3 = last
+                            elif lo3 <= o3 and o3 + 4 <= min(hi3, last):
+                                _four(
+                                    x,
+                                    w,
+                                    bias,
+                                    dst,
+                                    xb,
+                                    wb,
+                                    bb,
+                                    d0 + o3 * dstep,
+                                    dstep,
+                                    t1a,
+                                    t1b,
+                                    t2a,
+                                    t2b,
+                                    k2,
+                                    k3,
+                                    cg_in,
+                                    tap1,
+                                    tap2,
+                                    tap3,
+                                    xc,
+                                    pixel,
+                                    runs,
+                                    run,
+                                )
+                                o3 += 4
+                            else:
+                                t3a, t3b = spans[4, o3], spans[5, o3]
+                                _one(
+                                    x,
+                                    w,
+                                    bias,
+                                    dst,
+                                    xb,
+                                    wb,
+                                    bb,
+                                    d0 + o3 * dstep,
+                                    t1a,
+                                    t1b,
+                                    t2a,
+                                    t2b,
+                                    t3a,
+                                    t3b,
+                                    k2,
+                                    k3,
+                                    cg_in,
+                                    tap1,
+                                    tap2,
+                                    tap3,
+                                    xc,
+                                )
+                                o3 += 1
+                        if not in_place:  # the row buffer into the output, each channel's row contiguous where it is
+                            if oc == 1:
                                 for o in range(first, last):
-                                    out[ob + o * o3s] = row[(o - first) * width + i]
+                                    ob = out_row + o * o3s + c0
+                                    rb = (o - first) * width
+                                    for i in range(valid):
+                                        out[ob + i] = row[rb + i]
+                            else:
+                                for i in range(valid):
+                                    ob = out_row + (c0 + i) * oc
+                                    for o in range(first, last):
+                                        out[ob + o * o3s] = row[(o - first) * width + i]
 
     return kernels.compile_kernel(blocked)
