@@ -704,12 +704,59 @@ _vadd: Any = None
 _vload_every: Any = None
 _vload_narrow: Any = None
 _vsplat_narrow: Any = None
+_four: Any = None
 
 
 @functools.cache
 def _tiled_kernel() -> Any:
     vector_bytes = _bind_simd()  # the tiles' width, in the closure, as .simd.width says
     _fill_kernel()  # sets _fill_phases, which the kernel calls
+
+    def four(ph, w, flat, offsets, wc, terms, rb, pitch, f0, fa, width, t0, t1):  # type: ignore[no-untyped-def]
+        # Four channels (weights from ``wc * terms``, sums in rows ``rb + i * pitch`` of flat) over the terms
+        # [t0, t1) of the wide elements [f0 + fa, f0 + width): blocks of two vectors, eight sums in registers, each
+        # term's two phase vectors and four weights loaded once for eight multiply-adds.
+        lane = _lanes(flat)
+        w0 = wc * terms
+        w1, w2, w3 = w0 + terms, w0 + 2 * terms, w0 + 3 * terms
+        for f in range(fa, width, 2 * lane):
+            base = f0 + f
+            r = rb + f
+            if t0 == 0:
+                s00 = s01 = s10 = s11 = s20 = s21 = s30 = s31 = _vzero(ph)
+            else:
+                s00, s01 = _vload(flat, r), _vload(flat, r + lane)
+                s10, s11 = _vload(flat, r + pitch), _vload(flat, r + pitch + lane)
+                s20, s21 = _vload(flat, r + 2 * pitch), _vload(flat, r + 2 * pitch + lane)
+                s30, s31 = _vload(flat, r + 3 * pitch), _vload(flat, r + 3 * pitch + lane)
+            for t in range(t0, t1):
+                at = offsets[t] + base
+                v0 = _vload(ph, at)
+                v1 = _vload(ph, at + lane)
+                c = _vsplat(w, w0 + t)
+                s00 = _vfma(s00, v0, c)
+                s01 = _vfma(s01, v1, c)
+                c = _vsplat(w, w1 + t)
+                s10 = _vfma(s10, v0, c)
+                s11 = _vfma(s11, v1, c)
+                c = _vsplat(w, w2 + t)
+                s20 = _vfma(s20, v0, c)
+                s21 = _vfma(s21, v1, c)
+                c = _vsplat(w, w3 + t)
+                s30 = _vfma(s30, v0, c)
+                s31 = _vfma(s31, v1, c)
+            _vstore(flat, r, s00)
+            _vstore(flat, r + lane, s01)
+            _vstore(flat, r + pitch, s10)
+            _vstore(flat, r + pitch + lane, s11)
+            _vstore(flat, r + 2 * pitch, s20)
+            _vstore(flat, r + 2 * pitch + lane, s21)
+            _vstore(flat, r + 3 * pitch, s30)
+            _vstore(flat, r + 3 * pitch + lane, s31)
+
+    global _four
+    # inlined (numba's IR) into the job loop: a call passes every array as seven arguments, most on the stack
+    _four = kernels.numba_module().njit(inline="always", fastmath=True, nogil=True)(four)
 
     def conv_tiles(  # type: ignore[no-untyped-def]
         x, w, bias, out, xs, out_s, dims, counts, rows, size_out, stride, low,
@@ -766,43 +813,8 @@ def _tiled_kernel() -> Any:
                     for t0 in range(0, terms, chunk):
                         t1 = min(t0 + chunk, terms)
                         for co in range(s0, fours, 4):
-                            rb = (co - s0) * pitch
-                            w0 = (g * cg_out + co) * terms
-                            w1, w2, w3 = w0 + terms, w0 + 2 * terms, w0 + 3 * terms
-                            for f in range(0, width, 2 * lane):
-                                base = f0 + f
-                                r = rb + f
-                                if t0 == 0:
-                                    s00 = s01 = s10 = s11 = s20 = s21 = s30 = s31 = _vzero(ph)
-                                else:
-                                    s00, s01 = _vload(flat, r), _vload(flat, r + lane)
-                                    s10, s11 = _vload(flat, r + pitch), _vload(flat, r + pitch + lane)
-                                    s20, s21 = _vload(flat, r + 2 * pitch), _vload(flat, r + 2 * pitch + lane)
-                                    s30, s31 = _vload(flat, r + 3 * pitch), _vload(flat, r + 3 * pitch + lane)
-                                for t in range(t0, t1):
-                                    at = offsets[t] + base
-                                    v0 = _vload(ph, at)
-                                    v1 = _vload(ph, at + lane)
-                                    c = _vsplat(w, w0 + t)
-                                    s00 = _vfma(s00, v0, c)
-                                    s01 = _vfma(s01, v1, c)
-                                    c = _vsplat(w, w1 + t)
-                                    s10 = _vfma(s10, v0, c)
-                                    s11 = _vfma(s11, v1, c)
-                                    c = _vsplat(w, w2 + t)
-                                    s20 = _vfma(s20, v0, c)
-                                    s21 = _vfma(s21, v1, c)
-                                    c = _vsplat(w, w3 + t)
-                                    s30 = _vfma(s30, v0, c)
-                                    s31 = _vfma(s31, v1, c)
-                                _vstore(flat, r, s00)
-                                _vstore(flat, r + lane, s01)
-                                _vstore(flat, r + pitch, s10)
-                                _vstore(flat, r + pitch + lane, s11)
-                                _vstore(flat, r + 2 * pitch, s20)
-                                _vstore(flat, r + 2 * pitch + lane, s21)
-                                _vstore(flat, r + 3 * pitch, s30)
-                                _vstore(flat, r + 3 * pitch + lane, s31)
+                            rb, wc = (co - s0) * pitch, g * cg_out + co
+                            _four(ph, w, flat, offsets, wc, terms, rb, pitch, f0, 0, width, t0, t1)
                     for co in range(fours, s1):  # one channel: eight vectors of sums a block in registers
                         rb = (co - s0) * pitch
                         w0 = (g * cg_out + co) * terms
