@@ -1457,6 +1457,41 @@ def test_the_tiles_write_output_rows_of_every_length(monkeypatch, stride):
 
 
 @needs_jit
+@pytest.mark.parametrize(("chunk", "tile_bytes"), [(128, 4096), (5, 4096), (128, 600)])
+def test_the_tiles_eight_channel_blocks_match_the_oracle(monkeypatch, chunk, tile_bytes):
+    """With AVX-512, the tiled direct sum's channels go eight at a time (blocks of three vectors of wide elements;
+    a tile's last one or two vectors a vector a block, or one more block of three where more than two are left),
+    then four, then one: wide planes of every length from 3 to 101 and a few longer (every remainder after the
+    blocks of three, float32's 16 lanes and float64's 8), 8, 16 and 21 output channels (two blocks of eight, a
+    block of four and one channel), 2-D and strided, the terms whole and in chunks of five, tiles of 4096 bytes
+    and of 600 (several a plane), float64 and float32, every call's ranges on a team of three, against the oracle.
+    On a machine without AVX-512 the same calls run the blocks of four."""
+    from tconv.implementations.compiled import direct_conv
+
+    monkeypatch.setattr(direct_conv, "CHUNK_TERMS", chunk)
+    monkeypatch.setattr(_tuning, "DIRECT_TILE_BYTES", tile_bytes)
+    runs = _tiles_forced_on_a_team(monkeypatch)
+    rng = np.random.default_rng(chunk + tile_bytes)
+    layers = [((n,), (3,), (1,), [(1, 1)], 8) for n in range(1, 100)]  # a wide plane of n + 2
+    layers += [((n,), (3,), (1,), [(1, 1)], 21) for n in (46, 61, 78, 79, 150, 333)]
+    layers += [((13, 17), (3, 3), (1, 1), [(1, 1), (1, 1)], 16), ((20, 30), (4, 4), (2, 2), [(1, 1), (1, 1)], 21)]
+    for spatial, kernel, stride, pads, c_out in layers:
+        x = rng.standard_normal((2, 3, *spatial))
+        w = rng.standard_normal((c_out, 3, *kernel))
+        b = rng.standard_normal(c_out)
+        expected = naive_conv(x, w, b, stride=list(stride), pads=pads)
+        runs.clear()
+        with tconv.use_algorithm("jit_direct"):
+            got = tconv.conv(x, w, b, stride=stride, padding=pads)
+            single = tconv.conv(
+                x.astype(np.float32), w.astype(np.float32), b.astype(np.float32), stride=stride, padding=pads
+            )
+        assert len(runs) == 2, (spatial, runs)
+        np.testing.assert_allclose(got, expected, atol=1e-10, err_msg=f"{spatial} {c_out}")
+        np.testing.assert_allclose(single, expected, rtol=1e-4, atol=1e-4, err_msg=f"{spatial} {c_out}")
+
+
+@needs_jit
 @pytest.mark.parametrize("chunk", [128, 5])
 def test_the_tiles_one_channel_register_blocks_match_the_oracle(monkeypatch, chunk):
     """The tiled direct sum's channels summed one at a time (a group's channels short of four, every channel of a

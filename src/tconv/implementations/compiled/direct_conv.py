@@ -22,16 +22,18 @@ Where the cost model prices them lower (:func:`tiles_cheaper`) and the phases fi
 (:func:`_tiles_fit`), the forward sum runs in tiles (:func:`_tiled_kernel`): a job fills the phases of all its
 group's input channels first, then for each tile of the wide plane sums every (input channel, tap) for four output
 channels at a time in register blocks of two SIMD vectors of wide elements (:mod:`.simd`: eight sums in registers,
-each term's two phase vectors and four weights loaded once for eight multiply-adds), and a group's channels short of
-four (all of a depthwise layer's) one at a time in blocks of eight vectors (a tile's last blocks two), the terms in
-chunks (``CHUNK_TERMS``) whose phase rows stay in the cache while every four channels read them, the sums carried
-between chunks in a tile's rows for as many channels as ``SUB_BYTES`` hold, and writes the tile's valid columns
-straight into the output with the bias (as 256-bit vectors where a run is at least one long, as every kernel that
-moves data: 512-bit ones left a 14-column row to be written one element at a time). A batch
-with fewer (sample, group) pairs than the team has ranges is cut into blocks of output channels (in fours; up to
-as many a pair as make the jobs a multiple of the threads), so that a thread fills a pair's phases about once
-(docs/design.md, "The tiled direct sum" and "Register blocks along the pixels"). Each output is summed by one
-thread, in the same order whichever thread that is.
+each term's two phase vectors and four weights loaded once for eight multiply-adds; with AVX-512's 32 registers,
+eight channels at a time first, in blocks of three vectors: 24 sums, each term's three phase vectors and eight
+weights loaded once for 24 multiply-adds, a tile's last one or two vectors a vector a block), and a group's channels
+short of four (all of a depthwise layer's) one at a time in blocks of eight vectors (a tile's last blocks two), the
+terms in chunks (``CHUNK_TERMS``) whose phase rows stay in the cache while every four channels read them, the sums
+carried between chunks in a tile's rows for as many channels as ``SUB_BYTES`` hold, and writes the tile's valid
+columns straight into the output with the bias (as 256-bit vectors where a run is at least one long, as every kernel
+that moves data: 512-bit ones left a 14-column row to be written one element at a time). A batch with fewer (sample,
+group) pairs than the team has ranges is cut into blocks of output channels (in fours; up to as many a pair as make
+the jobs a multiple of the threads), so that a thread fills a pair's phases about once (docs/design.md, "The tiled
+direct sum" and "Register blocks along the pixels"). Each output is summed by one thread, in the same order
+whichever thread that is.
 
 The module is long because its two kernels (whole planes, which the weight gradient runs too, and tiles) share
 the phase geometry and its cost model, and each is one compiled function whose loops are written out in full.
@@ -359,7 +361,8 @@ def _run_tiles(
     tile = whole * -(-phases.wide // (whole * tiles))
     chunk = CHUNK_TERMS
     pitch = tile + 8 * blocked.lanes(item)  # a channel's row of sums in the kernel (its pitch)
-    sub = max(4, min(SUB_BYTES // (pitch * item) // 4 * 4, 4 * -(-block // 4)))  # channels a tile's sums hold
+    fold = 8 if machine.vector_bytes() >= 64 else 4  # the kernel's blocks of channels: eight with AVX-512
+    sub = max(4, min(SUB_BYTES // (pitch * item) // fold * fold, fold * -(-block // fold)))  # channels the sums hold
     kernel = _tiled_kernel()
 
     def run(start: int, stop: int) -> None:
@@ -705,6 +708,9 @@ _vload_every: Any = None
 _vload_narrow: Any = None
 _vsplat_narrow: Any = None
 _four: Any = None
+_three: Any = None
+_eight: Any = None
+_eight_one: Any = None
 
 
 @functools.cache
@@ -754,9 +760,132 @@ def _tiled_kernel() -> Any:
             _vstore(flat, r + 3 * pitch, s30)
             _vstore(flat, r + 3 * pitch + lane, s31)
 
-    global _four
+    def three(a0, a1, a2, v0, v1, v2, c):  # type: ignore[no-untyped-def]
+        # One channel's three sums, each a multiply-add of one phase vector by the channel's weight ``c``.
+        return _vfma(a0, v0, c), _vfma(a1, v1, c), _vfma(a2, v2, c)
+
+    def eight(ph, w, flat, offsets, wc, terms, rb, pitch, f0, fb, t0, t1):  # type: ignore[no-untyped-def]
+        # Eight channels (weights from ``wc * terms``, sums in rows ``rb + i * pitch`` of flat) over the terms
+        # [t0, t1) of the wide elements [f0, f0 + fb), ``fb`` a multiple of three vectors: blocks of three vectors,
+        # 24 sums in registers (with three phase vectors and a weight, 28 of the 32), each term's three phase
+        # vectors and eight weights loaded once for 24 multiply-adds (:func:`four`'s blocks: 8 for six loads).
+        lane = _lanes(flat)
+        w0 = wc * terms
+        for f in range(0, fb, 3 * lane):
+            base = f0 + f
+            r = rb + f
+            if t0 == 0:
+                a00 = a01 = a02 = a10 = a11 = a12 = a20 = a21 = a22 = a30 = a31 = a32 = _vzero(ph)
+                a40 = a41 = a42 = a50 = a51 = a52 = a60 = a61 = a62 = a70 = a71 = a72 = _vzero(ph)
+            else:
+                a00, a01, a02 = _vload(flat, r), _vload(flat, r + lane), _vload(flat, r + 2 * lane)
+                q = r + pitch
+                a10, a11, a12 = _vload(flat, q), _vload(flat, q + lane), _vload(flat, q + 2 * lane)
+                q += pitch
+                a20, a21, a22 = _vload(flat, q), _vload(flat, q + lane), _vload(flat, q + 2 * lane)
+                q += pitch
+                a30, a31, a32 = _vload(flat, q), _vload(flat, q + lane), _vload(flat, q + 2 * lane)
+                q += pitch
+                a40, a41, a42 = _vload(flat, q), _vload(flat, q + lane), _vload(flat, q + 2 * lane)
+                q += pitch
+                a50, a51, a52 = _vload(flat, q), _vload(flat, q + lane), _vload(flat, q + 2 * lane)
+                q += pitch
+                a60, a61, a62 = _vload(flat, q), _vload(flat, q + lane), _vload(flat, q + 2 * lane)
+                q += pitch
+                a70, a71, a72 = _vload(flat, q), _vload(flat, q + lane), _vload(flat, q + 2 * lane)
+            for t in range(t0, t1):
+                at = offsets[t] + base
+                v0, v1, v2 = _vload(ph, at), _vload(ph, at + lane), _vload(ph, at + 2 * lane)
+                a00, a01, a02 = _three(a00, a01, a02, v0, v1, v2, _vsplat(w, w0 + t))
+                a10, a11, a12 = _three(a10, a11, a12, v0, v1, v2, _vsplat(w, w0 + terms + t))
+                a20, a21, a22 = _three(a20, a21, a22, v0, v1, v2, _vsplat(w, w0 + 2 * terms + t))
+                a30, a31, a32 = _three(a30, a31, a32, v0, v1, v2, _vsplat(w, w0 + 3 * terms + t))
+                a40, a41, a42 = _three(a40, a41, a42, v0, v1, v2, _vsplat(w, w0 + 4 * terms + t))
+                a50, a51, a52 = _three(a50, a51, a52, v0, v1, v2, _vsplat(w, w0 + 5 * terms + t))
+                a60, a61, a62 = _three(a60, a61, a62, v0, v1, v2, _vsplat(w, w0 + 6 * terms + t))
+                a70, a71, a72 = _three(a70, a71, a72, v0, v1, v2, _vsplat(w, w0 + 7 * terms + t))
+            _vstore(flat, r, a00)
+            _vstore(flat, r + lane, a01)
+            _vstore(flat, r + 2 * lane, a02)
+            q = r + pitch
+            _vstore(flat, q, a10)
+            _vstore(flat, q + lane, a11)
+            _vstore(flat, q + 2 * lane, a12)
+            q += pitch
+            _vstore(flat, q, a20)
+            _vstore(flat, q + lane, a21)
+            _vstore(flat, q + 2 * lane, a22)
+            q += pitch
+            _vstore(flat, q, a30)
+            _vstore(flat, q + lane, a31)
+            _vstore(flat, q + 2 * lane, a32)
+            q += pitch
+            _vstore(flat, q, a40)
+            _vstore(flat, q + lane, a41)
+            _vstore(flat, q + 2 * lane, a42)
+            q += pitch
+            _vstore(flat, q, a50)
+            _vstore(flat, q + lane, a51)
+            _vstore(flat, q + 2 * lane, a52)
+            q += pitch
+            _vstore(flat, q, a60)
+            _vstore(flat, q + lane, a61)
+            _vstore(flat, q + 2 * lane, a62)
+            q += pitch
+            _vstore(flat, q, a70)
+            _vstore(flat, q + lane, a71)
+            _vstore(flat, q + 2 * lane, a72)
+
+    def eight_one(ph, w, flat, offsets, wc, terms, rb, pitch, f0, fa, width, t0, t1):  # type: ignore[no-untyped-def]
+        # :func:`eight` a vector a block, over the wide elements [f0 + fa, f0 + width): a tile's last one or two
+        # vectors (eight sums, each term's phase vector and eight weights loaded once for eight multiply-adds).
+        lane = _lanes(flat)
+        w0 = wc * terms
+        for f in range(fa, width, lane):
+            base = f0 + f
+            r = rb + f
+            if t0 == 0:
+                a0 = a1 = a2 = a3 = a4 = a5 = a6 = a7 = _vzero(ph)
+            else:
+                a0, a1, a2, a3 = (
+                    _vload(flat, r),
+                    _vload(flat, r + pitch),
+                    _vload(flat, r + 2 * pitch),
+                    _vload(flat, r + 3 * pitch),
+                )
+                q = r + 4 * pitch
+                a4, a5, a6, a7 = (
+                    _vload(flat, q),
+                    _vload(flat, q + pitch),
+                    _vload(flat, q + 2 * pitch),
+                    _vload(flat, q + 3 * pitch),
+                )
+            for t in range(t0, t1):
+                v = _vload(ph, offsets[t] + base)
+                a0 = _vfma(a0, v, _vsplat(w, w0 + t))
+                a1 = _vfma(a1, v, _vsplat(w, w0 + terms + t))
+                a2 = _vfma(a2, v, _vsplat(w, w0 + 2 * terms + t))
+                a3 = _vfma(a3, v, _vsplat(w, w0 + 3 * terms + t))
+                a4 = _vfma(a4, v, _vsplat(w, w0 + 4 * terms + t))
+                a5 = _vfma(a5, v, _vsplat(w, w0 + 5 * terms + t))
+                a6 = _vfma(a6, v, _vsplat(w, w0 + 6 * terms + t))
+                a7 = _vfma(a7, v, _vsplat(w, w0 + 7 * terms + t))
+            _vstore(flat, r, a0)
+            _vstore(flat, r + pitch, a1)
+            _vstore(flat, r + 2 * pitch, a2)
+            _vstore(flat, r + 3 * pitch, a3)
+            q = r + 4 * pitch
+            _vstore(flat, q, a4)
+            _vstore(flat, q + pitch, a5)
+            _vstore(flat, q + 2 * pitch, a6)
+            _vstore(flat, q + 3 * pitch, a7)
+
+    global _four, _three, _eight, _eight_one
     # inlined (numba's IR) into the job loop: a call passes every array as seven arguments, most on the stack
-    _four = kernels.numba_module().njit(inline="always", fastmath=True, nogil=True)(four)
+    inline = kernels.numba_module().njit(inline="always", fastmath=True, nogil=True)
+    _four, _three = inline(four), inline(three)  # before the function that calls it is compiled
+    _eight, _eight_one = inline(eight), inline(eight_one)
+    eights = vector_bytes >= 64  # AVX-512's 32 vector registers: blocks of eight channels times three vectors
 
     def conv_tiles(  # type: ignore[no-untyped-def]
         x, w, bias, out, xs, out_s, dims, counts, rows, size_out, stride, low,
@@ -807,12 +936,23 @@ def _tiled_kernel() -> Any:
                     _fill_phases(x, ph, xb, ci * size, xs, counts, rows, stride, low, phase, first, stop_row)
             for f0 in range(0, wide, tile):
                 width = min(tile, wide - f0)
+                # the eight channels' blocks of three vectors cover the tile to here (one past its end where more
+                # than two vectors would be left, else the rest a vector a block)
+                triples = width // (3 * lane) * (3 * lane)
+                if width - triples > 2 * lane:
+                    triples += 3 * lane
                 for s0 in range(c0, c1, sub):
                     s1 = min(s0 + sub, c1)
-                    fours = s0 + (s1 - s0) // 4 * 4  # the channels summed four at a time end here
+                    eights_end = s0 + (s1 - s0) // 8 * 8 if eights else s0  # eight channels at a time end here
+                    fours = eights_end + (s1 - eights_end) // 4 * 4  # the channels summed four at a time end here
                     for t0 in range(0, terms, chunk):
                         t1 = min(t0 + chunk, terms)
-                        for co in range(s0, fours, 4):
+                        for co in range(s0, eights_end, 8):  # blocks of three vectors, the tile's last two or one
+                            rb, wc = (co - s0) * pitch, g * cg_out + co
+                            _eight(ph, w, flat, offsets, wc, terms, rb, pitch, f0, triples, t0, t1)
+                            if triples < width:
+                                _eight_one(ph, w, flat, offsets, wc, terms, rb, pitch, f0, triples, width, t0, t1)
+                        for co in range(eights_end, fours, 4):
                             rb, wc = (co - s0) * pitch, g * cg_out + co
                             _four(ph, w, flat, offsets, wc, terms, rb, pitch, f0, 0, width, t0, t1)
                     for co in range(fours, s1):  # one channel: eight vectors of sums a block in registers
