@@ -85,6 +85,39 @@ def test_the_bench_sets_no_openmp_variable_for_tconvs_worker(monkeypatch):
     assert environ["OPENBLAS_NUM_THREADS"] == "1"
 
 
+def test_every_worker_has_started_before_the_first_sample_is_timed(monkeypatch):
+    """``run`` asks every worker whether it has started (``("ready",)``) and waits for each answer before it takes
+    the first GEMM sample or times the first case: a peer's import running beside tconv's turn slowed the tables'
+    first rows. Fake workers record the order of the requests."""
+    requests = []
+
+    class Connection:
+        def __init__(self, name):
+            self.name, self.last = name, None
+
+        def send(self, request):
+            requests.append(
+                (self.name, request[0] if isinstance(request, tuple) and isinstance(request[0], str) else "case")
+            )
+            self.last = requests[-1][1]
+
+        def recv(self):
+            return {"ready": True, "gemm": 100.0}.get(self.last, 1e-3)
+
+    names = ["tconv", "torch", "tensorflow"]
+    monkeypatch.setattr(
+        bench, "start_workers", lambda frameworks, threads: {n: (None, Connection(n)) for n in frameworks}
+    )
+    monkeypatch.setattr(bench, "stop_workers", lambda workers: None)
+    monkeypatch.setattr(bench, "gemm_rate", lambda threads, **options: 100.0)
+    monkeypatch.setattr(bench, "SETTLE_S", 0.0)
+    bench.run(names, FORWARD_CASES[:1], rounds=1, repeats=1, threads=1)
+    ready = [i for i, (_, kind) in enumerate(requests) if kind == "ready"]
+    assert sorted(name for name, kind in requests if kind == "ready") == sorted(names)
+    assert ready == list(range(len(names)))  # every worker asked first, before any sample or case
+    assert [kind for _, kind in requests[len(names) :]] == ["gemm", "case", "case", "case"]
+
+
 def _bench(*argv, timeout=300):
     return subprocess.run(
         [

@@ -143,7 +143,8 @@ def time_turn(fn: Any, repeats: int) -> float:
 
 def _worker(framework: str, threads: int, connection: Any, log: str | None = None) -> None:
     """Serve ``(case, kind, repeats)`` requests with the median time in seconds (None: not available),
-    ``("gemm", repeats)`` with a GEMM-rate sample and ``("environ",)`` with the worker's environment. With
+    ``("gemm", repeats)`` with a GEMM-rate sample, ``("environ",)`` with the worker's environment and
+    ``("ready",)`` with True (the worker has started: its framework imported, its threads set). With
     ``log``, the process's standard error (its file descriptor, where native libraries write) goes to that file."""
     if log is not None:
         descriptor = os.open(log, os.O_WRONLY | os.O_APPEND)
@@ -166,6 +167,9 @@ def _worker(framework: str, threads: int, connection: Any, log: str | None = Non
             continue
         if request[0] == "environ":
             connection.send(dict(os.environ))
+            continue
+        if request[0] == "ready":
+            connection.send(True)
             continue
         job, kind, repeats = request
         key = (job.name, kind)
@@ -218,6 +222,19 @@ def start_workers(frameworks: list[str], threads: int) -> dict[str, tuple[Any, A
                     os.environ[key] = value
         workers[name] = (process, parent)
     return workers
+
+
+def wait_ready(workers: dict[str, tuple[Any, Any]]) -> None:
+    """Wait until every worker has started (:func:`_worker` answers ``("ready",)`` once its framework is imported
+    and its threads set), so that no worker's start-up runs beside another's timed turn: TensorFlow's and JAX's
+    imports take seconds of both cores, and the first rows of every table were timed during them (resnet-3x3,
+    the forward suite's first row: tconv 9.4-9.6 ms in the tables against 5.6 timed alone the same way, with
+    the row's GEMM sample at 238-244 GFLOP/s against 320-340 in the rows after). A worker that died starting is
+    left for the first case to report."""
+    for _, connection in workers.values():
+        with contextlib.suppress(EOFError, OSError):
+            connection.send(("ready",))
+            connection.recv()
 
 
 def stop_workers(workers: dict[str, tuple[Any, Any]]) -> None:
@@ -299,6 +316,7 @@ def run(
     print(f"float32 GEMM rate before the workers start: {first:.1f} GFLOP/s", flush=True)
     all_rates: list[float] = []
     workers = start_workers(frameworks, threads)
+    wait_ready(workers)
     rows = []
     try:
         for case in cases:
