@@ -918,6 +918,7 @@ def _tiled_kernel() -> Any:
         ph = np.zeros(cg_in * size + 8 * lane, dtype=x.dtype)
         pitch = tile + 8 * lane  # a channel's row of a tile in flat, room for the last block past the tile's end
         flat = np.empty(sub * pitch, dtype=x.dtype)  # each row's sums written before they are read
+        runs = np.empty((3, tile // q3n + 2), dtype=np.int64)  # a tile's runs of valid columns (a row's at most)
         filled = -1  # the (sample, group) whose phases ph holds
         terms = cg_in * k_all  # (input channel, tap) pairs, in the weight's order
         offsets = np.empty(terms, dtype=np.int64)  # each pair's phase row in ph
@@ -941,6 +942,26 @@ def _tiled_kernel() -> Any:
                 triples = width // (3 * lane) * (3 * lane)
                 if width - triples > 2 * lane:
                     triples += 3 * lane
+                # the tile's valid columns: a run of o3 < O3 of each wide row with o2 < O2, the same for every
+                # channel (where it starts in a channel's plane of out and in the tile, and its length)
+                count = 0
+                first_row = f0 // q3n
+                o1 = first_row // q2n
+                o2 = first_row - o1 * q2n
+                for wide_row in range(first_row, (f0 + width - 1) // q3n + 1):
+                    if o2 < o2n:
+                        row_start = wide_row * q3n
+                        lo = max(row_start, f0)
+                        hi = min(row_start + o3n, f0 + width)
+                        if lo < hi:
+                            runs[0, count] = o1 * out_s[3] + o2 * out_s[4] + (lo - row_start) * out_s[5]
+                            runs[1, count] = lo - f0
+                            runs[2, count] = hi - lo
+                            count += 1
+                    o2 += 1
+                    if o2 == q2n:
+                        o2 = 0
+                        o1 += 1
                 for s0 in range(c0, c1, sub):
                     s1 = min(s0 + sub, c1)
                     eights_end = s0 + (s1 - s0) // 8 * 8 if eights else s0  # eight channels at a time end here
@@ -1006,43 +1027,30 @@ def _tiled_kernel() -> Any:
                                 _vstore(flat, r, s00)
                                 _vstore(flat, r + lane, s01)
                                 f += 2 * lane
-                    # the tile's valid columns, a run of o3 < O3 of each wide row with o2 < O2, with the bias,
-                    # channel by channel (each run one slice of the channel's row in flat and one of out)
-                    first_row = f0 // q3n
-                    end_row = (f0 + width - 1) // q3n + 1
+                    # the tile's valid columns with the bias, channel by channel, a run at a time (one slice of the
+                    # channel's row in flat and one of out)
                     for co in range(s0, s1):
                         bj = bias[g * cg_out + co]
                         bias_vector = _vsplat_narrow(bias, g * cg_out + co)
                         ob = n * out_s[0] + g * out_s[1] + co * out_s[2]
-                        kb = (co - s0) * pitch - f0  # the element of flat that holds wide element f: kb + f
-                        o1 = first_row // q2n
-                        o2 = first_row - o1 * q2n
-                        for wide_row in range(first_row, end_row):
-                            if o2 < o2n:
-                                row_start = wide_row * q3n
-                                lo = max(row_start, f0)
-                                hi = min(row_start + o3n, f0 + width)
-                                if lo < hi:
-                                    length = hi - lo
-                                    dst = ob + o1 * out_s[3] + o2 * out_s[4] + (lo - row_start) * out_s[5]
-                                    src = kb + lo
-                                    if out_s[5] == 1 and length >= narrow:  # vectors, the last one ending the run
-                                        j = 0
-                                        while j + narrow < length:
-                                            _vstore(out, dst + j, _vadd(_vload_narrow(flat, src + j), bias_vector))
-                                            j += narrow
-                                        j = length - narrow
-                                        _vstore(out, dst + j, _vadd(_vload_narrow(flat, src + j), bias_vector))
-                                    elif out_s[5] == 1:
-                                        for j in range(length):
-                                            out[dst + j] = flat[src + j] + bj
-                                    else:
-                                        for j in range(length):
-                                            out[dst + j * out_s[5]] = flat[src + j] + bj
-                            o2 += 1
-                            if o2 == q2n:
-                                o2 = 0
-                                o1 += 1
+                        rb = (co - s0) * pitch
+                        for k in range(count):
+                            dst = ob + runs[0, k]
+                            src = rb + runs[1, k]
+                            length = runs[2, k]
+                            if out_s[5] == 1 and length >= narrow:  # vectors, the last one ending the run
+                                j = 0
+                                while j + narrow < length:
+                                    _vstore(out, dst + j, _vadd(_vload_narrow(flat, src + j), bias_vector))
+                                    j += narrow
+                                j = length - narrow
+                                _vstore(out, dst + j, _vadd(_vload_narrow(flat, src + j), bias_vector))
+                            elif out_s[5] == 1:
+                                for j in range(length):
+                                    out[dst + j] = flat[src + j] + bj
+                            else:
+                                for j in range(length):
+                                    out[dst + j * out_s[5]] = flat[src + j] + bj
 
     return kernels.compile_kernel(conv_tiles)
 
