@@ -1739,7 +1739,8 @@ def test_register_blocks_of_every_row_length_match_the_oracle(monkeypatch, padde
     """``jit_blocked`` forced on output rows of every length from 1 to 40 and of 64, so that a row's interior
     holds no block, blocks of four only, one block of eight (with 512-bit vectors) and four or fewer left, several:
     x read as it is (the border's pixels one at a time) and copied into a zero-padded buffer (every row's last
-    pixels as a block of four), channels first and last, 33 output channels (a whole block and a partial one at 16
+    pixels as a block of four; with 512-bit vectors a row of five to seven pixels as a block of eight), channels
+    first and last, 33 output channels (a whole block and a partial one at 16
     lanes, one and a partial at 32), float32 and float64, against the oracle."""
     from tconv.implementations.compiled import blocked
 
@@ -1775,7 +1776,7 @@ def test_register_blocked_convolution_matches_the_oracle(monkeypatch, request, t
     copied into a zero-padded buffer in pieces of a few samples, whatever its layout (no border; a row's last
     pixels a block of four); every call's ranges on a team of ``team_size``, each block of output channels run
     over three jobs in turn (the last run of a range shorter); against the oracle."""
-    from tconv.implementations.compiled import blocked
+    from tconv.implementations.compiled import blocked, machine
 
     runs = _blocked_spy(monkeypatch)
     monkeypatch.setattr(_tuning, "BLOCKED_TOGETHER_JOBS", 3)
@@ -1823,11 +1824,12 @@ def test_register_blocked_convolution_matches_the_oracle(monkeypatch, request, t
                     got = tconv.conv(xin, w, b, channels_last=channels_last, **options)
                 assert runs == [channels_last]
                 if padded:  # copied into the padded buffer, CHUNK_BYTES of samples at a time
-                    # the buffer: the span the outputs' taps reach, and four pixels on from every output along the
-                    # last axis (whole blocks of four)
+                    # the buffer: the span the outputs' taps reach, and a whole block of four pixels on from every
+                    # output along the last axis (with AVX-512, of eight where a row has five to seven pixels)
                     sizes = expected.shape[2:]
                     buffer = [(o - 1) * st + (k - 1) * d + 1 for o, st, k, d in zip(sizes, stride, kernel, dilation)]
-                    buffer[-1] += (-(-sizes[-1] // 4) * 4 - sizes[-1]) * stride[-1]
+                    block = 8 if machine.vector_bytes() >= 64 and 4 < sizes[-1] < 8 else 4
+                    buffer[-1] += (-(-sizes[-1] // block) * block - sizes[-1]) * stride[-1]
                     per_sample = c_in * int(np.prod(buffer)) * x.itemsize
                     chunk = max(1, 2048 * team_size // per_sample)
                     assert pieces == [min(chunk, 3 - i) for i in range(0, 3, chunk)]

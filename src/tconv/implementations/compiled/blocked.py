@@ -246,15 +246,19 @@ class _Padding(NamedTuple):
 @functools.lru_cache(maxsize=256)
 def _padded(spec: ConvSpec) -> _Padding:
     """The call over x copied into a zero-padded buffer: every output's taps all meet the buffer (no border: each
-    row runs the blocks of four through the offsets' table), and along the last axis the buffer reaches four
-    pixels on from every output, so that the row's last pixels run as a block of four too (the kernel's ``tail``).
+    row runs the blocks of four through the offsets' table), and along the last axis the buffer reaches a whole
+    block of four pixels on from every output, so that the row's last pixels run as a block of four too (the
+    kernel's ``tail``); with AVX-512's blocks of eight, a row of five to seven pixels runs as one block of eight
+    (the buffer reaches eight pixels on: a row of 7 pixels summed in one block, not two of four; rows longer than
+    eight keep their last pixels in blocks of four, whose buffer is smaller to fill).
     The call over the buffer pads nothing; its input is the span the outputs' taps reach (x cropped where it
     reaches further): the im2col's zero-padded plane (:func:`.geometry.im2col_geometry`), the same span and the
     same part of x in it."""
     planes = geometry.im2col_geometry(geometry.axes3(spec))
     rank, o, st = spec.ndim, spec.output_size[-1], spec.stride[-1]
     extent = planes.span[3 - rank :]
-    buffer = (*extent[:-1], extent[-1] + (-(-o // PIXELS) * PIXELS - o) * st)  # four pixels on from every output
+    block = 2 * PIXELS if machine.vector_bytes() >= 64 and PIXELS < o < 2 * PIXELS else PIXELS  # a short row: 8
+    buffer = (*extent[:-1], extent[-1] + (-(-o // block) * block - o) * st)  # whole blocks on from every output
     where = (slice(None), *(slice(a, b) for a, b in planes.dst[3 - rank :]))
     reads = (slice(None), slice(None), *(slice(a, b) for a, b in planes.src[3 - rank :]))
     call = ConvSpec.build(
@@ -574,7 +578,7 @@ def _kernel() -> Any:
         runs, run = (1, k3 * cg_in) if fused else (k3, cg_in)
         together = dims[10]
         row = np.empty(step * width, dtype=x.dtype)  # a job's outputs of one block, where not stored in place
-        spare = np.empty(PIXELS * width, dtype=x.dtype)  # a partial last block's four pixels (``tail``)
+        spare = np.empty(2 * PIXELS * width, dtype=x.dtype)  # a partial last block's pixels (``tail``)
         for j0 in range(start, stop, together):  # a block's weights over ``together`` jobs in turn
             j1 = min(j0 + together, stop)
             for g in range(groups):
@@ -608,6 +612,13 @@ def _kernel() -> Any:
                             if eights and every_row and lo3 <= o3 and o3 + 8 <= min(hi3, last):
                                 _eight_all(x, w, bias, dst, xb, wb, bb, d0 + o3 * dstep, dstep, offsets, pixel)
                                 o3 += 8
+                            elif eights and tail and every_row and PIXELS < o3n < 2 * PIXELS:
+                                # a row of five to seven pixels, as eight (the buffer reaches eight on)
+                                _eight_all(x, w, bias, spare, xb, wb, bb, 0, width, offsets, pixel)
+                                for p in range(last - o3):
+                                    for i in range(width):
+                                        dst[d0 + (o3 + p) * dstep + i] = spare[p * width + i]
+                                o3 = last
                             elif every_row and lo3 <= o3 and o3 + 4 <= min(hi3, last):
                                 _four_all(x, w, bias, dst, xb, wb, bb, d0 + o3 * dstep, dstep, offsets, pixel)
                                 o3 += 4
