@@ -1464,8 +1464,9 @@ def test_the_tiles_eight_channel_blocks_match_the_oracle(monkeypatch, chunk, til
     then four, then one: wide planes of every length from 3 to 101 and a few longer (every remainder after the
     blocks of three, float32's 16 lanes and float64's 8), 8, 16 and 21 output channels (two blocks of eight, a
     block of four and one channel), 2-D and strided, the terms whole and in chunks of five, tiles of 4096 bytes
-    and of 600 (several a plane), float64 and float32, every call's ranges on a team of three, against the oracle.
-    On a machine without AVX-512 the same calls run the blocks of four."""
+    and of 600 (several a plane), float64 and float32, every call's ranges on a team of three (12 samples, so that
+    no sample's channels are cut into blocks of four for the team), against the oracle. On a machine without
+    AVX-512 the same calls run the blocks of four."""
     from tconv.implementations.compiled import direct_conv
 
     monkeypatch.setattr(direct_conv, "CHUNK_TERMS", chunk)
@@ -1476,7 +1477,7 @@ def test_the_tiles_eight_channel_blocks_match_the_oracle(monkeypatch, chunk, til
     layers += [((n,), (3,), (1,), [(1, 1)], 21) for n in (46, 61, 78, 79, 150, 333)]
     layers += [((13, 17), (3, 3), (1, 1), [(1, 1), (1, 1)], 16), ((20, 30), (4, 4), (2, 2), [(1, 1), (1, 1)], 21)]
     for spatial, kernel, stride, pads, c_out in layers:
-        x = rng.standard_normal((2, 3, *spatial))
+        x = rng.standard_normal((12, 3, *spatial))  # 12 samples: a job a sample's channels whole (no cut by fours)
         w = rng.standard_normal((c_out, 3, *kernel))
         b = rng.standard_normal(c_out)
         expected = naive_conv(x, w, b, stride=list(stride), pads=pads)
@@ -1776,7 +1777,7 @@ def test_register_blocked_convolution_matches_the_oracle(monkeypatch, request, t
     copied into a zero-padded buffer in pieces of a few samples, whatever its layout (no border; a row's last
     pixels a block of four); every call's ranges on a team of ``team_size``, each block of output channels run
     over three jobs in turn (the last run of a range shorter); against the oracle."""
-    from tconv.implementations.compiled import blocked, machine
+    from tconv.implementations.compiled import blocked
 
     runs = _blocked_spy(monkeypatch)
     monkeypatch.setattr(_tuning, "BLOCKED_TOGETHER_JOBS", 3)
@@ -1824,12 +1825,11 @@ def test_register_blocked_convolution_matches_the_oracle(monkeypatch, request, t
                     got = tconv.conv(xin, w, b, channels_last=channels_last, **options)
                 assert runs == [channels_last]
                 if padded:  # copied into the padded buffer, CHUNK_BYTES of samples at a time
-                    # the buffer: the span the outputs' taps reach, and a whole block of four pixels on from every
-                    # output along the last axis (with AVX-512, of eight where a row has five to seven pixels)
+                    # the buffer: the span the outputs' taps reach, and four pixels on from every output along the
+                    # last axis (whole blocks of four)
                     sizes = expected.shape[2:]
                     buffer = [(o - 1) * st + (k - 1) * d + 1 for o, st, k, d in zip(sizes, stride, kernel, dilation)]
-                    block = 8 if machine.vector_bytes() >= 64 and 4 < sizes[-1] < 8 else 4
-                    buffer[-1] += (-(-sizes[-1] // block) * block - sizes[-1]) * stride[-1]
+                    buffer[-1] += (-(-sizes[-1] // 4) * 4 - sizes[-1]) * stride[-1]
                     per_sample = c_in * int(np.prod(buffer)) * x.itemsize
                     chunk = max(1, 2048 * team_size // per_sample)
                     assert pieces == [min(chunk, 3 - i) for i in range(0, 3, chunk)]

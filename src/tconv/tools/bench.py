@@ -225,9 +225,10 @@ def start_workers(frameworks: list[str], threads: int) -> dict[str, tuple[Any, A
 
 
 def wait_ready(workers: dict[str, tuple[Any, Any]]) -> None:
-    """Wait until every worker has started (:func:`_worker` answers ``("ready",)`` once its framework is imported
-    and its threads set), so that no worker's start-up runs beside another's timed turn: TensorFlow's and JAX's
-    imports take seconds of both cores, and the first rows of every table were timed during them (resnet-3x3,
+    """Wait until every worker has started (:func:`_worker` answers ``("ready",)`` once its threads are set, which
+    imports PyTorch and TensorFlow; the other peers import in their first case's preparation, in their own turn),
+    so that no worker's start-up runs beside another's timed turn: TensorFlow's import takes seconds of both cores,
+    and the first rows of every table were timed during it (resnet-3x3,
     the forward suite's first row: tconv 9.4-9.6 ms in the tables against 5.6 timed alone the same way, with
     the row's GEMM sample at 238-244 GFLOP/s against 320-340 in the rows after). A worker that died starting is
     left for the first case to report."""

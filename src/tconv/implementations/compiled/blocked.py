@@ -21,7 +21,8 @@ through a table of their offsets in x; elsewhere (the padding's rows) a loop a r
 Pixels whose taps along the last axis do not all meet x (the padding's border), and those left over from the
 blocks of four, are summed one pixel at a time over the taps that meet x. Or, where the cost model says it pays
 (small maps, whose pixels are mostly border), x is first copied into a zero-padded buffer, over which every row
-runs its blocks through the table and a row's last pixels run as a block of four (:func:`_padded`). Each output
+runs its blocks through the table and a row's last pixels run as a block of four (a whole row of five to seven
+as a block of eight, with 512-bit vectors: :func:`_padded`). Each output
 is summed with fused multiply-adds in the order of the taps, then the input channels, whichever thread computes
 it.
 
@@ -246,19 +247,17 @@ class _Padding(NamedTuple):
 @functools.lru_cache(maxsize=256)
 def _padded(spec: ConvSpec) -> _Padding:
     """The call over x copied into a zero-padded buffer: every output's taps all meet the buffer (no border: each
-    row runs the blocks of four through the offsets' table), and along the last axis the buffer reaches a whole
-    block of four pixels on from every output, so that the row's last pixels run as a block of four too (the
-    kernel's ``tail``); with AVX-512's blocks of eight, a row of five to seven pixels runs as one block of eight
-    (the buffer reaches eight pixels on: a row of 7 pixels summed in one block, not two of four; rows longer than
-    eight keep their last pixels in blocks of four, whose buffer is smaller to fill).
+    row runs the blocks of four through the offsets' table), and along the last axis the buffer reaches four
+    pixels on from every output, so that the row's last pixels run as a block of four too (the kernel's
+    ``tail``). A row of five to seven pixels is thus readable eight pixels on from its first, and with AVX-512's
+    blocks of eight a job that holds such a row whole runs it as one block of eight, not two of four.
     The call over the buffer pads nothing; its input is the span the outputs' taps reach (x cropped where it
     reaches further): the im2col's zero-padded plane (:func:`.geometry.im2col_geometry`), the same span and the
     same part of x in it."""
     planes = geometry.im2col_geometry(geometry.axes3(spec))
     rank, o, st = spec.ndim, spec.output_size[-1], spec.stride[-1]
     extent = planes.span[3 - rank :]
-    block = 2 * PIXELS if machine.vector_bytes() >= 64 and PIXELS < o < 2 * PIXELS else PIXELS  # a short row: 8
-    buffer = (*extent[:-1], extent[-1] + (-(-o // block) * block - o) * st)  # whole blocks on from every output
+    buffer = (*extent[:-1], extent[-1] + (-(-o // PIXELS) * PIXELS - o) * st)  # four pixels on from every output
     where = (slice(None), *(slice(a, b) for a, b in planes.dst[3 - rank :]))
     reads = (slice(None), slice(None), *(slice(a, b) for a, b in planes.src[3 - rank :]))
     call = ConvSpec.build(
@@ -314,7 +313,7 @@ class _Plan(NamedTuple):
     geo: np.ndarray  # geometry.span_tables
     spans: np.ndarray
     dims: np.ndarray  # groups, C_in/G, C_out/G, channel blocks, pixels a job, jobs a row, interior [lo, hi), width,
-    # tail (x a padded copy: a row's last pixels a block of four)
+    # tail (x a padded copy: a row's last pixels a block of four), jobs a block runs over in turn (:func:`_together`)
     offsets: np.ndarray  # the (tap, input channel) pairs' offsets in x (:func:`_offsets`)
     jobs: int
     work: float  # elements of work, for the team's hand-off (team.ranges)
@@ -352,10 +351,12 @@ def _plan(
 
 def _together(axes: geometry.Axes3, step: int, pixel_bytes: int) -> int:
     """The jobs (rows of ``step`` outputs) each block of output channels runs over in turn: as many as read at most
-    ``BLOCKED_TOGETHER_BYTES`` of x between them (each job's taps' rows, the columns its outputs' taps span), at
-    most ``BLOCKED_TOGETHER_JOBS``, at least one. A block's weights are then read from memory or a shared cache
-    once for them all, and from the core's own cache by the rest: a layer of 512 input channels and 3x3 taps has
-    2.4 MB of weights a block of 32 output channels, more than a core's L2 cache holds."""
+    ``BLOCKED_TOGETHER_BYTES`` of x between them (each job's taps' rows, the columns its outputs' taps span, a
+    pixel's input channels: all of them, a bound for a grouped layer, whose blocks read their group's), at most
+    ``BLOCKED_TOGETHER_JOBS``, at least one. A block's weights are then read from memory or a shared cache once
+    for them all, and from the core's own cache by the rest: a layer of 512 input and output channels and 3x3 taps
+    has 590 KB of weights a block of 32 output channels and 9.4 MB in all, more than a core's L2 cache holds, so
+    that a row run through every block read each block's weights from beyond it."""
     rows = axes.dilation[0] * (axes.kernel[0] - 1) + 1
     rows *= axes.dilation[1] * (axes.kernel[1] - 1) + 1
     columns = (step - 1) * axes.stride[2] + axes.dilation[2] * (axes.kernel[2] - 1) + 1
@@ -612,8 +613,11 @@ def _kernel() -> Any:
                             if eights and every_row and lo3 <= o3 and o3 + 8 <= min(hi3, last):
                                 _eight_all(x, w, bias, dst, xb, wb, bb, d0 + o3 * dstep, dstep, offsets, pixel)
                                 o3 += 8
-                            elif eights and tail and every_row and PIXELS < o3n < 2 * PIXELS:
-                                # a row of five to seven pixels, as eight (the buffer reaches eight on)
+                            elif (
+                                eights and tail and every_row and PIXELS < o3n < 2 * PIXELS and o3 == 0 and last == o3n
+                            ):
+                                # a whole row of five to seven pixels, as eight (the buffer reaches eight on: whole
+                                # blocks of four; a row cut between jobs runs as fours)
                                 _eight_all(x, w, bias, spare, xb, wb, bb, 0, width, offsets, pixel)
                                 for p in range(last - o3):
                                     for i in range(width):

@@ -895,12 +895,14 @@ def _tiled_kernel() -> Any:
         # O3) flat, with the element strides xs, out_s; w flat (G, Cout_g, Cin_g, K); bias flat (G * Cout_g).
         # Job = (sample, group, block of output channels): the phases of all the group's input channels are
         # filled once (``size`` elements a channel, zeros where the padding is); then for each tile of ``tile``
-        # wide elements and each ``sub`` of the block's channels (a multiple of four), the (input channel, tap)
-        # terms in chunks of ``chunk``: each four channels sum a chunk in blocks of two vectors of wide elements,
-        # the block's eight sums in registers (each term's two phase vectors and four weights loaded once for
-        # eight multiply-adds), kept between chunks in the channels' rows of ``flat`` (within the L2 cache), so
-        # that a chunk's phase rows, read by every four channels, stay in the cache too. The last channels that
-        # are not four go one at a time, eight vectors of one channel's sums a block in registers (the tile's
+        # wide elements and each ``sub`` of the block's channels (a multiple of four; of eight with AVX-512), the
+        # (input channel, tap) terms in chunks of ``chunk``: with AVX-512 each eight channels sum a chunk in
+        # blocks of three vectors (:func:`eight`: 24 sums in registers, the tile's last one or two vectors a
+        # vector a block), then each four channels in blocks of two vectors of wide elements (:func:`four`: the
+        # block's eight sums in registers, each term's two phase vectors and four weights loaded once for eight
+        # multiply-adds), the sums kept between chunks in the channels' rows of ``flat`` (within the L2 cache), so
+        # that a chunk's phase rows, read by every block of channels, stay in the cache too. The last channels
+        # that are not four go one at a time, eight vectors of one channel's sums a block in registers (the tile's
         # last blocks, of four vectors or fewer, two vectors each), the terms in the same chunks. Then the tile's
         # valid columns are written to out with the bias.
         groups, cg_in, cg_out, block = dims[1], dims[2], dims[3], dims[4]
