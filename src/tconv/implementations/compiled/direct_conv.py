@@ -711,6 +711,8 @@ _four: Any = None
 _three: Any = None
 _eight: Any = None
 _eight_one: Any = None
+_load3: Any = None
+_store3: Any = None
 
 
 @functools.cache
@@ -764,6 +766,16 @@ def _tiled_kernel() -> Any:
         # One channel's three sums, each a multiply-add of one phase vector by the channel's weight ``c``.
         return _vfma(a0, v0, c), _vfma(a1, v1, c), _vfma(a2, v2, c)
 
+    def load3(flat, q, lane):  # type: ignore[no-untyped-def]
+        # One channel's three sums from its row in flat, from ``q``.
+        return _vload(flat, q), _vload(flat, q + lane), _vload(flat, q + 2 * lane)
+
+    def store3(flat, q, lane, a0, a1, a2):  # type: ignore[no-untyped-def]
+        # One channel's three sums into its row in flat, from ``q``.
+        _vstore(flat, q, a0)
+        _vstore(flat, q + lane, a1)
+        _vstore(flat, q + 2 * lane, a2)
+
     def eight(ph, w, flat, offsets, wc, terms, rb, pitch, f0, fb, t0, t1):  # type: ignore[no-untyped-def]
         # Eight channels (weights from ``wc * terms``, sums in rows ``rb + i * pitch`` of flat) over the terms
         # [t0, t1) of the wide elements [f0, f0 + fb), ``fb`` a multiple of three vectors: blocks of three vectors,
@@ -778,21 +790,14 @@ def _tiled_kernel() -> Any:
                 a00 = a01 = a02 = a10 = a11 = a12 = a20 = a21 = a22 = a30 = a31 = a32 = _vzero(ph)
                 a40 = a41 = a42 = a50 = a51 = a52 = a60 = a61 = a62 = a70 = a71 = a72 = _vzero(ph)
             else:
-                a00, a01, a02 = _vload(flat, r), _vload(flat, r + lane), _vload(flat, r + 2 * lane)
-                q = r + pitch
-                a10, a11, a12 = _vload(flat, q), _vload(flat, q + lane), _vload(flat, q + 2 * lane)
-                q += pitch
-                a20, a21, a22 = _vload(flat, q), _vload(flat, q + lane), _vload(flat, q + 2 * lane)
-                q += pitch
-                a30, a31, a32 = _vload(flat, q), _vload(flat, q + lane), _vload(flat, q + 2 * lane)
-                q += pitch
-                a40, a41, a42 = _vload(flat, q), _vload(flat, q + lane), _vload(flat, q + 2 * lane)
-                q += pitch
-                a50, a51, a52 = _vload(flat, q), _vload(flat, q + lane), _vload(flat, q + 2 * lane)
-                q += pitch
-                a60, a61, a62 = _vload(flat, q), _vload(flat, q + lane), _vload(flat, q + 2 * lane)
-                q += pitch
-                a70, a71, a72 = _vload(flat, q), _vload(flat, q + lane), _vload(flat, q + 2 * lane)
+                a00, a01, a02 = _load3(flat, r, lane)
+                a10, a11, a12 = _load3(flat, r + pitch, lane)
+                a20, a21, a22 = _load3(flat, r + 2 * pitch, lane)
+                a30, a31, a32 = _load3(flat, r + 3 * pitch, lane)
+                a40, a41, a42 = _load3(flat, r + 4 * pitch, lane)
+                a50, a51, a52 = _load3(flat, r + 5 * pitch, lane)
+                a60, a61, a62 = _load3(flat, r + 6 * pitch, lane)
+                a70, a71, a72 = _load3(flat, r + 7 * pitch, lane)
             for t in range(t0, t1):
                 at = offsets[t] + base
                 v0, v1, v2 = _vload(ph, at), _vload(ph, at + lane), _vload(ph, at + 2 * lane)
@@ -804,37 +809,14 @@ def _tiled_kernel() -> Any:
                 a50, a51, a52 = _three(a50, a51, a52, v0, v1, v2, _vsplat(w, w0 + 5 * terms + t))
                 a60, a61, a62 = _three(a60, a61, a62, v0, v1, v2, _vsplat(w, w0 + 6 * terms + t))
                 a70, a71, a72 = _three(a70, a71, a72, v0, v1, v2, _vsplat(w, w0 + 7 * terms + t))
-            _vstore(flat, r, a00)
-            _vstore(flat, r + lane, a01)
-            _vstore(flat, r + 2 * lane, a02)
-            q = r + pitch
-            _vstore(flat, q, a10)
-            _vstore(flat, q + lane, a11)
-            _vstore(flat, q + 2 * lane, a12)
-            q += pitch
-            _vstore(flat, q, a20)
-            _vstore(flat, q + lane, a21)
-            _vstore(flat, q + 2 * lane, a22)
-            q += pitch
-            _vstore(flat, q, a30)
-            _vstore(flat, q + lane, a31)
-            _vstore(flat, q + 2 * lane, a32)
-            q += pitch
-            _vstore(flat, q, a40)
-            _vstore(flat, q + lane, a41)
-            _vstore(flat, q + 2 * lane, a42)
-            q += pitch
-            _vstore(flat, q, a50)
-            _vstore(flat, q + lane, a51)
-            _vstore(flat, q + 2 * lane, a52)
-            q += pitch
-            _vstore(flat, q, a60)
-            _vstore(flat, q + lane, a61)
-            _vstore(flat, q + 2 * lane, a62)
-            q += pitch
-            _vstore(flat, q, a70)
-            _vstore(flat, q + lane, a71)
-            _vstore(flat, q + 2 * lane, a72)
+            _store3(flat, r, lane, a00, a01, a02)
+            _store3(flat, r + pitch, lane, a10, a11, a12)
+            _store3(flat, r + 2 * pitch, lane, a20, a21, a22)
+            _store3(flat, r + 3 * pitch, lane, a30, a31, a32)
+            _store3(flat, r + 4 * pitch, lane, a40, a41, a42)
+            _store3(flat, r + 5 * pitch, lane, a50, a51, a52)
+            _store3(flat, r + 6 * pitch, lane, a60, a61, a62)
+            _store3(flat, r + 7 * pitch, lane, a70, a71, a72)
 
     def eight_one(ph, w, flat, offsets, wc, terms, rb, pitch, f0, fa, width, t0, t1):  # type: ignore[no-untyped-def]
         # :func:`eight` a vector a block, over the wide elements [f0 + fa, f0 + width): a tile's last one or two
@@ -880,10 +862,11 @@ def _tiled_kernel() -> Any:
             _vstore(flat, q + 2 * pitch, a6)
             _vstore(flat, q + 3 * pitch, a7)
 
-    global _four, _three, _eight, _eight_one
+    global _four, _three, _eight, _eight_one, _load3, _store3
     # inlined (numba's IR) into the job loop: a call passes every array as seven arguments, most on the stack
     inline = kernels.numba_module().njit(inline="always", fastmath=True, nogil=True)
-    _four, _three = inline(four), inline(three)  # before the function that calls it is compiled
+    _four, _three = inline(four), inline(three)  # before the functions that call them are compiled
+    _load3, _store3 = inline(load3), inline(store3)
     _eight, _eight_one = inline(eight), inline(eight_one)
     eights = vector_bytes >= 64  # AVX-512's 32 vector registers: blocks of eight channels times three vectors
 
