@@ -4,25 +4,26 @@
 
 Run it from a shell with nothing set (no ``OMP_*``, ``KMP_*``, ``GOMP_*`` or BLAS variables): the way a user meets
 tconv. Ten float32 layers (transposed and forward, 1-D to 3-D, strided, depthwise, channels-last), chosen by hand
-outside ``tconv bench``'s suites and sweeps, so that nothing was tuned on them. For each: the median of 15 calls of
-tconv (its own two threads) and of PyTorch (``torch.set_num_threads(2)``), their ratio and tconv's largest
-difference from PyTorch's result relative to the largest output. After tconv's calls and before PyTorch is
-imported, the process forks; the child repeats tconv's calls and exits 0 only if every result is bitwise equal to
-the parent's (tconv's team of threads must survive ``fork``, and its results must not depend on which thread
-summed what). Prints one line a layer and the geometric mean of the ratios; exits 1 if the child did not exit 0.
-A measurement script, not a test: nothing in it asserts a speed.
+outside ``tconv bench``'s suites and sweeps, so that nothing was tuned on them. For each: the median time of a turn
+of tconv's calls as ``tconv bench`` times it (15 calls, more where they are short, fewer where they take over 2 s)
+for tconv (its own two threads) and for PyTorch (``torch.set_num_threads(2)``), their ratio and tconv's largest
+difference from PyTorch's result relative to the largest output. After tconv's calls and before PyTorch is imported,
+the process forks; the child repeats tconv's calls and exits 0 only if every result is bitwise equal to the parent's
+(tconv's team of threads must survive ``fork``, and its results must not depend on which thread summed what). Prints
+one line a layer and the geometric mean of the ratios; exits 1 if the child did not exit 0. A measurement script,
+not a test: nothing in it asserts a speed.
 """
 
 from __future__ import annotations
 
 import os
 import sys
-import time
 from typing import Any
 
 import numpy as np
 
 import tconv
+from tconv.tools.bench import time_turn
 
 #: (transposed "T" or forward "F", x's shape channels-first, the weight's shape, options, channels-last)
 LAYERS = [
@@ -44,13 +45,10 @@ def _call(kind: str, x: np.ndarray, w: np.ndarray, options: dict[str, Any], last
 
 
 def _median_ms(fn: Any, calls: int = 15) -> float:
+    """The median time of a turn of ``calls`` calls (``tconv bench``'s: :func:`tconv.tools.bench.time_turn`),
+    after one not timed, in milliseconds."""
     fn()
-    times = []
-    for _ in range(calls):
-        start = time.perf_counter()
-        fn()
-        times.append(time.perf_counter() - start)
-    return float(np.median(times)) * 1e3
+    return time_turn(fn, calls) * 1e3
 
 
 def main() -> int:
