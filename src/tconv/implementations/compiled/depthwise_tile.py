@@ -8,7 +8,7 @@ multiply-add a tap along the block's channels, eight output pixels at a time wit
 for the eight, and writes the pixels back into the planes by transposes. Any stride and dilation read the tile at
 their offsets, so no phase is copied and no zero multiplied outside the padding; it is oneDNN's and XNNPACK's
 layout for depthwise layers, made a job at a time in the cache. A transposed one at stride 1 is its flipped
-kernel's convolution (:func:`_staged_axes`); a strided one runs by its output's phases on the same tile
+kernel's convolution (:func:`staged_axes`); a strided one runs by its output's phases on the same tile
 (:func:`_phased_kernel`). Each output is summed in the taps' order whichever thread runs it.
 
 The module is long because its two kernels (a convolution's and a strided transposed one's) share the tile's
@@ -30,7 +30,7 @@ from . import geometry, kernels, team
 
 def fits(spec: ConvSpec, itemsize: int = _tuning.COST_ITEMSIZE) -> bool:
     """Whether a channels-first depthwise call of rank 3 or less runs through the tile: a convolution or a
-    transposed one at stride 1 (:func:`_staged_kernel`, :func:`_staged_axes`), or a strided transposed one
+    transposed one at stride 1 (:func:`_staged_kernel`, :func:`staged_axes`), or a strided transposed one
     (:func:`_phased_kernel`), of at least a vector's lanes of channels of ``itemsize`` bytes and of
     ``COST_ITEMSIZE`` (fewer would fill the tile element by element, for a fraction of each vector: (8, 3, 98, 98)
     2x2 stride 2 ran 2.2x ``jit_direct``'s time; both, so that the planner prices the kernel that runs), whose
@@ -41,7 +41,7 @@ def fits(spec: ConvSpec, itemsize: int = _tuning.COST_ITEMSIZE) -> bool:
         return False
     if _phased(spec):
         return _phase_numbers(geometry.axes3(spec), itemsize)[0] <= _tuning.DEPTHWISE_TILE_MAX_BYTES
-    axes = _staged_axes(spec)
+    axes = staged_axes(spec)
     return axes is not None and _staged_numbers(axes, itemsize)[0] <= _tuning.DEPTHWISE_TILE_MAX_BYTES
 
 
@@ -92,7 +92,7 @@ def _phase_numbers(axes: geometry.Axes3, itemsize: int) -> tuple[int, np.ndarray
 
 
 @functools.lru_cache(maxsize=256)
-def _staged_axes(spec: ConvSpec) -> geometry.Axes3 | None:
+def staged_axes(spec: ConvSpec) -> geometry.Axes3 | None:
     """The forward convolution the tile kernel computes for ``spec``: its own axes, or for a transposed call at
     stride 1 (``o = j + t*d - lo``) the convolution of x with the flipped kernel (``o`` reads ``j = o + u*d -
     ((k-1)*d - lo)``, ``u = k-1-t``), its low padding ``(k-1)*d - lo`` (negative where the crop is wider: the tile
@@ -138,7 +138,7 @@ def cost(spec: ConvSpec) -> float:
         tile_bytes = _phase_numbers(geometry.axes3(spec), _tuning.COST_ITEMSIZE)[0]
         multiply_adds = blocks * pixels * math.prod(spec.kernel_size) / math.prod(spec.stride)
     else:
-        axes = _staged_axes(spec)
+        axes = staged_axes(spec)
         assert axes is not None  # the callers ask fits first
         tile_bytes = _staged_numbers(axes, _tuning.COST_ITEMSIZE)[0]
         multiply_adds = blocks * pixels * math.prod(spec.kernel_size)
@@ -162,7 +162,7 @@ def run(x: np.ndarray, weight: np.ndarray, bias: np.ndarray | None, spec: ConvSp
     padded_channels = -(-channels // lanes) * lanes
     taps = math.prod(spec.kernel_size)
     w = np.asarray(weight, dtype=x.dtype)
-    if spec.transposed and not phased:  # the flipped kernel's convolution (_staged_axes)
+    if spec.transposed and not phased:  # the flipped kernel's convolution (staged_axes)
         w = np.flip(w, axis=tuple(range(2, w.ndim)))
     w_taps = np.zeros((taps, padded_channels), dtype=x.dtype)
     w_taps[:, :channels] = w.reshape(channels, taps).T
@@ -185,7 +185,7 @@ def run(x: np.ndarray, weight: np.ndarray, bias: np.ndarray | None, spec: ConvSp
             work / math.prod(spec.stride),
         )
         return out
-    axes = _staged_axes(spec)
+    axes = staged_axes(spec)
     assert axes is not None  # the callers ask fits first
     _, numbers, offsets = _staged_numbers(axes, itemsize)
     kernel = _staged_kernel()
@@ -499,4 +499,4 @@ def _phased_kernel() -> Any:
     return kernels.compile_kernel(phased, kernels.FASTMATH_IN_ORDER)
 
 
-__all__ = ["cost", "fits", "run"]
+__all__ = ["cost", "fits", "run", "staged_axes"]
