@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import contextlib
 import itertools
+import math
 import os
 import threading
 import time
@@ -2839,6 +2840,89 @@ def test_depthwise_channels_first_through_its_tile_matches_the_oracle(monkeypatc
         got = tconv.conv_transpose(x, w, b, stride=stride, padding=1, groups=24)
         expected = naive_conv_transpose(x, w, b, stride=[stride] * 2, pads=[(1, 1)] * 2, groups=24)
         np.testing.assert_allclose(got, expected, atol=1e-10)
+
+
+@needs_jit
+def test_depthwise_channels_last_by_rows_matches_the_oracle(monkeypatch):
+    """Channels-last depthwise convolutions by rows of vectors of channels (``depthwise._run_rows``, asserted by its
+    jobs: a block of ``DEPTHWISE_JOB_PIXELS`` outputs along the last axis of every row): channels a whole number of
+    the kernel's vectors and not (the last vector overlapping the one before), rows of 1-40 outputs (blocks of
+    eight and of four, each the last overlapping the one before, and single outputs at the padding, and a row cut
+    into jobs of fewer outputs than a block), strides 1-4, kernels shorter than the stride, dilation, asymmetric
+    and no padding, 1-D to 3-D, float64 to 1e-10 of the oracle and float32 to 1e-4, with and without bias, x in
+    place, as a strided view of its pixels and with its channels strided (copied). Transposed ones at stride 1 as
+    the flipped kernel's convolution, crops wider than the kernel's reach included. Every output is summed alike
+    whichever block holds it: the call equals itself cut into jobs of one output (bitwise)."""
+    from tconv.implementations.compiled import depthwise, machine
+
+    lanes = machine.vector_bytes() // 4  # the float32 vector's lanes: the least channels for either dtype
+    jobs = []
+    ranges = team.ranges
+    monkeypatch.setattr(team, "ranges", lambda kernel, count, work: (jobs.append(count), ranges(kernel, count, work)))
+    rng = np.random.default_rng(48)
+    for trial in range(60):  # each setting drawn on its own
+        d = int(rng.integers(1, 4))
+        dtype = (np.float64, np.float32)[int(rng.integers(0, 2))]
+        transposed = rng.integers(0, 4) == 0
+        channels = (lanes, lanes + 1, 2 * lanes + 3, 5 * lanes)[int(rng.integers(0, 4))]
+        stride = [1] * d if transposed else [int(v) for v in rng.integers(1, 5, size=d)]
+        dilation = [int(v) for v in rng.integers(1, 3, size=d)] if rng.integers(0, 4) == 0 else [1] * d
+        k = [int(v) for v in rng.integers(1, 6, size=d)]
+        sizes = {1: (3, 60), 2: (2, 30), 3: (2, 10)}[d]
+        spatial = tuple(int(n) for n in rng.integers(*sizes, size=d))
+        reach = [dd * (kk - 1) for kk, dd in zip(k, dilation)]
+        extra = [int(rng.integers(0, dd)) if transposed else 0 for dd in dilation]
+        if transposed:  # any crop that leaves an output: wider than the kernel's reach too
+            full = [n + r for n, r in zip(spatial, reach)]
+            lows = [int(rng.integers(0, f)) for f in full]
+            pads = [(lo, int(rng.integers(0, f - lo))) for lo, f in zip(lows, full)]
+        else:  # a window inside the padded input
+            pads = [(int(rng.integers(0, r + 1)), int(rng.integers(0, r + 1))) for r in reach]
+            spatial = tuple(max(n, r + 1 - lo - hi) for n, r, (lo, hi) in zip(spatial, reach, pads))
+        x = rng.standard_normal((int(rng.integers(1, 3)), channels, *spatial))
+        w = rng.standard_normal((channels, 1, *k))
+        b = rng.standard_normal(channels) if rng.integers(0, 3) else None
+        options = {"stride": stride, "dilation": dilation, "groups": channels, "padding": pads}
+        if transposed:
+            expected = naive_conv_transpose(x, w, b, pads=pads, output_padding=extra, stride=stride,
+                                            dilation=dilation, groups=channels)  # fmt: skip
+            fn, options = tconv.conv_transpose, {**options, "output_padding": extra}
+        else:
+            expected = naive_conv(x, w, b, pads=pads, stride=stride, dilation=dilation, groups=channels)
+            fn = tconv.conv
+        spec = _spec(transposed, x.shape, w.shape, **options)
+        assert depthwise.rows_fit(spec, np.dtype(dtype).itemsize)
+        xl = np.moveaxis(x, 1, -1).astype(dtype)
+        view = trial % 3
+        if view == 1:  # every other pixel of the last axis of a larger array, read in place
+            wide = np.zeros((*xl.shape[:-2], 2 * xl.shape[-2], channels), dtype=dtype)
+            wide[..., ::2, :] = xl
+            xl = wide[..., ::2, :]
+        elif view == 2:  # the channels strided: copied first
+            wide = np.zeros((*xl.shape[:-1], 2 * channels), dtype=dtype)
+            wide[..., ::2] = xl
+            xl = wide[..., ::2]
+        wd, bd = w.astype(dtype), None if b is None else b.astype(dtype)
+        jobs.clear()
+        with tconv.use_algorithm("jit_depthwise"):
+            got = fn(xl, wd, bd, channels_last=True, **options)
+        size_out = spec.output_size
+        rows = x.shape[0] * math.prod(size_out[:-1])
+        assert jobs == [rows * -(-size_out[-1] // _tuning.DEPTHWISE_JOB_PIXELS)]
+        assert got.dtype == dtype
+        np.testing.assert_allclose(np.moveaxis(got, -1, 1), expected, **({"atol": 1e-10, "rtol": 1e-10}
+                                   if dtype == np.float64 else {"atol": 1e-4, "rtol": 1e-4}))  # fmt: skip
+        if trial % 4 == 0:  # one output a job: its blocks are single outputs and none overlaps, same bits
+            block = _tuning.DEPTHWISE_JOB_PIXELS
+            monkeypatch.setattr(_tuning, "DEPTHWISE_JOB_PIXELS", 1)
+            depthwise._rows_numbers.cache_clear()
+            with tconv.use_algorithm("jit_depthwise"):
+                single = fn(xl, wd, bd, channels_last=True, **options)
+            monkeypatch.setattr(_tuning, "DEPTHWISE_JOB_PIXELS", block)
+            depthwise._rows_numbers.cache_clear()
+            np.testing.assert_array_equal(single, got)
+    assert not depthwise.rows_fit(_spec(False, (1, lanes - 1, 9, 9), (lanes - 1, 1, 3, 3), groups=lanes - 1))
+    assert not depthwise.rows_fit(_spec(True, (1, lanes, 9, 9), (lanes, 1, 3, 3), groups=lanes, stride=2))
 
 
 @needs_jit
