@@ -350,6 +350,29 @@ def _staged_kernel() -> Any:
                             _vstore(outs, (slot + 3) * lane, acc3)
                             slot += 4
                             q3 += 4
+                        elif o3n >= 4:  # the row's last one to three pixels: the last four, the new ones kept
+                            first = o3n - 4
+                            at = row + first * step
+                            acc0 = _vload(bias, c0)
+                            acc1 = acc0
+                            acc2 = acc0
+                            acc3 = acc0
+                            for t in range(taps):
+                                wv = _vload(w, t * padded_channels + c0)
+                                i = at + offsets[t]
+                                acc0 = _vfma(acc0, wv, _vload(tile, i))
+                                acc1 = _vfma(acc1, wv, _vload(tile, i + step))
+                                acc2 = _vfma(acc2, wv, _vload(tile, i + 2 * step))
+                                acc3 = _vfma(acc3, wv, _vload(tile, i + 3 * step))
+                            if q3 <= first + 1:
+                                _vstore(outs, slot * lane, acc1)
+                                slot += 1
+                            if q3 <= first + 2:
+                                _vstore(outs, slot * lane, acc2)
+                                slot += 1
+                            _vstore(outs, slot * lane, acc3)
+                            slot += 1
+                            q3 = o3n
                         else:
                             acc0 = _vload(bias, c0)
                             for t in range(taps):
