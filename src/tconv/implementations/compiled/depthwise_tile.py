@@ -243,10 +243,11 @@ def _staged_kernel() -> Any:
         # block's planes go into the tile (P1, P2, P3, lane), by lane x lane transposes where a run has a whole
         # block (its last block overlapping the one before), rows shorter than that a whole slab (n2 x n3, one run
         # in x) a block of pixels at a time, each pixel's vector then stored in place; the padding is zero from
-        # the tile's allocation (the
-        # rows copied are the same every job). Then each output pixel is the bias plus every tap's weight vector
-        # times the tile's vector, in the taps' order, eight (else four, else one) pixels along the last axis at
-        # a time, each weight vector loaded once for all of them; the pixels' vectors gather in ``outs`` and go
+        # the tile's allocation (the rows copied are the same every job). Then each output pixel is the bias plus
+        # every tap's weight vector times the tile's vector, in the taps' order, eight (else four) pixels along
+        # the last axis at a time, each weight vector loaded once for all of them (a row's last one to three
+        # pixels as its last four, the ones not summed before kept; one at a time only in a row shorter than
+        # four); the pixels' vectors gather in ``outs`` and go
         # to the planes transposed, ``lane`` pixels at a time (the last ones of a job element by element).
         lane = _lanes(x)
         if lane * x.itemsize != vector_bytes:  # never: the width keys the cache
