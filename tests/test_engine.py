@@ -2845,14 +2845,16 @@ def test_depthwise_channels_first_through_its_tile_matches_the_oracle(monkeypatc
 @needs_jit
 def test_depthwise_channels_last_by_rows_matches_the_oracle(monkeypatch):
     """Channels-last depthwise convolutions by rows of vectors of channels (``depthwise._run_rows``, asserted by its
-    jobs: a block of ``DEPTHWISE_JOB_PIXELS`` outputs along the last axis of every row): channels a whole number of
-    the kernel's vectors and not (the last vector overlapping the one before), rows of 1-40 outputs (blocks of
-    eight and of four, each the last overlapping the one before, and single outputs at the padding, and a row cut
-    into jobs of fewer outputs than a block), strides 1-4, kernels shorter than the stride, dilation, asymmetric
-    and no padding, 1-D to 3-D, float64 to 1e-10 of the oracle and float32 to 1e-4, with and without bias, x in
-    place, as a strided view of its pixels and with its channels strided (copied). Transposed ones at stride 1 as
-    the flipped kernel's convolution, crops wider than the kernel's reach included. Every output is summed alike
-    whichever block holds it: the call equals itself cut into jobs of one output (bitwise)."""
+    jobs: a block of ``DEPTHWISE_JOB_PIXELS`` outputs along the last axis of every row), and strided transposed ones
+    by rows of their output's phases (``depthwise._run_phases``: a row a job): channels a whole number of the
+    kernel's vectors and not (the last vector overlapping the one before), rows of 1-40 outputs (blocks of eight
+    and of four, each the last overlapping the one before; eight outputs of a phase a stride apart; single outputs
+    at the padding, and a row cut into jobs of fewer outputs than a block), strides 1-4, kernels shorter than the
+    stride, dilation, asymmetric and no padding, output padding, 1-D to 3-D, float64 to 1e-10 of the oracle and
+    float32 to 1e-4, with and without bias, x in place, as a strided view of its pixels and with its channels
+    strided (copied). Transposed ones at stride 1 as the flipped kernel's convolution, crops wider than the
+    kernel's reach included. Every output is summed alike whichever block holds it: a convolution equals itself
+    cut into jobs of one output (bitwise)."""
     from tconv.implementations.compiled import depthwise, machine
 
     lanes = machine.vector_bytes() // 4  # the float32 vector's lanes: the least channels for either dtype
@@ -2860,20 +2862,25 @@ def test_depthwise_channels_last_by_rows_matches_the_oracle(monkeypatch):
     ranges = team.ranges
     monkeypatch.setattr(team, "ranges", lambda kernel, count, work: (jobs.append(count), ranges(kernel, count, work)))
     rng = np.random.default_rng(48)
-    for trial in range(60):  # each setting drawn on its own
+    for trial in range(90):  # each setting drawn on its own
         d = int(rng.integers(1, 4))
         dtype = (np.float64, np.float32)[int(rng.integers(0, 2))]
-        transposed = rng.integers(0, 4) == 0
+        kind = int(rng.integers(0, 3))  # a convolution, a stride-1 transposed one, a strided transposed one
+        transposed = kind > 0
         channels = (lanes, lanes + 1, 2 * lanes + 3, 5 * lanes)[int(rng.integers(0, 4))]
-        stride = [1] * d if transposed else [int(v) for v in rng.integers(1, 5, size=d)]
+        stride = [int(v) for v in rng.integers(1, 5, size=d)]
+        if kind == 1:
+            stride = [1] * d
+        elif kind == 2 and all(st == 1 for st in stride):
+            stride[-1] = 2
         dilation = [int(v) for v in rng.integers(1, 3, size=d)] if rng.integers(0, 4) == 0 else [1] * d
         k = [int(v) for v in rng.integers(1, 6, size=d)]
         sizes = {1: (3, 60), 2: (2, 30), 3: (2, 10)}[d]
         spatial = tuple(int(n) for n in rng.integers(*sizes, size=d))
         reach = [dd * (kk - 1) for kk, dd in zip(k, dilation)]
-        extra = [int(rng.integers(0, dd)) if transposed else 0 for dd in dilation]
+        extra = [int(rng.integers(0, max(st, dd))) if transposed else 0 for st, dd in zip(stride, dilation)]
         if transposed:  # any crop that leaves an output: wider than the kernel's reach too
-            full = [n + r for n, r in zip(spatial, reach)]
+            full = [(n - 1) * st + r + 1 for n, st, r in zip(spatial, stride, reach)]
             lows = [int(rng.integers(0, f)) for f in full]
             pads = [(lo, int(rng.integers(0, f - lo))) for lo, f in zip(lows, full)]
         else:  # a window inside the padded input
@@ -2891,7 +2898,8 @@ def test_depthwise_channels_last_by_rows_matches_the_oracle(monkeypatch):
             expected = naive_conv(x, w, b, pads=pads, stride=stride, dilation=dilation, groups=channels)
             fn = tconv.conv
         spec = _spec(transposed, x.shape, w.shape, **options)
-        assert depthwise.rows_fit(spec, np.dtype(dtype).itemsize)
+        itemsize = np.dtype(dtype).itemsize
+        assert (depthwise.phases_fit if kind == 2 else depthwise.rows_fit)(spec, itemsize)
         xl = np.moveaxis(x, 1, -1).astype(dtype)
         view = trial % 3
         if view == 1:  # every other pixel of the last axis of a larger array, read in place
@@ -2908,11 +2916,12 @@ def test_depthwise_channels_last_by_rows_matches_the_oracle(monkeypatch):
             got = fn(xl, wd, bd, channels_last=True, **options)
         size_out = spec.output_size
         rows = x.shape[0] * math.prod(size_out[:-1])
-        assert jobs == [rows * -(-size_out[-1] // _tuning.DEPTHWISE_JOB_PIXELS)]
+        blocks = 1 if kind == 2 else -(-size_out[-1] // _tuning.DEPTHWISE_JOB_PIXELS)
+        assert jobs == [rows * blocks]
         assert got.dtype == dtype
         np.testing.assert_allclose(np.moveaxis(got, -1, 1), expected, **({"atol": 1e-10, "rtol": 1e-10}
                                    if dtype == np.float64 else {"atol": 1e-4, "rtol": 1e-4}))  # fmt: skip
-        if trial % 4 == 0:  # one output a job: its blocks are single outputs and none overlaps, same bits
+        if trial % 4 == 0 and kind < 2:  # one output a job: its blocks are single outputs, none overlaps; same bits
             block = _tuning.DEPTHWISE_JOB_PIXELS
             monkeypatch.setattr(_tuning, "DEPTHWISE_JOB_PIXELS", 1)
             depthwise._rows_numbers.cache_clear()
@@ -2923,6 +2932,14 @@ def test_depthwise_channels_last_by_rows_matches_the_oracle(monkeypatch):
             np.testing.assert_array_equal(single, got)
     assert not depthwise.rows_fit(_spec(False, (1, lanes - 1, 9, 9), (lanes - 1, 1, 3, 3), groups=lanes - 1))
     assert not depthwise.rows_fit(_spec(True, (1, lanes, 9, 9), (lanes, 1, 3, 3), groups=lanes, stride=2))
+    assert depthwise.phases_fit(_spec(True, (1, lanes, 9, 9), (lanes, 1, 3, 3), groups=lanes, stride=2))
+    # three inputs under a kernel of 21 taps at stride 2: nine outputs of a phase receive three taps each, but
+    # not the same three (each reaches the inputs with the next ones), so none of them is summed as a block
+    x, w = rng.standard_normal((1, lanes, 3)), rng.standard_normal((lanes, 1, 21))
+    with tconv.use_algorithm("jit_depthwise"):
+        got = tconv.conv_transpose(np.moveaxis(x, 1, -1), w, stride=2, groups=lanes, channels_last=True)
+    expected = naive_conv_transpose(x, w, None, stride=[2], pads=[(0, 0)], groups=lanes)
+    np.testing.assert_allclose(np.moveaxis(got, -1, 1), expected, atol=1e-10)
 
 
 @needs_jit
@@ -2943,18 +2960,20 @@ def test_depthwise_splits_one_sample_and_leaves_shared_tables_alone(monkeypatch)
     """jit_depthwise hands a batch of one sample to the team in blocks of output pixels (its first jobs were whole
     samples: a 2-D call at batch 1 ran on one thread), and leaves the transposed tables it shares with jit_pixels
     writeable (a read-only array is another type to numba: jit_pixels' overlap-add was compiled again). Its pair
-    count, taken per tap without the tables, is the tables' count."""
+    count, taken per tap without the tables, is the tables' count. Seven channels: fewer than any vector's lanes,
+    so that the call runs the kernel of pairs (more run by rows of the output's phases, tested below)."""
     from tconv.implementations.compiled import depthwise
 
     jobs = []
     ranges = team.ranges
     monkeypatch.setattr(team, "ranges", lambda kernel, count, work: (jobs.append(count), ranges(kernel, count, work)))
     rng = np.random.default_rng(46)
-    x, w = rng.standard_normal((1, 56, 56, 32)), rng.standard_normal((32, 1, 3, 3))
+    x, w = rng.standard_normal((1, 56, 56, 7)), rng.standard_normal((7, 1, 3, 3))
     with tconv.use_algorithm("jit_depthwise"):
-        got = tconv.conv_transpose(x, w, stride=2, padding=1, groups=32, channels_last=True)
+        got = tconv.conv_transpose(x, w, stride=2, padding=1, groups=7, channels_last=True)
     assert jobs and jobs[-1] >= 2 * 56
-    spec = _spec(True, (1, 32, 56, 56), (32, 1, 3, 3), groups=32, stride=2, padding=1)
+    spec = _spec(True, (1, 7, 56, 56), (7, 1, 3, 3), groups=7, stride=2, padding=1)
+    assert not depthwise.phases_fit(spec) and not depthwise.rows_fit(spec)
     tables = [geometry.transposed_tables(*axis) for axis in zip(*geometry.axes3(spec))]
     assert all(t.flags.writeable for triple in tables for t in triple)
     counts = [triple[0].sum() for triple in tables]

@@ -518,8 +518,9 @@ class JitDepthwise(Compiled):
     name = "jit_depthwise"
     description = (
         "compiled sum per output pixel along the channels, for depthwise layers (one input and one output "
-        "channel per group): channels-last (by rows of outputs held in registers, a convolution or a stride-1 "
-        "transposed one), or channels-first through a channels-last tile of a vector's lanes "
+        "channel per group): channels-last (by rows of outputs held in registers: a convolution or a stride-1 "
+        "transposed one, a strided transposed one by its output's phases), or channels-first through a "
+        "channels-last tile of a vector's lanes "
         "of channels (a convolution or a transposed one, the latter by its output's phases where strided) or on "
         "small planes; a convolution or a transposed convolution, any "
         "stride, dilation and padding (NumPy, rank <= 3, needs numba)"

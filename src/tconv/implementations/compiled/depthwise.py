@@ -18,13 +18,17 @@ stride 1 (its flipped kernel's convolution), of at least a vector's lanes of cha
 vectors, :func:`.simd.widest`) runs by rows of vectors (:func:`_rows_kernel`): eight (else four) outputs along a
 row at a time for each vector of channels, their sums held in registers over the taps, each weight vector loaded
 once for the eight and x read where it is, in place; the outputs at the padding one at a time over the taps that
-meet x, four vectors of channels at a time. The generic kernel above summed into a vector of the channels in
+meet x, four vectors of channels at a time; a strided transposed one likewise by rows of its output's phases
+(:func:`_phases_kernel`). The generic kernel above summed into a vector of the channels in
 memory, loaded and stored again for every pair: 1.1-3.3x slower on twelve MobileNet- and sweep-like layers.
 
 Each output pixel's sum runs in the same order whichever thread computes it (the bias, then the pairs in the
 tables' order, two at a time where the channels are contiguous, so one layout's numbers may differ from the
 other's by rounding), so the numbers do not depend on the thread count. The team takes blocks of
 ``DEPTHWISE_JOB_PIXELS`` output pixels along the last axis, of every (sample, first axis, second axis).
+
+The module is long because it holds the three channels-last kernels (the pairs', the rows' and the phases')
+next to their tables and costs; the next step moves the rows and the phases to a module of their own.
 """
 
 from __future__ import annotations
@@ -87,6 +91,8 @@ def cost(spec: ConvSpec, channels_last: bool = False) -> float | None:
         return depthwise_tile.cost(spec)
     if channels_last and rows_fit(spec):
         return rows_cost(spec)
+    if channels_last and phases_fit(spec):
+        return phases_cost(spec)
     if not tables_fit(spec):
         return None
     channels = spec.in_channels
@@ -107,6 +113,32 @@ def rows_fit(spec: ConvSpec, itemsize: int = _tuning.COST_ITEMSIZE) -> bool:
     lanes = machine.vector_bytes() // min(itemsize, _tuning.COST_ITEMSIZE)
     depthwise = spec.groups == spec.in_channels == spec.out_channels
     return depthwise and spec.ndim <= 3 and spec.in_channels >= lanes and _rows_axes(spec) is not None
+
+
+def phases_fit(spec: ConvSpec, itemsize: int = _tuning.COST_ITEMSIZE) -> bool:
+    """Whether a channels-last depthwise call runs by rows of its output's phases (:func:`_run_phases`): a strided
+    transposed one of rank 3 or less, at least a vector's lanes of channels (as :func:`rows_fit` counts them),
+    whose tables fit (:func:`tables_fit`)."""
+    lanes = machine.vector_bytes() // min(itemsize, _tuning.COST_ITEMSIZE)
+    depthwise = spec.groups == spec.in_channels == spec.out_channels
+    strided = spec.transposed and any(st != 1 for st in spec.stride)
+    return depthwise and strided and spec.ndim <= 3 and spec.in_channels >= lanes and tables_fit(spec)
+
+
+def phases_cost(spec: ConvSpec) -> float:
+    """Seconds per sample of :func:`_run_phases`: its (output pixel, tap) pairs (:func:`pairs`) times the vectors
+    of channels at ``DEPTHWISE_ROWS_RATE`` (as :func:`rows_cost` prices them), x and the output at
+    ``DEPTHWISE_ROWS_STREAM``, and ``DEPTHWISE_ROWS_ROW`` a row of outputs."""
+    lanes = machine.priced_vector_bytes() // _tuning.COST_ITEMSIZE
+    vectors = -(-spec.in_channels // lanes)
+    pixels = math.prod(spec.output_size)
+    streamed = float(_tuning.COST_ITEMSIZE) * spec.in_channels * (pixels + math.prod(spec.input_size))
+    rows = pixels / geometry.axes3(spec).size_out[2]
+    return (
+        vectors * pairs(spec) / machine.vector_rate(_tuning.DEPTHWISE_ROWS_RATE)
+        + streamed / _tuning.DEPTHWISE_ROWS_STREAM
+        + rows * _tuning.DEPTHWISE_ROWS_ROW
+    )
 
 
 def _rows_axes(spec: ConvSpec) -> geometry.Axes3 | None:
@@ -143,6 +175,8 @@ def run(x: np.ndarray, weight: np.ndarray, bias: np.ndarray | None, spec: ConvSp
         return depthwise_tile.run(x, weight, bias, spec)
     if channels_last and rows_fit(spec, x.dtype.itemsize):
         return _run_rows(x, weight, bias, spec)
+    if channels_last and phases_fit(spec, x.dtype.itemsize):
+        return _run_phases(x, weight, bias, spec)
     batch, channels = x.shape[0], spec.in_channels
     out = geometry.empty_out(batch, channels, spec.output_size, x.dtype, channels_last)
     if out.size == 0:
@@ -381,6 +415,153 @@ def _rows_kernel() -> Any:
     return kernels.compile_kernel(rows, kernels.FASTMATH_IN_ORDER)
 
 
+def _run_phases(x: np.ndarray, weight: np.ndarray, bias: np.ndarray | None, spec: ConvSpec) -> np.ndarray:
+    """A channels-last strided transposed depthwise call by rows of its output's phases (:func:`_phases_kernel`);
+    x read in place where its channels are contiguous (else copied)."""
+    batch, channels = x.shape[0], spec.in_channels
+    out = geometry.empty_out(batch, channels, spec.output_size, x.dtype, True)
+    if out.size == 0:
+        return out
+    axes = geometry.axes3(spec)
+    x5 = x.reshape(batch, *axes.size_in, channels)
+    if x5.strides[-1] != x.itemsize:
+        x5 = np.ascontiguousarray(x5)
+    steps = np.array([st // x.itemsize for st in x5.strides[:4]], dtype=np.int64)
+    taps = math.prod(spec.kernel_size)
+    w_taps = np.ascontiguousarray(np.asarray(weight, dtype=x.dtype).reshape(channels, taps).T).reshape(-1)
+    b = np.zeros(channels, dtype=x.dtype) if bias is None else np.ascontiguousarray(bias, dtype=x.dtype).reshape(-1)
+    tables = _tables(axes, True)
+    eights = _phase_blocks(axes)
+    kernel = _phases_kernel()
+    x_flat, out_flat = kernels.flat(x5), out.reshape(-1)
+    sizes = np.array([*axes.size_out, channels, axes.kernel[1], axes.kernel[2], axes.stride[2]], dtype=np.int64)
+    team.ranges(
+        lambda start, stop: kernel(x_flat, steps, w_taps, b, out_flat, sizes, eights, *tables, start, stop),
+        batch * axes.size_out[0] * axes.size_out[1],
+        batch * phases_cost(spec) / _tuning.KERNEL_ELEMENT_SECONDS,
+    )
+    return out
+
+
+@functools.lru_cache(maxsize=64)
+def _phase_blocks(axes: geometry.Axes3) -> np.ndarray:
+    """For each output along the last axis, whether it and the seven outputs of its phase after it (a stride
+    apart) receive the same taps (the transposed tables' rows alike), so that :func:`_phases_kernel` sums the eight
+    at once: outputs a stride apart receive a tap from inputs one apart (``o + lo = j*s + t*d``), so the eight read
+    consecutive inputs. Made once per geometry, left writeable as the tables are."""
+    count, taps, _ = _tables(axes, True)[6:]
+    o3n, s3 = axes.size_out[2], axes.stride[2]
+    eights = np.zeros(o3n, dtype=np.int64)
+    for o in range(o3n - 7 * s3):
+        c = count[o]
+        same = all(count[o + m * s3] == c and np.array_equal(taps[o + m * s3, :c], taps[o, :c]) for m in range(1, 8))
+        eights[o] = int(same and c > 0)
+    return eights
+
+
+@functools.cache
+def _phases_kernel() -> Any:
+    _rows_kernel()  # binds the SIMD operations (the same width)
+    vector_bytes = machine.vector_bytes()  # in the closure, as .simd.width says
+
+    def phases(x, xs, w, bias, out, sizes, eights, c1, t1, j1, c2, t2, j2, c3, t3, j3, start, stop):  # type: ignore[no-untyped-def]
+        # x flat, pixel (n, j1, j2, j3) channel c at n*xs[0] + j1*xs[1] + j2*xs[2] + j3*xs[3] + c; w flat
+        # (K1, K2, K3, C) tap-major; out flat (N, O1, O2, O3, C); sizes: O1, O2, O3, C, k2, k3, the last axis'
+        # stride; the transposed tables (count, taps, inputs) of each axis. A job is a row (sample, o1, o2); along
+        # it each phase's outputs (a stride apart) in turn: eight at a time where they receive the same taps from
+        # consecutive inputs (``eights``), each weight vector loaded once for the eight, else one at a time, four
+        # vectors of channels at a time; each vector of channels (the last one overlapping the one before) in
+        # turn. Every output is the bias plus its (tap, input) pairs in the tables' order, whichever way.
+        lane = _lanes(x)
+        if lane * x.itemsize != vector_bytes:  # never: the width keys the cache
+            raise ValueError("jit_depthwise's phase rows were compiled for another vector width")
+        o1n, o2n, o3n, channels = sizes[0], sizes[1], sizes[2], sizes[3]
+        k2, k3, s3 = sizes[4], sizes[5], sizes[6]
+        last = channels - lane
+        step = xs[3]
+        for job in range(start, stop):
+            o2 = job % o2n
+            o1 = (job // o2n) % o1n
+            n = job // (o2n * o1n)
+            out_row = ((n * o1n + o1) * o2n + o2) * o3n * channels
+            for r in range(min(s3, o3n)):
+                o3 = r
+                while o3 < o3n:
+                    at = out_row + o3 * channels
+                    count = c3[o3]
+                    if eights[o3] != 0:
+                        c0 = 0
+                        while c0 < channels:
+                            c = min(c0, last)
+                            acc0 = _vload(bias, c)
+                            acc1 = acc0
+                            acc2 = acc0
+                            acc3 = acc0
+                            acc4 = acc0
+                            acc5 = acc0
+                            acc6 = acc0
+                            acc7 = acc0
+                            for m1 in range(c1[o1]):
+                                xa = n * xs[0] + j1[o1, m1] * xs[1] + c
+                                wa = t1[o1, m1] * k2
+                                for m2 in range(c2[o2]):
+                                    xb = xa + j2[o2, m2] * xs[2]
+                                    wb = (wa + t2[o2, m2]) * k3
+                                    for m3 in range(count):
+                                        wv = _vload(w, (wb + t3[o3, m3]) * channels + c)
+                                        i = xb + j3[o3, m3] * step
+                                        acc0 = _vfma(acc0, wv, _vload(x, i))
+                                        acc1 = _vfma(acc1, wv, _vload(x, i + step))
+                                        acc2 = _vfma(acc2, wv, _vload(x, i + 2 * step))
+                                        acc3 = _vfma(acc3, wv, _vload(x, i + 3 * step))
+                                        acc4 = _vfma(acc4, wv, _vload(x, i + 4 * step))
+                                        acc5 = _vfma(acc5, wv, _vload(x, i + 5 * step))
+                                        acc6 = _vfma(acc6, wv, _vload(x, i + 6 * step))
+                                        acc7 = _vfma(acc7, wv, _vload(x, i + 7 * step))
+                            stride = s3 * channels
+                            _vstore(out, at + c, acc0)
+                            _vstore(out, at + stride + c, acc1)
+                            _vstore(out, at + 2 * stride + c, acc2)
+                            _vstore(out, at + 3 * stride + c, acc3)
+                            _vstore(out, at + 4 * stride + c, acc4)
+                            _vstore(out, at + 5 * stride + c, acc5)
+                            _vstore(out, at + 6 * stride + c, acc6)
+                            _vstore(out, at + 7 * stride + c, acc7)
+                            c0 += lane
+                        o3 += 8 * s3
+                        continue
+                    c0 = 0
+                    while c0 < channels:  # four vectors of channels at a time (the last ones overlapping)
+                        ca, cb = min(c0, last), min(c0 + lane, last)
+                        cc, cd = min(c0 + 2 * lane, last), min(c0 + 3 * lane, last)
+                        acc0 = _vload(bias, ca)
+                        acc1 = _vload(bias, cb)
+                        acc2 = _vload(bias, cc)
+                        acc3 = _vload(bias, cd)
+                        for m1 in range(c1[o1]):
+                            xa = n * xs[0] + j1[o1, m1] * xs[1]
+                            wa = t1[o1, m1] * k2
+                            for m2 in range(c2[o2]):
+                                xb = xa + j2[o2, m2] * xs[2]
+                                wb = (wa + t2[o2, m2]) * k3
+                                for m3 in range(count):
+                                    wj = (wb + t3[o3, m3]) * channels
+                                    i = xb + j3[o3, m3] * step
+                                    acc0 = _vfma(acc0, _vload(w, wj + ca), _vload(x, i + ca))
+                                    acc1 = _vfma(acc1, _vload(w, wj + cb), _vload(x, i + cb))
+                                    acc2 = _vfma(acc2, _vload(w, wj + cc), _vload(x, i + cc))
+                                    acc3 = _vfma(acc3, _vload(w, wj + cd), _vload(x, i + cd))
+                        _vstore(out, at + ca, acc0)
+                        _vstore(out, at + cb, acc1)
+                        _vstore(out, at + cc, acc2)
+                        _vstore(out, at + cd, acc3)
+                        c0 += 4 * lane
+                    o3 += s3
+
+    # in order: each output's sum must not depend on how the compiler splits it (nor on the thread that runs it)
+    return kernels.compile_kernel(phases, kernels.FASTMATH_IN_ORDER)
+
+
 @functools.lru_cache(maxsize=256)
 def _layout(
     spec: ConvSpec, channels_last: bool, batch: int, block: int
@@ -473,4 +654,4 @@ def _kernel() -> Any:
     return kernels.compile_kernel(depthwise, kernels.FASTMATH_IN_ORDER)
 
 
-__all__ = ["cost", "fits", "pairs", "rows_cost", "rows_fit", "run", "tables_fit"]
+__all__ = ["cost", "fits", "pairs", "phases_cost", "phases_fit", "rows_cost", "rows_fit", "run", "tables_fit"]
