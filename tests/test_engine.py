@@ -2844,9 +2844,9 @@ def test_depthwise_channels_first_through_its_tile_matches_the_oracle(monkeypatc
 
 @needs_jit
 def test_depthwise_channels_last_by_rows_matches_the_oracle(monkeypatch):
-    """Channels-last depthwise convolutions by rows of vectors of channels (``depthwise._run_rows``, asserted by its
+    """Channels-last depthwise convolutions by rows of vectors of channels (``depthwise_rows.run_rows``, asserted by its
     jobs: a block of ``DEPTHWISE_JOB_PIXELS`` outputs along the last axis of every row), and strided transposed ones
-    by rows of their output's phases (``depthwise._run_phases``: a row a job): channels a whole number of the
+    by rows of their output's phases (``depthwise_rows.run_phases``: a row a job): channels a whole number of the
     kernel's vectors and not (the last vector overlapping the one before), rows of 1-40 outputs (blocks of eight
     and of four, each the last overlapping the one before; eight outputs of a phase a stride apart; single outputs
     at the padding, and a row cut into jobs of fewer outputs than a block), strides 1-4, kernels shorter than the
@@ -2855,7 +2855,7 @@ def test_depthwise_channels_last_by_rows_matches_the_oracle(monkeypatch):
     strided (copied). Transposed ones at stride 1 as the flipped kernel's convolution, crops wider than the
     kernel's reach included. Every output is summed alike whichever block holds it: a convolution equals itself
     cut into jobs of one output (bitwise)."""
-    from tconv.implementations.compiled import depthwise, machine
+    from tconv.implementations.compiled import depthwise_rows, machine
 
     lanes = machine.vector_bytes() // 4  # the float32 vector's lanes: the least channels for either dtype
     jobs = []
@@ -2899,7 +2899,7 @@ def test_depthwise_channels_last_by_rows_matches_the_oracle(monkeypatch):
             fn = tconv.conv
         spec = _spec(transposed, x.shape, w.shape, **options)
         itemsize = np.dtype(dtype).itemsize
-        assert (depthwise.phases_fit if kind == 2 else depthwise.rows_fit)(spec, itemsize)
+        assert (depthwise_rows.phases_fit if kind == 2 else depthwise_rows.rows_fit)(spec, itemsize)
         xl = np.moveaxis(x, 1, -1).astype(dtype)
         view = trial % 3
         if view == 1:  # every other pixel of the last axis of a larger array, read in place
@@ -2924,15 +2924,15 @@ def test_depthwise_channels_last_by_rows_matches_the_oracle(monkeypatch):
         if trial % 4 == 0 and kind < 2:  # one output a job: its blocks are single outputs, none overlaps; same bits
             block = _tuning.DEPTHWISE_JOB_PIXELS
             monkeypatch.setattr(_tuning, "DEPTHWISE_JOB_PIXELS", 1)
-            depthwise._rows_numbers.cache_clear()
+            depthwise_rows._rows_numbers.cache_clear()
             with tconv.use_algorithm("jit_depthwise"):
                 single = fn(xl, wd, bd, channels_last=True, **options)
             monkeypatch.setattr(_tuning, "DEPTHWISE_JOB_PIXELS", block)
-            depthwise._rows_numbers.cache_clear()
+            depthwise_rows._rows_numbers.cache_clear()
             np.testing.assert_array_equal(single, got)
-    assert not depthwise.rows_fit(_spec(False, (1, lanes - 1, 9, 9), (lanes - 1, 1, 3, 3), groups=lanes - 1))
-    assert not depthwise.rows_fit(_spec(True, (1, lanes, 9, 9), (lanes, 1, 3, 3), groups=lanes, stride=2))
-    assert depthwise.phases_fit(_spec(True, (1, lanes, 9, 9), (lanes, 1, 3, 3), groups=lanes, stride=2))
+    assert not depthwise_rows.rows_fit(_spec(False, (1, lanes - 1, 9, 9), (lanes - 1, 1, 3, 3), groups=lanes - 1))
+    assert not depthwise_rows.rows_fit(_spec(True, (1, lanes, 9, 9), (lanes, 1, 3, 3), groups=lanes, stride=2))
+    assert depthwise_rows.phases_fit(_spec(True, (1, lanes, 9, 9), (lanes, 1, 3, 3), groups=lanes, stride=2))
     # three inputs under a kernel of 21 taps at stride 2: nine outputs of a phase receive three taps each, but
     # not the same three (each reaches the inputs with the next ones), so none of them is summed as a block
     x, w = rng.standard_normal((1, lanes, 3)), rng.standard_normal((lanes, 1, 21))
@@ -2962,7 +2962,7 @@ def test_depthwise_splits_one_sample_and_leaves_shared_tables_alone(monkeypatch)
     writeable (a read-only array is another type to numba: jit_pixels' overlap-add was compiled again). Its pair
     count, taken per tap without the tables, is the tables' count. Seven channels: fewer than any vector's lanes,
     so that the call runs the kernel of pairs (more run by rows of the output's phases, tested below)."""
-    from tconv.implementations.compiled import depthwise
+    from tconv.implementations.compiled import depthwise_rows
 
     jobs = []
     ranges = team.ranges
@@ -2973,11 +2973,11 @@ def test_depthwise_splits_one_sample_and_leaves_shared_tables_alone(monkeypatch)
         got = tconv.conv_transpose(x, w, stride=2, padding=1, groups=7, channels_last=True)
     assert jobs and jobs[-1] >= 2 * 56
     spec = _spec(True, (1, 7, 56, 56), (7, 1, 3, 3), groups=7, stride=2, padding=1)
-    assert not depthwise.phases_fit(spec) and not depthwise.rows_fit(spec)
+    assert not depthwise_rows.phases_fit(spec) and not depthwise_rows.rows_fit(spec)
     tables = [geometry.transposed_tables(*axis) for axis in zip(*geometry.axes3(spec))]
     assert all(t.flags.writeable for triple in tables for t in triple)
     counts = [triple[0].sum() for triple in tables]
-    assert depthwise.pairs(spec) == int(np.prod(counts))
+    assert geometry.pair_count(spec) == int(np.prod(counts))
     expected = naive_conv_transpose(np.moveaxis(x[:, :, :, :2], -1, 1), w[:2], None, stride=[2, 2], pads=[(1, 1)] * 2,
                                     groups=2)  # fmt: skip
     np.testing.assert_allclose(np.moveaxis(got, -1, 1)[:, :2], expected, atol=1e-10)
@@ -3254,11 +3254,12 @@ def test_no_kernel_holds_a_compiled_function_in_its_closure():
     with an id that is new in every process: a kernel that called another through its closure missed the cache
     and was compiled again in every new process (the first transposed call took about a second instead of 0.4).
     Kernels call one another as module globals."""
-    from tconv.implementations.compiled import blocked, depthwise, direct_conv, winograd, winograd4
+    from tconv.implementations.compiled import blocked, depthwise, depthwise_rows, direct_conv, winograd, winograd4
 
     dispatchers = [*kernels._compiled(), direct_conv._kernel(), direct_conv._tiled_kernel(), *winograd._kernels()]
     dispatchers += [*winograd4.kernels()]
     dispatchers += [depthwise._kernel(), blocked._kernel()]
+    dispatchers += [depthwise_rows._rows_kernel(), depthwise_rows._phases_kernel()]
     for dispatcher in dispatchers:
         cells = dispatcher.py_func.__closure__ or ()
         # a dispatcher, or a numba intrinsic (both pickle with an id of their process)

@@ -204,7 +204,7 @@ DEPTHWISE_STAGED_STREAM = 1.8e10
 DEPTHWISE_STAGED_JOB = 1.3e-7
 
 #: ``jit_depthwise`` channels-last, a convolution or a stride-1 transposed one by rows of vectors of channels
-#: (:func:`tconv.implementations.compiled.depthwise.rows_cost`): vector multiply-adds a second (at VECTOR_BYTES, as
+#: (:func:`tconv.implementations.compiled.depthwise_rows.rows_cost`): vector multiply-adds a second (at VECTOR_BYTES, as
 #: :func:`tconv.implementations.compiled.machine.vector_rate` counts them), bytes of x and of the output a second,
 #: and seconds a row of outputs. Fitted on one thread's times of 40 random layers (1-D to 3-D, 16-512 channels,
 #: kernels 1-7, strides 1-3, batches 1-8), weighted by 1/time, on the Intel Xeon with 512-bit vectors.

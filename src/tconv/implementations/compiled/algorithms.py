@@ -173,7 +173,7 @@ class JitPixels(Compiled):
         """The column product, then an overlap-add in rows as long as the output channels, one per (input pixel,
         tap), at ``PIXEL_ROW_COST`` (the weight's rearrangement, once a call: :meth:`setup_cost`); with at most
         ``PIXELS_DIRECT_MAX_IN`` input channels, the products folded in: for each pair that reaches the output
-        (:func:`.depthwise.pairs`, counted without the tables), that row and ``C_in`` rows of the weight at
+        (:func:`.geometry.pair_count`, counted without the tables), that row and ``C_in`` rows of the weight at
         ``ROW_COST`` with their multiply-adds at ``DIRECT_RATE``. Channels-last, where the output is whole blocks
         of the stride and the products are written straight into it (:func:`.transposed.blocks_fit`):
         :func:`_blocks_cost`. Not ranked for other kernels no longer than their stride, where ``jit_gemm`` reads its
@@ -190,7 +190,7 @@ class JitPixels(Compiled):
         if spec.in_channels <= _tuning.PIXELS_DIRECT_MAX_IN:  # the products folded into the overlap-add
             rows = spec.in_channels * (_tuning.ROW_COST + spec.out_channels / _tuning.DIRECT_RATE)
             per_pair = _tuning.PIXEL_ROW_COST + rows
-            return depthwise.pairs(spec) * per_pair  # the (input, tap) pairs inside the output
+            return geometry.pair_count(spec) * per_pair  # the (input, tap) pairs inside the output
         product, elements = _column_product(spec)
         kept = _kept_fraction(spec)  # the cropped taps' columns are neither computed nor added
         return kept * (product + elements / spec.out_channels * _tuning.PIXEL_ROW_COST)

@@ -1,5 +1,7 @@
 """The compiled path's geometry: a call's axes padded to three, views of the caller's arrays by group, the
-im2col's gather tables, the pixel path's per-axis tables and its cropped-tap runs."""
+im2col's gather tables, the pixel path's per-axis tables (shared with the depthwise kernels, which count their
+pairs here too) and its cropped-tap runs. The module is long because it is the one place for every compiled
+path's index arithmetic: a table made twice would be made twice per call."""
 
 from __future__ import annotations
 
@@ -314,6 +316,28 @@ def forward_tables(n: int, k: int, s: int, d: int, lo: int, out: int) -> tuple[n
         for o in range(o0, o1):
             pairs[o].append((t, o * s + offset))
     return _pair_tables(pairs)
+
+
+@functools.lru_cache(maxsize=64)
+def pair_tables(axes: Axes3, transposed: bool) -> tuple[np.ndarray, ...]:
+    """The three axes' ``(count, taps, inputs)`` tables (:func:`transposed_tables`, :func:`forward_tables`), made
+    once per geometry (no kernel writes them; they stay writeable arrays, as :mod:`.kernels`' tables do, so that a
+    kernel keeps one compiled signature)."""
+    make = transposed_tables if transposed else forward_tables
+    return tuple(table for n, k, s, d, lo, o in zip(*axes) for table in make(n, k, s, d, lo, o))
+
+
+@functools.lru_cache(maxsize=1024)
+def pair_count(spec: ConvSpec) -> int:
+    """The (output pixel, tap) pairs of one sample and channel: the product over the axes of each axis' pairs,
+    counted per tap (:func:`tconv._geometry.overlap`) without building the tables (once per spec)."""
+    total = 1
+    for n, k, s, d, lo, o in zip(*axes3(spec)):
+        if spec.transposed:  # tap t lands input j at j*s + t*d - lo
+            total *= sum(max(0, j1 - j0) for j0, j1, _ in (overlap(t * d - lo, s, n, o) for t in range(k)))
+        else:  # output o reads input o*s + t*d - lo
+            total *= sum(max(0, o1 - o0) for o0, o1, _ in (overlap(t * d - lo, s, o, n) for t in range(k)))
+    return total
 
 
 def _pair_tables(pairs: list[list[tuple[int, int]]]) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
