@@ -2875,7 +2875,7 @@ def test_depthwise_channels_last_by_rows_matches_the_oracle(monkeypatch):
             stride[-1] = 2
         dilation = [int(v) for v in rng.integers(1, 3, size=d)] if rng.integers(0, 4) == 0 else [1] * d
         k = [int(v) for v in rng.integers(1, 6, size=d)]
-        sizes = {1: (3, 60), 2: (2, 30), 3: (2, 10)}[d]
+        sizes = {1: (3, 150), 2: (2, 30), 3: (2, 10)}[d]  # 1-D rows of more outputs than a job holds too
         spatial = tuple(int(n) for n in rng.integers(*sizes, size=d))
         reach = [dd * (kk - 1) for kk, dd in zip(k, dilation)]
         extra = [int(rng.integers(0, max(st, dd))) if transposed else 0 for st, dd in zip(stride, dilation)]
@@ -2916,12 +2916,11 @@ def test_depthwise_channels_last_by_rows_matches_the_oracle(monkeypatch):
             got = fn(xl, wd, bd, channels_last=True, **options)
         size_out = spec.output_size
         rows = x.shape[0] * math.prod(size_out[:-1])
-        blocks = 1 if kind == 2 else -(-size_out[-1] // _tuning.DEPTHWISE_JOB_PIXELS)
-        assert jobs == [rows * blocks]
+        assert jobs == [rows * -(-size_out[-1] // _tuning.DEPTHWISE_JOB_PIXELS)]
         assert got.dtype == dtype
         np.testing.assert_allclose(np.moveaxis(got, -1, 1), expected, **({"atol": 1e-10, "rtol": 1e-10}
                                    if dtype == np.float64 else {"atol": 1e-4, "rtol": 1e-4}))  # fmt: skip
-        if trial % 4 == 0 and kind < 2:  # one output a job: its blocks are single outputs, none overlaps; same bits
+        if trial % 3 == 0:  # one output a job: its blocks are single outputs, none overlaps; the same bits
             block = _tuning.DEPTHWISE_JOB_PIXELS
             monkeypatch.setattr(_tuning, "DEPTHWISE_JOB_PIXELS", 1)
             depthwise_rows._rows_numbers.cache_clear()
@@ -2939,6 +2938,19 @@ def test_depthwise_channels_last_by_rows_matches_the_oracle(monkeypatch):
     with tconv.use_algorithm("jit_depthwise"):
         got = tconv.conv_transpose(np.moveaxis(x, 1, -1), w, stride=2, groups=lanes, channels_last=True)
     expected = naive_conv_transpose(x, w, None, stride=[2], pads=[(0, 0)], groups=lanes)
+    np.testing.assert_allclose(np.moveaxis(got, -1, 1), expected, atol=1e-10)
+    spec = _spec(True, x.shape, w.shape, groups=lanes, stride=2)
+    assert not depthwise_rows._phase_blocks(geometry.axes3(spec)).any()
+    # ... and one sample of a long 1-D row splits into jobs of DEPTHWISE_JOB_PIXELS outputs (a first version took
+    # a row a job: one thread), its blocks of eight within them
+    x, w = rng.standard_normal((1, lanes, 300)), rng.standard_normal((lanes, 1, 4))
+    jobs.clear()
+    with tconv.use_algorithm("jit_depthwise"):
+        got = tconv.conv_transpose(np.moveaxis(x, 1, -1), w, stride=2, padding=1, groups=lanes, channels_last=True)
+    assert jobs == [-(-600 // _tuning.DEPTHWISE_JOB_PIXELS)]
+    spec = _spec(True, x.shape, w.shape, groups=lanes, stride=2, padding=1)
+    assert depthwise_rows._phase_blocks(geometry.axes3(spec)).sum() > 500
+    expected = naive_conv_transpose(x, w, None, stride=[2], pads=[(1, 1)], groups=lanes)
     np.testing.assert_allclose(np.moveaxis(got, -1, 1), expected, atol=1e-10)
 
 

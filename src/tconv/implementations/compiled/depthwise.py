@@ -18,13 +18,14 @@ stride 1 (its flipped kernel's convolution), of at least a vector's lanes of cha
 vectors, :func:`.simd.widest`) runs by rows of vectors (:mod:`.depthwise_rows`): eight (else four) outputs along a
 row at a time for each vector of channels, their sums held in registers over the taps, each weight vector loaded
 once for the eight and x read where it is, in place; the outputs at the padding one at a time over the taps that
-meet x, four vectors of channels at a time; a strided transposed one likewise by rows of its output's phases
-(:mod:`.depthwise_rows`). The generic kernel above summed into a vector of the channels in
+meet x, four vectors of channels at a time; a strided transposed one by rows of its output's phases, eight outputs
+of a phase at a time (:mod:`.depthwise_rows`). The generic kernel above summed into a vector of the channels in
 memory, loaded and stored again for every pair: 1.1-3.3x slower on twelve MobileNet- and sweep-like layers.
 
 Each output pixel's sum runs in the same order whichever thread computes it (the bias, then the pairs in the
-tables' order, two at a time where the channels are contiguous, so one layout's numbers may differ from the
-other's by rounding), so the numbers do not depend on the thread count. The team takes blocks of
+tables' order; in the kernel of pairs two at a time where the channels are contiguous, so one layout's numbers may
+differ from the other's by rounding), so the numbers do not depend on the thread count. Every kernel's team jobs
+are blocks of
 ``DEPTHWISE_JOB_PIXELS`` output pixels along the last axis, of every (sample, first axis, second axis).
 """
 
@@ -59,7 +60,10 @@ def cost(spec: ConvSpec, channels_last: bool = False) -> float | None:
     Channels-first, the channels are a plane apart: the estimate grows by one for every
     ``DEPTHWISE_FIRST_PIXELS`` pixels of the larger plane (each channel's element then a cache line of its own;
     on planes of a few pixels the sum along the channels still beats ``jit_direct``'s planes, whose set-up is
-    per plane). None (not ranked) where the tables outgrow ``DEPTHWISE_TABLE_MAX`` (:func:`tables_fit`)."""
+    per plane). Channels-first through the tile, and channels-last by rows or by phases, their own estimates
+    (:func:`.depthwise_tile.cost`, :func:`.depthwise_rows.rows_cost`, :func:`.depthwise_rows.phases_cost`). None
+    (not ranked) where the pair kernel's or the phases' tables outgrow ``DEPTHWISE_TABLE_MAX`` (:func:`tables_fit`;
+    the tile and the rows make none)."""
     if not fits(spec):
         return None
     if not channels_last and depthwise_tile.fits(spec):

@@ -1,17 +1,18 @@
 """Channels-last depthwise convolutions and transposed convolutions by rows of vectors of channels (part of
 ``jit_depthwise``, :mod:`.depthwise`).
 
-A convolution, or a transposed one at stride 1 (its flipped kernel's convolution, :func:`.depthwise_tile.staged_axes`),
-of at least a vector's lanes of channels (the machine's widest vectors, :func:`.simd.widest`) runs by rows of
-outputs (:func:`run_rows`): a job is a block of ``DEPTHWISE_JOB_PIXELS`` outputs along the last axis of one
-(sample, row); for each vector of channels (the last one overlapping the one before, its channels written again with
-the same sums), eight (else four) outputs along the row are summed at once in registers over their taps, each
-weight vector loaded once for the eight, x read where it lies; the outputs at the padding one at a time over the
-taps that meet x, four vectors of channels at a time. A strided transposed one runs by rows of its output's phases
-(:func:`run_phases`): a row a job, along it each phase's outputs (a stride apart) in turn, eight at a time where
-they receive the same taps. Every output is the bias plus its taps' products in order, whichever way it is summed,
-so the numbers do not depend on the blocks or the thread count. The module is long because the two kernels' blocks
-of eight are written out (numba keeps each sum in a register only as a variable of its own).
+A convolution, or a transposed one at stride 1 (its flipped kernel's convolution,
+:func:`.depthwise_tile.staged_axes`), of at least a vector's lanes of channels (the machine's widest vectors,
+:func:`.simd.widest`) runs by rows of outputs (:func:`run_rows`): a job is a block of ``DEPTHWISE_JOB_PIXELS``
+outputs along the last axis of one (sample, row); for each vector of channels (the last one overlapping the one
+before, its channels written again with the same sums), eight (else four) outputs along the row are summed at once
+in registers over their taps, each weight vector loaded once for the eight, x read where it lies; the outputs at the
+padding one at a time over the taps that meet x, four vectors of channels at a time. A strided transposed one runs
+by rows of its output's phases (:func:`run_phases`): a job is again a block of a row's outputs along the last axis,
+and along it each phase's outputs (a stride apart) in turn, eight at a time where they receive the same taps and all
+eight are the job's. Every output is the bias plus its taps' products in order, whichever way it is summed, so the
+numbers do not depend on the blocks or the thread count. The module is long because the two kernels' blocks of eight
+are written out (numba keeps each sum in a register only as a variable of its own).
 """
 
 from __future__ import annotations
@@ -55,7 +56,8 @@ def phases_cost(spec: ConvSpec) -> float:
     vectors = -(-spec.in_channels // lanes)
     pixels = math.prod(spec.output_size)
     streamed = float(_tuning.COST_ITEMSIZE) * spec.in_channels * (pixels + math.prod(spec.input_size))
-    rows = pixels / geometry.axes3(spec).size_out[2]
+    last = geometry.axes3(spec).size_out[2]
+    rows = pixels / last if last else 0.0
     return (
         vectors * geometry.pair_count(spec) / machine.vector_rate(_tuning.DEPTHWISE_ROWS_RATE)
         + streamed / _tuning.DEPTHWISE_ROWS_STREAM
@@ -82,7 +84,7 @@ def rows_cost(spec: ConvSpec) -> float:
     meet1, meet2, meet3 = geometry.mean_taps(axes)
     pixels = math.prod(spec.output_size)
     streamed = float(_tuning.COST_ITEMSIZE) * spec.in_channels * (pixels + math.prod(spec.input_size))
-    rows = pixels / axes.size_out[2]
+    rows = pixels / axes.size_out[2] if axes.size_out[2] else 0.0
     return (
         vectors * pixels * meet1 * meet2 * meet3 / machine.vector_rate(_tuning.DEPTHWISE_ROWS_RATE)
         + streamed / _tuning.DEPTHWISE_ROWS_STREAM
@@ -315,10 +317,11 @@ def run_phases(x: np.ndarray, weight: np.ndarray, bias: np.ndarray | None, spec:
     eights = _phase_blocks(axes)
     kernel = _phases_kernel()
     x_flat, out_flat = kernels.flat(x5), out.reshape(-1)
-    sizes = np.array([*axes.size_out, channels, axes.kernel[1], axes.kernel[2], axes.stride[2]], dtype=np.int64)
+    block = _tuning.DEPTHWISE_JOB_PIXELS
+    sizes = np.array([*axes.size_out, channels, axes.kernel[1], axes.kernel[2], axes.stride[2], block], dtype=np.int64)
     team.ranges(
         lambda start, stop: kernel(x_flat, steps, w_taps, b, out_flat, sizes, eights, *tables, start, stop),
-        batch * axes.size_out[0] * axes.size_out[1],
+        batch * axes.size_out[0] * axes.size_out[1] * -(-axes.size_out[2] // block),
         batch * phases_cost(spec) / _tuning.KERNEL_ELEMENT_SECONDS,
     )
     return out
@@ -330,13 +333,16 @@ def _phase_blocks(axes: geometry.Axes3) -> np.ndarray:
     apart) receive the same taps (the transposed tables' rows alike), so that :func:`_phases_kernel` sums the eight
     at once: outputs a stride apart receive a tap from inputs one apart (``o + lo = j*s + t*d``), so the eight read
     consecutive inputs. Made once per geometry, left writeable as the tables are."""
-    count, taps, _ = geometry.pair_tables(axes, True)[6:]
+    count, taps, _ = geometry.pair_tables(axes, True)[6:]  # a row's unused taps are zero in every row
     o3n, s3 = axes.size_out[2], axes.stride[2]
     eights = np.zeros(o3n, dtype=np.int64)
-    for o in range(o3n - 7 * s3):
-        c = count[o]
-        same = all(count[o + m * s3] == c and np.array_equal(taps[o + m * s3, :c], taps[o, :c]) for m in range(1, 8))
-        eights[o] = int(same and c > 0)
+    heads = o3n - 7 * s3  # the outputs with seven of their phase after them
+    if heads > 0:
+        same = count[:heads] > 0
+        for m in range(1, 8):
+            later = slice(m * s3, m * s3 + heads)
+            same &= (count[later] == count[:heads]) & (taps[later] == taps[:heads]).all(axis=1)
+        eights[:heads] = same
     return eights
 
 
@@ -346,31 +352,37 @@ def _phases_kernel() -> Any:
     vector_bytes = machine.vector_bytes()  # in the closure, as .simd.width says
 
     def phases(x, xs, w, bias, out, sizes, eights, c1, t1, j1, c2, t2, j2, c3, t3, j3, start, stop):  # type: ignore[no-untyped-def]
-        # x flat, pixel (n, j1, j2, j3) channel c at n*xs[0] + j1*xs[1] + j2*xs[2] + j3*xs[3] + c; w flat
-        # (K1, K2, K3, C) tap-major; out flat (N, O1, O2, O3, C); sizes: O1, O2, O3, C, k2, k3, the last axis'
-        # stride; the transposed tables (count, taps, inputs) of each axis. A job is a row (sample, o1, o2); along
-        # it each phase's outputs (a stride apart) in turn: eight at a time where they receive the same taps from
-        # consecutive inputs (``eights``), each weight vector loaded once for the eight, else one at a time, four
-        # vectors of channels at a time; each vector of channels (the last one overlapping the one before) in
-        # turn. Every output is the bias plus its (tap, input) pairs in the tables' order, whichever way.
+        # x flat, pixel (n, j1, j2, j3) channel c at n*xs[0] + j1*xs[1] + j2*xs[2] + j3*xs[3] + c; w flat (K1,
+        # K2, K3, C) tap-major; out flat (N, O1, O2, O3, C); sizes: O1, O2, O3, C, k2, k3, the last axis'
+        # stride, the outputs a job along it; the transposed tables (count, taps, inputs) of each axis. A job is
+        # a block of a row's outputs along the last axis (sample, o1, o2, block); along it each phase's outputs
+        # (a stride apart) in turn: eight at a time where they receive the same taps from consecutive inputs
+        # (``eights``) and all eight are the job's, each weight vector loaded once for the eight, else one at a
+        # time, four vectors of channels at a time; each vector of channels (the last one overlapping the one
+        # before) in turn. Every output is the bias plus its (tap, input) pairs in the tables' order, whichever
+        # way.
         lane = _lanes(x)
         if lane * x.itemsize != vector_bytes:  # never: the width keys the cache
             raise ValueError("jit_depthwise's phase rows were compiled for another vector width")
         o1n, o2n, o3n, channels = sizes[0], sizes[1], sizes[2], sizes[3]
-        k2, k3, s3 = sizes[4], sizes[5], sizes[6]
+        k2, k3, s3, block = sizes[4], sizes[5], sizes[6], sizes[7]
+        blocks = (o3n + block - 1) // block
         last = channels - lane
         step = xs[3]
         for job in range(start, stop):
-            o2 = job % o2n
-            o1 = (job // o2n) % o1n
-            n = job // (o2n * o1n)
+            first = (job % blocks) * block
+            end = min(o3n, first + block)
+            row = job // blocks
+            o2 = row % o2n
+            o1 = (row // o2n) % o1n
+            n = row // (o2n * o1n)
             out_row = ((n * o1n + o1) * o2n + o2) * o3n * channels
-            for r in range(min(s3, o3n)):
+            for r in range(first, min(first + s3, end)):
                 o3 = r
-                while o3 < o3n:
+                while o3 < end:
                     at = out_row + o3 * channels
                     count = c3[o3]
-                    if eights[o3] != 0:
+                    if eights[o3] != 0 and o3 + 7 * s3 < end:
                         c0 = 0
                         while c0 < channels:
                             c = min(c0, last)
