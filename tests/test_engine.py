@@ -2760,6 +2760,32 @@ def test_depthwise_matches_the_oracle(channels_last):
         np.testing.assert_allclose(low, expected, atol=1e-4, rtol=1e-4)
 
 
+def _depthwise_call(rng, transposed, channels, stride, dilation, k, spatial):
+    """A drawn depthwise call for the depthwise kernels' oracle tests: its output padding, padding (a transposed
+    call's any crop that leaves an output, wider than the kernel's reach too; a convolution's a window inside the
+    padded input, the input grown where it needs), a batch of one or two, weight and bias (or none); returns ``(x,
+    w, b, fn, options, expected)``, ``expected`` the oracle's."""
+    reach = [dd * (kk - 1) for kk, dd in zip(k, dilation)]
+    extra = [int(rng.integers(0, max(st, dd))) if transposed else 0 for st, dd in zip(stride, dilation)]
+    if transposed:
+        full = [(n - 1) * st + r + 1 for n, st, r in zip(spatial, stride, reach)]
+        lows = [int(rng.integers(0, f)) for f in full]
+        pads = [(lo, int(rng.integers(0, f - lo))) for lo, f in zip(lows, full)]
+    else:
+        pads = [(int(rng.integers(0, r + 1)), int(rng.integers(0, r + 1))) for r in reach]
+        spatial = tuple(max(n, r + 1 - lo - hi) for n, r, (lo, hi) in zip(spatial, reach, pads))
+    x = rng.standard_normal((int(rng.integers(1, 3)), channels, *spatial))
+    w = rng.standard_normal((channels, 1, *k))
+    b = rng.standard_normal(channels) if rng.integers(0, 3) else None
+    options = {"stride": stride, "dilation": dilation, "groups": channels, "padding": pads}
+    if transposed:
+        expected = naive_conv_transpose(x, w, b, pads=pads, output_padding=extra, stride=stride, dilation=dilation,
+                                        groups=channels)  # fmt: skip
+        return x, w, b, tconv.conv_transpose, {**options, "output_padding": extra}, expected
+    expected = naive_conv(x, w, b, pads=pads, stride=stride, dilation=dilation, groups=channels)
+    return x, w, b, tconv.conv, options, expected
+
+
 @needs_jit
 def test_depthwise_channels_first_through_its_tile_matches_the_oracle(monkeypatch):
     """Channels-first depthwise convolutions through the channels-last tile (``depthwise_tile.run``, asserted by
@@ -2791,26 +2817,7 @@ def test_depthwise_channels_first_through_its_tile_matches_the_oracle(monkeypatc
         k = [int(v) for v in rng.integers(1, 6, size=d)]
         sizes = {1: (3, 40), 2: (2, 24), 3: (2, 9)}[d]
         spatial = tuple(int(n) for n in rng.integers(*sizes, size=d))
-        reach = [dd * (kk - 1) for kk, dd in zip(k, dilation)]
-        extra = [int(rng.integers(0, max(st, dd))) if transposed else 0 for st, dd in zip(stride, dilation)]
-        if transposed:  # any crop that leaves an output: wider than the kernel's reach too (the tile inside x)
-            full = [(n - 1) * st + r + 1 for n, st, r in zip(spatial, stride, reach)]
-            lows = [int(rng.integers(0, f)) for f in full]
-            pads = [(lo, int(rng.integers(0, f - lo))) for lo, f in zip(lows, full)]
-        else:  # a window inside the padded input
-            pads = [(int(rng.integers(0, r + 1)), int(rng.integers(0, r + 1))) for r in reach]
-            spatial = tuple(max(n, r + 1 - lo - hi) for n, r, (lo, hi) in zip(spatial, reach, pads))
-        x = rng.standard_normal((int(rng.integers(1, 3)), channels, *spatial))
-        w = rng.standard_normal((channels, 1, *k))
-        b = rng.standard_normal(channels) if rng.integers(0, 3) else None
-        options = {"stride": stride, "dilation": dilation, "groups": channels, "padding": pads}
-        if transposed:
-            expected = naive_conv_transpose(x, w, b, pads=pads, output_padding=extra, stride=stride,
-                                            dilation=dilation, groups=channels)  # fmt: skip
-            fn, options = tconv.conv_transpose, {**options, "output_padding": extra}
-        else:
-            expected = naive_conv(x, w, b, pads=pads, stride=stride, dilation=dilation, groups=channels)
-            fn = tconv.conv
+        x, w, b, fn, options, expected = _depthwise_call(rng, transposed, channels, stride, dilation, k, spatial)
         spec = _spec(transposed, x.shape, w.shape, **options)
         assert depthwise_tile.fits(spec, np.dtype(dtype).itemsize)
         jobs.clear()
@@ -2877,26 +2884,7 @@ def test_depthwise_channels_last_by_rows_matches_the_oracle(monkeypatch):
         k = [int(v) for v in rng.integers(1, 6, size=d)]
         sizes = {1: (3, 150), 2: (2, 30), 3: (2, 10)}[d]  # 1-D rows of more outputs than a job holds too
         spatial = tuple(int(n) for n in rng.integers(*sizes, size=d))
-        reach = [dd * (kk - 1) for kk, dd in zip(k, dilation)]
-        extra = [int(rng.integers(0, max(st, dd))) if transposed else 0 for st, dd in zip(stride, dilation)]
-        if transposed:  # any crop that leaves an output: wider than the kernel's reach too
-            full = [(n - 1) * st + r + 1 for n, st, r in zip(spatial, stride, reach)]
-            lows = [int(rng.integers(0, f)) for f in full]
-            pads = [(lo, int(rng.integers(0, f - lo))) for lo, f in zip(lows, full)]
-        else:  # a window inside the padded input
-            pads = [(int(rng.integers(0, r + 1)), int(rng.integers(0, r + 1))) for r in reach]
-            spatial = tuple(max(n, r + 1 - lo - hi) for n, r, (lo, hi) in zip(spatial, reach, pads))
-        x = rng.standard_normal((int(rng.integers(1, 3)), channels, *spatial))
-        w = rng.standard_normal((channels, 1, *k))
-        b = rng.standard_normal(channels) if rng.integers(0, 3) else None
-        options = {"stride": stride, "dilation": dilation, "groups": channels, "padding": pads}
-        if transposed:
-            expected = naive_conv_transpose(x, w, b, pads=pads, output_padding=extra, stride=stride,
-                                            dilation=dilation, groups=channels)  # fmt: skip
-            fn, options = tconv.conv_transpose, {**options, "output_padding": extra}
-        else:
-            expected = naive_conv(x, w, b, pads=pads, stride=stride, dilation=dilation, groups=channels)
-            fn = tconv.conv
+        x, w, b, fn, options, expected = _depthwise_call(rng, transposed, channels, stride, dilation, k, spatial)
         spec = _spec(transposed, x.shape, w.shape, **options)
         itemsize = np.dtype(dtype).itemsize
         assert (depthwise_rows.phases_fit if kind == 2 else depthwise_rows.rows_fit)(spec, itemsize)

@@ -92,6 +92,27 @@ def rows_cost(spec: ConvSpec) -> float:
     )
 
 
+def tap_major(
+    weight: np.ndarray, bias: np.ndarray | None, spec: ConvSpec, dtype: Any, flipped: bool = False
+) -> tuple[np.ndarray, np.ndarray]:
+    """A depthwise weight ``(C, 1, *k)`` as ``(K, C)`` tap-major, flat (its taps reversed where ``flipped``), and the
+    bias (zeros without one), both of ``dtype``: what every depthwise kernel multiplies, made once a call."""
+    channels, taps = spec.in_channels, math.prod(spec.kernel_size)
+    w = np.asarray(weight, dtype=dtype)
+    if flipped:
+        w = np.flip(w, axis=tuple(range(2, w.ndim)))
+    w_taps = np.ascontiguousarray(w.reshape(channels, taps).T).reshape(-1)
+    b = np.zeros(channels, dtype=dtype) if bias is None else np.ascontiguousarray(bias, dtype=dtype).reshape(-1)
+    return w_taps, b
+
+
+def _pixels(x: np.ndarray, axes: geometry.Axes3) -> np.ndarray:
+    """A channels-last x as ``(N, n1, n2, n3, C)`` (the axes padded to three): a view, copied only where its
+    channels are not contiguous (the kernels load them as vectors)."""
+    x5 = x.reshape(x.shape[0], *axes.size_in, x.shape[-1])
+    return x5 if x5.strides[-1] == x.itemsize else np.ascontiguousarray(x5)
+
+
 def run_rows(x: np.ndarray, weight: np.ndarray, bias: np.ndarray | None, spec: ConvSpec) -> np.ndarray:
     """A channels-last depthwise call by rows of vectors (:func:`_rows_kernel`); x read in place where its channels
     are contiguous (else copied)."""
@@ -101,16 +122,10 @@ def run_rows(x: np.ndarray, weight: np.ndarray, bias: np.ndarray | None, spec: C
         return out
     axes = _rows_axes(spec)
     assert axes is not None  # rows_fit
-    x5 = x.reshape(batch, *axes.size_in, channels)
-    if x5.strides[-1] != x.itemsize:
-        x5 = np.ascontiguousarray(x5)
+    x5 = _pixels(x, axes)
     x_steps = tuple(st // x.itemsize for st in x5.strides[:4])
-    taps = math.prod(spec.kernel_size)
-    w = np.asarray(weight, dtype=x.dtype)
-    if spec.transposed:  # the flipped kernel's convolution (_rows_axes)
-        w = np.flip(w, axis=tuple(range(2, w.ndim)))
-    w_taps = np.ascontiguousarray(w.reshape(channels, taps).T).reshape(-1)
-    b = np.zeros(channels, dtype=x.dtype) if bias is None else np.ascontiguousarray(bias, dtype=x.dtype).reshape(-1)
+    # a transposed call: the flipped kernel's convolution (_rows_axes)
+    w_taps, b = tap_major(weight, bias, spec, x.dtype, flipped=spec.transposed)
     geo, spans, numbers, offsets, jobs = _rows_numbers(axes, channels, batch, x_steps)
     kernel = _rows_kernel()
     x_flat, out_flat = kernels.flat(x5), out.reshape(-1)
@@ -147,8 +162,8 @@ def _rows_numbers(
     return geo, spans, numbers, offsets, jobs
 
 
-# :func:`_rows_kernel` calls the SIMD operations as module globals (numba's disk cache keys a function by its
-# pickled closure, :mod:`.window_dots` explains), bound when it is made.
+# Both kernels call the SIMD operations as module globals (numba's disk cache keys a function by its pickled
+# closure, :mod:`.window_dots` explains), bound by :func:`_bind_simd` before either is made.
 _lanes: Any = None
 _vload: Any = None
 _vstore: Any = None
@@ -156,13 +171,20 @@ _vfma: Any = None
 
 
 @functools.cache
-def _rows_kernel() -> Any:
+def _bind_simd() -> int:
+    """Set the SIMD operations' module globals at the machine's widest vectors (:func:`.simd.widest`, whose import
+    needs numba), and return their bytes."""
     from . import simd
 
     global _lanes, _vload, _vstore, _vfma
     wide = simd.widest()
     _lanes, _vload, _vstore, _vfma = wide.lanes, wide.vload, simd.vstore, simd.vfma
-    vector_bytes = wide.vector_bytes
+    return wide.vector_bytes
+
+
+@functools.cache
+def _rows_kernel() -> Any:
+    vector_bytes = _bind_simd()  # in the closure, as .simd.width says
 
     def rows(x, w, bias, out, offsets, geo, spans, numbers, start, stop):  # type: ignore[no-untyped-def]
         # x flat, pixel (n, j1, j2, j3) channel c at n*numbers[4] + j1*numbers[5] + j2*numbers[6] + j3*numbers[7]
@@ -196,11 +218,11 @@ def _rows_kernel() -> Any:
             inner = min(end, i1)
             t1a, t1b = spans[0, o1], spans[1, o1]
             ja, jb = spans[2, o2] * k3, spans[3, o2] * k3  # the taps (t2, t3) of a row of the kernel, flattened
+            room = inner - max(first, i0)  # the job's outputs whose every tap meets x
             x_row = n * xs0 + (o1 * s1 - lo1) * xs1 + (o2 * s2 - lo2) * xs2
             out_row = ((n * o1n + o1) * o2n + o2) * o3n * channels
             o3 = first
             while o3 < end:
-                room = inner - max(first, i0)  # the job's outputs whose every tap meets x
                 if o3 >= i0 and o3 < inner and room >= 8:
                     o3 = min(o3, inner - 8)  # the last block overlapping the one before: the same sums again
                     base = x_row + (o3 * s3 - lo3) * xs3
@@ -306,25 +328,29 @@ def run_phases(x: np.ndarray, weight: np.ndarray, bias: np.ndarray | None, spec:
     if out.size == 0:
         return out
     axes = geometry.axes3(spec)
-    x5 = x.reshape(batch, *axes.size_in, channels)
-    if x5.strides[-1] != x.itemsize:
-        x5 = np.ascontiguousarray(x5)
+    x5 = _pixels(x, axes)
     steps = np.array([st // x.itemsize for st in x5.strides[:4]], dtype=np.int64)
-    taps = math.prod(spec.kernel_size)
-    w_taps = np.ascontiguousarray(np.asarray(weight, dtype=x.dtype).reshape(channels, taps).T).reshape(-1)
-    b = np.zeros(channels, dtype=x.dtype) if bias is None else np.ascontiguousarray(bias, dtype=x.dtype).reshape(-1)
+    w_taps, b = tap_major(weight, bias, spec, x.dtype)
     tables = geometry.pair_tables(axes, True)
-    eights = _phase_blocks(axes)
+    sizes, eights, jobs = _phase_numbers(axes, channels, _tuning.DEPTHWISE_JOB_PIXELS)
     kernel = _phases_kernel()
     x_flat, out_flat = kernels.flat(x5), out.reshape(-1)
-    block = _tuning.DEPTHWISE_JOB_PIXELS
-    sizes = np.array([*axes.size_out, channels, axes.kernel[1], axes.kernel[2], axes.stride[2], block], dtype=np.int64)
     team.ranges(
         lambda start, stop: kernel(x_flat, steps, w_taps, b, out_flat, sizes, eights, *tables, start, stop),
-        batch * axes.size_out[0] * axes.size_out[1] * -(-axes.size_out[2] // block),
+        batch * jobs,
         batch * phases_cost(spec) / _tuning.KERNEL_ELEMENT_SECONDS,
     )
     return out
+
+
+@functools.lru_cache(maxsize=64)
+def _phase_numbers(axes: geometry.Axes3, channels: int, block: int) -> tuple[np.ndarray, np.ndarray, int]:
+    """:func:`_phases_kernel`'s sizes (O1, O2, O3, C, k2, k3, the last axis' stride, the outputs a job along it:
+    ``block``, ``DEPTHWISE_JOB_PIXELS``), its blocks of eight (:func:`_phase_blocks`) and the jobs a sample, made
+    once per geometry (the job's size in the key: a test sets it)."""
+    o1, o2, o3 = axes.size_out
+    sizes = np.array([o1, o2, o3, channels, axes.kernel[1], axes.kernel[2], axes.stride[2], block], dtype=np.int64)
+    return sizes, _phase_blocks(axes), o1 * o2 * -(-o3 // block)
 
 
 @functools.lru_cache(maxsize=64)
@@ -348,8 +374,7 @@ def _phase_blocks(axes: geometry.Axes3) -> np.ndarray:
 
 @functools.cache
 def _phases_kernel() -> Any:
-    _rows_kernel()  # binds the SIMD operations (the same width)
-    vector_bytes = machine.vector_bytes()  # in the closure, as .simd.width says
+    vector_bytes = _bind_simd()  # in the closure, as .simd.width says
 
     def phases(x, xs, w, bias, out, sizes, eights, c1, t1, j1, c2, t2, j2, c3, t3, j3, start, stop):  # type: ignore[no-untyped-def]
         # x flat, pixel (n, j1, j2, j3) channel c at n*xs[0] + j1*xs[1] + j2*xs[2] + j3*xs[3] + c; w flat (K1,
@@ -455,4 +480,4 @@ def _phases_kernel() -> Any:
     return kernels.compile_kernel(phases, kernels.FASTMATH_IN_ORDER)
 
 
-__all__ = ["phases_cost", "phases_fit", "rows_cost", "rows_fit", "run_phases", "run_rows"]
+__all__ = ["phases_cost", "phases_fit", "rows_cost", "rows_fit", "run_phases", "run_rows", "tap_major"]
