@@ -1770,14 +1770,14 @@ def test_register_blocks_of_every_row_length_match_the_oracle(monkeypatch, padde
 @pytest.mark.parametrize("team_size", [1, 3])
 @pytest.mark.parametrize("padded", [False, True])
 def test_register_blocked_convolution_matches_the_oracle(monkeypatch, request, team_size, padded):
-    """``jit_blocked`` (:mod:`.blocked`) forced: 1-3-D, strides, dilations, asymmetric padding and kernels larger
-    than x (pixels a tap at a time at the border, taps that meet only padding), groups, output channels that fill
-    no whole block (the row buffer), few and many input channels (the table of offsets, the loops a run), a bias
-    or none, float32 and float64, both layouts; x contiguous, a crop of a larger array and a transposed view (read
-    in place channels-last, copied channels-last in pieces of a few samples channels-first), or (``padded``) x
-    copied into a zero-padded buffer in pieces of a few samples, whatever its layout (no border; a row's last
-    pixels a block of four); every call's ranges on a team of ``team_size``, each block of output channels run
-    over three jobs in turn (the last run of a range shorter); against the oracle."""
+    """``jit_blocked`` (:mod:`.blocked`) forced: 1-3-D, strides, dilations, asymmetric padding and kernels larger than x
+    (pixels a tap at a time at the border, taps that meet only padding), groups, output channels that fill no whole
+    block (the row buffer), blocks of one vector (a group's output channels fit one) and of two, few and many input
+    channels (the table of offsets, the loops a run), a bias or none, float32 and float64, both layouts; x contiguous, a
+    crop of a larger array and a transposed view (read in place channels-last, copied channels-last in pieces of a few
+    samples channels-first), or (``padded``) x copied into a zero-padded buffer in pieces of a few samples, whatever its
+    layout (no border; a row's last pixels a block of four); every call's ranges on a team of ``team_size``, each block
+    of output channels run over three jobs in turn (the last run of a range shorter); against the oracle."""
     from tconv.implementations.compiled import blocked
 
     runs = _blocked_spy(monkeypatch)
@@ -1785,9 +1785,10 @@ def test_register_blocked_convolution_matches_the_oracle(monkeypatch, request, t
     blocked._plan.cache_clear()  # the plans are made again with three jobs in turn, and after the test without
     request.addfinalizer(blocked._plan.cache_clear)
     monkeypatch.setattr(blocked, "_costs", lambda spec, last: (1.0, 0.0) if padded else (0.0, 1.0))
-    pieces = []
-    real_run = blocked._run
+    pieces, widths = [], set()
+    real_run, real_kernel = blocked._run, blocked._kernel
     monkeypatch.setattr(blocked, "_run", lambda x, *rest: (pieces.append(x.shape[0]), real_run(x, *rest))[1])
+    monkeypatch.setattr(blocked, "_kernel", lambda single: (widths.add(single), real_kernel(single))[1])
     monkeypatch.setattr(team, "_threads", team_size)
     monkeypatch.setattr(_tuning, "CHUNK_BYTES", 2048 * team_size)  # a channels-first x copied a few samples a time
     monkeypatch.setattr(_tuning, "KERNEL_TEAM_MIN_WORK", 0)
@@ -1842,6 +1843,7 @@ def test_register_blocked_convolution_matches_the_oracle(monkeypatch, request, t
                     assert pieces == [min(chunk, 3 - i) for i in range(0, 3, chunk)]
                 got = np.moveaxis(got, -1, 1) if channels_last else got
                 np.testing.assert_allclose(got, expected, atol=tolerance, rtol=tolerance)
+    assert widths == {False, True}  # blocks of two vectors and of one (a group's output channels fit one vector)
 
 
 def test_register_blocks_run_over_as_many_rows_as_their_x_fits_the_budget(monkeypatch):
@@ -3258,7 +3260,7 @@ def test_no_kernel_holds_a_compiled_function_in_its_closure():
 
     dispatchers = [*kernels._compiled(), direct_conv._kernel(), direct_conv._tiled_kernel(), *winograd._kernels()]
     dispatchers += [*winograd4.kernels()]
-    dispatchers += [depthwise._kernel(), blocked._kernel()]
+    dispatchers += [depthwise._kernel(), blocked._kernel(False), blocked._kernel(True)]
     dispatchers += [depthwise_rows._rows_kernel(), depthwise_rows._phases_kernel()]
     for dispatcher in dispatchers:
         cells = dispatcher.py_func.__closure__ or ()

@@ -412,6 +412,13 @@ PRICED_VECTOR_BYTES = _pinned_vector_bytes()
 #: team in its blocks of four pixels, ...
 BLOCKED_RATE = 12e9
 
+#: ... a block of one vector of output channels (a group's output channels fit one) in this share of that rate:
+#: every multiply-add then needs a broadcast input element of its own, and the loads, not the multiply-adds, bound
+#: it. Forced on 512-bit vectors, blocks of one vector ran 0.62-0.79 of the time of blocks of two on seven
+#: channels-last layers of 3-16 output channels, whose multiply-adds they halve (docs/design.md, "Blocks of one
+#: vector").
+BLOCKED_SINGLE_SHARE = 0.7
+
 #: ... one pixel at a time (the border along the last axis, and the pixels left over from the blocks: a weight
 #: load for every multiply-add), ...
 BLOCKED_EDGE_RATE = 3e9

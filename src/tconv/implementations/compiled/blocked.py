@@ -1,6 +1,9 @@
 """A convolution summed directly with its outputs held in registers (``jit_blocked``): blocks of four output
 pixels along the last spatial axis times two SIMD vectors of output channels, the machine's widest
-(:func:`.simd.widest`: sixteen float32 or eight float64 with 256-bit vectors, twice that with AVX-512's). With
+(:func:`.simd.widest`: sixteen float32 or eight float64 with 256-bit vectors, twice that with AVX-512's), or one
+vector where a group's output channels fit one (:func:`width`: a block of two would be half zeros or more; half
+the multiply-adds, 0.62-0.79 of the time on layers of 3-16 output channels, docs/design.md, "Blocks of one
+vector"; a compiled kernel each, :func:`_kernel`). With
 AVX-512's 32 vector registers, a row's interior goes in blocks of eight pixels (sixteen sums): the same
 multiply-adds with half the weight loads and loop steps, 0.77-0.89 of the time of blocks of four on seven layers
 of the suites (docs/design.md, "Blocks of eight pixels"). Each block of output channels runs over several rows
@@ -10,11 +13,12 @@ of outputs in turn (:func:`_together`), so that its weights are read from the co
 For every (tap, input channel) a block of four loads its two weight vectors once, broadcasts each pixel's input
 element once, and makes eight vector multiply-adds (a block of eight: sixteen): four times as many multiply-adds as
 loads of either kind, which keeps a core's two FMA units busy (oneDNN's direct convolutions and XNNPACK's
-micro-kernels are built the same way). The vectors are written explicitly (:mod:`.simd`). A channels-last x is read
+micro-kernels are built the same way; a block of one vector: a multiply-add a broadcast, bound by the loads,
+``BLOCKED_SINGLE_SHARE``). The vectors are written explicitly (:mod:`.simd`). A channels-last x is read
 in place through its own strides, and a channels-last output's vectors are stored in place; a channels-first x of
 several channels is copied channels-last first, and a channels-first output (or a group's last partial block) goes
 through a row buffer, so each channel's row is written contiguously. The weight is packed once a call, ``(G, blocks,
-K, C_in/G, 2 * lanes)``, zero-padded to whole blocks.
+K, C_in/G, width)``, zero-padded to whole blocks.
 
 Where a row's taps along the first axes all meet x, a block sums all its (tap, input channel) pairs in one loop
 through a table of their offsets in x; elsewhere (the padding's rows) a loop a run of the pairs that meet x.
@@ -33,9 +37,9 @@ the border's at ``BLOCKED_EDGE_RATE``, and each block's set-up, plus the copies 
 a channels-first output's writes from the row buffer); output channels padded to a whole block count in full, so
 a layer of few output channels a group (depthwise) is left to the others (:func:`ranked`).
 
-The module is long because its kernel's block sums (all taps, a row's runs, one pixel) keep their eight
-accumulators as separate values, passed to and returned from inlined helpers vector by vector: a helper that looped
-over them in an array would keep them in memory, not in registers.
+The module is long because its kernel's block sums (all taps, a row's runs, one pixel; for blocks of two vectors and of
+one) keep their accumulators as separate values, passed to and returned from inlined helpers vector by vector: a helper
+that looped over them in an array would keep them in memory, not in registers.
 """
 
 from __future__ import annotations
@@ -63,6 +67,12 @@ def priced_lanes(itemsize: int) -> int:
     """Elements of one SIMD vector as the cost model counts them (:func:`.machine.priced_vector_bytes`: the
     kernels' own, except in a replay of another width's timings and in the test suite)."""
     return machine.priced_vector_bytes() // itemsize
+
+
+def width(cg_out: int, lane: int) -> int:
+    """Output channels a register block holds, with vectors of ``lane`` elements: one vector where a group's output
+    channels fit it (a block of two would be at least half zeros), else two."""
+    return lane if cg_out <= lane else 2 * lane
 
 
 def fits(spec: ConvSpec) -> bool:
@@ -114,10 +124,14 @@ def _sums(spec: ConvSpec, taps: float, blocked_share: float, pixels: int) -> flo
     rounded up to whole blocks."""
     groups = spec.groups
     cg_in, cg_out = spec.in_channels // groups, spec.out_channels // groups
-    width = 2 * priced_lanes(_tuning.COST_ITEMSIZE)
-    blocks = groups * -(-cg_out // width)
-    vector_fmas = pixels * blocks * 2 * cg_in * taps
+    lane = priced_lanes(_tuning.COST_ITEMSIZE)
+    block = width(cg_out, lane)
+    blocks = groups * -(-cg_out // block)
+    vector_fmas = pixels * blocks * (block // lane) * cg_in * taps
     rate, edge_rate = machine.vector_rate(_tuning.BLOCKED_RATE), machine.vector_rate(_tuning.BLOCKED_EDGE_RATE)
+    if block == lane:  # one vector: an input element broadcast for each multiply-add (BLOCKED_SINGLE_SHARE), and
+        # a pixel summed alone into one accumulator, each multiply-add waiting for the one before (two, two vectors)
+        rate, edge_rate = rate * _tuning.BLOCKED_SINGLE_SHARE, edge_rate / 2
     seconds = vector_fmas * (blocked_share / rate + (1 - blocked_share) / edge_rate)
     pixel_blocks = pixels * (blocked_share / PIXELS + 1 - blocked_share)
     return seconds + pixel_blocks * blocks * _tuning.BLOCKED_BLOCK_COST
@@ -167,8 +181,8 @@ def packing_cost(spec: ConvSpec) -> float:
     2 output channels of an 8x8x8 kernel over 130 channels fill 4 MiB of blocks)."""
     groups = spec.groups
     cg_in, cg_out = spec.in_channels // groups, spec.out_channels // groups
-    width = 2 * priced_lanes(_tuning.COST_ITEMSIZE)
-    padded = float(_tuning.COST_ITEMSIZE) * groups * -(-cg_out // width) * width * cg_in * math.prod(spec.kernel_size)
+    block = width(cg_out, priced_lanes(_tuning.COST_ITEMSIZE))
+    padded = float(_tuning.COST_ITEMSIZE) * groups * -(-cg_out // block) * block * cg_in * math.prod(spec.kernel_size)
     return 2 * padded / _tuning.COLUMN_STREAM
 
 
@@ -180,16 +194,16 @@ def _packed(weight: np.ndarray, bias: np.ndarray | None, spec: ConvSpec, dtype: 
     groups = spec.groups
     cg_in, cg_out = spec.in_channels // groups, spec.out_channels // groups
     taps = math.prod(spec.kernel_size)
-    width = 2 * lanes(np.dtype(dtype).itemsize)
-    whole, rest = divmod(cg_out, width)
+    block = width(cg_out, lanes(np.dtype(dtype).itemsize))
+    whole, rest = divmod(cg_out, block)
     source = weight.reshape(groups, cg_out, cg_in, taps)
-    w = np.empty((groups, whole + (rest > 0), taps, cg_in, width), dtype=dtype)
+    w = np.empty((groups, whole + (rest > 0), taps, cg_in, block), dtype=dtype)
     if whole:
-        w[:, :whole] = source[:, : whole * width].reshape(groups, whole, width, cg_in, taps).transpose(0, 1, 4, 3, 2)
-    b = np.empty((groups, w.shape[1] * width), dtype=dtype)
+        w[:, :whole] = source[:, : whole * block].reshape(groups, whole, block, cg_in, taps).transpose(0, 1, 4, 3, 2)
+    b = np.empty((groups, w.shape[1] * block), dtype=dtype)
     b[:, :cg_out] = geometry.bias_by_group(bias, spec, dtype)
     if rest:
-        w[:, whole, :, :, :rest] = source[:, whole * width :].transpose(0, 3, 2, 1)
+        w[:, whole, :, :, :rest] = source[:, whole * block :].transpose(0, 3, 2, 1)
         w[:, whole, :, :, rest:] = 0
         b[:, cg_out:] = 0
     return w.reshape(-1), b.reshape(-1)
@@ -329,7 +343,7 @@ def _plan(
     every output: :func:`_padded`): on a call of 0.07 ms its making took a tenth."""
     groups = spec.groups
     cg_in, cg_out = spec.in_channels // groups, spec.out_channels // groups
-    width = 2 * lanes(itemsize)
+    block = width(cg_out, lanes(itemsize))
     axes = geometry.axes3(spec)
     geo, spans = geometry.span_tables(axes)
     lo, hi = _interior(axes)
@@ -342,7 +356,7 @@ def _plan(
     x_elements = geometry.element_strides(x_strides, itemsize, spec.ndim, True)
     out_elements = geometry.element_strides(out_strides, itemsize, spec.ndim, out_last)
     together = _together(axes, step, spec.in_channels * itemsize)
-    dims = (groups, cg_in, cg_out, -(-cg_out // width), step, blocks, lo, hi, width, int(tail), together)
+    dims = (groups, cg_in, cg_out, -(-cg_out // block), step, blocks, lo, hi, block, int(tail), together)
     xs, os_, dims_array = kernels.index_arrays(x_elements, out_elements, dims)  # shared by the plan's calls, read only
     offsets = _offsets(axes.kernel, axes.dilation, x_elements, cg_in)
     work = min(_costs(spec, out_last)) * batch / _tuning.KERNEL_ELEMENT_SECONDS
@@ -369,7 +383,7 @@ def _run(
     """The kernel on a channels-last x (any non-negative strides) into ``out`` (channels-last where
     ``out_last``, else channels-first), on the team; ``tail``: x is a padded copy (:func:`_padded`)."""
     plan = _plan(spec, x.shape[0], x.strides, out.strides, out_last, x.itemsize, team.threads(), tail)
-    kernel = _kernel()
+    kernel = _kernel(int(plan.dims[8]) == lanes(x.itemsize))
     x_flat, out_flat = kernels.flat(x), kernels.flat(out)
     xs, os_, geo, spans, dims, offsets = plan.xs, plan.os, plan.geo, plan.spans, plan.dims, plan.offsets
 
@@ -391,16 +405,25 @@ _four: Any = None
 _four_all: Any = None
 _one: Any = None
 _eight_all: Any = None
+_pair1: Any = None
+_store1: Any = None
+_four1: Any = None
+_four_all1: Any = None
+_one1: Any = None
+_eight_all1: Any = None
 
 
 @functools.cache
-def _kernel() -> Any:
+def _bind() -> tuple[int, bool]:
+    """Set the kernel's callees (the SIMD operations at the machine's widest vectors and the inlined block sums)
+    as module globals, once; return the vectors' bytes and whether a row's interior goes in blocks of eight."""
     from . import simd
 
     # Everything the kernel calls is a module global, not a closure variable: numba's disk cache keys a function
     # by its pickled closure, and a dispatcher or an intrinsic pickles with an id new in every process, so a
     # kernel holding one in its closure would be compiled again in every new process (kernels.py does the same).
     global _lanes, _vfma, _vload, _vsplat, _vstore, _pair, _store, _four, _four_all, _one, _eight_all
+    global _pair1, _store1, _four1, _four_all1, _one1, _eight_all1
     wide = simd.widest()  # the machine's widest vectors: the sums are bound by their multiply-adds
     _lanes, _vload, _vsplat, _vfma, _vstore = wide.lanes, wide.vload, wide.vsplat, simd.vfma, simd.vstore
     vector_bytes = wide.vector_bytes  # in the closure, as .simd.width says
@@ -547,19 +570,123 @@ def _kernel() -> Any:
         _store(dst, db, dstep, lane, a00, a01, a10, a11, a20, a21, a30, a31)
         _store(dst, db + 4 * dstep, dstep, lane, a40, a41, a50, a51, a60, a61, a70, a71)
 
+    # Blocks of one vector of output channels (a group's output channels fit one): the same sums with one weight
+    # vector a pair and one accumulator a pixel.
+    def pair1(x, w, xe, wi, pixel, a0, a1, a2, a3):  # type: ignore[no-untyped-def]
+        w0 = _vload(w, wi)
+        a0 = _vfma(a0, _vsplat(x, xe), w0)
+        a1 = _vfma(a1, _vsplat(x, xe + pixel), w0)
+        a2 = _vfma(a2, _vsplat(x, xe + 2 * pixel), w0)
+        a3 = _vfma(a3, _vsplat(x, xe + 3 * pixel), w0)
+        return a0, a1, a2, a3
+
+    def store1(dst, db, dstep, a0, a1, a2, a3):  # type: ignore[no-untyped-def]
+        _vstore(dst, db, a0)
+        _vstore(dst, db + dstep, a1)
+        _vstore(dst, db + 2 * dstep, a2)
+        _vstore(dst, db + 3 * dstep, a3)
+
+    def four1(  # type: ignore[no-untyped-def]
+        x,
+        w,
+        bias,
+        dst,
+        xb,
+        wb,
+        bb,
+        db,
+        dstep,
+        t1a,
+        t1b,
+        t2a,
+        t2b,
+        k2,
+        k3,
+        cg_in,
+        tap1,
+        tap2,
+        tap3,
+        xc,
+        pixel,
+        runs,
+        run,
+    ):
+        lane = _lanes(x)
+        a0 = a1 = a2 = a3 = _vload(bias, bb)
+        for t1 in range(t1a, t1b):
+            for t2 in range(t2a, t2b):
+                xi = xb + t1 * tap1 + t2 * tap2
+                wi = wb + (t1 * k2 + t2) * k3 * cg_in * lane
+                for _r in range(runs):
+                    xe = xi
+                    for _e in range(run):
+                        a0, a1, a2, a3 = _pair1(x, w, xe, wi, pixel, a0, a1, a2, a3)
+                        wi += lane
+                        xe += xc
+                    xi += tap3
+        _store1(dst, db, dstep, a0, a1, a2, a3)
+
+    def four_all1(x, w, bias, dst, xb, wb, bb, db, dstep, offsets, pixel):  # type: ignore[no-untyped-def]
+        lane = _lanes(x)
+        a0 = a1 = a2 = a3 = _vload(bias, bb)
+        wi = wb
+        for e in range(offsets.size):
+            a0, a1, a2, a3 = _pair1(x, w, xb + offsets[e], wi, pixel, a0, a1, a2, a3)
+            wi += lane
+        _store1(dst, db, dstep, a0, a1, a2, a3)
+
+    def one1(x, w, bias, dst, xb, wb, bb, db, t1a, t1b, t2a, t2b, t3a, t3b, k2, k3, cg_in, tap1, tap2, tap3, xc):  # type: ignore[no-untyped-def]
+        lane = _lanes(x)
+        a0 = _vload(bias, bb)
+        for t1 in range(t1a, t1b):
+            for t2 in range(t2a, t2b):
+                xi = xb + t1 * tap1 + t2 * tap2 + t3a * tap3
+                wi = wb + ((t1 * k2 + t2) * k3 + t3a) * cg_in * lane
+                for _t3 in range(t3a, t3b):
+                    xe = xi
+                    for _ci in range(cg_in):
+                        a0 = _vfma(a0, _vsplat(x, xe), _vload(w, wi))
+                        wi += lane
+                        xe += xc
+                    xi += tap3
+        _vstore(dst, db, a0)
+
+    def eight_all1(x, w, bias, dst, xb, wb, bb, db, dstep, offsets, pixel):  # type: ignore[no-untyped-def]
+        lane = _lanes(x)
+        a0 = a1 = a2 = a3 = a4 = a5 = a6 = a7 = _vload(bias, bb)
+        wi = wb
+        for e in range(offsets.size):
+            xe = xb + offsets[e]
+            a0, a1, a2, a3 = _pair1(x, w, xe, wi, pixel, a0, a1, a2, a3)
+            a4, a5, a6, a7 = _pair1(x, w, xe + 4 * pixel, wi, pixel, a4, a5, a6, a7)
+            wi += lane
+        _store1(dst, db, dstep, a0, a1, a2, a3)
+        _store1(dst, db + 4 * dstep, dstep, a4, a5, a6, a7)
+
     # inlined (numba's IR) into the job loop: a call passes every array as seven arguments, most on the stack
     inline = kernels.numba_module().njit(inline="always", fastmath=True, nogil=True)
     _pair, _store = inline(pair), inline(store)  # before the functions that call them are compiled
     _four, _four_all, _one = inline(four), inline(four_all), inline(one)
     _eight_all = inline(eight_all)
+    _pair1, _store1 = inline(pair1), inline(store1)
+    _four1, _four_all1, _one1, _eight_all1 = inline(four1), inline(four_all1), inline(one1), inline(eight_all1)
+    return vector_bytes, eights
+
+
+@functools.cache
+def _kernel(single: bool) -> Any:
+    """The kernel for blocks of one vector of output channels (``single``) or of two: two compiled functions, each
+    without the other's branches (a kernel holding both ran the blocks of two up to 1.8 times slower, 1.05 in the
+    geometric mean over 188 layers)."""
+    vector_bytes, eights = _bind()  # in the closure, as .simd.width says
 
     def blocked(x, w, bias, out, xs, os, geo, spans, dims, offsets, start, stop):  # type: ignore[no-untyped-def]
-        # x flat from its first element, element strides xs (N, axis 1, 2, 3, channel); out flat from its first
-        # element, strides os alike; w flat (G, blocks, K, C_in/G, width), bias (G, blocks * width), both
-        # zero-padded to whole blocks of width = 2 * lanes output channels. geo: per 3-D padded axis k, s, d, lo,
-        # o; spans (6, max O): per axis each output's first and stop tap that meet x; [lo3, hi3) the last axis's
-        # outputs whose taps along it all meet x; dims as _Plan's (dims[9], ``tail``: x readable four pixels on from
-        # every output, a padded copy). Job = (sample, o1, o2, block of ``step`` o3).
+        # x flat from its first element, element strides xs (N, axis 1, 2, 3, channel); out flat from its first element,
+        # strides os alike; w flat (G, blocks, K, C_in/G, width), bias (G, blocks * width), both zero-padded to whole
+        # blocks of width = 2 * lanes output channels (``single``: lanes). geo: per 3-D padded axis k, s, d, lo, o;
+        # spans (6, max O): per axis each output's first and stop tap that meet x; [lo3, hi3) the last axis's outputs
+        # whose taps along it all meet x; dims as _Plan's (dims[9], ``tail``: x readable four pixels on from every
+        # output, a padded copy). Job = (sample, o1, o2, block of ``step`` o3).
         k2, k3 = geo[1], geo[2]
         s1, s2, s3 = geo[3], geo[4], geo[5]
         d1, d2, d3 = geo[6], geo[7], geo[8]
@@ -568,8 +695,10 @@ def _kernel() -> Any:
         groups, cg_in, cg_out, n_blocks = dims[0], dims[1], dims[2], dims[3]
         step, blocks, lo3, hi3 = dims[4], dims[5], dims[6], dims[7]
         tail = dims[9] != 0  # x readable four pixels on from every output (a padded copy): a last partial block
-        width = 2 * _lanes(x)
-        if width != dims[8] or width * x.itemsize != 2 * vector_bytes:  # never: the width keys the cache
+        lane = _lanes(x)
+        width = dims[8]
+        if width != (lane if single else 2 * lane) or lane * x.itemsize != vector_bytes:  # never: the width keys
+            # the cache and chooses the kernel
             raise ValueError("jit_blocked's compiled kernel disagrees with its packed weight's block width")
         block_weights = geo[0] * k2 * k3 * cg_in * width
         xc, oc, o3s = xs[4], os[4], os[3]
@@ -611,79 +740,143 @@ def _kernel() -> Any:
                         while o3 < last:
                             xb = x_group + (o3 * s3 - l3) * xs[3]
                             if eights and every_row and lo3 <= o3 and o3 + 8 <= min(hi3, last):
-                                _eight_all(x, w, bias, dst, xb, wb, bb, d0 + o3 * dstep, dstep, offsets, pixel)
+                                if single:
+                                    _eight_all1(x, w, bias, dst, xb, wb, bb, d0 + o3 * dstep, dstep, offsets, pixel)
+                                else:
+                                    _eight_all(x, w, bias, dst, xb, wb, bb, d0 + o3 * dstep, dstep, offsets, pixel)
                                 o3 += 8
                             elif (
                                 eights and tail and every_row and PIXELS < o3n < 2 * PIXELS and o3 == 0 and last == o3n
                             ):
                                 # a whole row of five to seven pixels, as eight (the buffer reaches eight on: whole
                                 # blocks of four; a row cut between jobs runs as fours)
-                                _eight_all(x, w, bias, spare, xb, wb, bb, 0, width, offsets, pixel)
+                                if single:
+                                    _eight_all1(x, w, bias, spare, xb, wb, bb, 0, width, offsets, pixel)
+                                else:
+                                    _eight_all(x, w, bias, spare, xb, wb, bb, 0, width, offsets, pixel)
                                 for p in range(last - o3):
                                     for i in range(width):
                                         dst[d0 + (o3 + p) * dstep + i] = spare[p * width + i]
                                 o3 = last
                             elif every_row and lo3 <= o3 and o3 + 4 <= min(hi3, last):
-                                _four_all(x, w, bias, dst, xb, wb, bb, d0 + o3 * dstep, dstep, offsets, pixel)
+                                if single:
+                                    _four_all1(x, w, bias, dst, xb, wb, bb, d0 + o3 * dstep, dstep, offsets, pixel)
+                                else:
+                                    _four_all(x, w, bias, dst, xb, wb, bb, d0 + o3 * dstep, dstep, offsets, pixel)
                                 o3 += 4
                             elif tail and every_row and lo3 <= o3 and hi3 == o3n:  # the row's last pixels, as four
-                                _four_all(x, w, bias, spare, xb, wb, bb, 0, width, offsets, pixel)
+                                if single:
+                                    _four_all1(x, w, bias, spare, xb, wb, bb, 0, width, offsets, pixel)
+                                else:
+                                    _four_all(x, w, bias, spare, xb, wb, bb, 0, width, offsets, pixel)
                                 for p in range(last - o3):
                                     for i in range(width):
                                         dst[d0 + (o3 + p) * dstep + i] = spare[p * width + i]
                                 o3 = last
                             elif lo3 <= o3 and o3 + 4 <= min(hi3, last):
-                                _four(
-                                    x,
-                                    w,
-                                    bias,
-                                    dst,
-                                    xb,
-                                    wb,
-                                    bb,
-                                    d0 + o3 * dstep,
-                                    dstep,
-                                    t1a,
-                                    t1b,
-                                    t2a,
-                                    t2b,
-                                    k2,
-                                    k3,
-                                    cg_in,
-                                    tap1,
-                                    tap2,
-                                    tap3,
-                                    xc,
-                                    pixel,
-                                    runs,
-                                    run,
-                                )
+                                if single:
+                                    _four1(
+                                        x,
+                                        w,
+                                        bias,
+                                        dst,
+                                        xb,
+                                        wb,
+                                        bb,
+                                        d0 + o3 * dstep,
+                                        dstep,
+                                        t1a,
+                                        t1b,
+                                        t2a,
+                                        t2b,
+                                        k2,
+                                        k3,
+                                        cg_in,
+                                        tap1,
+                                        tap2,
+                                        tap3,
+                                        xc,
+                                        pixel,
+                                        runs,
+                                        run,
+                                    )
+                                else:
+                                    _four(
+                                        x,
+                                        w,
+                                        bias,
+                                        dst,
+                                        xb,
+                                        wb,
+                                        bb,
+                                        d0 + o3 * dstep,
+                                        dstep,
+                                        t1a,
+                                        t1b,
+                                        t2a,
+                                        t2b,
+                                        k2,
+                                        k3,
+                                        cg_in,
+                                        tap1,
+                                        tap2,
+                                        tap3,
+                                        xc,
+                                        pixel,
+                                        runs,
+                                        run,
+                                    )
                                 o3 += 4
                             else:
                                 t3a, t3b = spans[4, o3], spans[5, o3]
-                                _one(
-                                    x,
-                                    w,
-                                    bias,
-                                    dst,
-                                    xb,
-                                    wb,
-                                    bb,
-                                    d0 + o3 * dstep,
-                                    t1a,
-                                    t1b,
-                                    t2a,
-                                    t2b,
-                                    t3a,
-                                    t3b,
-                                    k2,
-                                    k3,
-                                    cg_in,
-                                    tap1,
-                                    tap2,
-                                    tap3,
-                                    xc,
-                                )
+                                if single:
+                                    _one1(
+                                        x,
+                                        w,
+                                        bias,
+                                        dst,
+                                        xb,
+                                        wb,
+                                        bb,
+                                        d0 + o3 * dstep,
+                                        t1a,
+                                        t1b,
+                                        t2a,
+                                        t2b,
+                                        t3a,
+                                        t3b,
+                                        k2,
+                                        k3,
+                                        cg_in,
+                                        tap1,
+                                        tap2,
+                                        tap3,
+                                        xc,
+                                    )
+                                else:
+                                    _one(
+                                        x,
+                                        w,
+                                        bias,
+                                        dst,
+                                        xb,
+                                        wb,
+                                        bb,
+                                        d0 + o3 * dstep,
+                                        t1a,
+                                        t1b,
+                                        t2a,
+                                        t2b,
+                                        t3a,
+                                        t3b,
+                                        k2,
+                                        k3,
+                                        cg_in,
+                                        tap1,
+                                        tap2,
+                                        tap3,
+                                        xc,
+                                    )
                                 o3 += 1
                         if not in_place:  # the row buffer into the output, each channel's row contiguous where it is
                             if oc == 1:
