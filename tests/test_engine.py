@@ -1785,10 +1785,11 @@ def test_register_blocked_convolution_matches_the_oracle(monkeypatch, request, t
     blocked._plan.cache_clear()  # the plans are made again with three jobs in turn, and after the test without
     request.addfinalizer(blocked._plan.cache_clear)
     monkeypatch.setattr(blocked, "_costs", lambda spec, last: (1.0, 0.0) if padded else (0.0, 1.0))
-    pieces, widths = [], set()
+    pieces, widths = [], set()  # widths: (dtype, blocks of one vector) pairs run
     real_run, real_kernel = blocked._run, blocked._kernel
     monkeypatch.setattr(blocked, "_run", lambda x, *rest: (pieces.append(x.shape[0]), real_run(x, *rest))[1])
-    monkeypatch.setattr(blocked, "_kernel", lambda single: (widths.add(single), real_kernel(single))[1])
+    kernels_run = []  # each call's kernel: blocks of one vector (True) or two
+    monkeypatch.setattr(blocked, "_kernel", lambda single: (kernels_run.append(single), real_kernel(single))[1])
     monkeypatch.setattr(team, "_threads", team_size)
     monkeypatch.setattr(_tuning, "CHUNK_BYTES", 2048 * team_size)  # a channels-first x copied a few samples a time
     monkeypatch.setattr(_tuning, "KERNEL_TEAM_MIN_WORK", 0)
@@ -1806,6 +1807,7 @@ def test_register_blocked_convolution_matches_the_oracle(monkeypatch, request, t
         ((7, 9), (3, 3), (2, 1), (1, 1), [(1, 2), (5, 5)], 1, 17, 1),  # one channel; outputs no tap reaches
         ((10,), (3,), (2,), (1,), [(0, 0)], 5, 16, 1),  # x reaches past the last output's taps (cropped)
         ((11, 10), (2, 2), (3, 3), (1, 1), [(0, 0), (0, 0)], 4, 16, 1),  # cropped along the last axis only
+        ((9, 11), (3, 3), (1, 1), (1, 1), [(1, 1), (2, 0)], 6, 6, 2),  # three a group: one vector at any width
     )
     for spatial, kernel, stride, dilation, pads, c_in, c_out, groups in cases:
         for dtype in (np.float64, np.float32):
@@ -1823,9 +1825,12 @@ def test_register_blocked_convolution_matches_the_oracle(monkeypatch, request, t
             for xin, channels_last in inputs:
                 runs.clear()
                 pieces.clear()
+                kernels_run.clear()
                 with tconv.use_algorithm("jit_blocked"):
                     got = tconv.conv(xin, w, b, channels_last=channels_last, **options)
                 assert runs == [channels_last]
+                assert set(kernels_run) == {c_out // groups <= blocked.lanes(x.itemsize)}
+                widths.add((np.dtype(dtype).name, kernels_run[0]))
                 if padded:  # copied into the padded buffer, CHUNK_BYTES of samples at a time
                     # the buffer: the span the outputs' taps reach, and four pixels on from every output along the
                     # last axis (whole blocks of four)
@@ -1843,7 +1848,8 @@ def test_register_blocked_convolution_matches_the_oracle(monkeypatch, request, t
                     assert pieces == [min(chunk, 3 - i) for i in range(0, 3, chunk)]
                 got = np.moveaxis(got, -1, 1) if channels_last else got
                 np.testing.assert_allclose(got, expected, atol=tolerance, rtol=tolerance)
-    assert widths == {False, True}  # blocks of two vectors and of one (a group's output channels fit one vector)
+    # blocks of two vectors and of one (a group's output channels fit one vector), in both dtypes
+    assert widths == {(name, single) for name in ("float32", "float64") for single in (False, True)}
 
 
 def test_register_blocks_run_over_as_many_rows_as_their_x_fits_the_budget(monkeypatch):

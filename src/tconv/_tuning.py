@@ -441,6 +441,8 @@ BLOCKED_MARGIN = 0.65
 
 #: ... and ranks it only with this many output channels a group or more: half a block of 16 lanes (a block is
 #: summed whole, padded with zero weights); with 1-7 it ran 1.1-3.3x slower than the other choice on nine layers.
+#: Since the fortieth session such layers run in blocks of one vector (``BLOCKED_SINGLE_SHARE``); 2 or 4 here then
+#: changed 1-6 layers of forward sweeps 61-66 within 0.005 of the planner's regret: not changed.
 BLOCKED_MIN_OUT = 8
 
 #: ``jit_blocked`` runs each block of output channels over several jobs (rows of outputs) in turn, as many as read

@@ -82,13 +82,14 @@ def fits(spec: ConvSpec) -> bool:
 
 
 def ranked(spec: ConvSpec, channels_last: bool) -> bool:
-    """Whether the planner ranks ``jit_blocked`` on a convolution (it runs every call :func:`fits` when forced,
-    and a stride-1 transposed one through its forward twin, which the planner asks this about):
-    channels-last (where the estimate held: rms error 14% on 23 layers) with ``BLOCKED_MIN_OUT`` output channels a
-    group or more (fewer fill less than half a float32 block); channels-first with ``BLOCKED_FIRST_MIN_OUT`` and a
-    kernel of more than one tap (a 1x1 layer is one product at BLAS's rate: 1.5-3.4 times faster on the sweeps'
-    1x1 layers). The planner takes it channels-first on small calls only (``BLOCKED_FIRST_MAX_SECONDS``:
-    docs/design.md, "Register-blocked direct convolution")."""
+    """Whether the planner ranks ``jit_blocked`` on a convolution (it runs every call :func:`fits` when forced, and a
+    stride-1 transposed one through its forward twin, which the planner asks this about): channels-last (where the
+    estimate held: rms error 14% on 23 layers) with ``BLOCKED_MIN_OUT`` output channels a group or more (fewer ran
+    1.1-3.3x slower than the other choice in blocks of two vectors; with blocks of one, since the fortieth session, 2 or
+    4 replayed within 0.005 of the regret: not changed); channels-first with ``BLOCKED_FIRST_MIN_OUT`` and a kernel of
+    more than one tap (a 1x1 layer is one product at BLAS's rate: 1.5-3.4 times faster on the sweeps' 1x1 layers). The
+    planner takes it channels-first on small calls only (``BLOCKED_FIRST_MAX_SECONDS``: docs/design.md, "Register-
+    blocked direct convolution")."""
     if not fits(spec):
         return False
     cg_out = spec.out_channels // spec.groups
@@ -121,7 +122,9 @@ def _sums(spec: ConvSpec, taps: float, blocked_share: float, pixels: int) -> flo
     as blocks of four, and ``WIDE_VECTOR_SHARE`` replayed best unchanged with them) and ``BLOCKED_EDGE_RATE`` a pixel
     at a time (both at the priced width, :func:`.machine.vector_rate`), and each (pixel block, channel block) a
     ``BLOCKED_BLOCK_COST`` (its bias loaded, its outputs stored, its loops entered), the output channels a group
-    rounded up to whole blocks."""
+    rounded up to whole blocks (:func:`width`). Blocks of one vector make half the multiply-adds of blocks of two,
+    at ``BLOCKED_SINGLE_SHARE`` of the rate (a broadcast each), and their border's at half ``BLOCKED_EDGE_RATE`` (one
+    accumulator, each multiply-add waiting for the one before)."""
     groups = spec.groups
     cg_in, cg_out = spec.in_channels // groups, spec.out_channels // groups
     lane = priced_lanes(_tuning.COST_ITEMSIZE)
@@ -393,7 +396,7 @@ def _run(
     team.ranges(run, plan.jobs, plan.work)
 
 
-#: the kernel's callees, set by :func:`_kernel` (module globals: see there)
+#: the kernel's callees, set by :func:`_bind` (module globals: see :func:`_kernel`)
 _lanes: Any = None
 _vfma: Any = None
 _vload: Any = None
@@ -696,9 +699,8 @@ def _kernel(single: bool) -> Any:
         step, blocks, lo3, hi3 = dims[4], dims[5], dims[6], dims[7]
         tail = dims[9] != 0  # x readable four pixels on from every output (a padded copy): a last partial block
         lane = _lanes(x)
-        width = dims[8]
-        if width != (lane if single else 2 * lane) or lane * x.itemsize != vector_bytes:  # never: the width keys
-            # the cache and chooses the kernel
+        width = lane if single else 2 * lane  # a constant of the compiled code
+        if width != dims[8] or lane * x.itemsize != vector_bytes:  # never: the width keys the cache and the kernel
             raise ValueError("jit_blocked's compiled kernel disagrees with its packed weight's block width")
         block_weights = geo[0] * k2 * k3 * cg_in * width
         xc, oc, o3s = xs[4], os[4], os[3]
