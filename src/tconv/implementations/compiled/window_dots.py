@@ -46,8 +46,8 @@ def cost(spec: ConvSpec) -> float:
     of its dot products (``DOTS_VECTOR_RATE``; the weight rows run in pairs, so a group's odd last row costs a pair),
     the window's last elements short of a vector one by one (``DOTS_SCALAR_RATE``), each output's sum of lanes and store
     (``DOTS_OUTPUT_COST``), and, where a group's weight rows pass ``DOTS_WEIGHT_CACHE_BYTES``, those rows streamed again
-    for every block of four pixels (at ``COLUMN_STREAM``: every block reads them all). The tuning constants it reads are
-    fixed in a user's process; the tests that change them clear this cache (``tests/conftest.py``)."""
+    for every block of four pixels (at ``DOTS_WEIGHT_STREAM``: every block reads them all). The tuning constants it
+    reads are fixed in a user's process; the tests that change them clear this cache (``tests/conftest.py``)."""
     groups = spec.groups
     cg_in, cg_out = spec.in_channels // groups, spec.out_channels // groups
     window = cg_in * math.prod(spec.kernel_size)
@@ -57,7 +57,7 @@ def cost(spec: ConvSpec) -> float:
     rows = float(_tuning.COST_ITEMSIZE) * cg_out * window  # a group's weight rows, read once a block of pixels
     weight = 0.0
     if rows > _tuning.DOTS_WEIGHT_CACHE_BYTES:
-        weight = groups * (pixels / PIXELS) * rows / _tuning.COLUMN_STREAM
+        weight = groups * (pixels / PIXELS) * rows / _tuning.DOTS_WEIGHT_STREAM
     meet1, meet2, meet3 = geometry.mean_taps(geometry.axes3(spec))  # the taps that meet x, a mean per axis
     runs = pixels * groups * cg_in * meet1 * meet2  # the gather's runs along the last axis
     return (
