@@ -25,11 +25,11 @@ os.environ.setdefault("TF_ENABLE_ONEDNN_OPTS", "1")
 @pytest.fixture(autouse=True)
 def _fresh_routes():
     """Every test starts with the engine's remembered routing forgotten (``tconv.engine.run._route``,
-    ``direct_conv.dots_preferred``, the direct sum's channels-last route, its choice of tiles, ``jit_blocked``'s
-    estimates and plans, ``jit_dots``', the planner's cached choices, the direct sum's twin and weight-gradient
-    choices and the dead-tap cut's (all but the first two cleared again after the test)): a test that changes the
-    tuning constants or the compiled path's availability (monkeypatched) sees the planner decide again, whichever
-    tests ran before it."""
+    ``direct_conv.dots_preferred``, the direct sum's channels-last route, its choice of tiles, estimates and tile plans,
+    ``jit_blocked``'s estimates and plans, ``jit_dots``', the planner's cached choices, the direct sum's twin and
+    weight-gradient choices and the dead-tap cut's (all but the first two cleared again after the test)): a test that
+    changes the tuning constants or the compiled path's availability (monkeypatched) sees the planner decide again,
+    whichever tests ran before it."""
     import importlib
 
     importlib.import_module("tconv.engine.run")._route.cache_clear()
@@ -41,8 +41,8 @@ def _fresh_routes():
     algorithms = importlib.import_module("tconv.implementations.compiled.algorithms")
     run = importlib.import_module("tconv.engine.run")
     caches = (
-        blocked._costs, blocked._plan, dots.cost, dots._plan, direct.tiles_cheaper, planner.plan,
-        algorithms.direct_twin, algorithms.direct_weight_grad, run._cut_if_cheaper,
+        blocked._costs, blocked._plan, dots.cost, dots._plan, direct.tiles_cheaper, direct._planes_cost,
+        direct._tiles_plan, planner.plan, algorithms.direct_twin, algorithms.direct_weight_grad, run._cut_if_cheaper,
     )  # fmt: skip  # their estimates, plans and choices read the constants
     for cache in caches:
         cache.cache_clear()

@@ -48,7 +48,7 @@ from __future__ import annotations
 import functools
 import math
 from collections.abc import Callable
-from typing import Any
+from typing import Any, NamedTuple
 
 import numpy as np
 
@@ -160,6 +160,7 @@ def _block_width() -> int:
     return 2 * blocked.priced_lanes(_tuning.COST_ITEMSIZE)
 
 
+@functools.lru_cache(maxsize=1024)
 def _planes_cost(
     spec: ConvSpec, channels_last: bool = False, tiles: bool | None = None, registers: bool = False
 ) -> float:
@@ -343,32 +344,55 @@ def _run_tiles(
     output channels where there are enough (sample, group) pairs for the team; else each pair is cut into
     blocks of output channels (in fours), up to as many as make the jobs a multiple of the team's threads
     (fewer where the fours run out), so that a thread fills a pair's phases about once."""
-    batch, groups = x_grouped.shape[0], spec.groups
-    cg_in, cg_out = spec.in_channels // groups, spec.out_channels // groups
     item = x_grouped.dtype.itemsize
-    pairs, threads = batch * groups, team.threads()
-    cuts = 1 if pairs >= _tuning.KERNEL_RANGES_PER_THREAD * threads else threads // math.gcd(pairs, threads)
-    block = min(cg_out, 4 * -(-cg_out // (4 * cuts)))
-    x_strides, out_strides, dims = kernels.index_arrays(
-        tuple(st // item for st in x_grouped.strides),
-        tuple(st // item for st in out_grouped.strides),
-        (batch, groups, cg_in, cg_out, block),
-    )
-    x_flat = kernels.flat(x_grouped)
-    tables = phases.arguments()
-    tiles = -(-phases.wide // _tile(item))
-    whole = max(16, 2 * blocked.lanes(item))  # tiles of whole register blocks (not 1024 and 31)
-    tile = whole * -(-phases.wide // (whole * tiles))
-    chunk = CHUNK_TERMS
-    pitch = tile + 8 * blocked.lanes(item)  # a channel's row of sums in the kernel (its pitch)
-    fold = 8 if machine.vector_bytes() >= 64 else 4  # the kernel's blocks of channels: eight with AVX-512
-    sub = max(4, min(SUB_BYTES // (pitch * item) // fold * fold, fold * -(-block // fold)))  # channels the sums hold
+    plan = _tiles_plan(spec, x_grouped.shape[0], x_grouped.strides, out_grouped.strides, item, team.threads())
+    x_flat, tables = kernels.flat(x_grouped), phases.arguments()
     kernel = _tiled_kernel()
+    x_strides, out_strides, dims, tile, sub = plan.x_strides, plan.out_strides, plan.dims, plan.tile, plan.sub
+    chunk = CHUNK_TERMS
 
     def run(start: int, stop: int) -> None:
         kernel(x_flat, w_flat, b_flat, out_flat, x_strides, out_strides, dims, *tables, tile, chunk, sub, start, stop)
 
-    team.ranges(run, pairs * -(-cg_out // block), seconds / _tuning.KERNEL_ELEMENT_SECONDS)
+    team.ranges(run, plan.jobs, seconds / _tuning.KERNEL_ELEMENT_SECONDS)
+
+
+class _TilesPlan(NamedTuple):
+    """What :func:`_run_tiles`' kernel needs beyond its arrays and the geometry's tables (:func:`_tiles_plan`)."""
+
+    x_strides: np.ndarray  # x's element strides (N, G, C_in/G, axes 1-3)
+    out_strides: np.ndarray  # the output's, alike
+    dims: np.ndarray  # batch, groups, C_in/G, C_out/G, output channels a block
+    tile: int  # wide elements a tile
+    sub: int  # output channels the sums hold at once
+    jobs: int  # (sample, group, block of output channels)
+
+
+@functools.lru_cache(maxsize=1024)
+def _tiles_plan(
+    spec: ConvSpec, batch: int, x_strides: tuple[int, ...], out_strides: tuple[int, ...], item: int, threads: int
+) -> _TilesPlan:
+    """:func:`_run_tiles`' blocks of output channels, tile and share of channels for a call, made once per call
+    description, batch, byte strides of x and of the output (channels-first, grouped), itemsize and team size (on
+    a call of 50 us their making took a tenth); the tuning constants it reads are fixed in a user's process, and
+    the tests that change them clear this cache (``tests/conftest.py``)."""
+    phases = direct_conv_geometry(geometry.axes3(spec))
+    groups = spec.groups
+    cg_in, cg_out = spec.in_channels // groups, spec.out_channels // groups
+    pairs = batch * groups
+    cuts = 1 if pairs >= _tuning.KERNEL_RANGES_PER_THREAD * threads else threads // math.gcd(pairs, threads)
+    block = min(cg_out, 4 * -(-cg_out // (4 * cuts)))
+    x_array, out_array, dims = kernels.index_arrays(
+        tuple(st // item for st in x_strides), tuple(st // item for st in out_strides),
+        (batch, groups, cg_in, cg_out, block),
+    )  # fmt: skip
+    tiles = -(-phases.wide // _tile(item))
+    whole = max(16, 2 * blocked.lanes(item))  # tiles of whole register blocks (not 1024 and 31)
+    tile = whole * -(-phases.wide // (whole * tiles))
+    pitch = tile + 8 * blocked.lanes(item)  # a channel's row of sums in the kernel (its pitch)
+    fold = 8 if machine.vector_bytes() >= 64 else 4  # the kernel's blocks of channels: eight with AVX-512
+    sub = max(4, min(SUB_BYTES // (pitch * item) // fold * fold, fold * -(-block // fold)))  # channels the sums hold
+    return _TilesPlan(x_array, out_array, dims, tile, sub, pairs * -(-cg_out // block))
 
 
 def weight_grad(x: np.ndarray, gy: np.ndarray, spec: ConvSpec, channels_last: bool) -> np.ndarray:
