@@ -128,6 +128,7 @@ def replay(records: list[dict], rates: list[float]) -> None:
     try:
         for rate in rates:
             _tuning.DIRECT_TILE_SINGLE_RATE = rate
+            direct_conv._planes_cost.cache_clear()  # its estimates are kept per call description
             taken = []
             for record in records:
                 cost, spec = direct_conv._planes_cost, _spec(record)
@@ -140,6 +141,7 @@ def replay(records: list[dict], rates: list[float]) -> None:
             )
     finally:
         _tuning.DIRECT_TILE_SINGLE_RATE = kept
+        direct_conv._planes_cost.cache_clear()
 
 
 def main() -> None:

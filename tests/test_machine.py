@@ -479,7 +479,8 @@ def test_the_cost_model_counts_the_priced_width_not_the_kernels(monkeypatch):
         monkeypatch.setattr(machine, "_vector_bytes", kernel_bytes)
         assert blocked.lanes(4) == kernel_bytes // 4 and blocked.priced_lanes(4) == _tuning.VECTOR_BYTES // 4
         caches = (planner.plan, blocked._costs, window_dots.cost, direct_conv.tiles_cheaper)
-        caches += (direct_conv.dots_preferred, algorithms.direct_twin, algorithms.direct_weight_grad)
+        caches += (direct_conv.dots_preferred, direct_conv._planes_cost, algorithms.direct_twin)
+        caches += (algorithms.direct_weight_grad,)
         for cache in (*caches, run._cut_if_cheaper):
             cache.cache_clear()
         seen[kernel_bytes] = [

@@ -469,16 +469,17 @@ DOTS_VECTOR_RATE = 5.95e9
 DOTS_SCALAR_RATE = 1.56e9
 DOTS_OUTPUT_COST = 1.8e-9
 #: Where a group's weight rows pass this many bytes, ``jit_dots``' cost adds their stream for every block of pixels:
-#: every block reads all of them, and from about the second-level cache on they come from further out, ...
+#: every block reads all of them, and from about the second-level cache on they come from further out.
 DOTS_WEIGHT_CACHE_BYTES = 512 * 2**10
-#: ... at this many bytes a second (over the team: both threads stream their blocks' rows at once). 80e9 since the
-#: fortieth session, when it was ``COLUMN_STREAM`` (5e9, a copy's write and read): on layers of large kernels over
-#: small maps, (9, 53, 6, 6, 6) -> 43 k8x8x8 say, the weight term put ``jit_dots`` at 4.6-9x its time, and the planner
-#: took ``jit_gemm`` at 1.8-6.7x ``jit_dots``' time. Replayed on every kept forward timing, the planner's regret
-#: 1.151 -> 1.093 and 1.126 -> 1.099 (sweeps 61-63 and 64-66, this session's kernels), 1.130 -> 1.095 (61-66 and 101,
-#: the kernels before), 1.103 -> 1.063 (session 31's, the AMD EPYC), 1.107 -> 1.071 (33's), 1.105 -> 1.089 (35's),
-#: 1.097 -> 1.078 (36's), 1.087 -> 1.066 (37's), 1.094 -> 1.072 (38's); 160e9 within 0.003 of it, 40e9 worse, no weight
-#: term at all worse on sessions 35 and 36 (docs/design.md, "The weight's stream in jit_dots").
+#: That stream, ``jit_dots``' weight rows read again for every block of four pixels, in bytes a second over the team
+#: (both threads stream their blocks' rows at once). 80e9 since the fortieth session, when it was ``COLUMN_STREAM``
+#: (5e9, a copy's write and read): on layers of large kernels over small maps, (9, 53, 6, 6, 6) -> 43 k8x8x8 say, the
+#: weight term put ``jit_dots`` at 4.6-9x its time, and the planner took ``jit_gemm`` at 1.7-6.7x ``jit_dots``' time.
+#: Replayed on every kept forward timing, the planner's regret 1.151 -> 1.093 and 1.126 -> 1.099 (sweeps 61-63 and
+#: 64-66, this session's kernels), 1.130 -> 1.095 (61-66 and 101, the kernels before), 1.103 -> 1.063 (session 31's,
+#: the AMD EPYC), 1.107 -> 1.071 (33's), 1.105 -> 1.089 (35's), 1.097 -> 1.078 (36's), 1.087 -> 1.066 (37's), 1.094
+#: -> 1.072 (38's); 160e9 within 0.003 of it, 40e9 worse, no weight term at all worse on sessions 35 and 36
+#: (docs/design.md, "The weight's stream in jit_dots").
 DOTS_WEIGHT_STREAM = 80e9
 #: ``jit_dots`` is taken only on calls it estimates under this: its rates were fitted on calls under 3 ms, and on
 #: larger ones its estimate ran up to 4-7 times short of its time (a 54 MB weight read once a block of pixels),

@@ -185,7 +185,9 @@ def _planes_cost(
     where they cost less. Priced lower for the planner there too, they moved two choices on recorded forced
     timings of forward sweeps 51-59 ((53, 420, 20) -> 2 and (12, 368, 14) -> 3, channels-first) from
     ``jit_blocked`` at 0.19-0.89 ms to the direct sum at 0.80-1.8 ms in whole planes (docs/design.md, "One
-    channel's sums in registers")."""
+    channel's sums in registers"). Made once per call description and arguments (a forward call reads it for the
+    team's hand-off); the tuning constants it reads are fixed in a user's process, and the tests that change them
+    clear this cache (``tests/conftest.py``)."""
     phases = direct_conv_geometry(geometry.axes3(spec))
     cg_in, cg_out = spec.in_channels // spec.groups, spec.out_channels // spec.groups
     taps = math.prod(spec.kernel_size)

@@ -772,8 +772,9 @@ def col2im(cols: np.ndarray, bias: np.ndarray, out: np.ndarray, geometry: PhaseG
 
 @functools.lru_cache(maxsize=256)
 def index_arrays(*values: tuple[int, ...]) -> tuple[np.ndarray, ...]:
-    """Each tuple of ints (a layout's strides in elements, a call's sizes) as an int64 array for the kernels,
-    made once per tuple (this is on every call's path); the kernels only read them."""
+    """Each tuple of ints (a layout's strides in elements, a call's sizes) as an int64 array for the kernels (made
+    anew on every call: the callers whose plans are cached keep the arrays in their plans); the kernels only read
+    them."""
     return tuple(np.array(ints, dtype=np.int64) for ints in values)
 
 
