@@ -12,7 +12,7 @@ from .. import constraints as constraints_module
 from .. import initializers as initializers_module
 from .. import regularizers as regularizers_module
 from ..module import Module, Parameter, generator
-from .activations import ACTIVATIONS, activation_function
+from .activations import activate, activation_function, times_slope
 
 __all__ = [
     "FUSED_SLOPE",
@@ -144,12 +144,12 @@ class KernelLayer(Module):
         self.built = True
 
     def _activate(self, z: np.ndarray) -> np.ndarray:
-        return ACTIVATIONS[self.activation][0](z, FUSED_SLOPE).astype(z.dtype, copy=False)
+        return activate(self.activation, z, FUSED_SLOPE)
 
     def _activation_grad(self, grad: np.ndarray, z: np.ndarray, y: np.ndarray) -> np.ndarray:
         if self.activation == "linear" and grad.dtype == z.dtype:  # the product with ones would copy grad
             return grad
-        return grad * ACTIVATIONS[self.activation][1](z, y, FUSED_SLOPE)
+        return times_slope(self.activation, grad, z, y, FUSED_SLOPE)
 
 
 def to_channels_first(x: np.ndarray, channels_last: bool) -> np.ndarray:

@@ -6,6 +6,7 @@ import math
 
 import numpy as np
 
+from ...implementations.compiled import elementwise
 from ..module import Module, generator
 
 __all__ = ["DropoutLayer"]
@@ -40,15 +41,26 @@ class DropoutLayer(Module):
             draws = np.asarray(bits, dtype=np.uint64).view(np.uint32)[: x.size].reshape(x.shape)
         else:  # a bit generator of 32-bit raw draws (MT19937): whole 32-bit integers
             draws = rng.integers(0, 2**32, size=x.shape, dtype=np.uint32)
-        self._mask = draws >= np.uint32(min(2**32 - 1, math.ceil(self.rate * 2**32)))
+        threshold = min(2**32 - 1, math.ceil(self.rate * 2**32))
+        scale = self._scale(x.dtype)
+        if np.isfinite(scale) and elementwise.supports(x):  # the mask and the product in one pass on the team
+            out, self._mask = elementwise.dropout(x, draws, threshold, scale)
+            return out
+        self._mask = draws >= np.uint32(threshold)
         return self._scaled(x)
 
-    def _scaled(self, a: np.ndarray) -> np.ndarray:
-        """``a`` where the mask keeps it, times ``1/(1-rate)``; zero elsewhere."""
-        assert self._mask is not None
-        out = np.multiply(a, self._mask)
+    def _scale(self, dtype: np.dtype) -> np.generic:
+        """``1/(1-rate)`` in the result's dtype (inf past its range)."""
         with np.errstate(over="ignore"):
-            scale = out.dtype.type(1.0 / (1.0 - self.rate))
+            return np.dtype(dtype).type(1.0 / (1.0 - self.rate))
+
+    def _scaled(self, a: np.ndarray) -> np.ndarray:
+        """``a`` where the mask keeps it, times ``1/(1-rate)``; zero elsewhere (``(a * mask) * scale``)."""
+        assert self._mask is not None
+        scale = self._scale(np.result_type(a, self._mask))
+        if np.isfinite(scale) and elementwise.supports(a) and self._mask.shape == a.shape:
+            return elementwise.masked_scale(a, self._mask, scale)
+        out = np.multiply(a, self._mask)
         if np.isfinite(scale):
             out *= scale
         else:  # a scale past the dtype's range (float16, rate within 2e-5 of 1): the dropped entries stay zero

@@ -7,6 +7,7 @@ from typing import Any, ClassVar
 
 import numpy as np
 
+from ...implementations.compiled import elementwise
 from .. import regularizers as regularizers_module
 from ..module import Module
 from .base import make_parameter, positive_int
@@ -97,30 +98,53 @@ class BatchNorm(Module):
         view = [1] * x.ndim
         view[axis] = -1
         count = x.size // x.shape[axis]
+        gamma = self.weight.value if self.scale else np.ones(x.shape[axis], x.dtype)
+        beta = self.bias.value if self.center else None
+        own_dtype = all(p is None or p.dtype == x.dtype for p in (gamma, beta))
+        compiled = x.size > 0 and elementwise.supports(x) and own_dtype
         if self.training:
-            mean = x.mean(axis=reduce)
-            centred = x - mean.reshape(view)
-            var = _mean_square(centred, reduce, count)
+            if compiled:  # float64 sums in one pass each on the team (two: the mean, then the centred squares)
+                mean = elementwise.channel_sums(x, axis) / count
+                var = elementwise.channel_sums(x, axis, centre=mean) / count
+            else:
+                mean = x.mean(axis=reduce)
+                centred = x - mean.reshape(view)
+                var = _mean_square(centred, reduce, count)
             m = self.momentum
             unbiased = var * count / max(1, count - 1) if self.unbiased_running_var else var
             self.running_mean.value = ((1 - m) * self.running_mean.value + m * mean).astype(self.dtype)
             self.running_var.value = ((1 - m) * self.running_var.value + m * unbiased).astype(self.dtype)
         else:
             mean, var = self.running_mean.value, self.running_var.value
-            centred = x - mean.reshape(view)
+            if not compiled:
+                centred = x - mean.reshape(view)
         inv_std = 1.0 / np.sqrt(var + self.eps)
-        # In place where the arrays are this layer's own (the numbers of x.var and of the unfused expressions).
-        x_hat = _times(centred, inv_std.reshape(view))
-        gamma = self.weight.value if self.scale else np.ones(x.shape[axis], x.dtype)
-        y = x_hat * gamma.reshape(view)
-        if self.center:
-            y = _plus(y, self.bias.value.reshape(view))
-        self._cache = (x_hat, inv_std, gamma, reduce, view, count, self.training)
+        if compiled:  # x_hat and y in one pass, in x's dtype
+            constants = [np.asarray(c).astype(x.dtype) for c in (mean, inv_std)]
+            x_hat, y = elementwise.normalize(x, axis, constants[0], constants[1], gamma, beta)
+            inv_std = constants[1]
+        else:
+            # In place where the arrays are this layer's own (the numbers of x.var and of the unfused expressions).
+            x_hat = _times(centred, inv_std.reshape(view))
+            y = x_hat * gamma.reshape(view)
+            if beta is not None:
+                y = _plus(y, beta.reshape(view))
+        self._cache = (x_hat, inv_std, gamma, reduce, view, count, self.training, axis)
         return y.astype(x.dtype, copy=False)
 
     def _backward(self, grad: np.ndarray) -> np.ndarray:
         assert self._cache is not None, "backward called before forward"
-        x_hat, inv_std, gamma, reduce, view, count, training = self._cache
+        x_hat, inv_std, gamma, reduce, view, count, training, axis = self._cache
+        scale = (gamma * inv_std).reshape(view)
+        if training and elementwise.supports(grad, x_hat) and scale.dtype == grad.dtype:
+            # the two sums in one pass and dx in another, on the team
+            sum_g64, sum_gx64 = elementwise.batch_norm_sums(grad, x_hat, axis)
+            if self.scale:
+                self.weight.accumulate(sum_gx64.astype(grad.dtype))
+            if self.center:
+                self.bias.accumulate(sum_g64.astype(grad.dtype))
+            a, b = (sum_gx64 / count).astype(grad.dtype), (sum_g64 / count).astype(grad.dtype)
+            return elementwise.batch_norm_grad(grad, x_hat, axis, a, b, scale.reshape(-1))
         sum_g = sum_gx = None
         if self.scale:
             sum_gx = (grad * x_hat).sum(axis=reduce)
@@ -128,7 +152,6 @@ class BatchNorm(Module):
         if self.center:
             sum_g = grad.sum(axis=reduce)
             self.bias.accumulate(sum_g)
-        scale = (gamma * inv_std).reshape(view)
         if not training:
             return grad * scale
         # d x = gamma * inv_std * (g - mean(g) - x_hat * mean(g * x_hat)), means over the reduced axes: the

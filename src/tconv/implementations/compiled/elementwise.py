@@ -1,0 +1,396 @@
+"""The element-wise passes of :mod:`tconv.nn`'s layers in one compiled pass each, run on the team.
+
+NumPy runs a layer such as ``LeakyReLU``'s backward as three single-threaded passes over the array (the
+comparison, the slope, the product), each into a new temporary, and batch normalization's forward as about
+twelve. On the seed DCGAN generator (batch 64) the activations, the batch normalizations and the dropout took
+about 19 ms of a 127 ms training step (docs/design.md, "Element-wise layers in one pass"). Here each is one
+loop over the array, cut into jobs of ``ELEMENT_JOB`` elements that the team runs in ranges
+(:func:`.team.ranges`), with these numbers:
+
+* the activations, their slopes and the dropout are NumPy's to the bit: the same operations on each element in
+  the same order (no fused multiply-add, no fast-math flags), and NumPy's rules where two values tie
+  (``np.maximum(-0.0, 0)`` is ``+0.0``, a NaN propagates);
+* batch normalization's per-channel sums are taken in float64 (NumPy's own sums of a float32 array are float32)
+  over pieces that depend only on the array's shape, added in order: the same result on every call, whatever
+  the number of threads. The per-element passes then run in the array's dtype in NumPy's order.
+
+:func:`supports` says which arrays these take (float32 or float64, C-contiguous, numba available); the layers
+keep their NumPy expressions for the rest.
+"""
+
+from __future__ import annotations
+
+import functools
+import math
+from typing import Any
+
+import numpy as np
+
+from ... import _tuning
+from . import kernels, team
+
+__all__ = [
+    "activation",
+    "activation_grad",
+    "batch_norm_grad",
+    "batch_norm_sums",
+    "channel_sums",
+    "dropout",
+    "masked_scale",
+    "normalize",
+    "supports",
+]
+
+#: elements a job of the element-wise kernels (the team hands out ranges of jobs): 64 KiB of float32
+ELEMENT_JOB = 2**14
+
+#: the activations with a compiled pass, by the number the kernels take
+ACTIVATION_CODES = {"relu": 0, "leaky_relu": 1}
+
+
+def supports(*arrays: Any) -> bool:
+    """Whether the compiled passes take these arrays: NumPy arrays of one dtype (float32 or float64) and one
+    shape, each C-contiguous, with numba available."""
+    first = arrays[0]
+    return (
+        kernels.available()
+        and all(isinstance(a, np.ndarray) and a.flags.c_contiguous for a in arrays)
+        and first.dtype in (np.float32, np.float64)
+        and all(a.dtype == first.dtype and a.shape == first.shape for a in arrays)
+    )
+
+
+def _run(kernel: Any, jobs: int, touched: int, *arrays: Any) -> None:
+    """``kernel(*arrays, start, stop)`` over ``range(jobs)``, on the team where the ``touched`` elements (read
+    and written), at ``ELEMENTWISE_ELEMENT_SECONDS`` each, pay for the hand-off (:func:`.team.ranges`)."""
+
+    def run(start: int, stop: int) -> None:
+        kernel(*arrays, start, stop)
+
+    team.ranges(run, jobs, touched * _tuning.ELEMENTWISE_ELEMENT_SECONDS / _tuning.KERNEL_ELEMENT_SECONDS)
+
+
+def _jobs(size: int) -> int:
+    """The jobs of ``ELEMENT_JOB`` elements of a ``size``-element array."""
+    return -(-size // ELEMENT_JOB)
+
+
+def activation(name: str, x: np.ndarray, slope: float) -> np.ndarray:
+    """``relu`` (``np.maximum(x, 0)``) or ``leaky_relu`` (``x`` where ``x > 0``, else ``slope * x``) of an array
+    :func:`supports` takes, as a new array."""
+    out = np.empty_like(x)
+    constant = np.array([slope], dtype=x.dtype)
+    arrays = (x.reshape(-1), out.reshape(-1), constant, ACTIVATION_CODES[name])
+    _run(_activation_kernel(), _jobs(x.size), 2 * x.size, *arrays)
+    return out
+
+
+def activation_grad(name: str, grad: np.ndarray, x: np.ndarray, slope: float) -> np.ndarray:
+    """``grad`` times the activation's slope at ``x``: ``grad * 1`` where ``x > 0``, else ``grad * slope``
+    (``grad * 0`` for ``relu``), as a new array."""
+    out = np.empty_like(grad)
+    constant = np.array([0.0 if name == "relu" else slope], dtype=x.dtype)
+    _run(_slope_kernel(), _jobs(x.size), 3 * x.size, grad.reshape(-1), x.reshape(-1), out.reshape(-1), constant)
+    return out
+
+
+def dropout(a: np.ndarray, draws: np.ndarray, threshold: int, scale: Any) -> tuple[np.ndarray, np.ndarray]:
+    """Inverted dropout's forward: the mask ``draws >= threshold`` (``draws`` uint32, of ``a``'s shape) and
+    ``(a * mask) * scale``, the mask read as 1 or 0 in ``a``'s dtype (NumPy's ``np.multiply(a, mask)``)."""
+    out = np.empty_like(a)
+    mask = np.empty(a.shape, dtype=bool)
+    arrays = (a.reshape(-1), draws.reshape(-1), np.uint32(threshold), np.array([scale], dtype=a.dtype))
+    _run(_dropout_kernel(), _jobs(a.size), 3 * a.size, *arrays, out.reshape(-1), mask.reshape(-1))
+    return out, mask
+
+
+def masked_scale(a: np.ndarray, mask: np.ndarray, scale: Any) -> np.ndarray:
+    """``(a * mask) * scale`` (dropout's backward, and its forward from a mask already drawn)."""
+    out = np.empty_like(a)
+    arrays = (a.reshape(-1), mask.reshape(-1), np.array([scale], dtype=a.dtype), out.reshape(-1))
+    _run(_masked_kernel(), _jobs(a.size), 3 * a.size, *arrays)
+    return out
+
+
+# --- batch normalization: an array seen as (outer, channels, inner), the channels on the middle axis ---------
+
+
+#: channels a job of a channels-last array covers (its rows are cut into pieces of about ``ELEMENT_JOB`` elements)
+CHANNEL_BLOCK = 1024
+
+
+def _layout(shape: tuple[int, ...], axis: int) -> tuple[np.ndarray, int, int]:
+    """``(dims, jobs, partial_rows)`` for an array seen as ``(outer, channels, inner)``: channels last
+    (``inner == 1``) a job is a piece of ``rows`` rows times a block of ``CHANNEL_BLOCK`` channels, whose sums go
+    to the piece's own row of partial sums; else a job is one ``(outer, channel)`` run of ``inner`` contiguous
+    elements, summed into row ``outer``. ``dims`` is ``(outer, channels, inner, rows, block)``. The pieces depend
+    on the shape only, so the sums do too."""
+    outer, channels, inner = math.prod(shape[:axis]), shape[axis], math.prod(shape[axis + 1 :])
+    if inner == 1:
+        block = min(channels, CHANNEL_BLOCK)
+        rows = max(1, ELEMENT_JOB // max(1, block))
+        pieces = -(-outer // rows)
+        jobs, partial_rows = pieces * -(-channels // block), pieces
+    else:
+        rows = block = 0
+        jobs, partial_rows = outer * channels, outer
+    return np.array([outer, channels, inner, rows, block], dtype=np.int64), jobs, partial_rows
+
+
+def channel_sums(x: np.ndarray, axis: int, centre: np.ndarray | None = None) -> np.ndarray:
+    """The float64 sum over every axis but ``axis`` of ``x`` (``centre`` given: of ``(x - centre)**2``, the
+    centre float64 per channel), in pieces added in order (:func:`_layout`)."""
+    dims, jobs, partial_rows = _layout(x.shape, axis)
+    channels = x.shape[axis]
+    partial = np.zeros((partial_rows, 2, channels))
+    mode = 0 if centre is None else 1
+    centre64 = np.zeros(channels) if centre is None else np.asarray(centre, dtype=np.float64)
+    flat = x.reshape(-1)
+    _run(_sums_kernel(), jobs, x.size, flat, flat, centre64, partial, dims, mode)
+    return partial[:, 0].sum(axis=0)
+
+
+def batch_norm_sums(grad: np.ndarray, x_hat: np.ndarray, axis: int) -> tuple[np.ndarray, np.ndarray]:
+    """``(sum(grad), sum(grad * x_hat))`` per channel, float64, over every axis but ``axis``."""
+    dims, jobs, partial_rows = _layout(grad.shape, axis)
+    channels = grad.shape[axis]
+    partial = np.zeros((partial_rows, 2, channels))
+    arrays = (grad.reshape(-1), x_hat.reshape(-1), np.zeros(channels), partial, dims, 2)
+    _run(_sums_kernel(), jobs, 2 * grad.size, *arrays)
+    total = partial.sum(axis=0)
+    return total[0], total[1]
+
+
+def normalize(
+    x: np.ndarray, axis: int, mean: np.ndarray, inv_std: np.ndarray, gamma: np.ndarray, beta: np.ndarray | None
+) -> tuple[np.ndarray, np.ndarray]:
+    """``(x_hat, y)``: ``x_hat = (x - mean) * inv_std`` and ``y = x_hat * gamma (+ beta)`` per channel, in
+    ``x``'s dtype (the channel constants given in it), each operation rounded as NumPy's."""
+    dims, jobs, _ = _layout(x.shape, axis)
+    x_hat, y = np.empty_like(x), np.empty_like(x)
+    constants = np.stack([mean, inv_std, gamma, np.zeros_like(gamma) if beta is None else beta]).astype(x.dtype)
+    arrays = (x.reshape(-1), constants, x_hat.reshape(-1), y.reshape(-1), dims, beta is not None)
+    _run(_normalize_kernel(), jobs, 3 * x.size, *arrays)
+    return x_hat, y
+
+
+def batch_norm_grad(
+    grad: np.ndarray, x_hat: np.ndarray, axis: int, a: np.ndarray, b: np.ndarray, scale: np.ndarray
+) -> np.ndarray:
+    """``((grad - x_hat * a) - b) * scale`` per channel (the channel constants given in the arrays' dtype)."""
+    dims, jobs, _ = _layout(grad.shape, axis)
+    dx = np.empty_like(grad)
+    constants = np.stack([a, b, scale]).astype(grad.dtype)
+    _run(_bn_grad_kernel(), jobs, 3 * grad.size, grad.reshape(-1), x_hat.reshape(-1), constants, dx.reshape(-1), dims)
+    return dx
+
+
+# --- the kernels -------------------------------------------------------------------------------------------------
+# Each takes its arrays flat and a range [start, stop) of jobs. The per-element kernels are compiled with no
+# fast-math flag (NumPy's roundings, NaN and signed zeros); the sums with reassociation only, so that a run's
+# float64 sum is vectorised (its order then fixed by the machine's vector width, not by the threads).
+
+
+@functools.cache
+def _activation_kernel() -> Any:
+    job_size = ELEMENT_JOB
+
+    def activation(x, out, constant, code, start, stop):  # type: ignore[no-untyped-def]
+        a = constant[0]
+        zero = x.dtype.type(0)
+        n = x.shape[0]
+        for job in range(start, stop):
+            lo = job * job_size
+            hi = min(lo + job_size, n)
+            xs, outs = x[lo:hi], out[lo:hi]  # slices: LLVM vectorises their loops (1.5x faster than indexing)
+            if code == 0:  # np.maximum(x, 0): a NaN stays, -0.0 gives +0.0 (the second of two equal values)
+                for i in range(hi - lo):
+                    v = xs[i]
+                    outs[i] = v if (v > zero or v != v) else zero
+            else:  # x where x > 0, else a * x (np.maximum(x, a*x)'s numbers for 0 < a <= 1)
+                for i in range(hi - lo):
+                    v = xs[i]
+                    outs[i] = v if v > zero else a * v
+
+    return kernels.compile_kernel(activation, fastmath=False, error_model="numpy")
+
+
+@functools.cache
+def _slope_kernel() -> Any:
+    job_size = ELEMENT_JOB
+
+    def slope(grad, x, out, constant, start, stop):  # type: ignore[no-untyped-def]
+        a = constant[0]
+        one, zero = x.dtype.type(1), x.dtype.type(0)
+        n = x.shape[0]
+        for job in range(start, stop):
+            lo = job * job_size
+            hi = min(lo + job_size, n)
+            gs, xs, outs = grad[lo:hi], x[lo:hi], out[lo:hi]
+            for i in range(hi - lo):
+                outs[i] = gs[i] * (one if xs[i] > zero else a)
+
+    return kernels.compile_kernel(slope, fastmath=False, error_model="numpy")
+
+
+@functools.cache
+def _dropout_kernel() -> Any:
+    job_size = ELEMENT_JOB
+
+    def dropout(a, draws, threshold, scale, out, mask, start, stop):  # type: ignore[no-untyped-def]
+        s = scale[0]
+        one, zero = a.dtype.type(1), a.dtype.type(0)
+        n = a.shape[0]
+        for job in range(start, stop):
+            lo = job * job_size
+            hi = min(lo + job_size, n)
+            xs, ds, outs, ms = a[lo:hi], draws[lo:hi], out[lo:hi], mask[lo:hi]
+            for i in range(hi - lo):
+                keep = ds[i] >= threshold
+                ms[i] = keep
+                outs[i] = (xs[i] * (one if keep else zero)) * s
+
+    return kernels.compile_kernel(dropout, fastmath=False, error_model="numpy")
+
+
+@functools.cache
+def _masked_kernel() -> Any:
+    job_size = ELEMENT_JOB
+
+    def masked(a, mask, scale, out, start, stop):  # type: ignore[no-untyped-def]
+        s = scale[0]
+        one, zero = a.dtype.type(1), a.dtype.type(0)
+        n = a.shape[0]
+        for job in range(start, stop):
+            lo = job * job_size
+            hi = min(lo + job_size, n)
+            xs, ms, outs = a[lo:hi], mask[lo:hi], out[lo:hi]
+            for i in range(hi - lo):
+                outs[i] = (xs[i] * (one if ms[i] else zero)) * s
+
+    return kernels.compile_kernel(masked, fastmath=False, error_model="numpy")
+
+
+@functools.cache
+def _sums_kernel() -> Any:
+    def sums(a, b, centre, partial, dims, mode, start, stop):  # type: ignore[no-untyped-def]
+        # mode 0: partial[row, 0, c] += a; 1: += (a - centre[c])**2; 2: partial[row, 0] += a, [row, 1] += a * b
+        outer, channels, inner, rows, block = dims[0], dims[1], dims[2], dims[3], dims[4]
+        blocks = (channels + block - 1) // block if inner == 1 else 1
+        for job in range(start, stop):
+            if inner == 1:  # a piece of rows times a block of channels: the channels vectorise
+                piece = job // blocks
+                c0 = (job % blocks) * block
+                c1 = min(c0 + block, channels)
+                first = partial[piece, 0, c0:c1]
+                second = partial[piece, 1, c0:c1]
+                mid = centre[c0:c1]
+                for r in range(piece * rows, min(piece * rows + rows, outer)):
+                    xs = a[r * channels + c0 : r * channels + c1]
+                    if mode == 0:
+                        for c in range(c1 - c0):
+                            first[c] += np.float64(xs[c])
+                    elif mode == 1:
+                        for c in range(c1 - c0):
+                            d = np.float64(xs[c]) - mid[c]
+                            first[c] += d * d
+                    else:
+                        ys = b[r * channels + c0 : r * channels + c1]
+                        for c in range(c1 - c0):
+                            u = np.float64(xs[c])
+                            first[c] += u
+                            second[c] += u * np.float64(ys[c])
+            else:  # one channel's run of inner elements
+                c = job % channels
+                xs = a[job * inner : job * inner + inner]
+                s0 = 0.0
+                s1 = 0.0
+                if mode == 0:
+                    for i in range(inner):
+                        s0 += np.float64(xs[i])
+                elif mode == 1:
+                    m = centre[c]
+                    for i in range(inner):
+                        d = np.float64(xs[i]) - m
+                        s0 += d * d
+                else:
+                    ys = b[job * inner : job * inner + inner]
+                    for i in range(inner):
+                        u = np.float64(xs[i])
+                        s0 += u
+                        s1 += u * np.float64(ys[i])
+                partial[job // channels, 0, c] = s0
+                partial[job // channels, 1, c] = s1
+
+    return kernels.compile_kernel(sums, fastmath=frozenset({"reassoc"}), error_model="numpy")
+
+
+@functools.cache
+def _normalize_kernel() -> Any:
+    def normalize(x, constants, x_hat, y, dims, center, start, stop):  # type: ignore[no-untyped-def]
+        outer, channels, inner, rows, block = dims[0], dims[1], dims[2], dims[3], dims[4]
+        blocks = (channels + block - 1) // block if inner == 1 else 1
+        for job in range(start, stop):
+            if inner == 1:
+                piece = job // blocks
+                c0 = (job % blocks) * block
+                c1 = min(c0 + block, channels)
+                mean, inv = constants[0, c0:c1], constants[1, c0:c1]
+                gamma, beta = constants[2, c0:c1], constants[3, c0:c1]
+                for r in range(piece * rows, min(piece * rows + rows, outer)):
+                    lo, hi = r * channels + c0, r * channels + c1
+                    xs, hs, ys = x[lo:hi], x_hat[lo:hi], y[lo:hi]
+                    if center:  # (the branch outside the loops: inside, it kept them scalar)
+                        for c in range(c1 - c0):
+                            v = (xs[c] - mean[c]) * inv[c]
+                            hs[c] = v
+                            ys[c] = v * gamma[c] + beta[c]
+                    else:
+                        for c in range(c1 - c0):
+                            v = (xs[c] - mean[c]) * inv[c]
+                            hs[c] = v
+                            ys[c] = v * gamma[c]
+            else:
+                c = job % channels
+                m, s, g, b = constants[0, c], constants[1, c], constants[2, c], constants[3, c]
+                lo = job * inner
+                xs, hs, ys = x[lo : lo + inner], x_hat[lo : lo + inner], y[lo : lo + inner]
+                if center:
+                    for i in range(inner):
+                        v = (xs[i] - m) * s
+                        hs[i] = v
+                        ys[i] = v * g + b
+                else:
+                    for i in range(inner):
+                        v = (xs[i] - m) * s
+                        hs[i] = v
+                        ys[i] = v * g
+
+    return kernels.compile_kernel(normalize, fastmath=False, error_model="numpy")
+
+
+@functools.cache
+def _bn_grad_kernel() -> Any:
+    def bn_grad(grad, x_hat, constants, dx, dims, start, stop):  # type: ignore[no-untyped-def]
+        outer, channels, inner, rows, block = dims[0], dims[1], dims[2], dims[3], dims[4]
+        blocks = (channels + block - 1) // block if inner == 1 else 1
+        for job in range(start, stop):
+            if inner == 1:
+                piece = job // blocks
+                c0 = (job % blocks) * block
+                c1 = min(c0 + block, channels)
+                a, b, s = constants[0, c0:c1], constants[1, c0:c1], constants[2, c0:c1]
+                for r in range(piece * rows, min(piece * rows + rows, outer)):
+                    lo, hi = r * channels + c0, r * channels + c1
+                    gs, hs, ds = grad[lo:hi], x_hat[lo:hi], dx[lo:hi]
+                    for c in range(c1 - c0):
+                        ds[c] = ((gs[c] - hs[c] * a[c]) - b[c]) * s[c]
+            else:
+                c = job % channels
+                ac, bc, sc = constants[0, c], constants[1, c], constants[2, c]
+                lo = job * inner
+                gs, hs, ds = grad[lo : lo + inner], x_hat[lo : lo + inner], dx[lo : lo + inner]
+                for i in range(inner):
+                    ds[i] = ((gs[i] - hs[i] * ac) - bc) * sc
+
+    return kernels.compile_kernel(bn_grad, fastmath=False, error_model="numpy")

@@ -1,0 +1,197 @@
+"""The compiled element-wise passes of tconv.nn's layers (:mod:`tconv.implementations.compiled.elementwise`).
+
+The activations, their slopes, dropout's product and batch normalization's per-element passes are checked to the
+bit against the NumPy expressions written out here (special values included: signed zeros, NaN, infinities),
+the batch-normalization sums against float64 sums, every kernel at lengths around its jobs' boundaries and with
+its ranges on a team of three as well as in the calling thread; then the layers themselves, float32, against a
+float64 reference of batch normalization's forward and backward.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from tconv import _tuning, nn
+from tconv.implementations.compiled import elementwise, kernels, team
+
+needs_jit = pytest.mark.skipif(not kernels.available(), reason="numba is not installed or TCONV_NO_JIT is set")
+
+JOB = elementwise.ELEMENT_JOB
+LENGTHS = (1, 7, 40, JOB - 1, JOB + 5, 3 * JOB + 17)
+
+
+@pytest.fixture(params=[1, 3], ids=["calling thread", "team of three"])
+def team_size(request, monkeypatch):
+    """Every kernel call in the calling thread, or cut into ranges on a team of three whatever its size."""
+    monkeypatch.setattr(team, "_threads", request.param)
+    if request.param > 1:
+        monkeypatch.setattr(_tuning, "KERNEL_TEAM_MIN_WORK", 0)
+        monkeypatch.setattr(team, "kernel_team_min_work", lambda: 0.0)
+    return request.param
+
+
+def _special(rng, n, dtype):
+    x = rng.standard_normal(n).astype(dtype)
+    for start, value in ((0, 0.0), (1, -0.0), (2, np.nan), (3, np.inf), (4, -np.inf)):
+        x[start :: 7 + start] = value
+    return x
+
+
+def _same(a, b):
+    """Equal to the bit in value and sign (NaN where the other is NaN)."""
+    return a.dtype == b.dtype and np.array_equal(a, b, equal_nan=True) and np.array_equal(np.signbit(a), np.signbit(b))
+
+
+@needs_jit
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_activations_and_slopes_are_numpys_to_the_bit(team_size, dtype):
+    rng = np.random.default_rng(3)
+    with np.errstate(invalid="ignore"):
+        for n in LENGTHS:
+            x, grad = _special(rng, n, dtype), _special(rng, n, dtype)[::-1].copy()
+            assert _same(elementwise.activation("relu", x, 0.0), np.maximum(x, 0))
+            assert _same(elementwise.activation_grad("relu", grad, x, 0.0), grad * (x > 0).astype(dtype))
+            for a in (0.01, 0.2, 1.0, 0.0, 1.5, -0.3):
+                expected = np.maximum(x, a * x) if 0 < a <= 1 else np.where(x > 0, x, a * x)
+                assert _same(elementwise.activation("leaky_relu", x, a), expected), (n, a)
+                slope = np.where(x > 0, 1.0, a).astype(dtype)
+                assert _same(elementwise.activation_grad("leaky_relu", grad, x, a), grad * slope), (n, a)
+
+
+@needs_jit
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_dropout_pass_is_numpys_to_the_bit(team_size, dtype):
+    rng = np.random.default_rng(4)
+    with np.errstate(invalid="ignore"):
+        for n in LENGTHS:
+            a = _special(rng, n, dtype).reshape(1, n)
+            draws = rng.integers(0, 2**32, size=a.shape, dtype=np.uint32)
+            for rate in (0.1, 0.5, 0.97):
+                threshold = int(np.ceil(rate * 2**32))
+                scale = dtype(1 / (1 - rate))
+                mask = draws >= np.uint32(threshold)
+                expected = np.multiply(a, mask) * scale
+                out, got_mask = elementwise.dropout(a, draws, threshold, scale)
+                assert np.array_equal(got_mask, mask) and _same(out, expected)
+                backward = a[:, ::-1].copy()
+                assert _same(elementwise.masked_scale(backward, mask, scale), np.multiply(backward, mask) * scale)
+
+
+BN_CASES = [  # shape, channel axis
+    ((64, 2500), 1),  # a Dense layer's BatchNorm1d: more channels than a block
+    ((6, 5, 5, 40), 3),  # channels last
+    ((3000, 3), 1),  # few channels, many rows: several pieces of rows
+    ((4, 6, 9, 11), 1),  # channels first
+    ((2, 3, 2, 3, 4), 1),  # 3-D
+    ((3, 4, 2), 2),
+    ((5, 3), 1),
+]
+
+
+@needs_jit
+@pytest.mark.parametrize("shape, axis", BN_CASES)
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_batch_norm_passes(team_size, shape, axis, dtype):
+    """The sums against float64 sums (and the same bits in the calling thread and on a team), the per-element
+    passes against their NumPy expressions to the bit."""
+    rng = np.random.default_rng(5)
+    x = (rng.standard_normal(shape) * 3 + 1).astype(dtype)
+    grad = rng.standard_normal(shape).astype(dtype)
+    reduce = tuple(a for a in range(len(shape)) if a != axis)
+    view = [-1 if a == axis else 1 for a in range(len(shape))]
+    x64 = x.astype(np.float64)
+    sums = elementwise.channel_sums(x, axis)
+    np.testing.assert_allclose(sums, x64.sum(axis=reduce), rtol=1e-12, atol=1e-9)
+    mean = sums / (x.size // shape[axis])
+    squares = elementwise.channel_sums(x, axis, centre=mean)
+    np.testing.assert_allclose(squares, ((x64 - mean.reshape(view)) ** 2).sum(axis=reduce), rtol=1e-12)
+    sum_g, sum_gx = elementwise.batch_norm_sums(grad, x, axis)
+    np.testing.assert_allclose(sum_g, grad.astype(np.float64).sum(axis=reduce), rtol=1e-10, atol=1e-9)
+    np.testing.assert_allclose(sum_gx, (grad.astype(np.float64) * x64).sum(axis=reduce), rtol=1e-10, atol=1e-8)
+
+    channels = shape[axis]
+    m, s, g, b = (rng.standard_normal(channels).astype(dtype) for _ in range(4))
+    x_hat, y = elementwise.normalize(x, axis, m, s, g, b)
+    expected = (x - m.reshape(view)) * s.reshape(view)
+    assert _same(x_hat, expected)
+    assert _same(y, expected * g.reshape(view) + b.reshape(view))
+    assert _same(elementwise.normalize(x, axis, m, s, g, None)[1], expected * g.reshape(view))
+    dx = elementwise.batch_norm_grad(grad, x_hat, axis, m, s, g)
+    assert _same(dx, ((grad - x_hat * m.reshape(view)) - s.reshape(view)) * g.reshape(view))
+
+
+@needs_jit
+@pytest.mark.parametrize("shape, axis", BN_CASES[:4])
+def test_batch_norm_sums_do_not_depend_on_the_threads(monkeypatch, shape, axis):
+    x = np.random.default_rng(6).standard_normal(shape).astype(np.float32)
+    alone = elementwise.channel_sums(x, axis)
+    monkeypatch.setattr(team, "_threads", 3)
+    monkeypatch.setattr(_tuning, "KERNEL_TEAM_MIN_WORK", 0)
+    monkeypatch.setattr(team, "kernel_team_min_work", lambda: 0.0)
+    assert np.array_equal(elementwise.channel_sums(x, axis), alone)
+
+
+def test_supports_only_contiguous_float_arrays_of_one_dtype_and_shape():
+    a = np.zeros((3, 4), np.float32)
+    assert elementwise.supports(a, a.copy()) == kernels.available()
+    assert not elementwise.supports(a.T)  # not C-contiguous
+    assert not elementwise.supports(a.astype(np.float16))
+    assert not elementwise.supports(a, a.astype(np.float64))
+    assert not elementwise.supports(a, np.zeros((4, 3), np.float32))
+    assert not elementwise.supports(a.tolist())
+
+
+@pytest.mark.parametrize(
+    "make, shape, axis",
+    [
+        (lambda: nn.BatchNorm2d(5), (4, 5, 6, 7), 1),
+        (lambda: nn.BatchNormalization(), (4, 6, 7, 5), 3),  # Keras's: channels last
+        (lambda: nn.BatchNorm1d(300), (8, 300), 1),
+    ],
+)
+def test_batch_norm_layer_in_float32_against_a_float64_reference(make, shape, axis):
+    """The layer's training forward, running statistics and backward in float32 (the compiled passes where numba
+    is installed) against the formulas in float64."""
+    rng = np.random.default_rng(7)
+    layer = make()
+    x = (rng.standard_normal(shape) * 2 + 0.5).astype(np.float32)
+    grad = rng.standard_normal(shape).astype(np.float32)
+    y = layer(x)
+    reduce = tuple(a for a in range(len(shape)) if a != axis)
+    count = x.size // shape[axis]
+    x64 = x.astype(np.float64)
+    mean, var = x64.mean(axis=reduce, keepdims=True), x64.var(axis=reduce, keepdims=True)
+    x_hat = (x64 - mean) / np.sqrt(var + layer.eps)
+    assert y.dtype == np.float32
+    np.testing.assert_allclose(y, x_hat, rtol=1e-5, atol=1e-5)  # gamma 1, beta 0
+    np.testing.assert_allclose(layer.running_mean.value, layer.momentum * mean.reshape(-1), rtol=1e-5, atol=1e-7)
+    unbiased = var.reshape(-1) * count / (count - 1) if layer.unbiased_running_var else var.reshape(-1)
+    expected_var = 1 - layer.momentum + layer.momentum * unbiased
+    np.testing.assert_allclose(layer.running_var.value, expected_var, rtol=1e-5)
+    dx = layer.backward(grad)
+    g64 = grad.astype(np.float64)
+    expected_dx = g64 - g64.mean(axis=reduce, keepdims=True) - x_hat * (g64 * x_hat).mean(axis=reduce, keepdims=True)
+    expected_dx /= np.sqrt(var + layer.eps)
+    np.testing.assert_allclose(dx, expected_dx, rtol=1e-4, atol=1e-5)
+    np.testing.assert_allclose(layer.weight.grad, (g64 * x_hat).sum(axis=reduce), rtol=1e-4, atol=1e-4)
+    np.testing.assert_allclose(layer.bias.grad, g64.sum(axis=reduce), rtol=1e-4, atol=1e-4)
+
+
+@needs_jit
+def test_layers_take_the_compiled_passes(monkeypatch):
+    """float32 contiguous arrays go through the compiled passes (each counted), a float16 one through NumPy."""
+    calls: list[str] = []
+    names = ["activation", "activation_grad", "channel_sums", "dropout", "masked_scale", "normalize"]
+    for name in names:
+        real = getattr(elementwise, name)
+        counted = lambda *a, _real=real, _name=name, **k: calls.append(_name) or _real(*a, **k)  # noqa: E731
+        monkeypatch.setattr(elementwise, name, counted)
+    x = np.random.default_rng(8).standard_normal((4, 3, 5, 5)).astype(np.float32)
+    model = nn.Sequential([nn.BatchNorm2d(3), nn.torch.LeakyReLU(0.2), nn.torch.Dropout(0.3), nn.torch.ReLU()])
+    model.backward(np.ones_like(model(x)))
+    assert sorted(set(calls)) == names
+    calls.clear()
+    model.astype(np.float16)
+    model(x.astype(np.float16))
+    assert calls == []
