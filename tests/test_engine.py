@@ -2238,8 +2238,9 @@ def test_the_direct_convolution_blocks_many_output_channels_and_empty_batches():
 @needs_jit
 @pytest.mark.parametrize("channels_last", [False, True])
 def test_the_direct_weight_gradient_matches_the_oracle(channels_last, monkeypatch, request):
-    """jit_direct's weight gradient of a convolution (the output gradient times each shifted phase, four
-    output channels and three taps a pass, then the rest one channel at a time), forced, with its cost rule
+    """jit_direct's weight gradient of a convolution (the output gradient times each shifted phase in SIMD
+    vectors, four output channels and six taps a pass, then three (9 taps: one of each; 12: two of six; 5: two
+    of three, the last tap repeated), then the rest one channel at a time), forced, with its cost rule
     (direct_weight_grad) made to accept every case: 1-D to 3-D, strides 1 to 3, dilation, asymmetric padding,
     groups, 6 output channels a group (a pass of four and two more), 1 to 12 taps, a batch of 3 and one
     sample, float64 and float32, against the oracle's adjoint: the directional derivative of <conv(x, w), gy>

@@ -16,7 +16,9 @@ whole register block); the wide columns cost ``Q3 / O3``.
 A job is one (sample, group, block of output channels); in the whole-plane kernel each input channel's phases
 are filled once per job.
 Output channels go four a pass (three taps a pass: each phase element is loaded once for four channels), the
-block's last ones one a pass (four taps a pass).
+block's last ones one a pass (four taps a pass). The weight gradient (``grad``) sums in SIMD vectors of the
+machine's widest (:func:`.simd.widest`) over whole vectors of the wide plane, four output channels and six taps
+a pass (24 sums in registers, each output-gradient vector loaded once for six multiply-adds), then three.
 
 Where the cost model prices them lower (:func:`tiles_cheaper`) and the phases fit the cache and memory bounds
 (:func:`_tiles_fit`), the forward sum runs in tiles (:func:`_tiled_kernel`): a job fills the phases of all its
@@ -400,9 +402,9 @@ def _tiles_plan(
 def weight_grad(x: np.ndarray, gy: np.ndarray, spec: ConvSpec, channels_last: bool) -> np.ndarray:
     """The weight gradient ``(C_out, C_in/G, *k)`` of a convolution of a batched x, from its output gradient
     ``gy`` (both in the caller's layout), summed directly: each (output channel, input channel, tap) is the
-    sum over the sample's wide plane of the output gradient times the shifted phase, four output channels and
-    three taps a pass. On a team each range of jobs sums into its own partial, and the partials are added in the
-    ranges' order (:class:`.workspace.Partials`): the same result on every call."""
+    sum over the sample's wide plane of the output gradient times the shifted phase, in SIMD vectors, four output
+    channels and six taps a pass, then three. On a team each range of jobs sums into its own partial, and the
+    partials are added in the ranges' order (:class:`.workspace.Partials`): the same result on every call."""
     groups, d = spec.groups, spec.ndim
     cg_in = spec.in_channels // groups
     total = np.zeros(spec.out_channels * cg_in * math.prod(spec.kernel_size), dtype=x.dtype)
@@ -473,13 +475,13 @@ def _bind_simd() -> int:
     tiles' sums at the machine's widest (:func:`.simd.widest`), whose bytes it returns."""
     from . import simd
 
-    global _fill_lanes, _vload_every, _lanes, _vadd, _vfma, _vload, _vsplat, _vstore, _vzero
+    global _fill_lanes, _vload_every, _lanes, _vadd, _vfma, _vload, _vsplat, _vstore, _vzero, _vsum
     global _vload_narrow, _vsplat_narrow
     _fill_lanes, _vload_every = simd.lanes, simd.vload_every
     _vload_narrow, _vsplat_narrow = simd.vload, simd.vsplat
     wide = simd.widest()
     _lanes, _vload, _vsplat, _vzero = wide.lanes, wide.vload, wide.vsplat, wide.vzero
-    _vadd, _vfma, _vstore = simd.vadd, simd.vfma, simd.vstore
+    _vadd, _vfma, _vstore, _vsum = simd.vadd, simd.vfma, simd.vstore, simd.vsum
     return wide.vector_bytes
 
 
@@ -547,6 +549,7 @@ def _fill_kernel() -> Any:
 @functools.cache
 def _kernel() -> Any:
     _fill_kernel()  # sets _fill_phases, which the kernel calls
+    vector_bytes = _bind_simd()  # the weight gradient's sums' width, in the closure, as .simd.width says
 
     def conv_direct(  # type: ignore[no-untyped-def]
         x, w, bias, out, gy, dw, xs, out_s, dims, counts, rows, size_out, stride, low,
@@ -564,9 +567,13 @@ def _kernel() -> Any:
         q2n, q3n = rows[1], rows[2]
         o1n, o2n, o3n = size_out[0], size_out[1], size_out[2]
         k_all = taps.shape[0]
-        ph = np.zeros(size, dtype=x.dtype)  # the padding's zeros are never overwritten
-        acc = np.zeros((block, wide), dtype=x.dtype)
-        zero = x.dtype.type(0)
+        lane = _lanes(x)
+        if grad and lane * x.itemsize != vector_bytes:  # never: the width keys the cache
+            raise ValueError("the direct sum's weight gradient was compiled for another vector width")
+        # the weight gradient's sums run over whole vectors: a vector past the wide plane's end reads the zeros
+        # of acc's rows, padded to whole vectors, times what lies past a tap's window in ph (one vector more)
+        ph = np.zeros(size + lane, dtype=x.dtype)  # the padding's zeros are never overwritten
+        acc = np.zeros((block, (wide + lane - 1) // lane * lane), dtype=x.dtype)
         for job in range(start, stop):
             n = job // (groups * blocks)
             g = (job // blocks) % groups
@@ -596,30 +603,62 @@ def _kernel() -> Any:
                 )
                 fours = c0  # the channels summed four a pass end here
                 wc_step = cg_in * k_all  # from one output channel's weights to the next's
-                while grad and fours + 4 <= c1:  # the weight gradient: twelve sums a pass
+                while grad and fours + 4 <= c1:  # the weight gradient: twelve sums a pass, in vectors
                     w0 = ((g * cg_out + fours) * cg_in + ci) * k_all
                     r0, r1, r2 = acc[fours - c0], acc[fours - c0 + 1], acc[fours - c0 + 2]
                     r3 = acc[fours - c0 + 3]
                     t = 0
-                    while t < k_all:
+                    while t + 6 <= k_all:  # six taps a pass: 24 sums, each output gradient vector loaded for six
+                        t0, t1, t2 = taps[t], taps[t + 1], taps[t + 2]
+                        t3, t4, t5 = taps[t + 3], taps[t + 4], taps[t + 5]
+                        s00 = s01 = s02 = s03 = s04 = s05 = s10 = s11 = s12 = s13 = s14 = s15 = _vzero(ph)
+                        s20 = s21 = s22 = s23 = s24 = s25 = s30 = s31 = s32 = s33 = s34 = s35 = _vzero(ph)
+                        for f in range(0, wide, lane):
+                            y0, y1, y2, y3 = _vload(r0, f), _vload(r1, f), _vload(r2, f), _vload(r3, f)
+                            p = _vload(ph, t0 + f)
+                            s00, s10 = _vfma(s00, y0, p), _vfma(s10, y1, p)
+                            s20, s30 = _vfma(s20, y2, p), _vfma(s30, y3, p)
+                            p = _vload(ph, t1 + f)
+                            s01, s11 = _vfma(s01, y0, p), _vfma(s11, y1, p)
+                            s21, s31 = _vfma(s21, y2, p), _vfma(s31, y3, p)
+                            p = _vload(ph, t2 + f)
+                            s02, s12 = _vfma(s02, y0, p), _vfma(s12, y1, p)
+                            s22, s32 = _vfma(s22, y2, p), _vfma(s32, y3, p)
+                            p = _vload(ph, t3 + f)
+                            s03, s13 = _vfma(s03, y0, p), _vfma(s13, y1, p)
+                            s23, s33 = _vfma(s23, y2, p), _vfma(s33, y3, p)
+                            p = _vload(ph, t4 + f)
+                            s04, s14 = _vfma(s04, y0, p), _vfma(s14, y1, p)
+                            s24, s34 = _vfma(s24, y2, p), _vfma(s34, y3, p)
+                            p = _vload(ph, t5 + f)
+                            s05, s15 = _vfma(s05, y0, p), _vfma(s15, y1, p)
+                            s25, s35 = _vfma(s25, y2, p), _vfma(s35, y3, p)
+                        sums = (
+                            (s00, s01, s02, s03, s04, s05), (s10, s11, s12, s13, s14, s15),
+                            (s20, s21, s22, s23, s24, s25), (s30, s31, s32, s33, s34, s35),
+                        )  # fmt: skip
+                        for b in range(4):
+                            wt = w0 + b * wc_step + t
+                            for j in range(6):
+                                dw[wt + j] += _vsum(sums[b][j])
+                        t += 6
+                    while t < k_all:  # three taps a pass (the last repeated where fewer are left)
                         ta, tb, tc = taps[t], taps[min(t + 1, k_all - 1)], taps[min(t + 2, k_all - 1)]
-                        sa, sb, sc = ph[ta : ta + wide], ph[tb : tb + wide], ph[tc : tc + wide]
-                        a0 = b0 = c0w = a1 = b1 = c1w = a2 = b2 = c2w = a3 = b3 = c3w = zero
-                        for f in range(wide):
-                            va, vb, vc = sa[f], sb[f], sc[f]
-                            y0, y1, y2, y3 = r0[f], r1[f], r2[f], r3[f]
-                            a0 += y0 * va
-                            b0 += y0 * vb
-                            c0w += y0 * vc
-                            a1 += y1 * va
-                            b1 += y1 * vb
-                            c1w += y1 * vc
-                            a2 += y2 * va
-                            b2 += y2 * vb
-                            c2w += y2 * vc
-                            a3 += y3 * va
-                            b3 += y3 * vb
-                            c3w += y3 * vc
+                        va0 = vb0 = vc0 = va1 = vb1 = vc1 = va2 = vb2 = vc2 = va3 = vb3 = vc3 = _vzero(ph)
+                        for f in range(0, wide, lane):
+                            pa, pb, pc = _vload(ph, ta + f), _vload(ph, tb + f), _vload(ph, tc + f)
+                            y = _vload(r0, f)
+                            va0, vb0, vc0 = _vfma(va0, y, pa), _vfma(vb0, y, pb), _vfma(vc0, y, pc)
+                            y = _vload(r1, f)
+                            va1, vb1, vc1 = _vfma(va1, y, pa), _vfma(vb1, y, pb), _vfma(vc1, y, pc)
+                            y = _vload(r2, f)
+                            va2, vb2, vc2 = _vfma(va2, y, pa), _vfma(vb2, y, pb), _vfma(vc2, y, pc)
+                            y = _vload(r3, f)
+                            va3, vb3, vc3 = _vfma(va3, y, pa), _vfma(vb3, y, pb), _vfma(vc3, y, pc)
+                        a0, b0, c0w = _vsum(va0), _vsum(vb0), _vsum(vc0)
+                        a1, b1, c1w = _vsum(va1), _vsum(vb1), _vsum(vc1)
+                        a2, b2, c2w = _vsum(va2), _vsum(vb2), _vsum(vc2)
+                        a3, b3, c3w = _vsum(va3), _vsum(vb3), _vsum(vc3)
                         for b, (u, v, q) in enumerate(((a0, b0, c0w), (a1, b1, c1w), (a2, b2, c2w), (a3, b3, c3w))):
                             wt = w0 + b * wc_step + t
                             dw[wt] += u
@@ -665,17 +704,15 @@ def _kernel() -> Any:
                     wb = ((g * cg_out + co) * cg_in + ci) * k_all
                     row = acc[co - c0]
                     t = 0
-                    while grad and t < k_all:  # the weight gradient: four sums a pass
+                    while grad and t < k_all:  # the weight gradient: four sums a pass, in vectors
                         ta, tb = taps[t], taps[min(t + 1, k_all - 1)]
                         tc, td = taps[min(t + 2, k_all - 1)], taps[min(t + 3, k_all - 1)]
-                        sa, sb, sc, sd = ph[ta : ta + wide], ph[tb : tb + wide], ph[tc : tc + wide], ph[td : td + wide]
-                        a0 = b0 = c0w = d0 = zero
-                        for f in range(wide):
-                            y0 = row[f]
-                            a0 += y0 * sa[f]
-                            b0 += y0 * sb[f]
-                            c0w += y0 * sc[f]
-                            d0 += y0 * sd[f]
+                        va0 = vb0 = vc0 = vd0 = _vzero(ph)
+                        for f in range(0, wide, lane):
+                            y = _vload(row, f)
+                            va0, vb0 = _vfma(va0, y, _vload(ph, ta + f)), _vfma(vb0, y, _vload(ph, tb + f))
+                            vc0, vd0 = _vfma(vc0, y, _vload(ph, tc + f)), _vfma(vd0, y, _vload(ph, td + f))
+                        a0, b0, c0w, d0 = _vsum(va0), _vsum(vb0), _vsum(vc0), _vsum(vd0)
                         dw[wb + t] += a0
                         if t + 1 < k_all:  # a last pass of fewer than four taps repeats the last one
                             dw[wb + t + 1] += b0
@@ -730,6 +767,7 @@ _vsplat: Any = None
 _vstore: Any = None
 _vzero: Any = None
 _vadd: Any = None
+_vsum: Any = None
 _vload_every: Any = None
 _vload_narrow: Any = None
 _vsplat_narrow: Any = None
