@@ -6,6 +6,7 @@ import array_api_compat
 import numpy as np
 import pytest
 from hypothesis import HealthCheck, assume, given, settings
+from hypothesis import strategies as st
 
 import tconv
 from strategies import configs, random_case
@@ -13,22 +14,23 @@ from strategies import configs, random_case
 SETTINGS = settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 
 
-def _check_by_finite_differences(case):
-    """L(x, w, b) = <oracle(x, w, b), gy>; central differences along random directions."""
+def _check_by_finite_differences(case, input_grad=True):
+    """L(x, w, b) = <oracle(x, w, b), gy>; central differences along random directions. ``input_grad=False``:
+    the input's gradient is None and the others still match."""
     x, w, b = case.arrays()
     if b is None:
         b = np.zeros(case.out_channels)
     rng = np.random.default_rng(case.seed + 1)
     gy = rng.standard_normal(case.oracle(x, w, b).shape)
     fn = tconv.conv_transpose_grad if case.transposed else tconv.conv_grad
-    gx, gw, gb = fn(gy, x, w, **case.options())
-    assert gx.shape == x.shape and gw.shape == w.shape and gb.shape == b.shape
+    gx, gw, gb = fn(gy, x, w, **case.options(), input_grad=input_grad)
+    assert (gx.shape == x.shape if input_grad else gx is None) and gw.shape == w.shape and gb.shape == b.shape
 
     def loss(x_, w_, b_):
         return float(np.vdot(case.oracle(x_, w_, b_), gy))
 
     eps = 1e-6
-    for grad, which in ((gx, 0), (gw, 1), (gb, 2)):
+    for grad, which in ((gx, 0), (gw, 1), (gb, 2)) if input_grad else ((gw, 1), (gb, 2)):
         v = rng.standard_normal(grad.shape)
         plus = [x, w, b]
         minus = [x, w, b]
@@ -50,6 +52,36 @@ def test_conv_grad_finite_differences(case):
 def test_conv_transpose_grad_finite_differences(case):
     assume(case.output_size() is not None)
     _check_by_finite_differences(case)
+
+
+@settings(
+    max_examples=30,
+    deadline=None,
+    suppress_health_check=[HealthCheck.too_slow, HealthCheck.function_scoped_fixture],  # patched per example
+)
+@given(case=st.one_of(configs(transposed=False), configs(transposed=True)))
+def test_weight_and_bias_grads_without_the_input_grad(case, monkeypatch):
+    """``input_grad=False``: grad_x is None, the weight's and bias's gradients match finite differences, and the
+    input gradient's computation never runs (neither the other direction's call nor the fused pair)."""
+    assume(case.output_size() is not None)
+    from tconv import engine, grad
+
+    def never(*args, **kwargs):
+        raise AssertionError("the input gradient was computed")
+
+    with monkeypatch.context() as patched:
+        for module, name in ((grad, "conv"), (grad, "conv_transpose"), (engine, "run_transpose_grads")):
+            patched.setattr(module, name, never)
+        _check_by_finite_differences(case, input_grad=False)
+
+
+@pytest.mark.parametrize("value", [0, 1, None, "no"])
+def test_input_grad_must_be_a_bool(value):
+    x, w, gy = np.zeros((1, 1, 4, 4)), np.zeros((1, 1, 3, 3)), np.zeros((1, 1, 2, 2))
+    with pytest.raises(TypeError, match="input_grad must be True or False"):
+        tconv.conv_grad(gy, x, w, input_grad=value)
+    with pytest.raises(TypeError, match="input_grad must be True or False"):
+        tconv.conv_transpose_grad(np.zeros((1, 1, 6, 6)), x, w, input_grad=value)
 
 
 @SETTINGS

@@ -32,7 +32,8 @@ def _numeric(f, array, rng, samples=12):
     return picks, np.array(values)
 
 
-def gradcheck(layer, x, *, seed=0, reseed=None, call=None):
+def gradcheck(layer, x, *, seed=0, reseed=None, call=None, input_grad=True):
+    """``input_grad=False``: ``backward`` returns None and only the parameters' gradients are checked."""
     rng = np.random.default_rng(seed)
     layer.astype(np.float64)
     call = call or (lambda m, a: m(a))
@@ -48,10 +49,13 @@ def gradcheck(layer, x, *, seed=0, reseed=None, call=None):
 
     loss()
     layer.zero_grad()
-    grad_x = layer.backward(r)
-    assert grad_x.shape == x.shape
-    picks, numeric = _numeric(loss, x, rng)
-    np.testing.assert_allclose(grad_x.reshape(-1)[picks], numeric, rtol=1e-5, atol=1e-6, err_msg="input gradient")
+    grad_x = layer.backward(r, input_grad=input_grad)
+    if not input_grad:
+        assert grad_x is None
+    else:
+        assert grad_x.shape == x.shape
+        picks, numeric = _numeric(loss, x, rng)
+        np.testing.assert_allclose(grad_x.reshape(-1)[picks], numeric, rtol=1e-5, atol=1e-6, err_msg="input gradient")
     for name, param in layer.named_parameters(trainable_only=True):
         analytic = param.grad.reshape(-1).copy()
         picks, numeric = _numeric(loss, param.value, rng)
@@ -224,3 +228,54 @@ def test_containers_gradients():
     gradcheck(residual, _x(2, 3, 3, 3))
     identity = nn.Residual(nn.Sequential([nn.Linear(4, 4), nn.Tanh()]))
     gradcheck(identity, _x(3, 4))
+
+
+def test_parameter_gradients_without_the_input_gradient(monkeypatch):
+    """``backward(grad, input_grad=False)`` returns None, the parameters' gradients still match finite
+    differences, and only the layers that read the model's input skip their input gradient: the first layer of
+    a Sequential, every branch of a Parallel, a Residual's body and shortcut, a module whose forward chains its
+    sub-modules, and the U-Net's first convolution."""
+    from tconv.models import UNet
+    from tconv.nn.layers import conv as conv_layer
+    from tconv.nn.layers import dense as dense_layer
+
+    asked: list[bool] = []
+    for name in ("conv_grad", "conv_transpose_grad"):
+        real = getattr(conv_layer, name)
+        monkeypatch.setattr(
+            conv_layer, name, lambda *a, _real=real, **k: asked.append(k["input_grad"]) or _real(*a, **k)
+        )
+    products: list[tuple[int, ...]] = []
+    real_matmul = dense_layer.team.matmul
+    monkeypatch.setattr(dense_layer.team, "matmul", lambda a, b: products.append(a.shape) or real_matmul(a, b))
+
+    class Chained(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.first, self.act, self.last = nn.Linear(4, 5), nn.Tanh(), nn.Linear(5, 2)
+
+        def forward(self, x):
+            return self.last(self.act(self.first(x)))
+
+    nn.manual_seed(2)
+    sequential = nn.Sequential([nn.Conv2d(2, 3, 3, padding=1), nn.ReLU(), nn.ConvTranspose2d(3, 2, 2, stride=2)])
+    gradcheck(sequential, _x(2, 2, 4, 4), input_grad=False)
+    assert asked == [True, False]  # backward runs the last layer first
+    asked.clear()
+    parallel = nn.Parallel([nn.Conv2d(2, 1, 1), nn.Sequential([nn.Conv2d(2, 2, 3, padding=1), nn.Tanh()])])
+    gradcheck(parallel, _x(2, 2, 3, 3), input_grad=False)
+    assert asked == [False, False]
+    asked.clear()
+    residual = nn.Residual(nn.Sequential([nn.Conv2d(2, 2, 3, padding=1), nn.Tanh()]), shortcut=nn.Conv2d(2, 2, 1))
+    gradcheck(residual, _x(2, 2, 3, 3), input_grad=False)
+    assert asked == [False, False]
+    chained = Chained()
+    gradcheck(chained, _x(3, 4), input_grad=False)
+    chained(_x(3, 4))
+    products.clear()
+    chained.backward(np.ones((3, 2)), input_grad=False)
+    # last: its weight's (2, 3) @ (3, 5) and its input's (3, 2) @ (2, 5); first: its weight's (5, 3) @ (3, 4) only
+    assert products == [(2, 3), (3, 2), (5, 3)]
+    asked.clear()
+    gradcheck(UNet(2), _x(1, 1, 8, 8) * 0.1, input_grad=False)
+    assert asked[-1] is False and asked.count(False) == 1

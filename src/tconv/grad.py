@@ -97,6 +97,16 @@ def _same_options(call: Call) -> dict[str, Any]:
     return {**options, "channels_last": call.channels_last}
 
 
+def _check_input_grad(input_grad: Any) -> None:
+    if not isinstance(input_grad, bool):
+        raise TypeError(f"input_grad must be True or False; received {input_grad!r}")
+
+
+def _without_input_grad(grads: tuple[Array, Array, Array], input_grad: bool) -> tuple[Array, Array, Array]:
+    """The gradients computed elsewhere (or of an empty call), the input's dropped where it was not asked for."""
+    return grads if input_grad else (None, grads[1], grads[2])
+
+
 def _weight_grad(call: Call) -> Array:
     return engine.run_weight_grad(
         call.prepared,
@@ -118,6 +128,7 @@ def conv_grad(
     dilation: int | Sequence[int] = 1,
     groups: int = 1,
     channels_last: bool = False,
+    input_grad: bool = True,
 ) -> tuple[Array, Array, Array]:
     """Gradients of :func:`tconv.conv` with respect to its input, weight and bias.
 
@@ -131,13 +142,18 @@ def conv_grad(
     stride, padding, dilation, groups, channels_last :
         The forward call's options, with the same meaning and rules as in
         :func:`tconv.conv`.
+    input_grad : bool
+        ``False``: the input's gradient is not computed (``grad_x`` is None), as
+        PyTorch skips it for an input that does not require grad (a network's
+        first layer): only the weight's and the bias's.
 
     Returns
     -------
     grad_x, grad_weight, grad_bias : arrays
         Of the shapes of ``x``, ``weight`` and ``(C_out,)``, in the caller's array
         library and dtype. ``grad_x`` is ``conv_transpose(grad_output, weight)``
-        with the same options and ``output_size`` equal to ``x``'s spatial size.
+        with the same options and ``output_size`` equal to ``x``'s spatial size
+        (None with ``input_grad=False``).
 
     Examples
     --------
@@ -158,12 +174,15 @@ def conv_grad(
     >>> gb
     array([4.])
     """
+    _check_input_grad(input_grad)
     call = _parse(
         False, grad_output, x, weight, stride=stride, padding=padding, dilation=dilation, groups=groups,
         channels_last=channels_last,
     )  # fmt: skip
     if not isinstance(call, Call):  # computed elsewhere, or empty
-        return call
+        return _without_input_grad(call, input_grad)
+    if not input_grad:
+        return None, _weight_grad(call), _bias_grad(call)
     grad_x = conv_transpose(
         call.prepared.grad_output, call.prepared.weight, output_size=call.spec.input_size, **_same_options(call)
     )
@@ -183,6 +202,7 @@ def conv_transpose_grad(
     dilation: int | Sequence[int] = 1,
     groups: int = 1,
     channels_last: bool = False,
+    input_grad: bool = True,
 ) -> tuple[Array, Array, Array]:
     """Gradients of :func:`tconv.conv_transpose` with respect to its input, weight and bias.
 
@@ -196,13 +216,16 @@ def conv_transpose_grad(
     stride, padding, output_padding, output_size, dilation, groups, channels_last :
         The forward call's options, with the same meaning and rules as in
         :func:`tconv.conv_transpose`.
+    input_grad : bool
+        ``False``: the input's gradient is not computed (``grad_x`` is None); only
+        the weight's and the bias's.
 
     Returns
     -------
     grad_x, grad_weight, grad_bias : arrays
         Of the shapes of ``x``, ``weight`` and ``(C_out,)``, in the caller's array
         library and dtype. ``grad_x`` is ``conv(grad_output, weight)`` with the same
-        options, cropped to ``x``'s spatial size.
+        options, cropped to ``x``'s spatial size (None with ``input_grad=False``).
 
     Examples
     --------
@@ -222,12 +245,15 @@ def conv_transpose_grad(
            [-388., -388., -388.],
            [-388., -388., -388.]])
     """
+    _check_input_grad(input_grad)
     call = _parse(
         True, grad_output, x, weight, stride=stride, padding=padding, output_padding=output_padding,
         output_size=output_size, dilation=dilation, groups=groups, channels_last=channels_last,
     )  # fmt: skip
     if not isinstance(call, Call):  # computed elsewhere, or empty
-        return call
+        return _without_input_grad(call, input_grad)
+    if not input_grad:
+        return None, _weight_grad(call), _bias_grad(call)
     spec = call.spec
     fused = engine.run_transpose_grads(call.prepared, spec, batched=call.batched, channels_last=channels_last)
     if fused is not None:

@@ -145,16 +145,16 @@ def train_dcgan(
             discriminator.zero_grad()
             real_logits = discriminator(real)
             d_loss = bce(real_logits, ones)
-            discriminator.backward(bce.backward())
+            discriminator.backward(bce.backward(), input_grad=False)  # the images' gradient: of no use here
             fake_logits = discriminator(fake)
             d_loss += bce(fake_logits, zeros)
-            discriminator.backward(bce.backward())
+            discriminator.backward(bce.backward(), input_grad=False)
             d_opt.step()
             # generator: make the discriminator say 1; the gradient flows through D into G
             discriminator.zero_grad()
             generator.zero_grad()
             g_loss = bce(discriminator(fake), ones)
-            generator.backward(discriminator.backward(bce.backward()))
+            generator.backward(discriminator.backward(bce.backward()), input_grad=False)
             g_opt.step()
             sums += (g_loss, d_loss, float(np.mean(real_logits > 0)), float(np.mean(fake_logits > 0)))
             if bar is not None:

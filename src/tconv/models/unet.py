@@ -60,7 +60,7 @@ class UNet(nn.Module):
         d1 = self.dec1(np.concatenate([self.up1(d2), e1], axis=1))
         return self.head(d1)
 
-    def _backward(self, grad: np.ndarray) -> np.ndarray:
+    def _backward(self, grad: np.ndarray) -> np.ndarray | None:
         w = self.width
         g = self.dec1.backward(self.head.backward(grad))
         g_up1, g_e1 = g[:, :w], g[:, w:]
@@ -68,7 +68,7 @@ class UNet(nn.Module):
         g_up2, g_e2 = g[:, : 2 * w], g[:, 2 * w :]
         g = self.pool2.backward(self.middle.backward(self.up2.backward(g_up2)))
         g = self.pool1.backward(self.enc2.backward(g + g_e2))  # e2 feeds the pool and the skip
-        return self.enc1.backward(g + g_e1)
+        return self.enc1.backward(g + g_e1, input_grad=self.needs_input_grad)
 
 
 def iou(logits: np.ndarray, masks: np.ndarray) -> float:

@@ -81,10 +81,13 @@ class Sequential(Module):
             x = layer(x)
         return x
 
-    def _backward(self, grad: np.ndarray) -> np.ndarray:
-        for layer in reversed(list(self._modules.values())):
+    def _backward(self, grad: np.ndarray) -> np.ndarray | None:
+        layers = list(self._modules.values())
+        if not layers:
+            return grad
+        for layer in reversed(layers[1:]):
             grad = layer.backward(grad)
-        return grad
+        return layers[0].backward(grad, input_grad=self.needs_input_grad)  # its input is the model's
 
 
 class Parallel(Module):
@@ -114,13 +117,14 @@ class Parallel(Module):
         self._sizes = [o.shape[self.axis] for o in outputs]
         return np.concatenate(outputs, axis=self.axis)
 
-    def _backward(self, grad: np.ndarray) -> np.ndarray:
+    def _backward(self, grad: np.ndarray) -> np.ndarray | None:
         pieces = np.split(grad, np.cumsum(self._sizes)[:-1], axis=self.axis)
         total = None
         for branch, piece in zip(self._modules.values(), pieces):
-            g = branch.backward(piece)
-            total = g if total is None else total + g
-        assert total is not None
+            g = branch.backward(piece, input_grad=self.needs_input_grad)
+            if g is not None:
+                total = g if total is None else total + g
+        assert total is not None or not self.needs_input_grad
         return total
 
 
@@ -148,9 +152,14 @@ class Residual(Module):
         total = y + short
         return self.activation(total) if self._has_activation else total
 
-    def _backward(self, grad: np.ndarray) -> np.ndarray:
+    def _backward(self, grad: np.ndarray) -> np.ndarray | None:
         if self._has_activation:
             grad = self.activation.backward(grad)
+        if not self.needs_input_grad:  # the parameters' gradients only
+            self.body.backward(grad, input_grad=False)
+            if self._has_shortcut:
+                self.shortcut.backward(grad, input_grad=False)
+            return None
         g_body = self.body.backward(grad)
         g_short = self.shortcut.backward(grad) if self._has_shortcut else grad
         return g_body + g_short

@@ -24,7 +24,7 @@ import zipfile
 import zlib
 from collections import defaultdict
 from collections.abc import Callable, Iterator, Sequence
-from typing import Any, ClassVar, Protocol
+from typing import Any, ClassVar, Literal, Protocol, overload
 
 import numpy as np
 
@@ -263,6 +263,9 @@ class Module:
     keras_flavoured: ClassVar[bool] = False
     activity_regularizer: Callable[..., Any] | None = None
     dtype: np.dtype = np.dtype(np.float32)
+    #: False while :meth:`backward` runs with ``input_grad=False``: the caller has no use for the gradient with
+    #: respect to the input, so ``_backward`` may skip computing it (and returns None)
+    needs_input_grad: bool = True
     _parameters: dict[str, Parameter]
     _modules: dict[str, Module]
 
@@ -382,7 +385,7 @@ class Module:
     def forward(self, x: np.ndarray) -> np.ndarray:
         raise NotImplementedError(f"{type(self).__name__} does not implement forward")
 
-    def _backward(self, grad: np.ndarray) -> np.ndarray:
+    def _backward(self, grad: np.ndarray) -> np.ndarray | None:
         """By default, a forward that chains its sub-modules (``return self.main(input)``, or ``x = self.a(x);
         return self.b(x)``) is differentiated by their backward in reverse; anything else must write its own."""
         tape, x, y = self._tape
@@ -393,9 +396,9 @@ class Module:
                 f"{type(self).__name__} does not implement _backward, and its forward is not a chain of its "
                 "sub-modules (each called on the previous one's output) that tconv could differentiate"
             )
-        for module, _, _ in reversed(tape):
+        for module, _, _ in reversed(tape[1:]):
             grad = module.backward(grad)
-        return grad
+        return tape[0][0].backward(grad, input_grad=self.needs_input_grad)  # its input is this module's
 
     def __call__(self, x: Any, *args: Any, training: bool | None = None, **kwargs: Any) -> np.ndarray:
         """``forward(x)`` on ``x`` as a NumPy array of the module's dtype, building the parameters first if
@@ -431,22 +434,42 @@ class Module:
         self._last_output = y if self.activity_regularizer is not None else None
         return y
 
-    def backward(self, grad: Any) -> np.ndarray:
+    @overload
+    def backward(self, grad: Any) -> np.ndarray: ...
+
+    @overload
+    def backward(self, grad: Any, *, input_grad: Literal[True]) -> np.ndarray: ...
+
+    @overload
+    def backward(self, grad: Any, *, input_grad: bool) -> np.ndarray | None: ...
+
+    def backward(self, grad: Any, *, input_grad: bool = True) -> np.ndarray | None:
         """The loss's gradient with respect to the last input, given the one with respect to the last output.
 
         Accumulates into each parameter's ``grad`` (call :meth:`zero_grad` between
-        steps), including the regularizers' gradients.
+        steps), including the regularizers' gradients. ``input_grad=False`` says the
+        caller has no use for the input's gradient (a training step's model, whose
+        input is data: PyTorch skips it for an input that does not require grad):
+        :attr:`needs_input_grad` is then False while ``_backward`` runs, the layers
+        that can skip computing it (the convolutions, the dense layer) do, containers
+        pass it on to the sub-module that reads their input, and None is returned.
         """
+        if not isinstance(input_grad, bool):
+            raise TypeError(f"input_grad must be True or False; received {input_grad!r}")
         grad = as_float_array(grad, self.dtype, f"{type(self).__name__}.backward")
         if self.activity_regularizer is not None and self._last_output is not None:
             batch = max(1, self._last_output.shape[0])
             grad = grad + self.activity_regularizer.gradient(self._last_output) / batch  # type: ignore[attr-defined]
-        grad_input = self._backward(grad)
+        self.needs_input_grad = input_grad
+        try:
+            grad_input = self._backward(grad)
+        finally:
+            self.needs_input_grad = True
         for param in self._parameters.values():
             if param.trainable and param.regularizer is not None:
                 user = param.user_value()
                 param.accumulate(param._from_user(param.regularizer.gradient(user)))  # type: ignore[attr-defined]
-        return grad_input
+        return grad_input if input_grad else None
 
     def zero_grad(self) -> None:
         for _, param in self.named_parameters():

@@ -8,7 +8,7 @@ The loop is the one a user writes by hand::
     prediction = model(x_batch)
     value = loss(prediction, y_batch) + model.regularization_loss()
     model.zero_grad()
-    model.backward(loss.backward())
+    model.backward(loss.backward(), input_grad=False)  # the data's own gradient is not needed
     optimizer.step()
 """
 
@@ -215,7 +215,7 @@ def fit(
             for metric in metrics:
                 metric.update(prediction, y[index])
             model.zero_grad()
-            model.backward(loss.backward())
+            model.backward(loss.backward(), input_grad=False)
             optimizer.step()
             total += value * len(index)
             seen += len(index)

@@ -66,7 +66,7 @@ def _tconv_step(case: ModelCase) -> Any:
     def step() -> None:
         model.zero_grad()
         model(x)
-        model.backward(grad)
+        model.backward(grad, input_grad=False)  # as PyTorch's step: its input does not require grad
         optimizer.step()
 
     return step

@@ -215,7 +215,7 @@ class Convolution(KernelLayer):
         self._cache = (x, args, index_maps, z, y, False)
         return y
 
-    def _backward(self, grad: np.ndarray) -> np.ndarray:
+    def _backward(self, grad: np.ndarray) -> np.ndarray | None:
         if self._cache is None:
             raise RuntimeError("backward called before forward")
         x, args, index_maps, z, y, unbatched = self._cache
@@ -223,10 +223,14 @@ class Convolution(KernelLayer):
             grad = grad[None]
         grad = self._activation_grad(grad, z, y)
         gradient = conv_transpose_grad if self.transposed else conv_grad
-        grad_x, grad_w, grad_b = gradient(grad, x, self.weight.value, channels_last=self.channels_last, **args)
+        grad_x, grad_w, grad_b = gradient(
+            grad, x, self.weight.value, channels_last=self.channels_last, input_grad=self.needs_input_grad, **args
+        )
         self.weight.accumulate(grad_w)
         if self.use_bias:
             self.bias.accumulate(grad_b)
+        if grad_x is None:  # the caller has no use for it (Module.backward's input_grad)
+            return None
         for axis, size, index in reversed(index_maps or []):
             shape = list(grad_x.shape)
             shape[axis] = size

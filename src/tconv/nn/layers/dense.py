@@ -59,7 +59,7 @@ class DenseLayer(KernelLayer):
         self._cache = (x, z, y)
         return y
 
-    def _backward(self, grad: np.ndarray) -> np.ndarray:
+    def _backward(self, grad: np.ndarray) -> np.ndarray | None:
         assert self._cache is not None, "backward called before forward"
         x, z, y = self._cache
         grad = self._activation_grad(grad, z, y)
@@ -67,6 +67,8 @@ class DenseLayer(KernelLayer):
         self.weight.accumulate(team.matmul(flat_g.T, x.reshape(-1, x.shape[-1])))
         if self.use_bias:
             self.bias.accumulate(flat_g.sum(axis=0))
+        if not self.needs_input_grad:  # the caller has no use for it (Module.backward's input_grad)
+            return None
         return team.matmul(grad, self.weight.value)
 
     def extra_repr(self) -> str:
