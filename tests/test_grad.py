@@ -277,3 +277,27 @@ def test_output_wholly_in_padding_gives_zero_grads_not_none():
     assert x.grad is not None and w.grad is not None
     assert float(x.grad.abs().sum()) == 0.0 and float(w.grad.abs().sum()) == 0.0
     assert float(b.grad[0]) == 2.0
+
+
+@pytest.mark.parametrize("channels_last", [False, True])
+@pytest.mark.parametrize("c_out", [1, 3, 16])
+def test_bias_grad_against_float64_sums(monkeypatch, channels_last, c_out):
+    """The bias's gradient of float32 calls (summed by the compiled element-wise pass where numba is installed,
+    a single channel as one run) against the float64 sum of the output gradient over every other axis."""
+    from tconv.implementations.compiled import elementwise, kernels
+
+    summed: list[tuple[int, ...]] = []
+    real = elementwise.channel_sums
+    monkeypatch.setattr(elementwise, "channel_sums", lambda a, axis, **k: summed.append(a.shape) or real(a, axis, **k))
+    rng = np.random.default_rng(c_out)
+    x = rng.standard_normal((3, 4, 9, 10)).astype(np.float32)
+    w = rng.standard_normal((c_out, 4, 3, 3)).astype(np.float32)
+    gy = (rng.standard_normal((3, c_out, 7, 8)) + 5).astype(np.float32)
+    if channels_last:
+        x, gy = np.moveaxis(x, 1, -1), np.ascontiguousarray(np.moveaxis(gy, 1, -1))
+    _, _, gb = tconv.conv_grad(gy, x, w, channels_last=channels_last)
+    expected = gy.astype(np.float64).sum(axis=(0, 1, 2) if channels_last else (0, 2, 3))
+    assert gb.dtype == np.float32
+    np.testing.assert_allclose(gb, expected, rtol=1e-6)
+    if kernels.available():
+        assert summed == [(1, 1, gy.size) if c_out == 1 else gy.shape]

