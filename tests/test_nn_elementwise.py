@@ -79,14 +79,24 @@ def test_dropout_pass_is_numpys_to_the_bit(team_size, dtype):
 
 
 BN_CASES = [  # shape, channel axis
-    ((64, 2500), 1),  # a Dense layer's BatchNorm1d: more channels than a block
-    ((6, 5, 5, 40), 3),  # channels last
-    ((3000, 3), 1),  # few channels, many rows: several pieces of rows
-    ((4, 6, 9, 11), 1),  # channels first
+    ((64, 2500), 1),  # a Dense layer's BatchNorm1d: three blocks of channels, four pieces of rows
+    ((40, 5, 5, 40), 3),  # channels last: three pieces of rows
+    ((12000, 3), 1),  # few channels, many rows: three pieces of rows
+    ((4, 6, 9, 11), 1),  # channels first: a job a run of one channel
+    ((6, 5, 5, 40), 3),  # channels last, one job
     ((2, 3, 2, 3, 4), 1),  # 3-D
     ((3, 4, 2), 2),
     ((5, 3), 1),
 ]
+
+
+def test_batch_norm_cases_cover_several_pieces_and_blocks():
+    """The layouts the cases exercise: channels-last pieces of rows and blocks of channels, channels-first runs."""
+    jobs = {shape: elementwise._layout(shape, axis)[1:] for shape, axis in BN_CASES}
+    assert jobs[(64, 2500)] == (12, 4)  # (jobs, rows of partial sums): 4 pieces of 16 rows x 3 blocks
+    assert jobs[(40, 5, 5, 40)] == (3, 3)
+    assert jobs[(12000, 3)] == (3, 3)
+    assert jobs[(4, 6, 9, 11)] == (24, 4)
 
 
 @needs_jit
@@ -122,7 +132,7 @@ def test_batch_norm_passes(team_size, shape, axis, dtype):
 
 
 @needs_jit
-@pytest.mark.parametrize("shape, axis", BN_CASES[:4])
+@pytest.mark.parametrize("shape, axis", BN_CASES[:4])  # each of several jobs
 def test_batch_norm_sums_do_not_depend_on_the_threads(monkeypatch, shape, axis):
     x = np.random.default_rng(6).standard_normal(shape).astype(np.float32)
     alone = elementwise.channel_sums(x, axis)
@@ -182,7 +192,16 @@ def test_batch_norm_layer_in_float32_against_a_float64_reference(make, shape, ax
 def test_layers_take_the_compiled_passes(monkeypatch):
     """float32 contiguous arrays go through the compiled passes (each counted), a float16 one through NumPy."""
     calls: list[str] = []
-    names = ["activation", "activation_grad", "channel_sums", "dropout", "masked_scale", "normalize"]
+    names = [
+        "activation",
+        "activation_grad",
+        "batch_norm_grad",
+        "batch_norm_sums",
+        "channel_sums",
+        "dropout",
+        "masked_scale",
+        "normalize",
+    ]
     for name in names:
         real = getattr(elementwise, name)
         counted = lambda *a, _real=real, _name=name, **k: calls.append(_name) or _real(*a, **k)  # noqa: E731

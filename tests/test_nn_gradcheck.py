@@ -279,3 +279,29 @@ def test_parameter_gradients_without_the_input_gradient(monkeypatch):
     asked.clear()
     gradcheck(UNet(2), _x(1, 1, 8, 8) * 0.1, input_grad=False)
     assert asked[-1] is False and asked.count(False) == 1
+    # the layers before the first with a trainable parameter are not run: the Linear after a Flatten skips its
+    # input's gradient, the Flatten's backward never runs
+    flattened = nn.Sequential([nn.torch.Flatten(), nn.Linear(12, 2)])
+    flattened(_x(3, 2, 6))
+    products.clear()
+    real_flatten = flattened[0].backward
+    monkeypatch.setattr(flattened[0], "backward", lambda *a, **k: pytest.fail("ran the Flatten's backward"))
+    assert flattened.backward(np.ones((3, 2)), input_grad=False) is None
+    assert products == [(2, 3)]  # the Linear's weight gradient only
+    monkeypatch.setattr(flattened[0], "backward", real_flatten)
+
+
+def test_a_module_overriding_backward_itself_still_chains():
+    """A module that overrides ``backward(grad)`` (no ``input_grad``) as a Sequential's first layer: the keyword
+    is passed only where the input's gradient is not wanted."""
+
+    class Doubling(nn.Module):
+        def forward(self, x):
+            return 2 * x
+
+        def backward(self, grad):
+            return 2 * grad
+
+    model = nn.Sequential([Doubling(), nn.Linear(3, 2)])
+    model(_x(4, 3))
+    assert model.backward(np.ones((4, 2))).shape == (4, 3)

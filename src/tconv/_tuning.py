@@ -265,10 +265,11 @@ TEAM_PRODUCT_MIN_FLOPS = 2e7
 #: against none (dcgan64-4 175 -> 71 ms; python benchmarks/blas_cold_products.py layers; docs/design.md).
 BLAS_WARM_UP_SHAPE = (384, 16, 384)
 
-#: seconds a pass of the direct weight gradient costs beyond the direct convolution's terms: the twelve (or
-#: four) sums of a pass end in horizontal additions of vector accumulators. Set, with DIRECT_CONV_BLOCK_RATE,
-#: so that with DIRECT_CONV_MARGIN the model picks the direct sum on none of the measured layers where the
-#: im2col was faster (docs/design.md).
+#: seconds a pass of the direct weight gradient costs beyond the direct convolution's terms: the sums of a pass
+#: end in horizontal additions of vector accumulators. Set, with DIRECT_CONV_BLOCK_RATE, so that with
+#: DIRECT_CONV_MARGIN the model picks the direct sum on none of the measured layers where the im2col was faster
+#: (docs/design.md); counted for passes of three taps (and four one channel at a time), as the kernel ran before
+#: its six-tap passes on AVX-512 (forty-first session), which make a layer's passes fewer: not refitted.
 DIRECT_GRAD_PASS_COST = 100e-9
 
 #: A stride-1 transposed convolution runs its twin's direct sum, and a convolution's weight gradient is summed

@@ -36,6 +36,7 @@ from collections.abc import Sequence
 from typing import Any
 
 import array_api_compat
+import numpy as np
 
 from . import engine
 from ._backend import Array, handled_elsewhere
@@ -96,7 +97,7 @@ def _same_options(call: Call) -> dict[str, Any]:
 
 
 def _check_input_grad(input_grad: Any) -> None:
-    if not isinstance(input_grad, bool):
+    if not isinstance(input_grad, (bool, np.bool_)):
         raise TypeError(f"input_grad must be True or False; received {input_grad!r}")
 
 
@@ -173,6 +174,7 @@ def conv_grad(
     array([4.])
     """
     _check_input_grad(input_grad)
+    input_grad = bool(input_grad)
     call = _parse(
         False, grad_output, x, weight, stride=stride, padding=padding, dilation=dilation, groups=groups,
         channels_last=channels_last,
@@ -244,6 +246,7 @@ def conv_transpose_grad(
            [-388., -388., -388.]])
     """
     _check_input_grad(input_grad)
+    input_grad = bool(input_grad)
     call = _parse(
         True, grad_output, x, weight, stride=stride, padding=padding, output_padding=output_padding,
         output_size=output_size, dilation=dilation, groups=groups, channels_last=channels_last,

@@ -68,7 +68,9 @@ class UNet(nn.Module):
         g_up2, g_e2 = g[:, : 2 * w], g[:, 2 * w :]
         g = self.pool2.backward(self.middle.backward(self.up2.backward(g_up2)))
         g = self.pool1.backward(self.enc2.backward(g + g_e2))  # e2 feeds the pool and the skip
-        return self.enc1.backward(g + g_e1, input_grad=self.needs_input_grad)
+        if not self.needs_input_grad:  # the images' gradient: not wanted (Module.backward's input_grad)
+            return self.enc1.backward(g + g_e1, input_grad=False)
+        return self.enc1.backward(g + g_e1)
 
 
 def iou(logits: np.ndarray, masks: np.ndarray) -> float:

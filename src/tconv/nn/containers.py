@@ -8,7 +8,7 @@ from typing import Any
 
 import numpy as np
 
-from .module import Module
+from .module import Module, backward_chain
 
 __all__ = ["Parallel", "Residual", "Sequential"]
 
@@ -82,12 +82,7 @@ class Sequential(Module):
         return x
 
     def _backward(self, grad: np.ndarray) -> np.ndarray | None:
-        layers = list(self._modules.values())
-        if not layers:
-            return grad
-        for layer in reversed(layers[1:]):
-            grad = layer.backward(grad)
-        return layers[0].backward(grad, input_grad=self.needs_input_grad)  # its input is the model's
+        return backward_chain(list(self._modules.values()), grad, self.needs_input_grad)
 
 
 class Parallel(Module):
@@ -121,7 +116,8 @@ class Parallel(Module):
         pieces = np.split(grad, np.cumsum(self._sizes)[:-1], axis=self.axis)
         total = None
         for branch, piece in zip(self._modules.values(), pieces):
-            g = branch.backward(piece, input_grad=self.needs_input_grad)
+            # (the keyword only where it says something: a branch overriding backward(grad) itself still works)
+            g = branch.backward(piece) if self.needs_input_grad else branch.backward(piece, input_grad=False)
             if g is not None:
                 total = g if total is None else total + g
         assert total is not None or not self.needs_input_grad

@@ -396,9 +396,7 @@ class Module:
                 f"{type(self).__name__} does not implement _backward, and its forward is not a chain of its "
                 "sub-modules (each called on the previous one's output) that tconv could differentiate"
             )
-        for module, _, _ in reversed(tape[1:]):
-            grad = module.backward(grad)
-        return tape[0][0].backward(grad, input_grad=self.needs_input_grad)  # its input is this module's
+        return backward_chain([module for module, _, _ in tape], grad, self.needs_input_grad)
 
     def __call__(self, x: Any, *args: Any, training: bool | None = None, **kwargs: Any) -> np.ndarray:
         """``forward(x)`` on ``x`` as a NumPy array of the module's dtype, building the parameters first if
@@ -452,10 +450,13 @@ class Module:
         input is data: PyTorch skips it for an input that does not require grad):
         :attr:`needs_input_grad` is then False while ``_backward`` runs, the layers
         that can skip computing it (the convolutions, the dense layer) do, containers
-        pass it on to the sub-module that reads their input, and None is returned.
+        pass it on to the sub-module that reads their input (a chain's modules before
+        its first with a trainable parameter are not run: :func:`backward_chain`),
+        and None is returned.
         """
-        if not isinstance(input_grad, bool):
+        if not isinstance(input_grad, (bool, np.bool_)):
             raise TypeError(f"input_grad must be True or False; received {input_grad!r}")
+        input_grad = bool(input_grad)
         grad = as_float_array(grad, self.dtype, f"{type(self).__name__}.backward")
         if self.activity_regularizer is not None and self._last_output is not None:
             batch = max(1, self._last_output.shape[0])
@@ -719,3 +720,22 @@ class Module:
         for name, child in self._modules.items():
             lines.append(f"  ({name}): " + repr(child).replace("\n", "\n  "))
         return "\n".join(lines) + ")" if len(lines) > 1 else lines[0] + ")"
+
+
+def backward_chain(modules: Sequence[Module], grad: np.ndarray, input_grad: bool) -> np.ndarray | None:
+    """The backward of modules called one on the previous one's output, the first on the chain's input. Without
+    ``input_grad``, the modules before the first with a trainable parameter have nothing to accumulate and are
+    not run, and that one is told its input's gradient is not wanted (``backward(..., input_grad=False)``; the
+    keyword is passed only then, so a module that overrides ``backward(grad)`` itself still works)."""
+    if input_grad or not modules:
+        for module in reversed(modules):
+            grad = module.backward(grad)
+        return grad
+    trainable = [i for i, module in enumerate(modules) if next(module.named_parameters(trainable_only=True), None)]
+    if not trainable:
+        return None
+    first = trainable[0]
+    for module in reversed(modules[first + 1 :]):
+        grad = module.backward(grad)
+    modules[first].backward(grad, input_grad=False)
+    return None

@@ -18,7 +18,8 @@ are filled once per job.
 Output channels go four a pass (three taps a pass: each phase element is loaded once for four channels), the
 block's last ones one a pass (four taps a pass). The weight gradient (``grad``) sums in SIMD vectors of the
 machine's widest (:func:`.simd.widest`) over whole vectors of the wide plane, four output channels and six taps
-a pass (24 sums in registers, each output-gradient vector loaded once for six multiply-adds), then three.
+a pass (24 sums in registers, each output-gradient vector loaded once for six multiply-adds; with AVX-512's 32
+vector registers only), then three.
 
 Where the cost model prices them lower (:func:`tiles_cheaper`) and the phases fit the cache and memory bounds
 (:func:`_tiles_fit`), the forward sum runs in tiles (:func:`_tiled_kernel`): a job fills the phases of all its
@@ -403,7 +404,7 @@ def weight_grad(x: np.ndarray, gy: np.ndarray, spec: ConvSpec, channels_last: bo
     """The weight gradient ``(C_out, C_in/G, *k)`` of a convolution of a batched x, from its output gradient
     ``gy`` (both in the caller's layout), summed directly: each (output channel, input channel, tap) is the
     sum over the sample's wide plane of the output gradient times the shifted phase, in SIMD vectors, four output
-    channels and six taps a pass, then three. On a team each range of jobs sums into its own partial, and the
+    channels and six taps a pass (AVX-512), then three. On a team each range of jobs sums into its own partial, and the
     partials are added in the ranges' order (:class:`.workspace.Partials`): the same result on every call."""
     groups, d = spec.groups, spec.ndim
     cg_in = spec.in_channels // groups
@@ -550,6 +551,9 @@ def _fill_kernel() -> Any:
 def _kernel() -> Any:
     _fill_kernel()  # sets _fill_phases, which the kernel calls
     vector_bytes = _bind_simd()  # the weight gradient's sums' width, in the closure, as .simd.width says
+    # six taps a pass keep 29 vectors live: only where the machine has 32 vector registers (AVX-512); with 16
+    # (AVX2) the pass would spill them, and the three-tap pass runs throughout
+    six = vector_bytes >= 64
 
     def conv_direct(  # type: ignore[no-untyped-def]
         x, w, bias, out, gy, dw, xs, out_s, dims, counts, rows, size_out, stride, low,
@@ -603,12 +607,12 @@ def _kernel() -> Any:
                 )
                 fours = c0  # the channels summed four a pass end here
                 wc_step = cg_in * k_all  # from one output channel's weights to the next's
-                while grad and fours + 4 <= c1:  # the weight gradient: twelve sums a pass, in vectors
+                while grad and fours + 4 <= c1:  # the weight gradient: 24 or 12 sums a pass, in vectors
                     w0 = ((g * cg_out + fours) * cg_in + ci) * k_all
                     r0, r1, r2 = acc[fours - c0], acc[fours - c0 + 1], acc[fours - c0 + 2]
                     r3 = acc[fours - c0 + 3]
                     t = 0
-                    while t + 6 <= k_all:  # six taps a pass: 24 sums, each output gradient vector loaded for six
+                    while six and t + 6 <= k_all:  # six taps a pass: 24 sums, each output gradient vector for six
                         t0, t1, t2 = taps[t], taps[t + 1], taps[t + 2]
                         t3, t4, t5 = taps[t + 3], taps[t + 4], taps[t + 5]
                         s00 = s01 = s02 = s03 = s04 = s05 = s10 = s11 = s12 = s13 = s14 = s15 = _vzero(ph)

@@ -2,14 +2,15 @@
 
 NumPy runs a layer such as ``LeakyReLU``'s backward as three single-threaded passes over the array (the
 comparison, the slope, the product), each into a new temporary, and batch normalization's forward as about
-twelve. On the seed DCGAN generator (batch 64) the activations, the batch normalizations and the dropout took
-about 19 ms of a 127 ms training step (docs/design.md, "Element-wise layers in one pass"). Here each is one
+twelve. On the seed DCGAN generator (batch 64) the activations and the batch normalizations took about 19 ms of a
+127 ms training step (docs/design.md, "The layers' share of a training step"). Here each is one
 loop over the array, cut into jobs of ``ELEMENT_JOB`` elements that the team runs in ranges
 (:func:`.team.ranges`), with these numbers:
 
 * the activations, their slopes and the dropout are NumPy's to the bit: the same operations on each element in
   the same order (no fused multiply-add, no fast-math flags), and NumPy's rules where two values tie
-  (``np.maximum(-0.0, 0)`` is ``+0.0``, a NaN propagates);
+  (``np.maximum(-0.0, 0)`` is ``+0.0`` in NumPy's x86 and ARM vector loops, which return the second of two equal
+  values; a NaN propagates);
 * batch normalization's per-channel sums are taken in float64 (NumPy's own sums of a float32 array are float32)
   over pieces that depend only on the array's shape, added in order: the same result on every call, whatever
   the number of threads. The per-element passes then run in the array's dtype in NumPy's order.
