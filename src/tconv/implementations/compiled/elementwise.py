@@ -120,12 +120,14 @@ def masked_scale(a: np.ndarray, mask: np.ndarray, scale: Any) -> np.ndarray:
 CHANNEL_BLOCK = 1024
 
 
+@functools.lru_cache(maxsize=256)
 def _layout(shape: tuple[int, ...], axis: int) -> tuple[np.ndarray, int, int]:
     """``(dims, jobs, partial_rows)`` for an array seen as ``(outer, channels, inner)``: channels last
     (``inner == 1``) a job is a piece of ``rows`` rows times a block of ``CHANNEL_BLOCK`` channels, whose sums go
     to the piece's own row of partial sums; else a job is one ``(outer, channel)`` run of ``inner`` contiguous
-    elements, summed into row ``outer``. ``dims`` is ``(outer, channels, inner, rows, block)``. The pieces depend
-    on the shape only, so the sums do too."""
+    elements, summed into row ``outer``. ``dims`` is ``(outer, channels, inner, rows, block)`` (read-only: made
+    once per shape, for the batch normalization's three passes forward and two backward). The pieces depend on
+    the shape only, so the sums do too."""
     outer, channels, inner = math.prod(shape[:axis]), shape[axis], math.prod(shape[axis + 1 :])
     if inner == 1:
         block = min(channels, CHANNEL_BLOCK)
@@ -135,30 +137,31 @@ def _layout(shape: tuple[int, ...], axis: int) -> tuple[np.ndarray, int, int]:
     else:
         rows = block = 0
         jobs, partial_rows = outer * channels, outer
-    return np.array([outer, channels, inner, rows, block], dtype=np.int64), jobs, partial_rows
+    dims = np.array([outer, channels, inner, rows, block], dtype=np.int64)
+    dims.flags.writeable = False
+    return dims, jobs, partial_rows
+
+
+def _sums(a: np.ndarray, b: np.ndarray, centre: np.ndarray, axis: int, mode: int, passes: int) -> np.ndarray:
+    """The sums kernel's ``(2, channels)`` float64 totals over every axis but ``axis`` (``mode`` as the kernel
+    reads it), its pieces' partial sums added in order."""
+    dims, jobs, partial_rows = _layout(a.shape, axis)
+    partial = np.zeros((partial_rows, 2, a.shape[axis]))
+    _run(_sums_kernel(), jobs, passes * a.size, a.reshape(-1), b.reshape(-1), centre, partial, dims, mode)
+    return partial.sum(axis=0)
 
 
 def channel_sums(x: np.ndarray, axis: int, centre: np.ndarray | None = None) -> np.ndarray:
     """The float64 sum over every axis but ``axis`` of ``x`` (``centre`` given: of ``(x - centre)**2``, the
     centre float64 per channel), in pieces added in order (:func:`_layout`)."""
-    dims, jobs, partial_rows = _layout(x.shape, axis)
-    channels = x.shape[axis]
-    partial = np.zeros((partial_rows, 2, channels))
-    mode = 0 if centre is None else 1
-    centre64 = np.zeros(channels) if centre is None else np.asarray(centre, dtype=np.float64)
-    flat = x.reshape(-1)
-    _run(_sums_kernel(), jobs, x.size, flat, flat, centre64, partial, dims, mode)
-    return partial[:, 0].sum(axis=0)
+    if centre is None:
+        return _sums(x, x, np.zeros(x.shape[axis]), axis, 0, 1)[0]
+    return _sums(x, x, np.asarray(centre, dtype=np.float64), axis, 1, 1)[0]
 
 
 def batch_norm_sums(grad: np.ndarray, x_hat: np.ndarray, axis: int) -> tuple[np.ndarray, np.ndarray]:
     """``(sum(grad), sum(grad * x_hat))`` per channel, float64, over every axis but ``axis``."""
-    dims, jobs, partial_rows = _layout(grad.shape, axis)
-    channels = grad.shape[axis]
-    partial = np.zeros((partial_rows, 2, channels))
-    arrays = (grad.reshape(-1), x_hat.reshape(-1), np.zeros(channels), partial, dims, 2)
-    _run(_sums_kernel(), jobs, 2 * grad.size, *arrays)
-    total = partial.sum(axis=0)
+    total = _sums(grad, x_hat, np.zeros(grad.shape[axis]), axis, 2, 2)
     return total[0], total[1]
 
 
