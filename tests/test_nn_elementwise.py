@@ -87,6 +87,7 @@ BN_CASES = [  # shape, channel axis
     ((2, 3, 2, 3, 4), 1),  # 3-D
     ((3, 4, 2), 2),
     ((5, 3), 1),
+    ((40, 5, 5, 1), 3),  # one channel, channels last: one run
 ]
 
 
@@ -97,6 +98,7 @@ def test_batch_norm_cases_cover_several_pieces_and_blocks():
     assert jobs[(40, 5, 5, 40)] == (3, 3)
     assert jobs[(12000, 3)] == (3, 3)
     assert jobs[(4, 6, 9, 11)] == (24, 4)
+    assert jobs[(40, 5, 5, 1)] == (1, 1)
 
 
 @needs_jit

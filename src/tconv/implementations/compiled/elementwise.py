@@ -129,6 +129,8 @@ def _layout(shape: tuple[int, ...], axis: int) -> tuple[np.ndarray, int, int]:
     once per shape, for the batch normalization's three passes forward and two backward). The pieces depend on
     the shape only, so the sums do too."""
     outer, channels, inner = math.prod(shape[:axis]), shape[axis], math.prod(shape[axis + 1 :])
+    if channels == 1:  # one channel: one run of every element (channels-last rows of one element would not vectorise)
+        outer, inner = 1, outer * inner
     if inner == 1:
         block = min(channels, CHANNEL_BLOCK)
         rows = max(1, ELEMENT_JOB // max(1, block))
