@@ -78,8 +78,9 @@ def plan_costs(
     spec: ConvSpec, batch: int = 1, channels_last: bool = False, avoided: frozenset[str] = frozenset()
 ) -> dict[str, float]:
     """The cost model's estimates, in seconds per call of ``batch`` samples in the given layout, of the algorithms
-    it ranks for ``spec`` (none of those in ``avoided``): each algorithm's ``cost`` per sample times the batch,
-    plus its ``setup_cost`` once, plus (a transposed call) its ``TRANSPOSED_CALL_COST``.
+    it ranks for ``spec`` (none of those in ``avoided``): each algorithm's ``batch_cost`` (its ``cost`` per sample
+    times the batch, unless the way it runs depends on the batch), plus its ``setup_cost`` once, plus (a
+    transposed call) its ``TRANSPOSED_CALL_COST``.
 
     Examples
     --------
@@ -98,9 +99,9 @@ def plan_costs(
     for algorithm in registry.registered():
         if algorithm.name in avoided:
             continue
-        cost = algorithm.cost(spec, channels_last)
+        cost = algorithm.batch_cost(spec, batch, channels_last)
         if cost is not None:
-            costs[algorithm.name] = cost * batch + algorithm.setup_cost(spec) + calls.get(algorithm.name, 0.0)
+            costs[algorithm.name] = cost + algorithm.setup_cost(spec) + calls.get(algorithm.name, 0.0)
     return costs
 
 

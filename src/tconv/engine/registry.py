@@ -43,6 +43,11 @@ class Algorithm(Protocol):
         rank it."""
         ...
 
+    def batch_cost(self, spec: ConvSpec, batch: int, channels_last: bool = False) -> float | None:
+        """Seconds for the samples of a call of ``batch`` of them by the planner's cost model (:meth:`cost` times the
+        batch, unless the algorithm's way of running depends on the batch); None where the model does not rank it."""
+        ...
+
     def setup_cost(self, spec: ConvSpec) -> float:
         """Seconds per call that do not grow with the batch (a weight rearranged on every call); 0 for none."""
         ...

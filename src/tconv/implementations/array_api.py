@@ -82,6 +82,10 @@ class InternalLayout:
         """Not in the cost model: the planner picks ``gemm`` by rule wherever the compiled paths do not run."""
         return None
 
+    def batch_cost(self, spec: ConvSpec, batch: int, channels_last: bool = False) -> float | None:
+        cost = self.cost(spec, channels_last)
+        return None if cost is None else cost * batch
+
     def setup_cost(self, spec: ConvSpec) -> float:
         return 0.0
 

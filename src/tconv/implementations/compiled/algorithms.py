@@ -107,6 +107,10 @@ class Compiled:
     def cost(self, spec: ConvSpec, channels_last: bool = False) -> float | None:
         return None
 
+    def batch_cost(self, spec: ConvSpec, batch: int, channels_last: bool = False) -> float | None:
+        cost = self.cost(spec, channels_last)
+        return None if cost is None else cost * batch
+
     def setup_cost(self, spec: ConvSpec) -> float:
         return 0.0
 
