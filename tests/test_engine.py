@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import itertools
 import math
 import os
@@ -1852,6 +1853,141 @@ def test_register_blocked_convolution_matches_the_oracle(monkeypatch, request, t
     assert widths == {(name, single) for name in ("float32", "float64") for single in (False, True)}
 
 
+@needs_jit
+@pytest.mark.parametrize("team_size", [1, 3])
+def test_register_blocks_across_samples_match_the_oracle(monkeypatch, request, team_size):
+    """``jit_blocked`` across samples (:func:`.blocked._across_kernel`: a block holds the same output pixel of
+    consecutive samples, every tap that meets x and none of the padding's), taken wherever it runs (the row modes
+    priced out): batches that leave no sample over, a block of four over, one to three over and four plus some
+    (13 = 8 + 4 + 1 with 512-bit vectors), 1-3-D, strides, dilations, asymmetric padding and kernels larger than x,
+    groups, a partial last block of output channels (stored through the spare block), float32 and float64, x
+    contiguous, a crop and a transposed view, both layouts (channels-first: x copied channels-last in whole blocks of
+    samples, the output staged channels-last), a stride-1 transposed call through its forward twin; every call's
+    ranges on a team of ``team_size``, each block of output channels over three jobs in turn; against the oracle."""
+    from tconv.implementations.compiled import blocked
+
+    blocked._across_plan.cache_clear()
+    request.addfinalizer(blocked._across_plan.cache_clear)
+    monkeypatch.setattr(_tuning, "BLOCKED_ACROSS_TOGETHER", 3)
+    monkeypatch.setattr(blocked, "_costs", lambda spec, last: (1.0, 1.0))  # the row modes priced out
+    pieces = []  # the samples of each run of the kernel (into a channels-last output, or the staged one)
+    real_run = blocked._run_across
+
+    def spy(x, out, w, b, spec, out_last):
+        if out_last:
+            pieces.append(x.shape[0])
+        real_run(x, out, w, b, spec, out_last)
+
+    monkeypatch.setattr(blocked, "_run_across", spy)
+    monkeypatch.setattr(team, "_threads", team_size)
+    monkeypatch.setattr(_tuning, "CHUNK_BYTES", 40_000)  # a channels-first x copied a few blocks of samples a time
+    monkeypatch.setattr(_tuning, "KERNEL_TEAM_MIN_WORK", 0)
+    monkeypatch.setattr(team, "kernel_team_min_work", lambda: 0.0)
+    samples = blocked.across_samples(blocked.machine.vector_bytes())
+    rng = np.random.default_rng(47)
+    cases = (  # batch, spatial, kernel, stride, dilation, pads, c_in, c_out, groups
+        (13, (19,), (5,), (1,), (1,), [(2, 2)], 3, 40, 1),
+        (8, (7, 7), (5, 5), (1, 1), (1, 1), [(2, 2), (2, 2)], 24, 64, 1),
+        (5, (12, 10), (5, 3), (2, 3), (1, 2), [(4, 2), (1, 1)], 6, 40, 2),
+        (17, (4, 4), (9, 9), (1, 1), (1, 1), [(4, 4), (4, 4)], 3, 37, 1),  # most taps meet only padding
+        (4, (5, 6, 7), (3, 2, 3), (1, 2, 1), (1, 1, 1), [(1, 1), (0, 1), (1, 1)], 5, 33, 1),
+        (11, (7, 9), (3, 3), (2, 1), (1, 1), [(1, 2), (5, 5)], 1, 34, 1),  # one channel; outputs no tap reaches
+        (6, (9, 11), (3, 3), (1, 1), (2, 1), [(2, 2), (0, 2)], 8, 1 + 2 * 32, 1),
+    )
+    for batch, spatial, kernel, stride, dilation, pads, c_in, c_out, groups in cases:
+        for dtype in (np.float64, np.float32):
+            if c_out // groups <= blocked.lanes(np.dtype(dtype).itemsize):
+                continue  # blocks of one vector: not run across samples
+            larger = rng.standard_normal((batch, c_in + 2, *(n + 3 for n in spatial))).astype(dtype)
+            crop = larger[(slice(None), slice(1, 1 + c_in), *(slice(1, 1 + n) for n in spatial))]
+            x = np.ascontiguousarray(crop)
+            w = rng.standard_normal((c_out, c_in // groups, *kernel)).astype(dtype)
+            b = rng.standard_normal(c_out).astype(dtype) if dtype == np.float64 else None
+            expected = naive_conv(x, w, b, stride=list(stride), pads=pads, dilation=list(dilation), groups=groups)
+            options = dict(stride=stride, padding=pads, dilation=dilation, groups=groups)
+            tolerance = 1e-10 if dtype == np.float64 else 2e-4
+            inputs = ((x, False), (crop, False), (np.ascontiguousarray(np.moveaxis(x, 1, -1)), True))
+            inputs += ((np.moveaxis(crop, 1, -1), True),)  # channels-last with gaps, read in place
+            for xin, channels_last in inputs:
+                pieces.clear()
+                with tconv.use_algorithm("jit_blocked"):
+                    got = tconv.conv(xin, w, b, channels_last=channels_last, **options)
+                if channels_last or c_in == 1:
+                    assert pieces == [batch]
+                else:  # copied channels-last in whole register blocks of samples where a chunk holds one
+                    chunk = max(1, 40_000 // (c_in * int(np.prod(spatial)) * x.itemsize))
+                    unit = next((u for u in (samples, 4) if chunk >= u), 1)
+                    chunk = chunk // unit * unit
+                    assert pieces == [min(chunk, batch - i) for i in range(0, batch, chunk)], (pieces, chunk)
+                got = np.moveaxis(got, -1, 1) if channels_last else got
+                np.testing.assert_allclose(got, expected, atol=tolerance, rtol=tolerance)
+    # a stride-1 transposed call through its forward twin (the flipped kernel), channels-last
+    x = rng.standard_normal((9, 16, 7, 7)).astype(np.float32)
+    w = rng.standard_normal((16, 48, 5, 5)).astype(np.float32)
+    pieces.clear()
+    with tconv.use_algorithm("jit_blocked"):
+        got = tconv.conv_transpose(np.moveaxis(x, 1, -1).copy(), w, padding=2, channels_last=True)
+    assert pieces == [9]
+    expected = naive_conv_transpose(x.astype(np.float64), w.astype(np.float64), pads=[(2, 2)] * 2)
+    np.testing.assert_allclose(np.moveaxis(got, -1, 1), expected, rtol=2e-4, atol=2e-4)
+
+
+def test_register_blocks_across_samples_are_priced_on_the_batch(monkeypatch):
+    """The cost of blocks across samples (:func:`.blocked._across_cost`) counts every output's live taps in blocks
+    for whole register blocks of samples (and four of those left over), the rest one pixel at a time: so a batch
+    of one, or blocks of one vector of output channels, never run across samples, a large batch does where its
+    pixels' taps are mostly cut by the padding, and the planner's cost for the batch (:meth:`batch_cost`) is the
+    cheapest mode's; checked against the per-pixel sums priced by hand (:func:`.blocked._sums`)."""
+    from tconv.engine import planner
+    from tconv.implementations.compiled import blocked, geometry
+
+    spec = tconv.ConvSpec.build(transposed=False, input_size=(7, 7), kernel_size=(5, 5), in_channels=128,
+                                out_channels=256, padding=2)  # fmt: skip
+    assert blocked._across_cost(spec, True, 1) == math.inf and blocked._across_cost(spec, True, 3) == math.inf
+    taps = float(np.prod(geometry.mean_taps(geometry.axes3(spec))))
+    block = blocked._sums(spec, taps, 1.0, 49)
+    alone = blocked._sums(spec, taps, 0.0, 49)
+    samples = blocked.across_samples(blocked.machine.priced_vector_bytes())
+    for batch in (4, 8, 13, 64):
+        in_blocks = batch // samples * samples
+        in_blocks += (batch - in_blocks) // 4 * 4
+        assert blocked._across_cost(spec, True, batch) == pytest.approx(in_blocks * block + (batch - in_blocks) * alone)
+    # channels-first: x's copy and the output's staging, each written and read once at TRANSPOSE_STREAM
+    moved = 2 * 4 * (128 + 256) * 49 * 64 / _tuning.TRANSPOSE_STREAM
+    assert blocked._across_cost(spec, False, 64) == pytest.approx(blocked._across_cost(spec, True, 64) + moved)
+    assert blocked._mode(spec, True, 64) == "across" and blocked._mode(spec, True, 1) != "across"
+    assert blocked.batch_cost(spec, True, 64) == blocked._across_cost(spec, True, 64)
+    assert blocked.batch_cost(spec, True, 1) == blocked.cost(spec, True)
+    costs = planner.plan_costs(spec, 64, True)
+    assert costs["jit_blocked"] == pytest.approx(blocked._across_cost(spec, True, 64) + blocked.packing_cost(spec))
+    few = dataclasses.replace(spec, out_channels=8)  # one vector of output channels
+    assert blocked._across_cost(few, True, 64) == math.inf
+    assert blocked.batch_cost(few, True, 64) == blocked.cost(few, True) * 64
+
+
+@needs_jit
+def test_planner_takes_register_blocks_across_samples_for_batched_generator_layers(monkeypatch):
+    """A stride-1 transposed generator layer of a batch on a thread team (rule 7's layers: jit_pixels unless
+    jit_blocked runs its forward twin across the samples): (64, 256, 7, 7) -> 128 5x5 padding 2 ran 19.5 ms on
+    jit_blocked across samples against jit_pixels' 24.2 (channels-last 16.6 against 22.3): taken in both layouts; a
+    batch of two (no register block of samples) keeps the choice made without jit_blocked."""
+    from tconv.engine import planner
+    from tconv.implementations.compiled import blocked
+
+    spec = tconv.ConvSpec.build(transposed=True, input_size=(7, 7), kernel_size=(5, 5), in_channels=256,
+                                out_channels=128, padding=2)  # fmt: skip
+    monkeypatch.setattr(team, "_threads", 2)
+    planner.plan.cache_clear()
+    twin = algorithms.convolution_computed(spec)
+    for channels_last in (True, False):
+        assert blocked.runs_across(twin, channels_last, 64)
+        assert planner.select(spec, np, channels_last=channels_last, batch=64).name == "jit_blocked"
+    assert not blocked.runs_across(twin, False, 2)
+    with tconv.avoid_algorithms("jit_blocked"):
+        without = planner.select(spec, np, channels_last=False, batch=2).name
+    assert planner.select(spec, np, channels_last=False, batch=2).name == without
+
+
 def test_register_blocks_run_over_as_many_rows_as_their_x_fits_the_budget(monkeypatch):
     """Each block of output channels runs over the jobs whose x fits ``BLOCKED_TOGETHER_BYTES`` in turn (each job's
     rows of taps times the columns its outputs' taps span times a pixel's channels), between one and
@@ -2639,20 +2775,23 @@ def test_the_winograd_route_the_planner_chooses_matches_the_oracle(channels_last
     """Unforced: a 64-channel 3x3 layer at batch 4, where the planner runs the convolution and the stride-1
     transposed convolution (its twin) by Winograd (asserted: F(2x2, 3x3) over 12x12, F(4x4, 3x3) over 16x16),
     and the convolution's gradients (the input gradient through the same route), against the oracle on one
-    output channel of every call (the oracle's loops are slow)."""
+    output channel of every call (the oracle's loops are slow). ``jit_blocked`` is avoided: channels-last, where
+    256-bit vectors are priced, it would run these across the samples, cheaper by the model and measured so at 512
+    bits ((4, 12, 12, 64): 0.43 ms against 0.48-0.56 by Winograd)."""
     from tconv.engine import planner
 
     rng = np.random.default_rng(32)
     x, w, b = rng.standard_normal((4, 64, side, side)), rng.standard_normal((64, 64, 3, 3)), rng.standard_normal(64)
-    for transposed in (False, True):
-        spec = _spec(transposed, x.shape, w.shape, padding=1)
-        assert planner.select(spec, np, channels_last, 4, 8).name == algorithm
-    xin = np.moveaxis(x, 1, -1) if channels_last else x
-    pads = [(1, 1)] * 2
-    got = tconv.conv(xin, w, b, padding=1, channels_last=channels_last)
-    back = tconv.conv_transpose(xin, w, b, padding=1, channels_last=channels_last)
-    gy = rng.standard_normal(got.shape)
-    gx, gw, gb = tconv.conv_grad(gy, xin, w, padding=1, channels_last=channels_last)
+    with tconv.avoid_algorithms("jit_blocked"):
+        for transposed in (False, True):
+            spec = _spec(transposed, x.shape, w.shape, padding=1)
+            assert planner.select(spec, np, channels_last, 4, 8).name == algorithm
+        xin = np.moveaxis(x, 1, -1) if channels_last else x
+        pads = [(1, 1)] * 2
+        got = tconv.conv(xin, w, b, padding=1, channels_last=channels_last)
+        back = tconv.conv_transpose(xin, w, b, padding=1, channels_last=channels_last)
+        gy = rng.standard_normal(got.shape)
+        gx, gw, gb = tconv.conv_grad(gy, xin, w, padding=1, channels_last=channels_last)
     if channels_last:
         got, back, gy, gx = (np.moveaxis(a, -1, 1) for a in (got, back, gy, gx))
     picked = slice(5, 6)  # one output channel

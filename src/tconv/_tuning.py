@@ -139,6 +139,13 @@ PIXELS_TEAM_MAX_ROW = 8
 #: 17-19 (180 layers): no choice changed (docs/design.md).
 PIXELS_TEAM_MARGIN = 3.0
 
+#: ... and unless ``jit_blocked`` runs the layer's forward twin (stride 1) in blocks across the samples at most this
+#: many times ``jit_pixels``' estimate (which runs pessimistic on these layers: 51 ms for 24 measured on (64, 256,
+#: 7, 7) -> 128 5x5). Across the samples ran 0.50-0.78 of ``jit_pixels``' time on three 2-D layers of transposed
+#: sweeps 74-75 and the suite whose estimates were 0.07-0.37 of its, and 1.08-1.51 on two at 0.50-0.54
+#: (docs/design.md, "Blocks across samples").
+PIXELS_ACROSS_MARGIN = 0.45
+
 # --- the cost model (tconv.engine.planner.plan_costs; the algorithms' cost()) --------------------------
 # Every cost is per sample, plus an algorithm's setup_cost once per call (a weight rearranged on every call), so
 # a plan is made per batch.
@@ -452,6 +459,19 @@ BLOCKED_TOGETHER_BYTES = 512 * 2**10
 
 #: ... and at most this many (docs/design.md, "A block's weights over several rows").
 BLOCKED_TOGETHER_JOBS = 32
+
+#: ``jit_blocked`` across samples (blocks of the same output pixel of consecutive samples) runs each block of
+#: output channels over this many jobs (a block of samples at one output pixel) in turn. Measured 1 to 64 on four
+#: layers (batch 8-64, 64-512 channels, two threads): (64, 7, 7, 256) -> 128 5x5 21.3 ms at 1, 15.0 at 8, 13.3 at
+#: 64; (32, 8, 8, 512) -> 512 3x3 59.3, 39.9, 37.9; two layers of 64 channels flat within 8%.
+BLOCKED_ACROSS_TOGETHER = 64
+
+#: ``jit_blocked`` runs a call across samples where the cost model puts that at most this fraction of the cheaper
+#: way along the rows. On 82 layers of forward and transposed sweeps 71-73 and the suites where it put it lower,
+#: across samples ran 0.33-2.2 times the rows' time (geometric mean 0.88); the ones it ran slower had estimates
+#: within 0.85 of the rows' (long rows of few input channels, whose border is a small share, and partial blocks
+#: of output channels) or batches of four (docs/design.md, "Blocks across samples").
+BLOCKED_ACROSS_MARGIN = 0.85
 
 #: ``jit_blocked`` copies x into a zero-padded buffer (no border, a row's last pixels a block of four) where its
 #: estimate with the copy, plus this fixed cost of the copy's steps in seconds, is below the estimate without

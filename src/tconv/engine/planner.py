@@ -20,7 +20,8 @@ call description, layout and team (:func:`plan`), among the algorithms :func:`tc
    theirs (small calls); else
    ``jit_blocked`` (the register-blocked direct sum; ranked channels-last with ``BLOCKED_MIN_OUT``
    output channels a group or more, channels-first with ``BLOCKED_FIRST_MIN_OUT`` and more than one tap, and taken
-   there only where its estimate is under ``BLOCKED_FIRST_MAX_SECONDS``) where the cost model puts it at most
+   there only where its estimate is under ``BLOCKED_FIRST_MAX_SECONDS`` or it runs in blocks across the samples,
+   :func:`~tconv.implementations.compiled.blocked.runs_across`) where the cost model puts it at most
    ``BLOCKED_MARGIN`` (channels-first ``BLOCKED_FIRST_MARGIN``) of every other estimate (the Winograd ones that
    qualify below); else ``jit_direct`` (the direct sum, any stride: few channels per group, depthwise) where the cost
    model puts it at most ``FORWARD_DIRECT_MARGIN`` of the others' (``jit_gemm``: im2col and one product per group;
@@ -30,7 +31,9 @@ call description, layout and team (:func:`plan`), among the algorithms :func:`tc
    most ``WINOGRAD_MARGIN`` of ``jit_gemm``'s; ``jit_depthwise`` for a depthwise layer), else the cheapest of those;
 4. a stride-1 transposed convolution: first ``jit_blocked``, the register blocks over its forward twin
    (:func:`~tconv.implementations.compiled.algorithms.stride_one_conv`), by rule 3's margins against every other
-   estimate (a Winograd one that fails its margin dropped first), unless rule 7 holds; it raises no bar below
+   estimate (a Winograd one that fails its margin dropped first), unless rule 7 holds, where it must also run
+   the twin in blocks across the samples (:func:`~tconv.implementations.compiled.blocked.runs_across`) at most
+   ``PIXELS_ACROSS_MARGIN`` of ``jit_pixels``' estimate; it raises no bar below
    (and is taken where every other algorithm is avoided). Then, one that
    ``jit_direct`` runs as the direct sum of its forward twin
    (:func:`~tconv.implementations.compiled.algorithms.direct_twin`): ``jit_direct`` where the cost model puts
@@ -51,7 +54,8 @@ call description, layout and team (:func:`plan`), among the algorithms :func:`tc
    output channels or more, input rows of at most ``PIXELS_TEAM_MAX_ROW``, kernels that overlap):
    ``jit_pixels``, unless the cost model puts it above ``PIXELS_TEAM_MARGIN`` times the cheapest estimate
    (few input channels beyond ``PIXELS_DIRECT_MAX_IN``, whose products have a short inner dimension);
-8. else the cheapest by the cost model (:func:`plan_costs`: the algorithms' own ``cost`` per sample times the batch,
+8. else the cheapest by the cost model (:func:`plan_costs`: the algorithms' own ``batch_cost``, mostly their cost
+   per sample times the batch,
    plus their ``setup_cost`` once, in the call's layout, plus a transposed call's fixed ``TRANSPOSED_CALL_COST``).
 
 Whether a call runs on a thread team is decided by one function,
@@ -67,8 +71,9 @@ import math
 from typing import Any
 
 from .. import _tuning
+from ..implementations.compiled import blocked as blocked_sums
 from ..implementations.compiled import pointwise, schedule
-from ..implementations.compiled.algorithms import direct_twin
+from ..implementations.compiled.algorithms import convolution_computed, direct_twin
 from ..implementations.compiled.geometry import taps_overlap
 from ..spec import ConvSpec
 from . import registry
@@ -165,7 +170,7 @@ def plan(
         _drop_unqualified_winograd(costs, ("jit_direct",))
         if dots is not None and _dots_first(dots, blocked, costs, channels_last):
             return "jit_dots"
-        if blocked is not None and _blocked_first(blocked, costs, channels_last):
+        if blocked is not None and _blocked_first(blocked, costs, channels_last, _across(spec, channels_last, batch)):
             return "jit_blocked"
         direct = costs.pop("jit_direct", None)
         if direct is not None and (not costs or direct <= _tuning.FORWARD_DIRECT_MARGIN * min(costs.values())):
@@ -188,8 +193,12 @@ def plan(
         and taps_overlap(spec)
         and costs.get("jit_pixels", math.inf) <= _tuning.PIXELS_TEAM_MARGIN * min(costs.values())
     )
-    if blocked is not None and not team_pixels and _blocked_first(blocked, costs, channels_last):
-        return "jit_blocked"
+    if blocked is not None:
+        across = _across(spec, channels_last, batch)
+        # rule 7 yields to jit_blocked across the samples only at a margin of its own against jit_pixels' estimate
+        yields = across and blocked <= _tuning.PIXELS_ACROSS_MARGIN * costs.get("jit_pixels", math.inf)
+        if (not team_pixels or yields) and _blocked_first(blocked, costs, channels_last, across):
+            return "jit_blocked"
     if not team_pixels and "jit_direct" in costs and direct_twin(spec) is not None:  # rule 4
         direct = costs.pop("jit_direct")
         if not costs or direct <= _tuning.DIRECT_CONV_MARGIN * min(costs.values()):
@@ -216,13 +225,22 @@ def plan(
     return min(costs, key=lambda name: costs[name])  # never empty: with no rest, every twin qualified above
 
 
-def _blocked_first(blocked: float, costs: dict[str, float], channels_last: bool) -> bool:
+def _across(spec: ConvSpec, channels_last: bool, batch: int) -> bool:
+    """Whether ``jit_blocked`` runs the call (a stride-1 transposed one: its forward twin) in blocks across the
+    samples (:func:`~tconv.implementations.compiled.blocked.runs_across`)."""
+    twin = convolution_computed(spec)
+    return twin is not None and blocked_sums.runs_across(twin, channels_last, batch)
+
+
+def _blocked_first(blocked: float, costs: dict[str, float], channels_last: bool, across: bool = False) -> bool:
     """Rules 3 and 4's question for ``jit_blocked``: whether its estimate is at most ``BLOCKED_MARGIN``
-    (channels-first ``BLOCKED_FIRST_MARGIN``, and only under ``BLOCKED_FIRST_MAX_SECONDS``: on larger calls x's
-    copy and the output's writes decide) of every other estimate still ranked; always where none is."""
+    (channels-first ``BLOCKED_FIRST_MARGIN``, and only under ``BLOCKED_FIRST_MAX_SECONDS`` unless it runs
+    ``across`` the samples: on larger calls along the rows x's copy and the output's writes decide; across the
+    samples both are copies by tiles, which its estimate counts) of every other estimate still ranked; always where
+    none is."""
     if not costs:
         return True
-    if not channels_last and blocked > _tuning.BLOCKED_FIRST_MAX_SECONDS:
+    if not channels_last and not across and blocked > _tuning.BLOCKED_FIRST_MAX_SECONDS:
         return False
     margin = _tuning.BLOCKED_MARGIN if channels_last else _tuning.BLOCKED_FIRST_MARGIN
     return blocked <= margin * min(costs.values())

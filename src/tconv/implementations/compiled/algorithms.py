@@ -549,7 +549,8 @@ class JitBlocked(Compiled):
     name = "jit_blocked"
     description = (
         "compiled direct convolution with blocks of 4 output pixels x 2 SIMD vectors of output channels held in "
-        "registers, x read in place channels-last or copied (channels-last, or zero-padded on small maps; "
+        "registers (or the same pixel of 4-8 samples, over the taps that meet x), x read in place channels-last or "
+        "copied (channels-last, or zero-padded on small maps; "
         "convolutions of any stride, dilation, padding and groups, "
         "and stride-1 transposed ones as their forward twin; NumPy, rank <= 3, needs numba)"
     )
@@ -568,6 +569,14 @@ class JitBlocked(Compiled):
         if target is None or not blocked.ranked(target, channels_last):
             return None
         return blocked.cost(target, channels_last)
+
+    def batch_cost(self, spec: ConvSpec, batch: int, channels_last: bool = False) -> float | None:
+        """:meth:`cost` for a whole batch: a batch of four samples or more may run in blocks across the samples
+        (:func:`.blocked.batch_cost`)."""
+        target = convolution_computed(spec)
+        if target is None or not blocked.ranked(target, channels_last):
+            return None
+        return blocked.batch_cost(target, channels_last, batch)
 
     def setup_cost(self, spec: ConvSpec) -> float:
         """The weight packed into blocks on every call (:func:`.blocked.packing_cost`); a transposed one's also

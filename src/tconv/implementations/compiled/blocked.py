@@ -30,6 +30,14 @@ as a block of eight, with 512-bit vectors: :func:`_padded`). Each output
 is summed with fused multiply-adds in the order of the taps, then the input channels, whichever thread computes
 it.
 
+Across samples (:func:`_across_kernel`): a batch of at least a register block of samples (eight with 512-bit
+vectors, else four) may run in blocks of the same output pixel of consecutive samples instead, each block over
+exactly the taps of that pixel that meet x (the same for all its samples): no border, no padding's zeros, a
+block of eight wherever the batch has eight samples. Small maps, whose pixels are mostly border (the seed
+generator's 7x7 layers), ran 0.55-0.75 of the time along the rows. The cost model (:func:`_across_cost`) takes it
+where it puts it at most ``BLOCKED_ACROSS_MARGIN`` of the rows' (:func:`_mode`); channels-first, x is copied
+channels-last (as along the rows) and the output is staged channels-last and copied across by tiles.
+
 Where it pays: layers whose products BLAS runs below its rate, because their inner dimension ``C_in/G * K`` or
 their output channels are short (a first convolution over three channels: 27 terms), and layers an im2col would
 copy many times over. Its cost (:func:`cost`, :func:`_costs`) is the vector multiply-adds at ``BLOCKED_RATE``,
@@ -174,8 +182,68 @@ def _costs(spec: ConvSpec, channels_last: bool) -> tuple[float, float]:
 
 def cost(spec: ConvSpec, channels_last: bool = True) -> float:
     """Seconds per sample by the cost model (:func:`_costs`): x read as it is or copied into a zero-padded buffer,
-    whichever it puts lower (:func:`conv` runs that one)."""
+    whichever it puts lower."""
     return min(_costs(spec, channels_last))
+
+
+def across_samples(vector_bytes: int) -> int:
+    """The samples a register block holds across samples (:func:`_across_kernel`) with vectors of ``vector_bytes``:
+    eight with 512-bit vectors (sixteen sums, as a row's blocks of eight), else four."""
+    return 2 * PIXELS if vector_bytes >= 64 else PIXELS
+
+
+@functools.lru_cache(maxsize=1024)
+def _across_cost(spec: ConvSpec, channels_last: bool, batch: int) -> float:
+    """Seconds for a call of ``batch`` samples across samples (:func:`_across_kernel`): every output's taps that
+    meet x in blocks (``across_samples`` samples a block; four of the samples left over a block of four, the rest
+    one pixel at a time, as :func:`_sums` prices a row's blocks and border); channels-first, x's copy channels-last
+    and the output's staging channels-last (:func:`_run_across`), each written and read once at
+    ``TRANSPOSE_STREAM``. Infinite where the mode does not run: blocks of one vector of output channels, or fewer
+    samples than a register block holds (with 512-bit vectors, blocks of four samples ran up to 1.9 times the
+    rows' blocks of eight on batches of four)."""
+    groups = spec.groups
+    pixels = math.prod(spec.output_size)
+    lane = priced_lanes(_tuning.COST_ITEMSIZE)
+    samples = across_samples(machine.priced_vector_bytes())
+    if pixels == 0 or width(spec.out_channels // groups, lane) == lane or batch < samples:
+        return math.inf
+    in_blocks = batch // samples * samples
+    in_blocks += (batch - in_blocks) // PIXELS * PIXELS
+    taps = _shape(geometry.axes3(spec))[0]
+    sums = in_blocks * _sums(spec, taps, 1.0, pixels) + (batch - in_blocks) * _sums(spec, taps, 0.0, pixels)
+    if channels_last:
+        return sums
+    item = _tuning.COST_ITEMSIZE  # channels-first: x copied channels-last, the output staged channels-last
+    x_bytes = item * spec.in_channels * math.prod(spec.input_size) if spec.in_channels > 1 else 0
+    out_bytes = item * spec.out_channels * pixels if spec.out_channels > 1 else 0
+    return sums + batch * 2 * (x_bytes + out_bytes) / _tuning.TRANSPOSE_STREAM
+
+
+def batch_cost(spec: ConvSpec, channels_last: bool, batch: int) -> float:
+    """Seconds for a call of ``batch`` samples by the cost model, in the way :func:`conv` runs it (:func:`_mode`)."""
+    if _mode(spec, channels_last, batch) == "across":
+        return _across_cost(spec, channels_last, batch)
+    return cost(spec, channels_last) * batch
+
+
+def runs_across(spec: ConvSpec, channels_last: bool, batch: int) -> bool:
+    """Whether :func:`conv` runs a call of ``batch`` samples in blocks across the samples (:func:`_mode`)."""
+    return fits(spec) and _mode(spec, channels_last, batch) == "across"
+
+
+def _mode(spec: ConvSpec, channels_last: bool, batch: int, itemsize: int | None = None) -> str:
+    """How :func:`conv` runs a call of ``batch`` samples: ``"across"`` (blocks of pixels across samples,
+    :func:`_across_kernel`) where the cost model puts it at most ``BLOCKED_ACROSS_MARGIN`` of the cheaper row mode,
+    else ``"padded"`` (x copied into a zero-padded buffer first, plus ``BLOCKED_PADDED_CALL_COST``) or ``"plain"``
+    (blocks along the rows, x as it is), the cheaper by the cost model. With ``itemsize`` (a call about to run),
+    across only where the kernel's own blocks for it are two vectors wide (the cost model prices the width it is
+    told, :func:`priced_lanes`)."""
+    plain, padded = (seconds * batch for seconds in _costs(spec, channels_last))
+    padded += _tuning.BLOCKED_PADDED_CALL_COST
+    runs = itemsize is None or width(spec.out_channels // spec.groups, lanes(itemsize)) > lanes(itemsize)
+    if runs and _across_cost(spec, channels_last, batch) <= _tuning.BLOCKED_ACROSS_MARGIN * min(plain, padded):
+        return "across"
+    return "padded" if padded < plain else "plain"
 
 
 def packing_cost(spec: ConvSpec) -> float:
@@ -224,9 +292,8 @@ def conv(x: np.ndarray, weight: np.ndarray, bias: np.ndarray | None, spec: ConvS
     if out.size == 0:
         return out
     w, b = _packed(weight, bias, spec, x.dtype)
-    plain, padded = _costs(spec, channels_last)
-    if (padded - plain) * batch + _tuning.BLOCKED_PADDED_CALL_COST < 0:  # x copied into a zero-padded buffer,
-        # CHUNK_BYTES of samples at a time
+    mode = _mode(spec, channels_last, batch, x.itemsize)
+    if mode == "padded":  # x copied into a zero-padded buffer, CHUNK_BYTES of samples at a time
         layout = _padded(spec)
         source = geometry.moved(x, -1, 1) if channels_last else x  # (N, C, *spatial), a view
         buffer_shape = (*layout.buffer, spec.in_channels)
@@ -235,17 +302,23 @@ def conv(x: np.ndarray, weight: np.ndarray, bias: np.ndarray | None, spec: ConvS
             piece = _padded_copy(source[first : first + chunk], layout, buffer_shape)
             _run(piece, out[first : first + chunk], w, b, layout.spec, channels_last, True)
         return out
+    run = _run_across if mode == "across" else _run
     if channels_last:
-        _run(x, out, w, b, spec, True)
+        run(x, out, w, b, spec, True)
         return out
     x_last = x.transpose(0, *range(2, x.ndim), 1)  # np.moveaxis(x, 1, -1), a view
     if spec.in_channels == 1:  # a channels-first x of one channel is channels-last
-        _run(x_last, out, w, b, spec, False)
+        run(x_last, out, w, b, spec, False)
         return out
     chunk = max(1, int(_tuning.CHUNK_BYTES // max(1, x.nbytes // batch)))
+    if mode == "across":  # whole register blocks of samples a chunk, where one fits
+        for unit in (across_samples(machine.vector_bytes()), PIXELS):
+            if chunk >= unit:
+                chunk = chunk // unit * unit
+                break
     for first in range(0, batch, chunk):
         piece = workspace.contiguous(x_last[first : first + chunk], slot=2)
-        _run(piece, out[first : first + chunk], w, b, spec, False)
+        run(piece, out[first : first + chunk], w, b, spec, False)
     return out
 
 
@@ -408,6 +481,7 @@ _four: Any = None
 _four_all: Any = None
 _one: Any = None
 _eight_all: Any = None
+_eight: Any = None
 _pair1: Any = None
 _store1: Any = None
 _four1: Any = None
@@ -425,7 +499,7 @@ def _bind() -> tuple[int, bool]:
     # Everything the kernel calls is a module global, not a closure variable: numba's disk cache keys a function
     # by its pickled closure, and a dispatcher or an intrinsic pickles with an id new in every process, so a
     # kernel holding one in its closure would be compiled again in every new process (kernels.py does the same).
-    global _lanes, _vfma, _vload, _vsplat, _vstore, _pair, _store, _four, _four_all, _one, _eight_all
+    global _lanes, _vfma, _vload, _vsplat, _vstore, _pair, _store, _four, _four_all, _one, _eight_all, _eight
     global _pair1, _store1, _four1, _four_all1, _one1, _eight_all1
     wide = simd.widest()  # the machine's widest vectors: the sums are bound by their multiply-adds
     _lanes, _vload, _vsplat, _vfma, _vstore = wide.lanes, wide.vload, wide.vsplat, simd.vfma, simd.vstore
@@ -573,6 +647,56 @@ def _bind() -> tuple[int, bool]:
         _store(dst, db, dstep, lane, a00, a01, a10, a11, a20, a21, a30, a31)
         _store(dst, db + 4 * dstep, dstep, lane, a40, a41, a50, a51, a60, a61, a70, a71)
 
+    def eight(  # type: ignore[no-untyped-def]
+        x,
+        w,
+        bias,
+        dst,
+        xb,
+        wb,
+        bb,
+        db,
+        dstep,
+        t1a,
+        t1b,
+        t2a,
+        t2b,
+        k2,
+        k3,
+        cg_in,
+        tap1,
+        tap2,
+        tap3,
+        xc,
+        pixel,
+        runs,
+        run,
+    ):
+        # :func:`four` for eight pixels (512-bit vectors only, as :func:`eight_all`): each pair's two weight vectors
+        # loaded once for sixteen multiply-adds.
+        lane = _lanes(x)
+        width = 2 * lane
+        a00 = a10 = a20 = a30 = a40 = a50 = a60 = a70 = _vload(bias, bb)
+        a01 = a11 = a21 = a31 = a41 = a51 = a61 = a71 = _vload(bias, bb + lane)
+        for t1 in range(t1a, t1b):
+            for t2 in range(t2a, t2b):
+                xi = xb + t1 * tap1 + t2 * tap2
+                wi = wb + (t1 * k2 + t2) * k3 * cg_in * width
+                for _r in range(runs):
+                    xe = xi
+                    for _e in range(run):
+                        a00, a01, a10, a11, a20, a21, a30, a31 = _pair(
+                            x, w, xe, wi, pixel, lane, a00, a01, a10, a11, a20, a21, a30, a31
+                        )
+                        a40, a41, a50, a51, a60, a61, a70, a71 = _pair(
+                            x, w, xe + 4 * pixel, wi, pixel, lane, a40, a41, a50, a51, a60, a61, a70, a71
+                        )
+                        wi += width
+                        xe += xc
+                    xi += tap3
+        _store(dst, db, dstep, lane, a00, a01, a10, a11, a20, a21, a30, a31)
+        _store(dst, db + 4 * dstep, dstep, lane, a40, a41, a50, a51, a60, a61, a70, a71)
+
     # Blocks of one vector of output channels (a group's output channels fit one): the same sums with one weight
     # vector a pair and one accumulator a pixel.
     def pair1(x, w, xe, wi, pixel, a0, a1, a2, a3):  # type: ignore[no-untyped-def]
@@ -670,7 +794,7 @@ def _bind() -> tuple[int, bool]:
     inline = kernels.numba_module().njit(inline="always", fastmath=True, nogil=True)
     _pair, _store = inline(pair), inline(store)  # before the functions that call them are compiled
     _four, _four_all, _one = inline(four), inline(four_all), inline(one)
-    _eight_all = inline(eight_all)
+    _eight_all, _eight = inline(eight_all), inline(eight)
     _pair1, _store1 = inline(pair1), inline(store1)
     _four1, _four_all1, _one1, _eight_all1 = inline(four1), inline(four_all1), inline(one1), inline(eight_all1)
     return vector_bytes, eights
@@ -894,3 +1018,131 @@ def _kernel(single: bool) -> Any:
                                         out[ob + o * o3s] = row[(o - first) * width + i]
 
     return kernels.compile_kernel(blocked)
+
+
+@functools.cache
+def _across_kernel() -> Any:
+    """The kernel that blocks pixels across samples (blocks of two vectors of output channels)."""
+    vector_bytes, eights = _bind()
+
+    def across(x, w, bias, out, xs, os, geo, spans, dims, start, stop):  # type: ignore[no-untyped-def]
+        # As :func:`_kernel`'s, but a job is (block of ``dims[4]`` samples, output pixel): the block's pixels are the
+        # same output position in consecutive samples, so they share its taps that meet x (all sums of live taps,
+        # none of the padding's); eight samples (512-bit vectors) or four a register block, the rest one at a time.
+        k2, k3 = geo[1], geo[2]
+        s1, s2, s3 = geo[3], geo[4], geo[5]
+        d1, d2, d3 = geo[6], geo[7], geo[8]
+        l1, l2, l3 = geo[9], geo[10], geo[11]
+        o1n, o2n, o3n = geo[12], geo[13], geo[14]
+        groups, cg_in, cg_out, n_blocks = dims[0], dims[1], dims[2], dims[3]
+        samples, batch, together = dims[4], dims[5], dims[6]
+        lane = _lanes(x)
+        width = 2 * lane
+        if width != dims[7] or lane * x.itemsize != vector_bytes:
+            raise ValueError("jit_blocked's compiled kernel disagrees with its packed weight's block width")
+        block_weights = geo[0] * k2 * k3 * cg_in * width
+        xc, oc = xs[4], os[4]
+        tap1, tap2, tap3 = d1 * xs[1], d2 * xs[2], d3 * xs[3]
+        fused = tap3 == cg_in * xc
+        positions = o1n * o2n * o3n
+        spare = np.empty(8 * width, dtype=x.dtype)
+        for j0 in range(start, stop, together):
+            j1 = min(j0 + together, stop)
+            for g in range(groups):
+                for cb in range(n_blocks):
+                    for job in range(j0, j1):
+                        position = job % positions
+                        n0 = (job // positions) * samples
+                        n1 = min(n0 + samples, batch)
+                        o3 = position % o3n
+                        rest = position // o3n
+                        o2 = rest % o2n
+                        o1 = rest // o2n
+                        t1a, t1b = spans[0, o1], spans[1, o1]
+                        t2a, t2b = spans[2, o2], spans[3, o2]
+                        t3a, t3b = spans[4, o3], spans[5, o3]
+                        x_at = (o1 * s1 - l1) * xs[1] + (o2 * s2 - l2) * xs[2] + (o3 * s3 - l3) * xs[3] + g * cg_in * xc
+                        out_at = o1 * os[1] + o2 * os[2] + o3 * os[3]
+                        c0 = g * cg_out + cb * width
+                        valid = min(width, cg_out - cb * width)
+                        wb = (g * n_blocks + cb) * block_weights
+                        bb = (g * n_blocks + cb) * width
+                        in_place = oc == 1 and valid == width
+                        runs, run = (1, (t3b - t3a) * cg_in) if fused else (t3b - t3a, cg_in)
+                        x_first = x_at + t3a * tap3  # the first live tap along the last axis
+                        w_first = wb + t3a * cg_in * width
+                        n = n0
+                        while n < n1:
+                            count = 8 if eights and n + 8 <= n1 else (4 if n + 4 <= n1 else 1)
+                            dst = out if in_place else spare
+                            db = n * os[0] + out_at + c0 if in_place else 0
+                            dstep = os[0] if in_place else width
+                            xb = n * xs[0] + x_first
+                            if count == 8:
+                                _eight(
+                                    x, w, bias, dst, xb, w_first, bb, db, dstep, t1a, t1b, t2a, t2b, k2, k3, cg_in,
+                                    tap1, tap2, tap3, xc, xs[0], runs, run,
+                                )  # fmt: skip
+                            elif count == 4:
+                                _four(
+                                    x, w, bias, dst, xb, w_first, bb, db, dstep, t1a, t1b, t2a, t2b, k2, k3, cg_in,
+                                    tap1, tap2, tap3, xc, xs[0], runs, run,
+                                )  # fmt: skip
+                            else:
+                                _one(
+                                    x, w, bias, dst, n * xs[0] + x_at, wb, bb, db, t1a, t1b, t2a, t2b, t3a, t3b, k2,
+                                    k3, cg_in, tap1, tap2, tap3, xc,
+                                )  # fmt: skip
+                            if not in_place:
+                                for j in range(count):
+                                    ob = (n + j) * os[0] + out_at + c0 * oc
+                                    for i in range(valid):
+                                        out[ob + i * oc] = spare[j * width + i]
+                            n += count
+
+    return kernels.compile_kernel(across)
+
+
+def _run_across(x: np.ndarray, out: np.ndarray, w: np.ndarray, b: np.ndarray, spec: ConvSpec, out_last: bool) -> None:
+    """The across-samples kernel (:func:`_across_kernel`) on a channels-last x (any non-negative strides) into
+    ``out`` (channels-last where ``out_last``, else channels-first: staged channels-last and copied across by
+    tiles, :func:`.transpose.assign`; its blocks' stores a plane apart each measured slower), on the team."""
+    if not out_last and spec.out_channels > 1:
+        staged = workspace.scratch((x.shape[0], *spec.output_size, spec.out_channels), x.dtype, slot=4)
+        _run_across(x, staged, w, b, spec, True)
+        transpose.assign(geometry.moved(out, 1, -1), staged)
+        return
+    plan = _across_plan(spec, x.shape[0], x.strides, out.strides, out_last, x.itemsize, team.threads())
+    kernel = _across_kernel()
+    x_flat, out_flat = kernels.flat(x), kernels.flat(out)
+    xs, os_, geo, spans, dims = plan.xs, plan.os, plan.geo, plan.spans, plan.dims
+
+    def run(start: int, stop: int) -> None:
+        kernel(x_flat, w, b, out_flat, xs, os_, geo, spans, dims, start, stop)
+
+    team.ranges(run, plan.jobs, plan.work)
+
+
+@functools.lru_cache(maxsize=1024)
+def _across_plan(
+    spec: ConvSpec, batch: int, x_strides: tuple[int, ...], out_strides: tuple[int, ...], out_last: bool,
+    itemsize: int, threads: int,
+) -> _Plan:  # fmt: skip
+    """The across-samples kernel's :class:`_Plan` (its ``offsets`` unused), made once per call description, batch,
+    byte strides, output layout, itemsize and team size. Jobs: (block of ``ACROSS_SAMPLES`` samples, output pixel),
+    the pixels of a block of samples consecutive, each block of output channels over ``BLOCKED_ACROSS_TOGETHER``
+    jobs in turn."""
+    del threads  # a key of the cache only (the team's size may change between calls)
+    groups = spec.groups
+    cg_in, cg_out = spec.in_channels // groups, spec.out_channels // groups
+    block = width(cg_out, lanes(itemsize))
+    axes = geometry.axes3(spec)
+    geo, spans = geometry.span_tables(axes)
+    samples = across_samples(machine.vector_bytes())
+    jobs = -(-batch // samples) * math.prod(axes.size_out)
+    x_elements = geometry.element_strides(x_strides, itemsize, spec.ndim, True)
+    out_elements = geometry.element_strides(out_strides, itemsize, spec.ndim, out_last)
+    dims = (groups, cg_in, cg_out, -(-cg_out // block), samples, batch, _tuning.BLOCKED_ACROSS_TOGETHER, block)
+    xs, os_, dims_array = kernels.index_arrays(x_elements, out_elements, dims)
+    work = _across_cost(spec, out_last, batch) / _tuning.KERNEL_ELEMENT_SECONDS
+    return _Plan(xs, os_, geo, spans, dims_array, np.zeros(0, dtype=np.int64), jobs, work)
