@@ -301,3 +301,64 @@ def test_bias_grad_against_float64_sums(monkeypatch, channels_last, c_out):
     np.testing.assert_allclose(gb, expected, rtol=1e-6)
     if kernels.available():
         assert summed == [gy.shape]
+
+
+@pytest.mark.parametrize("apart", [False, True])
+def test_transposed_input_grad_apart_or_with_the_weight_grad(monkeypatch, apart):
+    """A stride-1 transposed convolution's input gradient runs apart from the weight's (as the convolution of the
+    output gradient, :func:`tconv.engine.run._input_grad_apart`) or in the pass they share: either way the three
+    gradients match sums written out here (the output gradient zero-padded, each tap's window multiplied), and the
+    shared pass runs only where the input gradient is not apart. Where the planner takes ``jit_blocked`` across the
+    samples for that convolution, channels-last (the seed generator's first layer, batch 64), it is apart; not
+    channels-first, nor for a batch of one, nor under a forced algorithm."""
+    import importlib
+
+    from tconv import engine
+    from tconv.implementations.compiled import kernels
+
+    run = importlib.import_module("tconv.engine.run")  # the module (tconv.engine.run is also its function)
+    monkeypatch.setattr(run, "_input_grad_apart", lambda *args: apart)
+    shared = []
+    real = engine.run_transpose_grads
+    monkeypatch.setattr(engine, "run_transpose_grads", lambda *a, **k: shared.append(r := real(*a, **k)) or r)
+    rng = np.random.default_rng(5)
+    x = rng.standard_normal((9, 20, 7, 7))
+    w = rng.standard_normal((20, 40, 5, 5))
+    gy = rng.standard_normal((9, 40, 7, 7))
+    gx, gw, gb = tconv.conv_transpose_grad(
+        np.ascontiguousarray(np.moveaxis(gy, 1, -1)), np.ascontiguousarray(np.moveaxis(x, 1, -1)), w, padding=2,
+        channels_last=True,
+    )  # fmt: skip
+    padded = np.pad(gy, ((0, 0), (0, 0), (2, 2), (2, 2)))  # output o = i + k - 2: gy at o is padded at i + k
+    expected_x = np.zeros_like(x)
+    expected_w = np.zeros_like(w)
+    for kh in range(5):
+        for kw in range(5):
+            window = padded[:, :, kh : kh + 7, kw : kw + 7]
+            expected_x += np.einsum("nohw,io->nihw", window, w[:, :, kh, kw])
+            expected_w[:, :, kh, kw] = np.einsum("nihw,nohw->io", x, window)
+    np.testing.assert_allclose(np.moveaxis(gx, -1, 1), expected_x, rtol=1e-9, atol=1e-9)
+    np.testing.assert_allclose(gw, expected_w, rtol=1e-9, atol=1e-9)
+    np.testing.assert_allclose(gb, gy.sum(axis=(0, 2, 3)), rtol=1e-9)
+    if kernels.available():  # the compiled paths share the pass (the array-API ones never do)
+        assert shared == [None] if apart else shared and shared[0] is not None
+    monkeypatch.undo()
+    if not kernels.available():
+        return
+    spec = tconv.ConvSpec.build(transposed=True, input_size=(7, 7), kernel_size=(5, 5), in_channels=256,
+                                out_channels=128, padding=2)  # fmt: skip
+    run._input_grad_apart.cache_clear()
+    assert run._input_grad_apart(spec, np, 64, True, 4, frozenset(), 2)
+    assert not run._input_grad_apart(spec, np, 64, False, 4, frozenset(), 2)  # channels-first: shared
+    assert not run._input_grad_apart(spec, np, 1, True, 4, frozenset(), 2)  # a batch of one: no blocks across
+    # under a forced algorithm the shared pass runs even where the input gradient would be apart
+    monkeypatch.setattr(run, "_input_grad_apart", lambda *args: True)
+    monkeypatch.setattr(engine, "run_transpose_grads", lambda *a, **k: shared.append(r := real(*a, **k)) or r)
+    shared.clear()
+    with tconv.use_algorithm("jit_pixels"):
+        forced = tconv.conv_transpose_grad(
+            np.ascontiguousarray(np.moveaxis(gy, 1, -1)), np.ascontiguousarray(np.moveaxis(x, 1, -1)), w,
+            padding=2, channels_last=True,
+        )  # fmt: skip
+    assert len(shared) == 1 and shared[0] is not None
+    np.testing.assert_allclose(forced[1], expected_w, rtol=1e-9, atol=1e-9)

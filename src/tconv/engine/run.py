@@ -25,7 +25,7 @@ import numpy as np
 from .. import _tuning
 from .._backend import Array, Prepared, extend
 from .._geometry import overlap
-from ..implementations.compiled import elementwise, kernels, team
+from ..implementations.compiled import blocked, elementwise, kernels, team
 from ..spec import ConvSpec
 from . import layout, planner, registry
 
@@ -256,6 +256,11 @@ def run_transpose_grads(
         spec, weight = cut[0], _cut_weight(weight, cut[1])
     if not algorithm.shares_transpose_grads:
         return None
+    if registry.forced() is None and _input_grad_apart(
+        spec, prepared.xp, _batch(prepared, batched), channels_last, layout.compute_itemsize(prepared),
+        registry.avoided(), team.size(),
+    ):  # fmt: skip
+        return None
     xp = prepared.xp
     x = layout.computed(prepared, prepared.x, batched)
     gy = layout.computed(prepared, prepared.grad_output, batched)
@@ -265,6 +270,33 @@ def run_transpose_grads(
     if cut is not None:
         dw = _uncut_gradient(prepared, dw, kernel, cut[1])
     return layout.finish(xp, dx if batched else dx[0, ...], prepared.dtype), dw
+
+
+@functools.lru_cache(maxsize=1024)
+def _input_grad_apart(
+    spec: ConvSpec, xp: Any, batch: int, channels_last: bool, itemsize: int, avoided: frozenset[str], team_size: int
+) -> bool:
+    """Whether a transposed convolution's input gradient runs apart from its weight gradient, as the convolution of
+    the output gradient it is, rather than as the product sharing the weight gradient's im2col: channels-last,
+    where the planner takes ``jit_blocked`` for that convolution and runs it in blocks across the samples (no
+    im2col to share). Both gradients of the seed generator's first two layers, channels-last, batch 64: (64, 7, 7,
+    256) -> 128 5x5 47.7 ms apart against 56.9 shared, (64, 7, 7, 128) -> 64 5x5 stride 2 16.6 against 19.1;
+    channels-first, where the convolution across the samples copies x and its output channels-last, that layer and
+    dcgan64-3 ran 1.04-1.05 times the shared pass apart. ``avoided`` and ``team_size`` only key the cache
+    (:func:`_route`'s)."""
+    del avoided, team_size
+    if not spec.transposed or not channels_last:
+        return False
+    twin = ConvSpec.build(
+        transposed=False, input_size=spec.output_size, kernel_size=spec.kernel_size, in_channels=spec.out_channels,
+        out_channels=spec.in_channels, stride=spec.stride, padding=spec.padding, dilation=spec.dilation,
+        groups=spec.groups,
+    )  # fmt: skip
+    try:
+        chosen = planner.select(twin, xp, channels_last, batch, itemsize).name
+    except ValueError:  # no algorithm left for the convolution: the shared product runs it
+        return False
+    return chosen == "jit_blocked" and blocked.runs_across(twin, channels_last, batch)
 
 
 def run_bias_grad(prepared: Prepared, grad_output: Array, channel_axis: int) -> Array:
