@@ -1870,15 +1870,12 @@ def test_register_blocks_across_samples_match_the_oracle(monkeypatch, request, t
     request.addfinalizer(blocked._across_plan.cache_clear)
     monkeypatch.setattr(_tuning, "BLOCKED_ACROSS_TOGETHER", 3)
     monkeypatch.setattr(blocked, "_costs", lambda spec, last: (1.0, 1.0))  # the row modes priced out
-    pieces = []  # the samples of each run of the kernel (into a channels-last output, or the staged one)
-    real_run = blocked._run_across
-
-    def spy(x, out, w, b, spec, out_last):
-        if out_last:
-            pieces.append(x.shape[0])
-        real_run(x, out, w, b, spec, out_last)
-
-    monkeypatch.setattr(blocked, "_run_across", spy)
+    pieces, rows = [], []  # the samples of each run of the kernel across them, and of those run along the rows
+    real_plan, real_rows = blocked._across_plan, blocked._run
+    monkeypatch.setattr(
+        blocked, "_across_plan", lambda spec, batch, *rest: (pieces.append(batch), real_plan(spec, batch, *rest))[1]
+    )
+    monkeypatch.setattr(blocked, "_run", lambda x, *rest: (rows.append(x.shape[0]), real_rows(x, *rest))[1])
     monkeypatch.setattr(team, "_threads", team_size)
     monkeypatch.setattr(_tuning, "CHUNK_BYTES", 40_000)  # a channels-first x copied a few blocks of samples a time
     monkeypatch.setattr(_tuning, "KERNEL_TEAM_MIN_WORK", 0)
@@ -1910,15 +1907,15 @@ def test_register_blocks_across_samples_match_the_oracle(monkeypatch, request, t
             inputs += ((np.moveaxis(crop, 1, -1), True),)  # channels-last with gaps, read in place
             for xin, channels_last in inputs:
                 pieces.clear()
+                rows.clear()
                 with tconv.use_algorithm("jit_blocked"):
                     got = tconv.conv(xin, w, b, channels_last=channels_last, **options)
-                if channels_last or c_in == 1:
-                    assert pieces == [batch]
-                else:  # copied channels-last in whole register blocks of samples where a chunk holds one
-                    chunk = max(1, 40_000 // (c_in * int(np.prod(spatial)) * x.itemsize))
-                    unit = next((u for u in (samples, 4) if chunk >= u), 1)
-                    chunk = chunk // unit * unit
-                    assert pieces == [min(chunk, batch - i) for i in range(0, batch, chunk)], (pieces, chunk)
+                if channels_last:
+                    assert pieces == [batch] and not rows
+                else:  # x copied channels-last and the output staged in chunks: whole register blocks of samples
+                    # where a chunk holds one, fewer than four (a chunk's last) along the rows
+                    assert sum(pieces) + sum(rows) == batch and min(pieces) >= 4 and all(n < 4 for n in rows)
+                    assert all(n % samples == 0 or n % 4 == 0 < samples - n for n in pieces[:-1]), pieces
                 got = np.moveaxis(got, -1, 1) if channels_last else got
                 np.testing.assert_allclose(got, expected, atol=tolerance, rtol=tolerance)
     # a stride-1 transposed call through its forward twin (the flipped kernel), channels-last
@@ -1930,9 +1927,18 @@ def test_register_blocks_across_samples_match_the_oracle(monkeypatch, request, t
     assert pieces == [9]
     expected = naive_conv_transpose(x.astype(np.float64), w.astype(np.float64), pads=[(2, 2)] * 2)
     np.testing.assert_allclose(np.moveaxis(got, -1, 1), expected, rtol=2e-4, atol=2e-4)
+    # 12 float32 output channels: two vectors where 256-bit ones are priced, one in 512-bit kernels, which then run
+    # them along the rows (the kernel's own width decides, not the priced one)
+    x = rng.standard_normal((16, 6, 5, 5)).astype(np.float32)
+    w = rng.standard_normal((12, 6, 3, 3)).astype(np.float32)
+    pieces.clear()
+    with tconv.use_algorithm("jit_blocked"):
+        got = tconv.conv(np.moveaxis(x, 1, -1).copy(), w, padding=1, channels_last=True)
+    assert pieces == ([] if 12 <= blocked.lanes(4) else [16])
+    np.testing.assert_allclose(np.moveaxis(got, -1, 1), naive_conv(x, w, pads=[(1, 1)] * 2), rtol=2e-4, atol=2e-4)
 
 
-def test_register_blocks_across_samples_are_priced_on_the_batch(monkeypatch):
+def test_register_blocks_across_samples_are_priced_on_the_batch():
     """The cost of blocks across samples (:func:`.blocked._across_cost`) counts every output's live taps in blocks
     for whole register blocks of samples (and four of those left over), the rest one pixel at a time: so a batch
     of one, or blocks of one vector of output channels, never run across samples, a large batch does where its

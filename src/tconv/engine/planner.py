@@ -168,9 +168,10 @@ def plan(
         dots = costs.pop("jit_dots", None)  # judged with the calls' own costs, against every other estimate
         blocked = costs.pop("jit_blocked", None)  # judged by its own margin, against every other estimate left
         _drop_unqualified_winograd(costs, ("jit_direct",))
-        if dots is not None and _dots_first(dots, blocked, costs, channels_last):
+        across = blocked is not None and _across(spec, channels_last, batch)
+        if dots is not None and _dots_first(dots, blocked, costs, channels_last, across):
             return "jit_dots"
-        if blocked is not None and _blocked_first(blocked, costs, channels_last, _across(spec, channels_last, batch)):
+        if blocked is not None and _blocked_first(blocked, costs, channels_last, across):
             return "jit_blocked"
         direct = costs.pop("jit_direct", None)
         if direct is not None and (not costs or direct <= _tuning.FORWARD_DIRECT_MARGIN * min(costs.values())):
@@ -246,13 +247,16 @@ def _blocked_first(blocked: float, costs: dict[str, float], channels_last: bool,
     return blocked <= margin * min(costs.values())
 
 
-def _dots_first(dots: float, blocked: float | None, costs: dict[str, float], channels_last: bool) -> bool:
+def _dots_first(
+    dots: float, blocked: float | None, costs: dict[str, float], channels_last: bool, across: bool = False
+) -> bool:
     """Rule 3's first question: whether ``jit_dots``' estimate plus its call's own cost (``FORWARD_CALL_COST``) is
     under ``DOTS_MAX_SECONDS`` and at most ``DOTS_MARGIN`` of every other estimate still ranked plus theirs
-    (``jit_blocked``'s where rule 3 would weigh it: channels-first only under ``BLOCKED_FIRST_MAX_SECONDS``)."""
+    (``jit_blocked``'s where rule 3 would weigh it: channels-first only under ``BLOCKED_FIRST_MAX_SECONDS`` or
+    ``across`` the samples)."""
     calls = _tuning.FORWARD_CALL_COST
     others = {name: cost + calls.get(name, _tuning.FORWARD_CALL_COST_OTHERS) for name, cost in costs.items()}
-    if blocked is not None and (channels_last or blocked <= _tuning.BLOCKED_FIRST_MAX_SECONDS):
+    if blocked is not None and (channels_last or across or blocked <= _tuning.BLOCKED_FIRST_MAX_SECONDS):
         others["jit_blocked"] = blocked + calls.get("jit_blocked", _tuning.FORWARD_CALL_COST_OTHERS)
     own = dots + calls.get("jit_dots", 0.0)
     if own > _tuning.DOTS_MAX_SECONDS:

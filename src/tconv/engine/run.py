@@ -251,16 +251,16 @@ def run_transpose_grads(
     """``(grad_x, grad_weight)`` of a transposed convolution in one pass, where the selected algorithm shares
     their work (the compiled path: one im2col of the output gradient); else None."""
     cut, algorithm = _routed(prepared, spec, batched, channels_last, prepared.weight, prepared.x, prepared.grad_output)
-    kernel, weight = spec.kernel_size, prepared.weight
-    if cut is not None:
-        spec, weight = cut[0], _cut_weight(weight, cut[1])
     if not algorithm.shares_transpose_grads:
         return None
     if registry.forced() is None and _input_grad_apart(
         spec, prepared.xp, _batch(prepared, batched), channels_last, layout.compute_itemsize(prepared),
-        registry.avoided(), team.size(),
-    ):  # fmt: skip
+        registry.avoided(), team.size(), kernels.available(),
+    ):  # fmt: skip  # the whole call's spec: the input gradient's convolution decides its own cut
         return None
+    kernel, weight = spec.kernel_size, prepared.weight
+    if cut is not None:
+        spec, weight = cut[0], _cut_weight(weight, cut[1])
     xp = prepared.xp
     x = layout.computed(prepared, prepared.x, batched)
     gy = layout.computed(prepared, prepared.grad_output, batched)
@@ -274,17 +274,19 @@ def run_transpose_grads(
 
 @functools.lru_cache(maxsize=1024)
 def _input_grad_apart(
-    spec: ConvSpec, xp: Any, batch: int, channels_last: bool, itemsize: int, avoided: frozenset[str], team_size: int
-) -> bool:
+    spec: ConvSpec, xp: Any, batch: int, channels_last: bool, itemsize: int, avoided: frozenset[str], team_size: int,
+    compiled: bool,
+) -> bool:  # fmt: skip
     """Whether a transposed convolution's input gradient runs apart from its weight gradient, as the convolution of
     the output gradient it is, rather than as the product sharing the weight gradient's im2col: channels-last,
     where the planner takes ``jit_blocked`` for that convolution and runs it in blocks across the samples (no
     im2col to share). Both gradients of the seed generator's first two layers, channels-last, batch 64: (64, 7, 7,
     256) -> 128 5x5 47.7 ms apart against 56.9 shared, (64, 7, 7, 128) -> 64 5x5 stride 2 16.6 against 19.1;
     channels-first, where the convolution across the samples copies x and its output channels-last, that layer and
-    dcgan64-3 ran 1.04-1.05 times the shared pass apart. ``avoided`` and ``team_size`` only key the cache
-    (:func:`_route`'s)."""
-    del avoided, team_size
+    dcgan64-3 ran 1.04-1.05 times the shared pass apart. ``avoided``, ``team_size`` and ``compiled`` (the state
+    :func:`tconv.engine.planner.select` reads beyond a forced algorithm, under which the caller never asks) only key
+    the cache, as :func:`_route`'s."""
+    del avoided, team_size, compiled
     if not spec.transposed or not channels_last:
         return False
     twin = ConvSpec.build(
@@ -296,7 +298,7 @@ def _input_grad_apart(
         chosen = planner.select(twin, xp, channels_last, batch, itemsize).name
     except ValueError:  # no algorithm left for the convolution: the shared product runs it
         return False
-    return chosen == "jit_blocked" and blocked.runs_across(twin, channels_last, batch)
+    return chosen == "jit_blocked" and blocked.runs_across(twin, channels_last, batch, itemsize)
 
 
 def run_bias_grad(prepared: Prepared, grad_output: Array, channel_axis: int) -> Array:

@@ -571,8 +571,8 @@ class JitBlocked(Compiled):
         return blocked.cost(target, channels_last)
 
     def batch_cost(self, spec: ConvSpec, batch: int, channels_last: bool = False) -> float | None:
-        """:meth:`cost` for a whole batch: a batch of four samples or more may run in blocks across the samples
-        (:func:`.blocked.batch_cost`)."""
+        """:meth:`cost` for a whole batch: a batch of a register block of samples or more may run in blocks across
+        the samples (:func:`.blocked.batch_cost`)."""
         target = convolution_computed(spec)
         if target is None or not blocked.ranked(target, channels_last):
             return None

@@ -199,7 +199,7 @@ def _across_cost(spec: ConvSpec, channels_last: bool, batch: int) -> float:
     one pixel at a time, as :func:`_sums` prices a row's blocks and border); channels-first, x's copy channels-last
     and the output's staging channels-last (:func:`_run_across`), each written and read once at
     ``TRANSPOSE_STREAM``. Infinite where the mode does not run: blocks of one vector of output channels, or fewer
-    samples than a register block holds (with 512-bit vectors, blocks of four samples ran up to 1.9 times the
+    samples than a register block holds (with 512-bit vectors, blocks of four samples ran 1.6-2.2 times the
     rows' blocks of eight on batches of four)."""
     groups = spec.groups
     pixels = math.prod(spec.output_size)
@@ -226,9 +226,10 @@ def batch_cost(spec: ConvSpec, channels_last: bool, batch: int) -> float:
     return cost(spec, channels_last) * batch
 
 
-def runs_across(spec: ConvSpec, channels_last: bool, batch: int) -> bool:
-    """Whether :func:`conv` runs a call of ``batch`` samples in blocks across the samples (:func:`_mode`)."""
-    return fits(spec) and _mode(spec, channels_last, batch) == "across"
+def runs_across(spec: ConvSpec, channels_last: bool, batch: int, itemsize: int | None = None) -> bool:
+    """Whether the cost model runs a call of ``batch`` samples in blocks across the samples (:func:`_mode`); with
+    ``itemsize``, whether :func:`conv` does (the kernel's own width, not the priced one)."""
+    return fits(spec) and _mode(spec, channels_last, batch, itemsize) == "across"
 
 
 def _mode(spec: ConvSpec, channels_last: bool, batch: int, itemsize: int | None = None) -> str:
@@ -286,7 +287,8 @@ def conv(x: np.ndarray, weight: np.ndarray, bias: np.ndarray | None, spec: ConvS
     copied into a zero-padded channels-last buffer first, ``CHUNK_BYTES`` of samples at a time (:func:`_padded`).
     Else a channels-last x is read in place, and a channels-first x of several channels is copied channels-last
     first, ``CHUNK_BYTES`` of samples at a time (:func:`.workspace.contiguous`, in tiles): read in place, each
-    (tap, input channel) pair of a block would touch a cache line of its own."""
+    (tap, input channel) pair of a block would touch a cache line of its own. Either way the blocks run along the
+    rows or across the samples (:func:`_run_across`), as :func:`_mode` prices them."""
     batch = x.shape[0]
     out = geometry.empty_out(batch, spec.out_channels, spec.output_size, x.dtype, channels_last)
     if out.size == 0:
@@ -311,15 +313,21 @@ def conv(x: np.ndarray, weight: np.ndarray, bias: np.ndarray | None, spec: ConvS
         run(x_last, out, w, b, spec, False)
         return out
     chunk = max(1, int(_tuning.CHUNK_BYTES // max(1, x.nbytes // batch)))
-    if mode == "across":  # whole register blocks of samples a chunk, where one fits
-        for unit in (across_samples(machine.vector_bytes()), PIXELS):
-            if chunk >= unit:
-                chunk = chunk // unit * unit
-                break
+    if mode == "across":
+        chunk = _whole_blocks(chunk)
     for first in range(0, batch, chunk):
         piece = workspace.contiguous(x_last[first : first + chunk], slot=2)
         run(piece, out[first : first + chunk], w, b, spec, False)
     return out
+
+
+def _whole_blocks(chunk: int) -> int:
+    """A chunk of samples cut down to whole register blocks of samples across them (:func:`across_samples`, else
+    blocks of four), where one fits."""
+    for unit in (across_samples(machine.vector_bytes()), PIXELS):
+        if chunk >= unit:
+            return chunk // unit * unit
+    return chunk
 
 
 class _Padding(NamedTuple):
@@ -403,7 +411,9 @@ class _Plan(NamedTuple):
     geo: np.ndarray  # geometry.span_tables
     spans: np.ndarray
     dims: np.ndarray  # groups, C_in/G, C_out/G, channel blocks, pixels a job, jobs a row, interior [lo, hi), width,
-    # tail (x a padded copy: a row's last pixels a block of four), jobs a block runs over in turn (:func:`_together`)
+    # tail (x a padded copy: a row's last pixels a block of four), jobs a block runs over in turn (:func:`_together`);
+    # across the samples (:func:`_across_plan`): groups, C_in/G, C_out/G, channel blocks, samples a block, batch, jobs
+    # a block runs over in turn, width
     offsets: np.ndarray  # the (tap, input channel) pairs' offsets in x (:func:`_offsets`)
     jobs: int
     work: float  # elements of work, for the team's hand-off (team.ranges)
@@ -1105,12 +1115,23 @@ def _across_kernel() -> Any:
 
 def _run_across(x: np.ndarray, out: np.ndarray, w: np.ndarray, b: np.ndarray, spec: ConvSpec, out_last: bool) -> None:
     """The across-samples kernel (:func:`_across_kernel`) on a channels-last x (any non-negative strides) into
-    ``out`` (channels-last where ``out_last``, else channels-first: staged channels-last and copied across by
-    tiles, :func:`.transpose.assign`; its blocks' stores a plane apart each measured slower), on the team."""
-    if not out_last and spec.out_channels > 1:
-        staged = workspace.scratch((x.shape[0], *spec.output_size, spec.out_channels), x.dtype, slot=4)
-        _run_across(x, staged, w, b, spec, True)
-        transpose.assign(geometry.moved(out, 1, -1), staged)
+    ``out`` (channels-last where ``out_last``, else channels-first: staged channels-last, ``CHUNK_BYTES`` of samples
+    at a time in whole register blocks of samples where one fits, and copied across by tiles,
+    :func:`.transpose.assign`; its blocks' stores a plane apart each measured slower), on the team. Fewer samples
+    than a block of four (a chunk's last few) run along the rows (:func:`_run`): one at a time here."""
+    batch = x.shape[0]
+    if batch < PIXELS:
+        _run(x, out, w, b, spec, out_last)
+        return
+    if not out_last and spec.out_channels > 1:  # a register block of samples at least (no more than the output)
+        per_sample = spec.out_channels * math.prod(spec.output_size) * x.itemsize
+        least = across_samples(machine.vector_bytes())
+        chunk = _whole_blocks(max(least, int(_tuning.CHUNK_BYTES // max(1, per_sample))))
+        for first in range(0, batch, chunk):
+            piece = slice(first, first + chunk)
+            staged = workspace.scratch((x[piece].shape[0], *spec.output_size, spec.out_channels), x.dtype, slot=4)
+            _run_across(x[piece], staged, w, b, spec, True)
+            transpose.assign(geometry.moved(out[piece], 1, -1), staged)
         return
     plan = _across_plan(spec, x.shape[0], x.strides, out.strides, out_last, x.itemsize, team.threads())
     kernel = _across_kernel()
@@ -1129,7 +1150,7 @@ def _across_plan(
     itemsize: int, threads: int,
 ) -> _Plan:  # fmt: skip
     """The across-samples kernel's :class:`_Plan` (its ``offsets`` unused), made once per call description, batch,
-    byte strides, output layout, itemsize and team size. Jobs: (block of ``ACROSS_SAMPLES`` samples, output pixel),
+    byte strides, output layout, itemsize and team size. Jobs: (block of :func:`across_samples` samples, output pixel),
     the pixels of a block of samples consecutive, each block of output channels over ``BLOCKED_ACROSS_TOGETHER``
     jobs in turn."""
     del threads  # a key of the cache only (the team's size may change between calls)
@@ -1144,5 +1165,8 @@ def _across_plan(
     out_elements = geometry.element_strides(out_strides, itemsize, spec.ndim, out_last)
     dims = (groups, cg_in, cg_out, -(-cg_out // block), samples, batch, _tuning.BLOCKED_ACROSS_TOGETHER, block)
     xs, os_, dims_array = kernels.index_arrays(x_elements, out_elements, dims)
-    work = _across_cost(spec, out_last, batch) / _tuning.KERNEL_ELEMENT_SECONDS
+    seconds = _across_cost(spec, out_last, batch)  # infinite for fewer samples than the priced block: priced
+    if math.isinf(seconds):  # one pixel at a time then
+        seconds = batch * _sums(spec, _shape(axes)[0], 0.0, math.prod(axes.size_out))
+    work = seconds / _tuning.KERNEL_ELEMENT_SECONDS
     return _Plan(xs, os_, geo, spans, dims_array, np.zeros(0, dtype=np.int64), jobs, work)
