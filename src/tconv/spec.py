@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import functools
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, fields
+from dataclasses import dataclass, fields, replace
 from typing import Any, ParamSpec
 
 from . import shapes
@@ -150,6 +150,16 @@ class ConvSpec:
                 self.input_size, self.kernel_size, output_padding=self.output_padding, **options
             )
         return shapes.conv_output_shape(self.input_size, self.kernel_size, **options)
+
+    def as_convolution(self) -> ConvSpec:
+        """A transposed convolution as the convolution whose adjoint it is (over its output, the channel counts
+        swapped, no output padding: its input gradient's call); a convolution as itself."""
+        if not self.transposed:
+            return self
+        return replace(
+            self, transposed=False, input_size=self.output_size, output_padding=(0,) * self.ndim,
+            in_channels=self.out_channels, out_channels=self.in_channels,
+        )  # fmt: skip
 
     @classmethod
     @_remembered

@@ -289,11 +289,7 @@ def _input_grad_apart(
     del avoided, team_size, compiled
     if not spec.transposed or not channels_last:
         return False
-    twin = ConvSpec.build(
-        transposed=False, input_size=spec.output_size, kernel_size=spec.kernel_size, in_channels=spec.out_channels,
-        out_channels=spec.in_channels, stride=spec.stride, padding=spec.padding, dilation=spec.dilation,
-        groups=spec.groups,
-    )  # fmt: skip
+    twin = spec.as_convolution()
     try:
         chosen = planner.select(twin, xp, channels_last, batch, itemsize).name
     except ValueError:  # no algorithm left for the convolution: the shared product runs it

@@ -18,7 +18,7 @@ axis 0: out = (n-1)*s + d*(k-1) + 1 - lo - hi + op = (2-1)*2 + 1*(3-1) + 1 - 0 -
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from typing import Any
 
 from .. import shapes
@@ -174,12 +174,7 @@ class Explanation:
 
     def matrix_stats(self) -> dict[str, Any]:
         """Shape and sparsity of the matrix C of the forward convolution (C^T for a transposed layer)."""
-        spec = self.spec
-        forward = spec
-        if spec.transposed:
-            swapped: dict[str, Any] = {"in_channels": spec.out_channels, "out_channels": spec.in_channels}
-            zeros = (0,) * spec.ndim
-            forward = replace(spec, transposed=False, input_size=spec.output_size, output_padding=zeros, **swapped)
+        forward = self.spec.as_convolution()
         taps_total = 0
         for _, box, _, _ in tap_windows(forward):
             count = 1

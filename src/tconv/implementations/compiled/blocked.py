@@ -469,12 +469,19 @@ def _run(
     """The kernel on a channels-last x (any non-negative strides) into ``out`` (channels-last where
     ``out_last``, else channels-first), on the team; ``tail``: x is a padded copy (:func:`_padded`)."""
     plan = _plan(spec, x.shape[0], x.strides, out.strides, out_last, x.itemsize, team.threads(), tail)
-    kernel = _kernel(int(plan.dims[8]) == lanes(x.itemsize))
+    _launch(_kernel(int(plan.dims[8]) == lanes(x.itemsize)), x, out, w, b, plan, plan.offsets)
+
+
+def _launch(
+    kernel: Any, x: np.ndarray, out: np.ndarray, w: np.ndarray, b: np.ndarray, plan: _Plan, *extra: Any
+) -> None:
+    """``kernel`` (along the rows, ``extra`` its table of offsets, or across the samples) over ``plan``'s jobs on
+    the team."""
     x_flat, out_flat = kernels.flat(x), kernels.flat(out)
-    xs, os_, geo, spans, dims, offsets = plan.xs, plan.os, plan.geo, plan.spans, plan.dims, plan.offsets
+    xs, os_, geo, spans, dims = plan.xs, plan.os, plan.geo, plan.spans, plan.dims
 
     def run(start: int, stop: int) -> None:
-        kernel(x_flat, w, b, out_flat, xs, os_, geo, spans, dims, offsets, start, stop)
+        kernel(x_flat, w, b, out_flat, xs, os_, geo, spans, dims, *extra, start, stop)
 
     team.ranges(run, plan.jobs, plan.work)
 
@@ -1051,7 +1058,7 @@ def _across_kernel() -> Any:
         if width != dims[7] or lane * x.itemsize != vector_bytes:
             raise ValueError("jit_blocked's compiled kernel disagrees with its packed weight's block width")
         block_weights = geo[0] * k2 * k3 * cg_in * width
-        xc, oc = xs[4], os[4]
+        xc = xs[4]  # the output's channels contiguous (os[4] == 1: a channels-first one is staged)
         tap1, tap2, tap3 = d1 * xs[1], d2 * xs[2], d3 * xs[3]
         fused = tap3 == cg_in * xc
         positions = o1n * o2n * o3n
@@ -1077,7 +1084,7 @@ def _across_kernel() -> Any:
                         valid = min(width, cg_out - cb * width)
                         wb = (g * n_blocks + cb) * block_weights
                         bb = (g * n_blocks + cb) * width
-                        in_place = oc == 1 and valid == width
+                        in_place = valid == width  # else through the spare block
                         runs, run = (1, (t3b - t3a) * cg_in) if fused else (t3b - t3a, cg_in)
                         x_first = x_at + t3a * tap3  # the first live tap along the last axis
                         w_first = wb + t3a * cg_in * width
@@ -1105,9 +1112,9 @@ def _across_kernel() -> Any:
                                 )  # fmt: skip
                             if not in_place:
                                 for j in range(count):
-                                    ob = (n + j) * os[0] + out_at + c0 * oc
+                                    ob = (n + j) * os[0] + out_at + c0
                                     for i in range(valid):
-                                        out[ob + i * oc] = spare[j * width + i]
+                                        out[ob + i] = spare[j * width + i]
                             n += count
 
     return kernels.compile_kernel(across)
@@ -1115,7 +1122,8 @@ def _across_kernel() -> Any:
 
 def _run_across(x: np.ndarray, out: np.ndarray, w: np.ndarray, b: np.ndarray, spec: ConvSpec, out_last: bool) -> None:
     """The across-samples kernel (:func:`_across_kernel`) on a channels-last x (any non-negative strides) into
-    ``out`` (channels-last where ``out_last``, else channels-first: staged channels-last, ``CHUNK_BYTES`` of samples
+    ``out`` (channels-last where ``out_last``, else channels-first: staged channels-last (the kernel stores a pixel's
+    channels contiguous), ``CHUNK_BYTES`` of samples
     at a time in whole register blocks of samples where one fits, and copied across by tiles,
     :func:`.transpose.assign`; its blocks' stores a plane apart each measured slower), on the team. Fewer samples
     than a block of four (a chunk's last few) run along the rows (:func:`_run`): one at a time here."""
@@ -1123,7 +1131,7 @@ def _run_across(x: np.ndarray, out: np.ndarray, w: np.ndarray, b: np.ndarray, sp
     if batch < PIXELS:
         _run(x, out, w, b, spec, out_last)
         return
-    if not out_last and spec.out_channels > 1:  # a register block of samples at least (no more than the output)
+    if not out_last:  # staged: a register block of samples at least (no more than the output)
         per_sample = spec.out_channels * math.prod(spec.output_size) * x.itemsize
         least = across_samples(machine.vector_bytes())
         chunk = _whole_blocks(max(least, int(_tuning.CHUNK_BYTES // max(1, per_sample))))
@@ -1133,26 +1141,18 @@ def _run_across(x: np.ndarray, out: np.ndarray, w: np.ndarray, b: np.ndarray, sp
             _run_across(x[piece], staged, w, b, spec, True)
             transpose.assign(geometry.moved(out[piece], 1, -1), staged)
         return
-    plan = _across_plan(spec, x.shape[0], x.strides, out.strides, out_last, x.itemsize, team.threads())
-    kernel = _across_kernel()
-    x_flat, out_flat = kernels.flat(x), kernels.flat(out)
-    xs, os_, geo, spans, dims = plan.xs, plan.os, plan.geo, plan.spans, plan.dims
-
-    def run(start: int, stop: int) -> None:
-        kernel(x_flat, w, b, out_flat, xs, os_, geo, spans, dims, start, stop)
-
-    team.ranges(run, plan.jobs, plan.work)
+    plan = _across_plan(spec, x.shape[0], x.strides, out.strides, x.itemsize, team.threads())
+    _launch(_across_kernel(), x, out, w, b, plan)
 
 
 @functools.lru_cache(maxsize=1024)
 def _across_plan(
-    spec: ConvSpec, batch: int, x_strides: tuple[int, ...], out_strides: tuple[int, ...], out_last: bool,
-    itemsize: int, threads: int,
-) -> _Plan:  # fmt: skip
-    """The across-samples kernel's :class:`_Plan` (its ``offsets`` unused), made once per call description, batch,
-    byte strides, output layout, itemsize and team size. Jobs: (block of :func:`across_samples` samples, output pixel),
-    the pixels of a block of samples consecutive, each block of output channels over ``BLOCKED_ACROSS_TOGETHER``
-    jobs in turn."""
+    spec: ConvSpec, batch: int, x_strides: tuple[int, ...], out_strides: tuple[int, ...], itemsize: int, threads: int
+) -> _Plan:
+    """The across-samples kernel's :class:`_Plan` (its ``offsets`` unused; the output channels-last), made once per
+    call description, batch, byte strides, itemsize and team size. Jobs: (block of :func:`across_samples` samples,
+    output pixel), the pixels of a block of samples consecutive, each block of output channels over
+    ``BLOCKED_ACROSS_TOGETHER`` jobs in turn."""
     del threads  # a key of the cache only (the team's size may change between calls)
     groups = spec.groups
     cg_in, cg_out = spec.in_channels // groups, spec.out_channels // groups
@@ -1162,10 +1162,10 @@ def _across_plan(
     samples = across_samples(machine.vector_bytes())
     jobs = -(-batch // samples) * math.prod(axes.size_out)
     x_elements = geometry.element_strides(x_strides, itemsize, spec.ndim, True)
-    out_elements = geometry.element_strides(out_strides, itemsize, spec.ndim, out_last)
+    out_elements = geometry.element_strides(out_strides, itemsize, spec.ndim, True)
     dims = (groups, cg_in, cg_out, -(-cg_out // block), samples, batch, _tuning.BLOCKED_ACROSS_TOGETHER, block)
     xs, os_, dims_array = kernels.index_arrays(x_elements, out_elements, dims)
-    seconds = _across_cost(spec, out_last, batch)  # infinite for fewer samples than the priced block: priced
+    seconds = _across_cost(spec, True, batch)  # infinite for fewer samples than the priced block: priced
     if math.isinf(seconds):  # one pixel at a time then
         seconds = batch * _sums(spec, _shape(axes)[0], 0.0, math.prod(axes.size_out))
     work = seconds / _tuning.KERNEL_ELEMENT_SECONDS
