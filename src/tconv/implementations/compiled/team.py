@@ -704,6 +704,11 @@ def ranges(kernel: Callable[[int, int], None], jobs: int, work: float) -> None:
     if jobs <= 1 or count <= 1 or work < _tuning.KERNEL_TEAM_MIN_WORK or member() or work < kernel_team_min_work():
         kernel(0, jobs)
         return
+    _on_team(kernel, jobs, count)
+
+
+def _on_team(kernel: Callable[[int, int], None], jobs: int, count: int) -> None:
+    """``kernel`` over ``range(jobs)`` in ranges on ``count`` threads, the calling thread's among them."""
     pieces = min(jobs, count * _tuning.KERNEL_RANGES_PER_THREAD)
     step = -(-jobs // pieces)
     bounds = [(start, min(start + step, jobs)) for start in range(0, jobs, step)]
