@@ -28,9 +28,9 @@ def _fresh_routes():
     ``direct_conv.dots_preferred``, the direct sum's channels-last route, its choice of tiles, estimates and tile plans,
     ``jit_blocked``'s estimates and plans (along the rows and across the samples), ``jit_dots``', the planner's cached
     choices, the direct sum's twin and weight-gradient choices, the dead-tap cut's and whether a transposed input
-    gradient runs apart (all but the first two cleared again after the test)): a test that
-    changes the tuning constants or the compiled path's availability (monkeypatched) sees the planner decide again,
-    whichever tests ran before it."""
+    gradient runs apart (all but the first two cleared again after the test), and the team's measured choices): a
+    test that changes the tuning constants or the compiled path's availability (monkeypatched) sees the planner
+    decide again, whichever tests ran before it."""
     import importlib
 
     importlib.import_module("tconv.engine.run")._route.cache_clear()
@@ -48,6 +48,8 @@ def _fresh_routes():
     )  # fmt: skip  # their estimates, plans and choices read the constants
     for cache in caches:
         cache.cache_clear()
+    team = importlib.import_module("tconv.implementations.compiled.team")
+    team._probes.clear()  # the kernel calls measured alone and on the team (team.ranges)
     yield
     for cache in caches:  # a test that replaced _costs leaves no plan made from its numbers
         cache.cache_clear()

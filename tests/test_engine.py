@@ -1219,6 +1219,55 @@ def test_the_team_hand_off_is_measured_once_and_sets_the_kernel_threshold(monkey
     assert calls == [(0, 8)]
 
 
+def test_kernel_calls_near_the_team_threshold_are_measured_alone_and_on_the_team(monkeypatch):
+    """Between KERNEL_TEAM_PROBE_FROM and KERNEL_TEAM_TRUST times the hand-off's price a kernel call is measured:
+    KERNEL_TEAM_PROBE_SKIP runs alone, then alone and on the team in turn, and from then on the faster way
+    (the team only below KERNEL_TEAM_MEASURED_SHARE of the time alone); outside that band the estimate decides
+    unmeasured. Every run covers all the jobs, once each."""
+    import threading
+    import time
+
+    from tconv import _tuning
+    from tconv.implementations.compiled import team
+
+    monkeypatch.setattr(_tuning, "KERNEL_TEAM_MIN_WORK", 0)
+    monkeypatch.setattr(team, "threads", lambda: 2)
+    monkeypatch.setattr(team, "kernel_team_min_work", lambda: 1000.0)
+    monkeypatch.setattr(team, "_probes", {})
+    jobs, skip, probes = 8, _tuning.KERNEL_TEAM_PROBE_SKIP, _tuning.KERNEL_TEAM_PROBES
+
+    def runs(per_job: float, per_call: float, work: float, calls: int) -> list[list[tuple[int, int]]]:
+        """The ranges each of ``calls`` calls ran (each run sleeps per job and per range)."""
+        out: list[list[tuple[int, int]]] = []
+        lock = threading.Lock()
+
+        def kernel(start: int, stop: int) -> None:
+            time.sleep(per_call + per_job * (stop - start))
+            with lock:
+                out[-1].append((start, stop))
+
+        for _ in range(calls):
+            out.append([])
+            team.ranges(kernel, jobs, work)
+            assert sorted(out[-1])[0][0] == 0 and sum(b - a for a, b in out[-1]) == jobs  # every job, once
+        return out
+
+    # work that halves on two threads: alone for the skipped runs, then alone and teamed in turn, then the team
+    halves = runs(per_job=0.004, per_call=0.0, work=2000.0, calls=skip + 2 * probes + 2)
+    assert all(r == [(0, jobs)] for r in halves[:skip])
+    assert [len(r) > 1 for r in halves[skip : skip + 2 * probes]] == [False, True] * probes
+    assert all(len(r) > 1 for r in halves[-2:])
+    assert team._probes[next(k for k in team._probes if k[2] == 2000.0)] is True
+    # a cost a range, whatever its length: the ranges cost more than the one call alone, which is kept
+    fixed = runs(per_job=0.0, per_call=0.004, work=3000.0, calls=skip + 2 * probes + 2)
+    assert all(r == [(0, jobs)] for r in fixed[-2:])
+    assert team._probes[next(k for k in team._probes if k[2] == 3000.0)] is False
+    # outside the band the estimate decides at once, and nothing is recorded
+    assert all(len(r) > 1 for r in runs(0.0, 0.0, 1000.0 * _tuning.KERNEL_TEAM_TRUST, 2))
+    assert all(r == [(0, jobs)] for r in runs(0.0, 0.0, 1000.0 * _tuning.KERNEL_TEAM_PROBE_FROM / 2, 2))
+    assert len(team._probes) == 2
+
+
 @needs_jit
 @pytest.mark.parametrize("batch", [1, 3])
 @pytest.mark.parametrize("budget", [None, 200])

@@ -672,6 +672,21 @@ KERNEL_ELEMENT_SECONDS = 0.5e-9
 KERNEL_TEAM_PAYBACK = 4.0
 KERNEL_TEAM_MIN_WORK = 2**14
 
+#: The rule decides alone only from KERNEL_TEAM_TRUST times that threshold up; a call whose work is from
+#: KERNEL_TEAM_PROBE_FROM times the threshold to there is measured: after KERNEL_TEAM_PROBE_SKIP runs alone (not
+#: counted: the first calls after a pause run 2-3 times slower), it runs alone and on the team in turn,
+#: KERNEL_TEAM_PROBES times each, and stays on the team only where the median there was below
+#: KERNEL_TEAM_MEASURED_SHARE of the median alone (:func:`tconv.implementations.compiled.team.ranges`); below, it
+#: runs alone. On the 2-vCPU virtual machine calls of 0.1-0.5 ms ran 1.4-2.6 times slower on the team than alone
+#: (a team thread woken after its CPU idled shares a physical core with its caller), while the kernels' estimates
+#: ran 0.6-10 times their measured time and the hand-off measured once per process 44-340 us
+#: (docs/design.md, "The team measured").
+KERNEL_TEAM_TRUST = 16.0
+KERNEL_TEAM_PROBE_FROM = 0.25
+KERNEL_TEAM_PROBES = 3
+KERNEL_TEAM_PROBE_SKIP = 4
+KERNEL_TEAM_MEASURED_SHARE = 0.9
+
 #: One thread's time per element read or written by the element-wise passes of :mod:`tconv.nn`'s layers
 #: (:mod:`tconv.implementations.compiled.elementwise`), which stream through memory with a compare or a multiply
 #: an element: a ReLU over 524288 float32 ran in 0.106 ms on one thread (1M elements touched, arrays past the

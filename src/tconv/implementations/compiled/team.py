@@ -9,7 +9,8 @@ nothing that breaks ``fork``. Two kinds of work go to the team:
 
 * :func:`ranges`: one kernel call cut into ranges of its jobs (output planes, columns), for every call big
   enough to pay for waking the team (the cost model in ``_tuning``, from :func:`handoff_seconds` measured on
-  this machine). The calling thread takes ranges too. Each job is computed whole by
+  this machine; near that threshold the call itself measured alone and on the team, :func:`_measured_team`).
+  The calling thread takes ranges too. Each job is computed whole by
   one thread with the kernel's arithmetic, so the result is bitwise the same however the jobs are divided.
 * :func:`run`: a call's chunks, each run single-threaded from its product to its last write (the "team"
   schedule, :func:`tconv.implementations.compiled.schedule.team_threads`), with NumPy's BLAS on one thread
@@ -698,12 +699,19 @@ def run(work: Callable[[T], None], chunks: Sequence[T], threads: int) -> None:
 
 def ranges(kernel: Callable[[int, int], None], jobs: int, work: float) -> None:
     """``kernel(start, stop)`` over ``range(jobs)`` cut into ranges run in parallel by the team and the calling
-    thread, when ``work`` (elements the kernel touches) pays for the hand-off (:func:`kernel_team_min_work`); else (or
-    from a team thread) ``kernel(0, jobs)`` in the calling thread."""
+    thread, when ``work`` (elements the kernel touches) is at least ``KERNEL_TEAM_TRUST`` times what pays for the
+    hand-off (:func:`kernel_team_min_work`), or from ``KERNEL_TEAM_PROBE_FROM`` times that where the call measured
+    faster so (:func:`_measured_team`); else (or from a team thread) ``kernel(0, jobs)`` in the calling thread."""
     count = threads()
-    if jobs <= 1 or count <= 1 or work < _tuning.KERNEL_TEAM_MIN_WORK or member() or work < kernel_team_min_work():
+    if jobs <= 1 or count <= 1 or work < _tuning.KERNEL_TEAM_MIN_WORK or member():
         kernel(0, jobs)
         return
+    least = kernel_team_min_work()
+    if work < least * _tuning.KERNEL_TEAM_PROBE_FROM:
+        kernel(0, jobs)
+        return
+    if work < least * _tuning.KERNEL_TEAM_TRUST and not _measured_team(kernel, jobs, work, count):
+        return  # run while measuring (timed, on one thread or on the team), or measured faster on one thread
     _on_team(kernel, jobs, count)
 
 
@@ -715,6 +723,59 @@ def _on_team(kernel: Callable[[int, int], None], jobs: int, count: int) -> None:
     job = _Job(lambda bound: kernel(*bound), bounds)
     if not _team_call(job, count - 1):  # the calling thread takes ranges too
         kernel(0, jobs)
+
+
+#: a kernel call's measurements (:func:`_measured_team`): its key -> the seconds of its timed runs alone and on
+#: the team, then the decision (True: the team) once both have ``KERNEL_TEAM_PROBES`` runs
+_probes: dict[tuple[str, int, float, int], tuple[list[float], list[float]] | bool] = {}
+
+
+def _measured_team(kernel: Callable[[int, int], None], jobs: int, work: float, count: int) -> bool:
+    """Whether a kernel call whose work is within ``KERNEL_TEAM_PROBE_FROM`` and ``KERNEL_TEAM_TRUST`` times the
+    hand-off's price runs on the team: decided by measuring the call (its kernel, its number of jobs and its work
+    are the key). Its first ``KERNEL_TEAM_PROBE_SKIP`` runs are alone and not counted (after a pause the first
+    calls pay for waking the CPU, fresh pages and caches: 2-3 times a later call's time); then it runs alone and
+    on the team in turn, timed, ``KERNEL_TEAM_PROBES`` times each, and from then on the way whose median was
+    faster (the team only where it is below ``KERNEL_TEAM_MEASURED_SHARE`` of the time alone). Returns True where
+    the caller is to run it on the team; else it has run the call itself (alone, or on the team while measuring).
+
+    Why: on a virtual machine a team thread woken after its CPU idled runs beside its caller on one physical
+    core (the host places the woken CPU by its waker) until the host spreads them, and each call's wake-up
+    lands there again: calls of 0.1-0.5 ms on one thread ran 1.4-2.6 times slower on the team in the benchmark's
+    turns (docs/design.md, "The team measured"). No price per element fits every kernel there (their estimates
+    ran 0.6-10 times their time), and the hand-off measured at the start is that of a team just woken. The
+    jobs' results are the same bit for bit either way (each job is one thread's), so the choice changes only
+    the time."""
+    key = (getattr(kernel, "__qualname__", ""), jobs, work, count)
+    state = _probes.get(key)
+    if state is True:
+        return True
+    if state is False:
+        kernel(0, jobs)
+        return False
+    if state is None:
+        if len(_probes) >= _PROBES_KEPT:
+            _probes.clear()
+        state = _probes[key] = ([], [])
+    alone, teamed = state
+    if len(alone) < _tuning.KERNEL_TEAM_PROBE_SKIP:  # its first runs: alone, not counted
+        alone.append(math.nan)
+        kernel(0, jobs)
+        return False
+    on_team = len(teamed) < len(alone) - _tuning.KERNEL_TEAM_PROBE_SKIP
+    start = time.perf_counter()
+    if on_team:
+        _on_team(kernel, jobs, count)
+    else:
+        kernel(0, jobs)
+    (teamed if on_team else alone).append(time.perf_counter() - start)
+    if len(teamed) >= _tuning.KERNEL_TEAM_PROBES:
+        timed = alone[_tuning.KERNEL_TEAM_PROBE_SKIP :]
+        _probes[key] = statistics.median(teamed) < _tuning.KERNEL_TEAM_MEASURED_SHARE * statistics.median(timed)
+    return False
+
+
+_PROBES_KEPT = 4096  # calls measured before the record starts again (a process of many distinct layers)
 
 
 _handoff: float | None = None  # handoff_seconds(), once measured
