@@ -203,9 +203,18 @@ def _cut_weight(weight: Array, kept: tuple[tuple[int, int], ...]) -> Array:
     if not isinstance(weight, np.ndarray):
         index = (slice(None), slice(None), *(slice(first, stop) for first, stop in kept))
         return weight[index]
-    taps = np.ravel_multi_index(np.ix_(*(np.arange(first, stop) for first, stop in kept)), weight.shape[2:])
     rows = weight.reshape(weight.shape[0] * weight.shape[1], -1)
-    return rows.take(taps.ravel(), axis=1).reshape(*weight.shape[:2], *(stop - first for first, stop in kept))
+    taps = _kept_taps(weight.shape[2:], kept)
+    return rows.take(taps, axis=1).reshape(*weight.shape[:2], *(stop - first for first, stop in kept))
+
+
+@functools.lru_cache(maxsize=1024)
+def _kept_taps(kernel: tuple[int, ...], kept: tuple[tuple[int, int], ...]) -> np.ndarray:
+    """The flat indices of ``kept``'s taps in a kernel of shape ``kernel`` (row-major), made once per shape and
+    cut (a third of :func:`_cut_weight`'s time on a small weight); read-only, as every caller shares it."""
+    taps = np.ravel_multi_index(np.ix_(*(np.arange(first, stop) for first, stop in kept)), kernel).ravel()
+    taps.flags.writeable = False
+    return taps
 
 
 def _uncut_gradient(
