@@ -3610,13 +3610,44 @@ def test_boxes_split_the_padded_borders_and_keep_only_taps_inside():
     assert im2col._tap_split(wide, wide.input_size, wide.output_size, 96, 2048, 256, True, 1, 4) is None
 
 
+def test_weight_gradient_boxes_take_fewer_jobs_where_their_adds_outweigh_the_balance(monkeypatch):
+    """A weight gradient's box jobs each add their product into their bin's gradient (BOX_PART_ADD_MACS a
+    element): where the boxes are many enough to balance two bins whole, each box is one job (half the adds);
+    with one box it is still cut into blocks of samples for the two threads, and a forward call keeps its
+    blocks."""
+    from tconv import _tuning
+
+    def boxes(kernel: int, padding: int) -> geometry.TapClasses:
+        spec = tconv.ConvSpec.build(transposed=False, input_size=(7, 7), kernel_size=(kernel, kernel), in_channels=8,
+                              out_channels=8, padding=padding)  # fmt: skip
+        return geometry.tap_classes(geometry.axes3(spec, spec.input_size, spec.output_size))
+
+    split = boxes(5, 2)
+    assert len(split.classes) == 9
+
+    def jobs(parts: bool, add: float) -> list[tuple[int, int, int]]:
+        monkeypatch.setattr(_tuning, "BOX_PART_ADD_MACS", add)
+        return [job for b in im2col._box_jobs(split, 64, 4 * 8, 2, parts=parts) for job in b]
+
+    assert len(jobs(False, 27.0)) == 18  # each box in two blocks of 32 samples
+    assert sorted(jobs(True, 27.0)) == [(box, 0, 64) for box in range(9)]
+    assert len(jobs(True, 0.0)) == 18  # no cost to the adds: the finer balance wins
+    one = boxes(1, 0)
+    assert len(one.classes) == 1
+    assert len([job for b in im2col._box_jobs(one, 64, 4 * 8, 2, parts=True) for job in b]) == 2
+
+
 @needs_jit
+@pytest.mark.parametrize("part_adds", [False, True])
 @pytest.mark.parametrize("channels_last", [False, True])
 @pytest.mark.parametrize("transposed", [False, True])
-def test_boxes_in_blocks_of_samples_on_a_team(monkeypatch, transposed, channels_last):
+def test_boxes_in_blocks_of_samples_on_a_team(monkeypatch, transposed, channels_last, part_adds):
     """Box by box on a two-thread team, each box in blocks of samples (every sample of every box in exactly one
-    job): output and gradients against the oracle; and no boxes where one sample's columns exceed the team's
-    chunk size (they are never cut below whole samples)."""
+    job), or, for the weight gradient where its parts' adds are priced (``part_adds``), each box whole: output and
+    gradients against the oracle; and no boxes where one sample's columns exceed the team's chunk size (they are
+    never cut below whole samples)."""
+    if not part_adds:
+        monkeypatch.setattr(_tuning, "BOX_PART_ADD_MACS", 0.0)
     rng = np.random.default_rng(8)
     x = rng.standard_normal((3, 4, 6, 5))
     w = rng.standard_normal((4, 3, 3, 3)) if transposed else rng.standard_normal((3, 4, 3, 3))
@@ -3627,9 +3658,15 @@ def test_boxes_in_blocks_of_samples_on_a_team(monkeypatch, transposed, channels_
     gy = rng.standard_normal(expected.shape)
     used = _boxes_always(monkeypatch)
     _team_of(monkeypatch, 2)
-    jobs = []
+    calls = []  # each call's jobs (box, n0, n1), and whether its products were weight-gradient parts
     deal = im2col._box_jobs
-    monkeypatch.setattr(im2col, "_box_jobs", lambda *a: [jobs.extend(b) or b for b in deal(*a)])
+
+    def dealt(*args, **kwargs):
+        bins = deal(*args, **kwargs)
+        calls.append(([job for b in bins for job in b], kwargs.get("parts", False)))
+        return bins
+
+    monkeypatch.setattr(im2col, "_box_jobs", dealt)
     xin = np.moveaxis(x, 1, -1) if channels_last else x
     gyin = np.moveaxis(gy, 1, -1) if channels_last else gy
     fn = tconv.conv_transpose if transposed else tconv.conv
@@ -3640,14 +3677,15 @@ def test_boxes_in_blocks_of_samples_on_a_team(monkeypatch, transposed, channels_
     if channels_last:
         got, gx = np.moveaxis(got, -1, 1), np.moveaxis(gx, -1, 1)
     np.testing.assert_allclose(got, expected, atol=1e-10)
-    box_jobs = jobs  # (box, n0, n1), of the forward call and the gradients'
-    assert used and all(ran == 2 for _, ran in used)
+    assert used and all(ran == 2 for _, ran in used) and len(calls) == len(used)
     boxes = len(used[0][0].classes)
-    first = sorted(box_jobs[: len(box_jobs) // len(used)])  # the first call's jobs (each call makes as many)
-    assert sorted((box, n) for box, n0, n1 in first for n in range(n0, n1)) == [
-        (box, n) for box in range(boxes) for n in range(3)
-    ]
-    assert len(first) > boxes  # more than one block of samples a box
+    for jobs, _ in calls:  # every sample of every box in exactly one job, in every call
+        assert sorted((box, n) for box, n0, n1 in jobs for n in range(n0, n1)) == [
+            (box, n) for box in range(boxes) for n in range(3)
+        ]
+    assert any(parts for _, parts in calls)  # the weight gradient's products, added into its bins
+    for jobs, parts in calls:  # more than one block of samples a box; whole boxes where the adds decide
+        assert len(jobs) == boxes if parts and part_adds else len(jobs) > boxes
 
     def loss(x_, w_):
         return float(np.vdot(naive(x_, w_, None, stride=[1, 2], pads=[(2, 1), (1, 1)], dilation=[2, 1]), gy))

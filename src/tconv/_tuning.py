@@ -654,6 +654,11 @@ ROW_ALIAS_PAD = 128
 #: for its products and small enough that its columns are still in the cache when its kernel reads them.
 TEAM_CHUNK_BYTES = 8 * 2**20
 
+#: A weight gradient's box products (:func:`tconv.implementations.compiled.im2col._by_boxes`) each add their part
+#: into their thread's gradient; an element of that add costs about this many of the products' multiply-adds on
+#: one thread (the DCGAN generator's first layer: 0.39 ns an element of a strided add, 0.0143 ns a multiply-add).
+BOX_PART_ADD_MACS = 27.0
+
 #: Below this many bytes of columns a call runs without the team (single-threaded products of a few rows
 #: and the team's start-up cost more than the team saves).
 TEAM_MIN_BYTES = 4 * 2**20

@@ -198,7 +198,7 @@ def _by_boxes(
     batch, _, cg = source.shape[:3]
     item = source.dtype.itemsize
     planes = _channel_minor_planes(source, geometry.im2col_geometry(axes))  # read by all; no job touches slot 2
-    bins = _box_jobs(split, batch, cg * item, threads)
+    bins = _box_jobs(split, batch, cg * item, threads, parts=data is not None)
     weights: list[np.ndarray] = []
     y_pixels = out_pixels = None
     if weight is not None and out_grouped is not None:
@@ -268,20 +268,39 @@ def _block_size(block: tuple[int, int, int, int, int, int]) -> int:
 
 
 def _box_jobs(
-    split: geometry.TapClasses, batch: int, pair_bytes: int, threads: int
+    split: geometry.TapClasses, batch: int, pair_bytes: int, threads: int, parts: bool = False
 ) -> list[list[tuple[int, int, int]]]:
     """The boxes' jobs ``(box, n0, n1)`` (each box in blocks of whole samples whose columns, ``pair_bytes`` a
-    (pixel, tap) pair, fit the chunk size) dealt out to one bin a thread (:func:`.schedule.deal`). Each bin
-    sums its own weight gradient in its jobs' order and the bins are added in their order: the same sums in
-    the same order on every call, whichever thread runs which bin. More bins than threads measured 1.1-2x
-    slower (a whole-gradient sum each), and the jobs' parts kept and added in order at the end 1.1-1.3x."""
+    (pixel, tap) pair, fit the chunk size, in a multiple of ``threads`` blocks where the batch allows) dealt out to
+    one bin a thread (:func:`.schedule.deal`). Each bin sums its own weight gradient in its jobs' order and the bins
+    are added in their order: the same sums in the same order on every call, whichever thread runs which bin. More
+    bins than threads measured 1.1-2x slower (a whole-gradient sum each), and the jobs' parts kept and added in
+    order at the end 1.1-1.3x. Where each job's product is such a ``part``, added into its bin's gradient (an add of
+    ``BOX_PART_ADD_MACS`` multiply-adds' time an element), each box in as few blocks as the chunk size allows is
+    taken instead where its largest bin costs less so: the generator's first layer's weight gradient (nine boxes,
+    64 samples) split each box in two, and its eighteen adds took 5.7 of its 40 thread-milliseconds."""
     budget = _tuning.TEAM_CHUNK_BYTES if threads > 1 else None
-    jobs = []
-    for index, cls in enumerate(split.classes):
-        per_sample = max(1, cls.rows.size * cls.tap_index.size * pair_bytes)
-        jobs += [(index, n0, n1) for n0, n1, *_ in schedule.im2col_blocks(batch, 1, 1, per_sample, budget, threads)]
-    sizes = [(n1 - n0) * split.classes[index].rows.size * split.classes[index].tap_index.size for index, n0, n1 in jobs]
-    return [[jobs[i] for i in dealt] for dealt in schedule.deal(sizes, threads)]
+
+    def dealt(multiple: int) -> tuple[list[list[tuple[int, int, int]]], float]:
+        """The jobs (each box's samples in a multiple of ``multiple`` blocks where the batch allows) dealt out,
+        and the largest bin's cost in multiply-adds a (channel, channel) pair, with the adds of its parts."""
+        jobs = []
+        for index, cls in enumerate(split.classes):
+            per_sample = max(1, cls.rows.size * cls.tap_index.size * pair_bytes)
+            blocks = schedule.im2col_blocks(batch, 1, 1, per_sample, budget, multiple)
+            jobs += [(index, n0, n1) for n0, n1, *_ in blocks]
+        sizes = [(n1 - n0) * split.classes[i].rows.size * split.classes[i].tap_index.size for i, n0, n1 in jobs]
+        bins = schedule.deal(sizes, threads)
+        add = _tuning.BOX_PART_ADD_MACS
+        costs = [sum(sizes[j] + add * split.classes[jobs[j][0]].tap_index.size for j in b) for b in bins]
+        return [[jobs[j] for j in b] for b in bins], max(costs, default=0.0)
+
+    bins, cost = dealt(threads)
+    if parts and threads > 1:  # each job's part is added into its bin's gradient: fewer, larger jobs where they balance
+        whole, whole_cost = dealt(1)
+        if whole_cost < cost:
+            return whole
+    return bins
 
 
 def _channel_minor_planes(source: np.ndarray, tables: geometry.Im2colGeometry) -> np.ndarray:
