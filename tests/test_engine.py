@@ -1221,9 +1221,9 @@ def test_the_team_hand_off_is_measured_once_and_sets_the_kernel_threshold(monkey
 
 def test_kernel_calls_near_the_team_threshold_are_measured_alone_and_on_the_team(monkeypatch):
     """Between KERNEL_TEAM_PROBE_FROM and KERNEL_TEAM_TRUST times the hand-off's price a kernel call is measured:
-    KERNEL_TEAM_PROBE_SKIP runs alone, then alone and on the team in turn, and from then on the faster way
-    (the team only below KERNEL_TEAM_MEASURED_SHARE of the time alone); outside that band the estimate decides
-    unmeasured. Every run covers all the jobs, once each."""
+    KERNEL_TEAM_PROBE_SKIP runs the estimate's way (the team from the hand-off's price up), then alone and on the
+    team in turn, and from then on the faster way (the team only below KERNEL_TEAM_MEASURED_SHARE of the time
+    alone); outside that band the estimate decides unmeasured. Every run covers all the jobs, once each."""
     import threading
     import time
 
@@ -1252,14 +1252,18 @@ def test_kernel_calls_near_the_team_threshold_are_measured_alone_and_on_the_team
             assert sorted(out[-1])[0][0] == 0 and sum(b - a for a, b in out[-1]) == jobs  # every job, once
         return out
 
-    # work that halves on two threads: alone for the skipped runs, then alone and teamed in turn, then the team
-    halves = runs(per_job=0.004, per_call=0.0, work=2000.0, calls=skip + 2 * probes + 2)
+    # work that halves on two threads, estimated below the hand-off's price: alone for the skipped runs, then
+    # alone and teamed in turn, then the team
+    halves = runs(per_job=0.004, per_call=0.0, work=500.0, calls=skip + 2 * probes + 2)
     assert all(r == [(0, jobs)] for r in halves[:skip])
     assert [len(r) > 1 for r in halves[skip : skip + 2 * probes]] == [False, True] * probes
     assert all(len(r) > 1 for r in halves[-2:])
-    assert team._probes[next(k for k in team._probes if k[2] == 2000.0)] is True
-    # a cost a range, whatever its length: the ranges cost more than the one call alone, which is kept
+    assert team._probes[next(k for k in team._probes if k[2] == 500.0)] is True
+    # a cost a range, whatever its length, estimated above the price: the skipped runs on the team, then the
+    # ranges measured dearer than the one call alone, which is kept
     fixed = runs(per_job=0.0, per_call=0.004, work=3000.0, calls=skip + 2 * probes + 2)
+    assert all(len(r) > 1 for r in fixed[:skip])
+    assert [len(r) > 1 for r in fixed[skip : skip + 2 * probes]] == [False, True] * probes
     assert all(r == [(0, jobs)] for r in fixed[-2:])
     assert team._probes[next(k for k in team._probes if k[2] == 3000.0)] is False
     # outside the band the estimate decides at once, and nothing is recorded

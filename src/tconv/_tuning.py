@@ -678,8 +678,8 @@ KERNEL_TEAM_PAYBACK = 4.0
 KERNEL_TEAM_MIN_WORK = 2**14
 
 #: The rule decides alone only from KERNEL_TEAM_TRUST times that threshold up; a call whose work is from
-#: KERNEL_TEAM_PROBE_FROM times the threshold to there is measured: after KERNEL_TEAM_PROBE_SKIP runs alone (not
-#: counted: the first calls after a pause run 2-3 times slower), it runs alone and on the team in turn,
+#: KERNEL_TEAM_PROBE_FROM times the threshold to there is measured: after KERNEL_TEAM_PROBE_SKIP runs the way the
+#: rule says (not counted: the first calls after a pause run 2-3 times slower), it runs alone and on the team in turn,
 #: KERNEL_TEAM_PROBES times each, and stays on the team only where the median there was below
 #: KERNEL_TEAM_MEASURED_SHARE of the median alone (:func:`tconv.implementations.compiled.team.ranges`); below, it
 #: runs alone. On the 2-vCPU virtual machine calls of 0.1-0.5 ms ran 1.4-2.6 times slower on the team than alone

@@ -710,7 +710,7 @@ def ranges(kernel: Callable[[int, int], None], jobs: int, work: float) -> None:
     if work < least * _tuning.KERNEL_TEAM_PROBE_FROM:
         kernel(0, jobs)
         return
-    if work < least * _tuning.KERNEL_TEAM_TRUST and not _measured_team(kernel, jobs, work, count):
+    if work < least * _tuning.KERNEL_TEAM_TRUST and not _measured_team(kernel, jobs, work, count, work >= least):
         return  # run while measuring (timed, on one thread or on the team), or measured faster on one thread
     _on_team(kernel, jobs, count)
 
@@ -730,12 +730,13 @@ def _on_team(kernel: Callable[[int, int], None], jobs: int, count: int) -> None:
 _probes: dict[tuple[str, int, float, int], tuple[list[float], list[float]] | bool] = {}
 
 
-def _measured_team(kernel: Callable[[int, int], None], jobs: int, work: float, count: int) -> bool:
+def _measured_team(kernel: Callable[[int, int], None], jobs: int, work: float, count: int, estimated: bool) -> bool:
     """Whether a kernel call whose work is within ``KERNEL_TEAM_PROBE_FROM`` and ``KERNEL_TEAM_TRUST`` times the
     hand-off's price runs on the team: decided by measuring the call (its kernel, its number of jobs and its work
-    are the key). Its first ``KERNEL_TEAM_PROBE_SKIP`` runs are alone and not counted (after a pause the first
-    calls pay for waking the CPU, fresh pages and caches: 2-3 times a later call's time); then it runs alone and
-    on the team in turn, timed, ``KERNEL_TEAM_PROBES`` times each, and from then on the way whose median was
+    are the key). Its first ``KERNEL_TEAM_PROBE_SKIP`` runs are not counted (after a pause the first calls pay for
+    waking the CPU, fresh pages and caches: 2-3 times a later call's time) and go the way the estimate says
+    (``estimated``: the team; a large call that belongs there is not run alone more than it must); then it runs
+    alone and on the team in turn, timed, ``KERNEL_TEAM_PROBES`` times each, and from then on the way whose median was
     faster (the team only where it is below ``KERNEL_TEAM_MEASURED_SHARE`` of the time alone). Returns True where
     the caller is to run it on the team; else it has run the call itself (alone, or on the team while measuring).
 
@@ -758,8 +759,10 @@ def _measured_team(kernel: Callable[[int, int], None], jobs: int, work: float, c
             _probes.clear()
         state = _probes[key] = ([], [])
     alone, teamed = state
-    if len(alone) < _tuning.KERNEL_TEAM_PROBE_SKIP:  # its first runs: alone, not counted
+    if len(alone) < _tuning.KERNEL_TEAM_PROBE_SKIP:  # its first runs: the estimate's way, not counted
         alone.append(math.nan)
+        if estimated:
+            return True
         kernel(0, jobs)
         return False
     on_team = len(teamed) < len(alone) - _tuning.KERNEL_TEAM_PROBE_SKIP
