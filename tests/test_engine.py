@@ -1258,14 +1258,14 @@ def test_kernel_calls_near_the_team_threshold_are_measured_alone_and_on_the_team
     assert all(r == [(0, jobs)] for r in halves[:skip])
     assert [len(r) > 1 for r in halves[skip : skip + 2 * probes]] == [False, True] * probes
     assert all(len(r) > 1 for r in halves[-2:])
-    assert team._probes[next(k for k in team._probes if k[2] == 500.0)] is True
+    assert team._probes[next(k for k in team._probes if k[3] == 500.0)] is True
     # a cost a range, whatever its length, estimated above the price: the skipped runs on the team, then the
     # ranges measured dearer than the one call alone, which is kept
     fixed = runs(per_job=0.0, per_call=0.004, work=3000.0, calls=skip + 2 * probes + 2)
     assert all(len(r) > 1 for r in fixed[:skip])
     assert [len(r) > 1 for r in fixed[skip : skip + 2 * probes]] == [False, True] * probes
     assert all(r == [(0, jobs)] for r in fixed[-2:])
-    assert team._probes[next(k for k in team._probes if k[2] == 3000.0)] is False
+    assert team._probes[next(k for k in team._probes if k[3] == 3000.0)] is False
     # outside the band the estimate decides at once, and nothing is recorded
     assert all(len(r) > 1 for r in runs(0.0, 0.0, 1000.0 * _tuning.KERNEL_TEAM_TRUST, 2))
     assert all(r == [(0, jobs)] for r in runs(0.0, 0.0, 1000.0 * _tuning.KERNEL_TEAM_PROBE_FROM / 2, 2))

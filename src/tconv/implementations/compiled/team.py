@@ -9,7 +9,7 @@ nothing that breaks ``fork``. Two kinds of work go to the team:
 
 * :func:`ranges`: one kernel call cut into ranges of its jobs (output planes, columns), for every call big
   enough to pay for waking the team (the cost model in ``_tuning``, from :func:`handoff_seconds` measured on
-  this machine; near that threshold the call itself measured alone and on the team, :func:`_measured_team`).
+  this machine; near that threshold the call itself measured alone and on the team, :func:`_measured`).
   The calling thread takes ranges too. Each job is computed whole by
   one thread with the kernel's arithmetic, so the result is bitwise the same however the jobs are divided.
 * :func:`run`: a call's chunks, each run single-threaded from its product to its last write (the "team"
@@ -701,7 +701,8 @@ def ranges(kernel: Callable[[int, int], None], jobs: int, work: float) -> None:
     """``kernel(start, stop)`` over ``range(jobs)`` cut into ranges run in parallel by the team and the calling
     thread, when ``work`` (elements the kernel touches) is at least ``KERNEL_TEAM_TRUST`` times what pays for the
     hand-off (:func:`kernel_team_min_work`), or from ``KERNEL_TEAM_PROBE_FROM`` times that where the call measured
-    faster so (:func:`_measured_team`); else (or from a team thread) ``kernel(0, jobs)`` in the calling thread."""
+    faster so (:func:`_measured`; each job is one thread's either way); else (or from a team thread) ``kernel(0,
+    jobs)`` in the calling thread."""
     count = threads()
     if jobs <= 1 or count <= 1 or work < _tuning.KERNEL_TEAM_MIN_WORK or member():
         kernel(0, jobs)
@@ -710,8 +711,10 @@ def ranges(kernel: Callable[[int, int], None], jobs: int, work: float) -> None:
     if work < least * _tuning.KERNEL_TEAM_PROBE_FROM:
         kernel(0, jobs)
         return
-    if work < least * _tuning.KERNEL_TEAM_TRUST and not _measured_team(kernel, jobs, work, count, work >= least):
-        return  # run while measuring (timed, on one thread or on the team), or measured faster on one thread
+    if work < least * _tuning.KERNEL_TEAM_TRUST:  # measured: its kernel, jobs, work and team are the key
+        key = ("ranges", getattr(kernel, "__qualname__", ""), jobs, work, count)
+        _measured(key, lambda: kernel(0, jobs), lambda: _on_team(kernel, jobs, count), work >= least)
+        return
     _on_team(kernel, jobs, count)
 
 
@@ -725,57 +728,49 @@ def _on_team(kernel: Callable[[int, int], None], jobs: int, count: int) -> None:
         kernel(0, jobs)
 
 
-#: a kernel call's measurements (:func:`_measured_team`): its key -> the seconds of its timed runs alone and on
-#: the team, then the decision (True: the team) once both have ``KERNEL_TEAM_PROBES`` runs
-_probes: dict[tuple[str, int, float, int], tuple[list[float], list[float]] | bool] = {}
+#: a call's measurements (:func:`_measured`): its key -> the seconds of its timed runs alone and on the team,
+#: then the decision (True: the team) once both have ``KERNEL_TEAM_PROBES`` runs
+_probes: dict[tuple[Any, ...], tuple[list[float], list[float]] | bool] = {}
 
 
-def _measured_team(kernel: Callable[[int, int], None], jobs: int, work: float, count: int, estimated: bool) -> bool:
-    """Whether a kernel call whose work is within ``KERNEL_TEAM_PROBE_FROM`` and ``KERNEL_TEAM_TRUST`` times the
-    hand-off's price runs on the team: decided by measuring the call (its kernel, its number of jobs and its work
-    are the key). Its first ``KERNEL_TEAM_PROBE_SKIP`` runs are not counted (after a pause the first calls pay for
-    waking the CPU, fresh pages and caches: 2-3 times a later call's time) and go the way the estimate says
-    (``estimated``: the team; a large call that belongs there is not run alone more than it must); then it runs
-    alone and on the team in turn, timed, ``KERNEL_TEAM_PROBES`` times each, and from then on the way whose median was
-    faster (the team only where it is below ``KERNEL_TEAM_MEASURED_SHARE`` of the time alone). Returns True where
-    the caller is to run it on the team; else it has run the call itself (alone, or on the team while measuring).
+def _measured(key: tuple[Any, ...], alone: Callable[[], None], on_team: Callable[[], None], estimated: bool) -> None:
+    """Run a call ``alone`` (in the calling thread) or ``on_team``, the way that measured faster for ``key``: its
+    first ``KERNEL_TEAM_PROBE_SKIP`` runs are not counted (after a pause the first calls pay for waking the CPU,
+    fresh pages and caches: 2-3 times a later call's time) and go the way the estimate says (``estimated``: the
+    team; a large call that belongs there is not run alone more than it must); then it runs alone and on the team
+    in turn, timed, ``KERNEL_TEAM_PROBES`` times each, and from then on the way whose median was faster (the team
+    only where it is below ``KERNEL_TEAM_MEASURED_SHARE`` of the time alone). Both ways must give the same result
+    bit for bit, so that the choice changes only the time.
 
     Why: on a virtual machine a team thread woken after its CPU idled runs beside its caller on one physical
     core (the host places the woken CPU by its waker) until the host spreads them, and each call's wake-up
     lands there again: calls of 0.1-0.5 ms on one thread ran 1.4-2.6 times slower on the team in the benchmark's
     turns (docs/design.md, "The team measured"). No price per element fits every kernel there (their estimates
-    ran 0.6-10 times their time), and the hand-off measured at the start is that of a team just woken. The
-    jobs' results are the same bit for bit either way (each job is one thread's), so the choice changes only
-    the time."""
-    key = (getattr(kernel, "__qualname__", ""), jobs, work, count)
+    ran 0.6-10 times their time), and the hand-off measured at the start is that of a team just woken."""
     state = _probes.get(key)
     if state is True:
-        return True
+        on_team()
+        return
     if state is False:
-        kernel(0, jobs)
-        return False
+        alone()
+        return
     if state is None:
         if len(_probes) >= _PROBES_KEPT:
             _probes.clear()
         state = _probes[key] = ([], [])
-    alone, teamed = state
-    if len(alone) < _tuning.KERNEL_TEAM_PROBE_SKIP:  # its first runs: the estimate's way, not counted
-        alone.append(math.nan)
-        if estimated:
-            return True
-        kernel(0, jobs)
-        return False
-    on_team = len(teamed) < len(alone) - _tuning.KERNEL_TEAM_PROBE_SKIP
+    alone_times, team_times = state
+    if len(alone_times) < _tuning.KERNEL_TEAM_PROBE_SKIP:  # its first runs: the estimate's way, not counted
+        alone_times.append(math.nan)
+        (on_team if estimated else alone)()
+        return
+    teamed = len(team_times) < len(alone_times) - _tuning.KERNEL_TEAM_PROBE_SKIP
     start = time.perf_counter()
-    if on_team:
-        _on_team(kernel, jobs, count)
-    else:
-        kernel(0, jobs)
-    (teamed if on_team else alone).append(time.perf_counter() - start)
-    if len(teamed) >= _tuning.KERNEL_TEAM_PROBES:
-        timed = alone[_tuning.KERNEL_TEAM_PROBE_SKIP :]
-        _probes[key] = statistics.median(teamed) < _tuning.KERNEL_TEAM_MEASURED_SHARE * statistics.median(timed)
-    return False
+    (on_team if teamed else alone)()
+    (team_times if teamed else alone_times).append(time.perf_counter() - start)
+    if len(team_times) >= _tuning.KERNEL_TEAM_PROBES:
+        timed = alone_times[_tuning.KERNEL_TEAM_PROBE_SKIP :]
+        share = _tuning.KERNEL_TEAM_MEASURED_SHARE
+        _probes[key] = statistics.median(team_times) < share * statistics.median(timed)
 
 
 _PROBES_KEPT = 4096  # calls measured before the record starts again (a process of many distinct layers)
