@@ -49,7 +49,7 @@ def _fresh_routes():
     for cache in caches:
         cache.cache_clear()
     team = importlib.import_module("tconv.implementations.compiled.team")
-    team._probes.clear()  # the kernel calls measured alone and on the team (team.ranges)
+    team._probes.clear()  # the kernel calls and products measured alone and on the team (team._measured)
     yield
     for cache in caches:  # a test that replaced _costs leaves no plan made from its numbers
         cache.cache_clear()

@@ -511,9 +511,61 @@ def _blas_threads():
 
 
 @needs_team
+def test_products_near_the_team_threshold_are_measured_in_the_same_blocks(monkeypatch):
+    """A product from KERNEL_TEAM_PROBE_FROM to KERNEL_TEAM_TRUST times TEAM_PRODUCT_MIN_FLOPS runs as the team's
+    blocks, on the team or one after the other in the caller, whichever measured faster: every call's result the
+    same bit for bit through the uncounted runs, the probes and after the decision, and equal to NumPy's."""
+    rng = np.random.default_rng(12)
+    a, b = rng.standard_normal((257, 300)), rng.standard_normal((300, 190))
+    flops = 2.0 * 257 * 300 * 190
+    monkeypatch.setattr(team, "size", lambda: 2)
+    monkeypatch.setattr(team, "_probes", {})
+    ran: list[bool] = []  # per call: whether the team's run took it
+    real_run = team.run
+
+    def recording(*args, **kwargs):
+        ran.append(True)
+        return real_run(*args, **kwargs)
+
+    monkeypatch.setattr(team, "run", recording)
+    real_matmul, rows = np.matmul, []  # the rows of each product BLAS received
+
+    def products(x, y, *args, **kwargs):
+        if x.shape[-1] == 300:  # not the threads' warm-up product (team._warm_blas)
+            rows.append(x.shape[0])
+        return real_matmul(x, y, *args, **kwargs)
+
+    monkeypatch.setattr(np, "matmul", products)
+    calls = _tuning.KERNEL_TEAM_PROBE_SKIP + 2 * _tuning.KERNEL_TEAM_PROBES + 2
+    for threshold, first_on_team in ((flops / 2, True), (flops * 2, False)):  # estimated above / below it
+        monkeypatch.setattr(_tuning, "TEAM_PRODUCT_MIN_FLOPS", threshold)
+        team._probes.clear()
+        results, teamed = [], []
+        for _ in range(calls):
+            ran.clear()
+            rows.clear()
+            results.append(team.matmul(a, b))
+            teamed.append(bool(ran))
+            assert sorted(rows) == [128, 129]  # the team's two blocks of rows, on the team or here
+        assert all(np.array_equal(r, results[0]) for r in results)
+        np.testing.assert_allclose(results[0], real_matmul(a, b), rtol=1e-12, atol=1e-12)
+        skip, probes = _tuning.KERNEL_TEAM_PROBE_SKIP, _tuning.KERNEL_TEAM_PROBES
+        assert teamed[:skip] == [first_on_team] * skip
+        assert teamed[skip : skip + 2 * probes] == [False, True] * probes
+        (decision,) = [v for k, v in team._probes.items() if k[0] == "matmul"]
+        assert isinstance(decision, bool) and teamed[-2:] == [decision] * 2
+    monkeypatch.setattr(_tuning, "TEAM_PRODUCT_MIN_FLOPS", flops / _tuning.KERNEL_TEAM_TRUST)  # unmeasured there
+    team._probes.clear()
+    ran.clear()
+    assert np.array_equal(team.matmul(a, b), results[0])
+    assert ran and not team._probes
+
+
+@needs_team
 def test_the_compiled_products_never_run_on_blas_threads(monkeypatch):
     """team.matmul, the compiled path's product: a product worth the hand-off is cut into blocks of rows (or of
-    columns, where they are more) run by the team, a middling one runs in the caller, each on one BLAS thread
+    columns, where they are more) run by the team (or, measured, the same blocks in the caller), a middling one
+    runs in the caller, each on one BLAS thread
     (BLAS's own threads would spin after it, against the team's next run). BLAS threads no product below
     ``BLAS_ONE_THREAD_MIN_WORK`` multiply-adds, so those are left alone: a small one, the matrices of a stack
     of small ones, and a middling one that a few blocks bring below it (cheaper than setting BLAS's thread
@@ -541,7 +593,7 @@ def test_the_compiled_products_never_run_on_blas_threads(monkeypatch):
         (rng.standard_normal((40, 200)), rng.standard_normal((200, 3000))),  # columns
         (rng.standard_normal((3, 90, 120)), rng.standard_normal((120, 500))),  # stacked, b broadcast
         (rng.standard_normal((60, 80)), rng.standard_normal((80, 70))),  # middling: in the caller, in 2 blocks
-        (rng.standard_normal((300, 150)), rng.standard_normal((150, 100))),  # middling, 18 blocks: BLAS limited
+        (rng.standard_normal((300, 150)), rng.standard_normal((150, 100))),  # measured: the team's 2 blocks here
         (rng.standard_normal((4, 60, 40)), rng.standard_normal((40, 60))),  # a stack of small ones
         (rng.standard_normal((5, 6)), rng.standard_normal((6, 7))),  # small
     ]
@@ -569,7 +621,11 @@ def test_the_compiled_products_never_run_on_blas_threads(monkeypatch):
     for size in (5 * 6 * 7, 60 * 40 * 60):  # the small one and the stack of small ones
         unlimited.remove(size)
     assert len(unlimited) == 2 and sum(unlimited) == 60 * 80 * 70  # the middling one, in two blocks
-    assert [size for size, threads in seen if size == 300 * 150 * 100] == [300 * 150 * 100]  # limited, uncut
+    # a product of 9e6 flops, from KERNEL_TEAM_PROBE_FROM of the team's threshold up, is measured: its first run
+    # the estimate's way (here, below the threshold), as the team's two blocks, each with BLAS limited
+    assert [size for size, threads in seen if size == 150 * 150 * 100 and threads == [1] * len(before)] == [
+        150 * 150 * 100
+    ] * 2
     assert len(seen) > len(cases) + 1  # the large products were cut into blocks
 
 
@@ -1215,8 +1271,9 @@ def test_the_team_hand_off_is_measured_once_and_sets_the_kernel_threshold(monkey
     expected = _tuning.KERNEL_TEAM_PAYBACK * first / _tuning.KERNEL_ELEMENT_SECONDS
     assert team.kernel_team_min_work() == pytest.approx(expected)
     calls = []
-    team.ranges(lambda start, stop: calls.append((start, stop)), 8, expected / 2)  # too little: one call, inline
-    assert calls == [(0, 8)]
+    little = expected * _tuning.KERNEL_TEAM_PROBE_FROM / 2  # too little even to measure: one call, inline
+    team.ranges(lambda start, stop: calls.append((start, stop)), 8, little)
+    assert calls == [(0, 8)] and not team._probes
 
 
 def test_kernel_calls_near_the_team_threshold_are_measured_alone_and_on_the_team(monkeypatch):
@@ -1249,7 +1306,7 @@ def test_kernel_calls_near_the_team_threshold_are_measured_alone_and_on_the_team
         for _ in range(calls):
             out.append([])
             team.ranges(kernel, jobs, work)
-            assert sorted(out[-1])[0][0] == 0 and sum(b - a for a, b in out[-1]) == jobs  # every job, once
+            assert [j for a, b in sorted(out[-1]) for j in range(a, b)] == list(range(jobs))  # every job, once
         return out
 
     # work that halves on two threads, estimated below the hand-off's price: alone for the skipped runs, then

@@ -257,7 +257,8 @@ DIRECT_CONV_BLOCK_RATE = 35e9
 #: spin for a while, and a team run meanwhile shares the cores with them (docs/design.md). A product of at least
 #: BLAS_ONE_THREAD_MIN_WORK multiply-adds runs with BLAS limited to one thread (below it BLAS would not thread it
 #: anyway, and the limit has a cost); one of at least TEAM_PRODUCT_MIN_FLOPS is cut into blocks run by the team
-#: (a few times the team's hand-off of work on one thread).
+#: (a few times the team's hand-off of work on one thread; from KERNEL_TEAM_PROBE_FROM times it to KERNEL_TEAM_TRUST
+#: times it the same blocks run on the team or in the caller, whichever measured faster: team.matmul).
 BLAS_ONE_THREAD_MIN_WORK = 4 * 65536
 #: a product of at most this many blocks below BLAS_ONE_THREAD_MIN_WORK runs as those blocks rather than with
 #: BLAS limited (team._one_thread_product; docs/design.md)
@@ -677,11 +678,12 @@ KERNEL_ELEMENT_SECONDS = 0.5e-9
 KERNEL_TEAM_PAYBACK = 4.0
 KERNEL_TEAM_MIN_WORK = 2**14
 
-#: The rule decides alone only from KERNEL_TEAM_TRUST times that threshold up; a call whose work is from
+#: The rule decides by itself only from KERNEL_TEAM_TRUST times that threshold up; a call whose work is from
 #: KERNEL_TEAM_PROBE_FROM times the threshold to there is measured: after KERNEL_TEAM_PROBE_SKIP runs the way the
 #: rule says (not counted: the first calls after a pause run 2-3 times slower), it runs alone and on the team in turn,
 #: KERNEL_TEAM_PROBES times each, and stays on the team only where the median there was below
-#: KERNEL_TEAM_MEASURED_SHARE of the median alone (:func:`tconv.implementations.compiled.team.ranges`); below, it
+#: KERNEL_TEAM_MEASURED_SHARE of the median alone (:func:`tconv.implementations.compiled.team.ranges`; the same
+#: band around TEAM_PRODUCT_MIN_FLOPS for products, :func:`tconv.implementations.compiled.team.matmul`); below, it
 #: runs alone. On the 2-vCPU virtual machine calls of 0.1-0.5 ms ran 1.4-2.6 times slower on the team than alone
 #: (a team thread woken after its CPU idled shares a physical core with its caller), while the kernels' estimates
 #: ran 0.6-10 times their measured time and the hand-off measured once per process 44-340 us

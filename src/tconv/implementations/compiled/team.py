@@ -254,8 +254,12 @@ def _warm_blas() -> None:
 
 def matmul(a: np.ndarray, b: np.ndarray, out: np.ndarray | None = None) -> np.ndarray:
     """``np.matmul(a, b, out=out)`` with BLAS never on more than one thread: from the calling thread a product
-    worth the hand-off (``TEAM_PRODUCT_MIN_FLOPS``) is cut into blocks of its rows (or of its columns, where
-    they are more) run by the team, a smaller one runs here on one BLAS thread (:func:`_one_thread_product`);
+    worth the hand-off (``TEAM_PRODUCT_MIN_FLOPS``, times ``KERNEL_TEAM_TRUST``) is cut into blocks of its rows
+    (or of its columns, where they are more) run by the team; one from ``KERNEL_TEAM_PROBE_FROM`` times the
+    hand-off's worth to there is cut into the same blocks, run by the team or one after the other here, whichever
+    measured faster for its shapes (:func:`_measured`: the same products either way, so the same bits; a 21
+    MFLOP product ran 1.5 times slower on the team after a pause); a smaller one runs here on one BLAS thread
+    (:func:`_one_thread_product`);
     from a team thread (BLAS on one thread already, for the run it is part of) it runs as it is. Why: OpenBLAS's
     workers spin for about 0.1 s after every product they share, and a team run meanwhile shares the cores with
     them (docs/design.md). A vector operand (1-D) goes to ``np.matmul`` as it is. ``out`` must not overlap ``a``
@@ -273,13 +277,29 @@ def matmul(a: np.ndarray, b: np.ndarray, out: np.ndarray | None = None) -> np.nd
         return np.matmul(a, b, out=out)
     count = size()
     result = np.empty((*lead, m, n), dtype=np.result_type(a.dtype, b.dtype)) if out is None else out
-    if count <= 1 or flops < _tuning.TEAM_PRODUCT_MIN_FLOPS:
+    least = _tuning.TEAM_PRODUCT_MIN_FLOPS
+    if count <= 1 or flops < least * _tuning.KERNEL_TEAM_PROBE_FROM:
         _one_thread_product(a, b, result, m, n, k)
         return result
     by_rows = m >= n
     length = m if by_rows else n
     step = -(-length // count)
-    run(lambda start: _block_product(a, b, result, by_rows, start, start + step), range(0, length, step), count)
+    starts = range(0, length, step)
+
+    def on_team() -> None:
+        run(lambda start: _block_product(a, b, result, by_rows, start, start + step), starts, count)
+
+    if flops >= least * _tuning.KERNEL_TEAM_TRUST:
+        on_team()
+        return result
+
+    def alone() -> None:  # the same blocks, one after the other on one BLAS thread: the same bits as on the team
+        with one_blas_thread(math.prod(lead) * (step * n if by_rows else m * step) * k):  # a block's size
+            for start in starts:
+                _block_product(a, b, result, by_rows, start, start + step)
+
+    key = ("matmul", lead, m, n, k, a.dtype.str, b.dtype.str, a.strides, b.strides, by_rows, count)
+    _measured(key, alone, on_team, flops >= least)
     return result
 
 
@@ -728,9 +748,9 @@ def _on_team(kernel: Callable[[int, int], None], jobs: int, count: int) -> None:
         kernel(0, jobs)
 
 
-#: a call's measurements (:func:`_measured`): its key -> the seconds of its timed runs alone and on the team,
-#: then the decision (True: the team) once both have ``KERNEL_TEAM_PROBES`` runs
-_probes: dict[tuple[Any, ...], tuple[list[float], list[float]] | bool] = {}
+#: a call's measurements (:func:`_measured`): its key -> its uncounted runs (a mark each) and the seconds of its
+#: timed runs alone and on the team, then the decision (True: the team) once both have ``KERNEL_TEAM_PROBES`` runs
+_probes: dict[tuple[Any, ...], tuple[list[None], list[float], list[float]] | bool] = {}
 
 
 def _measured(key: tuple[Any, ...], alone: Callable[[], None], on_team: Callable[[], None], estimated: bool) -> None:
@@ -757,20 +777,22 @@ def _measured(key: tuple[Any, ...], alone: Callable[[], None], on_team: Callable
     if state is None:
         if len(_probes) >= _PROBES_KEPT:
             _probes.clear()
-        state = _probes[key] = ([], [])
-    alone_times, team_times = state
-    if len(alone_times) < _tuning.KERNEL_TEAM_PROBE_SKIP:  # its first runs: the estimate's way, not counted
-        alone_times.append(math.nan)
+        state = _probes.setdefault(key, ([], [], []))  # two threads on a new key share one record
+        if isinstance(state, bool):
+            (on_team if state else alone)()
+            return
+    skipped, alone_times, team_times = state
+    if len(skipped) < _tuning.KERNEL_TEAM_PROBE_SKIP:  # its first runs: the estimate's way, not counted
+        skipped.append(None)
         (on_team if estimated else alone)()
         return
-    teamed = len(team_times) < len(alone_times) - _tuning.KERNEL_TEAM_PROBE_SKIP
+    teamed = len(team_times) < len(alone_times)
     start = time.perf_counter()
     (on_team if teamed else alone)()
     (team_times if teamed else alone_times).append(time.perf_counter() - start)
-    if len(team_times) >= _tuning.KERNEL_TEAM_PROBES:
-        timed = alone_times[_tuning.KERNEL_TEAM_PROBE_SKIP :]
+    if min(len(team_times), len(alone_times)) >= _tuning.KERNEL_TEAM_PROBES:  # (two threads may add a run more)
         share = _tuning.KERNEL_TEAM_MEASURED_SHARE
-        _probes[key] = statistics.median(team_times) < share * statistics.median(timed)
+        _probes[key] = statistics.median(team_times) < share * statistics.median(alone_times)
 
 
 _PROBES_KEPT = 4096  # calls measured before the record starts again (a process of many distinct layers)
