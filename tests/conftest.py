@@ -26,9 +26,10 @@ os.environ.setdefault("TF_ENABLE_ONEDNN_OPTS", "1")
 def _fresh_routes():
     """Every test starts with the engine's remembered routing forgotten (``tconv.engine.run._route``,
     ``direct_conv.dots_preferred``, the direct sum's channels-last route, its choice of tiles, estimates and tile plans,
-    ``jit_blocked``'s estimates and plans (along the rows and across the samples), ``jit_dots``', the planner's cached
-    choices, the direct sum's twin and weight-gradient choices, the dead-tap cut's and whether a transposed input
-    gradient runs apart (all but the first two cleared again after the test), and the team's measured choices): a
+    ``jit_blocked``'s estimates and plans (along the rows and across the samples), ``jit_dots``' (both ways), the
+    planner's cached choices, the direct sum's twin and weight-gradient choices, the dead-tap cut's and whether a
+    transposed input gradient runs apart (all but the first two cleared again after the test), and the team's
+    measured choices): a
     test that changes the tuning constants or the compiled path's availability (monkeypatched) sees the planner
     decide again, whichever tests ran before it."""
     import importlib
@@ -42,8 +43,8 @@ def _fresh_routes():
     algorithms = importlib.import_module("tconv.implementations.compiled.algorithms")
     run = importlib.import_module("tconv.engine.run")
     caches = (
-        blocked._costs, blocked._plan, blocked._across_cost, blocked._across_plan, dots.cost, dots._plan,
-        direct.tiles_cheaper, direct._planes_cost, direct._tiles_plan, planner.plan, algorithms.direct_twin,
+        blocked._costs, blocked._plan, blocked._across_cost, blocked._across_plan, dots.cost, dots.channels_cost,
+        dots._plan, direct.tiles_cheaper, direct._planes_cost, direct._tiles_plan, planner.plan, algorithms.direct_twin,
         algorithms.direct_weight_grad, run._cut_if_cheaper, run._input_grad_apart,
     )  # fmt: skip  # their estimates, plans and choices read the constants
     for cache in caches:

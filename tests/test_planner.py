@@ -14,7 +14,7 @@ from oracle import naive_conv, naive_conv_transpose
 from planner_spy import chosen_algorithms
 from tconv import _tuning
 from tconv.engine import planner, registry
-from tconv.implementations.compiled import kernels, schedule, team
+from tconv.implementations.compiled import kernels, schedule, team, window_dots
 from test_engine import _spec, needs_jit, needs_team
 
 engine_run = importlib.import_module("tconv.engine.run")  # the module, not the package's function
@@ -345,11 +345,13 @@ def test_planner_prices_the_direct_convolution_s_channels_last_strides_on_its_me
     write, not in its sums over the wide planes: only those terms grow (DIRECT_CONV_LAST_MEMORY). x(9,43,41,41)
     nhwc -> 51, k5 s2 p1 (sweep 2's fsweep-27) measured 4.5 ms on jit_direct against 6.8 on jit_gemm, which
     the whole estimate doubled had chosen; a layer of one channel each way keeps its sums' share unchanged.
-    (``jit_blocked``, 4.2 ms there, is chosen over both; the comparison here is between the other two.)"""
+    (``jit_blocked``, 4.2 ms there, is chosen over both; the comparison here is between the other two, so
+    ``jit_dots`` is kept out too: 4.2 ms with its vectors along the output channels, 3.0 on ``jit_direct``, 3.2 on
+    ``jit_blocked`` in the forty-fourth session, within its margin.)"""
     numpy = array_api_compat.array_namespace(np.empty(0))
     spec = _spec(False, (9, 43, 41, 41), (51, 43, 5, 5), stride=2, padding=1)
     assert planner.select(spec, numpy, channels_last=True, batch=9).name == "jit_blocked"
-    with tconv.avoid_algorithms("jit_blocked"):
+    with tconv.avoid_algorithms("jit_blocked", "jit_dots"):
         assert planner.select(spec, numpy, channels_last=True, batch=9).name == "jit_direct"
     first = planner.plan_costs(spec, 9, False)["jit_direct"]
     last = planner.plan_costs(spec, 9, True)["jit_direct"]
@@ -672,7 +674,10 @@ def test_planner_picks_window_dots_on_small_calls_only():
 def test_planner_takes_window_dots_within_its_margin_above_the_others(x_shape, w_shape, stride, padding, monkeypatch):
     """``DOTS_MARGIN`` is above 1 (``jit_dots``' estimate runs high against the others'): on these small layers
     (estimates about 1.3 times the cheapest other's, each with its call's cost) rule 3 takes ``jit_dots``, and the
-    chosen call (channels-first) matches the oracle; with the margin at 1 the planner takes another algorithm."""
+    chosen call (channels-first) matches the oracle; with the margin at 1 the planner takes another algorithm. The
+    vectors along the windows only, as these were measured (the second layer now runs along the output channels,
+    below every other estimate: ``test_planner_takes_window_dots_along_the_channels_without_its_margin``)."""
+    monkeypatch.setattr(window_dots, "along_channels", lambda spec, batch, channels_last: False)
     rank = len(x_shape) - 2
     spec = tconv.ConvSpec.build(transposed=False, input_size=x_shape[2:], kernel_size=w_shape[2:],
                                 in_channels=x_shape[1], out_channels=w_shape[0], stride=stride,
@@ -690,3 +695,31 @@ def test_planner_takes_window_dots_within_its_margin_above_the_others(x_shape, w
     monkeypatch.setattr(_tuning, "DOTS_MARGIN", 1.0)
     planner.plan.cache_clear()
     assert planner.select(spec, np, channels_last=False, batch=batch).name != "jit_dots"
+
+
+@needs_jit
+def test_planner_takes_window_dots_along_the_channels_without_its_margin(monkeypatch):
+    """Sweep 50's fsweep-31, (56, 2, 8) -> 164 k7: a window of 14 elements into 164 output channels. With the vectors
+    along the output channels (the weight packed once a call) ``jit_dots`` took 36 us forced, against 87 along the
+    windows, 73 on ``jit_blocked`` and 92 on ``jit_gemm`` (forty-fourth session); its estimate that way is below
+    every other's with their calls' costs, so rule 3 takes it with ``DOTS_MARGIN`` at 1, and the call runs the
+    channels' kernel and matches the oracle."""
+    spec = tconv.ConvSpec.build(transposed=False, input_size=(8,), kernel_size=(7,), in_channels=2, out_channels=164)
+    assert window_dots.along_channels(spec, 56, False)
+    costs = planner.plan_costs(spec, 56, False)
+    calls = _tuning.FORWARD_CALL_COST
+    own = costs.pop("jit_dots") + calls["jit_dots"]
+    assert all(own < cost + calls.get(name, _tuning.FORWARD_CALL_COST_OTHERS) for name, cost in costs.items())
+    monkeypatch.setattr(_tuning, "DOTS_MARGIN", 1.0)
+    assert planner.select(spec, np, channels_last=False, batch=56).name == "jit_dots"
+    rng = np.random.default_rng(31)
+    x = rng.standard_normal((56, 2, 8)).astype(np.float32)
+    w = rng.standard_normal((164, 2, 7)).astype(np.float32)
+    b = rng.standard_normal(164).astype(np.float32)
+    packed = []
+    pack = window_dots._pack_kernel()
+    monkeypatch.setattr(window_dots, "_pack_kernel", lambda: lambda *args: packed.append(1) or pack(*args))
+    with chosen_algorithms() as chosen:
+        got = tconv.conv(x, w, b)
+    assert chosen == ["jit_dots"] and packed == [1]
+    np.testing.assert_allclose(got, naive_conv(x, w, b, stride=[1], pads=[(0, 0)]), rtol=2e-4, atol=2e-4)

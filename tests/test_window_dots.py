@@ -9,7 +9,7 @@ import pytest
 import tconv
 from oracle import naive_conv
 from tconv import _tuning
-from tconv.implementations.compiled import kernels, team
+from tconv.implementations.compiled import kernels, team, window_dots
 
 needs_jit = pytest.mark.skipif(not kernels.available(), reason="no compiled path (numba missing or TCONV_NO_JIT=1)")
 
@@ -29,13 +29,18 @@ CASES = (
 
 
 @needs_jit
+@pytest.mark.parametrize("along_channels", [False, True])
 @pytest.mark.parametrize("team_size", [1, 3])
-def test_window_dots_match_the_oracle(monkeypatch, team_size):
+def test_window_dots_match_the_oracle(monkeypatch, team_size, along_channels):
     """Forced: 1-3-D, strides, dilations, asymmetric padding and kernels larger than x, groups and depthwise, odd
     and even output channel counts, windows shorter and longer than a vector, blocks of four pixels across rows and
     samples, a bias or none in either dtype, float32 and float64; x contiguous, a crop of a larger array,
-    channels-last and channels-last views with gaps; every call's ranges on a team of ``team_size``."""
+    channels-last and channels-last views with gaps; every call's ranges on a team of ``team_size``; the vectors
+    along the windows and along the output channels (the weight packed: whole blocks and a partial last one, a
+    channels-last output's blocks stored in place and through the buffer)."""
     monkeypatch.setattr(team, "_threads", team_size)
+    monkeypatch.setattr(window_dots, "along_channels", lambda spec, batch, channels_last: along_channels)
+    ran = _spy_kernels(monkeypatch)
     monkeypatch.setattr(_tuning, "KERNEL_TEAM_MIN_WORK", 0)
     monkeypatch.setattr(team, "kernel_team_min_work", lambda: 0.0)
     rng = np.random.default_rng(7)
@@ -56,6 +61,57 @@ def test_window_dots_match_the_oracle(monkeypatch, team_size):
                     got = tconv.conv(xin, w, b, channels_last=channels_last, **options)
                 got = np.moveaxis(got, -1, 1) if channels_last else got
                 np.testing.assert_allclose(got, expected, atol=tolerance, rtol=tolerance)
+    assert ran and set(ran) == {"channels" if along_channels else "windows"}
+
+
+def _spy_kernels(monkeypatch) -> list[str]:
+    """Which of the two kernels each call runs, in order (the compiled kernels wrapped)."""
+    ran: list[str] = []
+    for name, label in (("_kernel", "windows"), ("_channels_kernel", "channels")):
+        compiled = getattr(window_dots, name)()
+
+        def spied(*args, _compiled=compiled, _label=label):  # type: ignore[no-untyped-def]
+            ran.append(_label)
+            return _compiled(*args)
+
+        monkeypatch.setattr(window_dots, name, lambda _spied=spied: _spied)
+    return ran
+
+
+@needs_jit
+def test_window_dots_run_the_way_the_cost_model_prices_lower(monkeypatch):
+    """Short windows over many output channels (three channels of a 6-tap kernel into 45) run with the vectors along
+    the output channels, long windows into few output channels (208 channels of 7x7 into 7) along the windows: the
+    cheaper by the cost model each, which the planner's estimate is (``batch_cost``); either matches the oracle."""
+    monkeypatch.setattr(team, "_threads", 1)
+    ran = _spy_kernels(monkeypatch)
+    rng = np.random.default_rng(5)
+    layers = (
+        ((23, 3, 28), (45, 3, 6), dict(stride=4, padding=1), True),
+        ((2, 208, 2, 2), (7, 208, 7, 7), dict(padding=3), False),
+    )
+    for x_shape, w_shape, options, channels in layers:
+        x = rng.standard_normal(x_shape).astype(np.float32)
+        w = rng.standard_normal(w_shape).astype(np.float32)
+        b = rng.standard_normal(w_shape[0]).astype(np.float32)
+        spec = tconv.ConvSpec.build(
+            transposed=False, input_size=x_shape[2:], kernel_size=w_shape[2:], in_channels=x_shape[1],
+            out_channels=w_shape[0], **options,
+        )  # fmt: skip
+        batch = x_shape[0]
+        windows = window_dots.cost(spec) * batch
+        along = window_dots.channels_cost(spec, False) * batch + window_dots.packing_cost(spec)
+        assert (along < windows) == channels
+        assert window_dots.along_channels(spec, batch, False) == channels
+        assert window_dots.batch_cost(spec, batch, False) == pytest.approx(min(along, windows))
+        ran.clear()
+        with tconv.use_algorithm("jit_dots"):
+            got = tconv.conv(x, w, b, **options)
+        assert ran == ["channels" if channels else "windows"]
+        stride, padding = options.get("stride", 1), options["padding"]
+        rank = len(x_shape) - 2
+        expected = naive_conv(x, w, b, stride=[stride] * rank, pads=[(padding, padding)] * rank, dilation=[1] * rank)
+        np.testing.assert_allclose(got, expected, atol=2e-4, rtol=2e-4)
 
 
 @needs_jit

@@ -490,6 +490,13 @@ DOTS_RUN_COST = 8.1e-9
 DOTS_VECTOR_RATE = 5.95e9
 DOTS_SCALAR_RATE = 1.56e9
 DOTS_OUTPUT_COST = 1.8e-9
+#: ``jit_dots`` with its vectors along the output channels (:func:`~tconv.implementations.compiled.window_dots.
+#: channels_cost`): each output that goes through the block's buffer (a channels-first output's, a channels-last
+#: one's partial block), and the weight's packing, elements a second and the compiled call's own seconds
+#: (docs/design.md, "Windows and weight rows": measured in the forty-fourth session).
+DOTS_CHANNEL_STORE_COST = 1.0e-9
+DOTS_PACK_RATE = 2e9
+DOTS_PACK_CALL_COST = 1e-6
 #: Where a group's weight rows pass this many bytes, ``jit_dots``' cost adds their stream for every block of pixels:
 #: every block reads all of them, and from about the second-level cache on they come from further out.
 DOTS_WEIGHT_CACHE_BYTES = 512 * 2**10

@@ -613,6 +613,11 @@ class JitDots(Compiled):
         (:func:`.window_dots.cost`); the planner weighs it with the calls' own costs (rule 3)."""
         return window_dots.cost(spec) if window_dots.fits(spec) else None
 
+    def batch_cost(self, spec: ConvSpec, batch: int, channels_last: bool = False) -> float | None:
+        """:meth:`cost` for a whole batch, or, where the cost model prices it lower, the vectors along the output
+        channels with the weight packed once (:func:`.window_dots.batch_cost`)."""
+        return window_dots.batch_cost(spec, batch, channels_last) if window_dots.fits(spec) else None
+
     def forward(
         self, xp: Any, x: np.ndarray, weight: np.ndarray, bias: np.ndarray | None, spec: ConvSpec, channels_last: bool
     ) -> np.ndarray:

@@ -14,6 +14,13 @@ per call description (:func:`_plan`). The other paths spend tens of microseconds
 with 210 5x5x5 filters: 47 us, of which the product and the gather took 6). Every output ends in a sum of lanes,
 so a window shorter than a few vectors costs more here than where the vectors run along the output channels
 (:mod:`.blocked`); the cost model (:func:`cost`) counts it.
+
+Such calls run the other way round where the cost model prices it lower (:func:`along_channels`): the weight
+packed once a call into blocks of two vectors of output channels (:func:`_pack_kernel`), and for each block of
+four pixels and of channels eight accumulators that take one multiply-add a window element, with no sum of lanes
+(:func:`_channels_kernel`); a channels-last x's windows are then gathered in runs along its channels. On the small
+layers of forward sweeps 56 and 57 (under 20 MFLOP, one thread) this ran 0.79 of the time along the windows where
+the cost model chose it, within 1.01 of the faster way (docs/design.md, "Windows and weight rows").
 """
 
 from __future__ import annotations
@@ -70,6 +77,65 @@ def cost(spec: ConvSpec) -> float:
     )
 
 
+@functools.lru_cache(maxsize=1024)
+def channels_cost(spec: ConvSpec, channels_last: bool) -> float:
+    """Seconds per sample by the cost model with the vectors along the output channels (:func:`_channels_kernel`):
+    the windows' gather (a channels-last x's in runs along its channels, one a tap that meets x; a channels-first
+    x's along the last axis, as :func:`cost` counts it), each pixel's two vector multiply-adds a window element and
+    block of ``2 * lanes`` output channels (a group's channels padded to whole blocks) at ``DOTS_VECTOR_RATE``, the
+    outputs that go through the block's buffer (all of a channels-first output's, a channels-last one's last partial
+    block) at ``DOTS_CHANNEL_STORE_COST`` each, and the packed weight streamed for every block of four pixels where
+    it passes ``DOTS_WEIGHT_CACHE_BYTES``. The weight's packing, once a call, is :func:`packing_cost`."""
+    groups = spec.groups
+    cg_in, cg_out = spec.in_channels // groups, spec.out_channels // groups
+    taps = math.prod(spec.kernel_size)
+    window = cg_in * taps
+    block = 2 * (_tuning.VECTOR_BYTES // _tuning.COST_ITEMSIZE)
+    blocks = -(-cg_out // block)
+    pixels = math.prod(spec.output_size)
+    packed = float(_tuning.COST_ITEMSIZE) * groups * blocks * block * window
+    weight = 0.0
+    if packed > _tuning.DOTS_WEIGHT_CACHE_BYTES:
+        weight = (pixels / PIXELS) * packed / _tuning.DOTS_WEIGHT_STREAM
+    meet1, meet2, meet3 = geometry.mean_taps(geometry.axes3(spec))
+    if channels_last:
+        runs = pixels * groups * meet1 * meet2 * meet3
+        elements = runs * cg_in
+    else:
+        runs = pixels * groups * cg_in * meet1 * meet2
+        elements = runs * meet3
+    staged = groups * blocks * block if not channels_last else (groups * block if cg_out % block else 0)
+    return (
+        elements / _tuning.DOTS_GATHER_RATE
+        + runs * _tuning.DOTS_RUN_COST
+        + pixels * groups * blocks * window * 2 / _tuning.DOTS_VECTOR_RATE
+        + pixels * staged * _tuning.DOTS_CHANNEL_STORE_COST
+        + weight
+    )
+
+
+def packing_cost(spec: ConvSpec) -> float:
+    """Seconds to pack the weight for :func:`channels_cost`'s kernel, once a call: its padded blocks written at
+    ``DOTS_PACK_RATE`` elements a second, and the compiled call's own ``DOTS_PACK_CALL_COST``."""
+    groups = spec.groups
+    block = 2 * (_tuning.VECTOR_BYTES // _tuning.COST_ITEMSIZE)
+    padded = groups * -(-(spec.out_channels // groups) // block) * block * spec.in_channels // groups
+    return padded * math.prod(spec.kernel_size) / _tuning.DOTS_PACK_RATE + _tuning.DOTS_PACK_CALL_COST
+
+
+def along_channels(spec: ConvSpec, batch: int, channels_last: bool) -> bool:
+    """Whether a call of ``batch`` samples runs with its vectors along the output channels (:func:`_channels_kernel`,
+    the weight packed first) rather than along the windows (:func:`_kernel`): the cheaper by the cost model."""
+    return channels_cost(spec, channels_last) * batch + packing_cost(spec) < cost(spec) * batch
+
+
+def batch_cost(spec: ConvSpec, batch: int, channels_last: bool) -> float:
+    """Seconds for a call of ``batch`` samples by the cost model, in the way :func:`along_channels` runs it."""
+    if along_channels(spec, batch, channels_last):
+        return channels_cost(spec, channels_last) * batch + packing_cost(spec)
+    return cost(spec) * batch
+
+
 class _Plan(NamedTuple):
     """What a call's kernel needs beyond its arrays (:func:`_plan`)."""
 
@@ -80,6 +146,7 @@ class _Plan(NamedTuple):
     dims: np.ndarray  # groups, C_in/G, C_out/G, the batch's output pixels
     jobs: int  # blocks of four pixels
     work: float  # elements of work, for the team's hand-off (team.ranges)
+    channels: bool  # the vectors along the output channels (:func:`along_channels`)
 
 
 @functools.lru_cache(maxsize=1024)
@@ -97,8 +164,10 @@ def _plan(
     out_elements = geometry.element_strides(out_strides, itemsize, spec.ndim, channels_last)
     dims = (groups, spec.in_channels // groups, spec.out_channels // groups, pixels)
     xs, os_, dims_array = kernels.index_arrays(x_elements, out_elements, dims)
-    work = cost(spec) * batch / _tuning.KERNEL_ELEMENT_SECONDS
-    return _Plan(xs, os_, geo, spans, dims_array, -(-pixels // PIXELS), work)
+    channels = along_channels(spec, batch, channels_last)
+    seconds = channels_cost(spec, channels_last) if channels else cost(spec)
+    work = seconds * batch / _tuning.KERNEL_ELEMENT_SECONDS
+    return _Plan(xs, os_, geo, spans, dims_array, -(-pixels // PIXELS), work, channels)
 
 
 def conv(x: np.ndarray, weight: np.ndarray, bias: np.ndarray | None, spec: ConvSpec, channels_last: bool) -> np.ndarray:
@@ -111,12 +180,20 @@ def conv(x: np.ndarray, weight: np.ndarray, bias: np.ndarray | None, spec: ConvS
     w = np.ascontiguousarray(weight, dtype=x.dtype).reshape(-1)
     b = geometry.bias_by_group(bias, spec, x.dtype).reshape(-1)
     plan = _plan(spec, batch, x.strides, out.strides, channels_last, x.itemsize)
-    kernel = _kernel()
     x_flat, out_flat = kernels.flat(x), kernels.flat(out)
     xs, os_, geo, spans, dims = plan.xs, plan.os, plan.geo, plan.spans, plan.dims
+    if plan.channels:
+        across = _channels_kernel()
+        packed, blocks_bias = _pack_kernel()(w, b, dims, channels_last)
 
-    def run(start: int, stop: int) -> None:
-        kernel(x_flat, w, b, out_flat, xs, os_, geo, spans, dims, start, stop)
+        def run(start: int, stop: int) -> None:
+            across(x_flat, packed, blocks_bias, out_flat, xs, os_, geo, spans, dims, channels_last, start, stop)
+
+    else:
+        kernel = _kernel()
+
+        def run(start: int, stop: int) -> None:
+            kernel(x_flat, w, b, out_flat, xs, os_, geo, spans, dims, start, stop)
 
     team.ranges(run, plan.jobs, plan.work)
     return out
@@ -130,13 +207,14 @@ _vload: Any = None
 _vsplat: Any = None
 _vsum: Any = None
 _gather: Any = None
+_gather_last: Any = None
 
 
 @functools.cache
 def _kernel() -> Any:
     from . import simd
 
-    global _lanes_of, _vfma, _vload, _vsplat, _vsum, _gather
+    global _lanes_of, _vfma, _vload, _vsplat, _vsum, _gather, _gather_last
     _lanes_of, _vfma, _vload, _vsplat, _vsum = simd.lanes, simd.vfma, simd.vload, simd.vsplat, simd.vsum
     vector_bytes = _tuning.VECTOR_BYTES  # 256 bits everywhere; in the closure, as .simd.width says
 
@@ -166,6 +244,32 @@ def _kernel() -> Any:
                         col[cr + t3] = x[xr + t3 * step3]
 
     _gather = kernels.numba_module().njit(inline="always", fastmath=True, nogil=True)(gather)
+
+    def gather_last(x, col, base, xg, xs, geo, spans, o1, o2, o3, cg_in):  # type: ignore[no-untyped-def]
+        # As gather, in the order (tap 1, 2, 3, channel): runs along x's channels.
+        k1, k2, k3 = geo[0], geo[1], geo[2]
+        t1a, t1b = spans[0, o1], spans[1, o1]
+        t2a, t2b = spans[2, o2], spans[3, o2]
+        t3a, t3b = spans[4, o3], spans[5, o3]
+        taps = k1 * k2 * k3
+        if t1b - t1a < k1 or t2b - t2a < k2 or t3b - t3a < k3:
+            for i in range(cg_in * taps):
+                col[base + i] = 0.0
+        i1 = o1 * geo[3] - geo[9]
+        i2 = o2 * geo[4] - geo[10]
+        i3 = o3 * geo[5] - geo[11]
+        xc = xs[4]
+        for t1 in range(t1a, t1b):
+            for t2 in range(t2a, t2b):
+                xr = xg + (i1 + t1 * geo[6]) * xs[1] + (i2 + t2 * geo[7]) * xs[2] + i3 * xs[3]
+                cr = base + (t1 * k2 + t2) * k3 * cg_in
+                for t3 in range(t3a, t3b):
+                    xt = xr + t3 * geo[8] * xs[3]
+                    ct = cr + t3 * cg_in
+                    for ci in range(cg_in):
+                        col[ct + ci] = x[xt + ci * xc]
+
+    _gather_last = kernels.numba_module().njit(inline="always", fastmath=True, nogil=True)(gather_last)
 
     def dots(x, w, bias, out, xs, os, geo, spans, dims, start, stop):  # type: ignore[no-untyped-def]
         # x flat from its first element, element strides xs (N, axis 1, 2, 3, channel); out alike (os); w flat
@@ -252,3 +356,141 @@ def _kernel() -> Any:
                     c += 2
 
     return kernels.compile_kernel(dots)
+
+
+@functools.cache
+def _pack_kernel() -> Any:
+    """The compiled packing of the weight for :func:`_channels_kernel`: ``(G, blocks, window, 2 * lanes)`` and the
+    bias ``(G, blocks * 2 * lanes)``, zeros past a group's output channels; the window in the weight's order
+    (channel, taps) for a channels-first x, (taps, channel) for a channels-last one (:func:`_gather_last`'s)."""
+    _kernel()  # binds the intrinsics
+    vector_bytes = _tuning.VECTOR_BYTES
+
+    def pack(w, bias, dims, last):  # type: ignore[no-untyped-def]
+        groups, cg_in, cg_out = dims[0], dims[1], dims[2]
+        window = w.size // (groups * cg_out)
+        taps = window // cg_in
+        lane = _lanes_of(w)
+        if lane * w.itemsize != vector_bytes:
+            raise ValueError("jit_dots' kernel was compiled for another vector width")
+        width = 2 * lane
+        blocks = -(-cg_out // width)
+        packed = np.zeros(groups * blocks * window * width, dtype=w.dtype)
+        b = np.zeros(groups * blocks * width, dtype=w.dtype)
+        for g in range(groups):
+            for c in range(cg_out):
+                cb, i = c // width, c % width
+                at = (g * blocks + cb) * window * width + i
+                row = (g * cg_out + c) * window
+                if last:  # the window in the order (tap, channel): a channels-last x's runs along its channels
+                    for ci in range(cg_in):
+                        for t in range(taps):
+                            packed[at + (t * cg_in + ci) * width] = w[row + ci * taps + t]
+                else:
+                    for k in range(window):
+                        packed[at + k * width] = w[row + k]
+                b[(g * blocks + cb) * width + i] = bias[g * cg_out + c]
+        return packed, b
+
+    return kernels.compile_kernel(pack)
+
+
+_vstore: Any = None
+
+
+@functools.cache
+def _channels_kernel() -> Any:
+    """The kernel with its vectors along the output channels: for each block of four pixels, their windows gathered
+    as :func:`_kernel` gathers them (a channels-last x's in runs along its channels, :func:`_gather_last`), then for
+    each block of ``2 * lanes`` output channels eight accumulators (four pixels times two vectors) start at the
+    bias and take one multiply-add a window element each, with that element broadcast and the packed weight's two
+    vectors (:func:`_pack_kernel`) loaded once for the four pixels. No sum of lanes: each output is summed in the
+    window's order. A channels-last output's whole blocks of four pixels and whole blocks of channels are stored
+    as vectors in place, the others through a small buffer."""
+    from . import simd
+
+    global _vstore
+    _kernel()  # binds the intrinsics and the gathers
+    _vstore = simd.vstore
+    vector_bytes = _tuning.VECTOR_BYTES
+
+    def channels(x, wt, bias, out, xs, os, geo, spans, dims, last, start, stop):  # type: ignore[no-untyped-def]
+        # As _kernel's dots, with wt and bias packed (_pack_kernel) and last: x channels-last, its windows gathered
+        # (tap, channel).
+        groups, cg_in, cg_out = dims[0], dims[1], dims[2]
+        o1n, o2n, o3n = geo[12], geo[13], geo[14]
+        pixels = dims[3]
+        window = cg_in * geo[0] * geo[1] * geo[2]
+        lane = _lanes_of(x)
+        if lane * x.itemsize != vector_bytes:
+            raise ValueError("jit_dots' kernel was compiled for another vector width")
+        width = 2 * lane
+        blocks = -(-cg_out // width)
+        col = np.zeros(4 * window, dtype=x.dtype)
+        spare = np.empty(4 * width, dtype=x.dtype)
+        bases = np.zeros(4, dtype=np.int64)
+        oc = os[4]
+        for job in range(start, stop):
+            count = min(4, pixels - 4 * job)
+            for g in range(groups):
+                for p in range(count):
+                    rest = 4 * job + p
+                    o3 = rest % o3n
+                    rest = rest // o3n
+                    o2 = rest % o2n
+                    rest = rest // o2n
+                    o1 = rest % o1n
+                    n = rest // o1n
+                    bases[p] = n * os[0] + o1 * os[1] + o2 * os[2] + o3 * os[3]
+                    if last:
+                        _gather_last(
+                            x, col, p * window, n * xs[0] + g * cg_in * xs[4], xs, geo, spans, o1, o2, o3, cg_in
+                        )
+                    else:
+                        _gather(x, col, p * window, n * xs[0] + g * cg_in * xs[4], xs, geo, spans, o1, o2, o3, cg_in)
+                for cb in range(blocks):
+                    wb = (g * blocks + cb) * window * width
+                    bb = (g * blocks + cb) * width
+                    a01 = a11 = a21 = a31 = _vload(bias, bb + lane)
+                    a00 = a10 = a20 = a30 = _vload(bias, bb)
+                    for k in range(window):
+                        w0 = _vload(wt, wb + k * width)
+                        w1 = _vload(wt, wb + k * width + lane)
+                        v = _vsplat(col, k)
+                        a00 = _vfma(a00, v, w0)
+                        a01 = _vfma(a01, v, w1)
+                        v = _vsplat(col, window + k)
+                        a10 = _vfma(a10, v, w0)
+                        a11 = _vfma(a11, v, w1)
+                        v = _vsplat(col, 2 * window + k)
+                        a20 = _vfma(a20, v, w0)
+                        a21 = _vfma(a21, v, w1)
+                        v = _vsplat(col, 3 * window + k)
+                        a30 = _vfma(a30, v, w0)
+                        a31 = _vfma(a31, v, w1)
+                    c0 = g * cg_out + cb * width
+                    valid = min(width, cg_out - cb * width)
+                    if oc == 1 and valid == width and count == 4:
+                        _vstore(out, bases[0] + c0, a00)
+                        _vstore(out, bases[0] + c0 + lane, a01)
+                        _vstore(out, bases[1] + c0, a10)
+                        _vstore(out, bases[1] + c0 + lane, a11)
+                        _vstore(out, bases[2] + c0, a20)
+                        _vstore(out, bases[2] + c0 + lane, a21)
+                        _vstore(out, bases[3] + c0, a30)
+                        _vstore(out, bases[3] + c0 + lane, a31)
+                    else:
+                        _vstore(spare, 0, a00)
+                        _vstore(spare, lane, a01)
+                        _vstore(spare, width, a10)
+                        _vstore(spare, width + lane, a11)
+                        _vstore(spare, 2 * width, a20)
+                        _vstore(spare, 2 * width + lane, a21)
+                        _vstore(spare, 3 * width, a30)
+                        _vstore(spare, 3 * width + lane, a31)
+                        for p in range(count):
+                            ob = bases[p] + c0 * oc
+                            for i in range(valid):
+                                out[ob + i * oc] = spare[p * width + i]
+
+    return kernels.compile_kernel(channels)
