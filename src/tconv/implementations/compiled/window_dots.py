@@ -65,11 +65,8 @@ def cost(spec: ConvSpec) -> float:
     weight = 0.0
     if rows > _tuning.DOTS_WEIGHT_CACHE_BYTES:
         weight = groups * (pixels / PIXELS) * rows / _tuning.DOTS_WEIGHT_STREAM
-    meet1, meet2, meet3 = geometry.mean_taps(geometry.axes3(spec))  # the taps that meet x, a mean per axis
-    runs = pixels * groups * cg_in * meet1 * meet2  # the gather's runs along the last axis
     return (
-        runs * meet3 / _tuning.DOTS_GATHER_RATE
-        + runs * _tuning.DOTS_RUN_COST
+        _gather_cost(spec, False)
         + outputs * (window // lanes) / _tuning.DOTS_VECTOR_RATE
         + outputs * (window % lanes) / _tuning.DOTS_SCALAR_RATE
         + outputs * _tuning.DOTS_OUTPUT_COST
@@ -97,21 +94,29 @@ def channels_cost(spec: ConvSpec, channels_last: bool) -> float:
     weight = 0.0
     if packed > _tuning.DOTS_WEIGHT_CACHE_BYTES:
         weight = (pixels / PIXELS) * packed / _tuning.DOTS_WEIGHT_STREAM
-    meet1, meet2, meet3 = geometry.mean_taps(geometry.axes3(spec))
-    if channels_last:
+    staged = groups * blocks * block if not channels_last else (groups * block if cg_out % block else 0)
+    return (
+        _gather_cost(spec, channels_last)
+        + pixels * groups * blocks * window * 2 / _tuning.DOTS_VECTOR_RATE
+        + pixels * staged * _tuning.DOTS_CHANNEL_STORE_COST
+        + weight
+    )
+
+
+def _gather_cost(spec: ConvSpec, taps_first: bool) -> float:
+    """Seconds per sample to gather the windows: the elements that meet x at ``DOTS_GATHER_RATE`` and each run of them
+    (along the last axis; along the channels where ``taps_first``: :func:`_gather_last`) a ``DOTS_RUN_COST``."""
+    axes = geometry.axes3(spec)
+    groups, cg_in = spec.groups, spec.in_channels // spec.groups
+    pixels = math.prod(spec.output_size)
+    meet1, meet2, meet3 = geometry.mean_taps(axes)  # the taps that meet x, a mean per axis
+    if taps_first:
         runs = pixels * groups * meet1 * meet2 * meet3
         elements = runs * cg_in
     else:
         runs = pixels * groups * cg_in * meet1 * meet2
         elements = runs * meet3
-    staged = groups * blocks * block if not channels_last else (groups * block if cg_out % block else 0)
-    return (
-        elements / _tuning.DOTS_GATHER_RATE
-        + runs * _tuning.DOTS_RUN_COST
-        + pixels * groups * blocks * window * 2 / _tuning.DOTS_VECTOR_RATE
-        + pixels * staged * _tuning.DOTS_CHANNEL_STORE_COST
-        + weight
-    )
+    return elements / _tuning.DOTS_GATHER_RATE + runs * _tuning.DOTS_RUN_COST
 
 
 def packing_cost(spec: ConvSpec) -> float:
