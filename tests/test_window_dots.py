@@ -29,17 +29,24 @@ CASES = (
 
 
 @needs_jit
+@pytest.mark.parametrize("table", [False, True])
 @pytest.mark.parametrize("along_channels", [False, True])
 @pytest.mark.parametrize("team_size", [1, 3])
-def test_window_dots_match_the_oracle(monkeypatch, team_size, along_channels):
+def test_window_dots_match_the_oracle(monkeypatch, team_size, along_channels, table):
     """Forced: 1-3-D, strides, dilations, asymmetric padding and kernels larger than x, groups and depthwise, odd
     and even output channel counts, windows shorter and longer than a vector, blocks of four pixels across rows and
     samples, a bias or none in either dtype, float32 and float64; x contiguous, a crop of a larger array,
     channels-last and channels-last views with gaps; every call's ranges on a team of ``team_size``; the vectors
     along the windows and along the output channels (the weight packed: whole blocks and a partial last one, a
-    channels-last output's blocks stored in place and through the buffer)."""
+    channels-last output's blocks stored in place and through the buffer); the windows whose taps all meet x copied
+    through the table of offsets (every call) or never (the kernels compiled without it)."""
     monkeypatch.setattr(team, "_threads", team_size)
     monkeypatch.setattr(window_dots, "along_channels", lambda spec, batch, channels_last: along_channels)
+    monkeypatch.setattr(_tuning, "DOTS_TABLE_MIN_RUNS", 0 if table else 10**9)
+    monkeypatch.setattr(_tuning, "DOTS_TABLE_MIN_SHARE", 0.0)
+    tables = []
+    offsets = window_dots._offsets
+    monkeypatch.setattr(window_dots, "_offsets", lambda *args: tables.append(offsets(*args)) or tables[-1])
     ran = _spy_kernels(monkeypatch)
     monkeypatch.setattr(_tuning, "KERNEL_TEAM_MIN_WORK", 0)
     monkeypatch.setattr(team, "kernel_team_min_work", lambda: 0.0)
@@ -62,6 +69,7 @@ def test_window_dots_match_the_oracle(monkeypatch, team_size, along_channels):
                 got = np.moveaxis(got, -1, 1) if channels_last else got
                 np.testing.assert_allclose(got, expected, atol=tolerance, rtol=tolerance)
     assert ran and set(ran) == {"channels" if along_channels else "windows"}
+    assert tables and all((t is not None) == table for t in tables)
 
 
 def _spy_kernels(monkeypatch) -> list[str]:

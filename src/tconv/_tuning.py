@@ -497,6 +497,12 @@ DOTS_OUTPUT_COST = 1.8e-9
 DOTS_CHANNEL_STORE_COST = 1.0e-9
 DOTS_PACK_RATE = 2e9
 DOTS_PACK_CALL_COST = 1e-6
+#: ``jit_dots`` copies a window whose taps all meet x through a table of its elements' offsets where the window has
+#: at least this many runs and at least this share of the outputs meet x with every tap (``window_dots._offsets``):
+#: forced on the small layers of forward sweeps 56-57, 8-16 runs replayed alike (docs/design.md, "Output channels
+#: in jit_dots").
+DOTS_TABLE_MIN_RUNS = 8
+DOTS_TABLE_MIN_SHARE = 0.5
 #: Where a group's weight rows pass this many bytes, ``jit_dots``' cost adds their stream for every block of pixels:
 #: every block reads all of them, and from about the second-level cache on they come from further out.
 DOTS_WEIGHT_CACHE_BYTES = 512 * 2**10

@@ -495,6 +495,16 @@ def span_tables(axes: Axes3) -> tuple[np.ndarray, np.ndarray]:
 
 
 @functools.lru_cache(maxsize=256)
+def whole_share(axes: Axes3) -> float:
+    """The share of the outputs whose taps all meet x (along every axis: :func:`tap_spans`)."""
+    share = 1.0
+    for axis in zip(*axes):
+        first, stop = tap_spans(*axis)
+        share *= float((stop - first == axis[1]).mean()) if first.size else 0.0
+    return share
+
+
+@functools.lru_cache(maxsize=256)
 def mean_taps(axes: Axes3) -> tuple[float, ...]:
     """Per 3-D padded axis, the mean over its outputs of the taps that meet x (:func:`tap_spans`; made once per
     geometry): the direct kernels' cost models count the taps they sum with it."""

@@ -20,7 +20,14 @@ packed once a call into blocks of two vectors of output channels (:func:`_pack_k
 four pixels and of channels eight accumulators that take one multiply-add a window element, with no sum of lanes
 (:func:`_channels_kernel`); a channels-last x's windows are then gathered in runs along its channels. On the small
 layers of forward sweeps 56 and 57 (under 20 MFLOP, one thread) this ran 0.79 of the time along the windows where
-the cost model chose it, within 1.01 of the faster way (docs/design.md, "Windows and weight rows").
+the cost model chose it, within 1.01 of the faster way (docs/design.md, "Output channels in jit_dots").
+
+Either way, a window whose taps all meet x is copied through a table of its elements' offsets in one loop where its
+runs are many (:func:`_offsets`, :func:`_table_pays`), and the kernels are compiled without the table elsewhere.
+
+The module is long because it holds both ways, each a kernel that keeps its eight accumulators as separate values
+(a loop over them in an array would keep them in memory), their gathers, the weight's packing and the cost model
+that chooses between them.
 """
 
 from __future__ import annotations
@@ -105,7 +112,11 @@ def channels_cost(spec: ConvSpec, channels_last: bool) -> float:
 
 def _gather_cost(spec: ConvSpec, taps_first: bool) -> float:
     """Seconds per sample to gather the windows: the elements that meet x at ``DOTS_GATHER_RATE`` and each run of them
-    (along the last axis; along the channels where ``taps_first``: :func:`_gather_last`) a ``DOTS_RUN_COST``."""
+    (along the last axis; along the channels where ``taps_first``: :func:`_gather_last`) a ``DOTS_RUN_COST``. The
+    windows a table copies (:func:`_table_pays`) are priced so too, above their time: rule 3's margin for
+    ``jit_dots`` was set on estimates that run high, and with the table priced at its measured cost
+    (0.65 ns an element) the planner took ``jit_dots`` at up to 3 times ``jit_direct``'s time
+    (docs/design.md, "Output channels in jit_dots")."""
     axes = geometry.axes3(spec)
     groups, cg_in = spec.groups, spec.in_channels // spec.groups
     pixels = math.prod(spec.output_size)
@@ -117,6 +128,18 @@ def _gather_cost(spec: ConvSpec, taps_first: bool) -> float:
         runs = pixels * groups * cg_in * meet1 * meet2
         elements = runs * meet3
     return elements / _tuning.DOTS_GATHER_RATE + runs * _tuning.DOTS_RUN_COST
+
+
+def _table_pays(spec: ConvSpec, taps_first: bool) -> bool:
+    """Whether the kernels copy the windows whose taps all meet x through a table of offsets (:func:`_offsets`):
+    where a window has at least ``DOTS_TABLE_MIN_RUNS`` runs (along the last axis, or along the channels where
+    ``taps_first``) and at least ``DOTS_TABLE_MIN_SHARE`` of the outputs meet x with every tap. Elsewhere a
+    compiled version without the table runs: depthwise and other windows of a few runs, and small maps mostly
+    border, ran up to twice as long in the kernel with it (docs/design.md, "Output channels in jit_dots")."""
+    axes = geometry.axes3(spec)
+    cg_in = spec.in_channels // spec.groups
+    runs = math.prod(axes.kernel) if taps_first else cg_in * axes.kernel[0] * axes.kernel[1]
+    return runs >= _tuning.DOTS_TABLE_MIN_RUNS and geometry.whole_share(axes) >= _tuning.DOTS_TABLE_MIN_SHARE
 
 
 def packing_cost(spec: ConvSpec) -> float:
@@ -152,6 +175,9 @@ class _Plan(NamedTuple):
     jobs: int  # blocks of four pixels
     work: float  # elements of work, for the team's hand-off (team.ranges)
     channels: bool  # the vectors along the output channels (:func:`along_channels`)
+    offsets: (
+        np.ndarray | None
+    )  # each window element's offset in x, where the gathers copy through it (:func:`_offsets`)
 
 
 @functools.lru_cache(maxsize=1024)
@@ -172,7 +198,29 @@ def _plan(
     channels = along_channels(spec, batch, channels_last)
     seconds = channels_cost(spec, channels_last) if channels else cost(spec)
     work = seconds * batch / _tuning.KERNEL_ELEMENT_SECONDS
-    return _Plan(xs, os_, geo, spans, dims_array, -(-pixels // PIXELS), work, channels)
+    offsets = _offsets(spec, x_elements, channels and channels_last)
+    return _Plan(xs, os_, geo, spans, dims_array, -(-pixels // PIXELS), work, channels, offsets)
+
+
+def _offsets(spec: ConvSpec, x_elements: tuple[int, ...], taps_first: bool) -> np.ndarray | None:
+    """Each window element's offset in x (element strides ``(N, axis 1, 2, 3, channels)``) from the element its
+    first tap of its first channel reads, in the window's order: (channel, tap 1, 2, 3), or (tap 1, 2, 3, channel)
+    where ``taps_first`` (:func:`_gather_last`'s): the kernels copy a window whose taps all meet x through it in
+    one loop. None where that does not pay (:func:`_table_pays`): the gathers' loops over the runs, in a compiled
+    version without the table."""
+    if not _table_pays(spec, taps_first):
+        return None
+    axes = geometry.axes3(spec)
+    cg_in = spec.in_channels // spec.groups
+    steps = [
+        np.arange(k, dtype=np.int64) * d * x_elements[1 + a] for a, (k, d) in enumerate(zip(axes.kernel, axes.dilation))
+    ]
+    taps = (steps[0][:, None, None] + steps[1][None, :, None] + steps[2][None, None, :]).reshape(-1)
+    channels = np.arange(cg_in, dtype=np.int64) * x_elements[4]
+    table = taps[:, None] + channels[None, :] if taps_first else channels[:, None] + taps[None, :]
+    table = np.ascontiguousarray(table.reshape(-1))
+    table.flags.writeable = False
+    return table
 
 
 def conv(x: np.ndarray, weight: np.ndarray, bias: np.ndarray | None, spec: ConvSpec, channels_last: bool) -> np.ndarray:
@@ -186,19 +234,21 @@ def conv(x: np.ndarray, weight: np.ndarray, bias: np.ndarray | None, spec: ConvS
     b = geometry.bias_by_group(bias, spec, x.dtype).reshape(-1)
     plan = _plan(spec, batch, x.strides, out.strides, channels_last, x.itemsize)
     x_flat, out_flat = kernels.flat(x), kernels.flat(out)
-    xs, os_, geo, spans, dims = plan.xs, plan.os, plan.geo, plan.spans, plan.dims
+    xs, os_, geo, spans, dims, offsets = plan.xs, plan.os, plan.geo, plan.spans, plan.dims, plan.offsets
     if plan.channels:
         across = _channels_kernel()
         packed, blocks_bias = _pack_kernel()(w, b, dims, channels_last)
 
         def run(start: int, stop: int) -> None:
-            across(x_flat, packed, blocks_bias, out_flat, xs, os_, geo, spans, dims, channels_last, start, stop)
+            across(
+                x_flat, packed, blocks_bias, out_flat, xs, os_, geo, spans, offsets, dims, channels_last, start, stop
+            )
 
     else:
         kernel = _kernel()
 
         def run(start: int, stop: int) -> None:
-            kernel(x_flat, w, b, out_flat, xs, os_, geo, spans, dims, start, stop)
+            kernel(x_flat, w, b, out_flat, xs, os_, geo, spans, offsets, dims, start, stop)
 
     team.ranges(run, plan.jobs, plan.work)
     return out
@@ -213,13 +263,14 @@ _vsplat: Any = None
 _vsum: Any = None
 _gather: Any = None
 _gather_last: Any = None
+_gather_table: Any = None
 
 
 @functools.cache
 def _kernel() -> Any:
     from . import simd
 
-    global _lanes_of, _vfma, _vload, _vsplat, _vsum, _gather, _gather_last
+    global _lanes_of, _vfma, _vload, _vsplat, _vsum, _gather, _gather_last, _gather_table
     _lanes_of, _vfma, _vload, _vsplat, _vsum = simd.lanes, simd.vfma, simd.vload, simd.vsplat, simd.vsum
     vector_bytes = _tuning.VECTOR_BYTES  # 256 bits everywhere; in the closure, as .simd.width says
 
@@ -250,6 +301,20 @@ def _kernel() -> Any:
 
     _gather = kernels.numba_module().njit(inline="always", fastmath=True, nogil=True)(gather)
 
+    def gather_table(x, col, base, xg, xs, geo, spans, offsets, o1, o2, o3):  # type: ignore[no-untyped-def]
+        # Output (o1, o2, o3)'s window through its offsets' table (_offsets) where every tap meets x, one loop;
+        # False (nothing copied) elsewhere.
+        if spans[1, o1] - spans[0, o1] < geo[0] or spans[3, o2] - spans[2, o2] < geo[1]:
+            return False
+        if spans[5, o3] - spans[4, o3] < geo[2]:
+            return False
+        x0 = xg + (o1 * geo[3] - geo[9]) * xs[1] + (o2 * geo[4] - geo[10]) * xs[2] + (o3 * geo[5] - geo[11]) * xs[3]
+        for i in range(offsets.size):
+            col[base + i] = x[x0 + offsets[i]]
+        return True
+
+    _gather_table = kernels.numba_module().njit(inline="always", fastmath=True, nogil=True)(gather_table)
+
     def gather_last(x, col, base, xg, xs, geo, spans, o1, o2, o3, cg_in):  # type: ignore[no-untyped-def]
         # As gather, in the order (tap 1, 2, 3, channel): runs along x's channels.
         k1, k2, k3 = geo[0], geo[1], geo[2]
@@ -276,7 +341,7 @@ def _kernel() -> Any:
 
     _gather_last = kernels.numba_module().njit(inline="always", fastmath=True, nogil=True)(gather_last)
 
-    def dots(x, w, bias, out, xs, os, geo, spans, dims, start, stop):  # type: ignore[no-untyped-def]
+    def dots(x, w, bias, out, xs, os, geo, spans, offsets, dims, start, stop):  # type: ignore[no-untyped-def]
         # x flat from its first element, element strides xs (N, axis 1, 2, 3, channel); out alike (os); w flat
         # (C_out, C_in/G, k1, k2, k3); bias (C_out,). geo and spans: geometry.span_tables; dims as _Plan's. Job =
         # a block of four of the batch's output pixels in order (sample, o1, o2, o3), across rows and samples.
@@ -304,7 +369,11 @@ def _kernel() -> Any:
                     o1 = rest % o1n
                     n = rest // o1n
                     bases[p] = n * os[0] + o1 * os[1] + o2 * os[2] + o3 * os[3]
-                    _gather(x, col, p * row, n * xs[0] + g * cg_in * xs[4], xs, geo, spans, o1, o2, o3, cg_in)
+                    xg = n * xs[0] + g * cg_in * xs[4]
+                    if offsets is None:  # a compiled version of its own (numba prunes the other branch)
+                        _gather(x, col, p * row, xg, xs, geo, spans, o1, o2, o3, cg_in)
+                    elif not _gather_table(x, col, p * row, xg, xs, geo, spans, offsets, o1, o2, o3):
+                        _gather(x, col, p * row, xg, xs, geo, spans, o1, o2, o3, cg_in)
                 c = g * cg_out
                 while c < (g + 1) * cg_out:
                     pair = c + 1 < (g + 1) * cg_out
@@ -419,7 +488,7 @@ def _channels_kernel() -> Any:
     _vstore = simd.vstore
     vector_bytes = _tuning.VECTOR_BYTES
 
-    def channels(x, wt, bias, out, xs, os, geo, spans, dims, last, start, stop):  # type: ignore[no-untyped-def]
+    def channels(x, wt, bias, out, xs, os, geo, spans, offsets, dims, last, start, stop):  # type: ignore[no-untyped-def]
         # As _kernel's dots, with wt and bias packed (_pack_kernel) and last: x channels-last, its windows gathered
         # (tap, channel).
         groups, cg_in, cg_out = dims[0], dims[1], dims[2]
@@ -447,12 +516,14 @@ def _channels_kernel() -> Any:
                     o1 = rest % o1n
                     n = rest // o1n
                     bases[p] = n * os[0] + o1 * os[1] + o2 * os[2] + o3 * os[3]
+                    xg = n * xs[0] + g * cg_in * xs[4]
+                    if offsets is not None:  # a compiled version of its own (numba prunes this branch without)
+                        if _gather_table(x, col, p * window, xg, xs, geo, spans, offsets, o1, o2, o3):
+                            continue
                     if last:
-                        _gather_last(
-                            x, col, p * window, n * xs[0] + g * cg_in * xs[4], xs, geo, spans, o1, o2, o3, cg_in
-                        )
+                        _gather_last(x, col, p * window, xg, xs, geo, spans, o1, o2, o3, cg_in)
                     else:
-                        _gather(x, col, p * window, n * xs[0] + g * cg_in * xs[4], xs, geo, spans, o1, o2, o3, cg_in)
+                        _gather(x, col, p * window, xg, xs, geo, spans, o1, o2, o3, cg_in)
                 for cb in range(blocks):
                     wb = (g * blocks + cb) * window * width
                     bb = (g * blocks + cb) * width
