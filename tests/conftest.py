@@ -29,9 +29,8 @@ def _fresh_routes():
     ``jit_blocked``'s estimates and plans (along the rows and across the samples), ``jit_dots``' (both ways), the
     planner's cached choices, the direct sum's twin and weight-gradient choices, the dead-tap cut's and whether a
     transposed input gradient runs apart (all but the first two cleared again after the test), and the team's
-    measured choices): a
-    test that changes the tuning constants or the compiled path's availability (monkeypatched) sees the planner
-    decide again, whichever tests ran before it."""
+    measured choices): a test that changes the tuning constants or the compiled path's availability (monkeypatched)
+    sees the planner decide again, whichever tests ran before it."""
     import importlib
 
     importlib.import_module("tconv.engine.run")._route.cache_clear()

@@ -146,3 +146,64 @@ def test_window_dots_only_convolutions():
     w = np.ones((2, 3, 3, 3), dtype=np.float32)
     with tconv.use_algorithm("jit_dots"), pytest.raises(ValueError, match="jit_dots"):
         tconv.conv_transpose(x, w, stride=2)
+
+
+def test_whole_share_counts_the_outputs_whose_taps_all_meet_x():
+    """``geometry.whole_share`` against a count by brute force over every output of 1-3-D layers (padding, stride,
+    dilation, kernels longer than x): the outputs whose every tap reads inside x, over all outputs."""
+    from tconv.implementations.compiled import geometry
+
+    layers = (
+        ((19,), (5,), 1, 1, 2),
+        ((12, 10), (5, 3), 2, 2, 1),
+        ((5, 6, 7), (3, 2, 3), 1, 1, 1),
+        ((4, 4), (9, 9), 1, 1, 4),
+        ((14, 14), (4, 4), 2, 1, 0),
+    )
+    for size, kernel, stride, dilation, pad in layers:
+        spec = tconv.ConvSpec.build(
+            transposed=False, input_size=size, kernel_size=kernel, in_channels=1, out_channels=1, stride=stride,
+            dilation=dilation, padding=pad,
+        )  # fmt: skip
+        whole = 0
+        for out in np.ndindex(*spec.output_size):
+            reads = [
+                [o * stride - pad + t * dilation for t in range(k)] for o, k in zip(out, kernel)
+            ]  # each axis's reads
+            whole += all(0 <= r < n for axis, n in zip(reads, size) for r in axis)
+        expected = whole / np.prod(spec.output_size)
+        assert geometry.whole_share(geometry.axes3(spec)) == pytest.approx(expected)
+
+
+@needs_jit
+def test_window_dots_table_where_windows_have_many_runs_and_the_same_bits_without(monkeypatch):
+    """At the default constants the table is made for a layer of many runs a window and mostly whole windows (64
+    channels of 3x3, padding 1 on 16x16), and not for a depthwise 3x3 layer (three runs a window) nor for a map
+    mostly border (8x8 kernel over 5x5 at stride 4); the table and the loops gather the same elements, so the
+    results are the same bit for bit either way, and match the oracle."""
+    rng = np.random.default_rng(11)
+    x_elements = (4096, 256, 16, 1, 256)  # (N, axis 1, 2, 3, channels) of a channels-first x, 2-D padded to 3-D
+
+    def spec(c_in, c_out, size, k, groups=1, stride=1, padding=1):
+        return tconv.ConvSpec.build(
+            transposed=False, input_size=(size, size), kernel_size=(k, k), in_channels=c_in, out_channels=c_out,
+            groups=groups, stride=stride, padding=padding,
+        )  # fmt: skip
+
+    assert window_dots._offsets(spec(64, 8, 16, 3), x_elements, False) is not None
+    assert window_dots._offsets(spec(64, 64, 16, 3, groups=64), x_elements, False) is None
+    assert window_dots._offsets(spec(44, 44, 5, 8, stride=4, padding=3), x_elements, False) is None
+    x = rng.standard_normal((3, 16, 16, 64)).astype(np.float32)  # channels-last
+    w = rng.standard_normal((24, 64, 3, 3)).astype(np.float32)
+    results = []
+    for along in (False, True):
+        monkeypatch.setattr(window_dots, "along_channels", lambda spec, batch, channels_last, _a=along: _a)
+        for runs in (0, 10**9):
+            monkeypatch.setattr(_tuning, "DOTS_TABLE_MIN_RUNS", runs)
+            window_dots._plan.cache_clear()
+            with tconv.use_algorithm("jit_dots"):
+                results.append(tconv.conv(x, w, padding=1, channels_last=True))
+        np.testing.assert_array_equal(results[-2], results[-1])
+    expected = naive_conv(np.moveaxis(x, -1, 1), w, stride=[1, 1], pads=[(1, 1)] * 2)
+    for got in results:
+        np.testing.assert_allclose(np.moveaxis(got, -1, 1), expected, rtol=2e-4, atol=2e-4)

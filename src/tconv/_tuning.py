@@ -493,7 +493,7 @@ DOTS_OUTPUT_COST = 1.8e-9
 #: ``jit_dots`` with its vectors along the output channels (:func:`~tconv.implementations.compiled.window_dots.
 #: channels_cost`): each output that goes through the block's buffer (a channels-first output's, a channels-last
 #: one's partial block), and the weight's packing, elements a second and the compiled call's own seconds
-#: (docs/design.md, "Windows and weight rows": measured in the forty-fourth session).
+#: (docs/design.md, "Output channels in jit_dots": set from one split timing of four small layers, not fitted).
 DOTS_CHANNEL_STORE_COST = 1.0e-9
 DOTS_PACK_RATE = 2e9
 DOTS_PACK_CALL_COST = 1e-6

@@ -610,7 +610,8 @@ class JitDots(Compiled):
 
     def cost(self, spec: ConvSpec, channels_last: bool = False) -> float | None:
         """The windows' gather, the dot products' vector multiply-adds and each output's sum of lanes
-        (:func:`.window_dots.cost`); the planner weighs it with the calls' own costs (rule 3)."""
+        (:func:`.window_dots.cost`): the way along the windows, per sample; the planner weighs :meth:`batch_cost`
+        with the calls' own costs (rule 3)."""
         return window_dots.cost(spec) if window_dots.fits(spec) else None
 
     def batch_cost(self, spec: ConvSpec, batch: int, channels_last: bool = False) -> float | None:

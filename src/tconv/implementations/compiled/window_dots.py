@@ -7,20 +7,22 @@ padding), then runs the dot products two weight rows at a time, eight SIMD accum
 rows; each window vector and each weight vector loaded once for the block), and sums each accumulator's lanes at
 the end (:func:`.simd.vsum`).
 
-Where it pays: small calls. Nothing is packed, copied or planned again on a call: the weight is read where it is,
-x in place in either layout, the output written in place in either layout, and the call's numbers are made once
-per call description (:func:`_plan`). The other paths spend tens of microseconds around their kernels on such calls
-(an im2col's buffers, a product through BLAS, a packed weight), which is most of the call there (x (4, 1, 3, 3, 3)
-with 210 5x5x5 filters: 47 us, of which the product and the gather took 6). Every output ends in a sum of lanes,
-so a window shorter than a few vectors costs more here than where the vectors run along the output channels
-(:mod:`.blocked`); the cost model (:func:`cost`) counts it.
+Where it pays: small calls. Along the windows nothing is packed, copied or planned again on a call: the weight is
+read where it is, x in place in either layout, the output written in place in either layout, and the call's numbers
+are made once per call description (:func:`_plan`). The other paths spend tens of microseconds around their
+kernels on such calls (an im2col's buffers, a product through BLAS, a packed weight), which is most of the call
+there (x (4, 1, 3, 3, 3) with 210 5x5x5 filters: 47 us, of which the product and the gather took 6). Every output
+ends in a sum of lanes, so a window shorter than a few vectors costs more here than where the vectors run along the
+output channels (:mod:`.blocked`); the cost model (:func:`cost`) counts it.
 
 Such calls run the other way round where the cost model prices it lower (:func:`along_channels`): the weight
 packed once a call into blocks of two vectors of output channels (:func:`_pack_kernel`), and for each block of
 four pixels and of channels eight accumulators that take one multiply-add a window element, with no sum of lanes
-(:func:`_channels_kernel`); a channels-last x's windows are then gathered in runs along its channels. On the small
-layers of forward sweeps 56 and 57 (under 20 MFLOP, one thread) this ran 0.79 of the time along the windows where
-the cost model chose it, within 1.01 of the faster way (docs/design.md, "Output channels in jit_dots").
+(:func:`_channels_kernel`); a channels-last x's windows are then gathered in runs along its channels. On the 69
+small layers of forward sweeps 56 and 57 (under 20 MFLOP, one thread) the way the cost model chose ran 0.79 of the
+time along the windows, and within 1.008 of the faster way (docs/design.md, "Output channels in jit_dots"). Both
+ways are priced at ``COST_ITEMSIZE`` (float32's blocks of two vectors), as the planner prices every path, whatever
+the call's dtype.
 
 Either way, a window whose taps all meet x is copied through a table of its elements' offsets in one loop where its
 runs are many (:func:`_offsets`, :func:`_table_pays`), and the kernels are compiled without the table elsewhere.
