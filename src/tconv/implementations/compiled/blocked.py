@@ -389,20 +389,6 @@ def _padded_copy(source: np.ndarray, layout: _Padding, buffer_shape: tuple[int, 
     return plane
 
 
-@functools.lru_cache(maxsize=256)
-def _offsets(kernel: tuple[int, ...], dilation: tuple[int, ...], x_strides: tuple[int, ...], cg_in: int) -> np.ndarray:
-    """Every (tap, input channel) pair's offset in x from the pixel tap 0 meets, in the packed weight's order, for
-    x's element strides ``(N, axis 1, 2, 3, channels)`` (made once per geometry and strides; read-only)."""
-    grid = np.zeros((1, 1, 1, 1), dtype=np.int64)
-    for a, (k, d) in enumerate(zip(kernel, dilation)):
-        shape = [1, 1, 1, 1]
-        shape[a] = k
-        grid = grid + (np.arange(k, dtype=np.int64) * d * x_strides[1 + a]).reshape(shape)
-    offsets = (grid + np.arange(cg_in, dtype=np.int64) * x_strides[4]).reshape(-1)
-    offsets.flags.writeable = False
-    return offsets
-
-
 class _Plan(NamedTuple):
     """What a call's kernel needs beyond its arrays (:func:`_plan`)."""
 
@@ -414,7 +400,9 @@ class _Plan(NamedTuple):
     # tail (x a padded copy: a row's last pixels a block of four), jobs a block runs over in turn (:func:`_together`);
     # across the samples (:func:`_across_plan`): groups, C_in/G, C_out/G, channel blocks, samples a block, batch, jobs
     # a block runs over in turn, width
-    offsets: np.ndarray  # the (tap, input channel) pairs' offsets in x (:func:`_offsets`)
+    offsets: (
+        np.ndarray
+    )  # the (tap, input channel) pairs' offsets in x, the packed weight's order (geometry.window_offsets)
     jobs: int
     work: float  # elements of work, for the team's hand-off (team.ranges)
 
@@ -444,7 +432,7 @@ def _plan(
     together = _together(axes, step, spec.in_channels * itemsize)
     dims = (groups, cg_in, cg_out, -(-cg_out // block), step, blocks, lo, hi, block, int(tail), together)
     xs, os_, dims_array = kernels.index_arrays(x_elements, out_elements, dims)  # shared by the plan's calls, read only
-    offsets = _offsets(axes.kernel, axes.dilation, x_elements, cg_in)
+    offsets = geometry.window_offsets(axes.kernel, axes.dilation, x_elements, cg_in, True)
     work = min(_costs(spec, out_last)) * batch / _tuning.KERNEL_ELEMENT_SECONDS
     return _Plan(xs, os_, geo, spans, dims_array, offsets, pairs * blocks, work)
 

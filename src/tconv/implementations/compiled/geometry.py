@@ -495,6 +495,26 @@ def span_tables(axes: Axes3) -> tuple[np.ndarray, np.ndarray]:
 
 
 @functools.lru_cache(maxsize=256)
+def window_offsets(
+    kernel: tuple[int, ...], dilation: tuple[int, ...], x_strides: tuple[int, ...], cg_in: int, taps_first: bool
+) -> np.ndarray:
+    """Every (tap, input channel) pair's offset in x from the element tap 0 of channel 0 reads, for x's element
+    strides ``(N, axis 1, 2, 3, channels)`` and a 3-D padded kernel and dilation: in the order (tap 1, 2, 3,
+    channel) where ``taps_first``, else (channel, tap 1, 2, 3); made once per geometry and strides, read-only."""
+    grid = np.zeros((1, 1, 1), dtype=np.int64)
+    for a, (k, d) in enumerate(zip(kernel, dilation)):
+        shape = [1, 1, 1]
+        shape[a] = k
+        grid = grid + (np.arange(k, dtype=np.int64) * d * x_strides[1 + a]).reshape(shape)
+    taps = grid.reshape(-1)
+    channels = np.arange(cg_in, dtype=np.int64) * x_strides[4]
+    table = taps[:, None] + channels[None, :] if taps_first else channels[:, None] + taps[None, :]
+    offsets = np.ascontiguousarray(table.reshape(-1))
+    offsets.flags.writeable = False
+    return offsets
+
+
+@functools.lru_cache(maxsize=256)
 def whole_share(axes: Axes3) -> float:
     """The share of the outputs whose taps all meet x (along every axis: :func:`tap_spans`)."""
     share = 1.0

@@ -213,16 +213,7 @@ def _offsets(spec: ConvSpec, x_elements: tuple[int, ...], taps_first: bool) -> n
     if not _table_pays(spec, taps_first):
         return None
     axes = geometry.axes3(spec)
-    cg_in = spec.in_channels // spec.groups
-    steps = [
-        np.arange(k, dtype=np.int64) * d * x_elements[1 + a] for a, (k, d) in enumerate(zip(axes.kernel, axes.dilation))
-    ]
-    taps = (steps[0][:, None, None] + steps[1][None, :, None] + steps[2][None, None, :]).reshape(-1)
-    channels = np.arange(cg_in, dtype=np.int64) * x_elements[4]
-    table = taps[:, None] + channels[None, :] if taps_first else channels[:, None] + taps[None, :]
-    table = np.ascontiguousarray(table.reshape(-1))
-    table.flags.writeable = False
-    return table
+    return geometry.window_offsets(axes.kernel, axes.dilation, x_elements, spec.in_channels // spec.groups, taps_first)
 
 
 def conv(x: np.ndarray, weight: np.ndarray, bias: np.ndarray | None, spec: ConvSpec, channels_last: bool) -> np.ndarray:
