@@ -20,7 +20,7 @@ def finish(xp: Any, a: Array, dtype: Any) -> Array:
     """Cast back to the caller's dtype; hand NumPy callers a contiguous array."""
     if a.dtype != dtype:
         a = xp.astype(a, dtype)
-    if array_api_compat.is_numpy_array(a):
+    if type(a) is np.ndarray or array_api_compat.is_numpy_array(a):
         a = np.ascontiguousarray(a)
     return a
 

@@ -313,6 +313,7 @@ def transposed_weight(weight: np.ndarray, groups: int) -> np.ndarray:
     return np.ascontiguousarray(flipped).reshape(groups * cg_in, c_out // groups, *kernel)
 
 
+@functools.lru_cache(maxsize=1024)
 def stride_one_conv(spec: ConvSpec) -> ConvSpec | None:
     """A stride-1 transposed convolution as the convolution that computes it (None for any other call): the
     flipped kernel (:func:`transposed_weight`) over x padded by ``d*(k-1) - lo`` and ``d*(k-1) - hi +

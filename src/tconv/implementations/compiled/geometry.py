@@ -33,7 +33,10 @@ def kernel_ready(a: np.ndarray) -> np.ndarray:
     aligned (Fortran order, zero strides and read-only arrays included), else a contiguous copy (negative
     strides: a flipped view; unaligned or byte-offset views of a buffer). Only then is anything copied."""
     item = a.dtype.itemsize
-    if a.flags.aligned and all(st >= 0 and st % item == 0 for st in a.strides):
+    if a.flags.aligned:
+        for st in a.strides:
+            if st < 0 or st % item:
+                return np.ascontiguousarray(a)
         return a
     return np.ascontiguousarray(a)
 

@@ -113,7 +113,10 @@ def contiguous(a: np.ndarray, slot: int) -> np.ndarray:
     if a.flags.c_contiguous:
         return a
     buffer = scratch(a.shape, a.dtype, slot)
-    transpose.assign(buffer, a)
+    if a.nbytes < _tuning.TRANSPOSE_TILES_MIN_BYTES:  # transpose.copy declines it: its checks skipped
+        np.copyto(buffer, a)
+    else:
+        transpose.assign(buffer, a)
     return buffer
 
 
