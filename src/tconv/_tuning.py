@@ -280,11 +280,20 @@ BLAS_WARM_UP_SHAPE = (384, 16, 384)
 #: its six-tap passes on AVX-512 (forty-first session), which make a layer's passes fewer: not refitted.
 DIRECT_GRAD_PASS_COST = 100e-9
 
-#: A stride-1 transposed convolution runs its twin's direct sum, and a convolution's weight gradient is summed
-#: directly, only where the cost model puts the direct sum at or below this share of the im2col and product: where
-#: the two are close, the product (BLAS) is the better-known estimate (as TWIN_MARGIN); on depthwise and
-#: few-channel layers the direct sum wins by far more than the margin (docs/design.md).
+#: ``jit_direct`` runs a stride-1 transposed convolution as its twin's direct sum (``algorithms.direct_twin``), and a
+#: convolution's weight gradient is summed directly, only where the cost model puts the direct sum at or below this
+#: share of the im2col and product: where the two are close, the product (BLAS) is the better-known estimate (as
+#: TWIN_MARGIN); on depthwise and few-channel layers the direct sum wins by far more than the margin
+#: (docs/design.md).
 DIRECT_CONV_MARGIN = 0.8
+
+#: The planner takes ``jit_direct`` for a stride-1 transposed convolution it runs through its twin (rule 4) where its
+#: estimate is at most this share of every other's: 1, the cheaper estimate. It was DIRECT_CONV_MARGIN (0.8) until
+#: the forty-fifth session: replayed on every compiled algorithm's time on transposed sweeps 56-59 (240 layers,
+#: that session's kernels) the planner's regret went 1.0633 -> 1.0555 (56: 1.083 -> 1.068, 57: 1.065 -> 1.049,
+#: 58 and 59 unchanged; 0.9: 1.057, 1.2: 1.055, 1.5: 1.057), and on the kept records of earlier kernels 1.0684 ->
+#: 1.0681 (session 37), 1.0718 -> 1.0711 (36), 1.0796 -> 1.0783 (35), 1.0443 unchanged (33) (docs/design.md).
+TWIN_DIRECT_MARGIN = 1.0
 
 #: A convolution itself runs the direct sum where the cost model puts it at or below this share of the im2col and
 #: product: 1, the cheaper estimate. It was DIRECT_CONV_MARGIN (0.8) until the planner's regret over four forward

@@ -37,8 +37,8 @@ call description, layout and team (:func:`plan`), among the algorithms :func:`tc
    (and is taken where every other algorithm is avoided). Then, one that
    ``jit_direct`` runs as the direct sum of its forward twin
    (:func:`~tconv.implementations.compiled.algorithms.direct_twin`): ``jit_direct`` where the cost model puts
-   it at most ``DIRECT_CONV_MARGIN`` of every other algorithm's cost (``jit_im2col`` included; a margin
-   below rule 3's: on close estimates the twin's products measured faster), unless rule 7 holds;
+   it at most ``TWIN_DIRECT_MARGIN`` (1: the cheaper estimate) of every other algorithm's cost (``jit_im2col``
+   included), unless rule 7 holds;
 5. a stride-1 transposed convolution whose forward twin (``jit_im2col``: im2col of x and a product over
    ``C_in/G * K``; ``jit_winograd`` or ``jit_winograd4`` for a 2-D 3x3 kernel) the cost model puts at most
    ``TWIN_MARGIN`` (for Winograd's, ``WINOGRAD_MARGIN``) of every other algorithm's cost: the cheaper such twin
@@ -202,7 +202,7 @@ def plan(
             return "jit_blocked"
     if not team_pixels and "jit_direct" in costs and direct_twin(spec) is not None:  # rule 4
         direct = costs.pop("jit_direct")
-        if not costs or direct <= _tuning.DIRECT_CONV_MARGIN * min(costs.values()):
+        if not costs or direct <= _tuning.TWIN_DIRECT_MARGIN * min(costs.values()):
             return "jit_direct"
     twins = {name: costs.pop(name) for name in _TWINS if name in costs}  # the twins by rule 5 only, never by 8
     rest = min(costs.values(), default=None)
