@@ -3,15 +3,16 @@ core wrote.
 
     python benchmarks/machine_costs.py [--rounds N]
 
-It prints, each a median over ``N`` rounds (default 200):
+It prints, each a median over ``N`` rounds (default 200; the copies ``N / 4``, after five rounds left out):
 
 * ``wake``: a thread blocked on a lock until another releases it, from the release to the thread running again
   (both hold the GIL in turn, as a team run's threads do), after the waker had run for 20 us and for 1 ms: on a
   virtual machine whose idle CPUs halt, each such wake-up goes through the hypervisor;
 * ``team run``: :func:`tconv.implementations.compiled.team.run` of two products that take ``T`` alone on one BLAS
-  thread, against ``T`` (the ideal run takes ``T`` on two cores);
-* ``copy``: a 1.2 MB transposing copy (the staging copy of a channels-first output) by the calling thread, of data it
-  wrote itself and of data the team wrote (half on each core).
+  thread (threadpoolctl's limit and restore included), against ``T`` (the ideal run takes ``T`` on two cores);
+* ``copy``: a 1.3 MB transposing copy by the calling thread (the staging copy of a channels-first (40, 67, 11, 11)
+  output, ``blocked._run_across``, which NumPy's copy makes: ``transpose.copy`` declines matrices of 121 rows), of data
+  it wrote itself and of data the team wrote (half on each core).
 
 The numbers are the machine's, not tconv's: read them before a change that trades a copy or a hand-off for
 parallel work (docs/design.md, "What a hand-off costs here"). A measuring script, nothing in it is asserted.
@@ -23,6 +24,7 @@ import argparse
 import statistics
 import threading
 import time
+from collections.abc import Callable
 
 import numpy as np
 
@@ -56,11 +58,11 @@ def _wake(rounds: int, busy: float) -> float:
     return statistics.median(delays)
 
 
-def _median(call: object, rounds: int) -> float:
+def _median(call: Callable[[], None], rounds: int) -> float:
     times = []
     for _ in range(rounds):
         start = time.perf_counter()
-        call()  # type: ignore[operator]
+        call()
         times.append(time.perf_counter() - start)
     return statistics.median(times)
 
@@ -68,7 +70,7 @@ def _median(call: object, rounds: int) -> float:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--rounds", type=int, default=200)
-    rounds = parser.parse_args().rounds
+    rounds = max(1, parser.parse_args().rounds)
     for busy in (20e-6, 1e-3):
         print(f"wake: {_wake(rounds, busy) * 1e6:6.1f} us (the waker busy {busy * 1e6:.0f} us first)")
 
@@ -115,7 +117,7 @@ def main() -> None:
     for _ in range(rounds // 4 + 5):
         own()
         others()
-    mine, theirs = statistics.median(own_times), statistics.median(other_times)
+    mine, theirs = statistics.median(own_times[5:]), statistics.median(other_times[5:])
     print(
         f"copy: {mine * 1e6:6.1f} us of data this thread wrote, {theirs * 1e6:.1f} us of data the team wrote "
         f"({theirs / mine:.2f} x)"

@@ -277,7 +277,7 @@ def test_planner_pins_the_unet_3x3_transposed_layers_through_their_twin():
     as their forward twin. At 32 channels by F(4x4, 3x3): (8, 32, 32, 32) measured 2.01 ms there against 2.50
     for jit_direct (the direct sum of the twin, chosen before F(4x4, 3x3) came: 1.33 against 1.84 for jit_gemm
     then), 2.32 for F(2x2, 3x3) and 2.55 for jit_gemm. At 16 channels the direct sum still clears
-    the direct sum's bar (rule 4): (8, 16, 64, 64) 3.20 ms against 2.87 for F(4x4, 3x3), 3.47 for F(2x2, 3x3) and
+    rule 4's bar: (8, 16, 64, 64) 3.20 ms against 2.87 for F(4x4, 3x3), 3.47 for F(2x2, 3x3) and
     4.25 for jit_gemm (2026-12-01, a busy machine: within 10% of the fastest). At 64 channels the products win.
     Since the twenty-second session the direct sum runs in tiles (DIRECT_TILE_RATE) and takes the 32-channel
     layer too: 2.02 ms against 2.06 for F(4x4, 3x3) and 2.04 for F(2x2, 3x3) (forced, best of five); the
@@ -400,18 +400,28 @@ def test_planner_pins_the_direct_weight_gradient_on_long_planes_and_depthwise_la
 
 
 @needs_jit
-def test_planner_takes_the_twins_direct_sum_at_the_cheaper_estimate():
+def test_planner_takes_the_twins_direct_sum_at_the_cheaper_estimate(monkeypatch):
     """Rule 4 takes jit_direct for a stride-1 transposed layer through its twin where its estimate is at most
     TWIN_DIRECT_MARGIN (1: the cheaper) of every other's. On these two layers its estimate is 0.85 of jit_im2col's,
     which the former bar (DIRECT_CONV_MARGIN, 0.8) refused; every algorithm forced (transposed sweeps 56 and 57,
     `docs/bench-2026-12-05-s45-regret-56-59.json`): (8, 2, 39, 39) -> 353 5x5 2.42 ms on jit_direct against 4.85 on
     jit_im2col, (2, 15, 41, 41) -> 231 2x2 0.68 against 1.45."""
-    numpy = array_api_compat.array_namespace(np.empty(0))
+    from tconv.implementations.compiled import algorithms
+
     for x_shape, w_shape, padding in (((8, 2, 39, 39), (2, 353, 5, 5), 2), ((2, 15, 41, 41), (15, 231, 2, 2), 0)):
         spec = _spec(True, x_shape, w_shape, padding=padding)
+        assert algorithms.direct_twin(spec) is not None  # rule 4's question, not rule 8's cheapest
         costs = planner.plan_costs(spec, x_shape[0], False)
-        assert _tuning.DIRECT_CONV_MARGIN * costs["jit_im2col"] < costs["jit_direct"] <= costs["jit_im2col"]
-        assert planner.select(spec, numpy, False, x_shape[0]).name == "jit_direct"
+        assert 0.8 * costs["jit_im2col"] < costs["jit_direct"] <= costs["jit_im2col"]
+        for on_team in (False, True):
+            assert planner.plan(spec, True, False, on_team, x_shape[0]) == "jit_direct"
+    with monkeypatch.context() as patch:  # at the former bar the same layers went to the im2col
+        patch.setattr(_tuning, "TWIN_DIRECT_MARGIN", 0.8)
+        planner.plan.cache_clear()
+        for x_shape, w_shape, padding in (((8, 2, 39, 39), (2, 353, 5, 5), 2), ((2, 15, 41, 41), (15, 231, 2, 2), 0)):
+            spec = _spec(True, x_shape, w_shape, padding=padding)
+            assert planner.plan(spec, True, False, False, x_shape[0]) != "jit_direct"
+    planner.plan.cache_clear()
 
 
 @needs_jit

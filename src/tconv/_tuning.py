@@ -280,11 +280,10 @@ BLAS_WARM_UP_SHAPE = (384, 16, 384)
 #: its six-tap passes on AVX-512 (forty-first session), which make a layer's passes fewer: not refitted.
 DIRECT_GRAD_PASS_COST = 100e-9
 
-#: ``jit_direct`` runs a stride-1 transposed convolution as its twin's direct sum (``algorithms.direct_twin``), and a
-#: convolution's weight gradient is summed directly, only where the cost model puts the direct sum at or below this
-#: share of the im2col and product: where the two are close, the product (BLAS) is the better-known estimate (as
-#: TWIN_MARGIN); on depthwise and few-channel layers the direct sum wins by far more than the margin
-#: (docs/design.md).
+#: ``jit_direct`` sums a convolution's weight gradient directly (``algorithms.direct_weight_grad``) only where the cost
+#: model puts the direct sum at or below this share of the im2col and product: where the two are close, the product
+#: (BLAS) is the better-known estimate (as TWIN_MARGIN); on depthwise and few-channel layers the direct sum wins by
+#: far more than the margin (docs/design.md). Until the forty-fifth session rule 4 read it too (TWIN_DIRECT_MARGIN).
 DIRECT_CONV_MARGIN = 0.8
 
 #: The planner takes ``jit_direct`` for a stride-1 transposed convolution it runs through its twin (rule 4) where its

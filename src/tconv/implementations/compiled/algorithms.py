@@ -645,7 +645,7 @@ def direct_twin(spec: ConvSpec) -> ConvSpec | None:
     """The forward twin (:func:`stride_one_conv`) through which ``jit_direct`` runs a stride-1 transposed
     convolution, where the direct convolution's cost (with the kernel's flip) is below the transposed direct
     sum's; else None. The twin sums four output channels a pass, the transposed sum one. The planner ranks
-    ``jit_direct`` on such a call as it ranks it on a convolution (``DIRECT_CONV_MARGIN``)."""
+    ``jit_direct`` on such a call by rule 4 (``TWIN_DIRECT_MARGIN``)."""
     twin = stride_one_conv(spec)
     if twin is None or direct_conv.cost(twin) + _weight_copy(spec) >= JitDirect._transposed_cost(spec):
         return None
