@@ -1,7 +1,7 @@
 """Is tree B faster than tree A? Every call of a sweep, timed in paired processes with the cases interleaved.
 
     python benchmarks/paired_ab.py A_SRC B_SRC [--seed SEED | --suite | --models | --pick SEED:NAME,...]
-        [--procs N] [--cases NAME,NAME]
+        [--procs N] [--cases NAME,NAME] [--rest SECONDS]
 
 ``A_SRC`` and ``B_SRC`` are two ``src`` folders of tconv (a ``git worktree add /tmp/A REV`` of the tree before
 a change, and this checkout's ``src``). For each of the 120 layers of ``tconv bench --sweep SEED`` (60
@@ -23,6 +23,12 @@ process a side and 1.008 +- 0.010 with three. So: several processes a side (the 
 averages out), and the sides' turns at the same moment (the drift cancels). Run the tree against itself first;
 a difference smaller than two standard errors is not one.
 
+Between two turns the script rests ``--rest`` seconds (default 0.2), as ``tconv bench`` rests between its
+frameworks' turns: a worker's BLAS threads spin for a while after its turn's last product, and the next worker's
+threads then share the CPUs with them. Without the rest (until the forty-fifth session), sweep 57's sweep-46
+((1, 112, 23, 23, 23) -> 4 1x1x1 stride 2, its product on BLAS's own threads) took 8 ms instead of 0.4 in 2-3 of
+8 workers a run, in either tree; with 0.2 s, in none of 24.
+
 A measurement script, not a test; nothing in it is asserted.
 """
 
@@ -36,6 +42,7 @@ import random
 import statistics
 import subprocess
 import sys
+import time
 
 WORKER = r"""
 import json, statistics, sys, time
@@ -114,6 +121,7 @@ def main() -> None:
     parser.add_argument("--procs", type=int, default=3, help="worker processes a side (default 3)")
     parser.add_argument("--cases", default="", help="only these cases (comma-separated names; SEED:NAME under --pick)")
     parser.add_argument("--pick", default="", help="sweep layers of several seeds (comma-separated SEED:NAME)")
+    parser.add_argument("--rest", type=float, default=0.2, help="seconds between two turns (default 0.2)")
     args = parser.parse_args()
     picked = _picks(args.pick)
     if picked:
@@ -164,6 +172,7 @@ def main() -> None:
                 worker.stdin.flush()
                 got, seconds = json.loads(worker.stdout.readline())
                 logs[side].setdefault(got, []).append(math.log(seconds))
+                time.sleep(max(0.0, args.rest))
     finally:
         for workers in sides.values():
             for worker in workers:
