@@ -82,8 +82,9 @@ def copy(dst: np.ndarray, src: np.ndarray) -> bool:
 
 
 def assign(dst: np.ndarray, src: np.ndarray) -> None:
-    """``dst[...] = src``: by tiles where :func:`copy` takes the pair, else NumPy's copy."""
-    if not copy(dst, src):
+    """``dst[...] = src``: by tiles where :func:`copy` takes the pair, else NumPy's copy (at once below
+    ``TRANSPOSE_TILES_MIN_BYTES``, which :func:`copy` declines first: a small copy skips its checks)."""
+    if src.nbytes < _tuning.TRANSPOSE_TILES_MIN_BYTES or not copy(dst, src):
         np.copyto(dst, src)
 
 

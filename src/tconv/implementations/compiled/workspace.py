@@ -113,10 +113,7 @@ def contiguous(a: np.ndarray, slot: int) -> np.ndarray:
     if a.flags.c_contiguous:
         return a
     buffer = scratch(a.shape, a.dtype, slot)
-    if a.nbytes < _tuning.TRANSPOSE_TILES_MIN_BYTES:  # transpose.copy declines it: its checks skipped
-        np.copyto(buffer, a)
-    else:
-        transpose.assign(buffer, a)
+    transpose.assign(buffer, a)
     return buffer
 
 
