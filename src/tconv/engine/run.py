@@ -74,19 +74,31 @@ def _routed(
     finiteness of ``multiplied`` is looked at on every call: where one of them (the arrays the dead taps would
     multiply by the padding's zeros: the weight, or the data of a weight gradient) holds an infinity or a NaN,
     whose product with zero every framework carries into the result as NaN, the call runs whole."""
-    forced = registry.forced()
-    whole, cut, part = _route(
-        spec,
-        prepared.xp,
-        _batch(prepared, batched),
-        channels_last,
-        layout.compute_itemsize(prepared),
-        None if forced is None else forced.name,
-        registry.avoided(),
-        team.size(),
-        kernels.available(),
+    route = _route(
+        spec, prepared.xp, _batch(prepared, batched), channels_last, layout.compute_itemsize(prepared), *route_state()
     )
-    if cut is not None and part is not None and all(bool(prepared.xp.all(prepared.xp.isfinite(a))) for a in multiplied):
+    return _pick(route, prepared.xp, *multiplied)
+
+
+def route_state() -> tuple[str | None, frozenset[str], int, bool]:
+    """What a call's route depends on beside the call itself (the last four of :func:`_route`'s arguments): the
+    forced algorithm's name (:func:`tconv.use_algorithm`), the avoided ones, the team's size and whether the
+    compiled kernels can run."""
+    forced = registry.forced()
+    return None if forced is None else forced.name, registry.avoided(), team.size(), kernels.available()
+
+
+def _pick(
+    route: tuple[
+        registry.Algorithm | ValueError, tuple[ConvSpec, tuple[tuple[int, int], ...]] | None, registry.Algorithm | None
+    ],
+    xp: Any,
+    *multiplied: Array,
+) -> tuple[tuple[ConvSpec, tuple[tuple[int, int], ...]] | None, registry.Algorithm]:
+    """The way one call runs, of its remembered :func:`_route`: the cut and its algorithm where there is one and
+    every array in ``multiplied`` is finite, else the whole call's algorithm (its refusal raised afresh)."""
+    whole, cut, part = route
+    if cut is not None and part is not None and all(bool(xp.all(xp.isfinite(a))) for a in multiplied):
         return cut, part
     if isinstance(whole, ValueError):  # the whole call has no algorithm (only the cut one had)
         raise ValueError(*whole.args)  # a new one each time: the remembered one would gather tracebacks
