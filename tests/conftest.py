@@ -28,9 +28,10 @@ def _fresh_routes():
     ``direct_conv.dots_preferred``, the direct sum's channels-last route, its choice of tiles, estimates and tile plans,
     ``jit_blocked``'s estimates and plans (along the rows and across the samples), ``jit_dots``' (both ways), the
     planner's cached choices, the direct sum's twin and weight-gradient choices, the dead-tap cut's and whether a
-    transposed input gradient runs apart (all but the first two cleared again after the test), and the team's
-    measured choices): a test that changes the tuning constants or the compiled path's availability (monkeypatched)
-    sees the planner decide again, whichever tests ran before it."""
+    transposed input gradient runs apart (all but the first two cleared again after the test), the team's
+    measured choices, and the forward calls planned whole with their routes, ``tconv.ops._PLANS``): a test that
+    changes the tuning constants or the compiled path's availability (monkeypatched) sees the planner decide again,
+    whichever tests ran before it."""
     import importlib
 
     importlib.import_module("tconv.engine.run")._route.cache_clear()
@@ -50,6 +51,7 @@ def _fresh_routes():
         cache.cache_clear()
     team = importlib.import_module("tconv.implementations.compiled.team")
     team._probes.clear()  # the kernel calls and products measured alone and on the team (team._measured)
+    importlib.import_module("tconv.ops")._PLANS.clear()  # the calls planned whole, with their routes
     yield
     for cache in caches:  # a test that replaced _costs leaves no plan made from its numbers
         cache.cache_clear()

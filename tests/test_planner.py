@@ -115,8 +115,9 @@ def test_planner_caches_its_plans_per_call_description():
     x, w = rng.standard_normal((2, 3, 4, 4)), rng.standard_normal((3, 2, 3, 3))
     for _ in range(3):
         tconv.conv_transpose(x, w, stride=2)
-    # the engine asks the planner once, and remembers its answer for the same call description
-    assert engine_run._route.cache_info().misses == 1 and engine_run._route.cache_info().hits == 2
+    # the engine asks the planner once, and remembers its answer for the same call description: the second call
+    # plans the call whole with it (ops._PLANS), the third runs that plan
+    assert engine_run._route.cache_info().misses == 1 and engine_run._route.cache_info().hits == 1
     assert planner.plan.cache_info().misses == 1
     spec = _spec(True, (2, 3, 4, 4), (3, 2, 3, 3), stride=2)
     numpy = array_api_compat.array_namespace(np.empty(0))

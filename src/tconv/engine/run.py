@@ -252,6 +252,42 @@ def run(prepared: Prepared, spec: ConvSpec, *, batched: bool, channels_last: boo
     return layout.finish(xp, out if batched else out[0, ...], prepared.dtype)
 
 
+class CallPlan:
+    """A forward call on NumPy arrays decided once (:func:`plan_call`) and run again on new arrays of the same
+    description by :meth:`run`, which does only what :func:`run` does on every call: the way the remembered route
+    runs them (:func:`_pick`: the dead taps' cut where the weight is finite), the algorithm's forward, and the
+    result as the caller's contiguous array. :mod:`tconv.ops` keeps one per call description, dtype and
+    :func:`route_state` (``ops._PLANS``); the arrays it hands :meth:`run` are NumPy arrays of one float32 or
+    float64 dtype, of the shapes the plan was made for (the checks :func:`tconv.ops.parse_call` made once hold
+    for them), any strides."""
+
+    __slots__ = ("batched", "channels_last", "route", "spec", "xp")
+
+    def __init__(self, xp: Any, route: Any, spec: ConvSpec, batched: bool, channels_last: bool) -> None:
+        self.xp, self.route, self.spec, self.batched, self.channels_last = xp, route, spec, batched, channels_last
+
+    def run(self, x: np.ndarray, weight: np.ndarray, bias: np.ndarray | None) -> np.ndarray:
+        """The call on these arrays, as :func:`run` computes it."""
+        xp, spec = self.xp, self.spec
+        cut, algorithm = _pick(self.route, xp, weight)
+        if cut is not None:
+            spec, weight = cut[0], _cut_weight(weight, cut[1])
+        if self.batched:
+            return np.ascontiguousarray(algorithm.forward(xp, x, weight, bias, spec, self.channels_last))
+        out = algorithm.forward(xp, xp.expand_dims(x, axis=0), weight, bias, spec, self.channels_last)
+        return np.ascontiguousarray(out[0, ...])
+
+
+def plan_call(prepared: Prepared, spec: ConvSpec, *, batched: bool, channels_last: bool) -> CallPlan:
+    """The :class:`CallPlan` of a forward call whose arrays :func:`tconv._backend.plain_numpy_call` took (NumPy
+    arrays of one native float32 or float64 dtype: no cast either way), with the route :func:`run` would take now;
+    raises what :func:`run` would (an index overflow, a forced algorithm that cannot run the call)."""
+    route = _route(
+        spec, prepared.xp, _batch(prepared, batched), channels_last, layout.compute_itemsize(prepared), *route_state()
+    )
+    return CallPlan(prepared.xp, route, spec, batched, channels_last)
+
+
 def run_weight_grad(
     prepared: Prepared, spec: ConvSpec, grad_output: Array, *, batched: bool, channels_last: bool
 ) -> Array:
