@@ -2,7 +2,8 @@
 
 Each selects its algorithm the same way (:func:`_routed`, from the call's batch and compute dtype), casts
 to the compute dtype with a batch axis, asks the algorithm object, and hands the result back in the
-caller's dtype (:mod:`tconv.engine.layout`).
+caller's dtype (:mod:`tconv.engine.layout`). A forward call on NumPy arrays is planned once (:func:`plan_call`:
+its route kept in a :class:`CallPlan`, which :mod:`tconv.ops` runs on the later calls of the same description).
 
 Each first drops the kernel's dead taps (:func:`live_taps`): the leading and trailing taps of an axis that meet
 no input for any output (a kernel much longer than its input, or dilated past it: DeepLab's atrous branches
