@@ -51,6 +51,7 @@ def _fresh_routes():
         cache.cache_clear()
     team = importlib.import_module("tconv.implementations.compiled.team")
     team._probes.clear()  # the kernel calls and products measured alone and on the team (team._measured)
+    team._watched.clear()  # and their decisions' watches (team._watch)
     importlib.import_module("tconv.ops")._PLANS.clear()  # the calls planned whole, with their routes
     yield
     for cache in caches:  # a test that replaced _costs leaves no plan made from its numbers

@@ -511,6 +511,59 @@ def _blas_threads():
 
 
 @needs_team
+def test_a_measured_decision_is_watched_and_measured_again_where_it_no_longer_holds(monkeypatch):
+    """After the decision each run of the way taken is timed; every KERNEL_TEAM_WATCH runs (doubled after each new
+    measurement) their median is set against the other way's measured median, and where the team runs slower than
+    alone did (or alone slower than the team's time by the rule's share squared) the call is measured again, both
+    ways in turn without the uncounted runs, at most KERNEL_TEAM_REMEASURES times; a decision that holds stays."""
+    import threading
+    import time
+
+    from tconv.implementations.compiled import team
+
+    monkeypatch.setattr(_tuning, "KERNEL_TEAM_MIN_WORK", 0)
+    monkeypatch.setattr(_tuning, "KERNEL_TEAM_WATCH", 2)
+    monkeypatch.setattr(_tuning, "KERNEL_TEAM_REMEASURES", 2)
+    monkeypatch.setattr(_tuning, "KERNEL_RANGES_PER_THREAD", 4)  # eight ranges of one job on two threads
+    monkeypatch.setattr(team, "threads", lambda: 2)
+    monkeypatch.setattr(team, "kernel_team_min_work", lambda: 1000.0)
+    monkeypatch.setattr(team, "_probes", {})
+    monkeypatch.setattr(team, "_watched", {})
+    jobs, skip, probes, unit = 8, _tuning.KERNEL_TEAM_PROBE_SKIP, _tuning.KERNEL_TEAM_PROBES, 0.002
+    cost = {"job": 2 * unit, "range": 0.0}  # what a job and a kernel call sleep: changed between the calls below
+    lock = threading.Lock()
+    ranges: list[int] = []
+
+    def kernel(start: int, stop: int) -> None:
+        time.sleep(cost["range"] + cost["job"] * (stop - start))
+        with lock:
+            ranges[-1] += 1
+
+    def calls(count: int) -> list[bool]:
+        """Whether each of ``count`` calls ran on the team (more than one range)."""
+        teamed = []
+        for _ in range(count):
+            ranges.append(0)
+            team.ranges(kernel, jobs, 500.0)
+            teamed.append(ranges[-1] > 1)
+        return teamed
+
+    calls(skip + 2 * probes)  # alone 16 units, on the team 8: decided for the team
+    (key,) = team._probes
+    assert team._probes[key] is True and calls(4) == [True] * 4  # the team keeps its time: measured no more
+    assert team._watched[key][2] == 0
+    cost.update(job=0.0, range=6 * unit)  # the team's eight ranges now 24 units, above alone's 16 measured
+    assert calls(2 + 2 * probes + 2) == [True] * 2 + [False, True] * probes + [False] * 2  # watched, measured, alone
+    assert team._probes[key] is False and team._watched[key][2] == 1
+    # alone now 40 units, the team's measured 24 below 0.81 of it: watched over four runs (the two above among
+    # them, whose median still holds), then four more, then measured again, then the team (20 units)
+    cost.update(job=5 * unit, range=0.0)
+    assert calls(6 + 2 * probes + 1) == [False] * 6 + [False, True] * probes + [True]
+    assert team._probes[key] is True and team._watched[key][2] == 2
+    cost.update(job=0.0, range=12 * unit)  # the team 48 units against alone's 40: wrong, but measured twice more
+    assert calls(8 + 2) == [True] * 10 and team._probes[key] is True and team._watched[key][2] == 2
+
+
 def test_products_near_the_team_threshold_are_measured_in_the_same_blocks(monkeypatch):
     """A product from KERNEL_TEAM_PROBE_FROM to KERNEL_TEAM_TRUST times TEAM_PRODUCT_MIN_FLOPS runs as the team's
     blocks, on the team or one after the other in the caller, whichever measured faster: every call's result the

@@ -715,6 +715,15 @@ KERNEL_TEAM_PROBES = 3
 KERNEL_TEAM_PROBE_SKIP = 4
 KERNEL_TEAM_MEASURED_SHARE = 0.9
 
+#: A decided call is watched (:func:`tconv.implementations.compiled.team._watch`): every KERNEL_TEAM_WATCH runs
+#: (doubled after each new measurement) the median of its way's runs is set against the other way's measured median,
+#: and where the decision no longer holds by a margin (a team run slower than alone; a run alone that the team's
+#: median beats by KERNEL_TEAM_MEASURED_SHARE squared) the call is measured again, at most KERNEL_TEAM_REMEASURES
+#: times. Three probes a way decided on noise at times: fsweep-12 of forward sweep 56 (0.23 ms alone) went to the
+#: team in two processes of five, whose turns then took 0.21-0.49 ms (docs/design.md, "Team decisions watched").
+KERNEL_TEAM_WATCH = 8
+KERNEL_TEAM_REMEASURES = 4
+
 #: One thread's time per element read or written by the element-wise passes of :mod:`tconv.nn`'s layers
 #: (:mod:`tconv.implementations.compiled.elementwise`), which stream through memory with a compare or a multiply
 #: an element: a ReLU over 524288 float32 ran in 0.106 ms on one thread (1M elements touched, arrays past the

@@ -752,6 +752,10 @@ def _on_team(kernel: Callable[[int, int], None], jobs: int, count: int) -> None:
 #: timed runs alone and on the team, then the decision (True: the team) once both have ``KERNEL_TEAM_PROBES`` runs
 _probes: dict[tuple[Any, ...], tuple[list[None], list[float], list[float]] | bool] = {}
 
+#: a decided call's watch (:func:`_watch`): its key -> the median measured for the way not taken, the taken way's
+#: recent runs, and how many times the call was measured again
+_watched: dict[tuple[Any, ...], list[Any]] = {}
+
 
 def _measured(key: tuple[Any, ...], alone: Callable[[], None], on_team: Callable[[], None], estimated: bool) -> None:
     """Run a call ``alone`` (in the calling thread) or ``on_team``, the way that measured faster for ``key``: its
@@ -766,17 +770,26 @@ def _measured(key: tuple[Any, ...], alone: Callable[[], None], on_team: Callable
     core (the host places the woken CPU by its waker) until the host spreads them, and each call's wake-up
     lands there again: calls of 0.1-0.5 ms on one thread ran 1.4-2.6 times slower on the team in the benchmark's
     turns (docs/design.md, "The team measured"). No price per element fits every kernel there (their estimates
-    ran 0.6-10 times their time), and the hand-off measured at the start is that of a team just woken."""
+    ran 0.6-10 times their time), and the hand-off measured at the start is that of a team just woken.
+
+    A decision is watched (:func:`_watch`): where the way taken runs slower, over its recent runs, than the rule
+    allows against the median measured for the other way, the call is measured again (both ways, in turn), up to
+    ``KERNEL_TEAM_REMEASURES`` times. Three runs a way decide on noise at times (forward sweep 56's fsweep-12, 0.23 ms
+    alone, went to the team in two processes of five, where its turns then took 0.21-0.49 ms)."""
     state = _probes.get(key)
-    if state is True:
-        on_team()
-        return
-    if state is False:
-        alone()
+    if state is True or state is False:
+        watch = _watched.get(key)
+        if watch is None:
+            (on_team if state else alone)()
+            return
+        start = time.perf_counter()
+        (on_team if state else alone)()
+        _watch(key, state, watch, time.perf_counter() - start)
         return
     if state is None:
         if len(_probes) >= _PROBES_KEPT:
             _probes.clear()
+            _watched.clear()
         state = _probes.setdefault(key, ([], [], []))  # two threads on a new key share one record
         if isinstance(state, bool):
             (on_team if state else alone)()
@@ -791,8 +804,32 @@ def _measured(key: tuple[Any, ...], alone: Callable[[], None], on_team: Callable
     (on_team if teamed else alone)()
     (team_times if teamed else alone_times).append(time.perf_counter() - start)
     if min(len(team_times), len(alone_times)) >= _tuning.KERNEL_TEAM_PROBES:  # (two threads may add a run more)
-        share = _tuning.KERNEL_TEAM_MEASURED_SHARE
-        _probes[key] = statistics.median(team_times) < share * statistics.median(alone_times)
+        team_median, alone_median = statistics.median(team_times), statistics.median(alone_times)
+        decision = team_median < _tuning.KERNEL_TEAM_MEASURED_SHARE * alone_median
+        earlier = _watched.get(key)
+        _watched[key] = [alone_median if decision else team_median, [], 0 if earlier is None else earlier[2]]
+        _probes[key] = decision
+
+
+def _watch(key: tuple[Any, ...], decision: bool, watch: list[Any], seconds: float) -> None:
+    """One more run of a decided call (:func:`_measured`), of ``seconds``, on the team (``decision``) or alone.
+    Every ``KERNEL_TEAM_WATCH`` runs (doubled after each new measurement) the median of those is set against the
+    median measured for the other way: a team run slower than the time alone, or a run alone that the team's time
+    beats by the rule's share twice over (``KERNEL_TEAM_MEASURED_SHARE`` squared: a margin both ways, so that a call
+    near the rule's line is not measured over and over), and the call is measured again, both ways in turn, without
+    the uncounted runs; at most ``KERNEL_TEAM_REMEASURES`` times. Both ways give the same bits, so only the time
+    changes."""
+    other, recent, again = watch
+    recent.append(seconds)
+    if len(recent) < _tuning.KERNEL_TEAM_WATCH << again:
+        return
+    mine = statistics.median(recent)
+    recent.clear()
+    share = _tuning.KERNEL_TEAM_MEASURED_SHARE
+    wrong = mine > other if decision else other < share * share * mine
+    if wrong and again < _tuning.KERNEL_TEAM_REMEASURES:
+        watch[2] = again + 1
+        _probes[key] = ([None] * _tuning.KERNEL_TEAM_PROBE_SKIP, [], [])
 
 
 _PROBES_KEPT = 4096  # calls measured before the record starts again (a process of many distinct layers)
