@@ -621,9 +621,9 @@ def test_the_compiled_products_never_run_on_blas_threads(monkeypatch):
     runs in the caller, each on one BLAS thread
     (BLAS's own threads would spin after it, against the team's next run). BLAS threads no product below
     ``BLAS_ONE_THREAD_MIN_WORK`` multiply-adds, so those are left alone: a small one, the matrices of a stack
-    of small ones, and a middling one that a few blocks bring below it (cheaper than setting BLAS's thread
-    count). Stacked and broadcast operands, with and without ``out``, equal NumPy's product; BLAS has its
-    thread count back afterwards."""
+    of small ones, and a middling one that a few blocks, none narrower than ``BLAS_SPLIT_MIN_BLOCK``, bring below
+    it (cheaper than setting BLAS's thread count). Stacked and broadcast operands, with and without ``out``, equal
+    NumPy's product; BLAS has its thread count back afterwards."""
     from threadpoolctl import threadpool_limits
 
     real = np.matmul
@@ -646,6 +646,7 @@ def test_the_compiled_products_never_run_on_blas_threads(monkeypatch):
         (rng.standard_normal((40, 200)), rng.standard_normal((200, 3000))),  # columns
         (rng.standard_normal((3, 90, 120)), rng.standard_normal((120, 500))),  # stacked, b broadcast
         (rng.standard_normal((60, 80)), rng.standard_normal((80, 70))),  # middling: in the caller, in 2 blocks
+        (rng.standard_normal((32, 720)), rng.standard_normal((720, 36))),  # middling, blocks of 9: whole, limited
         (rng.standard_normal((300, 150)), rng.standard_normal((150, 100))),  # measured: the team's 2 blocks here
         (rng.standard_normal((4, 60, 40)), rng.standard_normal((40, 60))),  # a stack of small ones
         (rng.standard_normal((5, 6)), rng.standard_normal((6, 7))),  # small
@@ -674,6 +675,8 @@ def test_the_compiled_products_never_run_on_blas_threads(monkeypatch):
     for size in (5 * 6 * 7, 60 * 40 * 60):  # the small one and the stack of small ones
         unlimited.remove(size)
     assert len(unlimited) == 2 and sum(unlimited) == 60 * 80 * 70  # the middling one, in two blocks
+    # the middling one whose blocks below the limit would be 9 columns wide (BLAS_SPLIT_MIN_BLOCK): whole, limited
+    assert [threads for size, threads in seen if size == 32 * 720 * 36] == [[1] * len(before)]
     # a product of 9e6 flops, from KERNEL_TEAM_PROBE_FROM of the team's threshold up, is measured: its first run
     # the estimate's way (here, below the threshold), as the team's two blocks, each with BLAS limited
     assert [size for size, threads in seen if size == 150 * 150 * 100 and threads == [1] * len(before)] == [

@@ -260,9 +260,13 @@ DIRECT_CONV_BLOCK_RATE = 35e9
 #: (a few times the team's hand-off of work on one thread; from KERNEL_TEAM_PROBE_FROM times it to KERNEL_TEAM_TRUST
 #: times it the same blocks run on the team or in the caller, whichever measured faster: team.matmul).
 BLAS_ONE_THREAD_MIN_WORK = 4 * 65536
-#: a product of at most this many blocks below BLAS_ONE_THREAD_MIN_WORK runs as those blocks rather than with
-#: BLAS limited (team._one_thread_product; docs/design.md)
-BLAS_SPLIT_MAX_PIECES = 4
+#: a product of at most BLAS_SPLIT_MAX_PIECES blocks below BLAS_ONE_THREAD_MIN_WORK, each of at least
+#: BLAS_SPLIT_MIN_BLOCK rows (or columns, the side it is cut along), runs as those blocks rather than with BLAS
+#: limited (team._one_thread_product; docs/design.md): blocks of 4-20 columns ran 1.0-1.9 times the limited
+#: product's time, blocks of 30-95 0.6-0.9 times it, up to ten of them (a product below TEAM_PRODUCT_MIN_FLOPS
+#: times KERNEL_TEAM_PROBE_FROM needs at most ten)
+BLAS_SPLIT_MAX_PIECES = 12
+BLAS_SPLIT_MIN_BLOCK = 24
 TEAM_PRODUCT_MIN_FLOPS = 2e7
 
 #: (m, k, n) of the float32 product each thread runs once, with BLAS on one thread, before its first product for

@@ -315,9 +315,11 @@ def _one_thread_product(a: np.ndarray, b: np.ndarray, out: np.ndarray, m: int, n
     """``np.matmul(a, b, out=out)`` on one BLAS thread, in the cheapest of three ways. BLAS threads none of the
     2-D products NumPy hands it (one per matrix of a stack) below ``BLAS_ONE_THREAD_MIN_WORK`` multiply-adds:
     such products run as they are. One that needs at most ``BLAS_SPLIT_MAX_PIECES`` blocks of its rows (or
-    columns, where they are more) to get below it runs as those blocks, one after the other: BLAS's thread
-    count, set to one and back, cost more than the added products (about 20 us, against 3-5 us a block).
-    Others run with BLAS limited to one thread (:func:`one_blas_thread`)."""
+    columns, where they are more) to get below it, each at least ``BLAS_SPLIT_MIN_BLOCK`` rows (or columns), runs
+    as those blocks, one after the other: BLAS's thread count, set to one and back, cost more than the added
+    products (about 20 us, against 3-5 us a block). Narrower blocks run far below BLAS's rate ((32, 720) @ (720,
+    36) as four blocks of 9 columns 37 us, limited 24). Others run with BLAS limited to one thread
+    (:func:`one_blas_thread`)."""
     limit = _tuning.BLAS_ONE_THREAD_MIN_WORK
     if m * n * k < limit:
         np.matmul(a, b, out=out)
@@ -326,8 +328,8 @@ def _one_thread_product(a: np.ndarray, b: np.ndarray, out: np.ndarray, m: int, n
     length, other = (m, n) if rows else (n, m)
     largest = (limit - 1) // (other * k)  # the longest block below the limit
     pieces = -(-length // largest) if largest >= 1 else 0
-    if 1 <= pieces <= _tuning.BLAS_SPLIT_MAX_PIECES:
-        step = -(-length // pieces)  # blocks as even as that many allow
+    step = -(-length // pieces) if pieces >= 1 else 0  # blocks as even as that many allow
+    if 1 <= pieces <= _tuning.BLAS_SPLIT_MAX_PIECES and step >= _tuning.BLAS_SPLIT_MIN_BLOCK:
         for start in range(0, length, step):
             _block_product(a, b, out, rows, start, start + step)
         return
