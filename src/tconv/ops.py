@@ -240,7 +240,7 @@ def _dispatch(transposed: bool, x: Any, weight: Any, bias: Any, **options: Any) 
                 return call.zeros_and_bias()
             if key is None:
                 return engine.run(plain, call.spec, batched=call.batched, channels_last=call.channels_last)
-            plan = plan_call(plain, call.spec, batched=call.batched, channels_last=call.channels_last)
+            plan = plan_call(plain, call.spec, key[-4:], batched=call.batched, channels_last=call.channels_last)
             remember(_PLANS, key, plan, _PLANS_LIMIT)
             return plan.run(x, weight, bias)
     if (elsewhere := handled_elsewhere(x, weight, bias)) is not None:

@@ -279,12 +279,16 @@ class CallPlan:
         return np.ascontiguousarray(out[0, ...])
 
 
-def plan_call(prepared: Prepared, spec: ConvSpec, *, batched: bool, channels_last: bool) -> CallPlan:
+def plan_call(
+    prepared: Prepared, spec: ConvSpec, state: tuple[Any, ...], *, batched: bool, channels_last: bool
+) -> CallPlan:
     """The :class:`CallPlan` of a forward call whose arrays :func:`tconv._backend.plain_numpy_call` took (NumPy
-    arrays of one native float32 or float64 dtype: no cast either way), with the route :func:`run` would take now;
-    raises what :func:`run` would (an index overflow, a forced algorithm that cannot run the call)."""
+    arrays of one native float32 or float64 dtype: no cast either way), with the route :func:`run` would take in
+    ``state`` (:func:`route_state`, as read for the plan's key: another thread changing the team's size meanwhile
+    must not leave a route of the new state under the old key); raises what :func:`run` would (an index overflow, a
+    forced algorithm that cannot run the call)."""
     route = _route(
-        spec, prepared.xp, _batch(prepared, batched), channels_last, layout.compute_itemsize(prepared), *route_state()
+        spec, prepared.xp, _batch(prepared, batched), channels_last, layout.compute_itemsize(prepared), *state
     )
     return CallPlan(prepared.xp, route, spec, batched, channels_last)
 
