@@ -264,8 +264,9 @@ BLAS_ONE_THREAD_MIN_WORK = 4 * 65536
 #: BLAS_SPLIT_MIN_BLOCK rows (or columns, the side it is cut along), runs as those blocks rather than with BLAS
 #: limited (team._one_thread_product; docs/design.md): blocks of 4-20 columns ran 1.0-1.9 times the limited
 #: product's time, blocks of 30-95 0.6-0.9 times it, up to ten of them (a product below TEAM_PRODUCT_MIN_FLOPS
-#: times KERNEL_TEAM_PROBE_FROM needs at most ten)
-BLAS_SPLIT_MAX_PIECES = 12
+#: times KERNEL_TEAM_PROBE_FROM needs at most ten; with no team, every product comes here, and more blocks than ten
+#: were not measured)
+BLAS_SPLIT_MAX_PIECES = 10
 BLAS_SPLIT_MIN_BLOCK = 24
 TEAM_PRODUCT_MIN_FLOPS = 2e7
 

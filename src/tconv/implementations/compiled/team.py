@@ -318,7 +318,7 @@ def _one_thread_product(a: np.ndarray, b: np.ndarray, out: np.ndarray, m: int, n
     columns, where they are more) to get below it, each at least ``BLAS_SPLIT_MIN_BLOCK`` rows (or columns), runs
     as those blocks, one after the other: BLAS's thread count, set to one and back, cost more than the added
     products (about 20 us, against 3-5 us a block). Narrower blocks run far below BLAS's rate ((32, 720) @ (720,
-    36) as four blocks of 9 columns 37 us, limited 24). Others run with BLAS limited to one thread
+    36) as four blocks of 9 columns 35-37 us, limited 22-24). Others run with BLAS limited to one thread
     (:func:`one_blas_thread`)."""
     limit = _tuning.BLAS_ONE_THREAD_MIN_WORK
     if m * n * k < limit:
@@ -328,10 +328,9 @@ def _one_thread_product(a: np.ndarray, b: np.ndarray, out: np.ndarray, m: int, n
     length, other = (m, n) if rows else (n, m)
     largest = (limit - 1) // (other * k)  # the longest block below the limit
     pieces = -(-length // largest) if largest >= 1 else 0
-    step = -(-length // pieces) if pieces >= 1 else 0  # blocks as even as that many allow
-    if 1 <= pieces <= _tuning.BLAS_SPLIT_MAX_PIECES and step >= _tuning.BLAS_SPLIT_MIN_BLOCK:
-        for start in range(0, length, step):
-            _block_product(a, b, out, rows, start, start + step)
+    if 1 <= pieces <= _tuning.BLAS_SPLIT_MAX_PIECES and length // pieces >= _tuning.BLAS_SPLIT_MIN_BLOCK:
+        for i in range(pieces):  # even blocks: each at most ``largest`` long
+            _block_product(a, b, out, rows, length * i // pieces, length * (i + 1) // pieces)
         return
     with one_blas_thread(m * n * k):
         np.matmul(a, b, out=out)
