@@ -564,6 +564,41 @@ def test_a_measured_decision_is_watched_and_measured_again_where_it_no_longer_ho
     assert calls(8 + 2) == [True] * 10 and team._probes[key] is True and team._watched[key][2] == 2
 
 
+def test_the_watch_measures_again_only_past_its_margins_and_at_most_so_often(monkeypatch):
+    """team._watch on given run times: the team (decided below KERNEL_TEAM_MEASURED_SHARE of the time alone) is
+    measured again only once its window's median is above the time alone, a run alone only once the team's time is
+    below the share squared of it (a margin both ways); windows of KERNEL_TEAM_WATCH runs, doubled after each new
+    measurement; at most KERNEL_TEAM_REMEASURES new measurements."""
+    from tconv.implementations.compiled import team
+
+    monkeypatch.setattr(_tuning, "KERNEL_TEAM_WATCH", 4)
+    monkeypatch.setattr(_tuning, "KERNEL_TEAM_REMEASURES", 2)
+    monkeypatch.setattr(_tuning, "KERNEL_TEAM_MEASURED_SHARE", 0.9)
+    monkeypatch.setattr(team, "_probes", {})
+    key = ("test",)
+
+    def window(decision: bool, other: float, seconds: float, runs: int, again: int = 0) -> list:
+        """The watch after ``runs`` runs of ``seconds`` each, the other way measured at ``other``."""
+        team._probes[key] = decision
+        watch = [other, [], again]
+        for _ in range(runs):
+            team._watch(key, decision, watch, seconds)
+        return watch
+
+    # on the team, alone measured at 1.0: runs of 0.95 (between the rule's 0.9 and 1.0) keep it; 1.05 does not
+    assert window(True, 1.0, 0.95, 8)[2] == 0 and team._probes[key] is True
+    assert window(True, 1.0, 1.05, 3)[2] == 0 and team._probes[key] is True  # three runs: no window yet
+    watch = window(True, 1.0, 1.05, 4)
+    assert watch[2] == 1 and team._probes[key] == ([None] * _tuning.KERNEL_TEAM_PROBE_SKIP, [], [])
+    # alone, the team measured at 1.0: runs of 1.15 (the team below 0.9 of them, not below 0.81) keep it; 1.25 not
+    assert window(False, 1.0, 1.15, 8)[2] == 0 and team._probes[key] is False
+    assert window(False, 1.0, 1.25, 4)[2] == 1 and isinstance(team._probes[key], tuple)
+    # measured again once: the next window is eight runs; measured again twice, nothing more (the cap)
+    assert window(False, 1.0, 1.25, 7, again=1)[2] == 1 and team._probes[key] is False
+    assert window(False, 1.0, 1.25, 8, again=1)[2] == 2 and isinstance(team._probes[key], tuple)
+    assert window(False, 1.0, 1.25, 16, again=2)[2] == 2 and team._probes[key] is False
+
+
 def test_products_near_the_team_threshold_are_measured_in_the_same_blocks(monkeypatch):
     """A product from KERNEL_TEAM_PROBE_FROM to KERNEL_TEAM_TRUST times TEAM_PRODUCT_MIN_FLOPS runs as the team's
     blocks, on the team or one after the other in the caller, whichever measured faster: every call's result the
