@@ -75,10 +75,15 @@ def _routed(
     finiteness of ``multiplied`` is looked at on every call: where one of them (the arrays the dead taps would
     multiply by the padding's zeros: the weight, or the data of a weight gradient) holds an infinity or a NaN,
     whose product with zero every framework carries into the result as NaN, the call runs whole."""
-    route = _route(
-        spec, prepared.xp, _batch(prepared, batched), channels_last, layout.compute_itemsize(prepared), *route_state()
+    return _pick(_route_in(prepared, spec, batched, channels_last, route_state()), prepared.xp, *multiplied)
+
+
+def _route_in(prepared: Prepared, spec: ConvSpec, batched: bool, channels_last: bool, state: tuple[Any, ...]) -> Any:
+    """:func:`_route` of a prepared call in ``state`` (:func:`route_state`): its batch and compute itemsize read
+    from the arrays."""
+    return _route(
+        spec, prepared.xp, _batch(prepared, batched), channels_last, layout.compute_itemsize(prepared), *state
     )
-    return _pick(route, prepared.xp, *multiplied)
 
 
 def route_state() -> tuple[str | None, frozenset[str], int, bool]:
@@ -287,10 +292,7 @@ def plan_call(
     ``state`` (:func:`route_state`, as read for the plan's key: another thread changing the team's size meanwhile
     must not leave a route of the new state under the old key); raises what :func:`run` would (an index overflow, a
     forced algorithm that cannot run the call)."""
-    route = _route(
-        spec, prepared.xp, _batch(prepared, batched), channels_last, layout.compute_itemsize(prepared), *state
-    )
-    return CallPlan(prepared.xp, route, spec, batched, channels_last)
+    return CallPlan(prepared.xp, _route_in(prepared, spec, batched, channels_last, state), spec, batched, channels_last)
 
 
 def run_weight_grad(
