@@ -118,19 +118,19 @@ def test_batch_norm_passes(team_size, shape, axis, dtype):
     mean = sums / (x.size // shape[axis])
     squares = elementwise.channel_sums(x, axis, centre=mean)
     np.testing.assert_allclose(squares, ((x64 - mean.reshape(view)) ** 2).sum(axis=reduce), rtol=1e-12)
-    sum_g, sum_gx = elementwise.batch_norm_sums(grad, x, axis)
-    np.testing.assert_allclose(sum_g, grad.astype(np.float64).sum(axis=reduce), rtol=1e-10, atol=1e-9)
-    np.testing.assert_allclose(sum_gx, (grad.astype(np.float64) * x64).sum(axis=reduce), rtol=1e-10, atol=1e-8)
-
     channels = shape[axis]
-    m, s, g, b = (rng.standard_normal(channels).astype(dtype) for _ in range(4))
-    x_hat, y = elementwise.normalize(x, axis, m, s, g, b)
-    expected = (x - m.reshape(view)) * s.reshape(view)
-    assert _same(x_hat, expected)
-    assert _same(y, expected * g.reshape(view) + b.reshape(view))
-    assert _same(elementwise.normalize(x, axis, m, s, g, None)[1], expected * g.reshape(view))
-    dx = elementwise.batch_norm_grad(grad, x_hat, axis, m, s, g)
-    assert _same(dx, ((grad - x_hat * m.reshape(view)) - s.reshape(view)) * g.reshape(view))
+    m, s, g, b, u, v = (rng.standard_normal(channels).astype(dtype) for _ in range(6))
+    x_hat = (x - m.reshape(view)) * s.reshape(view)  # NumPy's numbers, which the passes make again from x
+    sum_g, sum_gx = elementwise.batch_norm_sums(grad, x, axis, m, s)
+    np.testing.assert_allclose(sum_g, grad.astype(np.float64).sum(axis=reduce), rtol=1e-10, atol=1e-9)
+    products = grad.astype(np.float64) * x_hat.astype(np.float64)
+    np.testing.assert_allclose(sum_gx, products.sum(axis=reduce), rtol=1e-10, atol=1e-8)
+
+    y = elementwise.normalize(x, axis, m, s, g, b)
+    assert _same(y, x_hat * g.reshape(view) + b.reshape(view))
+    assert _same(elementwise.normalize(x, axis, m, s, g, None), x_hat * g.reshape(view))
+    dx = elementwise.batch_norm_grad(grad, x, axis, m, s, u, v, g)
+    assert _same(dx, ((grad - x_hat * u.reshape(view)) - v.reshape(view)) * g.reshape(view))
 
 
 @needs_jit
@@ -162,9 +162,11 @@ def test_supports_only_contiguous_float_arrays_of_one_dtype_and_shape():
         (lambda: nn.BatchNorm1d(300), (8, 300), 1),
     ],
 )
-def test_batch_norm_layer_in_float32_against_a_float64_reference(make, shape, axis):
+@pytest.mark.parametrize("grad_order", ["C", "F"])
+def test_batch_norm_layer_in_float32_against_a_float64_reference(make, shape, axis, grad_order):
     """The layer's training forward, running statistics and backward in float32 (the compiled passes where numba
-    is installed) against the formulas in float64."""
+    is installed) against the formulas in float64. A gradient the compiled passes do not take (not C-contiguous)
+    goes through NumPy's, after a compiled forward that kept x rather than x_hat."""
     rng = np.random.default_rng(7)
     layer = make()
     x = (rng.standard_normal(shape) * 2 + 0.5).astype(np.float32)
@@ -181,7 +183,7 @@ def test_batch_norm_layer_in_float32_against_a_float64_reference(make, shape, ax
     unbiased = var.reshape(-1) * count / (count - 1) if layer.unbiased_running_var else var.reshape(-1)
     expected_var = 1 - layer.momentum + layer.momentum * unbiased
     np.testing.assert_allclose(layer.running_var.value, expected_var, rtol=1e-5)
-    dx = layer.backward(grad)
+    dx = layer.backward(np.asarray(grad, order=grad_order))
     g64 = grad.astype(np.float64)
     expected_dx = g64 - g64.mean(axis=reduce, keepdims=True) - x_hat * (g64 * x_hat).mean(axis=reduce, keepdims=True)
     expected_dx /= np.sqrt(var + layer.eps)

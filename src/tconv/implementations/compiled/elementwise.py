@@ -144,12 +144,24 @@ def _layout(shape: tuple[int, ...], axis: int) -> tuple[np.ndarray, int, int]:
     return dims, jobs, partial_rows
 
 
-def _sums(a: np.ndarray, b: np.ndarray, centre: np.ndarray, axis: int, mode: int, passes: int) -> np.ndarray:
+def _sums(
+    a: np.ndarray,
+    b: np.ndarray,
+    centre: np.ndarray,
+    axis: int,
+    mode: int,
+    passes: int,
+    constants: np.ndarray | None = None,
+) -> np.ndarray:
     """The sums kernel's ``(2, channels)`` float64 totals over every axis but ``axis`` (``mode`` as the kernel
-    reads it), its pieces' partial sums added in order."""
+    reads it; ``constants``, in ``b``'s dtype, the ``(2, channels)`` mean and inverse deviation that make
+    mode 2's x_hat from ``b``), its pieces' partial sums added in order."""
     dims, jobs, partial_rows = _layout(a.shape, axis)
     partial = np.zeros((partial_rows, 2, a.shape[axis]))
-    _run(_sums_kernel(), jobs, passes * a.size, a.reshape(-1), b.reshape(-1), centre, partial, dims, mode)
+    if constants is None:
+        constants = np.zeros((2, a.shape[axis]), dtype=b.dtype)
+    arrays = (a.reshape(-1), b.reshape(-1), centre, constants, partial, dims, mode)
+    _run(_sums_kernel(), jobs, passes * a.size, *arrays)
     return partial.sum(axis=0)
 
 
@@ -161,33 +173,48 @@ def channel_sums(x: np.ndarray, axis: int, centre: np.ndarray | None = None) -> 
     return _sums(x, x, np.asarray(centre, dtype=np.float64), axis, 1, 1)[0]
 
 
-def batch_norm_sums(grad: np.ndarray, x_hat: np.ndarray, axis: int) -> tuple[np.ndarray, np.ndarray]:
-    """``(sum(grad), sum(grad * x_hat))`` per channel, float64, over every axis but ``axis``."""
-    total = _sums(grad, x_hat, np.zeros(grad.shape[axis]), axis, 2, 2)
+def batch_norm_sums(
+    grad: np.ndarray, x: np.ndarray, axis: int, mean: np.ndarray, inv_std: np.ndarray
+) -> tuple[np.ndarray, np.ndarray]:
+    """``(sum(grad), sum(grad * x_hat))`` per channel, float64, over every axis but ``axis``, where ``x_hat = (x -
+    mean) * inv_std`` per channel is made again from x in x's dtype (the channel constants given in it), each
+    operation rounded as NumPy's: the numbers :func:`normalize` normalised with."""
+    constants = np.stack([mean, inv_std]).astype(x.dtype)
+    total = _sums(grad, x, np.zeros(grad.shape[axis]), axis, 2, 2, constants)
     return total[0], total[1]
 
 
 def normalize(
     x: np.ndarray, axis: int, mean: np.ndarray, inv_std: np.ndarray, gamma: np.ndarray, beta: np.ndarray | None
-) -> tuple[np.ndarray, np.ndarray]:
-    """``(x_hat, y)``: ``x_hat = (x - mean) * inv_std`` and ``y = x_hat * gamma (+ beta)`` per channel, in
-    ``x``'s dtype (the channel constants given in it), each operation rounded as NumPy's."""
+) -> np.ndarray:
+    """``y = x_hat * gamma (+ beta)`` per channel, ``x_hat = (x - mean) * inv_std``, in ``x``'s dtype (the channel
+    constants given in it), each operation rounded as NumPy's. ``x_hat`` itself is not kept: the backward makes it
+    again from x (:func:`batch_norm_sums`, :func:`batch_norm_grad`), which saves writing a second array of x's size
+    and reading it back (PyTorch's batch normalization keeps x too)."""
     dims, jobs, _ = _layout(x.shape, axis)
-    x_hat, y = np.empty_like(x), np.empty_like(x)
+    y = np.empty_like(x)
     constants = np.stack([mean, inv_std, gamma, np.zeros_like(gamma) if beta is None else beta]).astype(x.dtype)
-    arrays = (x.reshape(-1), constants, x_hat.reshape(-1), y.reshape(-1), dims, beta is not None)
-    _run(_normalize_kernel(), jobs, 3 * x.size, *arrays)
-    return x_hat, y
+    arrays = (x.reshape(-1), constants, y.reshape(-1), dims, beta is not None)
+    _run(_normalize_kernel(), jobs, 2 * x.size, *arrays)
+    return y
 
 
 def batch_norm_grad(
-    grad: np.ndarray, x_hat: np.ndarray, axis: int, a: np.ndarray, b: np.ndarray, scale: np.ndarray
+    grad: np.ndarray,
+    x: np.ndarray,
+    axis: int,
+    mean: np.ndarray,
+    inv_std: np.ndarray,
+    a: np.ndarray,
+    b: np.ndarray,
+    scale: np.ndarray,
 ) -> np.ndarray:
-    """``((grad - x_hat * a) - b) * scale`` per channel (the channel constants given in the arrays' dtype)."""
+    """``((grad - x_hat * a) - b) * scale`` per channel, ``x_hat = (x - mean) * inv_std`` made again from x as
+    :func:`normalize` made it (the channel constants given in the arrays' dtype)."""
     dims, jobs, _ = _layout(grad.shape, axis)
     dx = np.empty_like(grad)
-    constants = np.stack([a, b, scale]).astype(grad.dtype)
-    _run(_bn_grad_kernel(), jobs, 3 * grad.size, grad.reshape(-1), x_hat.reshape(-1), constants, dx.reshape(-1), dims)
+    constants = np.stack([a, b, scale, mean, inv_std]).astype(grad.dtype)
+    _run(_bn_grad_kernel(), jobs, 3 * grad.size, grad.reshape(-1), x.reshape(-1), constants, dx.reshape(-1), dims)
     return dx
 
 
@@ -279,8 +306,9 @@ def _masked_kernel() -> Any:
 
 @functools.cache
 def _sums_kernel() -> Any:
-    def sums(a, b, centre, partial, dims, mode, start, stop):  # type: ignore[no-untyped-def]
-        # mode 0: partial[row, 0, c] += a; 1: += (a - centre[c])**2; 2: partial[row, 0] += a, [row, 1] += a * b
+    def sums(a, b, centre, constants, partial, dims, mode, start, stop):  # type: ignore[no-untyped-def]
+        # mode 0: partial[row, 0, c] += a; 1: += (a - centre[c])**2; 2: partial[row, 0] += a, [row, 1] += a * h,
+        # h = (b - constants[0, c]) * constants[1, c] in b's dtype (batch normalization's x_hat made again)
         outer, channels, inner, rows, block = dims[0], dims[1], dims[2], dims[3], dims[4]
         blocks = (channels + block - 1) // block if inner == 1 else 1
         for job in range(start, stop):
@@ -291,6 +319,7 @@ def _sums_kernel() -> Any:
                 first = partial[piece, 0, c0:c1]
                 second = partial[piece, 1, c0:c1]
                 mid = centre[c0:c1]
+                shift, inv = constants[0, c0:c1], constants[1, c0:c1]
                 for r in range(piece * rows, min(piece * rows + rows, outer)):
                     xs = a[r * channels + c0 : r * channels + c1]
                     if mode == 0:
@@ -305,7 +334,7 @@ def _sums_kernel() -> Any:
                         for c in range(c1 - c0):
                             u = np.float64(xs[c])
                             first[c] += u
-                            second[c] += u * np.float64(ys[c])
+                            second[c] += u * np.float64((ys[c] - shift[c]) * inv[c])
             else:  # one channel's run of inner elements
                 c = job % channels
                 xs = a[job * inner : job * inner + inner]
@@ -321,10 +350,11 @@ def _sums_kernel() -> Any:
                         s0 += d * d
                 else:
                     ys = b[job * inner : job * inner + inner]
+                    m, v = constants[0, c], constants[1, c]
                     for i in range(inner):
                         u = np.float64(xs[i])
                         s0 += u
-                        s1 += u * np.float64(ys[i])
+                        s1 += u * np.float64((ys[i] - m) * v)
                 partial[job // channels, 0, c] = s0
                 partial[job // channels, 1, c] = s1
 
@@ -333,7 +363,7 @@ def _sums_kernel() -> Any:
 
 @functools.cache
 def _normalize_kernel() -> Any:
-    def normalize(x, constants, x_hat, y, dims, center, start, stop):  # type: ignore[no-untyped-def]
+    def normalize(x, constants, y, dims, center, start, stop):  # type: ignore[no-untyped-def]
         outer, channels, inner, rows, block = dims[0], dims[1], dims[2], dims[3], dims[4]
         blocks = (channels + block - 1) // block if inner == 1 else 1
         for job in range(start, stop):
@@ -345,39 +375,32 @@ def _normalize_kernel() -> Any:
                 gamma, beta = constants[2, c0:c1], constants[3, c0:c1]
                 for r in range(piece * rows, min(piece * rows + rows, outer)):
                     lo, hi = r * channels + c0, r * channels + c1
-                    xs, hs, ys = x[lo:hi], x_hat[lo:hi], y[lo:hi]
+                    xs, ys = x[lo:hi], y[lo:hi]
                     if center:  # (the branch outside the loops: inside, it kept them scalar)
                         for c in range(c1 - c0):
-                            v = (xs[c] - mean[c]) * inv[c]
-                            hs[c] = v
-                            ys[c] = v * gamma[c] + beta[c]
+                            ys[c] = ((xs[c] - mean[c]) * inv[c]) * gamma[c] + beta[c]
                     else:
                         for c in range(c1 - c0):
-                            v = (xs[c] - mean[c]) * inv[c]
-                            hs[c] = v
-                            ys[c] = v * gamma[c]
+                            ys[c] = ((xs[c] - mean[c]) * inv[c]) * gamma[c]
             else:
                 c = job % channels
                 m, s, g, b = constants[0, c], constants[1, c], constants[2, c], constants[3, c]
                 lo = job * inner
-                xs, hs, ys = x[lo : lo + inner], x_hat[lo : lo + inner], y[lo : lo + inner]
+                xs, ys = x[lo : lo + inner], y[lo : lo + inner]
                 if center:
                     for i in range(inner):
-                        v = (xs[i] - m) * s
-                        hs[i] = v
-                        ys[i] = v * g + b
+                        ys[i] = ((xs[i] - m) * s) * g + b
                 else:
                     for i in range(inner):
-                        v = (xs[i] - m) * s
-                        hs[i] = v
-                        ys[i] = v * g
+                        ys[i] = ((xs[i] - m) * s) * g
 
     return kernels.compile_kernel(normalize, fastmath=False, error_model="numpy")
 
 
 @functools.cache
 def _bn_grad_kernel() -> Any:
-    def bn_grad(grad, x_hat, constants, dx, dims, start, stop):  # type: ignore[no-untyped-def]
+    def bn_grad(grad, x, constants, dx, dims, start, stop):  # type: ignore[no-untyped-def]
+        # constants: a, b, scale, then the mean and inverse deviation that make x_hat from x
         outer, channels, inner, rows, block = dims[0], dims[1], dims[2], dims[3], dims[4]
         blocks = (channels + block - 1) // block if inner == 1 else 1
         for job in range(start, stop):
@@ -386,17 +409,19 @@ def _bn_grad_kernel() -> Any:
                 c0 = (job % blocks) * block
                 c1 = min(c0 + block, channels)
                 a, b, s = constants[0, c0:c1], constants[1, c0:c1], constants[2, c0:c1]
+                mean, inv = constants[3, c0:c1], constants[4, c0:c1]
                 for r in range(piece * rows, min(piece * rows + rows, outer)):
                     lo, hi = r * channels + c0, r * channels + c1
-                    gs, hs, ds = grad[lo:hi], x_hat[lo:hi], dx[lo:hi]
+                    gs, xs, ds = grad[lo:hi], x[lo:hi], dx[lo:hi]
                     for c in range(c1 - c0):
-                        ds[c] = ((gs[c] - hs[c] * a[c]) - b[c]) * s[c]
+                        ds[c] = ((gs[c] - ((xs[c] - mean[c]) * inv[c]) * a[c]) - b[c]) * s[c]
             else:
                 c = job % channels
                 ac, bc, sc = constants[0, c], constants[1, c], constants[2, c]
+                mc, vc = constants[3, c], constants[4, c]
                 lo = job * inner
-                gs, hs, ds = grad[lo : lo + inner], x_hat[lo : lo + inner], dx[lo : lo + inner]
+                gs, xs, ds = grad[lo : lo + inner], x[lo : lo + inner], dx[lo : lo + inner]
                 for i in range(inner):
-                    ds[i] = ((gs[i] - hs[i] * ac) - bc) * sc
+                    ds[i] = ((gs[i] - ((xs[i] - mc) * vc) * ac) - bc) * sc
 
     return kernels.compile_kernel(bn_grad, fastmath=False, error_model="numpy")

@@ -119,32 +119,37 @@ class BatchNorm(Module):
             if not compiled:
                 centred = x - mean.reshape(view)
         inv_std = 1.0 / np.sqrt(var + self.eps)
-        if compiled:  # x_hat and y in one pass, in x's dtype
-            constants = [np.asarray(c).astype(x.dtype) for c in (mean, inv_std)]
-            x_hat, y = elementwise.normalize(x, axis, constants[0], constants[1], gamma, beta)
-            inv_std = constants[1]
+        if compiled:  # y in one pass, in x's dtype; x_hat is made again from x by the backward
+            mean_x, inv_std = (np.asarray(c).astype(x.dtype) for c in (mean, inv_std))
+            y = elementwise.normalize(x, axis, mean_x, inv_std, gamma, beta)
+            normalized: Any = (x, mean_x, inv_std)
         else:
             # In place where the arrays are this layer's own (the numbers of x.var and of the unfused expressions).
-            x_hat = _times(centred, inv_std.reshape(view))
+            normalized = x_hat = _times(centred, inv_std.reshape(view))
             y = x_hat * gamma.reshape(view)
             if beta is not None:
                 y = _plus(y, beta.reshape(view))
-        self._cache = (x_hat, inv_std, gamma, reduce, view, count, self.training, axis)
+        self._cache = (normalized, inv_std, gamma, reduce, view, count, self.training, axis)
         return y.astype(x.dtype, copy=False)
 
     def _backward(self, grad: np.ndarray) -> np.ndarray:
         assert self._cache is not None, "backward called before forward"
-        x_hat, inv_std, gamma, reduce, view, count, training, axis = self._cache
+        normalized, inv_std, gamma, reduce, view, count, training, axis = self._cache
         scale = (gamma * inv_std).reshape(view)
-        if training and elementwise.supports(grad, x_hat) and scale.dtype == grad.dtype:
-            # the two sums in one pass and dx in another, on the team
-            sum_g64, sum_gx64 = elementwise.batch_norm_sums(grad, x_hat, axis)
-            if self.scale:
-                self.weight.accumulate(sum_gx64.astype(grad.dtype))
-            if self.center:
-                self.bias.accumulate(sum_g64.astype(grad.dtype))
-            a, b = (sum_gx64 / count).astype(grad.dtype), (sum_g64 / count).astype(grad.dtype)
-            return elementwise.batch_norm_grad(grad, x_hat, axis, a, b, scale.reshape(-1))
+        if isinstance(normalized, tuple):  # the compiled forward's (x, mean, inv_std): x_hat not kept
+            x, mean_x, _ = normalized
+            if training and elementwise.supports(grad, x) and scale.dtype == grad.dtype:
+                # the two sums in one pass and dx in another, on the team, each making x_hat again from x
+                sum_g64, sum_gx64 = elementwise.batch_norm_sums(grad, x, axis, mean_x, inv_std)
+                if self.scale:
+                    self.weight.accumulate(sum_gx64.astype(grad.dtype))
+                if self.center:
+                    self.bias.accumulate(sum_g64.astype(grad.dtype))
+                a, b = (sum_gx64 / count).astype(grad.dtype), (sum_g64 / count).astype(grad.dtype)
+                return elementwise.batch_norm_grad(grad, x, axis, mean_x, inv_std, a, b, scale.reshape(-1))
+            x_hat = (x - mean_x.reshape(view)) * inv_std.reshape(view)  # the numbers normalize made
+        else:
+            x_hat = normalized
         sum_g = sum_gx = None
         if self.scale:
             sum_gx = (grad * x_hat).sum(axis=reduce)
