@@ -134,14 +134,38 @@ def test_batch_norm_passes(team_size, shape, axis, dtype):
 
 
 @needs_jit
+@pytest.mark.parametrize("shape, axis", BN_CASES)
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_batch_statistics_in_one_pass_match_the_two_pass_float64_ones(team_size, shape, axis, dtype):
+    """The one-pass mean and variance against NumPy's float64 mean and (two-pass) variance, on channels of
+    deviation 1 around means from 0 to 10^4 (unshifted, the sums of squares would lose the variance's digits
+    there), with one channel constant (variance exactly 0, never negative)."""
+    rng = np.random.default_rng(9)
+    channels = shape[axis]
+    view = [-1 if a == axis else 1 for a in range(len(shape))]
+    centres = np.geomspace(1.0, 1e4, channels) * np.sign(rng.standard_normal(channels))
+    x = (rng.standard_normal(shape) + centres.reshape(view)).astype(dtype)
+    np.moveaxis(x, axis, 0)[0] = 3.25  # a constant channel
+    reduce = tuple(a for a in range(len(shape)) if a != axis)
+    mean, var = elementwise.batch_statistics(x, axis)
+    x64 = x.astype(np.float64)
+    np.testing.assert_allclose(mean, x64.mean(axis=reduce), rtol=1e-13, atol=0)
+    np.testing.assert_allclose(var, x64.var(axis=reduce), rtol=1e-9, atol=0)
+    assert mean[0] == 3.25 and var[0] == 0.0
+
+
+@needs_jit
 @pytest.mark.parametrize("shape, axis", BN_CASES[:4])  # each of several jobs
 def test_batch_norm_sums_do_not_depend_on_the_threads(monkeypatch, shape, axis):
     x = np.random.default_rng(6).standard_normal(shape).astype(np.float32)
     alone = elementwise.channel_sums(x, axis)
+    statistics = elementwise.batch_statistics(x, axis)
     monkeypatch.setattr(team, "_threads", 3)
     monkeypatch.setattr(_tuning, "KERNEL_TEAM_MIN_WORK", 0)
     monkeypatch.setattr(team, "kernel_team_min_work", lambda: 0.0)
     assert np.array_equal(elementwise.channel_sums(x, axis), alone)
+    for a, b in zip(elementwise.batch_statistics(x, axis), statistics):
+        assert np.array_equal(a, b)
 
 
 def test_supports_only_contiguous_float_arrays_of_one_dtype_and_shape():
@@ -196,7 +220,9 @@ def test_batch_norm_layer_in_float32_against_a_float64_reference(make, shape, ax
 def test_layers_take_the_compiled_passes(monkeypatch):
     """float32 contiguous arrays go through the compiled passes (each counted), a float16 one through NumPy."""
     calls: list[str] = []
-    names = [name for name in elementwise.__all__ if name != "supports"]  # every pass
+    # every pass but channel_sums, which the engine's bias gradients take (the layer's statistics are
+    # batch_statistics')
+    names = [name for name in elementwise.__all__ if name not in ("supports", "channel_sums")]
     for name in names:
         real = getattr(elementwise, name)
         counted = lambda *a, _real=real, _name=name, **k: calls.append(_name) or _real(*a, **k)  # noqa: E731

@@ -35,6 +35,7 @@ __all__ = [
     "activation_grad",
     "batch_norm_grad",
     "batch_norm_sums",
+    "batch_statistics",
     "channel_sums",
     "dropout",
     "masked_scale",
@@ -173,6 +174,21 @@ def channel_sums(x: np.ndarray, axis: int, centre: np.ndarray | None = None) -> 
     return _sums(x, x, np.asarray(centre, dtype=np.float64), axis, 1, 1)[0]
 
 
+def batch_statistics(x: np.ndarray, axis: int) -> tuple[np.ndarray, np.ndarray]:
+    """The float64 mean and (biased) variance per channel over every axis but ``axis``, in one pass over x:
+    the sums of ``d`` and ``d**2`` for ``d = x - shift``, the shift a value of each channel's own (its first
+    element), then ``mean = shift + sum(d) / n`` and ``var = sum(d**2) / n - (sum(d) / n)**2``. Shifted so, the
+    float64 difference loses about ``1 + (mean - shift)**2 / var`` times float64's rounding, far below float32's
+    wherever the shift lies within some thousands of deviations of the mean (a sample of the channel's own
+    values); unshifted, a channel of mean 1000 and deviation 1 would lose six of float64's sixteen digits."""
+    outer, channels = math.prod(x.shape[:axis]), x.shape[axis]
+    shift = np.array(x.reshape(outer, channels, -1)[0, :, 0], dtype=np.float64)
+    count = x.size // channels
+    total = _sums(x, x, shift, axis, 3, 1)
+    moved = total[0] / count
+    return shift + moved, np.maximum(total[1] / count - moved * moved, 0.0)
+
+
 def batch_norm_sums(
     grad: np.ndarray, x: np.ndarray, axis: int, mean: np.ndarray, inv_std: np.ndarray
 ) -> tuple[np.ndarray, np.ndarray]:
@@ -308,7 +324,8 @@ def _masked_kernel() -> Any:
 def _sums_kernel() -> Any:
     def sums(a, b, centre, constants, partial, dims, mode, start, stop):  # type: ignore[no-untyped-def]
         # mode 0: partial[row, 0, c] += a; 1: += (a - centre[c])**2; 2: partial[row, 0] += a, [row, 1] += a * h,
-        # h = (b - constants[0, c]) * constants[1, c] in b's dtype (batch normalization's x_hat made again)
+        # h = (b - constants[0, c]) * constants[1, c] in b's dtype (batch normalization's x_hat made again);
+        # 3: partial[row, 0] += d, [row, 1] += d * d, d = a - centre[c] in float64 (shifted sums)
         outer, channels, inner, rows, block = dims[0], dims[1], dims[2], dims[3], dims[4]
         blocks = (channels + block - 1) // block if inner == 1 else 1
         for job in range(start, stop):
@@ -329,6 +346,11 @@ def _sums_kernel() -> Any:
                         for c in range(c1 - c0):
                             d = np.float64(xs[c]) - mid[c]
                             first[c] += d * d
+                    elif mode == 3:
+                        for c in range(c1 - c0):
+                            d = np.float64(xs[c]) - mid[c]
+                            first[c] += d
+                            second[c] += d * d
                     else:
                         ys = b[r * channels + c0 : r * channels + c1]
                         for c in range(c1 - c0):
@@ -348,6 +370,12 @@ def _sums_kernel() -> Any:
                     for i in range(inner):
                         d = np.float64(xs[i]) - m
                         s0 += d * d
+                elif mode == 3:
+                    m = centre[c]
+                    for i in range(inner):
+                        d = np.float64(xs[i]) - m
+                        s0 += d
+                        s1 += d * d
                 else:
                     ys = b[job * inner : job * inner + inner]
                     m, v = constants[0, c], constants[1, c]

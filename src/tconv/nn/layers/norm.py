@@ -103,9 +103,8 @@ class BatchNorm(Module):
         own_dtype = all(p is None or p.dtype == x.dtype for p in (gamma, beta))
         compiled = x.size > 0 and elementwise.supports(x) and own_dtype
         if self.training:
-            if compiled:  # float64 sums in one pass each on the team (two: the mean, then the centred squares)
-                mean = elementwise.channel_sums(x, axis) / count
-                var = elementwise.channel_sums(x, axis, centre=mean) / count
+            if compiled:  # float64 sums in one pass on the team (shifted: elementwise.batch_statistics)
+                mean, var = elementwise.batch_statistics(x, axis)
             else:
                 mean = x.mean(axis=reduce)
                 centred = x - mean.reshape(view)
