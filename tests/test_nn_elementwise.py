@@ -132,6 +132,13 @@ def test_batch_norm_passes(team_size, shape, axis, dtype):
     dx = elementwise.batch_norm_grad(grad, x, axis, m, s, u, v, g)
     assert _same(dx, ((grad - x_hat * u.reshape(view)) - v.reshape(view)) * g.reshape(view))
 
+    # with an activation in the same pass: NumPy's ReLU / LeakyReLU of y, as the activation kernel computes it
+    for name, slope in (("relu", 0.0), ("leaky_relu", 0.3)):
+        for beta in (b, None):
+            z = x_hat * g.reshape(view) + (0 if beta is None else beta.reshape(view))
+            activated = np.maximum(z, 0) if name == "relu" else np.where(z > 0, z, dtype(slope) * z)
+            assert _same(elementwise.normalize(x, axis, m, s, g, beta, name, slope), activated)
+
 
 @needs_jit
 @pytest.mark.parametrize("shape, axis", BN_CASES)
@@ -235,3 +242,88 @@ def test_layers_take_the_compiled_passes(monkeypatch):
     model.astype(np.float16)
     model(x.astype(np.float16))
     assert calls == []
+
+
+def _unfused(layers, x, grad, input_grad=True):  # type: ignore[no-untyped-def]
+    """The layers called one after the other by hand (no Sequential: nothing fused), then their backward."""
+    y = x
+    for layer in layers:
+        y = layer(y)
+    g = grad
+    for layer in reversed(layers):
+        g = layer.backward(g)
+    return y, g
+
+
+@needs_jit
+@pytest.mark.parametrize(
+    "make, shape",
+    [
+        (lambda: [nn.BatchNorm2d(5), nn.torch.ReLU()], (4, 5, 6, 7)),
+        (lambda: [nn.BatchNorm2d(5, affine=False), nn.torch.LeakyReLU(0.2)], (4, 5, 6, 7)),
+        (lambda: [nn.BatchNormalization(), nn.keras.LeakyReLU()], (4, 6, 7, 5)),  # channels last
+        (lambda: [nn.BatchNormalization(center=False), nn.keras.ReLU()], (4, 6, 7, 5)),
+        (lambda: [nn.BatchNorm1d(300), nn.torch.LeakyReLU(0.3)], (8, 300)),
+    ],
+)
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@pytest.mark.parametrize("grad_order", ["C", "F"])
+def test_batch_norm_and_its_activation_in_one_pass_give_the_same_numbers(
+    monkeypatch, team_size, make, shape, dtype, grad_order
+):
+    """In a Sequential, a batch normalization and the ReLU or LeakyReLU after it run forward as one pass (no pass
+    of the activation's own), with the same bits as the two layers one after the other: the output, the input's
+    gradient and the parameters' gradients (a gradient the compiled passes do not take, not C-contiguous, through
+    NumPy's expressions)."""
+    rng = np.random.default_rng(11)
+    x = (rng.standard_normal(shape) * 2 + 0.5).astype(dtype)
+    grad = np.asarray(rng.standard_normal(shape).astype(dtype), order=grad_order)
+    nn.manual_seed(3)
+    alone = make()
+    nn.manual_seed(3)
+    chained = make()
+    model = nn.Sequential(*chained)
+    model.astype(dtype)
+    for layer in alone:
+        layer.astype(dtype)
+    for layer, twin in zip(alone, chained):
+        for (_, p), (_, q) in zip(layer.named_parameters(), twin.named_parameters()):
+            q.value = p.value.copy()
+        if hasattr(layer, "weight") and layer.weight is not None:  # distinct scales and shifts
+            layer.weight.value = twin.weight.value = (rng.standard_normal(layer.weight.shape) + 1).astype(dtype)
+        if hasattr(layer, "bias") and layer.bias is not None:
+            layer.bias.value = twin.bias.value = rng.standard_normal(layer.bias.shape).astype(dtype)
+    expected_y, expected_dx = _unfused(alone, x, grad)
+    activations: list[str] = []
+    real = elementwise.activation
+    monkeypatch.setattr(elementwise, "activation", lambda *a, **k: activations.append("forward") or real(*a, **k))
+    y = model(x)
+    assert activations == []  # the batch normalization's pass applied it
+    assert _same(y, expected_y)
+    dx = model.backward(grad)
+    assert _same(dx, expected_dx)
+    for (_, p), (_, q) in zip(alone[0].named_parameters(), chained[0].named_parameters()):
+        assert (p.grad is None and q.grad is None) or _same(p.grad, q.grad)
+    np.testing.assert_array_equal(alone[0].running_mean.value, chained[0].running_mean.value)
+    np.testing.assert_array_equal(alone[0].running_var.value, chained[0].running_var.value)
+
+
+@needs_jit
+def test_batch_norm_and_activation_run_apart_where_they_cannot_be_one(monkeypatch):
+    """In evaluation mode, after a layer between them, for an activation with no compiled pass (tanh) and for a
+    LeakyReLU of negative slope below 0 (whose output's sign does not give its input's), the activation runs as its
+    own layer."""
+    x = np.random.default_rng(12).standard_normal((4, 5, 6, 6)).astype(np.float32)
+    calls: list[str] = []
+    real = elementwise.activation
+    monkeypatch.setattr(elementwise, "activation", lambda *a, **k: calls.append("forward") or real(*a, **k))
+    model = nn.Sequential(nn.BatchNorm2d(5), nn.torch.ReLU())
+    model.eval()
+    model(x)
+    assert calls == ["forward"]
+    calls.clear()
+    model.train()
+    nn.Sequential(nn.BatchNorm2d(5), nn.torch.Dropout(0.0), nn.torch.ReLU())(x)
+    assert calls == ["forward"]
+    for follower in (nn.torch.Tanh(), nn.torch.LeakyReLU(-0.5)):  # no pass; a slope whose sign hides the input's
+        assert nn.BatchNorm2d(5).fused_activation(follower, x) is None

@@ -77,8 +77,22 @@ class Sequential(Module):
         return iter(list(self._modules.values()))
 
     def forward(self, x: np.ndarray) -> np.ndarray:
-        for layer in self._modules.values():
-            x = layer(x)
+        layers = list(self._modules.values())
+        index = 0
+        while index < len(layers):
+            layer = layers[index]
+            follower = layers[index + 1] if index + 1 < len(layers) else None
+            fuse = getattr(layer, "fused_activation", None)
+            activation = None if fuse is None or follower is None else fuse(follower, x)
+            if activation is None:
+                x = layer(x)
+                index += 1
+                continue
+            # a batch normalization and the ReLU or LeakyReLU after it, in one pass forward and two backward (the
+            # same numbers as one after the other; docs/design.md, "Batch normalization and its activation")
+            x = layer(x, activation)
+            follower.applied_before(x)  # type: ignore[union-attr]
+            index += 2
         return x
 
     def _backward(self, grad: np.ndarray) -> np.ndarray | None:

@@ -201,16 +201,26 @@ def batch_norm_sums(
 
 
 def normalize(
-    x: np.ndarray, axis: int, mean: np.ndarray, inv_std: np.ndarray, gamma: np.ndarray, beta: np.ndarray | None
+    x: np.ndarray,
+    axis: int,
+    mean: np.ndarray,
+    inv_std: np.ndarray,
+    gamma: np.ndarray,
+    beta: np.ndarray | None,
+    activation: str | None = None,
+    slope: float = 0.0,
 ) -> np.ndarray:
     """``y = x_hat * gamma (+ beta)`` per channel, ``x_hat = (x - mean) * inv_std``, in ``x``'s dtype (the channel
-    constants given in it), each operation rounded as NumPy's. ``x_hat`` itself is not kept: the backward makes it
-    again from x (:func:`batch_norm_sums`, :func:`batch_norm_grad`), which saves writing a second array of x's size
-    and reading it back (PyTorch's batch normalization keeps x too)."""
+    constants given in it), each operation rounded as NumPy's; with ``activation`` (``relu`` or ``leaky_relu`` of
+    negative ``slope``), that activation of y, as :func:`activation` computes it, in the same pass. ``x_hat`` itself
+    is not kept: the backward makes it again from x (:func:`batch_norm_sums`, :func:`batch_norm_grad`), which saves
+    writing a second array of x's size and reading it back (PyTorch's batch normalization keeps x too)."""
     dims, jobs, _ = _layout(x.shape, axis)
     y = np.empty_like(x)
-    constants = np.stack([mean, inv_std, gamma, np.zeros_like(gamma) if beta is None else beta]).astype(x.dtype)
-    arrays = (x.reshape(-1), constants, y.reshape(-1), dims, beta is not None)
+    rows = [mean, inv_std, gamma, np.zeros_like(gamma) if beta is None else beta, np.full(gamma.shape, slope)]
+    constants = np.stack(rows).astype(x.dtype)
+    code = -1 if activation is None else ACTIVATION_CODES[activation]
+    arrays = (x.reshape(-1), constants, y.reshape(-1), dims, beta is not None, code)
     _run(_normalize_kernel(), jobs, 2 * x.size, *arrays)
     return y
 
@@ -391,16 +401,18 @@ def _sums_kernel() -> Any:
 
 @functools.cache
 def _normalize_kernel() -> Any:
-    def normalize(x, constants, y, dims, center, start, stop):  # type: ignore[no-untyped-def]
+    def normalize(x, constants, y, dims, center, code, start, stop):  # type: ignore[no-untyped-def]
+        # code: -1 none, else the activation of y in place, each row or run just written (in the cache)
         outer, channels, inner, rows, block = dims[0], dims[1], dims[2], dims[3], dims[4]
         blocks = (channels + block - 1) // block if inner == 1 else 1
+        zero = x.dtype.type(0)
         for job in range(start, stop):
             if inner == 1:
                 piece = job // blocks
                 c0 = (job % blocks) * block
                 c1 = min(c0 + block, channels)
                 mean, inv = constants[0, c0:c1], constants[1, c0:c1]
-                gamma, beta = constants[2, c0:c1], constants[3, c0:c1]
+                gamma, beta, low = constants[2, c0:c1], constants[3, c0:c1], constants[4, c0:c1]
                 for r in range(piece * rows, min(piece * rows + rows, outer)):
                     lo, hi = r * channels + c0, r * channels + c1
                     xs, ys = x[lo:hi], y[lo:hi]
@@ -410,9 +422,18 @@ def _normalize_kernel() -> Any:
                     else:
                         for c in range(c1 - c0):
                             ys[c] = ((xs[c] - mean[c]) * inv[c]) * gamma[c]
+                    if code == 0:  # np.maximum(y, 0), as the activation kernel
+                        for c in range(c1 - c0):
+                            v = ys[c]
+                            ys[c] = v if (v > zero or v != v) else zero
+                    elif code == 1:
+                        for c in range(c1 - c0):
+                            v = ys[c]
+                            ys[c] = v if v > zero else low[c] * v
             else:
                 c = job % channels
                 m, s, g, b = constants[0, c], constants[1, c], constants[2, c], constants[3, c]
+                a = constants[4, c]
                 lo = job * inner
                 xs, ys = x[lo : lo + inner], y[lo : lo + inner]
                 if center:
@@ -421,6 +442,14 @@ def _normalize_kernel() -> Any:
                 else:
                     for i in range(inner):
                         ys[i] = ((xs[i] - m) * s) * g
+                if code == 0:
+                    for i in range(inner):
+                        v = ys[i]
+                        ys[i] = v if (v > zero or v != v) else zero
+                elif code == 1:
+                    for i in range(inner):
+                        v = ys[i]
+                        ys[i] = v if v > zero else a * v
 
     return kernels.compile_kernel(normalize, fastmath=False, error_model="numpy")
 

@@ -88,6 +88,14 @@ class ActivationLayer(Module):
         self._x, self._y = x, activate(self.function, x, self.negative_slope)
         return self._y
 
+    def applied_before(self, y: np.ndarray) -> None:
+        """This call's activation was applied by the layer before it, in that layer's pass, with ``y`` the result
+        (:class:`.Sequential`, after :meth:`.BatchNorm.fused_activation`): the layer takes its shapes from y, and
+        its backward the slope at y, which for ReLU, and LeakyReLU of a negative slope at least 0, is the slope at
+        its input (``y > 0`` exactly where the input is; a NaN stays one), so the same numbers as unfused."""
+        self._x = self._y = y
+        self.input_shape = self.output_shape = (None, *y.shape[1:])
+
     def _backward(self, grad: np.ndarray) -> np.ndarray:
         assert self._x is not None and self._y is not None, "backward called before forward"
         return times_slope(self.function, grad, self._x, self._y, self.negative_slope)

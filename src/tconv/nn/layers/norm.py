@@ -10,6 +10,7 @@ import numpy as np
 from ...implementations.compiled import elementwise
 from .. import regularizers as regularizers_module
 from ..module import Module
+from .activations import ActivationLayer
 from .base import make_parameter, positive_int
 
 __all__ = ["BatchNorm"]
@@ -86,7 +87,35 @@ class BatchNorm(Module):
         self.running_var = make_parameter(self, c, "ones", trainable=False, buffer=buffer)
         self.built = True
 
-    def forward(self, x: np.ndarray) -> np.ndarray:
+    def fused_activation(self, follower: Module, x: Any) -> tuple[str, float] | None:
+        """The activation of ``follower`` (a ReLU, or a LeakyReLU of negative slope at least 0, called on this
+        layer's output) that this layer's training forward can apply in its own pass on ``x``, with its negative
+        slope, or None: where x goes through the compiled passes (:func:`.elementwise.supports`, in this layer's
+        dtype), and neither layer has an activity regularizer (:class:`.Sequential` asks, then runs the two forward
+        as one and tells the follower, whose backward takes the slope from the output: :meth:`.ActivationLayer.
+        applied_before`)."""
+        if not (
+            self.training
+            and isinstance(follower, ActivationLayer)
+            and follower.function in elementwise.ACTIVATION_CODES
+            and (follower.function == "relu" or follower.negative_slope >= 0)
+            and self.activity_regularizer is None
+            and follower.activity_regularizer is None
+            and isinstance(x, np.ndarray)
+            and x.dtype == self.dtype == follower.dtype
+            and x.ndim > 0
+            and x.size > 0
+            and elementwise.supports(x)
+            and (not self.built or x.shape[self.axis % x.ndim] == self.num_features)
+            and (not self.built or all(p is None or p.value.dtype == x.dtype for p in (self.weight, self.bias)))
+        ):
+            return None
+        return follower.function, 0.0 if follower.function == "relu" else follower.negative_slope
+
+    def forward(self, x: np.ndarray, activation: tuple[str, float] | None = None) -> np.ndarray:
+        """Batch normalization of ``x``; with ``activation`` (a name and negative slope that
+        :meth:`fused_activation` gave for this x), that activation of the result, applied in the same pass (its
+        slope is then the follower's to apply in the backward, as it is unfused)."""
         self._check_rank(x.ndim)
         axis = self.axis % x.ndim
         if x.shape[axis] != self.num_features:
@@ -102,6 +131,8 @@ class BatchNorm(Module):
         beta = self.bias.value if self.center else None
         own_dtype = all(p is None or p.dtype == x.dtype for p in (gamma, beta))
         compiled = x.size > 0 and elementwise.supports(x) and own_dtype
+        if activation is not None and not (compiled and self.training):
+            raise ValueError(f"{type(self).__name__}: a fused activation needs the compiled training passes")
         if self.training:
             if compiled:  # float64 sums in one pass on the team (shifted: elementwise.batch_statistics)
                 mean, var = elementwise.batch_statistics(x, axis)
@@ -120,7 +151,8 @@ class BatchNorm(Module):
         inv_std = 1.0 / np.sqrt(var + self.eps)
         if compiled:  # y in one pass, in x's dtype; x_hat is made again from x by the backward
             mean_x, inv_std = (np.asarray(c).astype(x.dtype) for c in (mean, inv_std))
-            y = elementwise.normalize(x, axis, mean_x, inv_std, gamma, beta)
+            name, slope = (None, 0.0) if activation is None else activation
+            y = elementwise.normalize(x, axis, mean_x, inv_std, gamma, beta, name, slope)
             normalized: Any = (x, mean_x, inv_std)
         else:
             # In place where the arrays are this layer's own (the numbers of x.var and of the unfused expressions).
