@@ -14,6 +14,7 @@ import pytest
 
 from tconv import _tuning, nn
 from tconv.implementations.compiled import elementwise, kernels, team
+from tconv.nn.layers.pooling import MaxPool
 
 needs_jit = pytest.mark.skipif(not kernels.available(), reason="numba is not installed or TCONV_NO_JIT is set")
 
@@ -235,7 +236,8 @@ def test_layers_take_the_compiled_passes(monkeypatch):
         counted = lambda *a, _real=real, _name=name, **k: calls.append(_name) or _real(*a, **k)  # noqa: E731
         monkeypatch.setattr(elementwise, name, counted)
     x = np.random.default_rng(8).standard_normal((4, 3, 5, 5)).astype(np.float32)
-    model = nn.Sequential([nn.BatchNorm2d(3), nn.torch.LeakyReLU(0.2), nn.torch.Dropout(0.3), nn.torch.ReLU()])
+    layers = [nn.BatchNorm2d(3), nn.torch.LeakyReLU(0.2), nn.torch.Dropout(0.3), nn.torch.ReLU(), nn.MaxPool2d(2)]
+    model = nn.Sequential(layers)
     model.backward(np.ones_like(model(x)))
     assert sorted(set(calls)) == names
     calls.clear()
@@ -327,3 +329,53 @@ def test_batch_norm_and_activation_run_apart_where_they_cannot_be_one(monkeypatc
     assert calls == ["forward"]
     for follower in (nn.torch.Tanh(), nn.torch.LeakyReLU(-0.5)):  # no pass; a slope whose sign hides the input's
         assert nn.BatchNorm2d(5).fused_activation(follower, x) is None
+
+
+def _bits(a: np.ndarray) -> np.ndarray:
+    """The array's bytes (NaN payloads and signed zeros included)."""
+    return np.ascontiguousarray(a).view(np.uint8)
+
+
+@needs_jit
+@pytest.mark.parametrize(
+    "make, shape",
+    [
+        (lambda: nn.MaxPool2d(2), (3, 4, 8, 6)),
+        (lambda: nn.MaxPool2d((2, 3), stride=(3, 3)), (2, 3, 9, 7)),  # windows apart, with gaps
+        (lambda: nn.MaxPooling2D((2, 3), padding="same"), (2, 5, 5, 2)),  # Keras's: channels last, padded
+        (lambda: MaxPool(3, rank=1), (2, 3, 10)),
+        (lambda: MaxPool(2, rank=3, channels_last=True), (2, 4, 6, 4, 3)),
+    ],
+)
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_max_pooling_in_one_compiled_pass_gives_numpys_bits(monkeypatch, team_size, make, shape, dtype):
+    """The compiled max pooling (windows apart) against the layer's NumPy expressions, byte for byte: the maxima
+    with NaNs (the last NaN of a window, its first's index), ties of signed zeros (the first kept), and the
+    gradient, holding -0.0, inf and NaN (a lost position stays +0.0)."""
+    rng = np.random.default_rng(13)
+    x = rng.integers(-3, 4, size=shape).astype(dtype)  # many ties
+    flat = x.reshape(-1)
+    flat[rng.choice(flat.size, flat.size // 7, replace=False)] = -0.0
+    flat[rng.choice(flat.size, 5, replace=False)] = np.nan
+    layer, reference = make(), make()
+    monkeypatch.setattr(reference, "_one_pass", lambda a: False)  # this layer only: NumPy's expressions
+    y = layer(x)
+    expected = reference(x)
+    assert np.array_equal(_bits(y), _bits(expected))
+    assert np.array_equal(layer._cache[0], reference._cache[0])  # the winners' indices
+    grad = rng.standard_normal(y.shape).astype(dtype)
+    grad.reshape(-1)[:4] = [-0.0, np.inf, -np.inf, np.nan]
+    assert np.array_equal(_bits(layer.backward(grad)), _bits(reference.backward(grad)))
+
+
+@needs_jit
+def test_overlapping_max_pooling_keeps_numpys_expressions(monkeypatch):
+    """Windows that share inputs (3x3 every 2) go through NumPy's expressions, tap by tap, not the one pass."""
+    calls: list[str] = []
+    real = elementwise.max_pool
+    monkeypatch.setattr(elementwise, "max_pool", lambda *a: calls.append("pass") or real(*a))
+    x = np.random.default_rng(14).standard_normal((2, 3, 7, 7)).astype(np.float32)
+    nn.MaxPool2d(3, stride=2, padding=1)(x)
+    assert calls == []
+    nn.MaxPool2d(2)(x)
+    assert calls == ["pass"]

@@ -9,6 +9,7 @@ import numpy as np
 
 from ... import shapes
 from ..._arguments import ints_per_axis
+from ...implementations.compiled import elementwise, kernels
 from ..module import Module
 from .base import apply_per_axis, check_spatial_rank, from_channels_first, to_channels_first
 
@@ -69,6 +70,13 @@ class MaxPool(Module):
         out_shape = tuple(
             shapes.conv_output_size(n, k, stride=s) for n, k, s in zip(padded.shape[2:], self.kernel_size, self.stride)
         )
+        if self._one_pass(padded):  # windows apart, float: one compiled pass (the same numbers as below)
+            lift = (slice(None), slice(None)) + (None,) * (3 - self.rank)
+            three = lambda t: (1,) * (3 - self.rank) + tuple(t)  # noqa: E731
+            y, arg = elementwise.max_pool(padded[lift], three(self.kernel_size), three(self.stride), three(out_shape))
+            y, arg = y.reshape(y.shape[:2] + out_shape), arg.reshape(y.shape[:2] + out_shape)
+            self._cache = (arg, padded.shape, pairs, x.shape, out_shape)
+            return from_channels_first(y, self.channels_last)
         # One strided view per window offset (row-major over the window): the maximum is a running maximum (NaN
         # propagates; np.maximum(later, y) returns y on ties, so a zero maximum keeps its first sign), its index
         # the first offset that holds it (or a NaN), as np.argmax over each window.
@@ -97,6 +105,16 @@ class MaxPool(Module):
         self._cache = (arg, padded.shape, pairs, x.shape, out_shape)
         return from_channels_first(y, self.channels_last)
 
+    def _one_pass(self, x: np.ndarray) -> bool:
+        """Whether the compiled pass takes this pooling (:func:`.elementwise.max_pool`): windows apart (a kernel at
+        most the stride on every axis), a float32 or float64 x, numba available."""
+        return (
+            all(k <= s for k, s in zip(self.kernel_size, self.stride))
+            and x.dtype in (np.float32, np.float64)
+            and 1 <= self.rank <= 3
+            and kernels.available()
+        )
+
     def _offset(self, tap: tuple[int, ...], out_shape: tuple[int, ...]) -> tuple[slice, ...]:
         """The positions window offset ``tap`` reads in every window (a strided slice of the padded input)."""
         return (
@@ -109,6 +127,13 @@ class MaxPool(Module):
         assert self._cache is not None, "backward called before forward"
         arg, padded_shape, pairs, in_shape, out_shape = self._cache
         grad = to_channels_first(grad, self.channels_last)
+        crop = (slice(None), slice(None), *(slice(lo, lo + n) for (lo, _), n in zip(pairs, in_shape[2:])))
+        if self._one_pass(grad) and grad.shape == arg.shape:  # each window: 0 + the gradient at its winner, else 0
+            three = lambda t: (1,) * (3 - self.rank) + tuple(t)  # noqa: E731
+            shape = padded_shape[:2] + three(padded_shape[2:])
+            windows = (three(self.kernel_size), three(self.stride))
+            full = elementwise.max_pool_grad(grad.reshape(grad.shape[:2] + three(out_shape)), arg, shape, *windows)
+            return from_channels_first(full.reshape(padded_shape)[crop], self.channels_last)
         full = np.zeros(padded_shape, dtype=grad.dtype)
         # Each window offset in turn adds to the positions it reads (a strided view in which no position appears
         # twice) the gradient of the windows it won: the gradient times the mask of its wins, added so that a
@@ -127,7 +152,6 @@ class MaxPool(Module):
             else:
                 np.multiply(grad, won, out=part)
                 np.add(view if overlap else zero, part, out=view)  # windows apart: each position written once
-        crop = (slice(None), slice(None), *(slice(lo, lo + n) for (lo, _), n in zip(pairs, in_shape[2:])))
         return from_channels_first(full[crop], self.channels_last)
 
 
