@@ -39,9 +39,8 @@ __all__ = [
     "channel_sums",
     "dropout",
     "masked_scale",
-    "max_pool",
-    "max_pool_grad",
     "normalize",
+    "run_pass",
     "supports",
 ]
 
@@ -64,7 +63,7 @@ def supports(*arrays: Any) -> bool:
     )
 
 
-def _run(kernel: Any, jobs: int, touched: int, *arrays: Any) -> None:
+def run_pass(kernel: Any, jobs: int, touched: int, *arrays: Any) -> None:
     """``kernel(*arrays, start, stop)`` over ``range(jobs)``, on the team where the ``touched`` elements (read
     and written), at ``ELEMENTWISE_ELEMENT_SECONDS`` each, pay for the hand-off (:func:`.team.ranges`)."""
 
@@ -85,7 +84,7 @@ def activation(name: str, x: np.ndarray, slope: float) -> np.ndarray:
     out = np.empty_like(x)
     constant = np.array([slope], dtype=x.dtype)
     arrays = (x.reshape(-1), out.reshape(-1), constant, ACTIVATION_CODES[name])
-    _run(_activation_kernel(), _jobs(x.size), 2 * x.size, *arrays)
+    run_pass(_activation_kernel(), _jobs(x.size), 2 * x.size, *arrays)
     return out
 
 
@@ -94,7 +93,7 @@ def activation_grad(name: str, grad: np.ndarray, x: np.ndarray, slope: float) ->
     (``grad * 0`` for ``relu``), as a new array."""
     out = np.empty_like(grad)
     constant = np.array([0.0 if name == "relu" else slope], dtype=x.dtype)
-    _run(_slope_kernel(), _jobs(x.size), 3 * x.size, grad.reshape(-1), x.reshape(-1), out.reshape(-1), constant)
+    run_pass(_slope_kernel(), _jobs(x.size), 3 * x.size, grad.reshape(-1), x.reshape(-1), out.reshape(-1), constant)
     return out
 
 
@@ -104,7 +103,7 @@ def dropout(a: np.ndarray, draws: np.ndarray, threshold: int, scale: Any) -> tup
     out = np.empty_like(a)
     mask = np.empty(a.shape, dtype=bool)
     arrays = (a.reshape(-1), draws.reshape(-1), np.uint32(threshold), np.array([scale], dtype=a.dtype))
-    _run(_dropout_kernel(), _jobs(a.size), 3 * a.size, *arrays, out.reshape(-1), mask.reshape(-1))
+    run_pass(_dropout_kernel(), _jobs(a.size), 3 * a.size, *arrays, out.reshape(-1), mask.reshape(-1))
     return out, mask
 
 
@@ -112,7 +111,7 @@ def masked_scale(a: np.ndarray, mask: np.ndarray, scale: Any) -> np.ndarray:
     """``(a * mask) * scale`` (dropout's backward, and its forward from a mask already drawn)."""
     out = np.empty_like(a)
     arrays = (a.reshape(-1), mask.reshape(-1), np.array([scale], dtype=a.dtype), out.reshape(-1))
-    _run(_masked_kernel(), _jobs(a.size), 3 * a.size, *arrays)
+    run_pass(_masked_kernel(), _jobs(a.size), 3 * a.size, *arrays)
     return out
 
 
@@ -164,7 +163,7 @@ def _sums(
     if constants is None:
         constants = np.zeros((2, a.shape[axis]), dtype=b.dtype)
     arrays = (a.reshape(-1), b.reshape(-1), centre, constants, partial, dims, mode)
-    _run(_sums_kernel(), jobs, passes * a.size, *arrays)
+    run_pass(_sums_kernel(), jobs, passes * a.size, *arrays)
     return partial.sum(axis=0)
 
 
@@ -223,7 +222,7 @@ def normalize(
     constants = np.stack(rows).astype(x.dtype)
     code = -1 if activation is None else ACTIVATION_CODES[activation]
     arrays = (x.reshape(-1), constants, y.reshape(-1), dims, beta is not None, code)
-    _run(_normalize_kernel(), jobs, 2 * x.size, *arrays)
+    run_pass(_normalize_kernel(), jobs, 2 * x.size, *arrays)
     return y
 
 
@@ -242,51 +241,8 @@ def batch_norm_grad(
     dims, jobs, _ = _layout(grad.shape, axis)
     dx = np.empty_like(grad)
     constants = np.stack([a, b, scale, mean, inv_std]).astype(grad.dtype)
-    _run(_bn_grad_kernel(), jobs, 3 * grad.size, grad.reshape(-1), x.reshape(-1), constants, dx.reshape(-1), dims)
+    run_pass(_bn_grad_kernel(), jobs, 3 * grad.size, grad.reshape(-1), x.reshape(-1), constants, dx.reshape(-1), dims)
     return dx
-
-
-# --- max pooling: windows apart (kernel at most the stride on every axis), x seen as (N, C, D, H, W) -----------
-
-
-def max_pool(
-    padded: np.ndarray, kernel: tuple[int, int, int], stride: tuple[int, int, int], out: tuple[int, int, int]
-) -> tuple[np.ndarray, np.ndarray]:
-    """``(y, arg)`` of a max pooling of ``padded`` (N, C, D, H, W; any strides), windows of ``kernel`` every
-    ``stride`` (each at least the kernel: no input in two windows) giving ``out`` (D, H, W) outputs a plane, in one
-    pass: each output the running ``np.maximum(tap, y)`` over its window's taps in row-major order (a NaN is
-    returned, so the last NaN stays; on a tie the earlier value stays, so a zero maximum keeps its first sign), and
-    ``arg`` the index of the first tap that holds the maximum (or a NaN), in the smallest unsigned type that holds
-    the last index: the numbers of :class:`tconv.nn.MaxPool`'s NumPy expressions."""
-    batch, channels = padded.shape[:2]
-    taps = kernel[0] * kernel[1] * kernel[2]
-    y = np.empty((batch * channels, *out), dtype=padded.dtype)
-    arg = np.empty((batch * channels, *out), dtype=np.min_scalar_type(taps - 1))
-    geometry = np.array([*kernel, *stride], dtype=np.int64)
-    kernel_ = _max_pool_kernel(kernel[2], stride[2])
-    _run(kernel_, batch * channels, padded.size + 2 * y.size, padded, y, arg, geometry, channels)
-    return y.reshape(batch, channels, *out), arg.reshape(batch, channels, *out)
-
-
-def max_pool_grad(
-    grad: np.ndarray, arg: np.ndarray, padded_shape: tuple[int, ...], kernel: tuple[int, int, int],
-    stride: tuple[int, int, int],
-) -> np.ndarray:  # fmt: skip
-    """The gradient of :func:`max_pool` over its padded input ``(N, C, D, H, W)``: in every window, ``0 + grad``
-    at the tap that won it and 0 elsewhere (a -0.0 gradient gives +0.0, as NumPy's expressions; the windows apart,
-    so each position is written once, and positions in no window stay 0)."""
-    full = np.zeros(padded_shape, dtype=grad.dtype)
-    jobs = padded_shape[0] * padded_shape[1]
-    out = grad.shape[2:]
-    geometry = np.array([*kernel, *stride], dtype=np.int64)
-    arrays = (
-        np.ascontiguousarray(grad).reshape(jobs, *out),
-        arg.reshape(jobs, *out),
-        full.reshape(jobs, *padded_shape[2:]),
-        geometry,
-    )
-    _run(_max_pool_grad_kernel(kernel[2], stride[2]), jobs, full.size + 2 * grad.size, *arrays)
-    return full
 
 
 # --- the kernels -------------------------------------------------------------------------------------------------
@@ -527,65 +483,3 @@ def _bn_grad_kernel() -> Any:
                     ds[i] = ((gs[i] - ((xs[i] - mc) * vc) * ac) - bc) * sc
 
     return kernels.compile_kernel(bn_grad, fastmath=False, error_model="numpy")
-
-
-@functools.lru_cache(maxsize=64)
-def _max_pool_kernel(width: int, step: int) -> Any:
-    """The max pooling kernel for windows ``width`` wide along the last axis every ``step``: both constants of the
-    compiled code (in its closure), so that the loads along a row of outputs vectorise at their constant step and
-    a window row's taps are unrolled, each output's maximum and index kept in registers across them."""
-
-    def max_pool(planes, y, arg, geometry, channels, start, stop):  # type: ignore[no-untyped-def]
-        # planes (N, C, D, H, W), any strides; y and arg (N * C, outputs); a job is one plane
-        k0, k1, s0, s1 = geometry[0], geometry[1], geometry[3], geometry[4]
-        o0, o1, o2 = y.shape[1], y.shape[2], y.shape[3]
-        for job in range(start, stop):
-            plane = planes[job // channels, job % channels]
-            for a in range(o0):
-                for b in range(o1):
-                    best, at = y[job, a, b], arg[job, a, b]
-                    first = plane[a * s0, b * s1]
-                    for c in range(o2):
-                        best[c] = first[c * step]
-                        at[c] = 0
-                    for i in range(k0):
-                        for j in range(k1):
-                            row = plane[a * s0 + i, b * s1 + j]
-                            base = (i * k1 + j) * width
-                            for c in range(o2):
-                                m = best[c]
-                                t = np.int64(at[c])
-                                for k in range(width):
-                                    if base + k > 0:  # np.maximum(v, m): a NaN v is returned
-                                        v = row[c * step + k]
-                                        t = base + k if (v != v and m == m) or v > m else t  # first NaN, or larger
-                                        m = v if v != v or v > m else m
-                                best[c] = m
-                                at[c] = t
-
-    return kernels.compile_kernel(max_pool, fastmath=False, error_model="numpy")
-
-
-@functools.lru_cache(maxsize=64)
-def _max_pool_grad_kernel(width: int, step: int) -> Any:
-    """:func:`max_pool`'s gradient kernel, for windows ``width`` wide every ``step`` (constants, as there)."""
-
-    def max_pool_grad(grad, arg, full, geometry, start, stop):  # type: ignore[no-untyped-def]
-        # every position of every window written, row by row: 0 + the gradient at the window's winner, else 0
-        k0, k1, s0, s1 = geometry[0], geometry[1], geometry[3], geometry[4]
-        o0, o1, o2 = grad.shape[1], grad.shape[2], grad.shape[3]
-        zero = grad.dtype.type(0)
-        for job in range(start, stop):
-            for a in range(o0):
-                for b in range(o1):
-                    gs, at = grad[job, a, b], arg[job, a, b]
-                    for i in range(k0):
-                        for j in range(k1):
-                            row = full[job, a * s0 + i, b * s1 + j]
-                            base = (i * k1 + j) * width
-                            for c in range(o2):
-                                t = np.int64(at[c])
-                                for k in range(width):
-                                    row[c * step + k] = zero + gs[c] if t == base + k else zero
-
-    return kernels.compile_kernel(max_pool_grad, fastmath=False, error_model="numpy")

@@ -9,7 +9,8 @@ import numpy as np
 
 from ... import shapes
 from ..._arguments import ints_per_axis
-from ...implementations.compiled import elementwise, kernels
+from ...implementations.compiled import kernels
+from ...implementations.compiled import pooling as compiled
 from ..module import Module
 from .base import apply_per_axis, check_spatial_rank, from_channels_first, to_channels_first
 
@@ -73,7 +74,7 @@ class MaxPool(Module):
         if self._one_pass(padded):  # windows apart, float: one compiled pass (the same numbers as below)
             lift = (slice(None), slice(None)) + (None,) * (3 - self.rank)
             three = lambda t: (1,) * (3 - self.rank) + tuple(t)  # noqa: E731
-            y, arg = elementwise.max_pool(padded[lift], three(self.kernel_size), three(self.stride), three(out_shape))
+            y, arg = compiled.max_pool(padded[lift], three(self.kernel_size), three(self.stride), three(out_shape))
             y, arg = y.reshape(y.shape[:2] + out_shape), arg.reshape(y.shape[:2] + out_shape)
             self._cache = (arg, padded.shape, pairs, x.shape, out_shape)
             return from_channels_first(y, self.channels_last)
@@ -106,7 +107,7 @@ class MaxPool(Module):
         return from_channels_first(y, self.channels_last)
 
     def _one_pass(self, x: np.ndarray) -> bool:
-        """Whether the compiled pass takes this pooling (:func:`.elementwise.max_pool`): windows apart (a kernel at
+        """Whether the compiled pass takes this pooling (:func:`.compiled.pooling.max_pool`): windows apart (a kernel at
         most the stride on every axis), a float32 or float64 x, numba available."""
         return (
             all(k <= s for k, s in zip(self.kernel_size, self.stride))
@@ -132,7 +133,7 @@ class MaxPool(Module):
             three = lambda t: (1,) * (3 - self.rank) + tuple(t)  # noqa: E731
             shape = padded_shape[:2] + three(padded_shape[2:])
             windows = (three(self.kernel_size), three(self.stride))
-            full = elementwise.max_pool_grad(grad.reshape(grad.shape[:2] + three(out_shape)), arg, shape, *windows)
+            full = compiled.max_pool_grad(grad.reshape(grad.shape[:2] + three(out_shape)), arg, shape, *windows)
             return from_channels_first(full.reshape(padded_shape)[crop], self.channels_last)
         full = np.zeros(padded_shape, dtype=grad.dtype)
         # Each window offset in turn adds to the positions it reads (a strided view in which no position appears
