@@ -164,6 +164,25 @@ def test_batch_statistics_in_one_pass_match_the_two_pass_float64_ones(team_size,
 
 
 @needs_jit
+def test_batch_statistics_sum_an_outlier_firsts_channel_again_centred(monkeypatch):
+    """A channel whose first element lies far out (more than about 30 deviations from its mean) has its squares
+    summed again about its mean (channel_sums' centred pass), and its variance matches NumPy's two passes; the
+    other channels keep the one pass."""
+    rng = np.random.default_rng(17)
+    x = rng.standard_normal((20000, 3)).astype(np.float64)
+    x[0, 1] = 1e5  # channel 1's shift: about 700 of its deviations from its mean
+    centred: list[np.ndarray] = []
+    real = elementwise.channel_sums
+    monkeypatch.setattr(
+        elementwise, "channel_sums", lambda a, axis, centre=None: centred.append(centre) or real(a, axis, centre)
+    )
+    mean, var = elementwise.batch_statistics(x, 1)
+    assert len(centred) == 1
+    np.testing.assert_allclose(mean, x.mean(axis=0), rtol=1e-10)  # shift + sum(x - shift) / n: 1e5's rounding
+    np.testing.assert_allclose(var, x.var(axis=0), rtol=1e-12)
+
+
+@needs_jit
 @pytest.mark.parametrize("shape, axis", BN_CASES[:4])  # each of several jobs
 def test_batch_norm_sums_do_not_depend_on_the_threads(monkeypatch, shape, axis):
     x = np.random.default_rng(6).standard_normal(shape).astype(np.float32)
@@ -247,7 +266,7 @@ def test_layers_take_the_compiled_passes(monkeypatch):
     assert calls == []
 
 
-def _unfused(layers, x, grad, input_grad=True):  # type: ignore[no-untyped-def]
+def _unfused(layers, x, grad):  # type: ignore[no-untyped-def]
     """The layers called one after the other by hand (no Sequential: nothing fused), then their backward."""
     y = x
     for layer in layers:
@@ -267,6 +286,7 @@ def _unfused(layers, x, grad, input_grad=True):  # type: ignore[no-untyped-def]
         (lambda: [nn.BatchNormalization(), nn.keras.LeakyReLU()], (4, 6, 7, 5)),  # channels last
         (lambda: [nn.BatchNormalization(center=False), nn.keras.ReLU()], (4, 6, 7, 5)),
         (lambda: [nn.BatchNorm1d(300), nn.torch.LeakyReLU(0.3)], (8, 300)),
+        (lambda: [nn.BatchNorm1d(300), nn.torch.LeakyReLU(0.0)], (8, 300)),
     ],
 )
 @pytest.mark.parametrize("dtype", [np.float32, np.float64])
@@ -277,9 +297,12 @@ def test_batch_norm_and_its_activation_in_one_pass_give_the_same_numbers(
     """In a Sequential, a batch normalization and the ReLU or LeakyReLU after it run forward as one pass (no pass
     of the activation's own), with the same bits as the two layers one after the other: the output, the input's
     gradient and the parameters' gradients (a gradient the compiled passes do not take, not C-contiguous, through
-    NumPy's expressions)."""
+    NumPy's expressions). Edges of the slope's sign: a channel of scale 0 (outputs of +-0), one of a subnormal
+    scale (a LeakyReLU's products underflow), one holding a NaN."""
     rng = np.random.default_rng(11)
     x = (rng.standard_normal(shape) * 2 + 0.5).astype(dtype)
+    channels_last = shape[-1] in (5,) and len(shape) == 4  # the Keras layers' cases
+    np.moveaxis(x, -1 if channels_last else 1, 0)[2].reshape(-1)[3] = np.nan
     grad = np.asarray(rng.standard_normal(shape).astype(dtype), order=grad_order)
     nn.manual_seed(3)
     alone = make()
@@ -293,7 +316,9 @@ def test_batch_norm_and_its_activation_in_one_pass_give_the_same_numbers(
         for (_, p), (_, q) in zip(layer.named_parameters(), twin.named_parameters()):
             q.value = p.value.copy()
         if hasattr(layer, "weight") and layer.weight is not None:  # distinct scales and shifts
-            layer.weight.value = twin.weight.value = (rng.standard_normal(layer.weight.shape) + 1).astype(dtype)
+            scales = (rng.standard_normal(layer.weight.shape) + 1).astype(dtype)
+            scales[:2] = 0, np.finfo(dtype).tiny / 8
+            layer.weight.value, twin.weight.value = scales, scales.copy()
         if hasattr(layer, "bias") and layer.bias is not None:
             layer.bias.value = twin.bias.value = rng.standard_normal(layer.bias.shape).astype(dtype)
     expected_y, expected_dx = _unfused(alone, x, grad)
@@ -309,6 +334,55 @@ def test_batch_norm_and_its_activation_in_one_pass_give_the_same_numbers(
         assert (p.grad is None and q.grad is None) or _same(p.grad, q.grad)
     np.testing.assert_array_equal(alone[0].running_mean.value, chained[0].running_mean.value)
     np.testing.assert_array_equal(alone[0].running_var.value, chained[0].running_var.value)
+
+
+@needs_jit
+def test_batch_norm_and_its_activation_as_one_in_a_step_nested_and_with_a_mode(monkeypatch):
+    """The pair as one inside a nested Sequential, as the first trainable layers of a step's backward
+    (``input_grad=False``), and on a model in evaluation mode called with ``training=True``: the same numbers as
+    the layers one after the other; the activation's own pass never runs."""
+    rng = np.random.default_rng(15)
+    x = rng.standard_normal((4, 3, 6, 6)).astype(np.float32)
+    grad = rng.standard_normal((4, 3, 6, 6)).astype(np.float32)
+
+    def make():  # type: ignore[no-untyped-def]
+        nn.manual_seed(5)
+        return [nn.BatchNorm2d(3), nn.torch.LeakyReLU(0.1), nn.Conv2d(3, 3, 3, padding=1)]
+
+    alone = make()
+    y_alone, _ = _unfused(alone, x, grad)
+    layers = make()
+    model = nn.Sequential(nn.Sequential(layers[0], layers[1]), layers[2])
+    model.eval()
+    calls: list[str] = []
+    real = elementwise.activation
+    monkeypatch.setattr(elementwise, "activation", lambda *a, **k: calls.append("forward") or real(*a, **k))
+    y = model(x, training=True)
+    assert calls == [] and not model.training
+    assert _same(y, y_alone)
+    assert model.backward(grad, input_grad=False) is None
+    for first, second in zip(alone, layers):
+        pairs = zip(first.named_parameters(trainable_only=True), second.named_parameters(trainable_only=True))
+        for (_, p), (_, q) in pairs:
+            assert _same(p.grad, q.grad)
+
+
+@needs_jit
+def test_batch_norm_sums_make_the_forwards_x_hat_again_to_the_bit():
+    """The sums from x (x_hat made again in the pass) equal, bit for bit, the same pass over the x_hat the forward
+    would have kept (made with mean 0 and scale 1 there: the same values), channels last and first."""
+    rng = np.random.default_rng(16)
+    for shape, axis in ((64, 2500), 1), ((4, 6, 9, 11), 1):
+        x = (rng.standard_normal(shape) * 3 + 1).astype(np.float32)
+        grad = rng.standard_normal(shape).astype(np.float32)
+        channels = shape[axis]
+        view = [-1 if a == axis else 1 for a in range(len(shape))]
+        m, s = rng.standard_normal(channels).astype(np.float32), rng.random(channels).astype(np.float32) + 0.5
+        x_hat = (x - m.reshape(view)) * s.reshape(view)
+        zeros, ones = np.zeros(channels, np.float32), np.ones(channels, np.float32)
+        made = elementwise.batch_norm_sums(grad, x, axis, m, s)
+        kept = elementwise.batch_norm_sums(grad, x_hat, axis, zeros, ones)
+        assert np.array_equal(made[0], kept[0]) and np.array_equal(made[1], kept[1])
 
 
 @needs_jit
@@ -331,6 +405,13 @@ def test_batch_norm_and_activation_run_apart_where_they_cannot_be_one(monkeypatc
     for follower in (nn.torch.Tanh(), nn.torch.LeakyReLU(-0.5)):  # no pass; a slope whose sign hides the input's
         assert nn.BatchNorm2d(5).fused_activation(follower, x) is None
 
+    class Clipped(nn.torch.ReLU):  # a subclass's own forward runs as written
+        def forward(self, x):  # type: ignore[no-untyped-def]
+            return np.minimum(super().forward(x), 1.0)
+
+    assert nn.BatchNorm2d(5).fused_activation(Clipped(), x) is None
+    assert nn.Sequential(nn.BatchNorm2d(5), Clipped())(x).max() <= 1.0
+
 
 def _bits(a: np.ndarray) -> np.ndarray:
     """The array's bytes (NaN payloads and signed zeros included)."""
@@ -345,6 +426,8 @@ def _bits(a: np.ndarray) -> np.ndarray:
         (lambda: nn.MaxPool2d((2, 3), stride=(3, 3)), (2, 3, 9, 7)),  # windows apart, with gaps
         (lambda: nn.MaxPooling2D((2, 3), padding="same"), (2, 5, 5, 2)),  # Keras's: channels last, padded
         (lambda: MaxPool(3, rank=1), (2, 3, 10)),
+        (lambda: MaxPool(3, rank=1, channels_last=True), (2, 10, 3)),
+        (lambda: MaxPool(2, rank=3), (2, 3, 4, 6, 4)),
         (lambda: MaxPool(2, rank=3, channels_last=True), (2, 4, 6, 4, 3)),
     ],
 )
@@ -358,6 +441,9 @@ def test_max_pooling_in_one_compiled_pass_gives_numpys_bits(monkeypatch, team_si
     flat = x.reshape(-1)
     flat[rng.choice(flat.size, flat.size // 7, replace=False)] = -0.0
     flat[rng.choice(flat.size, 5, replace=False)] = np.nan
+    # two NaNs of distinct payloads in the first window (its maximum: the last one; its index: the first's)
+    payloads = np.array([0x7FC00001, 0xFFC00002], np.uint32).view(np.float32).astype(dtype)
+    flat[:2] = payloads
     layer, reference = make(), make()
     monkeypatch.setattr(reference, "_one_pass", lambda a: False)  # this layer only: NumPy's expressions
     y = layer(x)

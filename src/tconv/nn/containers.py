@@ -88,8 +88,8 @@ class Sequential(Module):
                 x = layer(x)
                 index += 1
                 continue
-            # a batch normalization and the ReLU or LeakyReLU after it, in one pass forward and two backward (the
-            # same numbers as one after the other; docs/design.md, "Batch normalization and its activation")
+            # a batch normalization and the ReLU or LeakyReLU after it, in one pass forward (the same numbers as one
+            # after the other; the backward as it was: docs/design.md, "Batch normalization and its activation")
             x = layer(x, activation)
             follower.applied_before(x)  # type: ignore[union-attr]
             index += 2

@@ -128,7 +128,7 @@ def _layout(shape: tuple[int, ...], axis: int) -> tuple[np.ndarray, int, int]:
     (``inner == 1``) a job is a piece of ``rows`` rows times a block of ``CHANNEL_BLOCK`` channels, whose sums go
     to the piece's own row of partial sums; else a job is one ``(outer, channel)`` run of ``inner`` contiguous
     elements, summed into row ``outer``. ``dims`` is ``(outer, channels, inner, rows, block)`` (read-only: made
-    once per shape, for the batch normalization's three passes forward and two backward). The pieces depend on
+    once per shape, for the batch normalization's passes forward and backward). The pieces depend on
     the shape only, so the sums do too."""
     outer, channels, inner = math.prod(shape[:axis]), shape[axis], math.prod(shape[axis + 1 :])
     if channels == 1:  # one channel: one run of every element (channels-last rows of one element would not vectorise)
@@ -179,15 +179,26 @@ def batch_statistics(x: np.ndarray, axis: int) -> tuple[np.ndarray, np.ndarray]:
     """The float64 mean and (biased) variance per channel over every axis but ``axis``, in one pass over x:
     the sums of ``d`` and ``d**2`` for ``d = x - shift``, the shift a value of each channel's own (its first
     element), then ``mean = shift + sum(d) / n`` and ``var = sum(d**2) / n - (sum(d) / n)**2``. Shifted so, the
-    float64 difference loses about ``1 + (mean - shift)**2 / var`` times float64's rounding, far below float32's
-    wherever the shift lies within some thousands of deviations of the mean (a sample of the channel's own
-    values); unshifted, a channel of mean 1000 and deviation 1 would lose six of float64's sixteen digits."""
+    float64 difference loses about ``1 + (mean - shift)**2 / var`` times float64's rounding; unshifted, a channel of
+    mean 1000 and deviation 1 would lose six of float64's sixteen digits. A channel whose shift lies more than about
+    30 deviations from its mean (an outlier as its first element) has its centred squares summed in a second pass
+    (:func:`channel_sums`), as before the one-pass sums."""
     outer, channels = math.prod(x.shape[:axis]), x.shape[axis]
     shift = np.array(x.reshape(outer, channels, -1)[0, :, 0], dtype=np.float64)
     count = x.size // channels
     total = _sums(x, x, shift, axis, 3, 1)
     moved = total[0] / count
-    return shift + moved, np.maximum(total[1] / count - moved * moved, 0.0)
+    squares = total[1] / count
+    var = np.maximum(squares - moved * moved, 0.0)
+    # a shift more than about 30 deviations from its channel's mean (an outlier first): the difference would lose
+    # a thousand times float64's rounding or more, so those channels' centred squares in a second pass, as before
+    far = moved * moved > 0.999 * squares
+    if far.any():
+        mean = shift + moved
+        again = channel_sums(x, axis, centre=np.where(far, mean, shift)) / count
+        var = np.where(far, again, var)
+        return mean, var
+    return shift + moved, var
 
 
 def batch_norm_sums(
@@ -389,11 +400,11 @@ def _sums_kernel() -> Any:
                         s1 += d * d
                 else:
                     ys = b[job * inner : job * inner + inner]
-                    m, v = constants[0, c], constants[1, c]
+                    mu, iv = constants[0, c], constants[1, c]  # in b's dtype (x_hat's numbers)
                     for i in range(inner):
                         u = np.float64(xs[i])
                         s0 += u
-                        s1 += u * np.float64((ys[i] - m) * v)
+                        s1 += u * np.float64((ys[i] - mu) * iv)
                 partial[job // channels, 0, c] = s0
                 partial[job // channels, 1, c] = s1
 

@@ -97,6 +97,11 @@ class BatchNorm(Module):
         if not (
             self.training
             and isinstance(follower, ActivationLayer)
+            # the layers' own methods, which the one pass stands for (a subclass's overrides run as written)
+            and type(self).forward is BatchNorm.forward
+            and type(follower).forward is ActivationLayer.forward
+            and type(follower)._backward is ActivationLayer._backward
+            and type(follower).__call__ is Module.__call__
             and follower.function in elementwise.ACTIVATION_CODES
             and (follower.function == "relu" or follower.negative_slope >= 0)
             and self.activity_regularizer is None
@@ -115,7 +120,9 @@ class BatchNorm(Module):
     def forward(self, x: np.ndarray, activation: tuple[str, float] | None = None) -> np.ndarray:
         """Batch normalization of ``x``; with ``activation`` (a name and negative slope that
         :meth:`fused_activation` gave for this x), that activation of the result, applied in the same pass (its
-        slope is then the follower's to apply in the backward, as it is unfused)."""
+        slope is then the follower's to apply in the backward, as it is unfused). In training, the compiled passes
+        keep x itself for the backward, as the activation layers do: x changed in place before the backward
+        changes the gradients."""
         self._check_rank(x.ndim)
         axis = self.axis % x.ndim
         if x.shape[axis] != self.num_features:

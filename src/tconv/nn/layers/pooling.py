@@ -73,7 +73,7 @@ class MaxPool(Module):
         )
         if self._one_pass(padded):  # windows apart, float: one compiled pass (the same numbers as below)
             lift = (slice(None), slice(None)) + (None,) * (3 - self.rank)
-            three = lambda t: (1,) * (3 - self.rank) + tuple(t)  # noqa: E731
+            three = self._three
             y, arg = compiled.max_pool(padded[lift], three(self.kernel_size), three(self.stride), three(out_shape))
             y, arg = y.reshape(y.shape[:2] + out_shape), arg.reshape(y.shape[:2] + out_shape)
             self._cache = (arg, padded.shape, pairs, x.shape, out_shape)
@@ -116,6 +116,10 @@ class MaxPool(Module):
             and kernels.available()
         )
 
+    def _three(self, sizes: Sequence[int]) -> tuple[int, int, int]:
+        """Per-axis sizes of this pooling's rank as three axes (ones first), as the compiled pass sees x."""
+        return (1, 1, 1, *sizes)[-3:]  # type: ignore[return-value]
+
     def _offset(self, tap: tuple[int, ...], out_shape: tuple[int, ...]) -> tuple[slice, ...]:
         """The positions window offset ``tap`` reads in every window (a strided slice of the padded input)."""
         return (
@@ -130,7 +134,7 @@ class MaxPool(Module):
         grad = to_channels_first(grad, self.channels_last)
         crop = (slice(None), slice(None), *(slice(lo, lo + n) for (lo, _), n in zip(pairs, in_shape[2:])))
         if self._one_pass(grad) and grad.shape == arg.shape:  # each window: 0 + the gradient at its winner, else 0
-            three = lambda t: (1,) * (3 - self.rank) + tuple(t)  # noqa: E731
+            three = self._three
             shape = padded_shape[:2] + three(padded_shape[2:])
             windows = (three(self.kernel_size), three(self.stride))
             full = compiled.max_pool_grad(grad.reshape(grad.shape[:2] + three(out_shape)), arg, shape, *windows)
