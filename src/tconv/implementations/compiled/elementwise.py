@@ -187,18 +187,14 @@ def batch_statistics(x: np.ndarray, axis: int) -> tuple[np.ndarray, np.ndarray]:
     shift = np.array(x.reshape(outer, channels, -1)[0, :, 0], dtype=np.float64)
     count = x.size // channels
     total = _sums(x, x, shift, axis, 3, 1)
-    moved = total[0] / count
-    squares = total[1] / count
-    var = np.maximum(squares - moved * moved, 0.0)
+    moved, squares = total[0] / count, total[1] / count
+    mean, var = shift + moved, np.maximum(squares - moved * moved, 0.0)
     # a shift more than about 30 deviations from its channel's mean (an outlier first): the difference would lose
     # a thousand times float64's rounding or more, so those channels' centred squares in a second pass, as before
     far = moved * moved > 0.999 * squares
     if far.any():
-        mean = shift + moved
-        again = channel_sums(x, axis, centre=np.where(far, mean, shift)) / count
-        var = np.where(far, again, var)
-        return mean, var
-    return shift + moved, var
+        var = np.where(far, channel_sums(x, axis, centre=np.where(far, mean, shift)) / count, var)
+    return mean, var
 
 
 def batch_norm_sums(

@@ -34,31 +34,39 @@ def max_pool(
     taps = kernel[0] * kernel[1] * kernel[2]
     y = np.empty((batch * channels, *out), dtype=padded.dtype)
     arg = np.empty((batch * channels, *out), dtype=np.min_scalar_type(taps - 1))
-    geometry = np.array([*kernel, *stride], dtype=np.int64)
     kernel_ = _max_pool_kernel(kernel[2], stride[2])
-    elementwise.run_pass(kernel_, batch * channels, padded.size + 2 * y.size, padded, y, arg, geometry, channels)
+    arrays = (padded, y, arg, _rows(kernel, stride), channels)
+    elementwise.run_pass(kernel_, batch * channels, padded.size + 2 * y.size, *arrays)
     return y.reshape(batch, channels, *out), arg.reshape(batch, channels, *out)
 
 
 def max_pool_grad(
-    grad: np.ndarray, arg: np.ndarray, padded_shape: tuple[int, ...], kernel: tuple[int, int, int],
+    grad: np.ndarray,
+    arg: np.ndarray,
+    padded_shape: tuple[int, ...],
+    kernel: tuple[int, int, int],
     stride: tuple[int, int, int],
-) -> np.ndarray:  # fmt: skip
+) -> np.ndarray:
     """The gradient of :func:`max_pool` over its padded input ``(N, C, D, H, W)``: in every window, ``0 + grad``
     at the tap that won it and 0 elsewhere (a -0.0 gradient gives +0.0, as NumPy's expressions; the windows apart,
     so each position is written once, and positions in no window stay 0)."""
     full = np.zeros(padded_shape, dtype=grad.dtype)
     jobs = padded_shape[0] * padded_shape[1]
     out = grad.shape[2:]
-    geometry = np.array([*kernel, *stride], dtype=np.int64)
     arrays = (
         np.ascontiguousarray(grad).reshape(jobs, *out),
         arg.reshape(jobs, *out),
         full.reshape(jobs, *padded_shape[2:]),
-        geometry,
+        _rows(kernel, stride),
     )
     elementwise.run_pass(_max_pool_grad_kernel(kernel[2], stride[2]), jobs, full.size + 2 * grad.size, *arrays)
     return full
+
+
+def _rows(kernel: tuple[int, int, int], stride: tuple[int, int, int]) -> np.ndarray:
+    """The window's extent and step along the first two axes, as the kernels read them (the last axis's are
+    constants of their compiled code)."""
+    return np.array([kernel[0], kernel[1], stride[0], stride[1]], dtype=np.int64)
 
 
 @functools.lru_cache(maxsize=64)
@@ -67,9 +75,9 @@ def _max_pool_kernel(width: int, step: int) -> Any:
     compiled code (in its closure), so that the loads along a row of outputs vectorise at their constant step and
     a window row's taps are unrolled, each output's maximum and index kept in registers across them."""
 
-    def max_pool(planes, y, arg, geometry, channels, start, stop):  # type: ignore[no-untyped-def]
+    def max_pool(planes, y, arg, rows, channels, start, stop):  # type: ignore[no-untyped-def]
         # planes (N, C, D, H, W), any strides; y and arg (N * C, outputs); a job is one plane
-        k0, k1, s0, s1 = geometry[0], geometry[1], geometry[3], geometry[4]
+        k0, k1, s0, s1 = rows[0], rows[1], rows[2], rows[3]
         o0, o1, o2 = y.shape[1], y.shape[2], y.shape[3]
         for job in range(start, stop):
             plane = planes[job // channels, job % channels]
@@ -102,9 +110,9 @@ def _max_pool_kernel(width: int, step: int) -> Any:
 def _max_pool_grad_kernel(width: int, step: int) -> Any:
     """:func:`max_pool`'s gradient kernel, for windows ``width`` wide every ``step`` (constants, as there)."""
 
-    def max_pool_grad(grad, arg, full, geometry, start, stop):  # type: ignore[no-untyped-def]
+    def max_pool_grad(grad, arg, full, rows, start, stop):  # type: ignore[no-untyped-def]
         # every position of every window written, row by row: 0 + the gradient at the window's winner, else 0
-        k0, k1, s0, s1 = geometry[0], geometry[1], geometry[3], geometry[4]
+        k0, k1, s0, s1 = rows[0], rows[1], rows[2], rows[3]
         o0, o1, o2 = grad.shape[1], grad.shape[2], grad.shape[3]
         zero = grad.dtype.type(0)
         for job in range(start, stop):
