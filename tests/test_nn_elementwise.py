@@ -466,3 +466,23 @@ def test_overlapping_max_pooling_keeps_numpys_expressions(monkeypatch):
     assert calls == []
     nn.MaxPool2d(2)(x)
     assert calls == ["pass"]
+
+
+@needs_jit
+def test_each_pass_kernel_gets_its_own_team_measurement(monkeypatch):
+    """Two passes of the same jobs and work (a batch normalization's sums and its normalize, 2 elements touched an
+    element each) are measured by the team under keys of their own, not one decision for both."""
+    keys: list[tuple] = []
+    monkeypatch.setattr(team, "_measured", lambda key, alone, on_team, estimated: (keys.append(key), alone()))
+    monkeypatch.setattr(team, "threads", lambda: 2)
+    monkeypatch.setattr(team, "member", lambda: False)
+    monkeypatch.setattr(team, "kernel_team_min_work", lambda: 1.0)
+    monkeypatch.setattr(_tuning, "KERNEL_TEAM_MIN_WORK", 0)
+    monkeypatch.setattr(_tuning, "KERNEL_TEAM_PROBE_FROM", 0.0)
+    monkeypatch.setattr(_tuning, "KERNEL_TEAM_TRUST", 1e30)
+    x = np.random.default_rng(18).standard_normal((16, 8, 20, 20)).astype(np.float32)
+    c = np.ones(8, np.float32)
+    elementwise.batch_norm_sums(x, x, 1, c, c)
+    elementwise.normalize(x, 1, c, c, c, c)
+    assert len(keys) == 2 and keys[0][2:] == keys[1][2:]  # the same jobs, work and team
+    assert keys[0] != keys[1]

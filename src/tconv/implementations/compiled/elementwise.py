@@ -65,11 +65,15 @@ def supports(*arrays: Any) -> bool:
 
 def run_pass(kernel: Any, jobs: int, touched: int, *arrays: Any) -> None:
     """``kernel(*arrays, start, stop)`` over ``range(jobs)``, on the team where the ``touched`` elements (read
-    and written), at ``ELEMENTWISE_ELEMENT_SECONDS`` each, pay for the hand-off (:func:`.team.ranges`)."""
+    and written), at ``ELEMENTWISE_ELEMENT_SECONDS`` each, pay for the hand-off (:func:`.team.ranges`). The range
+    function is named after ``kernel``: the team keys a call it measures by that name, its jobs and its work, and
+    the passes' kernels, each behind this one wrapper, had shared their measurements (a normalization's pass
+    decided by the sums' runs, which take the same jobs and work)."""
 
     def run(start: int, stop: int) -> None:
         kernel(*arrays, start, stop)
 
+    run.__qualname__ = f"run_pass:{getattr(kernel, '__qualname__', '')}@{id(kernel)}"
     team.ranges(run, jobs, touched * _tuning.ELEMENTWISE_ELEMENT_SECONDS / _tuning.KERNEL_ELEMENT_SECONDS)
 
 
