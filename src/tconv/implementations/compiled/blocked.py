@@ -26,7 +26,7 @@ Pixels whose taps along the last axis do not all meet x (the padding's border), 
 blocks of four, are summed one pixel at a time over the taps that meet x. Or, where the cost model says it pays
 (small maps, whose pixels are mostly border), x is first copied into a zero-padded buffer, over which every row
 runs its blocks through the table and a row's last pixels run as a block of four (a whole row of five to seven
-as a block of eight, with 512-bit vectors: :func:`_padded`). Each output
+as a block of eight, with 512-bit vectors: :func:`padded_layout`). Each output
 is summed with fused multiply-adds in the order of the taps, then the input channels, whichever thread computes
 it.
 
@@ -151,7 +151,7 @@ def _sums(spec: ConvSpec, taps: float, blocked_share: float, pixels: int) -> flo
 @functools.lru_cache(maxsize=1024)
 def _costs(spec: ConvSpec, channels_last: bool) -> tuple[float, float]:
     """Seconds per sample by the cost model, x read as it is (copied channels-last where it is channels-first with
-    several channels) and x copied into a zero-padded buffer (:func:`_padded`). As it is: the taps that meet x
+    several channels) and x copied into a zero-padded buffer (:func:`padded_layout`). As it is: the taps that meet x
     counted, the border's pixels one at a time. Padded: every tap of every output (the padding's zeros included)
     in blocks of four, the last axis's outputs rounded up to whole blocks, and the buffer filled and written (a
     transposing copy at ``TRANSPOSE_STREAM`` from a channels-first x of several channels, else ``COPY_STREAM``).
@@ -162,7 +162,7 @@ def _costs(spec: ConvSpec, channels_last: bool) -> tuple[float, float]:
     axes = geometry.axes3(spec)
     taps, blocked_share = _shape(axes)
     plain = _sums(spec, taps, blocked_share, pixels)
-    layout = _padded(spec)
+    layout = padded_layout(spec)
     rounded = pixels // spec.output_size[-1] * -(-spec.output_size[-1] // PIXELS) * PIXELS
     padded = _sums(spec, math.prod(spec.kernel_size), 1.0, rounded)
     item = _tuning.COST_ITEMSIZE
@@ -284,7 +284,7 @@ def _packed(weight: np.ndarray, bias: np.ndarray | None, spec: ConvSpec, dtype: 
 def conv(x: np.ndarray, weight: np.ndarray, bias: np.ndarray | None, spec: ConvSpec, channels_last: bool) -> np.ndarray:
     """The convolution of a batched x in the caller's layout (any non-negative strides), into a fresh output in
     the same layout. Where the cost model prices it lower (:func:`_costs`, plus ``BLOCKED_PADDED_CALL_COST``), x is
-    copied into a zero-padded channels-last buffer first, ``CHUNK_BYTES`` of samples at a time (:func:`_padded`).
+    copied into a zero-padded channels-last buffer first, ``CHUNK_BYTES`` of samples at a time (:func:`padded_layout`).
     Else a channels-last x is read in place, and a channels-first x of several channels is copied channels-last
     first, ``CHUNK_BYTES`` of samples at a time (:func:`.workspace.contiguous`, in tiles): read in place, each
     (tap, input channel) pair of a block would touch a cache line of its own. Either way the blocks run along the
@@ -296,12 +296,12 @@ def conv(x: np.ndarray, weight: np.ndarray, bias: np.ndarray | None, spec: ConvS
     w, b = _packed(weight, bias, spec, x.dtype)
     mode = _mode(spec, channels_last, batch, x.itemsize)
     if mode == "padded":  # x copied into a zero-padded buffer, CHUNK_BYTES of samples at a time
-        layout = _padded(spec)
+        layout = padded_layout(spec)
         source = geometry.moved(x, -1, 1) if channels_last else x  # (N, C, *spatial), a view
         buffer_shape = (*layout.buffer, spec.in_channels)
         chunk = max(1, int(_tuning.CHUNK_BYTES // max(1, math.prod(buffer_shape) * x.itemsize)))
         for first in range(0, batch, chunk):
-            piece = _padded_copy(source[first : first + chunk], layout, buffer_shape)
+            piece = padded_copy(source[first : first + chunk], layout, buffer_shape)
             _run(piece, out[first : first + chunk], w, b, layout.spec, channels_last, True)
         return out
     run = _run_across if mode == "across" else _run
@@ -330,8 +330,8 @@ def _whole_blocks(chunk: int) -> int:
     return chunk
 
 
-class _Padding(NamedTuple):
-    """x copied into a zero-padded buffer (:func:`_padded`): the call over it, the buffer's spatial shape, the
+class PaddedLayout(NamedTuple):
+    """x copied into a zero-padded buffer (:func:`padded_layout`): the call over it, the buffer's spatial shape, the
     buffer's part x fills (``where``, an index of ``(N, *spatial, C)``), the part of x that fills it (``reads``, an
     index of ``(N, C, *spatial)``), and whether the buffer has zeros to fill."""
 
@@ -343,7 +343,7 @@ class _Padding(NamedTuple):
 
 
 @functools.lru_cache(maxsize=256)
-def _padded(spec: ConvSpec) -> _Padding:
+def padded_layout(spec: ConvSpec) -> PaddedLayout:
     """The call over x copied into a zero-padded buffer: every output's taps all meet the buffer (no border: each
     row runs the blocks of four through the offsets' table), and along the last axis the buffer reaches four
     pixels on from every output, so that the row's last pixels run as a block of four too (the kernel's
@@ -369,10 +369,10 @@ def _padded(spec: ConvSpec) -> _Padding:
         groups=spec.groups,
     )
     filled = math.prod(r.stop - r.start for r in reads[2:])
-    return _Padding(call, buffer, where, reads, filled < math.prod(buffer))
+    return PaddedLayout(call, buffer, where, reads, filled < math.prod(buffer))
 
 
-def _padded_copy(source: np.ndarray, layout: _Padding, buffer_shape: tuple[int, ...]) -> np.ndarray:
+def padded_copy(source: np.ndarray, layout: PaddedLayout, buffer_shape: tuple[int, ...]) -> np.ndarray:
     """``source (N, C, *spatial)`` (any strides) copied channels-last into this thread's zero-padded buffer
     (slot 2), ``(N, *layout.buffer, C)``: channels-first planes of ``TRANSPOSE_TILES_MIN_BYTES`` or more by tiles
     (:func:`.transpose.planes`), others by NumPy."""
@@ -414,7 +414,7 @@ def _plan(
 ) -> _Plan:  # fmt: skip
     """A call's :class:`_Plan`, made once per call description, batch, byte strides of x (channels-last) and of
     the output, output layout, itemsize, team size and ``tail`` (x a padded copy, readable four pixels on from
-    every output: :func:`_padded`): on a call of 0.07 ms its making took a tenth."""
+    every output: :func:`padded_layout`): on a call of 0.07 ms its making took a tenth."""
     groups = spec.groups
     cg_in, cg_out = spec.in_channels // groups, spec.out_channels // groups
     block = width(cg_out, lanes(itemsize))
@@ -455,7 +455,7 @@ def _run(
     x: np.ndarray, out: np.ndarray, w: np.ndarray, b: np.ndarray, spec: ConvSpec, out_last: bool, tail: bool = False
 ) -> None:
     """The kernel on a channels-last x (any non-negative strides) into ``out`` (channels-last where
-    ``out_last``, else channels-first), on the team; ``tail``: x is a padded copy (:func:`_padded`)."""
+    ``out_last``, else channels-first), on the team; ``tail``: x is a padded copy (:func:`padded_layout`)."""
     plan = _plan(spec, x.shape[0], x.strides, out.strides, out_last, x.itemsize, team.threads(), tail)
     _launch(_kernel(int(plan.dims[8]) == lanes(x.itemsize)), x, out, w, b, plan, plan.offsets)
 
