@@ -27,7 +27,8 @@ def _fresh_routes():
     """Every test starts with the engine's remembered routing forgotten (``tconv.engine.run._route``,
     ``direct_conv.dots_preferred``, the direct sum's channels-last route, its choice of tiles, estimates and tile plans,
     ``jit_blocked``'s estimates and plans (along the rows and across the samples), ``jit_dots``' (both ways), the
-    planner's cached choices, the direct sum's twin and weight-gradient choices, the dead-tap cut's and whether a
+    planner's cached choices, the direct sum's twin and weight-gradient choices, the weight gradient's register blocks
+    (their estimates, plans and choice), the dead-tap cut's and whether a
     transposed input gradient runs apart (all but the first two cleared again after the test), the team's
     measured choices, and the forward calls planned whole with their routes, ``tconv.ops._PLANS``): a test that
     changes the tuning constants or the compiled path's availability (monkeypatched) sees the planner decide again,
@@ -42,10 +43,12 @@ def _fresh_routes():
     planner = importlib.import_module("tconv.engine.planner")
     algorithms = importlib.import_module("tconv.implementations.compiled.algorithms")
     run = importlib.import_module("tconv.engine.run")
+    weights = importlib.import_module("tconv.implementations.compiled.weight_blocks")
     caches = (
         blocked._costs, blocked._plan, blocked._across_cost, blocked._across_plan, dots.cost, dots.channels_cost,
         dots._plan, direct.tiles_cheaper, direct._planes_cost, direct._tiles_plan, planner.plan, algorithms.direct_twin,
-        algorithms.direct_weight_grad, run._cut_if_cheaper, run._input_grad_apart,
+        algorithms.direct_weight_grad, algorithms.blocks_weight_grad, weights.cost, weights._plan,
+        run._cut_if_cheaper, run._input_grad_apart,
     )  # fmt: skip  # their estimates, plans and choices read the constants
     for cache in caches:
         cache.cache_clear()

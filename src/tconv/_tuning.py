@@ -492,6 +492,20 @@ BLOCKED_ACROSS_MARGIN = 0.85
 #: (measured 5 us on (3, 6, 6, 6, 2) -> 12 k4, where both ran 52-57 us).
 BLOCKED_PADDED_CALL_COST = 5e-6
 
+#: A convolution's weight gradient in register blocks along the channels
+#: (:mod:`~tconv.implementations.compiled.weight_blocks`): vector multiply-adds a second over the whole team
+#: (blocks of one vector at ``BLOCKED_SINGLE_SHARE`` of it), fitted at ``VECTOR_BYTES`` as ``BLOCKED_RATE``
+#: (docs/design.md, "The weight gradient in register blocks"), ...
+WEIGHT_BLOCKS_RATE = 10e9
+
+#: ... rows of output pixels a tile holds: as many as hold this many bytes of x and the output gradient (each
+#: block of the gradient loaded and stored once a tile), ...
+WEIGHT_BLOCKS_TILE_BYTES = 192 * 2**10
+
+#: ... and the route is taken where the cost model puts it at most this fraction of the route the call's algorithm
+#: would run otherwise (the im2col and product, or the direct sums).
+WEIGHT_BLOCKS_MARGIN = 0.8
+
 #: ``jit_dots`` (:mod:`~tconv.implementations.compiled.window_dots`): window elements gathered a second (those that
 #: meet x), each run of them along the last axis, vector multiply-adds a second (two weight rows times four pixels
 #: a block, six loads a step of eight), the window's last elements short of a vector a second, and each output's

@@ -68,6 +68,13 @@ class Algorithm(Protocol):
         """A transposed convolution's ``(grad_x, grad_weight)`` in one pass (where it shares work)."""
         ...
 
+    def runs_weight_grad_in_blocks(self, spec: ConvSpec, batch: int, channels_last: bool) -> bool:
+        """Whether the engine runs a call's weight gradient (``batch`` samples) in register blocks
+        (:func:`~tconv.implementations.compiled.algorithms.weight_grad_in_blocks`) instead of :meth:`weight_grad`,
+        where no algorithm is forced: the compiled algorithms where the cost model prices the blocks lower; the
+        array-API ones never."""
+        ...
+
 
 _ALGORITHMS: dict[str, Algorithm] = {}
 

@@ -27,6 +27,7 @@ from .. import _tuning
 from .._backend import Array, Prepared, extend
 from .._geometry import overlap
 from ..implementations.compiled import blocked, elementwise, kernels, team
+from ..implementations.compiled.algorithms import blocks_weight_grad, weight_grad_in_blocks
 from ..spec import ConvSpec
 from . import layout, planner, registry
 
@@ -298,14 +299,21 @@ def plan_call(
 def run_weight_grad(
     prepared: Prepared, spec: ConvSpec, grad_output: Array, *, batched: bool, channels_last: bool
 ) -> Array:
-    """The gradient of the loss with respect to the weight, in the weight's own layout."""
+    """The gradient of the loss with respect to the weight, in the weight's own layout: the algorithm's own route,
+    or in register blocks where no algorithm is forced and the algorithm says so (``runs_weight_grad_in_blocks``:
+    the compiled ones, where the cost model prices the blocks lower)."""
     cut, algorithm = _routed(prepared, spec, batched, channels_last, prepared.x, grad_output)
     kernel = spec.kernel_size
     if cut is not None:
         spec = cut[0]
     x = layout.computed(prepared, prepared.x, batched)
     gy = layout.computed(prepared, grad_output, batched)
-    grad = layout.finish(prepared.xp, algorithm.weight_grad(prepared.xp, x, gy, spec, channels_last), prepared.dtype)
+    batch = _batch(prepared, batched)
+    if registry.forced() is None and algorithm.runs_weight_grad_in_blocks(spec, batch, channels_last):
+        grad = weight_grad_in_blocks(x, gy, spec, channels_last)
+    else:
+        grad = algorithm.weight_grad(prepared.xp, x, gy, spec, channels_last)
+    grad = layout.finish(prepared.xp, grad, prepared.dtype)
     return grad if cut is None else _uncut_gradient(prepared, grad, kernel, cut[1])
 
 
@@ -347,11 +355,17 @@ def _input_grad_apart(
     im2col to share). Both gradients of the seed generator's first two layers, channels-last, batch 64: (64, 7, 7,
     256) -> 128 5x5 47.7 ms apart against 56.9 shared, (64, 7, 7, 128) -> 64 5x5 stride 2 16.6 against 19.1;
     channels-first, where the convolution across the samples copies x and its output channels-last, that layer and
-    dcgan64-3 ran 1.04-1.05 times the shared pass apart. ``avoided``, ``team_size`` and ``compiled`` (the state
+    dcgan64-3 ran 1.04-1.05 times the shared pass apart. And in either layout where the weight gradient runs in
+    register blocks (:func:`~tconv.implementations.compiled.algorithms.blocks_weight_grad`), which reads the output
+    gradient where it lies, with no im2col to share. ``avoided``, ``team_size`` and ``compiled`` (the state
     :func:`tconv.engine.planner.select` reads beyond a forced algorithm, under which the caller never asks) only key
     the cache, as :func:`_route`'s."""
     del avoided, team_size, compiled
-    if not spec.transposed or not channels_last:
+    if not spec.transposed:
+        return False
+    if blocks_weight_grad(spec, batch, channels_last):
+        return True
+    if not channels_last:
         return False
     twin = spec.as_convolution()
     try:

@@ -119,6 +119,10 @@ class InternalLayout:
         convolution, the weight's is :meth:`weight_grad`."""
         raise NotImplementedError(f"{self.name} computes a transposed convolution's gradients one by one")
 
+    def runs_weight_grad_in_blocks(self, spec: ConvSpec, batch: int, channels_last: bool) -> bool:
+        """Never: the register blocks are compiled NumPy code; this path runs on any array library."""
+        return False
+
 
 # --- taps ------------------------------------------------------------------------------------------------
 

@@ -5,7 +5,9 @@ All take the caller's layout as it is (any strides, channels-last included; a vi
 read in place, with negative or unaligned strides, is copied first: :func:`.geometry.kernel_ready`) and share their
 gradients: the transposed convolution's input and weight gradients from one im2col of the output gradient,
 the convolution's weight gradient from an im2col of x (:mod:`tconv.implementations.compiled.im2col`), except
-``jit_direct``'s, summed directly (:func:`.direct_conv.weight_grad`).
+``jit_direct``'s, summed directly (:func:`.direct_conv.weight_grad`). Where the cost model prices it lower than the
+im2col, the engine runs either's weight gradient in register blocks instead (:func:`blocks_weight_grad`,
+:mod:`.weight_blocks`; a transposed convolution's input gradient then apart: :mod:`tconv.engine.run`).
 
 The cost model (seconds per sample; the rates in :mod:`tconv._tuning`): the column product at the machine's product
 rate, ``gemm_rate()`` (:mod:`.machine`; slower in proportion when ``C_in/G < GEMM_FULL_RATE_INNER``), the column
@@ -41,6 +43,7 @@ from . import (
     phases,
     pointwise,
     transposed,
+    weight_blocks,
     window_dots,
     winograd,
 )
@@ -124,6 +127,11 @@ class Compiled:
         if spec.transposed:
             return im2col.conv_transpose_grads(x, None, grad_output, spec, channels_last)[1]
         return im2col.conv_weight_grad(x, grad_output, spec, channels_last)
+
+    def runs_weight_grad_in_blocks(self, spec: ConvSpec, batch: int, channels_last: bool) -> bool:
+        """Whether the engine runs this call's weight gradient in register blocks (:func:`weight_grad_in_blocks`)
+        rather than :meth:`weight_grad`'s im2col: :func:`blocks_weight_grad`."""
+        return blocks_weight_grad(spec, batch, channels_last)
 
     def transpose_grads(
         self, xp: Any, x: np.ndarray, weight: np.ndarray, grad_output: np.ndarray, spec: ConvSpec, channels_last: bool
@@ -518,6 +526,13 @@ class JitDirect(Compiled):
             return super().weight_grad(xp, x, grad_output, spec, channels_last)
         return direct_conv.weight_grad(kernel_ready(x), kernel_ready(grad_output), spec, channels_last)
 
+    def runs_weight_grad_in_blocks(self, spec: ConvSpec, batch: int, channels_last: bool) -> bool:
+        """Not where its own direct sums run the gradient (:func:`direct_weight_grad`, asked first); else as every
+        compiled algorithm."""
+        if not spec.transposed and direct_weight_grad(spec):
+            return False
+        return super().runs_weight_grad_in_blocks(spec, batch, channels_last)
+
 
 class JitDepthwise(Compiled):
     name = "jit_depthwise"
@@ -630,6 +645,44 @@ class JitDots(Compiled):
         gradient the planner's other choices for the call would run; the window sums have no gradient of their
         own)."""
         return JitDirect().weight_grad(xp, x, grad_output, spec, channels_last)
+
+    def runs_weight_grad_in_blocks(self, spec: ConvSpec, batch: int, channels_last: bool) -> bool:
+        """As ``jit_direct``'s (whose gradient it runs)."""
+        return JitDirect().runs_weight_grad_in_blocks(spec, batch, channels_last)
+
+
+@functools.lru_cache(maxsize=1024)
+def blocks_weight_grad(spec: ConvSpec, batch: int, channels_last: bool) -> bool:
+    """Whether a call's weight gradient (``batch`` samples) runs in register blocks (:func:`weight_grad_in_blocks`)
+    instead of the algorithm's own route: where the cost model puts it at most ``WEIGHT_BLOCKS_MARGIN`` of the
+    im2col and product's (:func:`_twin_product`: the same columns and multiply-adds), on layers whose windows
+    overlap along some axis (``d*(k-1) + 1 > s``). Where none do, the im2col copies each element of x at most once
+    and a transposed call's shares it with the input gradient's product: on such layers of the U-Net's and of
+    forward sweeps 56-59 (kernels 2x2 stride 2, 1x1) the blocks ran up to 1.3-2.2x the im2col's time
+    (docs/design.md, "The weight gradient in register blocks"). A transposed convolution's is its adjoint
+    convolution's (:meth:`~tconv.spec.ConvSpec.as_convolution`), where that convolution's output is x's size (an
+    output padding of a stride or more adds outputs x does not have: left to the algorithm's route). ``jit_direct``'s
+    direct sums keep their own rule (:func:`direct_weight_grad`), asked first (``runs_weight_grad_in_blocks``)."""
+    if spec.transposed:
+        adjoint = spec.as_convolution()
+        if adjoint.output_size != spec.input_size:
+            return False
+        spec = adjoint
+    if not weight_blocks.fits(spec):
+        return False
+    if all(d * (k - 1) + 1 <= s for k, s, d in zip(spec.kernel_size, spec.stride, spec.dilation)):
+        return False
+    return weight_blocks.cost(spec, batch, channels_last) <= _tuning.WEIGHT_BLOCKS_MARGIN * _twin_product(spec) * batch
+
+
+def weight_grad_in_blocks(x: np.ndarray, grad_output: np.ndarray, spec: ConvSpec, channels_last: bool) -> np.ndarray:
+    """A call's weight gradient in register blocks (:func:`.weight_blocks.weight_grad`); a transposed convolution's
+    as its adjoint convolution's, over the output gradient with x as that convolution's output gradient, in the
+    transposed weight's own layout ``(C_in, C_out/G, *k)``."""
+    x, grad_output = kernel_ready(x), kernel_ready(grad_output)
+    if spec.transposed:
+        return weight_blocks.weight_grad(grad_output, x, spec.as_convolution(), channels_last)
+    return weight_blocks.weight_grad(x, grad_output, spec, channels_last)
 
 
 @functools.lru_cache(maxsize=1024)
