@@ -10,7 +10,8 @@ direct sums (``direct_conv.weight_grad``) and the register blocks (``weight_bloc
 one's time, the cost model's estimate of each, and the route tconv takes (``algorithms.direct_weight_grad`` where
 the planner runs the forward call on ``jit_direct`` or ``jit_dots``, else ``algorithms.blocks_weight_grad``). At
 the end: the geometric mean of (the route taken) / (the route before the register blocks existed: the direct sums
-where their rule holds, else the im2col), and of (the route taken) / (the faster of those two routes).
+where their rule holds, else the im2col), and of (the route taken) / (the faster of the route before and the
+register blocks).
 
 Medians of nine calls after one untimed, in this process with the thread counts it inherits (nothing set: the
 user's environment). A measuring script, not a test; run it on a quiet machine. ``--json`` keeps the raw times.

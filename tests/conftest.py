@@ -47,7 +47,7 @@ def _fresh_routes():
     caches = (
         blocked._costs, blocked._plan, blocked._across_cost, blocked._across_plan, dots.cost, dots.channels_cost,
         dots._plan, direct.tiles_cheaper, direct._planes_cost, direct._tiles_plan, planner.plan, algorithms.direct_twin,
-        algorithms.direct_weight_grad, algorithms.blocks_weight_grad, weights.cost, weights._plan,
+        algorithms.direct_weight_grad, algorithms._blocks_weight_grad, weights._cost, weights._plan, weights.tile_rows,
         run._cut_if_cheaper, run._input_grad_apart,
     )  # fmt: skip  # their estimates, plans and choices read the constants
     for cache in caches:

@@ -310,14 +310,18 @@ def test_transposed_input_grad_apart_or_with_the_weight_grad(monkeypatch, apart)
     gradients match sums written out here (the output gradient zero-padded, each tap's window multiplied), and the
     shared pass runs only where the input gradient is not apart. Where the planner takes ``jit_blocked`` across the
     samples for that convolution, channels-last (the seed generator's first layer, batch 64), it is apart; not
-    channels-first, nor for a batch of one, nor under a forced algorithm; and in either layout and batch where the
-    weight gradient runs in register blocks."""
+    channels-first, nor for a batch of one, nor under a forced algorithm."""
     import importlib
 
     from tconv import engine
     from tconv.implementations.compiled import kernels
 
     run = importlib.import_module("tconv.engine.run")  # the module (tconv.engine.run is also its function)
+    from tconv import _tuning
+
+    # the weight gradient in register blocks, which puts the input gradient apart too (in either layout), kept out
+    # here (its rule: tests/test_weight_blocks.py)
+    monkeypatch.setattr(_tuning, "WEIGHT_BLOCKS_MARGIN", 0.0)
     monkeypatch.setattr(run, "_input_grad_apart", lambda *args: apart)
     shared = []
     real = engine.run_transpose_grads
@@ -351,22 +355,10 @@ def test_transposed_input_grad_apart_or_with_the_weight_grad(monkeypatch, apart)
     from tconv.implementations.compiled import team
 
     monkeypatch.setattr(team, "_threads", 2)  # the planner's team, as on the two-core machine measured
-    from tconv import _tuning
-    from tconv.implementations.compiled import algorithms
-
-    # the weight gradient in register blocks, which puts the input gradient apart in either layout, kept out first
-    # (its rule: tests/test_weight_blocks.py)
-    monkeypatch.setattr(_tuning, "WEIGHT_BLOCKS_MARGIN", 0.0)
-    algorithms.blocks_weight_grad.cache_clear()
     run._input_grad_apart.cache_clear()
     assert run._input_grad_apart(spec, np, 64, True, 4, frozenset(), 2, True)
     assert not run._input_grad_apart(spec, np, 64, False, 4, frozenset(), 2, True)  # channels-first: shared
     assert not run._input_grad_apart(spec, np, 1, True, 4, frozenset(), 2, True)  # a batch of one: no blocks across
-    monkeypatch.setattr(_tuning, "WEIGHT_BLOCKS_MARGIN", 1e9)  # the weight gradient's blocks taken: apart either way
-    algorithms.blocks_weight_grad.cache_clear()
-    run._input_grad_apart.cache_clear()
-    assert run._input_grad_apart(spec, np, 64, False, 4, frozenset(), 2, True)
-    assert run._input_grad_apart(spec, np, 1, True, 4, frozenset(), 2, True)
     # under a forced algorithm the shared pass runs even where the input gradient would be apart
     monkeypatch.setattr(run, "_input_grad_apart", lambda *args: True)
     monkeypatch.setattr(engine, "run_transpose_grads", lambda *a, **k: shared.append(r := real(*a, **k)) or r)

@@ -502,9 +502,14 @@ WEIGHT_BLOCKS_RATE = 10e9
 #: block of the gradient loaded and stored once a tile), ...
 WEIGHT_BLOCKS_TILE_BYTES = 192 * 2**10
 
-#: ... and the route is taken where the cost model puts it at most this fraction of the route the call's algorithm
-#: would run otherwise (the im2col and product, or the direct sums).
-WEIGHT_BLOCKS_MARGIN = 0.8
+#: ... the route is taken where the cost model puts it at most this fraction of the im2col and product's estimate
+#: (the cheaper: set on forward sweeps 56-57 and the seed models' layers, 0.8-1.5 within 0.02 of each other there;
+#: checked on sweeps 58-61), ...
+WEIGHT_BLOCKS_MARGIN = 1.0
+
+#: ... and only where at least this share of the outputs' taps meet x (not the padding), as
+#: ``geometry.mean_taps`` counts them (docs/design.md, "The weight gradient in register blocks").
+WEIGHT_BLOCKS_MIN_TAP_SHARE = 0.5
 
 #: ``jit_dots`` (:mod:`~tconv.implementations.compiled.window_dots`): window elements gathered a second (those that
 #: meet x), each run of them along the last axis, vector multiply-adds a second (two weight rows times four pixels

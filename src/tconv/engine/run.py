@@ -1,7 +1,8 @@
 """The engine's entry points: one call, a weight gradient, a transposed convolution's two gradients.
 
 Each selects its algorithm the same way (:func:`_routed`, from the call's batch and compute dtype), casts
-to the compute dtype with a batch axis, asks the algorithm object, and hands the result back in the
+to the compute dtype with a batch axis, asks the algorithm object (a weight gradient, unforced, may run in
+register blocks instead where the algorithm says so: :func:`run_weight_grad`), and hands the result back in the
 caller's dtype (:mod:`tconv.engine.layout`). A forward call on NumPy arrays is planned once (:func:`plan_call`:
 its route kept in a :class:`CallPlan`, which :mod:`tconv.ops` runs on the later calls of the same description).
 
@@ -27,7 +28,7 @@ from .. import _tuning
 from .._backend import Array, Prepared, extend
 from .._geometry import overlap
 from ..implementations.compiled import blocked, elementwise, kernels, team
-from ..implementations.compiled.algorithms import blocks_weight_grad, weight_grad_in_blocks
+from ..implementations.compiled.algorithms import weight_grad_in_blocks
 from ..spec import ConvSpec
 from . import layout, planner, registry
 
@@ -308,13 +309,19 @@ def run_weight_grad(
         spec = cut[0]
     x = layout.computed(prepared, prepared.x, batched)
     gy = layout.computed(prepared, grad_output, batched)
-    batch = _batch(prepared, batched)
-    if registry.forced() is None and algorithm.runs_weight_grad_in_blocks(spec, batch, channels_last):
+    if registry.forced() is None and _blocks(algorithm, spec, _batch(prepared, batched), channels_last):
         grad = weight_grad_in_blocks(x, gy, spec, channels_last)
     else:
         grad = algorithm.weight_grad(prepared.xp, x, gy, spec, channels_last)
     grad = layout.finish(prepared.xp, grad, prepared.dtype)
     return grad if cut is None else _uncut_gradient(prepared, grad, kernel, cut[1])
+
+
+def _blocks(algorithm: registry.Algorithm, spec: ConvSpec, batch: int, channels_last: bool) -> bool:
+    """Whether ``algorithm`` has a call's weight gradient run in register blocks
+    (``runs_weight_grad_in_blocks``; an algorithm registered without that method: never)."""
+    asks = getattr(algorithm, "runs_weight_grad_in_blocks", None)
+    return asks is not None and bool(asks(spec, batch, channels_last))
 
 
 def run_transpose_grads(
@@ -325,8 +332,11 @@ def run_transpose_grads(
     cut, algorithm = _routed(prepared, spec, batched, channels_last, prepared.weight, prepared.x, prepared.grad_output)
     if not algorithm.shares_transpose_grads:
         return None
+    batch = _batch(prepared, batched)
+    if registry.forced() is None and _blocks(algorithm, spec if cut is None else cut[0], batch, channels_last):
+        return None  # the weight gradient in register blocks (run_weight_grad asks the same), the input's apart
     if registry.forced() is None and _input_grad_apart(
-        spec, prepared.xp, _batch(prepared, batched), channels_last, layout.compute_itemsize(prepared),
+        spec, prepared.xp, batch, channels_last, layout.compute_itemsize(prepared),
         registry.avoided(), team.size(), kernels.available(),
     ):  # fmt: skip  # the whole call's spec: the input gradient's convolution decides its own cut
         return None
@@ -355,17 +365,13 @@ def _input_grad_apart(
     im2col to share). Both gradients of the seed generator's first two layers, channels-last, batch 64: (64, 7, 7,
     256) -> 128 5x5 47.7 ms apart against 56.9 shared, (64, 7, 7, 128) -> 64 5x5 stride 2 16.6 against 19.1;
     channels-first, where the convolution across the samples copies x and its output channels-last, that layer and
-    dcgan64-3 ran 1.04-1.05 times the shared pass apart. And in either layout where the weight gradient runs in
-    register blocks (:func:`~tconv.implementations.compiled.algorithms.blocks_weight_grad`), which reads the output
-    gradient where it lies, with no im2col to share. ``avoided``, ``team_size`` and ``compiled`` (the state
+    dcgan64-3 ran 1.04-1.05 times the shared pass apart. (Where the weight gradient runs in register blocks, the
+    input gradient is apart too, in either layout: :func:`run_transpose_grads` asks that first.) ``avoided``,
+    ``team_size`` and ``compiled`` (the state
     :func:`tconv.engine.planner.select` reads beyond a forced algorithm, under which the caller never asks) only key
     the cache, as :func:`_route`'s."""
     del avoided, team_size, compiled
-    if not spec.transposed:
-        return False
-    if blocks_weight_grad(spec, batch, channels_last):
-        return True
-    if not channels_last:
+    if not spec.transposed or not channels_last:
         return False
     twin = spec.as_convolution()
     try:

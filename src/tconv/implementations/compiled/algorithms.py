@@ -651,12 +651,23 @@ class JitDots(Compiled):
         return JitDirect().runs_weight_grad_in_blocks(spec, batch, channels_last)
 
 
-@functools.lru_cache(maxsize=1024)
 def blocks_weight_grad(spec: ConvSpec, batch: int, channels_last: bool) -> bool:
+    """:func:`_blocks_weight_grad` for the team's size now (the estimate prices a partial sum a thread)."""
+    return _blocks_weight_grad(spec, batch, channels_last, weight_blocks.bins())
+
+
+@functools.lru_cache(maxsize=1024)
+def _blocks_weight_grad(spec: ConvSpec, batch: int, channels_last: bool, bins: int) -> bool:
     """Whether a call's weight gradient (``batch`` samples) runs in register blocks (:func:`weight_grad_in_blocks`)
     instead of the algorithm's own route: where the cost model puts it at most ``WEIGHT_BLOCKS_MARGIN`` of the
     im2col and product's (:func:`_twin_product`: the same columns and multiply-adds), on layers whose windows
-    overlap along some axis (``d*(k-1) + 1 > s``). Where none do, the im2col copies each element of x at most once
+    overlap along some axis (``d*(k-1) + 1 > s``) and whose groups have ``BLOCKED_MIN_OUT`` output channels or more
+    (as ``jit_blocked`` ranks itself: a depthwise layer's block of one vector is one lane of output channel and
+    fifteen of zeros; such layers ran 1.3-4.2x the im2col's time on forward sweeps 58-59, where the im2col's
+    estimate, priced for a product of one row a group, runs tens of times high), and where at least
+    ``WEIGHT_BLOCKS_MIN_TAP_SHARE`` of the outputs' taps meet x (the blocks sum the padding's zeros too; (53, 29,
+    3, 3, 3) -> 40 7x7x7, 8% of its taps in x, ran 3.5x the im2col's time on sweep 61). Where no windows overlap, the
+    im2col copies each element of x at most once
     and a transposed call's shares it with the input gradient's product: on such layers of the U-Net's and of
     forward sweeps 56-59 (kernels 2x2 stride 2, 1x1) the blocks ran up to 1.3-2.2x the im2col's time
     (docs/design.md, "The weight gradient in register blocks"). A transposed convolution's is its adjoint
@@ -668,11 +679,16 @@ def blocks_weight_grad(spec: ConvSpec, batch: int, channels_last: bool) -> bool:
         if adjoint.output_size != spec.input_size:
             return False
         spec = adjoint
-    if not weight_blocks.fits(spec):
+    if not weight_blocks.fits(spec) or spec.out_channels // spec.groups < _tuning.BLOCKED_MIN_OUT:
         return False
     if all(d * (k - 1) + 1 <= s for k, s, d in zip(spec.kernel_size, spec.stride, spec.dilation)):
         return False
-    return weight_blocks.cost(spec, batch, channels_last) <= _tuning.WEIGHT_BLOCKS_MARGIN * _twin_product(spec) * batch
+    if math.prod(geometry.mean_taps(geometry.axes3(spec))) < _tuning.WEIGHT_BLOCKS_MIN_TAP_SHARE * math.prod(
+        spec.kernel_size
+    ):  # most taps in the padding: the blocks sum them all (zeros), the im2col's boxes skip them
+        return False
+    blocks = weight_blocks.cost(spec, batch, channels_last, bins)
+    return blocks <= _tuning.WEIGHT_BLOCKS_MARGIN * _twin_product(spec) * batch
 
 
 def weight_grad_in_blocks(x: np.ndarray, grad_output: np.ndarray, spec: ConvSpec, channels_last: bool) -> np.ndarray:

@@ -21,8 +21,9 @@ tile at a time (``WEIGHT_BLOCKS_TILE_BYTES`` of x and output gradient), each blo
 partial and stored back once a tile: a tile's data stays in the core's cache while every block runs over it.
 
 Where it pays (:func:`cost`): layers whose im2col would be copied many times over (kernels of many taps over small
-maps, where the im2col is the call's largest array) and whose output channels fill the vectors; the cost model
-weighs it against the im2col and product (:mod:`.im2col`) and the direct sums (:mod:`.direct_conv`).
+maps, where the im2col is the call's largest array) and whose output channels fill the vectors. The engine takes it
+instead of the im2col and product (:mod:`.im2col`) where the cost model prices it lower
+(:func:`.algorithms.blocks_weight_grad`); ``jit_direct``'s direct sums (:mod:`.direct_conv`) keep their own rule.
 """
 
 from __future__ import annotations
@@ -80,15 +81,29 @@ def bins() -> int:
     return max(1, team.threads())
 
 
-def _tile_rows(row_bytes: int) -> int:
-    """Rows of output pixels a tile holds: ``WEIGHT_BLOCKS_TILE_BYTES`` of the rows' data, at least one."""
-    return max(1, int(_tuning.WEIGHT_BLOCKS_TILE_BYTES // max(1, row_bytes)))
+@functools.lru_cache(maxsize=1024)
+def tile_rows(spec: ConvSpec, padded: int) -> int:
+    """Rows of output pixels (sample, o1, o2) a tile holds: as many as hold ``WEIGHT_BLOCKS_TILE_BYTES`` of the data
+    a row reads (its output gradient, ``padded`` channels a group, and the rows of x's zero-padded buffer its taps
+    span: along the first two of three axes, the dilated kernel's extent, each a row of the buffer's last axis), at
+    least one."""
+    axes = geometry.axes3(spec)
+    buffer = geometry.pad3(tuple(blocked.padded_layout(spec).buffer), 1)
+    spans = math.prod(d * (k - 1) + 1 for k, d in zip(axes.kernel[:2], axes.dilation[:2]))
+    row = axes.size_out[2] * spec.groups * padded + spans * buffer[2] * spec.in_channels
+    return max(1, int(_tuning.WEIGHT_BLOCKS_TILE_BYTES // max(1, row * _tuning.COST_ITEMSIZE)))
+
+
+def cost(spec: ConvSpec, batch: int, channels_last: bool, count: int | None = None) -> float:
+    """Seconds for a call of ``batch`` samples by the cost model (:func:`_cost`), in ``count`` bins (the team's size
+    now by default)."""
+    return _cost(spec, batch, channels_last, bins() if count is None else count)
 
 
 @functools.lru_cache(maxsize=1024)
-def cost(spec: ConvSpec, batch: int, channels_last: bool) -> float:
-    """Seconds for a call of ``batch`` samples by the cost model: the vector multiply-adds (output channels
-    rounded up to whole blocks, pairs to whole blocks) at ``WEIGHT_BLOCKS_RATE`` (blocks of one vector at
+def _cost(spec: ConvSpec, batch: int, channels_last: bool, count: int) -> float:
+    """Seconds for a call of ``batch`` samples in ``count`` bins by the cost model: the vector multiply-adds (output
+    channels rounded up to whole blocks, pairs to whole blocks) at ``WEIGHT_BLOCKS_RATE`` (blocks of one vector at
     ``BLOCKED_SINGLE_SHARE`` of it: a broadcast a multiply-add), a ``BLOCKED_BLOCK_COST`` for each block of the
     gradient a tile and bin loads and stores, x's zero-padded copy (a transposing one at ``TRANSPOSE_STREAM`` from
     a channels-first x of several channels, else ``COPY_STREAM``), the output gradient's copy where it is made,
@@ -106,8 +121,7 @@ def cost(spec: ConvSpec, batch: int, channels_last: bool) -> float:
         rate *= _tuning.BLOCKED_SINGLE_SHARE
     layout = blocked.padded_layout(spec)
     rows = batch * math.prod(spec.output_size[:-1])
-    row_bytes = item * (spec.output_size[-1] * blocks.padded * groups + math.prod(layout.buffer[1:]) * spec.in_channels)
-    tiles = max(1, rows // _tile_rows(int(row_bytes))) + bins()
+    tiles = rows // tile_rows(spec, blocks.padded) + count
     seconds = vector_fmas / rate + tiles * gradient_blocks * _tuning.BLOCKED_BLOCK_COST
     x_bytes = item * batch * spec.in_channels * math.prod(spec.input_size)
     buffer_bytes = item * batch * spec.in_channels * math.prod(layout.buffer)
@@ -120,7 +134,7 @@ def cost(spec: ConvSpec, batch: int, channels_last: bool) -> float:
         stream = _tuning.TRANSPOSE_STREAM if not channels_last and spec.out_channels > 1 else _tuning.COPY_STREAM
         seconds += (gy_bytes + item * pixels * groups * blocks.padded) / stream
     gradient = item * gradient_blocks * blocks.pairs * blocks.width
-    return seconds + bins() * 2 * gradient / _tuning.COPY_STREAM
+    return seconds + count * 2 * gradient / _tuning.COPY_STREAM
 
 
 def weight_grad(x: np.ndarray, gy: np.ndarray, spec: ConvSpec, channels_last: bool) -> np.ndarray:
@@ -188,7 +202,7 @@ class _Plan(NamedTuple):
     rows: np.ndarray  # (rows, 2): each row's first element in x and in the output gradient
     bounds: np.ndarray  # (bins + 1,): the bins' first rows
     dims: np.ndarray  # outputs a row, x's and the gradient's step a pixel, groups, channel blocks, pair blocks,
-    # rows a tile, the gradient's channels a group (padded), the partials' elements a bin, the chunk's first bin's
+    # rows a tile, the gradient's channels a group (padded), the partials' elements a bin, pairs a block, width
     work: float  # elements of work, for the team's hand-off (team.ranges)
 
 
@@ -215,16 +229,15 @@ def _plan(
     rows[:, 0] = (n * x_el[0] + o1 * axes.stride[0] * x_el[1] + o2 * axes.stride[1] * x_el[2]).reshape(-1)
     rows[:, 1] = (n * g_el[0] + o1 * g_el[1] + o2 * g_el[2]).reshape(-1)
     bounds = np.linspace(0, rows.shape[0], count + 1).round().astype(np.int64)
-    row_bytes = itemsize * (o3n * g_el[3] + axes.kernel[0] * axes.kernel[1] * x_el[2] * axes.dilation[1])
     per_bin = groups * blocks.channel_blocks * blocks.pair_blocks * blocks.pairs * blocks.width
     dims = (
         o3n, axes.stride[2] * x_el[3], g_el[3], groups, blocks.channel_blocks, blocks.pair_blocks,
-        _tile_rows(row_bytes), blocks.padded, per_bin, blocks.pairs,
+        tile_rows(spec, blocks.padded), blocks.padded, per_bin, blocks.pairs, blocks.width,
     )  # fmt: skip
     dims_array = np.array(dims, dtype=np.int64)
     for table in (offsets, rows, bounds, dims_array):
         table.flags.writeable = False
-    work = cost(spec, batch, True) / _tuning.KERNEL_ELEMENT_SECONDS
+    work = _cost(spec, batch, True, count) / _tuning.KERNEL_ELEMENT_SECONDS
     return _Plan(offsets, rows, bounds, dims_array, work)
 
 
@@ -296,8 +309,10 @@ def _kernel(single: bool) -> Any:
         tile, padded, per_bin, pairs = dims[6], dims[7], dims[8], dims[9]
         lane = _lanes(x)
         width = lane if single else 2 * lane  # a constant of the compiled code
-        if lane * x.itemsize != vector_bytes:  # never: the width keys the cache
-            raise ValueError("the weight gradient's blocks were compiled for another vector width")
+        planned = (8 if eights else 4) * (2 if single else 1)
+        if lane * x.itemsize != vector_bytes or width != dims[10] or pairs != planned:
+            # never: the plan's blocks are sized for the machine's widest vectors, as the kernel is compiled
+            raise ValueError("the weight gradient's blocks were planned for another vector width than compiled")
         for b in range(start, stop):
             first, last = bounds[b], bounds[b + 1]
             for r0 in range(first, last, tile):
