@@ -667,9 +667,9 @@ def _blocks_weight_grad(spec: ConvSpec, batch: int, channels_last: bool, bins: i
     estimate, priced for a product of one row a group, runs tens of times high), and where at least
     ``WEIGHT_BLOCKS_MIN_TAP_SHARE`` of the outputs' taps meet x (the blocks sum the padding's zeros too; (53, 29,
     3, 3, 3) -> 40 7x7x7, 8% of its taps in x, ran 3.5x the im2col's time on sweep 61). Where no windows overlap, the
-    im2col copies each element of x at most once
-    and a transposed call's shares it with the input gradient's product: on such layers of the U-Net's and of
-    forward sweeps 56-59 (kernels 2x2 stride 2, 1x1) the blocks ran up to 1.3-2.2x the im2col's time
+    im2col copies each element of x at most once and a transposed call's shares it with the input gradient's
+    product: on such layers of the U-Net's and of forward sweeps 56-59 (kernels 2x2 stride 2, 1x1) the blocks ran up
+    to 1.3-2.2x the im2col's time
     (docs/design.md, "The weight gradient in register blocks"). A transposed convolution's is its adjoint
     convolution's (:meth:`~tconv.spec.ConvSpec.as_convolution`), where that convolution's output is x's size (an
     output padding of a stride or more adds outputs x does not have: left to the algorithm's route). ``jit_direct``'s
