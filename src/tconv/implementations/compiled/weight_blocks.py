@@ -20,6 +20,17 @@ whichever thread runs which bin and whether the bins run on a team or one after 
 tile at a time (``WEIGHT_BLOCKS_TILE_BYTES`` of x and output gradient), each block of the gradient loaded from its
 partial and stored back once a tile: a tile's data stays in the core's cache while every block runs over it.
 
+Each tile's output gradient is first packed, group by group, into a panel of the job's own: a block of output
+channels' vectors for one pixel after another, so that the block's loads run through consecutive memory. Read in
+place, one pixel's vectors lie ``C_out`` elements after the last one's; at 256 output channels (1 KiB) the tile's
+pixels fall into a few of the first-level cache's sets and evict each other: in cache, the register block's loop ran
+137 GFLOP/s at that step against 170-174 at one of 32 or 128 elements. Packed, the seed generator's first layer's
+weight gradient (adjoint (64, 7, 7, 128) -> 256 5x5) took 19.3-20.7 ms against 21.7-22.3 (three processes each,
+alternated), its second layer's 5.1-5.3 against 5.2-5.5; layers of 64-128 output channels were level within the
+noise (docs/design.md, "The weight gradient's panel"). The pack copies each element of the output gradient once a
+tile; its time is within ``WEIGHT_BLOCKS_RATE`` (a tile's blocks make ``pair blocks * pairs`` multiply-adds for each
+element it copies).
+
 Where it pays (:func:`cost`): layers whose im2col would be copied many times over (kernels of many taps over small
 maps, where the im2col is the call's largest array) and whose output channels fill the vectors. The engine takes it
 instead of the im2col and product (:mod:`.im2col`) where the cost model prices it lower
@@ -303,8 +314,10 @@ def _kernel(single: bool) -> Any:
     def sums(x, g, dw, offsets, rows, bounds, dims, start, stop):  # type: ignore[no-untyped-def]
         # x flat: the zero-padded channels-last buffer; g flat: the output gradient channels-last; dw flat: the
         # partials (bins, G, channel blocks, pair blocks * pairs, width). Job = a bin: its rows (bounds), a tile of
-        # rows at a time; for each tile, group, block of output channels and block of pairs, the block's sums
-        # loaded from the bin's partial, summed over the tile's pixels in order, stored back.
+        # rows at a time; for each tile and group, the tile's output gradient packed into ``panel`` (a block of
+        # output channels' vectors for one pixel after another), then for each block of output channels and block
+        # of pairs, the block's sums loaded from the bin's partial, summed over the tile's pixels in order, stored
+        # back.
         o3n, xstep, gstep, groups, n_cb, n_pb = dims[0], dims[1], dims[2], dims[3], dims[4], dims[5]
         tile, padded, per_bin, pairs = dims[6], dims[7], dims[8], dims[9]
         lane = _lanes(x)
@@ -313,13 +326,26 @@ def _kernel(single: bool) -> Any:
         if lane * x.itemsize != vector_bytes or width != dims[10] or pairs != planned:
             # never: the plan's blocks are sized for the machine's widest vectors, as the kernel is compiled
             raise ValueError("the weight gradient's blocks were planned for another vector width than compiled")
+        panel = np.empty(n_cb * tile * o3n * width, dtype=g.dtype)  # (channel blocks, the tile's pixels, width)
         for b in range(start, stop):
             first, last = bounds[b], bounds[b + 1]
             for r0 in range(first, last, tile):
                 r1 = min(r0 + tile, last)
+                npix = (r1 - r0) * o3n
                 for grp in range(groups):
+                    pixel = 0
+                    for r in range(r0, r1):
+                        gb = rows[r, 1] + grp * padded
+                        for _o in range(o3n):
+                            for cb in range(n_cb):
+                                to = (cb * npix + pixel) * width
+                                _vstore(panel, to, _vload(g, gb + cb * width))
+                                if not single:
+                                    _vstore(panel, to + lane, _vload(g, gb + cb * width + lane))
+                            gb += gstep
+                            pixel += 1
                     for cb in range(n_cb):
-                        gc = grp * padded + cb * width
+                        gc = cb * npix * width
                         for pb in range(n_pb):
                             db = b * per_bin + (((grp * n_cb + cb) * n_pb + pb) * pairs) * width
                             q = pb * pairs
@@ -352,18 +378,18 @@ def _kernel(single: bool) -> Any:
                                 else:  # never read (numba prunes the branches on the constant)
                                     f0 = f1 = f2 = f3 = f4 = f5 = f6 = f7 = e0
                                     c0 = c1 = c2 = c3 = c4 = c5 = c6 = c7 = a0
+                                gb = gc
                                 for r in range(r0, r1):
                                     xb = rows[r, 0]
-                                    gb = rows[r, 1] + gc
                                     for _o in range(o3n):
-                                        g0 = _vload(g, gb)
+                                        g0 = _vload(panel, gb)
                                         a0, a1, a2, a3 = _quad1(x, xb, e0, e1, e2, e3, g0, a0, a1, a2, a3)
                                         a4, a5, a6, a7 = _quad1(x, xb, e4, e5, e6, e7, g0, a4, a5, a6, a7)
                                         if eights:
                                             c0, c1, c2, c3 = _quad1(x, xb, f0, f1, f2, f3, g0, c0, c1, c2, c3)
                                             c4, c5, c6, c7 = _quad1(x, xb, f4, f5, f6, f7, g0, c4, c5, c6, c7)
                                         xb += xstep
-                                        gb += gstep
+                                        gb += width
                                 _vstore(dw, db, a0)
                                 _vstore(dw, db + width, a1)
                                 _vstore(dw, db + 2 * width, a2)
@@ -404,12 +430,12 @@ def _kernel(single: bool) -> Any:
                                 else:  # never read (numba prunes the branches on the constant)
                                     e4 = e5 = e6 = e7 = e0
                                     a40 = a41 = a50 = a51 = a60 = a61 = a70 = a71 = a00
+                                gb = gc
                                 for r in range(r0, r1):
                                     xb = rows[r, 0]
-                                    gb = rows[r, 1] + gc
                                     for _o in range(o3n):
-                                        g0 = _vload(g, gb)
-                                        g1 = _vload(g, gb + lane)
+                                        g0 = _vload(panel, gb)
+                                        g1 = _vload(panel, gb + lane)
                                         a00, a01, a10, a11, a20, a21, a30, a31 = _quad(
                                             x, xb, e0, e1, e2, e3, g0, g1, a00, a01, a10, a11, a20, a21, a30, a31
                                         )
@@ -418,7 +444,7 @@ def _kernel(single: bool) -> Any:
                                                 x, xb, e4, e5, e6, e7, g0, g1, a40, a41, a50, a51, a60, a61, a70, a71
                                             )
                                         xb += xstep
-                                        gb += gstep
+                                        gb += width
                                 _vstore(dw, db, a00)
                                 _vstore(dw, db + lane, a01)
                                 _vstore(dw, db + width, a10)
