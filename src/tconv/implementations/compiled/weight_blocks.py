@@ -26,9 +26,9 @@ place, one pixel's vectors lie ``C_out`` elements after the last one's; at 256 o
 pixels fall into a few of the first-level cache's sets and evict each other: in cache, the register block's loop ran
 137 GFLOP/s at that step against 170-174 at one of 32 or 128 elements. Packed, the seed generator's first layer's
 weight gradient (adjoint (64, 7, 7, 128) -> 256 5x5) took 19.3-20.7 ms against 21.7-22.3 (three processes each,
-alternated), its second layer's 5.1-5.3 against 5.2-5.5; layers of 64-128 output channels were level within the
-noise (docs/design.md, "The weight gradient's panel"). The pack copies each element of the output gradient once a
-tile; its time is within ``WEIGHT_BLOCKS_RATE`` (a tile's blocks make ``pair blocks * pairs`` multiply-adds for each
+alternated); layers of 64-128 output channels (its second layer's among them) were level within the noise
+(docs/design.md, "The weight gradient's panel"). The pack copies each element of the output gradient once a tile;
+its time is within ``WEIGHT_BLOCKS_RATE`` (a tile's blocks make ``pair blocks * pairs`` multiply-adds for each
 element it copies).
 
 Where it pays (:func:`cost`): layers whose im2col would be copied many times over (kernels of many taps over small
