@@ -3066,6 +3066,62 @@ def test_pointwise_matches_the_oracle(channels_last):
 
 @needs_jit
 @pytest.mark.parametrize("channels_last", [False, True])
+@pytest.mark.parametrize("forced", [False, True])
+def test_pointwise_weight_gradient_matches_the_oracle(monkeypatch, channels_last, forced):
+    """The weight gradient of 1x1 convolutions with no padding (``jit_pointwise``'s, chosen by the planner or
+    forced) through ``tconv.conv_grad``: at stride 1 with one group from x and the output gradient where they lie
+    (one product channels-last; channels-first one a sample, summed in stacks of one sample and of all), 1-D to 3-D,
+    a batch of one and more, x in place and a view of every other element of a larger array, float64 and float32;
+    channels-first layers of few pixels and many channels, strided and grouped layers, left to the im2col route.
+    Against the oracle's adjoint: the directional derivative of <conv(x, w), gy> along v is <conv(x, v), gy>."""
+    from tconv.implementations.compiled import pointwise
+
+    taken: list[bool] = []
+    original = pointwise.weight_grad
+
+    def spied(*args):  # type: ignore[no-untyped-def]
+        result = original(*args)
+        taken.append(result is not None)
+        return result
+
+    monkeypatch.setattr(pointwise, "weight_grad", spied)
+    rng = np.random.default_rng(47)
+    #: spatial, c_in, c_out, stride, groups, batch, whether the products run where x lies (channels-first)
+    cases = (
+        ((9, 7), 3, 5, 1, 1, 4, True),
+        ((23,), 6, 1, 1, 1, 1, True),
+        ((4, 3, 5), 2, 7, 1, 1, 3, True),
+        ((2, 2), 24, 40, 1, 1, 3, False),  # 4 pixels of 24 and 40 channels: channels-first, the im2col route
+        ((6, 5), 4, 6, 2, 1, 2, False),  # strided
+        ((5, 5), 4, 6, 1, 2, 2, False),  # two groups
+    )
+    for number, (spatial, c_in, c_out, stride, groups, batch, in_place) in enumerate(cases):
+        monkeypatch.setattr(_tuning, "CHUNK_BYTES", 1 if number in (0, 4) else 30 * 2**20)  # stacks of one, of all
+        d = len(spatial)
+        x = rng.standard_normal((batch, c_in, *spatial))
+        w = rng.standard_normal((c_out, c_in // groups, *(1,) * d))
+        oracle = {"stride": [stride] * d, "pads": [(0, 0)] * d, "groups": groups}
+        gy = rng.standard_normal(naive_conv(x, w, None, **oracle).shape)
+        v = rng.standard_normal(w.shape)
+        expected = np.vdot(naive_conv(x, v, None, **oracle), gy)
+        xin, gyin = (np.moveaxis(x, 1, -1), np.moveaxis(gy, 1, -1)) if channels_last else (x, gy)
+        if number % 3 == 2:  # a view of every other element of a larger array
+            wide = np.zeros((*xin.shape[:-1], 2 * xin.shape[-1]))
+            wide[..., ::2] = xin
+            xin = wide[..., ::2]
+        options = {"stride": stride, "groups": groups, "channels_last": channels_last}
+        for dtype, tolerance in ((np.float64, 1e-10), (np.float32, 2e-5)):
+            del taken[:]
+            with tconv.use_algorithm("jit_pointwise") if forced else contextlib.nullcontext():
+                _, gw, _ = tconv.conv_grad(gyin.astype(dtype), xin.astype(dtype), w.astype(dtype), **options)
+            assert gw.shape == w.shape and gw.dtype == dtype
+            assert taken == [(in_place or channels_last) and stride == 1 and groups == 1]
+            scale = float(np.abs(v).ravel() @ np.abs(gw.astype(np.float64)).ravel()) + 1.0
+            np.testing.assert_allclose(np.vdot(gw.astype(np.float64), v), expected, rtol=0, atol=tolerance * scale)
+
+
+@needs_jit
+@pytest.mark.parametrize("channels_last", [False, True])
 def test_depthwise_matches_the_oracle(channels_last):
     """jit_depthwise forced on depthwise layers (one input and one output channel per group): convolutions and
     transposed convolutions, 1-D to 3-D, strides 1-3, dilations 1-2, symmetric and asymmetric padding, output

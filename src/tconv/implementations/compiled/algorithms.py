@@ -458,6 +458,12 @@ class JitPointwise(Compiled):
     ) -> np.ndarray:
         return pointwise.conv(x, weight, bias, spec, channels_last)
 
+    def weight_grad(self, xp: Any, x: np.ndarray, grad_output: np.ndarray, spec: ConvSpec, channels_last: bool) -> Any:
+        """Products over x and the output gradient where they lie, where the im2col is x itself
+        (:func:`.pointwise.weight_grad`); else the im2col route, as the other compiled algorithms'."""
+        grad = pointwise.weight_grad(kernel_ready(x), kernel_ready(grad_output), spec, channels_last)
+        return grad if grad is not None else super().weight_grad(xp, x, grad_output, spec, channels_last)
+
 
 class JitDirect(Compiled):
     name = "jit_direct"

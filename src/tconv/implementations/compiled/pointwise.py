@@ -157,6 +157,40 @@ def conv(x: np.ndarray, weight: np.ndarray, bias: np.ndarray | None, spec: ConvS
     return out
 
 
+def weight_grad(x: np.ndarray, gy: np.ndarray, spec: ConvSpec, channels_last: bool) -> np.ndarray | None:
+    """The weight gradient ``(C_out, C_in, 1...)`` of a convolution whose im2col is x itself (:func:`fits`, stride
+    1, one group: ``dW = sum over samples and pixels of gy[:, p] x[:, p]^T``), from x and the output gradient where
+    they lie, in the caller's layout; None for any other call (the im2col route runs it).
+
+    Channels-last, one product ``gy^T @ x`` over the batch's pixels (both arrays are already those matrices).
+    Channels-first, one product a sample, ``gy[n] @ x[n]^T``, summed over the samples in order, a stack of them at a
+    time (``CHUNK_BYTES`` of products): only where a sample's pixels are at least ``C_in C_out / (C_in + C_out)``,
+    where the products' outputs, written and summed once a sample, are no larger than the im2col route's copies of
+    x and the output gradient (which (32, 512, 7, 7) -> 2048 ran 2.2 times slower without). The im2col route
+    copies both arrays into matrices of the batch's pixels first: U-Net's head, (8, 16, 64, 64) -> 1, 0.72 ms that
+    way against 0.10; (8, 64, 56, 56) -> 256 channels-last 15.8 against 4.7, channels-first 9.3 against 5.3
+    (docs/design.md, "1x1 weight gradients where they lie")."""
+    if spec.transposed or spec.groups != 1 or not fits(spec) or any(s != 1 for s in spec.stride):
+        return None
+    batch, pixels = x.shape[0], math.prod(spec.input_size)
+    c_in, c_out = spec.in_channels, spec.out_channels
+    if batch == 0 or pixels == 0:
+        return None
+    if channels_last:
+        grad = team.matmul(gy.reshape(batch * pixels, c_out).T, x.reshape(batch * pixels, c_in))
+        return grad.reshape(c_out, c_in, *spec.kernel_size)
+    if pixels * (c_in + c_out) < c_in * c_out:
+        return None
+    planes_gy = gy.reshape(batch, c_out, pixels)
+    planes_x = x.reshape(batch, c_in, pixels).swapaxes(1, 2)  # (N, pixels, C_in): each sample's x^T
+    chunk = max(1, int(_tuning.CHUNK_BYTES // (c_in * c_out * x.dtype.itemsize)))
+    grad = np.zeros((c_out, c_in), dtype=np.result_type(x.dtype, gy.dtype))
+    for first in range(0, batch, chunk):
+        products = team.matmul(planes_gy[first : first + chunk], planes_x[first : first + chunk])
+        np.add(grad, products.sum(axis=0), out=grad)
+    return grad.reshape(c_out, c_in, *spec.kernel_size)
+
+
 def _scattered(
     x: np.ndarray, weight: np.ndarray, bias: np.ndarray | None, spec: ConvSpec, channels_last: bool
 ) -> np.ndarray:
