@@ -1,12 +1,13 @@
 """The compiled algorithms as objects (the interface :class:`tconv.engine.registry.Algorithm`): what each
 runs, its support predicate and its cost by the planner's cost model.
 
-All take the caller's layout as it is (any strides, channels-last included; a view the kernels cannot
-read in place, with negative or unaligned strides, is copied first: :func:`.geometry.kernel_ready`) and share their
-gradients: the transposed convolution's input and weight gradients from one im2col of the output gradient,
-the convolution's weight gradient from an im2col of x (:mod:`tconv.implementations.compiled.im2col`), except
-``jit_direct``'s, summed directly (:func:`.direct_conv.weight_grad`). Where the cost model prices it lower than the
-im2col, the engine runs either's weight gradient in register blocks instead (:func:`blocks_weight_grad`,
+All take the caller's layout as it is (any strides, channels-last included; a view the kernels cannot read in place,
+with negative or unaligned strides, is copied first: :func:`.geometry.kernel_ready`) and share their gradients: the
+transposed convolution's input and weight gradients from one im2col of the output gradient, the convolution's weight
+gradient from an im2col of x (:mod:`tconv.implementations.compiled.im2col`), except ``jit_direct``'s, summed
+directly (:func:`.direct_conv.weight_grad`), and ``jit_pointwise``'s where its im2col is x itself, products over x
+and the output gradient where they lie (:func:`.pointwise.weight_grad`). Where the cost model prices it lower than
+the im2col, the engine runs either's weight gradient in register blocks instead (:func:`blocks_weight_grad`,
 :mod:`.weight_blocks`; a transposed convolution's input gradient then apart: :mod:`tconv.engine.run`).
 
 The cost model (seconds per sample; the rates in :mod:`tconv._tuning`): the column product at the machine's product
@@ -461,7 +462,8 @@ class JitPointwise(Compiled):
     def weight_grad(self, xp: Any, x: np.ndarray, grad_output: np.ndarray, spec: ConvSpec, channels_last: bool) -> Any:
         """Products over x and the output gradient where they lie, where the im2col is x itself
         (:func:`.pointwise.weight_grad`); else the im2col route, as the other compiled algorithms'."""
-        grad = pointwise.weight_grad(kernel_ready(x), kernel_ready(grad_output), spec, channels_last)
+        x, grad_output = kernel_ready(x), kernel_ready(grad_output)
+        grad = pointwise.weight_grad(x, grad_output, spec, channels_last)
         return grad if grad is not None else super().weight_grad(xp, x, grad_output, spec, channels_last)
 
 

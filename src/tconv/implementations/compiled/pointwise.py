@@ -163,13 +163,14 @@ def weight_grad(x: np.ndarray, gy: np.ndarray, spec: ConvSpec, channels_last: bo
     they lie, in the caller's layout; None for any other call (the im2col route runs it).
 
     Channels-last, one product ``gy^T @ x`` over the batch's pixels (both arrays are already those matrices).
-    Channels-first, one product a sample, ``gy[n] @ x[n]^T``, summed over the samples in order, a stack of them at a
-    time (``CHUNK_BYTES`` of products): only where a sample's pixels are at least ``C_in C_out / (C_in + C_out)``,
+    Channels-first, one product a sample, ``gy[n] @ x[n]^T``, a stack of them at a time (``CHUNK_BYTES`` of
+    products): only where a sample's pixels are at least ``C_in C_out / (C_in + C_out)``,
     where the products' outputs, written and summed once a sample, are no larger than the im2col route's copies of
-    x and the output gradient (which (32, 512, 7, 7) -> 2048 ran 2.2 times slower without). The im2col route
-    copies both arrays into matrices of the batch's pixels first: U-Net's head, (8, 16, 64, 64) -> 1, 0.72 ms that
-    way against 0.10; (8, 64, 56, 56) -> 256 channels-last 15.8 against 4.7, channels-first 9.3 against 5.3
-    (docs/design.md, "1x1 weight gradients where they lie")."""
+    x and the output gradient (which (32, 512, 7, 7) -> 2048 ran 2.2 times slower without). Each stack's products
+    are summed (NumPy's sum over its samples) and added to the gradient in the stacks' order: the same bits on
+    every call. The im2col route copies both arrays into matrices of the batch's pixels first: ``conv_grad`` of
+    U-Net's head, (8, 16, 64, 64) -> 1, 0.72 ms that way against 0.12; (8, 64, 56, 56) -> 256 channels-last 15.8
+    against 7.1, channels-first 9.3 against 6.8 (docs/design.md, "1x1 weight gradients where they lie")."""
     if spec.transposed or spec.groups != 1 or not fits(spec) or any(s != 1 for s in spec.stride):
         return None
     batch, pixels = x.shape[0], math.prod(spec.input_size)
