@@ -3096,7 +3096,9 @@ def test_pointwise_weight_gradient_matches_the_oracle(monkeypatch, channels_last
         ((5, 5), 4, 6, 1, 2, 2, False),  # two groups
     )
     for number, (spatial, c_in, c_out, stride, groups, batch, in_place) in enumerate(cases):
-        monkeypatch.setattr(_tuning, "CHUNK_BYTES", 1 if number in (0, 4) else 30 * 2**20)  # stacks of one, of all
+        # stacks of one sample (cases 0 and 4), of two with a shorter last one (case 2 in float64), of all
+        chunk = {0: 1, 2: 2 * c_in * c_out * 8, 4: 1}.get(number, 30 * 2**20)
+        monkeypatch.setattr(_tuning, "CHUNK_BYTES", chunk)
         d = len(spatial)
         x = rng.standard_normal((batch, c_in, *spatial))
         w = rng.standard_normal((c_out, c_in // groups, *(1,) * d))
@@ -3104,16 +3106,21 @@ def test_pointwise_weight_gradient_matches_the_oracle(monkeypatch, channels_last
         gy = rng.standard_normal(naive_conv(x, w, None, **oracle).shape)
         v = rng.standard_normal(w.shape)
         expected = np.vdot(naive_conv(x, v, None, **oracle), gy)
-        xin, gyin = (np.moveaxis(x, 1, -1), np.moveaxis(gy, 1, -1)) if channels_last else (x, gy)
-        if number % 3 == 2:  # a view of every other element of a larger array
-            wide = np.zeros((*xin.shape[:-1], 2 * xin.shape[-1]))
-            wide[..., ::2] = xin
-            xin = wide[..., ::2]
         options = {"stride": stride, "groups": groups, "channels_last": channels_last}
         for dtype, tolerance in ((np.float64, 1e-10), (np.float32, 2e-5)):
+            xin, gyin = x.astype(dtype), gy.astype(dtype)
+            if channels_last:  # channels-last in memory, as a caller's NHWC arrays are
+                xin, gyin = (
+                    np.ascontiguousarray(np.moveaxis(xin, 1, -1)),
+                    np.ascontiguousarray(np.moveaxis(gyin, 1, -1)),
+                )
+            if number % 3 == 2:  # a view of every other element of a larger array
+                wide = np.zeros((*xin.shape[:-1], 2 * xin.shape[-1]), dtype=dtype)
+                wide[..., ::2] = xin
+                xin = wide[..., ::2]
             del taken[:]
             with tconv.use_algorithm("jit_pointwise") if forced else contextlib.nullcontext():
-                _, gw, _ = tconv.conv_grad(gyin.astype(dtype), xin.astype(dtype), w.astype(dtype), **options)
+                _, gw, _ = tconv.conv_grad(gyin, xin, w.astype(dtype), **options)
             assert gw.shape == w.shape and gw.dtype == dtype
             assert taken == [(in_place or channels_last) and stride == 1 and groups == 1]
             scale = float(np.abs(v).ravel() @ np.abs(gw.astype(np.float64)).ravel()) + 1.0
