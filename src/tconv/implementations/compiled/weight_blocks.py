@@ -11,8 +11,8 @@ order (taps, then channels), so that a block's broadcasts read a few adjacent el
 
 x is copied once into a zero-padded channels-last buffer (:func:`.blocked.padded_layout`: every output's taps meet it),
 and the output gradient is read channels-last in place where its channel blocks are whole, else copied
-channels-last with each group's channels padded with zeros to whole blocks. Samples go ``CHUNK_BYTES`` of those
-copies at a time.
+channels-last with each group's channels padded with zeros to whole blocks; either way a tile's worth of it is then
+packed into the job's panel (below). Samples go ``CHUNK_BYTES`` of those copies at a time.
 
 The rows of output pixels (sample, o1, o2) are cut into one bin a thread of the team (:func:`bins`), each summing
 into a partial of its own, added in the bins' order at the end: the same sums in the same order on every call,
